@@ -1,0 +1,55 @@
+/* The daemon skeleton every service's main hands itself to (Postfix's
+ * single_server_main): flags, configuration, logging, signals, start-up
+ * checks and clean shutdown live here; the service supplies init/run/fini.
+ *
+ *   int main(int argc, char **argv) { return hodei_daemon_main(argc, argv, &relay_service); }
+ *
+ * Flags: --config FILE (or HODEI_CONFIG), --check-config (load, validate,
+ * print, exit 0/2), --help, --version.
+ * Exit codes: 0 clean stop, 1 runtime failure (e.g. database unreachable at
+ * start), 2 bad usage or configuration. Every failure prints one clear line
+ * naming the cause. SIGTERM and SIGINT request a stop; run() must return
+ * promptly after hodei_daemon_stopping() turns true. */
+#ifndef HODEI_DAEMON_H
+#define HODEI_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hodei/config.h"
+#include "hodei/status.h"
+
+typedef struct hodei_daemon hodei_daemon;
+
+typedef struct {
+    const char *name;                 /* process name for logs: "outbox-relay" */
+    const char *summary;              /* one line for --help */
+    const hodei_cfg_param *params;    /* the service's own parameters (may be NULL) */
+    size_t n_params;
+    void *config;                     /* the struct those parameters fill */
+    bool needs_db;                    /* check database.url is reachable before init */
+    bool needs_nats;                  /* check nats.url is reachable before init */
+    hodei_status (*init)(hodei_daemon *d, hodei_err *err);
+    hodei_status (*run)(hodei_daemon *d, hodei_err *err);
+    void (*fini)(hodei_daemon *d);
+} hodei_service;
+
+int hodei_daemon_main(int argc, char **argv, const hodei_service *svc);
+
+bool hodei_daemon_stopping(const hodei_daemon *d);
+/* Requests a stop from inside the process (as SIGTERM would). */
+void hodei_daemon_request_stop(hodei_daemon *d);
+/* Sleeps up to timeout_ms or until a stop is requested; returns stopping. */
+bool hodei_daemon_wait(hodei_daemon *d, int64_t timeout_ms);
+/* A file descriptor that becomes readable when a stop is requested (for
+ * poll loops). Do not read or close it. */
+int hodei_daemon_stop_fd(const hodei_daemon *d);
+const hodei_common_config *hodei_daemon_common(const hodei_daemon *d);
+/* "<hostname>-<pid>" unless instance.id is set. */
+const char *hodei_daemon_instance(const hodei_daemon *d);
+/* The service's state pointer, for init/run/fini to share. */
+void hodei_daemon_set_state(hodei_daemon *d, void *state);
+void *hodei_daemon_state(const hodei_daemon *d);
+
+#endif

@@ -1,0 +1,75 @@
+/* PostgreSQL access: a small pool of libpq connections, parameterized
+ * queries only (PQexecParams, never string-built SQL with user values),
+ * transactions, SQLSTATE mapped to suite statuses, and the schema migrations
+ * (embedded in the binary at build time from migrations/NNNN_name.sql).
+ *
+ * A connection that failed at the socket level is dropped by release(broken)
+ * and replaced on the next acquire, so a PostgreSQL restart heals by itself. */
+#ifndef HODEI_DB_H
+#define HODEI_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hodei/status.h"
+
+typedef struct hodei_db hodei_db;
+
+/* url: libpq conninfo or URI. size: 1..256 connections, opened lazily. */
+hodei_status hodei_db_create(const char *url, int size, int64_t connect_timeout_ms,
+                             hodei_db **out, hodei_err *err);
+void hodei_db_destroy(hodei_db *db);
+
+/* Waits up to timeout_ms for a free connection (connecting if needed).
+ * HODEI_ERR_UNAVAILABLE when the server cannot be reached, HODEI_ERR_TIMEOUT
+ * when all connections stay busy. */
+hodei_status hodei_db_acquire(hodei_db *db, int64_t timeout_ms, PGconn **out, hodei_err *err);
+/* broken = true closes the connection instead of returning it (set it when a
+ * call on it reported HODEI_ERR_UNAVAILABLE, or a transaction is left open). */
+void hodei_db_release(hodei_db *db, PGconn *conn, bool broken);
+
+/* One open connection outside any pool (for LISTEN, advisory locks, tools). */
+hodei_status hodei_db_connect(const char *url, int64_t connect_timeout_ms, PGconn **out,
+                              hodei_err *err);
+
+/* Runs sql with text parameters (NULL entry = SQL NULL). On success *res
+ * holds the result (PQclear it); res may be NULL when no rows are wanted.
+ * Errors: HODEI_ERR_EXISTS (23505 unique violation), HODEI_ERR_INVALID (22xxx,
+ * 23xxx other), HODEI_ERR_UNAVAILABLE (connection lost, 08xxx, 57P0x),
+ * HODEI_ERR_PRECONDITION (40001/40P01 serialization/deadlock: retry),
+ * HODEI_ERR_INTERNAL otherwise; err->msg holds PostgreSQL's primary message. */
+hodei_status hodei_db_exec(PGconn *conn, const char *sql, int n_params,
+                           const char *const *params, PGresult **res, hodei_err *err);
+/* As hodei_db_exec with per-parameter lengths and formats (1 = binary), for
+ * bytea payloads. */
+hodei_status hodei_db_exec_bin(PGconn *conn, const char *sql, int n_params,
+                               const char *const *params, const int *lengths,
+                               const int *formats, PGresult **res, hodei_err *err);
+
+hodei_status hodei_db_begin(PGconn *conn, hodei_err *err);
+hodei_status hodei_db_commit(PGconn *conn, hodei_err *err);
+void hodei_db_rollback(PGconn *conn);
+
+/* true when the status means "the connection is gone; release(broken)". */
+bool hodei_db_status_broken(hodei_status st);
+
+/* Applies every migration not yet applied, in order, each in its own
+ * transaction, under an advisory lock (concurrent callers wait, then find
+ * nothing to do). Records them in schema_migrations. *applied_out (may be
+ * NULL) gets how many ran now. */
+hodei_status hodei_db_migrate(PGconn *conn, int *applied_out, hodei_err *err);
+/* The highest migration version compiled into this binary. */
+int hodei_db_schema_version(void);
+
+/* Helpers for reading results. */
+int64_t hodei_db_get_i64(const PGresult *res, int row, int col);   /* NULL -> 0 */
+const char *hodei_db_get_str(const PGresult *res, int row, int col); /* NULL -> "" */
+bool hodei_db_is_null(const PGresult *res, int row, int col);
+
+/* A description of the server in url safe to log: host, port, database, user;
+ * never the password. */
+void hodei_db_describe(const char *url, char *out, size_t out_len);
+
+#endif

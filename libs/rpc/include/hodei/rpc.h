@@ -1,0 +1,201 @@
+/* gRPC plumbing on gRPC core's C API: a server that dispatches calls by method
+ * path to handlers, and a client for unary, server-streaming and bidirectional
+ * calls. Messages are protobuf-c; the wire is standard gRPC, so any gRPC
+ * client that has the .proto files can talk to a hodei server.
+ *
+ * Threading: the server runs `threads` threads on one completion queue.
+ * Handlers run on those threads and must not block for long; a handler may
+ * keep the call and answer later from any thread (e.g. after a group commit).
+ *
+ * Ownership: request messages handed to handlers are owned by the library and
+ * freed after the handler returns, unless the handler calls
+ * hodei_rpc_call_take_request(). Response messages passed to reply/send are
+ * serialized before the function returns; the caller keeps ownership. */
+#ifndef HODEI_RPC_H
+#define HODEI_RPC_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hodei/status.h"
+
+/* gRPC status codes (same numbers as grpc_status_code). */
+typedef enum {
+    HODEI_GRPC_OK = 0,
+    HODEI_GRPC_CANCELLED = 1,
+    HODEI_GRPC_UNKNOWN = 2,
+    HODEI_GRPC_INVALID_ARGUMENT = 3,
+    HODEI_GRPC_DEADLINE_EXCEEDED = 4,
+    HODEI_GRPC_NOT_FOUND = 5,
+    HODEI_GRPC_ALREADY_EXISTS = 6,
+    HODEI_GRPC_PERMISSION_DENIED = 7,
+    HODEI_GRPC_RESOURCE_EXHAUSTED = 8,
+    HODEI_GRPC_FAILED_PRECONDITION = 9,
+    HODEI_GRPC_ABORTED = 10,
+    HODEI_GRPC_OUT_OF_RANGE = 11,
+    HODEI_GRPC_UNIMPLEMENTED = 12,
+    HODEI_GRPC_INTERNAL = 13,
+    HODEI_GRPC_UNAVAILABLE = 14,
+    HODEI_GRPC_DATA_LOSS = 15,
+    HODEI_GRPC_UNAUTHENTICATED = 16,
+} hodei_grpc_code;
+
+/* Maps a suite status to the gRPC code a client should see. */
+hodei_grpc_code hodei_rpc_code_from_status(hodei_status st);
+const char *hodei_grpc_code_str(hodei_grpc_code code); /* "INVALID_ARGUMENT", ... */
+
+/* Largest message accepted or sent, both directions. */
+#define HODEI_RPC_MESSAGE_MAX (16 * 1024 * 1024)
+
+/* ---------------------------------------------------------------- server */
+
+typedef struct hodei_rpc_server hodei_rpc_server;
+typedef struct hodei_rpc_call hodei_rpc_call;
+
+typedef enum {
+    HODEI_RPC_UNARY = 0,        /* one request, one response */
+    HODEI_RPC_SERVER_STREAM,    /* one request, many responses */
+    HODEI_RPC_BIDI,             /* many requests, many responses */
+} hodei_rpc_kind;
+
+/* Called once per call with the (first) request message. For UNARY and
+ * SERVER_STREAM the handler must eventually finish the call with
+ * hodei_rpc_call_reply / hodei_rpc_call_fail / hodei_rpc_call_finish. For
+ * BIDI, `req` is NULL here: messages arrive through on_message. */
+typedef void (*hodei_rpc_handler_fn)(hodei_rpc_call *call, const ProtobufCMessage *req,
+                                     void *ctx);
+/* BIDI only: each message the client sends; msg is freed after return. */
+typedef void (*hodei_rpc_message_fn)(hodei_rpc_call *call, const ProtobufCMessage *msg,
+                                     void *ctx);
+/* BIDI and SERVER_STREAM: the client half-closed (BIDI) or the call ended
+ * (cancelled, deadline, peer gone, or finished). Called exactly once per
+ * call, after which the call handle must no longer be used by the handler
+ * unless it holds a reference (hodei_rpc_call_ref). */
+typedef void (*hodei_rpc_close_fn)(hodei_rpc_call *call, bool cancelled, void *ctx);
+
+typedef struct {
+    const char *path;                            /* "/hodei.v1.JobExecutionService/QueueJob" */
+    hodei_rpc_kind kind;
+    const ProtobufCMessageDescriptor *request;   /* type of client messages */
+    hodei_rpc_handler_fn on_call;
+    hodei_rpc_message_fn on_message;             /* BIDI only */
+    hodei_rpc_close_fn on_close;                 /* optional */
+    void *ctx;
+} hodei_rpc_method;
+
+typedef struct {
+    const char *listen_addr;      /* "127.0.0.1:50051", "0.0.0.0:0" (0 = any free port) */
+    int threads;                  /* completion-queue threads, 1..64 */
+    /* TLS: all NULL = insecure. With client_ca_file set, client certs are required. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_client_ca_file;
+} hodei_rpc_server_opts;
+
+hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts,
+                                     hodei_rpc_server **out, hodei_err *err);
+/* Register before start. path must be unique. */
+hodei_status hodei_rpc_server_add(hodei_rpc_server *srv, const hodei_rpc_method *method,
+                                  hodei_err *err);
+/* Binds and starts the threads. */
+hodei_status hodei_rpc_server_start(hodei_rpc_server *srv, hodei_err *err);
+/* The port actually bound (useful with port 0). */
+int hodei_rpc_server_port(const hodei_rpc_server *srv);
+/* Stops accepting, cancels calls still open, waits for handlers' threads,
+ * frees everything. NULL is a no-op. */
+void hodei_rpc_server_destroy(hodei_rpc_server *srv);
+
+/* Unary: sends resp and status OK; ends the call. */
+void hodei_rpc_call_reply(hodei_rpc_call *call, const ProtobufCMessage *resp);
+/* Any kind: ends the call with an error status and message (UTF-8). */
+void hodei_rpc_call_fail(hodei_rpc_call *call, hodei_grpc_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Shorthand: fails with the code mapped from err->code and err->msg. */
+void hodei_rpc_call_fail_err(hodei_rpc_call *call, const hodei_err *err);
+/* Streaming kinds: queues one message. Returns HODEI_ERR_CANCELLED once the
+ * call is gone, HODEI_ERR_LIMIT when more than `queue_max` messages wait
+ * (set per call with hodei_rpc_call_set_queue_max; default 1024). */
+hodei_status hodei_rpc_call_send(hodei_rpc_call *call, const ProtobufCMessage *msg);
+/* Streaming kinds: sends the status after every queued message. */
+void hodei_rpc_call_finish(hodei_rpc_call *call, hodei_grpc_code code, const char *msg);
+void hodei_rpc_call_set_queue_max(hodei_rpc_call *call, size_t queue_max);
+/* Messages queued and not yet written (for flow control). */
+size_t hodei_rpc_call_pending(hodei_rpc_call *call);
+
+/* Reference counting for handlers that keep a call across threads (e.g. the
+ * edge holding a worker's stream). The library holds its own reference
+ * until the call has completed on the wire. */
+void hodei_rpc_call_ref(hodei_rpc_call *call);
+void hodei_rpc_call_unref(hodei_rpc_call *call);
+
+/* Request metadata value for key (lower-case, e.g. "authorization"), or NULL.
+ * Valid while the call lives. */
+const char *hodei_rpc_call_metadata(hodei_rpc_call *call, const char *key);
+/* Absolute deadline of the call in hodei_mono_ms() terms, or INT64_MAX. */
+int64_t hodei_rpc_call_deadline_ms(hodei_rpc_call *call);
+/* Peer identity: the SAN of a verified client certificate, or NULL. */
+const char *hodei_rpc_call_peer_identity(hodei_rpc_call *call);
+/* Per-call user pointer (handlers' own state). */
+void hodei_rpc_call_set_user(hodei_rpc_call *call, void *user);
+void *hodei_rpc_call_user(hodei_rpc_call *call);
+
+/* ---------------------------------------------------------------- client */
+
+typedef struct hodei_rpc_channel hodei_rpc_channel;
+typedef struct hodei_rpc_stream hodei_rpc_stream;
+
+typedef struct {
+    const char *target;           /* "127.0.0.1:50051" */
+    /* TLS: all NULL = insecure. ca_file alone = server-auth TLS; plus
+     * cert/key = mutual TLS. */
+    const char *tls_ca_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *api_key;          /* sent as "authorization: Bearer <key>" when set */
+} hodei_rpc_channel_opts;
+
+/* Result of a call as the client sees it. */
+typedef struct {
+    hodei_grpc_code code;
+    char message[512];
+} hodei_rpc_result;
+
+hodei_status hodei_rpc_channel_create(const hodei_rpc_channel_opts *opts,
+                                      hodei_rpc_channel **out, hodei_err *err);
+void hodei_rpc_channel_destroy(hodei_rpc_channel *ch);
+
+/* Unary call. On code OK, *resp_out holds the unpacked response (free with
+ * protobuf_c_message_free_unpacked(*resp_out, NULL)). timeout_ms <= 0 means
+ * no deadline. Returns HODEI_OK when the call completed (whatever its gRPC
+ * code, see res), an error when it could not be made at all. */
+hodei_status hodei_rpc_unary(hodei_rpc_channel *ch, const char *path,
+                             const ProtobufCMessage *req,
+                             const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms,
+                             ProtobufCMessage **resp_out, hodei_rpc_result *res, hodei_err *err);
+
+/* Streaming calls. For SERVER_STREAM pass the request in `req`; for BIDI pass
+ * NULL and use hodei_rpc_stream_send. */
+hodei_status hodei_rpc_stream_open(hodei_rpc_channel *ch, const char *path,
+                                   const ProtobufCMessage *req,
+                                   const ProtobufCMessageDescriptor *resp_desc,
+                                   int64_t timeout_ms, hodei_rpc_stream **out, hodei_err *err);
+hodei_status hodei_rpc_stream_send(hodei_rpc_stream *st, const ProtobufCMessage *msg,
+                                   hodei_err *err);
+hodei_status hodei_rpc_stream_close_send(hodei_rpc_stream *st, hodei_err *err);
+/* Waits up to timeout_ms (< 0 = forever) for the next message.
+ * HODEI_OK with *msg_out set: a message (caller frees).
+ * HODEI_OK with *msg_out NULL: the stream ended; res holds the final status.
+ * HODEI_ERR_TIMEOUT: nothing arrived in time; the stream is still usable. */
+hodei_status hodei_rpc_stream_recv(hodei_rpc_stream *st, int64_t timeout_ms,
+                                   ProtobufCMessage **msg_out, hodei_rpc_result *res,
+                                   hodei_err *err);
+/* Cancels if still open and frees. NULL is a no-op. */
+void hodei_rpc_stream_destroy(hodei_rpc_stream *st);
+
+/* Call once per process before any other rpc function, and once at exit. */
+void hodei_rpc_global_init(void);
+void hodei_rpc_global_shutdown(void);
+
+#endif
