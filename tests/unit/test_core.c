@@ -74,3 +74,33 @@ Test(status, names)
     cr_assert_str_eq(e.msg, "spec.priority bad");
     cr_assert_str_eq(hodei_status_str(HODEI_ERR_NOT_FOUND), "not_found");
 }
+
+#include "hodei/buf.h"
+
+Test(buf, grows_until_max_then_fails)
+{
+    hodei_buf b;
+    hodei_buf_init(&b, 8);
+    cr_assert(hodei_buf_puts(&b, "abcd"));
+    cr_assert(hodei_buf_printf(&b, "%d", 123));
+    cr_assert_str_eq(b.data, "abcd123");
+    cr_assert_not(hodei_buf_puts(&b, "xy"));
+    cr_assert(b.failed);
+    cr_assert_not(hodei_buf_putc(&b, 'z'), "stays failed");
+    hodei_buf_fini(&b);
+}
+
+Test(buf, hex_round_trip)
+{
+    hodei_buf b;
+    hodei_buf_init(&b, 64);
+    unsigned char in[] = {0x00, 0x7f, 0xff, 0x10};
+    cr_assert(hodei_buf_hex(&b, in, sizeof in));
+    cr_assert_str_eq(b.data, "007fff10");
+    unsigned char out[4];
+    cr_assert_eq(hodei_hex_decode(b.data, b.len, out, sizeof out), 4);
+    cr_assert_arr_eq(in, out, 4);
+    cr_assert_eq(hodei_hex_decode("0g", 2, out, sizeof out), -1);
+    cr_assert_eq(hodei_hex_decode("abc", 3, out, sizeof out), -1);
+    hodei_buf_fini(&b);
+}
