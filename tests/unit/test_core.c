@@ -104,3 +104,12 @@ Test(buf, hex_round_trip)
     cr_assert_eq(hodei_hex_decode("abc", 3, out, sizeof out), -1);
     hodei_buf_fini(&b);
 }
+
+Test(buf, json_string_escapes)
+{
+    hodei_buf b;
+    hodei_buf_init(&b, 256);
+    cr_assert(hodei_buf_json_string(&b, "a\"b\\c\n\x01"));
+    cr_assert_str_eq(b.data, "\"a\\\"b\\\\c\\n\\u0001\"");
+    hodei_buf_fini(&b);
+}

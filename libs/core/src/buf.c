@@ -131,3 +131,23 @@ long hodei_hex_decode(const char *hex, size_t len, void *out, size_t out_cap)
     }
     return (long)(len / 2);
 }
+
+bool hodei_buf_json_string(hodei_buf *b, const char *s)
+{
+    hodei_buf_putc(b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': hodei_buf_puts(b, "\\\""); break;
+        case '\\': hodei_buf_puts(b, "\\\\"); break;
+        case '\n': hodei_buf_puts(b, "\\n"); break;
+        case '\r': hodei_buf_puts(b, "\\r"); break;
+        case '\t': hodei_buf_puts(b, "\\t"); break;
+        default:
+            if (*p < 0x20)
+                hodei_buf_printf(b, "\\u%04x", *p);
+            else
+                hodei_buf_putc(b, (char)*p);
+        }
+    }
+    return hodei_buf_putc(b, '"');
+}

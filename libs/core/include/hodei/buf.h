@@ -32,3 +32,10 @@ char *hodei_buf_take(hodei_buf *b, size_t *len_out);
 long hodei_hex_decode(const char *hex, size_t len, void *out, size_t out_cap);
 
 #endif
+
+#ifndef HODEI_BUF_JSON_H
+#define HODEI_BUF_JSON_H
+/* Appends s as a JSON string literal (quotes included; control characters
+ * as \u00XX). s must be valid UTF-8 (validated at the door). */
+bool hodei_buf_json_string(hodei_buf *b, const char *s);
+#endif
