@@ -29,7 +29,7 @@ typedef struct {
     const char *name;            /* dotted: "database.url" */
     hodei_cfg_type type;
     const char *default_value;   /* text, parsed like any input; NULL = "" / 0 */
-    int64_t min, max;            /* bounds (STRING: max length, 0 = 4096) */
+    int64_t min, max;            /* bounds; both 0 = unbounded (STRING: max length, 0 = 4096) */
     size_t offset;               /* offsetof(struct, field) within the section base */
     const char *help;
     bool required;               /* must be non-empty after all sources */
