@@ -124,6 +124,10 @@ void hodei_rpc_call_set_queue_max(hodei_rpc_call *call, size_t queue_max);
 /* Messages queued and not yet written (for flow control). */
 size_t hodei_rpc_call_pending(hodei_rpc_call *call);
 
+/* UNARY and SERVER_STREAM, inside on_call only: takes ownership of the
+ * request message (free with protobuf_c_message_free_unpacked(msg, NULL)). */
+ProtobufCMessage *hodei_rpc_call_take_request(hodei_rpc_call *call);
+
 /* Reference counting for handlers that keep a call across threads (e.g. the
  * edge holding a worker's stream). The library holds its own reference
  * until the call has completed on the wire. */

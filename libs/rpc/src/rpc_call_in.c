@@ -1,0 +1,248 @@
+/* Incoming side of a server call: accept and dispatch, request messages,
+ * the end of the call on the wire, and what handlers may ask of a call
+ * (metadata, deadline, peer identity, user pointer). */
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hodei/log.h"
+#include "hodei/time.h"
+#include "rpc_int.h"
+
+static void call_post_close_locked(hodei_rpc_call *call)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &call->close_cancelled;
+    if (!rpc_call_start_locked(call, &op, 1, &call->tag_close)) {
+        call->close_seen = true;
+        call->close_cancelled = 1;
+    }
+}
+
+/* One RECV_MESSAGE; streaming kinds also open with their initial metadata. */
+static void call_post_recv_locked(hodei_rpc_call *call)
+{
+    grpc_op ops[2];
+    size_t n = 0;
+    if (call->method.kind != HODEI_RPC_UNARY && !call->md_sent) {
+        memset(&ops[n], 0, sizeof ops[n]);
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        call->md_sent = true;
+    }
+    memset(&ops[n], 0, sizeof ops[n]);
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n++].data.recv_message.recv_message = &call->recv_bb;
+    call->recv_busy = rpc_call_start_locked(call, ops, n, &call->tag_recv);
+}
+
+/* A call nobody will handle: status right away. */
+static void call_refuse_locked(hodei_rpc_call *call, hodei_grpc_code code, const char *msg)
+{
+    call->method.kind = HODEI_RPC_UNARY;
+    call->finished = true;
+    call->status_code = code;
+    snprintf(call->status_msg, sizeof call->status_msg, "%s", msg);
+    call->status_pending = true;
+    call->recv_busy = false;
+}
+
+/* A call matched: keep another request outstanding, post RECV_CLOSE (so a
+ * cancel is observed), then dispatch by path. */
+void rpc_call_on_new(hodei_rpc_call *call)
+{
+    hodei_rpc_server *srv = call->srv;
+    rpc_server_request_next(srv);
+    const hodei_rpc_method *m = rpc_server_find(srv, call->details.method);
+    pthread_mutex_lock(&call->mu);
+    call_post_close_locked(call);
+    if (!m || atomic_load(&srv->shutting_down)) {
+        char msg[RPC_STATUS_MSG_MAX];
+        int len = (int)GRPC_SLICE_LENGTH(call->details.method);
+        snprintf(msg, sizeof msg, m ? "server is shutting down" : "unknown method %.*s", len,
+                 (const char *)GRPC_SLICE_START_PTR(call->details.method));
+        call_refuse_locked(call, m ? HODEI_GRPC_UNAVAILABLE : HODEI_GRPC_UNIMPLEMENTED, msg);
+        rpc_call_start_status(call);
+        return;
+    }
+    call->method = *m;
+    call->method.path = NULL;
+    call->known = true;
+    if (m->kind != HODEI_RPC_BIDI) {
+        call_post_recv_locked(call);
+        rpc_call_settle(call);
+        return;
+    }
+    call->recv_busy = true; /* on_call runs before any on_message or on_close */
+    pthread_mutex_unlock(&call->mu);
+    call->method.on_call(call, NULL, call->method.ctx);
+    pthread_mutex_lock(&call->mu);
+    call->recv_busy = false;
+    if (!call->close_seen && !call->finished)
+        call_post_recv_locked(call);
+    rpc_call_settle(call);
+}
+
+static ProtobufCMessage *call_unpack_or_fail(hodei_rpc_call *call, grpc_byte_buffer *bb)
+{
+    const ProtobufCMessageDescriptor *d = call->method.request;
+    ProtobufCMessage *msg = rpc_msg_unpack(d, bb);
+    grpc_byte_buffer_destroy(bb);
+    if (!msg)
+        hodei_rpc_call_fail(call, HODEI_GRPC_INVALID_ARGUMENT, "request is not a valid %s",
+                            d->name);
+    return msg;
+}
+
+/* UNARY and SERVER_STREAM: the one request message. */
+static void call_handle_first(hodei_rpc_call *call, bool ok, grpc_byte_buffer *bb)
+{
+    if (!ok) {
+        pthread_mutex_lock(&call->mu);
+        call->finished = true; /* gone before the handler saw it */
+        pthread_mutex_unlock(&call->mu);
+    } else if (!bb) {
+        hodei_rpc_call_fail(call, HODEI_GRPC_INVALID_ARGUMENT, "request message is missing");
+    } else {
+        ProtobufCMessage *msg = call_unpack_or_fail(call, bb);
+        if (msg) {
+            call->req = msg;
+            call->method.on_call(call, msg, call->method.ctx);
+            pthread_mutex_lock(&call->mu);
+            msg = call->req;
+            call->req = NULL;
+            pthread_mutex_unlock(&call->mu);
+            if (msg)
+                protobuf_c_message_free_unpacked(msg, NULL);
+        }
+    }
+    pthread_mutex_lock(&call->mu);
+    call->recv_busy = false;
+    rpc_call_settle(call);
+}
+
+/* BIDI: one client message, or the client's half-close (NULL buffer). */
+static void call_handle_bidi(hodei_rpc_call *call, bool ok, grpc_byte_buffer *bb)
+{
+    bool more = false;
+    if (ok && bb) {
+        ProtobufCMessage *msg = call_unpack_or_fail(call, bb);
+        if (msg) {
+            call->method.on_message(call, msg, call->method.ctx);
+            protobuf_c_message_free_unpacked(msg, NULL);
+            more = true;
+        }
+    } else if (bb) {
+        grpc_byte_buffer_destroy(bb);
+    }
+    pthread_mutex_lock(&call->mu);
+    call->recv_busy = false;
+    if (more && !call->close_seen && !call->finished)
+        call_post_recv_locked(call);
+    else if (ok && !bb && !call->close_seen)
+        call->half_closed = true;
+    rpc_call_settle(call);
+}
+
+void rpc_call_on_recv(hodei_rpc_call *call, bool ok)
+{
+    pthread_mutex_lock(&call->mu);
+    grpc_byte_buffer *bb = call->recv_bb;
+    call->recv_bb = NULL;
+    pthread_mutex_unlock(&call->mu);
+    if (call->method.kind == HODEI_RPC_BIDI)
+        call_handle_bidi(call, ok, bb);
+    else
+        call_handle_first(call, ok, bb);
+}
+
+void rpc_call_on_close(hodei_rpc_call *call, bool ok)
+{
+    pthread_mutex_lock(&call->mu);
+    call->close_seen = true;
+    if (!ok)
+        call->close_cancelled = 1;
+    rpc_call_queue_clear_locked(call);
+    rpc_call_settle(call);
+}
+
+ProtobufCMessage *hodei_rpc_call_take_request(hodei_rpc_call *call)
+{
+    pthread_mutex_lock(&call->mu);
+    ProtobufCMessage *msg = call->req;
+    call->req = NULL;
+    pthread_mutex_unlock(&call->mu);
+    return msg;
+}
+
+const char *hodei_rpc_call_metadata(hodei_rpc_call *call, const char *key)
+{
+    const char *value = NULL;
+    size_t key_len = strlen(key);
+    pthread_mutex_lock(&call->mu);
+    if (!call->md_values && call->md.count)
+        call->md_values = calloc(call->md.count, sizeof *call->md_values);
+    for (size_t i = 0; call->md_values && i < call->md.count; i++) {
+        const grpc_metadata *m = &call->md.metadata[i];
+        if (GRPC_SLICE_LENGTH(m->key) != key_len ||
+            memcmp(GRPC_SLICE_START_PTR(m->key), key, key_len) != 0)
+            continue;
+        if (!call->md_values[i])
+            call->md_values[i] = strndup((const char *)GRPC_SLICE_START_PTR(m->value),
+                                         GRPC_SLICE_LENGTH(m->value));
+        value = call->md_values[i];
+        break;
+    }
+    pthread_mutex_unlock(&call->mu);
+    return value;
+}
+
+int64_t hodei_rpc_call_deadline_ms(hodei_rpc_call *call)
+{
+    gpr_timespec d = call->details.deadline;
+    if (d.tv_sec == INT64_MAX || d.clock_type == GPR_TIMESPAN)
+        return INT64_MAX;
+    gpr_timespec now = gpr_now(d.clock_type);
+    int64_t left_ms = (d.tv_sec - now.tv_sec) * 1000 + (d.tv_nsec - now.tv_nsec) / 1000000;
+    if (left_ms > INT64_MAX / 4)
+        return INT64_MAX;
+    return hodei_mono_ms() + left_ms;
+}
+
+const char *hodei_rpc_call_peer_identity(hodei_rpc_call *call)
+{
+    pthread_mutex_lock(&call->mu);
+    if (!call->peer_checked && call->gcall) {
+        call->peer_checked = true;
+        grpc_auth_context *ctx = grpc_call_auth_context(call->gcall);
+        if (ctx && grpc_auth_context_peer_is_authenticated(ctx)) {
+            grpc_auth_property_iterator it = grpc_auth_context_peer_identity(ctx);
+            const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+            if (p && p->value)
+                call->peer = strndup(p->value, p->value_length);
+        }
+        if (ctx)
+            grpc_auth_context_release(ctx);
+    }
+    const char *peer = call->peer;
+    pthread_mutex_unlock(&call->mu);
+    return peer;
+}
+
+void hodei_rpc_call_set_user(hodei_rpc_call *call, void *user)
+{
+    pthread_mutex_lock(&call->mu);
+    call->user = user;
+    pthread_mutex_unlock(&call->mu);
+}
+
+void *hodei_rpc_call_user(hodei_rpc_call *call)
+{
+    pthread_mutex_lock(&call->mu);
+    void *user = call->user;
+    pthread_mutex_unlock(&call->mu);
+    return user;
+}

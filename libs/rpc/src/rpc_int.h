@@ -1,0 +1,133 @@
+/* Private to libs/rpc: the server and call structures shared by rpc_server.c
+ * and rpc_call.c, and helpers shared with the client. */
+#ifndef HODEI_RPC_INT_H
+#define HODEI_RPC_INT_H
+
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "hodei/rpc.h"
+
+#define RPC_THREADS_MAX 64
+#define RPC_METHODS_MAX 128
+#define RPC_REQUESTS_PER_THREAD 8      /* grpc_server_request_call kept outstanding */
+#define RPC_QUEUE_MAX_DEFAULT 1024
+#define RPC_PEM_FILE_MAX (1024 * 1024)
+#define RPC_STATUS_MSG_MAX 512
+
+/* What a completion-queue tag stands for. Tags are embedded in their owner. */
+typedef enum {
+    RPC_TAG_NEW = 0,     /* grpc_server_request_call matched a call */
+    RPC_TAG_RECV,        /* RECV_MESSAGE (server side) */
+    RPC_TAG_SEND,        /* SEND_MESSAGE and/or SEND_STATUS_FROM_SERVER */
+    RPC_TAG_CLOSE,       /* RECV_CLOSE_ON_SERVER */
+    RPC_TAG_SHUTDOWN,    /* grpc_server_shutdown_and_notify */
+} rpc_tag_kind;
+
+typedef struct {
+    rpc_tag_kind kind;
+    hodei_rpc_call *call;
+} rpc_tag;
+
+typedef struct rpc_send_node {
+    struct rpc_send_node *next;
+    grpc_byte_buffer *bb;
+} rpc_send_node;
+
+/* When on_close may fire and has fired. */
+typedef enum { RPC_CLOSE_PENDING = 0, RPC_CLOSE_FIRING, RPC_CLOSE_DONE } rpc_close_state;
+
+struct hodei_rpc_call {
+    hodei_rpc_server *srv;           /* only touched while the call is open */
+    pthread_mutex_t mu;              /* guards everything below, and start_batch */
+    int refs;
+    grpc_call *gcall;
+    grpc_call_details details;
+    grpc_metadata_array md;
+    char **md_values;                /* NUL-terminated copies, built on demand */
+    hodei_rpc_method method;         /* copy; path not used after dispatch */
+    bool known;                      /* method found */
+    rpc_tag tag_new, tag_recv, tag_send, tag_close;
+
+    grpc_byte_buffer *recv_bb;
+    int close_cancelled;             /* RECV_CLOSE_ON_SERVER out-parameter */
+    bool md_sent;                    /* SEND_INITIAL_METADATA started */
+    bool recv_busy;                  /* RECV in flight or its handler running */
+    bool close_seen;                 /* the call is over on the wire */
+    bool half_closed;                /* BIDI: client half-closed cleanly */
+    bool finished;                   /* handler replied / failed / finished */
+    bool lib_ref_dropped;
+    rpc_close_state close_state;
+    bool fire_cancelled;             /* value handed to on_close */
+
+    bool send_busy;                  /* one send batch in flight */
+    grpc_byte_buffer *send_bb;       /* message of the batch in flight */
+    bool status_pending;             /* finish asked; status not yet started */
+    bool status_started;
+    hodei_grpc_code status_code;
+    char status_msg[RPC_STATUS_MSG_MAX];
+    grpc_slice status_slice;         /* kept until the status batch completes */
+    rpc_send_node *q_head, *q_tail;
+    size_t q_len, q_max;
+
+    ProtobufCMessage *req;           /* first request, freed after on_call */
+    char *peer;                      /* cached peer identity */
+    bool peer_checked;
+    void *user;
+};
+
+struct hodei_rpc_server {
+    grpc_server *server;
+    grpc_completion_queue *cq;
+    char listen_addr[256];
+    char *tls_cert, *tls_key, *tls_ca; /* PEM contents */
+    int thread_count;
+    pthread_t threads[RPC_THREADS_MAX];
+    int threads_started;
+    hodei_rpc_method methods[RPC_METHODS_MAX];
+    char *method_paths[RPC_METHODS_MAX];
+    size_t method_count;
+    int port;
+    bool started;
+
+    atomic_int outstanding;          /* tags handed to gRPC, not yet completed */
+    atomic_bool shutting_down;
+    pthread_mutex_t mu;              /* guards shutdown_seen + cond */
+    pthread_cond_t cond;
+    bool shutdown_seen;
+    rpc_tag tag_shutdown;
+};
+
+/* rpc_common.c */
+grpc_byte_buffer *rpc_msg_pack(const ProtobufCMessage *msg);
+ProtobufCMessage *rpc_msg_unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb);
+hodei_status rpc_file_read(const char *path, char **out, hodei_err *err);
+void rpc_channel_args_init(grpc_channel_args *args, grpc_arg arg_storage[2]);
+gpr_timespec rpc_deadline_from_ms(int64_t timeout_ms);
+void rpc_result_set(hodei_rpc_result *res, grpc_status_code code, grpc_slice details);
+
+/* rpc_call.c, used by rpc_server.c */
+hodei_rpc_call *rpc_call_create(hodei_rpc_server *srv);
+void rpc_call_on_new(hodei_rpc_call *call);
+void rpc_call_on_recv(hodei_rpc_call *call, bool ok);
+void rpc_call_on_send(hodei_rpc_call *call, bool ok);
+void rpc_call_on_close(hodei_rpc_call *call, bool ok);
+void rpc_call_discard(hodei_rpc_call *call);
+/* Entered locked, returns unlocked: fires on_close / drops the library's
+ * reference when due. */
+void rpc_call_settle(hodei_rpc_call *call);
+/* Entered locked with status_pending set: starts the status when no send
+ * is in flight, then settles (returns unlocked). */
+void rpc_call_start_status(hodei_rpc_call *call);
+void rpc_call_queue_clear_locked(hodei_rpc_call *call);
+/* Starts a batch on an open call, counting it as outstanding. Call locked. */
+bool rpc_call_start_locked(hodei_rpc_call *call, const grpc_op *ops, size_t n, rpc_tag *tag);
+
+/* rpc_server.c, used by rpc_call.c */
+const hodei_rpc_method *rpc_server_find(const hodei_rpc_server *srv, grpc_slice path);
+void rpc_server_request_next(hodei_rpc_server *srv);
+void rpc_server_tag_done(hodei_rpc_server *srv);
+
+#endif

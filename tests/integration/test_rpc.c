@@ -1,0 +1,357 @@
+/* libs/rpc against a real gRPC server on 127.0.0.1 (port 0): unary,
+ * server streaming, bidi, errors, deadlines, metadata, concurrency,
+ * shutdown with open streams, and mutual TLS with certificates made by
+ * scripts/gen-certs. */
+#include <criterion/criterion.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hodei/rpc.h"
+#include "hodei/time.h"
+#include "hodei/v1/job.pb-c.h"
+#include "hodei/v1/logs.pb-c.h"
+#include "hodei/v1/worker.pb-c.h"
+
+#define PATH_GET "/hodei.v1.JobExecutionService/GetJobStatus"
+#define PATH_LOGS "/hodei.v1.LogStreamService/SubscribeLogs"
+#define PATH_WORKER "/hodei.v1.WorkerAgentService/WorkerStream"
+#define LATER_MAX 64
+
+static hodei_rpc_server *srv;
+static hodei_rpc_channel *ch;
+static char target[64];
+
+/* Threads that answer calls later; joined at teardown. */
+static pthread_t later[LATER_MAX];
+static atomic_int later_len;
+
+
+/* ------------------------------------------------------------ handlers */
+
+typedef struct {
+    hodei_rpc_call *call;
+    char id[64];
+    int delay_ms;
+} later_reply;
+
+static void reply_job_id(hodei_rpc_call *call, const char *id)
+{
+    Hodei__V1__Job job = HODEI__V1__JOB__INIT;
+    Hodei__V1__GetJobStatusResponse resp = HODEI__V1__GET_JOB_STATUS_RESPONSE__INIT;
+    job.id = (char *)id;
+    resp.job = &job;
+    hodei_rpc_call_reply(call, &resp.base);
+}
+
+static void *later_main(void *arg)
+{
+    later_reply *l = arg;
+    hodei_sleep_ms(l->delay_ms);
+    reply_job_id(l->call, l->id);
+    free(l);
+    return NULL;
+}
+
+static void later_start(hodei_rpc_call *call, const char *id, int delay_ms)
+{
+    later_reply *l = calloc(1, sizeof *l);
+    l->call = call;
+    snprintf(l->id, sizeof l->id, "%s", id);
+    l->delay_ms = delay_ms;
+    int i = atomic_fetch_add(&later_len, 1);
+    cr_assert_lt(i, LATER_MAX);
+    cr_assert_eq(pthread_create(&later[i], NULL, later_main, l), 0);
+}
+
+static void on_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    const Hodei__V1__GetJobStatusRequest *req = (const void *)msg;
+    const char *id = req->job_id;
+    char buf[128];
+    if (strcmp(id, "fail") == 0) {
+        hodei_rpc_call_fail(call, HODEI_GRPC_NOT_FOUND, "job %s not found", id);
+    } else if (strncmp(id, "later-", 6) == 0) {
+        later_start(call, id, 20);
+    } else if (strcmp(id, "slow") == 0) {
+        later_start(call, id, 1500);
+    } else if (strcmp(id, "md") == 0) {
+        const char *v = hodei_rpc_call_metadata(call, "authorization");
+        reply_job_id(call, v ? v : "none");
+    } else if (strcmp(id, "peer") == 0) {
+        const char *p = hodei_rpc_call_peer_identity(call);
+        reply_job_id(call, p ? p : "none");
+    } else if (strcmp(id, "deadline") == 0) {
+        int64_t d = hodei_rpc_call_deadline_ms(call);
+        snprintf(buf, sizeof buf, "%" PRId64, d == INT64_MAX ? -1 : d - hodei_mono_ms());
+        reply_job_id(call, buf);
+    } else {
+        reply_job_id(call, id);
+    }
+}
+
+/* ------------------------------------------------------------ fixture */
+
+static const hodei_rpc_method m_get = {
+    .path = PATH_GET,
+    .kind = HODEI_RPC_UNARY,
+    .request = &hodei__v1__get_job_status_request__descriptor,
+    .on_call = on_get,
+};
+
+static void server_up(const hodei_rpc_server_opts *opts)
+{
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_server_create(opts, &srv, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_eq(hodei_rpc_server_add(srv, &m_get, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_eq(hodei_rpc_server_start(srv, &err), HODEI_OK, "%s", err.msg);
+    snprintf(target, sizeof target, "127.0.0.1:%d", hodei_rpc_server_port(srv));
+}
+
+static void channel_up(const char *api_key)
+{
+    hodei_err err;
+    hodei_rpc_channel_opts o = {.target = target, .api_key = api_key};
+    cr_assert_eq(hodei_rpc_channel_create(&o, &ch, &err), HODEI_OK, "%s", err.msg);
+}
+
+static void setup(void)
+{
+    hodei_rpc_global_init();
+    hodei_rpc_server_opts o = {.listen_addr = "127.0.0.1:0", .threads = 2};
+    server_up(&o);
+    channel_up("k-123");
+}
+
+static void teardown(void)
+{
+    hodei_rpc_channel_destroy(ch);
+    hodei_rpc_server_destroy(srv);
+    int n = atomic_load(&later_len);
+    for (int i = 0; i < n; i++)
+        pthread_join(later[i], NULL);
+    hodei_rpc_global_shutdown();
+}
+
+/* Unary GetJobStatus with job_id; returns the response's job id (static). */
+static hodei_grpc_code get_status(hodei_rpc_channel *c, const char *job_id, int64_t timeout_ms,
+                                  char *id_out, size_t id_len, hodei_rpc_result *res)
+{
+    Hodei__V1__GetJobStatusRequest req = HODEI__V1__GET_JOB_STATUS_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    hodei_err err;
+    req.job_id = (char *)job_id;
+    hodei_status st = hodei_rpc_unary(c, PATH_GET, &req.base,
+                                      &hodei__v1__get_job_status_response__descriptor,
+                                      timeout_ms, &resp, res, &err);
+    cr_assert_eq(st, HODEI_OK, "%s", err.msg);
+    if (res->code == HODEI_GRPC_OK) {
+        Hodei__V1__GetJobStatusResponse *r = (void *)resp;
+        cr_assert_not_null(r->job);
+        snprintf(id_out, id_len, "%s", r->job->id);
+        protobuf_c_message_free_unpacked(resp, NULL);
+    } else {
+        cr_assert_null(resp);
+    }
+    return res->code;
+}
+
+/* ------------------------------------------------------------ unary */
+
+TestSuite(rpc, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(rpc, unary_round_trip)
+{
+    char id[128];
+    hodei_rpc_result res;
+    cr_assert_eq(get_status(ch, "job-42", 5000, id, sizeof id, &res), HODEI_GRPC_OK, "%s",
+                 res.message);
+    cr_assert_str_eq(id, "job-42");
+}
+
+Test(rpc, unary_answered_later_from_another_thread)
+{
+    char id[128];
+    hodei_rpc_result res;
+    cr_assert_eq(get_status(ch, "later-7", 5000, id, sizeof id, &res), HODEI_GRPC_OK, "%s",
+                 res.message);
+    cr_assert_str_eq(id, "later-7");
+}
+
+Test(rpc, error_status_and_message_reach_client)
+{
+    char id[128];
+    hodei_rpc_result res;
+    cr_assert_eq(get_status(ch, "fail", 5000, id, sizeof id, &res), HODEI_GRPC_NOT_FOUND);
+    cr_assert_str_eq(res.message, "job fail not found");
+}
+
+Test(rpc, unknown_method_is_unimplemented)
+{
+    Hodei__V1__GetJobStatusRequest req = HODEI__V1__GET_JOB_STATUS_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    hodei_rpc_result res;
+    hodei_err err;
+    req.job_id = "x";
+    cr_assert_eq(hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/NoSuchMethod", &req.base,
+                                 &hodei__v1__get_job_status_response__descriptor, 5000, &resp,
+                                 &res, &err),
+                 HODEI_OK);
+    cr_assert_eq(res.code, HODEI_GRPC_UNIMPLEMENTED, "got %s", hodei_grpc_code_str(res.code));
+    cr_assert_null(resp);
+}
+
+/* Sends raw bytes through gRPC core, bypassing protobuf, and returns the status. */
+static grpc_status_code raw_call(const char *path, const char *bytes, size_t len,
+                                 char *details, size_t details_len)
+{
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *c = grpc_channel_create(target, creds, NULL);
+    grpc_channel_credentials_release(creds);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_call *call = grpc_channel_create_call(
+        c, NULL, GRPC_PROPAGATE_DEFAULTS, cq, grpc_slice_from_static_string(path), NULL,
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(5, GPR_TIMESPAN)),
+        NULL);
+    grpc_slice payload = grpc_slice_from_copied_buffer(bytes, len);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&payload, 1);
+    grpc_byte_buffer *resp = NULL;
+    grpc_metadata_array init_md, trail_md;
+    grpc_metadata_array_init(&init_md);
+    grpc_metadata_array_init(&trail_md);
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice det = grpc_empty_slice();
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = bb;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &resp;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &det;
+    cr_assert_eq(grpc_call_start_batch(call, ops, 6, &status, NULL), GRPC_CALL_OK);
+    grpc_completion_queue_pluck(cq, &status, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    snprintf(details, details_len, "%.*s", (int)GRPC_SLICE_LENGTH(det),
+             (const char *)GRPC_SLICE_START_PTR(det));
+    cr_assert_null(resp);
+    grpc_slice_unref(det);
+    grpc_slice_unref(payload);
+    grpc_byte_buffer_destroy(bb);
+    grpc_metadata_array_destroy(&init_md);
+    grpc_metadata_array_destroy(&trail_md);
+    grpc_call_unref(call);
+    grpc_completion_queue_shutdown(cq);
+    grpc_completion_queue_destroy(cq);
+    grpc_channel_destroy(c);
+    return status;
+}
+
+Test(rpc, garbage_payload_is_invalid_argument)
+{
+    /* field 1, wire type 2, length 100, but only 2 bytes follow */
+    static const char garbage[] = {0x0a, 0x64, 'a', 'b'};
+    char details[256];
+    grpc_status_code s = raw_call(PATH_GET, garbage, sizeof garbage, details, sizeof details);
+    cr_assert_eq(s, GRPC_STATUS_INVALID_ARGUMENT, "got %d (%s)", s, details);
+    cr_assert(strstr(details, "not a valid") && strstr(details, "GetJobStatusRequest"), "%s",
+              details);
+    /* the server is still fine afterwards */
+    char id[128];
+    hodei_rpc_result res;
+    cr_assert_eq(get_status(ch, "after", 5000, id, sizeof id, &res), HODEI_GRPC_OK);
+}
+
+Test(rpc, deadline_exceeded_reaches_client)
+{
+    char id[128];
+    hodei_rpc_result res;
+    cr_assert_eq(get_status(ch, "slow", 200, id, sizeof id, &res),
+                 HODEI_GRPC_DEADLINE_EXCEEDED, "got %s", hodei_grpc_code_str(res.code));
+    /* the late answer (after 1.5 s) lands on a finished call; teardown joins it */
+}
+
+Test(rpc, handler_sees_deadline)
+{
+    char id[128];
+    hodei_rpc_result res;
+    cr_assert_eq(get_status(ch, "deadline", 5000, id, sizeof id, &res), HODEI_GRPC_OK);
+    int64_t left;
+    cr_assert_eq(sscanf(id, "%" SCNd64, &left), 1);
+    cr_assert(left > 0 && left <= 5000, "deadline %" PRId64 " ms away", left);
+    cr_assert_eq(get_status(ch, "deadline", 0, id, sizeof id, &res), HODEI_GRPC_OK);
+    cr_assert_str_eq(id, "-1", "no timeout must mean no deadline");
+}
+
+Test(rpc, authorization_metadata_visible_to_handler)
+{
+    char id[128];
+    hodei_rpc_result res;
+    cr_assert_eq(get_status(ch, "md", 5000, id, sizeof id, &res), HODEI_GRPC_OK);
+    cr_assert_str_eq(id, "Bearer k-123");
+    cr_assert_eq(get_status(ch, "peer", 5000, id, sizeof id, &res), HODEI_GRPC_OK);
+    cr_assert_str_eq(id, "none", "an insecure peer has no identity");
+}
+
+#define CONC_THREADS 16
+#define CONC_CALLS 500
+
+static void *conc_main(void *arg)
+{
+    intptr_t t = (intptr_t)arg;
+    intptr_t ok = 0;
+    for (int i = 0; i < CONC_CALLS; i++) {
+        char want[64], id[128];
+        hodei_rpc_result res;
+        snprintf(want, sizeof want, "t%d-c%d", (int)t, i);
+        if (get_status(ch, want, 10000, id, sizeof id, &res) == HODEI_GRPC_OK &&
+            strcmp(id, want) == 0)
+            ok++;
+    }
+    return (void *)ok;
+}
+
+Test(rpc, sixteen_threads_of_concurrent_unary_calls_all_succeed)
+{
+    pthread_t th[CONC_THREADS];
+    for (intptr_t t = 0; t < CONC_THREADS; t++)
+        cr_assert_eq(pthread_create(&th[t], NULL, conc_main, (void *)t), 0);
+    intptr_t total = 0;
+    for (int t = 0; t < CONC_THREADS; t++) {
+        void *ok;
+        pthread_join(th[t], &ok);
+        total += (intptr_t)ok;
+    }
+    cr_assert_eq(total, CONC_THREADS * CONC_CALLS);
+}
+
+Test(rpc, status_codes_map_from_suite_statuses)
+{
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_OK), HODEI_GRPC_OK);
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_INVALID), HODEI_GRPC_INVALID_ARGUMENT);
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_NOT_FOUND), HODEI_GRPC_NOT_FOUND);
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_EXISTS), HODEI_GRPC_ALREADY_EXISTS);
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_PRECONDITION),
+                 HODEI_GRPC_FAILED_PRECONDITION);
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_UNAVAILABLE), HODEI_GRPC_UNAVAILABLE);
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_TIMEOUT), HODEI_GRPC_DEADLINE_EXCEEDED);
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_UNAUTHENTICATED),
+                 HODEI_GRPC_UNAUTHENTICATED);
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_PERMISSION),
+                 HODEI_GRPC_PERMISSION_DENIED);
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_LIMIT), HODEI_GRPC_RESOURCE_EXHAUSTED);
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_CANCELLED), HODEI_GRPC_CANCELLED);
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_IO), HODEI_GRPC_INTERNAL);
+    cr_assert_str_eq(hodei_grpc_code_str(HODEI_GRPC_UNAUTHENTICATED), "UNAUTHENTICATED");
+}
