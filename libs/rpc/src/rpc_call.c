@@ -251,8 +251,8 @@ static void call_end(hodei_rpc_call *call, hodei_grpc_code code, const char *msg
     pthread_mutex_lock(&call->mu);
     if (call->finished) {
         pthread_mutex_unlock(&call->mu);
-        HLOG_WARN("rpc: call finished twice (second status %s ignored)",
-                  hodei_grpc_code_str(code));
+        HLOG_DEBUG("rpc: call finished twice (second status %s ignored)",
+                   hodei_grpc_code_str(code));
         return;
     }
     call->finished = true;
@@ -318,7 +318,7 @@ void hodei_rpc_call_reply(hodei_rpc_call *call, const ProtobufCMessage *resp)
         call->finished = true;
         grpc_byte_buffer_destroy(bb);
         if (twice)
-            HLOG_WARN("rpc: reply on a call already finished (ignored)");
+            HLOG_DEBUG("rpc: reply on a call already finished (ignored)");
         rpc_call_settle(call);
         return;
     }

@@ -142,8 +142,8 @@ static void call_handle_bidi(hodei_rpc_call *call, bool ok, grpc_byte_buffer *bb
     call->recv_busy = false;
     if (more && !call->close_seen && !call->finished)
         call_post_recv_locked(call);
-    else if (ok && !bb && !call->close_seen)
-        call->half_closed = true;
+    else if (ok && !bb && !call->close_seen && !atomic_load(&call->srv->shutting_down))
+        call->half_closed = true; /* else wait for RECV_CLOSE: cancelled */
     rpc_call_settle(call);
 }
 

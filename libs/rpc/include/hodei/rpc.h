@@ -72,7 +72,11 @@ typedef void (*hodei_rpc_message_fn)(hodei_rpc_call *call, const ProtobufCMessag
 /* BIDI and SERVER_STREAM: the client half-closed (BIDI) or the call ended
  * (cancelled, deadline, peer gone, or finished). Called exactly once per
  * call, after which the call handle must no longer be used by the handler
- * unless it holds a reference (hodei_rpc_call_ref). */
+ * unless it holds a reference (hodei_rpc_call_ref). It may finish the call
+ * from inside on_close. Never runs while on_call/on_message of the same call
+ * runs. On BIDI a peer that cancels or vanishes can look like a half-close
+ * (cancelled = false); finishing such a call is harmless. Server shutdown
+ * always reports cancelled = true. Also called for UNARY when set. */
 typedef void (*hodei_rpc_close_fn)(hodei_rpc_call *call, bool cancelled, void *ctx);
 
 typedef struct {
