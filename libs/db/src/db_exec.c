@@ -1,0 +1,147 @@
+/* Parameterized queries, transactions, SQLSTATE mapping, result helpers. */
+#include "db_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hodei/assert.h"
+#include "hodei/db.h"
+#include "hodei/util.h"
+
+/* SQLSTATE (five characters) to suite status, as documented in db.h. */
+static hodei_status db_sqlstate_map(const char *s)
+{
+    if (!s || strlen(s) != 5)
+        return HODEI_ERR_INTERNAL;
+    if (strcmp(s, "23505") == 0)
+        return HODEI_ERR_EXISTS;
+    if (strncmp(s, "22", 2) == 0 || strncmp(s, "23", 2) == 0)
+        return HODEI_ERR_INVALID;
+    if (strncmp(s, "08", 2) == 0 || strncmp(s, "57P0", 4) == 0)
+        return HODEI_ERR_UNAVAILABLE;
+    if (strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0)
+        return HODEI_ERR_PRECONDITION;
+    return HODEI_ERR_INTERNAL;
+}
+
+static void db_msg_trim(char *msg)
+{
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    for (char *p = msg; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+}
+
+hodei_status db_result_error(PGconn *conn, const PGresult *res, hodei_err *err)
+{
+    char msg[HODEI_ERR_MSG_MAX];
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    hodei_strlcpy(msg, primary ? primary : PQerrorMessage(conn), sizeof msg);
+    db_msg_trim(msg);
+    if (!msg[0])
+        hodei_strlcpy(msg, "unknown database error", sizeof msg);
+    hodei_status st;
+    if (PQstatus(conn) != CONNECTION_OK)
+        st = HODEI_ERR_UNAVAILABLE;     /* whatever the SQLSTATE, the link is gone */
+    else if (!res)
+        st = HODEI_ERR_NOMEM;
+    else
+        st = db_sqlstate_map(PQresultErrorField(res, PG_DIAG_SQLSTATE));
+    return hodei_err_set(err, st, "%s", msg);
+}
+
+static hodei_status db_result_take(PGconn *conn, PGresult *r, PGresult **res, hodei_err *err)
+{
+    ExecStatusType es = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
+        hodei_status st = db_result_error(conn, r, err);
+        PQclear(r);
+        return st;
+    }
+    if (res)
+        *res = r;
+    else
+        PQclear(r);
+    return HODEI_OK;
+}
+
+hodei_status hodei_db_exec(PGconn *conn, const char *sql, int n_params,
+                           const char *const *params, PGresult **res, hodei_err *err)
+{
+    return hodei_db_exec_bin(conn, sql, n_params, params, NULL, NULL, res, err);
+}
+
+hodei_status hodei_db_exec_bin(PGconn *conn, const char *sql, int n_params,
+                               const char *const *params, const int *lengths,
+                               const int *formats, PGresult **res, hodei_err *err)
+{
+    HODEI_ASSERT(conn && sql && n_params >= 0 && (n_params == 0 || params));
+    if (res)
+        *res = NULL;
+    PGresult *r = PQexecParams(conn, sql, n_params, NULL, params, lengths, formats, 0);
+    return db_result_take(conn, r, res, err);
+}
+
+hodei_status hodei_db_begin(PGconn *conn, hodei_err *err)
+{
+    return hodei_db_exec(conn, "BEGIN", 0, NULL, NULL, err);
+}
+
+hodei_status hodei_db_commit(PGconn *conn, hodei_err *err)
+{
+    PGresult *r = NULL;
+    hodei_status st = hodei_db_exec(conn, "COMMIT", 0, NULL, &r, err);
+    if (st != HODEI_OK)
+        return st;
+    /* COMMIT of a transaction that already failed answers ROLLBACK. */
+    bool rolled_back = strcmp(PQcmdStatus(r), "ROLLBACK") == 0;
+    PQclear(r);
+    if (rolled_back)
+        return hodei_err_set(err, HODEI_ERR_INTERNAL,
+                             "commit: the transaction had failed and was rolled back");
+    return HODEI_OK;
+}
+
+void hodei_db_rollback(PGconn *conn)
+{
+    if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) == PQTRANS_IDLE)
+        return;
+    PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+bool hodei_db_status_broken(hodei_status st)
+{
+    return st == HODEI_ERR_UNAVAILABLE;
+}
+
+static void db_cell_check(const PGresult *res, int row, int col)
+{
+    HODEI_ASSERT(res && row >= 0 && row < PQntuples(res) && col >= 0 && col < PQnfields(res));
+}
+
+int64_t hodei_db_get_i64(const PGresult *res, int row, int col)
+{
+    db_cell_check(res, row, col);
+    if (PQgetisnull(res, row, col))
+        return 0;
+    int64_t v = 0;
+    if (!hodei_parse_i64(PQgetvalue(res, row, col), INT64_MIN, INT64_MAX, &v))
+        return 0;
+    return v;
+}
+
+const char *hodei_db_get_str(const PGresult *res, int row, int col)
+{
+    db_cell_check(res, row, col);
+    if (PQgetisnull(res, row, col))
+        return "";
+    return PQgetvalue(res, row, col);
+}
+
+bool hodei_db_is_null(const PGresult *res, int row, int col)
+{
+    db_cell_check(res, row, col);
+    return PQgetisnull(res, row, col) != 0;
+}

@@ -1,0 +1,662 @@
+/* Test harness: private stacks through scripts/hodei-stack and product
+ * daemons as child processes. See harness.h.
+ *
+ * Nothing may outlive a test binary, even one that crashes:
+ * - each stack gets a watchdog process that runs `hodei-stack down --purge`
+ *   when the process that started the stack is gone;
+ * - each product process gets PR_SET_PDEATHSIG(SIGKILL) and its own process
+ *   group, and an atexit handler kills what is left on a normal exit.
+ * Criterion runs each test in a forked child: registries remember the pid
+ * that owns each entry, so a child never tears down its parent's things. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "hodei/assert.h"
+#include "hodei/time.h"
+#include "hodei/util.h"
+
+#define HARNESS_STACKS_MAX 16
+#define HARNESS_CHILDREN_MAX 256
+#define HARNESS_ENV_MAX 512             /* entries in a child's environment */
+#define HARNESS_ENV_STORE_MAX 16384     /* bytes of the entries we add */
+#define HARNESS_ARGV_MAX 64
+#define HARNESS_CMD_MAX 8192
+#define HARNESS_OUT_MAX 65536           /* captured output of hodei-stack */
+#define HARNESS_LOG_READ_MAX (64 << 20) /* largest log harness_log_contains reads */
+#define HARNESS_POLL_MS 20
+#define HARNESS_WATCHDOG_POLL_MS 100
+
+extern char **environ;
+
+#define HARNESS_CHECK(cond, ...)                                           \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            fprintf(stderr, "harness: " __VA_ARGS__);                      \
+            fputc('\n', stderr);                                           \
+            hodei_assert_fail(#cond, __FILE__, __LINE__);                  \
+        }                                                                  \
+    } while (0)
+
+/* A stack this process started and has not stopped yet. */
+typedef struct {
+    bool in_use;
+    pid_t owner;
+    pid_t watchdog;
+    char dir[512];
+    char root[512];
+    char bin[512];
+} harness_live;
+
+/* A product process this process started. */
+typedef struct {
+    bool in_use;
+    pid_t owner;
+    pid_t pid;
+    bool reaped;
+    int status;
+    char dir[512];                      /* state dir of its stack */
+} harness_child;
+
+static harness_live harness_lives[HARNESS_STACKS_MAX];
+static harness_child harness_children[HARNESS_CHILDREN_MAX];
+static pid_t harness_atexit_owner;
+static int harness_proc_seq;
+
+/* ---------------------------------------------------------------- env */
+
+typedef struct {
+    char *ptrs[HARNESS_ENV_MAX + 1];
+    int len;
+    char store[HARNESS_ENV_STORE_MAX];
+    size_t used;
+} harness_env;
+
+static void harness_env_init(harness_env *e)
+{
+    e->len = 0;
+    e->used = 0;
+    for (char **p = environ; *p; p++) {
+        HARNESS_CHECK(e->len < HARNESS_ENV_MAX, "environment has more than %d entries",
+                      HARNESS_ENV_MAX);
+        e->ptrs[e->len++] = *p;
+    }
+    e->ptrs[e->len] = NULL;
+}
+
+/* Sets "K=V", replacing an entry with the same key. */
+static void harness_env_set(harness_env *e, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    HARNESS_CHECK(eq && eq != kv, "environment entry without KEY=: %s", kv);
+    size_t klen = (size_t)(eq - kv) + 1;
+    size_t n = strlen(kv) + 1;
+    HARNESS_CHECK(e->used + n <= sizeof e->store, "environment store full (%d bytes)",
+                  HARNESS_ENV_STORE_MAX);
+    char *copy = e->store + e->used;
+    memcpy(copy, kv, n);
+    e->used += n;
+    for (int i = 0; i < e->len; i++) {
+        if (strncmp(e->ptrs[i], kv, klen) == 0) {
+            e->ptrs[i] = copy;
+            return;
+        }
+    }
+    HARNESS_CHECK(e->len < HARNESS_ENV_MAX, "environment has more than %d entries",
+                  HARNESS_ENV_MAX);
+    e->ptrs[e->len++] = copy;
+    e->ptrs[e->len] = NULL;
+}
+
+static void harness_env_setf(harness_env *e, const char *key, const char *val)
+{
+    char kv[2048];
+    int n = snprintf(kv, sizeof kv, "%s=%s", key, val);
+    HARNESS_CHECK(n > 0 && (size_t)n < sizeof kv, "environment value too long for %s", key);
+    harness_env_set(e, kv);
+}
+
+static void harness_env_stack(harness_env *e, const harness_stack *st)
+{
+    char num[16];
+    harness_env_setf(e, "HODEI_DATABASE_URL", st->db_url);
+    harness_env_setf(e, "HODEI_NATS_URL", st->nats_url);
+    harness_env_setf(e, "HODEI_STATE_DIR", st->state_dir);
+    harness_env_setf(e, "HODEI_ROOT", st->root);
+    harness_env_setf(e, "HODEI_BIN", st->bin);
+    snprintf(num, sizeof num, "%d", st->pg_port);
+    harness_env_setf(e, "HODEI_PG_PORT", num);
+    snprintf(num, sizeof num, "%d", st->nats_port);
+    harness_env_setf(e, "HODEI_NATS_PORT", num);
+}
+
+/* ---------------------------------------------------------------- running */
+
+typedef struct {
+    const char *path;                   /* searched in PATH when it has no '/' */
+    char *const *argv;
+    char *const *envp;
+    char *out;                          /* captured stdout (may be NULL) */
+    size_t out_len;
+    bool merge_stderr;                  /* capture stderr too */
+} harness_run_req;
+
+/* Reads fd to EOF into out (truncating, always NUL-terminated). */
+static void harness_read_all(int fd, char *out, size_t out_len)
+{
+    size_t used = 0;
+    char sink[4096];
+    for (;;) {
+        char *dst = out && used + 1 < out_len ? out + used : sink;
+        size_t room = dst == sink ? sizeof sink : out_len - 1 - used;
+        ssize_t n = read(fd, dst, room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (dst != sink)
+            used += (size_t)n;
+    }
+    if (out && out_len > 0)
+        out[used] = '\0';
+}
+
+static int harness_wait_status_code(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return -1;
+}
+
+/* Runs a program to completion; returns its exit code (128+sig if killed). */
+static int harness_run(const harness_run_req *r)
+{
+    int fds[2] = {-1, -1};
+    bool capture = r->out != NULL;
+    HARNESS_CHECK(!capture || pipe2(fds, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    HARNESS_CHECK(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        if (capture) {
+            dup2(fds[1], 1);
+            if (r->merge_stderr)
+                dup2(fds[1], 2);
+        }
+        execvpe(r->path, r->argv, r->envp);
+        _exit(127);
+    }
+    if (capture) {
+        close(fds[1]);
+        harness_read_all(fds[0], r->out, r->out_len);
+        close(fds[0]);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return harness_wait_status_code(status);
+}
+
+/* Runs scripts/hodei-stack CMD --state-dir DIR --bin BIN [extra]; output in out. */
+static int harness_stack_script(const char *root, const char *bin, const char *dir,
+                                const char *cmd, const char *extra, char *out, size_t out_len)
+{
+    char script[600];
+    snprintf(script, sizeof script, "%s/scripts/hodei-stack", root);
+    char *argv[] = {script, (char *)cmd, "--state-dir", (char *)dir, "--bin", (char *)bin,
+                    (char *)extra, NULL};
+    harness_env env;
+    harness_env_init(&env);
+    harness_run_req req = {.path = script, .argv = argv, .envp = env.ptrs, .out = out,
+                           .out_len = out_len, .merge_stderr = true};
+    return harness_run(&req);
+}
+
+/* ---------------------------------------------------------------- teardown */
+
+static void harness_child_reap(harness_child *c, bool block)
+{
+    if (c->reaped)
+        return;
+    int status = 0;
+    pid_t r;
+    do {
+        r = waitpid(c->pid, &status, block ? 0 : WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == c->pid || (r < 0 && errno == ECHILD)) {
+        c->reaped = true;
+        c->status = r == c->pid ? status : -1;
+    }
+}
+
+/* SIGKILLs every live child of this process started for stack dir (all when
+ * dir is NULL), with the process group it leads. */
+static void harness_children_kill(const char *dir)
+{
+    pid_t self = getpid();
+    for (int i = 0; i < HARNESS_CHILDREN_MAX; i++) {
+        harness_child *c = &harness_children[i];
+        if (!c->in_use || c->owner != self || (dir && strcmp(c->dir, dir) != 0))
+            continue;
+        kill(-c->pid, SIGKILL);
+        if (!c->reaped)
+            kill(c->pid, SIGKILL);
+        harness_child_reap(c, true);
+    }
+}
+
+static void harness_live_teardown(harness_live *l)
+{
+    char out[HARNESS_OUT_MAX];
+    harness_children_kill(l->dir);
+    if (l->watchdog > 0) {
+        kill(l->watchdog, SIGKILL);
+        while (waitpid(l->watchdog, NULL, 0) < 0 && errno == EINTR) {
+        }
+        l->watchdog = 0;
+    }
+    int rc = harness_stack_script(l->root, l->bin, l->dir, "down", "--purge", out, sizeof out);
+    if (rc != 0)
+        fprintf(stderr, "harness: hodei-stack down --purge %s exited %d:\n%s\n", l->dir, rc, out);
+    struct stat sb;
+    if (stat(l->dir, &sb) == 0) {
+        char *argv[] = {"rm", "-rf", "--", l->dir, NULL};
+        harness_run_req req = {.path = "rm", .argv = argv, .envp = environ};
+        harness_run(&req);
+    }
+    l->in_use = false;
+}
+
+static void harness_atexit(void)
+{
+    pid_t self = getpid();
+    if (harness_atexit_owner != self)
+        return;                         /* a fork inherited the handler */
+    harness_children_kill(NULL);
+    for (int i = 0; i < HARNESS_STACKS_MAX; i++)
+        if (harness_lives[i].in_use && harness_lives[i].owner == self)
+            harness_live_teardown(&harness_lives[i]);
+}
+
+static void harness_atexit_arm(void)
+{
+    if (harness_atexit_owner == getpid())
+        return;
+    /* A fork copies the registries: forget what belongs to the parent. */
+    memset(harness_lives, 0, sizeof harness_lives);
+    memset(harness_children, 0, sizeof harness_children);
+    harness_atexit_owner = getpid();
+    atexit(harness_atexit);
+}
+
+/* ---------------------------------------------------------------- stacks */
+
+static harness_live *harness_live_find(const char *dir)
+{
+    pid_t self = getpid();
+    for (int i = 0; i < HARNESS_STACKS_MAX; i++)
+        if (harness_lives[i].in_use && harness_lives[i].owner == self &&
+            strcmp(harness_lives[i].dir, dir) == 0)
+            return &harness_lives[i];
+    return NULL;
+}
+
+static harness_live *harness_live_add(const harness_stack *st)
+{
+    harness_atexit_arm();
+    for (int i = 0; i < HARNESS_STACKS_MAX; i++) {
+        harness_live *l = &harness_lives[i];
+        if (l->in_use)
+            continue;
+        memset(l, 0, sizeof *l);
+        l->in_use = true;
+        l->owner = getpid();
+        hodei_strlcpy(l->dir, st->state_dir, sizeof l->dir);
+        hodei_strlcpy(l->root, st->root, sizeof l->root);
+        hodei_strlcpy(l->bin, st->bin, sizeof l->bin);
+        return l;
+    }
+    HARNESS_CHECK(false, "more than %d stacks at once", HARNESS_STACKS_MAX);
+    return NULL;
+}
+
+/* A process that tears the stack down once its parent (this process) is
+ * gone, however it went. Only async-signal-safe calls after fork. */
+static void harness_watchdog_start(harness_live *l)
+{
+    char script[600];
+    snprintf(script, sizeof script, "%s/scripts/hodei-stack", l->root);
+    char *argv[] = {script, "down", "--purge", "--state-dir", l->dir, "--bin", l->bin, NULL};
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    HARNESS_CHECK(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        setsid();                       /* out of the test's process group */
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        struct timespec poll_ts = {0, HARNESS_WATCHDOG_POLL_MS * 1000000L};
+        while (getppid() == parent)
+            nanosleep(&poll_ts, NULL);
+        execve(script, argv, environ);
+        _exit(127);
+    }
+    l->watchdog = pid;
+}
+
+static void harness_paths_from_env(harness_stack *st)
+{
+    const char *root = getenv("HODEI_ROOT");
+    const char *bin = getenv("HODEI_BIN");
+    HARNESS_CHECK(root && *root, "HODEI_ROOT is not set (run the test through ctest)");
+    HARNESS_CHECK(bin && *bin, "HODEI_BIN is not set (run the test through ctest)");
+    HARNESS_CHECK(hodei_strlcpy(st->root, root, sizeof st->root), "HODEI_ROOT too long");
+    HARNESS_CHECK(hodei_strlcpy(st->bin, bin, sizeof st->bin), "HODEI_BIN too long");
+}
+
+static void harness_env_file_read(harness_stack *st)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/env", st->state_dir);
+    FILE *f = fopen(path, "r");
+    HARNESS_CHECK(f != NULL, "%s: %s", path, strerror(errno));
+    char line[1024];
+    int64_t v = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        const char *val = eq + 1;
+        if (strcmp(line, "HODEI_DATABASE_URL") == 0)
+            hodei_strlcpy(st->db_url, val, sizeof st->db_url);
+        else if (strcmp(line, "HODEI_NATS_URL") == 0)
+            hodei_strlcpy(st->nats_url, val, sizeof st->nats_url);
+        else if (strcmp(line, "HODEI_PG_PORT") == 0 && hodei_parse_i64(val, 1, 65535, &v))
+            st->pg_port = (int)v;
+        else if (strcmp(line, "HODEI_NATS_PORT") == 0 && hodei_parse_i64(val, 1, 65535, &v))
+            st->nats_port = (int)v;
+    }
+    fclose(f);
+    HARNESS_CHECK(st->db_url[0] && st->nats_url[0] && st->pg_port > 0 && st->nats_port > 0,
+                  "%s is incomplete", path);
+}
+
+void harness_stack_start(harness_stack *st)
+{
+    char out[HARNESS_OUT_MAX];
+    memset(st, 0, sizeof *st);
+    harness_paths_from_env(st);
+    hodei_strlcpy(st->state_dir, "/tmp/hodei-test-XXXXXX", sizeof st->state_dir);
+    HARNESS_CHECK(mkdtemp(st->state_dir) != NULL, "mkdtemp: %s", strerror(errno));
+    harness_live *l = harness_live_add(st);
+    harness_watchdog_start(l);
+    int rc = harness_stack_script(st->root, st->bin, st->state_dir, "up", NULL, out, sizeof out);
+    HARNESS_CHECK(rc == 0, "hodei-stack up --state-dir %s exited %d:\n%s", st->state_dir, rc,
+                  out);
+    harness_env_file_read(st);
+}
+
+void harness_stack_stop(harness_stack *st)
+{
+    if (!st || !st->state_dir[0])
+        return;
+    harness_live *l = harness_live_find(st->state_dir);
+    if (l)
+        harness_live_teardown(l);
+    st->state_dir[0] = '\0';
+}
+
+static void harness_stack_sub(harness_stack *st, const char *cmd)
+{
+    char out[HARNESS_OUT_MAX];
+    HARNESS_CHECK(st->state_dir[0], "%s on a stack that is not running", cmd);
+    int rc = harness_stack_script(st->root, st->bin, st->state_dir, cmd, NULL, out, sizeof out);
+    HARNESS_CHECK(rc == 0, "hodei-stack %s --state-dir %s exited %d:\n%s", cmd, st->state_dir,
+                  rc, out);
+}
+
+void harness_nats_stop(harness_stack *st) { harness_stack_sub(st, "nats-stop"); }
+void harness_nats_start(harness_stack *st) { harness_stack_sub(st, "nats-start"); }
+void harness_pg_stop(harness_stack *st) { harness_stack_sub(st, "pg-stop"); }
+void harness_pg_start(harness_stack *st) { harness_stack_sub(st, "pg-start"); }
+
+/* ---------------------------------------------------------------- procs */
+
+static harness_child *harness_child_find(pid_t pid)
+{
+    pid_t self = getpid();
+    for (int i = 0; i < HARNESS_CHILDREN_MAX; i++)
+        if (harness_children[i].in_use && harness_children[i].owner == self &&
+            harness_children[i].pid == pid)
+            return &harness_children[i];
+    return NULL;
+}
+
+static harness_child *harness_child_add(pid_t pid, const char *dir)
+{
+    for (int i = 0; i < HARNESS_CHILDREN_MAX; i++) {
+        harness_child *c = &harness_children[i];
+        if (c->in_use)
+            continue;
+        memset(c, 0, sizeof *c);
+        c->in_use = true;
+        c->owner = getpid();
+        c->pid = pid;
+        hodei_strlcpy(c->dir, dir, sizeof c->dir);
+        return c;
+    }
+    HARNESS_CHECK(false, "more than %d processes started", HARNESS_CHILDREN_MAX);
+    return NULL;
+}
+
+static void harness_proc_paths(harness_stack *st, harness_proc *p, const char *arg0,
+                               char *path, size_t path_len)
+{
+    const char *slash = strrchr(arg0, '/');
+    hodei_strlcpy(p->name, slash ? slash + 1 : arg0, sizeof p->name);
+    if (slash)
+        hodei_strlcpy(path, arg0, path_len);
+    else
+        snprintf(path, path_len, "%s/%s", st->bin, arg0);
+    HARNESS_CHECK(access(path, X_OK) == 0, "%s: not found or not executable (built?)", path);
+    snprintf(p->log_path, sizeof p->log_path, "%s/%s-%d.log", st->state_dir, p->name,
+             ++harness_proc_seq);
+}
+
+/* In the child after fork: only async-signal-safe calls. */
+static _Noreturn void harness_proc_exec(const char *path, char *const *argv, char *const *envp,
+                                        const char *log_path, pid_t parent)
+{
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(126);
+    int devnull = open("/dev/null", O_RDONLY);
+    int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (devnull < 0 || log < 0)
+        _exit(126);
+    dup2(devnull, 0);
+    dup2(log, 1);
+    dup2(log, 2);
+    execve(path, argv, envp);
+    static const char msg[] = "harness: execve failed\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(127);
+}
+
+void harness_proc_start(harness_stack *st, harness_proc *p, const char *const *argv,
+                        const char *const *extra_env)
+{
+    char path[1024];
+    char *args[HARNESS_ARGV_MAX + 1];
+    harness_env env;
+    HARNESS_CHECK(st->state_dir[0] && argv && argv[0], "proc_start needs a running stack and argv");
+    memset(p, 0, sizeof *p);
+    harness_proc_paths(st, p, argv[0], path, sizeof path);
+    int argc = 0;
+    for (; argv[argc]; argc++) {
+        HARNESS_CHECK(argc < HARNESS_ARGV_MAX, "more than %d arguments", HARNESS_ARGV_MAX);
+        args[argc] = (char *)argv[argc];
+    }
+    args[argc] = NULL;
+    harness_env_init(&env);
+    harness_env_stack(&env, st);
+    for (int i = 0; extra_env && extra_env[i]; i++)
+        harness_env_set(&env, extra_env[i]);
+    harness_atexit_arm();
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    HARNESS_CHECK(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0)
+        harness_proc_exec(path, args, env.ptrs, p->log_path, parent);
+    setpgid(pid, pid);                  /* also here: no race with kill(-pid) */
+    harness_child_add(pid, st->state_dir);
+    p->pid = pid;
+}
+
+int harness_proc_wait(harness_proc *p, int64_t timeout_ms)
+{
+    harness_child *c = p ? harness_child_find(p->pid) : NULL;
+    if (!c)
+        return -1;
+    int64_t deadline = hodei_mono_ms() + timeout_ms;
+    for (;;) {
+        harness_child_reap(c, false);
+        if (c->reaped)
+            return c->status;
+        if (hodei_mono_ms() >= deadline)
+            return -1;
+        hodei_sleep_ms(HARNESS_POLL_MS / 2);
+    }
+}
+
+bool harness_proc_alive(harness_proc *p)
+{
+    harness_child *c = p ? harness_child_find(p->pid) : NULL;
+    if (!c)
+        return false;
+    harness_child_reap(c, false);
+    return !c->reaped;
+}
+
+int harness_proc_stop(harness_proc *p, int sig, int64_t timeout_ms)
+{
+    harness_child *c = p ? harness_child_find(p->pid) : NULL;
+    if (!c)
+        return -1;
+    harness_child_reap(c, false);
+    if (!c->reaped)
+        kill(c->pid, sig);
+    int status = harness_proc_wait(p, timeout_ms);
+    if (status == -1) {
+        kill(-c->pid, SIGKILL);
+        kill(c->pid, SIGKILL);
+        harness_child_reap(c, true);
+        return -1;
+    }
+    kill(-c->pid, SIGKILL);             /* whatever it left in its group */
+    return status;
+}
+
+static bool harness_file_contains(const char *path, const char *needle)
+{
+    bool found = false;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    char *buf = malloc(HARNESS_LOG_READ_MAX + 1);
+    HARNESS_CHECK(buf != NULL, "out of memory");
+    size_t n = fread(buf, 1, HARNESS_LOG_READ_MAX, f);
+    buf[n] = '\0';
+    found = memmem(buf, n, needle, strlen(needle)) != NULL;
+    free(buf);
+    fclose(f);
+    return found;
+}
+
+bool harness_log_contains(harness_proc *p, const char *needle, int64_t timeout_ms)
+{
+    int64_t deadline = hodei_mono_ms() + timeout_ms;
+    for (;;) {
+        if (harness_file_contains(p->log_path, needle))
+            return true;
+        if (hodei_mono_ms() >= deadline)
+            return false;
+        hodei_sleep_ms(HARNESS_POLL_MS);
+    }
+}
+
+/* ---------------------------------------------------------------- shell, sql */
+
+int harness_sh(harness_stack *st, char *out, size_t out_len, const char *fmt, ...)
+{
+    char cmd[HARNESS_CMD_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    HARNESS_CHECK(n >= 0 && (size_t)n < sizeof cmd, "shell command longer than %d bytes",
+                  HARNESS_CMD_MAX);
+    harness_env env;
+    harness_env_init(&env);
+    harness_env_stack(&env, st);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    harness_run_req req = {.path = "/bin/sh", .argv = argv, .envp = env.ptrs,
+                           .out = out_len > 0 ? out : NULL, .out_len = out_len};
+    return harness_run(&req);
+}
+
+int64_t harness_sql_i64(harness_stack *st, const char *sql)
+{
+    char out[4096];
+    harness_env env;
+    harness_env_init(&env);
+    char *argv[] = {"psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
+                    "-d", st->db_url, "-c", (char *)sql, NULL};
+    harness_run_req req = {.path = "psql", .argv = argv, .envp = env.ptrs,
+                           .out = out, .out_len = sizeof out};
+    if (harness_run(&req) != 0)
+        return -1;
+    out[strcspn(out, "\n")] = '\0';
+    int64_t v = -1;
+    if (!hodei_parse_i64(out, INT64_MIN, INT64_MAX, &v))
+        return -1;
+    return v;
+}
+
+int harness_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    HARNESS_CHECK(fd >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    HARNESS_CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0, "bind: %s", strerror(errno));
+    HARNESS_CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0, "getsockname: %s",
+                  strerror(errno));
+    close(fd);
+    return ntohs(a.sin_port);
+}
