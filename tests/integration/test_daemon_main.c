@@ -1,0 +1,83 @@
+/* hodei-test-daemon: the smallest real user of the daemon skeleton, driven
+ * by tests/integration/test_daemon.c. One section of its own; run waits on
+ * the stop fd only (a one-hour wait), so a prompt exit proves the wake-up.
+ * TEST_DAEMON_NEEDS_DB=1 / TEST_DAEMON_NEEDS_NATS=1 turn on the start-up
+ * checks. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hodei/daemon.h"
+#include "hodei/log.h"
+
+typedef struct {
+    char *greeting;
+    int64_t workers;
+    bool fail_run;
+} test_config;
+
+typedef struct {
+    int64_t ticks;
+} test_state;
+
+static test_config cfg;
+
+static const hodei_cfg_param test_params[] = {
+    {.name = "test.greeting", .type = HODEI_CFG_STRING, .default_value = "hello", .max = 64,
+     .offset = offsetof(test_config, greeting), .help = "logged at start"},
+    {.name = "test.workers", .type = HODEI_CFG_INT, .default_value = "2", .min = 1, .max = 16,
+     .offset = offsetof(test_config, workers), .help = "a bounded integer"},
+    {.name = "test.fail_run", .type = HODEI_CFG_BOOL, .default_value = "false",
+     .offset = offsetof(test_config, fail_run), .help = "run returns an error at once"},
+};
+
+static hodei_status test_init(hodei_daemon *d, hodei_err *err)
+{
+    test_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
+    hodei_daemon_set_state(d, s);
+    HLOG_INFO("init greeting=%s workers=%lld", cfg.greeting, (long long)cfg.workers);
+    return HODEI_OK;
+}
+
+static hodei_status test_run(hodei_daemon *d, hodei_err *err)
+{
+    test_state *s = hodei_daemon_state(d);
+    if (cfg.fail_run)
+        return hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "told to fail by test.fail_run");
+    HLOG_INFO("running instance=%s", hodei_daemon_instance(d));
+    while (!hodei_daemon_wait(d, 3600 * 1000))
+        s->ticks++;
+    return HODEI_OK;
+}
+
+static void test_fini(hodei_daemon *d)
+{
+    free(hodei_daemon_state(d));
+    hodei_daemon_set_state(d, NULL);
+    HLOG_INFO("fini");
+}
+
+static bool test_env_on(const char *name)
+{
+    const char *v = getenv(name);
+    return v && strcmp(v, "1") == 0;
+}
+
+int main(int argc, char **argv)
+{
+    hodei_service svc = {
+        .name = "test-daemon",
+        .summary = "a daemon for testing the skeleton",
+        .params = test_params,
+        .n_params = sizeof test_params / sizeof test_params[0],
+        .config = &cfg,
+        .needs_db = test_env_on("TEST_DAEMON_NEEDS_DB"),
+        .needs_nats = test_env_on("TEST_DAEMON_NEEDS_NATS"),
+        .init = test_init,
+        .run = test_run,
+        .fini = test_fini,
+    };
+    return hodei_daemon_main(argc, argv, &svc);
+}
