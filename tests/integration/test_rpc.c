@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hodei/rpc.h"
 #include "hodei/time.h"
@@ -632,4 +633,106 @@ Test(rpc, client_cancel_of_bidi_stream_fires_on_close_once)
     worker_send(st, 6);
     cr_assert_eq(worker_recv(st, 10000), 6);
     hodei_rpc_stream_destroy(st);
+}
+
+/* ------------------------------------------------------------ mutual TLS */
+
+static void certs_make(char *dir, size_t dir_len)
+{
+    const char *root = getenv("HODEI_ROOT");
+    cr_assert_not_null(root, "HODEI_ROOT must point at the source tree");
+    snprintf(dir, dir_len, "/tmp/hodei-rpc-certs-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "'%s/scripts/gen-certs' --out '%s' --server-san IP:127.0.0.1 --client worker-1 "
+             ">/dev/null",
+             root, dir);
+    cr_assert_eq(system(cmd), 0, "gen-certs failed: %s", cmd);
+}
+
+static void certs_remove(const char *dir)
+{
+    static const char *const files[] = {"ca.pem", "ca.key", "server.pem", "server.key",
+                                        "client-worker-1.pem", "client-worker-1.key"};
+    char path[600];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+static hodei_rpc_channel *tls_channel(const char *dir, bool with_cert)
+{
+    char ca[600], cert[600], key[600];
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(cert, sizeof cert, "%s/client-worker-1.pem", dir);
+    snprintf(key, sizeof key, "%s/client-worker-1.key", dir);
+    hodei_rpc_channel_opts o = {.target = target, .tls_ca_file = ca};
+    if (with_cert) {
+        o.tls_cert_file = cert;
+        o.tls_key_file = key;
+    }
+    hodei_rpc_channel *c = NULL;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_channel_create(&o, &c, &err), HODEI_OK, "%s", err.msg);
+    return c;
+}
+
+Test(rpc, mutual_tls_refuses_clients_without_cert_and_names_the_peer)
+{
+    char dir[64], cert[600], key[600], ca[600];
+    certs_make(dir, sizeof dir);
+    snprintf(cert, sizeof cert, "%s/server.pem", dir);
+    snprintf(key, sizeof key, "%s/server.key", dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    hodei_rpc_server_destroy(srv); /* the fixture's insecure one */
+    hodei_rpc_server_opts o = {.listen_addr = "127.0.0.1:0", .threads = 2,
+                               .tls_cert_file = cert, .tls_key_file = key,
+                               .tls_client_ca_file = ca};
+    server_up(&o);
+
+    char id[128];
+    hodei_rpc_result res;
+    hodei_rpc_channel *anon = tls_channel(dir, false);
+    hodei_grpc_code code = get_status(anon, "peer", 5000, id, sizeof id, &res);
+    cr_assert_eq(code, HODEI_GRPC_UNAVAILABLE, "a client without a certificate got %s",
+                 hodei_grpc_code_str(code));
+    hodei_rpc_channel_destroy(anon);
+
+    hodei_rpc_channel *worker = tls_channel(dir, true);
+    cr_assert_eq(get_status(worker, "peer", 5000, id, sizeof id, &res), HODEI_GRPC_OK, "%s %s",
+                 hodei_grpc_code_str(res.code), res.message);
+    cr_assert_str_eq(id, "worker-1");
+    hodei_rpc_channel_destroy(worker);
+
+    hodei_rpc_channel *plain = NULL;
+    hodei_err err;
+    hodei_rpc_channel_opts po = {.target = target};
+    cr_assert_eq(hodei_rpc_channel_create(&po, &plain, &err), HODEI_OK);
+    cr_assert_eq(get_status(plain, "peer", 5000, id, sizeof id, &res), HODEI_GRPC_UNAVAILABLE,
+                 "a plaintext client must not get through");
+    hodei_rpc_channel_destroy(plain);
+    certs_remove(dir);
+}
+
+Test(rpc, bad_options_are_refused_with_a_clear_error)
+{
+    hodei_rpc_server *s = NULL;
+    hodei_err err;
+    hodei_rpc_server_opts o = {.listen_addr = "127.0.0.1:0", .threads = 0};
+    cr_assert_eq(hodei_rpc_server_create(&o, &s, &err), HODEI_ERR_INVALID);
+    cr_assert(strstr(err.msg, "threads"), "%s", err.msg);
+    o.threads = 1;
+    o.tls_cert_file = "/nonexistent/server.pem";
+    cr_assert_eq(hodei_rpc_server_create(&o, &s, &err), HODEI_ERR_INVALID);
+    o.tls_key_file = "/nonexistent/server.key";
+    cr_assert_eq(hodei_rpc_server_create(&o, &s, &err), HODEI_ERR_IO);
+    cr_assert(strstr(err.msg, "/nonexistent/server.pem"), "%s", err.msg);
+    hodei_rpc_server_opts busy = {.listen_addr = target, .threads = 1};
+    cr_assert_eq(hodei_rpc_server_create(&busy, &s, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_eq(hodei_rpc_server_start(s, &err), HODEI_ERR_UNAVAILABLE,
+                 "a port in use must be refused");
+    hodei_rpc_server_destroy(s);
 }

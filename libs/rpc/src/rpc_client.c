@@ -62,9 +62,9 @@ hodei_status hodei_rpc_channel_create(const hodei_rpc_channel_opts *opts,
         snprintf(ch->auth_value, sizeof ch->auth_value, "Bearer %s", opts->api_key);
         ch->has_auth = true;
     }
-    grpc_arg arg_storage[2];
+    grpc_arg arg_storage[RPC_ARGS_MAX];
     grpc_channel_args args;
-    rpc_channel_args_init(&args, arg_storage);
+    rpc_channel_args_init(&args, arg_storage, false);
     ch->channel = grpc_channel_create(opts->target, creds, &args);
     grpc_channel_credentials_release(creds);
     *out = ch;

@@ -117,15 +117,21 @@ out_close:
     return st;
 }
 
-void rpc_channel_args_init(grpc_channel_args *args, grpc_arg arg_storage[2])
+void rpc_channel_args_init(grpc_channel_args *args, grpc_arg arg_storage[RPC_ARGS_MAX],
+                           bool server)
 {
+    memset(arg_storage, 0, RPC_ARGS_MAX * sizeof arg_storage[0]);
     arg_storage[0].type = GRPC_ARG_INTEGER;
     arg_storage[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     arg_storage[0].value.integer = HODEI_RPC_MESSAGE_MAX;
     arg_storage[1].type = GRPC_ARG_INTEGER;
     arg_storage[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
     arg_storage[1].value.integer = HODEI_RPC_MESSAGE_MAX;
-    args->num_args = 2;
+    /* A second server on a port in use is an error, not a silent split. */
+    arg_storage[2].type = GRPC_ARG_INTEGER;
+    arg_storage[2].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
+    arg_storage[2].value.integer = 0;
+    args->num_args = server ? 3 : 2;
     args->args = arg_storage;
 }
 

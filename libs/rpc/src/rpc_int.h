@@ -104,7 +104,9 @@ struct hodei_rpc_server {
 grpc_byte_buffer *rpc_msg_pack(const ProtobufCMessage *msg);
 ProtobufCMessage *rpc_msg_unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb);
 hodei_status rpc_file_read(const char *path, char **out, hodei_err *err);
-void rpc_channel_args_init(grpc_channel_args *args, grpc_arg arg_storage[2]);
+#define RPC_ARGS_MAX 3
+void rpc_channel_args_init(grpc_channel_args *args, grpc_arg arg_storage[RPC_ARGS_MAX],
+                           bool server);
 gpr_timespec rpc_deadline_from_ms(int64_t timeout_ms);
 void rpc_result_set(hodei_rpc_result *res, grpc_status_code code, grpc_slice details);
 

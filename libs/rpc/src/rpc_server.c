@@ -70,9 +70,9 @@ hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts,
     st = server_tls_load(srv, opts, err);
     if (st != HODEI_OK)
         goto out_free;
-    grpc_arg arg_storage[2];
+    grpc_arg arg_storage[RPC_ARGS_MAX];
     grpc_channel_args args;
-    rpc_channel_args_init(&args, arg_storage);
+    rpc_channel_args_init(&args, arg_storage, true);
     srv->server = grpc_server_create(&args, NULL);
     srv->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
