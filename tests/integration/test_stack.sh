@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# scripts/hodei-stack driven as an operator would: up, env, status, a second
+# up, stopping and starting each server, down keeping data, down --purge,
+# bad usage. Real nats-server and PostgreSQL; CTest sets HODEI_ROOT/HODEI_BIN.
+set -euo pipefail
+: "${HODEI_ROOT:?set HODEI_ROOT to the source tree}" "${HODEI_BIN:?set HODEI_BIN to the built binaries}"
+
+S=$HODEI_ROOT/scripts/hodei-stack
+DIR=$(mktemp -d /tmp/hodei-stacktest-XXXXXX)
+DIR2=$(mktemp -d /tmp/hodei-stacktest-XXXXXX)
+DIR3=$(mktemp -d /tmp/hodei-stacktest-XXXXXX)
+
+cleanup() {
+  for d in "$DIR" "$DIR2" "$DIR3"; do
+    "$S" down --purge --state-dir "$d" >/dev/null 2>&1 || true
+    rm -rf "$d"
+  done
+}
+trap cleanup EXIT
+
+step() { echo "--- $*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# psql against the stack in DIR ($1), with the env file's URL.
+sql() { (set -a; . "$1/env"; psql -X -q -tA -v ON_ERROR_STOP=1 -d "$HODEI_DATABASE_URL" -c "$2"); }
+envval() { sed -n "s/^$2=//p" "$1/env"; }
+nats_pid() { cat "$1/nats.pid"; }
+pg_pid() { head -n 1 "$1/pg/postmaster.pid"; }
+
+# listeners on port $1 are all on 127.0.0.1
+loopback_only() {
+  local addrs
+  addrs=$(ss -Htln "sport = :$1" | awk '{print $4}')
+  [ -n "$addrs" ] || return 1
+  ! echo "$addrs" | grep -qv '^127\.0\.0\.1:'
+}
+
+step "up"
+"$S" up --state-dir "$DIR" --bin "$HODEI_BIN" || fail "up exited $?"
+[ -f "$DIR/env" ] || fail "no env file"
+
+step "env file is usable from a shell"
+(
+  set -a; . "$DIR/env"; set +a
+  [ "$HODEI_STATE_DIR" = "$DIR" ] || fail "HODEI_STATE_DIR=$HODEI_STATE_DIR"
+  [ "$HODEI_DATABASE_URL" = "postgresql://hodei@127.0.0.1:$HODEI_PG_PORT/hodei" ] || fail "url $HODEI_DATABASE_URL"
+  [ "$HODEI_NATS_URL" = "nats://127.0.0.1:$HODEI_NATS_PORT" ] || fail "nats url $HODEI_NATS_URL"
+  [ "$(psql -X -tA -d "$HODEI_DATABASE_URL" -c 'SELECT current_user || current_database()')" = hodeihodei ] ||
+    fail "cannot use the database as hodei"
+  curl -sf "http://127.0.0.1:$HODEI_NATS_MONITOR_PORT/healthz?js-enabled-only=true" >/dev/null ||
+    fail "nats JetStream not healthy"
+  exec 3<>"/dev/tcp/127.0.0.1/$HODEI_NATS_PORT"
+  read -r -t 5 line <&3
+  case "$line" in INFO*'"jetstream":true'*) ;; *) fail "nats client port: $line" ;; esac
+)
+[ "$("$S" env --state-dir "$DIR")" = "$(cat "$DIR/env")" ] || fail "env command differs from the file"
+
+step "the schema is migrated and the settings hold"
+[ "$(sql "$DIR" "SELECT count(*) FROM schema_migrations")" -ge 1 ] || fail "no migrations"
+[ "$(sql "$DIR" "SELECT to_regclass('jobs') IS NOT NULL AND to_regclass('outbox') IS NOT NULL")" = t ] ||
+  fail "jobs/outbox missing"
+[ "$(sql "$DIR" "SHOW synchronous_commit")" = on ] || fail "synchronous_commit is not on"
+[ "$(sql "$DIR" "SHOW fsync")" = on ] || fail "fsync is not on"
+[ "$(sql "$DIR" "SHOW max_connections")" = 200 ] || fail "max_connections"
+[ "$(sql "$DIR" "SHOW shared_buffers")" = 256MB ] || fail "shared_buffers"
+
+step "servers listen on 127.0.0.1 only"
+loopback_only "$(envval "$DIR" HODEI_PG_PORT)" || fail "postgres listens beyond loopback"
+loopback_only "$(envval "$DIR" HODEI_NATS_PORT)" || fail "nats listens beyond loopback"
+loopback_only "$(envval "$DIR" HODEI_NATS_MONITOR_PORT)" || fail "nats monitor listens beyond loopback"
+if [ "$(id -u)" -eq 0 ]; then
+  [ "$(ps -o user= -p "$(pg_pid "$DIR")")" = postgres ] || fail "postgres does not run as user postgres"
+fi
+
+step "status tells the truth"
+out=$("$S" status --state-dir "$DIR") || fail "status exited $? with both up"
+echo "$out"
+echo "$out" | grep -q "nats: *running.*127.0.0.1:$(envval "$DIR" HODEI_NATS_PORT)" || fail "status nats line"
+echo "$out" | grep -q "postgres: *running.*127.0.0.1:$(envval "$DIR" HODEI_PG_PORT)" || fail "status postgres line"
+
+step "a second up is harmless"
+env_before=$(cat "$DIR/env"); npid=$(nats_pid "$DIR"); ppid=$(pg_pid "$DIR")
+out=$("$S" up --state-dir "$DIR" --bin "$HODEI_BIN") || fail "second up exited $?"
+echo "$out" | grep -qi "already running" || fail "second up: $out"
+[ "$(cat "$DIR/env")" = "$env_before" ] || fail "second up changed the env file"
+[ "$(nats_pid "$DIR")" = "$npid" ] && [ "$(pg_pid "$DIR")" = "$ppid" ] || fail "second up restarted a server"
+
+step "pg-stop / pg-start keep data and port"
+sql "$DIR" "INSERT INTO audit_log (actor, action, object_type, object_id) VALUES ('t', 'kept', 'x', '1')" >/dev/null
+"$S" pg-stop --state-dir "$DIR"
+rc=0; out=$("$S" status --state-dir "$DIR") || rc=$?
+[ $rc -eq 3 ] || fail "status exit $rc with postgres down"
+echo "$out" | grep -q "postgres: *stopped" || fail "status with postgres down: $out"
+echo "$out" | grep -q "nats: *running" || fail "status with postgres down: $out"
+"$S" pg-start --state-dir "$DIR"
+[ "$(sql "$DIR" "SELECT count(*) FROM audit_log WHERE action = 'kept'")" = 1 ] || fail "row lost across pg restart"
+[ "$(sql "$DIR" "SHOW port")" = "$(envval "$DIR" HODEI_PG_PORT)" ] || fail "postgres came back on another port"
+
+step "nats-stop / nats-start keep the ports"
+"$S" nats-stop --state-dir "$DIR"
+rc=0; out=$("$S" status --state-dir "$DIR") || rc=$?
+[ $rc -eq 3 ] || fail "status exit $rc with nats down"
+echo "$out" | grep -q "nats: *stopped" || fail "status with nats down: $out"
+kill -0 "$npid" 2>/dev/null && fail "nats-server still running after nats-stop"
+"$S" nats-start --state-dir "$DIR"
+curl -sf "http://127.0.0.1:$(envval "$DIR" HODEI_NATS_MONITOR_PORT)/healthz?js-enabled-only=true" >/dev/null ||
+  fail "nats not back on its monitor port"
+"$S" status --state-dir "$DIR" >/dev/null || fail "status not 0 after restarts"
+
+step "down keeps data; up brings it back"
+npid=$(nats_pid "$DIR"); ppid=$(pg_pid "$DIR")
+"$S" down --state-dir "$DIR"
+kill -0 "$npid" 2>/dev/null && fail "nats-server survived down"
+kill -0 "$ppid" 2>/dev/null && fail "postgres survived down"
+rc=0; "$S" status --state-dir "$DIR" >/dev/null || rc=$?
+[ $rc -eq 3 ] || fail "status exit $rc after down"
+[ -d "$DIR/pg" ] || fail "down removed the data"
+"$S" up --state-dir "$DIR" --bin "$HODEI_BIN" >/dev/null || fail "up after down exited $?"
+[ "$(sql "$DIR" "SELECT count(*) FROM audit_log WHERE action = 'kept'")" = 1 ] || fail "row lost across down/up"
+
+step "two stacks side by side get distinct ports"
+"$S" up --state-dir "$DIR2" --bin "$HODEI_BIN" >/dev/null || fail "second stack up"
+p1="$(envval "$DIR" HODEI_PG_PORT) $(envval "$DIR" HODEI_NATS_PORT) $(envval "$DIR" HODEI_NATS_MONITOR_PORT)"
+p2="$(envval "$DIR2" HODEI_PG_PORT) $(envval "$DIR2" HODEI_NATS_PORT) $(envval "$DIR2" HODEI_NATS_MONITOR_PORT)"
+[ "$(echo $p1 $p2 | tr ' ' '\n' | sort -u | wc -l)" = 6 ] || fail "ports shared: $p1 / $p2"
+[ "$(sql "$DIR2" "SELECT count(*) FROM audit_log")" = 0 ] || fail "stacks share data"
+
+step "down --purge removes everything"
+npid=$(nats_pid "$DIR"); ppid=$(pg_pid "$DIR")
+"$S" down --purge --state-dir "$DIR"
+[ -e "$DIR" ] && fail "purge left $DIR"
+kill -0 "$npid" 2>/dev/null && fail "nats-server survived down --purge"
+kill -0 "$ppid" 2>/dev/null && fail "postgres survived down --purge"
+rc=0; "$S" status --state-dir "$DIR" >/dev/null || rc=$?
+[ $rc -eq 3 ] || fail "status exit $rc with no stack"
+"$S" down --state-dir "$DIR" >/dev/null || fail "down of nothing is not harmless"
+
+step "clear refusals"
+rc=0; "$S" frobnicate >/dev/null 2>&1 || rc=$?
+[ $rc -eq 2 ] || fail "bad command exit $rc"
+"$S" --help | grep -q "nats-start" || fail "--help"
+rc=0; out=$("$S" up --state-dir "$DIR3" --bin /nonexistent 2>&1) || rc=$?
+[ $rc -eq 1 ] || fail "up without hodei-migrate exit $rc"
+echo "$out" | grep -q "/nonexistent/hodei-migrate not found" || fail "unclear message: $out"
+[ ! -e "$DIR3/pg" ] || fail "up without hodei-migrate started something"
+echo keep > "$DIR3/precious"
+rc=0; out=$("$S" up --state-dir "$DIR3" --bin "$HODEI_BIN" 2>&1) || rc=$?
+[ $rc -eq 1 ] || fail "up in a foreign folder exit $rc"
+rc=0; "$S" down --purge --state-dir "$DIR3" >/dev/null 2>&1 || rc=$?
+[ -f "$DIR3/precious" ] || fail "down --purge deleted a folder that is not a stack"
+
+echo "stack: all checks passed"
