@@ -1,0 +1,108 @@
+/* Command line of the `hodei` tool, parsed into the request message of the
+ * chosen command without talking to any server. Every bad argument is refused
+ * here with a message that names the flag (exit code 2).
+ *
+ *   hodei [GLOBAL OPTIONS] COMMAND [FLAGS] [ARGS]
+ *
+ * Strings in the requests point into argv, into the environment, or into the
+ * arena of cli_args; all of it lives until cli_args_fini. */
+#ifndef HODEI_CLI_ARGS_H
+#define HODEI_CLI_ARGS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "hodei/status.h"
+#include "hodei/v1/job.pb-c.h"
+
+#define CLI_DEFAULT_SERVER "127.0.0.1:50051"
+#define CLI_DEFAULT_CALL_TIMEOUT_MS INT64_C(10000)
+#define CLI_CALL_TIMEOUT_MS_MAX INT64_C(86400000)   /* one day */
+#define CLI_SERVER_MAX 256                           /* bytes of an address */
+#define CLI_API_KEY_MAX 512
+#define CLI_CANCEL_REASON_MAX 1024
+#define CLI_PAGE_TOKEN_MAX 1024
+#define CLI_LIST_LIMIT_MAX 1000
+#define CLI_STATES_MAX 7                             /* distinct job states */
+#define CLI_ARENA_MAX (4 * 1024 * 1024)
+#define CLI_DEFAULT_INTERPRETER "/bin/sh"
+
+/* Exit codes, documented in `hodei --help` and cli/README.md. */
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_ERROR = 1,        /* anything else */
+    CLI_EXIT_USAGE = 2,        /* bad command, flag or value: nothing was sent */
+    CLI_EXIT_REFUSED = 3,      /* INVALID_ARGUMENT, FAILED_PRECONDITION, ALREADY_EXISTS, OUT_OF_RANGE */
+    CLI_EXIT_NOT_FOUND = 4,
+    CLI_EXIT_UNAVAILABLE = 5,  /* UNAVAILABLE, DEADLINE_EXCEEDED */
+    CLI_EXIT_DENIED = 6,       /* UNAUTHENTICATED, PERMISSION_DENIED */
+};
+
+typedef enum {
+    CLI_CMD_NONE = 0,
+    CLI_CMD_SUBMIT,
+    CLI_CMD_STATUS,
+    CLI_CMD_JOBS,
+    CLI_CMD_CANCEL,
+    CLI_CMD_COUNT_
+} cli_command;
+
+typedef enum { CLI_OUTPUT_HUMAN = 0, CLI_OUTPUT_JSON } cli_output_format;
+
+typedef struct {
+    /* global options */
+    const char *server;
+    cli_output_format output;
+    int64_t call_timeout_ms;
+    const char *api_key;          /* NULL = none */
+    const char *tls_ca;           /* all NULL = insecure */
+    const char *tls_cert;
+    const char *tls_key;
+
+    cli_command command;
+    bool help;                    /* print the help of `command` (NONE = the tool's) */
+    bool version;
+
+    /* the request of `command`; only that one is filled */
+    Hodei__V1__QueueJobRequest queue;
+    Hodei__V1__JobSpec spec;
+    Hodei__V1__ShellCommand shell;
+    Hodei__V1__Script script;
+    Hodei__V1__ResourceRequirements resources;
+    Hodei__V1__GetJobStatusRequest status;
+    Hodei__V1__CancelJobRequest cancel;
+    Hodei__V1__ListJobsRequest list;
+    Hodei__V1__JobState list_states[CLI_STATES_MAX];
+
+    cli_arena arena;
+} cli_args;
+
+/* How the parser reads the environment (getenv in the tool, a table in tests). */
+typedef const char *(*cli_getenv_fn)(const char *name);
+
+/* Parses argv[1..argc). On error returns HODEI_ERR_INVALID with err->msg
+ * naming the flag ("--priority: must be an integer, got \"x\""); the caller
+ * still calls cli_args_fini. Reads the file of `--script` (and stdin for
+ * `--script -`); touches nothing else. */
+hodei_status cli_args_parse(cli_args *a, int argc, char **argv, cli_getenv_fn env,
+                            hodei_err *err);
+void cli_args_fini(cli_args *a);
+
+/* Command names as typed ("submit"), "" for NONE. */
+const char *cli_command_name(cli_command cmd);
+
+/* Value parsers, exposed for tests. Each returns false on anything but the
+ * whole string being a valid value. */
+/* "512Mi", "2Gi", "1G", "64k", "100" (bytes); suffixes k K M G T P (powers of
+ * 1000) and Ki Mi Gi Ti Pi (powers of 1024), each optionally followed by B. */
+bool cli_parse_size(const char *s, int64_t *out);
+/* "5s", "2m", "1h", "250ms", "1500" (ms). */
+bool cli_parse_duration(const char *s, int64_t *out_ms);
+/* "2", "0.5", ".25": plain decimal, no sign, exponent, inf or nan. */
+bool cli_parse_decimal(const char *s, double *out);
+/* "K=V": key is everything before the first '=' and must not be empty; the
+ * value may be empty or hold more '='. */
+bool cli_parse_kv(const char *s, const char **key, size_t *key_len, const char **value);
+
+#endif

@@ -1,0 +1,40 @@
+/* Private to the argument parser (args.c, args_submit.c, args_values.c). */
+#ifndef HODEI_CLI_ARGS_INT_H
+#define HODEI_CLI_ARGS_INT_H
+
+#include "args.h"
+
+/* Values quoted in messages: at most this many input bytes are shown. */
+#define ARGS_QUOTE_IN_MAX 64
+#define ARGS_QUOTE_BUF (2 + ARGS_QUOTE_IN_MAX * 4 + 3 + 1)
+
+typedef hodei_status (*args_flag_fn)(cli_args *a, const char *flag, const char *value,
+                                     hodei_err *err);
+
+typedef struct {
+    const char *name;        /* "--name" */
+    const char *short_name;  /* "-o" or NULL */
+    bool takes_value;
+    args_flag_fn fn;         /* NULL for --help */
+} args_flag;
+
+/* Consumes argv[*i] (a positional, or the first word after "--") and maybe
+ * more, leaving *i on the last argument it used. */
+typedef hodei_status (*args_positional_fn)(cli_args *a, int argc, char **argv, int *i,
+                                           hodei_err *err);
+
+/* Runs the flags of one command over argv[i..argc). Stops at --help (sets
+ * a->help). Unknown flags and missing values are usage errors. */
+hodei_status args_parse_flags(cli_args *a, const args_flag *flags, int argc, char **argv,
+                              int i, args_positional_fn positional, hodei_err *err);
+
+/* s as "..." with unprintable bytes escaped and long input cut; returns buf. */
+const char *args_quote(const char *s, char buf[ARGS_QUOTE_BUF]);
+
+hodei_status args_nomem(hodei_err *err);
+hodei_status args_int32(const char *flag, const char *value, int32_t *out, hodei_err *err);
+
+/* `hodei submit ...` from argv[i] (the first word after "submit"). */
+hodei_status args_parse_submit(cli_args *a, int argc, char **argv, int i, hodei_err *err);
+
+#endif

@@ -1,0 +1,119 @@
+#include "help.h"
+
+static const char help_tool[] =
+    "Usage: hodei [GLOBAL OPTIONS] COMMAND [FLAGS] [ARGS]\n"
+    "\n"
+    "The command-line client of Hodei Jobs.\n"
+    "\n"
+    "Commands:\n"
+    "  submit    queue a job: hodei submit [FLAGS] -- CMD [ARGS...]\n"
+    "  status    show one job: hodei status JOB_ID\n"
+    "  jobs      list jobs, newest first\n"
+    "  cancel    cancel a job: hodei cancel JOB_ID [--reason R]\n"
+    "  help      show the help of a command: hodei help submit\n"
+    "\n"
+    "Global options (before the command):\n"
+    "  --server ADDR          edge address (default $HODEI_SERVER, else 127.0.0.1:50051)\n"
+    "  -o, --output FORMAT    human (default) or json: one JSON object per command\n"
+    "  --call-timeout DUR     deadline of each call, e.g. 500ms, 10s, 2m (default 10s)\n"
+    "  --api-key KEY          API key sent to the server (default $HODEI_API_KEY)\n"
+    "  --tls-ca FILE          use TLS; trust the server certificate signed by this CA\n"
+    "  --tls-cert FILE        client certificate for mutual TLS (with --tls-key)\n"
+    "  --tls-key FILE         private key of --tls-cert\n"
+    "  -h, --help             this help (also after a command)\n"
+    "  --version              print the version\n"
+    "\n"
+    "Environment:\n"
+    "  HODEI_SERVER           edge address when --server is not given\n"
+    "  HODEI_API_KEY          API key when --api-key is not given\n"
+    "\n"
+    "Exit codes:\n"
+    "  0  success\n"
+    "  1  any other error\n"
+    "  2  usage error: bad command, flag or value (nothing was sent)\n"
+    "  3  the server refused the request (INVALID_ARGUMENT, FAILED_PRECONDITION,\n"
+    "     ALREADY_EXISTS, OUT_OF_RANGE)\n"
+    "  4  not found (NOT_FOUND)\n"
+    "  5  server unreachable or too slow (UNAVAILABLE, DEADLINE_EXCEEDED)\n"
+    "  6  not allowed (UNAUTHENTICATED, PERMISSION_DENIED)\n"
+    "Errors from the server are printed as \"hodei: <CODE>: <message>\".\n";
+
+static const char help_submit[] =
+    "Usage: hodei submit [FLAGS] [--] CMD [ARGS...]\n"
+    "       hodei submit [FLAGS] --script FILE [--interpreter PATH]\n"
+    "\n"
+    "Queues a job and prints its id alone on stdout, so that\n"
+    "  id=$(hodei submit -- make test)\n"
+    "works. Everything after CMD is passed to it verbatim, even words that look\n"
+    "like flags; use -- before CMD when CMD itself starts with '-'.\n"
+    "\n"
+    "Flags:\n"
+    "  --name NAME               free text shown in listings\n"
+    "  -e, --env K=V             environment variable (repeatable)\n"
+    "  -l, --label K=V           label attached to the job (repeatable)\n"
+    "  --constraint K=V          worker label the job requires (repeatable)\n"
+    "  --priority N              -1000..1000, higher runs first (default 0)\n"
+    "  --timeout DUR             e.g. 30s, 5m, 2h, 1500ms; 1s..7 days (default: server's)\n"
+    "  --max-attempts N          0..100 attempts in all (default 1)\n"
+    "  --cpu N                   cores, decimal: 2, 0.5\n"
+    "  --memory SIZE             512Mi, 2Gi, 1G, 64k or bytes (Ki/Mi/Gi/Ti/Pi = 1024^n)\n"
+    "  --storage SIZE            like --memory\n"
+    "  --gpus N                  0..64\n"
+    "  --arch ARCH               amd64, arm64, x86_64 or aarch64\n"
+    "  --provider NAME           preferred provider (default: any)\n"
+    "  --image IMAGE             image for container providers\n"
+    "  --idempotency-key KEY     resubmitting with the same key returns the same job\n"
+    "  --secret NAME             stored secret handed to the job (repeatable)\n"
+    "  --workdir DIR             absolute working directory\n"
+    "  --script FILE             run FILE's content (\"-\" = stdin) instead of a command\n"
+    "  --interpreter PATH        interpreter of --script (default /bin/sh)\n"
+    "\n"
+    "A resubmit that matched an earlier job prints \"(duplicate of an earlier submit)\"\n"
+    "on stderr. With -o json: {\"job_id\":...,\"duplicate\":...,\"state\":...}.\n";
+
+static const char help_status[] =
+    "Usage: hodei status JOB_ID\n"
+    "\n"
+    "Shows one job: id, name, state, attempt/max, worker, exit code, error,\n"
+    "created/started/finished times and the command. With -o json:\n"
+    "{\"job\":{...}}. Exit code 4 when the job does not exist.\n";
+
+static const char help_jobs[] =
+    "Usage: hodei jobs [--state S]... [--limit N] [--page-token T]\n"
+    "\n"
+    "Lists jobs, newest first, as a table: ID, STATE (* = cancel requested),\n"
+    "PRIO, ATTEMPT, AGE, COMMAND/NAME; then the token of the next page, if any.\n"
+    "\n"
+    "Flags:\n"
+    "  --state S        only jobs in state S: pending, assigned, running, succeeded,\n"
+    "                   failed, cancelled, timeout (repeatable, or comma-separated)\n"
+    "  --limit N        at most N jobs, 1..1000 (default: the server's, 50)\n"
+    "  --page-token T   continue after an earlier page\n"
+    "\n"
+    "With -o json: {\"jobs\":[...],\"next_page_token\":\"...\"}.\n";
+
+static const char help_cancel[] =
+    "Usage: hodei cancel JOB_ID [--reason R]\n"
+    "\n"
+    "Cancels a job and prints its resulting state: CANCELLED at once for a job\n"
+    "that had not started, else its current state with \"(cancel requested)\"\n"
+    "until the worker has stopped it. With -o json: {\"job\":{...}}.\n"
+    "Exit code 3 when the job has already finished.\n";
+
+void cli_help_print(cli_command cmd, FILE *out)
+{
+    static const char *const texts[CLI_CMD_COUNT_] = {
+        [CLI_CMD_NONE] = help_tool,     [CLI_CMD_SUBMIT] = help_submit,
+        [CLI_CMD_STATUS] = help_status, [CLI_CMD_JOBS] = help_jobs,
+        [CLI_CMD_CANCEL] = help_cancel,
+    };
+    fputs(texts[(unsigned)cmd < CLI_CMD_COUNT_ ? cmd : CLI_CMD_NONE], out);
+}
+
+void cli_help_hint(cli_command cmd, FILE *err)
+{
+    if (cmd == CLI_CMD_NONE)
+        fprintf(err, "Try 'hodei --help'.\n");
+    else
+        fprintf(err, "Try 'hodei help %s'.\n", cli_command_name(cmd));
+}

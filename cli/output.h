@@ -1,0 +1,44 @@
+/* What the user sees: responses rendered for people (`--output human`) or
+ * programs (`--output json`, one JSON object per command), server errors as
+ * "hodei: <CODE>: <message>", and the exit code of each outcome.
+ *
+ * Human output never passes control characters or invalid UTF-8 from the
+ * server to the terminal: they are shown as '?' and U+FFFD. */
+#ifndef HODEI_CLI_OUTPUT_H
+#define HODEI_CLI_OUTPUT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "args.h"
+#include "hodei/rpc.h"
+#include "hodei/v1/job.pb-c.h"
+
+#define CLI_OUTPUT_MAX (128 * 1024 * 1024)  /* bytes of one JSON document */
+#define CLI_TABLE_TEXT_MAX 60               /* characters of COMMAND/NAME in `jobs` */
+#define CLI_CELL_MAX 512                    /* bytes of one rendered table cell */
+
+/* Exit code for the gRPC status a call ended with (CLI_EXIT_*). */
+int cli_exit_from_grpc(hodei_grpc_code code);
+/* Exit code when a call could not be made at all. */
+int cli_exit_from_status(hodei_status st);
+
+/* "hodei: NOT_FOUND: job 0190... not found" on err. */
+void cli_output_error(FILE *err, const char *code_name, const char *message);
+
+/* Each returns CLI_EXIT_OK, or CLI_EXIT_ERROR when the output could not be
+ * built or written. now_us is the wall clock (ages in `jobs`). */
+int cli_output_submit(cli_output_format fmt, const Hodei__V1__QueueJobResponse *resp,
+                      FILE *out, FILE *err);
+int cli_output_status(cli_output_format fmt, const Hodei__V1__Job *job, FILE *out);
+int cli_output_jobs(cli_output_format fmt, const Hodei__V1__ListJobsResponse *resp,
+                    int64_t now_us, FILE *out, FILE *err);
+int cli_output_cancel(cli_output_format fmt, const Hodei__V1__Job *job, FILE *out);
+
+/* Shown in `jobs` AGE: "42s", "7m", "5h", "3d"; "-" when created_us <= 0. */
+void cli_format_age(int64_t created_us, int64_t now_us, char *out, size_t out_len);
+/* The command line of a spec for people: args quoted like a shell would
+ * need them ("echo 'a b'"), or "script: /bin/sh (120 bytes)". */
+void cli_format_command(const Hodei__V1__JobSpec *spec, char *out, size_t out_len);
+
+#endif
