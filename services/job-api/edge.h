@@ -1,0 +1,38 @@
+/* The job-api's shared state: configuration, the database pool, the submit
+ * path, and the gRPC server. Owned by main.c's init/fini. */
+#ifndef HODEI_JOB_API_EDGE_H
+#define HODEI_JOB_API_EDGE_H
+
+#include <stdint.h>
+
+#include "hodei/daemon.h"
+#include "hodei/db.h"
+#include "hodei/rpc.h"
+
+typedef struct submitter submitter;
+
+typedef struct {
+    char *grpc_listen;
+    int64_t grpc_threads;
+    int64_t submit_batch_max;
+    int64_t submit_queue_max;
+    int64_t submit_writers;
+    int64_t default_timeout_ms;
+    int64_t db_wait_ms;           /* how long a read waits for a pooled connection */
+    char *tls_cert;
+    char *tls_key;
+    char *tls_client_ca;
+} edge_config;
+
+typedef struct {
+    const edge_config *cfg;
+    const hodei_common_config *common;
+    hodei_db *db;
+    submitter *submit;
+    hodei_rpc_server *server;
+} edge;
+
+/* Registers the JobExecutionService methods (jobs_rpc.c). */
+hodei_status jobs_rpc_register(edge *e, hodei_err *err);
+
+#endif

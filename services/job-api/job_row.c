@@ -1,0 +1,71 @@
+#include "job_row.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hodei/buf.h"
+#include "hodei/db.h"
+#include "hodei/job_state.h"
+
+static void job_row_time(Hodei__V1__Timestamp *ts, int64_t us, Hodei__V1__Timestamp **slot)
+{
+    hodei__v1__timestamp__init(ts);
+    if (us == 0) {
+        *slot = NULL;
+        return;
+    }
+    ts->seconds = us / 1000000;
+    ts->nanos = (int32_t)(us % 1000000) * 1000;
+    *slot = ts;
+}
+
+static hodei_status job_row_spec(job_row *r, const char *hex, hodei_err *err)
+{
+    size_t len = strlen(hex) / 2;
+    uint8_t *raw = malloc(len ? len : 1);
+    if (!raw)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
+    hodei_status st = HODEI_OK;
+    if (hodei_hex_decode(hex, len * 2, raw, len) < 0) {
+        st = hodei_err_set(err, HODEI_ERR_INTERNAL, "stored spec of job %s is not hex", r->job.id);
+        goto out;
+    }
+    r->job.spec = hodei__v1__job_spec__unpack(NULL, len, raw);
+    if (!r->job.spec)
+        st = hodei_err_set(err, HODEI_ERR_INTERNAL, "stored spec of job %s does not unpack",
+                           r->job.id);
+out:
+    free(raw);
+    return st;
+}
+
+hodei_status job_row_fill(job_row *r, const PGresult *res, int row, hodei_err *err)
+{
+    memset(r, 0, sizeof *r);
+    hodei__v1__job__init(&r->job);
+    r->job.id = (char *)hodei_db_get_str(res, row, 0);
+    Hodei__V1__JobState state;
+    if (!hodei_job_state_parse(hodei_db_get_str(res, row, 2), &state))
+        state = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
+    r->job.state = state;
+    r->job.attempt = (int32_t)hodei_db_get_i64(res, row, 3);
+    r->job.max_attempts = (int32_t)hodei_db_get_i64(res, row, 4);
+    r->job.worker_id = (char *)hodei_db_get_str(res, row, 5);
+    r->job.epoch = hodei_db_get_i64(res, row, 6);
+    r->job.cancel_requested = hodei_db_get_str(res, row, 7)[0] == 't';
+    r->job.exit_code = (int32_t)hodei_db_get_i64(res, row, 8);
+    r->job.error = (char *)hodei_db_get_str(res, row, 9);
+    r->job.idempotency_key = (char *)hodei_db_get_str(res, row, 10);
+    job_row_time(&r->created_at, hodei_db_get_i64(res, row, 11), &r->job.created_at);
+    job_row_time(&r->updated_at, hodei_db_get_i64(res, row, 12), &r->job.updated_at);
+    job_row_time(&r->started_at, hodei_db_get_i64(res, row, 13), &r->job.started_at);
+    job_row_time(&r->finished_at, hodei_db_get_i64(res, row, 14), &r->job.finished_at);
+    return job_row_spec(r, hodei_db_get_str(res, row, 1), err);
+}
+
+void job_row_fini(job_row *r)
+{
+    if (r->job.spec)
+        hodei__v1__job_spec__free_unpacked(r->job.spec, NULL);
+    r->job.spec = NULL;
+}

@@ -1,0 +1,32 @@
+/* Reading jobs rows into hodei.v1.Job messages. */
+#ifndef HODEI_JOB_API_JOB_ROW_H
+#define HODEI_JOB_API_JOB_ROW_H
+
+#include <libpq-fe.h>
+
+#include "hodei/status.h"
+#include "hodei/v1/job.pb-c.h"
+
+/* The select list every job query uses, in the order job_row_fill reads. */
+#define JOB_ROW_COLUMNS                                                                    \
+    "id::text, encode(spec, 'hex'), state, attempt, max_attempts,"                         \
+    " coalesce(worker_id::text, ''), epoch, cancel_requested, coalesce(exit_code, 0),"     \
+    " coalesce(error, ''), coalesce(idempotency_key, ''),"                                 \
+    " (extract(epoch FROM created_at) * 1000000)::bigint,"                                 \
+    " (extract(epoch FROM updated_at) * 1000000)::bigint,"                                 \
+    " coalesce((extract(epoch FROM started_at) * 1000000)::bigint, 0),"                    \
+    " coalesce((extract(epoch FROM finished_at) * 1000000)::bigint, 0)"
+
+/* A Job message and the memory behind it. Strings point into the PGresult
+ * the row came from: keep it until the message has been sent. */
+typedef struct {
+    Hodei__V1__Job job;
+    Hodei__V1__Timestamp created_at, updated_at, started_at, finished_at;
+} job_row;
+
+/* Fills r from row `row` of res. Unpacks the stored spec. */
+hodei_status job_row_fill(job_row *r, const PGresult *res, int row, hodei_err *err);
+/* Frees what job_row_fill allocated (the unpacked spec). */
+void job_row_fini(job_row *r);
+
+#endif

@@ -1,0 +1,429 @@
+/* JobExecutionService: QueueJob, GetJobStatus, CancelJob, ListJobs. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge.h"
+#include "hodei/buf.h"
+#include "hodei/bus.h"
+#include "hodei/id.h"
+#include "hodei/job_spec.h"
+#include "hodei/job_state.h"
+#include "hodei/log.h"
+#include "hodei/util.h"
+#include "hodei/v1/events.pb-c.h"
+#include "hodei/v1/job.pb-c.h"
+#include "job_row.h"
+#include "outbox.h"
+#include "sqlarr.h"
+#include "submit.h"
+
+#define LIST_PAGE_DEFAULT 50
+#define LIST_PAGE_MAX 1000
+#define CANCEL_REASON_MAX 1024
+#define PAGE_TOKEN_MAX 64
+
+#define SVC "/hodei.v1.JobExecutionService/"
+
+/* ------------------------------------------------------------------ helpers */
+
+static hodei_status jobs_check_id(const char *field, const char *id, hodei_err *err)
+{
+    if (!id || !id[0])
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: required", field);
+    if (!hodei_id_valid(id))
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be a job id (a UUID)", field);
+    return HODEI_OK;
+}
+
+static hodei_status jobs_conn(edge *e, PGconn **conn, hodei_err *err)
+{
+    return hodei_db_acquire(e->db, e->cfg->db_wait_ms, conn, err);
+}
+
+static void jobs_release(edge *e, PGconn *conn, hodei_status st)
+{
+    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
+}
+
+/* Runs a one-row job query and answers with the Job wrapped by `wrap`. */
+typedef void (*jobs_wrap_fn)(hodei_rpc_call *call, Hodei__V1__Job *job);
+
+static void jobs_reply_row(hodei_rpc_call *call, const PGresult *res, jobs_wrap_fn wrap)
+{
+    job_row row;
+    hodei_err err;
+    if (job_row_fill(&row, res, 0, &err) != HODEI_OK) {
+        job_row_fini(&row);
+        hodei_rpc_call_fail_err(call, &err);
+        return;
+    }
+    wrap(call, &row.job);
+    job_row_fini(&row);
+}
+
+/* ----------------------------------------------------------------- QueueJob */
+
+static void jobs_queue(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    edge *e = ctx;
+    const Hodei__V1__QueueJobRequest *req = (const Hodei__V1__QueueJobRequest *)msg;
+    hodei_err err;
+    if (hodei_queue_request_validate(req, &err) != HODEI_OK) {
+        hodei_rpc_call_fail_err(call, &err);
+        return;
+    }
+    submitter_enqueue(e->submit, call, req);
+}
+
+/* ------------------------------------------------------------- GetJobStatus */
+
+static void jobs_wrap_status(hodei_rpc_call *call, Hodei__V1__Job *job)
+{
+    Hodei__V1__GetJobStatusResponse resp = HODEI__V1__GET_JOB_STATUS_RESPONSE__INIT;
+    resp.job = job;
+    hodei_rpc_call_reply(call, &resp.base);
+}
+
+static void jobs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    edge *e = ctx;
+    const Hodei__V1__GetJobStatusRequest *req = (const Hodei__V1__GetJobStatusRequest *)msg;
+    hodei_err err;
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    hodei_status st = jobs_check_id("job_id", req->job_id, &err);
+    if (st != HODEI_OK)
+        goto fail;
+    if ((st = jobs_conn(e, &conn, &err)) != HODEI_OK)
+        goto fail;
+    const char *params[1] = {req->job_id};
+    st = hodei_db_exec(conn, "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = $1", 1, params,
+                       &res, &err);
+    jobs_release(e, conn, st);
+    if (st != HODEI_OK)
+        goto fail;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        hodei_rpc_call_fail(call, HODEI_GRPC_NOT_FOUND, "job %s not found", req->job_id);
+        return;
+    }
+    jobs_reply_row(call, res, jobs_wrap_status);
+    PQclear(res);
+    return;
+fail:
+    hodei_rpc_call_fail_err(call, &err);
+}
+
+/* ---------------------------------------------------------------- CancelJob */
+
+typedef struct {
+    Hodei__V1__JobState state;
+    char worker_id[HODEI_ID_BUF];
+    int64_t epoch;
+    bool cancel_requested;
+} cancel_view;
+
+static hodei_status cancel_lock(PGconn *conn, const char *id, cancel_view *v, hodei_err *err)
+{
+    const char *params[1] = {id};
+    PGresult *res = NULL;
+    hodei_status st = hodei_db_exec(conn,
+                                    "SELECT state, coalesce(worker_id::text, ''), epoch,"
+                                    " cancel_requested FROM jobs WHERE id = $1 FOR UPDATE",
+                                    1, params, &res, err);
+    if (st != HODEI_OK)
+        return st;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return hodei_err_set(err, HODEI_ERR_NOT_FOUND, "job %s not found", id);
+    }
+    if (!hodei_job_state_parse(hodei_db_get_str(res, 0, 0), &v->state))
+        v->state = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
+    hodei_strlcpy(v->worker_id, hodei_db_get_str(res, 0, 1), sizeof v->worker_id);
+    v->epoch = hodei_db_get_i64(res, 0, 2);
+    v->cancel_requested = hodei_db_get_str(res, 0, 3)[0] == 't';
+    PQclear(res);
+    return HODEI_OK;
+}
+
+/* PENDING: cancelled at once, and JobFinished tells whoever waits. */
+static hodei_status cancel_pending(PGconn *conn, const char *id, const char *reason,
+                                   hodei_err *err)
+{
+    hodei_status st = hodei_job_transition_check(HODEI__V1__JOB_STATE__JOB_STATE_PENDING,
+                                                 HODEI__V1__JOB_STATE__JOB_STATE_CANCELLED, err);
+    if (st != HODEI_OK)
+        return st;
+    const char *params[2] = {id, reason};
+    st = hodei_db_exec(conn,
+                       "UPDATE jobs SET state = 'CANCELLED', cancel_requested = true,"
+                       " cancel_reason = $2, finished_at = now(), updated_at = now()"
+                       " WHERE id = $1",
+                       2, params, NULL, err);
+    if (st != HODEI_OK)
+        return st;
+    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+    Hodei__V1__JobFinished fin = HODEI__V1__JOB_FINISHED__INIT;
+    fin.job_id = (char *)id;
+    fin.state = HODEI__V1__JOB_STATE__JOB_STATE_CANCELLED;
+    ev.body_case = HODEI__V1__EVENT__BODY_JOB_FINISHED;
+    ev.job_finished = &fin;
+    return outbox_append(conn, &ev, HODEI_SUBJ_JOB_FINISHED, "job", id, "JobFinished", err);
+}
+
+/* ASSIGNED or RUNNING: marked, and the worker holding it is told through
+ * its own subject. A repeated cancel changes nothing. */
+static hodei_status cancel_running(PGconn *conn, const char *id, const cancel_view *v,
+                                   const char *reason, hodei_err *err)
+{
+    if (v->cancel_requested)
+        return HODEI_OK;
+    const char *params[2] = {id, reason};
+    hodei_status st = hodei_db_exec(conn,
+                                    "UPDATE jobs SET cancel_requested = true, cancel_reason = $2,"
+                                    " updated_at = now() WHERE id = $1",
+                                    2, params, NULL, err);
+    if (st != HODEI_OK)
+        return st;
+    char subject[128];
+    snprintf(subject, sizeof subject, "%s%s", HODEI_SUBJ_JOB_CANCEL_PREFIX,
+             v->worker_id[0] ? v->worker_id : "none");
+    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+    Hodei__V1__JobCancelRequested cr = HODEI__V1__JOB_CANCEL_REQUESTED__INIT;
+    cr.job_id = (char *)id;
+    cr.worker_id = (char *)v->worker_id;
+    cr.epoch = v->epoch;
+    cr.reason = (char *)reason;
+    ev.body_case = HODEI__V1__EVENT__BODY_JOB_CANCEL_REQUESTED;
+    ev.job_cancel_requested = &cr;
+    return outbox_append(conn, &ev, subject, "job", id, "JobCancelRequested", err);
+}
+
+static hodei_status cancel_tx(PGconn *conn, const char *id, const char *reason, PGresult **out,
+                              hodei_err *err)
+{
+    cancel_view v;
+    hodei_status st = hodei_db_begin(conn, err);
+    if (st != HODEI_OK)
+        return st;
+    if ((st = cancel_lock(conn, id, &v, err)) != HODEI_OK)
+        goto rollback;
+    if (hodei_job_state_terminal(v.state)) {
+        st = hodei_err_set(err, HODEI_ERR_PRECONDITION, "job %s has already finished (%s)", id,
+                           hodei_job_state_name(v.state));
+        goto rollback;
+    }
+    if (v.state == HODEI__V1__JOB_STATE__JOB_STATE_PENDING)
+        st = cancel_pending(conn, id, reason, err);
+    else
+        st = cancel_running(conn, id, &v, reason, err);
+    if (st != HODEI_OK)
+        goto rollback;
+    const char *params[1] = {id};
+    if ((st = hodei_db_exec(conn, "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = $1", 1,
+                            params, out, err)) != HODEI_OK)
+        goto rollback;
+    if ((st = hodei_db_commit(conn, err)) != HODEI_OK) {
+        PQclear(*out);
+        *out = NULL;
+    }
+    return st;
+rollback:
+    hodei_db_rollback(conn);
+    return st;
+}
+
+static void jobs_wrap_cancel(hodei_rpc_call *call, Hodei__V1__Job *job)
+{
+    Hodei__V1__CancelJobResponse resp = HODEI__V1__CANCEL_JOB_RESPONSE__INIT;
+    resp.job = job;
+    hodei_rpc_call_reply(call, &resp.base);
+}
+
+static void jobs_cancel(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    edge *e = ctx;
+    const Hodei__V1__CancelJobRequest *req = (const Hodei__V1__CancelJobRequest *)msg;
+    hodei_err err;
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    const char *reason = req->reason ? req->reason : "";
+    hodei_status st = jobs_check_id("job_id", req->job_id, &err);
+    if (st != HODEI_OK)
+        goto fail;
+    if (strlen(reason) > CANCEL_REASON_MAX || !hodei_utf8_valid(reason, strlen(reason))) {
+        st = hodei_err_set(&err, HODEI_ERR_INVALID,
+                           "reason: must be valid UTF-8 of at most %d bytes", CANCEL_REASON_MAX);
+        goto fail;
+    }
+    if ((st = jobs_conn(e, &conn, &err)) != HODEI_OK)
+        goto fail;
+    st = cancel_tx(conn, req->job_id, reason, &res, &err);
+    jobs_release(e, conn, st);
+    if (st != HODEI_OK)
+        goto fail;
+    jobs_reply_row(call, res, jobs_wrap_cancel);
+    PQclear(res);
+    return;
+fail:
+    hodei_rpc_call_fail_err(call, &err);
+}
+
+/* ----------------------------------------------------------------- ListJobs */
+
+/* Page tokens are "<created_at µs>.<job id>" of the last job returned:
+ * keyset paging, stable while new jobs arrive. */
+static hodei_status list_parse_token(const char *tok, char *us_out, size_t us_len, char *id_out,
+                                     hodei_err *err)
+{
+    const char *dot = strchr(tok, '.');
+    int64_t us;
+    char num[32];
+    if (!dot || (size_t)(dot - tok) >= sizeof num || strlen(tok) > PAGE_TOKEN_MAX)
+        goto bad;
+    memcpy(num, tok, (size_t)(dot - tok));
+    num[dot - tok] = '\0';
+    if (!hodei_parse_i64(num, 0, INT64_MAX, &us) || !hodei_id_valid(dot + 1))
+        goto bad;
+    snprintf(us_out, us_len, "%" PRId64, us);
+    hodei_strlcpy(id_out, dot + 1, HODEI_ID_BUF);
+    return HODEI_OK;
+bad:
+    return hodei_err_set(err, HODEI_ERR_INVALID,
+                         "page_token: not a token this server returned");
+}
+
+typedef struct {
+    char states[256];      /* array literal, or "" for all */
+    char after_us[32];
+    char after_id[HODEI_ID_BUF];
+    char limit[16];
+    int page_size;
+} list_query;
+
+static hodei_status list_parse(const Hodei__V1__ListJobsRequest *req, list_query *q,
+                               hodei_err *err)
+{
+    memset(q, 0, sizeof *q);
+    if (req->page_size < 0 || req->page_size > LIST_PAGE_MAX)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "page_size: must be between 0 and %d, got %d",
+                             LIST_PAGE_MAX, req->page_size);
+    q->page_size = req->page_size ? req->page_size : LIST_PAGE_DEFAULT;
+    snprintf(q->limit, sizeof q->limit, "%d", q->page_size + 1);
+    hodei_buf b;
+    hodei_buf_init(&b, sizeof q->states - 1);
+    sqlarr_begin(&b);
+    for (size_t i = 0; i < req->n_states; i++) {
+        Hodei__V1__JobState s = req->states[i];
+        if (s <= HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED ||
+            s > HODEI__V1__JOB_STATE__JOB_STATE_TIMEOUT) {
+            hodei_buf_fini(&b);
+            return hodei_err_set(err, HODEI_ERR_INVALID, "states[%zu]: unknown job state %d", i,
+                                 (int)s);
+        }
+        sqlarr_str(&b, hodei_job_state_name(s));
+    }
+    bool ok = sqlarr_end(&b);
+    if (ok && req->n_states > 0)
+        hodei_strlcpy(q->states, b.data, sizeof q->states);
+    hodei_buf_fini(&b);
+    if (!ok)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "states: too many entries");
+    if (req->page_token && req->page_token[0])
+        return list_parse_token(req->page_token, q->after_us, sizeof q->after_us, q->after_id,
+                                err);
+    return HODEI_OK;
+}
+
+static void list_reply(hodei_rpc_call *call, const PGresult *res, int page_size)
+{
+    int rows = PQntuples(res);
+    int n = rows > page_size ? page_size : rows;
+    job_row *jrows = calloc((size_t)(n ? n : 1), sizeof *jrows);
+    Hodei__V1__Job **jobs = calloc((size_t)(n ? n : 1), sizeof *jobs);
+    char token[PAGE_TOKEN_MAX + 1] = "";
+    hodei_err err;
+    int filled = 0;
+    if (!jrows || !jobs) {
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    for (; filled < n; filled++) {
+        if (job_row_fill(&jrows[filled], res, filled, &err) != HODEI_OK) {
+            job_row_fini(&jrows[filled]);
+            hodei_rpc_call_fail_err(call, &err);
+            goto out;
+        }
+        jobs[filled] = &jrows[filled].job;
+    }
+    if (rows > page_size && n > 0)
+        snprintf(token, sizeof token, "%" PRId64 ".%s", hodei_db_get_i64(res, n - 1, 11),
+                 hodei_db_get_str(res, n - 1, 0));
+    Hodei__V1__ListJobsResponse resp = HODEI__V1__LIST_JOBS_RESPONSE__INIT;
+    resp.n_jobs = (size_t)n;
+    resp.jobs = jobs;
+    resp.next_page_token = token;
+    hodei_rpc_call_reply(call, &resp.base);
+out:
+    for (int i = 0; i < filled; i++)
+        job_row_fini(&jrows[i]);
+    free(jrows);
+    free(jobs);
+}
+
+static void jobs_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    edge *e = ctx;
+    const Hodei__V1__ListJobsRequest *req = (const Hodei__V1__ListJobsRequest *)msg;
+    hodei_err err;
+    list_query q;
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    hodei_status st = list_parse(req, &q, &err);
+    if (st != HODEI_OK)
+        goto fail;
+    if ((st = jobs_conn(e, &conn, &err)) != HODEI_OK)
+        goto fail;
+    const char *params[4] = {q.states[0] ? q.states : NULL, q.after_us[0] ? q.after_us : NULL,
+                             q.after_id[0] ? q.after_id : NULL, q.limit};
+    st = hodei_db_exec(conn,
+                       "SELECT " JOB_ROW_COLUMNS " FROM jobs"
+                       " WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))"
+                       "   AND ($2::bigint IS NULL OR (created_at, id) <"
+                       "        ('epoch'::timestamptz + $2::bigint * interval '1 microsecond',"
+                       "         $3::uuid))"
+                       " ORDER BY created_at DESC, id DESC LIMIT $4::int",
+                       4, params, &res, &err);
+    jobs_release(e, conn, st);
+    if (st != HODEI_OK)
+        goto fail;
+    list_reply(call, res, q.page_size);
+    PQclear(res);
+    return;
+fail:
+    hodei_rpc_call_fail_err(call, &err);
+}
+
+/* ------------------------------------------------------------- registration */
+
+hodei_status jobs_rpc_register(edge *e, hodei_err *err)
+{
+    const hodei_rpc_method methods[] = {
+        {SVC "QueueJob", HODEI_RPC_UNARY, &hodei__v1__queue_job_request__descriptor, jobs_queue,
+         NULL, NULL, e},
+        {SVC "GetJobStatus", HODEI_RPC_UNARY, &hodei__v1__get_job_status_request__descriptor,
+         jobs_get, NULL, NULL, e},
+        {SVC "CancelJob", HODEI_RPC_UNARY, &hodei__v1__cancel_job_request__descriptor,
+         jobs_cancel, NULL, NULL, e},
+        {SVC "ListJobs", HODEI_RPC_UNARY, &hodei__v1__list_jobs_request__descriptor, jobs_list,
+         NULL, NULL, e},
+    };
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        hodei_status st = hodei_rpc_server_add(e->server, &methods[i], err);
+        if (st != HODEI_OK)
+            return st;
+    }
+    return HODEI_OK;
+}

@@ -1,0 +1,119 @@
+/* hodei-job-api: the gRPC edge. Clients queue, inspect, list and cancel
+ * jobs here; every write is one transaction with its outbox row. */
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "edge.h"
+#include "hodei/daemon.h"
+#include "hodei/log.h"
+#include "submit.h"
+
+static edge_config cfg;
+static edge the_edge;
+
+#define P(field) offsetof(edge_config, field)
+static const hodei_cfg_param edge_params[] = {
+    {"grpc.listen", HODEI_CFG_STRING, "127.0.0.1:50051", 1, 256, P(grpc_listen),
+     "address:port the gRPC edge listens on", true, false, NULL},
+    {"grpc.threads", HODEI_CFG_INT, "4", 1, 64, P(grpc_threads),
+     "completion-queue threads serving calls", false, false, NULL},
+    {"grpc.tls_cert", HODEI_CFG_STRING, "", 0, 4096, P(tls_cert),
+     "server certificate (PEM); empty = no TLS", false, false, NULL},
+    {"grpc.tls_key", HODEI_CFG_STRING, "", 0, 4096, P(tls_key),
+     "server private key (PEM)", false, false, NULL},
+    {"grpc.tls_client_ca", HODEI_CFG_STRING, "", 0, 4096, P(tls_client_ca),
+     "CA for client certificates; set = mutual TLS required", false, false, NULL},
+    {"submit.batch_max", HODEI_CFG_INT, "512", 1, 10000, P(submit_batch_max),
+     "most jobs written in one group commit", false, false, NULL},
+    {"submit.queue_max", HODEI_CFG_INT, "20000", 1, 1000000, P(submit_queue_max),
+     "jobs waiting for a commit before QueueJob answers RESOURCE_EXHAUSTED", false, false, NULL},
+    {"submit.writers", HODEI_CFG_INT, "2", 1, 16, P(submit_writers),
+     "writer threads (database connections) for group commits", false, false, NULL},
+    {"jobs.default_timeout", HODEI_CFG_DURATION_MS, "1h", 1000, 604800000,
+     P(default_timeout_ms), "timeout of a job that names none", false, false, NULL},
+    {"database.wait", HODEI_CFG_DURATION_MS, "5s", 10, 60000, P(db_wait_ms),
+     "how long a read waits for a pooled connection", false, false, NULL},
+};
+#undef P
+
+static hodei_status edge_start_server(edge *e, hodei_err *err)
+{
+    hodei_rpc_server_opts o = {
+        .listen_addr = cfg.grpc_listen,
+        .threads = (int)cfg.grpc_threads,
+        .tls_cert_file = cfg.tls_cert[0] ? cfg.tls_cert : NULL,
+        .tls_key_file = cfg.tls_key[0] ? cfg.tls_key : NULL,
+        .tls_client_ca_file = cfg.tls_client_ca[0] ? cfg.tls_client_ca : NULL,
+    };
+    if ((o.tls_cert_file == NULL) != (o.tls_key_file == NULL))
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "grpc.tls_cert and grpc.tls_key: set both or neither");
+    if (o.tls_client_ca_file && !o.tls_cert_file)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "grpc.tls_client_ca: needs grpc.tls_cert and grpc.tls_key");
+    hodei_status st = hodei_rpc_server_create(&o, &e->server, err);
+    if (st == HODEI_OK)
+        st = jobs_rpc_register(e, err);
+    if (st == HODEI_OK)
+        st = hodei_rpc_server_start(e->server, err);
+    if (st == HODEI_OK)
+        HLOG_INFO("listening on %s (port %d)%s", cfg.grpc_listen,
+                  hodei_rpc_server_port(e->server), o.tls_cert_file ? " with TLS" : "");
+    return st;
+}
+
+static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
+{
+    edge *e = &the_edge;
+    e->cfg = &cfg;
+    e->common = hodei_daemon_common(d);
+    hodei_rpc_global_init();
+    hodei_status st = hodei_db_create(e->common->database_url, (int)e->common->database_pool_size,
+                                      e->common->database_connect_timeout_ms, &e->db, err);
+    if (st != HODEI_OK)
+        return st;
+    submitter_opts so = {
+        .db_url = e->common->database_url,
+        .connect_timeout_ms = e->common->database_connect_timeout_ms,
+        .batch_max = (size_t)cfg.submit_batch_max,
+        .queue_max = (size_t)cfg.submit_queue_max,
+        .writers = (int)cfg.submit_writers,
+        .default_timeout_ms = cfg.default_timeout_ms,
+    };
+    if ((st = submitter_create(&so, &e->submit, err)) != HODEI_OK)
+        return st;
+    return edge_start_server(e, err);
+}
+
+static hodei_status edge_run(hodei_daemon *d, hodei_err *err)
+{
+    while (!hodei_daemon_wait(d, 60000)) {
+    }
+    return HODEI_OK;
+}
+
+static void edge_fini(hodei_daemon *d)
+{
+    edge *e = &the_edge;
+    /* Stop taking calls first; calls already queued are committed and
+     * answered by the writers before they exit. */
+    hodei_rpc_server_destroy(e->server);
+    submitter_destroy(e->submit);
+    hodei_db_destroy(e->db);
+    hodei_rpc_global_shutdown();
+}
+
+static const hodei_service edge_service = {
+    .name = "job-api",
+    .summary = "the gRPC edge: clients queue, inspect, list and cancel jobs",
+    .params = edge_params,
+    .n_params = sizeof edge_params / sizeof edge_params[0],
+    .config = &cfg,
+    .needs_db = true,
+    .needs_nats = false,
+    .init = edge_init,
+    .run = edge_run,
+    .fini = edge_fini,
+};
+
+int main(int argc, char **argv) { return hodei_daemon_main(argc, argv, &edge_service); }

@@ -1,0 +1,43 @@
+#include "sqlarr.h"
+
+#include <inttypes.h>
+
+static void sqlarr_sep(hodei_buf *b)
+{
+    if (b->len > 1)
+        hodei_buf_putc(b, ',');
+}
+
+void sqlarr_begin(hodei_buf *b)
+{
+    hodei_buf_reset(b);
+    hodei_buf_putc(b, '{');
+}
+
+void sqlarr_str(hodei_buf *b, const char *s)
+{
+    sqlarr_sep(b);
+    if (!s) {
+        hodei_buf_puts(b, "NULL");
+        return;
+    }
+    hodei_buf_putc(b, '"');
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            hodei_buf_putc(b, '\\');
+        hodei_buf_putc(b, *p);
+    }
+    hodei_buf_putc(b, '"');
+}
+
+void sqlarr_i64(hodei_buf *b, int64_t v)
+{
+    sqlarr_sep(b);
+    hodei_buf_printf(b, "%" PRId64, v);
+}
+
+bool sqlarr_end(hodei_buf *b)
+{
+    hodei_buf_putc(b, '}');
+    return !b->failed;
+}

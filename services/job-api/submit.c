@@ -1,0 +1,555 @@
+#include "submit.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hodei/assert.h"
+#include "hodei/buf.h"
+#include "hodei/bus.h"
+#include "hodei/db.h"
+#include "hodei/id.h"
+#include "hodei/job_state.h"
+#include "hodei/log.h"
+#include "hodei/time.h"
+#include "hodei/util.h"
+#include "hodei/v1/events.pb-c.h"
+#include "sqlarr.h"
+
+#define SUBMIT_WRITERS_MAX 16
+#define SUBMIT_SQL_MAX (256u * 1024 * 1024)   /* one group's parameters, all arrays */
+#define SUBMIT_RECONNECT_WAIT_MS 2000
+
+/* One QueueJob waiting for its group's commit. Everything the SQL needs is
+ * copied out of the request at enqueue time, so the request can go. */
+typedef struct submit_item {
+    struct submit_item *next;
+    hodei_rpc_call *call;
+    char id[HODEI_ID_BUF];
+    char event_id[HODEI_ID_BUF];
+    char *name;
+    char *spec_hex;
+    char *event_hex;
+    int32_t priority;
+    int32_t max_attempts;
+    int64_t timeout_ms;
+    int32_t cpu_millis;
+    int64_t memory_bytes;
+    int64_t storage_bytes;
+    int32_t gpu_count;
+    char *architecture;
+    char *provider;
+    char *constraints_json;
+    char *labels_json;
+    char *idem_key;                 /* NULL = none */
+    /* Result. */
+    struct submit_item *leader;     /* same idempotency key earlier in the group */
+    bool inserted;
+    bool duplicate;
+    char result_id[HODEI_ID_BUF];
+    Hodei__V1__JobState result_state;
+} submit_item;
+
+struct submitter {
+    submitter_opts opts;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    submit_item *head, *tail;
+    size_t queued;
+    bool stopping;
+    int n_writers;
+    pthread_t writers[SUBMIT_WRITERS_MAX];
+};
+
+typedef struct {
+    submitter *s;
+    PGconn *conn;
+    submit_item **leaders;          /* batch_max slots */
+} writer_ctx;
+
+/* ------------------------------------------------------------ enqueue side */
+
+static char *map_json(void **entries, size_t n)
+{
+    /* Every protobuf-c map entry struct starts with base, key, value. */
+    typedef struct {
+        ProtobufCMessage base;
+        char *key;
+        char *value;
+    } kv;
+    hodei_buf b;
+    hodei_buf_init(&b, 1u << 20);
+    hodei_buf_putc(&b, '{');
+    for (size_t i = 0; i < n; i++) {
+        const kv *e = entries[i];
+        if (i)
+            hodei_buf_putc(&b, ',');
+        hodei_buf_json_string(&b, e->key);
+        hodei_buf_putc(&b, ':');
+        hodei_buf_json_string(&b, e->value);
+    }
+    hodei_buf_putc(&b, '}');
+    return hodei_buf_take(&b, NULL);
+}
+
+static char *pack_hex(const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *raw = malloc(len ? len : 1);
+    HODEI_ASSERT(raw);
+    protobuf_c_message_pack(m, raw);
+    hodei_buf b;
+    hodei_buf_init(&b, 4 * len + 16);
+    hodei_buf_hex(&b, raw, len);
+    free(raw);
+    return hodei_buf_take(&b, NULL);
+}
+
+static char *queued_event_hex(const submit_item *it)
+{
+    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+    Hodei__V1__JobQueued q = HODEI__V1__JOB_QUEUED__INIT;
+    Hodei__V1__Timestamp ts = HODEI__V1__TIMESTAMP__INIT;
+    int64_t now_us = hodei_wall_us();
+    ts.seconds = now_us / 1000000;
+    ts.nanos = (int32_t)(now_us % 1000000) * 1000;
+    q.job_id = (char *)it->id;
+    q.priority = it->priority;
+    q.provider = it->provider;
+    ev.event_id = (char *)it->event_id;
+    ev.aggregate_id = (char *)it->id;
+    ev.occurred_at = &ts;
+    ev.body_case = HODEI__V1__EVENT__BODY_JOB_QUEUED;
+    ev.job_queued = &q;
+    return pack_hex(&ev.base);
+}
+
+static submit_item *item_from_request(const Hodei__V1__QueueJobRequest *req, int64_t default_timeout_ms)
+{
+    const Hodei__V1__JobSpec *spec = req->spec;
+    const Hodei__V1__ResourceRequirements *res = spec->resources;
+    submit_item *it = calloc(1, sizeof *it);
+    HODEI_ASSERT(it);
+    hodei_id_new(it->id);
+    hodei_id_new(it->event_id);
+    it->name = strdup(spec->name ? spec->name : "");
+    it->spec_hex = pack_hex(&spec->base);
+    it->priority = spec->priority;
+    it->max_attempts = spec->max_attempts > 0 ? spec->max_attempts : 1;
+    it->timeout_ms = spec->timeout_ms > 0 ? spec->timeout_ms : default_timeout_ms;
+    if (res) {
+        it->cpu_millis = (int32_t)(res->cpu_cores * 1000.0 + 0.5);
+        it->memory_bytes = res->memory_bytes;
+        it->storage_bytes = res->storage_bytes;
+        it->gpu_count = res->gpu_count;
+    }
+    it->architecture = strdup(res && res->architecture ? res->architecture : "");
+    it->provider = strdup(spec->provider ? spec->provider : "");
+    it->constraints_json = map_json((void **)spec->constraints, spec->n_constraints);
+    it->labels_json = map_json((void **)spec->labels, spec->n_labels);
+    it->idem_key = req->idempotency_key && req->idempotency_key[0] ? strdup(req->idempotency_key)
+                                                                     : NULL;
+    it->event_hex = queued_event_hex(it);
+    HODEI_ASSERT(it->name && it->architecture && it->provider);
+    return it;
+}
+
+static void item_free(submit_item *it)
+{
+    free(it->name);
+    free(it->spec_hex);
+    free(it->event_hex);
+    free(it->architecture);
+    free(it->provider);
+    free(it->constraints_json);
+    free(it->labels_json);
+    free(it->idem_key);
+    free(it);
+}
+
+void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req)
+{
+    pthread_mutex_lock(&s->mu);
+    bool full = s->queued >= s->opts.queue_max;
+    bool stopping = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    if (stopping) {
+        hodei_rpc_call_fail(call, HODEI_GRPC_UNAVAILABLE, "the server is shutting down; retry");
+        return;
+    }
+    if (full) {
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                            "submit queue is full (%zu jobs waiting); retry with backoff",
+                            s->opts.queue_max);
+        return;
+    }
+    submit_item *it = item_from_request(req, s->opts.default_timeout_ms);
+    it->call = call;
+    pthread_mutex_lock(&s->mu);
+    if (s->tail)
+        s->tail->next = it;
+    else
+        s->head = it;
+    s->tail = it;
+    s->queued++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ------------------------------------------------------------- writer side */
+
+static const char insert_sql[] =
+    "WITH input AS ("
+    "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[],"
+    "                       $6::bigint[], $7::int[], $8::bigint[], $9::bigint[], $10::int[],"
+    "                       $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],"
+    "                       $16::uuid[], $17::text[])"
+    "    WITH ORDINALITY AS t(id, name, spec, priority, max_attempts, timeout_ms, cpu_millis,"
+    "                         memory_bytes, storage_bytes, gpu_count, architecture, provider,"
+    "                         constraints, labels, idem, event_id, event, ord)"
+    "), ins AS ("
+    "  INSERT INTO jobs (id, name, state, spec, priority, max_attempts, timeout_ms, cpu_millis,"
+    "                    memory_bytes, storage_bytes, gpu_count, architecture, provider,"
+    "                    constraints, labels, idempotency_key)"
+    "  SELECT id, name, 'PENDING', decode(spec, 'hex'), priority, max_attempts, timeout_ms,"
+    "         cpu_millis, memory_bytes, storage_bytes, gpu_count, architecture, provider,"
+    "         constraints::jsonb, labels::jsonb, idem FROM input ORDER BY ord"
+    "  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+    "  RETURNING id"
+    "), ob AS ("
+    "  INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type, payload)"
+    "  SELECT i.event_id, '" HODEI_SUBJ_JOB_QUEUED "', 'job', i.id::text, 'JobQueued',"
+    "         decode(i.event, 'hex')"
+    "  FROM input i JOIN ins USING (id) ORDER BY i.ord"
+    ")"
+    "SELECT id::text FROM ins";
+
+#define INSERT_NPARAMS 17
+
+static bool group_build_params(submit_item **items, size_t n, hodei_buf arr[INSERT_NPARAMS])
+{
+    for (int p = 0; p < INSERT_NPARAMS; p++) {
+        hodei_buf_init(&arr[p], SUBMIT_SQL_MAX);
+        sqlarr_begin(&arr[p]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const submit_item *it = items[i];
+        sqlarr_str(&arr[0], it->id);
+        sqlarr_str(&arr[1], it->name);
+        sqlarr_str(&arr[2], it->spec_hex);
+        sqlarr_i64(&arr[3], it->priority);
+        sqlarr_i64(&arr[4], it->max_attempts);
+        sqlarr_i64(&arr[5], it->timeout_ms);
+        sqlarr_i64(&arr[6], it->cpu_millis);
+        sqlarr_i64(&arr[7], it->memory_bytes);
+        sqlarr_i64(&arr[8], it->storage_bytes);
+        sqlarr_i64(&arr[9], it->gpu_count);
+        sqlarr_str(&arr[10], it->architecture);
+        sqlarr_str(&arr[11], it->provider);
+        sqlarr_str(&arr[12], it->constraints_json);
+        sqlarr_str(&arr[13], it->labels_json);
+        sqlarr_str(&arr[14], it->idem_key);
+        sqlarr_str(&arr[15], it->event_id);
+        sqlarr_str(&arr[16], it->event_hex);
+    }
+    bool ok = true;
+    for (int p = 0; p < INSERT_NPARAMS; p++)
+        ok = sqlarr_end(&arr[p]) && ok;
+    return ok;
+}
+
+/* Marks items whose idempotency key repeats an earlier item of the same
+ * group as followers; returns the leaders (the rows actually sent). */
+static size_t group_dedupe(submit_item **items, size_t n, submit_item **leaders)
+{
+    size_t nl = 0;
+    for (size_t i = 0; i < n; i++) {
+        submit_item *it = items[i];
+        it->leader = NULL;
+        for (size_t j = 0; it->idem_key && j < nl; j++) {
+            if (leaders[j]->idem_key && strcmp(leaders[j]->idem_key, it->idem_key) == 0) {
+                it->leader = leaders[j];
+                break;
+            }
+        }
+        if (!it->leader)
+            leaders[nl++] = it;
+    }
+    return nl;
+}
+
+static submit_item *group_find(submit_item **leaders, size_t nl, size_t *hint, const char *id)
+{
+    if (*hint < nl && strcmp(leaders[*hint]->id, id) == 0)
+        return leaders[(*hint)++];
+    for (size_t i = 0; i < nl; i++) {
+        if (strcmp(leaders[i]->id, id) == 0) {
+            *hint = i + 1;
+            return leaders[i];
+        }
+    }
+    return NULL;
+}
+
+/* res: one column of inserted job ids (usually in the group's order, which
+ * the hint makes cheap; any order works). */
+static void group_mark_inserted(submit_item **leaders, size_t nl, const PGresult *res)
+{
+    size_t hint = 0;
+    for (size_t i = 0; i < nl; i++)
+        leaders[i]->inserted = false;
+    for (int r = 0; r < PQntuples(res); r++) {
+        submit_item *it = group_find(leaders, nl, &hint, PQgetvalue(res, r, 0));
+        if (!it)
+            continue;
+        it->inserted = true;
+        memcpy(it->result_id, it->id, HODEI_ID_BUF);
+        it->result_state = HODEI__V1__JOB_STATE__JOB_STATE_PENDING;
+        it->duplicate = false;
+    }
+}
+
+/* Leaders with a key that were not inserted met an earlier job with that
+ * key: answer with that job. */
+static hodei_status group_resolve_duplicates(PGconn *conn, submit_item **leaders, size_t nl,
+                                             hodei_err *err)
+{
+    hodei_buf keys;
+    hodei_buf_init(&keys, SUBMIT_SQL_MAX);
+    sqlarr_begin(&keys);
+    size_t missing = 0;
+    for (size_t i = 0; i < nl; i++) {
+        if (!leaders[i]->inserted && leaders[i]->idem_key) {
+            sqlarr_str(&keys, leaders[i]->idem_key);
+            missing++;
+        }
+    }
+    sqlarr_end(&keys);
+    hodei_status st = HODEI_OK;
+    if (missing == 0)
+        goto out;
+    const char *params[1] = {keys.data};
+    PGresult *res = NULL;
+    st = hodei_db_exec(conn,
+                       "SELECT idempotency_key, id::text, state FROM jobs"
+                       " WHERE idempotency_key = ANY($1::text[])",
+                       1, params, &res, err);
+    if (st != HODEI_OK)
+        goto out;
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *key = PQgetvalue(res, r, 0);
+        for (size_t i = 0; i < nl; i++) {
+            submit_item *it = leaders[i];
+            if (it->inserted || !it->idem_key || strcmp(it->idem_key, key) != 0)
+                continue;
+            hodei_strlcpy(it->result_id, PQgetvalue(res, r, 1), sizeof it->result_id);
+            if (!hodei_job_state_parse(PQgetvalue(res, r, 2), &it->result_state))
+                it->result_state = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
+            it->duplicate = true;
+        }
+    }
+    PQclear(res);
+out:
+    hodei_buf_fini(&keys);
+    return st;
+}
+
+static hodei_status writer_connect(writer_ctx *w, hodei_err *err)
+{
+    if (w->conn)
+        return HODEI_OK;
+    return hodei_db_connect(w->s->opts.db_url, w->s->opts.connect_timeout_ms, &w->conn, err);
+}
+
+static void writer_drop(writer_ctx *w)
+{
+    if (w->conn) {
+        PQfinish(w->conn);
+        w->conn = NULL;
+    }
+}
+
+/* After a lost connection the group's fate is unknown: the commit may have
+ * happened. The ids were chosen here, so look them up on a new connection. */
+static hodei_status group_resolve_in_doubt(writer_ctx *w, submit_item **leaders, size_t nl,
+                                           hodei_err *err)
+{
+    int64_t until = hodei_mono_ms() + SUBMIT_RECONNECT_WAIT_MS;
+    hodei_status st;
+    do {
+        writer_drop(w);
+        st = writer_connect(w, err);
+        if (st == HODEI_OK)
+            break;
+        hodei_sleep_ms(100);
+    } while (hodei_mono_ms() < until);
+    if (st != HODEI_OK)
+        return st;
+    hodei_buf ids;
+    hodei_buf_init(&ids, SUBMIT_SQL_MAX);
+    sqlarr_begin(&ids);
+    for (size_t i = 0; i < nl; i++)
+        sqlarr_str(&ids, leaders[i]->id);
+    sqlarr_end(&ids);
+    const char *params[1] = {ids.data};
+    PGresult *res = NULL;
+    st = hodei_db_exec(w->conn, "SELECT id::text FROM jobs WHERE id = ANY($1::uuid[])", 1,
+                       params, &res, err);
+    hodei_buf_fini(&ids);
+    if (st != HODEI_OK)
+        return st;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "database connection lost; not queued");
+    }
+    /* The statement is atomic: either every row is there or none. */
+    HLOG_WARN("connection lost during commit; the group of %zu was committed", nl);
+    group_mark_inserted(leaders, nl, res);
+    PQclear(res);
+    return group_resolve_duplicates(w->conn, leaders, nl, err);
+}
+
+static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, hodei_err *err)
+{
+    submit_item **leaders = w->leaders;
+    size_t nl = group_dedupe(items, n, leaders);
+    hodei_buf arr[INSERT_NPARAMS];
+    hodei_status st = writer_connect(w, err);
+    bool built = group_build_params(leaders, nl, arr);
+    if (st != HODEI_OK)
+        goto out;
+    if (!built) {
+        st = hodei_err_set(err, HODEI_ERR_LIMIT, "group too large");
+        goto out;
+    }
+    const char *params[INSERT_NPARAMS];
+    for (int p = 0; p < INSERT_NPARAMS; p++)
+        params[p] = arr[p].data;
+    PGresult *res = NULL;
+    st = hodei_db_exec(w->conn, insert_sql, INSERT_NPARAMS, params, &res, err);
+    if (hodei_db_status_broken(st)) {
+        st = group_resolve_in_doubt(w, leaders, nl, err);
+        goto out;
+    }
+    if (st != HODEI_OK)
+        goto out;
+    group_mark_inserted(leaders, nl, res);
+    PQclear(res);
+    st = group_resolve_duplicates(w->conn, leaders, nl, err);
+    if (hodei_db_status_broken(st))
+        writer_drop(w);
+out:
+    for (int p = 0; p < INSERT_NPARAMS; p++)
+        hodei_buf_fini(&arr[p]);
+    return st;
+}
+
+static void group_answer(submit_item **items, size_t n, hodei_status st, const hodei_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        submit_item *it = items[i];
+        const submit_item *src = it->leader ? it->leader : it;
+        if (st != HODEI_OK) {
+            hodei_rpc_call_fail(it->call, hodei_rpc_code_from_status(st), "job not queued: %s",
+                                err->msg);
+            continue;
+        }
+        if (!src->result_id[0]) {
+            hodei_rpc_call_fail(it->call, HODEI_GRPC_ABORTED,
+                                "job not queued: a concurrent submit with the same "
+                                "idempotency key did not finish; retry");
+            continue;
+        }
+        Hodei__V1__QueueJobResponse resp = HODEI__V1__QUEUE_JOB_RESPONSE__INIT;
+        resp.job_id = (char *)src->result_id;
+        resp.duplicate = it->leader ? true : src->duplicate;
+        resp.state = src->result_state;
+        hodei_rpc_call_reply(it->call, &resp.base);
+    }
+}
+
+static size_t writer_take(submitter *s, submit_item **items)
+{
+    pthread_mutex_lock(&s->mu);
+    while (!s->head && !s->stopping)
+        pthread_cond_wait(&s->cv, &s->mu);
+    size_t n = 0;
+    while (s->head && n < s->opts.batch_max) {
+        items[n++] = s->head;
+        s->head = s->head->next;
+        s->queued--;
+    }
+    if (!s->head)
+        s->tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static void *writer_main(void *arg)
+{
+    writer_ctx w = {.s = arg, .conn = NULL};
+    submitter *s = w.s;
+    submit_item **items = calloc(s->opts.batch_max, sizeof *items);
+    w.leaders = calloc(s->opts.batch_max, sizeof *w.leaders);
+    HODEI_ASSERT(items && w.leaders);
+    for (;;) {
+        size_t n = writer_take(s, items);
+        if (n == 0)
+            break;
+        hodei_err err;
+        hodei_err_clear(&err);
+        hodei_status st = group_write(&w, items, n, &err);
+        if (st != HODEI_OK)
+            HLOG_ERROR("submit group of %zu failed: %s", n, err.msg);
+        group_answer(items, n, st, &err);
+        for (size_t i = 0; i < n; i++)
+            item_free(items[i]);
+    }
+    free(items);
+    free(w.leaders);
+    writer_drop(&w);
+    return NULL;
+}
+
+hodei_status submitter_create(const submitter_opts *opts, submitter **out, hodei_err *err)
+{
+    if (opts->writers < 1 || opts->writers > SUBMIT_WRITERS_MAX || opts->batch_max < 1)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "submitter: bad options");
+    submitter *s = calloc(1, sizeof *s);
+    if (!s)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "submitter: out of memory");
+    s->opts = *opts;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    for (int i = 0; i < opts->writers; i++) {
+        if (pthread_create(&s->writers[i], NULL, writer_main, s) != 0) {
+            submitter_destroy(s);
+            return hodei_err_set(err, HODEI_ERR_INTERNAL, "submitter: cannot start writer");
+        }
+        s->n_writers++;
+    }
+    *out = s;
+    return HODEI_OK;
+}
+
+void submitter_destroy(submitter *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->n_writers; i++)
+        pthread_join(s->writers[i], NULL);
+    /* Writers drain the queue before they exit; anything left had no writer. */
+    for (submit_item *it = s->head, *next; it; it = next) {
+        next = it->next;
+        hodei_rpc_call_fail(it->call, HODEI_GRPC_UNAVAILABLE, "the server is shutting down");
+        item_free(it);
+    }
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,36 @@
+/* The submit path: QueueJob requests are validated on the gRPC threads, then
+ * handed to a few writer threads that group whatever is waiting into one
+ * transaction (job rows + JobQueued outbox rows, one INSERT each via
+ * unnest), commit once, and answer every call of the group. Durable commits
+ * stay on; grouping is what makes thousands of submits per second cheap. */
+#ifndef HODEI_JOB_API_SUBMIT_H
+#define HODEI_JOB_API_SUBMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hodei/rpc.h"
+#include "hodei/status.h"
+#include "hodei/v1/job.pb-c.h"
+
+typedef struct submitter submitter;
+
+typedef struct {
+    const char *db_url;      /* each writer holds its own connection */
+    int64_t connect_timeout_ms;
+    size_t batch_max;        /* jobs per transaction */
+    size_t queue_max;        /* jobs waiting before QueueJob answers RESOURCE_EXHAUSTED */
+    int writers;             /* writer threads, each with its own connection */
+    int64_t default_timeout_ms;
+    int64_t db_wait_ms;
+} submitter_opts;
+
+hodei_status submitter_create(const submitter_opts *opts, submitter **out, hodei_err *err);
+/* Stops the writers after the queue is drained (or failed), joins them. */
+void submitter_destroy(submitter *s);
+
+/* Takes a validated request and owns the call from here: the call is
+ * answered once the group holding it commits (or fails). */
+void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req);
+
+#endif

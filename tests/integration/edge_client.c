@@ -1,0 +1,90 @@
+#include "edge_client.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "hodei/time.h"
+#include "hodei/util.h"
+
+#define EDGE_START_WAIT_MS 20000
+
+void edge_start(harness_stack *st, edge_handle *e, const char *const *extra_env)
+{
+    memset(e, 0, sizeof *e);
+    e->port = harness_free_port();
+    char listen[64];
+    snprintf(listen, sizeof listen, "HODEI_GRPC_LISTEN=127.0.0.1:%d", e->port);
+    snprintf(e->target, sizeof e->target, "127.0.0.1:%d", e->port);
+    const char *env[32] = {listen};
+    size_t n = 1;
+    for (size_t i = 0; extra_env && extra_env[i] && n < 31; i++)
+        env[n++] = extra_env[i];
+    env[n] = NULL;
+    const char *argv[] = {"hodei-job-api", NULL};
+    harness_proc_start(st, &e->proc, argv, env);
+    cr_assert(harness_log_contains(&e->proc, "listening on", EDGE_START_WAIT_MS),
+              "job-api did not start; see %s", e->proc.log_path);
+    hodei_rpc_channel_opts o = {.target = e->target};
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_channel_create(&o, &e->ch, &err), HODEI_OK, "%s", err.msg);
+}
+
+void edge_stop(edge_handle *e)
+{
+    hodei_rpc_channel_destroy(e->ch);
+    e->ch = NULL;
+    if (e->proc.pid <= 0)
+        return;
+    int status = harness_proc_stop(&e->proc, SIGTERM, 10000);
+    cr_assert(status != -1, "job-api did not stop on SIGTERM");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "job-api exited uncleanly (status 0x%x); see %s", status, e->proc.log_path);
+    e->proc.pid = 0;
+}
+
+hodei_grpc_code edge_call(edge_handle *e, const char *method, const ProtobufCMessage *req,
+                          const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                          char *msg, size_t msg_len)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/hodei.v1.JobExecutionService/%s", method);
+    hodei_rpc_result res;
+    hodei_err err;
+    ProtobufCMessage *out = NULL;
+    hodei_status st = hodei_rpc_unary(e->ch, path, req, resp_desc, 10000, &out, &res, &err);
+    cr_assert_eq(st, HODEI_OK, "call %s could not be made: %s", method, err.msg);
+    if (msg)
+        hodei_strlcpy(msg, res.message, msg_len);
+    if (resp)
+        *resp = out;
+    else if (out)
+        protobuf_c_message_free_unpacked(out, NULL);
+    return res.code;
+}
+
+void edge_queue_shell(edge_handle *e, const char *script, const char *idem_key, char *id_out)
+{
+    Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
+    Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
+    Hodei__V1__ShellCommand cmd = HODEI__V1__SHELL_COMMAND__INIT;
+    char *args[] = {"-c", (char *)script};
+    cmd.command = "sh";
+    cmd.n_args = 2;
+    cmd.args = args;
+    spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
+    spec.command = &cmd;
+    req.spec = &spec;
+    req.idempotency_key = (char *)(idem_key ? idem_key : "");
+    ProtobufCMessage *resp = NULL;
+    char msg[512];
+    hodei_grpc_code code = edge_call(e, "QueueJob", &req.base,
+                                     &hodei__v1__queue_job_response__descriptor, &resp, msg,
+                                     sizeof msg);
+    cr_assert_eq(code, HODEI_GRPC_OK, "QueueJob failed: %s", msg);
+    Hodei__V1__QueueJobResponse *r = (Hodei__V1__QueueJobResponse *)resp;
+    hodei_strlcpy(id_out, r->job_id, 37);
+    protobuf_c_message_free_unpacked(resp, NULL);
+}

@@ -1,0 +1,35 @@
+/* Shared by the tests that drive a running job-api: starting it on the
+ * harness stack, and calling it through the product's own gRPC client. */
+#ifndef HODEI_TEST_EDGE_CLIENT_H
+#define HODEI_TEST_EDGE_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "harness.h"
+#include "hodei/rpc.h"
+#include "hodei/v1/job.pb-c.h"
+
+typedef struct {
+    harness_proc proc;
+    int port;
+    char target[64];
+    hodei_rpc_channel *ch;
+} edge_handle;
+
+/* Starts hodei-job-api on a free port with extra env (NULL-ended, may be
+ * NULL), waits until it answers, and opens a channel. */
+void edge_start(harness_stack *st, edge_handle *e, const char *const *extra_env);
+/* SIGTERM, and asserts a clean exit (0: no leak under ASan). */
+void edge_stop(edge_handle *e);
+
+/* Unary call; asserts the call could be made. Returns the gRPC code; the
+ * response (on OK) in *resp (caller frees), the status text in msg. */
+hodei_grpc_code edge_call(edge_handle *e, const char *method, const ProtobufCMessage *req,
+                          const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                          char *msg, size_t msg_len);
+
+/* Queues `sh -c script` and returns the job id (asserts OK). */
+void edge_queue_shell(edge_handle *e, const char *script, const char *idem_key, char *id_out);
+
+#endif

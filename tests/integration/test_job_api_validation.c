@@ -1,0 +1,245 @@
+/* Every validation rule of QueueJob, sent through gRPC: the status is
+ * INVALID_ARGUMENT, the message names the field, and nothing is written. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge_client.h"
+#include "harness.h"
+
+static harness_stack stack;
+static edge_handle edge;
+
+static void setup(void)
+{
+    hodei_rpc_global_init();
+    harness_stack_start(&stack);
+    edge_start(&stack, &edge, NULL);
+}
+
+static void teardown(void)
+{
+    edge_stop(&edge);
+    harness_stack_stop(&stack);
+    hodei_rpc_global_shutdown();
+}
+
+/* A valid request, in static storage each mutator may change. */
+typedef struct {
+    Hodei__V1__QueueJobRequest req;
+    Hodei__V1__JobSpec spec;
+    Hodei__V1__ShellCommand cmd;
+    Hodei__V1__Script script;
+    Hodei__V1__ResourceRequirements res;
+    Hodei__V1__JobSpec__EnvEntry env[2];
+    Hodei__V1__JobSpec__EnvEntry *envp[2];
+    Hodei__V1__JobSpec__LabelsEntry label;
+    Hodei__V1__JobSpec__LabelsEntry *labelp[1];
+    Hodei__V1__JobSpec__ConstraintsEntry cons;
+    Hodei__V1__JobSpec__ConstraintsEntry *consp[1];
+    Hodei__V1__Artifact art;
+    Hodei__V1__Artifact *artp[1];
+    char *args[1];
+    char *secrets[2];
+    char big[2 * 1024 * 1024];
+} fixture;
+
+static fixture fx;
+
+static void fixture_build(void)
+{
+    memset(&fx, 0, sizeof fx);
+    hodei__v1__queue_job_request__init(&fx.req);
+    hodei__v1__job_spec__init(&fx.spec);
+    hodei__v1__shell_command__init(&fx.cmd);
+    hodei__v1__script__init(&fx.script);
+    hodei__v1__resource_requirements__init(&fx.res);
+    fx.args[0] = "hi";
+    fx.cmd.command = "echo";
+    fx.cmd.n_args = 1;
+    fx.cmd.args = fx.args;
+    fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
+    fx.spec.command = &fx.cmd;
+    fx.spec.resources = &fx.res;
+    fx.req.spec = &fx.spec;
+}
+
+typedef struct {
+    const char *name;
+    void (*mutate)(void);
+    const char *field;   /* must appear in the error message */
+} bad_case;
+
+static void m_no_spec(void) { fx.req.spec = NULL; }
+static void m_no_payload(void) { fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD__NOT_SET; fx.spec.command = NULL; }
+static void m_empty_command(void) { fx.cmd.command = ""; }
+static void m_long_command(void) { memset(fx.big, 'a', 5000); fx.big[5000] = 0; fx.cmd.command = fx.big; }
+static void m_long_arg(void) { memset(fx.big, 'a', 70000); fx.big[70000] = 0; fx.args[0] = fx.big; }
+static void m_many_args(void)
+{
+    static char *many[1100];
+    for (int i = 0; i < 1100; i++) many[i] = "x";
+    fx.cmd.n_args = 1100; fx.cmd.args = many;
+}
+static void m_script_no_interp(void)
+{
+    fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_SCRIPT; fx.spec.script = &fx.script;
+    fx.script.interpreter = ""; fx.script.content = "echo hi";
+}
+static void m_script_empty(void)
+{
+    fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_SCRIPT; fx.spec.script = &fx.script;
+    fx.script.interpreter = "/bin/sh"; fx.script.content = "";
+}
+static void m_long_name(void) { memset(fx.big, 'n', 300); fx.big[300] = 0; fx.spec.name = fx.big; }
+static void m_bad_utf8_name(void) { fx.spec.name = "bad\xc3"; }
+static void m_env_name(void)
+{
+    hodei__v1__job_spec__env_entry__init(&fx.env[0]);
+    fx.env[0].key = "1BAD"; fx.env[0].value = "v";
+    fx.envp[0] = &fx.env[0]; fx.spec.n_env = 1; fx.spec.env = fx.envp;
+}
+static void m_env_dup(void)
+{
+    for (int i = 0; i < 2; i++) {
+        hodei__v1__job_spec__env_entry__init(&fx.env[i]);
+        fx.env[i].key = "HOME"; fx.env[i].value = "v"; fx.envp[i] = &fx.env[i];
+    }
+    fx.spec.n_env = 2; fx.spec.env = fx.envp;
+}
+static void m_cpu_negative(void) { fx.res.cpu_cores = -1; }
+static void m_cpu_nan(void) { fx.res.cpu_cores = NAN; }
+static void m_memory_negative(void) { fx.res.memory_bytes = -5; }
+static void m_gpu(void) { fx.res.gpu_count = 65; }
+static void m_arch(void) { fx.res.architecture = "sparc"; }
+static void m_timeout_short(void) { fx.spec.timeout_ms = 10; }
+static void m_timeout_long(void) { fx.spec.timeout_ms = 604800001; }
+static void m_label_key(void)
+{
+    hodei__v1__job_spec__labels_entry__init(&fx.label);
+    fx.label.key = "bad key!"; fx.label.value = "v";
+    fx.labelp[0] = &fx.label; fx.spec.n_labels = 1; fx.spec.labels = fx.labelp;
+}
+static void m_constraint_value(void)
+{
+    hodei__v1__job_spec__constraints_entry__init(&fx.cons);
+    memset(fx.big, 'v', 300); fx.big[300] = 0;
+    fx.cons.key = "zone"; fx.cons.value = fx.big;
+    fx.consp[0] = &fx.cons; fx.spec.n_constraints = 1; fx.spec.constraints = fx.consp;
+}
+static void m_artifact_source(void)
+{
+    hodei__v1__artifact__init(&fx.art);
+    fx.art.source = ""; fx.art.destination = "/tmp/x";
+    fx.artp[0] = &fx.art; fx.spec.n_inputs = 1; fx.spec.inputs = fx.artp;
+}
+static void m_artifact_dest(void)
+{
+    hodei__v1__artifact__init(&fx.art);
+    fx.art.source = "s3://b/k"; fx.art.destination = "";
+    fx.artp[0] = &fx.art; fx.spec.n_outputs = 1; fx.spec.outputs = fx.artp;
+}
+static void m_priority_high(void) { fx.spec.priority = 5000; }
+static void m_priority_low(void) { fx.spec.priority = -1001; }
+static void m_attempts(void) { fx.spec.max_attempts = 101; }
+static void m_attempts_negative(void) { fx.spec.max_attempts = -1; }
+static void m_provider(void) { fx.spec.provider = "Bad_Provider"; }
+static void m_image(void) { memset(fx.big, 'i', 600); fx.big[600] = 0; fx.spec.image = fx.big; }
+static void m_secret_name(void) { fx.secrets[0] = "bad secret"; fx.spec.n_secret_refs = 1; fx.spec.secret_refs = fx.secrets; }
+static void m_secret_dup(void) { fx.secrets[0] = fx.secrets[1] = "db-pass"; fx.spec.n_secret_refs = 2; fx.spec.secret_refs = fx.secrets; }
+static void m_workdir(void) { fx.spec.working_dir = "relative/dir"; }
+static void m_idem_space(void) { fx.req.idempotency_key = "has space"; }
+static void m_idem_long(void) { memset(fx.big, 'k', 200); fx.big[200] = 0; fx.req.idempotency_key = fx.big; }
+static void m_spec_too_big(void)
+{
+    fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_SCRIPT; fx.spec.script = &fx.script;
+    memset(fx.big, 'e', 1024 * 1024 + 10); fx.big[1024 * 1024 + 10] = 0;
+    fx.script.interpreter = "/bin/sh"; fx.script.content = fx.big;
+}
+
+static const bad_case cases[] = {
+    {"no spec", m_no_spec, "spec"},
+    {"no payload", m_no_payload, "spec.payload"},
+    {"empty command", m_empty_command, "spec.command"},
+    {"long command", m_long_command, "spec.command"},
+    {"long arg", m_long_arg, "spec.command.args"},
+    {"too many args", m_many_args, "spec.command.args"},
+    {"script without interpreter", m_script_no_interp, "spec.script.interpreter"},
+    {"empty script", m_script_empty, "spec.script.content"},
+    {"long name", m_long_name, "spec.name"},
+    {"invalid UTF-8 name", m_bad_utf8_name, "spec.name"},
+    {"env name", m_env_name, "spec.env"},
+    {"duplicate env", m_env_dup, "spec.env"},
+    {"negative cpu", m_cpu_negative, "spec.resources.cpu_cores"},
+    {"NaN cpu", m_cpu_nan, "spec.resources.cpu_cores"},
+    {"negative memory", m_memory_negative, "spec.resources.memory_bytes"},
+    {"too many gpus", m_gpu, "spec.resources.gpu_count"},
+    {"unknown architecture", m_arch, "spec.resources.architecture"},
+    {"timeout too short", m_timeout_short, "spec.timeout_ms"},
+    {"timeout too long", m_timeout_long, "spec.timeout_ms"},
+    {"label key", m_label_key, "spec.labels"},
+    {"constraint value", m_constraint_value, "spec.constraints"},
+    {"input source", m_artifact_source, "spec.inputs[0].source"},
+    {"output destination", m_artifact_dest, "spec.outputs[0].destination"},
+    {"priority too high", m_priority_high, "spec.priority"},
+    {"priority too low", m_priority_low, "spec.priority"},
+    {"too many attempts", m_attempts, "spec.max_attempts"},
+    {"negative attempts", m_attempts_negative, "spec.max_attempts"},
+    {"provider name", m_provider, "spec.provider"},
+    {"long image", m_image, "spec.image"},
+    {"secret name", m_secret_name, "spec.secret_refs"},
+    {"duplicate secret", m_secret_dup, "spec.secret_refs"},
+    {"relative working dir", m_workdir, "spec.working_dir"},
+    {"idempotency key with space", m_idem_space, "idempotency_key"},
+    {"long idempotency key", m_idem_long, "idempotency_key"},
+    {"spec over 1 MiB", m_spec_too_big, "spec"},
+};
+
+Test(validation, every_rule_refused_naming_the_field_and_nothing_written,
+     .init = setup, .fini = teardown, .timeout = 180)
+{
+    char msg[512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture_build();
+        cases[i].mutate();
+        hodei_grpc_code code = edge_call(&edge, "QueueJob", &fx.req.base,
+                                         &hodei__v1__queue_job_response__descriptor, NULL, msg,
+                                         sizeof msg);
+        cr_expect_eq(code, HODEI_GRPC_INVALID_ARGUMENT, "%s: code %d (%s)", cases[i].name,
+                     (int)code, msg);
+        cr_expect(strstr(msg, cases[i].field) != NULL, "%s: message '%s' does not name %s",
+                  cases[i].name, msg, cases[i].field);
+    }
+    cr_assert_eq(harness_sql_i64(&stack, "SELECT count(*) FROM jobs"), 0, "nothing was written");
+    cr_assert_eq(harness_sql_i64(&stack, "SELECT count(*) FROM outbox"), 0);
+
+    /* And the valid base request is accepted, so the cases above failed for
+     * their one change alone. */
+    fixture_build();
+    cr_assert_eq(edge_call(&edge, "QueueJob", &fx.req.base,
+                           &hodei__v1__queue_job_response__descriptor, NULL, msg, sizeof msg),
+                 HODEI_GRPC_OK, "%s", msg);
+}
+
+Test(validation, malformed_message_is_invalid_argument, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+    /* The bytes of a GetJobStatusRequest{job_id:"x"} sent as a QueueJob:
+     * field 1 of QueueJobRequest is the spec message, and "x" does not parse
+     * as one. The edge must refuse it and write nothing. */
+    hodei_rpc_result res;
+    hodei_err err;
+    ProtobufCMessage *out = NULL;
+    Hodei__V1__GetJobStatusRequest wrong = HODEI__V1__GET_JOB_STATUS_REQUEST__INIT;
+    wrong.job_id = "x";
+    cr_assert_eq(hodei_rpc_unary(edge.ch, "/hodei.v1.JobExecutionService/QueueJob", &wrong.base,
+                                 &hodei__v1__queue_job_response__descriptor, 10000, &out, &res,
+                                 &err),
+                 HODEI_OK, "%s", err.msg);
+    cr_assert_null(out);
+    cr_assert_eq(res.code, HODEI_GRPC_INVALID_ARGUMENT, "%s", res.message);
+    cr_assert_eq(harness_sql_i64(&stack, "SELECT count(*) FROM jobs"), 0);
+}
