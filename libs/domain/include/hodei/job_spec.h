@@ -47,6 +47,8 @@
 #define HODEI_JOB_SECRET_REF_MAX        128
 #define HODEI_JOB_WORKING_DIR_MAX       4096
 #define HODEI_JOB_IDEMPOTENCY_KEY_MAX   128
+/* The whole encoded spec. It binds before the script limit: a script of
+ * exactly HODEI_JOB_SCRIPT_MAX bytes plus any other field is over it. */
 #define HODEI_JOB_SPEC_PACKED_MAX       (1024 * 1024)
 
 /* Architectures a job may ask for ("" = any): amd64, arm64, x86_64, aarch64. */
