@@ -130,14 +130,15 @@ static hodei_status db_conn_poll(PGconn *conn, int64_t deadline_ms)
 hodei_status db_conn_open(const char *url, int64_t timeout_ms, PGconn **out, hodei_err *err)
 {
     char where[DB_DESCRIBE_MAX];
+    char msg[HODEI_ERR_MSG_MAX];
     hodei_status st = HODEI_ERR_UNAVAILABLE;
     *out = NULL;
-    hodei_db_describe(url, where, sizeof where);
     PQconninfoOption *check = url ? PQconninfoParse(url, NULL) : NULL;
     if (!check)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "database url: not a valid libpq connection string or URI");
     PQconninfoFree(check);
+    hodei_db_describe(url, where, sizeof where);
     if (timeout_ms <= 0)
         timeout_ms = DB_CONNECT_TIMEOUT_DEFAULT_MS;
 
@@ -148,20 +149,20 @@ hodei_status db_conn_open(const char *url, int64_t timeout_ms, PGconn **out, hod
         return hodei_err_set(err, HODEI_ERR_NOMEM, "connect to %s: out of memory", where);
     if (PQstatus(conn) != CONNECTION_BAD)
         st = db_conn_poll(conn, hodei_mono_ms() + timeout_ms);
-    if (st != HODEI_OK) {
-        char msg[HODEI_ERR_MSG_MAX];
-        if (st == HODEI_ERR_TIMEOUT)
-            hodei_strlcpy(msg, "no answer in time", sizeof msg);
-        else
-            db_msg_scrub(url, PQerrorMessage(conn), msg, sizeof msg);
-        hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "cannot connect to PostgreSQL at %s: %s",
-                      where, msg);
-        PQfinish(conn);
-        return HODEI_ERR_UNAVAILABLE;
-    }
+    if (st != HODEI_OK)
+        goto out_finish;
     PQsetNoticeProcessor(conn, db_notice_log, NULL);
     *out = conn;
     return HODEI_OK;
+
+out_finish:
+    if (st == HODEI_ERR_TIMEOUT)
+        hodei_strlcpy(msg, "no answer in time", sizeof msg);
+    else
+        db_msg_scrub(url, PQerrorMessage(conn), msg, sizeof msg);
+    PQfinish(conn);
+    return hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "cannot connect to PostgreSQL at %s: %s",
+                         where, msg);
 }
 
 hodei_status hodei_db_connect(const char *url, int64_t connect_timeout_ms, PGconn **out,

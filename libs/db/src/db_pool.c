@@ -32,6 +32,7 @@ struct hodei_db {
 hodei_status hodei_db_create(const char *url, int size, int64_t connect_timeout_ms,
                              hodei_db **out, hodei_err *err)
 {
+    hodei_status st = HODEI_ERR_NOMEM;
     *out = NULL;
     if (size < 1 || size > DB_POOL_SIZE_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID, "database pool size: %d not in 1..%d",
@@ -43,12 +44,10 @@ hodei_status hodei_db_create(const char *url, int size, int64_t connect_timeout_
     PQconninfoFree(check);
     hodei_db *db = calloc(1, sizeof *db);
     if (!db)
-        return hodei_err_set(err, HODEI_ERR_NOMEM, "database pool: out of memory");
+        goto out_nomem;
     db->url = strdup(url);
-    if (!db->url) {
-        free(db);
-        return hodei_err_set(err, HODEI_ERR_NOMEM, "database pool: out of memory");
-    }
+    if (!db->url)
+        goto out_free_db;
     db->size = size;
     db->connect_timeout_ms = connect_timeout_ms > 0 ? connect_timeout_ms
                                                     : DB_CONNECT_TIMEOUT_DEFAULT_MS;
@@ -60,6 +59,11 @@ hodei_status hodei_db_create(const char *url, int size, int64_t connect_timeout_
     pthread_condattr_destroy(&ca);
     *out = db;
     return HODEI_OK;
+
+out_free_db:
+    free(db);
+out_nomem:
+    return hodei_err_set(err, st, "database pool: out of memory");
 }
 
 void hodei_db_destroy(hodei_db *db)
