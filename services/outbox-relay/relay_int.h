@@ -1,0 +1,97 @@
+/* Private parts of the outbox relay, shared by relay.c, relay_batch.c and
+ * relay_stats.c. */
+#ifndef HODEI_RELAY_INT_H
+#define HODEI_RELAY_INT_H
+
+#include <libpq-fe.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hodei/status.h"
+
+#define RELAY_BATCH_MAX       10000               /* upper bound of relay.batch_max */
+#define RELAY_PAYLOAD_MAX     (8 * 1024 * 1024)   /* largest event payload we decode */
+#define RELAY_LAG_BUCKETS     352                 /* log-linear, 8 per power of two */
+#define RELAY_ACK_SLICE_MS    100                 /* re-check the connection while waiting */
+
+/* ---- lag statistics (relay_stats.c) ---- */
+
+/* A histogram of microsecond values with ~12% resolution. */
+typedef struct {
+    uint64_t counts[RELAY_LAG_BUCKETS];
+    uint64_t n;
+    int64_t max_us;
+} relay_hist;
+
+void relay_hist_reset(relay_hist *h);
+void relay_hist_add(relay_hist *h, int64_t us);
+/* The value at quantile q (0..1), as the lower bound of its bucket; 0 when empty. */
+int64_t relay_hist_quantile(const relay_hist *h, double q);
+
+/* ---- one published batch (relay_batch.c) ---- */
+
+/* The rows of a round, oldest first; payload arrives as bytea hex text. */
+#define RELAY_ROW_COLUMNS                                                             \
+    "id, event_id::text, subject, aggregate_id, event_type, payload,"                 \
+    " (extract(epoch FROM created_at) * 1000000)::int8"
+#define RELAY_SELECT_SQL                                                              \
+    "SELECT " RELAY_ROW_COLUMNS                                                       \
+    " FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
+#define RELAY_MARK_SQL                                                                \
+    "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])"
+/* Marks $1 and reads the next rows in one statement; the SELECT sees the
+ * snapshot before the UPDATE, hence the explicit exclusion of $1. */
+#define RELAY_MARK_FETCH_SQL                                                          \
+    "WITH marked AS (" RELAY_MARK_SQL ")"                                             \
+    " SELECT " RELAY_ROW_COLUMNS " FROM outbox"                                       \
+    " WHERE published_at IS NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT $2"
+enum {
+    RELAY_COL_ID = 0, RELAY_COL_EVENT_ID, RELAY_COL_SUBJECT, RELAY_COL_AGGREGATE_ID,
+    RELAY_COL_EVENT_TYPE, RELAY_COL_PAYLOAD, RELAY_COL_CREATED_US, RELAY_COLS
+};
+
+typedef enum { RELAY_SLOT_PENDING = 0, RELAY_SLOT_ACKED, RELAY_SLOT_FAILED } relay_slot_state;
+
+typedef struct {
+    int64_t id;              /* outbox.id */
+    int64_t created_us;      /* outbox.created_at, wall microseconds */
+    int64_t ack_us;          /* when JetStream's ack arrived */
+    const natsMsg *sent;     /* identity of the message nats.c owns (compare only) */
+    natsMsg *owned;          /* handed back by the ack handler; destroyed at close */
+    relay_slot_state state;
+} relay_slot;
+
+/* The rows of one round and what JetStream answered for each. The ack
+ * handler runs on a nats.c thread; everything below mu is guarded by it. */
+typedef struct {
+    pthread_mutex_t mu;
+    relay_slot *slots;       /* cap entries, allocated once */
+    int cap;
+    int len;                 /* rows in this round */
+    int hint;                /* where the next ack most likely belongs */
+    bool open;               /* false: late acks are not ours any more */
+    char fail_msg[256];      /* first failure JetStream reported */
+    jsCtx *js;               /* our own context: carries the ack handler */
+    natsConnection *nc;      /* the bus's connection (not ours to close) */
+    char *payload;           /* scratch for decoding bytea, grows to RELAY_PAYLOAD_MAX */
+    size_t payload_cap;
+} relay_batch;
+
+/* Allocates room for cap rows. */
+hodei_status relay_batch_init(relay_batch *b, int cap, hodei_err *err);
+/* Creates the JetStream context (with our ack handler) on nc. */
+hodei_status relay_batch_attach(relay_batch *b, natsConnection *nc, hodei_err *err);
+/* Destroys the context (before the connection goes) and the memory. */
+void relay_batch_fini(relay_batch *b);
+
+/* Publishes the rows of res (columns as RELAY_SELECT_SQL in relay.c) with
+ * headers, waits up to timeout_ms for the acks, and returns in *prefix_out
+ * how many leading rows JetStream acknowledged. HODEI_OK only when all were. */
+hodei_status relay_batch_publish(relay_batch *b, const PGresult *res, const char *publisher,
+                                 int64_t timeout_ms, int *prefix_out, hodei_err *err);
+/* Adds the ack lag of the first n slots of the last batch to h. */
+void relay_batch_lags(const relay_batch *b, int n, relay_hist *h);
+
+#endif
