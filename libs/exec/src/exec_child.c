@@ -1,0 +1,180 @@
+/* Starting the child: fork, then in the child only async-signal-safe calls
+ * (the caller may be multi-threaded) up to execvp. A close-on-exec pipe
+ * carries the stage and errno of a failure back; end-of-file on it means
+ * the exec succeeded. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exec_int.h"
+
+#define CHILD_FIRST_FREE_FD 3
+#define CHILD_STRERROR_MAX 128
+
+enum { CHILD_STAGE_SETUP = 1, CHILD_STAGE_CHDIR, CHILD_STAGE_EXEC };
+
+typedef struct {
+    int stage;
+    int error;
+} child_report;
+
+static _Noreturn void child_fail(int report_fd, int stage, int error)
+{
+    child_report r = {stage, error};
+    ssize_t n = write(report_fd, &r, sizeof r);
+    (void)n;
+    _exit(HODEI_EXEC_EXIT_START_FAILED);
+}
+
+/* Signals the caller ignores stay ignored across exec; a job must start
+ * with default dispositions and nothing blocked. */
+static void child_reset_signals(void)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)sigaction(sig, &dfl, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* fds[0..2] become the child's stdin, stdout, stderr. Each is first moved
+ * above 2 so that no dup2 overwrites a source still needed. */
+static _Noreturn void child_exec(const exec_plan *p, const int fds[3], int report_fd)
+{
+    report_fd = fcntl(report_fd, F_DUPFD_CLOEXEC, CHILD_FIRST_FREE_FD);
+    if (report_fd < 0)
+        _exit(HODEI_EXEC_EXIT_START_FAILED);
+    if (setpgid(0, 0) != 0)
+        child_fail(report_fd, CHILD_STAGE_SETUP, errno);
+    int high[3];
+    for (int i = 0; i < 3; i++) {
+        high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, CHILD_FIRST_FREE_FD);
+        if (high[i] < 0)
+            child_fail(report_fd, CHILD_STAGE_SETUP, errno);
+    }
+    for (int i = 0; i < 3; i++) {
+        if (dup2(high[i], i) < 0)
+            child_fail(report_fd, CHILD_STAGE_SETUP, errno);
+    }
+    child_reset_signals();
+    if (p->working_dir && chdir(p->working_dir) != 0)
+        child_fail(report_fd, CHILD_STAGE_CHDIR, errno);
+    /* Descriptors the caller opened without O_CLOEXEC do not leak. */
+    (void)close_range(CHILD_FIRST_FREE_FD, ~0U, CLOSE_RANGE_CLOEXEC);
+    environ = p->envp; /* execvp searches the child's PATH */
+    execvp(p->argv[0], p->argv);
+    child_fail(report_fd, CHILD_STAGE_EXEC, errno);
+}
+
+static void child_close(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+static ssize_t child_read_report(int fd, child_report *r)
+{
+    ssize_t n;
+    do
+        n = read(fd, r, sizeof *r);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static void child_reap(pid_t pid)
+{
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+static void child_describe(const exec_plan *p, const child_report *r, char *out, size_t len)
+{
+    char buf[CHILD_STRERROR_MAX];
+    const char *why = strerror_r(r->error, buf, sizeof buf);
+    if (r->stage == CHILD_STAGE_EXEC)
+        snprintf(out, len, "cannot start '%s': %s", p->what, why);
+    else if (r->stage == CHILD_STAGE_CHDIR)
+        snprintf(out, len, "cannot enter working_dir '%s': %s", p->working_dir, why);
+    else
+        snprintf(out, len, "cannot set up the process for '%s': %s", p->what, why);
+}
+
+static hodei_status child_pipes(int out[2], int errp[2], int rep[2], hodei_err *err)
+{
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 ||
+        pipe2(rep, O_CLOEXEC) != 0)
+        return hodei_err_set(err, HODEI_ERR_IO, "exec: pipe2: %s", strerror(errno));
+    return HODEI_OK;
+}
+
+/* The child runs: keep the read ends, non-blocking, and a pidfd if the
+ * kernel has them. */
+static void child_adopt(exec_child *c, pid_t pid, int *out_rd, int *err_rd)
+{
+    c->pid = pid;
+    c->fd[EXEC_STREAM_OUT] = *out_rd;
+    c->fd[EXEC_STREAM_ERR] = *err_rd;
+    *out_rd = *err_rd = -1;
+    for (int s = 0; s < EXEC_STREAM_COUNT; s++)
+        (void)fcntl(c->fd[s], F_SETFL, fcntl(c->fd[s], F_GETFL) | O_NONBLOCK);
+    c->pidfd = pidfd_open(pid, 0);
+}
+
+hodei_status exec_child_start(const exec_plan *p, exec_child *c, char *start_error,
+                              size_t start_error_len, hodei_err *err)
+{
+    int out[2] = {-1, -1}, errp[2] = {-1, -1}, rep[2] = {-1, -1};
+    c->pid = 0;
+    c->pidfd = -1;
+    c->fd[EXEC_STREAM_OUT] = c->fd[EXEC_STREAM_ERR] = -1;
+    hodei_status st = child_pipes(out, errp, rep, err);
+    if (st != HODEI_OK)
+        goto out_close;
+    pid_t pid = fork();
+    if (pid < 0) {
+        st = hodei_err_set(err, HODEI_ERR_IO, "exec: fork: %s", strerror(errno));
+        goto out_close;
+    }
+    if (pid == 0) {
+        const int fds[3] = {p->stdin_fd, out[1], errp[1]};
+        child_exec(p, fds, rep[1]);
+    }
+    (void)setpgid(pid, pid); /* also here: no window where the group is missing */
+    child_close(&out[1]);
+    child_close(&errp[1]);
+    child_close(&rep[1]);
+    child_report r;
+    if (child_read_report(rep[0], &r) == (ssize_t)sizeof r) {
+        child_reap(pid);
+        child_describe(p, &r, start_error, start_error_len);
+        goto out_close;
+    }
+    child_adopt(c, pid, &out[0], &errp[0]);
+out_close:
+    child_close(&out[0]);
+    child_close(&out[1]);
+    child_close(&errp[0]);
+    child_close(&errp[1]);
+    child_close(&rep[0]);
+    child_close(&rep[1]);
+    return st;
+}
+
+void exec_child_close(exec_child *c)
+{
+    child_close(&c->fd[EXEC_STREAM_OUT]);
+    child_close(&c->fd[EXEC_STREAM_ERR]);
+    child_close(&c->pidfd);
+}
