@@ -201,6 +201,7 @@ static int harness_run(const harness_run_req *r)
             if (r->merge_stderr)
                 dup2(fds[1], 2);
         }
+        close_range(3, ~0U, 0);         /* nothing of the test leaks into servers */
         execvpe(r->path, r->argv, r->envp);
         _exit(127);
     }
@@ -356,6 +357,7 @@ static void harness_watchdog_start(harness_live *l)
             dup2(devnull, 1);
             dup2(devnull, 2);
         }
+        close_range(3, ~0U, 0);         /* e.g. the test's database sockets */
         struct timespec poll_ts = {0, HARNESS_WATCHDOG_POLL_MS * 1000000L};
         while (getppid() == parent)
             nanosleep(&poll_ts, NULL);
@@ -501,6 +503,7 @@ static _Noreturn void harness_proc_exec(const char *path, char *const *argv, cha
     dup2(devnull, 0);
     dup2(log, 1);
     dup2(log, 2);
+    close_range(3, ~0U, 0);             /* the test's sockets stay the test's */
     execve(path, argv, envp);
     static const char msg[] = "harness: execve failed\n";
     (void)!write(2, msg, sizeof msg - 1);
