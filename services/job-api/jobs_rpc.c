@@ -15,8 +15,8 @@
 #include "hodei/v1/events.pb-c.h"
 #include "hodei/v1/job.pb-c.h"
 #include "job_row.h"
-#include "outbox.h"
-#include "sqlarr.h"
+#include "hodei/store.h"
+#include "hodei/sqlarr.h"
 #include "submit.h"
 
 #define LIST_PAGE_DEFAULT 50
@@ -170,7 +170,7 @@ static hodei_status cancel_pending(PGconn *conn, const char *id, const char *rea
     fin.state = HODEI__V1__JOB_STATE__JOB_STATE_CANCELLED;
     ev.body_case = HODEI__V1__EVENT__BODY_JOB_FINISHED;
     ev.job_finished = &fin;
-    return outbox_append(conn, &ev, HODEI_SUBJ_JOB_FINISHED, "job", id, "JobFinished", err);
+    return hodei_outbox_append(conn, &ev, HODEI_SUBJ_JOB_FINISHED, "job", id, "JobFinished", err);
 }
 
 /* ASSIGNED or RUNNING: marked, and the worker holding it is told through
@@ -198,7 +198,7 @@ static hodei_status cancel_running(PGconn *conn, const char *id, const cancel_vi
     cr.reason = (char *)reason;
     ev.body_case = HODEI__V1__EVENT__BODY_JOB_CANCEL_REQUESTED;
     ev.job_cancel_requested = &cr;
-    return outbox_append(conn, &ev, subject, "job", id, "JobCancelRequested", err);
+    return hodei_outbox_append(conn, &ev, subject, "job", id, "JobCancelRequested", err);
 }
 
 static hodei_status cancel_tx(PGconn *conn, const char *id, const char *reason, PGresult **out,
@@ -314,7 +314,7 @@ static hodei_status list_parse(const Hodei__V1__ListJobsRequest *req, list_query
     snprintf(q->limit, sizeof q->limit, "%d", q->page_size + 1);
     hodei_buf b;
     hodei_buf_init(&b, sizeof q->states - 1);
-    sqlarr_begin(&b);
+    hodei_sqlarr_begin(&b);
     for (size_t i = 0; i < req->n_states; i++) {
         Hodei__V1__JobState s = req->states[i];
         if (s <= HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED ||
@@ -323,9 +323,9 @@ static hodei_status list_parse(const Hodei__V1__ListJobsRequest *req, list_query
             return hodei_err_set(err, HODEI_ERR_INVALID, "states[%zu]: unknown job state %d", i,
                                  (int)s);
         }
-        sqlarr_str(&b, hodei_job_state_name(s));
+        hodei_sqlarr_str(&b, hodei_job_state_name(s));
     }
-    bool ok = sqlarr_end(&b);
+    bool ok = hodei_sqlarr_end(&b);
     if (ok && req->n_states > 0)
         hodei_strlcpy(q->states, b.data, sizeof q->states);
     hodei_buf_fini(&b);

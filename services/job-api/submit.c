@@ -15,7 +15,7 @@
 #include "hodei/time.h"
 #include "hodei/util.h"
 #include "hodei/v1/events.pb-c.h"
-#include "sqlarr.h"
+#include "hodei/sqlarr.h"
 
 #define SUBMIT_WRITERS_MAX 16
 #define SUBMIT_SQL_MAX (256u * 1024 * 1024)   /* one group's parameters, all arrays */
@@ -231,31 +231,31 @@ static bool group_build_params(submit_item **items, size_t n, hodei_buf arr[INSE
 {
     for (int p = 0; p < INSERT_NPARAMS; p++) {
         hodei_buf_init(&arr[p], SUBMIT_SQL_MAX);
-        sqlarr_begin(&arr[p]);
+        hodei_sqlarr_begin(&arr[p]);
     }
     for (size_t i = 0; i < n; i++) {
         const submit_item *it = items[i];
-        sqlarr_str(&arr[0], it->id);
-        sqlarr_str(&arr[1], it->name);
-        sqlarr_str(&arr[2], it->spec_hex);
-        sqlarr_i64(&arr[3], it->priority);
-        sqlarr_i64(&arr[4], it->max_attempts);
-        sqlarr_i64(&arr[5], it->timeout_ms);
-        sqlarr_i64(&arr[6], it->cpu_millis);
-        sqlarr_i64(&arr[7], it->memory_bytes);
-        sqlarr_i64(&arr[8], it->storage_bytes);
-        sqlarr_i64(&arr[9], it->gpu_count);
-        sqlarr_str(&arr[10], it->architecture);
-        sqlarr_str(&arr[11], it->provider);
-        sqlarr_str(&arr[12], it->constraints_json);
-        sqlarr_str(&arr[13], it->labels_json);
-        sqlarr_str(&arr[14], it->idem_key);
-        sqlarr_str(&arr[15], it->event_id);
-        sqlarr_str(&arr[16], it->event_hex);
+        hodei_sqlarr_str(&arr[0], it->id);
+        hodei_sqlarr_str(&arr[1], it->name);
+        hodei_sqlarr_str(&arr[2], it->spec_hex);
+        hodei_sqlarr_i64(&arr[3], it->priority);
+        hodei_sqlarr_i64(&arr[4], it->max_attempts);
+        hodei_sqlarr_i64(&arr[5], it->timeout_ms);
+        hodei_sqlarr_i64(&arr[6], it->cpu_millis);
+        hodei_sqlarr_i64(&arr[7], it->memory_bytes);
+        hodei_sqlarr_i64(&arr[8], it->storage_bytes);
+        hodei_sqlarr_i64(&arr[9], it->gpu_count);
+        hodei_sqlarr_str(&arr[10], it->architecture);
+        hodei_sqlarr_str(&arr[11], it->provider);
+        hodei_sqlarr_str(&arr[12], it->constraints_json);
+        hodei_sqlarr_str(&arr[13], it->labels_json);
+        hodei_sqlarr_str(&arr[14], it->idem_key);
+        hodei_sqlarr_str(&arr[15], it->event_id);
+        hodei_sqlarr_str(&arr[16], it->event_hex);
     }
     bool ok = true;
     for (int p = 0; p < INSERT_NPARAMS; p++)
-        ok = sqlarr_end(&arr[p]) && ok;
+        ok = hodei_sqlarr_end(&arr[p]) && ok;
     return ok;
 }
 
@@ -317,15 +317,15 @@ static hodei_status group_resolve_duplicates(PGconn *conn, submit_item **leaders
 {
     hodei_buf keys;
     hodei_buf_init(&keys, SUBMIT_SQL_MAX);
-    sqlarr_begin(&keys);
+    hodei_sqlarr_begin(&keys);
     size_t missing = 0;
     for (size_t i = 0; i < nl; i++) {
         if (!leaders[i]->inserted && leaders[i]->idem_key) {
-            sqlarr_str(&keys, leaders[i]->idem_key);
+            hodei_sqlarr_str(&keys, leaders[i]->idem_key);
             missing++;
         }
     }
-    sqlarr_end(&keys);
+    hodei_sqlarr_end(&keys);
     hodei_status st = HODEI_OK;
     if (missing == 0)
         goto out;
@@ -388,10 +388,10 @@ static hodei_status group_resolve_in_doubt(writer_ctx *w, submit_item **leaders,
         return st;
     hodei_buf ids;
     hodei_buf_init(&ids, SUBMIT_SQL_MAX);
-    sqlarr_begin(&ids);
+    hodei_sqlarr_begin(&ids);
     for (size_t i = 0; i < nl; i++)
-        sqlarr_str(&ids, leaders[i]->id);
-    sqlarr_end(&ids);
+        hodei_sqlarr_str(&ids, leaders[i]->id);
+    hodei_sqlarr_end(&ids);
     const char *params[1] = {ids.data};
     PGresult *res = NULL;
     st = hodei_db_exec(w->conn, "SELECT id::text FROM jobs WHERE id = ANY($1::uuid[])", 1,

@@ -25,12 +25,22 @@
 #define HODEI_SUBJ_JOB_FINISHED          "hodei.evt.job.finished"
 #define HODEI_SUBJ_WORKER_READY          "hodei.evt.worker.ready"
 #define HODEI_SUBJ_PROVISION_REQUESTED   "hodei.evt.provision.requested"
+#define HODEI_SUBJ_PROVISION_FAILED      "hodei.evt.provision.failed"
+#define HODEI_SUBJ_WORKER_DESTROY        "hodei.evt.worker.destroy"
+
+/* Durable JetStream consumers on HODEI_EVENTS, one per service, shared by
+ * all its replicas (filter: every event; each service ignores the rest). */
+#define HODEI_CONSUMER_SCHEDULER         "scheduler"
+#define HODEI_CONSUMER_PROVISIONER       "provisioner"
 
 /* Headers. */
 #define HODEI_HDR_MSG_ID        "Nats-Msg-Id"       /* = event id: JetStream dedup */
 #define HODEI_HDR_AGGREGATE_ID  "Hodei-Aggregate-Id"
 #define HODEI_HDR_EVENT_TYPE    "Hodei-Event-Type"
 #define HODEI_HDR_PUBLISHER     "Hodei-Publisher"   /* instance that published */
+/* On hodei.logs.<job>: the last message of an attempt's log carries this
+ * header with the final state name ("SUCCEEDED", ...); followers stop there. */
+#define HODEI_HDR_LOG_END       "Hodei-Log-End"
 
 /* Stream limits. */
 #define HODEI_EVENTS_DUPLICATE_WINDOW_MS (2 * 60 * 1000)

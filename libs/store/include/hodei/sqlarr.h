@@ -2,19 +2,19 @@
  * rows as a handful of parameters to one unnest() statement. Values stay
  * parameters: they are quoted and escaped as array elements, never spliced
  * into SQL text. */
-#ifndef HODEI_JOB_API_SQLARR_H
-#define HODEI_JOB_API_SQLARR_H
+#ifndef HODEI_SQLARR_H
+#define HODEI_SQLARR_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "hodei/buf.h"
 
-void sqlarr_begin(hodei_buf *b);
+void hodei_sqlarr_begin(hodei_buf *b);
 /* s NULL appends SQL NULL. */
-void sqlarr_str(hodei_buf *b, const char *s);
-void sqlarr_i64(hodei_buf *b, int64_t v);
+void hodei_sqlarr_str(hodei_buf *b, const char *s);
+void hodei_sqlarr_i64(hodei_buf *b, int64_t v);
 /* Closes the literal; false when the buffer hit its maximum. */
-bool sqlarr_end(hodei_buf *b);
+bool hodei_sqlarr_end(hodei_buf *b);
 
 #endif

@@ -1,4 +1,4 @@
-#include "outbox.h"
+#include "hodei/store.h"
 
 #include <stdlib.h>
 
@@ -9,9 +9,9 @@
 
 #define OUTBOX_EVENT_MAX (1u << 20)
 
-hodei_status outbox_append(PGconn *conn, Hodei__V1__Event *ev, const char *subject,
-                           const char *aggregate_type, const char *aggregate_id,
-                           const char *event_type, hodei_err *err)
+hodei_status hodei_outbox_append(PGconn *conn, Hodei__V1__Event *ev, const char *subject,
+                                 const char *aggregate_type, const char *aggregate_id,
+                                 const char *event_type, hodei_err *err)
 {
     char event_id[HODEI_ID_BUF];
     Hodei__V1__Timestamp ts = HODEI__V1__TIMESTAMP__INIT;

@@ -1,22 +1,22 @@
-#include "sqlarr.h"
+#include "hodei/sqlarr.h"
 
 #include <inttypes.h>
 
-static void sqlarr_sep(hodei_buf *b)
+static void hodei_sqlarr_sep(hodei_buf *b)
 {
     if (b->len > 1)
         hodei_buf_putc(b, ',');
 }
 
-void sqlarr_begin(hodei_buf *b)
+void hodei_sqlarr_begin(hodei_buf *b)
 {
     hodei_buf_reset(b);
     hodei_buf_putc(b, '{');
 }
 
-void sqlarr_str(hodei_buf *b, const char *s)
+void hodei_sqlarr_str(hodei_buf *b, const char *s)
 {
-    sqlarr_sep(b);
+    hodei_sqlarr_sep(b);
     if (!s) {
         hodei_buf_puts(b, "NULL");
         return;
@@ -30,13 +30,13 @@ void sqlarr_str(hodei_buf *b, const char *s)
     hodei_buf_putc(b, '"');
 }
 
-void sqlarr_i64(hodei_buf *b, int64_t v)
+void hodei_sqlarr_i64(hodei_buf *b, int64_t v)
 {
-    sqlarr_sep(b);
+    hodei_sqlarr_sep(b);
     hodei_buf_printf(b, "%" PRId64, v);
 }
 
-bool sqlarr_end(hodei_buf *b)
+bool hodei_sqlarr_end(hodei_buf *b)
 {
     hodei_buf_putc(b, '}');
     return !b->failed;

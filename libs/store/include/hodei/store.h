@@ -1,0 +1,70 @@
+/* Suite-specific SQL that more than one service runs: the outbox, and the
+ * job and worker transitions several services make (the edge on a worker's
+ * result, the supervisor on a lost worker or a timeout, ...).
+ *
+ * Every function runs inside the CALLER's transaction: the caller BEGINs,
+ * calls one or more of these, and COMMITs, so a state change and its outbox
+ * row commit together or not at all. Transitions are checked with
+ * libs/domain's state machines; an illegal one is an error, never silent. */
+#ifndef HODEI_STORE_H
+#define HODEI_STORE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hodei/status.h"
+#include "hodei/v1/common.pb-c.h"
+#include "hodei/v1/events.pb-c.h"
+
+/* Retry backoff of a failed attempt n (1-based): base * 2^(n-1), capped. */
+#define HODEI_RETRY_BACKOFF_BASE_MS 500
+#define HODEI_RETRY_BACKOFF_MAX_MS 30000
+int64_t hodei_retry_backoff_ms(int32_t attempt);
+
+/* Fills ev's event_id (new UUIDv7), aggregate_id and occurred_at, packs it
+ * and inserts the outbox row. The caller sets ev's body. */
+hodei_status hodei_outbox_append(PGconn *conn, Hodei__V1__Event *ev, const char *subject,
+                                 const char *aggregate_type, const char *aggregate_id,
+                                 const char *event_type, hodei_err *err);
+
+/* Worker acknowledged RunJob: ASSIGNED -> RUNNING, started_at = now().
+ * HODEI_ERR_PRECONDITION when the job is not ASSIGNED to this worker at this
+ * epoch (already RUNNING at this epoch counts as OK: acks may repeat). */
+hodei_status hodei_store_job_started(PGconn *conn, const char *job_id, const char *worker_id,
+                                     int64_t epoch, hodei_err *err);
+
+/* The end of one attempt. */
+typedef struct {
+    const char *job_id;
+    const char *worker_id;       /* must be the job's worker ... */
+    int64_t epoch;               /* ... at this epoch, else PRECONDITION (stale) */
+    Hodei__V1__JobState state;   /* SUCCEEDED, FAILED, TIMEOUT or CANCELLED */
+    int32_t exit_code;
+    const char *error;           /* "" = none */
+    bool free_worker;            /* worker BUSY -> READY (+ WorkerReady event) */
+} hodei_attempt_end;
+
+/* Locks the job. SUCCEEDED/CANCELLED end it. FAILED/TIMEOUT with attempts
+ * left (attempt < max_attempts) and no cancel requested re-queue it:
+ * PENDING, worker cleared, not_before = now() + backoff, JobQueued event.
+ * Otherwise it ends in that state with finished_at, exit code, error and a
+ * JobFinished event. *final_out (may be NULL) gets the job's new state. */
+hodei_status hodei_store_attempt_end(PGconn *conn, const hodei_attempt_end *end,
+                                     Hodei__V1__JobState *final_out, hodei_err *err);
+
+/* Worker state change from any of `from` (NULL-ended names, e.g.
+ * {"READY","BUSY",NULL}) to `to`, checked by the worker state machine.
+ * HODEI_ERR_PRECONDITION when the worker is in none of `from`;
+ * HODEI_ERR_NOT_FOUND when there is no such worker. READY sets idle_since and
+ * clears current_job_id; READY also writes a WorkerReady event. */
+hodei_status hodei_store_worker_transition(PGconn *conn, const char *worker_id,
+                                           const char *const *from, Hodei__V1__WorkerState to,
+                                           hodei_err *err);
+
+/* Writes a WorkerDestroyRequested event for the provisioner. */
+hodei_status hodei_store_worker_destroy_request(PGconn *conn, const char *worker_id,
+                                                const char *provider, const char *reason,
+                                                hodei_err *err);
+
+#endif
