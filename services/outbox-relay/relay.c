@@ -464,6 +464,8 @@ static void relay_active_step(relay *r)
 
     if (rc == RELAY_ROUND_NATS_FAILED) {
         HLOG_WARN("publish failed, retrying the batch: %s", e.msg);
+        if (hodei_bus_connected(r->bus))
+            r->streams_ok = false;      /* connected yet refused: re-check the streams first */
         relay_nats_backoff(r);
         if (relay_housekeeping(r, &e) != HODEI_OK)
             relay_db_drop(r, e.msg);
