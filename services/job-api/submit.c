@@ -20,6 +20,7 @@
 #define SUBMIT_WRITERS_MAX 16
 #define SUBMIT_SQL_MAX (256u * 1024 * 1024)   /* one group's parameters, all arrays */
 #define SUBMIT_RECONNECT_WAIT_MS 2000
+#define SUBMIT_STMT "hodei_submit_group"
 
 /* One QueueJob waiting for its group's commit. Everything the SQL needs is
  * copied out of the request at enqueue time, so the request can go. */
@@ -359,7 +360,15 @@ static hodei_status writer_connect(writer_ctx *w, hodei_err *err)
 {
     if (w->conn)
         return HODEI_OK;
-    return hodei_db_connect(w->s->opts.db_url, w->s->opts.connect_timeout_ms, &w->conn, err);
+    hodei_status st = hodei_db_connect(w->s->opts.db_url, w->s->opts.connect_timeout_ms,
+                                       &w->conn, err);
+    if (st == HODEI_OK)
+        st = hodei_db_prepare(w->conn, SUBMIT_STMT, insert_sql, INSERT_NPARAMS, err);
+    if (st != HODEI_OK && w->conn) {
+        PQfinish(w->conn);
+        w->conn = NULL;
+    }
+    return st;
 }
 
 static void writer_drop(writer_ctx *w)
@@ -427,7 +436,7 @@ static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, ho
     for (int p = 0; p < INSERT_NPARAMS; p++)
         params[p] = arr[p].data;
     PGresult *res = NULL;
-    st = hodei_db_exec(w->conn, insert_sql, INSERT_NPARAMS, params, &res, err);
+    st = hodei_db_exec_prepared(w->conn, SUBMIT_STMT, INSERT_NPARAMS, params, &res, err);
     if (hodei_db_status_broken(st)) {
         st = group_resolve_in_doubt(w, leaders, nl, err);
         goto out;

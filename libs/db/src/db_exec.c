@@ -145,3 +145,21 @@ bool hodei_db_is_null(const PGresult *res, int row, int col)
     db_cell_check(res, row, col);
     return PQgetisnull(res, row, col) != 0;
 }
+
+hodei_status hodei_db_prepare(PGconn *conn, const char *name, const char *sql, int n_params,
+                              hodei_err *err)
+{
+    HODEI_ASSERT(conn && name && sql && n_params >= 0);
+    PGresult *r = PQprepare(conn, name, sql, n_params, NULL);
+    return db_result_take(conn, r, NULL, err);
+}
+
+hodei_status hodei_db_exec_prepared(PGconn *conn, const char *name, int n_params,
+                                    const char *const *params, PGresult **res, hodei_err *err)
+{
+    HODEI_ASSERT(conn && name && n_params >= 0 && (n_params == 0 || params));
+    if (res)
+        *res = NULL;
+    PGresult *r = PQexecPrepared(conn, name, n_params, params, NULL, NULL, 0);
+    return db_result_take(conn, r, res, err);
+}

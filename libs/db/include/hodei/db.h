@@ -48,6 +48,14 @@ hodei_status hodei_db_exec_bin(PGconn *conn, const char *sql, int n_params,
                                const char *const *params, const int *lengths,
                                const int *formats, PGresult **res, hodei_err *err);
 
+/* Prepared statements, for a hot statement on a connection the caller owns
+ * (prepare once after connecting; a prepared statement lives as long as its
+ * connection). Errors as hodei_db_exec. */
+hodei_status hodei_db_prepare(PGconn *conn, const char *name, const char *sql, int n_params,
+                              hodei_err *err);
+hodei_status hodei_db_exec_prepared(PGconn *conn, const char *name, int n_params,
+                                    const char *const *params, PGresult **res, hodei_err *err);
+
 hodei_status hodei_db_begin(PGconn *conn, hodei_err *err);
 hodei_status hodei_db_commit(PGconn *conn, hodei_err *err);
 void hodei_db_rollback(PGconn *conn);
