@@ -1,0 +1,172 @@
+/* libs/store against a real PostgreSQL: the epoch-fenced end of an attempt,
+ * retries, and worker transitions, each with its outbox row. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+#include "hodei/db.h"
+#include "hodei/store.h"
+
+static harness_stack stack;
+static PGconn *conn;
+
+static const char *JOB = "0190b1c2-0000-7000-8000-00000000000a";
+static const char *WORKER = "0190b1c2-0000-7000-8000-0000000000b1";
+static const char *OTHER = "0190b1c2-0000-7000-8000-0000000000b2";
+
+static void sql(const char *q)
+{
+    hodei_err err;
+    cr_assert_eq(hodei_db_exec(conn, q, 0, NULL, NULL, &err), HODEI_OK, "%s: %s", q, err.msg);
+}
+
+static int64_t val(const char *q) { return harness_sql_i64(&stack, q); }
+
+static void setup(void)
+{
+    hodei_err err;
+    harness_stack_start(&stack);
+    cr_assert_eq(hodei_db_connect(stack.db_url, 5000, &conn, &err), HODEI_OK, "%s", err.msg);
+    char q[1024];
+    snprintf(q, sizeof q,
+             "INSERT INTO workers (id, provider, state, current_job_id) VALUES"
+             " ('%s', 'process', 'BUSY', '%s'), ('%s', 'process', 'READY', NULL)",
+             WORKER, JOB, OTHER);
+    sql(q);
+    snprintf(q, sizeof q,
+             "INSERT INTO jobs (id, state, spec, timeout_ms, attempt, max_attempts, worker_id,"
+             " epoch) VALUES ('%s', 'ASSIGNED', '\\x', 60000, 1, 2, '%s', 1)",
+             JOB, WORKER);
+    sql(q);
+}
+
+static void teardown(void)
+{
+    PQfinish(conn);
+    harness_stack_stop(&stack);
+}
+
+TestSuite(store, .init = setup, .fini = teardown, .timeout = 120);
+
+static hodei_status end_attempt(Hodei__V1__JobState state, int64_t epoch, const char *worker,
+                                Hodei__V1__JobState *final, hodei_err *err)
+{
+    hodei_attempt_end e = {.job_id = JOB, .worker_id = worker, .epoch = epoch, .state = state,
+                           .exit_code = state == HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED ? 0 : 3,
+                           .error = "", .free_worker = true};
+    hodei_status st = hodei_db_begin(conn, err);
+    cr_assert_eq(st, HODEI_OK);
+    st = hodei_store_attempt_end(conn, &e, final, err);
+    if (st == HODEI_OK)
+        cr_assert_eq(hodei_db_commit(conn, err), HODEI_OK, "%s", err->msg);
+    else
+        hodei_db_rollback(conn);
+    return st;
+}
+
+Test(store, started_then_failed_with_attempts_left_requeues_with_backoff)
+{
+    hodei_err err;
+    cr_assert_eq(hodei_store_job_started(conn, JOB, WORKER, 1, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_eq(val("SELECT count(*) FROM jobs WHERE state = 'RUNNING' AND started_at IS NOT NULL"), 1);
+    cr_assert_eq(hodei_store_job_started(conn, JOB, WORKER, 1, &err), HODEI_OK,
+                 "a repeated ack is harmless");
+
+    Hodei__V1__JobState final = 0;
+    cr_assert_eq(end_attempt(HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 1, WORKER, &final, &err),
+                 HODEI_OK, "%s", err.msg);
+    cr_assert_eq(final, HODEI__V1__JOB_STATE__JOB_STATE_PENDING);
+    cr_assert_eq(val("SELECT count(*) FROM jobs WHERE state = 'PENDING' AND worker_id IS NULL"
+                     " AND not_before > now()"),
+                 1, "re-queued, not schedulable before its backoff");
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'JobQueued'"), 1);
+    char q[256];
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM workers WHERE id = '%s' AND state = 'READY'"
+             " AND current_job_id IS NULL AND idle_since IS NOT NULL",
+             WORKER);
+    cr_assert_eq(val(q), 1, "the worker is free again");
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'WorkerReady'"), 1);
+}
+
+Test(store, stale_epoch_or_other_worker_is_refused_and_changes_nothing)
+{
+    hodei_err err;
+    cr_assert_eq(end_attempt(HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 2, WORKER, NULL, &err),
+                 HODEI_ERR_PRECONDITION);
+    cr_assert(strstr(err.msg, "stale"), "%s", err.msg);
+    cr_assert_eq(end_attempt(HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 1, OTHER, NULL, &err),
+                 HODEI_ERR_PRECONDITION);
+    cr_assert_eq(hodei_store_job_started(conn, JOB, OTHER, 1, &err), HODEI_ERR_PRECONDITION);
+    cr_assert_eq(val("SELECT count(*) FROM jobs WHERE state = 'ASSIGNED'"), 1);
+    cr_assert_eq(val("SELECT count(*) FROM outbox"), 0);
+}
+
+Test(store, success_ends_the_job_once)
+{
+    hodei_err err;
+    Hodei__V1__JobState final = 0;
+    cr_assert_eq(hodei_store_job_started(conn, JOB, WORKER, 1, &err), HODEI_OK);
+    cr_assert_eq(end_attempt(HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 1, WORKER, &final, &err),
+                 HODEI_OK, "%s", err.msg);
+    cr_assert_eq(final, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+    cr_assert_eq(val("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED' AND exit_code = 0"
+                     " AND finished_at IS NOT NULL"),
+                 1);
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'JobFinished'"), 1);
+    /* The same result again (a worker re-sending after a reconnect) is refused. */
+    cr_assert_eq(end_attempt(HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 1, WORKER, NULL, &err),
+                 HODEI_ERR_PRECONDITION);
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'JobFinished'"), 1);
+}
+
+Test(store, spent_attempts_or_cancel_end_the_job)
+{
+    hodei_err err;
+    Hodei__V1__JobState final = 0;
+    sql("UPDATE jobs SET attempt = 2");
+    cr_assert_eq(end_attempt(HODEI__V1__JOB_STATE__JOB_STATE_TIMEOUT, 1, WORKER, &final, &err),
+                 HODEI_OK, "%s", err.msg);
+    cr_assert_eq(final, HODEI__V1__JOB_STATE__JOB_STATE_TIMEOUT);
+    cr_assert_eq(val("SELECT count(*) FROM jobs WHERE state = 'TIMEOUT' AND exit_code = 3"), 1);
+
+    /* A cancelled job is not retried even with attempts left. */
+    sql("UPDATE jobs SET state = 'RUNNING', attempt = 1, cancel_requested = true,"
+        " finished_at = NULL");
+    cr_assert_eq(end_attempt(HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 1, WORKER, &final, &err),
+                 HODEI_OK, "%s", err.msg);
+    cr_assert_eq(final, HODEI__V1__JOB_STATE__JOB_STATE_FAILED);
+}
+
+Test(store, worker_transitions_follow_the_state_machine)
+{
+    hodei_err err;
+    const char *from_ready[] = {"READY", NULL};
+    cr_assert_eq(hodei_store_worker_transition(conn, OTHER, from_ready,
+                                               HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, &err),
+                 HODEI_OK, "%s", err.msg);
+    cr_assert_eq(hodei_store_worker_transition(conn, OTHER, from_ready,
+                                               HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING,
+                                               &err),
+                 HODEI_ERR_PRECONDITION, "it is DRAINING now, not READY");
+    const char *from_draining[] = {"DRAINING", NULL};
+    cr_assert_eq(hodei_store_worker_transition(conn, OTHER, from_draining,
+                                               HODEI__V1__WORKER_STATE__WORKER_STATE_BUSY, &err),
+                 HODEI_ERR_PRECONDITION, "DRAINING -> BUSY is not a legal transition");
+    cr_assert_eq(hodei_store_worker_transition(conn, "0190b1c2-0000-7000-8000-0000000000ff",
+                                               from_ready,
+                                               HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, &err),
+                 HODEI_ERR_NOT_FOUND);
+    cr_assert_eq(hodei_store_worker_destroy_request(conn, OTHER, "process", "idle", &err), HODEI_OK);
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'WorkerDestroyRequested'"
+                     " AND subject = 'hodei.evt.worker.destroy'"),
+                 1);
+}
+
+Test(store, retry_backoff_doubles_to_a_cap)
+{
+    cr_assert_eq(hodei_retry_backoff_ms(1), HODEI_RETRY_BACKOFF_BASE_MS);
+    cr_assert_eq(hodei_retry_backoff_ms(2), 2 * HODEI_RETRY_BACKOFF_BASE_MS);
+    cr_assert_eq(hodei_retry_backoff_ms(50), HODEI_RETRY_BACKOFF_MAX_MS);
+}
