@@ -1,5 +1,4 @@
-/* Private parts of the outbox relay, shared by relay.c, relay_batch.c and
- * relay_stats.c. */
+/* Private parts of the outbox relay, shared by relay.c and relay_batch.c. */
 #ifndef HODEI_RELAY_INT_H
 #define HODEI_RELAY_INT_H
 
@@ -10,25 +9,11 @@
 #include <stdint.h>
 
 #include "hodei/status.h"
+#include "relay_stats.h"
 
 #define RELAY_BATCH_MAX       10000               /* upper bound of relay.batch_max */
 #define RELAY_PAYLOAD_MAX     (8 * 1024 * 1024)   /* largest event payload we decode */
-#define RELAY_LAG_BUCKETS     352                 /* log-linear, 8 per power of two */
 #define RELAY_ACK_SLICE_MS    100                 /* re-check the connection while waiting */
-
-/* ---- lag statistics (relay_stats.c) ---- */
-
-/* A histogram of microsecond values with ~12% resolution. */
-typedef struct {
-    uint64_t counts[RELAY_LAG_BUCKETS];
-    uint64_t n;
-    int64_t max_us;
-} relay_hist;
-
-void relay_hist_reset(relay_hist *h);
-void relay_hist_add(relay_hist *h, int64_t us);
-/* The value at quantile q (0..1), as the lower bound of its bucket; 0 when empty. */
-int64_t relay_hist_quantile(const relay_hist *h, double q);
 
 /* ---- one published batch (relay_batch.c) ---- */
 

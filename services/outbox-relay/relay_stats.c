@@ -2,7 +2,7 @@
  * p50/p99 cost no memory per sample and stay within ~12%. */
 #include <string.h>
 
-#include "relay_int.h"
+#include "relay_stats.h"
 
 #define HIST_LINEAR  16     /* values below are their own bucket */
 #define HIST_SUB     8      /* sub-buckets per power of two */

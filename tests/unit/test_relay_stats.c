@@ -1,7 +1,7 @@
 /* The relay's lag histogram: the p50/p99 it logs are what operators read. */
 #include <criterion/criterion.h>
 
-#include "relay_int.h"
+#include "relay_stats.h"
 
 static relay_hist h;
 
