@@ -205,25 +205,26 @@ static void batch_open(relay_batch *b)
 /* Waits for the acks, in slices so that a lost connection ends the wait
  * early; what is still unanswered then is taken back from nats.c (late acks
  * are dropped) and counts as failed: the next round publishes it again. */
-static void batch_wait_acks(relay_batch *b, int64_t timeout_ms)
+static void batch_wait_acks(relay_batch *b, int64_t deadline_ms)
 {
-    int64_t deadline_ms = hodei_mono_ms() + timeout_ms, left_ms;
+    int64_t left_ms;
     bool connected = true;
     jsPubOptions po;
     natsMsgList pending = {0};
 
     jsPubOptions_Init(&po);
-    while (connected && (left_ms = deadline_ms - hodei_mono_ms()) > 0) {
-        po.MaxWait = left_ms < RELAY_ACK_SLICE_MS ? left_ms : RELAY_ACK_SLICE_MS;
+    do {
+        left_ms = deadline_ms - hodei_mono_ms();
+        po.MaxWait = left_ms < 1 ? 1 : left_ms < RELAY_ACK_SLICE_MS ? left_ms : RELAY_ACK_SLICE_MS;
         if (js_PublishAsyncComplete(b->js, &po) == NATS_OK)
             return;
         connected = natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED;
-    }
+    } while (connected && hodei_mono_ms() < deadline_ms);
     if (js_PublishAsyncGetPendingList(&pending, b->js) == NATS_OK)
         natsMsgList_Destroy(&pending);
     pthread_mutex_lock(&b->mu);
     if (!b->fail_msg[0] && connected)
-        snprintf(b->fail_msg, sizeof b->fail_msg, "no ack within %lld ms", (long long)timeout_ms);
+        snprintf(b->fail_msg, sizeof b->fail_msg, "no ack within relay.publish_timeout");
     else if (!b->fail_msg[0])
         snprintf(b->fail_msg, sizeof b->fail_msg, "connection lost while waiting for acks");
     pthread_mutex_unlock(&b->mu);
@@ -249,10 +250,16 @@ hodei_status relay_batch_publish(relay_batch *b, const PGresult *res, const char
     hodei_status st = HODEI_OK;
 
     HODEI_ASSERT(b->js && n <= b->cap && PQnfields(res) == RELAY_COLS);
+    int64_t deadline_ms = hodei_mono_ms() + timeout_ms;
+
     batch_open(b);
     for (int row = 0; row < n && st == HODEI_OK; row++)
         st = batch_publish_row(b, res, row, publisher, err);
-    batch_wait_acks(b, timeout_ms);
+    /* nats.c's flusher thread waits 1 ms to gather writes; the batch is
+     * complete, so write it now (PING/PONG, concurrent with the acks). */
+    if (b->len > 0)
+        natsConnection_FlushTimeout(b->nc, timeout_ms);
+    batch_wait_acks(b, deadline_ms);
     *prefix_out = batch_close(b);
     if (st != HODEI_OK || *prefix_out == n)
         return st;
