@@ -12,7 +12,9 @@
 
 static const char *const args_command_names[CLI_CMD_COUNT_] = {
     [CLI_CMD_NONE] = "",          [CLI_CMD_SUBMIT] = "submit", [CLI_CMD_STATUS] = "status",
-    [CLI_CMD_JOBS] = "jobs",      [CLI_CMD_CANCEL] = "cancel",
+    [CLI_CMD_JOBS] = "jobs",      [CLI_CMD_CANCEL] = "cancel", [CLI_CMD_RUN] = "run",
+    [CLI_CMD_LOGS] = "logs",      [CLI_CMD_WORKERS] = "workers",
+    [CLI_CMD_PROVIDERS] = "providers",
 };
 
 const char *cli_command_name(cli_command cmd)
@@ -253,10 +255,18 @@ hodei_status args_parse_flags(cli_args *a, const args_flag *flags, int argc, cha
 
 static char **args_job_id_slot(cli_args *a)
 {
-    return a->command == CLI_CMD_STATUS ? &a->status.job_id : &a->cancel.job_id;
+    switch (a->command) {
+    case CLI_CMD_STATUS:
+        return &a->status.job_id;
+    case CLI_CMD_LOGS:
+        return &a->logs.job_id;
+    default:
+        HODEI_ASSERT(a->command == CLI_CMD_CANCEL);
+        return &a->cancel.job_id;
+    }
 }
 
-static hodei_status args_job_id(cli_args *a, int argc, char **argv, int *i, hodei_err *err)
+hodei_status args_job_id(cli_args *a, int argc, char **argv, int *i, hodei_err *err)
 {
     char q[ARGS_QUOTE_BUF];
     char **slot = args_job_id_slot(a);
@@ -271,7 +281,7 @@ static hodei_status args_job_id(cli_args *a, int argc, char **argv, int *i, hode
     return HODEI_OK;
 }
 
-static hodei_status args_job_id_required(cli_args *a, hodei_err *err)
+hodei_status args_job_id_required(cli_args *a, hodei_err *err)
 {
     if ((*args_job_id_slot(a))[0] == '\0')
         return hodei_err_set(err, HODEI_ERR_INVALID, "JOB_ID: required (hodei %s JOB_ID)",
@@ -372,7 +382,7 @@ static hodei_status args_page_token(cli_args *a, const char *flag, const char *v
     return HODEI_OK;
 }
 
-static hodei_status args_no_positional(cli_args *a, int argc, char **argv, int *i,
+hodei_status args_no_positional(cli_args *a, int argc, char **argv, int *i,
                                        hodei_err *err)
 {
     char q[ARGS_QUOTE_BUF];
@@ -440,9 +450,19 @@ static hodei_status args_command(cli_args *a, int argc, char **argv, int *i, hod
         return hodei_err_set(err, HODEI_ERR_INVALID, "unknown command %s",
                              args_quote(name, q));
     }
-    if (a->command == CLI_CMD_SUBMIT)
+    switch (a->command) {
+    case CLI_CMD_SUBMIT:
+    case CLI_CMD_RUN:
         return args_parse_submit(a, argc, argv, next, err);
-    return args_parse_simple(a, argc, argv, next, err);
+    case CLI_CMD_LOGS:
+        return args_parse_logs(a, argc, argv, next, err);
+    case CLI_CMD_WORKERS:
+        return args_parse_workers(a, argc, argv, next, err);
+    case CLI_CMD_PROVIDERS:
+        return args_parse_providers(a, argc, argv, next, err);
+    default:
+        return args_parse_simple(a, argc, argv, next, err);
+    }
 }
 
 /* Environment under the flags, then the built-in defaults. */
@@ -477,6 +497,10 @@ static void args_init(cli_args *a)
     hodei__v1__cancel_job_request__init(&a->cancel);
     hodei__v1__list_jobs_request__init(&a->list);
     a->list.states = a->list_states;
+    hodei__v1__get_logs_request__init(&a->logs);
+    hodei__v1__get_available_workers_request__init(&a->workers);
+    hodei__v1__list_providers_request__init(&a->providers);
+    hodei__v1__get_provider_health_request__init(&a->health);
     cli_arena_init(&a->arena, CLI_ARENA_MAX);
 }
 

@@ -15,6 +15,9 @@
 #include "arena.h"
 #include "hodei/status.h"
 #include "hodei/v1/job.pb-c.h"
+#include "hodei/v1/logs.pb-c.h"
+#include "hodei/v1/provider.pb-c.h"
+#include "hodei/v1/scheduler.pb-c.h"
 
 #define CLI_DEFAULT_SERVER "127.0.0.1:50051"
 #define CLI_DEFAULT_CALL_TIMEOUT_MS INT64_C(10000)
@@ -27,6 +30,7 @@
 #define CLI_STATES_MAX 7                             /* distinct job states */
 #define CLI_ARENA_MAX (4 * 1024 * 1024)
 #define CLI_DEFAULT_INTERPRETER "/bin/sh"
+#define CLI_PROVIDER_NAME_MAX 63                     /* bytes; [a-z0-9-] */
 
 /* Exit codes, documented in `hodei --help` and cli/README.md. */
 enum {
@@ -45,6 +49,10 @@ typedef enum {
     CLI_CMD_STATUS,
     CLI_CMD_JOBS,
     CLI_CMD_CANCEL,
+    CLI_CMD_RUN,
+    CLI_CMD_LOGS,
+    CLI_CMD_WORKERS,
+    CLI_CMD_PROVIDERS,
     CLI_CMD_COUNT_
 } cli_command;
 
@@ -64,7 +72,7 @@ typedef struct {
     bool help;                    /* print the help of `command` (NONE = the tool's) */
     bool version;
 
-    /* the request of `command`; only that one is filled */
+    /* the request of `command`; only that one is filled (run fills queue) */
     Hodei__V1__QueueJobRequest queue;
     Hodei__V1__JobSpec spec;
     Hodei__V1__ShellCommand shell;
@@ -74,6 +82,17 @@ typedef struct {
     Hodei__V1__CancelJobRequest cancel;
     Hodei__V1__ListJobsRequest list;
     Hodei__V1__JobState list_states[CLI_STATES_MAX];
+    Hodei__V1__GetLogsRequest logs;          /* logs: job_id, from_sequence (also -f) */
+    Hodei__V1__GetAvailableWorkersRequest workers;
+    Hodei__V1__ListProvidersRequest providers;
+    Hodei__V1__GetProviderHealthRequest health;
+
+    /* flags that are not part of a request */
+    bool no_job_exit_code;        /* run: exit 0 once the job has ended, whatever its result */
+    bool quiet;                   /* run: no waiting status on stderr */
+    bool follow;                  /* logs -f */
+    bool all_workers;             /* workers --all: every state the server returns */
+    bool provider_health;         /* `providers health NAME` */
 
     cli_arena arena;
 } cli_args;

@@ -34,7 +34,21 @@ const char *args_quote(const char *s, char buf[ARGS_QUOTE_BUF]);
 hodei_status args_nomem(hodei_err *err);
 hodei_status args_int32(const char *flag, const char *value, int32_t *out, hodei_err *err);
 
-/* `hodei submit ...` from argv[i] (the first word after "submit"). */
+/* Positionals shared by several commands: JOB_ID (status, cancel, logs;
+ * at most one, a valid id), and none at all. */
+hodei_status args_job_id(cli_args *a, int argc, char **argv, int *i, hodei_err *err);
+hodei_status args_job_id_required(cli_args *a, hodei_err *err);
+hodei_status args_no_positional(cli_args *a, int argc, char **argv, int *i, hodei_err *err);
+
+/* Each parses its command's flags and arguments from argv[i] (the first word
+ * after the command's name). */
+/* `hodei submit ...` and `hodei run ...` (submit's flags and run's own). */
 hodei_status args_parse_submit(cli_args *a, int argc, char **argv, int i, hodei_err *err);
+/* `hodei logs [-f] [--from SEQ] JOB_ID` (args_fleet.c). */
+hodei_status args_parse_logs(cli_args *a, int argc, char **argv, int i, hodei_err *err);
+/* `hodei workers [--provider P] [--all]` (args_fleet.c). */
+hodei_status args_parse_workers(cli_args *a, int argc, char **argv, int i, hodei_err *err);
+/* `hodei providers` and `hodei providers health NAME` (args_fleet.c). */
+hodei_status args_parse_providers(cli_args *a, int argc, char **argv, int i, hodei_err *err);
 
 #endif

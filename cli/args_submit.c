@@ -1,5 +1,6 @@
-/* `hodei submit [FLAGS] [--] CMD [ARGS...]`: the flags build a
- * QueueJobRequest; libs/domain validates it before anything is sent. */
+/* `hodei submit [FLAGS] [--] CMD [ARGS...]` and `hodei run` (the same flags
+ * and two of its own): the flags build a QueueJobRequest; libs/domain
+ * validates it before anything is sent. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -293,27 +294,52 @@ static hodei_status submit_command(cli_args *a, int argc, char **argv, int *i, h
     return HODEI_OK;
 }
 
+static hodei_status submit_no_job_exit_code(cli_args *a, const char *flag, const char *value,
+                                            hodei_err *err)
+{
+    a->no_job_exit_code = true;
+    return HODEI_OK;
+}
+
+static hodei_status submit_quiet(cli_args *a, const char *flag, const char *value,
+                                 hodei_err *err)
+{
+    a->quiet = true;
+    return HODEI_OK;
+}
+
+/* The flags of submit, which run takes too. */
+#define SUBMIT_FLAGS                                                \
+    {"--name", NULL, true, submit_name},                            \
+    {"--env", "-e", true, submit_env},                              \
+    {"--label", "-l", true, submit_label},                          \
+    {"--constraint", NULL, true, submit_constraint},                \
+    {"--priority", NULL, true, submit_priority},                    \
+    {"--timeout", NULL, true, submit_timeout},                      \
+    {"--max-attempts", NULL, true, submit_max_attempts},            \
+    {"--cpu", NULL, true, submit_cpu},                              \
+    {"--memory", NULL, true, submit_memory},                        \
+    {"--storage", NULL, true, submit_storage},                      \
+    {"--gpus", NULL, true, submit_gpus},                            \
+    {"--arch", NULL, true, submit_arch},                            \
+    {"--provider", NULL, true, submit_provider},                    \
+    {"--image", NULL, true, submit_image},                          \
+    {"--idempotency-key", NULL, true, submit_idempotency_key},      \
+    {"--secret", NULL, true, submit_secret},                        \
+    {"--workdir", NULL, true, submit_workdir},                      \
+    {"--script", NULL, true, submit_script},                        \
+    {"--interpreter", NULL, true, submit_interpreter},              \
+    {"--help", "-h", false, NULL}
+
 static const args_flag submit_flags[] = {
-    {"--name", NULL, true, submit_name},
-    {"--env", "-e", true, submit_env},
-    {"--label", "-l", true, submit_label},
-    {"--constraint", NULL, true, submit_constraint},
-    {"--priority", NULL, true, submit_priority},
-    {"--timeout", NULL, true, submit_timeout},
-    {"--max-attempts", NULL, true, submit_max_attempts},
-    {"--cpu", NULL, true, submit_cpu},
-    {"--memory", NULL, true, submit_memory},
-    {"--storage", NULL, true, submit_storage},
-    {"--gpus", NULL, true, submit_gpus},
-    {"--arch", NULL, true, submit_arch},
-    {"--provider", NULL, true, submit_provider},
-    {"--image", NULL, true, submit_image},
-    {"--idempotency-key", NULL, true, submit_idempotency_key},
-    {"--secret", NULL, true, submit_secret},
-    {"--workdir", NULL, true, submit_workdir},
-    {"--script", NULL, true, submit_script},
-    {"--interpreter", NULL, true, submit_interpreter},
-    {"--help", "-h", false, NULL},
+    SUBMIT_FLAGS,
+    {NULL, NULL, false, NULL},
+};
+
+static const args_flag run_flags[] = {
+    SUBMIT_FLAGS,
+    {"--no-job-exit-code", NULL, false, submit_no_job_exit_code},
+    {"--quiet", "-q", false, submit_quiet},
     {NULL, NULL, false, NULL},
 };
 
@@ -344,7 +370,7 @@ static const struct {
     {"spec.image", "--image"},
     {"spec.secret_refs", "--secret"},
     {"spec.working_dir", "--workdir"},
-    {"spec", "submit"},
+    {"spec", NULL},   /* the command's name */
 };
 
 /* End of the field path at the start of msg: the ": " after it, stepping
@@ -363,7 +389,7 @@ static const char *submit_path_end(const char *msg, size_t prefix_len)
 }
 
 /* "spec.priority: must be ..." -> "--priority (spec.priority): must be ...". */
-static hodei_status submit_name_flag(const hodei_err *verr, hodei_err *err)
+static hodei_status submit_name_flag(const cli_args *a, const hodei_err *verr, hodei_err *err)
 {
     const char *msg = verr->msg;
     for (size_t i = 0; i < sizeof submit_field_flags / sizeof submit_field_flags[0]; i++) {
@@ -371,8 +397,10 @@ static hodei_status submit_name_flag(const hodei_err *verr, hodei_err *err)
         if (strncmp(msg, submit_field_flags[i].path, n) != 0 || !msg[n] || !strchr(":[.", msg[n]))
             continue;
         const char *end = submit_path_end(msg, n);
-        return hodei_err_set(err, HODEI_ERR_INVALID, "%s (%.*s)%s", submit_field_flags[i].flag,
-                             (int)(end - msg), msg, end);
+        const char *flag = submit_field_flags[i].flag;
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s (%.*s)%s",
+                             flag ? flag : cli_command_name(a->command), (int)(end - msg), msg,
+                             end);
     }
     return hodei_err_set(err, HODEI_ERR_INVALID, "%s", msg);
 }
@@ -382,8 +410,9 @@ static hodei_status submit_finish(cli_args *a, hodei_err *err)
     Hodei__V1__JobSpec *s = &a->spec;
     if (s->payload_case == HODEI__V1__JOB_SPEC__PAYLOAD__NOT_SET)
         return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "submit: a command is required: hodei submit [FLAGS] -- CMD "
-                             "[ARGS...], or --script FILE");
+                             "%s: a command is required: hodei %s [FLAGS] -- CMD [ARGS...], "
+                             "or --script FILE", cli_command_name(a->command),
+                             cli_command_name(a->command));
     bool has_interpreter = a->script.interpreter[0] != '\0';
     if (s->payload_case == HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND && has_interpreter)
         return hodei_err_set(err, HODEI_ERR_INVALID, "--interpreter: only with --script");
@@ -393,13 +422,14 @@ static hodei_status submit_finish(cli_args *a, hodei_err *err)
     hodei_err verr;
     hodei_err_clear(&verr);
     if (hodei_queue_request_validate(&a->queue, &verr) != HODEI_OK)
-        return submit_name_flag(&verr, err);
+        return submit_name_flag(a, &verr, err);
     return HODEI_OK;
 }
 
 hodei_status args_parse_submit(cli_args *a, int argc, char **argv, int i, hodei_err *err)
 {
-    hodei_status st = args_parse_flags(a, submit_flags, argc, argv, i, submit_command, err);
+    const args_flag *flags = a->command == CLI_CMD_RUN ? run_flags : submit_flags;
+    hodei_status st = args_parse_flags(a, flags, argc, argv, i, submit_command, err);
     if (st != HODEI_OK || a->help)
         return st;
     return submit_finish(a, err);

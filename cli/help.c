@@ -6,11 +6,16 @@ static const char help_tool[] =
     "The command-line client of Hodei Jobs.\n"
     "\n"
     "Commands:\n"
+    "  run       run a job and follow it: hodei run [FLAGS] -- CMD [ARGS...];\n"
+    "            exits with the job's exit code (see hodei help run)\n"
     "  submit    queue a job: hodei submit [FLAGS] -- CMD [ARGS...]\n"
     "  status    show one job: hodei status JOB_ID\n"
+    "  logs      a job's output: hodei logs [-f] [--from SEQ] JOB_ID\n"
     "  jobs      list jobs, newest first\n"
     "  cancel    cancel a job: hodei cancel JOB_ID [--reason R]\n"
-    "  help      show the help of a command: hodei help submit\n"
+    "  workers   list ready workers: hodei workers [--provider P] [--all]\n"
+    "  providers list providers; hodei providers health NAME\n"
+    "  help      show the help of a command: hodei help run\n"
     "\n"
     "Global options (before the command):\n"
     "  --server ADDR          edge address (default $HODEI_SERVER, else 127.0.0.1:50051)\n"
@@ -36,7 +41,8 @@ static const char help_tool[] =
     "  4  not found (NOT_FOUND)\n"
     "  5  server unreachable or too slow (UNAVAILABLE, DEADLINE_EXCEEDED)\n"
     "  6  not allowed (UNAUTHENTICATED, PERMISSION_DENIED)\n"
-    "Errors from the server are printed as \"hodei: <CODE>: <message>\".\n";
+    "Errors from the server are printed as \"hodei: <CODE>: <message>\".\n"
+    "hodei run exits with the job's own code instead (hodei help run).\n";
 
 static const char help_submit[] =
     "Usage: hodei submit [FLAGS] [--] CMD [ARGS...]\n"
@@ -100,12 +106,91 @@ static const char help_cancel[] =
     "until the worker has stopped it. With -o json: {\"job\":{...}}.\n"
     "Exit code 3 when the job has already finished.\n";
 
+static const char help_run[] =
+    "Usage: hodei run [FLAGS] [--] CMD [ARGS...]\n"
+    "       hodei run [FLAGS] --script FILE [--interpreter PATH]\n"
+    "\n"
+    "Queues a job like hodei submit, shows on stderr what it waits for (queued,\n"
+    "position, waiting for or provisioning a worker, starting), then prints its\n"
+    "output as it is produced: the job's stdout on stdout, its stderr on stderr,\n"
+    "each line's bytes exactly as written. It ends when the job ends, with the\n"
+    "job's exit code. The status line is rewritten in place on a terminal and\n"
+    "printed once per change otherwise; every line of hodei's own starts with\n"
+    "\"hodei: \".\n"
+    "\n"
+    "Ctrl-C cancels the job and keeps following it until it has stopped (exit\n"
+    "130); a second Ctrl-C exits at once and leaves the job to the server. If\n"
+    "the connection to the edge breaks, hodei reconnects and carries on from\n"
+    "the last line it printed, so no line is printed twice.\n"
+    "\n"
+    "Flags: every flag of hodei submit (hodei help submit), and\n"
+    "  --no-job-exit-code   exit 0 whenever the job ended, whatever its result\n"
+    "  -q, --quiet          no waiting status on stderr\n"
+    "\n"
+    "Exit codes (the job's, unlike the other commands):\n"
+    "  0     the job succeeded\n"
+    "  N     the job failed with exit code N (1 when it reported 0)\n"
+    "  124   the job timed out\n"
+    "  127   the job's command could not be started (the reason is on stderr)\n"
+    "  130   the job was cancelled, or you pressed Ctrl-C\n"
+    "  2, 5  and the other codes of hodei --help when hodei itself failed: a\n"
+    "        usage error (2, nothing was sent) or an unreachable server (5)\n"
+    "To tell them apart: a job that did not succeed ends with the line\n"
+    "\"hodei: job ID STATE (exit code N)\" on stderr, hodei's own failures print\n"
+    "\"hodei: <CODE>: ...\" or \"hodei: <flag>: ...\"; or use --no-job-exit-code,\n"
+    "with which any non-zero code is hodei's own.\n"
+    "\n"
+    "With -o json, stdout carries JSON Lines: one object per output line (as\n"
+    "hodei logs -o json) and last {\"job\":{...}} with the final state.\n";
+
+static const char help_logs[] =
+    "Usage: hodei logs [-f|--follow] [--from SEQ] JOB_ID\n"
+    "\n"
+    "Prints a job's output so far (GetLogs): its stdout lines on stdout, its\n"
+    "stderr lines on stderr, each line's bytes exactly as written. With -f,\n"
+    "keeps following the job (SubscribeLogs) until it ends, reconnecting from\n"
+    "the last line printed if the connection breaks.\n"
+    "\n"
+    "Flags:\n"
+    "  -f, --follow   follow until the job ends\n"
+    "  --from SEQ     start at line sequence SEQ (1 = the first line)\n"
+    "\n"
+    "With -o json, stdout carries JSON Lines, one object per line:\n"
+    "{\"sequence\":N,\"stream\":\"stdout\"|\"stderr\",\"time\":\"...\",\"data\":\"...\"},\n"
+    "plus \"data_base64\" with the exact bytes when they are not UTF-8.\n";
+
+static const char help_workers[] =
+    "Usage: hodei workers [--provider P] [--all]\n"
+    "\n"
+    "Lists the workers ready to take a job (GetAvailableWorkers) as a table:\n"
+    "ID, PROVIDER, STATE, CPU, MEMORY, LABELS, LAST HEARTBEAT.\n"
+    "\n"
+    "Flags:\n"
+    "  --provider P   only the workers of provider P\n"
+    "  --all          every worker the server returns, whatever its state\n"
+    "\n"
+    "With -o json: {\"workers\":[...]}.\n";
+
+static const char help_providers[] =
+    "Usage: hodei providers\n"
+    "       hodei providers health NAME\n"
+    "\n"
+    "Lists the providers workers are created on (ListProviders) as a table:\n"
+    "NAME, TYPE, ENABLED, MAX (workers), WARM MIN/MAX (warm pool), IDLE TTL.\n"
+    "With health NAME, shows one provider's health (GetProviderHealth) and\n"
+    "exits 1 when it is not healthy.\n"
+    "\n"
+    "With -o json: {\"providers\":[...]}, or {\"name\",\"healthy\",\"message\",\n"
+    "\"workers\",\"checked_at\"} for health.\n";
+
 void cli_help_print(cli_command cmd, FILE *out)
 {
     static const char *const texts[CLI_CMD_COUNT_] = {
         [CLI_CMD_NONE] = help_tool,     [CLI_CMD_SUBMIT] = help_submit,
         [CLI_CMD_STATUS] = help_status, [CLI_CMD_JOBS] = help_jobs,
-        [CLI_CMD_CANCEL] = help_cancel,
+        [CLI_CMD_CANCEL] = help_cancel, [CLI_CMD_RUN] = help_run,
+        [CLI_CMD_LOGS] = help_logs,     [CLI_CMD_WORKERS] = help_workers,
+        [CLI_CMD_PROVIDERS] = help_providers,
     };
     fputs(texts[(unsigned)cmd < CLI_CMD_COUNT_ ? cmd : CLI_CMD_NONE], out);
 }

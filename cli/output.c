@@ -7,9 +7,8 @@
 #include "hodei/job_state.h"
 #include "hodei/time.h"
 #include "json.h"
+#include "output_int.h"
 
-#define OUTPUT_TIME_BUF 32
-#define OUTPUT_LINE_MAX 4096   /* bytes of one human value (command line, error) */
 #define OUTPUT_ELLIPSIS "..."
 
 /* ------------------------------------------------------------ exit codes */
@@ -55,10 +54,7 @@ int cli_exit_from_status(hodei_status st)
 
 /* ------------------------------------------------------------ text for people */
 
-/* Copies s into out with control characters as '?' and invalid UTF-8 as
- * U+FFFD, at most max_chars characters (then "..."). Returns the characters
- * written, for column widths. */
-static size_t output_sanitize(const char *s, size_t max_chars, char *out, size_t out_len)
+size_t output_sanitize(const char *s, size_t max_chars, char *out, size_t out_len)
 {
     size_t len = strlen(s), i = 0, o = 0, chars = 0;
     while (i < len && chars < max_chars) {
@@ -153,7 +149,7 @@ void cli_format_command(const Hodei__V1__JobSpec *spec, char *out, size_t out_le
     hodei_buf_fini(&b);
 }
 
-static void output_time(const Hodei__V1__Timestamp *ts, char *out, size_t out_len)
+void output_time(const Hodei__V1__Timestamp *ts, char *out, size_t out_len)
 {
     if (!ts || (ts->seconds == 0 && ts->nanos == 0)) {
         snprintf(out, out_len, "-");
@@ -162,7 +158,7 @@ static void output_time(const Hodei__V1__Timestamp *ts, char *out, size_t out_le
     hodei_time_format_us(ts->seconds * 1000000 + ts->nanos / 1000, out, out_len);
 }
 
-static int64_t output_time_us(const Hodei__V1__Timestamp *ts)
+int64_t output_time_us(const Hodei__V1__Timestamp *ts)
 {
     if (!ts || (ts->seconds == 0 && ts->nanos == 0))
         return 0;
@@ -171,7 +167,7 @@ static int64_t output_time_us(const Hodei__V1__Timestamp *ts)
 
 /* ------------------------------------------------------------ JSON */
 
-static void output_json_time(cli_json *j, const char *key, const Hodei__V1__Timestamp *ts)
+void output_json_time(cli_json *j, const char *key, const Hodei__V1__Timestamp *ts)
 {
     cli_json_key(j, key);
     if (output_time_us(ts) == 0) {
@@ -228,7 +224,7 @@ static void output_json_payload(cli_json *j, const Hodei__V1__JobSpec *s)
     }
 }
 
-static void output_json_resources(cli_json *j, const Hodei__V1__ResourceRequirements *r)
+void output_json_resources(cli_json *j, const Hodei__V1__ResourceRequirements *r)
 {
     cli_json_key(j, "resources");
     if (!r) {
@@ -275,7 +271,7 @@ static void output_json_spec(cli_json *j, const Hodei__V1__JobSpec *s)
     cli_json_object_end(j);
 }
 
-static void output_json_job(cli_json *j, const Hodei__V1__Job *job)
+void output_json_job(cli_json *j, const Hodei__V1__Job *job)
 {
     if (!job) {
         cli_json_null(j);
@@ -301,8 +297,7 @@ static void output_json_job(cli_json *j, const Hodei__V1__Job *job)
     cli_json_object_end(j);
 }
 
-/* Writes the finished document and a newline. */
-static int output_json_flush(cli_json *j, hodei_buf *b, FILE *out)
+int output_json_flush(cli_json *j, hodei_buf *b, FILE *out)
 {
     int rc = CLI_EXIT_ERROR;
     if (cli_json_done(j) && fwrite(b->data, 1, b->len, out) == b->len && fputc('\n', out) != EOF)
@@ -364,7 +359,7 @@ int cli_output_cancel(cli_output_format fmt, const Hodei__V1__Job *job, FILE *ou
 
 /* ------------------------------------------------------------ status */
 
-static void output_line(FILE *out, const char *label, const char *value)
+void output_line(FILE *out, const char *label, const char *value)
 {
     char clean[OUTPUT_LINE_MAX];
     output_sanitize(value && value[0] ? value : "-", OUTPUT_LINE_MAX, clean, sizeof clean);

@@ -35,6 +35,26 @@ int cli_output_jobs(cli_output_format fmt, const Hodei__V1__ListJobsResponse *re
                     int64_t now_us, FILE *out, FILE *err);
 int cli_output_cancel(cli_output_format fmt, const Hodei__V1__Job *job, FILE *out);
 
+/* `workers`: READY workers only unless `all`; table ID, PROVIDER, STATE,
+ * CPU, MEMORY, LABELS, LAST HEARTBEAT, or {"workers":[...]}. */
+int cli_output_workers(cli_output_format fmt, const Hodei__V1__GetAvailableWorkersResponse *resp,
+                       bool all, int64_t now_us, FILE *out, FILE *err);
+/* `providers`: table NAME, TYPE, ENABLED, MAX, WARM MIN/MAX, IDLE TTL, or
+ * {"providers":[...]}. */
+int cli_output_providers(cli_output_format fmt, const Hodei__V1__ListProvidersResponse *resp,
+                         FILE *out, FILE *err);
+/* `providers health NAME`; CLI_EXIT_ERROR also when the provider is not
+ * healthy, so that `hodei providers health p && ...` works. */
+int cli_output_provider_health(cli_output_format fmt,
+                               const Hodei__V1__GetProviderHealthResponse *h, FILE *out);
+
+/* "process", "docker", "kubernetes", "firecracker", "unspecified". */
+const char *cli_provider_type_name(Hodei__V1__ProviderType type);
+/* "512Mi", "2Gi", "1.5Gi" (powers of 1024), "100" bytes; "-" when <= 0. */
+void cli_format_size(int64_t bytes, char *out, size_t out_len);
+/* "1h30m", "5m", "30s", "1500ms"; "-" when <= 0. */
+void cli_format_duration(int64_t ms, char *out, size_t out_len);
+
 /* Shown in `jobs` AGE: "42s", "7m", "5h", "3d"; "-" when created_us <= 0. */
 void cli_format_age(int64_t created_us, int64_t now_us, char *out, size_t out_len);
 /* The command line of a spec for people: args quoted like a shell would

@@ -1,10 +1,84 @@
 #include "run.h"
 
-#include "hodei/rpc.h"
+#include <string.h>
+
 #include "hodei/time.h"
 #include "output.h"
+#include "run_int.h"
 
-#define RUN_SERVICE "/hodei.v1.JobExecutionService/"
+/* ------------------------------------------------------------ calls */
+
+bool run_unary(const run_ctx *c, const char *path, const ProtobufCMessage *req,
+               const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp,
+               run_outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    hodei_err_clear(&o->e);
+    *resp = NULL;
+    o->st = hodei_rpc_unary(c->ch, path, req, desc, c->a->call_timeout_ms, resp, &o->res, &o->e);
+    if (o->st == HODEI_OK && o->res.code == HODEI_GRPC_OK && *resp)
+        return true;
+    if (*resp)
+        protobuf_c_message_free_unpacked(*resp, NULL);
+    *resp = NULL;
+    if (o->st == HODEI_OK && o->res.code == HODEI_GRPC_OK) {
+        o->res.code = HODEI_GRPC_INTERNAL;
+        snprintf(o->res.message, sizeof o->res.message, "empty answer");
+    }
+    return false;
+}
+
+int run_report(const run_ctx *c, const run_outcome *o)
+{
+    if (o->st != HODEI_OK) {
+        fprintf(c->err, "hodei: %s: %s\n", c->a->server, o->e.msg);
+        return cli_exit_from_status(o->st);
+    }
+    int rc = cli_exit_from_grpc(o->res.code);
+    char msg[sizeof o->res.message + CLI_SERVER_MAX + 16];
+    bool where = rc == CLI_EXIT_UNAVAILABLE;
+    snprintf(msg, sizeof msg, "%s%s%s%s", o->res.message, where ? " (server " : "",
+             where ? c->a->server : "", where ? ")" : "");
+    cli_output_error(c->err, hodei_grpc_code_str(o->res.code), msg);
+    return rc;
+}
+
+bool run_transient(const run_outcome *o)
+{
+    if (o->st != HODEI_OK)
+        return o->st == HODEI_ERR_UNAVAILABLE || o->st == HODEI_ERR_TIMEOUT;
+    switch (o->res.code) {
+    case HODEI_GRPC_UNAVAILABLE:
+    case HODEI_GRPC_DEADLINE_EXCEEDED:
+    case HODEI_GRPC_CANCELLED:
+    case HODEI_GRPC_ABORTED:
+    case HODEI_GRPC_RESOURCE_EXHAUSTED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool run_job_status(const run_ctx *c, const char *job_id,
+                    Hodei__V1__GetJobStatusResponse **resp_out, run_outcome *o)
+{
+    Hodei__V1__GetJobStatusRequest req = HODEI__V1__GET_JOB_STATUS_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    req.job_id = (char *)job_id;
+    bool ok = run_unary(c, RUN_JOB_SERVICE "GetJobStatus", &req.base,
+                        &hodei__v1__get_job_status_response__descriptor, &resp, o);
+    *resp_out = (Hodei__V1__GetJobStatusResponse *)resp;
+    if (ok && !(*resp_out)->job) {
+        protobuf_c_message_free_unpacked(resp, NULL);
+        *resp_out = NULL;
+        o->res.code = HODEI_GRPC_INTERNAL;
+        snprintf(o->res.message, sizeof o->res.message, "GetJobStatus answered without a job");
+        return false;
+    }
+    return ok;
+}
+
+/* ------------------------------------------------------------ one-call commands */
 
 typedef struct {
     const char *path;
@@ -16,16 +90,25 @@ static run_call run_call_for(const cli_args *a)
 {
     switch (a->command) {
     case CLI_CMD_SUBMIT:
-        return (run_call){RUN_SERVICE "QueueJob", &a->queue.base,
+        return (run_call){RUN_JOB_SERVICE "QueueJob", &a->queue.base,
                           &hodei__v1__queue_job_response__descriptor};
     case CLI_CMD_STATUS:
-        return (run_call){RUN_SERVICE "GetJobStatus", &a->status.base,
+        return (run_call){RUN_JOB_SERVICE "GetJobStatus", &a->status.base,
                           &hodei__v1__get_job_status_response__descriptor};
     case CLI_CMD_CANCEL:
-        return (run_call){RUN_SERVICE "CancelJob", &a->cancel.base,
+        return (run_call){RUN_JOB_SERVICE "CancelJob", &a->cancel.base,
                           &hodei__v1__cancel_job_response__descriptor};
+    case CLI_CMD_WORKERS:
+        return (run_call){RUN_SCHED_SERVICE "GetAvailableWorkers", &a->workers.base,
+                          &hodei__v1__get_available_workers_response__descriptor};
+    case CLI_CMD_PROVIDERS:
+        if (a->provider_health)
+            return (run_call){RUN_PROVIDER_SERVICE "GetProviderHealth", &a->health.base,
+                              &hodei__v1__get_provider_health_response__descriptor};
+        return (run_call){RUN_PROVIDER_SERVICE "ListProviders", &a->providers.base,
+                          &hodei__v1__list_providers_response__descriptor};
     default:
-        return (run_call){RUN_SERVICE "ListJobs", &a->list.base,
+        return (run_call){RUN_JOB_SERVICE "ListJobs", &a->list.base,
                           &hodei__v1__list_jobs_response__descriptor};
     }
 }
@@ -41,41 +124,44 @@ static int run_render(const cli_args *a, const ProtobufCMessage *resp, FILE *out
     case CLI_CMD_CANCEL:
         return cli_output_cancel(a->output, ((const Hodei__V1__CancelJobResponse *)resp)->job,
                                  out);
+    case CLI_CMD_WORKERS:
+        return cli_output_workers(a->output,
+                                  (const Hodei__V1__GetAvailableWorkersResponse *)resp,
+                                  a->all_workers, hodei_wall_us(), out, err);
+    case CLI_CMD_PROVIDERS:
+        if (a->provider_health)
+            return cli_output_provider_health(
+                a->output, (const Hodei__V1__GetProviderHealthResponse *)resp, out);
+        return cli_output_providers(a->output, (const Hodei__V1__ListProvidersResponse *)resp,
+                                    out, err);
     default:
         return cli_output_jobs(a->output, (const Hodei__V1__ListJobsResponse *)resp,
                                hodei_wall_us(), out, err);
     }
 }
 
-/* One call on an open channel. */
-static int run_call_once(const cli_args *a, hodei_rpc_channel *ch, FILE *out, FILE *err)
+static int run_call_once(const run_ctx *c)
 {
-    run_call c = run_call_for(a);
+    run_call call = run_call_for(c->a);
     ProtobufCMessage *resp = NULL;
-    hodei_rpc_result res = {0};
-    hodei_err e;
-    hodei_err_clear(&e);
-    hodei_status st =
-        hodei_rpc_unary(ch, c.path, c.req, c.resp, a->call_timeout_ms, &resp, &res, &e);
-    if (st != HODEI_OK) {
-        fprintf(err, "hodei: %s: %s\n", a->server, e.msg);
-        return cli_exit_from_status(st);
-    }
-    if (res.code != HODEI_GRPC_OK) {
-        int rc = cli_exit_from_grpc(res.code);
-        char msg[sizeof res.message + CLI_SERVER_MAX + 16];
-        snprintf(msg, sizeof msg, "%s%s%s%s", res.message,
-                 rc == CLI_EXIT_UNAVAILABLE ? " (server " : "",
-                 rc == CLI_EXIT_UNAVAILABLE ? a->server : "", rc == CLI_EXIT_UNAVAILABLE ? ")" : "");
-        cli_output_error(err, hodei_grpc_code_str(res.code), msg);
-        if (resp)
-            protobuf_c_message_free_unpacked(resp, NULL);
-        return rc;
-    }
-    int rc = resp ? run_render(a, resp, out, err) : CLI_EXIT_ERROR;
-    if (resp)
-        protobuf_c_message_free_unpacked(resp, NULL);
+    run_outcome o;
+    if (!run_unary(c, call.path, call.req, call.resp, &resp, &o))
+        return run_report(c, &o);
+    int rc = run_render(c->a, resp, c->out, c->err);
+    protobuf_c_message_free_unpacked(resp, NULL);
     return rc;
+}
+
+static int run_dispatch(const run_ctx *c)
+{
+    switch (c->a->command) {
+    case CLI_CMD_RUN:
+        return run_cmd_run(c);
+    case CLI_CMD_LOGS:
+        return run_cmd_logs(c);
+    default:
+        return run_call_once(c);
+    }
 }
 
 int cli_run(const cli_args *a, FILE *out, FILE *err)
@@ -87,17 +173,17 @@ int cli_run(const cli_args *a, FILE *out, FILE *err)
         .tls_key_file = a->tls_key,
         .api_key = a->api_key,
     };
-    hodei_rpc_channel *ch = NULL;
+    run_ctx c = {.a = a, .out = out, .err = err};
     hodei_err e;
     hodei_err_clear(&e);
     int rc;
     hodei_rpc_global_init();
-    if (hodei_rpc_channel_create(&opts, &ch, &e) != HODEI_OK) {
+    if (hodei_rpc_channel_create(&opts, &c.ch, &e) != HODEI_OK) {
         fprintf(err, "hodei: cannot open a channel to %s: %s\n", a->server, e.msg);
         rc = cli_exit_from_status(e.code);
     } else {
-        rc = run_call_once(a, ch, out, err);
-        hodei_rpc_channel_destroy(ch);
+        rc = run_dispatch(&c);
+        hodei_rpc_channel_destroy(c.ch);
     }
     hodei_rpc_global_shutdown();
     return rc;
