@@ -1,0 +1,184 @@
+/* Workers that stopped answering: READY/BUSY/DRAINING with no heartbeat for
+ * supervisor.heartbeat_timeout become LOST, their open attempts end
+ * ("worker lost"), and the provisioner is asked to destroy them; workers
+ * that never registered within supervisor.registration_timeout are
+ * TERMINATING and destroy-requested.
+ *
+ * Lock order: a worker row (SKIP LOCKED), then its jobs with SKIP LOCKED, so
+ * this check never waits for a job another service holds while holding a
+ * worker (the edge and the scheduler lock a job, then its worker). A job
+ * skipped that way is ended by the orphaned-jobs check on a later tick. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hodei/db.h"
+#include "hodei/job_state.h"
+#include "hodei/store.h"
+#include "hodei/util.h"
+#include "sup_int.h"
+
+#define SUP_PROVIDER_MAX  80    /* providers.name: at most 63 characters */
+#define SUP_JOBS_TEXT_MAX (SUP_JOBS_PER_WORKER_MAX * 96)
+
+/* A worker is judged by its last heartbeat, or by when it entered its
+ * current state when it never sent one. */
+#define SUP_LOST_SQL                                                                        \
+    "SELECT id::text, provider,"                                                            \
+    " (extract(epoch FROM now() - coalesce(last_heartbeat_at, updated_at)) * 1000)::int8"   \
+    " FROM workers WHERE state IN ('READY', 'BUSY', 'DRAINING')"                            \
+    " AND (last_heartbeat_at < now() - $1::bigint * interval '1 millisecond'"               \
+    "  OR (last_heartbeat_at IS NULL"                                                       \
+    "   AND updated_at < now() - $1::bigint * interval '1 millisecond'))"                   \
+    " ORDER BY coalesce(last_heartbeat_at, updated_at) LIMIT $2 FOR UPDATE SKIP LOCKED"
+enum { SUP_LOST_ID = 0, SUP_LOST_PROVIDER, SUP_LOST_AGE_MS };
+
+#define SUP_OPEN_JOBS_SQL                                                                   \
+    "SELECT id::text, epoch, cancel_requested FROM jobs"                                    \
+    " WHERE worker_id = $1 AND state IN ('ASSIGNED', 'RUNNING')"                            \
+    " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
+enum { SUP_OPEN_ID = 0, SUP_OPEN_EPOCH, SUP_OPEN_CANCEL };
+
+#define SUP_UNREGISTERED_SQL                                                                \
+    "SELECT id::text, provider, state, (extract(epoch FROM now() - created_at) * 1000)::int8" \
+    " FROM workers WHERE state IN ('CREATING', 'CONNECTING')"                               \
+    " AND created_at < now() - $1::bigint * interval '1 millisecond'"                       \
+    " ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+enum { SUP_UNREG_ID = 0, SUP_UNREG_PROVIDER, SUP_UNREG_STATE, SUP_UNREG_AGE_MS };
+
+static const char *const sup_live_states[] = {"READY", "BUSY", "DRAINING", NULL};
+static const char *const sup_unregistered_states[] = {"CREATING", "CONNECTING", NULL};
+
+static hodei_status sup_worker_provider(sup *s, const char *worker_id, char *out, size_t out_len,
+                                        hodei_err *err)
+{
+    const char *params[] = {worker_id};
+    PGresult *res = NULL;
+    hodei_status st = hodei_db_exec(s->conn, "SELECT provider FROM workers WHERE id = $1", 1,
+                                    params, &res, err);
+    if (st == HODEI_OK)
+        hodei_strlcpy(out, PQntuples(res) ? hodei_db_get_str(res, 0, 0) : "", out_len);
+    PQclear(res);
+    return st;
+}
+
+hodei_status sup_worker_lose(sup *s, const char *worker_id, const char *reason, bool *lost,
+                             hodei_err *err)
+{
+    char provider[SUP_PROVIDER_MAX];
+    hodei_status st = hodei_store_worker_transition(s->conn, worker_id, sup_live_states,
+                                                    HODEI__V1__WORKER_STATE__WORKER_STATE_LOST,
+                                                    err);
+    *lost = st == HODEI_OK;
+    if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
+        return HODEI_OK;        /* already lost, draining away or gone: nothing to add */
+    if (st != HODEI_OK)
+        return st;
+    if ((st = sup_worker_provider(s, worker_id, provider, sizeof provider, err)) != HODEI_OK)
+        return st;
+    return hodei_store_worker_destroy_request(s->conn, worker_id, provider, reason, err);
+}
+
+/* Appends " job=<id> job_state=<its new state>" to text. */
+static void sup_jobs_text_add(char *text, size_t cap, const char *job_id,
+                              Hodei__V1__JobState final)
+{
+    size_t len = strlen(text);
+    if (len < cap)
+        snprintf(text + len, cap - len, " job=%s job_state=%s", job_id,
+                 hodei_job_state_name(final));
+}
+
+/* Ends the open attempts of a lost worker (those no one else holds now). */
+static hodei_status sup_lost_jobs_end(sup *s, const char *worker_id, char *text, size_t cap,
+                                      hodei_err *err)
+{
+    char limit[SUP_INT_TEXT_MAX];
+    const char *params[] = {worker_id, limit};
+    PGresult *res = NULL;
+
+    sup_i64_text(SUP_JOBS_PER_WORKER_MAX, limit);
+    hodei_status st = hodei_db_exec(s->conn, SUP_OPEN_JOBS_SQL, 2, params, &res, err);
+    for (int i = 0; st == HODEI_OK && i < PQntuples(res); i++) {
+        Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
+        const char *job_id = hodei_db_get_str(res, i, SUP_OPEN_ID);
+        st = sup_job_fail(s, job_id, worker_id, hodei_db_get_i64(res, i, SUP_OPEN_EPOCH),
+                          hodei_db_get_str(res, i, SUP_OPEN_CANCEL)[0] == 't', "worker lost",
+                          &final, err);
+        if (st == HODEI_OK)
+            sup_jobs_text_add(text, cap, job_id, final);
+    }
+    PQclear(res);
+    return st;
+}
+
+static hodei_status sup_lost_one(sup *s, const PGresult *res, int row, hodei_err *err)
+{
+    const char *worker_id = hodei_db_get_str(res, row, SUP_LOST_ID);
+    const char *provider = hodei_db_get_str(res, row, SUP_LOST_PROVIDER);
+    char jobs[SUP_JOBS_TEXT_MAX] = "";
+
+    hodei_status st = sup_lost_jobs_end(s, worker_id, jobs, sizeof jobs, err);
+    if (st == HODEI_OK)
+        st = hodei_store_worker_transition(s->conn, worker_id, sup_live_states,
+                                           HODEI__V1__WORKER_STATE__WORKER_STATE_LOST, err);
+    if (st == HODEI_OK)
+        st = hodei_store_worker_destroy_request(s->conn, worker_id, provider, "worker lost", err);
+    if (st == HODEI_OK)
+        sup_note(s, "worker lost: worker=%s provider=%s heartbeat_age_ms=%" PRId64
+                    "%s -> LOST, destroy requested",
+                 worker_id, provider, hodei_db_get_i64(res, row, SUP_LOST_AGE_MS),
+                 jobs[0] ? jobs : " job=none");
+    return st;
+}
+
+hodei_status sup_check_lost_workers(sup *s, int *n_out, hodei_err *err)
+{
+    char timeout[SUP_INT_TEXT_MAX];
+    const char *params[] = {timeout, s->batch_max_text};
+    PGresult *res = NULL;
+
+    sup_i64_text(s->cfg->heartbeat_timeout_ms, timeout);
+    hodei_status st = hodei_db_exec(s->conn, SUP_LOST_SQL, 2, params, &res, err);
+    if (st != HODEI_OK)
+        return st;
+    *n_out = PQntuples(res);
+    st = sup_rows_each(s, "lost worker", res, sup_lost_one, err);
+    PQclear(res);
+    return st;
+}
+
+static hodei_status sup_unregistered_one(sup *s, const PGresult *res, int row, hodei_err *err)
+{
+    const char *worker_id = hodei_db_get_str(res, row, SUP_UNREG_ID);
+    const char *provider = hodei_db_get_str(res, row, SUP_UNREG_PROVIDER);
+
+    hodei_status st = hodei_store_worker_transition(
+        s->conn, worker_id, sup_unregistered_states,
+        HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING, err);
+    if (st == HODEI_OK)
+        st = hodei_store_worker_destroy_request(s->conn, worker_id, provider,
+                                                "registration timeout", err);
+    if (st == HODEI_OK)
+        sup_note(s, "registration timeout: worker=%s provider=%s state=%s age_ms=%" PRId64
+                    " -> TERMINATING, destroy requested",
+                 worker_id, provider, hodei_db_get_str(res, row, SUP_UNREG_STATE),
+                 hodei_db_get_i64(res, row, SUP_UNREG_AGE_MS));
+    return st;
+}
+
+hodei_status sup_check_registration(sup *s, int *n_out, hodei_err *err)
+{
+    char timeout[SUP_INT_TEXT_MAX];
+    const char *params[] = {timeout, s->batch_max_text};
+    PGresult *res = NULL;
+
+    sup_i64_text(s->cfg->registration_timeout_ms, timeout);
+    hodei_status st = hodei_db_exec(s->conn, SUP_UNREGISTERED_SQL, 2, params, &res, err);
+    if (st != HODEI_OK)
+        return st;
+    *n_out = PQntuples(res);
+    st = sup_rows_each(s, "unregistered worker", res, sup_unregistered_one, err);
+    PQclear(res);
+    return st;
+}

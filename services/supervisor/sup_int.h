@@ -1,0 +1,103 @@
+/* Private parts of the supervisor, shared by supervisor.c (lifecycle),
+ * leader.c (who is active), tick.c (transactions and the check table),
+ * liveness.c (workers), timeouts.c (jobs) and pool.c (idle TTL, warm pool). */
+#ifndef HODEI_SUP_INT_H
+#define HODEI_SUP_INT_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hodei/buf.h"
+#include "hodei/daemon.h"
+#include "hodei/status.h"
+#include "hodei/v1/common.pb-c.h"
+#include "supervisor.h"
+
+#define SUP_LOCK_RETRY_MS        500      /* standby: how often to try the lock */
+#define SUP_BACKOFF_MIN_MS       50       /* database unreachable: retry backoff */
+#define SUP_BACKOFF_MAX_MS       2000
+#define SUP_LOCK_TIMEOUT_MS      2000     /* longest wait for a row another service holds */
+#define SUP_STATEMENT_TIMEOUT_MS 10000    /* longest single statement */
+#define SUP_BATCH_MAX            10000    /* upper bound of supervisor.batch_max */
+#define SUP_NOTES_MAX            (4u << 20) /* action lines of one transaction */
+#define SUP_JOBS_PER_WORKER_MAX  16       /* open jobs ended per lost worker per tick */
+#define SUP_WARM_FILL_MAX        64       /* workers one provider's warm pool adds per tick */
+#define SUP_INT_TEXT_MAX         24       /* an int64 as text */
+#define SUP_EXIT_CODE_NONE       (-1)     /* an attempt ended with no exit code (no result) */
+#define SUP_CHECKS_MAX           8
+#define SUP_NOTE_LINE_MAX        512      /* one action line */
+
+typedef enum { SUP_ROLE_NONE = 0, SUP_ROLE_STANDBY, SUP_ROLE_ACTIVE } sup_role;
+
+typedef struct {
+    hodei_daemon *d;
+    const sup_config *cfg;
+    const hodei_common_config *common;
+    const char *instance;
+    PGconn *conn;               /* dedicated: holds the lock, and every check runs on it */
+    sup_role role;
+    int64_t backoff_ms;
+    char batch_max_text[SUP_INT_TEXT_MAX];
+    hodei_buf notes;            /* action lines of the open transaction, logged after commit */
+    size_t notes_mark;          /* notes length when the current item began */
+    int64_t notes_dropped;      /* lines that did not fit into notes */
+    int items_failed;           /* rows of the current check that were skipped */
+    char last_err[SUP_CHECKS_MAX][HODEI_ERR_MSG_MAX]; /* per check: logged once while it lasts */
+} sup;
+
+/* ---- leader.c ---- */
+
+/* One attempt to become the active supervisor; waits (lock retry or
+ * backoff) when it could not. */
+void sup_leader_acquire(sup *s);
+/* The connection failed: close it; the lock (leadership) goes with it. */
+void sup_leader_drop(sup *s, const char *why);
+/* Clean stop: close the session, releasing the lock. */
+void sup_leader_close(sup *s);
+/* Sleeps the growing database backoff (or until a stop). */
+void sup_leader_backoff(sup *s);
+
+/* ---- tick.c ---- */
+
+/* Runs every check once, each in its own transaction. *more = a check
+ * found a full batch (run again without waiting). Returns a status only
+ * when the connection broke (leadership lost). */
+hodei_status sup_tick(sup *s, bool *more, hodei_err *err);
+
+/* Runs one(row) for every row of res (a check's selection; column 0 names
+ * the row in logs), each under a savepoint: a row that fails for any reason
+ * but a broken connection is undone alone, logged and skipped (retried next
+ * tick); the others still commit. */
+typedef hodei_status (*sup_row_fn)(sup *s, const PGresult *res, int row, hodei_err *err);
+hodei_status sup_rows_each(sup *s, const char *what, const PGresult *res, sup_row_fn one,
+                           hodei_err *err);
+/* Records one action line; logged after the transaction commits. */
+void sup_note(sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An int64 as decimal text for a query parameter. */
+void sup_i64_text(int64_t v, char out[SUP_INT_TEXT_MAX]);
+
+/* The checks. Each runs inside the transaction sup_tick opened and sets
+ * *n_out to the rows it selected (batch_max of them = more may wait). */
+hodei_status sup_check_lost_workers(sup *s, int *n_out, hodei_err *err);
+hodei_status sup_check_registration(sup *s, int *n_out, hodei_err *err);
+hodei_status sup_check_assign_timeouts(sup *s, int *n_out, hodei_err *err);
+hodei_status sup_check_job_timeouts(sup *s, int *n_out, hodei_err *err);
+hodei_status sup_check_orphaned_jobs(sup *s, int *n_out, hodei_err *err);
+hodei_status sup_check_idle(sup *s, int *n_out, hodei_err *err);
+hodei_status sup_check_warm_pool(sup *s, int *n_out, hodei_err *err);
+
+/* ---- shared by the checks ---- */
+
+/* The job (locked by the caller) ends its current attempt on worker_id at
+ * epoch: FAILED with `error` (re-queued when attempts remain), or
+ * CANCELLED when a cancel was requested. The worker is not freed. */
+hodei_status sup_job_fail(sup *s, const char *job_id, const char *worker_id, int64_t epoch,
+                          bool cancel_requested, const char *error,
+                          Hodei__V1__JobState *final_out, hodei_err *err);
+/* READY/BUSY/DRAINING -> LOST and a destroy request. *lost = false (and
+ * HODEI_OK) when the worker was gone or in another state already. */
+hodei_status sup_worker_lose(sup *s, const char *worker_id, const char *reason, bool *lost,
+                             hodei_err *err);
+
+#endif

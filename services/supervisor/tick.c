@@ -1,0 +1,182 @@
+/* One tick of the active supervisor: every check in its own short
+ * transaction, each item of a check under a savepoint, and the action lines
+ * logged only once their transaction committed. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hodei/db.h"
+#include "hodei/log.h"
+#include "sup_int.h"
+
+typedef struct {
+    const char *name;
+    hodei_status (*run)(sup *s, int *n_out, hodei_err *err);
+} sup_check;
+
+/* Lost workers first, so their jobs end "worker lost" rather than as
+ * orphans; the warm pool last, so it counts what this tick removed. */
+static const sup_check sup_checks[] = {
+    {"lost workers", sup_check_lost_workers},
+    {"assign timeouts", sup_check_assign_timeouts},
+    {"job timeouts", sup_check_job_timeouts},
+    {"orphaned jobs", sup_check_orphaned_jobs},
+    {"registration timeouts", sup_check_registration},
+    {"idle ttl", sup_check_idle},
+    {"warm pool", sup_check_warm_pool},
+};
+#define SUP_CHECKS_LEN (sizeof sup_checks / sizeof sup_checks[0])
+_Static_assert(SUP_CHECKS_LEN <= SUP_CHECKS_MAX, "raise SUP_CHECKS_MAX");
+
+void sup_i64_text(int64_t v, char out[SUP_INT_TEXT_MAX])
+{
+    snprintf(out, SUP_INT_TEXT_MAX, "%" PRId64, v);
+}
+
+void sup_note(sup *s, const char *fmt, ...)
+{
+    char line[SUP_NOTE_LINE_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    size_t len = s->notes.len;
+    if (!hodei_buf_puts(&s->notes, line) || !hodei_buf_putc(&s->notes, '\n')) {
+        s->notes.len = len;     /* keep whole lines only */
+        s->notes.data[len] = '\0';
+        s->notes_dropped++;
+    }
+}
+
+static void sup_notes_reset(sup *s)
+{
+    hodei_buf_reset(&s->notes);
+    s->notes_mark = 0;
+    s->notes_dropped = 0;
+}
+
+/* Logs the action lines of a committed transaction, one log line each. */
+static void sup_notes_flush(sup *s)
+{
+    const char *p = s->notes.data;
+
+    while (p && *p) {
+        size_t n = strcspn(p, "\n");
+        HLOG_INFO("%.*s", (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+    if (s->notes_dropped > 0)
+        HLOG_INFO("%" PRId64 " more actions in the same transaction (lines not kept)",
+                  s->notes_dropped);
+    sup_notes_reset(s);
+}
+
+static hodei_status sup_item_begin(sup *s, hodei_err *err)
+{
+    s->notes_mark = s->notes.len;
+    return hodei_db_exec(s->conn, "SAVEPOINT sup_item", 0, NULL, NULL, err);
+}
+
+static hodei_status sup_item_end(sup *s, const char *what, hodei_status item_st,
+                                 const hodei_err *item_err, hodei_err *err)
+{
+    if (item_st == HODEI_OK)
+        return hodei_db_exec(s->conn, "RELEASE SAVEPOINT sup_item", 0, NULL, NULL, err);
+    if (hodei_db_status_broken(item_st)) {
+        *err = *item_err;
+        return item_st;
+    }
+    s->notes.len = s->notes_mark;   /* its actions are undone: so are their lines */
+    if (s->notes.data)
+        s->notes.data[s->notes.len] = '\0';
+    HLOG_WARN("%s: skipped this tick, undone: %s (%s)", what, item_err->msg,
+              hodei_status_str(item_st));
+    return hodei_db_exec(s->conn, "ROLLBACK TO SAVEPOINT sup_item", 0, NULL, NULL, err);
+}
+
+hodei_status sup_rows_each(sup *s, const char *what, const PGresult *res, sup_row_fn one,
+                           hodei_err *err)
+{
+    hodei_status st = HODEI_OK;
+
+    for (int i = 0; st == HODEI_OK && i < PQntuples(res); i++) {
+        hodei_err item_err = {0};
+        char label[SUP_NOTE_LINE_MAX];
+        if ((st = sup_item_begin(s, err)) != HODEI_OK)
+            break;
+        hodei_status item = one(s, res, i, &item_err);
+        snprintf(label, sizeof label, "%s %s", what, hodei_db_get_str(res, i, 0));
+        st = sup_item_end(s, label, item, &item_err, err);
+        if (item != HODEI_OK)
+            s->items_failed++;
+    }
+    return st;
+}
+
+/* A failed check is logged when its error first appears (or changes), not
+ * on every tick while it lasts. */
+static void sup_check_failed(sup *s, size_t i, const hodei_err *e)
+{
+    if (strcmp(s->last_err[i], e->msg) == 0)
+        return;
+    snprintf(s->last_err[i], sizeof s->last_err[i], "%s", e->msg);
+    HLOG_WARN("check %s failed, rolled back, retrying next tick: %s (%s)", sup_checks[i].name,
+              e->msg, hodei_status_str(e->code));
+}
+
+static void sup_check_ok(sup *s, size_t i)
+{
+    sup_notes_flush(s);
+    if (!s->last_err[i][0])
+        return;
+    HLOG_INFO("check %s works again", sup_checks[i].name);
+    s->last_err[i][0] = '\0';
+}
+
+/* One check in one transaction. Returns a status only for a broken connection. */
+static hodei_status sup_check_run(sup *s, size_t i, bool *more, hodei_err *err)
+{
+    int n = 0;
+    bool committing = false;
+    hodei_status st;
+
+    sup_notes_reset(s);
+    s->items_failed = 0;
+    st = hodei_db_begin(s->conn, err);
+    if (st == HODEI_OK)
+        st = sup_checks[i].run(s, &n, err);
+    if (st == HODEI_OK) {
+        committing = true;
+        st = hodei_db_commit(s->conn, err);
+    }
+    if (st == HODEI_OK) {
+        sup_check_ok(s, i);
+        /* a full batch may hide more rows; one with failures waits a tick */
+        *more = *more || (n >= s->cfg->batch_max && s->items_failed == 0);
+        return HODEI_OK;
+    }
+    if (s->notes.len > 0)
+        HLOG_WARN("check %s: its actions are %s", sup_checks[i].name,
+                  committing && hodei_db_status_broken(st)
+                      ? "in doubt (connection lost during commit)"
+                      : "rolled back");
+    sup_notes_reset(s);
+    if (hodei_db_status_broken(st))
+        return st;
+    hodei_db_rollback(s->conn);
+    sup_check_failed(s, i, err);
+    return HODEI_OK;
+}
+
+hodei_status sup_tick(sup *s, bool *more, hodei_err *err)
+{
+    *more = false;
+    for (size_t i = 0; i < SUP_CHECKS_LEN && !hodei_daemon_stopping(s->d); i++) {
+        hodei_status st = sup_check_run(s, i, more, err);
+        if (st != HODEI_OK)
+            return st;
+    }
+    return HODEI_OK;
+}
