@@ -125,6 +125,26 @@ static hodei_status batch_decode_payload(relay_batch *b, const char *text, size_
     return HODEI_OK;
 }
 
+/* A literal subject inside HODEI_EVENTS: "hodei.evt." then dot-separated,
+ * non-empty tokens of visible ASCII without wildcards. Anything else would
+ * be refused by JetStream or, with a space, break the NATS protocol. */
+static bool batch_subject_valid(const char *subj)
+{
+    const size_t plen = sizeof HODEI_SUBJ_EVENTS_ALL - 2;    /* "hodei.evt." */
+    size_t len = strlen(subj);
+
+    if (len <= plen || len > RELAY_SUBJECT_MAX || strncmp(subj, HODEI_SUBJ_EVENTS_ALL, plen) != 0)
+        return false;
+    for (size_t i = plen; i < len; i++) {
+        unsigned char c = (unsigned char)subj[i];
+        if (c <= ' ' || c >= 0x7f || c == '*' || c == '>')
+            return false;
+        if (c == '.' && (subj[i - 1] == '.' || i == len - 1))
+            return false;
+    }
+    return true;
+}
+
 static natsStatus batch_build_msg(relay_batch *b, const PGresult *res, int row,
                                   const char *publisher, long plen, natsMsg **out)
 {
@@ -176,6 +196,9 @@ static hodei_status batch_publish_row(relay_batch *b, const PGresult *res, int r
                                            &plen, err);
     if (st != HODEI_OK)
         return st;
+    if (!batch_subject_valid(PQgetvalue(res, row, RELAY_COL_SUBJECT)))
+        return hodei_err_set(err, HODEI_ERR_INVALID, "subject \"%.100s\" is not a literal %s subject",
+                             PQgetvalue(res, row, RELAY_COL_SUBJECT), HODEI_SUBJ_EVENTS_ALL);
     s = batch_build_msg(b, res, row, publisher, plen, &m);
     if (s == NATS_OK) {
         batch_slot_register(b, res, row, m);
@@ -185,6 +208,18 @@ static hodei_status batch_publish_row(relay_batch *b, const PGresult *res, int r
     }
     natsMsg_Destroy(m);     /* NULL when nats.c took it */
     return hodei_bus_err(s, "jetstream publish", err);
+}
+
+/* As batch_publish_row; a failure names the outbox row. */
+static hodei_status batch_publish_row_named(relay_batch *b, const PGresult *res, int row,
+                                            const char *publisher, hodei_err *err)
+{
+    hodei_err e = {0};
+    hodei_status st = batch_publish_row(b, res, row, publisher, &e);
+
+    if (st != HODEI_OK)
+        hodei_err_set(err, st, "outbox id %s: %s", PQgetvalue(res, row, RELAY_COL_ID), e.msg);
+    return st;
 }
 
 static void batch_open(relay_batch *b)
@@ -254,7 +289,7 @@ hodei_status relay_batch_publish(relay_batch *b, const PGresult *res, const char
 
     batch_open(b);
     for (int row = 0; row < n && st == HODEI_OK; row++)
-        st = batch_publish_row(b, res, row, publisher, err);
+        st = batch_publish_row_named(b, res, row, publisher, err);
     /* nats.c's flusher thread waits 1 ms to gather writes; the batch is
      * complete, so write it now (PING/PONG, concurrent with the acks). */
     if (b->len > 0)

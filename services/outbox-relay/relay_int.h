@@ -14,6 +14,7 @@
 #define RELAY_BATCH_MAX       10000               /* upper bound of relay.batch_max */
 #define RELAY_PAYLOAD_MAX     (8 * 1024 * 1024)   /* largest event payload we decode */
 #define RELAY_ACK_SLICE_MS    100                 /* re-check the connection while waiting */
+#define RELAY_SUBJECT_MAX     255                 /* longest outbox.subject we publish */
 
 /* ---- one published batch (relay_batch.c) ---- */
 

@@ -357,6 +357,32 @@ Test(relay, rows_published_again_are_deduplicated_by_jetstream)
     stream_assert_exactly_rows(30);
 }
 
+/* A row that can never be published holds back the rows after it (order,
+ * nothing lost), says why, and leaves the NATS connection alone. */
+Test(relay, a_row_with_a_bad_subject_holds_back_and_names_itself)
+{
+    char sql[512];
+    rows_make(11);
+    harness_proc *p = relay_start_active(NULL);
+    rows_write_sync(0, 5);
+    snprintf(sql, sizeof sql,
+             "WITH i AS (INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id,"
+             " event_type, payload) VALUES ('%s', 'hodei.evt.bad subject', 'job', 'x', 'JobQueued',"
+             " '\\x00') RETURNING 1) SELECT count(*) FROM i", g_rows[5].event_id);
+    cr_assert_eq(harness_sql_i64(&g_st, sql), 1);
+    rows_write_sync(6, 5);
+
+    cr_assert(harness_log_contains(p, "is not a literal", 30000), "the error names the subject");
+    cr_assert_eq(outbox_count("WHERE published_at IS NOT NULL"), 5, "rows before it went out");
+    cr_assert_eq(harness_sql_i64(&g_st, "WITH u AS (UPDATE outbox SET subject = '" T_SUBJECT "'"
+                                        " WHERE subject = 'hodei.evt.bad subject' RETURNING 1)"
+                                        " SELECT count(*) FROM u"), 1);
+    cr_assert(outbox_wait_published(11, T_PUBLISH_WAIT_MS), "all published once repaired");
+    stream_assert_exactly_rows(11);
+    cr_expect_not(harness_log_contains(p, "nats disconnected", 0),
+                  "the bad row never reached the NATS connection (log %s)", p->log_path);
+}
+
 Test(relay, sigterm_stops_with_exit_0_and_releases_the_lock)
 {
     rows_make(10);
