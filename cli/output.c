@@ -224,9 +224,10 @@ static void output_json_payload(cli_json *j, const Hodei__V1__JobSpec *s)
     }
 }
 
-void output_json_resources(cli_json *j, const Hodei__V1__ResourceRequirements *r)
+void output_json_resources(cli_json *j, const char *key,
+                           const Hodei__V1__ResourceRequirements *r)
 {
-    cli_json_key(j, "resources");
+    cli_json_key(j, key);
     if (!r) {
         cli_json_null(j);
         return;
@@ -252,7 +253,7 @@ static void output_json_spec(cli_json *j, const Hodei__V1__JobSpec *s)
     cli_json_kv_string(j, "name", s->name);
     output_json_payload(j, s);
     OUTPUT_JSON_MAP(j, "env", s->n_env, s->env);
-    output_json_resources(j, s->resources);
+    output_json_resources(j, "resources", s->resources);
     cli_json_kv_int(j, "timeout_ms", s->timeout_ms);
     OUTPUT_JSON_MAP(j, "labels", s->n_labels, s->labels);
     OUTPUT_JSON_MAP(j, "constraints", s->n_constraints, s->constraints);

@@ -173,8 +173,7 @@ static void fleet_json_worker(cli_json *j, const Hodei__V1__Worker *w)
     cli_json_kv_string(j, "provider", w->provider);
     cli_json_kv_string(j, "state", hodei_worker_state_name(w->state));
     cli_json_kv_string(j, "hostname", w->hostname);
-    cli_json_key(j, "capacity");
-    output_json_resources(j, w->capacity);
+    output_json_resources(j, "capacity", w->capacity);
     cli_json_key(j, "labels");
     cli_json_object_begin(j);
     for (size_t i = 0; i < w->n_labels; i++)
@@ -302,8 +301,7 @@ static void fleet_json_provider(cli_json *j, const Hodei__V1__Provider *p)
     cli_json_kv_int(j, "idle_ttl_ms", p->idle_ttl_ms);
     cli_json_key(j, "cost_per_hour");
     cli_json_double(j, p->cost_per_hour);
-    cli_json_key(j, "worker_capacity");
-    output_json_resources(j, p->worker_capacity);
+    output_json_resources(j, "worker_capacity", p->worker_capacity);
     cli_json_key(j, "config");
     cli_json_object_begin(j);
     for (size_t i = 0; i < p->n_config; i++)

@@ -24,7 +24,8 @@ void output_line(FILE *out, const char *label, const char *value);
 /* JSON pieces: key then RFC 3339 text or null; key then resources or null;
  * one job object (status's). */
 void output_json_time(cli_json *j, const char *key, const Hodei__V1__Timestamp *ts);
-void output_json_resources(cli_json *j, const Hodei__V1__ResourceRequirements *r);
+void output_json_resources(cli_json *j, const char *key,
+                           const Hodei__V1__ResourceRequirements *r);
 void output_json_job(cli_json *j, const Hodei__V1__Job *job);
 /* Writes the finished document and a newline; frees b. CLI_EXIT_OK or
  * CLI_EXIT_ERROR. */

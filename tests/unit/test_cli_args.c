@@ -521,6 +521,129 @@ Test(args, jobs)
     EXPECT_USAGE("unexpected argument \"extra\" for hodei jobs", "jobs", "extra");
 }
 
+/* ------------------------------------------------------------ run, logs, workers, providers */
+
+Test(args, run_takes_submit_flags_and_its_own)
+{
+    EXPECT_OK("run", "--image", "alpine:3", "--timeout", "30s", "--env", "K=V", "--", "sh", "-c",
+              "echo hi; exit 7");
+    cr_assert_eq(A.command, CLI_CMD_RUN);
+    cr_assert_eq(A.queue.spec, &A.spec, "run queues the same request as submit");
+    cr_assert_str_eq(A.spec.image, "alpine:3");
+    cr_assert_eq(A.spec.timeout_ms, 30000);
+    cr_assert_str_eq(env_value("K"), "V");
+    cr_assert_str_eq(A.shell.command, "sh");
+    cr_assert_eq(A.shell.n_args, 2);
+    cr_assert_str_eq(A.shell.args[1], "echo hi; exit 7");
+    cr_assert_not(A.no_job_exit_code);
+    cr_assert_not(A.quiet);
+    EXPECT_OK("run", "--no-job-exit-code", "-q", "make", "--no-job-exit-code");
+    cr_assert(A.no_job_exit_code);
+    cr_assert(A.quiet);
+    cr_assert_eq(A.shell.n_args, 1, "words after CMD are the job's, even run's own flags");
+    cr_assert_str_eq(A.shell.args[0], "--no-job-exit-code");
+    EXPECT_OK("run", "--quiet", "--help", "--script", "/nonexistent");
+    cr_assert(A.help);
+}
+
+Test(args, run_refuses_bad_arguments_before_any_call)
+{
+    EXPECT_USAGE("run: a command is required: hodei run", "run");
+    EXPECT_USAGE("run: a command is required", "run", "--image", "x");
+    EXPECT_USAGE("--timeout: must be a duration", "run", "--timeout", "soon", "--", "true");
+    EXPECT_USAGE("--timeout (spec.timeout_ms): ", "run", "--timeout", "200h", "--", "true");
+    EXPECT_USAGE("--env: must be KEY=VALUE", "run", "--env", "novalue", "--", "true");
+    EXPECT_USAGE("--image: needs a value", "run", "--image");
+    EXPECT_USAGE("--no-job-exit-code: takes no value", "run", "--no-job-exit-code=1", "true");
+    EXPECT_USAGE("unknown flag --follow for hodei run", "run", "--follow", "true");
+    EXPECT_USAGE("unknown flag --no-job-exit-code for hodei submit", "submit",
+                 "--no-job-exit-code", "--", "true");
+    EXPECT_USAGE("unknown flag -q for hodei submit", "submit", "-q", "true");
+}
+
+Test(args, logs)
+{
+    EXPECT_OK("logs", JOB_ID);
+    cr_assert_eq(A.command, CLI_CMD_LOGS);
+    cr_assert_str_eq(A.logs.job_id, JOB_ID);
+    cr_assert_eq(A.logs.from_sequence, 0);
+    cr_assert_not(A.follow);
+    EXPECT_OK("logs", "-f", "--from", "42", JOB_ID);
+    cr_assert(A.follow);
+    cr_assert_eq(A.logs.from_sequence, 42);
+    EXPECT_OK("logs", JOB_ID, "--follow", "--from=1");
+    cr_assert(A.follow);
+    cr_assert_eq(A.logs.from_sequence, 1);
+    EXPECT_OK("logs", "--from", "9223372036854775807", JOB_ID);
+    cr_assert_eq(A.logs.from_sequence, UINT64_C(9223372036854775807));
+    EXPECT_USAGE("JOB_ID: required (hodei logs JOB_ID)", "logs", "-f");
+    EXPECT_USAGE("JOB_ID: must be a job id (UUID), got \"x\"", "logs", "x");
+    EXPECT_USAGE("unexpected argument", "logs", JOB_ID, JOB_ID);
+    EXPECT_USAGE("--from: must be a line sequence number", "logs", "--from", "0", JOB_ID);
+    EXPECT_USAGE("--from: must be a line sequence number", "logs", "--from", "-3", JOB_ID);
+    EXPECT_USAGE("--from: must be a line sequence number", "logs", "--from", "+3", JOB_ID);
+    EXPECT_USAGE("--from: must be a line sequence number", "logs", "--from", "1e3", JOB_ID);
+    EXPECT_USAGE("--from: must be a line sequence number", "logs", "--from",
+                 "99999999999999999999", JOB_ID);
+    EXPECT_USAGE("--from: needs a value", "logs", JOB_ID, "--from");
+    EXPECT_USAGE("--follow: takes no value", "logs", "--follow=yes", JOB_ID);
+    EXPECT_USAGE("unknown flag --tail for hodei logs", "logs", "--tail", "5", JOB_ID);
+}
+
+Test(args, workers)
+{
+    EXPECT_OK("workers");
+    cr_assert_eq(A.command, CLI_CMD_WORKERS);
+    cr_assert_str_eq(A.workers.provider, "");
+    cr_assert_not(A.all_workers);
+    EXPECT_OK("workers", "--provider", "process", "--all");
+    cr_assert_str_eq(A.workers.provider, "process");
+    cr_assert(A.all_workers);
+    EXPECT_OK("workers", "--provider=k8s-eu-1");
+    cr_assert_str_eq(A.workers.provider, "k8s-eu-1");
+    EXPECT_USAGE("--provider: must be a provider name", "workers", "--provider", "Docker");
+    EXPECT_USAGE("--provider: must be a provider name", "workers", "--provider", "");
+    EXPECT_USAGE("--provider: must be a provider name", "workers", "--provider", "a b");
+    EXPECT_USAGE("--provider: must be a provider name", "workers", "--provider",
+                 "a234567890123456789012345678901234567890123456789012345678901234");
+    EXPECT_OK("workers", "--provider",
+              "a23456789012345678901234567890123456789012345678901234567890123");
+    EXPECT_USAGE("--provider: needs a value", "workers", "--provider");
+    EXPECT_USAGE("--all: takes no value", "workers", "--all=1");
+    EXPECT_USAGE("unexpected argument \"ready\" for hodei workers", "workers", "ready");
+}
+
+Test(args, providers)
+{
+    EXPECT_OK("providers");
+    cr_assert_eq(A.command, CLI_CMD_PROVIDERS);
+    cr_assert_not(A.provider_health);
+    EXPECT_OK("providers", "health", "process");
+    cr_assert(A.provider_health);
+    cr_assert_str_eq(A.health.name, "process");
+    EXPECT_OK("providers", "health", "--help");
+    cr_assert(A.help);
+    EXPECT_OK("help", "providers");
+    cr_assert_eq(A.command, CLI_CMD_PROVIDERS);
+    EXPECT_USAGE("NAME: required (hodei providers health NAME)", "providers", "health");
+    EXPECT_USAGE("NAME: must be a provider name", "providers", "health", "Bad_Name");
+    EXPECT_USAGE("unexpected argument \"list\" for hodei providers (did you mean", "providers",
+                 "list");
+    EXPECT_USAGE("unexpected argument \"other\" (hodei providers health takes one NAME)",
+                 "providers", "health", "process", "other");
+    EXPECT_USAGE("unknown flag --all for hodei providers", "providers", "--all");
+}
+
+Test(args, every_new_command_has_help)
+{
+    static const char *const names[] = {"run", "logs", "workers", "providers"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        cr_assert_eq(PARSE(names[i], "--help"), HODEI_OK, "%s --help: %s", names[i], E.msg);
+        cr_assert(A.help);
+        cr_assert_str_eq(cli_command_name(A.command), names[i]);
+    }
+}
+
 /* ------------------------------------------------------------ value parsers */
 
 Test(parsers, size)
