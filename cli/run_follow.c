@@ -218,10 +218,12 @@ int run_read_logs(const run_ctx *c, const char *job_id, cli_log_sink *sink, bool
 {
     size_t new_lines = 1;
     run_outcome o;
-    /* A server that honours max_lines sends pages; one that ignores
-     * from_sequence repeats lines the sink drops: stop at a page with
-     * nothing new either way. */
-    for (int page = 0; new_lines > 0 && page < RUN_LOGS_PAGES_MAX; page++) {
+    /* Pages end at max_lines or at the server's size limit: read on until
+     * the server says all is there (complete) or a page brings nothing new
+     * (a running job, or a server that ignores from_sequence and repeats
+     * lines the sink drops). */
+    *complete = false;
+    for (int page = 0; new_lines > 0 && !*complete && page < RUN_LOGS_PAGES_MAX; page++) {
         if (page > 0)
             cli_log_sink_resume(sink);
         if (!read_logs_page(c, job_id, sink, &new_lines, complete, &o))
