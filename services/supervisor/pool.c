@@ -44,26 +44,33 @@
 enum { SUP_IDLE_ID = 0, SUP_IDLE_PROVIDER, SUP_IDLE_MS, SUP_IDLE_TTL_MS, SUP_IDLE_LIVE,
        SUP_IDLE_WARM_MIN };
 
-/* Only providers that lack workers and may have more: every row selected
- * gets at least one new worker (so a full batch means more work waits). */
+/* Candidates: providers that seem to lack workers and may have more. Their
+ * rows are locked, then counted again in a new statement (a fresh snapshot
+ * that sees what a previous holder of the lock, e.g. the scheduler adding
+ * workers for unmet jobs, committed meanwhile). */
+#define SUP_POOL_COUNTS                                                                     \
+    "SELECT count(*) FILTER (WHERE w.state IN " SUP_LIVE_STATES ") AS live,"                \
+    "  count(*) FILTER (WHERE w.state <> 'TERMINATED') AS existing"                         \
+    "  FROM workers w WHERE w.provider = p.name"
+#define SUP_POOL_FAILING                                                                    \
+    "EXISTS (SELECT 1 FROM workers f WHERE f.provider = p.name"                             \
+    "  AND f.state IN ('TERMINATING', 'TERMINATED', 'LOST')"                                \
+    "  AND f.session_token_hash IS NULL AND f.last_heartbeat_at IS NULL"                    \
+    "  AND f.updated_at > now() - $1::bigint * interval '1 millisecond')"
 #define SUP_POOLS_SQL                                                                       \
-    "SELECT p.name, p.warm_pool_min, p.warm_pool_max, p.max_workers,"                       \
-    " p.worker_cpu_millis, p.worker_memory_bytes, p.worker_storage_bytes,"                  \
-    " p.worker_gpu_count, p.worker_architecture, c.live, c.existing"                        \
-    " FROM providers p, LATERAL (SELECT"                                                    \
-    "   count(*) FILTER (WHERE w.state IN " SUP_LIVE_STATES ") AS live,"                    \
-    "   count(*) FILTER (WHERE w.state <> 'TERMINATED') AS existing"                        \
-    "   FROM workers w WHERE w.provider = p.name) c"                                        \
+    "SELECT p.name FROM providers p, LATERAL (" SUP_POOL_COUNTS ") c"                       \
     " WHERE p.enabled AND p.warm_pool_min > 0 AND c.live < p.warm_pool_min"                 \
     " AND (p.max_workers = 0 OR c.existing < p.max_workers)"                                \
-    " AND NOT EXISTS (SELECT 1 FROM workers f WHERE f.provider = p.name"                    \
-    "   AND f.state IN ('TERMINATING', 'TERMINATED', 'LOST')"                               \
-    "   AND f.session_token_hash IS NULL AND f.last_heartbeat_at IS NULL"                   \
-    "   AND f.updated_at > now() - $1::bigint * interval '1 millisecond')"                  \
+    " AND NOT " SUP_POOL_FAILING                                                            \
     " ORDER BY p.name LIMIT $2 FOR UPDATE OF p SKIP LOCKED"
+#define SUP_POOL_SQL                                                                        \
+    "SELECT p.name, p.warm_pool_min, p.warm_pool_max, p.max_workers,"                       \
+    " p.worker_cpu_millis, p.worker_memory_bytes, p.worker_storage_bytes,"                  \
+    " p.worker_gpu_count, p.worker_architecture, c.live, c.existing, " SUP_POOL_FAILING     \
+    " FROM providers p, LATERAL (" SUP_POOL_COUNTS ") c WHERE p.name = $2"
 enum { SUP_POOL_NAME = 0, SUP_POOL_MIN, SUP_POOL_MAX, SUP_POOL_MAX_WORKERS, SUP_POOL_CPU,
        SUP_POOL_MEMORY, SUP_POOL_STORAGE, SUP_POOL_GPU, SUP_POOL_ARCH, SUP_POOL_LIVE,
-       SUP_POOL_EXISTING };
+       SUP_POOL_EXISTING, SUP_POOL_IS_FAILING };
 
 #define SUP_POOL_INSERT_SQL                                                                 \
     "INSERT INTO workers (id, provider, state, cpu_millis, memory_bytes, storage_bytes,"    \
@@ -126,6 +133,8 @@ static int64_t sup_pool_need(const PGresult *res, int row)
     int64_t max_workers = hodei_db_get_i64(res, row, SUP_POOL_MAX_WORKERS);
     int64_t need = hodei_db_get_i64(res, row, SUP_POOL_MIN) - live;
 
+    if (hodei_db_get_str(res, row, SUP_POOL_IS_FAILING)[0] == 't')
+        return 0;
     if (pool_max > 0)
         need = sup_min_i64(need, pool_max - live);
     if (max_workers > 0)
@@ -179,23 +188,38 @@ out_free:
     return st;
 }
 
-static hodei_status sup_pool_fill(sup *s, const PGresult *res, int row, hodei_err *err)
+static hodei_status sup_pool_add(sup *s, const PGresult *res, hodei_err *err)
 {
     char ids[SUP_WARM_FILL_MAX][HODEI_ID_BUF];
-    const char *provider = hodei_db_get_str(res, row, SUP_POOL_NAME);
-    int64_t need = sup_pool_need(res, row);
+    const char *provider = hodei_db_get_str(res, 0, SUP_POOL_NAME);
+    int64_t need = sup_pool_need(res, 0);
 
     if (need == 0)
         return HODEI_OK;
     hodei_status st = sup_pool_insert(s, provider, ids, need, err);
     for (int64_t i = 0; st == HODEI_OK && i < need; i++) {
-        st = sup_provision_request(s, res, row, ids[i], err);
+        st = sup_provision_request(s, res, 0, ids[i], err);
         if (st == HODEI_OK)
             sup_note(s, "warm pool: worker=%s provider=%s live=%" PRId64
                         " warm_pool_min=%" PRId64 " -> CREATING, provision requested",
-                     ids[i], provider, hodei_db_get_i64(res, row, SUP_POOL_LIVE) + i,
-                     hodei_db_get_i64(res, row, SUP_POOL_MIN));
+                     ids[i], provider, hodei_db_get_i64(res, 0, SUP_POOL_LIVE) + i,
+                     hodei_db_get_i64(res, 0, SUP_POOL_MIN));
     }
+    return st;
+}
+
+/* One locked candidate: counted afresh, then filled. */
+static hodei_status sup_pool_fill(sup *s, const PGresult *cands, int row, hodei_err *err)
+{
+    char retry[SUP_INT_TEXT_MAX];
+    const char *params[] = {retry, hodei_db_get_str(cands, row, 0)};
+    PGresult *res = NULL;
+
+    sup_i64_text(s->cfg->warm_pool_retry_ms, retry);
+    hodei_status st = hodei_db_exec(s->conn, SUP_POOL_SQL, 2, params, &res, err);
+    if (st == HODEI_OK && PQntuples(res) == 1)
+        st = sup_pool_add(s, res, err);
+    PQclear(res);
     return st;
 }
 

@@ -45,7 +45,8 @@ void sup_note(sup *s, const char *fmt, ...)
     size_t len = s->notes.len;
     if (!hodei_buf_puts(&s->notes, line) || !hodei_buf_putc(&s->notes, '\n')) {
         s->notes.len = len;     /* keep whole lines only */
-        s->notes.data[len] = '\0';
+        if (s->notes.data)
+            s->notes.data[len] = '\0';
         s->notes_dropped++;
     }
 }
