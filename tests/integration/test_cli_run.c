@@ -1,0 +1,282 @@
+/* `hodei run`, `hodei logs`, `hodei workers` and `hodei providers` end to
+ * end: the real binaries (job-api, outbox-relay, scheduler, provisioner with
+ * the process provider, supervisor, hodei-worker) on a private stack, and
+ * the CLI run as a user runs it, its stdout and stderr captured apart. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "hodei/time.h"
+
+#define WAIT_MS 60000
+#define CMD_MAX 4096
+#define OUT_MAX (1024 * 1024)
+
+static harness_stack stack;
+static harness_proc edge, relay, sched, prov, sup;
+static int edge_port;
+static char edge_target[64];
+
+/* ------------------------------------------------------------ the stack */
+
+static void edge_up(void)
+{
+    char listen[96];
+    snprintf(listen, sizeof listen, "HODEI_GRPC_LISTEN=%s", edge_target);
+    const char *env[] = {listen, NULL};
+    const char *argv[] = {"hodei-job-api", NULL};
+    harness_proc_start(&stack, &edge, argv, env);
+    cr_assert(harness_log_contains(&edge, "listening on", WAIT_MS), "job-api did not start; see %s",
+              edge.log_path);
+}
+
+static void daemon_up(harness_proc *p, const char *name, const char *const *env)
+{
+    const char *argv[] = {name, NULL};
+    harness_proc_start(&stack, p, argv, env);
+}
+
+static void setup(void)
+{
+    static char edge_env[128], state_env[700];
+    harness_stack_start(&stack);
+    edge_port = harness_free_port();
+    snprintf(edge_target, sizeof edge_target, "127.0.0.1:%d", edge_port);
+    snprintf(edge_env, sizeof edge_env, "HODEI_PROVISIONER_EDGE_ADDRESS=%s", edge_target);
+    snprintf(state_env, sizeof state_env, "HODEI_PROVISIONER_STATE_DIR=%s/provisioner",
+             stack.state_dir);
+    const char *prov_env[] = {edge_env, state_env, NULL};
+    edge_up();
+    daemon_up(&relay, "hodei-outbox-relay", NULL);
+    daemon_up(&sched, "hodei-scheduler", NULL);
+    daemon_up(&prov, "hodei-provisioner", prov_env);
+    daemon_up(&sup, "hodei-supervisor", NULL);
+}
+
+static void daemon_down(harness_proc *p)
+{
+    if (p->pid <= 0)
+        return;
+    int status = harness_proc_stop(p, SIGTERM, 15000);
+    cr_expect(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "%s exited uncleanly (status 0x%x); see %s", p->name, status, p->log_path);
+    p->pid = 0;
+}
+
+static void teardown(void)
+{
+    daemon_down(&sup);
+    daemon_down(&prov);
+    daemon_down(&sched);
+    daemon_down(&relay);
+    daemon_down(&edge);
+    harness_stack_stop(&stack);
+}
+
+TestSuite(cli_run, .init = setup, .fini = teardown, .timeout = 300);
+
+/* ------------------------------------------------------------ the CLI */
+
+typedef struct {
+    int rc;
+    char *out;          /* stdout, NUL-terminated; out_len bytes (may hold NULs) */
+    size_t out_len;
+    char *err;          /* stderr, NUL-terminated */
+} cli_result;
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    char *buf = calloc(1, OUT_MAX + 1);
+    cr_assert_not_null(buf);
+    size_t n = fread(buf, 1, OUT_MAX, f);
+    fclose(f);
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* Runs `hodei --server <edge> <args>` through sh, stdout and stderr apart. */
+static void hodei(cli_result *r, const char *args)
+{
+    char out_path[700], err_path[700];
+    snprintf(out_path, sizeof out_path, "%s/cli.out", stack.state_dir);
+    snprintf(err_path, sizeof err_path, "%s/cli.err", stack.state_dir);
+    r->rc = harness_sh(&stack, NULL, 0, "%s/hodei --server %s %s >%s 2>%s", stack.bin,
+                       edge_target, args, out_path, err_path);
+    r->out = slurp(out_path, &r->out_len);
+    r->err = slurp(err_path, NULL);
+}
+
+static void cli_result_free(cli_result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+/* The job id from "hodei: job <id>" on stderr. */
+static void job_id_of(const cli_result *r, char id[64])
+{
+    const char *p = strstr(r->err, "hodei: job ");
+    cr_assert_not_null(p, "no job id on stderr: %s", r->err);
+    snprintf(id, 64, "%.36s", p + strlen("hodei: job "));
+}
+
+/* ------------------------------------------------------------ tests */
+
+Test(cli_run, exit_code_output_routing_and_logs)
+{
+    cli_result r;
+    hodei(&r, "run -- sh -c 'echo hi; echo oops >&2; exit 7'");
+    cr_expect_eq(r.rc, 7, "rc %d; stderr: %s", r.rc, r.err);
+    cr_expect_str_eq(r.out, "hi\n");
+    cr_expect(strstr(r.err, "\noops\n") != NULL, "stderr: %s", r.err);
+    cr_expect(strstr(r.err, "FAILED (exit code 7)") != NULL, "stderr: %s", r.err);
+    char id[64];
+    job_id_of(&r, id);
+    cli_result_free(&r);
+
+    char args[CMD_MAX];
+    snprintf(args, sizeof args, "logs %s", id);
+    hodei(&r, args);
+    cr_expect_eq(r.rc, 0, "logs: %s", r.err);
+    cr_expect_str_eq(r.out, "hi\n");
+    cr_expect_str_eq(r.err, "oops\n");
+    cli_result_free(&r);
+    snprintf(args, sizeof args, "logs -f %s", id);
+    hodei(&r, args);
+    cr_expect_eq(r.rc, 0, "logs -f: %s", r.err);
+    cr_expect_str_eq(r.out, "hi\n");
+    cli_result_free(&r);
+
+    hodei(&r, "run --no-job-exit-code -q -- sh -c 'exit 3'");
+    cr_expect_eq(r.rc, 0, "--no-job-exit-code: rc %d; %s", r.rc, r.err);
+    cli_result_free(&r);
+}
+
+Test(cli_run, bytes_exactly_as_produced)
+{
+    cli_result r;
+    hodei(&r, "run -- printf 'a\\000b\\377\\r\\n\\nlast'");
+    cr_expect_eq(r.rc, 0, "rc %d; %s", r.rc, r.err);
+    static const char want[] = "a\0b\377\r\n\nlast\n";
+    cr_expect_eq(r.out_len, sizeof want - 1, "%zu bytes", r.out_len);
+    cr_expect_eq(memcmp(r.out, want, sizeof want - 1), 0);
+    cli_result_free(&r);
+}
+
+Test(cli_run, timeout_not_started_and_json)
+{
+    cli_result r;
+    hodei(&r, "run --timeout 1s -- sleep 30");
+    cr_expect_eq(r.rc, 124, "timeout: rc %d; %s", r.rc, r.err);
+    cli_result_free(&r);
+    hodei(&r, "run -- /nonexistent/command");
+    cr_expect_eq(r.rc, 127, "not started: rc %d; %s", r.rc, r.err);
+    cr_expect(strstr(r.err, "FAILED (exit code 127): ") != NULL, "the reason: %s", r.err);
+    cli_result_free(&r);
+    hodei(&r, "-o json run -- echo hi");
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect(strncmp(r.out, "{\"sequence\":1,\"stream\":\"stdout\",", 32) == 0, "%s", r.out);
+    cr_expect(strstr(r.out, "\"data\":\"hi\"}\n{\"job\":{") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "\"state\":\"SUCCEEDED\"") != NULL, "%s", r.out);
+    cli_result_free(&r);
+}
+
+Test(cli_run, ctrl_c_cancels_the_job_and_exits_130)
+{
+    char cmd[CMD_MAX];
+    snprintf(cmd, sizeof cmd, "%s/hodei", stack.bin);
+    const char *argv[] = {cmd, "--server", edge_target, "run", "--", "sh", "-c",
+                          "echo started; sleep 60", NULL};
+    harness_proc p;
+    harness_proc_start(&stack, &p, argv, NULL);
+    cr_assert(harness_log_contains(&p, "started", WAIT_MS), "the job never ran; see %s",
+              p.log_path);
+    kill(p.pid, SIGINT);
+    int status = harness_proc_wait(&p, WAIT_MS);
+    cr_assert(status != -1, "hodei run did not end after Ctrl-C");
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status 0x%x", status);
+    cr_expect(harness_log_contains(&p, "hodei: cancelling job", 0));
+    cr_expect(harness_log_contains(&p, "CANCELLED", 0), "see %s", p.log_path);
+    cr_expect_eq(harness_sql_i64(&stack, "SELECT count(*) FROM jobs WHERE state = 'CANCELLED'"),
+                 1);
+}
+
+/* 60 numbered lines over ~6 s while the edge is restarted: each line once,
+ * in order, none missing. */
+Test(cli_run, edge_restart_resumes_without_repeating_a_line)
+{
+    char cmd[CMD_MAX];
+    snprintf(cmd, sizeof cmd, "%s/hodei", stack.bin);
+    const char *argv[] = {cmd, "--server", edge_target, "run", "-q", "--", "sh", "-c",
+                          "i=1; while [ $i -le 60 ]; do echo line $i; i=$((i+1)); sleep 0.1; "
+                          "done", NULL};
+    harness_proc p;
+    harness_proc_start(&stack, &p, argv, NULL);
+    cr_assert(harness_log_contains(&p, "line 10\n", WAIT_MS), "the job never ran; see %s",
+              p.log_path);
+    daemon_down(&edge);
+    hodei_sleep_ms(1000);
+    edge_up();
+    int status = harness_proc_wait(&p, WAIT_MS);
+    cr_assert(status != -1, "hodei run did not end; see %s", p.log_path);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x", status);
+    char *out = slurp(p.log_path, NULL);
+    char want[64];
+    const char *at = out;
+    for (int i = 1; i <= 60; i++) {
+        snprintf(want, sizeof want, "line %d\n", i);
+        at = strstr(at, want);
+        cr_assert_not_null(at, "line %d missing or out of order:\n%s", i, out);
+        at += strlen(want);
+        cr_expect_null(strstr(at, want), "line %d printed twice:\n%s", i, out);
+    }
+    cr_expect(strstr(out, "reconnecting") != NULL, "the break was said:\n%s", out);
+    free(out);
+}
+
+Test(cli_run, workers_and_providers)
+{
+    cli_result r;
+    hodei(&r, "run -q -- true");
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cli_result_free(&r);
+    hodei(&r, "workers --all");
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect(strncmp(r.out, "ID ", 3) == 0, "%s", r.out);
+    cli_result_free(&r);
+    hodei(&r, "-o json workers --provider process");
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect(strncmp(r.out, "{\"workers\":[", 12) == 0, "%s", r.out);
+    cli_result_free(&r);
+    hodei(&r, "providers");
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "\nprocess ") != NULL, "%s", r.out);
+    cli_result_free(&r);
+    hodei(&r, "providers health process");
+    cr_expect(strstr(r.out, "Provider:  process\n") != NULL, "%s", r.out);
+    cli_result_free(&r);
+    hodei(&r, "providers health no-such-provider");
+    cr_expect_eq(r.rc, 4, "%s", r.err);
+    cli_result_free(&r);
+}
+
+Test(cli_run, usage_and_unreachable_server_codes)
+{
+    cli_result r;
+    hodei(&r, "run --timeout soon -- true");
+    cr_expect_eq(r.rc, 2);
+    cr_expect(strncmp(r.err, "hodei: --timeout: ", 18) == 0, "%s", r.err);
+    cli_result_free(&r);
+    char args[CMD_MAX];
+    snprintf(args, sizeof args, "--server 127.0.0.1:%d run -- true", harness_free_port());
+    r.rc = harness_sh(&stack, NULL, 0, "%s/hodei %s >/dev/null 2>&1", stack.bin, args);
+    cr_expect_eq(r.rc, 5, "unreachable: rc %d", r.rc);
+}
