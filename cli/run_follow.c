@@ -27,6 +27,7 @@ typedef struct {
     int64_t down_since_ms;     /* edge unreachable since; 0 = reachable */
     int backoff_ms;
     bool said_lost;            /* "reconnecting" was printed */
+    bool contact;              /* the edge answered at least once */
     int rc;
     Hodei__V1__JobState final_state;
 } follow;
@@ -39,6 +40,7 @@ static void follow_tick(const follow *f)
 
 static void follow_reachable(follow *f)
 {
+    f->contact = true;
     f->down_since_ms = 0;
     f->backoff_ms = RUN_FOLLOW_BACKOFF_MIN_MS;
     if (f->said_lost) {
@@ -61,11 +63,12 @@ static follow_step follow_check_job(follow *f)
     Hodei__V1__GetJobStatusResponse *resp = NULL;
     run_outcome o;
     if (!run_job_status(f->c, f->job_id, &resp, &o)) {
-        if (run_transient(&o))
+        if (run_transient(&o) && f->contact)
             goto out;
-        f->rc = run_report(f->c, &o);
+        f->rc = run_report(f->c, &o);   /* never reached, unknown job, no access */
         return FOLLOW_FATAL;
     }
+    f->contact = true;
     if (hodei_job_state_terminal(resp->job->state)) {
         f->final_state = resp->job->state;
         if (!f->ended_seen_ms)
@@ -176,7 +179,9 @@ int run_follow_logs(const run_ctx *c, const char *job_id, cli_log_sink *sink,
 {
     follow f = {.c = c, .job_id = job_id, .sink = sink, .hooks = hooks, .rc = CLI_EXIT_OK,
                 .backoff_ms = RUN_FOLLOW_BACKOFF_MIN_MS};
-    follow_step step = follow_session(&f);
+    follow_step step = follow_check_job(&f);
+    if (step == FOLLOW_BROKEN)
+        step = follow_session(&f);
     while (step == FOLLOW_BROKEN) {
         step = follow_check_job(&f);
         if (step == FOLLOW_BROKEN)
