@@ -26,7 +26,7 @@
 #define SUP_INT_TEXT_MAX         24       /* an int64 as text */
 #define SUP_EXIT_CODE_NONE       (-1)     /* an attempt ended with no exit code (no result) */
 #define SUP_CHECKS_MAX           8
-#define SUP_NOTE_LINE_MAX        512      /* one action line */
+#define SUP_NOTE_LINE_MAX        2048     /* one action line (a lost worker lists its jobs) */
 
 typedef enum { SUP_ROLE_NONE = 0, SUP_ROLE_STANDBY, SUP_ROLE_ACTIVE } sup_role;
 
