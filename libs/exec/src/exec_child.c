@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/pidfd.h>
@@ -57,6 +58,10 @@ static _Noreturn void child_exec(const exec_plan *p, const int fds[3], int repor
         _exit(HODEI_EXEC_EXIT_START_FAILED);
     if (setpgid(0, 0) != 0)
         child_fail(report_fd, CHILD_STAGE_SETUP, errno);
+    /* If the agent dies (SIGKILL, crash), the job dies with it instead of
+     * running on unsupervised while its attempt is retried elsewhere. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1)
+        child_fail(report_fd, CHILD_STAGE_SETUP, errno ? errno : ESRCH);
     int high[3];
     for (int i = 0; i < 3; i++) {
         high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, CHILD_FIRST_FREE_FD);
