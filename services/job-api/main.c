@@ -6,6 +6,7 @@
 #include "edge.h"
 #include "hodei/daemon.h"
 #include "hodei/log.h"
+#include "scheduler_rpc.h"
 #include "submit.h"
 
 static edge_config cfg;
@@ -54,6 +55,8 @@ static hodei_status edge_start_server(edge *e, hodei_err *err)
     hodei_status st = hodei_rpc_server_create(&o, &e->server, err);
     if (st == HODEI_OK)
         st = jobs_rpc_register(e, err);
+    if (st == HODEI_OK)
+        st = scheduler_rpc_register(e, err);
     if (st == HODEI_OK)
         st = hodei_rpc_server_start(e->server, err);
     if (st == HODEI_OK)

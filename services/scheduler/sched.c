@@ -1,0 +1,266 @@
+/* The scheduler's parameters, lifecycle and main loop: wait for events (or
+ * the fallback timer), run passes until nothing more can be assigned,
+ * acknowledge the events once the pass committed. */
+#include "sched.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hodei/assert.h"
+#include "hodei/db.h"
+#include "hodei/log.h"
+#include "hodei/sched_strategy.h"
+#include "hodei/time.h"
+#include "sched_int.h"
+
+#define SCHED_BACKOFF_MIN_MS   50
+#define SCHED_BACKOFF_MAX_MS   2000
+#define SCHED_FETCH_MIN_MS     20       /* nats.c trims 10 ms off a pull request's expiry */
+#define SCHED_FETCH_MAX_MS     500      /* bounds how long a stop request waits */
+#define SCHED_RETRY_MAX        3        /* passes retried after a serialization failure */
+#define SCHED_PROVIDER_NAME_MAX 63      /* as providers.name allows */
+#define US_PER_MS              1000
+
+sched_config sched_conf;
+
+const hodei_cfg_param sched_params[SCHED_PARAMS_LEN] = {
+    {.name = "scheduler.strategy", .type = HODEI_CFG_STRING, .default_value = "least-loaded",
+     .max = 32, .offset = offsetof(sched_config, strategy), .choices = hodei_sched_strategy_names,
+     .help = "round-robin, least-loaded, priority, resource-aware or cost-optimized;"
+             " ConfigureScheduler overrides it at run time"},
+    {.name = "scheduler.pass_interval", .type = HODEI_CFG_DURATION_MS, .default_value = "1s",
+     .min = 10, .max = 60000, .offset = offsetof(sched_config, pass_interval_ms),
+     .help = "fallback pass when no event comes (retry backoffs, lost events)"},
+    {.name = "scheduler.batch_max", .type = HODEI_CFG_INT, .default_value = "256", .min = 1,
+     .max = SCHED_BATCH_MAX, .offset = offsetof(sched_config, batch_max),
+     .help = "pending jobs locked and matched per pass"},
+    {.name = "scheduler.workers_max", .type = HODEI_CFG_INT, .default_value = "1024", .min = 1,
+     .max = SCHED_WORKERS_MAX, .offset = offsetof(sched_config, workers_max),
+     .help = "ready workers locked per pass"},
+    {.name = "scheduler.events_max", .type = HODEI_CFG_INT, .default_value = "512", .min = 1,
+     .max = SCHED_EVENTS_MAX, .offset = offsetof(sched_config, events_max),
+     .help = "events taken from the consumer for one pass"},
+    {.name = "scheduler.provision_max", .type = HODEI_CFG_INT, .default_value = "64", .min = 0,
+     .max = SCHED_PROVISION_MAX, .offset = offsetof(sched_config, provision_max),
+     .help = "workers requested per pass at most (0 = never provision)"},
+    {.name = "scheduler.default_provider", .type = HODEI_CFG_STRING, .default_value = "process",
+     .max = SCHED_PROVIDER_NAME_MAX, .offset = offsetof(sched_config, default_provider),
+     .help = "provider asked for workers for jobs that name none"},
+    {.name = "scheduler.stats_interval", .type = HODEI_CFG_DURATION_MS, .default_value = "60s",
+     .min = 100, .max = 3600000, .offset = offsetof(sched_config, stats_interval_ms),
+     .help = "how often the counters line is logged (when anything happened)"},
+};
+
+/* ------------------------------------------------------------- database */
+
+static void sched_db_backoff(sched *s)
+{
+    s->db_backoff_ms = s->db_backoff_ms ? 2 * s->db_backoff_ms : SCHED_BACKOFF_MIN_MS;
+    if (s->db_backoff_ms > SCHED_BACKOFF_MAX_MS)
+        s->db_backoff_ms = SCHED_BACKOFF_MAX_MS;
+    hodei_daemon_wait(s->d, s->db_backoff_ms);
+}
+
+static bool sched_db_ready(sched *s)
+{
+    hodei_err e = {0};
+
+    if (s->conn)
+        return true;
+    if (hodei_db_connect(s->common->database_url, s->common->database_connect_timeout_ms,
+                         &s->conn, &e) != HODEI_OK) {
+        HLOG_WARN("database unavailable, retrying: %s", e.msg);
+        s->conn = NULL;
+        sched_db_backoff(s);
+        return false;
+    }
+    if (s->db_backoff_ms)
+        HLOG_INFO("database reachable again");
+    s->db_backoff_ms = 0;
+    return true;
+}
+
+static void sched_db_drop(sched *s, const char *why)
+{
+    HLOG_WARN("database connection lost, reconnecting: %s", why);
+    PQfinish(s->conn);
+    s->conn = NULL;
+}
+
+/* --------------------------------------------------------------- passes */
+
+static void sched_count(sched *s, const sched_pass_stats *ps, int64_t us)
+{
+    s->passes++;
+    s->assigned += ps->assigned;
+    s->provisioned += ps->provisioned;
+    s->pass_us_sum += us;
+    if (us > s->pass_us_max)
+        s->pass_us_max = us;
+    if (ps->assigned > 0)
+        HLOG_DEBUG("pass: jobs=%zu workers=%zu assigned=%zu provisioned=%zu us=%" PRId64,
+                   ps->jobs, ps->workers, ps->assigned, ps->provisioned, us);
+}
+
+/* Runs passes until one leaves nothing more to assign. false when the
+ * database failed (the events are then redelivered later). */
+static bool sched_passes(sched *s)
+{
+    hodei_err e = {0};
+    int retries = 0;
+
+    s->next_pass_ms = hodei_mono_ms() + s->cfg->pass_interval_ms;
+    for (;;) {
+        sched_pass_stats ps;
+        int64_t t0 = hodei_mono_ns();
+        hodei_status st = sched_pass_run(s, &ps, &e);
+        if (st == HODEI_ERR_PRECONDITION && ++retries <= SCHED_RETRY_MAX)
+            continue;                   /* serialization failure or deadlock: retry */
+        if (st != HODEI_OK) {
+            if (hodei_db_status_broken(st))
+                sched_db_drop(s, e.msg);
+            else
+                HLOG_ERROR("pass failed, rolled back: %s", e.msg);
+            return false;
+        }
+        sched_count(s, &ps, (hodei_mono_ns() - t0) / 1000);
+        if (ps.jobs < (size_t)s->cfg->batch_max || ps.assigned == 0 || hodei_daemon_stopping(s->d))
+            return true;
+    }
+}
+
+static void sched_stats(sched *s)
+{
+    int64_t now = hodei_mono_ms();
+
+    if (now < s->next_stats_ms)
+        return;
+    s->next_stats_ms = now + s->cfg->stats_interval_ms;
+    if (s->passes == 0 && s->events == 0)
+        return;
+    HLOG_INFO("stats: passes=%" PRIu64 " assigned=%" PRIu64 " provisioned=%" PRIu64
+              " events=%" PRIu64 " pass_avg_us=%" PRId64 " pass_max_us=%" PRId64
+              " strategy=%s",
+              s->passes, s->assigned, s->provisioned, s->events,
+              s->passes ? s->pass_us_sum / (int64_t)s->passes : 0, s->pass_us_max,
+              hodei_sched_strategy_name(s->strategy));
+    s->passes = s->assigned = s->provisioned = s->events = 0;
+    s->pass_us_sum = s->pass_us_max = 0;
+}
+
+/* Waits for events until the fallback timer, running a pass per batch. */
+static void sched_wait_events(sched *s, int64_t wait_ms)
+{
+    sched_events ev;
+    hodei_err e = {0};
+
+    if (wait_ms > SCHED_FETCH_MAX_MS)
+        wait_ms = SCHED_FETCH_MAX_MS;
+    if (!s->sub) {
+        hodei_daemon_wait(s->d, wait_ms);
+        return;
+    }
+    if (wait_ms < SCHED_FETCH_MIN_MS)
+        wait_ms = SCHED_FETCH_MIN_MS;
+    if (sched_bus_fetch(s, wait_ms, &ev, &e) != HODEI_OK) {
+        HLOG_WARN("events: %s; subscribing again", e.msg);
+        sched_bus_close(s);
+        return;
+    }
+    if (ev.n == 0)
+        return;
+    s->events += ev.n;
+    sched_bus_settle(&ev, !ev.trigger || sched_passes(s));
+}
+
+hodei_status sched_run(hodei_daemon *d, hodei_err *err)
+{
+    sched *s = hodei_daemon_state(d);
+
+    while (!hodei_daemon_stopping(d)) {
+        if (!sched_db_ready(s))
+            continue;
+        sched_bus_try_setup(s);
+        int64_t now = hodei_mono_ms();
+        if (now >= s->next_pass_ms) {
+            if (!sched_passes(s) && !hodei_daemon_stopping(d))
+                sched_db_backoff(s);
+            continue;
+        }
+        sched_wait_events(s, s->next_pass_ms - now);
+        sched_stats(s);
+    }
+    return HODEI_OK;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static bool sched_alloc(sched *s)
+{
+    size_t nj = (size_t)s->cfg->batch_max, nw = (size_t)s->cfg->workers_max;
+
+    s->jobs = calloc(nj, sizeof *s->jobs);
+    s->job_epoch = calloc(nj, sizeof *s->job_epoch);
+    s->assign = calloc(nj, sizeof *s->assign);
+    s->workers = calloc(nw, sizeof *s->workers);
+    s->taken = calloc(nw, sizeof *s->taken);
+    s->seen = calloc(1, sizeof *s->seen);
+    for (int a = 0; a < 4; a++)
+        hodei_buf_init(&s->arr[a], SCHED_ARRAY_TEXT_MAX);
+    hodei_buf_init(&s->hex, 2 * SCHED_EVENT_MAX + 1);
+    return s->jobs && s->job_epoch && s->assign && s->workers && s->taken && s->seen;
+}
+
+static void sched_free(sched *s)
+{
+    free(s->jobs);
+    free(s->job_epoch);
+    free(s->assign);
+    free(s->workers);
+    free(s->taken);
+    free(s->seen);
+    for (int a = 0; a < 4; a++)
+        hodei_buf_fini(&s->arr[a]);
+    hodei_buf_fini(&s->hex);
+    free(s);
+}
+
+hodei_status sched_init(hodei_daemon *d, hodei_err *err)
+{
+    sched *s = calloc(1, sizeof *s);
+
+    if (!s)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "scheduler: out of memory");
+    s->d = d;
+    s->cfg = &sched_conf;
+    s->common = hodei_daemon_common(d);
+    s->instance = hodei_daemon_instance(d);
+    HODEI_ASSERT(hodei_sched_strategy_parse(sched_conf.strategy, &s->default_strategy));
+    s->strategy = s->default_strategy;
+    if (!sched_alloc(s)) {
+        sched_free(s);
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "scheduler: out of memory");
+    }
+    s->next_stats_ms = hodei_mono_ms() + sched_conf.stats_interval_ms;
+    hodei_daemon_set_state(d, s);
+    HLOG_INFO("starting: instance=%s strategy=%s pass_interval_ms=%" PRId64 " batch_max=%" PRId64
+              " workers_max=%" PRId64 " default_provider=%s",
+              s->instance, sched_conf.strategy, sched_conf.pass_interval_ms, sched_conf.batch_max,
+              sched_conf.workers_max, sched_conf.default_provider);
+    return HODEI_OK;
+}
+
+void sched_fini(hodei_daemon *d)
+{
+    sched *s = hodei_daemon_state(d);
+
+    if (!s)
+        return;
+    sched_bus_close(s);
+    PQfinish(s->conn);
+    sched_free(s);
+    hodei_daemon_set_state(d, NULL);
+    hodei_bus_global_shutdown();    /* needs_nats is false: the skeleton leaves nats.c to us */
+}

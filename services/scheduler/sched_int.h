@@ -1,0 +1,124 @@
+/* The scheduler's private state, shared by its files:
+ *   sched.c            parameters, lifecycle, the main loop
+ *   sched_bus.c        the durable JetStream consumer (wake-ups)
+ *   sched_pass.c       one pass: lock, match, assign (one transaction)
+ *   sched_provision.c  unmet needs: CREATING workers + ProvisionRequested
+ *   sched_event.c      packing events for set-based outbox inserts
+ *   sched_seen.c       "log once per job" memory
+ *   match.c            the pure fit rules and strategies */
+#ifndef HODEI_SCHED_INT_H
+#define HODEI_SCHED_INT_H
+
+#include <libpq-fe.h>
+#include <nats/nats.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hodei/buf.h"
+#include "hodei/bus.h"
+#include "hodei/daemon.h"
+#include "hodei/id.h"
+#include "hodei/v1/events.pb-c.h"
+#include "match.h"
+#include "sched.h"
+
+#define SCHED_BATCH_MAX        4096      /* scheduler.batch_max upper bound */
+#define SCHED_WORKERS_MAX      16384     /* scheduler.workers_max upper bound */
+#define SCHED_EVENTS_MAX       4096      /* scheduler.events_max upper bound */
+#define SCHED_PROVISION_MAX    1024      /* scheduler.provision_max upper bound */
+#define SCHED_PROVIDERS_MAX    64        /* providers with unmet jobs handled per pass */
+#define SCHED_ARRAY_TEXT_MAX   (16u << 20) /* one array-literal parameter */
+#define SCHED_EVENT_MAX        4096      /* one packed event */
+#define SCHED_LOAD_TAU_S       60.0      /* least-loaded: recent assignments decay (e-folding) */
+#define SCHED_SEEN_MAX         4096      /* job ids remembered per generation (log once) */
+#define SCHED_SEEN_SLOTS       (2 * SCHED_SEEN_MAX)
+
+/* Two generations of hashed ids: lookups check both; when the current one is
+ * full the older is dropped, so memory stays bounded. */
+typedef struct {
+    uint64_t slot[2][SCHED_SEEN_SLOTS];
+    size_t count;
+    int cur;
+} sched_seen;
+
+/* true the first time id is seen (within the memory's bound). */
+bool sched_seen_first(sched_seen *seen, const char *id);
+
+/* Events fetched for one pass: a long-poll fetch of one message, then
+ * whatever else is waiting, without waiting. */
+typedef struct {
+    natsMsgList first;
+    natsMsgList rest;
+    size_t n;
+    bool trigger;               /* at least one subject that calls for a pass */
+} sched_events;
+
+typedef struct {
+    size_t jobs;                /* pending jobs locked */
+    size_t workers;             /* ready workers locked */
+    size_t assigned;
+    size_t provisioned;         /* CREATING workers inserted */
+} sched_pass_stats;
+
+typedef struct {
+    hodei_daemon *d;
+    const sched_config *cfg;
+    const hodei_common_config *common;
+    const char *instance;
+    Hodei__V1__SchedulingStrategy default_strategy;
+    Hodei__V1__SchedulingStrategy strategy;      /* of the last pass (to log changes) */
+
+    PGconn *conn;                                /* dedicated; synchronous commit */
+    int64_t db_backoff_ms;
+
+    hodei_bus *bus;
+    natsSubscription *sub;                       /* bound to HODEI_CONSUMER_SCHEDULER */
+    int64_t nats_retry_ms;                       /* mono time of the next setup attempt */
+    int64_t nats_backoff_ms;
+
+    int64_t next_pass_ms;                        /* fallback timer */
+
+    /* the pass's tables, sized at init */
+    match_job *jobs;
+    int64_t *job_epoch;
+    match_worker *workers;
+    bool *taken;
+    int *assign;
+    char rr_after[HODEI_ID_BUF];                 /* round-robin cursor, kept across passes */
+    hodei_buf arr[4];                            /* array-literal parameters */
+    hodei_buf hex;                               /* one packed event, hex */
+
+    sched_seen *seen;
+
+    /* counters since the last stats line */
+    uint64_t passes, assigned, provisioned, events;
+    int64_t pass_us_sum, pass_us_max;
+    int64_t next_stats_ms;
+} sched;
+
+/* sched_pass.c: one pass in one transaction. On error the transaction is
+ * rolled back; a status for which hodei_db_status_broken() holds means the
+ * connection must be dropped. */
+hodei_status sched_pass_run(sched *s, sched_pass_stats *out, hodei_err *err);
+
+/* sched_provision.c: inside the pass's transaction, for the n_jobs locked
+ * jobs whose s->assign[i] < 0, with the n_workers locked ready workers
+ * (s->taken[w] = given a job in this pass). */
+hodei_status sched_provision(sched *s, size_t n_jobs, size_t n_workers, size_t *created,
+                             hodei_err *err);
+
+/* sched_event.c: fills ev's event_id (a new UUIDv7, copied to event_id),
+ * aggregate_id and occurred_at, packs it and appends it as one hex element
+ * to the array literal arr. false when it does not fit. */
+bool sched_event_append(sched *s, Hodei__V1__Event *ev, const char *aggregate_id,
+                        char event_id[HODEI_ID_BUF], hodei_buf *arr);
+
+/* sched_bus.c */
+void sched_bus_try_setup(sched *s);
+/* Waits up to wait_ms for events. HODEI_OK with ev->n == 0 when none came. */
+hodei_status sched_bus_fetch(sched *s, int64_t wait_ms, sched_events *ev, hodei_err *err);
+/* Acks every message (ok) or asks for a later redelivery, and frees them. */
+void sched_bus_settle(sched_events *ev, bool ok);
+void sched_bus_close(sched *s);
+
+#endif

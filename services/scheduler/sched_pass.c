@@ -1,0 +1,271 @@
+/* One scheduling pass, one transaction: lock the best pending jobs and the
+ * ready workers (FOR UPDATE SKIP LOCKED, so replicas never wait on each
+ * other and never take the same row), match them in C, write every
+ * assignment and its JobAssigned event with one set-based statement, hand
+ * the unmet jobs to sched_provision, commit. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hodei/db.h"
+#include "hodei/job_state.h"
+#include "hodei/log.h"
+#include "hodei/sched_strategy.h"
+#include "hodei/sqlarr.h"
+#include "hodei/worker_state.h"
+#include "sched_int.h"
+
+#define PASS_INT_TEXT_MAX 24
+
+static const char jobs_sql[] =
+    "SELECT id::text, priority, cpu_millis, memory_bytes, storage_bytes, gpu_count,"
+    "       architecture, provider, constraints::text, epoch"
+    "  FROM jobs"
+    " WHERE state = 'PENDING' AND (not_before IS NULL OR not_before <= now())"
+    " ORDER BY priority DESC, created_at, id"
+    " LIMIT $1::int"
+    " FOR UPDATE SKIP LOCKED";
+
+enum { J_ID, J_PRIO, J_CPU, J_MEM, J_STORAGE, J_GPU, J_ARCH, J_PROVIDER, J_CONSTRAINTS, J_EPOCH };
+
+/* The strategy set at run time rides along (same value on every row). */
+static const char workers_sql[] =
+    "SELECT w.id::text, w.provider, w.cpu_millis, w.memory_bytes, w.storage_bytes, w.gpu_count,"
+    "       w.architecture, w.labels::text, coalesce(p.cost_per_hour, 0), w.assign_load,"
+    "       coalesce(extract(epoch FROM now() - w.last_assigned_at)::float8, -1),"
+    "       coalesce((extract(epoch FROM w.idle_since) * 1000000)::bigint, 0),"
+    "       (SELECT strategy FROM scheduler_settings)"
+    "  FROM workers w LEFT JOIN providers p ON p.name = w.provider"
+    " WHERE w.state = 'READY'"
+    " ORDER BY w.id"
+    " LIMIT $1::int"
+    " FOR UPDATE OF w SKIP LOCKED";
+
+enum { W_ID, W_PROVIDER, W_CPU, W_MEM, W_STORAGE, W_GPU, W_ARCH, W_LABELS, W_COST, W_LOAD,
+       W_AGE, W_IDLE, W_STRATEGY };
+
+/* The state guards are already true under our locks; the counts prove it. */
+static const char assign_sql[] =
+    "WITH a AS ("
+    "  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[])"
+    "    AS t(job_id, worker_id, event_id, event)"
+    "), j AS ("
+    "  UPDATE jobs SET state = 'ASSIGNED', worker_id = a.worker_id, epoch = jobs.epoch + 1,"
+    "         attempt = jobs.attempt + 1, updated_at = now()"
+    "    FROM a WHERE jobs.id = a.job_id AND jobs.state = 'PENDING'"
+    "  RETURNING jobs.id"
+    "), w AS ("
+    "  UPDATE workers SET state = 'BUSY', current_job_id = a.job_id, idle_since = NULL,"
+    "         updated_at = now(), last_assigned_at = now(),"
+    "         assign_load = 1 + CASE WHEN workers.last_assigned_at IS NULL THEN 0"
+    "           ELSE workers.assign_load * exp(greatest(-50,"
+    "             extract(epoch FROM workers.last_assigned_at - now())::float8 / $5::float8)) END"
+    "    FROM a WHERE workers.id = a.worker_id AND workers.state = 'READY'"
+    "  RETURNING workers.id"
+    "), o AS ("
+    "  INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type, payload)"
+    "  SELECT a.event_id, '" HODEI_SUBJ_JOB_ASSIGNED_PREFIX "' || a.worker_id::text, 'job',"
+    "         a.job_id::text, 'JobAssigned', decode(a.event, 'hex') FROM a"
+    "  RETURNING 1"
+    ")"
+    "SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM w), (SELECT count(*) FROM o)";
+
+/* ------------------------------------------------------------------ lock */
+
+static hodei_status pass_select(sched *s, const char *sql, int64_t limit, PGresult **res,
+                                hodei_err *err)
+{
+    char limit_text[PASS_INT_TEXT_MAX];
+    const char *params[1] = {limit_text};
+    snprintf(limit_text, sizeof limit_text, "%" PRId64, limit);
+    return hodei_db_exec(s->conn, sql, 1, params, res, err);
+}
+
+static bool pass_job_fill(sched *s, const PGresult *res, int row, match_job *j)
+{
+    const char *constraints = hodei_db_get_str(res, row, J_CONSTRAINTS);
+
+    j->id = hodei_db_get_str(res, row, J_ID);
+    j->priority = (int32_t)hodei_db_get_i64(res, row, J_PRIO);
+    j->need.cpu_millis = hodei_db_get_i64(res, row, J_CPU);
+    j->need.memory_bytes = hodei_db_get_i64(res, row, J_MEM);
+    j->need.storage_bytes = hodei_db_get_i64(res, row, J_STORAGE);
+    j->need.gpu_count = hodei_db_get_i64(res, row, J_GPU);
+    j->need.architecture = hodei_db_get_str(res, row, J_ARCH);
+    j->provider = hodei_db_get_str(res, row, J_PROVIDER);
+    if (match_labels_parse(constraints, strlen(constraints), &j->constraints))
+        return true;
+    if (sched_seen_first(s->seen, j->id))
+        HLOG_WARN("job %s waits: its constraints are not a flat object of at most %d labels",
+                  j->id, MATCH_LABELS_MAX);
+    return false;
+}
+
+/* Locks the best pending jobs; *n gets how many can be matched. */
+static hodei_status pass_lock_jobs(sched *s, PGresult **res, size_t *n, hodei_err *err)
+{
+    hodei_status st = pass_select(s, jobs_sql, s->cfg->batch_max, res, err);
+    *n = 0;
+    if (st != HODEI_OK)
+        return st;
+    for (int r = 0; r < PQntuples(*res); r++) {
+        if (!pass_job_fill(s, *res, r, &s->jobs[*n]))
+            continue;
+        s->job_epoch[*n] = hodei_db_get_i64(*res, r, J_EPOCH);
+        (*n)++;
+    }
+    return HODEI_OK;
+}
+
+static void pass_worker_fill(sched *s, const PGresult *res, int row, match_worker *w)
+{
+    const char *labels = hodei_db_get_str(res, row, W_LABELS);
+    double age_s = strtod(hodei_db_get_str(res, row, W_AGE), NULL);
+    double load = strtod(hodei_db_get_str(res, row, W_LOAD), NULL);
+
+    w->id = hodei_db_get_str(res, row, W_ID);
+    w->provider = hodei_db_get_str(res, row, W_PROVIDER);
+    w->cap.cpu_millis = hodei_db_get_i64(res, row, W_CPU);
+    w->cap.memory_bytes = hodei_db_get_i64(res, row, W_MEM);
+    w->cap.storage_bytes = hodei_db_get_i64(res, row, W_STORAGE);
+    w->cap.gpu_count = hodei_db_get_i64(res, row, W_GPU);
+    w->cap.architecture = hodei_db_get_str(res, row, W_ARCH);
+    w->cost_per_hour = strtod(hodei_db_get_str(res, row, W_COST), NULL);
+    w->load = age_s < 0 ? 0.0 : load * exp(-age_s / SCHED_LOAD_TAU_S);
+    w->idle_since_us = hodei_db_get_i64(res, row, W_IDLE);
+    if (!match_labels_parse(labels, strlen(labels), &w->labels) && sched_seen_first(s->seen, w->id))
+        HLOG_WARN("worker %s: labels are not a flat object of at most %d labels; only jobs"
+                  " without constraints fit it", w->id, MATCH_LABELS_MAX);
+}
+
+/* The strategy set at run time, else the configured one. */
+static void pass_strategy(sched *s, const PGresult *res)
+{
+    Hodei__V1__SchedulingStrategy now = s->default_strategy;
+    if (PQntuples(res) > 0 && !hodei_db_is_null(res, 0, W_STRATEGY))
+        hodei_sched_strategy_parse(hodei_db_get_str(res, 0, W_STRATEGY), &now);
+    if (now != s->strategy)
+        HLOG_INFO("strategy: %s", hodei_sched_strategy_name(now));
+    s->strategy = now;
+}
+
+static hodei_status pass_lock_workers(sched *s, PGresult **res, size_t *n, hodei_err *err)
+{
+    hodei_status st = pass_select(s, workers_sql, s->cfg->workers_max, res, err);
+    *n = 0;
+    if (st != HODEI_OK)
+        return st;
+    for (int r = 0; r < PQntuples(*res); r++)
+        pass_worker_fill(s, *res, r, &s->workers[(*n)++]);
+    pass_strategy(s, *res);
+    return HODEI_OK;
+}
+
+/* ---------------------------------------------------------------- assign */
+
+static size_t pass_match(sched *s, size_t n_jobs, size_t n_workers)
+{
+    match_problem p = {
+        .strategy = s->strategy,
+        .jobs = s->jobs,
+        .n_jobs = n_jobs,
+        .workers = s->workers,
+        .n_workers = n_workers,
+        .taken = s->taken,
+        .assign = s->assign,
+    };
+    memcpy(p.rr_after, s->rr_after, sizeof p.rr_after);
+    size_t assigned = match_solve(&p);
+    memcpy(s->rr_after, p.rr_after, sizeof s->rr_after);
+    return assigned;
+}
+
+static bool pass_assign_params(sched *s, size_t n_jobs)
+{
+    char event_id[HODEI_ID_BUF];
+    bool ok = true;
+
+    for (int a = 0; a < 4; a++)
+        hodei_sqlarr_begin(&s->arr[a]);
+    for (size_t i = 0; i < n_jobs && ok; i++) {
+        if (s->assign[i] < 0)
+            continue;
+        const match_worker *w = &s->workers[s->assign[i]];
+        Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+        Hodei__V1__JobAssigned body = HODEI__V1__JOB_ASSIGNED__INIT;
+        body.job_id = (char *)s->jobs[i].id;
+        body.worker_id = (char *)w->id;
+        body.epoch = s->job_epoch[i] + 1;
+        ev.body_case = HODEI__V1__EVENT__BODY_JOB_ASSIGNED;
+        ev.job_assigned = &body;
+        hodei_sqlarr_str(&s->arr[0], s->jobs[i].id);
+        hodei_sqlarr_str(&s->arr[1], w->id);
+        ok = sched_event_append(s, &ev, s->jobs[i].id, event_id, &s->arr[3]);
+        hodei_sqlarr_str(&s->arr[2], event_id);
+    }
+    for (int a = 0; a < 4; a++)
+        ok = hodei_sqlarr_end(&s->arr[a]) && ok;
+    return ok;
+}
+
+static hodei_status pass_assign(sched *s, size_t n_jobs, size_t assigned, hodei_err *err)
+{
+    char tau[PASS_INT_TEXT_MAX];
+    PGresult *res = NULL;
+    hodei_status st;
+
+    if ((st = hodei_job_transition_check(HODEI__V1__JOB_STATE__JOB_STATE_PENDING,
+                                         HODEI__V1__JOB_STATE__JOB_STATE_ASSIGNED, err)) != HODEI_OK ||
+        (st = hodei_worker_transition_check(HODEI__V1__WORKER_STATE__WORKER_STATE_READY,
+                                            HODEI__V1__WORKER_STATE__WORKER_STATE_BUSY, err)) != HODEI_OK)
+        return st;
+    if (!pass_assign_params(s, n_jobs))
+        return hodei_err_set(err, HODEI_ERR_LIMIT, "assignments of one pass exceed %u bytes",
+                             SCHED_ARRAY_TEXT_MAX);
+    snprintf(tau, sizeof tau, "%g", SCHED_LOAD_TAU_S);
+    const char *params[5] = {s->arr[0].data, s->arr[1].data, s->arr[2].data, s->arr[3].data, tau};
+    if ((st = hodei_db_exec(s->conn, assign_sql, 5, params, &res, err)) != HODEI_OK)
+        return st;
+    int64_t jobs = hodei_db_get_i64(res, 0, 0), workers = hodei_db_get_i64(res, 0, 1);
+    PQclear(res);
+    if (jobs != (int64_t)assigned || workers != (int64_t)assigned)
+        return hodei_err_set(err, HODEI_ERR_INTERNAL,
+                             "assignment wrote %" PRId64 " jobs and %" PRId64
+                             " workers instead of %zu; rolled back", jobs, workers, assigned);
+    return HODEI_OK;
+}
+
+/* ------------------------------------------------------------------ pass */
+
+hodei_status sched_pass_run(sched *s, sched_pass_stats *out, hodei_err *err)
+{
+    PGresult *jobs = NULL, *workers = NULL;
+    hodei_status st;
+
+    memset(out, 0, sizeof *out);
+    if ((st = hodei_db_begin(s->conn, err)) != HODEI_OK)
+        return st;
+    if ((st = pass_lock_jobs(s, &jobs, &out->jobs, err)) != HODEI_OK)
+        goto out_rollback;
+    if (out->jobs > 0 && (st = pass_lock_workers(s, &workers, &out->workers, err)) != HODEI_OK)
+        goto out_rollback;
+    for (size_t i = 0; i < out->jobs; i++)
+        s->assign[i] = -1;
+    if (out->workers > 0)
+        out->assigned = pass_match(s, out->jobs, out->workers);
+    if (out->assigned > 0 && (st = pass_assign(s, out->jobs, out->assigned, err)) != HODEI_OK)
+        goto out_rollback;
+    if (out->assigned < out->jobs &&
+        (st = sched_provision(s, out->jobs, out->workers, &out->provisioned, err)) != HODEI_OK)
+        goto out_rollback;
+    st = hodei_db_commit(s->conn, err);
+    goto out_clear;
+out_rollback:
+    hodei_db_rollback(s->conn);
+out_clear:
+    PQclear(jobs);
+    PQclear(workers);
+    return st;
+}
