@@ -1,0 +1,199 @@
+/* Jobs end to end on the embedded default: every daemon a real process,
+ * workers real hodei-worker processes started by the process provider. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cluster.h"
+#include "hodei/time.h"
+
+static cluster cl;
+
+static const char *const fast_env[] = {
+    "HODEI_SUPERVISOR_HEARTBEAT_TIMEOUT=3s",
+    "HODEI_SUPERVISOR_TICK_INTERVAL=200ms",
+    "HODEI_LOG_LEVEL=info",
+    NULL,
+};
+
+static int64_t sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int64_t sqlf(const char *fmt, ...)
+{
+    char q[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, sizeof q, fmt, ap);
+    va_end(ap);
+    return harness_sql_i64(&cl.stack, q);
+}
+
+/* Counts lines of `path` equal to `line`. */
+static int count_lines(const char *path, const char *line)
+{
+    FILE *f = fopen(path, "r");
+    char buf[128];
+    int n = 0;
+    if (!f)
+        return 0;
+    while (fgets(buf, sizeof buf, f)) {
+        buf[strcspn(buf, "\n")] = '\0';
+        n += strcmp(buf, line) == 0;
+    }
+    fclose(f);
+    return n;
+}
+
+Test(e2e, thousand_jobs_each_run_exactly_once_on_at_most_eight_workers, .timeout = 900)
+{
+    enum { N = 1000 };
+    static char ids[N][37];
+    char file[700], script[900], state[32];
+    cluster_start(&cl, fast_env);
+    cluster_provider(&cl, 8, 3000, 0);
+    snprintf(file, sizeof file, "%s/ran.txt", cl.stack.state_dir);
+    snprintf(script, sizeof script, "echo \"$HODEI_JOB_ID\" >> '%s'", file);
+    for (int i = 0; i < N; i++)
+        cluster_queue(&cl, script, 1, 0, ids[i]);
+    cr_assert(cluster_wait_sql(&cl, "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'", N,
+                               600000),
+              "all %d jobs succeed (%lld did)", N,
+              (long long)sqlf("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'"));
+    for (int i = 0; i < N; i++)
+        cr_expect_eq(count_lines(file, ids[i]), 1, "job %s ran once", ids[i]);
+    cr_expect_leq(sqlf("SELECT count(*) FROM workers"), 8, "never more than 8 workers");
+    cr_expect(cluster_wait_sql(&cl,
+                               "SELECT count(*) FROM workers WHERE state NOT IN ('TERMINATED')",
+                               0, 30000),
+              "no worker is left after the idle TTL");
+    (void)state;
+    cluster_stop(&cl);
+}
+
+static pid_t worker_pid(const char *worker_id)
+{
+    char path[800];
+    snprintf(path, sizeof path, "%s/%s.pid", cl.workers_dir, worker_id);
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return (pid_t)pid;
+}
+
+Test(e2e, worker_killed_mid_job_the_job_succeeds_on_another_worker, .timeout = 300)
+{
+    char id[37], state[32], q[512], wid[64] = "";
+    cluster_start(&cl, fast_env);
+    cluster_provider(&cl, 4, 60000, 0);
+    cluster_queue(&cl, "sleep 2; echo done", 2, 0, id);
+    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", id);
+    cr_assert(cluster_wait_sql(&cl, q, 1, 60000), "the job starts");
+    harness_sh(&cl.stack, wid, sizeof wid,
+               "psql -qtA \"$HODEI_DATABASE_URL\" -c \"SELECT worker_id FROM jobs WHERE id = '%s'\"",
+               id);
+    wid[strcspn(wid, "\n")] = '\0';
+    pid_t pid = worker_pid(wid);
+    cr_assert_gt(pid, 0, "the process provider recorded worker %s", wid);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+
+    cr_assert(cluster_wait_job(&cl, id, 120000, state, sizeof state), "the job ends");
+    cr_assert_str_eq(state, "SUCCEEDED");
+    cr_assert_eq(sqlf("SELECT attempt FROM jobs WHERE id = '%s'", id), 2);
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND worker_id <> '%s'", id, wid),
+                 1, "the second attempt ran on another worker");
+    cr_assert(cluster_wait_sql(&cl,
+                               "SELECT count(*) FROM workers WHERE state = 'LOST' OR"
+                               " (state = 'TERMINATED' AND hostname <> '')",
+                               1, 1) ||
+                  sqlf("SELECT count(*) FROM workers WHERE id = '%s' AND state IN"
+                       " ('LOST','TERMINATING','TERMINATED')",
+                       wid) == 1,
+              "the killed worker is marked lost");
+    cluster_stop(&cl);
+}
+
+Test(e2e, timeout_and_cancel_end_the_job_and_its_process_tree, .timeout = 300)
+{
+    char id[37], id2[37], state[32], q[512], pidfile[700], script[900];
+    cluster_start(&cl, fast_env);
+    cluster_provider(&cl, 4, 60000, 0);
+
+    snprintf(pidfile, sizeof pidfile, "%s/tree.pid", cl.stack.state_dir);
+    snprintf(script, sizeof script, "sleep 30 & echo $! > '%s'; wait", pidfile);
+    cluster_queue(&cl, script, 1, 1000, id);
+    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", id);
+    cr_assert(cluster_wait_sql(&cl, q, 1, 60000), "the job starts");
+    int64_t t0 = hodei_mono_ms();
+    cr_assert(cluster_wait_job(&cl, id, 10000, state, sizeof state));
+    cr_expect_str_eq(state, "TIMEOUT");
+    cr_expect_leq(hodei_mono_ms() - t0, 3000, "TIMEOUT within 3 s of starting a 1 s job");
+    FILE *f = fopen(pidfile, "r");
+    long child = 0;
+    cr_assert(f && fscanf(f, "%ld", &child) == 1);
+    fclose(f);
+    hodei_sleep_ms(500);
+    cr_expect(kill((pid_t)child, 0) != 0, "the job's child process is gone too");
+
+    cluster_queue(&cl, "sleep 30", 1, 0, id2);
+    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", id2);
+    cr_assert(cluster_wait_sql(&cl, q, 1, 60000), "the second job starts");
+    Hodei__V1__CancelJobRequest req = HODEI__V1__CANCEL_JOB_REQUEST__INIT;
+    req.job_id = id2;
+    char msg[256];
+    cr_assert_eq(edge_call(&cl.edge, "CancelJob", &req.base,
+                           &hodei__v1__cancel_job_response__descriptor, NULL, msg, sizeof msg),
+                 HODEI_GRPC_OK, "%s", msg);
+    t0 = hodei_mono_ms();
+    cr_assert(cluster_wait_job(&cl, id2, 10000, state, sizeof state));
+    cr_expect_str_eq(state, "CANCELLED");
+    cr_expect_leq(hodei_mono_ms() - t0, 3000, "CANCELLED within 3 s");
+    cluster_stop(&cl);
+}
+
+Test(e2e, every_daemon_killed_twice_while_jobs_run_loses_and_doubles_nothing, .timeout = 900)
+{
+    enum { N = 500 };
+    static char ids[N][37];
+    char file[700], script[900];
+    cluster_start(&cl, fast_env);
+    cluster_provider(&cl, 6, 5000, 0);
+    snprintf(file, sizeof file, "%s/ran.txt", cl.stack.state_dir);
+    /* Each attempt appends "<job>" only after its short sleep: a doubled
+     * attempt would write twice. max_attempts 3 so a job whose worker died
+     * with the edge can run again. */
+    snprintf(script, sizeof script, "sleep 0.05; echo \"$HODEI_JOB_ID\" >> '%s'", file);
+    for (int i = 0; i < N; i++) {
+        cluster_queue(&cl, script, 3, 0, ids[i]);
+        if (i % 50 == 25) {
+            int round = i / 50;
+            switch (round % 5) {
+            case 0: cluster_kill_restart(&cl, CL_SCHEDULER); break;
+            case 1: cluster_kill_restart(&cl, CL_PROVISIONER); break;
+            case 2: cluster_kill_restart(&cl, CL_SUPERVISOR); break;
+            case 3: cluster_kill_restart(&cl, CL_RELAY); break;
+            default: cluster_kill_restart_edge(&cl); break;
+            }
+        }
+    }
+    cr_assert(cluster_wait_sql(&cl,
+                               "SELECT count(*) FROM jobs WHERE state IN"
+                               " ('SUCCEEDED','FAILED','CANCELLED','TIMEOUT')",
+                               N, 600000),
+              "every job ends (%lld did)",
+              (long long)sqlf("SELECT count(*) FROM jobs WHERE state IN"
+                              " ('SUCCEEDED','FAILED','CANCELLED','TIMEOUT')"));
+    cr_expect_eq(sqlf("SELECT count(*) FROM jobs"), N, "none lost");
+    int twice = 0;
+    for (int i = 0; i < N; i++)
+        twice += count_lines(file, ids[i]) > 1;
+    cr_expect_eq(twice, 0, "no job's command completed twice");
+    cr_expect_eq(sqlf("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'"), N,
+                 "with retries, every job succeeds");
+    cluster_stop(&cl);
+}
