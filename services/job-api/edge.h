@@ -5,11 +5,14 @@
 
 #include <stdint.h>
 
+#include "hodei/bus.h"
 #include "hodei/daemon.h"
 #include "hodei/db.h"
 #include "hodei/rpc.h"
 
 typedef struct submitter submitter;
+typedef struct worker_hub worker_hub;   /* worker_hub.c: live worker streams */
+typedef struct log_hub log_hub;         /* logs_follow.c: SubscribeLogs followers */
 
 typedef struct {
     char *grpc_listen;
@@ -22,6 +25,9 @@ typedef struct {
     char *tls_cert;
     char *tls_key;
     char *tls_client_ca;
+    int64_t worker_heartbeat_ms;  /* worker.heartbeat_interval: told to workers at Register */
+    int64_t worker_keepalive_ms;  /* worker.keepalive_interval: idle stream gets a Keepalive */
+    int64_t worker_resend_ms;     /* worker.resend_interval: RunJob/CancelJob re-sent from SQL */
 } edge_config;
 
 typedef struct {
@@ -30,6 +36,9 @@ typedef struct {
     hodei_db *db;
     submitter *submit;
     hodei_rpc_server *server;
+    hodei_bus *bus;               /* worker commands, log streams (edge_workers.c) */
+    worker_hub *workers;
+    log_hub *logs;
 } edge;
 
 /* Registers the JobExecutionService methods (jobs_rpc.c). */

@@ -1,0 +1,51 @@
+/* Start and stop of the edge's worker side and logs (edge_workers.h). */
+#include "edge_workers.h"
+
+#include "hodei/log.h"
+#include "logs_int.h"
+#include "worker_int.h"
+
+#define EDGE_NATS_CONNECT_TIMEOUT_MS 5000
+
+/* The log publisher lives as long as the worker hub; kept here. */
+static log_pub *edge_log_pub;
+
+hodei_status edge_workers_start(edge *e, const char *instance, hodei_err *err)
+{
+    hodei_status st = hodei_bus_connect(e->common->nats_url, instance,
+                                        EDGE_NATS_CONNECT_TIMEOUT_MS, &e->bus, err);
+    if (st == HODEI_OK)
+        st = hodei_bus_ensure_streams(e->bus, err);
+    if (st == HODEI_OK)
+        st = log_pub_create(e->bus, &edge_log_pub, err);
+    if (st == HODEI_OK)
+        st = worker_hub_create(e, edge_log_pub, &e->workers, err);
+    if (st == HODEI_OK)
+        st = log_hub_create(e, &e->logs, err);
+    return st;
+}
+
+void edge_workers_stop(edge *e)
+{
+    log_hub_destroy(e->logs);
+    e->logs = NULL;
+    worker_hub_destroy(e->workers);
+    e->workers = NULL;
+    log_pub_destroy(edge_log_pub);
+    edge_log_pub = NULL;
+    hodei_bus_destroy(e->bus);
+    e->bus = NULL;
+}
+
+hodei_status logs_rpc_register(edge *e, hodei_err *err)
+{
+    hodei_rpc_method methods[2];
+    logs_get_method(e, &methods[0]);
+    logs_follow_method(e, &methods[1]);
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        hodei_status st = hodei_rpc_server_add(e->server, &methods[i], err);
+        if (st != HODEI_OK)
+            return st;
+    }
+    return HODEI_OK;
+}

@@ -1,0 +1,22 @@
+/* The edge's worker side and logs, as main.c sees them: the NATS
+ * connection, WorkerAgentService (Register, WorkerStream, UnregisterWorker)
+ * and LogStreamService (GetLogs, SubscribeLogs). */
+#ifndef HODEI_JOB_API_EDGE_WORKERS_H
+#define HODEI_JOB_API_EDGE_WORKERS_H
+
+#include "edge.h"
+
+/* Connects NATS (as `instance`), makes sure the streams exist, and starts
+ * the registry of worker streams and the log followers. Call before the
+ * gRPC server starts. */
+hodei_status edge_workers_start(edge *e, const char *instance, hodei_err *err);
+/* Call after the gRPC server is destroyed (every stream has closed). Safe
+ * after a partial start. */
+void edge_workers_stop(edge *e);
+
+/* Registers WorkerAgentService (worker_stream.c, worker_register.c). */
+hodei_status worker_rpc_register(edge *e, hodei_err *err);
+/* Registers LogStreamService (logs_get.c, logs_follow.c). */
+hodei_status logs_rpc_register(edge *e, hodei_err *err);
+
+#endif

@@ -1,0 +1,442 @@
+/* LogStreamService.SubscribeLogs: follows hodei.logs.<job> with an ordered
+ * push consumer from the start, replaying what is stored and then the live
+ * lines, batched into chunks, and ends with end_of_stream and the final
+ * state at the end marker.
+ *
+ * Flow control: the consumer's callback waits while LOGS_SEND_QUEUE_MAX
+ * chunks are queued for the client; the consumer's own flow control then
+ * stops JetStream, so a slow follower holds at most a few chunks here.
+ *
+ * A job that finished without a marker (an attempt ended by the supervisor,
+ * an edge that died before publishing it) is ended by the hub's checker
+ * once the job has been finished for LOGS_END_GRACE_MS and nothing came. */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hodei/buf.h"
+#include "hodei/db.h"
+#include "hodei/job_state.h"
+#include "hodei/log.h"
+#include "hodei/sqlarr.h"
+#include "hodei/time.h"
+#include "hodei/util.h"
+#include "logs_int.h"
+
+#define LOGS_FOLLOWERS_MAX 1024        /* SubscribeLogs calls open at once */
+#define LOGS_SEND_QUEUE_MAX 8          /* chunks queued for one client before we wait */
+#define LOGS_SEND_WAIT_MS 1            /* poll step while waiting for the client */
+#define LOGS_CHECK_MS 1000             /* the checker's period */
+#define LOGS_CHECK_BATCH_MAX 256       /* followers checked per period */
+#define LOGS_SUBS_WAIT_MS 5000         /* destroy waits for the consumers' last callbacks */
+#define LOGS_CHECK_SQL_MAX (64 * 1024)
+
+typedef struct log_follower log_follower;
+
+struct log_follower {
+    atomic_int refs;                    /* the hub list's, the subscription's */
+    log_hub *hub;
+    hodei_rpc_call *call;               /* referenced until freed */
+    log_follower *next;                 /* hub list (hub->mu) */
+    natsSubscription *sub;
+    atomic_llong last_msg_ms;
+    pthread_mutex_t mu;                 /* guards below */
+    bool done;                          /* the end was sent or the call is gone */
+    char job_id[HODEI_ID_BUF];
+    logs_filter filt;
+    logs_arena arena;
+    logs_lines chunk;
+};
+
+struct log_hub {
+    edge *e;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    log_follower *head;
+    size_t n;
+    bool stopping;
+    pthread_t checker;
+    bool started;
+    atomic_int subs_live;
+};
+
+/* ---------------------------------------------------------------- follower */
+
+static void follower_unref(log_follower *f)
+{
+    if (atomic_fetch_sub(&f->refs, 1) != 1)
+        return;
+    logs_arena_fini(&f->arena);
+    free(f->chunk.lines);
+    hodei_rpc_call_unref(f->call);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+/* Waits while the client has LOGS_SEND_QUEUE_MAX chunks queued (the queue
+ * empties when the call goes away). */
+static void follow_wait_room(log_follower *f)
+{
+    while (hodei_rpc_call_pending(f->call) >= LOGS_SEND_QUEUE_MAX)
+        hodei_sleep_ms(LOGS_SEND_WAIT_MS);
+}
+
+/* Sends the chunk collected so far. f->mu held. */
+static void follow_flush(log_follower *f, bool reset_arena)
+{
+    if (f->chunk.n > 0 && !f->done) {
+        Hodei__V1__LogChunk c = HODEI__V1__LOG_CHUNK__INIT;
+        c.job_id = f->job_id;
+        c.lines = f->chunk.lines;
+        c.n_lines = f->chunk.n;
+        follow_wait_room(f);
+        if (hodei_rpc_call_send(f->call, &c.base) != HODEI_OK)
+            f->done = true;
+    }
+    f->chunk.n = 0;
+    f->chunk.bytes = 0;
+    if (reset_arena)
+        logs_arena_reset(&f->arena);
+}
+
+/* The last chunk: end_of_stream with the final state. f->mu held. */
+static void follow_finish(log_follower *f, Hodei__V1__JobState final_state)
+{
+    follow_flush(f, true);
+    if (f->done)
+        return;
+    Hodei__V1__LogChunk c = HODEI__V1__LOG_CHUNK__INIT;
+    c.job_id = f->job_id;
+    c.end_of_stream = true;
+    c.final_state = final_state;
+    hodei_rpc_call_send(f->call, &c.base);
+    hodei_rpc_call_finish(f->call, HODEI_GRPC_OK, "");
+    f->done = true;
+}
+
+static void follow_take(log_follower *f, natsSubscription *sub, natsMsg *msg)
+{
+    Hodei__V1__JobState end;
+    Hodei__V1__LogBatch *b = logs_unpack(msg, &f->arena, &end);
+    if (!b) {
+        HLOG_WARN("%s: a stored message is not a LogBatch; skipped", natsMsg_GetSubject(msg));
+        return;
+    }
+    if (f->chunk.n + b->n_lines > LOGS_CHUNK_LINES_MAX)
+        follow_flush(f, false); /* b lives in the arena: keep it */
+    logs_append(b, &f->filt, &f->chunk, LOGS_CHUNK_LINES_MAX);
+    if (end) {
+        follow_finish(f, end);
+        return;
+    }
+    int queued = 0;
+    natsSubscription_GetPending(sub, &queued, NULL);
+    if (queued == 0 || f->chunk.bytes >= LOGS_CHUNK_BYTES_MAX)
+        follow_flush(f, true);
+}
+
+static void follow_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    log_follower *f = closure;
+    atomic_store(&f->last_msg_ms, hodei_mono_ms());
+    pthread_mutex_lock(&f->mu);
+    if (!f->done)
+        follow_take(f, sub, msg);
+    pthread_mutex_unlock(&f->mu);
+    natsMsg_Destroy(msg);
+}
+
+static void follow_on_sub_done(void *closure)
+{
+    log_follower *f = closure;
+    log_hub *h = f->hub;
+    follower_unref(f);
+    atomic_fetch_sub(&h->subs_live, 1);
+}
+
+/* ----------------------------------------------------------------- the hub */
+
+static bool hub_add(log_hub *h, log_follower *f)
+{
+    pthread_mutex_lock(&h->mu);
+    bool ok = !h->stopping && h->n < LOGS_FOLLOWERS_MAX;
+    if (ok) {
+        f->next = h->head;
+        h->head = f;
+        h->n++;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return ok;
+}
+
+static bool hub_remove(log_hub *h, log_follower *f)
+{
+    bool found = false;
+    pthread_mutex_lock(&h->mu);
+    for (log_follower **pp = &h->head; *pp; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            h->n--;
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    return found;
+}
+
+static hodei_status follow_subscribe(log_hub *h, log_follower *f, hodei_err *err)
+{
+    char subject[LOGS_SUBJECT_MAX];
+    logs_subject(f->job_id, subject);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = HODEI_STREAM_LOGS;
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverAll;
+    jsErrCode jerr = 0;
+    atomic_fetch_add(&f->refs, 1); /* the subscription's */
+    atomic_fetch_add(&h->subs_live, 1);
+    natsStatus s = js_Subscribe(&f->sub, hodei_bus_js(h->e->bus), subject, follow_on_msg, f, NULL,
+                                &so, &jerr);
+    if (s == NATS_OK)
+        s = natsSubscription_SetOnCompleteCB(f->sub, follow_on_sub_done, f);
+    if (s == NATS_OK)
+        return HODEI_OK;
+    if (f->sub) {
+        natsSubscription_Unsubscribe(f->sub);
+        natsSubscription_Destroy(f->sub);
+        f->sub = NULL;
+    }
+    atomic_fetch_sub(&h->subs_live, 1);
+    atomic_fetch_sub(&f->refs, 1);
+    return hodei_bus_err(s, "log store: subscribe", err);
+}
+
+static log_follower *follower_create(log_hub *h, hodei_rpc_call *call,
+                                     const Hodei__V1__SubscribeLogsRequest *req)
+{
+    log_follower *f = calloc(1, sizeof *f);
+    Hodei__V1__LogLine **lines = malloc(LOGS_CHUNK_LINES_MAX * sizeof *lines);
+    if (!f || !lines) {
+        free(f);
+        free(lines);
+        return NULL;
+    }
+    atomic_init(&f->refs, 1);
+    atomic_init(&f->last_msg_ms, hodei_mono_ms());
+    f->hub = h;
+    f->call = call;
+    hodei_rpc_call_ref(call);
+    pthread_mutex_init(&f->mu, NULL);
+    for (size_t i = 0; i <= HODEI_ID_LEN; i++)
+        f->job_id[i] = (char)tolower((unsigned char)req->job_id[i]);
+    logs_filter_init(&f->filt, req->from_sequence);
+    logs_arena_init(&f->arena);
+    f->chunk.lines = lines;
+    return f;
+}
+
+static void follow_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    edge *e = ctx;
+    log_hub *h = e->logs;
+    const Hodei__V1__SubscribeLogsRequest *req = (const Hodei__V1__SubscribeLogsRequest *)msg;
+    hodei_err err;
+    Hodei__V1__JobState ended;
+    hodei_status st = logs_check_job_id(req->job_id, &err);
+    if (st == HODEI_OK)
+        st = logs_job_check(e, req->job_id, &ended, &err);
+    if (st != HODEI_OK) {
+        hodei_rpc_call_fail_err(call, &err);
+        return;
+    }
+    log_follower *f = follower_create(h, call, req);
+    if (!f || !hub_add(h, f)) {
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                            "too many log followers (at most %d)", LOGS_FOLLOWERS_MAX);
+        if (f)
+            follower_unref(f);
+        return;
+    }
+    hodei_rpc_call_set_queue_max(call, 2 * LOGS_SEND_QUEUE_MAX);
+    hodei_rpc_call_set_user(call, f);
+    if (follow_subscribe(h, f, &err) != HODEI_OK) {
+        hodei_rpc_call_set_user(call, NULL);
+        hub_remove(h, f);
+        follower_unref(f);
+        hodei_rpc_call_fail_err(call, &err);
+    }
+}
+
+static void follow_on_close(hodei_rpc_call *call, bool cancelled, void *ctx)
+{
+    log_follower *f = hodei_rpc_call_user(call);
+    if (!f)
+        return;
+    hodei_rpc_call_set_user(call, NULL);
+    pthread_mutex_lock(&f->mu);
+    f->done = true;
+    pthread_mutex_unlock(&f->mu);
+    natsSubscription_Unsubscribe(f->sub);
+    natsSubscription_Destroy(f->sub);
+    if (hub_remove(f->hub, f))
+        follower_unref(f);
+}
+
+void logs_follow_method(edge *e, hodei_rpc_method *out)
+{
+    *out = (hodei_rpc_method){"/hodei.v1.LogStreamService/SubscribeLogs",
+                              HODEI_RPC_SERVER_STREAM,
+                              &hodei__v1__subscribe_logs_request__descriptor,
+                              follow_on_call,
+                              NULL,
+                              follow_on_close,
+                              e};
+}
+
+/* ------------------------------------------------------------- the checker */
+
+/* Followers idle for the grace period, referenced. */
+static size_t check_collect(log_hub *h, log_follower **out)
+{
+    size_t n = 0;
+    int64_t now = hodei_mono_ms();
+    pthread_mutex_lock(&h->mu);
+    for (log_follower *f = h->head; f && n < LOGS_CHECK_BATCH_MAX; f = f->next) {
+        if (now - atomic_load(&f->last_msg_ms) < LOGS_END_GRACE_MS)
+            continue;
+        atomic_fetch_add(&f->refs, 1);
+        out[n++] = f;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
+static PGresult *check_query(log_hub *h, log_follower **fs, size_t n)
+{
+    hodei_buf ids;
+    hodei_buf_init(&ids, LOGS_CHECK_SQL_MAX);
+    hodei_sqlarr_begin(&ids);
+    for (size_t i = 0; i < n; i++)
+        hodei_sqlarr_str(&ids, fs[i]->job_id);
+    PGresult *res = NULL;
+    PGconn *conn = NULL;
+    hodei_err err;
+    hodei_status st = HODEI_ERR_LIMIT;
+    char grace[32];
+    snprintf(grace, sizeof grace, "%d", LOGS_END_GRACE_MS);
+    if (hodei_sqlarr_end(&ids) &&
+        (st = hodei_db_acquire(h->e->db, h->e->cfg->db_wait_ms, &conn, &err)) == HODEI_OK) {
+        const char *params[2] = {ids.data, grace};
+        st = hodei_db_exec(conn,
+                           "SELECT id::text, state FROM jobs WHERE id = ANY($1::uuid[])"
+                           " AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMEOUT')"
+                           " AND finished_at < now() - $2::int * interval '1 millisecond'",
+                           2, params, &res, &err);
+        hodei_db_release(h->e->db, conn, hodei_db_status_broken(st));
+    }
+    hodei_buf_fini(&ids);
+    if (st != HODEI_OK && st != HODEI_ERR_LIMIT)
+        HLOG_WARN("log followers: job check failed: %s", err.msg);
+    return st == HODEI_OK ? res : NULL;
+}
+
+static void check_end(log_follower **fs, size_t n, const PGresult *res)
+{
+    for (int r = 0; res && r < PQntuples(res); r++) {
+        Hodei__V1__JobState state;
+        if (!hodei_job_state_parse(hodei_db_get_str(res, r, 1), &state))
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(fs[i]->job_id, hodei_db_get_str(res, r, 0)) != 0)
+                continue;
+            pthread_mutex_lock(&fs[i]->mu);
+            if (!fs[i]->done) {
+                HLOG_INFO("job %s finished without an end-of-log marker; ending its follower",
+                          fs[i]->job_id);
+                follow_finish(fs[i], state);
+            }
+            pthread_mutex_unlock(&fs[i]->mu);
+        }
+    }
+}
+
+static void check_once(log_hub *h)
+{
+    log_follower *fs[LOGS_CHECK_BATCH_MAX];
+    size_t n = check_collect(h, fs);
+    if (n == 0)
+        return;
+    PGresult *res = check_query(h, fs, n);
+    check_end(fs, n, res);
+    PQclear(res);
+    for (size_t i = 0; i < n; i++)
+        follower_unref(fs[i]);
+}
+
+static void *check_thread(void *arg)
+{
+    log_hub *h = arg;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += LOGS_CHECK_MS / 1000;
+        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+        if (h->stopping)
+            break;
+        pthread_mutex_unlock(&h->mu);
+        check_once(h);
+        pthread_mutex_lock(&h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+hodei_status log_hub_create(edge *e, log_hub **out, hodei_err *err)
+{
+    log_hub *h = calloc(1, sizeof *h);
+    if (!h)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "log followers: out of memory");
+    h->e = e;
+    atomic_init(&h->subs_live, 0);
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&h->checker, NULL, check_thread, h) != 0) {
+        log_hub_destroy(h);
+        return hodei_err_set(err, HODEI_ERR_INTERNAL, "log followers: cannot start a thread");
+    }
+    h->started = true;
+    *out = h;
+    return HODEI_OK;
+}
+
+void log_hub_destroy(log_hub *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->mu);
+    h->stopping = true;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    if (h->started)
+        pthread_join(h->checker, NULL);
+    int64_t until = hodei_mono_ms() + LOGS_SUBS_WAIT_MS;
+    while (atomic_load(&h->subs_live) > 0 && hodei_mono_ms() < until)
+        hodei_sleep_ms(5);
+    if (atomic_load(&h->subs_live) > 0 || h->head) {
+        HLOG_ERROR("log followers still open at exit; leaking them");
+        return;
+    }
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}

@@ -1,0 +1,83 @@
+/* Private to LogStreamService: reading hodei.logs.<job> back. Shared by
+ * GetLogs (logs_get.c) and SubscribeLogs (logs_follow.c).
+ *
+ * A job's subject holds the LogBatches of every attempt, each attempt's
+ * lines numbered from 1, then (once the job ended) one end marker. Readers
+ * pass each line through a log_filter: lines of an older epoch than one
+ * already seen and repeats within an epoch are dropped, and lines whose
+ * sequence is below from_sequence are skipped (in every attempt). */
+#ifndef HODEI_JOB_API_LOGS_INT_H
+#define HODEI_JOB_API_LOGS_INT_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "edge.h"
+#include "hodei/bus.h"
+#include "hodei/id.h"
+#include "hodei/v1/logs.pb-c.h"
+#include "hodei/v1/worker.pb-c.h"
+
+#define LOGS_CHUNK_BYTES_MAX (1024 * 1024)  /* a chunk is sent once it holds this much */
+#define LOGS_CHUNK_LINES_MAX 16384          /* > the 10,000 lines of one LogBatch */
+#define LOGS_END_GRACE_MS 3000              /* a finished job with no end marker: wait */
+#define LOGS_SUBJECT_MAX 128
+
+/* Bump allocator handed to protobuf-c: unpacking a batch costs a few
+ * block allocations, not one per line; reset frees all at once. */
+typedef struct logs_arena_block logs_arena_block;
+typedef struct {
+    ProtobufCAllocator alloc;
+    logs_arena_block *head;
+} logs_arena;
+
+void logs_arena_init(logs_arena *a);
+void logs_arena_reset(logs_arena *a);
+void logs_arena_fini(logs_arena *a);
+
+typedef struct {
+    uint64_t from_sequence;
+    int64_t epoch;
+    uint64_t last_sequence;
+} logs_filter;
+
+void logs_filter_init(logs_filter *f, uint64_t from_sequence);
+/* true when the line must be delivered. */
+bool logs_filter_pass(logs_filter *f, int64_t epoch, uint64_t sequence);
+
+/* Lines collected for one response or chunk (the array has
+ * LOGS_CHUNK_LINES_MAX slots; lines point into an arena). */
+typedef struct {
+    Hodei__V1__LogLine **lines;
+    size_t n;
+    size_t bytes;
+} logs_lines;
+
+/* Unpacks one stored message into the arena (NULL when it is not a
+ * LogBatch). *end_state gets the Hodei-Log-End header's state, or 0. */
+Hodei__V1__LogBatch *logs_unpack(natsMsg *msg, logs_arena *a, Hodei__V1__JobState *end_state);
+/* Appends the lines of b that pass f, while out has fewer than `room`;
+ * returns how many lines of b were left unread (0 = all taken). */
+size_t logs_append(const Hodei__V1__LogBatch *b, logs_filter *f, logs_lines *out, size_t room);
+
+/* Looks the job up: HODEI_ERR_NOT_FOUND when there is none. *ended_state
+ * gets its state when it finished more than LOGS_END_GRACE_MS ago, else 0. */
+hodei_status logs_job_check(edge *e, const char *job_id, Hodei__V1__JobState *ended_state,
+                            hodei_err *err);
+/* Subject of a job's log. */
+void logs_subject(const char *job_id, char out[LOGS_SUBJECT_MAX]);
+/* Validates a job id field: INVALID_ARGUMENT naming it. */
+hodei_status logs_check_job_id(const char *id, hodei_err *err);
+
+/* Method entries (logs_get.c, logs_follow.c). */
+void logs_get_method(edge *e, hodei_rpc_method *out);
+void logs_follow_method(edge *e, hodei_rpc_method *out);
+
+/* The followers of SubscribeLogs (logs_follow.c): their list, and a thread
+ * that ends a follow whose job finished without an end marker. */
+hodei_status log_hub_create(edge *e, log_hub **out, hodei_err *err);
+/* Call after the gRPC server is destroyed. NULL is a no-op. */
+void log_hub_destroy(log_hub *h);
+
+#endif

@@ -1,0 +1,175 @@
+/* Reading stored log batches back (see logs_int.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hodei/bus.h"
+#include "hodei/db.h"
+#include "hodei/id.h"
+#include "hodei/job_state.h"
+#include "logs_int.h"
+
+#define LOGS_ARENA_BLOCK (256 * 1024)
+#define LOGS_ARENA_ALIGN 16
+#define LOGS_LINE_OVERHEAD 32   /* bytes a line costs on the wire beyond its data */
+
+struct logs_arena_block {
+    logs_arena_block *next;
+    size_t cap, used;
+    _Alignas(LOGS_ARENA_ALIGN) unsigned char data[];
+};
+
+static void *arena_alloc(void *data, size_t size)
+{
+    logs_arena *a = data;
+    size = (size + LOGS_ARENA_ALIGN - 1) & ~(size_t)(LOGS_ARENA_ALIGN - 1);
+    logs_arena_block *b = a->head;
+    if (!b || b->cap - b->used < size) {
+        size_t cap = size > LOGS_ARENA_BLOCK ? size : LOGS_ARENA_BLOCK;
+        b = malloc(sizeof *b + cap);
+        if (!b)
+            return NULL;
+        b->cap = cap;
+        b->used = 0;
+        b->next = a->head;
+        a->head = b;
+    }
+    void *p = b->data + b->used;
+    b->used += size;
+    return p;
+}
+
+static void arena_free(void *data, void *p)
+{
+    (void)data;
+    (void)p; /* everything goes at reset */
+}
+
+void logs_arena_init(logs_arena *a)
+{
+    a->alloc.alloc = arena_alloc;
+    a->alloc.free = arena_free;
+    a->alloc.allocator_data = a;
+    a->head = NULL;
+}
+
+/* Keeps one standard block for the next round, frees the rest. */
+void logs_arena_reset(logs_arena *a)
+{
+    logs_arena_block *keep = NULL;
+    for (logs_arena_block *b = a->head, *next; b; b = next) {
+        next = b->next;
+        if (!keep && b->cap == LOGS_ARENA_BLOCK) {
+            keep = b;
+            continue;
+        }
+        free(b);
+    }
+    if (keep) {
+        keep->used = 0;
+        keep->next = NULL;
+    }
+    a->head = keep;
+}
+
+void logs_arena_fini(logs_arena *a)
+{
+    for (logs_arena_block *b = a->head, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    a->head = NULL;
+}
+
+void logs_filter_init(logs_filter *f, uint64_t from_sequence)
+{
+    f->from_sequence = from_sequence;
+    f->epoch = 0;
+    f->last_sequence = 0;
+}
+
+bool logs_filter_pass(logs_filter *f, int64_t epoch, uint64_t sequence)
+{
+    if (epoch < f->epoch)
+        return false; /* a late batch of an attempt that has been replaced */
+    if (epoch > f->epoch) {
+        f->epoch = epoch;
+        f->last_sequence = 0;
+    }
+    if (sequence <= f->last_sequence)
+        return false; /* a batch re-sent in other pieces after a reconnect */
+    f->last_sequence = sequence;
+    return sequence >= f->from_sequence;
+}
+
+Hodei__V1__LogBatch *logs_unpack(natsMsg *msg, logs_arena *a, Hodei__V1__JobState *end_state)
+{
+    const char *end = NULL;
+    *end_state = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
+    if (natsMsgHeader_Get(msg, HODEI_HDR_LOG_END, &end) == NATS_OK && end &&
+        !hodei_job_state_parse(end, end_state))
+        *end_state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED; /* unknown name: still the end */
+    return hodei__v1__log_batch__unpack(&a->alloc, (size_t)natsMsg_GetDataLength(msg),
+                                        (const uint8_t *)natsMsg_GetData(msg));
+}
+
+size_t logs_append(const Hodei__V1__LogBatch *b, logs_filter *f, logs_lines *out, size_t room)
+{
+    for (size_t i = 0; i < b->n_lines; i++) {
+        if (out->n >= room)
+            return b->n_lines - i;
+        Hodei__V1__LogLine *l = b->lines[i];
+        if (!logs_filter_pass(f, b->epoch, l->sequence))
+            continue;
+        out->lines[out->n++] = l;
+        out->bytes += l->data.len + LOGS_LINE_OVERHEAD;
+    }
+    return 0;
+}
+
+hodei_status logs_job_check(edge *e, const char *job_id, Hodei__V1__JobState *ended_state,
+                            hodei_err *err)
+{
+    char grace[32];
+    snprintf(grace, sizeof grace, "%d", LOGS_END_GRACE_MS);
+    const char *params[2] = {job_id, grace};
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    *ended_state = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
+    hodei_status st = hodei_db_acquire(e->db, e->cfg->db_wait_ms, &conn, err);
+    if (st != HODEI_OK)
+        return st;
+    st = hodei_db_exec(conn,
+                       "SELECT state, finished_at IS NOT NULL AND finished_at <"
+                       " now() - $2::int * interval '1 millisecond'"
+                       " FROM jobs WHERE id = $1::uuid",
+                       2, params, &res, err);
+    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
+    if (st != HODEI_OK)
+        return st;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return hodei_err_set(err, HODEI_ERR_NOT_FOUND, "job %s not found", job_id);
+    }
+    Hodei__V1__JobState state;
+    if (hodei_db_get_str(res, 0, 1)[0] == 't' &&
+        hodei_job_state_parse(hodei_db_get_str(res, 0, 0), &state) &&
+        hodei_job_state_terminal(state))
+        *ended_state = state;
+    PQclear(res);
+    return HODEI_OK;
+}
+
+void logs_subject(const char *job_id, char out[LOGS_SUBJECT_MAX])
+{
+    snprintf(out, LOGS_SUBJECT_MAX, "%s%s", HODEI_SUBJ_LOGS_PREFIX, job_id);
+}
+
+hodei_status logs_check_job_id(const char *id, hodei_err *err)
+{
+    if (!id || !id[0])
+        return hodei_err_set(err, HODEI_ERR_INVALID, "job_id: required");
+    if (!hodei_id_valid(id))
+        return hodei_err_set(err, HODEI_ERR_INVALID, "job_id: must be a job id (a UUID)");
+    return HODEI_OK;
+}

@@ -1,0 +1,565 @@
+/* The worker streams this edge holds (worker id -> live call), their NATS
+ * subscriptions, and one ticker thread that re-sends from PostgreSQL, sends
+ * keepalives, times out silent streams and writes heartbeats grouped: one
+ * UPDATE per interval for every worker that beat. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hodei/assert.h"
+#include "hodei/buf.h"
+#include "hodei/db.h"
+#include "hodei/log.h"
+#include "hodei/sqlarr.h"
+#include "hodei/time.h"
+#include "hodei/util.h"
+#include "worker_int.h"
+
+#define HUB_TICK_MS 100                   /* the ticker's longest sleep */
+#define HUB_SNAPSHOT_MAX 1024             /* sessions handled per tick; the rest next tick */
+#define HUB_HELLO_WAIT_MS 10000           /* a stream must say Hello within this */
+#define HUB_SILENCE_FACTOR 3              /* silent for 3 keepalive intervals: gone */
+#define HUB_BEAT_SQL_MAX (4 * 1024 * 1024)
+#define HUB_SUBJECT_MAX 128
+#define HUB_SUBS_WAIT_MS 5000             /* destroy waits for subscriptions' last callbacks */
+
+struct worker_hub {
+    edge *e;
+    log_pub *pub;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    worker_session *head;
+    bool stopping;
+    bool kicked;
+    pthread_t ticker;
+    bool ticker_started;
+    atomic_int subs_live;
+    int64_t next_beat_ms;
+};
+
+edge *worker_hub_edge(worker_hub *h) { return h->e; }
+log_pub *worker_hub_pub(worker_hub *h) { return h->pub; }
+
+/* ---------------------------------------------------------------- sessions */
+
+worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call)
+{
+    worker_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    atomic_init(&s->refs, 2); /* the caller's and the list's */
+    s->hub = h;
+    s->call = call;
+    hodei_rpc_call_ref(call);
+    pthread_mutex_init(&s->mu, NULL);
+    s->opened_ms = s->last_send_ms = s->last_recv_ms = hodei_mono_ms();
+    s->resend_due_ms = INT64_MAX;
+    s->suspects_due_ms = INT64_MAX;
+    pthread_mutex_lock(&h->mu);
+    s->next = h->head;
+    h->head = s;
+    s->listed = true;
+    pthread_mutex_unlock(&h->mu);
+    return s;
+}
+
+void worker_session_ref(worker_session *s) { atomic_fetch_add(&s->refs, 1); }
+
+void worker_session_unref(worker_session *s)
+{
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    hodei_rpc_call_unref(s->call);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* Removes s from the list; true when it was listed (the list's ref is then
+ * the caller's to drop). Call with h->mu held. */
+static bool hub_unlist_locked(worker_hub *h, worker_session *s)
+{
+    if (!s->listed)
+        return false;
+    for (worker_session **pp = &h->head; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    s->listed = false;
+    s->next = NULL;
+    return true;
+}
+
+/* ------------------------------------------------------------ subscriptions */
+
+static void hub_on_event(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    worker_hub *h = closure;
+    const char *subject = natsMsg_GetSubject(msg);
+    const char *dot = subject ? strrchr(subject, '.') : NULL;
+    if (dot && hodei_id_valid(dot + 1))
+        worker_hub_kick(h, dot + 1);
+    natsMsg_Destroy(msg);
+}
+
+static void hub_on_sub_done(void *closure)
+{
+    worker_hub *h = closure;
+    atomic_fetch_sub(&h->subs_live, 1);
+}
+
+static natsSubscription *hub_subscribe(worker_hub *h, const char *prefix, const char *worker_id,
+                                       hodei_err *err)
+{
+    char subject[HUB_SUBJECT_MAX];
+    snprintf(subject, sizeof subject, "%s%s", prefix, worker_id);
+    natsSubscription *sub = NULL;
+    natsStatus s = natsConnection_Subscribe(&sub, hodei_bus_conn(h->e->bus), subject, hub_on_event,
+                                            h);
+    if (s == NATS_OK) {
+        atomic_fetch_add(&h->subs_live, 1);
+        if (natsSubscription_SetOnCompleteCB(sub, hub_on_sub_done, h) != NATS_OK)
+            atomic_fetch_sub(&h->subs_live, 1); /* closed already: no callback will come */
+        return sub;
+    }
+    hodei_bus_err(s, subject, err);
+    return NULL;
+}
+
+static void hub_unsubscribe(natsSubscription *sub)
+{
+    if (!sub)
+        return;
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+}
+
+/* ------------------------------------------------------------ attach/detach */
+
+/* Takes the older listed session of the same worker out of the list (the
+ * caller ends it). Call with h->mu held. */
+static worker_session *hub_take_older_locked(worker_hub *h, worker_session *s)
+{
+    for (worker_session *o = h->head; o; o = o->next) {
+        if (o == s)
+            continue;
+        pthread_mutex_lock(&o->mu);
+        bool same = o->authed && !o->ended && strcmp(o->worker_id, s->worker_id) == 0;
+        pthread_mutex_unlock(&o->mu);
+        if (same)
+            return o;
+    }
+    return NULL;
+}
+
+hodei_status worker_hub_attach(worker_session *s, hodei_err *err)
+{
+    worker_hub *h = s->hub;
+    natsSubscription *a = hub_subscribe(h, HODEI_SUBJ_JOB_ASSIGNED_PREFIX, s->worker_id, err);
+    natsSubscription *c = a ? hub_subscribe(h, HODEI_SUBJ_JOB_CANCEL_PREFIX, s->worker_id, err)
+                            : NULL;
+    if (!c) {
+        hub_unsubscribe(a);
+        return HODEI_ERR_UNAVAILABLE;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->sub_assigned = a;
+    s->sub_cancel = c;
+    s->authed = true;
+    s->resend_due_ms = 0;
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&h->mu);
+    worker_session *older = hub_take_older_locked(h, s);
+    if (older)
+        worker_session_ref(older);
+    h->kicked = true;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    if (older) {
+        HLOG_INFO("worker %s: a newer stream replaces the older one", s->worker_id);
+        worker_session_end(older, HODEI_GRPC_ABORTED, "replaced by a newer stream of this worker");
+        worker_session_unref(older);
+    }
+    return HODEI_OK;
+}
+
+void worker_hub_detach(worker_session *s)
+{
+    worker_hub *h = s->hub;
+    pthread_mutex_lock(&s->mu);
+    s->ended = true;
+    natsSubscription *a = s->sub_assigned, *c = s->sub_cancel;
+    s->sub_assigned = s->sub_cancel = NULL;
+    pthread_mutex_unlock(&s->mu);
+    hub_unsubscribe(a);
+    hub_unsubscribe(c);
+    pthread_mutex_lock(&h->mu);
+    bool was_listed = hub_unlist_locked(h, s);
+    pthread_mutex_unlock(&h->mu);
+    if (was_listed)
+        worker_session_unref(s);
+}
+
+void worker_session_end(worker_session *s, hodei_grpc_code code, const char *why)
+{
+    pthread_mutex_lock(&s->mu);
+    bool first = !s->ended;
+    s->ended = true;
+    pthread_mutex_unlock(&s->mu);
+    if (first)
+        hodei_rpc_call_finish(s->call, code, why);
+    worker_hub_detach(s);
+}
+
+/* Finds the live session of worker_id and takes a reference (NULL: none). */
+static worker_session *hub_find(worker_hub *h, const char *worker_id)
+{
+    worker_session *found = NULL;
+    pthread_mutex_lock(&h->mu);
+    for (worker_session *s = h->head; s && !found; s = s->next) {
+        pthread_mutex_lock(&s->mu);
+        if (s->authed && !s->ended && strcasecmp(s->worker_id, worker_id) == 0)
+            found = s;
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (found)
+        worker_session_ref(found);
+    pthread_mutex_unlock(&h->mu);
+    return found;
+}
+
+void worker_hub_kick(worker_hub *h, const char *worker_id)
+{
+    worker_session *s = hub_find(h, worker_id);
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->resend_due_ms = 0;
+    pthread_mutex_unlock(&s->mu);
+    worker_session_unref(s);
+    pthread_mutex_lock(&h->mu);
+    h->kicked = true;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+void worker_hub_close_worker(worker_hub *h, const char *worker_id, hodei_grpc_code code,
+                             const char *why)
+{
+    worker_session *s = hub_find(h, worker_id);
+    if (!s)
+        return;
+    worker_session_end(s, code, why);
+    worker_session_unref(s);
+}
+
+/* ------------------------------------------------------------------ sending */
+
+bool worker_session_send(worker_session *s, const Hodei__V1__ServerMessage *m)
+{
+    hodei_status st = hodei_rpc_call_send(s->call, &m->base);
+    if (st == HODEI_OK) {
+        pthread_mutex_lock(&s->mu);
+        s->last_send_ms = hodei_mono_ms();
+        pthread_mutex_unlock(&s->mu);
+        return true;
+    }
+    if (st == HODEI_ERR_LIMIT)
+        worker_session_end(s, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                           "the worker does not read its stream (send queue full)");
+    else if (st != HODEI_ERR_CANCELLED)
+        HLOG_WARN("worker stream: cannot send a %d message: %s", (int)m->body_case,
+                  hodei_status_str(st));
+    return false;
+}
+
+/* ------------------------------------------------------------------- owning */
+
+void worker_session_own(worker_session *s, const char *job_id, int64_t epoch)
+{
+    if (worker_session_owns(s, job_id, epoch))
+        return;
+    pthread_mutex_lock(&s->mu);
+    worker_job_ref *r = &s->jobs[s->jobs_next];
+    hodei_strlcpy(r->job_id, job_id, sizeof r->job_id);
+    r->epoch = epoch;
+    s->jobs_next = (s->jobs_next + 1) % WORKER_SESSION_JOBS_MAX;
+    if (s->n_jobs < WORKER_SESSION_JOBS_MAX)
+        s->n_jobs++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void worker_session_forget(worker_session *s, const char *job_id)
+{
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_jobs; i++) {
+        if (strcasecmp(s->jobs[i].job_id, job_id) == 0)
+            s->jobs[i].epoch = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+bool worker_session_owns(worker_session *s, const char *job_id, int64_t epoch)
+{
+    bool owns = false;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_jobs && !owns; i++)
+        owns = s->jobs[i].epoch == epoch && strcasecmp(s->jobs[i].job_id, job_id) == 0;
+    pthread_mutex_unlock(&s->mu);
+    return owns;
+}
+
+/* --------------------------------------------------------------- heartbeats */
+
+typedef struct {
+    hodei_buf ids, cpu, mem, total, running;
+    size_t n;
+} hub_beats;
+
+static void beats_init(hub_beats *b)
+{
+    hodei_buf *all[] = {&b->ids, &b->cpu, &b->mem, &b->total, &b->running};
+    for (size_t i = 0; i < 5; i++) {
+        hodei_buf_init(all[i], HUB_BEAT_SQL_MAX);
+        hodei_sqlarr_begin(all[i]);
+    }
+    b->n = 0;
+}
+
+static void beats_fini(hub_beats *b)
+{
+    hodei_buf *all[] = {&b->ids, &b->cpu, &b->mem, &b->total, &b->running};
+    for (size_t i = 0; i < 5; i++)
+        hodei_buf_fini(all[i]);
+}
+
+/* Adds s when it beat since the last flush. Called with s->mu held. */
+static void beats_add_locked(hub_beats *b, worker_session *s)
+{
+    if (!s->beat_pending || !s->authed)
+        return;
+    s->beat_pending = false;
+    char cpu[64];
+    snprintf(cpu, sizeof cpu, "%.3f", s->usage.cpu_cores_used);
+    hodei_sqlarr_str(&b->ids, s->worker_id);
+    hodei_sqlarr_str(&b->cpu, cpu);
+    hodei_sqlarr_i64(&b->mem, s->usage.memory_bytes_used);
+    hodei_sqlarr_i64(&b->total, s->usage.memory_bytes_total);
+    hodei_sqlarr_i64(&b->running, s->usage.running_jobs);
+    b->n++;
+}
+
+static void beats_flush(worker_hub *h, hub_beats *b)
+{
+    hodei_buf *all[] = {&b->ids, &b->cpu, &b->mem, &b->total, &b->running};
+    bool ok = true;
+    for (size_t i = 0; i < 5; i++) {
+        if (!hodei_sqlarr_end(all[i]))
+            ok = false;
+    }
+    if (b->n == 0 || !ok)
+        return;
+    PGconn *conn = NULL;
+    hodei_err err;
+    hodei_status st = hodei_db_acquire(h->e->db, h->e->cfg->db_wait_ms, &conn, &err);
+    if (st == HODEI_OK) {
+        const char *params[5] = {b->ids.data, b->cpu.data, b->mem.data, b->total.data,
+                                 b->running.data};
+        st = hodei_db_exec(conn,
+                           "UPDATE workers w SET last_heartbeat_at = now(),"
+                           " usage_cpu_cores = u.cpu, usage_memory_bytes = u.mem,"
+                           " usage_memory_total = u.total, usage_running_jobs = u.running"
+                           " FROM unnest($1::uuid[], $2::float8[], $3::bigint[], $4::bigint[],"
+                           "             $5::int[]) AS u(id, cpu, mem, total, running)"
+                           " WHERE w.id = u.id",
+                           5, params, NULL, &err);
+        hodei_db_release(h->e->db, conn, hodei_db_status_broken(st));
+    }
+    if (st != HODEI_OK)
+        HLOG_WARN("heartbeats of %zu workers not written: %s", b->n, err.msg);
+}
+
+/* ------------------------------------------------------------------- ticker */
+
+typedef struct {
+    worker_session *resend[HUB_SNAPSHOT_MAX], *keepalive[HUB_SNAPSHOT_MAX],
+        *silent[HUB_SNAPSHOT_MAX];
+    size_t n_resend, n_keepalive, n_silent;
+} hub_snapshot;
+
+static void snap_push(worker_session **arr, size_t *n, worker_session *s)
+{
+    if (*n >= HUB_SNAPSHOT_MAX)
+        return;
+    worker_session_ref(s);
+    arr[(*n)++] = s;
+}
+
+/* Sorts one session into what the tick must do with it. s->mu held. */
+static void snap_classify_locked(worker_hub *h, hub_snapshot *snap, worker_session *s,
+                                 int64_t now, hub_beats *beats)
+{
+    const edge_config *cfg = h->e->cfg;
+    int64_t silence = HUB_SILENCE_FACTOR * (cfg->worker_keepalive_ms > cfg->worker_heartbeat_ms
+                                                ? cfg->worker_keepalive_ms
+                                                : cfg->worker_heartbeat_ms);
+    if (s->ended)
+        return;
+    if ((!s->authed && now - s->opened_ms >= HUB_HELLO_WAIT_MS) ||
+        (s->authed && now - s->last_recv_ms >= silence)) {
+        snap_push(snap->silent, &snap->n_silent, s);
+        return;
+    }
+    if (!s->authed)
+        return;
+    if (s->resend_due_ms <= now) {
+        s->resend_due_ms = now + cfg->worker_resend_ms;
+        snap_push(snap->resend, &snap->n_resend, s);
+    }
+    if (now - s->last_send_ms >= cfg->worker_keepalive_ms)
+        snap_push(snap->keepalive, &snap->n_keepalive, s);
+    if (beats)
+        beats_add_locked(beats, s);
+}
+
+static void hub_snapshot_take(worker_hub *h, hub_snapshot *snap, hub_beats *beats)
+{
+    int64_t now = hodei_mono_ms();
+    memset(snap, 0, sizeof *snap);
+    pthread_mutex_lock(&h->mu);
+    for (worker_session *s = h->head; s; s = s->next) {
+        pthread_mutex_lock(&s->mu);
+        snap_classify_locked(h, snap, s, now, beats);
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void hub_send_keepalive(worker_session *s)
+{
+    Hodei__V1__Keepalive k = HODEI__V1__KEEPALIVE__INIT;
+    Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
+    pthread_mutex_lock(&s->mu);
+    k.nonce = ++s->keepalive_nonce;
+    pthread_mutex_unlock(&s->mu);
+    m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_KEEPALIVE;
+    m.keepalive = &k;
+    worker_session_send(s, &m);
+}
+
+static void hub_tick(worker_hub *h, hub_snapshot *snap)
+{
+    int64_t now = hodei_mono_ms();
+    bool beat_due = now >= h->next_beat_ms;
+    hub_beats beats;
+    if (beat_due) {
+        beats_init(&beats);
+        h->next_beat_ms = now + h->e->cfg->worker_heartbeat_ms;
+    }
+    hub_snapshot_take(h, snap, beat_due ? &beats : NULL);
+    if (beat_due) {
+        beats_flush(h, &beats);
+        beats_fini(&beats);
+    }
+    for (size_t i = 0; i < snap->n_silent; i++) {
+        worker_session_end(snap->silent[i], HODEI_GRPC_UNAVAILABLE,
+                           "no hello or no message from the worker for too long");
+        worker_session_unref(snap->silent[i]);
+    }
+    for (size_t i = 0; i < snap->n_resend; i++) {
+        worker_jobs_resend(snap->resend[i]);
+        worker_session_unref(snap->resend[i]);
+    }
+    for (size_t i = 0; i < snap->n_keepalive; i++) {
+        hub_send_keepalive(snap->keepalive[i]);
+        worker_session_unref(snap->keepalive[i]);
+    }
+}
+
+static void *hub_ticker(void *arg)
+{
+    worker_hub *h = arg;
+    hub_snapshot *snap = malloc(sizeof *snap);
+    HODEI_ASSERT(snap != NULL);
+    pthread_mutex_lock(&h->mu);
+    while (!h->stopping) {
+        if (!h->kicked) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_nsec += (long)HUB_TICK_MS * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+        }
+        h->kicked = false;
+        if (h->stopping)
+            break;
+        pthread_mutex_unlock(&h->mu);
+        hub_tick(h, snap);
+        pthread_mutex_lock(&h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    free(snap);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_err *err)
+{
+    worker_hub *h = calloc(1, sizeof *h);
+    if (!h)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "worker hub: out of memory");
+    h->e = e;
+    h->pub = pub;
+    atomic_init(&h->subs_live, 0);
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&h->ticker, NULL, hub_ticker, h) != 0) {
+        worker_hub_destroy(h);
+        return hodei_err_set(err, HODEI_ERR_INTERNAL, "worker hub: cannot start its thread");
+    }
+    h->ticker_started = true;
+    *out = h;
+    return HODEI_OK;
+}
+
+void worker_hub_destroy(worker_hub *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->mu);
+    h->stopping = true;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    if (h->ticker_started)
+        pthread_join(h->ticker, NULL);
+    /* Sessions still listed were never closed by the server: end them. */
+    for (;;) {
+        pthread_mutex_lock(&h->mu);
+        worker_session *s = h->head;
+        if (s)
+            worker_session_ref(s);
+        pthread_mutex_unlock(&h->mu);
+        if (!s)
+            break;
+        worker_hub_detach(s);
+        worker_session_unref(s);
+    }
+    int64_t until = hodei_mono_ms() + HUB_SUBS_WAIT_MS;
+    while (atomic_load(&h->subs_live) > 0 && hodei_mono_ms() < until)
+        hodei_sleep_ms(5);
+    if (atomic_load(&h->subs_live) > 0) {
+        HLOG_ERROR("worker hub: NATS subscriptions still open; leaking the hub");
+        return;
+    }
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}

@@ -1,0 +1,157 @@
+/* Private to the edge's worker side: one session per WorkerStream call, the
+ * hub that holds the authenticated ones (worker id -> live call), and the
+ * SQL the stream's messages turn into.
+ *
+ * Locking: hub->mu (the list) before session->mu; neither is held while a
+ * database call runs. Sessions are reference counted: the call's user
+ * pointer holds one until on_close, the hub's list one while listed, and the
+ * hub's ticker one while it works on a session. */
+#ifndef HODEI_JOB_API_WORKER_INT_H
+#define HODEI_JOB_API_WORKER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "edge.h"
+#include "hodei/id.h"
+#include "hodei/v1/worker.pb-c.h"
+#include "log_pub.h"
+
+#define WORKER_SESSION_JOBS_MAX 64     /* (job, epoch) pairs a session remembers as its own */
+#define WORKER_SUSPECTS_MAX 64         /* RUNNING jobs missing from a Hello, checked later */
+#define WORKER_RUNNING_IDS_MAX 256     /* Hello.running_job_ids entries */
+#define WORKER_TOKEN_MAX 512           /* bootstrap and session tokens, bytes */
+#define WORKER_SESSION_TOKEN_BYTES 32  /* random bytes; sent as 64 hex characters */
+#define WORKER_HASH_HEX_LEN 64         /* SHA-256 as hex, without the NUL */
+
+typedef struct {
+    char job_id[HODEI_ID_BUF];
+    int64_t epoch;
+} worker_job_ref;
+
+/* An attempt the edge ended, and the state the job reached. */
+typedef struct {
+    worker_job_ref ref;
+    Hodei__V1__JobState state;
+} worker_job_end;
+
+typedef struct worker_session worker_session;
+
+struct worker_session {
+    atomic_int refs;
+    worker_hub *hub;
+    hodei_rpc_call *call;               /* referenced until the session is freed */
+    worker_session *next;               /* hub list (guarded by hub->mu) */
+    bool listed;                        /* in the hub list (hub->mu) */
+
+    pthread_mutex_t mu;                 /* guards everything below */
+    bool authed;                        /* Hello accepted */
+    bool ended;                         /* the stream was finished or closed */
+    char worker_id[HODEI_ID_BUF];
+    natsSubscription *sub_assigned, *sub_cancel;
+    int64_t opened_ms, last_send_ms, last_recv_ms;
+    int64_t resend_due_ms;              /* INT64_MAX until Hello */
+    bool beat_pending;
+    Hodei__V1__ResourceUsage usage;     /* from the last heartbeat */
+    worker_job_ref jobs[WORKER_SESSION_JOBS_MAX];  /* attempts this stream runs */
+    size_t n_jobs, jobs_next;
+    worker_job_ref suspects[WORKER_SUSPECTS_MAX];
+    size_t n_suspects;
+    int64_t suspects_due_ms;            /* INT64_MAX = none */
+    int64_t keepalive_nonce;
+};
+
+/* ------------------------------------------------------------ worker_hub.c */
+
+hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_err *err);
+/* Stops the ticker and waits for the NATS subscriptions' last callbacks.
+ * Every session must have been detached (the gRPC server is gone). */
+void worker_hub_destroy(worker_hub *h);
+edge *worker_hub_edge(worker_hub *h);
+log_pub *worker_hub_pub(worker_hub *h);
+
+/* A session for a new WorkerStream call (refs = 1, the caller's). Listed at
+ * once so a stream that never says Hello is timed out. */
+worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call);
+void worker_session_ref(worker_session *s);
+void worker_session_unref(worker_session *s);
+
+/* After an accepted Hello: subscribes to the worker's subjects, finishes an
+ * older stream of the same worker, and schedules a re-send now. */
+hodei_status worker_hub_attach(worker_session *s, hodei_err *err);
+/* The stream is over: unlisted and unsubscribed. Idempotent. */
+void worker_hub_detach(worker_session *s);
+/* Re-send from PostgreSQL at the next tick (NATS said something changed). */
+void worker_hub_kick(worker_hub *h, const char *worker_id);
+/* Finishes the live stream of worker_id held here, if any. */
+void worker_hub_close_worker(worker_hub *h, const char *worker_id, hodei_grpc_code code,
+                             const char *why);
+
+/* Sends one message on the session's stream; a stream that cannot take it
+ * is finished. false when the stream is gone. */
+bool worker_session_send(worker_session *s, const Hodei__V1__ServerMessage *m);
+/* Ends the stream with a status (once) and detaches it. */
+void worker_session_end(worker_session *s, hodei_grpc_code code, const char *why);
+
+/* Remembers (job, epoch) as run by this stream (log batches are accepted
+ * for it without asking PostgreSQL); forget drops it. */
+void worker_session_own(worker_session *s, const char *job_id, int64_t epoch);
+void worker_session_forget(worker_session *s, const char *job_id);
+bool worker_session_owns(worker_session *s, const char *job_id, int64_t epoch);
+
+/* ----------------------------------------------------------- worker_jobs.c */
+
+/* RunJob for the worker's ASSIGNED jobs, CancelJob for its jobs with a
+ * cancel requested, and the restarted-worker check when due. */
+void worker_jobs_resend(worker_session *s);
+/* Hello: RUNNING jobs named in running_job_ids become this stream's; the
+ * others are suspects, failed at the check one re-send interval later
+ * unless their result arrives first. */
+hodei_status worker_jobs_hello(worker_session *s, const Hodei__V1__Hello *hello, hodei_err *err);
+void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack);
+void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *res);
+/* true when (job, epoch) is this worker's current attempt (cached). */
+bool worker_jobs_owned(worker_session *s, const char *job_id, int64_t epoch);
+/* Ends one attempt FAILED with `why` in its own transaction; publishes the
+ * end-of-log marker when the job reached a terminal state. Stale = OK. */
+hodei_status worker_jobs_fail_attempt(edge *e, log_pub *pub, const char *job_id,
+                                      const char *worker_id, int64_t epoch, const char *why,
+                                      bool free_worker, hodei_err *err);
+
+/* Inside the caller's transaction: ends every ASSIGNED/RUNNING attempt of
+ * the worker FAILED with `why` (re-queued when attempts remain). ends has
+ * room for WORKER_SESSION_JOBS_MAX; more are ended but not reported. */
+hodei_status worker_jobs_end_all(PGconn *conn, const char *worker_id, const char *why,
+                                 worker_job_end *ends, size_t *n_ends, hodei_err *err);
+/* End-of-log markers for the ends that reached a terminal state. */
+void worker_jobs_publish_ends(log_pub *pub, const worker_job_end *ends, size_t n);
+
+/* --------------------------------------------------------- worker_stream.c */
+
+/* Fills the WorkerStream method entry (BIDI). */
+void worker_stream_method(edge *e, hodei_rpc_method *out);
+
+/* -------------------------------------------------------- worker_register.c */
+
+/* SHA-256 of token as 64 lower-case hex characters. */
+void worker_token_hash_hex(const char *token, char out[WORKER_HASH_HEX_LEN + 1]);
+/* Checks a session token against workers.session_token_hash. Any failure
+ * is HODEI_ERR_UNAUTHENTICATED with one message that names no check. */
+hodei_status worker_session_auth(edge *e, const char *worker_id, const char *token,
+                                 hodei_err *err);
+
+/* ---------------------------------------------------------- worker_check.c */
+
+/* Door checks for every worker message; HODEI_ERR_INVALID naming the field. */
+hodei_status worker_check_token(const char *field, const char *token, hodei_err *err);
+hodei_status worker_check_id(const char *field, const char *id, hodei_err *err);
+hodei_status worker_check_register(const Hodei__V1__RegisterRequest *r, hodei_err *err);
+hodei_status worker_check_hello(const Hodei__V1__Hello *h, hodei_err *err);
+hodei_status worker_check_heartbeat(const Hodei__V1__Heartbeat *h, hodei_err *err);
+hodei_status worker_check_ack(const Hodei__V1__RunJobAck *a, hodei_err *err);
+hodei_status worker_check_log_batch(const Hodei__V1__LogBatch *b, hodei_err *err);
+hodei_status worker_check_result(const Hodei__V1__JobResult *r, hodei_err *err);
+
+#endif

@@ -1,0 +1,410 @@
+/* What a worker's stream turns into in PostgreSQL: re-sending its
+ * assignments and cancels, RunJobAck -> RUNNING, JobResult -> the end of
+ * the attempt (epoch-fenced), and attempts a restarted worker lost. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hodei/buf.h"
+#include "hodei/db.h"
+#include "hodei/job_state.h"
+#include "hodei/log.h"
+#include "hodei/store.h"
+#include "hodei/time.h"
+#include "hodei/util.h"
+#include "worker_int.h"
+
+#define JOBS_EXIT_NONE (-1)                  /* exit code of an attempt that never exited */
+#define JOBS_SECRETS_NONE "{}"               /* secrets storage is not built yet */
+#define JOBS_LOST_WHY "worker restarted"
+#define JOBS_STALE_WHY "assignment no longer current"
+#define JOBS_DB_TROUBLE "cannot reach the database; reconnect and re-send"
+
+static hodei_status jobs_acquire(worker_session *s, PGconn **conn, hodei_err *err)
+{
+    edge *e = worker_hub_edge(s->hub);
+    return hodei_db_acquire(e->db, e->cfg->db_wait_ms, conn, err);
+}
+
+static void jobs_release(worker_session *s, PGconn *conn, hodei_status st)
+{
+    hodei_db_release(worker_hub_edge(s->hub)->db, conn, hodei_db_status_broken(st));
+}
+
+static void jobs_worker_id(worker_session *s, char out[HODEI_ID_BUF])
+{
+    pthread_mutex_lock(&s->mu);
+    hodei_strlcpy(out, s->worker_id, HODEI_ID_BUF);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ------------------------------------------------------------------ re-send */
+
+static Hodei__V1__JobSpec *jobs_unpack_spec(const char *hex)
+{
+    size_t len = strlen(hex) / 2;
+    uint8_t *raw = malloc(len ? len : 1);
+    Hodei__V1__JobSpec *spec = NULL;
+    if (raw && hodei_hex_decode(hex, len * 2, raw, len) >= 0)
+        spec = hodei__v1__job_spec__unpack(NULL, len, raw);
+    free(raw);
+    return spec;
+}
+
+static void resend_run(worker_session *s, const PGresult *res, int row)
+{
+    Hodei__V1__RunJob run = HODEI__V1__RUN_JOB__INIT;
+    Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
+    run.job_id = (char *)hodei_db_get_str(res, row, 0);
+    run.epoch = hodei_db_get_i64(res, row, 2);
+    run.attempt = (int32_t)hodei_db_get_i64(res, row, 3);
+    run.spec = jobs_unpack_spec(hodei_db_get_str(res, row, 6));
+    if (!run.spec) {
+        HLOG_ERROR("job %s: stored spec does not unpack; not sent", run.job_id);
+        return;
+    }
+    run.secrets_json.data = (uint8_t *)JOBS_SECRETS_NONE;
+    run.secrets_json.len = strlen(JOBS_SECRETS_NONE);
+    m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_RUN_JOB;
+    m.run_job = &run;
+    worker_session_send(s, &m);
+    hodei__v1__job_spec__free_unpacked(run.spec, NULL);
+}
+
+static void jobs_send_cancel(worker_session *s, const char *job_id, int64_t epoch,
+                             const char *reason)
+{
+    Hodei__V1__CancelJob c = HODEI__V1__CANCEL_JOB__INIT;
+    Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
+    c.job_id = (char *)job_id;
+    c.epoch = epoch;
+    c.reason = (char *)reason;
+    m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_CANCEL_JOB;
+    m.cancel_job = &c;
+    worker_session_send(s, &m);
+}
+
+/* RUNNING jobs a Hello did not name, one re-send interval later: unless
+ * their result came meanwhile, the worker lost them. */
+static void resend_check_suspects(worker_session *s, const char *worker_id)
+{
+    worker_job_ref sus[WORKER_SUSPECTS_MAX];
+    size_t n = 0;
+    pthread_mutex_lock(&s->mu);
+    if (s->n_suspects > 0 && s->suspects_due_ms <= hodei_mono_ms()) {
+        n = s->n_suspects;
+        memcpy(sus, s->suspects, n * sizeof sus[0]);
+        s->n_suspects = 0;
+        s->suspects_due_ms = INT64_MAX;
+    }
+    pthread_mutex_unlock(&s->mu);
+    edge *e = worker_hub_edge(s->hub);
+    for (size_t i = 0; i < n; i++) {
+        hodei_err err;
+        HLOG_WARN("job %s epoch %" PRId64 ": worker %s no longer runs it; ending the attempt",
+                  sus[i].job_id, sus[i].epoch, worker_id);
+        if (worker_jobs_fail_attempt(e, worker_hub_pub(s->hub), sus[i].job_id, worker_id,
+                                     sus[i].epoch, JOBS_LOST_WHY, true, &err) != HODEI_OK)
+            HLOG_WARN("job %s: %s", sus[i].job_id, err.msg);
+    }
+}
+
+void worker_jobs_resend(worker_session *s)
+{
+    char worker_id[HODEI_ID_BUF];
+    jobs_worker_id(s, worker_id);
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    hodei_err err;
+    hodei_status st = jobs_acquire(s, &conn, &err);
+    if (st != HODEI_OK)
+        goto fail;
+    const char *params[2] = {worker_id, "64"};
+    st = hodei_db_exec(conn,
+                       "SELECT id::text, state, epoch, attempt, cancel_requested,"
+                       " coalesce(cancel_reason, ''),"
+                       " CASE WHEN state = 'ASSIGNED' THEN encode(spec, 'hex') ELSE '' END"
+                       " FROM jobs WHERE worker_id = $1::uuid AND state IN ('ASSIGNED', 'RUNNING')"
+                       " ORDER BY created_at LIMIT $2::int",
+                       2, params, &res, &err);
+    jobs_release(s, conn, st);
+    if (st != HODEI_OK)
+        goto fail;
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (strcmp(hodei_db_get_str(res, i, 1), "ASSIGNED") == 0)
+            resend_run(s, res, i);
+        if (hodei_db_get_str(res, i, 4)[0] == 't')
+            jobs_send_cancel(s, hodei_db_get_str(res, i, 0), hodei_db_get_i64(res, i, 2),
+                             hodei_db_get_str(res, i, 5));
+    }
+    PQclear(res);
+    resend_check_suspects(s, worker_id);
+    return;
+fail:
+    HLOG_WARN("worker %s: re-send from the database failed: %s", worker_id, err.msg);
+}
+
+/* -------------------------------------------------------------------- Hello */
+
+static bool hello_names(const Hodei__V1__Hello *hello, const char *job_id)
+{
+    for (size_t i = 0; i < hello->n_running_job_ids; i++) {
+        if (strcasecmp(hello->running_job_ids[i], job_id) == 0)
+            return true;
+    }
+    return false;
+}
+
+hodei_status worker_jobs_hello(worker_session *s, const Hodei__V1__Hello *hello, hodei_err *err)
+{
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    hodei_status st = jobs_acquire(s, &conn, err);
+    if (st != HODEI_OK)
+        return st;
+    const char *params[1] = {hello->worker_id};
+    st = hodei_db_exec(conn,
+                       "SELECT id::text, epoch FROM jobs"
+                       " WHERE worker_id = $1::uuid AND state = 'RUNNING'",
+                       1, params, &res, err);
+    jobs_release(s, conn, st);
+    if (st != HODEI_OK)
+        return st;
+    edge *e = worker_hub_edge(s->hub);
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *job = hodei_db_get_str(res, i, 0);
+        int64_t epoch = hodei_db_get_i64(res, i, 1);
+        if (hello_names(hello, job)) {
+            worker_session_own(s, job, epoch);
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        if (s->n_suspects < WORKER_SUSPECTS_MAX) {
+            worker_job_ref *r = &s->suspects[s->n_suspects++];
+            hodei_strlcpy(r->job_id, job, sizeof r->job_id);
+            r->epoch = epoch;
+            s->suspects_due_ms = hodei_mono_ms() + e->cfg->worker_resend_ms;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    PQclear(res);
+    return HODEI_OK;
+}
+
+/* --------------------------------------------------------------- RunJobAck */
+
+static hodei_status ack_tx(PGconn *conn, const Hodei__V1__RunJobAck *ack, const char *worker_id,
+                           hodei_err *err)
+{
+    hodei_status st = hodei_db_begin(conn, err);
+    if (st != HODEI_OK)
+        return st;
+    st = hodei_store_job_started(conn, ack->job_id, worker_id, ack->epoch, err);
+    if (st != HODEI_OK) {
+        hodei_db_rollback(conn);
+        return st;
+    }
+    return hodei_db_commit(conn, err);
+}
+
+void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
+{
+    char worker_id[HODEI_ID_BUF];
+    jobs_worker_id(s, worker_id);
+    PGconn *conn = NULL;
+    hodei_err err;
+    hodei_status st = jobs_acquire(s, &conn, &err);
+    if (st == HODEI_OK) {
+        st = ack_tx(conn, ack, worker_id, &err);
+        jobs_release(s, conn, st);
+    }
+    if (st == HODEI_OK) {
+        worker_session_own(s, ack->job_id, ack->epoch);
+    } else if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND) {
+        HLOG_INFO("worker %s acked job %s epoch %" PRId64 " it does not hold (%s); cancelling",
+                  worker_id, ack->job_id, ack->epoch, err.msg);
+        jobs_send_cancel(s, ack->job_id, ack->epoch, JOBS_STALE_WHY);
+    } else {
+        HLOG_WARN("worker %s: ack of job %s not recorded: %s", worker_id, ack->job_id, err.msg);
+        worker_session_end(s, HODEI_GRPC_UNAVAILABLE, JOBS_DB_TROUBLE);
+    }
+}
+
+/* ---------------------------------------------------------------- JobResult */
+
+static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end,
+                              Hodei__V1__JobState *final, hodei_err *err)
+{
+    hodei_status st = hodei_db_begin(conn, err);
+    if (st != HODEI_OK)
+        return st;
+    st = hodei_store_attempt_end(conn, end, final, err);
+    if (st != HODEI_OK) {
+        hodei_db_rollback(conn);
+        return st;
+    }
+    return hodei_db_commit(conn, err);
+}
+
+/* A refused result may be a repeat of one already recorded (the worker
+ * re-sends until acked): the job ended at this worker's epoch. */
+static bool result_already_recorded(PGconn *conn, const hodei_attempt_end *end,
+                                    Hodei__V1__JobState *final)
+{
+    const char *params[1] = {end->job_id};
+    PGresult *res = NULL;
+    hodei_err err;
+    if (hodei_db_exec(conn,
+                      "SELECT state, coalesce(worker_id::text, ''), epoch FROM jobs"
+                      " WHERE id = $1::uuid",
+                      1, params, &res, &err) != HODEI_OK)
+        return false;
+    bool same = PQntuples(res) == 1 && hodei_job_state_parse(hodei_db_get_str(res, 0, 0), final) &&
+                hodei_job_state_terminal(*final) &&
+                strcmp(hodei_db_get_str(res, 0, 1), end->worker_id) == 0 &&
+                hodei_db_get_i64(res, 0, 2) == end->epoch;
+    PQclear(res);
+    return same;
+}
+
+static void result_ack(worker_session *s, const Hodei__V1__JobResult *r, bool accepted,
+                       const char *reason)
+{
+    Hodei__V1__JobResultAck a = HODEI__V1__JOB_RESULT_ACK__INIT;
+    Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
+    a.job_id = r->job_id;
+    a.epoch = r->epoch;
+    a.accepted = accepted;
+    a.reason = (char *)reason;
+    m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_RESULT_ACK;
+    m.result_ack = &a;
+    worker_session_send(s, &m);
+}
+
+void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
+{
+    char worker_id[HODEI_ID_BUF];
+    jobs_worker_id(s, worker_id);
+    hodei_attempt_end end = {r->job_id, worker_id, r->epoch, r->state, r->exit_code,
+                             r->error ? r->error : "", true};
+    Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
+    PGconn *conn = NULL;
+    hodei_err err;
+    bool accepted = false;
+    hodei_status st = jobs_acquire(s, &conn, &err);
+    if (st == HODEI_OK) {
+        st = result_tx(conn, &end, &final, &err);
+        accepted = st == HODEI_OK ||
+                   (st == HODEI_ERR_PRECONDITION && result_already_recorded(conn, &end, &final));
+        jobs_release(s, conn, st);
+    }
+    if (!accepted && st != HODEI_ERR_PRECONDITION && st != HODEI_ERR_NOT_FOUND &&
+        st != HODEI_ERR_INVALID) {
+        HLOG_WARN("worker %s: result of job %s not recorded: %s", worker_id, r->job_id, err.msg);
+        worker_session_end(s, HODEI_GRPC_UNAVAILABLE, JOBS_DB_TROUBLE);
+        return;
+    }
+    worker_session_forget(s, r->job_id);
+    result_ack(s, r, accepted, accepted ? "" : err.msg);
+    if (!accepted)
+        HLOG_INFO("worker %s: result of job %s epoch %" PRId64 " refused: %s", worker_id,
+                  r->job_id, r->epoch, err.msg);
+    else if (hodei_job_state_terminal(final) &&
+             log_pub_end(worker_hub_pub(s->hub), r->job_id, r->epoch, final, &err) != HODEI_OK)
+        HLOG_WARN("job %s: end-of-log marker not published: %s", r->job_id, err.msg);
+}
+
+/* ------------------------------------------------------- ownership of logs */
+
+bool worker_jobs_owned(worker_session *s, const char *job_id, int64_t epoch)
+{
+    if (worker_session_owns(s, job_id, epoch))
+        return true;
+    char worker_id[HODEI_ID_BUF], ep[32];
+    jobs_worker_id(s, worker_id);
+    snprintf(ep, sizeof ep, "%" PRId64, epoch);
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    hodei_err err;
+    if (jobs_acquire(s, &conn, &err) != HODEI_OK)
+        return false;
+    const char *params[3] = {job_id, worker_id, ep};
+    hodei_status st = hodei_db_exec(conn,
+                                    "SELECT 1 FROM jobs WHERE id = $1::uuid AND worker_id = $2::uuid"
+                                    " AND epoch = $3::bigint AND state IN ('ASSIGNED', 'RUNNING')",
+                                    3, params, &res, &err);
+    jobs_release(s, conn, st);
+    bool owned = st == HODEI_OK && PQntuples(res) == 1;
+    PQclear(res);
+    if (owned)
+        worker_session_own(s, job_id, epoch);
+    return owned;
+}
+
+/* --------------------------------------------------------- ending attempts */
+
+hodei_status worker_jobs_fail_attempt(edge *e, log_pub *pub, const char *job_id,
+                                      const char *worker_id, int64_t epoch, const char *why,
+                                      bool free_worker, hodei_err *err)
+{
+    hodei_attempt_end end = {job_id, worker_id, epoch, HODEI__V1__JOB_STATE__JOB_STATE_FAILED,
+                             JOBS_EXIT_NONE, why, free_worker};
+    Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
+    PGconn *conn = NULL;
+    hodei_status st = hodei_db_acquire(e->db, e->cfg->db_wait_ms, &conn, err);
+    if (st != HODEI_OK)
+        return st;
+    st = result_tx(conn, &end, &final, err);
+    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
+    if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
+        return HODEI_OK; /* moved on meanwhile (its result came, or it was re-assigned) */
+    if (st == HODEI_OK && hodei_job_state_terminal(final))
+        st = log_pub_end(pub, job_id, epoch, final, err);
+    return st;
+}
+
+hodei_status worker_jobs_end_all(PGconn *conn, const char *worker_id, const char *why,
+                                 worker_job_end *ends, size_t *n_ends, hodei_err *err)
+{
+    const char *params[1] = {worker_id};
+    PGresult *res = NULL;
+    *n_ends = 0;
+    hodei_status st = hodei_db_exec(conn,
+                                    "SELECT id::text, epoch FROM jobs WHERE worker_id = $1::uuid"
+                                    " AND state IN ('ASSIGNED', 'RUNNING')",
+                                    1, params, &res, err);
+    if (st != HODEI_OK)
+        return st;
+    for (int i = 0; i < PQntuples(res) && st == HODEI_OK; i++) {
+        hodei_attempt_end end = {hodei_db_get_str(res, i, 0), worker_id,
+                                 hodei_db_get_i64(res, i, 1),
+                                 HODEI__V1__JOB_STATE__JOB_STATE_FAILED, JOBS_EXIT_NONE, why,
+                                 false};
+        Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
+        st = hodei_store_attempt_end(conn, &end, &final, err);
+        if (st == HODEI_ERR_PRECONDITION) {
+            st = HODEI_OK;
+            continue;
+        }
+        if (st == HODEI_OK && *n_ends < WORKER_SESSION_JOBS_MAX) {
+            worker_job_end *x = &ends[(*n_ends)++];
+            hodei_strlcpy(x->ref.job_id, end.job_id, sizeof x->ref.job_id);
+            x->ref.epoch = end.epoch;
+            x->state = final;
+        }
+    }
+    PQclear(res);
+    return st;
+}
+
+void worker_jobs_publish_ends(log_pub *pub, const worker_job_end *ends, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        hodei_err err;
+        if (hodei_job_state_terminal(ends[i].state) &&
+            log_pub_end(pub, ends[i].ref.job_id, ends[i].ref.epoch, ends[i].state, &err) !=
+                HODEI_OK)
+            HLOG_WARN("job %s: end-of-log marker not published: %s", ends[i].ref.job_id, err.msg);
+    }
+}

@@ -1,0 +1,759 @@
+/* The edge's worker side and logs against a real PostgreSQL and nats-server:
+ * Register with one-time tokens, the WorkerStream protocol (the test plays
+ * the worker agent through the product's gRPC client), GetLogs and
+ * SubscribeLogs. */
+#include <criterion/criterion.h>
+#include <nats/nats.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge_client.h"
+#include "harness.h"
+#include "hodei/id.h"
+#include "hodei/time.h"
+#include "hodei/v1/events.pb-c.h"
+#include "hodei/v1/logs.pb-c.h"
+#include "hodei/v1/worker.pb-c.h"
+
+#define WSVC "/hodei.v1.WorkerAgentService/"
+#define LSVC "/hodei.v1.LogStreamService/"
+#define CALL_MS 10000
+#define RECV_MS 5000
+#define POLL_MS 10000
+#define SESSION_HEX 64
+
+static harness_stack stack;
+static edge_handle edge;
+
+static void start_with(const char *resend, const char *keepalive)
+{
+    char r[64], k[64];
+    snprintf(r, sizeof r, "HODEI_WORKER_RESEND_INTERVAL=%s", resend);
+    snprintf(k, sizeof k, "HODEI_WORKER_KEEPALIVE_INTERVAL=%s", keepalive);
+    const char *env[] = {r, k, "HODEI_WORKER_HEARTBEAT_INTERVAL=200ms", NULL};
+    hodei_rpc_global_init();
+    harness_stack_start(&stack);
+    edge_start(&stack, &edge, env);
+}
+
+/* Slow re-send: whatever reaches a worker came from Hello or NATS. */
+static void setup(void) { start_with("30s", "10s"); }
+static void setup_fast(void) { start_with("300ms", "300ms"); }
+
+static void teardown(void)
+{
+    edge_stop(&edge);
+    harness_stack_stop(&stack);
+    hodei_rpc_global_shutdown();
+}
+
+TestSuite(worker_edge, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(worker_edge_fast, .init = setup_fast, .fini = teardown, .timeout = 120);
+
+/* ------------------------------------------------------------------ helpers */
+
+static int64_t sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int64_t sqlf(const char *fmt, ...)
+{
+    char sql[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    return harness_sql_i64(&stack, sql);
+}
+
+/* Polls until the SQL answers `want`. */
+static bool sql_wait(int64_t want, const char *sql)
+{
+    int64_t until = hodei_mono_ms() + POLL_MS;
+    while (hodei_mono_ms() < until) {
+        if (harness_sql_i64(&stack, sql) == want)
+            return true;
+        hodei_sleep_ms(20);
+    }
+    return false;
+}
+
+static hodei_grpc_code unary(const char *path, const ProtobufCMessage *req,
+                             const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp,
+                             char *msg, size_t msg_len)
+{
+    hodei_rpc_result res;
+    hodei_err err;
+    ProtobufCMessage *out = NULL;
+    cr_assert_eq(hodei_rpc_unary(edge.ch, path, req, desc, CALL_MS, &out, &res, &err), HODEI_OK,
+                 "%s: %s", path, err.msg);
+    if (msg)
+        snprintf(msg, msg_len, "%s", res.message);
+    if (resp)
+        *resp = out;
+    else if (out)
+        protobuf_c_message_free_unpacked(out, NULL);
+    return res.code;
+}
+
+/* A CREATING worker row and a bootstrap token for it. */
+static void make_worker(char id[HODEI_ID_BUF], const char *token, const char *token_extra)
+{
+    hodei_id_new(id);
+    cr_assert_eq(sqlf("INSERT INTO workers (id, provider, state) VALUES ('%s', 'process',"
+                      " 'CREATING') RETURNING 1",
+                      id),
+                 1);
+    cr_assert_eq(sqlf("INSERT INTO bootstrap_tokens (token_hash, worker_id, provider, expires_at%s)"
+                      " VALUES (sha256('%s'::bytea), '%s', 'process', now() + interval '5 min'%s)"
+                      " RETURNING 1",
+                      token_extra ? ", revoked_at" : "", token, id,
+                      token_extra ? token_extra : ""),
+                 1);
+}
+
+static hodei_grpc_code do_register(const char *token, const char *worker_id,
+                                   char session[SESSION_HEX + 1], char *msg, size_t msg_len)
+{
+    Hodei__V1__RegisterRequest req = HODEI__V1__REGISTER_REQUEST__INIT;
+    Hodei__V1__ResourceRequirements cap = HODEI__V1__RESOURCE_REQUIREMENTS__INIT;
+    Hodei__V1__RegisterRequest__LabelsEntry l = HODEI__V1__REGISTER_REQUEST__LABELS_ENTRY__INIT;
+    Hodei__V1__RegisterRequest__LabelsEntry *labels[] = {&l};
+    l.key = "zone";
+    l.value = "eu-1";
+    cap.cpu_cores = 2;
+    cap.memory_bytes = 1 << 30;
+    cap.architecture = "amd64";
+    req.token = (char *)token;
+    req.worker_id = (char *)worker_id;
+    req.hostname = "host-1";
+    req.capacity = &cap;
+    req.n_labels = 1;
+    req.labels = labels;
+    req.agent_version = "0.1.0";
+    ProtobufCMessage *resp = NULL;
+    hodei_grpc_code code = unary(WSVC "Register", &req.base,
+                                 &hodei__v1__register_response__descriptor, &resp, msg, msg_len);
+    if (code == HODEI_GRPC_OK) {
+        Hodei__V1__RegisterResponse *r = (Hodei__V1__RegisterResponse *)resp;
+        cr_assert_str_eq(r->worker_id, worker_id);
+        cr_assert_eq(strlen(r->session_token), SESSION_HEX);
+        cr_assert_eq(r->heartbeat_interval_ms, 200);
+        if (session)
+            snprintf(session, SESSION_HEX + 1, "%s", r->session_token);
+        protobuf_c_message_free_unpacked(resp, NULL);
+    }
+    return code;
+}
+
+/* A registered READY worker; its session token in session. */
+static void ready_worker(char id[HODEI_ID_BUF], char session[SESSION_HEX + 1])
+{
+    make_worker(id, "boot-token", NULL);
+    char msg[512];
+    cr_assert_eq(do_register("boot-token", id, session, msg, sizeof msg), HODEI_GRPC_OK, "%s",
+                 msg);
+}
+
+static void spec_hex(char *out, size_t out_len)
+{
+    Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
+    Hodei__V1__ShellCommand cmd = HODEI__V1__SHELL_COMMAND__INIT;
+    cmd.command = "echo";
+    spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
+    spec.command = &cmd;
+    spec.timeout_ms = 60000;
+    uint8_t buf[256];
+    size_t n = hodei__v1__job_spec__pack(&spec, buf);
+    cr_assert(2 * n + 1 <= out_len);
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", buf[i]);
+}
+
+/* A job in `state` on worker w at epoch/attempt; the worker made BUSY. */
+static void make_job(char id[HODEI_ID_BUF], const char *w, const char *state, int epoch,
+                     int attempt, int max_attempts)
+{
+    char hex[600];
+    spec_hex(hex, sizeof hex);
+    hodei_id_new(id);
+    cr_assert_eq(sqlf("INSERT INTO jobs (id, state, spec, timeout_ms, worker_id, epoch, attempt,"
+                      " max_attempts) VALUES ('%s', '%s', decode('%s', 'hex'), 60000, '%s', %d, %d,"
+                      " %d) RETURNING 1",
+                      id, state, hex, w, epoch, attempt, max_attempts),
+                 1);
+    cr_assert_eq(sqlf("UPDATE workers SET state = 'BUSY', current_job_id = '%s' WHERE id = '%s'"
+                      " RETURNING 1",
+                      id, w),
+                 1);
+}
+
+/* ------------------------------------------------------------ worker stream */
+
+static hodei_rpc_stream *ws_open(void)
+{
+    hodei_rpc_stream *st = NULL;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_stream_open(edge.ch, WSVC "WorkerStream", NULL,
+                                       &hodei__v1__server_message__descriptor, 60000, &st, &err),
+                 HODEI_OK, "%s", err.msg);
+    return st;
+}
+
+static void ws_send(hodei_rpc_stream *st, Hodei__V1__WorkerMessage *m)
+{
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_stream_send(st, &m->base, &err), HODEI_OK, "%s", err.msg);
+}
+
+static void ws_hello(hodei_rpc_stream *st, const char *w, const char *session,
+                     const char *running)
+{
+    Hodei__V1__WorkerMessage m = HODEI__V1__WORKER_MESSAGE__INIT;
+    Hodei__V1__Hello h = HODEI__V1__HELLO__INIT;
+    char *ids[] = {(char *)running};
+    h.worker_id = (char *)w;
+    h.session_token = (char *)session;
+    h.n_running_job_ids = running ? 1 : 0;
+    h.running_job_ids = ids;
+    m.body_case = HODEI__V1__WORKER_MESSAGE__BODY_HELLO;
+    m.hello = &h;
+    ws_send(st, &m);
+}
+
+static void ws_ack(hodei_rpc_stream *st, const char *job, int64_t epoch)
+{
+    Hodei__V1__WorkerMessage m = HODEI__V1__WORKER_MESSAGE__INIT;
+    Hodei__V1__RunJobAck a = HODEI__V1__RUN_JOB_ACK__INIT;
+    a.job_id = (char *)job;
+    a.epoch = epoch;
+    m.body_case = HODEI__V1__WORKER_MESSAGE__BODY_RUN_JOB_ACK;
+    m.run_job_ack = &a;
+    ws_send(st, &m);
+}
+
+/* Lines first..last ("line <n>") in one batch. */
+static void ws_logs(hodei_rpc_stream *st, const char *job, int64_t epoch, uint64_t first,
+                    uint64_t last)
+{
+    size_t n = (size_t)(last - first + 1);
+    Hodei__V1__LogLine *lines = calloc(n, sizeof *lines);
+    Hodei__V1__LogLine **ptrs = calloc(n, sizeof *ptrs);
+    char (*text)[32] = calloc(n, sizeof *text);
+    cr_assert(lines && ptrs && text);
+    for (size_t i = 0; i < n; i++) {
+        hodei__v1__log_line__init(&lines[i]);
+        lines[i].sequence = first + i;
+        lines[i].stream = HODEI__V1__LOG_STREAM__LOG_STREAM_STDOUT;
+        int len = snprintf(text[i], sizeof text[i], "line %llu", (unsigned long long)(first + i));
+        lines[i].data.data = (uint8_t *)text[i];
+        lines[i].data.len = (size_t)len;
+        ptrs[i] = &lines[i];
+    }
+    Hodei__V1__WorkerMessage m = HODEI__V1__WORKER_MESSAGE__INIT;
+    Hodei__V1__LogBatch b = HODEI__V1__LOG_BATCH__INIT;
+    b.job_id = (char *)job;
+    b.epoch = epoch;
+    b.n_lines = n;
+    b.lines = ptrs;
+    m.body_case = HODEI__V1__WORKER_MESSAGE__BODY_LOG_BATCH;
+    m.log_batch = &b;
+    ws_send(st, &m);
+    free(lines);
+    free(ptrs);
+    free(text);
+}
+
+static void ws_result(hodei_rpc_stream *st, const char *job, int64_t epoch,
+                      Hodei__V1__JobState state, int exit_code)
+{
+    Hodei__V1__WorkerMessage m = HODEI__V1__WORKER_MESSAGE__INIT;
+    Hodei__V1__JobResult r = HODEI__V1__JOB_RESULT__INIT;
+    r.job_id = (char *)job;
+    r.epoch = epoch;
+    r.state = state;
+    r.exit_code = exit_code;
+    m.body_case = HODEI__V1__WORKER_MESSAGE__BODY_JOB_RESULT;
+    m.job_result = &r;
+    ws_send(st, &m);
+}
+
+/* The next message that is not a keepalive (asserts one comes). */
+static Hodei__V1__ServerMessage *ws_next(hodei_rpc_stream *st, int64_t timeout_ms)
+{
+    int64_t until = hodei_mono_ms() + timeout_ms;
+    for (;;) {
+        ProtobufCMessage *msg = NULL;
+        hodei_rpc_result res;
+        hodei_err err;
+        int64_t left = until - hodei_mono_ms();
+        hodei_status s = hodei_rpc_stream_recv(st, left > 0 ? left : 1, &msg, &res, &err);
+        cr_assert_eq(s, HODEI_OK, "no server message in time: %s", err.msg);
+        cr_assert_not_null(msg, "stream ended: %s %s", hodei_grpc_code_str(res.code), res.message);
+        Hodei__V1__ServerMessage *m = (Hodei__V1__ServerMessage *)msg;
+        if (m->body_case != HODEI__V1__SERVER_MESSAGE__BODY_KEEPALIVE)
+            return m;
+        protobuf_c_message_free_unpacked(msg, NULL);
+    }
+}
+
+/* Reads until the stream ends; returns its status code. */
+static hodei_grpc_code ws_end(hodei_rpc_stream *st, char *msg, size_t msg_len)
+{
+    for (;;) {
+        ProtobufCMessage *m = NULL;
+        hodei_rpc_result res;
+        hodei_err err;
+        cr_assert_eq(hodei_rpc_stream_recv(st, RECV_MS, &m, &res, &err), HODEI_OK,
+                     "stream did not end: %s", err.msg);
+        if (!m) {
+            if (msg)
+                snprintf(msg, msg_len, "%s", res.message);
+            return res.code;
+        }
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+}
+
+static Hodei__V1__ServerMessage *ws_expect(hodei_rpc_stream *st,
+                                           Hodei__V1__ServerMessage__BodyCase body)
+{
+    Hodei__V1__ServerMessage *m = ws_next(st, RECV_MS);
+    cr_assert_eq(m->body_case, body, "expected server message %d, got %d", (int)body,
+                 (int)m->body_case);
+    return m;
+}
+
+/* Connects as w and takes the RunJob of job (epoch). */
+static hodei_rpc_stream *ws_connect_run(const char *w, const char *session, const char *job,
+                                        int64_t epoch)
+{
+    hodei_rpc_stream *st = ws_open();
+    ws_hello(st, w, session, NULL);
+    Hodei__V1__ServerMessage *m = ws_expect(st, HODEI__V1__SERVER_MESSAGE__BODY_RUN_JOB);
+    cr_assert_str_eq(m->run_job->job_id, job);
+    cr_assert_eq(m->run_job->epoch, epoch);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return st;
+}
+
+static bool ws_result_ack(hodei_rpc_stream *st, const char *job, char *reason, size_t reason_len)
+{
+    Hodei__V1__ServerMessage *m = ws_expect(st, HODEI__V1__SERVER_MESSAGE__BODY_RESULT_ACK);
+    cr_assert_str_eq(m->result_ack->job_id, job);
+    bool accepted = m->result_ack->accepted;
+    if (reason)
+        snprintf(reason, reason_len, "%s", m->result_ack->reason);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return accepted;
+}
+
+/* -------------------------------------------------------------------- logs */
+
+static Hodei__V1__GetLogsResponse *get_logs(const char *job)
+{
+    Hodei__V1__GetLogsRequest req = HODEI__V1__GET_LOGS_REQUEST__INIT;
+    req.job_id = (char *)job;
+    ProtobufCMessage *resp = NULL;
+    char msg[512];
+    cr_assert_eq(unary(LSVC "GetLogs", &req.base, &hodei__v1__get_logs_response__descriptor, &resp,
+                       msg, sizeof msg),
+                 HODEI_GRPC_OK, "GetLogs: %s", msg);
+    return (Hodei__V1__GetLogsResponse *)resp;
+}
+
+/* Polls GetLogs until it holds n lines (and complete when asked). */
+static void wait_logs(const char *job, size_t n, bool complete)
+{
+    int64_t until = hodei_mono_ms() + POLL_MS;
+    for (;;) {
+        Hodei__V1__GetLogsResponse *r = get_logs(job);
+        bool ok = r->n_lines == n && (!complete || r->complete);
+        for (size_t i = 0; ok && i < n; i++) {
+            char want[32];
+            snprintf(want, sizeof want, "line %zu", i + 1);
+            cr_assert_eq(r->lines[i]->sequence, i + 1);
+            cr_assert_eq(r->lines[i]->data.len, strlen(want));
+            cr_assert(memcmp(r->lines[i]->data.data, want, strlen(want)) == 0);
+        }
+        size_t got = r->n_lines;
+        bool got_complete = r->complete;
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        if (ok)
+            return;
+        cr_assert(hodei_mono_ms() < until, "GetLogs: %zu lines (complete=%d), want %zu", got,
+                  got_complete, n);
+        hodei_sleep_ms(50);
+    }
+}
+
+static hodei_rpc_stream *follow(const char *job)
+{
+    Hodei__V1__SubscribeLogsRequest req = HODEI__V1__SUBSCRIBE_LOGS_REQUEST__INIT;
+    req.job_id = (char *)job;
+    hodei_rpc_stream *st = NULL;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_stream_open(edge.ch, LSVC "SubscribeLogs", &req.base,
+                                       &hodei__v1__log_chunk__descriptor, 60000, &st, &err),
+                 HODEI_OK, "%s", err.msg);
+    return st;
+}
+
+/* Reads a follow to its end: n lines "line 1".."line n" once each, in
+ * order, then end_of_stream with final_state and status OK. */
+static void follow_check(hodei_rpc_stream *st, size_t n, Hodei__V1__JobState final_state)
+{
+    size_t seen = 0;
+    bool ended = false;
+    for (;;) {
+        ProtobufCMessage *msg = NULL;
+        hodei_rpc_result res;
+        hodei_err err;
+        cr_assert_eq(hodei_rpc_stream_recv(st, RECV_MS, &msg, &res, &err), HODEI_OK,
+                     "follow stalled after %zu lines: %s", seen, err.msg);
+        if (!msg) {
+            cr_assert_eq(res.code, HODEI_GRPC_OK, "%s", res.message);
+            break;
+        }
+        Hodei__V1__LogChunk *c = (Hodei__V1__LogChunk *)msg;
+        cr_assert(!ended, "a chunk after end_of_stream");
+        for (size_t i = 0; i < c->n_lines; i++) {
+            seen++;
+            cr_assert_eq(c->lines[i]->sequence, seen, "line %zu has sequence %llu", seen,
+                         (unsigned long long)c->lines[i]->sequence);
+        }
+        if (c->end_of_stream) {
+            ended = true;
+            cr_assert_eq(c->final_state, final_state);
+        }
+        protobuf_c_message_free_unpacked(msg, NULL);
+    }
+    cr_assert(ended, "no end_of_stream");
+    cr_assert_eq(seen, n);
+}
+
+/* ------------------------------------------------------------------ tests */
+
+Test(worker_edge, register_works_once_and_a_spent_token_changes_nothing)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], msg[512];
+    make_worker(w, "tok-once", NULL);
+    cr_assert_eq(do_register("tok-once", w, session, msg, sizeof msg), HODEI_GRPC_OK, "%s", msg);
+    cr_assert_eq(sqlf("SELECT count(*) FROM workers WHERE id = '%s' AND state = 'READY'"
+                      " AND hostname = 'host-1' AND agent_version = '0.1.0'"
+                      " AND labels = '{\"zone\": \"eu-1\"}' AND cpu_millis = 2000"
+                      " AND architecture = 'amd64' AND session_token_hash = sha256('%s'::bytea)",
+                      w, session),
+                 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM outbox WHERE event_type = 'WorkerReady'"
+                      " AND aggregate_id = '%s'",
+                      w),
+                 1);
+    int64_t updated = sqlf("SELECT (extract(epoch FROM updated_at) * 1e6)::bigint FROM workers"
+                           " WHERE id = '%s'",
+                           w);
+    char again[512];
+    cr_assert_eq(do_register("tok-once", w, NULL, again, sizeof again),
+                 HODEI_GRPC_UNAUTHENTICATED);
+    cr_assert_eq(sqlf("SELECT count(*) FROM workers WHERE id = '%s' AND state = 'READY'"
+                      " AND session_token_hash = sha256('%s'::bytea)"
+                      " AND (extract(epoch FROM updated_at) * 1e6)::bigint = %lld",
+                      w, session, (long long)updated),
+                 1, "a refused Register changed the worker");
+    cr_assert_eq(sqlf("SELECT count(*) FROM outbox WHERE aggregate_id = '%s'", w), 1);
+}
+
+Test(worker_edge, expired_revoked_forged_and_foreign_tokens_are_refused_alike)
+{
+    char a[HODEI_ID_BUF], b[HODEI_ID_BUF], c[HODEI_ID_BUF], msg[4][512];
+    make_worker(a, "tok-a", NULL);
+    make_worker(b, "tok-revoked", ", now()");
+    make_worker(c, "tok-expired", NULL);
+    cr_assert_eq(sqlf("UPDATE bootstrap_tokens SET expires_at = now() - interval '1 s'"
+                      " WHERE worker_id = '%s' RETURNING 1",
+                      c),
+                 1);
+    cr_assert_eq(do_register("tok-expired", c, NULL, msg[0], 512), HODEI_GRPC_UNAUTHENTICATED);
+    cr_assert_eq(do_register("tok-revoked", b, NULL, msg[1], 512), HODEI_GRPC_UNAUTHENTICATED);
+    cr_assert_eq(do_register("never-issued", a, NULL, msg[2], 512), HODEI_GRPC_UNAUTHENTICATED);
+    cr_assert_eq(do_register("tok-a", b, NULL, msg[3], 512), HODEI_GRPC_UNAUTHENTICATED);
+    for (int i = 1; i < 4; i++)
+        cr_assert_str_eq(msg[i], msg[0], "refusals differ: \"%s\" vs \"%s\"", msg[i], msg[0]);
+    cr_assert_eq(sqlf("SELECT count(*) FROM workers WHERE state = 'CREATING'"
+                      " AND session_token_hash IS NULL"),
+                 3);
+    cr_assert_eq(sqlf("SELECT count(*) FROM bootstrap_tokens WHERE used_at IS NULL"), 3);
+    cr_assert_eq(sqlf("SELECT count(*) FROM outbox"), 0);
+    /* Bad input names the field. */
+    char m2[512];
+    cr_assert_eq(do_register("", a, NULL, m2, sizeof m2), HODEI_GRPC_INVALID_ARGUMENT);
+    cr_assert(strstr(m2, "token") != NULL, "%s", m2);
+    cr_assert_eq(do_register("tok-a", "not-a-uuid", NULL, m2, sizeof m2),
+                 HODEI_GRPC_INVALID_ARGUMENT);
+    cr_assert(strstr(m2, "worker_id") != NULL, "%s", m2);
+    cr_assert_eq(do_register("tok-a", a, NULL, m2, sizeof m2), HODEI_GRPC_OK, "%s", m2);
+}
+
+Test(worker_edge, a_stream_needs_hello_with_a_valid_session)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], msg[512];
+    ready_worker(w, session);
+    hodei_rpc_stream *st = ws_open();
+    ws_hello(st, w, "0000000000000000000000000000000000000000000000000000000000000000", NULL);
+    cr_assert_eq(ws_end(st, msg, sizeof msg), HODEI_GRPC_UNAUTHENTICATED, "%s", msg);
+    hodei_rpc_stream_destroy(st);
+
+    st = ws_open();
+    ws_ack(st, w, 1); /* not a hello */
+    cr_assert_eq(ws_end(st, msg, sizeof msg), HODEI_GRPC_UNAUTHENTICATED, "%s", msg);
+    hodei_rpc_stream_destroy(st);
+
+    st = ws_open();
+    ws_hello(st, "nope", session, NULL);
+    cr_assert_eq(ws_end(st, msg, sizeof msg), HODEI_GRPC_INVALID_ARGUMENT, "%s", msg);
+    cr_assert(strstr(msg, "hello.worker_id") != NULL, "%s", msg);
+    hodei_rpc_stream_destroy(st);
+
+    /* A good session; a malformed message then ends the stream naming the field. */
+    st = ws_open();
+    ws_hello(st, w, session, NULL);
+    ws_logs(st, w, 0, 1, 1);
+    cr_assert_eq(ws_end(st, msg, sizeof msg), HODEI_GRPC_INVALID_ARGUMENT, "%s", msg);
+    cr_assert(strstr(msg, "log_batch.epoch") != NULL, "%s", msg);
+    hodei_rpc_stream_destroy(st);
+}
+
+Test(worker_edge, a_job_runs_end_to_end_and_a_stale_result_is_refused)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], reason[512];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 2, 2, 3);
+    hodei_rpc_stream *st = ws_open();
+    ws_hello(st, w, session, NULL);
+    Hodei__V1__ServerMessage *m = ws_expect(st, HODEI__V1__SERVER_MESSAGE__BODY_RUN_JOB);
+    cr_assert_str_eq(m->run_job->job_id, job);
+    cr_assert_eq(m->run_job->epoch, 2);
+    cr_assert_eq(m->run_job->attempt, 2);
+    cr_assert_not_null(m->run_job->spec);
+    cr_assert_str_eq(m->run_job->spec->command->command, "echo");
+    cr_assert_eq(m->run_job->secrets_json.len, 2);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+
+    ws_ack(st, job, 2);
+    char q[256];
+    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'"
+             " AND started_at IS NOT NULL", job);
+    cr_assert(sql_wait(1, q), "the ack did not make the job RUNNING");
+
+    Hodei__V1__WorkerMessage hb = HODEI__V1__WORKER_MESSAGE__INIT;
+    Hodei__V1__Heartbeat beat = HODEI__V1__HEARTBEAT__INIT;
+    Hodei__V1__ResourceUsage use = HODEI__V1__RESOURCE_USAGE__INIT;
+    use.memory_bytes_used = 12345;
+    use.running_jobs = 1;
+    beat.usage = &use;
+    hb.body_case = HODEI__V1__WORKER_MESSAGE__BODY_HEARTBEAT;
+    hb.heartbeat = &beat;
+    cr_assert_eq(sqlf("UPDATE workers SET last_heartbeat_at = NULL WHERE id = '%s' RETURNING 1", w),
+                 1);
+    ws_send(st, &hb);
+    snprintf(q, sizeof q, "SELECT count(*) FROM workers WHERE id = '%s' AND"
+             " last_heartbeat_at IS NOT NULL AND usage_memory_bytes = 12345", w);
+    cr_assert(sql_wait(1, q), "the heartbeat was not written");
+
+    ws_logs(st, job, 2, 1, 2);
+    ws_logs(st, job, 2, 3, 3);
+    wait_logs(job, 3, false);
+
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 9); /* an older attempt */
+    cr_assert(!ws_result_ack(st, job, reason, sizeof reason), "a stale result was accepted");
+    cr_assert(strstr(reason, "stale") != NULL, "%s", reason);
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'"
+                      " AND epoch = 2 AND exit_code IS NULL",
+                      job),
+                 1, "a stale result changed the job");
+
+    ws_result(st, job, 2, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    cr_assert(ws_result_ack(st, job, reason, sizeof reason), "refused: %s", reason);
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'SUCCEEDED'"
+                      " AND exit_code = 0 AND finished_at IS NOT NULL",
+                      job),
+                 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM workers WHERE id = '%s' AND state = 'READY'"
+                      " AND current_job_id IS NULL",
+                      w),
+                 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM outbox WHERE event_type = 'JobFinished'"
+                      " AND aggregate_id = '%s'",
+                      job),
+                 1);
+    wait_logs(job, 3, true);
+
+    /* The worker re-sends its result (lost ack): accepted, nothing changes. */
+    ws_result(st, job, 2, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    cr_assert(ws_result_ack(st, job, reason, sizeof reason), "repeat refused: %s", reason);
+    cr_assert_eq(sqlf("SELECT count(*) FROM outbox WHERE event_type = 'JobFinished'"
+                      " AND aggregate_id = '%s'",
+                      job),
+                 1);
+    cr_assert(hodei_rpc_stream_close_send(st, NULL) == HODEI_OK);
+    cr_assert_eq(ws_end(st, NULL, 0), HODEI_GRPC_OK);
+    hodei_rpc_stream_destroy(st);
+}
+
+Test(worker_edge, a_failed_attempt_with_attempts_left_goes_back_to_pending)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], reason[512];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 2);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_ack(st, job, 1);
+    ws_logs(st, job, 1, 1, 2);
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 3);
+    cr_assert(ws_result_ack(st, job, reason, sizeof reason), "refused: %s", reason);
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'PENDING'"
+                      " AND worker_id IS NULL AND not_before > now() - interval '1 s'",
+                      job),
+                 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM outbox WHERE event_type = 'JobQueued'"
+                      " AND aggregate_id = '%s'",
+                      job),
+                 1);
+    /* No end marker: followers keep following the next attempt. */
+    wait_logs(job, 2, false);
+    Hodei__V1__GetLogsResponse *r = get_logs(job);
+    cr_assert(!r->complete);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    hodei_rpc_stream_destroy(st);
+}
+
+Test(worker_edge, followers_before_and_after_get_every_line_once_in_order)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    hodei_rpc_stream *early = follow(job);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_ack(st, job, 1);
+    ws_logs(st, job, 1, 1, 100);
+    ws_logs(st, job, 1, 1, 100);   /* the same batch again: dropped by Nats-Msg-Id */
+    ws_logs(st, job, 1, 101, 400);
+    ws_logs(st, job, 1, 350, 450); /* re-sent in other pieces: the repeats are dropped */
+    ws_logs(st, job, 1, 451, 1000);
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    cr_assert(ws_result_ack(st, job, NULL, 0));
+    follow_check(early, 1000, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+    hodei_rpc_stream *late = follow(job);
+    follow_check(late, 1000, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+    hodei_rpc_stream_destroy(early);
+    hodei_rpc_stream_destroy(late);
+    hodei_rpc_stream_destroy(st);
+
+    char msg[512];
+    Hodei__V1__GetLogsRequest req = HODEI__V1__GET_LOGS_REQUEST__INIT;
+    char other[HODEI_ID_BUF];
+    hodei_id_new(other);
+    req.job_id = other;
+    cr_assert_eq(unary(LSVC "GetLogs", &req.base, &hodei__v1__get_logs_response__descriptor, NULL,
+                       msg, sizeof msg),
+                 HODEI_GRPC_NOT_FOUND);
+    req.job_id = "x";
+    cr_assert_eq(unary(LSVC "GetLogs", &req.base, &hodei__v1__get_logs_response__descriptor, NULL,
+                       msg, sizeof msg),
+                 HODEI_GRPC_INVALID_ARGUMENT);
+    cr_assert(strstr(msg, "job_id") != NULL, "%s", msg);
+}
+
+static void publish_assigned(const char *w, const char *job)
+{
+    natsConnection *nc = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, stack.nats_url), NATS_OK);
+    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+    Hodei__V1__JobAssigned a = HODEI__V1__JOB_ASSIGNED__INIT;
+    a.job_id = (char *)job;
+    a.worker_id = (char *)w;
+    a.epoch = 1;
+    ev.body_case = HODEI__V1__EVENT__BODY_JOB_ASSIGNED;
+    ev.job_assigned = &a;
+    uint8_t buf[512];
+    size_t n = hodei__v1__event__pack(&ev, buf);
+    char subject[128];
+    snprintf(subject, sizeof subject, "hodei.evt.job.assigned.%s", w);
+    cr_assert_eq(natsConnection_Publish(nc, subject, buf, (int)n), NATS_OK);
+    cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+    natsConnection_Destroy(nc);
+}
+
+Test(worker_edge, a_job_assigned_event_reaches_the_worker_without_waiting_for_the_resend)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];
+    ready_worker(w, session);
+    hodei_rpc_stream *st = ws_open();
+    ws_hello(st, w, session, NULL);
+    hodei_sleep_ms(300); /* the Hello's own re-send has passed; the next is 30 s away */
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    int64_t t0 = hodei_mono_ms();
+    publish_assigned(w, job);
+    Hodei__V1__ServerMessage *m = ws_next(st, 3000);
+    cr_assert_eq(m->body_case, HODEI__V1__SERVER_MESSAGE__BODY_RUN_JOB);
+    cr_assert_str_eq(m->run_job->job_id, job);
+    cr_log_info("RunJob %lld ms after the JobAssigned event", (long long)(hodei_mono_ms() - t0));
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+
+    /* A newer stream of the same worker replaces this one. */
+    hodei_rpc_stream *st2 = ws_open();
+    ws_hello(st2, w, session, job);
+    char msg[512];
+    cr_assert_eq(ws_end(st, msg, sizeof msg), HODEI_GRPC_ABORTED, "%s", msg);
+    hodei_rpc_stream_destroy(st);
+    hodei_rpc_stream_destroy(st2);
+    nats_Close();
+}
+
+Test(worker_edge_fast, a_restarted_worker_loses_its_running_job_and_idle_streams_get_keepalives)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];
+    ready_worker(w, session);
+    make_job(job, w, "RUNNING", 1, 1, 1);
+    hodei_rpc_stream *st = ws_open();
+    ws_hello(st, w, session, NULL); /* the job is not among its running ones */
+    char q[256];
+    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'FAILED'"
+             " AND error = 'worker restarted'", job);
+    cr_assert(sql_wait(1, q), "the lost attempt did not end");
+    wait_logs(job, 0, true); /* its end marker */
+    Hodei__V1__ServerMessage *m = NULL;
+    ProtobufCMessage *msg = NULL;
+    hodei_rpc_result res;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_stream_recv(st, 2000, &msg, &res, &err), HODEI_OK, "%s", err.msg);
+    m = (Hodei__V1__ServerMessage *)msg;
+    cr_assert_not_null(m);
+    cr_assert_eq(m->body_case, HODEI__V1__SERVER_MESSAGE__BODY_KEEPALIVE);
+    protobuf_c_message_free_unpacked(msg, NULL);
+    hodei_rpc_stream_destroy(st);
+}
+
+Test(worker_edge_fast, unregister_terminates_the_worker_and_its_session)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], msg[512];
+    ready_worker(w, session);
+    Hodei__V1__UnregisterWorkerRequest req = HODEI__V1__UNREGISTER_WORKER_REQUEST__INIT;
+    req.worker_id = w;
+    req.session_token = "wrong";
+    cr_assert_eq(unary(WSVC "UnregisterWorker", &req.base,
+                       &hodei__v1__unregister_worker_response__descriptor, NULL, msg, sizeof msg),
+                 HODEI_GRPC_UNAUTHENTICATED);
+    req.session_token = session;
+    cr_assert_eq(unary(WSVC "UnregisterWorker", &req.base,
+                       &hodei__v1__unregister_worker_response__descriptor, NULL, msg, sizeof msg),
+                 HODEI_GRPC_OK, "%s", msg);
+    cr_assert_eq(sqlf("SELECT count(*) FROM workers WHERE id = '%s' AND state = 'TERMINATING'", w),
+                 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM outbox WHERE event_type = 'WorkerDestroyRequested'"
+                      " AND aggregate_id = '%s'",
+                      w),
+                 1);
+    hodei_rpc_stream *st = ws_open();
+    ws_hello(st, w, session, NULL);
+    cr_assert_eq(ws_end(st, msg, sizeof msg), HODEI_GRPC_UNAUTHENTICATED, "%s", msg);
+    hodei_rpc_stream_destroy(st);
+}
