@@ -1,0 +1,274 @@
+/* hodei-worker, private to worker-agent/: the agent's state shared by its
+ * parts. Threads:
+ *   - the daemon's run thread holds the session (session.c): Register, the
+ *     WorkerStream with its receive loop and timers, reconnects;
+ *   - the sender (sender.c) is the only thread that writes to the stream;
+ *   - the runner (runner.c) runs one job at a time with libs/exec.
+ * Everything below the "guarded by mu" line is read and written under mu. */
+#ifndef HODEI_WORKER_AGENT_H
+#define HODEI_WORKER_AGENT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hodei/daemon.h"
+#include "hodei/exec.h"
+#include "hodei/id.h"
+#include "hodei/rpc.h"
+#include "hodei/status.h"
+#include "hodei/v1/worker.pb-c.h"
+
+#define AGENT_VERSION "0.1.0"
+
+#define AGENT_PATH_REGISTER "/hodei.v1.WorkerAgentService/Register"
+#define AGENT_PATH_STREAM "/hodei.v1.WorkerAgentService/WorkerStream"
+#define AGENT_PATH_UNREGISTER "/hodei.v1.WorkerAgentService/UnregisterWorker"
+
+/* Limits. */
+#define AGENT_OTP_MAX 512                 /* one-time token bytes */
+#define AGENT_SESSION_TOKEN_MAX 256       /* RegisterResponse.session_token bytes */
+#define AGENT_HEARTBEAT_MS_MIN 100        /* RegisterResponse.heartbeat_interval_ms */
+#define AGENT_HEARTBEAT_MS_MAX 3600000
+#define AGENT_ATTEMPT_MAX 1000            /* RunJob.attempt */
+#define AGENT_RESULTS_MAX 64              /* results waiting for a JobResultAck */
+#define AGENT_RECENT_MAX 32               /* acknowledged (job, epoch) remembered */
+#define AGENT_CONTROL_MAX 64              /* queued heartbeats, keepalives, acks */
+#define AGENT_DROPS_MAX (AGENT_RESULTS_MAX + 1)
+#define AGENT_LABELS_MAX 64
+#define AGENT_HOSTNAME_MAX 256
+#define AGENT_RPC_TIMEOUT_MS 10000        /* Register and UnregisterWorker */
+#define AGENT_TICK_MS 100                 /* receive wait between timer checks */
+/* After a stop: time beyond the drain timeout (and the kill grace) to get
+ * the last result acknowledged before giving up. */
+#define AGENT_STOP_RESULT_GRACE_MS 10000
+/* Output written to a stream in the last this-many ms is written again on
+ * the next stream when the stream breaks: a completed gRPC send only means
+ * the bytes left for the transport. The edge drops the copies it already
+ * has (Nats-Msg-Id = job:epoch:first sequence). */
+#define AGENT_UNCONFIRMED_MS 3000
+/* A new stream carries output and results only once the edge has said
+ * something on it or it stayed open this long: an edge that accepts a
+ * stream and then fails it would otherwise swallow what was written. */
+#define AGENT_STREAM_PROBATION_MS 500
+/* A stream that lived this long resets the reconnect backoff. */
+#define AGENT_STREAM_HEALTHY_MS 10000
+
+typedef struct {
+    char *server;               /* server (HODEI_SERVER): edge address host:port */
+    char *worker_id;            /* worker_id (HODEI_WORKER_ID) */
+    char *otp;                  /* otp (HODEI_OTP): one-time token, secret */
+    char *otp_file;             /* otp_file (HODEI_OTP_FILE) */
+    char *labels;               /* worker.labels: "k=v,k2=v2" */
+    char *tls_ca;               /* worker.tls_ca */
+    char *tls_cert;             /* worker.tls_cert */
+    char *tls_key;              /* worker.tls_key */
+    char *tmp_dir;              /* worker.tmp_dir: script files; "" = $TMPDIR or /tmp */
+    int64_t batch_lines;        /* worker.batch_lines */
+    int64_t batch_interval_ms;  /* worker.batch_interval */
+    int64_t reconnect_min_ms;   /* worker.reconnect_min */
+    int64_t reconnect_max_ms;   /* worker.reconnect_max */
+    int64_t drain_timeout_ms;   /* worker.drain_timeout */
+    int64_t kill_grace_ms;      /* worker.kill_grace */
+    int64_t keepalive_ms;       /* worker.keepalive_interval */
+    int64_t buffer_bytes_max;   /* worker.buffer_max: output kept while disconnected */
+    int64_t result_resend_ms;   /* worker.result_resend */
+} agent_config;
+
+extern agent_config agent_conf;
+extern const hodei_cfg_param agent_params[];
+extern const size_t agent_params_len;
+
+/* ------------------------------------------------------------ secrets */
+
+typedef struct {
+    hodei_exec_secret *items;   /* names and values heap-allocated */
+    size_t len;
+} agent_secrets;
+
+/* Parses a flat JSON object of string values ({"NAME":"value",...}); an
+ * empty input is no secrets. Errors never quote a value. */
+hodei_status agent_secrets_parse(const uint8_t *json, size_t len, agent_secrets *out,
+                                 hodei_err *err);
+/* Wipes the values and frees everything. */
+void agent_secrets_free(agent_secrets *s);
+
+/* ------------------------------------------------------------ usage */
+
+typedef struct {
+    int cpu_fd;                 /* cgroup cpu.stat or /proc/stat */
+    int mem_fd;                 /* cgroup memory.current, or -1 */
+    int mem_max_fd;             /* cgroup memory.max, or -1 */
+    int meminfo_fd;             /* /proc/meminfo */
+    bool cgroup_cpu;            /* cpu_fd is cgroup cpu.stat */
+    int ncpu;
+    int64_t prev_wall_us;
+    int64_t prev_busy;          /* cgroup: usage_usec; procfs: busy ticks */
+    int64_t prev_total;         /* procfs: all ticks */
+} agent_usage;
+
+void agent_usage_init(agent_usage *u);
+void agent_usage_sample(agent_usage *u, Hodei__V1__ResourceUsage *out);
+void agent_usage_fini(agent_usage *u);
+/* What this machine offers: cores, memory, architecture. */
+void agent_capacity(agent_usage *u, Hodei__V1__ResourceRequirements *out, char *arch,
+                    size_t arch_len);
+
+/* ------------------------------------------------------------ state */
+
+typedef enum { ITEM_CONTROL = 0, ITEM_LOG, ITEM_RESULT_MARK } agent_item_kind;
+
+/* A queued outgoing message: a packed WorkerMessage (CONTROL, LOG) or the
+ * place of a job's result after its output (RESULT_MARK, no data). */
+typedef struct agent_item {
+    struct agent_item *next;
+    agent_item_kind kind;
+    uint8_t *data;
+    size_t len;
+    char job_id[HODEI_ID_BUF];
+    int64_t epoch;
+    uint64_t first_seq, last_seq; /* LOG */
+    int64_t sent_ms;              /* LOG on the sent queue: when it was written */
+} agent_item;
+
+typedef struct {
+    agent_item *head, *tail;
+    size_t count;
+    size_t bytes;
+} agent_queue;
+
+/* A job's result, kept until a JobResultAck for it arrives. */
+typedef struct {
+    bool in_use;
+    char job_id[HODEI_ID_BUF];
+    int64_t epoch;
+    Hodei__V1__JobState state;
+    int exit_code;
+    char error[HODEI_EXEC_ERROR_MAX];
+    int64_t started_us, finished_us;
+    bool queued;                /* its RESULT_MARK is still behind its output */
+    bool due;                   /* send at the next chance */
+    int sends;
+    int64_t last_sent_ms;
+} agent_result;
+
+/* Output lines dropped while disconnected, replaced by one warning line. */
+typedef struct {
+    bool in_use;
+    char job_id[HODEI_ID_BUF];
+    int64_t epoch;
+    uint64_t first_seq, last_seq;
+} agent_drop;
+
+/* The job accepted from RunJob: acked, running or about to. */
+typedef struct {
+    char job_id[HODEI_ID_BUF];
+    int64_t epoch;
+    int32_t attempt;
+    Hodei__V1__RunJob *msg;     /* owned; spec used by the executor */
+    agent_secrets secrets;
+    hodei_exec_handle *handle;
+    bool started;               /* the runner took it */
+    bool cancelled;
+    uint64_t dropped_lines;
+} agent_job;
+
+typedef struct {
+    char job_id[HODEI_ID_BUF];
+    int64_t epoch;
+} agent_key;
+
+typedef struct agent {
+    const agent_config *cfg;
+    hodei_daemon *d;
+    hodei_rpc_channel *ch;
+    char otp[AGENT_OTP_MAX + 1];
+    char session_token[AGENT_SESSION_TOKEN_MAX + 1];
+    int64_t heartbeat_ms;
+    char hostname[AGENT_HOSTNAME_MAX];
+    Hodei__V1__RegisterRequest__LabelsEntry label_entries[AGENT_LABELS_MAX];
+    Hodei__V1__RegisterRequest__LabelsEntry *label_ptrs[AGENT_LABELS_MAX];
+    char *labels_store;         /* the labels text, split in place */
+    size_t n_labels;
+    agent_usage usage;
+    uint64_t rand_state;
+    pthread_t sender_thread, runner_thread;
+    bool threads_started;
+
+    /* ---------------- guarded by mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool quit;                  /* threads end */
+    hodei_rpc_stream *stream;   /* published to the sender after Hello */
+    bool stream_broken;         /* a send failed; wait for the session */
+    bool stream_ready;          /* past probation: output and results may go */
+    bool sending;               /* the sender is inside a send */
+    int64_t last_send_ms;
+    agent_queue control;
+    agent_queue data;
+    agent_queue sent;           /* output written to the current stream lately */
+    agent_drop drops[AGENT_DROPS_MAX];
+    uint64_t dropped_total;
+    agent_result results[AGENT_RESULTS_MAX];
+    agent_key recent[AGENT_RECENT_MAX];
+    size_t recent_next;
+    agent_job *job;
+    bool accepting;             /* false once stopping or draining */
+    bool draining;
+    int64_t ka_sent_nonce;      /* our last Keepalive */
+    int64_t ka_sent_at_ms;      /* when it was queued */
+    int64_t ka_answered_nonce;  /* the last server Keepalive we answered */
+} agent;
+
+/* config.c */
+hodei_status agent_config_apply(agent *a, hodei_err *err);
+
+/* sender.c: queues (call with mu held unless noted) and the sender thread. */
+void agent_queue_push(agent_queue *q, agent_item *it);
+void agent_queue_push_front(agent_queue *q, agent_item *it);
+agent_item *agent_queue_pop(agent_queue *q);
+void agent_queue_clear(agent_queue *q);
+agent_item *agent_item_pack(agent_item_kind kind, const Hodei__V1__WorkerMessage *m);
+void agent_item_free(agent_item *it);
+/* Queues a control message if a stream is up; drops it otherwise. */
+void agent_send_control(agent *a, const Hodei__V1__WorkerMessage *m);
+/* Queues one batch of a job's output, with back-pressure while connected
+ * and dropping the oldest output while disconnected. Takes mu itself. */
+void agent_send_log(agent *a, agent_job *job, Hodei__V1__LogLine **lines, size_t n);
+void *agent_sender_main(void *arg);
+/* The stream the sender writes to (after Hello), and its removal (waits
+ * for a send in progress to return; broken: output written lately is
+ * written again on the next stream). Take mu themselves. */
+void agent_stream_publish(agent *a, hodei_rpc_stream *st);
+void agent_stream_unpublish(agent *a, bool broken);
+void agent_stream_ready(agent *a);
+/* mu held. The edge has read what was written before `before_ms` (it
+ * answered a later Keepalive), or everything of one job (it acknowledged
+ * the result): those need not be written again. job_id NULL = any job. */
+void agent_sent_confirm(agent *a, const char *job_id, int64_t epoch, int64_t before_ms);
+
+/* runner.c */
+agent_result *agent_result_find(agent *a, const char *job_id, int64_t epoch);
+void agent_result_ack(agent *a, const Hodei__V1__JobResultAck *ack);
+void agent_result_resend_due(agent *a, int64_t now_ms);
+bool agent_results_pending(agent *a);
+void agent_run_job(agent *a, Hodei__V1__RunJob *rj);
+void agent_cancel_job(agent *a, const Hodei__V1__CancelJob *cj);
+/* Cancels the running job, if any (after the drain timeout). */
+void agent_cancel_current(agent *a, const char *why);
+void *agent_runner_main(void *arg);
+/* After the runner thread ended: frees a job it never started. */
+void agent_runner_fini(agent *a);
+
+/* register.c: backoff, Register (retried while the edge is unavailable;
+ * *registered false when a stop came first), UnregisterWorker. */
+int64_t agent_jitter(agent *a, int64_t base_ms);
+int64_t agent_backoff_next(const agent *a, int64_t backoff_ms);
+hodei_status agent_register(agent *a, bool *registered, hodei_err *err);
+void agent_unregister(agent *a);
+
+/* session.c: Register, the stream, reconnects, the stop; the daemon's run. */
+hodei_status agent_session_run(agent *a, hodei_err *err);
+
+#endif

@@ -1,0 +1,209 @@
+/* The agent's parameters (declared once) and the checks that span more
+ * than one of them: the one-time token from HODEI_OTP or HODEI_OTP_FILE,
+ * the labels, the TLS files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "hodei/job_spec.h"
+#include "hodei/util.h"
+
+agent_config agent_conf;
+
+#define P(field) offsetof(agent_config, field)
+const hodei_cfg_param agent_params[] = {
+    {"server", HODEI_CFG_STRING, NULL, 1, 512, P(server),
+     "edge address host:port", true, false, NULL},
+    {"worker_id", HODEI_CFG_STRING, NULL, 1, HODEI_ID_LEN, P(worker_id),
+     "this worker's id, the one its token is bound to", true, false, NULL},
+    {"otp", HODEI_CFG_STRING, "", 0, AGENT_OTP_MAX, P(otp),
+     "one-time registration token; or otp_file", false, true, NULL},
+    {"otp_file", HODEI_CFG_STRING, "", 0, 4096, P(otp_file),
+     "file holding the one-time token", false, false, NULL},
+    {"worker.labels", HODEI_CFG_STRING, "", 0, 8192, P(labels),
+     "labels offered to jobs' constraints: k=v,k2=v2", false, false, NULL},
+    {"worker.tls_ca", HODEI_CFG_STRING, "", 0, 4096, P(tls_ca),
+     "CA file to verify the edge (PEM); empty = no TLS", false, false, NULL},
+    {"worker.tls_cert", HODEI_CFG_STRING, "", 0, 4096, P(tls_cert),
+     "client certificate for mutual TLS (PEM)", false, false, NULL},
+    {"worker.tls_key", HODEI_CFG_STRING, "", 0, 4096, P(tls_key),
+     "client private key for mutual TLS (PEM)", false, false, NULL},
+    {"worker.tmp_dir", HODEI_CFG_STRING, "", 0, 4096, P(tmp_dir),
+     "where script files are written; empty = $TMPDIR or /tmp", false, false, NULL},
+    {"worker.batch_lines", HODEI_CFG_INT, "100", 1, HODEI_EXEC_BATCH_LINES_LIMIT, P(batch_lines),
+     "most output lines in one LogBatch", false, false, NULL},
+    {"worker.batch_interval", HODEI_CFG_DURATION_MS, "100ms", 1, 10000, P(batch_interval_ms),
+     "longest a line waits before its batch is sent", false, false, NULL},
+    {"worker.reconnect_min", HODEI_CFG_DURATION_MS, "200ms", 10, 60000, P(reconnect_min_ms),
+     "first reconnect/registration retry delay (doubles, with jitter)", false, false, NULL},
+    {"worker.reconnect_max", HODEI_CFG_DURATION_MS, "30s", 10, 600000, P(reconnect_max_ms),
+     "longest reconnect/registration retry delay", false, false, NULL},
+    {"worker.drain_timeout", HODEI_CFG_DURATION_MS, "5m", 0, 86400000, P(drain_timeout_ms),
+     "after SIGTERM, how long the running job may go on before it is cancelled", false, false,
+     NULL},
+    {"worker.kill_grace", HODEI_CFG_DURATION_MS, "5s", 100, 600000, P(kill_grace_ms),
+     "SIGTERM to SIGKILL of a cancelled or timed-out job's process group", false, false, NULL},
+    {"worker.keepalive_interval", HODEI_CFG_DURATION_MS, "10s", 100, 600000, P(keepalive_ms),
+     "a Keepalive is sent when nothing else was sent for this long", false, false, NULL},
+    {"worker.buffer_max", HODEI_CFG_INT, "8388608", 65536, 1073741824, P(buffer_bytes_max),
+     "bytes of output kept while disconnected; beyond, the oldest is dropped", false, false,
+     NULL},
+    {"worker.result_resend", HODEI_CFG_DURATION_MS, "10s", 100, 600000, P(result_resend_ms),
+     "an unacknowledged JobResult is sent again after this long", false, false, NULL},
+};
+#undef P
+const size_t agent_params_len = sizeof agent_params / sizeof agent_params[0];
+
+/* Printable ASCII without spaces, as tokens are. */
+static bool config_token_ok(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* Reads the token file; a trailing newline (and spaces) is not part of it. */
+static hodei_status config_otp_read(const char *path, char *out, size_t out_len, hodei_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "otp_file: cannot open '%s': %s", path,
+                             strerror(errno));
+    ssize_t n = read(fd, out, out_len - 1);
+    int e = errno;
+    char extra;
+    bool more = n >= 0 && (size_t)n == out_len - 1 && read(fd, &extra, 1) > 0;
+    close(fd);
+    if (n < 0)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "otp_file: cannot read '%s': %s", path,
+                             strerror(e));
+    if (more)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "otp_file: '%s' holds more than %d bytes",
+                             path, AGENT_OTP_MAX);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
+        n--;
+    out[n] = '\0';
+    return HODEI_OK;
+}
+
+static hodei_status config_otp(agent *a, hodei_err *err)
+{
+    const agent_config *c = a->cfg;
+    bool has_otp = c->otp && c->otp[0], has_file = c->otp_file && c->otp_file[0];
+    if (has_otp == has_file)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "otp: set exactly one of HODEI_OTP and HODEI_OTP_FILE");
+    if (has_otp)
+        hodei_strlcpy(a->otp, c->otp, sizeof a->otp);
+    else if (config_otp_read(c->otp_file, a->otp, sizeof a->otp, err) != HODEI_OK)
+        return err->code;
+    if (!config_token_ok(a->otp, strlen(a->otp)))
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "%s: the token must be 1..%d printable ASCII characters without "
+                             "spaces",
+                             has_otp ? "otp" : "otp_file", AGENT_OTP_MAX);
+    return HODEI_OK;
+}
+
+static bool config_label_key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > HODEI_JOB_LABEL_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = k[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-' || ch == '/';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static hodei_status config_label_add(agent *a, char *item, hodei_err *err)
+{
+    char *eq = strchr(item, '=');
+    if (!eq)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "worker.labels: entry %zu has no '=' (expected key=value)",
+                             a->n_labels + 1);
+    *eq = '\0';
+    const char *val = eq + 1;
+    if (!config_label_key_ok(item))
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "worker.labels: key of entry %zu must be 1..%d of [A-Za-z0-9._/-]",
+                             a->n_labels + 1, HODEI_JOB_LABEL_KEY_MAX);
+    if (strlen(val) > HODEI_JOB_LABEL_VALUE_MAX || !hodei_utf8_valid(val, strlen(val)))
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "worker.labels[\"%s\"]: value must be UTF-8 of at most %d bytes",
+                             item, HODEI_JOB_LABEL_VALUE_MAX);
+    for (size_t i = 0; i < a->n_labels; i++)
+        if (strcmp(a->label_entries[i].key, item) == 0)
+            return hodei_err_set(err, HODEI_ERR_INVALID, "worker.labels: key \"%s\" twice",
+                                 item);
+    if (a->n_labels == AGENT_LABELS_MAX)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "worker.labels: more than %d entries",
+                             AGENT_LABELS_MAX);
+    Hodei__V1__RegisterRequest__LabelsEntry *e = &a->label_entries[a->n_labels];
+    hodei__v1__register_request__labels_entry__init(e);
+    e->key = item;
+    e->value = (char *)val;
+    a->label_ptrs[a->n_labels++] = e;
+    return HODEI_OK;
+}
+
+/* "k=v,k2=v2": split in place in a copy kept for the agent's life. */
+static hodei_status config_labels(agent *a, hodei_err *err)
+{
+    const char *text = a->cfg->labels ? a->cfg->labels : "";
+    if (!text[0])
+        return HODEI_OK;
+    a->labels_store = strdup(text);
+    if (!a->labels_store)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "worker.labels: out of memory");
+    char *p = a->labels_store;
+    for (;;) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        if (config_label_add(a, p, err) != HODEI_OK)
+            return err->code;
+        if (!comma)
+            return HODEI_OK;
+        p = comma + 1;
+    }
+}
+
+static hodei_status config_tls(const agent_config *c, hodei_err *err)
+{
+    bool ca = c->tls_ca[0], cert = c->tls_cert[0], key = c->tls_key[0];
+    if (cert != key)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "worker.tls_cert and worker.tls_key: set both or neither");
+    if (cert && !ca)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "worker.tls_cert: mutual TLS needs worker.tls_ca too");
+    return HODEI_OK;
+}
+
+hodei_status agent_config_apply(agent *a, hodei_err *err)
+{
+    const agent_config *c = a->cfg;
+    if (!hodei_id_valid(c->worker_id))
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "worker_id: must be a UUID (8-4-4-4-12 hex digits)");
+    if (c->reconnect_min_ms > c->reconnect_max_ms)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "worker.reconnect_min: %lld ms is above worker.reconnect_max",
+                             (long long)c->reconnect_min_ms);
+    if (config_tls(c, err) != HODEI_OK || config_otp(a, err) != HODEI_OK)
+        return err->code;
+    return config_labels(a, err);
+}
