@@ -549,6 +549,26 @@ Test(supervisor, lost_connection_is_lost_leadership_then_regained)
     sup_stop_clean(p);
 }
 
+Test(supervisor, resumes_after_a_postgresql_restart)
+{
+    hodei_err err = {0};
+    harness_proc *p = sup_start_active(NULL);
+    PQfinish(g_conn);
+    g_conn = NULL;
+    harness_pg_stop(&g_st);
+    cr_assert(harness_log_contains(p, "leadership given up", T_WAIT_MS), "(%s)", p->log_path);
+    harness_pg_start(&g_st);
+    cr_assert_eq(hodei_db_connect(g_st.db_url, 5000, &g_conn, &err), HODEI_OK, "%s", err.msg);
+    cr_assert(t_wait_i64(1, T_WAIT_MS,
+                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+                         T_NONE),
+              "lock taken again");
+    char w[HODEI_ID_BUF];
+    t_worker(w, "p1", "BUSY", "600000", "60000", NULL);
+    t_wait_str("LOST", T_WORKER_STATE_SQL, T_ARGS(w));
+    sup_stop_clean(p);
+}
+
 Test(supervisor, sigterm_exits_zero)
 {
     harness_proc *p = sup_start_active(NULL);
