@@ -70,8 +70,10 @@ static bool sched_db_ready(sched *s)
     if (s->conn)
         return true;
     if (hodei_db_connect(s->common->database_url, s->common->database_connect_timeout_ms,
-                         &s->conn, &e) != HODEI_OK) {
+                         &s->conn, &e) != HODEI_OK ||
+        sched_pass_prepare(s->conn, &e) != HODEI_OK) {
         HLOG_WARN("database unavailable, retrying: %s", e.msg);
+        PQfinish(s->conn);
         s->conn = NULL;
         sched_db_backoff(s);
         return false;

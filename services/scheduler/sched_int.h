@@ -100,6 +100,8 @@ typedef struct {
  * rolled back; a status for which hodei_db_status_broken() holds means the
  * connection must be dropped. */
 hodei_status sched_pass_run(sched *s, sched_pass_stats *out, hodei_err *err);
+/* Prepares the pass's hot statements on a new connection. */
+hodei_status sched_pass_prepare(PGconn *conn, hodei_err *err);
 
 /* sched_provision.c: inside the pass's transaction, for the n_jobs locked
  * jobs whose s->assign[i] < 0, with the n_workers locked ready workers

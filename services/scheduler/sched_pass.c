@@ -19,32 +19,45 @@
 
 #define PASS_INT_TEXT_MAX 24
 
-static const char jobs_sql[] =
-    "SELECT id::text, priority, cpu_millis, memory_bytes, storage_bytes, gpu_count,"
-    "       architecture, provider, constraints::text, epoch"
-    "  FROM jobs"
-    " WHERE state = 'PENDING' AND (not_before IS NULL OR not_before <= now())"
-    " ORDER BY priority DESC, created_at, id"
-    " LIMIT $1::int"
-    " FOR UPDATE SKIP LOCKED";
-
-enum { J_ID, J_PRIO, J_CPU, J_MEM, J_STORAGE, J_GPU, J_ARCH, J_PROVIDER, J_CONSTRAINTS, J_EPOCH };
-
-/* The strategy set at run time rides along (same value on every row). */
-static const char workers_sql[] =
-    "SELECT w.id::text, w.provider, w.cpu_millis, w.memory_bytes, w.storage_bytes, w.gpu_count,"
-    "       w.architecture, w.labels::text, coalesce(p.cost_per_hour, 0), w.assign_load,"
-    "       coalesce(extract(epoch FROM now() - w.last_assigned_at)::float8, -1),"
-    "       coalesce((extract(epoch FROM w.idle_since) * 1000000)::bigint, 0),"
+/* Pending jobs, then (only when there are any) the ready workers, locked
+ * in one round trip. The strategy set at run time rides along on worker
+ * rows. The Append runs its branches in order: job rows come first. */
+static const char lock_sql[] =
+    "WITH j AS ("
+    "  SELECT id, priority, cpu_millis, memory_bytes, storage_bytes, gpu_count, architecture,"
+    "         provider, constraints, epoch"
+    "    FROM jobs"
+    "   WHERE state = 'PENDING' AND (not_before IS NULL OR not_before <= now())"
+    "   ORDER BY priority DESC, created_at, id"
+    "   LIMIT $1::int"
+    "   FOR UPDATE SKIP LOCKED"
+    "), w AS ("
+    "  SELECT w.id, w.provider, w.cpu_millis, w.memory_bytes, w.storage_bytes, w.gpu_count,"
+    "         w.architecture, w.labels, p.cost_per_hour, w.assign_load, w.last_assigned_at,"
+    "         w.idle_since"
+    "    FROM workers w LEFT JOIN providers p ON p.name = w.provider"
+    "   WHERE w.state = 'READY'"
+    "   ORDER BY w.id"
+    "   LIMIT $2::int"
+    "   FOR UPDATE OF w SKIP LOCKED"
+    ")"
+    "SELECT 'j', id::text, provider, cpu_millis, memory_bytes, storage_bytes, gpu_count,"
+    "       architecture, constraints::text, priority, epoch,"
+    "       NULL::float8, NULL::float8, NULL::float8, NULL::bigint, NULL::text"
+    "  FROM j"
+    " UNION ALL "
+    "SELECT 'w', id::text, provider, cpu_millis, memory_bytes, storage_bytes, gpu_count,"
+    "       architecture, labels::text, NULL, NULL, coalesce(cost_per_hour, 0), assign_load,"
+    "       coalesce(extract(epoch FROM now() - last_assigned_at)::float8, -1),"
+    "       coalesce((extract(epoch FROM idle_since) * 1000000)::bigint, 0),"
     "       (SELECT strategy FROM scheduler_settings)"
-    "  FROM workers w LEFT JOIN providers p ON p.name = w.provider"
-    " WHERE w.state = 'READY'"
-    " ORDER BY w.id"
-    " LIMIT $1::int"
-    " FOR UPDATE OF w SKIP LOCKED";
+    "  FROM w WHERE EXISTS (SELECT 1 FROM j)";
 
-enum { W_ID, W_PROVIDER, W_CPU, W_MEM, W_STORAGE, W_GPU, W_ARCH, W_LABELS, W_COST, W_LOAD,
-       W_AGE, W_IDLE, W_STRATEGY };
+enum { L_KIND, L_ID, L_PROVIDER, L_CPU, L_MEM, L_STORAGE, L_GPU, L_ARCH, L_JSON, L_PRIO, L_EPOCH,
+       L_COST, L_LOAD, L_AGE, L_IDLE, L_STRATEGY };
+
+#define LOCK_STMT "sched_lock"
+#define ASSIGN_STMT "sched_assign"
 
 /* The state guards are already true under our locks; the counts prove it. */
 static const char assign_sql[] =
@@ -74,27 +87,18 @@ static const char assign_sql[] =
 
 /* ------------------------------------------------------------------ lock */
 
-static hodei_status pass_select(sched *s, const char *sql, int64_t limit, PGresult **res,
-                                hodei_err *err)
-{
-    char limit_text[PASS_INT_TEXT_MAX];
-    const char *params[1] = {limit_text};
-    snprintf(limit_text, sizeof limit_text, "%" PRId64, limit);
-    return hodei_db_exec(s->conn, sql, 1, params, res, err);
-}
-
 static bool pass_job_fill(sched *s, const PGresult *res, int row, match_job *j)
 {
-    const char *constraints = hodei_db_get_str(res, row, J_CONSTRAINTS);
+    const char *constraints = hodei_db_get_str(res, row, L_JSON);
 
-    j->id = hodei_db_get_str(res, row, J_ID);
-    j->priority = (int32_t)hodei_db_get_i64(res, row, J_PRIO);
-    j->need.cpu_millis = hodei_db_get_i64(res, row, J_CPU);
-    j->need.memory_bytes = hodei_db_get_i64(res, row, J_MEM);
-    j->need.storage_bytes = hodei_db_get_i64(res, row, J_STORAGE);
-    j->need.gpu_count = hodei_db_get_i64(res, row, J_GPU);
-    j->need.architecture = hodei_db_get_str(res, row, J_ARCH);
-    j->provider = hodei_db_get_str(res, row, J_PROVIDER);
+    j->id = hodei_db_get_str(res, row, L_ID);
+    j->priority = (int32_t)hodei_db_get_i64(res, row, L_PRIO);
+    j->need.cpu_millis = hodei_db_get_i64(res, row, L_CPU);
+    j->need.memory_bytes = hodei_db_get_i64(res, row, L_MEM);
+    j->need.storage_bytes = hodei_db_get_i64(res, row, L_STORAGE);
+    j->need.gpu_count = hodei_db_get_i64(res, row, L_GPU);
+    j->need.architecture = hodei_db_get_str(res, row, L_ARCH);
+    j->provider = hodei_db_get_str(res, row, L_PROVIDER);
     if (match_labels_parse(constraints, strlen(constraints), &j->constraints))
         return true;
     if (sched_seen_first(s->seen, j->id))
@@ -103,64 +107,68 @@ static bool pass_job_fill(sched *s, const PGresult *res, int row, match_job *j)
     return false;
 }
 
-/* Locks the best pending jobs; *n gets how many can be matched. */
-static hodei_status pass_lock_jobs(sched *s, PGresult **res, size_t *n, hodei_err *err)
-{
-    hodei_status st = pass_select(s, jobs_sql, s->cfg->batch_max, res, err);
-    *n = 0;
-    if (st != HODEI_OK)
-        return st;
-    for (int r = 0; r < PQntuples(*res); r++) {
-        if (!pass_job_fill(s, *res, r, &s->jobs[*n]))
-            continue;
-        s->job_epoch[*n] = hodei_db_get_i64(*res, r, J_EPOCH);
-        (*n)++;
-    }
-    return HODEI_OK;
-}
-
 static void pass_worker_fill(sched *s, const PGresult *res, int row, match_worker *w)
 {
-    const char *labels = hodei_db_get_str(res, row, W_LABELS);
-    double age_s = strtod(hodei_db_get_str(res, row, W_AGE), NULL);
-    double load = strtod(hodei_db_get_str(res, row, W_LOAD), NULL);
+    const char *labels = hodei_db_get_str(res, row, L_JSON);
+    double age_s = strtod(hodei_db_get_str(res, row, L_AGE), NULL);
+    double load = strtod(hodei_db_get_str(res, row, L_LOAD), NULL);
 
-    w->id = hodei_db_get_str(res, row, W_ID);
-    w->provider = hodei_db_get_str(res, row, W_PROVIDER);
-    w->cap.cpu_millis = hodei_db_get_i64(res, row, W_CPU);
-    w->cap.memory_bytes = hodei_db_get_i64(res, row, W_MEM);
-    w->cap.storage_bytes = hodei_db_get_i64(res, row, W_STORAGE);
-    w->cap.gpu_count = hodei_db_get_i64(res, row, W_GPU);
-    w->cap.architecture = hodei_db_get_str(res, row, W_ARCH);
-    w->cost_per_hour = strtod(hodei_db_get_str(res, row, W_COST), NULL);
+    w->id = hodei_db_get_str(res, row, L_ID);
+    w->provider = hodei_db_get_str(res, row, L_PROVIDER);
+    w->cap.cpu_millis = hodei_db_get_i64(res, row, L_CPU);
+    w->cap.memory_bytes = hodei_db_get_i64(res, row, L_MEM);
+    w->cap.storage_bytes = hodei_db_get_i64(res, row, L_STORAGE);
+    w->cap.gpu_count = hodei_db_get_i64(res, row, L_GPU);
+    w->cap.architecture = hodei_db_get_str(res, row, L_ARCH);
+    w->cost_per_hour = strtod(hodei_db_get_str(res, row, L_COST), NULL);
     w->load = age_s < 0 ? 0.0 : load * exp(-age_s / SCHED_LOAD_TAU_S);
-    w->idle_since_us = hodei_db_get_i64(res, row, W_IDLE);
+    w->idle_since_us = hodei_db_get_i64(res, row, L_IDLE);
     if (!match_labels_parse(labels, strlen(labels), &w->labels) && sched_seen_first(s->seen, w->id))
         HLOG_WARN("worker %s: labels are not a flat object of at most %d labels; only jobs"
                   " without constraints fit it", w->id, MATCH_LABELS_MAX);
 }
 
 /* The strategy set at run time, else the configured one. */
-static void pass_strategy(sched *s, const PGresult *res)
+static void pass_strategy(sched *s, const PGresult *res, int row)
 {
     Hodei__V1__SchedulingStrategy now = s->default_strategy;
-    if (PQntuples(res) > 0 && !hodei_db_is_null(res, 0, W_STRATEGY))
-        hodei_sched_strategy_parse(hodei_db_get_str(res, 0, W_STRATEGY), &now);
+    if (!hodei_db_is_null(res, row, L_STRATEGY))
+        hodei_sched_strategy_parse(hodei_db_get_str(res, row, L_STRATEGY), &now);
     if (now != s->strategy)
         HLOG_INFO("strategy: %s", hodei_sched_strategy_name(now));
     s->strategy = now;
 }
 
-static hodei_status pass_lock_workers(sched *s, PGresult **res, size_t *n, hodei_err *err)
+/* Locks the best pending jobs and, when there are any, the ready workers;
+ * out->jobs and out->workers get how many can be matched. */
+static hodei_status pass_lock(sched *s, PGresult **res, sched_pass_stats *out, hodei_err *err)
 {
-    hodei_status st = pass_select(s, workers_sql, s->cfg->workers_max, res, err);
-    *n = 0;
-    if (st != HODEI_OK)
+    char jobs_max[PASS_INT_TEXT_MAX], workers_max[PASS_INT_TEXT_MAX];
+    const char *params[2] = {jobs_max, workers_max};
+    hodei_status st;
+
+    snprintf(jobs_max, sizeof jobs_max, "%" PRId64, s->cfg->batch_max);
+    snprintf(workers_max, sizeof workers_max, "%" PRId64, s->cfg->workers_max);
+    if ((st = hodei_db_exec_prepared(s->conn, LOCK_STMT, 2, params, res, err)) != HODEI_OK)
         return st;
-    for (int r = 0; r < PQntuples(*res); r++)
-        pass_worker_fill(s, *res, r, &s->workers[(*n)++]);
-    pass_strategy(s, *res);
+    for (int r = 0; r < PQntuples(*res); r++) {
+        if (hodei_db_get_str(*res, r, L_KIND)[0] == 'w') {
+            if (out->workers == 0)
+                pass_strategy(s, *res, r);
+            pass_worker_fill(s, *res, r, &s->workers[out->workers++]);
+        } else if (pass_job_fill(s, *res, r, &s->jobs[out->jobs])) {
+            s->job_epoch[out->jobs++] = hodei_db_get_i64(*res, r, L_EPOCH);
+        }
+    }
     return HODEI_OK;
+}
+
+hodei_status sched_pass_prepare(PGconn *conn, hodei_err *err)
+{
+    hodei_status st = hodei_db_prepare(conn, LOCK_STMT, lock_sql, 2, err);
+    if (st == HODEI_OK)
+        st = hodei_db_prepare(conn, ASSIGN_STMT, assign_sql, 5, err);
+    return st;
 }
 
 /* ---------------------------------------------------------------- assign */
@@ -226,7 +234,7 @@ static hodei_status pass_assign(sched *s, size_t n_jobs, size_t assigned, hodei_
                              SCHED_ARRAY_TEXT_MAX);
     snprintf(tau, sizeof tau, "%g", SCHED_LOAD_TAU_S);
     const char *params[5] = {s->arr[0].data, s->arr[1].data, s->arr[2].data, s->arr[3].data, tau};
-    if ((st = hodei_db_exec(s->conn, assign_sql, 5, params, &res, err)) != HODEI_OK)
+    if ((st = hodei_db_exec_prepared(s->conn, ASSIGN_STMT, 5, params, &res, err)) != HODEI_OK)
         return st;
     int64_t jobs = hodei_db_get_i64(res, 0, 0), workers = hodei_db_get_i64(res, 0, 1);
     PQclear(res);
@@ -241,15 +249,13 @@ static hodei_status pass_assign(sched *s, size_t n_jobs, size_t assigned, hodei_
 
 hodei_status sched_pass_run(sched *s, sched_pass_stats *out, hodei_err *err)
 {
-    PGresult *jobs = NULL, *workers = NULL;
+    PGresult *locked = NULL;
     hodei_status st;
 
     memset(out, 0, sizeof *out);
     if ((st = hodei_db_begin(s->conn, err)) != HODEI_OK)
         return st;
-    if ((st = pass_lock_jobs(s, &jobs, &out->jobs, err)) != HODEI_OK)
-        goto out_rollback;
-    if (out->jobs > 0 && (st = pass_lock_workers(s, &workers, &out->workers, err)) != HODEI_OK)
+    if ((st = pass_lock(s, &locked, out, err)) != HODEI_OK)
         goto out_rollback;
     for (size_t i = 0; i < out->jobs; i++)
         s->assign[i] = -1;
@@ -265,7 +271,6 @@ hodei_status sched_pass_run(sched *s, sched_pass_stats *out, hodei_err *err)
 out_rollback:
     hodei_db_rollback(s->conn);
 out_clear:
-    PQclear(jobs);
-    PQclear(workers);
+    PQclear(locked);
     return st;
 }
