@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "edge.h"
+#include "edge_workers.h"
 #include "hodei/daemon.h"
 #include "hodei/log.h"
 #include "scheduler_rpc.h"
@@ -32,6 +33,12 @@ static const hodei_cfg_param edge_params[] = {
      "writer threads (database connections) for group commits", false, false, NULL},
     {"jobs.default_timeout", HODEI_CFG_DURATION_MS, "1h", 1000, 604800000,
      P(default_timeout_ms), "timeout of a job that names none", false, false, NULL},
+    {"worker.heartbeat_interval", HODEI_CFG_DURATION_MS, "1s", 100, 60000,
+     P(worker_heartbeat_ms), "heartbeat interval given to workers at Register", false, false, NULL},
+    {"worker.keepalive_interval", HODEI_CFG_DURATION_MS, "10s", 100, 300000,
+     P(worker_keepalive_ms), "a worker stream idle this long gets a Keepalive", false, false, NULL},
+    {"worker.resend_interval", HODEI_CFG_DURATION_MS, "2s", 100, 60000, P(worker_resend_ms),
+     "RunJob/CancelJob re-sent from PostgreSQL to each connected worker", false, false, NULL},
     {"database.wait", HODEI_CFG_DURATION_MS, "5s", 10, 60000, P(db_wait_ms),
      "how long a read waits for a pooled connection", false, false, NULL},
 };
@@ -55,6 +62,10 @@ static hodei_status edge_start_server(edge *e, hodei_err *err)
     hodei_status st = hodei_rpc_server_create(&o, &e->server, err);
     if (st == HODEI_OK)
         st = jobs_rpc_register(e, err);
+    if (st == HODEI_OK)
+        st = worker_rpc_register(e, err);
+    if (st == HODEI_OK)
+        st = logs_rpc_register(e, err);
     if (st == HODEI_OK)
         st = scheduler_rpc_register(e, err);
     if (st == HODEI_OK)
@@ -85,6 +96,8 @@ static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
     };
     if ((st = submitter_create(&so, &e->submit, err)) != HODEI_OK)
         return st;
+    if ((st = edge_workers_start(e, hodei_daemon_instance(d), err)) != HODEI_OK)
+        return st;
     return edge_start_server(e, err);
 }
 
@@ -101,6 +114,7 @@ static void edge_fini(hodei_daemon *d)
     /* Stop taking calls first; calls already queued are committed and
      * answered by the writers before they exit. */
     hodei_rpc_server_destroy(e->server);
+    edge_workers_stop(e);
     submitter_destroy(e->submit);
     hodei_db_destroy(e->db);
     hodei_rpc_global_shutdown();
@@ -113,7 +127,7 @@ static const hodei_service edge_service = {
     .n_params = sizeof edge_params / sizeof edge_params[0],
     .config = &cfg,
     .needs_db = true,
-    .needs_nats = false,
+    .needs_nats = true,
     .init = edge_init,
     .run = edge_run,
     .fini = edge_fini,
