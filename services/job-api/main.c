@@ -7,6 +7,7 @@
 #include "edge_workers.h"
 #include "hodei/daemon.h"
 #include "hodei/log.h"
+#include "provider_rpc.h"
 #include "scheduler_rpc.h"
 #include "submit.h"
 
@@ -66,6 +67,8 @@ static hodei_status edge_start_server(edge *e, hodei_err *err)
         st = worker_rpc_register(e, err);
     if (st == HODEI_OK)
         st = logs_rpc_register(e, err);
+    if (st == HODEI_OK)
+        st = provider_rpc_register(e, err);
     if (st == HODEI_OK)
         st = scheduler_rpc_register(e, err);
     if (st == HODEI_OK)

@@ -1,0 +1,409 @@
+/* The provisioning saga, one worker at a time:
+ *
+ *   RUNNING token   -> mint a token (hash stored), deadline = now() + TTL  -> create
+ *   RUNNING create  -> the provider already runs it? adopt it (a provisioner
+ *                      died after create_worker); else mint a fresh token
+ *                      (the old one is revoked: only its hash was kept) and
+ *                      create_worker -> provider_ref, worker CONNECTING   -> wait
+ *   RUNNING wait    -> worker READY/BUSY/DRAINING -> SUCCEEDED; deadline
+ *                      passed, worker gone or worker taken elsewhere -> compensate
+ *   COMPENSATING destroy -> (token revoked, worker TERMINATING committed
+ *                      first) driver destroy, worker TERMINATED, ProvisionFailed,
+ *                      COMPENSATED
+ *
+ * Each step's state is committed before the next step runs, so a runner
+ * killed anywhere leaves a row another runner (or itself after a restart)
+ * resumes once the lease has expired. The runner thread advances every
+ * saga it leases each round (provisioner.saga_poll, or at once when kicked). */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "hodei/bus.h"
+#include "hodei/log.h"
+#include "hodei/store.h"
+#include "hodei/time.h"
+#include "hodei/util.h"
+#include "hodei/worker_state.h"
+#include "saga_int.h"
+
+#define SAGA_STATE_NAME_MAX 16
+
+static void saga_fail(prov *p, PGconn *conn, prov_saga *s, const char *why);
+
+/* ---------------------------------------------------------------- worker row */
+
+/* The worker's state ("" when there is no row). */
+static hodei_status saga_worker_state(PGconn *conn, const char *worker_id, bool lock,
+                                      char state[SAGA_STATE_NAME_MAX], hodei_err *err)
+{
+    const char *params[1] = {worker_id};
+    PGresult *res = NULL;
+    hodei_status st = hodei_db_exec(conn,
+                                    lock ? "SELECT state FROM workers WHERE id = $1 FOR UPDATE"
+                                         : "SELECT state FROM workers WHERE id = $1",
+                                    1, params, &res, err);
+    if (st == HODEI_OK)
+        hodei_strlcpy(state, PQntuples(res) ? hodei_db_get_str(res, 0, 0) : "",
+                      SAGA_STATE_NAME_MAX);
+    PQclear(res);
+    return st;
+}
+
+static bool saga_registered(const char *state)
+{
+    return strcmp(state, "READY") == 0 || strcmp(state, "BUSY") == 0 ||
+           strcmp(state, "DRAINING") == 0;
+}
+
+/* ---------------------------------------------------------------- token + create */
+
+typedef struct {
+    prov *p;
+    prov_saga *s;
+    char otp[PROV_TOKEN_HEX_BUF];
+    char state[SAGA_STATE_NAME_MAX];
+} saga_mint_ctx;
+
+static hodei_status saga_mint_tx(PGconn *conn, void *ctx, hodei_err *err)
+{
+    saga_mint_ctx *m = ctx;
+    hodei_status st = saga_worker_state(conn, m->s->worker_id, true, m->state, err);
+    if (st != HODEI_OK)
+        return st;
+    if (strcmp(m->state, "CREATING") != 0)
+        return hodei_err_set(err, HODEI_ERR_PRECONDITION, "worker is %s, not CREATING",
+                             m->state[0] ? m->state : "gone");
+    st = prov_token_mint(conn, m->s->worker_id, m->s->provider, m->p->cfg->token_ttl_ms, m->otp,
+                         err);
+    if (st == HODEI_OK)
+        st = saga_db_step(m->p, conn, m->s, SAGA_STEP_CREATE, m->p->cfg->token_ttl_ms, NULL, err);
+    return st;
+}
+
+typedef struct {
+    prov *p;
+    prov_saga *s;
+    const char *ref;
+} saga_connecting_ctx;
+
+/* CREATING -> CONNECTING with the provider_ref. A worker that registered
+ * before this commit (the edge moved it on itself) keeps its state. */
+static hodei_status saga_connecting_tx(PGconn *conn, void *ctx, hodei_err *err)
+{
+    saga_connecting_ctx *c = ctx;
+    static const char *const from[] = {"CREATING", NULL};
+    char state[SAGA_STATE_NAME_MAX];
+    const char *params[2] = {c->s->worker_id, c->ref};
+    hodei_status st = saga_worker_state(conn, c->s->worker_id, true, state, err);
+    if (st != HODEI_OK)
+        return st;
+    if (strcmp(state, "CREATING") == 0)
+        st = hodei_store_worker_transition(conn, c->s->worker_id, from,
+                                           HODEI__V1__WORKER_STATE__WORKER_STATE_CONNECTING, err);
+    else if (strcmp(state, "CONNECTING") != 0 && !saga_registered(state))
+        return hodei_err_set(err, HODEI_ERR_PRECONDITION, "worker became %s while being created",
+                             state[0] ? state : "gone");
+    if (st == HODEI_OK)
+        st = hodei_db_exec(conn, "UPDATE workers SET provider_ref = $2 WHERE id = $1", 2, params,
+                           NULL, err);
+    if (st == HODEI_OK)
+        st = saga_db_step(c->p, conn, c->s, SAGA_STEP_WAIT, 0, c->ref, err);
+    return st;
+}
+
+static void saga_wait(prov *p, PGconn *conn, prov_saga *s);
+
+/* Records the running worker: CREATING -> CONNECTING, step wait. */
+static void saga_record_created(prov *p, PGconn *conn, prov_saga *s, const char *ref)
+{
+    hodei_err err = {0};
+    saga_connecting_ctx c = {p, s, ref};
+    hodei_status st = prov_tx(conn, saga_connecting_tx, &c, &err);
+    hodei_strlcpy(s->ref, ref, sizeof s->ref);
+    if (st == HODEI_OK) {
+        HLOG_INFO("saga %s: worker %s started (provider %s, ref %s); waiting for registration",
+                  s->id, s->worker_id, s->provider, ref);
+        hodei_strlcpy(s->step, SAGA_STEP_WAIT, sizeof s->step);
+        saga_wait(p, conn, s);     /* it may have registered already */
+        return;
+    }
+    if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
+        saga_fail(p, conn, s, err.msg);   /* e.g. terminated meanwhile: undo the create */
+    else
+        HLOG_WARN("saga %s: recording worker %s: %s (retrying)", s->id, s->worker_id, err.msg);
+}
+
+/* A worker already running under this id (we died after creating it). */
+static bool saga_adopt(prov *p, PGconn *conn, prov_saga *s, prov_driver *drv)
+{
+    prov_worker_status ws = PROV_WORKER_GONE;
+    char ref[PROV_REF_MAX] = "";
+    hodei_err err = {0};
+    if (drv->ops->get_status(drv, s->worker_id, "", &ws, ref, &err) != HODEI_OK ||
+        ws != PROV_WORKER_RUNNING)
+        return false;
+    HLOG_INFO("saga %s: worker %s already runs (ref %s): adopted, not started again", s->id,
+              s->worker_id, ref);
+    saga_record_created(p, conn, s, ref);
+    return true;
+}
+
+static void saga_create(prov *p, PGconn *conn, prov_saga *s)
+{
+    prov_driver *drv = NULL;
+    hodei_err err = {0};
+    if (prov_registry_get(p->reg, conn, s->provider, &drv, &err) != HODEI_OK) {
+        saga_fail(p, conn, s, err.msg);
+        return;
+    }
+    if (saga_adopt(p, conn, s, drv))
+        return;
+    saga_mint_ctx m = {.p = p, .s = s};
+    hodei_status st = prov_tx(conn, saga_mint_tx, &m, &err);
+    if (st != HODEI_OK) {
+        if (st == HODEI_ERR_PRECONDITION)
+            saga_fail(p, conn, s, err.msg);
+        else
+            HLOG_WARN("saga %s: token for worker %s: %s (retrying)", s->id, s->worker_id,
+                      err.msg);
+        return;
+    }
+    prov_worker_env env = {s->worker_id, p->cfg->edge_address, m.otp, p->cfg->worker_log_level};
+    char ref[PROV_REF_MAX] = "";
+    st = drv->ops->create_worker(drv, &env, ref, &err);
+    OPENSSL_cleanse(m.otp, sizeof m.otp);
+    if (st != HODEI_OK) {
+        saga_fail(p, conn, s, err.msg);
+        return;
+    }
+    saga_record_created(p, conn, s, ref);
+}
+
+/* ---------------------------------------------------------------- wait */
+
+static void saga_succeed(prov *p, PGconn *conn, prov_saga *s, const char *state)
+{
+    hodei_err err = {0};
+    if (saga_db_finish(p, conn, s, "SUCCEEDED", &err) == HODEI_OK)
+        HLOG_INFO("saga %s: worker %s registered (%s); saga SUCCEEDED", s->id, s->worker_id,
+                  state);
+    else
+        HLOG_WARN("saga %s: finishing: %s", s->id, err.msg);
+}
+
+static void saga_wait(prov *p, PGconn *conn, prov_saga *s)
+{
+    char state[SAGA_STATE_NAME_MAX], why[PROV_ERROR_MAX];
+    hodei_err err = {0};
+    if (saga_worker_state(conn, s->worker_id, false, state, &err) != HODEI_OK) {
+        HLOG_WARN("saga %s: reading worker %s: %s", s->id, s->worker_id, err.msg);
+        return;
+    }
+    if (saga_registered(state)) {
+        saga_succeed(p, conn, s, state);
+        return;
+    }
+    if (strcmp(state, "CONNECTING") != 0) {
+        snprintf(why, sizeof why, "worker became %s before registering", state[0] ? state : "gone");
+        saga_fail(p, conn, s, why);
+        return;
+    }
+    if (s->past_deadline) {
+        saga_fail(p, conn, s, "worker did not register before its token expired");
+        return;
+    }
+    prov_driver *drv = NULL;
+    prov_worker_status ws = PROV_WORKER_RUNNING;
+    if (prov_registry_get(p->reg, conn, s->provider, &drv, &err) == HODEI_OK &&
+        drv->ops->get_status(drv, s->worker_id, s->ref, &ws, NULL, &err) == HODEI_OK &&
+        ws == PROV_WORKER_GONE)
+        saga_fail(p, conn, s, "worker exited before registering");
+}
+
+/* ---------------------------------------------------------------- compensation */
+
+typedef struct {
+    prov *p;
+    prov_saga *s;
+    const char *why;
+    char state[SAGA_STATE_NAME_MAX];
+    bool registered;
+} saga_comp_ctx;
+
+/* Revokes first, then locks the worker: the same order as the edge's
+ * Register, so a registration either happened (token used, worker READY:
+ * the saga succeeded after all) or can no longer happen. */
+static hodei_status saga_comp_begin_tx(PGconn *conn, void *ctx, hodei_err *err)
+{
+    saga_comp_ctx *c = ctx;
+    hodei_status st = prov_token_revoke(conn, c->s->worker_id, err);
+    if (st == HODEI_OK)
+        st = saga_worker_state(conn, c->s->worker_id, true, c->state, err);
+    if (st != HODEI_OK)
+        return st;
+    c->registered = saga_registered(c->state);
+    if (c->registered)
+        return saga_db_finish(c->p, conn, c->s, "SUCCEEDED", err);
+    st = prov_worker_to_terminating(conn, c->s->worker_id, NULL, 0, err);
+    if (st == HODEI_OK)
+        st = saga_db_compensating(c->p, conn, c->s, c->why, err);
+    return st;
+}
+
+static hodei_status saga_comp_end_tx(PGconn *conn, void *ctx, hodei_err *err)
+{
+    saga_comp_ctx *c = ctx;
+    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+    Hodei__V1__ProvisionFailed f = HODEI__V1__PROVISION_FAILED__INIT;
+    hodei_status st = prov_worker_to_terminated(conn, c->s->worker_id, err);
+    if (st != HODEI_OK)
+        return st;
+    f.worker_id = c->s->worker_id;
+    f.provider = c->s->provider;
+    f.error = c->s->error;
+    ev.body_case = HODEI__V1__EVENT__BODY_PROVISION_FAILED;
+    ev.provision_failed = &f;
+    st = hodei_outbox_append(conn, &ev, HODEI_SUBJ_PROVISION_FAILED, "worker", c->s->worker_id,
+                             "ProvisionFailed", err);
+    if (st == HODEI_OK)
+        st = saga_db_finish(c->p, conn, c->s, "COMPENSATED", err);
+    return st;
+}
+
+/* COMPENSATING destroy: the driver destroys, then the end is committed. */
+static void saga_compensate(prov *p, PGconn *conn, prov_saga *s)
+{
+    prov_driver *drv = NULL;
+    hodei_err err = {0};
+    hodei_status st = prov_registry_get(p->reg, conn, s->provider, &drv, &err);
+    if (st == HODEI_OK)
+        st = drv->ops->destroy_worker(drv, s->worker_id, s->ref, &err);
+    else if (st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_UNAVAILABLE)
+        st = HODEI_OK;   /* no driver: nothing can have been created */
+    if (st != HODEI_OK) {
+        HLOG_WARN("saga %s: destroying worker %s: %s (retrying)", s->id, s->worker_id, err.msg);
+        return;
+    }
+    saga_comp_ctx c = {.p = p, .s = s};
+    if (prov_tx(conn, saga_comp_end_tx, &c, &err) != HODEI_OK) {
+        HLOG_WARN("saga %s: finishing compensation of worker %s: %s (retrying)", s->id,
+                  s->worker_id, err.msg);
+        return;
+    }
+    HLOG_WARN("saga %s: worker %s COMPENSATED (token revoked, worker destroyed, TERMINATED,"
+              " ProvisionFailed): %s",
+              s->id, s->worker_id, s->error);
+}
+
+static void saga_fail(prov *p, PGconn *conn, prov_saga *s, const char *why)
+{
+    hodei_err err = {0};
+    saga_comp_ctx c = {.p = p, .s = s, .why = why};
+    if (prov_tx(conn, saga_comp_begin_tx, &c, &err) != HODEI_OK) {
+        HLOG_WARN("saga %s: starting compensation of worker %s (%s): %s (retrying)", s->id,
+                  s->worker_id, why, err.msg);
+        return;
+    }
+    if (c.registered) {
+        HLOG_INFO("saga %s: worker %s registered (%s) just in time; saga SUCCEEDED", s->id,
+                  s->worker_id, c.state);
+        return;
+    }
+    HLOG_WARN("saga %s: worker %s failed: %s; compensating", s->id, s->worker_id, why);
+    s->compensating = true;
+    hodei_strlcpy(s->error, why, sizeof s->error);
+    saga_compensate(p, conn, s);
+}
+
+/* ---------------------------------------------------------------- runner */
+
+static void saga_advance(prov *p, PGconn *conn, prov_saga *s)
+{
+    if (s->compensating)
+        saga_compensate(p, conn, s);
+    else if (strcmp(s->step, SAGA_STEP_WAIT) == 0)
+        saga_wait(p, conn, s);
+    else if (strcmp(s->step, SAGA_STEP_TOKEN) == 0 || strcmp(s->step, SAGA_STEP_CREATE) == 0)
+        saga_create(p, conn, s);
+    else
+        saga_fail(p, conn, s, "unknown saga step");
+}
+
+/* One round: claim (renewing our leases), advance each saga one step. */
+static void saga_round(prov *p, prov_saga *sagas)
+{
+    PGconn *conn = NULL;
+    hodei_err err = {0};
+    int n = 0;
+    hodei_status st = prov_conn(p, &conn, &err);
+    if (st == HODEI_OK)
+        st = saga_db_claim(p, conn, sagas, SAGA_CLAIM_MAX, &n, &err);
+    if (st != HODEI_OK) {
+        HLOG_WARN("saga round: %s", err.msg);
+        prov_release(p, conn, st);
+        return;
+    }
+    for (int i = 0; i < n && !hodei_daemon_stopping(p->d); i++)
+        saga_advance(p, conn, &sagas[i]);
+    /* a step that lost the connection left it broken: test it before reuse */
+    prov_release(p, conn, PQstatus(conn) == CONNECTION_OK ? HODEI_OK : HODEI_ERR_UNAVAILABLE);
+}
+
+/* Sleeps until the next round: poll interval, a kick, or a stop. */
+static void saga_sleep(prov *p)
+{
+    struct pollfd fds[2] = {{.fd = hodei_daemon_stop_fd(p->d), .events = POLLIN},
+                            {.fd = p->saga_kick_fd, .events = POLLIN}};
+    if (poll(fds, 2, (int)p->cfg->saga_poll_ms) > 0 && (fds[1].revents & POLLIN)) {
+        uint64_t v;
+        (void)!read(p->saga_kick_fd, &v, sizeof v);
+    }
+}
+
+static void *saga_thread_main(void *arg)
+{
+    prov *p = arg;
+    prov_saga *sagas = calloc(SAGA_CLAIM_MAX, sizeof *sagas);
+    if (!sagas) {
+        HLOG_ERROR("saga runner: out of memory; stopping");
+        hodei_daemon_request_stop(p->d);
+        return NULL;
+    }
+    while (!hodei_daemon_stopping(p->d)) {
+        saga_round(p, sagas);
+        saga_sleep(p);
+    }
+    saga_db_release_leases(p);
+    free(sagas);
+    return NULL;
+}
+
+void prov_saga_kick(prov *p)
+{
+    uint64_t one = 1;
+    (void)!write(p->saga_kick_fd, &one, sizeof one);
+}
+
+hodei_status prov_saga_start(prov *p, hodei_err *err)
+{
+    int rc = pthread_create(&p->saga_thread, NULL, saga_thread_main, p);
+    if (rc != 0)
+        return hodei_err_set(err, HODEI_ERR_INTERNAL, "saga thread: %s", strerror(rc));
+    p->saga_running = true;
+    return HODEI_OK;
+}
+
+void prov_saga_stop(prov *p)
+{
+    if (!p->saga_running)
+        return;
+    pthread_join(p->saga_thread, NULL);
+    p->saga_running = false;
+}
