@@ -166,14 +166,23 @@ static hodei_status runner_job_make(const Hodei__V1__RunJob *rj, agent_job **out
     return HODEI_OK;
 }
 
+/* Frees a RunJob, wiping its secrets first. */
+static void runner_msg_free(Hodei__V1__RunJob *rj)
+{
+    if (!rj)
+        return;
+    if (rj->secrets_json.data)
+        explicit_bzero(rj->secrets_json.data, rj->secrets_json.len);
+    protobuf_c_message_free_unpacked(&rj->base, NULL);
+}
+
 static void runner_job_free(agent_job *job)
 {
     if (!job)
         return;
     agent_secrets_free(&job->secrets);
     hodei_exec_handle_destroy(job->handle);
-    if (job->msg)
-        protobuf_c_message_free_unpacked(&job->msg->base, NULL);
+    runner_msg_free(job->msg);
     free(job);
 }
 
@@ -238,7 +247,7 @@ void agent_run_job(agent *a, Hodei__V1__RunJob *rj)
     hodei_err_clear(&err);
     if (runner_ids_check(rj, &err) != HODEI_OK) {
         HLOG_ERROR("bad RunJob from the server, ignored: %s", err.msg);
-        protobuf_c_message_free_unpacked(&rj->base, NULL);
+        runner_msg_free(rj);
         return;
     }
     pthread_mutex_lock(&a->mu);
@@ -262,8 +271,7 @@ void agent_run_job(agent *a, Hodei__V1__RunJob *rj)
                   rj->job_id, (long long)rj->epoch, err.msg[0] ? ": " : "", err.msg);
     }
     pthread_mutex_unlock(&a->mu);
-    if (rj)
-        protobuf_c_message_free_unpacked(&rj->base, NULL);
+    runner_msg_free(rj);
 }
 
 void agent_cancel_job(agent *a, const Hodei__V1__CancelJob *cj)
