@@ -8,6 +8,7 @@
  * change and its outbox row in one transaction (libs/store). */
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -196,6 +197,28 @@ static void t_kill_standins(void)
     fclose(f);
 }
 
+/* Kills what the provisioner's pid files name (real agents included). */
+static void t_kill_pidfiles(void)
+{
+    char dir[700], path[1200], text[128];
+    snprintf(dir, sizeof dir, "%s/workers", g_st.state_dir);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        long long pid = 0;
+        if (!strstr(de->d_name, ".pid"))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        FILE *f = fopen(path, "r");
+        if (f && fgets(text, sizeof text, f) && sscanf(text, "%lld", &pid) == 1 && pid > 1)
+            kill(-(pid_t)pid, SIGKILL);
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+}
+
 /* ------------------------------------------------------------ database */
 
 static void t_exec(const char *sql, int n, const char *const *params, PGresult **res)
@@ -302,14 +325,16 @@ static void t_register(const char *id)
 
 /* ------------------------------------------------------------ processes */
 
-static harness_proc *t_prov_start(const char *instance, const char *ttl)
+/* binary NULL: the default, hodei-worker next to hodei-provisioner. */
+static harness_proc *t_prov_start_with(const char *instance, const char *ttl, const char *binary,
+                                       const char *edge)
 {
-    char env_bin[900], env_inst[128], env_ttl[64];
-    snprintf(env_bin, sizeof env_bin, "HODEI_PROVISIONER_WORKER_BINARY=%s", g_script);
+    char env_bin[900], env_inst[128], env_ttl[64], env_edge[128];
+    snprintf(env_bin, sizeof env_bin, "HODEI_PROVISIONER_WORKER_BINARY=%s", binary ? binary : "");
     snprintf(env_inst, sizeof env_inst, "HODEI_INSTANCE_ID=%s", instance);
     snprintf(env_ttl, sizeof env_ttl, "HODEI_PROVISIONER_TOKEN_TTL=%s", ttl);
-    const char *env[] = {env_bin, env_inst, env_ttl,
-                         "HODEI_PROVISIONER_EDGE_ADDRESS=" T_EDGE_ADDR,
+    snprintf(env_edge, sizeof env_edge, "HODEI_PROVISIONER_EDGE_ADDRESS=%s", edge);
+    const char *env[] = {env_bin, env_inst, env_ttl, env_edge,
                          "HODEI_PROVISIONER_RECONCILE_INTERVAL=500ms",
                          "HODEI_PROVISIONER_SAGA_LEASE=2s",
                          "HODEI_PROVISIONER_DESTROY_GRACE=1s",
@@ -321,6 +346,11 @@ static harness_proc *t_prov_start(const char *instance, const char *ttl)
     cr_assert(harness_log_contains(p, "consuming HODEI_EVENTS", T_WAIT_MS),
               "provisioner did not start consuming; see %s", p->log_path);
     return p;
+}
+
+static harness_proc *t_prov_start(const char *instance, const char *ttl)
+{
+    return t_prov_start_with(instance, ttl, g_script, T_EDGE_ADDR);
 }
 
 /* SIGTERM; a clean (leak-free under ASan) exit is status 0. */
@@ -355,6 +385,7 @@ static void teardown(void)
         if (harness_proc_alive(&g_provs[i]))
             harness_proc_stop(&g_provs[i], SIGKILL, 5000);
     t_kill_standins();
+    t_kill_pidfiles();
     PQfinish(g_db);
     g_db = NULL;
     harness_stack_stop(&g_st);
@@ -762,6 +793,48 @@ Test(provisioner, provider_management_validates_lists_and_reports_health)
     h = t_health(&e, "docker-local", &code);
     cr_assert(!h->healthy && strstr(h->message, "no driver"), "%s", h->message);
     protobuf_c_message_free_unpacked(&h->base, NULL);
+    t_prov_stop(p);
+    edge_stop(&e);
+}
+
+/* ------------------------------------------------------------ the real hodei-worker */
+
+/* The real agent: started by the default path (next to the provisioner),
+ * registers at the edge with its token, and stops on the destroy's SIGTERM. */
+Test(provisioner, real_worker_registers_and_is_destroyed)
+{
+    edge_handle e;
+    char path[700], id[HODEI_ID_BUF], pidfile[900], ref[128];
+    snprintf(path, sizeof path, "%s/hodei-worker", g_st.bin);
+    if (access(path, X_OK) != 0)
+        cr_skip_test("%s not built", path);
+    edge_start(&g_st, &e, NULL);
+    harness_proc *p = t_prov_start_with("prov-a", "30s", NULL, e.target);
+    int64_t t0 = hodei_mono_ms();
+    t_provision(id);
+    t_saga_wait(id, "SUCCEEDED/done");
+    fprintf(stderr, "cold start with the real agent: ProvisionRequested committed -> saga"
+                    " SUCCEEDED (worker registered, READY): %" PRId64 " ms\n",
+            hodei_mono_ms() - t0);
+    t_worker_state_wait(id, "READY");
+    cr_assert_eq(t_i64("SELECT count(*) FROM bootstrap_tokens WHERE worker_id = $1"
+                       " AND used_at IS NOT NULL", id), 1, "the token was consumed once");
+    t_str("SELECT provider_ref FROM workers WHERE id = $1", id, ref, sizeof ref);
+    int64_t pid = 0;
+    cr_assert(sscanf(ref, "%" SCNd64, &pid) == 1 && t_pid_alive((pid_t)pid), "ref %s", ref);
+    hodei_sleep_ms(1200);                 /* reconcile rounds see it alive: still READY */
+    t_worker_state_wait(id, "READY");
+
+    hodei_err err = {0};
+    t_tx_begin();
+    cr_assert_eq(hodei_store_worker_destroy_request(g_db, id, "process", "test", &err), HODEI_OK,
+                 "%s", err.msg);
+    t_tx_commit();
+    t_worker_state_wait(id, "TERMINATED");
+    cr_assert(!t_pid_alive((pid_t)pid), "hodei-worker %d stopped", (int)pid);
+    snprintf(pidfile, sizeof pidfile, "%s/workers/%s.pid", g_st.state_dir, id);
+    cr_assert(access(pidfile, F_OK) != 0);
+    cr_assert(!harness_log_contains(p, "SIGKILL", 0), "the agent stopped on SIGTERM");
     t_prov_stop(p);
     edge_stop(&e);
 }
