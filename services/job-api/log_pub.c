@@ -65,13 +65,15 @@ void log_pub_destroy(log_pub *p)
     free(p);
 }
 
-/* Packs msg and publishes it asynchronously with the given headers. */
+/* Packs msg (len = its packed size, or 0 to compute it) and publishes it
+ * asynchronously with the given headers. */
 static hodei_status pub_send(log_pub *p, const char *job_id, const ProtobufCMessage *msg,
-                             const char *msg_id, const char *end_state, hodei_err *err)
+                             size_t len, const char *msg_id, const char *end_state, hodei_err *err)
 {
     char subject[LOG_PUB_SUBJECT_MAX];
     snprintf(subject, sizeof subject, "%s%s", HODEI_SUBJ_LOGS_PREFIX, job_id);
-    size_t len = protobuf_c_message_get_packed_size(msg);
+    if (len == 0)
+        len = protobuf_c_message_get_packed_size(msg);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
         return hodei_err_set(err, HODEI_ERR_NOMEM, "log publish: out of memory");
@@ -92,7 +94,7 @@ static hodei_status pub_send(log_pub *p, const char *job_id, const ProtobufCMess
 }
 
 static hodei_status pub_part(log_pub *p, const Hodei__V1__LogBatch *b, size_t from, size_t n,
-                             hodei_err *err)
+                             size_t len, hodei_err *err)
 {
     Hodei__V1__LogBatch part = *b;
     part.n_lines = n;
@@ -100,7 +102,7 @@ static hodei_status pub_part(log_pub *p, const Hodei__V1__LogBatch *b, size_t fr
     char id[LOG_PUB_MSG_ID_MAX];
     snprintf(id, sizeof id, "%s:%" PRId64 ":%" PRIu64, b->job_id, b->epoch,
              b->lines[from]->sequence);
-    return pub_send(p, b->job_id, &part.base, id, NULL, err);
+    return pub_send(p, b->job_id, &part.base, len, id, NULL, err);
 }
 
 hodei_status log_pub_batch(log_pub *p, const Hodei__V1__LogBatch *b, hodei_err *err)
@@ -111,11 +113,14 @@ hodei_status log_pub_batch(log_pub *p, const Hodei__V1__LogBatch *b, hodei_err *
     size_t limit = max_payload > 2 * LOG_PUB_BATCH_OVERHEAD
                        ? (size_t)max_payload - LOG_PUB_BATCH_OVERHEAD
                        : LOG_PUB_BATCH_OVERHEAD;
+    size_t whole = protobuf_c_message_get_packed_size(&b->base);
+    if (whole <= limit)
+        return pub_part(p, b, 0, b->n_lines, whole, err); /* the common case */
     size_t from = 0, size = 0;
     for (size_t i = 0; i < b->n_lines; i++) {
         size_t one = protobuf_c_message_get_packed_size(&b->lines[i]->base) + LOG_PUB_LINE_OVERHEAD;
         if (i > from && size + one > limit) {
-            hodei_status st = pub_part(p, b, from, i - from, err);
+            hodei_status st = pub_part(p, b, from, i - from, 0, err);
             if (st != HODEI_OK)
                 return st;
             from = i;
@@ -123,7 +128,7 @@ hodei_status log_pub_batch(log_pub *p, const Hodei__V1__LogBatch *b, hodei_err *
         }
         size += one;
     }
-    return pub_part(p, b, from, b->n_lines - from, err);
+    return pub_part(p, b, from, b->n_lines - from, 0, err);
 }
 
 hodei_status log_pub_end(log_pub *p, const char *job_id, int64_t epoch,
@@ -134,5 +139,5 @@ hodei_status log_pub_end(log_pub *p, const char *job_id, int64_t epoch,
     marker.epoch = epoch;
     char id[LOG_PUB_MSG_ID_MAX];
     snprintf(id, sizeof id, "%s:%" PRId64 ":end", job_id, epoch);
-    return pub_send(p, job_id, &marker.base, id, hodei_job_state_name(final_state), err);
+    return pub_send(p, job_id, &marker.base, 0, id, hodei_job_state_name(final_state), err);
 }

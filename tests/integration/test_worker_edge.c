@@ -647,6 +647,30 @@ Test(worker_edge, followers_before_and_after_get_every_line_once_in_order)
     hodei_rpc_stream_destroy(late);
     hodei_rpc_stream_destroy(st);
 
+    /* GetLogs pages: max_lines cuts (not complete), from_sequence skips. */
+    Hodei__V1__GetLogsRequest page = HODEI__V1__GET_LOGS_REQUEST__INIT;
+    page.job_id = job;
+    page.max_lines = 10;
+    ProtobufCMessage *resp = NULL;
+    char pmsg[512];
+    cr_assert_eq(unary(LSVC "GetLogs", &page.base, &hodei__v1__get_logs_response__descriptor,
+                       &resp, pmsg, sizeof pmsg),
+                 HODEI_GRPC_OK, "%s", pmsg);
+    Hodei__V1__GetLogsResponse *r = (Hodei__V1__GetLogsResponse *)resp;
+    cr_assert_eq(r->n_lines, 10);
+    cr_assert(!r->complete);
+    protobuf_c_message_free_unpacked(resp, NULL);
+    page.max_lines = 0;
+    page.from_sequence = 991;
+    cr_assert_eq(unary(LSVC "GetLogs", &page.base, &hodei__v1__get_logs_response__descriptor,
+                       &resp, pmsg, sizeof pmsg),
+                 HODEI_GRPC_OK, "%s", pmsg);
+    r = (Hodei__V1__GetLogsResponse *)resp;
+    cr_assert_eq(r->n_lines, 10);
+    cr_assert_eq(r->lines[0]->sequence, 991);
+    cr_assert(r->complete);
+    protobuf_c_message_free_unpacked(resp, NULL);
+
     char msg[512];
     Hodei__V1__GetLogsRequest req = HODEI__V1__GET_LOGS_REQUEST__INIT;
     char other[HODEI_ID_BUF];
@@ -755,5 +779,83 @@ Test(worker_edge_fast, unregister_terminates_the_worker_and_its_session)
     hodei_rpc_stream *st = ws_open();
     ws_hello(st, w, session, NULL);
     cr_assert_eq(ws_end(st, msg, sizeof msg), HODEI_GRPC_UNAUTHENTICATED, "%s", msg);
+    hodei_rpc_stream_destroy(st);
+}
+
+/* 40 lines of 60 KiB in one batch: more than a NATS message holds. */
+Test(worker_edge, a_batch_larger_than_a_nats_message_is_split_and_kept_whole)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_ack(st, job, 1);
+    enum { N = 40, LEN = 60 * 1024 };
+    uint8_t *data = malloc(LEN);
+    cr_assert_not_null(data);
+    memset(data, 'y', LEN);
+    Hodei__V1__LogLine lines[N], *ptrs[N];
+    for (size_t i = 0; i < N; i++) {
+        hodei__v1__log_line__init(&lines[i]);
+        lines[i].sequence = i + 1;
+        lines[i].stream = HODEI__V1__LOG_STREAM__LOG_STREAM_STDERR;
+        lines[i].data.data = data;
+        lines[i].data.len = LEN;
+        ptrs[i] = &lines[i];
+    }
+    Hodei__V1__WorkerMessage m = HODEI__V1__WORKER_MESSAGE__INIT;
+    Hodei__V1__LogBatch b = HODEI__V1__LOG_BATCH__INIT;
+    b.job_id = job;
+    b.epoch = 1;
+    b.n_lines = N;
+    b.lines = ptrs;
+    m.body_case = HODEI__V1__WORKER_MESSAGE__BODY_LOG_BATCH;
+    m.log_batch = &b;
+    ws_send(st, &m);
+    free(data);
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    cr_assert(ws_result_ack(st, job, NULL, 0));
+    int64_t until = hodei_mono_ms() + POLL_MS;
+    for (;;) {
+        Hodei__V1__GetLogsResponse *r = get_logs(job);
+        bool done = r->complete;
+        if (done) {
+            cr_assert_eq(r->n_lines, N);
+            for (size_t i = 0; i < N; i++) {
+                cr_assert_eq(r->lines[i]->sequence, i + 1);
+                cr_assert_eq(r->lines[i]->data.len, LEN);
+                cr_assert_eq(r->lines[i]->stream, HODEI__V1__LOG_STREAM__LOG_STREAM_STDERR);
+            }
+        }
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        if (done)
+            break;
+        cr_assert(hodei_mono_ms() < until, "the big batch did not arrive whole");
+        hodei_sleep_ms(50);
+    }
+    hodei_rpc_stream_destroy(st);
+}
+
+Test(worker_edge, a_job_with_a_cancel_requested_gets_cancel_job_and_ends_cancelled)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];
+    ready_worker(w, session);
+    make_job(job, w, "RUNNING", 1, 1, 3);
+    cr_assert_eq(sqlf("UPDATE jobs SET cancel_requested = true, cancel_reason = 'user asked'"
+                      " WHERE id = '%s' RETURNING 1",
+                      job),
+                 1);
+    hodei_rpc_stream *st = ws_open();
+    ws_hello(st, w, session, job);
+    Hodei__V1__ServerMessage *m = ws_expect(st, HODEI__V1__SERVER_MESSAGE__BODY_CANCEL_JOB);
+    cr_assert_str_eq(m->cancel_job->job_id, job);
+    cr_assert_eq(m->cancel_job->epoch, 1);
+    cr_assert_str_eq(m->cancel_job->reason, "user asked");
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_CANCELLED, 143);
+    cr_assert(ws_result_ack(st, job, NULL, 0));
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'CANCELLED'", job),
+                 1, "a cancelled attempt must not be retried");
+    wait_logs(job, 0, true);
     hodei_rpc_stream_destroy(st);
 }
