@@ -838,3 +838,49 @@ Test(provisioner, real_worker_registers_and_is_destroyed)
     t_prov_stop(p);
     edge_stop(&e);
 }
+
+/* ------------------------------------------------------------ replicas, unknown driver */
+
+Test(provisioner, two_replicas_share_the_consumer_and_start_each_worker_once)
+{
+    enum { N = 6 };
+    harness_proc *a = t_prov_start("prov-a", "30s");
+    harness_proc *b = t_prov_start("prov-b", "30s");
+    char ids[N][HODEI_ID_BUF], env[T_TEXT_MAX];
+    int64_t t0 = hodei_mono_ms();
+    for (int i = 0; i < N; i++)
+        t_provision(ids[i]);
+    for (int i = 0; i < N; i++) {
+        t_env_wait(ids[i], env, sizeof env);
+        t_saga_wait(ids[i], "RUNNING/wait");
+    }
+    fprintf(stderr, "%d ProvisionRequested -> %d sagas waiting for registration: %" PRId64 " ms\n",
+            N, N, hodei_mono_ms() - t0);
+    hodei_sleep_ms(500);
+    cr_assert_eq(t_starts(), N, "each worker started exactly once");
+    cr_assert_eq(t_i64("SELECT count(*) FROM sagas WHERE type = $1", "provision"), N);
+    t_prov_stop(a);
+    t_prov_stop(b);
+}
+
+Test(provisioner, provider_without_a_driver_is_compensated_at_once)
+{
+    harness_proc *p = t_prov_start("prov-a", "30s");
+    char id[HODEI_ID_BUF], err[512];
+    hodei_id_new(id);
+    const char *params[1] = {id};
+    t_exec("INSERT INTO providers (name, type) VALUES ('docker-x', 'docker')", 0, NULL, NULL);
+    t_tx_begin();
+    t_exec("INSERT INTO workers (id, provider, state) VALUES ($1, 'docker-x', 'CREATING')", 1,
+           params, NULL);
+    t_provision_event(id);
+    t_tx_commit();
+    t_saga_wait(id, "COMPENSATED/done");
+    t_worker_state_wait(id, "TERMINATED");
+    t_str("SELECT error FROM sagas WHERE correlation_key = $1", id, err, sizeof err);
+    cr_assert(strstr(err, "no driver for type docker"), "saga error: %s", err);
+    cr_assert_eq(t_i64("SELECT count(*) FROM outbox WHERE aggregate_id = $1"
+                       " AND event_type = 'ProvisionFailed'", id), 1);
+    cr_assert_eq(t_starts(), 0);
+    t_prov_stop(p);
+}
