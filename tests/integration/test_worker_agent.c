@@ -55,6 +55,9 @@ static struct {
     size_t reg_labels;
     bool auto_ack;
     bool refuse_streams;
+    int register_unavailable;            /* answer UNAVAILABLE to this many Registers */
+    int64_t heartbeat_ms;                /* in RegisterResponse */
+    char peer[128];                      /* client certificate SAN seen by Register */
 } E;
 
 static Hodei__V1__WorkerMessage *msg_copy(const Hodei__V1__WorkerMessage *m)
@@ -81,8 +84,18 @@ static void on_register(hodei_rpc_call *call, const ProtobufCMessage *req, void 
     bool ok = strcmp(r->token, OTP_GOOD) == 0 && strcmp(r->worker_id, WORKER_ID) == 0;
     if (!ok)
         E.refused++;
+    bool unavailable = E.register_unavailable > 0;
+    if (unavailable)
+        E.register_unavailable--;
+    const char *peer = hodei_rpc_call_peer_identity(call);
+    snprintf(E.peer, sizeof E.peer, "%s", peer ? peer : "");
+    int64_t heartbeat_ms = E.heartbeat_ms;
     pthread_cond_broadcast(&E.cv);
     pthread_mutex_unlock(&E.mu);
+    if (unavailable) {
+        hodei_rpc_call_fail(call, HODEI_GRPC_UNAVAILABLE, "fake edge: database unavailable");
+        return;
+    }
     if (!ok) {
         hodei_rpc_call_fail(call, HODEI_GRPC_UNAUTHENTICATED, "bootstrap token is not valid");
         return;
@@ -90,7 +103,7 @@ static void on_register(hodei_rpc_call *call, const ProtobufCMessage *req, void 
     Hodei__V1__RegisterResponse resp = HODEI__V1__REGISTER_RESPONSE__INIT;
     resp.worker_id = WORKER_ID;
     resp.session_token = SESSION_TOKEN;
-    resp.heartbeat_interval_ms = HEARTBEAT_MS;
+    resp.heartbeat_interval_ms = heartbeat_ms;
     hodei_rpc_call_reply(call, &resp.base);
 }
 
@@ -210,13 +223,24 @@ static const hodei_rpc_method m_stream = {
     .on_close = on_stream_close,
 };
 
-static void edge_start(void)
+/* tls_dir: NULL = insecure, else mutual TLS with gen-certs files there. */
+static void edge_start_tls(const char *tls_dir)
 {
     hodei_err err;
+    char cert[700], key[700], ca[700];
     pthread_mutex_init(&E.mu, NULL);
     pthread_cond_init(&E.cv, NULL);
     E.auto_ack = true;
+    E.heartbeat_ms = HEARTBEAT_MS;
     hodei_rpc_server_opts o = {.listen_addr = "127.0.0.1:0", .threads = 2};
+    if (tls_dir) {
+        snprintf(cert, sizeof cert, "%s/server.pem", tls_dir);
+        snprintf(key, sizeof key, "%s/server.key", tls_dir);
+        snprintf(ca, sizeof ca, "%s/ca.pem", tls_dir);
+        o.tls_cert_file = cert;
+        o.tls_key_file = key;
+        o.tls_client_ca_file = ca;
+    }
     cr_assert_eq(hodei_rpc_server_create(&o, &E.srv, &err), HODEI_OK, "%s", err.msg);
     cr_assert_eq(hodei_rpc_server_add(E.srv, &m_register, &err), HODEI_OK, "%s", err.msg);
     cr_assert_eq(hodei_rpc_server_add(E.srv, &m_unregister, &err), HODEI_OK, "%s", err.msg);
@@ -224,6 +248,8 @@ static void edge_start(void)
     cr_assert_eq(hodei_rpc_server_start(E.srv, &err), HODEI_OK, "%s", err.msg);
     E.port = hodei_rpc_server_port(E.srv);
 }
+
+static void edge_start(void) { edge_start_tls(NULL); }
 
 static void edge_stop(void)
 {
@@ -238,6 +264,9 @@ static void edge_stop(void)
     for (int i = 0; i < E.n_ev; i++)
         protobuf_c_message_free_unpacked(&E.ev[i].msg->base, NULL);
     E.n_ev = 0;
+    E.streams = E.registers = E.refused = E.unregisters = 0;
+    E.refuse_streams = false;
+    E.register_unavailable = 0;
 }
 
 /* Sends one ServerMessage on the open stream (waits for one to be open). */
@@ -412,6 +441,16 @@ static void send_cancel(const char *job, int64_t epoch)
     cj.reason = "test";
     m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_CANCEL_JOB;
     m.cancel_job = &cj;
+    edge_send(&m);
+}
+
+static void send_drain(void)
+{
+    Hodei__V1__Drain dr = HODEI__V1__DRAIN__INIT;
+    Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
+    dr.reason = "idle ttl";
+    m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_DRAIN;
+    m.drain = &dr;
     edge_send(&m);
 }
 
@@ -865,4 +904,107 @@ Test(worker_agent, sigterm_lets_the_running_job_finish_then_cancels_past_the_dra
     cr_assert_eq(r->state, HODEI__V1__JOB_STATE__JOB_STATE_CANCELLED);
     assert_clean_exit(agent_stop(0, WAIT_MS));
     cr_assert_eq(edge_int(&E.unregisters), 2);
+}
+
+Test(worker_agent, registration_is_retried_while_the_edge_is_unavailable)
+{
+    pthread_mutex_lock(&E.mu);
+    E.register_unavailable = 3;
+    pthread_mutex_unlock(&E.mu);
+    agent_start();
+    agent_ready();
+    cr_assert_eq(edge_int(&E.registers), 4, "3 refusals then a success");
+    cr_assert(harness_log_contains(&AGENT, "registration at 127.0.0.1:", 0));
+    cr_assert(harness_log_contains(&AGENT, "UNAVAILABLE: fake edge: database unavailable; "
+                                           "retrying in", 0));
+    assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
+}
+
+Test(worker_agent, a_bad_register_response_exits_1_naming_the_field)
+{
+    pthread_mutex_lock(&E.mu);
+    E.heartbeat_ms = 0;
+    pthread_mutex_unlock(&E.mu);
+    agent_start();
+    int status = harness_proc_wait(&AGENT, WAIT_MS);
+    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d",
+              status);
+    cr_assert(harness_log_contains(&AGENT, "RegisterResponse.heartbeat_interval_ms: 0 is outside "
+                                           "[100, 3600000]", 0));
+}
+
+Test(worker_agent, a_bad_server_message_is_reported_and_the_stream_goes_on)
+{
+    char job[HODEI_ID_BUF];
+    new_job(job);
+    agent_start();
+    agent_ready();
+    Hodei__V1__ServerMessage empty = HODEI__V1__SERVER_MESSAGE__INIT;
+    edge_send(&empty);
+    Hodei__V1__CancelJob cj = HODEI__V1__CANCEL_JOB__INIT;
+    Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
+    cj.job_id = "not-a-uuid";
+    cj.epoch = 1;
+    m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_CANCEL_JOB;
+    m.cancel_job = &cj;
+    edge_send(&m);
+    send_sh(job, 0, "echo epoch zero");
+    cr_assert(harness_log_contains(&AGENT, "ServerMessage.body: not set", WAIT_MS));
+    cr_assert(harness_log_contains(&AGENT, "CancelJob.job_id: must be a UUID", WAIT_MS));
+    cr_assert(harness_log_contains(&AGENT, "RunJob.epoch: must be >= 1, got 0", WAIT_MS));
+    send_sh(job, 1, "echo fine");
+    const Hodei__V1__JobResult *r = wait_result(job, 0, WAIT_MS, NULL);
+    cr_assert_eq(r->state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+    cr_assert_eq(r->epoch, 1);
+    cr_assert_eq(edge_int(&E.streams), 1, "the stream was not replaced");
+    assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
+}
+
+Test(worker_agent, drain_finishes_the_job_refuses_new_ones_then_unregisters_and_exits_0)
+{
+    char job[HODEI_ID_BUF], late[HODEI_ID_BUF];
+    new_job(job);
+    new_job(late);
+    agent_start();
+    agent_ready();
+    send_sh(job, 1, "sleep 0.5; echo done");
+    cr_assert(harness_log_contains(&AGENT, "job running", WAIT_MS));
+    send_drain();
+    send_sh(late, 1, "echo too late");
+    const Hodei__V1__JobResult *r = wait_result(late, 0, WAIT_MS, NULL);
+    cr_assert_eq(r->state, HODEI__V1__JOB_STATE__JOB_STATE_FAILED);
+    cr_assert(strstr(r->error, "draining"), "error: %s", r->error);
+    r = wait_result(job, 0, WAIT_MS, NULL);
+    cr_assert_eq(r->state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+    int status = harness_proc_wait(&AGENT, WAIT_MS);
+    cr_assert_neq(status, -1, "the agent did not leave after the drain");
+    assert_clean_exit(status);
+    cr_assert_eq(edge_int(&E.unregisters), 1);
+}
+
+Test(worker_agent, registers_and_runs_over_mutual_tls)
+{
+    char dir[600], cmd[1400], ca[700], cert[700], key[700], job[HODEI_ID_BUF];
+    snprintf(dir, sizeof dir, "%s/certs", ST.state_dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s/scripts/gen-certs' --out '%s' --server-san IP:127.0.0.1 --client %s "
+             ">/dev/null 2>&1",
+             ST.root, dir, WORKER_ID);
+    cr_assert_eq(system(cmd), 0, "gen-certs failed");
+    edge_stop();
+    edge_start_tls(dir);
+    snprintf(ca, sizeof ca, "HODEI_WORKER_TLS_CA=%s/ca.pem", dir);
+    snprintf(cert, sizeof cert, "HODEI_WORKER_TLS_CERT=%s/client-%s.pem", dir, WORKER_ID);
+    snprintf(key, sizeof key, "HODEI_WORKER_TLS_KEY=%s/client-%s.key", dir, WORKER_ID);
+    const char *env[] = {ca, cert, key, NULL};
+    agent_start_env(OTP_GOOD, env);
+    agent_ready();
+    pthread_mutex_lock(&E.mu);
+    cr_assert_str_eq(E.peer, WORKER_ID, "client certificate SAN seen by the edge");
+    pthread_mutex_unlock(&E.mu);
+    new_job(job);
+    send_sh(job, 1, "echo over tls");
+    const Hodei__V1__JobResult *r = wait_result(job, 0, WAIT_MS, NULL);
+    cr_assert_eq(r->state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+    assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
 }
