@@ -442,7 +442,8 @@ static void hub_send_keepalive(worker_session *s)
     Hodei__V1__Keepalive k = HODEI__V1__KEEPALIVE__INIT;
     Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
     pthread_mutex_lock(&s->mu);
-    k.nonce = ++s->keepalive_nonce;
+    s->keepalive_nonce += 2; /* even: the agent's own nonces are odd */
+    k.nonce = s->keepalive_nonce;
     pthread_mutex_unlock(&s->mu);
     m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_KEEPALIVE;
     m.keepalive = &k;

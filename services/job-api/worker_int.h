@@ -60,7 +60,8 @@ struct worker_session {
     worker_job_ref suspects[WORKER_SUSPECTS_MAX];
     size_t n_suspects;
     int64_t suspects_due_ms;            /* INT64_MAX = none */
-    int64_t keepalive_nonce;
+    bool drain_sent;                    /* Drain went out on this stream */
+    int64_t keepalive_nonce;            /* the edge's last Keepalive (even numbers) */
 };
 
 /* ------------------------------------------------------------ worker_hub.c */
@@ -104,7 +105,8 @@ bool worker_session_owns(worker_session *s, const char *job_id, int64_t epoch);
 /* ----------------------------------------------------------- worker_jobs.c */
 
 /* RunJob for the worker's ASSIGNED jobs, CancelJob for its jobs with a
- * cancel requested, and the restarted-worker check when due. */
+ * cancel requested, Drain (once per stream) for a DRAINING, TERMINATING or
+ * LOST worker, and the restarted-worker check when due. */
 void worker_jobs_resend(worker_session *s);
 /* Hello: RUNNING jobs named in running_job_ids become this stream's; the
  * others are suspects, failed at the check one re-send interval later

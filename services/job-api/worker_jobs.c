@@ -85,6 +85,29 @@ static void jobs_send_cancel(worker_session *s, const char *job_id, int64_t epoc
     worker_session_send(s, &m);
 }
 
+/* A worker the supervisor is retiring (or declared lost) is told once per
+ * stream to finish its job and leave. */
+static void resend_drain(worker_session *s, const char *worker_state)
+{
+    if (strcmp(worker_state, "DRAINING") != 0 && strcmp(worker_state, "TERMINATING") != 0 &&
+        strcmp(worker_state, "LOST") != 0)
+        return;
+    pthread_mutex_lock(&s->mu);
+    bool first = !s->drain_sent;
+    s->drain_sent = true;
+    pthread_mutex_unlock(&s->mu);
+    if (!first)
+        return;
+    char reason[64];
+    snprintf(reason, sizeof reason, "the worker is %s", worker_state);
+    Hodei__V1__Drain d = HODEI__V1__DRAIN__INIT;
+    Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
+    d.reason = reason;
+    m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_DRAIN;
+    m.drain = &d;
+    worker_session_send(s, &m);
+}
+
 /* RUNNING jobs a Hello did not name, one re-send interval later: unless
  * their result came meanwhile, the worker lost them. */
 static void resend_check_suspects(worker_session *s, const char *worker_id)
@@ -122,16 +145,24 @@ void worker_jobs_resend(worker_session *s)
         goto fail;
     const char *params[2] = {worker_id, "64"};
     st = hodei_db_exec(conn,
-                       "SELECT id::text, state, epoch, attempt, cancel_requested,"
-                       " coalesce(cancel_reason, ''),"
-                       " CASE WHEN state = 'ASSIGNED' THEN encode(spec, 'hex') ELSE '' END"
-                       " FROM jobs WHERE worker_id = $1::uuid AND state IN ('ASSIGNED', 'RUNNING')"
-                       " ORDER BY created_at LIMIT $2::int",
+                       "SELECT j.id::text, j.state, j.epoch, j.attempt, j.cancel_requested,"
+                       " coalesce(j.cancel_reason, ''),"
+                       " CASE WHEN j.state = 'ASSIGNED' THEN encode(j.spec, 'hex') ELSE '' END,"
+                       " w.state"
+                       " FROM workers w LEFT JOIN LATERAL"
+                       "  (SELECT * FROM jobs WHERE worker_id = w.id"
+                       "    AND state IN ('ASSIGNED', 'RUNNING') ORDER BY created_at LIMIT $2::int)"
+                       "  j ON true"
+                       " WHERE w.id = $1::uuid",
                        2, params, &res, &err);
     jobs_release(s, conn, st);
     if (st != HODEI_OK)
         goto fail;
+    if (PQntuples(res) > 0)
+        resend_drain(s, hodei_db_get_str(res, 0, 7));
     for (int i = 0; i < PQntuples(res); i++) {
+        if (!hodei_db_get_str(res, i, 0)[0])
+            continue; /* the worker has no job */
         if (strcmp(hodei_db_get_str(res, i, 1), "ASSIGNED") == 0)
             resend_run(s, res, i);
         if (hodei_db_get_str(res, i, 4)[0] == 't')

@@ -102,6 +102,24 @@ static hodei_status stream_logs(worker_session *s, Hodei__V1__LogBatch *b, hodei
     return HODEI_OK;
 }
 
+/* A worker's Keepalive is answered with its nonce (the agent takes the
+ * answer as proof that the edge read everything before it), unless it is
+ * the echo of the edge's own: two peers that both answer never loop. */
+static void stream_keepalive(worker_session *s, const Hodei__V1__Keepalive *k)
+{
+    pthread_mutex_lock(&s->mu);
+    bool echo = k && k->nonce == s->keepalive_nonce;
+    pthread_mutex_unlock(&s->mu);
+    if (!k || echo)
+        return;
+    Hodei__V1__Keepalive answer = HODEI__V1__KEEPALIVE__INIT;
+    Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
+    answer.nonce = k->nonce;
+    m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_KEEPALIVE;
+    m.keepalive = &answer;
+    worker_session_send(s, &m);
+}
+
 static hodei_status stream_dispatch(worker_session *s, const Hodei__V1__WorkerMessage *m,
                                     hodei_err *err)
 {
@@ -126,6 +144,7 @@ static hodei_status stream_dispatch(worker_session *s, const Hodei__V1__WorkerMe
         }
         return st;
     case HODEI__V1__WORKER_MESSAGE__BODY_KEEPALIVE:
+        stream_keepalive(s, m->keepalive);
         return HODEI_OK;
     default:
         return hodei_err_set(err, HODEI_ERR_INVALID,

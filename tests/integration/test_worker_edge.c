@@ -40,7 +40,7 @@ static void start_with(const char *resend, const char *keepalive)
 
 /* Slow re-send: whatever reaches a worker came from Hello or NATS. */
 static void setup(void) { start_with("30s", "10s"); }
-static void setup_fast(void) { start_with("300ms", "300ms"); }
+static void setup_fast(void) { start_with("300ms", "1s"); }
 
 static void teardown(void)
 {
@@ -513,9 +513,25 @@ Test(worker_edge, a_stream_needs_hello_with_a_valid_session)
     cr_assert(strstr(msg, "hello.worker_id") != NULL, "%s", msg);
     hodei_rpc_stream_destroy(st);
 
-    /* A good session; a malformed message then ends the stream naming the field. */
+    /* A good session: the worker's Keepalive is answered with its nonce;
+     * a malformed message then ends the stream naming the field. */
     st = ws_open();
     ws_hello(st, w, session, NULL);
+    Hodei__V1__WorkerMessage ka = HODEI__V1__WORKER_MESSAGE__INIT;
+    Hodei__V1__Keepalive k = HODEI__V1__KEEPALIVE__INIT;
+    k.nonce = 7;
+    ka.body_case = HODEI__V1__WORKER_MESSAGE__BODY_KEEPALIVE;
+    ka.keepalive = &k;
+    ws_send(st, &ka);
+    ProtobufCMessage *reply = NULL;
+    hodei_rpc_result res;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_stream_recv(st, RECV_MS, &reply, &res, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_not_null(reply);
+    Hodei__V1__ServerMessage *sm = (Hodei__V1__ServerMessage *)reply;
+    cr_assert_eq(sm->body_case, HODEI__V1__SERVER_MESSAGE__BODY_KEEPALIVE);
+    cr_assert_eq(sm->keepalive->nonce, 7);
+    protobuf_c_message_free_unpacked(reply, NULL);
     ws_logs(st, w, 0, 1, 1);
     cr_assert_eq(ws_end(st, msg, sizeof msg), HODEI_GRPC_INVALID_ARGUMENT, "%s", msg);
     cr_assert(strstr(msg, "log_batch.epoch") != NULL, "%s", msg);
@@ -756,10 +772,17 @@ Test(worker_edge_fast, a_restarted_worker_loses_its_running_job_and_idle_streams
     hodei_rpc_stream_destroy(st);
 }
 
-Test(worker_edge_fast, unregister_terminates_the_worker_and_its_session)
+Test(worker_edge_fast, a_draining_worker_is_told_and_unregister_terminates_it)
 {
     char w[HODEI_ID_BUF], session[SESSION_HEX + 1], msg[512];
     ready_worker(w, session);
+    hodei_rpc_stream *live = ws_open();
+    ws_hello(live, w, session, NULL);
+    hodei_sleep_ms(100);
+    cr_assert_eq(sqlf("UPDATE workers SET state = 'DRAINING' WHERE id = '%s' RETURNING 1", w), 1);
+    Hodei__V1__ServerMessage *dm = ws_next(live, 3000);
+    cr_assert_eq(dm->body_case, HODEI__V1__SERVER_MESSAGE__BODY_DRAIN);
+    protobuf_c_message_free_unpacked(&dm->base, NULL);
     Hodei__V1__UnregisterWorkerRequest req = HODEI__V1__UNREGISTER_WORKER_REQUEST__INIT;
     req.worker_id = w;
     req.session_token = "wrong";
@@ -776,6 +799,8 @@ Test(worker_edge_fast, unregister_terminates_the_worker_and_its_session)
                       " AND aggregate_id = '%s'",
                       w),
                  1);
+    cr_assert_eq(ws_end(live, msg, sizeof msg), HODEI_GRPC_OK, "%s", msg);
+    hodei_rpc_stream_destroy(live);
     hodei_rpc_stream *st = ws_open();
     ws_hello(st, w, session, NULL);
     cr_assert_eq(ws_end(st, msg, sizeof msg), HODEI_GRPC_UNAUTHENTICATED, "%s", msg);
