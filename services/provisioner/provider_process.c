@@ -27,7 +27,7 @@
 
 #define PROC_PATH_MAX        4096
 #define PROC_CHILDREN_MAX    4096   /* children of ours not yet reaped */
-#define PROC_ENV_MAX         16     /* entries handed to a worker */
+#define PROC_ENV_MAX         48     /* entries handed to a worker */
 #define PROC_ENV_TEXT_MAX    8192   /* their text */
 #define PROC_STAT_MAX        1024   /* /proc/<pid>/stat we read */
 #define PROC_CMDLINE_MAX     4096
@@ -37,7 +37,10 @@
 
 extern char **environ;
 
-/* Passed through from the provisioner's environment; nothing else is. */
+/* Passed through from the provisioner's environment, with every
+ * HODEI_WORKER_* variable (the agent's own settings: TLS files, labels);
+ * nothing else is (the database URL stays here). */
+#define PROC_ENV_WORKER_PREFIX "HODEI_WORKER_"
 static const char *const proc_env_keep[] = {"PATH", "HOME", "TMPDIR", "LANG", "TZ",
                                             "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS",
                                             NULL};
@@ -264,17 +267,36 @@ static bool proc_env_add(proc_env *e, const char *key, const char *val)
     return true;
 }
 
-static bool proc_env_build(proc_env *e, const prov_worker_env *w)
+static bool proc_env_passthrough(proc_env *e)
 {
-    e->len = 0;
-    e->used = 0;
-    e->ptrs[0] = NULL;
+    size_t plen = strlen(PROC_ENV_WORKER_PREFIX);
+    for (char **v = environ; *v; v++) {
+        if (strncmp(*v, PROC_ENV_WORKER_PREFIX, plen) != 0 ||
+            strncmp(*v, "HODEI_WORKER_ID=", strlen("HODEI_WORKER_ID=")) == 0)
+            continue;
+        const char *eq = strchr(*v, '=');
+        char key[128];
+        if (!eq || (size_t)(eq - *v) >= sizeof key)
+            continue;
+        memcpy(key, *v, (size_t)(eq - *v));
+        key[eq - *v] = '\0';
+        if (!proc_env_add(e, key, eq + 1))
+            return false;
+    }
     for (int i = 0; proc_env_keep[i]; i++) {
         const char *v = getenv(proc_env_keep[i]);
         if (v && !proc_env_add(e, proc_env_keep[i], v))
             return false;
     }
-    return proc_env_add(e, "HODEI_SERVER", w->server) &&
+    return true;
+}
+
+static bool proc_env_build(proc_env *e, const prov_worker_env *w)
+{
+    e->len = 0;
+    e->used = 0;
+    e->ptrs[0] = NULL;
+    return proc_env_passthrough(e) && proc_env_add(e, "HODEI_SERVER", w->server) &&
            proc_env_add(e, "HODEI_WORKER_ID", w->worker_id) &&
            proc_env_add(e, "HODEI_LOG_LEVEL", w->log_level) &&
            proc_env_add(e, "HODEI_OTP", w->otp);

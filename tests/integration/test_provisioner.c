@@ -338,6 +338,7 @@ static harness_proc *t_prov_start_with(const char *instance, const char *ttl, co
                          "HODEI_PROVISIONER_RECONCILE_INTERVAL=500ms",
                          "HODEI_PROVISIONER_SAGA_LEASE=2s",
                          "HODEI_PROVISIONER_DESTROY_GRACE=1s",
+                         "HODEI_WORKER_LABELS=zone=test",
                          NULL};
     const char *argv[] = {"hodei-provisioner", NULL};
     cr_assert(g_n_provs < T_PROCS_MAX);
@@ -405,6 +406,8 @@ static void t_check_env(const char *id, const char *env, char otp[80])
     cr_assert_str_eq(v, id);
     t_env_get(env, "HODEI_LOG_LEVEL", v, sizeof v);
     cr_assert_str_eq(v, "info");
+    t_env_get(env, "HODEI_WORKER_LABELS", v, sizeof v);
+    cr_assert_str_eq(v, "zone=test", "HODEI_WORKER_* settings are passed to the agent");
     t_env_get(env, "HODEI_DATABASE_URL", v, sizeof v);
     cr_assert_str_eq(v, "", "the provisioner's database URL leaked into the worker");
     t_env_get(env, "HODEI_OTP", otp, 80);
