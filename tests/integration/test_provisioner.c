@@ -887,3 +887,26 @@ Test(provisioner, provider_without_a_driver_is_compensated_at_once)
     cr_assert_eq(t_starts(), 0);
     t_prov_stop(p);
 }
+
+/* ------------------------------------------------------------ dependencies restart */
+
+Test(provisioner, keeps_working_after_nats_and_postgresql_restart)
+{
+    harness_proc *p = t_prov_start("prov-a", "30s");
+    char id[HODEI_ID_BUF], env[T_TEXT_MAX];
+    harness_nats_stop(&g_st);
+    hodei_sleep_ms(1500);
+    harness_nats_start(&g_st);
+    PQfinish(g_db);
+    g_db = NULL;
+    harness_pg_stop(&g_st);
+    hodei_sleep_ms(1500);
+    harness_pg_start(&g_st);
+    hodei_err err = {0};
+    cr_assert_eq(hodei_db_connect(g_st.db_url, 5000, &g_db, &err), HODEI_OK, "%s", err.msg);
+    t_provision(id);
+    t_env_wait(id, env, sizeof env);
+    t_saga_wait(id, "RUNNING/wait");
+    cr_assert(harness_proc_alive(p), "the provisioner rode out both restarts");
+    t_prov_stop(p);
+}
