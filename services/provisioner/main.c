@@ -106,6 +106,11 @@ static hodei_status prov_init(hodei_daemon *d, hodei_err *err)
     p->cfg = &cfg;
     p->common = hodei_daemon_common(d);
     p->instance = hodei_daemon_instance(d);
+    if (cfg.saga_lease_ms < 2 * cfg.saga_poll_ms)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "provisioner.saga_lease: must be at least twice provisioner.saga_poll"
+                             " (%" PRId64 " ms < 2 x %" PRId64 " ms): leases are renewed each round",
+                             cfg.saga_lease_ms, cfg.saga_poll_ms);
     hodei_status st = prov_paths(p, err);
     if (st != HODEI_OK)
         return st;
