@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "hodei/daemon.h"
 #include "hodei/exec.h"
@@ -170,6 +171,7 @@ typedef struct {
     agent_secrets secrets;
     hodei_exec_handle *handle;
     bool started;               /* the runner took it */
+    pid_t pid;                  /* its process (group) once running, else 0 */
     bool cancelled;
     uint64_t dropped_lines;
 } agent_job;
@@ -260,6 +262,11 @@ void agent_cancel_current(agent *a, const char *why);
 void *agent_runner_main(void *arg);
 /* After the runner thread ended: frees a job it never started. */
 void agent_runner_fini(agent *a);
+
+/* reaper.c: the agent as child subreaper reaps orphaned job processes
+ * (never the executor's own child). */
+void agent_reaper_init(void);
+void agent_reap_orphans(agent *a);
 
 /* register.c: backoff, Register (retried while the edge is unavailable;
  * *registered false when a stop came first), UnregisterWorker. */

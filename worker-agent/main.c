@@ -63,6 +63,7 @@ static hodei_status agent_init(hodei_daemon *d, hodei_err *err)
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
     agent_usage_init(&a->usage);
+    agent_reaper_init();
     hodei_rpc_global_init();
     agent_identity(a);
     hodei_status st = agent_config_apply(a, err);

@@ -319,6 +319,9 @@ static void runner_on_batch(void *user, Hodei__V1__LogLine **lines, size_t n_lin
 static void runner_on_start(void *user, pid_t pid)
 {
     runner_ctx *c = user;
+    pthread_mutex_lock(&c->a->mu);
+    c->job->pid = pid;
+    pthread_mutex_unlock(&c->a->mu);
     HLOG_INFO("job running job=%s epoch=%lld pid=%d", c->job->job_id, (long long)c->job->epoch,
               (int)pid);
 }

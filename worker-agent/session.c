@@ -128,6 +128,7 @@ static void session_timers(agent *a, session *s)
     }
     pthread_mutex_unlock(&a->mu);
     agent_result_resend_due(a, now);
+    agent_reap_orphans(a);
 }
 
 /* A Keepalive right after Hello: an answer ends the stream's probation. */

@@ -1008,3 +1008,27 @@ Test(worker_agent, registers_and_runs_over_mutual_tls)
     cr_assert_eq(r->state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
     assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
 }
+
+Test(worker_agent, orphans_of_a_job_are_reaped_not_left_as_zombies)
+{
+    char job[HODEI_ID_BUF], script[900], pidfile[700];
+    new_job(job);
+    snprintf(pidfile, sizeof pidfile, "%s/orphan.pid", ST.state_dir);
+    snprintf(script, sizeof script, "sleep 30 & echo $! > '%s'; exit 0", pidfile);
+    agent_start();
+    agent_ready();
+    send_sh(job, 1, script);
+    const Hodei__V1__JobResult *r = wait_result(job, 0, WAIT_MS, NULL);
+    cr_assert_eq(r->state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+    FILE *f = fopen(pidfile, "r");
+    long pid = 0;
+    cr_assert(f && fscanf(f, "%ld", &pid) == 1, "no pid file");
+    fclose(f);
+    /* killed with the job's group, then reaped by the agent (its subreaper) */
+    int64_t deadline = hodei_mono_ms() + 3000;
+    while (kill((pid_t)pid, 0) == 0 && hodei_mono_ms() < deadline)
+        hodei_sleep_ms(20);
+    cr_assert_neq(kill((pid_t)pid, 0), 0, "the job's background process %ld is still there "
+                  "(a zombie nobody reaps?)", pid);
+    assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
+}
