@@ -46,7 +46,7 @@ static void follow_reachable(follow *f)
     if (f->said_lost) {
         if (f->sink->status)
             cli_status_line_clear(f->sink->status);
-        fprintf(f->c->err, "hodei: log stream back, resuming after line %" PRIu64 "\n",
+        fprintf(f->c->err, "hodei: log stream back, resuming after sequence %" PRIu64 "\n",
                 f->sink->last_seq);
         f->said_lost = false;
     }
