@@ -26,7 +26,7 @@ static void cl_env(cluster *c, const char **env)
 {
     size_t n = 0;
     snprintf(cl_edge_env, sizeof cl_edge_env, "HODEI_PROVISIONER_EDGE_ADDRESS=%s", c->edge.target);
-    snprintf(cl_dir_env, sizeof cl_dir_env, "HODEI_PROVISIONER_STATE_DIR=%s", c->workers_dir);
+    snprintf(cl_dir_env, sizeof cl_dir_env, "HODEI_PROVISIONER_STATE_DIR=%s", c->stack.state_dir);
     snprintf(cl_bin_env, sizeof cl_bin_env, "HODEI_PROVISIONER_WORKER_BINARY=%s/hodei-worker",
              c->stack.bin);
     env[n++] = cl_edge_env;
