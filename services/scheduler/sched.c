@@ -20,7 +20,6 @@
 #define SCHED_FETCH_MIN_MS     20       /* nats.c trims 10 ms off a pull request's expiry */
 #define SCHED_FETCH_MAX_MS     500      /* bounds how long a stop request waits */
 #define SCHED_RETRY_MAX        3        /* passes retried after a serialization failure */
-#define SCHED_PROVIDER_NAME_MAX 63      /* as providers.name allows */
 #define US_PER_MS              1000
 
 sched_config sched_conf;
@@ -209,7 +208,7 @@ static bool sched_alloc(sched *s)
     s->workers = calloc(nw, sizeof *s->workers);
     s->taken = calloc(nw, sizeof *s->taken);
     s->seen = calloc(1, sizeof *s->seen);
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < SCHED_ARRAYS; a++)
         hodei_buf_init(&s->arr[a], SCHED_ARRAY_TEXT_MAX);
     hodei_buf_init(&s->hex, 2 * SCHED_EVENT_MAX + 1);
     return s->jobs && s->job_epoch && s->assign && s->workers && s->taken && s->seen;
@@ -223,7 +222,7 @@ static void sched_free(sched *s)
     free(s->workers);
     free(s->taken);
     free(s->seen);
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < SCHED_ARRAYS; a++)
         hodei_buf_fini(&s->arr[a]);
     hodei_buf_fini(&s->hex);
     free(s);

@@ -4,6 +4,7 @@
  *   sched_pass.c       one pass: lock, match, assign (one transaction)
  *   sched_provision.c  unmet needs: CREATING workers + ProvisionRequested
  *   sched_event.c      packing events for set-based outbox inserts
+ *   sched_pipe.c       a few statements in one round trip
  *   sched_seen.c       "log once per job" memory
  *   match.c            the pure fit rules and strategies */
 #ifndef HODEI_SCHED_INT_H
@@ -29,9 +30,19 @@
 #define SCHED_PROVIDERS_MAX    64        /* providers with unmet jobs handled per pass */
 #define SCHED_ARRAY_TEXT_MAX   (16u << 20) /* one array-literal parameter */
 #define SCHED_EVENT_MAX        4096      /* one packed event */
+#define SCHED_ARRAYS           5         /* array parameters of the widest statement */
 #define SCHED_LOAD_TAU_S       60.0      /* least-loaded: recent assignments decay (e-folding) */
 #define SCHED_SEEN_MAX         4096      /* job ids remembered per generation (log once) */
 #define SCHED_SEEN_SLOTS       (2 * SCHED_SEEN_MAX)
+#define SCHED_PROVIDER_NAME_MAX 63       /* as providers.name allows */
+#define SCHED_FULL_MAX         16        /* providers remembered as at max_workers */
+
+/* A provider found at its max_workers: not counted again until until_ms
+ * (one pass interval), so a saturated pool costs a pass no extra queries. */
+typedef struct {
+    char name[SCHED_PROVIDER_NAME_MAX + 1];
+    int64_t until_ms;
+} sched_full;
 
 /* Two generations of hashed ids: lookups check both; when the current one is
  * full the older is dropped, so memory stays bounded. */
@@ -85,10 +96,11 @@ typedef struct {
     bool *taken;
     int *assign;
     char rr_after[HODEI_ID_BUF];                 /* round-robin cursor, kept across passes */
-    hodei_buf arr[4];                            /* array-literal parameters */
+    hodei_buf arr[SCHED_ARRAYS];                 /* array-literal parameters */
     hodei_buf hex;                               /* one packed event, hex */
 
     sched_seen *seen;
+    sched_full full[SCHED_FULL_MAX];
 
     /* counters since the last stats line */
     uint64_t passes, assigned, provisioned, events;
@@ -114,6 +126,21 @@ hodei_status sched_provision(sched *s, size_t n_jobs, size_t n_workers, size_t *
  * to the array literal arr. false when it does not fit. */
 bool sched_event_append(sched *s, Hodei__V1__Event *ev, const char *aggregate_id,
                         char event_id[HODEI_ID_BUF], hodei_buf *arr);
+
+/* sched_pipe.c: sends cmds in one round trip (libpq pipeline mode) and
+ * reads every result. Each command is a parameterless command (sql) or a
+ * prepared statement (stmt + params); its rows go to *res when res is set
+ * (NULL on failure). Returns the first failure; statuses as hodei_db_exec.
+ * A failure inside an explicit transaction leaves it aborted: roll back. */
+typedef struct {
+    const char *sql;
+    const char *stmt;
+    int n_params;
+    const char *const *params;
+    PGresult **res;
+} sched_pipe_cmd;
+
+hodei_status sched_pipe_run(PGconn *conn, const sched_pipe_cmd *cmds, size_t n, hodei_err *err);
 
 /* sched_bus.c */
 void sched_bus_try_setup(sched *s);

@@ -59,31 +59,38 @@ enum { L_KIND, L_ID, L_PROVIDER, L_CPU, L_MEM, L_STORAGE, L_GPU, L_ARCH, L_JSON,
 #define LOCK_STMT "sched_lock"
 #define ASSIGN_STMT "sched_assign"
 
-/* The state guards are already true under our locks; the counts prove it. */
+/* Every proposed pair is checked again (job still PENDING at the epoch the
+ * event names, worker still READY; both hold under our locks) and applies
+ * whole or not at all: job, worker and event together. */
 static const char assign_sql[] =
     "WITH a AS ("
-    "  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[])"
-    "    AS t(job_id, worker_id, event_id, event)"
+    "  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[])"
+    "    AS t(job_id, worker_id, epoch, event_id, event)"
+    "), p AS ("
+    "  SELECT a.* FROM a"
+    "    JOIN jobs j ON j.id = a.job_id AND j.state = 'PENDING' AND j.epoch = a.epoch"
+    "    JOIN workers w ON w.id = a.worker_id AND w.state = 'READY'"
     "), j AS ("
-    "  UPDATE jobs SET state = 'ASSIGNED', worker_id = a.worker_id, epoch = jobs.epoch + 1,"
+    "  UPDATE jobs SET state = 'ASSIGNED', worker_id = p.worker_id, epoch = p.epoch + 1,"
     "         attempt = jobs.attempt + 1, updated_at = now()"
-    "    FROM a WHERE jobs.id = a.job_id AND jobs.state = 'PENDING'"
-    "  RETURNING jobs.id"
+    "    FROM p WHERE jobs.id = p.job_id"
     "), w AS ("
-    "  UPDATE workers SET state = 'BUSY', current_job_id = a.job_id, idle_since = NULL,"
+    "  UPDATE workers SET state = 'BUSY', current_job_id = p.job_id, idle_since = NULL,"
     "         updated_at = now(), last_assigned_at = now(),"
     "         assign_load = 1 + CASE WHEN workers.last_assigned_at IS NULL THEN 0"
     "           ELSE workers.assign_load * exp(greatest(-50,"
-    "             extract(epoch FROM workers.last_assigned_at - now())::float8 / $5::float8)) END"
-    "    FROM a WHERE workers.id = a.worker_id AND workers.state = 'READY'"
-    "  RETURNING workers.id"
+    "             extract(epoch FROM workers.last_assigned_at - now())::float8 / $6::float8)) END"
+    "    FROM p WHERE workers.id = p.worker_id"
     "), o AS ("
     "  INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type, payload)"
-    "  SELECT a.event_id, '" HODEI_SUBJ_JOB_ASSIGNED_PREFIX "' || a.worker_id::text, 'job',"
-    "         a.job_id::text, 'JobAssigned', decode(a.event, 'hex') FROM a"
-    "  RETURNING 1"
+    "  SELECT p.event_id, '" HODEI_SUBJ_JOB_ASSIGNED_PREFIX "' || p.worker_id::text, 'job',"
+    "         p.job_id::text, 'JobAssigned', decode(p.event, 'hex') FROM p"
     ")"
-    "SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM w), (SELECT count(*) FROM o)";
+    "SELECT count(*) FROM p";
+
+#define ASSIGN_NPARAMS 6
+#define ASSIGN_ARRAYS 5
+_Static_assert(ASSIGN_ARRAYS <= SCHED_ARRAYS, "sched.arr holds every array parameter");
 
 /* ------------------------------------------------------------------ lock */
 
@@ -149,7 +156,11 @@ static hodei_status pass_lock(sched *s, PGresult **res, sched_pass_stats *out, h
 
     snprintf(jobs_max, sizeof jobs_max, "%" PRId64, s->cfg->batch_max);
     snprintf(workers_max, sizeof workers_max, "%" PRId64, s->cfg->workers_max);
-    if ((st = hodei_db_exec_prepared(s->conn, LOCK_STMT, 2, params, res, err)) != HODEI_OK)
+    const sched_pipe_cmd cmds[2] = {
+        {.sql = "BEGIN"},
+        {.stmt = LOCK_STMT, .n_params = 2, .params = params, .res = res},
+    };
+    if ((st = sched_pipe_run(s->conn, cmds, 2, err)) != HODEI_OK)
         return st;
     for (int r = 0; r < PQntuples(*res); r++) {
         if (hodei_db_get_str(*res, r, L_KIND)[0] == 'w') {
@@ -167,7 +178,7 @@ hodei_status sched_pass_prepare(PGconn *conn, hodei_err *err)
 {
     hodei_status st = hodei_db_prepare(conn, LOCK_STMT, lock_sql, 2, err);
     if (st == HODEI_OK)
-        st = hodei_db_prepare(conn, ASSIGN_STMT, assign_sql, 5, err);
+        st = hodei_db_prepare(conn, ASSIGN_STMT, assign_sql, ASSIGN_NPARAMS, err);
     return st;
 }
 
@@ -195,7 +206,7 @@ static bool pass_assign_params(sched *s, size_t n_jobs)
     char event_id[HODEI_ID_BUF];
     bool ok = true;
 
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < ASSIGN_ARRAYS; a++)
         hodei_sqlarr_begin(&s->arr[a]);
     for (size_t i = 0; i < n_jobs && ok; i++) {
         if (s->assign[i] < 0)
@@ -210,15 +221,18 @@ static bool pass_assign_params(sched *s, size_t n_jobs)
         ev.job_assigned = &body;
         hodei_sqlarr_str(&s->arr[0], s->jobs[i].id);
         hodei_sqlarr_str(&s->arr[1], w->id);
-        ok = sched_event_append(s, &ev, s->jobs[i].id, event_id, &s->arr[3]);
-        hodei_sqlarr_str(&s->arr[2], event_id);
+        hodei_sqlarr_i64(&s->arr[2], s->job_epoch[i]);
+        ok = sched_event_append(s, &ev, s->jobs[i].id, event_id, &s->arr[4]);
+        hodei_sqlarr_str(&s->arr[3], event_id);
     }
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < ASSIGN_ARRAYS; a++)
         ok = hodei_sqlarr_end(&s->arr[a]) && ok;
     return ok;
 }
 
-static hodei_status pass_assign(sched *s, size_t n_jobs, size_t assigned, hodei_err *err)
+/* Writes the assignments; with commit, COMMIT rides in the same round trip. */
+static hodei_status pass_assign(sched *s, size_t n_jobs, size_t assigned, bool commit,
+                                hodei_err *err)
 {
     char tau[PASS_INT_TEXT_MAX];
     PGresult *res = NULL;
@@ -233,43 +247,52 @@ static hodei_status pass_assign(sched *s, size_t n_jobs, size_t assigned, hodei_
         return hodei_err_set(err, HODEI_ERR_LIMIT, "assignments of one pass exceed %u bytes",
                              SCHED_ARRAY_TEXT_MAX);
     snprintf(tau, sizeof tau, "%g", SCHED_LOAD_TAU_S);
-    const char *params[5] = {s->arr[0].data, s->arr[1].data, s->arr[2].data, s->arr[3].data, tau};
-    if ((st = hodei_db_exec_prepared(s->conn, ASSIGN_STMT, 5, params, &res, err)) != HODEI_OK)
+    const char *params[ASSIGN_NPARAMS] = {s->arr[0].data, s->arr[1].data, s->arr[2].data,
+                                          s->arr[3].data, s->arr[4].data, tau};
+    const sched_pipe_cmd cmds[2] = {
+        {.stmt = ASSIGN_STMT, .n_params = ASSIGN_NPARAMS, .params = params, .res = &res},
+        {.sql = "COMMIT"},
+    };
+    if ((st = sched_pipe_run(s->conn, cmds, commit ? 2 : 1, err)) != HODEI_OK)
         return st;
-    int64_t jobs = hodei_db_get_i64(res, 0, 0), workers = hodei_db_get_i64(res, 0, 1);
+    int64_t applied = hodei_db_get_i64(res, 0, 0);
     PQclear(res);
-    if (jobs != (int64_t)assigned || workers != (int64_t)assigned)
-        return hodei_err_set(err, HODEI_ERR_INTERNAL,
-                             "assignment wrote %" PRId64 " jobs and %" PRId64
-                             " workers instead of %zu; rolled back", jobs, workers, assigned);
+    if (applied != (int64_t)assigned)   /* cannot happen under our locks */
+        HLOG_ERROR("assignment applied %" PRId64 " of %zu pairs (the rest changed under a lock?)",
+                   applied, assigned);
     return HODEI_OK;
 }
 
 /* ------------------------------------------------------------------ pass */
 
+/* Round trips: BEGIN + lock; then the assignment + COMMIT, or, when jobs
+ * are left without a worker, the assignment, the provisioning statements
+ * and COMMIT. */
 hodei_status sched_pass_run(sched *s, sched_pass_stats *out, hodei_err *err)
 {
     PGresult *locked = NULL;
     hodei_status st;
+    bool unmet;
 
     memset(out, 0, sizeof *out);
-    if ((st = hodei_db_begin(s->conn, err)) != HODEI_OK)
-        return st;
     if ((st = pass_lock(s, &locked, out, err)) != HODEI_OK)
         goto out_rollback;
     for (size_t i = 0; i < out->jobs; i++)
         s->assign[i] = -1;
     if (out->workers > 0)
         out->assigned = pass_match(s, out->jobs, out->workers);
-    if (out->assigned > 0 && (st = pass_assign(s, out->jobs, out->assigned, err)) != HODEI_OK)
-        goto out_rollback;
-    if (out->assigned < out->jobs &&
-        (st = sched_provision(s, out->jobs, out->workers, &out->provisioned, err)) != HODEI_OK)
-        goto out_rollback;
-    st = hodei_db_commit(s->conn, err);
-    goto out_clear;
+    unmet = out->assigned < out->jobs;
+    if (out->assigned > 0)
+        st = pass_assign(s, out->jobs, out->assigned, !unmet, err);
+    if (st == HODEI_OK && unmet)
+        st = sched_provision(s, out->jobs, out->workers, &out->provisioned, err);
+    if (st == HODEI_OK && (unmet || out->assigned == 0))
+        st = hodei_db_commit(s->conn, err);
+    if (st == HODEI_OK)
+        goto out_clear;
 out_rollback:
-    hodei_db_rollback(s->conn);
+    if (!hodei_db_status_broken(st))
+        hodei_db_rollback(s->conn);
 out_clear:
     PQclear(locked);
     return st;

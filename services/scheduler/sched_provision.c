@@ -18,9 +18,12 @@
 #include "hodei/db.h"
 #include "hodei/log.h"
 #include "hodei/sqlarr.h"
+#include "hodei/time.h"
+#include "hodei/util.h"
 #include "sched_int.h"
 
 #define MILLIS_PER_CORE 1000.0
+#define PROV_ARRAYS 4
 
 static const char lock_sql[] =
     "SELECT name, enabled, max_workers, worker_cpu_millis, worker_memory_bytes,"
@@ -82,12 +85,35 @@ static prov_need *prov_find(prov_table *t, const char *name)
     return NULL;
 }
 
+static bool prov_full(const sched *s, const char *name, int64_t now_ms)
+{
+    for (size_t i = 0; i < SCHED_FULL_MAX; i++) {
+        if (s->full[i].until_ms > now_ms && strcmp(s->full[i].name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Remembers (in the slot expiring first) that p is at its max_workers. */
+static void prov_full_mark(sched *s, const prov_need *p, int64_t now_ms)
+{
+    size_t slot = 0;
+    for (size_t i = 1; i < SCHED_FULL_MAX; i++) {
+        if (s->full[i].until_ms < s->full[slot].until_ms)
+            slot = i;
+    }
+    if (!hodei_strlcpy(s->full[slot].name, p->name, sizeof s->full[slot].name))
+        return;
+    s->full[slot].until_ms = now_ms + s->cfg->pass_interval_ms;
+}
+
 /* The providers of the unmet jobs, and their ready workers left free. */
 static void prov_collect(sched *s, prov_table *t, size_t n_jobs, size_t n_workers)
 {
+    int64_t now_ms = hodei_mono_ms();
     for (size_t i = 0; i < n_jobs; i++) {
         const char *name = prov_of(s, &s->jobs[i]);
-        if (s->assign[i] >= 0 || prov_find(t, name))
+        if (s->assign[i] >= 0 || prov_find(t, name) || prov_full(s, name, now_ms))
             continue;
         if (t->n == SCHED_PROVIDERS_MAX) {
             HLOG_WARN("unmet jobs name more than %d providers; the rest wait for the next pass",
@@ -161,6 +187,7 @@ static void prov_count_unmet(sched *s, prov_table *t, size_t n_jobs)
 
 static hodei_status prov_count_workers(sched *s, prov_table *t, PGresult **res, hodei_err *err)
 {
+    int64_t now_ms = hodei_mono_ms();
     hodei_status st = prov_query(s, t, count_sql, res, err);
     if (st != HODEI_OK)
         return st;
@@ -171,6 +198,8 @@ static hodei_status prov_count_workers(sched *s, prov_table *t, PGresult **res, 
         p->in_flight = hodei_db_get_i64(*res, r, 1);
         p->live = hodei_db_get_i64(*res, r, 2);
         p->ready_now = hodei_db_get_i64(*res, r, 3);
+        if (p->found && p->enabled && p->max_workers > 0 && p->live >= p->max_workers)
+            prov_full_mark(s, p, now_ms);
     }
     return HODEI_OK;
 }
@@ -222,7 +251,7 @@ static hodei_status prov_insert(sched *s, prov_table *t, size_t *created, hodei_
     size_t budget = (size_t)s->cfg->provision_max;
     bool ok = true;
 
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < PROV_ARRAYS; a++)
         hodei_sqlarr_begin(&s->arr[a]);
     for (size_t i = 0; i < t->n; i++) {
         prov_need *p = &t->p[i];
@@ -231,7 +260,7 @@ static hodei_status prov_insert(sched *s, prov_table *t, size_t *created, hodei_
             ok = prov_request_append(s, p);
         *created += p->create;
     }
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < PROV_ARRAYS; a++)
         ok = hodei_sqlarr_end(&s->arr[a]) && ok;
     if (!ok)
         return hodei_err_set(err, HODEI_ERR_LIMIT, "provision requests of one pass exceed %u bytes",
