@@ -33,6 +33,7 @@
 #define LOGS_CHECK_BATCH_MAX 256       /* followers checked per period */
 #define LOGS_SUBS_WAIT_MS 5000         /* destroy waits for the consumers' last callbacks */
 #define LOGS_CHECK_SQL_MAX (64 * 1024)
+#define LOGS_FOLLOW_ARENA_MAX (4 * LOGS_CHUNK_BYTES_MAX) /* unpacked batches held at once */
 
 typedef struct log_follower log_follower;
 
@@ -125,16 +126,22 @@ static void follow_take(log_follower *f, natsSubscription *sub, natsMsg *msg)
         HLOG_WARN("%s: a stored message is not a LogBatch; skipped", natsMsg_GetSubject(msg));
         return;
     }
-    if (f->chunk.n + b->n_lines > LOGS_CHUNK_LINES_MAX)
+    bool overflow = f->chunk.n + b->n_lines > LOGS_CHUNK_LINES_MAX;
+    if (overflow)
         follow_flush(f, false); /* b lives in the arena: keep it */
     logs_append(b, &f->filt, &f->chunk, LOGS_CHUNK_LINES_MAX);
     if (end) {
         follow_finish(f, end);
         return;
     }
+    if (f->chunk.n == 0) {
+        logs_arena_reset(&f->arena); /* nothing kept (repeats, below from_sequence) */
+        return;
+    }
     int queued = 0;
     natsSubscription_GetPending(sub, &queued, NULL);
-    if (queued == 0 || f->chunk.bytes >= LOGS_CHUNK_BYTES_MAX)
+    if (overflow || queued == 0 || f->chunk.bytes >= LOGS_CHUNK_BYTES_MAX ||
+        f->arena.bytes >= LOGS_FOLLOW_ARENA_MAX)
         follow_flush(f, true);
 }
 

@@ -15,6 +15,7 @@
 #define LOGS_GET_LINES_MAX 100000               /* max_lines ceiling, and 0 = this */
 #define LOGS_GET_BYTES_MAX (8 * 1024 * 1024)    /* a response stops growing here */
 #define LOGS_GET_WAIT_MS 5000                   /* for the next stored message */
+#define LOGS_GET_ARENA_MAX (64 * 1024 * 1024)   /* unpacked batches held for one response */
 
 typedef struct {
     logs_arena arena;
@@ -45,16 +46,22 @@ static hodei_status get_last_seq(jsCtx *js, const char *subject, uint64_t *seq, 
 static bool get_take(logs_get_state *g, natsMsg *m)
 {
     Hodei__V1__JobState end;
+    logs_arena_mark mark = logs_arena_mark_get(&g->arena);
+    size_t before = g->out.n;
     Hodei__V1__LogBatch *b = logs_unpack(m, &g->arena, &end);
     if (!b) {
         HLOG_WARN("%s: a stored message is not a LogBatch; skipped", natsMsg_GetSubject(m));
+        logs_arena_rollback(&g->arena, mark);
         return false;
     }
     if (end) {
         g->ended = true;
         return true;
     }
-    if (logs_append(b, &g->filt, &g->out, g->room) > 0 || g->out.bytes >= LOGS_GET_BYTES_MAX) {
+    bool cut = logs_append(b, &g->filt, &g->out, g->room) > 0;
+    if (g->out.n == before)
+        logs_arena_rollback(&g->arena, mark); /* nothing of it is kept */
+    if (cut || g->out.bytes >= LOGS_GET_BYTES_MAX || g->arena.bytes >= LOGS_GET_ARENA_MAX) {
         g->truncated = true;
         return true;
     }

@@ -30,11 +30,20 @@ typedef struct logs_arena_block logs_arena_block;
 typedef struct {
     ProtobufCAllocator alloc;
     logs_arena_block *head;
+    size_t bytes;                 /* handed out since the last reset */
 } logs_arena;
+
+/* A point to roll back to: everything allocated after it goes. */
+typedef struct {
+    logs_arena_block *block;
+    size_t used, bytes;
+} logs_arena_mark;
 
 void logs_arena_init(logs_arena *a);
 void logs_arena_reset(logs_arena *a);
 void logs_arena_fini(logs_arena *a);
+logs_arena_mark logs_arena_mark_get(const logs_arena *a);
+void logs_arena_rollback(logs_arena *a, logs_arena_mark m);
 
 typedef struct {
     uint64_t from_sequence;

@@ -36,6 +36,7 @@ static void *arena_alloc(void *data, size_t size)
     }
     void *p = b->data + b->used;
     b->used += size;
+    a->bytes += size;
     return p;
 }
 
@@ -51,6 +52,7 @@ void logs_arena_init(logs_arena *a)
     a->alloc.free = arena_free;
     a->alloc.allocator_data = a;
     a->head = NULL;
+    a->bytes = 0;
 }
 
 /* Keeps one standard block for the next round, frees the rest. */
@@ -70,6 +72,24 @@ void logs_arena_reset(logs_arena *a)
         keep->next = NULL;
     }
     a->head = keep;
+    a->bytes = 0;
+}
+
+logs_arena_mark logs_arena_mark_get(const logs_arena *a)
+{
+    return (logs_arena_mark){a->head, a->head ? a->head->used : 0, a->bytes};
+}
+
+void logs_arena_rollback(logs_arena *a, logs_arena_mark m)
+{
+    while (a->head && a->head != m.block) {
+        logs_arena_block *b = a->head;
+        a->head = b->next;
+        free(b);
+    }
+    if (a->head)
+        a->head->used = m.used;
+    a->bytes = m.bytes;
 }
 
 void logs_arena_fini(logs_arena *a)
@@ -79,6 +99,7 @@ void logs_arena_fini(logs_arena *a)
         free(b);
     }
     a->head = NULL;
+    a->bytes = 0;
 }
 
 void logs_filter_init(logs_filter *f, uint64_t from_sequence)

@@ -264,13 +264,26 @@ void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
 
 /* ---------------------------------------------------------------- JobResult */
 
-static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end,
+/* A result implies the ack: when the RunJobAck was lost (the edge that got
+ * it died before recording it), the job is still ASSIGNED to this worker at
+ * this epoch and goes RUNNING first, in the same transaction. Anything else
+ * (stale, already ended) is for hodei_store_attempt_end to judge. */
+static hodei_status result_started(PGconn *conn, const hodei_attempt_end *end, hodei_err *err)
+{
+    hodei_status st = hodei_store_job_started(conn, end->job_id, end->worker_id, end->epoch, err);
+    return st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND ? HODEI_OK : st;
+}
+
+static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end, bool from_worker,
                               Hodei__V1__JobState *final, hodei_err *err)
 {
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
         return st;
-    st = hodei_store_attempt_end(conn, end, final, err);
+    if (from_worker)
+        st = result_started(conn, end, err);
+    if (st == HODEI_OK)
+        st = hodei_store_attempt_end(conn, end, final, err);
     if (st != HODEI_OK) {
         hodei_db_rollback(conn);
         return st;
@@ -325,7 +338,7 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
     bool accepted = false;
     hodei_status st = jobs_acquire(s, &conn, &err);
     if (st == HODEI_OK) {
-        st = result_tx(conn, &end, &final, &err);
+        st = result_tx(conn, &end, true, &final, &err);
         accepted = st == HODEI_OK ||
                    (st == HODEI_ERR_PRECONDITION && result_already_recorded(conn, &end, &final));
         jobs_release(s, conn, st);
@@ -386,7 +399,7 @@ hodei_status worker_jobs_fail_attempt(edge *e, log_pub *pub, const char *job_id,
     hodei_status st = hodei_db_acquire(e->db, e->cfg->db_wait_ms, &conn, err);
     if (st != HODEI_OK)
         return st;
-    st = result_tx(conn, &end, &final, err);
+    st = result_tx(conn, &end, false, &final, err);
     hodei_db_release(e->db, conn, hodei_db_status_broken(st));
     if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
         return HODEI_OK; /* moved on meanwhile (its result came, or it was re-assigned) */

@@ -884,3 +884,20 @@ Test(worker_edge, a_job_with_a_cancel_requested_gets_cancel_job_and_ends_cancell
     wait_logs(job, 0, true);
     hodei_rpc_stream_destroy(st);
 }
+
+/* The edge that got the RunJobAck died before recording it: the worker's
+ * result on its next stream still ends the attempt. */
+Test(worker_edge, a_result_whose_ack_was_lost_still_ends_the_attempt)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], reason[512];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    cr_assert(ws_result_ack(st, job, reason, sizeof reason), "refused: %s", reason);
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'SUCCEEDED'"
+                      " AND started_at IS NOT NULL",
+                      job),
+                 1);
+    hodei_rpc_stream_destroy(st);
+}
