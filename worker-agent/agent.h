@@ -223,6 +223,9 @@ typedef struct agent {
     int64_t ka_answered_nonce;  /* the last server Keepalive we answered */
 } agent;
 
+/* main.c: (re)creates the channel to the edge; the session thread's own. */
+hodei_status agent_channel_open(agent *a, hodei_err *err);
+
 /* config.c */
 hodei_status agent_config_apply(agent *a, hodei_err *err);
 

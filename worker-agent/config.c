@@ -40,8 +40,10 @@ const hodei_cfg_param agent_params[] = {
      "longest a line waits before its batch is sent", false, false, NULL},
     {"worker.reconnect_min", HODEI_CFG_DURATION_MS, "200ms", 10, 60000, P(reconnect_min_ms),
      "first reconnect/registration retry delay (doubles, with jitter)", false, false, NULL},
-    {"worker.reconnect_max", HODEI_CFG_DURATION_MS, "30s", 10, 600000, P(reconnect_max_ms),
-     "longest reconnect/registration retry delay", false, false, NULL},
+    {"worker.reconnect_max", HODEI_CFG_DURATION_MS, "5s", 10, 600000, P(reconnect_max_ms),
+     "longest reconnect/registration retry delay (keep it below the supervisor's heartbeat "
+     "timeout)",
+     false, false, NULL},
     {"worker.drain_timeout", HODEI_CFG_DURATION_MS, "5m", 0, 86400000, P(drain_timeout_ms),
      "after SIGTERM, how long the running job may go on before it is cancelled", false, false,
      NULL},

@@ -14,7 +14,11 @@
 
 static agent the_agent;
 
-static hodei_status agent_channel(agent *a, hodei_err *err)
+/* A new channel for every retry after a failure: gRPC's own reconnect
+ * backoff (1 s growing to 2 min, per channel) would otherwise answer our
+ * retries with the cached failure long after the edge is back. The new
+ * channel replaces the old one only when it could be made. */
+hodei_status agent_channel_open(agent *a, hodei_err *err)
 {
     const agent_config *c = a->cfg;
     hodei_rpc_channel_opts o = {
@@ -23,7 +27,13 @@ static hodei_status agent_channel(agent *a, hodei_err *err)
         .tls_cert_file = c->tls_cert[0] ? c->tls_cert : NULL,
         .tls_key_file = c->tls_key[0] ? c->tls_key : NULL,
     };
-    return hodei_rpc_channel_create(&o, &a->ch, err);
+    hodei_rpc_channel *ch = NULL;
+    hodei_status st = hodei_rpc_channel_create(&o, &ch, err);
+    if (st != HODEI_OK)
+        return st;
+    hodei_rpc_channel_destroy(a->ch);
+    a->ch = ch;
+    return HODEI_OK;
 }
 
 static void agent_identity(agent *a)
@@ -68,7 +78,7 @@ static hodei_status agent_init(hodei_daemon *d, hodei_err *err)
     agent_identity(a);
     hodei_status st = agent_config_apply(a, err);
     if (st == HODEI_OK)
-        st = agent_channel(a, err);
+        st = agent_channel_open(a, err);
     if (st == HODEI_OK)
         st = agent_threads_start(a, err);
     if (st != HODEI_OK)

@@ -136,6 +136,8 @@ hodei_status agent_register(agent *a, bool *registered, hodei_err *err)
             return HODEI_OK;
         }
         backoff = agent_backoff_next(a, backoff);
+        if (agent_channel_open(a, err) != HODEI_OK)
+            HLOG_WARN("cannot renew the channel to %s: %s", a->cfg->server, err->msg);
     }
     explicit_bzero(a->otp, sizeof a->otp);   /* used once; the session token now */
     *registered = true;

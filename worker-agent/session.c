@@ -206,21 +206,32 @@ static void session_dispatch(agent *a, Hodei__V1__ServerMessage *m)
 
 /* ------------------------------------------------------------ one stream */
 
+/* Hello lists the jobs this worker still answers for: the one running and
+ * those finished while disconnected whose results wait for an ack. The
+ * edge ends as "worker restarted" any RUNNING job of this worker that is
+ * missing here, so a finished job must not be missing. */
 static hodei_status session_hello(agent *a, hodei_rpc_stream *st, hodei_err *err)
 {
     Hodei__V1__Hello h = HODEI__V1__HELLO__INIT;
     Hodei__V1__WorkerMessage m = HODEI__V1__WORKER_MESSAGE__INIT;
-    char running[HODEI_ID_BUF];
-    char *ids[1] = {running};
+    char held[1 + AGENT_RESULTS_MAX][HODEI_ID_BUF];
+    char *ids[1 + AGENT_RESULTS_MAX];
+    size_t n = 0;
     h.worker_id = a->cfg->worker_id;
     h.session_token = a->session_token;
     pthread_mutex_lock(&a->mu);
-    if (a->job) {
-        hodei_strlcpy(running, a->job->job_id, sizeof running);
-        h.n_running_job_ids = 1;
-        h.running_job_ids = ids;
+    if (a->job)
+        hodei_strlcpy(held[n++], a->job->job_id, HODEI_ID_BUF);
+    for (int i = 0; i < AGENT_RESULTS_MAX; i++) {
+        const agent_result *r = &a->results[i];
+        if (r->in_use && !(a->job && strcmp(r->job_id, a->job->job_id) == 0))
+            hodei_strlcpy(held[n++], r->job_id, HODEI_ID_BUF);
     }
     pthread_mutex_unlock(&a->mu);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = held[i];
+    h.n_running_job_ids = n;
+    h.running_job_ids = n ? ids : NULL;
     m.body_case = HODEI__V1__WORKER_MESSAGE__BODY_HELLO;
     m.hello = &h;
     return hodei_rpc_stream_send(st, &m.base, err);
@@ -322,6 +333,9 @@ static hodei_status session_streams(agent *a, session *s, hodei_err *err)
         HLOG_INFO("reconnecting in %lld ms", (long long)delay);
         session_sleep(a, s, delay);
         backoff = agent_backoff_next(a, backoff);
+        hodei_err e;
+        if (agent_channel_open(a, &e) != HODEI_OK)
+            HLOG_WARN("cannot renew the channel to %s: %s", a->cfg->server, e.msg);
     }
 }
 

@@ -223,16 +223,18 @@ static const hodei_rpc_method m_stream = {
     .on_close = on_stream_close,
 };
 
-/* tls_dir: NULL = insecure, else mutual TLS with gen-certs files there. */
-static void edge_start_tls(const char *tls_dir)
+/* tls_dir: NULL = insecure, else mutual TLS with gen-certs files there;
+ * port 0 = any free one. */
+static void edge_start_on(const char *tls_dir, int port)
 {
     hodei_err err;
-    char cert[700], key[700], ca[700];
+    char cert[700], key[700], ca[700], listen[64];
     pthread_mutex_init(&E.mu, NULL);
     pthread_cond_init(&E.cv, NULL);
     E.auto_ack = true;
     E.heartbeat_ms = HEARTBEAT_MS;
-    hodei_rpc_server_opts o = {.listen_addr = "127.0.0.1:0", .threads = 2};
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    hodei_rpc_server_opts o = {.listen_addr = listen, .threads = 2};
     if (tls_dir) {
         snprintf(cert, sizeof cert, "%s/server.pem", tls_dir);
         snprintf(key, sizeof key, "%s/server.key", tls_dir);
@@ -249,7 +251,7 @@ static void edge_start_tls(const char *tls_dir)
     E.port = hodei_rpc_server_port(E.srv);
 }
 
-static void edge_start(void) { edge_start_tls(NULL); }
+static void edge_start(void) { edge_start_on(NULL, 0); }
 
 static void edge_stop(void)
 {
@@ -761,7 +763,11 @@ Test(worker_agent, stream_dropped_mid_job_reconnects_and_result_is_resent_until_
     cr_assert(edge_wait_int(&E.streams, 3, WAIT_MS));
     int h3 = edge_hello_of(3);
     cr_assert_geq(h3, 0, "no Hello on a third stream");
-    cr_assert_eq(edge_event_msg(h3, NULL)->hello->n_running_job_ids, 0);
+    /* finished, result not acknowledged: Hello still names the job, so the
+     * edge does not end it as "worker restarted" before the result lands */
+    const Hodei__V1__Hello *h3m = edge_event_msg(h3, NULL)->hello;
+    cr_assert_eq(h3m->n_running_job_ids, 1);
+    cr_assert_str_eq(h3m->running_job_ids[0], job);
     int r3;
     wait_result(job, h3, WAIT_MS, &r3);
     int s3;
@@ -992,7 +998,7 @@ Test(worker_agent, registers_and_runs_over_mutual_tls)
              ST.root, dir, WORKER_ID);
     cr_assert_eq(system(cmd), 0, "gen-certs failed");
     edge_stop();
-    edge_start_tls(dir);
+    edge_start_on(dir, 0);
     snprintf(ca, sizeof ca, "HODEI_WORKER_TLS_CA=%s/ca.pem", dir);
     snprintf(cert, sizeof cert, "HODEI_WORKER_TLS_CERT=%s/client-%s.pem", dir, WORKER_ID);
     snprintf(key, sizeof key, "HODEI_WORKER_TLS_KEY=%s/client-%s.key", dir, WORKER_ID);
@@ -1030,5 +1036,24 @@ Test(worker_agent, orphans_of_a_job_are_reaped_not_left_as_zombies)
         hodei_sleep_ms(20);
     cr_assert_neq(kill((pid_t)pid, 0), 0, "the job's background process %ld is still there "
                   "(a zombie nobody reaps?)", pid);
+    assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
+}
+
+Test(worker_agent, reconnects_promptly_when_the_edge_comes_back)
+{
+    agent_start();
+    agent_ready();
+    int port = E.port;
+    edge_stop();                     /* the edge goes away for 3 s */
+    hodei_sleep_ms(3000);
+    int64_t t0 = hodei_mono_ms();
+    edge_start_on(NULL, port);
+    int i = edge_wait(0, HODEI__V1__WORKER_MESSAGE__BODY_HELLO, NULL, WAIT_MS);
+    int64_t took = hodei_mono_ms() - t0;
+    cr_assert_geq(i, 0, "no Hello after the edge came back");
+    cr_assert_lt(took, 1500, "back after %lld ms (worker.reconnect_max is 500ms)",
+                 (long long)took);
+    cr_assert_eq(edge_int(&E.registers), 0, "registered again instead of resuming");
+    cr_assert_str_eq(edge_event_msg(i, NULL)->hello->session_token, SESSION_TOKEN);
     assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
 }
