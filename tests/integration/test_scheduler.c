@@ -626,6 +626,46 @@ Test(scheduler, scheduler_service_on_the_edge, .timeout = 120)
     hodei_rpc_global_shutdown();
 }
 
+Test(scheduler, keeps_assigning_across_postgresql_and_nats_restarts, .timeout = 180)
+{
+    harness_proc relay, sched;
+    char worker[ID_LEN], job[ID_LEN], got[ID_LEN];
+
+    stack_up();
+    worker_add(worker, "process", 1000, "{}", 0);
+    relay_start(&relay);
+    /* a long timer: prompt assignments below come through events */
+    sched_start(&sched, "s1", "HODEI_SCHEDULER_PASS_INTERVAL=10s");
+    job_add(job, 0, 0, "", "{}", 0);
+    cr_assert(job_wait_assigned(job, got, 2000));
+
+    PQfinish(db);
+    harness_pg_stop(&stack);
+    hodei_sleep_ms(1000);
+    harness_pg_start(&stack);
+    db = PQconnectdb(stack.db_url);
+    cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+    cr_expect_eq(workers_free_all(), 1);
+    job_add(job, 0, 0, "", "{}", 0);
+    cr_assert(job_wait_assigned(job, got, 3 * WAIT_MS), "no assignment after a PostgreSQL restart");
+    cr_expect(harness_log_contains(&sched, "database connection lost", 1000));
+
+    harness_nats_stop(&stack);
+    cr_expect_eq(workers_free_all(), 1);
+    job_add(job, 0, 0, "", "{}", 0);
+    cr_assert(job_wait_assigned(job, got, 2 * WAIT_MS),
+              "no assignment on the timer while NATS is down");
+    harness_nats_start(&stack);
+    hodei_sleep_ms(2000);
+    cr_expect_eq(workers_free_all(), 1);
+    job_add(job, 0, 0, "", "{}", 0);
+    cr_assert(job_wait_assigned(job, got, 3000), "events did not resume after NATS came back");
+
+    proc_stop_clean(&sched);
+    proc_stop_clean(&relay);
+    stack_down();
+}
+
 /* The invariant two replicas must keep: no worker holds two jobs, and every
  * assigned job is the current job of a BUSY worker. */
 static void check_no_double_booking(void)
