@@ -1,11 +1,13 @@
 #include "cluster.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 
+#include "hodei/id.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
 
@@ -57,6 +59,34 @@ void cluster_start(cluster *c, const char *const *extra_env)
         cl_start_one(c, (cluster_daemon)d);
 }
 
+/* The process provider's workers outlive the daemons by design (a
+ * restarted provisioner finds them again): end the ones whose pid files
+ * are in the provider's folder, with their sessions (jobs included). */
+static void cl_workers_kill(const cluster *c)
+{
+    DIR *d = opendir(c->workers_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".pid") != 0)
+            continue;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", c->workers_dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        long pid = 0;
+        if (f && fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        if (f)
+            fclose(f);
+        if (pid > 1) {
+            kill((pid_t)-pid, SIGKILL);
+            kill((pid_t)pid, SIGKILL);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
 void cluster_stop(cluster *c)
 {
     for (int d = CL_DAEMON_COUNT - 1; d >= 0; d--) {
@@ -68,6 +98,7 @@ void cluster_stop(cluster *c)
         c->procs[d].pid = 0;
     }
     edge_stop(&c->edge);
+    cl_workers_kill(c);
     harness_stack_stop(&c->stack);
     hodei_rpc_global_shutdown();
 }
@@ -110,6 +141,15 @@ void cluster_provider(cluster *c, int max_workers, int64_t idle_ttl_ms, int warm
     cr_assert_eq(rc, 0, "provider update failed: %s", out);
 }
 
+/* What a dropped connection looks like to a unary call; safe to retry
+ * with an idempotency key. */
+static bool cl_transient(hodei_grpc_code code)
+{
+    return code == HODEI_GRPC_UNAVAILABLE || code == HODEI_GRPC_DEADLINE_EXCEEDED ||
+           code == HODEI_GRPC_UNKNOWN || code == HODEI_GRPC_INTERNAL ||
+           code == HODEI_GRPC_CANCELLED;
+}
+
 void cluster_queue(cluster *c, const char *script, int max_attempts, int64_t timeout_ms,
                    char *id_out)
 {
@@ -125,11 +165,21 @@ void cluster_queue(cluster *c, const char *script, int max_attempts, int64_t tim
     spec.max_attempts = max_attempts;
     spec.timeout_ms = timeout_ms;
     req.spec = &spec;
+    /* As a careful client does: an idempotency key, and retries while the
+     * edge is unreachable (it may be restarting). */
+    char key[HODEI_ID_BUF];
+    hodei_id_new(key);
+    req.idempotency_key = key;
     ProtobufCMessage *resp = NULL;
     char msg[512];
-    hodei_grpc_code code = edge_call(&c->edge, "QueueJob", &req.base,
-                                     &hodei__v1__queue_job_response__descriptor, &resp, msg,
-                                     sizeof msg);
+    hodei_grpc_code code;
+    int64_t until = hodei_mono_ms() + 60000;
+    do {
+        code = edge_call(&c->edge, "QueueJob", &req.base,
+                         &hodei__v1__queue_job_response__descriptor, &resp, msg, sizeof msg);
+        if (cl_transient(code))
+            hodei_sleep_ms(100);
+    } while (cl_transient(code) && hodei_mono_ms() < until);
     cr_assert_eq(code, HODEI_GRPC_OK, "QueueJob: %s", msg);
     hodei_strlcpy(id_out, ((Hodei__V1__QueueJobResponse *)resp)->job_id, 37);
     protobuf_c_message_free_unpacked(resp, NULL);

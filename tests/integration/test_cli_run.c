@@ -26,45 +26,8 @@ static void setup(void)
     cluster_start(&C, NULL);
 }
 
-/* The process provider's workers outlive the daemons by design (a restarted
- * provisioner finds them again): end the ones whose pid files are in dir,
- * with their process group (the job too), so the test leaves nothing. */
-static void workers_kill_in(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d));) {
-        size_t n = strlen(e->d_name);
-        if (n < 5 || strcmp(e->d_name + n - 4, ".pid") != 0)
-            continue;
-        char path[1400];
-        long pid = 0;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f && fscanf(f, "%ld", &pid) != 1)
-            pid = 0;
-        if (f)
-            fclose(f);
-        if (pid > 1) {
-            kill((pid_t)-pid, SIGKILL);
-            kill((pid_t)pid, SIGKILL);
-        }
-    }
-    closedir(d);
-}
-
-static void workers_kill(void)
-{
-    char dir[700];
-    snprintf(dir, sizeof dir, "%s/workers", C.workers_dir);
-    workers_kill_in(C.workers_dir);
-    workers_kill_in(dir);
-}
-
 static void teardown(void)
 {
-    workers_kill();
     cluster_stop(&C);
 }
 
