@@ -23,6 +23,7 @@
 #define HUB_BEAT_SQL_MAX (4 * 1024 * 1024)
 #define HUB_SUBJECT_MAX 128
 #define HUB_SUBS_WAIT_MS 5000             /* destroy waits for subscriptions' last callbacks */
+#define HUB_SESSIONS_MAX 10000            /* worker streams held at once */
 
 struct worker_hub {
     edge *e;
@@ -30,6 +31,7 @@ struct worker_hub {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     worker_session *head;
+    size_t n_sessions;
     bool stopping;
     bool kicked;
     pthread_t ticker;
@@ -45,7 +47,10 @@ log_pub *worker_hub_pub(worker_hub *h) { return h->pub; }
 
 worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call)
 {
-    worker_session *s = calloc(1, sizeof *s);
+    pthread_mutex_lock(&h->mu);
+    bool room = h->n_sessions < HUB_SESSIONS_MAX;
+    pthread_mutex_unlock(&h->mu);
+    worker_session *s = room ? calloc(1, sizeof *s) : NULL;
     if (!s)
         return NULL;
     atomic_init(&s->refs, 2); /* the caller's and the list's */
@@ -59,6 +64,7 @@ worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call)
     pthread_mutex_lock(&h->mu);
     s->next = h->head;
     h->head = s;
+    h->n_sessions++;
     s->listed = true;
     pthread_mutex_unlock(&h->mu);
     return s;
@@ -89,6 +95,7 @@ static bool hub_unlist_locked(worker_hub *h, worker_session *s)
     }
     s->listed = false;
     s->next = NULL;
+    h->n_sessions--;
     return true;
 }
 
@@ -389,12 +396,14 @@ typedef struct {
     size_t n_resend, n_keepalive, n_silent;
 } hub_snapshot;
 
-static void snap_push(worker_session **arr, size_t *n, worker_session *s)
+/* false when the tick is full: the session waits for the next one. */
+static bool snap_push(worker_session **arr, size_t *n, worker_session *s)
 {
     if (*n >= HUB_SNAPSHOT_MAX)
-        return;
+        return false;
     worker_session_ref(s);
     arr[(*n)++] = s;
+    return true;
 }
 
 /* Sorts one session into what the tick must do with it. s->mu held. */
@@ -414,10 +423,8 @@ static void snap_classify_locked(worker_hub *h, hub_snapshot *snap, worker_sessi
     }
     if (!s->authed)
         return;
-    if (s->resend_due_ms <= now) {
+    if (s->resend_due_ms <= now && snap_push(snap->resend, &snap->n_resend, s))
         s->resend_due_ms = now + cfg->worker_resend_ms;
-        snap_push(snap->resend, &snap->n_resend, s);
-    }
     if (now - s->last_send_ms >= cfg->worker_keepalive_ms)
         snap_push(snap->keepalive, &snap->n_keepalive, s);
     if (beats)

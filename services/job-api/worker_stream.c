@@ -28,7 +28,8 @@ static void stream_on_call(hodei_rpc_call *call, const ProtobufCMessage *req, vo
     edge *e = ctx;
     worker_session *s = worker_session_create(e->workers, call);
     if (!s) {
-        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                            "too many worker streams on this edge (or out of memory)");
         return;
     }
     hodei_rpc_call_set_user(call, s);
