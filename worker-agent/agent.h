@@ -41,8 +41,9 @@
 #define AGENT_HOSTNAME_MAX 256
 #define AGENT_RPC_TIMEOUT_MS 10000        /* Register and UnregisterWorker */
 #define AGENT_TICK_MS 100                 /* receive wait between timer checks */
-/* After a stop: time beyond the drain timeout (and the kill grace) to get
- * the last result acknowledged before giving up. */
+/* After a stop: how long results may wait for an acknowledgement once no
+ * job runs (a running job first gets the drain timeout and the kill grace)
+ * before the agent gives up and exits 1. */
 #define AGENT_STOP_RESULT_GRACE_MS 10000
 /* Output written to a stream in the last this-many ms is written again on
  * the next stream when the stream breaks: a completed gRPC send only means

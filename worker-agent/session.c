@@ -17,6 +17,7 @@ typedef enum { END_RECONNECT = 0, END_DONE, END_FATAL } session_end;
 
 typedef struct {
     int64_t stop_at_ms;          /* when the stop or drain began; -1 = running */
+    int64_t idle_at_ms;          /* stopping, when no job was left; -1 = not yet */
     bool job_cancelled;          /* the drain timeout cancelled the job */
     bool gave_up;                /* stopped with results unacknowledged */
     int64_t next_heartbeat_ms;
@@ -52,12 +53,17 @@ static bool session_done(agent *a, session *s)
         return true;
     if (!stopping)
         return false;        /* a drain waits for the job however long it takes */
-    int64_t waited = hodei_mono_ms() - s->stop_at_ms;
+    int64_t now = hodei_mono_ms(), waited = now - s->stop_at_ms;
     if (busy && !s->job_cancelled && waited >= a->cfg->drain_timeout_ms) {
         agent_cancel_current(a, "worker.drain_timeout passed after the stop request");
         s->job_cancelled = true;
     }
-    if (waited < a->cfg->drain_timeout_ms + a->cfg->kill_grace_ms + AGENT_STOP_RESULT_GRACE_MS)
+    if (!busy && s->idle_at_ms < 0)
+        s->idle_at_ms = now;   /* only results left to deliver: a short grace */
+    bool late = busy ? waited >= a->cfg->drain_timeout_ms + a->cfg->kill_grace_ms +
+                                     AGENT_STOP_RESULT_GRACE_MS
+                     : now - s->idle_at_ms >= AGENT_STOP_RESULT_GRACE_MS;
+    if (!late)
         return false;
     HLOG_ERROR("stopping with %s", busy ? "a job still running" : "results never acknowledged");
     s->gave_up = true;
@@ -341,7 +347,7 @@ static hodei_status session_streams(agent *a, session *s, hodei_err *err)
 
 hodei_status agent_session_run(agent *a, hodei_err *err)
 {
-    session s = {.stop_at_ms = -1};
+    session s = {.stop_at_ms = -1, .idle_at_ms = -1};
     bool registered = false;
     hodei_status st = agent_register(a, &registered, err);
     if (st != HODEI_OK || !registered)

@@ -1057,3 +1057,27 @@ Test(worker_agent, reconnects_promptly_when_the_edge_comes_back)
     cr_assert_str_eq(edge_event_msg(i, NULL)->hello->session_token, SESSION_TOKEN);
     assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
 }
+
+Test(worker_agent, sigterm_with_a_result_the_edge_never_acknowledges_gives_up_after_a_grace)
+{
+    char job[HODEI_ID_BUF];
+    new_job(job);
+    agent_start();
+    agent_ready();
+    pthread_mutex_lock(&E.mu);
+    E.auto_ack = false;
+    pthread_mutex_unlock(&E.mu);
+    send_sh(job, 1, "echo hi");
+    wait_result(job, 0, WAIT_MS, NULL);
+    pthread_mutex_lock(&E.mu);
+    E.refuse_streams = true;          /* the edge is gone for good */
+    pthread_mutex_unlock(&E.mu);
+    edge_drop_stream();
+    int64_t t0 = hodei_mono_ms();
+    int status = agent_stop(SIGTERM, 20000);
+    int64_t took = hodei_mono_ms() - t0;
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x", status);
+    cr_assert(took >= 9000 && took < 15000, "gave up after %lld ms", (long long)took);
+    cr_assert(harness_log_contains(&AGENT, "stopped before the server acknowledged every job "
+                                           "result", 0));
+}
