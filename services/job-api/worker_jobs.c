@@ -312,6 +312,33 @@ static bool result_already_recorded(PGconn *conn, const hodei_attempt_end *end,
     return same;
 }
 
+/* A result that ended nothing (stale, or the supervisor ended the attempt
+ * first) still means the worker is done with that job: free it, or it would
+ * stay BUSY for good while it keeps beating. */
+static void result_release_worker(worker_session *s, const hodei_attempt_end *end)
+{
+    PGconn *conn = NULL;
+    hodei_err err;
+    bool released = false;
+    hodei_status st = jobs_acquire(s, &conn, &err);
+    if (st != HODEI_OK)
+        return;
+    st = hodei_db_begin(conn, &err);
+    if (st == HODEI_OK)
+        st = hodei_store_worker_release(conn, end->worker_id, end->job_id, &released, &err);
+    if (st == HODEI_OK)
+        st = hodei_db_commit(conn, &err);
+    else
+        hodei_db_rollback(conn);
+    jobs_release(s, conn, st);
+    if (st != HODEI_OK)
+        HLOG_WARN("worker %s: not freed after result of job %s: %s", end->worker_id, end->job_id,
+                  err.msg);
+    else if (released)
+        HLOG_INFO("worker %s: free again after its result of job %s", end->worker_id,
+                  end->job_id);
+}
+
 static void result_ack(worker_session *s, const Hodei__V1__JobResult *r, bool accepted,
                        const char *reason)
 {
@@ -349,6 +376,8 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
         worker_session_end(s, HODEI_GRPC_UNAVAILABLE, JOBS_DB_TROUBLE);
         return;
     }
+    if (st != HODEI_OK)
+        result_release_worker(s, &end);
     worker_session_forget(s, r->job_id);
     result_ack(s, r, accepted, accepted ? "" : err.msg);
     if (!accepted)

@@ -170,3 +170,26 @@ Test(store, retry_backoff_doubles_to_a_cap)
     cr_assert_eq(hodei_retry_backoff_ms(2), 2 * HODEI_RETRY_BACKOFF_BASE_MS);
     cr_assert_eq(hodei_retry_backoff_ms(50), HODEI_RETRY_BACKOFF_MAX_MS);
 }
+
+Test(store, a_worker_whose_result_ended_nothing_is_freed_only_from_that_job)
+{
+    hodei_err err;
+    bool released = true;
+    /* BUSY with another job: stays BUSY. */
+    cr_assert_eq(hodei_store_worker_release(conn, WORKER, "0190b1c2-0000-7000-8000-0000000000cc",
+                                            &released, &err),
+                 HODEI_OK, "%s", err.msg);
+    cr_assert_not(released);
+    cr_assert_eq(val("SELECT count(*) FROM workers WHERE state = 'BUSY'"), 1);
+    /* The supervisor ended the attempt (worker left BUSY); the late result
+     * then frees it. */
+    sql("UPDATE jobs SET state = 'TIMEOUT', finished_at = now()");
+    cr_assert_eq(hodei_store_worker_release(conn, WORKER, JOB, &released, &err), HODEI_OK, "%s",
+                 err.msg);
+    cr_assert(released);
+    cr_assert_eq(val("SELECT count(*) FROM workers WHERE state = 'BUSY'"), 0);
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'WorkerReady'"), 1);
+    /* Again: nothing to do. */
+    cr_assert_eq(hodei_store_worker_release(conn, WORKER, JOB, &released, &err), HODEI_OK);
+    cr_assert_not(released);
+}

@@ -78,6 +78,32 @@ hodei_status hodei_store_worker_transition(PGconn *conn, const char *worker_id,
     return st;
 }
 
+hodei_status hodei_store_worker_release(PGconn *conn, const char *worker_id, const char *job_id,
+                                        bool *released, hodei_err *err)
+{
+    const char *params[2] = {worker_id, job_id};
+    PGresult *res = NULL;
+    if (released)
+        *released = false;
+    hodei_status st = hodei_db_exec(conn,
+                                    "SELECT 1 FROM workers WHERE id = $1::uuid AND state = 'BUSY'"
+                                    " AND (current_job_id IS NULL OR current_job_id = $2::uuid)"
+                                    " FOR UPDATE",
+                                    2, params, &res, err);
+    if (st != HODEI_OK)
+        return st;
+    bool busy_with_it = PQntuples(res) == 1;
+    PQclear(res);
+    if (!busy_with_it)
+        return HODEI_OK;
+    const char *from[] = {"BUSY", NULL};
+    st = hodei_store_worker_transition(conn, worker_id, from,
+                                       HODEI__V1__WORKER_STATE__WORKER_STATE_READY, err);
+    if (st == HODEI_OK && released)
+        *released = true;
+    return st;
+}
+
 hodei_status hodei_store_worker_destroy_request(PGconn *conn, const char *worker_id,
                                                 const char *provider, const char *reason,
                                                 hodei_err *err)

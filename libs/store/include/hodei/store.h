@@ -62,6 +62,13 @@ hodei_status hodei_store_worker_transition(PGconn *conn, const char *worker_id,
                                            const char *const *from, Hodei__V1__WorkerState to,
                                            hodei_err *err);
 
+/* A worker reported a result the job no longer needs (stale, or the attempt
+ * was already ended by the supervisor): it has finished that work, so if it
+ * is still BUSY with that job (or with none), it goes READY (+ WorkerReady).
+ * *released (may be NULL) says whether it did. */
+hodei_status hodei_store_worker_release(PGconn *conn, const char *worker_id, const char *job_id,
+                                        bool *released, hodei_err *err);
+
 /* Writes a WorkerDestroyRequested event for the provisioner. */
 hodei_status hodei_store_worker_destroy_request(PGconn *conn, const char *worker_id,
                                                 const char *provider, const char *reason,
