@@ -1,0 +1,268 @@
+/* hodei-bench-jobs: jobs end to end on a running stack (edge, relay,
+ * scheduler, provisioner, supervisor, process provider). One JSON object
+ * per scenario on stdout.
+ *
+ *   hodei-bench-jobs dispatch --target H:P --db URL --stamp FILE [--jobs N]
+ *     QueueJob answered -> the job's process running, one job at a time on
+ *     warm workers. The job is `hodei-bench-jobs stamp FILE`, which appends
+ *     "<job id> <wall µs>" as its first act.
+ *   hodei-bench-jobs throughput --target H:P --db URL [--jobs N] [--clients C]
+ *     N trivial jobs (`true`) queued by C clients; time until all SUCCEEDED.
+ *   hodei-bench-jobs coldstart --target H:P --db URL --stamp FILE [--jobs N]
+ *     as dispatch, but each job waits until no worker is alive first, so a
+ *     worker is provisioned for it.
+ *   hodei-bench-jobs stamp FILE   (the job side) */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hodei/rpc.h"
+#include "hodei/time.h"
+#include "hodei/util.h"
+#include "hodei/v1/job.pb-c.h"
+
+#define BJ_JOBS_MAX 100000
+#define BJ_CLIENTS_MAX 64
+#define BJ_WAIT_MS 120000
+
+typedef struct {
+    const char *target;
+    const char *db;
+    const char *stamp;
+    const char *self;
+    int64_t jobs;
+    int64_t clients;
+} bj_opts;
+
+static int bj_stamp(const char *file)
+{
+    int64_t now = hodei_wall_us();
+    const char *id = getenv("HODEI_JOB_ID");
+    char line[128];
+    int n = snprintf(line, sizeof line, "%s %" PRId64 "\n", id ? id : "?", now);
+    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (fd < 0 || write(fd, line, (size_t)n) != n)
+        return 1;
+    close(fd);
+    return 0;
+}
+
+static bool bj_queue(hodei_rpc_channel *ch, char *const *argv, int argc, char *id_out)
+{
+    Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
+    Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
+    Hodei__V1__ShellCommand cmd = HODEI__V1__SHELL_COMMAND__INIT;
+    cmd.command = argv[0];
+    cmd.n_args = (size_t)(argc - 1);
+    cmd.args = (char **)argv + 1;
+    spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
+    spec.command = &cmd;
+    req.spec = &spec;
+    ProtobufCMessage *resp = NULL;
+    hodei_rpc_result res;
+    hodei_err err;
+    hodei_status st = hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/QueueJob", &req.base,
+                                      &hodei__v1__queue_job_response__descriptor, 10000, &resp,
+                                      &res, &err);
+    if (st != HODEI_OK || res.code != HODEI_GRPC_OK) {
+        fprintf(stderr, "QueueJob: %s %s\n", err.msg, res.message);
+        return false;
+    }
+    if (id_out)
+        hodei_strlcpy(id_out, ((Hodei__V1__QueueJobResponse *)resp)->job_id, 37);
+    protobuf_c_message_free_unpacked(resp, NULL);
+    return true;
+}
+
+static int64_t bj_sql(PGconn *pg, const char *q)
+{
+    PGresult *r = PQexec(pg, q);
+    int64_t v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+/* The stamp line of job `id`, or 0 when it is not there yet. */
+static int64_t bj_stamp_of(const char *file, const char *id)
+{
+    FILE *f = fopen(file, "r");
+    char line[128];
+    int64_t at = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, id, 36) == 0)
+            at = strtoll(line + 37, NULL, 10);
+    }
+    if (f)
+        fclose(f);
+    return at;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct(int64_t *v, size_t n, double p)
+{
+    return n ? (double)v[(size_t)(p * (double)(n - 1) + 0.5)] / 1000.0 : 0;
+}
+
+/* One job at a time: ack -> stamp. cold: wait for no live worker first. */
+static int bj_latency(const bj_opts *o, PGconn *pg, hodei_rpc_channel *ch, bool cold)
+{
+    int64_t *lat = calloc((size_t)o->jobs, sizeof *lat);
+    char *argv[] = {(char *)o->self, "stamp", (char *)o->stamp};
+    size_t n = 0;
+    for (int64_t i = 0; i < o->jobs; i++) {
+        char id[37];
+        int64_t until = hodei_mono_ms() + BJ_WAIT_MS;
+        while (cold && hodei_mono_ms() < until &&
+               bj_sql(pg, "SELECT count(*) FROM workers WHERE state NOT IN"
+                          " ('TERMINATED','LOST')") != 0)
+            hodei_sleep_ms(50);
+        if (!bj_queue(ch, argv, 3, id))
+            break;
+        int64_t acked = hodei_wall_us(), at = 0;
+        while (hodei_mono_ms() < until && (at = bj_stamp_of(o->stamp, id)) == 0)
+            hodei_sleep_ms(1);
+        if (at)
+            lat[n++] = at - acked;
+        /* The next job goes to a warm worker only once this one is done. */
+        char q[200];
+        snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'SUCCEEDED'",
+                 id);
+        while (hodei_mono_ms() < until && bj_sql(pg, q) != 1)
+            hodei_sleep_ms(2);
+    }
+    qsort(lat, n, sizeof *lat, cmp_i64);
+    printf("{\"scenario\":\"%s\",\"jobs\":%zu,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
+           "\"method\":\"QueueJob answered -> job process running (its first write)\"}\n",
+           cold ? "cold_start" : "dispatch", n, pct(lat, n, 0.5), pct(lat, n, 0.99),
+           pct(lat, n, 1.0));
+    free(lat);
+    return n == (size_t)o->jobs ? 0 : 1;
+}
+
+typedef struct {
+    const bj_opts *o;
+    int64_t count;
+    atomic_int *failed;
+} bj_client;
+
+static void *bj_client_main(void *arg)
+{
+    bj_client *c = arg;
+    hodei_rpc_channel *ch = NULL;
+    hodei_rpc_channel_opts co = {.target = c->o->target};
+    hodei_err err;
+    char *argv[] = {"true"};
+    if (hodei_rpc_channel_create(&co, &ch, &err) != HODEI_OK)
+        return NULL;
+    for (int64_t i = 0; i < c->count; i++)
+        if (!bj_queue(ch, argv, 1, NULL))
+            atomic_fetch_add(c->failed, 1);
+    hodei_rpc_channel_destroy(ch);
+    return NULL;
+}
+
+static int bj_throughput(const bj_opts *o, PGconn *pg)
+{
+    pthread_t th[BJ_CLIENTS_MAX];
+    bj_client cs[BJ_CLIENTS_MAX];
+    atomic_int failed = 0;
+    int64_t before = bj_sql(pg, "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'");
+    int64_t t0 = hodei_mono_ns();
+    for (int i = 0; i < o->clients; i++) {
+        cs[i] = (bj_client){o, o->jobs / o->clients, &failed};
+        pthread_create(&th[i], NULL, bj_client_main, &cs[i]);
+    }
+    for (int i = 0; i < o->clients; i++)
+        pthread_join(th[i], NULL);
+    int64_t total = (o->jobs / o->clients) * o->clients - atomic_load(&failed);
+    int64_t until = hodei_mono_ms() + BJ_WAIT_MS, done = 0;
+    while (hodei_mono_ms() < until &&
+           (done = bj_sql(pg, "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'") - before) <
+               total)
+        hodei_sleep_ms(5);
+    double secs = (double)(hodei_mono_ns() - t0) / 1e9;
+    printf("{\"scenario\":\"throughput\",\"jobs\":%" PRId64 ",\"succeeded\":%" PRId64
+           ",\"clients\":%" PRId64 ",\"seconds\":%.2f,\"jobs_per_s\":%.0f,"
+           "\"workers\":%" PRId64 "}\n",
+           total, done, o->clients, secs, (double)done / secs,
+           bj_sql(pg, "SELECT count(*) FROM workers WHERE state IN ('READY','BUSY')"));
+    return done == total ? 0 : 1;
+}
+
+static bool bj_parse(int argc, char **argv, bj_opts *o)
+{
+    for (int i = 2; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (strcmp(k, "--target") == 0)
+            o->target = v;
+        else if (strcmp(k, "--db") == 0)
+            o->db = v;
+        else if (strcmp(k, "--stamp") == 0)
+            o->stamp = v;
+        else if (strcmp(k, "--jobs") == 0 && hodei_parse_i64(v, 1, BJ_JOBS_MAX, &o->jobs))
+            continue;
+        else if (strcmp(k, "--clients") == 0 && hodei_parse_i64(v, 1, BJ_CLIENTS_MAX, &o->clients))
+            continue;
+        else {
+            fprintf(stderr, "hodei-bench-jobs: bad argument %s\n", k);
+            return false;
+        }
+    }
+    return o->target && o->db;
+}
+
+int main(int argc, char **argv)
+{
+    bj_opts o = {.jobs = 200, .clients = 16, .self = argv[0]};
+    if (argc == 3 && strcmp(argv[1], "stamp") == 0)
+        return bj_stamp(argv[2]);
+    if (argc < 2 || !bj_parse(argc, argv, &o)) {
+        fprintf(stderr, "usage: hodei-bench-jobs dispatch|coldstart|throughput --target H:P"
+                        " --db URL [--stamp FILE] [--jobs N] [--clients C]\n");
+        return 2;
+    }
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        o.self = self;
+    }
+    PGconn *pg = PQconnectdb(o.db);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        fprintf(stderr, "hodei-bench-jobs: %s", PQerrorMessage(pg));
+        return 1;
+    }
+    hodei_rpc_global_init();
+    hodei_rpc_channel *ch = NULL;
+    hodei_rpc_channel_opts co = {.target = o.target};
+    hodei_err err;
+    int rc = 2;
+    if (hodei_rpc_channel_create(&co, &ch, &err) != HODEI_OK) {
+        fprintf(stderr, "hodei-bench-jobs: %s\n", err.msg);
+    } else if (strcmp(argv[1], "dispatch") == 0 && o.stamp) {
+        rc = bj_latency(&o, pg, ch, false);
+    } else if (strcmp(argv[1], "coldstart") == 0 && o.stamp) {
+        rc = bj_latency(&o, pg, ch, true);
+    } else if (strcmp(argv[1], "throughput") == 0) {
+        rc = bj_throughput(&o, pg);
+    } else {
+        fprintf(stderr, "hodei-bench-jobs: unknown scenario %s (or --stamp missing)\n", argv[1]);
+    }
+    hodei_rpc_channel_destroy(ch);
+    hodei_rpc_global_shutdown();
+    PQfinish(pg);
+    return rc;
+}
