@@ -35,6 +35,10 @@ const hodei_cfg_param sched_params[SCHED_PARAMS_LEN] = {
     {.name = "scheduler.batch_max", .type = HODEI_CFG_INT, .default_value = "256", .min = 1,
      .max = SCHED_BATCH_MAX, .offset = offsetof(sched_config, batch_max),
      .help = "pending jobs locked and matched per pass"},
+    {.name = "scheduler.lookahead", .type = HODEI_CFG_INT, .default_value = "32", .min = 0,
+     .max = SCHED_BATCH_MAX, .offset = offsetof(sched_config, lookahead),
+     .help = "pending jobs locked per pass beyond 4 per ready worker (within batch_max):"
+             " how many unmet jobs one pass sees, and may ask workers for"},
     {.name = "scheduler.workers_max", .type = HODEI_CFG_INT, .default_value = "1024", .min = 1,
      .max = SCHED_WORKERS_MAX, .offset = offsetof(sched_config, workers_max),
      .help = "ready workers locked per pass"},

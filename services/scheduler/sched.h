@@ -15,6 +15,7 @@ typedef struct {
     char *strategy;              /* scheduler.strategy: used while none is set at run time */
     int64_t pass_interval_ms;    /* scheduler.pass_interval: fallback pass */
     int64_t batch_max;           /* scheduler.batch_max: pending jobs locked per pass */
+    int64_t lookahead;           /* scheduler.lookahead: jobs locked beyond the ready workers' share */
     int64_t workers_max;         /* scheduler.workers_max: ready workers locked per pass */
     int64_t events_max;          /* scheduler.events_max: events fetched per batch */
     int64_t provision_max;       /* scheduler.provision_max: workers requested per pass */
@@ -25,7 +26,7 @@ typedef struct {
 /* Filled by the daemon skeleton from sched_params. */
 extern sched_config sched_conf;
 extern const hodei_cfg_param sched_params[];
-#define SCHED_PARAMS_LEN 8
+#define SCHED_PARAMS_LEN 9
 
 hodei_status sched_init(hodei_daemon *d, hodei_err *err);
 hodei_status sched_run(hodei_daemon *d, hodei_err *err);

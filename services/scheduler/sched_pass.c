@@ -20,8 +20,11 @@
 #define PASS_INT_TEXT_MAX 24
 
 /* Pending jobs, then (only when there are any) the ready workers, locked
- * in one round trip. The strategy set at run time rides along on worker
- * rows. The Append runs its branches in order: job rows come first. */
+ * in one round trip. How many jobs: at most batch_max, and no more than
+ * LOCK_JOBS_PER_WORKER per ready worker (an unlocked count) plus the
+ * lookahead that shows unmet needs; locking a backlog costs every pass.
+ * The strategy set at run time rides along on worker rows. The Append runs
+ * its branches in order: job rows come first. */
 static const char lock_sql[] =
     "WITH j AS ("
     "  SELECT id, priority, cpu_millis, memory_bytes, storage_bytes, gpu_count, architecture,"
@@ -29,7 +32,8 @@ static const char lock_sql[] =
     "    FROM jobs"
     "   WHERE state = 'PENDING' AND (not_before IS NULL OR not_before <= now())"
     "   ORDER BY priority DESC, created_at, id"
-    "   LIMIT $1::int"
+    "   LIMIT least($1::int, (SELECT count(*) FROM workers WHERE state = 'READY') * $3::int"
+    "                        + $4::int)"
     "   FOR UPDATE SKIP LOCKED"
     "), w AS ("
     "  SELECT w.id, w.provider, w.cpu_millis, w.memory_bytes, w.storage_bytes, w.gpu_count,"
@@ -57,6 +61,8 @@ enum { L_KIND, L_ID, L_PROVIDER, L_CPU, L_MEM, L_STORAGE, L_GPU, L_ARCH, L_JSON,
        L_COST, L_LOAD, L_AGE, L_IDLE, L_STRATEGY };
 
 #define LOCK_STMT "sched_lock"
+#define LOCK_NPARAMS 4
+#define LOCK_JOBS_PER_WORKER 4          /* jobs offered to each ready worker per pass */
 #define ASSIGN_STMT "sched_assign"
 
 /* Every proposed pair is checked again (job still PENDING at the epoch the
@@ -151,14 +157,17 @@ static void pass_strategy(sched *s, const PGresult *res, int row)
 static hodei_status pass_lock(sched *s, PGresult **res, sched_pass_stats *out, hodei_err *err)
 {
     char jobs_max[PASS_INT_TEXT_MAX], workers_max[PASS_INT_TEXT_MAX];
-    const char *params[2] = {jobs_max, workers_max};
+    char per_worker[PASS_INT_TEXT_MAX], lookahead[PASS_INT_TEXT_MAX];
+    const char *params[LOCK_NPARAMS] = {jobs_max, workers_max, per_worker, lookahead};
     hodei_status st;
 
     snprintf(jobs_max, sizeof jobs_max, "%" PRId64, s->cfg->batch_max);
     snprintf(workers_max, sizeof workers_max, "%" PRId64, s->cfg->workers_max);
+    snprintf(per_worker, sizeof per_worker, "%d", LOCK_JOBS_PER_WORKER);
+    snprintf(lookahead, sizeof lookahead, "%" PRId64, s->cfg->lookahead);
     const sched_pipe_cmd cmds[2] = {
         {.sql = "BEGIN"},
-        {.stmt = LOCK_STMT, .n_params = 2, .params = params, .res = res},
+        {.stmt = LOCK_STMT, .n_params = LOCK_NPARAMS, .params = params, .res = res},
     };
     if ((st = sched_pipe_run(s->conn, cmds, 2, err)) != HODEI_OK)
         return st;
@@ -176,7 +185,7 @@ static hodei_status pass_lock(sched *s, PGresult **res, sched_pass_stats *out, h
 
 hodei_status sched_pass_prepare(PGconn *conn, hodei_err *err)
 {
-    hodei_status st = hodei_db_prepare(conn, LOCK_STMT, lock_sql, 2, err);
+    hodei_status st = hodei_db_prepare(conn, LOCK_STMT, lock_sql, LOCK_NPARAMS, err);
     if (st == HODEI_OK)
         st = hodei_db_prepare(conn, ASSIGN_STMT, assign_sql, ASSIGN_NPARAMS, err);
     return st;
