@@ -4,14 +4,13 @@
  *
  *   hodei-bench-jobs dispatch --target H:P --db URL --stamp FILE [--jobs N]
  *     QueueJob answered -> the job's process running, one job at a time on
- *     warm workers. The job is `hodei-bench-jobs stamp FILE`, which appends
- *     "<job id> <wall µs>" as its first act.
+ *     warm workers. The job is `hodei-bench-stamp FILE` (beside this
+ *     program), which appends "<job id> <wall µs>" as its first act.
  *   hodei-bench-jobs throughput --target H:P --db URL [--jobs N] [--clients C]
  *     N trivial jobs (`true`) queued by C clients; time until all SUCCEEDED.
  *   hodei-bench-jobs coldstart --target H:P --db URL --stamp FILE [--jobs N]
  *     as dispatch, but each job waits until no worker is alive first, so a
- *     worker is provisioned for it.
- *   hodei-bench-jobs stamp FILE   (the job side) */
+ *     worker is provisioned for it. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -35,23 +34,10 @@ typedef struct {
     const char *target;
     const char *db;
     const char *stamp;
-    const char *self;
+    const char *self;       /* the stamp program */
     int64_t jobs;
     int64_t clients;
 } bj_opts;
-
-static int bj_stamp(const char *file)
-{
-    int64_t now = hodei_wall_us();
-    const char *id = getenv("HODEI_JOB_ID");
-    char line[128];
-    int n = snprintf(line, sizeof line, "%s %" PRId64 "\n", id ? id : "?", now);
-    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT, 0644);
-    if (fd < 0 || write(fd, line, (size_t)n) != n)
-        return 1;
-    close(fd);
-    return 0;
-}
 
 static bool bj_queue(hodei_rpc_channel *ch, char *const *argv, int argc, char *id_out)
 {
@@ -120,7 +106,7 @@ static double pct(int64_t *v, size_t n, double p)
 static int bj_latency(const bj_opts *o, PGconn *pg, hodei_rpc_channel *ch, bool cold)
 {
     int64_t *lat = calloc((size_t)o->jobs, sizeof *lat);
-    char *argv[] = {(char *)o->self, "stamp", (char *)o->stamp};
+    char *argv[] = {(char *)o->self, (char *)o->stamp};
     size_t n = 0;
     for (int64_t i = 0; i < o->jobs; i++) {
         char id[37];
@@ -129,7 +115,7 @@ static int bj_latency(const bj_opts *o, PGconn *pg, hodei_rpc_channel *ch, bool 
                bj_sql(pg, "SELECT count(*) FROM workers WHERE state NOT IN"
                           " ('TERMINATED','LOST')") != 0)
             hodei_sleep_ms(50);
-        if (!bj_queue(ch, argv, 3, id))
+        if (!bj_queue(ch, argv, 2, id))
             break;
         int64_t acked = hodei_wall_us(), at = 0;
         while (hodei_mono_ms() < until && (at = bj_stamp_of(o->stamp, id)) == 0)
@@ -227,8 +213,6 @@ static bool bj_parse(int argc, char **argv, bj_opts *o)
 int main(int argc, char **argv)
 {
     bj_opts o = {.jobs = 200, .clients = 16, .self = argv[0]};
-    if (argc == 3 && strcmp(argv[1], "stamp") == 0)
-        return bj_stamp(argv[2]);
     if (argc < 2 || !bj_parse(argc, argv, &o)) {
         fprintf(stderr, "usage: hodei-bench-jobs dispatch|coldstart|throughput --target H:P"
                         " --db URL [--stamp FILE] [--jobs N] [--clients C]\n");
@@ -238,6 +222,9 @@ int main(int argc, char **argv)
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n > 0) {
         self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash && (size_t)(slash - self) + sizeof "/hodei-bench-stamp" <= sizeof self)
+            memcpy(slash, "/hodei-bench-stamp", sizeof "/hodei-bench-stamp");
         o.self = self;
     }
     PGconn *pg = PQconnectdb(o.db);

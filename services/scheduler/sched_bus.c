@@ -20,7 +20,7 @@
 #define BUS_ACK_WAIT_MS         30000
 #define BUS_MAX_ACK_PENDING     20000
 #define BUS_NAK_DELAY_MS        1000
-#define BUS_DRAIN_EXPIRES_MS    1000     /* bound on a no-wait fetch's answer */
+#define BUS_DRAIN_EXPIRES_MS    2     /* bound on a no-wait fetch's answer */
 #define BUS_BACKOFF_MIN_MS      250
 #define BUS_BACKOFF_MAX_MS      5000
 #define BUS_CLIENT_NAME_MAX     160
