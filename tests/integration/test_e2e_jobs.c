@@ -1,6 +1,7 @@
 /* Jobs end to end on the embedded default: every daemon a real process,
  * workers real hodei-worker processes started by the process provider. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "cluster.h"
 #include "hodei/time.h"
+#include "hodei/v1/logs.pb-c.h"
 
 static cluster cl;
 
@@ -220,5 +222,81 @@ Test(e2e, every_daemon_killed_twice_while_jobs_run_loses_and_doubles_nothing, .t
     cr_expect_eq(twice, 0, "no job's command completed twice (%d did)", twice);
     cr_expect_eq(sqlf("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'"), N,
                  "with retries, every job succeeds");
+    cluster_stop(&cl);
+}
+
+typedef struct {
+    cluster *c;
+    const char *job;
+    int64_t lines;        /* lines received, each checked in order */
+    int64_t bad;          /* out of order, repeated or malformed */
+    Hodei__V1__JobState final_state;
+    char error[600];
+} follower;
+
+/* Follows a job's output to its end; checks line k reads "k". */
+static void *follow_main(void *arg)
+{
+    follower *f = arg;
+    Hodei__V1__SubscribeLogsRequest req = HODEI__V1__SUBSCRIBE_LOGS_REQUEST__INIT;
+    req.job_id = (char *)f->job;
+    hodei_rpc_stream *st = NULL;
+    hodei_err err;
+    if (hodei_rpc_stream_open(f->c->edge.ch, "/hodei.v1.LogStreamService/SubscribeLogs",
+                              &req.base, &hodei__v1__log_chunk__descriptor, 300000, &st,
+                              &err) != HODEI_OK) {
+        snprintf(f->error, sizeof f->error, "open: %s", err.msg);
+        return NULL;
+    }
+    for (;;) {
+        ProtobufCMessage *m = NULL;
+        hodei_rpc_result res;
+        if (hodei_rpc_stream_recv(st, 300000, &m, &res, &err) != HODEI_OK || !m) {
+            if (!m && res.code != HODEI_GRPC_OK)
+                snprintf(f->error, sizeof f->error, "stream: %s", res.message);
+            break;
+        }
+        Hodei__V1__LogChunk *ch = (Hodei__V1__LogChunk *)m;
+        for (size_t i = 0; i < ch->n_lines; i++) {
+            char want[32];
+            int n = snprintf(want, sizeof want, "%lld", (long long)(f->lines + 1));
+            const ProtobufCBinaryData *d = &ch->lines[i]->data;
+            if (d->len != (size_t)n || memcmp(d->data, want, (size_t)n) != 0)
+                f->bad++;
+            f->lines++;
+        }
+        bool end = ch->end_of_stream;
+        if (end)
+            f->final_state = ch->final_state;
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (end)
+            break;
+    }
+    hodei_rpc_stream_destroy(st);
+    return NULL;
+}
+
+Test(e2e, two_hundred_thousand_lines_reach_early_and_late_followers_once_in_order,
+     .timeout = 600)
+{
+    enum { LINES = 200000 };
+    char id[37], state[32];
+    cluster_start(&cl, fast_env);
+    cluster_provider(&cl, 2, 60000, 0);
+    cluster_queue(&cl, "seq 1 200000", 1, 0, id);
+    follower early = {.c = &cl, .job = id}, late = {.c = &cl, .job = id};
+    pthread_t t;
+    pthread_create(&t, NULL, follow_main, &early);   /* before the job starts */
+    cr_assert(cluster_wait_job(&cl, id, 300000, state, sizeof state));
+    cr_assert_str_eq(state, "SUCCEEDED");
+    follow_main(&late);                                /* after it ended */
+    pthread_join(t, NULL);
+    cr_expect_str_eq(early.error, "");
+    cr_expect_str_eq(late.error, "");
+    cr_expect_eq(early.lines, LINES, "the early follower got %lld lines", (long long)early.lines);
+    cr_expect_eq(late.lines, LINES, "the late follower got %lld lines", (long long)late.lines);
+    cr_expect_eq(early.bad + late.bad, 0, "every line once, in order");
+    cr_expect_eq(early.final_state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+    cr_expect_eq(late.final_state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
     cluster_stop(&cl);
 }
