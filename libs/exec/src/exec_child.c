@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "exec_int.h"
+#include "hodei/util.h"
 
 #define CHILD_FIRST_FREE_FD 3
 #define CHILD_STRERROR_MAX 128
@@ -51,7 +52,8 @@ static void child_reset_signals(void)
 
 /* fds[0..2] become the child's stdin, stdout, stderr. Each is first moved
  * above 2 so that no dup2 overwrites a source still needed. */
-static _Noreturn void child_exec(const exec_plan *p, const int fds[3], int report_fd)
+static _Noreturn void child_exec(const exec_plan *p, const char *prog, const int fds[3],
+                                 int report_fd)
 {
     report_fd = fcntl(report_fd, F_DUPFD_CLOEXEC, CHILD_FIRST_FREE_FD);
     if (report_fd < 0)
@@ -77,9 +79,44 @@ static _Noreturn void child_exec(const exec_plan *p, const int fds[3], int repor
         child_fail(report_fd, CHILD_STAGE_CHDIR, errno);
     /* Descriptors the caller opened without O_CLOEXEC do not leak. */
     (void)close_range(CHILD_FIRST_FREE_FD, ~0U, CLOSE_RANGE_CLOEXEC);
-    environ = p->envp; /* execvp searches the child's PATH */
-    execvp(p->argv[0], p->argv);
+    execve(prog, p->argv, p->envp);
     child_fail(report_fd, CHILD_STAGE_EXEC, errno);
+}
+
+#define CHILD_PROG_MAX 4096
+
+/* The job's PATH (from its own environment), or the usual default. */
+static const char *child_path_of(char *const *envp)
+{
+    for (size_t i = 0; envp && envp[i]; i++)
+        if (strncmp(envp[i], "PATH=", 5) == 0)
+            return envp[i] + 5;
+    return "/usr/local/bin:/usr/bin:/bin";
+}
+
+/* Resolves argv[0] as execvp would, but with the job's PATH and in the
+ * parent: the child (a vfork child, sharing our memory) only calls execve.
+ * Not found: the name itself, so execve fails with ENOENT in the child and
+ * the usual start error is reported. */
+static void child_resolve(const exec_plan *p, char *out, size_t out_len)
+{
+    const char *name = p->argv[0];
+    hodei_strlcpy(out, name, out_len);
+    if (!name[0] || strchr(name, '/'))
+        return;
+    const char *dirs = child_path_of(p->envp);
+    while (*dirs) {
+        size_t n = strcspn(dirs, ":");
+        char cand[CHILD_PROG_MAX];
+        int w = snprintf(cand, sizeof cand, "%.*s/%s", (int)n, n ? dirs : ".", name);
+        if (w > 0 && (size_t)w < sizeof cand && access(cand, X_OK) == 0) {
+            hodei_strlcpy(out, cand, out_len);
+            return;
+        }
+        dirs += n;
+        if (*dirs == ':')
+            dirs++;
+    }
 }
 
 static void child_close(int *fd)
@@ -144,17 +181,20 @@ hodei_status exec_child_start(const exec_plan *p, exec_child *c, char *start_err
     c->pid = 0;
     c->pidfd = -1;
     c->fd[EXEC_STREAM_OUT] = c->fd[EXEC_STREAM_ERR] = -1;
+    char prog[CHILD_PROG_MAX];
     hodei_status st = child_pipes(out, errp, rep, err);
     if (st != HODEI_OK)
         goto out_close;
-    pid_t pid = fork();
+    child_resolve(p, prog, sizeof prog);
+    const int child_fds[3] = {p->stdin_fd, out[1], errp[1]};
+    /* vfork: no copy of this (large, multi-threaded) address space per job;
+     * the child only makes system calls, then execve or _exit. */
+    pid_t pid = vfork();
+    if (pid == 0)
+        child_exec(p, prog, child_fds, rep[1]);
     if (pid < 0) {
-        st = hodei_err_set(err, HODEI_ERR_IO, "exec: fork: %s", strerror(errno));
+        st = hodei_err_set(err, HODEI_ERR_IO, "exec: vfork: %s", strerror(errno));
         goto out_close;
-    }
-    if (pid == 0) {
-        const int fds[3] = {p->stdin_fd, out[1], errp[1]};
-        child_exec(p, fds, rep[1]);
     }
     (void)setpgid(pid, pid); /* also here: no window where the group is missing */
     child_close(&out[1]);
