@@ -125,7 +125,7 @@ static void edge_fini(hodei_daemon *d)
 
 static const hodei_service edge_service = {
     .name = "job-api",
-    .summary = "the gRPC edge: clients queue, inspect, list and cancel jobs",
+    .summary = "the gRPC edge: clients queue, follow and cancel jobs; workers register and run them",
     .params = edge_params,
     .n_params = sizeof edge_params / sizeof edge_params[0],
     .config = &cfg,
