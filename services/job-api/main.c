@@ -1,5 +1,6 @@
-/* hodei-job-api: the gRPC edge. Clients queue, inspect, list and cancel
- * jobs here; every write is one transaction with its outbox row. */
+/* hodei-job-api: the gRPC edge. Clients queue, inspect, list, cancel and
+ * follow jobs here; workers register and hold their streams here; every
+ * write is one transaction with its outbox row. */
 #include <stddef.h>
 #include <stdlib.h>
 
