@@ -3,7 +3,9 @@
  * acknowledge the events once the pass committed. */
 #include "sched.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +19,6 @@
 
 #define SCHED_BACKOFF_MIN_MS   50
 #define SCHED_BACKOFF_MAX_MS   2000
-#define SCHED_FETCH_MIN_MS     20       /* nats.c trims 10 ms off a pull request's expiry */
-#define SCHED_FETCH_MAX_MS     500      /* bounds how long a stop request waits */
 #define SCHED_RETRY_MAX        3        /* passes retried after a serialization failure */
 #define US_PER_MS              1000
 
@@ -74,7 +74,8 @@ static bool sched_db_ready(sched *s)
         return true;
     if (hodei_db_connect(s->common->database_url, s->common->database_connect_timeout_ms,
                          &s->conn, &e) != HODEI_OK ||
-        sched_pass_prepare(s->conn, &e) != HODEI_OK) {
+        sched_pass_prepare(s->conn, &e) != HODEI_OK ||
+        hodei_db_exec(s->conn, "LISTEN " SCHED_OUTBOX_CHANNEL, 0, NULL, NULL, &e) != HODEI_OK) {
         HLOG_WARN("database unavailable, retrying: %s", e.msg);
         PQfinish(s->conn);
         s->conn = NULL;
@@ -84,6 +85,8 @@ static bool sched_db_ready(sched *s)
     if (s->db_backoff_ms)
         HLOG_INFO("database reachable again");
     s->db_backoff_ms = 0;
+    s->listen_pid = PQbackendPID(s->conn);
+    s->next_pass_ms = 0;            /* notifications may have been missed meanwhile */
     return true;
 }
 
@@ -155,49 +158,70 @@ static void sched_stats(sched *s)
     s->pass_us_sum = s->pass_us_max = 0;
 }
 
-/* Waits for events until the fallback timer, running a pass per batch. */
-static void sched_wait_events(sched *s, int64_t wait_ms)
+/* Drains the connection's notifications; true when another session wrote
+ * to the outbox (our own commits notify us too). */
+static bool sched_notified(sched *s)
 {
-    sched_events ev;
-    hodei_err e = {0};
+    bool foreign = false;
+    PGnotify *n;
 
-    if (wait_ms > SCHED_FETCH_MAX_MS)
-        wait_ms = SCHED_FETCH_MAX_MS;
-    if (!s->sub) {
-        hodei_daemon_wait(s->d, wait_ms);
-        return;
+    if (PQconsumeInput(s->conn) != 1) {
+        sched_db_drop(s, PQerrorMessage(s->conn));
+        return false;
     }
-    if (wait_ms < SCHED_FETCH_MIN_MS)
-        wait_ms = SCHED_FETCH_MIN_MS;
-    if (sched_bus_fetch(s, wait_ms, &ev, &e) != HODEI_OK) {
-        HLOG_WARN("events: %s; subscribing again", e.msg);
-        sched_bus_close(s);
-        return;
+    while ((n = PQnotifies(s->conn)) != NULL) {
+        foreign = foreign || n->be_pid != s->listen_pid;
+        PQfreemem(n);
     }
-    if (ev.n == 0)
-        return;
-    s->events += ev.n;
-    sched_bus_settle(&ev, !ev.trigger || sched_passes(s));
+    return foreign;
+}
+
+/* Sleeps until an outbox notification, a batch of events, the fallback
+ * timer or a stop; then runs the passes they call for. */
+static void sched_wait(sched *s, int64_t wait_ms)
+{
+    struct pollfd fds[3] = {
+        {.fd = PQsocket(s->conn), .events = POLLIN},
+        {.fd = sched_feed_fd(s), .events = POLLIN},
+        {.fd = hodei_daemon_stop_fd(s->d), .events = POLLIN},
+    };
+    sched_events ev;
+    /* a pass's queries may have read notifications already: no poll then */
+    bool notified = sched_notified(s);
+
+    if (!notified && s->conn && poll(fds, 3, (int)wait_ms) < 0 && errno != EINTR)
+        HLOG_WARN("poll: %s", strerror(errno));
+    notified = notified || (s->conn && sched_notified(s));
+    bool have = sched_feed_take(s, &ev);
+    if (have) {
+        HLOG_DEBUG("events: n=%zu pass=%s", ev.n, ev.trigger ? "yes" : "no");
+        s->events += ev.n;
+    }
+    bool ok = true;
+    if (s->conn && (notified || (have && ev.trigger)))
+        ok = sched_passes(s);
+    if (have)
+        sched_feed_done(s, &ev, ok);
 }
 
 hodei_status sched_run(hodei_daemon *d, hodei_err *err)
 {
     sched *s = hodei_daemon_state(d);
+    hodei_status st = sched_feed_start(s, err);
 
-    while (!hodei_daemon_stopping(d)) {
+    while (st == HODEI_OK && !hodei_daemon_stopping(d)) {
         if (!sched_db_ready(s))
             continue;
-        sched_bus_try_setup(s);
         int64_t now = hodei_mono_ms();
         if (now >= s->next_pass_ms) {
             if (!sched_passes(s) && !hodei_daemon_stopping(d))
                 sched_db_backoff(s);
             continue;
         }
-        sched_wait_events(s, s->next_pass_ms - now);
+        sched_wait(s, s->next_pass_ms - now);
         sched_stats(s);
     }
-    return HODEI_OK;
+    return st;
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -249,6 +273,7 @@ hodei_status sched_init(hodei_daemon *d, hodei_err *err)
         return hodei_err_set(err, HODEI_ERR_NOMEM, "scheduler: out of memory");
     }
     s->next_stats_ms = hodei_mono_ms() + sched_conf.stats_interval_ms;
+    s->feed.event_fd = -1;
     hodei_daemon_set_state(d, s);
     HLOG_INFO("starting: instance=%s strategy=%s pass_interval_ms=%" PRId64 " batch_max=%" PRId64
               " workers_max=%" PRId64 " default_provider=%s",
@@ -263,7 +288,7 @@ void sched_fini(hodei_daemon *d)
 
     if (!s)
         return;
-    sched_bus_close(s);
+    sched_feed_stop(s);
     PQfinish(s->conn);
     sched_free(s);
     hodei_daemon_set_state(d, NULL);

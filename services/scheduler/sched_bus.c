@@ -1,16 +1,22 @@
 /* Wake-ups from JetStream: the durable pull consumer HODEI_CONSUMER_SCHEDULER
  * on HODEI_EVENTS (explicit ack, shared by every replica, created when
- * missing). Events carry no decision: any JobQueued, WorkerReady,
- * JobFinished or ProvisionFailed calls for a pass, which re-reads
- * PostgreSQL; every other subject is acknowledged and ignored.
+ * missing), read by one feed thread that hands each batch to the main loop
+ * through a one-batch slot and an eventfd. Events carry no decision: any
+ * JobQueued, WorkerReady, JobFinished or ProvisionFailed calls for a pass,
+ * which re-reads PostgreSQL; every other subject is acknowledged and
+ * ignored. The main loop acks a batch after its pass committed and only
+ * then is the next one fetched.
  *
  * A fetch waits for one message (so the first event is seen at once), then
  * takes whatever else is already waiting without waiting, so a burst of
  * events costs one pass. nats.c's plain Fetch with a batch > 1 would wait
  * for the whole batch or its timeout. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "hodei/log.h"
 #include "hodei/time.h"
@@ -20,7 +26,8 @@
 #define BUS_ACK_WAIT_MS         30000
 #define BUS_MAX_ACK_PENDING     20000
 #define BUS_NAK_DELAY_MS        1000
-#define BUS_DRAIN_EXPIRES_MS    2     /* bound on a no-wait fetch's answer */
+#define BUS_FETCH_WAIT_MS       500      /* one long poll; bounds how long a stop waits */
+#define BUS_DRAIN_EXPIRES_MS    1000     /* bound on a no-wait fetch's answer */
 #define BUS_BACKOFF_MIN_MS      250
 #define BUS_BACKOFF_MAX_MS      5000
 #define BUS_CLIENT_NAME_MAX     160
@@ -40,16 +47,20 @@ static bool bus_triggers(const char *subject)
     return false;
 }
 
-static void bus_backoff(sched *s)
+static bool feed_quitting(sched *s)
 {
-    s->nats_backoff_ms = s->nats_backoff_ms ? 2 * s->nats_backoff_ms : BUS_BACKOFF_MIN_MS;
-    if (s->nats_backoff_ms > BUS_BACKOFF_MAX_MS)
-        s->nats_backoff_ms = BUS_BACKOFF_MAX_MS;
-    s->nats_retry_ms = hodei_mono_ms() + s->nats_backoff_ms;
+    pthread_mutex_lock(&s->feed.mu);
+    bool quit = s->feed.quit;
+    pthread_mutex_unlock(&s->feed.mu);
+    return quit || hodei_daemon_stopping(s->d);
 }
 
+/* ------------------------------------------------------------------ setup */
+
 /* Binds to the durable consumer, creating it when missing. DeliverNew: on
- * first creation the history is not replayed (the first pass covers it). */
+ * first creation the history is not replayed (the first pass covers it).
+ * The subscription is destroyed, never unsubscribed: nats.c deletes a
+ * consumer it created on an explicit unsubscribe, and this one is shared. */
 static hodei_status bus_subscribe(sched *s, hodei_err *err)
 {
     jsSubOptions so;
@@ -62,10 +73,10 @@ static hodei_status bus_subscribe(sched *s, hodei_err *err)
     so.Config.DeliverPolicy = js_DeliverNew;
     so.Config.AckWait = BUS_ACK_WAIT_MS * NS_PER_MS;
     so.Config.MaxAckPending = BUS_MAX_ACK_PENDING;
-    ns = js_PullSubscribe(&s->sub, hodei_bus_js(s->bus), HODEI_SUBJ_EVENTS_ALL,
+    ns = js_PullSubscribe(&s->feed.sub, hodei_bus_js(s->feed.bus), HODEI_SUBJ_EVENTS_ALL,
                           HODEI_CONSUMER_SCHEDULER, NULL, &so, &jerr);
     if (ns != NATS_OK) {
-        s->sub = NULL;
+        s->feed.sub = NULL;
         return hodei_bus_err(ns, "pull subscribe " HODEI_CONSUMER_SCHEDULER, err);
     }
     return HODEI_OK;
@@ -76,36 +87,41 @@ static hodei_status bus_setup(sched *s, hodei_err *err)
     char client[BUS_CLIENT_NAME_MAX];
     hodei_status st;
 
-    if (!s->bus) {
+    if (!s->feed.bus) {
         snprintf(client, sizeof client, "scheduler/%s", s->instance);
-        st = hodei_bus_connect(s->common->nats_url, client, BUS_CONNECT_TIMEOUT_MS, &s->bus, err);
+        st = hodei_bus_connect(s->common->nats_url, client, BUS_CONNECT_TIMEOUT_MS, &s->feed.bus,
+                               err);
         if (st != HODEI_OK)
             return st;
     }
-    if (!hodei_bus_connected(s->bus))
+    if (!hodei_bus_connected(s->feed.bus))
         return hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "nats: not connected");
-    if ((st = hodei_bus_ensure_streams(s->bus, err)) != HODEI_OK)
+    if ((st = hodei_bus_ensure_streams(s->feed.bus, err)) != HODEI_OK)
         return st;
     return bus_subscribe(s, err);
 }
 
-void sched_bus_try_setup(sched *s)
+static void feed_setup(sched *s)
 {
+    sched_feed *f = &s->feed;
     hodei_err e = {0};
 
-    if (s->sub || hodei_mono_ms() < s->nats_retry_ms)
-        return;
     if (bus_setup(s, &e) != HODEI_OK) {
-        if (s->nats_backoff_ms == 0)
+        if (f->backoff_ms == 0)
             HLOG_WARN("events unavailable, scheduling on the %" PRId64 " ms timer: %s",
                       s->cfg->pass_interval_ms, e.msg);
-        bus_backoff(s);
+        f->backoff_ms = f->backoff_ms ? 2 * f->backoff_ms : BUS_BACKOFF_MIN_MS;
+        if (f->backoff_ms > BUS_BACKOFF_MAX_MS)
+            f->backoff_ms = BUS_BACKOFF_MAX_MS;
+        hodei_daemon_wait(s->d, f->backoff_ms);
         return;
     }
-    s->nats_backoff_ms = 0;
+    f->backoff_ms = 0;
     HLOG_INFO("consuming %s through durable consumer %s", HODEI_STREAM_EVENTS,
               HODEI_CONSUMER_SCHEDULER);
 }
+
+/* ------------------------------------------------------------------ fetch */
 
 static void bus_scan(sched_events *ev, const natsMsgList *list)
 {
@@ -124,15 +140,15 @@ static natsStatus bus_fetch_one(sched *s, natsMsgList *list, int64_t wait_ms, bo
     req.Batch = batch;
     req.NoWait = no_wait;
     req.Expires = wait_ms * NS_PER_MS;
-    return natsSubscription_FetchRequest(list, s->sub, &req);
+    return natsSubscription_FetchRequest(list, s->feed.sub, &req);
 }
 
-hodei_status sched_bus_fetch(sched *s, int64_t wait_ms, sched_events *ev, hodei_err *err)
+static hodei_status bus_fetch(sched *s, sched_events *ev, hodei_err *err)
 {
     natsStatus ns;
 
     memset(ev, 0, sizeof *ev);
-    ns = bus_fetch_one(s, &ev->first, wait_ms, false, 1);
+    ns = bus_fetch_one(s, &ev->first, BUS_FETCH_WAIT_MS, false, 1);
     if (ns == NATS_TIMEOUT || ns == NATS_NOT_FOUND)
         return HODEI_OK;
     if (ns != NATS_OK)
@@ -157,19 +173,133 @@ static void bus_settle_list(natsMsgList *list, bool ok)
     natsMsgList_Destroy(list);
 }
 
-void sched_bus_settle(sched_events *ev, bool ok)
+static void bus_settle(sched_events *ev, bool ok)
 {
     bus_settle_list(&ev->first, ok);
     bus_settle_list(&ev->rest, ok);
     ev->n = 0;
 }
 
-void sched_bus_close(sched *s)
+/* ------------------------------------------------------------ feed thread */
+
+/* Puts ev in the slot once the previous batch was settled; false (ev nak'ed)
+ * when stopping first. */
+static void feed_hand_over(sched *s, sched_events *ev)
 {
-    /* Destroy, never Unsubscribe: nats.c deletes a consumer it created on
-     * an explicit unsubscribe, and this one is shared by every replica. */
-    natsSubscription_Destroy(s->sub);
-    s->sub = NULL;
-    hodei_bus_destroy(s->bus);
-    s->bus = NULL;
+    sched_feed *f = &s->feed;
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&f->mu);
+    while (f->slot_full && !f->quit)
+        pthread_cond_wait(&f->cv, &f->mu);
+    bool quit = f->quit;
+    if (!quit) {
+        f->slot = *ev;
+        f->slot_full = true;
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (quit)
+        bus_settle(ev, false);
+    else if (write(f->event_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+        HLOG_WARN("events: eventfd write: %s", strerror(errno));
+}
+
+static void *feed_main(void *arg)
+{
+    sched *s = arg;
+    sched_feed *f = &s->feed;
+    hodei_err e = {0};
+    sched_events ev;
+
+    while (!feed_quitting(s)) {
+        if (!f->sub) {
+            feed_setup(s);
+            continue;
+        }
+        if (bus_fetch(s, &ev, &e) != HODEI_OK) {
+            HLOG_WARN("events: %s; subscribing again", e.msg);
+            natsSubscription_Destroy(f->sub);
+            f->sub = NULL;
+            continue;
+        }
+        if (ev.n > 0)
+            feed_hand_over(s, &ev);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ main side */
+
+hodei_status sched_feed_start(sched *s, hodei_err *err)
+{
+    sched_feed *f = &s->feed;
+
+    f->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (f->event_fd < 0)
+        return hodei_err_set(err, HODEI_ERR_IO, "eventfd: %s", strerror(errno));
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    if (pthread_create(&f->thread, NULL, feed_main, s) != 0) {
+        close(f->event_fd);
+        f->event_fd = -1;
+        return hodei_err_set(err, HODEI_ERR_INTERNAL, "events: cannot start the feed thread");
+    }
+    f->started = true;
+    return HODEI_OK;
+}
+
+int sched_feed_fd(const sched *s)
+{
+    return s->feed.event_fd;
+}
+
+bool sched_feed_take(sched *s, sched_events *ev)
+{
+    sched_feed *f = &s->feed;
+    uint64_t count;
+
+    if (read(f->event_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+        HLOG_WARN("events: eventfd read: %s", strerror(errno));
+    pthread_mutex_lock(&f->mu);
+    bool full = f->slot_full;
+    if (full)
+        *ev = f->slot;
+    pthread_mutex_unlock(&f->mu);
+    return full;
+}
+
+void sched_feed_done(sched *s, sched_events *ev, bool ok)
+{
+    sched_feed *f = &s->feed;
+
+    bus_settle(ev, ok);
+    pthread_mutex_lock(&f->mu);
+    f->slot_full = false;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+void sched_feed_stop(sched *s)
+{
+    sched_feed *f = &s->feed;
+
+    if (f->started) {
+        pthread_mutex_lock(&f->mu);
+        f->quit = true;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        pthread_join(f->thread, NULL);
+        if (f->slot_full)
+            bus_settle(&f->slot, false);
+        pthread_cond_destroy(&f->cv);
+        pthread_mutex_destroy(&f->mu);
+        f->started = false;
+    }
+    natsSubscription_Destroy(f->sub);
+    f->sub = NULL;
+    hodei_bus_destroy(f->bus);
+    f->bus = NULL;
+    if (f->event_fd >= 0)
+        close(f->event_fd);
+    f->event_fd = -1;
 }

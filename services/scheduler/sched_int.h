@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 #include <nats/nats.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -35,6 +36,9 @@
 #define SCHED_SEEN_MAX         4096      /* job ids remembered per generation (log once) */
 #define SCHED_SEEN_SLOTS       (2 * SCHED_SEEN_MAX)
 #define SCHED_PROVIDER_NAME_MAX 63       /* as providers.name allows */
+/* Every outbox insert notifies this channel (migration 0002's trigger, the
+ * relay's wake-up): the scheduler's fastest wake-up, ahead of the events. */
+#define SCHED_OUTBOX_CHANNEL   "hodei_outbox"
 #define SCHED_FULL_MAX         16        /* providers remembered as at max_workers */
 
 /* A provider found at its max_workers: not counted again until until_ms
@@ -64,6 +68,23 @@ typedef struct {
     bool trigger;               /* at least one subject that calls for a pass */
 } sched_events;
 
+/* The feed thread fetches from the consumer and hands one batch at a time
+ * to the main loop (slot + eventfd); the next fetch waits until the main
+ * loop settled it. bus and sub belong to the thread. */
+typedef struct {
+    pthread_t thread;
+    bool started;
+    int event_fd;                /* readable when a batch waits in the slot */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sched_events slot;           /* guarded by mu */
+    bool slot_full;              /* guarded by mu */
+    bool quit;                   /* guarded by mu */
+    hodei_bus *bus;
+    natsSubscription *sub;
+    int64_t backoff_ms;
+} sched_feed;
+
 typedef struct {
     size_t jobs;                /* pending jobs locked */
     size_t workers;             /* ready workers locked */
@@ -82,10 +103,8 @@ typedef struct {
     PGconn *conn;                                /* dedicated; synchronous commit */
     int64_t db_backoff_ms;
 
-    hodei_bus *bus;
-    natsSubscription *sub;                       /* bound to HODEI_CONSUMER_SCHEDULER */
-    int64_t nats_retry_ms;                       /* mono time of the next setup attempt */
-    int64_t nats_backoff_ms;
+    sched_feed feed;                             /* the JetStream wake-ups (sched_bus.c) */
+    int listen_pid;                              /* backend of conn: its own NOTIFYs are ignored */
 
     int64_t next_pass_ms;                        /* fallback timer */
 
@@ -142,12 +161,16 @@ typedef struct {
 
 hodei_status sched_pipe_run(PGconn *conn, const sched_pipe_cmd *cmds, size_t n, hodei_err *err);
 
-/* sched_bus.c */
-void sched_bus_try_setup(sched *s);
-/* Waits up to wait_ms for events. HODEI_OK with ev->n == 0 when none came. */
-hodei_status sched_bus_fetch(sched *s, int64_t wait_ms, sched_events *ev, hodei_err *err);
-/* Acks every message (ok) or asks for a later redelivery, and frees them. */
-void sched_bus_settle(sched_events *ev, bool ok);
-void sched_bus_close(sched *s);
+/* sched_bus.c: the feed thread. */
+hodei_status sched_feed_start(sched *s, hodei_err *err);
+/* Readable when a batch waits (poll it with POLLIN). */
+int sched_feed_fd(const sched *s);
+/* Takes the waiting batch, if any (the slot stays busy until done). */
+bool sched_feed_take(sched *s, sched_events *ev);
+/* Acks every message of a taken batch (ok) or asks for a later
+ * redelivery, frees them, and lets the thread fetch the next batch. */
+void sched_feed_done(sched *s, sched_events *ev, bool ok);
+/* Stops and joins the thread, naks a batch still waiting, closes NATS. */
+void sched_feed_stop(sched *s);
 
 #endif

@@ -653,13 +653,86 @@ Test(scheduler, keeps_assigning_across_postgresql_and_nats_restarts, .timeout = 
     harness_nats_stop(&stack);
     cr_expect_eq(workers_free_all(), 1);
     job_add(job, 0, 0, "", "{}", 0);
-    cr_assert(job_wait_assigned(job, got, 2 * WAIT_MS),
-              "no assignment on the timer while NATS is down");
+    cr_assert(job_wait_assigned(job, got, 3000),
+              "the outbox notification did not wake the scheduler while NATS is down");
     harness_nats_start(&stack);
     hodei_sleep_ms(2000);
     cr_expect_eq(workers_free_all(), 1);
     job_add(job, 0, 0, "", "{}", 0);
     cr_assert(job_wait_assigned(job, got, 3000), "events did not resume after NATS came back");
+
+    proc_stop_clean(&sched);
+    proc_stop_clean(&relay);
+    stack_down();
+}
+
+/* Publishes ev on subject straight to JetStream (no outbox row, so no
+ * PostgreSQL notification): only the consumer can wake the scheduler. */
+static void js_publish_event(const char *subject, Hodei__V1__Event *ev)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsPubOptions po;
+    uint8_t raw[512];
+    size_t len = hodei__v1__event__pack(ev, raw);
+    cr_assert_eq(natsConnection_ConnectTo(&nc, stack.nats_url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsPubOptions_Init(&po);
+    po.MsgId = ev->event_id;
+    cr_assert_eq(js_Publish(NULL, js, subject, raw, (int)len, &po, NULL), NATS_OK);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+static int64_t consumer_ack_pending(void)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsConsumerInfo *ci = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, stack.nats_url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(js_GetConsumerInfo(&ci, js, HODEI_STREAM_EVENTS, HODEI_CONSUMER_SCHEDULER, NULL,
+                                    NULL), NATS_OK);
+    int64_t pending = ci->NumAckPending + (int64_t)ci->NumPending;
+    jsConsumerInfo_Destroy(ci);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return pending;
+}
+
+Test(scheduler, an_event_on_the_durable_consumer_alone_triggers_a_pass_and_is_acked,
+     .timeout = 120)
+{
+    harness_proc relay, sched;
+    char worker[ID_LEN], job[ID_LEN], got[ID_LEN], event_id[ID_LEN], st[128];
+
+    stack_up();
+    relay_start(&relay);
+    sched_start(&sched, "s1", "HODEI_SCHEDULER_PASS_INTERVAL=30s");
+    hodei_sleep_ms(500);            /* the pass at start is behind us */
+    worker_add(worker, "process", 1000, "{}", 0);
+    hodei_id_new(job);
+    const char *p[] = {job};
+    q_exec("INSERT INTO jobs (id, state, spec, timeout_ms) VALUES ($1, 'PENDING', '\\x', 60000)",
+           1, p);                   /* no outbox row: no notification */
+    hodei_sleep_ms(1000);
+    job_state(job, st, sizeof st);
+    cr_expect_str_eq(st, "PENDING:", "nothing woke the scheduler yet");
+
+    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+    Hodei__V1__JobQueued body = HODEI__V1__JOB_QUEUED__INIT;
+    hodei_id_new(event_id);
+    body.job_id = job;
+    ev.event_id = event_id;
+    ev.aggregate_id = job;
+    ev.body_case = HODEI__V1__EVENT__BODY_JOB_QUEUED;
+    ev.job_queued = &body;
+    js_publish_event(HODEI_SUBJ_JOB_QUEUED, &ev);
+    cr_assert(job_wait_assigned(job, got, 3000), "the JobQueued event did not trigger a pass");
+    int64_t until = hodei_mono_ms() + WAIT_MS;
+    while (consumer_ack_pending() != 0 && hodei_mono_ms() < until)
+        hodei_sleep_ms(50);
+    cr_expect_eq(consumer_ack_pending(), 0, "every event on the consumer acked");
 
     proc_stop_clean(&sched);
     proc_stop_clean(&relay);
