@@ -82,6 +82,9 @@ typedef struct {
     relay_hist lag;
     uint64_t published, published_total, rounds;
     PGresult *next;                 /* rows fetched with the last mark, or NULL */
+    int64_t floor_id;               /* see RELAY_SELECT_SQL; 0 = scan everything */
+    int64_t next_full_scan_ms;
+    char floor_text[RELAY_INT_TEXT_MAX];
     int64_t db_us, publish_us;      /* time spent per phase, this interval */
 } relay;
 
@@ -206,6 +209,8 @@ static void relay_become_active(relay *r)
     int64_t now = hodei_mono_ms();
 
     r->role = RELAY_ROLE_ACTIVE;
+    r->floor_id = 0;                /* a new leader knows nothing yet */
+    r->next_full_scan_ms = 0;
     r->next_prune_ms = now;
     r->next_stats_ms = now + r->cfg->stats_interval_ms;
     HLOG_INFO("active: holding advisory lock %" PRId64 " (instance=%s)", r->cfg->lock_key,
@@ -258,19 +263,35 @@ static void relay_ids_text(relay *r, int n)
 
 /* Marks the first n rows of the batch published. With next != NULL the same
  * statement also fetches the following rows: one round trip per round. */
+/* The floor for this round's select: 0 once per RELAY_FULL_SCAN_MS. */
+static const char *relay_floor(relay *r)
+{
+    int64_t now = hodei_mono_ms();
+    int64_t floor_id = r->floor_id;
+    if (now >= r->next_full_scan_ms) {
+        r->next_full_scan_ms = now + RELAY_FULL_SCAN_MS;
+        floor_id = 0;
+    }
+    snprintf(r->floor_text, sizeof r->floor_text, "%" PRId64, floor_id);
+    return r->floor_text;
+}
+
 static hodei_status relay_mark(relay *r, int n, PGresult **next, hodei_err *err)
 {
-    const char *params[] = {NULL, r->batch_max_text};
+    const char *params[] = {NULL, r->batch_max_text, relay_floor(r)};
     int64_t t0 = hodei_mono_ns();
     hodei_status st;
 
     relay_ids_text(r, n);
     params[0] = r->ids.data;
     if (next)
-        st = hodei_db_exec(r->conn, RELAY_MARK_FETCH_SQL, 2, params, next, err);
+        st = hodei_db_exec(r->conn, RELAY_MARK_FETCH_SQL, 3, params, next, err);
     else
         st = hodei_db_exec(r->conn, RELAY_MARK_SQL, 1, params, NULL, err);
     r->db_us += (hodei_mono_ns() - t0) / 1000;
+    /* Rows go out in id order, so the last one marked is the highest. */
+    if (st == HODEI_OK && n > 0 && r->batch.slots[n - 1].id > r->floor_id)
+        r->floor_id = r->batch.slots[n - 1].id;
     return st;
 }
 
@@ -309,13 +330,13 @@ static relay_round relay_publish_rows(relay *r, const PGresult *res, hodei_err *
 /* Publishes the rows the last mark fetched, or selects them now. */
 static relay_round relay_round_run(relay *r, int *n_out, hodei_err *err)
 {
-    const char *params[] = {r->batch_max_text};
+    const char *params[] = {r->batch_max_text, relay_floor(r)};
     PGresult *res = r->next;
     relay_round rc = RELAY_ROUND_OK;
     int64_t t0 = hodei_mono_ns();
 
     r->next = NULL;
-    if (!res && hodei_db_exec(r->conn, RELAY_SELECT_SQL, 1, params, &res, err) != HODEI_OK)
+    if (!res && hodei_db_exec(r->conn, RELAY_SELECT_SQL, 2, params, &res, err) != HODEI_OK)
         return RELAY_ROUND_DB_FAILED;
     r->db_us += (hodei_mono_ns() - t0) / 1000;
     *n_out = PQntuples(res);

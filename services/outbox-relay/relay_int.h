@@ -15,6 +15,7 @@
 #define RELAY_PAYLOAD_MAX     (8 * 1024 * 1024)   /* largest event payload we decode */
 #define RELAY_ACK_SLICE_MS    100                 /* re-check the connection while waiting */
 #define RELAY_SUBJECT_MAX     255                 /* longest outbox.subject we publish */
+#define RELAY_FULL_SCAN_MS    1000                /* a round from id 0, for stragglers */
 
 /* ---- one published batch (relay_batch.c) ---- */
 
@@ -22,9 +23,14 @@
 #define RELAY_ROW_COLUMNS                                                             \
     "id, event_id::text, subject, aggregate_id, event_type, payload,"                 \
     " (extract(epoch FROM created_at) * 1000000)::int8"
+/* $2 is a floor: ids at or below it were all published when it was set,
+ * except stragglers (a transaction that took its id early and committed
+ * late), which the periodic full scan (floor 0) picks up. Without a floor
+ * every round walks the index entries of rows published moments ago and
+ * not yet vacuumed, and that walk grows with the load. */
 #define RELAY_SELECT_SQL                                                              \
     "SELECT " RELAY_ROW_COLUMNS                                                       \
-    " FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
+    " FROM outbox WHERE published_at IS NULL AND id > $2::bigint ORDER BY id LIMIT $1"
 #define RELAY_MARK_SQL                                                                \
     "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])"
 /* Marks $1 and reads the next rows in one statement; the SELECT sees the
@@ -32,7 +38,8 @@
 #define RELAY_MARK_FETCH_SQL                                                          \
     "WITH marked AS (" RELAY_MARK_SQL ")"                                             \
     " SELECT " RELAY_ROW_COLUMNS " FROM outbox"                                       \
-    " WHERE published_at IS NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT $2"
+    " WHERE published_at IS NULL AND id <> ALL($1::bigint[]) AND id > $3::bigint"        \
+    " ORDER BY id LIMIT $2"
 enum {
     RELAY_COL_ID = 0, RELAY_COL_EVENT_ID, RELAY_COL_SUBJECT, RELAY_COL_AGGREGATE_ID,
     RELAY_COL_EVENT_TYPE, RELAY_COL_PAYLOAD, RELAY_COL_CREATED_US, RELAY_COLS
