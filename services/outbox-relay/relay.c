@@ -267,7 +267,7 @@ static void relay_ids_text(relay *r, int n)
 static const char *relay_floor(relay *r)
 {
     int64_t now = hodei_mono_ms();
-    int64_t floor_id = r->floor_id;
+    int64_t floor_id = r->floor_id > RELAY_FLOOR_LAG_IDS ? r->floor_id - RELAY_FLOOR_LAG_IDS : 0;
     if (now >= r->next_full_scan_ms) {
         r->next_full_scan_ms = now + RELAY_FULL_SCAN_MS;
         floor_id = 0;

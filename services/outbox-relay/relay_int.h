@@ -16,6 +16,11 @@
 #define RELAY_ACK_SLICE_MS    100                 /* re-check the connection while waiting */
 #define RELAY_SUBJECT_MAX     255                 /* longest outbox.subject we publish */
 #define RELAY_FULL_SCAN_MS    1000                /* a round from id 0, for stragglers */
+/* The floor trails the highest id marked by this many ids: transactions
+ * committing concurrently (group commits of up to a few hundred rows each)
+ * take ids just below one another, and their rows must not wait for the
+ * full scan. The walk over published entries stays bounded by this. */
+#define RELAY_FLOOR_LAG_IDS   4096
 
 /* ---- one published batch (relay_batch.c) ---- */
 
@@ -24,8 +29,8 @@
     "id, event_id::text, subject, aggregate_id, event_type, payload,"                 \
     " (extract(epoch FROM created_at) * 1000000)::int8"
 /* $2 is a floor: ids at or below it were all published when it was set,
- * except stragglers (a transaction that took its id early and committed
- * late), which the periodic full scan (floor 0) picks up. Without a floor
+ * except stragglers (a transaction that took its id long before it
+ * committed), which the periodic full scan (floor 0) picks up. Without a floor
  * every round walks the index entries of rows published moments ago and
  * not yet vacuumed, and that walk grows with the load. */
 #define RELAY_SELECT_SQL                                                              \
