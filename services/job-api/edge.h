@@ -9,6 +9,7 @@
 #include "hodei/daemon.h"
 #include "hodei/db.h"
 #include "hodei/rpc.h"
+#include "secrets.h"
 
 typedef struct submitter submitter;
 typedef struct worker_hub worker_hub;   /* worker_hub.c: live worker streams */
@@ -28,6 +29,7 @@ typedef struct {
     int64_t worker_heartbeat_ms;  /* worker.heartbeat_interval: told to workers at Register */
     int64_t worker_keepalive_ms;  /* worker.keepalive_interval: idle stream gets a Keepalive */
     int64_t worker_resend_ms;     /* worker.resend_interval: RunJob/CancelJob re-sent from SQL */
+    char *secrets_master_key;     /* secrets.master_key: 64 hex digits; empty = secrets off */
 } edge_config;
 
 typedef struct {
@@ -39,6 +41,8 @@ typedef struct {
     hodei_bus *bus;               /* worker commands, log streams (edge_workers.c) */
     worker_hub *workers;
     log_hub *logs;
+    bool secrets_on;              /* secrets.master_key set (secret_rpc.c) */
+    uint8_t secrets_key[SECRETS_KEY_LEN];
 } edge;
 
 /* Registers the JobExecutionService methods (jobs_rpc.c). */

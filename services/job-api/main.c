@@ -4,12 +4,15 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include <openssl/crypto.h>
+
 #include "edge.h"
 #include "edge_workers.h"
 #include "hodei/daemon.h"
 #include "hodei/log.h"
 #include "provider_rpc.h"
 #include "scheduler_rpc.h"
+#include "secret_rpc.h"
 #include "submit.h"
 
 static edge_config cfg;
@@ -43,6 +46,8 @@ static const hodei_cfg_param edge_params[] = {
      "RunJob/CancelJob re-sent from PostgreSQL to each connected worker", false, false, NULL},
     {"database.wait", HODEI_CFG_DURATION_MS, "5s", 10, 60000, P(db_wait_ms),
      "how long a read waits for a pooled connection", false, false, NULL},
+    {"secrets.master_key", HODEI_CFG_STRING, "", 0, SECRETS_KEY_HEX_LEN, P(secrets_master_key),
+     "64 hex digits (AES-256) sealing stored secrets; empty = secrets off", false, true, NULL},
 };
 #undef P
 
@@ -73,6 +78,8 @@ static hodei_status edge_start_server(edge *e, hodei_err *err)
     if (st == HODEI_OK)
         st = scheduler_rpc_register(e, err);
     if (st == HODEI_OK)
+        st = secret_rpc_register(e, err);
+    if (st == HODEI_OK)
         st = hodei_rpc_server_start(e->server, err);
     if (st == HODEI_OK)
         HLOG_INFO("listening on %s (port %d)%s", cfg.grpc_listen,
@@ -86,8 +93,14 @@ static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
     e->cfg = &cfg;
     e->common = hodei_daemon_common(d);
     hodei_rpc_global_init();
-    hodei_status st = hodei_db_create(e->common->database_url, (int)e->common->database_pool_size,
-                                      e->common->database_connect_timeout_ms, &e->db, err);
+    hodei_status st = HODEI_OK;
+    if (cfg.secrets_master_key[0]) {
+        if ((st = secrets_key_parse(cfg.secrets_master_key, e->secrets_key, err)) != HODEI_OK)
+            return st;
+        e->secrets_on = true;
+    }
+    st = hodei_db_create(e->common->database_url, (int)e->common->database_pool_size,
+                         e->common->database_connect_timeout_ms, &e->db, err);
     if (st != HODEI_OK)
         return st;
     submitter_opts so = {
@@ -121,6 +134,7 @@ static void edge_fini(hodei_daemon *d)
     edge_workers_stop(e);
     submitter_destroy(e->submit);
     hodei_db_destroy(e->db);
+    OPENSSL_cleanse(e->secrets_key, sizeof e->secrets_key);
     hodei_rpc_global_shutdown();
 }
 

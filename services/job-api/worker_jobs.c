@@ -13,10 +13,11 @@
 #include "hodei/store.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
+#include "secret_rpc.h"
 #include "worker_int.h"
 
 #define JOBS_EXIT_NONE (-1)                  /* exit code of an attempt that never exited */
-#define JOBS_SECRETS_NONE "{}"               /* secrets storage is not built yet */
+#define JOBS_SECRETS_NONE "{}"               /* a job that names no secret */
 #define JOBS_LOST_WHY "worker restarted"
 #define JOBS_STALE_WHY "assignment no longer current"
 #define JOBS_DB_TROUBLE "cannot reach the database; reconnect and re-send"
@@ -52,10 +53,43 @@ static Hodei__V1__JobSpec *jobs_unpack_spec(const char *hex)
     return spec;
 }
 
+/* The job's secrets as JSON, or "{}" when it names none. A secret that is
+ * missing or does not decrypt (or no master key) ends the attempt FAILED and
+ * returns false; a database outage returns false and the next re-send tries
+ * again. The error names the secret, never a value. */
+static bool resend_secrets(worker_session *s, const Hodei__V1__RunJob *run, char **json,
+                           size_t *len)
+{
+    edge *e = worker_hub_edge(s->hub);
+    char worker_id[HODEI_ID_BUF];
+    hodei_err err, end_err;
+    *json = NULL;
+    *len = 0;
+    if (run->spec->n_secret_refs == 0)
+        return true;
+    hodei_status st = secret_json_load(e, run->spec->secret_refs, run->spec->n_secret_refs, json,
+                                       len, &err);
+    if (st == HODEI_OK)
+        return true;
+    if (st != HODEI_ERR_NOT_FOUND && st != HODEI_ERR_PRECONDITION && st != HODEI_ERR_PERMISSION) {
+        HLOG_WARN("job %s: secrets not loaded, RunJob not sent: %s", run->job_id, err.msg);
+        return false;
+    }
+    jobs_worker_id(s, worker_id);
+    HLOG_WARN("job %s epoch %" PRId64 ": %s; ending the attempt", run->job_id, run->epoch,
+              err.msg);
+    if (worker_jobs_fail_attempt(e, worker_hub_pub(s->hub), run->job_id, worker_id, run->epoch,
+                                 err.msg, true, &end_err) != HODEI_OK)
+        HLOG_WARN("job %s: %s", run->job_id, end_err.msg);
+    return false;
+}
+
 static void resend_run(worker_session *s, const PGresult *res, int row)
 {
     Hodei__V1__RunJob run = HODEI__V1__RUN_JOB__INIT;
     Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
+    char *secrets = NULL;
+    size_t secrets_len = 0;
     run.job_id = (char *)hodei_db_get_str(res, row, 0);
     run.epoch = hodei_db_get_i64(res, row, 2);
     run.attempt = (int32_t)hodei_db_get_i64(res, row, 3);
@@ -64,11 +98,15 @@ static void resend_run(worker_session *s, const PGresult *res, int row)
         HLOG_ERROR("job %s: stored spec does not unpack; not sent", run.job_id);
         return;
     }
-    run.secrets_json.data = (uint8_t *)JOBS_SECRETS_NONE;
-    run.secrets_json.len = strlen(JOBS_SECRETS_NONE);
+    if (!resend_secrets(s, &run, &secrets, &secrets_len))
+        goto out_free_spec;
+    run.secrets_json.data = (uint8_t *)(secrets ? secrets : JOBS_SECRETS_NONE);
+    run.secrets_json.len = secrets ? secrets_len : strlen(JOBS_SECRETS_NONE);
     m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_RUN_JOB;
     m.run_job = &run;
     worker_session_send(s, &m);
+    secret_json_free(secrets, secrets_len);
+out_free_spec:
     hodei__v1__job_spec__free_unpacked(run.spec, NULL);
 }
 
