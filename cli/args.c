@@ -14,7 +14,7 @@ static const char *const args_command_names[CLI_CMD_COUNT_] = {
     [CLI_CMD_NONE] = "",          [CLI_CMD_SUBMIT] = "submit", [CLI_CMD_STATUS] = "status",
     [CLI_CMD_JOBS] = "jobs",      [CLI_CMD_CANCEL] = "cancel", [CLI_CMD_RUN] = "run",
     [CLI_CMD_LOGS] = "logs",      [CLI_CMD_WORKERS] = "workers",
-    [CLI_CMD_PROVIDERS] = "providers",
+    [CLI_CMD_PROVIDERS] = "providers", [CLI_CMD_SECRETS] = "secrets",
 };
 
 const char *cli_command_name(cli_command cmd)
@@ -460,6 +460,8 @@ static hodei_status args_command(cli_args *a, int argc, char **argv, int *i, hod
         return args_parse_workers(a, argc, argv, next, err);
     case CLI_CMD_PROVIDERS:
         return args_parse_providers(a, argc, argv, next, err);
+    case CLI_CMD_SECRETS:
+        return args_parse_secrets(a, argc, argv, next, err);
     default:
         return args_parse_simple(a, argc, argv, next, err);
     }
@@ -501,6 +503,9 @@ static void args_init(cli_args *a)
     hodei__v1__get_available_workers_request__init(&a->workers);
     hodei__v1__list_providers_request__init(&a->providers);
     hodei__v1__get_provider_health_request__init(&a->health);
+    hodei__v1__set_secret_request__init(&a->secret_set);
+    hodei__v1__list_secrets_request__init(&a->secret_list);
+    hodei__v1__delete_secret_request__init(&a->secret_delete);
     cli_arena_init(&a->arena, CLI_ARENA_MAX);
 }
 

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "arena.h"
 #include "hodei/status.h"
@@ -18,6 +19,7 @@
 #include "hodei/v1/logs.pb-c.h"
 #include "hodei/v1/provider.pb-c.h"
 #include "hodei/v1/scheduler.pb-c.h"
+#include "hodei/v1/secret.pb-c.h"
 
 #define CLI_DEFAULT_SERVER "127.0.0.1:50051"
 #define CLI_DEFAULT_CALL_TIMEOUT_MS INT64_C(10000)
@@ -31,6 +33,8 @@
 #define CLI_ARENA_MAX (4 * 1024 * 1024)
 #define CLI_DEFAULT_INTERPRETER "/bin/sh"
 #define CLI_PROVIDER_NAME_MAX 63                     /* bytes; [a-z0-9-] */
+#define CLI_SECRET_NAME_MAX 128                      /* bytes; [A-Za-z0-9_.-] */
+#define CLI_SECRET_VALUE_MAX 8192                    /* bytes of a secret value */
 
 /* Exit codes, documented in `hodei --help` and cli/README.md. */
 enum {
@@ -53,10 +57,19 @@ typedef enum {
     CLI_CMD_LOGS,
     CLI_CMD_WORKERS,
     CLI_CMD_PROVIDERS,
+    CLI_CMD_SECRETS,
     CLI_CMD_COUNT_
 } cli_command;
 
 typedef enum { CLI_OUTPUT_HUMAN = 0, CLI_OUTPUT_JSON } cli_output_format;
+
+/* `hodei secrets ACTION` */
+typedef enum {
+    CLI_SECRETS_NONE = 0,
+    CLI_SECRETS_SET,
+    CLI_SECRETS_LIST,
+    CLI_SECRETS_DELETE,
+} cli_secrets_action;
 
 typedef struct {
     /* global options */
@@ -86,6 +99,9 @@ typedef struct {
     Hodei__V1__GetAvailableWorkersRequest workers;
     Hodei__V1__ListProvidersRequest providers;
     Hodei__V1__GetProviderHealthRequest health;
+    Hodei__V1__SetSecretRequest secret_set;       /* value in the arena, never printed */
+    Hodei__V1__ListSecretsRequest secret_list;
+    Hodei__V1__DeleteSecretRequest secret_delete;
 
     /* flags that are not part of a request */
     bool no_job_exit_code;        /* run: exit 0 once the job has ended, whatever its result */
@@ -93,6 +109,9 @@ typedef struct {
     bool follow;                  /* logs -f */
     bool all_workers;             /* workers --all: every state the server returns */
     bool provider_health;         /* `providers health NAME` */
+    cli_secrets_action secrets_action;
+    const char *secret_name;      /* secrets set/delete NAME */
+    const char *secret_from_file; /* secrets set --from-file PATH; NULL = stdin */
 
     cli_arena arena;
 } cli_args;
@@ -107,6 +126,12 @@ typedef const char *(*cli_getenv_fn)(const char *name);
 hodei_status cli_args_parse(cli_args *a, int argc, char **argv, cli_getenv_fn env,
                             hodei_err *err);
 void cli_args_fini(cli_args *a);
+
+/* `secrets set`: reads the value from in (one trailing newline dropped), or
+ * from a->secret_from_file as it is when in is NULL, into a->secret_set.value.
+ * Empty or over CLI_SECRET_VALUE_MAX bytes: HODEI_ERR_INVALID naming stdin or
+ * --from-file. The parser calls it; exposed for tests. */
+hodei_status cli_secret_value_read(cli_args *a, FILE *in, hodei_err *err);
 
 /* Command names as typed ("submit"), "" for NONE. */
 const char *cli_command_name(cli_command cmd);

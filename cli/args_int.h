@@ -50,5 +50,7 @@ hodei_status args_parse_logs(cli_args *a, int argc, char **argv, int i, hodei_er
 hodei_status args_parse_workers(cli_args *a, int argc, char **argv, int i, hodei_err *err);
 /* `hodei providers` and `hodei providers health NAME` (args_fleet.c). */
 hodei_status args_parse_providers(cli_args *a, int argc, char **argv, int i, hodei_err *err);
+/* `hodei secrets set NAME [--from-file PATH] | list | delete NAME` (args_secrets.c). */
+hodei_status args_parse_secrets(cli_args *a, int argc, char **argv, int i, hodei_err *err);
 
 #endif

@@ -15,6 +15,7 @@ static const char help_tool[] =
     "  cancel    cancel a job: hodei cancel JOB_ID [--reason R]\n"
     "  workers   list ready workers: hodei workers [--provider P] [--all]\n"
     "  providers list providers; hodei providers health NAME\n"
+    "  secrets   stored secrets: hodei secrets set NAME | list | delete NAME\n"
     "  help      show the help of a command: hodei help run\n"
     "\n"
     "Global options (before the command):\n"
@@ -183,6 +184,27 @@ static const char help_providers[] =
     "With -o json: {\"providers\":[...]}, or {\"name\",\"healthy\",\"message\",\n"
     "\"workers\",\"checked_at\"} for health.\n";
 
+static const char help_secrets[] =
+    "Usage: hodei secrets set NAME [--from-file PATH]\n"
+    "       hodei secrets list\n"
+    "       hodei secrets delete NAME\n"
+    "\n"
+    "Secrets are values the edge stores encrypted (SecretService) and gives to\n"
+    "the jobs that name them (submit/run --secret NAME) as one JSON object on\n"
+    "their stdin; their output shows [REDACTED] in place of each value.\n"
+    "NAME is 1 to 128 of A-Z, a-z, 0-9, _, ., -.\n"
+    "\n"
+    "  set NAME      create or replace; the value is read from stdin (one\n"
+    "                trailing newline dropped), 1 to 8192 bytes of UTF-8\n"
+    "  list          names and update times; values are never shown\n"
+    "  delete NAME   remove it (exit 4 when there is none)\n"
+    "\n"
+    "Flags:\n"
+    "  --from-file PATH   set: read the value from PATH, as it is\n"
+    "\n"
+    "With -o json: {\"name\",\"created\",\"updated_at\"} for set,\n"
+    "{\"secrets\":[{\"name\",\"updated_at\"}]} for list, {\"name\",\"deleted\"} for delete.\n";
+
 void cli_help_print(cli_command cmd, FILE *out)
 {
     static const char *const texts[CLI_CMD_COUNT_] = {
@@ -190,7 +212,7 @@ void cli_help_print(cli_command cmd, FILE *out)
         [CLI_CMD_STATUS] = help_status, [CLI_CMD_JOBS] = help_jobs,
         [CLI_CMD_CANCEL] = help_cancel, [CLI_CMD_RUN] = help_run,
         [CLI_CMD_LOGS] = help_logs,     [CLI_CMD_WORKERS] = help_workers,
-        [CLI_CMD_PROVIDERS] = help_providers,
+        [CLI_CMD_PROVIDERS] = help_providers, [CLI_CMD_SECRETS] = help_secrets,
     };
     fputs(texts[(unsigned)cmd < CLI_CMD_COUNT_ ? cmd : CLI_CMD_NONE], out);
 }

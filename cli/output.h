@@ -48,6 +48,15 @@ int cli_output_providers(cli_output_format fmt, const Hodei__V1__ListProvidersRe
 int cli_output_provider_health(cli_output_format fmt,
                                const Hodei__V1__GetProviderHealthResponse *h, FILE *out);
 
+/* `secrets set`: "secret NAME created|replaced" or {"name","created","updated_at"};
+ * `secrets list`: table NAME, UPDATED or {"secrets":[{"name","updated_at"}]};
+ * `secrets delete`: "secret NAME deleted" or {"name","deleted":true}. */
+int cli_output_secret_set(cli_output_format fmt, const Hodei__V1__SetSecretResponse *r,
+                          FILE *out);
+int cli_output_secrets(cli_output_format fmt, const Hodei__V1__ListSecretsResponse *r,
+                       FILE *out, FILE *err);
+int cli_output_secret_deleted(cli_output_format fmt, const char *name, FILE *out);
+
 /* "process", "docker", "kubernetes", "firecracker", "unspecified". */
 const char *cli_provider_type_name(Hodei__V1__ProviderType type);
 /* "512Mi", "2Gi", "1.5Gi" (powers of 1024), "100" bytes; "-" when <= 0. */

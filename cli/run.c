@@ -86,6 +86,21 @@ typedef struct {
     const ProtobufCMessageDescriptor *resp;
 } run_call;
 
+static run_call run_call_secrets(const cli_args *a)
+{
+    switch (a->secrets_action) {
+    case CLI_SECRETS_SET:
+        return (run_call){RUN_SECRET_SERVICE "SetSecret", &a->secret_set.base,
+                          &hodei__v1__set_secret_response__descriptor};
+    case CLI_SECRETS_DELETE:
+        return (run_call){RUN_SECRET_SERVICE "DeleteSecret", &a->secret_delete.base,
+                          &hodei__v1__delete_secret_response__descriptor};
+    default:
+        return (run_call){RUN_SECRET_SERVICE "ListSecrets", &a->secret_list.base,
+                          &hodei__v1__list_secrets_response__descriptor};
+    }
+}
+
 static run_call run_call_for(const cli_args *a)
 {
     switch (a->command) {
@@ -107,9 +122,25 @@ static run_call run_call_for(const cli_args *a)
                               &hodei__v1__get_provider_health_response__descriptor};
         return (run_call){RUN_PROVIDER_SERVICE "ListProviders", &a->providers.base,
                           &hodei__v1__list_providers_response__descriptor};
+    case CLI_CMD_SECRETS:
+        return run_call_secrets(a);
     default:
         return (run_call){RUN_JOB_SERVICE "ListJobs", &a->list.base,
                           &hodei__v1__list_jobs_response__descriptor};
+    }
+}
+
+static int run_render_secrets(const cli_args *a, const ProtobufCMessage *resp, FILE *out,
+                              FILE *err)
+{
+    switch (a->secrets_action) {
+    case CLI_SECRETS_SET:
+        return cli_output_secret_set(a->output, (const Hodei__V1__SetSecretResponse *)resp, out);
+    case CLI_SECRETS_DELETE:
+        return cli_output_secret_deleted(a->output, a->secret_name, out);
+    default:
+        return cli_output_secrets(a->output, (const Hodei__V1__ListSecretsResponse *)resp, out,
+                                  err);
     }
 }
 
@@ -134,6 +165,8 @@ static int run_render(const cli_args *a, const ProtobufCMessage *resp, FILE *out
                 a->output, (const Hodei__V1__GetProviderHealthResponse *)resp, out);
         return cli_output_providers(a->output, (const Hodei__V1__ListProvidersResponse *)resp,
                                     out, err);
+    case CLI_CMD_SECRETS:
+        return run_render_secrets(a, resp, out, err);
     default:
         return cli_output_jobs(a->output, (const Hodei__V1__ListJobsResponse *)resp,
                                hodei_wall_us(), out, err);

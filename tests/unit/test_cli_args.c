@@ -634,9 +634,72 @@ Test(args, providers)
     EXPECT_USAGE("unknown flag --all for hodei providers", "providers", "--all");
 }
 
+Test(args, secrets)
+{
+    char path[64];
+    EXPECT_OK("secrets", "list");
+    cr_assert_eq(A.command, CLI_CMD_SECRETS);
+    cr_assert_eq(A.secrets_action, CLI_SECRETS_LIST);
+    EXPECT_OK("secrets", "delete", "db-pass");
+    cr_assert_eq(A.secrets_action, CLI_SECRETS_DELETE);
+    cr_assert_str_eq(A.secret_delete.name, "db-pass");
+    temp_file(path, "s3cret\n", 7);
+    EXPECT_OK("secrets", "set", "A.b_c-9", "--from-file", path);
+    cr_assert_eq(A.secrets_action, CLI_SECRETS_SET);
+    cr_assert_str_eq(A.secret_set.name, "A.b_c-9");
+    cr_assert_eq(A.secret_set.value.len, 7, "a file's value is kept as it is");
+    cr_assert_eq(memcmp(A.secret_set.value.data, "s3cret\n", 7), 0);
+    unlink(path);
+    temp_file(path, "", 0);
+    EXPECT_USAGE("--from-file: the secret value is empty", "secrets", "set", "x", "--from-file",
+                 path);
+    unlink(path);
+    EXPECT_USAGE("--from-file: cannot open", "secrets", "set", "x", "--from-file",
+                 "/nonexistent/hodei-secret");
+    EXPECT_USAGE("--from-file: needs a value", "secrets", "set", "x", "--from-file");
+    EXPECT_USAGE("--from-file: only with hodei secrets set NAME", "secrets", "delete", "x",
+                 "--from-file", "/dev/null");
+    EXPECT_USAGE("missing action", "secrets");
+    EXPECT_USAGE("unknown action \"get\"", "secrets", "get", "x");
+    EXPECT_USAGE("NAME: required (hodei secrets delete NAME)", "secrets", "delete");
+    EXPECT_USAGE("NAME: required (hodei secrets set NAME)", "secrets", "set", "--from-file",
+                 "/dev/null");
+    EXPECT_USAGE("NAME: must be 1 to 128", "secrets", "delete", "a/b");
+    EXPECT_USAGE("unexpected argument \"y\"", "secrets", "delete", "x", "y");
+    EXPECT_USAGE("unexpected argument \"x\"", "secrets", "list", "x");
+    EXPECT_OK("secrets", "set", "--help");
+    cr_assert(A.help);
+}
+
+Test(args, secret_value_from_stdin)
+{
+    static char big[CLI_SECRET_VALUE_MAX + 2];
+    FILE *f = fmemopen("hunter2\n", 8, "r");
+    EXPECT_OK("secrets", "list");
+    cr_assert_eq(cli_secret_value_read(&A, f, &E), HODEI_OK, "%s", E.msg);
+    fclose(f);
+    cr_assert_eq(A.secret_set.value.len, 7, "one trailing newline is dropped");
+    cr_assert_eq(memcmp(A.secret_set.value.data, "hunter2", 7), 0);
+    f = fmemopen("\n", 1, "r");
+    cr_assert_eq(cli_secret_value_read(&A, f, &E), HODEI_ERR_INVALID);
+    fclose(f);
+    cr_assert_str_eq(E.msg, "stdin: the secret value is empty");
+    memset(big, 'x', sizeof big);
+    f = fmemopen(big, CLI_SECRET_VALUE_MAX + 1, "r");
+    cr_assert_eq(cli_secret_value_read(&A, f, &E), HODEI_ERR_INVALID);
+    fclose(f);
+    cr_assert_not_null(strstr(E.msg, "over 8192 bytes"));
+    cr_assert_null(strstr(E.msg, "xxxx"), "the value is never echoed");
+    big[CLI_SECRET_VALUE_MAX] = '\n';
+    f = fmemopen(big, CLI_SECRET_VALUE_MAX + 1, "r");
+    cr_assert_eq(cli_secret_value_read(&A, f, &E), HODEI_OK, "%s", E.msg);
+    fclose(f);
+    cr_assert_eq(A.secret_set.value.len, CLI_SECRET_VALUE_MAX);
+}
+
 Test(args, every_new_command_has_help)
 {
-    static const char *const names[] = {"run", "logs", "workers", "providers"};
+    static const char *const names[] = {"run", "logs", "workers", "providers", "secrets"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         cr_assert_eq(PARSE(names[i], "--help"), HODEI_OK, "%s --help: %s", names[i], E.msg);
         cr_assert(A.help);
