@@ -182,6 +182,36 @@ Test(secrets, bad_input_refused, .init = setup_key, .fini = teardown, .timeout =
     cr_assert_eq(sql("SELECT count(*) FROM audit_log WHERE object_type = '%s'", "secret"), 0);
 }
 
+/* `hodei secrets` as a user runs it: the value from stdin, never printed. */
+Test(secrets, cli_set_list_delete, .init = setup_key, .fini = teardown, .timeout = 120)
+{
+    char out[MSG_MAX];
+    const char *bin = stack.bin, *srv = edge.target;
+    cr_assert_eq(harness_sh(&stack, out, sizeof out,
+                            "printf 'cli-v4lue\\n' | '%s/hodei' --server %s secrets set cli.key",
+                            bin, srv),
+                 0, "%s", out);
+    cr_assert_str_eq(out, "secret cli.key created\n");
+    cr_assert_eq(sql("SELECT count(*) FROM secrets WHERE name = '%s'"
+                     " AND length(value) = 9 + 16", "cli.key"),
+                 1, "one trailing newline dropped");
+    cr_assert_eq(harness_sh(&stack, out, sizeof out, "'%s/hodei' --server %s secrets list", bin,
+                            srv),
+                 0);
+    cr_assert_not_null(strstr(out, "cli.key"), "%s", out);
+    cr_assert_null(strstr(out, "cli-v4lue"), "%s", out);
+    cr_assert_eq(harness_sh(&stack, out, sizeof out,
+                            "'%s/hodei' --server %s secrets delete cli.key", bin, srv),
+                 0);
+    cr_assert_eq(harness_sh(&stack, out, sizeof out,
+                            "'%s/hodei' --server %s secrets delete cli.key 2>&1", bin, srv),
+                 4, "%s", out);
+    cr_assert_eq(harness_sh(&stack, out, sizeof out,
+                            "'%s/hodei' --server %s secrets set 'bad name' </dev/null 2>&1", bin,
+                            srv),
+                 2, "%s", out);
+}
+
 Test(secrets, no_master_key, .init = setup_nokey, .fini = teardown, .timeout = 120)
 {
     char msg[MSG_MAX];
