@@ -153,3 +153,20 @@ Test(e2e_secrets, value_reaches_the_job_and_nothing_else, .timeout = 600)
     cr_assert_str_eq(grep_out, "", "daemon logs holding the value: %s", grep_out);
     cluster_stop(&cl);
 }
+
+/* Without secrets.master_key a job naming a secret fails at once, and the
+ * error names the setting. */
+Test(e2e_secrets, no_master_key_fails_the_job, .timeout = 600)
+{
+    static const char *const no_key_env[] = {"HODEI_LOG_LEVEL=info", NULL};
+    char id[HODEI_ID_BUF], state[32];
+    cluster_start(&cl, no_key_env);
+    cluster_provider(&cl, 1, 3000, 0);
+    queue_with_secret("echo should-not-run", "db-pass", id);
+    cr_assert(cluster_wait_job(&cl, id, JOB_WAIT_MS, state, sizeof state), "job did not end");
+    cr_assert_str_eq(state, "FAILED");
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s'"
+                      " AND error = 'secrets.master_key is not set'", id),
+                 1);
+    cluster_stop(&cl);
+}
