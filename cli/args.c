@@ -528,5 +528,8 @@ hodei_status cli_args_parse(cli_args *a, int argc, char **argv, cli_getenv_fn en
 
 void cli_args_fini(cli_args *a)
 {
+    if (a->secret_set.value.data)
+        explicit_bzero(a->secret_set.value.data, a->secret_set.value.len);
+    a->secret_set.value.data = NULL;
     cli_arena_fini(&a->arena);
 }

@@ -121,6 +121,8 @@ fail:
 out:
     PQclear(res);
     free(sealed);
+    if (req->value.data) /* the handler is the request's last reader */
+        OPENSSL_cleanse(req->value.data, req->value.len);
 }
 
 /* -------------------------------------------------------------- ListSecrets */
