@@ -198,8 +198,8 @@ static void sched_wait(sched *s, int64_t wait_ms)
         s->events += ev.n;
     }
     bool ok = true;
-    if (s->conn && (notified || (have && ev.trigger)))
-        ok = sched_passes(s);
+    if (notified || (have && ev.trigger))
+        ok = s->conn && sched_passes(s);    /* no connection: redelivered later */
     if (have)
         sched_feed_done(s, &ev, ok);
 }
