@@ -12,6 +12,7 @@
 #include "cluster.h"
 #include "hodei/time.h"
 #include "hodei/v1/logs.pb-c.h"
+#include "hodei/v1/secret.pb-c.h"
 
 static cluster cl;
 
@@ -225,11 +226,15 @@ Test(e2e, every_daemon_killed_twice_while_jobs_run_loses_and_doubles_nothing, .t
     cluster_stop(&cl);
 }
 
+#define SECRET_VALUE "hunter2-s3cr3t-value"
+
 typedef struct {
     cluster *c;
     const char *job;
-    int64_t lines;        /* lines received, each checked in order */
+    int64_t lines;        /* lines received: 1..N in order, then the secrets line */
     int64_t bad;          /* out of order, repeated or malformed */
+    int64_t leaks;        /* lines holding the secret's value */
+    bool redacted_seen;   /* the job's echo of its stdin came back redacted */
     Hodei__V1__JobState final_state;
     char error[600];
 } follower;
@@ -261,7 +266,11 @@ static void *follow_main(void *arg)
             char want[32];
             int n = snprintf(want, sizeof want, "%lld", (long long)(f->lines + 1));
             const ProtobufCBinaryData *d = &ch->lines[i]->data;
-            if (d->len != (size_t)n || memcmp(d->data, want, (size_t)n) != 0)
+            if (d->len && memmem(d->data, d->len, SECRET_VALUE, strlen(SECRET_VALUE)))
+                f->leaks++;
+            if (f->lines >= 200000)
+                f->redacted_seen |= d->len && memmem(d->data, d->len, "[REDACTED]", 10);
+            else if (d->len != (size_t)n || memcmp(d->data, want, (size_t)n) != 0)
                 f->bad++;
             f->lines++;
         }
@@ -276,14 +285,61 @@ static void *follow_main(void *arg)
     return NULL;
 }
 
+static void set_secret(cluster *c, const char *name, const char *value)
+{
+    Hodei__V1__SetSecretRequest req = HODEI__V1__SET_SECRET_REQUEST__INIT;
+    req.name = (char *)name;
+    req.value.data = (uint8_t *)value;
+    req.value.len = strlen(value);
+    hodei_rpc_result res;
+    hodei_err err;
+    ProtobufCMessage *out = NULL;
+    cr_assert_eq(hodei_rpc_unary(c->edge.ch, "/hodei.v1.SecretService/SetSecret", &req.base,
+                                 &hodei__v1__set_secret_response__descriptor, 10000, &out, &res,
+                                 &err),
+                 HODEI_OK, "%s", err.msg);
+    cr_assert_eq(res.code, HODEI_GRPC_OK, "SetSecret: %s", res.message);
+    protobuf_c_message_free_unpacked(out, NULL);
+}
+
+/* `seq 1 200000`, then the job echoes its stdin: the secrets JSON. */
+static void queue_with_secret(cluster *c, const char *secret, char *id_out)
+{
+    Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
+    Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
+    Hodei__V1__ShellCommand cmd = HODEI__V1__SHELL_COMMAND__INIT;
+    char *args[] = {"-c", "seq 1 200000; cat; echo"};
+    char *refs[] = {(char *)secret};
+    cmd.command = "sh";
+    cmd.n_args = 2;
+    cmd.args = args;
+    spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
+    spec.command = &cmd;
+    spec.n_secret_refs = 1;
+    spec.secret_refs = refs;
+    req.spec = &spec;
+    ProtobufCMessage *resp = NULL;
+    char msg[512];
+    cr_assert_eq(edge_call(&c->edge, "QueueJob", &req.base,
+                           &hodei__v1__queue_job_response__descriptor, &resp, msg, sizeof msg),
+                 HODEI_GRPC_OK, "QueueJob: %s", msg);
+    snprintf(id_out, 37, "%s", ((Hodei__V1__QueueJobResponse *)resp)->job_id);
+    protobuf_c_message_free_unpacked(resp, NULL);
+}
+
 Test(e2e, two_hundred_thousand_lines_reach_early_and_late_followers_once_in_order,
      .timeout = 600)
 {
     enum { LINES = 200000 };
+    static const char *const env[] = {
+        "HODEI_SECRETS_MASTER_KEY="
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+        "HODEI_SUPERVISOR_HEARTBEAT_TIMEOUT=3s", NULL};
     char id[37], state[32];
-    cluster_start(&cl, fast_env);
+    cluster_start(&cl, env);
     cluster_provider(&cl, 2, 60000, 0);
-    cluster_queue(&cl, "seq 1 200000", 1, 0, id);
+    set_secret(&cl, "db-pass", SECRET_VALUE);
+    queue_with_secret(&cl, "db-pass", id);
     follower early = {.c = &cl, .job = id}, late = {.c = &cl, .job = id};
     pthread_t t;
     pthread_create(&t, NULL, follow_main, &early);   /* before the job starts */
@@ -293,9 +349,12 @@ Test(e2e, two_hundred_thousand_lines_reach_early_and_late_followers_once_in_orde
     pthread_join(t, NULL);
     cr_expect_str_eq(early.error, "");
     cr_expect_str_eq(late.error, "");
-    cr_expect_eq(early.lines, LINES, "the early follower got %lld lines", (long long)early.lines);
-    cr_expect_eq(late.lines, LINES, "the late follower got %lld lines", (long long)late.lines);
-    cr_expect_eq(early.bad + late.bad, 0, "every line once, in order");
+    cr_expect_geq(early.lines, LINES + 1, "the early follower got %lld lines",
+                  (long long)early.lines);
+    cr_expect_eq(early.lines, late.lines, "both followers got the same lines");
+    cr_expect_eq(early.bad + late.bad, 0, "lines 1..200000 once each, in order");
+    cr_expect_eq(early.leaks + late.leaks, 0, "the secret's value reached no follower");
+    cr_expect(early.redacted_seen && late.redacted_seen, "the job's echo came back redacted");
     cr_expect_eq(early.final_state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
     cr_expect_eq(late.final_state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
     cluster_stop(&cl);
