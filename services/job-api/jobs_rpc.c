@@ -118,36 +118,6 @@ fail:
 
 /* ---------------------------------------------------------------- CancelJob */
 
-typedef struct {
-    Hodei__V1__JobState state;
-    char worker_id[HODEI_ID_BUF];
-    int64_t epoch;
-    bool cancel_requested;
-} cancel_view;
-
-static hodei_status cancel_lock(PGconn *conn, const char *id, cancel_view *v, hodei_err *err)
-{
-    const char *params[1] = {id};
-    PGresult *res = NULL;
-    hodei_status st = hodei_db_exec(conn,
-                                    "SELECT state, coalesce(worker_id::text, ''), epoch,"
-                                    " cancel_requested FROM jobs WHERE id = $1 FOR UPDATE",
-                                    1, params, &res, err);
-    if (st != HODEI_OK)
-        return st;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return hodei_err_set(err, HODEI_ERR_NOT_FOUND, "job %s not found", id);
-    }
-    if (!hodei_job_state_parse(hodei_db_get_str(res, 0, 0), &v->state))
-        v->state = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
-    hodei_strlcpy(v->worker_id, hodei_db_get_str(res, 0, 1), sizeof v->worker_id);
-    v->epoch = hodei_db_get_i64(res, 0, 2);
-    v->cancel_requested = hodei_db_get_str(res, 0, 3)[0] == 't';
-    PQclear(res);
-    return HODEI_OK;
-}
-
 /* PENDING: cancelled at once, and JobFinished tells whoever waits. */
 static hodei_status cancel_pending(PGconn *conn, const char *id, const char *reason,
                                    hodei_err *err)
@@ -175,7 +145,7 @@ static hodei_status cancel_pending(PGconn *conn, const char *id, const char *rea
 
 /* ASSIGNED or RUNNING: marked, and the worker holding it is told through
  * its own subject. A repeated cancel changes nothing. */
-static hodei_status cancel_running(PGconn *conn, const char *id, const cancel_view *v,
+static hodei_status cancel_running(PGconn *conn, const char *id, const hodei_job_view *v,
                                    const char *reason, hodei_err *err)
 {
     if (v->cancel_requested)
@@ -204,11 +174,11 @@ static hodei_status cancel_running(PGconn *conn, const char *id, const cancel_vi
 static hodei_status cancel_tx(PGconn *conn, const char *id, const char *reason, PGresult **out,
                               hodei_err *err)
 {
-    cancel_view v;
+    hodei_job_view v;
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
         return st;
-    if ((st = cancel_lock(conn, id, &v, err)) != HODEI_OK)
+    if ((st = hodei_store_job_read(conn, id, true, &v, err)) != HODEI_OK)
         goto rollback;
     if (hodei_job_state_terminal(v.state)) {
         st = hodei_err_set(err, HODEI_ERR_PRECONDITION, "job %s has already finished (%s)", id,

@@ -38,43 +38,13 @@ static void srpc_release(edge *e, PGconn *conn, hodei_status st)
 
 /* -------------------------------------------------------------- ScheduleJob */
 
-typedef struct {
-    Hodei__V1__JobState state;
-    char worker_id[HODEI_ID_BUF];
-    int32_t priority;
-    char provider[SCHED_RPC_PROVIDER_MAX + 1];
-} srpc_job;
-
-static hodei_status srpc_job_read(PGconn *conn, const char *id, srpc_job *j, hodei_err *err)
-{
-    const char *params[1] = {id};
-    PGresult *res = NULL;
-    hodei_status st = hodei_db_exec(conn,
-                                    "SELECT state, coalesce(worker_id::text, ''), priority, provider"
-                                    "  FROM jobs WHERE id = $1",
-                                    1, params, &res, err);
-    if (st != HODEI_OK)
-        return st;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return hodei_err_set(err, HODEI_ERR_NOT_FOUND, "job %s not found", id);
-    }
-    if (!hodei_job_state_parse(hodei_db_get_str(res, 0, 0), &j->state))
-        j->state = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
-    hodei_strlcpy(j->worker_id, hodei_db_get_str(res, 0, 1), sizeof j->worker_id);
-    j->priority = (int32_t)hodei_db_get_i64(res, 0, 2);
-    hodei_strlcpy(j->provider, hodei_db_get_str(res, 0, 3), sizeof j->provider);
-    PQclear(res);
-    return HODEI_OK;
-}
-
 /* A pending job gets a JobQueued event: the schedulers' wake-up. */
-static hodei_status srpc_schedule_tx(PGconn *conn, const char *id, srpc_job *j, hodei_err *err)
+static hodei_status srpc_schedule_tx(PGconn *conn, const char *id, hodei_job_view *j, hodei_err *err)
 {
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
         return st;
-    if ((st = srpc_job_read(conn, id, j, err)) != HODEI_OK)
+    if ((st = hodei_store_job_read(conn, id, false, j, err)) != HODEI_OK)
         goto out_rollback;
     if (j->state == HODEI__V1__JOB_STATE__JOB_STATE_PENDING) {
         Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
@@ -101,7 +71,7 @@ static void srpc_schedule(hodei_rpc_call *call, const ProtobufCMessage *msg, voi
     Hodei__V1__ScheduleJobResponse resp = HODEI__V1__SCHEDULE_JOB_RESPONSE__INIT;
     hodei_err err;
     PGconn *conn = NULL;
-    srpc_job j;
+    hodei_job_view j;
     hodei_status st;
 
     if (!req->job_id || !req->job_id[0] || !hodei_id_valid(req->job_id)) {

@@ -17,26 +17,17 @@ int64_t hodei_retry_backoff_ms(int32_t attempt)
     return ms < HODEI_RETRY_BACKOFF_MAX_MS ? ms : HODEI_RETRY_BACKOFF_MAX_MS;
 }
 
-typedef struct {
-    Hodei__V1__JobState state;
-    char worker_id[40];
-    int64_t epoch;
-    int32_t attempt;
-    int32_t max_attempts;
-    bool cancel_requested;
-    int32_t priority;
-    char provider[80];
-} job_lock_view;
+#define JOB_READ_SQL                                                                  \
+    "SELECT state, coalesce(worker_id::text, ''), epoch, attempt, max_attempts,"     \
+    " cancel_requested, priority, provider FROM jobs WHERE id = $1"
 
-static hodei_status job_lock(PGconn *conn, const char *job_id, job_lock_view *v, hodei_err *err)
+hodei_status hodei_store_job_read(PGconn *conn, const char *job_id, bool lock, hodei_job_view *v,
+                                  hodei_err *err)
 {
     const char *params[1] = {job_id};
     PGresult *res = NULL;
-    hodei_status st = hodei_db_exec(conn,
-                                    "SELECT state, coalesce(worker_id::text, ''), epoch, attempt,"
-                                    " max_attempts, cancel_requested, priority, provider"
-                                    " FROM jobs WHERE id = $1 FOR UPDATE",
-                                    1, params, &res, err);
+    hodei_status st = hodei_db_exec(conn, lock ? JOB_READ_SQL " FOR UPDATE" : JOB_READ_SQL, 1,
+                                    params, &res, err);
     if (st != HODEI_OK)
         return st;
     if (PQntuples(res) == 0) {
@@ -56,7 +47,7 @@ static hodei_status job_lock(PGconn *conn, const char *job_id, job_lock_view *v,
     return HODEI_OK;
 }
 
-static hodei_status job_check_owner(const char *job_id, const job_lock_view *v,
+static hodei_status job_check_owner(const char *job_id, const hodei_job_view *v,
                                     const char *worker_id, int64_t epoch, hodei_err *err)
 {
     if (strcmp(v->worker_id, worker_id) != 0 || v->epoch != epoch)
@@ -71,8 +62,8 @@ static hodei_status job_check_owner(const char *job_id, const job_lock_view *v,
 hodei_status hodei_store_job_started(PGconn *conn, const char *job_id, const char *worker_id,
                                      int64_t epoch, hodei_err *err)
 {
-    job_lock_view v;
-    hodei_status st = job_lock(conn, job_id, &v, err);
+    hodei_job_view v;
+    hodei_status st = hodei_store_job_read(conn, job_id, true, &v, err);
     if (st == HODEI_OK)
         st = job_check_owner(job_id, &v, worker_id, epoch, err);
     if (st != HODEI_OK)
@@ -90,7 +81,7 @@ hodei_status hodei_store_job_started(PGconn *conn, const char *job_id, const cha
 }
 
 static hodei_status job_requeue(PGconn *conn, const hodei_attempt_end *end,
-                                const job_lock_view *v, hodei_err *err)
+                                const hodei_job_view *v, hodei_err *err)
 {
     char backoff[32];
     snprintf(backoff, sizeof backoff, "%" PRId64, hodei_retry_backoff_ms(v->attempt));
@@ -152,12 +143,12 @@ static bool end_state_valid(Hodei__V1__JobState s)
 hodei_status hodei_store_attempt_end(PGconn *conn, const hodei_attempt_end *end,
                                      Hodei__V1__JobState *final_out, hodei_err *err)
 {
-    job_lock_view v;
+    hodei_job_view v;
     if (!end_state_valid(end->state))
         return hodei_err_set(err, HODEI_ERR_INVALID, "state: an attempt ends SUCCEEDED, FAILED,"
                                                      " TIMEOUT or CANCELLED, not %s",
                              hodei_job_state_name(end->state));
-    hodei_status st = job_lock(conn, end->job_id, &v, err);
+    hodei_status st = hodei_store_job_read(conn, end->job_id, true, &v, err);
     if (st == HODEI_OK)
         st = job_check_owner(end->job_id, &v, end->worker_id, end->epoch, err);
     if (st != HODEI_OK)

@@ -28,6 +28,24 @@ hodei_status hodei_outbox_append(PGconn *conn, Hodei__V1__Event *ev, const char 
                                  const char *aggregate_type, const char *aggregate_id,
                                  const char *event_type, hodei_err *err);
 
+/* A job's scheduling state, as the transitions and the edge's RPCs read it. */
+#define HODEI_STORE_PROVIDER_MAX 63     /* as providers.name allows */
+typedef struct {
+    Hodei__V1__JobState state;
+    char worker_id[40];                 /* "" when unassigned */
+    int64_t epoch;
+    int32_t attempt;
+    int32_t max_attempts;
+    int32_t priority;
+    bool cancel_requested;
+    char provider[HODEI_STORE_PROVIDER_MAX + 1];
+} hodei_job_view;
+
+/* Reads job_id's view; lock = true takes the row lock (FOR UPDATE) for the
+ * caller's transaction. HODEI_ERR_NOT_FOUND "job <id> not found". */
+hodei_status hodei_store_job_read(PGconn *conn, const char *job_id, bool lock, hodei_job_view *v,
+                                  hodei_err *err);
+
 /* Worker acknowledged RunJob: ASSIGNED -> RUNNING, started_at = now().
  * HODEI_ERR_PRECONDITION when the job is not ASSIGNED to this worker at this
  * epoch (already RUNNING at this epoch counts as OK: acks may repeat). */
