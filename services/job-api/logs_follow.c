@@ -25,6 +25,7 @@
 #include "hodei/time.h"
 #include "hodei/util.h"
 #include "logs_int.h"
+#include "hodei/sync.h"
 
 #define LOGS_FOLLOWERS_MAX 1024        /* SubscribeLogs calls open at once */
 #define LOGS_SEND_QUEUE_MAX 8          /* chunks queued for one client before we wait */
@@ -412,11 +413,7 @@ hodei_status log_hub_create(edge *e, log_hub **out, hodei_err *err)
     h->e = e;
     atomic_init(&h->subs_live, 0);
     pthread_mutex_init(&h->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    hodei_cond_init_monotonic(&h->cv);
     if (pthread_create(&h->checker, NULL, check_thread, h) != 0) {
         log_hub_destroy(h);
         return hodei_err_set(err, HODEI_ERR_INTERNAL, "log followers: cannot start a thread");

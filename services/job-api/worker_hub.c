@@ -15,6 +15,7 @@
 #include "hodei/time.h"
 #include "hodei/util.h"
 #include "worker_int.h"
+#include "hodei/sync.h"
 
 #define HUB_TICK_MS 100                   /* the ticker's longest sleep */
 #define HUB_SNAPSHOT_MAX 1024             /* sessions handled per tick; the rest next tick */
@@ -524,11 +525,7 @@ hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_er
     h->pub = pub;
     atomic_init(&h->subs_live, 0);
     pthread_mutex_init(&h->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    hodei_cond_init_monotonic(&h->cv);
     if (pthread_create(&h->ticker, NULL, hub_ticker, h) != 0) {
         worker_hub_destroy(h);
         return hodei_err_set(err, HODEI_ERR_INTERNAL, "worker hub: cannot start its thread");

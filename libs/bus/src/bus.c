@@ -10,6 +10,7 @@
 #include "hodei/assert.h"
 #include "hodei/log.h"
 #include "hodei/util.h"
+#include "hodei/sync.h"
 
 #define BUS_SERVERS_MAX          16
 #define BUS_URL_MAX              2048
@@ -99,13 +100,9 @@ static void bus_on_closed(natsConnection *nc, void *closure)
 
 static void bus_sync_init(hodei_bus *bus)
 {
-    pthread_condattr_t ca;
 
     pthread_mutex_init(&bus->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&bus->closed_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    hodei_cond_init_monotonic(&bus->closed_cond);
 }
 
 /* Splits "nats://a:4222, nats://b:4222" in place into servers[]. */

@@ -15,6 +15,7 @@
 #include "hodei/db.h"
 #include "hodei/log.h"
 #include "hodei/time.h"
+#include "hodei/sync.h"
 
 #define DB_POOL_SIZE_MAX 256
 
@@ -52,11 +53,7 @@ hodei_status hodei_db_create(const char *url, int size, int64_t connect_timeout_
     db->connect_timeout_ms = connect_timeout_ms > 0 ? connect_timeout_ms
                                                     : DB_CONNECT_TIMEOUT_DEFAULT_MS;
     pthread_mutex_init(&db->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&db->freed, &ca);
-    pthread_condattr_destroy(&ca);
+    hodei_cond_init_monotonic(&db->freed);
     *out = db;
     return HODEI_OK;
 
