@@ -37,7 +37,8 @@
     "SELECT " RELAY_ROW_COLUMNS                                                       \
     " FROM outbox WHERE published_at IS NULL AND id > $2::bigint ORDER BY id LIMIT $1"
 #define RELAY_MARK_SQL                                                                \
-    "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])"
+    "UPDATE outbox SET published_at = clock_timestamp()"                              \
+    " WHERE id = ANY($1::bigint[]) AND published_at IS NULL"
 /* Marks $1 and reads the next rows in one statement; the SELECT sees the
  * snapshot before the UPDATE, hence the explicit exclusion of $1. */
 #define RELAY_MARK_FETCH_SQL                                                          \

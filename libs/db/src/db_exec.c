@@ -80,7 +80,16 @@ hodei_status hodei_db_exec_bin(PGconn *conn, const char *sql, int n_params,
     HODEI_ASSERT(conn && sql && n_params >= 0 && (n_params == 0 || params));
     if (res)
         *res = NULL;
-    PGresult *r = PQexecParams(conn, sql, n_params, NULL, params, lengths, formats, 0);
+    const char *name = db_stmt_name(conn, sql, n_params);
+    PGresult *r = name ? PQexecPrepared(conn, name, n_params, params, lengths, formats, 0)
+                       : PQexecParams(conn, sql, n_params, NULL, params, lengths, formats, 0);
+    if (name && r && PQresultStatus(r) == PGRES_FATAL_ERROR) {
+        /* The schema changed under the prepared statement (0A000) or the
+         * server forgot it: prepare afresh next time. */
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (state && (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0))
+            db_stmt_forget(conn, sql);
+    }
     return db_result_take(conn, r, res, err);
 }
 

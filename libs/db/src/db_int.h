@@ -3,6 +3,7 @@
 #define HODEI_DB_INT_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "hodei/status.h"
@@ -27,5 +28,11 @@ hodei_status db_conn_open(const char *url, int64_t timeout_ms, PGconn **out, hod
 
 /* Maps a failed result (or NULL result) on conn to a status and message. */
 hodei_status db_result_error(PGconn *conn, const PGresult *res, hodei_err *err);
+
+/* The prepared statement for sql on conn, preparing it on first use (see
+ * db_stmt.c); NULL: run it unprepared. */
+const char *db_stmt_name(PGconn *conn, const char *sql, int n_params);
+/* Drops sql from conn's cache (its prepared statement went stale). */
+void db_stmt_forget(PGconn *conn, const char *sql);
 
 #endif

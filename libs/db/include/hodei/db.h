@@ -42,6 +42,12 @@ hodei_status hodei_db_connect(const char *url, int64_t connect_timeout_ms, PGcon
  * HODEI_ERR_INTERNAL otherwise; err->msg holds PostgreSQL's primary message. */
 hodei_status hodei_db_exec(PGconn *conn, const char *sql, int n_params,
                            const char *const *params, PGresult **res, hodei_err *err);
+/* hodei_db_exec and hodei_db_exec_bin prepare each statement text on its
+ * first run on a connection and execute the prepared statement afterwards
+ * (up to 96 texts per connection; texts holding ';' always run unprepared).
+ * Off switch, for poolers that cannot keep prepared statements (PgBouncer in
+ * transaction mode): call before any query. */
+void hodei_db_statement_cache(bool on);
 /* As hodei_db_exec with per-parameter lengths and formats (1 = binary), for
  * bytea payloads. */
 hodei_status hodei_db_exec_bin(PGconn *conn, const char *sql, int n_params,
