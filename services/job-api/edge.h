@@ -29,6 +29,7 @@ typedef struct {
     int64_t worker_heartbeat_ms;  /* worker.heartbeat_interval: told to workers at Register */
     int64_t worker_keepalive_ms;  /* worker.keepalive_interval: idle stream gets a Keepalive */
     int64_t worker_resend_ms;     /* worker.resend_interval: RunJob/CancelJob re-sent from SQL */
+    bool worker_handoff;          /* worker.handoff: a result takes the next pending job */
     char *secrets_master_key;     /* secrets.master_key: 64 hex digits; empty = secrets off */
 } edge_config;
 

@@ -9,11 +9,13 @@
 
 #include "hodei/assert.h"
 #include "hodei/buf.h"
+#include "hodei/bus.h"
 #include "hodei/db.h"
 #include "hodei/log.h"
 #include "hodei/sqlarr.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
+#include "hodei/v1/events.pb-c.h"
 #include "worker_int.h"
 #include "hodei/sync.h"
 
@@ -102,12 +104,36 @@ static bool hub_unlist_locked(worker_hub *h, worker_session *s)
 
 /* ------------------------------------------------------------ subscriptions */
 
+static worker_session *hub_find(worker_hub *h, const char *worker_id);
+
+/* true when msg is a JobAssigned whose RunJob this edge already sent to the
+ * worker (a hand-off on its result): nothing to re-read. */
+static bool hub_assigned_known(worker_hub *h, const char *worker_id, natsMsg *msg)
+{
+    Hodei__V1__Event *ev = hodei__v1__event__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(msg), (const uint8_t *)natsMsg_GetData(msg));
+    bool known = false;
+    if (ev && ev->body_case == HODEI__V1__EVENT__BODY_JOB_ASSIGNED && ev->job_assigned->job_id) {
+        worker_session *s = hub_find(h, worker_id);
+        if (s) {
+            known = worker_session_was_sent(s, ev->job_assigned->job_id,
+                                            ev->job_assigned->epoch);
+            worker_session_unref(s);
+        }
+    }
+    if (ev)
+        hodei__v1__event__free_unpacked(ev, NULL);
+    return known;
+}
+
 static void hub_on_event(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     worker_hub *h = closure;
     const char *subject = natsMsg_GetSubject(msg);
     const char *dot = subject ? strrchr(subject, '.') : NULL;
-    if (dot && hodei_id_valid(dot + 1))
+    bool assigned = subject && strncmp(subject, HODEI_SUBJ_JOB_ASSIGNED_PREFIX,
+                                       strlen(HODEI_SUBJ_JOB_ASSIGNED_PREFIX)) == 0;
+    if (dot && hodei_id_valid(dot + 1) && !(assigned && hub_assigned_known(h, dot + 1, msg)))
         worker_hub_kick(h, dot + 1);
     natsMsg_Destroy(msg);
 }
@@ -317,6 +343,26 @@ bool worker_session_owns(worker_session *s, const char *job_id, int64_t epoch)
         owns = s->jobs[i].epoch == epoch && strcasecmp(s->jobs[i].job_id, job_id) == 0;
     pthread_mutex_unlock(&s->mu);
     return owns;
+}
+
+void worker_session_note_sent(worker_session *s, const char *job_id, int64_t epoch)
+{
+    pthread_mutex_lock(&s->mu);
+    worker_job_ref *r = &s->sent[s->sent_next];
+    hodei_strlcpy(r->job_id, job_id, sizeof r->job_id);
+    r->epoch = epoch;
+    s->sent_next = (s->sent_next + 1) % WORKER_SENT_MAX;
+    pthread_mutex_unlock(&s->mu);
+}
+
+bool worker_session_was_sent(worker_session *s, const char *job_id, int64_t epoch)
+{
+    bool sent = false;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < WORKER_SENT_MAX && !sent; i++)
+        sent = s->sent[i].epoch == epoch && strcasecmp(s->sent[i].job_id, job_id) == 0;
+    pthread_mutex_unlock(&s->mu);
+    return sent;
 }
 
 /* --------------------------------------------------------------- heartbeats */

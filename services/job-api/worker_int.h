@@ -21,6 +21,7 @@
 
 #define WORKER_SESSION_JOBS_MAX 64     /* (job, epoch) pairs a session remembers as its own */
 #define WORKER_SUSPECTS_MAX 64         /* RUNNING jobs missing from a Hello, checked later */
+#define WORKER_SENT_MAX 8              /* RunJobs a session remembers having sent */
 #define WORKER_RUNNING_IDS_MAX 256     /* Hello.running_job_ids entries */
 #define WORKER_TOKEN_MAX 512           /* bootstrap and session tokens, bytes */
 #define WORKER_SESSION_TOKEN_BYTES 32  /* random bytes; sent as 64 hex characters */
@@ -57,6 +58,8 @@ struct worker_session {
     Hodei__V1__ResourceUsage usage;     /* from the last heartbeat */
     worker_job_ref jobs[WORKER_SESSION_JOBS_MAX];  /* attempts this stream runs */
     size_t n_jobs, jobs_next;
+    worker_job_ref sent[WORKER_SENT_MAX];   /* RunJobs sent lately (ring) */
+    size_t sent_next;
     worker_job_ref suspects[WORKER_SUSPECTS_MAX];
     size_t n_suspects;
     int64_t suspects_due_ms;            /* INT64_MAX = none */
@@ -101,6 +104,10 @@ void worker_session_end(worker_session *s, hodei_grpc_code code, const char *why
 void worker_session_own(worker_session *s, const char *job_id, int64_t epoch);
 void worker_session_forget(worker_session *s, const char *job_id);
 bool worker_session_owns(worker_session *s, const char *job_id, int64_t epoch);
+/* RunJob of job_id at epoch went out on this stream (remembered for the last
+ * WORKER_SENT_MAX): an assignment event naming it needs no re-read. */
+void worker_session_note_sent(worker_session *s, const char *job_id, int64_t epoch);
+bool worker_session_was_sent(worker_session *s, const char *job_id, int64_t epoch);
 
 /* ----------------------------------------------------------- worker_jobs.c */
 

@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include "hodei/buf.h"
+#include "hodei/bus.h"
 #include "hodei/db.h"
 #include "hodei/job_state.h"
 #include "hodei/log.h"
+#include "hodei/sched_strategy.h"
 #include "hodei/store.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
@@ -104,7 +106,8 @@ static void resend_run(worker_session *s, const PGresult *res, int row)
     run.secrets_json.len = secrets ? secrets_len : strlen(JOBS_SECRETS_NONE);
     m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_RUN_JOB;
     m.run_job = &run;
-    worker_session_send(s, &m);
+    if (worker_session_send(s, &m))
+        worker_session_note_sent(s, run.job_id, run.epoch);
     secret_json_free(secrets, secrets_len);
 out_free_spec:
     hodei__v1__job_spec__free_unpacked(run.spec, NULL);
@@ -263,18 +266,11 @@ hodei_status worker_jobs_hello(worker_session *s, const Hodei__V1__Hello *hello,
 
 /* --------------------------------------------------------------- RunJobAck */
 
+/* One guarded statement; no transaction needed. */
 static hodei_status ack_tx(PGconn *conn, const Hodei__V1__RunJobAck *ack, const char *worker_id,
                            hodei_err *err)
 {
-    hodei_status st = hodei_db_begin(conn, err);
-    if (st != HODEI_OK)
-        return st;
-    st = hodei_store_job_started(conn, ack->job_id, worker_id, ack->epoch, err);
-    if (st != HODEI_OK) {
-        hodei_db_rollback(conn);
-        return st;
-    }
-    return hodei_db_commit(conn, err);
+    return hodei_store_job_started(conn, ack->job_id, worker_id, ack->epoch, err);
 }
 
 void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
@@ -302,31 +298,144 @@ void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
 
 /* ---------------------------------------------------------------- JobResult */
 
-/* A result implies the ack: when the RunJobAck was lost (the edge that got
- * it died before recording it), the job is still ASSIGNED to this worker at
- * this epoch and goes RUNNING first, in the same transaction. Anything else
- * (stale, already ended) is for hodei_store_attempt_end to judge. */
-static hodei_status result_started(PGconn *conn, const hodei_attempt_end *end, hodei_err *err)
+/* ----------------------------------------------------------------- hand-off */
+
+/* A worker whose result freed it takes the next pending job in the same
+ * transaction, so a busy queue does not wait for a scheduling pass and the
+ * relay before each job. Only jobs the scheduler would give this worker
+ * qualify: the oldest of the highest priority that no scheduler holds,
+ * due, without label constraints (those are the scheduler's), fitting the
+ * worker's resources, architecture and provider. */
+static const char handoff_pick_sql[] =
+    "SELECT j.id::text, j.epoch FROM workers w, jobs j"
+    " WHERE w.id = $1::uuid AND w.state = 'READY'"
+    "  AND j.state = 'PENDING' AND (j.not_before IS NULL OR j.not_before <= now())"
+    "  AND j.constraints = '{}'::jsonb"
+    "  AND (j.provider = '' OR j.provider = w.provider)"
+    "  AND (j.architecture = '' OR j.architecture = w.architecture)"
+    "  AND (j.cpu_millis <= 0 OR w.cpu_millis >= j.cpu_millis)"
+    "  AND (j.memory_bytes <= 0 OR w.memory_bytes >= j.memory_bytes)"
+    "  AND (j.storage_bytes <= 0 OR w.storage_bytes >= j.storage_bytes)"
+    "  AND (j.gpu_count <= 0 OR w.gpu_count >= j.gpu_count)"
+    " ORDER BY j.priority DESC, j.created_at, j.id LIMIT 1"
+    " FOR UPDATE OF j SKIP LOCKED";
+
+/* As the scheduler's assignment (services/scheduler/sched_pass.c): the job
+ * ($1, locked by the pick, PENDING at epoch $3) goes ASSIGNED
+ * to worker $2 at epoch + 1 with the JobAssigned event ($4 id, $5 payload);
+ * answers the row worker_jobs_resend sends RunJob from. */
+static const char handoff_assign_sql[] =
+    "WITH j AS ("
+    " UPDATE jobs SET state = 'ASSIGNED', worker_id = $2::uuid, epoch = epoch + 1,"
+    "  attempt = attempt + 1, updated_at = now()"
+    "  WHERE id = $1::uuid AND state = 'PENDING' AND epoch = $3::bigint"
+    "  RETURNING id, epoch, attempt, cancel_requested, cancel_reason, spec"
+    "), w AS ("
+    " UPDATE workers SET state = 'BUSY', current_job_id = $1::uuid, idle_since = NULL,"
+    "  updated_at = now(), last_assigned_at = now(),"
+    "  assign_load = 1 + CASE WHEN last_assigned_at IS NULL THEN 0"
+    "   ELSE assign_load * exp(greatest(-50,"
+    "    extract(epoch FROM last_assigned_at - now())::float8 / $6::float8)) END"
+    " WHERE id = $2::uuid AND state = 'READY' AND EXISTS (SELECT 1 FROM j)"
+    "), o AS ("
+    " INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type, payload)"
+    " SELECT $4::uuid, '" HODEI_SUBJ_JOB_ASSIGNED_PREFIX "' || $2::text, 'job', $1::text,"
+    "  'JobAssigned', decode($5, 'hex') FROM j"
+    ")"
+    " SELECT j.id::text, 'ASSIGNED', j.epoch, j.attempt, j.cancel_requested,"
+    "  coalesce(j.cancel_reason, ''), encode(j.spec, 'hex'), 'BUSY' FROM j";
+
+static hodei_status handoff_assign(PGconn *conn, const char *worker_id, const char *job_id,
+                                   int64_t epoch, PGresult **run, hodei_err *err)
 {
-    hodei_status st = hodei_store_job_started(conn, end->job_id, end->worker_id, end->epoch, err);
-    return st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND ? HODEI_OK : st;
+    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+    Hodei__V1__JobAssigned a = HODEI__V1__JOB_ASSIGNED__INIT;
+    a.job_id = (char *)job_id;
+    a.worker_id = (char *)worker_id;
+    a.epoch = epoch + 1;
+    ev.body_case = HODEI__V1__EVENT__BODY_JOB_ASSIGNED;
+    ev.job_assigned = &a;
+    char event_id[HODEI_ID_BUF], epoch_text[24], tau[32];
+    hodei_buf hex;
+    hodei_buf_init(&hex, HODEI_OUTBOX_EVENT_HEX_MAX);
+    hodei_status st = hodei_outbox_pack(&ev, job_id, event_id, &hex, err);
+    if (st == HODEI_OK) {
+        snprintf(epoch_text, sizeof epoch_text, "%" PRId64, epoch);
+        snprintf(tau, sizeof tau, "%g", HODEI_SCHED_LOAD_TAU_S);
+        const char *params[6] = {job_id, worker_id, epoch_text, event_id, hex.data, tau};
+        st = hodei_db_exec(conn, handoff_assign_sql, 6, params, run, err);
+    }
+    hodei_buf_fini(&hex);
+    return st;
 }
 
-static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end, bool from_worker,
-                              Hodei__V1__JobState *final, hodei_err *err)
+/* No job for the worker: it stays READY, and says so. */
+static hodei_status handoff_none(PGconn *conn, const char *worker_id, hodei_err *err)
 {
+    const char *params[1] = {worker_id};
+    PGresult *res = NULL;
+    hodei_status st = hodei_db_exec(conn, "SELECT provider FROM workers WHERE id = $1::uuid", 1,
+                                    params, &res, err);
+    if (st == HODEI_OK && PQntuples(res) == 1)
+        st = hodei_store_worker_ready_event(conn, worker_id, hodei_db_get_str(res, 0, 0), err);
+    PQclear(res);
+    return st;
+}
+
+/* In the result's transaction, after the attempt end: *run gets the row of
+ * the job handed to the worker (or none). */
+static hodei_status handoff_take(PGconn *conn, const char *worker_id, PGresult **run,
+                                 hodei_err *err)
+{
+    const char *params[1] = {worker_id};
+    PGresult *pick = NULL;
+    *run = NULL;
+    hodei_status st = hodei_db_exec(conn, handoff_pick_sql, 1, params, &pick, err);
+    if (st == HODEI_OK && PQntuples(pick) == 1)
+        st = handoff_assign(conn, worker_id, hodei_db_get_str(pick, 0, 0),
+                            hodei_db_get_i64(pick, 0, 1), run, err);
+    PQclear(pick);
+    if (st != HODEI_OK) {
+        PQclear(*run);
+        *run = NULL;
+    }
+    return st;
+}
+
+/* A result implies the ack: when the RunJobAck was lost (the edge that got
+ * it died before recording it), the job is still ASSIGNED to this worker at
+ * this epoch, and the attempt end counts it as started (implies_started).
+ * Anything else (stale, already ended) is for hodei_store_attempt_end to
+ * judge. */
+static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end, bool from_worker,
+                              bool handoff, Hodei__V1__JobState *final, PGresult **next,
+                              hodei_err *err)
+{
+    hodei_attempt_end e = *end;
+    bool released = false;
+    e.implies_started = from_worker;
+    e.no_ready_event = handoff && e.free_worker;
+    e.released = &released;
+    *next = NULL;
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
         return st;
-    if (from_worker)
-        st = result_started(conn, end, err);
-    if (st == HODEI_OK)
-        st = hodei_store_attempt_end(conn, end, final, err);
-    if (st != HODEI_OK) {
-        hodei_db_rollback(conn);
-        return st;
+    st = hodei_store_attempt_end(conn, &e, final, err);
+    if (st == HODEI_OK && e.no_ready_event && released) {
+        /* READY only if no job was handed to it */
+        st = handoff_take(conn, e.worker_id, next, err);
+        if (st == HODEI_OK && !*next)
+            st = handoff_none(conn, e.worker_id, err);
     }
-    return hodei_db_commit(conn, err);
+    if (st == HODEI_OK)
+        st = hodei_db_commit(conn, err);
+    else
+        hodei_db_rollback(conn);
+    if (st != HODEI_OK) {
+        PQclear(*next);
+        *next = NULL;
+    }
+    return st;
 }
 
 /* A refused result may be a repeat of one already recorded (the worker
@@ -395,15 +504,18 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
 {
     char worker_id[HODEI_ID_BUF];
     jobs_worker_id(s, worker_id);
-    hodei_attempt_end end = {r->job_id, worker_id, r->epoch, r->state, r->exit_code,
-                             r->error ? r->error : "", true};
+    hodei_attempt_end end = {.job_id = r->job_id, .worker_id = worker_id, .epoch = r->epoch,
+                             .state = r->state, .exit_code = r->exit_code,
+                             .error = r->error ? r->error : "", .free_worker = true};
     Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
     PGconn *conn = NULL;
+    PGresult *next = NULL;  /* the job handed to this worker, sent after the ack */
     hodei_err err;
     bool accepted = false;
     hodei_status st = jobs_acquire(s, &conn, &err);
     if (st == HODEI_OK) {
-        st = result_tx(conn, &end, true, &final, &err);
+        st = result_tx(conn, &end, true, worker_hub_edge(s->hub)->cfg->worker_handoff, &final,
+                       &next, &err);
         accepted = st == HODEI_OK ||
                    (st == HODEI_ERR_PRECONDITION && result_already_recorded(conn, &end, &final));
         jobs_release(s, conn, st);
@@ -424,6 +536,9 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
     else if (hodei_job_state_terminal(final) &&
              log_pub_end(worker_hub_pub(s->hub), r->job_id, r->epoch, final, &err) != HODEI_OK)
         HLOG_WARN("job %s: end-of-log marker not published: %s", r->job_id, err.msg);
+    if (next && PQntuples(next) == 1)
+        resend_run(s, next, 0);
+    PQclear(next);
 }
 
 /* ------------------------------------------------------- ownership of logs */
@@ -459,14 +574,17 @@ hodei_status worker_jobs_fail_attempt(edge *e, log_pub *pub, const char *job_id,
                                       const char *worker_id, int64_t epoch, const char *why,
                                       bool free_worker, hodei_err *err)
 {
-    hodei_attempt_end end = {job_id, worker_id, epoch, HODEI__V1__JOB_STATE__JOB_STATE_FAILED,
-                             JOBS_EXIT_NONE, why, free_worker};
+    hodei_attempt_end end = {.job_id = job_id, .worker_id = worker_id, .epoch = epoch,
+                             .state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED,
+                             .exit_code = JOBS_EXIT_NONE, .error = why,
+                             .free_worker = free_worker};
     Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
     PGconn *conn = NULL;
     hodei_status st = hodei_db_acquire(e->db, e->cfg->db_wait_ms, &conn, err);
     if (st != HODEI_OK)
         return st;
-    st = result_tx(conn, &end, false, &final, err);
+    PGresult *none = NULL;
+    st = result_tx(conn, &end, false, false, &final, &none, err);
     hodei_db_release(e->db, conn, hodei_db_status_broken(st));
     if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
         return HODEI_OK; /* moved on meanwhile (its result came, or it was re-assigned) */
@@ -488,10 +606,10 @@ hodei_status worker_jobs_end_all(PGconn *conn, const char *worker_id, const char
     if (st != HODEI_OK)
         return st;
     for (int i = 0; i < PQntuples(res) && st == HODEI_OK; i++) {
-        hodei_attempt_end end = {hodei_db_get_str(res, i, 0), worker_id,
-                                 hodei_db_get_i64(res, i, 1),
-                                 HODEI__V1__JOB_STATE__JOB_STATE_FAILED, JOBS_EXIT_NONE, why,
-                                 false};
+        hodei_attempt_end end = {.job_id = hodei_db_get_str(res, i, 0), .worker_id = worker_id,
+                                 .epoch = hodei_db_get_i64(res, i, 1),
+                                 .state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED,
+                                 .exit_code = JOBS_EXIT_NONE, .error = why};
         Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
         st = hodei_store_attempt_end(conn, &end, &final, err);
         if (st == HODEI_ERR_PRECONDITION) {

@@ -32,7 +32,6 @@
 #define SCHED_ARRAY_TEXT_MAX   (16u << 20) /* one array-literal parameter */
 #define SCHED_EVENT_MAX        4096      /* one packed event */
 #define SCHED_ARRAYS           5         /* array parameters of the widest statement */
-#define SCHED_LOAD_TAU_S       60.0      /* least-loaded: recent assignments decay (e-folding) */
 #define SCHED_SEEN_MAX         4096      /* job ids remembered per generation (log once) */
 #define SCHED_SEEN_SLOTS       (2 * SCHED_SEEN_MAX)
 #define SCHED_PROVIDER_NAME_MAX 63       /* as providers.name allows */
@@ -120,6 +119,11 @@ typedef struct {
 
     sched_seen *seen;
     sched_full full[SCHED_FULL_MAX];
+    /* Until then, passes look ahead at no jobs beyond what READY workers can
+     * take: the last pass had no READY worker and every provider its jobs
+     * asked for was full, so locking jobs for provisioning would find
+     * nothing to do (set by sched_provision, one pass_interval at most). */
+    int64_t lookahead_off_until_ms;
 
     /* counters since the last stats line */
     uint64_t passes, assigned, provisioned, events;

@@ -13,6 +13,7 @@
 #include "hodei/job_state.h"
 #include "hodei/log.h"
 #include "hodei/sched_strategy.h"
+#include "hodei/time.h"
 #include "hodei/sqlarr.h"
 #include "hodei/worker_state.h"
 #include "sched_int.h"
@@ -134,7 +135,7 @@ static void pass_worker_fill(sched *s, const PGresult *res, int row, match_worke
     w->cap.gpu_count = hodei_db_get_i64(res, row, L_GPU);
     w->cap.architecture = hodei_db_get_str(res, row, L_ARCH);
     w->cost_per_hour = strtod(hodei_db_get_str(res, row, L_COST), NULL);
-    w->load = age_s < 0 ? 0.0 : load * exp(-age_s / SCHED_LOAD_TAU_S);
+    w->load = age_s < 0 ? 0.0 : load * exp(-age_s / HODEI_SCHED_LOAD_TAU_S);
     w->idle_since_us = hodei_db_get_i64(res, row, L_IDLE);
     if (!match_labels_parse(labels, strlen(labels), &w->labels) && sched_seen_first(s->seen, w->id))
         HLOG_WARN("worker %s: labels are not a flat object of at most %d labels; only jobs"
@@ -164,7 +165,8 @@ static hodei_status pass_lock(sched *s, PGresult **res, sched_pass_stats *out, h
     snprintf(jobs_max, sizeof jobs_max, "%" PRId64, s->cfg->batch_max);
     snprintf(workers_max, sizeof workers_max, "%" PRId64, s->cfg->workers_max);
     snprintf(per_worker, sizeof per_worker, "%d", LOCK_JOBS_PER_WORKER);
-    snprintf(lookahead, sizeof lookahead, "%" PRId64, s->cfg->lookahead);
+    snprintf(lookahead, sizeof lookahead, "%" PRId64,
+             hodei_mono_ms() < s->lookahead_off_until_ms ? 0 : s->cfg->lookahead);
     const sched_pipe_cmd cmds[2] = {
         {.sql = "BEGIN"},
         {.stmt = LOCK_STMT, .n_params = LOCK_NPARAMS, .params = params, .res = res},
@@ -255,7 +257,7 @@ static hodei_status pass_assign(sched *s, size_t n_jobs, size_t assigned, bool c
     if (!pass_assign_params(s, n_jobs))
         return hodei_err_set(err, HODEI_ERR_LIMIT, "assignments of one pass exceed %u bytes",
                              SCHED_ARRAY_TEXT_MAX);
-    snprintf(tau, sizeof tau, "%g", SCHED_LOAD_TAU_S);
+    snprintf(tau, sizeof tau, "%g", HODEI_SCHED_LOAD_TAU_S);
     const char *params[ASSIGN_NPARAMS] = {s->arr[0].data, s->arr[1].data, s->arr[2].data,
                                           s->arr[3].data, s->arr[4].data, tau};
     const sched_pipe_cmd cmds[2] = {

@@ -292,8 +292,11 @@ hodei_status sched_provision(sched *s, size_t n_jobs, size_t n_workers, size_t *
     *created = 0;
     t.n = 0;
     prov_collect(s, &t, n_jobs, n_workers);
-    if (t.n == 0)
+    if (t.n == 0) {
+        if (n_workers == 0)
+            s->lookahead_off_until_ms = hodei_mono_ms() + s->cfg->pass_interval_ms;
         return HODEI_OK;
+    }
     if ((st = prov_lock(s, &t, &providers, err)) != HODEI_OK)
         goto out;
     prov_count_unmet(s, &t, n_jobs);

@@ -18,15 +18,17 @@ int64_t hodei_retry_backoff_ms(int32_t attempt)
 }
 
 #define JOB_READ_SQL                                                                  \
-    "SELECT state, coalesce(worker_id::text, ''), epoch, attempt, max_attempts,"     \
-    " cancel_requested, priority, provider FROM jobs WHERE id = $1"
+    "SELECT j.state, coalesce(j.worker_id::text, ''), j.epoch, j.attempt, j.max_attempts," \
+    " j.cancel_requested, j.priority, j.provider,"                                   \
+    " coalesce((SELECT w.provider FROM workers w WHERE w.id = j.worker_id), '')"      \
+    " FROM jobs j WHERE j.id = $1"
 
 hodei_status hodei_store_job_read(PGconn *conn, const char *job_id, bool lock, hodei_job_view *v,
                                   hodei_err *err)
 {
     const char *params[1] = {job_id};
     PGresult *res = NULL;
-    hodei_status st = hodei_db_exec(conn, lock ? JOB_READ_SQL " FOR UPDATE" : JOB_READ_SQL, 1,
+    hodei_status st = hodei_db_exec(conn, lock ? JOB_READ_SQL " FOR UPDATE OF j" : JOB_READ_SQL, 1,
                                     params, &res, err);
     if (st != HODEI_OK)
         return st;
@@ -43,6 +45,7 @@ hodei_status hodei_store_job_read(PGconn *conn, const char *job_id, bool lock, h
     v->cancel_requested = hodei_db_get_str(res, 0, 5)[0] == 't';
     v->priority = (int32_t)hodei_db_get_i64(res, 0, 6);
     hodei_strlcpy(v->provider, hodei_db_get_str(res, 0, 7), sizeof v->provider);
+    hodei_strlcpy(v->worker_provider, hodei_db_get_str(res, 0, 8), sizeof v->worker_provider);
     PQclear(res);
     return HODEI_OK;
 }
@@ -62,74 +65,123 @@ static hodei_status job_check_owner(const char *job_id, const hodei_job_view *v,
 hodei_status hodei_store_job_started(PGconn *conn, const char *job_id, const char *worker_id,
                                      int64_t epoch, hodei_err *err)
 {
-    hodei_job_view v;
-    hodei_status st = hodei_store_job_read(conn, job_id, true, &v, err);
-    if (st == HODEI_OK)
-        st = job_check_owner(job_id, &v, worker_id, epoch, err);
+    char epoch_text[24];
+    snprintf(epoch_text, sizeof epoch_text, "%" PRId64, epoch);
+    const char *params[3] = {job_id, worker_id, epoch_text};
+    PGresult *res = NULL;
+    hodei_status st = hodei_db_exec(conn,
+                                    "UPDATE jobs SET state = 'RUNNING', started_at = now(),"
+                                    " updated_at = now() WHERE id = $1 AND state = 'ASSIGNED'"
+                                    " AND worker_id = $2::uuid AND epoch = $3::bigint",
+                                    3, params, &res, err);
     if (st != HODEI_OK)
         return st;
-    if (v.state == HODEI__V1__JOB_STATE__JOB_STATE_RUNNING)
+    bool started = strcmp(PQcmdTuples(res), "1") == 0;
+    PQclear(res);
+    if (started)
         return HODEI_OK;
+    /* Not ASSIGNED to this worker at this epoch: say why. */
+    hodei_job_view v;
+    st = hodei_store_job_read(conn, job_id, false, &v, err);
+    if (st == HODEI_OK)
+        st = job_check_owner(job_id, &v, worker_id, epoch, err);
+    if (st != HODEI_OK || v.state == HODEI__V1__JOB_STATE__JOB_STATE_RUNNING)
+        return st;
     st = hodei_job_transition_check(v.state, HODEI__V1__JOB_STATE__JOB_STATE_RUNNING, err);
     if (st != HODEI_OK)
         return st;
-    const char *params[1] = {job_id};
-    return hodei_db_exec(conn,
-                         "UPDATE jobs SET state = 'RUNNING', started_at = now(),"
-                         " updated_at = now() WHERE id = $1",
-                         1, params, NULL, err);
+    return hodei_err_set(err, HODEI_ERR_PRECONDITION, "job %s changed while starting", job_id);
 }
 
-static hodei_status job_requeue(PGconn *conn, const hodei_attempt_end *end,
-                                const hodei_job_view *v, hodei_err *err)
+/* One attempt end in one statement: the job ($1 id, $2 next state: PENDING
+ * re-queues it after $5 ms, anything else ends it with exit code $3; $4
+ * error), the worker's release ($6 free it?, $7 worker id; a worker no
+ * longer BUSY keeps its state) and the events ($8..$13 as
+ * hodei_outbox_rows_params: the job's event always, the worker's, second,
+ * only when the worker was released). */
+static const char end_sql[] =
+    "WITH j AS ("
+    " UPDATE jobs SET state = $2, error = nullif($4, ''), updated_at = now(),"
+    "  worker_id = CASE WHEN $2 = 'PENDING' THEN NULL ELSE worker_id END,"
+    "  not_before = CASE WHEN $2 = 'PENDING'"
+    "   THEN now() + $5::bigint * interval '1 millisecond' ELSE not_before END,"
+    "  exit_code = CASE WHEN $2 = 'PENDING' THEN exit_code ELSE $3::int END,"
+    "  started_at = CASE WHEN $2 = 'PENDING' THEN started_at"
+    "   ELSE coalesce(started_at, now()) END,"
+    "  finished_at = CASE WHEN $2 = 'PENDING' THEN finished_at ELSE now() END"
+    " WHERE id = $1"
+    "), w AS ("
+    " UPDATE workers SET state = 'READY', updated_at = now(), current_job_id = NULL,"
+    "  idle_since = now() WHERE $6::bool AND id = $7::uuid AND state = 'BUSY'"
+    "  RETURNING id"
+    ") INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type, payload)"
+    " SELECT e.id, e.subject, e.agg_type, e.agg_id, e.type, decode(e.payload, 'hex')"
+    "  FROM unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])"
+    "   WITH ORDINALITY AS e(id, subject, agg_type, agg_id, type, payload, n)"
+    "  WHERE e.n = 1 OR EXISTS (SELECT 1 FROM w)"
+    " RETURNING (SELECT count(*) FROM w)";
+
+/* The job's event: JobQueued on a retry, JobFinished otherwise. */
+static void end_job_event(const hodei_attempt_end *end, const hodei_job_view *v,
+                          Hodei__V1__JobState next, Hodei__V1__Event *ev, Hodei__V1__JobQueued *q,
+                          Hodei__V1__JobFinished *fin)
 {
-    char backoff[32];
-    snprintf(backoff, sizeof backoff, "%" PRId64, hodei_retry_backoff_ms(v->attempt));
-    const char *params[3] = {end->job_id, backoff, end->error ? end->error : ""};
-    hodei_status st = hodei_db_exec(
-        conn,
-        "UPDATE jobs SET state = 'PENDING', worker_id = NULL, error = nullif($3, ''),"
-        " not_before = now() + $2::bigint * interval '1 millisecond', updated_at = now()"
-        " WHERE id = $1",
-        3, params, NULL, err);
-    if (st != HODEI_OK)
-        return st;
-    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+    if (next == HODEI__V1__JOB_STATE__JOB_STATE_PENDING) {
+        q->job_id = (char *)end->job_id;
+        q->priority = v->priority;
+        q->provider = (char *)v->provider;
+        ev->body_case = HODEI__V1__EVENT__BODY_JOB_QUEUED;
+        ev->job_queued = q;
+        return;
+    }
+    fin->job_id = (char *)end->job_id;
+    fin->state = next;
+    fin->exit_code = end->exit_code;
+    fin->worker_id = (char *)end->worker_id;
+    fin->epoch = end->epoch;
+    ev->body_case = HODEI__V1__EVENT__BODY_JOB_FINISHED;
+    ev->job_finished = fin;
+}
+
+static hodei_status end_write(PGconn *conn, const hodei_attempt_end *end, const hodei_job_view *v,
+                              Hodei__V1__JobState next, hodei_err *err)
+{
+    bool retry = next == HODEI__V1__JOB_STATE__JOB_STATE_PENDING;
+    Hodei__V1__Event job_ev = HODEI__V1__EVENT__INIT, worker_ev = HODEI__V1__EVENT__INIT;
     Hodei__V1__JobQueued q = HODEI__V1__JOB_QUEUED__INIT;
-    q.job_id = (char *)end->job_id;
-    q.priority = v->priority;
-    q.provider = (char *)v->provider;
-    ev.body_case = HODEI__V1__EVENT__BODY_JOB_QUEUED;
-    ev.job_queued = &q;
-    return hodei_outbox_append(conn, &ev, HODEI_SUBJ_JOB_QUEUED, "job", end->job_id, "JobQueued",
-                               err);
-}
-
-static hodei_status job_finish(PGconn *conn, const hodei_attempt_end *end,
-                               Hodei__V1__JobState state, hodei_err *err)
-{
-    char code[16];
-    snprintf(code, sizeof code, "%" PRId32, end->exit_code);
-    const char *params[4] = {end->job_id, hodei_job_state_name(state), code,
-                             end->error ? end->error : ""};
-    hodei_status st = hodei_db_exec(
-        conn,
-        "UPDATE jobs SET state = $2, exit_code = $3::int, error = nullif($4, ''),"
-        " finished_at = now(), updated_at = now() WHERE id = $1",
-        4, params, NULL, err);
-    if (st != HODEI_OK)
-        return st;
-    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
     Hodei__V1__JobFinished fin = HODEI__V1__JOB_FINISHED__INIT;
-    fin.job_id = (char *)end->job_id;
-    fin.state = state;
-    fin.exit_code = end->exit_code;
-    fin.worker_id = (char *)end->worker_id;
-    fin.epoch = end->epoch;
-    ev.body_case = HODEI__V1__EVENT__BODY_JOB_FINISHED;
-    ev.job_finished = &fin;
-    return hodei_outbox_append(conn, &ev, HODEI_SUBJ_JOB_FINISHED, "job", end->job_id,
-                               "JobFinished", err);
+    Hodei__V1__WorkerReady ready = HODEI__V1__WORKER_READY__INIT;
+    end_job_event(end, v, next, &job_ev, &q, &fin);
+    ready.worker_id = (char *)end->worker_id;
+    ready.provider = (char *)v->worker_provider;
+    worker_ev.body_case = HODEI__V1__EVENT__BODY_WORKER_READY;
+    worker_ev.worker_ready = &ready;
+
+    hodei_outbox_rows rows;
+    hodei_outbox_rows_init(&rows);
+    hodei_status st = hodei_outbox_rows_add(&rows, &job_ev,
+                                            retry ? HODEI_SUBJ_JOB_QUEUED : HODEI_SUBJ_JOB_FINISHED,
+                                            "job", end->job_id,
+                                            retry ? "JobQueued" : "JobFinished", err);
+    if (st == HODEI_OK && !end->no_ready_event)
+        st = hodei_outbox_rows_add(&rows, &worker_ev, HODEI_SUBJ_WORKER_READY, "worker",
+                                   end->worker_id, "WorkerReady", err);
+    if (st == HODEI_OK) {
+        char code[16], backoff[24];
+        snprintf(code, sizeof code, "%" PRId32, end->exit_code);
+        snprintf(backoff, sizeof backoff, "%" PRId64, hodei_retry_backoff_ms(v->attempt));
+        const char *params[13] = {end->job_id, hodei_job_state_name(next), code,
+                                  end->error ? end->error : "", backoff,
+                                  end->free_worker ? "t" : "f", end->worker_id};
+        hodei_outbox_rows_params(&rows, params + 7);
+        PGresult *res = NULL;
+        st = hodei_db_exec(conn, end_sql, 13, params, &res, err);
+        if (st == HODEI_OK && end->released)
+            *end->released = PQntuples(res) > 0 && hodei_db_get_i64(res, 0, 0) > 0;
+        PQclear(res);
+    }
+    hodei_outbox_rows_fini(&rows);
+    return st;
 }
 
 static bool end_state_valid(Hodei__V1__JobState s)
@@ -153,21 +205,16 @@ hodei_status hodei_store_attempt_end(PGconn *conn, const hodei_attempt_end *end,
         st = job_check_owner(end->job_id, &v, end->worker_id, end->epoch, err);
     if (st != HODEI_OK)
         return st;
+    if (end->implies_started && v.state == HODEI__V1__JOB_STATE__JOB_STATE_ASSIGNED)
+        v.state = HODEI__V1__JOB_STATE__JOB_STATE_RUNNING; /* its ack was lost */
     bool retry = (end->state == HODEI__V1__JOB_STATE__JOB_STATE_FAILED ||
                   end->state == HODEI__V1__JOB_STATE__JOB_STATE_TIMEOUT) &&
                  v.attempt < v.max_attempts && !v.cancel_requested;
     Hodei__V1__JobState next = retry ? HODEI__V1__JOB_STATE__JOB_STATE_PENDING : end->state;
     if ((st = hodei_job_transition_check(v.state, next, err)) != HODEI_OK)
         return st;
-    st = retry ? job_requeue(conn, end, &v, err) : job_finish(conn, end, next, err);
-    if (st == HODEI_OK && end->free_worker) {
-        const char *from[] = {"BUSY", NULL};
-        st = hodei_store_worker_transition(conn, end->worker_id, from,
-                                           HODEI__V1__WORKER_STATE__WORKER_STATE_READY, err);
-        /* A worker that is draining or already gone keeps its state. */
-        if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
-            st = HODEI_OK;
-    }
+    /* A worker that is draining or already gone keeps its state. */
+    st = end_write(conn, end, &v, next, err);
     if (st == HODEI_OK && final_out)
         *final_out = next;
     return st;

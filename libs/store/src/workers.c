@@ -38,8 +38,8 @@ static bool state_in(Hodei__V1__WorkerState s, const char *const *from)
     return false;
 }
 
-static hodei_status worker_ready_event(PGconn *conn, const char *worker_id, const char *provider,
-                                       hodei_err *err)
+hodei_status hodei_store_worker_ready_event(PGconn *conn, const char *worker_id,
+                                           const char *provider, hodei_err *err)
 {
     Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
     Hodei__V1__WorkerReady r = HODEI__V1__WORKER_READY__INIT;
@@ -74,7 +74,7 @@ hodei_status hodei_store_worker_transition(PGconn *conn, const char *worker_id,
                        " WHERE id = $1",
                        3, params, NULL, err);
     if (st == HODEI_OK && ready)
-        st = worker_ready_event(conn, worker_id, provider, err);
+        st = hodei_store_worker_ready_event(conn, worker_id, provider, err);
     return st;
 }
 

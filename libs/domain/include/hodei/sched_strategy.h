@@ -20,4 +20,8 @@ const char *hodei_sched_strategy_name(Hodei__V1__SchedulingStrategy s);
  * false (and *out untouched) for anything else. */
 bool hodei_sched_strategy_parse(const char *s, Hodei__V1__SchedulingStrategy *out);
 
+/* least-loaded: a worker's recent assignments decay with this e-folding
+ * time (assign_load * exp(-age / tau) + 1 on each assignment). */
+#define HODEI_SCHED_LOAD_TAU_S 60.0
+
 #endif

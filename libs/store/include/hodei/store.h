@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hodei/buf.h"
 #include "hodei/status.h"
 #include "hodei/v1/common.pb-c.h"
 #include "hodei/v1/events.pb-c.h"
@@ -28,6 +29,35 @@ hodei_status hodei_outbox_append(PGconn *conn, Hodei__V1__Event *ev, const char 
                                  const char *aggregate_type, const char *aggregate_id,
                                  const char *event_type, hodei_err *err);
 
+/* Fills ev's event_id (new UUIDv7, also copied to event_id, HODEI_ID_BUF bytes), aggregate_id
+ * and occurred_at, and packs it into hex (init it with
+ * HODEI_OUTBOX_EVENT_HEX_MAX), for statements that insert their own row. */
+#define HODEI_OUTBOX_EVENT_MAX (1u << 20)
+#define HODEI_OUTBOX_EVENT_HEX_MAX (2 * HODEI_OUTBOX_EVENT_MAX)
+hodei_status hodei_outbox_pack(Hodei__V1__Event *ev, const char *aggregate_id,
+                               char *event_id, hodei_buf *hex, hodei_err *err);
+
+/* Several outbox rows written by one statement: add the events, then pass
+ * the six array parameters (event ids, subjects, aggregate types, aggregate
+ * ids, event types, payloads as hex) to an INSERT ... SELECT FROM
+ * unnest($a::uuid[], $b::text[], $c::text[], $d::text[], $e::text[],
+ * $f::text[]) decoding the payload with decode(p, 'hex'). */
+#define HODEI_OUTBOX_ROWS_COLS 6
+typedef struct {
+    hodei_buf cols[HODEI_OUTBOX_ROWS_COLS];
+    int n;
+} hodei_outbox_rows;
+void hodei_outbox_rows_init(hodei_outbox_rows *rows);
+/* Fills ev's event_id, aggregate_id and occurred_at as hodei_outbox_append
+ * does, packs it and adds the row. */
+hodei_status hodei_outbox_rows_add(hodei_outbox_rows *rows, Hodei__V1__Event *ev,
+                                   const char *subject, const char *aggregate_type,
+                                   const char *aggregate_id, const char *event_type,
+                                   hodei_err *err);
+/* Closes the arrays; params[0..5] point into rows until rows_fini. */
+void hodei_outbox_rows_params(hodei_outbox_rows *rows, const char **params);
+void hodei_outbox_rows_fini(hodei_outbox_rows *rows);
+
 /* A job's scheduling state, as the transitions and the edge's RPCs read it. */
 #define HODEI_STORE_PROVIDER_MAX 63     /* as providers.name allows */
 typedef struct {
@@ -38,7 +68,8 @@ typedef struct {
     int32_t max_attempts;
     int32_t priority;
     bool cancel_requested;
-    char provider[HODEI_STORE_PROVIDER_MAX + 1];
+    char provider[HODEI_STORE_PROVIDER_MAX + 1];        /* the job's preference */
+    char worker_provider[HODEI_STORE_PROVIDER_MAX + 1]; /* its worker's, "" if none */
 } hodei_job_view;
 
 /* Reads job_id's view; lock = true takes the row lock (FOR UPDATE) for the
@@ -61,6 +92,11 @@ typedef struct {
     int32_t exit_code;
     const char *error;           /* "" = none */
     bool free_worker;            /* worker BUSY -> READY (+ WorkerReady event) */
+    bool implies_started;        /* the worker's own result: an ASSIGNED job whose
+                                    ack was lost counts as RUNNING */
+    bool no_ready_event;         /* the caller writes WorkerReady itself, if the worker
+                                    stays READY (it may hand it a job first) */
+    bool *released;              /* (may be NULL) set: the worker went READY */
 } hodei_attempt_end;
 
 /* Locks the job. SUCCEEDED/CANCELLED end it. FAILED/TIMEOUT with attempts
@@ -87,6 +123,9 @@ hodei_status hodei_store_worker_transition(PGconn *conn, const char *worker_id,
 hodei_status hodei_store_worker_release(PGconn *conn, const char *worker_id, const char *job_id,
                                         bool *released, hodei_err *err);
 
+/* Writes the WorkerReady event of a worker that went READY. */
+hodei_status hodei_store_worker_ready_event(PGconn *conn, const char *worker_id,
+                                           const char *provider, hodei_err *err);
 /* Writes a WorkerDestroyRequested event for the provisioner. */
 hodei_status hodei_store_worker_destroy_request(PGconn *conn, const char *worker_id,
                                                 const char *provider, const char *reason,
