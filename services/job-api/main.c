@@ -95,6 +95,7 @@ static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
     edge *e = &the_edge;
     e->cfg = &cfg;
     e->common = hodei_daemon_common(d);
+    hodei_db_statement_cache(e->common->database_prepare);
     hodei_rpc_global_init();
     hodei_status st = HODEI_OK;
     if (cfg.secrets_master_key[0]) {

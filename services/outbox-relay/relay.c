@@ -526,6 +526,7 @@ hodei_status relay_init(hodei_daemon *d, hodei_err *err)
     r->d = d;
     r->cfg = &relay_conf;
     r->common = hodei_daemon_common(d);
+    hodei_db_statement_cache(r->common->database_prepare);
     r->instance = hodei_daemon_instance(d);
     snprintf(r->batch_max_text, sizeof r->batch_max_text, "%" PRId64, relay_conf.batch_max);
     hodei_buf_init(&r->ids, RELAY_IDS_TEXT_MAX);

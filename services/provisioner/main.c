@@ -105,6 +105,7 @@ static hodei_status prov_init(hodei_daemon *d, hodei_err *err)
     p->d = d;
     p->cfg = &cfg;
     p->common = hodei_daemon_common(d);
+    hodei_db_statement_cache(p->common->database_prepare);
     p->instance = hodei_daemon_instance(d);
     if (cfg.saga_lease_ms < 2 * cfg.saga_poll_ms)
         return hodei_err_set(err, HODEI_ERR_INVALID,

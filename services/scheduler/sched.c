@@ -158,11 +158,32 @@ static void sched_stats(sched *s)
     s->pass_us_sum = s->pass_us_max = 0;
 }
 
+/* Whether a notification's payload (the event types of one outbox INSERT,
+ * comma-separated; empty from an older schema) calls for a pass. */
+static bool sched_payload_triggers(const char *payload)
+{
+    static const char *const types[] = {"JobQueued", "WorkerReady", "ProvisionFailed"};
+    if (!payload || !payload[0])
+        return true;
+    for (const char *p = payload; *p;) {
+        size_t len = strcspn(p, ",");
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+            if (strlen(types[i]) == len && strncmp(p, types[i], len) == 0)
+                return true;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
 /* Drains the connection's notifications; true when another session wrote
- * to the outbox (our own commits notify us too). */
+ * an event to the outbox that can make a pass worth running (our own
+ * commits notify us too). */
 static bool sched_notified(sched *s)
 {
-    bool foreign = false;
+    bool wake = false;
     PGnotify *n;
 
     if (PQconsumeInput(s->conn) != 1) {
@@ -170,10 +191,10 @@ static bool sched_notified(sched *s)
         return false;
     }
     while ((n = PQnotifies(s->conn)) != NULL) {
-        foreign = foreign || n->be_pid != s->listen_pid;
+        wake = wake || (n->be_pid != s->listen_pid && sched_payload_triggers(n->extra));
         PQfreemem(n);
     }
-    return foreign;
+    return wake;
 }
 
 /* Sleeps until an outbox notification, a batch of events, the fallback
@@ -265,6 +286,7 @@ hodei_status sched_init(hodei_daemon *d, hodei_err *err)
     s->d = d;
     s->cfg = &sched_conf;
     s->common = hodei_daemon_common(d);
+    hodei_db_statement_cache(s->common->database_prepare);
     s->instance = hodei_daemon_instance(d);
     HODEI_ASSERT(hodei_sched_strategy_parse(sched_conf.strategy, &s->default_strategy));
     s->strategy = s->default_strategy;

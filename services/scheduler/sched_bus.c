@@ -33,9 +33,12 @@
 #define BUS_CLIENT_NAME_MAX     160
 #define NS_PER_MS               1000000LL
 
+/* The events after which an assignment or a provision may be possible: a
+ * job to place, a worker free, a provision that failed. (A finished job
+ * frees its worker with a WorkerReady of its own, unless the edge handed the
+ * worker its next job.) */
 static const char *const trigger_subjects[] = {
-    HODEI_SUBJ_JOB_QUEUED, HODEI_SUBJ_WORKER_READY, HODEI_SUBJ_JOB_FINISHED,
-    HODEI_SUBJ_PROVISION_FAILED, NULL,
+    HODEI_SUBJ_JOB_QUEUED, HODEI_SUBJ_WORKER_READY, HODEI_SUBJ_PROVISION_FAILED, NULL,
 };
 
 static bool bus_triggers(const char *subject)

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
+#include "hodei/db.h"
 #include "hodei/log.h"
 #include "hodei/time.h"
 #include "sup_int.h"
@@ -87,6 +88,7 @@ hodei_status sup_init(hodei_daemon *d, hodei_err *err)
     s->d = d;
     s->cfg = &sup_conf;
     s->common = hodei_daemon_common(d);
+    hodei_db_statement_cache(s->common->database_prepare);
     s->instance = hodei_daemon_instance(d);
     sup_i64_text(sup_conf.batch_max, s->batch_max_text);
     hodei_buf_init(&s->notes, SUP_NOTES_MAX);

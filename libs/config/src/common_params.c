@@ -19,6 +19,10 @@ const hodei_cfg_param hodei_common_params[] = {
     {.name = "database.connect_timeout", .type = HODEI_CFG_DURATION_MS, .default_value = "5s",
      .min = 100, .max = 60000, .offset = offsetof(hodei_common_config, database_connect_timeout_ms),
      .help = "how long one connection attempt to PostgreSQL may take"},
+    {.name = "database.prepare", .type = HODEI_CFG_BOOL, .default_value = "true",
+     .offset = offsetof(hodei_common_config, database_prepare),
+     .help = "prepare each statement once per connection; false behind poolers that cannot"
+             " keep prepared statements"},
     {.name = "nats.url", .type = HODEI_CFG_STRING, .default_value = "nats://127.0.0.1:4222",
      .offset = offsetof(hodei_common_config, nats_url), .help = "NATS server URL"},
     {.name = "instance.id", .type = HODEI_CFG_STRING, .default_value = "", .max = 128,

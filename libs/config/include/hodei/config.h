@@ -60,6 +60,7 @@ typedef struct {
     char *database_url;          /* database.url: libpq conninfo or URI (secret: may hold a password) */
     int64_t database_pool_size;  /* database.pool_size */
     int64_t database_connect_timeout_ms;
+    bool database_prepare;       /* database.prepare: statements prepared per connection */
     char *nats_url;              /* nats.url */
     char *instance_id;           /* instance.id: "" = hostname-pid */
 } hodei_common_config;
