@@ -306,19 +306,11 @@ void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
  * qualify: the oldest of the highest priority that no scheduler holds,
  * due, without label constraints (those are the scheduler's), fitting the
  * worker's resources, architecture and provider. */
+/* migration 0013: the best job this worker fits, locked (a job another
+ * transaction holds is skipped), by a plan pinned to the walk of
+ * jobs_pending in its order. */
 static const char handoff_pick_sql[] =
-    "SELECT j.id::text, j.epoch FROM workers w, jobs j"
-    " WHERE w.id = $1::uuid AND w.state = 'READY'"
-    "  AND j.state = 'PENDING' AND (j.not_before IS NULL OR j.not_before <= now())"
-    "  AND j.constraints = '{}'::jsonb"
-    "  AND (j.provider = '' OR j.provider = w.provider)"
-    "  AND (j.architecture = '' OR j.architecture = w.architecture)"
-    "  AND (j.cpu_millis <= 0 OR w.cpu_millis >= j.cpu_millis)"
-    "  AND (j.memory_bytes <= 0 OR w.memory_bytes >= j.memory_bytes)"
-    "  AND (j.storage_bytes <= 0 OR w.storage_bytes >= j.storage_bytes)"
-    "  AND (j.gpu_count <= 0 OR w.gpu_count >= j.gpu_count)"
-    " ORDER BY j.priority DESC, j.created_at, j.id LIMIT 1"
-    " FOR UPDATE OF j SKIP LOCKED";
+    "SELECT job_id::text, job_epoch FROM hodei_handoff_take($1::uuid)";
 
 /* As the scheduler's assignment (services/scheduler/sched_pass.c): the job
  * ($1, locked by the pick, PENDING at epoch $3) goes ASSIGNED

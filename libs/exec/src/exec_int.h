@@ -70,12 +70,14 @@ typedef struct {
     char *arena;
     size_t arena_len;
     size_t arena_cap;
+    size_t arena_high;              /* bytes of the arena ever written (wiped at fini) */
     size_t n;                       /* lines in the current batch */
     int64_t first_ms;               /* monotonic time of its first line */
     uint64_t seq;                   /* last sequence number given */
     uint64_t batches;
     char *part[EXEC_STREAM_COUNT];  /* unfinished line, HODEI_EXEC_LINE_LEN_MAX */
     size_t part_len[EXEC_STREAM_COUNT];
+    size_t part_high[EXEC_STREAM_COUNT]; /* bytes of part[] ever written */
 } exec_output;
 
 hodei_status exec_output_init(exec_output *o, const hodei_exec_opts *opts,
