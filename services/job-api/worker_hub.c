@@ -41,6 +41,7 @@ struct worker_hub {
     bool ticker_started;
     atomic_int subs_live;
     int64_t next_beat_ms;
+    natsSubscription *hints;          /* HODEI_SUBJ_HINT_ASSIGNED_ALL, NULL when NATS was away */
 };
 
 edge *worker_hub_edge(worker_hub *h) { return h->e; }
@@ -131,8 +132,10 @@ static void hub_on_event(natsConnection *nc, natsSubscription *sub, natsMsg *msg
     worker_hub *h = closure;
     const char *subject = natsMsg_GetSubject(msg);
     const char *dot = subject ? strrchr(subject, '.') : NULL;
-    bool assigned = subject && strncmp(subject, HODEI_SUBJ_JOB_ASSIGNED_PREFIX,
-                                       strlen(HODEI_SUBJ_JOB_ASSIGNED_PREFIX)) == 0;
+    bool assigned = subject && (strncmp(subject, HODEI_SUBJ_JOB_ASSIGNED_PREFIX,
+                                        strlen(HODEI_SUBJ_JOB_ASSIGNED_PREFIX)) == 0 ||
+                                strncmp(subject, HODEI_SUBJ_HINT_ASSIGNED_PREFIX,
+                                        strlen(HODEI_SUBJ_HINT_ASSIGNED_PREFIX)) == 0);
     if (dot && hodei_id_valid(dot + 1) && !(assigned && hub_assigned_known(h, dot + 1, msg)))
         worker_hub_kick(h, dot + 1);
     natsMsg_Destroy(msg);
@@ -577,6 +580,20 @@ hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_er
         return hodei_err_set(err, HODEI_ERR_INTERNAL, "worker hub: cannot start its thread");
     }
     h->ticker_started = true;
+    /* The schedulers' post-commit hints, for every worker (the hub keeps
+     * those it holds). Best effort: without it, the JobAssigned event and
+     * the periodic re-send still deliver. */
+    natsSubscription *hints = NULL;
+    if (natsConnection_Subscribe(&hints, hodei_bus_conn(e->bus), HODEI_SUBJ_HINT_ASSIGNED_ALL,
+                                 hub_on_event, h) == NATS_OK) {
+        atomic_fetch_add(&h->subs_live, 1);
+        if (natsSubscription_SetOnCompleteCB(hints, hub_on_sub_done, h) != NATS_OK)
+            atomic_fetch_sub(&h->subs_live, 1);
+        h->hints = hints;
+    } else {
+        HLOG_WARN("worker hub: no subscription to the schedulers' hints; assignments arrive"
+                  " through the relay");
+    }
     *out = h;
     return HODEI_OK;
 }
@@ -591,6 +608,8 @@ void worker_hub_destroy(worker_hub *h)
     pthread_mutex_unlock(&h->mu);
     if (h->ticker_started)
         pthread_join(h->ticker, NULL);
+    hub_unsubscribe(h->hints);
+    h->hints = NULL;
     /* Sessions still listed were never closed by the server: end them. */
     for (;;) {
         pthread_mutex_lock(&h->mu);

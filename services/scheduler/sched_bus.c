@@ -32,6 +32,7 @@
 #define BUS_BACKOFF_MAX_MS      5000
 #define BUS_CLIENT_NAME_MAX     160
 #define NS_PER_MS               1000000LL
+#define BUS_HINT_MAX            256      /* a packed JobAssigned hint */
 
 /* The events after which an assignment or a provision may be possible: a
  * job to place, a worker free, a provision that failed. (A finished job
@@ -97,6 +98,9 @@ static hodei_status bus_setup(sched *s, hodei_err *err)
         if (st != HODEI_OK)
             return st;
     }
+    pthread_mutex_lock(&s->feed.mu);
+    s->feed.hint_bus = s->feed.bus;
+    pthread_mutex_unlock(&s->feed.mu);
     if (!hodei_bus_connected(s->feed.bus))
         return hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "nats: not connected");
     if ((st = hodei_bus_ensure_streams(s->feed.bus, err)) != HODEI_OK)
@@ -249,6 +253,30 @@ hodei_status sched_feed_start(sched *s, hodei_err *err)
     }
     f->started = true;
     return HODEI_OK;
+}
+
+void sched_feed_hint(sched *s, const char *job_id, const char *worker_id, int64_t epoch)
+{
+    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+    Hodei__V1__JobAssigned a = HODEI__V1__JOB_ASSIGNED__INIT;
+    uint8_t buf[BUS_HINT_MAX];
+    char subject[BUS_CLIENT_NAME_MAX];
+
+    a.job_id = (char *)job_id;
+    a.worker_id = (char *)worker_id;
+    a.epoch = epoch;
+    ev.body_case = HODEI__V1__EVENT__BODY_JOB_ASSIGNED;
+    ev.job_assigned = &a;
+    size_t len = protobuf_c_message_get_packed_size(&ev.base);
+    if (len > sizeof buf ||
+        (size_t)snprintf(subject, sizeof subject, "%s%s", HODEI_SUBJ_HINT_ASSIGNED_PREFIX,
+                         worker_id) >= sizeof subject)
+        return;
+    protobuf_c_message_pack(&ev.base, buf);
+    pthread_mutex_lock(&s->feed.mu);
+    if (s->feed.hint_bus && hodei_bus_connected(s->feed.hint_bus))
+        natsConnection_Publish(hodei_bus_conn(s->feed.hint_bus), subject, buf, (int)len);
+    pthread_mutex_unlock(&s->feed.mu);
 }
 
 int sched_feed_fd(const sched *s)

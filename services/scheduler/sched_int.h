@@ -82,6 +82,7 @@ typedef struct {
     hodei_bus *bus;
     natsSubscription *sub;
     int64_t backoff_ms;
+    hodei_bus *hint_bus;         /* bus, once connected, for the main loop (mu) */
 } sched_feed;
 
 typedef struct {
@@ -164,6 +165,11 @@ typedef struct {
 } sched_pipe_cmd;
 
 hodei_status sched_pipe_run(PGconn *conn, const sched_pipe_cmd *cmds, size_t n, hodei_err *err);
+
+/* sched_bus.c: after an assignment committed, tells the edge holding the
+ * worker at once (core NATS, best effort: the JobAssigned event follows
+ * through the outbox whatever happens here). */
+void sched_feed_hint(sched *s, const char *job_id, const char *worker_id, int64_t epoch);
 
 /* sched_bus.c: the feed thread. */
 hodei_status sched_feed_start(sched *s, hodei_err *err);

@@ -299,8 +299,14 @@ hodei_status sched_pass_run(sched *s, sched_pass_stats *out, hodei_err *err)
         st = sched_provision(s, out->jobs, out->workers, &out->provisioned, err);
     if (st == HODEI_OK && (unmet || out->assigned == 0))
         st = hodei_db_commit(s->conn, err);
-    if (st == HODEI_OK)
+    if (st == HODEI_OK) {
+        for (size_t i = 0; i < out->jobs; i++) {
+            if (s->assign[i] >= 0)
+                sched_feed_hint(s, s->jobs[i].id, s->workers[s->assign[i]].id,
+                                s->job_epoch[i] + 1);
+        }
         goto out_clear;
+    }
 out_rollback:
     if (!hodei_db_status_broken(st))
         hodei_db_rollback(s->conn);

@@ -27,6 +27,11 @@
 #define HODEI_SUBJ_PROVISION_REQUESTED   "hodei.evt.provision.requested"
 #define HODEI_SUBJ_PROVISION_FAILED      "hodei.evt.provision.failed"
 #define HODEI_SUBJ_WORKER_DESTROY        "hodei.evt.worker.destroy"
+/* Not events (no stream holds them): a scheduler's wake-up for the edge that
+ * holds the worker, published after the assignment committed, a relay hop
+ * before its JobAssigned event. Payload: the packed JobAssigned Event. */
+#define HODEI_SUBJ_HINT_ASSIGNED_PREFIX  "hodei.hint.job.assigned."  /* + worker id */
+#define HODEI_SUBJ_HINT_ASSIGNED_ALL     "hodei.hint.job.assigned.*"
 
 /* Durable JetStream consumers on HODEI_EVENTS, one per service, shared by
  * all its replicas (filter: every event; each service ignores the rest). */
