@@ -107,8 +107,10 @@ static bool hub_unlist_locked(worker_hub *h, worker_session *s)
 
 static worker_session *hub_find(worker_hub *h, const char *worker_id);
 
-/* true when msg is a JobAssigned whose RunJob this edge already sent to the
- * worker (a hand-off on its result): nothing to re-read. */
+/* true when msg (an event or a hint) names a JobAssigned whose RunJob this
+ * edge already sent to the worker (a hand-off, or an earlier hint): nothing
+ * to re-read. The payload only ever saves a re-read, so a forged one is
+ * harmless. */
 static bool hub_assigned_known(worker_hub *h, const char *worker_id, natsMsg *msg)
 {
     Hodei__V1__Event *ev = hodei__v1__event__unpack(

@@ -305,9 +305,9 @@ void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
  * relay before each job. Only jobs the scheduler would give this worker
  * qualify: the oldest of the highest priority that no scheduler holds,
  * due, without label constraints (those are the scheduler's), fitting the
- * worker's resources, architecture and provider. */
-/* migration 0013: the best job this worker fits, locked (a job another
- * transaction holds is skipped), by a plan pinned to the walk of
+ * worker's resources, architecture and provider. The pick is the function
+ * of migration 0013: the best such job, locked (one another transaction
+ * holds is skipped, never waited for), by a plan pinned to the walk of
  * jobs_pending in its order. */
 static const char handoff_pick_sql[] =
     "SELECT job_id::text, job_epoch FROM hodei_handoff_take($1::uuid)";
