@@ -80,7 +80,10 @@ hodei_status hodei_db_exec_bin(PGconn *conn, const char *sql, int n_params,
     HODEI_ASSERT(conn && sql && n_params >= 0 && (n_params == 0 || params));
     if (res)
         *res = NULL;
-    const char *name = db_stmt_name(conn, sql, n_params);
+    PGresult *failed = NULL;
+    const char *name = db_stmt_name(conn, sql, n_params, &failed);
+    if (failed)
+        return db_result_take(conn, failed, res, err);
     PGresult *r = name ? PQexecPrepared(conn, name, n_params, params, lengths, formats, 0)
                        : PQexecParams(conn, sql, n_params, NULL, params, lengths, formats, 0);
     if (name && r && PQresultStatus(r) == PGRES_FATAL_ERROR) {

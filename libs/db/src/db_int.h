@@ -30,8 +30,10 @@ hodei_status db_conn_open(const char *url, int64_t timeout_ms, PGconn **out, hod
 hodei_status db_result_error(PGconn *conn, const PGresult *res, hodei_err *err);
 
 /* The prepared statement for sql on conn, preparing it on first use (see
- * db_stmt.c); NULL: run it unprepared. */
-const char *db_stmt_name(PGconn *conn, const char *sql, int n_params);
+ * db_stmt.c). NULL: run it unprepared, unless *failed is set: the PREPARE
+ * failed (NULL result too: the connection failed, *failed stays NULL but
+ * the caller's own run reports it) and *failed is the answer to return. */
+const char *db_stmt_name(PGconn *conn, const char *sql, int n_params, PGresult **failed);
 /* Drops sql from conn's cache (its prepared statement went stale). */
 void db_stmt_forget(PGconn *conn, const char *sql);
 

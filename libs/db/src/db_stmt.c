@@ -9,9 +9,11 @@
  *
  * Texts holding ';' are never prepared (a prepared statement is one command),
  * and a connection caches at most DB_STMT_MAX texts; others run unprepared.
- * A text whose PREPARE fails is remembered as unpreparable. Preparing inside a
- * transaction is harmless: a failed PREPARE is retried nowhere, and the
- * statement itself then reports the same error PQexecParams would have. */
+ * A PREPARE that fails is the statement's answer: its error goes to the
+ * caller as PQexecParams would have given it (inside a transaction, running
+ * the text again would only report the aborted transaction), and nothing is
+ * cached, so a later run tries again. A statement forgotten after a schema
+ * change stays on the server until the connection closes (one per change). */
 #include "db_int.h"
 
 #include <libpq-events.h>
@@ -28,7 +30,6 @@
 typedef struct {
     uint64_t hash;
     char *sql;
-    bool unpreparable;
     char name[DB_STMT_NAME_MAX];
 } db_stmt;
 
@@ -96,8 +97,9 @@ static uint64_t db_stmt_hash(const char *s)
     return h;
 }
 
-const char *db_stmt_name(PGconn *conn, const char *sql, int n_params)
+const char *db_stmt_name(PGconn *conn, const char *sql, int n_params, PGresult **failed)
 {
+    *failed = NULL;
     if (!db_stmt_enabled || strchr(sql, ';'))
         return NULL;
     db_stmt_cache *c = db_stmt_cache_of(conn);
@@ -106,7 +108,7 @@ const char *db_stmt_name(PGconn *conn, const char *sql, int n_params)
     uint64_t h = db_stmt_hash(sql);
     for (int i = 0; i < c->n; i++) {
         if (c->s[i].hash == h && strcmp(c->s[i].sql, sql) == 0)
-            return c->s[i].unpreparable ? NULL : c->s[i].name;
+            return c->s[i].name;
     }
     if (c->n == DB_STMT_MAX || PQtransactionStatus(conn) == PQTRANS_INERROR)
         return NULL;
@@ -117,10 +119,14 @@ const char *db_stmt_name(PGconn *conn, const char *sql, int n_params)
     s->hash = h;
     snprintf(s->name, sizeof s->name, "hodei_%u", c->next_id++);
     PGresult *r = PQprepare(conn, s->name, sql, n_params, NULL);
-    s->unpreparable = PQresultStatus(r) != PGRES_COMMAND_OK;
+    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+        free(s->sql);
+        *failed = r;
+        return NULL;
+    }
     PQclear(r);
     c->n++;
-    return s->unpreparable ? NULL : s->name;
+    return s->name;
 }
 
 void db_stmt_forget(PGconn *conn, const char *sql)
