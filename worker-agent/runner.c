@@ -8,6 +8,7 @@
 #include "agent.h"
 #include "hodei/assert.h"
 #include "hodei/job_spec.h"
+#include "hodei/job_state.h"
 #include "hodei/log.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
@@ -349,13 +350,6 @@ static void runner_exec(agent *a, agent_job *job, hodei_exec_result *res)
     agent_secrets_free(&job->secrets);
 }
 
-static const char *runner_state_name(Hodei__V1__JobState s)
-{
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
-        &hodei__v1__job_state__descriptor, (int)s);
-    return v ? v->name : "?";
-}
-
 void *agent_runner_main(void *arg)
 {
     agent *a = arg;
@@ -371,7 +365,7 @@ void *agent_runner_main(void *arg)
         hodei_exec_result res;
         runner_exec(a, job, &res);
         HLOG_INFO("job finished job=%s epoch=%lld state=%s exit_code=%d lines=%llu", job->job_id,
-                  (long long)job->epoch, runner_state_name(res.state), res.exit_code,
+                  (long long)job->epoch, hodei_job_state_name(res.state), res.exit_code,
                   (unsigned long long)res.lines);
         pthread_mutex_lock(&a->mu);
         runner_result_add(a, job->job_id, job->epoch, &res, true);

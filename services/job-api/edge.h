@@ -46,6 +46,18 @@ typedef struct {
     uint8_t secrets_key[SECRETS_KEY_LEN];
 } edge;
 
+/* A pooled connection for one RPC's work (waits up to database.wait), and
+ * its return: dropped when st says the connection broke. */
+static inline hodei_status edge_db_acquire(edge *e, PGconn **conn, hodei_err *err)
+{
+    return hodei_db_acquire(e->db, e->cfg->db_wait_ms, conn, err);
+}
+
+static inline void edge_db_release(edge *e, PGconn *conn, hodei_status st)
+{
+    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
+}
+
 /* Registers the JobExecutionService methods (jobs_rpc.c). */
 hodei_status jobs_rpc_register(edge *e, hodei_err *err);
 

@@ -28,25 +28,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-static hodei_status jobs_check_id(const char *field, const char *id, hodei_err *err)
-{
-    if (!id || !id[0])
-        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: required", field);
-    if (!hodei_id_valid(id))
-        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be a job id (a UUID)", field);
-    return HODEI_OK;
-}
-
-static hodei_status jobs_conn(edge *e, PGconn **conn, hodei_err *err)
-{
-    return hodei_db_acquire(e->db, e->cfg->db_wait_ms, conn, err);
-}
-
-static void jobs_release(edge *e, PGconn *conn, hodei_status st)
-{
-    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
-}
-
 /* Runs a one-row job query and answers with the Job wrapped by `wrap`. */
 typedef void (*jobs_wrap_fn)(hodei_rpc_call *call, Hodei__V1__Job *job);
 
@@ -93,15 +74,15 @@ static void jobs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
     hodei_err err;
     PGconn *conn = NULL;
     PGresult *res = NULL;
-    hodei_status st = jobs_check_id("job_id", req->job_id, &err);
+    hodei_status st = hodei_id_check("job_id", req->job_id, "a job id", &err);
     if (st != HODEI_OK)
         goto fail;
-    if ((st = jobs_conn(e, &conn, &err)) != HODEI_OK)
+    if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
     const char *params[1] = {req->job_id};
     st = hodei_db_exec(conn, "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = $1", 1, params,
                        &res, &err);
-    jobs_release(e, conn, st);
+    edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
     if (PQntuples(res) == 0) {
@@ -220,7 +201,7 @@ static void jobs_cancel(hodei_rpc_call *call, const ProtobufCMessage *msg, void 
     PGconn *conn = NULL;
     PGresult *res = NULL;
     const char *reason = req->reason ? req->reason : "";
-    hodei_status st = jobs_check_id("job_id", req->job_id, &err);
+    hodei_status st = hodei_id_check("job_id", req->job_id, "a job id", &err);
     if (st != HODEI_OK)
         goto fail;
     if (strlen(reason) > CANCEL_REASON_MAX || !hodei_utf8_valid(reason, strlen(reason))) {
@@ -228,10 +209,10 @@ static void jobs_cancel(hodei_rpc_call *call, const ProtobufCMessage *msg, void 
                            "reason: must be valid UTF-8 of at most %d bytes", CANCEL_REASON_MAX);
         goto fail;
     }
-    if ((st = jobs_conn(e, &conn, &err)) != HODEI_OK)
+    if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
     st = cancel_tx(conn, req->job_id, reason, &res, &err);
-    jobs_release(e, conn, st);
+    edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
     jobs_reply_row(call, res, jobs_wrap_cancel);
@@ -354,7 +335,7 @@ static void jobs_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *c
     hodei_status st = list_parse(req, &q, &err);
     if (st != HODEI_OK)
         goto fail;
-    if ((st = jobs_conn(e, &conn, &err)) != HODEI_OK)
+    if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
     const char *params[4] = {q.states[0] ? q.states : NULL, q.after_us[0] ? q.after_us : NULL,
                              q.after_id[0] ? q.after_id : NULL, q.limit};
@@ -366,7 +347,7 @@ static void jobs_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *c
                        "         $3::uuid))"
                        " ORDER BY created_at DESC, id DESC LIMIT $4::int",
                        4, params, &res, &err);
-    jobs_release(e, conn, st);
+    edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
     list_reply(call, res, q.page_size);

@@ -338,14 +338,14 @@ static PGresult *check_query(log_hub *h, log_follower **fs, size_t n)
     char grace[32];
     snprintf(grace, sizeof grace, "%d", LOGS_END_GRACE_MS);
     if (hodei_sqlarr_end(&ids) &&
-        (st = hodei_db_acquire(h->e->db, h->e->cfg->db_wait_ms, &conn, &err)) == HODEI_OK) {
+        (st = edge_db_acquire(h->e, &conn, &err)) == HODEI_OK) {
         const char *params[2] = {ids.data, grace};
         st = hodei_db_exec(conn,
                            "SELECT id::text, state FROM jobs WHERE id = ANY($1::uuid[])"
                            " AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMEOUT')"
                            " AND finished_at < now() - $2::int * interval '1 millisecond'",
                            2, params, &res, &err);
-        hodei_db_release(h->e->db, conn, hodei_db_status_broken(st));
+        edge_db_release(h->e, conn, st);
     }
     hodei_buf_fini(&ids);
     if (st != HODEI_OK && st != HODEI_ERR_LIMIT)

@@ -157,7 +157,7 @@ hodei_status logs_job_check(edge *e, const char *job_id, Hodei__V1__JobState *en
     PGconn *conn = NULL;
     PGresult *res = NULL;
     *ended_state = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
-    hodei_status st = hodei_db_acquire(e->db, e->cfg->db_wait_ms, &conn, err);
+    hodei_status st = edge_db_acquire(e, &conn, err);
     if (st != HODEI_OK)
         return st;
     st = hodei_db_exec(conn,
@@ -165,7 +165,7 @@ hodei_status logs_job_check(edge *e, const char *job_id, Hodei__V1__JobState *en
                        " now() - $2::int * interval '1 millisecond'"
                        " FROM jobs WHERE id = $1::uuid",
                        2, params, &res, err);
-    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
+    edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         return st;
     if (PQntuples(res) == 0) {
@@ -188,9 +188,5 @@ void logs_subject(const char *job_id, char out[LOGS_SUBJECT_MAX])
 
 hodei_status logs_check_job_id(const char *id, hodei_err *err)
 {
-    if (!id || !id[0])
-        return hodei_err_set(err, HODEI_ERR_INVALID, "job_id: required");
-    if (!hodei_id_valid(id))
-        return hodei_err_set(err, HODEI_ERR_INVALID, "job_id: must be a job id (a UUID)");
-    return HODEI_OK;
+    return hodei_id_check("job_id", id, "a job id", err);
 }

@@ -169,16 +169,6 @@ hodei_status provider_validate(const Hodei__V1__Provider *p, hodei_err *err)
 
 /* ------------------------------------------------------------- helpers */
 
-static hodei_status provider_conn(edge *e, PGconn **conn, hodei_err *err)
-{
-    return hodei_db_acquire(e->db, e->cfg->db_wait_ms, conn, err);
-}
-
-static void provider_release(edge *e, PGconn *conn, hodei_status st)
-{
-    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
-}
-
 /* ------------------------------------------------------------- RegisterProvider */
 
 static bool provider_config_json(const Hodei__V1__Provider *p, hodei_buf *b)
@@ -247,10 +237,10 @@ static hodei_status provider_upsert(edge *e, const Hodei__V1__Provider *p, hodei
     const char *params[14] = {p->name, provider_type_name(p->type), json.data, n.num[0], n.num[1],
                               n.num[2], n.num[3], n.num[4], p->enabled ? "t" : "f", n.num[5],
                               n.num[6], n.num[7], n.num[8], arch};
-    if ((st = provider_conn(e, &conn, err)) != HODEI_OK)
+    if ((st = edge_db_acquire(e, &conn, err)) != HODEI_OK)
         goto out;
     st = hodei_db_exec(conn, PROVIDER_UPSERT_SQL, 14, params, &res, err);
-    provider_release(e, conn, st);
+    edge_db_release(e, conn, st);
     if (st == HODEI_OK && strcmp(PQcmdTuples(res), "1") != 0)
         st = hodei_err_set(err, HODEI_ERR_PRECONDITION,
                            "provider.type: provider %s has live workers of another type;"
@@ -373,11 +363,11 @@ static void rpc_list_providers(hodei_rpc_call *call, const ProtobufCMessage *msg
     PGconn *conn = NULL;
     PGresult *res = NULL;
     provider_list l = {0};
-    hodei_status st = provider_conn(e, &conn, &err);
+    hodei_status st = edge_db_acquire(e, &conn, &err);
     if (st != HODEI_OK)
         goto out;
     st = hodei_db_exec(conn, PROVIDER_LIST_SQL, 0, NULL, &res, &err);
-    provider_release(e, conn, st);
+    edge_db_release(e, conn, st);
     if (st == HODEI_OK)
         st = provider_list_build(res, &l, &err);
     if (st == HODEI_OK) {
@@ -436,10 +426,10 @@ static void rpc_provider_health(hodei_rpc_call *call, const ProtobufCMessage *ms
         return;
     }
     const char *params[1] = {req->name};
-    hodei_status st = provider_conn(e, &conn, &err);
+    hodei_status st = edge_db_acquire(e, &conn, &err);
     if (st == HODEI_OK) {
         st = hodei_db_exec(conn, PROVIDER_HEALTH_SQL, 1, params, &res, &err);
-        provider_release(e, conn, st);
+        edge_db_release(e, conn, st);
     }
     if (st != HODEI_OK)
         hodei_rpc_call_fail_err(call, &err);

@@ -26,16 +26,6 @@
 #define NS_PER_US 1000
 #define MILLIS_PER_CORE 1000.0
 
-static hodei_status srpc_conn(edge *e, PGconn **conn, hodei_err *err)
-{
-    return hodei_db_acquire(e->db, e->cfg->db_wait_ms, conn, err);
-}
-
-static void srpc_release(edge *e, PGconn *conn, hodei_status st)
-{
-    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
-}
-
 /* -------------------------------------------------------------- ScheduleJob */
 
 /* A pending job gets a JobQueued event: the schedulers' wake-up. */
@@ -74,16 +64,11 @@ static void srpc_schedule(hodei_rpc_call *call, const ProtobufCMessage *msg, voi
     hodei_job_view j;
     hodei_status st;
 
-    if (!req->job_id || !req->job_id[0] || !hodei_id_valid(req->job_id)) {
-        hodei_rpc_call_fail(call, HODEI_GRPC_INVALID_ARGUMENT,
-                            "job_id: %s", req->job_id && req->job_id[0] ? "must be a job id (a UUID)"
-                                                                          : "required");
-        return;
-    }
-    if ((st = srpc_conn(e, &conn, &err)) != HODEI_OK)
+    if ((st = hodei_id_check("job_id", req->job_id, "a job id", &err)) != HODEI_OK ||
+        (st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
     st = srpc_schedule_tx(conn, req->job_id, &j, &err);
-    srpc_release(e, conn, st);
+    edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
     resp.job_id = req->job_id;
@@ -243,12 +228,12 @@ static void srpc_workers_get(hodei_rpc_call *call, const ProtobufCMessage *msg, 
 
     if (st != HODEI_OK)
         goto fail;
-    if ((st = srpc_conn(e, &conn, &err)) != HODEI_OK)
+    if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
     snprintf(limit, sizeof limit, "%d", SCHED_RPC_WORKERS_MAX);
     const char *params[2] = {provider, limit};
     st = hodei_db_exec(conn, workers_sql, 2, params, &res, &err);
-    srpc_release(e, conn, st);
+    edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
     srpc_workers_reply(call, res);
@@ -277,7 +262,7 @@ static void srpc_configure(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
                             " or COST_OPTIMIZED (got %d)", (int)req->strategy);
         return;
     }
-    if ((st = srpc_conn(e, &conn, &err)) != HODEI_OK)
+    if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
     const char *params[1] = {name};
     st = hodei_db_exec(conn,
@@ -285,7 +270,7 @@ static void srpc_configure(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
                        " ON CONFLICT (id) DO UPDATE SET strategy = EXCLUDED.strategy,"
                        " updated_at = now()",
                        1, params, NULL, &err);
-    srpc_release(e, conn, st);
+    edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
     HLOG_INFO("scheduling strategy set to %s", name);

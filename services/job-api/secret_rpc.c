@@ -61,14 +61,14 @@ static hodei_status secret_store(edge *e, const char *name, const uint8_t *seale
                                  const uint8_t *nonce, PGresult **res, hodei_err *err)
 {
     PGconn *conn = NULL;
-    hodei_status st = hodei_db_acquire(e->db, e->cfg->db_wait_ms, &conn, err);
+    hodei_status st = edge_db_acquire(e, &conn, err);
     if (st != HODEI_OK)
         return st;
     const char *params[3] = {name, (const char *)sealed, (const char *)nonce};
     const int lengths[3] = {0, (int)len, SECRETS_NONCE_LEN};
     const int formats[3] = {0, 1, 1};
     st = hodei_db_exec_bin(conn, set_sql, 3, params, lengths, formats, res, err);
-    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
+    edge_db_release(e, conn, st);
     return st;
 }
 
@@ -161,7 +161,7 @@ static void secret_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void 
     PGconn *conn = NULL;
     PGresult *res = NULL;
     hodei_err err;
-    hodei_status st = hodei_db_acquire(e->db, e->cfg->db_wait_ms, &conn, &err);
+    hodei_status st = edge_db_acquire(e, &conn, &err);
     if (st != HODEI_OK)
         goto fail;
     const char *params[1] = {SECRET_LIST_MAX_TEXT};
@@ -169,7 +169,7 @@ static void secret_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void 
                        "SELECT name, (extract(epoch FROM updated_at) * 1000000)::bigint"
                        " FROM secrets ORDER BY name LIMIT $1::int",
                        1, params, &res, &err);
-    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
+    edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
     secret_list_reply(call, res);
@@ -192,7 +192,7 @@ static void secret_delete(hodei_rpc_call *call, const ProtobufCMessage *msg, voi
     hodei_err err;
     hodei_status st = secret_check_name(name, &err);
     if (st == HODEI_OK)
-        st = hodei_db_acquire(e->db, e->cfg->db_wait_ms, &conn, &err);
+        st = edge_db_acquire(e, &conn, &err);
     if (st != HODEI_OK)
         goto fail;
     const char *params[1] = {name};
@@ -202,7 +202,7 @@ static void secret_delete(hodei_rpc_call *call, const ProtobufCMessage *msg, voi
                        "  SELECT 'api', 'secret.delete', 'secret', name FROM d)"
                        " SELECT count(*) FROM d",
                        1, params, &res, &err);
-    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
+    edge_db_release(e, conn, st);
     if (st == HODEI_OK && hodei_db_get_i64(res, 0, 0) == 0)
         st = hodei_err_set(&err, HODEI_ERR_NOT_FOUND, "secret %s not found", name);
     PQclear(res);
@@ -285,7 +285,7 @@ static hodei_status secret_rows(edge *e, char *const *names, size_t n, PGresult 
     for (size_t i = 0; i < n; i++)
         hodei_sqlarr_str(&arr, names[i]);
     hodei_status st = hodei_sqlarr_end(&arr)
-                          ? hodei_db_acquire(e->db, e->cfg->db_wait_ms, &conn, err)
+                          ? edge_db_acquire(e, &conn, err)
                           : hodei_err_set(err, HODEI_ERR_LIMIT, "spec.secret_refs: too many");
     if (st != HODEI_OK)
         goto out_fini;
@@ -294,7 +294,7 @@ static hodei_status secret_rows(edge *e, char *const *names, size_t n, PGresult 
                        "SELECT name, encode(value, 'hex'), encode(nonce, 'hex') FROM secrets"
                        " WHERE name = ANY($1::text[]) ORDER BY name",
                        1, params, res, err);
-    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
+    edge_db_release(e, conn, st);
 out_fini:
     hodei_buf_fini(&arr);
     return st;

@@ -41,11 +41,7 @@ static bool check_text(const char *s)
 
 hodei_status worker_check_id(const char *field, const char *id, hodei_err *err)
 {
-    if (!id || !id[0])
-        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: required", field);
-    if (!hodei_id_valid(id))
-        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be an id (a UUID)", field);
-    return HODEI_OK;
+    return hodei_id_check(field, id, "an id", err);
 }
 
 hodei_status worker_check_token(const char *field, const char *token, hodei_err *err)

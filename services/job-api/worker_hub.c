@@ -149,11 +149,13 @@ static void hub_on_sub_done(void *closure)
     atomic_fetch_sub(&h->subs_live, 1);
 }
 
-static natsSubscription *hub_subscribe(worker_hub *h, const char *prefix, const char *worker_id,
+/* Subscribes to prefix + suffix ("" for a subject given whole), counted in
+ * subs_live until its last callback. */
+static natsSubscription *hub_subscribe(worker_hub *h, const char *prefix, const char *suffix,
                                        hodei_err *err)
 {
     char subject[HUB_SUBJECT_MAX];
-    snprintf(subject, sizeof subject, "%s%s", prefix, worker_id);
+    snprintf(subject, sizeof subject, "%s%s", prefix, suffix);
     natsSubscription *sub = NULL;
     natsStatus s = natsConnection_Subscribe(&sub, hodei_bus_conn(h->e->bus), subject, hub_on_event,
                                             h);
@@ -422,7 +424,7 @@ static void beats_flush(worker_hub *h, hub_beats *b)
         return;
     PGconn *conn = NULL;
     hodei_err err;
-    hodei_status st = hodei_db_acquire(h->e->db, h->e->cfg->db_wait_ms, &conn, &err);
+    hodei_status st = edge_db_acquire(h->e, &conn, &err);
     if (st == HODEI_OK) {
         const char *params[5] = {b->ids.data, b->cpu.data, b->mem.data, b->total.data,
                                  b->running.data};
@@ -434,7 +436,7 @@ static void beats_flush(worker_hub *h, hub_beats *b)
                            "             $5::int[]) AS u(id, cpu, mem, total, running)"
                            " WHERE w.id = u.id",
                            5, params, NULL, &err);
-        hodei_db_release(h->e->db, conn, hodei_db_status_broken(st));
+        edge_db_release(h->e, conn, st);
     }
     if (st != HODEI_OK)
         HLOG_WARN("heartbeats of %zu workers not written: %s", b->n, err.msg);
@@ -585,17 +587,11 @@ hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_er
     /* The schedulers' post-commit hints, for every worker (the hub keeps
      * those it holds). Best effort: without it, the JobAssigned event and
      * the periodic re-send still deliver. */
-    natsSubscription *hints = NULL;
-    if (natsConnection_Subscribe(&hints, hodei_bus_conn(e->bus), HODEI_SUBJ_HINT_ASSIGNED_ALL,
-                                 hub_on_event, h) == NATS_OK) {
-        atomic_fetch_add(&h->subs_live, 1);
-        if (natsSubscription_SetOnCompleteCB(hints, hub_on_sub_done, h) != NATS_OK)
-            atomic_fetch_sub(&h->subs_live, 1);
-        h->hints = hints;
-    } else {
-        HLOG_WARN("worker hub: no subscription to the schedulers' hints; assignments arrive"
-                  " through the relay");
-    }
+    hodei_err serr;
+    h->hints = hub_subscribe(h, HODEI_SUBJ_HINT_ASSIGNED_ALL, "", &serr);
+    if (!h->hints)
+        HLOG_WARN("worker hub: no subscription to the schedulers' hints (%s); assignments"
+                  " arrive through the relay", serr.msg);
     *out = h;
     return HODEI_OK;
 }

@@ -26,13 +26,12 @@
 
 static hodei_status jobs_acquire(worker_session *s, PGconn **conn, hodei_err *err)
 {
-    edge *e = worker_hub_edge(s->hub);
-    return hodei_db_acquire(e->db, e->cfg->db_wait_ms, conn, err);
+    return edge_db_acquire(worker_hub_edge(s->hub), conn, err);
 }
 
 static void jobs_release(worker_session *s, PGconn *conn, hodei_status st)
 {
-    hodei_db_release(worker_hub_edge(s->hub)->db, conn, hodei_db_status_broken(st));
+    edge_db_release(worker_hub_edge(s->hub), conn, st);
 }
 
 static void jobs_worker_id(worker_session *s, char out[HODEI_ID_BUF])
@@ -266,13 +265,6 @@ hodei_status worker_jobs_hello(worker_session *s, const Hodei__V1__Hello *hello,
 
 /* --------------------------------------------------------------- RunJobAck */
 
-/* One guarded statement; no transaction needed. */
-static hodei_status ack_tx(PGconn *conn, const Hodei__V1__RunJobAck *ack, const char *worker_id,
-                           hodei_err *err)
-{
-    return hodei_store_job_started(conn, ack->job_id, worker_id, ack->epoch, err);
-}
-
 void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
 {
     char worker_id[HODEI_ID_BUF];
@@ -281,7 +273,7 @@ void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
     hodei_err err;
     hodei_status st = jobs_acquire(s, &conn, &err);
     if (st == HODEI_OK) {
-        st = ack_tx(conn, ack, worker_id, &err);
+        st = hodei_store_job_started(conn, ack->job_id, worker_id, ack->epoch, &err);
         jobs_release(s, conn, st);
     }
     if (st == HODEI_OK) {
@@ -296,9 +288,7 @@ void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
     }
 }
 
-/* ---------------------------------------------------------------- JobResult */
-
-/* ----------------------------------------------------------------- hand-off */
+/* ------------------------------------------------------ JobResult, hand-off */
 
 /* A worker whose result freed it takes the next pending job in the same
  * transaction, so a busy queue does not wait for a scheduling pass and the
@@ -323,11 +313,7 @@ static const char handoff_assign_sql[] =
     "  WHERE id = $1::uuid AND state = 'PENDING' AND epoch = $3::bigint"
     "  RETURNING id, epoch, attempt, cancel_requested, cancel_reason, spec"
     "), w AS ("
-    " UPDATE workers SET state = 'BUSY', current_job_id = $1::uuid, idle_since = NULL,"
-    "  updated_at = now(), last_assigned_at = now(),"
-    "  assign_load = 1 + CASE WHEN last_assigned_at IS NULL THEN 0"
-    "   ELSE assign_load * exp(greatest(-50,"
-    "    extract(epoch FROM last_assigned_at - now())::float8 / $6::float8)) END"
+    " UPDATE workers SET " HODEI_STORE_WORKER_TAKES_SQL("$1::uuid", "$6")
     " WHERE id = $2::uuid AND state = 'READY' AND EXISTS (SELECT 1 FROM j)"
     "), o AS ("
     " INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type, payload)"
@@ -358,19 +344,6 @@ static hodei_status handoff_assign(PGconn *conn, const char *worker_id, const ch
         st = hodei_db_exec(conn, handoff_assign_sql, 6, params, run, err);
     }
     hodei_buf_fini(&hex);
-    return st;
-}
-
-/* No job for the worker: it stays READY, and says so. */
-static hodei_status handoff_none(PGconn *conn, const char *worker_id, hodei_err *err)
-{
-    const char *params[1] = {worker_id};
-    PGresult *res = NULL;
-    hodei_status st = hodei_db_exec(conn, "SELECT provider FROM workers WHERE id = $1::uuid", 1,
-                                    params, &res, err);
-    if (st == HODEI_OK && PQntuples(res) == 1)
-        st = hodei_store_worker_ready_event(conn, worker_id, hodei_db_get_str(res, 0, 0), err);
-    PQclear(res);
     return st;
 }
 
@@ -405,9 +378,11 @@ static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end, bool f
 {
     hodei_attempt_end e = *end;
     bool released = false;
+    char provider[HODEI_STORE_PROVIDER_MAX + 1] = "";
     e.implies_started = from_worker;
     e.no_ready_event = handoff && e.free_worker;
     e.released = &released;
+    e.worker_provider = provider;
     *next = NULL;
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
@@ -417,7 +392,7 @@ static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end, bool f
         /* READY only if no job was handed to it */
         st = handoff_take(conn, e.worker_id, next, err);
         if (st == HODEI_OK && !*next)
-            st = handoff_none(conn, e.worker_id, err);
+            st = hodei_store_worker_ready_event(conn, e.worker_id, provider, err);
     }
     if (st == HODEI_OK)
         st = hodei_db_commit(conn, err);
@@ -435,47 +410,36 @@ static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end, bool f
 static bool result_already_recorded(PGconn *conn, const hodei_attempt_end *end,
                                     Hodei__V1__JobState *final)
 {
-    const char *params[1] = {end->job_id};
-    PGresult *res = NULL;
+    hodei_job_view v;
     hodei_err err;
-    if (hodei_db_exec(conn,
-                      "SELECT state, coalesce(worker_id::text, ''), epoch FROM jobs"
-                      " WHERE id = $1::uuid",
-                      1, params, &res, &err) != HODEI_OK)
+    if (hodei_store_job_read(conn, end->job_id, false, &v, &err) != HODEI_OK)
         return false;
-    bool same = PQntuples(res) == 1 && hodei_job_state_parse(hodei_db_get_str(res, 0, 0), final) &&
-                hodei_job_state_terminal(*final) &&
-                strcmp(hodei_db_get_str(res, 0, 1), end->worker_id) == 0 &&
-                hodei_db_get_i64(res, 0, 2) == end->epoch;
-    PQclear(res);
-    return same;
+    *final = v.state;
+    return hodei_job_state_terminal(v.state) && strcmp(v.worker_id, end->worker_id) == 0 &&
+           v.epoch == end->epoch;
 }
 
 /* A result that ended nothing (stale, or the supervisor ended the attempt
  * first) still means the worker is done with that job: free it, or it would
  * stay BUSY for good while it keeps beating. */
-static void result_release_worker(worker_session *s, const hodei_attempt_end *end)
+static hodei_status result_release_worker(PGconn *conn, const hodei_attempt_end *end)
 {
-    PGconn *conn = NULL;
     hodei_err err;
     bool released = false;
-    hodei_status st = jobs_acquire(s, &conn, &err);
-    if (st != HODEI_OK)
-        return;
-    st = hodei_db_begin(conn, &err);
+    hodei_status st = hodei_db_begin(conn, &err);
     if (st == HODEI_OK)
         st = hodei_store_worker_release(conn, end->worker_id, end->job_id, &released, &err);
     if (st == HODEI_OK)
         st = hodei_db_commit(conn, &err);
     else
         hodei_db_rollback(conn);
-    jobs_release(s, conn, st);
     if (st != HODEI_OK)
         HLOG_WARN("worker %s: not freed after result of job %s: %s", end->worker_id, end->job_id,
                   err.msg);
     else if (released)
         HLOG_INFO("worker %s: free again after its result of job %s", end->worker_id,
                   end->job_id);
+    return st;
 }
 
 static void result_ack(worker_session *s, const Hodei__V1__JobResult *r, bool accepted,
@@ -510,7 +474,12 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
                        &next, &err);
         accepted = st == HODEI_OK ||
                    (st == HODEI_ERR_PRECONDITION && result_already_recorded(conn, &end, &final));
-        jobs_release(s, conn, st);
+        /* Refused, or a repeat: the worker is done with that job either way
+         * (on the same connection). */
+        hodei_status rel = HODEI_OK;
+        if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_INVALID)
+            rel = result_release_worker(conn, &end);
+        jobs_release(s, conn, hodei_db_status_broken(rel) ? rel : st);
     }
     if (!accepted && st != HODEI_ERR_PRECONDITION && st != HODEI_ERR_NOT_FOUND &&
         st != HODEI_ERR_INVALID) {
@@ -518,8 +487,6 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
         worker_session_end(s, HODEI_GRPC_UNAVAILABLE, JOBS_DB_TROUBLE);
         return;
     }
-    if (st != HODEI_OK)
-        result_release_worker(s, &end);
     worker_session_forget(s, r->job_id);
     result_ack(s, r, accepted, accepted ? "" : err.msg);
     if (!accepted)
@@ -572,12 +539,12 @@ hodei_status worker_jobs_fail_attempt(edge *e, log_pub *pub, const char *job_id,
                              .free_worker = free_worker};
     Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
     PGconn *conn = NULL;
-    hodei_status st = hodei_db_acquire(e->db, e->cfg->db_wait_ms, &conn, err);
+    hodei_status st = edge_db_acquire(e, &conn, err);
     if (st != HODEI_OK)
         return st;
     PGresult *none = NULL;
     st = result_tx(conn, &end, false, false, &final, &none, err);
-    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
+    edge_db_release(e, conn, st);
     if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
         return HODEI_OK; /* moved on meanwhile (its result came, or it was re-assigned) */
     if (st == HODEI_OK && hodei_job_state_terminal(final))

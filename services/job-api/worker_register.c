@@ -61,7 +61,7 @@ hodei_status worker_session_auth(edge *e, const char *worker_id, const char *tok
     worker_token_hash_hex(token, hash);
     PGconn *conn = NULL;
     PGresult *res = NULL;
-    hodei_status st = hodei_db_acquire(e->db, e->cfg->db_wait_ms, &conn, err);
+    hodei_status st = edge_db_acquire(e, &conn, err);
     if (st != HODEI_OK)
         return st;
     const char *params[2] = {worker_id, hash};
@@ -70,7 +70,7 @@ hodei_status worker_session_auth(edge *e, const char *worker_id, const char *tok
                        " AND session_token_hash = decode($2, 'hex')"
                        " AND state NOT IN ('TERMINATING', 'TERMINATED')",
                        2, params, &res, err);
-    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
+    edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         return st;
     int rows = PQntuples(res);
@@ -200,12 +200,12 @@ static void worker_register(hodei_rpc_call *call, const ProtobufCMessage *msg, v
     if (st == HODEI_OK)
         st = reg_new_session_token(session, &err);
     if (st == HODEI_OK)
-        st = hodei_db_acquire(e->db, e->cfg->db_wait_ms, &conn, &err);
+        st = edge_db_acquire(e, &conn, &err);
     if (st != HODEI_OK)
         goto fail;
     worker_token_hash_hex(session, hash);
     st = reg_tx(conn, r, hash, &err);
-    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
+    edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
     HLOG_INFO("worker %s registered (host=%s agent=%s)", r->worker_id, r->hostname,
@@ -298,11 +298,11 @@ static void worker_unregister(hodei_rpc_call *call, const ProtobufCMessage *msg,
     if (st == HODEI_OK)
         st = worker_check_token("session_token", r->session_token, &err);
     if (st == HODEI_OK)
-        st = hodei_db_acquire(e->db, e->cfg->db_wait_ms, &conn, &err);
+        st = edge_db_acquire(e, &conn, &err);
     if (st != HODEI_OK)
         goto fail;
     st = unreg_tx(conn, r, ends, &n_ends, &err);
-    hodei_db_release(e->db, conn, hodei_db_status_broken(st));
+    edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
     worker_jobs_publish_ends(worker_hub_pub(e->workers), ends, n_ends);

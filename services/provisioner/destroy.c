@@ -54,7 +54,7 @@ static hodei_status destroy_end_attempts(PGconn *conn, const char *worker_id, ho
     PGresult *res = NULL;
     hodei_status st = hodei_db_exec(conn,
                                     "SELECT id::text, epoch FROM jobs WHERE worker_id = $1"
-                                    " AND state IN ('ASSIGNED','RUNNING') LIMIT 64",
+                                    " AND state IN ('ASSIGNED','RUNNING') LIMIT " HODEI_STR(DESTROY_JOBS_MAX),
                                     1, params, &res, err);
     for (int i = 0; st == HODEI_OK && i < PQntuples(res) && i < DESTROY_JOBS_MAX; i++) {
         hodei_attempt_end end = {

@@ -234,7 +234,7 @@ static hodei_status rec_lock(prov *p, PGconn *conn, bool take, bool *got, hodei_
 static hodei_status rec_all(prov *p, PGconn *conn, hodei_err *err)
 {
     PGresult *res = NULL;
-    hodei_status st = hodei_db_exec(conn, "SELECT name FROM providers ORDER BY name LIMIT 256", 0,
+    hodei_status st = hodei_db_exec(conn, "SELECT name FROM providers ORDER BY name LIMIT " HODEI_STR(REC_PROVIDERS_MAX), 0,
                                     NULL, &res, err);
     for (int i = 0; st == HODEI_OK && i < PQntuples(res) && i < REC_PROVIDERS_MAX &&
                     !hodei_daemon_stopping(p->d);

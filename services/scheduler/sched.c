@@ -15,6 +15,7 @@
 #include "hodei/log.h"
 #include "hodei/sched_strategy.h"
 #include "hodei/time.h"
+#include "hodei/store.h"
 #include "sched_int.h"
 
 #define SCHED_BACKOFF_MIN_MS   50
@@ -259,7 +260,7 @@ static bool sched_alloc(sched *s)
     s->seen = calloc(1, sizeof *s->seen);
     for (int a = 0; a < SCHED_ARRAYS; a++)
         hodei_buf_init(&s->arr[a], SCHED_ARRAY_TEXT_MAX);
-    hodei_buf_init(&s->hex, 2 * SCHED_EVENT_MAX + 1);
+    hodei_buf_init(&s->hex, HODEI_OUTBOX_EVENT_HEX_MAX);
     return s->jobs && s->job_epoch && s->assign && s->workers && s->taken && s->seen;
 }
 

@@ -2,7 +2,7 @@
  * on HODEI_EVENTS (explicit ack, shared by every replica, created when
  * missing), read by one feed thread that hands each batch to the main loop
  * through a one-batch slot and an eventfd. Events carry no decision: any
- * JobQueued, WorkerReady, JobFinished or ProvisionFailed calls for a pass,
+ * JobQueued, WorkerReady or ProvisionFailed calls for a pass,
  * which re-reads PostgreSQL; every other subject is acknowledged and
  * ignored. The main loop acks a batch after its pass committed and only
  * then is the next one fetched.

@@ -134,18 +134,10 @@ static hodei_status sup_lost_one(sup *s, const PGresult *res, int row, hodei_err
 
 hodei_status sup_check_lost_workers(sup *s, int *n_out, hodei_err *err)
 {
-    char timeout[SUP_INT_TEXT_MAX];
-    const char *params[] = {timeout, s->batch_max_text};
-    PGresult *res = NULL;
+    char setting[SUP_INT_TEXT_MAX];
 
-    sup_i64_text(s->cfg->heartbeat_timeout_ms, timeout);
-    hodei_status st = hodei_db_exec(s->conn, SUP_LOST_SQL, 2, params, &res, err);
-    if (st != HODEI_OK)
-        return st;
-    *n_out = PQntuples(res);
-    st = sup_rows_each(s, "lost worker", res, sup_lost_one, err);
-    PQclear(res);
-    return st;
+    sup_i64_text(s->cfg->heartbeat_timeout_ms, setting);
+    return sup_select_each(s, "lost worker", SUP_LOST_SQL, setting, sup_lost_one, n_out, err);
 }
 
 static hodei_status sup_unregistered_one(sup *s, const PGresult *res, int row, hodei_err *err)
@@ -169,16 +161,8 @@ static hodei_status sup_unregistered_one(sup *s, const PGresult *res, int row, h
 
 hodei_status sup_check_registration(sup *s, int *n_out, hodei_err *err)
 {
-    char timeout[SUP_INT_TEXT_MAX];
-    const char *params[] = {timeout, s->batch_max_text};
-    PGresult *res = NULL;
+    char setting[SUP_INT_TEXT_MAX];
 
-    sup_i64_text(s->cfg->registration_timeout_ms, timeout);
-    hodei_status st = hodei_db_exec(s->conn, SUP_UNREGISTERED_SQL, 2, params, &res, err);
-    if (st != HODEI_OK)
-        return st;
-    *n_out = PQntuples(res);
-    st = sup_rows_each(s, "unregistered worker", res, sup_unregistered_one, err);
-    PQclear(res);
-    return st;
+    sup_i64_text(s->cfg->registration_timeout_ms, setting);
+    return sup_select_each(s, "unregistered worker", SUP_UNREGISTERED_SQL, setting, sup_unregistered_one, n_out, err);
 }

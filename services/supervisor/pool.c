@@ -109,16 +109,7 @@ static hodei_status sup_idle_one(sup *s, const PGresult *res, int row, hodei_err
 
 hodei_status sup_check_idle(sup *s, int *n_out, hodei_err *err)
 {
-    const char *params[] = {s->batch_max_text};
-    PGresult *res = NULL;
-
-    hodei_status st = hodei_db_exec(s->conn, SUP_IDLE_SQL, 1, params, &res, err);
-    if (st != HODEI_OK)
-        return st;
-    *n_out = PQntuples(res);
-    st = sup_rows_each(s, "idle worker", res, sup_idle_one, err);
-    PQclear(res);
-    return st;
+    return sup_select_each(s, "idle worker", SUP_IDLE_SQL, NULL, sup_idle_one, n_out, err);
 }
 
 /* ---- warm pool ---- */
@@ -225,16 +216,8 @@ static hodei_status sup_pool_fill(sup *s, const PGresult *cands, int row, hodei_
 
 hodei_status sup_check_warm_pool(sup *s, int *n_out, hodei_err *err)
 {
-    char retry[SUP_INT_TEXT_MAX];
-    const char *params[] = {retry, s->batch_max_text};
-    PGresult *res = NULL;
+    char setting[SUP_INT_TEXT_MAX];
 
-    sup_i64_text(s->cfg->warm_pool_retry_ms, retry);
-    hodei_status st = hodei_db_exec(s->conn, SUP_POOLS_SQL, 2, params, &res, err);
-    if (st != HODEI_OK)
-        return st;
-    *n_out = PQntuples(res);
-    st = sup_rows_each(s, "warm pool of", res, sup_pool_fill, err);
-    PQclear(res);
-    return st;
+    sup_i64_text(s->cfg->warm_pool_retry_ms, setting);
+    return sup_select_each(s, "warm pool of", SUP_POOLS_SQL, setting, sup_pool_fill, n_out, err);
 }

@@ -72,6 +72,11 @@ hodei_status sup_tick(sup *s, bool *more, hodei_err *err);
 typedef hodei_status (*sup_row_fn)(sup *s, const PGresult *res, int row, hodei_err *err);
 hodei_status sup_rows_each(sup *s, const char *what, const PGresult *res, sup_row_fn one,
                            hodei_err *err);
+/* Selects the rows one check acts on (sql's parameters: setting, then the
+ * batch size; setting NULL: the batch size alone), *n_out = their number,
+ * and runs one on each as sup_rows_each does. */
+hodei_status sup_select_each(sup *s, const char *what, const char *sql, const char *setting,
+                             sup_row_fn one, int *n_out, hodei_err *err);
 /* Records one action line; logged after the transaction commits. */
 void sup_note(sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* An int64 as decimal text for a query parameter. */

@@ -116,6 +116,21 @@ hodei_status sup_rows_each(sup *s, const char *what, const PGresult *res, sup_ro
     return st;
 }
 
+hodei_status sup_select_each(sup *s, const char *what, const char *sql, const char *setting,
+                             sup_row_fn one, int *n_out, hodei_err *err)
+{
+    const char *params[] = {setting ? setting : s->batch_max_text, s->batch_max_text};
+    PGresult *res = NULL;
+
+    hodei_status st = hodei_db_exec(s->conn, sql, setting ? 2 : 1, params, &res, err);
+    if (st != HODEI_OK)
+        return st;
+    *n_out = PQntuples(res);
+    st = sup_rows_each(s, what, res, one, err);
+    PQclear(res);
+    return st;
+}
+
 /* A failed check is logged when its error first appears (or changes), not
  * on every tick while it lasts. */
 static void sup_check_failed(sup *s, size_t i, const hodei_err *e)

@@ -119,18 +119,10 @@ static hodei_status sup_expired_one(sup *s, const PGresult *res, int row, hodei_
 
 hodei_status sup_check_job_timeouts(sup *s, int *n_out, hodei_err *err)
 {
-    char grace[SUP_INT_TEXT_MAX];
-    const char *params[] = {grace, s->batch_max_text};
-    PGresult *res = NULL;
+    char setting[SUP_INT_TEXT_MAX];
 
-    sup_i64_text(s->cfg->timeout_grace_ms, grace);
-    hodei_status st = hodei_db_exec(s->conn, SUP_EXPIRED_SQL, 2, params, &res, err);
-    if (st != HODEI_OK)
-        return st;
-    *n_out = PQntuples(res);
-    st = sup_rows_each(s, "timed-out job", res, sup_expired_one, err);
-    PQclear(res);
-    return st;
+    sup_i64_text(s->cfg->timeout_grace_ms, setting);
+    return sup_select_each(s, "timed-out job", SUP_EXPIRED_SQL, setting, sup_expired_one, n_out, err);
 }
 
 static hodei_status sup_unacked_one(sup *s, const PGresult *res, int row, hodei_err *err)
@@ -155,18 +147,10 @@ static hodei_status sup_unacked_one(sup *s, const PGresult *res, int row, hodei_
 
 hodei_status sup_check_assign_timeouts(sup *s, int *n_out, hodei_err *err)
 {
-    char timeout[SUP_INT_TEXT_MAX];
-    const char *params[] = {timeout, s->batch_max_text};
-    PGresult *res = NULL;
+    char setting[SUP_INT_TEXT_MAX];
 
-    sup_i64_text(s->cfg->assign_timeout_ms, timeout);
-    hodei_status st = hodei_db_exec(s->conn, SUP_UNACKED_SQL, 2, params, &res, err);
-    if (st != HODEI_OK)
-        return st;
-    *n_out = PQntuples(res);
-    st = sup_rows_each(s, "unacknowledged job", res, sup_unacked_one, err);
-    PQclear(res);
-    return st;
+    sup_i64_text(s->cfg->assign_timeout_ms, setting);
+    return sup_select_each(s, "unacknowledged job", SUP_UNACKED_SQL, setting, sup_unacked_one, n_out, err);
 }
 
 static hodei_status sup_orphaned_one(sup *s, const PGresult *res, int row, hodei_err *err)
@@ -187,14 +171,5 @@ static hodei_status sup_orphaned_one(sup *s, const PGresult *res, int row, hodei
 
 hodei_status sup_check_orphaned_jobs(sup *s, int *n_out, hodei_err *err)
 {
-    const char *params[] = {s->batch_max_text};
-    PGresult *res = NULL;
-
-    hodei_status st = hodei_db_exec(s->conn, SUP_ORPHANED_SQL, 1, params, &res, err);
-    if (st != HODEI_OK)
-        return st;
-    *n_out = PQntuples(res);
-    st = sup_rows_each(s, "orphaned job", res, sup_orphaned_one, err);
-    PQclear(res);
-    return st;
+    return sup_select_each(s, "orphaned job", SUP_ORPHANED_SQL, NULL, sup_orphaned_one, n_out, err);
 }

@@ -41,3 +41,13 @@ bool hodei_id_valid(const char *s)
     }
     return true;
 }
+
+hodei_status hodei_id_check(const char *field, const char *id, const char *what,
+                            hodei_err *err)
+{
+    if (!id || !id[0])
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: required", field);
+    if (!hodei_id_valid(id))
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be %s (a UUID)", field, what);
+    return HODEI_OK;
+}

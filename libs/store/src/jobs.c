@@ -178,6 +178,9 @@ static hodei_status end_write(PGconn *conn, const hodei_attempt_end *end, const 
         st = hodei_db_exec(conn, end_sql, 13, params, &res, err);
         if (st == HODEI_OK && end->released)
             *end->released = PQntuples(res) > 0 && hodei_db_get_i64(res, 0, 0) > 0;
+        if (st == HODEI_OK && end->worker_provider)
+            hodei_strlcpy(end->worker_provider, v->worker_provider,
+                          HODEI_STORE_PROVIDER_MAX + 1);
         PQclear(res);
     }
     hodei_outbox_rows_fini(&rows);

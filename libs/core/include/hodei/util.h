@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A macro's value as a string literal, e.g. " LIMIT " HODEI_STR(ROWS_MAX). */
+#define HODEI_STR_(x) #x
+#define HODEI_STR(x) HODEI_STR_(x)
+
 /* Bounded copy; always NUL-terminates when dst_len > 0. Returns false when
  * src did not fit (dst then holds the truncated prefix). */
 bool hodei_strlcpy(char *dst, const char *src, size_t dst_len);

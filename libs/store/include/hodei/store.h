@@ -58,6 +58,15 @@ hodei_status hodei_outbox_rows_add(hodei_outbox_rows *rows, Hodei__V1__Event *ev
 void hodei_outbox_rows_params(hodei_outbox_rows *rows, const char **params);
 void hodei_outbox_rows_fini(hodei_outbox_rows *rows);
 
+/* The SET of a worker taking a job, shared by the scheduler's assignment and
+ * the edge's hand-off: BUSY with it, and its least-loaded load decayed over
+ * `tau` seconds (a parameter, see HODEI_SCHED_LOAD_TAU_S) plus one. */
+#define HODEI_STORE_WORKER_TAKES_SQL(job, tau)                                         \
+    "state = 'BUSY', current_job_id = " job ", idle_since = NULL, updated_at = now(),"   \
+    " last_assigned_at = now(), assign_load = 1 + CASE WHEN workers.last_assigned_at"  \
+    " IS NULL THEN 0 ELSE workers.assign_load * exp(greatest(-50, extract(epoch FROM"   \
+    " workers.last_assigned_at - now())::float8 / " tau "::float8)) END"
+
 /* A job's scheduling state, as the transitions and the edge's RPCs read it. */
 #define HODEI_STORE_PROVIDER_MAX 63     /* as providers.name allows */
 typedef struct {
@@ -97,6 +106,8 @@ typedef struct {
     bool no_ready_event;         /* the caller writes WorkerReady itself, if the worker
                                     stays READY (it may hand it a job first) */
     bool *released;              /* (may be NULL) set: the worker went READY */
+    char *worker_provider;       /* (may be NULL) HODEI_STORE_PROVIDER_MAX + 1 bytes:
+                                    the worker's provider, for its WorkerReady */
 } hodei_attempt_end;
 
 /* Locks the job. SUCCEEDED/CANCELLED end it. FAILED/TIMEOUT with attempts
