@@ -30,6 +30,7 @@ typedef struct {
     int64_t worker_keepalive_ms;  /* worker.keepalive_interval: idle stream gets a Keepalive */
     int64_t worker_resend_ms;     /* worker.resend_interval: RunJob/CancelJob re-sent from SQL */
     bool worker_handoff;          /* worker.handoff: a result takes the next pending job */
+    int64_t worker_ack_delay_ms;  /* worker.ack_delay: RunJobAcks written grouped; 0 = at once */
     char *secrets_master_key;     /* secrets.master_key: 64 hex digits; empty = secrets off */
 } edge_config;
 

@@ -391,10 +391,7 @@ static void *check_thread(void *arg)
     log_hub *h = arg;
     pthread_mutex_lock(&h->mu);
     while (!h->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += LOGS_CHECK_MS / 1000;
-        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+        hodei_cond_wait_ms(&h->cv, &h->mu, LOGS_CHECK_MS);
         if (h->stopping)
             break;
         pthread_mutex_unlock(&h->mu);

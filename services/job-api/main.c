@@ -47,6 +47,9 @@ static const hodei_cfg_param edge_params[] = {
     {"worker.handoff", HODEI_CFG_BOOL, "true", 0, 0, P(worker_handoff),
      "a worker's result hands it the next pending job in the same transaction", false, false,
      NULL},
+    {"worker.ack_delay", HODEI_CFG_DURATION_MS, "10ms", 0, 1000, P(worker_ack_delay_ms),
+     "RunJobAcks are written grouped within this (a result that comes first makes its"
+     " ack unneeded); 0 = each at once", false, false, NULL},
     {"database.wait", HODEI_CFG_DURATION_MS, "5s", 10, 60000, P(db_wait_ms),
      "how long a read waits for a pooled connection", false, false, NULL},
     {"secrets.master_key", HODEI_CFG_STRING, "", 0, SECRETS_KEY_HEX_LEN, P(secrets_master_key),

@@ -42,10 +42,12 @@ struct worker_hub {
     atomic_int subs_live;
     int64_t next_beat_ms;
     natsSubscription *hints;          /* HODEI_SUBJ_HINT_ASSIGNED_ALL, NULL when NATS was away */
+    worker_acks *acks;                /* RunJobAcks waiting to be written */
 };
 
 edge *worker_hub_edge(worker_hub *h) { return h->e; }
 log_pub *worker_hub_pub(worker_hub *h) { return h->pub; }
+worker_acks *worker_hub_acks(worker_hub *h) { return h->acks; }
 
 /* ---------------------------------------------------------------- sessions */
 
@@ -547,14 +549,8 @@ static void *hub_ticker(void *arg)
     HODEI_ASSERT(snap != NULL);
     pthread_mutex_lock(&h->mu);
     while (!h->stopping) {
-        if (!h->kicked) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_nsec += (long)HUB_TICK_MS * 1000000L;
-            ts.tv_sec += ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
-            pthread_cond_timedwait(&h->cv, &h->mu, &ts);
-        }
+        if (!h->kicked)
+            hodei_cond_wait_ms(&h->cv, &h->mu, HUB_TICK_MS);
         h->kicked = false;
         if (h->stopping)
             break;
@@ -579,6 +575,11 @@ hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_er
     atomic_init(&h->subs_live, 0);
     pthread_mutex_init(&h->mu, NULL);
     hodei_cond_init_monotonic(&h->cv);
+    hodei_status st = worker_acks_create(e, &h->acks, err);
+    if (st != HODEI_OK) {
+        worker_hub_destroy(h);
+        return st;
+    }
     if (pthread_create(&h->ticker, NULL, hub_ticker, h) != 0) {
         worker_hub_destroy(h);
         return hodei_err_set(err, HODEI_ERR_INTERNAL, "worker hub: cannot start its thread");
@@ -606,6 +607,8 @@ void worker_hub_destroy(worker_hub *h)
     pthread_mutex_unlock(&h->mu);
     if (h->ticker_started)
         pthread_join(h->ticker, NULL);
+    worker_acks_destroy(h->acks);     /* writes the acks still pending */
+    h->acks = NULL;
     hub_unsubscribe(h->hints);
     h->hints = NULL;
     /* Sessions still listed were never closed by the server: end them. */

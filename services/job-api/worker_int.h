@@ -26,6 +26,8 @@
 #define WORKER_TOKEN_MAX 512           /* bootstrap and session tokens, bytes */
 #define WORKER_SESSION_TOKEN_BYTES 32  /* random bytes; sent as 64 hex characters */
 #define WORKER_HASH_HEX_LEN 64         /* SHA-256 as hex, without the NUL */
+#define WORKER_STALE_WHY "assignment no longer current"
+#define WORKER_DB_TROUBLE "cannot reach the database; reconnect and re-send"
 
 typedef struct {
     char job_id[HODEI_ID_BUF];
@@ -39,6 +41,7 @@ typedef struct {
 } worker_job_end;
 
 typedef struct worker_session worker_session;
+typedef struct worker_acks worker_acks;
 
 struct worker_session {
     atomic_int refs;
@@ -75,6 +78,7 @@ hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_er
 void worker_hub_destroy(worker_hub *h);
 edge *worker_hub_edge(worker_hub *h);
 log_pub *worker_hub_pub(worker_hub *h);
+worker_acks *worker_hub_acks(worker_hub *h);
 
 /* A session for a new WorkerStream call (refs = 1, the caller's). Listed at
  * once so a stream that never says Hello is timed out. */
@@ -136,6 +140,20 @@ hodei_status worker_jobs_end_all(PGconn *conn, const char *worker_id, const char
                                  worker_job_end *ends, size_t *n_ends, hodei_err *err);
 /* End-of-log markers for the ends that reached a terminal state. */
 void worker_jobs_publish_ends(log_pub *pub, const worker_job_end *ends, size_t n);
+
+/* ---------------------------------------------------------- worker_acks.c */
+
+/* RunJobAcks written grouped: each within worker.ack_delay, all pending ones
+ * in one UPDATE by one writer thread. destroy writes what is pending. */
+hodei_status worker_acks_create(edge *e, worker_acks **out, hodei_err *err);
+void worker_acks_destroy(worker_acks *a);
+/* Queues worker_id's ack of (job_id, epoch); false when the writer is
+ * stopping or memory ran out (the caller writes it itself). */
+bool worker_acks_add(worker_acks *a, worker_session *s, const char *worker_id,
+                     const char *job_id, int64_t epoch);
+/* The attempt's result came: its ack, still pending, is dropped (the
+ * result's transaction counts the job as started). true when one was. */
+bool worker_acks_drop(worker_acks *a, const char *job_id, int64_t epoch);
 
 /* --------------------------------------------------------- worker_stream.c */
 

@@ -21,8 +21,6 @@
 #define JOBS_EXIT_NONE (-1)                  /* exit code of an attempt that never exited */
 #define JOBS_SECRETS_NONE "{}"               /* a job that names no secret */
 #define JOBS_LOST_WHY "worker restarted"
-#define JOBS_STALE_WHY "assignment no longer current"
-#define JOBS_DB_TROUBLE "cannot reach the database; reconnect and re-send"
 
 static hodei_status jobs_acquire(worker_session *s, PGconn **conn, hodei_err *err)
 {
@@ -269,6 +267,14 @@ void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
 {
     char worker_id[HODEI_ID_BUF];
     jobs_worker_id(s, worker_id);
+    /* Grouped (worker.ack_delay): an attempt this stream was sent is its own
+     * at once, so its log batches need no lookup meanwhile. */
+    if (worker_hub_edge(s->hub)->cfg->worker_ack_delay_ms > 0 &&
+        worker_acks_add(worker_hub_acks(s->hub), s, worker_id, ack->job_id, ack->epoch)) {
+        if (worker_session_was_sent(s, ack->job_id, ack->epoch))
+            worker_session_own(s, ack->job_id, ack->epoch);
+        return;
+    }
     PGconn *conn = NULL;
     hodei_err err;
     hodei_status st = jobs_acquire(s, &conn, &err);
@@ -281,10 +287,10 @@ void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
     } else if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND) {
         HLOG_INFO("worker %s acked job %s epoch %" PRId64 " it does not hold (%s); cancelling",
                   worker_id, ack->job_id, ack->epoch, err.msg);
-        jobs_send_cancel(s, ack->job_id, ack->epoch, JOBS_STALE_WHY);
+        jobs_send_cancel(s, ack->job_id, ack->epoch, WORKER_STALE_WHY);
     } else {
         HLOG_WARN("worker %s: ack of job %s not recorded: %s", worker_id, ack->job_id, err.msg);
-        worker_session_end(s, HODEI_GRPC_UNAVAILABLE, JOBS_DB_TROUBLE);
+        worker_session_end(s, HODEI_GRPC_UNAVAILABLE, WORKER_DB_TROUBLE);
     }
 }
 
@@ -463,6 +469,8 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
     hodei_attempt_end end = {.job_id = r->job_id, .worker_id = worker_id, .epoch = r->epoch,
                              .state = r->state, .exit_code = r->exit_code,
                              .error = r->error ? r->error : "", .free_worker = true};
+    /* An ack still waiting to be written is implied by this result. */
+    worker_acks_drop(worker_hub_acks(s->hub), r->job_id, r->epoch);
     Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
     PGconn *conn = NULL;
     PGresult *next = NULL;  /* the job handed to this worker, sent after the ack */
@@ -484,7 +492,7 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
     if (!accepted && st != HODEI_ERR_PRECONDITION && st != HODEI_ERR_NOT_FOUND &&
         st != HODEI_ERR_INVALID) {
         HLOG_WARN("worker %s: result of job %s not recorded: %s", worker_id, r->job_id, err.msg);
-        worker_session_end(s, HODEI_GRPC_UNAVAILABLE, JOBS_DB_TROUBLE);
+        worker_session_end(s, HODEI_GRPC_UNAVAILABLE, WORKER_DB_TROUBLE);
         return;
     }
     worker_session_forget(s, r->job_id);

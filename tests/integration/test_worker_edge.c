@@ -901,3 +901,49 @@ Test(worker_edge, a_result_whose_ack_was_lost_still_ends_the_attempt)
                  1);
     hodei_rpc_stream_destroy(st);
 }
+
+/* Acks are written grouped (worker.ack_delay): one for an attempt the worker
+ * does not hold still gets a CancelJob and changes nothing. */
+Test(worker_edge, an_ack_of_an_attempt_the_worker_does_not_hold_gets_cancel_job)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_ack(st, job, 7);
+    Hodei__V1__ServerMessage *m = ws_expect(st, HODEI__V1__SERVER_MESSAGE__BODY_CANCEL_JOB);
+    cr_assert_str_eq(m->cancel_job->job_id, job);
+    cr_assert_eq(m->cancel_job->epoch, 7);
+    cr_assert(strstr(m->cancel_job->reason, "no longer current") != NULL, "%s",
+              m->cancel_job->reason);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'ASSIGNED'"
+                      " AND epoch = 1 AND started_at IS NULL",
+                      job),
+                 1, "a stale ack changed the job");
+    hodei_rpc_stream_destroy(st);
+}
+
+/* A result right behind its ack (a short job): the ack still pending is
+ * dropped, the result counts the job as started, and it ends once. */
+Test(worker_edge, a_result_right_behind_its_ack_ends_the_job_once)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], reason[512];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_ack(st, job, 1);
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    cr_assert(ws_result_ack(st, job, reason, sizeof reason), "refused: %s", reason);
+    hodei_sleep_ms(100); /* past worker.ack_delay */
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'SUCCEEDED'"
+                      " AND started_at IS NOT NULL AND started_at <= finished_at",
+                      job),
+                 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM outbox WHERE event_type = 'JobFinished'"
+                      " AND aggregate_id = '%s'",
+                      job),
+                 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM workers WHERE id = '%s' AND state = 'READY'", w), 1);
+    hodei_rpc_stream_destroy(st);
+}

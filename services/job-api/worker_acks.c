@@ -1,0 +1,265 @@
+/* RunJobAcks written grouped (see worker_int.h). A short job's result often
+ * comes before its ack is written: the ack is then dropped, the result's
+ * transaction counts the job as started, and the job costs one commit less.
+ * Every other ack is written within worker.ack_delay, all pending ones in
+ * one UPDATE. An ack that changed nothing is looked at one by one: the job
+ * ended or moved on at the same epoch is fine; an attempt this worker does
+ * not hold gets a CancelJob, as before. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hodei/assert.h"
+#include "hodei/buf.h"
+#include "hodei/db.h"
+#include "hodei/log.h"
+#include "hodei/sqlarr.h"
+#include "hodei/store.h"
+#include "hodei/sync.h"
+#include "hodei/time.h"
+#include "hodei/util.h"
+#include "worker_int.h"
+
+#define ACKS_PENDING_MAX 4096           /* more pending: written at once */
+#define ACKS_SQL_MAX (1024 * 1024)      /* one flush's array literals */
+
+typedef struct ack_item {
+    struct ack_item *next;
+    worker_session *s;                  /* referenced while queued */
+    char worker_id[HODEI_ID_BUF];
+    worker_job_ref ref;
+    int64_t due_ms;
+} ack_item;
+
+struct worker_acks {
+    edge *e;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ack_item *head, *tail;
+    size_t n;
+    bool stopping;
+    pthread_t writer;
+    bool writer_started;
+};
+
+static const char acks_sql[] =
+    "UPDATE jobs j SET state = 'RUNNING', started_at = now(), updated_at = now()"
+    " FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS a(id, worker_id, epoch)"
+    " WHERE j.id = a.id AND j.state = 'ASSIGNED' AND j.worker_id = a.worker_id"
+    "  AND j.epoch = a.epoch"
+    " RETURNING j.id::text";
+
+static void acks_cancel(ack_item *it)
+{
+    Hodei__V1__CancelJob c = HODEI__V1__CANCEL_JOB__INIT;
+    Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
+    c.job_id = it->ref.job_id;
+    c.epoch = it->ref.epoch;
+    c.reason = (char *)WORKER_STALE_WHY;
+    m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_CANCEL_JOB;
+    m.cancel_job = &c;
+    worker_session_send(it->s, &m);
+}
+
+/* An ack the UPDATE did not take: fine when the job is (or was) this
+ * worker's attempt at that epoch (its result came first, or it is RUNNING
+ * already); otherwise the worker runs something it does not hold. */
+static hodei_status acks_explain(PGconn *conn, ack_item *it)
+{
+    hodei_job_view v;
+    hodei_err err;
+    hodei_status st = hodei_store_job_read(conn, it->ref.job_id, false, &v, &err);
+    if (st != HODEI_OK && st != HODEI_ERR_NOT_FOUND)
+        return st;
+    if (st == HODEI_OK && v.epoch == it->ref.epoch && strcmp(v.worker_id, it->worker_id) == 0)
+        return HODEI_OK;
+    HLOG_INFO("worker %s acked job %s epoch %" PRId64 " it does not hold; cancelling",
+              it->worker_id, it->ref.job_id, it->ref.epoch);
+    acks_cancel(it);
+    return HODEI_OK;
+}
+
+static bool acks_taken(const PGresult *res, const ack_item *it)
+{
+    for (int r = 0; r < PQntuples(res); r++) {
+        if (strcasecmp(hodei_db_get_str(res, r, 0), it->ref.job_id) == 0)
+            return true;
+    }
+    return false;
+}
+
+static hodei_status acks_write(worker_acks *a, ack_item *list, size_t n, hodei_err *err)
+{
+    hodei_buf ids, workers, epochs;
+    hodei_buf *all[] = {&ids, &workers, &epochs};
+    for (size_t i = 0; i < 3; i++) {
+        hodei_buf_init(all[i], ACKS_SQL_MAX);
+        hodei_sqlarr_begin(all[i]);
+    }
+    for (ack_item *it = list; it; it = it->next) {
+        hodei_sqlarr_str(&ids, it->ref.job_id);
+        hodei_sqlarr_str(&workers, it->worker_id);
+        hodei_sqlarr_i64(&epochs, it->ref.epoch);
+    }
+    bool built = true;
+    for (size_t i = 0; i < 3; i++)
+        built = hodei_sqlarr_end(all[i]) && built;
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    hodei_status st = built ? HODEI_OK
+                            : hodei_err_set(err, HODEI_ERR_LIMIT, "%zu acks: too many", n);
+    if (st == HODEI_OK)
+        st = edge_db_acquire(a->e, &conn, err);
+    if (st == HODEI_OK) {
+        const char *params[3] = {ids.data, workers.data, epochs.data};
+        st = hodei_db_exec(conn, acks_sql, 3, params, &res, err);
+        if (st == HODEI_OK && (size_t)PQntuples(res) < n) {
+            for (ack_item *it = list; it && st == HODEI_OK; it = it->next) {
+                if (!acks_taken(res, it))
+                    st = acks_explain(conn, it);
+            }
+            if (st != HODEI_OK)
+                hodei_err_set(err, st, "checking an ack that changed nothing failed");
+        }
+        edge_db_release(a->e, conn, st);
+    }
+    PQclear(res);
+    for (size_t i = 0; i < 3; i++)
+        hodei_buf_fini(all[i]);
+    return st;
+}
+
+/* Writes the list and frees it. When the database cannot take it, each
+ * worker's stream is ended: the worker reconnects, its RunJob is re-sent
+ * and acked again, or its result counts as the ack. */
+static void acks_flush(worker_acks *a, ack_item *list, size_t n)
+{
+    hodei_err err;
+    hodei_status st = acks_write(a, list, n, &err);
+    if (st != HODEI_OK)
+        HLOG_WARN("%zu acks not recorded: %s", n, err.msg);
+    while (list) {
+        ack_item *next = list->next;
+        if (st != HODEI_OK)
+            worker_session_end(list->s, HODEI_GRPC_UNAVAILABLE, WORKER_DB_TROUBLE);
+        worker_session_unref(list->s);
+        free(list);
+        list = next;
+    }
+}
+
+static void *acks_writer(void *arg)
+{
+    worker_acks *a = arg;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        if (!a->head && a->stopping)
+            break;
+        if (!a->head) {
+            pthread_cond_wait(&a->cv, &a->mu);
+            continue;
+        }
+        int64_t left = a->head->due_ms - hodei_mono_ms();
+        if (left > 0 && !a->stopping && a->n < ACKS_PENDING_MAX) {
+            hodei_cond_wait_ms(&a->cv, &a->mu, left);
+            continue;
+        }
+        ack_item *list = a->head;
+        size_t n = a->n;
+        a->head = a->tail = NULL;
+        a->n = 0;
+        pthread_mutex_unlock(&a->mu);
+        acks_flush(a, list, n);
+        pthread_mutex_lock(&a->mu);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+hodei_status worker_acks_create(edge *e, worker_acks **out, hodei_err *err)
+{
+    worker_acks *a = calloc(1, sizeof *a);
+    if (!a)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "acks: out of memory");
+    a->e = e;
+    pthread_mutex_init(&a->mu, NULL);
+    hodei_cond_init_monotonic(&a->cv);
+    if (pthread_create(&a->writer, NULL, acks_writer, a) != 0) {
+        worker_acks_destroy(a);
+        return hodei_err_set(err, HODEI_ERR_INTERNAL, "acks: cannot start the writer thread");
+    }
+    a->writer_started = true;
+    *out = a;
+    return HODEI_OK;
+}
+
+void worker_acks_destroy(worker_acks *a)
+{
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->mu);
+    a->stopping = true;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    if (a->writer_started)
+        pthread_join(a->writer, NULL);
+    HODEI_ASSERT(a->head == NULL);
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}
+
+bool worker_acks_add(worker_acks *a, worker_session *s, const char *worker_id,
+                     const char *job_id, int64_t epoch)
+{
+    ack_item *it = calloc(1, sizeof *it);
+    if (!it)
+        return false;
+    worker_session_ref(s);
+    it->s = s;
+    hodei_strlcpy(it->worker_id, worker_id, sizeof it->worker_id);
+    hodei_strlcpy(it->ref.job_id, job_id, sizeof it->ref.job_id);
+    it->ref.epoch = epoch;
+    it->due_ms = hodei_mono_ms() + a->e->cfg->worker_ack_delay_ms;
+    pthread_mutex_lock(&a->mu);
+    bool stopping = a->stopping;
+    if (!stopping) {
+        if (a->tail)
+            a->tail->next = it;
+        else
+            a->head = it;
+        a->tail = it;
+        if (++a->n == 1 || a->n >= ACKS_PENDING_MAX)
+            pthread_cond_signal(&a->cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (stopping) {
+        worker_session_unref(s);
+        free(it);
+    }
+    return !stopping;
+}
+
+bool worker_acks_drop(worker_acks *a, const char *job_id, int64_t epoch)
+{
+    ack_item *found = NULL;
+    pthread_mutex_lock(&a->mu);
+    for (ack_item **p = &a->head, *prev = NULL; *p; prev = *p, p = &(*p)->next) {
+        ack_item *it = *p;
+        if (it->ref.epoch != epoch || strcasecmp(it->ref.job_id, job_id) != 0)
+            continue;
+        *p = it->next;
+        if (a->tail == it)
+            a->tail = prev;
+        a->n--;
+        found = it;
+        break;
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (found) {
+        worker_session_unref(found->s);
+        free(found);
+    }
+    return found != NULL;
+}
