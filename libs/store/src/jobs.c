@@ -187,6 +187,77 @@ static hodei_status end_write(PGconn *conn, const hodei_attempt_end *end, const 
     return st;
 }
 
+/* The common end, in one statement instead of a locked read and a write:
+ * SUCCEEDED, which never retries, reported by the attempt's own worker at
+ * its epoch while the job is RUNNING (or ASSIGNED, when its ack is implied).
+ * $1 job, $2 worker, $3 epoch, $4 exit code, $5 error, $6 ASSIGNED counts,
+ * $7 free the worker, $8..$13 the JobFinished row. Answers (jobs ended,
+ * workers released, the released worker's provider); no job ended means the
+ * general path must judge (stale, already ended, unknown). */
+static const char end_fast_sql[] =
+    "WITH j AS ("
+    " UPDATE jobs SET state = 'SUCCEEDED', error = nullif($5, ''), updated_at = now(),"
+    "  exit_code = $4::int, started_at = coalesce(started_at, now()), finished_at = now()"
+    " WHERE id = $1 AND worker_id = $2::uuid AND epoch = $3::bigint"
+    "  AND (state = 'RUNNING' OR ($6::bool AND state = 'ASSIGNED'))"
+    " RETURNING id"
+    "), w AS ("
+    " UPDATE workers SET state = 'READY', updated_at = now(), current_job_id = NULL,"
+    "  idle_since = now() WHERE $7::bool AND id = $2::uuid AND state = 'BUSY'"
+    "  AND EXISTS (SELECT 1 FROM j)"
+    "  RETURNING provider"
+    "), o AS ("
+    " INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type, payload)"
+    " SELECT e.id, e.subject, e.agg_type, e.agg_id, e.type, decode(e.payload, 'hex')"
+    "  FROM unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])"
+    "   AS e(id, subject, agg_type, agg_id, type, payload)"
+    "  WHERE EXISTS (SELECT 1 FROM j)"
+    ")"
+    " SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM w),"
+    "  coalesce((SELECT provider FROM w), '')";
+
+static hodei_status end_fast(PGconn *conn, const hodei_attempt_end *end, bool *done,
+                             hodei_err *err)
+{
+    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+    Hodei__V1__JobFinished fin = HODEI__V1__JOB_FINISHED__INIT;
+    fin.job_id = (char *)end->job_id;
+    fin.state = HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
+    fin.exit_code = end->exit_code;
+    fin.worker_id = (char *)end->worker_id;
+    fin.epoch = end->epoch;
+    ev.body_case = HODEI__V1__EVENT__BODY_JOB_FINISHED;
+    ev.job_finished = &fin;
+    *done = false;
+    hodei_outbox_rows rows;
+    hodei_outbox_rows_init(&rows);
+    hodei_status st = hodei_outbox_rows_add(&rows, &ev, HODEI_SUBJ_JOB_FINISHED, "job",
+                                            end->job_id, "JobFinished", err);
+    if (st == HODEI_OK) {
+        char epoch[24], code[16];
+        snprintf(epoch, sizeof epoch, "%" PRId64, end->epoch);
+        snprintf(code, sizeof code, "%" PRId32, end->exit_code);
+        const char *params[13] = {end->job_id, end->worker_id, epoch, code,
+                                  end->error ? end->error : "",
+                                  end->implies_started ? "t" : "f",
+                                  end->free_worker ? "t" : "f"};
+        hodei_outbox_rows_params(&rows, params + 7);
+        PGresult *res = NULL;
+        st = hodei_db_exec(conn, end_fast_sql, 13, params, &res, err);
+        if (st == HODEI_OK && PQntuples(res) == 1 && hodei_db_get_i64(res, 0, 0) == 1) {
+            *done = true;
+            if (end->released)
+                *end->released = hodei_db_get_i64(res, 0, 1) > 0;
+            if (end->worker_provider)
+                hodei_strlcpy(end->worker_provider, hodei_db_get_str(res, 0, 2),
+                              HODEI_STORE_PROVIDER_MAX + 1);
+        }
+        PQclear(res);
+    }
+    hodei_outbox_rows_fini(&rows);
+    return st;
+}
+
 static bool end_state_valid(Hodei__V1__JobState s)
 {
     return s == HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED ||
@@ -203,6 +274,18 @@ hodei_status hodei_store_attempt_end(PGconn *conn, const hodei_attempt_end *end,
         return hodei_err_set(err, HODEI_ERR_INVALID, "state: an attempt ends SUCCEEDED, FAILED,"
                                                      " TIMEOUT or CANCELLED, not %s",
                              hodei_job_state_name(end->state));
+    /* The fast path writes no WorkerReady (it would need the worker's
+     * provider first): only for callers that write it themselves. */
+    if (end->state == HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED &&
+        (end->no_ready_event || !end->free_worker)) {
+        bool done = false;
+        hodei_status st = end_fast(conn, end, &done, err);
+        if (st != HODEI_OK || done) {
+            if (st == HODEI_OK && final_out)
+                *final_out = HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
+            return st;
+        }
+    }
     hodei_status st = hodei_store_job_read(conn, end->job_id, true, &v, err);
     if (st == HODEI_OK)
         st = job_check_owner(end->job_id, &v, end->worker_id, end->epoch, err);
