@@ -40,6 +40,7 @@ static void cons_config(jsConsumerConfig *cc)
 {
     jsConsumerConfig_Init(cc);
     cc->Durable = HODEI_CONSUMER_PROVISIONER;
+    cc->FilterSubject = HODEI_SUBJ_PROVISION_ALL;
     cc->AckPolicy = js_AckExplicit;
     cc->DeliverPolicy = js_DeliverAll;
     cc->AckWait = (int64_t)CONS_ACK_WAIT_MS * CONS_NS_PER_MS;
@@ -50,21 +51,21 @@ static void cons_config(jsConsumerConfig *cc)
  * it at the same moment: then it exists). */
 static hodei_status cons_ensure(consumer *c, hodei_err *err)
 {
-    jsCtx *js = hodei_bus_js(c->bus);
-    jsConsumerInfo *ci = NULL;
+    hodei_status st = hodei_bus_consumer_refilter(c->bus, HODEI_STREAM_EVENTS,
+                                                  HODEI_CONSUMER_PROVISIONER,
+                                                  HODEI_SUBJ_PROVISION_ALL, err);
+    if (st != HODEI_ERR_NOT_FOUND)
+        return st;
+    jsConsumerConfig cc;
     jsErrCode jerr = 0;
-    natsStatus s = js_GetConsumerInfo(&ci, js, HODEI_STREAM_EVENTS, HODEI_CONSUMER_PROVISIONER,
-                                      NULL, &jerr);
-    if (s == NATS_NOT_FOUND) {
-        jsConsumerConfig cc;
-        cons_config(&cc);
-        s = js_AddConsumer(&ci, js, HODEI_STREAM_EVENTS, &cc, NULL, &jerr);
-        if (s != NATS_OK)
-            s = js_GetConsumerInfo(&ci, js, HODEI_STREAM_EVENTS, HODEI_CONSUMER_PROVISIONER,
-                                   NULL, &jerr);
-    }
-    jsConsumerInfo_Destroy(ci);
-    return hodei_bus_err(s, "consumer " HODEI_CONSUMER_PROVISIONER, err);
+    cons_config(&cc);
+    natsStatus s = js_AddConsumer(NULL, hodei_bus_js(c->bus), HODEI_STREAM_EVENTS, &cc, NULL,
+                                  &jerr);
+    if (s == NATS_OK)
+        return HODEI_OK;
+    /* Another replica may have made it meanwhile. */
+    return hodei_bus_consumer_refilter(c->bus, HODEI_STREAM_EVENTS, HODEI_CONSUMER_PROVISIONER,
+                                       HODEI_SUBJ_PROVISION_ALL, err);
 }
 
 static hodei_status cons_prepare(consumer *c, hodei_err *err)
@@ -86,7 +87,7 @@ static hodei_status cons_prepare(consumer *c, hodei_err *err)
     so.Stream = HODEI_STREAM_EVENTS;
     so.Consumer = HODEI_CONSUMER_PROVISIONER;
     jsErrCode jerr = 0;
-    natsStatus s = js_PullSubscribe(&c->sub, hodei_bus_js(c->bus), HODEI_SUBJ_EVENTS_ALL,
+    natsStatus s = js_PullSubscribe(&c->sub, hodei_bus_js(c->bus), HODEI_SUBJ_PROVISION_ALL,
                                     HODEI_CONSUMER_PROVISIONER, NULL, &so, &jerr);
     if (s != NATS_OK)
         return hodei_bus_err(s, "pull subscribe " HODEI_CONSUMER_PROVISIONER, err);

@@ -1,6 +1,6 @@
 /* Wake-ups from JetStream: the durable pull consumer HODEI_CONSUMER_SCHEDULER
  * on HODEI_EVENTS (explicit ack, shared by every replica, created when
- * missing), read by one feed thread that hands each batch to the main loop
+ * missing, filtering the events without a routing key), read by one feed thread that hands each batch to the main loop
  * through a one-batch slot and an eventfd. Events carry no decision: any
  * JobQueued, WorkerReady or ProvisionFailed calls for a pass,
  * which re-reads PostgreSQL; every other subject is acknowledged and
@@ -71,13 +71,18 @@ static hodei_status bus_subscribe(sched *s, hodei_err *err)
     jsErrCode jerr = 0;
     natsStatus ns;
 
+    hodei_status st = hodei_bus_consumer_refilter(s->feed.bus, HODEI_STREAM_EVENTS,
+                                                  HODEI_CONSUMER_SCHEDULER,
+                                                  HODEI_SUBJ_EVENTS_UNROUTED, err);
+    if (st != HODEI_OK && st != HODEI_ERR_NOT_FOUND)
+        return st;
     jsSubOptions_Init(&so);
     so.Stream = HODEI_STREAM_EVENTS;
     so.Config.AckPolicy = js_AckExplicit;
     so.Config.DeliverPolicy = js_DeliverNew;
     so.Config.AckWait = BUS_ACK_WAIT_MS * NS_PER_MS;
     so.Config.MaxAckPending = BUS_MAX_ACK_PENDING;
-    ns = js_PullSubscribe(&s->feed.sub, hodei_bus_js(s->feed.bus), HODEI_SUBJ_EVENTS_ALL,
+    ns = js_PullSubscribe(&s->feed.sub, hodei_bus_js(s->feed.bus), HODEI_SUBJ_EVENTS_UNROUTED,
                           HODEI_CONSUMER_SCHEDULER, NULL, &so, &jerr);
     if (ns != NATS_OK) {
         s->feed.sub = NULL;

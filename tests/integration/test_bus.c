@@ -187,6 +187,55 @@ Test(bus, ensure_streams_restores_changed_limits)
     hodei_bus_destroy(bus);
 }
 
+/* A consumer an older release made on every event gets the filter of this
+ * one, keeping its place: what it had not yet delivered still comes, and
+ * only what the filter takes. */
+Test(bus, a_consumer_with_an_older_filter_is_refiltered_in_place)
+{
+    hodei_bus *bus = test_connect();
+    hodei_err err = {0};
+    cr_assert_eq(hodei_bus_ensure_streams(bus, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_eq(hodei_bus_consumer_refilter(bus, HODEI_STREAM_EVENTS, "old", HODEI_SUBJ_PROVISION_ALL,
+                                             &err),
+                 HODEI_ERR_NOT_FOUND, "a missing consumer: %s", err.msg);
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = "old";
+    cc.AckPolicy = js_AckExplicit;
+    cc.FilterSubject = HODEI_SUBJ_EVENTS_ALL;
+    cr_assert_eq(js_AddConsumer(NULL, hodei_bus_js(bus), HODEI_STREAM_EVENTS, &cc, NULL, NULL),
+                 NATS_OK);
+    jsPubAck_Destroy(test_publish(bus, HODEI_SUBJ_JOB_QUEUED, "r1"));
+    jsPubAck_Destroy(test_publish(bus, HODEI_SUBJ_WORKER_DESTROY, "r2"));
+    cr_assert_eq(hodei_bus_consumer_refilter(bus, HODEI_STREAM_EVENTS, "old",
+                                             HODEI_SUBJ_PROVISION_ALL, &err),
+                 HODEI_OK, "%s", err.msg);
+    cr_assert_eq(hodei_bus_consumer_refilter(bus, HODEI_STREAM_EVENTS, "old",
+                                             HODEI_SUBJ_PROVISION_ALL, &err),
+                 HODEI_OK, "again: %s", err.msg);
+    jsConsumerInfo *ci = NULL;
+    cr_assert_eq(js_GetConsumerInfo(&ci, hodei_bus_js(bus), HODEI_STREAM_EVENTS, "old", NULL, NULL),
+                 NATS_OK);
+    cr_expect_str_eq(ci->Config->FilterSubject, HODEI_SUBJ_PROVISION_ALL);
+    jsConsumerInfo_Destroy(ci);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = HODEI_STREAM_EVENTS;
+    so.Consumer = "old";
+    natsSubscription *sub = NULL;
+    cr_assert_eq(js_PullSubscribe(&sub, hodei_bus_js(bus), HODEI_SUBJ_PROVISION_ALL, "old", NULL,
+                                  &so, NULL),
+                 NATS_OK);
+    natsMsgList list = {0};
+    cr_assert_eq(natsSubscription_Fetch(&list, sub, 10, 500, NULL), NATS_OK);
+    cr_expect_eq(list.Count, 1, "only the destroy request passes the filter");
+    if (list.Count > 0)
+        cr_expect_str_eq(natsMsg_GetSubject(list.Msgs[0]), HODEI_SUBJ_WORKER_DESTROY);
+    natsMsgList_Destroy(&list);
+    natsSubscription_Destroy(sub);
+    hodei_bus_destroy(bus);
+}
+
 Test(bus, same_msg_id_is_stored_once)
 {
     hodei_bus *bus = test_connect();

@@ -160,7 +160,7 @@ Test(store, worker_transitions_follow_the_state_machine)
                  HODEI_ERR_NOT_FOUND);
     cr_assert_eq(hodei_store_worker_destroy_request(conn, OTHER, "process", "idle", &err), HODEI_OK);
     cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'WorkerDestroyRequested'"
-                     " AND subject = 'hodei.evt.worker.destroy'"),
+                     " AND subject = 'hodei.evt.provision.destroy'"),
                  1);
 }
 

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -316,4 +317,26 @@ void hodei_bus_global_shutdown(void)
      * still held by the library. */
     if (nats_CloseAndWait(2000) != NATS_OK)
         nats_Close();
+}
+
+hodei_status hodei_bus_consumer_refilter(hodei_bus *bus, const char *stream, const char *durable,
+                                         const char *filter, hodei_err *err)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    char what[160];
+    snprintf(what, sizeof what, "consumer %s", durable);
+    natsStatus s = js_GetConsumerInfo(&ci, bus->js, stream, durable, NULL, &jerr);
+    if (s != NATS_OK)
+        return hodei_bus_err(s, what, err);
+    const char *had = ci->Config && ci->Config->FilterSubject ? ci->Config->FilterSubject : "";
+    if (ci->Config && strcmp(had, filter) != 0) {
+        jsConsumerConfig cc = *ci->Config;
+        cc.FilterSubject = filter;
+        s = js_UpdateConsumer(NULL, bus->js, stream, &cc, NULL, &jerr);
+        if (s == NATS_OK)
+            HLOG_INFO("consumer %s: filter %s -> %s", durable, had[0] ? had : "(none)", filter);
+    }
+    jsConsumerInfo_Destroy(ci);
+    return hodei_bus_err(s, what, err);
 }

@@ -26,7 +26,13 @@
 #define HODEI_SUBJ_WORKER_READY          "hodei.evt.worker.ready"
 #define HODEI_SUBJ_PROVISION_REQUESTED   "hodei.evt.provision.requested"
 #define HODEI_SUBJ_PROVISION_FAILED      "hodei.evt.provision.failed"
-#define HODEI_SUBJ_WORKER_DESTROY        "hodei.evt.worker.destroy"
+/* A worker to destroy: work for the provisioner, so under "provision" with
+ * its other requests (one consumer filter takes both). */
+#define HODEI_SUBJ_WORKER_DESTROY        "hodei.evt.provision.destroy"
+#define HODEI_SUBJ_PROVISION_ALL         "hodei.evt.provision.>"
+/* Every event without a routing key: the per-worker subjects (JobAssigned,
+ * CancelRequested: one or two per job) are the edge's, not the scheduler's. */
+#define HODEI_SUBJ_EVENTS_UNROUTED       "hodei.evt.*.*"
 /* Not events (no stream holds them): a scheduler's wake-up for the edge that
  * holds the worker, published after the assignment committed, a relay hop
  * before its JobAssigned event. Payload: the packed JobAssigned Event. */
@@ -34,7 +40,10 @@
 #define HODEI_SUBJ_HINT_ASSIGNED_ALL     "hodei.hint.job.assigned.*"
 
 /* Durable JetStream consumers on HODEI_EVENTS, one per service, shared by
- * all its replicas (filter: every event; each service ignores the rest). */
+ * all its replicas. Each filters what the service can use (the scheduler
+ * HODEI_SUBJ_EVENTS_UNROUTED, the provisioner HODEI_SUBJ_PROVISION_ALL), so
+ * nats-server does not deliver, and the service ack, every event of every
+ * job. */
 #define HODEI_CONSUMER_SCHEDULER         "scheduler"
 #define HODEI_CONSUMER_PROVISIONER       "provisioner"
 
@@ -54,6 +63,12 @@
 #define HODEI_LOGS_MAX_AGE_MS            (3LL * 24 * 3600 * 1000)
 
 typedef struct hodei_bus hodei_bus;
+
+/* The durable consumer `durable` on `stream`, when it exists with another
+ * filter (made by an older release), is changed to filter `filter`.
+ * HODEI_ERR_NOT_FOUND when it does not exist: the caller creates it. */
+hodei_status hodei_bus_consumer_refilter(hodei_bus *bus, const char *stream, const char *durable,
+                                         const char *filter, hodei_err *err);
 
 /* Connects to url (comma-separated servers allowed) with reconnection
  * forever (backoff with jitter), and opens a JetStream context.
