@@ -51,6 +51,7 @@ const hodei_cfg_param sched_params[SCHED_PARAMS_LEN] = {
      .help = "workers requested per pass at most (0 = never provision)"},
     {.name = "scheduler.default_provider", .type = HODEI_CFG_STRING, .default_value = "process",
      .max = SCHED_PROVIDER_NAME_MAX, .offset = offsetof(sched_config, default_provider),
+     .required = true,
      .help = "provider asked for workers for jobs that name none"},
     {.name = "scheduler.stats_interval", .type = HODEI_CFG_DURATION_MS, .default_value = "60s",
      .min = 100, .max = 3600000, .offset = offsetof(sched_config, stats_interval_ms),
