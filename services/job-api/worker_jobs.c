@@ -83,16 +83,18 @@ static bool resend_secrets(worker_session *s, const Hodei__V1__RunJob *run, char
     return false;
 }
 
-static void resend_run(worker_session *s, const PGresult *res, int row)
+/* RunJob from a row of (id, state, epoch, attempt, cancel_requested,
+ * cancel_reason, spec hex, worker state) starting at column col. */
+static void resend_run(worker_session *s, const PGresult *res, int row, int col)
 {
     Hodei__V1__RunJob run = HODEI__V1__RUN_JOB__INIT;
     Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
     char *secrets = NULL;
     size_t secrets_len = 0;
-    run.job_id = (char *)hodei_db_get_str(res, row, 0);
-    run.epoch = hodei_db_get_i64(res, row, 2);
-    run.attempt = (int32_t)hodei_db_get_i64(res, row, 3);
-    run.spec = jobs_unpack_spec(hodei_db_get_str(res, row, 6));
+    run.job_id = (char *)hodei_db_get_str(res, row, col);
+    run.epoch = hodei_db_get_i64(res, row, col + 2);
+    run.attempt = (int32_t)hodei_db_get_i64(res, row, col + 3);
+    run.spec = jobs_unpack_spec(hodei_db_get_str(res, row, col + 6));
     if (!run.spec) {
         HLOG_ERROR("job %s: stored spec does not unpack; not sent", run.job_id);
         return;
@@ -202,7 +204,7 @@ void worker_jobs_resend(worker_session *s)
         if (!hodei_db_get_str(res, i, 0)[0])
             continue; /* the worker has no job */
         if (strcmp(hodei_db_get_str(res, i, 1), "ASSIGNED") == 0)
-            resend_run(s, res, i);
+            resend_run(s, res, i, 0);
         if (hodei_db_get_str(res, i, 4)[0] == 't')
             jobs_send_cancel(s, hodei_db_get_str(res, i, 0), hodei_db_get_i64(res, i, 2),
                              hodei_db_get_str(res, i, 5));
@@ -311,7 +313,8 @@ static const char handoff_pick_sql[] =
 /* As the scheduler's assignment (services/scheduler/sched_pass.c): the job
  * ($1, locked by the pick, PENDING at epoch $3) goes ASSIGNED
  * to worker $2 at epoch + 1 with the JobAssigned event ($4 id, $5 payload);
- * answers the row worker_jobs_resend sends RunJob from. */
+ * answers the row RunJob is sent from, laid out as the store's fast end
+ * answers it (from column HODEI_STORE_NEXT_RUN_COL). */
 static const char handoff_assign_sql[] =
     "WITH j AS ("
     " UPDATE jobs SET state = 'ASSIGNED', worker_id = $2::uuid, epoch = epoch + 1,"
@@ -326,7 +329,7 @@ static const char handoff_assign_sql[] =
     " SELECT $4::uuid, '" HODEI_SUBJ_JOB_ASSIGNED_PREFIX "' || $2::text, 'job', $1::text,"
     "  'JobAssigned', decode($5, 'hex') FROM j"
     ")"
-    " SELECT j.id::text, 'ASSIGNED', j.epoch, j.attempt, j.cancel_requested,"
+    " SELECT 1, 1, '', j.id::text, 'ASSIGNED', j.epoch, j.attempt, j.cancel_requested,"
     "  coalesce(j.cancel_reason, ''), encode(j.spec, 'hex'), 'BUSY' FROM j";
 
 static hodei_status handoff_assign(PGconn *conn, const char *worker_id, const char *job_id,
@@ -383,18 +386,29 @@ static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end, bool f
                               hodei_err *err)
 {
     hodei_attempt_end e = *end;
-    bool released = false;
+    bool released = false, picked = false;
     char provider[HODEI_STORE_PROVIDER_MAX + 1] = "";
+    hodei_handoff_pick pick;
     e.implies_started = from_worker;
     e.no_ready_event = handoff && e.free_worker;
     e.released = &released;
     e.worker_provider = provider;
+    e.picked = &picked;
+    e.next_run = next;
     *next = NULL;
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
         return st;
-    st = hodei_store_attempt_end(conn, &e, final, err);
-    if (st == HODEI_OK && e.no_ready_event && released) {
+    /* The common case: the pick first, then one statement ends the attempt
+     * and hands the worker the picked job (or frees it READY). */
+    if (e.no_ready_event && e.state == HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED) {
+        st = hodei_store_handoff_pick(conn, e.worker_id, e.job_id, &pick, err);
+        if (st == HODEI_OK && pick.ok)
+            e.pick = &pick;
+    }
+    if (st == HODEI_OK)
+        st = hodei_store_attempt_end(conn, &e, final, err);
+    if (st == HODEI_OK && !picked && e.no_ready_event && released) {
         /* READY only if no job was handed to it */
         st = handoff_take(conn, e.worker_id, next, err);
         if (st == HODEI_OK && !*next)
@@ -503,8 +517,8 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
     else if (hodei_job_state_terminal(final) &&
              log_pub_end(worker_hub_pub(s->hub), r->job_id, r->epoch, final, &err) != HODEI_OK)
         HLOG_WARN("job %s: end-of-log marker not published: %s", r->job_id, err.msg);
-    if (next && PQntuples(next) == 1)
-        resend_run(s, next, 0);
+    if (next && PQntuples(next) == 1 && !PQgetisnull(next, 0, HODEI_STORE_NEXT_RUN_COL))
+        resend_run(s, next, 0, HODEI_STORE_NEXT_RUN_COL);
     PQclear(next);
 }
 

@@ -6,6 +6,7 @@
 #include "hodei/bus.h"
 #include "hodei/db.h"
 #include "hodei/job_state.h"
+#include "hodei/sched_strategy.h"
 #include "hodei/store.h"
 #include "hodei/util.h"
 
@@ -191,30 +192,134 @@ static hodei_status end_write(PGconn *conn, const hodei_attempt_end *end, const 
  * SUCCEEDED, which never retries, reported by the attempt's own worker at
  * its epoch while the job is RUNNING (or ASSIGNED, when its ack is implied).
  * $1 job, $2 worker, $3 epoch, $4 exit code, $5 error, $6 ASSIGNED counts,
- * $7 free the worker, $8..$13 the JobFinished row. Answers (jobs ended,
- * workers released, the released worker's provider); no job ended means the
- * general path must judge (stale, already ended, unknown). */
+ * $7 free the worker, $8..$13 the event rows: JobFinished first, then the
+ * worker's event (JobAssigned or WorkerReady), written only when the
+ * worker's update happened. No job ended means the general path must judge
+ * (stale, already ended, unknown). */
+#define END_FAST_JOB                                                                   \
+    "WITH j AS ("                                                                       \
+    " UPDATE jobs SET state = 'SUCCEEDED', error = nullif($5, ''), updated_at = now(),"  \
+    "  exit_code = $4::int, started_at = coalesce(started_at, now()), finished_at = now()" \
+    " WHERE id = $1 AND worker_id = $2::uuid AND epoch = $3::bigint"                    \
+    "  AND (state = 'RUNNING' OR ($6::bool AND state = 'ASSIGNED'))"                    \
+    " RETURNING id)"
+#define END_FAST_EVENTS                                                                \
+    ", o AS ("                                                                          \
+    " INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type,"  \
+    "  payload)"                                                                        \
+    " SELECT e.id, e.subject, e.agg_type, e.agg_id, e.type, decode(e.payload, 'hex')"    \
+    "  FROM unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[],"       \
+    "   $13::text[]) WITH ORDINALITY AS e(id, subject, agg_type, agg_id, type, payload, k)" \
+    "  WHERE EXISTS (SELECT 1 FROM j) AND (e.k = 1 OR EXISTS (SELECT 1 FROM w)))"
+
+/* The worker goes READY. Answers (jobs ended, workers freed, provider). */
 static const char end_fast_sql[] =
-    "WITH j AS ("
-    " UPDATE jobs SET state = 'SUCCEEDED', error = nullif($5, ''), updated_at = now(),"
-    "  exit_code = $4::int, started_at = coalesce(started_at, now()), finished_at = now()"
-    " WHERE id = $1 AND worker_id = $2::uuid AND epoch = $3::bigint"
-    "  AND (state = 'RUNNING' OR ($6::bool AND state = 'ASSIGNED'))"
-    " RETURNING id"
-    "), w AS ("
+    END_FAST_JOB
+    ", w AS ("
     " UPDATE workers SET state = 'READY', updated_at = now(), current_job_id = NULL,"
     "  idle_since = now() WHERE $7::bool AND id = $2::uuid AND state = 'BUSY'"
     "  AND EXISTS (SELECT 1 FROM j)"
-    "  RETURNING provider"
-    "), o AS ("
-    " INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type, payload)"
-    " SELECT e.id, e.subject, e.agg_type, e.agg_id, e.type, decode(e.payload, 'hex')"
-    "  FROM unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])"
-    "   AS e(id, subject, agg_type, agg_id, type, payload)"
-    "  WHERE EXISTS (SELECT 1 FROM j)"
-    ")"
+    "  RETURNING provider)"
+    END_FAST_EVENTS
     " SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM w),"
     "  coalesce((SELECT provider FROM w), '')";
+
+/* The worker takes the picked job $14 (PENDING at epoch $15, locked by the
+ * pick) at epoch + 1 ($16: the load's tau). Answers (jobs ended, workers
+ * that took it, provider), then from column HODEI_STORE_NEXT_RUN_COL the
+ * handed job's row as hodei_attempt_end's next_run describes it. */
+static const char end_fast_next_sql[] =
+    END_FAST_JOB
+    ", n AS ("
+    " UPDATE jobs SET state = 'ASSIGNED', worker_id = $2::uuid, epoch = epoch + 1,"
+    "  attempt = attempt + 1, updated_at = now()"
+    " WHERE $7::bool AND id = $14::uuid AND state = 'PENDING' AND epoch = $15::bigint"
+    "  AND EXISTS (SELECT 1 FROM j)"
+    " RETURNING id, epoch, attempt, cancel_requested, cancel_reason, spec)"
+    ", w AS ("
+    " UPDATE workers SET " HODEI_STORE_WORKER_TAKES_SQL("$14::uuid", "$16")
+    " WHERE id = $2::uuid AND state = 'BUSY' AND EXISTS (SELECT 1 FROM n)"
+    " RETURNING provider)"
+    END_FAST_EVENTS
+    " SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM w),"
+    "  coalesce((SELECT provider FROM w), ''),"
+    "  n.id::text, 'ASSIGNED', n.epoch, n.attempt, n.cancel_requested,"
+    "  coalesce(n.cancel_reason, ''), encode(n.spec, 'hex'), 'BUSY'"
+    " FROM (SELECT 1) AS one LEFT JOIN n ON true";
+
+hodei_status hodei_store_handoff_pick(PGconn *conn, const char *worker_id, const char *ending_job,
+                                      hodei_handoff_pick *out, hodei_err *err)
+{
+    const char *params[2] = {worker_id, ending_job};
+    PGresult *res = NULL;
+    memset(out, 0, sizeof *out);
+    hodei_status st = hodei_db_exec(conn,
+                                    "SELECT coalesce(job_id::text, ''), coalesce(job_epoch, 0),"
+                                    " provider FROM hodei_handoff_pick($1::uuid, $2::uuid)",
+                                    2, params, &res, err);
+    if (st == HODEI_OK && PQntuples(res) == 1) {
+        out->ok = true;
+        hodei_strlcpy(out->job_id, hodei_db_get_str(res, 0, 0), sizeof out->job_id);
+        out->epoch = hodei_db_get_i64(res, 0, 1);
+        hodei_strlcpy(out->provider, hodei_db_get_str(res, 0, 2), sizeof out->provider);
+    }
+    PQclear(res);
+    return st;
+}
+
+/* The rows of the worker's event after the end: JobAssigned of the picked
+ * job, or WorkerReady when the pick found none; nothing without a pick. */
+static hodei_status end_fast_worker_event(const hodei_attempt_end *end, hodei_outbox_rows *rows,
+                                          hodei_err *err)
+{
+    const hodei_handoff_pick *p = end->pick;
+    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+    if (!p)
+        return HODEI_OK;
+    if (p->job_id[0]) {
+        Hodei__V1__JobAssigned a = HODEI__V1__JOB_ASSIGNED__INIT;
+        char subject[sizeof HODEI_SUBJ_JOB_ASSIGNED_PREFIX + HODEI_ID_BUF];
+        a.job_id = (char *)p->job_id;
+        a.worker_id = (char *)end->worker_id;
+        a.epoch = p->epoch + 1;
+        ev.body_case = HODEI__V1__EVENT__BODY_JOB_ASSIGNED;
+        ev.job_assigned = &a;
+        snprintf(subject, sizeof subject, "%s%s", HODEI_SUBJ_JOB_ASSIGNED_PREFIX, end->worker_id);
+        return hodei_outbox_rows_add(rows, &ev, subject, "job", p->job_id, "JobAssigned", err);
+    }
+    Hodei__V1__WorkerReady ready = HODEI__V1__WORKER_READY__INIT;
+    ready.worker_id = (char *)end->worker_id;
+    ready.provider = (char *)p->provider;
+    ev.body_case = HODEI__V1__EVENT__BODY_WORKER_READY;
+    ev.worker_ready = &ready;
+    return hodei_outbox_rows_add(rows, &ev, HODEI_SUBJ_WORKER_READY, "worker", end->worker_id,
+                                 "WorkerReady", err);
+}
+
+/* Reads the fast end's answer; *done when the attempt ended. */
+static hodei_status end_fast_answer(const hodei_attempt_end *end, PGresult *res, bool *done,
+                                    hodei_err *err)
+{
+    bool next = end->pick && end->pick->job_id[0];
+    if (PQntuples(res) != 1 || hodei_db_get_i64(res, 0, 0) != 1)
+        return HODEI_OK;
+    *done = true;
+    bool worker_moved = hodei_db_get_i64(res, 0, 1) > 0;
+    if (next && !worker_moved) /* cannot be: the pick locked both rows */
+        return hodei_err_set(err, HODEI_ERR_INTERNAL,
+                             "hand-off of job %s to worker %s did not happen", end->pick->job_id,
+                             end->worker_id);
+    if (end->released)
+        *end->released = worker_moved && !next;
+    if (end->worker_provider)
+        hodei_strlcpy(end->worker_provider, hodei_db_get_str(res, 0, 2),
+                      HODEI_STORE_PROVIDER_MAX + 1);
+    if (end->picked)
+        *end->picked = end->pick != NULL;
+    if (next && end->next_run)
+        *end->next_run = res;
+    return HODEI_OK;
+}
 
 static hodei_status end_fast(PGconn *conn, const hodei_attempt_end *end, bool *done,
                              hodei_err *err)
@@ -233,26 +338,30 @@ static hodei_status end_fast(PGconn *conn, const hodei_attempt_end *end, bool *d
     hodei_outbox_rows_init(&rows);
     hodei_status st = hodei_outbox_rows_add(&rows, &ev, HODEI_SUBJ_JOB_FINISHED, "job",
                                             end->job_id, "JobFinished", err);
+    if (st == HODEI_OK)
+        st = end_fast_worker_event(end, &rows, err);
     if (st == HODEI_OK) {
-        char epoch[24], code[16];
+        bool next = end->pick && end->pick->job_id[0];
+        char epoch[24], code[16], next_epoch[24], tau[32];
         snprintf(epoch, sizeof epoch, "%" PRId64, end->epoch);
         snprintf(code, sizeof code, "%" PRId32, end->exit_code);
-        const char *params[13] = {end->job_id, end->worker_id, epoch, code,
+        snprintf(next_epoch, sizeof next_epoch, "%" PRId64, next ? end->pick->epoch : 0);
+        snprintf(tau, sizeof tau, "%g", HODEI_SCHED_LOAD_TAU_S);
+        const char *params[16] = {end->job_id, end->worker_id, epoch, code,
                                   end->error ? end->error : "",
                                   end->implies_started ? "t" : "f",
                                   end->free_worker ? "t" : "f"};
         hodei_outbox_rows_params(&rows, params + 7);
+        params[13] = next ? end->pick->job_id : NULL;
+        params[14] = next_epoch;
+        params[15] = tau;
         PGresult *res = NULL;
-        st = hodei_db_exec(conn, end_fast_sql, 13, params, &res, err);
-        if (st == HODEI_OK && PQntuples(res) == 1 && hodei_db_get_i64(res, 0, 0) == 1) {
-            *done = true;
-            if (end->released)
-                *end->released = hodei_db_get_i64(res, 0, 1) > 0;
-            if (end->worker_provider)
-                hodei_strlcpy(end->worker_provider, hodei_db_get_str(res, 0, 2),
-                              HODEI_STORE_PROVIDER_MAX + 1);
-        }
-        PQclear(res);
+        st = next ? hodei_db_exec(conn, end_fast_next_sql, 16, params, &res, err)
+                  : hodei_db_exec(conn, end_fast_sql, 13, params, &res, err);
+        if (st == HODEI_OK)
+            st = end_fast_answer(end, res, done, err);
+        if (!(end->next_run && *end->next_run == res))
+            PQclear(res);
     }
     hodei_outbox_rows_fini(&rows);
     return st;
@@ -274,12 +383,16 @@ hodei_status hodei_store_attempt_end(PGconn *conn, const hodei_attempt_end *end,
         return hodei_err_set(err, HODEI_ERR_INVALID, "state: an attempt ends SUCCEEDED, FAILED,"
                                                      " TIMEOUT or CANCELLED, not %s",
                              hodei_job_state_name(end->state));
-    /* The fast path writes no WorkerReady (it would need the worker's
-     * provider first): only for callers that write it themselves. */
-    if (end->state == HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED &&
-        (end->no_ready_event || !end->free_worker)) {
+    /* The fast path writes a WorkerReady only with a pick (which read the
+     * worker's provider); otherwise only for callers that write it
+     * themselves. */
+    hodei_attempt_end fast = *end;
+    if (fast.pick && !(fast.pick->ok && fast.free_worker))
+        fast.pick = NULL;
+    if (fast.state == HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED &&
+        (fast.pick || fast.no_ready_event || !fast.free_worker)) {
         bool done = false;
-        hodei_status st = end_fast(conn, end, &done, err);
+        hodei_status st = end_fast(conn, &fast, &done, err);
         if (st != HODEI_OK || done) {
             if (st == HODEI_OK && final_out)
                 *final_out = HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED;

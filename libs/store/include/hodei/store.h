@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "hodei/buf.h"
+#include "hodei/id.h"
 #include "hodei/status.h"
 #include "hodei/v1/common.pb-c.h"
 #include "hodei/v1/events.pb-c.h"
@@ -92,6 +93,22 @@ hodei_status hodei_store_job_read(PGconn *conn, const char *job_id, bool lock, h
 hodei_status hodei_store_job_started(PGconn *conn, const char *job_id, const char *worker_id,
                                      int64_t epoch, hodei_err *err);
 
+/* The hand-off's pick (migration 0014), the first statement of a worker's
+ * result transaction: locks the ending job, then the worker (the order
+ * every attempt end takes), then the best pending job the worker fits,
+ * skipping any another transaction holds (see docs/architecture.md, "Who
+ * writes what"). ok is false when the worker is not BUSY with ending_job:
+ * the result then goes the general way. */
+typedef struct {
+    bool ok;
+    char job_id[HODEI_ID_BUF];          /* "" = no job waits that the worker fits */
+    int64_t epoch;                      /* its epoch, as locked */
+    char provider[HODEI_STORE_PROVIDER_MAX + 1];    /* the worker's */
+} hodei_handoff_pick;
+
+hodei_status hodei_store_handoff_pick(PGconn *conn, const char *worker_id, const char *ending_job,
+                                      hodei_handoff_pick *out, hodei_err *err);
+
 /* The end of one attempt. */
 typedef struct {
     const char *job_id;
@@ -108,7 +125,20 @@ typedef struct {
     bool *released;              /* (may be NULL) set: the worker went READY */
     char *worker_provider;       /* (may be NULL) HODEI_STORE_PROVIDER_MAX + 1 bytes:
                                     the worker's provider, for its WorkerReady */
+    const hodei_handoff_pick *pick;  /* (may be NULL) taken first in this transaction:
+                                    a SUCCEEDED end with free_worker then, in the same
+                                    statement, gives the worker the picked job, or
+                                    frees it READY with its WorkerReady */
+    bool *picked;                /* (with pick) set: the worker's next step was written
+                                    that way; the caller adds nothing */
+    PGresult **next_run;         /* (with pick) the handed job's row (row 0, from column
+                                    HODEI_STORE_NEXT_RUN_COL), as the edge sends RunJob
+                                    from: id, state, epoch, attempt, cancel_requested,
+                                    cancel_reason, spec (hex), worker state; NULL when
+                                    no job was handed. The caller clears it. */
 } hodei_attempt_end;
+
+#define HODEI_STORE_NEXT_RUN_COL 3
 
 /* Locks the job. SUCCEEDED/CANCELLED end it. FAILED/TIMEOUT with attempts
  * left (attempt < max_attempts) and no cancel requested re-queue it:
