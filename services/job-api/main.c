@@ -34,8 +34,9 @@ static const hodei_cfg_param edge_params[] = {
      "most jobs written in one group commit", false, false, NULL},
     {"submit.queue_max", HODEI_CFG_INT, "20000", 1, 1000000, P(submit_queue_max),
      "jobs waiting for a commit before QueueJob answers RESOURCE_EXHAUSTED", false, false, NULL},
-    {"submit.writers", HODEI_CFG_INT, "2", 1, 16, P(submit_writers),
-     "writer threads (database connections) for group commits", false, false, NULL},
+    {"submit.writers", HODEI_CFG_INT, "1", 1, 16, P(submit_writers),
+     "writer threads (database connections) for group commits; more pay off only when"
+     " commit latency, not CPU, is the bound", false, false, NULL},
     {"jobs.default_timeout", HODEI_CFG_DURATION_MS, "1h", 1000, 604800000,
      P(default_timeout_ms), "timeout of a job that names none", false, false, NULL},
     {"worker.heartbeat_interval", HODEI_CFG_DURATION_MS, "1s", 100, 60000,
