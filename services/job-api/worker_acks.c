@@ -1,10 +1,11 @@
 /* RunJobAcks written grouped (see worker_int.h). A short job's result often
  * comes before its ack is written: the ack is then dropped, the result's
  * transaction counts the job as started, and the job costs one commit less.
- * Every other ack is written within worker.ack_delay, all pending ones in
- * one UPDATE. An ack that changed nothing is looked at one by one: the job
- * ended or moved on at the same epoch is fine; an attempt this worker does
- * not hold gets a CancelJob, as before. */
+ * Every other ack is written within worker.ack_delay, all pending ones (up
+ * to ACKS_PENDING_MAX) in one UPDATE. An ack that UPDATE did not take is
+ * judged alone, as an ungrouped ack would be: a CancelJob when the worker
+ * does not hold that attempt, and a database failure ends only that
+ * worker's stream. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,7 @@ static const char acks_sql[] =
     " FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS a(id, worker_id, epoch)"
     " WHERE j.id = a.id AND j.state = 'ASSIGNED' AND j.worker_id = a.worker_id"
     "  AND j.epoch = a.epoch"
-    " RETURNING j.id::text";
+    " RETURNING j.id::text, j.epoch";
 
 static void acks_cancel(ack_item *it)
 {
@@ -62,42 +63,54 @@ static void acks_cancel(ack_item *it)
     worker_session_send(it->s, &m);
 }
 
-/* An ack the UPDATE did not take: fine when the job is (or was) this
- * worker's attempt at that epoch (its result came first, or it is RUNNING
- * already); otherwise the worker runs something it does not hold. */
-static hodei_status acks_explain(PGconn *conn, ack_item *it)
+/* One ack the grouped UPDATE did not take (or could not write), as the
+ * ungrouped path judges it: fine when the job is RUNNING at this worker and
+ * epoch (acks repeat); anything else (ended by the supervisor, re-queued,
+ * another epoch, unknown) gets a CancelJob, which the agent ignores for an
+ * attempt it no longer runs. A database failure ends this worker's stream
+ * only: it reconnects, and its RunJob is re-sent and acked again. */
+static void acks_one(PGconn *conn, ack_item *it)
 {
-    hodei_job_view v;
     hodei_err err;
-    hodei_status st = hodei_store_job_read(conn, it->ref.job_id, false, &v, &err);
-    if (st != HODEI_OK && st != HODEI_ERR_NOT_FOUND)
-        return st;
-    if (st == HODEI_OK && v.epoch == it->ref.epoch && strcmp(v.worker_id, it->worker_id) == 0)
-        return HODEI_OK;
-    HLOG_INFO("worker %s acked job %s epoch %" PRId64 " it does not hold; cancelling",
-              it->worker_id, it->ref.job_id, it->ref.epoch);
-    acks_cancel(it);
-    return HODEI_OK;
+    hodei_status st = hodei_store_job_started(conn, it->ref.job_id, it->worker_id, it->ref.epoch,
+                                              &err);
+    if (st == HODEI_OK)
+        return;
+    if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_INVALID) {
+        HLOG_INFO("worker %s acked job %s epoch %" PRId64 " it does not hold (%s); cancelling",
+                  it->worker_id, it->ref.job_id, it->ref.epoch, err.msg);
+        acks_cancel(it);
+        return;
+    }
+    HLOG_WARN("worker %s: ack of job %s not recorded: %s", it->worker_id, it->ref.job_id,
+              err.msg);
+    worker_session_end(it->s, HODEI_GRPC_UNAVAILABLE, WORKER_DB_TROUBLE);
 }
 
 static bool acks_taken(const PGresult *res, const ack_item *it)
 {
-    for (int r = 0; r < PQntuples(res); r++) {
-        if (strcasecmp(hodei_db_get_str(res, r, 0), it->ref.job_id) == 0)
+    for (int r = 0; res && r < PQntuples(res); r++) {
+        if (hodei_db_get_i64(res, r, 1) == it->ref.epoch &&
+            strcasecmp(hodei_db_get_str(res, r, 0), it->ref.job_id) == 0)
             return true;
     }
     return false;
 }
 
-static hodei_status acks_write(worker_acks *a, ack_item *list, size_t n, hodei_err *err)
+/* The grouped UPDATE; *res NULL when it could not be written (each ack is
+ * then tried alone). */
+static void acks_update(PGconn *conn, ack_item *list, PGresult **res)
 {
     hodei_buf ids, workers, epochs;
     hodei_buf *all[] = {&ids, &workers, &epochs};
+    hodei_err err;
+    *res = NULL;
     for (size_t i = 0; i < 3; i++) {
         hodei_buf_init(all[i], ACKS_SQL_MAX);
         hodei_sqlarr_begin(all[i]);
     }
-    for (ack_item *it = list; it; it = it->next) {
+    size_t n = 0;
+    for (ack_item *it = list; it; it = it->next, n++) {
         hodei_sqlarr_str(&ids, it->ref.job_id);
         hodei_sqlarr_str(&workers, it->worker_id);
         hodei_sqlarr_i64(&epochs, it->ref.epoch);
@@ -105,48 +118,57 @@ static hodei_status acks_write(worker_acks *a, ack_item *list, size_t n, hodei_e
     bool built = true;
     for (size_t i = 0; i < 3; i++)
         built = hodei_sqlarr_end(all[i]) && built;
-    PGconn *conn = NULL;
-    PGresult *res = NULL;
-    hodei_status st = built ? HODEI_OK
-                            : hodei_err_set(err, HODEI_ERR_LIMIT, "%zu acks: too many", n);
-    if (st == HODEI_OK)
-        st = edge_db_acquire(a->e, &conn, err);
-    if (st == HODEI_OK) {
+    if (built) {
         const char *params[3] = {ids.data, workers.data, epochs.data};
-        st = hodei_db_exec(conn, acks_sql, 3, params, &res, err);
-        if (st == HODEI_OK && (size_t)PQntuples(res) < n) {
-            for (ack_item *it = list; it && st == HODEI_OK; it = it->next) {
-                if (!acks_taken(res, it))
-                    st = acks_explain(conn, it);
-            }
-            if (st != HODEI_OK)
-                hodei_err_set(err, st, "checking an ack that changed nothing failed");
-        }
-        edge_db_release(a->e, conn, st);
+        if (hodei_db_exec(conn, acks_sql, 3, params, res, &err) != HODEI_OK)
+            HLOG_WARN("%zu acks not written together (%s); writing each alone", n, err.msg);
     }
-    PQclear(res);
     for (size_t i = 0; i < 3; i++)
         hodei_buf_fini(all[i]);
-    return st;
 }
 
-/* Writes the list and frees it. When the database cannot take it, each
- * worker's stream is ended: the worker reconnects, its RunJob is re-sent
- * and acked again, or its result counts as the ack. */
-static void acks_flush(worker_acks *a, ack_item *list, size_t n)
+/* Writes the list and frees it. */
+static void acks_flush(worker_acks *a, ack_item *list)
 {
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
     hodei_err err;
-    hodei_status st = acks_write(a, list, n, &err);
-    if (st != HODEI_OK)
-        HLOG_WARN("%zu acks not recorded: %s", n, err.msg);
+    hodei_status st = edge_db_acquire(a->e, &conn, &err);
+    if (st == HODEI_OK)
+        acks_update(conn, list, &res);
+    else
+        HLOG_WARN("acks not recorded: %s", err.msg);
     while (list) {
         ack_item *next = list->next;
         if (st != HODEI_OK)
             worker_session_end(list->s, HODEI_GRPC_UNAVAILABLE, WORKER_DB_TROUBLE);
+        else if (!acks_taken(res, list))
+            acks_one(conn, list);
         worker_session_unref(list->s);
         free(list);
         list = next;
     }
+    PQclear(res);
+    if (conn)
+        edge_db_release(a->e, conn,
+                        PQstatus(conn) == CONNECTION_OK ? HODEI_OK : HODEI_ERR_UNAVAILABLE);
+}
+
+/* Takes at most ACKS_PENDING_MAX items off the queue. a->mu held. */
+static ack_item *acks_take_locked(worker_acks *a)
+{
+    ack_item *list = a->head, *last = a->head;
+    size_t n = 1;
+    while (last->next && n < ACKS_PENDING_MAX) {
+        last = last->next;
+        n++;
+    }
+    a->head = last->next;
+    if (!a->head)
+        a->tail = NULL;
+    last->next = NULL;
+    a->n -= n;
+    return list;
 }
 
 static void *acks_writer(void *arg)
@@ -165,12 +187,9 @@ static void *acks_writer(void *arg)
             hodei_cond_wait_ms(&a->cv, &a->mu, left);
             continue;
         }
-        ack_item *list = a->head;
-        size_t n = a->n;
-        a->head = a->tail = NULL;
-        a->n = 0;
+        ack_item *list = acks_take_locked(a);
         pthread_mutex_unlock(&a->mu);
-        acks_flush(a, list, n);
+        acks_flush(a, list);
         pthread_mutex_lock(&a->mu);
     }
     pthread_mutex_unlock(&a->mu);
@@ -241,13 +260,14 @@ bool worker_acks_add(worker_acks *a, worker_session *s, const char *worker_id,
     return !stopping;
 }
 
-bool worker_acks_drop(worker_acks *a, const char *job_id, int64_t epoch)
+bool worker_acks_drop(worker_acks *a, const char *worker_id, const char *job_id, int64_t epoch)
 {
     ack_item *found = NULL;
     pthread_mutex_lock(&a->mu);
     for (ack_item **p = &a->head, *prev = NULL; *p; prev = *p, p = &(*p)->next) {
         ack_item *it = *p;
-        if (it->ref.epoch != epoch || strcasecmp(it->ref.job_id, job_id) != 0)
+        if (it->ref.epoch != epoch || strcasecmp(it->ref.job_id, job_id) != 0 ||
+            strcasecmp(it->worker_id, worker_id) != 0)
             continue;
         *p = it->next;
         if (a->tail == it)

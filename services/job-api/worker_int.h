@@ -153,7 +153,7 @@ bool worker_acks_add(worker_acks *a, worker_session *s, const char *worker_id,
                      const char *job_id, int64_t epoch);
 /* The attempt's result came: its ack, still pending, is dropped (the
  * result's transaction counts the job as started). true when one was. */
-bool worker_acks_drop(worker_acks *a, const char *job_id, int64_t epoch);
+bool worker_acks_drop(worker_acks *a, const char *worker_id, const char *job_id, int64_t epoch);
 
 /* --------------------------------------------------------- worker_stream.c */
 

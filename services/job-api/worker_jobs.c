@@ -484,7 +484,7 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
                              .state = r->state, .exit_code = r->exit_code,
                              .error = r->error ? r->error : "", .free_worker = true};
     /* An ack still waiting to be written is implied by this result. */
-    worker_acks_drop(worker_hub_acks(s->hub), r->job_id, r->epoch);
+    worker_acks_drop(worker_hub_acks(s->hub), worker_id, r->job_id, r->epoch);
     Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
     PGconn *conn = NULL;
     PGresult *next = NULL;  /* the job handed to this worker, sent after the ack */

@@ -947,3 +947,26 @@ Test(worker_edge, a_result_right_behind_its_ack_ends_the_job_once)
     cr_assert_eq(sqlf("SELECT count(*) FROM workers WHERE id = '%s' AND state = 'READY'", w), 1);
     hodei_rpc_stream_destroy(st);
 }
+
+/* The supervisor ended the attempt (say, its ack came too late) before the
+ * grouped ack was written: same worker, same epoch, but not RUNNING, so the
+ * worker is told to stop. */
+Test(worker_edge, an_ack_of_an_attempt_ended_meanwhile_gets_cancel_job)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    cr_assert_eq(sqlf("UPDATE jobs SET state = 'FAILED', finished_at = now(),"
+                      " error = 'not acknowledged' WHERE id = '%s' RETURNING 1",
+                      job),
+                 1);
+    ws_ack(st, job, 1);
+    Hodei__V1__ServerMessage *m = ws_expect(st, HODEI__V1__SERVER_MESSAGE__BODY_CANCEL_JOB);
+    cr_assert_str_eq(m->cancel_job->job_id, job);
+    cr_assert_eq(m->cancel_job->epoch, 1);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'FAILED'", job), 1,
+                 "a late ack revived an ended attempt");
+    hodei_rpc_stream_destroy(st);
+}
