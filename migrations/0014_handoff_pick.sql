@@ -3,9 +3,9 @@
 -- give the worker its next job together (one worker row update instead of
 -- BUSY -> READY -> BUSY, one round trip less).
 --
--- Locks in the order every attempt end takes them: the ending job, then the
--- worker, then the next job (skipping one another transaction holds, never
--- waiting for it). One row when the worker is BUSY with `ending`: the job it
+-- Locks in the order every attempt end takes them, one statement each: the
+-- ending job, then the worker, then the next job (skipping one another
+-- transaction holds, never waiting for it). One row when the worker is BUSY with `ending`: the job it
 -- fits best (NULLs when none waits) and the worker's provider (for its
 -- WorkerReady when none does). No row: the result goes the general way.
 --
@@ -20,6 +20,12 @@ CREATE FUNCTION hodei_handoff_pick(worker uuid, ending uuid)
 AS $$
 BEGIN
   PERFORM 1 FROM jobs WHERE id = ending FOR UPDATE;
+  PERFORM 1 FROM workers w
+   WHERE w.id = worker AND w.state = 'BUSY' AND w.current_job_id = ending
+   FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
   RETURN QUERY
   SELECT j.id, j.epoch, w.provider FROM workers w
     LEFT JOIN LATERAL (SELECT jobs.id, jobs.epoch FROM jobs
@@ -34,7 +40,6 @@ BEGIN
                 AND (jobs.gpu_count <= 0 OR w.gpu_count >= jobs.gpu_count)
               ORDER BY jobs.priority DESC, jobs.created_at, jobs.id
               LIMIT 1 FOR UPDATE OF jobs SKIP LOCKED) j ON true
-   WHERE w.id = worker AND w.state = 'BUSY' AND w.current_job_id = ending
-   FOR UPDATE OF w;
+   WHERE w.id = worker;
 END;
 $$;
