@@ -90,10 +90,7 @@ typedef struct {
 
 static void relay_backoff(relay *r, int64_t *backoff_ms)
 {
-    *backoff_ms = *backoff_ms ? *backoff_ms * 2 : RELAY_BACKOFF_MIN_MS;
-    if (*backoff_ms > RELAY_BACKOFF_MAX_MS)
-        *backoff_ms = RELAY_BACKOFF_MAX_MS;
-    hodei_daemon_wait(r->d, *backoff_ms);
+    hodei_daemon_backoff(r->d, backoff_ms, RELAY_BACKOFF_MIN_MS, RELAY_BACKOFF_MAX_MS);
 }
 
 /* PQerrorMessage without its trailing newline. */

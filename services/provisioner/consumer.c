@@ -98,10 +98,7 @@ static hodei_status cons_prepare(consumer *c, hodei_err *err)
 
 static void cons_backoff(consumer *c)
 {
-    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : CONS_BACKOFF_MIN_MS;
-    if (c->backoff_ms > CONS_BACKOFF_MAX_MS)
-        c->backoff_ms = CONS_BACKOFF_MAX_MS;
-    hodei_daemon_wait(c->p->d, c->backoff_ms);
+    hodei_daemon_backoff(c->p->d, &c->backoff_ms, CONS_BACKOFF_MIN_MS, CONS_BACKOFF_MAX_MS);
 }
 
 /* ---------------------------------------------------------------- events */

@@ -62,10 +62,7 @@ const hodei_cfg_param sched_params[SCHED_PARAMS_LEN] = {
 
 static void sched_db_backoff(sched *s)
 {
-    s->db_backoff_ms = s->db_backoff_ms ? 2 * s->db_backoff_ms : SCHED_BACKOFF_MIN_MS;
-    if (s->db_backoff_ms > SCHED_BACKOFF_MAX_MS)
-        s->db_backoff_ms = SCHED_BACKOFF_MAX_MS;
-    hodei_daemon_wait(s->d, s->db_backoff_ms);
+    hodei_daemon_backoff(s->d, &s->db_backoff_ms, SCHED_BACKOFF_MIN_MS, SCHED_BACKOFF_MAX_MS);
 }
 
 static bool sched_db_ready(sched *s)

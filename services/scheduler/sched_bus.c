@@ -122,10 +122,7 @@ static void feed_setup(sched *s)
         if (f->backoff_ms == 0)
             HLOG_WARN("events unavailable, scheduling on the %" PRId64 " ms timer: %s",
                       s->cfg->pass_interval_ms, e.msg);
-        f->backoff_ms = f->backoff_ms ? 2 * f->backoff_ms : BUS_BACKOFF_MIN_MS;
-        if (f->backoff_ms > BUS_BACKOFF_MAX_MS)
-            f->backoff_ms = BUS_BACKOFF_MAX_MS;
-        hodei_daemon_wait(s->d, f->backoff_ms);
+        hodei_daemon_backoff(s->d, &f->backoff_ms, BUS_BACKOFF_MIN_MS, BUS_BACKOFF_MAX_MS);
         return;
     }
     f->backoff_ms = 0;

@@ -18,10 +18,7 @@
 
 void sup_leader_backoff(sup *s)
 {
-    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : SUP_BACKOFF_MIN_MS;
-    if (s->backoff_ms > SUP_BACKOFF_MAX_MS)
-        s->backoff_ms = SUP_BACKOFF_MAX_MS;
-    hodei_daemon_wait(s->d, s->backoff_ms);
+    hodei_daemon_backoff(s->d, &s->backoff_ms, SUP_BACKOFF_MIN_MS, SUP_BACKOFF_MAX_MS);
 }
 
 static hodei_status sup_leader_open(sup *s, hodei_err *err)

@@ -41,6 +41,14 @@ bool hodei_daemon_wait(hodei_daemon *d, int64_t timeout_ms)
     return hodei_daemon_stopping(d);
 }
 
+bool hodei_daemon_backoff(hodei_daemon *d, int64_t *backoff_ms, int64_t min_ms, int64_t max_ms)
+{
+    *backoff_ms = *backoff_ms > 0 ? *backoff_ms * 2 : min_ms;
+    if (*backoff_ms > max_ms)
+        *backoff_ms = max_ms;
+    return hodei_daemon_wait(d, *backoff_ms);
+}
+
 int hodei_daemon_stop_fd(const hodei_daemon *d) { return d->stop_fd; }
 
 const hodei_common_config *hodei_daemon_common(const hodei_daemon *d) { return &d->common; }

@@ -42,6 +42,10 @@ bool hodei_daemon_stopping(const hodei_daemon *d);
 void hodei_daemon_request_stop(hodei_daemon *d);
 /* Sleeps up to timeout_ms or until a stop is requested; returns stopping. */
 bool hodei_daemon_wait(hodei_daemon *d, int64_t timeout_ms);
+/* The wait after a failure: *backoff_ms doubles (min_ms the first time, 0 =
+ * none yet), at most max_ms, then hodei_daemon_wait. Reset *backoff_ms to 0
+ * after a success. Returns stopping. */
+bool hodei_daemon_backoff(hodei_daemon *d, int64_t *backoff_ms, int64_t min_ms, int64_t max_ms);
 /* A file descriptor that becomes readable when a stop is requested (for
  * poll loops). Do not read or close it. */
 int hodei_daemon_stop_fd(const hodei_daemon *d);
