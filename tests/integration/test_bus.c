@@ -187,13 +187,29 @@ Test(bus, ensure_streams_restores_changed_limits)
     hodei_bus_destroy(bus);
 }
 
-/* A consumer an older release made on every event gets the filter of this
- * one, keeping its place: what it had not yet delivered still comes, and
- * only what the filter takes. */
-Test(bus, a_consumer_with_an_older_filter_is_refiltered_in_place)
+static int test_fetch_subjects(natsSubscription *sub, char out[][64], int max)
+{
+    natsMsgList list = {0};
+    int n = 0;
+    if (natsSubscription_Fetch(&list, sub, max, 1000, NULL) == NATS_OK) {
+        for (int i = 0; i < list.Count && n < max; i++) {
+            snprintf(out[n++], 64, "%s", natsMsg_GetSubject(list.Msgs[i]));
+            natsMsg_Ack(list.Msgs[i], NULL);
+        }
+    }
+    natsMsgList_Destroy(&list);
+    return n;
+}
+
+/* A consumer an older release made on every event (no filter, deliver all)
+ * gets this release's filter without skipping what it had not acknowledged,
+ * and keeps delivering what is published afterwards (nats-server 2.9 stops
+ * delivering after a filter is set on such a consumer in place). */
+Test(bus, a_consumer_with_an_older_filter_is_refiltered_without_losing_messages)
 {
     hodei_bus *bus = test_connect();
     hodei_err err = {0};
+    char got[8][64];
     cr_assert_eq(hodei_bus_ensure_streams(bus, &err), HODEI_OK, "%s", err.msg);
     cr_assert_eq(hodei_bus_consumer_refilter(bus, HODEI_STREAM_EVENTS, "old", HODEI_SUBJ_PROVISION_ALL,
                                              &err),
@@ -202,36 +218,72 @@ Test(bus, a_consumer_with_an_older_filter_is_refiltered_in_place)
     jsConsumerConfig_Init(&cc);
     cc.Durable = "old";
     cc.AckPolicy = js_AckExplicit;
-    cc.FilterSubject = HODEI_SUBJ_EVENTS_ALL;
     cr_assert_eq(js_AddConsumer(NULL, hodei_bus_js(bus), HODEI_STREAM_EVENTS, &cc, NULL, NULL),
                  NATS_OK);
-    jsPubAck_Destroy(test_publish(bus, HODEI_SUBJ_JOB_QUEUED, "r1"));
-    jsPubAck_Destroy(test_publish(bus, HODEI_SUBJ_WORKER_DESTROY, "r2"));
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = HODEI_STREAM_EVENTS;
+    so.Consumer = "old";
+    natsSubscription *sub = NULL;
+    cr_assert_eq(js_PullSubscribe(&sub, hodei_bus_js(bus), HODEI_SUBJ_EVENTS_ALL, "old", NULL, &so,
+                                  NULL),
+                 NATS_OK);
+    jsPubAck_Destroy(test_publish(bus, HODEI_SUBJ_WORKER_DESTROY, "r1"));
+    cr_assert_eq(test_fetch_subjects(sub, got, 8), 1, "the old consumer takes r1");
+    natsSubscription_Destroy(sub);
+    jsPubAck_Destroy(test_publish(bus, HODEI_SUBJ_JOB_QUEUED, "r2"));
+    jsPubAck_Destroy(test_publish(bus, HODEI_SUBJ_WORKER_DESTROY, "r3")); /* not yet consumed */
+
     cr_assert_eq(hodei_bus_consumer_refilter(bus, HODEI_STREAM_EVENTS, "old",
                                              HODEI_SUBJ_PROVISION_ALL, &err),
                  HODEI_OK, "%s", err.msg);
     cr_assert_eq(hodei_bus_consumer_refilter(bus, HODEI_STREAM_EVENTS, "old",
                                              HODEI_SUBJ_PROVISION_ALL, &err),
                  HODEI_OK, "again: %s", err.msg);
-    jsConsumerInfo *ci = NULL;
-    cr_assert_eq(js_GetConsumerInfo(&ci, hodei_bus_js(bus), HODEI_STREAM_EVENTS, "old", NULL, NULL),
-                 NATS_OK);
-    cr_expect_str_eq(ci->Config->FilterSubject, HODEI_SUBJ_PROVISION_ALL);
-    jsConsumerInfo_Destroy(ci);
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = HODEI_STREAM_EVENTS;
-    so.Consumer = "old";
-    natsSubscription *sub = NULL;
+    sub = NULL;
     cr_assert_eq(js_PullSubscribe(&sub, hodei_bus_js(bus), HODEI_SUBJ_PROVISION_ALL, "old", NULL,
                                   &so, NULL),
                  NATS_OK);
-    natsMsgList list = {0};
-    cr_assert_eq(natsSubscription_Fetch(&list, sub, 10, 500, NULL), NATS_OK);
-    cr_expect_eq(list.Count, 1, "only the destroy request passes the filter");
-    if (list.Count > 0)
-        cr_expect_str_eq(natsMsg_GetSubject(list.Msgs[0]), HODEI_SUBJ_WORKER_DESTROY);
-    natsMsgList_Destroy(&list);
+    cr_assert_eq(test_fetch_subjects(sub, got, 8), 1,
+                 "only r3: r1 was acknowledged, r2 is not the provisioner's");
+    cr_expect_str_eq(got[0], HODEI_SUBJ_WORKER_DESTROY);
+    jsPubAck_Destroy(test_publish(bus, HODEI_SUBJ_JOB_QUEUED, "r4"));
+    jsPubAck_Destroy(test_publish(bus, HODEI_SUBJ_PROVISION_REQUESTED, "r5"));
+    cr_assert_eq(test_fetch_subjects(sub, got, 8), 1, "what comes later is delivered");
+    cr_expect_str_eq(got[0], HODEI_SUBJ_PROVISION_REQUESTED);
+    natsSubscription_Destroy(sub);
+    hodei_bus_destroy(bus);
+}
+
+/* The scheduler's consumer (deliver new, bound with its settings) keeps
+ * its deliver policy, so the scheduler can bind to it again. */
+Test(bus, a_deliver_new_consumer_keeps_its_policy_when_refiltered)
+{
+    hodei_bus *bus = test_connect();
+    hodei_err err = {0};
+    char got[8][64];
+    cr_assert_eq(hodei_bus_ensure_streams(bus, &err), HODEI_OK, "%s", err.msg);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = HODEI_STREAM_EVENTS;
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.DeliverPolicy = js_DeliverNew;
+    natsSubscription *sub = NULL;
+    cr_assert_eq(js_PullSubscribe(&sub, hodei_bus_js(bus), HODEI_SUBJ_EVENTS_ALL, "sched", NULL,
+                                  &so, NULL),
+                 NATS_OK);
+    natsSubscription_Destroy(sub);
+    cr_assert_eq(hodei_bus_consumer_refilter(bus, HODEI_STREAM_EVENTS, "sched",
+                                             HODEI_SUBJ_EVENTS_UNROUTED, &err),
+                 HODEI_OK, "%s", err.msg);
+    sub = NULL;
+    cr_assert_eq(js_PullSubscribe(&sub, hodei_bus_js(bus), HODEI_SUBJ_EVENTS_UNROUTED, "sched",
+                                  NULL, &so, NULL),
+                 NATS_OK, "binding again with deliver-new");
+    jsPubAck_Destroy(test_publish(bus, HODEI_SUBJ_JOB_ASSIGNED_PREFIX "w1", "s1"));
+    jsPubAck_Destroy(test_publish(bus, HODEI_SUBJ_JOB_QUEUED, "s2"));
+    cr_assert_eq(test_fetch_subjects(sub, got, 8), 1, "only the unrouted event");
+    cr_expect_str_eq(got[0], HODEI_SUBJ_JOB_QUEUED);
     natsSubscription_Destroy(sub);
     hodei_bus_destroy(bus);
 }

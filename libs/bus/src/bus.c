@@ -319,6 +319,23 @@ void hodei_bus_global_shutdown(void)
         nats_Close();
 }
 
+/* nats-server 2.9 accepts a new filter on an existing consumer but then
+ * delivers nothing more when the consumer had none: the consumer is made
+ * anew instead, with the same settings. One that delivered everything
+ * starts again from the first message it had not acknowledged (its ack
+ * floor + 1), so nothing unacknowledged is skipped; any other keeps its
+ * deliver policy (a subscriber binding with it must find it unchanged). */
+static bool bus_consumer_filters(hodei_bus *bus, const char *stream, const char *durable,
+                                 const char *filter)
+{
+    jsConsumerInfo *ci = NULL;
+    bool same = js_GetConsumerInfo(&ci, bus->js, stream, durable, NULL, NULL) == NATS_OK &&
+                ci->Config && ci->Config->FilterSubject &&
+                strcmp(ci->Config->FilterSubject, filter) == 0;
+    jsConsumerInfo_Destroy(ci);
+    return same;
+}
+
 hodei_status hodei_bus_consumer_refilter(hodei_bus *bus, const char *stream, const char *durable,
                                          const char *filter, hodei_err *err)
 {
@@ -332,10 +349,23 @@ hodei_status hodei_bus_consumer_refilter(hodei_bus *bus, const char *stream, con
     const char *had = ci->Config && ci->Config->FilterSubject ? ci->Config->FilterSubject : "";
     if (ci->Config && strcmp(had, filter) != 0) {
         jsConsumerConfig cc = *ci->Config;
+        uint64_t from = ci->AckFloor.Stream + 1;
         cc.FilterSubject = filter;
-        s = js_UpdateConsumer(NULL, bus->js, stream, &cc, NULL, &jerr);
-        if (s == NATS_OK)
-            HLOG_INFO("consumer %s: filter %s -> %s", durable, had[0] ? had : "(none)", filter);
+        if (cc.DeliverPolicy == js_DeliverAll || cc.DeliverPolicy == js_DeliverByStartSequence) {
+            cc.DeliverPolicy = js_DeliverByStartSequence;
+            cc.OptStartSeq = from;
+        }
+        s = js_DeleteConsumer(bus->js, stream, durable, NULL, &jerr);
+        if (s == NATS_OK || s == NATS_NOT_FOUND)
+            s = js_AddConsumer(NULL, bus->js, stream, &cc, NULL, &jerr);
+        if (s == NATS_OK && cc.DeliverPolicy == js_DeliverByStartSequence)
+            HLOG_INFO("consumer %s: filter %s -> %s, made anew from stream sequence %llu",
+                      durable, had[0] ? had : "(none)", filter, (unsigned long long)from);
+        else if (s == NATS_OK)
+            HLOG_INFO("consumer %s: filter %s -> %s, made anew", durable,
+                      had[0] ? had : "(none)", filter);
+        else if (bus_consumer_filters(bus, stream, durable, filter))
+            s = NATS_OK; /* another replica made it meanwhile */
     }
     jsConsumerInfo_Destroy(ci);
     return hodei_bus_err(s, what, err);

@@ -65,8 +65,10 @@
 typedef struct hodei_bus hodei_bus;
 
 /* The durable consumer `durable` on `stream`, when it exists with another
- * filter (made by an older release), is changed to filter `filter`.
- * HODEI_ERR_NOT_FOUND when it does not exist: the caller creates it. */
+ * filter (made by an older release), is made anew with filter `filter` and
+ * the same settings; one that delivered everything starts again at its
+ * first unacknowledged message. HODEI_ERR_NOT_FOUND when it does not exist:
+ * the caller creates it. */
 hodei_status hodei_bus_consumer_refilter(hodei_bus *bus, const char *stream, const char *durable,
                                          const char *filter, hodei_err *err);
 
