@@ -47,6 +47,18 @@ static hodei_status destroy_lock(PGconn *conn, const char *worker_id, destroy_ro
     return HODEI_OK;
 }
 
+/* Locks the worker's live attempts before the worker itself: the order every
+ * attempt end takes (a result on the edge locks its job, then its worker),
+ * so a destroy and a result never wait for each other in a cycle. */
+static hodei_status destroy_lock_jobs(PGconn *conn, const char *worker_id, hodei_err *err)
+{
+    const char *params[1] = {worker_id};
+    return hodei_db_exec(conn,
+                         "SELECT 1 FROM jobs WHERE worker_id = $1::uuid"
+                         " AND state IN ('ASSIGNED','RUNNING') FOR UPDATE",
+                         1, params, NULL, err);
+}
+
 /* Ends the attempts still running on the worker (its process is going). */
 static hodei_status destroy_end_attempts(PGconn *conn, const char *worker_id, hodei_err *err)
 {
@@ -86,7 +98,9 @@ hodei_status prov_worker_to_terminating(PGconn *conn, const char *worker_id, cha
                                         size_t was_len, hodei_err *err)
 {
     destroy_row row = {0};
-    hodei_status st = destroy_lock(conn, worker_id, &row, err);
+    hodei_status st = destroy_lock_jobs(conn, worker_id, err);
+    if (st == HODEI_OK)
+        st = destroy_lock(conn, worker_id, &row, err);
     if (st != HODEI_OK)
         return st;
     if (was_out)
