@@ -1,10 +1,10 @@
 /* Wake-ups from JetStream: the durable pull consumer HODEI_CONSUMER_SCHEDULER
  * on HODEI_EVENTS (explicit ack, shared by every replica, created when
- * missing, filtering the events without a routing key), read by one feed thread that hands each batch to the main loop
- * through a one-batch slot and an eventfd. Events carry no decision: any
- * JobQueued, WorkerReady or ProvisionFailed calls for a pass,
- * which re-reads PostgreSQL; every other subject is acknowledged and
- * ignored. The main loop acks a batch after its pass committed and only
+ * missing, filtering the events without a routing key), read by one feed
+ * thread that hands each batch to the main loop through a one-batch slot
+ * and an eventfd. Events carry no decision: any JobQueued, WorkerReady or
+ * ProvisionFailed calls for a pass, which re-reads PostgreSQL; every other
+ * subject is acknowledged and ignored. The main loop acks a batch after its pass committed and only
  * then is the next one fetched.
  *
  * A fetch waits for one message (so the first event is seen at once), then
