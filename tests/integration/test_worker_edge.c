@@ -970,3 +970,91 @@ Test(worker_edge, an_ack_of_an_attempt_ended_meanwhile_gets_cancel_job)
                  "a late ack revived an ended attempt");
     hodei_rpc_stream_destroy(st);
 }
+
+/* With a job waiting, a worker's SUCCEEDED result ends its attempt and hands
+ * it the waiting job in the same transaction: the RunJob follows the result's
+ * ack, the worker never shows READY, and the events say exactly that. With
+ * nothing waiting, the next result frees the worker with its WorkerReady. */
+Test(worker_edge, a_result_hands_the_worker_the_waiting_job_in_one_transaction)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], next[HODEI_ID_BUF];
+    char hex[600];
+    ready_worker(w, session);
+    make_job(job, w, "RUNNING", 1, 1, 1);
+    spec_hex(hex, sizeof hex);
+    hodei_id_new(next);
+    cr_assert_eq(sqlf("INSERT INTO jobs (id, state, spec, timeout_ms) VALUES ('%s', 'PENDING',"
+                      " decode('%s', 'hex'), 60000) RETURNING 1",
+                      next, hex),
+                 1);
+    int64_t readies = sqlf("SELECT count(*) FROM outbox WHERE event_type = 'WorkerReady'"
+                           " AND aggregate_id = '%s'",
+                           w); /* Register's */
+    hodei_rpc_stream *st = ws_open();
+    ws_hello(st, w, session, job);
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    /* The result's ack and the RunJob, in either order: the re-send the
+     * Hello scheduled may find the handed job first. */
+    bool acked = false, run = false;
+    while (!acked || !run) {
+        Hodei__V1__ServerMessage *m = ws_next(st, RECV_MS);
+        if (m->body_case == HODEI__V1__SERVER_MESSAGE__BODY_RESULT_ACK) {
+            cr_assert_str_eq(m->result_ack->job_id, job);
+            cr_assert(m->result_ack->accepted, "refused: %s", m->result_ack->reason);
+            acked = true;
+        } else {
+            cr_assert_eq(m->body_case, HODEI__V1__SERVER_MESSAGE__BODY_RUN_JOB, "got message %d",
+                         (int)m->body_case);
+            cr_assert_str_eq(m->run_job->job_id, next);
+            cr_assert_eq(m->run_job->epoch, 1);
+            cr_assert_eq(m->run_job->attempt, 1);
+            run = true;
+        }
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+    }
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'SUCCEEDED'", job), 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'ASSIGNED'"
+                      " AND worker_id = '%s' AND epoch = 1 AND attempt = 1",
+                      next, w),
+                 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM workers WHERE id = '%s' AND state = 'BUSY'"
+                      " AND current_job_id = '%s'",
+                      w, next),
+                 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM outbox WHERE event_type = 'JobAssigned'"
+                      " AND aggregate_id = '%s' AND subject = 'hodei.evt.job.assigned.%s'",
+                      next, w),
+                 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM outbox WHERE event_type = 'WorkerReady'"
+                      " AND aggregate_id = '%s'",
+                      w),
+                 readies, "the worker never was READY");
+
+    ws_result(st, next, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0); /* its ack lost */
+    Hodei__V1__ServerMessage *m = ws_next(st, RECV_MS);
+    while (m->body_case == HODEI__V1__SERVER_MESSAGE__BODY_RUN_JOB) { /* a second re-send */
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+        m = ws_next(st, RECV_MS);
+    }
+    cr_assert_eq(m->body_case, HODEI__V1__SERVER_MESSAGE__BODY_RESULT_ACK);
+    cr_assert_str_eq(m->result_ack->job_id, next);
+    cr_assert(m->result_ack->accepted, "refused: %s", m->result_ack->reason);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'SUCCEEDED'"
+                      " AND started_at IS NOT NULL",
+                      next),
+                 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM workers WHERE id = '%s' AND state = 'READY'"
+                      " AND current_job_id IS NULL",
+                      w),
+                 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM outbox WHERE event_type = 'WorkerReady'"
+                      " AND aggregate_id = '%s'",
+                      w),
+                 readies + 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM outbox WHERE event_type = 'JobFinished'"
+                      " AND aggregate_id IN ('%s', '%s')",
+                      job, next),
+                 2);
+    hodei_rpc_stream_destroy(st);
+}
