@@ -51,42 +51,6 @@ static const char acks_sql[] =
     "  AND j.epoch = a.epoch"
     " RETURNING j.id::text, j.epoch";
 
-static void acks_cancel(ack_item *it)
-{
-    Hodei__V1__CancelJob c = HODEI__V1__CANCEL_JOB__INIT;
-    Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
-    c.job_id = it->ref.job_id;
-    c.epoch = it->ref.epoch;
-    c.reason = (char *)WORKER_STALE_WHY;
-    m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_CANCEL_JOB;
-    m.cancel_job = &c;
-    worker_session_send(it->s, &m);
-}
-
-/* One ack the grouped UPDATE did not take (or could not write), as the
- * ungrouped path judges it: fine when the job is RUNNING at this worker and
- * epoch (acks repeat); anything else (ended by the supervisor, re-queued,
- * another epoch, unknown) gets a CancelJob, which the agent ignores for an
- * attempt it no longer runs. A database failure ends this worker's stream
- * only: it reconnects, and its RunJob is re-sent and acked again. */
-static void acks_one(PGconn *conn, ack_item *it)
-{
-    hodei_err err;
-    hodei_status st = hodei_store_job_started(conn, it->ref.job_id, it->worker_id, it->ref.epoch,
-                                              &err);
-    if (st == HODEI_OK)
-        return;
-    if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_INVALID) {
-        HLOG_INFO("worker %s acked job %s epoch %" PRId64 " it does not hold (%s); cancelling",
-                  it->worker_id, it->ref.job_id, it->ref.epoch, err.msg);
-        acks_cancel(it);
-        return;
-    }
-    HLOG_WARN("worker %s: ack of job %s not recorded: %s", it->worker_id, it->ref.job_id,
-              err.msg);
-    worker_session_end(it->s, HODEI_GRPC_UNAVAILABLE, WORKER_DB_TROUBLE);
-}
-
 static bool acks_taken(const PGresult *res, const ack_item *it)
 {
     for (int r = 0; res && r < PQntuples(res); r++) {
@@ -143,7 +107,8 @@ static void acks_flush(worker_acks *a, ack_item *list)
         if (st != HODEI_OK)
             worker_session_end(list->s, HODEI_GRPC_UNAVAILABLE, WORKER_DB_TROUBLE);
         else if (!acks_taken(res, list))
-            acks_one(conn, list);
+            worker_jobs_ack_write(conn, list->s, list->worker_id, list->ref.job_id,
+                                  list->ref.epoch);
         worker_session_unref(list->s);
         free(list);
         list = next;

@@ -124,6 +124,15 @@ void worker_jobs_resend(worker_session *s);
  * unless their result arrives first. */
 hodei_status worker_jobs_hello(worker_session *s, const Hodei__V1__Hello *hello, hodei_err *err);
 void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack);
+/* One ack written and judged on conn: true when the job went (or was)
+ * RUNNING at this worker and epoch; an attempt the worker does not hold gets
+ * a CancelJob, a database failure ends the stream (the worker reconnects and
+ * acks the re-sent RunJob). */
+bool worker_jobs_ack_write(PGconn *conn, worker_session *s, const char *worker_id,
+                           const char *job_id, int64_t epoch);
+/* CancelJob of (job_id, epoch) on the session's stream. */
+void worker_jobs_send_cancel(worker_session *s, const char *job_id, int64_t epoch,
+                             const char *reason);
 void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *res);
 /* true when (job, epoch) is this worker's current attempt (cached). */
 bool worker_jobs_owned(worker_session *s, const char *job_id, int64_t epoch);

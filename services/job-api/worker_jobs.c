@@ -112,7 +112,7 @@ out_free_spec:
     hodei__v1__job_spec__free_unpacked(run.spec, NULL);
 }
 
-static void jobs_send_cancel(worker_session *s, const char *job_id, int64_t epoch,
+void worker_jobs_send_cancel(worker_session *s, const char *job_id, int64_t epoch,
                              const char *reason)
 {
     Hodei__V1__CancelJob c = HODEI__V1__CANCEL_JOB__INIT;
@@ -206,7 +206,7 @@ void worker_jobs_resend(worker_session *s)
         if (strcmp(hodei_db_get_str(res, i, 1), "ASSIGNED") == 0)
             resend_run(s, res, i, 0);
         if (hodei_db_get_str(res, i, 4)[0] == 't')
-            jobs_send_cancel(s, hodei_db_get_str(res, i, 0), hodei_db_get_i64(res, i, 2),
+            worker_jobs_send_cancel(s, hodei_db_get_str(res, i, 0), hodei_db_get_i64(res, i, 2),
                              hodei_db_get_str(res, i, 5));
     }
     PQclear(res);
@@ -279,21 +279,33 @@ void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
     }
     PGconn *conn = NULL;
     hodei_err err;
-    hodei_status st = jobs_acquire(s, &conn, &err);
-    if (st == HODEI_OK) {
-        st = hodei_store_job_started(conn, ack->job_id, worker_id, ack->epoch, &err);
-        jobs_release(s, conn, st);
-    }
-    if (st == HODEI_OK) {
-        worker_session_own(s, ack->job_id, ack->epoch);
-    } else if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND) {
-        HLOG_INFO("worker %s acked job %s epoch %" PRId64 " it does not hold (%s); cancelling",
-                  worker_id, ack->job_id, ack->epoch, err.msg);
-        jobs_send_cancel(s, ack->job_id, ack->epoch, WORKER_STALE_WHY);
-    } else {
+    if (jobs_acquire(s, &conn, &err) != HODEI_OK) {
         HLOG_WARN("worker %s: ack of job %s not recorded: %s", worker_id, ack->job_id, err.msg);
         worker_session_end(s, HODEI_GRPC_UNAVAILABLE, WORKER_DB_TROUBLE);
+        return;
     }
+    bool recorded = worker_jobs_ack_write(conn, s, worker_id, ack->job_id, ack->epoch);
+    jobs_release(s, conn, PQstatus(conn) == CONNECTION_OK ? HODEI_OK : HODEI_ERR_UNAVAILABLE);
+    if (recorded)
+        worker_session_own(s, ack->job_id, ack->epoch);
+}
+
+bool worker_jobs_ack_write(PGconn *conn, worker_session *s, const char *worker_id,
+                           const char *job_id, int64_t epoch)
+{
+    hodei_err err;
+    hodei_status st = hodei_store_job_started(conn, job_id, worker_id, epoch, &err);
+    if (st == HODEI_OK)
+        return true;
+    if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_INVALID) {
+        HLOG_INFO("worker %s acked job %s epoch %" PRId64 " it does not hold (%s); cancelling",
+                  worker_id, job_id, epoch, err.msg);
+        worker_jobs_send_cancel(s, job_id, epoch, WORKER_STALE_WHY);
+        return false;
+    }
+    HLOG_WARN("worker %s: ack of job %s not recorded: %s", worker_id, job_id, err.msg);
+    worker_session_end(s, HODEI_GRPC_UNAVAILABLE, WORKER_DB_TROUBLE);
+    return false;
 }
 
 /* ------------------------------------------------------ JobResult, hand-off */
