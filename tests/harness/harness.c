@@ -274,11 +274,18 @@ static void harness_live_teardown(harness_live *l)
         }
         l->watchdog = 0;
     }
-    int rc = harness_stack_script(l->root, l->bin, l->dir, "down", "--purge", out, sizeof out);
+    /* HODEI_TEST_KEEP=1 keeps the state folder (daemon logs, data) to read
+     * after a failure; the servers are stopped either way. */
+    const char *keep_env = getenv("HODEI_TEST_KEEP");
+    bool keep = keep_env && keep_env[0] && strcmp(keep_env, "0") != 0;
+    int rc = harness_stack_script(l->root, l->bin, l->dir, "down", keep ? NULL : "--purge", out,
+                                  sizeof out);
     if (rc != 0)
-        fprintf(stderr, "harness: hodei-stack down --purge %s exited %d:\n%s\n", l->dir, rc, out);
+        fprintf(stderr, "harness: hodei-stack down %s exited %d:\n%s\n", l->dir, rc, out);
     struct stat sb;
-    if (stat(l->dir, &sb) == 0) {
+    if (keep)
+        fprintf(stderr, "harness: kept %s (HODEI_TEST_KEEP)\n", l->dir);
+    else if (stat(l->dir, &sb) == 0) {
         char *argv[] = {"rm", "-rf", "--", l->dir, NULL};
         harness_run_req req = {.path = "rm", .argv = argv, .envp = environ};
         harness_run(&req);
