@@ -37,6 +37,7 @@ typedef struct {
 typedef struct {
     const edge_config *cfg;
     const hodei_common_config *common;
+    const char *instance;         /* this process's name (its row in edges) */
     hodei_db *db;
     submitter *submit;
     hodei_rpc_server *server;

@@ -41,6 +41,7 @@ struct worker_hub {
     bool ticker_started;
     atomic_int subs_live;
     int64_t next_beat_ms;
+    bool present;                     /* this edge's row in edges was written */
     natsSubscription *hints;          /* HODEI_SUBJ_HINT_ASSIGNED_ALL, NULL when NATS was away */
     worker_acks *acks;                /* RunJobAcks waiting to be written */
 };
@@ -414,6 +415,28 @@ static void beats_add_locked(hub_beats *b, worker_session *s)
     b->n++;
 }
 
+/* This edge's row in edges (migration 0017), written with the heartbeats:
+ * seen now; up since now on its first write, or after a gap of more than
+ * HUB_PRESENCE_GAP_BEATS heartbeat intervals without one (it was away). */
+#define HUB_PRESENCE_SQL                                                                  \
+    "INSERT INTO edges (instance) VALUES ($1)"                                            \
+    " ON CONFLICT (instance) DO UPDATE SET seen_at = now(),"                              \
+    "  up_since = CASE WHEN $2::bool"                                                     \
+    "   OR edges.seen_at < now() - $3::bigint * interval '1 millisecond'"                 \
+    "   THEN now() ELSE edges.up_since END"
+#define HUB_PRESENCE_GAP_BEATS 3
+
+static const char beats_sql[] =
+    "WITH presence AS (" HUB_PRESENCE_SQL ")"
+    " UPDATE workers w SET last_heartbeat_at = now(),"
+    " usage_cpu_cores = u.cpu, usage_memory_bytes = u.mem,"
+    " usage_memory_total = u.total, usage_running_jobs = u.running"
+    " FROM unnest($4::uuid[], $5::float8[], $6::bigint[], $7::bigint[],"
+    "             $8::int[]) AS u(id, cpu, mem, total, running)"
+    " WHERE w.id = u.id";
+
+/* Writes the heartbeats gathered since the last flush and this edge's
+ * presence, in one statement; presence alone when no worker beat. */
 static void beats_flush(worker_hub *h, hub_beats *b)
 {
     hodei_buf *all[] = {&b->ids, &b->cpu, &b->mem, &b->total, &b->running};
@@ -422,26 +445,30 @@ static void beats_flush(worker_hub *h, hub_beats *b)
         if (!hodei_sqlarr_end(all[i]))
             ok = false;
     }
-    if (b->n == 0 || !ok)
-        return;
+    if (!ok) {
+        HLOG_WARN("heartbeats of %zu workers not written: out of memory", b->n);
+        b->n = 0;
+    }
+    char gap[24];
+    snprintf(gap, sizeof gap, "%" PRId64, HUB_PRESENCE_GAP_BEATS * h->e->cfg->worker_heartbeat_ms);
     PGconn *conn = NULL;
     hodei_err err;
     hodei_status st = edge_db_acquire(h->e, &conn, &err);
     if (st == HODEI_OK) {
-        const char *params[5] = {b->ids.data, b->cpu.data, b->mem.data, b->total.data,
-                                 b->running.data};
-        st = hodei_db_exec(conn,
-                           "UPDATE workers w SET last_heartbeat_at = now(),"
-                           " usage_cpu_cores = u.cpu, usage_memory_bytes = u.mem,"
-                           " usage_memory_total = u.total, usage_running_jobs = u.running"
-                           " FROM unnest($1::uuid[], $2::float8[], $3::bigint[], $4::bigint[],"
-                           "             $5::int[]) AS u(id, cpu, mem, total, running)"
-                           " WHERE w.id = u.id",
-                           5, params, NULL, &err);
+        const char *params[8] = {h->e->instance, h->present ? "f" : "t", gap};
+        if (b->n > 0) {
+            for (size_t i = 0; i < 5; i++)
+                params[3 + i] = all[i]->data;
+            st = hodei_db_exec(conn, beats_sql, 8, params, NULL, &err);
+        } else {
+            st = hodei_db_exec(conn, HUB_PRESENCE_SQL, 3, params, NULL, &err);
+        }
         edge_db_release(h->e, conn, st);
     }
-    if (st != HODEI_OK)
-        HLOG_WARN("heartbeats of %zu workers not written: %s", b->n, err.msg);
+    if (st == HODEI_OK)
+        h->present = true;
+    else
+        HLOG_WARN("presence and heartbeats of %zu workers not written: %s", b->n, err.msg);
 }
 
 /* ------------------------------------------------------------------- ticker */

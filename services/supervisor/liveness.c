@@ -14,7 +14,9 @@
 
 #include "hodei/db.h"
 #include "hodei/job_state.h"
+#include "hodei/log.h"
 #include "hodei/store.h"
+#include "hodei/time.h"
 #include "hodei/util.h"
 #include "sup_int.h"
 
@@ -132,10 +134,60 @@ static hodei_status sup_lost_one(sup *s, const PGresult *res, int row, hodei_err
     return st;
 }
 
+#define SUP_EDGES_AVAILABLE_SQL                                                             \
+    "SELECT NOT EXISTS (SELECT 1 FROM edges) OR EXISTS (SELECT 1 FROM edges"                \
+    " WHERE seen_at >= now() - $1::bigint * interval '1 millisecond' / 2"                   \
+    " AND up_since <= now() - $1::bigint * interval '1 millisecond')"
+/* Rows of edges gone for this long are forgotten. */
+#define SUP_EDGES_PRUNE_SQL "DELETE FROM edges WHERE seen_at < now() - interval '1 day'"
+#define SUP_EDGES_PRUNE_EVERY_MS 60000
+
+hodei_status sup_edges_available(sup *s, int64_t window_ms, const char *what, sup_gate *gate,
+                                 bool *ok, hodei_err *err)
+{
+    char window[SUP_INT_TEXT_MAX];
+    const char *params[] = {window};
+    PGresult *res = NULL;
+    int64_t now = hodei_mono_ms();
+
+    if (now >= s->next_edges_prune_ms) {
+        hodei_status st = hodei_db_exec(s->conn, SUP_EDGES_PRUNE_SQL, 0, NULL, NULL, err);
+        if (st != HODEI_OK)
+            return st;
+        s->next_edges_prune_ms = now + SUP_EDGES_PRUNE_EVERY_MS;
+    }
+    sup_i64_text(window_ms, window);
+    hodei_status st = hodei_db_exec(s->conn, SUP_EDGES_AVAILABLE_SQL, 1, params, &res, err);
+    if (st == HODEI_OK)
+        *ok = hodei_db_get_str(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (st != HODEI_OK)
+        return st;
+    sup_gate was = *gate;
+    *gate = *ok ? SUP_GATE_OPEN : SUP_GATE_HELD;
+    if (*gate == was)
+        return HODEI_OK;
+    if (*ok)
+        HLOG_INFO("%s running: an edge has been up for %" PRId64 " ms", what, window_ms);
+    else if (was == SUP_GATE_OPEN)
+        HLOG_WARN("%s held: no edge has been up for the last %" PRId64
+                  " ms, so a silent worker may only be cut off from the edges; waiting",
+                  what, window_ms);
+    else
+        HLOG_INFO("%s waits until an edge has been up for %" PRId64 " ms", what, window_ms);
+    return HODEI_OK;
+}
+
 hodei_status sup_check_lost_workers(sup *s, int *n_out, hodei_err *err)
 {
     char setting[SUP_INT_TEXT_MAX];
+    bool ok = false;
 
+    *n_out = 0;
+    hodei_status st = sup_edges_available(s, s->cfg->heartbeat_timeout_ms, "lost-worker check",
+                                          &s->gate_lost, &ok, err);
+    if (st != HODEI_OK || !ok)
+        return st;
     sup_i64_text(s->cfg->heartbeat_timeout_ms, setting);
     return sup_select_each(s, "lost worker", SUP_LOST_SQL, setting, sup_lost_one, n_out, err);
 }

@@ -30,6 +30,9 @@
 
 typedef enum { SUP_ROLE_NONE = 0, SUP_ROLE_STANDBY, SUP_ROLE_ACTIVE } sup_role;
 
+/* Whether a check that judges workers by silence may run (liveness.c). */
+typedef enum { SUP_GATE_UNKNOWN = 0, SUP_GATE_OPEN, SUP_GATE_HELD } sup_gate;
+
 typedef struct {
     hodei_daemon *d;
     const sup_config *cfg;
@@ -44,6 +47,8 @@ typedef struct {
     int64_t notes_dropped;      /* lines that did not fit into notes */
     int items_failed;           /* rows of the current check that were skipped */
     char last_err[SUP_CHECKS_MAX][HODEI_ERR_MSG_MAX]; /* per check: logged once while it lasts */
+    sup_gate gate_lost, gate_assign; /* those checks wait for an edge? (logged on change) */
+    int64_t next_edges_prune_ms;
 } sup;
 
 /* ---- leader.c ---- */
@@ -57,6 +62,16 @@ void sup_leader_drop(sup *s, const char *why);
 void sup_leader_close(sup *s);
 /* Sleeps the growing database backoff (or until a stop). */
 void sup_leader_backoff(sup *s);
+
+/* ---- liveness.c ---- */
+
+/* *ok = workers could reach an edge for the whole of the last window_ms: an
+ * edge seen within half of it and up for all of it (table edges, migration
+ * 0017), or no edge has ever written presence (edges of an older release).
+ * Silence or an unacknowledged assignment only counts against a worker
+ * then. *gate keeps the answer, to log its changes under `what`. */
+hodei_status sup_edges_available(sup *s, int64_t window_ms, const char *what, sup_gate *gate,
+                                 bool *ok, hodei_err *err);
 
 /* ---- tick.c ---- */
 

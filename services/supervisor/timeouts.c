@@ -148,6 +148,15 @@ static hodei_status sup_unacked_one(sup *s, const PGresult *res, int row, hodei_
 hodei_status sup_check_assign_timeouts(sup *s, int *n_out, hodei_err *err)
 {
     char setting[SUP_INT_TEXT_MAX];
+    bool ok = false;
+
+    /* An assignment waits on its worker's ack only while an edge is there
+     * to carry the RunJob and the ack. */
+    *n_out = 0;
+    hodei_status st = sup_edges_available(s, s->cfg->assign_timeout_ms, "assign-timeout check",
+                                          &s->gate_assign, &ok, err);
+    if (st != HODEI_OK || !ok)
+        return st;
 
     sup_i64_text(s->cfg->assign_timeout_ms, setting);
     return sup_select_each(s, "unacknowledged job", SUP_UNACKED_SQL, setting, sup_unacked_one, n_out, err);

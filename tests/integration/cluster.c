@@ -109,10 +109,20 @@ void cluster_kill_restart(cluster *c, cluster_daemon d)
     cl_start_one(c, d);
 }
 
-void cluster_kill_restart_edge(cluster *c)
+void cluster_kill_edge(cluster *c)
 {
     harness_proc_stop(&c->edge.proc, SIGKILL, 5000);
     c->edge.proc.pid = 0;
+}
+
+void cluster_kill_restart_edge(cluster *c)
+{
+    cluster_kill_edge(c);
+    cluster_start_edge(c);
+}
+
+void cluster_start_edge(cluster *c)
+{
     char listen[64];
     snprintf(listen, sizeof listen, "HODEI_GRPC_LISTEN=127.0.0.1:%d", c->edge.port);
     const char *env[CL_ENV_MAX] = {listen};

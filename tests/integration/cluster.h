@@ -35,6 +35,10 @@ void cluster_stop(cluster *c);
 /* SIGKILL one daemon and start it again. */
 void cluster_kill_restart(cluster *c, cluster_daemon d);
 void cluster_kill_restart_edge(cluster *c);
+/* The two halves of cluster_kill_restart_edge: SIGKILL, and a new edge on
+ * the same port. */
+void cluster_kill_edge(cluster *c);
+void cluster_start_edge(cluster *c);
 
 /* Sets the process provider's limits (max workers, idle TTL, warm pool). */
 void cluster_provider(cluster *c, int max_workers, int64_t idle_ttl_ms, int warm_min);
