@@ -328,11 +328,7 @@ static const char handoff_pick_sql[] =
  * answers the row RunJob is sent from, laid out as the store's fast end
  * answers it (from column HODEI_STORE_NEXT_RUN_COL). */
 static const char handoff_assign_sql[] =
-    "WITH j AS ("
-    " UPDATE jobs SET state = 'ASSIGNED', worker_id = $2::uuid, epoch = epoch + 1,"
-    "  attempt = attempt + 1, updated_at = now()"
-    "  WHERE id = $1::uuid AND state = 'PENDING' AND epoch = $3::bigint"
-    "  RETURNING id, epoch, attempt, cancel_requested, cancel_reason, spec"
+    "WITH j AS (" HODEI_STORE_HANDOFF_JOB_SQL("$1::uuid", "$2::uuid", "$3::bigint", "true")
     "), w AS ("
     " UPDATE workers SET " HODEI_STORE_WORKER_TAKES_SQL("$1::uuid", "$6")
     " WHERE id = $2::uuid AND state = 'READY' AND EXISTS (SELECT 1 FROM j)"
@@ -341,8 +337,7 @@ static const char handoff_assign_sql[] =
     " SELECT $4::uuid, '" HODEI_SUBJ_JOB_ASSIGNED_PREFIX "' || $2::text, 'job', $1::text,"
     "  'JobAssigned', decode($5, 'hex') FROM j"
     ")"
-    " SELECT 1, 1, '', j.id::text, 'ASSIGNED', j.epoch, j.attempt, j.cancel_requested,"
-    "  coalesce(j.cancel_reason, ''), encode(j.spec, 'hex'), 'BUSY' FROM j";
+    " SELECT 1, 1, '', " HODEI_STORE_HANDOFF_ROW_SQL("j") " FROM j";
 
 static hodei_status handoff_assign(PGconn *conn, const char *worker_id, const char *job_id,
                                    int64_t epoch, PGresult **run, hodei_err *err)

@@ -230,21 +230,15 @@ static const char end_fast_sql[] =
  * handed job's row as hodei_attempt_end's next_run describes it. */
 static const char end_fast_next_sql[] =
     END_FAST_JOB
-    ", n AS ("
-    " UPDATE jobs SET state = 'ASSIGNED', worker_id = $2::uuid, epoch = epoch + 1,"
-    "  attempt = attempt + 1, updated_at = now()"
-    " WHERE $7::bool AND id = $14::uuid AND state = 'PENDING' AND epoch = $15::bigint"
-    "  AND EXISTS (SELECT 1 FROM j)"
-    " RETURNING id, epoch, attempt, cancel_requested, cancel_reason, spec)"
+    ", n AS (" HODEI_STORE_HANDOFF_JOB_SQL("$14::uuid", "$2::uuid", "$15::bigint",
+                                           "$7::bool AND EXISTS (SELECT 1 FROM j)") ")"
     ", w AS ("
     " UPDATE workers SET " HODEI_STORE_WORKER_TAKES_SQL("$14::uuid", "$16")
     " WHERE id = $2::uuid AND state = 'BUSY' AND EXISTS (SELECT 1 FROM n)"
     " RETURNING provider)"
     END_FAST_EVENTS
     " SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM w),"
-    "  coalesce((SELECT provider FROM w), ''),"
-    "  n.id::text, 'ASSIGNED', n.epoch, n.attempt, n.cancel_requested,"
-    "  coalesce(n.cancel_reason, ''), encode(n.spec, 'hex'), 'BUSY'"
+    "  coalesce((SELECT provider FROM w), ''), " HODEI_STORE_HANDOFF_ROW_SQL("n")
     " FROM (SELECT 1) AS one LEFT JOIN n ON true";
 
 hodei_status hodei_store_handoff_pick(PGconn *conn, const char *worker_id, const char *ending_job,

@@ -68,6 +68,20 @@ void hodei_outbox_rows_fini(hodei_outbox_rows *rows);
     " IS NULL THEN 0 ELSE workers.assign_load * exp(greatest(-50, extract(epoch FROM"   \
     " workers.last_assigned_at - now())::float8 / " tau "::float8)) END"
 
+/* A hand-off's assignment, shared by the edge's general path and the store's
+ * fast end: the picked job (PENDING at epoch `epoch`, locked by the pick)
+ * goes ASSIGNED to `worker` at epoch + 1, `guard` (SQL, AND-ed) permitting.
+ * As a CTE body; HODEI_STORE_HANDOFF_ROW_SQL(alias) then lists its row the
+ * way the edge sends RunJob from (see next_run below). */
+#define HODEI_STORE_HANDOFF_JOB_SQL(job, worker, epoch, guard)                         \
+    "UPDATE jobs SET state = 'ASSIGNED', worker_id = " worker ", epoch = epoch + 1,"    \
+    "  attempt = attempt + 1, updated_at = now()"                                      \
+    " WHERE id = " job " AND state = 'PENDING' AND epoch = " epoch " AND " guard        \
+    " RETURNING id, epoch, attempt, cancel_requested, cancel_reason, spec"
+#define HODEI_STORE_HANDOFF_ROW_SQL(a)                                                 \
+    a ".id::text, 'ASSIGNED', " a ".epoch, " a ".attempt, " a ".cancel_requested,"       \
+    " coalesce(" a ".cancel_reason, ''), encode(" a ".spec, 'hex'), 'BUSY'"
+
 /* A job's scheduling state, as the transitions and the edge's RPCs read it. */
 #define HODEI_STORE_PROVIDER_MAX 63     /* as providers.name allows */
 typedef struct {
