@@ -301,6 +301,36 @@ Test(e2e, an_edge_away_past_the_heartbeat_timeout_loses_no_worker_and_runs_nothi
     cluster_stop(&cl);
 }
 
+/* PostgreSQL away for longer than the heartbeat timeout: no heartbeat could
+ * be written meanwhile, yet when it is back no worker is LOST for the gap,
+ * and the job that finished meanwhile is recorded once, from its worker's
+ * kept result. (Whether the supervisor or the edges reconnect first is a
+ * race; the edges' presence, which restarts with them, decides it.) */
+Test(e2e, postgres_away_past_the_heartbeat_timeout_loses_no_worker_and_runs_nothing_twice,
+     .timeout = 300)
+{
+    char id[37], state[32], q[512], file[700], script[900];
+    cluster_start(&cl, fast_env);
+    cluster_provider(&cl, 2, 60000, 0);
+    snprintf(file, sizeof file, "%s/ran.txt", cl.stack.state_dir);
+    snprintf(script, sizeof script, "sleep 2; echo \"$HODEI_JOB_ID\" >> '%s'", file);
+    cluster_queue(&cl, script, 2, 0, id);
+    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", id);
+    cr_assert(cluster_wait_sql(&cl, q, 1, 60000), "the job starts");
+
+    harness_pg_stop(&cl.stack);
+    hodei_sleep_ms(5000);  /* heartbeat timeout 3 s; the job ends meanwhile */
+    harness_pg_start(&cl.stack);
+
+    cr_assert(cluster_wait_job(&cl, id, 60000, state, sizeof state), "the job ends");
+    cr_expect_str_eq(state, "SUCCEEDED");
+    cr_expect_eq(sqlf("SELECT attempt FROM jobs WHERE id = '%s'", id), 1, "one attempt");
+    hodei_sleep_ms(4000);  /* past another heartbeat timeout, with PostgreSQL back */
+    cr_expect_eq(sqlf("SELECT count(*) FROM workers WHERE state = 'LOST'"), 0, "no worker LOST");
+    cr_expect_eq(count_lines(file, id), 1, "the command ran once");
+    cluster_stop(&cl);
+}
+
 #define SECRET_VALUE "hunter2-s3cr3t-value"
 
 typedef struct {
