@@ -68,6 +68,7 @@ TestSuite(supervisor, .init = setup, .fini = teardown, .timeout = 180);
 /* ---- SQL with parameters ---- */
 
 #define T_ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define T_NOARGS ((const char *const[]){NULL})
 #define T_NONE      ((const char *const[]){NULL})
 
 static int t_nparams(const char *const *p)
@@ -302,6 +303,50 @@ Test(supervisor, lost_worker_requeues_its_job)
     hodei_sleep_ms(T_QUIET_MS);
     cr_assert_eq(t_outbox_count("WorkerDestroyRequested", w), 1, "no second destroy request");
     t_wait_str("READY", T_WORKER_STATE_SQL, T_ARGS(fresh));
+    sup_stop_clean(p);
+}
+
+/* Silence counts against a worker only while an edge was there to hear it:
+ * an edge seen within half the heartbeat timeout (1 s here) and up for all
+ * of it. Times in the future keep a row fresh for the whole test. */
+Test(supervisor, a_silent_worker_is_lost_only_once_an_edge_has_been_up_for_the_timeout)
+{
+    char w[HODEI_ID_BUF], j[HODEI_ID_BUF];
+    t_worker(w, "p1", "BUSY", "600000", "60000", NULL);
+    t_job(j, &(t_job_row){.state = "RUNNING", .worker_id = w, .attempt = "1",
+                          .max_attempts = "2", .epoch = "3", .timeout_ms = T_HOUR_MS,
+                          .started_age_ms = "10000", .updated_age_ms = "10000"});
+    /* an edge gone a minute ago */
+    t_exec("INSERT INTO edges (instance, up_since, seen_at)"
+           " VALUES ('gone', now() - interval '1 hour', now() - interval '1 minute')",
+           T_NOARGS);
+    harness_proc *p = sup_start_active(NULL);
+    cr_assert(harness_log_contains(p, "lost-worker check waits until an edge has been up",
+                                   T_WAIT_MS),
+              "the held check is logged (%s)", p->log_path);
+    hodei_sleep_ms(T_QUIET_MS);
+    cr_assert_eq(t_i64("SELECT count(*) FROM workers WHERE id = $1 AND state = 'BUSY'",
+                       T_ARGS(w)),
+                 1, "not LOST while no edge is there");
+
+    /* an edge seen now, but not up for a whole timeout yet */
+    t_exec("INSERT INTO edges (instance, up_since, seen_at)"
+           " VALUES ('new', now() + interval '1 hour', now() + interval '1 hour')",
+           T_NOARGS);
+    hodei_sleep_ms(T_QUIET_MS);
+    cr_assert_eq(t_i64("SELECT count(*) FROM workers WHERE id = $1 AND state = 'BUSY'",
+                       T_ARGS(w)),
+                 1, "not LOST while the edge has been up for less than the timeout");
+    cr_assert_eq(t_i64("SELECT count(*) FROM jobs WHERE id = $1 AND state = 'RUNNING'",
+                       T_ARGS(j)),
+                 1);
+
+    t_exec("UPDATE edges SET up_since = now() - interval '1 minute' WHERE instance = 'new'",
+           T_NOARGS);
+    t_wait_str("LOST", T_WORKER_STATE_SQL, T_ARGS(w));
+    t_wait_str("PENDING", "SELECT state FROM jobs WHERE id = $1", T_ARGS(j));
+    cr_assert(harness_log_contains(p, "lost-worker check running", T_WAIT_MS), "(%s)",
+              p->log_path);
     sup_stop_clean(p);
 }
 
