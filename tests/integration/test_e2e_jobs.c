@@ -271,6 +271,32 @@ Test(e2e, every_daemon_killed_twice_while_jobs_run_loses_and_doubles_nothing, .t
     cluster_stop(&cl);
 }
 
+/* Starts a cluster and a job (2 attempts allowed) that sleeps `sleep_s`,
+ * then appends its id to `file`; returns once it runs. */
+static void away_start(int sleep_s, char id[37], char file[700])
+{
+    char q[512], script[900];
+    cluster_start(&cl, fast_env);
+    cluster_provider(&cl, 2, 60000, 0);
+    snprintf(file, 700, "%s/ran.txt", cl.stack.state_dir);
+    snprintf(script, sizeof script, "sleep %d; echo \"$HODEI_JOB_ID\" >> '%s'", sleep_s, file);
+    cluster_queue(&cl, script, 2, 0, id);
+    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", id);
+    cr_assert(cluster_wait_sql(&cl, q, 1, 60000), "the job starts");
+}
+
+/* The job ends SUCCEEDED at its first attempt, its command ran once, and
+ * no worker is LOST. */
+static void away_check(const char *id, const char *file)
+{
+    char state[32];
+    cr_assert(cluster_wait_job(&cl, id, 60000, state, sizeof state), "the job ends");
+    cr_expect_str_eq(state, "SUCCEEDED");
+    cr_expect_eq(sqlf("SELECT attempt FROM jobs WHERE id = '%s'", id), 1, "one attempt");
+    cr_expect_eq(count_lines(file, id), 1, "the command ran once");
+    cr_expect_eq(sqlf("SELECT count(*) FROM workers WHERE state = 'LOST'"), 0, "no worker LOST");
+}
+
 /* Workers cut off from the edge are not dead: with the only edge away
  * for longer than the heartbeat timeout, the running worker is not LOST,
  * its attempt is not run a second time, and its result is recorded once the
@@ -278,26 +304,14 @@ Test(e2e, every_daemon_killed_twice_while_jobs_run_loses_and_doubles_nothing, .t
 Test(e2e, an_edge_away_past_the_heartbeat_timeout_loses_no_worker_and_runs_nothing_twice,
      .timeout = 300)
 {
-    char id[37], state[32], q[512], file[700], script[900];
-    cluster_start(&cl, fast_env);
-    cluster_provider(&cl, 2, 60000, 0);
-    snprintf(file, sizeof file, "%s/ran.txt", cl.stack.state_dir);
-    snprintf(script, sizeof script, "sleep 6; echo \"$HODEI_JOB_ID\" >> '%s'", file);
-    cluster_queue(&cl, script, 2, 0, id);
-    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", id);
-    cr_assert(cluster_wait_sql(&cl, q, 1, 60000), "the job starts");
-
+    char id[37], file[700];
+    away_start(6, id, file);
     cluster_kill_edge(&cl);
     hodei_sleep_ms(5000);  /* heartbeat timeout 3 s */
     cr_expect_eq(sqlf("SELECT count(*) FROM workers WHERE state = 'LOST'"), 0,
                  "no worker is LOST while no edge is there");
     cluster_start_edge(&cl);
-
-    cr_assert(cluster_wait_job(&cl, id, 60000, state, sizeof state), "the job ends");
-    cr_expect_str_eq(state, "SUCCEEDED");
-    cr_expect_eq(sqlf("SELECT attempt FROM jobs WHERE id = '%s'", id), 1, "one attempt");
-    cr_expect_eq(count_lines(file, id), 1, "the command ran once");
-    cr_expect_eq(sqlf("SELECT count(*) FROM workers WHERE state = 'LOST'"), 0, "no worker LOST");
+    away_check(id, file);
     cluster_stop(&cl);
 }
 
@@ -309,25 +323,16 @@ Test(e2e, an_edge_away_past_the_heartbeat_timeout_loses_no_worker_and_runs_nothi
 Test(e2e, postgres_away_past_the_heartbeat_timeout_loses_no_worker_and_runs_nothing_twice,
      .timeout = 300)
 {
-    char id[37], state[32], q[512], file[700], script[900];
-    cluster_start(&cl, fast_env);
-    cluster_provider(&cl, 2, 60000, 0);
-    snprintf(file, sizeof file, "%s/ran.txt", cl.stack.state_dir);
-    snprintf(script, sizeof script, "sleep 2; echo \"$HODEI_JOB_ID\" >> '%s'", file);
-    cluster_queue(&cl, script, 2, 0, id);
-    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", id);
-    cr_assert(cluster_wait_sql(&cl, q, 1, 60000), "the job starts");
-
+    char id[37], file[700];
+    away_start(2, id, file);
     harness_pg_stop(&cl.stack);
     hodei_sleep_ms(5000);  /* heartbeat timeout 3 s; the job ends meanwhile */
     harness_pg_start(&cl.stack);
-
-    cr_assert(cluster_wait_job(&cl, id, 60000, state, sizeof state), "the job ends");
-    cr_expect_str_eq(state, "SUCCEEDED");
-    cr_expect_eq(sqlf("SELECT attempt FROM jobs WHERE id = '%s'", id), 1, "one attempt");
+    away_check(id, file);
     hodei_sleep_ms(4000);  /* past another heartbeat timeout, with PostgreSQL back */
-    cr_expect_eq(sqlf("SELECT count(*) FROM workers WHERE state = 'LOST'"), 0, "no worker LOST");
-    cr_expect_eq(count_lines(file, id), 1, "the command ran once");
+    cr_expect_eq(sqlf("SELECT count(*) FROM workers WHERE state = 'LOST'"), 0,
+                 "no worker LOST later either");
+    cr_expect_eq(count_lines(file, id), 1, "the command ran once, later too");
     cluster_stop(&cl);
 }
 
