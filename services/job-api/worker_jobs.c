@@ -315,12 +315,10 @@ bool worker_jobs_ack_write(PGconn *conn, worker_session *s, const char *worker_i
  * relay before each job. Only jobs the scheduler would give this worker
  * qualify: the oldest of the highest priority that no scheduler holds,
  * due, without label constraints (those are the scheduler's), fitting the
- * worker's resources, architecture and provider. The pick is the function
- * of migration 0013: the best such job, locked (one another transaction
- * holds is skipped, never waited for), by a plan pinned to the walk of
- * jobs_pending in its order. */
-static const char handoff_pick_sql[] =
-    "SELECT job_id::text, job_epoch FROM hodei_handoff_take($1::uuid)";
+ * worker's resources, architecture and provider. The pick
+ * (hodei_store_handoff_pick, migration 0014) comes first in the result's
+ * transaction and locks the ending job, the worker and that job (one
+ * another transaction holds is skipped, never waited for). */
 
 /* As the scheduler's assignment (services/scheduler/sched_pass.c): the job
  * ($1, locked by the pick, PENDING at epoch $3) goes ASSIGNED
@@ -363,26 +361,6 @@ static hodei_status handoff_assign(PGconn *conn, const char *worker_id, const ch
     return st;
 }
 
-/* In the result's transaction, after the attempt end: *run gets the row of
- * the job handed to the worker (or none). */
-static hodei_status handoff_take(PGconn *conn, const char *worker_id, PGresult **run,
-                                 hodei_err *err)
-{
-    const char *params[1] = {worker_id};
-    PGresult *pick = NULL;
-    *run = NULL;
-    hodei_status st = hodei_db_exec(conn, handoff_pick_sql, 1, params, &pick, err);
-    if (st == HODEI_OK && PQntuples(pick) == 1)
-        st = handoff_assign(conn, worker_id, hodei_db_get_str(pick, 0, 0),
-                            hodei_db_get_i64(pick, 0, 1), run, err);
-    PQclear(pick);
-    if (st != HODEI_OK) {
-        PQclear(*run);
-        *run = NULL;
-    }
-    return st;
-}
-
 /* A result implies the ack: when the RunJobAck was lost (the edge that got
  * it died before recording it), the job is still ASSIGNED to this worker at
  * this epoch, and the attempt end counts it as started (implies_started).
@@ -406,9 +384,11 @@ static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end, bool f
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
         return st;
-    /* The common case: the pick first, then one statement ends the attempt
-     * and hands the worker the picked job (or frees it READY). */
-    if (e.no_ready_event && e.state == HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED) {
+    /* The pick first. A SUCCEEDED end (the common case) then ends the
+     * attempt and hands the worker the picked job, or frees it READY, in
+     * one statement; any other end frees it first and the picked job is
+     * assigned after. */
+    if (e.no_ready_event) {
         st = hodei_store_handoff_pick(conn, e.worker_id, e.job_id, &pick, err);
         if (st == HODEI_OK && pick.ok)
             e.pick = &pick;
@@ -416,9 +396,10 @@ static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end, bool f
     if (st == HODEI_OK)
         st = hodei_store_attempt_end(conn, &e, final, err);
     if (st == HODEI_OK && !picked && e.no_ready_event && released) {
+        if (e.pick && pick.job_id[0])
+            st = handoff_assign(conn, e.worker_id, pick.job_id, pick.epoch, next, err);
         /* READY only if no job was handed to it */
-        st = handoff_take(conn, e.worker_id, next, err);
-        if (st == HODEI_OK && !*next)
+        if (st == HODEI_OK && (!*next || PQntuples(*next) == 0))
             st = hodei_store_worker_ready_event(conn, e.worker_id, provider, err);
     }
     if (st == HODEI_OK)

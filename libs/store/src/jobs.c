@@ -144,19 +144,28 @@ static void end_job_event(const hodei_attempt_end *end, const hodei_job_view *v,
     ev->job_finished = fin;
 }
 
+/* Adds the WorkerReady row of a worker an attempt end freed. */
+static hodei_status rows_add_worker_ready(hodei_outbox_rows *rows, const char *worker_id,
+                                          const char *provider, hodei_err *err)
+{
+    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+    Hodei__V1__WorkerReady ready = HODEI__V1__WORKER_READY__INIT;
+    ready.worker_id = (char *)worker_id;
+    ready.provider = (char *)provider;
+    ev.body_case = HODEI__V1__EVENT__BODY_WORKER_READY;
+    ev.worker_ready = &ready;
+    return hodei_outbox_rows_add(rows, &ev, HODEI_SUBJ_WORKER_READY, "worker", worker_id,
+                                 "WorkerReady", err);
+}
+
 static hodei_status end_write(PGconn *conn, const hodei_attempt_end *end, const hodei_job_view *v,
                               Hodei__V1__JobState next, hodei_err *err)
 {
     bool retry = next == HODEI__V1__JOB_STATE__JOB_STATE_PENDING;
-    Hodei__V1__Event job_ev = HODEI__V1__EVENT__INIT, worker_ev = HODEI__V1__EVENT__INIT;
+    Hodei__V1__Event job_ev = HODEI__V1__EVENT__INIT;
     Hodei__V1__JobQueued q = HODEI__V1__JOB_QUEUED__INIT;
     Hodei__V1__JobFinished fin = HODEI__V1__JOB_FINISHED__INIT;
-    Hodei__V1__WorkerReady ready = HODEI__V1__WORKER_READY__INIT;
     end_job_event(end, v, next, &job_ev, &q, &fin);
-    ready.worker_id = (char *)end->worker_id;
-    ready.provider = (char *)v->worker_provider;
-    worker_ev.body_case = HODEI__V1__EVENT__BODY_WORKER_READY;
-    worker_ev.worker_ready = &ready;
 
     hodei_outbox_rows rows;
     hodei_outbox_rows_init(&rows);
@@ -165,8 +174,7 @@ static hodei_status end_write(PGconn *conn, const hodei_attempt_end *end, const 
                                             "job", end->job_id,
                                             retry ? "JobQueued" : "JobFinished", err);
     if (st == HODEI_OK && !end->no_ready_event)
-        st = hodei_outbox_rows_add(&rows, &worker_ev, HODEI_SUBJ_WORKER_READY, "worker",
-                                   end->worker_id, "WorkerReady", err);
+        st = rows_add_worker_ready(&rows, end->worker_id, v->worker_provider, err);
     if (st == HODEI_OK) {
         char code[16], backoff[24];
         snprintf(code, sizeof code, "%" PRId32, end->exit_code);
@@ -281,13 +289,7 @@ static hodei_status end_fast_worker_event(const hodei_attempt_end *end, hodei_ou
         snprintf(subject, sizeof subject, "%s%s", HODEI_SUBJ_JOB_ASSIGNED_PREFIX, end->worker_id);
         return hodei_outbox_rows_add(rows, &ev, subject, "job", p->job_id, "JobAssigned", err);
     }
-    Hodei__V1__WorkerReady ready = HODEI__V1__WORKER_READY__INIT;
-    ready.worker_id = (char *)end->worker_id;
-    ready.provider = (char *)p->provider;
-    ev.body_case = HODEI__V1__EVENT__BODY_WORKER_READY;
-    ev.worker_ready = &ready;
-    return hodei_outbox_rows_add(rows, &ev, HODEI_SUBJ_WORKER_READY, "worker", end->worker_id,
-                                 "WorkerReady", err);
+    return rows_add_worker_ready(rows, end->worker_id, p->provider, err);
 }
 
 /* Reads the fast end's answer; *done when the attempt ended. */
