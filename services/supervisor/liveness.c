@@ -24,7 +24,8 @@
 #define SUP_JOBS_TEXT_MAX (SUP_JOBS_PER_WORKER_MAX * 96)
 
 /* A worker is judged by its last heartbeat, or by when it entered its
- * current state when it never sent one. */
+ * current state when it never sent one, and only for the time an edge was
+ * up to hear it (SUP_SILENT_WHILE_EDGE_UP_SQL). */
 #define SUP_LOST_SQL                                                                        \
     "SELECT id::text, provider,"                                                            \
     " (extract(epoch FROM now() - coalesce(last_heartbeat_at, updated_at)) * 1000)::int8"   \
@@ -32,6 +33,8 @@
     " AND (last_heartbeat_at < now() - $1::bigint * interval '1 millisecond'"               \
     "  OR (last_heartbeat_at IS NULL"                                                       \
     "   AND updated_at < now() - $1::bigint * interval '1 millisecond'))"                   \
+    " AND " SUP_SILENT_WHILE_EDGE_UP_SQL(                                                   \
+        "coalesce(workers.last_heartbeat_at, workers.updated_at)")                          \
     " ORDER BY coalesce(last_heartbeat_at, updated_at) LIMIT $2 FOR UPDATE SKIP LOCKED"
 enum { SUP_LOST_ID = 0, SUP_LOST_PROVIDER, SUP_LOST_AGE_MS };
 

@@ -30,6 +30,17 @@
 
 typedef enum { SUP_ROLE_NONE = 0, SUP_ROLE_STANDBY, SUP_ROLE_ACTIVE } sup_role;
 
+/* SQL: `since` (a heartbeat, an assignment) lies at least $1 ms before the
+ * last sighting of an edge that was up all that time. Silence counts only
+ * while an edge was there to hear it: an edge that died stops the count at
+ * its last write, so a worker is not blamed for the edge's absence however
+ * the two moments fall. With no edge row at all (edges of an older release)
+ * it is true. */
+#define SUP_SILENT_WHILE_EDGE_UP_SQL(since)                                                 \
+    "(NOT EXISTS (SELECT 1 FROM edges) OR EXISTS (SELECT 1 FROM edges e"                    \
+    " WHERE e.seen_at - greatest(" since ", e.up_since)"                                    \
+    "  >= $1::bigint * interval '1 millisecond'))"
+
 /* Whether a check that judges workers by silence may run (liveness.c). */
 typedef enum { SUP_GATE_UNKNOWN = 0, SUP_GATE_OPEN, SUP_GATE_HELD } sup_gate;
 
@@ -68,8 +79,9 @@ void sup_leader_backoff(sup *s);
 /* *ok = workers could reach an edge for the whole of the last window_ms: an
  * edge seen within half of it and up for all of it (table edges, migration
  * 0017), or no edge has ever written presence (edges of an older release).
- * Silence or an unacknowledged assignment only counts against a worker
- * then. *gate keeps the answer, to log its changes under `what`. */
+ * The check is skipped while it is not, and *gate keeps the answer, to log
+ * its changes under `what` for the operator; each worker is then judged by
+ * SUP_SILENT_WHILE_EDGE_UP_SQL. */
 hodei_status sup_edges_available(sup *s, int64_t window_ms, const char *what, sup_gate *gate,
                                  bool *ok, hodei_err *err);
 

@@ -40,6 +40,7 @@ enum { SUP_EXP_ID = 0, SUP_EXP_WORKER, SUP_EXP_EPOCH, SUP_EXP_ATTEMPT, SUP_EXP_M
     " (extract(epoch FROM now() - updated_at) * 1000)::int8"                                \
     " FROM jobs WHERE state = 'ASSIGNED'"                                                   \
     " AND updated_at < now() - $1::bigint * interval '1 millisecond'"                       \
+    " AND " SUP_SILENT_WHILE_EDGE_UP_SQL("jobs.updated_at")                                 \
     " ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED"
 enum { SUP_UNACK_ID = 0, SUP_UNACK_WORKER, SUP_UNACK_EPOCH, SUP_UNACK_CANCEL, SUP_UNACK_AGE_MS };
 

@@ -350,6 +350,32 @@ Test(supervisor, a_silent_worker_is_lost_only_once_an_edge_has_been_up_for_the_t
     sup_stop_clean(p);
 }
 
+/* The edge died shortly after the worker's last heartbeat was recorded:
+ * measured to now the worker is silent past the timeout, but only part of
+ * that silence fell while the edge was up, so it is not LOST; once an edge
+ * has heard nothing from it for a whole timeout, it is. */
+Test(supervisor, a_worker_is_not_blamed_for_silence_after_its_edge_died)
+{
+    char w[HODEI_ID_BUF];
+    const char *const env[] = {"HODEI_SUPERVISOR_HEARTBEAT_TIMEOUT=20s", NULL};
+    t_worker(w, "p1", "BUSY", "600000", "21000", NULL);
+    /* up for an hour, last seen 6 s ago: 15 s of the worker's silence were heard */
+    t_exec("INSERT INTO edges (instance, up_since, seen_at)"
+           " VALUES ('e1', now() - interval '1 hour', now() - interval '6 seconds')",
+           T_NOARGS);
+    harness_proc *p = sup_start_active(env);
+    cr_assert(harness_log_contains(p, "lost-worker check running", T_WAIT_MS), "(%s)",
+              p->log_path);
+    hodei_sleep_ms(T_QUIET_MS);
+    cr_assert_eq(t_i64("SELECT count(*) FROM workers WHERE id = $1 AND state = 'BUSY'",
+                       T_ARGS(w)),
+                 1, "not LOST for the time after its edge's last sighting");
+
+    t_exec("UPDATE edges SET seen_at = now() WHERE instance = 'e1'", T_NOARGS);
+    t_wait_str("LOST", T_WORKER_STATE_SQL, T_ARGS(w));
+    sup_stop_clean(p);
+}
+
 Test(supervisor, lost_worker_with_attempts_spent_fails_the_job)
 {
     char w[HODEI_ID_BUF], j[HODEI_ID_BUF];
