@@ -115,8 +115,7 @@ static void acks_flush(worker_acks *a, ack_item *list)
     }
     PQclear(res);
     if (conn)
-        edge_db_release(a->e, conn,
-                        PQstatus(conn) == CONNECTION_OK ? HODEI_OK : HODEI_ERR_UNAVAILABLE);
+        edge_db_release(a->e, conn, hodei_db_conn_status(conn));
 }
 
 /* Takes at most ACKS_PENDING_MAX items off the queue. a->mu held. */

@@ -285,7 +285,7 @@ void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
         return;
     }
     bool recorded = worker_jobs_ack_write(conn, s, worker_id, ack->job_id, ack->epoch);
-    jobs_release(s, conn, PQstatus(conn) == CONNECTION_OK ? HODEI_OK : HODEI_ERR_UNAVAILABLE);
+    jobs_release(s, conn, hodei_db_conn_status(conn));
     if (recorded)
         worker_session_own(s, ack->job_id, ack->epoch);
 }

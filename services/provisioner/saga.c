@@ -353,7 +353,7 @@ static void saga_round(prov *p, prov_saga *sagas)
     for (int i = 0; i < n && !hodei_daemon_stopping(p->d); i++)
         saga_advance(p, conn, &sagas[i]);
     /* a step that lost the connection left it broken: test it before reuse */
-    prov_release(p, conn, PQstatus(conn) == CONNECTION_OK ? HODEI_OK : HODEI_ERR_UNAVAILABLE);
+    prov_release(p, conn, hodei_db_conn_status(conn));
 }
 
 /* Sleeps until the next round: poll interval, a kick, or a stop. */

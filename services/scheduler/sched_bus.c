@@ -4,8 +4,8 @@
  * thread that hands each batch to the main loop through a one-batch slot
  * and an eventfd. Events carry no decision: any JobQueued, WorkerReady or
  * ProvisionFailed calls for a pass, which re-reads PostgreSQL; every other
- * subject is acknowledged and ignored. The main loop acks a batch after its pass committed and only
- * then is the next one fetched.
+ * subject is acknowledged and ignored. The main loop acks a batch after its
+ * pass committed and only then is the next one fetched.
  *
  * A fetch waits for one message (so the first event is seen at once), then
  * takes whatever else is already waiting without waiting, so a burst of

@@ -128,6 +128,11 @@ bool hodei_db_status_broken(hodei_status st)
     return st == HODEI_ERR_UNAVAILABLE;
 }
 
+hodei_status hodei_db_conn_status(PGconn *conn)
+{
+    return PQstatus(conn) == CONNECTION_OK ? HODEI_OK : HODEI_ERR_UNAVAILABLE;
+}
+
 static void db_cell_check(const PGresult *res, int row, int col)
 {
     HODEI_ASSERT(res && row >= 0 && row < PQntuples(res) && col >= 0 && col < PQnfields(res));

@@ -68,6 +68,10 @@ void hodei_db_rollback(PGconn *conn);
 
 /* true when the status means "the connection is gone; release(broken)". */
 bool hodei_db_status_broken(hodei_status st);
+/* The connection's own state as a status, for releasing it after several
+ * calls whose statuses were handled one by one: HODEI_OK while it is open,
+ * HODEI_ERR_UNAVAILABLE once it broke. */
+hodei_status hodei_db_conn_status(PGconn *conn);
 
 /* Applies every migration not yet applied, in order, each in its own
  * transaction, under an advisory lock (concurrent callers wait, then find
