@@ -670,3 +670,47 @@ int harness_free_port(void)
     close(fd);
     return ntohs(a.sin_port);
 }
+
+int harness_http(int port, const char *method, const char *path, char *body, size_t body_len)
+{
+    char req[256], resp[8192];
+    size_t n = 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    body[0] = '\0';
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    int len = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", method,
+                       path);
+    if (len < 0 || (size_t)len >= sizeof req || write(fd, req, (size_t)len) != len) {
+        close(fd);
+        return -1;
+    }
+    for (ssize_t r; n + 1 < sizeof resp && (r = read(fd, resp + n, sizeof resp - 1 - n)) > 0;)
+        n += (size_t)r;
+    close(fd);
+    resp[n] = '\0';
+    int code = -1;
+    if (sscanf(resp, "HTTP/1.%*d %d", &code) != 1)
+        return -1;
+    const char *b = strstr(resp, "\r\n\r\n");
+    snprintf(body, body_len, "%s", b ? b + 4 : "");
+    return code;
+}
+
+bool harness_http_wait(int port, const char *path, int want, const char *text, int64_t timeout_ms,
+                       char *body, size_t body_len)
+{
+    int64_t until = hodei_mono_ms() + timeout_ms;
+    for (;;) {
+        if (harness_http(port, "GET", path, body, body_len) == want && strstr(body, text))
+            return true;
+        if (hodei_mono_ms() > until)
+            return false;
+        hodei_sleep_ms(50);
+    }
+}

@@ -67,4 +67,13 @@ int64_t harness_sql_i64(harness_stack *st, const char *sql);
 /* A free TCP port on 127.0.0.1. */
 int harness_free_port(void);
 
+/* One HTTP/1.0 request to 127.0.0.1:port (a daemon's health.listen);
+ * returns the status code, or -1 when nothing answered; the body is copied
+ * into body (NUL-terminated, truncated to body_len). */
+int harness_http(int port, const char *method, const char *path, char *body, size_t body_len);
+/* GETs path every 50 ms until the status is want and the body holds text;
+ * false after timeout_ms (body then holds the last answer). */
+bool harness_http_wait(int port, const char *path, int want, const char *text, int64_t timeout_ms,
+                       char *body, size_t body_len);
+
 #endif

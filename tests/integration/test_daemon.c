@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "hodei/time.h"
 
 #define T_DIR_MAX 128            /* the private folder under /tmp */
@@ -543,4 +544,80 @@ Test(daemon, reachable_database_starts_and_stops_cleanly, .timeout = 180)
     cr_assert_eq(run_daemon(&c, NULL, env_bad), 1, "%s", c.out);
     cr_assert(strstr(c.out, "cannot reach the database at hodei@127.0.0.1:"), "%s", c.out);
     cr_assert(strstr(c.out, "database \"nope\" does not exist)\n"), "%s", c.out);
+}
+
+Test(daemon, health_endpoints_answer_liveness_and_readiness)
+{
+    child c;
+    char listen_env[64], ready_path[T_PATH_MAX], ready_env[T_PATH_MAX + 32], body[4096];
+    int port = port_free();
+    snprintf(listen_env, sizeof listen_env, "HODEI_HEALTH_LISTEN=127.0.0.1:%d", port);
+    path_in_tmp(ready_path, sizeof ready_path, "ready");
+    snprintf(ready_env, sizeof ready_env, "HODEI_TEST_READY_FILE=%s", ready_path);
+    const char *env[] = {listen_env, ready_env, NULL};
+    start_running(&c, env);
+
+    cr_assert_eq(harness_http(port, "GET", "/healthz", body, sizeof body), 200, "%s", body);
+    cr_assert_str_eq(body, "ok\n");
+    /* run() started, but a dependency it reported is down */
+    int code = 0;
+    int64_t until = hodei_mono_ms() + T_START_WAIT_MS;
+    while ((code = harness_http(port, "GET", "/readyz", body, sizeof body)) == 503 &&
+           strstr(body, "starting") && hodei_mono_ms() < until)
+        hodei_sleep_ms(10);
+    cr_assert_eq(code, 503, "%s", body);
+    cr_assert_str_eq(body, "not ready\nwidget: down (waiting for the ready file)\n");
+
+    file_write(ready_path, "");
+    cr_assert(child_wait_text(&c, "widget up", T_START_WAIT_MS), "%s", c.out);
+    cr_assert_eq(harness_http(port, "GET", "/readyz", body, sizeof body), 200, "%s", body);
+    cr_assert_str_eq(body, "ready\nwidget: up\n");
+    cr_assert_eq(harness_http(port, "HEAD", "/readyz", body, sizeof body), 200);
+    cr_assert_str_eq(body, "", "HEAD has no body");
+    cr_assert_eq(harness_http(port, "POST", "/readyz", body, sizeof body), 405, "%s", body);
+    cr_assert_eq(harness_http(port, "GET", "/metrics", body, sizeof body), 404, "%s", body);
+    stop_with(&c, SIGTERM);
+    cr_assert_not(port_accepts(port), "the health port is closed after the stop");
+}
+
+Test(daemon, bad_health_listen_exits_2_naming_the_field)
+{
+    child c;
+    const char *bad[] = {"localhost:9090", "127.0.0.1:99999", "127.0.0.1", "[::1:80", "::1:80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char env_v[96], want[160];
+        snprintf(env_v, sizeof env_v, "HODEI_HEALTH_LISTEN=%s", bad[i]);
+        const char *env[] = {env_v, NULL};
+        const char *check[] = {"--check-config", NULL};
+        snprintf(want, sizeof want,
+                 "test-daemon: configuration error: health.listen: '%s' is not an address:port",
+                 bad[i]);
+        cr_assert_eq(run_daemon(&c, NULL, env), 2, "%s", c.out);
+        cr_assert(strstr(c.out, want), "%s", c.out);
+        cr_assert_null(strstr(c.out, "starting"), "%s", c.out);
+        cr_assert_eq(run_daemon(&c, check, env), 2, "%s", c.out);
+        cr_assert(strstr(c.out, want), "%s", c.out);
+    }
+}
+
+Test(daemon, health_port_in_use_exits_1_naming_it)
+{
+    child c;
+    char env_v[64], want[160];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert(fd >= 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 1), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    snprintf(env_v, sizeof env_v, "HODEI_HEALTH_LISTEN=127.0.0.1:%d", ntohs(a.sin_port));
+    const char *env[] = {env_v, NULL};
+    cr_assert_eq(run_daemon(&c, NULL, env), 1, "%s", c.out);
+    snprintf(want, sizeof want,
+             "test-daemon: health.listen 127.0.0.1:%d: cannot listen: Address already in use",
+             ntohs(a.sin_port));
+    cr_assert(strstr(c.out, want), "%s", c.out);
+    cr_assert_null(strstr(c.out, "starting"), "%s", c.out);
+    close(fd);
 }

@@ -2,10 +2,12 @@
  * by tests/integration/test_daemon.c. One section of its own; run waits on
  * the stop fd only (a one-hour wait), so a prompt exit proves the wake-up.
  * TEST_DAEMON_NEEDS_DB=1 / TEST_DAEMON_NEEDS_NATS=1 turn on the start-up
- * checks. */
+ * checks. With test.ready_file set, run reports a dependency "widget" down
+ * until that file exists (for /readyz). */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hodei/daemon.h"
 #include "hodei/log.h"
@@ -14,6 +16,7 @@ typedef struct {
     char *greeting;
     int64_t workers;
     bool fail_run;
+    char *ready_file;
 } test_config;
 
 typedef struct {
@@ -29,6 +32,9 @@ static const hodei_cfg_param test_params[] = {
      .offset = offsetof(test_config, workers), .help = "a bounded integer"},
     {.name = "test.fail_run", .type = HODEI_CFG_BOOL, .default_value = "false",
      .offset = offsetof(test_config, fail_run), .help = "run returns an error at once"},
+    {.name = "test.ready_file", .type = HODEI_CFG_STRING, .default_value = "", .max = 512,
+     .offset = offsetof(test_config, ready_file),
+     .help = "dependency \"widget\" is down until this file exists"},
 };
 
 static hodei_status test_init(hodei_daemon *d, hodei_err *err)
@@ -47,6 +53,13 @@ static hodei_status test_run(hodei_daemon *d, hodei_err *err)
     if (cfg.fail_run)
         return hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "told to fail by test.fail_run");
     HLOG_INFO("running instance=%s", hodei_daemon_instance(d));
+    if (cfg.ready_file[0]) {
+        hodei_daemon_report(d, "widget", false, "waiting for the ready file");
+        while (access(cfg.ready_file, F_OK) != 0 && !hodei_daemon_wait(d, 20))
+            s->ticks++;
+        hodei_daemon_report(d, "widget", true, NULL);
+        HLOG_INFO("widget up");
+    }
     while (!hodei_daemon_wait(d, 3600 * 1000))
         s->ticks++;
     return HODEI_OK;

@@ -28,6 +28,9 @@ const hodei_cfg_param hodei_common_params[] = {
     {.name = "instance.id", .type = HODEI_CFG_STRING, .default_value = "", .max = 128,
      .offset = offsetof(hodei_common_config, instance_id),
      .help = "this process's name among its replicas; empty = <hostname>-<pid>"},
+    {.name = "health.listen", .type = HODEI_CFG_STRING, .default_value = "", .max = 64,
+     .offset = offsetof(hodei_common_config, health_listen),
+     .help = "address:port for GET /healthz and /readyz over HTTP; empty = off"},
 };
 
 const size_t hodei_common_params_len = sizeof hodei_common_params / sizeof hodei_common_params[0];

@@ -116,7 +116,9 @@ static int daemon_lifecycle(hodei_daemon *d)
         return DAEMON_EXIT_FAILURE;
     }
     int rc = DAEMON_EXIT_OK;
+    daemon_health_running(d, true);
     hodei_status st = svc->run(d, &err);
+    daemon_health_running(d, false);
     if (st != HODEI_OK) {
         HLOG_ERROR("stopping after an error: %s (%s)", err.msg, hodei_status_str(st));
         rc = DAEMON_EXIT_FAILURE;
@@ -142,9 +144,12 @@ static int daemon_serve(hodei_daemon *d)
         fprintf(stderr, "%s: %s\n", d->svc->name, err.msg);
         goto out_close_fd;
     }
-    rc = daemon_checks(d);
+    rc = daemon_health_start(d);
+    if (rc == DAEMON_EXIT_OK)
+        rc = daemon_checks(d);
     if (rc == DAEMON_EXIT_OK)
         rc = daemon_lifecycle(d);
+    daemon_health_stop(d);
     if (d->svc->needs_nats)
         daemon_nats_release();
     daemon_signals_stop(d);
@@ -161,8 +166,10 @@ int hodei_daemon_main(int argc, char **argv, const hodei_service *svc)
     int rc = daemon_args_parse(argc, argv, svc, &args);
     if (rc != DAEMON_CONTINUE)
         return rc;
-    hodei_daemon d = {.svc = svc, .stop_fd = -1};
+    hodei_daemon d = {.svc = svc, .stop_fd = -1, .health_mu = PTHREAD_MUTEX_INITIALIZER};
     rc = daemon_config_load(&d, args.config_path);
+    if (rc == DAEMON_EXIT_OK)
+        rc = daemon_health_check_config(&d);
     if (rc == DAEMON_EXIT_OK && args.check_only && svc->needs_db)
         rc = daemon_check_db_url(&d);
     if (rc == DAEMON_EXIT_OK && args.check_only)

@@ -13,6 +13,8 @@
 #define DAEMON_DESCRIBE_MAX 512       /* "user@host:port/db", a redacted URL */
 #define DAEMON_REASON_MAX 512         /* a dependency's error text, one line */
 #define DAEMON_NATS_CHECK_TIMEOUT_MS 2000
+#define DAEMON_DEPS_MAX 8             /* dependencies a service reports for /readyz */
+#define DAEMON_DEP_NAME_MAX 32
 #define DAEMON_NATS_CLOSE_WAIT_MS 5000
 
 /* Exit codes (see daemon.h). */
@@ -20,6 +22,14 @@
 #define DAEMON_EXIT_FAILURE 1
 #define DAEMON_EXIT_USAGE 2
 #define DAEMON_CONTINUE (-1)
+
+struct MHD_Daemon;
+
+typedef struct {
+    char name[DAEMON_DEP_NAME_MAX];
+    bool up;
+    char why[DAEMON_REASON_MAX];      /* "" when up */
+} daemon_dep;
 
 struct hodei_daemon {
     const hodei_service *svc;
@@ -32,6 +42,12 @@ struct hodei_daemon {
     atomic_bool signal_thread_quit;
     char instance[DAEMON_INSTANCE_MAX];
     void *state;
+    /* health endpoints (daemon_health.c); deps and running under health_mu */
+    struct MHD_Daemon *health;
+    pthread_mutex_t health_mu;
+    bool running;                     /* run() has started and not returned */
+    daemon_dep deps[DAEMON_DEPS_MAX];
+    size_t n_deps;
 };
 
 typedef struct {
@@ -57,6 +73,16 @@ int daemon_check_db(hodei_daemon *d);
 /* Only checks that database.url parses (for --check-config). */
 int daemon_check_db_url(const hodei_daemon *d);
 int daemon_check_nats(hodei_daemon *d);
+/* health.listen: DAEMON_EXIT_OK when empty or an address:port, else the
+ * exit code after printing one line naming the field. */
+int daemon_health_check_config(const hodei_daemon *d);
+/* Starts the HTTP server when health.listen is set; DAEMON_EXIT_OK or the
+ * exit code after printing one line (bad address, port taken). */
+int daemon_health_start(hodei_daemon *d);
+void daemon_health_stop(hodei_daemon *d);
+/* Marks run() as started (true) or returned (false) for /readyz. */
+void daemon_health_running(hodei_daemon *d, bool running);
+
 /* Releases what nats.c keeps for the process, waiting for its threads. */
 void daemon_nats_release(void);
 

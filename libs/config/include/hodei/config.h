@@ -63,6 +63,7 @@ typedef struct {
     bool database_prepare;       /* database.prepare: statements prepared per connection */
     char *nats_url;              /* nats.url */
     char *instance_id;           /* instance.id: "" = hostname-pid */
+    char *health_listen;         /* health.listen: "" = off, else address:port */
 } hodei_common_config;
 
 extern const hodei_cfg_param hodei_common_params[];

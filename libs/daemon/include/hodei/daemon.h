@@ -4,6 +4,9 @@
  *
  *   int main(int argc, char **argv) { return hodei_daemon_main(argc, argv, &relay_service); }
  *
+ * With health.listen set, GET /healthz (alive) and GET /readyz (run()
+ * started, no reported dependency down, not stopping) answer over HTTP.
+ *
  * Flags: --config FILE (or HODEI_CONFIG), --check-config (load, validate,
  * print, exit 0/2), --help, --version.
  * Exit codes: 0 clean stop, 1 runtime failure (e.g. database unreachable at
@@ -52,6 +55,11 @@ int hodei_daemon_stop_fd(const hodei_daemon *d);
 const hodei_common_config *hodei_daemon_common(const hodei_daemon *d);
 /* "<hostname>-<pid>" unless instance.id is set. */
 const char *hodei_daemon_instance(const hodei_daemon *d);
+/* Reports a dependency's state for GET /readyz under a short name
+ * ("database", "nats"); the last report of each name counts, and /readyz
+ * is 503 while any is down, naming it and why (one line). Reporting the
+ * same state again is cheap. Safe from any thread. */
+void hodei_daemon_report(hodei_daemon *d, const char *dependency, bool up, const char *why);
 /* The service's state pointer, for init/run/fini to share. */
 void hodei_daemon_set_state(hodei_daemon *d, void *state);
 void *hodei_daemon_state(const hodei_daemon *d);
