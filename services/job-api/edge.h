@@ -35,6 +35,7 @@ typedef struct {
 } edge_config;
 
 typedef struct {
+    hodei_daemon *d;              /* for hodei_daemon_report (/readyz) */
     const edge_config *cfg;
     const hodei_common_config *common;
     const char *instance;         /* this process's name (its row in edges) */

@@ -97,6 +97,7 @@ static hodei_status edge_start_server(edge *e, hodei_err *err)
 static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
 {
     edge *e = &the_edge;
+    e->d = d;
     e->cfg = &cfg;
     e->common = hodei_daemon_common(d);
     hodei_db_statement_cache(e->common->database_prepare);

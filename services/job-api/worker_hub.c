@@ -452,7 +452,7 @@ static void beats_flush(worker_hub *h, hub_beats *b)
     char gap[24];
     snprintf(gap, sizeof gap, "%" PRId64, HUB_PRESENCE_GAP_BEATS * h->e->cfg->worker_heartbeat_ms);
     PGconn *conn = NULL;
-    hodei_err err;
+    hodei_err err = {0};
     hodei_status st = edge_db_acquire(h->e, &conn, &err);
     if (st == HODEI_OK) {
         const char *params[8] = {h->e->instance, h->present ? "f" : "t", gap};
@@ -469,6 +469,12 @@ static void beats_flush(worker_hub *h, hub_beats *b)
         h->present = true;
     else
         HLOG_WARN("presence and heartbeats of %zu workers not written: %s", b->n, err.msg);
+    /* This write runs every heartbeat interval: it is the edge's probe of
+     * its dependencies for /readyz. */
+    if (st == HODEI_OK || hodei_db_status_broken(st))
+        hodei_daemon_report(h->e->d, "database", st == HODEI_OK, err.msg);
+    bool nats_up = hodei_bus_connected(h->e->bus);
+    hodei_daemon_report(h->e->d, "nats", nats_up, nats_up ? NULL : "not connected (reconnecting)");
 }
 
 /* ------------------------------------------------------------------- ticker */

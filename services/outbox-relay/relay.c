@@ -76,6 +76,7 @@ typedef struct {
     PGconn *conn;                   /* dedicated: lock, LISTEN, queries */
     relay_role role;
     int64_t db_backoff_ms, nats_backoff_ms;
+    int nats_reported;              /* for /readyz: 0 never, 1 up, 2 down */
     int64_t next_prune_ms, next_stats_ms;
     char batch_max_text[RELAY_INT_TEXT_MAX];
     hodei_buf ids;                  /* "{1,2,3}" for the mark UPDATE */
@@ -138,12 +139,25 @@ static bool relay_bus_ready(relay *r)
         return true;
     if (relay_bus_prepare(r, &e) != HODEI_OK) {
         HLOG_WARN("nats not ready, retrying: %s", e.msg);
+        hodei_daemon_report(r->d, "nats", false, e.msg);
+        r->nats_reported = 2;
         relay_backoff(r, &r->nats_backoff_ms);
         return false;
     }
     r->nats_backoff_ms = 0;
     HLOG_INFO("nats ready: streams %s and %s in place", HODEI_STREAM_EVENTS, HODEI_STREAM_LOGS);
     return true;
+}
+
+/* NATS for /readyz: the connection's state, told on each change (nats.c
+ * reconnects on its own; a publish meanwhile fails and is retried). */
+static void relay_nats_report(relay *r)
+{
+    bool up = hodei_bus_connected(r->bus);
+    if (r->nats_reported == (up ? 1 : 2))
+        return;
+    r->nats_reported = up ? 1 : 2;
+    hodei_daemon_report(r->d, "nats", up, "not connected (reconnecting)");
 }
 
 /* After a failed publish: while disconnected, retry as soon as nats.c has
@@ -179,6 +193,7 @@ static void relay_db_drop(relay *r, const char *why)
         HLOG_WARN("database connection lost, lock given up, re-acquiring: %s", why);
     else
         HLOG_WARN("database unavailable, retrying: %s", why);
+    hodei_daemon_report(r->d, "database", false, why);
     PQclear(r->next);
     r->next = NULL;
     PQfinish(r->conn);
@@ -225,6 +240,7 @@ static void relay_acquire(relay *r)
     if (relay_try_lock(r, &got, &e) != HODEI_OK)
         goto out_drop;
     r->db_backoff_ms = 0;
+    hodei_daemon_report(r->d, "database", true, NULL);
     if (!got) {
         if (r->role != RELAY_ROLE_STANDBY)
             HLOG_INFO("standby: another relay holds advisory lock %" PRId64 " (instance=%s)",
@@ -506,6 +522,7 @@ hodei_status relay_run(hodei_daemon *d, hodei_err *err)
     while (!hodei_daemon_stopping(d)) {
         if (!relay_bus_ready(r))
             continue;
+        relay_nats_report(r);
         if (r->role != RELAY_ROLE_ACTIVE)
             relay_acquire(r);
         else

@@ -191,11 +191,14 @@ static bool cons_fetch(consumer *c)
         hodei_err err = {0};
         hodei_bus_err(s, "fetch", &err);
         HLOG_WARN("%s (retrying)", err.msg);
+        hodei_daemon_report(c->p->d, "nats", false, err.msg);
         cons_backoff(c);
         /* connected but failing: the consumer may have been deleted; make it
          * again. Disconnected: nats.c resubscribes when it reconnects. */
         return !hodei_bus_connected(c->bus);
     }
+    if (c->backoff_ms)
+        hodei_daemon_report(c->p->d, "nats", true, NULL);
     c->backoff_ms = 0;
     for (int i = 0; i < list.Count; i++)
         cons_handle(c, list.Msgs[i]);
@@ -211,9 +214,11 @@ hodei_status prov_consume(prov *p, hodei_err *err)
             hodei_err e = {0};
             if (cons_prepare(&c, &e) != HODEI_OK) {
                 HLOG_WARN("nats not ready, retrying: %s", e.msg);
+                hodei_daemon_report(p->d, "nats", false, e.msg);
                 cons_backoff(&c);
                 continue;
             }
+            hodei_daemon_report(p->d, "nats", true, NULL);
             c.backoff_ms = 0;
         }
         if (!cons_fetch(&c)) {

@@ -15,15 +15,25 @@
 
 /* ---------------------------------------------------------------- helpers */
 
+/* Both report the database for /readyz: down when no connection could be
+ * had or one broke, up after a statement went through. */
 hodei_status prov_conn(prov *p, PGconn **conn, hodei_err *err)
 {
-    return hodei_db_acquire(p->db, PROV_DB_WAIT_MS, conn, err);
+    hodei_status st = hodei_db_acquire(p->db, PROV_DB_WAIT_MS, conn, err);
+    if (st != HODEI_OK && hodei_db_status_broken(st))
+        hodei_daemon_report(p->d, "database", false, err->msg);
+    return st;
 }
 
 void prov_release(prov *p, PGconn *conn, hodei_status st)
 {
-    if (conn)
-        hodei_db_release(p->db, conn, hodei_db_status_broken(st));
+    if (!conn)
+        return;
+    if (st == HODEI_OK)
+        hodei_daemon_report(p->d, "database", true, NULL);
+    else if (hodei_db_status_broken(st))
+        hodei_daemon_report(p->d, "database", false, PQerrorMessage(conn));
+    hodei_db_release(p->db, conn, hodei_db_status_broken(st));
 }
 
 hodei_status prov_tx(PGconn *conn, prov_tx_fn fn, void *ctx, hodei_err *err)

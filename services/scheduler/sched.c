@@ -76,6 +76,7 @@ static bool sched_db_ready(sched *s)
         sched_pass_prepare(s->conn, &e) != HODEI_OK ||
         hodei_db_exec(s->conn, "LISTEN " SCHED_OUTBOX_CHANNEL, 0, NULL, NULL, &e) != HODEI_OK) {
         HLOG_WARN("database unavailable, retrying: %s", e.msg);
+        hodei_daemon_report(s->d, "database", false, e.msg);
         PQfinish(s->conn);
         s->conn = NULL;
         sched_db_backoff(s);
@@ -84,6 +85,7 @@ static bool sched_db_ready(sched *s)
     if (s->db_backoff_ms)
         HLOG_INFO("database reachable again");
     s->db_backoff_ms = 0;
+    hodei_daemon_report(s->d, "database", true, NULL);
     s->listen_pid = PQbackendPID(s->conn);
     s->next_pass_ms = 0;            /* notifications may have been missed meanwhile */
     return true;
@@ -92,6 +94,7 @@ static bool sched_db_ready(sched *s)
 static void sched_db_drop(sched *s, const char *why)
 {
     HLOG_WARN("database connection lost, reconnecting: %s", why);
+    hodei_daemon_report(s->d, "database", false, why);
     PQfinish(s->conn);
     s->conn = NULL;
 }

@@ -122,10 +122,12 @@ static void feed_setup(sched *s)
         if (f->backoff_ms == 0)
             HLOG_WARN("events unavailable, scheduling on the %" PRId64 " ms timer: %s",
                       s->cfg->pass_interval_ms, e.msg);
+        hodei_daemon_report(s->d, "nats", false, e.msg);
         hodei_daemon_backoff(s->d, &f->backoff_ms, BUS_BACKOFF_MIN_MS, BUS_BACKOFF_MAX_MS);
         return;
     }
     f->backoff_ms = 0;
+    hodei_daemon_report(s->d, "nats", true, NULL);
     HLOG_INFO("consuming %s through durable consumer %s", HODEI_STREAM_EVENTS,
               HODEI_CONSUMER_SCHEDULER);
 }

@@ -42,6 +42,7 @@ void sup_leader_drop(sup *s, const char *why)
         HLOG_WARN("database connection lost, leadership given up, re-acquiring: %s", why);
     else
         HLOG_WARN("database unavailable, retrying: %s", why);
+    hodei_daemon_report(s->d, "database", false, why);
     PQfinish(s->conn);
     s->conn = NULL;
     s->role = SUP_ROLE_NONE;
@@ -92,6 +93,7 @@ void sup_leader_acquire(sup *s)
     if (sup_leader_try_lock(s, &got, &e) != HODEI_OK)
         goto out_drop;
     s->backoff_ms = 0;
+    hodei_daemon_report(s->d, "database", true, NULL);
     if (!got) {
         sup_leader_standby(s);
         return;
@@ -105,7 +107,9 @@ void sup_leader_acquire(sup *s)
 out_drop:
     if (s->conn)
         sup_leader_drop(s, e.msg);
-    else
+    else {
         HLOG_WARN("database unavailable, retrying: %s", e.msg);
+        hodei_daemon_report(s->d, "database", false, e.msg);
+    }
     sup_leader_backoff(s);
 }

@@ -23,10 +23,14 @@ static const char *const cl_names[CL_DAEMON_COUNT] = {
 static char cl_edge_env[128];
 static char cl_dir_env[700];
 static char cl_bin_env[700];
+static char cl_health_env[CL_DAEMON_COUNT][64];
 
-static void cl_env(cluster *c, const char **env)
+static void cl_env(cluster *c, cluster_daemon d, const char **env)
 {
     size_t n = 0;
+    snprintf(cl_health_env[d], sizeof cl_health_env[d], "HODEI_HEALTH_LISTEN=127.0.0.1:%d",
+             c->health_port[d]);
+    env[n++] = cl_health_env[d];
     snprintf(cl_edge_env, sizeof cl_edge_env, "HODEI_PROVISIONER_EDGE_ADDRESS=%s", c->edge.target);
     snprintf(cl_dir_env, sizeof cl_dir_env, "HODEI_PROVISIONER_STATE_DIR=%s", c->stack.state_dir);
     snprintf(cl_bin_env, sizeof cl_bin_env, "HODEI_PROVISIONER_WORKER_BINARY=%s/hodei-worker",
@@ -43,7 +47,7 @@ static void cl_start_one(cluster *c, cluster_daemon d)
 {
     const char *env[CL_ENV_MAX];
     const char *argv[] = {cl_names[d], NULL};
-    cl_env(c, env);
+    cl_env(c, d, env);
     harness_proc_start(&c->stack, &c->procs[d], argv, env);
 }
 
@@ -55,8 +59,10 @@ void cluster_start(cluster *c, const char *const *extra_env)
     harness_stack_start(&c->stack);
     snprintf(c->workers_dir, sizeof c->workers_dir, "%s/workers", c->stack.state_dir);
     edge_start(&c->stack, &c->edge, extra_env);
-    for (int d = 0; d < CL_DAEMON_COUNT; d++)
+    for (int d = 0; d < CL_DAEMON_COUNT; d++) {
+        c->health_port[d] = harness_free_port();
         cl_start_one(c, (cluster_daemon)d);
+    }
 }
 
 /* The process provider's workers outlive the daemons by design (a
@@ -123,10 +129,11 @@ void cluster_kill_restart_edge(cluster *c)
 
 void cluster_start_edge(cluster *c)
 {
-    char listen[64];
+    char listen[64], health[64];
     snprintf(listen, sizeof listen, "HODEI_GRPC_LISTEN=127.0.0.1:%d", c->edge.port);
-    const char *env[CL_ENV_MAX] = {listen};
-    size_t n = 1;
+    snprintf(health, sizeof health, "HODEI_HEALTH_LISTEN=127.0.0.1:%d", c->edge.health_port);
+    const char *env[CL_ENV_MAX] = {listen, health};
+    size_t n = 2;
     for (size_t i = 0; c->extra_env && c->extra_env[i] && n < CL_ENV_MAX - 1; i++)
         env[n++] = c->extra_env[i];
     env[n] = NULL;

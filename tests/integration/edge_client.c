@@ -15,11 +15,13 @@ void edge_start(harness_stack *st, edge_handle *e, const char *const *extra_env)
 {
     memset(e, 0, sizeof *e);
     e->port = harness_free_port();
-    char listen[64];
+    e->health_port = harness_free_port();
+    char listen[64], health[64];
     snprintf(listen, sizeof listen, "HODEI_GRPC_LISTEN=127.0.0.1:%d", e->port);
+    snprintf(health, sizeof health, "HODEI_HEALTH_LISTEN=127.0.0.1:%d", e->health_port);
     snprintf(e->target, sizeof e->target, "127.0.0.1:%d", e->port);
-    const char *env[32] = {listen};
-    size_t n = 1;
+    const char *env[32] = {listen, health};
+    size_t n = 2;
     for (size_t i = 0; extra_env && extra_env[i] && n < 31; i++)
         env[n++] = extra_env[i];
     env[n] = NULL;

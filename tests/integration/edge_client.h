@@ -13,6 +13,7 @@
 typedef struct {
     harness_proc proc;
     int port;
+    int health_port;                  /* its health.listen (GET /readyz) */
     char target[64];
     hodei_rpc_channel *ch;
 } edge_handle;

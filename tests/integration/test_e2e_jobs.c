@@ -395,6 +395,52 @@ Test(e2e, postgres_away_past_the_heartbeat_timeout_loses_no_worker_and_runs_noth
     cluster_stop(&cl);
 }
 
+/* Each daemon's health port, for the readiness test. */
+static int readyz_ports(int *ports, const char **names)
+{
+    static const char *const daemon_names[CL_DAEMON_COUNT] = {
+        [CL_RELAY] = "outbox-relay", [CL_SCHEDULER] = "scheduler",
+        [CL_PROVISIONER] = "provisioner", [CL_SUPERVISOR] = "supervisor"};
+    for (int d = 0; d < CL_DAEMON_COUNT; d++) {
+        ports[d] = cl.health_port[d];
+        names[d] = daemon_names[d];
+    }
+    ports[CL_DAEMON_COUNT] = cl.edge.health_port;
+    names[CL_DAEMON_COUNT] = "job-api";
+    return CL_DAEMON_COUNT + 1;
+}
+
+Test(e2e, every_daemon_is_ready_and_names_the_database_while_postgresql_is_down, .timeout = 300)
+{
+    int ports[CL_DAEMON_COUNT + 1];
+    const char *names[CL_DAEMON_COUNT + 1];
+    char body[2048], id[37], state[32];
+    cluster_start(&cl, fast_env);
+    cluster_provider(&cl, 2, 60000, 0);
+    int n = readyz_ports(ports, names);
+
+    for (int i = 0; i < n; i++)
+        cr_assert(harness_http_wait(ports[i], "/readyz", 200, "database: up\n", 60000, body,
+                                    sizeof body),
+                  "%s ready with the database up: %s", names[i], body);
+    harness_pg_stop(&cl.stack);
+    for (int i = 0; i < n; i++) {
+        cr_assert(harness_http_wait(ports[i], "/readyz", 503, "database: down (", 60000, body,
+                                    sizeof body),
+                  "%s: 503 naming the database while PostgreSQL is down: %s", names[i], body);
+        cr_assert_eq(harness_http(ports[i], "GET", "/healthz", body, sizeof body), 200,
+                     "%s alive all the same", names[i]);
+    }
+    harness_pg_start(&cl.stack);
+    for (int i = 0; i < n; i++)
+        cr_assert(harness_http_wait(ports[i], "/readyz", 200, "ready\n", 60000, body, sizeof body),
+                  "%s ready again once PostgreSQL is back: %s", names[i], body);
+    cluster_queue(&cl, "echo after", 1, 0, id);
+    cr_assert(cluster_wait_job(&cl, id, 60000, state, sizeof state), "a job runs afterwards");
+    cr_assert_str_eq(state, "SUCCEEDED");
+    cluster_stop(&cl);
+}
+
 #define SECRET_VALUE "hunter2-s3cr3t-value"
 
 typedef struct {

@@ -541,3 +541,41 @@ Test(relay, postgresql_restart_mid_stream_loses_nothing)
     cr_assert(harness_proc_alive(p), "the relay rode through the restart");
     stream_assert_exactly_rows(n);
 }
+
+/* Polls /readyz until it answers want with text in its body. */
+static bool readyz(int port, int want, const char *text, char *body, size_t len)
+{
+    return harness_http_wait(port, "/readyz", want, text, T_PUBLISH_WAIT_MS, body, len);
+}
+
+Test(relay, readyz_names_the_database_while_postgresql_is_down_and_nats_while_it_is)
+{
+    char listen_env[64], body[2048];
+    int port = harness_free_port();
+    snprintf(listen_env, sizeof listen_env, "HODEI_HEALTH_LISTEN=127.0.0.1:%d", port);
+    const char *env[] = {listen_env, NULL};
+    harness_proc *p = relay_start_active(env);
+
+    cr_assert(readyz(port, 200, "ready\n", body, sizeof body), "ready once active: %s", body);
+    cr_assert(strstr(body, "database: up\n") && strstr(body, "nats: up\n"), "%s", body);
+
+    harness_pg_stop(&g_st);
+    cr_assert(readyz(port, 503, "database: down (", body, sizeof body),
+              "503 naming the database while PostgreSQL is down: %s (log %s)", body, p->log_path);
+    cr_assert_eq(harness_http(port, "GET", "/healthz", body, sizeof body), 200,
+                 "alive all the same");
+    harness_pg_start(&g_st);
+    cr_assert(readyz(port, 200, "database: up\n", body, sizeof body),
+              "ready again after PostgreSQL is back: %s (log %s)", body, p->log_path);
+
+    harness_nats_stop(&g_st);
+    cr_assert(readyz(port, 503, "nats: down (", body, sizeof body),
+              "503 naming NATS while it is down: %s (log %s)", body, p->log_path);
+    harness_nats_start(&g_st);
+    cr_assert(readyz(port, 200, "nats: up\n", body, sizeof body),
+              "ready again after NATS is back: %s (log %s)", body, p->log_path);
+
+    rows_make(50);
+    rows_write_sync(0, 50);
+    cr_assert(outbox_wait_published(50, T_PUBLISH_WAIT_MS), "publishing goes on");
+}
