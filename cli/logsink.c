@@ -60,7 +60,8 @@ static const char *logsink_stream_name(Hodei__V1__LogStream stream)
 }
 
 /* {"sequence":N,"stream":"stdout","time":"...","data":"..."} and, when the
- * bytes are not UTF-8 (so "data" had to replace some), "data_base64". */
+ * bytes are not UTF-8 (so "data" had to replace some), "data_base64"; then
+ * "epoch" (the attempt's) when the edge gave it. */
 static bool logsink_json(cli_log_sink *s, const Hodei__V1__LogLine *line)
 {
     const char *data = (const char *)line->data.data;
@@ -85,6 +86,8 @@ static bool logsink_json(cli_log_sink *s, const Hodei__V1__LogLine *line)
             j.failed = true;
         free(b64);
     }
+    if (line->epoch > 0)
+        cli_json_kv_int(&j, "epoch", line->epoch);
     cli_json_object_end(&j);
     return output_json_flush(&j, &b, s->out) == CLI_EXIT_OK;
 }
@@ -103,7 +106,11 @@ bool cli_log_sink_line(cli_log_sink *s, const Hodei__V1__LogLine *line)
     if (s->failed)
         return false;
     if (s->resuming && line->sequence != 0) {
-        if (line->sequence <= s->last_seq) {
+        bool epochs = line->epoch > 0 && s->last_epoch > 0;
+        bool seen = epochs ? line->epoch < s->last_epoch ||
+                                 (line->epoch == s->last_epoch && line->sequence <= s->last_seq)
+                           : line->sequence <= s->last_seq;
+        if (seen) {
             s->skipped++;
             return true;
         }
@@ -118,6 +125,8 @@ bool cli_log_sink_line(cli_log_sink *s, const Hodei__V1__LogLine *line)
     }
     if (line->sequence != 0)
         s->last_seq = line->sequence;
+    if (line->epoch > 0)
+        s->last_epoch = line->epoch;
     s->written++;
     return true;
 }

@@ -21,6 +21,7 @@ typedef struct {
     cli_output_format fmt;
     cli_status_line *status;   /* wiped before a line is written; may be NULL */
     uint64_t last_seq;         /* sequence of the last line written; 0 = none yet */
+    int64_t last_epoch;        /* its attempt's epoch; 0 = unknown (an older edge) */
     bool resuming;             /* after a break: drop lines up to last_seq */
     uint64_t written;          /* lines written */
     uint64_t skipped;          /* lines dropped as already written */
@@ -33,12 +34,16 @@ void cli_log_sink_init(cli_log_sink *s, FILE *out, FILE *err, cli_output_format 
  * sends them. from <= 1 drops nothing. */
 void cli_log_sink_start_at(cli_log_sink *s, uint64_t from);
 /* The stream broke: the lines that follow may repeat some already written.
- * Returns the from_sequence to ask for (last written + 1, or `from`). */
+ * Returns the from_sequence to ask for (last written + 1, or `from`); ask
+ * with from_epoch = s->last_epoch too, so that a job's earlier attempts are
+ * not sent again. */
 uint64_t cli_log_sink_resume(cli_log_sink *s);
 
-/* Writes one line unless it was already written. A line whose sequence is
- * lower than the last one outside a resume starts a new attempt and is
- * written. Returns false once a write has failed. */
+/* Writes one line unless it was already written: after a resume, a line of
+ * an older epoch than the last written, or of the same epoch and not past
+ * its sequence (lines without an epoch: not past the sequence). A line
+ * whose sequence is lower than the last one outside a resume starts a new
+ * attempt and is written. Returns false once a write has failed. */
 bool cli_log_sink_line(cli_log_sink *s, const Hodei__V1__LogLine *line);
 /* Every line of the chunk, then flushes both streams. Returns true when the
  * chunk ends the stream, with its final state in *final_state. */

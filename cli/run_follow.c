@@ -139,6 +139,7 @@ static follow_step follow_session(follow *f)
     hodei_err_clear(&e);
     req.job_id = (char *)f->job_id;
     req.from_sequence = cli_log_sink_resume(f->sink);
+    req.from_epoch = f->sink->last_epoch;
     if (hodei_rpc_stream_open(f->c->ch, RUN_LOG_SERVICE "SubscribeLogs", &req.base,
                               &hodei__v1__log_chunk__descriptor, 0, &st, &e) != HODEI_OK)
         return FOLLOW_BROKEN;
@@ -208,6 +209,7 @@ static bool read_logs_page(const run_ctx *c, const char *job_id, cli_log_sink *s
     ProtobufCMessage *msg = NULL;
     req.job_id = (char *)job_id;
     req.from_sequence = sink->last_seq + 1;
+    req.from_epoch = sink->last_epoch;
     req.max_lines = RUN_LOGS_PAGE_LINES;
     if (!run_unary(c, RUN_LOG_SERVICE "GetLogs", &req.base,
                    &hodei__v1__get_logs_response__descriptor, &msg, o))

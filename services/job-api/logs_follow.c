@@ -242,7 +242,7 @@ static log_follower *follower_create(log_hub *h, hodei_rpc_call *call,
     pthread_mutex_init(&f->mu, NULL);
     for (size_t i = 0; i <= HODEI_ID_LEN; i++)
         f->job_id[i] = (char)tolower((unsigned char)req->job_id[i]);
-    logs_filter_init(&f->filt, req->from_sequence);
+    logs_filter_init(&f->filt, req->from_sequence, req->from_epoch);
     logs_arena_init(&f->arena);
     f->chunk.lines = lines;
     return f;
@@ -255,7 +255,7 @@ static void follow_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
     const Hodei__V1__SubscribeLogsRequest *req = (const Hodei__V1__SubscribeLogsRequest *)msg;
     hodei_err err;
     Hodei__V1__JobState ended;
-    hodei_status st = logs_check_job_id(req->job_id, &err);
+    hodei_status st = logs_check_request(req->job_id, req->from_epoch, &err);
     if (st == HODEI_OK)
         st = logs_job_check(e, req->job_id, &ended, &err);
     if (st != HODEI_OK) {

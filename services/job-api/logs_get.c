@@ -102,7 +102,7 @@ static hodei_status get_read(jsCtx *js, const char *subject, uint64_t last_seq,
 
 static hodei_status get_check(const Hodei__V1__GetLogsRequest *req, hodei_err *err)
 {
-    hodei_status st = logs_check_job_id(req->job_id, err);
+    hodei_status st = logs_check_request(req->job_id, req->from_epoch, err);
     if (st != HODEI_OK)
         return st;
     if (req->max_lines < 0 || req->max_lines > LOGS_GET_LINES_MAX)
@@ -122,7 +122,7 @@ static void logs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
     uint64_t last_seq = 0;
     logs_get_state g = {0};
     logs_arena_init(&g.arena);
-    logs_filter_init(&g.filt, req->from_sequence);
+    logs_filter_init(&g.filt, req->from_sequence, req->from_epoch);
     hodei_status st = get_check(req, &err);
     if (st != HODEI_OK)
         goto fail;

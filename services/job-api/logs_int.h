@@ -4,8 +4,9 @@
  * A job's subject holds the LogBatches of every attempt, each attempt's
  * lines numbered from 1, then (once the job ended) one end marker. Readers
  * pass each line through a log_filter: lines of an older epoch than one
- * already seen and repeats within an epoch are dropped, and lines whose
- * sequence is below from_sequence are skipped (in every attempt). */
+ * already seen and repeats within an epoch are dropped; with from_epoch,
+ * lines of older epochs and lines of from_epoch below from_sequence are
+ * skipped; without it, lines below from_sequence (in every attempt). */
 #ifndef HODEI_JOB_API_LOGS_INT_H
 #define HODEI_JOB_API_LOGS_INT_H
 
@@ -47,11 +48,12 @@ void logs_arena_rollback(logs_arena *a, logs_arena_mark m);
 
 typedef struct {
     uint64_t from_sequence;
+    int64_t from_epoch;           /* 0 = from_sequence in every attempt */
     int64_t epoch;
     uint64_t last_sequence;
 } logs_filter;
 
-void logs_filter_init(logs_filter *f, uint64_t from_sequence);
+void logs_filter_init(logs_filter *f, uint64_t from_sequence, int64_t from_epoch);
 /* true when the line must be delivered. */
 bool logs_filter_pass(logs_filter *f, int64_t epoch, uint64_t sequence);
 
@@ -76,8 +78,9 @@ hodei_status logs_job_check(edge *e, const char *job_id, Hodei__V1__JobState *en
                             hodei_err *err);
 /* Subject of a job's log. */
 void logs_subject(const char *job_id, char out[LOGS_SUBJECT_MAX]);
-/* Validates a job id field: INVALID_ARGUMENT naming it. */
-hodei_status logs_check_job_id(const char *id, hodei_err *err);
+/* Validates a request's job_id and from_epoch: INVALID_ARGUMENT naming the
+ * field. */
+hodei_status logs_check_request(const char *id, int64_t from_epoch, hodei_err *err);
 
 /* Method entries (logs_get.c, logs_follow.c). */
 void logs_get_method(edge *e, hodei_rpc_method *out);

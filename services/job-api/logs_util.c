@@ -11,7 +11,7 @@
 
 #define LOGS_ARENA_BLOCK (256 * 1024)
 #define LOGS_ARENA_ALIGN 16
-#define LOGS_LINE_OVERHEAD 32   /* bytes a line costs on the wire beyond its data */
+#define LOGS_LINE_OVERHEAD 48   /* bytes a line costs on the wire beyond its data */
 
 struct logs_arena_block {
     logs_arena_block *next;
@@ -102,9 +102,10 @@ void logs_arena_fini(logs_arena *a)
     a->bytes = 0;
 }
 
-void logs_filter_init(logs_filter *f, uint64_t from_sequence)
+void logs_filter_init(logs_filter *f, uint64_t from_sequence, int64_t from_epoch)
 {
     f->from_sequence = from_sequence;
+    f->from_epoch = from_epoch;
     f->epoch = 0;
     f->last_sequence = 0;
 }
@@ -120,6 +121,8 @@ bool logs_filter_pass(logs_filter *f, int64_t epoch, uint64_t sequence)
     if (sequence <= f->last_sequence)
         return false; /* a batch re-sent in other pieces after a reconnect */
     f->last_sequence = sequence;
+    if (f->from_epoch > 0 && epoch != f->from_epoch)
+        return epoch > f->from_epoch;   /* an older attempt: skipped; a later one: whole */
     return sequence >= f->from_sequence;
 }
 
@@ -142,6 +145,7 @@ size_t logs_append(const Hodei__V1__LogBatch *b, logs_filter *f, logs_lines *out
         Hodei__V1__LogLine *l = b->lines[i];
         if (!logs_filter_pass(f, b->epoch, l->sequence))
             continue;
+        l->epoch = b->epoch;
         out->lines[out->n++] = l;
         out->bytes += l->data.len + LOGS_LINE_OVERHEAD;
     }
@@ -186,7 +190,12 @@ void logs_subject(const char *job_id, char out[LOGS_SUBJECT_MAX])
     snprintf(out, LOGS_SUBJECT_MAX, "%s%s", HODEI_SUBJ_LOGS_PREFIX, job_id);
 }
 
-hodei_status logs_check_job_id(const char *id, hodei_err *err)
+hodei_status logs_check_request(const char *id, int64_t from_epoch, hodei_err *err)
 {
-    return hodei_id_check("job_id", id, "a job id", err);
+    hodei_status st = hodei_id_check("job_id", id, "a job id", err);
+    if (st == HODEI_OK && from_epoch < 0)
+        st = hodei_err_set(err, HODEI_ERR_INVALID,
+                           "from_epoch: must be 0 (none) or an epoch from LogLine.epoch, got %lld",
+                           (long long)from_epoch);
+    return st;
 }

@@ -137,7 +137,7 @@ Test(cli_run, timeout_not_started_and_json)
     hodei(&r, "-o json run -- echo hi");
     cr_expect_eq(r.rc, 0, "%s", r.err);
     cr_expect(strncmp(r.out, "{\"sequence\":1,\"stream\":\"stdout\",", 32) == 0, "%s", r.out);
-    cr_expect(strstr(r.out, "\"data\":\"hi\"}\n{\"job\":{") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "\"data\":\"hi\",\"epoch\":1}\n{\"job\":{") != NULL, "%s", r.out);
     cr_expect(strstr(r.out, "\"state\":\"SUCCEEDED\"") != NULL, "%s", r.out);
     cli_result_free(&r);
 }

@@ -1058,3 +1058,111 @@ Test(worker_edge, a_result_hands_the_worker_the_waiting_job_in_one_transaction)
                  2);
     hodei_rpc_stream_destroy(st);
 }
+
+/* GetLogs from (from_epoch, from_sequence): the lines' "epoch:sequence". */
+static void logs_from(const char *job, int64_t from_epoch, uint64_t from_sequence, char *out,
+                      size_t len)
+{
+    Hodei__V1__GetLogsRequest req = HODEI__V1__GET_LOGS_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    char msg[512];
+    size_t n = 0;
+    req.job_id = (char *)job;
+    req.from_epoch = from_epoch;
+    req.from_sequence = from_sequence;
+    cr_assert_eq(unary(LSVC "GetLogs", &req.base, &hodei__v1__get_logs_response__descriptor, &resp,
+                       msg, sizeof msg),
+                 HODEI_GRPC_OK, "GetLogs: %s", msg);
+    const Hodei__V1__GetLogsResponse *r = (const Hodei__V1__GetLogsResponse *)resp;
+    out[0] = '\0';
+    for (size_t i = 0; i < r->n_lines && n < len; i++)
+        n += (size_t)snprintf(out + n, len - n, "%s%lld:%llu", i ? " " : "",
+                              (long long)r->lines[i]->epoch,
+                              (unsigned long long)r->lines[i]->sequence);
+    protobuf_c_message_free_unpacked(resp, NULL);
+}
+
+/* SubscribeLogs from (from_epoch, from_sequence) to its end, as above. */
+static void follow_from(const char *job, int64_t from_epoch, uint64_t from_sequence, char *out,
+                        size_t len)
+{
+    Hodei__V1__SubscribeLogsRequest req = HODEI__V1__SUBSCRIBE_LOGS_REQUEST__INIT;
+    hodei_rpc_stream *st = NULL;
+    hodei_err err;
+    size_t n = 0;
+    bool ended = false;
+    req.job_id = (char *)job;
+    req.from_epoch = from_epoch;
+    req.from_sequence = from_sequence;
+    cr_assert_eq(hodei_rpc_stream_open(edge.ch, LSVC "SubscribeLogs", &req.base,
+                                       &hodei__v1__log_chunk__descriptor, 60000, &st, &err),
+                 HODEI_OK, "%s", err.msg);
+    out[0] = '\0';
+    while (!ended) {
+        ProtobufCMessage *msg = NULL;
+        hodei_rpc_result res;
+        cr_assert_eq(hodei_rpc_stream_recv(st, RECV_MS, &msg, &res, &err), HODEI_OK, "%s",
+                     err.msg);
+        cr_assert_not_null(msg, "the stream closed before end_of_stream: %s", res.message);
+        const Hodei__V1__LogChunk *c = (const Hodei__V1__LogChunk *)msg;
+        for (size_t i = 0; i < c->n_lines && n < len; i++)
+            n += (size_t)snprintf(out + n, len - n, "%s%lld:%llu", n ? " " : "",
+                                  (long long)c->lines[i]->epoch,
+                                  (unsigned long long)c->lines[i]->sequence);
+        ended = c->end_of_stream;
+        protobuf_c_message_free_unpacked(msg, NULL);
+    }
+    hodei_rpc_stream_destroy(st);
+}
+
+Test(worker_edge, a_reader_resuming_inside_an_attempt_gets_no_earlier_attempt_and_no_gap)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], got[256];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 2);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_ack(st, job, 1);
+    ws_logs(st, job, 1, 1, 5);
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 1);
+    cr_assert(ws_result_ack(st, job, NULL, 0));
+    cr_assert(hodei_rpc_stream_close_send(st, NULL) == HODEI_OK);
+    cr_assert_eq(ws_end(st, NULL, 0), HODEI_GRPC_OK);
+    hodei_rpc_stream_destroy(st);
+    /* the second attempt, as the scheduler would assign it */
+    cr_assert_eq(sqlf("UPDATE jobs SET state = 'ASSIGNED', worker_id = '%s', epoch = 2,"
+                      " attempt = 2 WHERE id = '%s' AND state = 'PENDING' RETURNING 1",
+                      w, job),
+                 1);
+    cr_assert_eq(sqlf("UPDATE workers SET state = 'BUSY', current_job_id = '%s' WHERE id = '%s'"
+                      " RETURNING 1",
+                      job, w),
+                 1);
+    st = ws_connect_run(w, session, job, 2);
+    ws_ack(st, job, 2);
+    ws_logs(st, job, 2, 1, 3);
+    ws_result(st, job, 2, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    cr_assert(ws_result_ack(st, job, NULL, 0));
+
+    follow_from(job, 0, 0, got, sizeof got);
+    cr_assert_str_eq(got, "1:1 1:2 1:3 1:4 1:5 2:1 2:2 2:3", "every line, with its epoch");
+    logs_from(job, 1, 4, got, sizeof got);
+    cr_expect_str_eq(got, "1:4 1:5 2:1 2:2 2:3", "the rest of attempt 1, all of attempt 2");
+    logs_from(job, 2, 2, got, sizeof got);
+    cr_expect_str_eq(got, "2:2 2:3", "nothing of attempt 1");
+    follow_from(job, 2, 2, got, sizeof got);
+    cr_expect_str_eq(got, "2:2 2:3", "nothing of attempt 1");
+    follow_from(job, 1, 6, got, sizeof got);
+    cr_expect_str_eq(got, "2:1 2:2 2:3", "attempt 1 read to its end: attempt 2 whole");
+    logs_from(job, 0, 3, got, sizeof got);
+    cr_expect_str_eq(got, "1:3 1:4 1:5 2:3", "without from_epoch, as older readers asked");
+
+    Hodei__V1__GetLogsRequest bad = HODEI__V1__GET_LOGS_REQUEST__INIT;
+    char msg[512];
+    bad.job_id = job;
+    bad.from_epoch = -1;
+    cr_assert_eq(unary(LSVC "GetLogs", &bad.base, &hodei__v1__get_logs_response__descriptor, NULL,
+                       msg, sizeof msg),
+                 HODEI_GRPC_INVALID_ARGUMENT);
+    cr_assert(strstr(msg, "from_epoch") != NULL, "%s", msg);
+    hodei_rpc_stream_destroy(st);
+}

@@ -372,6 +372,59 @@ Test(logs, a_new_attempt_restarting_at_one_is_printed)
     capture_free(&c);
 }
 
+/* Lines as an edge serves them: with their attempt's epoch. */
+static Hodei__V1__LogLine epoch_line(int64_t epoch, uint64_t seq, const char *text)
+{
+    Hodei__V1__LogLine l = log_line(seq, OUT, text, strlen(text));
+    l.epoch = epoch;
+    return l;
+}
+
+Test(logs, resume_inside_a_later_attempt_prints_no_earlier_attempt_again)
+{
+    Hodei__V1__LogLine first[] = {epoch_line(1, 1, "1a"), epoch_line(1, 2, "1b"),
+                                  epoch_line(1, 3, "1c"), epoch_line(2, 1, "2a")};
+    /* an edge that resends from the start after the break: every line of
+     * attempt 1 (sequences 2 and 3 are past the last written, 1) and 2a */
+    Hodei__V1__LogLine again[] = {epoch_line(1, 2, "1b"), epoch_line(1, 3, "1c"),
+                                  epoch_line(2, 1, "2a"), epoch_line(2, 2, "2b")};
+    capture c;
+    capture_open(&c);
+    cli_log_sink s;
+    cli_log_sink_init(&s, c.out, c.err, CLI_OUTPUT_HUMAN, NULL);
+    for (int i = 0; i < 4; i++)
+        cli_log_sink_line(&s, &first[i]);
+    cr_expect_eq(cli_log_sink_resume(&s), 2, "the line after 2a");
+    cr_expect_eq(s.last_epoch, 2, "asked with from_epoch 2");
+    for (int i = 0; i < 4; i++)
+        cli_log_sink_line(&s, &again[i]);
+    capture_close(&c);
+    cr_expect_str_eq(c.out_text, "1a\n1b\n1c\n2a\n2b\n");
+    cr_expect_eq(s.skipped, 3);
+    capture_free(&c);
+}
+
+Test(logs, resume_inside_an_attempt_prints_a_later_attempt_whole)
+{
+    Hodei__V1__LogLine first[] = {epoch_line(3, 1, "3a"), epoch_line(3, 2, "3b")};
+    Hodei__V1__LogLine again[] = {epoch_line(3, 2, "3b"), epoch_line(3, 3, "3c"),
+                                  epoch_line(4, 1, "4a"), epoch_line(4, 2, "4b")};
+    capture c;
+    capture_open(&c);
+    cli_log_sink s;
+    cli_log_sink_init(&s, c.out, c.err, CLI_OUTPUT_JSON, NULL);
+    for (int i = 0; i < 2; i++)
+        cli_log_sink_line(&s, &first[i]);
+    cr_expect_eq(cli_log_sink_resume(&s), 3);
+    for (int i = 0; i < 4; i++)
+        cli_log_sink_line(&s, &again[i]);
+    capture_close(&c);
+    cr_expect_eq(s.written, 5);
+    cr_expect_eq(s.skipped, 1);
+    cr_expect(strstr(c.out_text, "\"data\":\"4a\",\"epoch\":4}\n") != NULL, "%s", c.out_text);
+    capture_free(&c);
+}
+
 Test(logs, start_at_drops_earlier_lines)
 {
     Hodei__V1__LogLine lines[] = {LINE(1, OUT, "1"), LINE(2, OUT, "2"), LINE(3, OUT, "3")};
