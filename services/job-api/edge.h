@@ -45,6 +45,9 @@ typedef struct {
     hodei_bus *bus;               /* worker commands, log streams (edge_workers.c) */
     worker_hub *workers;
     log_hub *logs;
+    struct {                      /* GET /metrics */
+        hodei_metric *finished, *handoffs;
+    } m;
     bool secrets_on;              /* secrets.master_key set (secret_rpc.c) */
     uint8_t secrets_key[SECRETS_KEY_LEN];
 } edge;

@@ -63,6 +63,7 @@ struct log_hub {
     pthread_t checker;
     bool started;
     atomic_int subs_live;
+    hodei_metric *m_followers;        /* GET /metrics */
 };
 
 /* ---------------------------------------------------------------- follower */
@@ -175,6 +176,7 @@ static bool hub_add(log_hub *h, log_follower *f)
         f->next = h->head;
         h->head = f;
         h->n++;
+        hodei_metric_set(h->m_followers, (int64_t)h->n);
     }
     pthread_mutex_unlock(&h->mu);
     return ok;
@@ -188,6 +190,7 @@ static bool hub_remove(log_hub *h, log_follower *f)
         if (*pp == f) {
             *pp = f->next;
             h->n--;
+            hodei_metric_set(h->m_followers, (int64_t)h->n);
             found = true;
             break;
         }
@@ -408,6 +411,8 @@ hodei_status log_hub_create(edge *e, log_hub **out, hodei_err *err)
     if (!h)
         return hodei_err_set(err, HODEI_ERR_NOMEM, "log followers: out of memory");
     h->e = e;
+    h->m_followers = hodei_daemon_gauge(e->d, "hodei_edge_log_followers",
+                                        "SubscribeLogs calls following a job on this job-api.");
     atomic_init(&h->subs_live, 0);
     pthread_mutex_init(&h->mu, NULL);
     hodei_cond_init_monotonic(&h->cv);

@@ -99,6 +99,10 @@ static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
     edge *e = &the_edge;
     e->d = d;
     e->cfg = &cfg;
+    e->m.finished = hodei_daemon_counter(d, "hodei_jobs_finished_total",
+                                         "Jobs ended by a worker's result, in a final state.");
+    e->m.handoffs = hodei_daemon_counter(d, "hodei_edge_handoffs_total",
+                                         "Results that handed their worker the next pending job.");
     e->common = hodei_daemon_common(d);
     hodei_db_statement_cache(e->common->database_prepare);
     hodei_rpc_global_init();
@@ -119,6 +123,10 @@ static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
         .queue_max = (size_t)cfg.submit_queue_max,
         .writers = (int)cfg.submit_writers,
         .default_timeout_ms = cfg.default_timeout_ms,
+        .queued = hodei_daemon_counter(d, "hodei_jobs_queued_total",
+                                       "Jobs QueueJob committed (not idempotent repeats)."),
+        .refused = hodei_daemon_counter(d, "hodei_jobs_refused_total",
+                                        "QueueJobs refused as the submit queue was full."),
     };
     if ((st = submitter_create(&so, &e->submit, err)) != HODEI_OK)
         return st;

@@ -180,6 +180,8 @@ void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__Queu
         return;
     }
     if (full) {
+        if (s->opts.refused)
+            hodei_metric_add(s->opts.refused, 1);
         hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
                             "submit queue is full (%zu jobs waiting); retry with backoff",
                             s->opts.queue_max);
@@ -454,7 +456,8 @@ out:
     return st;
 }
 
-static void group_answer(submit_item **items, size_t n, hodei_status st, const hodei_err *err)
+static void group_answer(const submitter *s, submit_item **items, size_t n, hodei_status st,
+                         const hodei_err *err)
 {
     for (size_t i = 0; i < n; i++) {
         submit_item *it = items[i];
@@ -473,6 +476,8 @@ static void group_answer(submit_item **items, size_t n, hodei_status st, const h
         Hodei__V1__QueueJobResponse resp = HODEI__V1__QUEUE_JOB_RESPONSE__INIT;
         resp.job_id = (char *)src->result_id;
         resp.duplicate = it->leader ? true : src->duplicate;
+        if (!resp.duplicate && s->opts.queued)
+            hodei_metric_add(s->opts.queued, 1);
         resp.state = src->result_state;
         hodei_rpc_call_reply(it->call, &resp.base);
     }
@@ -511,7 +516,7 @@ static void *writer_main(void *arg)
         hodei_status st = group_write(&w, items, n, &err);
         if (st != HODEI_OK)
             HLOG_ERROR("submit group of %zu failed: %s", n, err.msg);
-        group_answer(items, n, st, &err);
+        group_answer(s, items, n, st, &err);
         for (size_t i = 0; i < n; i++)
             item_free(items[i]);
     }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hodei/daemon.h"
 #include "hodei/rpc.h"
 #include "hodei/status.h"
 #include "hodei/v1/job.pb-c.h"
@@ -23,6 +24,8 @@ typedef struct {
     int writers;             /* writer threads, each with its own connection */
     int64_t default_timeout_ms;
     int64_t db_wait_ms;
+    hodei_metric *queued;    /* new jobs committed (GET /metrics); may be NULL */
+    hodei_metric *refused;   /* QueueJobs answered RESOURCE_EXHAUSTED; may be NULL */
 } submitter_opts;
 
 hodei_status submitter_create(const submitter_opts *opts, submitter **out, hodei_err *err);

@@ -43,6 +43,7 @@ struct worker_hub {
     int64_t next_beat_ms;
     bool present;                     /* this edge's row in edges was written */
     natsSubscription *hints;          /* HODEI_SUBJ_HINT_ASSIGNED_ALL, NULL when NATS was away */
+    hodei_metric *m_sessions;         /* GET /metrics: workers streaming to this edge */
     worker_acks *acks;                /* RunJobAcks waiting to be written */
 };
 
@@ -72,6 +73,7 @@ worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call)
     s->next = h->head;
     h->head = s;
     h->n_sessions++;
+    hodei_metric_set(h->m_sessions, (int64_t)h->n_sessions);
     s->listed = true;
     pthread_mutex_unlock(&h->mu);
     return s;
@@ -103,6 +105,7 @@ static bool hub_unlist_locked(worker_hub *h, worker_session *s)
     s->listed = false;
     s->next = NULL;
     h->n_sessions--;
+    hodei_metric_set(h->m_sessions, (int64_t)h->n_sessions);
     return true;
 }
 
@@ -604,6 +607,8 @@ hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_er
     if (!h)
         return hodei_err_set(err, HODEI_ERR_NOMEM, "worker hub: out of memory");
     h->e = e;
+    h->m_sessions = hodei_daemon_gauge(e->d, "hodei_edge_worker_streams",
+                                       "Workers holding a stream to this job-api.");
     h->pub = pub;
     atomic_init(&h->subs_live, 0);
     pthread_mutex_init(&h->mu, NULL);

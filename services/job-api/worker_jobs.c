@@ -499,14 +499,18 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
     }
     worker_session_forget(s, r->job_id);
     result_ack(s, r, accepted, accepted ? "" : err.msg);
+    if (st == HODEI_OK && hodei_job_state_terminal(final))
+        hodei_metric_add(worker_hub_edge(s->hub)->m.finished, 1);
     if (!accepted)
         HLOG_INFO("worker %s: result of job %s epoch %" PRId64 " refused: %s", worker_id,
                   r->job_id, r->epoch, err.msg);
     else if (hodei_job_state_terminal(final) &&
              log_pub_end(worker_hub_pub(s->hub), r->job_id, r->epoch, final, &err) != HODEI_OK)
         HLOG_WARN("job %s: end-of-log marker not published: %s", r->job_id, err.msg);
-    if (next && PQntuples(next) == 1 && !PQgetisnull(next, 0, HODEI_STORE_NEXT_RUN_COL))
+    if (next && PQntuples(next) == 1 && !PQgetisnull(next, 0, HODEI_STORE_NEXT_RUN_COL)) {
+        hodei_metric_add(worker_hub_edge(s->hub)->m.handoffs, 1);
         resend_run(s, next, 0, HODEI_STORE_NEXT_RUN_COL);
+    }
     PQclear(next);
 }
 

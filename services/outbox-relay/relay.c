@@ -87,6 +87,9 @@ typedef struct {
     int64_t next_full_scan_ms;
     char floor_text[RELAY_INT_TEXT_MAX];
     int64_t db_us, publish_us;      /* time spent per phase, this interval */
+    struct {                        /* GET /metrics */
+        hodei_metric *published, *lag, *failures, *active;
+    } m;
 } relay;
 
 static void relay_backoff(relay *r, int64_t *backoff_ms)
@@ -194,6 +197,7 @@ static void relay_db_drop(relay *r, const char *why)
     else
         HLOG_WARN("database unavailable, retrying: %s", why);
     hodei_daemon_report(r->d, "database", false, why);
+    hodei_metric_set(r->m.active, 0);
     PQclear(r->next);
     r->next = NULL;
     PQfinish(r->conn);
@@ -221,6 +225,7 @@ static void relay_become_active(relay *r)
     int64_t now = hodei_mono_ms();
 
     r->role = RELAY_ROLE_ACTIVE;
+    hodei_metric_set(r->m.active, 1);
     r->floor_id = 0;                /* a new leader knows nothing yet */
     r->next_full_scan_ms = 0;
     r->next_prune_ms = now;
@@ -310,7 +315,10 @@ static hodei_status relay_mark(relay *r, int n, PGresult **next, hodei_err *err)
 
 static void relay_count(relay *r, int n)
 {
+    int64_t lag_before = r->lag.sum_us;
     relay_batch_lags(&r->batch, n, &r->lag);
+    hodei_metric_add(r->m.published, (uint64_t)n);
+    hodei_metric_add(r->m.lag, (uint64_t)(r->lag.sum_us - lag_before));
     r->published += (uint64_t)n;
     r->published_total += (uint64_t)n;
 }
@@ -498,6 +506,7 @@ static void relay_active_step(relay *r)
 
     if (rc == RELAY_ROUND_NATS_FAILED) {
         HLOG_WARN("publish failed, retrying the batch: %s", e.msg);
+        hodei_metric_add(r->m.failures, 1);
         if (hodei_bus_connected(r->bus))
             r->streams_ok = false;      /* connected yet refused: re-check the streams first */
         relay_nats_backoff(r);
@@ -550,6 +559,16 @@ hodei_status relay_init(hodei_daemon *d, hodei_err *err)
         free(r);
         return HODEI_ERR_NOMEM;
     }
+    r->m.published = hodei_daemon_counter(d, "hodei_outbox_published_total",
+                                          "Outbox events published to JetStream and marked.");
+    r->m.lag = hodei_daemon_counter_micro(
+        d, "hodei_outbox_lag_seconds_total",
+        "Sum over published events of the time from their commit to JetStream's ack;"
+        " divided by hodei_outbox_published_total, the mean lag.");
+    r->m.failures = hodei_daemon_counter(d, "hodei_outbox_publish_failures_total",
+                                         "Batches whose publish failed and was retried.");
+    r->m.active = hodei_daemon_gauge(d, "hodei_relay_active",
+                                     "1 while this relay holds the lock and publishes.");
     hodei_daemon_set_state(d, r);
     HLOG_INFO("starting: instance=%s batch_max=%" PRId64 " poll_interval_ms=%" PRId64
               " retention_ms=%" PRId64 " lock_key=%" PRId64,

@@ -39,6 +39,7 @@ void relay_hist_add(relay_hist *h, int64_t us)
 {
     h->counts[hist_bucket(us)]++;
     h->n++;
+    h->sum_us += us > 0 ? us : 0;
     if (us > h->max_us)
         h->max_us = us;
 }

@@ -11,6 +11,7 @@ typedef struct {
     uint64_t counts[RELAY_LAG_BUCKETS];
     uint64_t n;
     int64_t max_us;
+    int64_t sum_us;
 } relay_hist;
 
 void relay_hist_reset(relay_hist *h);

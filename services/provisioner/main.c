@@ -103,6 +103,16 @@ static hodei_status prov_init(hodei_daemon *d, hodei_err *err)
 {
     prov *p = &the_prov;
     p->d = d;
+    p->m.started = hodei_daemon_counter(d, "hodei_provisioner_workers_started_total",
+                                        "Workers a provider started (create_worker succeeded).");
+    p->m.succeeded = hodei_daemon_counter(
+        d, "hodei_provisioner_sagas_succeeded_total",
+        "Provisioning sagas that ended with the worker registered.");
+    p->m.compensated = hodei_daemon_counter(
+        d, "hodei_provisioner_sagas_compensated_total",
+        "Provisioning sagas that failed and were undone (token revoked, worker destroyed).");
+    p->m.destroyed = hodei_daemon_counter(d, "hodei_provisioner_workers_destroyed_total",
+                                          "Workers destroyed on request (idle TTL, drain, lost).");
     p->cfg = &cfg;
     p->common = hodei_daemon_common(d);
     hodei_db_statement_cache(p->common->database_prepare);

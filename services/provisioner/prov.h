@@ -56,6 +56,9 @@ typedef struct {
     int saga_kick_fd;             /* eventfd: run the saga loop now */
     pthread_t saga_thread, reconcile_thread;
     bool saga_running, reconcile_running;
+    struct {                      /* GET /metrics */
+        hodei_metric *started, *succeeded, *compensated, *destroyed;
+    } m;
 } prov;
 
 /* ---- registry.c ---- */

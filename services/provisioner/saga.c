@@ -130,6 +130,7 @@ static void saga_record_created(prov *p, PGconn *conn, prov_saga *s, const char 
     if (st == HODEI_OK) {
         HLOG_INFO("saga %s: worker %s started (provider %s, ref %s); waiting for registration",
                   s->id, s->worker_id, s->provider, ref);
+        hodei_metric_add(p->m.started, 1);
         hodei_strlcpy(s->step, SAGA_STEP_WAIT, sizeof s->step);
         saga_wait(p, conn, s);     /* it may have registered already */
         return;
@@ -191,10 +192,11 @@ static void saga_create(prov *p, PGconn *conn, prov_saga *s)
 static void saga_succeed(prov *p, PGconn *conn, prov_saga *s, const char *state)
 {
     hodei_err err = {0};
-    if (saga_db_finish(p, conn, s, "SUCCEEDED", &err) == HODEI_OK)
+    if (saga_db_finish(p, conn, s, "SUCCEEDED", &err) == HODEI_OK) {
         HLOG_INFO("saga %s: worker %s registered (%s); saga SUCCEEDED", s->id, s->worker_id,
                   state);
-    else
+        hodei_metric_add(p->m.succeeded, 1);
+    } else
         HLOG_WARN("saga %s: finishing: %s", s->id, err.msg);
 }
 
@@ -300,6 +302,7 @@ static void saga_compensate(prov *p, PGconn *conn, prov_saga *s)
     HLOG_WARN("saga %s: worker %s COMPENSATED (token revoked, worker destroyed, TERMINATED,"
               " ProvisionFailed): %s",
               s->id, s->worker_id, s->error);
+    hodei_metric_add(p->m.compensated, 1);
 }
 
 static void saga_fail(prov *p, PGconn *conn, prov_saga *s, const char *why)
@@ -314,6 +317,7 @@ static void saga_fail(prov *p, PGconn *conn, prov_saga *s, const char *why)
     if (c.registered) {
         HLOG_INFO("saga %s: worker %s registered (%s) just in time; saga SUCCEEDED", s->id,
                   s->worker_id, c.state);
+        hodei_metric_add(p->m.succeeded, 1);
         return;
     }
     HLOG_WARN("saga %s: worker %s failed: %s; compensating", s->id, s->worker_id, why);

@@ -106,6 +106,10 @@ static void sched_count(sched *s, const sched_pass_stats *ps, int64_t us)
     s->passes++;
     s->assigned += ps->assigned;
     s->provisioned += ps->provisioned;
+    hodei_metric_add(s->m.passes, 1);
+    hodei_metric_add(s->m.assigned, ps->assigned);
+    hodei_metric_add(s->m.provisioned, ps->provisioned);
+    hodei_metric_add(s->m.pass_seconds, us > 0 ? (uint64_t)us : 0);
     s->pass_us_sum += us;
     if (us > s->pass_us_max)
         s->pass_us_max = us;
@@ -219,6 +223,7 @@ static void sched_wait(sched *s, int64_t wait_ms)
     if (have) {
         HLOG_DEBUG("events: n=%zu pass=%s", ev.n, ev.trigger ? "yes" : "no");
         s->events += ev.n;
+        hodei_metric_add(s->m.events, ev.n);
     }
     bool ok = true;
     if (notified || (have && ev.trigger))
@@ -298,6 +303,16 @@ hodei_status sched_init(hodei_daemon *d, hodei_err *err)
     }
     s->next_stats_ms = hodei_mono_ms() + sched_conf.stats_interval_ms;
     s->feed.event_fd = -1;
+    s->m.passes = hodei_daemon_counter(d, "hodei_scheduler_passes_total",
+                                       "Scheduling passes run (each one transaction).");
+    s->m.assigned = hodei_daemon_counter(d, "hodei_scheduler_jobs_assigned_total",
+                                         "Jobs assigned to a worker by a pass.");
+    s->m.provisioned = hodei_daemon_counter(d, "hodei_scheduler_workers_requested_total",
+                                            "Workers a pass asked a provider for.");
+    s->m.events = hodei_daemon_counter(d, "hodei_scheduler_events_total",
+                                       "JetStream events the scheduler took.");
+    s->m.pass_seconds = hodei_daemon_counter_micro(d, "hodei_scheduler_pass_seconds_total",
+                                                   "Time spent in passes.");
     hodei_daemon_set_state(d, s);
     HLOG_INFO("starting: instance=%s strategy=%s pass_interval_ms=%" PRId64 " batch_max=%" PRId64
               " workers_max=%" PRId64 " default_provider=%s",

@@ -125,6 +125,9 @@ typedef struct {
      * nothing to do (set by sched_provision, one pass_interval at most). */
     int64_t lookahead_off_until_ms;
 
+    struct {                                     /* GET /metrics */
+        hodei_metric *passes, *assigned, *provisioned, *events, *pass_seconds;
+    } m;
     /* counters since the last stats line */
     uint64_t passes, assigned, provisioned, events;
     int64_t pass_us_sum, pass_us_max;

@@ -46,6 +46,7 @@ void sup_leader_drop(sup *s, const char *why)
     PQfinish(s->conn);
     s->conn = NULL;
     s->role = SUP_ROLE_NONE;
+    hodei_metric_set(s->m_active, 0);
 }
 
 void sup_leader_close(sup *s)
@@ -57,6 +58,7 @@ void sup_leader_close(sup *s)
     if (s->role == SUP_ROLE_ACTIVE)
         HLOG_INFO("stopped: advisory lock %" PRId64 " released", s->cfg->lock_key);
     s->role = SUP_ROLE_NONE;
+    hodei_metric_set(s->m_active, 0);
 }
 
 static hodei_status sup_leader_try_lock(sup *s, bool *got, hodei_err *err)
@@ -80,6 +82,7 @@ static void sup_leader_standby(sup *s)
         HLOG_INFO("standby: another supervisor holds advisory lock %" PRId64 " (instance=%s)",
                   s->cfg->lock_key, s->instance);
     s->role = SUP_ROLE_STANDBY;
+    hodei_metric_set(s->m_active, 0);
     hodei_daemon_wait(s->d, SUP_LOCK_RETRY_MS);
 }
 
@@ -99,6 +102,7 @@ void sup_leader_acquire(sup *s)
         return;
     }
     s->role = SUP_ROLE_ACTIVE;
+    hodei_metric_set(s->m_active, 1);
     memset(s->last_err, 0, sizeof s->last_err);
     HLOG_INFO("active: holding advisory lock %" PRId64 " (instance=%s)", s->cfg->lock_key,
               s->instance);

@@ -58,6 +58,8 @@ typedef struct {
     int64_t notes_dropped;      /* lines that did not fit into notes */
     int items_failed;           /* rows of the current check that were skipped */
     char last_err[SUP_CHECKS_MAX][HODEI_ERR_MSG_MAX]; /* per check: logged once while it lasts */
+    hodei_metric *m_checks[SUP_CHECKS_MAX];   /* GET /metrics: rows each check acted on */
+    hodei_metric *m_active;
     sup_gate gate_lost, gate_assign; /* those checks wait for an edge? (logged on change) */
     int64_t next_edges_prune_ms;
 } sup;
@@ -86,6 +88,9 @@ hodei_status sup_edges_available(sup *s, int64_t window_ms, const char *what, su
                                  bool *ok, hodei_err *err);
 
 /* ---- tick.c ---- */
+
+/* Registers the checks' counters and the active gauge (in init). */
+void sup_metrics_register(sup *s);
 
 /* Runs every check once, each in its own transaction. *more = a check
  * found a full batch (run again without waiting). Returns a status only

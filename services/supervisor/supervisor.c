@@ -92,6 +92,7 @@ hodei_status sup_init(hodei_daemon *d, hodei_err *err)
     s->instance = hodei_daemon_instance(d);
     sup_i64_text(sup_conf.batch_max, s->batch_max_text);
     hodei_buf_init(&s->notes, SUP_NOTES_MAX);
+    sup_metrics_register(s);
     hodei_daemon_set_state(d, s);
     HLOG_INFO("starting: instance=%s tick_interval_ms=%" PRId64 " heartbeat_timeout_ms=%" PRId64
               " timeout_grace_ms=%" PRId64 " assign_timeout_ms=%" PRId64

@@ -13,21 +13,39 @@
 typedef struct {
     const char *name;
     hodei_status (*run)(sup *s, int *n_out, hodei_err *err);
+    const char *metric;         /* counter of the rows it acted on, for GET /metrics */
+    const char *help;
 } sup_check;
 
 /* Lost workers first, so their jobs end "worker lost" rather than as
  * orphans; the warm pool last, so it counts what this tick removed. */
 static const sup_check sup_checks[] = {
-    {"lost workers", sup_check_lost_workers},
-    {"assign timeouts", sup_check_assign_timeouts},
-    {"job timeouts", sup_check_job_timeouts},
-    {"orphaned jobs", sup_check_orphaned_jobs},
-    {"registration timeouts", sup_check_registration},
-    {"idle ttl", sup_check_idle},
-    {"warm pool", sup_check_warm_pool},
+    {"lost workers", sup_check_lost_workers, "hodei_supervisor_workers_lost_total",
+     "Workers marked LOST (silent past supervisor.heartbeat_timeout)."},
+    {"assign timeouts", sup_check_assign_timeouts, "hodei_supervisor_assign_timeouts_total",
+     "Assignments re-queued because their worker never acknowledged them."},
+    {"job timeouts", sup_check_job_timeouts, "hodei_supervisor_job_timeouts_total",
+     "Running jobs ended TIMEOUT."},
+    {"orphaned jobs", sup_check_orphaned_jobs, "hodei_supervisor_orphaned_jobs_total",
+     "Jobs whose worker was gone, ended or re-queued."},
+    {"registration timeouts", sup_check_registration,
+     "hodei_supervisor_registration_timeouts_total",
+     "Workers destroyed because they never registered."},
+    {"idle ttl", sup_check_idle, "hodei_supervisor_idle_retired_total",
+     "READY workers retired after their provider's idle TTL."},
+    {"warm pool", sup_check_warm_pool, "hodei_supervisor_warm_pool_fills_total",
+     "Providers whose warm pool was topped up."},
 };
 #define SUP_CHECKS_LEN (sizeof sup_checks / sizeof sup_checks[0])
 _Static_assert(SUP_CHECKS_LEN <= SUP_CHECKS_MAX, "raise SUP_CHECKS_MAX");
+
+void sup_metrics_register(sup *s)
+{
+    for (size_t i = 0; i < SUP_CHECKS_LEN; i++)
+        s->m_checks[i] = hodei_daemon_counter(s->d, sup_checks[i].metric, sup_checks[i].help);
+    s->m_active = hodei_daemon_gauge(s->d, "hodei_supervisor_active",
+                                     "1 while this supervisor holds the lock and runs the checks.");
+}
 
 void sup_i64_text(int64_t v, char out[SUP_INT_TEXT_MAX])
 {
@@ -169,6 +187,8 @@ static hodei_status sup_check_run(sup *s, size_t i, bool *more, hodei_err *err)
     }
     if (st == HODEI_OK) {
         sup_check_ok(s, i);
+        if (n > s->items_failed)
+            hodei_metric_add(s->m_checks[i], (uint64_t)(n - s->items_failed));
         /* a full batch may hide more rows; one with failures waits a tick */
         *more = *more || (n >= s->cfg->batch_max && s->items_failed == 0);
         return HODEI_OK;

@@ -568,14 +568,33 @@ Test(daemon, health_endpoints_answer_liveness_and_readiness)
     cr_assert_eq(code, 503, "%s", body);
     cr_assert_str_eq(body, "not ready\nwidget: down (waiting for the ready file)\n");
 
+    cr_assert_eq(harness_http(port, "GET", "/metrics", body, sizeof body), 200, "%s", body);
+    cr_assert(strstr(body, "hodei_ready 0\n") &&
+                  strstr(body, "hodei_dependency_up{dependency=\"widget\"} 0\n") &&
+                  strstr(body, "test_widgets_up_total 0\n"),
+              "%s", body);
+
     file_write(ready_path, "");
     cr_assert(child_wait_text(&c, "widget up", T_START_WAIT_MS), "%s", c.out);
+    cr_assert_eq(harness_http(port, "GET", "/metrics", body, sizeof body), 200, "%s", body);
+    static const char *const want[] = {
+        "# HELP hodei_build_info ",
+        "hodei_build_info{service=\"test-daemon\",version=\"",
+        "\nhodei_ready 1\n",
+        "\nhodei_dependency_up{dependency=\"widget\"} 1\n",
+        "# HELP test_widgets_up_total times \\\\ the widget came up\n"
+        "# TYPE test_widgets_up_total counter\ntest_widgets_up_total 3\n",
+        "# HELP test_widgets widgets\\nin use\n# TYPE test_widgets gauge\ntest_widgets -7\n",
+        "# TYPE test_work_seconds_total counter\ntest_work_seconds_total 1.500002\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(body, want[i]), "want %s in:\n%s", want[i], body);
     cr_assert_eq(harness_http(port, "GET", "/readyz", body, sizeof body), 200, "%s", body);
     cr_assert_str_eq(body, "ready\nwidget: up\n");
     cr_assert_eq(harness_http(port, "HEAD", "/readyz", body, sizeof body), 200);
     cr_assert_str_eq(body, "", "HEAD has no body");
     cr_assert_eq(harness_http(port, "POST", "/readyz", body, sizeof body), 405, "%s", body);
-    cr_assert_eq(harness_http(port, "GET", "/metrics", body, sizeof body), 404, "%s", body);
+    cr_assert_eq(harness_http(port, "GET", "/nope", body, sizeof body), 404, "%s", body);
     stop_with(&c, SIGTERM);
     cr_assert_not(port_accepts(port), "the health port is closed after the stop");
 }

@@ -21,6 +21,7 @@ typedef struct {
 
 typedef struct {
     int64_t ticks;
+    hodei_metric *widgets_up_total, *widgets, *work_seconds;
 } test_state;
 
 static test_config cfg;
@@ -43,6 +44,10 @@ static hodei_status test_init(hodei_daemon *d, hodei_err *err)
     if (!s)
         return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
     hodei_daemon_set_state(d, s);
+    s->widgets_up_total =
+        hodei_daemon_counter(d, "test_widgets_up_total", "times \\ the widget came up");
+    s->widgets = hodei_daemon_gauge(d, "test_widgets", "widgets\nin use");
+    s->work_seconds = hodei_daemon_counter_micro(d, "test_work_seconds_total", "time worked");
     HLOG_INFO("init greeting=%s workers=%lld", cfg.greeting, (long long)cfg.workers);
     return HODEI_OK;
 }
@@ -58,6 +63,9 @@ static hodei_status test_run(hodei_daemon *d, hodei_err *err)
         while (access(cfg.ready_file, F_OK) != 0 && !hodei_daemon_wait(d, 20))
             s->ticks++;
         hodei_daemon_report(d, "widget", true, NULL);
+        hodei_metric_add(s->widgets_up_total, 3);
+        hodei_metric_set(s->widgets, -7);
+        hodei_metric_add(s->work_seconds, 1500002);
         HLOG_INFO("widget up");
     }
     while (!hodei_daemon_wait(d, 3600 * 1000))

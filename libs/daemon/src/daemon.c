@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hodei/assert.h"
@@ -135,6 +136,7 @@ static int daemon_serve(hodei_daemon *d)
     hodei_err err;
     hodei_log_init(d->svc->name, (hodei_log_level)hodei_log_level_parse(d->common.log_level));
     daemon_instance_set(d);
+    d->start_time_s = (int64_t)time(NULL);
     d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (d->stop_fd < 0) {
         fprintf(stderr, "%s: eventfd: %s\n", d->svc->name, strerror(errno));

@@ -4,6 +4,7 @@
  *   GET /readyz   200 "ready" once run() started, while every reported
  *                 dependency is up and no stop was requested; 503
  *                 otherwise; the verdict, then one line per dependency
+ *   GET /metrics  Prometheus text format (daemon_metrics.c)
  * HEAD answers the same without a body; other methods 405, other paths
  * 404. The listening socket is ours (socket/bind/listen), so a busy port
  * or a bad address is reported with its errno before anything starts. */
@@ -19,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hodei/buf.h"
 #include "hodei/log.h"
 #include "hodei/util.h"
 
@@ -26,6 +28,7 @@
 #define HEALTH_CONN_LIMIT 32
 #define HEALTH_CONN_TIMEOUT_S 5
 #define HEALTH_BODY_MAX (DAEMON_DEPS_MAX * (DAEMON_DEP_NAME_MAX + DAEMON_REASON_MAX + 16) + 64)
+#define HEALTH_METRICS_MAX (256 * 1024)
 
 /* "a.b.c.d:port" or "[v6]:port"; port 0 = any free port. */
 static bool health_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len)
@@ -97,16 +100,23 @@ static void health_line(char *out, size_t len, size_t *n, const char *fmt, ...)
     *n = w < 0 ? len : *n + (size_t)w;
 }
 
+/* Under health_mu. */
+static bool health_ready(const hodei_daemon *d)
+{
+    bool ready = d->running && !hodei_daemon_stopping(d);
+    for (size_t i = 0; i < d->n_deps; i++)
+        ready = ready && d->deps[i].up;
+    return ready;
+}
+
 /* The body of /readyz: its first line the verdict, then one line per
  * reported dependency. Returns whether it is ready. Under health_mu. */
 static bool health_ready_text(const hodei_daemon *d, char *out, size_t len)
 {
     bool stopping = hodei_daemon_stopping(d);
-    bool ready = d->running && !stopping;
+    bool ready = health_ready(d);
     const char *verdict;
     size_t n = 0;
-    for (size_t i = 0; i < d->n_deps; i++)
-        ready = ready && d->deps[i].up;
     verdict = ready ? "ready" : stopping ? "stopping" : !d->running ? "starting" : "not ready";
     health_line(out, len, &n, "%s\n", verdict);
     for (size_t i = 0; i < d->n_deps; i++) {
@@ -127,6 +137,8 @@ static enum MHD_Result health_answer(void *cls, struct MHD_Connection *conn, con
 {
     hodei_daemon *d = cls;
     char body[HEALTH_BODY_MAX];
+    const char *text = body, *type = "text/plain; charset=utf-8";
+    hodei_buf metrics;
     unsigned int code;
     bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     (void)version;
@@ -137,26 +149,36 @@ static enum MHD_Result health_answer(void *cls, struct MHD_Connection *conn, con
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (strcmp(url, "/healthz") != 0 && strcmp(url, "/readyz") != 0) {
+    hodei_buf_init(&metrics, HEALTH_METRICS_MAX);
+    if (strcmp(url, "/healthz") != 0 && strcmp(url, "/readyz") != 0 &&
+        strcmp(url, "/metrics") != 0) {
         code = MHD_HTTP_NOT_FOUND;
-        snprintf(body, sizeof body, "not found: try /healthz or /readyz\n");
+        snprintf(body, sizeof body, "not found: try /healthz, /readyz or /metrics\n");
     } else if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0) {
         code = MHD_HTTP_METHOD_NOT_ALLOWED;
         snprintf(body, sizeof body, "method not allowed: GET or HEAD\n");
     } else if (strcmp(url, "/healthz") == 0) {
         code = MHD_HTTP_OK;
         snprintf(body, sizeof body, "ok\n");
+    } else if (strcmp(url, "/metrics") == 0) {
+        pthread_mutex_lock(&d->health_mu);
+        daemon_metrics_text(d, health_ready(d), &metrics);
+        pthread_mutex_unlock(&d->health_mu);
+        code = metrics.failed ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_OK;
+        text = metrics.failed ? "metrics text too large\n" : metrics.data;
+        type = "text/plain; version=0.0.4; charset=utf-8";
     } else {
         pthread_mutex_lock(&d->health_mu);
         bool ready = health_ready_text(d, body, sizeof body);
         pthread_mutex_unlock(&d->health_mu);
         code = ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(head ? 0 : strlen(body), body, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        head || !text ? 0 : strlen(text), (void *)(text ? text : ""), MHD_RESPMEM_MUST_COPY);
+    hodei_buf_fini(&metrics);
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");

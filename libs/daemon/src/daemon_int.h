@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
+#include "hodei/buf.h"
 #include "hodei/daemon.h"
 
 #define DAEMON_INSTANCE_MAX 192       /* "<hostname>-<pid>" or instance.id (max 128) */
@@ -15,6 +16,9 @@
 #define DAEMON_NATS_CHECK_TIMEOUT_MS 2000
 #define DAEMON_DEPS_MAX 8             /* dependencies a service reports for /readyz */
 #define DAEMON_DEP_NAME_MAX 32
+#define DAEMON_METRICS_MAX 48
+#define DAEMON_METRIC_NAME_MAX 64
+#define DAEMON_METRIC_HELP_MAX 160
 #define DAEMON_NATS_CLOSE_WAIT_MS 5000
 
 /* Exit codes (see daemon.h). */
@@ -30,6 +34,16 @@ typedef struct {
     bool up;
     char why[DAEMON_REASON_MAX];      /* "" when up */
 } daemon_dep;
+
+typedef enum { DAEMON_COUNTER, DAEMON_COUNTER_MICRO, DAEMON_GAUGE } daemon_metric_kind;
+
+struct hodei_metric {
+    char name[DAEMON_METRIC_NAME_MAX];
+    char help[DAEMON_METRIC_HELP_MAX];
+    daemon_metric_kind kind;
+    _Atomic uint64_t counter;
+    _Atomic int64_t gauge;
+};
 
 struct hodei_daemon {
     const hodei_service *svc;
@@ -48,6 +62,9 @@ struct hodei_daemon {
     bool running;                     /* run() has started and not returned */
     daemon_dep deps[DAEMON_DEPS_MAX];
     size_t n_deps;
+    hodei_metric metrics[DAEMON_METRICS_MAX];   /* registered in init, before run */
+    _Atomic size_t n_metrics;
+    int64_t start_time_s;                       /* wall clock, for /metrics */
 };
 
 typedef struct {
@@ -82,6 +99,8 @@ int daemon_health_start(hodei_daemon *d);
 void daemon_health_stop(hodei_daemon *d);
 /* Marks run() as started (true) or returned (false) for /readyz. */
 void daemon_health_running(hodei_daemon *d, bool running);
+/* Appends the /metrics text; ready as /readyz would answer. Under health_mu. */
+void daemon_metrics_text(hodei_daemon *d, bool ready, hodei_buf *b);
 
 /* Releases what nats.c keeps for the process, waiting for its threads. */
 void daemon_nats_release(void);

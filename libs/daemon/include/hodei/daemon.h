@@ -60,6 +60,19 @@ const char *hodei_daemon_instance(const hodei_daemon *d);
  * is 503 while any is down, naming it and why (one line). Reporting the
  * same state again is cheap. Safe from any thread. */
 void hodei_daemon_report(hodei_daemon *d, const char *dependency, bool up, const char *why);
+/* Metrics, shown by GET /metrics (health.listen) in Prometheus' text
+ * format, beside the skeleton's own (hodei_build_info, hodei_ready,
+ * hodei_dependency_up, hodei_start_time_seconds). Register in init(), with
+ * a name of [a-z_][a-z0-9_]* (counters end in _total); at most 48 per
+ * daemon. Updates are one relaxed atomic operation, from any thread,
+ * whether or not health.listen is set. */
+typedef struct hodei_metric hodei_metric;
+hodei_metric *hodei_daemon_counter(hodei_daemon *d, const char *name, const char *help);
+/* A counter kept in micro-units and shown in units (µs of work as seconds). */
+hodei_metric *hodei_daemon_counter_micro(hodei_daemon *d, const char *name, const char *help);
+hodei_metric *hodei_daemon_gauge(hodei_daemon *d, const char *name, const char *help);
+void hodei_metric_add(hodei_metric *m, uint64_t n);   /* counters */
+void hodei_metric_set(hodei_metric *m, int64_t v);    /* gauges */
 /* The service's state pointer, for init/run/fini to share. */
 void hodei_daemon_set_state(hodei_daemon *d, void *state);
 void *hodei_daemon_state(const hodei_daemon *d);
