@@ -13,6 +13,7 @@
 #include "provider_rpc.h"
 #include "scheduler_rpc.h"
 #include "secret_rpc.h"
+#include "template_rpc.h"
 #include "submit.h"
 
 static edge_config cfg;
@@ -86,6 +87,8 @@ static hodei_status edge_start_server(edge *e, hodei_err *err)
         st = scheduler_rpc_register(e, err);
     if (st == HODEI_OK)
         st = secret_rpc_register(e, err);
+    if (st == HODEI_OK)
+        st = template_rpc_register(e, err);
     if (st == HODEI_OK)
         st = hodei_rpc_server_start(e->server, err);
     if (st == HODEI_OK)

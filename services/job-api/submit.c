@@ -10,6 +10,7 @@
 #include "hodei/bus.h"
 #include "hodei/db.h"
 #include "hodei/id.h"
+#include "hodei/v1/template.pb-c.h"
 #include "hodei/job_state.h"
 #include "hodei/log.h"
 #include "hodei/time.h"
@@ -44,6 +45,7 @@ typedef struct submit_item {
     char *constraints_json;
     char *labels_json;
     char *idem_key;                 /* NULL = none */
+    int reply;                      /* submit_reply */
     /* Result. */
     struct submit_item *leader;     /* same idempotency key earlier in the group */
     bool inserted;
@@ -171,6 +173,12 @@ static void item_free(submit_item *it)
 
 void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req)
 {
+    submitter_enqueue_as(s, call, req, SUBMIT_REPLY_QUEUE_JOB);
+}
+
+void submitter_enqueue_as(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req,
+                          submit_reply reply)
+{
     pthread_mutex_lock(&s->mu);
     bool full = s->queued >= s->opts.queue_max;
     bool stopping = s->stopping;
@@ -189,6 +197,7 @@ void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__Queu
     }
     submit_item *it = item_from_request(req, s->opts.default_timeout_ms);
     it->call = call;
+    it->reply = (int)reply;
     pthread_mutex_lock(&s->mu);
     if (s->tail)
         s->tail->next = it;
@@ -479,6 +488,12 @@ static void group_answer(const submitter *s, submit_item **items, size_t n, hode
         if (!resp.duplicate && s->opts.queued)
             hodei_metric_add(s->opts.queued, 1);
         resp.state = src->result_state;
+        if (it->reply == SUBMIT_REPLY_RUN_TEMPLATE) {
+            Hodei__V1__RunTemplateResponse run = HODEI__V1__RUN_TEMPLATE_RESPONSE__INIT;
+            run.job_id = resp.job_id;
+            hodei_rpc_call_reply(it->call, &run.base);
+            continue;
+        }
         hodei_rpc_call_reply(it->call, &resp.base);
     }
 }

@@ -33,7 +33,14 @@ hodei_status submitter_create(const submitter_opts *opts, submitter **out, hodei
 void submitter_destroy(submitter *s);
 
 /* Takes a validated request and owns the call from here: the call is
- * answered once the group holding it commits (or fails). */
+ * answered once the group holding it commits (or fails), with a
+ * QueueJobResponse. */
 void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req);
+
+/* The answer a submitted call gets. */
+typedef enum { SUBMIT_REPLY_QUEUE_JOB = 0, SUBMIT_REPLY_RUN_TEMPLATE } submit_reply;
+/* As submitter_enqueue, answering with the given reply (RunTemplateResponse). */
+void submitter_enqueue_as(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req,
+                          submit_reply reply);
 
 #endif

@@ -1,0 +1,538 @@
+/* TemplateService: CreateTemplate (create or replace, version + 1),
+ * GetTemplate, ListTemplates, RunTemplate. A template is a JobSpec whose
+ * strings may hold ${param} for its declared parameters; RunTemplate puts
+ * the given values in and queues the job through the same group commit as
+ * QueueJob. Only declared names are placeholders: a script's own ${HOME}
+ * stays as it is. Every write is one statement with its audit_log row. */
+#include "template_rpc.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hodei/buf.h"
+#include "hodei/job_spec.h"
+#include "hodei/log.h"
+#include "hodei/sqlarr.h"
+#include "hodei/v1/template.pb-c.h"
+#include "submit.h"
+
+#define SVC "/hodei.v1.TemplateService/"
+#define TPL_NAME_MAX 63
+#define TPL_DESCRIPTION_MAX 1024
+#define TPL_PARAMS_MAX 64
+#define TPL_PARAM_NAME_MAX 64
+#define TPL_VALUE_MAX 4096
+#define TPL_LIST_DEFAULT 100
+#define TPL_LIST_MAX 1000
+#define TPL_INT_TEXT_MAX 24
+#define US_PER_S 1000000
+#define NS_PER_US 1000
+
+/* ------------------------------------------------------------ validation */
+
+/* 1..63 of a-z 0-9 . _ -, starting with a letter or digit. */
+static bool tpl_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > TPL_NAME_MAX || s[0] == '.' || s[0] == '_' || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+              s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* An identifier: [A-Za-z_][A-Za-z0-9_]{0,63}; len = its length in s. */
+static bool tpl_param_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > TPL_PARAM_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Puts prefix before err's message (which names the field). */
+static hodei_status tpl_err_prefix(hodei_err *err, const char *prefix)
+{
+    char msg[sizeof err->msg];
+    memcpy(msg, err->msg, sizeof msg);
+    return hodei_err_set(err, err->code, "%s%s", prefix, msg);
+}
+
+static hodei_status tpl_check_name(const char *field, const char *name, hodei_err *err)
+{
+    if (!tpl_name_ok(name))
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "%s: must be 1 to %d characters of a-z 0-9 . _ -, starting with a"
+                             " letter or digit",
+                             field, TPL_NAME_MAX);
+    return HODEI_OK;
+}
+
+/* --------------------------------------------------------- substitution */
+
+typedef struct {
+    char *const *names;
+    size_t n;
+    const char *const *values;   /* NULL: only mark what is used */
+    bool used[TPL_PARAMS_MAX];
+    bool failed;                 /* out of memory, or a string past the limits */
+} tpl_subst;
+
+static int tpl_find(const tpl_subst *t, const char *name, size_t len)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strlen(t->names[i]) == len && memcmp(t->names[i], name, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* One string: marks the declared parameters it names and, with values,
+ * replaces *s (freed unless it is protobuf-c's shared empty string) by the
+ * filled-in copy. */
+static void tpl_string(tpl_subst *t, char **s)
+{
+    const char *in = *s;
+    hodei_buf out;
+    bool changed = false;
+    if (!in || !strstr(in, "${"))
+        return;
+    hodei_buf_init(&out, HODEI_JOB_SPEC_PACKED_MAX);
+    for (size_t i = 0; in[i];) {
+        const char *end = in[i] == '$' && in[i + 1] == '{' ? strchr(in + i + 2, '}') : NULL;
+        int k = end ? tpl_find(t, in + i + 2, (size_t)(end - in - i - 2)) : -1;
+        if (k < 0) {
+            hodei_buf_putc(&out, in[i++]);
+            continue;
+        }
+        t->used[k] = true;
+        changed = true;
+        if (t->values)
+            hodei_buf_puts(&out, t->values[k]);
+        i = (size_t)(end - in) + 1;
+    }
+    if (out.failed)
+        t->failed = true;
+    else if (changed && t->values) {
+        size_t len = 0;
+        char *filled = hodei_buf_take(&out, &len);
+        if (!filled)
+            filled = strdup("");
+        if (!filled) {
+            t->failed = true;
+        } else {
+            if (*s != protobuf_c_empty_string)
+                free(*s);
+            *s = filled;
+        }
+    }
+    hodei_buf_fini(&out);
+}
+
+/* Every string of the spec that may hold a placeholder. */
+static void tpl_spec_strings(tpl_subst *t, Hodei__V1__JobSpec *spec)
+{
+    tpl_string(t, &spec->name);
+    if (spec->payload_case == HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND && spec->command) {
+        tpl_string(t, &spec->command->command);
+        for (size_t i = 0; i < spec->command->n_args; i++)
+            tpl_string(t, &spec->command->args[i]);
+    }
+    if (spec->payload_case == HODEI__V1__JOB_SPEC__PAYLOAD_SCRIPT && spec->script) {
+        tpl_string(t, &spec->script->interpreter);
+        tpl_string(t, &spec->script->content);
+    }
+    for (size_t i = 0; i < spec->n_env; i++)
+        tpl_string(t, &spec->env[i]->value);
+    for (size_t i = 0; i < spec->n_labels; i++)
+        tpl_string(t, &spec->labels[i]->value);
+    tpl_string(t, &spec->working_dir);
+    tpl_string(t, &spec->image);
+}
+
+/* --------------------------------------------------------------- replies */
+
+static void tpl_time(Hodei__V1__Timestamp *t, int64_t us)
+{
+    *t = (Hodei__V1__Timestamp)HODEI__V1__TIMESTAMP__INIT;
+    t->seconds = us / US_PER_S;
+    t->nanos = (int32_t)(us % US_PER_S) * NS_PER_US;
+}
+
+/* Columns of every template read. */
+#define TPL_COLS                                                                          \
+    "name, description, encode(spec, 'hex'), array_to_string(parameters, ' '), version," \
+    " (extract(epoch FROM created_at) * 1000000)::bigint"
+enum { C_NAME, C_DESCRIPTION, C_SPEC_HEX, C_PARAMS, C_VERSION, C_CREATED_US };
+
+/* A template read back: its spec unpacked, its parameters split; it owns
+ * every string (the result it came from may be cleared). */
+typedef struct {
+    Hodei__V1__Template t;
+    Hodei__V1__Timestamp created;
+    char *name, *description;
+    char *params_text;           /* the parameters, NUL-separated in place */
+    char *params[TPL_PARAMS_MAX];
+} tpl_row;
+
+static void tpl_row_free(tpl_row *r)
+{
+    if (r->t.spec)
+        hodei__v1__job_spec__free_unpacked(r->t.spec, NULL);
+    free(r->params_text);
+    free(r->name);
+    free(r->description);
+    r->t.spec = NULL;
+    r->params_text = r->name = r->description = NULL;
+}
+
+static hodei_status tpl_row_fill(tpl_row *r, const PGresult *res, int row, hodei_err *err)
+{
+    const char *hex = hodei_db_get_str(res, row, C_SPEC_HEX);
+    size_t hex_len = strlen(hex);
+    uint8_t *packed = malloc(hex_len / 2 + 1);
+    memset(r, 0, sizeof *r);
+    r->t = (Hodei__V1__Template)HODEI__V1__TEMPLATE__INIT;
+    if (!packed)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
+    long n = hodei_hex_decode(hex, hex_len, packed, hex_len / 2 + 1);
+    r->t.spec = n < 0 ? NULL : hodei__v1__job_spec__unpack(NULL, (size_t)n, packed);
+    free(packed);
+    r->params_text = strdup(hodei_db_get_str(res, row, C_PARAMS));
+    r->name = strdup(hodei_db_get_str(res, row, C_NAME));
+    r->description = strdup(hodei_db_get_str(res, row, C_DESCRIPTION));
+    if (!r->t.spec || !r->params_text || !r->name || !r->description) {
+        tpl_row_free(r);
+        return hodei_err_set(err, HODEI_ERR_INTERNAL, "template %s: stored spec does not decode",
+                             hodei_db_get_str(res, row, C_NAME));
+    }
+    for (char *p = r->params_text; *p && r->t.n_parameters < TPL_PARAMS_MAX;) {
+        r->params[r->t.n_parameters++] = p;
+        p += strcspn(p, " ");
+        if (*p)
+            *p++ = '\0';
+    }
+    r->t.parameters = r->params;
+    r->t.name = r->name;
+    r->t.description = r->description;
+    r->t.version = (int32_t)hodei_db_get_i64(res, row, C_VERSION);
+    tpl_time(&r->created, hodei_db_get_i64(res, row, C_CREATED_US));
+    r->t.created_at = &r->created;
+    return HODEI_OK;
+}
+
+
+/* The template named `name`: HODEI_ERR_NOT_FOUND when there is none. */
+static hodei_status tpl_read(edge *e, const char *name, tpl_row *out, hodei_err *err)
+{
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    const char *params[1] = {name};
+    hodei_status st = edge_db_acquire(e, &conn, err);
+    if (st != HODEI_OK)
+        return st;
+    st = hodei_db_exec(conn, "SELECT " TPL_COLS " FROM templates WHERE name = $1", 1, params, &res,
+                       err);
+    edge_db_release(e, conn, st);
+    if (st != HODEI_OK)
+        return st;
+    if (PQntuples(res) == 0)
+        st = hodei_err_set(err, HODEI_ERR_NOT_FOUND, "template %s not found", name);
+    else
+        st = tpl_row_fill(out, res, 0, err);
+    PQclear(res);
+    return st;
+}
+
+/* ---------------------------------------------------------- CreateTemplate */
+
+static hodei_status tpl_create_check(const Hodei__V1__Template *t, hodei_err *err)
+{
+    if (!t)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "template: required");
+    hodei_status st = tpl_check_name("template.name", t->name ? t->name : "", err);
+    if (st != HODEI_OK)
+        return st;
+    if (t->description && strlen(t->description) > TPL_DESCRIPTION_MAX)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "template.description: at most %d bytes",
+                             TPL_DESCRIPTION_MAX);
+    if (t->n_parameters > TPL_PARAMS_MAX)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "template.parameters: at most %d, got %zu",
+                             TPL_PARAMS_MAX, t->n_parameters);
+    for (size_t i = 0; i < t->n_parameters; i++) {
+        const char *p = t->parameters[i] ? t->parameters[i] : "";
+        if (!tpl_param_ok(p, strlen(p)))
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "template.parameters: '%.80s' is not a name ([A-Za-z_]"
+                                 "[A-Za-z0-9_]*, at most %d)",
+                                 p, TPL_PARAM_NAME_MAX);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(t->parameters[j], p) == 0)
+                return hodei_err_set(err, HODEI_ERR_INVALID, "template.parameters: '%s' twice",
+                                     p);
+    }
+    if (!t->spec)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "template.spec: required");
+    if ((st = hodei_job_spec_validate(t->spec, err)) != HODEI_OK)
+        return tpl_err_prefix(err, "template.");
+    tpl_subst use = {.names = t->parameters, .n = t->n_parameters};
+    tpl_spec_strings(&use, t->spec);
+    for (size_t i = 0; i < t->n_parameters; i++)
+        if (!use.used[i])
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "template.parameters: '%s' appears nowhere in the spec as ${%s}",
+                                 t->parameters[i], t->parameters[i]);
+    return HODEI_OK;
+}
+
+static const char create_sql[] =
+    "WITH t AS (INSERT INTO templates (name, description, spec, parameters)"
+    "  VALUES ($1, $2, decode($3, 'hex'), $4::text[])"
+    "  ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description,"
+    "  spec = EXCLUDED.spec, parameters = EXCLUDED.parameters,"
+    "  version = templates.version + 1, updated_at = now()"
+    "  RETURNING name, version, (extract(epoch FROM created_at) * 1000000)::bigint AS us),"
+    " a AS (INSERT INTO audit_log (actor, action, object_type, object_id)"
+    "  SELECT 'api', CASE WHEN version = 1 THEN 'template.create' ELSE 'template.replace' END,"
+    "  'template', name FROM t)"
+    " SELECT version, us FROM t";
+
+static hodei_status tpl_store(edge *e, const Hodei__V1__Template *t, PGresult **res,
+                              hodei_err *err)
+{
+    hodei_buf hex, arr;
+    PGconn *conn = NULL;
+    size_t len = hodei__v1__job_spec__get_packed_size(t->spec);
+    uint8_t *packed = malloc(len ? len : 1);
+    hodei_buf_init(&hex, 2 * HODEI_JOB_SPEC_PACKED_MAX + 1);
+    hodei_buf_init(&arr, TPL_PARAMS_MAX * (TPL_PARAM_NAME_MAX + 4) + 4);
+    hodei_status st = HODEI_OK;
+    hodei__v1__job_spec__pack(t->spec, packed ? packed : (uint8_t *)"");
+    hodei_sqlarr_begin(&arr);
+    for (size_t i = 0; i < t->n_parameters; i++)
+        hodei_sqlarr_str(&arr, t->parameters[i]);
+    if (!packed || !hodei_buf_hex(&hex, packed, len) || !hodei_sqlarr_end(&arr))
+        st = hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
+    if (st == HODEI_OK)
+        st = edge_db_acquire(e, &conn, err);
+    if (st == HODEI_OK) {
+        const char *params[4] = {t->name, t->description ? t->description : "",
+                                 hex.data ? hex.data : "", arr.data};
+        st = hodei_db_exec(conn, create_sql, 4, params, res, err);
+        edge_db_release(e, conn, st);
+    }
+    free(packed);
+    hodei_buf_fini(&hex);
+    hodei_buf_fini(&arr);
+    return st;
+}
+
+static void tpl_create(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    edge *e = ctx;
+    const Hodei__V1__CreateTemplateRequest *req = (const Hodei__V1__CreateTemplateRequest *)msg;
+    PGresult *res = NULL;
+    hodei_err err;
+    hodei_status st = tpl_create_check(req->template_, &err);
+    if (st == HODEI_OK)
+        st = tpl_store(e, req->template_, &res, &err);
+    if (st != HODEI_OK) {
+        hodei_rpc_call_fail_err(call, &err);
+        return;
+    }
+    Hodei__V1__CreateTemplateResponse resp = HODEI__V1__CREATE_TEMPLATE_RESPONSE__INIT;
+    Hodei__V1__Template t = *req->template_;
+    Hodei__V1__Timestamp created;
+    t.version = (int32_t)hodei_db_get_i64(res, 0, 0);
+    tpl_time(&created, hodei_db_get_i64(res, 0, 1));
+    t.created_at = &created;
+    resp.template_ = &t;
+    HLOG_INFO("template %s: version %d stored", t.name, t.version);
+    hodei_rpc_call_reply(call, &resp.base);
+    PQclear(res);
+}
+
+/* ------------------------------------------------------------- GetTemplate */
+
+static void tpl_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    edge *e = ctx;
+    const Hodei__V1__GetTemplateRequest *req = (const Hodei__V1__GetTemplateRequest *)msg;
+    const char *name = req->name ? req->name : "";
+    tpl_row row;
+    hodei_err err;
+    hodei_status st = tpl_check_name("name", name, &err);
+    if (st == HODEI_OK)
+        st = tpl_read(e, name, &row, &err);
+    if (st != HODEI_OK) {
+        hodei_rpc_call_fail_err(call, &err);
+        return;
+    }
+    Hodei__V1__GetTemplateResponse resp = HODEI__V1__GET_TEMPLATE_RESPONSE__INIT;
+    resp.template_ = &row.t;
+    hodei_rpc_call_reply(call, &resp.base);
+    tpl_row_free(&row);
+}
+
+/* ----------------------------------------------------------- ListTemplates */
+
+static void tpl_list_reply(hodei_rpc_call *call, const PGresult *res, int page_size)
+{
+    Hodei__V1__ListTemplatesResponse resp = HODEI__V1__LIST_TEMPLATES_RESPONSE__INIT;
+    int n = PQntuples(res) > page_size ? page_size : PQntuples(res);
+    tpl_row *rows = calloc(n > 0 ? (size_t)n : 1, sizeof *rows);
+    Hodei__V1__Template **ptrs = calloc(n > 0 ? (size_t)n : 1, sizeof *ptrs);
+    hodei_err err = {0};
+    int filled = 0;
+    if (!rows || !ptrs) {
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    for (; filled < n; filled++) {
+        if (tpl_row_fill(&rows[filled], res, filled, &err) != HODEI_OK) {
+            hodei_rpc_call_fail_err(call, &err);
+            goto out;
+        }
+        ptrs[filled] = &rows[filled].t;
+    }
+    resp.n_templates = (size_t)n;
+    resp.templates = ptrs;
+    /* one row more than the page was read: there is a next page */
+    resp.next_page_token = PQntuples(res) > page_size && n > 0 ? rows[n - 1].t.name : "";
+    hodei_rpc_call_reply(call, &resp.base);
+out:
+    for (int i = 0; rows && i < filled; i++)
+        tpl_row_free(&rows[i]);
+    free(rows);
+    free(ptrs);
+}
+
+static void tpl_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    edge *e = ctx;
+    const Hodei__V1__ListTemplatesRequest *req = (const Hodei__V1__ListTemplatesRequest *)msg;
+    const char *after = req->page_token ? req->page_token : "";
+    char limit[TPL_INT_TEXT_MAX];
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    hodei_err err;
+    hodei_status st = HODEI_OK;
+    int page_size = req->page_size == 0 ? TPL_LIST_DEFAULT : req->page_size;
+    if (req->page_size < 0 || req->page_size > TPL_LIST_MAX)
+        st = hodei_err_set(&err, HODEI_ERR_INVALID,
+                           "page_size: must be between 0 (%d) and %d, got %d", TPL_LIST_DEFAULT,
+                           TPL_LIST_MAX, req->page_size);
+    else if (after[0])
+        st = tpl_check_name("page_token", after, &err);
+    if (st == HODEI_OK)
+        st = edge_db_acquire(e, &conn, &err);
+    if (st != HODEI_OK) {
+        hodei_rpc_call_fail_err(call, &err);
+        return;
+    }
+    snprintf(limit, sizeof limit, "%d", page_size + 1);
+    const char *params[2] = {after, limit};
+    st = hodei_db_exec(conn,
+                       "SELECT " TPL_COLS " FROM templates WHERE name > $1 ORDER BY name"
+                       " LIMIT $2::int",
+                       2, params, &res, &err);
+    edge_db_release(e, conn, st);
+    if (st != HODEI_OK) {
+        hodei_rpc_call_fail_err(call, &err);
+        return;
+    }
+    tpl_list_reply(call, res, page_size);
+    PQclear(res);
+}
+
+/* ------------------------------------------------------------- RunTemplate */
+
+/* values[i] for row->params[i], from the request's map: every declared
+ * parameter given, nothing else. */
+static hodei_status tpl_values(const Hodei__V1__RunTemplateRequest *req, const tpl_row *row,
+                               const char **values, hodei_err *err)
+{
+    for (size_t i = 0; i < req->n_parameters; i++) {
+        const char *k = req->parameters[i]->key ? req->parameters[i]->key : "";
+        const char *v = req->parameters[i]->value ? req->parameters[i]->value : "";
+        size_t j = 0;
+        while (j < row->t.n_parameters && strcmp(row->params[j], k) != 0)
+            j++;
+        if (j == row->t.n_parameters)
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "parameters: '%.80s' is not a parameter of template %s", k,
+                                 row->t.name);
+        if (strlen(v) > TPL_VALUE_MAX)
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "parameters: the value of '%s' is over %d bytes", k,
+                                 TPL_VALUE_MAX);
+        values[j] = v;
+    }
+    for (size_t j = 0; j < row->t.n_parameters; j++)
+        if (!values[j])
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "parameters: '%s' is required by template %s", row->params[j],
+                                 row->t.name);
+    return HODEI_OK;
+}
+
+static void tpl_run(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    edge *e = ctx;
+    const Hodei__V1__RunTemplateRequest *req = (const Hodei__V1__RunTemplateRequest *)msg;
+    const char *name = req->name ? req->name : "";
+    const char *values[TPL_PARAMS_MAX] = {0};
+    tpl_row row;
+    hodei_err err;
+    hodei_status st = tpl_check_name("name", name, &err);
+    if (st == HODEI_OK)
+        st = tpl_read(e, name, &row, &err);
+    if (st != HODEI_OK) {
+        hodei_rpc_call_fail_err(call, &err);
+        return;
+    }
+    st = tpl_values(req, &row, values, &err);
+    if (st == HODEI_OK) {
+        tpl_subst fill = {.names = row.params, .n = row.t.n_parameters, .values = values};
+        tpl_spec_strings(&fill, row.t.spec);
+        if (fill.failed)
+            st = hodei_err_set(&err, HODEI_ERR_INVALID,
+                               "parameters: the filled-in spec is over %d bytes",
+                               HODEI_JOB_SPEC_PACKED_MAX);
+    }
+    Hodei__V1__QueueJobRequest q = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
+    q.spec = row.t.spec;
+    q.idempotency_key = req->idempotency_key;
+    if (st == HODEI_OK && (st = hodei_queue_request_validate(&q, &err)) != HODEI_OK)
+        tpl_err_prefix(&err, "with these parameters, ");
+    if (st != HODEI_OK)
+        hodei_rpc_call_fail_err(call, &err);
+    else
+        submitter_enqueue_as(e->submit, call, &q, SUBMIT_REPLY_RUN_TEMPLATE);
+    tpl_row_free(&row);
+}
+
+hodei_status template_rpc_register(edge *e, hodei_err *err)
+{
+    const hodei_rpc_method methods[] = {
+        {SVC "CreateTemplate", HODEI_RPC_UNARY, &hodei__v1__create_template_request__descriptor,
+         tpl_create, NULL, NULL, e},
+        {SVC "GetTemplate", HODEI_RPC_UNARY, &hodei__v1__get_template_request__descriptor, tpl_get,
+         NULL, NULL, e},
+        {SVC "ListTemplates", HODEI_RPC_UNARY, &hodei__v1__list_templates_request__descriptor,
+         tpl_list, NULL, NULL, e},
+        {SVC "RunTemplate", HODEI_RPC_UNARY, &hodei__v1__run_template_request__descriptor, tpl_run,
+         NULL, NULL, e},
+    };
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        hodei_status st = hodei_rpc_server_add(e->server, &methods[i], err);
+        if (st != HODEI_OK)
+            return st;
+    }
+    return HODEI_OK;
+}
