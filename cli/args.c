@@ -15,6 +15,7 @@ static const char *const args_command_names[CLI_CMD_COUNT_] = {
     [CLI_CMD_JOBS] = "jobs",      [CLI_CMD_CANCEL] = "cancel", [CLI_CMD_RUN] = "run",
     [CLI_CMD_LOGS] = "logs",      [CLI_CMD_WORKERS] = "workers",
     [CLI_CMD_PROVIDERS] = "providers", [CLI_CMD_SECRETS] = "secrets",
+    [CLI_CMD_TEMPLATES] = "templates",
 };
 
 const char *cli_command_name(cli_command cmd)
@@ -462,6 +463,8 @@ static hodei_status args_command(cli_args *a, int argc, char **argv, int *i, hod
         return args_parse_providers(a, argc, argv, next, err);
     case CLI_CMD_SECRETS:
         return args_parse_secrets(a, argc, argv, next, err);
+    case CLI_CMD_TEMPLATES:
+        return args_parse_templates(a, argc, argv, next, err);
     default:
         return args_parse_simple(a, argc, argv, next, err);
     }
@@ -506,6 +509,11 @@ static void args_init(cli_args *a)
     hodei__v1__set_secret_request__init(&a->secret_set);
     hodei__v1__list_secrets_request__init(&a->secret_list);
     hodei__v1__delete_secret_request__init(&a->secret_delete);
+    hodei__v1__template__init(&a->template_);
+    hodei__v1__create_template_request__init(&a->template_create);
+    hodei__v1__get_template_request__init(&a->template_get);
+    hodei__v1__list_templates_request__init(&a->template_list);
+    hodei__v1__run_template_request__init(&a->template_run);
     cli_arena_init(&a->arena, CLI_ARENA_MAX);
 }
 

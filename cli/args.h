@@ -20,6 +20,7 @@
 #include "hodei/v1/provider.pb-c.h"
 #include "hodei/v1/scheduler.pb-c.h"
 #include "hodei/v1/secret.pb-c.h"
+#include "hodei/v1/template.pb-c.h"
 
 #define CLI_DEFAULT_SERVER "127.0.0.1:50051"
 #define CLI_DEFAULT_CALL_TIMEOUT_MS INT64_C(10000)
@@ -35,6 +36,9 @@
 #define CLI_PROVIDER_NAME_MAX 63                     /* bytes; [a-z0-9-] */
 #define CLI_SECRET_NAME_MAX 128                      /* bytes; [A-Za-z0-9_.-] */
 #define CLI_SECRET_VALUE_MAX 8192                    /* bytes of a secret value */
+#define CLI_TEMPLATE_NAME_MAX 63                     /* bytes; [a-z0-9._-] */
+#define CLI_TEMPLATE_PARAMS_MAX 64                   /* --param per template or run */
+#define CLI_TEMPLATE_DESCRIPTION_MAX 1024
 
 /* Exit codes, documented in `hodei --help` and cli/README.md. */
 enum {
@@ -58,6 +62,7 @@ typedef enum {
     CLI_CMD_WORKERS,
     CLI_CMD_PROVIDERS,
     CLI_CMD_SECRETS,
+    CLI_CMD_TEMPLATES,
     CLI_CMD_COUNT_
 } cli_command;
 
@@ -70,6 +75,15 @@ typedef enum {
     CLI_SECRETS_LIST,
     CLI_SECRETS_DELETE,
 } cli_secrets_action;
+
+/* `hodei templates ACTION` */
+typedef enum {
+    CLI_TEMPLATES_NONE = 0,
+    CLI_TEMPLATES_CREATE,
+    CLI_TEMPLATES_GET,
+    CLI_TEMPLATES_LIST,
+    CLI_TEMPLATES_RUN,
+} cli_templates_action;
 
 typedef struct {
     /* global options */
@@ -102,6 +116,13 @@ typedef struct {
     Hodei__V1__SetSecretRequest secret_set;       /* value in the arena, never printed */
     Hodei__V1__ListSecretsRequest secret_list;
     Hodei__V1__DeleteSecretRequest secret_delete;
+    Hodei__V1__Template template_;                /* templates create: spec = &spec */
+    Hodei__V1__CreateTemplateRequest template_create;
+    Hodei__V1__GetTemplateRequest template_get;
+    Hodei__V1__ListTemplatesRequest template_list;
+    Hodei__V1__RunTemplateRequest template_run;   /* templates run (followed as run is) */
+    char *template_params[CLI_TEMPLATE_PARAMS_MAX];
+    Hodei__V1__RunTemplateRequest__ParametersEntry *template_values[CLI_TEMPLATE_PARAMS_MAX];
 
     /* flags that are not part of a request */
     bool no_job_exit_code;        /* run: exit 0 once the job has ended, whatever its result */
@@ -112,6 +133,8 @@ typedef struct {
     cli_secrets_action secrets_action;
     const char *secret_name;      /* secrets set/delete NAME */
     const char *secret_from_file; /* secrets set --from-file PATH; NULL = stdin */
+    cli_templates_action templates_action;
+    const char *template_name;    /* templates create/get/run NAME */
 
     cli_arena arena;
 } cli_args;

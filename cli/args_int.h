@@ -52,5 +52,25 @@ hodei_status args_parse_workers(cli_args *a, int argc, char **argv, int i, hodei
 hodei_status args_parse_providers(cli_args *a, int argc, char **argv, int i, hodei_err *err);
 /* `hodei secrets set NAME [--from-file PATH] | list | delete NAME` (args_secrets.c). */
 hodei_status args_parse_secrets(cli_args *a, int argc, char **argv, int i, hodei_err *err);
+/* `hodei templates create NAME [--param P]... [submit's flags] -- CMD | get NAME | list
+ * | run NAME [-p K=V]...` (args_templates.c). */
+hodei_status args_parse_templates(cli_args *a, int argc, char **argv, int i, hodei_err *err);
+
+/* Shared by submit, run and templates create (args_submit.c). */
+/* submit's flags, then --param and --description of templates create. */
+extern const args_flag args_template_create_flags[];
+/* CMD [ARGS...]: the rest of argv is the command. */
+hodei_status args_submit_command(cli_args *a, int argc, char **argv, int *i, hodei_err *err);
+/* Defaults, then the whole request checked as the server will, naming the flag. */
+hodei_status args_submit_finish(cli_args *a, hodei_err *err);
+hodei_status args_submit_quiet(cli_args *a, const char *flag, const char *value, hodei_err *err);
+hodei_status args_submit_no_job_exit_code(cli_args *a, const char *flag, const char *value,
+                                          hodei_err *err);
+hodei_status args_submit_idempotency_key(cli_args *a, const char *flag, const char *value,
+                                         hodei_err *err);
+/* templates create --param NAME and --description TEXT (args_templates.c). */
+hodei_status args_template_param(cli_args *a, const char *flag, const char *value, hodei_err *err);
+hodei_status args_template_description(cli_args *a, const char *flag, const char *value,
+                                       hodei_err *err);
 
 #endif

@@ -216,7 +216,7 @@ static hodei_status submit_workdir(cli_args *a, const char *flag, const char *va
     return HODEI_OK;
 }
 
-static hodei_status submit_idempotency_key(cli_args *a, const char *flag, const char *value,
+hodei_status args_submit_idempotency_key(cli_args *a, const char *flag, const char *value,
                                            hodei_err *err)
 {
     a->queue.idempotency_key = (char *)value;
@@ -277,7 +277,7 @@ static hodei_status submit_script(cli_args *a, const char *flag, const char *pat
 
 /* The first word after the flags (or after "--"): the command; the rest are
  * its arguments, taken verbatim even when they look like flags. */
-static hodei_status submit_command(cli_args *a, int argc, char **argv, int *i, hodei_err *err)
+hodei_status args_submit_command(cli_args *a, int argc, char **argv, int *i, hodei_err *err)
 {
     if (a->spec.payload_case == HODEI__V1__JOB_SPEC__PAYLOAD_SCRIPT) {
         char q[ARGS_QUOTE_BUF];
@@ -294,14 +294,14 @@ static hodei_status submit_command(cli_args *a, int argc, char **argv, int *i, h
     return HODEI_OK;
 }
 
-static hodei_status submit_no_job_exit_code(cli_args *a, const char *flag, const char *value,
+hodei_status args_submit_no_job_exit_code(cli_args *a, const char *flag, const char *value,
                                             hodei_err *err)
 {
     a->no_job_exit_code = true;
     return HODEI_OK;
 }
 
-static hodei_status submit_quiet(cli_args *a, const char *flag, const char *value,
+hodei_status args_submit_quiet(cli_args *a, const char *flag, const char *value,
                                  hodei_err *err)
 {
     a->quiet = true;
@@ -324,7 +324,7 @@ static hodei_status submit_quiet(cli_args *a, const char *flag, const char *valu
     {"--arch", NULL, true, submit_arch},                            \
     {"--provider", NULL, true, submit_provider},                    \
     {"--image", NULL, true, submit_image},                          \
-    {"--idempotency-key", NULL, true, submit_idempotency_key},      \
+    {"--idempotency-key", NULL, true, args_submit_idempotency_key},      \
     {"--secret", NULL, true, submit_secret},                        \
     {"--workdir", NULL, true, submit_workdir},                      \
     {"--script", NULL, true, submit_script},                        \
@@ -336,10 +336,17 @@ static const args_flag submit_flags[] = {
     {NULL, NULL, false, NULL},
 };
 
+const args_flag args_template_create_flags[] = {
+    SUBMIT_FLAGS,
+    {"--param", NULL, true, args_template_param},
+    {"--description", NULL, true, args_template_description},
+    {NULL, NULL, false, NULL},
+};
+
 static const args_flag run_flags[] = {
     SUBMIT_FLAGS,
-    {"--no-job-exit-code", NULL, false, submit_no_job_exit_code},
-    {"--quiet", "-q", false, submit_quiet},
+    {"--no-job-exit-code", NULL, false, args_submit_no_job_exit_code},
+    {"--quiet", "-q", false, args_submit_quiet},
     {NULL, NULL, false, NULL},
 };
 
@@ -405,7 +412,7 @@ static hodei_status submit_name_flag(const cli_args *a, const hodei_err *verr, h
     return hodei_err_set(err, HODEI_ERR_INVALID, "%s", msg);
 }
 
-static hodei_status submit_finish(cli_args *a, hodei_err *err)
+hodei_status args_submit_finish(cli_args *a, hodei_err *err)
 {
     Hodei__V1__JobSpec *s = &a->spec;
     if (s->payload_case == HODEI__V1__JOB_SPEC__PAYLOAD__NOT_SET)
@@ -429,8 +436,8 @@ static hodei_status submit_finish(cli_args *a, hodei_err *err)
 hodei_status args_parse_submit(cli_args *a, int argc, char **argv, int i, hodei_err *err)
 {
     const args_flag *flags = a->command == CLI_CMD_RUN ? run_flags : submit_flags;
-    hodei_status st = args_parse_flags(a, flags, argc, argv, i, submit_command, err);
+    hodei_status st = args_parse_flags(a, flags, argc, argv, i, args_submit_command, err);
     if (st != HODEI_OK || a->help)
         return st;
-    return submit_finish(a, err);
+    return args_submit_finish(a, err);
 }

@@ -16,6 +16,7 @@ static const char help_tool[] =
     "  workers   list ready workers: hodei workers [--provider P] [--all]\n"
     "  providers list providers; hodei providers health NAME\n"
     "  secrets   stored secrets: hodei secrets set NAME | list | delete NAME\n"
+    "  templates job specs with ${param}: hodei templates create | get | list | run\n"
     "  help      show the help of a command: hodei help run\n"
     "\n"
     "Global options (before the command):\n"
@@ -205,6 +206,34 @@ static const char help_secrets[] =
     "With -o json: {\"name\",\"created\",\"updated_at\"} for set,\n"
     "{\"secrets\":[{\"name\",\"updated_at\"}]} for list, {\"name\",\"deleted\"} for delete.\n";
 
+static const char help_templates[] =
+    "Usage: hodei templates create NAME [--param P]... [--description TEXT]\n"
+    "                              [submit's flags] -- CMD [ARGS...]\n"
+    "       hodei templates get NAME\n"
+    "       hodei templates list\n"
+    "       hodei templates run NAME [-p P=VALUE]... [--idempotency-key KEY]\n"
+    "                               [--quiet] [--no-job-exit-code]\n"
+    "\n"
+    "A template is a job spec kept on the server (TemplateService) whose strings\n"
+    "(name, command and args, script, env and label values, workdir, image) may\n"
+    "hold ${P} for each declared parameter P; other ${...} (a shell's ${HOME})\n"
+    "are left alone. NAME is 1 to 63 of a-z, 0-9, _, ., -.\n"
+    "\n"
+    "  create NAME   create, or replace (its version goes up by one); every --param\n"
+    "                must appear in the spec as ${P}. Quote ${P} from your shell:\n"
+    "                hodei templates create greet --param who -- sh -c 'echo hi ${who}'\n"
+    "  get NAME      the template, its parameters and command\n"
+    "  list          every template (the first 1000 by name)\n"
+    "  run NAME      queue the job with every parameter given (-p P=VALUE) and\n"
+    "                follow it as hodei run does; exits with the job's exit code\n"
+    "\n"
+    "Values go into the command as they are: a template that puts a parameter\n"
+    "into a shell command trusts whoever may run it.\n"
+    "\n"
+    "With -o json: {\"name\",\"version\",\"description\",\"parameters\",\"created_at\"}\n"
+    "for create, the same with \"spec\" for get, {\"templates\":[...]} for list; run\n"
+    "prints what hodei run prints.\n";
+
 void cli_help_print(cli_command cmd, FILE *out)
 {
     static const char *const texts[CLI_CMD_COUNT_] = {
@@ -213,6 +242,7 @@ void cli_help_print(cli_command cmd, FILE *out)
         [CLI_CMD_CANCEL] = help_cancel, [CLI_CMD_RUN] = help_run,
         [CLI_CMD_LOGS] = help_logs,     [CLI_CMD_WORKERS] = help_workers,
         [CLI_CMD_PROVIDERS] = help_providers, [CLI_CMD_SECRETS] = help_secrets,
+        [CLI_CMD_TEMPLATES] = help_templates,
     };
     fputs(texts[(unsigned)cmd < CLI_CMD_COUNT_ ? cmd : CLI_CMD_NONE], out);
 }

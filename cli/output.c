@@ -242,7 +242,7 @@ void output_json_resources(cli_json *j, const char *key,
     cli_json_object_end(j);
 }
 
-static void output_json_spec(cli_json *j, const Hodei__V1__JobSpec *s)
+void output_json_spec(cli_json *j, const Hodei__V1__JobSpec *s)
 {
     cli_json_key(j, "spec");
     if (!s) {

@@ -56,6 +56,11 @@ int cli_output_secret_set(cli_output_format fmt, const Hodei__V1__SetSecretRespo
 int cli_output_secrets(cli_output_format fmt, const Hodei__V1__ListSecretsResponse *r,
                        FILE *out, FILE *err);
 int cli_output_secret_deleted(cli_output_format fmt, const char *name, FILE *out);
+/* `hodei templates` (output_templates.c): create's answer, one template, the list. */
+int cli_output_template_created(cli_output_format fmt, const Hodei__V1__Template *t, FILE *out);
+int cli_output_template(cli_output_format fmt, const Hodei__V1__Template *t, FILE *out);
+int cli_output_templates(cli_output_format fmt, const Hodei__V1__ListTemplatesResponse *r,
+                         FILE *out, FILE *err);
 
 /* "process", "docker", "kubernetes", "firecracker", "unspecified". */
 const char *cli_provider_type_name(Hodei__V1__ProviderType type);

@@ -101,6 +101,21 @@ static run_call run_call_secrets(const cli_args *a)
     }
 }
 
+static run_call run_call_templates(const cli_args *a)
+{
+    switch (a->templates_action) {
+    case CLI_TEMPLATES_CREATE:
+        return (run_call){RUN_TEMPLATE_SERVICE "CreateTemplate", &a->template_create.base,
+                          &hodei__v1__create_template_response__descriptor};
+    case CLI_TEMPLATES_GET:
+        return (run_call){RUN_TEMPLATE_SERVICE "GetTemplate", &a->template_get.base,
+                          &hodei__v1__get_template_response__descriptor};
+    default:
+        return (run_call){RUN_TEMPLATE_SERVICE "ListTemplates", &a->template_list.base,
+                          &hodei__v1__list_templates_response__descriptor};
+    }
+}
+
 static run_call run_call_for(const cli_args *a)
 {
     switch (a->command) {
@@ -124,6 +139,8 @@ static run_call run_call_for(const cli_args *a)
                           &hodei__v1__list_providers_response__descriptor};
     case CLI_CMD_SECRETS:
         return run_call_secrets(a);
+    case CLI_CMD_TEMPLATES:
+        return run_call_templates(a);
     default:
         return (run_call){RUN_JOB_SERVICE "ListJobs", &a->list.base,
                           &hodei__v1__list_jobs_response__descriptor};
@@ -141,6 +158,22 @@ static int run_render_secrets(const cli_args *a, const ProtobufCMessage *resp, F
     default:
         return cli_output_secrets(a->output, (const Hodei__V1__ListSecretsResponse *)resp, out,
                                   err);
+    }
+}
+
+static int run_render_templates(const cli_args *a, const ProtobufCMessage *resp, FILE *out,
+                                FILE *err)
+{
+    switch (a->templates_action) {
+    case CLI_TEMPLATES_CREATE:
+        return cli_output_template_created(
+            a->output, ((const Hodei__V1__CreateTemplateResponse *)resp)->template_, out);
+    case CLI_TEMPLATES_GET:
+        return cli_output_template(a->output,
+                                   ((const Hodei__V1__GetTemplateResponse *)resp)->template_, out);
+    default:
+        return cli_output_templates(a->output, (const Hodei__V1__ListTemplatesResponse *)resp,
+                                    out, err);
     }
 }
 
@@ -167,6 +200,8 @@ static int run_render(const cli_args *a, const ProtobufCMessage *resp, FILE *out
                                     out, err);
     case CLI_CMD_SECRETS:
         return run_render_secrets(a, resp, out, err);
+    case CLI_CMD_TEMPLATES:
+        return run_render_templates(a, resp, out, err);
     default:
         return cli_output_jobs(a->output, (const Hodei__V1__ListJobsResponse *)resp,
                                hodei_wall_us(), out, err);
@@ -190,6 +225,10 @@ static int run_dispatch(const run_ctx *c)
     switch (c->a->command) {
     case CLI_CMD_RUN:
         return run_cmd_run(c);
+    case CLI_CMD_TEMPLATES:
+        if (c->a->templates_action == CLI_TEMPLATES_RUN)
+            return run_cmd_run(c);
+        return run_call_once(c);
     case CLI_CMD_LOGS:
         return run_cmd_logs(c);
     default:

@@ -85,14 +85,26 @@ static void run_job_sleep(run_job *j, int64_t ms)
 
 /* ------------------------------------------------------------ queue */
 
+/* QueueJob, or RunTemplate for `hodei templates run` (same job id field). */
 static int run_job_queue(run_job *j)
 {
     ProtobufCMessage *msg = NULL;
     run_outcome o;
-    if (!run_unary(j->c, RUN_JOB_SERVICE "QueueJob", &j->c->a->queue.base,
-                   &hodei__v1__queue_job_response__descriptor, &msg, &o))
+    const cli_args *a = j->c->a;
+    bool from_template = a->command == CLI_CMD_TEMPLATES;
+    if (!run_unary(j->c, from_template ? RUN_TEMPLATE_SERVICE "RunTemplate"
+                                       : RUN_JOB_SERVICE "QueueJob",
+                   from_template ? &a->template_run.base : &a->queue.base,
+                   from_template ? &hodei__v1__run_template_response__descriptor
+                                 : &hodei__v1__queue_job_response__descriptor,
+                   &msg, &o))
         return run_report(j->c, &o);
+    Hodei__V1__QueueJobResponse queued = HODEI__V1__QUEUE_JOB_RESPONSE__INIT;
     const Hodei__V1__QueueJobResponse *resp = (const Hodei__V1__QueueJobResponse *)msg;
+    if (from_template) {
+        queued.job_id = ((const Hodei__V1__RunTemplateResponse *)msg)->job_id;
+        resp = &queued;
+    }
     bool fits = hodei_strlcpy(j->job_id, resp->job_id, sizeof j->job_id) && resp->job_id[0];
     if (fits && resp->duplicate)
         fprintf(j->c->err, "hodei: duplicate of an earlier submit: following job %s\n",

@@ -232,3 +232,35 @@ Test(cli_run, usage_and_unreachable_server_codes)
     r.rc = harness_sh(&C.stack, NULL, 0, "%s/hodei %s >/dev/null 2>&1", C.stack.bin, args);
     cr_expect_eq(r.rc, 5, "unreachable: rc %d", r.rc);
 }
+
+Test(cli_run, templates_create_list_get_and_run_with_its_output_live)
+{
+    cli_result r;
+    hodei(&r, "templates create greet --param who --param code --description 'says hi'"
+              " -- sh -c 'echo hi ${who} from ${HOME:-nowhere}; exit ${code}'");
+    cr_assert_eq(r.rc, 0, "create: %s", r.err);
+    cr_expect_str_eq(r.out, "template greet version 1\n");
+    cli_result_free(&r);
+    hodei(&r, "templates list");
+    cr_assert_eq(r.rc, 0, "list: %s", r.err);
+    cr_expect(strstr(r.out, "greet  1        who code  says hi\n") != NULL, "%s", r.out);
+    cli_result_free(&r);
+    hodei(&r, "-o json templates get greet");
+    cr_assert_eq(r.rc, 0, "get: %s", r.err);
+    cr_expect(strstr(r.out, "\"parameters\":[\"who\",\"code\"]") != NULL, "%s", r.out);
+    cli_result_free(&r);
+
+    hodei(&r, "templates run greet -p who=world -p code=3");
+    cr_expect_eq(r.rc, 3, "the job's exit code; stderr: %s", r.err);
+    cr_expect(strncmp(r.out, "hi world from ", 14) == 0, "%s", r.out);
+    cr_expect(strstr(r.err, "hodei: job ") != NULL, "%s", r.err);
+    cli_result_free(&r);
+
+    hodei(&r, "templates run greet -p who=world");
+    cr_expect_eq(r.rc, 3, "refused by the server: exit 3; %s", r.err);
+    cr_expect(strstr(r.err, "'code' is required by template greet") != NULL, "%s", r.err);
+    cli_result_free(&r);
+    hodei(&r, "templates get nope");
+    cr_expect_eq(r.rc, 4, "%s", r.err);
+    cli_result_free(&r);
+}

@@ -634,6 +634,47 @@ Test(args, providers)
     EXPECT_USAGE("unknown flag --all for hodei providers", "providers", "--all");
 }
 
+Test(args, templates)
+{
+    EXPECT_OK("templates", "list");
+    cr_assert_eq(A.command, CLI_CMD_TEMPLATES);
+    cr_assert_eq(A.templates_action, CLI_TEMPLATES_LIST);
+    EXPECT_OK("templates", "get", "greet");
+    cr_assert_str_eq(A.template_get.name, "greet");
+    EXPECT_OK("templates", "create", "greet", "--param", "who", "--description", "hi",
+              "--priority", "5", "--", "sh", "-c", "echo ${who}");
+    cr_assert_eq(A.templates_action, CLI_TEMPLATES_CREATE);
+    cr_assert_str_eq(A.template_create.template_->name, "greet");
+    cr_assert_eq(A.template_.n_parameters, 1);
+    cr_assert_str_eq(A.template_.parameters[0], "who");
+    cr_assert_str_eq(A.template_.description, "hi");
+    cr_assert_eq(A.template_.spec->priority, 5);
+    cr_assert_str_eq(A.template_.spec->command->args[1], "echo ${who}");
+    EXPECT_OK("templates", "run", "greet", "-p", "who=a=b", "--idempotency-key", "k1", "-q");
+    cr_assert_eq(A.template_run.n_parameters, 1);
+    cr_assert_str_eq(A.template_run.parameters[0]->key, "who");
+    cr_assert_str_eq(A.template_run.parameters[0]->value, "a=b");
+    cr_assert_str_eq(A.template_run.idempotency_key, "k1");
+    cr_assert(A.quiet);
+    EXPECT_USAGE("missing action", "templates");
+    EXPECT_USAGE("unknown action \"delete\"", "templates", "delete", "x");
+    EXPECT_USAGE("NAME: required (hodei templates run NAME)", "templates", "run");
+    EXPECT_USAGE("NAME: must be 1 to 63", "templates", "get", "Greet");
+    EXPECT_USAGE("unexpected argument \"x\"", "templates", "list", "x");
+    EXPECT_USAGE("unexpected argument \"x\"", "templates", "get", "a", "x");
+    EXPECT_USAGE("--param: a parameter name is", "templates", "create", "a", "--param", "1x",
+                 "--", "true");
+    EXPECT_USAGE("--param: must be NAME=VALUE", "templates", "run", "a", "-p", "who");
+    EXPECT_USAGE("--param: who given twice", "templates", "run", "a", "-p", "who=1", "-p",
+                 "who=2");
+    EXPECT_USAGE("templates create: a command is required", "templates", "create", "a");
+    EXPECT_USAGE("--priority (spec.priority)", "templates", "create", "a", "--priority", "5000",
+                 "--", "true");
+    EXPECT_USAGE("--idempotency-key: belongs to templates run", "templates", "create", "a",
+                 "--idempotency-key", "k", "--", "true");
+    EXPECT_USAGE("unknown flag", "templates", "get", "a", "--param", "x");
+}
+
 Test(args, secrets)
 {
     char path[64];
