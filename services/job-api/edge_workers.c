@@ -43,10 +43,5 @@ hodei_status logs_rpc_register(edge *e, hodei_err *err)
     hodei_rpc_method methods[2];
     logs_get_method(e, &methods[0]);
     logs_follow_method(e, &methods[1]);
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-        hodei_status st = hodei_rpc_server_add(e->server, &methods[i], err);
-        if (st != HODEI_OK)
-            return st;
-    }
-    return HODEI_OK;
+    return hodei_rpc_server_add_all(e->server, methods, sizeof methods / sizeof methods[0], err);
 }

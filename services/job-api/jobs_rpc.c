@@ -371,10 +371,5 @@ hodei_status jobs_rpc_register(edge *e, hodei_err *err)
         {SVC "ListJobs", HODEI_RPC_UNARY, &hodei__v1__list_jobs_request__descriptor, jobs_list,
          NULL, NULL, e},
     };
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-        hodei_status st = hodei_rpc_server_add(e->server, &methods[i], err);
-        if (st != HODEI_OK)
-            return st;
-    }
-    return HODEI_OK;
+    return hodei_rpc_server_add_all(e->server, methods, sizeof methods / sizeof methods[0], err);
 }

@@ -249,6 +249,19 @@ static hodei_status tpl_read(edge *e, const char *name, tpl_row *out, hodei_err 
     return st;
 }
 
+/* The template a request names: false after answering the call with the
+ * error (a bad name, none such, the database). */
+static bool tpl_lookup(hodei_rpc_call *call, edge *e, const char *name, tpl_row *row)
+{
+    hodei_err err;
+    hodei_status st = tpl_check_name("name", name, &err);
+    if (st == HODEI_OK)
+        st = tpl_read(e, name, row, &err);
+    if (st != HODEI_OK)
+        hodei_rpc_call_fail_err(call, &err);
+    return st == HODEI_OK;
+}
+
 /* ---------------------------------------------------------- CreateTemplate */
 
 static hodei_status tpl_create_check(const Hodei__V1__Template *t, hodei_err *err)
@@ -363,16 +376,9 @@ static void tpl_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx
 {
     edge *e = ctx;
     const Hodei__V1__GetTemplateRequest *req = (const Hodei__V1__GetTemplateRequest *)msg;
-    const char *name = req->name ? req->name : "";
     tpl_row row;
-    hodei_err err;
-    hodei_status st = tpl_check_name("name", name, &err);
-    if (st == HODEI_OK)
-        st = tpl_read(e, name, &row, &err);
-    if (st != HODEI_OK) {
-        hodei_rpc_call_fail_err(call, &err);
+    if (!tpl_lookup(call, e, req->name ? req->name : "", &row))
         return;
-    }
     Hodei__V1__GetTemplateResponse resp = HODEI__V1__GET_TEMPLATE_RESPONSE__INIT;
     resp.template_ = &row.t;
     hodei_rpc_call_reply(call, &resp.base);
@@ -489,14 +495,9 @@ static void tpl_run(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx
     const char *values[TPL_PARAMS_MAX] = {0};
     tpl_row row;
     hodei_err err;
-    hodei_status st = tpl_check_name("name", name, &err);
-    if (st == HODEI_OK)
-        st = tpl_read(e, name, &row, &err);
-    if (st != HODEI_OK) {
-        hodei_rpc_call_fail_err(call, &err);
+    if (!tpl_lookup(call, e, name, &row))
         return;
-    }
-    st = tpl_values(req, &row, values, &err);
+    hodei_status st = tpl_values(req, &row, values, &err);
     if (st == HODEI_OK) {
         tpl_subst fill = {.names = row.params, .n = row.t.n_parameters, .values = values};
         tpl_spec_strings(&fill, row.t.spec);
@@ -529,10 +530,5 @@ hodei_status template_rpc_register(edge *e, hodei_err *err)
         {SVC "RunTemplate", HODEI_RPC_UNARY, &hodei__v1__run_template_request__descriptor, tpl_run,
          NULL, NULL, e},
     };
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-        hodei_status st = hodei_rpc_server_add(e->server, &methods[i], err);
-        if (st != HODEI_OK)
-            return st;
-    }
-    return HODEI_OK;
+    return hodei_rpc_server_add_all(e->server, methods, sizeof methods / sizeof methods[0], err);
 }

@@ -328,10 +328,5 @@ hodei_status worker_rpc_register(edge *e, hodei_err *err)
          &hodei__v1__unregister_worker_request__descriptor, worker_unregister, NULL, NULL, e},
     };
     worker_stream_method(e, &methods[2]);
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-        hodei_status st = hodei_rpc_server_add(e->server, &methods[i], err);
-        if (st != HODEI_OK)
-            return st;
-    }
-    return HODEI_OK;
+    return hodei_rpc_server_add_all(e->server, methods, sizeof methods / sizeof methods[0], err);
 }

@@ -110,6 +110,17 @@ hodei_status hodei_rpc_server_add(hodei_rpc_server *srv, const hodei_rpc_method 
     return HODEI_OK;
 }
 
+hodei_status hodei_rpc_server_add_all(hodei_rpc_server *srv, const hodei_rpc_method *methods,
+                                      size_t n, hodei_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        hodei_status st = hodei_rpc_server_add(srv, &methods[i], err);
+        if (st != HODEI_OK)
+            return st;
+    }
+    return HODEI_OK;
+}
+
 const hodei_rpc_method *rpc_server_find(const hodei_rpc_server *srv, grpc_slice path)
 {
     size_t len = GRPC_SLICE_LENGTH(path);

@@ -103,6 +103,9 @@ hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts,
 /* Register before start. path must be unique. */
 hodei_status hodei_rpc_server_add(hodei_rpc_server *srv, const hodei_rpc_method *method,
                                   hodei_err *err);
+/* hodei_rpc_server_add for methods[0..n), stopping at the first error. */
+hodei_status hodei_rpc_server_add_all(hodei_rpc_server *srv, const hodei_rpc_method *methods,
+                                      size_t n, hodei_err *err);
 /* Binds and starts the threads. */
 hodei_status hodei_rpc_server_start(hodei_rpc_server *srv, hodei_err *err);
 /* The port actually bound (useful with port 0). */
