@@ -129,18 +129,7 @@ void cluster_kill_restart_edge(cluster *c)
 
 void cluster_start_edge(cluster *c)
 {
-    char listen[64], health[64];
-    snprintf(listen, sizeof listen, "HODEI_GRPC_LISTEN=127.0.0.1:%d", c->edge.port);
-    snprintf(health, sizeof health, "HODEI_HEALTH_LISTEN=127.0.0.1:%d", c->edge.health_port);
-    const char *env[CL_ENV_MAX] = {listen, health};
-    size_t n = 2;
-    for (size_t i = 0; c->extra_env && c->extra_env[i] && n < CL_ENV_MAX - 1; i++)
-        env[n++] = c->extra_env[i];
-    env[n] = NULL;
-    const char *argv[] = {"hodei-job-api", NULL};
-    harness_proc_start(&c->stack, &c->edge.proc, argv, env);
-    cr_assert(harness_log_contains(&c->edge.proc, "listening on", 20000),
-              "job-api did not restart; see %s", c->edge.proc.log_path);
+    edge_launch(&c->stack, &c->edge, c->extra_env);
 }
 
 void cluster_provider(cluster *c, int max_workers, int64_t idle_ttl_ms, int warm_min)

@@ -11,15 +11,11 @@
 
 #define EDGE_START_WAIT_MS 20000
 
-void edge_start(harness_stack *st, edge_handle *e, const char *const *extra_env)
+void edge_launch(harness_stack *st, edge_handle *e, const char *const *extra_env)
 {
-    memset(e, 0, sizeof *e);
-    e->port = harness_free_port();
-    e->health_port = harness_free_port();
     char listen[64], health[64];
     snprintf(listen, sizeof listen, "HODEI_GRPC_LISTEN=127.0.0.1:%d", e->port);
     snprintf(health, sizeof health, "HODEI_HEALTH_LISTEN=127.0.0.1:%d", e->health_port);
-    snprintf(e->target, sizeof e->target, "127.0.0.1:%d", e->port);
     const char *env[32] = {listen, health};
     size_t n = 2;
     for (size_t i = 0; extra_env && extra_env[i] && n < 31; i++)
@@ -29,6 +25,15 @@ void edge_start(harness_stack *st, edge_handle *e, const char *const *extra_env)
     harness_proc_start(st, &e->proc, argv, env);
     cr_assert(harness_log_contains(&e->proc, "listening on", EDGE_START_WAIT_MS),
               "job-api did not start; see %s", e->proc.log_path);
+}
+
+void edge_start(harness_stack *st, edge_handle *e, const char *const *extra_env)
+{
+    memset(e, 0, sizeof *e);
+    e->port = harness_free_port();
+    e->health_port = harness_free_port();
+    snprintf(e->target, sizeof e->target, "127.0.0.1:%d", e->port);
+    edge_launch(st, e, extra_env);
     hodei_rpc_channel_opts o = {.target = e->target};
     hodei_err err;
     cr_assert_eq(hodei_rpc_channel_create(&o, &e->ch, &err), HODEI_OK, "%s", err.msg);
@@ -47,17 +52,38 @@ void edge_stop(edge_handle *e)
     e->proc.pid = 0;
 }
 
+void edge_stack_start(harness_stack *st, edge_handle *e, const char *const *extra_env)
+{
+    hodei_rpc_global_init();
+    harness_stack_start(st);
+    edge_start(st, e, extra_env);
+}
+
+void edge_stack_stop(harness_stack *st, edge_handle *e)
+{
+    edge_stop(e);
+    harness_stack_stop(st);
+    hodei_rpc_global_shutdown();
+}
+
 hodei_grpc_code edge_call(edge_handle *e, const char *method, const ProtobufCMessage *req,
                           const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                           char *msg, size_t msg_len)
 {
     char path[128];
     snprintf(path, sizeof path, "/hodei.v1.JobExecutionService/%s", method);
+    return edge_call_path(e, path, req, resp_desc, resp, msg, msg_len);
+}
+
+hodei_grpc_code edge_call_path(edge_handle *e, const char *path, const ProtobufCMessage *req,
+                               const ProtobufCMessageDescriptor *resp_desc,
+                               ProtobufCMessage **resp, char *msg, size_t msg_len)
+{
     hodei_rpc_result res;
     hodei_err err;
     ProtobufCMessage *out = NULL;
     hodei_status st = hodei_rpc_unary(e->ch, path, req, resp_desc, 10000, &out, &res, &err);
-    cr_assert_eq(st, HODEI_OK, "call %s could not be made: %s", method, err.msg);
+    cr_assert_eq(st, HODEI_OK, "call %s could not be made: %s", path, err.msg);
     if (msg)
         hodei_strlcpy(msg, res.message, msg_len);
     if (resp)

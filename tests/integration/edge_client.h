@@ -21,14 +21,25 @@ typedef struct {
 /* Starts hodei-job-api on a free port with extra env (NULL-ended, may be
  * NULL), waits until it answers, and opens a channel. */
 void edge_start(harness_stack *st, edge_handle *e, const char *const *extra_env);
+/* Starts the job-api process again on e's ports (a restart) and waits until
+ * it listens; the channel is kept. */
+void edge_launch(harness_stack *st, edge_handle *e, const char *const *extra_env);
 /* SIGTERM, and asserts a clean exit (0: no leak under ASan). */
 void edge_stop(edge_handle *e);
+/* A suite's set-up and tear-down: gRPC, a private stack, a job-api. */
+void edge_stack_start(harness_stack *st, edge_handle *e, const char *const *extra_env);
+void edge_stack_stop(harness_stack *st, edge_handle *e);
 
-/* Unary call; asserts the call could be made. Returns the gRPC code; the
- * response (on OK) in *resp (caller frees), the status text in msg. */
+/* Unary call of JobExecutionService/method; asserts the call could be made.
+ * Returns the gRPC code; the response (on OK) in *resp (caller frees; NULL:
+ * freed here), the status text in msg (may be NULL). */
 hodei_grpc_code edge_call(edge_handle *e, const char *method, const ProtobufCMessage *req,
                           const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                           char *msg, size_t msg_len);
+/* The same for a full method path ("/hodei.v1.TemplateService/GetTemplate"). */
+hodei_grpc_code edge_call_path(edge_handle *e, const char *path, const ProtobufCMessage *req,
+                               const ProtobufCMessageDescriptor *resp_desc,
+                               ProtobufCMessage **resp, char *msg, size_t msg_len);
 
 /* Queues `sh -c script` and returns the job id (asserts OK). */
 void edge_queue_shell(edge_handle *e, const char *script, const char *idem_key, char *id_out);

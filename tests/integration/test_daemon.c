@@ -194,19 +194,6 @@ static int run_daemon(child *c, const char *const *args, const char *const *extr
     return WEXITSTATUS(status);
 }
 
-/* A local TCP port nobody listens on (bound, then released). */
-static int port_free(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    cr_assert(fd >= 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static bool port_accepts(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -366,7 +353,7 @@ Test(daemon, unreachable_database_exits_1_without_the_password)
 {
     child c;
     char url[128], want[256];
-    int port = port_free();
+    int port = harness_free_port();
     snprintf(url, sizeof url, "HODEI_DATABASE_URL=postgresql://hodei:pw-zz-secret@127.0.0.1:%d/jobs",
              port);
     const char *env[] = {"TEST_DAEMON_NEEDS_DB=1", url, NULL};
@@ -396,7 +383,7 @@ Test(daemon, unreachable_nats_exits_1_without_credentials)
 {
     child c;
     char url[128], want[256];
-    int port = port_free();
+    int port = harness_free_port();
     snprintf(url, sizeof url, "HODEI_NATS_URL=nats://bob:nats-zz-pw@127.0.0.1:%d", port);
     const char *env[] = {"TEST_DAEMON_NEEDS_NATS=1", url, NULL};
     cr_assert_eq(run_daemon(&c, NULL, env), 1, "%s", c.out);
@@ -509,7 +496,7 @@ Test(daemon, reachable_nats_starts_and_stops_cleanly)
 {
     child c;
     char url[128], want[128];
-    int port = port_free();
+    int port = harness_free_port();
     nats_start(port);
     snprintf(url, sizeof url, "HODEI_NATS_URL=nats://127.0.0.1:%d", port);
     const char *env[] = {"TEST_DAEMON_NEEDS_NATS=1", url, NULL};
@@ -523,9 +510,9 @@ Test(daemon, reachable_database_starts_and_stops_cleanly, .timeout = 180)
 {
     child c;
     char db_url[160], nats_url[128], want[160];
-    int pg_port = port_free();
+    int pg_port = harness_free_port();
     pg_start(pg_port);
-    int nats_port = port_free();
+    int nats_port = harness_free_port();
     nats_start(nats_port);
     snprintf(db_url, sizeof db_url,
              "HODEI_DATABASE_URL=postgresql://hodei:unused-pw@127.0.0.1:%d/postgres", pg_port);
@@ -550,7 +537,7 @@ Test(daemon, health_endpoints_answer_liveness_and_readiness)
 {
     child c;
     char listen_env[64], ready_path[T_PATH_MAX], ready_env[T_PATH_MAX + 32], body[4096];
-    int port = port_free();
+    int port = harness_free_port();
     snprintf(listen_env, sizeof listen_env, "HODEI_HEALTH_LISTEN=127.0.0.1:%d", port);
     path_in_tmp(ready_path, sizeof ready_path, "ready");
     snprintf(ready_env, sizeof ready_env, "HODEI_TEST_READY_FILE=%s", ready_path);

@@ -41,14 +41,7 @@ static hodei_grpc_code call(const char *path, const ProtobufCMessage *req,
                             const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp,
                             char *msg)
 {
-    hodei_rpc_result res;
-    hodei_err err;
-    ProtobufCMessage *out = NULL;
-    hodei_status st = hodei_rpc_unary(cl.edge.ch, path, req, desc, 10000, &out, &res, &err);
-    cr_assert_eq(st, HODEI_OK, "call %s could not be made: %s", path, err.msg);
-    hodei_strlcpy(msg, res.message, MSG_MAX);
-    *resp = out;
-    return res.code;
+    return edge_call_path(&cl.edge, path, req, desc, resp, msg, MSG_MAX);
 }
 
 static void set_secret(const char *name, const char *value)

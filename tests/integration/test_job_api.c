@@ -14,19 +14,9 @@
 static harness_stack stack;
 static edge_handle edge;
 
-static void setup(void)
-{
-    hodei_rpc_global_init();
-    harness_stack_start(&stack);
-    edge_start(&stack, &edge, NULL);
-}
+static void setup(void) { edge_stack_start(&stack, &edge, NULL); }
 
-static void teardown(void)
-{
-    edge_stop(&edge);
-    harness_stack_stop(&stack);
-    hodei_rpc_global_shutdown();
-}
+static void teardown(void) { edge_stack_stop(&stack, &edge); }
 
 TestSuite(job_api, .init = setup, .fini = teardown, .timeout = 180);
 

@@ -25,33 +25,19 @@ static hodei_grpc_code secret_call(const char *path, const ProtobufCMessage *req
                                    const ProtobufCMessageDescriptor *resp_desc,
                                    ProtobufCMessage **resp, char *msg)
 {
-    hodei_rpc_result res;
-    hodei_err err;
-    ProtobufCMessage *out = NULL;
-    hodei_status st = hodei_rpc_unary(edge.ch, path, req, resp_desc, 10000, &out, &res, &err);
-    cr_assert_eq(st, HODEI_OK, "call %s could not be made: %s", path, err.msg);
-    hodei_strlcpy(msg, res.message, MSG_MAX);
-    *resp = out;
-    return res.code;
+    return edge_call_path(&edge, path, req, resp_desc, resp, msg, MSG_MAX);
 }
 
 static void start(bool with_key)
 {
     const char *env[] = {MASTER_KEY_ENV, NULL};
-    hodei_rpc_global_init();
-    harness_stack_start(&stack);
-    edge_start(&stack, &edge, with_key ? env : NULL);
+    edge_stack_start(&stack, &edge, with_key ? env : NULL);
 }
 
 static void setup_key(void) { start(true); }
 static void setup_nokey(void) { start(false); }
 
-static void teardown(void)
-{
-    edge_stop(&edge);
-    harness_stack_stop(&stack);
-    hodei_rpc_global_shutdown();
-}
+static void teardown(void) { edge_stack_stop(&stack, &edge); }
 
 static hodei_grpc_code set_secret(const char *name, const void *value, size_t len, char *msg,
                                   bool *created)

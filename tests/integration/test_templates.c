@@ -18,19 +18,9 @@
 static harness_stack stack;
 static edge_handle edge;
 
-static void setup(void)
-{
-    hodei_rpc_global_init();
-    harness_stack_start(&stack);
-    edge_start(&stack, &edge, NULL);
-}
+static void setup(void) { edge_stack_start(&stack, &edge, NULL); }
 
-static void teardown(void)
-{
-    edge_stop(&edge);
-    harness_stack_stop(&stack);
-    hodei_rpc_global_shutdown();
-}
+static void teardown(void) { edge_stack_stop(&stack, &edge); }
 
 TestSuite(templates, .init = setup, .fini = teardown, .timeout = 120);
 
@@ -38,17 +28,7 @@ static hodei_grpc_code call(const char *path, const ProtobufCMessage *req,
                             const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                             char *msg)
 {
-    hodei_rpc_result res;
-    hodei_err err;
-    ProtobufCMessage *out = NULL;
-    hodei_status st = hodei_rpc_unary(edge.ch, path, req, resp_desc, 10000, &out, &res, &err);
-    cr_assert_eq(st, HODEI_OK, "call %s could not be made: %s", path, err.msg);
-    hodei_strlcpy(msg, res.message, MSG_MAX);
-    if (resp)
-        *resp = out;
-    else
-        protobuf_c_message_free_unpacked(out, NULL);
-    return res.code;
+    return edge_call_path(&edge, path, req, resp_desc, resp, msg, MSG_MAX);
 }
 
 /* A template running `sh -c script`, with params[0..n). */
