@@ -15,6 +15,7 @@
 
 #include "arena.h"
 #include "hodei/status.h"
+#include "hodei/template.h"
 #include "hodei/v1/job.pb-c.h"
 #include "hodei/v1/logs.pb-c.h"
 #include "hodei/v1/provider.pb-c.h"
@@ -36,9 +37,6 @@
 #define CLI_PROVIDER_NAME_MAX 63                     /* bytes; [a-z0-9-] */
 #define CLI_SECRET_NAME_MAX 128                      /* bytes; [A-Za-z0-9_.-] */
 #define CLI_SECRET_VALUE_MAX 8192                    /* bytes of a secret value */
-#define CLI_TEMPLATE_NAME_MAX 63                     /* bytes; [a-z0-9._-] */
-#define CLI_TEMPLATE_PARAMS_MAX 64                   /* --param per template or run */
-#define CLI_TEMPLATE_DESCRIPTION_MAX 1024
 
 /* Exit codes, documented in `hodei --help` and cli/README.md. */
 enum {
@@ -121,8 +119,8 @@ typedef struct {
     Hodei__V1__GetTemplateRequest template_get;
     Hodei__V1__ListTemplatesRequest template_list;
     Hodei__V1__RunTemplateRequest template_run;   /* templates run (followed as run is) */
-    char *template_params[CLI_TEMPLATE_PARAMS_MAX];
-    Hodei__V1__RunTemplateRequest__ParametersEntry *template_values[CLI_TEMPLATE_PARAMS_MAX];
+    char *template_params[HODEI_TEMPLATE_PARAMS_MAX];
+    Hodei__V1__RunTemplateRequest__ParametersEntry *template_values[HODEI_TEMPLATE_PARAMS_MAX];
 
     /* flags that are not part of a request */
     bool no_job_exit_code;        /* run: exit 0 once the job has ended, whatever its result */

@@ -11,43 +11,26 @@
 
 static hodei_status templates_name(const char *value, hodei_err *err)
 {
-    size_t n = strlen(value);
-    bool ok = n > 0 && n <= CLI_TEMPLATE_NAME_MAX && value[0] != '.' && value[0] != '_' &&
-              value[0] != '-';
-    for (size_t k = 0; ok && k < n; k++) {
-        char c = value[k];
-        ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
-    }
-    if (!ok) {
+    if (!hodei_template_name_valid(value)) {
         char q[ARGS_QUOTE_BUF];
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "NAME: must be 1 to %d of a-z, 0-9, _, ., - starting with a letter"
                              " or digit, got %s",
-                             CLI_TEMPLATE_NAME_MAX, args_quote(value, q));
+                             HODEI_TEMPLATE_NAME_MAX, args_quote(value, q));
     }
     return HODEI_OK;
-}
-
-/* A parameter name: [A-Za-z_][A-Za-z0-9_]*, at most 64 bytes. */
-static bool templates_param_ok(const char *s, size_t n)
-{
-    bool ok = n > 0 && n <= 64 && !(s[0] >= '0' && s[0] <= '9');
-    for (size_t k = 0; ok && k < n; k++)
-        ok = (s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z') ||
-             (s[k] >= '0' && s[k] <= '9') || s[k] == '_';
-    return ok;
 }
 
 hodei_status args_template_param(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     char q[ARGS_QUOTE_BUF];
-    if (!templates_param_ok(value, strlen(value)))
+    if (!hodei_template_param_valid(value, strlen(value)))
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "%s: a parameter name is [A-Za-z_][A-Za-z0-9_]*, got %s", flag,
                              args_quote(value, q));
-    if (a->template_.n_parameters >= CLI_TEMPLATE_PARAMS_MAX)
+    if (a->template_.n_parameters >= HODEI_TEMPLATE_PARAMS_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: given more than %d times", flag,
-                             CLI_TEMPLATE_PARAMS_MAX);
+                             HODEI_TEMPLATE_PARAMS_MAX);
     a->template_params[a->template_.n_parameters++] = (char *)value;
     a->template_.parameters = a->template_params;
     return HODEI_OK;
@@ -56,9 +39,9 @@ hodei_status args_template_param(cli_args *a, const char *flag, const char *valu
 hodei_status args_template_description(cli_args *a, const char *flag, const char *value,
                                        hodei_err *err)
 {
-    if (strlen(value) > CLI_TEMPLATE_DESCRIPTION_MAX)
+    if (strlen(value) > HODEI_TEMPLATE_DESCRIPTION_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: at most %d bytes", flag,
-                             CLI_TEMPLATE_DESCRIPTION_MAX);
+                             HODEI_TEMPLATE_DESCRIPTION_MAX);
     a->template_.description = (char *)value;
     return HODEI_OK;
 }
@@ -71,13 +54,13 @@ static hodei_status templates_value(cli_args *a, const char *flag, const char *v
     const char *k = NULL, *v = NULL;
     size_t k_len = 0;
     Hodei__V1__RunTemplateRequest *r = &a->template_run;
-    if (!cli_parse_kv(value, &k, &k_len, &v) || !templates_param_ok(k, k_len))
+    if (!cli_parse_kv(value, &k, &k_len, &v) || !hodei_template_param_valid(k, k_len))
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "%s: must be NAME=VALUE with NAME a parameter name, got %s", flag,
                              args_quote(value, q));
-    if (r->n_parameters >= CLI_TEMPLATE_PARAMS_MAX)
+    if (r->n_parameters >= HODEI_TEMPLATE_PARAMS_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: given more than %d times", flag,
-                             CLI_TEMPLATE_PARAMS_MAX);
+                             HODEI_TEMPLATE_PARAMS_MAX);
     Hodei__V1__RunTemplateRequest__ParametersEntry *e = cli_arena_alloc(&a->arena, sizeof *e);
     char *key = cli_arena_strndup(&a->arena, k, k_len);
     if (!e || !key)

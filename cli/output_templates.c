@@ -52,7 +52,7 @@ int cli_output_template_created(cli_output_format fmt, const Hodei__V1__Template
         templates_json_one(&j, t, false);
         return output_json_flush(&j, &b, out);
     }
-    output_sanitize(t->name, CLI_TEMPLATE_NAME_MAX, name, sizeof name);
+    output_sanitize(t->name, HODEI_TEMPLATE_NAME_MAX, name, sizeof name);
     fprintf(out, "template %s version %d\n", name, t->version);
     return ferror(out) ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 }
@@ -104,13 +104,14 @@ int cli_output_templates(cli_output_format fmt, const Hodei__V1__ListTemplatesRe
         return CLI_EXIT_OK;
     }
     for (size_t i = 0; i < r->n_templates; i++) {
-        size_t w = output_sanitize(r->templates[i]->name, CLI_TEMPLATE_NAME_MAX, name, sizeof name);
+        size_t w =
+            output_sanitize(r->templates[i]->name, HODEI_TEMPLATE_NAME_MAX, name, sizeof name);
         width = w > width ? w : width;
     }
     fprintf(out, "%-*s  %-7s  %s\n", (int)width, "NAME", "VERSION", "PARAMETERS  DESCRIPTION");
     for (size_t i = 0; i < r->n_templates; i++) {
         const Hodei__V1__Template *t = r->templates[i];
-        size_t w = output_sanitize(t->name, CLI_TEMPLATE_NAME_MAX, name, sizeof name);
+        size_t w = output_sanitize(t->name, HODEI_TEMPLATE_NAME_MAX, name, sizeof name);
         templates_params(t, params, sizeof params);
         output_sanitize(t->description[0] ? t->description : "-", 60, about, sizeof about);
         fprintf(out, "%s%*s  %-7d  %s  %s\n", name, (int)(width - w), "", t->version, params,

@@ -6,37 +6,21 @@
 #include "hodei/buf.h"
 #include "hodei/db.h"
 #include "hodei/job_state.h"
+#include "hodei/pb.h"
 
 static void job_row_time(Hodei__V1__Timestamp *ts, int64_t us, Hodei__V1__Timestamp **slot)
 {
-    hodei__v1__timestamp__init(ts);
-    if (us == 0) {
-        *slot = NULL;
-        return;
-    }
-    ts->seconds = us / 1000000;
-    ts->nanos = (int32_t)(us % 1000000) * 1000;
-    *slot = ts;
+    hodei_pb_time(ts, us);
+    *slot = us == 0 ? NULL : ts;
 }
 
 static hodei_status job_row_spec(job_row *r, const char *hex, hodei_err *err)
 {
-    size_t len = strlen(hex) / 2;
-    uint8_t *raw = malloc(len ? len : 1);
-    if (!raw)
-        return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
-    hodei_status st = HODEI_OK;
-    if (hodei_hex_decode(hex, len * 2, raw, len) < 0) {
-        st = hodei_err_set(err, HODEI_ERR_INTERNAL, "stored spec of job %s is not hex", r->job.id);
-        goto out;
-    }
-    r->job.spec = hodei__v1__job_spec__unpack(NULL, len, raw);
+    r->job.spec = (Hodei__V1__JobSpec *)hodei_pb_unpack_hex(&hodei__v1__job_spec__descriptor, hex);
     if (!r->job.spec)
-        st = hodei_err_set(err, HODEI_ERR_INTERNAL, "stored spec of job %s does not unpack",
-                           r->job.id);
-out:
-    free(raw);
-    return st;
+        return hodei_err_set(err, HODEI_ERR_INTERNAL, "stored spec of job %s does not unpack",
+                             r->job.id);
+    return HODEI_OK;
 }
 
 hodei_status job_row_fill(job_row *r, const PGresult *res, int row, hodei_err *err)

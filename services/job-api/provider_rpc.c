@@ -10,6 +10,7 @@
 #include "hodei/buf.h"
 #include "hodei/job_spec.h"
 #include "hodei/log.h"
+#include "hodei/pb.h"
 #include "hodei/util.h"
 
 #define SVC "/hodei.v1.ProviderManagementService/"
@@ -395,7 +396,7 @@ out:
 static void provider_health_reply(hodei_rpc_call *call, const char *name, const PGresult *res)
 {
     Hodei__V1__GetProviderHealthResponse resp = HODEI__V1__GET_PROVIDER_HEALTH_RESPONSE__INIT;
-    Hodei__V1__Timestamp ts = HODEI__V1__TIMESTAMP__INIT;
+    Hodei__V1__Timestamp ts;
     char message[PROVIDER_HEALTH_MSG_MAX];
     bool enabled = hodei_db_get_str(res, 0, 0)[0] == 't';
     bool checked = hodei_db_get_str(res, 0, 1)[0] == 't';
@@ -407,8 +408,7 @@ static void provider_health_reply(hodei_rpc_call *call, const char *name, const 
     resp.healthy = enabled && checked && hodei_db_get_str(res, 0, 2)[0] == 't';
     resp.message = message;
     resp.workers = (int32_t)hodei_db_get_i64(res, 0, 4);
-    ts.seconds = us / 1000000;
-    ts.nanos = (int32_t)(us % 1000000) * 1000;
+    hodei_pb_time(&ts, us);
     resp.checked_at = checked ? &ts : NULL;
     hodei_rpc_call_reply(call, &resp.base);
 }

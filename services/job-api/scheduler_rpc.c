@@ -12,6 +12,7 @@
 #include "hodei/id.h"
 #include "hodei/job_state.h"
 #include "hodei/log.h"
+#include "hodei/pb.h"
 #include "hodei/sched_strategy.h"
 #include "hodei/store.h"
 #include "hodei/util.h"
@@ -22,8 +23,6 @@
 #define SCHED_RPC_WORKERS_MAX 10000      /* GetAvailableWorkers answers at most this many */
 #define SCHED_RPC_PROVIDER_MAX 63        /* as providers.name allows */
 #define SCHED_RPC_INT_TEXT_MAX 24
-#define US_PER_S 1000000
-#define NS_PER_US 1000
 #define MILLIS_PER_CORE 1000.0
 
 /* -------------------------------------------------------------- ScheduleJob */
@@ -130,13 +129,6 @@ static void srpc_workers_free(srpc_workers *w)
     free(w->label_ptrs);
 }
 
-static void srpc_time(Hodei__V1__Timestamp *t, int64_t us)
-{
-    *t = (Hodei__V1__Timestamp)HODEI__V1__TIMESTAMP__INIT;
-    t->seconds = us / US_PER_S;
-    t->nanos = (int32_t)(us % US_PER_S) * NS_PER_US;
-}
-
 static Hodei__V1__Worker *srpc_worker_start(srpc_workers *w, const PGresult *res, int r)
 {
     size_t i = w->n_workers++;
@@ -156,8 +148,8 @@ static Hodei__V1__Worker *srpc_worker_start(srpc_workers *w, const PGresult *res
     wk->capacity = cap;
     wk->current_job_id = (char *)hodei_db_get_str(res, r, C_JOB);
     wk->hostname = (char *)hodei_db_get_str(res, r, C_HOST);
-    srpc_time(&w->times[2 * i], hodei_db_get_i64(res, r, C_HEARTBEAT));
-    srpc_time(&w->times[2 * i + 1], hodei_db_get_i64(res, r, C_CREATED));
+    hodei_pb_time(&w->times[2 * i], hodei_db_get_i64(res, r, C_HEARTBEAT));
+    hodei_pb_time(&w->times[2 * i + 1], hodei_db_get_i64(res, r, C_CREATED));
     wk->last_heartbeat = &w->times[2 * i];
     wk->created_at = &w->times[2 * i + 1];
     wk->labels = &w->label_ptrs[w->n_labels];

@@ -10,6 +10,7 @@
 
 #include "hodei/buf.h"
 #include "hodei/log.h"
+#include "hodei/pb.h"
 #include "hodei/sqlarr.h"
 #include "hodei/v1/secret.pb-c.h"
 #include "secrets.h"
@@ -18,15 +19,6 @@
 #define SECRET_LIST_MAX 10000                /* ListSecrets answers at most this many */
 #define SECRET_LIST_MAX_TEXT "10000"
 #define SECRET_NO_KEY "secrets.master_key is not set"
-#define US_PER_S 1000000
-#define NS_PER_US 1000
-
-static void secret_time(Hodei__V1__Timestamp *t, int64_t us)
-{
-    *t = (Hodei__V1__Timestamp)HODEI__V1__TIMESTAMP__INIT;
-    t->seconds = us / US_PER_S;
-    t->nanos = (int32_t)(us % US_PER_S) * NS_PER_US;
-}
 
 static hodei_status secret_check_name(const char *name, hodei_err *err)
 {
@@ -111,7 +103,7 @@ static void secret_set(hodei_rpc_call *call, const ProtobufCMessage *msg, void *
         goto fail;
     resp.name = req->name;
     resp.created = hodei_db_get_str(res, 0, 0)[0] == 't';
-    secret_time(&at, hodei_db_get_i64(res, 0, 1));
+    hodei_pb_time(&at, hodei_db_get_i64(res, 0, 1));
     resp.updated_at = &at;
     HLOG_INFO("secret %s %s", req->name, resp.created ? "created" : "replaced");
     hodei_rpc_call_reply(call, &resp.base);
@@ -141,7 +133,7 @@ static void secret_list_reply(hodei_rpc_call *call, const PGresult *res)
     for (size_t i = 0; i < n; i++) {
         infos[i] = (Hodei__V1__SecretInfo)HODEI__V1__SECRET_INFO__INIT;
         infos[i].name = (char *)hodei_db_get_str(res, (int)i, 0);
-        secret_time(&times[i], hodei_db_get_i64(res, (int)i, 1));
+        hodei_pb_time(&times[i], hodei_db_get_i64(res, (int)i, 1));
         infos[i].updated_at = &times[i];
         ptrs[i] = &infos[i];
     }

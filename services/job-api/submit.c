@@ -12,6 +12,7 @@
 #include "hodei/id.h"
 #include "hodei/v1/template.pb-c.h"
 #include "hodei/job_state.h"
+#include "hodei/pb.h"
 #include "hodei/log.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
@@ -98,14 +99,9 @@ static char *map_json(void **entries, size_t n)
 
 static char *pack_hex(const ProtobufCMessage *m)
 {
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *raw = malloc(len ? len : 1);
-    HODEI_ASSERT(raw);
-    protobuf_c_message_pack(m, raw);
     hodei_buf b;
-    hodei_buf_init(&b, 4 * len + 16);
-    hodei_buf_hex(&b, raw, len);
-    free(raw);
+    hodei_buf_init(&b, 4 * protobuf_c_message_get_packed_size(m) + 16);
+    HODEI_ASSERT(hodei_pb_hex(&b, m));
     return hodei_buf_take(&b, NULL);
 }
 
@@ -113,10 +109,8 @@ static char *queued_event_hex(const submit_item *it)
 {
     Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
     Hodei__V1__JobQueued q = HODEI__V1__JOB_QUEUED__INIT;
-    Hodei__V1__Timestamp ts = HODEI__V1__TIMESTAMP__INIT;
-    int64_t now_us = hodei_wall_us();
-    ts.seconds = now_us / 1000000;
-    ts.nanos = (int32_t)(now_us % 1000000) * 1000;
+    Hodei__V1__Timestamp ts;
+    hodei_pb_time(&ts, hodei_wall_us());
     q.job_id = (char *)it->id;
     q.priority = it->priority;
     q.provider = it->provider;

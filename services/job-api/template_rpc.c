@@ -13,48 +13,18 @@
 #include "hodei/buf.h"
 #include "hodei/job_spec.h"
 #include "hodei/log.h"
+#include "hodei/pb.h"
 #include "hodei/sqlarr.h"
+#include "hodei/template.h"
 #include "hodei/v1/template.pb-c.h"
 #include "submit.h"
 
 #define SVC "/hodei.v1.TemplateService/"
-#define TPL_NAME_MAX 63
-#define TPL_DESCRIPTION_MAX 1024
-#define TPL_PARAMS_MAX 64
-#define TPL_PARAM_NAME_MAX 64
-#define TPL_VALUE_MAX 4096
 #define TPL_LIST_DEFAULT 100
 #define TPL_LIST_MAX 1000
 #define TPL_INT_TEXT_MAX 24
-#define US_PER_S 1000000
-#define NS_PER_US 1000
 
 /* ------------------------------------------------------------ validation */
-
-/* 1..63 of a-z 0-9 . _ -, starting with a letter or digit. */
-static bool tpl_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > TPL_NAME_MAX || s[0] == '.' || s[0] == '_' || s[0] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
-              s[i] == '_' || s[i] == '-'))
-            return false;
-    return true;
-}
-
-/* An identifier: [A-Za-z_][A-Za-z0-9_]{0,63}; len = its length in s. */
-static bool tpl_param_ok(const char *s, size_t len)
-{
-    if (len == 0 || len > TPL_PARAM_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-            return false;
-    return true;
-}
 
 /* Puts prefix before err's message (which names the field). */
 static hodei_status tpl_err_prefix(hodei_err *err, const char *prefix)
@@ -66,11 +36,11 @@ static hodei_status tpl_err_prefix(hodei_err *err, const char *prefix)
 
 static hodei_status tpl_check_name(const char *field, const char *name, hodei_err *err)
 {
-    if (!tpl_name_ok(name))
+    if (!hodei_template_name_valid(name))
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "%s: must be 1 to %d characters of a-z 0-9 . _ -, starting with a"
                              " letter or digit",
-                             field, TPL_NAME_MAX);
+                             field, HODEI_TEMPLATE_NAME_MAX);
     return HODEI_OK;
 }
 
@@ -80,7 +50,7 @@ typedef struct {
     char *const *names;
     size_t n;
     const char *const *values;   /* NULL: only mark what is used */
-    bool used[TPL_PARAMS_MAX];
+    bool used[HODEI_TEMPLATE_PARAMS_MAX];
     bool failed;                 /* out of memory, or a string past the limits */
 } tpl_subst;
 
@@ -157,13 +127,6 @@ static void tpl_spec_strings(tpl_subst *t, Hodei__V1__JobSpec *spec)
 
 /* --------------------------------------------------------------- replies */
 
-static void tpl_time(Hodei__V1__Timestamp *t, int64_t us)
-{
-    *t = (Hodei__V1__Timestamp)HODEI__V1__TIMESTAMP__INIT;
-    t->seconds = us / US_PER_S;
-    t->nanos = (int32_t)(us % US_PER_S) * NS_PER_US;
-}
-
 /* Columns of every template read. */
 #define TPL_COLS                                                                          \
     "name, description, encode(spec, 'hex'), array_to_string(parameters, ' '), version," \
@@ -177,7 +140,7 @@ typedef struct {
     Hodei__V1__Timestamp created;
     char *name, *description;
     char *params_text;           /* the parameters, NUL-separated in place */
-    char *params[TPL_PARAMS_MAX];
+    char *params[HODEI_TEMPLATE_PARAMS_MAX];
 } tpl_row;
 
 static void tpl_row_free(tpl_row *r)
@@ -193,16 +156,10 @@ static void tpl_row_free(tpl_row *r)
 
 static hodei_status tpl_row_fill(tpl_row *r, const PGresult *res, int row, hodei_err *err)
 {
-    const char *hex = hodei_db_get_str(res, row, C_SPEC_HEX);
-    size_t hex_len = strlen(hex);
-    uint8_t *packed = malloc(hex_len / 2 + 1);
     memset(r, 0, sizeof *r);
     r->t = (Hodei__V1__Template)HODEI__V1__TEMPLATE__INIT;
-    if (!packed)
-        return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
-    long n = hodei_hex_decode(hex, hex_len, packed, hex_len / 2 + 1);
-    r->t.spec = n < 0 ? NULL : hodei__v1__job_spec__unpack(NULL, (size_t)n, packed);
-    free(packed);
+    r->t.spec = (Hodei__V1__JobSpec *)hodei_pb_unpack_hex(&hodei__v1__job_spec__descriptor,
+                                                          hodei_db_get_str(res, row, C_SPEC_HEX));
     r->params_text = strdup(hodei_db_get_str(res, row, C_PARAMS));
     r->name = strdup(hodei_db_get_str(res, row, C_NAME));
     r->description = strdup(hodei_db_get_str(res, row, C_DESCRIPTION));
@@ -211,7 +168,7 @@ static hodei_status tpl_row_fill(tpl_row *r, const PGresult *res, int row, hodei
         return hodei_err_set(err, HODEI_ERR_INTERNAL, "template %s: stored spec does not decode",
                              hodei_db_get_str(res, row, C_NAME));
     }
-    for (char *p = r->params_text; *p && r->t.n_parameters < TPL_PARAMS_MAX;) {
+    for (char *p = r->params_text; *p && r->t.n_parameters < HODEI_TEMPLATE_PARAMS_MAX;) {
         r->params[r->t.n_parameters++] = p;
         p += strcspn(p, " ");
         if (*p)
@@ -221,7 +178,7 @@ static hodei_status tpl_row_fill(tpl_row *r, const PGresult *res, int row, hodei
     r->t.name = r->name;
     r->t.description = r->description;
     r->t.version = (int32_t)hodei_db_get_i64(res, row, C_VERSION);
-    tpl_time(&r->created, hodei_db_get_i64(res, row, C_CREATED_US));
+    hodei_pb_time(&r->created, hodei_db_get_i64(res, row, C_CREATED_US));
     r->t.created_at = &r->created;
     return HODEI_OK;
 }
@@ -271,19 +228,19 @@ static hodei_status tpl_create_check(const Hodei__V1__Template *t, hodei_err *er
     hodei_status st = tpl_check_name("template.name", t->name ? t->name : "", err);
     if (st != HODEI_OK)
         return st;
-    if (t->description && strlen(t->description) > TPL_DESCRIPTION_MAX)
+    if (t->description && strlen(t->description) > HODEI_TEMPLATE_DESCRIPTION_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID, "template.description: at most %d bytes",
-                             TPL_DESCRIPTION_MAX);
-    if (t->n_parameters > TPL_PARAMS_MAX)
+                             HODEI_TEMPLATE_DESCRIPTION_MAX);
+    if (t->n_parameters > HODEI_TEMPLATE_PARAMS_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID, "template.parameters: at most %d, got %zu",
-                             TPL_PARAMS_MAX, t->n_parameters);
+                             HODEI_TEMPLATE_PARAMS_MAX, t->n_parameters);
     for (size_t i = 0; i < t->n_parameters; i++) {
         const char *p = t->parameters[i] ? t->parameters[i] : "";
-        if (!tpl_param_ok(p, strlen(p)))
+        if (!hodei_template_param_valid(p, strlen(p)))
             return hodei_err_set(err, HODEI_ERR_INVALID,
                                  "template.parameters: '%.80s' is not a name ([A-Za-z_]"
                                  "[A-Za-z0-9_]*, at most %d)",
-                                 p, TPL_PARAM_NAME_MAX);
+                                 p, HODEI_TEMPLATE_PARAM_NAME_MAX);
         for (size_t j = 0; j < i; j++)
             if (strcmp(t->parameters[j], p) == 0)
                 return hodei_err_set(err, HODEI_ERR_INVALID, "template.parameters: '%s' twice",
@@ -320,16 +277,13 @@ static hodei_status tpl_store(edge *e, const Hodei__V1__Template *t, PGresult **
 {
     hodei_buf hex, arr;
     PGconn *conn = NULL;
-    size_t len = hodei__v1__job_spec__get_packed_size(t->spec);
-    uint8_t *packed = malloc(len ? len : 1);
     hodei_buf_init(&hex, 2 * HODEI_JOB_SPEC_PACKED_MAX + 1);
-    hodei_buf_init(&arr, TPL_PARAMS_MAX * (TPL_PARAM_NAME_MAX + 4) + 4);
+    hodei_buf_init(&arr, HODEI_TEMPLATE_PARAMS_MAX * (HODEI_TEMPLATE_PARAM_NAME_MAX + 4) + 4);
     hodei_status st = HODEI_OK;
-    hodei__v1__job_spec__pack(t->spec, packed ? packed : (uint8_t *)"");
     hodei_sqlarr_begin(&arr);
     for (size_t i = 0; i < t->n_parameters; i++)
         hodei_sqlarr_str(&arr, t->parameters[i]);
-    if (!packed || !hodei_buf_hex(&hex, packed, len) || !hodei_sqlarr_end(&arr))
+    if (!hodei_pb_hex(&hex, &t->spec->base) || !hodei_sqlarr_end(&arr))
         st = hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
     if (st == HODEI_OK)
         st = edge_db_acquire(e, &conn, err);
@@ -339,7 +293,6 @@ static hodei_status tpl_store(edge *e, const Hodei__V1__Template *t, PGresult **
         st = hodei_db_exec(conn, create_sql, 4, params, res, err);
         edge_db_release(e, conn, st);
     }
-    free(packed);
     hodei_buf_fini(&hex);
     hodei_buf_fini(&arr);
     return st;
@@ -362,7 +315,7 @@ static void tpl_create(hodei_rpc_call *call, const ProtobufCMessage *msg, void *
     Hodei__V1__Template t = *req->template_;
     Hodei__V1__Timestamp created;
     t.version = (int32_t)hodei_db_get_i64(res, 0, 0);
-    tpl_time(&created, hodei_db_get_i64(res, 0, 1));
+    hodei_pb_time(&created, hodei_db_get_i64(res, 0, 1));
     t.created_at = &created;
     resp.template_ = &t;
     HLOG_INFO("template %s: version %d stored", t.name, t.version);
@@ -473,10 +426,10 @@ static hodei_status tpl_values(const Hodei__V1__RunTemplateRequest *req, const t
             return hodei_err_set(err, HODEI_ERR_INVALID,
                                  "parameters: '%.80s' is not a parameter of template %s", k,
                                  row->t.name);
-        if (strlen(v) > TPL_VALUE_MAX)
+        if (strlen(v) > HODEI_TEMPLATE_VALUE_MAX)
             return hodei_err_set(err, HODEI_ERR_INVALID,
                                  "parameters: the value of '%s' is over %d bytes", k,
-                                 TPL_VALUE_MAX);
+                                 HODEI_TEMPLATE_VALUE_MAX);
         values[j] = v;
     }
     for (size_t j = 0; j < row->t.n_parameters; j++)
@@ -492,7 +445,7 @@ static void tpl_run(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx
     edge *e = ctx;
     const Hodei__V1__RunTemplateRequest *req = (const Hodei__V1__RunTemplateRequest *)msg;
     const char *name = req->name ? req->name : "";
-    const char *values[TPL_PARAMS_MAX] = {0};
+    const char *values[HODEI_TEMPLATE_PARAMS_MAX] = {0};
     tpl_row row;
     hodei_err err;
     if (!tpl_lookup(call, e, name, &row))

@@ -11,6 +11,7 @@
 #include "hodei/db.h"
 #include "hodei/job_state.h"
 #include "hodei/log.h"
+#include "hodei/pb.h"
 #include "hodei/sched_strategy.h"
 #include "hodei/store.h"
 #include "hodei/time.h"
@@ -40,17 +41,6 @@ static void jobs_worker_id(worker_session *s, char out[HODEI_ID_BUF])
 }
 
 /* ------------------------------------------------------------------ re-send */
-
-static Hodei__V1__JobSpec *jobs_unpack_spec(const char *hex)
-{
-    size_t len = strlen(hex) / 2;
-    uint8_t *raw = malloc(len ? len : 1);
-    Hodei__V1__JobSpec *spec = NULL;
-    if (raw && hodei_hex_decode(hex, len * 2, raw, len) >= 0)
-        spec = hodei__v1__job_spec__unpack(NULL, len, raw);
-    free(raw);
-    return spec;
-}
 
 /* The job's secrets as JSON, or "{}" when it names none. A secret that is
  * missing or does not decrypt (or no master key) ends the attempt FAILED and
@@ -94,7 +84,8 @@ static void resend_run(worker_session *s, const PGresult *res, int row, int col)
     run.job_id = (char *)hodei_db_get_str(res, row, col);
     run.epoch = hodei_db_get_i64(res, row, col + 2);
     run.attempt = (int32_t)hodei_db_get_i64(res, row, col + 3);
-    run.spec = jobs_unpack_spec(hodei_db_get_str(res, row, col + 6));
+    run.spec = (Hodei__V1__JobSpec *)hodei_pb_unpack_hex(&hodei__v1__job_spec__descriptor,
+                                                         hodei_db_get_str(res, row, col + 6));
     if (!run.spec) {
         HLOG_ERROR("job %s: stored spec does not unpack; not sent", run.job_id);
         return;

@@ -5,6 +5,7 @@
 #include "hodei/buf.h"
 #include "hodei/db.h"
 #include "hodei/id.h"
+#include "hodei/pb.h"
 #include "hodei/sqlarr.h"
 #include "hodei/time.h"
 
@@ -12,11 +13,9 @@
 hodei_status hodei_outbox_pack(Hodei__V1__Event *ev, const char *aggregate_id, char *event_id,
                                 hodei_buf *hex, hodei_err *err)
 {
-    Hodei__V1__Timestamp ts = HODEI__V1__TIMESTAMP__INIT;
-    int64_t now_us = hodei_wall_us();
+    Hodei__V1__Timestamp ts;
     hodei_id_new(event_id);
-    ts.seconds = now_us / 1000000;
-    ts.nanos = (int32_t)(now_us % 1000000) * 1000;
+    hodei_pb_time(&ts, hodei_wall_us());
     ev->event_id = event_id;
     ev->aggregate_id = (char *)aggregate_id;
     ev->occurred_at = &ts;
