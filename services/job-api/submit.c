@@ -10,10 +10,9 @@
 #include "hodei/bus.h"
 #include "hodei/db.h"
 #include "hodei/id.h"
-#include "hodei/v1/template.pb-c.h"
 #include "hodei/job_state.h"
-#include "hodei/pb.h"
 #include "hodei/log.h"
+#include "hodei/pb.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
 #include "hodei/v1/events.pb-c.h"
@@ -46,7 +45,7 @@ typedef struct submit_item {
     char *constraints_json;
     char *labels_json;
     char *idem_key;                 /* NULL = none */
-    int reply;                      /* submit_reply */
+    submit_reply_fn reply;          /* NULL = a QueueJobResponse */
     /* Result. */
     struct submit_item *leader;     /* same idempotency key earlier in the group */
     bool inserted;
@@ -167,11 +166,11 @@ static void item_free(submit_item *it)
 
 void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req)
 {
-    submitter_enqueue_as(s, call, req, SUBMIT_REPLY_QUEUE_JOB);
+    submitter_enqueue_reply(s, call, req, NULL);
 }
 
-void submitter_enqueue_as(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req,
-                          submit_reply reply)
+void submitter_enqueue_reply(submitter *s, hodei_rpc_call *call,
+                             const Hodei__V1__QueueJobRequest *req, submit_reply_fn reply)
 {
     pthread_mutex_lock(&s->mu);
     bool full = s->queued >= s->opts.queue_max;
@@ -191,7 +190,7 @@ void submitter_enqueue_as(submitter *s, hodei_rpc_call *call, const Hodei__V1__Q
     }
     submit_item *it = item_from_request(req, s->opts.default_timeout_ms);
     it->call = call;
-    it->reply = (int)reply;
+    it->reply = reply;
     pthread_mutex_lock(&s->mu);
     if (s->tail)
         s->tail->next = it;
@@ -482,13 +481,10 @@ static void group_answer(const submitter *s, submit_item **items, size_t n, hode
         if (!resp.duplicate && s->opts.queued)
             hodei_metric_add(s->opts.queued, 1);
         resp.state = src->result_state;
-        if (it->reply == SUBMIT_REPLY_RUN_TEMPLATE) {
-            Hodei__V1__RunTemplateResponse run = HODEI__V1__RUN_TEMPLATE_RESPONSE__INIT;
-            run.job_id = resp.job_id;
-            hodei_rpc_call_reply(it->call, &run.base);
-            continue;
-        }
-        hodei_rpc_call_reply(it->call, &resp.base);
+        if (it->reply)
+            it->reply(it->call, &resp);
+        else
+            hodei_rpc_call_reply(it->call, &resp.base);
     }
 }
 

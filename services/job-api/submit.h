@@ -37,10 +37,11 @@ void submitter_destroy(submitter *s);
  * QueueJobResponse. */
 void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req);
 
-/* The answer a submitted call gets. */
-typedef enum { SUBMIT_REPLY_QUEUE_JOB = 0, SUBMIT_REPLY_RUN_TEMPLATE } submit_reply;
-/* As submitter_enqueue, answering with the given reply (RunTemplateResponse). */
-void submitter_enqueue_as(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req,
-                          submit_reply reply);
+/* Answers a call whose job was queued (or found by its idempotency key). */
+typedef void (*submit_reply_fn)(hodei_rpc_call *call, const Hodei__V1__QueueJobResponse *queued);
+/* As submitter_enqueue, with reply answering the call once the job is
+ * committed (errors are answered as for QueueJob). */
+void submitter_enqueue_reply(submitter *s, hodei_rpc_call *call,
+                             const Hodei__V1__QueueJobRequest *req, submit_reply_fn reply);
 
 #endif

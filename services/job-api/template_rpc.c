@@ -440,6 +440,14 @@ static hodei_status tpl_values(const Hodei__V1__RunTemplateRequest *req, const t
     return HODEI_OK;
 }
 
+/* The submitter's answer to RunTemplate once the job is committed. */
+static void tpl_run_reply(hodei_rpc_call *call, const Hodei__V1__QueueJobResponse *queued)
+{
+    Hodei__V1__RunTemplateResponse resp = HODEI__V1__RUN_TEMPLATE_RESPONSE__INIT;
+    resp.job_id = queued->job_id;
+    hodei_rpc_call_reply(call, &resp.base);
+}
+
 static void tpl_run(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     edge *e = ctx;
@@ -467,7 +475,7 @@ static void tpl_run(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx
     if (st != HODEI_OK)
         hodei_rpc_call_fail_err(call, &err);
     else
-        submitter_enqueue_as(e->submit, call, &q, SUBMIT_REPLY_RUN_TEMPLATE);
+        submitter_enqueue_reply(e->submit, call, &q, tpl_run_reply);
     tpl_row_free(&row);
 }
 
