@@ -174,7 +174,7 @@ static enum MHD_Result health_answer(void *cls, struct MHD_Connection *conn, con
         code = ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(
-        head || !text ? 0 : strlen(text), (void *)(text ? text : ""), MHD_RESPMEM_MUST_COPY);
+        head ? 0 : strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
     hodei_buf_fini(&metrics);
     if (!resp)
         return MHD_NO;
