@@ -28,15 +28,15 @@
 
 typedef struct {
     char id[37];
-    int64_t acked_ns;      /* QueueJob answered */
-    int64_t event_ns;      /* JobQueued delivered */
+    int64_t acked_ns; /* QueueJob answered */
+    int64_t event_ns; /* JobQueued delivered */
 } bench_job;
 
 typedef struct {
     const char *target;
     int jobs_per_client;
     int index;
-    bench_job *jobs;       /* this client's slice */
+    bench_job *jobs; /* this client's slice */
     int64_t *lat_ns;
     int failed;
 } bench_client;
@@ -129,9 +129,9 @@ static void *bench_client_main(void *arg)
         ProtobufCMessage *resp = NULL;
         hodei_rpc_result res;
         int64_t t0 = hodei_mono_ns();
-        hodei_status st = hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/QueueJob", &req.base,
-                                          &hodei__v1__queue_job_response__descriptor, 10000,
-                                          &resp, &res, &err);
+        hodei_status st =
+            hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/QueueJob", &req.base,
+                            &hodei__v1__queue_job_response__descriptor, 10000, &resp, &res, &err);
         int64_t t1 = hodei_mono_ns();
         if (st != HODEI_OK || res.code != HODEI_GRPC_OK) {
             c->failed++;
@@ -180,9 +180,10 @@ static void bench_report_relay(bench_job *jobs, size_t n)
         lag[m++] = d > 0 ? d : 0;
     }
     qsort(lag, m, sizeof *lag, cmp_i64);
-    printf("{\"scenario\":\"relay_lag\",\"events\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-           "\"max_ms\":%.3f,\"method\":\"QueueJob answered -> JobQueued delivered by JetStream\"}\n",
-           m, pct_ms(lag, m, 0.50), pct_ms(lag, m, 0.99), pct_ms(lag, m, 1.0));
+    printf(
+        "{\"scenario\":\"relay_lag\",\"events\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+        "\"max_ms\":%.3f,\"method\":\"QueueJob answered -> JobQueued delivered by JetStream\"}\n",
+        m, pct_ms(lag, m, 0.50), pct_ms(lag, m, 0.99), pct_ms(lag, m, 1.0));
     free(lag);
 }
 
@@ -201,7 +202,8 @@ static int bench_queue(const char *target, const char *nats_url, int clients, in
     natsConnection *nc = NULL;
     natsSubscription *sub = NULL;
     if (natsConnection_ConnectTo(&nc, nats_url) != NATS_OK ||
-        natsConnection_Subscribe(&sub, nc, HODEI_SUBJ_JOB_QUEUED, bench_on_event, NULL) != NATS_OK) {
+        natsConnection_Subscribe(&sub, nc, HODEI_SUBJ_JOB_QUEUED, bench_on_event, NULL) !=
+            NATS_OK) {
         fprintf(stderr, "bench: cannot subscribe at %s\n", nats_url);
         return 1;
     }
@@ -213,8 +215,11 @@ static int bench_queue(const char *target, const char *nats_url, int clients, in
     int per = jobs / clients;
     int64_t t0 = hodei_mono_ns();
     for (int i = 0; i < clients; i++) {
-        cs[i] = (bench_client){.target = target, .jobs_per_client = per, .index = i,
-                               .jobs = all + (size_t)i * per, .lat_ns = lat + (size_t)i * per};
+        cs[i] = (bench_client){.target = target,
+                               .jobs_per_client = per,
+                               .index = i,
+                               .jobs = all + (size_t)i * per,
+                               .lat_ns = lat + (size_t)i * per};
         pthread_create(&th[i], NULL, bench_client_main, &cs[i]);
     }
     int failed = 0;

@@ -34,7 +34,7 @@ typedef struct {
     const char *target;
     const char *db;
     const char *stamp;
-    const char *self;       /* the stamp program */
+    const char *self; /* the stamp program */
     int64_t jobs;
     int64_t clients;
 } bj_opts;
@@ -53,9 +53,9 @@ static bool bj_queue(hodei_rpc_channel *ch, char *const *argv, int argc, char *i
     ProtobufCMessage *resp = NULL;
     hodei_rpc_result res;
     hodei_err err;
-    hodei_status st = hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/QueueJob", &req.base,
-                                      &hodei__v1__queue_job_response__descriptor, 10000, &resp,
-                                      &res, &err);
+    hodei_status st =
+        hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/QueueJob", &req.base,
+                        &hodei__v1__queue_job_response__descriptor, 10000, &resp, &res, &err);
     if (st != HODEI_OK || res.code != HODEI_GRPC_OK) {
         fprintf(stderr, "QueueJob: %s %s\n", err.msg, res.message);
         return false;

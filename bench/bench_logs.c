@@ -28,7 +28,7 @@
 #define BL_LINE_MAX (64 * 1024)
 #define BL_BATCH_MAX 10000
 #define BL_TIMEOUT_MS 600000
-#define BL_SPEC_HEX "12060a046563686f"   /* JobSpec{command: {command: "echo"}} */
+#define BL_SPEC_HEX "12060a046563686f" /* JobSpec{command: {command: "echo"}} */
 
 typedef struct {
     const char *target, *db;
@@ -68,8 +68,9 @@ static void bl_setup_db(const bl_opts *o, char w[HODEI_ID_BUF], char job[HODEI_I
     hodei_id_new(w);
     hodei_id_new(job);
     bl_sql(pg, "INSERT INTO workers (id, provider, state) VALUES ('%s', 'bench', 'CREATING')", w);
-    bl_sql(pg, "INSERT INTO bootstrap_tokens (token_hash, worker_id, provider, expires_at)"
-               " VALUES (sha256('bench-%s'::bytea), '%s', 'bench', now() + interval '5 min')",
+    bl_sql(pg,
+           "INSERT INTO bootstrap_tokens (token_hash, worker_id, provider, expires_at)"
+           " VALUES (sha256('bench-%s'::bytea), '%s', 'bench', now() + interval '5 min')",
            w, w);
     PQfinish(pg);
 }
@@ -79,8 +80,9 @@ static void bl_assign(const bl_opts *o, const char *w, const char *job)
 {
     PGconn *pg = PQconnectdb(o->db);
     HODEI_ASSERT(PQstatus(pg) == CONNECTION_OK);
-    bl_sql(pg, "INSERT INTO jobs (id, state, spec, timeout_ms, worker_id, epoch, attempt)"
-               " VALUES ('%s', 'ASSIGNED', decode('%s', 'hex'), 60000, '%s', 1, 1)",
+    bl_sql(pg,
+           "INSERT INTO jobs (id, state, spec, timeout_ms, worker_id, epoch, attempt)"
+           " VALUES ('%s', 'ASSIGNED', decode('%s', 'hex'), 60000, '%s', 1, 1)",
            job, BL_SPEC_HEX, w);
     bl_sql(pg, "UPDATE workers SET state = 'BUSY', current_job_id = '%s' WHERE id = '%s'", job, w);
     PQfinish(pg);
@@ -115,9 +117,9 @@ static void *bl_follow(void *arg)
     req.job_id = f->job;
     hodei_rpc_stream *st = NULL;
     hodei_err err;
-    HODEI_ASSERT(hodei_rpc_stream_open(f->ch, "/hodei.v1.LogStreamService/SubscribeLogs",
-                                       &req.base, &hodei__v1__log_chunk__descriptor,
-                                       BL_TIMEOUT_MS, &st, &err) == HODEI_OK);
+    HODEI_ASSERT(hodei_rpc_stream_open(f->ch, "/hodei.v1.LogStreamService/SubscribeLogs", &req.base,
+                                       &hodei__v1__log_chunk__descriptor, BL_TIMEOUT_MS, &st,
+                                       &err) == HODEI_OK);
     for (;;) {
         ProtobufCMessage *msg = NULL;
         hodei_rpc_result res;
@@ -241,9 +243,12 @@ static void bl_args(int argc, char **argv, bl_opts *o)
 {
     *o = (bl_opts){.mb = 256, .line_bytes = 1000, .batch_lines = 100};
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--target") == 0) o->target = argv[i + 1];
-        else if (strcmp(argv[i], "--db") == 0) o->db = argv[i + 1];
-        else if (strcmp(argv[i], "--mb") == 0) o->mb = bl_num(argv[i + 1], 1, 100000);
+        if (strcmp(argv[i], "--target") == 0)
+            o->target = argv[i + 1];
+        else if (strcmp(argv[i], "--db") == 0)
+            o->db = argv[i + 1];
+        else if (strcmp(argv[i], "--mb") == 0)
+            o->mb = bl_num(argv[i + 1], 1, 100000);
         else if (strcmp(argv[i], "--line-bytes") == 0)
             o->line_bytes = bl_num(argv[i + 1], 1, BL_LINE_MAX);
         else if (strcmp(argv[i], "--batch-lines") == 0)

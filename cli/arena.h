@@ -10,8 +10,8 @@ typedef struct cli_arena_block cli_arena_block;
 
 typedef struct {
     cli_arena_block *blocks;
-    size_t used;      /* bytes handed out, headers included */
-    size_t max;       /* refuse allocations past this */
+    size_t used; /* bytes handed out, headers included */
+    size_t max;  /* refuse allocations past this */
 } cli_arena;
 
 void cli_arena_init(cli_arena *a, size_t max);

@@ -11,10 +11,16 @@
 #include "hodei/util.h"
 
 static const char *const args_command_names[CLI_CMD_COUNT_] = {
-    [CLI_CMD_NONE] = "",          [CLI_CMD_SUBMIT] = "submit", [CLI_CMD_STATUS] = "status",
-    [CLI_CMD_JOBS] = "jobs",      [CLI_CMD_CANCEL] = "cancel", [CLI_CMD_RUN] = "run",
-    [CLI_CMD_LOGS] = "logs",      [CLI_CMD_WORKERS] = "workers",
-    [CLI_CMD_PROVIDERS] = "providers", [CLI_CMD_SECRETS] = "secrets",
+    [CLI_CMD_NONE] = "",
+    [CLI_CMD_SUBMIT] = "submit",
+    [CLI_CMD_STATUS] = "status",
+    [CLI_CMD_JOBS] = "jobs",
+    [CLI_CMD_CANCEL] = "cancel",
+    [CLI_CMD_RUN] = "run",
+    [CLI_CMD_LOGS] = "logs",
+    [CLI_CMD_WORKERS] = "workers",
+    [CLI_CMD_PROVIDERS] = "providers",
+    [CLI_CMD_SECRETS] = "secrets",
     [CLI_CMD_TEMPLATES] = "templates",
 };
 
@@ -62,8 +68,8 @@ static hodei_status args_check_api_key(const char *source, const char *value, ho
 {
     size_t n = strlen(value);
     if (n == 0 || n > CLI_API_KEY_MAX)
-        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be 1 to %d bytes, got %zu",
-                             source, CLI_API_KEY_MAX, n);
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be 1 to %d bytes, got %zu", source,
+                             CLI_API_KEY_MAX, n);
     for (size_t i = 0; i < n; i++) {
         if ((unsigned char)value[i] < 0x21 || (unsigned char)value[i] > 0x7e)
             return hodei_err_set(err, HODEI_ERR_INVALID,
@@ -72,15 +78,13 @@ static hodei_status args_check_api_key(const char *source, const char *value, ho
     return HODEI_OK;
 }
 
-static hodei_status args_server(cli_args *a, const char *flag, const char *value,
-                                hodei_err *err)
+static hodei_status args_server(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->server = value;
     return args_check_server(flag, value, err);
 }
 
-static hodei_status args_output(cli_args *a, const char *flag, const char *value,
-                                hodei_err *err)
+static hodei_status args_output(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     if (strcmp(value, "human") == 0) {
         a->output = CLI_OUTPUT_HUMAN;
@@ -108,8 +112,7 @@ static hodei_status args_call_timeout(cli_args *a, const char *flag, const char 
     return HODEI_OK;
 }
 
-static hodei_status args_api_key(cli_args *a, const char *flag, const char *value,
-                                 hodei_err *err)
+static hodei_status args_api_key(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->api_key = value;
     return args_check_api_key(flag, value, err);
@@ -127,26 +130,22 @@ static hodei_status args_tls_file(const char *flag, const char *value, const cha
     return HODEI_OK;
 }
 
-static hodei_status args_tls_ca(cli_args *a, const char *flag, const char *value,
-                                hodei_err *err)
+static hodei_status args_tls_ca(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     return args_tls_file(flag, value, &a->tls_ca, err);
 }
 
-static hodei_status args_tls_cert(cli_args *a, const char *flag, const char *value,
-                                  hodei_err *err)
+static hodei_status args_tls_cert(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     return args_tls_file(flag, value, &a->tls_cert, err);
 }
 
-static hodei_status args_tls_key(cli_args *a, const char *flag, const char *value,
-                                 hodei_err *err)
+static hodei_status args_tls_key(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     return args_tls_file(flag, value, &a->tls_key, err);
 }
 
-static hodei_status args_version(cli_args *a, const char *flag, const char *value,
-                                 hodei_err *err)
+static hodei_status args_version(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->version = true;
     return HODEI_OK;
@@ -183,7 +182,8 @@ static const args_flag *args_match(const args_flag *flags, const char *arg, size
 {
     for (const args_flag *f = flags; f->name; f++) {
         if ((strlen(f->name) == len && strncmp(f->name, arg, len) == 0) ||
-            (f->short_name && strlen(f->short_name) == len && strncmp(f->short_name, arg, len) == 0))
+            (f->short_name && strlen(f->short_name) == len &&
+             strncmp(f->short_name, arg, len) == 0))
             return f;
     }
     return NULL;
@@ -196,8 +196,8 @@ static hodei_status args_unknown_flag(const cli_args *a, const char *arg, size_t
     hodei_strlcpy(name, arg, len + 1 < sizeof name ? len + 1 : sizeof name);
     if (a->command != CLI_CMD_NONE && args_match(args_global_flags, arg, len))
         return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "%s: global options go before the command (hodei %s ... %s ...)",
-                             name, name, cli_command_name(a->command));
+                             "%s: global options go before the command (hodei %s ... %s ...)", name,
+                             name, cli_command_name(a->command));
     if (a->command == CLI_CMD_NONE)
         return hodei_err_set(err, HODEI_ERR_INVALID, "unknown option %s", name);
     return hodei_err_set(err, HODEI_ERR_INVALID, "unknown flag %s for hodei %s", name,
@@ -231,8 +231,8 @@ static hodei_status args_one_flag(cli_args *a, const args_flag *flags, int argc,
     return f->fn(a, f->name, value, err);
 }
 
-hodei_status args_parse_flags(cli_args *a, const args_flag *flags, int argc, char **argv,
-                              int i, args_positional_fn positional, hodei_err *err)
+hodei_status args_parse_flags(cli_args *a, const args_flag *flags, int argc, char **argv, int i,
+                              args_positional_fn positional, hodei_err *err)
 {
     for (; i < argc && !a->help; i++) {
         const char *arg = argv[i];
@@ -290,13 +290,12 @@ hodei_status args_job_id_required(cli_args *a, hodei_err *err)
     return HODEI_OK;
 }
 
-static hodei_status args_reason(cli_args *a, const char *flag, const char *value,
-                                hodei_err *err)
+static hodei_status args_reason(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     size_t n = strlen(value);
     if (n > CLI_CANCEL_REASON_MAX)
-        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be at most %d bytes, got %zu",
-                             flag, CLI_CANCEL_REASON_MAX, n);
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be at most %d bytes, got %zu", flag,
+                             CLI_CANCEL_REASON_MAX, n);
     if (!hodei_utf8_valid(value, n))
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be valid UTF-8", flag);
     a->cancel.reason = (char *)value;
@@ -329,7 +328,8 @@ static hodei_status args_state_one(cli_args *a, const char *flag, const char *s,
         hodei_strlcpy(part, s, n + 1 < sizeof part ? n + 1 : sizeof part);
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "%s: unknown job state %s (one of pending, assigned, running, "
-                             "succeeded, failed, cancelled, timeout)", flag, args_quote(part, q));
+                             "succeeded, failed, cancelled, timeout)",
+                             flag, args_quote(part, q));
     }
     for (size_t i = 0; i < a->list.n_states; i++) {
         if (a->list.states[i] == st)
@@ -340,8 +340,7 @@ static hodei_status args_state_one(cli_args *a, const char *flag, const char *s,
     return HODEI_OK;
 }
 
-static hodei_status args_state(cli_args *a, const char *flag, const char *value,
-                               hodei_err *err)
+static hodei_status args_state(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     const char *p = value;
     for (;;) {
@@ -354,8 +353,7 @@ static hodei_status args_state(cli_args *a, const char *flag, const char *value,
     }
 }
 
-static hodei_status args_limit(cli_args *a, const char *flag, const char *value,
-                               hodei_err *err)
+static hodei_status args_limit(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     int32_t n = 0;
     hodei_status st = args_int32(flag, value, &n, err);
@@ -376,15 +374,14 @@ static hodei_status args_page_token(cli_args *a, const char *flag, const char *v
     if (n == 0 || n > CLI_PAGE_TOKEN_MAX || !printable) {
         char q[ARGS_QUOTE_BUF];
         return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "%s: must be a token printed by an earlier hodei jobs, got %s",
-                             flag, args_quote(value, q));
+                             "%s: must be a token printed by an earlier hodei jobs, got %s", flag,
+                             args_quote(value, q));
     }
     a->list.page_token = (char *)value;
     return HODEI_OK;
 }
 
-hodei_status args_no_positional(cli_args *a, int argc, char **argv, int *i,
-                                       hodei_err *err)
+hodei_status args_no_positional(cli_args *a, int argc, char **argv, int *i, hodei_err *err)
 {
     char q[ARGS_QUOTE_BUF];
     return hodei_err_set(err, HODEI_ERR_INVALID, "unexpected argument %s for hodei %s",
@@ -418,8 +415,7 @@ static hodei_status args_help_topic(cli_args *a, int argc, char **argv, int i, h
     return HODEI_OK;
 }
 
-static hodei_status args_parse_simple(cli_args *a, int argc, char **argv, int i,
-                                      hodei_err *err)
+static hodei_status args_parse_simple(cli_args *a, int argc, char **argv, int i, hodei_err *err)
 {
     hodei_status st;
     switch (a->command) {
@@ -448,8 +444,7 @@ static hodei_status args_command(cli_args *a, int argc, char **argv, int *i, hod
     a->command = args_command_lookup(name);
     if (a->command == CLI_CMD_NONE) {
         char q[ARGS_QUOTE_BUF];
-        return hodei_err_set(err, HODEI_ERR_INVALID, "unknown command %s",
-                             args_quote(name, q));
+        return hodei_err_set(err, HODEI_ERR_INVALID, "unknown command %s", args_quote(name, q));
     }
     switch (a->command) {
     case CLI_CMD_SUBMIT:
@@ -517,8 +512,7 @@ static void args_init(cli_args *a)
     cli_arena_init(&a->arena, CLI_ARENA_MAX);
 }
 
-hodei_status cli_args_parse(cli_args *a, int argc, char **argv, cli_getenv_fn env,
-                            hodei_err *err)
+hodei_status cli_args_parse(cli_args *a, int argc, char **argv, cli_getenv_fn env, hodei_err *err)
 {
     args_init(a);
     hodei_status st = args_parse_flags(a, args_global_flags, argc, argv, 1, args_command, err);

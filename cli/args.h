@@ -25,28 +25,28 @@
 
 #define CLI_DEFAULT_SERVER "127.0.0.1:50051"
 #define CLI_DEFAULT_CALL_TIMEOUT_MS INT64_C(10000)
-#define CLI_CALL_TIMEOUT_MS_MAX INT64_C(86400000)   /* one day */
-#define CLI_SERVER_MAX 256                           /* bytes of an address */
+#define CLI_CALL_TIMEOUT_MS_MAX INT64_C(86400000) /* one day */
+#define CLI_SERVER_MAX 256                        /* bytes of an address */
 #define CLI_API_KEY_MAX 512
 #define CLI_CANCEL_REASON_MAX 1024
 #define CLI_PAGE_TOKEN_MAX 1024
 #define CLI_LIST_LIMIT_MAX 1000
-#define CLI_STATES_MAX 7                             /* distinct job states */
+#define CLI_STATES_MAX 7 /* distinct job states */
 #define CLI_ARENA_MAX (4 * 1024 * 1024)
 #define CLI_DEFAULT_INTERPRETER "/bin/sh"
-#define CLI_PROVIDER_NAME_MAX 63                     /* bytes; [a-z0-9-] */
-#define CLI_SECRET_NAME_MAX 128                      /* bytes; [A-Za-z0-9_.-] */
-#define CLI_SECRET_VALUE_MAX 8192                    /* bytes of a secret value */
+#define CLI_PROVIDER_NAME_MAX 63  /* bytes; [a-z0-9-] */
+#define CLI_SECRET_NAME_MAX 128   /* bytes; [A-Za-z0-9_.-] */
+#define CLI_SECRET_VALUE_MAX 8192 /* bytes of a secret value */
 
 /* Exit codes, documented in `hodei --help` and cli/README.md. */
 enum {
     CLI_EXIT_OK = 0,
-    CLI_EXIT_ERROR = 1,        /* anything else */
-    CLI_EXIT_USAGE = 2,        /* bad command, flag or value: nothing was sent */
-    CLI_EXIT_REFUSED = 3,      /* INVALID_ARGUMENT, FAILED_PRECONDITION, ALREADY_EXISTS, OUT_OF_RANGE */
+    CLI_EXIT_ERROR = 1,   /* anything else */
+    CLI_EXIT_USAGE = 2,   /* bad command, flag or value: nothing was sent */
+    CLI_EXIT_REFUSED = 3, /* INVALID_ARGUMENT, FAILED_PRECONDITION, ALREADY_EXISTS, OUT_OF_RANGE */
     CLI_EXIT_NOT_FOUND = 4,
-    CLI_EXIT_UNAVAILABLE = 5,  /* UNAVAILABLE, DEADLINE_EXCEEDED */
-    CLI_EXIT_DENIED = 6,       /* UNAUTHENTICATED, PERMISSION_DENIED */
+    CLI_EXIT_UNAVAILABLE = 5, /* UNAVAILABLE, DEADLINE_EXCEEDED */
+    CLI_EXIT_DENIED = 6,      /* UNAUTHENTICATED, PERMISSION_DENIED */
 };
 
 typedef enum {
@@ -88,13 +88,13 @@ typedef struct {
     const char *server;
     cli_output_format output;
     int64_t call_timeout_ms;
-    const char *api_key;          /* NULL = none */
-    const char *tls_ca;           /* all NULL = insecure */
+    const char *api_key; /* NULL = none */
+    const char *tls_ca;  /* all NULL = insecure */
     const char *tls_cert;
     const char *tls_key;
 
     cli_command command;
-    bool help;                    /* print the help of `command` (NONE = the tool's) */
+    bool help; /* print the help of `command` (NONE = the tool's) */
     bool version;
 
     /* the request of `command`; only that one is filled (run fills queue) */
@@ -107,32 +107,32 @@ typedef struct {
     Hodei__V1__CancelJobRequest cancel;
     Hodei__V1__ListJobsRequest list;
     Hodei__V1__JobState list_states[CLI_STATES_MAX];
-    Hodei__V1__GetLogsRequest logs;          /* logs: job_id, from_sequence (also -f) */
+    Hodei__V1__GetLogsRequest logs; /* logs: job_id, from_sequence (also -f) */
     Hodei__V1__GetAvailableWorkersRequest workers;
     Hodei__V1__ListProvidersRequest providers;
     Hodei__V1__GetProviderHealthRequest health;
-    Hodei__V1__SetSecretRequest secret_set;       /* value in the arena, never printed */
+    Hodei__V1__SetSecretRequest secret_set; /* value in the arena, never printed */
     Hodei__V1__ListSecretsRequest secret_list;
     Hodei__V1__DeleteSecretRequest secret_delete;
-    Hodei__V1__Template template_;                /* templates create: spec = &spec */
+    Hodei__V1__Template template_; /* templates create: spec = &spec */
     Hodei__V1__CreateTemplateRequest template_create;
     Hodei__V1__GetTemplateRequest template_get;
     Hodei__V1__ListTemplatesRequest template_list;
-    Hodei__V1__RunTemplateRequest template_run;   /* templates run (followed as run is) */
+    Hodei__V1__RunTemplateRequest template_run; /* templates run (followed as run is) */
     char *template_params[HODEI_TEMPLATE_PARAMS_MAX];
     Hodei__V1__RunTemplateRequest__ParametersEntry *template_values[HODEI_TEMPLATE_PARAMS_MAX];
 
     /* flags that are not part of a request */
-    bool no_job_exit_code;        /* run: exit 0 once the job has ended, whatever its result */
-    bool quiet;                   /* run: no waiting status on stderr */
-    bool follow;                  /* logs -f */
-    bool all_workers;             /* workers --all: every state the server returns */
-    bool provider_health;         /* `providers health NAME` */
+    bool no_job_exit_code; /* run: exit 0 once the job has ended, whatever its result */
+    bool quiet;            /* run: no waiting status on stderr */
+    bool follow;           /* logs -f */
+    bool all_workers;      /* workers --all: every state the server returns */
+    bool provider_health;  /* `providers health NAME` */
     cli_secrets_action secrets_action;
     const char *secret_name;      /* secrets set/delete NAME */
     const char *secret_from_file; /* secrets set --from-file PATH; NULL = stdin */
     cli_templates_action templates_action;
-    const char *template_name;    /* templates create/get/run NAME */
+    const char *template_name; /* templates create/get/run NAME */
 
     cli_arena arena;
 } cli_args;
@@ -144,8 +144,7 @@ typedef const char *(*cli_getenv_fn)(const char *name);
  * naming the flag ("--priority: must be an integer, got \"x\""); the caller
  * still calls cli_args_fini. Reads the file of `--script` (and stdin for
  * `--script -`); touches nothing else. */
-hodei_status cli_args_parse(cli_args *a, int argc, char **argv, cli_getenv_fn env,
-                            hodei_err *err);
+hodei_status cli_args_parse(cli_args *a, int argc, char **argv, cli_getenv_fn env, hodei_err *err);
 void cli_args_fini(cli_args *a);
 
 /* `secrets set`: reads the value from in (one trailing newline dropped), or

@@ -7,15 +7,13 @@
 
 /* ------------------------------------------------------------ logs */
 
-static hodei_status fleet_follow(cli_args *a, const char *flag, const char *value,
-                                 hodei_err *err)
+static hodei_status fleet_follow(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->follow = true;
     return HODEI_OK;
 }
 
-static hodei_status fleet_from(cli_args *a, const char *flag, const char *value,
-                               hodei_err *err)
+static hodei_status fleet_from(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     int64_t seq = 0;
     bool digits = value[0] >= '0' && value[0] <= '9';
@@ -57,23 +55,21 @@ static hodei_status fleet_provider_name(const char *what, const char *value, hod
     if (!ok) {
         char q[ARGS_QUOTE_BUF];
         return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "%s: must be a provider name (1 to %d of a-z, 0-9, -), got %s",
-                             what, CLI_PROVIDER_NAME_MAX, args_quote(value, q));
+                             "%s: must be a provider name (1 to %d of a-z, 0-9, -), got %s", what,
+                             CLI_PROVIDER_NAME_MAX, args_quote(value, q));
     }
     return HODEI_OK;
 }
 
 /* ------------------------------------------------------------ workers */
 
-static hodei_status fleet_provider(cli_args *a, const char *flag, const char *value,
-                                   hodei_err *err)
+static hodei_status fleet_provider(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->workers.provider = (char *)value;
     return fleet_provider_name(flag, value, err);
 }
 
-static hodei_status fleet_all(cli_args *a, const char *flag, const char *value,
-                              hodei_err *err)
+static hodei_status fleet_all(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->all_workers = true;
     return HODEI_OK;
@@ -94,8 +90,7 @@ hodei_status args_parse_workers(cli_args *a, int argc, char **argv, int i, hodei
 /* ------------------------------------------------------------ providers */
 
 /* `providers` alone, or `providers health NAME`. */
-static hodei_status fleet_providers_word(cli_args *a, int argc, char **argv, int *i,
-                                         hodei_err *err)
+static hodei_status fleet_providers_word(cli_args *a, int argc, char **argv, int *i, hodei_err *err)
 {
     char q[ARGS_QUOTE_BUF];
     const char *word = argv[*i];
@@ -103,7 +98,8 @@ static hodei_status fleet_providers_word(cli_args *a, int argc, char **argv, int
         if (strcmp(word, "health") != 0)
             return hodei_err_set(err, HODEI_ERR_INVALID,
                                  "unexpected argument %s for hodei providers (did you mean "
-                                 "hodei providers health NAME?)", args_quote(word, q));
+                                 "hodei providers health NAME?)",
+                                 args_quote(word, q));
         a->provider_health = true;
         return HODEI_OK;
     }

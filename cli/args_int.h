@@ -12,10 +12,10 @@ typedef hodei_status (*args_flag_fn)(cli_args *a, const char *flag, const char *
                                      hodei_err *err);
 
 typedef struct {
-    const char *name;        /* "--name" */
-    const char *short_name;  /* "-o" or NULL */
+    const char *name;       /* "--name" */
+    const char *short_name; /* "-o" or NULL */
     bool takes_value;
-    args_flag_fn fn;         /* NULL for --help */
+    args_flag_fn fn; /* NULL for --help */
 } args_flag;
 
 /* Consumes argv[*i] (a positional, or the first word after "--") and maybe
@@ -25,8 +25,8 @@ typedef hodei_status (*args_positional_fn)(cli_args *a, int argc, char **argv, i
 
 /* Runs the flags of one command over argv[i..argc). Stops at --help (sets
  * a->help). Unknown flags and missing values are usage errors. */
-hodei_status args_parse_flags(cli_args *a, const args_flag *flags, int argc, char **argv,
-                              int i, args_positional_fn positional, hodei_err *err);
+hodei_status args_parse_flags(cli_args *a, const args_flag *flags, int argc, char **argv, int i,
+                              args_positional_fn positional, hodei_err *err);
 
 /* s as "..." with unprintable bytes escaped and long input cut; returns buf. */
 const char *args_quote(const char *s, char buf[ARGS_QUOTE_BUF]);

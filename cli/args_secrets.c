@@ -114,8 +114,8 @@ static hodei_status secrets_value_ok(const char *what, size_t len, hodei_err *er
     if (len == 0)
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: the secret value is empty", what);
     if (len > CLI_SECRET_VALUE_MAX)
-        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: the secret value is over %d bytes",
-                             what, CLI_SECRET_VALUE_MAX);
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: the secret value is over %d bytes", what,
+                             CLI_SECRET_VALUE_MAX);
     return HODEI_OK;
 }
 
@@ -132,7 +132,8 @@ hodei_status cli_secret_value_read(cli_args *a, FILE *in, hodei_err *err)
         fclose(f);
     if (st != HODEI_OK)
         return st;
-    if (in && len > 0 && len <= CLI_SECRET_VALUE_MAX + 1 && a->secret_set.value.data[len - 1] == '\n')
+    if (in && len > 0 && len <= CLI_SECRET_VALUE_MAX + 1 &&
+        a->secret_set.value.data[len - 1] == '\n')
         len--;
     a->secret_set.value.len = len;
     return secrets_value_ok(what, len, err);

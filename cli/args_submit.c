@@ -27,8 +27,7 @@ static hodei_status submit_kv(cli_args *a, const char *flag, const char *value, 
     return *key ? HODEI_OK : args_nomem(err);
 }
 
-static hodei_status submit_env(cli_args *a, const char *flag, const char *value,
-                               hodei_err *err)
+static hodei_status submit_env(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     Hodei__V1__JobSpec *s = &a->spec;
     char *key = NULL;
@@ -48,14 +47,12 @@ static hodei_status submit_env(cli_args *a, const char *flag, const char *value,
     return HODEI_OK;
 }
 
-static hodei_status submit_label(cli_args *a, const char *flag, const char *value,
-                                 hodei_err *err)
+static hodei_status submit_label(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     Hodei__V1__JobSpec *s = &a->spec;
     char *key = NULL;
     const char *val = NULL;
-    hodei_status st =
-        submit_kv(a, flag, value, s->n_labels, HODEI_JOB_LABELS_MAX, &key, &val, err);
+    hodei_status st = submit_kv(a, flag, value, s->n_labels, HODEI_JOB_LABELS_MAX, &key, &val, err);
     if (st != HODEI_OK)
         return st;
     if (!s->labels &&
@@ -94,8 +91,7 @@ static hodei_status submit_constraint(cli_args *a, const char *flag, const char 
     return HODEI_OK;
 }
 
-static hodei_status submit_secret(cli_args *a, const char *flag, const char *value,
-                                  hodei_err *err)
+static hodei_status submit_secret(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     Hodei__V1__JobSpec *s = &a->spec;
     if (s->n_secret_refs >= HODEI_JOB_SECRET_REFS_MAX)
@@ -110,8 +106,7 @@ static hodei_status submit_secret(cli_args *a, const char *flag, const char *val
 
 /* ------------------------------------------------------------ scalars */
 
-static hodei_status submit_name(cli_args *a, const char *flag, const char *value,
-                                hodei_err *err)
+static hodei_status submit_name(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->spec.name = (char *)value;
     return HODEI_OK;
@@ -129,8 +124,7 @@ static hodei_status submit_max_attempts(cli_args *a, const char *flag, const cha
     return args_int32(flag, value, &a->spec.max_attempts, err);
 }
 
-static hodei_status submit_timeout(cli_args *a, const char *flag, const char *value,
-                                   hodei_err *err)
+static hodei_status submit_timeout(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     if (!cli_parse_duration(value, &a->spec.timeout_ms)) {
         char q[ARGS_QUOTE_BUF];
@@ -141,8 +135,7 @@ static hodei_status submit_timeout(cli_args *a, const char *flag, const char *va
     return HODEI_OK;
 }
 
-static hodei_status submit_cpu(cli_args *a, const char *flag, const char *value,
-                               hodei_err *err)
+static hodei_status submit_cpu(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->spec.resources = &a->resources;
     if (!cli_parse_decimal(value, &a->resources.cpu_cores)) {
@@ -154,41 +147,37 @@ static hodei_status submit_cpu(cli_args *a, const char *flag, const char *value,
     return HODEI_OK;
 }
 
-static hodei_status submit_size(const char *flag, const char *value, int64_t *out,
-                                hodei_err *err)
+static hodei_status submit_size(const char *flag, const char *value, int64_t *out, hodei_err *err)
 {
     if (!cli_parse_size(value, out)) {
         char q[ARGS_QUOTE_BUF];
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "%s: must be a size like 512Mi, 2Gi, 1G or a number of bytes, "
-                             "got %s", flag, args_quote(value, q));
+                             "got %s",
+                             flag, args_quote(value, q));
     }
     return HODEI_OK;
 }
 
-static hodei_status submit_memory(cli_args *a, const char *flag, const char *value,
-                                  hodei_err *err)
+static hodei_status submit_memory(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->spec.resources = &a->resources;
     return submit_size(flag, value, &a->resources.memory_bytes, err);
 }
 
-static hodei_status submit_storage(cli_args *a, const char *flag, const char *value,
-                                   hodei_err *err)
+static hodei_status submit_storage(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->spec.resources = &a->resources;
     return submit_size(flag, value, &a->resources.storage_bytes, err);
 }
 
-static hodei_status submit_gpus(cli_args *a, const char *flag, const char *value,
-                                hodei_err *err)
+static hodei_status submit_gpus(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->spec.resources = &a->resources;
     return args_int32(flag, value, &a->resources.gpu_count, err);
 }
 
-static hodei_status submit_arch(cli_args *a, const char *flag, const char *value,
-                                hodei_err *err)
+static hodei_status submit_arch(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->spec.resources = &a->resources;
     a->resources.architecture = (char *)value;
@@ -202,22 +191,20 @@ static hodei_status submit_provider(cli_args *a, const char *flag, const char *v
     return HODEI_OK;
 }
 
-static hodei_status submit_image(cli_args *a, const char *flag, const char *value,
-                                 hodei_err *err)
+static hodei_status submit_image(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->spec.image = (char *)value;
     return HODEI_OK;
 }
 
-static hodei_status submit_workdir(cli_args *a, const char *flag, const char *value,
-                                   hodei_err *err)
+static hodei_status submit_workdir(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->spec.working_dir = (char *)value;
     return HODEI_OK;
 }
 
 hodei_status args_submit_idempotency_key(cli_args *a, const char *flag, const char *value,
-                                           hodei_err *err)
+                                         hodei_err *err)
 {
     a->queue.idempotency_key = (char *)value;
     return HODEI_OK;
@@ -249,8 +236,7 @@ static bool submit_read_file(const char *path, char *buf, size_t *n, int *errno_
     return ok;
 }
 
-static hodei_status submit_script(cli_args *a, const char *flag, const char *path,
-                                  hodei_err *err)
+static hodei_status submit_script(cli_args *a, const char *flag, const char *path, hodei_err *err)
 {
     char q[ARGS_QUOTE_BUF];
     if (a->spec.payload_case != HODEI__V1__JOB_SPEC__PAYLOAD__NOT_SET)
@@ -295,41 +281,34 @@ hodei_status args_submit_command(cli_args *a, int argc, char **argv, int *i, hod
 }
 
 hodei_status args_submit_no_job_exit_code(cli_args *a, const char *flag, const char *value,
-                                            hodei_err *err)
+                                          hodei_err *err)
 {
     a->no_job_exit_code = true;
     return HODEI_OK;
 }
 
-hodei_status args_submit_quiet(cli_args *a, const char *flag, const char *value,
-                                 hodei_err *err)
+hodei_status args_submit_quiet(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->quiet = true;
     return HODEI_OK;
 }
 
 /* The flags of submit, which run takes too. */
-#define SUBMIT_FLAGS                                                \
-    {"--name", NULL, true, submit_name},                            \
-    {"--env", "-e", true, submit_env},                              \
-    {"--label", "-l", true, submit_label},                          \
-    {"--constraint", NULL, true, submit_constraint},                \
-    {"--priority", NULL, true, submit_priority},                    \
-    {"--timeout", NULL, true, submit_timeout},                      \
-    {"--max-attempts", NULL, true, submit_max_attempts},            \
-    {"--cpu", NULL, true, submit_cpu},                              \
-    {"--memory", NULL, true, submit_memory},                        \
-    {"--storage", NULL, true, submit_storage},                      \
-    {"--gpus", NULL, true, submit_gpus},                            \
-    {"--arch", NULL, true, submit_arch},                            \
-    {"--provider", NULL, true, submit_provider},                    \
-    {"--image", NULL, true, submit_image},                          \
-    {"--idempotency-key", NULL, true, args_submit_idempotency_key},      \
-    {"--secret", NULL, true, submit_secret},                        \
-    {"--workdir", NULL, true, submit_workdir},                      \
-    {"--script", NULL, true, submit_script},                        \
-    {"--interpreter", NULL, true, submit_interpreter},              \
-    {"--help", "-h", false, NULL}
+#define SUBMIT_FLAGS                                                                               \
+    {"--name", NULL, true, submit_name}, {"--env", "-e", true, submit_env},                        \
+        {"--label", "-l", true, submit_label}, {"--constraint", NULL, true, submit_constraint},    \
+        {"--priority", NULL, true, submit_priority}, {"--timeout", NULL, true, submit_timeout},    \
+        {"--max-attempts", NULL, true, submit_max_attempts}, {"--cpu", NULL, true, submit_cpu},    \
+        {"--memory", NULL, true, submit_memory}, {"--storage", NULL, true, submit_storage},        \
+        {"--gpus", NULL, true, submit_gpus}, {"--arch", NULL, true, submit_arch},                  \
+        {"--provider", NULL, true, submit_provider}, {"--image", NULL, true, submit_image},        \
+        {"--idempotency-key", NULL, true, args_submit_idempotency_key},                            \
+        {"--secret", NULL, true, submit_secret}, {"--workdir", NULL, true, submit_workdir},        \
+        {"--script", NULL, true, submit_script},                                                   \
+        {"--interpreter", NULL, true, submit_interpreter},                                         \
+    {                                                                                              \
+        "--help", "-h", false, NULL                                                                \
+    }
 
 static const args_flag submit_flags[] = {
     SUBMIT_FLAGS,
@@ -377,7 +356,7 @@ static const struct {
     {"spec.image", "--image"},
     {"spec.secret_refs", "--secret"},
     {"spec.working_dir", "--workdir"},
-    {"spec", NULL},   /* the command's name */
+    {"spec", NULL}, /* the command's name */
 };
 
 /* End of the field path at the start of msg: the ": " after it, stepping
@@ -418,8 +397,8 @@ hodei_status args_submit_finish(cli_args *a, hodei_err *err)
     if (s->payload_case == HODEI__V1__JOB_SPEC__PAYLOAD__NOT_SET)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "%s: a command is required: hodei %s [FLAGS] -- CMD [ARGS...], "
-                             "or --script FILE", cli_command_name(a->command),
-                             cli_command_name(a->command));
+                             "or --script FILE",
+                             cli_command_name(a->command), cli_command_name(a->command));
     bool has_interpreter = a->script.interpreter[0] != '\0';
     if (s->payload_case == HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND && has_interpreter)
         return hodei_err_set(err, HODEI_ERR_INVALID, "--interpreter: only with --script");

@@ -17,10 +17,17 @@ typedef struct {
 #define KI INT64_C(1024)
 static const args_size_unit args_size_units[] = {
     {"", 1},
-    {"k", 1000}, {"K", 1000}, {"M", 1000000}, {"G", 1000000000},
-    {"T", INT64_C(1000000000000)}, {"P", INT64_C(1000000000000000)},
-    {"Ki", KI}, {"Mi", KI * KI}, {"Gi", KI * KI * KI}, {"Ti", KI * KI * KI * KI},
-    {"Pi", KI * KI * KI * KI * KI},
+    {"k", 1000},
+    {"K", 1000},
+    {"M", 1000000},
+    {"G", 1000000000},
+    {"T", INT64_C(1000000000000)},
+    {"P", INT64_C(1000000000000000)},
+    {"Ki", KI},
+    {"Mi", KI *KI},
+    {"Gi", KI *KI *KI},
+    {"Ti", KI *KI *KI *KI},
+    {"Pi", KI *KI *KI *KI *KI},
 };
 
 /* The multiplier of suffix (with an optional trailing 'B'), or 0. */

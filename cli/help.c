@@ -237,10 +237,10 @@ static const char help_templates[] =
 void cli_help_print(cli_command cmd, FILE *out)
 {
     static const char *const texts[CLI_CMD_COUNT_] = {
-        [CLI_CMD_NONE] = help_tool,     [CLI_CMD_SUBMIT] = help_submit,
-        [CLI_CMD_STATUS] = help_status, [CLI_CMD_JOBS] = help_jobs,
-        [CLI_CMD_CANCEL] = help_cancel, [CLI_CMD_RUN] = help_run,
-        [CLI_CMD_LOGS] = help_logs,     [CLI_CMD_WORKERS] = help_workers,
+        [CLI_CMD_NONE] = help_tool,           [CLI_CMD_SUBMIT] = help_submit,
+        [CLI_CMD_STATUS] = help_status,       [CLI_CMD_JOBS] = help_jobs,
+        [CLI_CMD_CANCEL] = help_cancel,       [CLI_CMD_RUN] = help_run,
+        [CLI_CMD_LOGS] = help_logs,           [CLI_CMD_WORKERS] = help_workers,
         [CLI_CMD_PROVIDERS] = help_providers, [CLI_CMD_SECRETS] = help_secrets,
         [CLI_CMD_TEMPLATES] = help_templates,
     };

@@ -134,10 +134,22 @@ static void json_close(cli_json *j, char c)
     j->depth--;
 }
 
-void cli_json_object_begin(cli_json *j) { json_open(j, '{'); }
-void cli_json_object_end(cli_json *j) { json_close(j, '}'); }
-void cli_json_array_begin(cli_json *j) { json_open(j, '['); }
-void cli_json_array_end(cli_json *j) { json_close(j, ']'); }
+void cli_json_object_begin(cli_json *j)
+{
+    json_open(j, '{');
+}
+void cli_json_object_end(cli_json *j)
+{
+    json_close(j, '}');
+}
+void cli_json_array_begin(cli_json *j)
+{
+    json_open(j, '[');
+}
+void cli_json_array_end(cli_json *j)
+{
+    json_close(j, ']');
+}
 
 void cli_json_key(cli_json *j, const char *key)
 {

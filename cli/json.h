@@ -17,9 +17,9 @@
 typedef struct {
     hodei_buf *out;
     int depth;
-    bool has_items[CLI_JSON_DEPTH_MAX + 1];  /* per open level: a comma is due */
+    bool has_items[CLI_JSON_DEPTH_MAX + 1]; /* per open level: a comma is due */
     bool after_key;
-    bool failed;          /* nesting misuse; the buffer's own failure is out->failed */
+    bool failed; /* nesting misuse; the buffer's own failure is out->failed */
 } cli_json;
 
 void cli_json_init(cli_json *j, hodei_buf *out);
@@ -32,10 +32,10 @@ void cli_json_array_begin(cli_json *j);
 void cli_json_array_end(cli_json *j);
 void cli_json_key(cli_json *j, const char *key);
 
-void cli_json_string(cli_json *j, const char *s);           /* NULL -> null */
+void cli_json_string(cli_json *j, const char *s); /* NULL -> null */
 void cli_json_string_len(cli_json *j, const char *s, size_t len);
 void cli_json_int(cli_json *j, int64_t v);
-void cli_json_double(cli_json *j, double v);                /* NaN, inf -> null */
+void cli_json_double(cli_json *j, double v); /* NaN, inf -> null */
 void cli_json_bool(cli_json *j, bool v);
 void cli_json_null(cli_json *j);
 

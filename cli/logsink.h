@@ -19,13 +19,13 @@ typedef struct {
     FILE *out;
     FILE *err;
     cli_output_format fmt;
-    cli_status_line *status;   /* wiped before a line is written; may be NULL */
-    uint64_t last_seq;         /* sequence of the last line written; 0 = none yet */
-    int64_t last_epoch;        /* its attempt's epoch; 0 = unknown (an older edge) */
-    bool resuming;             /* after a break: drop lines up to last_seq */
-    uint64_t written;          /* lines written */
-    uint64_t skipped;          /* lines dropped as already written */
-    bool failed;               /* a write failed (closed pipe, full disk) */
+    cli_status_line *status; /* wiped before a line is written; may be NULL */
+    uint64_t last_seq;       /* sequence of the last line written; 0 = none yet */
+    int64_t last_epoch;      /* its attempt's epoch; 0 = unknown (an older edge) */
+    bool resuming;           /* after a break: drop lines up to last_seq */
+    uint64_t written;        /* lines written */
+    uint64_t skipped;        /* lines dropped as already written */
+    bool failed;             /* a write failed (closed pipe, full disk) */
 } cli_log_sink;
 
 void cli_log_sink_init(cli_log_sink *s, FILE *out, FILE *err, cli_output_format fmt,

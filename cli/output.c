@@ -107,8 +107,7 @@ static bool output_word_plain(const char *w)
     if (!w[0])
         return false;
     for (const char *p = w; *p; p++) {
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./=:,@%+-",
-                    *p))
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./=:,@%+-", *p))
             return false;
     }
     return true;
@@ -180,13 +179,13 @@ void output_json_time(cli_json *j, const char *key, const Hodei__V1__Timestamp *
 }
 
 /* Maps are repeated entries of three distinct generated types. */
-#define OUTPUT_JSON_MAP(j, name, n, entries)                        \
-    do {                                                            \
-        cli_json_key(j, name);                                      \
-        cli_json_object_begin(j);                                   \
-        for (size_t i_ = 0; i_ < (n); i_++)                         \
-            cli_json_kv_string(j, (entries)[i_]->key, (entries)[i_]->value); \
-        cli_json_object_end(j);                                     \
+#define OUTPUT_JSON_MAP(j, name, n, entries)                                                       \
+    do {                                                                                           \
+        cli_json_key(j, name);                                                                     \
+        cli_json_object_begin(j);                                                                  \
+        for (size_t i_ = 0; i_ < (n); i_++)                                                        \
+            cli_json_kv_string(j, (entries)[i_]->key, (entries)[i_]->value);                       \
+        cli_json_object_end(j);                                                                    \
     } while (0)
 
 static void output_json_artifacts(cli_json *j, const char *key, size_t n,
@@ -224,8 +223,7 @@ static void output_json_payload(cli_json *j, const Hodei__V1__JobSpec *s)
     }
 }
 
-void output_json_resources(cli_json *j, const char *key,
-                           const Hodei__V1__ResourceRequirements *r)
+void output_json_resources(cli_json *j, const char *key, const Hodei__V1__ResourceRequirements *r)
 {
     cli_json_key(j, key);
     if (!r) {
@@ -323,8 +321,8 @@ static int output_json_job_doc(const Hodei__V1__Job *job, FILE *out)
 
 /* ------------------------------------------------------------ submit, cancel */
 
-int cli_output_submit(cli_output_format fmt, const Hodei__V1__QueueJobResponse *resp,
-                      FILE *out, FILE *err)
+int cli_output_submit(cli_output_format fmt, const Hodei__V1__QueueJobResponse *resp, FILE *out,
+                      FILE *err)
 {
     if (fmt == CLI_OUTPUT_JSON) {
         hodei_buf b;
@@ -388,8 +386,8 @@ int cli_output_status(cli_output_format fmt, const Hodei__V1__Job *job, FILE *ou
     output_line(out, "ID:", job->id);
     output_line(out, "Name:", job->spec ? job->spec->name : "");
     snprintf(text, sizeof text, "%s%s", hodei_job_state_name(job->state),
-             job->cancel_requested && !hodei_job_state_terminal(job->state)
-                 ? " (cancel requested)" : "");
+             job->cancel_requested && !hodei_job_state_terminal(job->state) ? " (cancel requested)"
+                                                                            : "");
     output_line(out, "State:", text);
     snprintf(text, sizeof text, "%d/%d", (int)job->attempt, (int)job->max_attempts);
     output_line(out, "Attempt:", text);
@@ -457,8 +455,8 @@ static void output_jobs_row(FILE *out, const Hodei__V1__Job *job, int64_t now_us
     }
 }
 
-static int output_jobs_human(const Hodei__V1__ListJobsResponse *resp, int64_t now_us,
-                             FILE *out, FILE *err)
+static int output_jobs_human(const Hodei__V1__ListJobsResponse *resp, int64_t now_us, FILE *out,
+                             FILE *err)
 {
     if (resp->n_jobs == 0) {
         fprintf(err, "No jobs found.\n");
@@ -484,8 +482,8 @@ static int output_jobs_human(const Hodei__V1__ListJobsResponse *resp, int64_t no
     return ferror(out) ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 }
 
-int cli_output_jobs(cli_output_format fmt, const Hodei__V1__ListJobsResponse *resp,
-                    int64_t now_us, FILE *out, FILE *err)
+int cli_output_jobs(cli_output_format fmt, const Hodei__V1__ListJobsResponse *resp, int64_t now_us,
+                    FILE *out, FILE *err)
 {
     if (fmt == CLI_OUTPUT_HUMAN)
         return output_jobs_human(resp, now_us, out, err);

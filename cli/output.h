@@ -14,9 +14,9 @@
 #include "hodei/rpc.h"
 #include "hodei/v1/job.pb-c.h"
 
-#define CLI_OUTPUT_MAX (128 * 1024 * 1024)  /* bytes of one JSON document */
-#define CLI_TABLE_TEXT_MAX 60               /* characters of COMMAND/NAME in `jobs` */
-#define CLI_CELL_MAX 512                    /* bytes of one rendered table cell */
+#define CLI_OUTPUT_MAX (128 * 1024 * 1024) /* bytes of one JSON document */
+#define CLI_TABLE_TEXT_MAX 60              /* characters of COMMAND/NAME in `jobs` */
+#define CLI_CELL_MAX 512                   /* bytes of one rendered table cell */
 
 /* Exit code for the gRPC status a call ended with (CLI_EXIT_*). */
 int cli_exit_from_grpc(hodei_grpc_code code);
@@ -28,11 +28,11 @@ void cli_output_error(FILE *err, const char *code_name, const char *message);
 
 /* Each returns CLI_EXIT_OK, or CLI_EXIT_ERROR when the output could not be
  * built or written. now_us is the wall clock (ages in `jobs`). */
-int cli_output_submit(cli_output_format fmt, const Hodei__V1__QueueJobResponse *resp,
-                      FILE *out, FILE *err);
+int cli_output_submit(cli_output_format fmt, const Hodei__V1__QueueJobResponse *resp, FILE *out,
+                      FILE *err);
 int cli_output_status(cli_output_format fmt, const Hodei__V1__Job *job, FILE *out);
-int cli_output_jobs(cli_output_format fmt, const Hodei__V1__ListJobsResponse *resp,
-                    int64_t now_us, FILE *out, FILE *err);
+int cli_output_jobs(cli_output_format fmt, const Hodei__V1__ListJobsResponse *resp, int64_t now_us,
+                    FILE *out, FILE *err);
 int cli_output_cancel(cli_output_format fmt, const Hodei__V1__Job *job, FILE *out);
 
 /* `workers`: READY workers only unless `all`; table ID, PROVIDER, STATE,
@@ -45,16 +45,15 @@ int cli_output_providers(cli_output_format fmt, const Hodei__V1__ListProvidersRe
                          FILE *out, FILE *err);
 /* `providers health NAME`; CLI_EXIT_ERROR also when the provider is not
  * healthy, so that `hodei providers health p && ...` works. */
-int cli_output_provider_health(cli_output_format fmt,
-                               const Hodei__V1__GetProviderHealthResponse *h, FILE *out);
+int cli_output_provider_health(cli_output_format fmt, const Hodei__V1__GetProviderHealthResponse *h,
+                               FILE *out);
 
 /* `secrets set`: "secret NAME created|replaced" or {"name","created","updated_at"};
  * `secrets list`: table NAME, UPDATED or {"secrets":[{"name","updated_at"}]};
  * `secrets delete`: "secret NAME deleted" or {"name","deleted":true}. */
-int cli_output_secret_set(cli_output_format fmt, const Hodei__V1__SetSecretResponse *r,
-                          FILE *out);
-int cli_output_secrets(cli_output_format fmt, const Hodei__V1__ListSecretsResponse *r,
-                       FILE *out, FILE *err);
+int cli_output_secret_set(cli_output_format fmt, const Hodei__V1__SetSecretResponse *r, FILE *out);
+int cli_output_secrets(cli_output_format fmt, const Hodei__V1__ListSecretsResponse *r, FILE *out,
+                       FILE *err);
 int cli_output_secret_deleted(cli_output_format fmt, const char *name, FILE *out);
 /* `hodei templates` (output_templates.c): create's answer, one template, the list. */
 int cli_output_template_created(cli_output_format fmt, const Hodei__V1__Template *t, FILE *out);

@@ -63,8 +63,7 @@ void cli_format_duration(int64_t ms, char *out, size_t out_len)
 /* ------------------------------------------------------------ tables */
 
 /* Renders cell `col` of `row` into out (sanitized); returns its width. */
-typedef size_t (*fleet_cell_fn)(const void *row, int col, int64_t now_us,
-                                char out[CLI_CELL_MAX]);
+typedef size_t (*fleet_cell_fn)(const void *row, int col, int64_t now_us, char out[CLI_CELL_MAX]);
 
 typedef struct {
     const char *const *headers;
@@ -87,8 +86,7 @@ static void fleet_table_row(FILE *out, const fleet_table *t, const void *row,
     }
 }
 
-static void fleet_table_print(FILE *out, const fleet_table *t, const void *const *rows,
-                              size_t n)
+static void fleet_table_print(FILE *out, const fleet_table *t, const void *const *rows, size_t n)
 {
     size_t width[FLEET_COLS_MAX];
     char cell[CLI_CELL_MAX];
@@ -107,8 +105,16 @@ static void fleet_table_print(FILE *out, const fleet_table *t, const void *const
 
 /* ------------------------------------------------------------ workers */
 
-enum { WCOL_ID, WCOL_PROVIDER, WCOL_STATE, WCOL_CPU, WCOL_MEMORY, WCOL_LABELS, WCOL_BEAT,
-       WCOL_COUNT };
+enum {
+    WCOL_ID,
+    WCOL_PROVIDER,
+    WCOL_STATE,
+    WCOL_CPU,
+    WCOL_MEMORY,
+    WCOL_LABELS,
+    WCOL_BEAT,
+    WCOL_COUNT
+};
 
 static const char *const fleet_worker_headers[WCOL_COUNT] = {
     "ID", "PROVIDER", "STATE", "CPU", "MEMORY", "LABELS", "LAST HEARTBEAT",
@@ -201,8 +207,8 @@ static int fleet_workers_json(const Hodei__V1__Worker *const *rows, size_t n, FI
     return output_json_flush(&j, &b, out);
 }
 
-static void fleet_workers_human(const Hodei__V1__Worker *const *rows, size_t n,
-                                size_t hidden, bool all, int64_t now_us, FILE *out, FILE *err)
+static void fleet_workers_human(const Hodei__V1__Worker *const *rows, size_t n, size_t hidden,
+                                bool all, int64_t now_us, FILE *out, FILE *err)
 {
     if (n == 0) {
         fprintf(err, "%s\n", all ? "No workers found." : "No workers ready.");
@@ -262,8 +268,7 @@ const char *cli_provider_type_name(Hodei__V1__ProviderType type)
     }
 }
 
-static size_t fleet_provider_cell(const void *row, int col, int64_t now_us,
-                                  char out[CLI_CELL_MAX])
+static size_t fleet_provider_cell(const void *row, int col, int64_t now_us, char out[CLI_CELL_MAX])
 {
     const Hodei__V1__Provider *p = row;
     char raw[OUTPUT_LINE_MAX];
@@ -354,8 +359,8 @@ static int fleet_health_json(const Hodei__V1__GetProviderHealthResponse *h, FILE
     return output_json_flush(&j, &b, out);
 }
 
-int cli_output_provider_health(cli_output_format fmt,
-                               const Hodei__V1__GetProviderHealthResponse *h, FILE *out)
+int cli_output_provider_health(cli_output_format fmt, const Hodei__V1__GetProviderHealthResponse *h,
+                               FILE *out)
 {
     int rc;
     if (fmt == CLI_OUTPUT_JSON) {

@@ -8,7 +8,7 @@
 #include "output.h"
 
 #define OUTPUT_TIME_BUF 32
-#define OUTPUT_LINE_MAX 4096   /* bytes of one human value (command line, error) */
+#define OUTPUT_LINE_MAX 4096 /* bytes of one human value (command line, error) */
 
 /* Copies s into out with control characters as '?' and invalid UTF-8 as
  * U+FFFD, at most max_chars characters (then "..."). Returns the characters
@@ -24,8 +24,7 @@ void output_line(FILE *out, const char *label, const char *value);
 /* JSON pieces: key then RFC 3339 text or null; key then resources or null;
  * one job object (status's). */
 void output_json_time(cli_json *j, const char *key, const Hodei__V1__Timestamp *ts);
-void output_json_resources(cli_json *j, const char *key,
-                           const Hodei__V1__ResourceRequirements *r);
+void output_json_resources(cli_json *j, const char *key, const Hodei__V1__ResourceRequirements *r);
 void output_json_job(cli_json *j, const Hodei__V1__Job *job);
 /* "spec" then the job spec object (or null). */
 void output_json_spec(cli_json *j, const Hodei__V1__JobSpec *s);

@@ -4,7 +4,7 @@
 
 #include "output_int.h"
 
-#define SECRETS_NAME_COL_MIN 4   /* width of the NAME header */
+#define SECRETS_NAME_COL_MIN 4 /* width of the NAME header */
 
 static int secrets_json_begin(hodei_buf *b, cli_json *j)
 {
@@ -14,8 +14,7 @@ static int secrets_json_begin(hodei_buf *b, cli_json *j)
     return CLI_EXIT_OK;
 }
 
-int cli_output_secret_set(cli_output_format fmt, const Hodei__V1__SetSecretResponse *r,
-                          FILE *out)
+int cli_output_secret_set(cli_output_format fmt, const Hodei__V1__SetSecretResponse *r, FILE *out)
 {
     char name[CLI_CELL_MAX];
     if (fmt == CLI_OUTPUT_JSON) {
@@ -49,8 +48,8 @@ static void secrets_table(const Hodei__V1__ListSecretsResponse *r, FILE *out)
     }
 }
 
-int cli_output_secrets(cli_output_format fmt, const Hodei__V1__ListSecretsResponse *r,
-                       FILE *out, FILE *err)
+int cli_output_secrets(cli_output_format fmt, const Hodei__V1__ListSecretsResponse *r, FILE *out,
+                       FILE *err)
 {
     if (fmt == CLI_OUTPUT_JSON) {
         hodei_buf b;

@@ -3,7 +3,7 @@
 
 #include "output_int.h"
 
-#define TEMPLATES_NAME_COL_MIN 4   /* width of the NAME header */
+#define TEMPLATES_NAME_COL_MIN 4 /* width of the NAME header */
 #define TEMPLATES_PARAMS_BUF 1024
 
 static void templates_json_begin(hodei_buf *b, cli_json *j)

@@ -9,8 +9,7 @@
 /* ------------------------------------------------------------ calls */
 
 bool run_unary(const run_ctx *c, const char *path, const ProtobufCMessage *req,
-               const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp,
-               run_outcome *o)
+               const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp, run_outcome *o)
 {
     memset(o, 0, sizeof *o);
     hodei_err_clear(&o->e);
@@ -147,8 +146,7 @@ static run_call run_call_for(const cli_args *a)
     }
 }
 
-static int run_render_secrets(const cli_args *a, const ProtobufCMessage *resp, FILE *out,
-                              FILE *err)
+static int run_render_secrets(const cli_args *a, const ProtobufCMessage *resp, FILE *out, FILE *err)
 {
     switch (a->secrets_action) {
     case CLI_SECRETS_SET:
@@ -172,8 +170,8 @@ static int run_render_templates(const cli_args *a, const ProtobufCMessage *resp,
         return cli_output_template(a->output,
                                    ((const Hodei__V1__GetTemplateResponse *)resp)->template_, out);
     default:
-        return cli_output_templates(a->output, (const Hodei__V1__ListTemplatesResponse *)resp,
-                                    out, err);
+        return cli_output_templates(a->output, (const Hodei__V1__ListTemplatesResponse *)resp, out,
+                                    err);
     }
 }
 
@@ -186,18 +184,16 @@ static int run_render(const cli_args *a, const ProtobufCMessage *resp, FILE *out
         return cli_output_status(a->output, ((const Hodei__V1__GetJobStatusResponse *)resp)->job,
                                  out);
     case CLI_CMD_CANCEL:
-        return cli_output_cancel(a->output, ((const Hodei__V1__CancelJobResponse *)resp)->job,
-                                 out);
+        return cli_output_cancel(a->output, ((const Hodei__V1__CancelJobResponse *)resp)->job, out);
     case CLI_CMD_WORKERS:
-        return cli_output_workers(a->output,
-                                  (const Hodei__V1__GetAvailableWorkersResponse *)resp,
+        return cli_output_workers(a->output, (const Hodei__V1__GetAvailableWorkersResponse *)resp,
                                   a->all_workers, hodei_wall_us(), out, err);
     case CLI_CMD_PROVIDERS:
         if (a->provider_health)
             return cli_output_provider_health(
                 a->output, (const Hodei__V1__GetProviderHealthResponse *)resp, out);
-        return cli_output_providers(a->output, (const Hodei__V1__ListProvidersResponse *)resp,
-                                    out, err);
+        return cli_output_providers(a->output, (const Hodei__V1__ListProvidersResponse *)resp, out,
+                                    err);
     case CLI_CMD_SECRETS:
         return run_render_secrets(a, resp, out, err);
     case CLI_CMD_TEMPLATES:

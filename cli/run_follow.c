@@ -11,10 +11,10 @@
 
 /* How one stream session ended. */
 typedef enum {
-    FOLLOW_ENDED,    /* end marker: *final_state is set */
-    FOLLOW_BROKEN,   /* the stream broke or could not open: reconnect */
-    FOLLOW_DRAIN,    /* the job has ended without an end marker: read the rest */
-    FOLLOW_FATAL,    /* reported; rc holds the exit code */
+    FOLLOW_ENDED,  /* end marker: *final_state is set */
+    FOLLOW_BROKEN, /* the stream broke or could not open: reconnect */
+    FOLLOW_DRAIN,  /* the job has ended without an end marker: read the rest */
+    FOLLOW_FATAL,  /* reported; rc holds the exit code */
 } follow_step;
 
 typedef struct {
@@ -22,12 +22,12 @@ typedef struct {
     const char *job_id;
     cli_log_sink *sink;
     const run_follow_hooks *hooks;
-    int64_t checked_ms;        /* mono time of the last GetJobStatus */
-    int64_t ended_seen_ms;     /* first time the job was seen finished; 0 = not yet */
-    int64_t down_since_ms;     /* edge unreachable since; 0 = reachable */
+    int64_t checked_ms;    /* mono time of the last GetJobStatus */
+    int64_t ended_seen_ms; /* first time the job was seen finished; 0 = not yet */
+    int64_t down_since_ms; /* edge unreachable since; 0 = reachable */
     int backoff_ms;
-    bool said_lost;            /* "reconnecting" was printed */
-    bool contact;              /* the edge answered at least once */
+    bool said_lost; /* "reconnecting" was printed */
+    bool contact;   /* the edge answered at least once */
     int rc;
     Hodei__V1__JobState final_state;
 } follow;
@@ -65,7 +65,7 @@ static follow_step follow_check_job(follow *f)
     if (!run_job_status(f->c, f->job_id, &resp, &o)) {
         if (run_transient(&o) && f->contact)
             goto out;
-        f->rc = run_report(f->c, &o);   /* never reached, unknown job, no access */
+        f->rc = run_report(f->c, &o); /* never reached, unknown job, no access */
         return FOLLOW_FATAL;
     }
     f->contact = true;
@@ -117,7 +117,7 @@ static follow_step follow_recv(follow *f, hodei_rpc_stream *st, bool *closed)
     }
     *closed = true;
     if (s != HODEI_OK)
-        return FOLLOW_BROKEN;   /* an answer that did not unpack: ask again */
+        return FOLLOW_BROKEN; /* an answer that did not unpack: ask again */
     if (!msg)
         return follow_closed(f, &res);
     *closed = false;
@@ -161,8 +161,8 @@ static follow_step follow_backoff(follow *f)
     if (now - f->down_since_ms > RUN_FOLLOW_DOWN_MAX_MS) {
         fprintf(f->c->err,
                 "hodei: UNAVAILABLE: no log stream from %s for %d s; the job may still be "
-                "running: hodei logs -f %s\n", f->c->a->server, RUN_FOLLOW_DOWN_MAX_MS / 1000,
-                f->job_id);
+                "running: hodei logs -f %s\n",
+                f->c->a->server, RUN_FOLLOW_DOWN_MAX_MS / 1000, f->job_id);
         f->rc = CLI_EXIT_UNAVAILABLE;
         return FOLLOW_FATAL;
     }
@@ -171,14 +171,18 @@ static follow_step follow_backoff(follow *f)
         follow_tick(f);
     }
     f->backoff_ms = f->backoff_ms * 2 > RUN_FOLLOW_BACKOFF_MAX_MS ? RUN_FOLLOW_BACKOFF_MAX_MS
-                                                                   : f->backoff_ms * 2;
+                                                                  : f->backoff_ms * 2;
     return FOLLOW_BROKEN;
 }
 
 int run_follow_logs(const run_ctx *c, const char *job_id, cli_log_sink *sink,
                     const run_follow_hooks *hooks, Hodei__V1__JobState *final_state)
 {
-    follow f = {.c = c, .job_id = job_id, .sink = sink, .hooks = hooks, .rc = CLI_EXIT_OK,
+    follow f = {.c = c,
+                .job_id = job_id,
+                .sink = sink,
+                .hooks = hooks,
+                .rc = CLI_EXIT_OK,
                 .backoff_ms = RUN_FOLLOW_BACKOFF_MIN_MS};
     follow_step step = follow_check_job(&f);
     if (step == FOLLOW_BROKEN)

@@ -16,15 +16,15 @@
 #define RUN_SECRET_SERVICE "/hodei.v1.SecretService/"
 #define RUN_TEMPLATE_SERVICE "/hodei.v1.TemplateService/"
 
-#define RUN_JOB_ID_MAX 128              /* bytes of a job id kept by the tool */
-#define RUN_FOLLOW_TICK_MS 200          /* longest wait for a line before looking around */
-#define RUN_FOLLOW_CHECK_MS 2000        /* a silent stream: ask the job's state this often */
-#define RUN_FOLLOW_END_GRACE_MS 3000    /* job ended, no end marker yet: read the rest */
-#define RUN_FOLLOW_BACKOFF_MIN_MS 250   /* first wait before reconnecting, doubled... */
-#define RUN_FOLLOW_BACKOFF_MAX_MS 2000  /* ...up to this */
-#define RUN_FOLLOW_DOWN_MAX_MS 300000   /* edge unreachable this long: give up (exit 5) */
-#define RUN_LOGS_PAGE_LINES 5000        /* max_lines of one GetLogs */
-#define RUN_LOGS_PAGES_MAX 100000       /* GetLogs calls for one read, at most */
+#define RUN_JOB_ID_MAX 128             /* bytes of a job id kept by the tool */
+#define RUN_FOLLOW_TICK_MS 200         /* longest wait for a line before looking around */
+#define RUN_FOLLOW_CHECK_MS 2000       /* a silent stream: ask the job's state this often */
+#define RUN_FOLLOW_END_GRACE_MS 3000   /* job ended, no end marker yet: read the rest */
+#define RUN_FOLLOW_BACKOFF_MIN_MS 250  /* first wait before reconnecting, doubled... */
+#define RUN_FOLLOW_BACKOFF_MAX_MS 2000 /* ...up to this */
+#define RUN_FOLLOW_DOWN_MAX_MS 300000  /* edge unreachable this long: give up (exit 5) */
+#define RUN_LOGS_PAGE_LINES 5000       /* max_lines of one GetLogs */
+#define RUN_LOGS_PAGES_MAX 100000      /* GetLogs calls for one read, at most */
 
 typedef struct {
     const cli_args *a;
@@ -43,8 +43,7 @@ typedef struct {
 /* One unary call with the tool's call timeout. true when it completed with
  * OK and *resp holds the answer (free with protobuf_c_message_free_unpacked). */
 bool run_unary(const run_ctx *c, const char *path, const ProtobufCMessage *req,
-               const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp,
-               run_outcome *o);
+               const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp, run_outcome *o);
 /* Prints why the call failed ("hodei: <CODE>: <message>") and returns its
  * exit code. */
 int run_report(const run_ctx *c, const run_outcome *o);

@@ -12,9 +12,9 @@
 #include "output.h"
 #include "run_int.h"
 
-#define RUN_WAIT_POLL_MS 500        /* GetJobStatus while the job waits */
-#define RUN_WAIT_VIEW_EVERY 4       /* ...and the queue and workers every 4th time */
-#define RUN_SLEEP_STEP_MS 50        /* a sleep notices Ctrl-C this fast */
+#define RUN_WAIT_POLL_MS 500  /* GetJobStatus while the job waits */
+#define RUN_WAIT_VIEW_EVERY 4 /* ...and the queue and workers every 4th time */
+#define RUN_SLEEP_STEP_MS 50  /* a sleep notices Ctrl-C this fast */
 #define RUN_CANCEL_REASON "interrupted by the user (Ctrl-C in hodei run)"
 
 static volatile sig_atomic_t run_job_sigints;
@@ -38,10 +38,10 @@ typedef struct {
     cli_status_line status;
     cli_log_sink sink;
     bool cancel_sent;
-    bool no_workers_rpc;        /* GetAvailableWorkers refused: stop asking */
-    bool no_position;           /* ListJobs refused: stop asking */
-    cli_wait_view view;         /* what the status line shows */
-    Hodei__V1__GetJobStatusResponse *last;   /* the latest status; owned */
+    bool no_workers_rpc;                   /* GetAvailableWorkers refused: stop asking */
+    bool no_position;                      /* ListJobs refused: stop asking */
+    cli_wait_view view;                    /* what the status line shows */
+    Hodei__V1__GetJobStatusResponse *last; /* the latest status; owned */
 } run_job;
 
 /* ------------------------------------------------------------ Ctrl-C */
@@ -59,12 +59,11 @@ static void run_job_cancel(run_job *j)
     if (run_unary(j->c, RUN_JOB_SERVICE "CancelJob", &req.base,
                   &hodei__v1__cancel_job_response__descriptor, &resp, &o)) {
         protobuf_c_message_free_unpacked(resp, NULL);
-        fprintf(j->c->err, "hodei: cancelling job %s (Ctrl-C again to exit at once)\n",
-                j->job_id);
+        fprintf(j->c->err, "hodei: cancelling job %s (Ctrl-C again to exit at once)\n", j->job_id);
     } else if (run_transient(&o)) {
-        return;   /* the next tick tries again */
+        return; /* the next tick tries again */
     } else if (o.res.code != HODEI_GRPC_FAILED_PRECONDITION) {
-        run_report(j->c, &o);   /* FAILED_PRECONDITION: it had already ended */
+        run_report(j->c, &o); /* FAILED_PRECONDITION: it had already ended */
     }
     j->cancel_sent = true;
     j->view.cancelling = true;
@@ -92,8 +91,8 @@ static int run_job_queue(run_job *j)
     run_outcome o;
     const cli_args *a = j->c->a;
     bool from_template = a->command == CLI_CMD_TEMPLATES;
-    if (!run_unary(j->c, from_template ? RUN_TEMPLATE_SERVICE "RunTemplate"
-                                       : RUN_JOB_SERVICE "QueueJob",
+    if (!run_unary(j->c,
+                   from_template ? RUN_TEMPLATE_SERVICE "RunTemplate" : RUN_JOB_SERVICE "QueueJob",
                    from_template ? &a->template_run.base : &a->queue.base,
                    from_template ? &hodei__v1__run_template_response__descriptor
                                  : &hodei__v1__queue_job_response__descriptor,
@@ -107,8 +106,7 @@ static int run_job_queue(run_job *j)
     }
     bool fits = hodei_strlcpy(j->job_id, resp->job_id, sizeof j->job_id) && resp->job_id[0];
     if (fits && resp->duplicate)
-        fprintf(j->c->err, "hodei: duplicate of an earlier submit: following job %s\n",
-                j->job_id);
+        fprintf(j->c->err, "hodei: duplicate of an earlier submit: following job %s\n", j->job_id);
     else if (fits && !j->c->a->quiet && j->c->a->output == CLI_OUTPUT_HUMAN)
         fprintf(j->c->err, "hodei: job %s\n", j->job_id);
     protobuf_c_message_free_unpacked(msg, NULL);
@@ -260,8 +258,8 @@ static int run_job_end(run_job *j)
         return rc;
     const Hodei__V1__Job *job = j->last->job;
     if (!hodei_job_state_terminal(job->state))
-        fprintf(j->c->err, "hodei: job %s: its log stream ended but it is still %s\n",
-                j->job_id, hodei_job_state_name(job->state));
+        fprintf(j->c->err, "hodei: job %s: its log stream ended but it is still %s\n", j->job_id,
+                hodei_job_state_name(job->state));
     if (a->output == CLI_OUTPUT_JSON && cli_output_status(CLI_OUTPUT_JSON, job, j->c->out))
         return CLI_EXIT_ERROR;
     cli_run_summary(job, j->c->err);
@@ -275,7 +273,7 @@ static int run_job_follow(run_job *j)
     const Hodei__V1__Job *job = j->last->job;
     cli_status_line_clear(&j->status);
     if (hodei_job_state_terminal(job->state) && job->attempt == 0)
-        return CLI_EXIT_OK;   /* it never started: there is no output */
+        return CLI_EXIT_OK; /* it never started: there is no output */
     run_follow_hooks hooks = {run_job_tick, j};
     Hodei__V1__JobState final_state = 0;
     return run_follow_logs(j->c, j->job_id, &j->sink, &hooks, &final_state);

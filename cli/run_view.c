@@ -9,8 +9,8 @@
 #include "output_int.h"
 
 #define RUN_VIEW_PREFIX "hodei: "
-#define RUN_VIEW_WIPE "\r\033[K"       /* carriage return, erase to end of line */
-#define RUN_VIEW_TEXT_MAX 512          /* bytes of a status text before it is cut */
+#define RUN_VIEW_WIPE "\r\033[K" /* carriage return, erase to end of line */
+#define RUN_VIEW_TEXT_MAX 512    /* bytes of a status text before it is cut */
 #define RUN_VIEW_EXIT_MAX 255
 
 /* ------------------------------------------------------------ status line */
@@ -157,6 +157,6 @@ void cli_run_summary(const Hodei__V1__Job *job, FILE *err)
     output_sanitize(has_error ? job->error : "", RUN_VIEW_TEXT_MAX, error, sizeof error);
     if (job->state == HODEI__V1__JOB_STATE__JOB_STATE_FAILED)
         snprintf(code, sizeof code, " (exit code %d)", (int)job->exit_code);
-    fprintf(err, "%sjob %s %s%s%s%s\n", RUN_VIEW_PREFIX, id, hodei_job_state_name(job->state),
-            code, has_error ? ": " : "", error);
+    fprintf(err, "%sjob %s %s%s%s%s\n", RUN_VIEW_PREFIX, id, hodei_job_state_name(job->state), code,
+            has_error ? ": " : "", error);
 }

@@ -11,7 +11,7 @@
 
 #include "hodei/v1/job.pb-c.h"
 
-#define CLI_STATUS_LINE_MAX 80      /* bytes of a status line, "hodei: " included */
+#define CLI_STATUS_LINE_MAX 80 /* bytes of a status line, "hodei: " included */
 
 /* Exit codes of a job's end (besides its own exit code). */
 enum {

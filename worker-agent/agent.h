@@ -28,19 +28,19 @@
 #define AGENT_PATH_UNREGISTER "/hodei.v1.WorkerAgentService/UnregisterWorker"
 
 /* Limits. */
-#define AGENT_OTP_MAX 512                 /* one-time token bytes */
-#define AGENT_SESSION_TOKEN_MAX 256       /* RegisterResponse.session_token bytes */
-#define AGENT_HEARTBEAT_MS_MIN 100        /* RegisterResponse.heartbeat_interval_ms */
+#define AGENT_OTP_MAX 512           /* one-time token bytes */
+#define AGENT_SESSION_TOKEN_MAX 256 /* RegisterResponse.session_token bytes */
+#define AGENT_HEARTBEAT_MS_MIN 100  /* RegisterResponse.heartbeat_interval_ms */
 #define AGENT_HEARTBEAT_MS_MAX 3600000
-#define AGENT_ATTEMPT_MAX 1000            /* RunJob.attempt */
-#define AGENT_RESULTS_MAX 64              /* results waiting for a JobResultAck */
-#define AGENT_RECENT_MAX 32               /* acknowledged (job, epoch) remembered */
-#define AGENT_CONTROL_MAX 64              /* queued heartbeats, keepalives, acks */
+#define AGENT_ATTEMPT_MAX 1000 /* RunJob.attempt */
+#define AGENT_RESULTS_MAX 64   /* results waiting for a JobResultAck */
+#define AGENT_RECENT_MAX 32    /* acknowledged (job, epoch) remembered */
+#define AGENT_CONTROL_MAX 64   /* queued heartbeats, keepalives, acks */
 #define AGENT_DROPS_MAX (AGENT_RESULTS_MAX + 1)
 #define AGENT_LABELS_MAX 64
 #define AGENT_HOSTNAME_MAX 256
-#define AGENT_RPC_TIMEOUT_MS 10000        /* Register and UnregisterWorker */
-#define AGENT_TICK_MS 100                 /* receive wait between timer checks */
+#define AGENT_RPC_TIMEOUT_MS 10000 /* Register and UnregisterWorker */
+#define AGENT_TICK_MS 100          /* receive wait between timer checks */
 /* After a stop: how long results may wait for an acknowledgement once no
  * job runs (a running job first gets the drain timeout and the kill grace)
  * before the agent gives up and exits 1. */
@@ -58,24 +58,24 @@
 #define AGENT_STREAM_HEALTHY_MS 10000
 
 typedef struct {
-    char *server;               /* server (HODEI_SERVER): edge address host:port */
-    char *worker_id;            /* worker_id (HODEI_WORKER_ID) */
-    char *otp;                  /* otp (HODEI_OTP): one-time token, secret */
-    char *otp_file;             /* otp_file (HODEI_OTP_FILE) */
-    char *labels;               /* worker.labels: "k=v,k2=v2" */
-    char *tls_ca;               /* worker.tls_ca */
-    char *tls_cert;             /* worker.tls_cert */
-    char *tls_key;              /* worker.tls_key */
-    char *tmp_dir;              /* worker.tmp_dir: script files; "" = $TMPDIR or /tmp */
-    int64_t batch_lines;        /* worker.batch_lines */
-    int64_t batch_interval_ms;  /* worker.batch_interval */
-    int64_t reconnect_min_ms;   /* worker.reconnect_min */
-    int64_t reconnect_max_ms;   /* worker.reconnect_max */
-    int64_t drain_timeout_ms;   /* worker.drain_timeout */
-    int64_t kill_grace_ms;      /* worker.kill_grace */
-    int64_t keepalive_ms;       /* worker.keepalive_interval */
-    int64_t buffer_bytes_max;   /* worker.buffer_max: output kept while disconnected */
-    int64_t result_resend_ms;   /* worker.result_resend */
+    char *server;              /* server (HODEI_SERVER): edge address host:port */
+    char *worker_id;           /* worker_id (HODEI_WORKER_ID) */
+    char *otp;                 /* otp (HODEI_OTP): one-time token, secret */
+    char *otp_file;            /* otp_file (HODEI_OTP_FILE) */
+    char *labels;              /* worker.labels: "k=v,k2=v2" */
+    char *tls_ca;              /* worker.tls_ca */
+    char *tls_cert;            /* worker.tls_cert */
+    char *tls_key;             /* worker.tls_key */
+    char *tmp_dir;             /* worker.tmp_dir: script files; "" = $TMPDIR or /tmp */
+    int64_t batch_lines;       /* worker.batch_lines */
+    int64_t batch_interval_ms; /* worker.batch_interval */
+    int64_t reconnect_min_ms;  /* worker.reconnect_min */
+    int64_t reconnect_max_ms;  /* worker.reconnect_max */
+    int64_t drain_timeout_ms;  /* worker.drain_timeout */
+    int64_t kill_grace_ms;     /* worker.kill_grace */
+    int64_t keepalive_ms;      /* worker.keepalive_interval */
+    int64_t buffer_bytes_max;  /* worker.buffer_max: output kept while disconnected */
+    int64_t result_resend_ms;  /* worker.result_resend */
 } agent_config;
 
 extern agent_config agent_conf;
@@ -85,7 +85,7 @@ extern const size_t agent_params_len;
 /* ------------------------------------------------------------ secrets */
 
 typedef struct {
-    hodei_exec_secret *items;   /* names and values heap-allocated */
+    hodei_exec_secret *items; /* names and values heap-allocated */
     size_t len;
 } agent_secrets;
 
@@ -99,15 +99,15 @@ void agent_secrets_free(agent_secrets *s);
 /* ------------------------------------------------------------ usage */
 
 typedef struct {
-    int cpu_fd;                 /* cgroup cpu.stat or /proc/stat */
-    int mem_fd;                 /* cgroup memory.current, or -1 */
-    int mem_max_fd;             /* cgroup memory.max, or -1 */
-    int meminfo_fd;             /* /proc/meminfo */
-    bool cgroup_cpu;            /* cpu_fd is cgroup cpu.stat */
+    int cpu_fd;      /* cgroup cpu.stat or /proc/stat */
+    int mem_fd;      /* cgroup memory.current, or -1 */
+    int mem_max_fd;  /* cgroup memory.max, or -1 */
+    int meminfo_fd;  /* /proc/meminfo */
+    bool cgroup_cpu; /* cpu_fd is cgroup cpu.stat */
     int ncpu;
     int64_t prev_wall_us;
-    int64_t prev_busy;          /* cgroup: usage_usec; procfs: busy ticks */
-    int64_t prev_total;         /* procfs: all ticks */
+    int64_t prev_busy;  /* cgroup: usage_usec; procfs: busy ticks */
+    int64_t prev_total; /* procfs: all ticks */
 } agent_usage;
 
 void agent_usage_init(agent_usage *u);
@@ -149,8 +149,8 @@ typedef struct {
     int exit_code;
     char error[HODEI_EXEC_ERROR_MAX];
     int64_t started_us, finished_us;
-    bool queued;                /* its RESULT_MARK is still behind its output */
-    bool due;                   /* send at the next chance */
+    bool queued; /* its RESULT_MARK is still behind its output */
+    bool due;    /* send at the next chance */
     int sends;
     int64_t last_sent_ms;
 } agent_result;
@@ -168,11 +168,11 @@ typedef struct {
     char job_id[HODEI_ID_BUF];
     int64_t epoch;
     int32_t attempt;
-    Hodei__V1__RunJob *msg;     /* owned; spec used by the executor */
+    Hodei__V1__RunJob *msg; /* owned; spec used by the executor */
     agent_secrets secrets;
     hodei_exec_handle *handle;
-    bool started;               /* the runner took it */
-    pid_t pid;                  /* its process (group) once running, else 0 */
+    bool started; /* the runner took it */
+    pid_t pid;    /* its process (group) once running, else 0 */
     bool cancelled;
     uint64_t dropped_lines;
 } agent_job;
@@ -192,7 +192,7 @@ typedef struct agent {
     char hostname[AGENT_HOSTNAME_MAX];
     Hodei__V1__RegisterRequest__LabelsEntry label_entries[AGENT_LABELS_MAX];
     Hodei__V1__RegisterRequest__LabelsEntry *label_ptrs[AGENT_LABELS_MAX];
-    char *labels_store;         /* the labels text, split in place */
+    char *labels_store; /* the labels text, split in place */
     size_t n_labels;
     agent_usage usage;
     uint64_t rand_state;
@@ -202,26 +202,26 @@ typedef struct agent {
     /* ---------------- guarded by mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool quit;                  /* threads end */
-    hodei_rpc_stream *stream;   /* published to the sender after Hello */
-    bool stream_broken;         /* a send failed; wait for the session */
-    bool stream_ready;          /* past probation: output and results may go */
-    bool sending;               /* the sender is inside a send */
+    bool quit;                /* threads end */
+    hodei_rpc_stream *stream; /* published to the sender after Hello */
+    bool stream_broken;       /* a send failed; wait for the session */
+    bool stream_ready;        /* past probation: output and results may go */
+    bool sending;             /* the sender is inside a send */
     int64_t last_send_ms;
     agent_queue control;
     agent_queue data;
-    agent_queue sent;           /* output written to the current stream lately */
+    agent_queue sent; /* output written to the current stream lately */
     agent_drop drops[AGENT_DROPS_MAX];
     uint64_t dropped_total;
     agent_result results[AGENT_RESULTS_MAX];
     agent_key recent[AGENT_RECENT_MAX];
     size_t recent_next;
     agent_job *job;
-    bool accepting;             /* false once stopping or draining */
+    bool accepting; /* false once stopping or draining */
     bool draining;
-    int64_t ka_sent_nonce;      /* our last Keepalive */
-    int64_t ka_sent_at_ms;      /* when it was queued */
-    int64_t ka_answered_nonce;  /* the last server Keepalive we answered */
+    int64_t ka_sent_nonce;     /* our last Keepalive */
+    int64_t ka_sent_at_ms;     /* when it was queued */
+    int64_t ka_answered_nonce; /* the last server Keepalive we answered */
 } agent;
 
 /* main.c: (re)creates the channel to the edge; the session thread's own. */

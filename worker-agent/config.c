@@ -16,14 +16,14 @@ agent_config agent_conf;
 
 #define P(field) offsetof(agent_config, field)
 const hodei_cfg_param agent_params[] = {
-    {"server", HODEI_CFG_STRING, NULL, 1, 512, P(server),
-     "edge address host:port", true, false, NULL},
+    {"server", HODEI_CFG_STRING, NULL, 1, 512, P(server), "edge address host:port", true, false,
+     NULL},
     {"worker_id", HODEI_CFG_STRING, NULL, 1, HODEI_ID_LEN, P(worker_id),
      "this worker's id, the one its token is bound to", true, false, NULL},
     {"otp", HODEI_CFG_STRING, "", 0, AGENT_OTP_MAX, P(otp),
      "one-time registration token; or otp_file", false, true, NULL},
-    {"otp_file", HODEI_CFG_STRING, "", 0, 4096, P(otp_file),
-     "file holding the one-time token", false, false, NULL},
+    {"otp_file", HODEI_CFG_STRING, "", 0, 4096, P(otp_file), "file holding the one-time token",
+     false, false, NULL},
     {"worker.labels", HODEI_CFG_STRING, "", 0, 8192, P(labels),
      "labels offered to jobs' constraints: k=v,k2=v2", false, false, NULL},
     {"worker.tls_ca", HODEI_CFG_STRING, "", 0, 4096, P(tls_ca),
@@ -52,8 +52,7 @@ const hodei_cfg_param agent_params[] = {
     {"worker.keepalive_interval", HODEI_CFG_DURATION_MS, "10s", 100, 600000, P(keepalive_ms),
      "a Keepalive is sent when nothing else was sent for this long", false, false, NULL},
     {"worker.buffer_max", HODEI_CFG_INT, "8388608", 65536, 1073741824, P(buffer_bytes_max),
-     "bytes of output kept while disconnected; beyond, the oldest is dropped", false, false,
-     NULL},
+     "bytes of output kept while disconnected; beyond, the oldest is dropped", false, false, NULL},
     {"worker.result_resend", HODEI_CFG_DURATION_MS, "10s", 100, 600000, P(result_resend_ms),
      "an unacknowledged JobResult is sent again after this long", false, false, NULL},
 };
@@ -144,12 +143,11 @@ static hodei_status config_label_add(agent *a, char *item, hodei_err *err)
                              a->n_labels + 1, HODEI_JOB_LABEL_KEY_MAX);
     if (strlen(val) > HODEI_JOB_LABEL_VALUE_MAX || !hodei_utf8_valid(val, strlen(val)))
         return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "worker.labels[\"%s\"]: value must be UTF-8 of at most %d bytes",
-                             item, HODEI_JOB_LABEL_VALUE_MAX);
+                             "worker.labels[\"%s\"]: value must be UTF-8 of at most %d bytes", item,
+                             HODEI_JOB_LABEL_VALUE_MAX);
     for (size_t i = 0; i < a->n_labels; i++)
         if (strcmp(a->label_entries[i].key, item) == 0)
-            return hodei_err_set(err, HODEI_ERR_INVALID, "worker.labels: key \"%s\" twice",
-                                 item);
+            return hodei_err_set(err, HODEI_ERR_INVALID, "worker.labels: key \"%s\" twice", item);
     if (a->n_labels == AGENT_LABELS_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID, "worker.labels: more than %d entries",
                              AGENT_LABELS_MAX);

@@ -82,7 +82,7 @@ static hodei_status agent_init(hodei_daemon *d, hodei_err *err)
     if (st == HODEI_OK)
         st = agent_threads_start(a, err);
     if (st != HODEI_OK)
-        agent_fini(d);   /* the skeleton runs fini only after a successful init */
+        agent_fini(d); /* the skeleton runs fini only after a successful init */
     return st;
 }
 

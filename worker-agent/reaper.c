@@ -16,7 +16,7 @@
 #include "agent.h"
 #include "hodei/log.h"
 
-#define REAPER_ROUND_MAX 64     /* zombies reaped per call */
+#define REAPER_ROUND_MAX 64 /* zombies reaped per call */
 
 void agent_reaper_init(void)
 {

@@ -139,7 +139,7 @@ hodei_status agent_register(agent *a, bool *registered, hodei_err *err)
         if (agent_channel_open(a, err) != HODEI_OK)
             HLOG_WARN("cannot renew the channel to %s: %s", a->cfg->server, err->msg);
     }
-    explicit_bzero(a->otp, sizeof a->otp);   /* used once; the session token now */
+    explicit_bzero(a->otp, sizeof a->otp); /* used once; the session token now */
     *registered = true;
     HLOG_INFO("registered worker_id=%s heartbeat_interval_ms=%lld", a->cfg->worker_id,
               (long long)a->heartbeat_ms);

@@ -13,7 +13,12 @@
 #include "hodei/time.h"
 #include "hodei/util.h"
 
-typedef enum { VERDICT_ACCEPT = 0, VERDICT_ACK_AGAIN, VERDICT_IGNORE, VERDICT_REFUSE } runner_verdict;
+typedef enum {
+    VERDICT_ACCEPT = 0,
+    VERDICT_ACK_AGAIN,
+    VERDICT_IGNORE,
+    VERDICT_REFUSE
+} runner_verdict;
 
 /* What the executor's callbacks need. */
 typedef struct {
@@ -41,7 +46,10 @@ static size_t runner_results_free(agent *a)
     return n;
 }
 
-bool agent_results_pending(agent *a) { return runner_results_free(a) < AGENT_RESULTS_MAX; }
+bool agent_results_pending(agent *a)
+{
+    return runner_results_free(a) < AGENT_RESULTS_MAX;
+}
 
 /* Records a result. after_output: it goes out after the job's queued
  * output (a mark in the data queue); else at the next chance. */
@@ -52,7 +60,7 @@ static void runner_result_add(agent *a, const char *job_id, int64_t epoch,
     for (size_t i = 0; i < AGENT_RESULTS_MAX && !r; i++)
         if (!a->results[i].in_use)
             r = &a->results[i];
-    HODEI_ASSERT(r != NULL);   /* admission keeps a slot for every accepted job */
+    HODEI_ASSERT(r != NULL); /* admission keeps a slot for every accepted job */
     memset(r, 0, sizeof *r);
     r->in_use = true;
     hodei_strlcpy(r->job_id, job_id, sizeof r->job_id);
@@ -151,8 +159,8 @@ static hodei_status runner_job_make(const Hodei__V1__RunJob *rj, agent_job **out
     agent_job *job = calloc(1, sizeof *job);
     if (!job)
         return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory for a job");
-    hodei_status st = agent_secrets_parse(rj->secrets_json.data, rj->secrets_json.len,
-                                          &job->secrets, err);
+    hodei_status st =
+        agent_secrets_parse(rj->secrets_json.data, rj->secrets_json.len, &job->secrets, err);
     if (st == HODEI_OK)
         st = hodei_exec_handle_create(&job->handle, err);
     if (st != HODEI_OK) {
@@ -197,7 +205,7 @@ static runner_verdict runner_admit(agent *a, const Hodei__V1__RunJob *rj, agent_
         return VERDICT_ACK_AGAIN;
     if (r) {
         if (!r->queued)
-            r->due = true;     /* finished here: the result, not a second run */
+            r->due = true; /* finished here: the result, not a second run */
         return VERDICT_IGNORE;
     }
     if (runner_recent(a, rj->job_id, rj->epoch))
@@ -212,8 +220,9 @@ static runner_verdict runner_admit(agent *a, const Hodei__V1__RunJob *rj, agent_
         return VERDICT_REFUSE;
     }
     if (a->job) {
-        hodei_err_set(err, HODEI_ERR_PRECONDITION, "worker busy: job %s (epoch %lld) is running here",
-                      a->job->job_id, (long long)a->job->epoch);
+        hodei_err_set(err, HODEI_ERR_PRECONDITION,
+                      "worker busy: job %s (epoch %lld) is running here", a->job->job_id,
+                      (long long)a->job->epoch);
         return VERDICT_REFUSE;
     }
     return runner_job_make(rj, job, err) == HODEI_OK ? VERDICT_ACCEPT : VERDICT_REFUSE;
@@ -236,8 +245,7 @@ static void runner_refuse(agent *a, const Hodei__V1__RunJob *rj, const char *why
                              .exit_code = HODEI_EXEC_EXIT_NONE,
                              .finished_us = hodei_wall_us()};
     hodei_strlcpy(res.error, why, sizeof res.error);
-    HLOG_WARN("job refused job=%s epoch=%lld error=\"%s\"", rj->job_id, (long long)rj->epoch,
-              why);
+    HLOG_WARN("job refused job=%s epoch=%lld error=\"%s\"", rj->job_id, (long long)rj->epoch, why);
     runner_result_add(a, rj->job_id, rj->epoch, &res, false);
 }
 
@@ -254,8 +262,8 @@ void agent_run_job(agent *a, Hodei__V1__RunJob *rj)
     pthread_mutex_lock(&a->mu);
     runner_verdict v = runner_admit(a, rj, &job, &err);
     if (v == VERDICT_ACCEPT) {
-        HLOG_INFO("job accepted job=%s epoch=%lld attempt=%d", job->job_id,
-                  (long long)job->epoch, (int)job->attempt);
+        HLOG_INFO("job accepted job=%s epoch=%lld attempt=%d", job->job_id, (long long)job->epoch,
+                  (int)job->attempt);
         job->msg = rj;
         rj = NULL;
         a->job = job;
@@ -286,8 +294,8 @@ void agent_cancel_job(agent *a, const Hodei__V1__CancelJob *cj)
     pthread_mutex_lock(&a->mu);
     agent_job *job = a->job;
     if (job && job->epoch == cj->epoch && strcmp(job->job_id, cj->job_id) == 0) {
-        HLOG_INFO("cancelling job=%s epoch=%lld reason=\"%s\"", job->job_id,
-                  (long long)job->epoch, cj->reason ? cj->reason : "");
+        HLOG_INFO("cancelling job=%s epoch=%lld reason=\"%s\"", job->job_id, (long long)job->epoch,
+                  cj->reason ? cj->reason : "");
         job->cancelled = true;
         hodei_exec_cancel(job->handle);
     } else {
@@ -341,8 +349,8 @@ static void runner_exec(agent *a, agent_job *job, hodei_exec_result *res)
     if (a->cfg->tmp_dir && a->cfg->tmp_dir[0])
         o.tmp_dir = a->cfg->tmp_dir;
     runner_ctx ctx = {.a = a, .job = job};
-    hodei_exec_callbacks cb = {.on_start = runner_on_start, .on_batch = runner_on_batch,
-                               .user = &ctx};
+    hodei_exec_callbacks cb = {
+        .on_start = runner_on_start, .on_batch = runner_on_batch, .user = &ctx};
     int attempt = job->attempt > 0 ? job->attempt : 1;
     if (hodei_exec_run(&o, job->msg->spec, job->job_id, attempt, job->secrets.items,
                        job->secrets.len, &cb, job->handle, res, &err) != HODEI_OK)

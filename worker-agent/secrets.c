@@ -41,8 +41,10 @@ static int json_hex4(json_in *in)
     int v = 0;
     for (int i = 0; i < 4; i++) {
         uint8_t c = in->s[in->pos++];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0)
             return -1;
         v = v * 16 + d;
@@ -71,7 +73,7 @@ static long json_unicode(json_in *in)
 typedef struct {
     char *p;
     size_t len;
-    size_t cap;                 /* usable bytes, plus one for the NUL */
+    size_t cap; /* usable bytes, plus one for the NUL */
 } json_out;
 
 static bool json_put(json_out *o, const char *bytes, size_t n)
@@ -122,7 +124,7 @@ static bool json_escape(json_in *in, json_out *o)
     if (c != 'u')
         return false;
     long cp = json_unicode(in);
-    return cp > 0 && json_put_utf8(o, cp);   /* \u0000 cannot live in a C string */
+    return cp > 0 && json_put_utf8(o, cp); /* \u0000 cannot live in a C string */
 }
 
 /* A string literal into o (NUL-terminated). false: malformed or too long. */
@@ -181,15 +183,15 @@ static hodei_status secrets_add(agent_secrets *out, const json_out *name, const 
 }
 
 /* One "name": "value" member. */
-static hodei_status secrets_member(json_in *in, agent_secrets *out, json_out *name,
-                                   json_out *value, hodei_err *err)
+static hodei_status secrets_member(json_in *in, agent_secrets *out, json_out *name, json_out *value,
+                                   hodei_err *err)
 {
     json_ws(in);
     size_t at = in->pos;
     if (!json_string(in, name) || name->len == 0)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              SECRETS_FIELD ": expected a secret name (a non-empty string of at "
-                             "most %d bytes) at byte %zu",
+                                           "most %d bytes) at byte %zu",
                              HODEI_EXEC_SECRET_NAME_MAX - 1, at);
     if (!json_peek(in, ':'))
         return hodei_err_set(err, HODEI_ERR_INVALID, SECRETS_FIELD ": expected ':' after \"%s\"",
@@ -198,13 +200,13 @@ static hodei_status secrets_member(json_in *in, agent_secrets *out, json_out *na
     if (!json_string(in, value))
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              SECRETS_FIELD ": value of \"%s\" must be a JSON string of at most "
-                             "%d bytes",
+                                           "%d bytes",
                              name->p, HODEI_EXEC_SECRET_VALUE_MAX - 1);
     return secrets_add(out, name, value, err);
 }
 
-static hodei_status secrets_object(json_in *in, agent_secrets *out, json_out *name,
-                                   json_out *value, hodei_err *err)
+static hodei_status secrets_object(json_in *in, agent_secrets *out, json_out *name, json_out *value,
+                                   hodei_err *err)
 {
     if (!json_peek(in, '{'))
         return hodei_err_set(err, HODEI_ERR_INVALID, SECRETS_FIELD ": must be one JSON object");

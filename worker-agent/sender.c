@@ -96,7 +96,7 @@ agent_item *agent_item_pack(agent_item_kind kind, const Hodei__V1__WorkerMessage
 void agent_send_control(agent *a, const Hodei__V1__WorkerMessage *m)
 {
     if (!a->stream || a->stream_broken)
-        return;   /* per stream: a new stream starts with Hello */
+        return; /* per stream: a new stream starts with Hello */
     if (a->control.count >= AGENT_CONTROL_MAX) {
         HLOG_WARN("control queue full (%d messages); dropping one", AGENT_CONTROL_MAX);
         return;
@@ -182,7 +182,7 @@ void agent_send_log(agent *a, agent_job *job, Hodei__V1__LogLine **lines, size_t
     pthread_mutex_lock(&a->mu);
     while (!a->quit && a->data.count > 0 && a->data.bytes + it->len > max) {
         if (a->stream && !a->stream_broken) {
-            pthread_cond_wait(&a->cv, &a->mu);    /* back-pressure while connected */
+            pthread_cond_wait(&a->cv, &a->mu); /* back-pressure while connected */
             continue;
         }
         if (!sender_drop_oldest(a))
@@ -324,8 +324,8 @@ static void sender_keep_sent(agent *a, agent_item *it, int64_t now)
     it->sent_ms = now;
     agent_queue_push(&a->sent, it);
     size_t max = (size_t)a->cfg->buffer_bytes_max / 2;
-    while (a->sent.head && (now - a->sent.head->sent_ms > AGENT_UNCONFIRMED_MS ||
-                            a->sent.bytes > max))
+    while (a->sent.head &&
+           (now - a->sent.head->sent_ms > AGENT_UNCONFIRMED_MS || a->sent.bytes > max))
         agent_item_free(agent_queue_pop(&a->sent));
 }
 
@@ -350,7 +350,7 @@ static void sender_after(agent *a, agent_item *it, agent_result *r, bool ok)
     if (r)
         r->due = true;
     if (it->kind == ITEM_LOG) {
-        agent_queue_push_front(&a->data, it);    /* again on the next stream */
+        agent_queue_push_front(&a->data, it); /* again on the next stream */
         return;
     }
     agent_item_free(it);
@@ -359,8 +359,8 @@ static void sender_after(agent *a, agent_item *it, agent_result *r, bool ok)
 static bool sender_write(hodei_rpc_stream *st, const agent_item *it)
 {
     hodei_err err;
-    ProtobufCMessage *m = protobuf_c_message_unpack(&hodei__v1__worker_message__descriptor, NULL,
-                                                    it->len, it->data);
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(&hodei__v1__worker_message__descriptor, NULL, it->len, it->data);
     if (!m) {
         HLOG_ERROR("cannot re-read a queued message (%zu bytes); dropped", it->len);
         return true;
@@ -443,7 +443,7 @@ static void sender_requeue_marks(agent *a, agent_queue *q)
             continue;
         agent_item *mark = agent_item_pack(ITEM_RESULT_MARK, NULL);
         if (!mark)
-            continue;    /* the result then simply goes first */
+            continue; /* the result then simply goes first */
         hodei_strlcpy(mark->job_id, r->job_id, sizeof mark->job_id);
         mark->epoch = r->epoch;
         r->queued = true;
@@ -488,6 +488,6 @@ void agent_stream_unpublish(agent *a, bool broken)
         sender_requeue_sent(a);
     agent_queue_clear(&a->sent);
     agent_queue_clear(&a->control);
-    pthread_cond_broadcast(&a->cv);   /* a job held back by a full buffer may now drop */
+    pthread_cond_broadcast(&a->cv); /* a job held back by a full buffer may now drop */
     pthread_mutex_unlock(&a->mu);
 }

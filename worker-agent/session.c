@@ -16,10 +16,10 @@
 typedef enum { END_RECONNECT = 0, END_DONE, END_FATAL } session_end;
 
 typedef struct {
-    int64_t stop_at_ms;          /* when the stop or drain began; -1 = running */
-    int64_t idle_at_ms;          /* stopping, when no job was left; -1 = not yet */
-    bool job_cancelled;          /* the drain timeout cancelled the job */
-    bool gave_up;                /* stopped with results unacknowledged */
+    int64_t stop_at_ms; /* when the stop or drain began; -1 = running */
+    int64_t idle_at_ms; /* stopping, when no job was left; -1 = not yet */
+    bool job_cancelled; /* the drain timeout cancelled the job */
+    bool gave_up;       /* stopped with results unacknowledged */
     int64_t next_heartbeat_ms;
 } session;
 
@@ -52,14 +52,14 @@ static bool session_done(agent *a, session *s)
     if (!busy && !pending)
         return true;
     if (!stopping)
-        return false;        /* a drain waits for the job however long it takes */
+        return false; /* a drain waits for the job however long it takes */
     int64_t now = hodei_mono_ms(), waited = now - s->stop_at_ms;
     if (busy && !s->job_cancelled && waited >= a->cfg->drain_timeout_ms) {
         agent_cancel_current(a, "worker.drain_timeout passed after the stop request");
         s->job_cancelled = true;
     }
     if (!busy && s->idle_at_ms < 0)
-        s->idle_at_ms = now;   /* only results left to deliver: a short grace */
+        s->idle_at_ms = now; /* only results left to deliver: a short grace */
     bool late = busy ? waited >= a->cfg->drain_timeout_ms + a->cfg->kill_grace_ms +
                                      AGENT_STOP_RESULT_GRACE_MS
                      : now - s->idle_at_ms >= AGENT_STOP_RESULT_GRACE_MS;
@@ -129,7 +129,7 @@ static void session_timers(agent *a, session *s)
     if (now - a->last_send_ms >= a->cfg->keepalive_ms && a->control.count == 0) {
         a->ka_sent_nonce = agent_jitter(a, INT64_MAX / 2) | 1;
         a->ka_sent_at_ms = now;
-        a->last_send_ms = now;     /* one keepalive per idle interval */
+        a->last_send_ms = now; /* one keepalive per idle interval */
         session_keepalive(a, a->ka_sent_nonce);
     }
     pthread_mutex_unlock(&a->mu);
@@ -181,7 +181,7 @@ static void session_dispatch(agent *a, Hodei__V1__ServerMessage *m)
 {
     switch (m->body_case) {
     case HODEI__V1__SERVER_MESSAGE__BODY_RUN_JOB: {
-        Hodei__V1__RunJob *rj = m->run_job;   /* taken: the job keeps its spec */
+        Hodei__V1__RunJob *rj = m->run_job; /* taken: the job keeps its spec */
         m->run_job = NULL;
         m->body_case = HODEI__V1__SERVER_MESSAGE__BODY__NOT_SET;
         if (rj)

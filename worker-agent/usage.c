@@ -13,7 +13,7 @@
 #include "hodei/time.h"
 #include "hodei/util.h"
 
-#define USAGE_READ_MAX 4096           /* bytes read from one stats file */
+#define USAGE_READ_MAX 4096 /* bytes read from one stats file */
 #define USAGE_CGROUP_PATH_MAX 1024
 #define USAGE_CGROUP_ROOT "/sys/fs/cgroup"
 

@@ -12,8 +12,8 @@
 #include "secrets.h"
 
 typedef struct submitter submitter;
-typedef struct worker_hub worker_hub;   /* worker_hub.c: live worker streams */
-typedef struct log_hub log_hub;         /* logs_follow.c: SubscribeLogs followers */
+typedef struct worker_hub worker_hub; /* worker_hub.c: live worker streams */
+typedef struct log_hub log_hub;       /* logs_follow.c: SubscribeLogs followers */
 
 typedef struct {
     char *grpc_listen;
@@ -22,33 +22,33 @@ typedef struct {
     int64_t submit_queue_max;
     int64_t submit_writers;
     int64_t default_timeout_ms;
-    int64_t db_wait_ms;           /* how long a read waits for a pooled connection */
+    int64_t db_wait_ms; /* how long a read waits for a pooled connection */
     char *tls_cert;
     char *tls_key;
     char *tls_client_ca;
-    int64_t worker_heartbeat_ms;  /* worker.heartbeat_interval: told to workers at Register */
-    int64_t worker_keepalive_ms;  /* worker.keepalive_interval: idle stream gets a Keepalive */
-    int64_t worker_resend_ms;     /* worker.resend_interval: RunJob/CancelJob re-sent from SQL */
-    bool worker_handoff;          /* worker.handoff: a result takes the next pending job */
-    int64_t worker_ack_delay_ms;  /* worker.ack_delay: RunJobAcks written grouped; 0 = at once */
-    char *secrets_master_key;     /* secrets.master_key: 64 hex digits; empty = secrets off */
+    int64_t worker_heartbeat_ms; /* worker.heartbeat_interval: told to workers at Register */
+    int64_t worker_keepalive_ms; /* worker.keepalive_interval: idle stream gets a Keepalive */
+    int64_t worker_resend_ms;    /* worker.resend_interval: RunJob/CancelJob re-sent from SQL */
+    bool worker_handoff;         /* worker.handoff: a result takes the next pending job */
+    int64_t worker_ack_delay_ms; /* worker.ack_delay: RunJobAcks written grouped; 0 = at once */
+    char *secrets_master_key;    /* secrets.master_key: 64 hex digits; empty = secrets off */
 } edge_config;
 
 typedef struct {
-    hodei_daemon *d;              /* for hodei_daemon_report (/readyz) */
+    hodei_daemon *d; /* for hodei_daemon_report (/readyz) */
     const edge_config *cfg;
     const hodei_common_config *common;
-    const char *instance;         /* this process's name (its row in edges) */
+    const char *instance; /* this process's name (its row in edges) */
     hodei_db *db;
     submitter *submit;
     hodei_rpc_server *server;
-    hodei_bus *bus;               /* worker commands, log streams (edge_workers.c) */
+    hodei_bus *bus; /* worker commands, log streams (edge_workers.c) */
     worker_hub *workers;
     log_hub *logs;
-    struct {                      /* GET /metrics */
+    struct { /* GET /metrics */
         hodei_metric *finished, *handoffs;
     } m;
-    bool secrets_on;              /* secrets.master_key set (secret_rpc.c) */
+    bool secrets_on; /* secrets.master_key set (secret_rpc.c) */
     uint8_t secrets_key[SECRETS_KEY_LEN];
 } edge;
 

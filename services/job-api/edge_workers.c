@@ -13,8 +13,8 @@ static log_pub *edge_log_pub;
 hodei_status edge_workers_start(edge *e, const char *instance, hodei_err *err)
 {
     e->instance = instance;
-    hodei_status st = hodei_bus_connect(e->common->nats_url, instance,
-                                        EDGE_NATS_CONNECT_TIMEOUT_MS, &e->bus, err);
+    hodei_status st = hodei_bus_connect(e->common->nats_url, instance, EDGE_NATS_CONNECT_TIMEOUT_MS,
+                                        &e->bus, err);
     if (st == HODEI_OK)
         st = hodei_bus_ensure_streams(e->bus, err);
     if (st == HODEI_OK)

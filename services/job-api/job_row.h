@@ -8,13 +8,13 @@
 #include "hodei/v1/job.pb-c.h"
 
 /* The select list every job query uses, in the order job_row_fill reads. */
-#define JOB_ROW_COLUMNS                                                                    \
-    "id::text, encode(spec, 'hex'), state, attempt, max_attempts,"                         \
-    " coalesce(worker_id::text, ''), epoch, cancel_requested, coalesce(exit_code, 0),"     \
-    " coalesce(error, ''), coalesce(idempotency_key, ''),"                                 \
-    " (extract(epoch FROM created_at) * 1000000)::bigint,"                                 \
-    " (extract(epoch FROM updated_at) * 1000000)::bigint,"                                 \
-    " coalesce((extract(epoch FROM started_at) * 1000000)::bigint, 0),"                    \
+#define JOB_ROW_COLUMNS                                                                            \
+    "id::text, encode(spec, 'hex'), state, attempt, max_attempts,"                                 \
+    " coalesce(worker_id::text, ''), epoch, cancel_requested, coalesce(exit_code, 0),"             \
+    " coalesce(error, ''), coalesce(idempotency_key, ''),"                                         \
+    " (extract(epoch FROM created_at) * 1000000)::bigint,"                                         \
+    " (extract(epoch FROM updated_at) * 1000000)::bigint,"                                         \
+    " coalesce((extract(epoch FROM started_at) * 1000000)::bigint, 0),"                            \
     " coalesce((extract(epoch FROM finished_at) * 1000000)::bigint, 0)"
 
 /* A Job message and the memory behind it. Strings point into the PGresult

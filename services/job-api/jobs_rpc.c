@@ -11,12 +11,12 @@
 #include "hodei/job_spec.h"
 #include "hodei/job_state.h"
 #include "hodei/log.h"
+#include "hodei/sqlarr.h"
+#include "hodei/store.h"
 #include "hodei/util.h"
 #include "hodei/v1/events.pb-c.h"
 #include "hodei/v1/job.pb-c.h"
 #include "job_row.h"
-#include "hodei/store.h"
-#include "hodei/sqlarr.h"
 #include "submit.h"
 
 #define LIST_PAGE_DEFAULT 50
@@ -80,8 +80,8 @@ static void jobs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
     if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
     const char *params[1] = {req->job_id};
-    st = hodei_db_exec(conn, "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = $1", 1, params,
-                       &res, &err);
+    st = hodei_db_exec(conn, "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = $1", 1, params, &res,
+                       &err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
@@ -100,8 +100,7 @@ fail:
 /* ---------------------------------------------------------------- CancelJob */
 
 /* PENDING: cancelled at once, and JobFinished tells whoever waits. */
-static hodei_status cancel_pending(PGconn *conn, const char *id, const char *reason,
-                                   hodei_err *err)
+static hodei_status cancel_pending(PGconn *conn, const char *id, const char *reason, hodei_err *err)
 {
     hodei_status st = hodei_job_transition_check(HODEI__V1__JOB_STATE__JOB_STATE_PENDING,
                                                  HODEI__V1__JOB_STATE__JOB_STATE_CANCELLED, err);
@@ -173,8 +172,8 @@ static hodei_status cancel_tx(PGconn *conn, const char *id, const char *reason, 
     if (st != HODEI_OK)
         goto rollback;
     const char *params[1] = {id};
-    if ((st = hodei_db_exec(conn, "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = $1", 1,
-                            params, out, err)) != HODEI_OK)
+    if ((st = hodei_db_exec(conn, "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = $1", 1, params,
+                            out, err)) != HODEI_OK)
         goto rollback;
     if ((st = hodei_db_commit(conn, err)) != HODEI_OK) {
         PQclear(*out);
@@ -242,20 +241,18 @@ static hodei_status list_parse_token(const char *tok, char *us_out, size_t us_le
     hodei_strlcpy(id_out, dot + 1, HODEI_ID_BUF);
     return HODEI_OK;
 bad:
-    return hodei_err_set(err, HODEI_ERR_INVALID,
-                         "page_token: not a token this server returned");
+    return hodei_err_set(err, HODEI_ERR_INVALID, "page_token: not a token this server returned");
 }
 
 typedef struct {
-    char states[256];      /* array literal, or "" for all */
+    char states[256]; /* array literal, or "" for all */
     char after_us[32];
     char after_id[HODEI_ID_BUF];
     char limit[16];
     int page_size;
 } list_query;
 
-static hodei_status list_parse(const Hodei__V1__ListJobsRequest *req, list_query *q,
-                               hodei_err *err)
+static hodei_status list_parse(const Hodei__V1__ListJobsRequest *req, list_query *q, hodei_err *err)
 {
     memset(q, 0, sizeof *q);
     if (req->page_size < 0 || req->page_size > LIST_PAGE_MAX)
@@ -283,8 +280,7 @@ static hodei_status list_parse(const Hodei__V1__ListJobsRequest *req, list_query
     if (!ok)
         return hodei_err_set(err, HODEI_ERR_INVALID, "states: too many entries");
     if (req->page_token && req->page_token[0])
-        return list_parse_token(req->page_token, q->after_us, sizeof q->after_us, q->after_id,
-                                err);
+        return list_parse_token(req->page_token, q->after_us, sizeof q->after_us, q->after_id, err);
     return HODEI_OK;
 }
 
@@ -366,8 +362,8 @@ hodei_status jobs_rpc_register(edge *e, hodei_err *err)
          NULL, NULL, e},
         {SVC "GetJobStatus", HODEI_RPC_UNARY, &hodei__v1__get_job_status_request__descriptor,
          jobs_get, NULL, NULL, e},
-        {SVC "CancelJob", HODEI_RPC_UNARY, &hodei__v1__cancel_job_request__descriptor,
-         jobs_cancel, NULL, NULL, e},
+        {SVC "CancelJob", HODEI_RPC_UNARY, &hodei__v1__cancel_job_request__descriptor, jobs_cancel,
+         NULL, NULL, e},
         {SVC "ListJobs", HODEI_RPC_UNARY, &hodei__v1__list_jobs_request__descriptor, jobs_list,
          NULL, NULL, e},
     };

@@ -11,9 +11,9 @@
 
 #define LOG_PUB_SUBJECT_MAX 128
 #define LOG_PUB_MSG_ID_MAX 96
-#define LOG_PUB_BATCH_OVERHEAD 128   /* job id, epoch and field tags around the lines */
-#define LOG_PUB_LINE_OVERHEAD 16     /* tag and length prefix of one line */
-#define LOG_PUB_ERR_LOG_EVERY 1000   /* failed publishes: log the first, then every Nth */
+#define LOG_PUB_BATCH_OVERHEAD 128 /* job id, epoch and field tags around the lines */
+#define LOG_PUB_LINE_OVERHEAD 16   /* tag and length prefix of one line */
+#define LOG_PUB_ERR_LOG_EVERY 1000 /* failed publishes: log the first, then every Nth */
 
 struct log_pub {
     natsConnection *nc;

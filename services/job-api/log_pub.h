@@ -10,9 +10,9 @@
 #include "hodei/bus.h"
 #include "hodei/v1/worker.pb-c.h"
 
-#define LOG_PUB_PENDING_MAX 4096          /* async publishes awaiting JetStream's ack */
-#define LOG_PUB_STALL_MS 2000             /* a publish waits this long for room */
-#define LOG_PUB_DRAIN_MS 5000             /* destroy waits this long for the acks */
+#define LOG_PUB_PENDING_MAX 4096 /* async publishes awaiting JetStream's ack */
+#define LOG_PUB_STALL_MS 2000    /* a publish waits this long for room */
+#define LOG_PUB_DRAIN_MS 5000    /* destroy waits this long for the acks */
 
 typedef struct log_pub log_pub;
 

@@ -22,31 +22,31 @@
 #include "hodei/job_state.h"
 #include "hodei/log.h"
 #include "hodei/sqlarr.h"
+#include "hodei/sync.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
 #include "logs_int.h"
-#include "hodei/sync.h"
 
-#define LOGS_FOLLOWERS_MAX 1024        /* SubscribeLogs calls open at once */
-#define LOGS_SEND_QUEUE_MAX 8          /* chunks queued for one client before we wait */
-#define LOGS_SEND_WAIT_MS 1            /* poll step while waiting for the client */
-#define LOGS_CHECK_MS 1000             /* the checker's period */
-#define LOGS_CHECK_BATCH_MAX 256       /* followers checked per period */
-#define LOGS_SUBS_WAIT_MS 5000         /* destroy waits for the consumers' last callbacks */
+#define LOGS_FOLLOWERS_MAX 1024  /* SubscribeLogs calls open at once */
+#define LOGS_SEND_QUEUE_MAX 8    /* chunks queued for one client before we wait */
+#define LOGS_SEND_WAIT_MS 1      /* poll step while waiting for the client */
+#define LOGS_CHECK_MS 1000       /* the checker's period */
+#define LOGS_CHECK_BATCH_MAX 256 /* followers checked per period */
+#define LOGS_SUBS_WAIT_MS 5000   /* destroy waits for the consumers' last callbacks */
 #define LOGS_CHECK_SQL_MAX (64 * 1024)
 #define LOGS_FOLLOW_ARENA_MAX (4 * LOGS_CHUNK_BYTES_MAX) /* unpacked batches held at once */
 
 typedef struct log_follower log_follower;
 
 struct log_follower {
-    atomic_int refs;                    /* the hub list's, the subscription's */
+    atomic_int refs; /* the hub list's, the subscription's */
     log_hub *hub;
-    hodei_rpc_call *call;               /* referenced until freed */
-    log_follower *next;                 /* hub list (hub->mu) */
+    hodei_rpc_call *call; /* referenced until freed */
+    log_follower *next;   /* hub list (hub->mu) */
     natsSubscription *sub;
     atomic_llong last_msg_ms;
-    pthread_mutex_t mu;                 /* guards below */
-    bool done;                          /* the end was sent or the call is gone */
+    pthread_mutex_t mu; /* guards below */
+    bool done;          /* the end was sent or the call is gone */
     char job_id[HODEI_ID_BUF];
     logs_filter filt;
     logs_arena arena;
@@ -63,7 +63,7 @@ struct log_hub {
     pthread_t checker;
     bool started;
     atomic_int subs_live;
-    hodei_metric *m_followers;        /* GET /metrics */
+    hodei_metric *m_followers; /* GET /metrics */
 };
 
 /* ---------------------------------------------------------------- follower */
@@ -211,8 +211,8 @@ static hodei_status follow_subscribe(log_hub *h, log_follower *f, hodei_err *err
     jsErrCode jerr = 0;
     atomic_fetch_add(&f->refs, 1); /* the subscription's */
     atomic_fetch_add(&h->subs_live, 1);
-    natsStatus s = js_Subscribe(&f->sub, hodei_bus_js(h->e->bus), subject, follow_on_msg, f, NULL,
-                                &so, &jerr);
+    natsStatus s =
+        js_Subscribe(&f->sub, hodei_bus_js(h->e->bus), subject, follow_on_msg, f, NULL, &so, &jerr);
     if (s == NATS_OK)
         s = natsSubscription_SetOnCompleteCB(f->sub, follow_on_sub_done, f);
     if (s == NATS_OK)
@@ -340,8 +340,7 @@ static PGresult *check_query(log_hub *h, log_follower **fs, size_t n)
     hodei_status st = HODEI_ERR_LIMIT;
     char grace[32];
     snprintf(grace, sizeof grace, "%d", LOGS_END_GRACE_MS);
-    if (hodei_sqlarr_end(&ids) &&
-        (st = edge_db_acquire(h->e, &conn, &err)) == HODEI_OK) {
+    if (hodei_sqlarr_end(&ids) && (st = edge_db_acquire(h->e, &conn, &err)) == HODEI_OK) {
         const char *params[2] = {ids.data, grace};
         st = hodei_db_exec(conn,
                            "SELECT id::text, state FROM jobs WHERE id = ANY($1::uuid[])"

@@ -12,18 +12,18 @@
 #include "hodei/util.h"
 #include "logs_int.h"
 
-#define LOGS_GET_LINES_MAX 100000               /* max_lines ceiling, and 0 = this */
-#define LOGS_GET_BYTES_MAX (8 * 1024 * 1024)    /* a response stops growing here */
-#define LOGS_GET_WAIT_MS 5000                   /* for the next stored message */
-#define LOGS_GET_ARENA_MAX (64 * 1024 * 1024)   /* unpacked batches held for one response */
+#define LOGS_GET_LINES_MAX 100000             /* max_lines ceiling, and 0 = this */
+#define LOGS_GET_BYTES_MAX (8 * 1024 * 1024)  /* a response stops growing here */
+#define LOGS_GET_WAIT_MS 5000                 /* for the next stored message */
+#define LOGS_GET_ARENA_MAX (64 * 1024 * 1024) /* unpacked batches held for one response */
 
 typedef struct {
     logs_arena arena;
     logs_filter filt;
     logs_lines out;
     size_t room;
-    bool ended;          /* the end marker was read */
-    bool truncated;      /* lines were left out (max_lines, size) */
+    bool ended;     /* the end marker was read */
+    bool truncated; /* lines were left out (max_lines, size) */
 } logs_get_state;
 
 /* Stream sequence of the subject's last message; 0 when it has none. */
@@ -68,8 +68,8 @@ static bool get_take(logs_get_state *g, natsMsg *m)
     return false;
 }
 
-static hodei_status get_read(jsCtx *js, const char *subject, uint64_t last_seq,
-                             logs_get_state *g, hodei_err *err)
+static hodei_status get_read(jsCtx *js, const char *subject, uint64_t last_seq, logs_get_state *g,
+                             hodei_err *err)
 {
     jsSubOptions so;
     jsSubOptions_Init(&so);
@@ -139,8 +139,8 @@ static void logs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
     }
     if ((st = get_last_seq(hodei_bus_js(e->bus), subject, &last_seq, &err)) != HODEI_OK)
         goto fail;
-    if (last_seq > 0 && (st = get_read(hodei_bus_js(e->bus), subject, last_seq, &g, &err)) !=
-                            HODEI_OK)
+    if (last_seq > 0 &&
+        (st = get_read(hodei_bus_js(e->bus), subject, last_seq, &g, &err)) != HODEI_OK)
         goto fail;
     Hodei__V1__GetLogsResponse resp = HODEI__V1__GET_LOGS_RESPONSE__INIT;
     resp.lines = g.out.lines;

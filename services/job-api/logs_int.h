@@ -20,9 +20,9 @@
 #include "hodei/v1/logs.pb-c.h"
 #include "hodei/v1/worker.pb-c.h"
 
-#define LOGS_CHUNK_BYTES_MAX (1024 * 1024)  /* a chunk is sent once it holds this much */
-#define LOGS_CHUNK_LINES_MAX 16384          /* > the 10,000 lines of one LogBatch */
-#define LOGS_END_GRACE_MS 3000              /* a finished job with no end marker: wait */
+#define LOGS_CHUNK_BYTES_MAX (1024 * 1024) /* a chunk is sent once it holds this much */
+#define LOGS_CHUNK_LINES_MAX 16384         /* > the 10,000 lines of one LogBatch */
+#define LOGS_END_GRACE_MS 3000             /* a finished job with no end marker: wait */
 #define LOGS_SUBJECT_MAX 128
 
 /* Bump allocator handed to protobuf-c: unpacking a batch costs a few
@@ -31,7 +31,7 @@ typedef struct logs_arena_block logs_arena_block;
 typedef struct {
     ProtobufCAllocator alloc;
     logs_arena_block *head;
-    size_t bytes;                 /* handed out since the last reset */
+    size_t bytes; /* handed out since the last reset */
 } logs_arena;
 
 /* A point to roll back to: everything allocated after it goes. */
@@ -48,7 +48,7 @@ void logs_arena_rollback(logs_arena *a, logs_arena_mark m);
 
 typedef struct {
     uint64_t from_sequence;
-    int64_t from_epoch;           /* 0 = from_sequence in every attempt */
+    int64_t from_epoch; /* 0 = from_sequence in every attempt */
     int64_t epoch;
     uint64_t last_sequence;
 } logs_filter;

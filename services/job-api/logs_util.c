@@ -11,7 +11,7 @@
 
 #define LOGS_ARENA_BLOCK (256 * 1024)
 #define LOGS_ARENA_ALIGN 16
-#define LOGS_LINE_OVERHEAD 48   /* bytes a line costs on the wire beyond its data */
+#define LOGS_LINE_OVERHEAD 48 /* bytes a line costs on the wire beyond its data */
 
 struct logs_arena_block {
     logs_arena_block *next;
@@ -122,7 +122,7 @@ bool logs_filter_pass(logs_filter *f, int64_t epoch, uint64_t sequence)
         return false; /* a batch re-sent in other pieces after a reconnect */
     f->last_sequence = sequence;
     if (f->from_epoch > 0 && epoch != f->from_epoch)
-        return epoch > f->from_epoch;   /* an older attempt: skipped; a later one: whole */
+        return epoch > f->from_epoch; /* an older attempt: skipped; a later one: whole */
     return sequence >= f->from_sequence;
 }
 

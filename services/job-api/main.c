@@ -13,8 +13,8 @@
 #include "provider_rpc.h"
 #include "scheduler_rpc.h"
 #include "secret_rpc.h"
-#include "template_rpc.h"
 #include "submit.h"
+#include "template_rpc.h"
 
 static edge_config cfg;
 static edge the_edge;
@@ -27,8 +27,8 @@ static const hodei_cfg_param edge_params[] = {
      "completion-queue threads serving calls", false, false, NULL},
     {"grpc.tls_cert", HODEI_CFG_STRING, "", 0, 4096, P(tls_cert),
      "server certificate (PEM); empty = no TLS", false, false, NULL},
-    {"grpc.tls_key", HODEI_CFG_STRING, "", 0, 4096, P(tls_key),
-     "server private key (PEM)", false, false, NULL},
+    {"grpc.tls_key", HODEI_CFG_STRING, "", 0, 4096, P(tls_key), "server private key (PEM)", false,
+     false, NULL},
     {"grpc.tls_client_ca", HODEI_CFG_STRING, "", 0, 4096, P(tls_client_ca),
      "CA for client certificates; set = mutual TLS required", false, false, NULL},
     {"submit.batch_max", HODEI_CFG_INT, "512", 1, 10000, P(submit_batch_max),
@@ -37,21 +37,22 @@ static const hodei_cfg_param edge_params[] = {
      "jobs waiting for a commit before QueueJob answers RESOURCE_EXHAUSTED", false, false, NULL},
     {"submit.writers", HODEI_CFG_INT, "1", 1, 16, P(submit_writers),
      "writer threads (database connections) for group commits; more pay off only when"
-     " commit latency, not CPU, is the bound", false, false, NULL},
-    {"jobs.default_timeout", HODEI_CFG_DURATION_MS, "1h", 1000, 604800000,
-     P(default_timeout_ms), "timeout of a job that names none", false, false, NULL},
-    {"worker.heartbeat_interval", HODEI_CFG_DURATION_MS, "1s", 100, 60000,
-     P(worker_heartbeat_ms), "heartbeat interval given to workers at Register", false, false, NULL},
-    {"worker.keepalive_interval", HODEI_CFG_DURATION_MS, "10s", 100, 300000,
-     P(worker_keepalive_ms), "a worker stream idle this long gets a Keepalive", false, false, NULL},
+     " commit latency, not CPU, is the bound",
+     false, false, NULL},
+    {"jobs.default_timeout", HODEI_CFG_DURATION_MS, "1h", 1000, 604800000, P(default_timeout_ms),
+     "timeout of a job that names none", false, false, NULL},
+    {"worker.heartbeat_interval", HODEI_CFG_DURATION_MS, "1s", 100, 60000, P(worker_heartbeat_ms),
+     "heartbeat interval given to workers at Register", false, false, NULL},
+    {"worker.keepalive_interval", HODEI_CFG_DURATION_MS, "10s", 100, 300000, P(worker_keepalive_ms),
+     "a worker stream idle this long gets a Keepalive", false, false, NULL},
     {"worker.resend_interval", HODEI_CFG_DURATION_MS, "2s", 100, 60000, P(worker_resend_ms),
      "RunJob/CancelJob re-sent from PostgreSQL to each connected worker", false, false, NULL},
     {"worker.handoff", HODEI_CFG_BOOL, "true", 0, 0, P(worker_handoff),
-     "a worker's result hands it the next pending job in the same transaction", false, false,
-     NULL},
+     "a worker's result hands it the next pending job in the same transaction", false, false, NULL},
     {"worker.ack_delay", HODEI_CFG_DURATION_MS, "10ms", 0, 1000, P(worker_ack_delay_ms),
      "RunJobAcks are written grouped within this (a result that comes first makes its"
-     " ack unneeded); 0 = each at once", false, false, NULL},
+     " ack unneeded); 0 = each at once",
+     false, false, NULL},
     {"database.wait", HODEI_CFG_DURATION_MS, "5s", 10, 60000, P(db_wait_ms),
      "how long a read waits for a pooled connection", false, false, NULL},
     {"secrets.master_key", HODEI_CFG_STRING, "", 0, SECRETS_KEY_HEX_LEN, P(secrets_master_key),
@@ -92,8 +93,8 @@ static hodei_status edge_start_server(edge *e, hodei_err *err)
     if (st == HODEI_OK)
         st = hodei_rpc_server_start(e->server, err);
     if (st == HODEI_OK)
-        HLOG_INFO("listening on %s (port %d)%s", cfg.grpc_listen,
-                  hodei_rpc_server_port(e->server), o.tls_cert_file ? " with TLS" : "");
+        HLOG_INFO("listening on %s (port %d)%s", cfg.grpc_listen, hodei_rpc_server_port(e->server),
+                  o.tls_cert_file ? " with TLS" : "");
     return st;
 }
 
@@ -160,7 +161,8 @@ static void edge_fini(hodei_daemon *d)
 
 static const hodei_service edge_service = {
     .name = "job-api",
-    .summary = "the gRPC edge: clients queue, follow and cancel jobs; workers register and run them",
+    .summary =
+        "the gRPC edge: clients queue, follow and cancel jobs; workers register and run them",
     .params = edge_params,
     .n_params = sizeof edge_params / sizeof edge_params[0],
     .config = &cfg,
@@ -171,4 +173,7 @@ static const hodei_service edge_service = {
     .fini = edge_fini,
 };
 
-int main(int argc, char **argv) { return hodei_daemon_main(argc, argv, &edge_service); }
+int main(int argc, char **argv)
+{
+    return hodei_daemon_main(argc, argv, &edge_service);
+}

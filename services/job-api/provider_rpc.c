@@ -14,8 +14,9 @@
 #include "hodei/util.h"
 
 #define SVC "/hodei.v1.ProviderManagementService/"
-#define PROVIDER_CONFIG_JSON_MAX \
-    ((size_t)PROVIDER_CONFIG_MAX * (PROVIDER_CONFIG_KEY_MAX + 6 * PROVIDER_CONFIG_VALUE_MAX + 8) + 8)
+#define PROVIDER_CONFIG_JSON_MAX                                                                   \
+    ((size_t)PROVIDER_CONFIG_MAX * (PROVIDER_CONFIG_KEY_MAX + 6 * PROVIDER_CONFIG_VALUE_MAX + 8) + \
+     8)
 #define PROVIDER_NUM_TEXT_MAX 40
 #define PROVIDER_HEALTH_MSG_MAX 1024
 
@@ -67,7 +68,10 @@ static bool provider_key_ok(const char *s)
     return true;
 }
 
-static const char *nz(const char *s) { return s ? s : ""; }
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
 
 /* Values may be secret: errors name the entry, never echo the value. */
 static hodei_status provider_check_config(const Hodei__V1__Provider *p, hodei_err *err)
@@ -89,8 +93,7 @@ static hodei_status provider_check_config(const Hodei__V1__Provider *p, hodei_er
     return HODEI_OK;
 }
 
-static hodei_status provider_check_count(const char *field, int64_t v, int64_t max,
-                                         hodei_err *err)
+static hodei_status provider_check_count(const char *field, int64_t v, int64_t max, hodei_err *err)
 {
     if (v < 0 || v > max)
         return hodei_err_set(err, HODEI_ERR_INVALID,
@@ -101,7 +104,8 @@ static hodei_status provider_check_count(const char *field, int64_t v, int64_t m
 
 static hodei_status provider_check_pool(const Hodei__V1__Provider *p, hodei_err *err)
 {
-    hodei_status st = provider_check_count("max_workers", p->max_workers, PROVIDER_WORKERS_MAX, err);
+    hodei_status st =
+        provider_check_count("max_workers", p->max_workers, PROVIDER_WORKERS_MAX, err);
     if (st == HODEI_OK)
         st = provider_check_count("warm_pool_min", p->warm_pool_min, PROVIDER_WORKERS_MAX, err);
     if (st == HODEI_OK)
@@ -156,8 +160,9 @@ hodei_status provider_validate(const Hodei__V1__Provider *p, hodei_err *err)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "provider.name: must match [a-z0-9][a-z0-9-]{0,62}");
     if (p->type == HODEI__V1__PROVIDER_TYPE__PROVIDER_TYPE_UNSPECIFIED)
-        return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "provider.type: required (PROCESS, DOCKER, KUBERNETES or FIRECRACKER)");
+        return hodei_err_set(
+            err, HODEI_ERR_INVALID,
+            "provider.type: required (PROCESS, DOCKER, KUBERNETES or FIRECRACKER)");
     if (!provider_type_name(p->type))
         return hodei_err_set(err, HODEI_ERR_INVALID, "provider.type: unknown value %d", p->type);
     hodei_status st = provider_check_config(p, err);
@@ -185,22 +190,22 @@ static bool provider_config_json(const Hodei__V1__Provider *p, hodei_buf *b)
     return hodei_buf_putc(b, '}');
 }
 
-#define PROVIDER_UPSERT_SQL                                                                    \
-    "INSERT INTO providers (name, type, config, max_workers, warm_pool_min, warm_pool_max,"    \
-    " idle_ttl_ms, cost_per_hour, enabled, worker_cpu_millis, worker_memory_bytes,"            \
-    " worker_storage_bytes, worker_gpu_count, worker_architecture)"                           \
-    " VALUES ($1, $2, $3::jsonb, $4::int, $5::int, $6::int, $7::bigint, $8::float8, $9::bool," \
-    " $10::int, $11::bigint, $12::bigint, $13::int, $14)"                                      \
-    " ON CONFLICT (name) DO UPDATE SET type = EXCLUDED.type, config = EXCLUDED.config,"        \
-    " max_workers = EXCLUDED.max_workers, warm_pool_min = EXCLUDED.warm_pool_min,"             \
-    " warm_pool_max = EXCLUDED.warm_pool_max, idle_ttl_ms = EXCLUDED.idle_ttl_ms,"             \
-    " cost_per_hour = EXCLUDED.cost_per_hour, enabled = EXCLUDED.enabled,"                     \
-    " worker_cpu_millis = EXCLUDED.worker_cpu_millis,"                                         \
-    " worker_memory_bytes = EXCLUDED.worker_memory_bytes,"                                     \
-    " worker_storage_bytes = EXCLUDED.worker_storage_bytes,"                                   \
-    " worker_gpu_count = EXCLUDED.worker_gpu_count,"                                           \
-    " worker_architecture = EXCLUDED.worker_architecture, updated_at = now()"                  \
-    " WHERE providers.type = EXCLUDED.type OR NOT EXISTS (SELECT 1 FROM workers w"             \
+#define PROVIDER_UPSERT_SQL                                                                        \
+    "INSERT INTO providers (name, type, config, max_workers, warm_pool_min, warm_pool_max,"        \
+    " idle_ttl_ms, cost_per_hour, enabled, worker_cpu_millis, worker_memory_bytes,"                \
+    " worker_storage_bytes, worker_gpu_count, worker_architecture)"                                \
+    " VALUES ($1, $2, $3::jsonb, $4::int, $5::int, $6::int, $7::bigint, $8::float8, $9::bool,"     \
+    " $10::int, $11::bigint, $12::bigint, $13::int, $14)"                                          \
+    " ON CONFLICT (name) DO UPDATE SET type = EXCLUDED.type, config = EXCLUDED.config,"            \
+    " max_workers = EXCLUDED.max_workers, warm_pool_min = EXCLUDED.warm_pool_min,"                 \
+    " warm_pool_max = EXCLUDED.warm_pool_max, idle_ttl_ms = EXCLUDED.idle_ttl_ms,"                 \
+    " cost_per_hour = EXCLUDED.cost_per_hour, enabled = EXCLUDED.enabled,"                         \
+    " worker_cpu_millis = EXCLUDED.worker_cpu_millis,"                                             \
+    " worker_memory_bytes = EXCLUDED.worker_memory_bytes,"                                         \
+    " worker_storage_bytes = EXCLUDED.worker_storage_bytes,"                                       \
+    " worker_gpu_count = EXCLUDED.worker_gpu_count,"                                               \
+    " worker_architecture = EXCLUDED.worker_architecture, updated_at = now()"                      \
+    " WHERE providers.type = EXCLUDED.type OR NOT EXISTS (SELECT 1 FROM workers w"                 \
     " WHERE w.provider = EXCLUDED.name AND w.state <> 'TERMINATED')"
 
 typedef struct {
@@ -235,9 +240,9 @@ static hodei_status provider_upsert(edge *e, const Hodei__V1__Provider *p, hodei
         goto out;
     }
     const char *arch = p->worker_capacity ? nz(p->worker_capacity->architecture) : "";
-    const char *params[14] = {p->name, provider_type_name(p->type), json.data, n.num[0], n.num[1],
-                              n.num[2], n.num[3], n.num[4], p->enabled ? "t" : "f", n.num[5],
-                              n.num[6], n.num[7], n.num[8], arch};
+    const char *params[14] = {
+        p->name,  provider_type_name(p->type), json.data, n.num[0], n.num[1], n.num[2], n.num[3],
+        n.num[4], p->enabled ? "t" : "f",      n.num[5],  n.num[6], n.num[7], n.num[8], arch};
     if ((st = edge_db_acquire(e, &conn, err)) != HODEI_OK)
         goto out;
     st = hodei_db_exec(conn, PROVIDER_UPSERT_SQL, 14, params, &res, err);
@@ -245,7 +250,8 @@ static hodei_status provider_upsert(edge *e, const Hodei__V1__Provider *p, hodei
     if (st == HODEI_OK && strcmp(PQcmdTuples(res), "1") != 0)
         st = hodei_err_set(err, HODEI_ERR_PRECONDITION,
                            "provider.type: provider %s has live workers of another type;"
-                           " it cannot change type until they are gone", p->name);
+                           " it cannot change type until they are gone",
+                           p->name);
 out:
     PQclear(res);
     hodei_buf_fini(&json);
@@ -276,15 +282,30 @@ static void rpc_register_provider(hodei_rpc_call *call, const ProtobufCMessage *
 
 /* One row per (provider, config entry); a provider without config has one
  * row with NULL key. */
-#define PROVIDER_LIST_SQL                                                                      \
-    "SELECT p.name, p.type, p.max_workers, p.warm_pool_min, p.warm_pool_max, p.idle_ttl_ms,"   \
-    " p.cost_per_hour, p.enabled, p.worker_cpu_millis, p.worker_memory_bytes,"                 \
-    " p.worker_storage_bytes, p.worker_gpu_count, p.worker_architecture, e.key, e.value"       \
-    " FROM (SELECT * FROM providers ORDER BY name LIMIT 256) p"                                \
+#define PROVIDER_LIST_SQL                                                                          \
+    "SELECT p.name, p.type, p.max_workers, p.warm_pool_min, p.warm_pool_max, p.idle_ttl_ms,"       \
+    " p.cost_per_hour, p.enabled, p.worker_cpu_millis, p.worker_memory_bytes,"                     \
+    " p.worker_storage_bytes, p.worker_gpu_count, p.worker_architecture, e.key, e.value"           \
+    " FROM (SELECT * FROM providers ORDER BY name LIMIT 256) p"                                    \
     " LEFT JOIN LATERAL jsonb_each_text(p.config) e ON true ORDER BY p.name, e.key"
 
-enum { PL_NAME = 0, PL_TYPE, PL_MAX, PL_WMIN, PL_WMAX, PL_TTL, PL_COST, PL_ENABLED, PL_CPU, PL_MEM,
-       PL_STORAGE, PL_GPU, PL_ARCH, PL_KEY, PL_VALUE };
+enum {
+    PL_NAME = 0,
+    PL_TYPE,
+    PL_MAX,
+    PL_WMIN,
+    PL_WMAX,
+    PL_TTL,
+    PL_COST,
+    PL_ENABLED,
+    PL_CPU,
+    PL_MEM,
+    PL_STORAGE,
+    PL_GPU,
+    PL_ARCH,
+    PL_KEY,
+    PL_VALUE
+};
 
 /* Everything the response points into; strings point into the PGresult. */
 typedef struct {
@@ -386,11 +407,11 @@ out:
 
 /* ------------------------------------------------------------- GetProviderHealth */
 
-#define PROVIDER_HEALTH_SQL                                                                    \
-    "SELECT p.enabled, h.provider IS NOT NULL, coalesce(h.healthy, false),"                   \
-    " coalesce(h.message, ''),"                                                                \
-    " (SELECT count(*) FROM workers w WHERE w.provider = p.name AND w.state <> 'TERMINATED'),"  \
-    " coalesce((extract(epoch FROM h.checked_at) * 1000000)::int8, 0)"                         \
+#define PROVIDER_HEALTH_SQL                                                                        \
+    "SELECT p.enabled, h.provider IS NOT NULL, coalesce(h.healthy, false),"                        \
+    " coalesce(h.message, ''),"                                                                    \
+    " (SELECT count(*) FROM workers w WHERE w.provider = p.name AND w.state <> 'TERMINATED'),"     \
+    " coalesce((extract(epoch FROM h.checked_at) * 1000000)::int8, 0)"                             \
     " FROM providers p LEFT JOIN provider_health h ON h.provider = p.name WHERE p.name = $1"
 
 static void provider_health_reply(hodei_rpc_call *call, const char *name, const PGresult *res)
@@ -416,7 +437,8 @@ static void provider_health_reply(hodei_rpc_call *call, const char *name, const 
 static void rpc_provider_health(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     edge *e = ctx;
-    const Hodei__V1__GetProviderHealthRequest *req = (const Hodei__V1__GetProviderHealthRequest *)msg;
+    const Hodei__V1__GetProviderHealthRequest *req =
+        (const Hodei__V1__GetProviderHealthRequest *)msg;
     hodei_err err = {0};
     PGconn *conn = NULL;
     PGresult *res = NULL;

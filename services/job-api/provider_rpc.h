@@ -9,17 +9,17 @@
 #include "hodei/v1/provider.pb-c.h"
 
 /* Bounds a provider must respect (each named in RegisterProvider's errors). */
-#define PROVIDER_NAME_MAX           63
-#define PROVIDER_CONFIG_MAX         64          /* entries */
-#define PROVIDER_CONFIG_KEY_MAX     128
-#define PROVIDER_CONFIG_VALUE_MAX   4096
-#define PROVIDER_WORKERS_MAX        10000       /* max_workers, warm pool bounds */
-#define PROVIDER_IDLE_TTL_MS_MAX    INT64_C(604800000)   /* 7 days */
-#define PROVIDER_COST_MAX           1000000.0
-#define PROVIDER_CPU_CORES_MAX      1024.0
-#define PROVIDER_BYTES_MAX          (INT64_C(1) << 50)   /* 1 PiB */
-#define PROVIDER_GPU_MAX            64
-#define PROVIDER_LIST_MAX           256         /* providers ListProviders returns */
+#define PROVIDER_NAME_MAX 63
+#define PROVIDER_CONFIG_MAX 64 /* entries */
+#define PROVIDER_CONFIG_KEY_MAX 128
+#define PROVIDER_CONFIG_VALUE_MAX 4096
+#define PROVIDER_WORKERS_MAX 10000                  /* max_workers, warm pool bounds */
+#define PROVIDER_IDLE_TTL_MS_MAX INT64_C(604800000) /* 7 days */
+#define PROVIDER_COST_MAX 1000000.0
+#define PROVIDER_CPU_CORES_MAX 1024.0
+#define PROVIDER_BYTES_MAX (INT64_C(1) << 50) /* 1 PiB */
+#define PROVIDER_GPU_MAX 64
+#define PROVIDER_LIST_MAX 256 /* providers ListProviders returns */
 
 /* Checks every field; the first error names it ("provider.warm_pool_max: ..."). */
 hodei_status provider_validate(const Hodei__V1__Provider *p, hodei_err *err);

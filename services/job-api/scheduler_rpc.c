@@ -20,15 +20,16 @@
 #include "hodei/v1/scheduler.pb-c.h"
 
 #define SVC "/hodei.v1.SchedulerService/"
-#define SCHED_RPC_WORKERS_MAX 10000      /* GetAvailableWorkers answers at most this many */
-#define SCHED_RPC_PROVIDER_MAX 63        /* as providers.name allows */
+#define SCHED_RPC_WORKERS_MAX 10000 /* GetAvailableWorkers answers at most this many */
+#define SCHED_RPC_PROVIDER_MAX 63   /* as providers.name allows */
 #define SCHED_RPC_INT_TEXT_MAX 24
 #define MILLIS_PER_CORE 1000.0
 
 /* -------------------------------------------------------------- ScheduleJob */
 
 /* A pending job gets a JobQueued event: the schedulers' wake-up. */
-static hodei_status srpc_schedule_tx(PGconn *conn, const char *id, hodei_job_view *j, hodei_err *err)
+static hodei_status srpc_schedule_tx(PGconn *conn, const char *id, hodei_job_view *j,
+                                     hodei_err *err)
 {
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
@@ -92,15 +93,28 @@ static const char workers_sql[] =
     "                                    THEN w.labels ELSE '{}' END) l ON true"
     " ORDER BY w.id, l.key";
 
-enum { C_ID, C_PROVIDER, C_CPU, C_MEM, C_STORAGE, C_GPU, C_ARCH, C_JOB, C_HEARTBEAT, C_CREATED,
-       C_HOST, C_KEY, C_VALUE };
+enum {
+    C_ID,
+    C_PROVIDER,
+    C_CPU,
+    C_MEM,
+    C_STORAGE,
+    C_GPU,
+    C_ARCH,
+    C_JOB,
+    C_HEARTBEAT,
+    C_CREATED,
+    C_HOST,
+    C_KEY,
+    C_VALUE
+};
 
 /* The response's memory: one slot per result row is always enough. */
 typedef struct {
     Hodei__V1__Worker *workers;
     Hodei__V1__Worker **worker_ptrs;
     Hodei__V1__ResourceRequirements *caps;
-    Hodei__V1__Timestamp *times;            /* 2 per worker */
+    Hodei__V1__Timestamp *times; /* 2 per worker */
     Hodei__V1__Worker__LabelsEntry *labels;
     Hodei__V1__Worker__LabelsEntry **label_ptrs;
     size_t n_workers, n_labels;
@@ -251,7 +265,8 @@ static void srpc_configure(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
     if (!name) {
         hodei_rpc_call_fail(call, HODEI_GRPC_INVALID_ARGUMENT,
                             "strategy: must be ROUND_ROBIN, LEAST_LOADED, PRIORITY, RESOURCE_AWARE"
-                            " or COST_OPTIMIZED (got %d)", (int)req->strategy);
+                            " or COST_OPTIMIZED (got %d)",
+                            (int)req->strategy);
         return;
     }
     if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)

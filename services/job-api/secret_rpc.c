@@ -16,7 +16,7 @@
 #include "secrets.h"
 
 #define SVC "/hodei.v1.SecretService/"
-#define SECRET_LIST_MAX 10000                /* ListSecrets answers at most this many */
+#define SECRET_LIST_MAX 10000 /* ListSecrets answers at most this many */
 #define SECRET_LIST_MAX_TEXT "10000"
 #define SECRET_NO_KEY "secrets.master_key is not set"
 
@@ -97,8 +97,8 @@ static void secret_set(hodei_rpc_call *call, const ProtobufCMessage *msg, void *
     st = secrets_seal(e->secrets_key, req->name, req->value.data, req->value.len, nonce, sealed,
                       &err);
     if (st == HODEI_OK)
-        st = secret_store(e, req->name, sealed, req->value.len + SECRETS_TAG_LEN, nonce, &res,
-                          &err);
+        st =
+            secret_store(e, req->name, sealed, req->value.len + SECRETS_TAG_LEN, nonce, &res, &err);
     if (st != HODEI_OK)
         goto fail;
     resp.name = req->name;
@@ -220,14 +220,13 @@ static hodei_status secret_json_add(edge *e, const PGresult *res, int row, hodei
     uint8_t sealed[SECRETS_SEALED_MAX], nonce[SECRETS_NONCE_LEN], plain[SECRETS_VALUE_MAX + 1];
     size_t len = 0;
     long sealed_len = hodei_hex_decode(hex, strlen(hex), sealed, sizeof sealed);
-    if (sealed_len < 0 ||
-        hodei_hex_decode(hodei_db_get_str(res, row, C_NONCE_HEX),
-                         strlen(hodei_db_get_str(res, row, C_NONCE_HEX)), nonce,
-                         sizeof nonce) != SECRETS_NONCE_LEN)
+    if (sealed_len < 0 || hodei_hex_decode(hodei_db_get_str(res, row, C_NONCE_HEX),
+                                           strlen(hodei_db_get_str(res, row, C_NONCE_HEX)), nonce,
+                                           sizeof nonce) != SECRETS_NONCE_LEN)
         return hodei_err_set(err, HODEI_ERR_PERMISSION, "secret %s: stored value is malformed",
                              name);
-    hodei_status st = secrets_open(e->secrets_key, name, nonce, sealed, (size_t)sealed_len, plain,
-                                   &len, err);
+    hodei_status st =
+        secrets_open(e->secrets_key, name, nonce, sealed, (size_t)sealed_len, plain, &len, err);
     if (st != HODEI_OK)
         return st;
     plain[len] = 0;

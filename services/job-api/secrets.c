@@ -39,8 +39,11 @@ bool secrets_name_ok(const char *name)
 static size_t secrets_utf8_seq(const uint8_t *s, size_t n)
 {
     uint8_t c = s[0];
-    size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    size_t len = c < 0x80             ? 1
+                 : (c & 0xE0) == 0xC0 ? 2
+                 : (c & 0xF0) == 0xE0 ? 3
+                 : (c & 0xF8) == 0xF0 ? 4
+                                      : 0;
     if (len == 0 || len > n || (len == 2 && c < 0xC2) || (len == 4 && c > 0xF4))
         return 0;
     for (size_t i = 1; i < len; i++)
@@ -65,8 +68,8 @@ hodei_status secrets_value_check(const uint8_t *value, size_t len, const char *f
                                  field, i);
         size_t n = secrets_utf8_seq(value + i, len - i);
         if (n == 0)
-            return hodei_err_set(err, HODEI_ERR_INVALID, "%s: not valid UTF-8 at byte %zu",
-                                 field, i);
+            return hodei_err_set(err, HODEI_ERR_INVALID, "%s: not valid UTF-8 at byte %zu", field,
+                                 i);
         i += n;
     }
     return HODEI_OK;
@@ -85,10 +88,10 @@ static EVP_CIPHER_CTX *secrets_ctx(const uint8_t key[SECRETS_KEY_LEN],
     ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SECRETS_NONCE_LEN, NULL);
     ok = ok && (encrypt ? EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce)
                         : EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce));
-    ok = ok && (encrypt ? EVP_EncryptUpdate(ctx, NULL, &ignored, (const uint8_t *)name,
-                                            (int)strlen(name))
-                        : EVP_DecryptUpdate(ctx, NULL, &ignored, (const uint8_t *)name,
-                                            (int)strlen(name)));
+    ok = ok &&
+         (encrypt
+              ? EVP_EncryptUpdate(ctx, NULL, &ignored, (const uint8_t *)name, (int)strlen(name))
+              : EVP_DecryptUpdate(ctx, NULL, &ignored, (const uint8_t *)name, (int)strlen(name)));
     if (!ok) {
         EVP_CIPHER_CTX_free(ctx);
         return NULL;
@@ -123,9 +126,9 @@ hodei_status secrets_open(const uint8_t key[SECRETS_KEY_LEN], const char *name,
                           const uint8_t nonce[SECRETS_NONCE_LEN], const uint8_t *sealed,
                           size_t sealed_len, uint8_t *out, size_t *out_len, hodei_err *err)
 {
-    hodei_status st = hodei_err_set(err, HODEI_ERR_PERMISSION,
-                                    "secret %s: does not decrypt (wrong master key or altered)",
-                                    name);
+    hodei_status st =
+        hodei_err_set(err, HODEI_ERR_PERMISSION,
+                      "secret %s: does not decrypt (wrong master key or altered)", name);
     uint8_t tag[SECRETS_TAG_LEN];
     int n = 0, fin = 0;
     *out_len = 0;

@@ -16,8 +16,8 @@
 #define SECRETS_KEY_HEX_LEN (2 * SECRETS_KEY_LEN)
 #define SECRETS_NONCE_LEN 12
 #define SECRETS_TAG_LEN 16
-#define SECRETS_NAME_MAX 128                 /* as JobSpec.secret_refs allows */
-#define SECRETS_VALUE_MAX 8192               /* bytes of one plain value */
+#define SECRETS_NAME_MAX 128   /* as JobSpec.secret_refs allows */
+#define SECRETS_VALUE_MAX 8192 /* bytes of one plain value */
 #define SECRETS_SEALED_MAX (SECRETS_VALUE_MAX + SECRETS_TAG_LEN)
 
 /* hex must be exactly 64 hex digits; on success key holds the 32 bytes.

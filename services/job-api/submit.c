@@ -13,13 +13,13 @@
 #include "hodei/job_state.h"
 #include "hodei/log.h"
 #include "hodei/pb.h"
+#include "hodei/sqlarr.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
 #include "hodei/v1/events.pb-c.h"
-#include "hodei/sqlarr.h"
 
 #define SUBMIT_WRITERS_MAX 16
-#define SUBMIT_SQL_MAX (256u * 1024 * 1024)   /* one group's parameters, all arrays */
+#define SUBMIT_SQL_MAX (256u * 1024 * 1024) /* one group's parameters, all arrays */
 #define SUBMIT_RECONNECT_WAIT_MS 2000
 #define SUBMIT_STMT "hodei_submit_group"
 
@@ -44,10 +44,10 @@ typedef struct submit_item {
     char *provider;
     char *constraints_json;
     char *labels_json;
-    char *idem_key;                 /* NULL = none */
-    submit_reply_fn reply;          /* NULL = a QueueJobResponse */
+    char *idem_key;        /* NULL = none */
+    submit_reply_fn reply; /* NULL = a QueueJobResponse */
     /* Result. */
-    struct submit_item *leader;     /* same idempotency key earlier in the group */
+    struct submit_item *leader; /* same idempotency key earlier in the group */
     bool inserted;
     bool duplicate;
     char result_id[HODEI_ID_BUF];
@@ -68,7 +68,7 @@ struct submitter {
 typedef struct {
     submitter *s;
     PGconn *conn;
-    submit_item **leaders;          /* batch_max slots */
+    submit_item **leaders; /* batch_max slots */
 } writer_ctx;
 
 /* ------------------------------------------------------------ enqueue side */
@@ -121,7 +121,8 @@ static char *queued_event_hex(const submit_item *it)
     return pack_hex(&ev.base);
 }
 
-static submit_item *item_from_request(const Hodei__V1__QueueJobRequest *req, int64_t default_timeout_ms)
+static submit_item *item_from_request(const Hodei__V1__QueueJobRequest *req,
+                                      int64_t default_timeout_ms)
 {
     const Hodei__V1__JobSpec *spec = req->spec;
     const Hodei__V1__ResourceRequirements *res = spec->resources;
@@ -144,8 +145,8 @@ static submit_item *item_from_request(const Hodei__V1__QueueJobRequest *req, int
     it->provider = strdup(spec->provider ? spec->provider : "");
     it->constraints_json = map_json((void **)spec->constraints, spec->n_constraints);
     it->labels_json = map_json((void **)spec->labels, spec->n_labels);
-    it->idem_key = req->idempotency_key && req->idempotency_key[0] ? strdup(req->idempotency_key)
-                                                                     : NULL;
+    it->idem_key =
+        req->idempotency_key && req->idempotency_key[0] ? strdup(req->idempotency_key) : NULL;
     it->event_hex = queued_event_hex(it);
     HODEI_ASSERT(it->name && it->architecture && it->provider);
     return it;
@@ -364,8 +365,8 @@ static hodei_status writer_connect(writer_ctx *w, hodei_err *err)
 {
     if (w->conn)
         return HODEI_OK;
-    hodei_status st = hodei_db_connect(w->s->opts.db_url, w->s->opts.connect_timeout_ms,
-                                       &w->conn, err);
+    hodei_status st =
+        hodei_db_connect(w->s->opts.db_url, w->s->opts.connect_timeout_ms, &w->conn, err);
     if (st == HODEI_OK)
         st = hodei_db_prepare(w->conn, SUBMIT_STMT, insert_sql, INSERT_NPARAMS, err);
     if (st != HODEI_OK && w->conn) {
@@ -407,8 +408,8 @@ static hodei_status group_resolve_in_doubt(writer_ctx *w, submit_item **leaders,
     hodei_sqlarr_end(&ids);
     const char *params[1] = {ids.data};
     PGresult *res = NULL;
-    st = hodei_db_exec(w->conn, "SELECT id::text FROM jobs WHERE id = ANY($1::uuid[])", 1,
-                       params, &res, err);
+    st = hodei_db_exec(w->conn, "SELECT id::text FROM jobs WHERE id = ANY($1::uuid[])", 1, params,
+                       &res, err);
     hodei_buf_fini(&ids);
     if (st != HODEI_OK)
         return st;

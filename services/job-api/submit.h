@@ -17,15 +17,15 @@
 typedef struct submitter submitter;
 
 typedef struct {
-    const char *db_url;      /* each writer holds its own connection */
+    const char *db_url; /* each writer holds its own connection */
     int64_t connect_timeout_ms;
-    size_t batch_max;        /* jobs per transaction */
-    size_t queue_max;        /* jobs waiting before QueueJob answers RESOURCE_EXHAUSTED */
-    int writers;             /* writer threads, each with its own connection */
+    size_t batch_max; /* jobs per transaction */
+    size_t queue_max; /* jobs waiting before QueueJob answers RESOURCE_EXHAUSTED */
+    int writers;      /* writer threads, each with its own connection */
     int64_t default_timeout_ms;
     int64_t db_wait_ms;
-    hodei_metric *queued;    /* new jobs committed (GET /metrics); may be NULL */
-    hodei_metric *refused;   /* QueueJobs answered RESOURCE_EXHAUSTED; may be NULL */
+    hodei_metric *queued;  /* new jobs committed (GET /metrics); may be NULL */
+    hodei_metric *refused; /* QueueJobs answered RESOURCE_EXHAUSTED; may be NULL */
 } submitter_opts;
 
 hodei_status submitter_create(const submitter_opts *opts, submitter **out, hodei_err *err);

@@ -49,9 +49,9 @@ static hodei_status tpl_check_name(const char *field, const char *name, hodei_er
 typedef struct {
     char *const *names;
     size_t n;
-    const char *const *values;   /* NULL: only mark what is used */
+    const char *const *values; /* NULL: only mark what is used */
     bool used[HODEI_TEMPLATE_PARAMS_MAX];
-    bool failed;                 /* out of memory, or a string past the limits */
+    bool failed; /* out of memory, or a string past the limits */
 } tpl_subst;
 
 static int tpl_find(const tpl_subst *t, const char *name, size_t len)
@@ -128,8 +128,8 @@ static void tpl_spec_strings(tpl_subst *t, Hodei__V1__JobSpec *spec)
 /* --------------------------------------------------------------- replies */
 
 /* Columns of every template read. */
-#define TPL_COLS                                                                          \
-    "name, description, encode(spec, 'hex'), array_to_string(parameters, ' '), version," \
+#define TPL_COLS                                                                                   \
+    "name, description, encode(spec, 'hex'), array_to_string(parameters, ' '), version,"           \
     " (extract(epoch FROM created_at) * 1000000)::bigint"
 enum { C_NAME, C_DESCRIPTION, C_SPEC_HEX, C_PARAMS, C_VERSION, C_CREATED_US };
 
@@ -139,7 +139,7 @@ typedef struct {
     Hodei__V1__Template t;
     Hodei__V1__Timestamp created;
     char *name, *description;
-    char *params_text;           /* the parameters, NUL-separated in place */
+    char *params_text; /* the parameters, NUL-separated in place */
     char *params[HODEI_TEMPLATE_PARAMS_MAX];
 } tpl_row;
 
@@ -182,7 +182,6 @@ static hodei_status tpl_row_fill(tpl_row *r, const PGresult *res, int row, hodei
     r->t.created_at = &r->created;
     return HODEI_OK;
 }
-
 
 /* The template named `name`: HODEI_ERR_NOT_FOUND when there is none. */
 static hodei_status tpl_read(edge *e, const char *name, tpl_row *out, hodei_err *err)
@@ -243,8 +242,7 @@ static hodei_status tpl_create_check(const Hodei__V1__Template *t, hodei_err *er
                                  p, HODEI_TEMPLATE_PARAM_NAME_MAX);
         for (size_t j = 0; j < i; j++)
             if (strcmp(t->parameters[j], p) == 0)
-                return hodei_err_set(err, HODEI_ERR_INVALID, "template.parameters: '%s' twice",
-                                     p);
+                return hodei_err_set(err, HODEI_ERR_INVALID, "template.parameters: '%s' twice", p);
     }
     if (!t->spec)
         return hodei_err_set(err, HODEI_ERR_INVALID, "template.spec: required");
@@ -272,8 +270,7 @@ static const char create_sql[] =
     "  'template', name FROM t)"
     " SELECT version, us FROM t";
 
-static hodei_status tpl_store(edge *e, const Hodei__V1__Template *t, PGresult **res,
-                              hodei_err *err)
+static hodei_status tpl_store(edge *e, const Hodei__V1__Template *t, PGresult **res, hodei_err *err)
 {
     hodei_buf hex, arr;
     PGconn *conn = NULL;

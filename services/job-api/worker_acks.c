@@ -22,12 +22,12 @@
 #include "hodei/util.h"
 #include "worker_int.h"
 
-#define ACKS_PENDING_MAX 4096           /* more pending: written at once */
-#define ACKS_SQL_MAX (1024 * 1024)      /* one flush's array literals */
+#define ACKS_PENDING_MAX 4096      /* more pending: written at once */
+#define ACKS_SQL_MAX (1024 * 1024) /* one flush's array literals */
 
 typedef struct ack_item {
     struct ack_item *next;
-    worker_session *s;                  /* referenced while queued */
+    worker_session *s; /* referenced while queued */
     char worker_id[HODEI_ID_BUF];
     worker_job_ref ref;
     int64_t due_ms;
@@ -193,8 +193,8 @@ void worker_acks_destroy(worker_acks *a)
     free(a);
 }
 
-bool worker_acks_add(worker_acks *a, worker_session *s, const char *worker_id,
-                     const char *job_id, int64_t epoch)
+bool worker_acks_add(worker_acks *a, worker_session *s, const char *worker_id, const char *job_id,
+                     int64_t epoch)
 {
     ack_item *it = calloc(1, sizeof *it);
     if (!it)

@@ -172,8 +172,9 @@ hodei_status worker_check_heartbeat(const Hodei__V1__Heartbeat *h, hodei_err *er
     if (u->memory_bytes_used < 0 || u->memory_bytes_total < 0 ||
         u->memory_bytes_used > HODEI_JOB_MEMORY_BYTES_MAX ||
         u->memory_bytes_total > HODEI_JOB_MEMORY_BYTES_MAX)
-        return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "heartbeat.usage.memory_bytes_used/total: must be between 0 and 1 PiB");
+        return hodei_err_set(
+            err, HODEI_ERR_INVALID,
+            "heartbeat.usage.memory_bytes_used/total: must be between 0 and 1 PiB");
     if (u->running_jobs < 0 || u->running_jobs > WORKER_SESSION_JOBS_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "heartbeat.usage.running_jobs: must be between 0 and %d",
@@ -226,8 +227,7 @@ hodei_status worker_check_log_batch(const Hodei__V1__LogBatch *b, hodei_err *err
             return st;
         if (i > 0 && b->lines[i]->sequence <= b->lines[i - 1]->sequence)
             return hodei_err_set(err, HODEI_ERR_INVALID,
-                                 "log_batch.lines[%zu].sequence: must increase along the batch",
-                                 i);
+                                 "log_batch.lines[%zu].sequence: must increase along the batch", i);
     }
     return HODEI_OK;
 }
@@ -248,6 +248,7 @@ hodei_status worker_check_result(const Hodei__V1__JobResult *r, hodei_err *err)
     const char *e = check_str(r->error);
     if (strlen(e) > CHECK_ERROR_MAX || !hodei_utf8_valid(e, strlen(e)))
         return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "job_result.error: must be UTF-8 of at most %d bytes", CHECK_ERROR_MAX);
+                             "job_result.error: must be UTF-8 of at most %d bytes",
+                             CHECK_ERROR_MAX);
     return HODEI_OK;
 }

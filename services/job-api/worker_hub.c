@@ -13,20 +13,20 @@
 #include "hodei/db.h"
 #include "hodei/log.h"
 #include "hodei/sqlarr.h"
+#include "hodei/sync.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
 #include "hodei/v1/events.pb-c.h"
 #include "worker_int.h"
-#include "hodei/sync.h"
 
-#define HUB_TICK_MS 100                   /* the ticker's longest sleep */
-#define HUB_SNAPSHOT_MAX 1024             /* sessions handled per tick; the rest next tick */
-#define HUB_HELLO_WAIT_MS 10000           /* a stream must say Hello within this */
-#define HUB_SILENCE_FACTOR 3              /* silent for 3 keepalive intervals: gone */
+#define HUB_TICK_MS 100         /* the ticker's longest sleep */
+#define HUB_SNAPSHOT_MAX 1024   /* sessions handled per tick; the rest next tick */
+#define HUB_HELLO_WAIT_MS 10000 /* a stream must say Hello within this */
+#define HUB_SILENCE_FACTOR 3    /* silent for 3 keepalive intervals: gone */
 #define HUB_BEAT_SQL_MAX (4 * 1024 * 1024)
 #define HUB_SUBJECT_MAX 128
-#define HUB_SUBS_WAIT_MS 5000             /* destroy waits for subscriptions' last callbacks */
-#define HUB_SESSIONS_MAX 10000            /* worker streams held at once */
+#define HUB_SUBS_WAIT_MS 5000  /* destroy waits for subscriptions' last callbacks */
+#define HUB_SESSIONS_MAX 10000 /* worker streams held at once */
 
 struct worker_hub {
     edge *e;
@@ -41,15 +41,24 @@ struct worker_hub {
     bool ticker_started;
     atomic_int subs_live;
     int64_t next_beat_ms;
-    bool present;                     /* this edge's row in edges was written */
-    natsSubscription *hints;          /* HODEI_SUBJ_HINT_ASSIGNED_ALL, NULL when NATS was away */
-    hodei_metric *m_sessions;         /* GET /metrics: workers streaming to this edge */
-    worker_acks *acks;                /* RunJobAcks waiting to be written */
+    bool present;             /* this edge's row in edges was written */
+    natsSubscription *hints;  /* HODEI_SUBJ_HINT_ASSIGNED_ALL, NULL when NATS was away */
+    hodei_metric *m_sessions; /* GET /metrics: workers streaming to this edge */
+    worker_acks *acks;        /* RunJobAcks waiting to be written */
 };
 
-edge *worker_hub_edge(worker_hub *h) { return h->e; }
-log_pub *worker_hub_pub(worker_hub *h) { return h->pub; }
-worker_acks *worker_hub_acks(worker_hub *h) { return h->acks; }
+edge *worker_hub_edge(worker_hub *h)
+{
+    return h->e;
+}
+log_pub *worker_hub_pub(worker_hub *h)
+{
+    return h->pub;
+}
+worker_acks *worker_hub_acks(worker_hub *h)
+{
+    return h->acks;
+}
 
 /* ---------------------------------------------------------------- sessions */
 
@@ -79,7 +88,10 @@ worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call)
     return s;
 }
 
-void worker_session_ref(worker_session *s) { atomic_fetch_add(&s->refs, 1); }
+void worker_session_ref(worker_session *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+}
 
 void worker_session_unref(worker_session *s)
 {
@@ -119,14 +131,13 @@ static worker_session *hub_find(worker_hub *h, const char *worker_id);
  * harmless. */
 static bool hub_assigned_known(worker_hub *h, const char *worker_id, natsMsg *msg)
 {
-    Hodei__V1__Event *ev = hodei__v1__event__unpack(
-        NULL, (size_t)natsMsg_GetDataLength(msg), (const uint8_t *)natsMsg_GetData(msg));
+    Hodei__V1__Event *ev = hodei__v1__event__unpack(NULL, (size_t)natsMsg_GetDataLength(msg),
+                                                    (const uint8_t *)natsMsg_GetData(msg));
     bool known = false;
     if (ev && ev->body_case == HODEI__V1__EVENT__BODY_JOB_ASSIGNED && ev->job_assigned->job_id) {
         worker_session *s = hub_find(h, worker_id);
         if (s) {
-            known = worker_session_was_sent(s, ev->job_assigned->job_id,
-                                            ev->job_assigned->epoch);
+            known = worker_session_was_sent(s, ev->job_assigned->job_id, ev->job_assigned->epoch);
             worker_session_unref(s);
         }
     }
@@ -163,8 +174,8 @@ static natsSubscription *hub_subscribe(worker_hub *h, const char *prefix, const 
     char subject[HUB_SUBJECT_MAX];
     snprintf(subject, sizeof subject, "%s%s", prefix, suffix);
     natsSubscription *sub = NULL;
-    natsStatus s = natsConnection_Subscribe(&sub, hodei_bus_conn(h->e->bus), subject, hub_on_event,
-                                            h);
+    natsStatus s =
+        natsConnection_Subscribe(&sub, hodei_bus_conn(h->e->bus), subject, hub_on_event, h);
     if (s == NATS_OK) {
         atomic_fetch_add(&h->subs_live, 1);
         if (natsSubscription_SetOnCompleteCB(sub, hub_on_sub_done, h) != NATS_OK)
@@ -205,8 +216,8 @@ hodei_status worker_hub_attach(worker_session *s, hodei_err *err)
 {
     worker_hub *h = s->hub;
     natsSubscription *a = hub_subscribe(h, HODEI_SUBJ_JOB_ASSIGNED_PREFIX, s->worker_id, err);
-    natsSubscription *c = a ? hub_subscribe(h, HODEI_SUBJ_JOB_CANCEL_PREFIX, s->worker_id, err)
-                            : NULL;
+    natsSubscription *c =
+        a ? hub_subscribe(h, HODEI_SUBJ_JOB_CANCEL_PREFIX, s->worker_id, err) : NULL;
     if (!c) {
         hub_unsubscribe(a);
         return HODEI_ERR_UNAVAILABLE;
@@ -421,22 +432,21 @@ static void beats_add_locked(hub_beats *b, worker_session *s)
 /* This edge's row in edges (migration 0017), written with the heartbeats:
  * seen now; up since now on its first write, or after a gap of more than
  * HUB_PRESENCE_GAP_BEATS heartbeat intervals without one (it was away). */
-#define HUB_PRESENCE_SQL                                                                  \
-    "INSERT INTO edges (instance) VALUES ($1)"                                            \
-    " ON CONFLICT (instance) DO UPDATE SET seen_at = now(),"                              \
-    "  up_since = CASE WHEN $2::bool"                                                     \
-    "   OR edges.seen_at < now() - $3::bigint * interval '1 millisecond'"                 \
+#define HUB_PRESENCE_SQL                                                                           \
+    "INSERT INTO edges (instance) VALUES ($1)"                                                     \
+    " ON CONFLICT (instance) DO UPDATE SET seen_at = now(),"                                       \
+    "  up_since = CASE WHEN $2::bool"                                                              \
+    "   OR edges.seen_at < now() - $3::bigint * interval '1 millisecond'"                          \
     "   THEN now() ELSE edges.up_since END"
 #define HUB_PRESENCE_GAP_BEATS 3
 
-static const char beats_sql[] =
-    "WITH presence AS (" HUB_PRESENCE_SQL ")"
-    " UPDATE workers w SET last_heartbeat_at = now(),"
-    " usage_cpu_cores = u.cpu, usage_memory_bytes = u.mem,"
-    " usage_memory_total = u.total, usage_running_jobs = u.running"
-    " FROM unnest($4::uuid[], $5::float8[], $6::bigint[], $7::bigint[],"
-    "             $8::int[]) AS u(id, cpu, mem, total, running)"
-    " WHERE w.id = u.id";
+static const char beats_sql[] = "WITH presence AS (" HUB_PRESENCE_SQL ")"
+                                " UPDATE workers w SET last_heartbeat_at = now(),"
+                                " usage_cpu_cores = u.cpu, usage_memory_bytes = u.mem,"
+                                " usage_memory_total = u.total, usage_running_jobs = u.running"
+                                " FROM unnest($4::uuid[], $5::float8[], $6::bigint[], $7::bigint[],"
+                                "             $8::int[]) AS u(id, cpu, mem, total, running)"
+                                " WHERE w.id = u.id";
 
 /* Writes the heartbeats gathered since the last flush and this edge's
  * presence, in one statement; presence alone when no worker beat. */
@@ -499,8 +509,8 @@ static bool snap_push(worker_session **arr, size_t *n, worker_session *s)
 }
 
 /* Sorts one session into what the tick must do with it. s->mu held. */
-static void snap_classify_locked(worker_hub *h, hub_snapshot *snap, worker_session *s,
-                                 int64_t now, hub_beats *beats)
+static void snap_classify_locked(worker_hub *h, hub_snapshot *snap, worker_session *s, int64_t now,
+                                 hub_beats *beats)
 {
     const edge_config *cfg = h->e->cfg;
     int64_t silence = HUB_SILENCE_FACTOR * (cfg->worker_keepalive_ms > cfg->worker_heartbeat_ms
@@ -630,7 +640,8 @@ hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_er
     h->hints = hub_subscribe(h, HODEI_SUBJ_HINT_ASSIGNED_ALL, "", &serr);
     if (!h->hints)
         HLOG_WARN("worker hub: no subscription to the schedulers' hints (%s); assignments"
-                  " arrive through the relay", serr.msg);
+                  " arrive through the relay",
+                  serr.msg);
     *out = h;
     return HODEI_OK;
 }
@@ -645,7 +656,7 @@ void worker_hub_destroy(worker_hub *h)
     pthread_mutex_unlock(&h->mu);
     if (h->ticker_started)
         pthread_join(h->ticker, NULL);
-    worker_acks_destroy(h->acks);     /* writes the acks still pending */
+    worker_acks_destroy(h->acks); /* writes the acks still pending */
     h->acks = NULL;
     hub_unsubscribe(h->hints);
     h->hints = NULL;

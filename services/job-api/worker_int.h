@@ -19,13 +19,13 @@
 #include "hodei/v1/worker.pb-c.h"
 #include "log_pub.h"
 
-#define WORKER_SESSION_JOBS_MAX 64     /* (job, epoch) pairs a session remembers as its own */
-#define WORKER_SUSPECTS_MAX 64         /* RUNNING jobs missing from a Hello, checked later */
-#define WORKER_SENT_MAX 8              /* RunJobs a session remembers having sent */
-#define WORKER_RUNNING_IDS_MAX 256     /* Hello.running_job_ids entries */
-#define WORKER_TOKEN_MAX 512           /* bootstrap and session tokens, bytes */
-#define WORKER_SESSION_TOKEN_BYTES 32  /* random bytes; sent as 64 hex characters */
-#define WORKER_HASH_HEX_LEN 64         /* SHA-256 as hex, without the NUL */
+#define WORKER_SESSION_JOBS_MAX 64    /* (job, epoch) pairs a session remembers as its own */
+#define WORKER_SUSPECTS_MAX 64        /* RUNNING jobs missing from a Hello, checked later */
+#define WORKER_SENT_MAX 8             /* RunJobs a session remembers having sent */
+#define WORKER_RUNNING_IDS_MAX 256    /* Hello.running_job_ids entries */
+#define WORKER_TOKEN_MAX 512          /* bootstrap and session tokens, bytes */
+#define WORKER_SESSION_TOKEN_BYTES 32 /* random bytes; sent as 64 hex characters */
+#define WORKER_HASH_HEX_LEN 64        /* SHA-256 as hex, without the NUL */
 #define WORKER_STALE_WHY "assignment no longer current"
 #define WORKER_DB_TROUBLE "cannot reach the database; reconnect and re-send"
 
@@ -46,28 +46,28 @@ typedef struct worker_acks worker_acks;
 struct worker_session {
     atomic_int refs;
     worker_hub *hub;
-    hodei_rpc_call *call;               /* referenced until the session is freed */
-    worker_session *next;               /* hub list (guarded by hub->mu) */
-    bool listed;                        /* in the hub list (hub->mu) */
+    hodei_rpc_call *call; /* referenced until the session is freed */
+    worker_session *next; /* hub list (guarded by hub->mu) */
+    bool listed;          /* in the hub list (hub->mu) */
 
-    pthread_mutex_t mu;                 /* guards everything below */
-    bool authed;                        /* Hello accepted */
-    bool ended;                         /* the stream was finished or closed */
+    pthread_mutex_t mu; /* guards everything below */
+    bool authed;        /* Hello accepted */
+    bool ended;         /* the stream was finished or closed */
     char worker_id[HODEI_ID_BUF];
     natsSubscription *sub_assigned, *sub_cancel;
     int64_t opened_ms, last_send_ms, last_recv_ms;
-    int64_t resend_due_ms;              /* INT64_MAX until Hello */
+    int64_t resend_due_ms; /* INT64_MAX until Hello */
     bool beat_pending;
-    Hodei__V1__ResourceUsage usage;     /* from the last heartbeat */
-    worker_job_ref jobs[WORKER_SESSION_JOBS_MAX];  /* attempts this stream runs */
+    Hodei__V1__ResourceUsage usage;               /* from the last heartbeat */
+    worker_job_ref jobs[WORKER_SESSION_JOBS_MAX]; /* attempts this stream runs */
     size_t n_jobs, jobs_next;
-    worker_job_ref sent[WORKER_SENT_MAX];   /* RunJobs sent lately (ring) */
+    worker_job_ref sent[WORKER_SENT_MAX]; /* RunJobs sent lately (ring) */
     size_t sent_next;
     worker_job_ref suspects[WORKER_SUSPECTS_MAX];
     size_t n_suspects;
-    int64_t suspects_due_ms;            /* INT64_MAX = none */
-    bool drain_sent;                    /* Drain went out on this stream */
-    int64_t keepalive_nonce;            /* the edge's last Keepalive (even numbers) */
+    int64_t suspects_due_ms; /* INT64_MAX = none */
+    bool drain_sent;         /* Drain went out on this stream */
+    int64_t keepalive_nonce; /* the edge's last Keepalive (even numbers) */
 };
 
 /* ------------------------------------------------------------ worker_hub.c */
@@ -158,8 +158,8 @@ hodei_status worker_acks_create(edge *e, worker_acks **out, hodei_err *err);
 void worker_acks_destroy(worker_acks *a);
 /* Queues worker_id's ack of (job_id, epoch); false when the writer is
  * stopping or memory ran out (the caller writes it itself). */
-bool worker_acks_add(worker_acks *a, worker_session *s, const char *worker_id,
-                     const char *job_id, int64_t epoch);
+bool worker_acks_add(worker_acks *a, worker_session *s, const char *worker_id, const char *job_id,
+                     int64_t epoch);
 /* The attempt's result came: its ack, still pending, is dropped (the
  * result's transaction counts the job as started). true when one was. */
 bool worker_acks_drop(worker_acks *a, const char *worker_id, const char *job_id, int64_t epoch);
@@ -175,8 +175,7 @@ void worker_stream_method(edge *e, hodei_rpc_method *out);
 void worker_token_hash_hex(const char *token, char out[WORKER_HASH_HEX_LEN + 1]);
 /* Checks a session token against workers.session_token_hash. Any failure
  * is HODEI_ERR_UNAUTHENTICATED with one message that names no check. */
-hodei_status worker_session_auth(edge *e, const char *worker_id, const char *token,
-                                 hodei_err *err);
+hodei_status worker_session_auth(edge *e, const char *worker_id, const char *token, hodei_err *err);
 
 /* ---------------------------------------------------------- worker_check.c */
 

@@ -19,8 +19,8 @@
 #include "secret_rpc.h"
 #include "worker_int.h"
 
-#define JOBS_EXIT_NONE (-1)                  /* exit code of an attempt that never exited */
-#define JOBS_SECRETS_NONE "{}"               /* a job that names no secret */
+#define JOBS_EXIT_NONE (-1)    /* exit code of an attempt that never exited */
+#define JOBS_SECRETS_NONE "{}" /* a job that names no secret */
 #define JOBS_LOST_WHY "worker restarted"
 
 static hodei_status jobs_acquire(worker_session *s, PGconn **conn, hodei_err *err)
@@ -56,8 +56,8 @@ static bool resend_secrets(worker_session *s, const Hodei__V1__RunJob *run, char
     *len = 0;
     if (run->spec->n_secret_refs == 0)
         return true;
-    hodei_status st = secret_json_load(e, run->spec->secret_refs, run->spec->n_secret_refs, json,
-                                       len, &err);
+    hodei_status st =
+        secret_json_load(e, run->spec->secret_refs, run->spec->n_secret_refs, json, len, &err);
     if (st == HODEI_OK)
         return true;
     if (st != HODEI_ERR_NOT_FOUND && st != HODEI_ERR_PRECONDITION && st != HODEI_ERR_PERMISSION) {
@@ -65,8 +65,7 @@ static bool resend_secrets(worker_session *s, const Hodei__V1__RunJob *run, char
         return false;
     }
     jobs_worker_id(s, worker_id);
-    HLOG_WARN("job %s epoch %" PRId64 ": %s; ending the attempt", run->job_id, run->epoch,
-              err.msg);
+    HLOG_WARN("job %s epoch %" PRId64 ": %s; ending the attempt", run->job_id, run->epoch, err.msg);
     if (worker_jobs_fail_attempt(e, worker_hub_pub(s->hub), run->job_id, worker_id, run->epoch,
                                  err.msg, true, &end_err) != HODEI_OK)
         HLOG_WARN("job %s: %s", run->job_id, end_err.msg);
@@ -198,7 +197,7 @@ void worker_jobs_resend(worker_session *s)
             resend_run(s, res, i, 0);
         if (hodei_db_get_str(res, i, 4)[0] == 't')
             worker_jobs_send_cancel(s, hodei_db_get_str(res, i, 0), hodei_db_get_i64(res, i, 2),
-                             hodei_db_get_str(res, i, 5));
+                                    hodei_db_get_str(res, i, 5));
     }
     PQclear(res);
     resend_check_suspects(s, worker_id);
@@ -316,17 +315,20 @@ bool worker_jobs_ack_write(PGconn *conn, worker_session *s, const char *worker_i
  * to worker $2 at epoch + 1 with the JobAssigned event ($4 id, $5 payload);
  * answers the row RunJob is sent from, laid out as the store's fast end
  * answers it (from column HODEI_STORE_NEXT_RUN_COL). */
-static const char handoff_assign_sql[] =
-    "WITH j AS (" HODEI_STORE_HANDOFF_JOB_SQL("$1::uuid", "$2::uuid", "$3::bigint", "true")
-    "), w AS ("
-    " UPDATE workers SET " HODEI_STORE_WORKER_TAKES_SQL("$1::uuid", "$6")
-    " WHERE id = $2::uuid AND state = 'READY' AND EXISTS (SELECT 1 FROM j)"
-    "), o AS ("
-    " INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type, payload)"
-    " SELECT $4::uuid, '" HODEI_SUBJ_JOB_ASSIGNED_PREFIX "' || $2::text, 'job', $1::text,"
-    "  'JobAssigned', decode($5, 'hex') FROM j"
-    ")"
-    " SELECT 1, 1, '', " HODEI_STORE_HANDOFF_ROW_SQL("j") " FROM j";
+static const char handoff_assign_sql[] = "WITH j AS (" HODEI_STORE_HANDOFF_JOB_SQL(
+    "$1::uuid", "$2::uuid", "$3::bigint",
+    "true") "), w AS ("
+            " UPDATE workers SET " HODEI_STORE_WORKER_TAKES_SQL(
+                "$1::uuid",
+                "$6") " WHERE id = $2::uuid AND state = 'READY' AND EXISTS (SELECT 1 FROM j)"
+                      "), o AS ("
+                      " INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, "
+                      "event_type, payload)"
+                      " SELECT $4::uuid, '" HODEI_SUBJ_JOB_ASSIGNED_PREFIX
+                      "' || $2::text, 'job', $1::text,"
+                      "  'JobAssigned', decode($5, 'hex') FROM j"
+                      ")"
+                      " SELECT 1, 1, '', " HODEI_STORE_HANDOFF_ROW_SQL("j") " FROM j";
 
 static hodei_status handoff_assign(PGconn *conn, const char *worker_id, const char *job_id,
                                    int64_t epoch, PGresult **run, hodei_err *err)
@@ -436,8 +438,7 @@ static hodei_status result_release_worker(PGconn *conn, const hodei_attempt_end 
         HLOG_WARN("worker %s: not freed after result of job %s: %s", end->worker_id, end->job_id,
                   err.msg);
     else if (released)
-        HLOG_INFO("worker %s: free again after its result of job %s", end->worker_id,
-                  end->job_id);
+        HLOG_INFO("worker %s: free again after its result of job %s", end->worker_id, end->job_id);
     return st;
 }
 
@@ -459,14 +460,18 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
 {
     char worker_id[HODEI_ID_BUF];
     jobs_worker_id(s, worker_id);
-    hodei_attempt_end end = {.job_id = r->job_id, .worker_id = worker_id, .epoch = r->epoch,
-                             .state = r->state, .exit_code = r->exit_code,
-                             .error = r->error ? r->error : "", .free_worker = true};
+    hodei_attempt_end end = {.job_id = r->job_id,
+                             .worker_id = worker_id,
+                             .epoch = r->epoch,
+                             .state = r->state,
+                             .exit_code = r->exit_code,
+                             .error = r->error ? r->error : "",
+                             .free_worker = true};
     /* An ack still waiting to be written is implied by this result. */
     worker_acks_drop(worker_hub_acks(s->hub), worker_id, r->job_id, r->epoch);
     Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
     PGconn *conn = NULL;
-    PGresult *next = NULL;  /* the job handed to this worker, sent after the ack */
+    PGresult *next = NULL; /* the job handed to this worker, sent after the ack */
     hodei_err err;
     bool accepted = false;
     hodei_status st = jobs_acquire(s, &conn, &err);
@@ -493,8 +498,8 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
     if (st == HODEI_OK && hodei_job_state_terminal(final))
         hodei_metric_add(worker_hub_edge(s->hub)->m.finished, 1);
     if (!accepted)
-        HLOG_INFO("worker %s: result of job %s epoch %" PRId64 " refused: %s", worker_id,
-                  r->job_id, r->epoch, err.msg);
+        HLOG_INFO("worker %s: result of job %s epoch %" PRId64 " refused: %s", worker_id, r->job_id,
+                  r->epoch, err.msg);
     else if (hodei_job_state_terminal(final) &&
              log_pub_end(worker_hub_pub(s->hub), r->job_id, r->epoch, final, &err) != HODEI_OK)
         HLOG_WARN("job %s: end-of-log marker not published: %s", r->job_id, err.msg);
@@ -520,10 +525,11 @@ bool worker_jobs_owned(worker_session *s, const char *job_id, int64_t epoch)
     if (jobs_acquire(s, &conn, &err) != HODEI_OK)
         return false;
     const char *params[3] = {job_id, worker_id, ep};
-    hodei_status st = hodei_db_exec(conn,
-                                    "SELECT 1 FROM jobs WHERE id = $1::uuid AND worker_id = $2::uuid"
-                                    " AND epoch = $3::bigint AND state IN ('ASSIGNED', 'RUNNING')",
-                                    3, params, &res, &err);
+    hodei_status st =
+        hodei_db_exec(conn,
+                      "SELECT 1 FROM jobs WHERE id = $1::uuid AND worker_id = $2::uuid"
+                      " AND epoch = $3::bigint AND state IN ('ASSIGNED', 'RUNNING')",
+                      3, params, &res, &err);
     jobs_release(s, conn, st);
     bool owned = st == HODEI_OK && PQntuples(res) == 1;
     PQclear(res);
@@ -538,9 +544,12 @@ hodei_status worker_jobs_fail_attempt(edge *e, log_pub *pub, const char *job_id,
                                       const char *worker_id, int64_t epoch, const char *why,
                                       bool free_worker, hodei_err *err)
 {
-    hodei_attempt_end end = {.job_id = job_id, .worker_id = worker_id, .epoch = epoch,
+    hodei_attempt_end end = {.job_id = job_id,
+                             .worker_id = worker_id,
+                             .epoch = epoch,
                              .state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED,
-                             .exit_code = JOBS_EXIT_NONE, .error = why,
+                             .exit_code = JOBS_EXIT_NONE,
+                             .error = why,
                              .free_worker = free_worker};
     Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
     PGconn *conn = NULL;
@@ -570,10 +579,12 @@ hodei_status worker_jobs_end_all(PGconn *conn, const char *worker_id, const char
     if (st != HODEI_OK)
         return st;
     for (int i = 0; i < PQntuples(res) && st == HODEI_OK; i++) {
-        hodei_attempt_end end = {.job_id = hodei_db_get_str(res, i, 0), .worker_id = worker_id,
+        hodei_attempt_end end = {.job_id = hodei_db_get_str(res, i, 0),
+                                 .worker_id = worker_id,
                                  .epoch = hodei_db_get_i64(res, i, 1),
                                  .state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED,
-                                 .exit_code = JOBS_EXIT_NONE, .error = why};
+                                 .exit_code = JOBS_EXIT_NONE,
+                                 .error = why};
         Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
         st = hodei_store_attempt_end(conn, &end, &final, err);
         if (st == HODEI_ERR_PRECONDITION) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "edge_workers.h"
 #include "hodei/buf.h"
 #include "hodei/db.h"
 #include "hodei/log.h"
@@ -15,10 +16,9 @@
 #include "hodei/store.h"
 #include "hodei/util.h"
 #include "hodei/worker_state.h"
-#include "edge_workers.h"
 #include "worker_int.h"
 
-#define REG_LABELS_SQL_MAX (64 * 1024)   /* one labels array literal */
+#define REG_LABELS_SQL_MAX (64 * 1024) /* one labels array literal */
 #define REG_NUM_MAX 32
 #define REG_REFUSED "registration refused: invalid or unusable token"
 #define SESSION_REFUSED "invalid worker session"
@@ -54,8 +54,7 @@ static hodei_status reg_new_session_token(char out[2 * WORKER_SESSION_TOKEN_BYTE
     return HODEI_OK;
 }
 
-hodei_status worker_session_auth(edge *e, const char *worker_id, const char *token,
-                                 hodei_err *err)
+hodei_status worker_session_auth(edge *e, const char *worker_id, const char *token, hodei_err *err)
 {
     char hash[WORKER_HASH_HEX_LEN + 1];
     worker_token_hash_hex(token, hash);
@@ -149,9 +148,17 @@ static hodei_status reg_update_worker(PGconn *conn, const Hodei__V1__RegisterReq
         st = hodei_err_set(err, HODEI_ERR_INVALID, "labels: too large");
         goto out;
     }
-    const char *params[11] = {r->worker_id, r->hostname, r->agent_version ? r->agent_version : "",
-                              keys.data, vals.data, cpu, mem, disk, gpu,
-                              c->architecture ? c->architecture : "", session_hash};
+    const char *params[11] = {r->worker_id,
+                              r->hostname,
+                              r->agent_version ? r->agent_version : "",
+                              keys.data,
+                              vals.data,
+                              cpu,
+                              mem,
+                              disk,
+                              gpu,
+                              c->architecture ? c->architecture : "",
+                              session_hash};
     st = hodei_db_exec(
         conn,
         "UPDATE workers SET hostname = $2, agent_version = $3,"
@@ -322,10 +329,10 @@ fail:
 hodei_status worker_rpc_register(edge *e, hodei_err *err)
 {
     hodei_rpc_method methods[3] = {
-        {SVC "Register", HODEI_RPC_UNARY, &hodei__v1__register_request__descriptor,
-         worker_register, NULL, NULL, e},
-        {SVC "UnregisterWorker", HODEI_RPC_UNARY,
-         &hodei__v1__unregister_worker_request__descriptor, worker_unregister, NULL, NULL, e},
+        {SVC "Register", HODEI_RPC_UNARY, &hodei__v1__register_request__descriptor, worker_register,
+         NULL, NULL, e},
+        {SVC "UnregisterWorker", HODEI_RPC_UNARY, &hodei__v1__unregister_worker_request__descriptor,
+         worker_unregister, NULL, NULL, e},
     };
     worker_stream_method(e, &methods[2]);
     return hodei_rpc_server_add_all(e->server, methods, sizeof methods / sizeof methods[0], err);

@@ -12,7 +12,7 @@
 #include "hodei/util.h"
 #include "worker_int.h"
 
-#define STREAM_LOG_DROP_EVERY 1000   /* stale log batches: log the first, then every Nth */
+#define STREAM_LOG_DROP_EVERY 1000 /* stale log batches: log the first, then every Nth */
 
 /* Ids travel in subjects and are compared as text: keep the canonical
  * lower-case form. The message is the library's heap copy, ours to edit
@@ -149,8 +149,7 @@ static hodei_status stream_dispatch(worker_session *s, const Hodei__V1__WorkerMe
         return HODEI_OK;
     default:
         return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "body: empty or unknown worker message (field %d)",
-                             (int)m->body_case);
+                             "body: empty or unknown worker message (field %d)", (int)m->body_case);
     }
 }
 

@@ -62,11 +62,11 @@ static int migrate_list_applied(PGconn *conn, const char *where, int *applied)
 {
     hodei_err err;
     PGresult *r = NULL;
-    hodei_status st = hodei_db_exec(
-        conn,
-        "SELECT version, name, to_char(applied_at AT TIME ZONE 'UTC', "
-        "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM schema_migrations ORDER BY version",
-        0, NULL, &r, &err);
+    hodei_status st =
+        hodei_db_exec(conn,
+                      "SELECT version, name, to_char(applied_at AT TIME ZONE 'UTC', "
+                      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM schema_migrations ORDER BY version",
+                      0, NULL, &r, &err);
     if (st != HODEI_OK) {
         fprintf(stderr, "hodei-migrate: reading schema_migrations at %s: %s\n", where, err.msg);
         return 1;
@@ -116,8 +116,8 @@ static int migrate_apply(PGconn *conn, const char *where)
         printf("hodei-migrate: applied %d migration(s); schema at version %d (%s)\n", applied,
                hodei_db_schema_version(), where);
     else
-        printf("hodei-migrate: schema up to date at version %d (%s)\n",
-               hodei_db_schema_version(), where);
+        printf("hodei-migrate: schema up to date at version %d (%s)\n", hodei_db_schema_version(),
+               where);
     return 0;
 }
 

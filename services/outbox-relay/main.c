@@ -6,12 +6,13 @@ int main(int argc, char **argv)
 {
     const hodei_service relay_service = {
         .name = "outbox-relay",
-        .summary = "publishes committed outbox rows to JetStream; one active instance, hot standbys",
+        .summary =
+            "publishes committed outbox rows to JetStream; one active instance, hot standbys",
         .params = relay_params,
         .n_params = RELAY_PARAMS_LEN,
         .config = &relay_conf,
         .needs_db = true,
-        .needs_nats = false,     /* waits for NATS: a relay that cannot publish still holds its place */
+        .needs_nats = false, /* waits for NATS: a relay that cannot publish still holds its place */
         .init = relay_init,
         .run = relay_run,
         .fini = relay_fini,

@@ -20,44 +20,72 @@
 #include "hodei/util.h"
 #include "relay_int.h"
 
-#define RELAY_LOCK_RETRY_MS        500      /* standby: how often to try the lock */
-#define RELAY_BACKOFF_MIN_MS       50
-#define RELAY_BACKOFF_MAX_MS       2000
-#define RELAY_NATS_CONNECT_MS      2000
-#define RELAY_CONNECTED_POLL_MS    20       /* waiting for nats.c to reconnect */
-#define RELAY_PRUNE_CHUNK          1000     /* rows per DELETE */
-#define RELAY_PRUNE_CHUNKS_MAX     10       /* DELETEs per prune round */
-#define RELAY_IDS_TEXT_MAX         ((size_t)RELAY_BATCH_MAX * 21 + 8)
-#define RELAY_CHANNEL              "hodei_outbox"
-#define RELAY_INT_TEXT_MAX         24
+#define RELAY_LOCK_RETRY_MS 500 /* standby: how often to try the lock */
+#define RELAY_BACKOFF_MIN_MS 50
+#define RELAY_BACKOFF_MAX_MS 2000
+#define RELAY_NATS_CONNECT_MS 2000
+#define RELAY_CONNECTED_POLL_MS 20 /* waiting for nats.c to reconnect */
+#define RELAY_PRUNE_CHUNK 1000     /* rows per DELETE */
+#define RELAY_PRUNE_CHUNKS_MAX 10  /* DELETEs per prune round */
+#define RELAY_IDS_TEXT_MAX ((size_t)RELAY_BATCH_MAX * 21 + 8)
+#define RELAY_CHANNEL "hodei_outbox"
+#define RELAY_INT_TEXT_MAX 24
 
-#define RELAY_PRUNE_SQL                                                                  \
-    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at < now()"   \
+#define RELAY_PRUNE_SQL                                                                            \
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at < now()"             \
     " - $1::bigint * interval '1 millisecond' LIMIT $2)"
 
 relay_config relay_conf;
 
 const hodei_cfg_param relay_params[RELAY_PARAMS_LEN] = {
-    {.name = "relay.batch_max", .type = HODEI_CFG_INT, .default_value = "1000", .min = 1,
-     .max = RELAY_BATCH_MAX, .offset = offsetof(relay_config, batch_max),
+    {.name = "relay.batch_max",
+     .type = HODEI_CFG_INT,
+     .default_value = "1000",
+     .min = 1,
+     .max = RELAY_BATCH_MAX,
+     .offset = offsetof(relay_config, batch_max),
      .help = "outbox rows published per round"},
-    {.name = "relay.poll_interval", .type = HODEI_CFG_DURATION_MS, .default_value = "1s",
-     .min = 10, .max = 60000, .offset = offsetof(relay_config, poll_interval_ms),
+    {.name = "relay.poll_interval",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "1s",
+     .min = 10,
+     .max = 60000,
+     .offset = offsetof(relay_config, poll_interval_ms),
      .help = "fallback poll of the outbox when no NOTIFY arrives"},
-    {.name = "relay.lock_key", .type = HODEI_CFG_INT, .default_value = "4848484848",
-     .min = INT64_MIN, .max = INT64_MAX, .offset = offsetof(relay_config, lock_key),
+    {.name = "relay.lock_key",
+     .type = HODEI_CFG_INT,
+     .default_value = "4848484848",
+     .min = INT64_MIN,
+     .max = INT64_MAX,
+     .offset = offsetof(relay_config, lock_key),
      .help = "PostgreSQL advisory lock key; relays sharing it elect one active"},
-    {.name = "relay.retention", .type = HODEI_CFG_DURATION_MS, .default_value = "24h",
-     .min = 0, .max = 365LL * 24 * 3600 * 1000, .offset = offsetof(relay_config, retention_ms),
+    {.name = "relay.retention",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "24h",
+     .min = 0,
+     .max = 365LL * 24 * 3600 * 1000,
+     .offset = offsetof(relay_config, retention_ms),
      .help = "how long published outbox rows are kept before pruning"},
-    {.name = "relay.prune_interval", .type = HODEI_CFG_DURATION_MS, .default_value = "60s",
-     .min = 100, .max = 24LL * 3600 * 1000, .offset = offsetof(relay_config, prune_interval_ms),
+    {.name = "relay.prune_interval",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "60s",
+     .min = 100,
+     .max = 24LL * 3600 * 1000,
+     .offset = offsetof(relay_config, prune_interval_ms),
      .help = "how often the active relay deletes expired published rows"},
-    {.name = "relay.publish_timeout", .type = HODEI_CFG_DURATION_MS, .default_value = "5s",
-     .min = 100, .max = 60000, .offset = offsetof(relay_config, publish_timeout_ms),
+    {.name = "relay.publish_timeout",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "5s",
+     .min = 100,
+     .max = 60000,
+     .offset = offsetof(relay_config, publish_timeout_ms),
      .help = "how long to wait for JetStream's acks of one round"},
-    {.name = "relay.stats_interval", .type = HODEI_CFG_DURATION_MS, .default_value = "10s",
-     .min = 100, .max = 3600000, .offset = offsetof(relay_config, stats_interval_ms),
+    {.name = "relay.stats_interval",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "10s",
+     .min = 100,
+     .max = 3600000,
+     .offset = offsetof(relay_config, stats_interval_ms),
      .help = "how often the counters line (published, lag p50/p99) is logged"},
 };
 
@@ -70,24 +98,24 @@ typedef struct {
     const hodei_common_config *common;
     const char *instance;
     hodei_bus *bus;
-    bool attached;                  /* batch has its JetStream context */
+    bool attached; /* batch has its JetStream context */
     bool streams_ok;
     relay_batch batch;
-    PGconn *conn;                   /* dedicated: lock, LISTEN, queries */
+    PGconn *conn; /* dedicated: lock, LISTEN, queries */
     relay_role role;
     int64_t db_backoff_ms, nats_backoff_ms;
-    int nats_reported;              /* for /readyz: 0 never, 1 up, 2 down */
+    int nats_reported; /* for /readyz: 0 never, 1 up, 2 down */
     int64_t next_prune_ms, next_stats_ms;
     char batch_max_text[RELAY_INT_TEXT_MAX];
-    hodei_buf ids;                  /* "{1,2,3}" for the mark UPDATE */
+    hodei_buf ids; /* "{1,2,3}" for the mark UPDATE */
     relay_hist lag;
     uint64_t published, published_total, rounds;
-    PGresult *next;                 /* rows fetched with the last mark, or NULL */
-    int64_t floor_id;               /* see RELAY_SELECT_SQL; 0 = scan everything */
+    PGresult *next;   /* rows fetched with the last mark, or NULL */
+    int64_t floor_id; /* see RELAY_SELECT_SQL; 0 = scan everything */
     int64_t next_full_scan_ms;
     char floor_text[RELAY_INT_TEXT_MAX];
-    int64_t db_us, publish_us;      /* time spent per phase, this interval */
-    struct {                        /* GET /metrics */
+    int64_t db_us, publish_us; /* time spent per phase, this interval */
+    struct {                   /* GET /metrics */
         hodei_metric *published, *lag, *failures, *active;
     } m;
 } relay;
@@ -226,7 +254,7 @@ static void relay_become_active(relay *r)
 
     r->role = RELAY_ROLE_ACTIVE;
     hodei_metric_set(r->m.active, 1);
-    r->floor_id = 0;                /* a new leader knows nothing yet */
+    r->floor_id = 0; /* a new leader knows nothing yet */
     r->next_full_scan_ms = 0;
     r->next_prune_ms = now;
     r->next_stats_ms = now + r->cfg->stats_interval_ms;
@@ -334,8 +362,8 @@ static relay_round relay_publish_rows(relay *r, const PGresult *res, hodei_err *
         hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "nats: not connected");
         return RELAY_ROUND_NATS_FAILED;
     }
-    pub = relay_batch_publish(&r->batch, res, r->instance, r->cfg->publish_timeout_ms, &prefix,
-                              err);
+    pub =
+        relay_batch_publish(&r->batch, res, r->instance, r->cfg->publish_timeout_ms, &prefix, err);
     r->publish_us += (hodei_mono_ns() - t0) / 1000;
     r->rounds++;
     if (prefix == 0)
@@ -410,7 +438,8 @@ static hodei_status relay_prune(relay *r, hodei_err *err)
     }
     if (st != HODEI_OK)
         return st;
-    r->next_prune_ms = hodei_mono_ms() + (deleted == RELAY_PRUNE_CHUNK ? 0 : r->cfg->prune_interval_ms);
+    r->next_prune_ms =
+        hodei_mono_ms() + (deleted == RELAY_PRUNE_CHUNK ? 0 : r->cfg->prune_interval_ms);
     if (total > 0)
         HLOG_INFO("pruned %" PRId64 " published outbox rows older than %" PRId64 " ms", total,
                   r->cfg->retention_ms);
@@ -508,7 +537,7 @@ static void relay_active_step(relay *r)
         HLOG_WARN("publish failed, retrying the batch: %s", e.msg);
         hodei_metric_add(r->m.failures, 1);
         if (hodei_bus_connected(r->bus))
-            r->streams_ok = false;      /* connected yet refused: re-check the streams first */
+            r->streams_ok = false; /* connected yet refused: re-check the streams first */
         relay_nats_backoff(r);
         if (relay_housekeeping(r, &e) != HODEI_OK)
             relay_db_drop(r, e.msg);
@@ -586,7 +615,7 @@ void relay_fini(hodei_daemon *d)
     relay_log_stats(r);
     PQclear(r->next);
     if (r->conn) {
-        PQfinish(r->conn);      /* a session advisory lock dies with its session */
+        PQfinish(r->conn); /* a session advisory lock dies with its session */
         if (r->role == RELAY_ROLE_ACTIVE)
             HLOG_INFO("stopped: advisory lock %" PRId64 " released", r->cfg->lock_key);
     }

@@ -12,13 +12,13 @@
 #include "hodei/status.h"
 
 typedef struct {
-    int64_t batch_max;           /* relay.batch_max: rows per round */
-    int64_t poll_interval_ms;    /* relay.poll_interval: fallback poll when no NOTIFY */
-    int64_t lock_key;            /* relay.lock_key: pg advisory lock shared by all relays */
-    int64_t retention_ms;        /* relay.retention: keep published rows this long */
-    int64_t prune_interval_ms;   /* relay.prune_interval */
-    int64_t publish_timeout_ms;  /* relay.publish_timeout: wait for JetStream acks */
-    int64_t stats_interval_ms;   /* relay.stats_interval: counters log line */
+    int64_t batch_max;          /* relay.batch_max: rows per round */
+    int64_t poll_interval_ms;   /* relay.poll_interval: fallback poll when no NOTIFY */
+    int64_t lock_key;           /* relay.lock_key: pg advisory lock shared by all relays */
+    int64_t retention_ms;       /* relay.retention: keep published rows this long */
+    int64_t prune_interval_ms;  /* relay.prune_interval */
+    int64_t publish_timeout_ms; /* relay.publish_timeout: wait for JetStream acks */
+    int64_t stats_interval_ms;  /* relay.stats_interval: counters log line */
 } relay_config;
 
 /* Filled by the daemon skeleton from relay_params. */

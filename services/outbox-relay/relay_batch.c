@@ -110,8 +110,8 @@ static hodei_status batch_decode_payload(relay_batch *b, const char *text, size_
         return hodei_err_set(err, HODEI_ERR_INTERNAL, "outbox.payload: not bytea hex output");
     need = (text_len - plen) / 2;
     if (need > RELAY_PAYLOAD_MAX)
-        return hodei_err_set(err, HODEI_ERR_LIMIT, "outbox.payload: %zu bytes exceeds %d",
-                             need, RELAY_PAYLOAD_MAX);
+        return hodei_err_set(err, HODEI_ERR_LIMIT, "outbox.payload: %zu bytes exceeds %d", need,
+                             RELAY_PAYLOAD_MAX);
     if (need > b->payload_cap) {
         char *p = realloc(b->payload, need);
         if (!p)
@@ -130,7 +130,7 @@ static hodei_status batch_decode_payload(relay_batch *b, const char *text, size_
  * be refused by JetStream or, with a space, break the NATS protocol. */
 static bool batch_subject_valid(const char *subj)
 {
-    const size_t plen = sizeof HODEI_SUBJ_EVENTS_ALL - 2;    /* "hodei.evt." */
+    const size_t plen = sizeof HODEI_SUBJ_EVENTS_ALL - 2; /* "hodei.evt." */
     size_t len = strlen(subj);
 
     if (len <= plen || len > RELAY_SUBJECT_MAX || strncmp(subj, HODEI_SUBJ_EVENTS_ALL, plen) != 0)
@@ -191,13 +191,14 @@ static hodei_status batch_publish_row(relay_batch *b, const PGresult *res, int r
     natsMsg *m = NULL;
     long plen = 0;
     natsStatus s;
-    hodei_status st = batch_decode_payload(b, PQgetvalue(res, row, RELAY_COL_PAYLOAD),
-                                           (size_t)PQgetlength(res, row, RELAY_COL_PAYLOAD),
-                                           &plen, err);
+    hodei_status st =
+        batch_decode_payload(b, PQgetvalue(res, row, RELAY_COL_PAYLOAD),
+                             (size_t)PQgetlength(res, row, RELAY_COL_PAYLOAD), &plen, err);
     if (st != HODEI_OK)
         return st;
     if (!batch_subject_valid(PQgetvalue(res, row, RELAY_COL_SUBJECT)))
-        return hodei_err_set(err, HODEI_ERR_INVALID, "subject \"%.100s\" is not a literal %s subject",
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "subject \"%.100s\" is not a literal %s subject",
                              PQgetvalue(res, row, RELAY_COL_SUBJECT), HODEI_SUBJ_EVENTS_ALL);
     s = batch_build_msg(b, res, row, publisher, plen, &m);
     if (s == NATS_OK) {
@@ -206,7 +207,7 @@ static hodei_status batch_publish_row(relay_batch *b, const PGresult *res, int r
         if (s != NATS_OK)
             batch_slot_unsent(b, row);
     }
-    natsMsg_Destroy(m);     /* NULL when nats.c took it */
+    natsMsg_Destroy(m); /* NULL when nats.c took it */
     return hodei_bus_err(s, "jetstream publish", err);
 }
 

@@ -4,8 +4,8 @@
 
 #include "relay_stats.h"
 
-#define HIST_LINEAR  16     /* values below are their own bucket */
-#define HIST_SUB     8      /* sub-buckets per power of two */
+#define HIST_LINEAR 16 /* values below are their own bucket */
+#define HIST_SUB 8     /* sub-buckets per power of two */
 #define HIST_SUB_LOG 3
 
 static int hist_bucket(int64_t us)

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#define RELAY_LAG_BUCKETS 352   /* 16 exact, then 8 per power of two */
+#define RELAY_LAG_BUCKETS 352 /* 16 exact, then 8 per power of two */
 
 /* A histogram of microsecond values with ~12% resolution. */
 typedef struct {

@@ -18,14 +18,14 @@
 #include "hodei/v1/events.pb-c.h"
 #include "prov.h"
 
-#define CONS_NATS_CONNECT_MS   2000
-#define CONS_FETCH_WAIT_MS     500       /* also bounds how long a stop waits */
-#define CONS_BACKOFF_MIN_MS    100
-#define CONS_BACKOFF_MAX_MS    2000
-#define CONS_NAK_DELAY_MS      1000
-#define CONS_ACK_WAIT_MS       30000
-#define CONS_MAX_ACK_PENDING   1024
-#define CONS_NS_PER_MS         1000000LL
+#define CONS_NATS_CONNECT_MS 2000
+#define CONS_FETCH_WAIT_MS 500 /* also bounds how long a stop waits */
+#define CONS_BACKOFF_MIN_MS 100
+#define CONS_BACKOFF_MAX_MS 2000
+#define CONS_NAK_DELAY_MS 1000
+#define CONS_ACK_WAIT_MS 30000
+#define CONS_MAX_ACK_PENDING 1024
+#define CONS_NS_PER_MS 1000000LL
 
 typedef struct {
     prov *p;
@@ -51,16 +51,15 @@ static void cons_config(jsConsumerConfig *cc)
  * it at the same moment: then it exists). */
 static hodei_status cons_ensure(consumer *c, hodei_err *err)
 {
-    hodei_status st = hodei_bus_consumer_refilter(c->bus, HODEI_STREAM_EVENTS,
-                                                  HODEI_CONSUMER_PROVISIONER,
-                                                  HODEI_SUBJ_PROVISION_ALL, err);
+    hodei_status st = hodei_bus_consumer_refilter(
+        c->bus, HODEI_STREAM_EVENTS, HODEI_CONSUMER_PROVISIONER, HODEI_SUBJ_PROVISION_ALL, err);
     if (st != HODEI_ERR_NOT_FOUND)
         return st;
     jsConsumerConfig cc;
     jsErrCode jerr = 0;
     cons_config(&cc);
-    natsStatus s = js_AddConsumer(NULL, hodei_bus_js(c->bus), HODEI_STREAM_EVENTS, &cc, NULL,
-                                  &jerr);
+    natsStatus s =
+        js_AddConsumer(NULL, hodei_bus_js(c->bus), HODEI_STREAM_EVENTS, &cc, NULL, &jerr);
     if (s == NATS_OK)
         return HODEI_OK;
     /* Another replica may have made it meanwhile. */
@@ -103,8 +102,8 @@ static void cons_backoff(consumer *c)
 
 /* ---------------------------------------------------------------- events */
 
-static hodei_status cons_provision(consumer *c, PGconn *conn, const Hodei__V1__ProvisionRequested *r,
-                                   hodei_err *err)
+static hodei_status cons_provision(consumer *c, PGconn *conn,
+                                   const Hodei__V1__ProvisionRequested *r, hodei_err *err)
 {
     const char *worker_id = r->worker_id && r->worker_id[0] ? r->worker_id : r->request_id;
     bool created = false;
@@ -127,8 +126,8 @@ static hodei_status cons_provision(consumer *c, PGconn *conn, const Hodei__V1__P
     return HODEI_OK;
 }
 
-static hodei_status cons_destroy(consumer *c, PGconn *conn, const Hodei__V1__WorkerDestroyRequested *r,
-                                 hodei_err *err)
+static hodei_status cons_destroy(consumer *c, PGconn *conn,
+                                 const Hodei__V1__WorkerDestroyRequested *r, hodei_err *err)
 {
     if (!r->worker_id || !hodei_id_valid(r->worker_id)) {
         HLOG_WARN("WorkerDestroyRequested without a valid worker id: ignored");

@@ -15,9 +15,9 @@
 #include "hodei/worker_state.h"
 #include "prov.h"
 
-#define DESTROY_STATE_MAX  16
-#define DESTROY_JOBS_MAX   64        /* attempts ended per destroyed worker */
-#define DESTROY_REASON     "worker destroyed"
+#define DESTROY_STATE_MAX 16
+#define DESTROY_JOBS_MAX 64 /* attempts ended per destroyed worker */
+#define DESTROY_REASON "worker destroyed"
 
 typedef struct {
     char state[DESTROY_STATE_MAX];
@@ -64,10 +64,11 @@ static hodei_status destroy_end_attempts(PGconn *conn, const char *worker_id, ho
 {
     const char *params[1] = {worker_id};
     PGresult *res = NULL;
-    hodei_status st = hodei_db_exec(conn,
-                                    "SELECT id::text, epoch FROM jobs WHERE worker_id = $1"
-                                    " AND state IN ('ASSIGNED','RUNNING') LIMIT " HODEI_STR(DESTROY_JOBS_MAX),
-                                    1, params, &res, err);
+    hodei_status st =
+        hodei_db_exec(conn,
+                      "SELECT id::text, epoch FROM jobs WHERE worker_id = $1"
+                      " AND state IN ('ASSIGNED','RUNNING') LIMIT " HODEI_STR(DESTROY_JOBS_MAX),
+                      1, params, &res, err);
     for (int i = 0; st == HODEI_OK && i < PQntuples(res) && i < DESTROY_JOBS_MAX; i++) {
         hodei_attempt_end end = {
             .job_id = hodei_db_get_str(res, i, 0),
@@ -112,8 +113,7 @@ hodei_status prov_worker_to_terminating(PGconn *conn, const char *worker_id, cha
     if (strcmp(s, "CREATING") == 0 || strcmp(s, "CONNECTING") == 0) {
         st = prov_token_revoke(conn, worker_id, err);
         return st == HODEI_OK ? destroy_step(conn, worker_id, s,
-                                             HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING,
-                                             err)
+                                             HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING, err)
                               : st;
     }
     st = destroy_end_attempts(conn, worker_id, err);

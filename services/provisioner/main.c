@@ -34,37 +34,81 @@ static const char *const prov_log_levels[] = {"debug", "info", "warn", "error", 
 
 #define P(field) .offset = offsetof(prov_config, field)
 static const hodei_cfg_param prov_params[] = {
-    {.name = "provisioner.worker_binary", .type = HODEI_CFG_STRING, .max = 4000, P(worker_binary),
+    {.name = "provisioner.worker_binary",
+     .type = HODEI_CFG_STRING,
+     .max = 4000,
+     P(worker_binary),
      .help = "hodei-worker the process provider starts; empty = the one next to this binary"},
-    {.name = "provisioner.edge_address", .type = HODEI_CFG_STRING, .default_value = "127.0.0.1:50051",
-     .min = 1, .max = 256, P(edge_address), .required = true,
+    {.name = "provisioner.edge_address",
+     .type = HODEI_CFG_STRING,
+     .default_value = "127.0.0.1:50051",
+     .min = 1,
+     .max = 256,
+     P(edge_address),
+     .required = true,
      .help = "the job-api address workers connect to (their HODEI_SERVER)"},
-    {.name = "provisioner.state_dir", .type = HODEI_CFG_STRING, .max = 4000, P(state_dir),
-     .help = "folder for workers/<id>.pid and .log; empty = $HODEI_STATE_DIR or "
-             PROV_STATE_DIR_DEFAULT},
-    {.name = "provisioner.worker_log_level", .type = HODEI_CFG_STRING, .default_value = "info",
-     .max = 16, P(worker_log_level), .choices = prov_log_levels,
+    {.name = "provisioner.state_dir",
+     .type = HODEI_CFG_STRING,
+     .max = 4000,
+     P(state_dir),
+     .help = "folder for workers/<id>.pid and .log; empty = $HODEI_STATE_DIR "
+             "or " PROV_STATE_DIR_DEFAULT},
+    {.name = "provisioner.worker_log_level",
+     .type = HODEI_CFG_STRING,
+     .default_value = "info",
+     .max = 16,
+     P(worker_log_level),
+     .choices = prov_log_levels,
      .help = "log level handed to workers (HODEI_LOG_LEVEL)"},
-    {.name = "provisioner.token_ttl", .type = HODEI_CFG_DURATION_MS, .default_value = "60s",
-     .min = 1000, .max = 3600000, P(token_ttl_ms),
+    {.name = "provisioner.token_ttl",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "60s",
+     .min = 1000,
+     .max = 3600000,
+     P(token_ttl_ms),
      .help = "life of a bootstrap token; a worker not registered by then is compensated"},
-    {.name = "provisioner.reconcile_interval", .type = HODEI_CFG_DURATION_MS,
-     .default_value = "10s", .min = 100, .max = 3600000, P(reconcile_interval_ms),
+    {.name = "provisioner.reconcile_interval",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "10s",
+     .min = 100,
+     .max = 3600000,
+     P(reconcile_interval_ms),
      .help = "how often providers' real workers are compared with the registry"},
-    {.name = "provisioner.reconcile_lock_key", .type = HODEI_CFG_INT,
-     .default_value = "4848484850", .min = INT64_MIN, .max = INT64_MAX, P(reconcile_lock_key),
+    {.name = "provisioner.reconcile_lock_key",
+     .type = HODEI_CFG_INT,
+     .default_value = "4848484850",
+     .min = INT64_MIN,
+     .max = INT64_MAX,
+     P(reconcile_lock_key),
      .help = "PostgreSQL advisory lock key: one reconciling replica at a time"},
-    {.name = "provisioner.saga_lease", .type = HODEI_CFG_DURATION_MS, .default_value = "10s",
-     .min = 500, .max = 600000, P(saga_lease_ms),
+    {.name = "provisioner.saga_lease",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "10s",
+     .min = 500,
+     .max = 600000,
+     P(saga_lease_ms),
      .help = "a saga whose owner stopped renewing for this long is taken over"},
-    {.name = "provisioner.saga_poll", .type = HODEI_CFG_DURATION_MS, .default_value = "250ms",
-     .min = 10, .max = 10000, P(saga_poll_ms),
+    {.name = "provisioner.saga_poll",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "250ms",
+     .min = 10,
+     .max = 10000,
+     P(saga_poll_ms),
      .help = "how often running sagas are advanced (e.g. waiting for registration)"},
-    {.name = "provisioner.destroy_grace", .type = HODEI_CFG_DURATION_MS, .default_value = "5s",
-     .min = 0, .max = 300000, P(destroy_grace_ms),
+    {.name = "provisioner.destroy_grace",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "5s",
+     .min = 0,
+     .max = 300000,
+     P(destroy_grace_ms),
      .help = "SIGTERM (graceful stop) to SIGKILL when destroying a worker"},
-    {.name = "provisioner.fetch_batch", .type = HODEI_CFG_INT, .default_value = "64", .min = 1,
-     .max = 256, P(fetch_batch), .help = "events fetched from the consumer at once"},
+    {.name = "provisioner.fetch_batch",
+     .type = HODEI_CFG_INT,
+     .default_value = "64",
+     .min = 1,
+     .max = 256,
+     P(fetch_batch),
+     .help = "events fetched from the consumer at once"},
 };
 #undef P
 
@@ -105,9 +149,9 @@ static hodei_status prov_init(hodei_daemon *d, hodei_err *err)
     p->d = d;
     p->m.started = hodei_daemon_counter(d, "hodei_provisioner_workers_started_total",
                                         "Workers a provider started (create_worker succeeded).");
-    p->m.succeeded = hodei_daemon_counter(
-        d, "hodei_provisioner_sagas_succeeded_total",
-        "Provisioning sagas that ended with the worker registered.");
+    p->m.succeeded =
+        hodei_daemon_counter(d, "hodei_provisioner_sagas_succeeded_total",
+                             "Provisioning sagas that ended with the worker registered.");
     p->m.compensated = hodei_daemon_counter(
         d, "hodei_provisioner_sagas_compensated_total",
         "Provisioning sagas that failed and were undone (token revoked, worker destroyed).");
@@ -120,7 +164,8 @@ static hodei_status prov_init(hodei_daemon *d, hodei_err *err)
     if (cfg.saga_lease_ms < 2 * cfg.saga_poll_ms)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "provisioner.saga_lease: must be at least twice provisioner.saga_poll"
-                             " (%" PRId64 " ms < 2 x %" PRId64 " ms): leases are renewed each round",
+                             " (%" PRId64 " ms < 2 x %" PRId64
+                             " ms): leases are renewed each round",
                              cfg.saga_lease_ms, cfg.saga_poll_ms);
     hodei_status st = prov_paths(p, err);
     if (st != HODEI_OK)
@@ -165,7 +210,7 @@ static hodei_status prov_run(hodei_daemon *d, hodei_err *err)
 static void prov_fini(hodei_daemon *d)
 {
     prov *p = &the_prov;
-    hodei_daemon_request_stop(d);    /* threads also stop when run failed */
+    hodei_daemon_request_stop(d); /* threads also stop when run failed */
     prov_reconcile_stop(p);
     prov_saga_stop(p);
     prov_registry_destroy(p->reg);
@@ -182,10 +227,13 @@ static const hodei_service prov_service = {
     .n_params = sizeof prov_params / sizeof prov_params[0],
     .config = &cfg,
     .needs_db = true,
-    .needs_nats = false,   /* waits for NATS: sagas and reconcile go on meanwhile */
+    .needs_nats = false, /* waits for NATS: sagas and reconcile go on meanwhile */
     .init = prov_init,
     .run = prov_run,
     .fini = prov_fini,
 };
 
-int main(int argc, char **argv) { return hodei_daemon_main(argc, argv, &prov_service); }
+int main(int argc, char **argv)
+{
+    return hodei_daemon_main(argc, argv, &prov_service);
+}

@@ -21,19 +21,19 @@
 #include "hodei/status.h"
 #include "provider.h"
 
-#define PROV_PATH_MAX        4096
-#define PROV_DB_WAIT_MS      5000     /* waiting for a pooled connection */
-#define PROV_ERROR_MAX       512      /* saga error text kept */
-#define PROV_TOKEN_BYTES     32
-#define PROV_TOKEN_HEX_BUF   (2 * PROV_TOKEN_BYTES + 1)
-#define PROV_INT_TEXT_MAX    24
+#define PROV_PATH_MAX 4096
+#define PROV_DB_WAIT_MS 5000 /* waiting for a pooled connection */
+#define PROV_ERROR_MAX 512   /* saga error text kept */
+#define PROV_TOKEN_BYTES 32
+#define PROV_TOKEN_HEX_BUF (2 * PROV_TOKEN_BYTES + 1)
+#define PROV_INT_TEXT_MAX 24
 
 typedef struct {
-    char *worker_binary;          /* provisioner.worker_binary ("" = next to us) */
-    char *edge_address;           /* provisioner.edge_address -> HODEI_SERVER */
-    char *state_dir;              /* provisioner.state_dir ("" = $HODEI_STATE_DIR or /tmp/...) */
-    char *worker_log_level;       /* provisioner.worker_log_level -> HODEI_LOG_LEVEL */
-    int64_t token_ttl_ms;         /* provisioner.token_ttl: also the registration deadline */
+    char *worker_binary;    /* provisioner.worker_binary ("" = next to us) */
+    char *edge_address;     /* provisioner.edge_address -> HODEI_SERVER */
+    char *state_dir;        /* provisioner.state_dir ("" = $HODEI_STATE_DIR or /tmp/...) */
+    char *worker_log_level; /* provisioner.worker_log_level -> HODEI_LOG_LEVEL */
+    int64_t token_ttl_ms;   /* provisioner.token_ttl: also the registration deadline */
     int64_t reconcile_interval_ms;
     int64_t reconcile_lock_key;
     int64_t saga_lease_ms;
@@ -53,10 +53,10 @@ typedef struct {
     prov_registry *reg;
     char state_dir[PROV_PATH_MAX];
     char worker_binary[PROV_PATH_MAX];
-    int saga_kick_fd;             /* eventfd: run the saga loop now */
+    int saga_kick_fd; /* eventfd: run the saga loop now */
     pthread_t saga_thread, reconcile_thread;
     bool saga_running, reconcile_running;
-    struct {                      /* GET /metrics */
+    struct { /* GET /metrics */
         hodei_metric *started, *succeeded, *compensated, *destroyed;
     } m;
 } prov;

@@ -35,10 +35,10 @@
 #include "hodei/id.h"
 #include "hodei/status.h"
 
-#define PROV_REF_MAX         128     /* provider_ref text, with the NUL */
-#define PROV_NAME_MAX        64      /* provider name, with the NUL */
-#define PROV_HEALTH_MSG_MAX  256
-#define PROV_LIST_MAX        4096    /* most workers one list_workers returns */
+#define PROV_REF_MAX 128 /* provider_ref text, with the NUL */
+#define PROV_NAME_MAX 64 /* provider name, with the NUL */
+#define PROV_HEALTH_MSG_MAX 256
+#define PROV_LIST_MAX 4096 /* most workers one list_workers returns */
 
 typedef struct prov_driver_ops prov_driver_ops;
 
@@ -47,15 +47,15 @@ typedef struct prov_driver_ops prov_driver_ops;
  * container_of pattern); the provisioner only sees this base. */
 typedef struct {
     const prov_driver_ops *ops;
-    char name[PROV_NAME_MAX];      /* the provider row it serves */
+    char name[PROV_NAME_MAX]; /* the provider row it serves */
 } prov_driver;
 
 /* What create_worker hands the worker. Every string is borrowed. */
 typedef struct {
-    const char *worker_id;     /* HODEI_WORKER_ID */
-    const char *server;        /* HODEI_SERVER: the edge's address */
-    const char *otp;           /* HODEI_OTP: the one-time token (SECRET) */
-    const char *log_level;     /* HODEI_LOG_LEVEL */
+    const char *worker_id; /* HODEI_WORKER_ID */
+    const char *server;    /* HODEI_SERVER: the edge's address */
+    const char *otp;       /* HODEI_OTP: the one-time token (SECRET) */
+    const char *log_level; /* HODEI_LOG_LEVEL */
 } prov_worker_env;
 
 /* One real worker as the provider sees it. */
@@ -65,8 +65,8 @@ typedef struct {
 } prov_worker_ref;
 
 typedef enum {
-    PROV_WORKER_GONE = 0,      /* no such worker (never made, exited, destroyed) */
-    PROV_WORKER_RUNNING,       /* it exists and runs */
+    PROV_WORKER_GONE = 0, /* no such worker (never made, exited, destroyed) */
+    PROV_WORKER_RUNNING,  /* it exists and runs */
 } prov_worker_status;
 
 /* What a driver can do, for health reports and for the saga's timing. */
@@ -86,9 +86,9 @@ typedef struct {
 } prov_driver_params;
 
 struct prov_driver_ops {
-    const char *type;          /* providers.type this driver serves: "process" */
+    const char *type; /* providers.type this driver serves: "process" */
     hodei_status (*create)(const prov_driver_params *p, prov_driver **out, hodei_err *err);
-    void (*destroy)(prov_driver *drv);                         /* NULL-safe; workers live on */
+    void (*destroy)(prov_driver *drv); /* NULL-safe; workers live on */
 
     /* Starts a worker with env; *ref_out gets the provider's handle
      * (stored in workers.provider_ref). */
@@ -98,22 +98,21 @@ struct prov_driver_ops {
      * then the driver finds it by worker id. *ref_out (may be NULL) gets its
      * current handle when RUNNING. */
     hodei_status (*get_status)(prov_driver *drv, const char *worker_id, const char *ref,
-                               prov_worker_status *out, char ref_out[PROV_REF_MAX],
-                               hodei_err *err);
+                               prov_worker_status *out, char ref_out[PROV_REF_MAX], hodei_err *err);
     /* Stops the worker (graceful, then forced after destroy_grace_ms) and
      * forgets it. ref may be "". Gone already = HODEI_OK. */
     hodei_status (*destroy_worker)(prov_driver *drv, const char *worker_id, const char *ref,
                                    hodei_err *err);
     /* Every live worker of this instance, up to cap; *n_out = how many. */
-    hodei_status (*list_workers)(prov_driver *drv, prov_worker_ref *out, size_t cap,
-                                 size_t *n_out, hodei_err *err);
+    hodei_status (*list_workers)(prov_driver *drv, prov_worker_ref *out, size_t cap, size_t *n_out,
+                                 hodei_err *err);
     /* Can the backend create workers now? msg says why not (or what it checked). */
     bool (*health)(prov_driver *drv, char msg[PROV_HEALTH_MSG_MAX]);
     void (*capabilities)(const prov_driver *drv, prov_caps *out);
 };
 
 /* The drivers built into this provisioner. */
-extern const prov_driver_ops prov_process_ops;   /* provider_process.c */
+extern const prov_driver_ops prov_process_ops; /* provider_process.c */
 
 /* The driver type for a providers.type value, or NULL when this build has none. */
 const prov_driver_ops *prov_driver_ops_find(const char *type);

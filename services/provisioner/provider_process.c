@@ -25,15 +25,15 @@
 #include "hodei/util.h"
 #include "provider.h"
 
-#define PROC_PATH_MAX        4096
-#define PROC_CHILDREN_MAX    4096   /* children of ours not yet reaped */
-#define PROC_ENV_MAX         48     /* entries handed to a worker */
-#define PROC_ENV_TEXT_MAX    8192   /* their text */
-#define PROC_STAT_MAX        1024   /* /proc/<pid>/stat we read */
-#define PROC_CMDLINE_MAX     4096
-#define PROC_POLL_MS         20     /* while waiting for a worker to go */
-#define PROC_KILL_WAIT_MS    3000   /* after SIGKILL */
-#define PROC_PIDFILE_MAX     256
+#define PROC_PATH_MAX 4096
+#define PROC_CHILDREN_MAX 4096 /* children of ours not yet reaped */
+#define PROC_ENV_MAX 48        /* entries handed to a worker */
+#define PROC_ENV_TEXT_MAX 8192 /* their text */
+#define PROC_STAT_MAX 1024     /* /proc/<pid>/stat we read */
+#define PROC_CMDLINE_MAX 4096
+#define PROC_POLL_MS 20        /* while waiting for a worker to go */
+#define PROC_KILL_WAIT_MS 3000 /* after SIGKILL */
+#define PROC_PIDFILE_MAX 256
 
 extern char **environ;
 
@@ -41,17 +41,16 @@ extern char **environ;
  * HODEI_WORKER_* variable (the agent's own settings: TLS files, labels);
  * nothing else is (the database URL stays here). */
 #define PROC_ENV_WORKER_PREFIX "HODEI_WORKER_"
-static const char *const proc_env_keep[] = {"PATH", "HOME", "TMPDIR", "LANG", "TZ",
-                                            "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS",
-                                            NULL};
+static const char *const proc_env_keep[] = {
+    "PATH", "HOME", "TMPDIR", "LANG", "TZ", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS", NULL};
 
 typedef struct {
-    prov_driver base;              /* first: the provisioner sees only this */
-    char dir[PROC_PATH_MAX];       /* <state dir>/workers */
+    prov_driver base;        /* first: the provisioner sees only this */
+    char dir[PROC_PATH_MAX]; /* <state dir>/workers */
     char binary[PROC_PATH_MAX];
-    char binary_base[256];         /* what /proc/<pid>/cmdline must show */
+    char binary_base[256]; /* what /proc/<pid>/cmdline must show */
     int64_t grace_ms;
-    pthread_mutex_t mu;            /* guards children */
+    pthread_mutex_t mu; /* guards children */
     pid_t children[PROC_CHILDREN_MAX];
     size_t n_children;
 } proc_driver;
@@ -59,10 +58,13 @@ typedef struct {
 /* A worker as its pid file describes it. */
 typedef struct {
     pid_t pid;
-    uint64_t start;                /* 0 = unknown: not checked */
+    uint64_t start; /* 0 = unknown: not checked */
 } proc_ident;
 
-static proc_driver *proc_of(prov_driver *drv) { return (proc_driver *)drv; }
+static proc_driver *proc_of(prov_driver *drv)
+{
+    return (proc_driver *)drv;
+}
 
 /* ------------------------------------------------------------ /proc reading */
 
@@ -88,15 +90,17 @@ static bool proc_stat(pid_t pid, char *state, uint64_t *start, pid_t *session)
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     if (!proc_read_file(path, buf, sizeof buf, &len))
         return false;
-    char *p = strrchr(buf, ')');   /* the command name may hold spaces */
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
     if (!p || p[1] != ' ')
         return false;
     *state = p[2];
     /* fields after ")": 3 state, 4 ppid, 5 pgrp, 6 session, ... 22 starttime */
     long long sid = 0;
     unsigned long long st = 0;
-    int n = sscanf(p + 2, "%*c %*d %*d %lld %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d"
-                          " %*d %*d %*d %llu", &sid, &st);
+    int n = sscanf(p + 2,
+                   "%*c %*d %*d %lld %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d"
+                   " %*d %*d %*d %llu",
+                   &sid, &st);
     if (n != 2)
         return false;
     *session = (pid_t)sid;
@@ -186,7 +190,7 @@ static bool proc_pidfile_read(const proc_driver *pd, const char *worker_id, proc
     if (n < 1 || pid <= 1 || pid > INT32_MAX)
         return false;
     if (n == 3 && strcmp(provider, pd->base.name) != 0)
-        return false;              /* another process-type provider's worker */
+        return false; /* another process-type provider's worker */
     id->pid = (pid_t)pid;
     id->start = n >= 2 ? start : 0;
     return true;
@@ -198,8 +202,8 @@ static hodei_status proc_pidfile_write(const proc_driver *pd, const char *worker
     char path[PROC_PATH_MAX + 64], tmp[PROC_PATH_MAX + 64], text[PROC_PIDFILE_MAX];
     proc_path(pd, worker_id, "pid", path, sizeof path);
     proc_path(pd, worker_id, "pid.tmp", tmp, sizeof tmp);
-    int n = snprintf(text, sizeof text, "%d %" PRIu64 " %s\n", (int)id->pid, id->start,
-                     pd->base.name);
+    int n =
+        snprintf(text, sizeof text, "%d %" PRIu64 " %s\n", (int)id->pid, id->start, pd->base.name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return hodei_err_set(err, HODEI_ERR_IO, "worker %s: %s: %s", worker_id, tmp,
@@ -240,8 +244,7 @@ static bool proc_ref_parse(const char *ref, proc_ident *id)
 }
 
 /* The worker's identity: its pid file, else the ref the registry holds. */
-static bool proc_find(const proc_driver *pd, const char *worker_id, const char *ref,
-                      proc_ident *id)
+static bool proc_find(const proc_driver *pd, const char *worker_id, const char *ref, proc_ident *id)
 {
     return proc_pidfile_read(pd, worker_id, id) || proc_ref_parse(ref, id);
 }
@@ -298,8 +301,7 @@ static bool proc_env_build(proc_env *e, const prov_worker_env *w)
     e->ptrs[0] = NULL;
     return proc_env_passthrough(e) && proc_env_add(e, "HODEI_SERVER", w->server) &&
            proc_env_add(e, "HODEI_WORKER_ID", w->worker_id) &&
-           proc_env_add(e, "HODEI_LOG_LEVEL", w->log_level) &&
-           proc_env_add(e, "HODEI_OTP", w->otp);
+           proc_env_add(e, "HODEI_LOG_LEVEL", w->log_level) && proc_env_add(e, "HODEI_OTP", w->otp);
 }
 
 /* Own session, default signal mask and dispositions (the provisioner blocks
@@ -366,14 +368,14 @@ static hodei_status proc_spawn(proc_driver *pd, const prov_worker_env *w, pid_t 
         posix_spawn_file_actions_destroy(&fa);
     }
     posix_spawnattr_destroy(&attr);
-    st = rc == 0 ? HODEI_OK
-                 : hodei_err_set(err, rc == ENOENT ? HODEI_ERR_NOT_FOUND : HODEI_ERR_IO,
-                                 "worker %s: starting %s: %s", w->worker_id, pd->binary,
-                                 strerror(rc));
+    st = rc == 0
+             ? HODEI_OK
+             : hodei_err_set(err, rc == ENOENT ? HODEI_ERR_NOT_FOUND : HODEI_ERR_IO,
+                             "worker %s: starting %s: %s", w->worker_id, pd->binary, strerror(rc));
 out_log:
     close(log_fd);
 out_env:
-    explicit_bzero(env, sizeof *env);   /* it held the token */
+    explicit_bzero(env, sizeof *env); /* it held the token */
     free(env);
     return st;
 }
@@ -393,12 +395,12 @@ static hodei_status proc_create_worker(prov_driver *drv, const prov_worker_env *
     if (st != HODEI_OK)
         return st;
     if (!proc_child_add(pd, id.pid))
-        HLOG_WARN("worker %s: more than %d children; pid %d will not be reaped by us",
-                  w->worker_id, PROC_CHILDREN_MAX, (int)id.pid);
+        HLOG_WARN("worker %s: more than %d children; pid %d will not be reaped by us", w->worker_id,
+                  PROC_CHILDREN_MAX, (int)id.pid);
     if (!proc_stat(id.pid, &state, &id.start, &sid))
         id.start = 0;
     if ((st = proc_pidfile_write(pd, w->worker_id, &id, err)) != HODEI_OK)
-        return st;   /* the saga compensates: destroy by ref */
+        return st; /* the saga compensates: destroy by ref */
     proc_ref_format(&id, ref_out);
     return HODEI_OK;
 }
@@ -440,8 +442,7 @@ static hodei_status proc_list_workers(prov_driver *drv, prov_worker_ref *out, si
     proc_reap(pd);
     DIR *dir = opendir(pd->dir);
     if (!dir)
-        return hodei_err_set(err, HODEI_ERR_IO, "list workers: %s: %s", pd->dir,
-                             strerror(errno));
+        return hodei_err_set(err, HODEI_ERR_IO, "list workers: %s: %s", pd->dir, strerror(errno));
     struct dirent *de;
     while ((de = readdir(dir)) != NULL && *n_out < cap) {
         prov_worker_ref *r = &out[*n_out];
@@ -450,7 +451,7 @@ static hodei_status proc_list_workers(prov_driver *drv, prov_worker_ref *out, si
             !proc_pidfile_read(pd, r->worker_id, &id))
             continue;
         if (!proc_alive(pd, &id)) {
-            proc_pidfile_remove(pd, r->worker_id);     /* it exited: forget it */
+            proc_pidfile_remove(pd, r->worker_id); /* it exited: forget it */
             continue;
         }
         proc_ref_format(&id, r->ref);
@@ -477,8 +478,7 @@ static int proc_session_signal(pid_t sid, int sig)
         uint64_t start;
         pid_t s;
         if (!hodei_parse_i64(de->d_name, 2, INT32_MAX, &pid) ||
-            !proc_stat((pid_t)pid, &state, &start, &s) || s != sid || state == 'Z' ||
-            state == 'X')
+            !proc_stat((pid_t)pid, &state, &start, &s) || s != sid || state == 'Z' || state == 'X')
             continue;
         live++;
         if (sig)
@@ -520,8 +520,8 @@ static bool proc_target_wait(proc_driver *pd, const proc_target *t, int64_t time
     }
 }
 
-static hodei_status proc_destroy_worker(prov_driver *drv, const char *worker_id,
-                                        const char *ref, hodei_err *err)
+static hodei_status proc_destroy_worker(prov_driver *drv, const char *worker_id, const char *ref,
+                                        hodei_err *err)
 {
     proc_driver *pd = proc_of(drv);
     proc_target t = {0};

@@ -26,9 +26,9 @@
 #include "hodei/worker_state.h"
 #include "prov.h"
 
-#define REC_PROVIDERS_MAX  256
-#define REC_STATE_MAX      16
-#define REC_IDS_TEXT_MAX   ((size_t)PROV_LIST_MAX * (HODEI_ID_LEN + 4) + 8)
+#define REC_PROVIDERS_MAX 256
+#define REC_STATE_MAX 16
+#define REC_IDS_TEXT_MAX ((size_t)PROV_LIST_MAX * (HODEI_ID_LEN + 4) + 8)
 
 typedef struct {
     int live, orphans, lost, terminated;
@@ -37,8 +37,8 @@ typedef struct {
 /* ---------------------------------------------------------------- orphans */
 
 /* The listed workers whose row is live (not missing, not TERMINATED). */
-static hodei_status rec_known(PGconn *conn, const prov_worker_ref *refs, size_t n,
-                              PGresult **res, hodei_err *err)
+static hodei_status rec_known(PGconn *conn, const prov_worker_ref *refs, size_t n, PGresult **res,
+                              hodei_err *err)
 {
     hodei_buf ids;
     hodei_buf_init(&ids, REC_IDS_TEXT_MAX);
@@ -79,7 +79,8 @@ static hodei_status rec_orphans(PGconn *conn, prov_driver *drv, const prov_worke
             continue;
         hodei_err e = {0};
         HLOG_WARN("provider %s: worker %s (ref %s) has no live registry row: destroying the"
-                  " orphan", drv->name, refs[i].worker_id, refs[i].ref);
+                  " orphan",
+                  drv->name, refs[i].worker_id, refs[i].ref);
         if (drv->ops->destroy_worker(drv, refs[i].worker_id, refs[i].ref, &e) == HODEI_OK)
             cnt->orphans++;
         else
@@ -100,9 +101,8 @@ static hodei_status rec_mark(PGconn *conn, const char *worker_id, const char *st
     if (st != HODEI_OK)
         return st;
     st = terminating ? prov_worker_to_terminated(conn, worker_id, err)
-                     : hodei_store_worker_transition(conn, worker_id, live,
-                                                     HODEI__V1__WORKER_STATE__WORKER_STATE_LOST,
-                                                     err);
+                     : hodei_store_worker_transition(
+                           conn, worker_id, live, HODEI__V1__WORKER_STATE__WORKER_STATE_LOST, err);
     if (st == HODEI_OK && (st = hodei_db_commit(conn, err)) == HODEI_OK) {
         HLOG_WARN("worker %s was %s but its provider no longer runs it: %s", worker_id, state,
                   terminating ? "TERMINATED" : "LOST");
@@ -110,7 +110,7 @@ static hodei_status rec_mark(PGconn *conn, const char *worker_id, const char *st
         return HODEI_OK;
     }
     hodei_db_rollback(conn);
-    return st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND ? HODEI_OK : st;  /* moved on */
+    return st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND ? HODEI_OK : st; /* moved on */
 }
 
 static bool rec_listed(const prov_worker_ref *refs, size_t n, const char *id)
@@ -123,8 +123,7 @@ static bool rec_listed(const prov_worker_ref *refs, size_t n, const char *id)
 
 /* snapshot: rows read before listing (id, state, provider_ref). */
 static hodei_status rec_lost(PGconn *conn, prov_driver *drv, const PGresult *snapshot,
-                             const prov_worker_ref *refs, size_t n, rec_counts *cnt,
-                             hodei_err *err)
+                             const prov_worker_ref *refs, size_t n, rec_counts *cnt, hodei_err *err)
 {
     for (int i = 0; i < PQntuples(snapshot); i++) {
         const char *id = hodei_db_get_str(snapshot, i, 0);
@@ -132,8 +131,7 @@ static hodei_status rec_lost(PGconn *conn, prov_driver *drv, const PGresult *sna
         prov_worker_status ws = PROV_WORKER_RUNNING;
         hodei_err e = {0};
         if (rec_listed(refs, n, id) ||
-            drv->ops->get_status(drv, id, ref, &ws, NULL, &e) != HODEI_OK ||
-            ws != PROV_WORKER_GONE)
+            drv->ops->get_status(drv, id, ref, &ws, NULL, &e) != HODEI_OK || ws != PROV_WORKER_GONE)
             continue;
         hodei_status st = rec_mark(conn, id, hodei_db_get_str(snapshot, i, 1), cnt, err);
         if (st != HODEI_OK)
@@ -144,8 +142,7 @@ static hodei_status rec_lost(PGconn *conn, prov_driver *drv, const PGresult *sna
 
 /* ---------------------------------------------------------------- provider */
 
-static hodei_status rec_provider(PGconn *conn, prov_driver *drv, rec_counts *cnt,
-                                 hodei_err *err)
+static hodei_status rec_provider(PGconn *conn, prov_driver *drv, rec_counts *cnt, hodei_err *err)
 {
     const char *params[1] = {drv->name};
     PGresult *snapshot = NULL;
@@ -234,8 +231,9 @@ static hodei_status rec_lock(prov *p, PGconn *conn, bool take, bool *got, hodei_
 static hodei_status rec_all(prov *p, PGconn *conn, hodei_err *err)
 {
     PGresult *res = NULL;
-    hodei_status st = hodei_db_exec(conn, "SELECT name FROM providers ORDER BY name LIMIT " HODEI_STR(REC_PROVIDERS_MAX), 0,
-                                    NULL, &res, err);
+    hodei_status st = hodei_db_exec(
+        conn, "SELECT name FROM providers ORDER BY name LIMIT " HODEI_STR(REC_PROVIDERS_MAX), 0,
+        NULL, &res, err);
     for (int i = 0; st == HODEI_OK && i < PQntuples(res) && i < REC_PROVIDERS_MAX &&
                     !hodei_daemon_stopping(p->d);
          i++)
@@ -257,7 +255,7 @@ static void rec_round(prov *p)
         hodei_err uerr = {0};
         hodei_status ust = rec_lock(p, conn, false, NULL, &uerr);
         if (st == HODEI_OK && ust != HODEI_OK) {
-            st = HODEI_ERR_UNAVAILABLE;     /* close it: the lock goes with the session */
+            st = HODEI_ERR_UNAVAILABLE; /* close it: the lock goes with the session */
             err = uerr;
         }
     }

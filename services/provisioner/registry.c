@@ -15,7 +15,7 @@
 typedef struct {
     char name[PROV_NAME_MAX];
     char type[32];
-    prov_driver *drv;              /* NULL: no driver for type */
+    prov_driver *drv; /* NULL: no driver for type */
 } reg_entry;
 
 struct prov_registry {
@@ -81,8 +81,8 @@ static hodei_status reg_load(prov_registry *reg, PGconn *conn, const char *name,
 {
     const char *params[1] = {name};
     PGresult *res = NULL;
-    hodei_status st = hodei_db_exec(conn, "SELECT type, config::text FROM providers WHERE name = $1",
-                                    1, params, &res, err);
+    hodei_status st = hodei_db_exec(
+        conn, "SELECT type, config::text FROM providers WHERE name = $1", 1, params, &res, err);
     if (st != HODEI_OK)
         return st;
     if (PQntuples(res) == 0) {

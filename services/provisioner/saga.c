@@ -132,11 +132,11 @@ static void saga_record_created(prov *p, PGconn *conn, prov_saga *s, const char 
                   s->id, s->worker_id, s->provider, ref);
         hodei_metric_add(p->m.started, 1);
         hodei_strlcpy(s->step, SAGA_STEP_WAIT, sizeof s->step);
-        saga_wait(p, conn, s);     /* it may have registered already */
+        saga_wait(p, conn, s); /* it may have registered already */
         return;
     }
     if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
-        saga_fail(p, conn, s, err.msg);   /* e.g. terminated meanwhile: undo the create */
+        saga_fail(p, conn, s, err.msg); /* e.g. terminated meanwhile: undo the create */
     else
         HLOG_WARN("saga %s: recording worker %s: %s (retrying)", s->id, s->worker_id, err.msg);
 }
@@ -172,8 +172,7 @@ static void saga_create(prov *p, PGconn *conn, prov_saga *s)
         if (st == HODEI_ERR_PRECONDITION)
             saga_fail(p, conn, s, err.msg);
         else
-            HLOG_WARN("saga %s: token for worker %s: %s (retrying)", s->id, s->worker_id,
-                      err.msg);
+            HLOG_WARN("saga %s: token for worker %s: %s (retrying)", s->id, s->worker_id, err.msg);
         return;
     }
     prov_worker_env env = {s->worker_id, p->cfg->edge_address, m.otp, p->cfg->worker_log_level};
@@ -193,8 +192,7 @@ static void saga_succeed(prov *p, PGconn *conn, prov_saga *s, const char *state)
 {
     hodei_err err = {0};
     if (saga_db_finish(p, conn, s, "SUCCEEDED", &err) == HODEI_OK) {
-        HLOG_INFO("saga %s: worker %s registered (%s); saga SUCCEEDED", s->id, s->worker_id,
-                  state);
+        HLOG_INFO("saga %s: worker %s registered (%s); saga SUCCEEDED", s->id, s->worker_id, state);
         hodei_metric_add(p->m.succeeded, 1);
     } else
         HLOG_WARN("saga %s: finishing: %s", s->id, err.msg);
@@ -288,7 +286,7 @@ static void saga_compensate(prov *p, PGconn *conn, prov_saga *s)
     if (st == HODEI_OK)
         st = drv->ops->destroy_worker(drv, s->worker_id, s->ref, &err);
     else if (st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_UNAVAILABLE)
-        st = HODEI_OK;   /* no driver: nothing can have been created */
+        st = HODEI_OK; /* no driver: nothing can have been created */
     if (st != HODEI_OK) {
         HLOG_WARN("saga %s: destroying worker %s: %s (retrying)", s->id, s->worker_id, err.msg);
         return;

@@ -11,7 +11,7 @@
 #include "saga_int.h"
 
 #define SAGA_ACTIVE "state IN ('RUNNING','COMPENSATING')"
-#define SAGA_FENCE  "id = $1 AND lease_owner = $2 AND " SAGA_ACTIVE
+#define SAGA_FENCE "id = $1 AND lease_owner = $2 AND " SAGA_ACTIVE
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -97,16 +97,16 @@ hodei_status prov_saga_insert(prov *p, PGconn *conn, const char *worker_id, bool
 
 /* ---------------------------------------------------------------- claim */
 
-#define SAGA_CLAIM_SQL                                                                     \
-    "WITH c AS (SELECT id, coalesce(lease_owner, '') AS prev FROM sagas"                   \
-    " WHERE type = 'provision' AND " SAGA_ACTIVE                                           \
-    " AND (lease_owner = $1 OR lease_expires_at IS NULL OR lease_expires_at < now())"      \
-    " ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)"                                \
-    " UPDATE sagas s SET lease_owner = $1,"                                                \
-    " lease_expires_at = now() + $2::bigint * interval '1 millisecond'"                    \
-    " FROM c WHERE s.id = c.id"                                                            \
-    " RETURNING s.id::text, s.state, s.step, coalesce(s.data->>'worker_id', ''),"          \
-    " coalesce(s.data->>'provider', ''), coalesce(s.data->>'provider_ref', ''),"           \
+#define SAGA_CLAIM_SQL                                                                             \
+    "WITH c AS (SELECT id, coalesce(lease_owner, '') AS prev FROM sagas"                           \
+    " WHERE type = 'provision' AND " SAGA_ACTIVE                                                   \
+    " AND (lease_owner = $1 OR lease_expires_at IS NULL OR lease_expires_at < now())"              \
+    " ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)"                                        \
+    " UPDATE sagas s SET lease_owner = $1,"                                                        \
+    " lease_expires_at = now() + $2::bigint * interval '1 millisecond'"                            \
+    " FROM c WHERE s.id = c.id"                                                                    \
+    " RETURNING s.id::text, s.state, s.step, coalesce(s.data->>'worker_id', ''),"                  \
+    " coalesce(s.data->>'provider', ''), coalesce(s.data->>'provider_ref', ''),"                   \
     " coalesce(s.deadline_at <= now(), false), c.prev, coalesce(s.error, '')"
 
 static void saga_fill(prov_saga *s, const PGresult *res, int row)

@@ -9,15 +9,15 @@
 
 #include "prov.h"
 
-#define SAGA_STEP_MAX    16
-#define SAGA_CLAIM_MAX   64       /* sagas advanced per round */
+#define SAGA_STEP_MAX 16
+#define SAGA_CLAIM_MAX 64 /* sagas advanced per round */
 
 /* Steps, as stored in sagas.step. */
-#define SAGA_STEP_TOKEN    "token"      /* RUNNING: mint a token next */
-#define SAGA_STEP_CREATE   "create"     /* RUNNING: token stored; create_worker next (or adopt) */
-#define SAGA_STEP_WAIT     "wait"       /* RUNNING: worker CONNECTING; waiting for READY */
-#define SAGA_STEP_DESTROY  "destroy"    /* COMPENSATING: token revoked; destroy, then TERMINATED */
-#define SAGA_STEP_DONE     "done"
+#define SAGA_STEP_TOKEN "token"     /* RUNNING: mint a token next */
+#define SAGA_STEP_CREATE "create"   /* RUNNING: token stored; create_worker next (or adopt) */
+#define SAGA_STEP_WAIT "wait"       /* RUNNING: worker CONNECTING; waiting for READY */
+#define SAGA_STEP_DESTROY "destroy" /* COMPENSATING: token revoked; destroy, then TERMINATED */
+#define SAGA_STEP_DONE "done"
 
 typedef struct {
     char id[HODEI_ID_BUF];

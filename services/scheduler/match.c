@@ -5,9 +5,9 @@
 
 #include "hodei/util.h"
 
-#define MATCH_GPU_WEIGHT    4.0      /* a GPU left idle costs more than a core */
+#define MATCH_GPU_WEIGHT 4.0 /* a GPU left idle costs more than a core */
 #define MATCH_STORAGE_WEIGHT 0.5
-#define MATCH_LOAD_EPSILON  1e-6     /* loads closer than this are equal */
+#define MATCH_LOAD_EPSILON 1e-6 /* loads closer than this are equal */
 
 static bool span_eq(match_span a, match_span b)
 {
@@ -46,8 +46,7 @@ bool match_fits(const match_job *job, const match_worker *worker)
     if (job->provider && job->provider[0] && strcmp(job->provider, worker->provider) != 0)
         return false;
     for (size_t i = 0; i < job->constraints.n; i++) {
-        if (!labels_contain(&worker->labels, job->constraints.key[i],
-                            job->constraints.value[i]))
+        if (!labels_contain(&worker->labels, job->constraints.key[i], job->constraints.value[i]))
             return false;
     }
     return true;

@@ -32,7 +32,7 @@
 #include "hodei/id.h"
 #include "hodei/v1/scheduler.pb-c.h"
 
-#define MATCH_LABELS_MAX 32           /* labels per worker, constraints per job */
+#define MATCH_LABELS_MAX 32 /* labels per worker, constraints per job */
 
 /* Bytes of a JSON text (not NUL-terminated). */
 typedef struct {
@@ -60,14 +60,14 @@ typedef struct {
     int64_t memory_bytes;
     int64_t storage_bytes;
     int64_t gpu_count;
-    const char *architecture;         /* "" = any (job) / unknown (worker) */
+    const char *architecture; /* "" = any (job) / unknown (worker) */
 } match_resources;
 
 typedef struct {
     const char *id;
     int32_t priority;
     match_resources need;
-    const char *provider;             /* "" = any */
+    const char *provider; /* "" = any */
     match_labels constraints;
 } match_job;
 
@@ -76,9 +76,9 @@ typedef struct {
     const char *provider;
     match_resources cap;
     match_labels labels;
-    double cost_per_hour;             /* of its provider; 0 = free or unknown */
-    double load;                      /* recent assignments (decayed count) */
-    int64_t idle_since_us;            /* 0 = unknown (counts as just now) */
+    double cost_per_hour;  /* of its provider; 0 = free or unknown */
+    double load;           /* recent assignments (decayed count) */
+    int64_t idle_since_us; /* 0 = unknown (counts as just now) */
 } match_worker;
 
 bool match_fits(const match_job *job, const match_worker *worker);
@@ -93,11 +93,11 @@ typedef struct {
     Hodei__V1__SchedulingStrategy strategy;
     const match_job *jobs;
     size_t n_jobs;
-    const match_worker *workers;      /* sorted by id (round-robin relies on it) */
+    const match_worker *workers; /* sorted by id (round-robin relies on it) */
     size_t n_workers;
-    char rr_after[HODEI_ID_BUF];      /* in/out: round-robin cursor ("" = start) */
-    bool *taken;                      /* scratch: n_workers entries */
-    int *assign;                      /* out: n_jobs entries, worker index or -1 */
+    char rr_after[HODEI_ID_BUF]; /* in/out: round-robin cursor ("" = start) */
+    bool *taken;                 /* scratch: n_workers entries */
+    int *assign;                 /* out: n_jobs entries, worker index or -1 */
 } match_problem;
 
 /* Fills p->assign; returns how many jobs got a worker. No worker is given

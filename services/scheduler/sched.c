@@ -14,47 +14,82 @@
 #include "hodei/db.h"
 #include "hodei/log.h"
 #include "hodei/sched_strategy.h"
-#include "hodei/time.h"
 #include "hodei/store.h"
+#include "hodei/time.h"
 #include "sched_int.h"
 
-#define SCHED_BACKOFF_MIN_MS   50
-#define SCHED_BACKOFF_MAX_MS   2000
-#define SCHED_RETRY_MAX        3        /* passes retried after a serialization failure */
-#define US_PER_MS              1000
+#define SCHED_BACKOFF_MIN_MS 50
+#define SCHED_BACKOFF_MAX_MS 2000
+#define SCHED_RETRY_MAX 3 /* passes retried after a serialization failure */
+#define US_PER_MS 1000
 
 sched_config sched_conf;
 
 const hodei_cfg_param sched_params[SCHED_PARAMS_LEN] = {
-    {.name = "scheduler.strategy", .type = HODEI_CFG_STRING, .default_value = "least-loaded",
-     .max = 32, .offset = offsetof(sched_config, strategy), .choices = hodei_sched_strategy_names,
+    {.name = "scheduler.strategy",
+     .type = HODEI_CFG_STRING,
+     .default_value = "least-loaded",
+     .max = 32,
+     .offset = offsetof(sched_config, strategy),
+     .choices = hodei_sched_strategy_names,
      .help = "round-robin, least-loaded, priority, resource-aware or cost-optimized;"
              " ConfigureScheduler overrides it at run time"},
-    {.name = "scheduler.pass_interval", .type = HODEI_CFG_DURATION_MS, .default_value = "1s",
-     .min = 10, .max = 60000, .offset = offsetof(sched_config, pass_interval_ms),
+    {.name = "scheduler.pass_interval",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "1s",
+     .min = 10,
+     .max = 60000,
+     .offset = offsetof(sched_config, pass_interval_ms),
      .help = "fallback pass when no event comes (retry backoffs, lost events)"},
-    {.name = "scheduler.batch_max", .type = HODEI_CFG_INT, .default_value = "256", .min = 1,
-     .max = SCHED_BATCH_MAX, .offset = offsetof(sched_config, batch_max),
+    {.name = "scheduler.batch_max",
+     .type = HODEI_CFG_INT,
+     .default_value = "256",
+     .min = 1,
+     .max = SCHED_BATCH_MAX,
+     .offset = offsetof(sched_config, batch_max),
      .help = "pending jobs locked and matched per pass"},
-    {.name = "scheduler.lookahead", .type = HODEI_CFG_INT, .default_value = "32", .min = 0,
-     .max = SCHED_BATCH_MAX, .offset = offsetof(sched_config, lookahead),
+    {.name = "scheduler.lookahead",
+     .type = HODEI_CFG_INT,
+     .default_value = "32",
+     .min = 0,
+     .max = SCHED_BATCH_MAX,
+     .offset = offsetof(sched_config, lookahead),
      .help = "pending jobs locked per pass beyond 4 per ready worker (within batch_max):"
              " how many unmet jobs one pass sees, and may ask workers for"},
-    {.name = "scheduler.workers_max", .type = HODEI_CFG_INT, .default_value = "1024", .min = 1,
-     .max = SCHED_WORKERS_MAX, .offset = offsetof(sched_config, workers_max),
+    {.name = "scheduler.workers_max",
+     .type = HODEI_CFG_INT,
+     .default_value = "1024",
+     .min = 1,
+     .max = SCHED_WORKERS_MAX,
+     .offset = offsetof(sched_config, workers_max),
      .help = "ready workers locked per pass"},
-    {.name = "scheduler.events_max", .type = HODEI_CFG_INT, .default_value = "512", .min = 1,
-     .max = SCHED_EVENTS_MAX, .offset = offsetof(sched_config, events_max),
+    {.name = "scheduler.events_max",
+     .type = HODEI_CFG_INT,
+     .default_value = "512",
+     .min = 1,
+     .max = SCHED_EVENTS_MAX,
+     .offset = offsetof(sched_config, events_max),
      .help = "events taken from the consumer for one pass"},
-    {.name = "scheduler.provision_max", .type = HODEI_CFG_INT, .default_value = "64", .min = 0,
-     .max = SCHED_PROVISION_MAX, .offset = offsetof(sched_config, provision_max),
+    {.name = "scheduler.provision_max",
+     .type = HODEI_CFG_INT,
+     .default_value = "64",
+     .min = 0,
+     .max = SCHED_PROVISION_MAX,
+     .offset = offsetof(sched_config, provision_max),
      .help = "workers requested per pass at most (0 = never provision)"},
-    {.name = "scheduler.default_provider", .type = HODEI_CFG_STRING, .default_value = "process",
-     .max = SCHED_PROVIDER_NAME_MAX, .offset = offsetof(sched_config, default_provider),
+    {.name = "scheduler.default_provider",
+     .type = HODEI_CFG_STRING,
+     .default_value = "process",
+     .max = SCHED_PROVIDER_NAME_MAX,
+     .offset = offsetof(sched_config, default_provider),
      .required = true,
      .help = "provider asked for workers for jobs that name none"},
-    {.name = "scheduler.stats_interval", .type = HODEI_CFG_DURATION_MS, .default_value = "60s",
-     .min = 100, .max = 3600000, .offset = offsetof(sched_config, stats_interval_ms),
+    {.name = "scheduler.stats_interval",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "60s",
+     .min = 100,
+     .max = 3600000,
+     .offset = offsetof(sched_config, stats_interval_ms),
      .help = "how often the counters line is logged (when anything happened)"},
 };
 
@@ -71,8 +106,8 @@ static bool sched_db_ready(sched *s)
 
     if (s->conn)
         return true;
-    if (hodei_db_connect(s->common->database_url, s->common->database_connect_timeout_ms,
-                         &s->conn, &e) != HODEI_OK ||
+    if (hodei_db_connect(s->common->database_url, s->common->database_connect_timeout_ms, &s->conn,
+                         &e) != HODEI_OK ||
         sched_pass_prepare(s->conn, &e) != HODEI_OK ||
         hodei_db_exec(s->conn, "LISTEN " SCHED_OUTBOX_CHANNEL, 0, NULL, NULL, &e) != HODEI_OK) {
         HLOG_WARN("database unavailable, retrying: %s", e.msg);
@@ -87,7 +122,7 @@ static bool sched_db_ready(sched *s)
     s->db_backoff_ms = 0;
     hodei_daemon_report(s->d, "database", true, NULL);
     s->listen_pid = PQbackendPID(s->conn);
-    s->next_pass_ms = 0;            /* notifications may have been missed meanwhile */
+    s->next_pass_ms = 0; /* notifications may have been missed meanwhile */
     return true;
 }
 
@@ -114,8 +149,8 @@ static void sched_count(sched *s, const sched_pass_stats *ps, int64_t us)
     if (us > s->pass_us_max)
         s->pass_us_max = us;
     if (ps->assigned > 0)
-        HLOG_DEBUG("pass: jobs=%zu workers=%zu assigned=%zu provisioned=%zu us=%" PRId64,
-                   ps->jobs, ps->workers, ps->assigned, ps->provisioned, us);
+        HLOG_DEBUG("pass: jobs=%zu workers=%zu assigned=%zu provisioned=%zu us=%" PRId64, ps->jobs,
+                   ps->workers, ps->assigned, ps->provisioned, us);
 }
 
 /* Runs passes until one leaves nothing more to assign. false when the
@@ -131,7 +166,7 @@ static bool sched_passes(sched *s)
         int64_t t0 = hodei_mono_ns();
         hodei_status st = sched_pass_run(s, &ps, &e);
         if (st == HODEI_ERR_PRECONDITION && ++retries <= SCHED_RETRY_MAX)
-            continue;                   /* serialization failure or deadlock: retry */
+            continue; /* serialization failure or deadlock: retry */
         if (st != HODEI_OK) {
             if (hodei_db_status_broken(st))
                 sched_db_drop(s, e.msg);
@@ -155,8 +190,7 @@ static void sched_stats(sched *s)
     if (s->passes == 0 && s->events == 0)
         return;
     HLOG_INFO("stats: passes=%" PRIu64 " assigned=%" PRIu64 " provisioned=%" PRIu64
-              " events=%" PRIu64 " pass_avg_us=%" PRId64 " pass_max_us=%" PRId64
-              " strategy=%s",
+              " events=%" PRIu64 " pass_avg_us=%" PRId64 " pass_max_us=%" PRId64 " strategy=%s",
               s->passes, s->assigned, s->provisioned, s->events,
               s->passes ? s->pass_us_sum / (int64_t)s->passes : 0, s->pass_us_max,
               hodei_sched_strategy_name(s->strategy));
@@ -227,7 +261,7 @@ static void sched_wait(sched *s, int64_t wait_ms)
     }
     bool ok = true;
     if (notified || (have && ev.trigger))
-        ok = s->conn && sched_passes(s);    /* no connection: redelivered later */
+        ok = s->conn && sched_passes(s); /* no connection: redelivered later */
     if (have)
         sched_feed_done(s, &ev, ok);
 }
@@ -331,5 +365,5 @@ void sched_fini(hodei_daemon *d)
     PQfinish(s->conn);
     sched_free(s);
     hodei_daemon_set_state(d, NULL);
-    hodei_bus_global_shutdown();    /* needs_nats is false: the skeleton leaves nats.c to us */
+    hodei_bus_global_shutdown(); /* needs_nats is false: the skeleton leaves nats.c to us */
 }

@@ -12,15 +12,15 @@
 #include "hodei/status.h"
 
 typedef struct {
-    char *strategy;              /* scheduler.strategy: used while none is set at run time */
-    int64_t pass_interval_ms;    /* scheduler.pass_interval: fallback pass */
-    int64_t batch_max;           /* scheduler.batch_max: pending jobs locked per pass */
-    int64_t lookahead;           /* scheduler.lookahead: jobs locked beyond the ready workers' share */
-    int64_t workers_max;         /* scheduler.workers_max: ready workers locked per pass */
-    int64_t events_max;          /* scheduler.events_max: events fetched per batch */
-    int64_t provision_max;       /* scheduler.provision_max: workers requested per pass */
-    char *default_provider;      /* scheduler.default_provider: for jobs naming none */
-    int64_t stats_interval_ms;   /* scheduler.stats_interval: counters log line */
+    char *strategy;           /* scheduler.strategy: used while none is set at run time */
+    int64_t pass_interval_ms; /* scheduler.pass_interval: fallback pass */
+    int64_t batch_max;        /* scheduler.batch_max: pending jobs locked per pass */
+    int64_t lookahead;        /* scheduler.lookahead: jobs locked beyond the ready workers' share */
+    int64_t workers_max;      /* scheduler.workers_max: ready workers locked per pass */
+    int64_t events_max;       /* scheduler.events_max: events fetched per batch */
+    int64_t provision_max;    /* scheduler.provision_max: workers requested per pass */
+    char *default_provider;   /* scheduler.default_provider: for jobs naming none */
+    int64_t stats_interval_ms; /* scheduler.stats_interval: counters log line */
 } sched_config;
 
 /* Filled by the daemon skeleton from sched_params. */

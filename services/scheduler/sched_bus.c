@@ -22,24 +22,27 @@
 #include "hodei/time.h"
 #include "sched_int.h"
 
-#define BUS_CONNECT_TIMEOUT_MS  2000
-#define BUS_ACK_WAIT_MS         30000
-#define BUS_MAX_ACK_PENDING     20000
-#define BUS_NAK_DELAY_MS        1000
-#define BUS_FETCH_WAIT_MS       500      /* one long poll; bounds how long a stop waits */
-#define BUS_DRAIN_EXPIRES_MS    1000     /* bound on a no-wait fetch's answer */
-#define BUS_BACKOFF_MIN_MS      250
-#define BUS_BACKOFF_MAX_MS      5000
-#define BUS_CLIENT_NAME_MAX     160
-#define NS_PER_MS               1000000LL
-#define BUS_HINT_MAX            256      /* a packed JobAssigned hint */
+#define BUS_CONNECT_TIMEOUT_MS 2000
+#define BUS_ACK_WAIT_MS 30000
+#define BUS_MAX_ACK_PENDING 20000
+#define BUS_NAK_DELAY_MS 1000
+#define BUS_FETCH_WAIT_MS 500     /* one long poll; bounds how long a stop waits */
+#define BUS_DRAIN_EXPIRES_MS 1000 /* bound on a no-wait fetch's answer */
+#define BUS_BACKOFF_MIN_MS 250
+#define BUS_BACKOFF_MAX_MS 5000
+#define BUS_CLIENT_NAME_MAX 160
+#define NS_PER_MS 1000000LL
+#define BUS_HINT_MAX 256 /* a packed JobAssigned hint */
 
 /* The events after which an assignment or a provision may be possible: a
  * job to place, a worker free, a provision that failed. (A finished job
  * frees its worker with a WorkerReady of its own, unless the edge handed the
  * worker its next job.) */
 static const char *const trigger_subjects[] = {
-    HODEI_SUBJ_JOB_QUEUED, HODEI_SUBJ_WORKER_READY, HODEI_SUBJ_PROVISION_FAILED, NULL,
+    HODEI_SUBJ_JOB_QUEUED,
+    HODEI_SUBJ_WORKER_READY,
+    HODEI_SUBJ_PROVISION_FAILED,
+    NULL,
 };
 
 static bool bus_triggers(const char *subject)
@@ -71,9 +74,9 @@ static hodei_status bus_subscribe(sched *s, hodei_err *err)
     jsErrCode jerr = 0;
     natsStatus ns;
 
-    hodei_status st = hodei_bus_consumer_refilter(s->feed.bus, HODEI_STREAM_EVENTS,
-                                                  HODEI_CONSUMER_SCHEDULER,
-                                                  HODEI_SUBJ_EVENTS_UNROUTED, err);
+    hodei_status st =
+        hodei_bus_consumer_refilter(s->feed.bus, HODEI_STREAM_EVENTS, HODEI_CONSUMER_SCHEDULER,
+                                    HODEI_SUBJ_EVENTS_UNROUTED, err);
     if (st != HODEI_OK && st != HODEI_ERR_NOT_FOUND)
         return st;
     jsSubOptions_Init(&so);

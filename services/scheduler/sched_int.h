@@ -24,20 +24,20 @@
 #include "match.h"
 #include "sched.h"
 
-#define SCHED_BATCH_MAX        4096      /* scheduler.batch_max upper bound */
-#define SCHED_WORKERS_MAX      16384     /* scheduler.workers_max upper bound */
-#define SCHED_EVENTS_MAX       4096      /* scheduler.events_max upper bound */
-#define SCHED_PROVISION_MAX    1024      /* scheduler.provision_max upper bound */
-#define SCHED_PROVIDERS_MAX    64        /* providers with unmet jobs handled per pass */
-#define SCHED_ARRAY_TEXT_MAX   (16u << 20) /* one array-literal parameter */
-#define SCHED_ARRAYS           5         /* array parameters of the widest statement */
-#define SCHED_SEEN_MAX         4096      /* job ids remembered per generation (log once) */
-#define SCHED_SEEN_SLOTS       (2 * SCHED_SEEN_MAX)
-#define SCHED_PROVIDER_NAME_MAX 63       /* as providers.name allows */
+#define SCHED_BATCH_MAX 4096             /* scheduler.batch_max upper bound */
+#define SCHED_WORKERS_MAX 16384          /* scheduler.workers_max upper bound */
+#define SCHED_EVENTS_MAX 4096            /* scheduler.events_max upper bound */
+#define SCHED_PROVISION_MAX 1024         /* scheduler.provision_max upper bound */
+#define SCHED_PROVIDERS_MAX 64           /* providers with unmet jobs handled per pass */
+#define SCHED_ARRAY_TEXT_MAX (16u << 20) /* one array-literal parameter */
+#define SCHED_ARRAYS 5                   /* array parameters of the widest statement */
+#define SCHED_SEEN_MAX 4096              /* job ids remembered per generation (log once) */
+#define SCHED_SEEN_SLOTS (2 * SCHED_SEEN_MAX)
+#define SCHED_PROVIDER_NAME_MAX 63 /* as providers.name allows */
 /* Every outbox insert notifies this channel (migration 0002's trigger, the
  * relay's wake-up): the scheduler's fastest wake-up, ahead of the events. */
-#define SCHED_OUTBOX_CHANNEL   "hodei_outbox"
-#define SCHED_FULL_MAX         16        /* providers remembered as at max_workers */
+#define SCHED_OUTBOX_CHANNEL "hodei_outbox"
+#define SCHED_FULL_MAX 16 /* providers remembered as at max_workers */
 
 /* A provider found at its max_workers: not counted again until until_ms
  * (one pass interval), so a saturated pool costs a pass no extra queries. */
@@ -63,7 +63,7 @@ typedef struct {
     natsMsgList first;
     natsMsgList rest;
     size_t n;
-    bool trigger;               /* at least one subject that calls for a pass */
+    bool trigger; /* at least one subject that calls for a pass */
 } sched_events;
 
 /* The feed thread fetches from the consumer and hands one batch at a time
@@ -72,23 +72,23 @@ typedef struct {
 typedef struct {
     pthread_t thread;
     bool started;
-    int event_fd;                /* readable when a batch waits in the slot */
+    int event_fd; /* readable when a batch waits in the slot */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    sched_events slot;           /* guarded by mu */
-    bool slot_full;              /* guarded by mu */
-    bool quit;                   /* guarded by mu */
+    sched_events slot; /* guarded by mu */
+    bool slot_full;    /* guarded by mu */
+    bool quit;         /* guarded by mu */
     hodei_bus *bus;
     natsSubscription *sub;
     int64_t backoff_ms;
-    hodei_bus *hint_bus;         /* bus, once connected, for the main loop (mu) */
+    hodei_bus *hint_bus; /* bus, once connected, for the main loop (mu) */
 } sched_feed;
 
 typedef struct {
-    size_t jobs;                /* pending jobs locked */
-    size_t workers;             /* ready workers locked */
+    size_t jobs;    /* pending jobs locked */
+    size_t workers; /* ready workers locked */
     size_t assigned;
-    size_t provisioned;         /* CREATING workers inserted */
+    size_t provisioned; /* CREATING workers inserted */
 } sched_pass_stats;
 
 typedef struct {
@@ -97,15 +97,15 @@ typedef struct {
     const hodei_common_config *common;
     const char *instance;
     Hodei__V1__SchedulingStrategy default_strategy;
-    Hodei__V1__SchedulingStrategy strategy;      /* of the last pass (to log changes) */
+    Hodei__V1__SchedulingStrategy strategy; /* of the last pass (to log changes) */
 
-    PGconn *conn;                                /* dedicated; synchronous commit */
+    PGconn *conn; /* dedicated; synchronous commit */
     int64_t db_backoff_ms;
 
-    sched_feed feed;                             /* the JetStream wake-ups (sched_bus.c) */
-    int listen_pid;                              /* backend of conn: its own NOTIFYs are ignored */
+    sched_feed feed; /* the JetStream wake-ups (sched_bus.c) */
+    int listen_pid;  /* backend of conn: its own NOTIFYs are ignored */
 
-    int64_t next_pass_ms;                        /* fallback timer */
+    int64_t next_pass_ms; /* fallback timer */
 
     /* the pass's tables, sized at init */
     match_job *jobs;
@@ -113,9 +113,9 @@ typedef struct {
     match_worker *workers;
     bool *taken;
     int *assign;
-    char rr_after[HODEI_ID_BUF];                 /* round-robin cursor, kept across passes */
-    hodei_buf arr[SCHED_ARRAYS];                 /* array-literal parameters */
-    hodei_buf hex;                               /* one packed event, hex */
+    char rr_after[HODEI_ID_BUF]; /* round-robin cursor, kept across passes */
+    hodei_buf arr[SCHED_ARRAYS]; /* array-literal parameters */
+    hodei_buf hex;               /* one packed event, hex */
 
     sched_seen *seen;
     sched_full full[SCHED_FULL_MAX];
@@ -125,7 +125,7 @@ typedef struct {
      * nothing to do (set by sched_provision, one pass_interval at most). */
     int64_t lookahead_off_until_ms;
 
-    struct {                                     /* GET /metrics */
+    struct { /* GET /metrics */
         hodei_metric *passes, *assigned, *provisioned, *events, *pass_seconds;
     } m;
     /* counters since the last stats line */

@@ -13,9 +13,9 @@
 #include "hodei/job_state.h"
 #include "hodei/log.h"
 #include "hodei/sched_strategy.h"
+#include "hodei/sqlarr.h"
 #include "hodei/store.h"
 #include "hodei/time.h"
-#include "hodei/sqlarr.h"
 #include "hodei/worker_state.h"
 #include "sched_int.h"
 
@@ -59,12 +59,28 @@ static const char lock_sql[] =
     "       (SELECT strategy FROM scheduler_settings)"
     "  FROM w WHERE EXISTS (SELECT 1 FROM j)";
 
-enum { L_KIND, L_ID, L_PROVIDER, L_CPU, L_MEM, L_STORAGE, L_GPU, L_ARCH, L_JSON, L_PRIO, L_EPOCH,
-       L_COST, L_LOAD, L_AGE, L_IDLE, L_STRATEGY };
+enum {
+    L_KIND,
+    L_ID,
+    L_PROVIDER,
+    L_CPU,
+    L_MEM,
+    L_STORAGE,
+    L_GPU,
+    L_ARCH,
+    L_JSON,
+    L_PRIO,
+    L_EPOCH,
+    L_COST,
+    L_LOAD,
+    L_AGE,
+    L_IDLE,
+    L_STRATEGY
+};
 
 #define LOCK_STMT "sched_lock"
 #define LOCK_NPARAMS 4
-#define LOCK_JOBS_PER_WORKER 4          /* jobs offered to each ready worker per pass */
+#define LOCK_JOBS_PER_WORKER 4 /* jobs offered to each ready worker per pass */
 #define ASSIGN_STMT "sched_assign"
 
 /* Every proposed pair is checked again (job still PENDING at the epoch the
@@ -83,14 +99,16 @@ static const char assign_sql[] =
     "         attempt = jobs.attempt + 1, updated_at = now()"
     "    FROM p WHERE jobs.id = p.job_id"
     "), w AS ("
-    "  UPDATE workers SET " HODEI_STORE_WORKER_TAKES_SQL("p.job_id", "$6")
-    "    FROM p WHERE workers.id = p.worker_id"
-    "), o AS ("
-    "  INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type, payload)"
-    "  SELECT p.event_id, '" HODEI_SUBJ_JOB_ASSIGNED_PREFIX "' || p.worker_id::text, 'job',"
-    "         p.job_id::text, 'JobAssigned', decode(p.event, 'hex') FROM p"
-    ")"
-    "SELECT count(*) FROM p";
+    "  UPDATE workers SET " HODEI_STORE_WORKER_TAKES_SQL(
+        "p.job_id", "$6") "    FROM p WHERE workers.id = p.worker_id"
+                          "), o AS ("
+                          "  INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, "
+                          "event_type, payload)"
+                          "  SELECT p.event_id, '" HODEI_SUBJ_JOB_ASSIGNED_PREFIX
+                          "' || p.worker_id::text, 'job',"
+                          "         p.job_id::text, 'JobAssigned', decode(p.event, 'hex') FROM p"
+                          ")"
+                          "SELECT count(*) FROM p";
 
 #define ASSIGN_NPARAMS 6
 #define ASSIGN_ARRAYS 5
@@ -113,8 +131,8 @@ static bool pass_job_fill(sched *s, const PGresult *res, int row, match_job *j)
     if (match_labels_parse(constraints, strlen(constraints), &j->constraints))
         return true;
     if (sched_seen_first(s->seen, j->id))
-        HLOG_WARN("job %s waits: its constraints are not a flat object of at most %d labels",
-                  j->id, MATCH_LABELS_MAX);
+        HLOG_WARN("job %s waits: its constraints are not a flat object of at most %d labels", j->id,
+                  MATCH_LABELS_MAX);
     return false;
 }
 
@@ -136,7 +154,8 @@ static void pass_worker_fill(sched *s, const PGresult *res, int row, match_worke
     w->idle_since_us = hodei_db_get_i64(res, row, L_IDLE);
     if (!match_labels_parse(labels, strlen(labels), &w->labels) && sched_seen_first(s->seen, w->id))
         HLOG_WARN("worker %s: labels are not a flat object of at most %d labels; only jobs"
-                  " without constraints fit it", w->id, MATCH_LABELS_MAX);
+                  " without constraints fit it",
+                  w->id, MATCH_LABELS_MAX);
 }
 
 /* The strategy set at run time, else the configured one. */
@@ -247,9 +266,11 @@ static hodei_status pass_assign(sched *s, size_t n_jobs, size_t assigned, bool c
     hodei_status st;
 
     if ((st = hodei_job_transition_check(HODEI__V1__JOB_STATE__JOB_STATE_PENDING,
-                                         HODEI__V1__JOB_STATE__JOB_STATE_ASSIGNED, err)) != HODEI_OK ||
+                                         HODEI__V1__JOB_STATE__JOB_STATE_ASSIGNED, err)) !=
+            HODEI_OK ||
         (st = hodei_worker_transition_check(HODEI__V1__WORKER_STATE__WORKER_STATE_READY,
-                                            HODEI__V1__WORKER_STATE__WORKER_STATE_BUSY, err)) != HODEI_OK)
+                                            HODEI__V1__WORKER_STATE__WORKER_STATE_BUSY, err)) !=
+            HODEI_OK)
         return st;
     if (!pass_assign_params(s, n_jobs))
         return hodei_err_set(err, HODEI_ERR_LIMIT, "assignments of one pass exceed %u bytes",
@@ -265,7 +286,7 @@ static hodei_status pass_assign(sched *s, size_t n_jobs, size_t assigned, bool c
         return st;
     int64_t applied = hodei_db_get_i64(res, 0, 0);
     PQclear(res);
-    if (applied != (int64_t)assigned)   /* cannot happen under our locks */
+    if (applied != (int64_t)assigned) /* cannot happen under our locks */
         HLOG_ERROR("assignment applied %" PRId64 " of %zu pairs (the rest changed under a lock?)",
                    applied, assigned);
     return HODEI_OK;
@@ -299,8 +320,7 @@ hodei_status sched_pass_run(sched *s, sched_pass_stats *out, hodei_err *err)
     if (st == HODEI_OK) {
         for (size_t i = 0; i < out->jobs; i++) {
             if (s->assign[i] >= 0)
-                sched_feed_hint(s, s->jobs[i].id, s->workers[s->assign[i]].id,
-                                s->job_epoch[i] + 1);
+                sched_feed_hint(s, s->jobs[i].id, s->workers[s->assign[i]].id, s->job_epoch[i] + 1);
         }
         goto out_clear;
     }

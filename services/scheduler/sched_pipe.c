@@ -47,7 +47,7 @@ static void pipe_take(PGconn *conn, const sched_pipe_cmd *c, hodei_status *st, h
     else
         PQclear(r);
     if (r)
-        PQclear(PQgetResult(conn));       /* the NULL after each command */
+        PQclear(PQgetResult(conn)); /* the NULL after each command */
 }
 
 hodei_status sched_pipe_run(PGconn *conn, const sched_pipe_cmd *cmds, size_t n, hodei_err *err)
@@ -60,7 +60,7 @@ hodei_status sched_pipe_run(PGconn *conn, const sched_pipe_cmd *cmds, size_t n, 
     while (sent < n && pipe_send(conn, &cmds[sent]))
         sent++;
     if (sent < n || PQpipelineSync(conn) != 1)
-        return pipe_error(conn, NULL, err);     /* UNAVAILABLE: the caller drops the link */
+        return pipe_error(conn, NULL, err); /* UNAVAILABLE: the caller drops the link */
     for (size_t i = 0; i < n; i++)
         pipe_take(conn, &cmds[i], &st, err);
     PGresult *sync = PQgetResult(conn);

@@ -57,11 +57,11 @@ static const char insert_sql[] =
 
 typedef struct {
     const char *name;
-    size_t unmet;              /* jobs its workers could serve */
-    size_t held_ready;         /* its READY workers this pass locked and left free */
+    size_t unmet;      /* jobs its workers could serve */
+    size_t held_ready; /* its READY workers this pass locked and left free */
     bool found, enabled;
-    int64_t max_workers;       /* 0 = no limit */
-    match_resources tmpl;      /* capacity of each worker it creates */
+    int64_t max_workers;  /* 0 = no limit */
+    match_resources tmpl; /* capacity of each worker it creates */
     int64_t in_flight, live, ready_now;
     size_t create;
 } prov_need;

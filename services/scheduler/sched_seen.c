@@ -5,7 +5,7 @@
 #include "sched_int.h"
 
 #define FNV_OFFSET 14695981039346656037ULL
-#define FNV_PRIME  1099511628211ULL
+#define FNV_PRIME 1099511628211ULL
 
 static uint64_t seen_hash(const char *id)
 {
@@ -14,7 +14,7 @@ static uint64_t seen_hash(const char *id)
         h ^= *p;
         h *= FNV_PRIME;
     }
-    return h ? h : 1;     /* 0 marks a free slot */
+    return h ? h : 1; /* 0 marks a free slot */
 }
 
 /* The slot holding h, or the free slot where it would go. */

@@ -13,7 +13,7 @@
 
 /* Session settings of the dedicated connection: no check waits long for a
  * row another service holds, and no statement runs away. */
-#define SUP_SESSION_SQL                                                                  \
+#define SUP_SESSION_SQL                                                                            \
     "SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)"
 
 void sup_leader_backoff(sup *s)
@@ -53,7 +53,7 @@ void sup_leader_close(sup *s)
 {
     if (!s->conn)
         return;
-    PQfinish(s->conn);          /* a session advisory lock dies with its session */
+    PQfinish(s->conn); /* a session advisory lock dies with its session */
     s->conn = NULL;
     if (s->role == SUP_ROLE_ACTIVE)
         HLOG_INFO("stopped: advisory lock %" PRId64 " released", s->cfg->lock_key);

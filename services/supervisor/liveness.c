@@ -20,34 +20,36 @@
 #include "hodei/util.h"
 #include "sup_int.h"
 
-#define SUP_PROVIDER_MAX  80    /* providers.name: at most 63 characters */
+#define SUP_PROVIDER_MAX 80 /* providers.name: at most 63 characters */
 #define SUP_JOBS_TEXT_MAX (SUP_JOBS_PER_WORKER_MAX * 96)
 
 /* A worker is judged by its last heartbeat, or by when it entered its
  * current state when it never sent one, and only for the time an edge was
  * up to hear it (SUP_SILENT_WHILE_EDGE_UP_SQL). */
-#define SUP_LOST_SQL                                                                        \
-    "SELECT id::text, provider,"                                                            \
-    " (extract(epoch FROM now() - coalesce(last_heartbeat_at, updated_at)) * 1000)::int8"   \
-    " FROM workers WHERE state IN ('READY', 'BUSY', 'DRAINING')"                            \
-    " AND (last_heartbeat_at < now() - $1::bigint * interval '1 millisecond'"               \
-    "  OR (last_heartbeat_at IS NULL"                                                       \
-    "   AND updated_at < now() - $1::bigint * interval '1 millisecond'))"                   \
-    " AND " SUP_SILENT_WHILE_EDGE_UP_SQL(                                                   \
-        "coalesce(workers.last_heartbeat_at, workers.updated_at)")                          \
-    " ORDER BY coalesce(last_heartbeat_at, updated_at) LIMIT $2 FOR UPDATE SKIP LOCKED"
+#define SUP_LOST_SQL                                                                               \
+    "SELECT id::text, provider,"                                                                   \
+    " (extract(epoch FROM now() - coalesce(last_heartbeat_at, updated_at)) * 1000)::int8"          \
+    " FROM workers WHERE state IN ('READY', 'BUSY', 'DRAINING')"                                   \
+    " AND (last_heartbeat_at < now() - $1::bigint * interval '1 millisecond'"                      \
+    "  OR (last_heartbeat_at IS NULL"                                                              \
+    "   AND updated_at < now() - $1::bigint * interval '1 millisecond'))"                          \
+    " AND " SUP_SILENT_WHILE_EDGE_UP_SQL(                                                          \
+        "coalesce(workers.last_heartbeat_at, workers.updated_at)") " ORDER BY "                    \
+                                                                   "coalesce(last_heartbeat_at, "  \
+                                                                   "updated_at) LIMIT $2 FOR "     \
+                                                                   "UPDATE SKIP LOCKED"
 enum { SUP_LOST_ID = 0, SUP_LOST_PROVIDER, SUP_LOST_AGE_MS };
 
-#define SUP_OPEN_JOBS_SQL                                                                   \
-    "SELECT id::text, epoch, cancel_requested FROM jobs"                                    \
-    " WHERE worker_id = $1 AND state IN ('ASSIGNED', 'RUNNING')"                            \
+#define SUP_OPEN_JOBS_SQL                                                                          \
+    "SELECT id::text, epoch, cancel_requested FROM jobs"                                           \
+    " WHERE worker_id = $1 AND state IN ('ASSIGNED', 'RUNNING')"                                   \
     " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
 enum { SUP_OPEN_ID = 0, SUP_OPEN_EPOCH, SUP_OPEN_CANCEL };
 
-#define SUP_UNREGISTERED_SQL                                                                \
-    "SELECT id::text, provider, state, (extract(epoch FROM now() - created_at) * 1000)::int8" \
-    " FROM workers WHERE state IN ('CREATING', 'CONNECTING')"                               \
-    " AND created_at < now() - $1::bigint * interval '1 millisecond'"                       \
+#define SUP_UNREGISTERED_SQL                                                                       \
+    "SELECT id::text, provider, state, (extract(epoch FROM now() - created_at) * 1000)::int8"      \
+    " FROM workers WHERE state IN ('CREATING', 'CONNECTING')"                                      \
+    " AND created_at < now() - $1::bigint * interval '1 millisecond'"                              \
     " ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED"
 enum { SUP_UNREG_ID = 0, SUP_UNREG_PROVIDER, SUP_UNREG_STATE, SUP_UNREG_AGE_MS };
 
@@ -59,8 +61,8 @@ static hodei_status sup_worker_provider(sup *s, const char *worker_id, char *out
 {
     const char *params[] = {worker_id};
     PGresult *res = NULL;
-    hodei_status st = hodei_db_exec(s->conn, "SELECT provider FROM workers WHERE id = $1", 1,
-                                    params, &res, err);
+    hodei_status st =
+        hodei_db_exec(s->conn, "SELECT provider FROM workers WHERE id = $1", 1, params, &res, err);
     if (st == HODEI_OK)
         hodei_strlcpy(out, PQntuples(res) ? hodei_db_get_str(res, 0, 0) : "", out_len);
     PQclear(res);
@@ -71,12 +73,11 @@ hodei_status sup_worker_lose(sup *s, const char *worker_id, const char *reason, 
                              hodei_err *err)
 {
     char provider[SUP_PROVIDER_MAX];
-    hodei_status st = hodei_store_worker_transition(s->conn, worker_id, sup_live_states,
-                                                    HODEI__V1__WORKER_STATE__WORKER_STATE_LOST,
-                                                    err);
+    hodei_status st = hodei_store_worker_transition(
+        s->conn, worker_id, sup_live_states, HODEI__V1__WORKER_STATE__WORKER_STATE_LOST, err);
     *lost = st == HODEI_OK;
     if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
-        return HODEI_OK;        /* already lost, draining away or gone: nothing to add */
+        return HODEI_OK; /* already lost, draining away or gone: nothing to add */
     if (st != HODEI_OK)
         return st;
     if ((st = sup_worker_provider(s, worker_id, provider, sizeof provider, err)) != HODEI_OK)
@@ -85,8 +86,7 @@ hodei_status sup_worker_lose(sup *s, const char *worker_id, const char *reason, 
 }
 
 /* Appends " job=<id> job_state=<its new state>" to text. */
-static void sup_jobs_text_add(char *text, size_t cap, const char *job_id,
-                              Hodei__V1__JobState final)
+static void sup_jobs_text_add(char *text, size_t cap, const char *job_id, Hodei__V1__JobState final)
 {
     size_t len = strlen(text);
     if (len < cap)
@@ -130,16 +130,17 @@ static hodei_status sup_lost_one(sup *s, const PGresult *res, int row, hodei_err
     if (st == HODEI_OK)
         st = hodei_store_worker_destroy_request(s->conn, worker_id, provider, "worker lost", err);
     if (st == HODEI_OK)
-        sup_note(s, "worker lost: worker=%s provider=%s heartbeat_age_ms=%" PRId64
-                    "%s -> LOST, destroy requested",
+        sup_note(s,
+                 "worker lost: worker=%s provider=%s heartbeat_age_ms=%" PRId64
+                 "%s -> LOST, destroy requested",
                  worker_id, provider, hodei_db_get_i64(res, row, SUP_LOST_AGE_MS),
                  jobs[0] ? jobs : " job=none");
     return st;
 }
 
-#define SUP_EDGES_AVAILABLE_SQL                                                             \
-    "SELECT NOT EXISTS (SELECT 1 FROM edges) OR EXISTS (SELECT 1 FROM edges"                \
-    " WHERE seen_at >= now() - $1::bigint * interval '1 millisecond' / 2"                   \
+#define SUP_EDGES_AVAILABLE_SQL                                                                    \
+    "SELECT NOT EXISTS (SELECT 1 FROM edges) OR EXISTS (SELECT 1 FROM edges"                       \
+    " WHERE seen_at >= now() - $1::bigint * interval '1 millisecond' / 2"                          \
     " AND up_since <= now() - $1::bigint * interval '1 millisecond')"
 /* Rows of edges gone for this long are forgotten. */
 #define SUP_EDGES_PRUNE_SQL "DELETE FROM edges WHERE seen_at < now() - interval '1 day'"
@@ -200,15 +201,16 @@ static hodei_status sup_unregistered_one(sup *s, const PGresult *res, int row, h
     const char *worker_id = hodei_db_get_str(res, row, SUP_UNREG_ID);
     const char *provider = hodei_db_get_str(res, row, SUP_UNREG_PROVIDER);
 
-    hodei_status st = hodei_store_worker_transition(
-        s->conn, worker_id, sup_unregistered_states,
-        HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING, err);
+    hodei_status st =
+        hodei_store_worker_transition(s->conn, worker_id, sup_unregistered_states,
+                                      HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING, err);
     if (st == HODEI_OK)
         st = hodei_store_worker_destroy_request(s->conn, worker_id, provider,
                                                 "registration timeout", err);
     if (st == HODEI_OK)
-        sup_note(s, "registration timeout: worker=%s provider=%s state=%s age_ms=%" PRId64
-                    " -> TERMINATING, destroy requested",
+        sup_note(s,
+                 "registration timeout: worker=%s provider=%s state=%s age_ms=%" PRId64
+                 " -> TERMINATING, destroy requested",
                  worker_id, provider, hodei_db_get_str(res, row, SUP_UNREG_STATE),
                  hodei_db_get_i64(res, row, SUP_UNREG_AGE_MS));
     return st;
@@ -219,5 +221,6 @@ hodei_status sup_check_registration(sup *s, int *n_out, hodei_err *err)
     char setting[SUP_INT_TEXT_MAX];
 
     sup_i64_text(s->cfg->registration_timeout_ms, setting);
-    return sup_select_each(s, "unregistered worker", SUP_UNREGISTERED_SQL, setting, sup_unregistered_one, n_out, err);
+    return sup_select_each(s, "unregistered worker", SUP_UNREGISTERED_SQL, setting,
+                           sup_unregistered_one, n_out, err);
 }

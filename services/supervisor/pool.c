@@ -27,56 +27,72 @@
 
 /* rank = position among the provider's expired idle workers, oldest first;
  * only the first (live - warm_pool_min) of them go. */
-#define SUP_IDLE_SQL                                                                        \
-    "WITH live AS (SELECT provider, count(*) AS n FROM workers"                             \
-    "  WHERE state IN " SUP_LIVE_STATES " GROUP BY provider),"                              \
-    " idle AS (SELECT w.id, p.idle_ttl_ms, p.warm_pool_min, l.n AS live,"                   \
-    "  row_number() OVER (PARTITION BY w.provider ORDER BY w.idle_since, w.id) AS rank"     \
-    "  FROM workers w JOIN providers p ON p.name = w.provider"                              \
-    "  JOIN live l ON l.provider = w.provider"                                               \
-    "  WHERE w.state = 'READY' AND p.idle_ttl_ms > 0"                                       \
-    "  AND w.idle_since < now() - p.idle_ttl_ms * interval '1 millisecond')"                \
-    " SELECT w.id::text, w.provider, (extract(epoch FROM now() - w.idle_since) * 1000)::int8," \
-    " i.idle_ttl_ms, i.live, i.warm_pool_min"                                               \
-    " FROM workers w JOIN idle i ON i.id = w.id"                                            \
-    " WHERE w.state = 'READY' AND i.rank <= i.live - i.warm_pool_min"                       \
+#define SUP_IDLE_SQL                                                                               \
+    "WITH live AS (SELECT provider, count(*) AS n FROM workers"                                    \
+    "  WHERE state IN " SUP_LIVE_STATES " GROUP BY provider),"                                     \
+    " idle AS (SELECT w.id, p.idle_ttl_ms, p.warm_pool_min, l.n AS live,"                          \
+    "  row_number() OVER (PARTITION BY w.provider ORDER BY w.idle_since, w.id) AS rank"            \
+    "  FROM workers w JOIN providers p ON p.name = w.provider"                                     \
+    "  JOIN live l ON l.provider = w.provider"                                                     \
+    "  WHERE w.state = 'READY' AND p.idle_ttl_ms > 0"                                              \
+    "  AND w.idle_since < now() - p.idle_ttl_ms * interval '1 millisecond')"                       \
+    " SELECT w.id::text, w.provider, (extract(epoch FROM now() - w.idle_since) * 1000)::int8,"     \
+    " i.idle_ttl_ms, i.live, i.warm_pool_min"                                                      \
+    " FROM workers w JOIN idle i ON i.id = w.id"                                                   \
+    " WHERE w.state = 'READY' AND i.rank <= i.live - i.warm_pool_min"                              \
     " ORDER BY w.idle_since LIMIT $1 FOR UPDATE OF w SKIP LOCKED"
-enum { SUP_IDLE_ID = 0, SUP_IDLE_PROVIDER, SUP_IDLE_MS, SUP_IDLE_TTL_MS, SUP_IDLE_LIVE,
-       SUP_IDLE_WARM_MIN };
+enum {
+    SUP_IDLE_ID = 0,
+    SUP_IDLE_PROVIDER,
+    SUP_IDLE_MS,
+    SUP_IDLE_TTL_MS,
+    SUP_IDLE_LIVE,
+    SUP_IDLE_WARM_MIN
+};
 
 /* Candidates: providers that seem to lack workers and may have more. Their
  * rows are locked, then counted again in a new statement (a fresh snapshot
  * that sees what a previous holder of the lock, e.g. the scheduler adding
  * workers for unmet jobs, committed meanwhile). */
-#define SUP_POOL_COUNTS                                                                     \
-    "SELECT count(*) FILTER (WHERE w.state IN " SUP_LIVE_STATES ") AS live,"                \
-    "  count(*) FILTER (WHERE w.state <> 'TERMINATED') AS existing"                         \
+#define SUP_POOL_COUNTS                                                                            \
+    "SELECT count(*) FILTER (WHERE w.state IN " SUP_LIVE_STATES ") AS live,"                       \
+    "  count(*) FILTER (WHERE w.state <> 'TERMINATED') AS existing"                                \
     "  FROM workers w WHERE w.provider = p.name"
-#define SUP_POOL_FAILING                                                                    \
-    "EXISTS (SELECT 1 FROM workers f WHERE f.provider = p.name"                             \
-    "  AND f.state IN ('TERMINATING', 'TERMINATED', 'LOST')"                                \
-    "  AND f.session_token_hash IS NULL AND f.last_heartbeat_at IS NULL"                    \
+#define SUP_POOL_FAILING                                                                           \
+    "EXISTS (SELECT 1 FROM workers f WHERE f.provider = p.name"                                    \
+    "  AND f.state IN ('TERMINATING', 'TERMINATED', 'LOST')"                                       \
+    "  AND f.session_token_hash IS NULL AND f.last_heartbeat_at IS NULL"                           \
     "  AND f.updated_at > now() - $1::bigint * interval '1 millisecond')"
-#define SUP_POOLS_SQL                                                                       \
-    "SELECT p.name FROM providers p, LATERAL (" SUP_POOL_COUNTS ") c"                       \
-    " WHERE p.enabled AND p.warm_pool_min > 0 AND c.live < p.warm_pool_min"                 \
-    " AND (p.max_workers = 0 OR c.existing < p.max_workers)"                                \
-    " AND NOT " SUP_POOL_FAILING                                                            \
-    " ORDER BY p.name LIMIT $2 FOR UPDATE OF p SKIP LOCKED"
-#define SUP_POOL_SQL                                                                        \
-    "SELECT p.name, p.warm_pool_min, p.warm_pool_max, p.max_workers,"                       \
-    " p.worker_cpu_millis, p.worker_memory_bytes, p.worker_storage_bytes,"                  \
-    " p.worker_gpu_count, p.worker_architecture, c.live, c.existing, " SUP_POOL_FAILING     \
+#define SUP_POOLS_SQL                                                                              \
+    "SELECT p.name FROM providers p, LATERAL (" SUP_POOL_COUNTS ") c"                              \
+    " WHERE p.enabled AND p.warm_pool_min > 0 AND c.live < p.warm_pool_min"                        \
+    " AND (p.max_workers = 0 OR c.existing < p.max_workers)"                                       \
+    " AND NOT " SUP_POOL_FAILING " ORDER BY p.name LIMIT $2 FOR UPDATE OF p SKIP LOCKED"
+#define SUP_POOL_SQL                                                                               \
+    "SELECT p.name, p.warm_pool_min, p.warm_pool_max, p.max_workers,"                              \
+    " p.worker_cpu_millis, p.worker_memory_bytes, p.worker_storage_bytes,"                         \
+    " p.worker_gpu_count, p.worker_architecture, c.live, c.existing, " SUP_POOL_FAILING            \
     " FROM providers p, LATERAL (" SUP_POOL_COUNTS ") c WHERE p.name = $2"
-enum { SUP_POOL_NAME = 0, SUP_POOL_MIN, SUP_POOL_MAX, SUP_POOL_MAX_WORKERS, SUP_POOL_CPU,
-       SUP_POOL_MEMORY, SUP_POOL_STORAGE, SUP_POOL_GPU, SUP_POOL_ARCH, SUP_POOL_LIVE,
-       SUP_POOL_EXISTING, SUP_POOL_IS_FAILING };
+enum {
+    SUP_POOL_NAME = 0,
+    SUP_POOL_MIN,
+    SUP_POOL_MAX,
+    SUP_POOL_MAX_WORKERS,
+    SUP_POOL_CPU,
+    SUP_POOL_MEMORY,
+    SUP_POOL_STORAGE,
+    SUP_POOL_GPU,
+    SUP_POOL_ARCH,
+    SUP_POOL_LIVE,
+    SUP_POOL_EXISTING,
+    SUP_POOL_IS_FAILING
+};
 
-#define SUP_POOL_INSERT_SQL                                                                 \
-    "INSERT INTO workers (id, provider, state, cpu_millis, memory_bytes, storage_bytes,"    \
-    " gpu_count, architecture)"                                                             \
-    " SELECT unnest($1::uuid[]), name, 'CREATING', worker_cpu_millis, worker_memory_bytes," \
-    " worker_storage_bytes, worker_gpu_count, worker_architecture"                          \
+#define SUP_POOL_INSERT_SQL                                                                        \
+    "INSERT INTO workers (id, provider, state, cpu_millis, memory_bytes, storage_bytes,"           \
+    " gpu_count, architecture)"                                                                    \
+    " SELECT unnest($1::uuid[]), name, 'CREATING', worker_cpu_millis, worker_memory_bytes,"        \
+    " worker_storage_bytes, worker_gpu_count, worker_architecture"                                 \
     " FROM providers WHERE name = $2"
 
 static const char *const sup_ready_states[] = {"READY", NULL};
@@ -97,9 +113,10 @@ static hodei_status sup_idle_one(sup *s, const PGresult *res, int row, hodei_err
     if (st == HODEI_OK)
         st = hodei_store_worker_destroy_request(s->conn, worker_id, provider, "idle ttl", err);
     if (st == HODEI_OK)
-        sup_note(s, "idle ttl: worker=%s provider=%s idle_ms=%" PRId64 " idle_ttl_ms=%" PRId64
-                    " live=%" PRId64 " warm_pool_min=%" PRId64
-                    " -> DRAINING -> TERMINATING, destroy requested",
+        sup_note(s,
+                 "idle ttl: worker=%s provider=%s idle_ms=%" PRId64 " idle_ttl_ms=%" PRId64
+                 " live=%" PRId64 " warm_pool_min=%" PRId64
+                 " -> DRAINING -> TERMINATING, destroy requested",
                  worker_id, provider, hodei_db_get_i64(res, row, SUP_IDLE_MS),
                  hodei_db_get_i64(res, row, SUP_IDLE_TTL_MS),
                  hodei_db_get_i64(res, row, SUP_IDLE_LIVE),
@@ -114,7 +131,10 @@ hodei_status sup_check_idle(sup *s, int *n_out, hodei_err *err)
 
 /* ---- warm pool ---- */
 
-static int64_t sup_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t sup_min_i64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
 
 /* How many workers the provider's pool lacks, within every bound. */
 static int64_t sup_pool_need(const PGresult *res, int row)
@@ -151,8 +171,8 @@ static hodei_status sup_provision_request(sup *s, const PGresult *res, int row,
     pr.resources = &rr;
     ev.body_case = HODEI__V1__EVENT__BODY_PROVISION_REQUESTED;
     ev.provision_requested = &pr;
-    return hodei_outbox_append(s->conn, &ev, HODEI_SUBJ_PROVISION_REQUESTED, "provision",
-                               worker_id, "ProvisionRequested", err);
+    return hodei_outbox_append(s->conn, &ev, HODEI_SUBJ_PROVISION_REQUESTED, "provision", worker_id,
+                               "ProvisionRequested", err);
 }
 
 static hodei_status sup_pool_insert(sup *s, const char *provider, char ids[][HODEI_ID_BUF],
@@ -191,8 +211,9 @@ static hodei_status sup_pool_add(sup *s, const PGresult *res, hodei_err *err)
     for (int64_t i = 0; st == HODEI_OK && i < need; i++) {
         st = sup_provision_request(s, res, 0, ids[i], err);
         if (st == HODEI_OK)
-            sup_note(s, "warm pool: worker=%s provider=%s live=%" PRId64
-                        " warm_pool_min=%" PRId64 " -> CREATING, provision requested",
+            sup_note(s,
+                     "warm pool: worker=%s provider=%s live=%" PRId64 " warm_pool_min=%" PRId64
+                     " -> CREATING, provision requested",
                      ids[i], provider, hodei_db_get_i64(res, 0, SUP_POOL_LIVE) + i,
                      hodei_db_get_i64(res, 0, SUP_POOL_MIN));
     }

@@ -14,19 +14,19 @@
 #include "hodei/v1/common.pb-c.h"
 #include "supervisor.h"
 
-#define SUP_LOCK_RETRY_MS        500      /* standby: how often to try the lock */
-#define SUP_BACKOFF_MIN_MS       50       /* database unreachable: retry backoff */
-#define SUP_BACKOFF_MAX_MS       2000
-#define SUP_LOCK_TIMEOUT_MS      2000     /* longest wait for a row another service holds */
-#define SUP_STATEMENT_TIMEOUT_MS 10000    /* longest single statement */
-#define SUP_BATCH_MAX            10000    /* upper bound of supervisor.batch_max */
-#define SUP_NOTES_MAX            (4u << 20) /* action lines of one transaction */
-#define SUP_JOBS_PER_WORKER_MAX  16       /* open jobs ended per lost worker per tick */
-#define SUP_WARM_FILL_MAX        64       /* workers one provider's warm pool adds per tick */
-#define SUP_INT_TEXT_MAX         24       /* an int64 as text */
-#define SUP_EXIT_CODE_NONE       (-1)     /* an attempt ended with no exit code (no result) */
-#define SUP_CHECKS_MAX           8
-#define SUP_NOTE_LINE_MAX        2048     /* one action line (a lost worker lists its jobs) */
+#define SUP_LOCK_RETRY_MS 500 /* standby: how often to try the lock */
+#define SUP_BACKOFF_MIN_MS 50 /* database unreachable: retry backoff */
+#define SUP_BACKOFF_MAX_MS 2000
+#define SUP_LOCK_TIMEOUT_MS 2000       /* longest wait for a row another service holds */
+#define SUP_STATEMENT_TIMEOUT_MS 10000 /* longest single statement */
+#define SUP_BATCH_MAX 10000            /* upper bound of supervisor.batch_max */
+#define SUP_NOTES_MAX (4u << 20)       /* action lines of one transaction */
+#define SUP_JOBS_PER_WORKER_MAX 16     /* open jobs ended per lost worker per tick */
+#define SUP_WARM_FILL_MAX 64           /* workers one provider's warm pool adds per tick */
+#define SUP_INT_TEXT_MAX 24            /* an int64 as text */
+#define SUP_EXIT_CODE_NONE (-1)        /* an attempt ended with no exit code (no result) */
+#define SUP_CHECKS_MAX 8
+#define SUP_NOTE_LINE_MAX 2048 /* one action line (a lost worker lists its jobs) */
 
 typedef enum { SUP_ROLE_NONE = 0, SUP_ROLE_STANDBY, SUP_ROLE_ACTIVE } sup_role;
 
@@ -36,9 +36,9 @@ typedef enum { SUP_ROLE_NONE = 0, SUP_ROLE_STANDBY, SUP_ROLE_ACTIVE } sup_role;
  * its last write, so a worker is not blamed for the edge's absence however
  * the two moments fall. With no edge row at all (edges of an older release)
  * it is true. */
-#define SUP_SILENT_WHILE_EDGE_UP_SQL(since)                                                 \
-    "(NOT EXISTS (SELECT 1 FROM edges) OR EXISTS (SELECT 1 FROM edges e"                    \
-    " WHERE e.seen_at - greatest(" since ", e.up_since)"                                    \
+#define SUP_SILENT_WHILE_EDGE_UP_SQL(since)                                                        \
+    "(NOT EXISTS (SELECT 1 FROM edges) OR EXISTS (SELECT 1 FROM edges e"                           \
+    " WHERE e.seen_at - greatest(" since ", e.up_since)"                                           \
     "  >= $1::bigint * interval '1 millisecond'))"
 
 /* Whether a check that judges workers by silence may run (liveness.c). */
@@ -49,16 +49,16 @@ typedef struct {
     const sup_config *cfg;
     const hodei_common_config *common;
     const char *instance;
-    PGconn *conn;               /* dedicated: holds the lock, and every check runs on it */
+    PGconn *conn; /* dedicated: holds the lock, and every check runs on it */
     sup_role role;
     int64_t backoff_ms;
     char batch_max_text[SUP_INT_TEXT_MAX];
-    hodei_buf notes;            /* action lines of the open transaction, logged after commit */
-    size_t notes_mark;          /* notes length when the current item began */
-    int64_t notes_dropped;      /* lines that did not fit into notes */
-    int items_failed;           /* rows of the current check that were skipped */
+    hodei_buf notes;       /* action lines of the open transaction, logged after commit */
+    size_t notes_mark;     /* notes length when the current item began */
+    int64_t notes_dropped; /* lines that did not fit into notes */
+    int items_failed;      /* rows of the current check that were skipped */
     char last_err[SUP_CHECKS_MAX][HODEI_ERR_MSG_MAX]; /* per check: logged once while it lasts */
-    hodei_metric *m_checks[SUP_CHECKS_MAX];   /* GET /metrics: rows each check acted on */
+    hodei_metric *m_checks[SUP_CHECKS_MAX];           /* GET /metrics: rows each check acted on */
     hodei_metric *m_active;
     sup_gate gate_lost, gate_assign; /* those checks wait for an edge? (logged on change) */
     int64_t next_edges_prune_ms;
@@ -130,8 +130,8 @@ hodei_status sup_check_warm_pool(sup *s, int *n_out, hodei_err *err);
  * epoch: FAILED with `error` (re-queued when attempts remain), or
  * CANCELLED when a cancel was requested. The worker is not freed. */
 hodei_status sup_job_fail(sup *s, const char *job_id, const char *worker_id, int64_t epoch,
-                          bool cancel_requested, const char *error,
-                          Hodei__V1__JobState *final_out, hodei_err *err);
+                          bool cancel_requested, const char *error, Hodei__V1__JobState *final_out,
+                          hodei_err *err);
 /* READY/BUSY/DRAINING -> LOST and a destroy request. *lost = false (and
  * HODEI_OK) when the worker was gone or in another state already. */
 hodei_status sup_worker_lose(sup *s, const char *worker_id, const char *reason, bool *lost,

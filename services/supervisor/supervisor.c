@@ -11,36 +11,66 @@
 #include "sup_int.h"
 
 #define SUP_HOUR_MS (3600LL * 1000)
-#define SUP_DAY_MS  (24 * SUP_HOUR_MS)
+#define SUP_DAY_MS (24 * SUP_HOUR_MS)
 
 sup_config sup_conf;
 
 const hodei_cfg_param sup_params[SUP_PARAMS_LEN] = {
-    {.name = "supervisor.tick_interval", .type = HODEI_CFG_DURATION_MS, .default_value = "500ms",
-     .min = 10, .max = 60000, .offset = offsetof(sup_config, tick_interval_ms),
+    {.name = "supervisor.tick_interval",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "500ms",
+     .min = 10,
+     .max = 60000,
+     .offset = offsetof(sup_config, tick_interval_ms),
      .help = "how often the active supervisor runs its checks"},
-    {.name = "supervisor.heartbeat_timeout", .type = HODEI_CFG_DURATION_MS,
-     .default_value = "10s", .min = 100, .max = SUP_HOUR_MS,
+    {.name = "supervisor.heartbeat_timeout",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "10s",
+     .min = 100,
+     .max = SUP_HOUR_MS,
      .offset = offsetof(sup_config, heartbeat_timeout_ms),
      .help = "a READY/BUSY/DRAINING worker with no heartbeat for this long is LOST"},
-    {.name = "supervisor.timeout_grace", .type = HODEI_CFG_DURATION_MS, .default_value = "5s",
-     .min = 0, .max = SUP_HOUR_MS, .offset = offsetof(sup_config, timeout_grace_ms),
+    {.name = "supervisor.timeout_grace",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "5s",
+     .min = 0,
+     .max = SUP_HOUR_MS,
+     .offset = offsetof(sup_config, timeout_grace_ms),
      .help = "a RUNNING job ends TIMEOUT this long after its own timeout_ms passed"},
-    {.name = "supervisor.assign_timeout", .type = HODEI_CFG_DURATION_MS, .default_value = "30s",
-     .min = 100, .max = SUP_HOUR_MS, .offset = offsetof(sup_config, assign_timeout_ms),
+    {.name = "supervisor.assign_timeout",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "30s",
+     .min = 100,
+     .max = SUP_HOUR_MS,
+     .offset = offsetof(sup_config, assign_timeout_ms),
      .help = "an ASSIGNED job its worker never acknowledged is re-queued after this long"},
-    {.name = "supervisor.registration_timeout", .type = HODEI_CFG_DURATION_MS,
-     .default_value = "60s", .min = 100, .max = SUP_DAY_MS,
+    {.name = "supervisor.registration_timeout",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "60s",
+     .min = 100,
+     .max = SUP_DAY_MS,
      .offset = offsetof(sup_config, registration_timeout_ms),
      .help = "a CREATING/CONNECTING worker older than this is destroyed (= token TTL)"},
-    {.name = "supervisor.warm_pool_retry", .type = HODEI_CFG_DURATION_MS, .default_value = "30s",
-     .min = 0, .max = SUP_HOUR_MS, .offset = offsetof(sup_config, warm_pool_retry_ms),
+    {.name = "supervisor.warm_pool_retry",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "30s",
+     .min = 0,
+     .max = SUP_HOUR_MS,
+     .offset = offsetof(sup_config, warm_pool_retry_ms),
      .help = "the warm pool waits this long after a provider's worker ended unregistered"},
-    {.name = "supervisor.batch_max", .type = HODEI_CFG_INT, .default_value = "100", .min = 1,
-     .max = SUP_BATCH_MAX, .offset = offsetof(sup_config, batch_max),
+    {.name = "supervisor.batch_max",
+     .type = HODEI_CFG_INT,
+     .default_value = "100",
+     .min = 1,
+     .max = SUP_BATCH_MAX,
+     .offset = offsetof(sup_config, batch_max),
      .help = "rows one check handles per transaction"},
-    {.name = "supervisor.lock_key", .type = HODEI_CFG_INT, .default_value = "4848484851",
-     .min = INT64_MIN, .max = INT64_MAX, .offset = offsetof(sup_config, lock_key),
+    {.name = "supervisor.lock_key",
+     .type = HODEI_CFG_INT,
+     .default_value = "4848484851",
+     .min = INT64_MIN,
+     .max = INT64_MAX,
+     .offset = offsetof(sup_config, lock_key),
      .help = "PostgreSQL advisory lock key; supervisors sharing it elect one active"},
 };
 
@@ -58,7 +88,7 @@ static void sup_active_step(sup *s, int64_t *next_tick_ms)
     *next_tick_ms += s->cfg->tick_interval_ms;
     int64_t now = hodei_mono_ms();
     if (*next_tick_ms < now)
-        *next_tick_ms = now;        /* a slow tick does not cause a burst of ticks */
+        *next_tick_ms = now; /* a slow tick does not cause a burst of ticks */
     if (!more)
         hodei_daemon_wait(s->d, *next_tick_ms - now);
 }
@@ -100,8 +130,8 @@ hodei_status sup_init(hodei_daemon *d, hodei_err *err)
               " batch_max=%" PRId64 " lock_key=%" PRId64,
               s->instance, sup_conf.tick_interval_ms, sup_conf.heartbeat_timeout_ms,
               sup_conf.timeout_grace_ms, sup_conf.assign_timeout_ms,
-              sup_conf.registration_timeout_ms, sup_conf.warm_pool_retry_ms,
-              sup_conf.batch_max, sup_conf.lock_key);
+              sup_conf.registration_timeout_ms, sup_conf.warm_pool_retry_ms, sup_conf.batch_max,
+              sup_conf.lock_key);
     return HODEI_OK;
 }
 

@@ -13,7 +13,7 @@
 typedef struct {
     const char *name;
     hodei_status (*run)(sup *s, int *n_out, hodei_err *err);
-    const char *metric;         /* counter of the rows it acted on, for GET /metrics */
+    const char *metric; /* counter of the rows it acted on, for GET /metrics */
     const char *help;
 } sup_check;
 
@@ -62,7 +62,7 @@ void sup_note(sup *s, const char *fmt, ...)
     va_end(ap);
     size_t len = s->notes.len;
     if (!hodei_buf_puts(&s->notes, line) || !hodei_buf_putc(&s->notes, '\n')) {
-        s->notes.len = len;     /* keep whole lines only */
+        s->notes.len = len; /* keep whole lines only */
         if (s->notes.data)
             s->notes.data[len] = '\0';
         s->notes_dropped++;
@@ -107,7 +107,7 @@ static hodei_status sup_item_end(sup *s, const char *what, hodei_status item_st,
         *err = *item_err;
         return item_st;
     }
-    s->notes.len = s->notes_mark;   /* its actions are undone: so are their lines */
+    s->notes.len = s->notes_mark; /* its actions are undone: so are their lines */
     if (s->notes.data)
         s->notes.data[s->notes.len] = '\0';
     HLOG_WARN("%s: skipped this tick, undone: %s (%s)", what, item_err->msg,

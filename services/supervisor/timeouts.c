@@ -25,37 +25,43 @@
 #define SUP_SUBJECT_MAX 128
 #define SUP_ERROR_TEXT_MAX 128
 
-#define SUP_EXPIRED_SQL                                                                     \
-    "SELECT id::text, coalesce(worker_id::text, ''), epoch, attempt, max_attempts,"         \
-    " timeout_ms FROM jobs WHERE state = 'RUNNING' AND timeout_ms > 0"                      \
-    " AND started_at < now() - (timeout_ms + $1::bigint) * interval '1 millisecond'"        \
+#define SUP_EXPIRED_SQL                                                                            \
+    "SELECT id::text, coalesce(worker_id::text, ''), epoch, attempt, max_attempts,"                \
+    " timeout_ms FROM jobs WHERE state = 'RUNNING' AND timeout_ms > 0"                             \
+    " AND started_at < now() - (timeout_ms + $1::bigint) * interval '1 millisecond'"               \
     " ORDER BY started_at LIMIT $2 FOR UPDATE SKIP LOCKED"
-enum { SUP_EXP_ID = 0, SUP_EXP_WORKER, SUP_EXP_EPOCH, SUP_EXP_ATTEMPT, SUP_EXP_MAX_ATTEMPTS,
-       SUP_EXP_TIMEOUT_MS };
+enum {
+    SUP_EXP_ID = 0,
+    SUP_EXP_WORKER,
+    SUP_EXP_EPOCH,
+    SUP_EXP_ATTEMPT,
+    SUP_EXP_MAX_ATTEMPTS,
+    SUP_EXP_TIMEOUT_MS
+};
 
 /* The assignment is the last write to an ASSIGNED job (a cancel request
  * only moves updated_at later), so updated_at is when it was assigned. */
-#define SUP_UNACKED_SQL                                                                     \
-    "SELECT id::text, coalesce(worker_id::text, ''), epoch, cancel_requested,"              \
-    " (extract(epoch FROM now() - updated_at) * 1000)::int8"                                \
-    " FROM jobs WHERE state = 'ASSIGNED'"                                                   \
-    " AND updated_at < now() - $1::bigint * interval '1 millisecond'"                       \
-    " AND " SUP_SILENT_WHILE_EDGE_UP_SQL("jobs.updated_at")                                 \
-    " ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+#define SUP_UNACKED_SQL                                                                            \
+    "SELECT id::text, coalesce(worker_id::text, ''), epoch, cancel_requested,"                     \
+    " (extract(epoch FROM now() - updated_at) * 1000)::int8"                                       \
+    " FROM jobs WHERE state = 'ASSIGNED'"                                                          \
+    " AND updated_at < now() - $1::bigint * interval '1 millisecond'"                              \
+    " AND " SUP_SILENT_WHILE_EDGE_UP_SQL(                                                          \
+        "jobs.updated_at") " ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED"
 enum { SUP_UNACK_ID = 0, SUP_UNACK_WORKER, SUP_UNACK_EPOCH, SUP_UNACK_CANCEL, SUP_UNACK_AGE_MS };
 
-#define SUP_ORPHANED_SQL                                                                    \
-    "SELECT j.id::text, coalesce(j.worker_id::text, ''), j.epoch, j.cancel_requested,"      \
-    " coalesce(w.state, 'missing')"                                                         \
-    " FROM jobs j LEFT JOIN workers w ON w.id = j.worker_id"                                \
-    " WHERE j.state IN ('ASSIGNED', 'RUNNING')"                                             \
-    " AND (w.id IS NULL OR w.state IN ('LOST', 'TERMINATING', 'TERMINATED'))"               \
+#define SUP_ORPHANED_SQL                                                                           \
+    "SELECT j.id::text, coalesce(j.worker_id::text, ''), j.epoch, j.cancel_requested,"             \
+    " coalesce(w.state, 'missing')"                                                                \
+    " FROM jobs j LEFT JOIN workers w ON w.id = j.worker_id"                                       \
+    " WHERE j.state IN ('ASSIGNED', 'RUNNING')"                                                    \
+    " AND (w.id IS NULL OR w.state IN ('LOST', 'TERMINATING', 'TERMINATED'))"                      \
     " ORDER BY j.updated_at LIMIT $1 FOR UPDATE OF j SKIP LOCKED"
 enum { SUP_ORPH_ID = 0, SUP_ORPH_WORKER, SUP_ORPH_EPOCH, SUP_ORPH_CANCEL, SUP_ORPH_WSTATE };
 
 hodei_status sup_job_fail(sup *s, const char *job_id, const char *worker_id, int64_t epoch,
-                          bool cancel_requested, const char *error,
-                          Hodei__V1__JobState *final_out, hodei_err *err)
+                          bool cancel_requested, const char *error, Hodei__V1__JobState *final_out,
+                          hodei_err *err)
 {
     const hodei_attempt_end end = {
         .job_id = job_id,
@@ -102,16 +108,21 @@ static hodei_status sup_expired_one(sup *s, const PGresult *res, int row, hodei_
 
     snprintf(error, sizeof error, "timed out after %" PRId64 " ms", timeout_ms);
     const hodei_attempt_end end = {
-        .job_id = job_id, .worker_id = worker_id, .epoch = epoch,
-        .state = HODEI__V1__JOB_STATE__JOB_STATE_TIMEOUT, .exit_code = SUP_EXIT_CODE_NONE,
-        .error = error, .free_worker = false,   /* the worker is still busy killing it */
+        .job_id = job_id,
+        .worker_id = worker_id,
+        .epoch = epoch,
+        .state = HODEI__V1__JOB_STATE__JOB_STATE_TIMEOUT,
+        .exit_code = SUP_EXIT_CODE_NONE,
+        .error = error,
+        .free_worker = false, /* the worker is still busy killing it */
     };
     hodei_status st = hodei_store_attempt_end(s->conn, &end, &final, err);
     if (st == HODEI_OK)
         st = sup_cancel_send(s, job_id, worker_id, epoch, "timeout", err);
     if (st == HODEI_OK)
-        sup_note(s, "job timeout: job=%s worker=%s epoch=%" PRId64 " attempt=%" PRId64
-                    "/%" PRId64 " timeout_ms=%" PRId64 " -> %s, kill sent to the worker",
+        sup_note(s,
+                 "job timeout: job=%s worker=%s epoch=%" PRId64 " attempt=%" PRId64 "/%" PRId64
+                 " timeout_ms=%" PRId64 " -> %s, kill sent to the worker",
                  job_id, worker_id, epoch, hodei_db_get_i64(res, row, SUP_EXP_ATTEMPT),
                  hodei_db_get_i64(res, row, SUP_EXP_MAX_ATTEMPTS), timeout_ms,
                  hodei_job_state_name(final));
@@ -123,7 +134,8 @@ hodei_status sup_check_job_timeouts(sup *s, int *n_out, hodei_err *err)
     char setting[SUP_INT_TEXT_MAX];
 
     sup_i64_text(s->cfg->timeout_grace_ms, setting);
-    return sup_select_each(s, "timed-out job", SUP_EXPIRED_SQL, setting, sup_expired_one, n_out, err);
+    return sup_select_each(s, "timed-out job", SUP_EXPIRED_SQL, setting, sup_expired_one, n_out,
+                           err);
 }
 
 static hodei_status sup_unacked_one(sup *s, const PGresult *res, int row, hodei_err *err)
@@ -133,15 +145,15 @@ static hodei_status sup_unacked_one(sup *s, const PGresult *res, int row, hodei_
     Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
     bool lost = false;
 
-    hodei_status st = sup_job_fail(s, job_id, worker_id, hodei_db_get_i64(res, row, SUP_UNACK_EPOCH),
-                                   hodei_db_get_str(res, row, SUP_UNACK_CANCEL)[0] == 't',
-                                   "not acknowledged", &final, err);
+    hodei_status st = sup_job_fail(
+        s, job_id, worker_id, hodei_db_get_i64(res, row, SUP_UNACK_EPOCH),
+        hodei_db_get_str(res, row, SUP_UNACK_CANCEL)[0] == 't', "not acknowledged", &final, err);
     if (st == HODEI_OK && worker_id[0])
         st = sup_worker_lose(s, worker_id, "not acknowledged", &lost, err);
     if (st == HODEI_OK)
-        sup_note(s, "assign timeout: job=%s worker=%s age_ms=%" PRId64 " -> %s; worker %s",
-                 job_id, worker_id[0] ? worker_id : "none",
-                 hodei_db_get_i64(res, row, SUP_UNACK_AGE_MS), hodei_job_state_name(final),
+        sup_note(s, "assign timeout: job=%s worker=%s age_ms=%" PRId64 " -> %s; worker %s", job_id,
+                 worker_id[0] ? worker_id : "none", hodei_db_get_i64(res, row, SUP_UNACK_AGE_MS),
+                 hodei_job_state_name(final),
                  lost ? "suspect -> LOST, destroy requested" : "already gone");
     return st;
 }
@@ -160,7 +172,8 @@ hodei_status sup_check_assign_timeouts(sup *s, int *n_out, hodei_err *err)
         return st;
 
     sup_i64_text(s->cfg->assign_timeout_ms, setting);
-    return sup_select_each(s, "unacknowledged job", SUP_UNACKED_SQL, setting, sup_unacked_one, n_out, err);
+    return sup_select_each(s, "unacknowledged job", SUP_UNACKED_SQL, setting, sup_unacked_one,
+                           n_out, err);
 }
 
 static hodei_status sup_orphaned_one(sup *s, const PGresult *res, int row, hodei_err *err)

@@ -10,8 +10,10 @@
  * that owns each entry, so a child never tears down its parent's things. */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,8 +24,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "hodei/assert.h"
@@ -32,8 +32,8 @@
 
 #define HARNESS_STACKS_MAX 16
 #define HARNESS_CHILDREN_MAX 256
-#define HARNESS_ENV_MAX 512             /* entries in a child's environment */
-#define HARNESS_ENV_STORE_MAX 16384     /* bytes of the entries we add */
+#define HARNESS_ENV_MAX 512         /* entries in a child's environment */
+#define HARNESS_ENV_STORE_MAX 16384 /* bytes of the entries we add */
 #define HARNESS_ARGV_MAX 64
 #define HARNESS_CMD_MAX 8192
 #define HARNESS_OUT_MAX 65536           /* captured output of hodei-stack */
@@ -43,13 +43,13 @@
 
 extern char **environ;
 
-#define HARNESS_CHECK(cond, ...)                                           \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "harness: " __VA_ARGS__);                      \
-            fputc('\n', stderr);                                           \
-            hodei_assert_fail(#cond, __FILE__, __LINE__);                  \
-        }                                                                  \
+#define HARNESS_CHECK(cond, ...)                                                                   \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "harness: " __VA_ARGS__);                                              \
+            fputc('\n', stderr);                                                                   \
+            hodei_assert_fail(#cond, __FILE__, __LINE__);                                          \
+        }                                                                                          \
     } while (0)
 
 /* A stack this process started and has not stopped yet. */
@@ -69,7 +69,7 @@ typedef struct {
     pid_t pid;
     bool reaped;
     int status;
-    char dir[512];                      /* state dir of its stack */
+    char dir[512]; /* state dir of its stack */
 } harness_child;
 
 static harness_live harness_lives[HARNESS_STACKS_MAX];
@@ -147,12 +147,12 @@ static void harness_env_stack(harness_env *e, const harness_stack *st)
 /* ---------------------------------------------------------------- running */
 
 typedef struct {
-    const char *path;                   /* searched in PATH when it has no '/' */
+    const char *path; /* searched in PATH when it has no '/' */
     char *const *argv;
     char *const *envp;
-    char *out;                          /* captured stdout (may be NULL) */
+    char *out; /* captured stdout (may be NULL) */
     size_t out_len;
-    bool merge_stderr;                  /* capture stderr too */
+    bool merge_stderr; /* capture stderr too */
 } harness_run_req;
 
 /* Reads fd to EOF into out (truncating, always NUL-terminated). */
@@ -201,7 +201,7 @@ static int harness_run(const harness_run_req *r)
             if (r->merge_stderr)
                 dup2(fds[1], 2);
         }
-        close_range(3, ~0U, 0);         /* nothing of the test leaks into servers */
+        close_range(3, ~0U, 0); /* nothing of the test leaks into servers */
         execvpe(r->path, r->argv, r->envp);
         _exit(127);
     }
@@ -217,17 +217,21 @@ static int harness_run(const harness_run_req *r)
 }
 
 /* Runs scripts/hodei-stack CMD --state-dir DIR --bin BIN [extra]; output in out. */
-static int harness_stack_script(const char *root, const char *bin, const char *dir,
-                                const char *cmd, const char *extra, char *out, size_t out_len)
+static int harness_stack_script(const char *root, const char *bin, const char *dir, const char *cmd,
+                                const char *extra, char *out, size_t out_len)
 {
     char script[600];
     snprintf(script, sizeof script, "%s/scripts/hodei-stack", root);
-    char *argv[] = {script, (char *)cmd, "--state-dir", (char *)dir, "--bin", (char *)bin,
-                    (char *)extra, NULL};
+    char *argv[] = {script,  (char *)cmd, "--state-dir", (char *)dir,
+                    "--bin", (char *)bin, (char *)extra, NULL};
     harness_env env;
     harness_env_init(&env);
-    harness_run_req req = {.path = script, .argv = argv, .envp = env.ptrs, .out = out,
-                           .out_len = out_len, .merge_stderr = true};
+    harness_run_req req = {.path = script,
+                           .argv = argv,
+                           .envp = env.ptrs,
+                           .out = out,
+                           .out_len = out_len,
+                           .merge_stderr = true};
     return harness_run(&req);
 }
 
@@ -297,7 +301,7 @@ static void harness_atexit(void)
 {
     pid_t self = getpid();
     if (harness_atexit_owner != self)
-        return;                         /* a fork inherited the handler */
+        return; /* a fork inherited the handler */
     harness_children_kill(NULL);
     for (int i = 0; i < HARNESS_STACKS_MAX; i++)
         if (harness_lives[i].in_use && harness_lives[i].owner == self)
@@ -357,14 +361,14 @@ static void harness_watchdog_start(harness_live *l)
     pid_t pid = fork();
     HARNESS_CHECK(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
-        setsid();                       /* out of the test's process group */
+        setsid(); /* out of the test's process group */
         int devnull = open("/dev/null", O_RDWR);
         if (devnull >= 0) {
             dup2(devnull, 0);
             dup2(devnull, 1);
             dup2(devnull, 2);
         }
-        close_range(3, ~0U, 0);         /* e.g. the test's database sockets */
+        close_range(3, ~0U, 0); /* e.g. the test's database sockets */
         struct timespec poll_ts = {0, HARNESS_WATCHDOG_POLL_MS * 1000000L};
         while (getppid() == parent)
             nanosleep(&poll_ts, NULL);
@@ -423,8 +427,7 @@ void harness_stack_start(harness_stack *st)
     harness_live *l = harness_live_add(st);
     harness_watchdog_start(l);
     int rc = harness_stack_script(st->root, st->bin, st->state_dir, "up", NULL, out, sizeof out);
-    HARNESS_CHECK(rc == 0, "hodei-stack up --state-dir %s exited %d:\n%s", st->state_dir, rc,
-                  out);
+    HARNESS_CHECK(rc == 0, "hodei-stack up --state-dir %s exited %d:\n%s", st->state_dir, rc, out);
     harness_env_file_read(st);
 }
 
@@ -443,14 +446,26 @@ static void harness_stack_sub(harness_stack *st, const char *cmd)
     char out[HARNESS_OUT_MAX];
     HARNESS_CHECK(st->state_dir[0], "%s on a stack that is not running", cmd);
     int rc = harness_stack_script(st->root, st->bin, st->state_dir, cmd, NULL, out, sizeof out);
-    HARNESS_CHECK(rc == 0, "hodei-stack %s --state-dir %s exited %d:\n%s", cmd, st->state_dir,
-                  rc, out);
+    HARNESS_CHECK(rc == 0, "hodei-stack %s --state-dir %s exited %d:\n%s", cmd, st->state_dir, rc,
+                  out);
 }
 
-void harness_nats_stop(harness_stack *st) { harness_stack_sub(st, "nats-stop"); }
-void harness_nats_start(harness_stack *st) { harness_stack_sub(st, "nats-start"); }
-void harness_pg_stop(harness_stack *st) { harness_stack_sub(st, "pg-stop"); }
-void harness_pg_start(harness_stack *st) { harness_stack_sub(st, "pg-start"); }
+void harness_nats_stop(harness_stack *st)
+{
+    harness_stack_sub(st, "nats-stop");
+}
+void harness_nats_start(harness_stack *st)
+{
+    harness_stack_sub(st, "nats-start");
+}
+void harness_pg_stop(harness_stack *st)
+{
+    harness_stack_sub(st, "pg-stop");
+}
+void harness_pg_start(harness_stack *st)
+{
+    harness_stack_sub(st, "pg-start");
+}
 
 /* ---------------------------------------------------------------- procs */
 
@@ -481,8 +496,8 @@ static harness_child *harness_child_add(pid_t pid, const char *dir)
     return NULL;
 }
 
-static void harness_proc_paths(harness_stack *st, harness_proc *p, const char *arg0,
-                               char *path, size_t path_len)
+static void harness_proc_paths(harness_stack *st, harness_proc *p, const char *arg0, char *path,
+                               size_t path_len)
 {
     const char *slash = strrchr(arg0, '/');
     hodei_strlcpy(p->name, slash ? slash + 1 : arg0, sizeof p->name);
@@ -510,7 +525,7 @@ static _Noreturn void harness_proc_exec(const char *path, char *const *argv, cha
     dup2(devnull, 0);
     dup2(log, 1);
     dup2(log, 2);
-    close_range(3, ~0U, 0);             /* the test's sockets stay the test's */
+    close_range(3, ~0U, 0); /* the test's sockets stay the test's */
     execve(path, argv, envp);
     static const char msg[] = "harness: execve failed\n";
     (void)!write(2, msg, sizeof msg - 1);
@@ -542,7 +557,7 @@ void harness_proc_start(harness_stack *st, harness_proc *p, const char *const *a
     HARNESS_CHECK(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0)
         harness_proc_exec(path, args, env.ptrs, p->log_path, parent);
-    setpgid(pid, pid);                  /* also here: no race with kill(-pid) */
+    setpgid(pid, pid); /* also here: no race with kill(-pid) */
     harness_child_add(pid, st->state_dir);
     p->pid = pid;
 }
@@ -587,7 +602,7 @@ int harness_proc_stop(harness_proc *p, int sig, int64_t timeout_ms)
         harness_child_reap(c, true);
         return -1;
     }
-    kill(-c->pid, SIGKILL);             /* whatever it left in its group */
+    kill(-c->pid, SIGKILL); /* whatever it left in its group */
     return status;
 }
 
@@ -634,8 +649,11 @@ int harness_sh(harness_stack *st, char *out, size_t out_len, const char *fmt, ..
     harness_env_init(&env);
     harness_env_stack(&env, st);
     char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    harness_run_req req = {.path = "/bin/sh", .argv = argv, .envp = env.ptrs,
-                           .out = out_len > 0 ? out : NULL, .out_len = out_len};
+    harness_run_req req = {.path = "/bin/sh",
+                           .argv = argv,
+                           .envp = env.ptrs,
+                           .out = out_len > 0 ? out : NULL,
+                           .out_len = out_len};
     return harness_run(&req);
 }
 
@@ -644,10 +662,10 @@ int64_t harness_sql_i64(harness_stack *st, const char *sql)
     char out[4096];
     harness_env env;
     harness_env_init(&env);
-    char *argv[] = {"psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
-                    "-d", st->db_url, "-c", (char *)sql, NULL};
-    harness_run_req req = {.path = "psql", .argv = argv, .envp = env.ptrs,
-                           .out = out, .out_len = sizeof out};
+    char *argv[] = {"psql", "-X",       "-q", "-tA",       "-v", "ON_ERROR_STOP=1",
+                    "-d",   st->db_url, "-c", (char *)sql, NULL};
+    harness_run_req req = {
+        .path = "psql", .argv = argv, .envp = env.ptrs, .out = out, .out_len = sizeof out};
     if (harness_run(&req) != 0)
         return -1;
     out[strcspn(out, "\n")] = '\0';
@@ -684,8 +702,7 @@ int harness_http(int port, const char *method, const char *path, char *body, siz
             close(fd);
         return -1;
     }
-    int len = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", method,
-                       path);
+    int len = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", method, path);
     if (len < 0 || (size_t)len >= sizeof req || write(fd, req, (size_t)len) != len) {
         close(fd);
         return -1;

@@ -14,13 +14,13 @@
 #include "hodei/status.h"
 
 typedef struct {
-    char state_dir[512];     /* private folder under /tmp, removed by stop */
-    char db_url[512];        /* HODEI_DATABASE_URL */
-    char nats_url[256];      /* HODEI_NATS_URL */
+    char state_dir[512]; /* private folder under /tmp, removed by stop */
+    char db_url[512];    /* HODEI_DATABASE_URL */
+    char nats_url[256];  /* HODEI_NATS_URL */
     int pg_port;
     int nats_port;
-    char root[512];          /* HODEI_ROOT */
-    char bin[512];           /* HODEI_BIN */
+    char root[512]; /* HODEI_ROOT */
+    char bin[512];  /* HODEI_BIN */
 } harness_stack;
 
 /* Starts a fresh stack with migrations applied. Aborts the test (cr_fatal

@@ -20,11 +20,11 @@ typedef enum {
 
 typedef struct {
     harness_stack stack;
-    edge_handle edge;                     /* the job-api and a channel to it */
+    edge_handle edge; /* the job-api and a channel to it */
     harness_proc procs[CL_DAEMON_COUNT];
-    int health_port[CL_DAEMON_COUNT];     /* each daemon's health.listen */
-    const char *const *extra_env;         /* given to every daemon */
-    char workers_dir[600];                /* the process provider's state */
+    int health_port[CL_DAEMON_COUNT]; /* each daemon's health.listen */
+    const char *const *extra_env;     /* given to every daemon */
+    char workers_dir[600];            /* the process provider's state */
 } cluster;
 
 /* Starts the stack and every daemon. extra_env (NULL-ended, may be NULL)

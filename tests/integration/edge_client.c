@@ -76,8 +76,8 @@ hodei_grpc_code edge_call(edge_handle *e, const char *method, const ProtobufCMes
 }
 
 hodei_grpc_code edge_call_path(edge_handle *e, const char *path, const ProtobufCMessage *req,
-                               const ProtobufCMessageDescriptor *resp_desc,
-                               ProtobufCMessage **resp, char *msg, size_t msg_len)
+                               const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                               char *msg, size_t msg_len)
 {
     hodei_rpc_result res;
     hodei_err err;
@@ -108,9 +108,9 @@ void edge_queue_shell(edge_handle *e, const char *script, const char *idem_key, 
     req.idempotency_key = (char *)(idem_key ? idem_key : "");
     ProtobufCMessage *resp = NULL;
     char msg[512];
-    hodei_grpc_code code = edge_call(e, "QueueJob", &req.base,
-                                     &hodei__v1__queue_job_response__descriptor, &resp, msg,
-                                     sizeof msg);
+    hodei_grpc_code code =
+        edge_call(e, "QueueJob", &req.base, &hodei__v1__queue_job_response__descriptor, &resp, msg,
+                  sizeof msg);
     cr_assert_eq(code, HODEI_GRPC_OK, "QueueJob failed: %s", msg);
     Hodei__V1__QueueJobResponse *r = (Hodei__V1__QueueJobResponse *)resp;
     hodei_strlcpy(id_out, r->job_id, 37);

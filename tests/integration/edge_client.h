@@ -13,7 +13,7 @@
 typedef struct {
     harness_proc proc;
     int port;
-    int health_port;                  /* its health.listen (GET /readyz) */
+    int health_port; /* its health.listen (GET /readyz) */
     char target[64];
     hodei_rpc_channel *ch;
 } edge_handle;
@@ -38,8 +38,8 @@ hodei_grpc_code edge_call(edge_handle *e, const char *method, const ProtobufCMes
                           char *msg, size_t msg_len);
 /* The same for a full method path ("/hodei.v1.TemplateService/GetTemplate"). */
 hodei_grpc_code edge_call_path(edge_handle *e, const char *path, const ProtobufCMessage *req,
-                               const ProtobufCMessageDescriptor *resp_desc,
-                               ProtobufCMessage **resp, char *msg, size_t msg_len);
+                               const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                               char *msg, size_t msg_len);
 
 /* Queues `sh -c script` and returns the job id (asserts OK). */
 void edge_queue_shell(edge_handle *e, const char *script, const char *idem_key, char *id_out);

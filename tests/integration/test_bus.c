@@ -110,7 +110,8 @@ static hodei_bus *test_connect(void)
 {
     hodei_bus *bus = NULL;
     hodei_err err = {0};
-    hodei_status st = hodei_bus_connect(g_nats.url, "test-bus", TEST_CONNECT_TIMEOUT_MS, &bus, &err);
+    hodei_status st =
+        hodei_bus_connect(g_nats.url, "test-bus", TEST_CONNECT_TIMEOUT_MS, &bus, &err);
     cr_assert_eq(st, HODEI_OK, "connect: %s", err.msg);
     return bus;
 }
@@ -211,8 +212,8 @@ Test(bus, a_consumer_with_an_older_filter_is_refiltered_without_losing_messages)
     hodei_err err = {0};
     char got[8][64];
     cr_assert_eq(hodei_bus_ensure_streams(bus, &err), HODEI_OK, "%s", err.msg);
-    cr_assert_eq(hodei_bus_consumer_refilter(bus, HODEI_STREAM_EVENTS, "old", HODEI_SUBJ_PROVISION_ALL,
-                                             &err),
+    cr_assert_eq(hodei_bus_consumer_refilter(bus, HODEI_STREAM_EVENTS, "old",
+                                             HODEI_SUBJ_PROVISION_ALL, &err),
                  HODEI_ERR_NOT_FOUND, "a missing consumer: %s", err.msg);
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
@@ -225,9 +226,9 @@ Test(bus, a_consumer_with_an_older_filter_is_refiltered_without_losing_messages)
     so.Stream = HODEI_STREAM_EVENTS;
     so.Consumer = "old";
     natsSubscription *sub = NULL;
-    cr_assert_eq(js_PullSubscribe(&sub, hodei_bus_js(bus), HODEI_SUBJ_EVENTS_ALL, "old", NULL, &so,
-                                  NULL),
-                 NATS_OK);
+    cr_assert_eq(
+        js_PullSubscribe(&sub, hodei_bus_js(bus), HODEI_SUBJ_EVENTS_ALL, "old", NULL, &so, NULL),
+        NATS_OK);
     jsPubAck_Destroy(test_publish(bus, HODEI_SUBJ_WORKER_DESTROY, "r1"));
     cr_assert_eq(test_fetch_subjects(sub, got, 8), 1, "the old consumer takes r1");
     natsSubscription_Destroy(sub);
@@ -241,9 +242,9 @@ Test(bus, a_consumer_with_an_older_filter_is_refiltered_without_losing_messages)
                                              HODEI_SUBJ_PROVISION_ALL, &err),
                  HODEI_OK, "again: %s", err.msg);
     sub = NULL;
-    cr_assert_eq(js_PullSubscribe(&sub, hodei_bus_js(bus), HODEI_SUBJ_PROVISION_ALL, "old", NULL,
-                                  &so, NULL),
-                 NATS_OK);
+    cr_assert_eq(
+        js_PullSubscribe(&sub, hodei_bus_js(bus), HODEI_SUBJ_PROVISION_ALL, "old", NULL, &so, NULL),
+        NATS_OK);
     cr_assert_eq(test_fetch_subjects(sub, got, 8), 1,
                  "only r3: r1 was acknowledged, r2 is not the provisioner's");
     cr_expect_str_eq(got[0], HODEI_SUBJ_WORKER_DESTROY);
@@ -269,9 +270,9 @@ Test(bus, a_deliver_new_consumer_keeps_its_policy_when_refiltered)
     so.Config.AckPolicy = js_AckExplicit;
     so.Config.DeliverPolicy = js_DeliverNew;
     natsSubscription *sub = NULL;
-    cr_assert_eq(js_PullSubscribe(&sub, hodei_bus_js(bus), HODEI_SUBJ_EVENTS_ALL, "sched", NULL,
-                                  &so, NULL),
-                 NATS_OK);
+    cr_assert_eq(
+        js_PullSubscribe(&sub, hodei_bus_js(bus), HODEI_SUBJ_EVENTS_ALL, "sched", NULL, &so, NULL),
+        NATS_OK);
     natsSubscription_Destroy(sub);
     cr_assert_eq(hodei_bus_consumer_refilter(bus, HODEI_STREAM_EVENTS, "sched",
                                              HODEI_SUBJ_EVENTS_UNROUTED, &err),

@@ -37,9 +37,9 @@ TestSuite(cli_run, .init = setup, .fini = teardown, .timeout = 300);
 
 typedef struct {
     int rc;
-    char *out;          /* stdout, NUL-terminated; out_len bytes (may hold NULs) */
+    char *out; /* stdout, NUL-terminated; out_len bytes (may hold NULs) */
     size_t out_len;
-    char *err;          /* stderr, NUL-terminated */
+    char *err; /* stderr, NUL-terminated */
 } cli_result;
 
 static char *slurp(const char *path, size_t *len)
@@ -146,8 +146,8 @@ Test(cli_run, ctrl_c_cancels_the_job_and_exits_130)
 {
     char cmd[CMD_MAX];
     snprintf(cmd, sizeof cmd, "%s/hodei", C.stack.bin);
-    const char *argv[] = {cmd, "--server", C.edge.target, "run", "--", "sh", "-c",
-                          "echo started; sleep 60", NULL};
+    const char *argv[] = {
+        cmd, "--server", C.edge.target, "run", "--", "sh", "-c", "echo started; sleep 60", NULL};
     harness_proc p;
     harness_proc_start(&C.stack, &p, argv, NULL);
     cr_assert(harness_log_contains(&p, "started", WAIT_MS), "the job never ran; see %s",
@@ -168,9 +168,17 @@ Test(cli_run, edge_restart_resumes_without_repeating_a_line)
 {
     char cmd[CMD_MAX];
     snprintf(cmd, sizeof cmd, "%s/hodei", C.stack.bin);
-    const char *argv[] = {cmd, "--server", C.edge.target, "run", "-q", "--", "sh", "-c",
+    const char *argv[] = {cmd,
+                          "--server",
+                          C.edge.target,
+                          "run",
+                          "-q",
+                          "--",
+                          "sh",
+                          "-c",
                           "i=1; while [ $i -le 60 ]; do echo line $i; i=$((i+1)); sleep 0.1; "
-                          "done", NULL};
+                          "done",
+                          NULL};
     harness_proc p;
     harness_proc_start(&C.stack, &p, argv, NULL);
     cr_assert(harness_log_contains(&p, "line 10\n", WAIT_MS), "the job never ran; see %s",

@@ -21,13 +21,13 @@
 #include "harness.h"
 #include "hodei/time.h"
 
-#define T_DIR_MAX 128            /* the private folder under /tmp */
+#define T_DIR_MAX 128 /* the private folder under /tmp */
 #define T_PATH_MAX 512
 #define T_OUT_MAX 65536
 #define T_ENV_MAX 256
 #define T_CMD_MAX 2048
-#define T_START_WAIT_MS 30000    /* start-up under ASan on a busy machine */
-#define T_STOP_WAIT_MS 5000      /* a stop request must end the process promptly */
+#define T_START_WAIT_MS 30000 /* start-up under ASan on a busy machine */
+#define T_STOP_WAIT_MS 5000   /* a stop request must end the process promptly */
 #define T_EXIT_WAIT_MS 60000
 
 extern char **environ;
@@ -36,13 +36,13 @@ typedef struct {
     pid_t pid;
     char out_path[T_PATH_MAX];
     char err_path[T_PATH_MAX];
-    char out[T_OUT_MAX];         /* stdout then stderr, after child_read */
+    char out[T_OUT_MAX]; /* stdout then stderr, after child_read */
 } child;
 
 static char tmp_dir[T_DIR_MAX];
-static pid_t nats_pid;           /* a nats-server this test started, or 0 */
-static bool pg_running;          /* a PostgreSQL this test started under tmp_dir/pg */
-static pid_t daemon_pid;         /* the last daemon started, killed at teardown if alive */
+static pid_t nats_pid;   /* a nats-server this test started, or 0 */
+static bool pg_running;  /* a PostgreSQL this test started under tmp_dir/pg */
+static pid_t daemon_pid; /* the last daemon started, killed at teardown if alive */
 
 static void dir_setup(void)
 {
@@ -197,7 +197,8 @@ static int run_daemon(child *c, const char *const *args, const char *const *extr
 static bool port_accepts(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
     if (fd >= 0)
@@ -234,7 +235,8 @@ Test(daemon, bad_value_in_yaml_exits_2_naming_the_field)
     cr_assert_eq(run_daemon(&c, args, NULL), 2, "%s", c.out);
     snprintf(want, sizeof want,
              "test-daemon: configuration error: test.workers: 99 is above the maximum 16 "
-             "(from %s:3)\n", cfg_path);
+             "(from %s:3)\n",
+             cfg_path);
     cr_assert(strstr(c.out, want), "%s", c.out);
     cr_assert_null(strstr(c.out, "starting"), "%s", c.out);
 }
@@ -271,7 +273,8 @@ Test(daemon, missing_config_file_exits_2)
     const char *args[] = {"--config", "/nonexistent/hodei.yaml", NULL};
     cr_assert_eq(run_daemon(&c, args, NULL), 2, "%s", c.out);
     cr_assert(strstr(c.out, "test-daemon: configuration error: cannot open configuration file "
-                            "/nonexistent/hodei.yaml"), "%s", c.out);
+                            "/nonexistent/hodei.yaml"),
+              "%s", c.out);
 }
 
 Test(daemon, bad_env_value_exits_2_naming_the_variable)
@@ -280,7 +283,8 @@ Test(daemon, bad_env_value_exits_2_naming_the_variable)
     const char *env[] = {"HODEI_TEST_WORKERS=lots", NULL};
     cr_assert_eq(run_daemon(&c, NULL, env), 2, "%s", c.out);
     cr_assert(strstr(c.out, "test-daemon: configuration error: test.workers: 'lots' is not an "
-                            "integer (from HODEI_TEST_WORKERS)\n"), "%s", c.out);
+                            "integer (from HODEI_TEST_WORKERS)\n"),
+              "%s", c.out);
 }
 
 /* Starts the daemon with extra env and waits until run() is entered. */
@@ -354,12 +358,12 @@ Test(daemon, unreachable_database_exits_1_without_the_password)
     child c;
     char url[128], want[256];
     int port = harness_free_port();
-    snprintf(url, sizeof url, "HODEI_DATABASE_URL=postgresql://hodei:pw-zz-secret@127.0.0.1:%d/jobs",
-             port);
+    snprintf(url, sizeof url,
+             "HODEI_DATABASE_URL=postgresql://hodei:pw-zz-secret@127.0.0.1:%d/jobs", port);
     const char *env[] = {"TEST_DAEMON_NEEDS_DB=1", url, NULL};
     cr_assert_eq(run_daemon(&c, NULL, env), 1, "%s", c.out);
-    snprintf(want, sizeof want, "test-daemon: cannot reach the database at hodei@127.0.0.1:%d/jobs (",
-             port);
+    snprintf(want, sizeof want,
+             "test-daemon: cannot reach the database at hodei@127.0.0.1:%d/jobs (", port);
     cr_assert(strstr(c.out, want), "%s", c.out);
     cr_assert_null(strstr(c.out, "pw-zz-secret"), "%s", c.out);
     cr_assert_null(strstr(c.out, "starting"), "init must not run:\n%s", c.out);
@@ -371,8 +375,8 @@ Test(daemon, malformed_database_url_is_a_configuration_error)
     const char *env[] = {"TEST_DAEMON_NEEDS_DB=1",
                          "HODEI_DATABASE_URL=postgresql://u:pw-zz%zzsecret@h/d", NULL};
     cr_assert_eq(run_daemon(&c, NULL, env), 2, "%s", c.out);
-    cr_assert(strstr(c.out, "test-daemon: configuration error: database.url is not a valid"),
-              "%s", c.out);
+    cr_assert(strstr(c.out, "test-daemon: configuration error: database.url is not a valid"), "%s",
+              c.out);
     cr_assert_null(strstr(c.out, "secret"), "%s", c.out);
     const char *check[] = {"--check-config", NULL};
     cr_assert_eq(run_daemon(&c, check, env), 2, "%s", c.out);
@@ -387,7 +391,8 @@ Test(daemon, unreachable_nats_exits_1_without_credentials)
     snprintf(url, sizeof url, "HODEI_NATS_URL=nats://bob:nats-zz-pw@127.0.0.1:%d", port);
     const char *env[] = {"TEST_DAEMON_NEEDS_NATS=1", url, NULL};
     cr_assert_eq(run_daemon(&c, NULL, env), 1, "%s", c.out);
-    snprintf(want, sizeof want, "test-daemon: cannot reach NATS at nats://***@127.0.0.1:%d: ", port);
+    snprintf(want, sizeof want,
+             "test-daemon: cannot reach NATS at nats://***@127.0.0.1:%d: ", port);
     cr_assert(strstr(c.out, want), "%s", c.out);
     cr_assert_null(strstr(c.out, "nats-zz-pw"), "%s", c.out);
 }
@@ -485,8 +490,10 @@ static void pg_stop(void)
     char cmd[T_CMD_MAX];
     if (!pg_running)
         return;
-    snprintf(cmd, sizeof cmd, "%s" PG_BIN "/pg_ctl -D '%s/pg/data' -m immediate -w stop "
-             ">/dev/null 2>&1", pg_as_user(), tmp_dir);
+    snprintf(cmd, sizeof cmd,
+             "%s" PG_BIN "/pg_ctl -D '%s/pg/data' -m immediate -w stop "
+             ">/dev/null 2>&1",
+             pg_as_user(), tmp_dir);
     if (system(cmd) != 0)
         fprintf(stderr, "pg_ctl stop failed for %s/pg\n", tmp_dir);
     pg_running = false;

@@ -19,8 +19,14 @@
 
 static harness_stack stack;
 
-static void stack_up(void) { harness_stack_start(&stack); }
-static void stack_down(void) { harness_stack_stop(&stack); }
+static void stack_up(void)
+{
+    harness_stack_start(&stack);
+}
+static void stack_down(void)
+{
+    harness_stack_stop(&stack);
+}
 
 TestSuite(db, .init = stack_up, .fini = stack_down, .timeout = 120);
 TestSuite(db_offline, .timeout = 60);
@@ -47,8 +53,8 @@ static hodei_status outbox_insert(PGconn *c, const char *event_id, hodei_err *er
 /* ------------------------------------------------------------ migrations */
 
 static const char *const expected_tables[] = {
-    "jobs", "outbox", "workers", "providers", "bootstrap_tokens", "sagas",
-    "templates", "secrets", "audit_log", "api_keys", "schema_migrations",
+    "jobs",      "outbox",  "workers",   "providers", "bootstrap_tokens",  "sagas",
+    "templates", "secrets", "audit_log", "api_keys",  "schema_migrations",
 };
 
 Test(db, migrations_create_every_table)
@@ -206,8 +212,9 @@ Test(db, parameters_are_stored_literally)
                  HODEI_OK, "%s", err.msg);
     PGresult *r = NULL;
     const char *q[] = {id};
-    cr_assert_eq(hodei_db_exec(c, "SELECT name, encode(spec, 'hex'), idempotency_key"
-                                  " FROM jobs WHERE id = $1",
+    cr_assert_eq(hodei_db_exec(c,
+                               "SELECT name, encode(spec, 'hex'), idempotency_key"
+                               " FROM jobs WHERE id = $1",
                                1, q, &r, &err),
                  HODEI_OK, "%s", err.msg);
     cr_assert_eq(PQntuples(r), 1);
@@ -232,8 +239,9 @@ Test(db, sqlstates_map_to_statuses)
     cr_assert_not(hodei_db_status_broken(HODEI_ERR_EXISTS));
 
     const char *p[] = {id};
-    cr_assert_eq(hodei_db_exec(c, "INSERT INTO jobs (id, state, spec, timeout_ms)"
-                                  " VALUES ($1, 'BOGUS', '\\x', 1)",
+    cr_assert_eq(hodei_db_exec(c,
+                               "INSERT INTO jobs (id, state, spec, timeout_ms)"
+                               " VALUES ($1, 'BOGUS', '\\x', 1)",
                                1, p, NULL, &err),
                  HODEI_ERR_INVALID, "check violation: %s", err.msg);
     const char *bad[] = {"not-a-uuid"};
@@ -352,13 +360,14 @@ Test(db, outbox_insert_notifies_listener_on_commit_only)
     hodei_db_rollback(writer);
 
     const char *p[] = {b, c};
-    cr_assert_eq(hodei_db_exec(writer,
-                               "INSERT INTO outbox (event_id, subject, aggregate_type,"
-                               " aggregate_id, event_type, payload)"
-                               " SELECT e::uuid, 'hodei.evt.job.JobQueued', 'job', 'j', 'JobQueued',"
-                               " '\\x01' FROM unnest(ARRAY[$1, $2]) AS e",
-                               2, p, NULL, &err),
-                 HODEI_OK, "%s", err.msg);
+    cr_assert_eq(
+        hodei_db_exec(writer,
+                      "INSERT INTO outbox (event_id, subject, aggregate_type,"
+                      " aggregate_id, event_type, payload)"
+                      " SELECT e::uuid, 'hodei.evt.job.JobQueued', 'job', 'j', 'JobQueued',"
+                      " '\\x01' FROM unnest(ARRAY[$1, $2]) AS e",
+                      2, p, NULL, &err),
+        HODEI_OK, "%s", err.msg);
     /* Notifications arrive in commit order: the rolled-back insert would
      * have come before this one. */
     cr_assert_eq(notifications_wait(listener, TEST_NOTIFY_WAIT_MS), 1);

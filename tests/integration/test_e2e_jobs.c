@@ -2,12 +2,12 @@
  * workers real hodei-worker processes started by the process provider. */
 #include <criterion/criterion.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdbool.h>
 #include <sys/stat.h>
 
 #include "cluster.h"
@@ -132,10 +132,10 @@ Test(e2e, thousand_jobs_each_run_exactly_once_on_at_most_eight_workers, .timeout
     snprintf(script, sizeof script, "echo \"$HODEI_JOB_ID\" >> '%s'", file);
     for (int i = 0; i < N; i++)
         cluster_queue(&cl, script, 1, 0, ids[i]);
-    cr_assert(cluster_wait_sql(&cl, "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'", N,
-                               600000),
-              "all %d jobs succeed (%lld did)", N,
-              (long long)sqlf("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'"));
+    cr_assert(
+        cluster_wait_sql(&cl, "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'", N, 600000),
+        "all %d jobs succeed (%lld did)", N,
+        (long long)sqlf("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'"));
     live_sampler_stop(&ls);
     for (int i = 0; i < N; i++)
         cr_expect_eq(count_lines(file, ids[i]), 1, "job %s ran once", ids[i]);
@@ -158,9 +158,8 @@ Test(e2e, thousand_jobs_each_run_exactly_once_on_at_most_eight_workers, .timeout
     cr_expect_eq(metric(cl.health_port[CL_RELAY], "hodei_relay_active"), 1);
     cr_expect_geq(metric(cl.health_port[CL_RELAY], "hodei_outbox_published_total"), 2 * N);
     cr_expect_eq(metric(cl.health_port[CL_SUPERVISOR], "hodei_supervisor_active"), 1);
-    cr_expect(cluster_wait_sql(&cl,
-                               "SELECT count(*) FROM workers WHERE state NOT IN ('TERMINATED')",
-                               0, 30000),
+    cr_expect(cluster_wait_sql(
+                  &cl, "SELECT count(*) FROM workers WHERE state NOT IN ('TERMINATED')", 0, 30000),
               "no worker is left after the idle TTL");
     cluster_stop(&cl);
 }
@@ -202,9 +201,9 @@ Test(e2e, worker_killed_mid_job_the_job_succeeds_on_another_worker, .timeout = 3
     cluster_queue(&cl, "sleep 2; echo done", 2, 0, id);
     snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", id);
     cr_assert(cluster_wait_sql(&cl, q, 1, 60000), "the job starts");
-    harness_sh(&cl.stack, wid, sizeof wid,
-               "psql -qtA \"$HODEI_DATABASE_URL\" -c \"SELECT worker_id FROM jobs WHERE id = '%s'\"",
-               id);
+    harness_sh(
+        &cl.stack, wid, sizeof wid,
+        "psql -qtA \"$HODEI_DATABASE_URL\" -c \"SELECT worker_id FROM jobs WHERE id = '%s'\"", id);
     wid[strcspn(wid, "\n")] = '\0';
     pid_t pid = worker_pid(wid);
     cr_assert_gt(pid, 0, "the process provider recorded worker %s", wid);
@@ -232,9 +231,12 @@ Test(e2e, worker_killed_mid_job_the_job_succeeds_on_another_worker, .timeout = 3
 Test(e2e, a_warm_worker_gets_its_job_from_the_schedulers_hint_without_the_relay, .timeout = 300)
 {
     static const char *const env[] = {
-        "HODEI_SUPERVISOR_HEARTBEAT_TIMEOUT=3s", "HODEI_SUPERVISOR_TICK_INTERVAL=200ms",
-        "HODEI_LOG_LEVEL=info", "HODEI_WORKER_RESEND_INTERVAL=30s",
-        "HODEI_WORKER_HANDOFF=false", NULL,
+        "HODEI_SUPERVISOR_HEARTBEAT_TIMEOUT=3s",
+        "HODEI_SUPERVISOR_TICK_INTERVAL=200ms",
+        "HODEI_LOG_LEVEL=info",
+        "HODEI_WORKER_RESEND_INTERVAL=30s",
+        "HODEI_WORKER_HANDOFF=false",
+        NULL,
     };
     char id[37], state[32];
     cluster_start(&cl, env);
@@ -242,8 +244,8 @@ Test(e2e, a_warm_worker_gets_its_job_from_the_schedulers_hint_without_the_relay,
     cluster_queue(&cl, "true", 1, 0, id);
     cr_assert(cluster_wait_job(&cl, id, 60000, state, sizeof state), "the warm-up job ends");
     cr_assert_str_eq(state, "SUCCEEDED");
-    cr_assert(cluster_wait_sql(&cl, "SELECT count(*) FROM workers WHERE state = 'READY'", 1,
-                               10000));
+    cr_assert(
+        cluster_wait_sql(&cl, "SELECT count(*) FROM workers WHERE state = 'READY'", 1, 10000));
 
     harness_proc_stop(&cl.procs[CL_RELAY], SIGTERM, 10000);
     cluster_queue(&cl, "echo hinted", 1, 0, id);
@@ -257,9 +259,9 @@ Test(e2e, a_warm_worker_gets_its_job_from_the_schedulers_hint_without_the_relay,
                       id),
                  1, "its JobAssigned event waits for the relay");
     cluster_kill_restart(&cl, CL_RELAY);
-    cr_expect(cluster_wait_sql(&cl, "SELECT count(*) FROM outbox WHERE published_at IS NULL", 0,
-                               20000),
-              "the restarted relay publishes what waited");
+    cr_expect(
+        cluster_wait_sql(&cl, "SELECT count(*) FROM outbox WHERE published_at IS NULL", 0, 20000),
+        "the restarted relay publishes what waited");
     cluster_stop(&cl);
 }
 
@@ -318,11 +320,21 @@ Test(e2e, every_daemon_killed_twice_while_jobs_run_loses_and_doubles_nothing, .t
         if (i % 50 == 25) {
             int round = i / 50;
             switch (round % 5) {
-            case 0: cluster_kill_restart(&cl, CL_SCHEDULER); break;
-            case 1: cluster_kill_restart(&cl, CL_PROVISIONER); break;
-            case 2: cluster_kill_restart(&cl, CL_SUPERVISOR); break;
-            case 3: cluster_kill_restart(&cl, CL_RELAY); break;
-            default: cluster_kill_restart_edge(&cl); break;
+            case 0:
+                cluster_kill_restart(&cl, CL_SCHEDULER);
+                break;
+            case 1:
+                cluster_kill_restart(&cl, CL_PROVISIONER);
+                break;
+            case 2:
+                cluster_kill_restart(&cl, CL_SUPERVISOR);
+                break;
+            case 3:
+                cluster_kill_restart(&cl, CL_RELAY);
+                break;
+            default:
+                cluster_kill_restart_edge(&cl);
+                break;
             }
         }
     }
@@ -392,7 +404,7 @@ Test(e2e, an_edge_away_past_the_heartbeat_timeout_loses_no_worker_and_runs_nothi
     char id[37], file[700];
     away_start(6, id, file);
     cluster_kill_edge(&cl);
-    hodei_sleep_ms(5000);  /* heartbeat timeout 3 s */
+    hodei_sleep_ms(5000); /* heartbeat timeout 3 s */
     cr_expect_eq(sqlf("SELECT count(*) FROM workers WHERE state = 'LOST'"), 0,
                  "no worker is LOST while no edge is there");
     cluster_start_edge(&cl);
@@ -411,10 +423,10 @@ Test(e2e, postgres_away_past_the_heartbeat_timeout_loses_no_worker_and_runs_noth
     char id[37], file[700];
     away_start(2, id, file);
     harness_pg_stop(&cl.stack);
-    hodei_sleep_ms(5000);  /* heartbeat timeout 3 s; the job ends meanwhile */
+    hodei_sleep_ms(5000); /* heartbeat timeout 3 s; the job ends meanwhile */
     harness_pg_start(&cl.stack);
     away_check(id, file);
-    hodei_sleep_ms(4000);  /* past another heartbeat timeout, with PostgreSQL back */
+    hodei_sleep_ms(4000); /* past another heartbeat timeout, with PostgreSQL back */
     cr_expect_eq(sqlf("SELECT count(*) FROM workers WHERE state = 'LOST'"), 0,
                  "no worker LOST later either");
     cr_expect_eq(count_lines(file, id), 1, "the command ran once, later too");
@@ -424,9 +436,10 @@ Test(e2e, postgres_away_past_the_heartbeat_timeout_loses_no_worker_and_runs_noth
 /* Each daemon's health port, for the readiness test. */
 static int readyz_ports(int *ports, const char **names)
 {
-    static const char *const daemon_names[CL_DAEMON_COUNT] = {
-        [CL_RELAY] = "outbox-relay", [CL_SCHEDULER] = "scheduler",
-        [CL_PROVISIONER] = "provisioner", [CL_SUPERVISOR] = "supervisor"};
+    static const char *const daemon_names[CL_DAEMON_COUNT] = {[CL_RELAY] = "outbox-relay",
+                                                              [CL_SCHEDULER] = "scheduler",
+                                                              [CL_PROVISIONER] = "provisioner",
+                                                              [CL_SUPERVISOR] = "supervisor"};
     for (int d = 0; d < CL_DAEMON_COUNT; d++) {
         ports[d] = cl.health_port[d];
         names[d] = daemon_names[d];
@@ -446,9 +459,9 @@ Test(e2e, every_daemon_is_ready_and_names_the_database_while_postgresql_is_down,
     int n = readyz_ports(ports, names);
 
     for (int i = 0; i < n; i++)
-        cr_assert(harness_http_wait(ports[i], "/readyz", 200, "database: up\n", 60000, body,
-                                    sizeof body),
-                  "%s ready with the database up: %s", names[i], body);
+        cr_assert(
+            harness_http_wait(ports[i], "/readyz", 200, "database: up\n", 60000, body, sizeof body),
+            "%s ready with the database up: %s", names[i], body);
     harness_pg_stop(&cl.stack);
     for (int i = 0; i < n; i++) {
         cr_assert(harness_http_wait(ports[i], "/readyz", 503, "database: down (", 60000, body,
@@ -472,10 +485,10 @@ Test(e2e, every_daemon_is_ready_and_names_the_database_while_postgresql_is_down,
 typedef struct {
     cluster *c;
     const char *job;
-    int64_t lines;        /* lines received: 1..N in order, then the secrets line */
-    int64_t bad;          /* out of order, repeated or malformed */
-    int64_t leaks;        /* lines holding the secret's value */
-    bool redacted_seen;   /* the job's echo of its stdin came back redacted */
+    int64_t lines;      /* lines received: 1..N in order, then the secrets line */
+    int64_t bad;        /* out of order, repeated or malformed */
+    int64_t leaks;      /* lines holding the secret's value */
+    bool redacted_seen; /* the job's echo of its stdin came back redacted */
     Hodei__V1__JobState final_state;
     char error[600];
 } follower;
@@ -488,9 +501,8 @@ static void *follow_main(void *arg)
     req.job_id = (char *)f->job;
     hodei_rpc_stream *st = NULL;
     hodei_err err;
-    if (hodei_rpc_stream_open(f->c->edge.ch, "/hodei.v1.LogStreamService/SubscribeLogs",
-                              &req.base, &hodei__v1__log_chunk__descriptor, 300000, &st,
-                              &err) != HODEI_OK) {
+    if (hodei_rpc_stream_open(f->c->edge.ch, "/hodei.v1.LogStreamService/SubscribeLogs", &req.base,
+                              &hodei__v1__log_chunk__descriptor, 300000, &st, &err) != HODEI_OK) {
         snprintf(f->error, sizeof f->error, "open: %s", err.msg);
         return NULL;
     }
@@ -568,8 +580,7 @@ static void queue_with_secret(cluster *c, const char *secret, char *id_out)
     protobuf_c_message_free_unpacked(resp, NULL);
 }
 
-Test(e2e, two_hundred_thousand_lines_reach_early_and_late_followers_once_in_order,
-     .timeout = 600)
+Test(e2e, two_hundred_thousand_lines_reach_early_and_late_followers_once_in_order, .timeout = 600)
 {
     enum { LINES = 200000 };
     static const char *const env[] = {
@@ -583,10 +594,10 @@ Test(e2e, two_hundred_thousand_lines_reach_early_and_late_followers_once_in_orde
     queue_with_secret(&cl, "db-pass", id);
     follower early = {.c = &cl, .job = id}, late = {.c = &cl, .job = id};
     pthread_t t;
-    pthread_create(&t, NULL, follow_main, &early);   /* before the job starts */
+    pthread_create(&t, NULL, follow_main, &early); /* before the job starts */
     cr_assert(cluster_wait_job(&cl, id, 300000, state, sizeof state));
     cr_assert_str_eq(state, "SUCCEEDED");
-    follow_main(&late);                                /* after it ended */
+    follow_main(&late); /* after it ended */
     pthread_join(t, NULL);
     cr_expect_str_eq(early.error, "");
     cr_expect_str_eq(late.error, "");

@@ -128,7 +128,8 @@ Test(e2e_secrets, value_reaches_the_job_and_nothing_else, .timeout = 600)
     cr_assert(cluster_wait_job(&cl, missing, JOB_WAIT_MS, state, sizeof state), "job did not end");
     cr_assert_str_eq(state, "FAILED");
     cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s'"
-                      " AND error = 'secret nosuch not found'", missing),
+                      " AND error = 'secret nosuch not found'",
+                      missing),
                  1);
 
     cr_assert_eq(sqlf("SELECT count(*) FROM outbox"
@@ -141,8 +142,7 @@ Test(e2e_secrets, value_reaches_the_job_and_nothing_else, .timeout = 600)
                  0, "the value is stored in clear");
     char grep_out[OUT_MAX] = "";
     harness_sh(&cl.stack, grep_out, sizeof grep_out,
-               "grep -rlF --include='*.log' '%s' '%s' || true", SECRET_VALUE,
-               cl.stack.state_dir);
+               "grep -rlF --include='*.log' '%s' '%s' || true", SECRET_VALUE, cl.stack.state_dir);
     cr_assert_str_eq(grep_out, "", "daemon logs holding the value: %s", grep_out);
     cluster_stop(&cl);
 }
@@ -159,7 +159,8 @@ Test(e2e_secrets, no_master_key_fails_the_job, .timeout = 600)
     cr_assert(cluster_wait_job(&cl, id, JOB_WAIT_MS, state, sizeof state), "job did not end");
     cr_assert_str_eq(state, "FAILED");
     cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s'"
-                      " AND error = 'secrets.master_key is not set'", id),
+                      " AND error = 'secrets.master_key is not set'",
+                      id),
                  1);
     cluster_stop(&cl);
 }

@@ -67,7 +67,7 @@ static bool all_gone(const char *dir, const pid_t *pids, int n)
 
 typedef struct {
     char dir[512];
-    pid_t pids[3];                      /* nats, postgres, product process */
+    pid_t pids[3]; /* nats, postgres, product process */
 } stack_seen;
 
 static void stack_observe(harness_stack *st, harness_proc *p, stack_seen *seen)
@@ -91,7 +91,7 @@ Test(harness, stop_leaves_nothing_and_is_idempotent)
     cr_assert_eq(harness_sql_i64(&st, "SELECT 40 + 2"), 42);
     harness_stack_stop(&st);
     cr_assert(all_gone(seen.dir, seen.pids, 3), "something of %s survived stop", seen.dir);
-    harness_stack_stop(&st);            /* second stop: harmless */
+    harness_stack_stop(&st); /* second stop: harmless */
     cr_assert_not(harness_proc_alive(&p));
 }
 
@@ -126,7 +126,7 @@ Test(harness, crashed_test_leaves_nothing)
     cr_assert_eq(pipe(fds), 0);
     pid_t child = fork();
     cr_assert_geq(child, 0);
-    if (child == 0) {                   /* a test that dies midway */
+    if (child == 0) { /* a test that dies midway */
         close(fds[0]);
         harness_stack st;
         harness_proc p;

@@ -14,9 +14,15 @@
 static harness_stack stack;
 static edge_handle edge;
 
-static void setup(void) { edge_stack_start(&stack, &edge, NULL); }
+static void setup(void)
+{
+    edge_stack_start(&stack, &edge, NULL);
+}
 
-static void teardown(void) { edge_stack_stop(&stack, &edge); }
+static void teardown(void)
+{
+    edge_stack_stop(&stack, &edge);
+}
 
 TestSuite(job_api, .init = setup, .fini = teardown, .timeout = 180);
 
@@ -38,8 +44,7 @@ static Hodei__V1__Job *get_job(const char *id)
     ProtobufCMessage *resp = NULL;
     char msg[512];
     cr_assert_eq(edge_call(&edge, "GetJobStatus", &req.base,
-                           &hodei__v1__get_job_status_response__descriptor, &resp, msg,
-                           sizeof msg),
+                           &hodei__v1__get_job_status_response__descriptor, &resp, msg, sizeof msg),
                  HODEI_GRPC_OK, "GetJobStatus: %s", msg);
     Hodei__V1__GetJobStatusResponse *r = (Hodei__V1__GetJobStatusResponse *)resp;
     Hodei__V1__Job *job = r->job;

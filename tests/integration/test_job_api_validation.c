@@ -13,9 +13,15 @@
 static harness_stack stack;
 static edge_handle edge;
 
-static void setup(void) { edge_stack_start(&stack, &edge, NULL); }
+static void setup(void)
+{
+    edge_stack_start(&stack, &edge, NULL);
+}
 
-static void teardown(void) { edge_stack_stop(&stack, &edge); }
+static void teardown(void)
+{
+    edge_stack_stop(&stack, &edge);
+}
 
 /* A valid request, in static storage each mutator may change. */
 typedef struct {
@@ -60,94 +66,212 @@ static void fixture_build(void)
 typedef struct {
     const char *name;
     void (*mutate)(void);
-    const char *field;   /* must appear in the error message */
+    const char *field; /* must appear in the error message */
 } bad_case;
 
-static void m_no_spec(void) { fx.req.spec = NULL; }
-static void m_no_payload(void) { fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD__NOT_SET; fx.spec.command = NULL; }
-static void m_empty_command(void) { fx.cmd.command = ""; }
-static void m_long_command(void) { memset(fx.big, 'a', 5000); fx.big[5000] = 0; fx.cmd.command = fx.big; }
-static void m_long_arg(void) { memset(fx.big, 'a', 70000); fx.big[70000] = 0; fx.args[0] = fx.big; }
+static void m_no_spec(void)
+{
+    fx.req.spec = NULL;
+}
+static void m_no_payload(void)
+{
+    fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD__NOT_SET;
+    fx.spec.command = NULL;
+}
+static void m_empty_command(void)
+{
+    fx.cmd.command = "";
+}
+static void m_long_command(void)
+{
+    memset(fx.big, 'a', 5000);
+    fx.big[5000] = 0;
+    fx.cmd.command = fx.big;
+}
+static void m_long_arg(void)
+{
+    memset(fx.big, 'a', 70000);
+    fx.big[70000] = 0;
+    fx.args[0] = fx.big;
+}
 static void m_many_args(void)
 {
     static char *many[1100];
-    for (int i = 0; i < 1100; i++) many[i] = "x";
-    fx.cmd.n_args = 1100; fx.cmd.args = many;
+    for (int i = 0; i < 1100; i++)
+        many[i] = "x";
+    fx.cmd.n_args = 1100;
+    fx.cmd.args = many;
 }
 static void m_script_no_interp(void)
 {
-    fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_SCRIPT; fx.spec.script = &fx.script;
-    fx.script.interpreter = ""; fx.script.content = "echo hi";
+    fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_SCRIPT;
+    fx.spec.script = &fx.script;
+    fx.script.interpreter = "";
+    fx.script.content = "echo hi";
 }
 static void m_script_empty(void)
 {
-    fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_SCRIPT; fx.spec.script = &fx.script;
-    fx.script.interpreter = "/bin/sh"; fx.script.content = "";
+    fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_SCRIPT;
+    fx.spec.script = &fx.script;
+    fx.script.interpreter = "/bin/sh";
+    fx.script.content = "";
 }
-static void m_long_name(void) { memset(fx.big, 'n', 300); fx.big[300] = 0; fx.spec.name = fx.big; }
-static void m_bad_utf8_name(void) { fx.spec.name = "bad\xc3"; }
+static void m_long_name(void)
+{
+    memset(fx.big, 'n', 300);
+    fx.big[300] = 0;
+    fx.spec.name = fx.big;
+}
+static void m_bad_utf8_name(void)
+{
+    fx.spec.name = "bad\xc3";
+}
 static void m_env_name(void)
 {
     hodei__v1__job_spec__env_entry__init(&fx.env[0]);
-    fx.env[0].key = "1BAD"; fx.env[0].value = "v";
-    fx.envp[0] = &fx.env[0]; fx.spec.n_env = 1; fx.spec.env = fx.envp;
+    fx.env[0].key = "1BAD";
+    fx.env[0].value = "v";
+    fx.envp[0] = &fx.env[0];
+    fx.spec.n_env = 1;
+    fx.spec.env = fx.envp;
 }
 static void m_env_dup(void)
 {
     for (int i = 0; i < 2; i++) {
         hodei__v1__job_spec__env_entry__init(&fx.env[i]);
-        fx.env[i].key = "HOME"; fx.env[i].value = "v"; fx.envp[i] = &fx.env[i];
+        fx.env[i].key = "HOME";
+        fx.env[i].value = "v";
+        fx.envp[i] = &fx.env[i];
     }
-    fx.spec.n_env = 2; fx.spec.env = fx.envp;
+    fx.spec.n_env = 2;
+    fx.spec.env = fx.envp;
 }
-static void m_cpu_negative(void) { fx.res.cpu_cores = -1; }
-static void m_cpu_nan(void) { fx.res.cpu_cores = NAN; }
-static void m_memory_negative(void) { fx.res.memory_bytes = -5; }
-static void m_gpu(void) { fx.res.gpu_count = 65; }
-static void m_arch(void) { fx.res.architecture = "sparc"; }
-static void m_timeout_short(void) { fx.spec.timeout_ms = 10; }
-static void m_timeout_long(void) { fx.spec.timeout_ms = 604800001; }
+static void m_cpu_negative(void)
+{
+    fx.res.cpu_cores = -1;
+}
+static void m_cpu_nan(void)
+{
+    fx.res.cpu_cores = NAN;
+}
+static void m_memory_negative(void)
+{
+    fx.res.memory_bytes = -5;
+}
+static void m_gpu(void)
+{
+    fx.res.gpu_count = 65;
+}
+static void m_arch(void)
+{
+    fx.res.architecture = "sparc";
+}
+static void m_timeout_short(void)
+{
+    fx.spec.timeout_ms = 10;
+}
+static void m_timeout_long(void)
+{
+    fx.spec.timeout_ms = 604800001;
+}
 static void m_label_key(void)
 {
     hodei__v1__job_spec__labels_entry__init(&fx.label);
-    fx.label.key = "bad key!"; fx.label.value = "v";
-    fx.labelp[0] = &fx.label; fx.spec.n_labels = 1; fx.spec.labels = fx.labelp;
+    fx.label.key = "bad key!";
+    fx.label.value = "v";
+    fx.labelp[0] = &fx.label;
+    fx.spec.n_labels = 1;
+    fx.spec.labels = fx.labelp;
 }
 static void m_constraint_value(void)
 {
     hodei__v1__job_spec__constraints_entry__init(&fx.cons);
-    memset(fx.big, 'v', 300); fx.big[300] = 0;
-    fx.cons.key = "zone"; fx.cons.value = fx.big;
-    fx.consp[0] = &fx.cons; fx.spec.n_constraints = 1; fx.spec.constraints = fx.consp;
+    memset(fx.big, 'v', 300);
+    fx.big[300] = 0;
+    fx.cons.key = "zone";
+    fx.cons.value = fx.big;
+    fx.consp[0] = &fx.cons;
+    fx.spec.n_constraints = 1;
+    fx.spec.constraints = fx.consp;
 }
 static void m_artifact_source(void)
 {
     hodei__v1__artifact__init(&fx.art);
-    fx.art.source = ""; fx.art.destination = "/tmp/x";
-    fx.artp[0] = &fx.art; fx.spec.n_inputs = 1; fx.spec.inputs = fx.artp;
+    fx.art.source = "";
+    fx.art.destination = "/tmp/x";
+    fx.artp[0] = &fx.art;
+    fx.spec.n_inputs = 1;
+    fx.spec.inputs = fx.artp;
 }
 static void m_artifact_dest(void)
 {
     hodei__v1__artifact__init(&fx.art);
-    fx.art.source = "s3://b/k"; fx.art.destination = "";
-    fx.artp[0] = &fx.art; fx.spec.n_outputs = 1; fx.spec.outputs = fx.artp;
+    fx.art.source = "s3://b/k";
+    fx.art.destination = "";
+    fx.artp[0] = &fx.art;
+    fx.spec.n_outputs = 1;
+    fx.spec.outputs = fx.artp;
 }
-static void m_priority_high(void) { fx.spec.priority = 5000; }
-static void m_priority_low(void) { fx.spec.priority = -1001; }
-static void m_attempts(void) { fx.spec.max_attempts = 101; }
-static void m_attempts_negative(void) { fx.spec.max_attempts = -1; }
-static void m_provider(void) { fx.spec.provider = "Bad_Provider"; }
-static void m_image(void) { memset(fx.big, 'i', 600); fx.big[600] = 0; fx.spec.image = fx.big; }
-static void m_secret_name(void) { fx.secrets[0] = "bad secret"; fx.spec.n_secret_refs = 1; fx.spec.secret_refs = fx.secrets; }
-static void m_secret_dup(void) { fx.secrets[0] = fx.secrets[1] = "db-pass"; fx.spec.n_secret_refs = 2; fx.spec.secret_refs = fx.secrets; }
-static void m_workdir(void) { fx.spec.working_dir = "relative/dir"; }
-static void m_idem_space(void) { fx.req.idempotency_key = "has space"; }
-static void m_idem_long(void) { memset(fx.big, 'k', 200); fx.big[200] = 0; fx.req.idempotency_key = fx.big; }
+static void m_priority_high(void)
+{
+    fx.spec.priority = 5000;
+}
+static void m_priority_low(void)
+{
+    fx.spec.priority = -1001;
+}
+static void m_attempts(void)
+{
+    fx.spec.max_attempts = 101;
+}
+static void m_attempts_negative(void)
+{
+    fx.spec.max_attempts = -1;
+}
+static void m_provider(void)
+{
+    fx.spec.provider = "Bad_Provider";
+}
+static void m_image(void)
+{
+    memset(fx.big, 'i', 600);
+    fx.big[600] = 0;
+    fx.spec.image = fx.big;
+}
+static void m_secret_name(void)
+{
+    fx.secrets[0] = "bad secret";
+    fx.spec.n_secret_refs = 1;
+    fx.spec.secret_refs = fx.secrets;
+}
+static void m_secret_dup(void)
+{
+    fx.secrets[0] = fx.secrets[1] = "db-pass";
+    fx.spec.n_secret_refs = 2;
+    fx.spec.secret_refs = fx.secrets;
+}
+static void m_workdir(void)
+{
+    fx.spec.working_dir = "relative/dir";
+}
+static void m_idem_space(void)
+{
+    fx.req.idempotency_key = "has space";
+}
+static void m_idem_long(void)
+{
+    memset(fx.big, 'k', 200);
+    fx.big[200] = 0;
+    fx.req.idempotency_key = fx.big;
+}
 static void m_spec_too_big(void)
 {
-    fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_SCRIPT; fx.spec.script = &fx.script;
-    memset(fx.big, 'e', 1024 * 1024 + 10); fx.big[1024 * 1024 + 10] = 0;
-    fx.script.interpreter = "/bin/sh"; fx.script.content = fx.big;
+    fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_SCRIPT;
+    fx.spec.script = &fx.script;
+    memset(fx.big, 'e', 1024 * 1024 + 10);
+    fx.big[1024 * 1024 + 10] = 0;
+    fx.script.interpreter = "/bin/sh";
+    fx.script.content = fx.big;
 }
 
 static const bad_case cases[] = {
@@ -188,16 +312,16 @@ static const bad_case cases[] = {
     {"spec over 1 MiB", m_spec_too_big, "spec"},
 };
 
-Test(validation, every_rule_refused_naming_the_field_and_nothing_written,
-     .init = setup, .fini = teardown, .timeout = 180)
+Test(validation, every_rule_refused_naming_the_field_and_nothing_written, .init = setup,
+     .fini = teardown, .timeout = 180)
 {
     char msg[512];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fixture_build();
         cases[i].mutate();
-        hodei_grpc_code code = edge_call(&edge, "QueueJob", &fx.req.base,
-                                         &hodei__v1__queue_job_response__descriptor, NULL, msg,
-                                         sizeof msg);
+        hodei_grpc_code code =
+            edge_call(&edge, "QueueJob", &fx.req.base, &hodei__v1__queue_job_response__descriptor,
+                      NULL, msg, sizeof msg);
         cr_expect_eq(code, HODEI_GRPC_INVALID_ARGUMENT, "%s: code %d (%s)", cases[i].name,
                      (int)code, msg);
         cr_expect(strstr(msg, cases[i].field) != NULL, "%s: message '%s' does not name %s",

@@ -31,19 +31,19 @@
 #include "hodei/util.h"
 #include "hodei/v1/provider.pb-c.h"
 
-#define T_WAIT_MS        20000      /* generous: ASan build, 2 cores */
-#define T_POLL_MS        50
-#define T_PROCS_MAX      4
-#define T_TEXT_MAX       4096
-#define T_EDGE_ADDR      "127.0.0.1:59999"
+#define T_WAIT_MS 20000 /* generous: ASan build, 2 cores */
+#define T_POLL_MS 50
+#define T_PROCS_MAX 4
+#define T_TEXT_MAX 4096
+#define T_EDGE_ADDR "127.0.0.1:59999"
 
 static harness_stack g_st;
 static harness_proc g_relay;
 static harness_proc g_provs[T_PROCS_MAX];
 static int g_n_provs;
 static PGconn *g_db;
-static char g_fake[700];            /* the stand-in's folder */
-static char g_script[800];          /* <fake>/hodei-worker */
+static char g_fake[700];   /* the stand-in's folder */
+static char g_script[800]; /* <fake>/hodei-worker */
 
 /* ------------------------------------------------------------ stand-in */
 
@@ -319,8 +319,7 @@ static void t_register(const char *id)
     t_exec("UPDATE bootstrap_tokens SET used_at = now() WHERE worker_id = $1"
            " AND used_at IS NULL AND revoked_at IS NULL",
            1, params, NULL);
-    t_exec("UPDATE workers SET state = 'READY', idle_since = now() WHERE id = $1", 1, params,
-           NULL);
+    t_exec("UPDATE workers SET state = 'READY', idle_since = now() WHERE id = $1", 1, params, NULL);
 }
 
 /* ------------------------------------------------------------ processes */
@@ -334,7 +333,10 @@ static harness_proc *t_prov_start_with(const char *instance, const char *ttl, co
     snprintf(env_inst, sizeof env_inst, "HODEI_INSTANCE_ID=%s", instance);
     snprintf(env_ttl, sizeof env_ttl, "HODEI_PROVISIONER_TOKEN_TTL=%s", ttl);
     snprintf(env_edge, sizeof env_edge, "HODEI_PROVISIONER_EDGE_ADDRESS=%s", edge);
-    const char *env[] = {env_bin, env_inst, env_ttl, env_edge,
+    const char *env[] = {env_bin,
+                         env_inst,
+                         env_ttl,
+                         env_edge,
                          "HODEI_PROVISIONER_RECONCILE_INTERVAL=500ms",
                          "HODEI_PROVISIONER_SAGA_LEASE=2s",
                          "HODEI_PROVISIONER_DESTROY_GRACE=1s",
@@ -422,8 +424,9 @@ Test(provisioner, provisions_then_compensates_when_registration_never_comes)
     int64_t t0 = hodei_mono_ms();
     t_provision(id);
     t_env_wait(id, env, sizeof env);
-    fprintf(stderr, "cold start: ProvisionRequested committed -> worker process running: %" PRId64
-                    " ms\n", hodei_mono_ms() - t0);
+    fprintf(stderr,
+            "cold start: ProvisionRequested committed -> worker process running: %" PRId64 " ms\n",
+            hodei_mono_ms() - t0);
     t_check_env(id, env, otp);
     pid_t pid = t_env_pid(env, "PID");
 
@@ -432,7 +435,8 @@ Test(provisioner, provisions_then_compensates_when_registration_never_comes)
              "SELECT count(*) FROM bootstrap_tokens WHERE worker_id = $1 AND provider = 'process'"
              " AND token_hash = sha256(convert_to('%s', 'UTF8')) AND revoked_at IS NULL"
              " AND used_at IS NULL AND expires_at > now()"
-             " AND expires_at < now() + interval '4 seconds'", otp);
+             " AND expires_at < now() + interval '4 seconds'",
+             otp);
     cr_assert_eq(t_i64(sql, id), 1, "the token's SHA-256 is stored with a 3 s expiry");
     t_worker_state_wait(id, "CONNECTING");
     char ref[128], want[64];
@@ -447,10 +451,14 @@ Test(provisioner, provisions_then_compensates_when_registration_never_comes)
     /* no registration within the TTL: compensated */
     t_saga_wait(id, "COMPENSATED/done");
     cr_assert_eq(t_i64("SELECT count(*) FROM bootstrap_tokens WHERE worker_id = $1"
-                       " AND revoked_at IS NULL", id), 0, "every token revoked");
+                       " AND revoked_at IS NULL",
+                       id),
+                 0, "every token revoked");
     t_worker_state_wait(id, "TERMINATED");
     cr_assert_eq(t_i64("SELECT count(*) FROM outbox WHERE aggregate_id = $1"
-                       " AND event_type = 'ProvisionFailed'", id), 1);
+                       " AND event_type = 'ProvisionFailed'",
+                       id),
+                 1);
     cr_assert(t_pid_gone_within(pid, 5000), "worker process %d is gone", (int)pid);
     cr_assert(t_file_gone_within(pidfile, 5000), "%s removed", pidfile);
     cr_assert(!harness_log_contains(p, otp, 0), "the token appears in the provisioner's log");
@@ -480,15 +488,14 @@ Test(provisioner, redelivered_request_starts_nothing_twice_and_registration_succ
     int64_t t0 = hodei_mono_ms();
     t_register(id);
     t_saga_wait(id, "SUCCEEDED/done");
-    fprintf(stderr, "registration seen -> saga SUCCEEDED: %" PRId64 " ms\n",
-            hodei_mono_ms() - t0);
+    fprintf(stderr, "registration seen -> saga SUCCEEDED: %" PRId64 " ms\n", hodei_mono_ms() - t0);
     t_prov_stop(p);
     cr_assert(t_pid_alive(pid), "workers outlive a provisioner's clean stop");
 }
 
 Test(provisioner, killed_after_starting_a_worker_restarts_and_adopts_it)
 {
-    t_marker("kill-parent");                 /* the stand-in SIGKILLs the provisioner */
+    t_marker("kill-parent"); /* the stand-in SIGKILLs the provisioner */
     harness_proc *a = t_prov_start("prov-a", "30s");
     char id[HODEI_ID_BUF], env[T_TEXT_MAX], want[64], ref[128];
     t_provision(id);
@@ -506,7 +513,7 @@ Test(provisioner, killed_after_starting_a_worker_restarts_and_adopts_it)
     snprintf(want, sizeof want, "%d:", (int)pid);
     cr_assert(strncmp(ref, want, strlen(want)) == 0, "provider_ref '%s' is the first worker %d",
               ref, (int)pid);
-    hodei_sleep_ms(1000);                    /* two reconcile rounds too */
+    hodei_sleep_ms(1000); /* two reconcile rounds too */
     cr_assert_eq(t_starts(), 1, "the restarted provisioner started no second worker");
     cr_assert(t_pid_alive(pid));
     t_register(id);
@@ -530,7 +537,7 @@ static void t_make_busy(const char *id, char job_id[HODEI_ID_BUF])
 
 Test(provisioner, destroy_request_kills_the_session_and_terminates_a_busy_worker)
 {
-    t_marker("ignore-term");                 /* SIGTERM is ignored: SIGKILL after the grace */
+    t_marker("ignore-term"); /* SIGTERM is ignored: SIGKILL after the grace */
     harness_proc *p = t_prov_start("prov-a", "30s");
     char id[HODEI_ID_BUF], job[HODEI_ID_BUF], env[T_TEXT_MAX], pidfile[900];
     t_provision(id);
@@ -547,8 +554,7 @@ Test(provisioner, destroy_request_kills_the_session_and_terminates_a_busy_worker
     t_tx_commit();
     t_worker_state_wait(id, "TERMINATED");
     cr_assert(!t_pid_alive(pid), "worker %d killed", (int)pid);
-    cr_assert(t_pid_gone_within(child, 5000), "its session's other process %d killed",
-              (int)child);
+    cr_assert(t_pid_gone_within(child, 5000), "its session's other process %d killed", (int)child);
     cr_assert(harness_log_contains(p, "after SIGTERM; SIGKILL", 0), "escalated to SIGKILL");
     snprintf(pidfile, sizeof pidfile, "%s/workers/%s.pid", g_st.state_dir, id);
     cr_assert(access(pidfile, F_OK) != 0, "%s removed", pidfile);
@@ -688,18 +694,41 @@ static void t_bad_provider(edge_handle *e, int which, const char *field)
     char msg[512];
     t_provider_init(&t);
     switch (which) {
-    case 0: t.p.name = "Bad_Name"; break;
-    case 1: t.p.type = HODEI__V1__PROVIDER_TYPE__PROVIDER_TYPE_UNSPECIFIED; break;
-    case 2: t.p.warm_pool_min = 3; break;
-    case 3: t.p.max_workers = 1; break;
-    case 4: t.p.max_workers = -1; break;
-    case 5: t.p.idle_ttl_ms = INT64_MAX; break;
-    case 6: t.p.cost_per_hour = NAN; break;
-    case 7: t.cap.gpu_count = 65; break;
-    case 8: t.entry.key = "bad key"; break;
-    case 9: t.cap.architecture = "sparc"; break;
-    case 10: t.p.name = ""; break;
-    default: cr_assert(false);
+    case 0:
+        t.p.name = "Bad_Name";
+        break;
+    case 1:
+        t.p.type = HODEI__V1__PROVIDER_TYPE__PROVIDER_TYPE_UNSPECIFIED;
+        break;
+    case 2:
+        t.p.warm_pool_min = 3;
+        break;
+    case 3:
+        t.p.max_workers = 1;
+        break;
+    case 4:
+        t.p.max_workers = -1;
+        break;
+    case 5:
+        t.p.idle_ttl_ms = INT64_MAX;
+        break;
+    case 6:
+        t.p.cost_per_hour = NAN;
+        break;
+    case 7:
+        t.cap.gpu_count = 65;
+        break;
+    case 8:
+        t.entry.key = "bad key";
+        break;
+    case 9:
+        t.cap.architecture = "sparc";
+        break;
+    case 10:
+        t.p.name = "";
+        break;
+    default:
+        cr_assert(false);
     }
     hodei_grpc_code code = t_register_provider(e, &t.p, msg, sizeof msg);
     cr_assert_eq(code, HODEI_GRPC_INVALID_ARGUMENT, "case %d: code %d (%s)", which, code, msg);
@@ -750,10 +779,12 @@ Test(provisioner, provider_management_validates_lists_and_reports_health)
     edge_handle e;
     edge_start(&g_st, &e, NULL);
     static const char *const fields[] = {
-        "provider.name", "provider.type", "provider.warm_pool_min", "provider.warm_pool_max",
-        "provider.max_workers", "provider.idle_ttl_ms", "provider.cost_per_hour",
-        "provider.worker_capacity.gpu_count", "provider.config[0]",
-        "provider.worker_capacity.architecture", "provider.name"};
+        "provider.name",          "provider.type",
+        "provider.warm_pool_min", "provider.warm_pool_max",
+        "provider.max_workers",   "provider.idle_ttl_ms",
+        "provider.cost_per_hour", "provider.worker_capacity.gpu_count",
+        "provider.config[0]",     "provider.worker_capacity.architecture",
+        "provider.name"};
     for (int i = 0; i < (int)(sizeof fields / sizeof fields[0]); i++)
         t_bad_provider(&e, i, fields[i]);
     char msg[512];
@@ -767,7 +798,7 @@ Test(provisioner, provider_management_validates_lists_and_reports_health)
     t_provider t;
     t_provider_init(&t);
     cr_assert_eq(t_register_provider(&e, &t.p, msg, sizeof msg), HODEI_GRPC_OK, "%s", msg);
-    t.p.max_workers = 6;                      /* again: an update */
+    t.p.max_workers = 6; /* again: an update */
     cr_assert_eq(t_register_provider(&e, &t.p, msg, sizeof msg), HODEI_GRPC_OK, "%s", msg);
     cr_assert_eq(t_i64("SELECT max_workers FROM providers WHERE name = $1", "docker-local"), 6);
     t.p.max_workers = 4;
@@ -816,16 +847,19 @@ Test(provisioner, real_worker_registers_and_is_destroyed)
     int64_t t0 = hodei_mono_ms();
     t_provision(id);
     t_saga_wait(id, "SUCCEEDED/done");
-    fprintf(stderr, "cold start with the real agent: ProvisionRequested committed -> saga"
-                    " SUCCEEDED (worker registered, READY): %" PRId64 " ms\n",
+    fprintf(stderr,
+            "cold start with the real agent: ProvisionRequested committed -> saga"
+            " SUCCEEDED (worker registered, READY): %" PRId64 " ms\n",
             hodei_mono_ms() - t0);
     t_worker_state_wait(id, "READY");
     cr_assert_eq(t_i64("SELECT count(*) FROM bootstrap_tokens WHERE worker_id = $1"
-                       " AND used_at IS NOT NULL", id), 1, "the token was consumed once");
+                       " AND used_at IS NOT NULL",
+                       id),
+                 1, "the token was consumed once");
     t_str("SELECT provider_ref FROM workers WHERE id = $1", id, ref, sizeof ref);
     int64_t pid = 0;
     cr_assert(sscanf(ref, "%" SCNd64, &pid) == 1 && t_pid_alive((pid_t)pid), "ref %s", ref);
-    hodei_sleep_ms(1200);                 /* reconcile rounds see it alive: still READY */
+    hodei_sleep_ms(1200); /* reconcile rounds see it alive: still READY */
     t_worker_state_wait(id, "READY");
 
     hodei_err err = {0};
@@ -883,7 +917,9 @@ Test(provisioner, provider_without_a_driver_is_compensated_at_once)
     t_str("SELECT error FROM sagas WHERE correlation_key = $1", id, err, sizeof err);
     cr_assert(strstr(err, "no driver for type docker"), "saga error: %s", err);
     cr_assert_eq(t_i64("SELECT count(*) FROM outbox WHERE aggregate_id = $1"
-                       " AND event_type = 'ProvisionFailed'", id), 1);
+                       " AND event_type = 'ProvisionFailed'",
+                       id),
+                 1);
     cr_assert_eq(t_starts(), 0);
     t_prov_stop(p);
 }

@@ -45,9 +45,9 @@ static void *client_main(void *arg)
     for (int i = k; i < E2E_JOBS; i += E2E_CLIENTS) {
         ProtobufCMessage *resp = NULL;
         hodei_rpc_result res;
-        hodei_status st = hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/QueueJob",
-                                          &req.base, &hodei__v1__queue_job_response__descriptor,
-                                          30000, &resp, &res, &err);
+        hodei_status st =
+            hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/QueueJob", &req.base,
+                            &hodei__v1__queue_job_response__descriptor, 30000, &resp, &res, &err);
         if (st != HODEI_OK || res.code != HODEI_GRPC_OK) {
             atomic_fetch_add(&failed, 1);
             continue;
@@ -99,11 +99,12 @@ static void stream_count(int *msgs, int *distinct)
         cr_assert_eq(s, NATS_OK, "fetch: %s", natsStatus_GetText(s));
         for (int i = 0; i < list.Count; i++) {
             natsMsg *m = list.Msgs[i];
-            Hodei__V1__Event *ev = hodei__v1__event__unpack(
-                NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+            Hodei__V1__Event *ev = hodei__v1__event__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                            (const uint8_t *)natsMsg_GetData(m));
             cr_assert_not_null(ev, "an event that does not unpack");
             (*msgs)++;
-            for (int k = 0; ev->body_case == HODEI__V1__EVENT__BODY_JOB_QUEUED && k < E2E_JOBS; k++) {
+            for (int k = 0; ev->body_case == HODEI__V1__EVENT__BODY_JOB_QUEUED && k < E2E_JOBS;
+                 k++) {
                 if (strcmp(ids[k], ev->job_queued->job_id) == 0) {
                     if (!seen[k])
                         (*distinct)++;

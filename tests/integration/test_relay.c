@@ -18,15 +18,15 @@
 #include "hodei/id.h"
 #include "hodei/time.h"
 
-#define T_RELAYS_MAX        8
-#define T_WRITERS_MAX       16
-#define T_ROWS_MAX          10000
-#define T_WRITE_RETRY_MS    60000     /* a writer gives up on a row after this */
-#define T_PUBLISH_WAIT_MS   120000    /* generous: ASan build, 2 cores */
-#define T_FETCH_BATCH       512
-#define T_FETCH_WAIT_MS     2000
-#define T_SUBJECT           HODEI_SUBJ_JOB_QUEUED
-#define T_EVENT_TYPE        "JobQueued"
+#define T_RELAYS_MAX 8
+#define T_WRITERS_MAX 16
+#define T_ROWS_MAX 10000
+#define T_WRITE_RETRY_MS 60000   /* a writer gives up on a row after this */
+#define T_PUBLISH_WAIT_MS 120000 /* generous: ASan build, 2 cores */
+#define T_FETCH_BATCH 512
+#define T_FETCH_WAIT_MS 2000
+#define T_SUBJECT HODEI_SUBJ_JOB_QUEUED
+#define T_EVENT_TYPE "JobQueued"
 
 /* One outbox row the test wrote. */
 typedef struct {
@@ -99,13 +99,15 @@ static hodei_status row_insert_tx(PGconn *c, const t_row *r, int idx, hodei_err 
     snprintf(payload, sizeof payload, "\\x00ff%02x%02x70", (idx >> 8) & 0xff, idx & 0xff);
     st = hodei_db_begin(c, err);
     if (st == HODEI_OK)
-        st = hodei_db_exec(c, "INSERT INTO jobs (id, state, spec, timeout_ms) "
-                              "VALUES ($1::uuid, 'PENDING', '\\x0a00'::bytea, 60000)",
+        st = hodei_db_exec(c,
+                           "INSERT INTO jobs (id, state, spec, timeout_ms) "
+                           "VALUES ($1::uuid, 'PENDING', '\\x0a00'::bytea, 60000)",
                            1, job, NULL, err);
     if (st == HODEI_OK)
-        st = hodei_db_exec(c, "INSERT INTO outbox (event_id, subject, aggregate_type, "
-                              "aggregate_id, event_type, payload) VALUES ($1::uuid, '" T_SUBJECT
-                              "', 'job', $2, '" T_EVENT_TYPE "', $3::bytea)",
+        st = hodei_db_exec(c,
+                           "INSERT INTO outbox (event_id, subject, aggregate_type, "
+                           "aggregate_id, event_type, payload) VALUES ($1::uuid, '" T_SUBJECT
+                           "', 'job', $2, '" T_EVENT_TYPE "', $3::bytea)",
                            3, evt, NULL, err);
     if (st == HODEI_OK)
         return hodei_db_commit(c, err);
@@ -139,7 +141,7 @@ static bool row_write(PGconn **c, int idx, hodei_err *err_out)
 
 static atomic_int g_committed;
 static atomic_int g_write_failures;
-static hodei_err g_write_err;          /* first failure, for the message */
+static hodei_err g_write_err; /* first failure, for the message */
 
 typedef struct {
     int first, count;
@@ -263,15 +265,16 @@ static int stream_read_all(void)
     jsSubOptions so;
     int got = 0;
 
-    cr_assert_eq(hodei_bus_connect(g_st.nats_url, "test-reader", 5000, &bus, &err), HODEI_OK,
-                 "%s", err.msg);
+    cr_assert_eq(hodei_bus_connect(g_st.nats_url, "test-reader", 5000, &bus, &err), HODEI_OK, "%s",
+                 err.msg);
     uint64_t want = stream_msgs(bus);
     cr_assert(want <= T_ROWS_MAX + 16, "stream holds %" PRIu64 " messages", want);
     jsSubOptions_Init(&so);
     so.Stream = HODEI_STREAM_EVENTS;
     so.Config.AckPolicy = js_AckNone;
-    cr_assert_eq(js_PullSubscribe(&sub, hodei_bus_js(bus), HODEI_SUBJ_EVENTS_ALL, NULL, NULL,
-                                  &so, NULL), NATS_OK);
+    cr_assert_eq(
+        js_PullSubscribe(&sub, hodei_bus_js(bus), HODEI_SUBJ_EVENTS_ALL, NULL, NULL, &so, NULL),
+        NATS_OK);
     while ((uint64_t)got < want) {
         natsMsgList list = {0};
         natsStatus s = natsSubscription_Fetch(&list, sub, T_FETCH_BATCH, T_FETCH_WAIT_MS, NULL);
@@ -316,10 +319,10 @@ Test(relay, publishes_in_id_order_with_headers_and_marks_published)
     const int backlog = 40, live = 60, n = backlog + live;
 
     rows_make(n);
-    rows_write_sync(0, backlog);                 /* waiting before the relay starts */
-    harness_proc *p = relay_start_active((const char *const[]){"HODEI_INSTANCE_ID=relay-one",
-                                                              NULL});
-    for (int i = backlog; i < n; i++)            /* one transaction each, woken by NOTIFY */
+    rows_write_sync(0, backlog); /* waiting before the relay starts */
+    harness_proc *p =
+        relay_start_active((const char *const[]){"HODEI_INSTANCE_ID=relay-one", NULL});
+    for (int i = backlog; i < n; i++) /* one transaction each, woken by NOTIFY */
         rows_write_sync(i, 1);
     cr_assert(outbox_wait_published(n, T_PUBLISH_WAIT_MS), "all %d rows marked published", n);
 
@@ -349,9 +352,11 @@ Test(relay, rows_published_again_are_deduplicated_by_jetstream)
     rows_write_sync(0, 30);
     cr_assert(outbox_wait_published(30, T_PUBLISH_WAIT_MS));
 
-    cr_assert_eq(harness_sql_i64(&g_st, "WITH u AS (UPDATE outbox SET published_at = NULL WHERE id IN"
-                                        " (SELECT id FROM outbox ORDER BY id LIMIT 20) RETURNING 1)"
-                                        " SELECT count(*) FROM u"), 20);
+    cr_assert_eq(harness_sql_i64(&g_st,
+                                 "WITH u AS (UPDATE outbox SET published_at = NULL WHERE id IN"
+                                 " (SELECT id FROM outbox ORDER BY id LIMIT 20) RETURNING 1)"
+                                 " SELECT count(*) FROM u"),
+                 20);
     cr_assert(outbox_wait_published(30, T_PUBLISH_WAIT_MS), "published again (log %s)",
               p->log_path);
     stream_assert_exactly_rows(30);
@@ -368,7 +373,8 @@ Test(relay, a_row_with_a_bad_subject_holds_back_and_names_itself)
     snprintf(sql, sizeof sql,
              "WITH i AS (INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id,"
              " event_type, payload) VALUES ('%s', 'hodei.evt.bad subject', 'job', 'x', 'JobQueued',"
-             " '\\x00') RETURNING 1) SELECT count(*) FROM i", g_rows[5].event_id);
+             " '\\x00') RETURNING 1) SELECT count(*) FROM i",
+             g_rows[5].event_id);
     cr_assert_eq(harness_sql_i64(&g_st, sql), 1);
     rows_write_sync(6, 5);
 
@@ -376,7 +382,8 @@ Test(relay, a_row_with_a_bad_subject_holds_back_and_names_itself)
     cr_assert_eq(outbox_count("WHERE published_at IS NOT NULL"), 5, "rows before it went out");
     cr_assert_eq(harness_sql_i64(&g_st, "WITH u AS (UPDATE outbox SET subject = '" T_SUBJECT "'"
                                         " WHERE subject = 'hodei.evt.bad subject' RETURNING 1)"
-                                        " SELECT count(*) FROM u"), 1);
+                                        " SELECT count(*) FROM u"),
+                 1);
     cr_assert(outbox_wait_published(11, T_PUBLISH_WAIT_MS), "all published once repaired");
     stream_assert_exactly_rows(11);
     cr_expect_not(harness_log_contains(p, "nats disconnected", 0),
@@ -412,8 +419,8 @@ Test(relay, unreachable_database_at_start_exits_1_with_a_clear_message)
     int ws = harness_proc_wait(p, 60000);
     cr_assert(ws != -1, "the relay gave up (log %s)", p->log_path);
     cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 1, "exit 1, got status 0x%x", ws);
-    cr_expect(harness_log_contains(p, "cannot reach the database", 0), "the message names the database (log %s)",
-              p->log_path);
+    cr_expect(harness_log_contains(p, "cannot reach the database", 0),
+              "the message names the database (log %s)", p->log_path);
 }
 
 Test(relay, prunes_published_rows_older_than_retention_never_unpublished_ones)
@@ -426,7 +433,7 @@ Test(relay, prunes_published_rows_older_than_retention_never_unpublished_ones)
 
     harness_nats_stop(&g_st);
     rows_write_sync(0, 20);
-    hodei_sleep_ms(1500);                        /* several prune turns while NATS is down */
+    hodei_sleep_ms(1500); /* several prune turns while NATS is down */
     cr_assert_eq(outbox_count("WHERE published_at IS NULL"), 20,
                  "unpublished rows are never pruned");
 

@@ -37,10 +37,9 @@ static char target[64];
 static pthread_t later[LATER_MAX];
 static atomic_int later_len;
 
-
-static atomic_int stream_calls;      /* on_call of streaming methods */
-static atomic_int closes_clean;      /* on_close(cancelled = false) */
-static atomic_int closes_cancelled;  /* on_close(cancelled = true) */
+static atomic_int stream_calls;     /* on_call of streaming methods */
+static atomic_int closes_clean;     /* on_close(cancelled = false) */
+static atomic_int closes_cancelled; /* on_close(cancelled = true) */
 
 /* ------------------------------------------------------------ handlers */
 
@@ -260,13 +259,13 @@ static void teardown(void)
 #endif
 }
 
-#define RPC_TEST(name)                                                                         \
-    static void name##_body(void);                                                             \
-    Test(rpc, name)                                                                            \
-    {                                                                                          \
-        name##_body();                                                                         \
-        teardown();                                                                            \
-    }                                                                                          \
+#define RPC_TEST(name)                                                                             \
+    static void name##_body(void);                                                                 \
+    Test(rpc, name)                                                                                \
+    {                                                                                              \
+        name##_body();                                                                             \
+        teardown();                                                                                \
+    }                                                                                              \
     static void name##_body(void)
 
 /* Unary GetJobStatus with job_id; returns the response's job id (static). */
@@ -277,9 +276,9 @@ static hodei_grpc_code get_status(hodei_rpc_channel *c, const char *job_id, int6
     ProtobufCMessage *resp = NULL;
     hodei_err err;
     req.job_id = (char *)job_id;
-    hodei_status st = hodei_rpc_unary(c, PATH_GET, &req.base,
-                                      &hodei__v1__get_job_status_response__descriptor,
-                                      timeout_ms, &resp, res, &err);
+    hodei_status st =
+        hodei_rpc_unary(c, PATH_GET, &req.base, &hodei__v1__get_job_status_response__descriptor,
+                        timeout_ms, &resp, res, &err);
     cr_assert_eq(st, HODEI_OK, "%s", err.msg);
     if (res->code == HODEI_GRPC_OK) {
         Hodei__V1__GetJobStatusResponse *r = (void *)resp;
@@ -330,16 +329,16 @@ RPC_TEST(unknown_method_is_unimplemented)
     hodei_err err;
     req.job_id = "x";
     cr_assert_eq(hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/NoSuchMethod", &req.base,
-                                 &hodei__v1__get_job_status_response__descriptor, 5000, &resp,
-                                 &res, &err),
+                                 &hodei__v1__get_job_status_response__descriptor, 5000, &resp, &res,
+                                 &err),
                  HODEI_OK);
     cr_assert_eq(res.code, HODEI_GRPC_UNIMPLEMENTED, "got %s", hodei_grpc_code_str(res.code));
     cr_assert_null(resp);
 }
 
 /* Sends raw bytes through gRPC core, bypassing protobuf, and returns the status. */
-static grpc_status_code raw_call(const char *path, const char *bytes, size_t len,
-                                 char *details, size_t details_len)
+static grpc_status_code raw_call(const char *path, const char *bytes, size_t len, char *details,
+                                 size_t details_len)
 {
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     grpc_channel *c = grpc_channel_create(target, creds, NULL);
@@ -347,8 +346,7 @@ static grpc_status_code raw_call(const char *path, const char *bytes, size_t len
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
     grpc_call *call = grpc_channel_create_call(
         c, NULL, GRPC_PROPAGATE_DEFAULTS, cq, grpc_slice_from_static_string(path), NULL,
-        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(5, GPR_TIMESPAN)),
-        NULL);
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(5, GPR_TIMESPAN)), NULL);
     grpc_slice payload = grpc_slice_from_copied_buffer(bytes, len);
     grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&payload, 1);
     grpc_byte_buffer *resp = NULL;
@@ -407,8 +405,8 @@ RPC_TEST(deadline_exceeded_reaches_client)
 {
     char id[128];
     hodei_rpc_result res;
-    cr_assert_eq(get_status(ch, "slow", 200, id, sizeof id, &res),
-                 HODEI_GRPC_DEADLINE_EXCEEDED, "got %s", hodei_grpc_code_str(res.code));
+    cr_assert_eq(get_status(ch, "slow", 200, id, sizeof id, &res), HODEI_GRPC_DEADLINE_EXCEEDED,
+                 "got %s", hodei_grpc_code_str(res.code));
     /* the late answer (after 1.5 s) lands on a finished call; teardown joins it */
 }
 
@@ -476,10 +474,8 @@ RPC_TEST(status_codes_map_from_suite_statuses)
                  HODEI_GRPC_FAILED_PRECONDITION);
     cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_UNAVAILABLE), HODEI_GRPC_UNAVAILABLE);
     cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_TIMEOUT), HODEI_GRPC_DEADLINE_EXCEEDED);
-    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_UNAUTHENTICATED),
-                 HODEI_GRPC_UNAUTHENTICATED);
-    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_PERMISSION),
-                 HODEI_GRPC_PERMISSION_DENIED);
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_UNAUTHENTICATED), HODEI_GRPC_UNAUTHENTICATED);
+    cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_PERMISSION), HODEI_GRPC_PERMISSION_DENIED);
     cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_LIMIT), HODEI_GRPC_RESOURCE_EXHAUSTED);
     cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_CANCELLED), HODEI_GRPC_CANCELLED);
     cr_assert_eq(hodei_rpc_code_from_status(HODEI_ERR_IO), HODEI_GRPC_INTERNAL);
@@ -495,8 +491,8 @@ static hodei_rpc_stream *logs_open(const char *job_id, uint64_t count)
     hodei_err err;
     req.job_id = (char *)job_id;
     req.from_sequence = count;
-    cr_assert_eq(hodei_rpc_stream_open(ch, PATH_LOGS, &req.base,
-                                       &hodei__v1__log_chunk__descriptor, 0, &st, &err),
+    cr_assert_eq(hodei_rpc_stream_open(ch, PATH_LOGS, &req.base, &hodei__v1__log_chunk__descriptor,
+                                       0, &st, &err),
                  HODEI_OK, "%s", err.msg);
     return st;
 }
@@ -528,8 +524,7 @@ static int64_t worker_recv(hodei_rpc_stream *st, int64_t timeout_ms)
     ProtobufCMessage *msg = NULL;
     hodei_rpc_result res;
     hodei_err err;
-    cr_assert_eq(hodei_rpc_stream_recv(st, timeout_ms, &msg, &res, &err), HODEI_OK, "%s",
-                 err.msg);
+    cr_assert_eq(hodei_rpc_stream_recv(st, timeout_ms, &msg, &res, &err), HODEI_OK, "%s", err.msg);
     cr_assert_not_null(msg, "stream ended early: %s %s", hodei_grpc_code_str(res.code),
                        res.message);
     Hodei__V1__ServerMessage *sm = (void *)msg;
@@ -557,8 +552,7 @@ RPC_TEST(server_stream_of_10000_messages_arrives_complete_and_in_order)
     for (;;) {
         ProtobufCMessage *msg = NULL;
         hodei_err err;
-        cr_assert_eq(hodei_rpc_stream_recv(st, 10000, &msg, &res, &err), HODEI_OK, "%s",
-                     err.msg);
+        cr_assert_eq(hodei_rpc_stream_recv(st, 10000, &msg, &res, &err), HODEI_OK, "%s", err.msg);
         if (!msg)
             break;
         Hodei__V1__LogChunk *c = (void *)msg;
@@ -629,7 +623,8 @@ RPC_TEST(server_destroy_with_open_streams_completes_and_fires_on_close)
     cr_assert_eq(atomic_load(&stream_calls), 5, "the server never saw the 5 streams");
     hodei_rpc_server_destroy(srv);
     srv = NULL;
-    cr_assert_eq(atomic_load(&closes_cancelled), 5, "cancelled %d clean %d", atomic_load(&closes_cancelled), atomic_load(&closes_clean));
+    cr_assert_eq(atomic_load(&closes_cancelled), 5, "cancelled %d clean %d",
+                 atomic_load(&closes_cancelled), atomic_load(&closes_clean));
     cr_assert_eq(atomic_load(&closes_clean), 0);
     for (int i = 0; i < 5; i++) {
         hodei_rpc_result res;
@@ -677,8 +672,12 @@ static void certs_make(char *dir, size_t dir_len)
 
 static void certs_remove(const char *dir)
 {
-    static const char *const files[] = {"ca.pem", "ca.key", "server.pem", "server.key",
-                                        "client-worker-1.pem", "client-worker-1.key"};
+    static const char *const files[] = {"ca.pem",
+                                        "ca.key",
+                                        "server.pem",
+                                        "server.key",
+                                        "client-worker-1.pem",
+                                        "client-worker-1.key"};
     char path[600];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
@@ -712,8 +711,10 @@ RPC_TEST(mutual_tls_refuses_clients_without_cert_and_names_the_peer)
     snprintf(key, sizeof key, "%s/server.key", dir);
     snprintf(ca, sizeof ca, "%s/ca.pem", dir);
     hodei_rpc_server_destroy(srv); /* the fixture's insecure one */
-    hodei_rpc_server_opts o = {.listen_addr = "127.0.0.1:0", .threads = 2,
-                               .tls_cert_file = cert, .tls_key_file = key,
+    hodei_rpc_server_opts o = {.listen_addr = "127.0.0.1:0",
+                               .threads = 2,
+                               .tls_cert_file = cert,
+                               .tls_key_file = key,
                                .tls_client_ca_file = ca};
     server_up(&o);
 

@@ -12,7 +12,7 @@
 #include "hodei/v1/secret.pb-c.h"
 
 #define SVC "/hodei.v1.SecretService/"
-#define MASTER_KEY_ENV \
+#define MASTER_KEY_ENV                                                                             \
     "HODEI_SECRETS_MASTER_KEY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 #define SQL_MAX 512
 #define MSG_MAX 512
@@ -34,10 +34,19 @@ static void start(bool with_key)
     edge_stack_start(&stack, &edge, with_key ? env : NULL);
 }
 
-static void setup_key(void) { start(true); }
-static void setup_nokey(void) { start(false); }
+static void setup_key(void)
+{
+    start(true);
+}
+static void setup_nokey(void)
+{
+    start(false);
+}
 
-static void teardown(void) { edge_stack_stop(&stack, &edge); }
+static void teardown(void)
+{
+    edge_stack_stop(&stack, &edge);
+}
 
 static hodei_grpc_code set_secret(const char *name, const void *value, size_t len, char *msg,
                                   bool *created)
@@ -48,7 +57,7 @@ static hodei_grpc_code set_secret(const char *name, const void *value, size_t le
     req.value.data = (uint8_t *)value;
     req.value.len = len;
     hodei_grpc_code c = secret_call(SVC "SetSecret", &req.base,
-                                  &hodei__v1__set_secret_response__descriptor, &resp, msg);
+                                    &hodei__v1__set_secret_response__descriptor, &resp, msg);
     if (c == HODEI_GRPC_OK) {
         Hodei__V1__SetSecretResponse *r = (Hodei__V1__SetSecretResponse *)resp;
         cr_assert_str_eq(r->name, name);
@@ -66,7 +75,7 @@ static Hodei__V1__ListSecretsResponse *list_secrets(void)
     ProtobufCMessage *resp = NULL;
     char msg[MSG_MAX];
     cr_assert_eq(secret_call(SVC "ListSecrets", &req.base,
-                           &hodei__v1__list_secrets_response__descriptor, &resp, msg),
+                             &hodei__v1__list_secrets_response__descriptor, &resp, msg),
                  HODEI_GRPC_OK, "ListSecrets: %s", msg);
     return (Hodei__V1__ListSecretsResponse *)resp;
 }
@@ -77,7 +86,7 @@ static hodei_grpc_code delete_secret(const char *name, char *msg)
     ProtobufCMessage *resp = NULL;
     req.name = (char *)name;
     hodei_grpc_code c = secret_call(SVC "DeleteSecret", &req.base,
-                                  &hodei__v1__delete_secret_response__descriptor, &resp, msg);
+                                    &hodei__v1__delete_secret_response__descriptor, &resp, msg);
     protobuf_c_message_free_unpacked(resp, NULL);
     return c;
 }
@@ -120,8 +129,7 @@ Test(secrets, round_trip, .init = setup_key, .fini = teardown, .timeout = 120)
                      " AND object_type = 'secret'",
                      "db-pass"),
                  2);
-    cr_assert_eq(sql("SELECT count(*) FROM audit_log WHERE detail::text LIKE '%%%s%%'", "p4ss"),
-                 0);
+    cr_assert_eq(sql("SELECT count(*) FROM audit_log WHERE detail::text LIKE '%%%s%%'", "p4ss"), 0);
 
     cr_assert_eq(delete_secret("db-pass", msg), HODEI_GRPC_OK, "%s", msg);
     cr_assert_eq(delete_secret("db-pass", msg), HODEI_GRPC_NOT_FOUND);
@@ -146,14 +154,10 @@ Test(secrets, bad_input_refused, .init = setup_key, .fini = teardown, .timeout =
     memset(big, 'x', sizeof big);
     memset(long_name, 'n', sizeof long_name - 1);
     const bad_set cases[] = {
-        {"", "v", 1, "name"},
-        {"has space", "v", 1, "name"},
-        {"a/b", "v", 1, "name"},
-        {long_name, "v", 1, "name"},
-        {"ok", "", 0, "value"},
-        {"ok", big, sizeof big, "value"},
-        {"ok", "a\0b", 3, "value"},
-        {"ok", "bad\xff utf8", 9, "value"},
+        {"", "v", 1, "name"},       {"has space", "v", 1, "name"},
+        {"a/b", "v", 1, "name"},    {long_name, "v", 1, "name"},
+        {"ok", "", 0, "value"},     {"ok", big, sizeof big, "value"},
+        {"ok", "a\0b", 3, "value"}, {"ok", "bad\xff utf8", 9, "value"},
     };
     char msg[MSG_MAX];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -179,11 +183,11 @@ Test(secrets, cli_set_list_delete, .init = setup_key, .fini = teardown, .timeout
                  0, "%s", out);
     cr_assert_str_eq(out, "secret cli.key created\n");
     cr_assert_eq(sql("SELECT count(*) FROM secrets WHERE name = '%s'"
-                     " AND length(value) = 9 + 16", "cli.key"),
+                     " AND length(value) = 9 + 16",
+                     "cli.key"),
                  1, "one trailing newline dropped");
-    cr_assert_eq(harness_sh(&stack, out, sizeof out, "'%s/hodei' --server %s secrets list", bin,
-                            srv),
-                 0);
+    cr_assert_eq(
+        harness_sh(&stack, out, sizeof out, "'%s/hodei' --server %s secrets list", bin, srv), 0);
     cr_assert_not_null(strstr(out, "cli.key"), "%s", out);
     cr_assert_null(strstr(out, "cli-v4lue"), "%s", out);
     cr_assert_eq(harness_sh(&stack, out, sizeof out,

@@ -21,7 +21,10 @@ static void sql(const char *q)
     cr_assert_eq(hodei_db_exec(conn, q, 0, NULL, NULL, &err), HODEI_OK, "%s: %s", q, err.msg);
 }
 
-static int64_t val(const char *q) { return harness_sql_i64(&stack, q); }
+static int64_t val(const char *q)
+{
+    return harness_sql_i64(&stack, q);
+}
 
 static void setup(void)
 {
@@ -52,9 +55,13 @@ TestSuite(store, .init = setup, .fini = teardown, .timeout = 120);
 static hodei_status end_attempt(Hodei__V1__JobState state, int64_t epoch, const char *worker,
                                 Hodei__V1__JobState *final, hodei_err *err)
 {
-    hodei_attempt_end e = {.job_id = JOB, .worker_id = worker, .epoch = epoch, .state = state,
+    hodei_attempt_end e = {.job_id = JOB,
+                           .worker_id = worker,
+                           .epoch = epoch,
+                           .state = state,
                            .exit_code = state == HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED ? 0 : 3,
-                           .error = "", .free_worker = true};
+                           .error = "",
+                           .free_worker = true};
     hodei_status st = hodei_db_begin(conn, err);
     cr_assert_eq(st, HODEI_OK);
     st = hodei_store_attempt_end(conn, &e, final, err);
@@ -69,7 +76,8 @@ Test(store, started_then_failed_with_attempts_left_requeues_with_backoff)
 {
     hodei_err err;
     cr_assert_eq(hodei_store_job_started(conn, JOB, WORKER, 1, &err), HODEI_OK, "%s", err.msg);
-    cr_assert_eq(val("SELECT count(*) FROM jobs WHERE state = 'RUNNING' AND started_at IS NOT NULL"), 1);
+    cr_assert_eq(
+        val("SELECT count(*) FROM jobs WHERE state = 'RUNNING' AND started_at IS NOT NULL"), 1);
     cr_assert_eq(hodei_store_job_started(conn, JOB, WORKER, 1, &err), HODEI_OK,
                  "a repeated ack is harmless");
 
@@ -143,8 +151,8 @@ Test(store, worker_transitions_follow_the_state_machine)
 {
     hodei_err err;
     const char *from_ready[] = {"READY", NULL};
-    cr_assert_eq(hodei_store_worker_transition(conn, OTHER, from_ready,
-                                               HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, &err),
+    cr_assert_eq(hodei_store_worker_transition(
+                     conn, OTHER, from_ready, HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, &err),
                  HODEI_OK, "%s", err.msg);
     cr_assert_eq(hodei_store_worker_transition(conn, OTHER, from_ready,
                                                HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING,
@@ -154,11 +162,12 @@ Test(store, worker_transitions_follow_the_state_machine)
     cr_assert_eq(hodei_store_worker_transition(conn, OTHER, from_draining,
                                                HODEI__V1__WORKER_STATE__WORKER_STATE_BUSY, &err),
                  HODEI_ERR_PRECONDITION, "DRAINING -> BUSY is not a legal transition");
-    cr_assert_eq(hodei_store_worker_transition(conn, "0190b1c2-0000-7000-8000-0000000000ff",
-                                               from_ready,
-                                               HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, &err),
-                 HODEI_ERR_NOT_FOUND);
-    cr_assert_eq(hodei_store_worker_destroy_request(conn, OTHER, "process", "idle", &err), HODEI_OK);
+    cr_assert_eq(
+        hodei_store_worker_transition(conn, "0190b1c2-0000-7000-8000-0000000000ff", from_ready,
+                                      HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, &err),
+        HODEI_ERR_NOT_FOUND);
+    cr_assert_eq(hodei_store_worker_destroy_request(conn, OTHER, "process", "idle", &err),
+                 HODEI_OK);
     cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'WorkerDestroyRequested'"
                      " AND subject = 'hodei.evt.provision.destroy'"),
                  1);

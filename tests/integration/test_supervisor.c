@@ -18,26 +18,23 @@
 #include "hodei/time.h"
 #include "hodei/v1/events.pb-c.h"
 
-#define T_SUPS_MAX        4
-#define T_WAIT_MS         20000     /* generous: ASan build, 2 cores */
-#define T_QUIET_MS        1500      /* ~15 ticks: long enough to see a wrong extra action */
-#define T_TAKEOVER_MS     5000      /* a standby must take over within this */
-#define T_EVENTS_MAX      16
-#define T_PAYLOAD_MAX     4096
-#define T_TEXT_MAX        256
-#define T_PARAMS_MAX      12
-#define T_HOUR_MS         "3600000"
-#define T_SUBJ_CANCEL     "hodei.evt.job.cancel."
+#define T_SUPS_MAX 4
+#define T_WAIT_MS 20000    /* generous: ASan build, 2 cores */
+#define T_QUIET_MS 1500    /* ~15 ticks: long enough to see a wrong extra action */
+#define T_TAKEOVER_MS 5000 /* a standby must take over within this */
+#define T_EVENTS_MAX 16
+#define T_PAYLOAD_MAX 4096
+#define T_TEXT_MAX 256
+#define T_PARAMS_MAX 12
+#define T_HOUR_MS "3600000"
+#define T_SUBJ_CANCEL "hodei.evt.job.cancel."
 
 /* Fast settings: ticks of 100 ms and short timeouts. A test that must not
  * trip one check keeps its rows far from that check's threshold. */
 static const char *const t_env_fast[] = {
-    "HODEI_SUPERVISOR_TICK_INTERVAL=100ms",
-    "HODEI_SUPERVISOR_HEARTBEAT_TIMEOUT=1s",
-    "HODEI_SUPERVISOR_TIMEOUT_GRACE=1s",
-    "HODEI_SUPERVISOR_ASSIGN_TIMEOUT=2s",
-    "HODEI_SUPERVISOR_REGISTRATION_TIMEOUT=30s",
-    NULL,
+    "HODEI_SUPERVISOR_TICK_INTERVAL=100ms",      "HODEI_SUPERVISOR_HEARTBEAT_TIMEOUT=1s",
+    "HODEI_SUPERVISOR_TIMEOUT_GRACE=1s",         "HODEI_SUPERVISOR_ASSIGN_TIMEOUT=2s",
+    "HODEI_SUPERVISOR_REGISTRATION_TIMEOUT=30s", NULL,
 };
 
 static harness_stack g_st;
@@ -69,7 +66,7 @@ TestSuite(supervisor, .init = setup, .fini = teardown, .timeout = 180);
 
 #define T_ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define T_NOARGS ((const char *const[]){NULL})
-#define T_NONE      ((const char *const[]){NULL})
+#define T_NONE ((const char *const[]){NULL})
 
 static int t_nparams(const char *const *p)
 {
@@ -84,8 +81,8 @@ static PGresult *t_query(const char *sql, const char *const *p)
 {
     hodei_err err = {0};
     PGresult *res = NULL;
-    cr_assert_eq(hodei_db_exec(g_conn, sql, t_nparams(p), p, &res, &err), HODEI_OK,
-                 "%s: %s", sql, err.msg);
+    cr_assert_eq(hodei_db_exec(g_conn, sql, t_nparams(p), p, &res, &err), HODEI_OK, "%s: %s", sql,
+                 err.msg);
     return res;
 }
 
@@ -173,7 +170,7 @@ static void t_worker(char id[HODEI_ID_BUF], const char *provider, const char *st
 
 typedef struct {
     const char *state;
-    const char *worker_id;    /* NULL = none */
+    const char *worker_id; /* NULL = none */
     const char *attempt, *max_attempts, *epoch;
     const char *timeout_ms;
     const char *started_age_ms; /* NULL = not started */
@@ -183,17 +180,19 @@ typedef struct {
 static void t_job(char id[HODEI_ID_BUF], const t_job_row *j)
 {
     hodei_id_new(id);
-    const char *p[] = {id, j->state, j->worker_id, j->attempt, j->max_attempts, j->epoch,
-                       j->timeout_ms, j->started_age_ms, j->updated_age_ms};
+    const char *p[] = {
+        id,       j->state,      j->worker_id,      j->attempt,       j->max_attempts,
+        j->epoch, j->timeout_ms, j->started_age_ms, j->updated_age_ms};
     hodei_err err = {0};
-    cr_assert_eq(hodei_db_exec(g_conn,
-                               "INSERT INTO jobs (id, state, spec, worker_id, attempt, max_attempts,"
-                               " epoch, timeout_ms, started_at, updated_at) VALUES ($1, $2,"
-                               " '\\x0a00'::bytea, $3, $4::int, $5::int, $6::bigint, $7::bigint,"
-                               " now() - $8::bigint * interval '1 millisecond',"
-                               " now() - $9::bigint * interval '1 millisecond')",
-                               9, p, NULL, &err),
-                 HODEI_OK, "%s", err.msg);
+    cr_assert_eq(
+        hodei_db_exec(g_conn,
+                      "INSERT INTO jobs (id, state, spec, worker_id, attempt, max_attempts,"
+                      " epoch, timeout_ms, started_at, updated_at) VALUES ($1, $2,"
+                      " '\\x0a00'::bytea, $3, $4::int, $5::int, $6::bigint, $7::bigint,"
+                      " now() - $8::bigint * interval '1 millisecond',"
+                      " now() - $9::bigint * interval '1 millisecond')",
+                      9, p, NULL, &err),
+        HODEI_OK, "%s", err.msg);
 }
 
 static int64_t t_outbox_count(const char *event_type, const char *aggregate_id)
@@ -273,9 +272,14 @@ Test(supervisor, lost_worker_requeues_its_job)
     char w[HODEI_ID_BUF], fresh[HODEI_ID_BUF], j[HODEI_ID_BUF];
     t_worker(w, "p1", "BUSY", "600000", "60000", NULL);
     t_worker(fresh, "p1", "READY", "600000", "-3600000", "0");
-    t_job(j, &(t_job_row){.state = "RUNNING", .worker_id = w, .attempt = "1",
-                          .max_attempts = "2", .epoch = "3", .timeout_ms = T_HOUR_MS,
-                          .started_age_ms = "10000", .updated_age_ms = "10000"});
+    t_job(j, &(t_job_row){.state = "RUNNING",
+                          .worker_id = w,
+                          .attempt = "1",
+                          .max_attempts = "2",
+                          .epoch = "3",
+                          .timeout_ms = T_HOUR_MS,
+                          .started_age_ms = "10000",
+                          .updated_age_ms = "10000"});
     harness_proc *p = sup_start_active(NULL);
 
     t_wait_str("LOST", T_WORKER_STATE_SQL, T_ARGS(w));
@@ -313,20 +317,24 @@ Test(supervisor, a_silent_worker_is_lost_only_once_an_edge_has_been_up_for_the_t
 {
     char w[HODEI_ID_BUF], j[HODEI_ID_BUF];
     t_worker(w, "p1", "BUSY", "600000", "60000", NULL);
-    t_job(j, &(t_job_row){.state = "RUNNING", .worker_id = w, .attempt = "1",
-                          .max_attempts = "2", .epoch = "3", .timeout_ms = T_HOUR_MS,
-                          .started_age_ms = "10000", .updated_age_ms = "10000"});
+    t_job(j, &(t_job_row){.state = "RUNNING",
+                          .worker_id = w,
+                          .attempt = "1",
+                          .max_attempts = "2",
+                          .epoch = "3",
+                          .timeout_ms = T_HOUR_MS,
+                          .started_age_ms = "10000",
+                          .updated_age_ms = "10000"});
     /* an edge gone a minute ago */
     t_exec("INSERT INTO edges (instance, up_since, seen_at)"
            " VALUES ('gone', now() - interval '1 hour', now() - interval '1 minute')",
            T_NOARGS);
     harness_proc *p = sup_start_active(NULL);
-    cr_assert(harness_log_contains(p, "lost-worker check waits until an edge has been up",
-                                   T_WAIT_MS),
-              "the held check is logged (%s)", p->log_path);
+    cr_assert(
+        harness_log_contains(p, "lost-worker check waits until an edge has been up", T_WAIT_MS),
+        "the held check is logged (%s)", p->log_path);
     hodei_sleep_ms(T_QUIET_MS);
-    cr_assert_eq(t_i64("SELECT count(*) FROM workers WHERE id = $1 AND state = 'BUSY'",
-                       T_ARGS(w)),
+    cr_assert_eq(t_i64("SELECT count(*) FROM workers WHERE id = $1 AND state = 'BUSY'", T_ARGS(w)),
                  1, "not LOST while no edge is there");
 
     /* an edge seen now, but not up for a whole timeout yet */
@@ -334,19 +342,16 @@ Test(supervisor, a_silent_worker_is_lost_only_once_an_edge_has_been_up_for_the_t
            " VALUES ('new', now() + interval '1 hour', now() + interval '1 hour')",
            T_NOARGS);
     hodei_sleep_ms(T_QUIET_MS);
-    cr_assert_eq(t_i64("SELECT count(*) FROM workers WHERE id = $1 AND state = 'BUSY'",
-                       T_ARGS(w)),
+    cr_assert_eq(t_i64("SELECT count(*) FROM workers WHERE id = $1 AND state = 'BUSY'", T_ARGS(w)),
                  1, "not LOST while the edge has been up for less than the timeout");
-    cr_assert_eq(t_i64("SELECT count(*) FROM jobs WHERE id = $1 AND state = 'RUNNING'",
-                       T_ARGS(j)),
+    cr_assert_eq(t_i64("SELECT count(*) FROM jobs WHERE id = $1 AND state = 'RUNNING'", T_ARGS(j)),
                  1);
 
     t_exec("UPDATE edges SET up_since = now() - interval '1 minute' WHERE instance = 'new'",
            T_NOARGS);
     t_wait_str("LOST", T_WORKER_STATE_SQL, T_ARGS(w));
     t_wait_str("PENDING", "SELECT state FROM jobs WHERE id = $1", T_ARGS(j));
-    cr_assert(harness_log_contains(p, "lost-worker check running", T_WAIT_MS), "(%s)",
-              p->log_path);
+    cr_assert(harness_log_contains(p, "lost-worker check running", T_WAIT_MS), "(%s)", p->log_path);
     sup_stop_clean(p);
 }
 
@@ -364,11 +369,9 @@ Test(supervisor, a_worker_is_not_blamed_for_silence_after_its_edge_died)
            " VALUES ('e1', now() - interval '1 hour', now() - interval '6 seconds')",
            T_NOARGS);
     harness_proc *p = sup_start_active(env);
-    cr_assert(harness_log_contains(p, "lost-worker check running", T_WAIT_MS), "(%s)",
-              p->log_path);
+    cr_assert(harness_log_contains(p, "lost-worker check running", T_WAIT_MS), "(%s)", p->log_path);
     hodei_sleep_ms(T_QUIET_MS);
-    cr_assert_eq(t_i64("SELECT count(*) FROM workers WHERE id = $1 AND state = 'BUSY'",
-                       T_ARGS(w)),
+    cr_assert_eq(t_i64("SELECT count(*) FROM workers WHERE id = $1 AND state = 'BUSY'", T_ARGS(w)),
                  1, "not LOST for the time after its edge's last sighting");
 
     t_exec("UPDATE edges SET seen_at = now() WHERE instance = 'e1'", T_NOARGS);
@@ -380,9 +383,14 @@ Test(supervisor, lost_worker_with_attempts_spent_fails_the_job)
 {
     char w[HODEI_ID_BUF], j[HODEI_ID_BUF];
     t_worker(w, "p1", "BUSY", "600000", "60000", NULL);
-    t_job(j, &(t_job_row){.state = "RUNNING", .worker_id = w, .attempt = "2",
-                          .max_attempts = "2", .epoch = "7", .timeout_ms = T_HOUR_MS,
-                          .started_age_ms = "10000", .updated_age_ms = "10000"});
+    t_job(j, &(t_job_row){.state = "RUNNING",
+                          .worker_id = w,
+                          .attempt = "2",
+                          .max_attempts = "2",
+                          .epoch = "7",
+                          .timeout_ms = T_HOUR_MS,
+                          .started_age_ms = "10000",
+                          .updated_age_ms = "10000"});
     harness_proc *p = sup_start_active(NULL);
 
     t_wait_str("LOST", T_WORKER_STATE_SQL, T_ARGS(w));
@@ -401,9 +409,14 @@ Test(supervisor, orphaned_job_on_a_terminated_worker_is_requeued)
 {
     char w[HODEI_ID_BUF], j[HODEI_ID_BUF];
     t_worker(w, "p1", "TERMINATED", "600000", "60000", NULL);
-    t_job(j, &(t_job_row){.state = "RUNNING", .worker_id = w, .attempt = "1",
-                          .max_attempts = "3", .epoch = "1", .timeout_ms = T_HOUR_MS,
-                          .started_age_ms = "1000", .updated_age_ms = "1000"});
+    t_job(j, &(t_job_row){.state = "RUNNING",
+                          .worker_id = w,
+                          .attempt = "1",
+                          .max_attempts = "3",
+                          .epoch = "1",
+                          .timeout_ms = T_HOUR_MS,
+                          .started_age_ms = "1000",
+                          .updated_age_ms = "1000"});
     harness_proc *p = sup_start_active(NULL);
 
     t_wait_str("PENDING", "SELECT state FROM jobs WHERE id = $1", T_ARGS(j));
@@ -419,12 +432,22 @@ Test(supervisor, running_job_past_its_timeout_ends_timeout_and_is_cancelled)
     char w[HODEI_ID_BUF], j[HODEI_ID_BUF], ok[HODEI_ID_BUF], w2[HODEI_ID_BUF];
     t_worker(w, "p1", "BUSY", "600000", "-3600000", NULL);
     t_worker(w2, "p1", "BUSY", "600000", "-3600000", NULL);
-    t_job(j, &(t_job_row){.state = "RUNNING", .worker_id = w, .attempt = "1",
-                          .max_attempts = "1", .epoch = "5", .timeout_ms = "1000",
-                          .started_age_ms = "30000", .updated_age_ms = "30000"});
-    t_job(ok, &(t_job_row){.state = "RUNNING", .worker_id = w2, .attempt = "1",
-                           .max_attempts = "1", .epoch = "1", .timeout_ms = T_HOUR_MS,
-                           .started_age_ms = "30000", .updated_age_ms = "30000"});
+    t_job(j, &(t_job_row){.state = "RUNNING",
+                          .worker_id = w,
+                          .attempt = "1",
+                          .max_attempts = "1",
+                          .epoch = "5",
+                          .timeout_ms = "1000",
+                          .started_age_ms = "30000",
+                          .updated_age_ms = "30000"});
+    t_job(ok, &(t_job_row){.state = "RUNNING",
+                           .worker_id = w2,
+                           .attempt = "1",
+                           .max_attempts = "1",
+                           .epoch = "1",
+                           .timeout_ms = T_HOUR_MS,
+                           .started_age_ms = "30000",
+                           .updated_age_ms = "30000"});
     harness_proc *p = sup_start_active(NULL);
 
     t_wait_str("TIMEOUT", "SELECT state FROM jobs WHERE id = $1", T_ARGS(j));
@@ -447,11 +470,10 @@ Test(supervisor, running_job_past_its_timeout_ends_timeout_and_is_cancelled)
     cr_assert(strstr(err, "timed out") != NULL, "error says why: %s", err);
 
     hodei_sleep_ms(T_QUIET_MS);
-    t_wait_str("BUSY", T_WORKER_STATE_SQL, T_ARGS(w));   /* still killing it */
+    t_wait_str("BUSY", T_WORKER_STATE_SQL, T_ARGS(w)); /* still killing it */
     t_wait_str("RUNNING", "SELECT state FROM jobs WHERE id = $1", T_ARGS(ok));
-    cr_assert_eq(t_i64("SELECT count(*) FROM outbox WHERE event_type = 'JobCancelRequested'",
-                       T_NONE),
-                 1);
+    cr_assert_eq(
+        t_i64("SELECT count(*) FROM outbox WHERE event_type = 'JobCancelRequested'", T_NONE), 1);
     sup_stop_clean(p);
 }
 
@@ -459,9 +481,14 @@ Test(supervisor, unacknowledged_assignment_is_requeued_and_its_worker_lost)
 {
     char w[HODEI_ID_BUF], j[HODEI_ID_BUF];
     t_worker(w, "p1", "BUSY", "600000", "-3600000", NULL);
-    t_job(j, &(t_job_row){.state = "ASSIGNED", .worker_id = w, .attempt = "1",
-                          .max_attempts = "2", .epoch = "1", .timeout_ms = T_HOUR_MS,
-                          .started_age_ms = NULL, .updated_age_ms = "60000"});
+    t_job(j, &(t_job_row){.state = "ASSIGNED",
+                          .worker_id = w,
+                          .attempt = "1",
+                          .max_attempts = "2",
+                          .epoch = "1",
+                          .timeout_ms = T_HOUR_MS,
+                          .started_age_ms = NULL,
+                          .updated_age_ms = "60000"});
     harness_proc *p = sup_start_active(NULL);
 
     t_wait_str("PENDING", "SELECT state FROM jobs WHERE id = $1", T_ARGS(j));
@@ -500,7 +527,7 @@ Test(supervisor, idle_workers_past_ttl_are_drained_down_to_the_warm_pool_min)
     char w_oldest[HODEI_ID_BUF], w_old[HODEI_ID_BUF], w_young[HODEI_ID_BUF];
     char w_busy[HODEI_ID_BUF], w_other[HODEI_ID_BUF];
     t_provider("p1", 2, 4, 1000, 0, true);
-    t_provider("keep", 0, 0, 0, 0, true);          /* idle_ttl_ms 0: never drained */
+    t_provider("keep", 0, 0, 0, 0, true); /* idle_ttl_ms 0: never drained */
     t_worker(w_oldest, "p1", "READY", "900000", "-3600000", "600000");
     t_worker(w_old, "p1", "READY", "900000", "-3600000", "300000");
     t_worker(w_young, "p1", "READY", "900000", "-3600000", "60000");
@@ -516,9 +543,9 @@ Test(supervisor, idle_workers_past_ttl_are_drained_down_to_the_warm_pool_min)
     hodei_sleep_ms(T_QUIET_MS);
     t_wait_str("READY", T_WORKER_STATE_SQL, T_ARGS(w_young));
     t_wait_str("READY", T_WORKER_STATE_SQL, T_ARGS(w_other));
-    cr_assert_eq(t_i64("SELECT count(*) FROM outbox WHERE event_type = 'WorkerDestroyRequested'",
-                       T_NONE),
-                 2, "never below warm_pool_min");
+    cr_assert_eq(
+        t_i64("SELECT count(*) FROM outbox WHERE event_type = 'WorkerDestroyRequested'", T_NONE), 2,
+        "never below warm_pool_min");
     cr_assert_eq(t_i64("SELECT count(*) FROM workers WHERE state = 'CREATING'", T_NONE), 0);
     char line[T_TEXT_MAX];
     snprintf(line, sizeof line, "idle ttl: worker=%s", w_oldest);
@@ -529,8 +556,8 @@ Test(supervisor, idle_workers_past_ttl_are_drained_down_to_the_warm_pool_min)
 Test(supervisor, warm_pool_creates_exactly_the_missing_workers)
 {
     t_provider("wp", 2, 4, 300000, 0, true);
-    t_provider("capped", 3, 3, 300000, 1, true);    /* max_workers 1 binds first */
-    t_provider("off", 2, 2, 300000, 0, false);      /* disabled: left alone */
+    t_provider("capped", 3, 3, 300000, 1, true); /* max_workers 1 binds first */
+    t_provider("off", 2, 2, 300000, 0, false);   /* disabled: left alone */
     harness_proc *p = sup_start_active(NULL);
 
     cr_assert(t_wait_i64(2, T_WAIT_MS,
@@ -538,8 +565,8 @@ Test(supervisor, warm_pool_creates_exactly_the_missing_workers)
                          " AND cpu_millis = 1500 AND memory_bytes = 1073741824"
                          " AND architecture = 'amd64'",
                          T_NONE));
-    cr_assert(t_wait_i64(1, T_WAIT_MS,
-                         "SELECT count(*) FROM workers WHERE provider = 'capped'", T_NONE));
+    cr_assert(
+        t_wait_i64(1, T_WAIT_MS, "SELECT count(*) FROM workers WHERE provider = 'capped'", T_NONE));
     hodei_sleep_ms(T_QUIET_MS);
     cr_assert_eq(t_i64("SELECT count(*) FROM workers WHERE provider = 'wp'", T_NONE), 2,
                  "not more on later ticks");
@@ -565,9 +592,10 @@ Test(supervisor, warm_pool_creates_exactly_the_missing_workers)
     }
     cr_assert_eq(wp, 2);
     t_events_free(evs, n);
-    cr_assert_eq(t_i64("SELECT count(*) FROM outbox WHERE subject = 'hodei.evt.provision.requested'",
-                       T_NONE),
-                 3);
+    cr_assert_eq(
+        t_i64("SELECT count(*) FROM outbox WHERE subject = 'hodei.evt.provision.requested'",
+              T_NONE),
+        3);
     sup_stop_clean(p);
 }
 

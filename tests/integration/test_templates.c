@@ -18,9 +18,15 @@
 static harness_stack stack;
 static edge_handle edge;
 
-static void setup(void) { edge_stack_start(&stack, &edge, NULL); }
+static void setup(void)
+{
+    edge_stack_start(&stack, &edge, NULL);
+}
 
-static void teardown(void) { edge_stack_stop(&stack, &edge); }
+static void teardown(void)
+{
+    edge_stack_stop(&stack, &edge);
+}
 
 TestSuite(templates, .init = setup, .fini = teardown, .timeout = 120);
 
@@ -101,7 +107,10 @@ static hodei_grpc_code run(const char *name, const char *const *kv, const char *
     return c;
 }
 
-static int64_t sql(const char *q) { return harness_sql_i64(&stack, q); }
+static int64_t sql(const char *q)
+{
+    return harness_sql_i64(&stack, q);
+}
 
 Test(templates, create_replace_get_and_list_in_pages)
 {
@@ -223,7 +232,7 @@ Test(templates, bad_requests_name_the_field_and_change_nothing)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tpl_init(&a, bad[i].name, bad[i].script, bad[i].params, bad[i].n);
         if (i == 4)
-            a.spec.priority = 5000;   /* past the spec's own limits */
+            a.spec.priority = 5000; /* past the spec's own limits */
         cr_assert_eq(create(&a, msg, NULL), HODEI_GRPC_INVALID_ARGUMENT, "case %zu: %s", i, msg);
         cr_assert(strstr(msg, bad[i].want), "case %zu: want '%s' in '%s'", i, bad[i].want, msg);
     }

@@ -34,8 +34,8 @@
 /* ------------------------------------------------------------ fake edge */
 
 typedef struct {
-    int stream;                          /* 1, 2, ... in the order streams opened */
-    Hodei__V1__WorkerMessage *msg;       /* owned copy */
+    int stream;                    /* 1, 2, ... in the order streams opened */
+    Hodei__V1__WorkerMessage *msg; /* owned copy */
 } edge_event;
 
 static struct {
@@ -43,7 +43,7 @@ static struct {
     pthread_cond_t cv;
     hodei_rpc_server *srv;
     int port;
-    hodei_rpc_call *cur;                 /* the open stream (referenced) */
+    hodei_rpc_call *cur; /* the open stream (referenced) */
     int streams;
     edge_event ev[EVENTS_MAX];
     int n_ev;
@@ -55,9 +55,9 @@ static struct {
     size_t reg_labels;
     bool auto_ack;
     bool refuse_streams;
-    int register_unavailable;            /* answer UNAVAILABLE to this many Registers */
-    int64_t heartbeat_ms;                /* in RegisterResponse */
-    char peer[128];                      /* client certificate SAN seen by Register */
+    int register_unavailable; /* answer UNAVAILABLE to this many Registers */
+    int64_t heartbeat_ms;     /* in RegisterResponse */
+    char peer[128];           /* client certificate SAN seen by Register */
 } E;
 
 static Hodei__V1__WorkerMessage *msg_copy(const Hodei__V1__WorkerMessage *m)
@@ -251,7 +251,10 @@ static void edge_start_on(const char *tls_dir, int port)
     E.port = hodei_rpc_server_port(E.srv);
 }
 
-static void edge_start(void) { edge_start_on(NULL, 0); }
+static void edge_start(void)
+{
+    edge_start_on(NULL, 0);
+}
 
 static void edge_stop(void)
 {
@@ -305,10 +308,14 @@ static void edge_drop_stream(void)
 static const char *event_job(const Hodei__V1__WorkerMessage *m)
 {
     switch (m->body_case) {
-    case HODEI__V1__WORKER_MESSAGE__BODY_RUN_JOB_ACK: return m->run_job_ack->job_id;
-    case HODEI__V1__WORKER_MESSAGE__BODY_LOG_BATCH: return m->log_batch->job_id;
-    case HODEI__V1__WORKER_MESSAGE__BODY_JOB_RESULT: return m->job_result->job_id;
-    default: return NULL;
+    case HODEI__V1__WORKER_MESSAGE__BODY_RUN_JOB_ACK:
+        return m->run_job_ack->job_id;
+    case HODEI__V1__WORKER_MESSAGE__BODY_LOG_BATCH:
+        return m->log_batch->job_id;
+    case HODEI__V1__WORKER_MESSAGE__BODY_JOB_RESULT:
+        return m->job_result->job_id;
+    default:
+        return NULL;
     }
 }
 
@@ -418,7 +425,7 @@ static void send_run(const char *job, int64_t epoch, const char *const *argv, co
     rj.job_id = (char *)job;
     rj.epoch = epoch;
     rj.attempt = 1;
-    rj.spec = argv[0][0] ? &spec : NULL;   /* "" = a RunJob without a spec */
+    rj.spec = argv[0][0] ? &spec : NULL; /* "" = a RunJob without a spec */
     if (secrets) {
         rj.secrets_json.data = (uint8_t *)secrets;
         rj.secrets_json.len = strlen(secrets);
@@ -518,7 +525,7 @@ static size_t job_output(const char *job, char *out, size_t out_len)
 
 /* ------------------------------------------------------------ the agent */
 
-static harness_stack ST;      /* only a state folder: no servers are started */
+static harness_stack ST; /* only a state folder: no servers are started */
 static harness_proc AGENT;
 
 static void agent_start_env(const char *otp, const char *const *more)
@@ -544,7 +551,10 @@ static void agent_start_env(const char *otp, const char *const *more)
     harness_proc_start(&ST, &AGENT, argv, env);
 }
 
-static void agent_start(void) { agent_start_env(OTP_GOOD, NULL); }
+static void agent_start(void)
+{
+    agent_start_env(OTP_GOOD, NULL);
+}
 
 /* The agent registered and said Hello on its first stream. */
 static const Hodei__V1__Hello *agent_ready(void)
@@ -595,7 +605,10 @@ static void teardown(void)
 
 TestSuite(worker_agent, .init = setup, .fini = teardown, .timeout = 120);
 
-static void new_job(char id[HODEI_ID_BUF]) { hodei_id_new(id); }
+static void new_job(char id[HODEI_ID_BUF])
+{
+    hodei_id_new(id);
+}
 
 /* ------------------------------------------------------------ tests */
 
@@ -641,8 +654,8 @@ Test(worker_agent, seq_1000_streams_every_line_in_order_then_succeeds)
     cr_assert_eq(edge_event_msg(ack, NULL)->run_job_ack->epoch, 1);
     int ri;
     const Hodei__V1__JobResult *r = wait_result(job, 0, WAIT_MS, &ri);
-    cr_assert_eq(r->state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, "state %d error %s",
-                 r->state, r->error);
+    cr_assert_eq(r->state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, "state %d error %s", r->state,
+                 r->error);
     cr_assert_eq(r->exit_code, 0);
     cr_assert_eq(r->epoch, 1);
     cr_assert_not_null(r->started_at);
@@ -687,8 +700,8 @@ Test(worker_agent, repeated_run_job_is_acked_again_and_runs_once_and_busy_is_ref
     agent_ready();
     send_sh(job, 1, script);
     cr_assert_geq(edge_wait(0, HODEI__V1__WORKER_MESSAGE__BODY_RUN_JOB_ACK, job, WAIT_MS), 0);
-    send_sh(job, 1, script);                 /* the edge re-sends: same job, same epoch */
-    send_sh(other, 1, "echo never");         /* another job while busy */
+    send_sh(job, 1, script);         /* the edge re-sends: same job, same epoch */
+    send_sh(other, 1, "echo never"); /* another job while busy */
     const Hodei__V1__JobResult *busy = wait_result(other, 0, WAIT_MS, NULL);
     cr_assert_eq(busy->state, HODEI__V1__JOB_STATE__JOB_STATE_FAILED);
     cr_assert(strstr(busy->error, "busy") && strstr(busy->error, job), "error: %s", busy->error);
@@ -757,7 +770,7 @@ Test(worker_agent, stream_dropped_mid_job_reconnects_and_result_is_resent_until_
     edge_event_msg(r1, &s1);
     cr_assert_eq(s1, 2);
     int r2;
-    wait_result(job, r1 + 1, 5000, &r2);       /* worker.result_resend = 1s */
+    wait_result(job, r1 + 1, 5000, &r2); /* worker.result_resend = 1s */
     /* a reconnect re-sends it too; acknowledged, it stops */
     edge_drop_stream();
     cr_assert(edge_wait_int(&E.streams, 3, WAIT_MS));
@@ -810,7 +823,7 @@ Test(worker_agent, output_beyond_the_buffer_while_disconnected_is_dropped_with_a
     const Hodei__V1__JobResult *r = wait_result(job, 0, WAIT_MS, NULL);
     cr_assert_eq(r->state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
     static char out[256 * 1024];
-    size_t lines = job_output(job, out, sizeof out);   /* sequences still increase */
+    size_t lines = job_output(job, out, sizeof out); /* sequences still increase */
     cr_assert_lt(lines, 100001, "nothing was dropped");
     cr_assert_gt(lines, 100, "too little kept: %zu lines", lines);
     cr_assert(strstr(out, "lines of output (sequences 1..") != NULL, "no warning line:\n%.300s",
@@ -921,8 +934,10 @@ Test(worker_agent, registration_is_retried_while_the_edge_is_unavailable)
     agent_ready();
     cr_assert_eq(edge_int(&E.registers), 4, "3 refusals then a success");
     cr_assert(harness_log_contains(&AGENT, "registration at 127.0.0.1:", 0));
-    cr_assert(harness_log_contains(&AGENT, "UNAVAILABLE: fake edge: database unavailable; "
-                                           "retrying in", 0));
+    cr_assert(harness_log_contains(&AGENT,
+                                   "UNAVAILABLE: fake edge: database unavailable; "
+                                   "retrying in",
+                                   0));
     assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
 }
 
@@ -933,10 +948,11 @@ Test(worker_agent, a_bad_register_response_exits_1_naming_the_field)
     pthread_mutex_unlock(&E.mu);
     agent_start();
     int status = harness_proc_wait(&AGENT, WAIT_MS);
-    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d",
-              status);
-    cr_assert(harness_log_contains(&AGENT, "RegisterResponse.heartbeat_interval_ms: 0 is outside "
-                                           "[100, 3600000]", 0));
+    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
+    cr_assert(harness_log_contains(&AGENT,
+                                   "RegisterResponse.heartbeat_interval_ms: 0 is outside "
+                                   "[100, 3600000]",
+                                   0));
 }
 
 Test(worker_agent, a_bad_server_message_is_reported_and_the_stream_goes_on)
@@ -1034,8 +1050,10 @@ Test(worker_agent, orphans_of_a_job_are_reaped_not_left_as_zombies)
     int64_t deadline = hodei_mono_ms() + 3000;
     while (kill((pid_t)pid, 0) == 0 && hodei_mono_ms() < deadline)
         hodei_sleep_ms(20);
-    cr_assert_neq(kill((pid_t)pid, 0), 0, "the job's background process %ld is still there "
-                  "(a zombie nobody reaps?)", pid);
+    cr_assert_neq(kill((pid_t)pid, 0), 0,
+                  "the job's background process %ld is still there "
+                  "(a zombie nobody reaps?)",
+                  pid);
     assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
 }
 
@@ -1044,15 +1062,14 @@ Test(worker_agent, reconnects_promptly_when_the_edge_comes_back)
     agent_start();
     agent_ready();
     int port = E.port;
-    edge_stop();                     /* the edge goes away for 3 s */
+    edge_stop(); /* the edge goes away for 3 s */
     hodei_sleep_ms(3000);
     int64_t t0 = hodei_mono_ms();
     edge_start_on(NULL, port);
     int i = edge_wait(0, HODEI__V1__WORKER_MESSAGE__BODY_HELLO, NULL, WAIT_MS);
     int64_t took = hodei_mono_ms() - t0;
     cr_assert_geq(i, 0, "no Hello after the edge came back");
-    cr_assert_lt(took, 1500, "back after %lld ms (worker.reconnect_max is 500ms)",
-                 (long long)took);
+    cr_assert_lt(took, 1500, "back after %lld ms (worker.reconnect_max is 500ms)", (long long)took);
     cr_assert_eq(edge_int(&E.registers), 0, "registered again instead of resuming");
     cr_assert_str_eq(edge_event_msg(i, NULL)->hello->session_token, SESSION_TOKEN);
     assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
@@ -1070,7 +1087,7 @@ Test(worker_agent, sigterm_with_a_result_the_edge_never_acknowledges_gives_up_af
     send_sh(job, 1, "echo hi");
     wait_result(job, 0, WAIT_MS, NULL);
     pthread_mutex_lock(&E.mu);
-    E.refuse_streams = true;          /* the edge is gone for good */
+    E.refuse_streams = true; /* the edge is gone for good */
     pthread_mutex_unlock(&E.mu);
     edge_drop_stream();
     int64_t t0 = hodei_mono_ms();
@@ -1078,6 +1095,8 @@ Test(worker_agent, sigterm_with_a_result_the_edge_never_acknowledges_gives_up_af
     int64_t took = hodei_mono_ms() - t0;
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x", status);
     cr_assert(took >= 9000 && took < 15000, "gave up after %lld ms", (long long)took);
-    cr_assert(harness_log_contains(&AGENT, "stopped before the server acknowledged every job "
-                                           "result", 0));
+    cr_assert(harness_log_contains(&AGENT,
+                                   "stopped before the server acknowledged every job "
+                                   "result",
+                                   0));
 }

@@ -39,8 +39,14 @@ static void start_with(const char *resend, const char *keepalive)
 }
 
 /* Slow re-send: whatever reaches a worker came from Hello or NATS. */
-static void setup(void) { start_with("30s", "10s"); }
-static void setup_fast(void) { start_with("300ms", "1s"); }
+static void setup(void)
+{
+    start_with("30s", "10s");
+}
+static void setup_fast(void)
+{
+    start_with("300ms", "1s");
+}
 
 static void teardown(void)
 {
@@ -106,8 +112,7 @@ static void make_worker(char id[HODEI_ID_BUF], const char *token, const char *to
     cr_assert_eq(sqlf("INSERT INTO bootstrap_tokens (token_hash, worker_id, provider, expires_at%s)"
                       " VALUES (sha256('%s'::bytea), '%s', 'process', now() + interval '5 min'%s)"
                       " RETURNING 1",
-                      token_extra ? ", revoked_at" : "", token, id,
-                      token_extra ? token_extra : ""),
+                      token_extra ? ", revoked_at" : "", token, id, token_extra ? token_extra : ""),
                  1);
 }
 
@@ -150,8 +155,7 @@ static void ready_worker(char id[HODEI_ID_BUF], char session[SESSION_HEX + 1])
 {
     make_worker(id, "boot-token", NULL);
     char msg[512];
-    cr_assert_eq(do_register("boot-token", id, session, msg, sizeof msg), HODEI_GRPC_OK, "%s",
-                 msg);
+    cr_assert_eq(do_register("boot-token", id, session, msg, sizeof msg), HODEI_GRPC_OK, "%s", msg);
 }
 
 static void spec_hex(char *out, size_t out_len)
@@ -205,8 +209,7 @@ static void ws_send(hodei_rpc_stream *st, Hodei__V1__WorkerMessage *m)
     cr_assert_eq(hodei_rpc_stream_send(st, &m->base, &err), HODEI_OK, "%s", err.msg);
 }
 
-static void ws_hello(hodei_rpc_stream *st, const char *w, const char *session,
-                     const char *running)
+static void ws_hello(hodei_rpc_stream *st, const char *w, const char *session, const char *running)
 {
     Hodei__V1__WorkerMessage m = HODEI__V1__WORKER_MESSAGE__INIT;
     Hodei__V1__Hello h = HODEI__V1__HELLO__INIT;
@@ -238,7 +241,7 @@ static void ws_logs(hodei_rpc_stream *st, const char *job, int64_t epoch, uint64
     size_t n = (size_t)(last - first + 1);
     Hodei__V1__LogLine *lines = calloc(n, sizeof *lines);
     Hodei__V1__LogLine **ptrs = calloc(n, sizeof *ptrs);
-    char (*text)[32] = calloc(n, sizeof *text);
+    char(*text)[32] = calloc(n, sizeof *text);
     cr_assert(lines && ptrs && text);
     for (size_t i = 0; i < n; i++) {
         hodei__v1__log_line__init(&lines[i]);
@@ -452,8 +455,7 @@ Test(worker_edge, register_works_once_and_a_spent_token_changes_nothing)
                            " WHERE id = '%s'",
                            w);
     char again[512];
-    cr_assert_eq(do_register("tok-once", w, NULL, again, sizeof again),
-                 HODEI_GRPC_UNAUTHENTICATED);
+    cr_assert_eq(do_register("tok-once", w, NULL, again, sizeof again), HODEI_GRPC_UNAUTHENTICATED);
     cr_assert_eq(sqlf("SELECT count(*) FROM workers WHERE id = '%s' AND state = 'READY'"
                       " AND session_token_hash = sha256('%s'::bytea)"
                       " AND (extract(epoch FROM updated_at) * 1e6)::bigint = %lld",
@@ -556,8 +558,10 @@ Test(worker_edge, a_job_runs_end_to_end_and_a_stale_result_is_refused)
 
     ws_ack(st, job, 2);
     char q[256];
-    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'"
-             " AND started_at IS NOT NULL", job);
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'"
+             " AND started_at IS NOT NULL",
+             job);
     cr_assert(sql_wait(1, q), "the ack did not make the job RUNNING");
 
     Hodei__V1__WorkerMessage hb = HODEI__V1__WORKER_MESSAGE__INIT;
@@ -571,8 +575,10 @@ Test(worker_edge, a_job_runs_end_to_end_and_a_stale_result_is_refused)
     cr_assert_eq(sqlf("UPDATE workers SET last_heartbeat_at = NULL WHERE id = '%s' RETURNING 1", w),
                  1);
     ws_send(st, &hb);
-    snprintf(q, sizeof q, "SELECT count(*) FROM workers WHERE id = '%s' AND"
-             " last_heartbeat_at IS NOT NULL AND usage_memory_bytes = 12345", w);
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM workers WHERE id = '%s' AND"
+             " last_heartbeat_at IS NOT NULL AND usage_memory_bytes = 12345",
+             w);
     cr_assert(sql_wait(1, q), "the heartbeat was not written");
 
     ws_logs(st, job, 2, 1, 2);
@@ -650,7 +656,7 @@ Test(worker_edge, followers_before_and_after_get_every_line_once_in_order)
     hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
     ws_ack(st, job, 1);
     ws_logs(st, job, 1, 1, 100);
-    ws_logs(st, job, 1, 1, 100);   /* the same batch again: dropped by Nats-Msg-Id */
+    ws_logs(st, job, 1, 1, 100); /* the same batch again: dropped by Nats-Msg-Id */
     ws_logs(st, job, 1, 101, 400);
     ws_logs(st, job, 1, 350, 450); /* re-sent in other pieces: the repeats are dropped */
     ws_logs(st, job, 1, 451, 1000);
@@ -669,8 +675,8 @@ Test(worker_edge, followers_before_and_after_get_every_line_once_in_order)
     page.max_lines = 10;
     ProtobufCMessage *resp = NULL;
     char pmsg[512];
-    cr_assert_eq(unary(LSVC "GetLogs", &page.base, &hodei__v1__get_logs_response__descriptor,
-                       &resp, pmsg, sizeof pmsg),
+    cr_assert_eq(unary(LSVC "GetLogs", &page.base, &hodei__v1__get_logs_response__descriptor, &resp,
+                       pmsg, sizeof pmsg),
                  HODEI_GRPC_OK, "%s", pmsg);
     Hodei__V1__GetLogsResponse *r = (Hodei__V1__GetLogsResponse *)resp;
     cr_assert_eq(r->n_lines, 10);
@@ -678,8 +684,8 @@ Test(worker_edge, followers_before_and_after_get_every_line_once_in_order)
     protobuf_c_message_free_unpacked(resp, NULL);
     page.max_lines = 0;
     page.from_sequence = 991;
-    cr_assert_eq(unary(LSVC "GetLogs", &page.base, &hodei__v1__get_logs_response__descriptor,
-                       &resp, pmsg, sizeof pmsg),
+    cr_assert_eq(unary(LSVC "GetLogs", &page.base, &hodei__v1__get_logs_response__descriptor, &resp,
+                       pmsg, sizeof pmsg),
                  HODEI_GRPC_OK, "%s", pmsg);
     r = (Hodei__V1__GetLogsResponse *)resp;
     cr_assert_eq(r->n_lines, 10);
@@ -756,8 +762,10 @@ Test(worker_edge_fast, a_restarted_worker_loses_its_running_job_and_idle_streams
     hodei_rpc_stream *st = ws_open();
     ws_hello(st, w, session, NULL); /* the job is not among its running ones */
     char q[256];
-    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'FAILED'"
-             " AND error = 'worker restarted'", job);
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'FAILED'"
+             " AND error = 'worker restarted'",
+             job);
     cr_assert(sql_wait(1, q), "the lost attempt did not end");
     wait_logs(job, 0, true); /* its end marker */
     Hodei__V1__ServerMessage *m = NULL;
@@ -879,8 +887,8 @@ Test(worker_edge, a_job_with_a_cancel_requested_gets_cancel_job_and_ends_cancell
     protobuf_c_message_free_unpacked(&m->base, NULL);
     ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_CANCELLED, 143);
     cr_assert(ws_result_ack(st, job, NULL, 0));
-    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'CANCELLED'", job),
-                 1, "a cancelled attempt must not be retried");
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'CANCELLED'", job), 1,
+                 "a cancelled attempt must not be retried");
     wait_logs(job, 0, true);
     hodei_rpc_stream_destroy(st);
 }
@@ -1101,8 +1109,7 @@ static void follow_from(const char *job, int64_t from_epoch, uint64_t from_seque
     while (!ended) {
         ProtobufCMessage *msg = NULL;
         hodei_rpc_result res;
-        cr_assert_eq(hodei_rpc_stream_recv(st, RECV_MS, &msg, &res, &err), HODEI_OK, "%s",
-                     err.msg);
+        cr_assert_eq(hodei_rpc_stream_recv(st, RECV_MS, &msg, &res, &err), HODEI_OK, "%s", err.msg);
         cr_assert_not_null(msg, "the stream closed before end_of_stream: %s", res.message);
         const Hodei__V1__LogChunk *c = (const Hodei__V1__LogChunk *)msg;
         for (size_t i = 0; i < c->n_lines && n < len; i++)

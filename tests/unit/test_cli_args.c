@@ -46,15 +46,15 @@ static hodei_status parse_words(const char **words)
 /* Words are string literals; parse_words keeps the array alive. */
 #define PARSE(...) parse_words((const char *[]){"hodei", __VA_ARGS__, NULL})
 
-#define EXPECT_OK(...)                                                                   \
+#define EXPECT_OK(...)                                                                             \
     cr_assert_eq(PARSE(__VA_ARGS__), HODEI_OK, "expected success, got: %s", E.msg)
 
 /* A usage error whose message starts with `prefix` (the flag it names). */
-#define EXPECT_USAGE(prefix, ...)                                                        \
-    do {                                                                                 \
-        cr_assert_eq(PARSE(__VA_ARGS__), HODEI_ERR_INVALID, "expected a usage error");   \
-        cr_assert(strncmp(E.msg, prefix, strlen(prefix)) == 0,                           \
-                  "message \"%s\" should start with \"%s\"", E.msg, prefix);              \
+#define EXPECT_USAGE(prefix, ...)                                                                  \
+    do {                                                                                           \
+        cr_assert_eq(PARSE(__VA_ARGS__), HODEI_ERR_INVALID, "expected a usage error");             \
+        cr_assert(strncmp(E.msg, prefix, strlen(prefix)) == 0,                                     \
+                  "message \"%s\" should start with \"%s\"", E.msg, prefix);                       \
     } while (0)
 
 static void cli_setup(void)
@@ -158,8 +158,8 @@ Test(args, tls_files)
     EXPECT_USAGE("--tls-cert: needs --tls-key", "--tls-ca", ca, "--tls-cert", cert, "jobs");
     EXPECT_USAGE("--tls-key: needs --tls-cert", "--tls-ca", ca, "--tls-key", key, "jobs");
     EXPECT_USAGE("--tls-cert: needs --tls-ca", "--tls-cert", cert, "--tls-key", key, "jobs");
-    EXPECT_USAGE("--tls-ca: cannot read \"/nonexistent/ca.pem\"", "--tls-ca",
-                 "/nonexistent/ca.pem", "jobs");
+    EXPECT_USAGE("--tls-ca: cannot read \"/nonexistent/ca.pem\"", "--tls-ca", "/nonexistent/ca.pem",
+                 "jobs");
     unlink(ca);
     unlink(cert);
     unlink(key);
@@ -216,11 +216,11 @@ static const char *env_value(const char *key)
 Test(args, submit_builds_the_request)
 {
     EXPECT_OK("submit", "--name", "nightly", "--env", "A=1", "-e", "B=x=y", "--label", "team=ci",
-              "--constraint", "zone=eu-1", "--priority", "-7", "--timeout", "2m",
-              "--max-attempts", "3", "--cpu", "0.5", "--memory", "512Mi", "--storage", "10G",
-              "--gpus", "1", "--arch", "arm64", "--provider", "local", "--image", "debian:12",
-              "--idempotency-key", "build-42", "--secret", "db.password", "--secret", "token",
-              "--workdir", "/srv", "--", "make", "-j", "4", "test");
+              "--constraint", "zone=eu-1", "--priority", "-7", "--timeout", "2m", "--max-attempts",
+              "3", "--cpu", "0.5", "--memory", "512Mi", "--storage", "10G", "--gpus", "1", "--arch",
+              "arm64", "--provider", "local", "--image", "debian:12", "--idempotency-key",
+              "build-42", "--secret", "db.password", "--secret", "token", "--workdir", "/srv", "--",
+              "make", "-j", "4", "test");
     cr_assert_eq(A.command, CLI_CMD_SUBMIT);
     const Hodei__V1__QueueJobRequest *q = &A.queue;
     cr_assert_eq(q->spec, &A.spec);
@@ -307,8 +307,8 @@ Test(args, submit_script)
     cr_assert_str_eq(s->script->interpreter, "/bin/sh");
     EXPECT_OK("submit", "--interpreter", "python3", "--script", path);
     cr_assert_str_eq(A.queue.spec->script->interpreter, "python3");
-    EXPECT_USAGE("--script: cannot be combined with a command", "submit", "--script", path,
-                 "--", "true");
+    EXPECT_USAGE("--script: cannot be combined with a command", "submit", "--script", path, "--",
+                 "true");
     EXPECT_USAGE("--script: given twice", "submit", "--script", path, "--script", path);
     EXPECT_USAGE("--interpreter: only with --script", "submit", "--interpreter", "sh", "--",
                  "true");
@@ -358,10 +358,10 @@ Test(args, submit_env_and_maps)
     EXPECT_USAGE("--label: must be KEY=VALUE", "submit", "--label", "novalue", "--", "x");
     EXPECT_USAGE("--label (spec.labels[\"bad key\"]): key must be", "submit", "--label",
                  "bad key=1", "--", "x");
-    EXPECT_USAGE("--constraint (spec.constraints[\"k\"]): duplicate key", "submit",
-                 "--constraint", "k=1", "--constraint", "k=2", "--", "x");
-    EXPECT_USAGE("--secret (spec.secret_refs[0]): must be 1 to 128", "submit", "--secret",
-                 "a/b", "--", "x");
+    EXPECT_USAGE("--constraint (spec.constraints[\"k\"]): duplicate key", "submit", "--constraint",
+                 "k=1", "--constraint", "k=2", "--", "x");
+    EXPECT_USAGE("--secret (spec.secret_refs[0]): must be 1 to 128", "submit", "--secret", "a/b",
+                 "--", "x");
 }
 
 /* A map key holding ": " still maps to its flag. */
@@ -402,7 +402,8 @@ Test(args, submit_bad_values_name_the_flag)
         {"--priority", "abc", "--priority: must be an integer, got \"abc\""},
         {"--priority", " 5", "--priority: must be an integer"},
         {"--priority", "99999999999", "--priority: must be an integer"},
-        {"--priority", "5000", "--priority (spec.priority): must be between -1000 and 1000, got 5000"},
+        {"--priority", "5000",
+         "--priority (spec.priority): must be between -1000 and 1000, got 5000"},
         {"--timeout", "5x", "--timeout: must be a duration"},
         {"--timeout", "-5s", "--timeout: must be a duration"},
         {"--timeout", "5", "--timeout (spec.timeout_ms): must be 0 (server default) or between"},
@@ -428,8 +429,7 @@ Test(args, submit_bad_values_name_the_flag)
         {"--name", "\xff", "--name (spec.name): must be valid UTF-8"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *argv[] = {"hodei", "submit", cases[i].flag, cases[i].value, "--", "true",
-                              NULL};
+        const char *argv[] = {"hodei", "submit", cases[i].flag, cases[i].value, "--", "true", NULL};
         cr_expect_eq(parse_words(argv), HODEI_ERR_INVALID, "%s %s accepted", cases[i].flag,
                      cases[i].value);
         cr_expect(strncmp(E.msg, cases[i].prefix, strlen(cases[i].prefix)) == 0,
@@ -443,15 +443,14 @@ Test(args, submit_good_values)
     static const struct {
         const char *flag, *value;
     } cases[] = {
-        {"--priority", "-1000"}, {"--priority", "1000"}, {"--timeout", "0"},
-        {"--timeout", "1s"},     {"--timeout", "168h"},  {"--max-attempts", "0"},
-        {"--cpu", "1024"},       {"--cpu", ".25"},       {"--memory", "1Pi"},
-        {"--memory", "64k"},     {"--memory", "1GB"},    {"--arch", "x86_64"},
+        {"--priority", "-1000"}, {"--priority", "1000"},    {"--timeout", "0"},
+        {"--timeout", "1s"},     {"--timeout", "168h"},     {"--max-attempts", "0"},
+        {"--cpu", "1024"},       {"--cpu", ".25"},          {"--memory", "1Pi"},
+        {"--memory", "64k"},     {"--memory", "1GB"},       {"--arch", "x86_64"},
         {"--workdir", "/"},      {"--name", "caf\xc3\xa9"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *argv[] = {"hodei", "submit", cases[i].flag, cases[i].value, "--", "true",
-                              NULL};
+        const char *argv[] = {"hodei", "submit", cases[i].flag, cases[i].value, "--", "true", NULL};
         cr_expect_eq(parse_words(argv), HODEI_OK, "%s %s: %s", cases[i].flag, cases[i].value,
                      E.msg);
     }
@@ -485,8 +484,7 @@ Test(args, cancel)
     char *long_reason = malloc(CLI_CANCEL_REASON_MAX + 2);
     memset(long_reason, 'r', CLI_CANCEL_REASON_MAX + 1);
     long_reason[CLI_CANCEL_REASON_MAX + 1] = '\0';
-    EXPECT_USAGE("--reason: must be at most 1024 bytes", "cancel", JOB_ID, "--reason",
-                 long_reason);
+    EXPECT_USAGE("--reason: must be at most 1024 bytes", "cancel", JOB_ID, "--reason", long_reason);
     free(long_reason);
 }
 
@@ -504,7 +502,8 @@ Test(args, jobs)
     cr_assert_eq(A.list.states[2], HODEI__V1__JOB_STATE__JOB_STATE_FAILED);
     cr_assert_eq(A.list.page_size, 20);
     cr_assert_str_eq(A.list.page_token, "abc.123");
-    EXPECT_OK("jobs", "--state", "pending,assigned,running,succeeded,failed,cancelled,timeout,"
+    EXPECT_OK("jobs", "--state",
+              "pending,assigned,running,succeeded,failed,cancelled,timeout,"
               "PENDING");
     cr_assert_eq(A.list.n_states, 7);
     EXPECT_USAGE("--state: unknown job state \"bogus\"", "jobs", "--state", "bogus");
@@ -556,8 +555,8 @@ Test(args, run_refuses_bad_arguments_before_any_call)
     EXPECT_USAGE("--image: needs a value", "run", "--image");
     EXPECT_USAGE("--no-job-exit-code: takes no value", "run", "--no-job-exit-code=1", "true");
     EXPECT_USAGE("unknown flag --follow for hodei run", "run", "--follow", "true");
-    EXPECT_USAGE("unknown flag --no-job-exit-code for hodei submit", "submit",
-                 "--no-job-exit-code", "--", "true");
+    EXPECT_USAGE("unknown flag --no-job-exit-code for hodei submit", "submit", "--no-job-exit-code",
+                 "--", "true");
     EXPECT_USAGE("unknown flag -q for hodei submit", "submit", "-q", "true");
 }
 
@@ -583,8 +582,8 @@ Test(args, logs)
     EXPECT_USAGE("--from: must be a line sequence number", "logs", "--from", "-3", JOB_ID);
     EXPECT_USAGE("--from: must be a line sequence number", "logs", "--from", "+3", JOB_ID);
     EXPECT_USAGE("--from: must be a line sequence number", "logs", "--from", "1e3", JOB_ID);
-    EXPECT_USAGE("--from: must be a line sequence number", "logs", "--from",
-                 "99999999999999999999", JOB_ID);
+    EXPECT_USAGE("--from: must be a line sequence number", "logs", "--from", "99999999999999999999",
+                 JOB_ID);
     EXPECT_USAGE("--from: needs a value", "logs", JOB_ID, "--from");
     EXPECT_USAGE("--follow: takes no value", "logs", "--follow=yes", JOB_ID);
     EXPECT_USAGE("unknown flag --tail for hodei logs", "logs", "--tail", "5", JOB_ID);
@@ -641,8 +640,8 @@ Test(args, templates)
     cr_assert_eq(A.templates_action, CLI_TEMPLATES_LIST);
     EXPECT_OK("templates", "get", "greet");
     cr_assert_str_eq(A.template_get.name, "greet");
-    EXPECT_OK("templates", "create", "greet", "--param", "who", "--description", "hi",
-              "--priority", "5", "--", "sh", "-c", "echo ${who}");
+    EXPECT_OK("templates", "create", "greet", "--param", "who", "--description", "hi", "--priority",
+              "5", "--", "sh", "-c", "echo ${who}");
     cr_assert_eq(A.templates_action, CLI_TEMPLATES_CREATE);
     cr_assert_str_eq(A.template_create.template_->name, "greet");
     cr_assert_eq(A.template_.n_parameters, 1);
@@ -662,11 +661,10 @@ Test(args, templates)
     EXPECT_USAGE("NAME: must be 1 to 63", "templates", "get", "Greet");
     EXPECT_USAGE("unexpected argument \"x\"", "templates", "list", "x");
     EXPECT_USAGE("unexpected argument \"x\"", "templates", "get", "a", "x");
-    EXPECT_USAGE("--param: a parameter name is", "templates", "create", "a", "--param", "1x",
-                 "--", "true");
+    EXPECT_USAGE("--param: a parameter name is", "templates", "create", "a", "--param", "1x", "--",
+                 "true");
     EXPECT_USAGE("--param: must be NAME=VALUE", "templates", "run", "a", "-p", "who");
-    EXPECT_USAGE("--param: who given twice", "templates", "run", "a", "-p", "who=1", "-p",
-                 "who=2");
+    EXPECT_USAGE("--param: who given twice", "templates", "run", "a", "-p", "who=1", "-p", "who=2");
     EXPECT_USAGE("templates create: a command is required", "templates", "create", "a");
     EXPECT_USAGE("--priority (spec.priority)", "templates", "create", "a", "--priority", "5000",
                  "--", "true");
@@ -778,12 +776,24 @@ Test(parsers, size)
         cr_expect(cli_parse_size(good[i].s, &v), "%s", good[i].s);
         cr_expect_eq(v, good[i].v, "%s: %lld", good[i].s, (long long)v);
     }
-    const char *bad[] = {"", "G", "-1", "+1", " 1", "1 G", "1.5G", "1g", "1mi", "1Zi",
-                         "1KiB2", "8192Pi", "9223372036854775808", "1e3", "0x10"};
+    const char *bad[] = {"",
+                         "G",
+                         "-1",
+                         "+1",
+                         " 1",
+                         "1 G",
+                         "1.5G",
+                         "1g",
+                         "1mi",
+                         "1Zi",
+                         "1KiB2",
+                         "8192Pi",
+                         "9223372036854775808",
+                         "1e3",
+                         "0x10"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t v = 0;
-        cr_expect_not(cli_parse_size(bad[i], &v), "\"%s\" accepted as %lld", bad[i],
-                      (long long)v);
+        cr_expect_not(cli_parse_size(bad[i], &v), "\"%s\" accepted as %lld", bad[i], (long long)v);
     }
 }
 
@@ -816,8 +826,8 @@ Test(parsers, decimal)
     cr_assert_float_eq(d, 0.25, 1e-12);
     cr_assert(cli_parse_decimal("3.", &d));
     cr_assert_float_eq(d, 3.0, 1e-12);
-    const char *bad[] = {"", ".", "-1", "+1", "1e3", "inf", "nan", "0x1p3", "1.2.3", " 1",
-                         "1,5", "123456789012345678901234567890123"};
+    const char *bad[] = {"",    ".",     "-1",    "+1", "1e3", "inf",
+                         "nan", "0x1p3", "1.2.3", " 1", "1,5", "123456789012345678901234567890123"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_not(cli_parse_decimal(bad[i], &d), "\"%s\"", bad[i]);
 }
@@ -865,11 +875,12 @@ Test(json, escaping)
         {"\x01\x1f\x7f", 3, "\"\\u0001\\u001f\\u007f\""},
         {"nul\0in", 6, "\"nul\\u0000in\""},
         {"/slash/", 7, "\"/slash/\""},
-        {"caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80", 14, "\"caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80\""},
+        {"caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80", 14,
+         "\"caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80\""},
         {"bad\xff", 4, "\"bad\xef\xbf\xbd\""},
-        {"\xc3", 1, "\"\xef\xbf\xbd\""},                         /* truncated */
-        {"\xc3(", 2, "\"\xef\xbf\xbd(\""},                       /* bad continuation */
-        {"\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\""},         /* overlong */
+        {"\xc3", 1, "\"\xef\xbf\xbd\""},                                 /* truncated */
+        {"\xc3(", 2, "\"\xef\xbf\xbd(\""},                               /* bad continuation */
+        {"\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\""},                 /* overlong */
         {"\xed\xa0\x80", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""}, /* surrogate */
         {"\xf4\x90\x80\x80", 4, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""},
         {"\xe2\x9c", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\""},
@@ -1207,9 +1218,10 @@ Test(output, jobs_table_is_aligned)
     capture_open(&c);
     cr_assert_eq(cli_output_jobs(CLI_OUTPUT_HUMAN, &r, now, c.out, c.err), CLI_EXIT_OK);
     capture_close(&c);
-    cr_assert_str_eq(c.out_text,
-        "ID                                    STATE     PRIO  ATTEMPT  AGE  COMMAND/NAME\n"
-        JOB_ID "  RUNNING   5     1/3      4m   nightly build\n"
+    cr_assert_str_eq(
+        c.out_text,
+        "ID                                    STATE     PRIO  ATTEMPT  AGE  COMMAND/NAME\n" JOB_ID
+        "  RUNNING   5     1/3      4m   nightly build\n"
         "short-id                              PENDING*  -100  0/10     4m   "
         "echo 'hello world' 'it'\\''s'\n"
         "Next page token: tok.2\n");

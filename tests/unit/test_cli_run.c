@@ -66,22 +66,22 @@ Test(exit_code, job_state_and_code_give_the_process_exit_code)
         {HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 1, "", 1},
         {HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 255, "", 255},
         {HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 137, "killed by signal 9", 137},
-        {HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 0, "worker lost", 1},   /* 1 if 0 */
-        {HODEI__V1__JOB_STATE__JOB_STATE_FAILED, -1, "", 1},             /* out of range */
+        {HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 0, "worker lost", 1}, /* 1 if 0 */
+        {HODEI__V1__JOB_STATE__JOB_STATE_FAILED, -1, "", 1},           /* out of range */
         {HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 256, "", 1},
         {HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 127, "exec: nope: No such file", 127},
         {HODEI__V1__JOB_STATE__JOB_STATE_TIMEOUT, 0, "timed out after 5s", 124},
         {HODEI__V1__JOB_STATE__JOB_STATE_TIMEOUT, 143, "", 124},
         {HODEI__V1__JOB_STATE__JOB_STATE_CANCELLED, 0, "", 130},
         {HODEI__V1__JOB_STATE__JOB_STATE_CANCELLED, 143, "cancelled", 130},
-        {HODEI__V1__JOB_STATE__JOB_STATE_RUNNING, 0, "", 1},       /* not over: an error */
+        {HODEI__V1__JOB_STATE__JOB_STATE_RUNNING, 0, "", 1}, /* not over: an error */
         {HODEI__V1__JOB_STATE__JOB_STATE_PENDING, 0, "", 1},
         {HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED, 0, "", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Hodei__V1__Job j = job_in(cases[i].state, cases[i].code, cases[i].error);
-        cr_expect_eq(cli_run_exit_code(&j, false, false), cases[i].want, "case %zu: got %d",
-                     i, cli_run_exit_code(&j, false, false));
+        cr_expect_eq(cli_run_exit_code(&j, false, false), cases[i].want, "case %zu: got %d", i,
+                     cli_run_exit_code(&j, false, false));
     }
     cr_expect_eq(cli_run_exit_code(NULL, false, false), 1);
 }
@@ -125,8 +125,10 @@ Test(exit_code, summary_tells_the_job_from_the_tool)
     free(s);
     j = job_in(HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 127, "exec: nope: No such file\n\x1b[2J");
     s = summary_of(&j);
-    cr_expect_str_eq(s, "hodei: job " JOB_ID " FAILED (exit code 127): exec: nope: No such "
-                        "file??[2J\n", "the error, with control characters defused");
+    cr_expect_str_eq(s,
+                     "hodei: job " JOB_ID " FAILED (exit code 127): exec: nope: No such "
+                     "file??[2J\n",
+                     "the error, with control characters defused");
     free(s);
     j = job_in(HODEI__V1__JOB_STATE__JOB_STATE_TIMEOUT, 0, "timed out after 5s");
     s = summary_of(&j);
@@ -226,8 +228,7 @@ Test(status_line, waiting_texts)
     cr_expect_str_eq(wait_text(v), "queued (position 3)", "a READY worker: just queued");
     v.attempt = 1;
     cr_expect_str_eq(wait_text(v), "queued for attempt 2 (position 3)");
-    v = (cli_wait_view){.state = HODEI__V1__JOB_STATE__JOB_STATE_ASSIGNED,
-                        .worker_id = WORKER_ID};
+    v = (cli_wait_view){.state = HODEI__V1__JOB_STATE__JOB_STATE_ASSIGNED, .worker_id = WORKER_ID};
     cr_expect_str_eq(wait_text(v), "starting on worker " WORKER_ID "...");
     v.cancelling = true;
     cr_expect_str_eq(wait_text(v), "cancelling...");
@@ -260,14 +261,14 @@ Test(queue, position_counts_higher_priority_then_older)
 {
     queued_job q[6];
     Hodei__V1__Job *list[6];
-    queued(&q[0], 0, 0, 100);   /* me */
-    queued(&q[1], 1, 0, 90);    /* same priority, older: ahead */
-    queued(&q[2], 2, 0, 110);   /* same priority, newer: behind */
-    queued(&q[3], 3, 5, 200);   /* higher priority, newer: ahead */
-    queued(&q[4], 4, -5, 10);   /* lower priority, older: behind */
-    queued(&q[5], 5, 0, 100);   /* same priority and time, larger id: behind */
+    queued(&q[0], 0, 0, 100); /* me */
+    queued(&q[1], 1, 0, 90);  /* same priority, older: ahead */
+    queued(&q[2], 2, 0, 110); /* same priority, newer: behind */
+    queued(&q[3], 3, 5, 200); /* higher priority, newer: ahead */
+    queued(&q[4], 4, -5, 10); /* lower priority, older: behind */
+    queued(&q[5], 5, 0, 100); /* same priority and time, larger id: behind */
     for (int i = 0; i < 6; i++)
-        list[5 - i] = &q[i].job;  /* the server lists newest first; order must not matter */
+        list[5 - i] = &q[i].job; /* the server lists newest first; order must not matter */
     cr_expect_eq(cli_queue_position(&q[0].job, list, 6), 3);
     cr_expect_eq(cli_queue_position(&q[3].job, list, 6), 1);
     cr_expect_eq(cli_queue_position(&q[4].job, list, 6), 6);
@@ -298,9 +299,9 @@ Test(logs, stdout_and_stderr_lines_go_to_their_stream_byte_for_byte)
     Hodei__V1__LogLine lines[] = {
         LINE(1, OUT, "hi"),
         LINE(2, ERR, "warning: x"),
-        LINE(3, OUT, ""),                      /* an empty line stays one newline */
+        LINE(3, OUT, ""), /* an empty line stays one newline */
         log_line(4, OUT, binary, sizeof binary),
-        LINE(5, ERR, "no newline doubled\n"),  /* a newline inside data is data */
+        LINE(5, ERR, "no newline doubled\n"), /* a newline inside data is data */
         LINE(6, HODEI__V1__LOG_STREAM__LOG_STREAM_UNSPECIFIED, "unknown stream -> stdout"),
     };
     capture c;
@@ -310,7 +311,9 @@ Test(logs, stdout_and_stderr_lines_go_to_their_stream_byte_for_byte)
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         cr_assert(cli_log_sink_line(&s, &lines[i]));
     capture_close(&c);
-    static const char want_out[] = "hi\n\n" "a\0b\xff\xfe\r\tz\n" "unknown stream -> stdout\n";
+    static const char want_out[] = "hi\n\n"
+                                   "a\0b\xff\xfe\r\tz\n"
+                                   "unknown stream -> stdout\n";
     cr_assert_eq(c.out_len, sizeof want_out - 1, "stdout: %zu bytes", c.out_len);
     cr_expect_eq(memcmp(c.out_text, want_out, c.out_len), 0);
     cr_expect_str_eq(c.err_text, "warning: x\nno newline doubled\n\n");
@@ -335,8 +338,7 @@ Test(logs, a_null_data_pointer_is_an_empty_line)
 Test(logs, resume_after_a_break_prints_no_line_twice)
 {
     Hodei__V1__LogLine a[] = {LINE(1, OUT, "one"), LINE(2, OUT, "two"), LINE(3, ERR, "three")};
-    Hodei__V1__LogLine again[] = {LINE(2, OUT, "two"), LINE(3, ERR, "three"),
-                                  LINE(4, OUT, "four")};
+    Hodei__V1__LogLine again[] = {LINE(2, OUT, "two"), LINE(3, ERR, "three"), LINE(4, OUT, "four")};
     capture c;
     capture_open(&c);
     cli_log_sink s;
@@ -434,8 +436,9 @@ Test(logs, start_at_drops_earlier_lines)
     cli_log_sink_init(&s, c.out, c.err, CLI_OUTPUT_HUMAN, NULL);
     cli_log_sink_start_at(&s, 3);
     cr_expect_eq(cli_log_sink_resume(&s), 3);
-    cr_expect_eq(cli_log_sink_lines(&s, (Hodei__V1__LogLine *const[]){&lines[0], &lines[1],
-                                                                      &lines[2]}, 3), 1);
+    cr_expect_eq(
+        cli_log_sink_lines(&s, (Hodei__V1__LogLine *const[]){&lines[0], &lines[1], &lines[2]}, 3),
+        1);
     capture_close(&c);
     cr_expect_str_eq(c.out_text, "3\n");
     capture_free(&c);
@@ -478,7 +481,8 @@ Test(logs, the_status_line_is_wiped_before_the_first_line)
     cli_log_sink_line(&s, &l);
     cli_log_sink_line(&s, &l);
     capture_close(&c);
-    cr_expect_str_eq(c.err_text, "\r\033[Khodei: starting on worker w...\r\033[Kjob says\njob says\n");
+    cr_expect_str_eq(c.err_text,
+                     "\r\033[Khodei: starting on worker w...\r\033[Kjob says\njob says\n");
     capture_free(&c);
 }
 
@@ -524,8 +528,13 @@ Test(logs, base64)
 {
     static const struct {
         const char *in, *out;
-    } cases[] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
-                 {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+    } cases[] = {{"", ""},
+                 {"f", "Zg=="},
+                 {"fo", "Zm8="},
+                 {"foo", "Zm9v"},
+                 {"foob", "Zm9vYg=="},
+                 {"fooba", "Zm9vYmE="},
+                 {"foobar", "Zm9vYmFy"}};
     char out[16];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cr_assert(cli_base64((const uint8_t *)cases[i].in, strlen(cases[i].in), out, sizeof out));
@@ -697,7 +706,8 @@ Test(fleet, provider_health_exits_1_when_unhealthy)
     capture_open(&c);
     cr_expect_eq(cli_output_provider_health(CLI_OUTPUT_JSON, &h, c.out), 1);
     capture_close(&c);
-    cr_expect_str_eq(c.out_text, "{\"name\":\"docker\",\"healthy\":false,\"message\":\"cannot "
-                                 "reach /var/run/docker.sock\",\"workers\":3,\"checked_at\":null}\n");
+    cr_expect_str_eq(c.out_text,
+                     "{\"name\":\"docker\",\"healthy\":false,\"message\":\"cannot "
+                     "reach /var/run/docker.sock\",\"workers\":3,\"checked_at\":null}\n");
     capture_free(&c);
 }

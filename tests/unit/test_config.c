@@ -27,23 +27,41 @@ typedef struct {
 static const char *const own_modes[] = {"fast", "safe", NULL};
 
 static const hodei_cfg_param own_params[] = {
-    {.name = "svc.enabled", .type = HODEI_CFG_BOOL, .default_value = "no",
+    {.name = "svc.enabled",
+     .type = HODEI_CFG_BOOL,
+     .default_value = "no",
      .offset = offsetof(own_config, enabled)},
-    {.name = "svc.tick", .type = HODEI_CFG_DURATION_MS, .default_value = "1s", .min = 10,
-     .max = 3600000, .offset = offsetof(own_config, tick_ms)},
-    {.name = "svc.workers", .type = HODEI_CFG_INT, .default_value = "4", .min = 1, .max = 64,
+    {.name = "svc.tick",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "1s",
+     .min = 10,
+     .max = 3600000,
+     .offset = offsetof(own_config, tick_ms)},
+    {.name = "svc.workers",
+     .type = HODEI_CFG_INT,
+     .default_value = "4",
+     .min = 1,
+     .max = 64,
      .offset = offsetof(own_config, workers)},
-    {.name = "svc.api-token", .type = HODEI_CFG_STRING, .offset = offsetof(own_config, token),
-     .required = true, .secret = true},
-    {.name = "svc.mode", .type = HODEI_CFG_STRING, .default_value = "safe",
-     .offset = offsetof(own_config, mode), .choices = own_modes},
+    {.name = "svc.api-token",
+     .type = HODEI_CFG_STRING,
+     .offset = offsetof(own_config, token),
+     .required = true,
+     .secret = true},
+    {.name = "svc.mode",
+     .type = HODEI_CFG_STRING,
+     .default_value = "safe",
+     .offset = offsetof(own_config, mode),
+     .choices = own_modes},
 };
 
 static const char *const env_names[] = {
-    "HODEI_LOG_LEVEL", "HODEI_DATABASE_URL", "HODEI_DATABASE_POOL_SIZE",
-    "HODEI_DATABASE_CONNECT_TIMEOUT", "HODEI_NATS_URL", "HODEI_INSTANCE_ID",
-    "HODEI_SVC_ENABLED", "HODEI_SVC_TICK", "HODEI_SVC_WORKERS", "HODEI_SVC_API_TOKEN",
-    "HODEI_SVC_MODE", NULL};
+    "HODEI_LOG_LEVEL",          "HODEI_DATABASE_URL",
+    "HODEI_DATABASE_POOL_SIZE", "HODEI_DATABASE_CONNECT_TIMEOUT",
+    "HODEI_NATS_URL",           "HODEI_INSTANCE_ID",
+    "HODEI_SVC_ENABLED",        "HODEI_SVC_TICK",
+    "HODEI_SVC_WORKERS",        "HODEI_SVC_API_TOKEN",
+    "HODEI_SVC_MODE",           NULL};
 
 static void env_clean(void)
 {
@@ -195,7 +213,11 @@ Test(config, bounds_error_names_env_var)
 Test(config, bad_default_names_default_as_source)
 {
     static const hodei_cfg_param bad[] = {
-        {.name = "x.n", .type = HODEI_CFG_INT, .default_value = "100", .min = 1, .max = 10,
+        {.name = "x.n",
+         .type = HODEI_CFG_INT,
+         .default_value = "100",
+         .min = 1,
+         .max = 10,
          .offset = 0},
     };
     int64_t n = 0;
@@ -359,8 +381,8 @@ Test(config, choices_are_enforced_and_canonicalised)
     hodei_config_free(sections, 1);
     setenv("HODEI_LOG_LEVEL", "verbose", 1);
     cr_assert_eq(load_common(NULL, &err), HODEI_ERR_INVALID);
-    cr_assert_str_eq(err.msg,
-                     "log.level: 'verbose' is not one of debug|info|warn|error (from HODEI_LOG_LEVEL)");
+    cr_assert_str_eq(
+        err.msg, "log.level: 'verbose' is not one of debug|info|warn|error (from HODEI_LOG_LEVEL)");
     hodei_config_free(sections, 1);
     setenv("HODEI_LOG_LEVEL", "", 1);
     cr_assert_eq(load_common(NULL, &err), HODEI_ERR_INVALID);
@@ -376,8 +398,9 @@ Test(config, string_max_length)
     hodei_err err;
     setenv("HODEI_INSTANCE_ID", id, 1);
     cr_assert_eq(load_common(NULL, &err), HODEI_ERR_INVALID);
-    cr_assert(strstr(err.msg, "instance.id: the value is 199 characters long, above the maximum 128"),
-              "%s", err.msg);
+    cr_assert(
+        strstr(err.msg, "instance.id: the value is 199 characters long, above the maximum 128"),
+        "%s", err.msg);
     hodei_config_free(sections, 1);
     assert_no_leaks();
 }
@@ -449,7 +472,7 @@ Test(config, free_zeroes_fields_and_is_safe_after_failure)
     cr_assert_null(common.database_url);
     cr_assert_null(own.token);
     cr_assert_null(own.mode);
-    setenv("HODEI_SVC_MODE", "reckless", 1);    /* fails after earlier strings were filled */
+    setenv("HODEI_SVC_MODE", "reckless", 1); /* fails after earlier strings were filled */
     cr_assert_eq(load_both(NULL, &err), HODEI_ERR_INVALID);
     cr_assert_not_null(common.database_url);
     hodei_config_free(sections, 2);
@@ -466,8 +489,8 @@ Test(config, load_print_free_leaks_nothing)
     char out[TEST_PRINT_MAX];
     hodei_err err;
     setenv("HODEI_DATABASE_URL", "postgresql://x:y@h/d", 1);
-    cr_assert_eq(load_yaml("svc:\n  api-token: t\n  mode: FAST\n", path, &err, 2), HODEI_OK,
-                 "%s", err.msg);
+    cr_assert_eq(load_yaml("svc:\n  api-token: t\n  mode: FAST\n", path, &err, 2), HODEI_OK, "%s",
+                 err.msg);
     print_to(out, sizeof out, 2);
     hodei_config_free(sections, 2);
     cr_assert_eq(load_yaml("svc:\n  api-token: t\n  workers: 0\n", path, &err, 2),

@@ -70,7 +70,8 @@ Test(util, strlcpy_truncates_and_reports)
 Test(status, names)
 {
     hodei_err e;
-    cr_assert_eq(hodei_err_set(&e, HODEI_ERR_INVALID, "spec.%s bad", "priority"), HODEI_ERR_INVALID);
+    cr_assert_eq(hodei_err_set(&e, HODEI_ERR_INVALID, "spec.%s bad", "priority"),
+                 HODEI_ERR_INVALID);
     cr_assert_str_eq(e.msg, "spec.priority bad");
     cr_assert_str_eq(hodei_status_str(HODEI_ERR_NOT_FOUND), "not_found");
 }

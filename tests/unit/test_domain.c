@@ -25,8 +25,7 @@ static const bool job_expected[J_COUNT][J_COUNT] = {
     /* TIMEOUT     */ {0, 0, 0, 0, 0, 0, 0, 0},
 };
 static const char *const job_names[J_COUNT] = {
-    "UNSPECIFIED", "PENDING", "ASSIGNED", "RUNNING",
-    "SUCCEEDED",   "FAILED",  "CANCELLED", "TIMEOUT",
+    "UNSPECIFIED", "PENDING", "ASSIGNED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMEOUT",
 };
 
 Test(job_state, every_pair_matches_the_table)
@@ -105,8 +104,8 @@ Test(job_state, parse_accepts_three_spellings)
 
 Test(job_state, parse_refuses_unknown_and_unspecified)
 {
-    const char *bad[] = {"", "UNSPECIFIED", "JOB_STATE_UNSPECIFIED", "JOB_STATE_", "PEND",
-                         "PENDINGX", " PENDING", "WORKER_STATE_READY", "READY", "1"};
+    const char *bad[] = {"",         "UNSPECIFIED", "JOB_STATE_UNSPECIFIED", "JOB_STATE_", "PEND",
+                         "PENDINGX", " PENDING",    "WORKER_STATE_READY",    "READY",      "1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Hodei__V1__JobState out = HODEI__V1__JOB_STATE__JOB_STATE_TIMEOUT;
         cr_expect_not(hodei_job_state_parse(bad[i], &out), "\"%s\"", bad[i]);
@@ -142,8 +141,8 @@ Test(worker_state, every_pair_matches_the_table)
     for (int from = 0; from < W_COUNT; from++) {
         for (int to = 0; to < W_COUNT; to++) {
             bool got = hodei_worker_transition_allowed(from, to);
-            cr_expect_eq(got, worker_expected[from][to], "%s -> %s: got %d",
-                         worker_names[from], worker_names[to], got);
+            cr_expect_eq(got, worker_expected[from][to], "%s -> %s: got %d", worker_names[from],
+                         worker_names[to], got);
             hodei_err err = {0};
             hodei_status st = hodei_worker_transition_check(from, to, &err);
             if (worker_expected[from][to]) {
@@ -222,8 +221,8 @@ static struct {
     Hodei__V1__Artifact *in_p[FX_LIST_MAX], *out_p[FX_LIST_MAX];
     char *args[FX_ARGS_MAX];
     char *secrets[FX_LIST_MAX];
-    char keys[FX_ENV_MAX][FX_KEY_MAX];   /* generated unique keys */
-    char *strings[FX_STRINGS_MAX];       /* heap strings freed by fx_fini */
+    char keys[FX_ENV_MAX][FX_KEY_MAX]; /* generated unique keys */
+    char *strings[FX_STRINGS_MAX];     /* heap strings freed by fx_fini */
     size_t n_strings;
     hodei_err err;
 } fx;
@@ -318,20 +317,20 @@ static void fx_fini(void)
 
 TestSuite(spec, .init = fx_init, .fini = fx_fini);
 
-#define EXPECT_OK()                                                                      \
-    do {                                                                                 \
-        hodei_status st_ = hodei_queue_request_validate(&fx.req, &fx.err);               \
-        cr_assert_eq(st_, HODEI_OK, "expected valid, got: %s", fx.err.msg);              \
+#define EXPECT_OK()                                                                                \
+    do {                                                                                           \
+        hodei_status st_ = hodei_queue_request_validate(&fx.req, &fx.err);                         \
+        cr_assert_eq(st_, HODEI_OK, "expected valid, got: %s", fx.err.msg);                        \
     } while (0)
 
 /* Invalid, and the message starts with the field's path. */
-#define EXPECT_BAD(prefix)                                                               \
-    do {                                                                                 \
-        hodei_status st_ = hodei_queue_request_validate(&fx.req, &fx.err);               \
-        cr_assert_eq(st_, HODEI_ERR_INVALID, "expected invalid (%s)", prefix);           \
-        cr_assert_eq(fx.err.code, HODEI_ERR_INVALID);                                    \
-        cr_assert(strncmp(fx.err.msg, prefix, strlen(prefix)) == 0,                      \
-                  "message \"%s\" should start with \"%s\"", fx.err.msg, prefix);         \
+#define EXPECT_BAD(prefix)                                                                         \
+    do {                                                                                           \
+        hodei_status st_ = hodei_queue_request_validate(&fx.req, &fx.err);                         \
+        cr_assert_eq(st_, HODEI_ERR_INVALID, "expected invalid (%s)", prefix);                     \
+        cr_assert_eq(fx.err.code, HODEI_ERR_INVALID);                                              \
+        cr_assert(strncmp(fx.err.msg, prefix, strlen(prefix)) == 0,                                \
+                  "message \"%s\" should start with \"%s\"", fx.err.msg, prefix);                  \
     } while (0)
 
 Test(spec, full_valid_request_passes)
@@ -432,7 +431,10 @@ Test(spec, name_length)
 #define BAD_UTF8 "ok\xc3("
 Test(spec, every_string_must_be_utf8)
 {
-    struct { char **field; const char *path; } cases[] = {
+    struct {
+        char **field;
+        const char *path;
+    } cases[] = {
         {&fx.spec.name, "spec.name: must be valid UTF-8"},
         {&fx.cmd.command, "spec.command.command: must be valid UTF-8"},
         {&fx.args[1], "spec.command.args[1]: must be valid UTF-8"},
@@ -620,8 +622,8 @@ static fx_map fx_map_get(int which)
     if (which == 0)
         return (fx_map){"spec.labels", &fx.spec.n_labels, &fx.labels[0].key, &fx.labels[1].key,
                         &fx.labels[0].value};
-    return (fx_map){"spec.constraints", &fx.spec.n_constraints, &fx.cons[0].key,
-                    &fx.cons[1].key, &fx.cons[0].value};
+    return (fx_map){"spec.constraints", &fx.spec.n_constraints, &fx.cons[0].key, &fx.cons[1].key,
+                    &fx.cons[0].value};
 }
 
 static void fx_expect_map_bad(const fx_map *m, const char *rest)
@@ -656,8 +658,8 @@ Test(spec, labels_and_constraints_keys)
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
             *m.key0 = (char *)bad[i];
             fx_expect_map_bad(&m, "[\"");
-            cr_assert(strstr(fx.err.msg, "key must be 1 to 63 characters of [a-zA-Z0-9._/-]"),
-                      "%s", fx.err.msg);
+            cr_assert(strstr(fx.err.msg, "key must be 1 to 63 characters of [a-zA-Z0-9._/-]"), "%s",
+                      fx.err.msg);
         }
         *m.key0 = fx_rep('k', HODEI_JOB_LABEL_KEY_MAX);
         EXPECT_OK();
@@ -707,8 +709,7 @@ Test(spec, artifacts)
         snprintf(prefix, sizeof prefix, "%s[2].destination: required", paths[w]);
         EXPECT_BAD(prefix);
         lists[w][2].destination = fx_rep('d', HODEI_JOB_ARTIFACT_PATH_MAX + 1);
-        snprintf(prefix, sizeof prefix, "%s[2].destination: must be at most 2048 bytes",
-                 paths[w]);
+        snprintf(prefix, sizeof prefix, "%s[2].destination: must be at most 2048 bytes", paths[w]);
         EXPECT_BAD(prefix);
         lists[w][2].destination = "/x";
         EXPECT_OK();

@@ -24,15 +24,15 @@
 /* ------------------------------------------------------------ capture */
 
 typedef struct {
-    hodei_buf text[2];            /* stdout, stderr: lines joined by '\n' */
-    char *first[T_LINES_KEPT];    /* the first lines, any stream */
+    hodei_buf text[2];         /* stdout, stderr: lines joined by '\n' */
+    char *first[T_LINES_KEPT]; /* the first lines, any stream */
     uint64_t next_seq;
     bool seq_ok;
     size_t lines;
     size_t batches;
     size_t batch_max_seen;
     size_t multi_batch_bytes_max_seen; /* line bytes, batches of 2+ lines */
-    int64_t first_batch_ms;       /* monotonic */
+    int64_t first_batch_ms;            /* monotonic */
     size_t long_piece_max;
     pid_t pid;
 } capture;
@@ -55,8 +55,14 @@ static void cap_fini(capture *c)
         free(c->first[i]);
 }
 
-static const char *cap_out(capture *c) { return c->text[0].data ? c->text[0].data : ""; }
-static const char *cap_err(capture *c) { return c->text[1].data ? c->text[1].data : ""; }
+static const char *cap_out(capture *c)
+{
+    return c->text[0].data ? c->text[0].data : "";
+}
+static const char *cap_err(capture *c)
+{
+    return c->text[1].data ? c->text[1].data : "";
+}
 
 static void cap_line(capture *c, const Hodei__V1__LogLine *l)
 {
@@ -161,8 +167,8 @@ static hodei_status run_full(tspec *t, const hodei_exec_opts *opts,
 {
     hodei_exec_callbacks cb = {.on_start = cap_start, .on_batch = cap_batch, .user = cap};
     hodei_err err;
-    hodei_status st = hodei_exec_run(opts, &t->spec, T_JOB_ID, 2, secrets, n_secrets, &cb, h,
-                                     res, &err);
+    hodei_status st =
+        hodei_exec_run(opts, &t->spec, T_JOB_ID, 2, secrets, n_secrets, &cb, h, res, &err);
     if (st != HODEI_OK)
         cr_log_info("exec: %s: %s", hodei_status_str(st), err.msg);
     return st;
@@ -391,8 +397,9 @@ Test(exec, script_dir_is_private_and_removed)
     hodei_exec_opts_default(&opts);
     opts.tmp_dir = tmp;
     tspec t;
-    ts_script(&t, "bash", "echo \"$0\"\nstat -c %a \"$(dirname \"$0\")\" \"$0\"\n"
-                          "touch \"$(dirname \"$0\")/left-behind\"\n");
+    ts_script(&t, "bash",
+              "echo \"$0\"\nstat -c %a \"$(dirname \"$0\")\" \"$0\"\n"
+              "touch \"$(dirname \"$0\")/left-behind\"\n");
     capture c;
     cap_init(&c);
     hodei_exec_result r;
@@ -482,8 +489,9 @@ Test(exec, secret_read_by_shell_and_multiline_secret_redacted_per_piece)
 {
     hodei_exec_secret s[] = {{"key", "first-line\nsecond-line"}};
     tspec t;
-    ts_script(&t, "bash", "read -r json\necho \"got: $json\"\n"
-                          "printf 'first-line\\nsecond-line\\n'\n");
+    ts_script(&t, "bash",
+              "read -r json\necho \"got: $json\"\n"
+              "printf 'first-line\\nsecond-line\\n'\n");
     capture c;
     cap_init(&c);
     hodei_exec_opts opts;

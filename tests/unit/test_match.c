@@ -22,16 +22,16 @@ static void labels(match_labels *l, const char *json)
 static match_job job(const char *id, int prio, int64_t cpu, int64_t mem, int64_t gpu)
 {
     match_job j = {.id = id, .priority = prio, .provider = ""};
-    j.need = (match_resources){.cpu_millis = cpu, .memory_bytes = mem, .gpu_count = gpu,
-                               .architecture = ""};
+    j.need = (match_resources){
+        .cpu_millis = cpu, .memory_bytes = mem, .gpu_count = gpu, .architecture = ""};
     return j;
 }
 
 static match_worker worker(const char *id, int64_t cpu, int64_t mem, int64_t gpu)
 {
     match_worker w = {.id = id, .provider = "process"};
-    w.cap = (match_resources){.cpu_millis = cpu, .memory_bytes = mem, .gpu_count = gpu,
-                              .architecture = "amd64"};
+    w.cap = (match_resources){
+        .cpu_millis = cpu, .memory_bytes = mem, .gpu_count = gpu, .architecture = "amd64"};
     return w;
 }
 
@@ -89,8 +89,16 @@ Test(match_labels, parses_flat_objects_as_postgres_prints_them)
 Test(match_labels, refuses_what_is_not_a_flat_object)
 {
     match_labels l;
-    const char *bad[] = {"", "[]", "{", "{\"a\"}", "{\"a\": }", "{\"a\": {\"b\": \"c\"}}",
-                         "{\"a\": [1]}", "{\"a\": \"b\",}", "{\"a\": \"b\"} x", "{\"a\": \"b"};
+    const char *bad[] = {"",
+                         "[]",
+                         "{",
+                         "{\"a\"}",
+                         "{\"a\": }",
+                         "{\"a\": {\"b\": \"c\"}}",
+                         "{\"a\": [1]}",
+                         "{\"a\": \"b\",}",
+                         "{\"a\": \"b\"} x",
+                         "{\"a\": \"b"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_expect_not(match_labels_parse(bad[i], strlen(bad[i]), &l), "accepted %s", bad[i]);
         cr_expect_eq(l.n, 0);
@@ -117,8 +125,7 @@ Test(match_fit, resources_are_covered_and_unknown_capacity_fits_only_no_need)
     cr_expect_not(fits(job("j", 0, 0, 0, 1), &w), "no gpu");
     match_worker unknown = worker("u", 0, 0, 0);
     cr_expect(fits(job("j", 0, 0, 0, 0), &unknown));
-    cr_expect_not(fits(job("j", 0, 1, 0, 0), &unknown),
-                  "unknown capacity does not cover a need");
+    cr_expect_not(fits(job("j", 0, 1, 0, 0), &unknown), "unknown capacity does not cover a need");
     match_job st = job("j", 0, 0, 0, 0);
     st.need.storage_bytes = GiB;
     cr_expect_not(match_fits(&st, &w), "storage unknown");
@@ -201,7 +208,7 @@ Test(match_strategy, least_loaded_prefers_few_recent_assignments_then_longest_id
     w[1].load = 0.5;
     w[1].idle_since_us = 2000;
     w[2].load = 0.5;
-    w[2].idle_since_us = 1000;   /* idle longer than b */
+    w[2].idle_since_us = 1000; /* idle longer than b */
     w[3].load = 1.0;
     match_job j[] = {job("1", 0, 0, 0, 0), job("2", 0, 0, 0, 0), job("3", 0, 0, 0, 0),
                      job("4", 0, 0, 0, 0)};
@@ -280,7 +287,8 @@ Test(match_strategy, invariants_hold_on_random_tables)
             w[i].cost_per_hour = (double)((seed >> 20) % 4);
             w[i].load = (double)((seed >> 24) % 3);
             seed = seed * 1103515245u + 12345u;
-            j[i] = job("j", 0, (seed >> 8) % 4 * 1000, (seed >> 12) % 3 * GiB, (seed >> 16) % 4 == 0);
+            j[i] =
+                job("j", 0, (seed >> 8) % 4 * 1000, (seed >> 12) % 3 * GiB, (seed >> 16) % 4 == 0);
         }
         for (size_t s = 0; s < 5; s++) {
             solve_ctx c = {0};

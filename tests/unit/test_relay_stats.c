@@ -53,7 +53,7 @@ Test(relay_hist, tail_shows_in_p99_not_p50)
 Test(relay_hist, out_of_range_values_are_clamped)
 {
     relay_hist_reset(&h);
-    relay_hist_add(&h, -5);                 /* clocks may step back */
+    relay_hist_add(&h, -5); /* clocks may step back */
     relay_hist_add(&h, INT64_MAX);
     cr_expect_eq(relay_hist_quantile(&h, 0.0), 0);
     cr_expect_gt(relay_hist_quantile(&h, 1.0), 0);

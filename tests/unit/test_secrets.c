@@ -20,12 +20,15 @@ Test(secrets, round_trip_and_fresh_nonce)
     hodei_err err;
     const char *v = "hunter2-é";
     key_of(key);
-    cr_assert_eq(secrets_seal(key, "db-pass", (const uint8_t *)v, strlen(v), n1, c1, &err), HODEI_OK);
-    cr_assert_eq(secrets_seal(key, "db-pass", (const uint8_t *)v, strlen(v), n2, c2, &err), HODEI_OK);
+    cr_assert_eq(secrets_seal(key, "db-pass", (const uint8_t *)v, strlen(v), n1, c1, &err),
+                 HODEI_OK);
+    cr_assert_eq(secrets_seal(key, "db-pass", (const uint8_t *)v, strlen(v), n2, c2, &err),
+                 HODEI_OK);
     cr_assert_neq(memcmp(n1, n2, sizeof n1), 0, "each value gets a fresh nonce");
     cr_assert_neq(memcmp(c1, v, strlen(v)), 0, "the ciphertext is not the plaintext");
-    cr_assert_eq(secrets_open(key, "db-pass", n1, c1, strlen(v) + SECRETS_TAG_LEN, plain, &len, &err),
-                 HODEI_OK);
+    cr_assert_eq(
+        secrets_open(key, "db-pass", n1, c1, strlen(v) + SECRETS_TAG_LEN, plain, &len, &err),
+        HODEI_OK);
     cr_assert_eq(len, strlen(v));
     cr_assert_eq(memcmp(plain, v, len), 0);
 }
@@ -39,8 +42,10 @@ Test(secrets, wrong_key_name_or_tampered_refused)
     key_of(key);
     memcpy(other, key, sizeof other);
     other[0] ^= 1;
-    cr_assert_eq(secrets_seal(key, "a", (const uint8_t *)"s3cret", 6, nonce, sealed, &err), HODEI_OK);
-    cr_assert_eq(secrets_open(other, "a", nonce, sealed, n, plain, &len, &err), HODEI_ERR_PERMISSION);
+    cr_assert_eq(secrets_seal(key, "a", (const uint8_t *)"s3cret", 6, nonce, sealed, &err),
+                 HODEI_OK);
+    cr_assert_eq(secrets_open(other, "a", nonce, sealed, n, plain, &len, &err),
+                 HODEI_ERR_PERMISSION);
     cr_assert_eq(len, 0);
     cr_assert_null(strstr(err.msg, "s3cret"));
     cr_assert_eq(secrets_open(key, "b", nonce, sealed, n, plain, &len, &err), HODEI_ERR_PERMISSION);
@@ -84,7 +89,8 @@ Test(secrets, names_and_values)
     cr_assert_eq(secrets_value_check((const uint8_t *)"ok é", 5, "value", &err), HODEI_OK);
     cr_assert_eq(secrets_value_check((const uint8_t *)"", 0, "value", &err), HODEI_ERR_INVALID);
     cr_assert_eq(secrets_value_check((const uint8_t *)"a\0b", 3, "value", &err), HODEI_ERR_INVALID);
-    cr_assert_eq(secrets_value_check((const uint8_t *)"a\xff", 2, "value", &err), HODEI_ERR_INVALID);
+    cr_assert_eq(secrets_value_check((const uint8_t *)"a\xff", 2, "value", &err),
+                 HODEI_ERR_INVALID);
     cr_assert_eq(secrets_value_check((const uint8_t *)"\xc3", 1, "value", &err), HODEI_ERR_INVALID);
     cr_assert_not_null(strstr(err.msg, "value"));
     static uint8_t big[SECRETS_VALUE_MAX + 1];

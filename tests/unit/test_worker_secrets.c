@@ -56,7 +56,7 @@ Test(worker_secrets, names_and_values_with_escapes)
     agent_secrets_free(&s);
     cr_assert_eq(s.len, 0);
     cr_assert_null(s.items);
-    agent_secrets_free(&s);   /* twice is harmless */
+    agent_secrets_free(&s); /* twice is harmless */
 }
 
 Test(worker_secrets, malformed_input_is_refused_naming_where)
@@ -78,14 +78,14 @@ Test(worker_secrets, values_must_be_proper_strings)
     assert_refused("{\"N\": 5}", "value of \"N\" must be a JSON string");
     assert_refused("{\"N\": null}", "value of \"N\"");
     assert_refused("{\"N\": {\"x\":\"y\"}}", "value of \"N\"");
-    assert_refused("{\"N\": \"" SECRET "\nraw\"}", "value of \"N\"");          /* raw control */
-    assert_refused("{\"N\": \"" SECRET "\\u0000\"}", "value of \"N\"");        /* NUL */
-    assert_refused("{\"N\": \"" SECRET "\\ud83d\"}", "value of \"N\"");        /* lone high */
-    assert_refused("{\"N\": \"" SECRET "\\ude00\"}", "value of \"N\"");        /* lone low */
-    assert_refused("{\"N\": \"" SECRET "\\x\"}", "value of \"N\"");            /* bad escape */
-    assert_refused("{\"N\": \"" SECRET "\\u12G4\"}", "value of \"N\"");        /* bad hex */
-    assert_refused("{\"N\": \"" SECRET "\xc3\x28\"}", "value of \"N\"");       /* bad UTF-8 */
-    assert_refused("{\"N\": \"" SECRET, "value of \"N\"");                    /* unterminated */
+    assert_refused("{\"N\": \"" SECRET "\nraw\"}", "value of \"N\"");    /* raw control */
+    assert_refused("{\"N\": \"" SECRET "\\u0000\"}", "value of \"N\"");  /* NUL */
+    assert_refused("{\"N\": \"" SECRET "\\ud83d\"}", "value of \"N\"");  /* lone high */
+    assert_refused("{\"N\": \"" SECRET "\\ude00\"}", "value of \"N\"");  /* lone low */
+    assert_refused("{\"N\": \"" SECRET "\\x\"}", "value of \"N\"");      /* bad escape */
+    assert_refused("{\"N\": \"" SECRET "\\u12G4\"}", "value of \"N\"");  /* bad hex */
+    assert_refused("{\"N\": \"" SECRET "\xc3\x28\"}", "value of \"N\""); /* bad UTF-8 */
+    assert_refused("{\"N\": \"" SECRET, "value of \"N\"");               /* unterminated */
 }
 
 Test(worker_secrets, duplicates_and_limits)
@@ -108,8 +108,8 @@ Test(worker_secrets, duplicates_and_limits)
     assert_refused(json, "expected a secret name");
     size_t used = (size_t)snprintf(json, sizeof json, "{");
     for (int i = 0; i <= HODEI_EXEC_SECRETS_MAX; i++)
-        used += (size_t)snprintf(json + used, sizeof json - used, "%s\"K%d\":\"v\"", i ? "," : "",
-                                 i);
+        used +=
+            (size_t)snprintf(json + used, sizeof json - used, "%s\"K%d\":\"v\"", i ? "," : "", i);
     snprintf(json + used, sizeof json - used, "}");
     assert_refused(json, "more than 64 secrets");
 }

@@ -10,34 +10,35 @@
 
 #include "hodei/assert.h"
 #include "hodei/log.h"
-#include "hodei/util.h"
 #include "hodei/sync.h"
+#include "hodei/util.h"
 
-#define BUS_SERVERS_MAX          16
-#define BUS_URL_MAX              2048
-#define BUS_NAME_MAX             128
-#define BUS_RECONNECT_WAIT_MS    250
-#define BUS_RECONNECT_JITTER_MS  250
-#define BUS_RECONNECT_BUF_BYTES  (32 * 1024 * 1024)
-#define BUS_PING_INTERVAL_MS     5000
-#define BUS_PINGS_OUT_MAX        3
-#define BUS_NS_PER_MS            1000000LL
-#define BUS_CLOSE_WAIT_MS        5000
+#define BUS_SERVERS_MAX 16
+#define BUS_URL_MAX 2048
+#define BUS_NAME_MAX 128
+#define BUS_RECONNECT_WAIT_MS 250
+#define BUS_RECONNECT_JITTER_MS 250
+#define BUS_RECONNECT_BUF_BYTES (32 * 1024 * 1024)
+#define BUS_PING_INTERVAL_MS 5000
+#define BUS_PINGS_OUT_MAX 3
+#define BUS_NS_PER_MS 1000000LL
+#define BUS_CLOSE_WAIT_MS 5000
 
 struct hodei_bus {
     natsConnection *conn;
     jsCtx *js;
-    atomic_bool closing;        /* set by destroy: disconnects are expected */
+    atomic_bool closing; /* set by destroy: disconnects are expected */
     pthread_mutex_t mu;
     pthread_cond_t closed_cond;
-    bool closed;                /* the closed callback ran (guarded by mu) */
+    bool closed; /* the closed callback ran (guarded by mu) */
     char name[BUS_NAME_MAX];
 };
 
 static hodei_status bus_status_of(natsStatus s)
 {
     switch (s) {
-    case NATS_OK: return HODEI_OK;
+    case NATS_OK:
+        return HODEI_OK;
     case NATS_NO_SERVER:
     case NATS_CONNECTION_CLOSED:
     case NATS_CONNECTION_DISCONNECTED:
@@ -46,17 +47,25 @@ static hodei_status bus_status_of(natsStatus s)
     case NATS_STALE_CONNECTION:
     case NATS_NOT_YET_CONNECTED:
     case NATS_IO_ERROR:
-    case NATS_SSL_ERROR: return HODEI_ERR_UNAVAILABLE;
-    case NATS_TIMEOUT: return HODEI_ERR_TIMEOUT;
-    case NATS_NOT_FOUND: return HODEI_ERR_NOT_FOUND;
+    case NATS_SSL_ERROR:
+        return HODEI_ERR_UNAVAILABLE;
+    case NATS_TIMEOUT:
+        return HODEI_ERR_TIMEOUT;
+    case NATS_NOT_FOUND:
+        return HODEI_ERR_NOT_FOUND;
     case NATS_INVALID_ARG:
-    case NATS_INVALID_SUBJECT: return HODEI_ERR_INVALID;
-    case NATS_NO_MEMORY: return HODEI_ERR_NOMEM;
+    case NATS_INVALID_SUBJECT:
+        return HODEI_ERR_INVALID;
+    case NATS_NO_MEMORY:
+        return HODEI_ERR_NOMEM;
     case NATS_INSUFFICIENT_BUFFER:
     case NATS_MAX_PAYLOAD:
-    case NATS_SLOW_CONSUMER: return HODEI_ERR_LIMIT;
-    case NATS_NOT_PERMITTED: return HODEI_ERR_PERMISSION;
-    default: return HODEI_ERR_INTERNAL;
+    case NATS_SLOW_CONSUMER:
+        return HODEI_ERR_LIMIT;
+    case NATS_NOT_PERMITTED:
+        return HODEI_ERR_PERMISSION;
+    default:
+        return HODEI_ERR_INTERNAL;
     }
 }
 
@@ -148,23 +157,33 @@ static natsStatus bus_options_fill(natsOptions *opts, hodei_bus *bus, const char
 {
     natsStatus s = bus_set_servers(opts, url);
 
-    if (s == NATS_OK) s = natsOptions_SetName(opts, bus->name);
-    if (s == NATS_OK) s = natsOptions_SetTimeout(opts, connect_timeout_ms);
-    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
-    if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, BUS_RECONNECT_WAIT_MS);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(opts, bus->name);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(opts, connect_timeout_ms);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(opts, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(opts, BUS_RECONNECT_WAIT_MS);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectJitter(opts, BUS_RECONNECT_JITTER_MS, BUS_RECONNECT_JITTER_MS);
-    if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(opts, BUS_RECONNECT_BUF_BYTES);
-    if (s == NATS_OK) s = natsOptions_SetPingInterval(opts, BUS_PING_INTERVAL_MS);
-    if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(opts, BUS_PINGS_OUT_MAX);
-    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, bus_on_disconnected, bus);
-    if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, bus_on_reconnected, bus);
-    if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, bus_on_closed, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectBufSize(opts, BUS_RECONNECT_BUF_BYTES);
+    if (s == NATS_OK)
+        s = natsOptions_SetPingInterval(opts, BUS_PING_INTERVAL_MS);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxPingsOut(opts, BUS_PINGS_OUT_MAX);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(opts, bus_on_disconnected, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(opts, bus_on_reconnected, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(opts, bus_on_closed, bus);
     return s;
 }
 
-hodei_status hodei_bus_connect(const char *url, const char *client_name,
-                               int64_t connect_timeout_ms, hodei_bus **out, hodei_err *err)
+hodei_status hodei_bus_connect(const char *url, const char *client_name, int64_t connect_timeout_ms,
+                               hodei_bus **out, hodei_err *err)
 {
     hodei_status st = HODEI_ERR_NOMEM;
     natsOptions *opts = NULL;
@@ -359,11 +378,11 @@ hodei_status hodei_bus_consumer_refilter(hodei_bus *bus, const char *stream, con
         if (s == NATS_OK || s == NATS_NOT_FOUND)
             s = js_AddConsumer(NULL, bus->js, stream, &cc, NULL, &jerr);
         if (s == NATS_OK && cc.DeliverPolicy == js_DeliverByStartSequence)
-            HLOG_INFO("consumer %s: filter %s -> %s, made anew from stream sequence %llu",
-                      durable, had[0] ? had : "(none)", filter, (unsigned long long)from);
+            HLOG_INFO("consumer %s: filter %s -> %s, made anew from stream sequence %llu", durable,
+                      had[0] ? had : "(none)", filter, (unsigned long long)from);
         else if (s == NATS_OK)
-            HLOG_INFO("consumer %s: filter %s -> %s, made anew", durable,
-                      had[0] ? had : "(none)", filter);
+            HLOG_INFO("consumer %s: filter %s -> %s, made anew", durable, had[0] ? had : "(none)",
+                      filter);
         else if (bus_consumer_filters(bus, stream, durable, filter))
             s = NATS_OK; /* another replica made it meanwhile */
     }

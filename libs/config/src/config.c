@@ -32,8 +32,7 @@ config_slot *config_table_find(const config_table *t, const char *name)
     return NULL;
 }
 
-hodei_status config_slot_set(config_slot *s, const char *text, const char *source,
-                             hodei_err *err)
+hodei_status config_slot_set(config_slot *s, const char *text, const char *source, hodei_err *err)
 {
     char *copy = strdup(text);
     if (!copy)
@@ -74,8 +73,7 @@ static hodei_status config_table_add(config_table *t, const hodei_cfg_param *p, 
     if (strlen(p->name) >= CONFIG_NAME_MAX)
         return hodei_err_set(err, HODEI_ERR_INTERNAL, "parameter name '%s' is too long", p->name);
     if (config_table_find(t, p->name))
-        return hodei_err_set(err, HODEI_ERR_INTERNAL, "parameter '%s' is declared twice",
-                             p->name);
+        return hodei_err_set(err, HODEI_ERR_INTERNAL, "parameter '%s' is declared twice", p->name);
     config_slot *s = &t->slots[t->n_slots++];
     s->param = p;
     s->base = base;

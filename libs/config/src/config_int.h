@@ -5,18 +5,18 @@
 
 #include "hodei/config.h"
 
-#define CONFIG_PARAMS_MAX 512      /* parameters over all sections of one load */
-#define CONFIG_NAME_MAX 128        /* dotted parameter name, with the NUL */
+#define CONFIG_PARAMS_MAX 512 /* parameters over all sections of one load */
+#define CONFIG_NAME_MAX 128   /* dotted parameter name, with the NUL */
 #define CONFIG_STRING_MAX_DEFAULT 4096
-#define CONFIG_SOURCE_MAX 600      /* "default", "HODEI_X" or "<path>:<line>" */
-#define CONFIG_RECORDS_MAX 64      /* loaded sections remembered for print */
+#define CONFIG_SOURCE_MAX 600 /* "default", "HODEI_X" or "<path>:<line>" */
+#define CONFIG_RECORDS_MAX 64 /* loaded sections remembered for print */
 
 typedef struct {
     const hodei_cfg_param *param;
     void *base;
-    char *text;                    /* heap; the winning value as text */
+    char *text; /* heap; the winning value as text */
     char source[CONFIG_SOURCE_MAX];
-    bool from_file;                /* set by the YAML file (duplicate check) */
+    bool from_file; /* set by the YAML file (duplicate check) */
 } config_slot;
 
 typedef struct {
@@ -26,8 +26,7 @@ typedef struct {
 
 config_slot *config_table_find(const config_table *t, const char *name);
 /* Replaces the slot's text (copied) and source. */
-hodei_status config_slot_set(config_slot *s, const char *text, const char *source,
-                             hodei_err *err);
+hodei_status config_slot_set(config_slot *s, const char *text, const char *source, hodei_err *err);
 
 /* Applies the YAML file at path to the table. */
 hodei_status config_yaml_apply(config_table *t, const char *path, hodei_err *err);

@@ -12,7 +12,7 @@ typedef struct {
     const void *base;
     const hodei_cfg_param *params;
     size_t n_params;
-    char **sources;                /* n_params heap strings */
+    char **sources; /* n_params heap strings */
 } config_record;
 
 static config_record registry[CONFIG_RECORDS_MAX];

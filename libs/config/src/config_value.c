@@ -10,7 +10,7 @@
 #include "hodei/util.h"
 
 #define CONFIG_CHOICES_TEXT_MAX 256
-#define CONFIG_SHOWN_MAX 64          /* characters of a bad value quoted in a message */
+#define CONFIG_SHOWN_MAX 64 /* characters of a bad value quoted in a message */
 
 static void *config_field(const hodei_cfg_param *p, void *base)
 {
@@ -80,9 +80,10 @@ static hodei_status config_store_string(const config_slot *s, hodei_err *err)
     size_t max = p->max > 0 ? (size_t)p->max : CONFIG_STRING_MAX_DEFAULT;
     size_t len = strlen(s->text);
     if (len > max)
-        return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "%s: the value is %zu characters long, above the maximum %zu (from %s)",
-                             p->name, len, max, s->source);
+        return hodei_err_set(
+            err, HODEI_ERR_INVALID,
+            "%s: the value is %zu characters long, above the maximum %zu (from %s)", p->name, len,
+            max, s->source);
     if (!hodei_utf8_valid(s->text, len))
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: the value is not valid UTF-8 (from %s)",
                              p->name, s->source);
@@ -108,8 +109,8 @@ static hodei_status config_check_bounds(const config_slot *s, int64_t v, bool du
         config_duration_text(below ? p->min : p->max, limit, sizeof limit);
     else
         snprintf(limit, sizeof limit, "%" PRId64, below ? p->min : p->max);
-    return hodei_err_set(err, HODEI_ERR_INVALID, "%s: %s is %s the %s %s (from %s)", p->name,
-                         shown, below ? "below" : "above", below ? "minimum" : "maximum", limit,
+    return hodei_err_set(err, HODEI_ERR_INVALID, "%s: %s is %s the %s %s (from %s)", p->name, shown,
+                         below ? "below" : "above", below ? "minimum" : "maximum", limit,
                          s->source);
 }
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#define CONFIG_YAML_DEPTH_MAX 8      /* nesting levels of mappings */
+#define CONFIG_YAML_DEPTH_MAX 8 /* nesting levels of mappings */
 #define CONFIG_SUGGEST_DISTANCE_MAX 2
 
 typedef struct {
@@ -106,8 +106,8 @@ static hodei_status yaml_walk_pair(const yaml_walk *w, const yaml_node_pair_t *p
     yaml_node_t *key = yaml_document_get_node(w->doc, pair->key);
     yaml_node_t *val = yaml_document_get_node(w->doc, pair->value);
     if (key->type != YAML_SCALAR_NODE)
-        return hodei_err_set(err, HODEI_ERR_INVALID, "%s:%zu: a key must be a plain name",
-                             w->path, yaml_line(key));
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s:%zu: a key must be a plain name", w->path,
+                             yaml_line(key));
     char name[CONFIG_NAME_MAX];
     int n = snprintf(name, sizeof name, "%s%s%s", prefix, *prefix ? "." : "",
                      (const char *)key->data.scalar.value);
@@ -145,8 +145,7 @@ static hodei_status yaml_walk_mapping(const yaml_walk *w, const yaml_node_t *map
     return HODEI_OK;
 }
 
-static hodei_status yaml_syntax_error(const yaml_parser_t *parser, const char *path,
-                                      hodei_err *err)
+static hodei_status yaml_syntax_error(const yaml_parser_t *parser, const char *path, hodei_err *err)
 {
     const char *problem = parser->problem ? parser->problem : "unknown problem";
     switch (parser->error) {
@@ -171,7 +170,7 @@ static hodei_status yaml_apply_root(config_table *t, const char *path, yaml_docu
 {
     yaml_node_t *root = yaml_document_get_root_node(doc);
     if (!root)
-        return HODEI_OK;      /* an empty file sets nothing */
+        return HODEI_OK; /* an empty file sets nothing */
     if (root->type == YAML_SCALAR_NODE && yaml_is_null(root))
         return HODEI_OK;
     if (root->type != YAML_MAPPING_NODE)

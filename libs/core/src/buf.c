@@ -60,9 +60,15 @@ bool hodei_buf_append(hodei_buf *b, const void *data, size_t len)
     return true;
 }
 
-bool hodei_buf_puts(hodei_buf *b, const char *s) { return hodei_buf_append(b, s, strlen(s)); }
+bool hodei_buf_puts(hodei_buf *b, const char *s)
+{
+    return hodei_buf_append(b, s, strlen(s));
+}
 
-bool hodei_buf_putc(hodei_buf *b, char c) { return hodei_buf_append(b, &c, 1); }
+bool hodei_buf_putc(hodei_buf *b, char c)
+{
+    return hodei_buf_append(b, &c, 1);
+}
 
 bool hodei_buf_printf(hodei_buf *b, const char *fmt, ...)
 {
@@ -137,11 +143,21 @@ bool hodei_buf_json_string(hodei_buf *b, const char *s)
     hodei_buf_putc(b, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': hodei_buf_puts(b, "\\\""); break;
-        case '\\': hodei_buf_puts(b, "\\\\"); break;
-        case '\n': hodei_buf_puts(b, "\\n"); break;
-        case '\r': hodei_buf_puts(b, "\\r"); break;
-        case '\t': hodei_buf_puts(b, "\\t"); break;
+        case '"':
+            hodei_buf_puts(b, "\\\"");
+            break;
+        case '\\':
+            hodei_buf_puts(b, "\\\\");
+            break;
+        case '\n':
+            hodei_buf_puts(b, "\\n");
+            break;
+        case '\r':
+            hodei_buf_puts(b, "\\r");
+            break;
+        case '\t':
+            hodei_buf_puts(b, "\\t");
+            break;
         default:
             if (*p < 0x20)
                 hodei_buf_printf(b, "\\u%04x", *p);

@@ -42,8 +42,7 @@ bool hodei_id_valid(const char *s)
     return true;
 }
 
-hodei_status hodei_id_check(const char *field, const char *id, const char *what,
-                            hodei_err *err)
+hodei_status hodei_id_check(const char *field, const char *id, const char *what, hodei_err *err)
 {
     if (!id || !id[0])
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: required", field);

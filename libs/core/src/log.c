@@ -20,9 +20,15 @@ void hodei_log_init(const char *proc_name, hodei_log_level min_level)
     log_min = min_level;
 }
 
-void hodei_log_set_level(hodei_log_level min_level) { log_min = min_level; }
+void hodei_log_set_level(hodei_log_level min_level)
+{
+    log_min = min_level;
+}
 
-int hodei_log_enabled(hodei_log_level level) { return (int)level >= log_min; }
+int hodei_log_enabled(hodei_log_level level)
+{
+    return (int)level >= log_min;
+}
 
 int hodei_log_level_parse(const char *s)
 {
@@ -37,7 +43,8 @@ int hodei_log_level_parse(const char *s)
 static size_t log_quote(char *out, size_t cap, const char *msg)
 {
     size_t n = 0;
-    if (n < cap) out[n++] = '"';
+    if (n < cap)
+        out[n++] = '"';
     for (const unsigned char *p = (const unsigned char *)msg; *p && n + 6 < cap; p++) {
         if (*p == '"' || *p == '\\') {
             out[n++] = '\\';
@@ -51,7 +58,8 @@ static size_t log_quote(char *out, size_t cap, const char *msg)
             out[n++] = (char)*p;
         }
     }
-    if (n < cap) out[n++] = '"';
+    if (n < cap)
+        out[n++] = '"';
     return n;
 }
 

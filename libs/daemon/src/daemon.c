@@ -29,7 +29,7 @@ void hodei_daemon_request_stop(hodei_daemon *d)
         return;
     uint64_t one = 1;
     ssize_t w = write(d->stop_fd, &one, sizeof one);
-    (void)w;   /* the counter is never read, so it cannot overflow */
+    (void)w; /* the counter is never read, so it cannot overflow */
 }
 
 bool hodei_daemon_wait(hodei_daemon *d, int64_t timeout_ms)
@@ -38,7 +38,7 @@ bool hodei_daemon_wait(hodei_daemon *d, int64_t timeout_ms)
         return true;
     struct pollfd p = {.fd = d->stop_fd, .events = POLLIN};
     int t = timeout_ms < 0 ? -1 : timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms;
-    (void)poll(&p, 1, t);   /* EINTR: the caller's loop waits again */
+    (void)poll(&p, 1, t); /* EINTR: the caller's loop waits again */
     return hodei_daemon_stopping(d);
 }
 
@@ -50,15 +50,30 @@ bool hodei_daemon_backoff(hodei_daemon *d, int64_t *backoff_ms, int64_t min_ms, 
     return hodei_daemon_wait(d, *backoff_ms);
 }
 
-int hodei_daemon_stop_fd(const hodei_daemon *d) { return d->stop_fd; }
+int hodei_daemon_stop_fd(const hodei_daemon *d)
+{
+    return d->stop_fd;
+}
 
-const hodei_common_config *hodei_daemon_common(const hodei_daemon *d) { return &d->common; }
+const hodei_common_config *hodei_daemon_common(const hodei_daemon *d)
+{
+    return &d->common;
+}
 
-const char *hodei_daemon_instance(const hodei_daemon *d) { return d->instance; }
+const char *hodei_daemon_instance(const hodei_daemon *d)
+{
+    return d->instance;
+}
 
-void hodei_daemon_set_state(hodei_daemon *d, void *state) { d->state = state; }
+void hodei_daemon_set_state(hodei_daemon *d, void *state)
+{
+    d->state = state;
+}
 
-void *hodei_daemon_state(const hodei_daemon *d) { return d->state; }
+void *hodei_daemon_state(const hodei_daemon *d)
+{
+    return d->state;
+}
 
 static void daemon_instance_set(hodei_daemon *d)
 {
@@ -163,7 +178,7 @@ out_close_fd:
 int hodei_daemon_main(int argc, char **argv, const hodei_service *svc)
 {
     HODEI_ASSERT(svc != NULL && svc->name != NULL && svc->run != NULL);
-    daemon_signals_block();   /* before any thread exists, so all inherit it */
+    daemon_signals_block(); /* before any thread exists, so all inherit it */
     daemon_args args;
     int rc = daemon_args_parse(argc, argv, svc, &args);
     if (rc != DAEMON_CONTINUE)

@@ -94,8 +94,10 @@ static PQconninfoOption *check_db_parse(const hodei_daemon *d)
     if (!opts) {
         /* libpq's text may quote part of the URL, password included. */
         PQfreemem(parse_err);
-        fprintf(stderr, "%s: configuration error: database.url is not a valid PostgreSQL URI "
-                        "or connection string\n", d->svc->name);
+        fprintf(stderr,
+                "%s: configuration error: database.url is not a valid PostgreSQL URI "
+                "or connection string\n",
+                d->svc->name);
     }
     return opts;
 }

@@ -145,7 +145,7 @@ static enum MHD_Result health_answer(void *cls, struct MHD_Connection *conn, con
     (void)upload_data;
     (void)con_cls;
 
-    if (*upload_data_size != 0) {   /* a body we do not want: drop it */
+    if (*upload_data_size != 0) { /* a body we do not want: drop it */
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -215,9 +215,8 @@ int daemon_health_start(hodei_daemon *d)
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    d->health = MHD_start_daemon(flags, 0, NULL, NULL, health_answer, d,
-                                 MHD_OPTION_LISTEN_SOCKET, fd,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HEALTH_CONN_LIMIT,
+    d->health = MHD_start_daemon(flags, 0, NULL, NULL, health_answer, d, MHD_OPTION_LISTEN_SOCKET,
+                                 fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HEALTH_CONN_LIMIT,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HEALTH_CONN_TIMEOUT_S,
                                  MHD_OPTION_END);
     if (!d->health) {
@@ -260,7 +259,7 @@ void hodei_daemon_report(hodei_daemon *d, const char *dependency, bool up, const
     if (dep) {
         dep->up = up;
         hodei_strlcpy(dep->why, up || !why ? "" : why, sizeof dep->why);
-        dep->why[strcspn(dep->why, "\r\n")] = '\0';   /* one line per dependency */
+        dep->why[strcspn(dep->why, "\r\n")] = '\0'; /* one line per dependency */
     }
     pthread_mutex_unlock(&d->health_mu);
 }

@@ -9,12 +9,12 @@
 #include "hodei/buf.h"
 #include "hodei/daemon.h"
 
-#define DAEMON_INSTANCE_MAX 192       /* "<hostname>-<pid>" or instance.id (max 128) */
-#define DAEMON_SECTIONS_MAX 2         /* common + the service's own */
-#define DAEMON_DESCRIBE_MAX 512       /* "user@host:port/db", a redacted URL */
-#define DAEMON_REASON_MAX 512         /* a dependency's error text, one line */
+#define DAEMON_INSTANCE_MAX 192 /* "<hostname>-<pid>" or instance.id (max 128) */
+#define DAEMON_SECTIONS_MAX 2   /* common + the service's own */
+#define DAEMON_DESCRIBE_MAX 512 /* "user@host:port/db", a redacted URL */
+#define DAEMON_REASON_MAX 512   /* a dependency's error text, one line */
 #define DAEMON_NATS_CHECK_TIMEOUT_MS 2000
-#define DAEMON_DEPS_MAX 8             /* dependencies a service reports for /readyz */
+#define DAEMON_DEPS_MAX 8 /* dependencies a service reports for /readyz */
 #define DAEMON_DEP_NAME_MAX 32
 #define DAEMON_METRICS_MAX 48
 #define DAEMON_METRIC_NAME_MAX 64
@@ -32,7 +32,7 @@ struct MHD_Daemon;
 typedef struct {
     char name[DAEMON_DEP_NAME_MAX];
     bool up;
-    char why[DAEMON_REASON_MAX];      /* "" when up */
+    char why[DAEMON_REASON_MAX]; /* "" when up */
 } daemon_dep;
 
 typedef enum { DAEMON_COUNTER, DAEMON_COUNTER_MICRO, DAEMON_GAUGE } daemon_metric_kind;
@@ -51,7 +51,7 @@ struct hodei_daemon {
     hodei_cfg_section sections[DAEMON_SECTIONS_MAX];
     size_t n_sections;
     atomic_bool stopping;
-    int stop_fd;                      /* eventfd, readable once a stop is requested */
+    int stop_fd; /* eventfd, readable once a stop is requested */
     pthread_t signal_thread;
     atomic_bool signal_thread_quit;
     char instance[DAEMON_INSTANCE_MAX];
@@ -59,17 +59,17 @@ struct hodei_daemon {
     /* health endpoints (daemon_health.c); deps and running under health_mu */
     struct MHD_Daemon *health;
     pthread_mutex_t health_mu;
-    bool running;                     /* run() has started and not returned */
+    bool running; /* run() has started and not returned */
     daemon_dep deps[DAEMON_DEPS_MAX];
     size_t n_deps;
-    hodei_metric metrics[DAEMON_METRICS_MAX];   /* registered in init, before run */
+    hodei_metric metrics[DAEMON_METRICS_MAX]; /* registered in init, before run */
     _Atomic size_t n_metrics;
-    int64_t start_time_s;                       /* wall clock, for /metrics */
+    int64_t start_time_s; /* wall clock, for /metrics */
 };
 
 typedef struct {
     bool check_only;
-    const char *config_path;          /* --config, else HODEI_CONFIG, else NULL */
+    const char *config_path; /* --config, else HODEI_CONFIG, else NULL */
 } daemon_args;
 
 /* Parses argv. Returns DAEMON_CONTINUE to go on, or the exit code after

@@ -62,6 +62,6 @@ hodei_status daemon_signals_start(hodei_daemon *d, hodei_err *err)
 void daemon_signals_stop(hodei_daemon *d)
 {
     atomic_store(&d->signal_thread_quit, true);
-    pthread_kill(d->signal_thread, SIGTERM);   /* blocked there: sigwait takes it */
+    pthread_kill(d->signal_thread, SIGTERM); /* blocked there: sigwait takes it */
     pthread_join(d->signal_thread, NULL);
 }

@@ -47,11 +47,16 @@ void hodei_db_describe(const char *url, char *out, size_t out_len)
     }
     const char *host = NULL, *hostaddr = NULL, *port = NULL, *dbname = NULL, *user = NULL;
     for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (strcmp(o->keyword, "host") == 0) host = o->val;
-        else if (strcmp(o->keyword, "hostaddr") == 0) hostaddr = o->val;
-        else if (strcmp(o->keyword, "port") == 0) port = o->val;
-        else if (strcmp(o->keyword, "dbname") == 0) dbname = o->val;
-        else if (strcmp(o->keyword, "user") == 0) user = o->val;
+        if (strcmp(o->keyword, "host") == 0)
+            host = o->val;
+        else if (strcmp(o->keyword, "hostaddr") == 0)
+            hostaddr = o->val;
+        else if (strcmp(o->keyword, "port") == 0)
+            port = o->val;
+        else if (strcmp(o->keyword, "dbname") == 0)
+            dbname = o->val;
+        else if (strcmp(o->keyword, "user") == 0)
+            user = o->val;
     }
     db_describe_add(out, out_len, "host", host ? host : hostaddr);
     db_describe_add(out, out_len, "port", port);

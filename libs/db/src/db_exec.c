@@ -44,7 +44,7 @@ hodei_status db_result_error(PGconn *conn, const PGresult *res, hodei_err *err)
         hodei_strlcpy(msg, "unknown database error", sizeof msg);
     hodei_status st;
     if (PQstatus(conn) != CONNECTION_OK)
-        st = HODEI_ERR_UNAVAILABLE;     /* whatever the SQLSTATE, the link is gone */
+        st = HODEI_ERR_UNAVAILABLE; /* whatever the SQLSTATE, the link is gone */
     else if (!res)
         st = HODEI_ERR_NOMEM;
     else
@@ -67,15 +67,15 @@ static hodei_status db_result_take(PGconn *conn, PGresult *r, PGresult **res, ho
     return HODEI_OK;
 }
 
-hodei_status hodei_db_exec(PGconn *conn, const char *sql, int n_params,
-                           const char *const *params, PGresult **res, hodei_err *err)
+hodei_status hodei_db_exec(PGconn *conn, const char *sql, int n_params, const char *const *params,
+                           PGresult **res, hodei_err *err)
 {
     return hodei_db_exec_bin(conn, sql, n_params, params, NULL, NULL, res, err);
 }
 
 hodei_status hodei_db_exec_bin(PGconn *conn, const char *sql, int n_params,
-                               const char *const *params, const int *lengths,
-                               const int *formats, PGresult **res, hodei_err *err)
+                               const char *const *params, const int *lengths, const int *formats,
+                               PGresult **res, hodei_err *err)
 {
     HODEI_ASSERT(conn && sql && n_params >= 0 && (n_params == 0 || params));
     if (res)

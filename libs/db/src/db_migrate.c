@@ -13,26 +13,24 @@
 /* Advisory lock key: "hodeimig" as a big-endian int64. */
 #define DB_MIGRATE_LOCK_KEY "7525343889082640743"
 
-static const char db_migrations_table_sql[] =
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version integer PRIMARY KEY,"
-    " name text NOT NULL,"
-    " applied_at timestamptz NOT NULL DEFAULT now())";
+static const char db_migrations_table_sql[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                              " version integer PRIMARY KEY,"
+                                              " name text NOT NULL,"
+                                              " applied_at timestamptz NOT NULL DEFAULT now())";
 
 int hodei_db_schema_version(void)
 {
     return hodei_db_migrations[hodei_db_migrations_len - 1].version;
 }
 
-static hodei_status db_migration_applied(PGconn *conn, int version, bool *applied,
-                                         hodei_err *err)
+static hodei_status db_migration_applied(PGconn *conn, int version, bool *applied, hodei_err *err)
 {
     char v[16];
     snprintf(v, sizeof v, "%d", version);
     const char *params[] = {v};
     PGresult *r = NULL;
-    hodei_status st = hodei_db_exec(conn, "SELECT 1 FROM schema_migrations WHERE version = $1",
-                                    1, params, &r, err);
+    hodei_status st = hodei_db_exec(conn, "SELECT 1 FROM schema_migrations WHERE version = $1", 1,
+                                    params, &r, err);
     if (st != HODEI_OK)
         return st;
     *applied = PQntuples(r) > 0;
@@ -55,8 +53,8 @@ static hodei_status db_migration_apply(PGconn *conn, const hodei_db_migration *m
         st = db_result_error(conn, r, err);
     PQclear(r);
     if (st == HODEI_OK)
-        st = hodei_db_exec(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                           2, params, NULL, err);
+        st = hodei_db_exec(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+                           params, NULL, err);
     if (st == HODEI_OK)
         st = hodei_db_commit(conn, err);
     if (st != HODEI_OK) {
@@ -87,8 +85,8 @@ static hodei_status db_migrate_locked(PGconn *conn, int *applied_out, hodei_err 
 hodei_status hodei_db_migrate(PGconn *conn, int *applied_out, hodei_err *err)
 {
     int applied = 0;
-    hodei_status st = hodei_db_exec(conn, "SELECT pg_advisory_lock(" DB_MIGRATE_LOCK_KEY ")", 0,
-                                    NULL, NULL, err);
+    hodei_status st =
+        hodei_db_exec(conn, "SELECT pg_advisory_lock(" DB_MIGRATE_LOCK_KEY ")", 0, NULL, NULL, err);
     if (st != HODEI_OK)
         goto out;
     st = db_migrate_locked(conn, &applied, err);

@@ -14,8 +14,8 @@
 #include "hodei/assert.h"
 #include "hodei/db.h"
 #include "hodei/log.h"
-#include "hodei/time.h"
 #include "hodei/sync.h"
+#include "hodei/time.h"
 
 #define DB_POOL_SIZE_MAX 256
 
@@ -25,19 +25,19 @@ struct hodei_db {
     int64_t connect_timeout_ms;
     pthread_mutex_t mu;
     pthread_cond_t freed;
-    int open;                           /* idle + handed out + being opened */
+    int open; /* idle + handed out + being opened */
     int idle_len;
     PGconn *idle[DB_POOL_SIZE_MAX];
 };
 
-hodei_status hodei_db_create(const char *url, int size, int64_t connect_timeout_ms,
-                             hodei_db **out, hodei_err *err)
+hodei_status hodei_db_create(const char *url, int size, int64_t connect_timeout_ms, hodei_db **out,
+                             hodei_err *err)
 {
     hodei_status st = HODEI_ERR_NOMEM;
     *out = NULL;
     if (size < 1 || size > DB_POOL_SIZE_MAX)
-        return hodei_err_set(err, HODEI_ERR_INVALID, "database pool size: %d not in 1..%d",
-                             size, DB_POOL_SIZE_MAX);
+        return hodei_err_set(err, HODEI_ERR_INVALID, "database pool size: %d not in 1..%d", size,
+                             DB_POOL_SIZE_MAX);
     PQconninfoOption *check = url ? PQconninfoParse(url, NULL) : NULL;
     if (!check)
         return hodei_err_set(err, HODEI_ERR_INVALID,
@@ -50,8 +50,8 @@ hodei_status hodei_db_create(const char *url, int size, int64_t connect_timeout_
     if (!db->url)
         goto out_free_db;
     db->size = size;
-    db->connect_timeout_ms = connect_timeout_ms > 0 ? connect_timeout_ms
-                                                    : DB_CONNECT_TIMEOUT_DEFAULT_MS;
+    db->connect_timeout_ms =
+        connect_timeout_ms > 0 ? connect_timeout_ms : DB_CONNECT_TIMEOUT_DEFAULT_MS;
     pthread_mutex_init(&db->mu, NULL);
     hodei_cond_init_monotonic(&db->freed);
     *out = db;
@@ -146,7 +146,7 @@ hodei_status hodei_db_acquire(hodei_db *db, int64_t timeout_ms, PGconn **out, ho
         *out = conn;
         return HODEI_OK;
     }
-    if (conn) {                         /* stale: replace it, keeping its slot */
+    if (conn) { /* stale: replace it, keeping its slot */
         HLOG_INFO("database connection lost while idle; reconnecting");
         PQfinish(conn);
     }
@@ -165,8 +165,7 @@ void hodei_db_release(hodei_db *db, PGconn *conn, bool broken)
 {
     if (!conn)
         return;
-    if (!broken && (PQstatus(conn) != CONNECTION_OK ||
-                    PQtransactionStatus(conn) != PQTRANS_IDLE)) {
+    if (!broken && (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE)) {
         HLOG_WARN("database connection released inside a transaction or broken; closing it");
         broken = true;
     }

@@ -15,11 +15,11 @@ typedef hodei_status (*spec_check_fn)(const Hodei__V1__JobSpec *spec, hodei_err 
 
 /* How one map field (env, labels, constraints) is checked. */
 typedef struct {
-    const char *path;         /* "spec.env" */
+    const char *path; /* "spec.env" */
     size_t count_max;
-    const char *key_noun;     /* "name", "key" */
+    const char *key_noun; /* "name", "key" */
     bool (*key_ok)(const char *key);
-    const char *key_rule;     /* shown when key_ok refuses */
+    const char *key_rule; /* shown when key_ok refuses */
     size_t value_max;
 } spec_map_rule;
 
@@ -64,15 +64,15 @@ static void spec_path_key(const char *path, const char *key, char out[SPEC_PATH_
 }
 
 /* Length within [min_len, max_len] and valid UTF-8. */
-static hodei_status spec_check_text(const char *path, const char *s, size_t min_len,
-                                    size_t max_len, hodei_err *err)
+static hodei_status spec_check_text(const char *path, const char *s, size_t min_len, size_t max_len,
+                                    hodei_err *err)
 {
     size_t n = strlen(spec_str(s));
     if (n < min_len)
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: required", path);
     if (n > max_len)
-        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be at most %zu bytes, got %zu",
-                             path, max_len, n);
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be at most %zu bytes, got %zu", path,
+                             max_len, n);
     if (!hodei_utf8_valid(spec_str(s), n))
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be valid UTF-8", path);
     return HODEI_OK;
@@ -81,8 +81,8 @@ static hodei_status spec_check_text(const char *path, const char *s, size_t min_
 static hodei_status spec_check_count(const char *path, size_t n, size_t max, hodei_err *err)
 {
     if (n > max)
-        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: at most %zu entries, got %zu", path,
-                             max, n);
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: at most %zu entries, got %zu", path, max,
+                             n);
     return HODEI_OK;
 }
 
@@ -138,8 +138,8 @@ bool hodei_job_arch_valid(const char *arch)
 
 /* ------------------------------------------------------------- maps */
 
-static hodei_status spec_check_entry(const spec_map_rule *rule, size_t key_max,
-                                     const char *key, const char *value, hodei_err *err)
+static hodei_status spec_check_entry(const spec_map_rule *rule, size_t key_max, const char *key,
+                                     const char *value, hodei_err *err)
 {
     char path[SPEC_PATH_MAX];
     spec_path_key(rule->path, key, path);
@@ -152,9 +152,8 @@ static hodei_status spec_check_entry(const spec_map_rule *rule, size_t key_max,
                              rule->key_rule);
     size_t value_len = strlen(value);
     if (value_len > rule->value_max)
-        return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "%s: value must be at most %zu bytes, got %zu", path,
-                             rule->value_max, value_len);
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: value must be at most %zu bytes, got %zu",
+                             path, rule->value_max, value_len);
     if (!hodei_utf8_valid(value, value_len))
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: value must be valid UTF-8", path);
     return HODEI_OK;
@@ -187,8 +186,12 @@ static hodei_status spec_missing_entry(const char *path, size_t i, hodei_err *er
 }
 
 static const spec_map_rule spec_env_rule = {
-    "spec.env", HODEI_JOB_ENV_MAX, "name", spec_env_name_ok,
-    "match [A-Za-z_][A-Za-z0-9_]*", HODEI_JOB_ENV_VALUE_MAX,
+    "spec.env",
+    HODEI_JOB_ENV_MAX,
+    "name",
+    spec_env_name_ok,
+    "match [A-Za-z_][A-Za-z0-9_]*",
+    HODEI_JOB_ENV_VALUE_MAX,
 };
 
 static hodei_status spec_check_env(const Hodei__V1__JobSpec *spec, hodei_err *err)
@@ -207,10 +210,11 @@ static hodei_status spec_check_env(const Hodei__V1__JobSpec *spec, hodei_err *er
     return spec_check_map(rule, HODEI_JOB_ENV_NAME_MAX, spec->n_env, keys, values, err);
 }
 
-#define SPEC_LABEL_RULE(p) {                                                      \
-    p, HODEI_JOB_LABELS_MAX, "key", spec_label_key_ok,                            \
-    "be 1 to 63 characters of [a-zA-Z0-9._/-]", HODEI_JOB_LABEL_VALUE_MAX,        \
-}
+#define SPEC_LABEL_RULE(p)                                                                         \
+    {                                                                                              \
+        p, HODEI_JOB_LABELS_MAX, "key", spec_label_key_ok,                                         \
+            "be 1 to 63 characters of [a-zA-Z0-9._/-]", HODEI_JOB_LABEL_VALUE_MAX,                 \
+    }
 static const spec_map_rule spec_labels_rule = SPEC_LABEL_RULE("spec.labels");
 static const spec_map_rule spec_constraints_rule = SPEC_LABEL_RULE("spec.constraints");
 
@@ -243,8 +247,7 @@ static hodei_status spec_check_constraints(const Hodei__V1__JobSpec *spec, hodei
         keys[i] = spec_str(spec->constraints[i]->key);
         values[i] = spec_str(spec->constraints[i]->value);
     }
-    return spec_check_map(rule, HODEI_JOB_LABEL_KEY_MAX, spec->n_constraints, keys, values,
-                          err);
+    return spec_check_map(rule, HODEI_JOB_LABEL_KEY_MAX, spec->n_constraints, keys, values, err);
 }
 
 /* ------------------------------------------------------------- payload */
@@ -268,8 +271,7 @@ static hodei_status spec_check_script(const Hodei__V1__Script *script, hodei_err
     hodei_status st = spec_check_text("spec.script.interpreter", script->interpreter, 1,
                                       HODEI_JOB_INTERPRETER_MAX, err);
     if (st == HODEI_OK)
-        st = spec_check_text("spec.script.content", script->content, 1, HODEI_JOB_SCRIPT_MAX,
-                             err);
+        st = spec_check_text("spec.script.content", script->content, 1, HODEI_JOB_SCRIPT_MAX, err);
     return st;
 }
 
@@ -302,7 +304,8 @@ static hodei_status spec_check_resources(const Hodei__V1__JobSpec *spec, hodei_e
     if (!isfinite(r->cpu_cores) || r->cpu_cores < 0 || r->cpu_cores > HODEI_JOB_CPU_CORES_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "spec.resources.cpu_cores: must be a finite number between 0 "
-                             "and %g, got %g", HODEI_JOB_CPU_CORES_MAX, r->cpu_cores);
+                             "and %g, got %g",
+                             HODEI_JOB_CPU_CORES_MAX, r->cpu_cores);
     hodei_status st = spec_check_bytes("spec.resources.memory_bytes", r->memory_bytes,
                                        HODEI_JOB_MEMORY_BYTES_MAX, err);
     if (st == HODEI_OK)
@@ -319,7 +322,8 @@ static hodei_status spec_check_resources(const Hodei__V1__JobSpec *spec, hodei_e
         spec_quote(spec_str(r->architecture), quoted);
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "spec.resources.architecture: must be empty or one of amd64, "
-                             "arm64, x86_64, aarch64, got %s", quoted);
+                             "arm64, x86_64, aarch64, got %s",
+                             quoted);
     }
     return HODEI_OK;
 }
@@ -333,8 +337,9 @@ static hodei_status spec_check_timeout(const Hodei__V1__JobSpec *spec, hodei_err
         return HODEI_OK;
     return hodei_err_set(err, HODEI_ERR_INVALID,
                          "spec.timeout_ms: must be 0 (server default) or between %lld and "
-                         "%lld, got %lld", (long long)HODEI_JOB_TIMEOUT_MS_MIN,
-                         (long long)HODEI_JOB_TIMEOUT_MS_MAX, (long long)t);
+                         "%lld, got %lld",
+                         (long long)HODEI_JOB_TIMEOUT_MS_MIN, (long long)HODEI_JOB_TIMEOUT_MS_MAX,
+                         (long long)t);
 }
 
 static hodei_status spec_check_priority(const Hodei__V1__JobSpec *spec, hodei_err *err)
@@ -373,7 +378,8 @@ static hodei_status spec_check_provider(const Hodei__V1__JobSpec *spec, hodei_er
     spec_quote(p, quoted);
     return hodei_err_set(err, HODEI_ERR_INVALID,
                          "spec.provider: must be empty or 1 to %d characters of [a-z0-9-], "
-                         "got %s", HODEI_JOB_PROVIDER_MAX, quoted);
+                         "got %s",
+                         HODEI_JOB_PROVIDER_MAX, quoted);
 }
 
 static hodei_status spec_check_working_dir(const Hodei__V1__JobSpec *spec, hodei_err *err)
@@ -425,12 +431,13 @@ static hodei_status spec_check_secret_refs(const Hodei__V1__JobSpec *spec, hodei
         if (!spec_secret_ref_ok(ref))
             return hodei_err_set(err, HODEI_ERR_INVALID,
                                  "spec.secret_refs[%zu]: must be 1 to %d characters of "
-                                 "[A-Za-z0-9_.-]", i, HODEI_JOB_SECRET_REF_MAX);
+                                 "[A-Za-z0-9_.-]",
+                                 i, HODEI_JOB_SECRET_REF_MAX);
         for (size_t j = 0; j < i; j++) {
             if (strcmp(ref, spec_str(spec->secret_refs[j])) == 0)
                 return hodei_err_set(err, HODEI_ERR_INVALID,
-                                     "spec.secret_refs[%zu]: duplicate of spec.secret_refs[%zu]",
-                                     i, j);
+                                     "spec.secret_refs[%zu]: duplicate of spec.secret_refs[%zu]", i,
+                                     j);
         }
     }
     return st;
@@ -451,12 +458,10 @@ static hodei_status spec_check_packed(const Hodei__V1__JobSpec *spec, hodei_err 
 
 /* In the order a client reads the fields; the first error wins. */
 static const spec_check_fn spec_checks[] = {
-    spec_check_name,        spec_check_payload,     spec_check_env,
-    spec_check_resources,   spec_check_timeout,     spec_check_labels,
-    spec_check_constraints, spec_check_inputs,      spec_check_outputs,
-    spec_check_priority,    spec_check_max_attempts, spec_check_provider,
-    spec_check_image,       spec_check_secret_refs, spec_check_working_dir,
-    spec_check_packed,
+    spec_check_name,    spec_check_payload,     spec_check_env,          spec_check_resources,
+    spec_check_timeout, spec_check_labels,      spec_check_constraints,  spec_check_inputs,
+    spec_check_outputs, spec_check_priority,    spec_check_max_attempts, spec_check_provider,
+    spec_check_image,   spec_check_secret_refs, spec_check_working_dir,  spec_check_packed,
 };
 
 hodei_status hodei_job_spec_validate(const Hodei__V1__JobSpec *spec, hodei_err *err)
@@ -484,13 +489,13 @@ static hodei_status spec_check_idempotency_key(const char *key, hodei_err *err)
         if (c < 0x21 || c > 0x7e)
             return hodei_err_set(err, HODEI_ERR_INVALID,
                                  "idempotency_key: must be printable ASCII without spaces "
-                                 "(0x21 to 0x7e), found 0x%02x at byte %zu", c, i);
+                                 "(0x21 to 0x7e), found 0x%02x at byte %zu",
+                                 c, i);
     }
     return HODEI_OK;
 }
 
-hodei_status hodei_queue_request_validate(const Hodei__V1__QueueJobRequest *req,
-                                          hodei_err *err)
+hodei_status hodei_queue_request_validate(const Hodei__V1__QueueJobRequest *req, hodei_err *err)
 {
     if (!req || !req->spec)
         return hodei_err_set(err, HODEI_ERR_INVALID, "spec: required");

@@ -7,9 +7,8 @@
 #define BIT(x) (1u << JS(x))
 
 static const char *const job_state_names[JOB_STATE_COUNT] = {
-    [JS(UNSPECIFIED)] = "UNSPECIFIED", [JS(PENDING)] = "PENDING",
-    [JS(ASSIGNED)] = "ASSIGNED",       [JS(RUNNING)] = "RUNNING",
-    [JS(SUCCEEDED)] = "SUCCEEDED",     [JS(FAILED)] = "FAILED",
+    [JS(UNSPECIFIED)] = "UNSPECIFIED", [JS(PENDING)] = "PENDING",     [JS(ASSIGNED)] = "ASSIGNED",
+    [JS(RUNNING)] = "RUNNING",         [JS(SUCCEEDED)] = "SUCCEEDED", [JS(FAILED)] = "FAILED",
     [JS(CANCELLED)] = "CANCELLED",     [JS(TIMEOUT)] = "TIMEOUT",
 };
 

@@ -3,8 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
-int domain_state_lookup(const char *const *names, size_t count, const char *prefix,
-                        const char *s)
+int domain_state_lookup(const char *const *names, size_t count, const char *prefix, const char *s)
 {
     if (!s)
         return -1;

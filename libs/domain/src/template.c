@@ -2,7 +2,10 @@
 
 #include <string.h>
 
-static bool tpl_lower_or_digit(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+static bool tpl_lower_or_digit(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 bool hodei_template_name_valid(const char *s)
 {

@@ -7,10 +7,14 @@
 #define BIT(x) (1u << WS(x))
 
 static const char *const worker_state_names[WORKER_STATE_COUNT] = {
-    [WS(UNSPECIFIED)] = "UNSPECIFIED", [WS(CREATING)] = "CREATING",
-    [WS(CONNECTING)] = "CONNECTING",   [WS(READY)] = "READY",
-    [WS(BUSY)] = "BUSY",               [WS(DRAINING)] = "DRAINING",
-    [WS(TERMINATING)] = "TERMINATING", [WS(TERMINATED)] = "TERMINATED",
+    [WS(UNSPECIFIED)] = "UNSPECIFIED",
+    [WS(CREATING)] = "CREATING",
+    [WS(CONNECTING)] = "CONNECTING",
+    [WS(READY)] = "READY",
+    [WS(BUSY)] = "BUSY",
+    [WS(DRAINING)] = "DRAINING",
+    [WS(TERMINATING)] = "TERMINATING",
+    [WS(TERMINATED)] = "TERMINATED",
     [WS(LOST)] = "LOST",
 };
 
@@ -37,8 +41,8 @@ bool hodei_worker_transition_allowed(Hodei__V1__WorkerState from, Hodei__V1__Wor
     return (worker_state_next[from] & (1u << to)) != 0;
 }
 
-hodei_status hodei_worker_transition_check(Hodei__V1__WorkerState from,
-                                           Hodei__V1__WorkerState to, hodei_err *err)
+hodei_status hodei_worker_transition_check(Hodei__V1__WorkerState from, Hodei__V1__WorkerState to,
+                                           hodei_err *err)
 {
     if (hodei_worker_transition_allowed(from, to))
         return HODEI_OK;

@@ -42,16 +42,16 @@ typedef struct {
     hodei_exec_handle *h;
     exec_output out;
     exec_child child;
-    char *chunk;                  /* EXEC_READ_CHUNK */
-    int64_t timeout_ms;           /* 0 = none */
-    int64_t timeout_at_ms;        /* monotonic; -1 = none */
-    int64_t kill_at_ms;           /* SIGKILL due after SIGTERM; -1 = none */
-    int64_t drain_until_ms;       /* set once the child is gone */
-    Hodei__V1__JobState forced;   /* TIMEOUT or CANCELLED once decided */
+    char *chunk;                /* EXEC_READ_CHUNK */
+    int64_t timeout_ms;         /* 0 = none */
+    int64_t timeout_at_ms;      /* monotonic; -1 = none */
+    int64_t kill_at_ms;         /* SIGKILL due after SIGTERM; -1 = none */
+    int64_t drain_until_ms;     /* set once the child is gone */
+    Hodei__V1__JobState forced; /* TIMEOUT or CANCELLED once decided */
     bool exited;
     bool status_known;
     int wait_status;
-    bool drain_cut;               /* pipes closed before end-of-file */
+    bool drain_cut; /* pipes closed before end-of-file */
 } exec_run;
 
 /* ------------------------------------------------------------ handle */
@@ -142,8 +142,8 @@ static hodei_status exec_check_opts(const hodei_exec_opts *o, hodei_err *err)
 }
 
 static hodei_status exec_check_args(const hodei_exec_opts *opts, const Hodei__V1__JobSpec *spec,
-                                    const char *job_id, int attempt,
-                                    const hodei_exec_callbacks *cb, hodei_err *err)
+                                    const char *job_id, int attempt, const hodei_exec_callbacks *cb,
+                                    hodei_err *err)
 {
     if (!opts || !spec || !job_id || !cb || !cb->on_batch)
         return hodei_err_set(err, HODEI_ERR_INVALID,
@@ -339,8 +339,8 @@ static void result_init(hodei_exec_result *out)
 static void result_from_run(const exec_run *r, hodei_exec_result *out)
 {
     int st = r->wait_status;
-    out->exit_code = !r->status_known ? HODEI_EXEC_EXIT_NONE
-                     : WIFEXITED(st)  ? WEXITSTATUS(st)
+    out->exit_code = !r->status_known  ? HODEI_EXEC_EXIT_NONE
+                     : WIFEXITED(st)   ? WEXITSTATUS(st)
                      : WIFSIGNALED(st) ? 128 + WTERMSIG(st)
                                        : HODEI_EXEC_EXIT_NONE;
     if (r->forced == HODEI__V1__JOB_STATE__JOB_STATE_TIMEOUT) {
@@ -402,9 +402,8 @@ static hodei_status run_child(exec_run *r, const exec_plan *plan, const hodei_ex
     return HODEI_OK;
 }
 
-static hodei_status run_prepared(exec_run *r, const Hodei__V1__JobSpec *spec,
-                                 const char *job_id, int attempt,
-                                 const hodei_exec_secret *secrets, size_t n_secrets,
+static hodei_status run_prepared(exec_run *r, const Hodei__V1__JobSpec *spec, const char *job_id,
+                                 int attempt, const hodei_exec_secret *secrets, size_t n_secrets,
                                  const hodei_exec_callbacks *cb, hodei_exec_result *out,
                                  hodei_err *err)
 {
@@ -438,8 +437,8 @@ out_plan:
 
 hodei_status hodei_exec_run(const hodei_exec_opts *opts, const Hodei__V1__JobSpec *spec,
                             const char *job_id, int attempt, const hodei_exec_secret *secrets,
-                            size_t n_secrets, const hodei_exec_callbacks *cb,
-                            hodei_exec_handle *h, hodei_exec_result *out, hodei_err *err)
+                            size_t n_secrets, const hodei_exec_callbacks *cb, hodei_exec_handle *h,
+                            hodei_exec_result *out, hodei_err *err)
 {
     HODEI_ASSERT(out);
     hodei_err local;

@@ -6,10 +6,10 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -155,8 +155,7 @@ static void child_describe(const exec_plan *p, const child_report *r, char *out,
 
 static hodei_status child_pipes(int out[2], int errp[2], int rep[2], hodei_err *err)
 {
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 ||
-        pipe2(rep, O_CLOEXEC) != 0)
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 || pipe2(rep, O_CLOEXEC) != 0)
         return hodei_err_set(err, HODEI_ERR_IO, "exec: pipe2: %s", strerror(errno));
     return HODEI_OK;
 }

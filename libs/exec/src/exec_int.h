@@ -11,8 +11,8 @@
 #include "hodei/exec.h"
 
 /* Safety nets; the edge validates specs against tighter limits first. */
-#define EXEC_ARGV_MAX 4096          /* command + args */
-#define EXEC_ENV_MAX 1024           /* base + spec entries */
+#define EXEC_ARGV_MAX 4096 /* command + args */
+#define EXEC_ENV_MAX 1024  /* base + spec entries */
 #define EXEC_SECRETS_JSON_MAX (1024 * 1024)
 /* Longest redaction pattern: a value JSON-escaped (\u00XX is 6 bytes per
  * byte). Must stay below the line maximum so that a cut always progresses. */
@@ -20,9 +20,9 @@
 _Static_assert(EXEC_PATTERN_LEN_MAX < HODEI_EXEC_LINE_LEN_MAX, "a cut must progress");
 /* Output bytes of redacting len input bytes: each match is >= 4 bytes and
  * becomes 10. */
-#define EXEC_REDACT_OUT_MAX(len) ((len) / HODEI_EXEC_SECRET_REDACT_MIN * \
-                                  (sizeof HODEI_EXEC_REDACTED - 1) + \
-                                  HODEI_EXEC_SECRET_REDACT_MIN)
+#define EXEC_REDACT_OUT_MAX(len)                                                                   \
+    ((len) / HODEI_EXEC_SECRET_REDACT_MIN * (sizeof HODEI_EXEC_REDACTED - 1) +                     \
+     HODEI_EXEC_SECRET_REDACT_MIN)
 
 /* ------------------------------------------------------------ redaction */
 
@@ -63,26 +63,25 @@ typedef struct {
     size_t lines_max;
     size_t bytes_max;
     int64_t interval_ms;
-    Hodei__V1__LogLine *lines;      /* lines_max of each */
+    Hodei__V1__LogLine *lines; /* lines_max of each */
     Hodei__V1__LogLine **ptrs;
     Hodei__V1__Timestamp *times;
-    size_t *offs;                   /* line i's data at arena + offs[i] */
+    size_t *offs; /* line i's data at arena + offs[i] */
     char *arena;
     size_t arena_len;
     size_t arena_cap;
-    size_t arena_high;              /* bytes of the arena ever written (wiped at fini) */
-    size_t n;                       /* lines in the current batch */
-    int64_t first_ms;               /* monotonic time of its first line */
-    uint64_t seq;                   /* last sequence number given */
+    size_t arena_high; /* bytes of the arena ever written (wiped at fini) */
+    size_t n;          /* lines in the current batch */
+    int64_t first_ms;  /* monotonic time of its first line */
+    uint64_t seq;      /* last sequence number given */
     uint64_t batches;
-    char *part[EXEC_STREAM_COUNT];  /* unfinished line, HODEI_EXEC_LINE_LEN_MAX */
+    char *part[EXEC_STREAM_COUNT]; /* unfinished line, HODEI_EXEC_LINE_LEN_MAX */
     size_t part_len[EXEC_STREAM_COUNT];
     size_t part_high[EXEC_STREAM_COUNT]; /* bytes of part[] ever written */
 } exec_output;
 
-hodei_status exec_output_init(exec_output *o, const hodei_exec_opts *opts,
-                              const exec_redactor *red, const hodei_exec_callbacks *cb,
-                              hodei_err *err);
+hodei_status exec_output_init(exec_output *o, const hodei_exec_opts *opts, const exec_redactor *red,
+                              const hodei_exec_callbacks *cb, hodei_err *err);
 void exec_output_fini(exec_output *o);
 /* Bytes read from a stream; complete lines go into the batch. */
 void exec_output_feed(exec_output *o, int stream, const char *data, size_t len);
@@ -98,27 +97,26 @@ int64_t exec_output_due_ms(const exec_output *o);
 /* Everything the child needs, prepared before fork (the child may only make
  * async-signal-safe calls). */
 typedef struct {
-    char **argv;                    /* NULL-terminated; strings borrowed */
-    hodei_buf env_text;             /* "K=V\0K=V\0..." */
-    char **envp;                    /* NULL-terminated, into env_text */
-    const char *what;               /* program named in start errors */
-    const char *working_dir;        /* NULL = inherit */
-    char *script_dir;               /* private temp dir, NULL for commands */
+    char **argv;             /* NULL-terminated; strings borrowed */
+    hodei_buf env_text;      /* "K=V\0K=V\0..." */
+    char **envp;             /* NULL-terminated, into env_text */
+    const char *what;        /* program named in start errors */
+    const char *working_dir; /* NULL = inherit */
+    char *script_dir;        /* private temp dir, NULL for commands */
     char *script_path;
-    int stdin_fd;                   /* memfd with the secrets, or /dev/null */
+    int stdin_fd; /* memfd with the secrets, or /dev/null */
 } exec_plan;
 
 hodei_status exec_plan_build(exec_plan *p, const hodei_exec_opts *opts,
                              const Hodei__V1__JobSpec *spec, const char *job_id, int attempt,
-                             const hodei_exec_secret *secrets, size_t n_secrets,
-                             hodei_err *err);
+                             const hodei_exec_secret *secrets, size_t n_secrets, hodei_err *err);
 /* Closes stdin_fd, removes the script dir and everything in it. */
 void exec_plan_fini(exec_plan *p);
 
 typedef struct {
-    pid_t pid;                      /* also the process group id; 0 = not started */
-    int pidfd;                      /* -1 when pidfd_open is unavailable */
-    int fd[EXEC_STREAM_COUNT];      /* read ends, non-blocking */
+    pid_t pid;                 /* also the process group id; 0 = not started */
+    int pidfd;                 /* -1 when pidfd_open is unavailable */
+    int fd[EXEC_STREAM_COUNT]; /* read ends, non-blocking */
 } exec_child;
 
 /* Forks and execs. HODEI_OK with c->pid > 0: running. HODEI_OK with

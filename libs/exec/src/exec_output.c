@@ -12,9 +12,8 @@ static const Hodei__V1__LogStream output_stream_kind[EXEC_STREAM_COUNT] = {
     HODEI__V1__LOG_STREAM__LOG_STREAM_STDERR,
 };
 
-hodei_status exec_output_init(exec_output *o, const hodei_exec_opts *opts,
-                              const exec_redactor *red, const hodei_exec_callbacks *cb,
-                              hodei_err *err)
+hodei_status exec_output_init(exec_output *o, const hodei_exec_opts *opts, const exec_redactor *red,
+                              const hodei_exec_callbacks *cb, hodei_err *err)
 {
     memset(o, 0, sizeof *o);
     o->red = red;
@@ -91,8 +90,8 @@ static size_t output_line(exec_output *o, int stream, const char *data, size_t l
     if (o->arena_cap - o->arena_len < EXEC_REDACT_OUT_MAX(len))
         exec_output_flush(o);
     size_t written = 0;
-    size_t taken = exec_redact(o->red, data, len, stop_at_partial, o->arena + o->arena_len,
-                               &written);
+    size_t taken =
+        exec_redact(o->red, data, len, stop_at_partial, o->arena + o->arena_len, &written);
     if (o->arena_len + written > o->arena_high)
         o->arena_high = o->arena_len + written;
     if (o->n > 0 && o->arena_len + written > o->bytes_max) {

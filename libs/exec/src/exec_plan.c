@@ -59,8 +59,7 @@ static hodei_status plan_write_all(int fd, const char *data, size_t len, const c
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return hodei_err_set(err, HODEI_ERR_IO, "exec: writing %s: %s", what,
-                                 strerror(errno));
+            return hodei_err_set(err, HODEI_ERR_IO, "exec: writing %s: %s", what, strerror(errno));
         data += n;
         len -= (size_t)n;
     }
@@ -69,8 +68,7 @@ static hodei_status plan_write_all(int fd, const char *data, size_t len, const c
 
 /* ------------------------------------------------------------ argv */
 
-static hodei_status plan_command(exec_plan *p, const Hodei__V1__ShellCommand *cmd,
-                                 hodei_err *err)
+static hodei_status plan_command(exec_plan *p, const Hodei__V1__ShellCommand *cmd, hodei_err *err)
 {
     const char *command = plan_str(cmd->command);
     if (command[0] == '\0')
@@ -88,8 +86,7 @@ static hodei_status plan_command(exec_plan *p, const Hodei__V1__ShellCommand *cm
     return HODEI_OK;
 }
 
-static hodei_status plan_script_file(exec_plan *p, const Hodei__V1__Script *script,
-                                     hodei_err *err)
+static hodei_status plan_script_file(exec_plan *p, const Hodei__V1__Script *script, hodei_err *err)
 {
     int fd = open(p->script_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0700);
     if (fd < 0)
@@ -97,8 +94,8 @@ static hodei_status plan_script_file(exec_plan *p, const Hodei__V1__Script *scri
                              strerror(errno));
     hodei_status st = HODEI_OK;
     if (fchmod(fd, 0700) != 0)
-        st = hodei_err_set(err, HODEI_ERR_IO, "exec: chmod %s: %s", p->script_path,
-                           strerror(errno));
+        st =
+            hodei_err_set(err, HODEI_ERR_IO, "exec: chmod %s: %s", p->script_path, strerror(errno));
     const char *header = plan_shell_header(script->interpreter);
     if (st == HODEI_OK && header)
         st = plan_write_all(fd, header, strlen(header), p->script_path, err);
@@ -174,8 +171,8 @@ static void plan_env_put(exec_plan *p, const char *name, const char *value)
     hodei_buf_append(&p->env_text, value, strlen(value) + 1);
 }
 
-static void plan_env_base(exec_plan *p, const hodei_exec_opts *opts,
-                          const Hodei__V1__JobSpec *spec, const char *job_id, int attempt)
+static void plan_env_base(exec_plan *p, const hodei_exec_opts *opts, const Hodei__V1__JobSpec *spec,
+                          const char *job_id, int attempt)
 {
     const char *base[][2] = {{"PATH", opts->path}, {"HOME", opts->home}, {"LANG", "C.UTF-8"}};
     for (size_t i = 0; i < sizeof base / sizeof base[0]; i++) {
@@ -248,8 +245,8 @@ static bool plan_secrets_json(hodei_buf *b, const hodei_exec_secret *secrets, si
 /* The secrets go into a sealed memfd rather than a pipe: the child reads
  * them at its pace (or never) without the parent blocking or meeting
  * SIGPIPE, and they never touch a disk. */
-static hodei_status plan_stdin_secrets(exec_plan *p, const hodei_exec_secret *secrets,
-                                       size_t n, hodei_err *err)
+static hodei_status plan_stdin_secrets(exec_plan *p, const hodei_exec_secret *secrets, size_t n,
+                                       hodei_err *err)
 {
     hodei_status st = HODEI_OK;
     hodei_buf json;
@@ -266,8 +263,7 @@ static hodei_status plan_stdin_secrets(exec_plan *p, const hodei_exec_secret *se
     }
     st = plan_write_all(p->stdin_fd, json.data, json.len, "the secrets", err);
     if (st == HODEI_OK && lseek(p->stdin_fd, 0, SEEK_SET) != 0)
-        st = hodei_err_set(err, HODEI_ERR_IO, "exec: rewinding the secrets: %s",
-                           strerror(errno));
+        st = hodei_err_set(err, HODEI_ERR_IO, "exec: rewinding the secrets: %s", strerror(errno));
     if (st == HODEI_OK)
         (void)fcntl(p->stdin_fd, F_ADD_SEALS,
                     F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
@@ -293,8 +289,7 @@ static hodei_status plan_stdin(exec_plan *p, const hodei_exec_secret *secrets, s
 
 hodei_status exec_plan_build(exec_plan *p, const hodei_exec_opts *opts,
                              const Hodei__V1__JobSpec *spec, const char *job_id, int attempt,
-                             const hodei_exec_secret *secrets, size_t n_secrets,
-                             hodei_err *err)
+                             const hodei_exec_secret *secrets, size_t n_secrets, hodei_err *err)
 {
     memset(p, 0, sizeof *p);
     p->stdin_fd = -1;
@@ -316,8 +311,7 @@ hodei_status exec_plan_build(exec_plan *p, const hodei_exec_opts *opts,
     return st;
 }
 
-static int plan_remove_entry(const char *path, const struct stat *sb, int flag,
-                             struct FTW *ftw)
+static int plan_remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     if (remove(path) != 0 && errno != ENOENT)
         HLOG_WARN("exec: cannot remove %s: %s", path, strerror(errno));

@@ -11,8 +11,7 @@
 /* JSON-escaping one value: quotes plus at most 6 bytes per input byte. */
 #define REDACT_ESCAPED_MAX (EXEC_PATTERN_LEN_MAX + 2)
 
-static hodei_status redact_check_secret(const hodei_exec_secret *secrets, size_t i,
-                                        hodei_err *err)
+static hodei_status redact_check_secret(const hodei_exec_secret *secrets, size_t i, hodei_err *err)
 {
     const hodei_exec_secret *s = &secrets[i];
     if (!s->name || !s->value)
@@ -25,12 +24,12 @@ static hodei_status redact_check_secret(const hodei_exec_secret *secrets, size_t
                              HODEI_EXEC_SECRET_NAME_MAX);
     if (value_len > HODEI_EXEC_SECRET_VALUE_MAX || !hodei_utf8_valid(s->value, value_len))
         return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "secrets[%zu] (\"%s\"): value must be at most %d bytes of UTF-8",
-                             i, s->name, HODEI_EXEC_SECRET_VALUE_MAX);
+                             "secrets[%zu] (\"%s\"): value must be at most %d bytes of UTF-8", i,
+                             s->name, HODEI_EXEC_SECRET_VALUE_MAX);
     for (size_t j = 0; j < i; j++) {
         if (strcmp(secrets[j].name, s->name) == 0)
-            return hodei_err_set(err, HODEI_ERR_INVALID, "secrets[%zu] (\"%s\"): duplicate name",
-                                 i, s->name);
+            return hodei_err_set(err, HODEI_ERR_INVALID, "secrets[%zu] (\"%s\"): duplicate name", i,
+                                 s->name);
     }
     return HODEI_OK;
 }
@@ -95,8 +94,7 @@ hodei_status exec_redactor_init(exec_redactor *r, const hodei_exec_secret *secre
         return hodei_err_set(err, HODEI_ERR_LIMIT, "secrets: at most %d, got %zu",
                              HODEI_EXEC_SECRETS_MAX, n_secrets);
     if (n_secrets > 0 && !secrets)
-        return hodei_err_set(err, HODEI_ERR_INVALID, "secrets: NULL with n_secrets %zu",
-                             n_secrets);
+        return hodei_err_set(err, HODEI_ERR_INVALID, "secrets: NULL with n_secrets %zu", n_secrets);
     size_t cap = 0;
     for (size_t i = 0; i < n_secrets; i++) {
         hodei_status st = redact_check_secret(secrets, i, err);
@@ -136,8 +134,7 @@ void exec_redactor_fini(exec_redactor *r)
  * or -1 when stop_at_partial and rem bytes are a proper prefix of a pattern.
  * Longer patterns come first, so a partial longer secret wins over a whole
  * shorter one (redacting the shorter would leak the longer one's rest). */
-static long redact_match(const exec_redactor *r, const char *in, size_t rem,
-                         bool stop_at_partial)
+static long redact_match(const exec_redactor *r, const char *in, size_t rem, bool stop_at_partial)
 {
     for (size_t k = 0; k < r->n; k++) {
         const exec_pattern *p = &r->items[k];

@@ -308,8 +308,8 @@ void hodei_rpc_call_reply(hodei_rpc_call *call, const ProtobufCMessage *resp)
 {
     grpc_byte_buffer *bb = rpc_msg_pack(resp);
     if (!bb) {
-        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
-                            "response is larger than %d bytes", HODEI_RPC_MESSAGE_MAX);
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "response is larger than %d bytes",
+                            HODEI_RPC_MESSAGE_MAX);
         return;
     }
     pthread_mutex_lock(&call->mu);

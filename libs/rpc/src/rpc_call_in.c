@@ -191,8 +191,8 @@ const char *hodei_rpc_call_metadata(hodei_rpc_call *call, const char *key)
             memcmp(GRPC_SLICE_START_PTR(m->key), key, key_len) != 0)
             continue;
         if (!call->md_values[i])
-            call->md_values[i] = strndup((const char *)GRPC_SLICE_START_PTR(m->value),
-                                         GRPC_SLICE_LENGTH(m->value));
+            call->md_values[i] =
+                strndup((const char *)GRPC_SLICE_START_PTR(m->value), GRPC_SLICE_LENGTH(m->value));
         value = call->md_values[i];
         break;
     }

@@ -42,8 +42,8 @@ static hodei_status channel_creds_make(const hodei_rpc_channel_opts *o,
     return st;
 }
 
-hodei_status hodei_rpc_channel_create(const hodei_rpc_channel_opts *opts,
-                                      hodei_rpc_channel **out, hodei_err *err)
+hodei_status hodei_rpc_channel_create(const hodei_rpc_channel_opts *opts, hodei_rpc_channel **out,
+                                      hodei_err *err)
 {
     if (!opts || !opts->target || !opts->target[0])
         return hodei_err_set(err, HODEI_ERR_INVALID, "rpc channel: target is required");
@@ -138,13 +138,11 @@ static void unary_result(unary_state *u, const ProtobufCMessageDescriptor *resp_
         *resp_out = rpc_msg_unpack(resp_desc, u->resp_bb);
     if (!*resp_out && res) {
         res->code = HODEI_GRPC_INTERNAL;
-        snprintf(res->message, sizeof res->message, "response is not a valid %s",
-                 resp_desc->name);
+        snprintf(res->message, sizeof res->message, "response is not a valid %s", resp_desc->name);
     }
 }
 
-hodei_status hodei_rpc_unary(hodei_rpc_channel *ch, const char *path,
-                             const ProtobufCMessage *req,
+hodei_status hodei_rpc_unary(hodei_rpc_channel *ch, const char *path, const ProtobufCMessage *req,
                              const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms,
                              ProtobufCMessage **resp_out, hodei_rpc_result *res, hodei_err *err)
 {

@@ -7,7 +7,7 @@
 struct hodei_rpc_channel {
     grpc_channel *channel;
     bool has_auth;
-    char auth_value[300];            /* "Bearer <api key>" */
+    char auth_value[300]; /* "Bearer <api key>" */
 };
 
 void rpc_channel_initial_md(hodei_rpc_channel *ch, grpc_op *op, grpc_metadata *md);

@@ -12,9 +12,22 @@
 #include "rpc_int.h"
 
 static const char *const grpc_code_names[] = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
     "UNAUTHENTICATED",
 };
 
@@ -29,18 +42,30 @@ const char *hodei_grpc_code_str(hodei_grpc_code code)
 hodei_grpc_code hodei_rpc_code_from_status(hodei_status st)
 {
     switch (st) {
-    case HODEI_OK: return HODEI_GRPC_OK;
-    case HODEI_ERR_INVALID: return HODEI_GRPC_INVALID_ARGUMENT;
-    case HODEI_ERR_NOT_FOUND: return HODEI_GRPC_NOT_FOUND;
-    case HODEI_ERR_EXISTS: return HODEI_GRPC_ALREADY_EXISTS;
-    case HODEI_ERR_PRECONDITION: return HODEI_GRPC_FAILED_PRECONDITION;
-    case HODEI_ERR_UNAVAILABLE: return HODEI_GRPC_UNAVAILABLE;
-    case HODEI_ERR_TIMEOUT: return HODEI_GRPC_DEADLINE_EXCEEDED;
-    case HODEI_ERR_UNAUTHENTICATED: return HODEI_GRPC_UNAUTHENTICATED;
-    case HODEI_ERR_PERMISSION: return HODEI_GRPC_PERMISSION_DENIED;
-    case HODEI_ERR_LIMIT: return HODEI_GRPC_RESOURCE_EXHAUSTED;
-    case HODEI_ERR_CANCELLED: return HODEI_GRPC_CANCELLED;
-    default: return HODEI_GRPC_INTERNAL;
+    case HODEI_OK:
+        return HODEI_GRPC_OK;
+    case HODEI_ERR_INVALID:
+        return HODEI_GRPC_INVALID_ARGUMENT;
+    case HODEI_ERR_NOT_FOUND:
+        return HODEI_GRPC_NOT_FOUND;
+    case HODEI_ERR_EXISTS:
+        return HODEI_GRPC_ALREADY_EXISTS;
+    case HODEI_ERR_PRECONDITION:
+        return HODEI_GRPC_FAILED_PRECONDITION;
+    case HODEI_ERR_UNAVAILABLE:
+        return HODEI_GRPC_UNAVAILABLE;
+    case HODEI_ERR_TIMEOUT:
+        return HODEI_GRPC_DEADLINE_EXCEEDED;
+    case HODEI_ERR_UNAUTHENTICATED:
+        return HODEI_GRPC_UNAUTHENTICATED;
+    case HODEI_ERR_PERMISSION:
+        return HODEI_GRPC_PERMISSION_DENIED;
+    case HODEI_ERR_LIMIT:
+        return HODEI_GRPC_RESOURCE_EXHAUSTED;
+    case HODEI_ERR_CANCELLED:
+        return HODEI_GRPC_CANCELLED;
+    default:
+        return HODEI_GRPC_INTERNAL;
     }
 }
 
@@ -73,15 +98,14 @@ ProtobufCMessage *rpc_msg_unpack(const ProtobufCMessageDescriptor *desc, grpc_by
     if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
         bb->data.raw.slice_buffer.count == 1) {
         grpc_slice s = bb->data.raw.slice_buffer.slices[0];
-        return protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s),
-                                         GRPC_SLICE_START_PTR(s));
+        return protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
     }
     grpc_byte_buffer_reader reader;
     if (!grpc_byte_buffer_reader_init(&reader, bb))
         return NULL;
     grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
-    ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all),
-                                                      GRPC_SLICE_START_PTR(all));
+    ProtobufCMessage *msg =
+        protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
     grpc_slice_unref(all);
     grpc_byte_buffer_reader_destroy(&reader);
     return msg;
@@ -117,8 +141,7 @@ out_close:
     return st;
 }
 
-void rpc_channel_args_init(grpc_channel_args *args, grpc_arg arg_storage[RPC_ARGS_MAX],
-                           bool server)
+void rpc_channel_args_init(grpc_channel_args *args, grpc_arg arg_storage[RPC_ARGS_MAX], bool server)
 {
     memset(arg_storage, 0, RPC_ARGS_MAX * sizeof arg_storage[0]);
     arg_storage[0].type = GRPC_ARG_INTEGER;

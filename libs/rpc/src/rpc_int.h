@@ -12,18 +12,18 @@
 
 #define RPC_THREADS_MAX 64
 #define RPC_METHODS_MAX 128
-#define RPC_REQUESTS_PER_THREAD 8      /* grpc_server_request_call kept outstanding */
+#define RPC_REQUESTS_PER_THREAD 8 /* grpc_server_request_call kept outstanding */
 #define RPC_QUEUE_MAX_DEFAULT 1024
 #define RPC_PEM_FILE_MAX (1024 * 1024)
 #define RPC_STATUS_MSG_MAX 512
 
 /* What a completion-queue tag stands for. Tags are embedded in their owner. */
 typedef enum {
-    RPC_TAG_NEW = 0,     /* grpc_server_request_call matched a call */
-    RPC_TAG_RECV,        /* RECV_MESSAGE (server side) */
-    RPC_TAG_SEND,        /* SEND_MESSAGE and/or SEND_STATUS_FROM_SERVER */
-    RPC_TAG_CLOSE,       /* RECV_CLOSE_ON_SERVER */
-    RPC_TAG_SHUTDOWN,    /* grpc_server_shutdown_and_notify */
+    RPC_TAG_NEW = 0,  /* grpc_server_request_call matched a call */
+    RPC_TAG_RECV,     /* RECV_MESSAGE (server side) */
+    RPC_TAG_SEND,     /* SEND_MESSAGE and/or SEND_STATUS_FROM_SERVER */
+    RPC_TAG_CLOSE,    /* RECV_CLOSE_ON_SERVER */
+    RPC_TAG_SHUTDOWN, /* grpc_server_shutdown_and_notify */
 } rpc_tag_kind;
 
 typedef struct {
@@ -40,40 +40,40 @@ typedef struct rpc_send_node {
 typedef enum { RPC_CLOSE_PENDING = 0, RPC_CLOSE_FIRING, RPC_CLOSE_DONE } rpc_close_state;
 
 struct hodei_rpc_call {
-    hodei_rpc_server *srv;           /* only touched while the call is open */
-    pthread_mutex_t mu;              /* guards everything below, and start_batch */
+    hodei_rpc_server *srv; /* only touched while the call is open */
+    pthread_mutex_t mu;    /* guards everything below, and start_batch */
     int refs;
     grpc_call *gcall;
     grpc_call_details details;
     grpc_metadata_array md;
-    char **md_values;                /* NUL-terminated copies, built on demand */
-    hodei_rpc_method method;         /* copy; path not used after dispatch */
-    bool known;                      /* method found */
+    char **md_values;        /* NUL-terminated copies, built on demand */
+    hodei_rpc_method method; /* copy; path not used after dispatch */
+    bool known;              /* method found */
     rpc_tag tag_new, tag_recv, tag_send, tag_close;
 
     grpc_byte_buffer *recv_bb;
-    int close_cancelled;             /* RECV_CLOSE_ON_SERVER out-parameter */
-    bool md_sent;                    /* SEND_INITIAL_METADATA started */
-    bool recv_busy;                  /* RECV in flight or its handler running */
-    bool close_seen;                 /* the call is over on the wire */
-    bool half_closed;                /* BIDI: client half-closed cleanly */
-    bool finished;                   /* handler replied / failed / finished */
+    int close_cancelled; /* RECV_CLOSE_ON_SERVER out-parameter */
+    bool md_sent;        /* SEND_INITIAL_METADATA started */
+    bool recv_busy;      /* RECV in flight or its handler running */
+    bool close_seen;     /* the call is over on the wire */
+    bool half_closed;    /* BIDI: client half-closed cleanly */
+    bool finished;       /* handler replied / failed / finished */
     bool lib_ref_dropped;
     rpc_close_state close_state;
-    bool fire_cancelled;             /* value handed to on_close */
+    bool fire_cancelled; /* value handed to on_close */
 
-    bool send_busy;                  /* one send batch in flight */
-    grpc_byte_buffer *send_bb;       /* message of the batch in flight */
-    bool status_pending;             /* finish asked; status not yet started */
+    bool send_busy;            /* one send batch in flight */
+    grpc_byte_buffer *send_bb; /* message of the batch in flight */
+    bool status_pending;       /* finish asked; status not yet started */
     bool status_started;
     hodei_grpc_code status_code;
     char status_msg[RPC_STATUS_MSG_MAX];
-    grpc_slice status_slice;         /* kept until the status batch completes */
+    grpc_slice status_slice; /* kept until the status batch completes */
     rpc_send_node *q_head, *q_tail;
     size_t q_len, q_max;
 
-    ProtobufCMessage *req;           /* first request, freed after on_call */
-    char *peer;                      /* cached peer identity */
+    ProtobufCMessage *req; /* first request, freed after on_call */
+    char *peer;            /* cached peer identity */
     bool peer_checked;
     void *user;
 };
@@ -92,9 +92,9 @@ struct hodei_rpc_server {
     int port;
     bool started;
 
-    atomic_int outstanding;          /* tags handed to gRPC, not yet completed */
+    atomic_int outstanding; /* tags handed to gRPC, not yet completed */
     atomic_bool shutting_down;
-    pthread_mutex_t mu;              /* guards shutdown_seen + cond */
+    pthread_mutex_t mu; /* guards shutdown_seen + cond */
     pthread_cond_t cond;
     bool shutdown_seen;
     rpc_tag tag_shutdown;

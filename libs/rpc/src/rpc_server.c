@@ -13,7 +13,7 @@ static hodei_status server_opts_check(const hodei_rpc_server_opts *o, hodei_err 
 {
     if (!o || !o->listen_addr || !o->listen_addr[0])
         return hodei_err_set(err, HODEI_ERR_INVALID, "rpc server: listen_addr is required");
-    if (strlen(o->listen_addr) >= sizeof ((hodei_rpc_server *)0)->listen_addr)
+    if (strlen(o->listen_addr) >= sizeof((hodei_rpc_server *)0)->listen_addr)
         return hodei_err_set(err, HODEI_ERR_INVALID, "rpc server: listen_addr is too long");
     if (o->threads < 1 || o->threads > RPC_THREADS_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID, "rpc server: threads %d not in 1..%d",
@@ -53,8 +53,8 @@ static void server_free(hodei_rpc_server *srv)
     free(srv);
 }
 
-hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts,
-                                     hodei_rpc_server **out, hodei_err *err)
+hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts, hodei_rpc_server **out,
+                                     hodei_err *err)
 {
     hodei_status st = server_opts_check(opts, err);
     if (st != HODEI_OK)
@@ -83,8 +83,7 @@ out_free:
     return st;
 }
 
-hodei_status hodei_rpc_server_add(hodei_rpc_server *srv, const hodei_rpc_method *m,
-                                  hodei_err *err)
+hodei_status hodei_rpc_server_add(hodei_rpc_server *srv, const hodei_rpc_method *m, hodei_err *err)
 {
     if (srv->started)
         return hodei_err_set(err, HODEI_ERR_PRECONDITION, "rpc server: add after start");
@@ -172,9 +171,15 @@ static void server_dispatch(hodei_rpc_server *srv, rpc_tag *tag, bool ok)
         else
             rpc_call_discard(tag->call);
         break;
-    case RPC_TAG_RECV: rpc_call_on_recv(tag->call, ok); break;
-    case RPC_TAG_SEND: rpc_call_on_send(tag->call, ok); break;
-    case RPC_TAG_CLOSE: rpc_call_on_close(tag->call, ok); break;
+    case RPC_TAG_RECV:
+        rpc_call_on_recv(tag->call, ok);
+        break;
+    case RPC_TAG_SEND:
+        rpc_call_on_send(tag->call, ok);
+        break;
+    case RPC_TAG_CLOSE:
+        rpc_call_on_close(tag->call, ok);
+        break;
     case RPC_TAG_SHUTDOWN:
         pthread_mutex_lock(&srv->mu);
         srv->shutdown_seen = true;
@@ -188,8 +193,8 @@ static void *server_thread_main(void *arg)
 {
     hodei_rpc_server *srv = arg;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                                   NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (ev.type != GRPC_OP_COMPLETE)
@@ -218,8 +223,7 @@ static hodei_status server_threads_start(hodei_rpc_server *srv, hodei_err *err)
 {
     for (int i = 0; i < srv->thread_count; i++) {
         if (pthread_create(&srv->threads[i], NULL, server_thread_main, srv) != 0)
-            return hodei_err_set(err, HODEI_ERR_INTERNAL, "rpc server: cannot start thread %d",
-                                 i);
+            return hodei_err_set(err, HODEI_ERR_INTERNAL, "rpc server: cannot start thread %d", i);
         srv->threads_started++;
     }
     return HODEI_OK;
@@ -245,7 +249,10 @@ hodei_status hodei_rpc_server_start(hodei_rpc_server *srv, hodei_err *err)
     hodei_status st = server_threads_start(srv, err);
     if (st == HODEI_OK)
         HLOG_INFO("rpc server listening on %s port %d (%s, %d threads)", srv->listen_addr,
-                  srv->port, srv->tls_ca ? "mtls" : srv->tls_cert ? "tls" : "insecure",
+                  srv->port,
+                  srv->tls_ca     ? "mtls"
+                  : srv->tls_cert ? "tls"
+                                  : "insecure",
                   srv->thread_count);
     return st;
 }
@@ -265,8 +272,8 @@ static void server_drain(hodei_rpc_server *srv)
     if (srv->threads_started == 0) {
         /* Never started: drain the queue on this thread. */
         for (;;) {
-            grpc_event ev = grpc_completion_queue_next(
-                srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+            grpc_event ev =
+                grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
             rpc_tag *tag = ev.tag;
             server_dispatch(srv, tag, ev.success != 0);
             if (tag->kind != RPC_TAG_SHUTDOWN)

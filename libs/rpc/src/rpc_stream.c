@@ -10,22 +10,22 @@ struct hodei_rpc_stream {
     grpc_call *call;
     grpc_completion_queue *cq;
     const ProtobufCMessageDescriptor *resp_desc;
-    pthread_mutex_t send_mu;         /* one send-side batch at a time */
-    pthread_mutex_t recv_mu;         /* one recv at a time */
+    pthread_mutex_t send_mu; /* one send-side batch at a time */
+    pthread_mutex_t recv_mu; /* one recv at a time */
     grpc_metadata_array init_md, trail_md;
     grpc_byte_buffer *recv_bb;
     grpc_status_code status;
     grpc_slice details;
-    bool md_asked;                   /* RECV_INITIAL_METADATA went with a recv */
+    bool md_asked; /* RECV_INITIAL_METADATA went with a recv */
     bool recv_pending;
-    bool ended;                      /* final status collected */
+    bool ended; /* final status collected */
     char tag_send, tag_recv, tag_status;
 };
 
 static bool stream_pluck(hodei_rpc_stream *st, void *tag, int64_t timeout_ms, bool *ok)
 {
-    grpc_event ev = grpc_completion_queue_pluck(st->cq, tag, rpc_deadline_from_ms(timeout_ms),
-                                                NULL);
+    grpc_event ev =
+        grpc_completion_queue_pluck(st->cq, tag, rpc_deadline_from_ms(timeout_ms), NULL);
     if (ev.type != GRPC_OP_COMPLETE)
         return false;
     *ok = ev.success != 0;
@@ -109,8 +109,8 @@ static void stream_free(hodei_rpc_stream *st)
 
 hodei_status hodei_rpc_stream_open(hodei_rpc_channel *ch, const char *path,
                                    const ProtobufCMessage *req,
-                                   const ProtobufCMessageDescriptor *resp_desc,
-                                   int64_t timeout_ms, hodei_rpc_stream **out, hodei_err *err)
+                                   const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms,
+                                   hodei_rpc_stream **out, hodei_err *err)
 {
     hodei_rpc_stream *st = calloc(1, sizeof *st);
     if (!st)
@@ -174,8 +174,7 @@ static bool stream_post_recv(hodei_rpc_stream *st)
     }
     ops[n].op = GRPC_OP_RECV_MESSAGE;
     ops[n++].data.recv_message.recv_message = &st->recv_bb;
-    st->recv_pending = grpc_call_start_batch(st->call, ops, n, &st->tag_recv, NULL) ==
-                       GRPC_CALL_OK;
+    st->recv_pending = grpc_call_start_batch(st->call, ops, n, &st->tag_recv, NULL) == GRPC_CALL_OK;
     return st->recv_pending;
 }
 

@@ -18,10 +18,10 @@ int64_t hodei_retry_backoff_ms(int32_t attempt)
     return ms < HODEI_RETRY_BACKOFF_MAX_MS ? ms : HODEI_RETRY_BACKOFF_MAX_MS;
 }
 
-#define JOB_READ_SQL                                                                  \
-    "SELECT j.state, coalesce(j.worker_id::text, ''), j.epoch, j.attempt, j.max_attempts," \
-    " j.cancel_requested, j.priority, j.provider,"                                   \
-    " coalesce((SELECT w.provider FROM workers w WHERE w.id = j.worker_id), '')"      \
+#define JOB_READ_SQL                                                                               \
+    "SELECT j.state, coalesce(j.worker_id::text, ''), j.epoch, j.attempt, j.max_attempts,"         \
+    " j.cancel_requested, j.priority, j.provider,"                                                 \
+    " coalesce((SELECT w.provider FROM workers w WHERE w.id = j.worker_id), '')"                   \
     " FROM jobs j WHERE j.id = $1"
 
 hodei_status hodei_store_job_read(PGconn *conn, const char *job_id, bool lock, hodei_job_view *v,
@@ -169,27 +169,25 @@ static hodei_status end_write(PGconn *conn, const hodei_attempt_end *end, const 
 
     hodei_outbox_rows rows;
     hodei_outbox_rows_init(&rows);
-    hodei_status st = hodei_outbox_rows_add(&rows, &job_ev,
-                                            retry ? HODEI_SUBJ_JOB_QUEUED : HODEI_SUBJ_JOB_FINISHED,
-                                            "job", end->job_id,
-                                            retry ? "JobQueued" : "JobFinished", err);
+    hodei_status st = hodei_outbox_rows_add(
+        &rows, &job_ev, retry ? HODEI_SUBJ_JOB_QUEUED : HODEI_SUBJ_JOB_FINISHED, "job", end->job_id,
+        retry ? "JobQueued" : "JobFinished", err);
     if (st == HODEI_OK && !end->no_ready_event)
         st = rows_add_worker_ready(&rows, end->worker_id, v->worker_provider, err);
     if (st == HODEI_OK) {
         char code[16], backoff[24];
         snprintf(code, sizeof code, "%" PRId32, end->exit_code);
         snprintf(backoff, sizeof backoff, "%" PRId64, hodei_retry_backoff_ms(v->attempt));
-        const char *params[13] = {end->job_id, hodei_job_state_name(next), code,
-                                  end->error ? end->error : "", backoff,
-                                  end->free_worker ? "t" : "f", end->worker_id};
+        const char *params[13] = {
+            end->job_id, hodei_job_state_name(next),   code,          end->error ? end->error : "",
+            backoff,     end->free_worker ? "t" : "f", end->worker_id};
         hodei_outbox_rows_params(&rows, params + 7);
         PGresult *res = NULL;
         st = hodei_db_exec(conn, end_sql, 13, params, &res, err);
         if (st == HODEI_OK && end->released)
             *end->released = PQntuples(res) > 0 && hodei_db_get_i64(res, 0, 0) > 0;
         if (st == HODEI_OK && end->worker_provider)
-            hodei_strlcpy(end->worker_provider, v->worker_provider,
-                          HODEI_STORE_PROVIDER_MAX + 1);
+            hodei_strlcpy(end->worker_provider, v->worker_provider, HODEI_STORE_PROVIDER_MAX + 1);
         PQclear(res);
     }
     hodei_outbox_rows_fini(&rows);
@@ -204,50 +202,51 @@ static hodei_status end_write(PGconn *conn, const hodei_attempt_end *end, const 
  * worker's event (JobAssigned or WorkerReady), written only when the
  * worker's update happened. No job ended means the general path must judge
  * (stale, already ended, unknown). */
-#define END_FAST_JOB                                                                   \
-    "WITH j AS ("                                                                       \
-    " UPDATE jobs SET state = 'SUCCEEDED', error = nullif($5, ''), updated_at = now(),"  \
-    "  exit_code = $4::int, started_at = coalesce(started_at, now()), finished_at = now()" \
-    " WHERE id = $1 AND worker_id = $2::uuid AND epoch = $3::bigint"                    \
-    "  AND (state = 'RUNNING' OR ($6::bool AND state = 'ASSIGNED'))"                    \
+#define END_FAST_JOB                                                                               \
+    "WITH j AS ("                                                                                  \
+    " UPDATE jobs SET state = 'SUCCEEDED', error = nullif($5, ''), updated_at = now(),"            \
+    "  exit_code = $4::int, started_at = coalesce(started_at, now()), finished_at = now()"         \
+    " WHERE id = $1 AND worker_id = $2::uuid AND epoch = $3::bigint"                               \
+    "  AND (state = 'RUNNING' OR ($6::bool AND state = 'ASSIGNED'))"                               \
     " RETURNING id)"
-#define END_FAST_EVENTS                                                                \
-    ", o AS ("                                                                          \
-    " INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type,"  \
-    "  payload)"                                                                        \
-    " SELECT e.id, e.subject, e.agg_type, e.agg_id, e.type, decode(e.payload, 'hex')"    \
-    "  FROM unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[],"       \
-    "   $13::text[]) WITH ORDINALITY AS e(id, subject, agg_type, agg_id, type, payload, k)" \
+#define END_FAST_EVENTS                                                                            \
+    ", o AS ("                                                                                     \
+    " INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type,"            \
+    "  payload)"                                                                                   \
+    " SELECT e.id, e.subject, e.agg_type, e.agg_id, e.type, decode(e.payload, 'hex')"              \
+    "  FROM unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[],"                 \
+    "   $13::text[]) WITH ORDINALITY AS e(id, subject, agg_type, agg_id, type, payload, k)"        \
     "  WHERE EXISTS (SELECT 1 FROM j) AND (e.k = 1 OR EXISTS (SELECT 1 FROM w)))"
 
 /* The worker goes READY. Answers (jobs ended, workers freed, provider). */
 static const char end_fast_sql[] =
-    END_FAST_JOB
-    ", w AS ("
-    " UPDATE workers SET state = 'READY', updated_at = now(), current_job_id = NULL,"
-    "  idle_since = now() WHERE $7::bool AND id = $2::uuid AND state = 'BUSY'"
-    "  AND EXISTS (SELECT 1 FROM j)"
-    "  RETURNING provider)"
-    END_FAST_EVENTS
-    " SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM w),"
-    "  coalesce((SELECT provider FROM w), '')";
+    END_FAST_JOB ", w AS ("
+                 " UPDATE workers SET state = 'READY', updated_at = now(), current_job_id = NULL,"
+                 "  idle_since = now() WHERE $7::bool AND id = $2::uuid AND state = 'BUSY'"
+                 "  AND EXISTS (SELECT 1 FROM j)"
+                 "  RETURNING provider)" END_FAST_EVENTS
+                 " SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM w),"
+                 "  coalesce((SELECT provider FROM w), '')";
 
 /* The worker takes the picked job $14 (PENDING at epoch $15, locked by the
  * pick) at epoch + 1 ($16: the load's tau). Answers (jobs ended, workers
  * that took it, provider), then from column HODEI_STORE_NEXT_RUN_COL the
  * handed job's row as hodei_attempt_end's next_run describes it. */
-static const char end_fast_next_sql[] =
-    END_FAST_JOB
-    ", n AS (" HODEI_STORE_HANDOFF_JOB_SQL("$14::uuid", "$2::uuid", "$15::bigint",
-                                           "$7::bool AND EXISTS (SELECT 1 FROM j)") ")"
-    ", w AS ("
-    " UPDATE workers SET " HODEI_STORE_WORKER_TAKES_SQL("$14::uuid", "$16")
-    " WHERE id = $2::uuid AND state = 'BUSY' AND EXISTS (SELECT 1 FROM n)"
-    " RETURNING provider)"
-    END_FAST_EVENTS
-    " SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM w),"
-    "  coalesce((SELECT provider FROM w), ''), " HODEI_STORE_HANDOFF_ROW_SQL("n")
-    " FROM (SELECT 1) AS one LEFT JOIN n ON true";
+static const char end_fast_next_sql[] = END_FAST_JOB ", n AS (" HODEI_STORE_HANDOFF_JOB_SQL(
+    "$14::uuid", "$2::uuid", "$15::bigint",
+    "$7::bool AND EXISTS (SELECT 1 FROM j)") ")"
+                                             ", w AS ("
+                                             " UPDATE workers SET " HODEI_STORE_WORKER_TAKES_SQL(
+                                                 "$14::uuid",
+                                                 "$16") " WHERE id = $2::uuid AND state = 'BUSY' "
+                                                        "AND EXISTS (SELECT 1 FROM n)"
+                                                        " RETURNING provider)" END_FAST_EVENTS
+                                                        " SELECT (SELECT count(*) FROM j), (SELECT "
+                                                        "count(*) FROM w),"
+                                                        "  coalesce((SELECT provider FROM w), "
+                                                        "''), " HODEI_STORE_HANDOFF_ROW_SQL(
+                                                            "n") " FROM (SELECT 1) AS one LEFT "
+                                                                 "JOIN n ON true";
 
 hodei_status hodei_store_handoff_pick(PGconn *conn, const char *worker_id, const char *ending_job,
                                       hodei_handoff_pick *out, hodei_err *err)
@@ -317,8 +316,7 @@ static hodei_status end_fast_answer(const hodei_attempt_end *end, PGresult *res,
     return HODEI_OK;
 }
 
-static hodei_status end_fast(PGconn *conn, const hodei_attempt_end *end, bool *done,
-                             hodei_err *err)
+static hodei_status end_fast(PGconn *conn, const hodei_attempt_end *end, bool *done, hodei_err *err)
 {
     Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
     Hodei__V1__JobFinished fin = HODEI__V1__JOB_FINISHED__INIT;
@@ -332,8 +330,8 @@ static hodei_status end_fast(PGconn *conn, const hodei_attempt_end *end, bool *d
     *done = false;
     hodei_outbox_rows rows;
     hodei_outbox_rows_init(&rows);
-    hodei_status st = hodei_outbox_rows_add(&rows, &ev, HODEI_SUBJ_JOB_FINISHED, "job",
-                                            end->job_id, "JobFinished", err);
+    hodei_status st = hodei_outbox_rows_add(&rows, &ev, HODEI_SUBJ_JOB_FINISHED, "job", end->job_id,
+                                            "JobFinished", err);
     if (st == HODEI_OK)
         st = end_fast_worker_event(end, &rows, err);
     if (st == HODEI_OK) {
@@ -343,7 +341,10 @@ static hodei_status end_fast(PGconn *conn, const hodei_attempt_end *end, bool *d
         snprintf(code, sizeof code, "%" PRId32, end->exit_code);
         snprintf(next_epoch, sizeof next_epoch, "%" PRId64, next ? end->pick->epoch : 0);
         snprintf(tau, sizeof tau, "%g", HODEI_SCHED_LOAD_TAU_S);
-        const char *params[16] = {end->job_id, end->worker_id, epoch, code,
+        const char *params[16] = {end->job_id,
+                                  end->worker_id,
+                                  epoch,
+                                  code,
                                   end->error ? end->error : "",
                                   end->implies_started ? "t" : "f",
                                   end->free_worker ? "t" : "f"};
@@ -376,8 +377,9 @@ hodei_status hodei_store_attempt_end(PGconn *conn, const hodei_attempt_end *end,
 {
     hodei_job_view v;
     if (!end_state_valid(end->state))
-        return hodei_err_set(err, HODEI_ERR_INVALID, "state: an attempt ends SUCCEEDED, FAILED,"
-                                                     " TIMEOUT or CANCELLED, not %s",
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "state: an attempt ends SUCCEEDED, FAILED,"
+                             " TIMEOUT or CANCELLED, not %s",
                              hodei_job_state_name(end->state));
     /* The fast path writes a WorkerReady only with a pick (which read the
      * worker's provider); otherwise only for callers that write it

@@ -12,9 +12,8 @@ static hodei_status worker_lock(PGconn *conn, const char *worker_id, Hodei__V1__
 {
     const char *params[1] = {worker_id};
     PGresult *res = NULL;
-    hodei_status st = hodei_db_exec(conn,
-                                    "SELECT state, provider FROM workers WHERE id = $1 FOR UPDATE",
-                                    1, params, &res, err);
+    hodei_status st = hodei_db_exec(
+        conn, "SELECT state, provider FROM workers WHERE id = $1 FOR UPDATE", 1, params, &res, err);
     if (st != HODEI_OK)
         return st;
     if (PQntuples(res) == 0) {
@@ -39,7 +38,7 @@ static bool state_in(Hodei__V1__WorkerState s, const char *const *from)
 }
 
 hodei_status hodei_store_worker_ready_event(PGconn *conn, const char *worker_id,
-                                           const char *provider, hodei_err *err)
+                                            const char *provider, hodei_err *err)
 {
     Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
     Hodei__V1__WorkerReady r = HODEI__V1__WORKER_READY__INIT;

@@ -19,28 +19,28 @@
 #include "hodei/status.h"
 
 typedef enum {
-    HODEI_CFG_STRING = 0,   /* char * (heap, freed by hodei_config_free); max = max length */
-    HODEI_CFG_INT,          /* int64_t within [min, max] */
-    HODEI_CFG_BOOL,         /* bool: true/false/yes/no/on/off/1/0 */
-    HODEI_CFG_DURATION_MS,  /* int64_t ms: "250ms", "5s", "2m", "1h", bare = ms; within [min, max] */
+    HODEI_CFG_STRING = 0,  /* char * (heap, freed by hodei_config_free); max = max length */
+    HODEI_CFG_INT,         /* int64_t within [min, max] */
+    HODEI_CFG_BOOL,        /* bool: true/false/yes/no/on/off/1/0 */
+    HODEI_CFG_DURATION_MS, /* int64_t ms: "250ms", "5s", "2m", "1h", bare = ms; within [min, max] */
 } hodei_cfg_type;
 
 typedef struct {
-    const char *name;            /* dotted: "database.url" */
+    const char *name; /* dotted: "database.url" */
     hodei_cfg_type type;
-    const char *default_value;   /* text, parsed like any input; NULL = "" / 0 */
-    int64_t min, max;            /* bounds; both 0 = unbounded (STRING: max length, 0 = 4096) */
-    size_t offset;               /* offsetof(struct, field) within the section base */
+    const char *default_value; /* text, parsed like any input; NULL = "" / 0 */
+    int64_t min, max;          /* bounds; both 0 = unbounded (STRING: max length, 0 = 4096) */
+    size_t offset;             /* offsetof(struct, field) within the section base */
     const char *help;
-    bool required;               /* must be non-empty after all sources */
-    bool secret;                 /* shown as "***" by hodei_config_print */
-    const char *const *choices;  /* STRING only: NULL-terminated allowed values, or NULL */
+    bool required;              /* must be non-empty after all sources */
+    bool secret;                /* shown as "***" by hodei_config_print */
+    const char *const *choices; /* STRING only: NULL-terminated allowed values, or NULL */
 } hodei_cfg_param;
 
 typedef struct {
     const hodei_cfg_param *params;
     size_t n_params;
-    void *base;                  /* the struct the offsets point into */
+    void *base; /* the struct the offsets point into */
 } hodei_cfg_section;
 
 /* Fills every section. yaml_path NULL = no file. On error nothing needs
@@ -56,14 +56,14 @@ void hodei_config_env_name(const char *param, char *out, size_t out_len);
 
 /* Parameters every daemon has. */
 typedef struct {
-    char *log_level;             /* log.level: debug|info|warn|error */
-    char *database_url;          /* database.url: libpq conninfo or URI (secret: may hold a password) */
-    int64_t database_pool_size;  /* database.pool_size */
+    char *log_level;    /* log.level: debug|info|warn|error */
+    char *database_url; /* database.url: libpq conninfo or URI (secret: may hold a password) */
+    int64_t database_pool_size; /* database.pool_size */
     int64_t database_connect_timeout_ms;
-    bool database_prepare;       /* database.prepare: statements prepared per connection */
-    char *nats_url;              /* nats.url */
-    char *instance_id;           /* instance.id: "" = hostname-pid */
-    char *health_listen;         /* health.listen: "" = off, else address:port */
+    bool database_prepare; /* database.prepare: statements prepared per connection */
+    char *nats_url;        /* nats.url */
+    char *instance_id;     /* instance.id: "" = hostname-pid */
+    char *health_listen;   /* health.listen: "" = off, else address:port */
 } hodei_common_config;
 
 extern const hodei_cfg_param hodei_common_params[];

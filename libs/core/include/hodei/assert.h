@@ -4,7 +4,6 @@
 
 _Noreturn void hodei_assert_fail(const char *expr, const char *file, int line);
 
-#define HODEI_ASSERT(cond) \
-    ((cond) ? (void)0 : hodei_assert_fail(#cond, __FILE__, __LINE__))
+#define HODEI_ASSERT(cond) ((cond) ? (void)0 : hodei_assert_fail(#cond, __FILE__, __LINE__))
 
 #endif

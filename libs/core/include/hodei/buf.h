@@ -18,7 +18,7 @@ typedef struct {
 
 void hodei_buf_init(hodei_buf *b, size_t max);
 void hodei_buf_fini(hodei_buf *b);
-void hodei_buf_reset(hodei_buf *b);           /* len = 0, keeps memory, clears failed */
+void hodei_buf_reset(hodei_buf *b); /* len = 0, keeps memory, clears failed */
 bool hodei_buf_append(hodei_buf *b, const void *data, size_t len);
 bool hodei_buf_puts(hodei_buf *b, const char *s);
 bool hodei_buf_putc(hodei_buf *b, char c);

@@ -8,7 +8,7 @@
 
 #include "hodei/status.h"
 
-#define HODEI_ID_LEN 36           /* without the NUL */
+#define HODEI_ID_LEN 36 /* without the NUL */
 #define HODEI_ID_BUF (HODEI_ID_LEN + 1)
 
 void hodei_id_new(char out[HODEI_ID_BUF]);
@@ -17,7 +17,6 @@ bool hodei_id_valid(const char *s);
 /* The check of an id field at a door: "<field>: required" when empty,
  * "<field>: must be <what> (a UUID)" when malformed (what: "a job id", ...),
  * both HODEI_ERR_INVALID. */
-hodei_status hodei_id_check(const char *field, const char *id, const char *what,
-                            hodei_err *err);
+hodei_status hodei_id_check(const char *field, const char *id, const char *what, hodei_err *err);
 
 #endif

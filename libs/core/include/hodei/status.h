@@ -8,15 +8,15 @@
 
 typedef enum {
     HODEI_OK = 0,
-    HODEI_ERR_INVALID,         /* bad input; the message names the field */
+    HODEI_ERR_INVALID, /* bad input; the message names the field */
     HODEI_ERR_NOT_FOUND,
     HODEI_ERR_EXISTS,
-    HODEI_ERR_PRECONDITION,    /* the object is not in a state that allows it */
-    HODEI_ERR_UNAVAILABLE,     /* a dependency (db, nats) cannot be reached */
+    HODEI_ERR_PRECONDITION, /* the object is not in a state that allows it */
+    HODEI_ERR_UNAVAILABLE,  /* a dependency (db, nats) cannot be reached */
     HODEI_ERR_TIMEOUT,
     HODEI_ERR_UNAUTHENTICATED,
     HODEI_ERR_PERMISSION,
-    HODEI_ERR_LIMIT,           /* a named maximum was reached */
+    HODEI_ERR_LIMIT, /* a named maximum was reached */
     HODEI_ERR_NOMEM,
     HODEI_ERR_IO,
     HODEI_ERR_CANCELLED,

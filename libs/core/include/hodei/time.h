@@ -2,12 +2,12 @@
 #ifndef HODEI_TIME_H
 #define HODEI_TIME_H
 
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
 
-int64_t hodei_wall_us(void);    /* microseconds since the Unix epoch */
+int64_t hodei_wall_us(void); /* microseconds since the Unix epoch */
 int64_t hodei_wall_ms(void);
-int64_t hodei_mono_ns(void);    /* monotonic, arbitrary origin */
+int64_t hodei_mono_ns(void); /* monotonic, arbitrary origin */
 int64_t hodei_mono_ms(void);
 void hodei_sleep_ms(int64_t ms);
 

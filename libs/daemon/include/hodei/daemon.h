@@ -26,13 +26,13 @@
 typedef struct hodei_daemon hodei_daemon;
 
 typedef struct {
-    const char *name;                 /* process name for logs: "outbox-relay" */
-    const char *summary;              /* one line for --help */
-    const hodei_cfg_param *params;    /* the service's own parameters (may be NULL) */
+    const char *name;              /* process name for logs: "outbox-relay" */
+    const char *summary;           /* one line for --help */
+    const hodei_cfg_param *params; /* the service's own parameters (may be NULL) */
     size_t n_params;
-    void *config;                     /* the struct those parameters fill */
-    bool needs_db;                    /* check database.url is reachable before init */
-    bool needs_nats;                  /* check nats.url is reachable before init */
+    void *config;    /* the struct those parameters fill */
+    bool needs_db;   /* check database.url is reachable before init */
+    bool needs_nats; /* check nats.url is reachable before init */
     hodei_status (*init)(hodei_daemon *d, hodei_err *err);
     hodei_status (*run)(hodei_daemon *d, hodei_err *err);
     void (*fini)(hodei_daemon *d);
@@ -71,8 +71,8 @@ hodei_metric *hodei_daemon_counter(hodei_daemon *d, const char *name, const char
 /* A counter kept in micro-units and shown in units (µs of work as seconds). */
 hodei_metric *hodei_daemon_counter_micro(hodei_daemon *d, const char *name, const char *help);
 hodei_metric *hodei_daemon_gauge(hodei_daemon *d, const char *name, const char *help);
-void hodei_metric_add(hodei_metric *m, uint64_t n);   /* counters */
-void hodei_metric_set(hodei_metric *m, int64_t v);    /* gauges */
+void hodei_metric_add(hodei_metric *m, uint64_t n); /* counters */
+void hodei_metric_set(hodei_metric *m, int64_t v);  /* gauges */
 /* The service's state pointer, for init/run/fini to share. */
 void hodei_daemon_set_state(hodei_daemon *d, void *state);
 void *hodei_daemon_state(const hodei_daemon *d);

@@ -18,8 +18,8 @@
 typedef struct hodei_db hodei_db;
 
 /* url: libpq conninfo or URI. size: 1..256 connections, opened lazily. */
-hodei_status hodei_db_create(const char *url, int size, int64_t connect_timeout_ms,
-                             hodei_db **out, hodei_err *err);
+hodei_status hodei_db_create(const char *url, int size, int64_t connect_timeout_ms, hodei_db **out,
+                             hodei_err *err);
 void hodei_db_destroy(hodei_db *db);
 
 /* Waits up to timeout_ms for a free connection (connecting if needed).
@@ -40,8 +40,8 @@ hodei_status hodei_db_connect(const char *url, int64_t connect_timeout_ms, PGcon
  * 23xxx other), HODEI_ERR_UNAVAILABLE (connection lost, 08xxx, 57P0x),
  * HODEI_ERR_PRECONDITION (40001/40P01 serialization/deadlock: retry),
  * HODEI_ERR_INTERNAL otherwise; err->msg holds PostgreSQL's primary message. */
-hodei_status hodei_db_exec(PGconn *conn, const char *sql, int n_params,
-                           const char *const *params, PGresult **res, hodei_err *err);
+hodei_status hodei_db_exec(PGconn *conn, const char *sql, int n_params, const char *const *params,
+                           PGresult **res, hodei_err *err);
 /* hodei_db_exec and hodei_db_exec_bin prepare each statement text on its
  * first run on a connection and execute the prepared statement afterwards
  * (up to 96 texts per connection; texts holding ';' always run unprepared).
@@ -51,8 +51,8 @@ void hodei_db_statement_cache(bool on);
 /* As hodei_db_exec with per-parameter lengths and formats (1 = binary), for
  * bytea payloads. */
 hodei_status hodei_db_exec_bin(PGconn *conn, const char *sql, int n_params,
-                               const char *const *params, const int *lengths,
-                               const int *formats, PGresult **res, hodei_err *err);
+                               const char *const *params, const int *lengths, const int *formats,
+                               PGresult **res, hodei_err *err);
 
 /* Prepared statements, for a hot statement on a connection the caller owns
  * (prepare once after connecting; a prepared statement lives as long as its
@@ -82,7 +82,7 @@ hodei_status hodei_db_migrate(PGconn *conn, int *applied_out, hodei_err *err);
 int hodei_db_schema_version(void);
 
 /* Helpers for reading results. */
-int64_t hodei_db_get_i64(const PGresult *res, int row, int col);   /* NULL -> 0 */
+int64_t hodei_db_get_i64(const PGresult *res, int row, int col);     /* NULL -> 0 */
 const char *hodei_db_get_str(const PGresult *res, int row, int col); /* NULL -> "" */
 bool hodei_db_is_null(const PGresult *res, int row, int col);
 

@@ -17,47 +17,46 @@
 #include "hodei/v1/job.pb-c.h"
 
 /* Sizes are in bytes. */
-#define HODEI_JOB_NAME_MAX              256
-#define HODEI_JOB_COMMAND_MAX           4096
-#define HODEI_JOB_ARGS_MAX              1024        /* entries */
-#define HODEI_JOB_ARG_MAX               65536
-#define HODEI_JOB_INTERPRETER_MAX       256
-#define HODEI_JOB_SCRIPT_MAX            (1024 * 1024)
-#define HODEI_JOB_ENV_MAX               256         /* entries */
-#define HODEI_JOB_ENV_NAME_MAX          256
-#define HODEI_JOB_ENV_VALUE_MAX         65536
-#define HODEI_JOB_CPU_CORES_MAX         1024.0
-#define HODEI_JOB_MEMORY_BYTES_MAX      (INT64_C(1) << 50)  /* 1 PiB */
-#define HODEI_JOB_STORAGE_BYTES_MAX     (INT64_C(1) << 50)  /* 1 PiB */
-#define HODEI_JOB_GPU_COUNT_MAX         64
-#define HODEI_JOB_TIMEOUT_MS_MIN        INT64_C(1000)
-#define HODEI_JOB_TIMEOUT_MS_MAX        INT64_C(604800000)  /* 7 days */
-#define HODEI_JOB_DEFAULT_TIMEOUT_MS    INT64_C(3600000)    /* applied when 0 */
-#define HODEI_JOB_LABELS_MAX            64          /* entries, also constraints */
-#define HODEI_JOB_LABEL_KEY_MAX         63
-#define HODEI_JOB_LABEL_VALUE_MAX       256
-#define HODEI_JOB_ARTIFACTS_MAX         64          /* inputs, and outputs */
-#define HODEI_JOB_ARTIFACT_PATH_MAX     2048        /* source, destination */
-#define HODEI_JOB_PRIORITY_MIN          (-1000)
-#define HODEI_JOB_PRIORITY_MAX          1000
-#define HODEI_JOB_MAX_ATTEMPTS_MAX      100
-#define HODEI_JOB_PROVIDER_MAX          63
-#define HODEI_JOB_IMAGE_MAX             512
-#define HODEI_JOB_SECRET_REFS_MAX       64
-#define HODEI_JOB_SECRET_REF_MAX        128
-#define HODEI_JOB_WORKING_DIR_MAX       4096
-#define HODEI_JOB_IDEMPOTENCY_KEY_MAX   128
+#define HODEI_JOB_NAME_MAX 256
+#define HODEI_JOB_COMMAND_MAX 4096
+#define HODEI_JOB_ARGS_MAX 1024 /* entries */
+#define HODEI_JOB_ARG_MAX 65536
+#define HODEI_JOB_INTERPRETER_MAX 256
+#define HODEI_JOB_SCRIPT_MAX (1024 * 1024)
+#define HODEI_JOB_ENV_MAX 256 /* entries */
+#define HODEI_JOB_ENV_NAME_MAX 256
+#define HODEI_JOB_ENV_VALUE_MAX 65536
+#define HODEI_JOB_CPU_CORES_MAX 1024.0
+#define HODEI_JOB_MEMORY_BYTES_MAX (INT64_C(1) << 50)  /* 1 PiB */
+#define HODEI_JOB_STORAGE_BYTES_MAX (INT64_C(1) << 50) /* 1 PiB */
+#define HODEI_JOB_GPU_COUNT_MAX 64
+#define HODEI_JOB_TIMEOUT_MS_MIN INT64_C(1000)
+#define HODEI_JOB_TIMEOUT_MS_MAX INT64_C(604800000)   /* 7 days */
+#define HODEI_JOB_DEFAULT_TIMEOUT_MS INT64_C(3600000) /* applied when 0 */
+#define HODEI_JOB_LABELS_MAX 64                       /* entries, also constraints */
+#define HODEI_JOB_LABEL_KEY_MAX 63
+#define HODEI_JOB_LABEL_VALUE_MAX 256
+#define HODEI_JOB_ARTIFACTS_MAX 64       /* inputs, and outputs */
+#define HODEI_JOB_ARTIFACT_PATH_MAX 2048 /* source, destination */
+#define HODEI_JOB_PRIORITY_MIN (-1000)
+#define HODEI_JOB_PRIORITY_MAX 1000
+#define HODEI_JOB_MAX_ATTEMPTS_MAX 100
+#define HODEI_JOB_PROVIDER_MAX 63
+#define HODEI_JOB_IMAGE_MAX 512
+#define HODEI_JOB_SECRET_REFS_MAX 64
+#define HODEI_JOB_SECRET_REF_MAX 128
+#define HODEI_JOB_WORKING_DIR_MAX 4096
+#define HODEI_JOB_IDEMPOTENCY_KEY_MAX 128
 /* The whole encoded spec. It binds before the script limit: a script of
  * exactly HODEI_JOB_SCRIPT_MAX bytes plus any other field is over it. */
-#define HODEI_JOB_SPEC_PACKED_MAX       (1024 * 1024)
+#define HODEI_JOB_SPEC_PACKED_MAX (1024 * 1024)
 
 /* Architectures a job may ask for ("" = any): amd64, arm64, x86_64, aarch64. */
 bool hodei_job_arch_valid(const char *arch);
 
 /* Checks the whole request: spec present, idempotency_key ("" or 1..128
  * printable ASCII 0x21..0x7e), then hodei_job_spec_validate. */
-hodei_status hodei_queue_request_validate(const Hodei__V1__QueueJobRequest *req,
-                                          hodei_err *err);
+hodei_status hodei_queue_request_validate(const Hodei__V1__QueueJobRequest *req, hodei_err *err);
 
 /* Checks every field of spec against the limits above; the first error wins.
  * A NULL spec is "spec: required". */

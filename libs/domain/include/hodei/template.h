@@ -7,11 +7,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define HODEI_TEMPLATE_NAME_MAX 63            /* bytes */
-#define HODEI_TEMPLATE_DESCRIPTION_MAX 1024   /* bytes */
-#define HODEI_TEMPLATE_PARAMS_MAX 64          /* declared parameters */
-#define HODEI_TEMPLATE_PARAM_NAME_MAX 64      /* bytes */
-#define HODEI_TEMPLATE_VALUE_MAX 4096         /* bytes of one value given to RunTemplate */
+#define HODEI_TEMPLATE_NAME_MAX 63          /* bytes */
+#define HODEI_TEMPLATE_DESCRIPTION_MAX 1024 /* bytes */
+#define HODEI_TEMPLATE_PARAMS_MAX 64        /* declared parameters */
+#define HODEI_TEMPLATE_PARAM_NAME_MAX 64    /* bytes */
+#define HODEI_TEMPLATE_VALUE_MAX 4096       /* bytes of one value given to RunTemplate */
 
 /* 1..63 of a-z 0-9 . _ -, starting with a letter or digit. */
 bool hodei_template_name_valid(const char *s);

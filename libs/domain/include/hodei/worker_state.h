@@ -27,8 +27,8 @@ bool hodei_worker_transition_allowed(Hodei__V1__WorkerState from, Hodei__V1__Wor
 
 /* HODEI_OK when allowed; otherwise HODEI_ERR_PRECONDITION with a message that
  * names both states ("worker state: TERMINATED -> READY is not allowed"). */
-hodei_status hodei_worker_transition_check(Hodei__V1__WorkerState from,
-                                           Hodei__V1__WorkerState to, hodei_err *err);
+hodei_status hodei_worker_transition_check(Hodei__V1__WorkerState from, Hodei__V1__WorkerState to,
+                                           hodei_err *err);
 
 /* "CREATING", "READY", ... (static storage). "UNSPECIFIED" for 0 and for any
  * unknown value. */

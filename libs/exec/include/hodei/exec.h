@@ -51,20 +51,20 @@
 #define HODEI_EXEC_REDACTED "[REDACTED]"
 
 typedef struct {
-    int64_t default_timeout_ms;   /* when spec.timeout_ms is 0; 0 = no timeout */
-    int64_t kill_grace_ms;        /* SIGTERM .. SIGKILL; default 5000 */
-    size_t batch_lines_max;       /* default 100, 1..HODEI_EXEC_BATCH_LINES_LIMIT */
+    int64_t default_timeout_ms; /* when spec.timeout_ms is 0; 0 = no timeout */
+    int64_t kill_grace_ms;      /* SIGTERM .. SIGKILL; default 5000 */
+    size_t batch_lines_max;     /* default 100, 1..HODEI_EXEC_BATCH_LINES_LIMIT */
     /* Line bytes per batch, default 1 MiB; exceeded only by a batch of one
      * line longer than this. */
     size_t batch_bytes_max;
-    int64_t batch_interval_ms;    /* first line .. delivery; default 100 */
+    int64_t batch_interval_ms; /* first line .. delivery; default 100 */
     /* After the job's process group is gone, how long to wait for the pipes
      * to reach end-of-file (a process that left the group with setsid may
      * hold them); default 2000. The pipes are then closed unread. */
     int64_t drain_timeout_ms;
-    const char *tmp_dir;          /* for script files; default $TMPDIR or /tmp */
-    const char *path;             /* child's PATH; default the usual system dirs */
-    const char *home;             /* child's HOME; default $HOME or "/" */
+    const char *tmp_dir; /* for script files; default $TMPDIR or /tmp */
+    const char *path;    /* child's PATH; default the usual system dirs */
+    const char *home;    /* child's HOME; default $HOME or "/" */
 } hodei_exec_opts;
 
 /* Fills o with the defaults above. The strings point into the environment or
@@ -93,15 +93,15 @@ typedef struct {
 } hodei_exec_callbacks;
 
 typedef struct {
-    Hodei__V1__JobState state;    /* SUCCEEDED, FAILED, TIMEOUT or CANCELLED */
+    Hodei__V1__JobState state; /* SUCCEEDED, FAILED, TIMEOUT or CANCELLED */
     /* 0..255 on exit, 128 + signal when killed by one,
      * HODEI_EXEC_EXIT_START_FAILED when it could not start,
      * HODEI_EXEC_EXIT_NONE when no process ran. */
     int exit_code;
     char error[HODEI_EXEC_ERROR_MAX]; /* "" on success; never holds a secret */
-    int64_t started_us;           /* wall clock, microseconds since the epoch */
+    int64_t started_us;               /* wall clock, microseconds since the epoch */
     int64_t finished_us;
-    uint64_t lines;               /* lines delivered (last sequence number) */
+    uint64_t lines; /* lines delivered (last sequence number) */
     uint64_t batches;
 } hodei_exec_result;
 
@@ -131,7 +131,7 @@ bool hodei_exec_cancelled(const hodei_exec_handle *h);
  * output is delivered. */
 hodei_status hodei_exec_run(const hodei_exec_opts *opts, const Hodei__V1__JobSpec *spec,
                             const char *job_id, int attempt, const hodei_exec_secret *secrets,
-                            size_t n_secrets, const hodei_exec_callbacks *cb,
-                            hodei_exec_handle *h, hodei_exec_result *out, hodei_err *err);
+                            size_t n_secrets, const hodei_exec_callbacks *cb, hodei_exec_handle *h,
+                            hodei_exec_result *out, hodei_err *err);
 
 #endif

@@ -55,20 +55,18 @@ typedef struct hodei_rpc_server hodei_rpc_server;
 typedef struct hodei_rpc_call hodei_rpc_call;
 
 typedef enum {
-    HODEI_RPC_UNARY = 0,        /* one request, one response */
-    HODEI_RPC_SERVER_STREAM,    /* one request, many responses */
-    HODEI_RPC_BIDI,             /* many requests, many responses */
+    HODEI_RPC_UNARY = 0,     /* one request, one response */
+    HODEI_RPC_SERVER_STREAM, /* one request, many responses */
+    HODEI_RPC_BIDI,          /* many requests, many responses */
 } hodei_rpc_kind;
 
 /* Called once per call with the (first) request message. For UNARY and
  * SERVER_STREAM the handler must eventually finish the call with
  * hodei_rpc_call_reply / hodei_rpc_call_fail / hodei_rpc_call_finish. For
  * BIDI, `req` is NULL here: messages arrive through on_message. */
-typedef void (*hodei_rpc_handler_fn)(hodei_rpc_call *call, const ProtobufCMessage *req,
-                                     void *ctx);
+typedef void (*hodei_rpc_handler_fn)(hodei_rpc_call *call, const ProtobufCMessage *req, void *ctx);
 /* BIDI only: each message the client sends; msg is freed after return. */
-typedef void (*hodei_rpc_message_fn)(hodei_rpc_call *call, const ProtobufCMessage *msg,
-                                     void *ctx);
+typedef void (*hodei_rpc_message_fn)(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx);
 /* BIDI and SERVER_STREAM: the client half-closed (BIDI) or the call ended
  * (cancelled, deadline, peer gone, or finished). Called exactly once per
  * call, after which the call handle must no longer be used by the handler
@@ -80,26 +78,26 @@ typedef void (*hodei_rpc_message_fn)(hodei_rpc_call *call, const ProtobufCMessag
 typedef void (*hodei_rpc_close_fn)(hodei_rpc_call *call, bool cancelled, void *ctx);
 
 typedef struct {
-    const char *path;                            /* "/hodei.v1.JobExecutionService/QueueJob" */
+    const char *path; /* "/hodei.v1.JobExecutionService/QueueJob" */
     hodei_rpc_kind kind;
-    const ProtobufCMessageDescriptor *request;   /* type of client messages */
+    const ProtobufCMessageDescriptor *request; /* type of client messages */
     hodei_rpc_handler_fn on_call;
-    hodei_rpc_message_fn on_message;             /* BIDI only */
-    hodei_rpc_close_fn on_close;                 /* optional */
+    hodei_rpc_message_fn on_message; /* BIDI only */
+    hodei_rpc_close_fn on_close;     /* optional */
     void *ctx;
 } hodei_rpc_method;
 
 typedef struct {
-    const char *listen_addr;      /* "127.0.0.1:50051", "0.0.0.0:0" (0 = any free port) */
-    int threads;                  /* completion-queue threads, 1..64 */
+    const char *listen_addr; /* "127.0.0.1:50051", "0.0.0.0:0" (0 = any free port) */
+    int threads;             /* completion-queue threads, 1..64 */
     /* TLS: all NULL = insecure. With client_ca_file set, client certs are required. */
     const char *tls_cert_file;
     const char *tls_key_file;
     const char *tls_client_ca_file;
 } hodei_rpc_server_opts;
 
-hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts,
-                                     hodei_rpc_server **out, hodei_err *err);
+hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts, hodei_rpc_server **out,
+                                     hodei_err *err);
 /* Register before start. path must be unique. */
 hodei_status hodei_rpc_server_add(hodei_rpc_server *srv, const hodei_rpc_method *method,
                                   hodei_err *err);
@@ -158,13 +156,13 @@ typedef struct hodei_rpc_channel hodei_rpc_channel;
 typedef struct hodei_rpc_stream hodei_rpc_stream;
 
 typedef struct {
-    const char *target;           /* "127.0.0.1:50051" */
+    const char *target; /* "127.0.0.1:50051" */
     /* TLS: all NULL = insecure. ca_file alone = server-auth TLS; plus
      * cert/key = mutual TLS. */
     const char *tls_ca_file;
     const char *tls_cert_file;
     const char *tls_key_file;
-    const char *api_key;          /* sent as "authorization: Bearer <key>" when set */
+    const char *api_key; /* sent as "authorization: Bearer <key>" when set */
 } hodei_rpc_channel_opts;
 
 /* Result of a call as the client sees it. */
@@ -173,16 +171,15 @@ typedef struct {
     char message[512];
 } hodei_rpc_result;
 
-hodei_status hodei_rpc_channel_create(const hodei_rpc_channel_opts *opts,
-                                      hodei_rpc_channel **out, hodei_err *err);
+hodei_status hodei_rpc_channel_create(const hodei_rpc_channel_opts *opts, hodei_rpc_channel **out,
+                                      hodei_err *err);
 void hodei_rpc_channel_destroy(hodei_rpc_channel *ch);
 
 /* Unary call. On code OK, *resp_out holds the unpacked response (free with
  * protobuf_c_message_free_unpacked(*resp_out, NULL)). timeout_ms <= 0 means
  * no deadline. Returns HODEI_OK when the call completed (whatever its gRPC
  * code, see res), an error when it could not be made at all. */
-hodei_status hodei_rpc_unary(hodei_rpc_channel *ch, const char *path,
-                             const ProtobufCMessage *req,
+hodei_status hodei_rpc_unary(hodei_rpc_channel *ch, const char *path, const ProtobufCMessage *req,
                              const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms,
                              ProtobufCMessage **resp_out, hodei_rpc_result *res, hodei_err *err);
 
@@ -190,8 +187,8 @@ hodei_status hodei_rpc_unary(hodei_rpc_channel *ch, const char *path,
  * NULL and use hodei_rpc_stream_send. */
 hodei_status hodei_rpc_stream_open(hodei_rpc_channel *ch, const char *path,
                                    const ProtobufCMessage *req,
-                                   const ProtobufCMessageDescriptor *resp_desc,
-                                   int64_t timeout_ms, hodei_rpc_stream **out, hodei_err *err);
+                                   const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms,
+                                   hodei_rpc_stream **out, hodei_err *err);
 hodei_status hodei_rpc_stream_send(hodei_rpc_stream *st, const ProtobufCMessage *msg,
                                    hodei_err *err);
 hodei_status hodei_rpc_stream_close_send(hodei_rpc_stream *st, hodei_err *err);

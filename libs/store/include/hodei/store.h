@@ -35,8 +35,8 @@ hodei_status hodei_outbox_append(PGconn *conn, Hodei__V1__Event *ev, const char 
  * HODEI_OUTBOX_EVENT_HEX_MAX), for statements that insert their own row. */
 #define HODEI_OUTBOX_EVENT_MAX (1u << 20)
 #define HODEI_OUTBOX_EVENT_HEX_MAX (2 * HODEI_OUTBOX_EVENT_MAX)
-hodei_status hodei_outbox_pack(Hodei__V1__Event *ev, const char *aggregate_id,
-                               char *event_id, hodei_buf *hex, hodei_err *err);
+hodei_status hodei_outbox_pack(Hodei__V1__Event *ev, const char *aggregate_id, char *event_id,
+                               hodei_buf *hex, hodei_err *err);
 
 /* Several outbox rows written by one statement: add the events, then pass
  * the six array parameters (event ids, subjects, aggregate types, aggregate
@@ -62,10 +62,10 @@ void hodei_outbox_rows_fini(hodei_outbox_rows *rows);
 /* The SET of a worker taking a job, shared by the scheduler's assignment and
  * the edge's hand-off: BUSY with it, and its least-loaded load decayed over
  * `tau` seconds (a parameter, see HODEI_SCHED_LOAD_TAU_S) plus one. */
-#define HODEI_STORE_WORKER_TAKES_SQL(job, tau)                                         \
-    "state = 'BUSY', current_job_id = " job ", idle_since = NULL, updated_at = now(),"   \
-    " last_assigned_at = now(), assign_load = 1 + CASE WHEN workers.last_assigned_at"  \
-    " IS NULL THEN 0 ELSE workers.assign_load * exp(greatest(-50, extract(epoch FROM"   \
+#define HODEI_STORE_WORKER_TAKES_SQL(job, tau)                                                     \
+    "state = 'BUSY', current_job_id = " job ", idle_since = NULL, updated_at = now(),"             \
+    " last_assigned_at = now(), assign_load = 1 + CASE WHEN workers.last_assigned_at"              \
+    " IS NULL THEN 0 ELSE workers.assign_load * exp(greatest(-50, extract(epoch FROM"              \
     " workers.last_assigned_at - now())::float8 / " tau "::float8)) END"
 
 /* A hand-off's assignment, shared by the edge's general path and the store's
@@ -73,20 +73,20 @@ void hodei_outbox_rows_fini(hodei_outbox_rows *rows);
  * goes ASSIGNED to `worker` at epoch + 1, `guard` (SQL, AND-ed) permitting.
  * As a CTE body; HODEI_STORE_HANDOFF_ROW_SQL(alias) then lists its row the
  * way the edge sends RunJob from (see next_run below). */
-#define HODEI_STORE_HANDOFF_JOB_SQL(job, worker, epoch, guard)                         \
-    "UPDATE jobs SET state = 'ASSIGNED', worker_id = " worker ", epoch = epoch + 1,"    \
-    "  attempt = attempt + 1, updated_at = now()"                                      \
-    " WHERE id = " job " AND state = 'PENDING' AND epoch = " epoch " AND " guard        \
+#define HODEI_STORE_HANDOFF_JOB_SQL(job, worker, epoch, guard)                                     \
+    "UPDATE jobs SET state = 'ASSIGNED', worker_id = " worker ", epoch = epoch + 1,"               \
+    "  attempt = attempt + 1, updated_at = now()"                                                  \
+    " WHERE id = " job " AND state = 'PENDING' AND epoch = " epoch " AND " guard                   \
     " RETURNING id, epoch, attempt, cancel_requested, cancel_reason, spec"
-#define HODEI_STORE_HANDOFF_ROW_SQL(a)                                                 \
-    a ".id::text, 'ASSIGNED', " a ".epoch, " a ".attempt, " a ".cancel_requested,"       \
-    " coalesce(" a ".cancel_reason, ''), encode(" a ".spec, 'hex'), 'BUSY'"
+#define HODEI_STORE_HANDOFF_ROW_SQL(a)                                                             \
+    a ".id::text, 'ASSIGNED', " a ".epoch, " a ".attempt, " a ".cancel_requested,"                 \
+      " coalesce(" a ".cancel_reason, ''), encode(" a ".spec, 'hex'), 'BUSY'"
 
 /* A job's scheduling state, as the transitions and the edge's RPCs read it. */
-#define HODEI_STORE_PROVIDER_MAX 63     /* as providers.name allows */
+#define HODEI_STORE_PROVIDER_MAX 63 /* as providers.name allows */
 typedef struct {
     Hodei__V1__JobState state;
-    char worker_id[40];                 /* "" when unassigned */
+    char worker_id[40]; /* "" when unassigned */
     int64_t epoch;
     int32_t attempt;
     int32_t max_attempts;
@@ -115,9 +115,9 @@ hodei_status hodei_store_job_started(PGconn *conn, const char *job_id, const cha
  * the result then goes the general way. */
 typedef struct {
     bool ok;
-    char job_id[HODEI_ID_BUF];          /* "" = no job waits that the worker fits */
-    int64_t epoch;                      /* its epoch, as locked */
-    char provider[HODEI_STORE_PROVIDER_MAX + 1];    /* the worker's */
+    char job_id[HODEI_ID_BUF];                   /* "" = no job waits that the worker fits */
+    int64_t epoch;                               /* its epoch, as locked */
+    char provider[HODEI_STORE_PROVIDER_MAX + 1]; /* the worker's */
 } hodei_handoff_pick;
 
 hodei_status hodei_store_handoff_pick(PGconn *conn, const char *worker_id, const char *ending_job,
@@ -126,30 +126,30 @@ hodei_status hodei_store_handoff_pick(PGconn *conn, const char *worker_id, const
 /* The end of one attempt. */
 typedef struct {
     const char *job_id;
-    const char *worker_id;       /* must be the job's worker ... */
-    int64_t epoch;               /* ... at this epoch, else PRECONDITION (stale) */
-    Hodei__V1__JobState state;   /* SUCCEEDED, FAILED, TIMEOUT or CANCELLED */
+    const char *worker_id;     /* must be the job's worker ... */
+    int64_t epoch;             /* ... at this epoch, else PRECONDITION (stale) */
+    Hodei__V1__JobState state; /* SUCCEEDED, FAILED, TIMEOUT or CANCELLED */
     int32_t exit_code;
-    const char *error;           /* "" = none */
-    bool free_worker;            /* worker BUSY -> READY (+ WorkerReady event) */
-    bool implies_started;        /* the worker's own result: an ASSIGNED job whose
-                                    ack was lost counts as RUNNING */
-    bool no_ready_event;         /* the caller writes WorkerReady itself, if the worker
-                                    stays READY (it may hand it a job first) */
-    bool *released;              /* (may be NULL) set: the worker went READY */
-    char *worker_provider;       /* (may be NULL) HODEI_STORE_PROVIDER_MAX + 1 bytes:
-                                    the worker's provider, for its WorkerReady */
-    const hodei_handoff_pick *pick;  /* (may be NULL) taken first in this transaction:
-                                    a SUCCEEDED end with free_worker then, in the same
-                                    statement, gives the worker the picked job, or
-                                    frees it READY with its WorkerReady */
-    bool *picked;                /* (with pick) set: the worker's next step was written
-                                    that way; the caller adds nothing */
-    PGresult **next_run;         /* (with pick) the handed job's row (row 0, from column
-                                    HODEI_STORE_NEXT_RUN_COL), as the edge sends RunJob
-                                    from: id, state, epoch, attempt, cancel_requested,
-                                    cancel_reason, spec (hex), worker state; NULL when
-                                    no job was handed. The caller clears it. */
+    const char *error;              /* "" = none */
+    bool free_worker;               /* worker BUSY -> READY (+ WorkerReady event) */
+    bool implies_started;           /* the worker's own result: an ASSIGNED job whose
+                                       ack was lost counts as RUNNING */
+    bool no_ready_event;            /* the caller writes WorkerReady itself, if the worker
+                                       stays READY (it may hand it a job first) */
+    bool *released;                 /* (may be NULL) set: the worker went READY */
+    char *worker_provider;          /* (may be NULL) HODEI_STORE_PROVIDER_MAX + 1 bytes:
+                                       the worker's provider, for its WorkerReady */
+    const hodei_handoff_pick *pick; /* (may be NULL) taken first in this transaction:
+                                   a SUCCEEDED end with free_worker then, in the same
+                                   statement, gives the worker the picked job, or
+                                   frees it READY with its WorkerReady */
+    bool *picked;                   /* (with pick) set: the worker's next step was written
+                                       that way; the caller adds nothing */
+    PGresult **next_run;            /* (with pick) the handed job's row (row 0, from column
+                                       HODEI_STORE_NEXT_RUN_COL), as the edge sends RunJob
+                                       from: id, state, epoch, attempt, cancel_requested,
+                                       cancel_reason, spec (hex), worker state; NULL when
+                                       no job was handed. The caller clears it. */
 } hodei_attempt_end;
 
 #define HODEI_STORE_NEXT_RUN_COL 3
@@ -180,7 +180,7 @@ hodei_status hodei_store_worker_release(PGconn *conn, const char *worker_id, con
 
 /* Writes the WorkerReady event of a worker that went READY. */
 hodei_status hodei_store_worker_ready_event(PGconn *conn, const char *worker_id,
-                                           const char *provider, hodei_err *err);
+                                            const char *provider, hodei_err *err);
 /* Writes a WorkerDestroyRequested event for the provisioner. */
 hodei_status hodei_store_worker_destroy_request(PGconn *conn, const char *worker_id,
                                                 const char *provider, const char *reason,
