@@ -5,11 +5,11 @@
 
 #include <stdint.h>
 
+#include "edge_seal.h"
 #include "hodei/bus.h"
 #include "hodei/daemon.h"
 #include "hodei/db.h"
 #include "hodei/rpc.h"
-#include "secrets.h"
 
 typedef struct submitter submitter;
 typedef struct worker_hub worker_hub; /* worker_hub.c: live worker streams */

@@ -2,8 +2,8 @@
 #include "edge_workers.h"
 
 #include "hodei/log.h"
-#include "logs_int.h"
-#include "worker_int.h"
+#include "logs/logs_int.h"
+#include "worker/worker_int.h"
 
 #define EDGE_NATS_CONNECT_TIMEOUT_MS 5000
 

@@ -6,15 +6,15 @@
 
 #include <openssl/crypto.h>
 
+#include "client/client_providers.h"
+#include "client/client_scheduler.h"
+#include "client/client_secrets.h"
+#include "client/client_submit.h"
+#include "client/client_templates.h"
 #include "edge.h"
 #include "edge_workers.h"
 #include "hodei/daemon.h"
 #include "hodei/log.h"
-#include "provider_rpc.h"
-#include "scheduler_rpc.h"
-#include "secret_rpc.h"
-#include "submit.h"
-#include "template_rpc.h"
 
 static edge_config cfg;
 static edge the_edge;

@@ -1,19 +1,19 @@
 /* SecretService: SetSecret, ListSecrets, DeleteSecret; and secret_json_load
  * for RunJob. Every write is one statement with its audit_log row (actor
  * "api", object = the name). Messages name secrets, never their values. */
-#include "secret_rpc.h"
+#include "client_secrets.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
+#include "edge_seal.h"
 #include "hodei/buf.h"
 #include "hodei/log.h"
 #include "hodei/pb.h"
 #include "hodei/sqlarr.h"
 #include "hodei/v1/secret.pb-c.h"
-#include "secrets.h"
 
 #define SVC "/hodei.v1.SecretService/"
 #define SECRET_LIST_MAX 10000 /* ListSecrets answers at most this many */

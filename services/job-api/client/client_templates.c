@@ -4,12 +4,13 @@
  * the given values in and queues the job through the same group commit as
  * QueueJob. Only declared names are placeholders: a script's own ${HOME}
  * stays as it is. Every write is one statement with its audit_log row. */
-#include "template_rpc.h"
+#include "client_templates.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_submit.h"
 #include "hodei/buf.h"
 #include "hodei/job_spec.h"
 #include "hodei/log.h"
@@ -17,7 +18,6 @@
 #include "hodei/sqlarr.h"
 #include "hodei/template.h"
 #include "hodei/v1/template.pb-c.h"
-#include "submit.h"
 
 #define SVC "/hodei.v1.TemplateService/"
 #define TPL_LIST_DEFAULT 100

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_job_row.h"
+#include "client_submit.h"
 #include "edge.h"
 #include "hodei/buf.h"
 #include "hodei/bus.h"
@@ -16,8 +18,6 @@
 #include "hodei/util.h"
 #include "hodei/v1/events.pb-c.h"
 #include "hodei/v1/job.pb-c.h"
-#include "job_row.h"
-#include "submit.h"
 
 #define LIST_PAGE_DEFAULT 50
 #define LIST_PAGE_MAX 1000

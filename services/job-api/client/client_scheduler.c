@@ -1,7 +1,7 @@
 /* SchedulerService: ScheduleJob, GetAvailableWorkers, ConfigureScheduler.
  * The edge decides nothing here: it wakes the schedulers through the outbox,
  * reads the registry, and stores the strategy they read on every pass. */
-#include "scheduler_rpc.h"
+#include "client_scheduler.h"
 
 #include <inttypes.h>
 #include <stdio.h>

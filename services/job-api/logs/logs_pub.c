@@ -1,5 +1,5 @@
 /* Workers' log batches onto JetStream (see log_pub.h). */
-#include "log_pub.h"
+#include "logs_pub.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>

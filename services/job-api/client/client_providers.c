@@ -1,5 +1,5 @@
 /* ProviderManagementService: RegisterProvider, ListProviders, GetProviderHealth. */
-#include "provider_rpc.h"
+#include "client_providers.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /* AES-256-GCM for secret values (see secrets.h). */
-#include "secrets.h"
+#include "edge_seal.h"
 
 #include <string.h>
 

@@ -1,4 +1,4 @@
-#include "submit.h"
+#include "client_submit.h"
 
 #include <pthread.h>
 #include <stdbool.h>

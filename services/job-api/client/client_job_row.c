@@ -1,4 +1,4 @@
-#include "job_row.h"
+#include "client_job_row.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -17,7 +17,7 @@
 #include "edge.h"
 #include "hodei/id.h"
 #include "hodei/v1/worker.pb-c.h"
-#include "log_pub.h"
+#include "logs/logs_pub.h"
 
 #define WORKER_SESSION_JOBS_MAX 64    /* (job, epoch) pairs a session remembers as its own */
 #define WORKER_SUSPECTS_MAX 64        /* RUNNING jobs missing from a Hello, checked later */

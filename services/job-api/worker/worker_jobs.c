@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/client_secrets.h"
 #include "hodei/buf.h"
 #include "hodei/bus.h"
 #include "hodei/db.h"
@@ -16,7 +17,6 @@
 #include "hodei/store.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
-#include "secret_rpc.h"
 #include "worker_int.h"
 
 #define JOBS_EXIT_NONE (-1)    /* exit code of an attempt that never exited */
