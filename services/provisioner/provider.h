@@ -50,12 +50,31 @@ typedef struct {
     char name[PROV_NAME_MAX]; /* the provider row it serves */
 } prov_driver;
 
+/* The worker label naming the image a worker runs jobs in (container and
+ * pod providers): a job with an image runs on a worker with that label. */
+#define PROV_LABEL_IMAGE "image"
+
+/* What the registry row says the worker must be (workers: cpu_millis,
+ * memory_bytes, storage_bytes, gpu_count, architecture, labels). 0 / "" =
+ * not stated: the driver applies no limit (or its configured default).
+ * Every string is borrowed. */
+typedef struct {
+    const char *image;  /* labels[PROV_LABEL_IMAGE]: "" = the provider's default */
+    int64_t cpu_millis; /* requests = limits for pods, quota for containers */
+    int64_t memory_bytes;
+    int64_t storage_bytes; /* ephemeral storage */
+    int64_t gpu_count;     /* Kubernetes: nvidia.com/gpu */
+    const char *architecture;
+    const char *labels_json; /* every worker label, a JSON object ("{}" = none) */
+} prov_worker_spec;
+
 /* What create_worker hands the worker. Every string is borrowed. */
 typedef struct {
     const char *worker_id; /* HODEI_WORKER_ID */
     const char *server;    /* HODEI_SERVER: the edge's address */
     const char *otp;       /* HODEI_OTP: the one-time token (SECRET) */
     const char *log_level; /* HODEI_LOG_LEVEL */
+    prov_worker_spec spec; /* what the worker must be (drivers that cannot honour it ignore it) */
 } prov_worker_env;
 
 /* One real worker as the provider sees it. */

@@ -156,6 +156,37 @@ static bool saga_adopt(prov *p, PGconn *conn, prov_saga *s, prov_driver *drv)
     return true;
 }
 
+/* What the worker row asks of the worker; the strings point into *res_out
+ * (PQclear it after create_worker). */
+static hodei_status saga_worker_spec(PGconn *conn, const char *worker_id, prov_worker_spec *spec,
+                                     PGresult **res_out, hodei_err *err)
+{
+    const char *params[1] = {worker_id};
+    hodei_status st = hodei_db_exec(
+        conn,
+        "SELECT cpu_millis, memory_bytes, storage_bytes, gpu_count, architecture, labels::text,"
+        "       coalesce(labels->>'" PROV_LABEL_IMAGE "', '')"
+        "  FROM workers WHERE id = $1",
+        1, params, res_out, err);
+    if (st != HODEI_OK)
+        return st;
+    if (PQntuples(*res_out) == 0) {
+        PQclear(*res_out);
+        *res_out = NULL;
+        return hodei_err_set(err, HODEI_ERR_NOT_FOUND, "worker %s: no row", worker_id);
+    }
+    *spec = (prov_worker_spec){
+        .cpu_millis = hodei_db_get_i64(*res_out, 0, 0),
+        .memory_bytes = hodei_db_get_i64(*res_out, 0, 1),
+        .storage_bytes = hodei_db_get_i64(*res_out, 0, 2),
+        .gpu_count = hodei_db_get_i64(*res_out, 0, 3),
+        .architecture = hodei_db_get_str(*res_out, 0, 4),
+        .labels_json = hodei_db_get_str(*res_out, 0, 5),
+        .image = hodei_db_get_str(*res_out, 0, 6),
+    };
+    return HODEI_OK;
+}
+
 static void saga_create(prov *p, PGconn *conn, prov_saga *s)
 {
     prov_driver *drv = NULL;
@@ -175,10 +206,20 @@ static void saga_create(prov *p, PGconn *conn, prov_saga *s)
             HLOG_WARN("saga %s: token for worker %s: %s (retrying)", s->id, s->worker_id, err.msg);
         return;
     }
-    prov_worker_env env = {s->worker_id, p->cfg->edge_address, m.otp, p->cfg->worker_log_level};
+    prov_worker_env env = {.worker_id = s->worker_id,
+                           .server = p->cfg->edge_address,
+                           .otp = m.otp,
+                           .log_level = p->cfg->worker_log_level};
+    PGresult *spec_res = NULL;
+    if ((st = saga_worker_spec(conn, s->worker_id, &env.spec, &spec_res, &err)) != HODEI_OK) {
+        OPENSSL_cleanse(m.otp, sizeof m.otp);
+        HLOG_WARN("saga %s: reading worker %s: %s (retrying)", s->id, s->worker_id, err.msg);
+        return; /* the next round mints again */
+    }
     char ref[PROV_REF_MAX] = "";
     st = drv->ops->create_worker(drv, &env, ref, &err);
     OPENSSL_cleanse(m.otp, sizeof m.otp);
+    PQclear(spec_res);
     if (st != HODEI_OK) {
         saga_fail(p, conn, s, err.msg);
         return;
