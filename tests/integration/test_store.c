@@ -1,6 +1,7 @@
 /* libs/store against a real PostgreSQL: the epoch-fenced end of an attempt,
  * retries, and worker transitions, each with its outbox row. */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -82,12 +83,19 @@ Test(store, started_then_failed_with_attempts_left_requeues_with_backoff)
                  "a repeated ack is harmless");
 
     Hodei__V1__JobState final = 0;
+    /* Measured against the clock before the call, not against now(): on a
+     * loaded machine the check may run after the backoff has passed. */
+    int64_t before_ms = val("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint");
     cr_assert_eq(end_attempt(HODEI__V1__JOB_STATE__JOB_STATE_FAILED, 1, WORKER, &final, &err),
                  HODEI_OK, "%s", err.msg);
     cr_assert_eq(final, HODEI__V1__JOB_STATE__JOB_STATE_PENDING);
-    cr_assert_eq(val("SELECT count(*) FROM jobs WHERE state = 'PENDING' AND worker_id IS NULL"
-                     " AND not_before > now()"),
-                 1, "re-queued, not schedulable before its backoff");
+    char nb[256];
+    snprintf(nb, sizeof nb,
+             "SELECT count(*) FROM jobs WHERE state = 'PENDING' AND worker_id IS NULL"
+             " AND not_before >= to_timestamp(%" PRId64 " / 1000.0)"
+             " + %" PRId64 " * interval '1 millisecond'",
+             before_ms, hodei_retry_backoff_ms(1));
+    cr_assert_eq(val(nb), 1, "re-queued, not schedulable before its backoff");
     cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'JobQueued'"), 1);
     char q[256];
     snprintf(q, sizeof q,
