@@ -6,7 +6,10 @@
  *                                              re-queued if attempts remain)
  *   CREATING, CONNECTING -> TERMINATING       (unused tokens revoked)
  *   LOST, TERMINATING stay; then, once the provider destroyed it,
- *   TERMINATING, LOST -> TERMINATED. */
+ *   TERMINATING, LOST -> TERMINATED.
+ * A worker made on another host (provider.h, "Scope") goes as far as
+ * TERMINATING here; its own host's provisioner destroys it and records
+ * TERMINATED (reconcile.c). */
 #include <string.h>
 
 #include "hodei/log.h"
@@ -23,6 +26,7 @@ typedef struct {
     char state[DESTROY_STATE_MAX];
     char provider[PROV_NAME_MAX];
     char ref[PROV_REF_MAX];
+    char scope[PROV_SCOPE_MAX]; /* "" = none recorded */
     bool exists;
 } destroy_row;
 
@@ -32,8 +36,9 @@ static hodei_status destroy_lock(PGconn *conn, const char *worker_id, destroy_ro
     const char *params[1] = {worker_id};
     PGresult *res = NULL;
     hodei_status st = hodei_db_exec(conn,
-                                    "SELECT state, provider, coalesce(provider_ref, '')"
-                                    " FROM workers WHERE id = $1 FOR UPDATE",
+                                    "SELECT state, provider, coalesce(provider_ref, ''),"
+                                    " coalesce(provider_scope, '') FROM workers WHERE id = $1"
+                                    " FOR UPDATE",
                                     1, params, &res, err);
     if (st != HODEI_OK)
         return st;
@@ -42,6 +47,7 @@ static hodei_status destroy_lock(PGconn *conn, const char *worker_id, destroy_ro
         hodei_strlcpy(row->state, hodei_db_get_str(res, 0, 0), sizeof row->state);
         hodei_strlcpy(row->provider, hodei_db_get_str(res, 0, 1), sizeof row->provider);
         hodei_strlcpy(row->ref, hodei_db_get_str(res, 0, 2), sizeof row->ref);
+        hodei_strlcpy(row->scope, hodei_db_get_str(res, 0, 3), sizeof row->scope);
     }
     PQclear(res);
     return HODEI_OK;
@@ -178,6 +184,15 @@ hodei_status prov_destroy_requested(prov *p, PGconn *conn, const char *worker_id
         return st;
     const char *provider = c.row.exists ? c.row.provider : provider_hint;
     st = prov_registry_get(p->reg, conn, provider, &drv, err);
+    if (st == HODEI_OK && prov_scope_elsewhere(drv, c.row.scope)) {
+        /* Another host's worker: its own provisioner's reconcile destroys it
+         * and records TERMINATED (reconcile.c, "leftovers"). */
+        HLOG_INFO("worker %s (provider %s) runs where a provisioner of scope %s sees it: left"
+                  " %s for that one to destroy",
+                  worker_id, provider, c.row.scope,
+                  strcmp(c.row.state, "LOST") == 0 ? "LOST" : "TERMINATING");
+        return HODEI_OK;
+    }
     if (st == HODEI_OK) {
         if ((st = drv->ops->destroy_worker(drv, worker_id, c.row.ref, err)) != HODEI_OK)
             return st;

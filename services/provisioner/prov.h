@@ -70,6 +70,15 @@ void prov_registry_destroy(prov_registry *reg);
 hodei_status prov_registry_get(prov_registry *reg, PGconn *conn, const char *provider,
                                prov_driver **out, hodei_err *err);
 
+/* Scope (provider.h): whether this provisioner may judge a worker whose row
+ * records row_scope ("" = NULL): a driver with a global view judges every
+ * worker, one with a host's view only those of its own scope. */
+bool prov_scope_judges(const prov_driver *drv, const char *row_scope);
+/* The worker was made by a provisioner of another scope (another host):
+ * this one can neither see nor destroy it. A row with no scope recorded
+ * (made by an older release, or not made yet) is nobody's in particular. */
+bool prov_scope_elsewhere(const prov_driver *drv, const char *row_scope);
+
 /* ---- token.c ---- */
 /* Revokes the worker's unused tokens, then stores the SHA-256 of a new one
  * (expires now() + ttl_ms). hex_out gets the token: a secret. */

@@ -24,7 +24,16 @@
  *    started by an earlier run of the provisioner), so the reconciler can
  *    destroy orphans and mark lost workers.
  *  - Errors travel as hodei_status with a message naming the operation and
- *    the worker; HODEI_ERR_UNAVAILABLE for a backend that cannot be reached. */
+ *    the worker; HODEI_ERR_UNAVAILABLE for a backend that cannot be reached.
+ *  - Scope (prov_driver.scope): a driver whose view is one host's (the
+ *    process provider; Firecracker microVMs) fills it at create with a name
+ *    shared only by the provisioners that see the same workers (the process
+ *    provider keeps a UUID in its state folder). Each worker row records the
+ *    scope that made it (workers.provider_scope), and only provisioners of
+ *    that scope reconcile it, judge it gone or destroy it: a provisioner on
+ *    another host never takes a worker it cannot see for a lost one. A
+ *    driver with a global view (one Docker engine, one Kubernetes API) leaves
+ *    it "": any replica judges every worker, one at a time (reconcile.c). */
 #ifndef HODEI_PROVISIONER_PROVIDER_H
 #define HODEI_PROVISIONER_PROVIDER_H
 
@@ -39,6 +48,7 @@
 #define PROV_NAME_MAX 64 /* provider name, with the NUL */
 #define PROV_HEALTH_MSG_MAX 256
 #define PROV_LIST_MAX 4096 /* most workers one list_workers returns */
+#define PROV_SCOPE_MAX 64  /* prov_driver.scope, with the NUL */
 
 typedef struct prov_driver_ops prov_driver_ops;
 
@@ -47,7 +57,8 @@ typedef struct prov_driver_ops prov_driver_ops;
  * container_of pattern); the provisioner only sees this base. */
 typedef struct {
     const prov_driver_ops *ops;
-    char name[PROV_NAME_MAX]; /* the provider row it serves */
+    char name[PROV_NAME_MAX];   /* the provider row it serves */
+    char scope[PROV_SCOPE_MAX]; /* "" = global view; else see "Scope" above */
 } prov_driver;
 
 /* The worker label naming the image a worker runs jobs in (container and

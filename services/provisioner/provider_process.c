@@ -4,7 +4,12 @@
  * the start time is field 22 of /proc/<pid>/stat, so a recycled pid is never
  * mistaken for the worker). Output goes to <state dir>/workers/<id>.log.
  *
- * provider_ref = "<pid>:<start time>". */
+ * provider_ref = "<pid>:<start time>".
+ *
+ * Scope (provider.h): <state dir>/workers/scope holds a UUID made the first
+ * time the folder is used. Provisioners sharing the folder (one host) share
+ * the scope; a provisioner with another folder (another host) has another
+ * one, and never judges this folder's workers. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -587,6 +592,56 @@ static hodei_status proc_mkdirs(const char *state_dir, char *dir, size_t dir_len
     return HODEI_OK;
 }
 
+/* Reads <dir>/scope into out: a UUID, nothing else. */
+static bool proc_scope_read(const char *path, char out[PROV_SCOPE_MAX])
+{
+    char buf[PROV_SCOPE_MAX];
+    size_t len;
+    if (!proc_read_file(path, buf, sizeof buf, &len))
+        return false;
+    buf[strcspn(buf, "\n")] = '\0';
+    if (!hodei_id_valid(buf))
+        return false;
+    hodei_strlcpy(out, buf, PROV_SCOPE_MAX);
+    return true;
+}
+
+/* The folder's scope, made once: written to a file of our own, then linked
+ * into place (link fails when another provisioner sharing the folder was
+ * first, and then its scope is read). */
+static hodei_status proc_scope_load(const char *dir, char out[PROV_SCOPE_MAX], hodei_err *err)
+{
+    char path[PROC_PATH_MAX + 16], tmp[PROC_PATH_MAX + 48], id[HODEI_ID_BUF];
+    snprintf(path, sizeof path, "%s/scope", dir);
+    if (proc_scope_read(path, out))
+        return HODEI_OK;
+    hodei_id_new(id);
+    snprintf(tmp, sizeof tmp, "%s/scope.%d.tmp", dir, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return hodei_err_set(err, HODEI_ERR_IO, "provisioner.state_dir: %s: %s", tmp,
+                             strerror(errno));
+    size_t n = strlen(id);
+    id[n] = '\n';
+    bool ok = write(fd, id, n + 1) == (ssize_t)(n + 1) && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    int e = ok ? 0 : errno;
+    if (ok && link(tmp, path) != 0 && errno != EEXIST) {
+        ok = false;
+        e = errno;
+    }
+    unlink(tmp);
+    if (!ok)
+        return hodei_err_set(err, HODEI_ERR_IO, "provisioner.state_dir: %s: %s", path, strerror(e));
+    if (!proc_scope_read(path, out))
+        return hodei_err_set(
+            err, HODEI_ERR_INVALID,
+            "provisioner.state_dir: %s does not hold a scope id (a UUID); remove it"
+            " only if no worker of this folder runs",
+            path);
+    return HODEI_OK;
+}
+
 static hodei_status proc_create(const prov_driver_params *p, prov_driver **out, hodei_err *err)
 {
     proc_driver *pd = calloc(1, sizeof *pd);
@@ -596,6 +651,8 @@ static hodei_status proc_create(const prov_driver_params *p, prov_driver **out, 
     hodei_strlcpy(pd->base.name, p->name, sizeof pd->base.name);
     pd->grace_ms = p->destroy_grace_ms;
     hodei_status st = proc_mkdirs(p->state_dir, pd->dir, sizeof pd->dir, err);
+    if (st == HODEI_OK)
+        st = proc_scope_load(pd->dir, pd->base.scope, err);
     if (st == HODEI_OK && !hodei_strlcpy(pd->binary, p->worker_binary, sizeof pd->binary))
         st = hodei_err_set(err, HODEI_ERR_INVALID, "provisioner.worker_binary: too long");
     if (st != HODEI_OK) {

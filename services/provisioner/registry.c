@@ -35,6 +35,16 @@ const prov_driver_ops *prov_driver_ops_find(const char *type)
     return NULL;
 }
 
+bool prov_scope_judges(const prov_driver *drv, const char *row_scope)
+{
+    return drv->scope[0] == '\0' || strcmp(drv->scope, row_scope) == 0;
+}
+
+bool prov_scope_elsewhere(const prov_driver *drv, const char *row_scope)
+{
+    return drv->scope[0] != '\0' && row_scope[0] != '\0' && strcmp(drv->scope, row_scope) != 0;
+}
+
 hodei_status prov_registry_create(const prov *p, prov_registry **out, hodei_err *err)
 {
     prov_registry *reg = calloc(1, sizeof *reg);
@@ -111,8 +121,9 @@ static hodei_status reg_load(prov_registry *reg, PGconn *conn, const char *name,
     }
     PQclear(res);
     reg->len++;
-    HLOG_INFO("provider %s (type %s): %s", e->name, e->type,
-              e->drv ? "driver ready" : "no driver in this provisioner");
+    HLOG_INFO("provider %s (type %s): %s%s%s", e->name, e->type,
+              e->drv ? "driver ready" : "no driver in this provisioner",
+              e->drv && e->drv->scope[0] ? ", scope " : "", e->drv ? e->drv->scope : "");
     *out = e;
     return HODEI_OK;
 }

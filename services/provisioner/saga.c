@@ -39,19 +39,25 @@ static void saga_fail(prov *p, PGconn *conn, prov_saga *s, const char *why);
 
 /* ---------------------------------------------------------------- worker row */
 
-/* The worker's state ("" when there is no row). */
+/* The worker's state ("" when there is no row) and, when scope is not
+ * NULL, the scope that made it ("" = none recorded). */
 static hodei_status saga_worker_state(PGconn *conn, const char *worker_id, bool lock,
-                                      char state[SAGA_STATE_NAME_MAX], hodei_err *err)
+                                      char state[SAGA_STATE_NAME_MAX], char *scope, hodei_err *err)
 {
     const char *params[1] = {worker_id};
     PGresult *res = NULL;
-    hodei_status st = hodei_db_exec(conn,
-                                    lock ? "SELECT state FROM workers WHERE id = $1 FOR UPDATE"
-                                         : "SELECT state FROM workers WHERE id = $1",
-                                    1, params, &res, err);
-    if (st == HODEI_OK)
-        hodei_strlcpy(state, PQntuples(res) ? hodei_db_get_str(res, 0, 0) : "",
-                      SAGA_STATE_NAME_MAX);
+    hodei_status st = hodei_db_exec(
+        conn,
+        lock ? "SELECT state, coalesce(provider_scope, '') FROM workers"
+               " WHERE id = $1 FOR UPDATE"
+             : "SELECT state, coalesce(provider_scope, '') FROM workers WHERE id = $1",
+        1, params, &res, err);
+    if (st == HODEI_OK) {
+        bool row = PQntuples(res) > 0;
+        hodei_strlcpy(state, row ? hodei_db_get_str(res, 0, 0) : "", SAGA_STATE_NAME_MAX);
+        if (scope)
+            hodei_strlcpy(scope, row ? hodei_db_get_str(res, 0, 1) : "", PROV_SCOPE_MAX);
+    }
     PQclear(res);
     return st;
 }
@@ -74,7 +80,7 @@ typedef struct {
 static hodei_status saga_mint_tx(PGconn *conn, void *ctx, hodei_err *err)
 {
     saga_mint_ctx *m = ctx;
-    hodei_status st = saga_worker_state(conn, m->s->worker_id, true, m->state, err);
+    hodei_status st = saga_worker_state(conn, m->s->worker_id, true, m->state, NULL, err);
     if (st != HODEI_OK)
         return st;
     if (strcmp(m->state, "CREATING") != 0)
@@ -91,17 +97,19 @@ typedef struct {
     prov *p;
     prov_saga *s;
     const char *ref;
+    const char *scope; /* the driver's (provider.h, "Scope") */
 } saga_connecting_ctx;
 
-/* CREATING -> CONNECTING with the provider_ref. A worker that registered
- * before this commit (the edge moved it on itself) keeps its state. */
+/* CREATING -> CONNECTING with the provider_ref and the scope that made it.
+ * A worker that registered before this commit (the edge moved it on
+ * itself) keeps its state. */
 static hodei_status saga_connecting_tx(PGconn *conn, void *ctx, hodei_err *err)
 {
     saga_connecting_ctx *c = ctx;
     static const char *const from[] = {"CREATING", NULL};
     char state[SAGA_STATE_NAME_MAX];
-    const char *params[2] = {c->s->worker_id, c->ref};
-    hodei_status st = saga_worker_state(conn, c->s->worker_id, true, state, err);
+    const char *params[3] = {c->s->worker_id, c->ref, c->scope};
+    hodei_status st = saga_worker_state(conn, c->s->worker_id, true, state, NULL, err);
     if (st != HODEI_OK)
         return st;
     if (strcmp(state, "CREATING") == 0)
@@ -111,8 +119,10 @@ static hodei_status saga_connecting_tx(PGconn *conn, void *ctx, hodei_err *err)
         return hodei_err_set(err, HODEI_ERR_PRECONDITION, "worker became %s while being created",
                              state[0] ? state : "gone");
     if (st == HODEI_OK)
-        st = hodei_db_exec(conn, "UPDATE workers SET provider_ref = $2 WHERE id = $1", 2, params,
-                           NULL, err);
+        st = hodei_db_exec(conn,
+                           "UPDATE workers SET provider_ref = $2, provider_scope = nullif($3, '')"
+                           " WHERE id = $1",
+                           3, params, NULL, err);
     if (st == HODEI_OK)
         st = saga_db_step(c->p, conn, c->s, SAGA_STEP_WAIT, 0, c->ref, err);
     return st;
@@ -121,10 +131,11 @@ static hodei_status saga_connecting_tx(PGconn *conn, void *ctx, hodei_err *err)
 static void saga_wait(prov *p, PGconn *conn, prov_saga *s);
 
 /* Records the running worker: CREATING -> CONNECTING, step wait. */
-static void saga_record_created(prov *p, PGconn *conn, prov_saga *s, const char *ref)
+static void saga_record_created(prov *p, PGconn *conn, prov_saga *s, const prov_driver *drv,
+                                const char *ref)
 {
     hodei_err err = {0};
-    saga_connecting_ctx c = {p, s, ref};
+    saga_connecting_ctx c = {p, s, ref, drv->scope};
     hodei_status st = prov_tx(conn, saga_connecting_tx, &c, &err);
     hodei_strlcpy(s->ref, ref, sizeof s->ref);
     if (st == HODEI_OK) {
@@ -152,7 +163,7 @@ static bool saga_adopt(prov *p, PGconn *conn, prov_saga *s, prov_driver *drv)
         return false;
     HLOG_INFO("saga %s: worker %s already runs (ref %s): adopted, not started again", s->id,
               s->worker_id, ref);
-    saga_record_created(p, conn, s, ref);
+    saga_record_created(p, conn, s, drv, ref);
     return true;
 }
 
@@ -224,7 +235,7 @@ static void saga_create(prov *p, PGconn *conn, prov_saga *s)
         saga_fail(p, conn, s, err.msg);
         return;
     }
-    saga_record_created(p, conn, s, ref);
+    saga_record_created(p, conn, s, drv, ref);
 }
 
 /* ---------------------------------------------------------------- wait */
@@ -239,11 +250,14 @@ static void saga_succeed(prov *p, PGconn *conn, prov_saga *s, const char *state)
         HLOG_WARN("saga %s: finishing: %s", s->id, err.msg);
 }
 
+/* A saga taken over from a provisioner of another scope (another host,
+ * which died) cannot see its worker: it waits for the registration or the
+ * deadline, and never takes the worker for gone. */
 static void saga_wait(prov *p, PGconn *conn, prov_saga *s)
 {
-    char state[SAGA_STATE_NAME_MAX], why[PROV_ERROR_MAX];
+    char state[SAGA_STATE_NAME_MAX], why[PROV_ERROR_MAX], scope[PROV_SCOPE_MAX] = "";
     hodei_err err = {0};
-    if (saga_worker_state(conn, s->worker_id, false, state, &err) != HODEI_OK) {
+    if (saga_worker_state(conn, s->worker_id, false, state, scope, &err) != HODEI_OK) {
         HLOG_WARN("saga %s: reading worker %s: %s", s->id, s->worker_id, err.msg);
         return;
     }
@@ -263,6 +277,7 @@ static void saga_wait(prov *p, PGconn *conn, prov_saga *s)
     prov_driver *drv = NULL;
     prov_worker_status ws = PROV_WORKER_RUNNING;
     if (prov_registry_get(p->reg, conn, s->provider, &drv, &err) == HODEI_OK &&
+        prov_scope_judges(drv, scope) &&
         drv->ops->get_status(drv, s->worker_id, s->ref, &ws, NULL, &err) == HODEI_OK &&
         ws == PROV_WORKER_GONE)
         saga_fail(p, conn, s, "worker exited before registering");
@@ -286,7 +301,7 @@ static hodei_status saga_comp_begin_tx(PGconn *conn, void *ctx, hodei_err *err)
     saga_comp_ctx *c = ctx;
     hodei_status st = prov_token_revoke(conn, c->s->worker_id, err);
     if (st == HODEI_OK)
-        st = saga_worker_state(conn, c->s->worker_id, true, c->state, err);
+        st = saga_worker_state(conn, c->s->worker_id, true, c->state, NULL, err);
     if (st != HODEI_OK)
         return st;
     c->registered = saga_registered(c->state);
@@ -318,16 +333,26 @@ static hodei_status saga_comp_end_tx(PGconn *conn, void *ctx, hodei_err *err)
     return st;
 }
 
-/* COMPENSATING destroy: the driver destroys, then the end is committed. */
+/* COMPENSATING destroy: the driver destroys, then the end is committed. A
+ * worker made on another host (scope) is left to that host's provisioner,
+ * whose reconcile destroys it once its row is TERMINATED. */
 static void saga_compensate(prov *p, PGconn *conn, prov_saga *s)
 {
     prov_driver *drv = NULL;
+    char state[SAGA_STATE_NAME_MAX], scope[PROV_SCOPE_MAX] = "";
     hodei_err err = {0};
     hodei_status st = prov_registry_get(p->reg, conn, s->provider, &drv, &err);
-    if (st == HODEI_OK)
+    if (st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_UNAVAILABLE) {
+        drv = NULL; /* no driver: nothing can have been created */
+        st = HODEI_OK;
+    } else if (st == HODEI_OK) {
+        st = saga_worker_state(conn, s->worker_id, false, state, scope, &err);
+    }
+    if (st == HODEI_OK && drv && prov_scope_elsewhere(drv, scope))
+        HLOG_INFO("saga %s: worker %s was made by a provisioner of scope %s: left to it", s->id,
+                  s->worker_id, scope);
+    else if (st == HODEI_OK && drv)
         st = drv->ops->destroy_worker(drv, s->worker_id, s->ref, &err);
-    else if (st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_UNAVAILABLE)
-        st = HODEI_OK; /* no driver: nothing can have been created */
     if (st != HODEI_OK) {
         HLOG_WARN("saga %s: destroying worker %s: %s (retrying)", s->id, s->worker_id, err.msg);
         return;

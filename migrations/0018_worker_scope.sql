@@ -1,0 +1,11 @@
+-- Which provisioners can see a worker. A provider with one host's view (the
+-- process provider: pid files in one state folder) can only judge the
+-- workers that host made; a provisioner on another host would find no trace
+-- of them and take them for gone. Each such worker records the scope of the
+-- provider instance that made it (a name kept in its state folder), and only
+-- provisioners of that scope reconcile, wait for or destroy it.
+--
+-- NULL: a provider with a global view (one Docker engine, one Kubernetes
+-- API), a worker not made yet (CREATING), or a worker made by an older
+-- release (the provisioner that finds it in its own folder records its scope).
+ALTER TABLE workers ADD COLUMN provider_scope text;
