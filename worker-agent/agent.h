@@ -54,20 +54,22 @@
  * something on it or it stayed open this long: an edge that accepts a
  * stream and then fails it would otherwise swallow what was written. */
 #define AGENT_STREAM_PROBATION_MS 500
+#define AGENT_SERVERS_MAX 16 /* edge addresses in HODEI_SERVER */
+#define AGENT_SERVER_MAX 256 /* one address, with the NUL */
 /* A stream that lived this long resets the reconnect backoff. */
 #define AGENT_STREAM_HEALTHY_MS 10000
 
 typedef struct {
-    char *server;              /* server (HODEI_SERVER): edge address host:port */
-    char *worker_id;           /* worker_id (HODEI_WORKER_ID) */
-    char *otp;                 /* otp (HODEI_OTP): one-time token, secret */
-    char *otp_file;            /* otp_file (HODEI_OTP_FILE) */
-    char *labels;              /* worker.labels: "k=v,k2=v2" */
-    char *tls_ca;              /* worker.tls_ca */
-    char *tls_cert;            /* worker.tls_cert */
-    char *tls_key;             /* worker.tls_key */
-    char *tmp_dir;             /* worker.tmp_dir: script files; "" = $TMPDIR or /tmp */
-    int64_t batch_lines;       /* worker.batch_lines */
+    char *server;        /* server (HODEI_SERVER): edge host:port, or several, comma-separated */
+    char *worker_id;     /* worker_id (HODEI_WORKER_ID) */
+    char *otp;           /* otp (HODEI_OTP): one-time token, secret */
+    char *otp_file;      /* otp_file (HODEI_OTP_FILE) */
+    char *labels;        /* worker.labels: "k=v,k2=v2" */
+    char *tls_ca;        /* worker.tls_ca */
+    char *tls_cert;      /* worker.tls_cert */
+    char *tls_key;       /* worker.tls_key */
+    char *tmp_dir;       /* worker.tmp_dir: script files; "" = $TMPDIR or /tmp */
+    int64_t batch_lines; /* worker.batch_lines */
     int64_t batch_interval_ms; /* worker.batch_interval */
     int64_t reconnect_min_ms;  /* worker.reconnect_min */
     int64_t reconnect_max_ms;  /* worker.reconnect_max */
@@ -186,6 +188,11 @@ typedef struct agent {
     const agent_config *cfg;
     hodei_daemon *d;
     hodei_rpc_channel *ch;
+    /* The edges of HODEI_SERVER, split; the channel goes to servers[server_at].
+     * The first is picked at random (workers spread over the edges); every
+     * new channel after a failure moves on to the next one. */
+    char servers[AGENT_SERVERS_MAX][AGENT_SERVER_MAX];
+    int n_servers, server_at;
     char otp[AGENT_OTP_MAX + 1];
     char session_token[AGENT_SESSION_TOKEN_MAX + 1];
     int64_t heartbeat_ms;
@@ -226,6 +233,8 @@ typedef struct agent {
 
 /* main.c: (re)creates the channel to the edge; the session thread's own. */
 hodei_status agent_channel_open(agent *a, hodei_err *err);
+/* The edge the channel goes to now. */
+const char *agent_server(const agent *a);
 
 /* config.c */
 hodei_status agent_config_apply(agent *a, hodei_err *err);

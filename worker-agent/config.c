@@ -16,8 +16,10 @@ agent_config agent_conf;
 
 #define P(field) offsetof(agent_config, field)
 const hodei_cfg_param agent_params[] = {
-    {"server", HODEI_CFG_STRING, NULL, 1, 512, P(server), "edge address host:port", true, false,
-     NULL},
+    {"server", HODEI_CFG_STRING, NULL, 1, 4096, P(server),
+     "edge address host:port; several, comma-separated: one picked at random, the next after a"
+     " failure",
+     true, false, NULL},
     {"worker_id", HODEI_CFG_STRING, NULL, 1, HODEI_ID_LEN, P(worker_id),
      "this worker's id, the one its token is bound to", true, false, NULL},
     {"otp", HODEI_CFG_STRING, "", 0, AGENT_OTP_MAX, P(otp),
@@ -181,6 +183,31 @@ static hodei_status config_labels(agent *a, hodei_err *err)
     }
 }
 
+/* HODEI_SERVER: one edge address or several, comma-separated. */
+static hodei_status config_servers(agent *a, hodei_err *err)
+{
+    const char *p = a->cfg->server;
+    a->n_servers = 0;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= AGENT_SERVER_MAX || strcspn(p, " \t") < len)
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "server: address %d is empty, has spaces or is longer than %d"
+                                 " bytes (host:port, several comma-separated)",
+                                 a->n_servers + 1, AGENT_SERVER_MAX - 1);
+        if (a->n_servers == AGENT_SERVERS_MAX)
+            return hodei_err_set(err, HODEI_ERR_INVALID, "server: more than %d addresses",
+                                 AGENT_SERVERS_MAX);
+        memcpy(a->servers[a->n_servers], p, len);
+        a->servers[a->n_servers++][len] = '\0';
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+    a->server_at = (int)(a->rand_state % (uint64_t)a->n_servers);
+    return HODEI_OK;
+}
+
 static hodei_status config_tls(const agent_config *c, hodei_err *err)
 {
     bool ca = c->tls_ca[0], cert = c->tls_cert[0], key = c->tls_key[0];
@@ -203,7 +230,8 @@ hodei_status agent_config_apply(agent *a, hodei_err *err)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "worker.reconnect_min: %lld ms is above worker.reconnect_max",
                              (long long)c->reconnect_min_ms);
-    if (config_tls(c, err) != HODEI_OK || config_otp(a, err) != HODEI_OK)
+    if (config_servers(a, err) != HODEI_OK || config_tls(c, err) != HODEI_OK ||
+        config_otp(a, err) != HODEI_OK)
         return err->code;
     return config_labels(a, err);
 }

@@ -14,15 +14,26 @@
 
 static agent the_agent;
 
+const char *agent_server(const agent *a)
+{
+    return a->servers[a->server_at];
+}
+
 /* A new channel for every retry after a failure: gRPC's own reconnect
  * backoff (1 s growing to 2 min, per channel) would otherwise answer our
  * retries with the cached failure long after the edge is back. The new
- * channel replaces the old one only when it could be made. */
+ * channel replaces the old one only when it could be made. With several
+ * edges, each new channel after the first goes to the next one: a worker
+ * whose edge died is back on another within its reconnect backoff. */
 hodei_status agent_channel_open(agent *a, hodei_err *err)
 {
     const agent_config *c = a->cfg;
+    if (a->ch && a->n_servers > 1) {
+        a->server_at = (a->server_at + 1) % a->n_servers;
+        HLOG_INFO("next edge: %s", agent_server(a));
+    }
     hodei_rpc_channel_opts o = {
-        .target = c->server,
+        .target = agent_server(a),
         .tls_ca_file = c->tls_ca[0] ? c->tls_ca : NULL,
         .tls_cert_file = c->tls_cert[0] ? c->tls_cert : NULL,
         .tls_key_file = c->tls_key[0] ? c->tls_key : NULL,

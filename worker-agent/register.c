@@ -108,11 +108,11 @@ static hodei_status register_once(agent *a, hodei_err *err)
     }
     if (register_retryable(res.code))
         return hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "registration at %s failed: %s: %s",
-                             a->cfg->server, hodei_grpc_code_str(res.code), res.message);
+                             agent_server(a), hodei_grpc_code_str(res.code), res.message);
     return hodei_err_set(err,
                          res.code == HODEI_GRPC_UNAUTHENTICATED ? HODEI_ERR_UNAUTHENTICATED
                                                                 : HODEI_ERR_PERMISSION,
-                         "registration refused by %s: %s: %s", a->cfg->server,
+                         "registration refused by %s: %s: %s", agent_server(a),
                          hodei_grpc_code_str(res.code), res.message);
 }
 
@@ -120,7 +120,7 @@ hodei_status agent_register(agent *a, bool *registered, hodei_err *err)
 {
     int64_t backoff = a->cfg->reconnect_min_ms;
     *registered = false;
-    HLOG_INFO("registering worker_id=%s server=%s", a->cfg->worker_id, a->cfg->server);
+    HLOG_INFO("registering worker_id=%s server=%s", a->cfg->worker_id, agent_server(a));
     for (;;) {
         hodei_status st = register_once(a, err);
         if (st == HODEI_OK)
@@ -137,7 +137,7 @@ hodei_status agent_register(agent *a, bool *registered, hodei_err *err)
         }
         backoff = agent_backoff_next(a, backoff);
         if (agent_channel_open(a, err) != HODEI_OK)
-            HLOG_WARN("cannot renew the channel to %s: %s", a->cfg->server, err->msg);
+            HLOG_WARN("cannot renew the channel to %s: %s", agent_server(a), err->msg);
     }
     explicit_bzero(a->otp, sizeof a->otp); /* used once; the session token now */
     *registered = true;

@@ -341,7 +341,7 @@ static hodei_status session_streams(agent *a, session *s, hodei_err *err)
         backoff = agent_backoff_next(a, backoff);
         hodei_err e;
         if (agent_channel_open(a, &e) != HODEI_OK)
-            HLOG_WARN("cannot renew the channel to %s: %s", a->cfg->server, e.msg);
+            HLOG_WARN("cannot renew the channel to %s: %s", agent_server(a), e.msg);
     }
 }
 
