@@ -14,9 +14,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "hodei/bus.h"
 #include "hodei/db.h"
 #include "hodei/id.h"
+#include "hodei/names.h"
 #include "hodei/sqlarr.h"
 #include "hodei/store.h"
 #include "sup_int.h"

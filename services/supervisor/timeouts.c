@@ -16,9 +16,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "hodei/bus.h"
 #include "hodei/db.h"
 #include "hodei/job_state.h"
+#include "hodei/names.h"
 #include "hodei/store.h"
 #include "sup_int.h"
 

@@ -23,9 +23,9 @@
 
 #include "edge_client.h"
 #include "harness.h"
-#include "hodei/bus.h"
 #include "hodei/db.h"
 #include "hodei/id.h"
+#include "hodei/names.h"
 #include "hodei/store.h"
 #include "hodei/time.h"
 #include "hodei/util.h"

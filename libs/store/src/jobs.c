@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "hodei/bus.h"
 #include "hodei/db.h"
 #include "hodei/job_state.h"
+#include "hodei/names.h"
 #include "hodei/sched_strategy.h"
 #include "hodei/store.h"
 #include "hodei/util.h"

@@ -1,8 +1,8 @@
 /* Worker transitions shared by the services. */
 #include <string.h>
 
-#include "hodei/bus.h"
 #include "hodei/db.h"
+#include "hodei/names.h"
 #include "hodei/store.h"
 #include "hodei/util.h"
 #include "hodei/worker_state.h"

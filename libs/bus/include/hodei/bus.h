@@ -1,6 +1,6 @@
-/* NATS and JetStream: names of streams, subjects and headers (defined here
- * once, like Postfix's mail_proto.h), the connection, and idempotent stream
- * setup. */
+/* NATS and JetStream: the connection, idempotent stream setup and the
+ * streams' limits. The names of streams, subjects, consumers and headers are
+ * in hodei/names.h (included here), defined once. */
 #ifndef HODEI_BUS_H
 #define HODEI_BUS_H
 
@@ -9,52 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hodei/names.h"
 #include "hodei/status.h"
-
-/* Streams. */
-#define HODEI_STREAM_EVENTS "HODEI_EVENTS"
-#define HODEI_SUBJ_EVENTS_ALL "hodei.evt.>"
-#define HODEI_STREAM_LOGS "HODEI_LOGS"
-#define HODEI_SUBJ_LOGS_ALL "hodei.logs.>"
-#define HODEI_SUBJ_LOGS_PREFIX "hodei.logs." /* + job id */
-
-/* Event subjects: hodei.evt.<aggregate>.<type>[.<routing key>] */
-#define HODEI_SUBJ_JOB_QUEUED "hodei.evt.job.queued"
-#define HODEI_SUBJ_JOB_ASSIGNED_PREFIX "hodei.evt.job.assigned." /* + worker id */
-#define HODEI_SUBJ_JOB_CANCEL_PREFIX "hodei.evt.job.cancel."     /* + worker id or "none" */
-#define HODEI_SUBJ_JOB_FINISHED "hodei.evt.job.finished"
-#define HODEI_SUBJ_WORKER_READY "hodei.evt.worker.ready"
-#define HODEI_SUBJ_PROVISION_REQUESTED "hodei.evt.provision.requested"
-#define HODEI_SUBJ_PROVISION_FAILED "hodei.evt.provision.failed"
-/* A worker to destroy: work for the provisioner, so under "provision" with
- * its other requests (one consumer filter takes both). */
-#define HODEI_SUBJ_WORKER_DESTROY "hodei.evt.provision.destroy"
-#define HODEI_SUBJ_PROVISION_ALL "hodei.evt.provision.>"
-/* Every event without a routing key: the per-worker subjects (JobAssigned,
- * CancelRequested: one or two per job) are the edge's, not the scheduler's. */
-#define HODEI_SUBJ_EVENTS_UNROUTED "hodei.evt.*.*"
-/* Not events (no stream holds them): a scheduler's wake-up for the edge that
- * holds the worker, published after the assignment committed, a relay hop
- * before its JobAssigned event. Payload: the packed JobAssigned Event. */
-#define HODEI_SUBJ_HINT_ASSIGNED_PREFIX "hodei.hint.job.assigned." /* + worker id */
-#define HODEI_SUBJ_HINT_ASSIGNED_ALL "hodei.hint.job.assigned.*"
-
-/* Durable JetStream consumers on HODEI_EVENTS, one per service, shared by
- * all its replicas. Each filters what the service can use (the scheduler
- * HODEI_SUBJ_EVENTS_UNROUTED, the provisioner HODEI_SUBJ_PROVISION_ALL), so
- * nats-server does not deliver, and the service ack, every event of every
- * job. */
-#define HODEI_CONSUMER_SCHEDULER "scheduler"
-#define HODEI_CONSUMER_PROVISIONER "provisioner"
-
-/* Headers. */
-#define HODEI_HDR_MSG_ID "Nats-Msg-Id" /* = event id: JetStream dedup */
-#define HODEI_HDR_AGGREGATE_ID "Hodei-Aggregate-Id"
-#define HODEI_HDR_EVENT_TYPE "Hodei-Event-Type"
-#define HODEI_HDR_PUBLISHER "Hodei-Publisher" /* instance that published */
-/* On hodei.logs.<job>: the last message of an attempt's log carries this
- * header with the final state name ("SUCCEEDED", ...); followers stop there. */
-#define HODEI_HDR_LOG_END "Hodei-Log-End"
 
 /* Stream limits. */
 #define HODEI_EVENTS_DUPLICATE_WINDOW_MS (2 * 60 * 1000)
