@@ -25,7 +25,11 @@ struct prov_registry {
     size_t len;
 };
 
-static const prov_driver_ops *const reg_drivers[] = {&prov_process_ops, NULL};
+static const prov_driver_ops *const reg_drivers[] = {
+    &prov_process_ops,
+    &prov_kubernetes_ops,
+    NULL,
+};
 
 const prov_driver_ops *prov_driver_ops_find(const char *type)
 {
