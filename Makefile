@@ -1,37 +1,42 @@
-# Everyday verbs. The real build is CMake (CMakeLists.txt).
-#   make        release build into build/
-#   make test   install what is missing, build under ASan+UBSan, run every test
-#   make bench  release build, then the benchmark (one JSON object per scenario)
-#   make demo   local stack + all daemons + one job, output live
+# Everyday verbs. The real build is CMake (CMakeLists.txt). Each verb first
+# installs the Debian packages it needs (scripts/bootstrap SET), no more:
+#   make        release build into build/                (build deps only)
+#   make test   build under ASan+UBSan, run every test   (+ servers, Node, lint)
+#   make bench  release build, then the benchmark        (+ servers)
+#   make demo   local stack + all daemons + one job      (+ servers)
+#   make lint   scripts/lint                             (+ clang-format)
 #   make clean
 BUILD      ?= build
 TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 
-.PHONY: all build test bench demo clean bootstrap lint
+.PHONY: all build test bench demo clean lint
 
 all: build
 
-bootstrap:
-	@./scripts/bootstrap
-
-build: bootstrap
+build:
+	@./scripts/bootstrap build
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHODEI_TESTS=OFF >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-test: bootstrap lint
+test:
+	@./scripts/bootstrap test
+	@./scripts/lint
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHODEI_SANITIZE=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	@./scripts/test-deps
 	@cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 bench: build
+	@./scripts/bootstrap run
 	@./bench/run $(BUILD)
 
 demo: build
+	@./scripts/bootstrap run
 	@./scripts/demo $(BUILD)
 
 lint:
+	@./scripts/bootstrap lint
 	@./scripts/lint
 
 clean:

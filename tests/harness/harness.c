@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -40,6 +41,7 @@
 #define HARNESS_LOG_READ_MAX (64 << 20) /* largest log harness_log_contains reads */
 #define HARNESS_POLL_MS 20
 #define HARNESS_WATCHDOG_POLL_MS 100
+#define HARNESS_PG_INSTALL "/usr/lib/postgresql" /* Debian: <major>/bin per server */
 
 extern char **environ;
 
@@ -136,6 +138,7 @@ static void harness_env_stack(harness_env *e, const harness_stack *st)
     harness_env_setf(e, "HODEI_DATABASE_URL", st->db_url);
     harness_env_setf(e, "HODEI_NATS_URL", st->nats_url);
     harness_env_setf(e, "HODEI_STATE_DIR", st->state_dir);
+    harness_env_setf(e, "HODEI_PG_DATA", st->pg_data);
     harness_env_setf(e, "HODEI_ROOT", st->root);
     harness_env_setf(e, "HODEI_BIN", st->bin);
     snprintf(num, sizeof num, "%d", st->pg_port);
@@ -407,13 +410,16 @@ static void harness_env_file_read(harness_stack *st)
             hodei_strlcpy(st->db_url, val, sizeof st->db_url);
         else if (strcmp(line, "HODEI_NATS_URL") == 0)
             hodei_strlcpy(st->nats_url, val, sizeof st->nats_url);
+        else if (strcmp(line, "HODEI_PG_DATA") == 0)
+            hodei_strlcpy(st->pg_data, val, sizeof st->pg_data);
         else if (strcmp(line, "HODEI_PG_PORT") == 0 && hodei_parse_i64(val, 1, 65535, &v))
             st->pg_port = (int)v;
         else if (strcmp(line, "HODEI_NATS_PORT") == 0 && hodei_parse_i64(val, 1, 65535, &v))
             st->nats_port = (int)v;
     }
     fclose(f);
-    HARNESS_CHECK(st->db_url[0] && st->nats_url[0] && st->pg_port > 0 && st->nats_port > 0,
+    HARNESS_CHECK(st->db_url[0] && st->nats_url[0] && st->pg_data[0] && st->pg_port > 0 &&
+                      st->nats_port > 0,
                   "%s is incomplete", path);
 }
 
@@ -673,6 +679,35 @@ int64_t harness_sql_i64(harness_stack *st, const char *sql)
     if (!hodei_parse_i64(out, INT64_MIN, INT64_MAX, &v))
         return -1;
     return v;
+}
+
+void harness_pg_bin(char *out, size_t out_len)
+{
+    const char *env = getenv("HODEI_STACK_PG_BIN");
+    if (env && *env) {
+        HARNESS_CHECK(hodei_strlcpy(out, env, out_len), "HODEI_STACK_PG_BIN too long");
+        return;
+    }
+    glob_t g;
+    int64_t best = -1;
+    HARNESS_CHECK(glob(HARNESS_PG_INSTALL "/*/bin/initdb", 0, NULL, &g) == 0,
+                  "no PostgreSQL server under " HARNESS_PG_INSTALL);
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        char major[32];
+        int64_t v = 0;
+        const char *p = g.gl_pathv[i] + sizeof HARNESS_PG_INSTALL; /* after the '/' */
+        size_t n = strcspn(p, "/");
+        if (n == 0 || n >= sizeof major)
+            continue;
+        memcpy(major, p, n);
+        major[n] = '\0';
+        if (hodei_parse_i64(major, 1, 1000, &v) && v > best)
+            best = v;
+    }
+    globfree(&g);
+    HARNESS_CHECK(best > 0, "no PostgreSQL server under " HARNESS_PG_INSTALL);
+    int n = snprintf(out, out_len, HARNESS_PG_INSTALL "/%lld/bin", (long long)best);
+    HARNESS_CHECK(n > 0 && (size_t)n < out_len, "PostgreSQL path too long");
 }
 
 int harness_free_port(void)

@@ -15,6 +15,8 @@
 
 typedef struct {
     char state_dir[512]; /* private folder under /tmp, removed by stop */
+    char pg_data[512];   /* PostgreSQL's data folder (HODEI_PG_DATA; outside
+                            state_dir as root), removed by stop */
     char db_url[512];    /* HODEI_DATABASE_URL */
     char nats_url[256];  /* HODEI_NATS_URL */
     int pg_port;
@@ -63,6 +65,11 @@ int harness_sh(harness_stack *st, char *out, size_t out_len, const char *fmt, ..
 /* psql -tA against the stack; returns the first line of output as an int64,
  * or -1 on failure. */
 int64_t harness_sql_i64(harness_stack *st, const char *sql);
+
+/* PostgreSQL's server programs, as scripts/hodei-stack finds them:
+ * $HODEI_STACK_PG_BIN, else the newest /usr/lib/postgresql/<major>/bin.
+ * Aborts the test when there is none. */
+void harness_pg_bin(char *out, size_t out_len);
 
 /* A free TCP port on 127.0.0.1. */
 int harness_free_port(void);

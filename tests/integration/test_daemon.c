@@ -455,7 +455,7 @@ static void nats_stop(void)
     }
 }
 
-#define PG_BIN "/usr/lib/postgresql/15/bin"
+static char pg_bin[512]; /* set by pg_start */
 
 /* initdb refuses root: as root, the cluster is made and run as postgres. */
 static const char *pg_as_user(void)
@@ -466,6 +466,7 @@ static const char *pg_as_user(void)
 static void pg_start(int port)
 {
     char dir[T_DIR_MAX + 8], cmd[T_CMD_MAX], log[T_OUT_MAX];
+    harness_pg_bin(pg_bin, sizeof pg_bin);
     path_in_tmp(dir, sizeof dir, "pg");
     cr_assert_eq(mkdir(dir, 0700), 0);
     cr_assert_eq(chmod(tmp_dir, 0755), 0);
@@ -474,10 +475,10 @@ static void pg_start(int port)
         cr_assert_eq(system(cmd), 0);
     }
     snprintf(cmd, sizeof cmd,
-             "%s" PG_BIN "/initdb -D '%s/data' -U hodei --auth=trust --no-locale -E UTF8 "
-             "--no-sync >'%s/setup.log' 2>&1 && %s" PG_BIN "/pg_ctl -D '%s/data' -l '%s/pg.log' "
+             "%s%s/initdb -D '%s/data' -U hodei --auth=trust --no-locale -E UTF8 "
+             "--no-sync >'%s/setup.log' 2>&1 && %s%s/pg_ctl -D '%s/data' -l '%s/pg.log' "
              "-w -o '-p %d -k %s -h 127.0.0.1' start >>'%s/setup.log' 2>&1",
-             pg_as_user(), dir, dir, pg_as_user(), dir, dir, port, dir, dir);
+             pg_as_user(), pg_bin, dir, dir, pg_as_user(), pg_bin, dir, dir, port, dir, dir);
     int rc = system(cmd);
     pg_running = true;
     snprintf(cmd, sizeof cmd, "%s/setup.log", dir);
@@ -491,9 +492,9 @@ static void pg_stop(void)
     if (!pg_running)
         return;
     snprintf(cmd, sizeof cmd,
-             "%s" PG_BIN "/pg_ctl -D '%s/pg/data' -m immediate -w stop "
+             "%s%s/pg_ctl -D '%s/pg/data' -m immediate -w stop "
              ">/dev/null 2>&1",
-             pg_as_user(), tmp_dir);
+             pg_as_user(), pg_bin, tmp_dir);
     if (system(cmd) != 0)
         fprintf(stderr, "pg_ctl stop failed for %s/pg\n", tmp_dir);
     pg_running = false;

@@ -33,13 +33,15 @@ static bool pid_gone(pid_t pid)
     return rp && rp[1] == ' ' && rp[2] == 'Z';
 }
 
-static pid_t pid_from_file(harness_stack *st, const char *rel)
+/* The pid on the first line of path (a shell word: may name the stack's
+ * HODEI_STATE_DIR or HODEI_PG_DATA). */
+static pid_t pid_from_file(harness_stack *st, const char *path)
 {
     char out[64];
-    cr_assert_eq(harness_sh(st, out, sizeof out, "head -n 1 \"$HODEI_STATE_DIR/%s\"", rel), 0);
+    cr_assert_eq(harness_sh(st, out, sizeof out, "head -n 1 \"%s\"", path), 0);
     out[strcspn(out, "\n")] = '\0';
     int64_t v = 0;
-    cr_assert(hodei_parse_i64(out, 1, INT32_MAX, &v), "pid in %s: '%s'", rel, out);
+    cr_assert(hodei_parse_i64(out, 1, INT32_MAX, &v), "pid in %s: '%s'", path, out);
     return (pid_t)v;
 }
 
@@ -49,14 +51,20 @@ static bool dir_exists(const char *dir)
     return stat(dir, &sb) == 0;
 }
 
-/* Waits until the dir and every pid are gone. */
-static bool all_gone(const char *dir, const pid_t *pids, int n)
+typedef struct {
+    char dir[512];     /* the state folder */
+    char pg_home[512]; /* PostgreSQL's folder: the state folder, or its own as root */
+    pid_t pids[3];     /* nats, postgres, product process */
+} stack_seen;
+
+/* Waits until both folders and every pid are gone. */
+static bool all_gone(const stack_seen *seen)
 {
     int64_t deadline = hodei_mono_ms() + TEST_GONE_WAIT_MS;
     for (;;) {
-        bool gone = !dir_exists(dir);
-        for (int i = 0; i < n; i++)
-            gone = gone && pid_gone(pids[i]);
+        bool gone = !dir_exists(seen->dir) && !dir_exists(seen->pg_home);
+        for (size_t i = 0; i < sizeof seen->pids / sizeof seen->pids[0]; i++)
+            gone = gone && pid_gone(seen->pids[i]);
         if (gone)
             return true;
         if (hodei_mono_ms() >= deadline)
@@ -65,19 +73,18 @@ static bool all_gone(const char *dir, const pid_t *pids, int n)
     }
 }
 
-typedef struct {
-    char dir[512];
-    pid_t pids[3]; /* nats, postgres, product process */
-} stack_seen;
-
 static void stack_observe(harness_stack *st, harness_proc *p, stack_seen *seen)
 {
     const char *argv[] = {"/bin/sh", "-c", "echo started; exec sleep 300", NULL};
     harness_proc_start(st, p, argv, NULL);
     cr_assert(harness_log_contains(p, "started", 10000));
     hodei_strlcpy(seen->dir, st->state_dir, sizeof seen->dir);
-    seen->pids[0] = pid_from_file(st, "nats.pid");
-    seen->pids[1] = pid_from_file(st, "pg/postmaster.pid");
+    hodei_strlcpy(seen->pg_home, st->pg_data, sizeof seen->pg_home);
+    char *slash = strrchr(seen->pg_home, '/');
+    cr_assert(slash && slash != seen->pg_home, "pg_data %s", st->pg_data);
+    *slash = '\0';
+    seen->pids[0] = pid_from_file(st, "$HODEI_STATE_DIR/nats.pid");
+    seen->pids[1] = pid_from_file(st, "$HODEI_PG_DATA/postmaster.pid");
     seen->pids[2] = p->pid;
 }
 
@@ -90,7 +97,7 @@ Test(harness, stop_leaves_nothing_and_is_idempotent)
     stack_observe(&st, &p, &seen);
     cr_assert_eq(harness_sql_i64(&st, "SELECT 40 + 2"), 42);
     harness_stack_stop(&st);
-    cr_assert(all_gone(seen.dir, seen.pids, 3), "something of %s survived stop", seen.dir);
+    cr_assert(all_gone(&seen), "something of %s survived stop", seen.dir);
     harness_stack_stop(&st); /* second stop: harmless */
     cr_assert_not(harness_proc_alive(&p));
 }
@@ -145,5 +152,5 @@ Test(harness, crashed_test_leaves_nothing)
     waitpid(child, &status, 0);
     cr_assert_eq(n, (ssize_t)sizeof seen, "the crashing child did not start its stack");
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
-    cr_assert(all_gone(seen.dir, seen.pids, 3), "something of %s survived a crash", seen.dir);
+    cr_assert(all_gone(&seen), "something of %s survived a crash", seen.dir);
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/hodei-stack driven as an operator would: up, env, status, a second
 # up, stopping and starting each server, down keeping data, down --purge,
-# bad usage. Real nats-server and PostgreSQL; CTest sets HODEI_ROOT/HODEI_BIN.
+# bad usage, PostgreSQL's files where its user reaches them, a state folder
+# deleted without down. Real nats-server and PostgreSQL; CTest sets
+# HODEI_ROOT/HODEI_BIN.
 set -euo pipefail
 : "${HODEI_ROOT:?set HODEI_ROOT to the source tree}" "${HODEI_BIN:?set HODEI_BIN to the built binaries}"
 
@@ -9,9 +11,10 @@ S=$HODEI_ROOT/scripts/hodei-stack
 DIR=$(mktemp -d /tmp/hodei-stacktest-XXXXXX)
 DIR2=$(mktemp -d /tmp/hodei-stacktest-XXXXXX)
 DIR3=$(mktemp -d /tmp/hodei-stacktest-XXXXXX)
+DIR4=$(mktemp -d /tmp/hodei-stacktest-XXXXXX)
 
 cleanup() {
-  for d in "$DIR" "$DIR2" "$DIR3"; do
+  for d in "$DIR" "$DIR2" "$DIR3" "$DIR4"; do
     "$S" down --purge --state-dir "$d" >/dev/null 2>&1 || true
     rm -rf "$d"
   done
@@ -25,7 +28,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 sql() { (set -a; . "$1/env"; psql -X -q -tA -v ON_ERROR_STOP=1 -d "$HODEI_DATABASE_URL" -c "$2"); }
 envval() { sed -n "s/^$2=//p" "$1/env"; }
 nats_pid() { cat "$1/nats.pid"; }
-pg_pid() { head -n 1 "$1/pg/postmaster.pid"; }
+pg_data() { envval "$1" HODEI_PG_DATA; }
+pg_pid() { head -n 1 "$(pg_data "$1")/postmaster.pid"; }
 
 # listeners on port $1 are all on 127.0.0.1
 loopback_only() {
@@ -72,6 +76,22 @@ if [ "$(id -u)" -eq 0 ]; then
   [ "$(ps -o user= -p "$(pg_pid "$DIR")")" = postgres ] || fail "postgres does not run as user postgres"
 fi
 
+step "PostgreSQL's files are where its user reaches them"
+PGD=$(pg_data "$DIR")
+[ -f "$PGD/PG_VERSION" ] || fail "HODEI_PG_DATA=$PGD holds no cluster"
+[ "$(cat "$PGD/PG_VERSION")" = "$(basename "$(dirname "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)")")" ] ||
+  fail "the cluster is not of the newest installed PostgreSQL"
+if [ "$(id -u)" -eq 0 ]; then
+  # The state folder stays 0700 (mktemp's): postgres never enters it.
+  [ "$(stat -c %a "$DIR")" = 700 ] || fail "state folder mode changed to $(stat -c %a "$DIR")"
+  case "$PGD" in /var/lib/hodei/stacks/*/pg) ;; *) fail "as root, data in $PGD" ;; esac
+  [ "$(stat -c %U "$(dirname "$PGD")")" = postgres ] || fail "$(dirname "$PGD") not owned by postgres"
+  [ "$(cat "$(dirname "$PGD")/state-dir")" = "$DIR" ] || fail "no state-dir note in $(dirname "$PGD")"
+  runuser -u postgres -- test -w "$PGD/postmaster.pid" || fail "postgres cannot reach its data"
+else
+  [ "$PGD" = "$DIR/pg" ] || fail "data in $PGD, not in the state folder"
+fi
+
 step "status tells the truth"
 out=$("$S" status --state-dir "$DIR") || fail "status exited $? with both up"
 echo "$out"
@@ -114,7 +134,7 @@ kill -0 "$npid" 2>/dev/null && fail "nats-server survived down"
 kill -0 "$ppid" 2>/dev/null && fail "postgres survived down"
 rc=0; "$S" status --state-dir "$DIR" >/dev/null || rc=$?
 [ $rc -eq 3 ] || fail "status exit $rc after down"
-[ -d "$DIR/pg" ] || fail "down removed the data"
+[ -d "$PGD" ] || fail "down removed the data"
 "$S" up --state-dir "$DIR" --bin "$HODEI_BIN" >/dev/null || fail "up after down exited $?"
 [ "$(sql "$DIR" "SELECT count(*) FROM audit_log WHERE action = 'kept'")" = 1 ] || fail "row lost across down/up"
 
@@ -129,11 +149,30 @@ step "down --purge removes everything"
 npid=$(nats_pid "$DIR"); ppid=$(pg_pid "$DIR")
 "$S" down --purge --state-dir "$DIR"
 [ -e "$DIR" ] && fail "purge left $DIR"
+[ -e "$(dirname "$PGD")" ] && fail "purge left $(dirname "$PGD")"
 kill -0 "$npid" 2>/dev/null && fail "nats-server survived down --purge"
 kill -0 "$ppid" 2>/dev/null && fail "postgres survived down --purge"
 rc=0; "$S" status --state-dir "$DIR" >/dev/null || rc=$?
 [ $rc -eq 3 ] || fail "status exit $rc with no stack"
 "$S" down --state-dir "$DIR" >/dev/null || fail "down of nothing is not harmless"
+
+if [ "$(id -u)" -eq 0 ]; then   # (as another user the data goes with the folder)
+step "a state folder deleted without down: the next up starts afresh, down --purge cleans"
+"$S" up --state-dir "$DIR4" --bin "$HODEI_BIN" >/dev/null || fail "up in $DIR4"
+sql "$DIR4" "INSERT INTO audit_log (actor, action, object_type, object_id) VALUES ('t', 'old', 'x', '1')" >/dev/null
+ppid=$(pg_pid "$DIR4"); npid=$(nats_pid "$DIR4"); PGD4=$(pg_data "$DIR4")
+rm -rf "$DIR4"; mkdir -m 0700 "$DIR4"
+"$S" up --state-dir "$DIR4" --bin "$HODEI_BIN" >/dev/null || fail "up after the folder was deleted"
+kill -0 "$ppid" 2>/dev/null && fail "the old postgres still runs"
+kill -0 "$npid" 2>/dev/null && fail "the old nats-server still runs"
+[ "$(sql "$DIR4" "SELECT count(*) FROM audit_log")" = 0 ] || fail "the new stack has the old one's data"
+ppid=$(pg_pid "$DIR4"); npid=$(nats_pid "$DIR4")
+rm -rf "$DIR4"
+"$S" down --purge --state-dir "$DIR4" >/dev/null || fail "down --purge of a deleted folder"
+kill -0 "$ppid" 2>/dev/null && fail "postgres survived down --purge of a deleted folder"
+kill -0 "$npid" 2>/dev/null && fail "nats-server survived down --purge of a deleted folder"
+[ -e "$(dirname "$PGD4")" ] && fail "down --purge left $PGD4"
+fi
 
 step "clear refusals"
 rc=0; "$S" frobnicate >/dev/null 2>&1 || rc=$?
@@ -148,5 +187,9 @@ rc=0; out=$("$S" up --state-dir "$DIR3" --bin "$HODEI_BIN" 2>&1) || rc=$?
 [ $rc -eq 1 ] || fail "up in a foreign folder exit $rc"
 rc=0; "$S" down --purge --state-dir "$DIR3" >/dev/null 2>&1 || rc=$?
 [ -f "$DIR3/precious" ] || fail "down --purge deleted a folder that is not a stack"
+rc=0; out=$(HODEI_STACK_PG_BIN=/nonexistent "$S" up --state-dir "$DIR4" --bin "$HODEI_BIN" 2>&1) || rc=$?
+[ $rc -eq 1 ] || fail "up with a bad HODEI_STACK_PG_BIN exit $rc"
+echo "$out" | grep -q "HODEI_STACK_PG_BIN=/nonexistent holds no initdb" || fail "unclear message: $out"
+"$S" down --purge --state-dir "$DIR4" >/dev/null
 
 echo "stack: all checks passed"
