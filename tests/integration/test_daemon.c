@@ -474,11 +474,13 @@ static void pg_start(int port)
         snprintf(cmd, sizeof cmd, "chown postgres: '%s'", dir);
         cr_assert_eq(system(cmd), 0);
     }
-    snprintf(cmd, sizeof cmd,
-             "%s%s/initdb -D '%s/data' -U hodei --auth=trust --no-locale -E UTF8 "
-             "--no-sync >'%s/setup.log' 2>&1 && %s%s/pg_ctl -D '%s/data' -l '%s/pg.log' "
-             "-w -o '-p %d -k %s -h 127.0.0.1' start >>'%s/setup.log' 2>&1",
-             pg_as_user(), pg_bin, dir, dir, pg_as_user(), pg_bin, dir, dir, port, dir, dir);
+    int n =
+        snprintf(cmd, sizeof cmd,
+                 "%s%s/initdb -D '%s/data' -U hodei --auth=trust --no-locale -E UTF8 "
+                 "--no-sync >'%s/setup.log' 2>&1 && %s%s/pg_ctl -D '%s/data' -l '%s/pg.log' "
+                 "-w -o '-p %d -k %s -h 127.0.0.1' start >>'%s/setup.log' 2>&1",
+                 pg_as_user(), pg_bin, dir, dir, pg_as_user(), pg_bin, dir, dir, port, dir, dir);
+    cr_assert(n > 0 && (size_t)n < sizeof cmd, "initdb command too long");
     int rc = system(cmd);
     pg_running = true;
     snprintf(cmd, sizeof cmd, "%s/setup.log", dir);
@@ -491,11 +493,10 @@ static void pg_stop(void)
     char cmd[T_CMD_MAX];
     if (!pg_running)
         return;
-    snprintf(cmd, sizeof cmd,
-             "%s%s/pg_ctl -D '%s/pg/data' -m immediate -w stop "
-             ">/dev/null 2>&1",
-             pg_as_user(), pg_bin, tmp_dir);
-    if (system(cmd) != 0)
+    int n = snprintf(cmd, sizeof cmd,
+                     "%s%s/pg_ctl -D '%s/pg/data' -m immediate -w stop >/dev/null 2>&1",
+                     pg_as_user(), pg_bin, tmp_dir);
+    if (n < 0 || (size_t)n >= sizeof cmd || system(cmd) != 0)
         fprintf(stderr, "pg_ctl stop failed for %s/pg\n", tmp_dir);
     pg_running = false;
 }
