@@ -142,8 +142,9 @@ struct prov_driver_ops {
 };
 
 /* The drivers built into this provisioner. */
-extern const prov_driver_ops prov_process_ops;    /* provider_process.c */
-extern const prov_driver_ops prov_kubernetes_ops; /* provider_k8s.c */
+extern const prov_driver_ops prov_process_ops;     /* provider_process.c */
+extern const prov_driver_ops prov_kubernetes_ops;  /* provider_k8s.c */
+extern const prov_driver_ops prov_firecracker_ops; /* provider_firecracker.c */
 
 /* The driver type for a providers.type value, or NULL when this build has none. */
 const prov_driver_ops *prov_driver_ops_find(const char *type);

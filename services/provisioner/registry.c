@@ -28,6 +28,7 @@ struct prov_registry {
 static const prov_driver_ops *const reg_drivers[] = {
     &prov_process_ops,
     &prov_kubernetes_ops,
+    &prov_firecracker_ops,
     NULL,
 };
 
