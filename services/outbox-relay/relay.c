@@ -212,6 +212,8 @@ static hodei_status relay_db_open(relay *r, hodei_err *err)
 {
     hodei_status st = hodei_db_connect(r->common->database_url,
                                        r->common->database_connect_timeout_ms, &r->conn, err);
+    if (st == HODEI_OK)
+        st = hodei_db_lock_session(r->conn, err); /* a vanished host frees the lock */
     if (st != HODEI_OK)
         return st;
     /* A lost "published" mark only means one more (deduplicated) publish. */

@@ -33,7 +33,8 @@ static hodei_status sup_leader_open(sup *s, hodei_err *err)
     }
     sup_i64_text(SUP_LOCK_TIMEOUT_MS, lock_ms);
     sup_i64_text(SUP_STATEMENT_TIMEOUT_MS, stmt_ms);
-    return hodei_db_exec(s->conn, SUP_SESSION_SQL, 2, params, NULL, err);
+    st = hodei_db_lock_session(s->conn, err); /* a vanished host frees the lock */
+    return st == HODEI_OK ? hodei_db_exec(s->conn, SUP_SESSION_SQL, 2, params, NULL, err) : st;
 }
 
 void sup_leader_drop(sup *s, const char *why)

@@ -33,6 +33,16 @@ void hodei_db_release(hodei_db *db, PGconn *conn, bool broken);
 /* One open connection outside any pool (for LISTEN, advisory locks, tools). */
 hodei_status hodei_db_connect(const char *url, int64_t connect_timeout_ms, PGconn **out,
                               hodei_err *err);
+/* Makes conn fit to hold a session advisory lock that elects a leader (the
+ * relay, the supervisor): the server probes an idle client every few
+ * seconds (tcp_keepalives_*) and drops one that does not acknowledge what
+ * it sent (tcp_user_timeout), so when the leader's host vanishes (power,
+ * network) its session, and with it the lock, is gone in about
+ * HODEI_DB_LOCK_DEAD_S seconds instead of the kernel's two hours; a standby
+ * then takes over. Over a Unix socket the settings do nothing (a local
+ * peer's death closes the socket at once). */
+#define HODEI_DB_LOCK_DEAD_S 15
+hodei_status hodei_db_lock_session(PGconn *conn, hodei_err *err);
 
 /* Runs sql with text parameters (NULL entry = SQL NULL). On success *res
  * holds the result (PQclear it); res may be NULL when no rows are wanted.
