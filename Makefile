@@ -3,6 +3,7 @@
 #   make        release build into build/                (build deps only)
 #   make test   build under ASan+UBSan, run every test   (+ servers, Node, lint)
 #   make bench  release build, then the benchmark        (+ servers)
+#   make chaos  scale-out chaos test, 5,000 jobs, 3 runs  (+ servers, Node)
 #   make demo   local stack + all daemons + one job      (+ servers)
 #   make lint   scripts/lint                             (+ clang-format)
 #   make clean
@@ -10,7 +11,7 @@ BUILD      ?= build
 TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 
-.PHONY: all build test bench demo clean lint
+.PHONY: all build test bench chaos demo clean lint
 
 all: build
 
@@ -30,6 +31,13 @@ test:
 bench: build
 	@./scripts/bootstrap run
 	@./bench/run $(BUILD)
+	@./bench/scale $(BUILD)
+
+chaos:
+	@./scripts/bootstrap test
+	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHODEI_SANITIZE=ON >/dev/null
+	@cmake --build $(TEST_BUILD) -j $(JOBS)
+	@./scripts/chaos $(TEST_BUILD) 3 5000
 
 demo: build
 	@./scripts/bootstrap run

@@ -319,20 +319,31 @@ static bool fl_transient(hodei_grpc_code code)
            code == HODEI_GRPC_CANCELLED;
 }
 
-/* A fresh channel: gRPC's own backoff would answer from its cache. */
-static void fl_channel_renew(edge_handle *e)
+static hodei_rpc_channel *fl_channel(const fleet *f, int i)
 {
-    hodei_rpc_channel_opts o = {.target = e->target};
+    hodei_rpc_channel_opts o = {.target = f->m[FL_EDGE][i].edge.target};
     hodei_rpc_channel *ch = NULL;
     hodei_err err;
-    if (hodei_rpc_channel_create(&o, &ch, &err) == HODEI_OK) {
-        hodei_rpc_channel_destroy(e->ch);
-        e->ch = ch;
-    }
+    cr_assert_eq(hodei_rpc_channel_create(&o, &ch, &err), HODEI_OK, "%s", err.msg);
+    return ch;
 }
 
-bool fleet_queue(fleet *f, int at, const char *script, int max_attempts, const char *key,
-                 char id_out[37], int64_t timeout_ms)
+void fleet_client_init(fleet *f, fleet_client *c)
+{
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < f->count[FL_EDGE]; i++)
+        c->ch[i] = fl_channel(f, i);
+}
+
+void fleet_client_fini(fleet *f, fleet_client *c)
+{
+    for (int i = 0; i < f->count[FL_EDGE]; i++)
+        hodei_rpc_channel_destroy(c->ch[i]);
+    memset(c, 0, sizeof *c);
+}
+
+bool fleet_queue(fleet *f, fleet_client *c, int at, const char *script, int max_attempts,
+                 const char *key, char id_out[37], int64_t timeout_ms)
 {
     Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
     Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
@@ -349,12 +360,12 @@ bool fleet_queue(fleet *f, int at, const char *script, int max_attempts, const c
     int64_t until = hodei_mono_ms() + timeout_ms;
     int n = f->count[FL_EDGE];
     for (int tries = 0; hodei_mono_ms() < until; tries++) {
-        edge_handle *e = &f->m[FL_EDGE][(at + tries) % n].edge;
+        int i = (at + tries) % n;
         hodei_rpc_result res;
         hodei_err err;
         ProtobufCMessage *out = NULL;
         hodei_status st =
-            hodei_rpc_unary(e->ch, "/hodei.v1.JobExecutionService/QueueJob", &req.base,
+            hodei_rpc_unary(c->ch[i], "/hodei.v1.JobExecutionService/QueueJob", &req.base,
                             &hodei__v1__queue_job_response__descriptor, 5000, &out, &res, &err);
         if (st == HODEI_OK && res.code == HODEI_GRPC_OK && out) {
             hodei_strlcpy(id_out, ((Hodei__V1__QueueJobResponse *)out)->job_id, 37);
@@ -365,7 +376,8 @@ bool fleet_queue(fleet *f, int at, const char *script, int max_attempts, const c
             protobuf_c_message_free_unpacked(out, NULL);
         cr_assert(st != HODEI_OK || fl_transient(res.code), "QueueJob refused: %s: %s",
                   hodei_grpc_code_str(res.code), res.message);
-        fl_channel_renew(e);
+        hodei_rpc_channel_destroy(c->ch[i]); /* a fresh one: no cached failure */
+        c->ch[i] = fl_channel(f, i);
         if (tries % n == n - 1)
             hodei_sleep_ms(100);
     }

@@ -72,10 +72,19 @@ int64_t fleet_sql(fleet *f, const char *fmt, ...) __attribute__((format(printf, 
 bool fleet_wait_sql(fleet *f, int64_t want, int64_t timeout_ms, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* A client's own channels to every edge (one per thread: a channel that
+ * failed is replaced, as careful clients do, and gRPC's own reconnect
+ * backoff would answer from its cache). */
+typedef struct {
+    hodei_rpc_channel *ch[FLEET_MAX];
+} fleet_client;
+void fleet_client_init(fleet *f, fleet_client *c);
+void fleet_client_fini(fleet *f, fleet_client *c);
+
 /* QueueJob of `sh -c script` (max_attempts) with idempotency key `key`,
  * on edge `at` first, then on the others while one is unreachable; the job
  * id in id_out. Returns false when no edge took it within timeout_ms. */
-bool fleet_queue(fleet *f, int at, const char *script, int max_attempts, const char *key,
-                 char id_out[37], int64_t timeout_ms);
+bool fleet_queue(fleet *f, fleet_client *c, int at, const char *script, int max_attempts,
+                 const char *key, char id_out[37], int64_t timeout_ms);
 
 #endif

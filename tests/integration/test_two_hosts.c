@@ -81,11 +81,14 @@ Test(two_hosts, neither_provisioner_takes_the_others_workers_for_lost_and_a_job_
     char file[700], script[900], ids[40][37];
     snprintf(file, sizeof file, "%s/ran.txt", fl.stack.state_dir);
     snprintf(script, sizeof script, "sleep 0.2; echo \"$HODEI_JOB_ID\" >> '%s'", file);
+    fleet_client client;
+    fleet_client_init(&fl, &client);
     for (int i = 0; i < 40; i++) {
         char key[HODEI_ID_BUF];
         hodei_id_new(key);
-        cr_assert(fleet_queue(&fl, 0, script, 1, key, ids[i], 30000), "QueueJob %d", i);
+        cr_assert(fleet_queue(&fl, &client, 0, script, 1, key, ids[i], 30000), "QueueJob %d", i);
     }
+    fleet_client_fini(&fl, &client);
     cr_assert(
         fleet_wait_sql(&fl, 40, 120000, "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'"),
         "every job succeeds at its only attempt");
