@@ -6,8 +6,9 @@
  *     QueueJob answered -> the job's process running, one job at a time on
  *     warm workers. The job is `hodei-bench-stamp FILE` (beside this
  *     program), which appends "<job id> <wall µs>" as its first act.
- *   hodei-bench-jobs throughput --target H:P --db URL [--jobs N] [--clients C]
- *     N trivial jobs (`true`) queued by C clients; time until all SUCCEEDED.
+ *   hodei-bench-jobs throughput --target H:P[,H:P...] --db URL [--jobs N] [--clients C]
+ *     N trivial jobs (`true`) queued by C clients (spread over the edges
+ *     given); time until all SUCCEEDED.
  *   hodei-bench-jobs coldstart --target H:P --db URL --stamp FILE [--jobs N]
  *     as dispatch, but each job waits until no worker is alive first, so a
  *     worker is provisioned for it. */
@@ -142,13 +143,32 @@ typedef struct {
     const bj_opts *o;
     int64_t count;
     atomic_int *failed;
+    int index; /* client i uses the (i mod n)-th of --target a,b,... */
 } bj_client;
+
+/* The n-th address of a comma-separated list (wrapping around). */
+static void bj_target_nth(const char *list, int n, char *out, size_t out_len)
+{
+    int count = 1;
+    for (const char *p = list; *p; p++)
+        count += *p == ',';
+    const char *p = list;
+    for (int i = 0; i < n % count; i++)
+        p = strchr(p, ',') + 1;
+    size_t len = strcspn(p, ",");
+    if (len >= out_len)
+        len = out_len - 1;
+    memcpy(out, p, len);
+    out[len] = '\0';
+}
 
 static void *bj_client_main(void *arg)
 {
     bj_client *c = arg;
     hodei_rpc_channel *ch = NULL;
-    hodei_rpc_channel_opts co = {.target = c->o->target};
+    char target[256];
+    bj_target_nth(c->o->target, c->index, target, sizeof target);
+    hodei_rpc_channel_opts co = {.target = target};
     hodei_err err;
     char *argv[] = {"true"};
     if (hodei_rpc_channel_create(&co, &ch, &err) != HODEI_OK)
@@ -174,7 +194,7 @@ static int bj_throughput(const bj_opts *o, PGconn *pg)
     int64_t before = bj_sql(pg, "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'");
     int64_t t0 = hodei_mono_ns();
     for (int i = 0; i < o->clients; i++) {
-        cs[i] = (bj_client){o, o->jobs / o->clients, &failed};
+        cs[i] = (bj_client){o, o->jobs / o->clients, &failed, i};
         pthread_create(&th[i], NULL, bj_client_main, &cs[i]);
     }
     for (int i = 0; i < o->clients; i++)
