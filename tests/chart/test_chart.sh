@@ -11,7 +11,8 @@ here="$root/tests/chart"
 chart="$root/charts/hodei"
 tools=$("$root/scripts/get-helm")
 helm="$tools/helm"
-[ -d "$here/node_modules/kubernetes-models" ] || (cd "$here" && npm install --no-audit --no-fund --silent)
+cd "$here" # node resolves the packages from here (the inline script below too)
+[ -d node_modules/kubernetes-models ] || npm install --no-audit --no-fund --silent
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fails=0
@@ -82,7 +83,7 @@ for (const docs of [def, multi]) {
   const role = of(docs, "Role")[0];
   const rules = JSON.stringify(role.rules);
   check(rules === JSON.stringify([{ apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "list", "watch", "delete"] },
-    { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get", "delete"] }]), `least RBAC: pods and secrets only ${rules}`);
+    { apiGroups: [""], resources: ["secrets"], verbs: ["create", "patch", "delete"] }]), `least RBAC: pods and secrets only ${rules}`);
   const job = of(docs, "Job")[0];
   check(job.metadata.annotations["helm.sh/hook"] === "pre-install,pre-upgrade", "migration Job is a pre-install/pre-upgrade hook");
   check(job.spec.template.spec.containers[0].command[0] === "hodei-migrate", "migration Job runs hodei-migrate");
