@@ -8,9 +8,8 @@
  *
  * Worker labels become placement: a label "toleration:<taint key>" with
  * value "[<value>]:<effect>" (or "" = tolerate any effect of that key)
- * becomes a toleration; every other label except "image" becomes a
- * nodeSelector entry (a job's constraints are labels its worker must have,
- * so the Pod must land on a node that has them). */
+ * becomes a toleration; every other label becomes a nodeSelector entry (a job's constraints are
+ * labels its worker must have, so the Pod must land on a node that has them). */
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,7 +128,7 @@ static hodei_status k8s_placement(const k8s_pod_ctx *c, const prov_worker_spec *
     json_object_foreach(labels, key, val)
     {
         const char *v = json_string_value(val);
-        if (!v || strcmp(key, PROV_LABEL_IMAGE) == 0)
+        if (!v)
             continue;
         if (strncmp(key, K8S_TOLERATION_PREFIX, plen) == 0)
             st = k8s_toleration(key + plen, v, tol, err);

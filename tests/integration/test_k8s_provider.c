@@ -24,158 +24,44 @@
 
 #include "hodei/time.h"
 #include "k8s_int.h"
+#include "kube_fake.h"
 #include "prov_http.h"
 #include "provider.h"
 
 #define T_WAIT_MS 20000
-#define T_TOKEN "sa-token-3f9a"
 #define T_OTP "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define T_WORKER "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
-#define T_NS "hodei-test"
 
-static char g_dir[256];
-static pid_t g_fake;
-static int g_port, g_ctl;
-
-/* ------------------------------------------------------------ set-up */
-
-static void t_write(const char *path, const char *text, mode_t mode)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f, "%s: %s", path, strerror(errno));
-    fputs(text, f);
-    fclose(f);
-    chmod(path, mode);
-}
-
-static void t_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void t_sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    cr_assert(rc == 0, "command failed (%d): %s", rc, cmd);
-}
-
-/* A CA, a server certificate for 127.0.0.1 and a client certificate. */
-static void t_pki(void)
-{
-    t_sh("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2"
-         " -subj /CN=test-ca >/dev/null 2>&1"
-         " && openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=apiserver"
-         " >/dev/null 2>&1 && printf 'subjectAltName=IP:127.0.0.1\\n' > srv.ext"
-         " && openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt"
-         " -days 2 -extfile srv.ext >/dev/null 2>&1"
-         " && openssl req -newkey rsa:2048 -nodes -keyout cli.key -out cli.csr"
-         " -subj /CN=hodei-provisioner >/dev/null 2>&1"
-         " && openssl x509 -req -in cli.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out cli.crt"
-         " -days 2 >/dev/null 2>&1",
-         g_dir);
-}
-
-/* The stand-in worker: records its environment, sleeps until killed. */
-static const char t_worker_sh[] = "#!/bin/sh\n"
-                                  "d=\"$(dirname \"$0\")\"\n"
-                                  "env | sort > \"$d/env-$HODEI_WORKER_ID.tmp\"\n"
-                                  "mv \"$d/env-$HODEI_WORKER_ID.tmp\" \"$d/env-$HODEI_WORKER_ID\"\n"
-                                  "exec sleep 600\n";
-
-static void t_fake_start(bool client_certs)
-{
-    char path[512], out[512], line[256] = "";
-    snprintf(path, sizeof path, "%s/worker.sh", g_dir);
-    t_write(path, t_worker_sh, 0755);
-    snprintf(out, sizeof out, "%s/fake.out", g_dir);
-    g_fake = fork();
-    cr_assert(g_fake >= 0);
-    if (g_fake == 0) {
-        char script[512], cert[300], key[300], ca[300], log[300];
-        const char *root = getenv("HODEI_ROOT");
-        snprintf(script, sizeof script, "%s/tests/clients/kube-apiserver.mjs", root);
-        snprintf(cert, sizeof cert, "%s/srv.crt", g_dir);
-        snprintf(key, sizeof key, "%s/srv.key", g_dir);
-        snprintf(ca, sizeof ca, "%s/ca.crt", g_dir);
-        snprintf(log, sizeof log, "%s/fake.log", g_dir);
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        setpgid(0, 0);
-        if (client_certs)
-            execlp("node", "node", script, "--cert", cert, "--key", key, "--token", T_TOKEN,
-                   "--client-ca", ca, "--worker-bin", path, "--log", log, (char *)NULL);
-        else
-            execlp("node", "node", script, "--cert", cert, "--key", key, "--token", T_TOKEN,
-                   "--worker-bin", path, "--log", log, (char *)NULL);
-        _exit(127);
-    }
-    int64_t deadline = hodei_mono_ms() + 60000;
-    for (;;) {
-        FILE *f = fopen(out, "r");
-        if (f) {
-            if (!fgets(line, sizeof line, f))
-                line[0] = '\0';
-            fclose(f);
-        }
-        if (sscanf(line, "{\"port\":%d,\"control\":%d}", &g_port, &g_ctl) == 2)
-            break;
-        cr_assert(hodei_mono_ms() < deadline && waitpid(g_fake, NULL, WNOHANG) == 0,
-                  "the fake API server did not start: %s", line);
-        hodei_sleep_ms(50);
-    }
-}
+static kube_fake g_kf;
+#define g_dir g_kf.dir
+#define g_port g_kf.port
+#define T_TOKEN KF_TOKEN
+#define T_NS KF_NS
 
 static void t_setup_dir(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/hodei-k8s-test-XXXXXX");
-    cr_assert(mkdtemp(g_dir), "mkdtemp: %s", strerror(errno));
-    t_pki();
+    kf_setup(&g_kf);
 }
 
 static void t_teardown(void)
 {
-    if (g_fake > 0) {
-        kill(-g_fake, SIGTERM);
-        waitpid(g_fake, NULL, 0);
-        g_fake = 0;
-    }
-    if (g_dir[0]) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", g_dir);
-    }
+    kf_stop(&g_kf);
 }
 
-/* A kubeconfig naming the fake, with the token or the client certificate. */
-static void t_kubeconfig(const char *path, bool client_cert, bool inline_data)
+static void t_fake_start(bool client_certs)
 {
-    char text[16384], ca_b64[8192] = "";
-    if (inline_data) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "base64 -w0 %s/ca.crt", g_dir);
-        FILE *p = popen(cmd, "r");
-        cr_assert(p && fgets(ca_b64, sizeof ca_b64, p));
-        pclose(p);
-    }
-    char ca_line[8400];
-    if (inline_data)
-        snprintf(ca_line, sizeof ca_line, "    certificate-authority-data: %s\n", ca_b64);
-    else
-        snprintf(ca_line, sizeof ca_line, "    certificate-authority: ca.crt\n");
-    snprintf(text, sizeof text,
-             "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
-             "clusters:\n- name: fake\n  cluster:\n    server: https://127.0.0.1:%d\n%s"
-             "contexts:\n- name: other\n  context: {cluster: nowhere, user: nobody}\n"
-             "- name: test\n  context:\n    cluster: fake\n    user: me\n    namespace: " T_NS "\n"
-             "users:\n- name: me\n  user:\n%s",
-             g_port, ca_line,
-             client_cert ? "    client-certificate: cli.crt\n    client-key: cli.key\n"
-                         : "    token: " T_TOKEN "\n");
-    t_write(path, text, 0600);
+    kf_start(&g_kf, "", client_certs);
 }
+
+static json_t *t_ctl(const char *method, const char *path, const char *body)
+{
+    return kf_ctl(&g_kf, method, path, body);
+}
+
+#define t_find kf_find
+#define t_write kf_write
+#define t_sh kf_sh
+#define t_kubeconfig(p, c, i) kf_kubeconfig(&g_kf, p, c, i)
 
 static prov_driver *t_driver(const char *config_json)
 {
@@ -206,36 +92,6 @@ static prov_driver *t_driver_kubeconfig(void)
 }
 
 /* ------------------------------------------------------------ the fake's state */
-
-static json_t *t_ctl(const char *method, const char *path, const char *body)
-{
-    char base[64];
-    snprintf(base, sizeof base, "http://127.0.0.1:%d", g_ctl);
-    prov_http_target t = {.base_url = base, .timeout_ms = 10000};
-    prov_http_resp r;
-    hodei_err err = {0};
-    prov_http_resp_init(&r);
-    cr_assert_eq(prov_http_do(&t, method, path, body, NULL, &r, NULL, NULL, &err), HODEI_OK,
-                 "control %s: %s", path, err.msg);
-    json_error_t jerr;
-    json_t *j = json_loads(r.body.data, 0, &jerr);
-    cr_assert(j, "control %s: not JSON: %s", path, r.body.data);
-    prov_http_resp_fini(&r);
-    return j;
-}
-
-static json_t *t_find(json_t *state, const char *list, const char *name)
-{
-    size_t i;
-    json_t *o;
-    json_array_foreach(json_object_get(state, list), i, o)
-    {
-        const char *n = json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
-        if (n && strcmp(n, name) == 0)
-            return o;
-    }
-    return NULL;
-}
 
 static size_t t_count_requests(json_t *state, const char *method, const char *path_prefix,
                                const char *query_part)
@@ -295,7 +151,7 @@ static prov_worker_env t_env(const char *worker_id)
                  .storage_bytes = 1073741824,
                  .gpu_count = 1,
                  .architecture = "amd64",
-                 .labels_json = "{\"image\":\"python:3.12-slim\",\"disktype\":\"ssd\","
+                 .labels_json = "{\"disktype\":\"ssd\","
                                 "\"toleration:nvidia.com/gpu\":\":NoSchedule\"}"},
     };
     return env;
@@ -359,7 +215,6 @@ Test(k8s, pod_and_secret_as_specified_token_only_in_the_secret)
     json_t *sel = json_object_get(spec, "nodeSelector");
     cr_expect_str_eq(json_string_value(json_object_get(sel, "disktype")), "ssd");
     cr_expect_str_eq(json_string_value(json_object_get(sel, "pool")), "batch");
-    cr_expect_null(json_object_get(sel, "image"));
     char *tol = json_dumps(json_object_get(spec, "tolerations"), JSON_SORT_KEYS | JSON_COMPACT);
     cr_expect(strstr(tol, "{\"effect\":\"NoSchedule\",\"key\":\"dedicated\",\"operator\":"
                           "\"Equal\",\"value\":\"hodei\"}") &&
