@@ -194,6 +194,43 @@ Test(db, pool_acquire_exec_release_and_limits)
     hodei_db_destroy(db);
 }
 
+/* A leader's session (relay, supervisor) lets the server find a vanished
+ * client within seconds, and every connection asks libpq for keepalives:
+ * the lock of a dead host does not outlive it by the kernel's 2 hours. */
+Test(db, lock_sessions_probe_a_silent_client_within_seconds)
+{
+    PGconn *c = conn_open(stack.db_url);
+    hodei_err err;
+    PGresult *r = NULL;
+    cr_assert_eq(hodei_db_lock_session(c, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_eq(
+        hodei_db_exec(c,
+                      "SELECT current_setting('tcp_keepalives_idle'),"
+                      " current_setting('tcp_keepalives_interval'),"
+                      " current_setting('tcp_keepalives_count'),"
+                      " current_setting('tcp_user_timeout'), inet_client_addr() IS NOT NULL",
+                      0, NULL, &r, &err),
+        HODEI_OK, "%s", err.msg);
+    cr_assert_str_eq(hodei_db_get_str(r, 0, 4), "t", "the test talks TCP (settings apply)");
+    cr_expect_str_eq(hodei_db_get_str(r, 0, 0), "5");
+    cr_expect_str_eq(hodei_db_get_str(r, 0, 1), "2");
+    cr_expect_str_eq(hodei_db_get_str(r, 0, 2), "3");
+    cr_expect_str_eq(hodei_db_get_str(r, 0, 3), "12000"); /* ms */
+    PQclear(r);
+    PQconninfoOption *o = PQconninfo(c);
+    int found = 0;
+    for (PQconninfoOption *i = o; i && i->keyword; i++) {
+        if (strcmp(i->keyword, "keepalives_idle") == 0 && i->val)
+            found += strcmp(i->val, "10") == 0;
+        if (strcmp(i->keyword, "tcp_user_timeout") == 0 && i->val)
+            found += strcmp(i->val, "10000") == 0;
+    }
+    PQconninfoFree(o);
+    cr_expect_eq(found, 2,
+                 "libpq keepalives_idle 10 and tcp_user_timeout 10000 on every connection");
+    PQfinish(c);
+}
+
 Test(db, parameters_are_stored_literally)
 {
     PGconn *c = conn_open(stack.db_url);
