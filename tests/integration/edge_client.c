@@ -9,7 +9,7 @@
 #include "hodei/time.h"
 #include "hodei/util.h"
 
-#define EDGE_START_WAIT_MS 20000
+#define EDGE_START_WAIT_MS 60000 /* a restart under a loaded machine (sanitizers) */
 
 void edge_launch(harness_stack *st, edge_handle *e, const char *const *extra_env)
 {

@@ -13,7 +13,7 @@
 #include "hodei/time.h"
 #include "hodei/util.h"
 
-#define FL_START_WAIT_MS 30000
+#define FL_START_WAIT_MS 60000
 #define FL_STOP_WAIT_MS 20000
 
 static const char *const fl_bin[FL_KINDS] = {
