@@ -239,3 +239,19 @@ hodei_status k8s_watch(const k8s_api *api, const char *path, k8s_event_fn on_eve
     prov_http_resp_fini(&r);
     return st;
 }
+
+hodei_status k8s_readyz(const k8s_api *api, long *status_out, char *body, size_t body_len,
+                        hodei_err *err)
+{
+    prov_http_resp r;
+    prov_http_target t;
+    prov_http_resp_init(&r);
+    char *token = k8s_token(api->conn);
+    k8s_target(api, token, api->timeout_ms, &t);
+    hodei_status st = prov_http_do(&t, "GET", "/readyz", NULL, NULL, &r, NULL, NULL, err);
+    k8s_token_free(token);
+    *status_out = r.status;
+    snprintf(body, body_len, "%s", r.body.data ? r.body.data : "");
+    prov_http_resp_fini(&r);
+    return st;
+}

@@ -79,6 +79,9 @@ typedef struct {
  * Status object's message. */
 hodei_status k8s_call(const k8s_api *api, const char *method, const char *path, json_t *body,
                       const char *content_type, json_t **out, hodei_err *err);
+/* GET /readyz with the credentials (anonymous access may be off). */
+hodei_status k8s_readyz(const k8s_api *api, long *status_out, char *body, size_t body_len,
+                        hodei_err *err);
 /* A watch: streams newline-delimited events to on_event until the server
  * ends it, on_event returns false, or timeout_s passes. */
 typedef bool (*k8s_event_fn)(const char *type, json_t *object, void *ctx);

@@ -450,31 +450,19 @@ static hodei_status k8s_destroy_worker(prov_driver *drv, const char *worker_id, 
 static bool k8s_health(prov_driver *drv, char msg[PROV_HEALTH_MSG_MAX])
 {
     k8s_driver *kd = k8s_of(drv);
-    prov_http_resp r;
-    prov_http_target t = {
-        .base_url = kd->conn.server,
-        .ca_file = kd->conn.ca_file,
-        .ca_pem = kd->conn.ca_pem,
-        .cert_file = kd->conn.cert_file,
-        .key_file = kd->conn.key_file,
-        .cert_pem = kd->conn.cert_pem,
-        .key_pem = kd->conn.key_pem,
-        .insecure = kd->conn.insecure,
-        .timeout_ms = kd->api.timeout_ms,
-    };
     hodei_err err = {0};
-    prov_http_resp_init(&r);
-    hodei_status st = prov_http_do(&t, "GET", "/readyz", NULL, NULL, &r, NULL, NULL, &err);
-    bool ok = st == HODEI_OK && r.status == 200;
+    char body[96];
+    long status = 0;
+    hodei_status st = k8s_readyz(&kd->api, &status, body, sizeof body, &err);
+    bool ok = st == HODEI_OK && status == 200;
     if (st != HODEI_OK)
         snprintf(msg, PROV_HEALTH_MSG_MAX, "API server %.100s: %.120s", kd->conn.server, err.msg);
     else if (!ok)
         snprintf(msg, PROV_HEALTH_MSG_MAX, "API server %.100s: /readyz answered %ld: %.80s",
-                 kd->conn.server, r.status, r.body.data ? r.body.data : "");
+                 kd->conn.server, status, body);
     else
         snprintf(msg, PROV_HEALTH_MSG_MAX, "ok: %.100s (%s), namespace %.60s", kd->conn.server,
                  kd->conn.source, kd->conn.namespace);
-    prov_http_resp_fini(&r);
     return ok;
 }
 
