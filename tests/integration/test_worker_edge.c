@@ -621,6 +621,32 @@ Test(worker_edge, a_job_runs_end_to_end_and_a_stale_result_is_refused)
     hodei_rpc_stream_destroy(st);
 }
 
+/* A worker streaming a large output has its Heartbeats queued behind its log
+ * batches: every message it sends proves it alive, so its heartbeat time
+ * moves on while only log batches arrive. */
+Test(worker_edge, log_batches_alone_keep_a_worker_alive)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_ack(st, job, 1);
+    cr_assert_eq(sqlf("UPDATE workers SET last_heartbeat_at = NULL WHERE id = '%s' RETURNING 1", w),
+                 1);
+    char q[256];
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM workers WHERE id = '%s' AND last_heartbeat_at IS NOT NULL", w);
+    bool seen = false;
+    int64_t until = hodei_mono_ms() + 6000;                       /* heartbeat interval: 1 s */
+    for (uint64_t i = 0; !seen && hodei_mono_ms() < until; i++) { /* batches, no Heartbeat */
+        ws_logs(st, job, 1, 1 + 10 * i, 10 + 10 * i);
+        hodei_sleep_ms(100);
+        seen = sqlf("%s", q) == 1;
+    }
+    cr_assert(seen, "log batches alone did not count as the worker's heartbeat");
+    hodei_rpc_stream_destroy(st);
+}
+
 Test(worker_edge, a_failed_attempt_with_attempts_left_goes_back_to_pending)
 {
     char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], reason[512];

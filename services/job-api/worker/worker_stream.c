@@ -162,6 +162,11 @@ static void stream_on_message(hodei_rpc_call *call, const ProtobufCMessage *msg,
     pthread_mutex_lock(&s->mu);
     s->last_recv_ms = hodei_mono_ms();
     bool authed = s->authed, ended = s->ended;
+    /* Any message proves the worker alive, not only a Heartbeat: a worker
+     * streaming a large output has its Heartbeats queued behind its log
+     * batches, and must not be called LOST while the edge reads them. */
+    if (authed)
+        s->beat_pending = true;
     pthread_mutex_unlock(&s->mu);
     if (ended)
         return;
