@@ -173,6 +173,25 @@ static void t_wait_status(prov_driver *drv, const char *id, prov_worker_status w
     }
 }
 
+/* The fake's kubelet marks a new pod Running ~50 ms after it is made; a
+ * phase the test sets before that would be overwritten. */
+static void t_wait_pod_started(const char *name)
+{
+    int64_t deadline = hodei_mono_ms() + T_WAIT_MS;
+    for (;;) {
+        json_t *state = t_ctl("GET", "/state", NULL);
+        json_t *pod = t_find(state, "pods", name);
+        const char *phase =
+            json_string_value(json_object_get(json_object_get(pod, "status"), "phase"));
+        bool started = phase && strcmp(phase, "Running") == 0;
+        json_decref(state);
+        if (started)
+            return;
+        cr_assert(hodei_mono_ms() < deadline, "the fake never started pod %s", name);
+        hodei_sleep_ms(20);
+    }
+}
+
 static bool t_file_has(const char *path, const char *needle)
 {
     char buf[16384];
@@ -331,6 +350,7 @@ Test(k8s, status_followed_by_watch_and_relist_after_410)
     hodei_err err = {0};
     cr_assert_eq(drv->ops->create_worker(drv, &env, ref, &err), HODEI_OK, "%s", err.msg);
     t_wait_status(drv, T_WORKER, PROV_WORKER_RUNNING);
+    t_wait_pod_started("hodei-worker-" T_WORKER);
     json_t *state = t_ctl("GET", "/state", NULL);
     size_t gets_before = t_count_requests(state, "GET", "/api/v1/namespaces/" T_NS "/pods/", NULL);
     cr_expect_geq(t_count_requests(state, "GET", "/api/v1/namespaces/" T_NS "/pods", "watch=1"), 1,
@@ -372,6 +392,7 @@ Test(k8s, status_followed_by_watch_and_relist_after_410)
     env2.spec.labels_json = "{}";
     cr_assert_eq(drv->ops->create_worker(drv, &env2, ref, &err), HODEI_OK, "%s", err.msg);
     t_wait_status(drv, id2, PROV_WORKER_RUNNING);
+    t_wait_pod_started("hodei-worker-0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60");
     json_decref(t_ctl("POST", "/phase",
                       "{\"namespace\":\"" T_NS "\",\"name\":\"hodei-worker-0190a1b2-c3d4-7e5f-"
                       "8a9b-0c1d2e3f4a60\",\"phase\":\"Succeeded\"}"));
