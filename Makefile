@@ -2,7 +2,7 @@
 # installs the Debian packages it needs (scripts/bootstrap SET), no more:
 #   make        release build into build/                (build deps only)
 #   make test   build under ASan+UBSan, run every test   (+ servers, Node, lint)
-#   make bench  release build, then the benchmark        (+ servers)
+#   make bench  release build, then the benchmark        (+ servers, Node)
 #   make chaos  scale-out chaos test, 5,000 jobs, 3 runs  (+ servers, Node)
 #   make demo   local stack + all daemons + one job      (+ servers)
 #   make lint   scripts/lint                             (+ clang-format)
@@ -29,7 +29,7 @@ test:
 	@cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 bench: build
-	@./scripts/bootstrap run
+	@./scripts/bootstrap bench
 	@./bench/run $(BUILD)
 	@./bench/scale $(BUILD)
 
