@@ -6,12 +6,13 @@
 #   make chaos  scale-out chaos test, 5,000 jobs, 3 runs  (+ servers, Node)
 #   make demo   local stack + all daemons + one job      (+ servers)
 #   make lint   scripts/lint                             (+ clang-format)
+#   make fuzz   every libFuzzer harness, 1M runs each     (+ clang, as make test)
 #   make clean
 BUILD      ?= build
 TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 
-.PHONY: all build test bench chaos demo clean lint
+.PHONY: all build test bench chaos demo clean lint fuzz
 
 all: build
 
@@ -43,9 +44,13 @@ demo: build
 	@./scripts/bootstrap run
 	@./scripts/demo $(BUILD)
 
+fuzz:
+	@./scripts/bootstrap test
+	@./scripts/fuzz $(FUZZ_ARGS)
+
 lint:
 	@./scripts/bootstrap lint
 	@./scripts/lint
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) build-fuzz

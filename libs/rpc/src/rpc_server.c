@@ -120,13 +120,15 @@ hodei_status hodei_rpc_server_add_all(hodei_rpc_server *srv, const hodei_rpc_met
     return HODEI_OK;
 }
 
+/* The path is the peer's bytes, not a C string: it may hold a NUL (a
+ * strncmp would stop there and the length check then read past mp). */
 const hodei_rpc_method *rpc_server_find(const hodei_rpc_server *srv, grpc_slice path)
 {
     size_t len = GRPC_SLICE_LENGTH(path);
     const char *p = (const char *)GRPC_SLICE_START_PTR(path);
     for (size_t i = 0; i < srv->method_count; i++) {
         const char *mp = srv->method_paths[i];
-        if (strncmp(mp, p, len) == 0 && mp[len] == '\0')
+        if (strlen(mp) == len && memcmp(mp, p, len) == 0)
             return &srv->methods[i];
     }
     return NULL;
