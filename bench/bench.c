@@ -111,7 +111,7 @@ static void *bench_client_main(void *arg)
 {
     bench_client *c = arg;
     hodei_rpc_channel *ch = NULL;
-    hodei_rpc_channel_opts o = {.target = c->target};
+    hodei_rpc_channel_opts o = {.target = c->target, .api_key = getenv("HODEI_API_KEY")};
     hodei_err err;
     HODEI_ASSERT(hodei_rpc_channel_create(&o, &ch, &err) == HODEI_OK);
     Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;

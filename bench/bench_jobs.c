@@ -168,7 +168,7 @@ static void *bj_client_main(void *arg)
     hodei_rpc_channel *ch = NULL;
     char target[256];
     bj_target_nth(c->o->target, c->index, target, sizeof target);
-    hodei_rpc_channel_opts co = {.target = target};
+    hodei_rpc_channel_opts co = {.target = target, .api_key = getenv("HODEI_API_KEY")};
     hodei_err err;
     char *argv[] = {"true"};
     if (hodei_rpc_channel_create(&co, &ch, &err) != HODEI_OK)
@@ -259,7 +259,7 @@ int main(int argc, char **argv)
     }
     hodei_rpc_global_init();
     hodei_rpc_channel *ch = NULL;
-    hodei_rpc_channel_opts co = {.target = o.target};
+    hodei_rpc_channel_opts co = {.target = o.target, .api_key = getenv("HODEI_API_KEY")};
     hodei_err err;
     int rc = 2;
     if (hodei_rpc_channel_create(&co, &ch, &err) != HODEI_OK) {

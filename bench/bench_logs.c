@@ -273,7 +273,7 @@ int main(int argc, char **argv)
     char w[HODEI_ID_BUF], session[128];
     bl_follower f = {0};
     bl_setup_db(&o, w, f.job);
-    hodei_rpc_channel_opts co = {.target = o.target};
+    hodei_rpc_channel_opts co = {.target = o.target, .api_key = getenv("HODEI_API_KEY")};
     hodei_rpc_channel *wch = NULL;
     hodei_err err;
     HODEI_ASSERT(hodei_rpc_channel_create(&co, &wch, &err) == HODEI_OK);

@@ -12,6 +12,7 @@
 #include "hodei/rpc.h"
 
 typedef struct submitter submitter;
+typedef struct edge_auth edge_auth;   /* edge_auth.c: the door check */
 typedef struct worker_hub worker_hub; /* worker_hub.c: live worker streams */
 typedef struct log_hub log_hub;       /* logs_follow.c: SubscribeLogs followers */
 
@@ -32,6 +33,10 @@ typedef struct {
     bool worker_handoff;         /* worker.handoff: a result takes the next pending job */
     int64_t worker_ack_delay_ms; /* worker.ack_delay: RunJobAcks written grouped; 0 = at once */
     char *secrets_master_key;    /* secrets.master_key: 64 hex digits; empty = secrets off */
+    char *secrets_old_keys;      /* secrets.old_master_keys: retiring keys, comma-separated */
+    int64_t secrets_rekey_ms;    /* secrets.rekey_interval: re-seal pass period; 0 = off */
+    int64_t auth_cache_ttl_ms;   /* auth.cache_ttl: API key answers kept this long (<= 5 s) */
+    bool auth_worker_cert_check; /* auth.worker_cert_check: a worker's certificate names it */
 } edge_config;
 
 typedef struct {
@@ -41,6 +46,7 @@ typedef struct {
     const char *instance; /* this process's name (its row in edges) */
     hodei_db *db;
     submitter *submit;
+    edge_auth *auth;
     hodei_rpc_server *server;
     hodei_bus *bus; /* worker commands, log streams (edge_workers.c) */
     worker_hub *workers;
@@ -48,8 +54,7 @@ typedef struct {
     struct { /* GET /metrics */
         hodei_metric *finished, *handoffs;
     } m;
-    bool secrets_on; /* secrets.master_key set (secret_rpc.c) */
-    uint8_t secrets_key[SECRETS_KEY_LEN];
+    secrets_keyring keys; /* secrets.master_key (+ old_master_keys); keys.on = secrets on */
 } edge;
 
 /* A pooled connection for one RPC's work (waits up to database.wait), and

@@ -6,6 +6,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
 
 #include "hodei/buf.h"
 
@@ -150,4 +152,102 @@ hodei_status secrets_open(const uint8_t key[SECRETS_KEY_LEN], const char *name,
 out_free_ctx:
     EVP_CIPHER_CTX_free(ctx);
     return st;
+}
+
+/* ---------------------------------------------------------------- keyring */
+
+#define SECRETS_KEY_ID_LABEL "hodei secrets master key id\n"
+
+static void secrets_key_id(secrets_key *k)
+{
+    static const char digits[] = "0123456789abcdef";
+    uint8_t h[SHA256_DIGEST_LENGTH];
+    uint8_t in[sizeof SECRETS_KEY_ID_LABEL - 1 + SECRETS_KEY_LEN];
+    memcpy(in, SECRETS_KEY_ID_LABEL, sizeof SECRETS_KEY_ID_LABEL - 1);
+    memcpy(in + sizeof SECRETS_KEY_ID_LABEL - 1, k->key, SECRETS_KEY_LEN);
+    SHA256(in, sizeof in, h);
+    OPENSSL_cleanse(in, sizeof in);
+    for (int i = 0; i < SECRETS_KEY_ID_LEN / 2; i++) {
+        k->id[2 * i] = digits[h[i] >> 4];
+        k->id[2 * i + 1] = digits[h[i] & 15];
+    }
+    k->id[SECRETS_KEY_ID_LEN] = '\0';
+}
+
+static hodei_status secrets_old_parse(secrets_keyring *kr, const char *list, hodei_err *err)
+{
+    const char *p = list;
+    while (p && *p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char hex[SECRETS_KEY_HEX_LEN + 1];
+        if (kr->n_old == SECRETS_OLD_KEYS_MAX)
+            return hodei_err_set(err, HODEI_ERR_INVALID, "secrets.old_master_keys: at most %d keys",
+                                 SECRETS_OLD_KEYS_MAX);
+        if (len != SECRETS_KEY_HEX_LEN)
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "secrets.old_master_keys: key %zu is not %d hex digits",
+                                 kr->n_old + 1, SECRETS_KEY_HEX_LEN);
+        memcpy(hex, p, len);
+        hex[len] = '\0';
+        secrets_key *k = &kr->old[kr->n_old];
+        hodei_status st = secrets_key_parse(hex, k->key, err);
+        OPENSSL_cleanse(hex, sizeof hex);
+        if (st != HODEI_OK)
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "secrets.old_master_keys: key %zu is not %d hex digits",
+                                 kr->n_old + 1, SECRETS_KEY_HEX_LEN);
+        secrets_key_id(k);
+        if (strcmp(k->id, kr->current.id) != 0) /* the current key listed again: harmless */
+            kr->n_old++;
+        p = comma ? comma + 1 : NULL;
+    }
+    return HODEI_OK;
+}
+
+hodei_status secrets_keyring_init(secrets_keyring *kr, const char *current_hex,
+                                  const char *old_list, hodei_err *err)
+{
+    memset(kr, 0, sizeof *kr);
+    if (!current_hex || !current_hex[0]) {
+        if (old_list && old_list[0])
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "secrets.old_master_keys: needs secrets.master_key");
+        return HODEI_OK;
+    }
+    hodei_status st = secrets_key_parse(current_hex, kr->current.key, err);
+    if (st != HODEI_OK)
+        return st;
+    secrets_key_id(&kr->current);
+    kr->on = true;
+    st = secrets_old_parse(kr, old_list, err);
+    if (st != HODEI_OK)
+        secrets_keyring_wipe(kr);
+    return st;
+}
+
+const secrets_key *secrets_keyring_find(const secrets_keyring *kr, const char *id)
+{
+    if (!kr->on)
+        return NULL;
+    if (strcmp(kr->current.id, id) == 0)
+        return &kr->current;
+    for (size_t i = 0; i < kr->n_old; i++)
+        if (strcmp(kr->old[i].id, id) == 0)
+            return &kr->old[i];
+    return NULL;
+}
+
+void secrets_keyring_wipe(secrets_keyring *kr)
+{
+    OPENSSL_cleanse(kr, sizeof *kr);
+}
+
+void secrets_aad(const char *key_id, const char *ns, const char *name,
+                 char out[SECRETS_AAD_MAX + 1])
+{
+    if (!key_id[0])
+        snprintf(out, SECRETS_AAD_MAX + 1, "%s", name);
+    else
+        snprintf(out, SECRETS_AAD_MAX + 1, "%s/%s", ns, name);
 }

@@ -19,6 +19,40 @@
 #define SECRETS_NAME_MAX 128   /* as JobSpec.secret_refs allows */
 #define SECRETS_VALUE_MAX 8192 /* bytes of one plain value */
 #define SECRETS_SEALED_MAX (SECRETS_VALUE_MAX + SECRETS_TAG_LEN)
+#define SECRETS_KEY_ID_LEN 16  /* hex digits naming a master key */
+#define SECRETS_OLD_KEYS_MAX 4 /* retiring master keys an edge can still open */
+#define SECRETS_AAD_MAX (64 + 1 + SECRETS_NAME_MAX) /* "<namespace>/<name>" */
+
+/* A master key and its id: the first 8 bytes, in hex, of SHA-256 over a
+ * fixed label and the key, so the id names the key without revealing it and
+ * every edge computes the same id from the same key. */
+typedef struct {
+    uint8_t key[SECRETS_KEY_LEN];
+    char id[SECRETS_KEY_ID_LEN + 1];
+} secrets_key;
+
+/* The keys an edge holds: the current one seals every new value; old ones
+ * only open values sealed before a rotation, until the background re-seal
+ * has moved them all to the current key. */
+typedef struct {
+    bool on; /* a current key is set */
+    secrets_key current;
+    size_t n_old;
+    secrets_key old[SECRETS_OLD_KEYS_MAX];
+} secrets_keyring;
+
+/* current_hex: secrets.master_key ("" = secrets off); old_list:
+ * secrets.old_master_keys, comma-separated (may be empty). Errors name the
+ * setting, never the text. */
+hodei_status secrets_keyring_init(secrets_keyring *kr, const char *current_hex,
+                                  const char *old_list, hodei_err *err);
+/* The key with that id (current or old), or NULL. */
+const secrets_key *secrets_keyring_find(const secrets_keyring *kr, const char *id);
+void secrets_keyring_wipe(secrets_keyring *kr);
+/* The authenticated data of a value: "<namespace>/<name>" for values with a
+ * key id, the bare name for values sealed before key ids (key_id ""). */
+void secrets_aad(const char *key_id, const char *ns, const char *name,
+                 char out[SECRETS_AAD_MAX + 1]);
 
 /* hex must be exactly 64 hex digits; on success key holds the 32 bytes.
  * The error names the setting, never the text. */

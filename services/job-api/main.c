@@ -6,15 +6,18 @@
 
 #include <openssl/crypto.h>
 
+#include "client/client_keys.h"
 #include "client/client_providers.h"
 #include "client/client_scheduler.h"
 #include "client/client_secrets.h"
 #include "client/client_submit.h"
 #include "client/client_templates.h"
 #include "edge.h"
+#include "edge_auth.h"
 #include "edge_workers.h"
 #include "hodei/daemon.h"
 #include "hodei/log.h"
+#include "hodei/v1/metrics.pb-c.h"
 
 static edge_config cfg;
 static edge the_edge;
@@ -55,10 +58,48 @@ static const hodei_cfg_param edge_params[] = {
      false, false, NULL},
     {"database.wait", HODEI_CFG_DURATION_MS, "5s", 10, 60000, P(db_wait_ms),
      "how long a read waits for a pooled connection", false, false, NULL},
+    {"auth.cache_ttl", HODEI_CFG_DURATION_MS, "2s", 0, EDGE_AUTH_CACHE_TTL_MAX_MS,
+     P(auth_cache_ttl_ms),
+     "API key lookups are cached this long: the longest a key revoked on another edge"
+     " keeps working (0 = look up on every call)",
+     false, false, NULL},
+    {"auth.worker_cert_check", HODEI_CFG_BOOL, "false", 0, 0, P(auth_worker_cert_check),
+     "with mutual TLS: a worker's certificate must name its worker id (a SAN)", false, false, NULL},
     {"secrets.master_key", HODEI_CFG_STRING, "", 0, SECRETS_KEY_HEX_LEN, P(secrets_master_key),
      "64 hex digits (AES-256) sealing stored secrets; empty = secrets off", false, true, NULL},
+    {"secrets.old_master_keys", HODEI_CFG_STRING, "", 0,
+     SECRETS_OLD_KEYS_MAX *(SECRETS_KEY_HEX_LEN + 1), P(secrets_old_keys),
+     "retiring master keys, comma-separated: values sealed with them still open and are"
+     " re-sealed with secrets.master_key in the background",
+     false, true, NULL},
+    {"secrets.rekey_interval", HODEI_CFG_DURATION_MS, "5s", 0, 3600000, P(secrets_rekey_ms),
+     "how often values sealed with an older key are re-sealed (a batch each time); 0 = never",
+     false, false, NULL},
 };
 #undef P
+
+/* MetricsService is in the contract but not built (the daemons serve
+ * Prometheus' GET /metrics): its methods are registered so that they pass
+ * the door like every other, then answer UNIMPLEMENTED. */
+static void edge_unbuilt(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    (void)msg;
+    (void)ctx;
+    hodei_rpc_call_fail(call, HODEI_GRPC_UNIMPLEMENTED,
+                        "MetricsService is not built yet; each daemon serves GET /metrics"
+                        " (health.listen)");
+}
+
+static hodei_status metrics_rpc_register(edge *e, hodei_err *err)
+{
+    const hodei_rpc_method methods[] = {
+        {"/hodei.v1.MetricsService/StreamMetrics", HODEI_RPC_SERVER_STREAM,
+         &hodei__v1__stream_metrics_request__descriptor, edge_unbuilt, NULL, NULL, e},
+        {"/hodei.v1.MetricsService/GetAggregatedMetrics", HODEI_RPC_UNARY,
+         &hodei__v1__get_aggregated_metrics_request__descriptor, edge_unbuilt, NULL, NULL, e},
+    };
+    return hodei_rpc_server_add_all(e->server, methods, sizeof methods / sizeof methods[0], err);
+}
 
 static hodei_status edge_start_server(edge *e, hodei_err *err)
 {
@@ -68,6 +109,9 @@ static hodei_status edge_start_server(edge *e, hodei_err *err)
         .tls_cert_file = cfg.tls_cert[0] ? cfg.tls_cert : NULL,
         .tls_key_file = cfg.tls_key[0] ? cfg.tls_key : NULL,
         .tls_client_ca_file = cfg.tls_client_ca[0] ? cfg.tls_client_ca : NULL,
+        .authorize = edge_auth_authorize,
+        .authorize_ctx = e->auth,
+        .principal_free = free,
     };
     if ((o.tls_cert_file == NULL) != (o.tls_key_file == NULL))
         return hodei_err_set(err, HODEI_ERR_INVALID,
@@ -75,6 +119,9 @@ static hodei_status edge_start_server(edge *e, hodei_err *err)
     if (o.tls_client_ca_file && !o.tls_cert_file)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "grpc.tls_client_ca: needs grpc.tls_cert and grpc.tls_key");
+    if (cfg.auth_worker_cert_check && !o.tls_client_ca_file)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "auth.worker_cert_check: needs mutual TLS (grpc.tls_client_ca)");
     hodei_status st = hodei_rpc_server_create(&o, &e->server, err);
     if (st == HODEI_OK)
         st = jobs_rpc_register(e, err);
@@ -90,6 +137,12 @@ static hodei_status edge_start_server(edge *e, hodei_err *err)
         st = secret_rpc_register(e, err);
     if (st == HODEI_OK)
         st = template_rpc_register(e, err);
+    if (st == HODEI_OK)
+        st = keys_rpc_register(e, err);
+    if (st == HODEI_OK)
+        st = audit_rpc_register(e, err);
+    if (st == HODEI_OK)
+        st = metrics_rpc_register(e, err);
     if (st == HODEI_OK)
         st = hodei_rpc_server_start(e->server, err);
     if (st == HODEI_OK)
@@ -111,11 +164,12 @@ static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
     hodei_db_statement_cache(e->common->database_prepare);
     hodei_rpc_global_init();
     hodei_status st = HODEI_OK;
-    if (cfg.secrets_master_key[0]) {
-        if ((st = secrets_key_parse(cfg.secrets_master_key, e->secrets_key, err)) != HODEI_OK)
-            return st;
-        e->secrets_on = true;
-    }
+    if ((st = secrets_keyring_init(&e->keys, cfg.secrets_master_key, cfg.secrets_old_keys, err)) !=
+        HODEI_OK)
+        return st;
+    if (e->keys.on)
+        HLOG_INFO("secrets: master key %s, %zu older key(s) to re-seal from", e->keys.current.id,
+                  e->keys.n_old);
     st = hodei_db_create(e->common->database_url, (int)e->common->database_pool_size,
                          e->common->database_connect_timeout_ms, &e->db, err);
     if (st != HODEI_OK)
@@ -133,6 +187,14 @@ static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
                                         "QueueJobs refused as the submit queue was full."),
     };
     if ((st = submitter_create(&so, &e->submit, err)) != HODEI_OK)
+        return st;
+    edge_auth_opts ao = {
+        .db = e->db,
+        .db_wait_ms = cfg.db_wait_ms,
+        .cache_ttl_ms = cfg.auth_cache_ttl_ms,
+        .worker_cert_check = cfg.auth_worker_cert_check,
+    };
+    if ((st = edge_auth_create(&ao, &e->auth, err)) != HODEI_OK)
         return st;
     if ((st = edge_workers_start(e, hodei_daemon_instance(d), err)) != HODEI_OK)
         return st;
@@ -154,8 +216,9 @@ static void edge_fini(hodei_daemon *d)
     hodei_rpc_server_destroy(e->server);
     edge_workers_stop(e);
     submitter_destroy(e->submit);
+    edge_auth_destroy(e->auth);
     hodei_db_destroy(e->db);
-    OPENSSL_cleanse(e->secrets_key, sizeof e->secrets_key);
+    secrets_keyring_wipe(&e->keys);
     hodei_rpc_global_shutdown();
 }
 

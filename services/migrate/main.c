@@ -1,16 +1,21 @@
-/* hodei-migrate: applies the schema migrations compiled into it.
+/* hodei-migrate: applies the schema migrations compiled into it, and makes
+ * the first admin API key (the bootstrap: no key exists to ask the edge).
  *
  *   hodei-migrate [--database-url URL] [--status] [--help]
+ *   hodei-migrate --create-admin-key NAME [--replace]
  *
- * Exit 0 when the schema is up to date, 1 when the database cannot be
- * reached or a migration fails, 2 on bad usage. */
+ * Exit 0 when the schema is up to date (and the key made), 1 when the
+ * database cannot be reached or a migration fails, 2 on bad usage, 3 when
+ * the key cannot be made (e.g. an active key already has that name). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hodei/auth.h"
 #include "hodei/db.h"
 #include "hodei/log.h"
+#include "hodei/store_keys.h"
 
 #define MIGRATE_DEFAULT_URL "postgresql://hodei@127.0.0.1:5432/hodei"
 #define MIGRATE_CONNECT_TIMEOUT_MS 5000
@@ -18,17 +23,25 @@
 typedef struct {
     const char *url;
     bool status;
+    const char *admin_key; /* --create-admin-key NAME */
+    bool replace;          /* --replace: revoke an active key of that name first */
 } migrate_opts;
 
 static void migrate_usage(FILE *f)
 {
     fprintf(f,
             "usage: hodei-migrate [--database-url URL] [--status] [--help]\n"
+            "       hodei-migrate [--database-url URL] --create-admin-key NAME [--replace]\n"
             "  Applies the schema migrations built into this binary (up to version %d).\n"
-            "  --database-url URL  PostgreSQL URL (default: $HODEI_DATABASE_URL, else\n"
-            "                      " MIGRATE_DEFAULT_URL ")\n"
-            "  --status            show applied and pending migrations; change nothing\n"
-            "exit: 0 up to date, 1 database unreachable or migration failed, 2 bad usage\n",
+            "  --database-url URL      PostgreSQL URL (default: $HODEI_DATABASE_URL, else\n"
+            "                          " MIGRATE_DEFAULT_URL ")\n"
+            "  --status                show applied and pending migrations; change nothing\n"
+            "  --create-admin-key NAME then make an API key with scope admin named NAME and\n"
+            "                          print it alone on stdout: it is shown this once\n"
+            "  --replace               with --create-admin-key: revoke an active key of that\n"
+            "                          name first (else that is an error)\n"
+            "exit: 0 done, 1 database unreachable or migration failed, 2 bad usage,\n"
+            "      3 the key could not be made\n",
             hodei_db_schema_version());
 }
 
@@ -44,16 +57,33 @@ static int migrate_parse_args(int argc, char **argv, migrate_opts *o)
             return 0;
         } else if (strcmp(a, "--status") == 0) {
             o->status = true;
+        } else if (strcmp(a, "--replace") == 0) {
+            o->replace = true;
+        } else if (strcmp(a, "--create-admin-key") == 0 && i + 1 < argc) {
+            o->admin_key = argv[++i];
+            hodei_err err;
+            if (hodei_key_name_check("--create-admin-key", o->admin_key, &err) != HODEI_OK) {
+                fprintf(stderr, "hodei-migrate: %s\n", err.msg);
+                return 2;
+            }
         } else if (strcmp(a, "--database-url") == 0 && i + 1 < argc && argv[i + 1][0]) {
             o->url = argv[++i];
         } else if (strncmp(a, "--database-url=", 15) == 0 && a[15]) {
             o->url = a + 15;
         } else {
             fprintf(stderr, "hodei-migrate: %s: %s\n", a,
-                    strncmp(a, "--database-url", 14) == 0 ? "needs a URL" : "unknown argument");
+                    strncmp(a, "--database-url", 14) == 0  ? "needs a URL"
+                    : strcmp(a, "--create-admin-key") == 0 ? "needs a NAME"
+                                                           : "unknown argument");
             migrate_usage(stderr);
             return 2;
         }
+    }
+    if ((o->replace && !o->admin_key) || (o->admin_key && o->status)) {
+        fprintf(stderr, "hodei-migrate: %s\n",
+                o->status ? "--status and --create-admin-key do not go together"
+                          : "--replace: only with --create-admin-key NAME");
+        return 2;
     }
     return -1;
 }
@@ -101,8 +131,9 @@ static int migrate_show_status(PGconn *conn, const char *where)
     return 0;
 }
 
-static int migrate_apply(PGconn *conn, const char *where)
+static int migrate_apply(PGconn *conn, const char *where, bool quiet_stdout)
 {
+    FILE *out = quiet_stdout ? stderr : stdout;
     hodei_err err;
     int applied = 0;
     if (hodei_db_migrate(conn, &applied, &err) != HODEI_OK) {
@@ -113,11 +144,40 @@ static int migrate_apply(PGconn *conn, const char *where)
         return 1;
     }
     if (applied > 0)
-        printf("hodei-migrate: applied %d migration(s); schema at version %d (%s)\n", applied,
-               hodei_db_schema_version(), where);
+        fprintf(out, "hodei-migrate: applied %d migration(s); schema at version %d (%s)\n", applied,
+                hodei_db_schema_version(), where);
     else
-        printf("hodei-migrate: schema up to date at version %d (%s)\n", hodei_db_schema_version(),
-               where);
+        fprintf(out, "hodei-migrate: schema up to date at version %d (%s)\n",
+                hodei_db_schema_version(), where);
+    return 0;
+}
+
+/* The first admin key, printed alone on stdout; everything else on stderr. */
+static int migrate_admin_key(PGconn *conn, const migrate_opts *o)
+{
+    hodei_err err;
+    char key[HODEI_APIKEY_BUF], id[HODEI_ID_BUF];
+    hodei_key_spec k = {.name = o->admin_key,
+                        .owner = "created by hodei-migrate --create-admin-key",
+                        .scopes = HODEI_SCOPE_ADMIN};
+    hodei_store_actor by = {.actor = "hodei-migrate", .actor_id = "", .peer = ""};
+    hodei_status st = hodei_db_begin(conn, &err);
+    if (st == HODEI_OK)
+        st = hodei_store_key_create(conn, &k, o->replace, &by, key, id, &err);
+    if (st == HODEI_OK)
+        st = hodei_db_commit(conn, &err);
+    else
+        hodei_db_rollback(conn);
+    if (st != HODEI_OK) {
+        fprintf(stderr, "hodei-migrate: --create-admin-key: %s\n", err.msg);
+        return 3;
+    }
+    printf("%s\n", key);
+    fflush(stdout);
+    fprintf(stderr,
+            "hodei-migrate: admin key %s created (id %s); it is shown only this once: keep it\n"
+            "  (hodei --api-key KEY, or HODEI_API_KEY=KEY; more keys: hodei keys create)\n",
+            o->admin_key, id);
     return 0;
 }
 
@@ -136,7 +196,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "hodei-migrate: %s\n", err.msg);
         return 1;
     }
-    rc = o.status ? migrate_show_status(conn, where) : migrate_apply(conn, where);
+    rc = o.status ? migrate_show_status(conn, where)
+                  : migrate_apply(conn, where, o.admin_key != NULL);
+    if (rc == 0 && o.admin_key)
+        rc = migrate_admin_key(conn, &o);
     PQfinish(conn);
     return rc;
 }

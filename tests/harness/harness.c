@@ -137,6 +137,8 @@ static void harness_env_stack(harness_env *e, const harness_stack *st)
     char num[16];
     harness_env_setf(e, "HODEI_DATABASE_URL", st->db_url);
     harness_env_setf(e, "HODEI_NATS_URL", st->nats_url);
+    if (st->api_key[0])
+        harness_env_setf(e, "HODEI_API_KEY", st->api_key);
     harness_env_setf(e, "HODEI_STATE_DIR", st->state_dir);
     harness_env_setf(e, "HODEI_PG_DATA", st->pg_data);
     harness_env_setf(e, "HODEI_ROOT", st->root);
@@ -416,10 +418,12 @@ static void harness_env_file_read(harness_stack *st)
             st->pg_port = (int)v;
         else if (strcmp(line, "HODEI_NATS_PORT") == 0 && hodei_parse_i64(val, 1, 65535, &v))
             st->nats_port = (int)v;
+        else if (strcmp(line, "HODEI_API_KEY") == 0)
+            hodei_strlcpy(st->api_key, val, sizeof st->api_key);
     }
     fclose(f);
     HARNESS_CHECK(st->db_url[0] && st->nats_url[0] && st->pg_data[0] && st->pg_port > 0 &&
-                      st->nats_port > 0,
+                      st->nats_port > 0 && st->api_key[0],
                   "%s is incomplete", path);
 }
 

@@ -21,8 +21,9 @@ typedef struct {
     char nats_url[256];  /* HODEI_NATS_URL */
     int pg_port;
     int nats_port;
-    char root[512]; /* HODEI_ROOT */
-    char bin[512];  /* HODEI_BIN */
+    char root[512];   /* HODEI_ROOT */
+    char bin[512];    /* HODEI_BIN */
+    char api_key[96]; /* HODEI_API_KEY: the stack's admin key (hodei-stack up made it) */
 } harness_stack;
 
 /* Starts a fresh stack with migrations applied. Aborts the test (cr_fatal
@@ -37,7 +38,7 @@ void harness_pg_stop(harness_stack *st);
 void harness_pg_start(harness_stack *st);
 
 /* A child process of the product, with the stack's environment
- * (HODEI_DATABASE_URL, HODEI_NATS_URL) plus extra "K=V" entries (NULL-ended,
+ * (HODEI_DATABASE_URL, HODEI_NATS_URL, HODEI_API_KEY) plus extra "K=V" entries (NULL-ended,
  * may be NULL). stdout/stderr go to <state_dir>/<name>-<n>.log. */
 typedef struct {
     pid_t pid;

@@ -34,7 +34,7 @@ void edge_start(harness_stack *st, edge_handle *e, const char *const *extra_env)
     e->health_port = harness_free_port();
     snprintf(e->target, sizeof e->target, "127.0.0.1:%d", e->port);
     edge_launch(st, e, extra_env);
-    hodei_rpc_channel_opts o = {.target = e->target};
+    hodei_rpc_channel_opts o = {.target = e->target, .api_key = st->api_key};
     hodei_err err;
     cr_assert_eq(hodei_rpc_channel_create(&o, &e->ch, &err), HODEI_OK, "%s", err.msg);
 }

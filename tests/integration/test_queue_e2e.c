@@ -32,7 +32,7 @@ static void *client_main(void *arg)
 {
     int k = (int)(intptr_t)arg;
     hodei_rpc_channel *ch = NULL;
-    hodei_rpc_channel_opts o = {.target = edge.target};
+    hodei_rpc_channel_opts o = {.target = edge.target, .api_key = stack.api_key};
     hodei_err err;
     cr_assert_eq(hodei_rpc_channel_create(&o, &ch, &err), HODEI_OK);
     Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;

@@ -125,8 +125,9 @@ Test(secrets, round_trip, .init = setup_key, .fini = teardown, .timeout = 120)
                      " AND length(value) = length(convert_to('second value é', 'UTF8')) + 16",
                      "db-pass"),
                  1);
-    cr_assert_eq(sql("SELECT count(*) FROM audit_log WHERE actor = 'api' AND object_id = '%s'"
-                     " AND object_type = 'secret'",
+    cr_assert_eq(sql("SELECT count(*) FROM audit_log WHERE actor = 'local-admin' AND object_id ="
+                     " '%s' AND object_type = 'secret' AND namespace = 'default' AND actor_id <> ''"
+                     " AND peer LIKE 'ipv4:127.0.0.1:%%'",
                      "db-pass"),
                  2);
     cr_assert_eq(sql("SELECT count(*) FROM audit_log WHERE detail::text LIKE '%%%s%%'", "p4ss"), 0);

@@ -56,7 +56,13 @@ step "env file is usable from a shell"
   exec 3<>"/dev/tcp/127.0.0.1/$HODEI_NATS_PORT"
   read -r -t 5 line <&3
   case "$line" in INFO*'"jetstream":true'*) ;; *) fail "nats client port: $line" ;; esac
+  case "$HODEI_API_KEY" in hodei_????????????????????????????????????????????????????????????????) ;;
+    *) fail "no admin API key in the env file" ;; esac
+  [ "$(psql -X -tA -d "$HODEI_DATABASE_URL" -c "SELECT count(*) FROM api_keys WHERE name = 'local-admin'
+        AND 'admin' = ANY(scopes) AND revoked_at IS NULL AND key_hash = sha256('$HODEI_API_KEY'::bytea)")" = 1 ] ||
+    fail "the env file's key is not the stack's active admin key"
 )
+[ "$(stat -c %a "$DIR/env")" = 600 ] || fail "the env file holds a key: mode $(stat -c %a "$DIR/env")"
 [ "$("$S" env --state-dir "$DIR")" = "$(cat "$DIR/env")" ] || fail "env command differs from the file"
 
 step "the schema is migrated and the settings hold"
@@ -137,13 +143,14 @@ rc=0; "$S" status --state-dir "$DIR" >/dev/null || rc=$?
 [ -d "$PGD" ] || fail "down removed the data"
 "$S" up --state-dir "$DIR" --bin "$HODEI_BIN" >/dev/null || fail "up after down exited $?"
 [ "$(sql "$DIR" "SELECT count(*) FROM audit_log WHERE action = 'kept'")" = 1 ] || fail "row lost across down/up"
+[ "$(sql "$DIR" "SELECT count(*) FROM api_keys")" = 1 ] || fail "up after down made another key"
 
 step "two stacks side by side get distinct ports"
 "$S" up --state-dir "$DIR2" --bin "$HODEI_BIN" >/dev/null || fail "second stack up"
 p1="$(envval "$DIR" HODEI_PG_PORT) $(envval "$DIR" HODEI_NATS_PORT) $(envval "$DIR" HODEI_NATS_MONITOR_PORT)"
 p2="$(envval "$DIR2" HODEI_PG_PORT) $(envval "$DIR2" HODEI_NATS_PORT) $(envval "$DIR2" HODEI_NATS_MONITOR_PORT)"
 [ "$(echo $p1 $p2 | tr ' ' '\n' | sort -u | wc -l)" = 6 ] || fail "ports shared: $p1 / $p2"
-[ "$(sql "$DIR2" "SELECT count(*) FROM audit_log")" = 0 ] || fail "stacks share data"
+[ "$(sql "$DIR2" "SELECT count(*) FROM audit_log WHERE action = 'kept'")" = 0 ] || fail "stacks share data"
 
 step "down --purge removes everything"
 npid=$(nats_pid "$DIR"); ppid=$(pg_pid "$DIR")

@@ -360,8 +360,8 @@ Test(args, submit_env_and_maps)
                  "bad key=1", "--", "x");
     EXPECT_USAGE("--constraint (spec.constraints[\"k\"]): duplicate key", "submit", "--constraint",
                  "k=1", "--constraint", "k=2", "--", "x");
-    EXPECT_USAGE("--secret (spec.secret_refs[0]): must be 1 to 128", "submit", "--secret", "a/b",
-                 "--", "x");
+    EXPECT_USAGE("--secret (spec.secret_refs[0]): must be NAME or NAMESPACE/NAME", "submit",
+                 "--secret", "A/b", "--", "x");
 }
 
 /* A map key holding ": " still maps to its flag. */

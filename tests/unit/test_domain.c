@@ -787,11 +787,20 @@ Test(spec, secret_refs)
     EXPECT_OK();
     fx.secrets[1] = fx_rep('s', HODEI_JOB_SECRET_REF_MAX);
     EXPECT_OK();
-    const char *bad[] = {"", "a/b", "a b", "tok$"};
+    fx.secrets[1] = "team-b/db.password";
+    EXPECT_OK();
+    const char *bad[] = {"", "a b", "tok$", "A/b", "-a/b", "a-/b", "/b", "a/", "a/b/c", "a/b c"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fx.secrets[1] = (char *)bad[i];
-        EXPECT_BAD("spec.secret_refs[1]: must be 1 to 128 characters of [A-Za-z0-9_.-]");
+        EXPECT_BAD("spec.secret_refs[1]: must be NAME or NAMESPACE/NAME, NAME 1 to 128 characters "
+                   "of [A-Za-z0-9_.-], NAMESPACE 1 to 63 of [a-z0-9-]");
     }
+    char ns[80];
+    snprintf(ns, sizeof ns, "%s/x", fx_rep('n', HODEI_JOB_SECRET_NS_MAX));
+    fx.secrets[1] = ns;
+    EXPECT_OK();
+    snprintf(ns, sizeof ns, "%s/x", fx_rep('n', HODEI_JOB_SECRET_NS_MAX + 1));
+    EXPECT_BAD("spec.secret_refs[1]: must be NAME or NAMESPACE/NAME");
     fx.secrets[1] = fx_rep('s', HODEI_JOB_SECRET_REF_MAX + 1);
     EXPECT_BAD("spec.secret_refs[1]: ");
     fx.secrets[1] = "K0";

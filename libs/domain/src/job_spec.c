@@ -121,9 +121,21 @@ static bool spec_provider_ok(const char *s)
     return spec_charset_ok(s, 1, HODEI_JOB_PROVIDER_MAX, false, "-");
 }
 
+/* NAME, or NAMESPACE/NAME for a secret another namespace shares. */
 static bool spec_secret_ref_ok(const char *s)
 {
-    return spec_charset_ok(s, 1, HODEI_JOB_SECRET_REF_MAX, true, "_.-");
+    const char *slash = strchr(s, '/');
+    if (!slash)
+        return spec_charset_ok(s, 1, HODEI_JOB_SECRET_REF_MAX, true, "_.-");
+    size_t ns_len = (size_t)(slash - s);
+    if (ns_len == 0 || ns_len > HODEI_JOB_SECRET_NS_MAX || s[0] == '-' || slash[-1] == '-')
+        return false;
+    for (size_t i = 0; i < ns_len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return false;
+    }
+    return spec_charset_ok(slash + 1, 1, HODEI_JOB_SECRET_REF_MAX, true, "_.-");
 }
 
 bool hodei_job_arch_valid(const char *arch)
@@ -430,9 +442,9 @@ static hodei_status spec_check_secret_refs(const Hodei__V1__JobSpec *spec, hodei
         const char *ref = spec_str(spec->secret_refs[i]);
         if (!spec_secret_ref_ok(ref))
             return hodei_err_set(err, HODEI_ERR_INVALID,
-                                 "spec.secret_refs[%zu]: must be 1 to %d characters of "
-                                 "[A-Za-z0-9_.-]",
-                                 i, HODEI_JOB_SECRET_REF_MAX);
+                                 "spec.secret_refs[%zu]: must be NAME or NAMESPACE/NAME, NAME 1 to "
+                                 "%d characters of [A-Za-z0-9_.-], NAMESPACE 1 to %d of [a-z0-9-]",
+                                 i, HODEI_JOB_SECRET_REF_MAX, HODEI_JOB_SECRET_NS_MAX);
         for (size_t j = 0; j < i; j++) {
             if (strcmp(ref, spec_str(spec->secret_refs[j])) == 0)
                 return hodei_err_set(err, HODEI_ERR_INVALID,

@@ -64,6 +64,9 @@ static void call_free(hodei_rpc_call *call)
     if (call->req)
         protobuf_c_message_free_unpacked(call->req, NULL);
     free(call->peer);
+    free(call->peer_addr);
+    if (call->principal)
+        call->principal_free(call->principal);
     pthread_mutex_destroy(&call->mu);
     free(call);
 }

@@ -2,6 +2,7 @@
  * the end of the call on the wire, and what handlers may ask of a call
  * (metadata, deadline, peer identity, user pointer). */
 #include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,21 +51,53 @@ static void call_refuse_locked(hodei_rpc_call *call, hodei_grpc_code code, const
     call->recv_busy = false;
 }
 
-/* A call matched: keep another request outstanding, post RECV_CLOSE (so a
- * cancel is observed), then dispatch by path. */
+/* The server's authorize hook, before anything of the call is read. */
+static hodei_grpc_code call_authorize(hodei_rpc_call *call, const hodei_rpc_method *m, char *msg,
+                                      size_t msg_len)
+{
+    hodei_rpc_server *srv = call->srv;
+    if (!srv->authorize)
+        return HODEI_GRPC_OK;
+    void *principal = NULL;
+    msg[0] = '\0';
+    hodei_grpc_code code =
+        srv->authorize(call, m->path, srv->authorize_ctx, &principal, msg, msg_len);
+    if (principal && code != HODEI_GRPC_OK) {
+        srv->principal_free(principal);
+        principal = NULL;
+    }
+    call->principal = principal;
+    call->principal_free = srv->principal_free;
+    if (code != HODEI_GRPC_OK && !msg[0])
+        snprintf(msg, msg_len, "%s", hodei_grpc_code_str(code));
+    return code;
+}
+
+/* A call matched: keep another request outstanding, authorize it, post
+ * RECV_CLOSE (so a cancel is observed), then dispatch by path. */
 void rpc_call_on_new(hodei_rpc_call *call)
 {
     hodei_rpc_server *srv = call->srv;
     rpc_server_request_next(srv);
     const hodei_rpc_method *m = rpc_server_find(srv, call->details.method);
+    char msg[RPC_STATUS_MSG_MAX];
+    hodei_grpc_code denied = HODEI_GRPC_OK;
+    if (m && !atomic_load(&srv->shutting_down))
+        denied = call_authorize(call, m, msg, sizeof msg);
     pthread_mutex_lock(&call->mu);
     call_post_close_locked(call);
-    if (!m || atomic_load(&srv->shutting_down)) {
-        char msg[RPC_STATUS_MSG_MAX];
+    if (!m || atomic_load(&srv->shutting_down) || denied != HODEI_GRPC_OK) {
         int len = (int)GRPC_SLICE_LENGTH(call->details.method);
-        snprintf(msg, sizeof msg, m ? "server is shutting down" : "unknown method %.*s", len,
-                 (const char *)GRPC_SLICE_START_PTR(call->details.method));
-        call_refuse_locked(call, m ? HODEI_GRPC_UNAVAILABLE : HODEI_GRPC_UNIMPLEMENTED, msg);
+        hodei_grpc_code code = denied;
+        if (!m) {
+            code = HODEI_GRPC_UNIMPLEMENTED;
+            snprintf(msg, sizeof msg, "unknown method %.*s", len,
+                     (const char *)GRPC_SLICE_START_PTR(call->details.method));
+        } else if (denied == HODEI_GRPC_OK) {
+            code = HODEI_GRPC_UNAVAILABLE;
+            snprintf(msg, sizeof msg, "server is shutting down");
+        }
+        call_refuse_locked(call, code, msg);
         rpc_call_start_status(call);
         return;
     }
@@ -230,6 +263,44 @@ const char *hodei_rpc_call_peer_identity(hodei_rpc_call *call)
     const char *peer = call->peer;
     pthread_mutex_unlock(&call->mu);
     return peer;
+}
+
+/* Every identity of the verified peer certificate (all SANs, or the CN). */
+bool hodei_rpc_call_peer_has_identity(hodei_rpc_call *call, const char *name)
+{
+    bool found = false;
+    size_t n = strlen(name);
+    if (!call->gcall)
+        return false;
+    grpc_auth_context *ctx = grpc_call_auth_context(call->gcall);
+    if (!ctx)
+        return false;
+    if (grpc_auth_context_peer_is_authenticated(ctx)) {
+        grpc_auth_property_iterator it = grpc_auth_context_peer_identity(ctx);
+        const grpc_auth_property *p;
+        while (!found && (p = grpc_auth_property_iterator_next(&it)) != NULL)
+            found = p->value && p->value_length == n && memcmp(p->value, name, n) == 0;
+    }
+    grpc_auth_context_release(ctx);
+    return found;
+}
+
+const char *hodei_rpc_call_peer_address(hodei_rpc_call *call)
+{
+    pthread_mutex_lock(&call->mu);
+    if (!call->peer_addr && call->gcall) {
+        char *p = grpc_call_get_peer(call->gcall);
+        call->peer_addr = strdup(p ? p : "");
+        gpr_free(p);
+    }
+    const char *addr = call->peer_addr ? call->peer_addr : "";
+    pthread_mutex_unlock(&call->mu);
+    return addr;
+}
+
+void *hodei_rpc_call_principal(hodei_rpc_call *call)
+{
+    return call->principal; /* set before the handler first runs, then constant */
 }
 
 void hodei_rpc_call_set_user(hodei_rpc_call *call, void *user)

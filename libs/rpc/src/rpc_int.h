@@ -75,6 +75,9 @@ struct hodei_rpc_call {
     ProtobufCMessage *req; /* first request, freed after on_call */
     char *peer;            /* cached peer identity */
     bool peer_checked;
+    char *peer_addr; /* cached peer address */
+    void *principal; /* from the server's authorize hook */
+    void (*principal_free)(void *principal);
     void *user;
 };
 
@@ -89,6 +92,9 @@ struct hodei_rpc_server {
     hodei_rpc_method methods[RPC_METHODS_MAX];
     char *method_paths[RPC_METHODS_MAX];
     size_t method_count;
+    hodei_rpc_authorize_fn authorize;
+    void *authorize_ctx;
+    void (*principal_free)(void *principal);
     int port;
     bool started;
 

@@ -66,6 +66,9 @@ hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts, hodei_rp
     pthread_cond_init(&srv->cond, NULL);
     hodei_strlcpy(srv->listen_addr, opts->listen_addr, sizeof srv->listen_addr);
     srv->thread_count = opts->threads;
+    srv->authorize = opts->authorize;
+    srv->authorize_ctx = opts->authorize_ctx;
+    srv->principal_free = opts->principal_free ? opts->principal_free : free;
     srv->tag_shutdown.kind = RPC_TAG_SHUTDOWN;
     st = server_tls_load(srv, opts, err);
     if (st != HODEI_OK)

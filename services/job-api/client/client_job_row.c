@@ -44,6 +44,9 @@ hodei_status job_row_fill(job_row *r, const PGresult *res, int row, hodei_err *e
     job_row_time(&r->updated_at, hodei_db_get_i64(res, row, 12), &r->job.updated_at);
     job_row_time(&r->started_at, hodei_db_get_i64(res, row, 13), &r->job.started_at);
     job_row_time(&r->finished_at, hodei_db_get_i64(res, row, 14), &r->job.finished_at);
+    r->job.namespace_ = (char *)hodei_db_get_str(res, row, 15);
+    r->job.owner = (char *)hodei_db_get_str(res, row, 16);
+    r->job.owner_key_id = (char *)hodei_db_get_str(res, row, 17);
     return job_row_spec(r, hodei_db_get_str(res, row, 1), err);
 }
 

@@ -15,7 +15,8 @@
     " (extract(epoch FROM created_at) * 1000000)::bigint,"                                         \
     " (extract(epoch FROM updated_at) * 1000000)::bigint,"                                         \
     " coalesce((extract(epoch FROM started_at) * 1000000)::bigint, 0),"                            \
-    " coalesce((extract(epoch FROM finished_at) * 1000000)::bigint, 0)"
+    " coalesce((extract(epoch FROM finished_at) * 1000000)::bigint, 0),"                           \
+    " namespace, owner, coalesce(owner_key_id::text, '')"
 
 /* A Job message and the memory behind it. Strings point into the PGresult
  * the row came from: keep it until the message has been sent. */

@@ -5,8 +5,11 @@
 #include <string.h>
 
 #include "client_job_row.h"
+#include "client_secrets.h"
 #include "client_submit.h"
 #include "edge.h"
+#include "edge_audit.h"
+#include "edge_auth.h"
 #include "hodei/buf.h"
 #include "hodei/bus.h"
 #include "hodei/id.h"
@@ -51,11 +54,15 @@ static void jobs_queue(hodei_rpc_call *call, const ProtobufCMessage *msg, void *
     edge *e = ctx;
     const Hodei__V1__QueueJobRequest *req = (const Hodei__V1__QueueJobRequest *)msg;
     hodei_err err;
-    if (hodei_queue_request_validate(req, &err) != HODEI_OK) {
+    const char *ns = NULL;
+    if (hodei_queue_request_validate(req, &err) != HODEI_OK ||
+        hodei_identity_pick_namespace(edge_caller(call), "namespace", req->namespace_, &ns, &err) !=
+            HODEI_OK ||
+        secret_refs_check(e, ns, req->spec, &err) != HODEI_OK) {
         hodei_rpc_call_fail_err(call, &err);
         return;
     }
-    submitter_enqueue(e->submit, call, req);
+    submitter_enqueue(e->submit, call, req, ns);
 }
 
 /* ------------------------------------------------------------- GetJobStatus */
@@ -79,9 +86,12 @@ static void jobs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
         goto fail;
     if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
-    const char *params[1] = {req->job_id};
-    st = hodei_db_exec(conn, "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = $1", 1, params, &res,
-                       &err);
+    char nsbuf[EDGE_NS_FILTER_BUF];
+    const char *params[2] = {req->job_id, edge_ns_filter(edge_caller(call), nsbuf, sizeof nsbuf)};
+    st = hodei_db_exec(conn,
+                       "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = $1"
+                       " AND ($2::text[] IS NULL OR namespace = ANY($2::text[]))",
+                       2, params, &res, &err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
@@ -151,13 +161,52 @@ static hodei_status cancel_running(PGconn *conn, const char *id, const hodei_job
     return hodei_outbox_append(conn, &ev, subject, "job", id, "JobCancelRequested", err);
 }
 
-static hodei_status cancel_tx(PGconn *conn, const char *id, const char *reason, PGresult **out,
-                              hodei_err *err)
+/* The job's namespace, if the caller may see it; else NOT_FOUND, exactly as
+ * for a job that does not exist. */
+static hodei_status cancel_visible(PGconn *conn, const hodei_identity *who, const char *id,
+                                   char ns[HODEI_NS_BUF], hodei_err *err)
+{
+    char nsbuf[EDGE_NS_FILTER_BUF];
+    const char *params[2] = {id, edge_ns_filter(who, nsbuf, sizeof nsbuf)};
+    PGresult *res = NULL;
+    hodei_status st = hodei_db_exec(conn,
+                                    "SELECT namespace FROM jobs WHERE id = $1"
+                                    " AND ($2::text[] IS NULL OR namespace = ANY($2::text[]))",
+                                    2, params, &res, err);
+    if (st != HODEI_OK)
+        return st;
+    if (PQntuples(res) == 0)
+        st = hodei_err_set(err, HODEI_ERR_NOT_FOUND, "job %s not found", id);
+    else
+        hodei_strlcpy(ns, hodei_db_get_str(res, 0, 0), HODEI_NS_BUF);
+    PQclear(res);
+    return st;
+}
+
+static hodei_status cancel_audit(PGconn *conn, const hodei_identity *who, const char *id,
+                                 const char *ns, const hodei_job_view *v, const char *reason,
+                                 hodei_err *err)
+{
+    hodei_buf d;
+    hodei_buf_init(&d, 4 * CANCEL_REASON_MAX + 256);
+    hodei_buf_puts(&d, "{\"reason\":");
+    hodei_buf_json_string(&d, reason);
+    hodei_buf_printf(&d, ",\"state\":\"%s\"}", hodei_job_state_name(v->state));
+    hodei_status st = edge_audit(conn, who, "job.cancel", "job", id, ns, d.data, err);
+    hodei_buf_fini(&d);
+    return st;
+}
+
+static hodei_status cancel_tx(PGconn *conn, const hodei_identity *who, const char *id,
+                              const char *reason, PGresult **out, hodei_err *err)
 {
     hodei_job_view v;
+    char ns[HODEI_NS_BUF];
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
         return st;
+    if ((st = cancel_visible(conn, who, id, ns, err)) != HODEI_OK)
+        goto rollback;
     if ((st = hodei_store_job_read(conn, id, true, &v, err)) != HODEI_OK)
         goto rollback;
     if (hodei_job_state_terminal(v.state)) {
@@ -169,6 +218,9 @@ static hodei_status cancel_tx(PGconn *conn, const char *id, const char *reason, 
         st = cancel_pending(conn, id, reason, err);
     else
         st = cancel_running(conn, id, &v, reason, err);
+    if (st == HODEI_OK &&
+        !(v.state != HODEI__V1__JOB_STATE__JOB_STATE_PENDING && v.cancel_requested))
+        st = cancel_audit(conn, who, id, ns, &v, reason, err);
     if (st != HODEI_OK)
         goto rollback;
     const char *params[1] = {id};
@@ -210,7 +262,7 @@ static void jobs_cancel(hodei_rpc_call *call, const ProtobufCMessage *msg, void 
     }
     if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
-    st = cancel_tx(conn, req->job_id, reason, &res, &err);
+    st = cancel_tx(conn, edge_caller(call), req->job_id, reason, &res, &err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
@@ -245,16 +297,40 @@ bad:
 }
 
 typedef struct {
-    char states[256]; /* array literal, or "" for all */
+    char namespaces[EDGE_NS_FILTER_BUF]; /* array literal, or "" for all */
+    char states[256];                    /* array literal, or "" for all */
     char after_us[32];
     char after_id[HODEI_ID_BUF];
     char limit[16];
     int page_size;
 } list_query;
 
-static hodei_status list_parse(const Hodei__V1__ListJobsRequest *req, list_query *q, hodei_err *err)
+/* A namespace asked for must be one the caller may see; none = all it may. */
+static hodei_status list_namespaces(const Hodei__V1__ListJobsRequest *req,
+                                    const hodei_identity *who, list_query *q, hodei_err *err)
+{
+    const char *ns = NULL;
+    if (req->namespace_ && req->namespace_[0]) {
+        hodei_status st =
+            hodei_identity_pick_namespace(who, "namespace", req->namespace_, &ns, err);
+        if (st != HODEI_OK)
+            return st;
+        snprintf(q->namespaces, sizeof q->namespaces, "{\"%s\"}", ns); /* [a-z0-9-] only */
+        return HODEI_OK;
+    }
+    const char *all = edge_ns_filter(who, q->namespaces, sizeof q->namespaces);
+    if (!all)
+        q->namespaces[0] = '\0';
+    return HODEI_OK;
+}
+
+static hodei_status list_parse(const Hodei__V1__ListJobsRequest *req, const hodei_identity *who,
+                               list_query *q, hodei_err *err)
 {
     memset(q, 0, sizeof *q);
+    hodei_status nst = list_namespaces(req, who, q, err);
+    if (nst != HODEI_OK)
+        return nst;
     if (req->page_size < 0 || req->page_size > LIST_PAGE_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID, "page_size: must be between 0 and %d, got %d",
                              LIST_PAGE_MAX, req->page_size);
@@ -328,21 +404,23 @@ static void jobs_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *c
     list_query q;
     PGconn *conn = NULL;
     PGresult *res = NULL;
-    hodei_status st = list_parse(req, &q, &err);
+    hodei_status st = list_parse(req, edge_caller(call), &q, &err);
     if (st != HODEI_OK)
         goto fail;
     if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
-    const char *params[4] = {q.states[0] ? q.states : NULL, q.after_us[0] ? q.after_us : NULL,
-                             q.after_id[0] ? q.after_id : NULL, q.limit};
+    const char *params[5] = {q.states[0] ? q.states : NULL, q.after_us[0] ? q.after_us : NULL,
+                             q.after_id[0] ? q.after_id : NULL, q.limit,
+                             q.namespaces[0] ? q.namespaces : NULL};
     st = hodei_db_exec(conn,
                        "SELECT " JOB_ROW_COLUMNS " FROM jobs"
                        " WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))"
+                       "   AND ($5::text[] IS NULL OR namespace = ANY($5::text[]))"
                        "   AND ($2::bigint IS NULL OR (created_at, id) <"
                        "        ('epoch'::timestamptz + $2::bigint * interval '1 microsecond',"
                        "         $3::uuid))"
                        " ORDER BY created_at DESC, id DESC LIMIT $4::int",
-                       4, params, &res, &err);
+                       5, params, &res, &err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;

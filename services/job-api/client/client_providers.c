@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "edge_audit.h"
+#include "edge_auth.h"
 #include "hodei/buf.h"
 #include "hodei/job_spec.h"
 #include "hodei/log.h"
@@ -226,12 +228,50 @@ static void provider_nums_fill(const Hodei__V1__Provider *p, provider_nums *n)
     snprintf(n->num[8], PROVIDER_NUM_TEXT_MAX, "%d", r ? r->gpu_count : 0);
 }
 
-static hodei_status provider_upsert(edge *e, const Hodei__V1__Provider *p, hodei_err *err)
+/* The audit row's summary: the limits, never the config's values (they may
+ * hold credentials of the provider's API). */
+static hodei_status provider_audit(PGconn *conn, hodei_rpc_call *call, const Hodei__V1__Provider *p,
+                                   const provider_nums *n, hodei_err *err)
+{
+    char detail[512];
+    snprintf(detail, sizeof detail,
+             "{\"type\":\"%s\",\"max_workers\":%s,\"warm_pool_min\":%s,\"warm_pool_max\":%s,"
+             "\"idle_ttl_ms\":%s,\"enabled\":%s,\"config_keys\":%zu}",
+             provider_type_name(p->type), n->num[0], n->num[1], n->num[2], n->num[3],
+             p->enabled ? "true" : "false", p->n_config);
+    return edge_audit(conn, edge_caller(call), "provider.register", "provider", p->name, "", detail,
+                      err);
+}
+
+static hodei_status provider_upsert_tx(PGconn *conn, hodei_rpc_call *call,
+                                       const Hodei__V1__Provider *p, const provider_nums *n,
+                                       const char *const *params, hodei_err *err)
+{
+    PGresult *res = NULL;
+    hodei_status st = hodei_db_begin(conn, err);
+    if (st != HODEI_OK)
+        return st;
+    st = hodei_db_exec(conn, PROVIDER_UPSERT_SQL, 14, params, &res, err);
+    if (st == HODEI_OK && strcmp(PQcmdTuples(res), "1") != 0)
+        st = hodei_err_set(err, HODEI_ERR_PRECONDITION,
+                           "provider.type: provider %s has live workers of another type;"
+                           " it cannot change type until they are gone",
+                           p->name);
+    PQclear(res);
+    if (st == HODEI_OK)
+        st = provider_audit(conn, call, p, n, err);
+    if (st == HODEI_OK)
+        return hodei_db_commit(conn, err);
+    hodei_db_rollback(conn);
+    return st;
+}
+
+static hodei_status provider_upsert(edge *e, hodei_rpc_call *call, const Hodei__V1__Provider *p,
+                                    hodei_err *err)
 {
     hodei_buf json;
     provider_nums n;
     PGconn *conn = NULL;
-    PGresult *res = NULL;
     hodei_buf_init(&json, PROVIDER_CONFIG_JSON_MAX);
     provider_nums_fill(p, &n);
     hodei_status st = HODEI_ERR_LIMIT;
@@ -245,15 +285,9 @@ static hodei_status provider_upsert(edge *e, const Hodei__V1__Provider *p, hodei
         n.num[4], p->enabled ? "t" : "f",      n.num[5],  n.num[6], n.num[7], n.num[8], arch};
     if ((st = edge_db_acquire(e, &conn, err)) != HODEI_OK)
         goto out;
-    st = hodei_db_exec(conn, PROVIDER_UPSERT_SQL, 14, params, &res, err);
+    st = provider_upsert_tx(conn, call, p, &n, params, err);
     edge_db_release(e, conn, st);
-    if (st == HODEI_OK && strcmp(PQcmdTuples(res), "1") != 0)
-        st = hodei_err_set(err, HODEI_ERR_PRECONDITION,
-                           "provider.type: provider %s has live workers of another type;"
-                           " it cannot change type until they are gone",
-                           p->name);
 out:
-    PQclear(res);
     hodei_buf_fini(&json);
     return st;
 }
@@ -265,7 +299,7 @@ static void rpc_register_provider(hodei_rpc_call *call, const ProtobufCMessage *
     hodei_err err = {0};
     hodei_status st = provider_validate(req->provider, &err);
     if (st == HODEI_OK)
-        st = provider_upsert(e, req->provider, &err);
+        st = provider_upsert(e, call, req->provider, &err);
     if (st != HODEI_OK) {
         hodei_rpc_call_fail_err(call, &err);
         return;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "edge_audit.h"
+#include "edge_auth.h"
 #include "hodei/bus.h"
 #include "hodei/id.h"
 #include "hodei/job_state.h"
@@ -28,12 +30,24 @@
 /* -------------------------------------------------------------- ScheduleJob */
 
 /* A pending job gets a JobQueued event: the schedulers' wake-up. */
-static hodei_status srpc_schedule_tx(PGconn *conn, const char *id, hodei_job_view *j,
-                                     hodei_err *err)
+static hodei_status srpc_schedule_tx(PGconn *conn, const hodei_identity *who, const char *id,
+                                     hodei_job_view *j, hodei_err *err)
 {
+    char nsbuf[EDGE_NS_FILTER_BUF];
+    const char *params[2] = {id, edge_ns_filter(who, nsbuf, sizeof nsbuf)};
+    PGresult *res = NULL;
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
         return st;
+    st = hodei_db_exec(conn,
+                       "SELECT 1 FROM jobs WHERE id = $1"
+                       " AND ($2::text[] IS NULL OR namespace = ANY($2::text[]))",
+                       2, params, &res, err);
+    if (st == HODEI_OK && PQntuples(res) == 0) /* as for a job that does not exist */
+        st = hodei_err_set(err, HODEI_ERR_NOT_FOUND, "job %s not found", id);
+    PQclear(res);
+    if (st != HODEI_OK)
+        goto out_rollback;
     if ((st = hodei_store_job_read(conn, id, false, j, err)) != HODEI_OK)
         goto out_rollback;
     if (j->state == HODEI__V1__JOB_STATE__JOB_STATE_PENDING) {
@@ -67,7 +81,7 @@ static void srpc_schedule(hodei_rpc_call *call, const ProtobufCMessage *msg, voi
     if ((st = hodei_id_check("job_id", req->job_id, "a job id", &err)) != HODEI_OK ||
         (st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
-    st = srpc_schedule_tx(conn, req->job_id, &j, &err);
+    st = srpc_schedule_tx(conn, edge_caller(call), req->job_id, &j, &err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
@@ -271,12 +285,16 @@ static void srpc_configure(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
     }
     if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
-    const char *params[1] = {name};
+    edge_actor a;
+    edge_actor_of(edge_caller(call), &a);
+    const char *params[4] = {name, a.actor, a.actor_id, a.peer};
     st = hodei_db_exec(conn,
-                       "INSERT INTO scheduler_settings (id, strategy) VALUES (true, $1)"
+                       "WITH s AS (INSERT INTO scheduler_settings (id, strategy) VALUES (true, $1)"
                        " ON CONFLICT (id) DO UPDATE SET strategy = EXCLUDED.strategy,"
-                       " updated_at = now()",
-                       1, params, NULL, &err);
+                       " updated_at = now() RETURNING strategy)"
+                       " " EDGE_AUDIT_INSERT " SELECT $2, $3, $4, '', 'scheduler.configure',"
+                       " 'scheduler', 'strategy', jsonb_build_object('strategy', strategy) FROM s",
+                       4, params, NULL, &err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;

@@ -1,24 +1,40 @@
-/* SecretService: SetSecret, ListSecrets, DeleteSecret; and secret_json_load
- * for RunJob. Every write is one statement with its audit_log row (actor
- * "api", object = the name). Messages name secrets, never their values. */
+/* SecretService: SetSecret, ListSecrets, DeleteSecret; the delivery of a
+ * job's secrets for RunJob (secret_json_load) and the check at submit time
+ * (secret_refs_check); the background re-seal after a master key rotation.
+ *
+ * A secret belongs to a namespace; a job uses the secrets of its own
+ * namespace by name, and a secret of another namespace as "<ns>/<name>" only
+ * when that secret is shared with the job's namespace. Every write is one
+ * statement with its audit_log row; every delivery to a job writes one
+ * secret.use row per secret and attempt in the statement that reads it.
+ * Messages name secrets, never their values. */
 #include "client_secrets.h"
 
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
+#include "edge_audit.h"
+#include "edge_auth.h"
 #include "edge_seal.h"
 #include "hodei/buf.h"
 #include "hodei/log.h"
 #include "hodei/pb.h"
 #include "hodei/sqlarr.h"
+#include "hodei/time.h"
+#include "hodei/util.h"
 #include "hodei/v1/secret.pb-c.h"
 
 #define SVC "/hodei.v1.SecretService/"
 #define SECRET_LIST_MAX 10000 /* ListSecrets answers at most this many */
 #define SECRET_LIST_MAX_TEXT "10000"
 #define SECRET_NO_KEY "secrets.master_key is not set"
+#define SECRET_SHARE_MAX HODEI_NS_PER_KEY_MAX /* namespaces one secret is shared with */
+#define SECRET_REF_BUF (HODEI_NS_BUF + SECRETS_NAME_MAX + 2)
 
 static hodei_status secret_check_name(const char *name, hodei_err *err)
 {
@@ -31,7 +47,7 @@ static hodei_status secret_check_name(const char *name, hodei_err *err)
 
 static hodei_status secret_check_key(const edge *e, hodei_err *err)
 {
-    if (!e->secrets_on)
+    if (!e->keys.on)
         return hodei_err_set(err, HODEI_ERR_PRECONDITION, SECRET_NO_KEY);
     return HODEI_OK;
 }
@@ -39,36 +55,89 @@ static hodei_status secret_check_key(const edge *e, hodei_err *err)
 /* ---------------------------------------------------------------- SetSecret */
 
 static const char set_sql[] =
-    "WITH s AS (INSERT INTO secrets (name, value, nonce) VALUES ($1, $2, $3)"
-    "  ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, nonce = EXCLUDED.nonce,"
+    "WITH s AS (INSERT INTO secrets (namespace, name, value, nonce, key_id, shared_with)"
+    "  VALUES ($1, $2, $3, $4, $5, $6::text[])"
+    "  ON CONFLICT (namespace, name) DO UPDATE SET value = EXCLUDED.value,"
+    "  nonce = EXCLUDED.nonce, key_id = EXCLUDED.key_id, shared_with = EXCLUDED.shared_with,"
     "  updated_at = now()"
-    "  RETURNING name, (xmax = 0) AS created,"
+    "  RETURNING namespace, name, (xmax = 0) AS created,"
     "  (extract(epoch FROM updated_at) * 1000000)::bigint AS us),"
-    " a AS (INSERT INTO audit_log (actor, action, object_type, object_id)"
-    "  SELECT 'api', CASE WHEN created THEN 'secret.create' ELSE 'secret.replace' END,"
-    "  'secret', name FROM s)"
+    " a AS (" EDGE_AUDIT_INSERT "  SELECT $7, $8, $9, namespace,"
+    "  CASE WHEN created THEN 'secret.create' ELSE 'secret.replace' END, 'secret', name,"
+    "  jsonb_build_object('shared_with', $6::text[], 'key_id', $5::text) FROM s)"
     " SELECT created, us FROM s";
 
-static hodei_status secret_store(edge *e, const char *name, const uint8_t *sealed, size_t len,
-                                 const uint8_t *nonce, PGresult **res, hodei_err *err)
+typedef struct {
+    const char *ns;
+    const char *name;
+    char shared[SECRET_SHARE_MAX * (HODEI_NS_BUF + 3) + 3]; /* array literal */
+} secret_target;
+
+static hodei_status secret_store(edge *e, hodei_rpc_call *call, const secret_target *t,
+                                 const uint8_t *sealed, size_t len, const uint8_t *nonce,
+                                 PGresult **res, hodei_err *err)
 {
     PGconn *conn = NULL;
+    edge_actor a;
+    edge_actor_of(edge_caller(call), &a);
     hodei_status st = edge_db_acquire(e, &conn, err);
     if (st != HODEI_OK)
         return st;
-    const char *params[3] = {name, (const char *)sealed, (const char *)nonce};
-    const int lengths[3] = {0, (int)len, SECRETS_NONCE_LEN};
-    const int formats[3] = {0, 1, 1};
-    st = hodei_db_exec_bin(conn, set_sql, 3, params, lengths, formats, res, err);
+    const char *params[9] = {t->ns,
+                             t->name,
+                             (const char *)sealed,
+                             (const char *)nonce,
+                             e->keys.current.id,
+                             t->shared,
+                             a.actor,
+                             a.actor_id,
+                             a.peer};
+    const int lengths[9] = {0, 0, (int)len, SECRETS_NONCE_LEN, 0, 0, 0, 0, 0};
+    const int formats[9] = {0, 0, 1, 1, 0, 0, 0, 0, 0};
+    st = hodei_db_exec_bin(conn, set_sql, 9, params, lengths, formats, res, err);
     edge_db_release(e, conn, st);
     return st;
 }
 
-static hodei_status secret_set_check(const edge *e, const Hodei__V1__SetSecretRequest *req,
+/* shared_with: valid namespaces, each once, not the secret's own. */
+static hodei_status secret_share_parse(const Hodei__V1__SetSecretRequest *req, secret_target *t,
+                                       hodei_err *err)
+{
+    if (req->n_shared_with > SECRET_SHARE_MAX)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "shared_with: at most %d namespaces",
+                             SECRET_SHARE_MAX);
+    hodei_buf b;
+    hodei_buf_init(&b, sizeof t->shared - 1);
+    hodei_sqlarr_begin(&b);
+    hodei_status st = HODEI_OK;
+    for (size_t i = 0; st == HODEI_OK && i < req->n_shared_with; i++) {
+        char field[40];
+        snprintf(field, sizeof field, "shared_with[%zu]", i % 100);
+        st = hodei_ns_check(field, req->shared_with[i], err);
+        if (st == HODEI_OK && strcmp(req->shared_with[i], t->ns) == 0)
+            st = hodei_err_set(err, HODEI_ERR_INVALID, "%s: is the secret's own namespace", field);
+        for (size_t j = 0; st == HODEI_OK && j < i; j++)
+            if (strcmp(req->shared_with[i], req->shared_with[j]) == 0)
+                st = hodei_err_set(err, HODEI_ERR_INVALID, "%s: named twice", field);
+        hodei_sqlarr_str(&b, req->shared_with[i]);
+    }
+    if (st == HODEI_OK && hodei_sqlarr_end(&b))
+        hodei_strlcpy(t->shared, b.data, sizeof t->shared);
+    hodei_buf_fini(&b);
+    return st;
+}
+
+static hodei_status secret_set_check(const edge *e, hodei_rpc_call *call,
+                                     const Hodei__V1__SetSecretRequest *req, secret_target *t,
                                      hodei_err *err)
 {
-    const char *name = req->name ? req->name : "";
-    hodei_status st = secret_check_name(name, err);
+    t->name = req->name ? req->name : "";
+    hodei_status st = secret_check_name(t->name, err);
+    if (st == HODEI_OK)
+        st = hodei_identity_pick_namespace(edge_caller(call), "namespace", req->namespace_, &t->ns,
+                                           err);
+    if (st == HODEI_OK)
+        st = secret_share_parse(req, t, err);
     if (st == HODEI_OK)
         st = secrets_value_check(req->value.data, req->value.len, "value", err);
     if (st == HODEI_OK)
@@ -85,8 +154,10 @@ static void secret_set(hodei_rpc_call *call, const ProtobufCMessage *msg, void *
     uint8_t nonce[SECRETS_NONCE_LEN];
     uint8_t *sealed = NULL;
     PGresult *res = NULL;
+    secret_target t = {0};
+    char aad[SECRETS_AAD_MAX + 1];
     hodei_err err;
-    hodei_status st = secret_set_check(e, req, &err);
+    hodei_status st = secret_set_check(e, call, req, &t, &err);
     if (st != HODEI_OK)
         goto fail;
     sealed = malloc(req->value.len + SECRETS_TAG_LEN);
@@ -94,18 +165,18 @@ static void secret_set(hodei_rpc_call *call, const ProtobufCMessage *msg, void *
         st = hodei_err_set(&err, HODEI_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    st = secrets_seal(e->secrets_key, req->name, req->value.data, req->value.len, nonce, sealed,
+    secrets_aad(e->keys.current.id, t.ns, t.name, aad);
+    st = secrets_seal(e->keys.current.key, aad, req->value.data, req->value.len, nonce, sealed,
                       &err);
     if (st == HODEI_OK)
-        st =
-            secret_store(e, req->name, sealed, req->value.len + SECRETS_TAG_LEN, nonce, &res, &err);
+        st = secret_store(e, call, &t, sealed, req->value.len + SECRETS_TAG_LEN, nonce, &res, &err);
     if (st != HODEI_OK)
         goto fail;
     resp.name = req->name;
     resp.created = hodei_db_get_str(res, 0, 0)[0] == 't';
     hodei_pb_time(&at, hodei_db_get_i64(res, 0, 1));
     resp.updated_at = &at;
-    HLOG_INFO("secret %s %s", req->name, resp.created ? "created" : "replaced");
+    HLOG_INFO("secret %s/%s %s", t.ns, t.name, resp.created ? "created" : "replaced");
     hodei_rpc_call_reply(call, &resp.base);
     goto out;
 fail:
@@ -119,28 +190,43 @@ out:
 
 /* -------------------------------------------------------------- ListSecrets */
 
-static void secret_list_reply(hodei_rpc_call *call, const PGresult *res)
+enum { L_NAME, L_US, L_SHARED, L_KEY_ID };
+
+static void secret_list_reply(hodei_rpc_call *call, const char *ns, const PGresult *res)
 {
     Hodei__V1__ListSecretsResponse resp = HODEI__V1__LIST_SECRETS_RESPONSE__INIT;
     size_t n = (size_t)PQntuples(res);
     Hodei__V1__SecretInfo *infos = calloc(n ? n : 1, sizeof *infos);
     Hodei__V1__SecretInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     Hodei__V1__Timestamp *times = calloc(n ? n : 1, sizeof *times);
-    if (!infos || !ptrs || !times) {
+    char **shared = calloc(n ? n : 1, sizeof *shared);
+    char **share_ptrs = calloc((n ? n : 1) * SECRET_SHARE_MAX, sizeof *share_ptrs);
+    if (!infos || !ptrs || !times || !shared || !share_ptrs) {
         hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
         infos[i] = (Hodei__V1__SecretInfo)HODEI__V1__SECRET_INFO__INIT;
-        infos[i].name = (char *)hodei_db_get_str(res, (int)i, 0);
-        hodei_pb_time(&times[i], hodei_db_get_i64(res, (int)i, 1));
+        infos[i].name = (char *)hodei_db_get_str(res, (int)i, L_NAME);
+        infos[i].namespace_ = (char *)ns;
+        hodei_pb_time(&times[i], hodei_db_get_i64(res, (int)i, L_US));
         infos[i].updated_at = &times[i];
+        infos[i].key_id = (char *)hodei_db_get_str(res, (int)i, L_KEY_ID);
+        shared[i] = strdup(hodei_db_get_str(res, (int)i, L_SHARED));
+        infos[i].shared_with = &share_ptrs[i * SECRET_SHARE_MAX];
+        for (char *save = NULL, *tok = shared[i] ? strtok_r(shared[i], ",", &save) : NULL;
+             tok && infos[i].n_shared_with < SECRET_SHARE_MAX; tok = strtok_r(NULL, ",", &save))
+            infos[i].shared_with[infos[i].n_shared_with++] = tok;
         ptrs[i] = &infos[i];
     }
     resp.n_secrets = n;
     resp.secrets = ptrs;
     hodei_rpc_call_reply(call, &resp.base);
 out:
+    for (size_t i = 0; shared && i < n; i++)
+        free(shared[i]);
+    free(shared);
+    free(share_ptrs);
     free(infos);
     free(ptrs);
     free(times);
@@ -148,23 +234,28 @@ out:
 
 static void secret_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
-    (void)msg;
     edge *e = ctx;
+    const Hodei__V1__ListSecretsRequest *req = (const Hodei__V1__ListSecretsRequest *)msg;
     PGconn *conn = NULL;
     PGresult *res = NULL;
+    const char *ns = NULL;
     hodei_err err;
-    hodei_status st = edge_db_acquire(e, &conn, &err);
+    hodei_status st =
+        hodei_identity_pick_namespace(edge_caller(call), "namespace", req->namespace_, &ns, &err);
+    if (st == HODEI_OK)
+        st = edge_db_acquire(e, &conn, &err);
     if (st != HODEI_OK)
         goto fail;
-    const char *params[1] = {SECRET_LIST_MAX_TEXT};
+    const char *params[2] = {SECRET_LIST_MAX_TEXT, ns};
     st = hodei_db_exec(conn,
-                       "SELECT name, (extract(epoch FROM updated_at) * 1000000)::bigint"
-                       " FROM secrets ORDER BY name LIMIT $1::int",
-                       1, params, &res, &err);
+                       "SELECT name, (extract(epoch FROM updated_at) * 1000000)::bigint,"
+                       " array_to_string(shared_with, ','), key_id"
+                       " FROM secrets WHERE namespace = $2 ORDER BY name LIMIT $1::int",
+                       2, params, &res, &err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
-    secret_list_reply(call, res);
+    secret_list_reply(call, ns, res);
     PQclear(res);
     return;
 fail:
@@ -179,58 +270,164 @@ static void secret_delete(hodei_rpc_call *call, const ProtobufCMessage *msg, voi
     const Hodei__V1__DeleteSecretRequest *req = (const Hodei__V1__DeleteSecretRequest *)msg;
     Hodei__V1__DeleteSecretResponse resp = HODEI__V1__DELETE_SECRET_RESPONSE__INIT;
     const char *name = req->name ? req->name : "";
+    const char *ns = NULL;
     PGconn *conn = NULL;
     PGresult *res = NULL;
+    edge_actor a;
     hodei_err err;
+    edge_actor_of(edge_caller(call), &a);
     hodei_status st = secret_check_name(name, &err);
+    if (st == HODEI_OK)
+        st = hodei_identity_pick_namespace(edge_caller(call), "namespace", req->namespace_, &ns,
+                                           &err);
     if (st == HODEI_OK)
         st = edge_db_acquire(e, &conn, &err);
     if (st != HODEI_OK)
         goto fail;
-    const char *params[1] = {name};
+    const char *params[5] = {ns, name, a.actor, a.actor_id, a.peer};
     st = hodei_db_exec(conn,
-                       "WITH d AS (DELETE FROM secrets WHERE name = $1 RETURNING name),"
-                       " a AS (INSERT INTO audit_log (actor, action, object_type, object_id)"
-                       "  SELECT 'api', 'secret.delete', 'secret', name FROM d)"
+                       "WITH d AS (DELETE FROM secrets WHERE namespace = $1 AND name = $2"
+                       "  RETURNING namespace, name),"
+                       " a AS (" EDGE_AUDIT_INSERT " SELECT $3, $4, $5, namespace,"
+                       "  'secret.delete', 'secret', name, '{}' FROM d)"
                        " SELECT count(*) FROM d",
-                       1, params, &res, &err);
+                       5, params, &res, &err);
     edge_db_release(e, conn, st);
     if (st == HODEI_OK && hodei_db_get_i64(res, 0, 0) == 0)
         st = hodei_err_set(&err, HODEI_ERR_NOT_FOUND, "secret %s not found", name);
     PQclear(res);
     if (st != HODEI_OK)
         goto fail;
-    HLOG_INFO("secret %s deleted", name);
+    HLOG_INFO("secret %s/%s deleted", ns, name);
     hodei_rpc_call_reply(call, &resp.base);
     return;
 fail:
     hodei_rpc_call_fail_err(call, &err);
 }
 
+/* --------------------------------------------------------- submit-time check */
+
+/* Splits "ns/name" (or "name", in job_ns). */
+static void ref_split(const char *ref, const char *job_ns, char ns[HODEI_NS_BUF], const char **name)
+{
+    const char *slash = strchr(ref, '/');
+    if (!slash) {
+        hodei_strlcpy(ns, job_ns, HODEI_NS_BUF);
+        *name = ref;
+        return;
+    }
+    size_t len = (size_t)(slash - ref);
+    snprintf(ns, HODEI_NS_BUF, "%.*s", (int)(len < HODEI_NS_BUF ? len : HODEI_NS_BUF - 1), ref);
+    *name = slash + 1;
+}
+
+hodei_status secret_refs_check(edge *e, const char *ns, const Hodei__V1__JobSpec *spec,
+                               hodei_err *err)
+{
+    for (size_t i = 0; spec && i < spec->n_secret_refs; i++) {
+        char owner_ns[HODEI_NS_BUF];
+        const char *name;
+        ref_split(spec->secret_refs[i], ns, owner_ns, &name);
+        if (strcmp(owner_ns, ns) == 0)
+            continue; /* its own namespace: looked up when the job runs */
+        PGconn *conn = NULL;
+        PGresult *res = NULL;
+        hodei_status st = edge_db_acquire(e, &conn, err);
+        if (st != HODEI_OK)
+            return st;
+        const char *params[3] = {owner_ns, name, ns};
+        st = hodei_db_exec(conn,
+                           "SELECT 1 FROM secrets WHERE namespace = $1 AND name = $2"
+                           " AND $3 = ANY(shared_with)",
+                           3, params, &res, err);
+        edge_db_release(e, conn, st);
+        bool shared = st == HODEI_OK && PQntuples(res) == 1;
+        PQclear(res);
+        if (st != HODEI_OK)
+            return st;
+        if (!shared) /* the same words whether it exists or not */
+            return hodei_err_set(err, HODEI_ERR_PERMISSION,
+                                 "spec.secret_refs[%zu]: secret %s is not shared with namespace "
+                                 "%s; nothing queued",
+                                 i, spec->secret_refs[i], ns);
+    }
+    return HODEI_OK;
+}
+
 /* ----------------------------------------------------------------- delivery */
 
-enum { C_NAME, C_VALUE_HEX, C_NONCE_HEX };
+enum { C_REF, C_VALUE_HEX, C_NONCE_HEX, C_KEY_ID, C_NS, C_NAME };
 
-/* Appends "name":"value" for one row (value decrypted, then wiped). */
+/* The job's secrets, each read and its secret.use row written in one
+ * statement (one row per job, attempt and secret, however often RunJob is
+ * re-sent). A reference NAME is the job's namespace's; NS/NAME must be
+ * shared with it. The actor is the key that queued the job. */
+static const char load_sql[] =
+    "WITH j AS (SELECT namespace, owner, coalesce(owner_key_id::text, '') AS owner_id"
+    "  FROM jobs WHERE id = $1::text::uuid),"
+    " r AS (SELECT ref, CASE WHEN strpos(ref, '/') > 0 THEN split_part(ref, '/', 1)"
+    "  ELSE j.namespace END AS ns,"
+    "  CASE WHEN strpos(ref, '/') > 0 THEN split_part(ref, '/', 2) ELSE ref END AS name"
+    "  FROM unnest($2::text[]) AS ref, j),"
+    " s AS (SELECT r.ref, s.namespace, s.name, s.value, s.nonce, s.key_id FROM r"
+    "  JOIN secrets s ON s.namespace = r.ns AND s.name = r.name, j"
+    "  WHERE s.namespace = j.namespace OR j.namespace = ANY(s.shared_with)),"
+    " a AS (INSERT INTO audit_log (actor, actor_id, peer, namespace, action, object_type,"
+    "  object_id, detail, use_key)"
+    "  SELECT j.owner, j.owner_id, 'worker:' || $4::text, j.namespace, 'secret.use', 'secret',"
+    "  s.namespace || '/' || s.name,"
+    "  jsonb_build_object('job_id', $1::text, 'epoch', $3::text::bigint, 'worker_id', $4::text),"
+    "  $1::text || ':' || $3::text || ':' || s.namespace || '/' || s.name FROM s, j"
+    "  ON CONFLICT (use_key) WHERE use_key IS NOT NULL DO NOTHING)"
+    " SELECT ref, encode(value, 'hex'), encode(nonce, 'hex'), key_id, namespace, name FROM s"
+    " ORDER BY ref";
+
+/* The key a value was sealed with. Values from before key ids: the current
+ * key, then each older one. */
+static hodei_status secret_open_row(const edge *e, const PGresult *res, int row, uint8_t *plain,
+                                    size_t *len, hodei_err *err)
+{
+    const char *hex = hodei_db_get_str(res, row, C_VALUE_HEX);
+    const char *nonce_hex = hodei_db_get_str(res, row, C_NONCE_HEX);
+    const char *key_id = hodei_db_get_str(res, row, C_KEY_ID);
+    const char *ref = hodei_db_get_str(res, row, C_REF);
+    uint8_t sealed[SECRETS_SEALED_MAX], nonce[SECRETS_NONCE_LEN];
+    char aad[SECRETS_AAD_MAX + 1];
+    long sealed_len = hodei_hex_decode(hex, strlen(hex), sealed, sizeof sealed);
+    if (sealed_len < 0 ||
+        hodei_hex_decode(nonce_hex, strlen(nonce_hex), nonce, sizeof nonce) != SECRETS_NONCE_LEN)
+        return hodei_err_set(err, HODEI_ERR_PERMISSION, "secret %s: stored value is malformed",
+                             ref);
+    secrets_aad(key_id, hodei_db_get_str(res, row, C_NS), hodei_db_get_str(res, row, C_NAME), aad);
+    if (key_id[0]) {
+        const secrets_key *k = secrets_keyring_find(&e->keys, key_id);
+        if (!k)
+            return hodei_err_set(err, HODEI_ERR_PERMISSION,
+                                 "secret %s: sealed with master key %s, which this edge does "
+                                 "not hold (secrets.old_master_keys)",
+                                 ref, key_id);
+        return secrets_open(k->key, aad, nonce, sealed, (size_t)sealed_len, plain, len, err);
+    }
+    hodei_status st =
+        secrets_open(e->keys.current.key, aad, nonce, sealed, (size_t)sealed_len, plain, len, err);
+    for (size_t i = 0; st != HODEI_OK && i < e->keys.n_old; i++)
+        st = secrets_open(e->keys.old[i].key, aad, nonce, sealed, (size_t)sealed_len, plain, len,
+                          err);
+    return st;
+}
+
+/* Appends "ref":"value" for one row (value decrypted, then wiped). */
 static hodei_status secret_json_add(edge *e, const PGresult *res, int row, hodei_buf *b,
                                     hodei_err *err)
 {
-    const char *name = hodei_db_get_str(res, row, C_NAME);
-    const char *hex = hodei_db_get_str(res, row, C_VALUE_HEX);
-    uint8_t sealed[SECRETS_SEALED_MAX], nonce[SECRETS_NONCE_LEN], plain[SECRETS_VALUE_MAX + 1];
+    uint8_t plain[SECRETS_VALUE_MAX + 1];
     size_t len = 0;
-    long sealed_len = hodei_hex_decode(hex, strlen(hex), sealed, sizeof sealed);
-    if (sealed_len < 0 || hodei_hex_decode(hodei_db_get_str(res, row, C_NONCE_HEX),
-                                           strlen(hodei_db_get_str(res, row, C_NONCE_HEX)), nonce,
-                                           sizeof nonce) != SECRETS_NONCE_LEN)
-        return hodei_err_set(err, HODEI_ERR_PERMISSION, "secret %s: stored value is malformed",
-                             name);
-    hodei_status st =
-        secrets_open(e->secrets_key, name, nonce, sealed, (size_t)sealed_len, plain, &len, err);
+    hodei_status st = secret_open_row(e, res, row, plain, &len, err);
     if (st != HODEI_OK)
         return st;
     plain[len] = 0;
-    bool ok = (b->len == 1 || hodei_buf_putc(b, ',')) && hodei_buf_json_string(b, name) &&
+    bool ok = (b->len == 1 || hodei_buf_putc(b, ',')) &&
+              hodei_buf_json_string(b, hodei_db_get_str(res, row, C_REF)) &&
               hodei_buf_putc(b, ':') && hodei_buf_json_string(b, (const char *)plain);
     OPENSSL_cleanse(plain, sizeof plain);
     if (!ok)
@@ -243,7 +440,7 @@ static bool secret_json_reserve(hodei_buf *b, const PGresult *res)
 {
     size_t cap = 4;
     for (int r = 0; r < PQntuples(res); r++)
-        cap += strlen(hodei_db_get_str(res, r, C_NAME)) + 8 +
+        cap += strlen(hodei_db_get_str(res, r, C_REF)) + 8 +
                6 * (strlen(hodei_db_get_str(res, r, C_VALUE_HEX)) / 2);
     char *zeros = calloc(1, cap);
     hodei_buf_init(b, cap);
@@ -253,45 +450,47 @@ static bool secret_json_reserve(hodei_buf *b, const PGresult *res)
     return ok && hodei_buf_putc(b, '{');
 }
 
-static hodei_status secret_json_missing(const PGresult *res, char *const *names, size_t n,
+static hodei_status secret_json_missing(const PGresult *res, char *const *refs, size_t n,
                                         hodei_err *err)
 {
     for (size_t i = 0; i < n; i++) {
         bool found = false;
         for (int r = 0; !found && r < PQntuples(res); r++)
-            found = strcmp(names[i], hodei_db_get_str(res, r, C_NAME)) == 0;
+            found = strcmp(refs[i], hodei_db_get_str(res, r, C_REF)) == 0;
+        if (!found && strchr(refs[i], '/'))
+            return hodei_err_set(err, HODEI_ERR_NOT_FOUND,
+                                 "secret %s not found or not shared with the job's namespace",
+                                 refs[i]);
         if (!found)
-            return hodei_err_set(err, HODEI_ERR_NOT_FOUND, "secret %s not found", names[i]);
+            return hodei_err_set(err, HODEI_ERR_NOT_FOUND, "secret %s not found", refs[i]);
     }
     return HODEI_OK;
 }
 
-static hodei_status secret_rows(edge *e, char *const *names, size_t n, PGresult **res,
-                                hodei_err *err)
+static hodei_status secret_rows(edge *e, const secret_use *use, PGresult **res, hodei_err *err)
 {
     hodei_buf arr;
     PGconn *conn = NULL;
-    hodei_buf_init(&arr, (size_t)n * (SECRETS_NAME_MAX + 4) + 4);
+    char epoch[24];
+    hodei_buf_init(&arr, use->n * (SECRET_REF_BUF + 4) + 4);
     hodei_sqlarr_begin(&arr);
-    for (size_t i = 0; i < n; i++)
-        hodei_sqlarr_str(&arr, names[i]);
+    for (size_t i = 0; i < use->n; i++)
+        hodei_sqlarr_str(&arr, use->refs[i]);
     hodei_status st = hodei_sqlarr_end(&arr)
                           ? edge_db_acquire(e, &conn, err)
                           : hodei_err_set(err, HODEI_ERR_LIMIT, "spec.secret_refs: too many");
     if (st != HODEI_OK)
         goto out_fini;
-    const char *params[1] = {arr.data};
-    st = hodei_db_exec(conn,
-                       "SELECT name, encode(value, 'hex'), encode(nonce, 'hex') FROM secrets"
-                       " WHERE name = ANY($1::text[]) ORDER BY name",
-                       1, params, res, err);
+    snprintf(epoch, sizeof epoch, "%" PRId64, use->epoch);
+    const char *params[4] = {use->job_id, arr.data, epoch, use->worker_id};
+    st = hodei_db_exec(conn, load_sql, 4, params, res, err);
     edge_db_release(e, conn, st);
 out_fini:
     hodei_buf_fini(&arr);
     return st;
 }
 
-hodei_status secret_json_load(edge *e, char *const *names, size_t n, char **json, size_t *len,
+hodei_status secret_json_load(edge *e, const secret_use *use, char **json, size_t *len,
                               hodei_err *err)
 {
     PGresult *res = NULL;
@@ -301,9 +500,9 @@ hodei_status secret_json_load(edge *e, char *const *names, size_t n, char **json
     *len = 0;
     hodei_status st = secret_check_key(e, err);
     if (st == HODEI_OK)
-        st = secret_rows(e, names, n, &res, err);
+        st = secret_rows(e, use, &res, err);
     if (st == HODEI_OK)
-        st = secret_json_missing(res, names, n, err);
+        st = secret_json_missing(res, use->refs, use->n, err);
     if (st == HODEI_OK && !secret_json_reserve(&b, res))
         st = hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
     for (int r = 0; st == HODEI_OK && res && r < PQntuples(res); r++)

@@ -1,21 +1,42 @@
 /* SecretService on the edge (SetSecret, ListSecrets, DeleteSecret) and the
  * delivery side: a job's secret_refs loaded, decrypted and written as the
- * RunJob's secrets_json. Values never reach a log line, an error or an event. */
+ * RunJob's secrets_json, each use audited. Values never reach a log line,
+ * an error, an event or the audit log. */
 #ifndef HODEI_JOB_API_SECRET_RPC_H
 #define HODEI_JOB_API_SECRET_RPC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "edge.h"
+#include "hodei/v1/job.pb-c.h"
 
 hodei_status secret_rpc_register(edge *e, hodei_err *err);
 
-/* Builds {"name":"value",...} for names[0..n). On success *json (caller
- * frees with secret_json_free, which wipes it) and *len are set. Errors:
- * HODEI_ERR_NOT_FOUND "secret <name> not found", HODEI_ERR_PRECONDITION when
- * secrets.master_key is not set, HODEI_ERR_PERMISSION when a value does not
- * decrypt, HODEI_ERR_UNAVAILABLE (and the like) from the database. */
-hodei_status secret_json_load(edge *e, char *const *names, size_t n, char **json, size_t *len,
+/* At submit: every reference to another namespace's secret ("ns/name")
+ * must name a secret shared with ns, the job's namespace; else
+ * HODEI_ERR_PERMISSION naming the reference (the same words whether that
+ * secret exists or not). References in ns itself are looked up when the job
+ * runs. */
+hodei_status secret_refs_check(edge *e, const char *ns, const Hodei__V1__JobSpec *spec,
+                               hodei_err *err);
+
+/* One delivery: a job's attempt on a worker and the references it names. */
+typedef struct {
+    const char *job_id;
+    int64_t epoch;
+    const char *worker_id;
+    char *const *refs;
+    size_t n;
+} secret_use;
+
+/* Builds {"ref":"value",...} for the references, and writes one secret.use
+ * audit row per secret and attempt in the same statement. On success *json
+ * (caller frees with secret_json_free, which wipes it) and *len are set.
+ * Errors: HODEI_ERR_NOT_FOUND "secret <ref> not found", HODEI_ERR_PRECONDITION
+ * when secrets.master_key is not set, HODEI_ERR_PERMISSION when a value does
+ * not decrypt, HODEI_ERR_UNAVAILABLE (and the like) from the database. */
+hodei_status secret_json_load(edge *e, const secret_use *use, char **json, size_t *len,
                               hodei_err *err);
 void secret_json_free(char *json, size_t len);
 

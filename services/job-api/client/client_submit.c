@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "edge_auth.h"
 #include "hodei/assert.h"
 #include "hodei/buf.h"
 #include "hodei/bus.h"
@@ -44,7 +45,14 @@ typedef struct submit_item {
     char *provider;
     char *constraints_json;
     char *labels_json;
-    char *idem_key;        /* NULL = none */
+    char *idem_key;                  /* NULL = none */
+    char ns[HODEI_NS_BUF];           /* the job's namespace */
+    char owner_key_id[HODEI_ID_BUF]; /* "" = none */
+    char *owner;                     /* the key's name */
+    char *actor;                     /* for the audit row: the key's name or cert:<name> */
+    char *peer;
+    const char *action;    /* "job.queue" or "template.run" */
+    char *detail_json;     /* the audit row's summary */
     submit_reply_fn reply; /* NULL = a QueueJobResponse */
     /* Result. */
     struct submit_item *leader; /* same idempotency key earlier in the group */
@@ -121,6 +129,44 @@ static char *queued_event_hex(const submit_item *it)
     return pack_hex(&ev.base);
 }
 
+/* The audit row's summary: what was queued, never a value of the spec. */
+static char *audit_detail(const Hodei__V1__JobSpec *spec, const char *template_name)
+{
+    hodei_buf b;
+    hodei_buf_init(&b, 64u * 1024);
+    hodei_buf_puts(&b, "{\"name\":");
+    hodei_buf_json_string(&b, spec->name ? spec->name : "");
+    hodei_buf_printf(&b, ",\"priority\":%d", (int)spec->priority);
+    if (template_name) {
+        hodei_buf_puts(&b, ",\"template\":");
+        hodei_buf_json_string(&b, template_name);
+    }
+    if (spec->n_secret_refs > 0) {
+        hodei_buf_puts(&b, ",\"secrets\":[");
+        for (size_t i = 0; i < spec->n_secret_refs; i++) {
+            if (i)
+                hodei_buf_putc(&b, ',');
+            hodei_buf_json_string(&b, spec->secret_refs[i]);
+        }
+        hodei_buf_putc(&b, ']');
+    }
+    hodei_buf_putc(&b, '}');
+    return hodei_buf_take(&b, NULL);
+}
+
+static void item_who(submit_item *it, hodei_rpc_call *call, const char *ns)
+{
+    const hodei_identity *id = edge_caller(call);
+    char actor[HODEI_CERT_SAN_BUF + 8];
+    hodei_identity_actor(id, actor, sizeof actor);
+    hodei_strlcpy(it->ns, ns, sizeof it->ns);
+    hodei_strlcpy(it->owner_key_id, id->key_id, sizeof it->owner_key_id);
+    it->owner = strdup(id->name);
+    it->actor = strdup(actor);
+    it->peer = strdup(id->peer);
+    HODEI_ASSERT(it->owner && it->actor && it->peer);
+}
+
 static submit_item *item_from_request(const Hodei__V1__QueueJobRequest *req,
                                       int64_t default_timeout_ms)
 {
@@ -162,16 +208,22 @@ static void item_free(submit_item *it)
     free(it->constraints_json);
     free(it->labels_json);
     free(it->idem_key);
+    free(it->owner);
+    free(it->actor);
+    free(it->peer);
+    free(it->detail_json);
     free(it);
 }
 
-void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req)
+void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req,
+                       const char *ns)
 {
-    submitter_enqueue_reply(s, call, req, NULL);
+    submitter_enqueue_reply(s, call, req, ns, NULL, NULL);
 }
 
 void submitter_enqueue_reply(submitter *s, hodei_rpc_call *call,
-                             const Hodei__V1__QueueJobRequest *req, submit_reply_fn reply)
+                             const Hodei__V1__QueueJobRequest *req, const char *ns,
+                             submit_reply_fn reply, const char *template_name)
 {
     pthread_mutex_lock(&s->mu);
     bool full = s->queued >= s->opts.queue_max;
@@ -192,6 +244,10 @@ void submitter_enqueue_reply(submitter *s, hodei_rpc_call *call,
     submit_item *it = item_from_request(req, s->opts.default_timeout_ms);
     it->call = call;
     it->reply = reply;
+    item_who(it, call, ns);
+    it->action = template_name ? "template.run" : "job.queue";
+    it->detail_json = audit_detail(req->spec, template_name);
+    HODEI_ASSERT(it->detail_json);
     pthread_mutex_lock(&s->mu);
     if (s->tail)
         s->tail->next = it;
@@ -210,28 +266,37 @@ static const char insert_sql[] =
     "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[],"
     "                       $6::bigint[], $7::int[], $8::bigint[], $9::bigint[], $10::int[],"
     "                       $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],"
-    "                       $16::uuid[], $17::text[])"
+    "                       $16::uuid[], $17::text[], $18::text[], $19::uuid[], $20::text[],"
+    "                       $21::text[], $22::text[], $23::text[], $24::text[])"
     "    WITH ORDINALITY AS t(id, name, spec, priority, max_attempts, timeout_ms, cpu_millis,"
     "                         memory_bytes, storage_bytes, gpu_count, architecture, provider,"
-    "                         constraints, labels, idem, event_id, event, ord)"
+    "                         constraints, labels, idem, event_id, event, namespace,"
+    "                         owner_key_id, owner, actor, peer, action, detail, ord)"
     "), ins AS ("
     "  INSERT INTO jobs (id, name, state, spec, priority, max_attempts, timeout_ms, cpu_millis,"
     "                    memory_bytes, storage_bytes, gpu_count, architecture, provider,"
-    "                    constraints, labels, idempotency_key)"
+    "                    constraints, labels, idempotency_key, namespace, owner_key_id, owner)"
     "  SELECT id, name, 'PENDING', decode(spec, 'hex'), priority, max_attempts, timeout_ms,"
     "         cpu_millis, memory_bytes, storage_bytes, gpu_count, architecture, provider,"
-    "         constraints::jsonb, labels::jsonb, idem FROM input ORDER BY ord"
-    "  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+    "         constraints::jsonb, labels::jsonb, idem, namespace, owner_key_id, owner"
+    "  FROM input ORDER BY ord"
+    "  ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
     "  RETURNING id"
     "), ob AS ("
     "  INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type, payload)"
     "  SELECT i.event_id, '" HODEI_SUBJ_JOB_QUEUED "', 'job', i.id::text, 'JobQueued',"
     "         decode(i.event, 'hex')"
     "  FROM input i JOIN ins USING (id) ORDER BY i.ord"
+    "), au AS ("
+    "  INSERT INTO audit_log (actor, actor_id, peer, namespace, action, object_type, object_id,"
+    "                         detail)"
+    "  SELECT i.actor, coalesce(i.owner_key_id::text, ''), i.peer, i.namespace, i.action, 'job',"
+    "         i.id::text, i.detail::jsonb"
+    "  FROM input i JOIN ins USING (id) ORDER BY i.ord"
     ")"
     "SELECT id::text FROM ins";
 
-#define INSERT_NPARAMS 17
+#define INSERT_NPARAMS 24
 
 static bool group_build_params(submit_item **items, size_t n, hodei_buf arr[INSERT_NPARAMS])
 {
@@ -258,6 +323,13 @@ static bool group_build_params(submit_item **items, size_t n, hodei_buf arr[INSE
         hodei_sqlarr_str(&arr[14], it->idem_key);
         hodei_sqlarr_str(&arr[15], it->event_id);
         hodei_sqlarr_str(&arr[16], it->event_hex);
+        hodei_sqlarr_str(&arr[17], it->ns);
+        hodei_sqlarr_str(&arr[18], it->owner_key_id[0] ? it->owner_key_id : NULL);
+        hodei_sqlarr_str(&arr[19], it->owner);
+        hodei_sqlarr_str(&arr[20], it->actor);
+        hodei_sqlarr_str(&arr[21], it->peer);
+        hodei_sqlarr_str(&arr[22], it->action);
+        hodei_sqlarr_str(&arr[23], it->detail_json);
     }
     bool ok = true;
     for (int p = 0; p < INSERT_NPARAMS; p++)
@@ -265,8 +337,9 @@ static bool group_build_params(submit_item **items, size_t n, hodei_buf arr[INSE
     return ok;
 }
 
-/* Marks items whose idempotency key repeats an earlier item of the same
- * group as followers; returns the leaders (the rows actually sent). */
+/* Marks items whose idempotency key (in the same namespace) repeats an
+ * earlier item of the same group as followers; returns the leaders (the
+ * rows actually sent). */
 static size_t group_dedupe(submit_item **items, size_t n, submit_item **leaders)
 {
     size_t nl = 0;
@@ -274,7 +347,8 @@ static size_t group_dedupe(submit_item **items, size_t n, submit_item **leaders)
         submit_item *it = items[i];
         it->leader = NULL;
         for (size_t j = 0; it->idem_key && j < nl; j++) {
-            if (leaders[j]->idem_key && strcmp(leaders[j]->idem_key, it->idem_key) == 0) {
+            if (leaders[j]->idem_key && strcmp(leaders[j]->idem_key, it->idem_key) == 0 &&
+                strcmp(leaders[j]->ns, it->ns) == 0) {
                 it->leader = leaders[j];
                 break;
             }
@@ -321,33 +395,40 @@ static void group_mark_inserted(submit_item **leaders, size_t nl, const PGresult
 static hodei_status group_resolve_duplicates(PGconn *conn, submit_item **leaders, size_t nl,
                                              hodei_err *err)
 {
-    hodei_buf keys;
+    hodei_buf keys, nss;
     hodei_buf_init(&keys, SUBMIT_SQL_MAX);
+    hodei_buf_init(&nss, SUBMIT_SQL_MAX);
     hodei_sqlarr_begin(&keys);
+    hodei_sqlarr_begin(&nss);
     size_t missing = 0;
     for (size_t i = 0; i < nl; i++) {
         if (!leaders[i]->inserted && leaders[i]->idem_key) {
             hodei_sqlarr_str(&keys, leaders[i]->idem_key);
+            hodei_sqlarr_str(&nss, leaders[i]->ns);
             missing++;
         }
     }
     hodei_sqlarr_end(&keys);
+    hodei_sqlarr_end(&nss);
     hodei_status st = HODEI_OK;
     if (missing == 0)
         goto out;
-    const char *params[1] = {keys.data};
+    const char *params[2] = {keys.data, nss.data};
     PGresult *res = NULL;
     st = hodei_db_exec(conn,
-                       "SELECT idempotency_key, id::text, state FROM jobs"
-                       " WHERE idempotency_key = ANY($1::text[])",
-                       1, params, &res, err);
+                       "SELECT j.idempotency_key, j.id::text, j.state, j.namespace FROM jobs j"
+                       " JOIN unnest($1::text[], $2::text[]) AS k(idem, ns)"
+                       "   ON j.namespace = k.ns AND j.idempotency_key = k.idem",
+                       2, params, &res, err);
     if (st != HODEI_OK)
         goto out;
     for (int r = 0; r < PQntuples(res); r++) {
         const char *key = PQgetvalue(res, r, 0);
+        const char *ns = PQgetvalue(res, r, 3);
         for (size_t i = 0; i < nl; i++) {
             submit_item *it = leaders[i];
-            if (it->inserted || !it->idem_key || strcmp(it->idem_key, key) != 0)
+            if (it->inserted || !it->idem_key || strcmp(it->idem_key, key) != 0 ||
+                strcmp(it->ns, ns) != 0)
                 continue;
             hodei_strlcpy(it->result_id, PQgetvalue(res, r, 1), sizeof it->result_id);
             if (!hodei_job_state_parse(PQgetvalue(res, r, 2), &it->result_state))
@@ -358,6 +439,7 @@ static hodei_status group_resolve_duplicates(PGconn *conn, submit_item **leaders
     PQclear(res);
 out:
     hodei_buf_fini(&keys);
+    hodei_buf_fini(&nss);
     return st;
 }
 

@@ -34,14 +34,19 @@ void submitter_destroy(submitter *s);
 
 /* Takes a validated request and owns the call from here: the call is
  * answered once the group holding it commits (or fails), with a
- * QueueJobResponse. */
-void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req);
+ * QueueJobResponse. ns: the job's namespace, already checked against the
+ * caller; the job records the caller's key (edge_caller) as its owner, and
+ * its job.queue audit row commits with it, in the group's one statement. */
+void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req,
+                       const char *ns);
 
 /* Answers a call whose job was queued (or found by its idempotency key). */
 typedef void (*submit_reply_fn)(hodei_rpc_call *call, const Hodei__V1__QueueJobResponse *queued);
 /* As submitter_enqueue, with reply answering the call once the job is
- * committed (errors are answered as for QueueJob). */
+ * committed (errors are answered as for QueueJob); template_name: the
+ * audit row says template.run with it (NULL = job.queue). */
 void submitter_enqueue_reply(submitter *s, hodei_rpc_call *call,
-                             const Hodei__V1__QueueJobRequest *req, submit_reply_fn reply);
+                             const Hodei__V1__QueueJobRequest *req, const char *ns,
+                             submit_reply_fn reply, const char *template_name);
 
 #endif

@@ -3,14 +3,19 @@
  * strings may hold ${param} for its declared parameters; RunTemplate puts
  * the given values in and queues the job through the same group commit as
  * QueueJob. Only declared names are placeholders: a script's own ${HOME}
- * stays as it is. Every write is one statement with its audit_log row. */
+ * stays as it is. Every write is one statement with its audit_log row.
+ * Templates belong to a namespace: a key reads, writes and runs those of
+ * the namespaces it may use, and a run's job goes to the template's. */
 #include "client_templates.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_secrets.h"
 #include "client_submit.h"
+#include "edge_audit.h"
+#include "edge_auth.h"
 #include "hodei/buf.h"
 #include "hodei/job_spec.h"
 #include "hodei/log.h"
@@ -130,15 +135,15 @@ static void tpl_spec_strings(tpl_subst *t, Hodei__V1__JobSpec *spec)
 /* Columns of every template read. */
 #define TPL_COLS                                                                                   \
     "name, description, encode(spec, 'hex'), array_to_string(parameters, ' '), version,"           \
-    " (extract(epoch FROM created_at) * 1000000)::bigint"
-enum { C_NAME, C_DESCRIPTION, C_SPEC_HEX, C_PARAMS, C_VERSION, C_CREATED_US };
+    " (extract(epoch FROM created_at) * 1000000)::bigint, namespace"
+enum { C_NAME, C_DESCRIPTION, C_SPEC_HEX, C_PARAMS, C_VERSION, C_CREATED_US, C_NAMESPACE };
 
 /* A template read back: its spec unpacked, its parameters split; it owns
  * every string (the result it came from may be cleared). */
 typedef struct {
     Hodei__V1__Template t;
     Hodei__V1__Timestamp created;
-    char *name, *description;
+    char *name, *description, *ns;
     char *params_text; /* the parameters, NUL-separated in place */
     char *params[HODEI_TEMPLATE_PARAMS_MAX];
 } tpl_row;
@@ -150,8 +155,9 @@ static void tpl_row_free(tpl_row *r)
     free(r->params_text);
     free(r->name);
     free(r->description);
+    free(r->ns);
     r->t.spec = NULL;
-    r->params_text = r->name = r->description = NULL;
+    r->params_text = r->name = r->description = r->ns = NULL;
 }
 
 static hodei_status tpl_row_fill(tpl_row *r, const PGresult *res, int row, hodei_err *err)
@@ -163,7 +169,8 @@ static hodei_status tpl_row_fill(tpl_row *r, const PGresult *res, int row, hodei
     r->params_text = strdup(hodei_db_get_str(res, row, C_PARAMS));
     r->name = strdup(hodei_db_get_str(res, row, C_NAME));
     r->description = strdup(hodei_db_get_str(res, row, C_DESCRIPTION));
-    if (!r->t.spec || !r->params_text || !r->name || !r->description) {
+    r->ns = strdup(hodei_db_get_str(res, row, C_NAMESPACE));
+    if (!r->t.spec || !r->params_text || !r->name || !r->description || !r->ns) {
         tpl_row_free(r);
         return hodei_err_set(err, HODEI_ERR_INTERNAL, "template %s: stored spec does not decode",
                              hodei_db_get_str(res, row, C_NAME));
@@ -177,23 +184,26 @@ static hodei_status tpl_row_fill(tpl_row *r, const PGresult *res, int row, hodei
     r->t.parameters = r->params;
     r->t.name = r->name;
     r->t.description = r->description;
+    r->t.namespace_ = r->ns;
     r->t.version = (int32_t)hodei_db_get_i64(res, row, C_VERSION);
     hodei_pb_time(&r->created, hodei_db_get_i64(res, row, C_CREATED_US));
     r->t.created_at = &r->created;
     return HODEI_OK;
 }
 
-/* The template named `name`: HODEI_ERR_NOT_FOUND when there is none. */
-static hodei_status tpl_read(edge *e, const char *name, tpl_row *out, hodei_err *err)
+/* The template named `name` in ns: HODEI_ERR_NOT_FOUND when there is none. */
+static hodei_status tpl_read(edge *e, const char *ns, const char *name, tpl_row *out,
+                             hodei_err *err)
 {
     PGconn *conn = NULL;
     PGresult *res = NULL;
-    const char *params[1] = {name};
+    const char *params[2] = {name, ns};
     hodei_status st = edge_db_acquire(e, &conn, err);
     if (st != HODEI_OK)
         return st;
-    st = hodei_db_exec(conn, "SELECT " TPL_COLS " FROM templates WHERE name = $1", 1, params, &res,
-                       err);
+    st =
+        hodei_db_exec(conn, "SELECT " TPL_COLS " FROM templates WHERE namespace = $2 AND name = $1",
+                      2, params, &res, err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         return st;
@@ -205,14 +215,19 @@ static hodei_status tpl_read(edge *e, const char *name, tpl_row *out, hodei_err 
     return st;
 }
 
-/* The template a request names: false after answering the call with the
- * error (a bad name, none such, the database). */
-static bool tpl_lookup(hodei_rpc_call *call, edge *e, const char *name, tpl_row *row)
+/* The template a request names in the namespace it asks for (a key's first
+ * by default): false after answering the call with the error (a bad name, a
+ * namespace the key may not use, none such, the database). */
+static bool tpl_lookup(hodei_rpc_call *call, edge *e, const char *asked_ns, const char *name,
+                       tpl_row *row)
 {
     hodei_err err;
+    const char *ns = NULL;
     hodei_status st = tpl_check_name("name", name, &err);
     if (st == HODEI_OK)
-        st = tpl_read(e, name, row, &err);
+        st = hodei_identity_pick_namespace(edge_caller(call), "namespace", asked_ns, &ns, &err);
+    if (st == HODEI_OK)
+        st = tpl_read(e, ns, name, row, &err);
     if (st != HODEI_OK)
         hodei_rpc_call_fail_err(call, &err);
     return st == HODEI_OK;
@@ -259,21 +274,25 @@ static hodei_status tpl_create_check(const Hodei__V1__Template *t, hodei_err *er
 }
 
 static const char create_sql[] =
-    "WITH t AS (INSERT INTO templates (name, description, spec, parameters)"
-    "  VALUES ($1, $2, decode($3, 'hex'), $4::text[])"
-    "  ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description,"
+    "WITH t AS (INSERT INTO templates (namespace, name, description, spec, parameters)"
+    "  VALUES ($5, $1, $2, decode($3, 'hex'), $4::text[])"
+    "  ON CONFLICT (namespace, name) DO UPDATE SET description = EXCLUDED.description,"
     "  spec = EXCLUDED.spec, parameters = EXCLUDED.parameters,"
     "  version = templates.version + 1, updated_at = now()"
-    "  RETURNING name, version, (extract(epoch FROM created_at) * 1000000)::bigint AS us),"
-    " a AS (INSERT INTO audit_log (actor, action, object_type, object_id)"
-    "  SELECT 'api', CASE WHEN version = 1 THEN 'template.create' ELSE 'template.replace' END,"
-    "  'template', name FROM t)"
+    "  RETURNING namespace, name, version,"
+    "  (extract(epoch FROM created_at) * 1000000)::bigint AS us),"
+    " a AS (" EDGE_AUDIT_INSERT " SELECT $6, $7, $8, namespace,"
+    "  CASE WHEN version = 1 THEN 'template.create' ELSE 'template.replace' END,"
+    "  'template', name, jsonb_build_object('version', version, 'parameters', $4::text[]) FROM t)"
     " SELECT version, us FROM t";
 
-static hodei_status tpl_store(edge *e, const Hodei__V1__Template *t, PGresult **res, hodei_err *err)
+static hodei_status tpl_store(edge *e, hodei_rpc_call *call, const char *ns,
+                              const Hodei__V1__Template *t, PGresult **res, hodei_err *err)
 {
     hodei_buf hex, arr;
     PGconn *conn = NULL;
+    edge_actor a;
+    edge_actor_of(edge_caller(call), &a);
     hodei_buf_init(&hex, 2 * HODEI_JOB_SPEC_PACKED_MAX + 1);
     hodei_buf_init(&arr, HODEI_TEMPLATE_PARAMS_MAX * (HODEI_TEMPLATE_PARAM_NAME_MAX + 4) + 4);
     hodei_status st = HODEI_OK;
@@ -285,9 +304,15 @@ static hodei_status tpl_store(edge *e, const Hodei__V1__Template *t, PGresult **
     if (st == HODEI_OK)
         st = edge_db_acquire(e, &conn, err);
     if (st == HODEI_OK) {
-        const char *params[4] = {t->name, t->description ? t->description : "",
-                                 hex.data ? hex.data : "", arr.data};
-        st = hodei_db_exec(conn, create_sql, 4, params, res, err);
+        const char *params[8] = {t->name,
+                                 t->description ? t->description : "",
+                                 hex.data ? hex.data : "",
+                                 arr.data,
+                                 ns,
+                                 a.actor,
+                                 a.actor_id,
+                                 a.peer};
+        st = hodei_db_exec(conn, create_sql, 8, params, res, err);
         edge_db_release(e, conn, st);
     }
     hodei_buf_fini(&hex);
@@ -300,10 +325,14 @@ static void tpl_create(hodei_rpc_call *call, const ProtobufCMessage *msg, void *
     edge *e = ctx;
     const Hodei__V1__CreateTemplateRequest *req = (const Hodei__V1__CreateTemplateRequest *)msg;
     PGresult *res = NULL;
+    const char *ns = NULL;
     hodei_err err;
     hodei_status st = tpl_create_check(req->template_, &err);
     if (st == HODEI_OK)
-        st = tpl_store(e, req->template_, &res, &err);
+        st = hodei_identity_pick_namespace(edge_caller(call), "template.namespace",
+                                           req->template_->namespace_, &ns, &err);
+    if (st == HODEI_OK)
+        st = tpl_store(e, call, ns, req->template_, &res, &err);
     if (st != HODEI_OK) {
         hodei_rpc_call_fail_err(call, &err);
         return;
@@ -312,6 +341,7 @@ static void tpl_create(hodei_rpc_call *call, const ProtobufCMessage *msg, void *
     Hodei__V1__Template t = *req->template_;
     Hodei__V1__Timestamp created;
     t.version = (int32_t)hodei_db_get_i64(res, 0, 0);
+    t.namespace_ = (char *)ns;
     hodei_pb_time(&created, hodei_db_get_i64(res, 0, 1));
     t.created_at = &created;
     resp.template_ = &t;
@@ -327,7 +357,7 @@ static void tpl_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx
     edge *e = ctx;
     const Hodei__V1__GetTemplateRequest *req = (const Hodei__V1__GetTemplateRequest *)msg;
     tpl_row row;
-    if (!tpl_lookup(call, e, req->name ? req->name : "", &row))
+    if (!tpl_lookup(call, e, req->namespace_, req->name ? req->name : "", &row))
         return;
     Hodei__V1__GetTemplateResponse resp = HODEI__V1__GET_TEMPLATE_RESPONSE__INIT;
     resp.template_ = &row.t;
@@ -377,9 +407,13 @@ static void tpl_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
     PGconn *conn = NULL;
     PGresult *res = NULL;
     hodei_err err;
-    hodei_status st = HODEI_OK;
+    const char *ns = NULL;
+    hodei_status st =
+        hodei_identity_pick_namespace(edge_caller(call), "namespace", req->namespace_, &ns, &err);
     int page_size = req->page_size == 0 ? TPL_LIST_DEFAULT : req->page_size;
-    if (req->page_size < 0 || req->page_size > TPL_LIST_MAX)
+    if (st != HODEI_OK)
+        ; /* answered below */
+    else if (req->page_size < 0 || req->page_size > TPL_LIST_MAX)
         st = hodei_err_set(&err, HODEI_ERR_INVALID,
                            "page_size: must be between 0 (%d) and %d, got %d", TPL_LIST_DEFAULT,
                            TPL_LIST_MAX, req->page_size);
@@ -392,11 +426,11 @@ static void tpl_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
         return;
     }
     snprintf(limit, sizeof limit, "%d", page_size + 1);
-    const char *params[2] = {after, limit};
+    const char *params[3] = {after, limit, ns};
     st = hodei_db_exec(conn,
-                       "SELECT " TPL_COLS " FROM templates WHERE name > $1 ORDER BY name"
-                       " LIMIT $2::int",
-                       2, params, &res, &err);
+                       "SELECT " TPL_COLS " FROM templates WHERE namespace = $3 AND name > $1"
+                       " ORDER BY name LIMIT $2::int",
+                       3, params, &res, &err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK) {
         hodei_rpc_call_fail_err(call, &err);
@@ -453,7 +487,7 @@ static void tpl_run(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx
     const char *values[HODEI_TEMPLATE_PARAMS_MAX] = {0};
     tpl_row row;
     hodei_err err;
-    if (!tpl_lookup(call, e, name, &row))
+    if (!tpl_lookup(call, e, req->namespace_, name, &row))
         return;
     hodei_status st = tpl_values(req, &row, values, &err);
     if (st == HODEI_OK) {
@@ -469,10 +503,12 @@ static void tpl_run(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx
     q.idempotency_key = req->idempotency_key;
     if (st == HODEI_OK && (st = hodei_queue_request_validate(&q, &err)) != HODEI_OK)
         tpl_err_prefix(&err, "with these parameters, ");
+    if (st == HODEI_OK)
+        st = secret_refs_check(e, row.ns, q.spec, &err);
     if (st != HODEI_OK)
         hodei_rpc_call_fail_err(call, &err);
     else
-        submitter_enqueue_reply(e->submit, call, &q, tpl_run_reply);
+        submitter_enqueue_reply(e->submit, call, &q, row.ns, tpl_run_reply, row.t.name);
     tpl_row_free(&row);
 }
 

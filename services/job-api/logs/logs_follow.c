@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "edge_auth.h"
 #include "hodei/buf.h"
 #include "hodei/db.h"
 #include "hodei/job_state.h"
@@ -260,7 +261,7 @@ static void follow_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
     Hodei__V1__JobState ended;
     hodei_status st = logs_check_request(req->job_id, req->from_epoch, &err);
     if (st == HODEI_OK)
-        st = logs_job_check(e, req->job_id, &ended, &err);
+        st = logs_job_check(e, edge_caller(call), req->job_id, &ended, &err);
     if (st != HODEI_OK) {
         hodei_rpc_call_fail_err(call, &err);
         return;

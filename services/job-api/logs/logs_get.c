@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "edge_auth.h"
 #include "hodei/bus.h"
 #include "hodei/log.h"
 #include "hodei/util.h"
@@ -129,7 +130,7 @@ static void logs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
     for (size_t i = 0; i <= HODEI_ID_LEN; i++)
         job_id[i] = (char)tolower((unsigned char)req->job_id[i]);
     logs_subject(job_id, subject);
-    if ((st = logs_job_check(e, job_id, &ended_state, &err)) != HODEI_OK)
+    if ((st = logs_job_check(e, edge_caller(call), job_id, &ended_state, &err)) != HODEI_OK)
         goto fail;
     g.room = req->max_lines > 0 ? (size_t)req->max_lines : LOGS_GET_LINES_MAX;
     g.out.lines = malloc(g.room * sizeof *g.out.lines);

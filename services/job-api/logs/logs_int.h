@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "edge.h"
+#include "hodei/auth.h"
 #include "hodei/bus.h"
 #include "hodei/id.h"
 #include "hodei/v1/logs.pb-c.h"
@@ -72,10 +73,11 @@ Hodei__V1__LogBatch *logs_unpack(natsMsg *msg, logs_arena *a, Hodei__V1__JobStat
  * returns how many lines of b were left unread (0 = all taken). */
 size_t logs_append(const Hodei__V1__LogBatch *b, logs_filter *f, logs_lines *out, size_t room);
 
-/* Looks the job up: HODEI_ERR_NOT_FOUND when there is none. *ended_state
- * gets its state when it finished more than LOGS_END_GRACE_MS ago, else 0. */
-hodei_status logs_job_check(edge *e, const char *job_id, Hodei__V1__JobState *ended_state,
-                            hodei_err *err);
+/* Looks the job up: HODEI_ERR_NOT_FOUND when there is none, or when it is
+ * in a namespace `who` may not see (the same answer). *ended_state gets its
+ * state when it finished more than LOGS_END_GRACE_MS ago, else 0. */
+hodei_status logs_job_check(edge *e, const hodei_identity *who, const char *job_id,
+                            Hodei__V1__JobState *ended_state, hodei_err *err);
 /* Subject of a job's log. */
 void logs_subject(const char *job_id, char out[LOGS_SUBJECT_MAX]);
 /* Validates a request's job_id and from_epoch: INVALID_ARGUMENT naming the

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "edge_audit.h"
 #include "hodei/bus.h"
 #include "hodei/db.h"
 #include "hodei/id.h"
@@ -152,12 +153,12 @@ size_t logs_append(const Hodei__V1__LogBatch *b, logs_filter *f, logs_lines *out
     return 0;
 }
 
-hodei_status logs_job_check(edge *e, const char *job_id, Hodei__V1__JobState *ended_state,
-                            hodei_err *err)
+hodei_status logs_job_check(edge *e, const hodei_identity *who, const char *job_id,
+                            Hodei__V1__JobState *ended_state, hodei_err *err)
 {
-    char grace[32];
+    char grace[32], nsbuf[EDGE_NS_FILTER_BUF];
     snprintf(grace, sizeof grace, "%d", LOGS_END_GRACE_MS);
-    const char *params[2] = {job_id, grace};
+    const char *params[3] = {job_id, grace, edge_ns_filter(who, nsbuf, sizeof nsbuf)};
     PGconn *conn = NULL;
     PGresult *res = NULL;
     *ended_state = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
@@ -167,8 +168,9 @@ hodei_status logs_job_check(edge *e, const char *job_id, Hodei__V1__JobState *en
     st = hodei_db_exec(conn,
                        "SELECT state, finished_at IS NOT NULL AND finished_at <"
                        " now() - $2::int * interval '1 millisecond'"
-                       " FROM jobs WHERE id = $1::uuid",
-                       2, params, &res, err);
+                       " FROM jobs WHERE id = $1::uuid"
+                       " AND ($3::text[] IS NULL OR namespace = ANY($3::text[]))",
+                       3, params, &res, err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         return st;

@@ -82,6 +82,10 @@ worker_acks *worker_hub_acks(worker_hub *h);
 
 /* A session for a new WorkerStream call (refs = 1, the caller's). Listed at
  * once so a stream that never says Hello is timed out. */
+/* With auth.worker_cert_check: the call's client certificate must name
+ * worker_id (UNAUTHENTICATED otherwise). worker_register.c. */
+hodei_status worker_cert_check(edge *e, hodei_rpc_call *call, const char *worker_id,
+                               hodei_err *err);
 worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call);
 void worker_session_ref(worker_session *s);
 void worker_session_unref(worker_session *s);

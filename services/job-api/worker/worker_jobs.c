@@ -56,15 +56,19 @@ static bool resend_secrets(worker_session *s, const Hodei__V1__RunJob *run, char
     *len = 0;
     if (run->spec->n_secret_refs == 0)
         return true;
-    hodei_status st =
-        secret_json_load(e, run->spec->secret_refs, run->spec->n_secret_refs, json, len, &err);
+    jobs_worker_id(s, worker_id);
+    secret_use use = {.job_id = run->job_id,
+                      .epoch = run->epoch,
+                      .worker_id = worker_id,
+                      .refs = run->spec->secret_refs,
+                      .n = run->spec->n_secret_refs};
+    hodei_status st = secret_json_load(e, &use, json, len, &err);
     if (st == HODEI_OK)
         return true;
     if (st != HODEI_ERR_NOT_FOUND && st != HODEI_ERR_PRECONDITION && st != HODEI_ERR_PERMISSION) {
         HLOG_WARN("job %s: secrets not loaded, RunJob not sent: %s", run->job_id, err.msg);
         return false;
     }
-    jobs_worker_id(s, worker_id);
     HLOG_WARN("job %s epoch %" PRId64 ": %s; ending the attempt", run->job_id, run->epoch, err.msg);
     if (worker_jobs_fail_attempt(e, worker_hub_pub(s->hub), run->job_id, worker_id, run->epoch,
                                  err.msg, true, &end_err) != HODEI_OK)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "edge_auth.h"
 #include "edge_workers.h"
 #include "hodei/buf.h"
 #include "hodei/db.h"
@@ -195,6 +196,14 @@ rollback:
     return st;
 }
 
+hodei_status worker_cert_check(edge *e, hodei_rpc_call *call, const char *worker_id, hodei_err *err)
+{
+    if (edge_auth_worker_cert_ok(e->auth, call, worker_id))
+        return HODEI_OK;
+    return hodei_err_set(err, HODEI_ERR_UNAUTHENTICATED,
+                         "the client certificate does not name worker %s", worker_id);
+}
+
 static void worker_register(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     edge *e = ctx;
@@ -204,6 +213,8 @@ static void worker_register(hodei_rpc_call *call, const ProtobufCMessage *msg, v
     char hash[WORKER_HASH_HEX_LEN + 1];
     PGconn *conn = NULL;
     hodei_status st = worker_check_register(r, &err);
+    if (st == HODEI_OK)
+        st = worker_cert_check(e, call, r->worker_id, &err);
     if (st == HODEI_OK)
         st = reg_new_session_token(session, &err);
     if (st == HODEI_OK)
@@ -304,6 +315,8 @@ static void worker_unregister(hodei_rpc_call *call, const ProtobufCMessage *msg,
     hodei_status st = worker_check_id("worker_id", r->worker_id, &err);
     if (st == HODEI_OK)
         st = worker_check_token("session_token", r->session_token, &err);
+    if (st == HODEI_OK)
+        st = worker_cert_check(e, call, r->worker_id, &err);
     if (st == HODEI_OK)
         st = edge_db_acquire(e, &conn, &err);
     if (st != HODEI_OK)

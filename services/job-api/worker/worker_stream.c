@@ -49,6 +49,8 @@ static hodei_status stream_hello(worker_session *s, const Hodei__V1__WorkerMessa
     for (size_t i = 0; i < hello->n_running_job_ids; i++)
         stream_lower(hello->running_job_ids[i]);
     edge *e = worker_hub_edge(s->hub);
+    if ((st = worker_cert_check(e, s->call, hello->worker_id, err)) != HODEI_OK)
+        return st;
     if ((st = worker_session_auth(e, hello->worker_id, hello->session_token, err)) != HODEI_OK)
         return st;
     pthread_mutex_lock(&s->mu);

@@ -44,7 +44,8 @@
 #define HODEI_JOB_PROVIDER_MAX 63
 #define HODEI_JOB_IMAGE_MAX 512
 #define HODEI_JOB_SECRET_REFS_MAX 64
-#define HODEI_JOB_SECRET_REF_MAX 128
+#define HODEI_JOB_SECRET_REF_MAX 128 /* the NAME part of a reference */
+#define HODEI_JOB_SECRET_NS_MAX 63   /* the NAMESPACE part of NAMESPACE/NAME */
 #define HODEI_JOB_WORKING_DIR_MAX 4096
 #define HODEI_JOB_IDEMPOTENCY_KEY_MAX 128
 /* The whole encoded spec. It binds before the script limit: a script of

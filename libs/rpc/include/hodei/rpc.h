@@ -87,6 +87,16 @@ typedef struct {
     void *ctx;
 } hodei_rpc_method;
 
+/* The server's one authorization point: called for every call to a
+ * registered method, before its request is read and before its handler runs.
+ * path is the method path. Return HODEI_GRPC_OK to let the call in, with
+ * *principal set to what the handlers will find with
+ * hodei_rpc_call_principal (owned by the call from here: freed with
+ * principal_free when the call is freed; may stay NULL); any other code ends
+ * the call at once with that code and msg. May block briefly (a lookup). */
+typedef hodei_grpc_code (*hodei_rpc_authorize_fn)(hodei_rpc_call *call, const char *path, void *ctx,
+                                                  void **principal, char *msg, size_t msg_len);
+
 typedef struct {
     const char *listen_addr; /* "127.0.0.1:50051", "0.0.0.0:0" (0 = any free port) */
     int threads;             /* completion-queue threads, 1..64 */
@@ -94,6 +104,9 @@ typedef struct {
     const char *tls_cert_file;
     const char *tls_key_file;
     const char *tls_client_ca_file;
+    hodei_rpc_authorize_fn authorize; /* NULL = every call is let in */
+    void *authorize_ctx;
+    void (*principal_free)(void *principal); /* NULL = free() */
 } hodei_rpc_server_opts;
 
 hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts, hodei_rpc_server **out,
@@ -146,6 +159,13 @@ const char *hodei_rpc_call_metadata(hodei_rpc_call *call, const char *key);
 int64_t hodei_rpc_call_deadline_ms(hodei_rpc_call *call);
 /* Peer identity: the SAN of a verified client certificate, or NULL. */
 const char *hodei_rpc_call_peer_identity(hodei_rpc_call *call);
+/* True when the verified client certificate carries name among its
+ * identities (every SAN, else its common name). */
+bool hodei_rpc_call_peer_has_identity(hodei_rpc_call *call, const char *name);
+/* The peer's address as gRPC gives it ("ipv4:127.0.0.1:40000"), or "". */
+const char *hodei_rpc_call_peer_address(hodei_rpc_call *call);
+/* What the server's authorize hook gave this call (NULL when none). */
+void *hodei_rpc_call_principal(hodei_rpc_call *call);
 /* Per-call user pointer (handlers' own state). */
 void hodei_rpc_call_set_user(hodei_rpc_call *call, void *user);
 void *hodei_rpc_call_user(hodei_rpc_call *call);
