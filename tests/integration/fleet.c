@@ -144,7 +144,7 @@ void fleet_start(fleet *f, const int count[FL_KINDS], bool pidns, const char *co
         snprintf(m->edge.target, sizeof m->edge.target, "127.0.0.1:%d", m->edge.port);
         used += (size_t)snprintf(f->edges + used, sizeof f->edges - used, "%s%s", i ? "," : "",
                                  m->edge.target);
-        hodei_rpc_channel_opts o = {.target = m->edge.target};
+        hodei_rpc_channel_opts o = {.target = m->edge.target, .api_key = f->stack.api_key};
         hodei_err err;
         cr_assert_eq(hodei_rpc_channel_create(&o, &m->edge.ch, &err), HODEI_OK, "%s", err.msg);
     }
@@ -321,7 +321,8 @@ static bool fl_transient(hodei_grpc_code code)
 
 static hodei_rpc_channel *fl_channel(const fleet *f, int i)
 {
-    hodei_rpc_channel_opts o = {.target = f->m[FL_EDGE][i].edge.target};
+    hodei_rpc_channel_opts o = {.target = f->m[FL_EDGE][i].edge.target,
+                                .api_key = f->stack.api_key};
     hodei_rpc_channel *ch = NULL;
     hodei_err err;
     cr_assert_eq(hodei_rpc_channel_create(&o, &ch, &err), HODEI_OK, "%s", err.msg);
