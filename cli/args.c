@@ -22,6 +22,9 @@ static const char *const args_command_names[CLI_CMD_COUNT_] = {
     [CLI_CMD_PROVIDERS] = "providers",
     [CLI_CMD_SECRETS] = "secrets",
     [CLI_CMD_TEMPLATES] = "templates",
+    [CLI_CMD_KEYS] = "keys",
+    [CLI_CMD_WHOAMI] = "whoami",
+    [CLI_CMD_AUDIT] = "audit",
 };
 
 const char *cli_command_name(cli_command cmd)
@@ -145,6 +148,12 @@ static hodei_status args_tls_key(cli_args *a, const char *flag, const char *valu
     return args_tls_file(flag, value, &a->tls_key, err);
 }
 
+static hodei_status args_namespace(cli_args *a, const char *flag, const char *value, hodei_err *err)
+{
+    a->ns = value;
+    return hodei_ns_check(flag, value, err);
+}
+
 static hodei_status args_version(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->version = true;
@@ -156,6 +165,7 @@ static const args_flag args_global_flags[] = {
     {"--output", "-o", true, args_output},
     {"--call-timeout", NULL, true, args_call_timeout},
     {"--api-key", NULL, true, args_api_key},
+    {"--namespace", "-n", true, args_namespace},
     {"--tls-ca", NULL, true, args_tls_ca},
     {"--tls-cert", NULL, true, args_tls_cert},
     {"--tls-key", NULL, true, args_tls_key},
@@ -460,6 +470,12 @@ static hodei_status args_command(cli_args *a, int argc, char **argv, int *i, hod
         return args_parse_secrets(a, argc, argv, next, err);
     case CLI_CMD_TEMPLATES:
         return args_parse_templates(a, argc, argv, next, err);
+    case CLI_CMD_KEYS:
+        return args_parse_keys(a, argc, argv, next, err);
+    case CLI_CMD_WHOAMI:
+        return args_parse_whoami(a, argc, argv, next, err);
+    case CLI_CMD_AUDIT:
+        return args_parse_audit(a, argc, argv, next, err);
     default:
         return args_parse_simple(a, argc, argv, next, err);
     }
@@ -470,7 +486,12 @@ static hodei_status args_apply_env(cli_args *a, cli_getenv_fn env, hodei_err *er
 {
     const char *server = env ? env("HODEI_SERVER") : NULL;
     const char *key = env ? env("HODEI_API_KEY") : NULL;
+    const char *ns = env ? env("HODEI_NAMESPACE") : NULL;
     hodei_status st = HODEI_OK;
+    if (!a->ns && ns && ns[0]) {
+        a->ns = ns;
+        st = hodei_ns_check("HODEI_NAMESPACE", ns, err);
+    }
     if (!a->server && server && server[0]) {
         a->server = server;
         st = args_check_server("HODEI_SERVER", server, err);
@@ -509,7 +530,28 @@ static void args_init(cli_args *a)
     hodei__v1__get_template_request__init(&a->template_get);
     hodei__v1__list_templates_request__init(&a->template_list);
     hodei__v1__run_template_request__init(&a->template_run);
+    hodei__v1__create_key_request__init(&a->key_create);
+    hodei__v1__list_keys_request__init(&a->key_list);
+    hodei__v1__revoke_key_request__init(&a->key_revoke);
+    hodei__v1__who_am_irequest__init(&a->whoami);
+    hodei__v1__query_audit_request__init(&a->audit);
     cli_arena_init(&a->arena, CLI_ARENA_MAX);
+}
+
+/* --namespace goes into every request that names one ("" = the key's first). */
+static void args_namespace_apply(cli_args *a)
+{
+    char *ns = (char *)(a->ns ? a->ns : "");
+    a->queue.namespace_ = ns;
+    a->list.namespace_ = ns;
+    a->secret_set.namespace_ = ns;
+    a->secret_list.namespace_ = ns;
+    a->secret_delete.namespace_ = ns;
+    a->template_.namespace_ = ns;
+    a->template_get.namespace_ = ns;
+    a->template_list.namespace_ = ns;
+    a->template_run.namespace_ = ns;
+    a->audit.namespace_ = ns;
 }
 
 hodei_status cli_args_parse(cli_args *a, int argc, char **argv, cli_getenv_fn env, hodei_err *err)
@@ -525,6 +567,7 @@ hodei_status cli_args_parse(cli_args *a, int argc, char **argv, cli_getenv_fn en
     st = args_apply_env(a, env, err);
     if (st == HODEI_OK)
         st = args_check_tls(a, err);
+    args_namespace_apply(a);
     return st;
 }
 

@@ -14,9 +14,12 @@
 #include <stdio.h>
 
 #include "arena.h"
+#include "hodei/auth.h"
 #include "hodei/status.h"
 #include "hodei/template.h"
+#include "hodei/v1/audit.pb-c.h"
 #include "hodei/v1/job.pb-c.h"
+#include "hodei/v1/keys.pb-c.h"
 #include "hodei/v1/logs.pb-c.h"
 #include "hodei/v1/provider.pb-c.h"
 #include "hodei/v1/scheduler.pb-c.h"
@@ -61,10 +64,23 @@ typedef enum {
     CLI_CMD_PROVIDERS,
     CLI_CMD_SECRETS,
     CLI_CMD_TEMPLATES,
+    CLI_CMD_KEYS,
+    CLI_CMD_WHOAMI,
+    CLI_CMD_AUDIT,
     CLI_CMD_COUNT_
 } cli_command;
 
 typedef enum { CLI_OUTPUT_HUMAN = 0, CLI_OUTPUT_JSON } cli_output_format;
+
+/* `hodei keys ACTION` */
+typedef enum {
+    CLI_KEYS_NONE = 0,
+    CLI_KEYS_CREATE,
+    CLI_KEYS_LIST,
+    CLI_KEYS_REVOKE,
+} cli_keys_action;
+
+#define CLI_SHARE_MAX HODEI_NS_PER_KEY_MAX /* secrets set --share-with */
 
 /* `hodei secrets ACTION` */
 typedef enum {
@@ -92,6 +108,7 @@ typedef struct {
     const char *tls_ca;  /* all NULL = insecure */
     const char *tls_cert;
     const char *tls_key;
+    const char *ns; /* --namespace / HODEI_NAMESPACE; NULL = the key's first */
 
     cli_command command;
     bool help; /* print the help of `command` (NONE = the tool's) */
@@ -121,6 +138,16 @@ typedef struct {
     Hodei__V1__RunTemplateRequest template_run; /* templates run (followed as run is) */
     char *template_params[HODEI_TEMPLATE_PARAMS_MAX];
     Hodei__V1__RunTemplateRequest__ParametersEntry *template_values[HODEI_TEMPLATE_PARAMS_MAX];
+    char *secret_share[CLI_SHARE_MAX]; /* secrets set --share-with */
+    Hodei__V1__CreateKeyRequest key_create;
+    char *key_scopes[HODEI_SCOPE_COUNT];
+    char *key_namespaces[HODEI_NS_PER_KEY_MAX];
+    Hodei__V1__Timestamp key_expires;
+    Hodei__V1__ListKeysRequest key_list;
+    Hodei__V1__RevokeKeyRequest key_revoke;
+    Hodei__V1__WhoAmIRequest whoami;
+    Hodei__V1__QueryAuditRequest audit;
+    Hodei__V1__Timestamp audit_since;
 
     /* flags that are not part of a request */
     bool no_job_exit_code; /* run: exit 0 once the job has ended, whatever its result */
@@ -133,6 +160,7 @@ typedef struct {
     const char *secret_from_file; /* secrets set --from-file PATH; NULL = stdin */
     cli_templates_action templates_action;
     const char *template_name; /* templates create/get/run NAME */
+    cli_keys_action keys_action;
 
     cli_arena arena;
 } cli_args;
@@ -165,6 +193,10 @@ bool cli_parse_size(const char *s, int64_t *out);
 bool cli_parse_duration(const char *s, int64_t *out_ms);
 /* "2", "0.5", ".25": plain decimal, no sign, exponent, inf or nan. */
 bool cli_parse_decimal(const char *s, double *out);
+/* A point in time for --since and --expires: a duration back from (since)
+ * or ahead of (expires) now_us ("30m", "2h", "7d"), or RFC 3339 UTC
+ * ("2026-12-07T10:00:00Z"). */
+bool cli_parse_when(const char *s, int64_t now_us, bool ahead, int64_t *out_us);
 /* "K=V": key is everything before the first '=' and must not be empty; the
  * value may be empty or hold more '='. */
 bool cli_parse_kv(const char *s, const char **key, size_t *key_len, const char **value);

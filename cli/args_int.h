@@ -56,6 +56,11 @@ hodei_status args_parse_secrets(cli_args *a, int argc, char **argv, int i, hodei
  * | run NAME [-p K=V]...` (args_templates.c). */
 hodei_status args_parse_templates(cli_args *a, int argc, char **argv, int i, hodei_err *err);
 
+/* `hodei keys ...`, `hodei whoami`, `hodei audit ...` (args_keys.c). */
+hodei_status args_parse_keys(cli_args *a, int argc, char **argv, int i, hodei_err *err);
+hodei_status args_parse_whoami(cli_args *a, int argc, char **argv, int i, hodei_err *err);
+hodei_status args_parse_audit(cli_args *a, int argc, char **argv, int i, hodei_err *err);
+
 /* Shared by submit, run and templates create (args_submit.c). */
 /* submit's flags, then --param and --description of templates create. */
 extern const args_flag args_template_create_flags[];

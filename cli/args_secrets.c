@@ -61,8 +61,22 @@ static hodei_status secrets_word(cli_args *a, int argc, char **argv, int *i, hod
     return secrets_name(word, err);
 }
 
+static hodei_status secrets_share(cli_args *a, const char *flag, const char *value, hodei_err *err)
+{
+    hodei_status st = hodei_ns_check(flag, value, err);
+    if (st != HODEI_OK)
+        return st;
+    if (a->secret_set.n_shared_with == CLI_SHARE_MAX)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: at most %d namespaces", flag,
+                             CLI_SHARE_MAX);
+    a->secret_set.shared_with = a->secret_share;
+    a->secret_set.shared_with[a->secret_set.n_shared_with++] = (char *)value;
+    return HODEI_OK;
+}
+
 static const args_flag secrets_flags[] = {
     {"--from-file", NULL, true, secrets_from_file},
+    {"--share-with", NULL, true, secrets_share},
     {"--help", "-h", false, NULL},
     {NULL, NULL, false, NULL},
 };
@@ -77,6 +91,9 @@ static hodei_status secrets_check(cli_args *a, hodei_err *err)
     if (a->secrets_action != CLI_SECRETS_SET && a->secret_from_file)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "--from-file: only with hodei secrets set NAME");
+    if (a->secrets_action != CLI_SECRETS_SET && a->secret_set.n_shared_with)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "--share-with: only with hodei secrets set NAME");
     a->secret_set.name = (char *)a->secret_name;
     a->secret_delete.name = (char *)a->secret_name;
     return HODEI_OK;

@@ -17,6 +17,9 @@ static const char help_tool[] =
     "  providers list providers; hodei providers health NAME\n"
     "  secrets   stored secrets: hodei secrets set NAME | list | delete NAME\n"
     "  templates job specs with ${param}: hodei templates create | get | list | run\n"
+    "  keys      API keys (admin): hodei keys create NAME --scope S | list | revoke\n"
+    "  whoami    the key this command runs as\n"
+    "  audit     who changed what (admin): hodei audit [--actor A] [--action X] [--since 1h]\n"
     "  help      show the help of a command: hodei help run\n"
     "\n"
     "Global options (before the command):\n"
@@ -24,6 +27,8 @@ static const char help_tool[] =
     "  -o, --output FORMAT    human (default) or json: one JSON object per command\n"
     "  --call-timeout DUR     deadline of each call, e.g. 500ms, 10s, 2m (default 10s)\n"
     "  --api-key KEY          API key sent to the server (default $HODEI_API_KEY)\n"
+    "  -n, --namespace NS     namespace of jobs, templates, secrets and audit queries\n"
+    "                         (default $HODEI_NAMESPACE, else the key's first)\n"
     "  --tls-ca FILE          use TLS; trust the server certificate signed by this CA\n"
     "  --tls-cert FILE        client certificate for mutual TLS (with --tls-key)\n"
     "  --tls-key FILE         private key of --tls-cert\n"
@@ -33,6 +38,7 @@ static const char help_tool[] =
     "Environment:\n"
     "  HODEI_SERVER           edge address when --server is not given\n"
     "  HODEI_API_KEY          API key when --api-key is not given\n"
+    "  HODEI_NAMESPACE        namespace when --namespace is not given\n"
     "\n"
     "Exit codes:\n"
     "  0  success\n"
@@ -200,8 +206,14 @@ static const char help_secrets[] =
     "  list          names and update times; values are never shown\n"
     "  delete NAME   remove it (exit 4 when there is none)\n"
     "\n"
+    "A secret belongs to a namespace (hodei --namespace NS secrets ...; default the\n"
+    "key's first). A job uses its own namespace's secrets by NAME, and another\n"
+    "namespace's as NS/NAME once that secret is shared with the job's namespace.\n"
+    "\n"
     "Flags:\n"
-    "  --from-file PATH   set: read the value from PATH, as it is\n"
+    "  --from-file PATH     set: read the value from PATH, as it is\n"
+    "  --share-with NS      set: jobs of namespace NS may use it as <its ns>/NAME\n"
+    "                       (repeatable; setting again replaces the list)\n"
     "\n"
     "With -o json: {\"name\",\"created\",\"updated_at\"} for set,\n"
     "{\"secrets\":[{\"name\",\"updated_at\"}]} for list, {\"name\",\"deleted\"} for delete.\n";
@@ -234,6 +246,55 @@ static const char help_templates[] =
     "for create, the same with \"spec\" for get, {\"templates\":[...]} for list; run\n"
     "prints what hodei run prints.\n";
 
+static const char help_keys[] =
+    "Usage: hodei keys create NAME --scope S [--scope S]... [--namespace NS]...\n"
+    "                             [--owner TEXT] [--expires WHEN] [--cert-name NAME]\n"
+    "       hodei keys list [--all]\n"
+    "       hodei keys revoke ID|NAME\n"
+    "\n"
+    "API keys for clients (KeyService; needs a key with scope admin). A key is\n"
+    "shown once, when it is made: create prints it alone on stdout, so that\n"
+    "  key=$(hodei keys create ci --scope jobs:submit --scope jobs:read)\n"
+    "works; what it is goes to stderr. The server keeps only its SHA-256.\n"
+    "\n"
+    "Scopes: jobs:submit, jobs:read, jobs:cancel, logs:read, templates:write,\n"
+    "secrets:write, admin (everything, every namespace, keys, audit, providers,\n"
+    "scheduler configuration).\n"
+    "\n"
+    "Flags of create:\n"
+    "  --scope S          a scope (repeatable, at least one)\n"
+    "  --namespace NS     a namespace it may use (repeatable; the first is where its\n"
+    "                     jobs go by default; none = default)\n"
+    "  --owner TEXT       who holds it\n"
+    "  --expires WHEN     90d, 12h, or 2027-01-31T00:00:00Z (default: never)\n"
+    "  --cert-name NAME   a client certificate with this name (SAN) acts as this key\n"
+    "                     when the edge requires mutual TLS\n"
+    "list --all shows revoked keys too. A revoked key stops working at once on the\n"
+    "edge that revoked it, within auth.cache_ttl (2 s, at most 5 s) on the others.\n";
+
+static const char help_whoami[] =
+    "Usage: hodei whoami\n"
+    "\n"
+    "The key this command runs as (--api-key or HODEI_API_KEY): its name, id,\n"
+    "owner, scopes, namespaces and expiry, and the address the edge sees.\n";
+
+static const char help_audit[] =
+    "Usage: hodei [--namespace NS] audit [--actor A] [--action X] [--object ID]\n"
+    "                                  [--since WHEN] [--limit N] [--page-token T]\n"
+    "\n"
+    "The audit log, newest first (AuditService; needs scope admin): every change\n"
+    "(job.queue, job.cancel, template.*, secret.*, provider.register,\n"
+    "scheduler.configure, key.*) and every secret given to a job (secret.use),\n"
+    "with the key that did it and its address. Values of secrets are never in it.\n"
+    "\n"
+    "Flags:\n"
+    "  --actor A       a key's name or id\n"
+    "  --action X      an action, or a prefix ending in *: --action 'secret.*'\n"
+    "  --object ID     a job id, a secret's NS/NAME, a template's name, ...\n"
+    "  --since WHEN    30m, 2h, 7d back from now, or 2026-12-07T10:00:00Z\n"
+    "  --limit N       1..1000 entries (default 100); then Next page token: T\n"
+    "  --page-token T  the next page\n";
+
 void cli_help_print(cli_command cmd, FILE *out)
 {
     static const char *const texts[CLI_CMD_COUNT_] = {
@@ -242,7 +303,8 @@ void cli_help_print(cli_command cmd, FILE *out)
         [CLI_CMD_CANCEL] = help_cancel,       [CLI_CMD_RUN] = help_run,
         [CLI_CMD_LOGS] = help_logs,           [CLI_CMD_WORKERS] = help_workers,
         [CLI_CMD_PROVIDERS] = help_providers, [CLI_CMD_SECRETS] = help_secrets,
-        [CLI_CMD_TEMPLATES] = help_templates,
+        [CLI_CMD_TEMPLATES] = help_templates, [CLI_CMD_KEYS] = help_keys,
+        [CLI_CMD_WHOAMI] = help_whoami,       [CLI_CMD_AUDIT] = help_audit,
     };
     fputs(texts[(unsigned)cmd < CLI_CMD_COUNT_ ? cmd : CLI_CMD_NONE], out);
 }

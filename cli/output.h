@@ -61,6 +61,19 @@ int cli_output_template(cli_output_format fmt, const Hodei__V1__Template *t, FIL
 int cli_output_templates(cli_output_format fmt, const Hodei__V1__ListTemplatesResponse *r,
                          FILE *out, FILE *err);
 
+/* `hodei keys` (output_keys.c): create prints the key alone on stdout and
+ * what it is on err; list is a table ID NAME STATE SCOPES NAMESPACES EXPIRES;
+ * revoke "key NAME (ID) revoked". `hodei whoami`; `hodei audit` a table
+ * TIME ACTOR ACTION NAMESPACE OBJECT DETAIL, then "Next page token: T". */
+int cli_output_key_created(cli_output_format fmt, const Hodei__V1__CreateKeyResponse *r, FILE *out,
+                           FILE *err);
+int cli_output_keys(cli_output_format fmt, const Hodei__V1__ListKeysResponse *r, FILE *out,
+                    FILE *err);
+int cli_output_key_revoked(cli_output_format fmt, const Hodei__V1__RevokeKeyResponse *r, FILE *out);
+int cli_output_whoami(cli_output_format fmt, const Hodei__V1__WhoAmIResponse *r, FILE *out);
+int cli_output_audit(cli_output_format fmt, const Hodei__V1__QueryAuditResponse *r, FILE *out,
+                     FILE *err);
+
 /* "process", "docker", "kubernetes", "firecracker", "unspecified". */
 const char *cli_provider_type_name(Hodei__V1__ProviderType type);
 /* "512Mi", "2Gi", "1.5Gi" (powers of 1024), "100" bytes; "-" when <= 0. */

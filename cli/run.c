@@ -115,6 +115,21 @@ static run_call run_call_templates(const cli_args *a)
     }
 }
 
+static run_call run_call_keys(const cli_args *a)
+{
+    switch (a->keys_action) {
+    case CLI_KEYS_CREATE:
+        return (run_call){RUN_KEY_SERVICE "CreateKey", &a->key_create.base,
+                          &hodei__v1__create_key_response__descriptor};
+    case CLI_KEYS_REVOKE:
+        return (run_call){RUN_KEY_SERVICE "RevokeKey", &a->key_revoke.base,
+                          &hodei__v1__revoke_key_response__descriptor};
+    default:
+        return (run_call){RUN_KEY_SERVICE "ListKeys", &a->key_list.base,
+                          &hodei__v1__list_keys_response__descriptor};
+    }
+}
+
 static run_call run_call_for(const cli_args *a)
 {
     switch (a->command) {
@@ -140,6 +155,14 @@ static run_call run_call_for(const cli_args *a)
         return run_call_secrets(a);
     case CLI_CMD_TEMPLATES:
         return run_call_templates(a);
+    case CLI_CMD_KEYS:
+        return run_call_keys(a);
+    case CLI_CMD_WHOAMI:
+        return (run_call){RUN_KEY_SERVICE "WhoAmI", &a->whoami.base,
+                          &hodei__v1__who_am_iresponse__descriptor};
+    case CLI_CMD_AUDIT:
+        return (run_call){"/hodei.v1.AuditService/QueryAudit", &a->audit.base,
+                          &hodei__v1__query_audit_response__descriptor};
     default:
         return (run_call){RUN_JOB_SERVICE "ListJobs", &a->list.base,
                           &hodei__v1__list_jobs_response__descriptor};
@@ -175,6 +198,19 @@ static int run_render_templates(const cli_args *a, const ProtobufCMessage *resp,
     }
 }
 
+static int run_render_keys(const cli_args *a, const ProtobufCMessage *resp, FILE *out, FILE *err)
+{
+    switch (a->keys_action) {
+    case CLI_KEYS_CREATE:
+        return cli_output_key_created(a->output, (const Hodei__V1__CreateKeyResponse *)resp, out,
+                                      err);
+    case CLI_KEYS_REVOKE:
+        return cli_output_key_revoked(a->output, (const Hodei__V1__RevokeKeyResponse *)resp, out);
+    default:
+        return cli_output_keys(a->output, (const Hodei__V1__ListKeysResponse *)resp, out, err);
+    }
+}
+
 static int run_render(const cli_args *a, const ProtobufCMessage *resp, FILE *out, FILE *err)
 {
     switch (a->command) {
@@ -198,6 +234,12 @@ static int run_render(const cli_args *a, const ProtobufCMessage *resp, FILE *out
         return run_render_secrets(a, resp, out, err);
     case CLI_CMD_TEMPLATES:
         return run_render_templates(a, resp, out, err);
+    case CLI_CMD_KEYS:
+        return run_render_keys(a, resp, out, err);
+    case CLI_CMD_WHOAMI:
+        return cli_output_whoami(a->output, (const Hodei__V1__WhoAmIResponse *)resp, out);
+    case CLI_CMD_AUDIT:
+        return cli_output_audit(a->output, (const Hodei__V1__QueryAuditResponse *)resp, out, err);
     default:
         return cli_output_jobs(a->output, (const Hodei__V1__ListJobsResponse *)resp,
                                hodei_wall_us(), out, err);

@@ -15,6 +15,7 @@
 #define RUN_PROVIDER_SERVICE "/hodei.v1.ProviderManagementService/"
 #define RUN_SECRET_SERVICE "/hodei.v1.SecretService/"
 #define RUN_TEMPLATE_SERVICE "/hodei.v1.TemplateService/"
+#define RUN_KEY_SERVICE "/hodei.v1.KeyService/"
 
 #define RUN_JOB_ID_MAX 128             /* bytes of a job id kept by the tool */
 #define RUN_FOLLOW_TICK_MS 200         /* longest wait for a line before looking around */

@@ -12,9 +12,10 @@
 #include "hodei/rpc.h"
 
 typedef struct submitter submitter;
-typedef struct edge_auth edge_auth;   /* edge_auth.c: the door check */
-typedef struct worker_hub worker_hub; /* worker_hub.c: live worker streams */
-typedef struct log_hub log_hub;       /* logs_follow.c: SubscribeLogs followers */
+typedef struct edge_auth edge_auth;       /* edge_auth.c: the door check */
+typedef struct secret_rekey secret_rekey; /* client_secrets.c: re-seal after a rotation */
+typedef struct worker_hub worker_hub;     /* worker_hub.c: live worker streams */
+typedef struct log_hub log_hub;           /* logs_follow.c: SubscribeLogs followers */
 
 typedef struct {
     char *grpc_listen;
@@ -55,6 +56,7 @@ typedef struct {
         hodei_metric *finished, *handoffs;
     } m;
     secrets_keyring keys; /* secrets.master_key (+ old_master_keys); keys.on = secrets on */
+    secret_rekey *rekey;
 } edge;
 
 /* A pooled connection for one RPC's work (waits up to database.wait), and

@@ -196,6 +196,8 @@ static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
     };
     if ((st = edge_auth_create(&ao, &e->auth, err)) != HODEI_OK)
         return st;
+    if ((st = secret_rekey_start(e, &e->rekey, err)) != HODEI_OK)
+        return st;
     if ((st = edge_workers_start(e, hodei_daemon_instance(d), err)) != HODEI_OK)
         return st;
     return edge_start_server(e, err);
@@ -214,6 +216,7 @@ static void edge_fini(hodei_daemon *d)
     /* Stop taking calls first; calls already queued are committed and
      * answered by the writers before they exit. */
     hodei_rpc_server_destroy(e->server);
+    secret_rekey_stop(e->rekey);
     edge_workers_stop(e);
     submitter_destroy(e->submit);
     edge_auth_destroy(e->auth);

@@ -22,6 +22,7 @@
 #include "hodei/v1/keys.pb-c.h"
 #include "hodei/v1/logs.pb-c.h"
 #include "hodei/v1/template.pb-c.h"
+#include "hodei/v1/worker.pb-c.h"
 
 #define KEYS "/hodei.v1.KeyService/"
 #define JOBS "/hodei.v1.JobExecutionService/"
@@ -615,4 +616,152 @@ Test(auth, hodei_migrate_makes_the_first_admin_key_once)
                  1, "--replace revoked the older one");
     rc = harness_sh(&stack, out, sizeof out, "\"$HODEI_BIN/hodei-migrate\" --replace 2>&1");
     cr_assert_eq(rc, 2, "%s", out);
+}
+
+/* ------------------------------------------------------------------- the CLI */
+
+Test(auth, the_cli_makes_lists_revokes_keys_and_reads_the_audit_log)
+{
+    char out[OUT_MAX], key[OUT_MAX];
+    const char *srv = edge.target;
+    int rc = harness_sh(&stack, key, sizeof key,
+                        "\"$HODEI_BIN/hodei\" --server %s keys create ci --scope jobs:submit"
+                        " --scope jobs:read --namespace team-a --owner robot 2>/dev/null",
+                        srv);
+    cr_assert_eq(rc, 0, "%s", key);
+    key[strcspn(key, "\n")] = '\0';
+    cr_assert(hodei_apikey_well_formed(key, strlen(key)), "the key alone on stdout: %s", key);
+    rc = harness_sh(&stack, out, sizeof out,
+                    "HODEI_API_KEY=%s \"$HODEI_BIN/hodei\" --server %s whoami", key, srv);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "ci") && strstr(out, "jobs:submit,jobs:read") && strstr(out, "team-a"),
+              "%s", out);
+    rc = harness_sh(&stack, out, sizeof out,
+                    "HODEI_API_KEY=%s \"$HODEI_BIN/hodei\" --server %s submit -- true", key, srv);
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = harness_sh(&stack, out, sizeof out,
+                    "HODEI_API_KEY=%s \"$HODEI_BIN/hodei\" --server %s keys list 2>&1", key, srv);
+    cr_assert_eq(rc, 6, "a key without admin: exit 6 (%s)", out);
+    cr_assert(strstr(out, "PERMISSION_DENIED") != NULL, "%s", out);
+    rc = harness_sh(&stack, out, sizeof out, "\"$HODEI_BIN/hodei\" --server %s keys list", srv);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "local-admin") && strstr(out, "ci"), "%s", out);
+    rc = harness_sh(&stack, out, sizeof out,
+                    "\"$HODEI_BIN/hodei\" --server %s -o json audit --actor ci --action 'job.*'",
+                    srv);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "\"action\":\"job.queue\"") && strstr(out, "\"namespace\":\"team-a\""),
+              "%s", out);
+    rc =
+        harness_sh(&stack, out, sizeof out, "\"$HODEI_BIN/hodei\" --server %s keys revoke ci", srv);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "key ci (") && strstr(out, ") revoked"), "%s", out);
+    rc = harness_sh(&stack, out, sizeof out,
+                    "HODEI_API_KEY=%s \"$HODEI_BIN/hodei\" --server %s jobs 2>&1", key, srv);
+    cr_assert_eq(rc, 6, "a revoked key: exit 6 (%s)", out);
+    cr_assert(strstr(out, "UNAUTHENTICATED") != NULL, "%s", out);
+    rc = harness_sh(&stack, out, sizeof out,
+                    "HODEI_API_KEY= \"$HODEI_BIN/hodei\" --server %s jobs 2>&1", srv);
+    cr_assert_eq(rc, 6, "no key: exit 6 (%s)", out);
+    cr_assert(strstr(out, "no API key") != NULL, "%s", out);
+}
+
+/* ------------------------------------------------------------- mutual TLS */
+
+static hodei_rpc_channel *tls_chan(const edge_handle *e, const char *dir, const char *client,
+                                   const char *key)
+{
+    char ca[600], cert[600], pem_key[600];
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(cert, sizeof cert, "%s/client-%s.pem", dir, client);
+    snprintf(pem_key, sizeof pem_key, "%s/client-%s.key", dir, client);
+    hodei_rpc_channel *ch = NULL;
+    hodei_err err;
+    hodei_rpc_channel_opts o = {.target = e->target,
+                                .tls_ca_file = ca,
+                                .tls_cert_file = cert,
+                                .tls_key_file = pem_key,
+                                .api_key = key};
+    cr_assert_eq(hodei_rpc_channel_create(&o, &ch, &err), HODEI_OK, "%s", err.msg);
+    return ch;
+}
+
+static hodei_grpc_code register_as(hodei_rpc_channel *ch, const char *worker_id, char *msg)
+{
+    Hodei__V1__RegisterRequest req = HODEI__V1__REGISTER_REQUEST__INIT;
+    req.token = "0000000000000000000000000000000000000000000000000000000000000000";
+    req.worker_id = (char *)worker_id;
+    req.hostname = "h";
+    return call(ch, "/hodei.v1.WorkerAgentService/Register", &req.base,
+                &hodei__v1__register_response__descriptor, NULL, msg);
+}
+
+Test(auth, a_client_certificate_acts_as_its_key_and_a_worker_certificate_names_its_worker)
+{
+    char dir[600], worker[HODEI_ID_BUF], out[OUT_MAX], msg[MSG_MAX];
+    snprintf(dir, sizeof dir, "%s/pki", stack.state_dir);
+    hodei_id_new(worker);
+    cr_assert_eq(harness_sh(&stack, out, sizeof out,
+                            "'%s/scripts/gen-certs' --out '%s' --server-san IP:127.0.0.1"
+                            " --client robot --client stranger --client %s 2>&1",
+                            stack.root, dir, worker),
+                 0, "gen-certs: %s", out);
+    char env_cert[700], env_key[700], env_ca[700];
+    snprintf(env_cert, sizeof env_cert, "HODEI_GRPC_TLS_CERT=%s/server.pem", dir);
+    snprintf(env_key, sizeof env_key, "HODEI_GRPC_TLS_KEY=%s/server.key", dir);
+    snprintf(env_ca, sizeof env_ca, "HODEI_GRPC_TLS_CLIENT_CA=%s/ca.pem", dir);
+    const char *env[] = {env_cert, env_key, env_ca, "HODEI_AUTH_WORKER_CERT_CHECK=true", NULL};
+    edge_handle m;
+    edge_start(&stack, &m, env);
+
+    hodei_rpc_channel *admin = chan(&edge, stack.api_key);
+    Hodei__V1__CreateKeyRequest req = HODEI__V1__CREATE_KEY_REQUEST__INIT;
+    char *scopes[] = {"jobs:read"};
+    req.name = "robot-key";
+    req.n_scopes = 1;
+    req.scopes = scopes;
+    req.cert_name = "robot";
+    cr_assert_eq(call(admin, KEYS "CreateKey", &req.base,
+                      &hodei__v1__create_key_response__descriptor, NULL, msg),
+                 HODEI_GRPC_OK, "%s", msg);
+    hodei_rpc_channel_destroy(admin);
+
+    hodei_rpc_channel *robot = tls_chan(&m, dir, "robot", NULL);
+    Hodei__V1__ListJobsRequest list = HODEI__V1__LIST_JOBS_REQUEST__INIT;
+    cr_assert_eq(call(robot, JOBS "ListJobs", &list.base,
+                      &hodei__v1__list_jobs_response__descriptor, NULL, msg),
+                 HODEI_GRPC_OK, "the certificate acts as its key: %s", msg);
+    Hodei__V1__CancelJobRequest cancel = HODEI__V1__CANCEL_JOB_REQUEST__INIT;
+    cancel.job_id = worker;
+    cr_assert_eq(call(robot, JOBS "CancelJob", &cancel.base,
+                      &hodei__v1__cancel_job_response__descriptor, NULL, msg),
+                 HODEI_GRPC_PERMISSION_DENIED, "with that key's scopes only: %s", msg);
+    ProtobufCMessage *resp = NULL;
+    cr_assert_eq(call(robot, KEYS "WhoAmI", &empty_req.base,
+                      &hodei__v1__who_am_iresponse__descriptor, &resp, msg),
+                 HODEI_GRPC_OK, "%s", msg);
+    cr_assert_str_eq(((Hodei__V1__WhoAmIResponse *)resp)->key->name, "robot-key");
+    cr_assert_str_eq(((Hodei__V1__WhoAmIResponse *)resp)->key->cert_name, "robot");
+    protobuf_c_message_free_unpacked(resp, NULL);
+
+    hodei_rpc_channel *stranger = tls_chan(&m, dir, "stranger", NULL);
+    cr_assert_eq(call(stranger, JOBS "ListJobs", &list.base,
+                      &hodei__v1__list_jobs_response__descriptor, NULL, msg),
+                 HODEI_GRPC_UNAUTHENTICATED, "%s", msg);
+    cr_assert(strstr(msg, "not mapped to an API key") != NULL, "%s", msg);
+    hodei_rpc_channel *with_key = tls_chan(&m, dir, "stranger", stack.api_key);
+    cr_assert_eq(call(with_key, JOBS "ListJobs", &list.base,
+                      &hodei__v1__list_jobs_response__descriptor, NULL, msg),
+                 HODEI_GRPC_OK, "a key in the call decides: %s", msg);
+    snprintf(out, sizeof out, "the client certificate does not name worker %s", worker);
+    cr_assert_eq(register_as(stranger, worker, msg), HODEI_GRPC_UNAUTHENTICATED);
+    cr_assert(strstr(msg, out) != NULL, "%s", msg);
+    hodei_rpc_channel *own = tls_chan(&m, dir, worker, NULL);
+    cr_assert_eq(register_as(own, worker, msg), HODEI_GRPC_UNAUTHENTICATED, "no such token");
+    cr_assert(strstr(msg, "does not name worker") == NULL, "its own certificate passes: %s", msg);
+    hodei_rpc_channel_destroy(robot);
+    hodei_rpc_channel_destroy(stranger);
+    hodei_rpc_channel_destroy(with_key);
+    hodei_rpc_channel_destroy(own);
+    edge_stop(&m);
 }

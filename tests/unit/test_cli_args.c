@@ -16,9 +16,12 @@ static cli_args A;
 static hodei_err E;
 static const char *env_server;
 static const char *env_api_key;
+static const char *env_namespace;
 
 static const char *fake_env(const char *name)
 {
+    if (strcmp(name, "HODEI_NAMESPACE") == 0)
+        return env_namespace;
     if (strcmp(name, "HODEI_SERVER") == 0)
         return env_server;
     if (strcmp(name, "HODEI_API_KEY") == 0)
@@ -62,6 +65,7 @@ static void cli_setup(void)
     memset(&A, 0, sizeof A);
     env_server = NULL;
     env_api_key = NULL;
+    env_namespace = NULL;
 }
 
 static void cli_teardown(void)
@@ -736,9 +740,120 @@ Test(args, secret_value_from_stdin)
     cr_assert_eq(A.secret_set.value.len, CLI_SECRET_VALUE_MAX);
 }
 
+Test(args, namespace_goes_into_every_request)
+{
+    EXPECT_OK("jobs");
+    cr_assert_str_eq(A.list.namespace_, "", "none: the key's first");
+    env_namespace = "team-b";
+    EXPECT_OK("submit", "--", "true");
+    cr_assert_str_eq(A.queue.namespace_, "team-b");
+    EXPECT_OK("--namespace", "team-a", "secrets", "list");
+    cr_assert_str_eq(A.secret_list.namespace_, "team-a", "the flag over the environment");
+    EXPECT_OK("-n", "team-a", "templates", "get", "build");
+    cr_assert_str_eq(A.template_get.namespace_, "team-a");
+    EXPECT_OK("-n", "team-a", "audit");
+    cr_assert_str_eq(A.audit.namespace_, "team-a");
+    EXPECT_USAGE("--namespace: a namespace is 1 to 63", "--namespace", "Team_A", "jobs");
+    env_namespace = "-bad";
+    EXPECT_USAGE("HODEI_NAMESPACE: a namespace is", "jobs");
+}
+
+Test(args, secrets_share_with)
+{
+    char path[64];
+    temp_file(path, "v", 1);
+    EXPECT_OK("secrets", "set", "tok", "--from-file", path, "--share-with", "team-b",
+              "--share-with", "ops");
+    cr_assert_eq(A.secret_set.n_shared_with, 2);
+    cr_assert_str_eq(A.secret_set.shared_with[1], "ops");
+    EXPECT_USAGE("--share-with: a namespace is", "secrets", "set", "tok", "--from-file", path,
+                 "--share-with", "B");
+    EXPECT_USAGE("--share-with: only with hodei secrets set NAME", "secrets", "list",
+                 "--share-with", "b");
+    unlink(path);
+}
+
+Test(args, keys)
+{
+    EXPECT_OK("keys", "create", "ci", "--scope", "jobs:submit", "--scope", "jobs:read", "--scope",
+              "jobs:submit", "--namespace", "team-a", "--owner", "CI robot", "--expires", "90d",
+              "--cert-name", "ci.example.com");
+    cr_assert_eq(A.command, CLI_CMD_KEYS);
+    cr_assert_eq(A.keys_action, CLI_KEYS_CREATE);
+    cr_assert_str_eq(A.key_create.name, "ci");
+    cr_assert_eq(A.key_create.n_scopes, 2, "a scope named twice counts once");
+    cr_assert_str_eq(A.key_create.namespaces[0], "team-a");
+    cr_assert_str_eq(A.key_create.owner, "CI robot");
+    cr_assert_not_null(A.key_create.expires_at);
+    cr_assert_gt(A.key_create.expires_at->seconds, 0);
+    cr_assert_str_eq(A.key_create.cert_name, "ci.example.com");
+    EXPECT_OK("keys", "list", "--all");
+    cr_assert(A.key_list.include_revoked);
+    EXPECT_OK("keys", "revoke", JOB_ID);
+    cr_assert_str_eq(A.key_revoke.id, JOB_ID);
+    EXPECT_OK("keys", "revoke", "ci");
+    cr_assert_str_eq(A.key_revoke.name, "ci");
+    EXPECT_USAGE("--scope: at least one", "keys", "create", "ci");
+    EXPECT_USAGE("--scope: unknown scope \"jobs:write\"", "keys", "create", "ci", "--scope",
+                 "jobs:write");
+    EXPECT_USAGE("NAME: required", "keys", "create", "--scope", "admin");
+    EXPECT_USAGE("NAME: must be 1 to 128", "keys", "create", "a b", "--scope", "admin");
+    EXPECT_USAGE("--namespace: a namespace is", "keys", "create", "ci", "--scope", "admin",
+                 "--namespace", "A");
+    EXPECT_USAGE("--expires: must be a duration", "keys", "create", "ci", "--scope", "admin",
+                 "--expires", "soon");
+    EXPECT_USAGE("--owner: at most 256 bytes", "keys", "create", "ci", "--scope", "admin",
+                 "--owner", "tab\there");
+    EXPECT_USAGE("--scope, --namespace", "keys", "list", "--scope", "admin");
+    EXPECT_USAGE("--all: only with hodei keys list", "keys", "revoke", "ci", "--all");
+    EXPECT_USAGE("ID|NAME: required", "keys", "revoke");
+    EXPECT_USAGE("missing action", "keys");
+    EXPECT_USAGE("unknown action \"show\"", "keys", "show");
+    EXPECT_USAGE("unexpected argument \"x\"", "keys", "list", "x");
+    EXPECT_OK("whoami");
+    cr_assert_eq(A.command, CLI_CMD_WHOAMI);
+    EXPECT_USAGE("unexpected argument", "whoami", "x");
+}
+
+Test(args, audit)
+{
+    EXPECT_OK("audit", "--actor", "alice", "--action", "secret.*", "--object", "team-a/tok",
+              "--since", "2h", "--limit", "20", "--page-token", "42");
+    cr_assert_eq(A.command, CLI_CMD_AUDIT);
+    cr_assert_str_eq(A.audit.actor, "alice");
+    cr_assert_str_eq(A.audit.action, "secret.*");
+    cr_assert_str_eq(A.audit.object_id, "team-a/tok");
+    cr_assert_not_null(A.audit.since);
+    cr_assert_eq(A.audit.page_size, 20);
+    cr_assert_str_eq(A.audit.page_token, "42");
+    EXPECT_OK("audit", "--since", "2026-12-07T10:00:00Z");
+    cr_assert_eq(A.audit.since->seconds, 1796637600);
+    EXPECT_USAGE("--since: must be a duration back", "audit", "--since", "yesterday");
+    EXPECT_USAGE("--since: must be a duration back", "audit", "--since", "2026-12-07 10:00");
+    EXPECT_USAGE("--limit: must be between 1 and 1000", "audit", "--limit", "0");
+    EXPECT_USAGE("--page-token: must be a token", "audit", "--page-token", "abc");
+    EXPECT_USAGE("--actor: 1 to 256 bytes", "audit", "--actor", "");
+}
+
+Test(parsers, when)
+{
+    int64_t us = 0, now = INT64_C(1800000000000000);
+    cr_assert(cli_parse_when("90d", now, true, &us));
+    cr_assert_eq(us, now + INT64_C(90) * 86400 * 1000000);
+    cr_assert(cli_parse_when("30m", now, false, &us));
+    cr_assert_eq(us, now - INT64_C(30) * 60 * 1000000);
+    cr_assert(cli_parse_when("1970-01-02T00:00:00Z", now, false, &us));
+    cr_assert_eq(us, INT64_C(86400) * 1000000);
+    const char *bad[] = {
+        "", "d", "0d", "-1h", "1x", "2026-12-07T10:00:00", "2026-13-01T00:00:00Z", "36601d"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert(!cli_parse_when(bad[i], now, true, &us), "%s", bad[i]);
+}
+
 Test(args, every_new_command_has_help)
 {
-    static const char *const names[] = {"run", "logs", "workers", "providers", "secrets"};
+    static const char *const names[] = {"run",     "logs", "workers", "providers",
+                                        "secrets", "keys", "whoami",  "audit"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         cr_assert_eq(PARSE(names[i], "--help"), HODEI_OK, "%s --help: %s", names[i], E.msg);
         cr_assert(A.help);

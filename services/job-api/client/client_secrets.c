@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -526,6 +527,243 @@ void secret_json_free(char *json, size_t len)
         return;
     OPENSSL_cleanse(json, len);
     free(json);
+}
+
+/* ---------------------------------------------------------------- re-seal */
+
+#define REKEY_BATCH 100
+#define REKEY_BATCH_TEXT "100"
+
+enum { K_NS, K_NAME, K_VALUE_HEX, K_NONCE_HEX, K_KEY_ID };
+
+/* Where a run is: the last (namespace, name) it took. */
+typedef struct {
+    char ns[HODEI_NS_BUF], name[SECRETS_NAME_MAX + 1];
+} rekey_cursor;
+
+struct secret_rekey {
+    edge *e;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    hodei_metric *moved, *left;
+};
+
+/* Opens one row of the re-seal query and seals it again with the current
+ * key into the arrays; false (logged) when no key this edge holds opens it. */
+static bool rekey_row(edge *e, const PGresult *res, int r, hodei_buf *arr)
+{
+    const char *ns = hodei_db_get_str(res, r, K_NS), *name = hodei_db_get_str(res, r, K_NAME);
+    const char *hex = hodei_db_get_str(res, r, K_VALUE_HEX);
+    const char *nonce_hex = hodei_db_get_str(res, r, K_NONCE_HEX);
+    const char *key_id = hodei_db_get_str(res, r, K_KEY_ID);
+    uint8_t sealed[SECRETS_SEALED_MAX], nonce[SECRETS_NONCE_LEN], plain[SECRETS_VALUE_MAX];
+    char aad[SECRETS_AAD_MAX + 1], out_hex[2 * SECRETS_SEALED_MAX + 1], nonce_out[25];
+    size_t len = 0;
+    hodei_err err;
+    long n = hodei_hex_decode(hex, strlen(hex), sealed, sizeof sealed);
+    bool ok = n >= 0 && hodei_hex_decode(nonce_hex, strlen(nonce_hex), nonce, sizeof nonce) ==
+                            SECRETS_NONCE_LEN;
+    hodei_status st = HODEI_ERR_PERMISSION;
+    for (size_t k = 0; ok && st != HODEI_OK && k <= e->keys.n_old; k++) {
+        const secrets_key *key = k == 0 ? &e->keys.current : &e->keys.old[k - 1];
+        if (key_id[0] && strcmp(key->id, key_id) != 0)
+            continue;
+        secrets_aad(key_id, ns, name, aad);
+        st = secrets_open(key->key, aad, nonce, sealed, (size_t)n, plain, &len, &err);
+    }
+    if (st != HODEI_OK) {
+        HLOG_WARN("secret %s/%s: sealed with master key %s, which this edge cannot open;"
+                  " not re-sealed",
+                  ns, name, key_id[0] ? key_id : "(before key ids)");
+        return false;
+    }
+    secrets_aad(e->keys.current.id, ns, name, aad);
+    st = secrets_seal(e->keys.current.key, aad, plain, len, nonce, sealed, &err);
+    OPENSSL_cleanse(plain, sizeof plain);
+    if (st != HODEI_OK)
+        return false;
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len + SECRETS_TAG_LEN; i++) {
+        out_hex[2 * i] = digits[sealed[i] >> 4];
+        out_hex[2 * i + 1] = digits[sealed[i] & 15];
+    }
+    out_hex[2 * (len + SECRETS_TAG_LEN)] = '\0';
+    for (size_t i = 0; i < SECRETS_NONCE_LEN; i++) {
+        nonce_out[2 * i] = digits[nonce[i] >> 4];
+        nonce_out[2 * i + 1] = digits[nonce[i] & 15];
+    }
+    nonce_out[2 * SECRETS_NONCE_LEN] = '\0';
+    hodei_sqlarr_str(&arr[0], ns);
+    hodei_sqlarr_str(&arr[1], name);
+    hodei_sqlarr_str(&arr[2], out_hex);
+    hodei_sqlarr_str(&arr[3], nonce_out);
+    hodei_sqlarr_str(&arr[4], key_id);
+    return true;
+}
+
+static const char rekey_select_sql[] =
+    "SELECT namespace, name, encode(value, 'hex'), encode(nonce, 'hex'), key_id FROM secrets"
+    " WHERE key_id <> $1 AND (namespace, name) > ($2, $3) ORDER BY namespace, name"
+    " LIMIT " REKEY_BATCH_TEXT " FOR UPDATE SKIP LOCKED";
+
+/* The new values and their audit rows, in one statement; the old key id
+ * must still be the row's (else another edge moved it meanwhile). */
+static const char rekey_update_sql[] =
+    "WITH u AS (UPDATE secrets s SET value = decode(x.v, 'hex'), nonce = decode(x.n, 'hex'),"
+    "  key_id = $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
+    "  AS x(ns, name, v, n, old)"
+    "  WHERE s.namespace = x.ns AND s.name = x.name AND s.key_id = x.old"
+    "  RETURNING s.namespace, s.name, x.old)"
+    " " EDGE_AUDIT_INSERT " SELECT 'system', '', '', namespace, 'secret.rekey', 'secret',"
+    " namespace || '/' || name, jsonb_build_object('from', old, 'to', $6::text) FROM u";
+
+/* One batch in one transaction: how many rows it saw (0 = done). */
+static hodei_status rekey_batch(edge *e, PGconn *conn, rekey_cursor *cur, int *seen, int *moved,
+                                hodei_err *err)
+{
+    hodei_buf arr[5];
+    PGresult *res = NULL;
+    *seen = *moved = 0;
+    for (int i = 0; i < 5; i++) {
+        hodei_buf_init(&arr[i], REKEY_BATCH * (2 * SECRETS_SEALED_MAX + 8) + 16);
+        hodei_sqlarr_begin(&arr[i]);
+    }
+    hodei_status st = hodei_db_begin(conn, err);
+    const char *params[3] = {e->keys.current.id, cur->ns, cur->name};
+    if (st == HODEI_OK)
+        st = hodei_db_exec(conn, rekey_select_sql, 3, params, &res, err);
+    for (int r = 0; st == HODEI_OK && r < PQntuples(res); r++) {
+        *moved += rekey_row(e, res, r, arr);
+        hodei_strlcpy(cur->ns, hodei_db_get_str(res, r, K_NS), sizeof cur->ns);
+        hodei_strlcpy(cur->name, hodei_db_get_str(res, r, K_NAME), sizeof cur->name);
+    }
+    *seen = res ? PQntuples(res) : 0;
+    PQclear(res);
+    bool built = true;
+    for (int i = 0; i < 5; i++)
+        built = hodei_sqlarr_end(&arr[i]) && built;
+    if (st == HODEI_OK && *moved > 0) {
+        const char *up[6] = {arr[0].data, arr[1].data, arr[2].data,
+                             arr[3].data, arr[4].data, e->keys.current.id};
+        st = built ? hodei_db_exec(conn, rekey_update_sql, 6, up, NULL, err)
+                   : hodei_err_set(err, HODEI_ERR_LIMIT, "re-seal batch too large");
+    }
+    if (st == HODEI_OK)
+        st = hodei_db_commit(conn, err);
+    else
+        hodei_db_rollback(conn);
+    for (int i = 0; i < 5; i++) {
+        if (arr[i].data)
+            OPENSSL_cleanse(arr[i].data, arr[i].cap);
+        hodei_buf_fini(&arr[i]);
+    }
+    return st;
+}
+
+hodei_status secret_rekey_run(edge *e, int *moved, int64_t *left, hodei_err *err)
+{
+    rekey_cursor cur = {"", ""};
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    int seen = 0, n = 0;
+    *moved = 0;
+    *left = 0;
+    if (!e->keys.on)
+        return HODEI_OK;
+    hodei_status st = edge_db_acquire(e, &conn, err);
+    if (st != HODEI_OK)
+        return st;
+    do {
+        st = rekey_batch(e, conn, &cur, &seen, &n, err);
+        *moved += n;
+    } while (st == HODEI_OK && seen == REKEY_BATCH);
+    const char *params[1] = {e->keys.current.id};
+    if (st == HODEI_OK)
+        st = hodei_db_exec(conn, "SELECT count(*) FROM secrets WHERE key_id <> $1", 1, params, &res,
+                           err);
+    if (st == HODEI_OK)
+        *left = hodei_db_get_i64(res, 0, 0);
+    PQclear(res);
+    edge_db_release(e, conn, st);
+    return st;
+}
+
+static void *rekey_main(void *arg)
+{
+    secret_rekey *k = arg;
+    int64_t interval = k->e->cfg->secrets_rekey_ms;
+    pthread_mutex_lock(&k->mu);
+    while (!k->stop) {
+        pthread_mutex_unlock(&k->mu);
+        int moved = 0;
+        int64_t left = 0;
+        hodei_err err;
+        if (secret_rekey_run(k->e, &moved, &left, &err) != HODEI_OK) {
+            HLOG_WARN("secrets: re-seal pass failed: %s", err.msg);
+        } else {
+            if (moved > 0)
+                HLOG_INFO("secrets: re-sealed %d value(s) with master key %s; %" PRId64
+                          " left under other keys",
+                          moved, k->e->keys.current.id, left);
+            hodei_metric_add(k->moved, (uint64_t)moved);
+            hodei_metric_set(k->left, left);
+        }
+        pthread_mutex_lock(&k->mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += interval / 1000;
+        until.tv_nsec += (interval % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        while (!k->stop && pthread_cond_timedwait(&k->cv, &k->mu, &until) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+hodei_status secret_rekey_start(edge *e, secret_rekey **out, hodei_err *err)
+{
+    *out = NULL;
+    if (!e->keys.on || e->cfg->secrets_rekey_ms == 0)
+        return HODEI_OK;
+    secret_rekey *k = calloc(1, sizeof *k);
+    if (!k)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
+    k->e = e;
+    k->moved = hodei_daemon_counter(e->d, "hodei_secrets_resealed_total",
+                                    "Secret values re-sealed with the current master key.");
+    k->left = hodei_daemon_gauge(e->d, "hodei_secrets_old_key_values",
+                                 "Secret values still sealed with another master key (0: the "
+                                 "older keys can be retired).");
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_cond_init(&k->cv, NULL);
+    if (pthread_create(&k->thread, NULL, rekey_main, k) != 0) {
+        pthread_cond_destroy(&k->cv);
+        pthread_mutex_destroy(&k->mu);
+        free(k);
+        return hodei_err_set(err, HODEI_ERR_INTERNAL, "cannot start the re-seal thread");
+    }
+    *out = k;
+    return HODEI_OK;
+}
+
+void secret_rekey_stop(secret_rekey *k)
+{
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->mu);
+    k->stop = true;
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->thread, NULL);
+    pthread_cond_destroy(&k->cv);
+    pthread_mutex_destroy(&k->mu);
+    free(k);
 }
 
 hodei_status secret_rpc_register(edge *e, hodei_err *err)

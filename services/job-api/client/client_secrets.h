@@ -40,4 +40,17 @@ hodei_status secret_json_load(edge *e, const secret_use *use, char **json, size_
                               hodei_err *err);
 void secret_json_free(char *json, size_t len);
 
+/* After a master key rotation: every value sealed with another key this
+ * edge holds (secrets.old_master_keys, or from before key ids) is opened and
+ * sealed again with the current key, in batches of one transaction each,
+ * with a secret.rekey audit row apiece. *moved: values re-sealed; *left:
+ * values still under another key (0 = the old keys can be retired). */
+hodei_status secret_rekey_run(edge *e, int *moved, int64_t *left, hodei_err *err);
+
+/* A thread running secret_rekey_run every secrets.rekey_interval (none when
+ * secrets are off or the interval is 0: *out NULL). */
+typedef struct secret_rekey secret_rekey;
+hodei_status secret_rekey_start(edge *e, secret_rekey **out, hodei_err *err);
+void secret_rekey_stop(secret_rekey *k); /* NULL is a no-op */
+
 #endif
