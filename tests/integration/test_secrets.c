@@ -261,7 +261,8 @@ static void insert_legacy(const char *key_hex, const char *name, const char *val
     secrets_keyring kr;
     hodei_err err;
     uint8_t sealed[SECRETS_SEALED_MAX], nonce[SECRETS_NONCE_LEN];
-    char q[SQL_MAX], hex[2 * SECRETS_SEALED_MAX + 1], nhex[2 * SECRETS_NONCE_LEN + 1];
+    char q[2 * SECRETS_SEALED_MAX + SQL_MAX], hex[2 * SECRETS_SEALED_MAX + 1],
+        nhex[2 * SECRETS_NONCE_LEN + 1];
     cr_assert_eq(secrets_keyring_init(&kr, key_hex, "", &err), HODEI_OK);
     size_t len = strlen(value);
     cr_assert_eq(
