@@ -266,7 +266,7 @@ static void value_nowhere(const char *value)
                                             "convert_to(encode(convert_to('%s', 'UTF8'),"
                                             " 'base64'), 'UTF8')"};
     for (size_t i = 0; i < sizeof encodings / sizeof encodings[0]; i++) {
-        char needle[256], q[SQL_MAX];
+        char needle[256], q[SQL_MAX + 4 * sizeof needle];
         snprintf(needle, sizeof needle, encodings[i], value);
         snprintf(q, sizeof q,
                  "SELECT (SELECT count(*) FROM outbox WHERE position(%s IN payload) > 0)"
