@@ -69,6 +69,7 @@ typedef struct {
     char *tls_cert;      /* worker.tls_cert */
     char *tls_key;       /* worker.tls_key */
     char *tmp_dir;       /* worker.tmp_dir: script files; "" = $TMPDIR or /tmp */
+    char *job_user;      /* worker.job_user: "" = the agent's own user */
     int64_t batch_lines; /* worker.batch_lines */
     int64_t batch_interval_ms; /* worker.batch_interval */
     int64_t reconnect_min_ms;  /* worker.reconnect_min */
@@ -194,6 +195,8 @@ typedef struct agent {
     char servers[AGENT_SERVERS_MAX][AGENT_SERVER_MAX];
     int n_servers, server_at;
     char otp[AGENT_OTP_MAX + 1];
+    hodei_exec_user job_user; /* worker.job_user, resolved */
+    bool has_job_user;        /* false: jobs run as the agent's user */
     char session_token[AGENT_SESSION_TOKEN_MAX + 1];
     int64_t heartbeat_ms;
     char hostname[AGENT_HOSTNAME_MAX];

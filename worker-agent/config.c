@@ -10,6 +10,7 @@
 
 #include "agent.h"
 #include "hodei/job_spec.h"
+#include "hodei/log.h"
 #include "hodei/util.h"
 
 agent_config agent_conf;
@@ -36,6 +37,9 @@ const hodei_cfg_param agent_params[] = {
      "client private key for mutual TLS (PEM)", false, false, NULL},
     {"worker.tmp_dir", HODEI_CFG_STRING, "", 0, 4096, P(tmp_dir),
      "where script files are written; empty = $TMPDIR or /tmp", false, false, NULL},
+    {"worker.job_user", HODEI_CFG_STRING, "", 0, HODEI_EXEC_USER_NAME_MAX, P(job_user),
+     "user jobs run as (the agent must be root to switch); empty = the agent's own user", false,
+     false, NULL},
     {"worker.batch_lines", HODEI_CFG_INT, "100", 1, HODEI_EXEC_BATCH_LINES_LIMIT, P(batch_lines),
      "most output lines in one LogBatch", false, false, NULL},
     {"worker.batch_interval", HODEI_CFG_DURATION_MS, "100ms", 1, 10000, P(batch_interval_ms),
@@ -96,6 +100,20 @@ static hodei_status config_otp_read(const char *path, char *out, size_t out_len,
     return HODEI_OK;
 }
 
+/* Once copied, the token leaves the environment: its bytes are wiped in
+ * place (the strings /proc/<pid>/environ shows are the ones getenv returns,
+ * which unsetenv alone would leave there) and the variable is removed, so
+ * nothing that reads the environment later, nor anything started from the
+ * agent, sees it. The configuration's copy is wiped too. */
+static void config_otp_scrub(char *conf_copy)
+{
+    char *v = getenv("HODEI_OTP");
+    if (v)
+        explicit_bzero(v, strlen(v));
+    unsetenv("HODEI_OTP");
+    explicit_bzero(conf_copy, strlen(conf_copy));
+}
+
 static hodei_status config_otp(agent *a, hodei_err *err)
 {
     const agent_config *c = a->cfg;
@@ -103,9 +121,10 @@ static hodei_status config_otp(agent *a, hodei_err *err)
     if (has_otp == has_file)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "otp: set exactly one of HODEI_OTP and HODEI_OTP_FILE");
-    if (has_otp)
+    if (has_otp) {
         hodei_strlcpy(a->otp, c->otp, sizeof a->otp);
-    else if (config_otp_read(c->otp_file, a->otp, sizeof a->otp, err) != HODEI_OK)
+        config_otp_scrub(c->otp);
+    } else if (config_otp_read(c->otp_file, a->otp, sizeof a->otp, err) != HODEI_OK)
         return err->code;
     if (!config_token_ok(a->otp, strlen(a->otp)))
         return hodei_err_set(err, HODEI_ERR_INVALID,
@@ -220,6 +239,32 @@ static hodei_status config_tls(const agent_config *c, hodei_err *err)
     return HODEI_OK;
 }
 
+/* worker.job_user: resolved once; switching needs root, and a root agent
+ * says when its jobs run as root too. */
+static hodei_status config_job_user(agent *a, hodei_err *err)
+{
+    const char *name = a->cfg->job_user;
+    a->has_job_user = false;
+    if (!name || !name[0]) {
+        if (geteuid() == 0)
+            HLOG_WARN("jobs run as root: set worker.job_user (HODEI_WORKER_JOB_USER) to an "
+                      "unprivileged user");
+        return HODEI_OK;
+    }
+    hodei_status st = hodei_exec_user_lookup(name, &a->job_user, err);
+    if (st != HODEI_OK)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "worker.job_user: %s", err->msg);
+    if (a->job_user.uid == geteuid())
+        return HODEI_OK; /* already that user: nothing to switch */
+    if (geteuid() != 0)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "worker.job_user: running jobs as %s needs the agent to run as root "
+                             "(it runs as uid %d)",
+                             name, (int)geteuid());
+    a->has_job_user = true;
+    return HODEI_OK;
+}
+
 hodei_status agent_config_apply(agent *a, hodei_err *err)
 {
     const agent_config *c = a->cfg;
@@ -231,7 +276,7 @@ hodei_status agent_config_apply(agent *a, hodei_err *err)
                              "worker.reconnect_min: %lld ms is above worker.reconnect_max",
                              (long long)c->reconnect_min_ms);
     if (config_servers(a, err) != HODEI_OK || config_tls(c, err) != HODEI_OK ||
-        config_otp(a, err) != HODEI_OK)
+        config_otp(a, err) != HODEI_OK || config_job_user(a, err) != HODEI_OK)
         return err->code;
     return config_labels(a, err);
 }

@@ -348,6 +348,10 @@ static void runner_exec(agent *a, agent_job *job, hodei_exec_result *res)
         o.batch_bytes_max = (size_t)a->cfg->buffer_bytes_max / 4;
     if (a->cfg->tmp_dir && a->cfg->tmp_dir[0])
         o.tmp_dir = a->cfg->tmp_dir;
+    if (a->has_job_user) {
+        o.user = &a->job_user;
+        o.home = a->job_user.home;
+    }
     runner_ctx ctx = {.a = a, .job = job};
     hodei_exec_callbacks cb = {
         .on_start = runner_on_start, .on_batch = runner_on_batch, .user = &ctx};

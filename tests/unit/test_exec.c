@@ -748,3 +748,60 @@ Test(exec, no_descriptor_is_left_open)
     hodei_exec_handle_destroy(h);
     cr_assert_eq(dir_entries("/proc/self/fd"), before);
 }
+
+/* ------------------------------------------------------------ job user */
+
+Test(exec, job_runs_as_the_job_user_with_its_home_and_groups)
+{
+    if (geteuid() != 0)
+        cr_skip_test("switching users needs root");
+    hodei_exec_user u;
+    hodei_err err;
+    cr_assert_eq(hodei_exec_user_lookup("nobody", &u, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_neq(u.uid, 0);
+    hodei_exec_opts opts;
+    hodei_exec_opts_default(&opts);
+    opts.user = &u;
+    opts.home = u.home;
+    tspec t;
+    ts_sh(&t, "id -u; id -g; id -G; test -w /root && echo root-writable; echo $HOME");
+    capture c;
+    cap_init(&c);
+    hodei_exec_result r;
+    cr_assert_eq(run_full(&t, &opts, NULL, 0, NULL, &c, &r), HODEI_OK);
+    cr_assert_eq(r.state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, "error: %s", r.error);
+    char want[HODEI_EXEC_HOME_MAX + 64];
+    snprintf(want, sizeof want, "%d\n%d\n%d\n%s\n", (int)u.uid, (int)u.gid, (int)u.gid, u.home);
+    cr_assert_str_eq(cap_out(&c), want);
+    cap_fini(&c);
+}
+
+Test(exec, script_is_handed_to_the_job_user_and_runs_as_it)
+{
+    if (geteuid() != 0)
+        cr_skip_test("switching users needs root");
+    hodei_exec_user u;
+    hodei_err err;
+    cr_assert_eq(hodei_exec_user_lookup("nobody", &u, &err), HODEI_OK, "%s", err.msg);
+    hodei_exec_opts opts;
+    hodei_exec_opts_default(&opts);
+    opts.user = &u;
+    opts.home = u.home;
+    tspec t;
+    ts_script(&t, "/bin/sh", "id -un\n");
+    capture c;
+    cap_init(&c);
+    hodei_exec_result r;
+    cr_assert_eq(run_full(&t, &opts, NULL, 0, NULL, &c, &r), HODEI_OK);
+    cr_assert_eq(r.state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, "error: %s", r.error);
+    cr_assert_str_eq(cap_out(&c), "nobody\n");
+    cap_fini(&c);
+}
+
+Test(exec, unknown_job_user_is_named)
+{
+    hodei_exec_user u;
+    hodei_err err;
+    cr_assert_eq(hodei_exec_user_lookup("no-such-user-hodei", &u, &err), HODEI_ERR_NOT_FOUND);
+    cr_assert(strstr(err.msg, "no-such-user-hodei"), "%s", err.msg);
+}

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -178,6 +179,13 @@ out_close_fd:
 int hodei_daemon_main(int argc, char **argv, const hodei_service *svc)
 {
     HODEI_ASSERT(svc != NULL && svc->name != NULL && svc->run != NULL);
+    /* Every daemon holds a secret (the database password, the secrets
+     * master key, a worker's tokens and its jobs' secrets): no core dump,
+     * no ptrace and no /proc/<pid>/{mem,environ,fd} for other processes of
+     * the same user. Reset by execve, so jobs the agent starts are not
+     * affected. Root still can (CAP_SYS_PTRACE). */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        HLOG_WARN("cannot make the process non-dumpable: %s", strerror(errno));
     daemon_signals_block(); /* before any thread exists, so all inherit it */
     daemon_args args;
     int rc = daemon_args_parse(argc, argv, svc, &args);

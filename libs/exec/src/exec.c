@@ -2,7 +2,9 @@
  * child's pidfd and the cancel eventfd, with the timeout, the kill grace and
  * the batch age as poll deadlines. */
 #include <errno.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include "hodei/util.h"
 
 #define EXEC_DEFAULT_KILL_GRACE_MS 5000
+#define EXEC_PASSWD_BUF 16384 /* getpwnam_r scratch */
 #define EXEC_DEFAULT_BATCH_LINES 100
 #define EXEC_DEFAULT_BATCH_BYTES (1024 * 1024)
 #define EXEC_DEFAULT_BATCH_INTERVAL_MS 100
@@ -110,6 +113,31 @@ void hodei_exec_opts_default(hodei_exec_opts *o)
     o->path = EXEC_DEFAULT_PATH;
     const char *home = getenv("HOME");
     o->home = home && home[0] == '/' ? home : "/";
+}
+
+hodei_status hodei_exec_user_lookup(const char *name, hodei_exec_user *out, hodei_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!name || !name[0] || strlen(name) > HODEI_EXEC_USER_NAME_MAX)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "user: 1..%d bytes required",
+                             HODEI_EXEC_USER_NAME_MAX);
+    struct passwd pw, *found = NULL;
+    char buf[EXEC_PASSWD_BUF];
+    int rc = getpwnam_r(name, &pw, buf, sizeof buf, &found);
+    if (rc != 0 || !found)
+        return hodei_err_set(err, HODEI_ERR_NOT_FOUND, "user '%s': %s", name,
+                             rc ? strerror(rc) : "no such user on this host");
+    int n = HODEI_EXEC_GROUPS_MAX;
+    if (getgrouplist(name, pw.pw_gid, out->groups, &n) < 0)
+        return hodei_err_set(err, HODEI_ERR_LIMIT, "user '%s': in more than %d groups", name,
+                             HODEI_EXEC_GROUPS_MAX);
+    hodei_strlcpy(out->name, name, sizeof out->name);
+    out->uid = pw.pw_uid;
+    out->gid = pw.pw_gid;
+    out->n_groups = n;
+    if (!pw.pw_dir || pw.pw_dir[0] != '/' || !hodei_strlcpy(out->home, pw.pw_dir, sizeof out->home))
+        hodei_strlcpy(out->home, "/", sizeof out->home);
+    return HODEI_OK;
 }
 
 static hodei_status exec_check_ms(const char *name, int64_t v, hodei_err *err)

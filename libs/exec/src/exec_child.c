@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,7 +20,7 @@
 #define CHILD_FIRST_FREE_FD 3
 #define CHILD_STRERROR_MAX 128
 
-enum { CHILD_STAGE_SETUP = 1, CHILD_STAGE_CHDIR, CHILD_STAGE_EXEC };
+enum { CHILD_STAGE_SETUP = 1, CHILD_STAGE_USER, CHILD_STAGE_CHDIR, CHILD_STAGE_EXEC };
 
 typedef struct {
     int stage;
@@ -50,6 +51,18 @@ static void child_reset_signals(void)
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* Takes the job user's groups, then its gid, then its uid (real, effective
+ * and saved, so there is no way back). Raw system calls: in a vfork child
+ * glibc's setuid would also signal the parent's threads (it applies a
+ * change to every thread of the process it thinks it is). */
+static void child_become(const hodei_exec_user *u, int report_fd)
+{
+    if (syscall(SYS_setgroups, (size_t)u->n_groups, u->groups) != 0 ||
+        syscall(SYS_setresgid, u->gid, u->gid, u->gid) != 0 ||
+        syscall(SYS_setresuid, u->uid, u->uid, u->uid) != 0)
+        child_fail(report_fd, CHILD_STAGE_USER, errno);
+}
+
 /* fds[0..2] become the child's stdin, stdout, stderr. Each is first moved
  * above 2 so that no dup2 overwrites a source still needed. */
 static _Noreturn void child_exec(const exec_plan *p, const char *prog, const int fds[3],
@@ -60,7 +73,10 @@ static _Noreturn void child_exec(const exec_plan *p, const char *prog, const int
         _exit(HODEI_EXEC_EXIT_START_FAILED);
     if (setpgid(0, 0) != 0)
         child_fail(report_fd, CHILD_STAGE_SETUP, errno);
-    /* If the agent dies (SIGKILL, crash), the job dies with it instead of
+    if (p->user)
+        child_become(p->user, report_fd);
+    /* After the switch: changing credentials clears the parent-death
+     * signal. If the agent dies (SIGKILL, crash), the job dies with it instead of
      * running on unsupervised while its attempt is retried elsewhere. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1)
         child_fail(report_fd, CHILD_STAGE_SETUP, errno ? errno : ESRCH);
@@ -76,6 +92,9 @@ static _Noreturn void child_exec(const exec_plan *p, const char *prog, const int
     }
     child_reset_signals();
     if (p->working_dir && chdir(p->working_dir) != 0)
+        child_fail(report_fd, CHILD_STAGE_CHDIR, errno);
+    /* The caller's folder may be closed to the job's user. */
+    if (!p->working_dir && p->user && chdir(p->user->home) != 0 && chdir("/") != 0)
         child_fail(report_fd, CHILD_STAGE_CHDIR, errno);
     /* Descriptors the caller opened without O_CLOEXEC do not leak. */
     (void)close_range(CHILD_FIRST_FREE_FD, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -148,7 +167,13 @@ static void child_describe(const exec_plan *p, const child_report *r, char *out,
     if (r->stage == CHILD_STAGE_EXEC)
         snprintf(out, len, "cannot start '%s': %s", p->what, why);
     else if (r->stage == CHILD_STAGE_CHDIR)
-        snprintf(out, len, "cannot enter working_dir '%s': %s", p->working_dir, why);
+        snprintf(out, len, "cannot enter working_dir '%s': %s",
+                 p->working_dir ? p->working_dir
+                 : p->user      ? p->user->home
+                                : "",
+                 why);
+    else if (r->stage == CHILD_STAGE_USER)
+        snprintf(out, len, "cannot run '%s' as user %s: %s", p->what, p->user->name, why);
     else
         snprintf(out, len, "cannot set up the process for '%s': %s", p->what, why);
 }

@@ -97,12 +97,13 @@ int64_t exec_output_due_ms(const exec_output *o);
 /* Everything the child needs, prepared before fork (the child may only make
  * async-signal-safe calls). */
 typedef struct {
-    char **argv;             /* NULL-terminated; strings borrowed */
-    hodei_buf env_text;      /* "K=V\0K=V\0..." */
-    char **envp;             /* NULL-terminated, into env_text */
-    const char *what;        /* program named in start errors */
-    const char *working_dir; /* NULL = inherit */
-    char *script_dir;        /* private temp dir, NULL for commands */
+    char **argv;                 /* NULL-terminated; strings borrowed */
+    hodei_buf env_text;          /* "K=V\0K=V\0..." */
+    char **envp;                 /* NULL-terminated, into env_text */
+    const char *what;            /* program named in start errors */
+    const char *working_dir;     /* NULL = inherit (or the user's home, with a user) */
+    const hodei_exec_user *user; /* NULL = the caller's */
+    char *script_dir;            /* private temp dir, NULL for commands */
     char *script_path;
     int stdin_fd; /* memfd with the secrets, or /dev/null */
 } exec_plan;

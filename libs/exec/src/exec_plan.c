@@ -96,6 +96,12 @@ static hodei_status plan_script_file(exec_plan *p, const Hodei__V1__Script *scri
     if (fchmod(fd, 0700) != 0)
         st =
             hodei_err_set(err, HODEI_ERR_IO, "exec: chmod %s: %s", p->script_path, strerror(errno));
+    /* The job's user reads its script; its private folder is the user's. */
+    if (st == HODEI_OK && p->user &&
+        (fchown(fd, p->user->uid, p->user->gid) != 0 ||
+         chown(p->script_dir, p->user->uid, p->user->gid) != 0))
+        st = hodei_err_set(err, HODEI_ERR_IO, "exec: handing %s to user %s: %s", p->script_path,
+                           p->user->name, strerror(errno));
     const char *header = plan_shell_header(script->interpreter);
     if (st == HODEI_OK && header)
         st = plan_write_all(fd, header, strlen(header), p->script_path, err);
@@ -293,6 +299,7 @@ hodei_status exec_plan_build(exec_plan *p, const hodei_exec_opts *opts,
 {
     memset(p, 0, sizeof *p);
     p->stdin_fd = -1;
+    p->user = opts->user;
     hodei_buf_init(&p->env_text, PLAN_ENV_TEXT_MAX);
     hodei_status st;
     if (spec->payload_case == HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND && spec->command)

@@ -50,7 +50,30 @@
 #define HODEI_EXEC_ERROR_MAX 512
 #define HODEI_EXEC_REDACTED "[REDACTED]"
 
+#define HODEI_EXEC_GROUPS_MAX 64
+#define HODEI_EXEC_USER_NAME_MAX 64
+#define HODEI_EXEC_HOME_MAX 1024
+
+/* A user to run jobs as, other than the caller's. Switching needs root (or
+ * CAP_SETUID and CAP_SETGID); the switch happens in the child before
+ * anything of the job runs, so a job never holds the caller's identity. */
 typedef struct {
+    char name[HODEI_EXEC_USER_NAME_MAX + 1];
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[HODEI_EXEC_GROUPS_MAX]; /* supplementary groups */
+    int n_groups;
+    char home[HODEI_EXEC_HOME_MAX]; /* HOME, and the working directory when the spec has none */
+} hodei_exec_user;
+
+/* Fills out from the user database (getpwnam_r, getgrouplist). Errors name
+ * the user: no such user, too many groups. */
+hodei_status hodei_exec_user_lookup(const char *name, hodei_exec_user *out, hodei_err *err);
+
+typedef struct {
+    /* The user jobs run as; NULL = the caller's own. With a user, opts.home
+     * is usually its home, and script files are handed to it. */
+    const hodei_exec_user *user;
     int64_t default_timeout_ms; /* when spec.timeout_ms is 0; 0 = no timeout */
     int64_t kill_grace_ms;      /* SIGTERM .. SIGKILL; default 5000 */
     size_t batch_lines_max;     /* default 100, 1..HODEI_EXEC_BATCH_LINES_LIMIT */
