@@ -29,7 +29,7 @@ static void copy_agent(char *bin, size_t cap)
     cr_assert(mkdtemp(tmp_dir));
     cr_assert_eq(chmod(tmp_dir, 0755), 0);
     snprintf(bin, cap, "%s/hodei-worker", tmp_dir);
-    char cmd[8192];
+    char cmd[3 * 4096 + 64];
     snprintf(cmd, sizeof cmd, "cp '%s/hodei-worker' '%s' && chmod 0755 '%s'", dir, bin, bin);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
