@@ -182,8 +182,9 @@ static natsStatus bus_options_fill(natsOptions *opts, hodei_bus *bus, const char
     return s;
 }
 
-hodei_status hodei_bus_connect(const char *url, const char *client_name, int64_t connect_timeout_ms,
-                               hodei_bus **out, hodei_err *err)
+static hodei_status bus_connect(const char *url, const char *client_name,
+                                int64_t connect_timeout_ms, bool send_asap, hodei_bus **out,
+                                hodei_err *err)
 {
     hodei_status st = HODEI_ERR_NOMEM;
     natsOptions *opts = NULL;
@@ -201,6 +202,8 @@ hodei_status hodei_bus_connect(const char *url, const char *client_name, int64_t
     s = natsOptions_Create(&opts);
     if (s == NATS_OK)
         s = bus_options_fill(opts, bus, url, connect_timeout_ms);
+    if (s == NATS_OK && send_asap)
+        s = natsOptions_SetSendAsap(opts, true);
     if (s != NATS_OK) {
         st = hodei_bus_err(s, "nats options", err);
         goto out_free;
@@ -223,6 +226,18 @@ out_free:
     natsOptions_Destroy(opts);
     hodei_bus_destroy(bus);
     return st;
+}
+
+hodei_status hodei_bus_connect(const char *url, const char *client_name, int64_t connect_timeout_ms,
+                               hodei_bus **out, hodei_err *err)
+{
+    return bus_connect(url, client_name, connect_timeout_ms, false, out, err);
+}
+
+hodei_status hodei_bus_connect_asap(const char *url, const char *client_name,
+                                    int64_t connect_timeout_ms, hodei_bus **out, hodei_err *err)
+{
+    return bus_connect(url, client_name, connect_timeout_ms, true, out, err);
 }
 
 /* nats.c runs the connection callbacks on its own thread after Close
