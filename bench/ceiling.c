@@ -11,7 +11,11 @@
  *     transaction, synchronous_commit as the server says) on a private
  *     table that is dropped afterwards.
  *   js_publish: one JetStream publish round trip (published, stored, acked)
- *     to a private file-backed stream that is deleted afterwards. */
+ *     to a private file-backed stream that is deleted afterwards.
+ *   nats_hop: one core NATS message, publish -> delivered to a subscriber
+ *     on another connection, from a connection with nats.c's default
+ *     buffering (a flusher thread that waits 1 ms for more) and from one that
+ *     sends at once (natsOptions_SetSendAsap). */
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <nats/nats.h>
@@ -29,6 +33,8 @@
 #define BC_WAYS 8
 #define BC_STREAM "HODEI_BENCH_CEILING"
 #define BC_SUBJECT "hodei.bench.ceiling"
+#define BC_HOP_SUBJECT "hodei.bench.hop"
+#define BC_HOP_WAIT_MS 5000
 
 typedef struct {
     const char *db;
@@ -199,6 +205,41 @@ static bool bc_publish(const bc_opts *o, char *out, size_t out_len)
     return ok;
 }
 
+/* p50 of n publish -> delivery hops from a connection with send_asap as
+ * given, in ms; < 0 on failure. */
+static double bc_hop(const char *url, bool send_asap, size_t n)
+{
+    natsConnection *pub = NULL, *sub_conn = NULL;
+    natsSubscription *sub = NULL;
+    natsOptions *opts = NULL;
+    int64_t *lat = calloc(n, sizeof *lat);
+    double p50 = -1;
+    bool ok = lat && natsOptions_Create(&opts) == NATS_OK &&
+              natsOptions_SetURL(opts, url) == NATS_OK &&
+              natsOptions_SetSendAsap(opts, send_asap) == NATS_OK &&
+              natsConnection_Connect(&pub, opts) == NATS_OK &&
+              natsConnection_ConnectTo(&sub_conn, url) == NATS_OK &&
+              natsConnection_SubscribeSync(&sub, sub_conn, BC_HOP_SUBJECT) == NATS_OK &&
+              natsConnection_Flush(sub_conn) == NATS_OK;
+    for (size_t i = 0; i < n && ok; i++) {
+        natsMsg *m = NULL;
+        hodei_sleep_ms(2); /* idle between hops, as between dispatches */
+        int64_t s = hodei_mono_ns();
+        ok = natsConnection_Publish(pub, BC_HOP_SUBJECT, "h", 1) == NATS_OK &&
+             natsSubscription_NextMsg(&m, sub, BC_HOP_WAIT_MS) == NATS_OK;
+        lat[i] = (hodei_mono_ns() - s) / 1000;
+        natsMsg_Destroy(m);
+    }
+    if (ok)
+        p50 = bc_pct_ms(lat, n, 0.5);
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(sub_conn);
+    natsConnection_Destroy(pub);
+    natsOptions_Destroy(opts);
+    free(lat);
+    return p50;
+}
+
 int main(int argc, char **argv)
 {
     bc_opts o = {.spawns = 200, .commits = 300};
@@ -226,7 +267,11 @@ int main(int argc, char **argv)
     bool ok = bc_spawn(&o, spawn, sizeof spawn);
     ok = bc_commit(&o, commit, sizeof commit) && ok;
     ok = bc_publish(&o, publish, sizeof publish) && ok;
-    printf("{\"scenario\":\"ceilings\",%s,%s,%s}\n", spawn, commit, publish);
+    double hop_buffered = bc_hop(o.nats, false, 200), hop_asap = bc_hop(o.nats, true, 200);
+    ok = ok && hop_buffered >= 0 && hop_asap >= 0;
+    printf("{\"scenario\":\"ceilings\",%s,%s,%s,\"nats_hop_buffered_p50_ms\":%.3f,"
+           "\"nats_hop_asap_p50_ms\":%.3f}\n",
+           spawn, commit, publish, hop_buffered, hop_asap);
     nats_Close();
     return ok ? 0 : 1;
 }

@@ -321,7 +321,8 @@ async function backlog(sql, clients, n) {
 function summary(c, r) {
   const s = { scenario: 'vs_ceilings', spawn_seq_p50_ms: c.spawn_seq_p50_ms,
     spawn_8way_per_s: c.spawn_8way_per_s, pg_commit_p50_ms: c.pg_commit_p50_ms,
-    js_publish_p50_ms: c.js_publish_p50_ms };
+    js_publish_p50_ms: c.js_publish_p50_ms, nats_hop_buffered_p50_ms: c.nats_hop_buffered_p50_ms,
+    nats_hop_asap_p50_ms: c.nats_hop_asap_p50_ms };
   const i = r.idle_dispatch;
   if (i) {
     s.idle_dispatch_p50_over_spawn_ms = round(i.dispatch_p50_ms - c.spawn_seq_p50_ms);

@@ -70,10 +70,11 @@ for verb in demo bench; do
     echo "$got" | grep -qx "$p" || fail "make $verb does not install $p (got: $(echo $got))"
   done
 done
-installs_for demo | grep -qE '^(nodejs|npm)$' && fail "make demo installs Node.js"
+got=$(installs_for demo)
+grep -qE '^(nodejs|npm)$' <<<"$got" && fail "make demo installs Node.js"
 got=$(installs_for bench)
 for p in nodejs npm; do
-  echo "$got" | grep -qx "$p" || fail "make bench does not install $p (got: $(echo $got))"
+  grep -qx "$p" <<<"$got" || fail "make bench does not install $p (got: $(echo $got))"
 done
 
 step "make test installs the servers, Node.js and clang-format"
