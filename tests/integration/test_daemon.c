@@ -545,7 +545,7 @@ Test(daemon, reachable_database_starts_and_stops_cleanly, .timeout = 180)
 Test(daemon, health_endpoints_answer_liveness_and_readiness)
 {
     child c;
-    char listen_env[64], ready_path[T_PATH_MAX], ready_env[T_PATH_MAX + 32], body[4096];
+    char listen_env[64], ready_path[T_PATH_MAX], ready_env[T_PATH_MAX + 32], body[16384];
     int port = harness_free_port();
     snprintf(listen_env, sizeof listen_env, "HODEI_HEALTH_LISTEN=127.0.0.1:%d", port);
     path_in_tmp(ready_path, sizeof ready_path, "ready");
@@ -582,6 +582,21 @@ Test(daemon, health_endpoints_answer_liveness_and_readiness)
         "# TYPE test_widgets_up_total counter\ntest_widgets_up_total 3\n",
         "# HELP test_widgets widgets\\nin use\n# TYPE test_widgets gauge\ntest_widgets -7\n",
         "# TYPE test_work_seconds_total counter\ntest_work_seconds_total 1.500002\n",
+        "# TYPE test_turns_total counter\n"
+        "test_turns_total{side=\"left\",kind=\"a\\\"b\\\\c\\nd\"} 3\n"
+        "test_turns_total{side=\"right\",kind=\"x\"} 1\n",
+        "# TYPE test_wait_seconds histogram\n"
+        "test_wait_seconds_bucket{le=\"0.001\"} 1\n"
+        "test_wait_seconds_bucket{le=\"0.5\"} 2\n"
+        "test_wait_seconds_bucket{le=\"2\"} 2\n"
+        "test_wait_seconds_bucket{le=\"+Inf\"} 3\n"
+        "test_wait_seconds_sum 9.401000\n"
+        "test_wait_seconds_count 3\n",
+        "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total ",
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes ",
+        "# TYPE process_open_fds gauge\nprocess_open_fds ",
+        "# TYPE process_max_fds gauge\nprocess_max_fds ",
+        "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds ",
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert(strstr(body, want[i]), "want %s in:\n%s", want[i], body);

@@ -21,7 +21,8 @@ typedef struct {
 
 typedef struct {
     int64_t ticks;
-    hodei_metric *widgets_up_total, *widgets, *work_seconds;
+    hodei_metric *widgets_up_total, *widgets, *work_seconds, *wait_seconds;
+    hodei_metric_family *turns_total;
 } test_state;
 
 static test_config cfg;
@@ -63,6 +64,9 @@ static hodei_status test_init(hodei_daemon *d, hodei_err *err)
         hodei_daemon_counter(d, "test_widgets_up_total", "times \\ the widget came up");
     s->widgets = hodei_daemon_gauge(d, "test_widgets", "widgets\nin use");
     s->work_seconds = hodei_daemon_counter_micro(d, "test_work_seconds_total", "time worked");
+    s->turns_total = hodei_daemon_counter_vec(d, "test_turns_total", "turns by side", "side,kind");
+    static const double bounds[] = {0.001, 0.5, 2};
+    s->wait_seconds = hodei_daemon_histogram(d, "test_wait_seconds", "waits", bounds, 3);
     HLOG_INFO("init greeting=%s workers=%lld", cfg.greeting, (long long)cfg.workers);
     return HODEI_OK;
 }
@@ -81,6 +85,12 @@ static hodei_status test_run(hodei_daemon *d, hodei_err *err)
         hodei_metric_add(s->widgets_up_total, 3);
         hodei_metric_set(s->widgets, -7);
         hodei_metric_add(s->work_seconds, 1500002);
+        hodei_metric_add(hodei_metric_with(s->turns_total, "left", "a\"b\\c\nd"), 2);
+        hodei_metric_add(hodei_metric_with(s->turns_total, "right", "x"), 1);
+        hodei_metric_add(hodei_metric_with(s->turns_total, "left", "a\"b\\c\nd"), 1);
+        hodei_metric_observe_micro(s->wait_seconds, 1000);    /* on a bound: le 0.001 */
+        hodei_metric_observe_micro(s->wait_seconds, 400000);  /* le 0.5 */
+        hodei_metric_observe_micro(s->wait_seconds, 9000000); /* +Inf */
         HLOG_INFO("widget up");
     }
     while (!hodei_daemon_wait(d, 3600 * 1000))

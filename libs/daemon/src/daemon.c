@@ -201,6 +201,7 @@ int hodei_daemon_main(int argc, char **argv, const hodei_service *svc)
         hodei_config_print(d.sections, d.n_sections, stdout);
     else if (rc == DAEMON_EXIT_OK)
         rc = daemon_serve(&d);
+    daemon_metrics_free(&d);
     hodei_config_free(d.sections, d.n_sections);
     return rc;
 }

@@ -28,7 +28,7 @@
 #define HEALTH_CONN_LIMIT 32
 #define HEALTH_CONN_TIMEOUT_S 5
 #define HEALTH_BODY_MAX (DAEMON_DEPS_MAX * (DAEMON_DEP_NAME_MAX + DAEMON_REASON_MAX + 16) + 64)
-#define HEALTH_METRICS_MAX (256 * 1024)
+#define HEALTH_METRICS_MAX (2 * 1024 * 1024)
 
 /* "a.b.c.d:port" or "[v6]:port"; port 0 = any free port. */
 static bool health_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len)

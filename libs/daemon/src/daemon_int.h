@@ -16,9 +16,14 @@
 #define DAEMON_NATS_CHECK_TIMEOUT_MS 2000
 #define DAEMON_DEPS_MAX 8 /* dependencies a service reports for /readyz */
 #define DAEMON_DEP_NAME_MAX 32
-#define DAEMON_METRICS_MAX 48
+#define DAEMON_FAMILIES_MAX 96 /* metric families per daemon */
 #define DAEMON_METRIC_NAME_MAX 64
-#define DAEMON_METRIC_HELP_MAX 160
+#define DAEMON_METRIC_HELP_MAX 256
+#define DAEMON_LABELS_MAX 4 /* label names per family */
+#define DAEMON_LABEL_NAME_MAX 32
+#define DAEMON_LABEL_VALUE_MAX 128 /* longer values are cut */
+#define DAEMON_SERIES_MAX 512      /* series per family */
+#define DAEMON_BUCKETS_MAX 24      /* histogram bounds, +Inf besides */
 #define DAEMON_NATS_CLOSE_WAIT_MS 5000
 
 /* Exit codes (see daemon.h). */
@@ -35,14 +40,39 @@ typedef struct {
     char why[DAEMON_REASON_MAX]; /* "" when up */
 } daemon_dep;
 
-typedef enum { DAEMON_COUNTER, DAEMON_COUNTER_MICRO, DAEMON_GAUGE } daemon_metric_kind;
+typedef enum {
+    DAEMON_COUNTER,
+    DAEMON_COUNTER_MICRO,
+    DAEMON_GAUGE,
+    DAEMON_GAUGE_MICRO,
+    DAEMON_HISTOGRAM
+} daemon_metric_kind;
 
+/* One series. Made whole, then published (daemon_metrics.c), never freed
+ * before the daemon exits. */
 struct hodei_metric {
+    hodei_metric_family *family;
+    char *key;    /* the raw values joined by \x1f, for lookups */
+    char *labels; /* rendered: a="x",b="y" (escaped); "" without labels */
+    _Atomic uint64_t counter;
+    _Atomic int64_t gauge;
+    _Atomic uint64_t *buckets; /* histograms: per bucket (not cumulative), n_bounds + 1 */
+    _Atomic uint64_t sum_micro;
+};
+
+struct hodei_metric_family {
     char name[DAEMON_METRIC_NAME_MAX];
     char help[DAEMON_METRIC_HELP_MAX];
     daemon_metric_kind kind;
-    _Atomic uint64_t counter;
-    _Atomic int64_t gauge;
+    char label_names[DAEMON_LABELS_MAX][DAEMON_LABEL_NAME_MAX];
+    size_t n_labels;
+    double bounds[DAEMON_BUCKETS_MAX];
+    int64_t bounds_micro[DAEMON_BUCKETS_MAX];
+    size_t n_bounds;
+    pthread_mutex_t mu; /* makes series; lookups read without it */
+    hodei_metric *series[DAEMON_SERIES_MAX];
+    _Atomic size_t n_series; /* series[0..n) are published */
+    atomic_bool overflow_logged;
 };
 
 struct hodei_daemon {
@@ -62,8 +92,8 @@ struct hodei_daemon {
     bool running; /* run() has started and not returned */
     daemon_dep deps[DAEMON_DEPS_MAX];
     size_t n_deps;
-    hodei_metric metrics[DAEMON_METRICS_MAX]; /* registered in init, before run */
-    _Atomic size_t n_metrics;
+    hodei_metric_family *families[DAEMON_FAMILIES_MAX]; /* registered in init, before run */
+    _Atomic size_t n_families;
     int64_t start_time_s; /* wall clock, for /metrics */
 };
 
@@ -101,6 +131,10 @@ void daemon_health_stop(hodei_daemon *d);
 void daemon_health_running(hodei_daemon *d, bool running);
 /* Appends the /metrics text; ready as /readyz would answer. Under health_mu. */
 void daemon_metrics_text(hodei_daemon *d, bool ready, hodei_buf *b);
+/* The process_* metrics from /proc/self (daemon_process.c). */
+void daemon_process_metrics(hodei_buf *b);
+/* Frees every family and series (after the health server stopped). */
+void daemon_metrics_free(hodei_daemon *d);
 
 /* Releases what nats.c keeps for the process, waiting for its threads. */
 void daemon_nats_release(void);

@@ -155,8 +155,18 @@ void rpc_call_settle(hodei_rpc_call *call)
 
 /* ------------------------------------------------------------ sending */
 
+void rpc_call_observe_locked(hodei_rpc_call *call, hodei_grpc_code code)
+{
+    hodei_rpc_server *srv = call->srv;
+    if (call->observed || !srv || !srv->observe)
+        return;
+    call->observed = true;
+    srv->observe(srv->observe_ctx, call->path, code, (hodei_mono_ns() - call->arrived_ns) / 1000);
+}
+
 static void call_start_status_locked(hodei_rpc_call *call)
 {
+    rpc_call_observe_locked(call, call->status_code);
     grpc_op ops[2];
     size_t n = call_op_initial_md(call, &ops[0]);
     memset(&ops[n], 0, sizeof ops[n]);
@@ -298,6 +308,7 @@ static void call_start_reply_locked(hodei_rpc_call *call, grpc_byte_buffer *bb)
     ops[n + 1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n + 1].data.send_status_from_server.status = GRPC_STATUS_OK;
     call->status_slice = grpc_empty_slice();
+    rpc_call_observe_locked(call, HODEI_GRPC_OK);
     call->status_started = true;
     call->send_bb = bb;
     call->send_busy = rpc_call_start_locked(call, ops, n + 2, &call->tag_send);

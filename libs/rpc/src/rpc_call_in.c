@@ -78,6 +78,7 @@ static hodei_grpc_code call_authorize(hodei_rpc_call *call, const hodei_rpc_meth
 void rpc_call_on_new(hodei_rpc_call *call)
 {
     hodei_rpc_server *srv = call->srv;
+    int64_t arrived_ns = hodei_mono_ns(); /* the authorize hook's time counts */
     rpc_server_request_next(srv);
     const hodei_rpc_method *m = rpc_server_find(srv, call->details.method);
     char msg[RPC_STATUS_MSG_MAX];
@@ -85,6 +86,8 @@ void rpc_call_on_new(hodei_rpc_call *call)
     if (m && !atomic_load(&srv->shutting_down))
         denied = call_authorize(call, m, msg, sizeof msg);
     pthread_mutex_lock(&call->mu);
+    call->arrived_ns = arrived_ns;
+    call->path = m ? m->path : NULL;
     call_post_close_locked(call);
     if (!m || atomic_load(&srv->shutting_down) || denied != HODEI_GRPC_OK) {
         int len = (int)GRPC_SLICE_LENGTH(call->details.method);
@@ -198,6 +201,8 @@ void rpc_call_on_close(hodei_rpc_call *call, bool ok)
     call->close_seen = true;
     if (!ok)
         call->close_cancelled = 1;
+    if (!call->status_started)
+        rpc_call_observe_locked(call, HODEI_GRPC_CANCELLED);
     rpc_call_queue_clear_locked(call);
     rpc_call_settle(call);
 }

@@ -79,6 +79,9 @@ struct hodei_rpc_call {
     void *principal; /* from the server's authorize hook */
     void (*principal_free)(void *principal);
     void *user;
+    const char *path;   /* the registered method's path (the server's copy); NULL if unknown */
+    int64_t arrived_ns; /* hodei_mono_ns() when the call was matched */
+    bool observed;      /* the server's observe hook has seen this call */
 };
 
 struct hodei_rpc_server {
@@ -97,6 +100,8 @@ struct hodei_rpc_server {
     void (*principal_free)(void *principal);
     int port;
     bool started;
+    void (*observe)(void *ctx, const char *path, hodei_grpc_code code, int64_t elapsed_us);
+    void *observe_ctx;
 
     atomic_int outstanding; /* tags handed to gRPC, not yet completed */
     atomic_bool shutting_down;
@@ -130,6 +135,8 @@ void rpc_call_settle(hodei_rpc_call *call);
  * is in flight, then settles (returns unlocked). */
 void rpc_call_start_status(hodei_rpc_call *call);
 void rpc_call_queue_clear_locked(hodei_rpc_call *call);
+/* Hands the call's outcome to the server's observe hook, once. Call locked. */
+void rpc_call_observe_locked(hodei_rpc_call *call, hodei_grpc_code code);
 /* Starts a batch on an open call, counting it as outstanding. Call locked. */
 bool rpc_call_start_locked(hodei_rpc_call *call, const grpc_op *ops, size_t n, rpc_tag *tag);
 

@@ -69,6 +69,8 @@ hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts, hodei_rp
     srv->authorize = opts->authorize;
     srv->authorize_ctx = opts->authorize_ctx;
     srv->principal_free = opts->principal_free ? opts->principal_free : free;
+    srv->observe = opts->observe;
+    srv->observe_ctx = opts->observe_ctx;
     srv->tag_shutdown.kind = RPC_TAG_SHUTDOWN;
     st = server_tls_load(srv, opts, err);
     if (st != HODEI_OK)

@@ -62,17 +62,63 @@ const char *hodei_daemon_instance(const hodei_daemon *d);
 void hodei_daemon_report(hodei_daemon *d, const char *dependency, bool up, const char *why);
 /* Metrics, shown by GET /metrics (health.listen) in Prometheus' text
  * format, beside the skeleton's own (hodei_build_info, hodei_ready,
- * hodei_dependency_up, hodei_start_time_seconds). Register in init(), with
- * a name of [a-z_][a-z0-9_]* (counters end in _total); at most 48 per
- * daemon. Updates are one relaxed atomic operation, from any thread,
- * whether or not health.listen is set. */
-typedef struct hodei_metric hodei_metric;
+ * hodei_dependency_up, hodei_start_time_seconds and the process_* set:
+ * CPU, resident memory, file descriptors, start time). Register in init(),
+ * with a name of [a-z_][a-z0-9_]* in base units (counters end in _total,
+ * durations in _seconds); at most 96 families per daemon. Updates are
+ * relaxed atomic operations, from any thread, whether or not health.listen
+ * is set; the handles live until the daemon exits. */
+typedef struct hodei_metric hodei_metric;               /* one series */
+typedef struct hodei_metric_family hodei_metric_family; /* a name and its series */
 hodei_metric *hodei_daemon_counter(hodei_daemon *d, const char *name, const char *help);
 /* A counter kept in micro-units and shown in units (µs of work as seconds). */
 hodei_metric *hodei_daemon_counter_micro(hodei_daemon *d, const char *name, const char *help);
 hodei_metric *hodei_daemon_gauge(hodei_daemon *d, const char *name, const char *help);
-void hodei_metric_add(hodei_metric *m, uint64_t n); /* counters */
-void hodei_metric_set(hodei_metric *m, int64_t v);  /* gauges */
+void hodei_metric_add(hodei_metric *m, uint64_t n); /* counters; NULL = no-op */
+void hodei_metric_set(hodei_metric *m, int64_t v);  /* gauges; NULL = no-op */
+
+/* Labelled families: labels is a comma-separated list of at most 4 label
+ * names ("state" or "method,code"). Each distinct set of values is one
+ * series, made on first use and kept for the life of the process; at most
+ * 512 per family, beyond which hodei_metric_with answers NULL (a no-op
+ * handle) and the daemon logs it once. Keep label values to a known, small
+ * set: states, providers, method names; never ids. */
+hodei_metric_family *hodei_daemon_counter_vec(hodei_daemon *d, const char *name, const char *help,
+                                              const char *labels);
+hodei_metric_family *hodei_daemon_gauge_vec(hodei_daemon *d, const char *name, const char *help,
+                                            const char *labels);
+/* A gauge family set in micro-units and shown in units (cores, seconds). */
+hodei_metric_family *hodei_daemon_gauge_vec_micro(hodei_daemon *d, const char *name,
+                                                  const char *help, const char *labels);
+/* Histograms of durations in seconds: bounds are the buckets' upper bounds
+ * in seconds, ascending, at most 24 (+Inf is implied). labels may be "". */
+hodei_metric_family *hodei_daemon_histogram_vec(hodei_daemon *d, const char *name, const char *help,
+                                                const char *labels, const double *bounds,
+                                                size_t n_bounds);
+hodei_metric *hodei_daemon_histogram(hodei_daemon *d, const char *name, const char *help,
+                                     const double *bounds, size_t n_bounds);
+/* The series of a family for values[0..n), n being the family's label
+ * count; the lookup is lock-free once the series exists. Label values are
+ * escaped as the format asks. */
+hodei_metric *hodei_metric_withv(hodei_metric_family *f, const char *const *values, size_t n);
+#define hodei_metric_with(f, ...)                                                                  \
+    hodei_metric_withv((f), (const char *const[]){__VA_ARGS__},                                    \
+                       sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+/* Histograms: one observation of v micro-units (µs for a family in
+ * seconds); negative counts as 0. NULL = no-op. */
+void hodei_metric_observe_micro(hodei_metric *m, int64_t v);
+/* Gauge families: every series to 0 (before setting what a fresh count
+ * found, so a vanished value reads 0 rather than its last count). */
+void hodei_metric_family_zero(hodei_metric_family *f);
+
+/* Bucket bounds (seconds) for the suite's histograms. */
+/* Milliseconds to seconds: dispatch, queue wait, relay lag, RPC latency. */
+#define HODEI_BUCKETS_FAST                                                                         \
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
+/* Seconds to a day: job run time. */
+#define HODEI_BUCKETS_SLOW                                                                         \
+    0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400
+
 /* The service's state pointer, for init/run/fini to share. */
 void hodei_daemon_set_state(hodei_daemon *d, void *state);
 void *hodei_daemon_state(const hodei_daemon *d);

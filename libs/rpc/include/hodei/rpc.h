@@ -107,6 +107,13 @@ typedef struct {
     hodei_rpc_authorize_fn authorize; /* NULL = every call is let in */
     void *authorize_ctx;
     void (*principal_free)(void *principal); /* NULL = free() */
+    /* Optional: called once per call as its status goes out (for a call the
+     * peer ended first: CANCELLED, when that is seen), with the method path
+     * (NULL for a method not registered) and the microseconds since the
+     * call arrived. Runs on a server thread holding the call's lock: keep
+     * it short and call nothing of this library from it. */
+    void (*observe)(void *ctx, const char *path, hodei_grpc_code code, int64_t elapsed_us);
+    void *observe_ctx;
 } hodei_rpc_server_opts;
 
 hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts, hodei_rpc_server **out,
