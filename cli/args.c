@@ -25,6 +25,8 @@ static const char *const args_command_names[CLI_CMD_COUNT_] = {
     [CLI_CMD_KEYS] = "keys",
     [CLI_CMD_WHOAMI] = "whoami",
     [CLI_CMD_AUDIT] = "audit",
+    [CLI_CMD_TOP] = "top",
+    [CLI_CMD_DEV] = "dev",
 };
 
 const char *cli_command_name(cli_command cmd)
@@ -476,6 +478,10 @@ static hodei_status args_command(cli_args *a, int argc, char **argv, int *i, hod
         return args_parse_whoami(a, argc, argv, next, err);
     case CLI_CMD_AUDIT:
         return args_parse_audit(a, argc, argv, next, err);
+    case CLI_CMD_TOP:
+        return args_parse_top(a, argc, argv, next, err);
+    case CLI_CMD_DEV:
+        return args_parse_dev(a, argc, argv, next, err);
     default:
         return args_parse_simple(a, argc, argv, next, err);
     }
@@ -535,6 +541,8 @@ static void args_init(cli_args *a)
     hodei__v1__revoke_key_request__init(&a->key_revoke);
     hodei__v1__who_am_irequest__init(&a->whoami);
     hodei__v1__query_audit_request__init(&a->audit);
+    hodei__v1__stream_metrics_request__init(&a->top_stream);
+    hodei__v1__get_aggregated_metrics_request__init(&a->top_window);
     cli_arena_init(&a->arena, CLI_ARENA_MAX);
 }
 

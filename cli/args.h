@@ -21,6 +21,7 @@
 #include "hodei/v1/job.pb-c.h"
 #include "hodei/v1/keys.pb-c.h"
 #include "hodei/v1/logs.pb-c.h"
+#include "hodei/v1/metrics.pb-c.h"
 #include "hodei/v1/provider.pb-c.h"
 #include "hodei/v1/scheduler.pb-c.h"
 #include "hodei/v1/secret.pb-c.h"
@@ -40,6 +41,14 @@
 #define CLI_PROVIDER_NAME_MAX 63  /* bytes; [a-z0-9-] */
 #define CLI_SECRET_NAME_MAX 128   /* bytes; [A-Za-z0-9_.-] */
 #define CLI_SECRET_VALUE_MAX 8192 /* bytes of a secret value */
+#define CLI_TOP_INTERVAL_DEFAULT_MS 1000
+#define CLI_TOP_INTERVAL_MIN_MS 100
+#define CLI_TOP_INTERVAL_MAX_MS 60000
+#define CLI_TOP_WINDOW_DEFAULT_MS (3600LL * 1000)
+#define CLI_TOP_WINDOW_MIN_MS 1000LL
+#define CLI_TOP_WINDOW_MAX_MS (7LL * 24 * 3600 * 1000)
+#define CLI_TOP_WORKERS_DEFAULT 20
+#define CLI_TOP_WORKERS_MAX 1000
 
 /* Exit codes, documented in `hodei --help` and cli/README.md. */
 enum {
@@ -67,6 +76,8 @@ typedef enum {
     CLI_CMD_KEYS,
     CLI_CMD_WHOAMI,
     CLI_CMD_AUDIT,
+    CLI_CMD_TOP,
+    CLI_CMD_DEV,
     CLI_CMD_COUNT_
 } cli_command;
 
@@ -161,6 +172,14 @@ typedef struct {
     cli_templates_action templates_action;
     const char *template_name; /* templates create/get/run NAME */
     cli_keys_action keys_action;
+    /* top: the stream's request, the window of the summaries */
+    Hodei__V1__StreamMetricsRequest top_stream;
+    Hodei__V1__GetAggregatedMetricsRequest top_window;
+    bool top_once;       /* one frame, then exit */
+    bool top_no_workers; /* --workers 0: no worker table */
+    /* dev: the words after `dev`, handed to hodei-dev */
+    int dev_argc;
+    char **dev_argv;
 
     cli_arena arena;
 } cli_args;

@@ -60,6 +60,10 @@ hodei_status args_parse_templates(cli_args *a, int argc, char **argv, int i, hod
 hodei_status args_parse_keys(cli_args *a, int argc, char **argv, int i, hodei_err *err);
 hodei_status args_parse_whoami(cli_args *a, int argc, char **argv, int i, hodei_err *err);
 hodei_status args_parse_audit(cli_args *a, int argc, char **argv, int i, hodei_err *err);
+/* `hodei top [--interval DUR] [--window DUR] [--workers N] [--once]` and
+ * `hodei dev [hodei-dev's flags]` (args_top.c). */
+hodei_status args_parse_top(cli_args *a, int argc, char **argv, int i, hodei_err *err);
+hodei_status args_parse_dev(cli_args *a, int argc, char **argv, int i, hodei_err *err);
 
 /* Shared by submit, run and templates create (args_submit.c). */
 /* submit's flags, then --param and --description of templates create. */

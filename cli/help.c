@@ -20,6 +20,8 @@ static const char help_tool[] =
     "  keys      API keys (admin): hodei keys create NAME --scope S | list | revoke\n"
     "  whoami    the key this command runs as\n"
     "  audit     who changed what (admin): hodei audit [--actor A] [--action X] [--since 1h]\n"
+    "  top       a live view of jobs, queue, workers and latencies (MetricsService)\n"
+    "  dev       the whole local stack in the foreground until Ctrl-C (hodei-dev)\n"
     "  help      show the help of a command: hodei help run\n"
     "\n"
     "Global options (before the command):\n"
@@ -167,6 +169,37 @@ static const char help_logs[] =
     "{\"sequence\":N,\"stream\":\"stdout\"|\"stderr\",\"time\":\"...\",\"data\":\"...\"},\n"
     "plus \"data_base64\" with the exact bytes when they are not UTF-8.\n";
 
+static const char help_top[] =
+    "Usage: hodei top [--interval DUR] [--window DUR] [--workers N] [--once]\n"
+    "\n"
+    "A live view of the platform, redrawn as the edge streams it (StreamMetrics):\n"
+    "jobs pending, assigned and running; jobs ended in the last 10 s and the rate;\n"
+    "the queue by priority band and provider with its oldest wait; each\n"
+    "provider's workers, CPU and memory in use; the live workers, busiest first.\n"
+    "Every 5 s it also asks for the window's figures (GetAggregatedMetrics): jobs\n"
+    "ended by state, dispatch latency and run time percentiles, utilisation.\n"
+    "Ctrl-C ends it.\n"
+    "\n"
+    "Flags:\n"
+    "  -n, --interval DUR   between snapshots, 100ms..60s (default 1s)\n"
+    "  -w, --window DUR     window of the summaries, 1s..7 days (default 1h)\n"
+    "  --workers N          workers listed, 0..1000 (default 20)\n"
+    "  -1, --once           print one view and exit (a pipe or a script)\n"
+    "\n"
+    "On a terminal the view is redrawn in place; otherwise each view follows the\n"
+    "last. With -o json: one JSON object per view (JSON Lines):\n"
+    "{\"snapshot\":{...},\"window\":{...}} with the messages' field names.\n";
+
+static const char help_dev[] =
+    "Usage: hodei dev [--warm N] [--edge-port P] [--state-dir DIR] [--purge]\n"
+    "\n"
+    "Runs hodei-dev (scripts/hodei-dev; make dev): a private nats-server and\n"
+    "PostgreSQL, every daemon and the process provider with N warm workers, in\n"
+    "the foreground. It prints the edge's address, the dashboard, an API key and\n"
+    "each daemon's /metrics, then waits; Ctrl-C stops everything it started and\n"
+    "keeps the data for the next run (--purge deletes it). hodei-dev --help\n"
+    "tells the rest.\n";
+
 static const char help_workers[] =
     "Usage: hodei workers [--provider P] [--all]\n"
     "\n"
@@ -298,13 +331,22 @@ static const char help_audit[] =
 void cli_help_print(cli_command cmd, FILE *out)
 {
     static const char *const texts[CLI_CMD_COUNT_] = {
-        [CLI_CMD_NONE] = help_tool,           [CLI_CMD_SUBMIT] = help_submit,
-        [CLI_CMD_STATUS] = help_status,       [CLI_CMD_JOBS] = help_jobs,
-        [CLI_CMD_CANCEL] = help_cancel,       [CLI_CMD_RUN] = help_run,
-        [CLI_CMD_LOGS] = help_logs,           [CLI_CMD_WORKERS] = help_workers,
-        [CLI_CMD_PROVIDERS] = help_providers, [CLI_CMD_SECRETS] = help_secrets,
-        [CLI_CMD_TEMPLATES] = help_templates, [CLI_CMD_KEYS] = help_keys,
-        [CLI_CMD_WHOAMI] = help_whoami,       [CLI_CMD_AUDIT] = help_audit,
+        [CLI_CMD_NONE] = help_tool,
+        [CLI_CMD_SUBMIT] = help_submit,
+        [CLI_CMD_STATUS] = help_status,
+        [CLI_CMD_JOBS] = help_jobs,
+        [CLI_CMD_CANCEL] = help_cancel,
+        [CLI_CMD_RUN] = help_run,
+        [CLI_CMD_LOGS] = help_logs,
+        [CLI_CMD_WORKERS] = help_workers,
+        [CLI_CMD_PROVIDERS] = help_providers,
+        [CLI_CMD_SECRETS] = help_secrets,
+        [CLI_CMD_TEMPLATES] = help_templates,
+        [CLI_CMD_KEYS] = help_keys,
+        [CLI_CMD_WHOAMI] = help_whoami,
+        [CLI_CMD_AUDIT] = help_audit,
+        [CLI_CMD_TOP] = help_top,
+        [CLI_CMD_DEV] = help_dev,
     };
     fputs(texts[(unsigned)cmd < CLI_CMD_COUNT_ ? cmd : CLI_CMD_NONE], out);
 }

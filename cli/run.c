@@ -269,6 +269,8 @@ static int run_dispatch(const run_ctx *c)
         return run_call_once(c);
     case CLI_CMD_LOGS:
         return run_cmd_logs(c);
+    case CLI_CMD_TOP:
+        return run_cmd_top(c);
     default:
         return run_call_once(c);
     }
@@ -287,6 +289,8 @@ int cli_run(const cli_args *a, FILE *out, FILE *err)
     hodei_err e;
     hodei_err_clear(&e);
     int rc;
+    if (a->command == CLI_CMD_DEV)
+        return run_cmd_dev(a, err);
     hodei_rpc_global_init();
     if (hodei_rpc_channel_create(&opts, &c.ch, &e) != HODEI_OK) {
         fprintf(err, "hodei: cannot open a channel to %s: %s\n", a->server, e.msg);

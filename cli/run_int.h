@@ -76,5 +76,10 @@ int run_read_logs(const run_ctx *c, const char *job_id, cli_log_sink *sink, bool
 /* The commands that are more than one call. */
 int run_cmd_logs(const run_ctx *c);
 int run_cmd_run(const run_ctx *c);
+/* hodei top (run_top.c): until Ctrl-C, or one view with --once. */
+int run_cmd_top(const run_ctx *c);
+/* hodei dev (run_top.c): replaces this process with hodei-dev; returns
+ * only when that could not be done (reported). */
+int run_cmd_dev(const cli_args *a, FILE *err);
 
 #endif

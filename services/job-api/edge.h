@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "edge_metrics.h"
 #include "edge_seal.h"
 #include "hodei/bus.h"
 #include "hodei/daemon.h"
@@ -16,6 +17,7 @@ typedef struct edge_auth edge_auth;       /* edge_auth.c: the door check */
 typedef struct secret_rekey secret_rekey; /* client_secrets.c: re-seal after a rotation */
 typedef struct worker_hub worker_hub;     /* worker_hub.c: live worker streams */
 typedef struct log_hub log_hub;           /* logs_follow.c: SubscribeLogs followers */
+typedef struct metrics_hub metrics_hub;   /* metrics/metrics_hub.c: MetricsService */
 
 typedef struct {
     char *grpc_listen;
@@ -52,11 +54,10 @@ typedef struct {
     hodei_bus *bus; /* worker commands, log streams (edge_workers.c) */
     worker_hub *workers;
     log_hub *logs;
-    struct { /* GET /metrics */
-        hodei_metric *finished, *handoffs;
-    } m;
     secrets_keyring keys; /* secrets.master_key (+ old_master_keys); keys.on = secrets on */
     secret_rekey *rekey;
+    metrics_hub *metrics;
+    edge_metrics m; /* GET /metrics (edge_metrics.c) */
 } edge;
 
 /* A pooled connection for one RPC's work (waits up to database.wait), and

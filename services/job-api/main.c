@@ -17,7 +17,7 @@
 #include "edge_workers.h"
 #include "hodei/daemon.h"
 #include "hodei/log.h"
-#include "hodei/v1/metrics.pb-c.h"
+#include "metrics/metrics.h"
 
 static edge_config cfg;
 static edge the_edge;
@@ -78,29 +78,6 @@ static const hodei_cfg_param edge_params[] = {
 };
 #undef P
 
-/* MetricsService is in the contract but not built (the daemons serve
- * Prometheus' GET /metrics): its methods are registered so that they pass
- * the door like every other, then answer UNIMPLEMENTED. */
-static void edge_unbuilt(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
-{
-    (void)msg;
-    (void)ctx;
-    hodei_rpc_call_fail(call, HODEI_GRPC_UNIMPLEMENTED,
-                        "MetricsService is not built yet; each daemon serves GET /metrics"
-                        " (health.listen)");
-}
-
-static hodei_status metrics_rpc_register(edge *e, hodei_err *err)
-{
-    const hodei_rpc_method methods[] = {
-        {"/hodei.v1.MetricsService/StreamMetrics", HODEI_RPC_SERVER_STREAM,
-         &hodei__v1__stream_metrics_request__descriptor, edge_unbuilt, NULL, NULL, e},
-        {"/hodei.v1.MetricsService/GetAggregatedMetrics", HODEI_RPC_UNARY,
-         &hodei__v1__get_aggregated_metrics_request__descriptor, edge_unbuilt, NULL, NULL, e},
-    };
-    return hodei_rpc_server_add_all(e->server, methods, sizeof methods / sizeof methods[0], err);
-}
-
 static hodei_status edge_start_server(edge *e, hodei_err *err)
 {
     hodei_rpc_server_opts o = {
@@ -112,6 +89,8 @@ static hodei_status edge_start_server(edge *e, hodei_err *err)
         .authorize = edge_auth_authorize,
         .authorize_ctx = e->auth,
         .principal_free = free,
+        .observe = edge_metrics_rpc_observe,
+        .observe_ctx = &e->m,
     };
     if ((o.tls_cert_file == NULL) != (o.tls_key_file == NULL))
         return hodei_err_set(err, HODEI_ERR_INVALID,
@@ -156,10 +135,7 @@ static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
     edge *e = &the_edge;
     e->d = d;
     e->cfg = &cfg;
-    e->m.finished = hodei_daemon_counter(d, "hodei_jobs_finished_total",
-                                         "Jobs ended by a worker's result, in a final state.");
-    e->m.handoffs = hodei_daemon_counter(d, "hodei_edge_handoffs_total",
-                                         "Results that handed their worker the next pending job.");
+    edge_metrics_register(&e->m, d);
     e->common = hodei_daemon_common(d);
     hodei_db_statement_cache(e->common->database_prepare);
     hodei_rpc_global_init();
@@ -200,6 +176,8 @@ static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
         return st;
     if ((st = edge_workers_start(e, hodei_daemon_instance(d), err)) != HODEI_OK)
         return st;
+    if ((st = metrics_hub_create(e, err)) != HODEI_OK)
+        return st;
     return edge_start_server(e, err);
 }
 
@@ -217,6 +195,7 @@ static void edge_fini(hodei_daemon *d)
      * answered by the writers before they exit. */
     hodei_rpc_server_destroy(e->server);
     secret_rekey_stop(e->rekey);
+    metrics_hub_destroy(e);
     edge_workers_stop(e);
     submitter_destroy(e->submit);
     edge_auth_destroy(e->auth);

@@ -345,10 +345,11 @@ static hodei_status relay_mark(relay *r, int n, PGresult **next, hodei_err *err)
 
 static void relay_count(relay *r, int n)
 {
-    int64_t lag_before = r->lag.sum_us;
     relay_batch_lags(&r->batch, n, &r->lag);
+    for (int i = 0; i < n && i < r->batch.len; i++)
+        hodei_metric_observe_micro(r->m.lag,
+                                   r->batch.slots[i].ack_us - r->batch.slots[i].created_us);
     hodei_metric_add(r->m.published, (uint64_t)n);
-    hodei_metric_add(r->m.lag, (uint64_t)(r->lag.sum_us - lag_before));
     r->published += (uint64_t)n;
     r->published_total += (uint64_t)n;
 }
@@ -592,10 +593,11 @@ hodei_status relay_init(hodei_daemon *d, hodei_err *err)
     }
     r->m.published = hodei_daemon_counter(d, "hodei_outbox_published_total",
                                           "Outbox events published to JetStream and marked.");
-    r->m.lag = hodei_daemon_counter_micro(
-        d, "hodei_outbox_lag_seconds_total",
-        "Sum over published events of the time from their commit to JetStream's ack;"
-        " divided by hodei_outbox_published_total, the mean lag.");
+    static const double fast[] = {HODEI_BUCKETS_FAST};
+    r->m.lag = hodei_daemon_histogram(
+        d, "hodei_outbox_relay_lag_seconds",
+        "Published events' time from their commit to JetStream's acknowledgement.", fast,
+        sizeof fast / sizeof fast[0]);
     r->m.failures = hodei_daemon_counter(d, "hodei_outbox_publish_failures_total",
                                          "Batches whose publish failed and was retried.");
     r->m.active = hodei_daemon_gauge(d, "hodei_relay_active",

@@ -205,6 +205,6 @@ hodei_status prov_destroy_requested(prov *p, PGconn *conn, const char *worker_id
         return st;
     HLOG_INFO("worker %s destroyed (provider %s, was %s): TERMINATED", worker_id, provider,
               c.row.exists ? c.row.state : "not in the registry");
-    hodei_metric_add(p->m.destroyed, 1);
+    hodei_metric_add(hodei_metric_with(p->m.destroyed, provider), 1);
     return HODEI_OK;
 }

@@ -148,16 +148,23 @@ static hodei_status prov_init(hodei_daemon *d, hodei_err *err)
 {
     prov *p = &the_prov;
     p->d = d;
-    p->m.started = hodei_daemon_counter(d, "hodei_provisioner_workers_started_total",
-                                        "Workers a provider started (create_worker succeeded).");
+    p->m.started = hodei_daemon_counter_vec(
+        d, "hodei_provisioner_workers_started_total",
+        "Workers a provider started (create_worker succeeded), by provider.", "provider");
+    p->m.failed = hodei_daemon_counter_vec(
+        d, "hodei_provisioner_sagas_failed_total",
+        "Provisioning sagas that failed, by provider and reason: no_driver, token, create_failed,"
+        " superseded (the worker changed state first), exited, registration_timeout, internal.",
+        "provider,reason");
     p->m.succeeded =
         hodei_daemon_counter(d, "hodei_provisioner_sagas_succeeded_total",
                              "Provisioning sagas that ended with the worker registered.");
     p->m.compensated = hodei_daemon_counter(
         d, "hodei_provisioner_sagas_compensated_total",
         "Provisioning sagas that failed and were undone (token revoked, worker destroyed).");
-    p->m.destroyed = hodei_daemon_counter(d, "hodei_provisioner_workers_destroyed_total",
-                                          "Workers destroyed on request (idle TTL, drain, lost).");
+    p->m.destroyed = hodei_daemon_counter_vec(
+        d, "hodei_provisioner_workers_destroyed_total",
+        "Workers destroyed on request (idle TTL, drain, lost), by provider.", "provider");
     p->cfg = &cfg;
     p->common = hodei_daemon_common(d);
     hodei_db_statement_cache(p->common->database_prepare);

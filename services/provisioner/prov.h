@@ -56,8 +56,10 @@ typedef struct {
     int saga_kick_fd; /* eventfd: run the saga loop now */
     pthread_t saga_thread, reconcile_thread;
     bool saga_running, reconcile_running;
-    struct { /* GET /metrics */
-        hodei_metric *started, *succeeded, *compensated, *destroyed;
+    struct {                                      /* GET /metrics */
+        hodei_metric_family *started, *destroyed; /* provider */
+        hodei_metric_family *failed;              /* provider, reason */
+        hodei_metric *succeeded, *compensated;
     } m;
 } prov;
 

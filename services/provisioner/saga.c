@@ -35,7 +35,8 @@
 
 #define SAGA_STATE_NAME_MAX 16
 
-static void saga_fail(prov *p, PGconn *conn, prov_saga *s, const char *why);
+/* reason: a word of hodei_provisioner_sagas_failed_total's reason label. */
+static void saga_fail(prov *p, PGconn *conn, prov_saga *s, const char *reason, const char *why);
 
 /* ---------------------------------------------------------------- worker row */
 
@@ -141,13 +142,13 @@ static void saga_record_created(prov *p, PGconn *conn, prov_saga *s, const prov_
     if (st == HODEI_OK) {
         HLOG_INFO("saga %s: worker %s started (provider %s, ref %s); waiting for registration",
                   s->id, s->worker_id, s->provider, ref);
-        hodei_metric_add(p->m.started, 1);
+        hodei_metric_add(hodei_metric_with(p->m.started, s->provider), 1);
         hodei_strlcpy(s->step, SAGA_STEP_WAIT, sizeof s->step);
         saga_wait(p, conn, s); /* it may have registered already */
         return;
     }
     if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
-        saga_fail(p, conn, s, err.msg); /* e.g. terminated meanwhile: undo the create */
+        saga_fail(p, conn, s, "superseded", err.msg); /* e.g. terminated meanwhile: undo it */
     else
         HLOG_WARN("saga %s: recording worker %s: %s (retrying)", s->id, s->worker_id, err.msg);
 }
@@ -203,7 +204,7 @@ static void saga_create(prov *p, PGconn *conn, prov_saga *s)
     prov_driver *drv = NULL;
     hodei_err err = {0};
     if (prov_registry_get(p->reg, conn, s->provider, &drv, &err) != HODEI_OK) {
-        saga_fail(p, conn, s, err.msg);
+        saga_fail(p, conn, s, "no_driver", err.msg);
         return;
     }
     if (saga_adopt(p, conn, s, drv))
@@ -212,7 +213,7 @@ static void saga_create(prov *p, PGconn *conn, prov_saga *s)
     hodei_status st = prov_tx(conn, saga_mint_tx, &m, &err);
     if (st != HODEI_OK) {
         if (st == HODEI_ERR_PRECONDITION)
-            saga_fail(p, conn, s, err.msg);
+            saga_fail(p, conn, s, "token", err.msg);
         else
             HLOG_WARN("saga %s: token for worker %s: %s (retrying)", s->id, s->worker_id, err.msg);
         return;
@@ -232,7 +233,7 @@ static void saga_create(prov *p, PGconn *conn, prov_saga *s)
     OPENSSL_cleanse(m.otp, sizeof m.otp);
     PQclear(spec_res);
     if (st != HODEI_OK) {
-        saga_fail(p, conn, s, err.msg);
+        saga_fail(p, conn, s, "create_failed", err.msg);
         return;
     }
     saga_record_created(p, conn, s, drv, ref);
@@ -267,11 +268,12 @@ static void saga_wait(prov *p, PGconn *conn, prov_saga *s)
     }
     if (strcmp(state, "CONNECTING") != 0) {
         snprintf(why, sizeof why, "worker became %s before registering", state[0] ? state : "gone");
-        saga_fail(p, conn, s, why);
+        saga_fail(p, conn, s, "superseded", why);
         return;
     }
     if (s->past_deadline) {
-        saga_fail(p, conn, s, "worker did not register before its token expired");
+        saga_fail(p, conn, s, "registration_timeout",
+                  "worker did not register before its token expired");
         return;
     }
     prov_driver *drv = NULL;
@@ -280,7 +282,7 @@ static void saga_wait(prov *p, PGconn *conn, prov_saga *s)
         prov_scope_judges(drv, scope) &&
         drv->ops->get_status(drv, s->worker_id, s->ref, &ws, NULL, &err) == HODEI_OK &&
         ws == PROV_WORKER_GONE)
-        saga_fail(p, conn, s, "worker exited before registering");
+        saga_fail(p, conn, s, "exited", "worker exited before registering");
 }
 
 /* ---------------------------------------------------------------- compensation */
@@ -369,7 +371,7 @@ static void saga_compensate(prov *p, PGconn *conn, prov_saga *s)
     hodei_metric_add(p->m.compensated, 1);
 }
 
-static void saga_fail(prov *p, PGconn *conn, prov_saga *s, const char *why)
+static void saga_fail(prov *p, PGconn *conn, prov_saga *s, const char *reason, const char *why)
 {
     hodei_err err = {0};
     saga_comp_ctx c = {.p = p, .s = s, .why = why};
@@ -385,6 +387,7 @@ static void saga_fail(prov *p, PGconn *conn, prov_saga *s, const char *why)
         return;
     }
     HLOG_WARN("saga %s: worker %s failed: %s; compensating", s->id, s->worker_id, why);
+    hodei_metric_add(hodei_metric_with(p->m.failed, s->provider, reason), 1);
     s->compensating = true;
     hodei_strlcpy(s->error, why, sizeof s->error);
     saga_compensate(p, conn, s);
@@ -401,7 +404,7 @@ static void saga_advance(prov *p, PGconn *conn, prov_saga *s)
     else if (strcmp(s->step, SAGA_STEP_TOKEN) == 0 || strcmp(s->step, SAGA_STEP_CREATE) == 0)
         saga_create(p, conn, s);
     else
-        saga_fail(p, conn, s, "unknown saga step");
+        saga_fail(p, conn, s, "internal", "unknown saga step");
 }
 
 /* One round: claim (renewing our leases), advance each saga one step. */

@@ -145,6 +145,7 @@ static void sched_count(sched *s, const sched_pass_stats *ps, int64_t us)
     hodei_metric_add(s->m.assigned, ps->assigned);
     hodei_metric_add(s->m.provisioned, ps->provisioned);
     hodei_metric_add(s->m.pass_seconds, us > 0 ? (uint64_t)us : 0);
+    hodei_metric_observe_micro(s->m.pass_duration, us);
     s->pass_us_sum += us;
     if (us > s->pass_us_max)
         s->pass_us_max = us;
@@ -294,6 +295,7 @@ static bool sched_alloc(sched *s)
 
     s->jobs = calloc(nj, sizeof *s->jobs);
     s->job_epoch = calloc(nj, sizeof *s->job_epoch);
+    s->job_due_ns = calloc(nj, sizeof *s->job_due_ns);
     s->assign = calloc(nj, sizeof *s->assign);
     s->workers = calloc(nw, sizeof *s->workers);
     s->taken = calloc(nw, sizeof *s->taken);
@@ -301,13 +303,15 @@ static bool sched_alloc(sched *s)
     for (int a = 0; a < SCHED_ARRAYS; a++)
         hodei_buf_init(&s->arr[a], SCHED_ARRAY_TEXT_MAX);
     hodei_buf_init(&s->hex, HODEI_OUTBOX_EVENT_HEX_MAX);
-    return s->jobs && s->job_epoch && s->assign && s->workers && s->taken && s->seen;
+    return s->jobs && s->job_epoch && s->job_due_ns && s->assign && s->workers && s->taken &&
+           s->seen;
 }
 
 static void sched_free(sched *s)
 {
     free(s->jobs);
     free(s->job_epoch);
+    free(s->job_due_ns);
     free(s->assign);
     free(s->workers);
     free(s->taken);
@@ -347,6 +351,15 @@ hodei_status sched_init(hodei_daemon *d, hodei_err *err)
                                        "JetStream events the scheduler took.");
     s->m.pass_seconds = hodei_daemon_counter_micro(d, "hodei_scheduler_pass_seconds_total",
                                                    "Time spent in passes.");
+    static const double fast[] = {HODEI_BUCKETS_FAST};
+    s->m.queue_wait = hodei_daemon_histogram(
+        d, "hodei_job_queue_wait_seconds",
+        "From a job's queueing (a retry: the end of its backoff) to its assignment by a pass"
+        " (job-api reports the jobs it hands to freed workers).",
+        fast, sizeof fast / sizeof fast[0]);
+    s->m.pass_duration = hodei_daemon_histogram(d, "hodei_scheduler_pass_duration_seconds",
+                                                "Scheduling passes, each one transaction.", fast,
+                                                sizeof fast / sizeof fast[0]);
     hodei_daemon_set_state(d, s);
     HLOG_INFO("starting: instance=%s strategy=%s pass_interval_ms=%" PRId64 " batch_max=%" PRId64
               " workers_max=%" PRId64 " default_provider=%s",

@@ -110,6 +110,7 @@ typedef struct {
     /* the pass's tables, sized at init */
     match_job *jobs;
     int64_t *job_epoch;
+    int64_t *job_due_ns; /* when each locked job became due (hodei_mono_ns terms) */
     match_worker *workers;
     bool *taken;
     int *assign;
@@ -127,6 +128,7 @@ typedef struct {
 
     struct { /* GET /metrics */
         hodei_metric *passes, *assigned, *provisioned, *events, *pass_seconds;
+        hodei_metric *queue_wait, *pass_duration;
     } m;
     /* counters since the last stats line */
     uint64_t passes, assigned, provisioned, events;

@@ -30,7 +30,7 @@
 static const char lock_sql[] =
     "WITH j AS ("
     "  SELECT id, priority, cpu_millis, memory_bytes, storage_bytes, gpu_count, architecture,"
-    "         provider, constraints, epoch"
+    "         provider, constraints, epoch, created_at, not_before"
     "    FROM jobs"
     "   WHERE state = 'PENDING' AND (not_before IS NULL OR not_before <= now())"
     "   ORDER BY priority DESC, created_at, id"
@@ -49,15 +49,18 @@ static const char lock_sql[] =
     ")"
     "SELECT 'j', id::text, provider, cpu_millis, memory_bytes, storage_bytes, gpu_count,"
     "       architecture, constraints::text, priority, epoch,"
-    "       NULL::float8, NULL::float8, NULL::float8, NULL::bigint, NULL::text"
-    "  FROM j"
-    " UNION ALL "
-    "SELECT 'w', id::text, provider, cpu_millis, memory_bytes, storage_bytes, gpu_count,"
-    "       architecture, labels::text, NULL, NULL, coalesce(cost_per_hour, 0), assign_load,"
-    "       coalesce(extract(epoch FROM now() - last_assigned_at)::float8, -1),"
-    "       coalesce((extract(epoch FROM idle_since) * 1000000)::bigint, 0),"
-    "       (SELECT strategy FROM scheduler_settings)"
-    "  FROM w WHERE EXISTS (SELECT 1 FROM j)";
+    "       NULL::float8, NULL::float8, NULL::float8, " HODEI_STORE_JOB_DUE_AGE_SQL(
+        "j") ","
+             "       NULL::text"
+             "  FROM j"
+             " UNION ALL "
+             "SELECT 'w', id::text, provider, cpu_millis, memory_bytes, storage_bytes, gpu_count,"
+             "       architecture, labels::text, NULL, NULL, coalesce(cost_per_hour, 0), "
+             "assign_load,"
+             "       coalesce(extract(epoch FROM now() - last_assigned_at)::float8, -1),"
+             "       coalesce((extract(epoch FROM idle_since) * 1000000)::bigint, 0),"
+             "       (SELECT strategy FROM scheduler_settings)"
+             "  FROM w WHERE EXISTS (SELECT 1 FROM j)";
 
 enum {
     L_KIND,
@@ -74,7 +77,7 @@ enum {
     L_COST,
     L_LOAD,
     L_AGE,
-    L_IDLE,
+    L_IDLE, /* job rows: µs since the job became due */
     L_STRATEGY
 };
 
@@ -195,6 +198,7 @@ static hodei_status pass_lock(sched *s, PGresult **res, sched_pass_stats *out, h
                 pass_strategy(s, *res, r);
             pass_worker_fill(s, *res, r, &s->workers[out->workers++]);
         } else if (pass_job_fill(s, *res, r, &s->jobs[out->jobs])) {
+            s->job_due_ns[out->jobs] = hodei_mono_ns() - hodei_db_get_i64(*res, r, L_IDLE) * 1000;
             s->job_epoch[out->jobs++] = hodei_db_get_i64(*res, r, L_EPOCH);
         }
     }
@@ -318,9 +322,12 @@ hodei_status sched_pass_run(sched *s, sched_pass_stats *out, hodei_err *err)
     if (st == HODEI_OK && (unmet || out->assigned == 0))
         st = hodei_db_commit(s->conn, err);
     if (st == HODEI_OK) {
+        int64_t now_ns = hodei_mono_ns();
         for (size_t i = 0; i < out->jobs; i++) {
-            if (s->assign[i] >= 0)
-                sched_feed_hint(s, s->jobs[i].id, s->workers[s->assign[i]].id, s->job_epoch[i] + 1);
+            if (s->assign[i] < 0)
+                continue;
+            sched_feed_hint(s, s->jobs[i].id, s->workers[s->assign[i]].id, s->job_epoch[i] + 1);
+            hodei_metric_observe_micro(s->m.queue_wait, (now_ns - s->job_due_ns[i]) / 1000);
         }
         goto out_clear;
     }

@@ -61,6 +61,13 @@ typedef struct {
     hodei_metric *m_checks[SUP_CHECKS_MAX];           /* GET /metrics: rows each check acted on */
     hodei_metric *m_active;
     sup_gate gate_lost, gate_assign; /* those checks wait for an edge? (logged on change) */
+    struct { /* fleet.c: gauges of the whole fleet, shown by the active one only */
+        hodei_metric_family *jobs, *queue, *oldest, *workers;
+        hodei_metric_family *cpu_used, *cpu_capacity, *mem_used, *mem_total;
+        hodei_metric *backlog;
+        bool shown, failing;
+        int64_t next_ms, next_prune_ms;
+    } fleet;
     int64_t next_edges_prune_ms;
 } sup;
 
@@ -86,6 +93,17 @@ void sup_leader_backoff(sup *s);
  * SUP_SILENT_WHILE_EDGE_UP_SQL. */
 hodei_status sup_edges_available(sup *s, int64_t window_ms, const char *what, sup_gate *gate,
                                  bool *ok, hodei_err *err);
+
+/* ---- fleet.c ---- */
+
+/* Registers the fleet's gauges (in init). */
+void sup_fleet_register(sup *s);
+/* Active: reads the fleet into the gauges and writes a metrics_samples row
+ * when supervisor.metrics_interval has passed. A status only when the
+ * connection broke. */
+hodei_status sup_fleet_step(sup *s, hodei_err *err);
+/* Not active: the gauges go to 0 (once). */
+void sup_fleet_clear(sup *s);
 
 /* ---- tick.c ---- */
 

@@ -72,6 +72,14 @@ const hodei_cfg_param sup_params[SUP_PARAMS_LEN] = {
      .max = INT64_MAX,
      .offset = offsetof(sup_config, lock_key),
      .help = "PostgreSQL advisory lock key; supervisors sharing it elect one active"},
+    {.name = "supervisor.metrics_interval",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "5s",
+     .min = 0,
+     .max = SUP_HOUR_MS,
+     .offset = offsetof(sup_config, metrics_interval_ms),
+     .help = "how often the active supervisor reads the fleet into its gauges and writes a"
+             " metrics sample (the queue's history); 0 = never"},
 };
 
 /* One tick, then the wait for the next one (none when a batch was full). */
@@ -80,7 +88,7 @@ static void sup_active_step(sup *s, int64_t *next_tick_ms)
     hodei_err e = {0};
     bool more = false;
 
-    if (sup_tick(s, &more, &e) != HODEI_OK) {
+    if (sup_tick(s, &more, &e) != HODEI_OK || sup_fleet_step(s, &e) != HODEI_OK) {
         sup_leader_drop(s, e.msg);
         sup_leader_backoff(s);
         return;
@@ -100,6 +108,7 @@ hodei_status sup_run(hodei_daemon *d, hodei_err *err)
 
     while (!hodei_daemon_stopping(d)) {
         if (s->role != SUP_ROLE_ACTIVE) {
+            sup_fleet_clear(s);
             sup_leader_acquire(s);
             next_tick_ms = hodei_mono_ms();
             continue;
@@ -123,6 +132,7 @@ hodei_status sup_init(hodei_daemon *d, hodei_err *err)
     sup_i64_text(sup_conf.batch_max, s->batch_max_text);
     hodei_buf_init(&s->notes, SUP_NOTES_MAX);
     sup_metrics_register(s);
+    sup_fleet_register(s);
     hodei_daemon_set_state(d, s);
     HLOG_INFO("starting: instance=%s tick_interval_ms=%" PRId64 " heartbeat_timeout_ms=%" PRId64
               " timeout_grace_ms=%" PRId64 " assign_timeout_ms=%" PRId64

@@ -21,12 +21,13 @@ typedef struct {
     int64_t warm_pool_retry_ms;      /* supervisor.warm_pool_retry: after a provision failed */
     int64_t batch_max;               /* supervisor.batch_max: rows per check per tick */
     int64_t lock_key;                /* supervisor.lock_key: advisory lock of the active one */
+    int64_t metrics_interval_ms;     /* supervisor.metrics_interval: fleet gauges; 0 = off */
 } sup_config;
 
 /* Filled by the daemon skeleton from sup_params. */
 extern sup_config sup_conf;
 extern const hodei_cfg_param sup_params[];
-#define SUP_PARAMS_LEN 8
+#define SUP_PARAMS_LEN 9
 
 hodei_status sup_init(hodei_daemon *d, hodei_err *err);
 hodei_status sup_run(hodei_daemon *d, hodei_err *err);

@@ -369,22 +369,43 @@ bool worker_session_owns(worker_session *s, const char *job_id, int64_t epoch)
     return owns;
 }
 
-void worker_session_note_sent(worker_session *s, const char *job_id, int64_t epoch)
+/* The ring slot of (job_id, epoch), or -1. s->mu held. */
+static int session_sent_slot(const worker_session *s, const char *job_id, int64_t epoch)
+{
+    for (int i = 0; i < WORKER_SENT_MAX; i++)
+        if (s->sent[i].epoch == epoch && strcasecmp(s->sent[i].job_id, job_id) == 0)
+            return i;
+    return -1;
+}
+
+void worker_session_note_sent(worker_session *s, const char *job_id, int64_t epoch, int64_t due_ns)
 {
     pthread_mutex_lock(&s->mu);
-    worker_job_ref *r = &s->sent[s->sent_next];
-    hodei_strlcpy(r->job_id, job_id, sizeof r->job_id);
-    r->epoch = epoch;
-    s->sent_next = (s->sent_next + 1) % WORKER_SENT_MAX;
+    if (session_sent_slot(s, job_id, epoch) < 0) {
+        worker_job_ref *r = &s->sent[s->sent_next];
+        hodei_strlcpy(r->job_id, job_id, sizeof r->job_id);
+        r->epoch = epoch;
+        s->sent_due_ns[s->sent_next] = due_ns;
+        s->sent_next = (s->sent_next + 1) % WORKER_SENT_MAX;
+    }
     pthread_mutex_unlock(&s->mu);
+}
+
+int64_t worker_session_take_due(worker_session *s, const char *job_id, int64_t epoch)
+{
+    pthread_mutex_lock(&s->mu);
+    int slot = session_sent_slot(s, job_id, epoch);
+    int64_t due = slot < 0 ? INT64_MIN : s->sent_due_ns[slot];
+    if (slot >= 0)
+        s->sent_due_ns[slot] = INT64_MIN;
+    pthread_mutex_unlock(&s->mu);
+    return due;
 }
 
 bool worker_session_was_sent(worker_session *s, const char *job_id, int64_t epoch)
 {
-    bool sent = false;
     pthread_mutex_lock(&s->mu);
-    for (size_t i = 0; i < WORKER_SENT_MAX && !sent; i++)
-        sent = s->sent[i].epoch == epoch && strcasecmp(s->sent[i].job_id, job_id) == 0;
+    bool sent = session_sent_slot(s, job_id, epoch) >= 0;
     pthread_mutex_unlock(&s->mu);
     return sent;
 }

@@ -62,6 +62,7 @@ struct worker_session {
     worker_job_ref jobs[WORKER_SESSION_JOBS_MAX]; /* attempts this stream runs */
     size_t n_jobs, jobs_next;
     worker_job_ref sent[WORKER_SENT_MAX]; /* RunJobs sent lately (ring) */
+    int64_t sent_due_ns[WORKER_SENT_MAX]; /* when each became due; INT64_MIN = taken */
     size_t sent_next;
     worker_job_ref suspects[WORKER_SUSPECTS_MAX];
     size_t n_suspects;
@@ -113,9 +114,14 @@ void worker_session_own(worker_session *s, const char *job_id, int64_t epoch);
 void worker_session_forget(worker_session *s, const char *job_id);
 bool worker_session_owns(worker_session *s, const char *job_id, int64_t epoch);
 /* RunJob of job_id at epoch went out on this stream (remembered for the last
- * WORKER_SENT_MAX): an assignment event naming it needs no re-read. */
-void worker_session_note_sent(worker_session *s, const char *job_id, int64_t epoch);
+ * WORKER_SENT_MAX): an assignment event naming it needs no re-read. due_ns
+ * (hodei_mono_ns terms; INT64_MIN = unknown) is when the job became due;
+ * a repeated send keeps the first. */
+void worker_session_note_sent(worker_session *s, const char *job_id, int64_t epoch, int64_t due_ns);
 bool worker_session_was_sent(worker_session *s, const char *job_id, int64_t epoch);
+/* The due time noted with the send of (job_id, epoch), once: the first ack
+ * takes it (for the dispatch latency); INT64_MIN when unknown or taken. */
+int64_t worker_session_take_due(worker_session *s, const char *job_id, int64_t epoch);
 
 /* ----------------------------------------------------------- worker_jobs.c */
 

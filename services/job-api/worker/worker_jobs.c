@@ -77,7 +77,8 @@ static bool resend_secrets(worker_session *s, const Hodei__V1__RunJob *run, char
 }
 
 /* RunJob from a row of (id, state, epoch, attempt, cancel_requested,
- * cancel_reason, spec hex, worker state) starting at column col. */
+ * cancel_reason, spec hex, worker state, µs since the job became due)
+ * starting at column col. */
 static void resend_run(worker_session *s, const PGresult *res, int row, int col)
 {
     Hodei__V1__RunJob run = HODEI__V1__RUN_JOB__INIT;
@@ -99,8 +100,11 @@ static void resend_run(worker_session *s, const PGresult *res, int row, int col)
     run.secrets_json.len = secrets ? secrets_len : strlen(JOBS_SECRETS_NONE);
     m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_RUN_JOB;
     m.run_job = &run;
+    int64_t due_ns = INT64_MIN;
+    if (PQnfields(res) > col + 8 && !PQgetisnull(res, row, col + 8))
+        due_ns = hodei_mono_ns() - hodei_db_get_i64(res, row, col + 8) * 1000;
     if (worker_session_send(s, &m))
-        worker_session_note_sent(s, run.job_id, run.epoch);
+        worker_session_note_sent(s, run.job_id, run.epoch, due_ns);
     secret_json_free(secrets, secrets_len);
 out_free_spec:
     hodei__v1__job_spec__free_unpacked(run.spec, NULL);
@@ -178,17 +182,18 @@ void worker_jobs_resend(worker_session *s)
     if (st != HODEI_OK)
         goto fail;
     const char *params[2] = {worker_id, "64"};
-    st = hodei_db_exec(conn,
-                       "SELECT j.id::text, j.state, j.epoch, j.attempt, j.cancel_requested,"
-                       " coalesce(j.cancel_reason, ''),"
-                       " CASE WHEN j.state = 'ASSIGNED' THEN encode(j.spec, 'hex') ELSE '' END,"
-                       " w.state"
-                       " FROM workers w LEFT JOIN LATERAL"
-                       "  (SELECT * FROM jobs WHERE worker_id = w.id"
-                       "    AND state IN ('ASSIGNED', 'RUNNING') ORDER BY created_at LIMIT $2::int)"
-                       "  j ON true"
-                       " WHERE w.id = $1::uuid",
-                       2, params, &res, &err);
+    st = hodei_db_exec(
+        conn,
+        "SELECT j.id::text, j.state, j.epoch, j.attempt, j.cancel_requested,"
+        " coalesce(j.cancel_reason, ''),"
+        " CASE WHEN j.state = 'ASSIGNED' THEN encode(j.spec, 'hex') ELSE '' END,"
+        " w.state, " HODEI_STORE_JOB_DUE_AGE_SQL(
+            "j") " FROM workers w LEFT JOIN LATERAL"
+                 "  (SELECT * FROM jobs WHERE worker_id = w.id"
+                 "    AND state IN ('ASSIGNED', 'RUNNING') ORDER BY created_at LIMIT $2::int)"
+                 "  j ON true"
+                 " WHERE w.id = $1::uuid",
+        2, params, &res, &err);
     jobs_release(s, conn, st);
     if (st != HODEI_OK)
         goto fail;
@@ -263,6 +268,10 @@ void worker_jobs_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
 {
     char worker_id[HODEI_ID_BUF];
     jobs_worker_id(s, worker_id);
+    int64_t due_ns = worker_session_take_due(s, ack->job_id, ack->epoch);
+    if (due_ns != INT64_MIN)
+        hodei_metric_observe_micro(worker_hub_edge(s->hub)->m.dispatch_seconds,
+                                   (hodei_mono_ns() - due_ns) / 1000);
     /* Grouped (worker.ack_delay): an attempt this stream was sent is its own
      * at once, so its log batches need no lookup meanwhile. */
     if (worker_hub_edge(s->hub)->cfg->worker_ack_delay_ms > 0 &&
@@ -499,8 +508,8 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
     }
     worker_session_forget(s, r->job_id);
     result_ack(s, r, accepted, accepted ? "" : err.msg);
-    if (st == HODEI_OK && hodei_job_state_terminal(final))
-        hodei_metric_add(worker_hub_edge(s->hub)->m.finished, 1);
+    if (st == HODEI_OK)
+        edge_metrics_result(&worker_hub_edge(s->hub)->m, r, final);
     if (!accepted)
         HLOG_INFO("worker %s: result of job %s epoch %" PRId64 " refused: %s", worker_id, r->job_id,
                   r->epoch, err.msg);
@@ -508,7 +517,11 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
              log_pub_end(worker_hub_pub(s->hub), r->job_id, r->epoch, final, &err) != HODEI_OK)
         HLOG_WARN("job %s: end-of-log marker not published: %s", r->job_id, err.msg);
     if (next && PQntuples(next) == 1 && !PQgetisnull(next, 0, HODEI_STORE_NEXT_RUN_COL)) {
-        hodei_metric_add(worker_hub_edge(s->hub)->m.handoffs, 1);
+        edge *e = worker_hub_edge(s->hub);
+        hodei_metric_add(e->m.handoffs, 1);
+        if (PQnfields(next) > HODEI_STORE_NEXT_RUN_COL + 8)
+            hodei_metric_observe_micro(e->m.queue_wait_seconds,
+                                       hodei_db_get_i64(next, 0, HODEI_STORE_NEXT_RUN_COL + 8));
         resend_run(s, next, 0, HODEI_STORE_NEXT_RUN_COL);
     }
     PQclear(next);

@@ -77,10 +77,16 @@ void hodei_outbox_rows_fini(hodei_outbox_rows *rows);
     "UPDATE jobs SET state = 'ASSIGNED', worker_id = " worker ", epoch = epoch + 1,"               \
     "  attempt = attempt + 1, updated_at = now()"                                                  \
     " WHERE id = " job " AND state = 'PENDING' AND epoch = " epoch " AND " guard                   \
-    " RETURNING id, epoch, attempt, cancel_requested, cancel_reason, spec"
+    " RETURNING id, epoch, attempt, cancel_requested, cancel_reason, spec, created_at, not_before"
 #define HODEI_STORE_HANDOFF_ROW_SQL(a)                                                             \
     a ".id::text, 'ASSIGNED', " a ".epoch, " a ".attempt, " a ".cancel_requested,"                 \
-      " coalesce(" a ".cancel_reason, ''), encode(" a ".spec, 'hex'), 'BUSY'"
+      " coalesce(" a ".cancel_reason, ''), encode(" a                                              \
+      ".spec, 'hex'), 'BUSY', " HODEI_STORE_JOB_DUE_AGE_SQL(a)
+/* Microseconds since the job of row alias `a` became due: queued, or for a
+ * retry the end of its backoff (for dispatch and queue-wait metrics). */
+#define HODEI_STORE_JOB_DUE_AGE_SQL(a)                                                             \
+    "(extract(epoch FROM clock_timestamp() - greatest(" a ".created_at, " a ".not_before))"        \
+    " * 1000000)::bigint"
 
 /* A job's scheduling state, as the transitions and the edge's RPCs read it. */
 #define HODEI_STORE_PROVIDER_MAX 63 /* as providers.name allows */
