@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "edge_auth.h"
 #include "hodei/log.h"
 #include "hodei/sync.h"
 #include "hodei/time.h"
@@ -45,6 +46,7 @@ typedef struct metrics_sub {
     hodei_rpc_call *call;
     int64_t interval_ms;
     int workers_max;
+    bool job_ids; /* the caller spans every namespace (admin): workers' current jobs shown */
     int64_t due_ms;
     bool listed;
 } metrics_sub;
@@ -138,7 +140,19 @@ static void hub_send_one(metrics_hub *h, metrics_sub *s, Hodei__V1__MetricsSnaps
         return; /* a slow reader: this snapshot is skipped */
     size_t keep = snap->n_workers;
     snap->n_workers = n_workers < keep ? n_workers : keep;
+    /* A job id is another namespace's to see: only a caller spanning every
+     * namespace gets the workers' current jobs (the rest of the snapshot is
+     * fleet-wide counts). */
+    char *job_ids[METRICS_WORKERS_MAX];
+    if (!s->job_ids)
+        for (size_t i = 0; i < snap->n_workers; i++) {
+            job_ids[i] = snap->workers[i]->current_job_id;
+            snap->workers[i]->current_job_id = "";
+        }
     hodei_status st = hodei_rpc_call_send(s->call, &snap->base);
+    if (!s->job_ids)
+        for (size_t i = 0; i < snap->n_workers; i++)
+            snap->workers[i]->current_job_id = job_ids[i];
     snap->n_workers = keep;
     if (st == HODEI_ERR_CANCELLED) {
         pthread_mutex_lock(&h->mu);
@@ -349,6 +363,7 @@ static void stream_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
     s->call = call;
     s->interval_ms = r->interval_ms ? r->interval_ms : METRICS_INTERVAL_DEFAULT_MS;
     s->workers_max = r->workers_max ? r->workers_max : METRICS_WORKERS_DEFAULT;
+    s->job_ids = hodei_identity_is_admin(edge_caller(call));
     s->refs = 2; /* the list's and the call's */
     pthread_mutex_lock(&h->mu);
     bool ok = !h->stopping && h->n_subs < HUB_SUBS_MAX;
