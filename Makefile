@@ -4,6 +4,7 @@
 #   make test   build under ASan+UBSan, run every test   (+ servers, Node, lint)
 #   make bench  release build, then the benchmark        (+ servers, Node)
 #   make chaos  scale-out chaos test, 5,000 jobs, 3 runs  (+ servers, Node)
+#   make dev    local stack + all daemons, until Ctrl-C  (+ servers)
 #   make demo   local stack + all daemons + one job      (+ servers)
 #   make lint   scripts/lint                             (+ clang-format)
 #   make fuzz   every libFuzzer harness, 1M runs each     (+ clang, as make test)
@@ -12,7 +13,7 @@ BUILD      ?= build
 TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 
-.PHONY: all build test bench chaos demo clean lint fuzz
+.PHONY: all build test bench chaos dev demo clean lint fuzz
 
 all: build
 
@@ -39,6 +40,10 @@ chaos:
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHODEI_SANITIZE=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	@./scripts/chaos $(TEST_BUILD) 3 5000
+
+dev: build
+	@./scripts/bootstrap run
+	@./scripts/hodei-dev --bin $(BUILD)/bin $(DEV_ARGS)
 
 demo: build
 	@./scripts/bootstrap run
