@@ -37,7 +37,7 @@
 #define AGENT_RECENT_MAX 32    /* acknowledged (job, epoch) remembered */
 #define AGENT_CONTROL_MAX 64   /* queued heartbeats, keepalives, acks */
 #define AGENT_DROPS_MAX (AGENT_RESULTS_MAX + 1)
-#define AGENT_LABELS_MAX 64
+#define AGENT_LABELS_MAX HODEI_LABELS_MAX
 #define AGENT_HOSTNAME_MAX 256
 #define AGENT_RPC_TIMEOUT_MS 10000 /* Register and UnregisterWorker */
 #define AGENT_TICK_MS 100          /* receive wait between timer checks */

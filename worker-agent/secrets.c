@@ -201,7 +201,7 @@ static hodei_status secrets_member(json_in *in, agent_secrets *out, json_out *na
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              SECRETS_FIELD ": value of \"%s\" must be a JSON string of at most "
                                            "%d bytes",
-                             name->p, HODEI_EXEC_SECRET_VALUE_MAX - 1);
+                             name->p, HODEI_EXEC_SECRET_VALUE_MAX);
     return secrets_add(out, name, value, err);
 }
 
@@ -241,7 +241,9 @@ hodei_status agent_secrets_parse(const uint8_t *json, size_t len, agent_secrets 
         return HODEI_OK;
     char name_buf[HODEI_EXEC_SECRET_NAME_MAX];
     json_out name = {.p = name_buf, .cap = sizeof name_buf};
-    json_out value = {.p = malloc(HODEI_EXEC_SECRET_VALUE_MAX), .cap = HODEI_EXEC_SECRET_VALUE_MAX};
+    /* cap counts the NUL: a value of HODEI_EXEC_SECRET_VALUE_MAX bytes fits. */
+    json_out value = {.p = malloc(HODEI_EXEC_SECRET_VALUE_MAX + 1),
+                      .cap = HODEI_EXEC_SECRET_VALUE_MAX + 1};
     out->items = calloc(HODEI_EXEC_SECRETS_MAX, sizeof *out->items);
     if (!value.p || !out->items) {
         hodei_err_set(err, st, SECRETS_FIELD ": out of memory");

@@ -10,14 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hodei/limits.h"
 #include "hodei/status.h"
 
 #define SECRETS_KEY_LEN 32
 #define SECRETS_KEY_HEX_LEN (2 * SECRETS_KEY_LEN)
 #define SECRETS_NONCE_LEN 12
 #define SECRETS_TAG_LEN 16
-#define SECRETS_NAME_MAX 128   /* as JobSpec.secret_refs allows */
-#define SECRETS_VALUE_MAX 8192 /* bytes of one plain value */
+#define SECRETS_NAME_MAX HODEI_SECRET_NAME_MAX   /* as JobSpec.secret_refs allows */
+#define SECRETS_VALUE_MAX HODEI_SECRET_VALUE_MAX /* bytes of one plain value */
 #define SECRETS_SEALED_MAX (SECRETS_VALUE_MAX + SECRETS_TAG_LEN)
 #define SECRETS_KEY_ID_LEN 16  /* hex digits naming a master key */
 #define SECRETS_OLD_KEYS_MAX 4 /* retiring master keys an edge can still open */

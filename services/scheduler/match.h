@@ -30,9 +30,10 @@
 #include <stdint.h>
 
 #include "hodei/id.h"
+#include "hodei/limits.h"
 #include "hodei/v1/scheduler.pb-c.h"
 
-#define MATCH_LABELS_MAX 32 /* labels per worker, constraints per job */
+#define MATCH_LABELS_MAX HODEI_LABELS_MAX /* labels per worker, constraints per job */
 
 /* Bytes of a JSON text (not NUL-terminated). */
 typedef struct {

@@ -309,3 +309,26 @@ Test(match_strategy, invariants_hold_on_random_tables)
         }
     }
 }
+
+/* The edge accepts HODEI_LABELS_MAX constraints (and worker labels): the
+ * scheduler parses exactly as many, and refuses one more. */
+static void labels_json(char *out, size_t cap, int n)
+{
+    size_t len = (size_t)snprintf(out, cap, "{");
+    for (int i = 0; i < n; i++)
+        len +=
+            (size_t)snprintf(out + len, cap - len, "%s\"key%d\": \"value%d\"", i ? ", " : "", i, i);
+    snprintf(out + len, cap - len, "}");
+}
+
+Test(match_labels, parses_exactly_as_many_as_the_edge_accepts)
+{
+    cr_assert_eq(MATCH_LABELS_MAX, HODEI_LABELS_MAX);
+    static char json[HODEI_LABELS_MAX * 40 + 64];
+    match_labels l;
+    labels_json(json, sizeof json, HODEI_LABELS_MAX);
+    cr_assert(match_labels_parse(json, strlen(json), &l), "%d labels refused", HODEI_LABELS_MAX);
+    cr_assert_eq(l.n, HODEI_LABELS_MAX);
+    labels_json(json, sizeof json, HODEI_LABELS_MAX + 1);
+    cr_assert_not(match_labels_parse(json, strlen(json), &l));
+}

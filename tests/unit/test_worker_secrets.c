@@ -91,17 +91,19 @@ Test(worker_secrets, values_must_be_proper_strings)
 Test(worker_secrets, duplicates_and_limits)
 {
     assert_refused("{\"A\":\"x\",\"A\":\"" SECRET "\"}", "name \"A\" twice");
-    static char json[HODEI_EXEC_SECRET_VALUE_MAX + 64];
+    /* The edge's SetSecret takes values of HODEI_SECRET_VALUE_MAX bytes: the
+     * agent takes the same, and refuses one byte more naming the limit. */
+    static char json[HODEI_SECRET_VALUE_MAX + 64];
     int n = snprintf(json, sizeof json, "{\"BIG\":\"");
-    memset(json + n, 'v', HODEI_EXEC_SECRET_VALUE_MAX - 1);
-    snprintf(json + n + HODEI_EXEC_SECRET_VALUE_MAX - 1, 8, "\"}");
+    memset(json + n, 'v', HODEI_SECRET_VALUE_MAX);
+    snprintf(json + n + HODEI_SECRET_VALUE_MAX, 8, "\"}");
     agent_secrets s;
     hodei_err err;
     cr_assert_eq(parse(json, &s, &err), HODEI_OK, "a value of the largest size: %s", err.msg);
-    cr_assert_eq(strlen(s.items[0].value), HODEI_EXEC_SECRET_VALUE_MAX - 1);
+    cr_assert_eq(strlen(s.items[0].value), HODEI_SECRET_VALUE_MAX);
     agent_secrets_free(&s);
-    snprintf(json + n + HODEI_EXEC_SECRET_VALUE_MAX - 1, 8, "v\"}");
-    assert_refused(json, "at most 8191 bytes");
+    snprintf(json + n + HODEI_SECRET_VALUE_MAX, 8, "v\"}");
+    assert_refused(json, "at most 8192 bytes");
     n = snprintf(json, sizeof json, "{\"");
     memset(json + n, 'k', HODEI_EXEC_SECRET_NAME_MAX);
     snprintf(json + n + HODEI_EXEC_SECRET_NAME_MAX, 16, "\":\"x\"}");

@@ -13,7 +13,12 @@
 /* Safety nets; the edge validates specs against tighter limits first. */
 #define EXEC_ARGV_MAX 4096 /* command + args */
 #define EXEC_ENV_MAX 1024  /* base + spec entries */
-#define EXEC_SECRETS_JSON_MAX (1024 * 1024)
+/* The secrets' JSON object on stdin: every value and name at its maximum,
+ * each byte escaped (\u00XX), with quotes, colon and comma. */
+#define EXEC_SECRETS_JSON_MAX                                                                      \
+    (HODEI_EXEC_SECRETS_MAX *                                                                      \
+         (6 * (HODEI_EXEC_SECRET_VALUE_MAX + HODEI_EXEC_SECRET_NAME_MAX) + 6) +                    \
+     2)
 /* Longest redaction pattern: a value JSON-escaped (\u00XX is 6 bytes per
  * byte). Must stay below the line maximum so that a cut always progresses. */
 #define EXEC_PATTERN_LEN_MAX (6 * HODEI_EXEC_SECRET_VALUE_MAX)

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hodei/limits.h"
 #include "hodei/status.h"
 #include "hodei/v1/job.pb-c.h"
 
@@ -33,7 +34,7 @@
 #define HODEI_JOB_TIMEOUT_MS_MIN INT64_C(1000)
 #define HODEI_JOB_TIMEOUT_MS_MAX INT64_C(604800000)   /* 7 days */
 #define HODEI_JOB_DEFAULT_TIMEOUT_MS INT64_C(3600000) /* applied when 0 */
-#define HODEI_JOB_LABELS_MAX 64                       /* entries, also constraints */
+#define HODEI_JOB_LABELS_MAX HODEI_LABELS_MAX         /* entries, also constraints */
 #define HODEI_JOB_LABEL_KEY_MAX 63
 #define HODEI_JOB_LABEL_VALUE_MAX 256
 #define HODEI_JOB_ARTIFACTS_MAX 64       /* inputs, and outputs */
@@ -44,8 +45,8 @@
 #define HODEI_JOB_PROVIDER_MAX 63
 #define HODEI_JOB_IMAGE_MAX 512
 #define HODEI_JOB_SECRET_REFS_MAX 64
-#define HODEI_JOB_SECRET_REF_MAX 128 /* the NAME part of a reference */
-#define HODEI_JOB_SECRET_NS_MAX 63   /* the NAMESPACE part of NAMESPACE/NAME */
+#define HODEI_JOB_SECRET_REF_MAX HODEI_SECRET_NAME_MAX /* the NAME part of a reference */
+#define HODEI_JOB_SECRET_NS_MAX 63                     /* the NAMESPACE part of NAMESPACE/NAME */
 #define HODEI_JOB_WORKING_DIR_MAX 4096
 #define HODEI_JOB_IDEMPOTENCY_KEY_MAX 128
 /* The whole encoded spec. It binds before the script limit: a script of

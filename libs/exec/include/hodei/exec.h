@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hodei/limits.h"
 #include "hodei/status.h"
 #include "hodei/v1/common.pb-c.h"
 #include "hodei/v1/job.pb-c.h"
@@ -39,7 +40,7 @@
 #define HODEI_EXEC_SECRET_REDACT_MIN 4
 #define HODEI_EXEC_SECRETS_MAX 64
 #define HODEI_EXEC_SECRET_NAME_MAX 256
-#define HODEI_EXEC_SECRET_VALUE_MAX (8 * 1024)
+#define HODEI_EXEC_SECRET_VALUE_MAX HODEI_SECRET_VALUE_MAX /* hodei/limits.h */
 /* Upper bounds for the options below. */
 #define HODEI_EXEC_BATCH_LINES_LIMIT 10000
 #define HODEI_EXEC_BATCH_BYTES_LIMIT (16 * 1024 * 1024)
