@@ -301,6 +301,16 @@ static bool wait_sql(const char *q, int64_t want, int64_t timeout_ms)
     return false;
 }
 
+/* The edge again with other settings, and a channel to it (edge_stop
+ * closes the old one). */
+static void edge_relaunch(const char *const *env)
+{
+    hodei_err err;
+    edge_launch(&stack, &edge, env);
+    hodei_rpc_channel_opts o = {.target = edge.target, .api_key = stack.api_key};
+    cr_assert_eq(hodei_rpc_channel_create(&o, &edge.ch, &err), HODEI_OK, "%s", err.msg);
+}
+
 /* The procedure the README gives: the new key current with the old one in
  * secrets.old_master_keys; every value (older ones, from before key ids,
  * too) is re-sealed in the background with an audit row; then the old key
@@ -321,7 +331,7 @@ Test(secrets, master_key_rotation_reseals_every_value, .fini = teardown, .timeou
 
     const char *env2[] = {"HODEI_SECRETS_MASTER_KEY=" KEY_2, "HODEI_SECRETS_OLD_MASTER_KEYS=" KEY_1,
                           "HODEI_SECRETS_REKEY_INTERVAL=200ms", NULL};
-    edge_launch(&stack, &edge, env2);
+    edge_relaunch(env2);
     snprintf(q, sizeof q, "SELECT count(*) FROM secrets WHERE key_id <> '%s'", id2);
     cr_assert(wait_sql(q, 0, 60000), "values still under the old key; see %s", edge.proc.log_path);
     cr_assert_eq(harness_sql_i64(&stack, "SELECT count(*) FROM audit_log WHERE action ="
@@ -339,7 +349,7 @@ Test(secrets, master_key_rotation_reseals_every_value, .fini = teardown, .timeou
 
     /* Retired: the old key is gone from the configuration; writes go on. */
     const char *env3[] = {"HODEI_SECRETS_MASTER_KEY=" KEY_2, NULL};
-    edge_launch(&stack, &edge, env3);
+    edge_relaunch(env3);
     cr_assert_eq(set_secret("gamma", "value-three", 11, msg, NULL), HODEI_GRPC_OK, "%s", msg);
     cr_assert(stored_opens_to(KEY_2, "default", "beta", "value-two"));
     edge_stop(&edge);
@@ -347,7 +357,7 @@ Test(secrets, master_key_rotation_reseals_every_value, .fini = teardown, .timeou
     /* An edge that holds neither key says which key it lacks, and changes nothing. */
     const char *env4[] = {"HODEI_SECRETS_MASTER_KEY=" KEY_3, "HODEI_SECRETS_REKEY_INTERVAL=200ms",
                           NULL};
-    edge_launch(&stack, &edge, env4);
+    edge_relaunch(env4);
     char want[96];
     snprintf(want, sizeof want, "sealed with master key %s, which this edge cannot open", id2);
     cr_assert(harness_log_contains(&edge.proc, want, 30000), "see %s", edge.proc.log_path);
