@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hodei/artifact_ref.h"
 #include "hodei/job_spec.h"
 #include "hodei/job_state.h"
 #include "hodei/worker_state.h"
@@ -259,10 +260,10 @@ static void fx_lists_init(void)
         fx.cons_p[i] = &fx.cons[i];
         hodei__v1__artifact__init(&fx.in[i]);
         fx.in[i].source = "s3://bucket/in";
-        fx.in[i].destination = "/work/in";
+        fx.in[i].destination = "work/in";
         fx.in_p[i] = &fx.in[i];
         hodei__v1__artifact__init(&fx.out[i]);
-        fx.out[i].source = "/work/out";
+        fx.out[i].source = "work/out";
         fx.out[i].destination = "s3://bucket/out";
         fx.out_p[i] = &fx.out[i];
         fx.secrets[i] = fx.keys[i];
@@ -700,24 +701,129 @@ Test(spec, artifacts)
         snprintf(prefix, sizeof prefix, "%s: at most 64 entries, got 65", paths[w]);
         EXPECT_BAD(prefix);
         *counts[w] = 3;
+        const char *src = lists[w][2].source, *dst = lists[w][2].destination;
         lists[w][2].source = "";
         snprintf(prefix, sizeof prefix, "%s[2].source: required", paths[w]);
         EXPECT_BAD(prefix);
-        lists[w][2].source = fx_rep('s', HODEI_JOB_ARTIFACT_PATH_MAX);
-        EXPECT_OK();
-        lists[w][2].destination = "";
-        snprintf(prefix, sizeof prefix, "%s[2].destination: required", paths[w]);
-        EXPECT_BAD(prefix);
-        lists[w][2].destination = fx_rep('d', HODEI_JOB_ARTIFACT_PATH_MAX + 1);
-        snprintf(prefix, sizeof prefix, "%s[2].destination: must be at most 2048 bytes", paths[w]);
-        EXPECT_BAD(prefix);
-        lists[w][2].destination = "/x";
-        EXPECT_OK();
         lists[w][2].source = fx_rep('s', HODEI_JOB_ARTIFACT_PATH_MAX + 1);
         snprintf(prefix, sizeof prefix, "%s[2].source: must be at most 2048 bytes", paths[w]);
         EXPECT_BAD(prefix);
-        lists[w][2].source = "/y";
+        lists[w][2].source = (char *)src;
+        lists[w][2].destination = fx_rep('d', HODEI_JOB_ARTIFACT_PATH_MAX + 1);
+        snprintf(prefix, sizeof prefix, "%s[2].destination: must be at most 2048 bytes", paths[w]);
+        EXPECT_BAD(prefix);
+        lists[w][2].destination = (char *)dst;
+        EXPECT_OK();
     }
+    fx.out[2].destination = "";
+    EXPECT_BAD("spec.outputs[2].destination: required");
+}
+
+/* One artifact field set to a value, the message expected ("" = valid). */
+typedef struct {
+    bool output;
+    const char *source, *destination, *checksum, *credentials;
+    int when;
+    const char *want;
+} art_case;
+
+static void art_expect(const art_case *c)
+{
+    Hodei__V1__Artifact *a = c->output ? &fx.out[0] : &fx.in[0];
+    a->source = (char *)c->source;
+    a->destination = (char *)c->destination;
+    a->checksum = (char *)(c->checksum ? c->checksum : "");
+    a->credentials = (char *)(c->credentials ? c->credentials : "");
+    a->when = (Hodei__V1__ArtifactWhen)c->when;
+    if (c->want[0] == '\0') {
+        hodei_status st = hodei_queue_request_validate(&fx.req, &fx.err);
+        cr_assert_eq(st, HODEI_OK, "%s -> %s: expected valid, got: %s", c->source, c->destination,
+                     fx.err.msg);
+    } else {
+        EXPECT_BAD(c->want);
+    }
+}
+
+#define SUM "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+Test(spec, artifact_references)
+{
+    static const art_case cases[] = {
+        {false, "https://example.com/a/data.csv", "", SUM, NULL, 0, ""},
+        {false, "http://127.0.0.1:8080/x?sig=1", "in/x", NULL, NULL, 0, ""},
+        {false, "s3://my-bucket/run/42/", "", NULL, "s3-cred", 0, ""},
+        {false, "s3://my-bucket/k", "dir/", NULL, NULL, 0, ""},
+        {false, "file:///srv/shared/ref.fa", "ref.fa", NULL, NULL, 0, ""},
+        {false, "ftp://host/x", "x", NULL, NULL, 0,
+         "spec.inputs[0].source: scheme \"ftp\" is not supported"},
+        {false, "data.csv", "x", NULL, NULL, 0, "spec.inputs[0].source: must be a URL"},
+        {false, "https://user:pw@host/x", "x", NULL, NULL, 0,
+         "spec.inputs[0].source: user or password in the URL is not allowed"},
+        {false, "https:///x", "x", NULL, NULL, 0, "spec.inputs[0].source: the URL has no host"},
+        {false, "s3://B/k", "x", NULL, NULL, 0, "spec.inputs[0].source: the bucket must be"},
+        {false, "file://host/etc/passwd", "x", NULL, NULL, 0, "spec.inputs[0].source: file URLs"},
+        {false, "file:///srv/../etc/passwd", "x", NULL, NULL, 0,
+         "spec.inputs[0].source: \".\" and \"..\" are not allowed"},
+        {false, "https://h/x", "../x", NULL, NULL, 0,
+         "spec.inputs[0].destination: \".\" and \"..\" are not allowed"},
+        {false, "https://h/x", "a/../../x", NULL, NULL, 0, "spec.inputs[0].destination: \".\""},
+        {false, "https://h/x", "/etc/x", NULL, NULL, 0,
+         "spec.inputs[0].destination: must be a path relative to the job's workspace"},
+        {false, "https://h/x", "a//b", NULL, NULL, 0, "spec.inputs[0].destination: empty path"},
+        {false, "https://h/dir/", "", NULL, NULL, 0,
+         "spec.inputs[0].destination: required when the source names no file"},
+        {false, "https://h/x", "x", "md5:abc", NULL, 0, "spec.inputs[0].checksum: must be"},
+        {false, "https://h/x", "x", "sha256:abc", NULL, 0, "spec.inputs[0].checksum: must be"},
+        {false, "s3://bkt/p/", "p", SUM, NULL, 0, "spec.inputs[0].checksum: a checksum needs"},
+        {false, "https://h/x", "x", NULL, "cred", 0,
+         "spec.inputs[0].credentials: only s3:// sources"},
+        {false, "s3://bkt/x", "x", NULL, "bad name!", 0, "spec.inputs[0].credentials: must name"},
+        {false, "https://h/x", "x", NULL, NULL, 2, "spec.inputs[0].when: only outputs"},
+        {true, "out/*.csv", "s3://bkt/run-42/", NULL, "cred", 2, ""},
+        {true, "result.txt", "https://h/upload/result.txt", NULL, NULL, 1, ""},
+        {true, "../etc/passwd", "s3://bkt/x", NULL, NULL, 0, "spec.outputs[0].source: \".\""},
+        {true, "/etc/passwd", "s3://bkt/x", NULL, NULL, 0,
+         "spec.outputs[0].source: must be a path relative"},
+        {true, "out/", "s3://bkt/x", NULL, NULL, 0, "spec.outputs[0].source: must name a file"},
+        {true, "x", "file:///tmp/x", NULL, NULL, 0,
+         "spec.outputs[0].destination: scheme \"file\" is not supported"},
+        {true, "x", "gs://b/x", NULL, NULL, 0, "spec.outputs[0].destination: scheme \"gs\""},
+        {true, "x", "s3://bkt/x", SUM, NULL, 0, "spec.outputs[0].checksum: only inputs"},
+        {true, "x", "s3://bkt/x", NULL, NULL, 7, "spec.outputs[0].when: must be"},
+        {true, "x", "https://h/x", NULL, "c", 0,
+         "spec.outputs[0].credentials: only s3:// destinations"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fx_init();
+        art_expect(&cases[i]);
+    }
+}
+
+Test(artifact_ref, urls_and_names)
+{
+    hodei_artifact_url u;
+    hodei_err err;
+    cr_assert_eq(hodei_artifact_url_parse("s3://bkt/a/b.txt", true, "f", &u, &err), HODEI_OK);
+    cr_assert_eq(u.scheme, HODEI_ARTIFACT_S3);
+    cr_assert_str_eq(u.bucket, "bkt");
+    cr_assert_str_eq(u.key, "a/b.txt");
+    cr_assert(!u.prefix);
+    cr_assert_eq(hodei_artifact_url_parse("s3://bkt", false, "f", &u, &err), HODEI_OK);
+    cr_assert(u.prefix);
+    cr_assert_str_eq(u.key, "");
+    cr_assert_eq(hodei_artifact_url_parse("file:///srv/x", false, "f", &u, &err), HODEI_OK);
+    cr_assert_str_eq(u.path, "/srv/x");
+    char shown[64];
+    hodei_artifact_url_display("https://h/x.bin?X-Amz-Signature=abc", shown, sizeof shown);
+    cr_assert_str_eq(shown, "https://h/x.bin?...");
+    size_t n = 0;
+    const char *b = hodei_artifact_basename("https://h/dir/x.bin?q=1", &n);
+    cr_assert_eq(n, 5);
+    cr_assert(strncmp(b, "x.bin", 5) == 0);
+    hodei_artifact_basename("https://h", &n);
+    cr_assert_eq(n, 0);
+    cr_assert(hodei_artifact_checksum_ok(SUM));
+    cr_assert(!hodei_artifact_checksum_ok("sha256:xyz"));
 }
 
 Test(spec, priority)

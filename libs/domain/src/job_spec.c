@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hodei/artifact_ref.h"
 #include "hodei/util.h"
 
 /* Keys and names quoted in messages: at most this many input bytes shown. */
@@ -406,7 +407,87 @@ static hodei_status spec_check_working_dir(const Hodei__V1__JobSpec *spec, hodei
 
 /* ------------------------------------------------------------- lists */
 
-static hodei_status spec_check_artifacts(const char *path, size_t n,
+/* An input: a URL to read, a workspace path to write. */
+static hodei_status spec_check_input(const char *path, size_t i, const Hodei__V1__Artifact *a,
+                                     hodei_err *err)
+{
+    char field[SPEC_PATH_MAX];
+    hodei_artifact_url url;
+    snprintf(field, sizeof field, "%s[%zu].source", path, i);
+    hodei_status st = hodei_artifact_url_parse(a->source, false, field, &url, err);
+    if (st != HODEI_OK)
+        return st;
+    bool many = url.scheme == HODEI_ARTIFACT_S3 && url.prefix;
+    snprintf(field, sizeof field, "%s[%zu].destination", path, i);
+    st = hodei_artifact_relpath_check(a->destination, true, true, field, err);
+    if (st != HODEI_OK)
+        return st;
+    size_t base_len = 0;
+    hodei_artifact_basename(a->source, &base_len);
+    if (!many && spec_str(a->destination)[0] == '\0' && base_len == 0)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: required when the source names no file",
+                             field);
+    snprintf(field, sizeof field, "%s[%zu].checksum", path, i);
+    const char *sum = spec_str(a->checksum);
+    if (sum[0] && !hodei_artifact_checksum_ok(sum))
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be \"sha256:\" and 64 hex digits",
+                             field);
+    if (sum[0] && many)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "%s: a checksum needs a single object, not an s3 prefix", field);
+    if (a->when != HODEI__V1__ARTIFACT_WHEN__ARTIFACT_WHEN_ON_SUCCESS)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s[%zu].when: only outputs take it", path, i);
+    return HODEI_OK;
+}
+
+/* An output: a workspace path or glob to read, a URL to write. */
+static hodei_status spec_check_output(const char *path, size_t i, const Hodei__V1__Artifact *a,
+                                      hodei_err *err)
+{
+    char field[SPEC_PATH_MAX];
+    hodei_artifact_url url;
+    snprintf(field, sizeof field, "%s[%zu].source", path, i);
+    hodei_status st = hodei_artifact_relpath_check(a->source, false, false, field, err);
+    if (st != HODEI_OK)
+        return st;
+    snprintf(field, sizeof field, "%s[%zu].destination", path, i);
+    st = hodei_artifact_url_parse(a->destination, true, field, &url, err);
+    if (st != HODEI_OK)
+        return st;
+    if (spec_str(a->checksum)[0])
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "%s[%zu].checksum: only inputs take one (outputs' checksums are "
+                             "computed and recorded)",
+                             path, i);
+    if (a->when != HODEI__V1__ARTIFACT_WHEN__ARTIFACT_WHEN_ON_SUCCESS &&
+        a->when != HODEI__V1__ARTIFACT_WHEN__ARTIFACT_WHEN_ON_FAILURE &&
+        a->when != HODEI__V1__ARTIFACT_WHEN__ARTIFACT_WHEN_ALWAYS)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "%s[%zu].when: must be ON_SUCCESS, ON_FAILURE or ALWAYS, got %d", path,
+                             i, (int)a->when);
+    return HODEI_OK;
+}
+
+static hodei_status spec_check_credentials(const char *path, size_t i, bool output,
+                                           const Hodei__V1__Artifact *a, hodei_err *err)
+{
+    const char *cred = spec_str(a->credentials);
+    if (!cred[0])
+        return HODEI_OK;
+    if (!spec_secret_ref_ok(cred))
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "%s[%zu].credentials: must name a stored secret: 1 to %d characters "
+                             "of [A-Za-z0-9_.-]",
+                             path, i, HODEI_JOB_SECRET_REF_MAX);
+    const char *url = output ? spec_str(a->destination) : spec_str(a->source);
+    if (strncmp(url, "s3://", 5) != 0 && strncmp(url, "S3://", 5) != 0)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "%s[%zu].credentials: only s3:// %s take credentials", path, i,
+                             output ? "destinations" : "sources");
+    return HODEI_OK;
+}
+
+static hodei_status spec_check_artifacts(const char *path, bool output, size_t n,
                                          Hodei__V1__Artifact *const *items, hodei_err *err)
 {
     hodei_status st = spec_check_count(path, n, HODEI_JOB_ARTIFACTS_MAX, err);
@@ -419,19 +500,25 @@ static hodei_status spec_check_artifacts(const char *path, size_t n,
         if (st != HODEI_OK)
             break;
         snprintf(field, sizeof field, "%s[%zu].destination", path, i);
-        st = spec_check_text(field, items[i]->destination, 1, HODEI_JOB_ARTIFACT_PATH_MAX, err);
+        st = spec_check_text(field, items[i]->destination, output ? 1 : 0,
+                             HODEI_JOB_ARTIFACT_PATH_MAX, err);
+        if (st == HODEI_OK)
+            st = output ? spec_check_output(path, i, items[i], err)
+                        : spec_check_input(path, i, items[i], err);
+        if (st == HODEI_OK)
+            st = spec_check_credentials(path, i, output, items[i], err);
     }
     return st;
 }
 
 static hodei_status spec_check_inputs(const Hodei__V1__JobSpec *spec, hodei_err *err)
 {
-    return spec_check_artifacts("spec.inputs", spec->n_inputs, spec->inputs, err);
+    return spec_check_artifacts("spec.inputs", false, spec->n_inputs, spec->inputs, err);
 }
 
 static hodei_status spec_check_outputs(const Hodei__V1__JobSpec *spec, hodei_err *err)
 {
-    return spec_check_artifacts("spec.outputs", spec->n_outputs, spec->outputs, err);
+    return spec_check_artifacts("spec.outputs", true, spec->n_outputs, spec->outputs, err);
 }
 
 static hodei_status spec_check_secret_refs(const Hodei__V1__JobSpec *spec, hodei_err *err)
