@@ -161,6 +161,7 @@ typedef struct {
     Hodei__V1__Timestamp audit_since;
 
     /* flags that are not part of a request */
+    Hodei__V1__Artifact *last_artifact; /* --checksum, --credentials, --when apply to it */
     bool no_job_exit_code; /* run: exit 0 once the job has ended, whatever its result */
     bool quiet;            /* run: no waiting status on stderr */
     bool follow;           /* logs -f */

@@ -104,6 +104,103 @@ static hodei_status submit_secret(cli_args *a, const char *flag, const char *val
     return HODEI_OK;
 }
 
+/* ------------------------------------------------------------ artifacts */
+
+/* Appends an artifact to inputs or outputs; it becomes the one that
+ * --checksum, --credentials and --when apply to. */
+static hodei_status submit_artifact(cli_args *a, const char *flag, bool output, char *source,
+                                    char *destination, hodei_err *err)
+{
+    Hodei__V1__JobSpec *s = &a->spec;
+    size_t *n = output ? &s->n_outputs : &s->n_inputs;
+    Hodei__V1__Artifact ***list = output ? &s->outputs : &s->inputs;
+    if (*n >= HODEI_JOB_ARTIFACTS_MAX)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: given more than %d times", flag,
+                             HODEI_JOB_ARTIFACTS_MAX);
+    if (!*list && !(*list = cli_arena_alloc(&a->arena, HODEI_JOB_ARTIFACTS_MAX * sizeof **list)))
+        return args_nomem(err);
+    Hodei__V1__Artifact *art = cli_arena_alloc(&a->arena, sizeof *art);
+    if (!art)
+        return args_nomem(err);
+    hodei__v1__artifact__init(art);
+    art->source = source;
+    art->destination = destination;
+    (*list)[(*n)++] = art;
+    a->last_artifact = art;
+    return HODEI_OK;
+}
+
+/* --input URL, or --input DEST=URL (a "=" before the URL's "://"). */
+static hodei_status submit_input(cli_args *a, const char *flag, const char *value, hodei_err *err)
+{
+    const char *scheme = strstr(value, "://");
+    const char *eq = strchr(value, '=');
+    if (eq && scheme && eq < scheme) {
+        char *dest = cli_arena_strndup(&a->arena, value, (size_t)(eq - value));
+        if (!dest)
+            return args_nomem(err);
+        return submit_artifact(a, flag, false, (char *)eq + 1, dest, err);
+    }
+    return submit_artifact(a, flag, false, (char *)value, "", err);
+}
+
+/* --output PATH=URL */
+static hodei_status submit_output(cli_args *a, const char *flag, const char *value, hodei_err *err)
+{
+    const char *eq = strchr(value, '=');
+    if (!eq || eq == value || !eq[1])
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "%s: expected PATH=URL (e.g. out/*.csv=s3://bucket/run/), got \"%s\"",
+                             flag, value);
+    char *src = cli_arena_strndup(&a->arena, value, (size_t)(eq - value));
+    if (!src)
+        return args_nomem(err);
+    return submit_artifact(a, flag, true, src, (char *)eq + 1, err);
+}
+
+static hodei_status submit_last_artifact(cli_args *a, const char *flag, hodei_err *err)
+{
+    if (!a->last_artifact)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must follow an --input or --output",
+                             flag);
+    return HODEI_OK;
+}
+
+static hodei_status submit_checksum(cli_args *a, const char *flag, const char *value,
+                                    hodei_err *err)
+{
+    hodei_status st = submit_last_artifact(a, flag, err);
+    if (st == HODEI_OK)
+        a->last_artifact->checksum = (char *)value;
+    return st;
+}
+
+static hodei_status submit_credentials(cli_args *a, const char *flag, const char *value,
+                                       hodei_err *err)
+{
+    hodei_status st = submit_last_artifact(a, flag, err);
+    if (st == HODEI_OK)
+        a->last_artifact->credentials = (char *)value;
+    return st;
+}
+
+static hodei_status submit_when(cli_args *a, const char *flag, const char *value, hodei_err *err)
+{
+    hodei_status st = submit_last_artifact(a, flag, err);
+    if (st != HODEI_OK)
+        return st;
+    if (strcmp(value, "success") == 0)
+        a->last_artifact->when = HODEI__V1__ARTIFACT_WHEN__ARTIFACT_WHEN_ON_SUCCESS;
+    else if (strcmp(value, "failure") == 0)
+        a->last_artifact->when = HODEI__V1__ARTIFACT_WHEN__ARTIFACT_WHEN_ON_FAILURE;
+    else if (strcmp(value, "always") == 0)
+        a->last_artifact->when = HODEI__V1__ARTIFACT_WHEN__ARTIFACT_WHEN_ALWAYS;
+    else
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "%s: must be success, failure or always, got \"%s\"", flag, value);
+    return HODEI_OK;
+}
+
 /* ------------------------------------------------------------ scalars */
 
 static hodei_status submit_name(cli_args *a, const char *flag, const char *value, hodei_err *err)
@@ -305,7 +402,9 @@ hodei_status args_submit_quiet(cli_args *a, const char *flag, const char *value,
         {"--idempotency-key", NULL, true, args_submit_idempotency_key},                            \
         {"--secret", NULL, true, submit_secret}, {"--workdir", NULL, true, submit_workdir},        \
         {"--script", NULL, true, submit_script},                                                   \
-        {"--interpreter", NULL, true, submit_interpreter},                                         \
+        {"--interpreter", NULL, true, submit_interpreter}, {"--input", NULL, true, submit_input},  \
+        {"--output", NULL, true, submit_output}, {"--checksum", NULL, true, submit_checksum},      \
+        {"--credentials", NULL, true, submit_credentials}, {"--when", NULL, true, submit_when},    \
     {                                                                                              \
         "--help", "-h", false, NULL                                                                \
     }
@@ -356,6 +455,8 @@ static const struct {
     {"spec.image", "--image"},
     {"spec.secret_refs", "--secret"},
     {"spec.working_dir", "--workdir"},
+    {"spec.inputs", "--input"},
+    {"spec.outputs", "--output"},
     {"spec", NULL}, /* the command's name */
 };
 

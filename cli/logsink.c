@@ -56,6 +56,8 @@ uint64_t cli_log_sink_resume(cli_log_sink *s)
 
 static const char *logsink_stream_name(Hodei__V1__LogStream stream)
 {
+    if (stream == HODEI__V1__LOG_STREAM__LOG_STREAM_SYSTEM)
+        return "system";
     return stream == HODEI__V1__LOG_STREAM__LOG_STREAM_STDERR ? "stderr" : "stdout";
 }
 
@@ -94,8 +96,13 @@ static bool logsink_json(cli_log_sink *s, const Hodei__V1__LogLine *line)
 
 static bool logsink_raw(cli_log_sink *s, const Hodei__V1__LogLine *line)
 {
-    FILE *f = line->stream == HODEI__V1__LOG_STREAM__LOG_STREAM_STDERR ? s->err : s->out;
+    /* The worker's own lines (artifacts) go to stderr, marked, so the
+     * job's stdout stays exactly its own. */
+    bool sys = line->stream == HODEI__V1__LOG_STREAM__LOG_STREAM_SYSTEM;
+    FILE *f = sys || line->stream == HODEI__V1__LOG_STREAM__LOG_STREAM_STDERR ? s->err : s->out;
     size_t len = line->data.data ? line->data.len : 0;
+    if (sys && fputs("[hodei] ", f) == EOF)
+        return false;
     if (len && fwrite(line->data.data, 1, len, f) != len)
         return false;
     return fputc('\n', f) != EOF;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hodei/artifact.h"
 #include "hodei/daemon.h"
 #include "hodei/exec.h"
 #include "hodei/id.h"
@@ -56,6 +57,9 @@
 #define AGENT_STREAM_PROBATION_MS 500
 #define AGENT_SERVERS_MAX 16 /* edge addresses in HODEI_SERVER */
 #define AGENT_SERVER_MAX 256 /* one address, with the NUL */
+/* Outputs are collected within the job's timeout, but get at least this
+ * long after the run (a timed-out or failed job's outputs still go). */
+#define AGENT_COLLECT_MIN_MS 30000
 /* A stream that lived this long resets the reconnect backoff. */
 #define AGENT_STREAM_HEALTHY_MS 10000
 
@@ -79,6 +83,17 @@ typedef struct {
     int64_t keepalive_ms;      /* worker.keepalive_interval */
     int64_t buffer_bytes_max;  /* worker.buffer_max: output kept while disconnected */
     int64_t result_resend_ms;  /* worker.result_resend */
+    /* artifacts (worker.artifacts.*, libs/artifact) */
+    char *work_dir;            /* worker.work_dir: "" = <tmp>/hodei-work-<worker id> */
+    char *file_inputs;         /* worker.file_inputs: folders file:// may read, ':'-separated */
+    char *s3_endpoint;         /* worker.s3_endpoint */
+    char *s3_region;           /* worker.s3_region */
+    bool s3_path_style;        /* worker.s3_path_style */
+    char *artifacts_ca_file;   /* worker.artifacts_ca_file */
+    int64_t artifact_max;      /* worker.artifact_max: bytes of one artifact */
+    int64_t artifacts_job_max; /* worker.artifacts_job_max: bytes in (and out) per job */
+    int64_t artifact_retries;  /* worker.artifact_retries */
+    int64_t artifact_part;     /* worker.artifact_part: multipart part bytes */
 } agent_config;
 
 extern agent_config agent_conf;
@@ -143,6 +158,12 @@ typedef struct {
     size_t bytes;
 } agent_queue;
 
+/* Output records of a job's artifacts (JobResult.artifacts), owned. */
+typedef struct {
+    Hodei__V1__ArtifactRecord **items;
+    size_t len;
+} agent_records;
+
 /* A job's result, kept until a JobResultAck for it arrives. */
 typedef struct {
     bool in_use;
@@ -156,6 +177,7 @@ typedef struct {
     bool due;    /* send at the next chance */
     int sends;
     int64_t last_sent_ms;
+    agent_records artifacts; /* freed when the result is acknowledged */
 } agent_result;
 
 /* Output lines dropped while disconnected, replaced by one warning line. */
@@ -173,11 +195,13 @@ typedef struct {
     int32_t attempt;
     Hodei__V1__RunJob *msg; /* owned; spec used by the executor */
     agent_secrets secrets;
+    agent_secrets artifact_secrets; /* RunJob.artifact_secrets_json: never the job's */
     hodei_exec_handle *handle;
     bool started; /* the runner took it */
     pid_t pid;    /* its process (group) once running, else 0 */
     bool cancelled;
     uint64_t dropped_lines;
+    uint64_t seq; /* the last sequence number given to a line (runner thread) */
 } agent_job;
 
 typedef struct {
@@ -206,6 +230,8 @@ typedef struct agent {
     size_t n_labels;
     agent_usage usage;
     uint64_t rand_state;
+    hodei_artifact_conf art_conf; /* from the worker.* artifact parameters */
+    char work_root[4096];         /* workspaces: worker.work_dir or its default */
     pthread_t sender_thread, runner_thread;
     bool threads_started;
 
@@ -278,6 +304,23 @@ void agent_cancel_current(agent *a, const char *why);
 void *agent_runner_main(void *arg);
 /* After the runner thread ended: frees a job it never started. */
 void agent_runner_fini(agent *a);
+
+/* artifacts.c: the job's workspace, inputs staged before it runs and
+ * outputs collected after (runner thread). */
+typedef struct {
+    char workspace[4096]; /* "" = the job has no artifacts */
+    int64_t deadline_ms;  /* monotonic: the attempt's start + its timeout */
+} agent_artifacts;
+/* Makes the workspace and stages the inputs. Not HODEI_OK: *res holds the
+ * attempt's result (FAILED naming the input, TIMEOUT or CANCELLED). */
+hodei_status agent_artifacts_stage(agent *a, agent_job *job, agent_artifacts *art,
+                                   hodei_exec_result *res);
+/* Collects the outputs into the result, then removes the workspace. */
+void agent_artifacts_collect(agent *a, agent_job *job, agent_artifacts *art,
+                             const hodei_exec_result *res, agent_records *out);
+void agent_records_free(agent_records *r);
+/* A LOG_STREAM_SYSTEM line in the job's output. */
+void agent_system_line(agent *a, agent_job *job, const char *text);
 
 /* reaper.c: the agent as child subreaper reaps orphaned job processes
  * (never the executor's own child). */

@@ -61,6 +61,31 @@ const hodei_cfg_param agent_params[] = {
      "bytes of output kept while disconnected; beyond, the oldest is dropped", false, false, NULL},
     {"worker.result_resend", HODEI_CFG_DURATION_MS, "10s", 100, 600000, P(result_resend_ms),
      "an unacknowledged JobResult is sent again after this long", false, false, NULL},
+    {"worker.work_dir", HODEI_CFG_STRING, "", 0, 3900, P(work_dir),
+     "where jobs with artifacts get their workspace; empty = <tmp>/hodei-work-<worker id>", false,
+     false, NULL},
+    {"worker.file_inputs", HODEI_CFG_STRING, "", 0, 8192, P(file_inputs),
+     "absolute folders file:// inputs may read, ':'-separated; empty = file:// refused", false,
+     false, NULL},
+    {"worker.s3_endpoint", HODEI_CFG_STRING, "", 0, 500, P(s3_endpoint),
+     "S3 endpoint URL (https://host[:port]); empty = AWS for worker.s3_region", false, false, NULL},
+    {"worker.s3_region", HODEI_CFG_STRING, "us-east-1", 1, 63, P(s3_region),
+     "S3 region used in signatures", false, false, NULL},
+    {"worker.s3_path_style", HODEI_CFG_BOOL, "false", 0, 0, P(s3_path_style),
+     "S3 URLs as endpoint/bucket/key instead of bucket.endpoint/key", false, false, NULL},
+    {"worker.artifacts_ca_file", HODEI_CFG_STRING, "", 0, 4096, P(artifacts_ca_file),
+     "extra CA bundle (PEM) to verify https artifact servers; empty = the system's", false, false,
+     NULL},
+    {"worker.artifact_max", HODEI_CFG_INT, "10737418240", 1, INT64_C(1) << 50, P(artifact_max),
+     "bytes of one input or output file", false, false, NULL},
+    {"worker.artifacts_job_max", HODEI_CFG_INT, "53687091200", 1, INT64_C(1) << 50,
+     P(artifacts_job_max), "bytes of all inputs of a job (and of all its outputs)", false, false,
+     NULL},
+    {"worker.artifact_retries", HODEI_CFG_INT, "3", 0, 20, P(artifact_retries),
+     "retries of a transient transfer failure (backoff from 500 ms, doubling)", false, false, NULL},
+    {"worker.artifact_part", HODEI_CFG_INT, "8388608", HODEI_ARTIFACT_PART_MIN, 1073741824,
+     P(artifact_part), "S3 multipart part size; files of twice this size or more go in parts",
+     false, false, NULL},
 };
 #undef P
 const size_t agent_params_len = sizeof agent_params / sizeof agent_params[0];
@@ -265,6 +290,54 @@ static hodei_status config_job_user(agent *a, hodei_err *err)
     return HODEI_OK;
 }
 
+/* Each ':'-separated folder of worker.file_inputs must be absolute. */
+static hodei_status config_file_inputs(const char *roots, hodei_err *err)
+{
+    for (const char *r = roots; *r;) {
+        size_t n = strcspn(r, ":");
+        if (n > 0 && r[0] != '/')
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "worker.file_inputs: every folder must be an absolute path, got "
+                                 "\"%.*s\"",
+                                 (int)(n > 64 ? 64 : n), r);
+        r += n + (r[n] == ':');
+    }
+    return HODEI_OK;
+}
+
+static hodei_status config_artifacts(agent *a, hodei_err *err)
+{
+    const agent_config *c = a->cfg;
+    hodei_artifact_conf *ac = &a->art_conf;
+    hodei_status st = config_file_inputs(c->file_inputs, err);
+    if (st != HODEI_OK)
+        return st;
+    if (c->s3_endpoint[0] && strncmp(c->s3_endpoint, "https://", 8) != 0 &&
+        strncmp(c->s3_endpoint, "http://", 7) != 0)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "worker.s3_endpoint: must start with https:// or http://");
+    if (c->work_dir[0] && c->work_dir[0] != '/')
+        return hodei_err_set(err, HODEI_ERR_INVALID, "worker.work_dir: must be an absolute path");
+    hodei_artifact_conf_default(ac);
+    ac->s3_endpoint = c->s3_endpoint;
+    ac->s3_region = c->s3_region;
+    ac->s3_path_style = c->s3_path_style;
+    ac->file_roots = c->file_inputs;
+    ac->ca_file = c->artifacts_ca_file;
+    ac->artifact_bytes_max = c->artifact_max;
+    ac->job_bytes_max = c->artifacts_job_max;
+    ac->retry_max = (int)c->artifact_retries;
+    ac->part_bytes = c->artifact_part;
+    ac->multipart_threshold = 2 * c->artifact_part;
+    const char *tmp = c->tmp_dir[0] ? c->tmp_dir : getenv("TMPDIR");
+    int n = c->work_dir[0] ? snprintf(a->work_root, sizeof a->work_root, "%s", c->work_dir)
+                           : snprintf(a->work_root, sizeof a->work_root, "%s/hodei-work-%s",
+                                      tmp && tmp[0] == '/' ? tmp : "/tmp", c->worker_id);
+    if (n <= 0 || (size_t)n >= sizeof a->work_root)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "worker.work_dir: path too long");
+    return hodei_artifact_global_init(err);
+}
+
 hodei_status agent_config_apply(agent *a, hodei_err *err)
 {
     const agent_config *c = a->cfg;
@@ -276,7 +349,8 @@ hodei_status agent_config_apply(agent *a, hodei_err *err)
                              "worker.reconnect_min: %lld ms is above worker.reconnect_max",
                              (long long)c->reconnect_min_ms);
     if (config_servers(a, err) != HODEI_OK || config_tls(c, err) != HODEI_OK ||
-        config_otp(a, err) != HODEI_OK || config_job_user(a, err) != HODEI_OK)
+        config_otp(a, err) != HODEI_OK || config_job_user(a, err) != HODEI_OK ||
+        config_artifacts(a, err) != HODEI_OK)
         return err->code;
     return config_labels(a, err);
 }

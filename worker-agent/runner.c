@@ -54,7 +54,8 @@ bool agent_results_pending(agent *a)
 /* Records a result. after_output: it goes out after the job's queued
  * output (a mark in the data queue); else at the next chance. */
 static void runner_result_add(agent *a, const char *job_id, int64_t epoch,
-                              const hodei_exec_result *res, bool after_output)
+                              const hodei_exec_result *res, agent_records *artifacts,
+                              bool after_output)
 {
     agent_result *r = NULL;
     for (size_t i = 0; i < AGENT_RESULTS_MAX && !r; i++)
@@ -70,6 +71,11 @@ static void runner_result_add(agent *a, const char *job_id, int64_t epoch,
     hodei_strlcpy(r->error, res->error, sizeof r->error);
     r->started_us = res->started_us;
     r->finished_us = res->finished_us;
+    if (artifacts) { /* moved in */
+        r->artifacts = *artifacts;
+        artifacts->items = NULL;
+        artifacts->len = 0;
+    }
     agent_item *mark = after_output ? agent_item_pack(ITEM_RESULT_MARK, NULL) : NULL;
     if (mark) {
         hodei_strlcpy(mark->job_id, job_id, sizeof mark->job_id);
@@ -113,6 +119,7 @@ void agent_result_ack(agent *a, const Hodei__V1__JobResultAck *ack)
         agent_key *k = &a->recent[a->recent_next++ % AGENT_RECENT_MAX];
         hodei_strlcpy(k->job_id, r->job_id, sizeof k->job_id);
         k->epoch = r->epoch;
+        agent_records_free(&r->artifacts);
         r->in_use = false;
         pthread_cond_broadcast(&a->cv);
     }
@@ -162,9 +169,13 @@ static hodei_status runner_job_make(const Hodei__V1__RunJob *rj, agent_job **out
     hodei_status st =
         agent_secrets_parse(rj->secrets_json.data, rj->secrets_json.len, &job->secrets, err);
     if (st == HODEI_OK)
+        st = agent_secrets_parse(rj->artifact_secrets_json.data, rj->artifact_secrets_json.len,
+                                 &job->artifact_secrets, err);
+    if (st == HODEI_OK)
         st = hodei_exec_handle_create(&job->handle, err);
     if (st != HODEI_OK) {
         agent_secrets_free(&job->secrets);
+        agent_secrets_free(&job->artifact_secrets);
         free(job);
         return st;
     }
@@ -182,6 +193,8 @@ static void runner_msg_free(Hodei__V1__RunJob *rj)
         return;
     if (rj->secrets_json.data)
         explicit_bzero(rj->secrets_json.data, rj->secrets_json.len);
+    if (rj->artifact_secrets_json.data)
+        explicit_bzero(rj->artifact_secrets_json.data, rj->artifact_secrets_json.len);
     protobuf_c_message_free_unpacked(&rj->base, NULL);
 }
 
@@ -190,6 +203,7 @@ static void runner_job_free(agent_job *job)
     if (!job)
         return;
     agent_secrets_free(&job->secrets);
+    agent_secrets_free(&job->artifact_secrets);
     hodei_exec_handle_destroy(job->handle);
     runner_msg_free(job->msg);
     free(job);
@@ -246,7 +260,7 @@ static void runner_refuse(agent *a, const Hodei__V1__RunJob *rj, const char *why
                              .finished_us = hodei_wall_us()};
     hodei_strlcpy(res.error, why, sizeof res.error);
     HLOG_WARN("job refused job=%s epoch=%lld error=\"%s\"", rj->job_id, (long long)rj->epoch, why);
-    runner_result_add(a, rj->job_id, rj->epoch, &res, false);
+    runner_result_add(a, rj->job_id, rj->epoch, &res, NULL, false);
 }
 
 void agent_run_job(agent *a, Hodei__V1__RunJob *rj)
@@ -322,6 +336,7 @@ void agent_cancel_current(agent *a, const char *why)
 static void runner_on_batch(void *user, Hodei__V1__LogLine **lines, size_t n_lines)
 {
     runner_ctx *c = user;
+    c->job->seq = lines[n_lines - 1]->sequence;
     agent_send_log(c->a, c->job, lines, n_lines);
 }
 
@@ -335,10 +350,32 @@ static void runner_on_start(void *user, pid_t pid)
               (int)pid);
 }
 
-static void runner_exec(agent *a, agent_job *job, hodei_exec_result *res)
+/* The attempt's time left for the job itself after staging: its timeout
+ * counts from the start of staging. false when nothing is left. */
+static bool runner_time_left(const agent_artifacts *art, Hodei__V1__JobSpec *spec,
+                             hodei_exec_result *res)
+{
+    if (!art->workspace[0])
+        return true;
+    int64_t left = art->deadline_ms - hodei_mono_ms();
+    if (left >= 1) {
+        spec->timeout_ms = left;
+        return true;
+    }
+    memset(res, 0, sizeof *res);
+    res->state = HODEI__V1__JOB_STATE__JOB_STATE_TIMEOUT;
+    res->exit_code = HODEI_EXEC_EXIT_NONE;
+    res->finished_us = hodei_wall_us();
+    hodei_strlcpy(res->error, "the job's timeout passed while its inputs were staged",
+                  sizeof res->error);
+    return false;
+}
+
+static void runner_exec(agent *a, agent_job *job, hodei_exec_result *res, agent_records *recs)
 {
     hodei_exec_opts o;
     hodei_err err;
+    agent_artifacts art;
     hodei_exec_opts_default(&o);
     o.default_timeout_ms = HODEI_JOB_DEFAULT_TIMEOUT_MS;
     o.kill_grace_ms = a->cfg->kill_grace_ms;
@@ -352,14 +389,27 @@ static void runner_exec(agent *a, agent_job *job, hodei_exec_result *res)
         o.user = &a->job_user;
         o.home = a->job_user.home;
     }
+    if (agent_artifacts_stage(a, job, &art, res) != HODEI_OK)
+        goto out;
+    Hodei__V1__JobSpec spec = *job->msg->spec; /* shallow: only the timeout differs */
+    if (!runner_time_left(&art, &spec, res))
+        goto out_collect;
+    o.workspace = art.workspace[0] ? art.workspace : NULL;
+    o.first_sequence = job->seq;
     runner_ctx ctx = {.a = a, .job = job};
     hodei_exec_callbacks cb = {
         .on_start = runner_on_start, .on_batch = runner_on_batch, .user = &ctx};
     int attempt = job->attempt > 0 ? job->attempt : 1;
-    if (hodei_exec_run(&o, job->msg->spec, job->job_id, attempt, job->secrets.items,
-                       job->secrets.len, &cb, job->handle, res, &err) != HODEI_OK)
+    if (hodei_exec_run(&o, &spec, job->job_id, attempt, job->secrets.items, job->secrets.len, &cb,
+                       job->handle, res, &err) != HODEI_OK)
         HLOG_ERROR("job could not run job=%s: %s", job->job_id, err.msg);
+    if (art.workspace[0] && art.deadline_ms - hodei_mono_ms() < AGENT_COLLECT_MIN_MS)
+        art.deadline_ms = hodei_mono_ms() + AGENT_COLLECT_MIN_MS;
+out_collect:
+    agent_artifacts_collect(a, job, &art, res, recs);
+out:
     agent_secrets_free(&job->secrets);
+    agent_secrets_free(&job->artifact_secrets);
 }
 
 void *agent_runner_main(void *arg)
@@ -375,12 +425,13 @@ void *agent_runner_main(void *arg)
         job->started = true;
         pthread_mutex_unlock(&a->mu);
         hodei_exec_result res;
-        runner_exec(a, job, &res);
+        agent_records recs = {0};
+        runner_exec(a, job, &res, &recs);
         HLOG_INFO("job finished job=%s epoch=%lld state=%s exit_code=%d lines=%llu", job->job_id,
                   (long long)job->epoch, hodei_job_state_name(res.state), res.exit_code,
                   (unsigned long long)res.lines);
         pthread_mutex_lock(&a->mu);
-        runner_result_add(a, job->job_id, job->epoch, &res, true);
+        runner_result_add(a, job->job_id, job->epoch, &res, &recs, true);
         a->job = NULL;
         runner_job_free(job);
         pthread_cond_broadcast(&a->cv);
@@ -392,6 +443,8 @@ void *agent_runner_main(void *arg)
 /* At exit: a job accepted but never started is dropped with the agent. */
 void agent_runner_fini(agent *a)
 {
+    for (size_t i = 0; i < AGENT_RESULTS_MAX; i++)
+        agent_records_free(&a->results[i].artifacts);
     runner_job_free(a->job);
     a->job = NULL;
 }

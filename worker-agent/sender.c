@@ -256,6 +256,8 @@ static agent_item *sender_result_item(agent_result *r)
     jr.error = r->error;
     jr.started_at = r->started_us ? &started : NULL;
     jr.finished_at = &finished;
+    jr.n_artifacts = r->artifacts.len;
+    jr.artifacts = r->artifacts.items;
     m.body_case = HODEI__V1__WORKER_MESSAGE__BODY_JOB_RESULT;
     m.job_result = &jr;
     agent_item *it = agent_item_pack(ITEM_CONTROL, &m);

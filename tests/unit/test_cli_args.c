@@ -368,6 +368,38 @@ Test(args, submit_env_and_maps)
                  "--secret", "A/b", "--", "x");
 }
 
+/* Artifacts: --input/--output, and the flags that apply to the last one. */
+Test(args, submit_artifacts)
+{
+    EXPECT_OK("submit", "--input", "https://h/data.csv", "--checksum",
+              "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "--input",
+              "ref/genome.fa=s3://refs/hg38.fa", "--credentials", "s3-prod", "--output",
+              "out/*.csv=s3://results/run-42/", "--credentials", "s3-prod", "--when", "always",
+              "--", "x");
+    const Hodei__V1__JobSpec *s = &A.spec;
+    cr_assert_eq(s->n_inputs, 2);
+    cr_assert_str_eq(s->inputs[0]->source, "https://h/data.csv");
+    cr_assert_str_eq(s->inputs[0]->destination, "");
+    cr_assert_str_eq(s->inputs[0]->checksum,
+                     "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+    cr_assert_str_eq(s->inputs[1]->source, "s3://refs/hg38.fa");
+    cr_assert_str_eq(s->inputs[1]->destination, "ref/genome.fa");
+    cr_assert_str_eq(s->inputs[1]->credentials, "s3-prod");
+    cr_assert_eq(s->n_outputs, 1);
+    cr_assert_str_eq(s->outputs[0]->source, "out/*.csv");
+    cr_assert_str_eq(s->outputs[0]->destination, "s3://results/run-42/");
+    cr_assert_eq(s->outputs[0]->when, HODEI__V1__ARTIFACT_WHEN__ARTIFACT_WHEN_ALWAYS);
+    EXPECT_USAGE("--checksum: must follow an --input or --output", "submit", "--checksum",
+                 "sha256:00", "--", "x");
+    EXPECT_USAGE("--output: expected PATH=URL", "submit", "--output", "s3://b/x", "--", "x");
+    EXPECT_USAGE("--when: must be success, failure or always", "submit", "--output", "a=s3://bkt/a",
+                 "--when", "sometimes", "--", "x");
+    EXPECT_USAGE("--input (spec.inputs[0].destination): \".\" and \"..\"", "submit", "--input",
+                 "../x=https://h/x", "--", "x");
+    EXPECT_USAGE("--output (spec.outputs[0].destination): scheme \"ftp\"", "submit", "--output",
+                 "a=ftp://h/x", "--", "x");
+}
+
 /* A map key holding ": " still maps to its flag. */
 Test(args, submit_key_with_colon_space)
 {

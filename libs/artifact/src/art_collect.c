@@ -18,7 +18,7 @@
 #include "hodei/util.h"
 
 #define COLLECT_PATH_MAX 4096
-#define COLLECT_URL_MAX 6144
+#define COLLECT_URL_MAX HODEI_ARTIFACT_DESTINATION_MAX
 
 typedef struct {
     char *rel;

@@ -156,8 +156,9 @@ static bool s3_target(const s3_req *r, char *url, char *host, hodei_buf *uri)
     size_t auth_len = strcspn(auth, "/");
     hodei_buf_putc(uri, '/');
     if (r->s3->path_style) {
-        hodei_buf_puts(uri, r->bucket);
-        hodei_buf_putc(uri, '/');
+        hodei_buf_puts(uri, r->bucket); /* "/bucket" for the bucket itself */
+        if (r->key[0])
+            hodei_buf_putc(uri, '/');
         snprintf(host, ART_HOST_MAX, "%.*s", (int)auth_len, auth);
     } else {
         snprintf(host, ART_HOST_MAX, "%s.%.*s", r->bucket, (int)auth_len, auth);

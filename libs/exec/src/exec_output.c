@@ -22,6 +22,7 @@ hodei_status exec_output_init(exec_output *o, const hodei_exec_opts *opts, const
     o->bytes_max = opts->batch_bytes_max;
     o->interval_ms = opts->batch_interval_ms;
     o->first_ms = -1;
+    o->seq = opts->first_sequence;
     /* Room for one more line after bytes_max is reached. */
     o->arena_cap = o->bytes_max + EXEC_REDACT_OUT_MAX(HODEI_EXEC_LINE_LEN_MAX);
     o->lines = calloc(o->lines_max, sizeof *o->lines);

@@ -33,7 +33,7 @@ static const struct {
 };
 
 /* Environment entries the platform sets and a spec cannot override. */
-static const char *const plan_env_reserved[] = {"HODEI_JOB_ID", "HODEI_ATTEMPT"};
+static const char *const plan_env_reserved[] = {"HODEI_JOB_ID", "HODEI_ATTEMPT", "HODEI_WORKSPACE"};
 
 static const char *plan_str(const char *s)
 {
@@ -189,6 +189,8 @@ static void plan_env_base(exec_plan *p, const hodei_exec_opts *opts, const Hodei
     snprintf(attempt_text, sizeof attempt_text, "%d", attempt);
     plan_env_put(p, "HODEI_JOB_ID", job_id);
     plan_env_put(p, "HODEI_ATTEMPT", attempt_text);
+    if (opts->workspace)
+        plan_env_put(p, "HODEI_WORKSPACE", opts->workspace);
 }
 
 /* envp from the NUL-separated entries of env_text. */
@@ -314,7 +316,7 @@ hodei_status exec_plan_build(exec_plan *p, const hodei_exec_opts *opts,
     if (st == HODEI_OK)
         st = plan_stdin(p, secrets, n_secrets, err);
     const char *wd = plan_str(spec->working_dir);
-    p->working_dir = wd[0] ? wd : NULL;
+    p->working_dir = wd[0] ? wd : opts->workspace;
     return st;
 }
 

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "hodei/artifact_ref.h"
 #include "hodei/job_spec.h"
 #include "hodei/util.h"
 #include "worker_int.h"
@@ -202,9 +203,10 @@ static hodei_status check_line(size_t i, const Hodei__V1__LogLine *l, hodei_err 
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "log_batch.lines[%zu].sequence: must be 1 or more", i);
     if (l->stream != HODEI__V1__LOG_STREAM__LOG_STREAM_STDOUT &&
-        l->stream != HODEI__V1__LOG_STREAM__LOG_STREAM_STDERR)
+        l->stream != HODEI__V1__LOG_STREAM__LOG_STREAM_STDERR &&
+        l->stream != HODEI__V1__LOG_STREAM__LOG_STREAM_SYSTEM)
         return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "log_batch.lines[%zu].stream: must be STDOUT or STDERR", i);
+                             "log_batch.lines[%zu].stream: must be STDOUT, STDERR or SYSTEM", i);
     if (l->data.len > CHECK_LOG_LINE_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "log_batch.lines[%zu].data: at most %d bytes, got %zu", i,
@@ -232,6 +234,56 @@ hodei_status worker_check_log_batch(const Hodei__V1__LogBatch *b, hodei_err *err
     return HODEI_OK;
 }
 
+/* A text field of an artifact record: UTF-8, at most max bytes. */
+static hodei_status check_record_text(size_t i, const char *name, const char *v, size_t max,
+                                      hodei_err *err)
+{
+    v = check_str(v);
+    size_t n = strlen(v);
+    if (n > max || !hodei_utf8_valid(v, n))
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "job_result.artifacts[%zu].%s: must be UTF-8 of at most %zu bytes", i,
+                             name, max);
+    return HODEI_OK;
+}
+
+static hodei_status check_records(const Hodei__V1__JobResult *r, hodei_err *err)
+{
+    if (r->n_artifacts > HODEI_ARTIFACT_FILES_MAX)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "job_result.artifacts: at most %d entries, got %zu",
+                             HODEI_ARTIFACT_FILES_MAX, r->n_artifacts);
+    for (size_t i = 0; i < r->n_artifacts; i++) {
+        const Hodei__V1__ArtifactRecord *a = r->artifacts[i];
+        if (!a)
+            return hodei_err_set(err, HODEI_ERR_INVALID, "job_result.artifacts[%zu]: missing", i);
+        hodei_status st = check_record_text(i, "source", a->source, HODEI_ARTIFACT_SOURCE_MAX, err);
+        if (st == HODEI_OK)
+            st = check_record_text(i, "destination", a->destination, HODEI_ARTIFACT_DESTINATION_MAX,
+                                   err);
+        if (st == HODEI_OK)
+            st = check_record_text(i, "error", a->error, HODEI_ARTIFACT_ERROR_MAX, err);
+        if (st != HODEI_OK)
+            return st;
+        const char *sum = check_str(a->checksum);
+        if (sum[0] && !hodei_artifact_checksum_ok(sum))
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "job_result.artifacts[%zu].checksum: must be \"\" or "
+                                 "sha256:<64 hex>",
+                                 i);
+        if (a->state != HODEI__V1__ARTIFACT_STATE__ARTIFACT_STATE_UPLOADED &&
+            a->state != HODEI__V1__ARTIFACT_STATE__ARTIFACT_STATE_FAILED)
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "job_result.artifacts[%zu].state: must be UPLOADED or FAILED", i);
+        if (a->size_bytes < 0 || a->epoch != r->epoch)
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "job_result.artifacts[%zu]: size_bytes must be >= 0 and epoch "
+                                 "the result's",
+                                 i);
+    }
+    return HODEI_OK;
+}
+
 hodei_status worker_check_result(const Hodei__V1__JobResult *r, hodei_err *err)
 {
     hodei_status st = worker_check_id("job_result.job_id", r->job_id, err);
@@ -250,5 +302,5 @@ hodei_status worker_check_result(const Hodei__V1__JobResult *r, hodei_err *err)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "job_result.error: must be UTF-8 of at most %d bytes",
                              CHECK_ERROR_MAX);
-    return HODEI_OK;
+    return check_records(r, err);
 }

@@ -10,6 +10,7 @@
 #include "hodei/buf.h"
 #include "hodei/bus.h"
 #include "hodei/db.h"
+#include "hodei/job_spec.h"
 #include "hodei/job_state.h"
 #include "hodei/log.h"
 #include "hodei/pb.h"
@@ -42,26 +43,23 @@ static void jobs_worker_id(worker_session *s, char out[HODEI_ID_BUF])
 
 /* ------------------------------------------------------------------ re-send */
 
-/* The job's secrets as JSON, or "{}" when it names none. A secret that is
- * missing or does not decrypt (or no master key) ends the attempt FAILED and
- * returns false; a database outage returns false and the next re-send tries
- * again. The error names the secret, never a value. */
-static bool resend_secrets(worker_session *s, const Hodei__V1__RunJob *run, char **json,
-                           size_t *len)
+/* Secrets as JSON for names[0..n), or NULL when there are none. A secret
+ * that is missing or does not decrypt (or no master key) ends the attempt
+ * FAILED and returns false; a database outage returns false and the next
+ * re-send tries again. The error names the secret, never a value. */
+static bool resend_secrets(worker_session *s, const Hodei__V1__RunJob *run, char *const *names,
+                           size_t n, char **json, size_t *len)
 {
     edge *e = worker_hub_edge(s->hub);
     char worker_id[HODEI_ID_BUF];
     hodei_err err, end_err;
     *json = NULL;
     *len = 0;
-    if (run->spec->n_secret_refs == 0)
+    if (n == 0)
         return true;
     jobs_worker_id(s, worker_id);
-    secret_use use = {.job_id = run->job_id,
-                      .epoch = run->epoch,
-                      .worker_id = worker_id,
-                      .refs = run->spec->secret_refs,
-                      .n = run->spec->n_secret_refs};
+    secret_use use = {
+        .job_id = run->job_id, .epoch = run->epoch, .worker_id = worker_id, .refs = names, .n = n};
     hodei_status st = secret_json_load(e, &use, json, len, &err);
     if (st == HODEI_OK)
         return true;
@@ -76,6 +74,26 @@ static bool resend_secrets(worker_session *s, const Hodei__V1__RunJob *run, char
     return false;
 }
 
+/* The distinct secrets the job's artifacts name as credentials; they go to
+ * the agent in artifact_secrets_json, never to the job's stdin. */
+static size_t resend_artifact_secret_names(const Hodei__V1__JobSpec *spec, char **names)
+{
+    size_t n = 0;
+    for (int side = 0; side < 2; side++) {
+        size_t count = side ? spec->n_outputs : spec->n_inputs;
+        Hodei__V1__Artifact *const *list = side ? spec->outputs : spec->inputs;
+        for (size_t i = 0; i < count; i++) {
+            char *c = list[i]->credentials;
+            bool seen = !c || !c[0];
+            for (size_t k = 0; k < n && !seen; k++)
+                seen = strcmp(names[k], c) == 0;
+            if (!seen)
+                names[n++] = c;
+        }
+    }
+    return n;
+}
+
 /* RunJob from a row of (id, state, epoch, attempt, cancel_requested,
  * cancel_reason, spec hex, worker state, µs since the job became due)
  * starting at column col. */
@@ -83,8 +101,9 @@ static void resend_run(worker_session *s, const PGresult *res, int row, int col)
 {
     Hodei__V1__RunJob run = HODEI__V1__RUN_JOB__INIT;
     Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
-    char *secrets = NULL;
-    size_t secrets_len = 0;
+    char *secrets = NULL, *art_secrets = NULL;
+    size_t secrets_len = 0, art_secrets_len = 0;
+    char *art_names[2 * HODEI_JOB_ARTIFACTS_MAX];
     run.job_id = (char *)hodei_db_get_str(res, row, col);
     run.epoch = hodei_db_get_i64(res, row, col + 2);
     run.attempt = (int32_t)hodei_db_get_i64(res, row, col + 3);
@@ -94,8 +113,14 @@ static void resend_run(worker_session *s, const PGresult *res, int row, int col)
         HLOG_ERROR("job %s: stored spec does not unpack; not sent", run.job_id);
         return;
     }
-    if (!resend_secrets(s, &run, &secrets, &secrets_len))
+    if (!resend_secrets(s, &run, run.spec->secret_refs, run.spec->n_secret_refs, &secrets,
+                        &secrets_len))
         goto out_free_spec;
+    if (!resend_secrets(s, &run, art_names, resend_artifact_secret_names(run.spec, art_names),
+                        &art_secrets, &art_secrets_len))
+        goto out_free_secrets;
+    run.artifact_secrets_json.data = (uint8_t *)art_secrets;
+    run.artifact_secrets_json.len = art_secrets_len;
     run.secrets_json.data = (uint8_t *)(secrets ? secrets : JOBS_SECRETS_NONE);
     run.secrets_json.len = secrets ? secrets_len : strlen(JOBS_SECRETS_NONE);
     m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_RUN_JOB;
@@ -105,6 +130,8 @@ static void resend_run(worker_session *s, const PGresult *res, int row, int col)
         due_ns = hodei_mono_ns() - hodei_db_get_i64(res, row, col + 8) * 1000;
     if (worker_session_send(s, &m))
         worker_session_note_sent(s, run.job_id, run.epoch, due_ns);
+    secret_json_free(art_secrets, art_secrets_len);
+out_free_secrets:
     secret_json_free(secrets, secrets_len);
 out_free_spec:
     hodei__v1__job_spec__free_unpacked(run.spec, NULL);

@@ -28,11 +28,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hodei/artifact_ref.h"
 #include "hodei/status.h"
 #include "hodei/v1/job.pb-c.h"
 
-#define HODEI_ARTIFACT_FILES_MAX 1000             /* output files per job, every pattern together */
-#define HODEI_ARTIFACT_ERROR_MAX 400              /* ArtifactRecord.error bytes */
 #define HODEI_ARTIFACT_PART_MIN (5 * 1024 * 1024) /* S3's smallest multipart part */
 #define HODEI_ARTIFACT_PARTS_MAX 10000            /* S3's most parts in one upload */
 

@@ -24,6 +24,11 @@
 #define HODEI_ARTIFACT_BUCKET_MAX 63 /* S3 bucket names: 3..63 */
 #define HODEI_ARTIFACT_KEY_MAX 1024  /* S3 object keys, bytes */
 #define HODEI_ARTIFACT_COMPONENT_MAX 255
+/* ArtifactRecords (JobResult.artifacts, Job.artifacts): the contract's limits. */
+#define HODEI_ARTIFACT_FILES_MAX 1000 /* output files per attempt, every pattern together */
+#define HODEI_ARTIFACT_ERROR_MAX 400  /* ArtifactRecord.error bytes */
+#define HODEI_ARTIFACT_SOURCE_MAX 4096
+#define HODEI_ARTIFACT_DESTINATION_MAX 6144
 
 typedef enum {
     HODEI_ARTIFACT_HTTPS = 0,

@@ -89,6 +89,13 @@ typedef struct {
     const char *tmp_dir; /* for script files; default $TMPDIR or /tmp */
     const char *path;    /* child's PATH; default the usual system dirs */
     const char *home;    /* child's HOME; default $HOME or "/" */
+    /* The job's workspace (artifacts): given to the child as
+     * HODEI_WORKSPACE and, when spec.working_dir is empty, its working
+     * folder. NULL = none (the child runs where the caller runs). */
+    const char *workspace;
+    /* Sequence numbers continue after this one (lines the caller wrote
+     * before the run, e.g. artifact staging); default 0. */
+    uint64_t first_sequence;
 } hodei_exec_opts;
 
 /* Fills o with the defaults above. The strings point into the environment or
@@ -141,8 +148,8 @@ void hodei_exec_cancel(hodei_exec_handle *h);
 bool hodei_exec_cancelled(const hodei_exec_handle *h);
 
 /* Runs one attempt. spec is borrowed. job_id and attempt reach the child as
- * HODEI_JOB_ID and HODEI_ATTEMPT. secrets (n_secrets <= HODEI_EXEC_SECRETS_MAX)
- * reach the child as one JSON object on stdin and their values are redacted
+ * HODEI_JOB_ID and HODEI_ATTEMPT (and opts->workspace as HODEI_WORKSPACE). secrets (n_secrets <=
+ * HODEI_EXEC_SECRETS_MAX) reach the child as one JSON object on stdin and their values are redacted
  * from every line. h may be NULL (no cancel).
  *
  * Returns HODEI_OK when *out holds the attempt's result, whatever its state
