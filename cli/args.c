@@ -27,6 +27,7 @@ static const char *const args_command_names[CLI_CMD_COUNT_] = {
     [CLI_CMD_AUDIT] = "audit",
     [CLI_CMD_TOP] = "top",
     [CLI_CMD_DEV] = "dev",
+    [CLI_CMD_ARTIFACTS] = "artifacts",
 };
 
 const char *cli_command_name(cli_command cmd)
@@ -270,6 +271,7 @@ static char **args_job_id_slot(cli_args *a)
 {
     switch (a->command) {
     case CLI_CMD_STATUS:
+    case CLI_CMD_ARTIFACTS:
         return &a->status.job_id;
     case CLI_CMD_LOGS:
         return &a->logs.job_id;
@@ -315,6 +317,20 @@ static hodei_status args_reason(cli_args *a, const char *flag, const char *value
 }
 
 static const args_flag args_status_flags[] = {
+    {"--help", "-h", false, NULL},
+    {NULL, NULL, false, NULL},
+};
+
+static hodei_status args_download(cli_args *a, const char *flag, const char *value, hodei_err *err)
+{
+    if (!value[0])
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: needs a folder", flag);
+    a->download_dir = value;
+    return HODEI_OK;
+}
+
+static const args_flag args_artifacts_flags[] = {
+    {"--download", "-d", true, args_download},
     {"--help", "-h", false, NULL},
     {NULL, NULL, false, NULL},
 };
@@ -433,6 +449,9 @@ static hodei_status args_parse_simple(cli_args *a, int argc, char **argv, int i,
     switch (a->command) {
     case CLI_CMD_STATUS:
         st = args_parse_flags(a, args_status_flags, argc, argv, i, args_job_id, err);
+        break;
+    case CLI_CMD_ARTIFACTS:
+        st = args_parse_flags(a, args_artifacts_flags, argc, argv, i, args_job_id, err);
         break;
     case CLI_CMD_CANCEL:
         st = args_parse_flags(a, args_cancel_flags, argc, argv, i, args_job_id, err);

@@ -78,6 +78,7 @@ typedef enum {
     CLI_CMD_AUDIT,
     CLI_CMD_TOP,
     CLI_CMD_DEV,
+    CLI_CMD_ARTIFACTS,
     CLI_CMD_COUNT_
 } cli_command;
 
@@ -162,6 +163,7 @@ typedef struct {
 
     /* flags that are not part of a request */
     Hodei__V1__Artifact *last_artifact; /* --checksum, --credentials, --when apply to it */
+    const char *download_dir;           /* artifacts --download DIR: "" = list only */
     bool no_job_exit_code; /* run: exit 0 once the job has ended, whatever its result */
     bool quiet;            /* run: no waiting status on stderr */
     bool follow;           /* logs -f */

@@ -10,6 +10,7 @@ static const char help_tool[] =
     "            exits with the job's exit code (see hodei help run)\n"
     "  submit    queue a job: hodei submit [FLAGS] -- CMD [ARGS...]\n"
     "  status    show one job: hodei status JOB_ID\n"
+    "  artifacts a job's output files: hodei artifacts JOB_ID [--download DIR]\n"
     "  logs      a job's output: hodei logs [-f] [--from SEQ] JOB_ID\n"
     "  jobs      list jobs, newest first\n"
     "  cancel    cancel a job: hodei cancel JOB_ID [--reason R]\n"
@@ -99,8 +100,21 @@ static const char help_status[] =
     "Usage: hodei status JOB_ID\n"
     "\n"
     "Shows one job: id, name, state, attempt/max, worker, exit code, error,\n"
-    "created/started/finished times and the command. With -o json:\n"
-    "{\"job\":{...}}. Exit code 4 when the job does not exist.\n";
+    "created/started/finished times, the command and its output artifacts\n"
+    "(state, size, location, checksum). With -o json: {\"job\":{...}}. Exit\n"
+    "code 4 when the job does not exist.\n";
+
+static const char help_artifacts[] =
+    "Usage: hodei artifacts JOB_ID [--download DIR]\n"
+    "\n"
+    "Lists the output files of the job's latest attempt that produced any:\n"
+    "STATE (UPLOADED or FAILED), SIZE, SOURCE (path in the workspace),\n"
+    "LOCATION and CHECKSUM, or the error. With --download DIR each uploaded\n"
+    "file is fetched into DIR/SOURCE and its checksum verified. S3 locations\n"
+    "use AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN),\n"
+    "AWS_REGION, and HODEI_S3_ENDPOINT / HODEI_S3_PATH_STYLE=true for an\n"
+    "S3-compatible store; HODEI_ARTIFACTS_CA_FILE adds a CA for https.\n"
+    "With -o json: {\"artifacts\":[...]}. Exit code 1 when a download fails.\n";
 
 static const char help_jobs[] =
     "Usage: hodei jobs [--state S]... [--limit N] [--page-token T]\n"
@@ -355,6 +369,7 @@ void cli_help_print(cli_command cmd, FILE *out)
         [CLI_CMD_AUDIT] = help_audit,
         [CLI_CMD_TOP] = help_top,
         [CLI_CMD_DEV] = help_dev,
+        [CLI_CMD_ARTIFACTS] = help_artifacts,
     };
     fputs(texts[(unsigned)cmd < CLI_CMD_COUNT_ ? cmd : CLI_CMD_NONE], out);
 }

@@ -188,8 +188,15 @@ void output_json_time(cli_json *j, const char *key, const Hodei__V1__Timestamp *
         cli_json_object_end(j);                                                                    \
     } while (0)
 
+static const char *output_when_name(Hodei__V1__ArtifactWhen w)
+{
+    return w == HODEI__V1__ARTIFACT_WHEN__ARTIFACT_WHEN_ALWAYS       ? "always"
+           : w == HODEI__V1__ARTIFACT_WHEN__ARTIFACT_WHEN_ON_FAILURE ? "failure"
+                                                                     : "success";
+}
+
 static void output_json_artifacts(cli_json *j, const char *key, size_t n,
-                                  Hodei__V1__Artifact *const *items)
+                                  Hodei__V1__Artifact *const *items, bool outputs)
 {
     cli_json_key(j, key);
     cli_json_array_begin(j);
@@ -197,6 +204,37 @@ static void output_json_artifacts(cli_json *j, const char *key, size_t n,
         cli_json_object_begin(j);
         cli_json_kv_string(j, "source", items[i]->source);
         cli_json_kv_string(j, "destination", items[i]->destination);
+        if (items[i]->checksum && items[i]->checksum[0])
+            cli_json_kv_string(j, "checksum", items[i]->checksum);
+        if (items[i]->credentials && items[i]->credentials[0])
+            cli_json_kv_string(j, "credentials", items[i]->credentials);
+        if (outputs)
+            cli_json_kv_string(j, "when", output_when_name(items[i]->when));
+        cli_json_object_end(j);
+    }
+    cli_json_array_end(j);
+}
+
+const char *cli_artifact_state_name(Hodei__V1__ArtifactState st)
+{
+    return st == HODEI__V1__ARTIFACT_STATE__ARTIFACT_STATE_UPLOADED ? "UPLOADED" : "FAILED";
+}
+
+void output_json_records(cli_json *j, const char *key, size_t n,
+                         Hodei__V1__ArtifactRecord *const *items)
+{
+    cli_json_key(j, key);
+    cli_json_array_begin(j);
+    for (size_t i = 0; i < n; i++) {
+        const Hodei__V1__ArtifactRecord *r = items[i];
+        cli_json_object_begin(j);
+        cli_json_kv_string(j, "source", r->source);
+        cli_json_kv_string(j, "destination", r->destination);
+        cli_json_kv_int(j, "size_bytes", r->size_bytes);
+        cli_json_kv_string(j, "checksum", r->checksum);
+        cli_json_kv_string(j, "state", cli_artifact_state_name(r->state));
+        cli_json_kv_string(j, "error", r->error);
+        cli_json_kv_int(j, "epoch", r->epoch);
         cli_json_object_end(j);
     }
     cli_json_array_end(j);
@@ -255,8 +293,8 @@ void output_json_spec(cli_json *j, const Hodei__V1__JobSpec *s)
     cli_json_kv_int(j, "timeout_ms", s->timeout_ms);
     OUTPUT_JSON_MAP(j, "labels", s->n_labels, s->labels);
     OUTPUT_JSON_MAP(j, "constraints", s->n_constraints, s->constraints);
-    output_json_artifacts(j, "inputs", s->n_inputs, s->inputs);
-    output_json_artifacts(j, "outputs", s->n_outputs, s->outputs);
+    output_json_artifacts(j, "inputs", s->n_inputs, s->inputs, false);
+    output_json_artifacts(j, "outputs", s->n_outputs, s->outputs, true);
     cli_json_kv_int(j, "priority", s->priority);
     cli_json_kv_int(j, "max_attempts", s->max_attempts);
     cli_json_kv_string(j, "provider", s->provider);
@@ -293,6 +331,8 @@ void output_json_job(cli_json *j, const Hodei__V1__Job *job)
     output_json_time(j, "finished_at", job->finished_at);
     cli_json_kv_string(j, "idempotency_key", job->idempotency_key);
     output_json_spec(j, job->spec);
+    if (job->n_artifacts > 0)
+        output_json_records(j, "artifacts", job->n_artifacts, job->artifacts);
     cli_json_object_end(j);
 }
 
@@ -398,6 +438,64 @@ int cli_output_status(cli_output_format fmt, const Hodei__V1__Job *job, FILE *ou
     output_status_times(out, job);
     cli_format_command(job->spec, text, sizeof text);
     output_line(out, "Command:", text);
+    if (job->n_artifacts > 0) {
+        fprintf(out, "Artifacts:\n");
+        cli_output_record_lines(job->n_artifacts, job->artifacts, "  ", out);
+    }
+    return ferror(out) ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------ artifacts */
+
+static void output_size(int64_t n, char *out, size_t len)
+{
+    if (n < 1024)
+        snprintf(out, len, "%lldB", (long long)n);
+    else if (n < 1024 * 1024)
+        snprintf(out, len, "%.1fKiB", (double)n / 1024);
+    else if (n < (INT64_C(1) << 30))
+        snprintf(out, len, "%.1fMiB", (double)n / (1024 * 1024));
+    else
+        snprintf(out, len, "%.2fGiB", (double)n / (double)(INT64_C(1) << 30));
+}
+
+void cli_output_record_lines(size_t n, Hodei__V1__ArtifactRecord *const *items, const char *indent,
+                             FILE *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Hodei__V1__ArtifactRecord *r = items[i];
+        char src[OUTPUT_LINE_MAX], dst[OUTPUT_LINE_MAX], why[OUTPUT_LINE_MAX], size[32];
+        output_sanitize(r->source, OUTPUT_LINE_MAX, src, sizeof src);
+        output_sanitize(r->destination, OUTPUT_LINE_MAX, dst, sizeof dst);
+        output_size(r->size_bytes, size, sizeof size);
+        if (r->state == HODEI__V1__ARTIFACT_STATE__ARTIFACT_STATE_UPLOADED) {
+            fprintf(out, "%s%-9s %9s  %s -> %s  %s\n", indent, "UPLOADED", size, src, dst,
+                    r->checksum);
+        } else {
+            output_sanitize(r->error, OUTPUT_LINE_MAX, why, sizeof why);
+            fprintf(out, "%s%-9s %9s  %s -> %s  (%s)\n", indent, "FAILED", "-", src, dst, why);
+        }
+    }
+}
+
+int cli_output_artifacts(cli_output_format fmt, const Hodei__V1__Job *job, FILE *out)
+{
+    if (!job)
+        return CLI_EXIT_ERROR;
+    if (fmt == CLI_OUTPUT_JSON) {
+        hodei_buf b;
+        cli_json j;
+        hodei_buf_init(&b, CLI_OUTPUT_MAX);
+        cli_json_init(&j, &b);
+        cli_json_object_begin(&j);
+        cli_json_kv_string(&j, "job_id", job->id);
+        output_json_records(&j, "artifacts", job->n_artifacts, job->artifacts);
+        cli_json_object_end(&j);
+        return output_json_flush(&j, &b, out);
+    }
+    if (job->n_artifacts == 0)
+        fprintf(out, "no output artifacts recorded for job %s\n", job->id);
+    cli_output_record_lines(job->n_artifacts, job->artifacts, "", out);
     return ferror(out) ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 }
 

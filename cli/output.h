@@ -31,6 +31,11 @@ void cli_output_error(FILE *err, const char *code_name, const char *message);
 int cli_output_submit(cli_output_format fmt, const Hodei__V1__QueueJobResponse *resp, FILE *out,
                       FILE *err);
 int cli_output_status(cli_output_format fmt, const Hodei__V1__Job *job, FILE *out);
+/* hodei artifacts: the job's output records, as lines or {"job_id","artifacts":[...]}. */
+int cli_output_artifacts(cli_output_format fmt, const Hodei__V1__Job *job, FILE *out);
+void cli_output_record_lines(size_t n, Hodei__V1__ArtifactRecord *const *items, const char *indent,
+                             FILE *out);
+const char *cli_artifact_state_name(Hodei__V1__ArtifactState st);
 int cli_output_jobs(cli_output_format fmt, const Hodei__V1__ListJobsResponse *resp, int64_t now_us,
                     FILE *out, FILE *err);
 int cli_output_cancel(cli_output_format fmt, const Hodei__V1__Job *job, FILE *out);

@@ -28,6 +28,8 @@ void output_json_resources(cli_json *j, const char *key, const Hodei__V1__Resour
 void output_json_job(cli_json *j, const Hodei__V1__Job *job);
 /* "spec" then the job spec object (or null). */
 void output_json_spec(cli_json *j, const Hodei__V1__JobSpec *s);
+void output_json_records(cli_json *j, const char *key, size_t n,
+                         Hodei__V1__ArtifactRecord *const *items);
 /* Writes the finished document and a newline; frees b. CLI_EXIT_OK or
  * CLI_EXIT_ERROR. */
 int output_json_flush(cli_json *j, hodei_buf *b, FILE *out);

@@ -137,6 +137,7 @@ static run_call run_call_for(const cli_args *a)
         return (run_call){RUN_JOB_SERVICE "QueueJob", &a->queue.base,
                           &hodei__v1__queue_job_response__descriptor};
     case CLI_CMD_STATUS:
+    case CLI_CMD_ARTIFACTS:
         return (run_call){RUN_JOB_SERVICE "GetJobStatus", &a->status.base,
                           &hodei__v1__get_job_status_response__descriptor};
     case CLI_CMD_CANCEL:
@@ -219,6 +220,9 @@ static int run_render(const cli_args *a, const ProtobufCMessage *resp, FILE *out
     case CLI_CMD_STATUS:
         return cli_output_status(a->output, ((const Hodei__V1__GetJobStatusResponse *)resp)->job,
                                  out);
+    case CLI_CMD_ARTIFACTS:
+        return cli_output_artifacts(a->output, ((const Hodei__V1__GetJobStatusResponse *)resp)->job,
+                                    out);
     case CLI_CMD_CANCEL:
         return cli_output_cancel(a->output, ((const Hodei__V1__CancelJobResponse *)resp)->job, out);
     case CLI_CMD_WORKERS:
@@ -254,6 +258,9 @@ static int run_call_once(const run_ctx *c)
     if (!run_unary(c, call.path, call.req, call.resp, &resp, &o))
         return run_report(c, &o);
     int rc = run_render(c->a, resp, c->out, c->err);
+    if (rc == CLI_EXIT_OK && c->a->command == CLI_CMD_ARTIFACTS && c->a->download_dir &&
+        c->a->download_dir[0])
+        rc = run_artifacts_download(c, ((const Hodei__V1__GetJobStatusResponse *)resp)->job);
     protobuf_c_message_free_unpacked(resp, NULL);
     return rc;
 }

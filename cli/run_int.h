@@ -48,6 +48,8 @@ bool run_unary(const run_ctx *c, const char *path, const ProtobufCMessage *req,
 /* Prints why the call failed ("hodei: <CODE>: <message>") and returns its
  * exit code. */
 int run_report(const run_ctx *c, const run_outcome *o);
+/* run_artifacts.c: hodei artifacts --download. */
+int run_artifacts_download(const run_ctx *c, const Hodei__V1__Job *job);
 /* true when trying again later may work (edge unreachable, restarting). */
 bool run_transient(const run_outcome *o);
 

@@ -284,6 +284,50 @@ static void file_sha(const char *path, char *out, size_t out_len)
     sh(out, out_len, "sha256sum '%s' | cut -c1-64 | tr -d '\\n'", path);
 }
 
+/* The job's record lists every output with its final location, size and
+ * checksum (GetJobStatus, hodei status), and hodei artifacts --download
+ * fetches them back, checksums verified. */
+static void records_check(const char *id, const char *big_sha)
+{
+    Hodei__V1__Job *j = job_get(id);
+    static const char *const want[][2] = {{"big.bin", "s3://bkt/run/big.bin"},
+                                          {"out/x.csv", "s3://bkt/run/csv/x.csv"},
+                                          {"out/y.csv", "s3://bkt/run/csv/y.csv"},
+                                          {"small.txt", "s3://bkt/run/small.txt"}};
+    cr_assert_eq(j->n_artifacts, 4, "records: %zu", j->n_artifacts);
+    for (size_t i = 0; i < 4; i++) {
+        const Hodei__V1__ArtifactRecord *r = NULL;
+        for (size_t k = 0; k < j->n_artifacts; k++)
+            if (strcmp(j->artifacts[k]->source, want[i][0]) == 0)
+                r = j->artifacts[k];
+        cr_assert_not_null(r, "no record for %s", want[i][0]);
+        cr_assert_str_eq(r->destination, want[i][1]);
+        cr_assert_eq(r->state, HODEI__V1__ARTIFACT_STATE__ARTIFACT_STATE_UPLOADED);
+        cr_assert_eq(strlen(r->checksum), 71);
+        cr_assert_eq(r->epoch, j->epoch);
+        if (i == 0) {
+            cr_assert_eq(r->size_bytes, BIG_BYTES);
+            cr_assert_str_eq(r->checksum + 7, big_sha);
+        }
+    }
+    hodei__v1__job__free_unpacked(j, NULL);
+    char out[OUT_MAX], got[80];
+    sh(out, sizeof out, "'%s/hodei' --server %s status %s", cl.stack.bin, cl.edge.target, id);
+    cr_assert_not_null(strstr(out, "UPLOADED"), "%s", out);
+    cr_assert_not_null(strstr(out, "s3://bkt/run/big.bin"), "%s", out);
+    sh(out, sizeof out,
+       "AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER"
+       " HODEI_S3_ENDPOINT=http://127.0.0.1:%d HODEI_S3_PATH_STYLE=true"
+       " '%s/hodei' --server %s artifacts %s --download '%s/dl' 2>&1",
+       s3_port, cl.stack.bin, cl.edge.target, id, dir);
+    char path[700];
+    snprintf(path, sizeof path, "%s/dl/big.bin", dir);
+    file_sha(path, got, sizeof got);
+    cr_assert_str_eq(got, big_sha, "%s", out);
+    snprintf(path, sizeof path, "%s/dl/out/y.csv", dir);
+    cr_assert_eq(access(path, F_OK), 0, "%s", out);
+}
+
 /* ------------------------------------------------------------ tests */
 
 TestSuite(e2e_artifacts, .init = setup, .fini = teardown, .timeout = 900);
@@ -382,6 +426,7 @@ Test(e2e_artifacts, s3_in_and_out_with_multipart_and_globs)
     cr_assert_neq(
         harness_sh(&cl.stack, NULL, 0, S3CURL " http://127.0.0.1:%d/bkt/run/csv/z.txt", s3_port), 0,
         "z.txt does not match the glob");
+    records_check(id, a);
 
     /* Wrong credentials: a clear error naming the input, the job not run. */
     art wrong[] = {{"s3://bkt/in/obj.bin", "", NULL, "s3-wrong"}};
@@ -439,6 +484,21 @@ Test(e2e_artifacts, paths_never_lead_out_of_the_workspace)
     cr_assert_null(strstr(listing, "<Key>leak/leak.txt</Key>"), "%s", listing);
     cr_assert_null(strstr(listing, "passwd"), "%s", listing);
     cr_assert_not_null(strstr(listing, "<Key>leak/glob/ok.txt</Key>"), "%s", listing);
+    Hodei__V1__Job *rec = job_get(id);
+    size_t failed = 0, uploaded = 0;
+    for (size_t i = 0; i < rec->n_artifacts; i++) {
+        const Hodei__V1__ArtifactRecord *r = rec->artifacts[i];
+        if (r->state == HODEI__V1__ARTIFACT_STATE__ARTIFACT_STATE_UPLOADED) {
+            uploaded++;
+            cr_assert_str_eq(r->source, "ok.txt");
+        } else {
+            failed++;
+            cr_assert(strstr(r->error, "symbolic link") != NULL, "%s: %s", r->source, r->error);
+        }
+    }
+    cr_assert_eq(uploaded, 1);
+    cr_assert_eq(failed, 3, "leak.txt twice (by name, by glob), etcdir/passwd");
+    hodei__v1__job__free_unpacked(rec, NULL);
 
     /* file:// only below worker.file_inputs, and no symlink out of it. */
     sh(NULL, 0,

@@ -55,4 +55,38 @@ void job_row_fini(job_row *r)
     if (r->job.spec)
         hodei__v1__job_spec__free_unpacked(r->job.spec, NULL);
     r->job.spec = NULL;
+    free(r->recs);
+    free(r->rec_ptrs);
+    r->recs = NULL;
+    r->rec_ptrs = NULL;
+    r->job.n_artifacts = 0;
+    r->job.artifacts = NULL;
+}
+
+hodei_status job_row_artifacts(job_row *r, const PGresult *res, hodei_err *err)
+{
+    int n = PQntuples(res);
+    if (n == 0)
+        return HODEI_OK;
+    r->recs = calloc((size_t)n, sizeof *r->recs);
+    r->rec_ptrs = calloc((size_t)n, sizeof *r->rec_ptrs);
+    if (!r->recs || !r->rec_ptrs)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory for %d artifact records", n);
+    for (int i = 0; i < n; i++) {
+        Hodei__V1__ArtifactRecord *a = &r->recs[i];
+        hodei__v1__artifact_record__init(a);
+        a->epoch = hodei_db_get_i64(res, i, 0);
+        a->source = (char *)hodei_db_get_str(res, i, 1);
+        a->destination = (char *)hodei_db_get_str(res, i, 2);
+        a->size_bytes = hodei_db_get_i64(res, i, 3);
+        a->checksum = (char *)hodei_db_get_str(res, i, 4);
+        a->state = strcmp(hodei_db_get_str(res, i, 5), "UPLOADED") == 0
+                       ? HODEI__V1__ARTIFACT_STATE__ARTIFACT_STATE_UPLOADED
+                       : HODEI__V1__ARTIFACT_STATE__ARTIFACT_STATE_FAILED;
+        a->error = (char *)hodei_db_get_str(res, i, 6);
+        r->rec_ptrs[i] = a;
+    }
+    r->job.n_artifacts = (size_t)n;
+    r->job.artifacts = r->rec_ptrs;
+    return HODEI_OK;
 }

@@ -23,11 +23,23 @@
 typedef struct {
     Hodei__V1__Job job;
     Hodei__V1__Timestamp created_at, updated_at, started_at, finished_at;
+    Hodei__V1__ArtifactRecord *recs; /* job.artifacts point here */
+    Hodei__V1__ArtifactRecord **rec_ptrs;
 } job_row;
+
+/* The output records of the job's latest attempt that has any, in the
+ * columns job_row_artifacts reads; $1 = the job id. */
+#define JOB_ROW_ARTIFACTS_SQL                                                                      \
+    "SELECT epoch, source, destination, size_bytes, checksum, state, error FROM job_artifacts"     \
+    " WHERE job_id = $1 AND epoch = (SELECT max(epoch) FROM job_artifacts WHERE job_id = $1)"      \
+    " ORDER BY idx LIMIT 1000"
 
 /* Fills r from row `row` of res. Unpacks the stored spec. */
 hodei_status job_row_fill(job_row *r, const PGresult *res, int row, hodei_err *err);
-/* Frees what job_row_fill allocated (the unpacked spec). */
+/* Sets r->job.artifacts from the rows of JOB_ROW_ARTIFACTS_SQL (strings
+ * point into res: keep it until the message has been sent). */
+hodei_status job_row_artifacts(job_row *r, const PGresult *res, hodei_err *err);
+/* Frees what job_row_fill and job_row_artifacts allocated. */
 void job_row_fini(job_row *r);
 
 #endif

@@ -80,7 +80,8 @@ static void jobs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
     const Hodei__V1__GetJobStatusRequest *req = (const Hodei__V1__GetJobStatusRequest *)msg;
     hodei_err err;
     PGconn *conn = NULL;
-    PGresult *res = NULL;
+    PGresult *res = NULL, *arts = NULL;
+    job_row row = {0};
     hodei_status st = hodei_id_check("job_id", req->job_id, "a job id", &err);
     if (st != HODEI_OK)
         goto fail;
@@ -92,6 +93,8 @@ static void jobs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
                        "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = $1"
                        " AND ($2::text[] IS NULL OR namespace = ANY($2::text[]))",
                        2, params, &res, &err);
+    if (st == HODEI_OK && PQntuples(res) == 1)
+        st = hodei_db_exec(conn, JOB_ROW_ARTIFACTS_SQL, 1, params, &arts, &err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
@@ -100,10 +103,20 @@ static void jobs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
         hodei_rpc_call_fail(call, HODEI_GRPC_NOT_FOUND, "job %s not found", req->job_id);
         return;
     }
-    jobs_reply_row(call, res, jobs_wrap_status);
-    PQclear(res);
-    return;
+    st = job_row_fill(&row, res, 0, &err);
+    if (st == HODEI_OK)
+        st = job_row_artifacts(&row, arts, &err);
+    if (st == HODEI_OK)
+        jobs_wrap_status(call, &row.job);
+    job_row_fini(&row);
+    if (st == HODEI_OK) {
+        PQclear(arts);
+        PQclear(res);
+        return;
+    }
 fail:
+    PQclear(arts);
+    PQclear(res);
     hodei_rpc_call_fail_err(call, &err);
 }
 

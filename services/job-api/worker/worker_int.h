@@ -144,6 +144,9 @@ bool worker_jobs_ack_write(PGconn *conn, worker_session *s, const char *worker_i
 void worker_jobs_send_cancel(worker_session *s, const char *job_id, int64_t epoch,
                              const char *reason);
 void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *res);
+/* worker_records.c: JobResult.artifacts into job_artifacts, in the
+ * caller's transaction. */
+hodei_status worker_records_insert(PGconn *conn, const Hodei__V1__JobResult *r, hodei_err *err);
 /* true when (job, epoch) is this worker's current attempt (cached). */
 bool worker_jobs_owned(worker_session *s, const char *job_id, int64_t epoch);
 /* Ends one attempt FAILED with `why` in its own transaction; publishes the

@@ -399,10 +399,11 @@ static hodei_status handoff_assign(PGconn *conn, const char *worker_id, const ch
  * this epoch, and the attempt end counts it as started (implies_started).
  * Anything else (stale, already ended) is for hodei_store_attempt_end to
  * judge. */
-static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end, bool from_worker,
-                              bool handoff, Hodei__V1__JobState *final, PGresult **next,
-                              hodei_err *err)
+static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end,
+                              const Hodei__V1__JobResult *res, bool handoff,
+                              Hodei__V1__JobState *final, PGresult **next, hodei_err *err)
 {
+    bool from_worker = res != NULL;
     hodei_attempt_end e = *end;
     bool released = false, picked = false;
     char provider[HODEI_STORE_PROVIDER_MAX + 1] = "";
@@ -428,6 +429,8 @@ static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end, bool f
     }
     if (st == HODEI_OK)
         st = hodei_store_attempt_end(conn, &e, final, err);
+    if (st == HODEI_OK && res)
+        st = worker_records_insert(conn, res, err);
     if (st == HODEI_OK && !picked && e.no_ready_event && released) {
         if (e.pick && pick.job_id[0])
             st = handoff_assign(conn, e.worker_id, pick.job_id, pick.epoch, next, err);
@@ -516,8 +519,8 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
     bool accepted = false;
     hodei_status st = jobs_acquire(s, &conn, &err);
     if (st == HODEI_OK) {
-        st = result_tx(conn, &end, true, worker_hub_edge(s->hub)->cfg->worker_handoff, &final,
-                       &next, &err);
+        st = result_tx(conn, &end, r, worker_hub_edge(s->hub)->cfg->worker_handoff, &final, &next,
+                       &err);
         accepted = st == HODEI_OK ||
                    (st == HODEI_ERR_PRECONDITION && result_already_recorded(conn, &end, &final));
         /* Refused, or a repeat: the worker is done with that job either way
@@ -601,7 +604,7 @@ hodei_status worker_jobs_fail_attempt(edge *e, log_pub *pub, const char *job_id,
     if (st != HODEI_OK)
         return st;
     PGresult *none = NULL;
-    st = result_tx(conn, &end, false, false, &final, &none, err);
+    st = result_tx(conn, &end, NULL, false, &final, &none, err);
     edge_db_release(e, conn, st);
     if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
         return HODEI_OK; /* moved on meanwhile (its result came, or it was re-assigned) */
