@@ -40,6 +40,7 @@ typedef struct {
     int64_t secrets_rekey_ms;    /* secrets.rekey_interval: re-seal pass period; 0 = off */
     int64_t auth_cache_ttl_ms;   /* auth.cache_ttl: API key answers kept this long (<= 5 s) */
     bool auth_worker_cert_check; /* auth.worker_cert_check: a worker's certificate names it */
+    int64_t logs_job_max;        /* logs.job_max: bytes of output kept per attempt */
 } edge_config;
 
 typedef struct {

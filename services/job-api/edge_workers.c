@@ -7,8 +7,10 @@
 
 #define EDGE_NATS_CONNECT_TIMEOUT_MS 5000
 
-/* The log publisher lives as long as the worker hub; kept here. */
+/* The log publisher lives as long as the worker hub; kept here, with the
+ * log archiver. */
 static log_pub *edge_log_pub;
+static log_archive *edge_log_archive;
 
 hodei_status edge_workers_start(edge *e, const char *instance, hodei_err *err)
 {
@@ -23,11 +25,15 @@ hodei_status edge_workers_start(edge *e, const char *instance, hodei_err *err)
         st = worker_hub_create(e, edge_log_pub, &e->workers, err);
     if (st == HODEI_OK)
         st = log_hub_create(e, &e->logs, err);
+    if (st == HODEI_OK)
+        st = log_archive_create(e, &edge_log_archive, err);
     return st;
 }
 
 void edge_workers_stop(edge *e)
 {
+    log_archive_destroy(edge_log_archive);
+    edge_log_archive = NULL;
     log_hub_destroy(e->logs);
     e->logs = NULL;
     worker_hub_destroy(e->workers);

@@ -75,6 +75,9 @@ static const hodei_cfg_param edge_params[] = {
     {"secrets.rekey_interval", HODEI_CFG_DURATION_MS, "5s", 0, 3600000, P(secrets_rekey_ms),
      "how often values sealed with an older key are re-sealed (a batch each time); 0 = never",
      false, false, NULL},
+    {"logs.job_max", HODEI_CFG_INT, "67108864", 1024, INT64_C(1) << 40, P(logs_job_max),
+     "bytes of output kept per job attempt; past it lines are dropped and one line says how many",
+     false, false, NULL},
 };
 #undef P
 

@@ -343,6 +343,15 @@ static void collect_output(collect_ctx *c)
                  : m.len == 0   ? "nothing in the workspace matches"
                                 : "several files match but the destination names one; end it "
                                   "with \"/\"");
+        /* A plain path that matched nothing: say why it does not resolve
+         * (a symlink on the way, not a file, missing). */
+        int fd = -1;
+        int64_t size = 0;
+        if (st == HODEI_OK && m.len == 0 && !strpbrk(c->a->source, "*?[") &&
+            art_open_read(c->j->ws_fd, c->a->source, &fd, &size, &err) != HODEI_OK)
+            snprintf(why, sizeof why, "%s", err.msg);
+        if (fd >= 0)
+            close(fd);
         if ((rec = collect_record(c, c->a->source, c->a->destination)) != NULL) {
             char show[ART_SHOW_MAX];
             hodei_artifact_url_display(c->a->destination, show, sizeof show);

@@ -341,6 +341,7 @@ hodei_status hodei_bus_ensure_streams(hodei_bus *bus, hodei_err *err)
     logs.SubjectsLen = 1;
     logs.Storage = js_FileStorage;
     logs.MaxBytes = HODEI_LOGS_MAX_BYTES;
+    logs.MaxMsgsPerSubject = HODEI_LOGS_MAX_MSGS_PER_JOB;
     logs.MaxAge = HODEI_LOGS_MAX_AGE_MS * BUS_NS_PER_MS;
     return bus_stream_apply(bus, &logs, err);
 }

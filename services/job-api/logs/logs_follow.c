@@ -252,6 +252,53 @@ static log_follower *follower_create(log_hub *h, hodei_rpc_call *call,
     return f;
 }
 
+/* A finished job with an archive is served from it: its lines in chunks,
+ * then end_of_stream. false when it has none (follow the stream). */
+static bool follow_archived(edge *e, hodei_rpc_call *call,
+                            const Hodei__V1__SubscribeLogsRequest *req, Hodei__V1__JobState ended)
+{
+    logs_arena arena;
+    logs_filter filt;
+    logs_lines out = {0};
+    hodei_err err;
+    bool found = false;
+    char job_id[HODEI_ID_BUF];
+    for (size_t i = 0; i <= HODEI_ID_LEN; i++)
+        job_id[i] = (char)tolower((unsigned char)req->job_id[i]);
+    logs_arena_init(&arena);
+    logs_filter_init(&filt, req->from_sequence, req->from_epoch);
+    out.lines = malloc(LOGS_ARCHIVE_LINES_MAX * sizeof *out.lines);
+    hodei_status st = out.lines ? logs_archive_load(e, job_id, &filt, &arena, &out,
+                                                    LOGS_ARCHIVE_LINES_MAX, &found, &err)
+                                : hodei_err_set(&err, HODEI_ERR_NOMEM, "out of memory");
+    if (st != HODEI_OK) {
+        hodei_rpc_call_fail_err(call, &err);
+        found = true;
+    } else if (found) {
+        for (size_t from = 0; from < out.n && st == HODEI_OK;) {
+            Hodei__V1__LogChunk c = HODEI__V1__LOG_CHUNK__INIT;
+            size_t n = out.n - from < LOGS_CHUNK_LINES_MAX ? out.n - from : LOGS_CHUNK_LINES_MAX;
+            c.job_id = job_id;
+            c.lines = out.lines + from;
+            c.n_lines = n;
+            while (hodei_rpc_call_pending(call) >= LOGS_SEND_QUEUE_MAX)
+                hodei_sleep_ms(LOGS_SEND_WAIT_MS);
+            st = hodei_rpc_call_send(call, &c.base);
+            from += n;
+        }
+        Hodei__V1__LogChunk end = HODEI__V1__LOG_CHUNK__INIT;
+        end.job_id = job_id;
+        end.end_of_stream = true;
+        end.final_state = ended;
+        if (st == HODEI_OK)
+            hodei_rpc_call_send(call, &end.base);
+        hodei_rpc_call_finish(call, HODEI_GRPC_OK, "");
+    }
+    free(out.lines);
+    logs_arena_fini(&arena);
+    return found;
+}
+
 static void follow_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     edge *e = ctx;
@@ -266,6 +313,8 @@ static void follow_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
         hodei_rpc_call_fail_err(call, &err);
         return;
     }
+    if (ended && follow_archived(e, call, req, ended))
+        return;
     log_follower *f = follower_create(h, call, req);
     if (!f || !hub_add(h, f)) {
         hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,

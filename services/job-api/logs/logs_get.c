@@ -138,9 +138,16 @@ static void logs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
         st = hodei_err_set(&err, HODEI_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if ((st = get_last_seq(hodei_bus_js(e->bus), subject, &last_seq, &err)) != HODEI_OK)
+    bool archived = false;
+    if (ended_state && (st = logs_archive_load(e, job_id, &g.filt, &g.arena, &g.out, g.room,
+                                               &archived, &err)) != HODEI_OK)
         goto fail;
-    if (last_seq > 0 &&
+    if (archived) { /* the whole log of a finished job */
+        g.ended = true;
+        g.truncated = g.out.n >= g.room;
+    } else if ((st = get_last_seq(hodei_bus_js(e->bus), subject, &last_seq, &err)) != HODEI_OK)
+        goto fail;
+    if (!archived && last_seq > 0 &&
         (st = get_read(hodei_bus_js(e->bus), subject, last_seq, &g, &err)) != HODEI_OK)
         goto fail;
     Hodei__V1__GetLogsResponse resp = HODEI__V1__GET_LOGS_RESPONSE__INIT;

@@ -25,6 +25,8 @@
 #define LOGS_CHUNK_LINES_MAX 16384         /* > the 10,000 lines of one LogBatch */
 #define LOGS_END_GRACE_MS 3000             /* a finished job with no end marker: wait */
 #define LOGS_SUBJECT_MAX 128
+#define LOGS_LINE_OVERHEAD 48             /* bytes a line costs on the wire beyond its data */
+#define LOGS_ARCHIVE_LINES_MAX (4u << 20) /* lines of one finished job served from its archive */
 
 /* Bump allocator handed to protobuf-c: unpacking a batch costs a few
  * block allocations, not one per line; reset frees all at once. */
@@ -78,6 +80,16 @@ size_t logs_append(const Hodei__V1__LogBatch *b, logs_filter *f, logs_lines *out
  * state when it finished more than LOGS_END_GRACE_MS ago, else 0. */
 hodei_status logs_job_check(edge *e, const hodei_identity *who, const char *job_id,
                             Hodei__V1__JobState *ended_state, hodei_err *err);
+/* logs_archive.c: a finished job's archived lines (every attempt, in
+ * order) through f into out, at most `room`; *found when the job has an
+ * archive (then it is the whole log). Call after logs_job_check. */
+hodei_status logs_archive_load(edge *e, const char *job_id, logs_filter *f, logs_arena *arena,
+                               logs_lines *out, size_t room, bool *found, hodei_err *err);
+typedef struct log_archive log_archive;
+/* The archiver thread: JobFinished events -> job_log_archives. */
+hodei_status log_archive_create(edge *e, log_archive **out, hodei_err *err);
+void log_archive_destroy(log_archive *la);
+
 /* Subject of a job's log. */
 void logs_subject(const char *job_id, char out[LOGS_SUBJECT_MAX]);
 /* Validates a request's job_id and from_epoch: INVALID_ARGUMENT naming the

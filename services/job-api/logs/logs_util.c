@@ -12,7 +12,6 @@
 
 #define LOGS_ARENA_BLOCK (256 * 1024)
 #define LOGS_ARENA_ALIGN 16
-#define LOGS_LINE_OVERHEAD 48 /* bytes a line costs on the wire beyond its data */
 
 struct logs_arena_block {
     logs_arena_block *next;

@@ -69,6 +69,16 @@ struct worker_session {
     int64_t suspects_due_ms; /* INT64_MAX = none */
     bool drain_sent;         /* Drain went out on this stream */
     int64_t keepalive_nonce; /* the edge's last Keepalive (even numbers) */
+    /* logs.job_max: output of the attempt this stream publishes lines of
+     * (stream thread only; a reconnect to another edge counts afresh) */
+    struct {
+        char job_id[HODEI_ID_BUF];
+        int64_t epoch;
+        int64_t bytes;    /* published */
+        uint64_t dropped; /* lines past the limit */
+        int64_t dropped_bytes;
+        uint64_t last_sequence; /* the highest sequence seen */
+    } log;
 };
 
 /* ------------------------------------------------------------ worker_hub.c */
@@ -147,6 +157,10 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *res);
 /* worker_records.c: JobResult.artifacts into job_artifacts, in the
  * caller's transaction. */
 hodei_status worker_records_insert(PGconn *conn, const Hodei__V1__JobResult *r, hodei_err *err);
+/* worker_stream.c: after an attempt's result, one SYSTEM line saying how
+ * much output logs.job_max dropped (nothing when none was). */
+void worker_stream_log_drops(worker_session *s, const char *job_id, int64_t epoch);
+
 /* true when (job, epoch) is this worker's current attempt (cached). */
 bool worker_jobs_owned(worker_session *s, const char *job_id, int64_t epoch);
 /* Ends one attempt FAILED with `why` in its own transaction; publishes the

@@ -543,8 +543,10 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
     if (!accepted)
         HLOG_INFO("worker %s: result of job %s epoch %" PRId64 " refused: %s", worker_id, r->job_id,
                   r->epoch, err.msg);
-    else if (hodei_job_state_terminal(final) &&
-             log_pub_end(worker_hub_pub(s->hub), r->job_id, r->epoch, final, &err) != HODEI_OK)
+    if (accepted)
+        worker_stream_log_drops(s, r->job_id, r->epoch);
+    if (accepted && hodei_job_state_terminal(final) &&
+        log_pub_end(worker_hub_pub(s->hub), r->job_id, r->epoch, final, &err) != HODEI_OK)
         HLOG_WARN("job %s: end-of-log marker not published: %s", r->job_id, err.msg);
     if (next && PQntuples(next) == 1 && !PQgetisnull(next, 0, HODEI_STORE_NEXT_RUN_COL)) {
         edge *e = worker_hub_edge(s->hub);

@@ -17,6 +17,9 @@
 #define HODEI_EVENTS_MAX_AGE_MS (7LL * 24 * 3600 * 1000)
 #define HODEI_LOGS_MAX_BYTES (8LL * 1024 * 1024 * 1024)
 #define HODEI_LOGS_MAX_AGE_MS (3LL * 24 * 3600 * 1000)
+/* Messages (batches) one job's subject keeps: past it, that job's own
+ * oldest go, never another job's (the edge's logs.job_max bounds bytes). */
+#define HODEI_LOGS_MAX_MSGS_PER_JOB 200000
 
 typedef struct hodei_bus hodei_bus;
 

@@ -60,6 +60,7 @@
  * job. */
 #define HODEI_CONSUMER_SCHEDULER "scheduler"
 #define HODEI_CONSUMER_PROVISIONER "provisioner"
+#define HODEI_CONSUMER_LOG_ARCHIVE "log-archive" /* job-api: JobFinished -> log archives */
 
 /* Headers. */
 #define HODEI_HDR_MSG_ID "Nats-Msg-Id" /* = event id: JetStream dedup */
