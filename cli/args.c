@@ -416,12 +416,38 @@ hodei_status args_no_positional(cli_args *a, int argc, char **argv, int *i, hode
                          args_quote(argv[*i], q), cli_command_name(a->command));
 }
 
+/* --older-than DUR: jobs that finished more than DUR ago (what retention
+ * would delete); DUR as --timeout takes, or whole days "30d". */
+static hodei_status args_older_than(cli_args *a, const char *flag, const char *value,
+                                    hodei_err *err)
+{
+    int64_t ms = 0, days = 0;
+    size_t n = strlen(value);
+    bool ok;
+    if (n > 1 && value[n - 1] == 'd') {
+        char num[24];
+        ok = n - 1 < sizeof num;
+        if (ok) {
+            memcpy(num, value, n - 1);
+            num[n - 1] = '\0';
+            ok = hodei_parse_i64(num, 1, 36500, &days);
+        }
+        ms = days * 86400000;
+    } else {
+        ok = cli_parse_duration(value, &ms) && ms > 0;
+    }
+    if (!ok)
+        return hodei_err_set(
+            err, HODEI_ERR_INVALID,
+            "%s: must be a duration like 30d, 12h, 90m (1 day = 24h), got \"%.32s\"", flag, value);
+    a->older_than_ms = ms;
+    return HODEI_OK;
+}
+
 static const args_flag args_jobs_flags[] = {
-    {"--state", NULL, true, args_state},
-    {"--limit", NULL, true, args_limit},
-    {"--page-token", NULL, true, args_page_token},
-    {"--help", "-h", false, NULL},
-    {NULL, NULL, false, NULL},
+    {"--state", NULL, true, args_state}, {"--older-than", NULL, true, args_older_than},
+    {"--limit", NULL, true, args_limit}, {"--page-token", NULL, true, args_page_token},
+    {"--help", "-h", false, NULL},       {NULL, NULL, false, NULL},
 };
 
 /* ------------------------------------------------------------ commands */

@@ -164,6 +164,8 @@ typedef struct {
     /* flags that are not part of a request */
     Hodei__V1__Artifact *last_artifact; /* --checksum, --credentials, --when apply to it */
     const char *download_dir;           /* artifacts --download DIR: "" = list only */
+    int64_t older_than_ms;              /* jobs --older-than: finished that long ago; 0 = any */
+    Hodei__V1__Timestamp finished_before;
     bool no_job_exit_code; /* run: exit 0 once the job has ended, whatever its result */
     bool quiet;            /* run: no waiting status on stderr */
     bool follow;           /* logs -f */

@@ -5,6 +5,7 @@
 #include "args.h"
 #include "help.h"
 #include "hodei/log.h"
+#include "hodei/time.h"
 #include "run.h"
 
 static const char *main_getenv(const char *name)
@@ -30,6 +31,13 @@ int main(int argc, char **argv)
         cli_help_print(a.command, stdout);
         rc = CLI_EXIT_OK;
     } else {
+        if (a.older_than_ms > 0) { /* the one flag that needs the clock */
+            int64_t us = hodei_wall_us() - a.older_than_ms * 1000;
+            hodei__v1__timestamp__init(&a.finished_before);
+            a.finished_before.seconds = us / 1000000;
+            a.finished_before.nanos = (int32_t)(us % 1000000) * 1000;
+            a.list.finished_before = &a.finished_before;
+        }
         rc = cli_run(&a, stdout, stderr);
     }
     cli_args_fini(&a);

@@ -69,6 +69,8 @@ typedef struct {
         int64_t next_ms, next_prune_ms;
     } fleet;
     int64_t next_edges_prune_ms;
+    int64_t next_retention_ms; /* retention.c: the next run (monotonic) */
+    bool retention_more;       /* a batch came back full: run again at once */
 } sup;
 
 /* ---- leader.c ---- */
@@ -141,6 +143,8 @@ hodei_status sup_check_job_timeouts(sup *s, int *n_out, hodei_err *err);
 hodei_status sup_check_orphaned_jobs(sup *s, int *n_out, hodei_err *err);
 hodei_status sup_check_idle(sup *s, int *n_out, hodei_err *err);
 hodei_status sup_check_warm_pool(sup *s, int *n_out, hodei_err *err);
+/* retention.c */
+hodei_status sup_check_retention(sup *s, int *n_out, hodei_err *err);
 
 /* ---- shared by the checks ---- */
 

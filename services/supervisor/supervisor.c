@@ -12,6 +12,7 @@
 
 #define SUP_HOUR_MS (3600LL * 1000)
 #define SUP_DAY_MS (24 * SUP_HOUR_MS)
+#define SUP_RETENTION_MAX_MS (3650LL * SUP_DAY_MS) /* ten years */
 
 sup_config sup_conf;
 
@@ -80,6 +81,43 @@ const hodei_cfg_param sup_params[SUP_PARAMS_LEN] = {
      .offset = offsetof(sup_config, metrics_interval_ms),
      .help = "how often the active supervisor reads the fleet into its gauges and writes a"
              " metrics sample (the queue's history); 0 = never"},
+    {.name = "retention.jobs",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "720h",
+     .min = 0,
+     .max = SUP_RETENTION_MAX_MS,
+     .offset = offsetof(sup_config, retention_jobs_ms),
+     .help = "finished jobs (with their artifact records and log archives) older than this are"
+             " deleted; 0 = kept forever"},
+    {.name = "retention.workers",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "168h",
+     .min = 0,
+     .max = SUP_RETENTION_MAX_MS,
+     .offset = offsetof(sup_config, retention_workers_ms),
+     .help = "TERMINATED workers older than this are deleted; 0 = kept forever"},
+    {.name = "retention.sagas",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "168h",
+     .min = 0,
+     .max = SUP_RETENTION_MAX_MS,
+     .offset = offsetof(sup_config, retention_sagas_ms),
+     .help = "finished sagas older than this are deleted; 0 = kept forever"},
+    {.name = "retention.audit",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "8760h",
+     .min = 0,
+     .max = SUP_RETENTION_MAX_MS,
+     .offset = offsetof(sup_config, retention_audit_ms),
+     .help = "audit rows older than this are deleted (at least the longest other retention);"
+             " 0 = kept forever"},
+    {.name = "retention.interval",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "60s",
+     .min = 100,
+     .max = SUP_DAY_MS,
+     .offset = offsetof(sup_config, retention_interval_ms),
+     .help = "how often retention runs (at once again while a batch comes back full)"},
 };
 
 /* One tick, then the wait for the next one (none when a batch was full). */
@@ -118,8 +156,33 @@ hodei_status sup_run(hodei_daemon *d, hodei_err *err)
     return HODEI_OK;
 }
 
+/* The audit log is kept longest: retention.audit, when not 0 (forever),
+ * is at least every other retention, none of which may then be forever. */
+static hodei_status sup_retention_check(const sup_config *c, hodei_err *err)
+{
+    const struct {
+        const char *name;
+        int64_t ms;
+    } others[] = {{"retention.jobs", c->retention_jobs_ms},
+                  {"retention.workers", c->retention_workers_ms},
+                  {"retention.sagas", c->retention_sagas_ms}};
+    if (c->retention_audit_ms == 0)
+        return HODEI_OK;
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        if (others[i].ms == 0 || others[i].ms > c->retention_audit_ms)
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "retention.audit: %lld ms is shorter than %s (%s); the audit log "
+                                 "is kept longest",
+                                 (long long)c->retention_audit_ms, others[i].name,
+                                 others[i].ms == 0 ? "forever" : "longer");
+    return HODEI_OK;
+}
+
 hodei_status sup_init(hodei_daemon *d, hodei_err *err)
 {
+    hodei_status rst = sup_retention_check(&sup_conf, err);
+    if (rst != HODEI_OK)
+        return rst;
     sup *s = calloc(1, sizeof *s);
 
     if (!s)

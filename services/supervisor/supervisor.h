@@ -22,12 +22,17 @@ typedef struct {
     int64_t batch_max;               /* supervisor.batch_max: rows per check per tick */
     int64_t lock_key;                /* supervisor.lock_key: advisory lock of the active one */
     int64_t metrics_interval_ms;     /* supervisor.metrics_interval: fleet gauges; 0 = off */
+    int64_t retention_jobs_ms;       /* retention.jobs: finished jobs (0 = forever) */
+    int64_t retention_workers_ms;    /* retention.workers: TERMINATED workers */
+    int64_t retention_sagas_ms;      /* retention.sagas: finished sagas */
+    int64_t retention_audit_ms;      /* retention.audit: audit rows, kept longest */
+    int64_t retention_interval_ms;   /* retention.interval */
 } sup_config;
 
 /* Filled by the daemon skeleton from sup_params. */
 extern sup_config sup_conf;
 extern const hodei_cfg_param sup_params[];
-#define SUP_PARAMS_LEN 9
+#define SUP_PARAMS_LEN 14
 
 hodei_status sup_init(hodei_daemon *d, hodei_err *err);
 hodei_status sup_run(hodei_daemon *d, hodei_err *err);

@@ -35,6 +35,8 @@ static const sup_check sup_checks[] = {
      "READY workers retired after their provider's idle TTL."},
     {"warm pool", sup_check_warm_pool, "hodei_supervisor_warm_pool_fills_total",
      "Providers whose warm pool was topped up."},
+    {"retention", sup_check_retention, "hodei_supervisor_retention_deleted_total",
+     "Rows deleted past their retention (jobs, terminated workers, sagas, audit)."},
 };
 #define SUP_CHECKS_LEN (sizeof sup_checks / sizeof sup_checks[0])
 _Static_assert(SUP_CHECKS_LEN <= SUP_CHECKS_MAX, "raise SUP_CHECKS_MAX");

@@ -675,3 +675,104 @@ Test(supervisor, sigterm_exits_zero)
     sup_stop_clean(p);
     cr_assert(harness_log_contains(p, "released", 0), "(%s)", p->log_path);
 }
+
+/* ---- retention ---- */
+
+/* Finished jobs, terminated workers, finished sagas and audit rows past
+ * their retention are deleted, in batches of supervisor.batch_max, and
+ * nothing younger or still running; a job's artifact records and log
+ * archives go with it; a job row others keep updating meanwhile is never
+ * held up long. */
+Test(supervisor, retention_deletes_exactly_what_is_past_its_age_in_batches, .timeout = 300)
+{
+    static const char *const env[] = {"HODEI_RETENTION_JOBS=720h",
+                                      "HODEI_RETENTION_WORKERS=168h",
+                                      "HODEI_RETENTION_SAGAS=168h",
+                                      "HODEI_RETENTION_AUDIT=8760h",
+                                      "HODEI_RETENTION_INTERVAL=200ms",
+                                      "HODEI_SUPERVISOR_BATCH_MAX=200",
+                                      NULL};
+    /* 3,000 finished 40 days ago, 50 finished a day ago, 20 created 40 days
+     * ago and still PENDING. */
+    t_exec(
+        "INSERT INTO jobs (id, state, spec, timeout_ms, created_at, updated_at, finished_at)"
+        " SELECT gen_random_uuid(), (ARRAY['SUCCEEDED','FAILED','CANCELLED','TIMEOUT'])[1 + g % 4],"
+        " '\\x0a00'::bytea, 60000, now() - interval '40 days', now() - interval '40 days',"
+        " now() - interval '40 days' FROM generate_series(1, 3000) g",
+        T_NOARGS);
+    t_exec(
+        "INSERT INTO jobs (id, state, spec, timeout_ms, created_at, updated_at, finished_at)"
+        " SELECT gen_random_uuid(), 'SUCCEEDED', '\\x0a00'::bytea, 60000, now() - interval '1 day',"
+        " now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, 50)",
+        T_NOARGS);
+    t_exec(
+        "INSERT INTO jobs (id, state, spec, timeout_ms, created_at, updated_at)"
+        " SELECT gen_random_uuid(), 'PENDING', '\\x0a00'::bytea, 60000, now() - interval '40 days',"
+        " now() - interval '40 days' FROM generate_series(1, 20)",
+        T_NOARGS);
+    t_exec("INSERT INTO job_artifacts (job_id, epoch, idx, source, destination, size_bytes,"
+           " checksum, state, error) SELECT id, 1, 0, 'a', 's3://b/a', 1, '', 'UPLOADED', ''"
+           " FROM jobs WHERE finished_at IS NOT NULL",
+           T_NOARGS);
+    t_exec("INSERT INTO job_log_archives (job_id, epoch, lines, raw_bytes, data)"
+           " SELECT id, 1, 0, 0, '\\x00'::bytea FROM jobs WHERE finished_at IS NOT NULL",
+           T_NOARGS);
+    char w_old[HODEI_ID_BUF], w_new[HODEI_ID_BUF], w_ready[HODEI_ID_BUF], busy[HODEI_ID_BUF];
+    t_worker(w_old, "process", "TERMINATED", "864000000", NULL, NULL); /* 10 days */
+    t_worker(w_new, "process", "TERMINATED", "86400000", NULL, NULL);  /* 1 day */
+    t_worker(w_ready, "process", "READY", "864000000", "-600000", "0");
+    t_exec("INSERT INTO sagas (id, type, state, created_at, updated_at) VALUES"
+           " (gen_random_uuid(), 'provision', 'SUCCEEDED', now() - interval '10 days',"
+           "  now() - interval '10 days'),"
+           " (gen_random_uuid(), 'provision', 'RUNNING', now() - interval '10 days',"
+           "  now() - interval '10 days'),"
+           " (gen_random_uuid(), 'provision', 'COMPENSATED', now() - interval '1 day',"
+           "  now() - interval '1 day')",
+           T_NOARGS);
+    t_exec("INSERT INTO audit_log (at, actor, action, object_type, object_id) VALUES"
+           " (now() - interval '400 days', 'system', 'x', 'job', 'a'),"
+           " (now() - interval '100 days', 'system', 'x', 'job', 'b')",
+           T_NOARGS);
+    t_job(busy, &(t_job_row){"PENDING", NULL, "0", "1", "0", "60000", NULL, "0"});
+
+    harness_proc *p = sup_start_active(env);
+    /* Meanwhile a job row is updated as the edge would: never held up long. */
+    int64_t worst_ms = 0, deadline = hodei_mono_ms() + 120000;
+    while (t_i64("SELECT count(*) FROM jobs WHERE finished_at < now() - interval '30 days'",
+                 T_NOARGS) > 0) {
+        cr_assert_lt(hodei_mono_ms(), deadline, "retention did not finish");
+        int64_t t0 = hodei_mono_ms();
+        t_exec("UPDATE jobs SET updated_at = now() WHERE id = $1", T_ARGS(busy));
+        int64_t took = hodei_mono_ms() - t0;
+        worst_ms = took > worst_ms ? took : worst_ms;
+        hodei_sleep_ms(20);
+    }
+    cr_assert_lt(worst_ms, 5000, "an update waited %" PRId64 " ms on retention", worst_ms);
+    cr_assert(harness_log_contains(p, "retention: deleted 200 finished jobs", T_WAIT_MS),
+              "deleted in batches of supervisor.batch_max (log %s)", p->log_path);
+    cr_assert(
+        t_wait_i64(0, T_WAIT_MS, "SELECT count(*) FROM workers WHERE id = $1", T_ARGS(w_old)));
+    hodei_sleep_ms(T_QUIET_MS);
+    cr_assert_eq(t_i64("SELECT count(*) FROM jobs WHERE finished_at IS NOT NULL", T_NOARGS), 50);
+    cr_assert_eq(t_i64("SELECT count(*) FROM jobs WHERE state = 'PENDING'", T_NOARGS), 21);
+    cr_assert_eq(t_i64("SELECT count(*) FROM job_artifacts", T_NOARGS), 50);
+    cr_assert_eq(t_i64("SELECT count(*) FROM job_log_archives", T_NOARGS), 50);
+    cr_assert_eq(t_i64("SELECT count(*) FROM workers WHERE id IN ($1, $2)", T_ARGS(w_new, w_ready)),
+                 2);
+    cr_assert_eq(t_i64("SELECT count(*) FROM sagas", T_NOARGS), 2, "the old finished saga went");
+    cr_assert_eq(t_i64("SELECT count(*) FROM sagas WHERE state = 'SUCCEEDED'", T_NOARGS), 0);
+    cr_assert_eq(t_i64("SELECT count(*) FROM audit_log", T_NOARGS), 1);
+    cr_assert_eq(t_i64("SELECT count(*) FROM audit_log WHERE object_id = 'b'", T_NOARGS), 1);
+    sup_stop_clean(p);
+}
+
+/* The audit log is kept longest: a shorter retention.audit is refused. */
+Test(supervisor, retention_audit_shorter_than_jobs_is_refused)
+{
+    static const char *const env[] = {"HODEI_RETENTION_JOBS=720h", "HODEI_RETENTION_AUDIT=24h",
+                                      NULL};
+    harness_proc *p = sup_start(env);
+    int ws = harness_proc_wait(p, T_WAIT_MS);
+    cr_assert(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) != 0, "status 0x%x", ws);
+    cr_assert(harness_log_contains(p, "retention.audit", 1000), "log %s", p->log_path);
+}

@@ -400,6 +400,18 @@ Test(args, submit_artifacts)
                  "a=ftp://h/x", "--", "x");
 }
 
+/* jobs --older-than: what retention would delete. */
+Test(args, jobs_older_than)
+{
+    EXPECT_OK("jobs", "--state", "succeeded", "--older-than", "30d");
+    cr_assert_eq(A.older_than_ms, INT64_C(30) * 86400000);
+    cr_assert_eq(A.list.n_states, 1);
+    EXPECT_OK("jobs", "--older-than", "12h");
+    cr_assert_eq(A.older_than_ms, INT64_C(12) * 3600000);
+    EXPECT_USAGE("--older-than: must be a duration like 30d", "jobs", "--older-than", "soon");
+    EXPECT_USAGE("--older-than: must be a duration like 30d", "jobs", "--older-than", "0d");
+}
+
 /* A map key holding ": " still maps to its flag. */
 Test(args, submit_key_with_colon_space)
 {

@@ -315,6 +315,7 @@ typedef struct {
     char after_us[32];
     char after_id[HODEI_ID_BUF];
     char limit[16];
+    char finished_before_us[32]; /* "" = any */
     int page_size;
 } list_query;
 
@@ -368,6 +369,14 @@ static hodei_status list_parse(const Hodei__V1__ListJobsRequest *req, const hode
     hodei_buf_fini(&b);
     if (!ok)
         return hodei_err_set(err, HODEI_ERR_INVALID, "states: too many entries");
+    const Hodei__V1__Timestamp *fb = req->finished_before;
+    if (fb && (fb->seconds != 0 || fb->nanos != 0)) {
+        if (fb->seconds < 0 || fb->nanos < 0 || fb->nanos >= 1000000000)
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "finished_before: must be a time after 1970 (nanos below 1e9)");
+        snprintf(q->finished_before_us, sizeof q->finished_before_us, "%" PRId64,
+                 fb->seconds * 1000000 + fb->nanos / 1000);
+    }
     if (req->page_token && req->page_token[0])
         return list_parse_token(req->page_token, q->after_us, sizeof q->after_us, q->after_id, err);
     return HODEI_OK;
@@ -422,9 +431,12 @@ static void jobs_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *c
         goto fail;
     if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
-    const char *params[5] = {q.states[0] ? q.states : NULL, q.after_us[0] ? q.after_us : NULL,
-                             q.after_id[0] ? q.after_id : NULL, q.limit,
-                             q.namespaces[0] ? q.namespaces : NULL};
+    const char *params[6] = {q.states[0] ? q.states : NULL,
+                             q.after_us[0] ? q.after_us : NULL,
+                             q.after_id[0] ? q.after_id : NULL,
+                             q.limit,
+                             q.namespaces[0] ? q.namespaces : NULL,
+                             q.finished_before_us[0] ? q.finished_before_us : NULL};
     st = hodei_db_exec(conn,
                        "SELECT " JOB_ROW_COLUMNS " FROM jobs"
                        " WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))"
@@ -432,8 +444,10 @@ static void jobs_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *c
                        "   AND ($2::bigint IS NULL OR (created_at, id) <"
                        "        ('epoch'::timestamptz + $2::bigint * interval '1 microsecond',"
                        "         $3::uuid))"
+                       "   AND ($6::bigint IS NULL OR finished_at <"
+                       "        'epoch'::timestamptz + $6::bigint * interval '1 microsecond')"
                        " ORDER BY created_at DESC, id DESC LIMIT $4::int",
-                       5, params, &res, &err);
+                       6, params, &res, &err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
