@@ -52,8 +52,9 @@ int main(int argc, char **argv)
     bench_args a = {0};
     hodei_err err;
     if (bench_parse(argc, argv, &a) != 0 || !getenv("BENCH_S3_CREDENTIALS")) {
-        fprintf(stderr, "usage: BENCH_S3_CREDENTIALS=AK:SK %s --endpoint URL --bucket B --file "
-                        "PATH --workdir DIR\n",
+        fprintf(stderr,
+                "usage: BENCH_S3_CREDENTIALS=AK:SK %s --endpoint URL --bucket B --file "
+                "PATH --workdir DIR\n",
                 argv[0]);
         return 2;
     }
@@ -87,8 +88,8 @@ int main(int argc, char **argv)
     int64_t t0 = hodei_mono_ns();
     hodei_artifact_collect(j, &outp, 1, true, 1, &recs);
     int64_t up_ns = hodei_mono_ns() - t0;
-    bool up_ok = recs.len == 1 &&
-                 recs.items[0]->state == HODEI__V1__ARTIFACT_STATE__ARTIFACT_STATE_UPLOADED;
+    bool up_ok =
+        recs.len == 1 && recs.items[0]->state == HODEI__V1__ARTIFACT_STATE__ARTIFACT_STATE_UPLOADED;
     if (!up_ok)
         fprintf(stderr, "upload failed: %s\n", recs.len ? recs.items[0]->error : "no record");
     char sum[80] = "";
