@@ -19,6 +19,7 @@
 #include "hodei/buf.h"
 #include "hodei/bus.h"
 #include "hodei/db.h"
+#include "hodei/job_state.h"
 #include "hodei/log.h"
 #include "hodei/time.h"
 #include "hodei/v1/events.pb-c.h"
@@ -369,7 +370,8 @@ out:
 }
 
 hodei_status logs_archive_load(edge *e, const char *job_id, logs_filter *f, logs_arena *arena,
-                               logs_lines *out, size_t room, bool *found, hodei_err *err)
+                               logs_lines *out, size_t room, bool *found,
+                               Hodei__V1__JobState *final_state, hodei_err *err)
 {
     PGconn *conn = NULL;
     PGresult *res = NULL;
@@ -379,14 +381,17 @@ hodei_status logs_archive_load(edge *e, const char *job_id, logs_filter *f, logs
     if (st != HODEI_OK)
         return st;
     st = hodei_db_exec(conn,
-                       "SELECT epoch, raw_bytes, encode(data, 'hex') FROM job_log_archives"
-                       " WHERE job_id = $1::uuid ORDER BY epoch",
+                       "SELECT a.epoch, a.raw_bytes, encode(a.data, 'hex'), j.state"
+                       " FROM job_log_archives a JOIN jobs j ON j.id = a.job_id"
+                       " WHERE a.job_id = $1::uuid ORDER BY a.epoch",
                        1, params, &res, err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         return st;
     for (int i = 0; i < PQntuples(res) && st == HODEI_OK; i++) {
         *found = true;
+        if (final_state && !hodei_job_state_parse(hodei_db_get_str(res, i, 3), final_state))
+            *final_state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED;
         st = logs_archive_unpack_row(res, i, f, arena, out, room, err);
     }
     PQclear(res);

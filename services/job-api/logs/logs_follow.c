@@ -268,9 +268,11 @@ static bool follow_archived(edge *e, hodei_rpc_call *call,
     logs_arena_init(&arena);
     logs_filter_init(&filt, req->from_sequence, req->from_epoch);
     out.lines = malloc(LOGS_ARCHIVE_LINES_MAX * sizeof *out.lines);
-    hodei_status st = out.lines ? logs_archive_load(e, job_id, &filt, &arena, &out,
-                                                    LOGS_ARCHIVE_LINES_MAX, &found, &err)
-                                : hodei_err_set(&err, HODEI_ERR_NOMEM, "out of memory");
+    Hodei__V1__JobState final_state = ended;
+    hodei_status st = out.lines
+                          ? logs_archive_load(e, job_id, &filt, &arena, &out,
+                                              LOGS_ARCHIVE_LINES_MAX, &found, &final_state, &err)
+                          : hodei_err_set(&err, HODEI_ERR_NOMEM, "out of memory");
     if (st != HODEI_OK) {
         hodei_rpc_call_fail_err(call, &err);
         found = true;
@@ -289,7 +291,7 @@ static bool follow_archived(edge *e, hodei_rpc_call *call,
         Hodei__V1__LogChunk end = HODEI__V1__LOG_CHUNK__INIT;
         end.job_id = job_id;
         end.end_of_stream = true;
-        end.final_state = ended;
+        end.final_state = final_state;
         if (st == HODEI_OK)
             hodei_rpc_call_send(call, &end.base);
         hodei_rpc_call_finish(call, HODEI_GRPC_OK, "");
@@ -313,7 +315,7 @@ static void follow_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
         hodei_rpc_call_fail_err(call, &err);
         return;
     }
-    if (ended && follow_archived(e, call, req, ended))
+    if (follow_archived(e, call, req, ended)) /* a finished job with an archive */
         return;
     log_follower *f = follower_create(h, call, req);
     if (!f || !hub_add(h, f)) {

@@ -139,8 +139,10 @@ static void logs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
         goto fail;
     }
     bool archived = false;
-    if (ended_state && (st = logs_archive_load(e, job_id, &g.filt, &g.arena, &g.out, g.room,
-                                               &archived, &err)) != HODEI_OK)
+    /* A finished job's archive whenever it has one, even within the end
+     * grace: the stream may be gone already. */
+    if ((st = logs_archive_load(e, job_id, &g.filt, &g.arena, &g.out, g.room, &archived, NULL,
+                                &err)) != HODEI_OK)
         goto fail;
     if (archived) { /* the whole log of a finished job */
         g.ended = true;

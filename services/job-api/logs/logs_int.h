@@ -82,9 +82,12 @@ hodei_status logs_job_check(edge *e, const hodei_identity *who, const char *job_
                             Hodei__V1__JobState *ended_state, hodei_err *err);
 /* logs_archive.c: a finished job's archived lines (every attempt, in
  * order) through f into out, at most `room`; *found when the job has an
- * archive (then it is the whole log). Call after logs_job_check. */
+ * archive (then it is the whole log, and *final_state its state; may be
+ * NULL). Archives exist only for finished jobs. Call after logs_job_check
+ * (which checks the caller may see the job). */
 hodei_status logs_archive_load(edge *e, const char *job_id, logs_filter *f, logs_arena *arena,
-                               logs_lines *out, size_t room, bool *found, hodei_err *err);
+                               logs_lines *out, size_t room, bool *found,
+                               Hodei__V1__JobState *final_state, hodei_err *err);
 typedef struct log_archive log_archive;
 /* The archiver thread: JobFinished events -> job_log_archives. */
 hodei_status log_archive_create(edge *e, log_archive **out, hodei_err *err);
