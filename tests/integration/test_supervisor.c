@@ -761,7 +761,9 @@ Test(supervisor, retention_deletes_exactly_what_is_past_its_age_in_batches, .tim
                  2);
     cr_assert_eq(t_i64("SELECT count(*) FROM sagas", T_NOARGS), 2, "the old finished saga went");
     cr_assert_eq(t_i64("SELECT count(*) FROM sagas WHERE state = 'SUCCEEDED'", T_NOARGS), 0);
-    cr_assert_eq(t_i64("SELECT count(*) FROM audit_log", T_NOARGS), 1);
+    /* Only the test's two rows: the stack's admin key (key.create) is not ours. */
+    cr_assert_eq(t_i64("SELECT count(*) FROM audit_log WHERE object_id IN ('a', 'b')", T_NOARGS),
+                 1);
     cr_assert_eq(t_i64("SELECT count(*) FROM audit_log WHERE object_id = 'b'", T_NOARGS), 1);
     sup_stop_clean(p);
 }
