@@ -46,8 +46,11 @@ const def = loader.loadSync('hodei/v1/services.proto', {
 const v1 = grpc.loadPackageDefinition(def).hodei.v1;
 const newClient = () => new v1.JobExecutionService(env.BENCH_TARGET,
   grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+// The stack's API key travels as the README says: "authorization: Bearer <key>".
+const auth = new grpc.Metadata();
+if (env.HODEI_API_KEY) auth.set('authorization', `Bearer ${env.HODEI_API_KEY}`);
 const call = (c, m, req) => new Promise((ok, ko) =>
-  c[m](req, { deadline: Date.now() + 30000 }, (e, r) => (e ? ko(e) : ok(r))));
+  c[m](req, auth, { deadline: Date.now() + 30000 }, (e, r) => (e ? ko(e) : ok(r))));
 
 const wallUs = () => (performance.timeOrigin + performance.now()) * 1000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
