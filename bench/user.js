@@ -92,6 +92,7 @@ class Stamps {
   constructor(file) {
     this.file = file;
     fs.writeFileSync(file, '');
+    fs.chmodSync(file, 0o666); // the jobs run as the stack's job user
     this.off = 0;
     this.at = new Map();
     this.waiters = new Map();
@@ -212,7 +213,9 @@ async function idleDispatch(sql, stamps, client, n) {
     const t0 = wallUs();
     const r = await call(client, 'QueueJob', stampSpec());
     const t1 = wallUs();
-    const at = await stamps.wait(r.job_id);
+    const at = await Promise.race([stamps.wait(r.job_id), sleep(30000).then(() => {
+      throw new Error(`job ${r.job_id} never stamped its start (can the job user write ${stampFile}?)`);
+    })]);
     await waitDone(sql, [r.job_id]);
     if (i >= 0) rows.push({ id: r.job_id, call: t0, answered: t1, stamp: at });
   }
