@@ -169,6 +169,7 @@ typedef struct {
     bool no_job_exit_code; /* run: exit 0 once the job has ended, whatever its result */
     bool quiet;            /* run: no waiting status on stderr */
     bool follow;           /* logs -f */
+    bool raw;              /* logs, run, templates run --raw: output bytes as they are */
     bool all_workers;      /* workers --all: every state the server returns */
     bool provider_health;  /* `providers health NAME` */
     cli_secrets_action secrets_action;

@@ -30,6 +30,7 @@ static hodei_status fleet_from(cli_args *a, const char *flag, const char *value,
 static const args_flag fleet_logs_flags[] = {
     {"--follow", "-f", false, fleet_follow},
     {"--from", NULL, true, fleet_from},
+    {"--raw", NULL, false, args_raw},
     {"--help", "-h", false, NULL},
     {NULL, NULL, false, NULL},
 };

@@ -72,6 +72,7 @@ extern const args_flag args_template_create_flags[];
 hodei_status args_submit_command(cli_args *a, int argc, char **argv, int *i, hodei_err *err);
 /* Defaults, then the whole request checked as the server will, naming the flag. */
 hodei_status args_submit_finish(cli_args *a, hodei_err *err);
+hodei_status args_raw(cli_args *a, const char *flag, const char *value, hodei_err *err);
 hodei_status args_submit_quiet(cli_args *a, const char *flag, const char *value, hodei_err *err);
 hodei_status args_submit_no_job_exit_code(cli_args *a, const char *flag, const char *value,
                                           hodei_err *err);

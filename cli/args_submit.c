@@ -384,6 +384,12 @@ hodei_status args_submit_no_job_exit_code(cli_args *a, const char *flag, const c
     return HODEI_OK;
 }
 
+hodei_status args_raw(cli_args *a, const char *flag, const char *value, hodei_err *err)
+{
+    a->raw = true;
+    return HODEI_OK;
+}
+
 hodei_status args_submit_quiet(cli_args *a, const char *flag, const char *value, hodei_err *err)
 {
     a->quiet = true;
@@ -425,6 +431,7 @@ static const args_flag run_flags[] = {
     SUBMIT_FLAGS,
     {"--no-job-exit-code", NULL, false, args_submit_no_job_exit_code},
     {"--quiet", "-q", false, args_submit_quiet},
+    {"--raw", NULL, false, args_raw},
     {NULL, NULL, false, NULL},
 };
 

@@ -81,6 +81,7 @@ static const args_flag templates_run_flags[] = {
     {"--idempotency-key", NULL, true, args_submit_idempotency_key},
     {"--no-job-exit-code", NULL, false, args_submit_no_job_exit_code},
     {"--quiet", "-q", false, args_submit_quiet},
+    {"--raw", NULL, false, args_raw},
     {"--help", "-h", false, NULL},
     {NULL, NULL, false, NULL},
 };

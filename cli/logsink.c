@@ -94,16 +94,43 @@ static bool logsink_json(cli_log_sink *s, const Hodei__V1__LogLine *line)
     return output_json_flush(&j, &b, s->out) == CLI_EXIT_OK;
 }
 
-static bool logsink_raw(cli_log_sink *s, const Hodei__V1__LogLine *line)
+/* data[0..len) with every byte a terminal could act on made visible: C0
+ * controls but TAB as ^X (ESC is ^[), DEL as ^?, C1 controls (U+0080..
+ * U+009F) and bytes that are not UTF-8 as \xNN. */
+static bool logsink_neutral(FILE *f, const char *data, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = (unsigned char)data[i];
+        size_t n = cli_utf8_seq_len(data + i, len - i);
+        bool c1 = n == 2 && c == 0xc2 && (unsigned char)data[i + 1] < 0xa0;
+        int rc = 0;
+        if (n == 1 && (c < 0x20 || c == 0x7f) && c != '\t')
+            rc = fprintf(f, "^%c", c == 0x7f ? '?' : c + 0x40);
+        else if (n == 0 || c1)
+            rc = fprintf(f, "\\x%02x", c1 ? (unsigned char)data[i + 1] : c);
+        else
+            rc = fwrite(data + i, 1, n, f) == n ? 1 : -1;
+        if (rc < 0)
+            return false;
+        i += n ? n : 1;
+    }
+    return true;
+}
+
+static bool logsink_text(cli_log_sink *s, const Hodei__V1__LogLine *line)
 {
     /* The worker's own lines (artifacts) go to stderr, marked, so the
      * job's stdout stays exactly its own. */
     bool sys = line->stream == HODEI__V1__LOG_STREAM__LOG_STREAM_SYSTEM;
     FILE *f = sys || line->stream == HODEI__V1__LOG_STREAM__LOG_STREAM_STDERR ? s->err : s->out;
-    size_t len = line->data.data ? line->data.len : 0;
+    const char *data = (const char *)line->data.data;
+    size_t len = data ? line->data.len : 0;
     if (sys && fputs("[hodei] ", f) == EOF)
         return false;
-    if (len && fwrite(line->data.data, 1, len, f) != len)
+    if (len && s->raw && fwrite(data, 1, len, f) != len)
+        return false;
+    if (len && !s->raw && !logsink_neutral(f, data, len))
         return false;
     return fputc('\n', f) != EOF;
 }
@@ -125,7 +152,7 @@ bool cli_log_sink_line(cli_log_sink *s, const Hodei__V1__LogLine *line)
     }
     if (s->status)
         cli_status_line_clear(s->status);
-    bool ok = s->fmt == CLI_OUTPUT_JSON ? logsink_json(s, line) : logsink_raw(s, line);
+    bool ok = s->fmt == CLI_OUTPUT_JSON ? logsink_json(s, line) : logsink_text(s, line);
     if (!ok) {
         s->failed = true;
         return false;

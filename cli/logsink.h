@@ -26,6 +26,11 @@ typedef struct {
     uint64_t written;        /* lines written */
     uint64_t skipped;        /* lines dropped as already written */
     bool failed;             /* a write failed (closed pipe, full disk) */
+    /* Human output: false (default) shows control bytes, C1 controls and
+     * bytes that are not UTF-8 as visible text (^[, ^M, \x9b), so a job's
+     * output cannot move the cursor, retitle or reprogram the terminal;
+     * true (--raw) writes each line's bytes exactly. */
+    bool raw;
 } cli_log_sink;
 
 void cli_log_sink_init(cli_log_sink *s, FILE *out, FILE *err, cli_output_format fmt,

@@ -254,6 +254,7 @@ int run_cmd_logs(const run_ctx *c)
     cli_status_line status;
     cli_status_line_init(&status, c->err, false);
     cli_log_sink_init(&sink, c->out, c->err, a->output, &status);
+    sink.raw = a->raw;
     cli_log_sink_start_at(&sink, a->logs.from_sequence);
     if (a->follow) {
         Hodei__V1__JobState final_state = 0;

@@ -292,6 +292,7 @@ int run_cmd_run(const run_ctx *c)
     sigemptyset(&sa.sa_mask);
     cli_status_line_init(&j.status, c->err, run_job_tty(c->err));
     cli_log_sink_init(&j.sink, c->out, c->err, c->a->output, &j.status);
+    j.sink.raw = c->a->raw;
     run_job_sigints = 0;
     sigaction(SIGINT, &sa, &old);
     int rc = run_job_queue(&j);

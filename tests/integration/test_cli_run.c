@@ -113,14 +113,20 @@ Test(cli_run, exit_code_output_routing_and_logs)
     cli_result_free(&r);
 }
 
-Test(cli_run, bytes_exactly_as_produced)
+Test(cli_run, bytes_exactly_as_produced_with_raw_and_made_visible_without)
 {
     cli_result r;
-    hodei(&r, "run -- printf 'a\\000b\\377\\r\\n\\nlast'");
+    hodei(&r, "run --raw -- printf 'a\\000b\\377\\r\\n\\nlast'");
     cr_expect_eq(r.rc, 0, "rc %d; %s", r.rc, r.err);
     static const char want[] = "a\0b\377\r\n\nlast\n";
     cr_expect_eq(r.out_len, sizeof want - 1, "%zu bytes", r.out_len);
     cr_expect_eq(memcmp(r.out, want, sizeof want - 1), 0);
+    cli_result_free(&r);
+    hodei(&r, "run -- printf 'a\\000b\\377\\r\\033[2J\\n\\nlast'");
+    cr_expect_eq(r.rc, 0, "rc %d; %s", r.rc, r.err);
+    static const char shown[] = "a^@b\\xff^M^[[2J\n\nlast\n";
+    cr_expect_eq(r.out_len, sizeof shown - 1, "%zu bytes: %s", r.out_len, r.out);
+    cr_expect_eq(memcmp(r.out, shown, sizeof shown - 1), 0, "%s", r.out);
     cli_result_free(&r);
 }
 

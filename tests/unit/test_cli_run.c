@@ -308,6 +308,7 @@ Test(logs, stdout_and_stderr_lines_go_to_their_stream_byte_for_byte)
     capture_open(&c);
     cli_log_sink s;
     cli_log_sink_init(&s, c.out, c.err, CLI_OUTPUT_HUMAN, NULL);
+    s.raw = true; /* --raw: the bytes exactly */
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         cr_assert(cli_log_sink_line(&s, &lines[i]));
     capture_close(&c);
@@ -709,5 +710,29 @@ Test(fleet, provider_health_exits_1_when_unhealthy)
     cr_expect_str_eq(c.out_text,
                      "{\"name\":\"docker\",\"healthy\":false,\"message\":\"cannot "
                      "reach /var/run/docker.sock\",\"workers\":3,\"checked_at\":null}\n");
+    capture_free(&c);
+}
+
+Test(logs, human_output_shows_terminal_controls_as_text_and_raw_keeps_them)
+{
+    static const char evil[] = "\x1b]0;owned\x07red\x1b[2J\r\tok\x7f\xc2\x9b"
+                               "1m\x9b"
+                               "\xc3\xa9";
+    Hodei__V1__LogLine l = log_line(1, OUT, evil, sizeof evil - 1);
+    capture c;
+    capture_open(&c);
+    cli_log_sink s;
+    cli_log_sink_init(&s, c.out, c.err, CLI_OUTPUT_HUMAN, NULL);
+    cr_assert(cli_log_sink_line(&s, &l));
+    capture_close(&c);
+    cr_expect_str_eq(c.out_text, "^[]0;owned^Gred^[[2J^M\tok^?\\x9b1m\\x9b\xc3\xa9\n");
+    capture_free(&c);
+    capture_open(&c);
+    cli_log_sink_init(&s, c.out, c.err, CLI_OUTPUT_HUMAN, NULL);
+    s.raw = true;
+    cr_assert(cli_log_sink_line(&s, &l));
+    capture_close(&c);
+    cr_assert_eq(c.out_len, sizeof evil);
+    cr_expect_eq(memcmp(c.out_text, evil, sizeof evil - 1), 0);
     capture_free(&c);
 }
