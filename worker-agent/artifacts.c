@@ -102,14 +102,19 @@ hodei_status agent_artifacts_stage(agent *a, agent_job *job, agent_artifacts *ar
         art_result_fail(res, st, err.msg);
         return st;
     }
-    if (spec->n_inputs == 0)
-        return HODEI_OK;
-    art_hook_ctx ctx = {.a = a, .job = job};
-    hodei_artifact_job *aj = NULL;
-    st = art_job_open(a, job, art, &ctx, &aj, &err);
-    if (st == HODEI_OK)
-        st = hodei_artifact_stage(aj, spec->inputs, spec->n_inputs, &err);
-    hodei_artifact_job_destroy(aj);
+    if (spec->n_inputs > 0) {
+        art_hook_ctx ctx = {.a = a, .job = job};
+        hodei_artifact_job *aj = NULL;
+        st = art_job_open(a, job, art, &ctx, &aj, &err);
+        if (st == HODEI_OK)
+            st = hodei_artifact_stage(aj, spec->inputs, spec->n_inputs, &err);
+        hodei_artifact_job_destroy(aj);
+    }
+    /* The job runs as worker.job_user: its workspace (and the inputs in it)
+     * become that user's, or it could write nothing there. */
+    if (st == HODEI_OK && a->has_job_user)
+        st = hodei_artifact_workspace_hand(a->work_root, art->workspace, a->job_user.uid,
+                                           a->job_user.gid, &err);
     if (st != HODEI_OK) {
         HLOG_WARN("job=%s epoch=%lld: inputs not staged: %s", job->job_id, (long long)job->epoch,
                   err.msg);

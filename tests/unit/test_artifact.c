@@ -217,3 +217,41 @@ Test(paths, globs_report_links_without_following_them)
     cr_assert_eq(art_glob(root_fd, "out/*.csv", 2, on_hit, &h, &n, &err), HODEI_OK);
     cr_assert_eq(n, 2, "bounded");
 }
+
+/* Jobs as another user: the workspace and what staging wrote become that
+ * user's, a link in it is changed itself and never what it points to, and
+ * the root lets the user through without listing it. Needs root. */
+Test(workspace, handed_to_the_job_user_without_following_links)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to change owners");
+    char wroot[] = "/tmp/hodei-art-hand-XXXXXX", ws[512], path[600];
+    hodei_err err;
+    cr_assert_not_null(mkdtemp(wroot));
+    cr_assert_eq(hodei_artifact_workspace_create(wroot, "job", 1, ws, sizeof ws, &err), HODEI_OK,
+                 "%s", err.msg);
+    snprintf(path, sizeof path, "%s/in.txt", ws);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("x", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/link", ws);
+    cr_assert_eq(symlink("/etc/hostname", path), 0);
+    cr_assert_eq(hodei_artifact_workspace_hand(wroot, ws, 65534, 65534, &err), HODEI_OK, "%s",
+                 err.msg);
+    struct stat st;
+    cr_assert_eq(stat(ws, &st), 0);
+    cr_assert_eq(st.st_uid, 65534);
+    snprintf(path, sizeof path, "%s/in.txt", ws);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_uid, 65534);
+    snprintf(path, sizeof path, "%s/link", ws);
+    cr_assert_eq(lstat(path, &st), 0);
+    cr_assert_eq(st.st_uid, 65534);
+    cr_assert_eq(stat("/etc/hostname", &st), 0);
+    cr_assert_eq(st.st_uid, 0, "the link's target must stay root's");
+    cr_assert_eq(stat(wroot, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0711);
+    hodei_artifact_workspace_remove(ws);
+    rmdir(wroot);
+}

@@ -61,6 +61,37 @@ void hodei_artifact_workspace_remove(const char *path)
         HLOG_WARN("artifact: cannot walk %s: %s", path, strerror(errno));
 }
 
+static _Thread_local uid_t art_hand_uid;
+static _Thread_local gid_t art_hand_gid;
+static _Thread_local int art_hand_errno;
+
+static int art_hand_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    if (lchown(path, art_hand_uid, art_hand_gid) != 0) {
+        art_hand_errno = errno;
+        return 1;
+    }
+    return 0;
+}
+
+hodei_status hodei_artifact_workspace_hand(const char *root, const char *workspace, uid_t uid,
+                                           gid_t gid, hodei_err *err)
+{
+    if (chmod(root, 0711) != 0)
+        return hodei_err_set(err, HODEI_ERR_IO, "workspace root %s: %s", root, strerror(errno));
+    art_hand_uid = uid;
+    art_hand_gid = gid;
+    art_hand_errno = 0;
+    if (nftw(workspace, art_hand_entry, ART_NFTW_FDS, FTW_PHYS | FTW_MOUNT) != 0)
+        return hodei_err_set(err, HODEI_ERR_IO, "workspace %s: cannot hand it to uid %d: %s",
+                             workspace, (int)uid,
+                             strerror(art_hand_errno ? art_hand_errno : errno));
+    return HODEI_OK;
+}
+
 hodei_status hodei_artifact_workspace_create(const char *root, const char *job_id, int64_t epoch,
                                              char *out, size_t out_len, hodei_err *err)
 {

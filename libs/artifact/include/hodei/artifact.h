@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "hodei/artifact_ref.h"
 #include "hodei/status.h"
@@ -80,6 +81,12 @@ hodei_status hodei_artifact_workspace_create(const char *root, const char *job_i
                                              char *out, size_t out_len, hodei_err *err);
 /* Removes the workspace and everything in it, following no symlink. */
 void hodei_artifact_workspace_remove(const char *path);
+/* When jobs run as another user: the workspace and everything in it become
+ * uid:gid's (no symlink followed), and root becomes 0711 so that the user
+ * may reach its folder without listing the others. Call before the job runs,
+ * when the workspace holds only what staging wrote. */
+hodei_status hodei_artifact_workspace_hand(const char *root, const char *workspace, uid_t uid,
+                                           gid_t gid, hodei_err *err);
 
 /* conf and hooks are borrowed for the job's life. deadline_ms is on the
  * monotonic clock (hodei_mono_ms); 0 = none. */
