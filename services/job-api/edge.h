@@ -21,6 +21,7 @@ typedef struct metrics_hub metrics_hub;   /* metrics/metrics_hub.c: MetricsServi
 
 typedef struct {
     char *grpc_listen;
+    char *http_listen; /* http.listen: REST/JSON and dashboard; "" = off */
     int64_t grpc_threads;
     int64_t submit_batch_max;
     int64_t submit_queue_max;

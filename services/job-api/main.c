@@ -18,14 +18,18 @@
 #include "hodei/daemon.h"
 #include "hodei/log.h"
 #include "metrics/metrics.h"
+#include "rest/rest.h"
 
 static edge_config cfg;
 static edge the_edge;
+static rest_server *the_rest; /* http.listen: REST/JSON API and dashboard */
 
 #define P(field) offsetof(edge_config, field)
 static const hodei_cfg_param edge_params[] = {
     {"grpc.listen", HODEI_CFG_STRING, "127.0.0.1:50051", 1, 256, P(grpc_listen),
      "address:port the gRPC edge listens on", true, false, NULL},
+    {"http.listen", HODEI_CFG_STRING, "", 0, 256, P(http_listen),
+     "address:port of the REST/JSON API and the web dashboard; empty = off", false, false, NULL},
     {"grpc.threads", HODEI_CFG_INT, "4", 1, 64, P(grpc_threads),
      "completion-queue threads serving calls", false, false, NULL},
     {"grpc.tls_cert", HODEI_CFG_STRING, "", 0, 4096, P(tls_cert),
@@ -181,7 +185,11 @@ static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
         return st;
     if ((st = metrics_hub_create(e, err)) != HODEI_OK)
         return st;
-    return edge_start_server(e, err);
+    if ((st = edge_start_server(e, err)) != HODEI_OK)
+        return st;
+    if (cfg.http_listen[0])
+        st = rest_start(e, cfg.http_listen, &the_rest, err);
+    return st;
 }
 
 static hodei_status edge_run(hodei_daemon *d, hodei_err *err)
@@ -196,6 +204,7 @@ static void edge_fini(hodei_daemon *d)
     edge *e = &the_edge;
     /* Stop taking calls first; calls already queued are committed and
      * answered by the writers before they exit. */
+    rest_stop(the_rest);
     hodei_rpc_server_destroy(e->server);
     secret_rekey_stop(e->rekey);
     metrics_hub_destroy(e);

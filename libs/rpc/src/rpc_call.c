@@ -67,6 +67,7 @@ static void call_free(hodei_rpc_call *call)
     free(call->peer_addr);
     if (call->principal)
         call->principal_free(call->principal);
+    rpc_local_free(call->local);
     pthread_mutex_destroy(&call->mu);
     free(call);
 }
@@ -261,6 +262,10 @@ void rpc_call_on_send(hodei_rpc_call *call, bool ok)
 /* Ends the call with a status (after queued messages). */
 static void call_end(hodei_rpc_call *call, hodei_grpc_code code, const char *msg)
 {
+    if (call->local) {
+        rpc_local_status(call, code, msg);
+        return;
+    }
     pthread_mutex_lock(&call->mu);
     if (call->finished) {
         pthread_mutex_unlock(&call->mu);
@@ -320,6 +325,10 @@ static void call_start_reply_locked(hodei_rpc_call *call, grpc_byte_buffer *bb)
 
 void hodei_rpc_call_reply(hodei_rpc_call *call, const ProtobufCMessage *resp)
 {
+    if (call->local) {
+        rpc_local_reply(call, resp);
+        return;
+    }
     grpc_byte_buffer *bb = rpc_msg_pack(resp);
     if (!bb) {
         hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "response is larger than %d bytes",
@@ -352,6 +361,8 @@ void hodei_rpc_call_reply(hodei_rpc_call *call, const ProtobufCMessage *resp)
 
 hodei_status hodei_rpc_call_send(hodei_rpc_call *call, const ProtobufCMessage *msg)
 {
+    if (call->local)
+        return rpc_local_send(call, msg);
     grpc_byte_buffer *bb = rpc_msg_pack(msg);
     if (!bb)
         return HODEI_ERR_INVALID;

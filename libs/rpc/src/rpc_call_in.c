@@ -52,8 +52,8 @@ static void call_refuse_locked(hodei_rpc_call *call, hodei_grpc_code code, const
 }
 
 /* The server's authorize hook, before anything of the call is read. */
-static hodei_grpc_code call_authorize(hodei_rpc_call *call, const hodei_rpc_method *m, char *msg,
-                                      size_t msg_len)
+hodei_grpc_code rpc_call_authorize(hodei_rpc_call *call, const hodei_rpc_method *m, char *msg,
+                                   size_t msg_len)
 {
     hodei_rpc_server *srv = call->srv;
     if (!srv->authorize)
@@ -84,7 +84,7 @@ void rpc_call_on_new(hodei_rpc_call *call)
     char msg[RPC_STATUS_MSG_MAX];
     hodei_grpc_code denied = HODEI_GRPC_OK;
     if (m && !atomic_load(&srv->shutting_down))
-        denied = call_authorize(call, m, msg, sizeof msg);
+        denied = rpc_call_authorize(call, m, msg, sizeof msg);
     pthread_mutex_lock(&call->mu);
     call->arrived_ns = arrived_ns;
     call->path = m ? m->path : NULL;
@@ -218,6 +218,8 @@ ProtobufCMessage *hodei_rpc_call_take_request(hodei_rpc_call *call)
 
 const char *hodei_rpc_call_metadata(hodei_rpc_call *call, const char *key)
 {
+    if (call->local)
+        return rpc_local_metadata(call, key);
     const char *value = NULL;
     size_t key_len = strlen(key);
     pthread_mutex_lock(&call->mu);
@@ -240,6 +242,8 @@ const char *hodei_rpc_call_metadata(hodei_rpc_call *call, const char *key)
 
 int64_t hodei_rpc_call_deadline_ms(hodei_rpc_call *call)
 {
+    if (call->local)
+        return INT64_MAX;
     gpr_timespec d = call->details.deadline;
     if (d.tv_sec == INT64_MAX || d.clock_type == GPR_TIMESPAN)
         return INT64_MAX;

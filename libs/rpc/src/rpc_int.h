@@ -82,6 +82,7 @@ struct hodei_rpc_call {
     const char *path;   /* the registered method's path (the server's copy); NULL if unknown */
     int64_t arrived_ns; /* hodei_mono_ns() when the call was matched */
     bool observed;      /* the server's observe hook has seen this call */
+    struct rpc_local *local; /* in-process calls only (rpc_local.c); NULL over gRPC */
 };
 
 struct hodei_rpc_server {
@@ -140,8 +141,21 @@ void rpc_call_observe_locked(hodei_rpc_call *call, hodei_grpc_code code);
 /* Starts a batch on an open call, counting it as outstanding. Call locked. */
 bool rpc_call_start_locked(hodei_rpc_call *call, const grpc_op *ops, size_t n, rpc_tag *tag);
 
+/* rpc_call_in.c: the server's authorize hook for call to m (sets its
+ * principal); HODEI_GRPC_OK or the code that refuses it, with msg. */
+hodei_grpc_code rpc_call_authorize(hodei_rpc_call *call, const hodei_rpc_method *m, char *msg,
+                                   size_t msg_len);
+
+/* rpc_local.c: what rpc_call.c hands over for an in-process call */
+void rpc_local_reply(hodei_rpc_call *call, const ProtobufCMessage *resp);
+hodei_status rpc_local_send(hodei_rpc_call *call, const ProtobufCMessage *msg);
+void rpc_local_status(hodei_rpc_call *call, hodei_grpc_code code, const char *msg);
+const char *rpc_local_metadata(hodei_rpc_call *call, const char *key);
+void rpc_local_free(struct rpc_local *l);
+
 /* rpc_server.c, used by rpc_call.c */
 const hodei_rpc_method *rpc_server_find(const hodei_rpc_server *srv, grpc_slice path);
+const hodei_rpc_method *rpc_server_find_str(const hodei_rpc_server *srv, const char *path);
 void rpc_server_request_next(hodei_rpc_server *srv);
 void rpc_server_tag_done(hodei_rpc_server *srv);
 

@@ -139,6 +139,19 @@ const hodei_rpc_method *rpc_server_find(const hodei_rpc_server *srv, grpc_slice 
     return NULL;
 }
 
+const hodei_rpc_method *rpc_server_find_str(const hodei_rpc_server *srv, const char *path)
+{
+    for (size_t i = 0; i < srv->method_count; i++)
+        if (strcmp(srv->method_paths[i], path) == 0)
+            return &srv->methods[i];
+    return NULL;
+}
+
+const hodei_rpc_method *hodei_rpc_server_method(const hodei_rpc_server *srv, const char *path)
+{
+    return rpc_server_find_str(srv, path);
+}
+
 /* Keeps one more grpc_server_request_call outstanding, unless shutting down. */
 void rpc_server_request_next(hodei_rpc_server *srv)
 {

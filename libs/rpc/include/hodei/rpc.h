@@ -177,6 +177,51 @@ void *hodei_rpc_call_principal(hodei_rpc_call *call);
 void hodei_rpc_call_set_user(hodei_rpc_call *call, void *user);
 void *hodei_rpc_call_user(hodei_rpc_call *call);
 
+/* ------------------------------------------------------- in-process calls */
+
+/* Another door of the same process (the edge's REST/JSON API) calls a
+ * registered method as a gRPC client would: the same dispatch, the same
+ * handler, the same replies and statuses. Only UNARY and SERVER_STREAM
+ * methods can be called this way.
+ *
+ * hodei_rpc_local_start runs the server's authorize hook (as for a gRPC
+ * call: md carries the "authorization" key), then the method's handler on the calling thread
+ * and returns the call; the caller then takes what the handler sends with
+ * hodei_rpc_local_next (messages packed as on the wire, in order, then the
+ * status) and always ends with hodei_rpc_local_end. The handler's on_close
+ * runs on the caller's thread, from hodei_rpc_local_next when it hands over
+ * the status or from hodei_rpc_local_end (cancelled = true when the caller
+ * leaves before the status), never inside the handler's own reply or
+ * finish. Messages queued for the caller count in hodei_rpc_call_pending,
+ * so a handler's flow control works as it does over gRPC. */
+typedef struct {
+    const char *key; /* lower-case, as gRPC metadata keys are: "authorization" */
+    const char *value;
+} hodei_rpc_metadata;
+
+/* req (may be NULL: an empty message) is taken, whatever the result.
+ * md[0..n_md): what hodei_rpc_call_metadata answers; peer: the caller's
+ * address for hodei_rpc_call_peer_address-style logging (may be NULL).
+ * HODEI_OK with *out set; the status of a call refused at once (unknown
+ * method: UNIMPLEMENTED; shutting down: UNAVAILABLE) comes through
+ * hodei_rpc_local_next like any other. HODEI_ERR_NOMEM otherwise. */
+hodei_status hodei_rpc_local_start(hodei_rpc_server *srv, const char *path, ProtobufCMessage *req,
+                                   const hodei_rpc_metadata *md, size_t n_md, const char *peer,
+                                   hodei_rpc_call **out, hodei_err *err);
+/* Waits up to timeout_ms (< 0: no limit) for the next thing the handler sent.
+ * HODEI_OK, *data set: one packed response message (caller frees *data);
+ * HODEI_OK, *data NULL: the call ended with *code and msg (NUL-terminated);
+ * HODEI_ERR_TIMEOUT: nothing yet; call again. */
+hodei_status hodei_rpc_local_next(hodei_rpc_call *call, int64_t timeout_ms, uint8_t **data,
+                                  size_t *len, hodei_grpc_code *code, char *msg, size_t msg_len);
+/* The caller is done with the call (after its status, or leaving early):
+ * drops what is queued, runs on_close if it has not run, releases the
+ * caller's reference. The handler may still answer a unary call later;
+ * that answer goes nowhere. */
+void hodei_rpc_local_end(hodei_rpc_call *call);
+/* The method registered at path (NULL when none): its kind and request type. */
+const hodei_rpc_method *hodei_rpc_server_method(const hodei_rpc_server *srv, const char *path);
+
 /* ---------------------------------------------------------------- client */
 
 typedef struct hodei_rpc_channel hodei_rpc_channel;
