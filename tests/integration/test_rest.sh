@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# The edge's REST/JSON door with curl, as a user of docs/api.md would: every
+# resource answers, a bad request gets the gRPC door's own message naming
+# the field, errors carry the HTTP status of their gRPC code, and a log
+# followed over Server-Sent Events gives every line once. Real nats-server,
+# PostgreSQL and daemons (the process provider runs the jobs). CTest sets
+# HODEI_ROOT/HODEI_BIN.
+set -euo pipefail
+: "${HODEI_ROOT:?set HODEI_ROOT to the source tree}" "${HODEI_BIN:?set HODEI_BIN to the built binaries}"
+
+state=$(mktemp -d /tmp/hodei-rest-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  for f in "$state"/workers/*.pid; do
+    [ -e "$f" ] || continue
+    read -r wpid _ < "$f" || continue
+    kill -TERM -- "-$wpid" 2>/dev/null || kill -TERM "$wpid" 2>/dev/null || true
+  done
+  "$HODEI_ROOT/scripts/hodei-stack" down --purge --state-dir "$state" >/dev/null 2>&1 || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+step() { echo "--- $*"; }
+fail() {
+  echo "FAIL: $*" >&2
+  tail -20 "$state/job-api.log" >&2 || true
+  exit 1
+}
+
+"$HODEI_ROOT/scripts/hodei-stack" up --state-dir "$state" --bin "$HODEI_BIN" >&2
+set -a; . "$state/env"; set +a
+out=${HODEI_TEST_OUT:-$state/out}
+mkdir -p "$out"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+gport=$(free_port)
+hport=$(free_port)
+export HODEI_GRPC_LISTEN=127.0.0.1:$gport HODEI_SERVER=127.0.0.1:$gport
+export HODEI_HTTP_LISTEN=127.0.0.1:$hport
+export HODEI_PROVISIONER_EDGE_ADDRESS=127.0.0.1:$gport HODEI_PROVISIONER_STATE_DIR=$state
+export HODEI_SECRETS_MASTER_KEY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
+for d in job-api outbox-relay scheduler provisioner supervisor; do
+  "$HODEI_BIN/hodei-$d" 2>>"$state/$d.log" & pids+=($!)
+done
+H=http://127.0.0.1:$hport
+for _ in $(seq 200); do curl -s -o /dev/null "$H/v1/providers" && break; sleep 0.1; done
+
+# call METHOD PATH [BODY]: sets $code and $body.
+call() {
+  local args=(-s -o "$state/body" -w '%{http_code}' -X "$1")
+  [ $# -ge 3 ] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
+  [ -n "${HODEI_API_KEY:-}" ] && args+=(-H "Authorization: Bearer $HODEI_API_KEY")
+  code=$(curl "${args[@]}" "$H$2")
+  body=$(cat "$state/body")
+}
+# j EXPR: a Python expression on the JSON answer (as d).
+j() { python3 -c "import json,sys,base64; d=json.loads(sys.argv[1]); print($1)" "$body"; }
+expect() { # STATUS what
+  [ "$code" = "$1" ] || fail "$2: HTTP $code, want $1: $body"
+}
+# expect_error STATUS CODE MESSAGE [FIELD]
+expect_error() {
+  expect "$1" "$3"
+  [ "$(j 'd["code"]')" = "$2" ] || fail "code $(j 'd["code"]'), want $2: $body"
+  [ "$(j 'd["message"]')" = "$3" ] || fail "message: $body, want '$3'"
+  if [ $# -ge 4 ]; then [ "$(j 'd.get("field","")')" = "$4" ] || fail "field: $body, want $4"; fi
+}
+wait_state() { # JOB_ID STATE
+  for _ in $(seq 600); do
+    call GET "/v1/jobs/$1"
+    [ "$(j 'd["job"]["state"]')" = "$2" ] && return 0
+    sleep 0.1
+  done
+  fail "job $1 never reached $2: $body"
+}
+
+step "QueueJob: POST /v1/jobs"
+call POST /v1/jobs '{"spec":{"name":"rest-lines","command":{"command":"sh","args":["-c","for i in $(seq 1 40); do echo line $i; sleep 0.05; done"]},"labels":{"team":"rest"}},"idempotencyKey":"k-1"}'
+expect 200 "queue"
+job=$(j 'd["jobId"]')
+[ "$(j 'd["state"]')" = JOB_STATE_PENDING ] || fail "state: $body"
+call POST /v1/jobs '{"spec":{"name":"rest-lines","command":{"command":"sh","args":["-c","for i in $(seq 1 40); do echo line $i; sleep 0.05; done"]},"labels":{"team":"rest"}},"idempotency_key":"k-1"}'
+expect 200 "queue again"
+[ "$(j 'd["jobId"]')" = "$job" ] || fail "the same idempotency key (proto name) gave another job: $body"
+
+step "SubscribeLogs over SSE: every line once"
+curl -s -N --max-time 60 "$H/v1/jobs/$job/logs:follow" > "$state/sse" || true
+python3 - "$state/sse" <<'EOF' || fail "SSE stream: $(head -c 600 "$state/sse")"
+import json, sys, base64
+seen, ended, final = [], None, None
+for block in open(sys.argv[1]).read().split("\n\n"):
+    lines = block.split("\n")
+    if "event: end" in lines:
+        ended = json.loads([l for l in lines if l.startswith("data: ")][0][6:])
+        continue
+    for l in lines:
+        if l.startswith("data: "):
+            c = json.loads(l[6:])
+            if c.get("endOfStream"):
+                final = c["finalState"]
+            for ln in c.get("lines", []):
+                seen.append((int(ln["sequence"]), base64.b64decode(ln["data"]).decode()))
+assert [s for s, _ in seen] == list(range(1, 41)), seen
+assert [t for _, t in seen] == ["line %d" % i for i in range(1, 41)], seen
+assert final == "JOB_STATE_SUCCEEDED", final
+assert ended == {"code": "OK", "message": ""}, ended
+EOF
+step "SSE resumes after Last-Event-ID"
+curl -s -N --max-time 30 -H 'Last-Event-ID: 38' "$H/v1/jobs/$job/logs:follow" > "$state/sse2" || true
+grep -q '"sequence":"39"' "$state/sse2" && ! grep -q '"sequence":"38"' "$state/sse2" ||
+  fail "resume: $(head -c 400 "$state/sse2")"
+
+step "GetJobStatus, ListJobs, GetLogs"
+wait_state "$job" JOB_STATE_SUCCEEDED
+[ "$(j 'd["job"]["spec"]["labels"]["team"]')" = rest ] || fail "labels: $body"
+call GET "/v1/jobs?state=JOB_STATE_SUCCEEDED&pageSize=10"
+expect 200 "list"
+[ "$(j '[x["id"] for x in d["jobs"]].count("'"$job"'")')" = 1 ] || fail "list: $body"
+call GET "/v1/jobs?state=JOB_STATE_FAILED"
+expect 200 "list failed"
+[ "$(j 'len(d.get("jobs",[]))')" = 0 ] || fail "a FAILED filter lists: $body"
+call GET "/v1/jobs/$job/logs?maxLines=5"
+expect 200 "logs page"
+[ "$(j '[base64.b64decode(x["data"]).decode() for x in d["lines"]]')" = "['line 1', 'line 2', 'line 3', 'line 4', 'line 5']" ] ||
+  fail "logs page: $body"
+call GET "/v1/jobs/$job/logs?fromSequence=40"
+[ "$(j 'len(d["lines"])')" = 1 ] || fail "logs from 40: $body"
+
+step "CancelJob: POST /v1/jobs/{id}:cancel"
+call POST /v1/jobs '{"spec":{"name":"rest-sleep","command":{"command":"sleep","args":["60"]}}}'
+expect 200 "queue sleeper"
+sleeper=$(j 'd["jobId"]')
+call POST "/v1/jobs/$sleeper:cancel" '{"reason":"from REST"}'
+expect 200 "cancel"
+wait_state "$sleeper" JOB_STATE_CANCELLED
+call POST "/v1/jobs/$sleeper:cancel" '{}'
+expect_error 400 FAILED_PRECONDITION "job $sleeper has already finished (CANCELLED)"
+
+step "validation: the gRPC door's messages, naming the field"
+call POST /v1/jobs '{"spec":{"name":"x"}}'
+expect_error 400 INVALID_ARGUMENT "spec.payload: either command or script is required" spec.payload
+call POST /v1/jobs '{"spec":{"name":"x","command":{"command":"true"},"priority":5000}}'
+expect 400 "priority"
+[ "$(j 'd["field"]')" = spec.priority ] || fail "priority: $body"
+call POST /v1/jobs '{"spec":{"name":"x","command":{"command":"true"},"timeoutMs":"soon"}}'
+expect_error 400 INVALID_ARGUMENT "spec.timeout_ms: must be an integer" spec.timeout_ms
+call POST /v1/jobs '{"spec":{"name":"x","command":{"command":"true"}},"colour":"red"}'
+expect_error 400 INVALID_ARGUMENT "colour: unknown field" colour
+call POST /v1/jobs '{"spec":'
+expect 400 "truncated body"
+case "$body" in *'"message":"request body: not JSON'*) ;; *) fail "bad JSON: $body" ;; esac
+call GET /v1/jobs/not-a-uuid
+expect_error 400 INVALID_ARGUMENT "job_id: must be a job id (a UUID)" job_id
+call GET /v1/jobs/01a24fa4-b982-7abc-bb57-6942f361b5ea
+expect 404 "unknown job"
+[ "$(j 'd["code"]')" = NOT_FOUND ] || fail "unknown job: $body"
+call GET "/v1/jobs?state=JOB_STATE_NOPE"
+expect 400 "bad state"
+[ "$(j 'd["field"]')" = "states[0]" ] || fail "bad state: $body"
+call GET "/v1/jobs?colour=red"
+expect_error 400 INVALID_ARGUMENT "colour: unknown parameter" colour
+call GET "/v1/jobs/$job/logs:follow?fromEpoch=-1"
+expect 400 "SSE validation is a plain error"
+[ "$(j 'd["field"]')" = from_epoch ] || fail "from_epoch: $body"
+call DELETE /v1/jobs
+expect 405 "DELETE /v1/jobs"
+call GET /v1/nothing
+expect 404 "unknown resource"
+
+step "templates"
+call POST /v1/templates '{"template":{"name":"greet","spec":{"name":"greet","command":{"command":"echo","args":["hi ${who}"]}},"parameters":["who"]}}'
+expect 200 "create template"
+call GET /v1/templates/greet
+expect 200 "get template"
+[ "$(j 'd["template"]["parameters"]')" = "['who']" ] || fail "template: $body"
+call GET /v1/templates
+expect 200 "list templates"
+[ "$(j '[t["name"] for t in d["templates"]]')" = "['greet']" ] || fail "templates: $body"
+call POST /v1/templates/greet:run '{"parameters":{"who":"rest"}}'
+expect 200 "run template"
+tjob=$(j 'd["jobId"]')
+wait_state "$tjob" JOB_STATE_SUCCEEDED
+call POST /v1/templates/greet:run '{}'
+expect 400 "run without its parameter"
+call GET /v1/templates/nope
+expect 404 "unknown template"
+
+step "secrets: names only"
+call PUT /v1/secrets/db.password '{"value":"'"$(printf 's3cret' | base64)"'"}'
+expect 200 "set secret"
+call GET /v1/secrets
+expect 200 "list secrets"
+[ "$(j '[s["name"] for s in d["secrets"]]')" = "['db.password']" ] || fail "secrets: $body"
+case "$body" in *s3cret* | *czNjcmV0*) fail "a secret's value is listed: $body" ;; esac
+call PUT "/v1/secrets/bad%20name" '{"value":"eA=="}'
+expect 400 "bad secret name"
+[ "$(j 'd["field"]')" = name ] || fail "secret name: $body"
+call DELETE /v1/secrets/db.password
+expect 200 "delete secret"
+call DELETE /v1/secrets/db.password
+expect 404 "delete it again"
+
+step "workers, providers, scheduler"
+call GET /v1/workers
+expect 200 "workers"
+[ "$(j 'len(d["workers"]) >= 1 and d["workers"][0]["provider"]')" = process ] || fail "workers: $body"
+call GET "/v1/workers?provider=process"
+expect 200 "workers of a provider"
+call GET /v1/providers
+expect 200 "providers"
+[ "$(j '[p["name"] for p in d["providers"]]')" = "['process']" ] || fail "providers: $body"
+call GET /v1/providers/process/health
+expect 200 "provider health"
+[ "$(j 'd["healthy"]')" = True ] || fail "health: $body"
+call GET /v1/providers/nope/health
+expect 404 "unknown provider"
+call POST /v1/providers '{"provider":{"name":"Bad Name"}}'
+expect 400 "bad provider"
+call PUT /v1/scheduler '{"strategy":"NOPE"}'
+expect 400 "bad strategy"
+[ "$(j 'd["field"]')" = strategy ] || fail "strategy: $body"
+
+step "metrics"
+call GET /v1/metrics
+case "$code" in
+  200) ;;
+  501) [ "$(j 'd["code"]')" = UNIMPLEMENTED ] || fail "metrics: $body" ;;
+  *) fail "metrics: HTTP $code: $body" ;;
+esac
+
+step "dashboard"
+call GET /
+expect 200 "dashboard"
+case "$body" in *'<html'*) ;; *) fail "dashboard: $body" ;; esac
+call POST /
+expect 405 "POST /"
+echo "rest: all passed"
