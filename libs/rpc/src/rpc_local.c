@@ -370,3 +370,29 @@ void hodei_rpc_local_end(hodei_rpc_call *call)
     local_unlock_settle(call);
     hodei_rpc_call_unref(call);
 }
+
+hodei_grpc_code hodei_rpc_local_authorize(hodei_rpc_server *srv, const char *path,
+                                          const hodei_rpc_metadata *md, size_t n_md,
+                                          const char *peer, char *msg, size_t msg_len)
+{
+    const hodei_rpc_method *m = rpc_server_find_str(srv, path);
+    if (!m) {
+        hodei_strlcpy(msg, "unknown method", msg_len);
+        return HODEI_GRPC_UNIMPLEMENTED;
+    }
+    hodei_rpc_call *call = rpc_call_create(srv);
+    rpc_local *l = call ? local_create(md, n_md, peer) : NULL;
+    if (!l) {
+        if (call)
+            rpc_call_discard(call);
+        hodei_strlcpy(msg, "out of memory", msg_len);
+        return HODEI_GRPC_RESOURCE_EXHAUSTED;
+    }
+    call->local = l;
+    call->peer_addr = strdup(l->peer);
+    char text[RPC_STATUS_MSG_MAX];
+    hodei_grpc_code code = rpc_call_authorize(call, m, text, sizeof text);
+    hodei_strlcpy(msg, code == HODEI_GRPC_OK ? "" : text, msg_len);
+    rpc_call_discard(call);
+    return code;
+}

@@ -66,7 +66,7 @@ static const rest_route routes[] = {
     {"POST", "/v1/keys", KEYS "CreateKey", D(create_key_response), REST_UNARY, true, NULL},
     {"POST", "/v1/keys/{id}:revoke", KEYS "RevokeKey", D(revoke_key_response), REST_UNARY, true,
      NULL},
-    {"GET", "/v1/whoami", KEYS "WhoAmI", D(who_am_i_response), REST_UNARY, false, NULL},
+    {"GET", "/v1/whoami", KEYS "WhoAmI", D(who_am_iresponse), REST_UNARY, false, NULL},
     {"GET", "/v1/audit", AUDIT "QueryAudit", D(query_audit_response), REST_UNARY, false, NULL},
 };
 

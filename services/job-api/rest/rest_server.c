@@ -230,28 +230,31 @@ out:
 
 /* ----------------------------------------------------------------- calls */
 
-static hodei_status rest_call_start(rest_server *rs, struct MHD_Connection *conn,
-                                    const rest_route *rt, ProtobufCMessage *req,
-                                    hodei_rpc_call **call, hodei_err *err)
-{
+typedef struct {
     hodei_rpc_metadata md[1];
-    size_t n_md = 0;
+    size_t n_md;
+    char peer[INET6_ADDRSTRLEN + 8];
+} rest_caller;
+
+/* Who calls: the API key header (as gRPC metadata) and the address. */
+static void rest_caller_get(struct MHD_Connection *conn, rest_caller *c)
+{
+    c->n_md = 0;
+    c->peer[0] = '\0';
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     if (auth)
-        md[n_md++] = (hodei_rpc_metadata){"authorization", auth};
-    char peer[INET6_ADDRSTRLEN + 8] = "";
+        c->md[c->n_md++] = (hodei_rpc_metadata){"authorization", auth};
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, peer,
-                      sizeof peer);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, peer,
-                      sizeof peer);
-    }
-    return hodei_rpc_local_start(rs->e->server, rt->rpc, req, md, n_md, peer, call, err);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, c->peer,
+                  sizeof c->peer);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, c->peer,
+                  sizeof c->peer);
 }
 
 static enum MHD_Result rest_unary(struct MHD_Connection *conn, const rest_route *rt,
@@ -465,11 +468,20 @@ static enum MHD_Result rest_api(rest_server *rs, struct MHD_Connection *conn, co
     }
     ProtobufCMessage *req = NULL;
     hodei_err err = {0};
+    rest_caller c;
+    rest_caller_get(conn, &c);
     hodei_status st = rest_build_request(conn, rt, m->request, r, params, n_params, &req, &err);
-    if (st != HODEI_OK)
+    if (st != HODEI_OK) {
+        /* who may call comes first, as over gRPC (the request is read after) */
+        hodei_grpc_code denied = hodei_rpc_local_authorize(rs->e->server, rt->rpc, c.md, c.n_md,
+                                                           c.peer, msg, sizeof msg);
+        if (denied != HODEI_GRPC_OK)
+            return rest_fail_grpc(conn, denied, msg);
         return rest_fail_grpc(conn, hodei_rpc_code_from_status(st), err.msg);
+    }
     hodei_rpc_call *call = NULL;
-    if (rest_call_start(rs, conn, rt, req, &call, &err) != HODEI_OK)
+    if (hodei_rpc_local_start(rs->e->server, rt->rpc, req, c.md, c.n_md, c.peer, &call, &err) !=
+        HODEI_OK)
         return rest_fail_grpc(conn, HODEI_GRPC_RESOURCE_EXHAUSTED, err.msg);
     return rt->kind == REST_SSE ? rest_stream(rs, conn, rt, call) : rest_unary(conn, rt, call);
 }

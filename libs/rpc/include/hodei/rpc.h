@@ -219,6 +219,12 @@ hodei_status hodei_rpc_local_next(hodei_rpc_call *call, int64_t timeout_ms, uint
  * caller's reference. The handler may still answer a unary call later;
  * that answer goes nowhere. */
 void hodei_rpc_local_end(hodei_rpc_call *call);
+/* Only the authorize hook for a call to path with md (for a door that
+ * refuses a request before it can start the call, so the caller learns
+ * 401/403 before 400, as over gRPC). HODEI_GRPC_OK or the refusal, msg set. */
+hodei_grpc_code hodei_rpc_local_authorize(hodei_rpc_server *srv, const char *path,
+                                          const hodei_rpc_metadata *md, size_t n_md,
+                                          const char *peer, char *msg, size_t msg_len);
 /* The method registered at path (NULL when none): its kind and request type. */
 const hodei_rpc_method *hodei_rpc_server_method(const hodei_rpc_server *srv, const char *path);
 
