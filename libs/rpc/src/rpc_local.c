@@ -124,6 +124,7 @@ static void local_set_status(hodei_rpc_call *call, hodei_grpc_code code, const c
 {
     call->finished = true;
     call->status_code = code;
+    rpc_call_observe_locked(call, code); /* the same method metrics as over gRPC */
     hodei_strlcpy(call->status_msg, msg ? msg : "", sizeof call->status_msg);
     call->local->status_set = true;
     pthread_cond_broadcast(&call->local->cond);
@@ -294,6 +295,8 @@ hodei_status hodei_rpc_local_start(hodei_rpc_server *srv, const char *path, Prot
     call->method = *m;
     call->method.path = NULL;
     call->known = true;
+    call->path = m->path;
+    call->arrived_ns = hodei_mono_ns();
     if (!req)
         req = local_empty(m->request);
     if (!req || req->descriptor != m->request) {
