@@ -79,9 +79,9 @@ struct hodei_rpc_call {
     void *principal; /* from the server's authorize hook */
     void (*principal_free)(void *principal);
     void *user;
-    const char *path;   /* the registered method's path (the server's copy); NULL if unknown */
-    int64_t arrived_ns; /* hodei_mono_ns() when the call was matched */
-    bool observed;      /* the server's observe hook has seen this call */
+    const char *path;        /* the registered method's path (the server's copy); NULL if unknown */
+    int64_t arrived_ns;      /* hodei_mono_ns() when the call was matched */
+    bool observed;           /* the server's observe hook has seen this call */
     struct rpc_local *local; /* in-process calls only (rpc_local.c); NULL over gRPC */
 };
 
