@@ -45,6 +45,8 @@ bool match_fits(const match_job *job, const match_worker *worker)
         return false;
     if (job->provider && job->provider[0] && strcmp(job->provider, worker->provider) != 0)
         return false;
+    if (strcmp(job->image ? job->image : "", worker->image ? worker->image : "") != 0)
+        return false;
     for (size_t i = 0; i < job->constraints.n; i++) {
         if (!labels_contain(&worker->labels, job->constraints.key[i], job->constraints.value[i]))
             return false;

@@ -8,6 +8,8 @@
  *     fits only a job that asks nothing of that resource;
  *   - the job's architecture, when set, equals the worker's;
  *   - the job's provider, when set, is the worker's provider;
+ *   - the job's image is the worker's ("" = the provider's default image,
+ *     which only a worker started in that default runs);
  *   - the worker has every label the job's constraints require, with the
  *     same value.
  *
@@ -69,12 +71,14 @@ typedef struct {
     int32_t priority;
     match_resources need;
     const char *provider; /* "" = any */
+    const char *image;    /* "" = the provider's default worker image */
     match_labels constraints;
 } match_job;
 
 typedef struct {
     const char *id;
     const char *provider;
+    const char *image; /* the image it was started in; "" = its provider's default */
     match_resources cap;
     match_labels labels;
     double cost_per_hour;  /* of its provider; 0 = free or unknown */

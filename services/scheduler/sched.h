@@ -20,13 +20,14 @@ typedef struct {
     int64_t events_max;       /* scheduler.events_max: events fetched per batch */
     int64_t provision_max;    /* scheduler.provision_max: workers requested per pass */
     char *default_provider;   /* scheduler.default_provider: for jobs naming none */
-    int64_t stats_interval_ms; /* scheduler.stats_interval: counters log line */
+    char *default_image_provider; /* scheduler.default_image_provider: for jobs with an image */
+    int64_t stats_interval_ms;    /* scheduler.stats_interval: counters log line */
 } sched_config;
 
 /* Filled by the daemon skeleton from sched_params. */
 extern sched_config sched_conf;
 extern const hodei_cfg_param sched_params[];
-#define SCHED_PARAMS_LEN 9
+#define SCHED_PARAMS_LEN 10
 
 hodei_status sched_init(hodei_daemon *d, hodei_err *err);
 hodei_status sched_run(hodei_daemon *d, hodei_err *err);

@@ -30,7 +30,7 @@
 #define SCHED_PROVISION_MAX 1024         /* scheduler.provision_max upper bound */
 #define SCHED_PROVIDERS_MAX 64           /* providers with unmet jobs handled per pass */
 #define SCHED_ARRAY_TEXT_MAX (16u << 20) /* one array-literal parameter */
-#define SCHED_ARRAYS 5                   /* array parameters of the widest statement */
+#define SCHED_ARRAYS 8                   /* array parameters of the widest statement */
 #define SCHED_SEEN_MAX 4096              /* job ids remembered per generation (log once) */
 #define SCHED_SEEN_SLOTS (2 * SCHED_SEEN_MAX)
 #define SCHED_PROVIDER_NAME_MAX 63 /* as providers.name allows */

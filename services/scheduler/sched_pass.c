@@ -30,7 +30,7 @@
 static const char lock_sql[] =
     "WITH j AS ("
     "  SELECT id, priority, cpu_millis, memory_bytes, storage_bytes, gpu_count, architecture,"
-    "         provider, constraints, epoch, created_at, not_before"
+    "         provider, constraints, epoch, created_at, not_before, image"
     "    FROM jobs"
     "   WHERE state = 'PENDING' AND (not_before IS NULL OR not_before <= now())"
     "   ORDER BY priority DESC, created_at, id"
@@ -40,7 +40,7 @@ static const char lock_sql[] =
     "), w AS ("
     "  SELECT w.id, w.provider, w.cpu_millis, w.memory_bytes, w.storage_bytes, w.gpu_count,"
     "         w.architecture, w.labels, p.cost_per_hour, w.assign_load, w.last_assigned_at,"
-    "         w.idle_since"
+    "         w.idle_since, w.image"
     "    FROM workers w LEFT JOIN providers p ON p.name = w.provider"
     "   WHERE w.state = 'READY'"
     "   ORDER BY w.id"
@@ -51,7 +51,7 @@ static const char lock_sql[] =
     "       architecture, constraints::text, priority, epoch,"
     "       NULL::float8, NULL::float8, NULL::float8, " HODEI_STORE_JOB_DUE_AGE_SQL(
         "j") ","
-             "       NULL::text"
+             "       NULL::text, image"
              "  FROM j"
              " UNION ALL "
              "SELECT 'w', id::text, provider, cpu_millis, memory_bytes, storage_bytes, gpu_count,"
@@ -59,7 +59,7 @@ static const char lock_sql[] =
              "assign_load,"
              "       coalesce(extract(epoch FROM now() - last_assigned_at)::float8, -1),"
              "       coalesce((extract(epoch FROM idle_since) * 1000000)::bigint, 0),"
-             "       (SELECT strategy FROM scheduler_settings)"
+             "       (SELECT strategy FROM scheduler_settings), image"
              "  FROM w WHERE EXISTS (SELECT 1 FROM j)";
 
 enum {
@@ -78,7 +78,8 @@ enum {
     L_LOAD,
     L_AGE,
     L_IDLE, /* job rows: µs since the job became due */
-    L_STRATEGY
+    L_STRATEGY,
+    L_IMAGE
 };
 
 #define LOCK_STMT "sched_lock"
@@ -131,6 +132,7 @@ static bool pass_job_fill(sched *s, const PGresult *res, int row, match_job *j)
     j->need.gpu_count = hodei_db_get_i64(res, row, L_GPU);
     j->need.architecture = hodei_db_get_str(res, row, L_ARCH);
     j->provider = hodei_db_get_str(res, row, L_PROVIDER);
+    j->image = hodei_db_get_str(res, row, L_IMAGE);
     if (match_labels_parse(constraints, strlen(constraints), &j->constraints))
         return true;
     if (sched_seen_first(s->seen, j->id))
@@ -147,6 +149,7 @@ static void pass_worker_fill(sched *s, const PGresult *res, int row, match_worke
 
     w->id = hodei_db_get_str(res, row, L_ID);
     w->provider = hodei_db_get_str(res, row, L_PROVIDER);
+    w->image = hodei_db_get_str(res, row, L_IMAGE);
     w->cap.cpu_millis = hodei_db_get_i64(res, row, L_CPU);
     w->cap.memory_bytes = hodei_db_get_i64(res, row, L_MEM);
     w->cap.storage_bytes = hodei_db_get_i64(res, row, L_STORAGE);

@@ -1,16 +1,26 @@
 /* Unmet needs: pending jobs no ready worker could take ask for workers.
  *
- * Per provider (the job's, or scheduler.default_provider), inside the
- * pass's transaction: lock the provider row (FOR UPDATE, so replicas count
- * one after the other), then count its workers in a new statement (a fresh
- * snapshot that sees what the previous holder of the lock committed), and
- * insert CREATING workers with their ProvisionRequested events while
- *   in flight (CREATING + CONNECTING) < unmet jobs, and
- *   live workers < providers.max_workers (when > 0).
+ * A need is a (provider, image) pair: the job's provider, else
+ * scheduler.default_image_provider for a job that names an image, else
+ * scheduler.default_provider; and the job's image ("" = the provider's
+ * default worker image). Inside the pass's transaction: lock the provider
+ * rows (FOR UPDATE, so replicas count one after the other), then count
+ * their workers in a new statement (a fresh snapshot that sees what the
+ * previous holder of the lock committed), and insert CREATING workers with
+ * their ProvisionRequested events while, per need,
+ *   in flight (CREATING + CONNECTING of that image) < its unmet jobs, and,
+ *   per provider, live workers < providers.max_workers (when > 0).
  * So at most one provision is in flight per unmet job, whatever the number
- * of replicas. A job no provider can ever run (unknown or disabled
- * provider, or asking more than the provider's workers offer) stays
- * PENDING and is logged once. */
+ * of replicas.
+ *
+ * Each new worker gets the provider's worker_* capacity where it is set
+ * (non-zero), else what the unmet job it is made for asks (cpu, memory,
+ * gpus): a container provider then starts it with exactly those limits.
+ *
+ * A job no provider can ever run (unknown or disabled provider, or asking
+ * more than the provider's workers offer) stays PENDING and is logged once.
+ * A job asking what its provider's type cannot give at all (an image or
+ * GPUs from the process provider) ends FAILED at once, saying why. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,36 +28,41 @@
 #include "hodei/db.h"
 #include "hodei/log.h"
 #include "hodei/sqlarr.h"
+#include "hodei/store.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
 #include "sched_int.h"
 
 #define MILLIS_PER_CORE 1000.0
-#define PROV_ARRAYS 4
+#define PROV_ARRAYS 8
+#define PROV_TYPE_MAX 16
+#define PROV_WHY_MAX 512
+_Static_assert(PROV_ARRAYS <= SCHED_ARRAYS, "sched.arr holds every array parameter");
 
 static const char lock_sql[] =
     "SELECT name, enabled, max_workers, worker_cpu_millis, worker_memory_bytes,"
-    "       worker_storage_bytes, worker_gpu_count, worker_architecture"
+    "       worker_storage_bytes, worker_gpu_count, worker_architecture, type"
     "  FROM providers WHERE name = ANY($1::text[])"
     " ORDER BY name FOR UPDATE";
 
-enum { P_NAME, P_ENABLED, P_MAX, P_CPU, P_MEM, P_STORAGE, P_GPU, P_ARCH };
+enum { P_NAME, P_ENABLED, P_MAX, P_CPU, P_MEM, P_STORAGE, P_GPU, P_ARCH, P_TYPE };
 
 static const char count_sql[] =
-    "SELECT provider, count(*) FILTER (WHERE state IN ('CREATING', 'CONNECTING')),"
+    "SELECT provider, image, count(*) FILTER (WHERE state IN ('CREATING', 'CONNECTING')),"
     "       count(*), count(*) FILTER (WHERE state = 'READY')"
     "  FROM workers WHERE provider = ANY($1::text[]) AND state <> 'TERMINATED'"
-    " GROUP BY provider";
+    " GROUP BY provider, image";
 
 static const char insert_sql[] =
     "WITH n AS ("
-    "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[])"
-    "    AS t(id, provider, event_id, event)"
+    "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[],"
+    "                       $6::int[], $7::bigint[], $8::int[])"
+    "    AS t(id, provider, event_id, event, image, cpu_millis, memory_bytes, gpu_count)"
     "), w AS ("
     "  INSERT INTO workers (id, provider, state, cpu_millis, memory_bytes, storage_bytes,"
-    "                       gpu_count, architecture)"
-    "  SELECT n.id, n.provider, 'CREATING', p.worker_cpu_millis, p.worker_memory_bytes,"
-    "         p.worker_storage_bytes, p.worker_gpu_count, p.worker_architecture"
+    "                       gpu_count, architecture, image)"
+    "  SELECT n.id, n.provider, 'CREATING', n.cpu_millis, n.memory_bytes,"
+    "         p.worker_storage_bytes, n.gpu_count, p.worker_architecture, n.image"
     "    FROM n JOIN providers p ON p.name = n.provider"
     "  RETURNING id"
     ")"
@@ -55,32 +70,57 @@ static const char insert_sql[] =
     "SELECT n.event_id, '" HODEI_SUBJ_PROVISION_REQUESTED "', 'provision', n.id::text,"
     "       'ProvisionRequested', decode(n.event, 'hex') FROM n JOIN w USING (id)";
 
+/* A provider row as locked, and what this pass did with it. */
 typedef struct {
     const char *name;
+    bool found, enabled;
+    char type[PROV_TYPE_MAX];
+    int64_t max_workers;  /* 0 = no limit */
+    match_resources tmpl; /* capacity of each worker it creates; 0 = per job */
+    int64_t live;         /* its workers not TERMINATED, every image */
+    int64_t created;      /* asked for by this pass */
+} prov_row;
+
+/* One (provider, image) need. */
+typedef struct {
+    prov_row *prov;
+    const char *image;
     size_t unmet;      /* jobs its workers could serve */
     size_t held_ready; /* its READY workers this pass locked and left free */
-    bool found, enabled;
-    int64_t max_workers;  /* 0 = no limit */
-    match_resources tmpl; /* capacity of each worker it creates */
-    int64_t in_flight, live, ready_now;
+    int64_t in_flight, ready_now;
     size_t create;
 } prov_need;
 
 typedef struct {
-    prov_need p[SCHED_PROVIDERS_MAX];
-    size_t n;
+    prov_row rows[SCHED_PROVIDERS_MAX];
+    size_t n_rows;
+    prov_need needs[SCHED_PROVIDERS_MAX];
+    size_t n_needs;
+    size_t fail[SCHED_BATCH_MAX]; /* indices of jobs to fail */
+    size_t n_fail;
 } prov_table;
 
 static const char *prov_of(const sched *s, const match_job *j)
 {
-    return j->provider[0] ? j->provider : s->cfg->default_provider;
+    if (j->provider[0])
+        return j->provider;
+    return j->image[0] ? s->cfg->default_image_provider : s->cfg->default_provider;
 }
 
-static prov_need *prov_find(prov_table *t, const char *name)
+static prov_row *row_find(prov_table *t, const char *name)
 {
-    for (size_t i = 0; i < t->n; i++) {
-        if (strcmp(t->p[i].name, name) == 0)
-            return &t->p[i];
+    for (size_t i = 0; i < t->n_rows; i++) {
+        if (strcmp(t->rows[i].name, name) == 0)
+            return &t->rows[i];
+    }
+    return NULL;
+}
+
+static prov_need *need_find(prov_table *t, const char *provider, const char *image)
+{
+    for (size_t i = 0; i < t->n_needs; i++) {
+        if (strcmp(t->needs[i].prov->name, provider) == 0 && strcmp(t->needs[i].image, image) == 0)
+            return &t->needs[i];
     }
     return NULL;
 }
@@ -95,7 +135,7 @@ static bool prov_full(const sched *s, const char *name, int64_t now_ms)
 }
 
 /* Remembers (in the slot expiring first) that p is at its max_workers. */
-static void prov_full_mark(sched *s, const prov_need *p, int64_t now_ms)
+static void prov_full_mark(sched *s, const prov_row *p, int64_t now_ms)
 {
     size_t slot = 0;
     for (size_t i = 1; i < SCHED_FULL_MAX; i++) {
@@ -107,25 +147,44 @@ static void prov_full_mark(sched *s, const prov_need *p, int64_t now_ms)
     s->full[slot].until_ms = now_ms + s->cfg->pass_interval_ms;
 }
 
-/* The providers of the unmet jobs, and their ready workers left free. */
+/* The need of unmet job i, made on first sight; NULL when its provider is
+ * full or the tables are. */
+static prov_need *need_of(sched *s, prov_table *t, size_t i, int64_t now_ms)
+{
+    const match_job *j = &s->jobs[i];
+    const char *name = prov_of(s, j);
+    prov_need *n = need_find(t, name, j->image);
+    if (n || prov_full(s, name, now_ms))
+        return n;
+    prov_row *r = row_find(t, name);
+    if (t->n_needs == SCHED_PROVIDERS_MAX || (!r && t->n_rows == SCHED_PROVIDERS_MAX)) {
+        HLOG_WARN("unmet jobs name more than %d providers and images; the rest wait for the"
+                  " next pass",
+                  SCHED_PROVIDERS_MAX);
+        return NULL;
+    }
+    if (!r) {
+        r = &t->rows[t->n_rows++];
+        *r = (prov_row){.name = name};
+    }
+    n = &t->needs[t->n_needs++];
+    *n = (prov_need){.prov = r, .image = j->image};
+    return n;
+}
+
+/* The needs of the unmet jobs, and the ready workers left free of each. */
 static void prov_collect(sched *s, prov_table *t, size_t n_jobs, size_t n_workers)
 {
     int64_t now_ms = hodei_mono_ms();
     for (size_t i = 0; i < n_jobs; i++) {
-        const char *name = prov_of(s, &s->jobs[i]);
-        if (s->assign[i] >= 0 || prov_find(t, name) || prov_full(s, name, now_ms))
-            continue;
-        if (t->n == SCHED_PROVIDERS_MAX) {
-            HLOG_WARN("unmet jobs name more than %d providers; the rest wait for the next pass",
-                      SCHED_PROVIDERS_MAX);
-            break;
-        }
-        t->p[t->n++] = (prov_need){.name = name};
+        if (s->assign[i] < 0)
+            need_of(s, t, i, now_ms);
     }
     for (size_t w = 0; w < n_workers; w++) {
-        prov_need *p = s->taken[w] ? NULL : prov_find(t, s->workers[w].provider);
-        if (p)
-            p->held_ready++;
+        prov_need *n =
+            s->taken[w] ? NULL : need_find(t, s->workers[w].provider, s->workers[w].image);
+        if (n)
+            n->held_ready++;
     }
 }
 
@@ -133,8 +192,8 @@ static hodei_status prov_query(sched *s, const prov_table *t, const char *sql, P
                                hodei_err *err)
 {
     hodei_sqlarr_begin(&s->arr[0]);
-    for (size_t i = 0; i < t->n; i++)
-        hodei_sqlarr_str(&s->arr[0], t->p[i].name);
+    for (size_t i = 0; i < t->n_rows; i++)
+        hodei_sqlarr_str(&s->arr[0], t->rows[i].name);
     if (!hodei_sqlarr_end(&s->arr[0]))
         return hodei_err_set(err, HODEI_ERR_LIMIT, "provider names exceed %u bytes",
                              SCHED_ARRAY_TEXT_MAX);
@@ -148,7 +207,7 @@ static hodei_status prov_lock(sched *s, prov_table *t, PGresult **res, hodei_err
     if (st != HODEI_OK)
         return st;
     for (int r = 0; r < PQntuples(*res); r++) {
-        prov_need *p = prov_find(t, hodei_db_get_str(*res, r, P_NAME));
+        prov_row *p = row_find(t, hodei_db_get_str(*res, r, P_NAME));
         if (!p)
             continue;
         p->found = true;
@@ -159,27 +218,59 @@ static hodei_status prov_lock(sched *s, prov_table *t, PGresult **res, hodei_err
         p->tmpl.storage_bytes = hodei_db_get_i64(*res, r, P_STORAGE);
         p->tmpl.gpu_count = hodei_db_get_i64(*res, r, P_GPU);
         p->tmpl.architecture = hodei_db_get_str(*res, r, P_ARCH);
+        hodei_strlcpy(p->type, hodei_db_get_str(*res, r, P_TYPE), sizeof p->type);
     }
     return HODEI_OK;
 }
 
-/* Counts the jobs each provider could serve; logs once each job none can. */
+/* Why provider p can never run job j, whatever it is configured with; NULL
+ * when it can. Only the process provider's limits are known here: others
+ * find out when they try (an image that does not exist, an engine without
+ * GPUs) and the provisioner fails the jobs then. */
+static const char *prov_cannot(const prov_row *p, const match_job *j, char why[PROV_WHY_MAX])
+{
+    if (strcmp(p->type, "process") != 0)
+        return NULL;
+    if (j->image[0])
+        snprintf(why, PROV_WHY_MAX,
+                 "provider %s (type process) runs jobs as host processes and cannot run"
+                 " image %s; name a container provider or leave the image out",
+                 p->name, j->image);
+    else if (j->need.gpu_count > 0)
+        snprintf(why, PROV_WHY_MAX,
+                 "provider %s (type process) cannot give a job GPUs (%" PRId64
+                 " asked); name a provider that can",
+                 p->name, j->need.gpu_count);
+    else
+        return NULL;
+    return why;
+}
+
+/* Counts the jobs each need could serve; logs once each job none can, and
+ * sets aside the jobs to fail. */
 static void prov_count_unmet(sched *s, prov_table *t, size_t n_jobs)
 {
+    char why_buf[PROV_WHY_MAX];
     for (size_t i = 0; i < n_jobs; i++) {
         const match_job *j = &s->jobs[i];
-        prov_need *p = s->assign[i] < 0 ? prov_find(t, prov_of(s, j)) : NULL;
+        prov_need *n = s->assign[i] < 0 ? need_find(t, prov_of(s, j), j->image) : NULL;
         const char *why = NULL;
-        if (!p)
+        if (!n)
             continue;
+        const prov_row *p = n->prov;
         if (!p->found)
             why = "does not exist";
         else if (!p->enabled)
             why = "is disabled";
-        else if (!match_template_fits(&j->need, &p->tmpl))
+        else if (prov_cannot(p, j, why_buf)) {
+            HLOG_WARN("job %s: %s: failing it", j->id, why_buf);
+            if (t->n_fail < SCHED_BATCH_MAX)
+                t->fail[t->n_fail++] = i;
+            continue;
+        } else if (!match_template_fits(&j->need, &p->tmpl))
             why = "creates workers smaller than the job asks for";
         if (!why)
-            p->unmet++;
+            n->unmet++;
         else if (sched_seen_first(s->seen, j->id))
             HLOG_WARN("job %s waits: no worker fits it and provider %s %s", j->id, p->name, why);
     }
@@ -192,12 +283,18 @@ static hodei_status prov_count_workers(sched *s, prov_table *t, PGresult **res, 
     if (st != HODEI_OK)
         return st;
     for (int r = 0; r < PQntuples(*res); r++) {
-        prov_need *p = prov_find(t, hodei_db_get_str(*res, r, 0));
-        if (!p)
-            continue;
-        p->in_flight = hodei_db_get_i64(*res, r, 1);
-        p->live = hodei_db_get_i64(*res, r, 2);
-        p->ready_now = hodei_db_get_i64(*res, r, 3);
+        const char *name = hodei_db_get_str(*res, r, 0);
+        prov_row *p = row_find(t, name);
+        prov_need *n = need_find(t, name, hodei_db_get_str(*res, r, 1));
+        if (p)
+            p->live += hodei_db_get_i64(*res, r, 3);
+        if (n) {
+            n->in_flight = hodei_db_get_i64(*res, r, 2);
+            n->ready_now = hodei_db_get_i64(*res, r, 4);
+        }
+    }
+    for (size_t i = 0; i < t->n_rows; i++) {
+        prov_row *p = &t->rows[i];
         if (p->found && p->enabled && p->max_workers > 0 && p->live >= p->max_workers)
             prov_full_mark(s, p, now_ms);
     }
@@ -207,58 +304,90 @@ static hodei_status prov_count_workers(sched *s, prov_table *t, PGresult **res, 
 /* How many workers to ask for. Ready workers this pass did not hold belong
  * to another replica's pass, which may leave them free: wait for the next
  * pass rather than provision beside them. */
-static size_t prov_decide(const prov_need *p, size_t budget)
+static size_t prov_decide(const prov_need *n, size_t budget)
 {
+    const prov_row *p = n->prov;
     int64_t want;
-    if (!p->found || !p->enabled || p->unmet == 0 || p->ready_now > (int64_t)p->held_ready)
+    if (!p->found || !p->enabled || n->unmet == 0 || n->ready_now > (int64_t)n->held_ready)
         return 0;
-    want = (int64_t)p->unmet - p->in_flight;
-    if (p->max_workers > 0 && p->max_workers - p->live < want)
-        want = p->max_workers - p->live;
+    want = (int64_t)n->unmet - n->in_flight;
+    if (p->max_workers > 0 && p->max_workers - p->live - p->created < want)
+        want = p->max_workers - p->live - p->created;
     if (want > (int64_t)budget)
         want = (int64_t)budget;
     return want > 0 ? (size_t)want : 0;
 }
 
-static bool prov_request_append(sched *s, const prov_need *p)
+/* The k-th unmet job (in pass order) of need n, else the last one. */
+static const match_job *need_job(sched *s, const prov_need *n, size_t n_jobs, size_t k)
+{
+    const match_job *last = NULL;
+    for (size_t i = 0; i < n_jobs; i++) {
+        const match_job *j = &s->jobs[i];
+        if (s->assign[i] >= 0 || strcmp(j->image, n->image) != 0 ||
+            strcmp(prov_of(s, j), n->prov->name) != 0)
+            continue;
+        last = j;
+        if (k-- == 0)
+            break;
+    }
+    return last;
+}
+
+static int64_t size_of(int64_t tmpl, int64_t need)
+{
+    return tmpl > 0 ? tmpl : (need > 0 ? need : 0);
+}
+
+static bool prov_request_append(sched *s, const prov_need *n, const match_job *j)
 {
     char worker_id[HODEI_ID_BUF], event_id[HODEI_ID_BUF];
     Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
     Hodei__V1__ProvisionRequested body = HODEI__V1__PROVISION_REQUESTED__INIT;
     Hodei__V1__ResourceRequirements res = HODEI__V1__RESOURCE_REQUIREMENTS__INIT;
+    const match_resources *t = &n->prov->tmpl;
+    int64_t cpu = size_of(t->cpu_millis, j ? j->need.cpu_millis : 0);
+    int64_t mem = size_of(t->memory_bytes, j ? j->need.memory_bytes : 0);
+    int64_t gpu = size_of(t->gpu_count, j ? j->need.gpu_count : 0);
 
     hodei_id_new(worker_id);
-    res.cpu_cores = (double)p->tmpl.cpu_millis / MILLIS_PER_CORE;
-    res.memory_bytes = p->tmpl.memory_bytes;
-    res.storage_bytes = p->tmpl.storage_bytes;
-    res.gpu_count = (int32_t)p->tmpl.gpu_count;
-    res.architecture = (char *)p->tmpl.architecture;
+    res.cpu_cores = (double)cpu / MILLIS_PER_CORE;
+    res.memory_bytes = mem;
+    res.storage_bytes = t->storage_bytes;
+    res.gpu_count = (int32_t)gpu;
+    res.architecture = (char *)t->architecture;
     body.request_id = worker_id;
     body.worker_id = worker_id;
-    body.provider = (char *)p->name;
+    body.provider = (char *)n->prov->name;
     body.resources = &res;
     ev.body_case = HODEI__V1__EVENT__BODY_PROVISION_REQUESTED;
     ev.provision_requested = &body;
     hodei_sqlarr_str(&s->arr[0], worker_id);
-    hodei_sqlarr_str(&s->arr[1], p->name);
+    hodei_sqlarr_str(&s->arr[1], n->prov->name);
     bool ok = sched_event_append(s, &ev, worker_id, event_id, &s->arr[3]);
     hodei_sqlarr_str(&s->arr[2], event_id);
+    hodei_sqlarr_str(&s->arr[4], n->image);
+    hodei_sqlarr_i64(&s->arr[5], cpu);
+    hodei_sqlarr_i64(&s->arr[6], mem);
+    hodei_sqlarr_i64(&s->arr[7], gpu);
     return ok;
 }
 
-static hodei_status prov_insert(sched *s, prov_table *t, size_t *created, hodei_err *err)
+static hodei_status prov_insert(sched *s, prov_table *t, size_t n_jobs, size_t *created,
+                                hodei_err *err)
 {
     size_t budget = (size_t)s->cfg->provision_max;
     bool ok = true;
 
     for (int a = 0; a < PROV_ARRAYS; a++)
         hodei_sqlarr_begin(&s->arr[a]);
-    for (size_t i = 0; i < t->n; i++) {
-        prov_need *p = &t->p[i];
-        p->create = prov_decide(p, budget - *created);
-        for (size_t k = 0; k < p->create && ok; k++)
-            ok = prov_request_append(s, p);
-        *created += p->create;
+    for (size_t i = 0; i < t->n_needs; i++) {
+        prov_need *n = &t->needs[i];
+        n->create = prov_decide(n, budget - *created);
+        for (size_t k = 0; k < n->create && ok; k++)
+            ok = prov_request_append(s, n, need_job(s, n, n_jobs, (size_t)n->in_flight + k));
+        n->prov->created += (int64_t)n->create;
+        *created += n->create;
     }
     for (int a = 0; a < PROV_ARRAYS; a++)
         ok = hodei_sqlarr_end(&s->arr[a]) && ok;
@@ -267,18 +396,35 @@ static hodei_status prov_insert(sched *s, prov_table *t, size_t *created, hodei_
                              SCHED_ARRAY_TEXT_MAX);
     if (*created == 0)
         return HODEI_OK;
-    const char *params[4] = {s->arr[0].data, s->arr[1].data, s->arr[2].data, s->arr[3].data};
-    return hodei_db_exec(s->conn, insert_sql, 4, params, NULL, err);
+    const char *params[PROV_ARRAYS];
+    for (int a = 0; a < PROV_ARRAYS; a++)
+        params[a] = s->arr[a].data;
+    return hodei_db_exec(s->conn, insert_sql, PROV_ARRAYS, params, NULL, err);
+}
+
+/* Ends the jobs set aside by prov_count_unmet, each with its own reason. */
+static hodei_status prov_fail(sched *s, prov_table *t, hodei_err *err)
+{
+    char why[PROV_WHY_MAX];
+    hodei_status st = HODEI_OK;
+    for (size_t k = 0; k < t->n_fail && st == HODEI_OK; k++) {
+        const match_job *j = &s->jobs[t->fail[k]];
+        const prov_row *p = row_find(t, prov_of(s, j));
+        if (p && prov_cannot(p, j, why))
+            st = hodei_store_pending_fail(s->conn, &j->id, 1, why, NULL, err);
+    }
+    return st;
 }
 
 static void prov_log(const prov_table *t)
 {
-    for (size_t i = 0; i < t->n; i++) {
-        const prov_need *p = &t->p[i];
-        if (p->create > 0)
-            HLOG_INFO("provision requested: provider=%s workers=%zu unmet_jobs=%zu"
+    for (size_t i = 0; i < t->n_needs; i++) {
+        const prov_need *n = &t->needs[i];
+        if (n->create > 0)
+            HLOG_INFO("provision requested: provider=%s image=%s workers=%zu unmet_jobs=%zu"
                       " in_flight=%" PRId64 " live=%" PRId64 " max_workers=%" PRId64,
-                      p->name, p->create, p->unmet, p->in_flight, p->live, p->max_workers);
+                      n->prov->name, n->image[0] ? n->image : "(default)", n->create, n->unmet,
+                      n->in_flight, n->prov->live, n->prov->max_workers);
     }
 }
 
@@ -290,9 +436,9 @@ hodei_status sched_provision(sched *s, size_t n_jobs, size_t n_workers, size_t *
     hodei_status st;
 
     *created = 0;
-    t.n = 0;
+    memset(&t, 0, sizeof t);
     prov_collect(s, &t, n_jobs, n_workers);
-    if (t.n == 0) {
+    if (t.n_needs == 0) {
         if (n_workers == 0)
             s->lookahead_off_until_ms = hodei_mono_ms() + s->cfg->pass_interval_ms;
         return HODEI_OK;
@@ -302,8 +448,10 @@ hodei_status sched_provision(sched *s, size_t n_jobs, size_t n_workers, size_t *
     prov_count_unmet(s, &t, n_jobs);
     if ((st = prov_count_workers(s, &t, &counts, err)) != HODEI_OK)
         goto out;
-    if ((st = prov_insert(s, &t, created, err)) == HODEI_OK)
+    if ((st = prov_insert(s, &t, n_jobs, created, err)) == HODEI_OK)
         prov_log(&t);
+    if (st == HODEI_OK)
+        st = prov_fail(s, &t, err);
 out:
     PQclear(providers);
     PQclear(counts);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hodei/artifact_ref.h"
+#include "hodei/image_ref.h"
 #include "hodei/job_spec.h"
 #include "hodei/job_state.h"
 #include "hodei/worker_state.h"
@@ -874,12 +875,51 @@ Test(spec, provider)
 
 Test(spec, image)
 {
+    static char longest[HODEI_JOB_IMAGE_MAX + 2];
     fx.spec.image = "";
     EXPECT_OK();
-    fx.spec.image = fx_rep('i', HODEI_JOB_IMAGE_MAX);
+    const char *good[] = {"busybox",
+                          "busybox:1.36",
+                          "library/debian:12-slim",
+                          "registry.example.com:5000/team/app_x__y.z-w:v1.2_RC",
+                          "localhost/img",
+                          "Registry.Example.com/a",
+                          "ghcr.io/o/r@sha256:0123456789abcdef0123456789abcdef0123456789abcdef"
+                          "0123456789abcdef",
+                          "hodei-worker:0.1.0"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        fx.spec.image = (char *)good[i];
+        EXPECT_OK();
+    }
+    const char *bad[] = {"Busybox", "busy box",   "busybox:", ":tag", "a//b",     "-a",      "a-",
+                         "a:.x",    "a@sha256:1", "a/B",      "a..b", "/busybox", "busybox/"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fx.spec.image = (char *)bad[i];
+        EXPECT_BAD("spec.image: ");
+    }
+    fx.spec.image = "Busybox";
+    EXPECT_BAD("spec.image: \"Busybox\" is not an image reference");
+    memset(longest, 'a', sizeof longest - 1);
+    memcpy(longest + 1, "@sha256:", 8);
+    longest[HODEI_JOB_IMAGE_MAX] = '\0';
+    fx.spec.image = longest;
     EXPECT_OK();
-    fx.spec.image = fx_rep('i', HODEI_JOB_IMAGE_MAX + 1);
+    longest[HODEI_JOB_IMAGE_MAX] = 'a';
     EXPECT_BAD("spec.image: must be at most 512 bytes, got 513");
+}
+
+Test(image_ref, parts)
+{
+    hodei_image_ref r;
+    const char *ref = "reg.io:5000/team/app:v1@sha256:0123456789abcdef0123456789abcdef";
+    cr_assert(hodei_image_ref_parse(ref, &r, NULL));
+    cr_expect_eq(r.name_len, strlen("reg.io:5000/team/app"));
+    cr_expect_eq(r.tag_len, 2);
+    cr_expect_eq(strncmp(ref + r.tag_off, "v1", 2), 0);
+    cr_expect_eq(strncmp(ref + r.digest_off, "sha256:", 7), 0);
+    cr_assert(hodei_image_ref_parse("localhost:5000/x", &r, NULL));
+    cr_expect_eq(r.tag_len, 0, "a registry port is not a tag");
+    cr_expect_eq(r.name_len, strlen("localhost:5000/x"));
 }
 
 Test(spec, secret_refs)

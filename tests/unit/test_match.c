@@ -150,6 +150,21 @@ Test(match_fit, architecture_and_provider_must_match_when_set)
     cr_expect(match_fits(&j, &w));
 }
 
+Test(match_fit, image_must_be_the_workers_own)
+{
+    match_worker w = worker("w", 1000, GiB, 0);
+    match_job j = job("j", 0, 0, 0, 0);
+    cr_expect(match_fits(&j, &w), "no image on either side: the provider's default");
+    j.image = "busybox:1.36";
+    cr_expect_not(match_fits(&j, &w), "a default-image worker does not run a named image");
+    w.image = "busybox:1.36";
+    cr_expect(match_fits(&j, &w));
+    w.image = "busybox";
+    cr_expect_not(match_fits(&j, &w), "another tag is another image");
+    j.image = "";
+    cr_expect_not(match_fits(&j, &w), "a job without an image does not land in a user's image");
+}
+
 Test(match_fit, constraints_need_every_label_with_the_same_value)
 {
     match_worker w = worker("w", 1000, GiB, 0);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "hodei/artifact_ref.h"
+#include "hodei/image_ref.h"
 #include "hodei/util.h"
 
 /* Keys and names quoted in messages: at most this many input bytes shown. */
@@ -379,7 +380,17 @@ static hodei_status spec_check_name(const Hodei__V1__JobSpec *spec, hodei_err *e
 
 static hodei_status spec_check_image(const Hodei__V1__JobSpec *spec, hodei_err *err)
 {
-    return spec_check_text("spec.image", spec->image, 0, HODEI_JOB_IMAGE_MAX, err);
+    char why[HODEI_IMAGE_WHY_MAX], quoted[SPEC_QUOTE_BUF];
+    hodei_status st = spec_check_text("spec.image", spec->image, 0, HODEI_JOB_IMAGE_MAX, err);
+    if (st != HODEI_OK || spec_str(spec->image)[0] == '\0' ||
+        hodei_image_ref_parse(spec->image, NULL, why))
+        return st;
+    spec_quote(spec->image, quoted);
+    return hodei_err_set(
+        err, HODEI_ERR_INVALID,
+        "spec.image: %s is not an image reference ([registry/]name[:tag][@digest]):"
+        " %s",
+        quoted, why);
 }
 
 static hodei_status spec_check_provider(const Hodei__V1__JobSpec *spec, hodei_err *err)

@@ -43,6 +43,7 @@ typedef struct submit_item {
     int32_t gpu_count;
     char *architecture;
     char *provider;
+    char *image;
     char *constraints_json;
     char *labels_json;
     char *idem_key;                  /* NULL = none */
@@ -189,12 +190,13 @@ static submit_item *item_from_request(const Hodei__V1__QueueJobRequest *req,
     }
     it->architecture = strdup(res && res->architecture ? res->architecture : "");
     it->provider = strdup(spec->provider ? spec->provider : "");
+    it->image = strdup(spec->image ? spec->image : "");
     it->constraints_json = map_json((void **)spec->constraints, spec->n_constraints);
     it->labels_json = map_json((void **)spec->labels, spec->n_labels);
     it->idem_key =
         req->idempotency_key && req->idempotency_key[0] ? strdup(req->idempotency_key) : NULL;
     it->event_hex = queued_event_hex(it);
-    HODEI_ASSERT(it->name && it->architecture && it->provider);
+    HODEI_ASSERT(it->name && it->architecture && it->provider && it->image);
     return it;
 }
 
@@ -205,6 +207,7 @@ static void item_free(submit_item *it)
     free(it->event_hex);
     free(it->architecture);
     free(it->provider);
+    free(it->image);
     free(it->constraints_json);
     free(it->labels_json);
     free(it->idem_key);
@@ -267,18 +270,19 @@ static const char insert_sql[] =
     "                       $6::bigint[], $7::int[], $8::bigint[], $9::bigint[], $10::int[],"
     "                       $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],"
     "                       $16::uuid[], $17::text[], $18::text[], $19::uuid[], $20::text[],"
-    "                       $21::text[], $22::text[], $23::text[], $24::text[])"
+    "                       $21::text[], $22::text[], $23::text[], $24::text[], $25::text[])"
     "    WITH ORDINALITY AS t(id, name, spec, priority, max_attempts, timeout_ms, cpu_millis,"
     "                         memory_bytes, storage_bytes, gpu_count, architecture, provider,"
     "                         constraints, labels, idem, event_id, event, namespace,"
-    "                         owner_key_id, owner, actor, peer, action, detail, ord)"
+    "                         owner_key_id, owner, actor, peer, action, detail, image, ord)"
     "), ins AS ("
     "  INSERT INTO jobs (id, name, state, spec, priority, max_attempts, timeout_ms, cpu_millis,"
     "                    memory_bytes, storage_bytes, gpu_count, architecture, provider,"
-    "                    constraints, labels, idempotency_key, namespace, owner_key_id, owner)"
+    "                    constraints, labels, idempotency_key, namespace, owner_key_id, owner,"
+    "                    image)"
     "  SELECT id, name, 'PENDING', decode(spec, 'hex'), priority, max_attempts, timeout_ms,"
     "         cpu_millis, memory_bytes, storage_bytes, gpu_count, architecture, provider,"
-    "         constraints::jsonb, labels::jsonb, idem, namespace, owner_key_id, owner"
+    "         constraints::jsonb, labels::jsonb, idem, namespace, owner_key_id, owner, image"
     "  FROM input ORDER BY ord"
     "  ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
     "  RETURNING id"
@@ -296,7 +300,7 @@ static const char insert_sql[] =
     ")"
     "SELECT id::text FROM ins";
 
-#define INSERT_NPARAMS 24
+#define INSERT_NPARAMS 25
 
 static bool group_build_params(submit_item **items, size_t n, hodei_buf arr[INSERT_NPARAMS])
 {
@@ -330,6 +334,7 @@ static bool group_build_params(submit_item **items, size_t n, hodei_buf arr[INSE
         hodei_sqlarr_str(&arr[21], it->peer);
         hodei_sqlarr_str(&arr[22], it->action);
         hodei_sqlarr_str(&arr[23], it->detail_json);
+        hodei_sqlarr_str(&arr[24], it->image);
     }
     bool ok = true;
     for (int p = 0; p < INSERT_NPARAMS; p++)

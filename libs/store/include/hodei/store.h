@@ -192,4 +192,12 @@ hodei_status hodei_store_worker_destroy_request(PGconn *conn, const char *worker
                                                 const char *provider, const char *reason,
                                                 hodei_err *err);
 
+/* Jobs that can never run (pending.c): each listed job still PENDING ends
+ * FAILED with error (exit code 127, as a command that could not start) and
+ * a JobFinished event; others are left alone. *failed_out (may be NULL)
+ * gets how many ended. At most HODEI_STORE_FAIL_MAX ids. */
+#define HODEI_STORE_FAIL_MAX 4096
+hodei_status hodei_store_pending_fail(PGconn *conn, const char *const *job_ids, size_t n,
+                                      const char *error, size_t *failed_out, hodei_err *err);
+
 #endif
