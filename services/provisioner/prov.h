@@ -23,7 +23,7 @@
 
 #define PROV_PATH_MAX 4096
 #define PROV_DB_WAIT_MS 5000 /* waiting for a pooled connection */
-#define PROV_ERROR_MAX 512   /* saga error text kept */
+#define PROV_ERROR_MAX 2048  /* saga error text kept (a worker's last log lines fit) */
 #define PROV_TOKEN_BYTES 32
 #define PROV_TOKEN_HEX_BUF (2 * PROV_TOKEN_BYTES + 1)
 #define PROV_INT_TEXT_MAX 24

@@ -25,6 +25,11 @@
  *    destroy orphans and mark lost workers.
  *  - Errors travel as hodei_status with a message naming the operation and
  *    the worker; HODEI_ERR_UNAVAILABLE for a backend that cannot be reached.
+ *    create_worker says HODEI_ERR_NOT_FOUND when the image does not exist
+ *    and cannot be pulled (the message names it), and HODEI_ERR_INVALID
+ *    when the worker as asked can never be made by this backend (GPUs an
+ *    engine cannot give): the saga then also fails the pending jobs that
+ *    would ask for such a worker again, instead of provisioning forever.
  *  - Scope (prov_driver.scope): a driver whose view is one host's (the
  *    process provider; Firecracker microVMs) fills it at create with a name
  *    shared only by the provisioners that see the same workers (the process
@@ -61,20 +66,18 @@ typedef struct {
     char scope[PROV_SCOPE_MAX]; /* "" = global view; else see "Scope" above */
 } prov_driver;
 
-/* The worker label naming the image a worker runs jobs in (container and
- * pod providers): a job with an image runs on a worker with that label. */
-#define PROV_LABEL_IMAGE "image"
-
-/* What the registry row says the worker must be (workers: cpu_millis,
- * memory_bytes, storage_bytes, gpu_count, architecture, labels). 0 / "" =
- * not stated: the driver applies no limit (or its configured default).
- * Every string is borrowed. */
+/* What the registry row says the worker must be (workers: image,
+ * cpu_millis, memory_bytes, storage_bytes, gpu_count, architecture,
+ * labels). 0 / "" = not stated: the driver applies no limit (or its
+ * configured default). Drivers that cannot honour a field ignore it (the
+ * process provider: the agent limits each job itself). Every string is
+ * borrowed. */
 typedef struct {
-    const char *image;  /* labels[PROV_LABEL_IMAGE]: "" = the provider's default */
-    int64_t cpu_millis; /* requests = limits for pods, quota for containers */
+    const char *image;  /* workers.image: "" = the provider's default worker image */
+    int64_t cpu_millis; /* hard limit for containers (quota), requests = limits for pods */
     int64_t memory_bytes;
     int64_t storage_bytes; /* ephemeral storage */
-    int64_t gpu_count;     /* Kubernetes: nvidia.com/gpu */
+    int64_t gpu_count;
     const char *architecture;
     const char *labels_json; /* every worker label, a JSON object ("{}" = none) */
 } prov_worker_spec;
@@ -85,7 +88,7 @@ typedef struct {
     const char *server;    /* HODEI_SERVER: the edge's address */
     const char *otp;       /* HODEI_OTP: the one-time token (SECRET) */
     const char *log_level; /* HODEI_LOG_LEVEL */
-    prov_worker_spec spec; /* what the worker must be (drivers that cannot honour it ignore it) */
+    prov_worker_spec spec; /* what the worker must be */
 } prov_worker_env;
 
 /* One real worker as the provider sees it. */
@@ -139,12 +142,18 @@ struct prov_driver_ops {
     /* Can the backend create workers now? msg says why not (or what it checked). */
     bool (*health)(prov_driver *drv, char msg[PROV_HEALTH_MSG_MAX]);
     void (*capabilities)(const prov_driver *drv, prov_caps *out);
+    /* Optional (NULL = not offered): why a worker that is gone ended, e.g.
+     * its exit code and last log lines, for the saga's error when a worker
+     * exits before registering. Writes "" when nothing is known. */
+    void (*describe_exit)(prov_driver *drv, const char *worker_id, const char *ref, char *out,
+                          size_t out_len);
 };
 
 /* The drivers built into this provisioner. */
 extern const prov_driver_ops prov_process_ops;     /* provider_process.c */
 extern const prov_driver_ops prov_kubernetes_ops;  /* provider_k8s.c */
 extern const prov_driver_ops prov_firecracker_ops; /* provider_firecracker.c */
+extern const prov_driver_ops prov_docker_ops;      /* provider_docker.c */
 
 /* The driver type for a providers.type value, or NULL when this build has none. */
 const prov_driver_ops *prov_driver_ops_find(const char *type);

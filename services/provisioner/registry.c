@@ -29,6 +29,7 @@ static const prov_driver_ops *const reg_drivers[] = {
     &prov_process_ops,
     &prov_kubernetes_ops,
     &prov_firecracker_ops,
+    &prov_docker_ops,
     NULL,
 };
 

@@ -174,12 +174,11 @@ static hodei_status saga_worker_spec(PGconn *conn, const char *worker_id, prov_w
                                      PGresult **res_out, hodei_err *err)
 {
     const char *params[1] = {worker_id};
-    hodei_status st = hodei_db_exec(
-        conn,
-        "SELECT cpu_millis, memory_bytes, storage_bytes, gpu_count, architecture, labels::text,"
-        "       coalesce(labels->>'" PROV_LABEL_IMAGE "', '')"
-        "  FROM workers WHERE id = $1",
-        1, params, res_out, err);
+    hodei_status st = hodei_db_exec(conn,
+                                    "SELECT cpu_millis, memory_bytes, storage_bytes, gpu_count,"
+                                    "       architecture, labels::text, image"
+                                    "  FROM workers WHERE id = $1",
+                                    1, params, res_out, err);
     if (st != HODEI_OK)
         return st;
     if (PQntuples(*res_out) == 0) {
@@ -197,6 +196,58 @@ static hodei_status saga_worker_spec(PGconn *conn, const char *worker_id, prov_w
         .image = hodei_db_get_str(*res_out, 0, 6),
     };
     return HODEI_OK;
+}
+
+typedef struct {
+    const prov_saga *s;
+    const prov_worker_spec *spec;
+    const char *why;
+    bool gpu_only; /* only the jobs asking for GPUs (the engine cannot give them) */
+    size_t failed;
+} saga_jobs_ctx;
+
+/* The pending jobs that would ask for this worker again: same image, this
+ * provider or none named (a job naming none with an image comes here, the
+ * scheduler's default image provider), GPUs or not as the worker. */
+static hodei_status saga_jobs_fail_tx(PGconn *conn, void *ctx, hodei_err *err)
+{
+    saga_jobs_ctx *c = ctx;
+    const char *params[3] = {c->spec->image, c->s->provider, c->gpu_only ? "t" : "f"};
+    PGresult *res = NULL;
+    hodei_status st = hodei_db_exec(
+        conn,
+        "SELECT id::text FROM jobs WHERE state = 'PENDING'"
+        " AND image = $1 AND (provider = $2 OR provider = '')"
+        " AND (NOT $3::bool OR gpu_count > 0)"
+        " ORDER BY created_at LIMIT " HODEI_STR(HODEI_STORE_FAIL_MAX) " FOR UPDATE SKIP LOCKED",
+        3, params, &res, err);
+    const char *ids[HODEI_STORE_FAIL_MAX];
+    int n = st == HODEI_OK ? PQntuples(res) : 0;
+    for (int i = 0; i < n; i++)
+        ids[i] = hodei_db_get_str(res, i, 0);
+    if (st == HODEI_OK)
+        st = hodei_store_pending_fail(conn, ids, (size_t)n, c->why, &c->failed, err);
+    PQclear(res);
+    return st;
+}
+
+/* create_worker said the worker can never be made (its image does not
+ * exist, the engine cannot give what it asks): the jobs waiting for such a
+ * worker end FAILED with that reason, before the saga compensates (whose
+ * ProvisionFailed would have the scheduler ask again). */
+static void saga_jobs_fail(prov *p, PGconn *conn, prov_saga *s, const prov_worker_spec *spec,
+                           hodei_status why_st, const char *why)
+{
+    hodei_err err = {0};
+    saga_jobs_ctx c = {.s = s,
+                       .spec = spec,
+                       .why = why,
+                       .gpu_only = why_st == HODEI_ERR_INVALID && spec->gpu_count > 0};
+    if (prov_tx(conn, saga_jobs_fail_tx, &c, &err) != HODEI_OK)
+        HLOG_WARN("saga %s: failing the jobs waiting for worker %s: %s", s->id, s->worker_id,
+                  err.msg);
+    else if (c.failed > 0)
+        HLOG_WARN("saga %s: %zu pending job(s) FAILED: %s", s->id, c.failed, why);
 }
 
 static void saga_create(prov *p, PGconn *conn, prov_saga *s)
@@ -231,6 +282,8 @@ static void saga_create(prov *p, PGconn *conn, prov_saga *s)
     char ref[PROV_REF_MAX] = "";
     st = drv->ops->create_worker(drv, &env, ref, &err);
     OPENSSL_cleanse(m.otp, sizeof m.otp);
+    if (st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_INVALID)
+        saga_jobs_fail(p, conn, s, &env.spec, st, err.msg);
     PQclear(spec_res);
     if (st != HODEI_OK) {
         saga_fail(p, conn, s, "create_failed", err.msg);
@@ -278,11 +331,17 @@ static void saga_wait(prov *p, PGconn *conn, prov_saga *s)
     }
     prov_driver *drv = NULL;
     prov_worker_status ws = PROV_WORKER_RUNNING;
-    if (prov_registry_get(p->reg, conn, s->provider, &drv, &err) == HODEI_OK &&
-        prov_scope_judges(drv, scope) &&
-        drv->ops->get_status(drv, s->worker_id, s->ref, &ws, NULL, &err) == HODEI_OK &&
-        ws == PROV_WORKER_GONE)
-        saga_fail(p, conn, s, "exited", "worker exited before registering");
+    if (prov_registry_get(p->reg, conn, s->provider, &drv, &err) != HODEI_OK ||
+        !prov_scope_judges(drv, scope) ||
+        drv->ops->get_status(drv, s->worker_id, s->ref, &ws, NULL, &err) != HODEI_OK ||
+        ws != PROV_WORKER_GONE)
+        return;
+    char detail[PROV_ERROR_MAX - 64] = "";
+    if (drv->ops->describe_exit)
+        drv->ops->describe_exit(drv, s->worker_id, s->ref, detail, sizeof detail);
+    snprintf(why, sizeof why, "worker exited before registering%s%s", detail[0] ? ": " : "",
+             detail);
+    saga_fail(p, conn, s, "exited", why);
 }
 
 /* ---------------------------------------------------------------- compensation */
