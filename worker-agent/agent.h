@@ -94,6 +94,9 @@ typedef struct {
     int64_t artifacts_job_max; /* worker.artifacts_job_max: bytes in (and out) per job */
     int64_t artifact_retries;  /* worker.artifact_retries */
     int64_t artifact_part;     /* worker.artifact_part: multipart part bytes */
+    int64_t cpu_millis;        /* worker.cpu_millis: capacity to report; 0 = measured */
+    int64_t memory_bytes;      /* worker.memory_bytes: capacity to report; 0 = measured */
+    char *job_cgroups;         /* worker.job_cgroups: auto | off */
 } agent_config;
 
 extern agent_config agent_conf;
@@ -131,9 +134,11 @@ typedef struct {
 void agent_usage_init(agent_usage *u);
 void agent_usage_sample(agent_usage *u, Hodei__V1__ResourceUsage *out);
 void agent_usage_fini(agent_usage *u);
-/* What this machine offers: cores, memory, architecture. */
-void agent_capacity(agent_usage *u, Hodei__V1__ResourceRequirements *out, char *arch,
-                    size_t arch_len);
+/* What this worker offers: cores and memory as its provider sized it
+ * (worker.cpu_millis, worker.memory_bytes), else as measured (the cgroup's
+ * limits, else the machine's); and its architecture. */
+void agent_capacity(agent_usage *u, const agent_config *cfg, Hodei__V1__ResourceRequirements *out,
+                    char *arch, size_t arch_len);
 
 /* ------------------------------------------------------------ state */
 

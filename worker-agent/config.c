@@ -15,6 +15,8 @@
 
 agent_config agent_conf;
 
+static const char *const agent_cgroup_modes[] = {"auto", "off", NULL};
+
 #define P(field) offsetof(agent_config, field)
 const hodei_cfg_param agent_params[] = {
     {"server", HODEI_CFG_STRING, NULL, 1, 4096, P(server),
@@ -86,6 +88,15 @@ const hodei_cfg_param agent_params[] = {
     {"worker.artifact_part", HODEI_CFG_INT, "8388608", HODEI_ARTIFACT_PART_MIN, 1073741824,
      P(artifact_part), "S3 multipart part size; files of twice this size or more go in parts",
      false, false, NULL},
+    {"worker.cpu_millis", HODEI_CFG_INT, "0", 0, 1024000, P(cpu_millis),
+     "CPU (millicores) this worker offers, as its provider sized it; 0 = measured", false, false,
+     NULL},
+    {"worker.memory_bytes", HODEI_CFG_INT, "0", 0, INT64_C(1) << 50, P(memory_bytes),
+     "memory this worker offers, as its provider sized it; 0 = measured", false, false, NULL},
+    {"worker.job_cgroups", HODEI_CFG_STRING, "auto", 0, 8, P(job_cgroups),
+     "auto: each job with cpu or memory asked runs in a cgroup of its own with those limits"
+     " (when this host lets the agent make one; else a warning); off: never",
+     false, false, agent_cgroup_modes},
 };
 #undef P
 const size_t agent_params_len = sizeof agent_params / sizeof agent_params[0];

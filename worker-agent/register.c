@@ -85,7 +85,7 @@ static hodei_status register_once(agent *a, hodei_err *err)
     Hodei__V1__ResourceRequirements cap = HODEI__V1__RESOURCE_REQUIREMENTS__INIT;
     Hodei__V1__RegisterRequest req = HODEI__V1__REGISTER_REQUEST__INIT;
     char arch[64];
-    agent_capacity(&a->usage, &cap, arch, sizeof arch);
+    agent_capacity(&a->usage, a->cfg, &cap, arch, sizeof arch);
     req.token = a->otp;
     req.worker_id = a->cfg->worker_id;
     req.hostname = a->hostname;

@@ -396,6 +396,7 @@ static void runner_exec(agent *a, agent_job *job, hodei_exec_result *res, agent_
         goto out_collect;
     o.workspace = art.workspace[0] ? art.workspace : NULL;
     o.first_sequence = job->seq;
+    o.job_cgroups = strcmp(a->cfg->job_cgroups, "off") != 0;
     runner_ctx ctx = {.a = a, .job = job};
     hodei_exec_callbacks cb = {
         .on_start = runner_on_start, .on_batch = runner_on_batch, .user = &ctx};

@@ -195,14 +195,14 @@ static const char *usage_arch(const char *machine)
     return machine;
 }
 
-void agent_capacity(agent_usage *u, Hodei__V1__ResourceRequirements *out, char *arch,
-                    size_t arch_len)
+void agent_capacity(agent_usage *u, const agent_config *cfg, Hodei__V1__ResourceRequirements *out,
+                    char *arch, size_t arch_len)
 {
     Hodei__V1__ResourceUsage now = HODEI__V1__RESOURCE_USAGE__INIT;
     struct utsname un;
     agent_usage_sample(u, &now);
-    out->cpu_cores = u->ncpu;
-    out->memory_bytes = now.memory_bytes_total;
+    out->cpu_cores = cfg->cpu_millis > 0 ? (double)cfg->cpu_millis / 1000.0 : u->ncpu;
+    out->memory_bytes = cfg->memory_bytes > 0 ? cfg->memory_bytes : now.memory_bytes_total;
     hodei_strlcpy(arch, uname(&un) == 0 ? usage_arch(un.machine) : "", arch_len);
     out->architecture = arch;
 }

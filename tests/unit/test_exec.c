@@ -805,3 +805,74 @@ Test(exec, unknown_job_user_is_named)
     cr_assert_eq(hodei_exec_user_lookup("no-such-user-hodei", &u, &err), HODEI_ERR_NOT_FOUND);
     cr_assert(strstr(err.msg, "no-such-user-hodei"), "%s", err.msg);
 }
+
+/* ------------------------------------------------------------ cgroups */
+
+static void ts_resources(tspec *t, Hodei__V1__ResourceRequirements *r, double cores, int64_t mem)
+{
+    hodei__v1__resource_requirements__init(r);
+    r->cpu_cores = cores;
+    r->memory_bytes = mem;
+    t->spec.resources = r;
+}
+
+/* Where the job's limits are not its own (no writable cgroup here), the
+ * first line says so: such a host cannot run these two tests. */
+static bool cg_unavailable(capture *c)
+{
+    return c->first[0] && strstr(c->first[0], "are not enforced here");
+}
+
+Test(exec, memory_limit_kills_the_job_and_says_out_of_memory)
+{
+    tspec t;
+    Hodei__V1__ResourceRequirements res;
+    /* dd allocates its whole block: 256 MiB against a 64 MiB limit */
+    ts_sh(&t, "echo start; dd if=/dev/zero of=/dev/null bs=256M count=1 && echo survived");
+    ts_resources(&t, &res, 0, 64 << 20);
+    capture c;
+    cap_init(&c);
+    hodei_exec_result r;
+    cr_assert_eq(run_simple(&t, &c, &r), HODEI_OK);
+    if (cg_unavailable(&c))
+        cr_skip_test("no writable cgroup for jobs on this host: %s", c.first[0]);
+    cr_assert_eq(r.state, HODEI__V1__JOB_STATE__JOB_STATE_FAILED, "%d %s; output: %s", r.exit_code,
+                 r.error, cap_out(&c));
+    cr_assert(strstr(r.error, "out of memory") && strstr(r.error, "64.0 MiB"), "error: %s",
+              r.error);
+    cr_assert(r.exit_code == 137, "exit code %d", r.exit_code);
+    cr_assert(!strstr(cap_out(&c), "survived"), "output: %s", cap_out(&c));
+    cap_fini(&c);
+}
+
+Test(exec, cpu_and_memory_asked_are_the_jobs_own_cgroup_limits_and_it_is_removed)
+{
+    tspec t;
+    Hodei__V1__ResourceRequirements res;
+    /* v1: a path per hierarchy in /proc/self/cgroup; v2: one "0::" path */
+    ts_sh(&t, "for l in $(cat /proc/self/cgroup); do p=${l#*:}; c=${p%%:*}; p=${p#*:};"
+              " case $c in *memory*) cat /sys/fs/cgroup/memory$p/memory.limit_in_bytes;"
+              " echo dir=/sys/fs/cgroup/memory$p;;"
+              " *cpu*) for d in /sys/fs/cgroup/cpu /sys/fs/cgroup/cpu,cpuacct; do"
+              " [ -f $d$p/cpu.cfs_quota_us ] && cat $d$p/cpu.cfs_quota_us; done;;"
+              " '') if [ -f /sys/fs/cgroup$p/memory.max ]; then cat /sys/fs/cgroup$p/memory.max"
+              " /sys/fs/cgroup$p/cpu.max; echo dir=/sys/fs/cgroup$p; fi;; esac; done");
+    ts_resources(&t, &res, 0.25, 32 << 20);
+    capture c;
+    cap_init(&c);
+    hodei_exec_result r;
+    cr_assert_eq(run_simple(&t, &c, &r), HODEI_OK);
+    if (cg_unavailable(&c))
+        cr_skip_test("no writable cgroup for jobs on this host: %s", c.first[0]);
+    cr_assert_eq(r.state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, "%s", r.error);
+    const char *out = cap_out(&c);
+    cr_assert(strstr(out, "33554432\n"), "memory limit: %s", out);
+    cr_assert(strstr(out, "25000\n") || strstr(out, "25000 100000\n"), "cpu quota: %s", out);
+    const char *dir = strstr(out, "dir=");
+    cr_assert(dir && strstr(dir, "hodei-job-" T_JOB_ID "-2"), "the job's own cgroup: %s", out);
+    char path[512];
+    snprintf(path, sizeof path, "%.*s", (int)strcspn(dir + 4, "\n"), dir + 4);
+    struct stat sb;
+    cr_assert(stat(path, &sb) != 0, "%s is still there after the run", path);
+    cap_fini(&c);
+}

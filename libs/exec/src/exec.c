@@ -113,6 +113,7 @@ void hodei_exec_opts_default(hodei_exec_opts *o)
     o->path = EXEC_DEFAULT_PATH;
     const char *home = getenv("HOME");
     o->home = home && home[0] == '/' ? home : "/";
+    o->job_cgroups = true;
 }
 
 hodei_status hodei_exec_user_lookup(const char *name, hodei_exec_user *out, hodei_err *err)
@@ -409,6 +410,42 @@ static void run_init(exec_run *r, const hodei_exec_opts *opts, const Hodei__V1__
     r->drain_until_ms = -1;
 }
 
+#define RUN_MIB (1024.0 * 1024.0)
+
+/* A job whose limits cannot be enforced says so in its first output line. */
+static void run_cg_note(exec_run *r, const exec_cg *cg, const char *job_id)
+{
+    char line[EXEC_CG_NOTE_MAX + 160];
+    if (cg->own || !cg->note[0])
+        return;
+    HLOG_WARN("job %s: no cgroup of its own (%s); %s", job_id, cg->note,
+              cg->enforced ? "it runs under this worker's limits" : "its limits are not enforced");
+    if (cg->enforced)
+        return;
+    int n = snprintf(line, sizeof line,
+                     "hodei-worker: warning: the cpu and memory this job asks for are not"
+                     " enforced here (%s)\n",
+                     cg->note);
+    exec_output_feed(&r->out, EXEC_STREAM_ERR, line,
+                     n < (int)sizeof line ? (size_t)n : sizeof line);
+}
+
+/* A job that failed after an OOM kill in its cgroup ran out of memory. */
+static void run_cg_result(const exec_cg *cg, hodei_exec_result *out)
+{
+    if (out->state != HODEI__V1__JOB_STATE__JOB_STATE_FAILED || !exec_cg_oom(cg))
+        return;
+    if (cg->mem_limit > 0)
+        snprintf(out->error, sizeof out->error,
+                 "out of memory: the job went over %s memory limit of %.1f MiB and was killed"
+                 " (exit code %d)",
+                 cg->own ? "its" : "its worker's", (double)cg->mem_limit / RUN_MIB, out->exit_code);
+    else
+        snprintf(out->error, sizeof out->error,
+                 "out of memory: the job was killed by the kernel's OOM killer (exit code %d)",
+                 out->exit_code);
+}
+
 /* Starts the child and runs it to its end. */
 static hodei_status run_child(exec_run *r, const exec_plan *plan, const hodei_exec_callbacks *cb,
                               hodei_exec_result *out, hodei_err *err)
@@ -451,7 +488,15 @@ static hodei_status run_prepared(exec_run *r, const Hodei__V1__JobSpec *spec, co
         st = hodei_err_set(err, HODEI_ERR_NOMEM, "exec: out of memory for reads");
         goto out_output;
     }
+    exec_cg cg;
+    exec_cg_open(&cg, r->opts, spec, job_id, attempt);
+    plan.cg_fd = cg.procs_fd;
+    plan.n_cg = cg.n;
+    run_cg_note(r, &cg, job_id);
     st = run_child(r, &plan, cb, out, err);
+    if (st == HODEI_OK)
+        run_cg_result(&cg, out);
+    exec_cg_fini(&cg);
     exec_child_close(&r->child);
     explicit_bzero(r->chunk, EXEC_READ_CHUNK); /* raw output, secrets unredacted */
     free(r->chunk);

@@ -20,7 +20,13 @@
 #define CHILD_FIRST_FREE_FD 3
 #define CHILD_STRERROR_MAX 128
 
-enum { CHILD_STAGE_SETUP = 1, CHILD_STAGE_USER, CHILD_STAGE_CHDIR, CHILD_STAGE_EXEC };
+enum {
+    CHILD_STAGE_SETUP = 1,
+    CHILD_STAGE_CGROUP,
+    CHILD_STAGE_USER,
+    CHILD_STAGE_CHDIR,
+    CHILD_STAGE_EXEC
+};
 
 typedef struct {
     int stage;
@@ -63,6 +69,18 @@ static void child_become(const hodei_exec_user *u, int report_fd)
         child_fail(report_fd, CHILD_STAGE_USER, errno);
 }
 
+/* The job, not the agent, is what the kernel kills first when memory runs
+ * out (raising one's own oom_score_adj needs no privilege). */
+static void child_oom_first(void)
+{
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = write(fd, "1000", 4);
+        (void)n;
+        close(fd);
+    }
+}
+
 /* fds[0..2] become the child's stdin, stdout, stderr. Each is first moved
  * above 2 so that no dup2 overwrites a source still needed. */
 static _Noreturn void child_exec(const exec_plan *p, const char *prog, const int fds[3],
@@ -73,6 +91,11 @@ static _Noreturn void child_exec(const exec_plan *p, const char *prog, const int
         _exit(HODEI_EXEC_EXIT_START_FAILED);
     if (setpgid(0, 0) != 0)
         child_fail(report_fd, CHILD_STAGE_SETUP, errno);
+    for (int i = 0; i < p->n_cg; i++) { /* the job's own cgroup: its limits */
+        if (write(p->cg_fd[i], "0", 1) != 1)
+            child_fail(report_fd, CHILD_STAGE_CGROUP, errno);
+    }
+    child_oom_first(); /* before the switch: /proc/self is then no longer ours */
     if (p->user)
         child_become(p->user, report_fd);
     /* After the switch: changing credentials clears the parent-death
@@ -166,6 +189,8 @@ static void child_describe(const exec_plan *p, const child_report *r, char *out,
     const char *why = strerror_r(r->error, buf, sizeof buf);
     if (r->stage == CHILD_STAGE_EXEC)
         snprintf(out, len, "cannot start '%s': %s", p->what, why);
+    else if (r->stage == CHILD_STAGE_CGROUP)
+        snprintf(out, len, "cannot put '%s' into its cgroup: %s", p->what, why);
     else if (r->stage == CHILD_STAGE_CHDIR)
         snprintf(out, len, "cannot enter working_dir '%s': %s",
                  p->working_dir ? p->working_dir

@@ -97,6 +97,37 @@ void exec_output_flush(exec_output *o);
 /* Monotonic ms at which the current batch is due, or -1 when empty. */
 int64_t exec_output_due_ms(const exec_output *o);
 
+/* ------------------------------------------------------------ cgroups */
+
+#define EXEC_CG_MAX 2 /* hierarchies a job joins: v2 one; v1 memory and cpu */
+#define EXEC_CG_PATH_MAX 4096
+#define EXEC_CG_NAME_MAX 96
+#define EXEC_CG_NOTE_MAX 400
+
+/* The job's own cgroup (exec_cgroup.c), or the enclosing one it runs under. */
+typedef struct {
+    int procs_fd[EXEC_CG_MAX]; /* cgroup.procs the child writes "0" to; -1 = unused */
+    char dir[EXEC_CG_MAX][EXEC_CG_PATH_MAX];
+    int n;
+    int oom_fd;       /* memory.events (v2) / memory.oom_control (v1); -1 = none */
+    int64_t oom_base; /* its oom_kill count before the job */
+    bool own;         /* the limits are the job's own */
+    bool v2;
+    bool enforced;     /* own, or the enclosing cgroup has a memory limit, or none asked */
+    int64_t mem_limit; /* bytes the job runs under (own or enclosing); 0 = none */
+    char note[EXEC_CG_NOTE_MAX]; /* why the job has no cgroup of its own */
+} exec_cg;
+
+/* Makes the job's cgroup when it asks for cpu or memory (and
+ * opts->job_cgroups); else finds the enclosing one's OOM counter. Never
+ * fails: what could not be done is in cg->note. */
+void exec_cg_open(exec_cg *cg, const hodei_exec_opts *opts, const Hodei__V1__JobSpec *spec,
+                  const char *job_id, int attempt);
+/* An OOM kill happened in the cgroup since exec_cg_open. */
+bool exec_cg_oom(const exec_cg *cg);
+/* Kills what is left in the job's cgroup, removes it, closes everything. */
+void exec_cg_fini(exec_cg *cg);
+
 /* ------------------------------------------------------------ spawn */
 
 /* Everything the child needs, prepared before fork (the child may only make
@@ -110,7 +141,9 @@ typedef struct {
     const hodei_exec_user *user; /* NULL = the caller's */
     char *script_dir;            /* private temp dir, NULL for commands */
     char *script_path;
-    int stdin_fd; /* memfd with the secrets, or /dev/null */
+    int stdin_fd;     /* memfd with the secrets, or /dev/null */
+    const int *cg_fd; /* cgroup.procs files the child joins (n_cg of them) */
+    int n_cg;
 } exec_plan;
 
 hodei_status exec_plan_build(exec_plan *p, const hodei_exec_opts *opts,

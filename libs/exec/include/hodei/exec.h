@@ -96,6 +96,11 @@ typedef struct {
     /* Sequence numbers continue after this one (lines the caller wrote
      * before the run, e.g. artifact staging); default 0. */
     uint64_t first_sequence;
+    /* A job asking for cpu or memory runs in a cgroup of its own with
+     * those hard limits (v2, or v1 on a hybrid host) when this process may
+     * make one; default true. Otherwise, or when false, it runs under the
+     * enclosing cgroup's limits (a container's). */
+    bool job_cgroups;
 } hodei_exec_opts;
 
 /* Fills o with the defaults above. The strings point into the environment or
