@@ -42,3 +42,9 @@ BEGIN
    WHERE w.id = worker;
 END;
 $$;
+
+-- Provisions that failed (workers TERMINATED without ever registering), so
+-- the scheduler backs off a provider or image whose workers keep failing
+-- (an engine away, a broken image) instead of asking again at once.
+CREATE INDEX workers_failed_recent ON workers (provider, updated_at)
+  WHERE state = 'TERMINATED' AND session_token_hash IS NULL;

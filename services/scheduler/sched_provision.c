@@ -11,7 +11,8 @@
  *   in flight (CREATING + CONNECTING of that image) < its unmet jobs, and,
  *   per provider, live workers < providers.max_workers (when > 0).
  * So at most one provision is in flight per unmet job, whatever the number
- * of replicas.
+ * of replicas. A need whose provisions failed lately waits 1 s, 2 s, 4 s ...
+ * (at most 30 s) after the last failure before it asks again.
  *
  * Each new worker gets the provider's worker_* capacity where it is set
  * (non-zero), else what the unmet job it is made for asks (cpu, memory,
@@ -37,6 +38,12 @@
 #define PROV_ARRAYS 8
 #define PROV_TYPE_MAX 16
 #define PROV_WHY_MAX 512
+/* A need whose provisions keep failing (an engine away, a broken image)
+ * is asked again only after 1 s, 2 s, 4 s ... (at most 30 s) since its
+ * last failure, counting the failures of the last minute. */
+#define PROV_FAIL_WINDOW "60 seconds"
+#define PROV_BACKOFF_MIN_MS 1000
+#define PROV_BACKOFF_MAX_MS 30000
 _Static_assert(PROV_ARRAYS <= SCHED_ARRAYS, "sched.arr holds every array parameter");
 
 static const char lock_sql[] =
@@ -47,10 +54,20 @@ static const char lock_sql[] =
 
 enum { P_NAME, P_ENABLED, P_MAX, P_CPU, P_MEM, P_STORAGE, P_GPU, P_ARCH, P_TYPE };
 
+/* Live workers per (provider, image), then the provisions that failed
+ * lately (workers TERMINATED without ever registering, migration 0018's
+ * partial index): how many in the last PROV_FAIL_WINDOW and how long ago
+ * the last one. */
 static const char count_sql[] =
     "SELECT provider, image, count(*) FILTER (WHERE state IN ('CREATING', 'CONNECTING')),"
-    "       count(*), count(*) FILTER (WHERE state = 'READY')"
+    "       count(*), count(*) FILTER (WHERE state = 'READY'), 0, 0"
     "  FROM workers WHERE provider = ANY($1::text[]) AND state <> 'TERMINATED'"
+    " GROUP BY provider, image"
+    " UNION ALL "
+    "SELECT provider, image, 0, 0, 0, count(*),"
+    "       (extract(epoch FROM now() - max(updated_at)) * 1000)::bigint"
+    "  FROM workers WHERE provider = ANY($1::text[]) AND state = 'TERMINATED'"
+    "   AND session_token_hash IS NULL AND updated_at > now() - interval '" PROV_FAIL_WINDOW "'"
     " GROUP BY provider, image";
 
 static const char insert_sql[] =
@@ -88,6 +105,8 @@ typedef struct {
     size_t unmet;      /* jobs its workers could serve */
     size_t held_ready; /* its READY workers this pass locked and left free */
     int64_t in_flight, ready_now;
+    int64_t failed;         /* provisions that failed in the last PROV_FAIL_WINDOW */
+    int64_t failed_ago_ms;  /* since the last of them */
     size_t create;
 } prov_need;
 
@@ -289,8 +308,10 @@ static hodei_status prov_count_workers(sched *s, prov_table *t, PGresult **res, 
         if (p)
             p->live += hodei_db_get_i64(*res, r, 3);
         if (n) {
-            n->in_flight = hodei_db_get_i64(*res, r, 2);
-            n->ready_now = hodei_db_get_i64(*res, r, 4);
+            n->in_flight += hodei_db_get_i64(*res, r, 2);
+            n->ready_now += hodei_db_get_i64(*res, r, 4);
+            n->failed += hodei_db_get_i64(*res, r, 5);
+            n->failed_ago_ms += hodei_db_get_i64(*res, r, 6);
         }
     }
     for (size_t i = 0; i < t->n_rows; i++) {
@@ -301,6 +322,17 @@ static hodei_status prov_count_workers(sched *s, prov_table *t, PGresult **res, 
     return HODEI_OK;
 }
 
+/* Still backing off after recent failed provisions. */
+static bool prov_backing_off(const prov_need *n)
+{
+    if (n->failed <= 0)
+        return false;
+    int64_t wait = PROV_BACKOFF_MIN_MS;
+    for (int64_t i = 1; i < n->failed && wait < PROV_BACKOFF_MAX_MS; i++)
+        wait *= 2;
+    return n->failed_ago_ms < (wait < PROV_BACKOFF_MAX_MS ? wait : PROV_BACKOFF_MAX_MS);
+}
+
 /* How many workers to ask for. Ready workers this pass did not hold belong
  * to another replica's pass, which may leave them free: wait for the next
  * pass rather than provision beside them. */
@@ -308,7 +340,8 @@ static size_t prov_decide(const prov_need *n, size_t budget)
 {
     const prov_row *p = n->prov;
     int64_t want;
-    if (!p->found || !p->enabled || n->unmet == 0 || n->ready_now > (int64_t)n->held_ready)
+    if (!p->found || !p->enabled || n->unmet == 0 || n->ready_now > (int64_t)n->held_ready ||
+        prov_backing_off(n))
         return 0;
     want = (int64_t)n->unmet - n->in_flight;
     if (p->max_workers > 0 && p->max_workers - p->live - p->created < want)

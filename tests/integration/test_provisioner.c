@@ -652,7 +652,8 @@ typedef struct {
     Hodei__V1__Provider p;
     Hodei__V1__ResourceRequirements cap;
     Hodei__V1__Provider__ConfigEntry entry;
-    Hodei__V1__Provider__ConfigEntry *entries[1];
+    Hodei__V1__Provider__ConfigEntry host;
+    Hodei__V1__Provider__ConfigEntry *entries[2];
 } t_provider;
 
 static void t_provider_init(t_provider *t)
@@ -672,10 +673,14 @@ static void t_provider_init(t_provider *t)
     t->cap.memory_bytes = INT64_C(1) << 30;
     t->cap.architecture = "amd64";
     t->p.worker_capacity = &t->cap;
-    t->entry.key = "image";
+    t->entry.key = "worker_image";
     t->entry.value = "hodei-worker:latest";
+    hodei__v1__provider__config_entry__init(&t->host);
+    t->host.key = "host"; /* no engine answers there */
+    t->host.value = "unix:///nonexistent/docker.sock";
     t->entries[0] = &t->entry;
-    t->p.n_config = 1;
+    t->entries[1] = &t->host;
+    t->p.n_config = 2;
     t->p.config = t->entries;
 }
 
@@ -753,9 +758,10 @@ static void t_list_check(edge_handle *e)
     cr_assert(pr->enabled);
     cr_assert_str_eq(d->name, "docker-local");
     cr_assert_eq(d->type, HODEI__V1__PROVIDER_TYPE__PROVIDER_TYPE_DOCKER);
-    cr_assert_eq(d->n_config, 1);
-    cr_assert_str_eq(d->config[0]->key, "image");
-    cr_assert_str_eq(d->config[0]->value, "hodei-worker:latest");
+    cr_assert_eq(d->n_config, 2);
+    cr_assert_str_eq(d->config[0]->key, "host");
+    cr_assert_str_eq(d->config[1]->key, "worker_image");
+    cr_assert_str_eq(d->config[1]->value, "hodei-worker:latest");
     cr_assert_eq(d->warm_pool_max, 2);
     cr_assert(fabs(d->worker_capacity->cpu_cores - 2.0) < 1e-9);
     cr_assert_str_eq(d->worker_capacity->architecture, "amd64");
@@ -825,7 +831,8 @@ Test(provisioner, provider_management_validates_lists_and_reports_health)
     t_wait_str("SELECT healthy::text FROM provider_health WHERE provider = $1", "docker-local",
                "false", "docker provider health");
     h = t_health(&e, "docker-local", &code);
-    cr_assert(!h->healthy && strstr(h->message, "no driver"), "%s", h->message);
+    cr_assert(!h->healthy && strstr(h->message, "docker engine at unix:///nonexistent/docker.sock"),
+              "%s", h->message);
     protobuf_c_message_free_unpacked(&h->base, NULL);
     t_prov_stop(p);
     edge_stop(&e);
@@ -906,16 +913,17 @@ Test(provisioner, provider_without_a_driver_is_compensated_at_once)
     char id[HODEI_ID_BUF], err[512];
     hodei_id_new(id);
     const char *params[1] = {id};
-    t_exec("INSERT INTO providers (name, type) VALUES ('docker-x', 'docker')", 0, NULL, NULL);
+    /* a type this provisioner has no driver for */
+    t_exec("INSERT INTO providers (name, type) VALUES ('fc-x', 'firecracker')", 0, NULL, NULL);
     t_tx_begin();
-    t_exec("INSERT INTO workers (id, provider, state) VALUES ($1, 'docker-x', 'CREATING')", 1,
-           params, NULL);
+    t_exec("INSERT INTO workers (id, provider, state) VALUES ($1, 'fc-x', 'CREATING')", 1, params,
+           NULL);
     t_provision_event(id);
     t_tx_commit();
     t_saga_wait(id, "COMPENSATED/done");
     t_worker_state_wait(id, "TERMINATED");
     t_str("SELECT error FROM sagas WHERE correlation_key = $1", id, err, sizeof err);
-    cr_assert(strstr(err, "no driver for type docker"), "saga error: %s", err);
+    cr_assert(strstr(err, "no driver for type firecracker"), "saga error: %s", err);
     cr_assert_eq(t_i64("SELECT count(*) FROM outbox WHERE aggregate_id = $1"
                        " AND event_type = 'ProvisionFailed'",
                        id),

@@ -18,7 +18,7 @@
  * UNSPECIFIED PENDING ASSIGNED RUNNING SUCCEEDED FAILED CANCELLED TIMEOUT. */
 static const bool job_expected[J_COUNT][J_COUNT] = {
     /* UNSPECIFIED */ {0, 0, 0, 0, 0, 0, 0, 0},
-    /* PENDING     */ {0, 0, 1, 0, 0, 0, 1, 0},
+    /* PENDING     */ {0, 0, 1, 0, 0, 1, 1, 0},
     /* ASSIGNED    */ {0, 1, 0, 1, 0, 1, 1, 1},
     /* RUNNING     */ {0, 1, 0, 0, 1, 1, 1, 1},
     /* SUCCEEDED   */ {0, 0, 0, 0, 0, 0, 0, 0},

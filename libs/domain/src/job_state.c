@@ -14,7 +14,9 @@ static const char *const job_state_names[JOB_STATE_COUNT] = {
 
 /* For each state, the set of states it may move to. */
 static const unsigned job_state_next[JOB_STATE_COUNT] = {
-    [JS(PENDING)] = BIT(ASSIGNED) | BIT(CANCELLED),
+    /* FAILED: a job no provider can ever run (an image that does not exist,
+     * GPUs its provider cannot give) ends without an attempt. */
+    [JS(PENDING)] = BIT(ASSIGNED) | BIT(CANCELLED) | BIT(FAILED),
     [JS(ASSIGNED)] = BIT(RUNNING) | BIT(PENDING) | BIT(CANCELLED) | BIT(FAILED) | BIT(TIMEOUT),
     [JS(RUNNING)] = BIT(SUCCEEDED) | BIT(FAILED) | BIT(CANCELLED) | BIT(TIMEOUT) | BIT(PENDING),
 };

@@ -84,7 +84,7 @@ static void child_oom_first(void)
 /* fds[0..2] become the child's stdin, stdout, stderr. Each is first moved
  * above 2 so that no dup2 overwrites a source still needed. */
 static _Noreturn void child_exec(const exec_plan *p, const char *prog, const int fds[3],
-                                 int report_fd)
+                                 int report_fd, pid_t parent)
 {
     report_fd = fcntl(report_fd, F_DUPFD_CLOEXEC, CHILD_FIRST_FREE_FD);
     if (report_fd < 0)
@@ -101,8 +101,12 @@ static _Noreturn void child_exec(const exec_plan *p, const char *prog, const int
     /* After the switch: changing credentials clears the parent-death
      * signal. If the agent dies (SIGKILL, crash), the job dies with it instead of
      * running on unsupervised while its attempt is retried elsewhere. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1)
-        child_fail(report_fd, CHILD_STAGE_SETUP, errno ? errno : ESRCH);
+    /* (compared with the parent's pid, not with 1: in a container the agent
+     * itself is often pid 1) */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        child_fail(report_fd, CHILD_STAGE_SETUP, errno);
+    if (getppid() != parent)
+        child_fail(report_fd, CHILD_STAGE_SETUP, ESRCH);
     int high[3];
     for (int i = 0; i < 3; i++) {
         high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, CHILD_FIRST_FREE_FD);
@@ -238,9 +242,10 @@ hodei_status exec_child_start(const exec_plan *p, exec_child *c, char *start_err
     const int child_fds[3] = {p->stdin_fd, out[1], errp[1]};
     /* vfork: no copy of this (large, multi-threaded) address space per job;
      * the child only makes system calls, then execve or _exit. */
+    pid_t parent = getpid();
     pid_t pid = vfork();
     if (pid == 0)
-        child_exec(p, prog, child_fds, rep[1]);
+        child_exec(p, prog, child_fds, rep[1], parent);
     if (pid < 0) {
         st = hodei_err_set(err, HODEI_ERR_IO, "exec: vfork: %s", strerror(errno));
         goto out_close;
