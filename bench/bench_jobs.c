@@ -11,7 +11,12 @@
  *     given); time until all SUCCEEDED.
  *   hodei-bench-jobs coldstart --target H:P --db URL --stamp FILE [--jobs N]
  *     as dispatch, but each job waits until no worker is alive first, so a
- *     worker is provisioned for it. */
+ *     worker is provisioned for it.
+ *   ... dispatch|coldstart --image IMAGE [--prefix NAME]
+ *     the same in a container provider: the job is `sh -c 'echo go'` in
+ *     IMAGE, and "running" is the wall time the agent read its first output
+ *     line (LogLine.time, through GetLogs); coldstart waits for no worker of
+ *     that image. The scenario is called NAME_dispatch / NAME_cold_start. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -26,6 +31,7 @@
 #include "hodei/time.h"
 #include "hodei/util.h"
 #include "hodei/v1/job.pb-c.h"
+#include "hodei/v1/logs.pb-c.h"
 
 #define BJ_JOBS_MAX 100000
 #define BJ_CLIENTS_MAX 64
@@ -35,12 +41,15 @@ typedef struct {
     const char *target;
     const char *db;
     const char *stamp;
-    const char *self; /* the stamp program */
+    const char *self;   /* the stamp program */
+    const char *image;  /* container jobs: "" = process jobs with the stamp program */
+    const char *prefix; /* of the scenario's name with an image */
     int64_t jobs;
     int64_t clients;
 } bj_opts;
 
-static bool bj_queue(hodei_rpc_channel *ch, char *const *argv, int argc, char *id_out)
+static bool bj_queue(hodei_rpc_channel *ch, const char *image, char *const *argv, int argc,
+                     char *id_out)
 {
     Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
     Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
@@ -50,6 +59,7 @@ static bool bj_queue(hodei_rpc_channel *ch, char *const *argv, int argc, char *i
     cmd.args = (char **)argv + 1;
     spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
     spec.command = &cmd;
+    spec.image = (char *)(image ? image : "");
     req.spec = &spec;
     ProtobufCMessage *resp = NULL;
     hodei_rpc_result res;
@@ -103,38 +113,87 @@ static double pct(int64_t *v, size_t n, double p)
     return n ? (double)v[(size_t)(p * (double)(n - 1) + 0.5)] / 1000.0 : 0;
 }
 
-/* One job at a time: ack -> stamp. cold: wait for no live worker first. */
+/* The wall time (µs) of the job's first output line, 0 when none yet. */
+static int64_t bj_first_line_us(hodei_rpc_channel *ch, const char *id)
+{
+    Hodei__V1__GetLogsRequest req = HODEI__V1__GET_LOGS_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    hodei_rpc_result res;
+    hodei_err err;
+    int64_t at = 0;
+    req.job_id = (char *)id;
+    req.max_lines = 1;
+    if (hodei_rpc_unary(ch, "/hodei.v1.LogStreamService/GetLogs", &req.base,
+                        &hodei__v1__get_logs_response__descriptor, 10000, &resp, &res,
+                        &err) == HODEI_OK &&
+        res.code == HODEI_GRPC_OK) {
+        Hodei__V1__GetLogsResponse *r = (Hodei__V1__GetLogsResponse *)resp;
+        if (r->n_lines > 0 && r->lines[0]->time)
+            at = r->lines[0]->time->seconds * 1000000 + r->lines[0]->time->nanos / 1000;
+    }
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    return at;
+}
+
+/* Waits until no worker (of the image, with one) is alive. */
+static void bj_wait_no_worker(const bj_opts *o, PGconn *pg, int64_t until)
+{
+    char q[512];
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM workers WHERE state NOT IN ('TERMINATED','LOST')%s%s%s",
+             o->image ? " AND image = '" : "", o->image ? o->image : "", o->image ? "'" : "");
+    while (hodei_mono_ms() < until && bj_sql(pg, q) != 0)
+        hodei_sleep_ms(50);
+}
+
+static void bj_wait_done(PGconn *pg, const char *id, int64_t until)
+{
+    char q[200];
+    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'SUCCEEDED'", id);
+    while (hodei_mono_ms() < until && bj_sql(pg, q) != 1)
+        hodei_sleep_ms(2);
+}
+
+static void bj_report(const bj_opts *o, bool cold, int64_t *lat, size_t n)
+{
+    char name[128];
+    qsort(lat, n, sizeof *lat, cmp_i64);
+    snprintf(name, sizeof name, "%s%s%s", o->image ? o->prefix : "", o->image ? "_" : "",
+             cold ? "cold_start" : "dispatch");
+    printf("{\"scenario\":\"%s\",\"jobs\":%zu,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
+           "%s%s%s\"method\":\"QueueJob answered -> %s\"}\n",
+           name, n, pct(lat, n, 0.5), pct(lat, n, 0.99), pct(lat, n, 1.0),
+           o->image ? "\"image\":\"" : "", o->image ? o->image : "", o->image ? "\"," : "",
+           o->image ? "the job's first output line read by the agent in its container"
+                    : "job process running (its first write)");
+}
+
+/* One job at a time: ack -> running. cold: wait for no live worker first. */
 static int bj_latency(const bj_opts *o, PGconn *pg, hodei_rpc_channel *ch, bool cold)
 {
     int64_t *lat = calloc((size_t)o->jobs, sizeof *lat);
-    char *argv[] = {(char *)o->self, (char *)o->stamp};
+    char *argv_stamp[] = {(char *)o->self, (char *)o->stamp};
+    char *argv_echo[] = {"sh", "-c", "echo go"};
     size_t n = 0;
     for (int64_t i = 0; i < o->jobs; i++) {
         char id[37];
         int64_t until = hodei_mono_ms() + BJ_WAIT_MS;
-        while (cold && hodei_mono_ms() < until &&
-               bj_sql(pg, "SELECT count(*) FROM workers WHERE state NOT IN"
-                          " ('TERMINATED','LOST')") != 0)
-            hodei_sleep_ms(50);
-        if (!bj_queue(ch, argv, 2, id))
+        if (cold)
+            bj_wait_no_worker(o, pg, until);
+        if (!(o->image ? bj_queue(ch, o->image, argv_echo, 3, id)
+                       : bj_queue(ch, NULL, argv_stamp, 2, id)))
             break;
         int64_t acked = hodei_wall_us(), at = 0;
-        while (hodei_mono_ms() < until && (at = bj_stamp_of(o->stamp, id)) == 0)
-            hodei_sleep_ms(1);
+        while (hodei_mono_ms() < until &&
+               (at = o->image ? bj_first_line_us(ch, id) : bj_stamp_of(o->stamp, id)) == 0)
+            hodei_sleep_ms(o->image ? 5 : 1);
         if (at)
             lat[n++] = at - acked;
         /* The next job goes to a warm worker only once this one is done. */
-        char q[200];
-        snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'SUCCEEDED'",
-                 id);
-        while (hodei_mono_ms() < until && bj_sql(pg, q) != 1)
-            hodei_sleep_ms(2);
+        bj_wait_done(pg, id, until);
     }
-    qsort(lat, n, sizeof *lat, cmp_i64);
-    printf("{\"scenario\":\"%s\",\"jobs\":%zu,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
-           "\"method\":\"QueueJob answered -> job process running (its first write)\"}\n",
-           cold ? "cold_start" : "dispatch", n, pct(lat, n, 0.5), pct(lat, n, 0.99),
-           pct(lat, n, 1.0));
+    bj_report(o, cold, lat, n);
     free(lat);
     return n == (size_t)o->jobs ? 0 : 1;
 }
@@ -174,7 +233,7 @@ static void *bj_client_main(void *arg)
     if (hodei_rpc_channel_create(&co, &ch, &err) != HODEI_OK)
         return NULL;
     for (int64_t i = 0; i < c->count; i++)
-        if (!bj_queue(ch, argv, 1, NULL))
+        if (!bj_queue(ch, NULL, argv, 1, NULL))
             atomic_fetch_add(c->failed, 1);
     hodei_rpc_channel_destroy(ch);
     return NULL;
@@ -223,6 +282,10 @@ static bool bj_parse(int argc, char **argv, bj_opts *o)
             o->db = v;
         else if (strcmp(k, "--stamp") == 0)
             o->stamp = v;
+        else if (strcmp(k, "--image") == 0)
+            o->image = v;
+        else if (strcmp(k, "--prefix") == 0)
+            o->prefix = v;
         else if (strcmp(k, "--jobs") == 0 && hodei_parse_i64(v, 1, BJ_JOBS_MAX, &o->jobs))
             continue;
         else if (strcmp(k, "--clients") == 0 && hodei_parse_i64(v, 1, BJ_CLIENTS_MAX, &o->clients))
@@ -237,7 +300,7 @@ static bool bj_parse(int argc, char **argv, bj_opts *o)
 
 int main(int argc, char **argv)
 {
-    bj_opts o = {.jobs = 200, .clients = 16, .self = argv[0]};
+    bj_opts o = {.jobs = 200, .clients = 16, .self = argv[0], .prefix = "container"};
     if (argc < 2 || !bj_parse(argc, argv, &o)) {
         fprintf(stderr, "usage: hodei-bench-jobs dispatch|coldstart|throughput --target H:P"
                         " --db URL [--stamp FILE] [--jobs N] [--clients C]\n");
@@ -264,9 +327,9 @@ int main(int argc, char **argv)
     int rc = 2;
     if (hodei_rpc_channel_create(&co, &ch, &err) != HODEI_OK) {
         fprintf(stderr, "hodei-bench-jobs: %s\n", err.msg);
-    } else if (strcmp(argv[1], "dispatch") == 0 && o.stamp) {
+    } else if (strcmp(argv[1], "dispatch") == 0 && (o.stamp || o.image)) {
         rc = bj_latency(&o, pg, ch, false);
-    } else if (strcmp(argv[1], "coldstart") == 0 && o.stamp) {
+    } else if (strcmp(argv[1], "coldstart") == 0 && (o.stamp || o.image)) {
         rc = bj_latency(&o, pg, ch, true);
     } else if (strcmp(argv[1], "throughput") == 0) {
         rc = bj_throughput(&o, pg);

@@ -15,6 +15,8 @@
  *   pids_limit    processes per container (1024; 0 = no limit)
  *   agent_memory  bytes added to a worker's memory limit for the agent itself (32Mi)
  *   exited_ttl    how long an exited worker container is kept for its logs (60s)
+ *   labels        more labels on worker containers: k=v,k2=v2 (e.g. compose's
+ *                 project labels, so `docker-compose down` removes them too)
  *
  * Unknown keys and bad values are refused, naming the key. */
 #ifndef HODEI_PROVISIONER_DOCKER_INT_H
@@ -29,6 +31,7 @@
 
 #define DOCKER_IMAGE_MAX 512
 #define DOCKER_NETWORK_MAX 256
+#define DOCKER_LABELS_TEXT_MAX 1024
 #define DOCKER_AGENT_DIR "/opt/hodei" /* where the agent bundle is mounted */
 #define DOCKER_AGENT_TMP "/run/hodei" /* tmpfs for the agent's script files */
 #define DOCKER_NAME_PREFIX "hodei-"   /* container name: hodei-<worker id> */
@@ -51,7 +54,8 @@ typedef struct {
     int64_t pids_limit;
     int64_t agent_memory_bytes;
     int64_t exited_ttl_ms;
-    int64_t stop_grace_ms; /* provisioner.destroy_grace */
+    char labels[DOCKER_LABELS_TEXT_MAX]; /* k=v,k2=v2 */
+    int64_t stop_grace_ms;               /* provisioner.destroy_grace */
 } docker_config;
 
 /* Fills c from the provider row (p->config_json) and the provisioner's

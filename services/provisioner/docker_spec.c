@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "docker_int.h"
-#include "hodei/image_ref.h"
+#include "hodei/provider_config.h"
 #include "hodei/util.h"
 
 #define SPEC_ENV_TEXT_MAX 640
@@ -20,8 +20,6 @@
 #define SPEC_DEFAULT_EXITED_TTL "60s"
 #define SPEC_DEFAULT_PIDS "1024"
 #define SPEC_DEFAULT_AGENT_MEMORY "32Mi"
-#define SPEC_BYTES_MAX (INT64_C(1) << 50)
-#define SPEC_PIDS_MAX 4194304
 #define MS_PER_S 1000
 #define NS_PER_MILLICORE 1000000
 
@@ -30,121 +28,53 @@ typedef struct {
     const prov_driver_params *p;
 } spec_ctx;
 
-/* "<n>", "<n>Ki|Mi|Gi|Ti" (powers of 1024) or "<n>K|M|G|T" (of 1000). */
-static bool spec_bytes(const char *s, int64_t *out)
+static void spec_text(char *out, size_t out_len, const char *val)
 {
-    char num[32];
-    size_t n = strspn(s, "0123456789");
-    const char *unit = s + n;
-    int64_t v, mult = 1;
-    if (n == 0 || n >= sizeof num)
-        return false;
-    memcpy(num, s, n);
-    num[n] = '\0';
-    if (!hodei_parse_i64(num, 0, SPEC_BYTES_MAX, &v))
-        return false;
-    static const char *const units[] = {"", "K", "M", "G", "T"};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++, mult *= 1000) {
-        if (strcmp(unit, units[i]) == 0)
-            return (*out = v * mult) <= SPEC_BYTES_MAX;
-    }
-    mult = 1024;
-    static const char *const iunits[] = {"Ki", "Mi", "Gi", "Ti"};
-    for (size_t i = 0; i < sizeof iunits / sizeof iunits[0]; i++, mult *= 1024) {
-        if (strcmp(unit, iunits[i]) == 0)
-            return v <= SPEC_BYTES_MAX / mult && (*out = v * mult) <= SPEC_BYTES_MAX;
-    }
-    return false;
+    hodei_strlcpy(out, val, out_len); /* lengths checked by spec_one */
 }
 
-static hodei_status spec_bad(const prov_driver_params *p, const char *key, const char *val,
-                             const char *want, hodei_err *err)
-{
-    return hodei_err_set(err, HODEI_ERR_INVALID, "provider %s: config.%s: '%.200s' %s", p->name,
-                         key, val, want);
-}
-
-static hodei_status spec_text(const prov_driver_params *p, const char *key, const char *val,
-                              char *out, size_t out_len, hodei_err *err)
-{
-    if (!hodei_strlcpy(out, val, out_len))
-        return spec_bad(p, key, val, "is too long", err);
-    return HODEI_OK;
-}
-
-static hodei_status spec_pull(const prov_driver_params *p, const char *val, docker_config *c,
-                              hodei_err *err)
-{
-    static const char *const names[] = {"missing", "always", "never"};
-    for (int i = 0; i < 3; i++) {
-        if (strcmp(val, names[i]) == 0) {
-            c->pull = (docker_pull)i;
-            return HODEI_OK;
-        }
-    }
-    return spec_bad(p, "pull", val, "must be missing, always or never", err);
-}
-
-static hodei_status spec_image(const prov_driver_params *p, const char *val, docker_config *c,
-                               hodei_err *err)
-{
-    char why[HODEI_IMAGE_WHY_MAX];
-    if (!hodei_image_ref_parse(val, NULL, why))
-        return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "provider %s: config.worker_image: '%.200s' is not an image"
-                             " reference: %s",
-                             p->name, val, why);
-    return spec_text(p, "worker_image", val, c->worker_image, sizeof c->worker_image, err);
-}
-
-static hodei_status spec_duration(const prov_driver_params *p, const char *key, const char *val,
-                                  int64_t *out, hodei_err *err)
-{
-    if (!hodei_parse_duration_ms(val, out) || *out < 0)
-        return spec_bad(p, key, val, "must be a duration such as 30s or 5m", err);
-    return HODEI_OK;
-}
-
+/* One entry, checked by the rules the edge applies (libs/domain), then
+ * kept. */
 static hodei_status spec_one(const prov_driver_params *p, const char *key, const char *val,
                              docker_config *c, hodei_err *err)
 {
+    hodei_err e = {0};
+    if (hodei_provider_config_check("docker", key, val, &e) != HODEI_OK)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "provider %s: %s", p->name, e.msg);
+    if (strlen(val) >= DOCKER_API_HOST_MAX)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "provider %s: config.%.64s: too long", p->name,
+                             key);
     if (strcmp(key, "host") == 0)
-        return spec_text(p, key, val, c->host, sizeof c->host, err);
-    if (strcmp(key, "tls_ca") == 0)
-        return spec_text(p, key, val, c->tls_ca, sizeof c->tls_ca, err);
-    if (strcmp(key, "tls_cert") == 0)
-        return spec_text(p, key, val, c->tls_cert, sizeof c->tls_cert, err);
-    if (strcmp(key, "tls_key") == 0)
-        return spec_text(p, key, val, c->tls_key, sizeof c->tls_key, err);
-    if (strcmp(key, "worker_image") == 0)
-        return spec_image(p, val, c, err);
-    if (strcmp(key, "network") == 0)
-        return val[0] ? spec_text(p, key, val, c->network, sizeof c->network, err)
-                      : spec_bad(p, key, val, "must not be empty", err);
-    if (strcmp(key, "agent_bundle") == 0)
-        return val[0] == '/' ? spec_text(p, key, val, c->agent_bundle, sizeof c->agent_bundle, err)
-                             : spec_bad(p, key, val, "must be an absolute path", err);
-    if (strcmp(key, "agent_volume") == 0)
-        return spec_text(p, key, val, c->agent_volume, sizeof c->agent_volume, err);
-    if (strcmp(key, "pull") == 0)
-        return spec_pull(p, val, c, err);
-    if (strcmp(key, "pull_timeout") == 0)
-        return spec_duration(p, key, val, &c->pull_timeout_ms, err);
-    if (strcmp(key, "exited_ttl") == 0)
-        return spec_duration(p, key, val, &c->exited_ttl_ms, err);
-    if (strcmp(key, "pids_limit") == 0)
-        return hodei_parse_i64(val, 0, SPEC_PIDS_MAX, &c->pids_limit)
-                   ? HODEI_OK
-                   : spec_bad(p, key, val, "must be 0 (no limit) to 4194304", err);
-    if (strcmp(key, "agent_memory") == 0)
-        return spec_bytes(val, &c->agent_memory_bytes)
-                   ? HODEI_OK
-                   : spec_bad(p, key, val, "must be bytes, e.g. 33554432, 32Mi or 1G", err);
-    return hodei_err_set(err, HODEI_ERR_INVALID,
-                         "provider %s: config.%.64s: unknown key (host, tls_ca, tls_cert, tls_key,"
-                         " worker_image, network, agent_bundle, agent_volume, pull, pull_timeout,"
-                         " pids_limit, agent_memory, exited_ttl)",
-                         p->name, key);
+        spec_text(c->host, sizeof c->host, val);
+    else if (strcmp(key, "tls_ca") == 0)
+        spec_text(c->tls_ca, sizeof c->tls_ca, val);
+    else if (strcmp(key, "tls_cert") == 0)
+        spec_text(c->tls_cert, sizeof c->tls_cert, val);
+    else if (strcmp(key, "tls_key") == 0)
+        spec_text(c->tls_key, sizeof c->tls_key, val);
+    else if (strcmp(key, "worker_image") == 0)
+        spec_text(c->worker_image, sizeof c->worker_image, val);
+    else if (strcmp(key, "network") == 0)
+        spec_text(c->network, sizeof c->network, val);
+    else if (strcmp(key, "agent_bundle") == 0)
+        spec_text(c->agent_bundle, sizeof c->agent_bundle, val);
+    else if (strcmp(key, "agent_volume") == 0)
+        spec_text(c->agent_volume, sizeof c->agent_volume, val);
+    else if (strcmp(key, "labels") == 0)
+        spec_text(c->labels, sizeof c->labels, val);
+    else if (strcmp(key, "pull") == 0)
+        c->pull = strcmp(val, "always") == 0  ? DOCKER_PULL_ALWAYS
+                  : strcmp(val, "never") == 0 ? DOCKER_PULL_NEVER
+                                              : DOCKER_PULL_MISSING;
+    else if (strcmp(key, "pull_timeout") == 0)
+        hodei_parse_duration_ms(val, &c->pull_timeout_ms);
+    else if (strcmp(key, "exited_ttl") == 0)
+        hodei_parse_duration_ms(val, &c->exited_ttl_ms);
+    else if (strcmp(key, "pids_limit") == 0)
+        hodei_parse_i64(val, 0, HODEI_DOCKER_PIDS_MAX, &c->pids_limit);
+    else if (strcmp(key, "agent_memory") == 0)
+        hodei_bytes_parse(val, &c->agent_memory_bytes);
+    return HODEI_OK;
 }
 
 /* <dir of the worker binary>/../agent-bundle */
@@ -172,8 +102,8 @@ static hodei_status spec_defaults(const prov_driver_params *p, docker_config *c,
     c->pull = DOCKER_PULL_MISSING;
     hodei_parse_duration_ms(SPEC_DEFAULT_PULL_TIMEOUT, &c->pull_timeout_ms);
     hodei_parse_duration_ms(SPEC_DEFAULT_EXITED_TTL, &c->exited_ttl_ms);
-    hodei_parse_i64(SPEC_DEFAULT_PIDS, 0, SPEC_PIDS_MAX, &c->pids_limit);
-    spec_bytes(SPEC_DEFAULT_AGENT_MEMORY, &c->agent_memory_bytes);
+    hodei_parse_i64(SPEC_DEFAULT_PIDS, 0, HODEI_DOCKER_PIDS_MAX, &c->pids_limit);
+    hodei_bytes_parse(SPEC_DEFAULT_AGENT_MEMORY, &c->agent_memory_bytes);
     c->stop_grace_ms = p->destroy_grace_ms;
     return HODEI_OK;
 }
@@ -243,10 +173,23 @@ static json_t *spec_env(const prov_worker_env *w)
     return env;
 }
 
-static json_t *spec_labels(const prov_worker_env *w, const char *image, const char *provider)
+static json_t *spec_labels(const docker_config *c, const prov_worker_env *w, const char *image,
+                           const char *provider)
 {
-    return json_pack("{s:s, s:s, s:s}", DOCKER_LABEL_WORKER, w->worker_id, DOCKER_LABEL_PROVIDER,
-                     provider, DOCKER_LABEL_IMAGE, image);
+    char key[DOCKER_LABELS_TEXT_MAX];
+    json_t *labels = json_object();
+    for (const char *e = c->labels; *e;) { /* checked at parse */
+        size_t len = strcspn(e, ","), klen = strcspn(e, "=");
+        snprintf(key, sizeof key, "%.*s", (int)klen, e);
+        json_object_set_new(labels, key, json_stringn(e + klen + 1, len - klen - 1));
+        e += len;
+        if (*e == ',')
+            e++;
+    }
+    json_object_set_new(labels, DOCKER_LABEL_WORKER, json_string(w->worker_id));
+    json_object_set_new(labels, DOCKER_LABEL_PROVIDER, json_string(provider));
+    json_object_set_new(labels, DOCKER_LABEL_IMAGE, json_string(image));
+    return labels;
 }
 
 /* The agent bundle, read-only: a host folder or a named volume. */
@@ -297,7 +240,7 @@ json_t *docker_create_body(const docker_config *c, const prov_worker_env *env, c
         "{s:s, s:[s,s,s,s], s:[], s:o, s:o, s:s, s:I, s:o}", "Image", image, "Entrypoint",
         DOCKER_AGENT_DIR "/lib/ld.so", "--library-path", DOCKER_AGENT_DIR "/lib",
         DOCKER_AGENT_DIR "/bin/hodei-worker", "Cmd", "Env", spec_env(env), "Labels",
-        spec_labels(env, image, provider), "WorkingDir", "/", "StopTimeout",
+        spec_labels(c, env, image, provider), "WorkingDir", "/", "StopTimeout",
         (json_int_t)(grace_s > SPEC_GRACE_S_MAX ? SPEC_GRACE_S_MAX : (grace_s < 1 ? 1 : grace_s)),
         "HostConfig", host);
 }

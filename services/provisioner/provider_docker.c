@@ -326,17 +326,22 @@ static hodei_status dk_create_worker(prov_driver *drv, const prov_worker_env *w,
     if (!hodei_image_ref_parse(image, NULL, NULL))
         return hodei_err_set(err, HODEI_ERR_NOT_FOUND, "image %.200s is not a valid reference",
                              image);
+    int64_t t0 = (hodei_mono_ns() / 1000);
     hodei_status st = dk_check_size(d, w, err);
     if (st == HODEI_OK)
         st = dk_create_pulling(d, w, image, id, err);
     if (st != HODEI_OK)
         return st;
+    int64_t t1 = (hodei_mono_ns() / 1000);
     if ((st = dk_start(d, w, id, err)) != HODEI_OK) {
         if (dk_remove(d, id, &rm_err) != HODEI_OK)
             HLOG_WARN("worker %s: removing the container that did not start: %s", w->worker_id,
                       rm_err.msg);
         return st;
     }
+    HLOG_INFO("worker %s: container %.12s of %s created in %.1f ms, started in %.1f ms",
+              w->worker_id, id, image, (double)(t1 - t0) / 1000.0,
+              (double)((hodei_mono_ns() / 1000) - t1) / 1000.0);
     hodei_strlcpy(ref_out, id, PROV_REF_MAX);
     return HODEI_OK;
 }

@@ -732,6 +732,12 @@ static void t_bad_provider(edge_handle *e, int which, const char *field)
     case 10:
         t.p.name = "";
         break;
+    case 11:
+        t.entry.key = "image"; /* not a key the docker driver reads */
+        break;
+    case 12:
+        t.host.value = "docker.sock"; /* not unix:///path or tcp://host:port */
+        break;
     default:
         cr_assert(false);
     }
@@ -784,13 +790,19 @@ Test(provisioner, provider_management_validates_lists_and_reports_health)
 {
     edge_handle e;
     edge_start(&g_st, &e, NULL);
-    static const char *const fields[] = {
-        "provider.name",          "provider.type",
-        "provider.warm_pool_min", "provider.warm_pool_max",
-        "provider.max_workers",   "provider.idle_ttl_ms",
-        "provider.cost_per_hour", "provider.worker_capacity.gpu_count",
-        "provider.config[0]",     "provider.worker_capacity.architecture",
-        "provider.name"};
+    static const char *const fields[] = {"provider.name",
+                                         "provider.type",
+                                         "provider.warm_pool_min",
+                                         "provider.warm_pool_max",
+                                         "provider.max_workers",
+                                         "provider.idle_ttl_ms",
+                                         "provider.cost_per_hour",
+                                         "provider.worker_capacity.gpu_count",
+                                         "provider.config[0]",
+                                         "provider.worker_capacity.architecture",
+                                         "provider.name",
+                                         "provider.config[\"image\"]: unknown key for type docker",
+                                         "provider.config[\"host\"]: must be unix:///path"};
     for (int i = 0; i < (int)(sizeof fields / sizeof fields[0]); i++)
         t_bad_provider(&e, i, fields[i]);
     char msg[512];

@@ -13,6 +13,7 @@
 #include "hodei/job_spec.h"
 #include "hodei/log.h"
 #include "hodei/pb.h"
+#include "hodei/provider_config.h"
 #include "hodei/util.h"
 
 #define SVC "/hodei.v1.ProviderManagementService/"
@@ -91,6 +92,9 @@ static hodei_status provider_check_config(const Hodei__V1__Provider *p, hodei_er
             return hodei_err_set(err, HODEI_ERR_INVALID,
                                  "provider.config[\"%s\"]: value must be UTF-8 of at most %d bytes",
                                  k, PROVIDER_CONFIG_VALUE_MAX);
+        hodei_status st = hodei_provider_config_check(provider_type_name(p->type), k, v, err);
+        if (st != HODEI_OK)
+            return st;
     }
     return HODEI_OK;
 }
