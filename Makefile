@@ -2,9 +2,10 @@
 # installs the Debian packages it needs (scripts/bootstrap SET), no more:
 #   make        release build into build/                (build deps only)
 #   make test   build under ASan+UBSan, run every test   (+ servers, Node, lint)
-#   make bench  release build, then the benchmark        (+ servers, Node)
+#   make bench  release build, then the benchmark        (+ servers, Node, Docker)
 #   make chaos  scale-out chaos test, 5,000 jobs, 3 runs  (+ servers, Node)
 #   make dev    local stack + all daemons, until Ctrl-C  (+ servers)
+#   make images the container images, from Debian packages (+ Docker, mmdebstrap)
 #   make demo   local stack + all daemons + one job      (+ servers)
 #   make lint   scripts/lint                             (+ clang-format)
 #   make fuzz   every libFuzzer harness, 1M runs each     (+ clang, as make test)
@@ -13,7 +14,7 @@ BUILD      ?= build
 TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 
-.PHONY: all build test bench chaos dev demo clean lint fuzz
+.PHONY: all build test bench chaos dev demo clean lint fuzz images
 
 all: build
 
@@ -44,6 +45,10 @@ chaos:
 dev: build
 	@./scripts/bootstrap run
 	@./scripts/hodei-dev --bin $(BUILD)/bin $(DEV_ARGS)
+
+images: build
+	@./scripts/bootstrap docker
+	@./scripts/images $(BUILD)
 
 demo: build
 	@./scripts/bootstrap run
