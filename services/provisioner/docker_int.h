@@ -15,6 +15,8 @@
  *   pids_limit    processes per container (1024; 0 = no limit)
  *   agent_memory  bytes added to a worker's memory limit for the agent itself (32Mi)
  *   exited_ttl    how long an exited worker container is kept for its logs (60s)
+ *   warm_image    the image of the provider's warm pool (read by the supervisor;
+ *                 "" = worker_image): warm_pool_min workers of it stay ready
  *   labels        more labels on worker containers: k=v,k2=v2 (e.g. compose's
  *                 project labels, so `docker-compose down` removes them too)
  *

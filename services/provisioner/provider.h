@@ -66,6 +66,10 @@ typedef struct {
     char scope[PROV_SCOPE_MAX]; /* "" = global view; else see "Scope" above */
 } prov_driver;
 
+/* A worker label of this name is not a placement label (drivers skip it):
+ * the image a worker runs is workers.image (prov_worker_spec.image). */
+#define PROV_LABEL_IMAGE "image"
+
 /* What the registry row says the worker must be (workers: image,
  * cpu_millis, memory_bytes, storage_bytes, gpu_count, architecture,
  * labels). 0 / "" = not stated: the driver applies no limit (or its

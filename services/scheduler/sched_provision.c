@@ -105,8 +105,8 @@ typedef struct {
     size_t unmet;      /* jobs its workers could serve */
     size_t held_ready; /* its READY workers this pass locked and left free */
     int64_t in_flight, ready_now;
-    int64_t failed;         /* provisions that failed in the last PROV_FAIL_WINDOW */
-    int64_t failed_ago_ms;  /* since the last of them */
+    int64_t failed;        /* provisions that failed in the last PROV_FAIL_WINDOW */
+    int64_t failed_ago_ms; /* since the last of them */
     size_t create;
 } prov_need;
 

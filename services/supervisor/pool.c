@@ -5,8 +5,9 @@
  *   than warm_pool_min live workers (CREATING, CONNECTING, READY, BUSY);
  *   idle_ttl_ms = 0 means "never drain";
  * - warm pool: an enabled provider with warm_pool_min > 0 and fewer live
- *   workers gets CREATING worker rows (capacity from its worker_* columns)
- *   and one ProvisionRequested each, never above warm_pool_max, nor
+ *   workers of its warm image (config.warm_image, "" = its default worker
+ *   image) gets CREATING worker rows of that image (capacity from its
+ *   worker_* columns) and one ProvisionRequested each, never above warm_pool_max, nor
  *   max_workers counting every worker not yet TERMINATED. After one of its
  *   workers ended without ever registering (a failed provision), the
  *   provider is left alone for supervisor.warm_pool_retry. The provider row
@@ -54,8 +55,10 @@ enum {
  * rows are locked, then counted again in a new statement (a fresh snapshot
  * that sees what a previous holder of the lock, e.g. the scheduler adding
  * workers for unmet jobs, committed meanwhile). */
+#define SUP_WARM_IMAGE "coalesce(p.config->>'warm_image', '')"
 #define SUP_POOL_COUNTS                                                                            \
-    "SELECT count(*) FILTER (WHERE w.state IN " SUP_LIVE_STATES ") AS live,"                       \
+    "SELECT count(*) FILTER (WHERE w.state IN " SUP_LIVE_STATES "   AND w.image = " SUP_WARM_IMAGE \
+    ") AS live,"                                                                                   \
     "  count(*) FILTER (WHERE w.state <> 'TERMINATED') AS existing"                                \
     "  FROM workers w WHERE w.provider = p.name"
 #define SUP_POOL_FAILING                                                                           \
@@ -90,10 +93,10 @@ enum {
 
 #define SUP_POOL_INSERT_SQL                                                                        \
     "INSERT INTO workers (id, provider, state, cpu_millis, memory_bytes, storage_bytes,"           \
-    " gpu_count, architecture)"                                                                    \
+    " gpu_count, architecture, image)"                                                             \
     " SELECT unnest($1::uuid[]), name, 'CREATING', worker_cpu_millis, worker_memory_bytes,"        \
-    " worker_storage_bytes, worker_gpu_count, worker_architecture"                                 \
-    " FROM providers WHERE name = $2"
+    " worker_storage_bytes, worker_gpu_count, worker_architecture, " SUP_WARM_IMAGE                \
+    " FROM providers p WHERE name = $2"
 
 static const char *const sup_ready_states[] = {"READY", NULL};
 static const char *const sup_draining_states[] = {"DRAINING", NULL};

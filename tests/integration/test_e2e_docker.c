@@ -321,3 +321,29 @@ Test(e2e_docker, a_killed_container_requeues_its_job_and_a_restarted_provisioner
     cr_assert_eq(containers(NULL), before, "a warm worker of the image was reused");
     down();
 }
+
+Test(e2e_docker, a_warm_pool_of_an_image_stays_ready_and_takes_that_images_jobs)
+{
+    up(4, 600000);
+    cr_assert_eq(harness_sh(&cl.stack, NULL, 0,
+                            "psql -qtA \"$HODEI_DATABASE_URL\" -c \"UPDATE providers SET"
+                            " warm_pool_min = 1, warm_pool_max = 1, config = config ||"
+                            " '{\\\"warm_image\\\": \\\"" BB "\\\"}' WHERE name = 'docker'\""),
+                 0);
+    cr_assert(cluster_wait_sql(&cl,
+                               "SELECT count(*) FROM workers WHERE provider = 'docker' AND image ="
+                               " '" BB "' AND state = 'READY'",
+                               1, WAIT_MS),
+              "no warm worker of " BB);
+    char warm[64], id[HODEI_ID_BUF], err[1024];
+    sql_text("SELECT id FROM workers WHERE state = 'READY' AND image = '" BB "'", warm,
+             sizeof warm);
+    job_req j = {.image = BB, .script = "echo warm"};
+    queue(&j, id);
+    expect_end(id, "SUCCEEDED", err, sizeof err);
+    char ran_on[64];
+    worker_of(id, ran_on, sizeof ran_on);
+    cr_assert_str_eq(ran_on, warm, "the job ran on the warm worker of its image");
+    cr_assert_eq(containers(NULL), 1, "no other container was started");
+    down();
+}

@@ -61,7 +61,7 @@ static const char *pc_docker(const char *key, const char *v, bool *known)
         return pc_host_ok(v) ? NULL : "must be unix:///path or tcp://host:port";
     if (strcmp(key, "tls_ca") == 0 || strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0)
         return v[0] == '/' || !v[0] ? NULL : "must be an absolute path (or empty)";
-    if (strcmp(key, "worker_image") == 0)
+    if (strcmp(key, "worker_image") == 0 || strcmp(key, "warm_image") == 0)
         return hodei_image_ref_parse(v, NULL, NULL) ? NULL : "must be an image reference";
     if (strcmp(key, "network") == 0 || strcmp(key, "agent_volume") == 0)
         return v[0] && strlen(v) <= PC_NAME_MAX ? NULL : "must be a name of 1 to 255 bytes";

@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "hodei/buf.h"
-#include "hodei/bus.h"
 #include "hodei/db.h"
 #include "hodei/job_state.h"
+#include "hodei/names.h"
 #include "hodei/sqlarr.h"
 #include "hodei/store.h"
 

@@ -13,7 +13,7 @@
 /* docker: the keys its driver reads (services/provisioner/docker_int.h). */
 #define HODEI_DOCKER_CONFIG_KEYS                                                                   \
     "host, tls_ca, tls_cert, tls_key, worker_image, network, agent_bundle, agent_volume, pull,"    \
-    " pull_timeout, pids_limit, agent_memory, exited_ttl, labels"
+    " pull_timeout, pids_limit, agent_memory, exited_ttl, labels, warm_image"
 #define HODEI_DOCKER_LABELS_MAX 16
 #define HODEI_DOCKER_PIDS_MAX 4194304
 
