@@ -33,7 +33,7 @@ fi
 export DOCKER_HOST=unix://$dir/d.sock
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export HODEI_EDGE_PORT=$(free_port) HODEI_HEALTH_PORT=$(free_port)
-export HODEI_DOCKER_SOCKET=$dir/d.sock HODEI_DOCKER_GID=0 HODEI_PG_PASSWORD=compose-test
+export HODEI_DOCKER_SOCKET=$dir/d.sock HODEI_DOCKER_GID=$(stat -c %g "$dir/d.sock") HODEI_PG_PASSWORD=compose-test
 compose() { docker-compose -p "$project" -f "$root/compose/docker-compose.yml" "$@"; }
 docker() { "$dockerd" docker "$dir" "$@"; }
 cli() { "$bin/hodei" --server "127.0.0.1:$HODEI_EDGE_PORT" "$@"; }
