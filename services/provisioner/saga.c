@@ -403,8 +403,12 @@ static void saga_compensate(prov *p, PGconn *conn, prov_saga *s)
     char state[SAGA_STATE_NAME_MAX], scope[PROV_SCOPE_MAX] = "";
     hodei_err err = {0};
     hodei_status st = prov_registry_get(p->reg, conn, s->provider, &drv, &err);
-    if (st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_UNAVAILABLE) {
-        drv = NULL; /* no driver: nothing can have been created */
+    if (st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_UNAVAILABLE || st == HODEI_ERR_INVALID) {
+        /* No driver, or one its config cannot make (checked at the door, so
+         * only a row edited by hand): nothing can have been created through
+         * it. Anything an earlier config made is found by reconcile's
+         * list_workers once the config is fixed. */
+        drv = NULL;
         st = HODEI_OK;
     } else if (st == HODEI_OK) {
         st = saga_worker_state(conn, s->worker_id, false, state, scope, &err);
