@@ -26,11 +26,7 @@ struct prov_registry {
 };
 
 static const prov_driver_ops *const reg_drivers[] = {
-    &prov_process_ops,
-    &prov_kubernetes_ops,
-    &prov_firecracker_ops,
-    &prov_docker_ops,
-    NULL,
+    &prov_process_ops, &prov_kubernetes_ops, &prov_firecracker_ops, &prov_docker_ops, NULL,
 };
 
 const prov_driver_ops *prov_driver_ops_find(const char *type)
