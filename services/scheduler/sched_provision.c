@@ -55,7 +55,7 @@ static const char lock_sql[] =
 enum { P_NAME, P_ENABLED, P_MAX, P_CPU, P_MEM, P_STORAGE, P_GPU, P_ARCH, P_TYPE };
 
 /* Live workers per (provider, image), then the provisions that failed
- * lately (workers TERMINATED without ever registering, migration 0021's
+ * lately (workers TERMINATED without ever registering, migration 0023's
  * partial index): how many in the last PROV_FAIL_WINDOW and how long ago
  * the last one. */
 static const char count_sql[] =
