@@ -277,6 +277,12 @@ step "dashboard"
 call GET /
 expect 200 "dashboard"
 case "$body" in *'<html'*) ;; *) fail "dashboard: $body" ;; esac
+case "$body" in *'/app.js'*) ;; *) fail "dashboard: no script in $body" ;; esac
+call GET /app.js
+expect 200 "the dashboard's script"
+case "$body" in *textContent*) ;; *) fail "dashboard script: ${body:0:200}" ;; esac
+call GET /style.css
+expect 200 "the dashboard's style sheet"
 call POST /
 expect 405 "POST /"
 echo "rest: all passed"

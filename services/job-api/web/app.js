@@ -102,7 +102,7 @@ async function jobsView(params) {
     const q = state ? '?state=JOB_STATE_' + state + '&pageSize=100' : '?pageSize=100';
     const r = await api('GET', '/v1/jobs' + q);
     tbody.replaceChildren(...(r.jobs || []).map((j) => el('tr', { 'data-id': j.id },
-      el('td', {}, el('a', { href: '#/jobs/' + j.id }, j.id.slice(0, 13))),
+      el('td', {}, el('a', { href: '#/jobs/' + j.id }, el('code', {}, j.id))),
       el('td', {}, (j.spec && j.spec.name) || ''),
       el('td', { class: 'state ' + short(j.state) }, short(j.state)),
       el('td', {}, String(j.attempt || 0)), el('td', {}, fmt(j.createdAt)),
@@ -133,12 +133,12 @@ async function jobView(id) {
   cancel.onclick = async () => { try { await api('POST', '/v1/jobs/' + id + ':cancel', { reason: 'from the dashboard' }); } catch (e) { showError(e); } };
   const log = el('pre', { class: 'log', id: 'log', 'aria-label': 'Output', tabindex: 0 });
   const kv = el('dl', { class: 'kv' });
-  const fill = (x) => kv.replaceChildren(
+  const fill = (x) => (cancel.hidden = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMEOUT'].includes(short(x.state)), kv.replaceChildren(
     el('dt', {}, 'State'), el('dd', {}, st), el('dt', {}, 'Attempt'), el('dd', {}, (x.attempt || 0) + ' of ' + (x.maxAttempts || 1)),
     el('dt', {}, 'Worker'), el('dd', {}, x.workerId || '—'), el('dt', {}, 'Created'), el('dd', {}, fmt(x.createdAt)),
     el('dt', {}, 'Started'), el('dd', {}, fmt(x.startedAt)), el('dt', {}, 'Finished'), el('dd', {}, fmt(x.finishedAt)),
     el('dt', {}, 'Run time'), el('dd', {}, ms(x.startedAt, x.finishedAt)),
-    el('dt', {}, 'Error'), el('dd', {}, x.error || '—'));
+    el('dt', {}, 'Error'), el('dd', {}, x.error || '—')));
   fill(j);
   const spec = el('pre', {}); spec.textContent = JSON.stringify(j.spec, null, 2);
   main.replaceChildren(el('h1', {}, 'Job ', el('code', {}, id)), kv, cancel,
@@ -193,7 +193,7 @@ async function workersView() {
   async function refresh() {
     const r = await api('GET', '/v1/workers');
     tbody.replaceChildren(...(r.workers || []).map((w) => el('tr', {},
-      el('td', {}, w.id.slice(0, 13)), el('td', {}, w.provider || ''),
+      el('td', {}, el('code', {}, w.id)), el('td', {}, w.provider || ''),
       el('td', { class: 'state ' + short(w.state) }, short(w.state)), el('td', {}, w.hostname || ''),
       el('td', {}, usage(w, 'cpu')), el('td', {}, usage(w, 'mem')), el('td', {}, fmt(w.lastHeartbeat)))));
   }
