@@ -730,8 +730,12 @@ int harness_free_port(void)
 
 int harness_http(int port, const char *method, const char *path, char *body, size_t body_len)
 {
-    char req[256], resp[8192];
-    size_t n = 0;
+    /* the whole answer: a daemon's /metrics (histograms per method) is tens of KB */
+    char req[256];
+    size_t n = 0, cap = body_len + 4096;
+    char *resp = malloc(cap);
+    if (!resp)
+        return -1;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     body[0] = '\0';
@@ -739,22 +743,27 @@ int harness_http(int port, const char *method, const char *path, char *body, siz
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         if (fd >= 0)
             close(fd);
+        free(resp);
         return -1;
     }
     int len = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", method, path);
     if (len < 0 || (size_t)len >= sizeof req || write(fd, req, (size_t)len) != len) {
         close(fd);
+        free(resp);
         return -1;
     }
-    for (ssize_t r; n + 1 < sizeof resp && (r = read(fd, resp + n, sizeof resp - 1 - n)) > 0;)
+    for (ssize_t r; n + 1 < cap && (r = read(fd, resp + n, cap - 1 - n)) > 0;)
         n += (size_t)r;
     close(fd);
     resp[n] = '\0';
     int code = -1;
-    if (sscanf(resp, "HTTP/1.%*d %d", &code) != 1)
+    if (sscanf(resp, "HTTP/1.%*d %d", &code) != 1) {
+        free(resp);
         return -1;
+    }
     const char *b = strstr(resp, "\r\n\r\n");
     snprintf(body, body_len, "%s", b ? b + 4 : "");
+    free(resp);
     return code;
 }
 

@@ -253,7 +253,7 @@ void fleet_stop(fleet *f)
 
 double fleet_metric(fleet *f, fleet_kind k, int i, const char *name)
 {
-    static char body[65536];
+    static char body[1 << 20];
     char key[128];
     if (!f->m[k][i].running ||
         harness_http(f->m[k][i].health_port, "GET", "/metrics", body, sizeof body) != 200)
