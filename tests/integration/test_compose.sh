@@ -56,7 +56,7 @@ wait_healthy() {  # every daemon container healthy (the one-shot steps exited 0)
   local deadline=$(( $(date +%s) + $1 )) bad
   while :; do
     bad=$(for c in $(compose ps -q); do
-      docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}} {{.State.ExitCode}}' "$c"
+      docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.ExitCode}}' "$c"
     done | awk '!(($2 == "running" && $3 == "healthy") || ($2 == "exited" && $4 == "0"))')
     [ -z "$bad" ] && return 0
     [ "$(date +%s)" -lt "$deadline" ] || fail "not healthy after $1 s: $bad"
@@ -66,7 +66,10 @@ wait_healthy() {  # every daemon container healthy (the one-shot steps exited 0)
 wait_healthy 300
 compose ps
 
-echo "== a job with the CLI"
+echo "== the admin API key, then a job with the CLI"
+HODEI_API_KEY=$(compose run --rm -T migrate hodei-migrate --create-admin-key compose-admin --replace)
+export HODEI_API_KEY
+[ -n "$HODEI_API_KEY" ] || fail "no admin API key"
 out=$(cli run -- sh -c 'cat /etc/os-release; echo compose-job-ok')
 echo "$out"
 grep -q compose-job-ok <<<"$out" || fail "no job output"
