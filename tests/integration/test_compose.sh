@@ -56,7 +56,8 @@ wait_healthy() {  # every daemon container healthy (the one-shot steps exited 0)
   local deadline=$(( $(date +%s) + $1 )) bad
   while :; do
     bad=$(for c in $(compose ps -q); do
-      docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.ExitCode}}' "$c"
+      # a container listed a moment ago may be gone (a `run --rm` step): skip it
+      docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.ExitCode}}' "$c" 2>/dev/null || true
     done | awk '!(($2 == "running" && $3 == "healthy") || ($2 == "exited" && $4 == "0"))')
     [ -z "$bad" ] && return 0
     [ "$(date +%s)" -lt "$deadline" ] || fail "not healthy after $1 s: $bad"
