@@ -54,26 +54,11 @@ typedef struct {
     bool ended; /* the end marker was read */
 } arch_read;
 
-static hodei_status arch_last_seq(jsCtx *js, const char *subject, uint64_t *seq, hodei_err *err)
-{
-    natsMsg *last = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_GetLastMsg(&last, js, HODEI_STREAM_LOGS, subject, NULL, &jerr);
-    *seq = 0;
-    if (s == NATS_NOT_FOUND)
-        return HODEI_OK;
-    if (s != NATS_OK)
-        return hodei_bus_err(s, "log store", err);
-    *seq = natsMsg_GetSequence(last);
-    natsMsg_Destroy(last);
-    return HODEI_OK;
-}
-
 /* Every line of the subject, in order, repeats dropped. */
 static hodei_status arch_read_subject(jsCtx *js, const char *subject, arch_read *r, hodei_err *err)
 {
     uint64_t last_seq = 0;
-    hodei_status st = arch_last_seq(js, subject, &last_seq, err);
+    hodei_status st = logs_last_seq(js, subject, &last_seq, err);
     if (st != HODEI_OK || last_seq == 0)
         return st;
     jsSubOptions so;

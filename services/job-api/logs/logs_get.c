@@ -27,22 +27,6 @@ typedef struct {
     bool truncated; /* lines were left out (max_lines, size) */
 } logs_get_state;
 
-/* Stream sequence of the subject's last message; 0 when it has none. */
-static hodei_status get_last_seq(jsCtx *js, const char *subject, uint64_t *seq, hodei_err *err)
-{
-    natsMsg *last = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_GetLastMsg(&last, js, HODEI_STREAM_LOGS, subject, NULL, &jerr);
-    *seq = 0;
-    if (s == NATS_NOT_FOUND)
-        return HODEI_OK;
-    if (s != NATS_OK)
-        return hodei_bus_err(s, "log store", err);
-    *seq = natsMsg_GetSequence(last);
-    natsMsg_Destroy(last);
-    return HODEI_OK;
-}
-
 /* Takes one message; true when reading must stop. */
 static bool get_take(logs_get_state *g, natsMsg *m)
 {
@@ -147,7 +131,7 @@ static void logs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
     if (archived) { /* the whole log of a finished job */
         g.ended = true;
         g.truncated = g.out.n >= g.room;
-    } else if ((st = get_last_seq(hodei_bus_js(e->bus), subject, &last_seq, &err)) != HODEI_OK)
+    } else if ((st = logs_last_seq(hodei_bus_js(e->bus), subject, &last_seq, &err)) != HODEI_OK)
         goto fail;
     if (!archived && last_seq > 0 &&
         (st = get_read(hodei_bus_js(e->bus), subject, last_seq, &g, &err)) != HODEI_OK)

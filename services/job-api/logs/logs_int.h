@@ -97,6 +97,9 @@ void log_archive_destroy(log_archive *la);
 void logs_subject(const char *job_id, char out[LOGS_SUBJECT_MAX]);
 /* Validates a request's job_id and from_epoch: INVALID_ARGUMENT naming the
  * field. */
+/* Stream sequence of the log subject's last message; 0 when it has none. */
+hodei_status logs_last_seq(jsCtx *js, const char *subject, uint64_t *seq, hodei_err *err);
+
 hodei_status logs_check_request(const char *id, int64_t from_epoch, hodei_err *err);
 
 /* Method entries (logs_get.c, logs_follow.c). */

@@ -200,3 +200,19 @@ hodei_status logs_check_request(const char *id, int64_t from_epoch, hodei_err *e
                            (long long)from_epoch);
     return st;
 }
+
+/* Stream sequence of the subject's last message; 0 when it has none. */
+hodei_status logs_last_seq(jsCtx *js, const char *subject, uint64_t *seq, hodei_err *err)
+{
+    natsMsg *last = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetLastMsg(&last, js, HODEI_STREAM_LOGS, subject, NULL, &jerr);
+    *seq = 0;
+    if (s == NATS_NOT_FOUND)
+        return HODEI_OK;
+    if (s != NATS_OK)
+        return hodei_bus_err(s, "log store", err);
+    *seq = natsMsg_GetSequence(last);
+    natsMsg_Destroy(last);
+    return HODEI_OK;
+}
