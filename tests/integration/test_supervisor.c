@@ -15,6 +15,7 @@
 #include "hodei/buf.h"
 #include "hodei/db.h"
 #include "hodei/id.h"
+#include "hodei/store.h"
 #include "hodei/time.h"
 #include "hodei/v1/events.pb-c.h"
 
@@ -284,9 +285,14 @@ Test(supervisor, lost_worker_requeues_its_job)
 
     t_wait_str("LOST", T_WORKER_STATE_SQL, T_ARGS(w));
     char state[T_TEXT_MAX];
+    /* The backoff is measured from the re-queue's own transaction (not from
+     * now), so a slow machine cannot make it look already spent. */
+    char backoff[24];
+    snprintf(backoff, sizeof backoff, "%d", HODEI_RETRY_BACKOFF_BASE_MS); /* attempt 1's */
     t_str("SELECT state || ' ' || coalesce(worker_id::text, '-') || ' ' || attempt"
-          " || ' ' || (not_before > now())::text FROM jobs WHERE id = $1",
-          T_ARGS(j), state, sizeof state);
+          " || ' ' || (not_before = updated_at + $2::bigint * interval '1 millisecond')::text"
+          " FROM jobs WHERE id = $1",
+          T_ARGS(j, backoff), state, sizeof state);
     cr_assert_str_eq(state, "PENDING - 1 true", "re-queued with a backoff: %s", state);
     cr_assert_eq(t_outbox_count("JobQueued", j), 1);
     cr_assert_eq(t_outbox_count("WorkerDestroyRequested", w), 1);
