@@ -1,4 +1,4 @@
-/* The fit rules and the five strategies (see match.h). */
+/* The five strategies over the fit rule (see match.h). */
 #include "match.h"
 
 #include <string.h>
@@ -8,67 +8,6 @@
 #define MATCH_GPU_WEIGHT 4.0 /* a GPU left idle costs more than a core */
 #define MATCH_STORAGE_WEIGHT 0.5
 #define MATCH_LOAD_EPSILON 1e-6 /* loads closer than this are equal */
-
-static bool span_eq(match_span a, match_span b)
-{
-    return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
-}
-
-static bool labels_contain(const match_labels *have, match_span key, match_span value)
-{
-    for (size_t i = 0; i < have->n; i++) {
-        if (span_eq(have->key[i], key))
-            return span_eq(have->value[i], value);
-    }
-    return false;
-}
-
-static bool res_fits(int64_t need, int64_t cap)
-{
-    return need <= 0 || cap >= need;
-}
-
-static bool arch_fits(const char *need, const char *have)
-{
-    return !need || !need[0] || (have && strcmp(need, have) == 0);
-}
-
-bool match_fits(const match_job *job, const match_worker *worker)
-{
-    const match_resources *n = &job->need;
-    const match_resources *c = &worker->cap;
-
-    if (!res_fits(n->cpu_millis, c->cpu_millis) || !res_fits(n->memory_bytes, c->memory_bytes) ||
-        !res_fits(n->storage_bytes, c->storage_bytes) || !res_fits(n->gpu_count, c->gpu_count))
-        return false;
-    if (!arch_fits(n->architecture, c->architecture))
-        return false;
-    if (job->provider && job->provider[0] && strcmp(job->provider, worker->provider) != 0)
-        return false;
-    if (strcmp(job->image ? job->image : "", worker->image ? worker->image : "") != 0)
-        return false;
-    for (size_t i = 0; i < job->constraints.n; i++) {
-        if (!labels_contain(&worker->labels, job->constraints.key[i], job->constraints.value[i]))
-            return false;
-    }
-    return true;
-}
-
-static bool tmpl_res_fits(int64_t need, int64_t tmpl)
-{
-    return need <= 0 || tmpl <= 0 || tmpl >= need;
-}
-
-bool match_template_fits(const match_resources *need, const match_resources *tmpl)
-{
-    if (!tmpl_res_fits(need->cpu_millis, tmpl->cpu_millis) ||
-        !tmpl_res_fits(need->memory_bytes, tmpl->memory_bytes) ||
-        !tmpl_res_fits(need->storage_bytes, tmpl->storage_bytes) ||
-        !tmpl_res_fits(need->gpu_count, tmpl->gpu_count))
-        return false;
-    return !tmpl->architecture || !tmpl->architecture[0] ||
-           arch_fits(need->architecture, tmpl->architecture);
-}
 
 /* ------------------------------------------------------------ preferences */
 
@@ -83,10 +22,10 @@ static double slack(int64_t need, int64_t cap)
 
 static double waste(const match_job *j, const match_worker *w)
 {
-    return slack(j->need.cpu_millis, w->cap.cpu_millis) +
-           slack(j->need.memory_bytes, w->cap.memory_bytes) +
-           MATCH_STORAGE_WEIGHT * slack(j->need.storage_bytes, w->cap.storage_bytes) +
-           MATCH_GPU_WEIGHT * slack(j->need.gpu_count, w->cap.gpu_count);
+    return slack(j->fit.need.cpu_millis, w->fit.cap.cpu_millis) +
+           slack(j->fit.need.memory_bytes, w->fit.cap.memory_bytes) +
+           MATCH_STORAGE_WEIGHT * slack(j->fit.need.storage_bytes, w->fit.cap.storage_bytes) +
+           MATCH_GPU_WEIGHT * slack(j->fit.need.gpu_count, w->fit.cap.gpu_count);
 }
 
 /* -1 when a < b, 1 when a > b, 0 when equal. */
@@ -105,13 +44,13 @@ static int cmp_dbl(double a, double b, double eps)
 /* Most capable first: gpu, cpu, memory, storage (descending). */
 static int cmp_capability(const match_worker *a, const match_worker *b)
 {
-    int c = cmp_i64(b->cap.gpu_count, a->cap.gpu_count);
+    int c = cmp_i64(b->fit.cap.gpu_count, a->fit.cap.gpu_count);
     if (c == 0)
-        c = cmp_i64(b->cap.cpu_millis, a->cap.cpu_millis);
+        c = cmp_i64(b->fit.cap.cpu_millis, a->fit.cap.cpu_millis);
     if (c == 0)
-        c = cmp_i64(b->cap.memory_bytes, a->cap.memory_bytes);
+        c = cmp_i64(b->fit.cap.memory_bytes, a->fit.cap.memory_bytes);
     if (c == 0)
-        c = cmp_i64(b->cap.storage_bytes, a->cap.storage_bytes);
+        c = cmp_i64(b->fit.cap.storage_bytes, a->fit.cap.storage_bytes);
     return c;
 }
 
@@ -152,7 +91,7 @@ static int pick_best(const match_problem *p, const match_job *j)
 {
     int best = -1;
     for (size_t w = 0; w < p->n_workers; w++) {
-        if (p->taken[w] || !match_fits(j, &p->workers[w]))
+        if (p->taken[w] || !hodei_fit(&j->fit, &p->workers[w].fit))
             continue;
         if (best < 0 || prefer(p->strategy, j, &p->workers[w], &p->workers[best]) < 0)
             best = (int)w;
@@ -168,7 +107,7 @@ static int pick_next(match_problem *p, const match_job *j)
         start++;
     for (size_t k = 0; k < p->n_workers; k++) {
         size_t w = (start + k) % p->n_workers;
-        if (!p->taken[w] && match_fits(j, &p->workers[w])) {
+        if (!p->taken[w] && hodei_fit(&j->fit, &p->workers[w].fit)) {
             hodei_strlcpy(p->rr_after, p->workers[w].id, sizeof p->rr_after);
             return (int)w;
         }

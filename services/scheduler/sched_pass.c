@@ -126,18 +126,18 @@ static bool pass_job_fill(sched *s, const PGresult *res, int row, match_job *j)
 
     j->id = hodei_db_get_str(res, row, L_ID);
     j->priority = (int32_t)hodei_db_get_i64(res, row, L_PRIO);
-    j->need.cpu_millis = hodei_db_get_i64(res, row, L_CPU);
-    j->need.memory_bytes = hodei_db_get_i64(res, row, L_MEM);
-    j->need.storage_bytes = hodei_db_get_i64(res, row, L_STORAGE);
-    j->need.gpu_count = hodei_db_get_i64(res, row, L_GPU);
-    j->need.architecture = hodei_db_get_str(res, row, L_ARCH);
-    j->provider = hodei_db_get_str(res, row, L_PROVIDER);
-    j->image = hodei_db_get_str(res, row, L_IMAGE);
-    if (match_labels_parse(constraints, strlen(constraints), &j->constraints))
+    j->fit.need.cpu_millis = hodei_db_get_i64(res, row, L_CPU);
+    j->fit.need.memory_bytes = hodei_db_get_i64(res, row, L_MEM);
+    j->fit.need.storage_bytes = hodei_db_get_i64(res, row, L_STORAGE);
+    j->fit.need.gpu_count = hodei_db_get_i64(res, row, L_GPU);
+    j->fit.need.architecture = hodei_db_get_str(res, row, L_ARCH);
+    j->fit.provider = hodei_db_get_str(res, row, L_PROVIDER);
+    j->fit.image = hodei_db_get_str(res, row, L_IMAGE);
+    if (hodei_fit_labels_parse(constraints, strlen(constraints), &j->fit.constraints))
         return true;
     if (sched_seen_first(s->seen, j->id))
         HLOG_WARN("job %s waits: its constraints are not a flat object of at most %d labels", j->id,
-                  MATCH_LABELS_MAX);
+                  HODEI_FIT_LABELS_MAX);
     return false;
 }
 
@@ -148,20 +148,21 @@ static void pass_worker_fill(sched *s, const PGresult *res, int row, match_worke
     double load = strtod(hodei_db_get_str(res, row, L_LOAD), NULL);
 
     w->id = hodei_db_get_str(res, row, L_ID);
-    w->provider = hodei_db_get_str(res, row, L_PROVIDER);
-    w->image = hodei_db_get_str(res, row, L_IMAGE);
-    w->cap.cpu_millis = hodei_db_get_i64(res, row, L_CPU);
-    w->cap.memory_bytes = hodei_db_get_i64(res, row, L_MEM);
-    w->cap.storage_bytes = hodei_db_get_i64(res, row, L_STORAGE);
-    w->cap.gpu_count = hodei_db_get_i64(res, row, L_GPU);
-    w->cap.architecture = hodei_db_get_str(res, row, L_ARCH);
+    w->fit.provider = hodei_db_get_str(res, row, L_PROVIDER);
+    w->fit.image = hodei_db_get_str(res, row, L_IMAGE);
+    w->fit.cap.cpu_millis = hodei_db_get_i64(res, row, L_CPU);
+    w->fit.cap.memory_bytes = hodei_db_get_i64(res, row, L_MEM);
+    w->fit.cap.storage_bytes = hodei_db_get_i64(res, row, L_STORAGE);
+    w->fit.cap.gpu_count = hodei_db_get_i64(res, row, L_GPU);
+    w->fit.cap.architecture = hodei_db_get_str(res, row, L_ARCH);
     w->cost_per_hour = strtod(hodei_db_get_str(res, row, L_COST), NULL);
     w->load = age_s < 0 ? 0.0 : load * exp(-age_s / HODEI_SCHED_LOAD_TAU_S);
     w->idle_since_us = hodei_db_get_i64(res, row, L_IDLE);
-    if (!match_labels_parse(labels, strlen(labels), &w->labels) && sched_seen_first(s->seen, w->id))
+    if (!hodei_fit_labels_parse(labels, strlen(labels), &w->fit.labels) &&
+        sched_seen_first(s->seen, w->id))
         HLOG_WARN("worker %s: labels are not a flat object of at most %d labels; only jobs"
                   " without constraints fit it",
-                  w->id, MATCH_LABELS_MAX);
+                  w->id, HODEI_FIT_LABELS_MAX);
 }
 
 /* The strategy set at run time, else the configured one. */

@@ -92,10 +92,10 @@ typedef struct {
     const char *name;
     bool found, enabled;
     char type[PROV_TYPE_MAX];
-    int64_t max_workers;  /* 0 = no limit */
-    match_resources tmpl; /* capacity of each worker it creates; 0 = per job */
-    int64_t live;         /* its workers not TERMINATED, every image */
-    int64_t created;      /* asked for by this pass */
+    int64_t max_workers;      /* 0 = no limit */
+    hodei_fit_resources tmpl; /* capacity of each worker it creates; 0 = per job */
+    int64_t live;             /* its workers not TERMINATED, every image */
+    int64_t created;          /* asked for by this pass */
 } prov_row;
 
 /* One (provider, image) need. */
@@ -121,9 +121,9 @@ typedef struct {
 
 static const char *prov_of(const sched *s, const match_job *j)
 {
-    if (j->provider[0])
-        return j->provider;
-    return j->image[0] ? s->cfg->default_image_provider : s->cfg->default_provider;
+    if (j->fit.provider[0])
+        return j->fit.provider;
+    return j->fit.image[0] ? s->cfg->default_image_provider : s->cfg->default_provider;
 }
 
 static prov_row *row_find(prov_table *t, const char *name)
@@ -172,7 +172,7 @@ static prov_need *need_of(sched *s, prov_table *t, size_t i, int64_t now_ms)
 {
     const match_job *j = &s->jobs[i];
     const char *name = prov_of(s, j);
-    prov_need *n = need_find(t, name, j->image);
+    prov_need *n = need_find(t, name, j->fit.image);
     if (n || prov_full(s, name, now_ms))
         return n;
     prov_row *r = row_find(t, name);
@@ -187,7 +187,7 @@ static prov_need *need_of(sched *s, prov_table *t, size_t i, int64_t now_ms)
         *r = (prov_row){.name = name};
     }
     n = &t->needs[t->n_needs++];
-    *n = (prov_need){.prov = r, .image = j->image};
+    *n = (prov_need){.prov = r, .image = j->fit.image};
     return n;
 }
 
@@ -201,7 +201,7 @@ static void prov_collect(sched *s, prov_table *t, size_t n_jobs, size_t n_worker
     }
     for (size_t w = 0; w < n_workers; w++) {
         prov_need *n =
-            s->taken[w] ? NULL : need_find(t, s->workers[w].provider, s->workers[w].image);
+            s->taken[w] ? NULL : need_find(t, s->workers[w].fit.provider, s->workers[w].fit.image);
         if (n)
             n->held_ready++;
     }
@@ -250,16 +250,16 @@ static const char *prov_cannot(const prov_row *p, const match_job *j, char why[P
 {
     if (strcmp(p->type, "process") != 0)
         return NULL;
-    if (j->image[0])
+    if (j->fit.image[0])
         snprintf(why, PROV_WHY_MAX,
                  "provider %s (type process) runs jobs as host processes and cannot run"
                  " image %s; name a container provider or leave the image out",
-                 p->name, j->image);
-    else if (j->need.gpu_count > 0)
+                 p->name, j->fit.image);
+    else if (j->fit.need.gpu_count > 0)
         snprintf(why, PROV_WHY_MAX,
                  "provider %s (type process) cannot give a job GPUs (%" PRId64
                  " asked); name a provider that can",
-                 p->name, j->need.gpu_count);
+                 p->name, j->fit.need.gpu_count);
     else
         return NULL;
     return why;
@@ -272,7 +272,7 @@ static void prov_count_unmet(sched *s, prov_table *t, size_t n_jobs)
     char why_buf[PROV_WHY_MAX];
     for (size_t i = 0; i < n_jobs; i++) {
         const match_job *j = &s->jobs[i];
-        prov_need *n = s->assign[i] < 0 ? need_find(t, prov_of(s, j), j->image) : NULL;
+        prov_need *n = s->assign[i] < 0 ? need_find(t, prov_of(s, j), j->fit.image) : NULL;
         const char *why = NULL;
         if (!n)
             continue;
@@ -286,7 +286,7 @@ static void prov_count_unmet(sched *s, prov_table *t, size_t n_jobs)
             if (t->n_fail < SCHED_BATCH_MAX)
                 t->fail[t->n_fail++] = i;
             continue;
-        } else if (!match_template_fits(&j->need, &p->tmpl))
+        } else if (!hodei_fit_template(&j->fit.need, &p->tmpl))
             why = "creates workers smaller than the job asks for";
         if (!why)
             n->unmet++;
@@ -357,7 +357,7 @@ static const match_job *need_job(sched *s, const prov_need *n, size_t n_jobs, si
     const match_job *last = NULL;
     for (size_t i = 0; i < n_jobs; i++) {
         const match_job *j = &s->jobs[i];
-        if (s->assign[i] >= 0 || strcmp(j->image, n->image) != 0 ||
+        if (s->assign[i] >= 0 || strcmp(j->fit.image, n->image) != 0 ||
             strcmp(prov_of(s, j), n->prov->name) != 0)
             continue;
         last = j;
@@ -378,10 +378,10 @@ static bool prov_request_append(sched *s, const prov_need *n, const match_job *j
     Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
     Hodei__V1__ProvisionRequested body = HODEI__V1__PROVISION_REQUESTED__INIT;
     Hodei__V1__ResourceRequirements res = HODEI__V1__RESOURCE_REQUIREMENTS__INIT;
-    const match_resources *t = &n->prov->tmpl;
-    int64_t cpu = size_of(t->cpu_millis, j ? j->need.cpu_millis : 0);
-    int64_t mem = size_of(t->memory_bytes, j ? j->need.memory_bytes : 0);
-    int64_t gpu = size_of(t->gpu_count, j ? j->need.gpu_count : 0);
+    const hodei_fit_resources *t = &n->prov->tmpl;
+    int64_t cpu = size_of(t->cpu_millis, j ? j->fit.need.cpu_millis : 0);
+    int64_t mem = size_of(t->memory_bytes, j ? j->fit.need.memory_bytes : 0);
+    int64_t gpu = size_of(t->gpu_count, j ? j->fit.need.gpu_count : 0);
 
     hodei_id_new(worker_id);
     res.cpu_cores = (double)cpu / MILLIS_PER_CORE;

@@ -1,9 +1,10 @@
-/* services/scheduler/match.c: the fit rules and each strategy's choice on
- * small tables of jobs and workers. */
+/* services/scheduler/match.c: each strategy's choice on small tables of
+ * jobs and workers (the fit rule itself: unit_fit). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "hodei/limits.h"
 #include "match.h"
 
 #define GiB (1024LL * 1024 * 1024)
@@ -14,23 +15,23 @@
 #define FIT HODEI__V1__SCHEDULING_STRATEGY__SCHEDULING_STRATEGY_RESOURCE_AWARE
 #define COST HODEI__V1__SCHEDULING_STRATEGY__SCHEDULING_STRATEGY_COST_OPTIMIZED
 
-static void labels(match_labels *l, const char *json)
+static void labels(hodei_fit_labels *l, const char *json)
 {
-    cr_assert(match_labels_parse(json, strlen(json), l), "parse %s", json);
+    cr_assert(hodei_fit_labels_parse(json, strlen(json), l), "parse %s", json);
 }
 
 static match_job job(const char *id, int prio, int64_t cpu, int64_t mem, int64_t gpu)
 {
-    match_job j = {.id = id, .priority = prio, .provider = ""};
-    j.need = (match_resources){
+    match_job j = {.id = id, .priority = prio, .fit.provider = ""};
+    j.fit.need = (hodei_fit_resources){
         .cpu_millis = cpu, .memory_bytes = mem, .gpu_count = gpu, .architecture = ""};
     return j;
 }
 
 static match_worker worker(const char *id, int64_t cpu, int64_t mem, int64_t gpu)
 {
-    match_worker w = {.id = id, .provider = "process"};
-    w.cap = (match_resources){
+    match_worker w = {.id = id, .fit.provider = "process"};
+    w.fit.cap = (hodei_fit_resources){
         .cpu_millis = cpu, .memory_bytes = mem, .gpu_count = gpu, .architecture = "amd64"};
     return w;
 }
@@ -63,139 +64,6 @@ static const char *solve(solve_ctx *c, Hodei__V1__SchedulingStrategy s, const ma
     return out;
 }
 
-static bool fits(match_job j, const match_worker *w)
-{
-    return match_fits(&j, w);
-}
-
-/* ------------------------------------------------------------- labels */
-
-Test(match_labels, parses_flat_objects_as_postgres_prints_them)
-{
-    match_labels l;
-    labels(&l, "{}");
-    cr_assert_eq(l.n, 0);
-    labels(&l, "{\"gpu\": \"a100\", \"zone\": \"eu-1\"}");
-    cr_assert_eq(l.n, 2);
-    cr_assert_eq(l.key[1].len, 4);
-    cr_assert_eq(memcmp(l.key[1].p, "zone", 4), 0);
-    cr_assert_eq(memcmp(l.value[1].p, "\"eu-1\"", 6), 0, "values keep their quotes");
-    labels(&l, " { \"a\\\"b\" : \"c\\\\\" , \"n\": 2, \"t\": true } ");
-    cr_assert_eq(l.n, 3);
-    cr_assert_eq(l.key[0].len, 4, "escapes are kept as written");
-    cr_assert_eq(l.value[1].len, 1);
-}
-
-Test(match_labels, refuses_what_is_not_a_flat_object)
-{
-    match_labels l;
-    const char *bad[] = {"",
-                         "[]",
-                         "{",
-                         "{\"a\"}",
-                         "{\"a\": }",
-                         "{\"a\": {\"b\": \"c\"}}",
-                         "{\"a\": [1]}",
-                         "{\"a\": \"b\",}",
-                         "{\"a\": \"b\"} x",
-                         "{\"a\": \"b"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cr_expect_not(match_labels_parse(bad[i], strlen(bad[i]), &l), "accepted %s", bad[i]);
-        cr_expect_eq(l.n, 0);
-    }
-    char big[4096] = "{";
-    for (int i = 0; i <= MATCH_LABELS_MAX; i++) {
-        size_t len = strlen(big);
-        snprintf(big + len, sizeof big - len, "%s\"k%d\": \"v\"", i ? ", " : "", i);
-    }
-    size_t blen = strlen(big);
-    snprintf(big + blen, sizeof big - blen, "}");
-    cr_expect_not(match_labels_parse(big, strlen(big), &l), "more than MATCH_LABELS_MAX keys");
-}
-
-/* ------------------------------------------------------------- fit rules */
-
-Test(match_fit, resources_are_covered_and_unknown_capacity_fits_only_no_need)
-{
-    match_worker w = worker("w", 2000, 4 * GiB, 0);
-    cr_expect(fits(job("j", 0, 2000, 4 * GiB, 0), &w), "exact fit");
-    cr_expect(fits(job("j", 0, 0, 0, 0), &w), "asks nothing");
-    cr_expect_not(fits(job("j", 0, 2001, 0, 0), &w), "cpu short");
-    cr_expect_not(fits(job("j", 0, 0, 5 * GiB, 0), &w), "memory short");
-    cr_expect_not(fits(job("j", 0, 0, 0, 1), &w), "no gpu");
-    match_worker unknown = worker("u", 0, 0, 0);
-    cr_expect(fits(job("j", 0, 0, 0, 0), &unknown));
-    cr_expect_not(fits(job("j", 0, 1, 0, 0), &unknown), "unknown capacity does not cover a need");
-    match_job st = job("j", 0, 0, 0, 0);
-    st.need.storage_bytes = GiB;
-    cr_expect_not(match_fits(&st, &w), "storage unknown");
-    w.cap.storage_bytes = 2 * GiB;
-    cr_expect(match_fits(&st, &w));
-}
-
-Test(match_fit, architecture_and_provider_must_match_when_set)
-{
-    match_worker w = worker("w", 1000, GiB, 0);
-    match_job j = job("j", 0, 0, 0, 0);
-    j.need.architecture = "arm64";
-    cr_expect_not(match_fits(&j, &w));
-    w.cap.architecture = "arm64";
-    cr_expect(match_fits(&j, &w));
-    w.cap.architecture = "";
-    cr_expect_not(match_fits(&j, &w), "unknown architecture does not satisfy one asked for");
-    j.need.architecture = "";
-    j.provider = "docker";
-    cr_expect_not(match_fits(&j, &w));
-    w.provider = "docker";
-    cr_expect(match_fits(&j, &w));
-}
-
-Test(match_fit, image_must_be_the_workers_own)
-{
-    match_worker w = worker("w", 1000, GiB, 0);
-    match_job j = job("j", 0, 0, 0, 0);
-    cr_expect(match_fits(&j, &w), "no image on either side: the provider's default");
-    j.image = "busybox:1.36";
-    cr_expect_not(match_fits(&j, &w), "a default-image worker does not run a named image");
-    w.image = "busybox:1.36";
-    cr_expect(match_fits(&j, &w));
-    w.image = "busybox";
-    cr_expect_not(match_fits(&j, &w), "another tag is another image");
-    j.image = "";
-    cr_expect_not(match_fits(&j, &w), "a job without an image does not land in a user's image");
-}
-
-Test(match_fit, constraints_need_every_label_with_the_same_value)
-{
-    match_worker w = worker("w", 1000, GiB, 0);
-    labels(&w.labels, "{\"gpu\": \"a100\", \"n\": \"2\", \"zone\": \"eu-1\"}");
-    match_job j = job("j", 0, 0, 0, 0);
-    labels(&j.constraints, "{\"zone\": \"eu-1\"}");
-    cr_expect(match_fits(&j, &w));
-    labels(&j.constraints, "{\"gpu\": \"a100\", \"zone\": \"eu-1\"}");
-    cr_expect(match_fits(&j, &w));
-    labels(&j.constraints, "{\"zone\": \"eu-2\"}");
-    cr_expect_not(match_fits(&j, &w), "other value");
-    labels(&j.constraints, "{\"rack\": \"1\"}");
-    cr_expect_not(match_fits(&j, &w), "missing label");
-    labels(&j.constraints, "{\"n\": 2}");
-    cr_expect_not(match_fits(&j, &w), "the number 2 is not the string \"2\"");
-}
-
-Test(match_fit, provider_template_zero_is_decided_at_registration)
-{
-    match_resources tmpl = {.cpu_millis = 2000, .architecture = "amd64"};
-    match_resources need = {.cpu_millis = 1000, .memory_bytes = GiB, .architecture = ""};
-    cr_expect(match_template_fits(&need, &tmpl), "memory 0 in the template: unknown yet");
-    need.cpu_millis = 4000;
-    cr_expect_not(match_template_fits(&need, &tmpl), "the template's cpu is too small");
-    need.cpu_millis = 0;
-    need.architecture = "arm64";
-    cr_expect_not(match_template_fits(&need, &tmpl));
-    tmpl.architecture = "";
-    cr_expect(match_template_fits(&need, &tmpl));
-}
-
 /* ------------------------------------------------------------- strategies */
 
 Test(match_strategy, round_robin_rotates_across_passes)
@@ -207,7 +75,7 @@ Test(match_strategy, round_robin_rotates_across_passes)
     cr_expect_str_eq(solve(&c, RR, j, 2, w, 3), "a,b");
     cr_expect_str_eq(solve(&c, RR, j, 2, w, 3), "c,a", "the cursor survives the pass");
     match_job big[] = {job("1", 0, 2000, 0, 0), job("2", 0, 0, 0, 0)};
-    w[2].cap.cpu_millis = 4000;
+    w[2].fit.cap.cpu_millis = 4000;
     cr_expect_str_eq(solve(&c, RR, big, 2, w, 3), "c,a", "skips b, which does not fit");
     match_job four[] = {job("1", 0, 0, 0, 0), job("2", 0, 0, 0, 0), job("3", 0, 0, 0, 0),
                         job("4", 0, 0, 0, 0)};
@@ -272,10 +140,10 @@ Test(match_strategy, constraints_route_a_job_to_the_only_worker_with_the_label)
 {
     match_worker w[] = {worker("a", 1000, GiB, 0), worker("b", 1000, GiB, 0),
                         worker("c", 1000, GiB, 0)};
-    labels(&w[1].labels, "{\"disk\": \"ssd\"}");
-    labels(&w[2].labels, "{\"disk\": \"hdd\"}");
+    labels(&w[1].fit.labels, "{\"disk\": \"ssd\"}");
+    labels(&w[2].fit.labels, "{\"disk\": \"hdd\"}");
     match_job j[] = {job("1", 0, 0, 0, 0)};
-    labels(&j[0].constraints, "{\"disk\": \"ssd\"}");
+    labels(&j[0].fit.constraints, "{\"disk\": \"ssd\"}");
     Hodei__V1__SchedulingStrategy all[] = {RR, LEAST, PRIO, FIT, COST};
     for (size_t s = 0; s < 5; s++) {
         solve_ctx c = {0};
@@ -313,12 +181,13 @@ Test(match_strategy, invariants_hold_on_random_tables)
                 int a = c.assign[i];
                 if (a >= 0) {
                     cr_assert_not(used[a], "worker given twice");
-                    cr_assert(match_fits(&j[i], &w[a]), "assigned a worker that does not fit");
+                    cr_assert(hodei_fit(&j[i].fit, &w[a].fit),
+                              "assigned a worker that does not fit");
                     used[a] = true;
                     continue;
                 }
                 for (size_t k = 0; k < nw; k++)
-                    cr_assert(!match_fits(&j[i], &w[k]) || c.taken[k],
+                    cr_assert(!hodei_fit(&j[i].fit, &w[k].fit) || c.taken[k],
                               "job %zu left waiting beside a free fitting worker", i);
             }
         }
@@ -338,12 +207,13 @@ static void labels_json(char *out, size_t cap, int n)
 
 Test(match_labels, parses_exactly_as_many_as_the_edge_accepts)
 {
-    cr_assert_eq(MATCH_LABELS_MAX, HODEI_LABELS_MAX);
+    cr_assert_eq(HODEI_FIT_LABELS_MAX, HODEI_LABELS_MAX);
     static char json[HODEI_LABELS_MAX * 40 + 64];
-    match_labels l;
+    hodei_fit_labels l;
     labels_json(json, sizeof json, HODEI_LABELS_MAX);
-    cr_assert(match_labels_parse(json, strlen(json), &l), "%d labels refused", HODEI_LABELS_MAX);
+    cr_assert(hodei_fit_labels_parse(json, strlen(json), &l), "%d labels refused",
+              HODEI_LABELS_MAX);
     cr_assert_eq(l.n, HODEI_LABELS_MAX);
     labels_json(json, sizeof json, HODEI_LABELS_MAX + 1);
-    cr_assert_not(match_labels_parse(json, strlen(json), &l));
+    cr_assert_not(hodei_fit_labels_parse(json, strlen(json), &l));
 }

@@ -1,23 +1,23 @@
-/* Flat JSON objects (jobs.constraints, workers.labels) as spans, and the
- * containment test the fit rule uses. */
+/* Flat JSON objects (jobs.constraints, workers.labels) read as spans for
+ * the fit rule (hodei/fit.h). */
 #include <string.h>
 
-#include "match.h"
+#include "hodei/fit.h"
 
 typedef struct {
     const char *p;
     const char *end;
-} match_cursor;
+} fit_cursor;
 
-static void cur_ws(match_cursor *c)
+static void fit_cur_ws(fit_cursor *c)
 {
     while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
         c->p++;
 }
 
-static bool cur_eat(match_cursor *c, char ch)
+static bool fit_cur_eat(fit_cursor *c, char ch)
 {
-    cur_ws(c);
+    fit_cur_ws(c);
     if (c->p >= c->end || *c->p != ch)
         return false;
     c->p++;
@@ -25,9 +25,9 @@ static bool cur_eat(match_cursor *c, char ch)
 }
 
 /* A string token; the span is its inside (quotes excluded, escapes kept). */
-static bool cur_string(match_cursor *c, match_span *inside)
+static bool fit_cur_string(fit_cursor *c, hodei_fit_span *inside)
 {
-    if (!cur_eat(c, '"'))
+    if (!fit_cur_eat(c, '"'))
         return false;
     inside->p = c->p;
     while (c->p < c->end && *c->p != '"') {
@@ -43,15 +43,15 @@ static bool cur_string(match_cursor *c, match_span *inside)
 }
 
 /* A scalar value token; the span is the raw token (a string with quotes). */
-static bool cur_scalar(match_cursor *c, match_span *raw)
+static bool fit_cur_scalar(fit_cursor *c, hodei_fit_span *raw)
 {
-    match_span inside;
-    cur_ws(c);
+    hodei_fit_span inside;
+    fit_cur_ws(c);
     if (c->p >= c->end)
         return false;
     raw->p = c->p;
     if (*c->p == '"') {
-        if (!cur_string(c, &inside))
+        if (!fit_cur_string(c, &inside))
             return false;
     } else {
         while (c->p < c->end && strchr(",} \t\r\n{[]\":", *c->p) == NULL)
@@ -63,32 +63,32 @@ static bool cur_scalar(match_cursor *c, match_span *raw)
     return true;
 }
 
-static bool labels_pairs(match_cursor *c, match_labels *out)
+static bool fit_labels_pairs(fit_cursor *c, hodei_fit_labels *out)
 {
     for (;;) {
-        if (out->n >= MATCH_LABELS_MAX)
+        if (out->n >= HODEI_FIT_LABELS_MAX)
             return false;
-        if (!cur_string(c, &out->key[out->n]) || !cur_eat(c, ':') ||
-            !cur_scalar(c, &out->value[out->n]))
+        if (!fit_cur_string(c, &out->key[out->n]) || !fit_cur_eat(c, ':') ||
+            !fit_cur_scalar(c, &out->value[out->n]))
             return false;
         out->n++;
-        if (cur_eat(c, '}'))
+        if (fit_cur_eat(c, '}'))
             return true;
-        if (!cur_eat(c, ','))
+        if (!fit_cur_eat(c, ','))
             return false;
     }
 }
 
-bool match_labels_parse(const char *json, size_t len, match_labels *out)
+bool hodei_fit_labels_parse(const char *json, size_t len, hodei_fit_labels *out)
 {
-    match_cursor c = {json, json + len};
+    fit_cursor c = {json, json + len};
     bool ok;
 
     out->n = 0;
-    if (!json || !cur_eat(&c, '{'))
+    if (!json || !fit_cur_eat(&c, '{'))
         return false;
-    ok = cur_eat(&c, '}') || labels_pairs(&c, out);
-    cur_ws(&c);
+    ok = fit_cur_eat(&c, '}') || fit_labels_pairs(&c, out);
+    fit_cur_ws(&c);
     if (!ok || c.p != c.end) {
         out->n = 0;
         return false;
