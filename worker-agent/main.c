@@ -139,7 +139,7 @@ int main(int argc, char **argv)
         .n_params = agent_params_len,
         .config = &agent_conf,
         .needs_db = false,
-        .needs_nats = false,
+        .nats_probe = NULL,
         .init = agent_init,
         .run = agent_run,
         .fini = agent_fini,

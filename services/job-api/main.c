@@ -16,6 +16,7 @@
 #include "edge_auth.h"
 #include "edge_workers.h"
 #include "hodei/daemon.h"
+#include "hodei/daemon_nats.h"
 #include "hodei/log.h"
 #include "metrics/metrics.h"
 #include "rest/rest.h"
@@ -224,7 +225,7 @@ static const hodei_service edge_service = {
     .n_params = sizeof edge_params / sizeof edge_params[0],
     .config = &cfg,
     .needs_db = true,
-    .needs_nats = true,
+    .nats_probe = &hodei_daemon_nats_probe,
     .init = edge_init,
     .run = edge_run,
     .fini = edge_fini,

@@ -12,7 +12,7 @@ int main(int argc, char **argv)
         .n_params = RELAY_PARAMS_LEN,
         .config = &relay_conf,
         .needs_db = true,
-        .needs_nats = false, /* waits for NATS: a relay that cannot publish still holds its place */
+        .nats_probe = NULL, /* waits for NATS: a relay that cannot publish still holds its place */
         .init = relay_init,
         .run = relay_run,
         .fini = relay_fini,

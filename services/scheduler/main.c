@@ -12,7 +12,7 @@ int main(int argc, char **argv)
         .n_params = SCHED_PARAMS_LEN,
         .config = &sched_conf,
         .needs_db = true,
-        .needs_nats = false, /* schedules on its fallback timer while NATS is away */
+        .nats_probe = NULL, /* schedules on its fallback timer while NATS is away */
         .init = sched_init,
         .run = sched_run,
         .fini = sched_fini,

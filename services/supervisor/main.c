@@ -13,7 +13,7 @@ int main(int argc, char **argv)
         .n_params = SUP_PARAMS_LEN,
         .config = &sup_conf,
         .needs_db = true,
-        .needs_nats = false, /* it only writes outbox rows; the relay publishes them */
+        .nats_probe = NULL, /* no NATS: it only writes outbox rows; the relay publishes them */
         .init = sup_init,
         .run = sup_run,
         .fini = sup_fini,

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "hodei/daemon.h"
+#include "hodei/daemon_nats.h"
 #include "hodei/log.h"
 
 typedef struct {
@@ -120,7 +121,7 @@ int main(int argc, char **argv)
         .n_params = sizeof test_params / sizeof test_params[0],
         .config = &cfg,
         .needs_db = test_env_on("TEST_DAEMON_NEEDS_DB"),
-        .needs_nats = test_env_on("TEST_DAEMON_NEEDS_NATS"),
+        .nats_probe = test_env_on("TEST_DAEMON_NEEDS_NATS") ? &hodei_daemon_nats_probe : NULL,
         .init = test_init,
         .run = test_run,
         .fini = test_fini,

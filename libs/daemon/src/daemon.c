@@ -112,8 +112,9 @@ static int daemon_checks(hodei_daemon *d)
     int rc = DAEMON_EXIT_OK;
     if (d->svc->needs_db)
         rc = daemon_check_db(d);
-    if (rc == DAEMON_EXIT_OK && d->svc->needs_nats && !hodei_daemon_stopping(d))
-        rc = daemon_check_nats(d);
+    if (rc == DAEMON_EXIT_OK && d->svc->nats_probe && !hodei_daemon_stopping(d) &&
+        !d->svc->nats_probe->check(d))
+        rc = DAEMON_EXIT_FAILURE;
     return rc;
 }
 
@@ -168,8 +169,8 @@ static int daemon_serve(hodei_daemon *d)
     if (rc == DAEMON_EXIT_OK)
         rc = daemon_lifecycle(d);
     daemon_health_stop(d);
-    if (d->svc->needs_nats)
-        daemon_nats_release();
+    if (d->svc->nats_probe && d->svc->nats_probe->release)
+        d->svc->nats_probe->release();
     daemon_signals_stop(d);
 out_close_fd:
     close(d->stop_fd);

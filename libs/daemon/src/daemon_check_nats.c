@@ -1,6 +1,7 @@
 /* Start-up check: can we connect to nats.url? User and password in the URL
  * are never printed. */
 #include "daemon_int.h"
+#include "hodei/daemon_nats.h"
 
 #include <nats/nats.h>
 #include <string.h>
@@ -69,7 +70,7 @@ static const char *check_nats_reason(natsStatus s)
     return last;
 }
 
-int daemon_check_nats(hodei_daemon *d)
+static bool check_nats(hodei_daemon *d)
 {
     char shown[DAEMON_DESCRIBE_MAX], secret[DAEMON_DESCRIBE_MAX], reason[DAEMON_REASON_MAX];
     natsConnection *nc = NULL;
@@ -78,17 +79,21 @@ int daemon_check_nats(hodei_daemon *d)
     natsConnection_Destroy(nc);
     if (s == NATS_OK) {
         HLOG_INFO("NATS reachable at %s", shown);
-        return DAEMON_EXIT_OK;
+        return true;
     }
     daemon_redact(check_nats_reason(s), secret, reason, sizeof reason);
     fprintf(stderr, "%s: cannot reach NATS at %s: %s\n", d->svc->name, shown, reason);
-    return DAEMON_EXIT_FAILURE;
+    return false;
 }
 
-void daemon_nats_release(void)
+/* Releases what nats.c keeps for the process, waiting for its threads. */
+static void check_nats_release(void)
 {
     /* NATS_NOT_INITIALIZED: never opened, or the service closed it already. */
     if (nats_CloseAndWait(DAEMON_NATS_CLOSE_WAIT_MS) == NATS_TIMEOUT)
         HLOG_WARN("NATS library still busy after %dms at exit (a connection left open?)",
                   DAEMON_NATS_CLOSE_WAIT_MS);
 }
+
+const hodei_daemon_probe hodei_daemon_nats_probe = {.check = check_nats,
+                                                    .release = check_nats_release};

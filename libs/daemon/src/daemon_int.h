@@ -119,7 +119,6 @@ void daemon_signals_stop(hodei_daemon *d);
 int daemon_check_db(hodei_daemon *d);
 /* Only checks that database.url parses (for --check-config). */
 int daemon_check_db_url(const hodei_daemon *d);
-int daemon_check_nats(hodei_daemon *d);
 /* health.listen: DAEMON_EXIT_OK when empty or an address:port, else the
  * exit code after printing one line naming the field. */
 int daemon_health_check_config(const hodei_daemon *d);
@@ -135,9 +134,6 @@ void daemon_metrics_text(hodei_daemon *d, bool ready, hodei_buf *b);
 void daemon_process_metrics(hodei_buf *b);
 /* Frees every family and series (after the health server stopped). */
 void daemon_metrics_free(hodei_daemon *d);
-
-/* Releases what nats.c keeps for the process, waiting for its threads. */
-void daemon_nats_release(void);
 
 /* Copies text to out, each occurrence of secret (when non-empty) replaced
  * by "***" and runs of whitespace folded into one space, trimmed. */

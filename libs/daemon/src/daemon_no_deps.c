@@ -1,7 +1,8 @@
-/* The start-up checks of hodei_daemon_lite: the skeleton for a process that
+/* The start-up check of hodei_daemon_lite: the skeleton for a process that
  * uses neither PostgreSQL nor NATS (the worker agent), so it links neither
- * libpq nor nats.c. A service built on it that still sets needs_db or
- * needs_nats gets a clear start-up failure instead of a missing check. */
+ * libpq nor nats.c (the NATS check is a library of its own,
+ * hodei_daemon_nats). A service built on it that still sets needs_db gets a
+ * clear start-up failure instead of a missing check. */
 #include <stdio.h>
 
 #include "daemon_int.h"
@@ -9,9 +10,9 @@
 static int daemon_no_dep(const hodei_daemon *d, const char *what)
 {
     fprintf(stderr,
-            "%s: built without %s support (hodei_daemon_lite): set needs_%s only in a"
+            "%s: built without %s support (hodei_daemon_lite): set needs_db only in a"
             " service linked with hodei_daemon\n",
-            d->svc->name, what, what[0] == 'P' ? "db" : "nats");
+            d->svc->name, what);
     return DAEMON_EXIT_FAILURE;
 }
 
@@ -24,10 +25,3 @@ int daemon_check_db_url(const hodei_daemon *d)
 {
     return d->svc->needs_db ? daemon_no_dep(d, "PostgreSQL") : DAEMON_EXIT_OK;
 }
-
-int daemon_check_nats(hodei_daemon *d)
-{
-    return daemon_no_dep(d, "NATS");
-}
-
-void daemon_nats_release(void) {}

@@ -25,14 +25,25 @@
 
 typedef struct hodei_daemon hodei_daemon;
 
+/* A start-up check of a dependency the skeleton knows only through it:
+ * check() returns true when reachable (or a stop was requested meanwhile),
+ * else false after printing one line to stderr (the daemon exits 1);
+ * release() (may be NULL) runs at exit. The NATS check is
+ * hodei_daemon_nats_probe (hodei/daemon_nats.h, library hodei_daemon_nats),
+ * so a daemon without NATS does not link the NATS client. */
+typedef struct {
+    bool (*check)(hodei_daemon *d);
+    void (*release)(void);
+} hodei_daemon_probe;
+
 typedef struct {
     const char *name;              /* process name for logs: "outbox-relay" */
     const char *summary;           /* one line for --help */
     const hodei_cfg_param *params; /* the service's own parameters (may be NULL) */
     size_t n_params;
-    void *config;    /* the struct those parameters fill */
-    bool needs_db;   /* check database.url is reachable before init */
-    bool needs_nats; /* check nats.url is reachable before init */
+    void *config;                         /* the struct those parameters fill */
+    bool needs_db;                        /* check database.url is reachable before init */
+    const hodei_daemon_probe *nats_probe; /* check nats.url before init; NULL = no check */
     hodei_status (*init)(hodei_daemon *d, hodei_err *err);
     hodei_status (*run)(hodei_daemon *d, hodei_err *err);
     void (*fini)(hodei_daemon *d);
