@@ -70,3 +70,14 @@ bool hodei_worker_state_terminal(Hodei__V1__WorkerState state)
 {
     return state == WS(TERMINATED);
 }
+
+bool hodei_worker_state_in(Hodei__V1__WorkerState state, hodei_worker_state_set set)
+{
+    return worker_state_known(state) && (set & HODEI_WSET(state)) != 0;
+}
+
+bool hodei_worker_state_is(const char *name, hodei_worker_state_set set)
+{
+    Hodei__V1__WorkerState s;
+    return hodei_worker_state_parse(name, &s) && hodei_worker_state_in(s, set);
+}

@@ -38,6 +38,26 @@ const char *hodei_worker_state_name(Hodei__V1__WorkerState state);
  * UNSPECIFIED and unknown names are refused (false, *out untouched). */
 bool hodei_worker_state_parse(const char *s, Hodei__V1__WorkerState *out);
 
+/* A set of worker states, for "is it one of these": HODEI_WSET_READY |
+ * HODEI_WSET_BUSY. */
+typedef unsigned hodei_worker_state_set;
+#define HODEI_WSET(state) (1u << (state))
+#define HODEI_WSET_CREATING HODEI_WSET(HODEI__V1__WORKER_STATE__WORKER_STATE_CREATING)
+#define HODEI_WSET_CONNECTING HODEI_WSET(HODEI__V1__WORKER_STATE__WORKER_STATE_CONNECTING)
+#define HODEI_WSET_READY HODEI_WSET(HODEI__V1__WORKER_STATE__WORKER_STATE_READY)
+#define HODEI_WSET_BUSY HODEI_WSET(HODEI__V1__WORKER_STATE__WORKER_STATE_BUSY)
+#define HODEI_WSET_DRAINING HODEI_WSET(HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING)
+#define HODEI_WSET_TERMINATING HODEI_WSET(HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING)
+#define HODEI_WSET_TERMINATED HODEI_WSET(HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATED)
+#define HODEI_WSET_LOST HODEI_WSET(HODEI__V1__WORKER_STATE__WORKER_STATE_LOST)
+
+/* true when state (a known one) is in set. */
+bool hodei_worker_state_in(Hodei__V1__WorkerState state, hodei_worker_state_set set);
+
+/* Parses a stored name (workers.state) into one of the set's states: false
+ * for a name that is unknown or not in set. */
+bool hodei_worker_state_is(const char *name, hodei_worker_state_set set);
+
 /* true only for TERMINATED. */
 bool hodei_worker_state_terminal(Hodei__V1__WorkerState state);
 
