@@ -54,12 +54,65 @@ typedef struct {
     bool ended; /* the end marker was read */
 } arch_read;
 
+/* How many messages the subject holds (one stream info request). */
+static hodei_status arch_subject_count(jsCtx *js, const char *subject, uint64_t *n, hodei_err *err)
+{
+    jsOptions o;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    jsOptions_Init(&o);
+    o.Stream.Info.SubjectsFilter = subject;
+    natsStatus s = js_GetStreamInfo(&si, js, HODEI_STREAM_LOGS, &o, &jerr);
+    if (s != NATS_OK)
+        return hodei_bus_err(s, "log store: stream info", err);
+    *n = 0;
+    for (int i = 0; si->State.Subjects && i < si->State.Subjects->Count; i++)
+        if (strcmp(si->State.Subjects->List[i].Subject, subject) == 0)
+            *n = si->State.Subjects->List[i].Msgs;
+    jsStreamInfo_Destroy(si);
+    return HODEI_OK;
+}
+
+/* The subject's last sequence (0: none). A subject whose only message is
+ * its end marker (a job that printed nothing: most short jobs) is read
+ * here in full, with two requests, instead of through a consumer made and
+ * removed for it; then *done. */
+static hodei_status arch_probe_subject(jsCtx *js, const char *subject, arch_read *r,
+                                       uint64_t *last_seq, bool *done, hodei_err *err)
+{
+    natsMsg *last = NULL;
+    jsErrCode jerr = 0;
+    const char *end = NULL;
+    *last_seq = 0;
+    *done = false;
+    natsStatus s = js_GetLastMsg(&last, js, HODEI_STREAM_LOGS, subject, NULL, &jerr);
+    if (s == NATS_NOT_FOUND) {
+        *done = true;
+        return HODEI_OK;
+    }
+    if (s != NATS_OK)
+        return hodei_bus_err(s, "log store", err);
+    *last_seq = natsMsg_GetSequence(last);
+    bool is_end = natsMsgHeader_Get(last, HODEI_HDR_LOG_END, &end) == NATS_OK;
+    natsMsg_Destroy(last);
+    if (!is_end)
+        return HODEI_OK;
+    uint64_t n = 0;
+    hodei_status st = arch_subject_count(js, subject, &n, err);
+    if (st == HODEI_OK && n == 1) {
+        r->ended = true;
+        *done = true;
+    }
+    return st;
+}
+
 /* Every line of the subject, in order, repeats dropped. */
 static hodei_status arch_read_subject(jsCtx *js, const char *subject, arch_read *r, hodei_err *err)
 {
     uint64_t last_seq = 0;
-    hodei_status st = logs_last_seq(js, subject, &last_seq, err);
-    if (st != HODEI_OK || last_seq == 0)
+    bool done = false;
+    hodei_status st = arch_probe_subject(js, subject, r, &last_seq, &done, err);
+    if (st != HODEI_OK || done)
         return st;
     jsSubOptions so;
     jsSubOptions_Init(&so);
