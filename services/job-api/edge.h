@@ -18,6 +18,7 @@ typedef struct secret_rekey secret_rekey; /* client_secrets.c: re-seal after a r
 typedef struct worker_hub worker_hub;     /* worker_hub.c: live worker streams */
 typedef struct log_hub log_hub;           /* logs_follow.c: SubscribeLogs followers */
 typedef struct metrics_hub metrics_hub;   /* metrics/metrics_hub.c: MetricsService */
+typedef struct log_store log_store;       /* logs/logs_store.c: where archives are kept */
 
 typedef struct {
     char *grpc_listen;
@@ -42,6 +43,15 @@ typedef struct {
     int64_t auth_cache_ttl_ms;   /* auth.cache_ttl: API key answers kept this long (<= 5 s) */
     bool auth_worker_cert_check; /* auth.worker_cert_check: a worker's certificate names it */
     int64_t logs_job_max;        /* logs.job_max: bytes of output kept per attempt */
+    char *logs_archive_store;    /* logs.archive_store: database | s3 */
+    char *logs_s3_bucket;        /* logs.archive_s3_*: the store of archives when s3 */
+    char *logs_s3_prefix;
+    char *logs_s3_endpoint;
+    char *logs_s3_region;
+    bool logs_s3_path_style;
+    char *logs_s3_credentials;      /* a stored secret: NAME or NAMESPACE/NAME */
+    char *logs_s3_credentials_file; /* or a file holding the same value */
+    char *logs_s3_ca_file;
 } edge_config;
 
 typedef struct {
@@ -56,6 +66,7 @@ typedef struct {
     hodei_bus *bus; /* worker commands, log streams (edge_workers.c) */
     worker_hub *workers;
     log_hub *logs;
+    log_store *log_store; /* logs.archive_store */
     secrets_keyring keys; /* secrets.master_key (+ old_master_keys); keys.on = secrets on */
     secret_rekey *rekey;
     metrics_hub *metrics;

@@ -26,6 +26,8 @@ hodei_status edge_workers_start(edge *e, const char *instance, hodei_err *err)
     if (st == HODEI_OK)
         st = log_hub_create(e, &e->logs, err);
     if (st == HODEI_OK)
+        st = log_store_create(e, &e->log_store, err);
+    if (st == HODEI_OK)
         st = log_archive_create(e, &edge_log_archive, err);
     return st;
 }
@@ -34,6 +36,8 @@ void edge_workers_stop(edge *e)
 {
     log_archive_destroy(edge_log_archive);
     edge_log_archive = NULL;
+    log_store_destroy(e->log_store);
+    e->log_store = NULL;
     log_hub_destroy(e->logs);
     e->logs = NULL;
     worker_hub_destroy(e->workers);

@@ -25,6 +25,8 @@ static edge_config cfg;
 static edge the_edge;
 static rest_server *the_rest; /* http.listen: REST/JSON API and dashboard */
 
+static const char *const log_store_choices[] = {"database", "s3", NULL};
+
 #define P(field) offsetof(edge_config, field)
 static const hodei_cfg_param edge_params[] = {
     {"grpc.listen", HODEI_CFG_STRING, "127.0.0.1:50051", 1, 256, P(grpc_listen),
@@ -83,6 +85,30 @@ static const hodei_cfg_param edge_params[] = {
     {"logs.job_max", HODEI_CFG_INT, "67108864", 1024, INT64_C(1) << 40, P(logs_job_max),
      "bytes of output kept per job attempt; past it lines are dropped and one line says how many",
      false, false, NULL},
+    {"logs.archive_store", HODEI_CFG_STRING, "database", 1, 16, P(logs_archive_store),
+     "where finished jobs' log archives are kept: database (PostgreSQL) or s3", false, false,
+     log_store_choices},
+    {"logs.archive_s3_bucket", HODEI_CFG_STRING, "", 0, 63, P(logs_s3_bucket),
+     "bucket of the log archives (logs.archive_store: s3)", false, false, NULL},
+    {"logs.archive_s3_prefix", HODEI_CFG_STRING, "hodei-logs/", 0, 512, P(logs_s3_prefix),
+     "key prefix of the log archives; each is <prefix><job id>/<epoch>.pb.zlib", false, false,
+     NULL},
+    {"logs.archive_s3_endpoint", HODEI_CFG_STRING, "", 0, 500, P(logs_s3_endpoint),
+     "S3 endpoint (https://host[:port] or http://); empty = AWS's for the region", false, false,
+     NULL},
+    {"logs.archive_s3_region", HODEI_CFG_STRING, "us-east-1", 1, 63, P(logs_s3_region),
+     "S3 region (signs the requests)", false, false, NULL},
+    {"logs.archive_s3_path_style", HODEI_CFG_BOOL, "false", 0, 0, P(logs_s3_path_style),
+     "address the bucket in the path (endpoint/bucket/key), as most S3-compatible stores want",
+     false, false, NULL},
+    {"logs.archive_s3_credentials", HODEI_CFG_STRING, "", 0, 200, P(logs_s3_credentials),
+     "stored secret (NAME or NAMESPACE/NAME) holding ACCESS_KEY_ID:SECRET_ACCESS_KEY or the"
+     " JSON form; read at start-up; empty = logs.archive_s3_credentials_file or anonymous",
+     false, false, NULL},
+    {"logs.archive_s3_credentials_file", HODEI_CFG_STRING, "", 0, 4096, P(logs_s3_credentials_file),
+     "file holding the credentials (same forms), read at start-up", false, false, NULL},
+    {"logs.archive_s3_ca_file", HODEI_CFG_STRING, "", 0, 4096, P(logs_s3_ca_file),
+     "extra CA bundle for an https endpoint; empty = the system's", false, false, NULL},
 };
 #undef P
 

@@ -3,17 +3,25 @@
  * after JetStream's HODEI_LOGS was purged, with the same (epoch, sequence)
  * numbers; a job printing past logs.job_max shows one marker line saying
  * how much was dropped, and another job's output running beside it is
- * whole. */
+ * whole. With logs.archive_store: s3 (against an S3-compatible server that
+ * checks SigV4, tests/clients/artifact_servers.js), the archives are
+ * objects in the bucket, read back the same way, with credentials from a
+ * file and then from a stored secret, and removed from the bucket when
+ * retention deletes their job. */
 #include <criterion/criterion.h>
 #include <nats/nats.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cluster.h"
 #include "hodei/bus.h"
 #include "hodei/id.h"
 #include "hodei/util.h"
 #include "hodei/v1/logs.pb-c.h"
+#include "hodei/v1/secret.pb-c.h"
 
 #define MSG_MAX 1024
 #define JOB_WAIT_MS 180000
@@ -128,4 +136,171 @@ Test(e2e_logs, archived_logs_read_back_after_a_purge_and_limits_hold, .timeout =
         cr_assert_eq(r->lines[i]->sequence, i + 1);
     protobuf_c_message_free_unpacked(&r->base, NULL);
     cluster_stop(&cl);
+}
+
+/* ------------------------------------------------------------ S3 */
+
+static char s3_dir[512];
+static harness_proc s3_servers;
+static char s3_env_text[12][700];
+static const char *s3_env[13];
+
+static void s3_env_set(size_t i, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s3_env_set(size_t i, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s3_env_text[i], sizeof s3_env_text[i], fmt, ap);
+    va_end(ap);
+    s3_env[i] = s3_env_text[i];
+}
+
+/* node's S3-compatible server (and its https/http siblings) with bucket logs. */
+static void s3_servers_start(int port)
+{
+    char cmd[2048], ready[600], script[1024], node_path[700], ps[3][16], cert[600], key[600];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem -days 1"
+             " -subj /CN=127.0.0.1 >/dev/null 2>&1",
+             s3_dir);
+    cr_assert_eq(system(cmd), 0, "openssl failed");
+    snprintf(ps[0], sizeof ps[0], "%d", harness_free_port());
+    snprintf(ps[1], sizeof ps[1], "%d", harness_free_port());
+    snprintf(ps[2], sizeof ps[2], "%d", port);
+    snprintf(cert, sizeof cert, "%s/c.pem", s3_dir);
+    snprintf(key, sizeof key, "%s/k.pem", s3_dir);
+    snprintf(ready, sizeof ready, "%s/ready", s3_dir);
+    snprintf(script, sizeof script, "%s/tests/clients/artifact_servers.js", cl.stack.root);
+    snprintf(node_path, sizeof node_path, "NODE_PATH=%s/tests/clients/node_modules", cl.stack.root);
+    const char *argv[] = {"/usr/bin/node", script, s3_dir, ps[0],  ps[1],
+                          ps[2],           cert,   key,    "logs", NULL};
+    const char *senv[] = {node_path, NULL};
+    harness_proc_start(&cl.stack, &s3_servers, argv, senv);
+    for (int i = 0; i < 600 && access(ready, F_OK) != 0 && harness_proc_alive(&s3_servers); i++)
+        usleep(100000);
+    cr_assert_eq(access(ready, F_OK), 0, "the S3 server did not start; see %s",
+                 s3_servers.log_path);
+}
+
+/* 0 when the object is in the bucket (signed GET by curl), else curl's code. */
+static int s3_object_status(int port, const char *location)
+{
+    char out[256];
+    return harness_sh(&cl.stack, out, sizeof out,
+                      "curl -sf -o /dev/null --aws-sigv4 aws:amz:us-east-1:s3 --user S3RVER:S3RVER"
+                      " -H x-amz-content-sha256:UNSIGNED-PAYLOAD http://127.0.0.1:%d/%s",
+                      port, location + strlen("s3://"));
+}
+
+static void s3_location(const char *id, char *out, size_t out_len)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "psql -qtA \"$HODEI_DATABASE_URL\" -c \"SELECT location FROM job_log_archives"
+             " WHERE job_id = '%s' AND length(data) = 0\" | tr -d '\\n'",
+             id);
+    cr_assert_eq(harness_sh(&cl.stack, out, out_len, "%s", cmd), 0);
+}
+
+static void s3_check_job(int port, const char *prefix, char *loc, size_t loc_len, char *id)
+{
+    char sql[512], want[300];
+    cluster_queue(&cl, "i=1; while [ $i -le 2000 ]; do echo s3-$i; i=$((i+1)); done", 1, 0, id);
+    wait_done(id, "SUCCEEDED");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM job_log_archives WHERE job_id = '%s' AND location IS NOT NULL",
+             id);
+    cr_assert(cluster_wait_sql(&cl, sql, 1, 60000), "no S3 archive row for job %s", id);
+    s3_location(id, loc, loc_len);
+    snprintf(want, sizeof want, "s3://logs/%s%s/1.pb.zlib", prefix, id);
+    cr_assert_str_eq(loc, want, "the row names its object, its data column is empty");
+    cr_assert_eq(s3_object_status(port, loc), 0, "%s is not in the bucket", loc);
+    purge_logs();
+    Hodei__V1__GetLogsResponse *r = get_logs(id);
+    cr_assert_eq(r->n_lines, 2000);
+    cr_assert(r->complete);
+    for (size_t i = 0; i < r->n_lines; i++) {
+        char line[32];
+        snprintf(line, sizeof line, "s3-%zu", i + 1);
+        cr_assert_eq(r->lines[i]->sequence, i + 1);
+        cr_assert_eq(r->lines[i]->data.len, strlen(line));
+        cr_assert(memcmp(r->lines[i]->data.data, line, strlen(line)) == 0);
+    }
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    char out[64];
+    cr_assert_eq(harness_sh(&cl.stack, out, sizeof out,
+                            "'%s/hodei' --server %s logs -f %s | wc -l | tr -d ' \\n'",
+                            cl.stack.bin, cl.edge.target, id),
+                 0);
+    cr_assert_str_eq(out, "2000", "SubscribeLogs reads the S3 archive too");
+}
+
+static void set_secret(const char *name, const char *value)
+{
+    Hodei__V1__SetSecretRequest req = HODEI__V1__SET_SECRET_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    char msg[MSG_MAX];
+    req.name = (char *)name;
+    req.value.data = (uint8_t *)value;
+    req.value.len = strlen(value);
+    cr_assert_eq(edge_call_path(&cl.edge, "/hodei.v1.SecretService/SetSecret", &req.base,
+                                &hodei__v1__set_secret_response__descriptor, &resp, msg, MSG_MAX),
+                 HODEI_GRPC_OK, "SetSecret: %s", msg);
+    protobuf_c_message_free_unpacked(resp, NULL);
+}
+
+Test(e2e_logs, archives_in_s3_read_back_and_go_with_their_job, .timeout = 900)
+{
+    char id1[HODEI_ID_BUF], id2[HODEI_ID_BUF], loc1[600], loc2[600], cmd[700];
+    int port = harness_free_port();
+    snprintf(s3_dir, sizeof s3_dir, "/tmp/hodei-e2e-logs3-XXXXXX");
+    cr_assert_not_null(mkdtemp(s3_dir));
+    snprintf(cmd, sizeof cmd, "printf 'S3RVER:S3RVER\\n' > %s/cred", s3_dir);
+    cr_assert_eq(system(cmd), 0);
+    s3_env_set(0, "HODEI_SECRETS_MASTER_KEY=%s",
+               "8899aabbccddeeff00112233445566778899aabbccddeeff0011223344556677");
+    s3_env_set(1, "HODEI_LOGS_ARCHIVE_STORE=s3");
+    s3_env_set(2, "HODEI_LOGS_ARCHIVE_S3_BUCKET=logs");
+    s3_env_set(3, "HODEI_LOGS_ARCHIVE_S3_ENDPOINT=http://127.0.0.1:%d", port);
+    s3_env_set(4, "HODEI_LOGS_ARCHIVE_S3_PATH_STYLE=true");
+    s3_env_set(5, "HODEI_LOGS_ARCHIVE_S3_PREFIX=arch/");
+    s3_env_set(6, "HODEI_LOGS_ARCHIVE_S3_CREDENTIALS_FILE=%s/cred", s3_dir);
+    s3_env_set(7, "HODEI_RETENTION_INTERVAL=1s");
+    cluster_start(&cl, s3_env); /* the edge reaches the store only when archiving */
+    cluster_provider(&cl, 2, 5000, 0);
+    s3_servers_start(port);
+
+    /* credentials from a file */
+    s3_check_job(port, "arch/", loc1, sizeof loc1, id1);
+
+    /* credentials from a stored secret (read at start-up: the edge restarts) */
+    set_secret("logs-s3", "{\"access_key_id\":\"S3RVER\",\"secret_access_key\":\"S3RVER\"}");
+    s3_env_set(6, "HODEI_LOGS_ARCHIVE_S3_CREDENTIALS=logs-s3");
+    s3_env_set(5, "HODEI_LOGS_ARCHIVE_S3_PREFIX=arch2/");
+    cluster_kill_restart_edge(&cl);
+    s3_check_job(port, "arch2/", loc2, sizeof loc2, id2);
+
+    /* retention deletes the first job (made 31 days old): its row goes, and
+     * the edge removes its object; the second stays whole */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "WITH u AS (UPDATE jobs SET created_at = now() - interval '31 days',"
+             " finished_at = now() - interval '31 days' WHERE id = '%s' RETURNING 1)"
+             " SELECT count(*) FROM u",
+             id1);
+    cr_assert_eq(harness_sql_i64(&cl.stack, sql), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s'", id1);
+    cr_assert(cluster_wait_sql(&cl, sql, 0, 60000), "retention did not delete job %s", id1);
+    cr_assert(cluster_wait_sql(&cl, "SELECT count(*) FROM log_archive_deletions", 0, 60000),
+              "the edge did not remove the deleted job's archive object");
+    cr_assert_neq(s3_object_status(port, loc1), 0, "%s is still in the bucket", loc1);
+    cr_assert_eq(s3_object_status(port, loc2), 0, "%s went too", loc2);
+    Hodei__V1__GetLogsResponse *r = get_logs(id2);
+    cr_assert_eq(r->n_lines, 2000);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    harness_proc_stop(&s3_servers, SIGTERM, 5000);
+    cluster_stop(&cl);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s3_dir);
+    (void)system(cmd);
 }

@@ -160,6 +160,10 @@ hodei_status art_s3_put(hodei_artifact_job *j, const art_s3 *s3, const char *buc
                         const char *key, int in_fd, int64_t size, EVP_MD_CTX *sha, const char *show,
                         hodei_err *err);
 
+/* DELETE an object; one that is not there counts as deleted. */
+hodei_status art_s3_delete(hodei_artifact_job *j, const art_s3 *s3, const char *bucket,
+                           const char *key, const char *show, hodei_err *err);
+
 /* XML: the text of the first <tag> at or after *pos (entities decoded);
  * *pos moves past it. false when there is none. */
 bool art_xml_next(const char *xml, size_t len, size_t *pos, const char *tag, char *out,

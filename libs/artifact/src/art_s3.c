@@ -389,6 +389,22 @@ hodei_status art_s3_list(hodei_artifact_job *j, const art_s3 *s3, const char *bu
     return st;
 }
 
+/* ------------------------------------------------------------ delete */
+
+hodei_status art_s3_delete(hodei_artifact_job *j, const art_s3 *s3, const char *bucket,
+                           const char *key, const char *show, hodei_err *err)
+{
+    art_http_resp resp;
+    s3_req r;
+    art_http_resp_init(&resp);
+    s3_req_init(&r, s3, ART_DELETE, bucket, key, show, &resp);
+    hodei_status st = art_retry(j, show, s3_try, &r, err);
+    if (st == HODEI_ERR_NOT_FOUND) /* gone already: what was asked */
+        st = HODEI_OK;
+    art_http_resp_fini(&resp);
+    return st;
+}
+
 /* ------------------------------------------------------------ put */
 
 static hodei_status s3_put_single(hodei_artifact_job *j, const art_s3 *s3, const char *bucket,

@@ -529,6 +529,53 @@ void secret_json_free(char *json, size_t len)
     free(json);
 }
 
+/* ---------------------------------------------------------------- the edge's own */
+
+hodei_status secret_value_load(edge *e, const char *ref, char **value, hodei_err *err)
+{
+    char ns[HODEI_NS_BUF], name[SECRETS_NAME_MAX + 1];
+    const char *slash = strchr(ref, '/');
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    *value = NULL;
+    if (slash && (size_t)(slash - ref) < sizeof ns) {
+        memcpy(ns, ref, (size_t)(slash - ref));
+        ns[slash - ref] = '\0';
+    } else {
+        hodei_strlcpy(ns, slash ? "" : HODEI_NS_DEFAULT, sizeof ns);
+    }
+    if (!ns[0] || !hodei_strlcpy(name, slash ? slash + 1 : ref, sizeof name) ||
+        !secrets_name_ok(name))
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "secret reference %s: must be NAME or NAMESPACE/NAME", ref);
+    hodei_status st = secret_check_key(e, err);
+    if (st == HODEI_OK)
+        st = edge_db_acquire(e, &conn, err);
+    if (st != HODEI_OK)
+        return st;
+    const char *params[2] = {ns, name};
+    st = hodei_db_exec(conn,
+                       "SELECT namespace || '/' || name, encode(value, 'hex'),"
+                       " encode(nonce, 'hex'), key_id, namespace, name FROM secrets"
+                       " WHERE namespace = $1 AND name = $2",
+                       2, params, &res, err);
+    edge_db_release(e, conn, st);
+    if (st == HODEI_OK && PQntuples(res) != 1)
+        st = hodei_err_set(err, HODEI_ERR_NOT_FOUND, "secret %s/%s not found", ns, name);
+    uint8_t plain[SECRETS_VALUE_MAX + 1];
+    size_t len = 0;
+    if (st == HODEI_OK)
+        st = secret_open_row(e, res, 0, plain, &len, err);
+    if (st == HODEI_OK) {
+        plain[len] = 0;
+        if (!(*value = strdup((const char *)plain)))
+            st = hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
+    }
+    OPENSSL_cleanse(plain, sizeof plain);
+    PQclear(res);
+    return st;
+}
+
 /* ---------------------------------------------------------------- re-seal */
 
 #define REKEY_BATCH 100

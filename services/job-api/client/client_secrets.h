@@ -40,6 +40,11 @@ hodei_status secret_json_load(edge *e, const secret_use *use, char **json, size_
                               hodei_err *err);
 void secret_json_free(char *json, size_t len);
 
+/* One stored secret's value for the edge's own use (the log archive
+ * store's credentials): ref is NAME (namespace default) or NAMESPACE/NAME.
+ * *value is malloc'd; the caller wipes and frees it. */
+hodei_status secret_value_load(edge *e, const char *ref, char **value, hodei_err *err);
+
 /* After a master key rotation: every value sealed with another key this
  * edge holds (secrets.old_master_keys, or from before key ids) is opened and
  * sealed again with the current key, in batches of one transaction each,

@@ -3,14 +3,16 @@
  * finished job it reads hodei.logs.<job> whole, keeps each attempt's lines
  * (deduplicated as readers do), packs them as a GetLogsResponse,
  * compresses that with zlib and stores one row per attempt in
- * job_log_archives; the event is acknowledged after the commit, so a crash
- * only means the job is archived again (ON CONFLICT DO NOTHING). A job that
- * finished counts every attempt; lines of an earlier attempt that the
- * stream dropped before the job finished are not in the stream to keep.
+ * job_log_archives (with logs.archive_store: s3, the compressed bytes go to
+ * an object first and the row names it, logs_store.c); the event is acknowledged after the commit,
+ * so a crash only means the job is archived again (ON CONFLICT DO NOTHING). A job that finished
+ * counts every attempt; lines of an earlier attempt that the stream dropped before the job finished
+ * are not in the stream to keep.
  *
  * Readers (GetLogs, SubscribeLogs) use logs_archive_load: once a finished
  * job has archive rows they serve those, with the same (epoch, sequence)
- * numbers, whatever the stream still holds. */
+ * numbers, whatever the stream still holds. The same thread removes the
+ * objects of rows that retention deleted (log_archive_deletions). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,8 @@
 #define ARCH_LINES_MAX (4u << 20)            /* lines of one job kept for its archive */
 #define ARCH_ARENA_MAX (1024u * 1024 * 1024) /* unpacked bytes of one job */
 #define ARCH_BACKOFF_MS 2000
+#define ARCH_DRAIN_INTERVAL_MS 2000 /* objects of deleted archive rows: looked for this often */
+#define ARCH_DRAIN_BATCH 100
 #define ARCH_END_WAIT_MS 10000 /* a job with no end marker is archived this long after its end */
 
 struct log_archive {
@@ -41,7 +45,8 @@ struct log_archive {
     pthread_mutex_t mu;
     bool quit;
     natsSubscription *sub;
-    hodei_metric *archived, *raw_bytes, *stored_bytes;
+    hodei_metric *archived, *raw_bytes, *stored_bytes, *deleted;
+    int64_t next_drain_ms;
 };
 
 /* ------------------------------------------------------------ read */
@@ -152,7 +157,26 @@ static hodei_status arch_read_subject(jsCtx *js, const char *subject, arch_read 
 
 /* ------------------------------------------------------------ write */
 
-/* lines[0..n) of one epoch: packed, compressed, inserted. */
+/* An object put for a row that was not inserted: deleted unless a row
+ * (an earlier archiving of the same attempt) names it. */
+static void arch_unreferenced(log_archive *la, PGconn *conn, const char *job_id,
+                              const char *epoch_s, const char *location)
+{
+    PGresult *res = NULL;
+    hodei_err err;
+    const char *params[3] = {job_id, epoch_s, location};
+    if (hodei_db_exec(conn,
+                      "SELECT count(*) FROM job_log_archives WHERE job_id = $1::uuid"
+                      " AND epoch = $2::bigint AND location = $3",
+                      3, params, &res, &err) == HODEI_OK &&
+        hodei_db_get_i64(res, 0, 0) == 0 &&
+        log_store_delete(la->e->log_store, location, &err) != HODEI_OK)
+        HLOG_WARN("log archive %s: no row names it and it was not deleted: %s", location, err.msg);
+    PQclear(res);
+}
+
+/* lines[0..n) of one epoch: packed, compressed, stored (in the row, or as
+ * an object the row names). */
 static hodei_status arch_store(log_archive *la, PGconn *conn, const char *job_id, int64_t epoch,
                                Hodei__V1__LogLine **lines, size_t n, hodei_err *err)
 {
@@ -173,19 +197,33 @@ static hodei_status arch_store(log_archive *la, PGconn *conn, const char *job_id
         st = hodei_err_set(err, HODEI_ERR_INTERNAL, "zlib failed archiving job %s", job_id);
         goto out;
     }
-    char epoch_s[24], lines_s[24], raw_s[24];
+    char epoch_s[24], lines_s[24], raw_s[24], location[LOGS_LOCATION_MAX] = "";
     snprintf(epoch_s, sizeof epoch_s, "%lld", (long long)epoch);
     snprintf(lines_s, sizeof lines_s, "%zu", n);
     snprintf(raw_s, sizeof raw_s, "%zu", raw_len);
-    const char *params[5] = {job_id, epoch_s, lines_s, raw_s, (const char *)z};
-    int lens[5] = {0, 0, 0, 0, (int)z_len};
-    int fmts[5] = {0, 0, 0, 0, 1};
-    st = hodei_db_exec_bin(conn,
-                           "INSERT INTO job_log_archives (job_id, epoch, lines, raw_bytes, data)"
-                           " SELECT $1::uuid, $2::bigint, $3::bigint, $4::bigint, $5::bytea"
-                           " WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1::uuid)"
-                           " ON CONFLICT DO NOTHING",
-                           5, params, lens, fmts, NULL, err);
+    bool s3 = log_store_is_s3(la->e->log_store);
+    if (s3 &&
+        (st = log_store_put(la->e->log_store, job_id, epoch, z, z_len, location, err)) != HODEI_OK)
+        goto out;
+    /* in S3: the row keeps sizes and location, data stays empty */
+    const char *params[6] = {job_id, epoch_s,         lines_s,
+                             raw_s,  (const char *)z, s3 ? location : NULL};
+    int lens[6] = {0, 0, 0, 0, s3 ? 0 : (int)z_len, 0};
+    int fmts[6] = {0, 0, 0, 0, 1, 0};
+    PGresult *res = NULL;
+    st = hodei_db_exec_bin(
+        conn,
+        "INSERT INTO job_log_archives (job_id, epoch, lines, raw_bytes, data,"
+        " location)"
+        " SELECT $1::uuid, $2::bigint, $3::bigint, $4::bigint, $5::bytea, $6::text"
+        " WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1::uuid)"
+        " ON CONFLICT DO NOTHING",
+        6, params, lens, fmts, &res, err);
+    /* an object no row names (the job went meanwhile) is removed again; a
+     * row already there (archived twice) names the same key */
+    if (st == HODEI_OK && s3 && strtol(PQcmdTuples(res), NULL, 10) == 0)
+        arch_unreferenced(la, conn, job_id, epoch_s, location);
+    PQclear(res);
     if (st == HODEI_OK) {
         hodei_metric_add(la->raw_bytes, (int64_t)raw_len);
         hodei_metric_add(la->stored_bytes, (int64_t)z_len);
@@ -300,11 +338,27 @@ static void arch_one(log_archive *la, natsMsg *m)
         hodei__v1__event__free_unpacked(ev, NULL);
 }
 
+/* Objects of archive rows deleted by retention, removed from the store. */
+static void arch_drain(log_archive *la)
+{
+    int64_t now = hodei_mono_ms();
+    if (!log_store_is_s3(la->e->log_store) || now < la->next_drain_ms)
+        return;
+    hodei_err err;
+    int n = 0;
+    if (log_store_drain(la->e->log_store, &n, &err) != HODEI_OK)
+        HLOG_WARN("log archive: deleting archives of deleted jobs: %s", err.msg);
+    la->next_drain_ms = n >= ARCH_DRAIN_BATCH ? now : now + ARCH_DRAIN_INTERVAL_MS;
+    if (n > 0)
+        hodei_metric_add(la->deleted, n);
+}
+
 static void *arch_main(void *arg)
 {
     log_archive *la = arg;
     hodei_err err;
     while (!arch_quit(la)) {
+        arch_drain(la);
         if (!la->sub && arch_subscribe(la, &err) != HODEI_OK) {
             HLOG_WARN("log archive: %s; trying again", err.msg);
             hodei_sleep_ms(ARCH_BACKOFF_MS);
@@ -340,6 +394,9 @@ hodei_status log_archive_create(edge *e, log_archive **out, hodei_err *err)
                                          "Bytes of log lines archived, before compression.");
     la->stored_bytes = hodei_daemon_counter(e->d, "hodei_logs_archive_stored_bytes_total",
                                             "Bytes of compressed log archives written.");
+    la->deleted = hodei_daemon_counter(e->d, "hodei_logs_archive_objects_deleted_total",
+                                       "Log archive objects removed from S3 after their job was "
+                                       "deleted.");
     if (pthread_create(&la->thread, NULL, arch_main, la) != 0) {
         free(la);
         return hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive: cannot start its thread");
@@ -366,21 +423,17 @@ void log_archive_destroy(log_archive *la)
 
 /* ------------------------------------------------------------ load */
 
-/* One archive row (epoch, raw_bytes, data as hex): decompressed, unpacked
- * into the arena, its lines through the filter into out. */
-static hodei_status logs_archive_unpack_row(const PGresult *res, int row, logs_filter *f,
-                                            logs_arena *arena, logs_lines *out, size_t room,
-                                            hodei_err *err)
+/* One archive's compressed bytes: decompressed, unpacked into the arena,
+ * its lines through the filter into out. */
+static hodei_status logs_archive_unpack(int64_t epoch, int64_t raw_len, const uint8_t *z,
+                                        size_t z_len, logs_filter *f, logs_arena *arena,
+                                        logs_lines *out, size_t room, hodei_err *err)
 {
-    int64_t epoch = hodei_db_get_i64(res, row, 0);
-    int64_t raw_len = hodei_db_get_i64(res, row, 1);
-    const char *hex = hodei_db_get_str(res, row, 2);
-    size_t hex_len = strlen(hex);
     hodei_status st = HODEI_OK;
-    uint8_t *z = malloc(hex_len / 2 + 1), *raw = malloc(raw_len > 0 ? (size_t)raw_len : 1);
+    uint8_t *raw = NULL;
     uLongf got = (uLongf)raw_len;
-    long z_len = z ? hodei_hex_decode(hex, hex_len, z, hex_len / 2 + 1) : -1;
-    if (!z || !raw || z_len < 0 || raw_len < 0 || raw_len > ARCH_ARENA_MAX ||
+    if (raw_len < 0 || raw_len > ARCH_ARENA_MAX ||
+        !(raw = malloc(raw_len > 0 ? (size_t)raw_len : 1)) ||
         uncompress(raw, &got, z, (uLong)z_len) != Z_OK || got != (uLongf)raw_len) {
         st = hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive of epoch %lld does not read back",
                            (long long)epoch);
@@ -402,8 +455,41 @@ static hodei_status logs_archive_unpack_row(const PGresult *res, int row, logs_f
         out->bytes += l->data.len + LOGS_LINE_OVERHEAD;
     }
 out:
-    free(z);
     free(raw);
+    return st;
+}
+
+/* One archive row (epoch, raw_bytes, data as hex, state, location): its
+ * bytes from the row or from the store, then unpacked. */
+static hodei_status logs_archive_unpack_row(edge *e, const PGresult *res, int row, logs_filter *f,
+                                            logs_arena *arena, logs_lines *out, size_t room,
+                                            hodei_err *err)
+{
+    int64_t epoch = hodei_db_get_i64(res, row, 0);
+    int64_t raw_len = hodei_db_get_i64(res, row, 1);
+    const char *location = hodei_db_get_str(res, row, 4);
+    uint8_t *z = NULL;
+    size_t z_len = 0;
+    hodei_status st = HODEI_OK;
+    if (location[0]) {
+        st = log_store_get(e->log_store, location, ARCH_ARENA_MAX, &z, &z_len, err);
+        if (st != HODEI_OK)
+            return hodei_err_set(err, st == HODEI_ERR_NOT_FOUND ? HODEI_ERR_INTERNAL : st,
+                                 "log archive of epoch %lld: %s", (long long)epoch, err->msg);
+    } else {
+        const char *hex = hodei_db_get_str(res, row, 2);
+        size_t hex_len = strlen(hex);
+        long n =
+            (z = malloc(hex_len / 2 + 1)) ? hodei_hex_decode(hex, hex_len, z, hex_len / 2 + 1) : -1;
+        if (n < 0) {
+            free(z);
+            return hodei_err_set(err, HODEI_ERR_INTERNAL,
+                                 "log archive of epoch %lld does not read back", (long long)epoch);
+        }
+        z_len = (size_t)n;
+    }
+    st = logs_archive_unpack(epoch, raw_len, z, z_len, f, arena, out, room, err);
+    free(z);
     return st;
 }
 
@@ -419,7 +505,7 @@ hodei_status logs_archive_load(edge *e, const char *job_id, logs_filter *f, logs
     if (st != HODEI_OK)
         return st;
     st = hodei_db_exec(conn,
-                       "SELECT a.epoch, a.raw_bytes, encode(a.data, 'hex'), j.state"
+                       "SELECT a.epoch, a.raw_bytes, encode(a.data, 'hex'), j.state, a.location"
                        " FROM job_log_archives a JOIN jobs j ON j.id = a.job_id"
                        " WHERE a.job_id = $1::uuid ORDER BY a.epoch",
                        1, params, &res, err);
@@ -430,7 +516,7 @@ hodei_status logs_archive_load(edge *e, const char *job_id, logs_filter *f, logs
         *found = true;
         if (final_state && !hodei_job_state_parse(hodei_db_get_str(res, i, 3), final_state))
             *final_state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED;
-        st = logs_archive_unpack_row(res, i, f, arena, out, room, err);
+        st = logs_archive_unpack_row(e, res, i, f, arena, out, room, err);
     }
     PQclear(res);
     return st;

@@ -93,6 +93,25 @@ typedef struct log_archive log_archive;
 hodei_status log_archive_create(edge *e, log_archive **out, hodei_err *err);
 void log_archive_destroy(log_archive *la);
 
+/* logs_store.c: where archives are kept (logs.archive_store). Created at
+ * start-up (credentials read then; errors name the setting); with
+ * "database" every call but create/destroy/is_s3/drain is unused. */
+#define LOGS_LOCATION_MAX 700 /* "s3://bucket/<prefix><job>/<epoch>.pb.zlib" */
+hodei_status log_store_create(edge *e, log_store **out, hodei_err *err);
+void log_store_destroy(log_store *ls); /* NULL is a no-op */
+bool log_store_is_s3(const log_store *ls);
+/* One attempt's compressed archive as an object; location gets its
+ * "s3://bucket/key". */
+hodei_status log_store_put(log_store *ls, const char *job_id, int64_t epoch, const uint8_t *data,
+                           size_t len, char location[LOGS_LOCATION_MAX], hodei_err *err);
+/* An archive back (*data malloc'd; at most max bytes). */
+hodei_status log_store_get(log_store *ls, const char *location, size_t max, uint8_t **data,
+                           size_t *len, hodei_err *err);
+hodei_status log_store_delete(log_store *ls, const char *location, hodei_err *err);
+/* Deletes a batch of the objects queued in log_archive_deletions (rows
+ * gone by retention); *deleted says how many. */
+hodei_status log_store_drain(log_store *ls, int *deleted, hodei_err *err);
+
 /* Subject of a job's log. */
 void logs_subject(const char *job_id, char out[LOGS_SUBJECT_MAX]);
 /* Validates a request's job_id and from_epoch: INVALID_ARGUMENT naming the
