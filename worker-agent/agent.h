@@ -331,6 +331,9 @@ void agent_system_line(agent *a, agent_job *job, const char *text);
  * (never the executor's own child). */
 void agent_reaper_init(void);
 void agent_reap_orphans(agent *a);
+/* At the end of a job: SIGKILLs and reaps every process still below the
+ * agent (what the job left outside its process group). */
+void agent_kill_leftovers(const char *job_id);
 
 /* register.c: backoff, Register (retried while the edge is unavailable;
  * *registered false when a stop came first), UnregisterWorker. */

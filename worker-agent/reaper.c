@@ -8,13 +8,20 @@
  * keep its exit status: the reaper only peeks (WNOWAIT) and reaps by pid a
  * zombie that is not that child, and does nothing while a job's child may
  * exist but its pid is not known yet. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "hodei/log.h"
+#include "hodei/time.h"
 
 #define REAPER_ROUND_MAX 64 /* zombies reaped per call */
 
@@ -47,4 +54,83 @@ void agent_reap_orphans(agent *a)
         if (waitpid(info.si_pid, NULL, WNOHANG) == info.si_pid)
             HLOG_DEBUG("reaped orphan pid=%d", (int)info.si_pid);
     }
+}
+
+/* ------------------------------------------------------------ leftovers
+ *
+ * A job's background process that left its process group (setsid, a
+ * double fork) survives the group kill, and as the same user it could
+ * read the next job's stdin (its secrets) or signal it through /proc. At
+ * the end of every job, before its result is reported and so before the
+ * next job can come, every process still below the agent is SIGKILLed:
+ * as a subreaper the agent is the parent of every orphan of the job, and
+ * the job's own main process is already reaped, so each child of the
+ * agent is a leftover of that job. Their own children come to the agent
+ * when they die, hence rounds until none is left. A pid read here cannot
+ * be reused before it is reaped (by us): killing it hits no stranger. */
+
+#define REAPER_STAT_MAX 512
+#define REAPER_KILL_ROUNDS_MAX 200
+#define REAPER_KILL_WAIT_MS 5
+
+/* Parent pid of pid from /proc/<pid>/stat ("pid (comm) S ppid ..."; comm
+ * may hold spaces and parentheses: the last ')' ends it). -1 = unknown. */
+static pid_t reaper_ppid_of(const char *pid_name)
+{
+    char path[64], buf[REAPER_STAT_MAX];
+    snprintf(path, sizeof path, "/proc/%s/stat", pid_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');
+    char state = 0;
+    int ppid = -1;
+    if (!close_paren || sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2)
+        return -1;
+    return (pid_t)ppid;
+}
+
+/* SIGKILLs every child of this process and reaps those already dead;
+ * returns how many children there were. */
+static int reaper_kill_round(pid_t self)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        if (reaper_ppid_of(e->d_name) != self)
+            continue;
+        pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
+        found++;
+        kill(pid, SIGKILL);
+        (void)waitpid(pid, NULL, WNOHANG);
+    }
+    closedir(d);
+    return found;
+}
+
+void agent_kill_leftovers(const char *job_id)
+{
+    pid_t self = getpid();
+    int killed = 0, rounds = 0, n;
+    while ((n = reaper_kill_round(self)) > 0 && rounds < REAPER_KILL_ROUNDS_MAX) {
+        killed += n;
+        rounds++;
+        hodei_sleep_ms(REAPER_KILL_WAIT_MS);
+    }
+    if (n > 0)
+        HLOG_WARN("job=%s left processes that keep forking; %d still there after %d rounds", job_id,
+                  n, rounds);
+    else if (killed > 0)
+        HLOG_INFO("killed what job=%s left running (%d process%s, outside its process group)",
+                  job_id, killed, killed == 1 ? "" : "es");
 }

@@ -428,6 +428,7 @@ void *agent_runner_main(void *arg)
         hodei_exec_result res;
         agent_records recs = {0};
         runner_exec(a, job, &res, &recs);
+        agent_kill_leftovers(job->job_id); /* before the result: before any next job */
         HLOG_INFO("job finished job=%s epoch=%lld state=%s exit_code=%d lines=%llu", job->job_id,
                   (long long)job->epoch, hodei_job_state_name(res.state), res.exit_code,
                   (unsigned long long)res.lines);

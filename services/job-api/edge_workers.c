@@ -15,8 +15,9 @@ static log_archive *edge_log_archive;
 hodei_status edge_workers_start(edge *e, const char *instance, hodei_err *err)
 {
     e->instance = instance;
-    hodei_status st = hodei_bus_connect(e->common->nats_url, instance, EDGE_NATS_CONNECT_TIMEOUT_MS,
-                                        &e->bus, err);
+    hodei_status st = hodei_bus_connect(
+        e->common->nats_url, &(hodei_bus_auth){e->common->nats_user, e->common->nats_password},
+        instance, EDGE_NATS_CONNECT_TIMEOUT_MS, &e->bus, err);
     if (st == HODEI_OK)
         st = hodei_bus_ensure_streams(e->bus, err);
     if (st == HODEI_OK)

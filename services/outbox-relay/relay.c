@@ -142,7 +142,9 @@ static hodei_status relay_bus_prepare(relay *r, hodei_err *err)
 
     if (!r->bus) {
         snprintf(client, sizeof client, "outbox-relay/%s", r->instance);
-        st = hodei_bus_connect(r->common->nats_url, client, RELAY_NATS_CONNECT_MS, &r->bus, err);
+        st = hodei_bus_connect(r->common->nats_url,
+                               &(hodei_bus_auth){r->common->nats_user, r->common->nats_password},
+                               client, RELAY_NATS_CONNECT_MS, &r->bus, err);
         if (st != HODEI_OK)
             return st;
     }

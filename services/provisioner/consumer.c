@@ -73,7 +73,10 @@ static hodei_status cons_prepare(consumer *c, hodei_err *err)
     hodei_status st;
     if (!c->bus) {
         snprintf(client, sizeof client, "provisioner/%s", c->p->instance);
-        st = hodei_bus_connect(c->p->common->nats_url, client, CONS_NATS_CONNECT_MS, &c->bus, err);
+        st = hodei_bus_connect(
+            c->p->common->nats_url,
+            &(hodei_bus_auth){c->p->common->nats_user, c->p->common->nats_password}, client,
+            CONS_NATS_CONNECT_MS, &c->bus, err);
         if (st != HODEI_OK)
             return st;
     }

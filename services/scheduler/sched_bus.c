@@ -103,8 +103,9 @@ static hodei_status bus_setup(sched *s, hodei_err *err)
         snprintf(client, sizeof client, "scheduler/%s", s->instance);
         /* asap: a hint must not wait for nats.c's flusher (1 ms); the rest
          * of this connection's traffic is a fetch and an ack per batch */
-        st = hodei_bus_connect_asap(s->common->nats_url, client, BUS_CONNECT_TIMEOUT_MS,
-                                    &s->feed.bus, err);
+        st = hodei_bus_connect_asap(
+            s->common->nats_url, &(hodei_bus_auth){s->common->nats_user, s->common->nats_password},
+            client, BUS_CONNECT_TIMEOUT_MS, &s->feed.bus, err);
         if (st != HODEI_OK)
             return st;
     }

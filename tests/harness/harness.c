@@ -136,7 +136,9 @@ static void harness_env_stack(harness_env *e, const harness_stack *st)
 {
     char num[16];
     harness_env_setf(e, "HODEI_DATABASE_URL", st->db_url);
-    harness_env_setf(e, "HODEI_NATS_URL", st->nats_url);
+    harness_env_setf(e, "HODEI_NATS_URL", st->nats_server_url);
+    harness_env_setf(e, "HODEI_NATS_USER", st->nats_user);
+    harness_env_setf(e, "HODEI_NATS_PASSWORD_FILE", st->nats_password_file);
     if (st->api_key[0])
         harness_env_setf(e, "HODEI_API_KEY", st->api_key);
     harness_env_setf(e, "HODEI_STATE_DIR", st->state_dir);
@@ -393,6 +395,21 @@ static void harness_paths_from_env(harness_stack *st)
     HARNESS_CHECK(hodei_strlcpy(st->bin, bin, sizeof st->bin), "HODEI_BIN too long");
 }
 
+/* nats://user:password@127.0.0.1:port for the test's own clients (the
+ * stack's password is hex: nothing to escape). */
+static void harness_nats_client_url(harness_stack *st)
+{
+    char pw[256] = "";
+    FILE *f = fopen(st->nats_password_file, "r");
+    HARNESS_CHECK(f != NULL, "%s: %s", st->nats_password_file, strerror(errno));
+    HARNESS_CHECK(fgets(pw, sizeof pw, f) != NULL, "%s is empty", st->nats_password_file);
+    fclose(f);
+    pw[strcspn(pw, "\r\n")] = '\0';
+    int n = snprintf(st->nats_url, sizeof st->nats_url, "nats://%s:%s@127.0.0.1:%d", st->nats_user,
+                     pw, st->nats_port);
+    HARNESS_CHECK(n > 0 && (size_t)n < sizeof st->nats_url, "NATS client URL too long");
+}
+
 static void harness_env_file_read(harness_stack *st)
 {
     char path[600];
@@ -411,7 +428,11 @@ static void harness_env_file_read(harness_stack *st)
         if (strcmp(line, "HODEI_DATABASE_URL") == 0)
             hodei_strlcpy(st->db_url, val, sizeof st->db_url);
         else if (strcmp(line, "HODEI_NATS_URL") == 0)
-            hodei_strlcpy(st->nats_url, val, sizeof st->nats_url);
+            hodei_strlcpy(st->nats_server_url, val, sizeof st->nats_server_url);
+        else if (strcmp(line, "HODEI_NATS_USER") == 0)
+            hodei_strlcpy(st->nats_user, val, sizeof st->nats_user);
+        else if (strcmp(line, "HODEI_NATS_PASSWORD_FILE") == 0)
+            hodei_strlcpy(st->nats_password_file, val, sizeof st->nats_password_file);
         else if (strcmp(line, "HODEI_PG_DATA") == 0)
             hodei_strlcpy(st->pg_data, val, sizeof st->pg_data);
         else if (strcmp(line, "HODEI_PG_PORT") == 0 && hodei_parse_i64(val, 1, 65535, &v))
@@ -422,9 +443,11 @@ static void harness_env_file_read(harness_stack *st)
             hodei_strlcpy(st->api_key, val, sizeof st->api_key);
     }
     fclose(f);
-    HARNESS_CHECK(st->db_url[0] && st->nats_url[0] && st->pg_data[0] && st->pg_port > 0 &&
+    HARNESS_CHECK(st->db_url[0] && st->nats_server_url[0] && st->nats_user[0] &&
+                      st->nats_password_file[0] && st->pg_data[0] && st->pg_port > 0 &&
                       st->nats_port > 0 && st->api_key[0],
                   "%s is incomplete", path);
+    harness_nats_client_url(st);
 }
 
 void harness_stack_start(harness_stack *st)

@@ -14,11 +14,15 @@
 #include "hodei/status.h"
 
 typedef struct {
-    char state_dir[512]; /* private folder under /tmp, removed by stop */
-    char pg_data[512];   /* PostgreSQL's data folder (HODEI_PG_DATA; outside
-                            state_dir as root), removed by stop */
-    char db_url[512];    /* HODEI_DATABASE_URL */
-    char nats_url[256];  /* HODEI_NATS_URL */
+    char state_dir[512];          /* private folder under /tmp, removed by stop */
+    char pg_data[512];            /* PostgreSQL's data folder (HODEI_PG_DATA; outside
+                                     state_dir as root), removed by stop */
+    char db_url[512];             /* HODEI_DATABASE_URL */
+    char nats_url[512];           /* for the test's own NATS clients: HODEI_NATS_URL with the
+                                     stack's credentials in it (nats://user:password@...) */
+    char nats_server_url[256];    /* HODEI_NATS_URL as daemons get it (no credentials) */
+    char nats_user[64];           /* HODEI_NATS_USER */
+    char nats_password_file[600]; /* HODEI_NATS_PASSWORD_FILE */
     int pg_port;
     int nats_port;
     char root[512];   /* HODEI_ROOT */
@@ -38,7 +42,8 @@ void harness_pg_stop(harness_stack *st);
 void harness_pg_start(harness_stack *st);
 
 /* A child process of the product, with the stack's environment
- * (HODEI_DATABASE_URL, HODEI_NATS_URL, HODEI_API_KEY) plus extra "K=V" entries (NULL-ended,
+ * (HODEI_DATABASE_URL, HODEI_NATS_URL, HODEI_NATS_USER,
+ * HODEI_NATS_PASSWORD_FILE, HODEI_API_KEY) plus extra "K=V" entries (NULL-ended,
  * may be NULL). stdout/stderr go to <state_dir>/<name>-<n>.log. */
 typedef struct {
     pid_t pid;

@@ -17,6 +17,11 @@
 
 #define TEST_READY_TIMEOUT_MS 10000
 #define TEST_CONNECT_TIMEOUT_MS 2000
+/* The private server runs with authentication on, as every stack does. */
+#define TEST_NATS_USER "hodei-test"
+#define TEST_NATS_PASSWORD "bus-test-pw-7f3a"
+
+static const hodei_bus_auth test_auth = {TEST_NATS_USER, TEST_NATS_PASSWORD};
 
 typedef struct {
     char dir[256];
@@ -41,10 +46,16 @@ static int test_free_port(void)
 
 static void test_nats_spawn(test_nats *n)
 {
-    char port[16], store[300], logp[300];
+    char port[16], store[300], logp[300], conf[300];
     snprintf(port, sizeof port, "%d", n->port);
     snprintf(store, sizeof store, "%s/js", n->dir);
     snprintf(logp, sizeof logp, "%s/nats.log", n->dir);
+    snprintf(conf, sizeof conf, "%s/nats.conf", n->dir);
+    FILE *cf = fopen(conf, "w");
+    cr_assert(cf != NULL);
+    fprintf(cf, "authorization { user: \"%s\", password: \"%s\" }\n", TEST_NATS_USER,
+            TEST_NATS_PASSWORD);
+    cr_assert(fclose(cf) == 0);
     n->pid = fork();
     cr_assert(n->pid >= 0);
     if (n->pid == 0) {
@@ -53,8 +64,8 @@ static void test_nats_spawn(test_nats *n)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        execlp("nats-server", "nats-server", "-js", "-a", "127.0.0.1", "-p", port, "-sd", store,
-               (char *)NULL);
+        execlp("nats-server", "nats-server", "-c", conf, "-js", "-a", "127.0.0.1", "-p", port,
+               "-sd", store, (char *)NULL);
         _exit(127);
     }
 }
@@ -65,7 +76,7 @@ static void test_nats_wait_ready(test_nats *n)
     int64_t deadline = hodei_mono_ms() + TEST_READY_TIMEOUT_MS;
     while (hodei_mono_ms() < deadline) {
         hodei_bus *bus = NULL;
-        if (hodei_bus_connect(n->url, "probe", 500, &bus, NULL) == HODEI_OK) {
+        if (hodei_bus_connect(n->url, &test_auth, "probe", 500, &bus, NULL) == HODEI_OK) {
             jsAccountInfo *ai = NULL;
             natsStatus s = js_GetAccountInfo(&ai, hodei_bus_js(bus), NULL, NULL);
             jsAccountInfo_Destroy(ai);
@@ -111,7 +122,7 @@ static hodei_bus *test_connect(void)
     hodei_bus *bus = NULL;
     hodei_err err = {0};
     hodei_status st =
-        hodei_bus_connect(g_nats.url, "test-bus", TEST_CONNECT_TIMEOUT_MS, &bus, &err);
+        hodei_bus_connect(g_nats.url, &test_auth, "test-bus", TEST_CONNECT_TIMEOUT_MS, &bus, &err);
     cr_assert_eq(st, HODEI_OK, "connect: %s", err.msg);
     return bus;
 }
@@ -312,6 +323,29 @@ Test(bus, same_msg_id_is_stored_once)
     hodei_bus_destroy(bus);
 }
 
+/* Nobody without the credentials reaches the bus: no user, a wrong
+ * password, the right password for another user. */
+Test(bus, server_refuses_missing_or_wrong_credentials)
+{
+    const hodei_bus_auth bad[] = {
+        {NULL, NULL},
+        {TEST_NATS_USER, "wrong"},
+        {"someone-else", TEST_NATS_PASSWORD},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hodei_bus *bus = NULL;
+        hodei_err err = {0};
+        hodei_status st = hodei_bus_connect(g_nats.url, &bad[i], "test-bus", 2000, &bus, &err);
+        cr_expect_eq(st, HODEI_ERR_UNAUTHENTICATED, "case %zu: got %s: %s", i, hodei_status_str(st),
+                     err.msg);
+        cr_expect_null(bus);
+        cr_expect_null(strstr(err.msg, TEST_NATS_PASSWORD), "the error shows no password");
+    }
+    hodei_bus *bus = test_connect();
+    cr_expect(hodei_bus_connected(bus), "the right credentials connect");
+    hodei_bus_destroy(bus);
+}
+
 Test(bus, connect_to_closed_port_is_unavailable)
 {
     hodei_bus *bus = NULL;
@@ -319,7 +353,7 @@ Test(bus, connect_to_closed_port_is_unavailable)
     char url[64];
 
     snprintf(url, sizeof url, "nats://127.0.0.1:%d", test_free_port());
-    hodei_status st = hodei_bus_connect(url, "test-bus", 1000, &bus, &err);
+    hodei_status st = hodei_bus_connect(url, NULL, "test-bus", 1000, &bus, &err);
     cr_expect_eq(st, HODEI_ERR_UNAVAILABLE, "got %s: %s", hodei_status_str(st), err.msg);
     cr_expect_null(bus);
     cr_expect_neq(err.msg[0], '\0', "the error says why");

@@ -427,10 +427,26 @@ Test(daemon, unknown_flag_prints_usage_to_stderr_and_exits_2)
 
 /* Real servers: nats-server and a private PostgreSQL cluster. */
 
+#define T_NATS_USER "hodei"
+#define T_NATS_PASSWORD "nats-daemon-test-pw"
+
+/* A file holding text (mode 0600) in the test's folder; its path in out. */
+static void file_in_tmp(char *out, size_t out_len, const char *name, const char *text)
+{
+    path_in_tmp(out, out_len, name);
+    FILE *f = fopen(out, "w");
+    cr_assert(f != NULL, "%s: %s", out, strerror(errno));
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+    chmod(out, 0600);
+}
+
 static void nats_start(int port)
 {
     char port_s[16], log_path[T_PATH_MAX];
-    char *argv[] = {"nats-server", "-a", "127.0.0.1", "-p", port_s, NULL};
+    /* authentication on, as in every stack */
+    char *argv[] = {"nats-server", "-a",     "127.0.0.1",     "-p", port_s, "--user",
+                    T_NATS_USER,   "--pass", T_NATS_PASSWORD, NULL};
     snprintf(port_s, sizeof port_s, "%d", port);
     path_in_tmp(log_path, sizeof log_path, "nats.log");
     posix_spawn_file_actions_t fa;
@@ -508,11 +524,34 @@ Test(daemon, reachable_nats_starts_and_stops_cleanly)
     int port = harness_free_port();
     nats_start(port);
     snprintf(url, sizeof url, "HODEI_NATS_URL=nats://127.0.0.1:%d", port);
-    const char *env[] = {"TEST_DAEMON_NEEDS_NATS=1", url, NULL};
+    char pw_file[T_PATH_MAX], pw_env[T_PATH_MAX + 32];
+    file_in_tmp(pw_file, sizeof pw_file, "nats-password", T_NATS_PASSWORD "\n");
+    snprintf(pw_env, sizeof pw_env, "HODEI_NATS_PASSWORD_FILE=%s", pw_file);
+    const char *env[] = {"TEST_DAEMON_NEEDS_NATS=1", url, "HODEI_NATS_USER=" T_NATS_USER, pw_env,
+                         NULL};
     start_running(&c, env);
     snprintf(want, sizeof want, "NATS reachable at nats://127.0.0.1:%d", port);
     cr_assert(strstr(c.out, want), "%s", c.out);
     stop_with(&c, SIGTERM);
+
+    /* No credentials, or a wrong password: refused, and said so. */
+    const char *env_none[] = {"TEST_DAEMON_NEEDS_NATS=1", url, NULL};
+    cr_assert_eq(run_daemon(&c, NULL, env_none), 1, "%s", c.out);
+    cr_assert(strstr(c.out, "refused the credentials"), "%s", c.out);
+    const char *env_bad[] = {"TEST_DAEMON_NEEDS_NATS=1", url, "HODEI_NATS_USER=" T_NATS_USER,
+                             "HODEI_NATS_PASSWORD=wrong-zz-pw", NULL};
+    cr_assert_eq(run_daemon(&c, NULL, env_bad), 1, "%s", c.out);
+    cr_assert(strstr(c.out, "refused the credentials"), "%s", c.out);
+    cr_assert_null(strstr(c.out, "wrong-zz-pw"), "%s", c.out);
+
+    /* The password both in the environment and as a file: refused, naming both. */
+    const char *env_both[] = {
+        "TEST_DAEMON_NEEDS_NATS=1",       url,    "HODEI_NATS_USER=" T_NATS_USER,
+        "HODEI_NATS_PASSWORD=also-zz-pw", pw_env, NULL};
+    cr_assert_eq(run_daemon(&c, NULL, env_both), 2, "%s", c.out);
+    cr_assert(strstr(c.out, "nats.password and nats.password_file are both set"), "%s", c.out);
+    cr_assert_null(strstr(c.out, "also-zz-pw"), "%s", c.out);
+    cr_assert_null(strstr(c.out, T_NATS_PASSWORD), "%s", c.out);
 }
 
 Test(daemon, reachable_database_starts_and_stops_cleanly, .timeout = 180)
@@ -526,7 +565,12 @@ Test(daemon, reachable_database_starts_and_stops_cleanly, .timeout = 180)
     snprintf(db_url, sizeof db_url,
              "HODEI_DATABASE_URL=postgresql://hodei:unused-pw@127.0.0.1:%d/postgres", pg_port);
     snprintf(nats_url, sizeof nats_url, "HODEI_NATS_URL=nats://127.0.0.1:%d", nats_port);
-    const char *env[] = {"TEST_DAEMON_NEEDS_DB=1", "TEST_DAEMON_NEEDS_NATS=1", db_url, nats_url,
+    const char *env[] = {"TEST_DAEMON_NEEDS_DB=1",
+                         "TEST_DAEMON_NEEDS_NATS=1",
+                         db_url,
+                         nats_url,
+                         "HODEI_NATS_USER=" T_NATS_USER,
+                         "HODEI_NATS_PASSWORD=" T_NATS_PASSWORD,
                          NULL};
     start_running(&c, env);
     snprintf(want, sizeof want, "database reachable at hodei@127.0.0.1:%d/postgres", pg_port);

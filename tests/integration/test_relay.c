@@ -265,8 +265,8 @@ static int stream_read_all(void)
     jsSubOptions so;
     int got = 0;
 
-    cr_assert_eq(hodei_bus_connect(g_st.nats_url, "test-reader", 5000, &bus, &err), HODEI_OK, "%s",
-                 err.msg);
+    cr_assert_eq(hodei_bus_connect(g_st.nats_url, NULL, "test-reader", 5000, &bus, &err), HODEI_OK,
+                 "%s", err.msg);
     uint64_t want = stream_msgs(bus);
     cr_assert(want <= T_ROWS_MAX + 16, "stream holds %" PRIu64 " messages", want);
     jsSubOptions_Init(&so);

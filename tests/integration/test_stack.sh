@@ -47,7 +47,10 @@ step "env file is usable from a shell"
 (
   set -a; . "$DIR/env"; set +a
   [ "$HODEI_STATE_DIR" = "$DIR" ] || fail "HODEI_STATE_DIR=$HODEI_STATE_DIR"
-  [ "$HODEI_DATABASE_URL" = "postgresql://hodei@127.0.0.1:$HODEI_PG_PORT/hodei" ] || fail "url $HODEI_DATABASE_URL"
+  [ "$HODEI_DATABASE_URL" = "postgresql://hodei@127.0.0.1:$HODEI_PG_PORT/hodei?passfile=$DIR/secrets/pgpass" ] ||
+    fail "url $HODEI_DATABASE_URL"
+  [ "$HODEI_NATS_USER" = hodei ] && [ "$HODEI_NATS_PASSWORD_FILE" = "$DIR/secrets/nats-password" ] ||
+    fail "nats credentials $HODEI_NATS_USER $HODEI_NATS_PASSWORD_FILE"
   [ "$HODEI_NATS_URL" = "nats://127.0.0.1:$HODEI_NATS_PORT" ] || fail "nats url $HODEI_NATS_URL"
   [ "$(psql -X -tA -d "$HODEI_DATABASE_URL" -c 'SELECT current_user || current_database()')" = hodeihodei ] ||
     fail "cannot use the database as hodei"
@@ -64,6 +67,48 @@ step "env file is usable from a shell"
 )
 [ "$(stat -c %a "$DIR/env")" = 600 ] || fail "the env file holds a key: mode $(stat -c %a "$DIR/env")"
 [ "$("$S" env --state-dir "$DIR")" = "$(cat "$DIR/env")" ] || fail "env command differs from the file"
+
+# One NATS client exchange on port $1: CONNECT with JSON $2, then PING; prints
+# the server's first answer after its INFO line.
+nats_try() {
+  exec 3<>"/dev/tcp/127.0.0.1/$1"
+  local line
+  read -r -t 5 line <&3
+  printf 'CONNECT %s\r\nPING\r\n' "$2" >&3
+  read -r -t 5 line <&3
+  exec 3<&-
+  printf '%s' "${line%$'\r'}"
+}
+
+step "both servers require credentials; no secret is in the env file"
+(
+  set -a; . "$DIR/env"; set +a
+  pw=$(cat "$HODEI_NATS_PASSWORD_FILE")
+  [ ${#pw} -ge 32 ] || fail "nats password too short"
+  case "$(nats_try "$HODEI_NATS_PORT" '{"verbose":false}')" in
+    *"Authorization Violation"*) ;; *) fail "nats without credentials was not refused" ;; esac
+  case "$(nats_try "$HODEI_NATS_PORT" '{"verbose":false,"user":"hodei","pass":"wrong"}')" in
+    *"Authorization Violation"*) ;; *) fail "nats with a wrong password was not refused" ;; esac
+  [ "$(nats_try "$HODEI_NATS_PORT" "{\"verbose\":false,\"user\":\"hodei\",\"pass\":\"$pw\"}")" = PONG ] ||
+    fail "nats with the stack's credentials was refused"
+  out=$(PGPASSFILE=/dev/null psql -X -w -tA -h 127.0.0.1 -p "$HODEI_PG_PORT" -U hodei -d hodei -c 'SELECT 1' 2>&1) &&
+    fail "PostgreSQL over TCP without a password let us in"
+  case "$out" in *"password"*) ;; *) fail "PostgreSQL refused for another reason: $out" ;; esac
+  out=$(PGPASSWORD=wrong psql -X -w -tA -h 127.0.0.1 -p "$HODEI_PG_PORT" -U postgres -d postgres -c 'SELECT 1' 2>&1) &&
+    fail "PostgreSQL over TCP as postgres with a wrong password let us in"
+  case "$out" in *"password authentication failed"*) ;; *) fail "postgres refused for another reason: $out" ;; esac
+  [ "$(psql -X -tA -d "$HODEI_DATABASE_URL" -c "SELECT string_agg(DISTINCT auth_method, ',')
+        FROM pg_hba_file_rules WHERE type = 'host'")" = scram-sha-256 ] || fail "TCP rules are not all SCRAM"
+  [ "$(psql -X -tA -d "$HODEI_DATABASE_URL" -c "SELECT rolpassword LIKE 'SCRAM-SHA-256\$%'
+        FROM pg_authid WHERE rolname = 'hodei'")" = t ] || fail "hodei's password is not a SCRAM verifier"
+  ! grep -qF "$pw" "$DIR/env" || fail "the env file holds the NATS password"
+  ! grep -qF "$(cat "$DIR/secrets/db-password")" "$DIR/env" || fail "the env file holds the database password"
+)
+[ "$(stat -c %a "$DIR/secrets")" = 700 ] || fail "secrets folder mode $(stat -c %a "$DIR/secrets")"
+for f in nats-password db-password pgpass; do
+  [ "$(stat -c %a "$DIR/secrets/$f")" = 600 ] || fail "secrets/$f mode $(stat -c %a "$DIR/secrets/$f")"
+done
+[ "$(stat -c %a "$DIR/nats.conf")" = 600 ] || fail "nats.conf mode $(stat -c %a "$DIR/nats.conf")"
 
 step "the schema is migrated and the settings hold"
 [ "$(sql "$DIR" "SELECT count(*) FROM schema_migrations")" -ge 1 ] || fail "no migrations"

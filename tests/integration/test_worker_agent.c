@@ -1057,6 +1057,52 @@ Test(worker_agent, orphans_of_a_job_are_reaped_not_left_as_zombies)
     assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
 }
 
+/* A process of one job that left its process group (setsid) must not reach
+ * a later job: it is killed when its job ends, before the result is
+ * reported (so before any next job), and never sees the next job's
+ * secrets through /proc/<pid>/fd/0. */
+Test(worker_agent, a_leftover_of_one_job_is_killed_before_the_next_job)
+{
+    char job[HODEI_ID_BUF], next[HODEI_ID_BUF], script[2600], pidfile[700], stolen[700];
+    new_job(job);
+    new_job(next);
+    snprintf(pidfile, sizeof pidfile, "%s/leftover.pid", ST.state_dir);
+    snprintf(stolen, sizeof stolen, "%s/stolen", ST.state_dir);
+    snprintf(script, sizeof script,
+             "setsid sh -c 'echo $$ > \"%s\"; while :; do "
+             "for f in /proc/[0-9]*/fd/0; do cat \"$f\" 2>/dev/null; done >> \"%s\"; "
+             "sleep 0.02; done' </dev/null >/dev/null 2>&1 &\n"
+             "while [ ! -s '%s' ]; do sleep 0.01; done; echo started",
+             pidfile, stolen, pidfile);
+    agent_start();
+    agent_ready();
+    send_sh(job, 1, script);
+    const Hodei__V1__JobResult *r = wait_result(job, 0, WAIT_MS, NULL);
+    cr_assert_eq(r->state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, "error %s", r->error);
+    FILE *f = fopen(pidfile, "r");
+    long pid = 0;
+    cr_assert(f && fscanf(f, "%ld", &pid) == 1, "no pid file");
+    fclose(f);
+    cr_assert_neq(kill((pid_t)pid, 0), 0,
+                  "the job's setsid process %ld still runs after its job's result", pid);
+
+    const char *argv[] = {"sh", "-c", "sleep 1; read -r line; echo got", NULL};
+    send_run(next, 1, argv, "{\"K\": \"leftover-steal-zz\"}");
+    r = wait_result(next, 0, WAIT_MS, NULL);
+    cr_assert_eq(r->state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, "error %s", r->error);
+    char buf[65536] = "";
+    f = fopen(stolen, "r");
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+    }
+    cr_assert_null(strstr(buf, "leftover-steal-zz"), "the first job's leftover read the secret");
+    cr_assert(harness_log_contains(&AGENT, "outside its process group", 0),
+              "the agent says what it killed");
+    assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
+}
+
 Test(worker_agent, reconnects_promptly_when_the_edge_comes_back)
 {
     agent_start();

@@ -55,13 +55,23 @@ static const hodei_cfg_param own_params[] = {
      .choices = own_modes},
 };
 
-static const char *const env_names[] = {
-    "HODEI_LOG_LEVEL",          "HODEI_DATABASE_URL",
-    "HODEI_DATABASE_POOL_SIZE", "HODEI_DATABASE_CONNECT_TIMEOUT",
-    "HODEI_NATS_URL",           "HODEI_INSTANCE_ID",
-    "HODEI_SVC_ENABLED",        "HODEI_SVC_TICK",
-    "HODEI_SVC_WORKERS",        "HODEI_SVC_API_TOKEN",
-    "HODEI_SVC_MODE",           NULL};
+static const char *const env_names[] = {"HODEI_LOG_LEVEL",
+                                        "HODEI_DATABASE_URL",
+                                        "HODEI_DATABASE_POOL_SIZE",
+                                        "HODEI_DATABASE_CONNECT_TIMEOUT",
+                                        "HODEI_NATS_URL",
+                                        "HODEI_INSTANCE_ID",
+                                        "HODEI_SVC_ENABLED",
+                                        "HODEI_SVC_TICK",
+                                        "HODEI_SVC_WORKERS",
+                                        "HODEI_SVC_API_TOKEN",
+                                        "HODEI_SVC_MODE",
+                                        "HODEI_DATABASE_URL_FILE",
+                                        "HODEI_SVC_API_TOKEN_FILE",
+                                        "HODEI_NATS_USER",
+                                        "HODEI_NATS_PASSWORD",
+                                        "HODEI_NATS_PASSWORD_FILE",
+                                        NULL};
 
 static void env_clean(void)
 {
@@ -519,5 +529,108 @@ Test(config, env_name_mapping)
     cr_assert_str_eq(out, "HODEI_SVC_API_TOKEN");
     hodei_config_env_name("database.url", out, 10);
     cr_assert_str_eq(out, "HODEI_DAT");
+    assert_no_leaks();
+}
+
+/* A secret file for the *_file tests; path receives its name. */
+static void secret_write(char path[TEST_PATH_MAX], const char *text)
+{
+    snprintf(path, TEST_PATH_MAX, "/tmp/hodei-test-secret-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    size_t len = strlen(text);
+    cr_assert_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+Test(config, a_secret_comes_from_its_file_without_the_trailing_newline)
+{
+    char yaml[TEST_PATH_MAX], url_file[TEST_PATH_MAX], tok_file[TEST_PATH_MAX], text[256];
+    char out[TEST_PRINT_MAX], want[TEST_PATH_MAX + 128];
+    hodei_err err;
+    secret_write(url_file, "postgresql://hodei:hunter2@db/hodei\n");
+    secret_write(tok_file, "tok-zz9");
+    setenv("HODEI_DATABASE_URL_FILE", url_file, 1);
+    snprintf(text, sizeof text, "svc:\n  api-token_file: %s\n", tok_file);
+    hodei_status st = load_yaml(text, yaml, &err, 2);
+    cr_assert_eq(st, HODEI_OK, "%s", err.msg);
+    cr_assert_str_eq(common.database_url, "postgresql://hodei:hunter2@db/hodei");
+    cr_assert_str_eq(own.token, "tok-zz9");
+    print_to(out, sizeof out, 2);
+    cr_assert_null(strstr(out, "hunter2"), "%s", out);
+    cr_assert_null(strstr(out, "tok-zz9"), "%s", out);
+    snprintf(want, sizeof want,
+             "database.url = ***  # file %s (database.url_file from HODEI_DATABASE_URL_FILE)\n",
+             url_file);
+    cr_assert(strstr(out, want), "%s", out);
+    hodei_config_free(sections, 2);
+    unlink(url_file);
+    unlink(tok_file);
+    assert_no_leaks();
+}
+
+Test(config, a_secret_set_both_ways_is_refused_naming_both)
+{
+    char yaml[TEST_PATH_MAX], pw_file[TEST_PATH_MAX];
+    hodei_err err;
+    secret_write(pw_file, "from-file-zz");
+    setenv("HODEI_NATS_PASSWORD_FILE", pw_file, 1);
+    hodei_status st = load_yaml("nats:\n  password: from-yaml-zz\n", yaml, &err, 1);
+    cr_assert_eq(st, HODEI_ERR_INVALID, "%s", err.msg);
+    cr_assert(strstr(err.msg, "nats.password and nats.password_file are both set"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "from HODEI_NATS_PASSWORD_FILE"), "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "from-yaml-zz"), "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "from-file-zz"), "%s", err.msg);
+    hodei_config_free(sections, 1);
+    unlink(pw_file);
+    assert_no_leaks();
+}
+
+Test(config, a_bad_secret_file_is_named)
+{
+    char empty[TEST_PATH_MAX], big[TEST_PATH_MAX];
+    hodei_err err;
+    setenv("HODEI_NATS_PASSWORD_FILE", "/nonexistent/hodei-pw", 1);
+    cr_assert_eq(load_common(NULL, &err), HODEI_ERR_IO);
+    cr_assert(strstr(err.msg, "nats.password_file: cannot open /nonexistent/hodei-pw"), "%s",
+              err.msg);
+    hodei_config_free(sections, 1);
+
+    secret_write(empty, "\n");
+    setenv("HODEI_NATS_PASSWORD_FILE", empty, 1);
+    cr_assert_eq(load_common(NULL, &err), HODEI_ERR_INVALID);
+    cr_assert(strstr(err.msg, "is empty"), "%s", err.msg);
+    hodei_config_free(sections, 1);
+
+    /* nats.password holds at most 1024 bytes: 1024 pass, 1025 do not */
+    char text[1100];
+    memset(text, 'p', 1025);
+    text[1024] = '\0';
+    secret_write(big, text);
+    setenv("HODEI_NATS_PASSWORD_FILE", big, 1);
+    cr_assert_eq(load_common(NULL, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_eq(strlen(common.nats_password), 1024);
+    hodei_config_free(sections, 1);
+    unlink(big);
+    text[1024] = 'p';
+    text[1025] = '\0';
+    secret_write(big, text);
+    setenv("HODEI_NATS_PASSWORD_FILE", big, 1);
+    cr_assert_eq(load_common(NULL, &err), HODEI_ERR_INVALID);
+    cr_assert(strstr(err.msg, "holds more than 1024 bytes"), "%s", err.msg);
+    hodei_config_free(sections, 1);
+    unlink(big);
+    unlink(empty);
+    assert_no_leaks();
+}
+
+Test(config, a_non_secret_has_no_file_form)
+{
+    char yaml[TEST_PATH_MAX];
+    hodei_err err;
+    hodei_status st = load_yaml("nats:\n  url_file: /tmp/x\n", yaml, &err, 1);
+    cr_assert_eq(st, HODEI_ERR_INVALID);
+    cr_assert(strstr(err.msg, "unknown configuration key 'nats.url_file'"), "%s", err.msg);
+    hodei_config_free(sections, 1);
     assert_no_leaks();
 }

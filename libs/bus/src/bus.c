@@ -42,7 +42,6 @@ static hodei_status bus_status_of(natsStatus s)
     case NATS_NO_SERVER:
     case NATS_CONNECTION_CLOSED:
     case NATS_CONNECTION_DISCONNECTED:
-    case NATS_CONNECTION_AUTH_FAILED:
     case NATS_NO_RESPONDERS:
     case NATS_STALE_CONNECTION:
     case NATS_NOT_YET_CONNECTED:
@@ -64,6 +63,8 @@ static hodei_status bus_status_of(natsStatus s)
         return HODEI_ERR_LIMIT;
     case NATS_NOT_PERMITTED:
         return HODEI_ERR_PERMISSION;
+    case NATS_CONNECTION_AUTH_FAILED:
+        return HODEI_ERR_UNAUTHENTICATED;
     default:
         return HODEI_ERR_INTERNAL;
     }
@@ -153,10 +154,12 @@ static natsStatus bus_set_servers(natsOptions *opts, const char *url)
 }
 
 static natsStatus bus_options_fill(natsOptions *opts, hodei_bus *bus, const char *url,
-                                   int64_t connect_timeout_ms)
+                                   const hodei_bus_auth *auth, int64_t connect_timeout_ms)
 {
     natsStatus s = bus_set_servers(opts, url);
 
+    if (s == NATS_OK && auth && auth->user && auth->user[0])
+        s = natsOptions_SetUserInfo(opts, auth->user, auth->password ? auth->password : "");
     if (s == NATS_OK)
         s = natsOptions_SetName(opts, bus->name);
     if (s == NATS_OK)
@@ -182,9 +185,9 @@ static natsStatus bus_options_fill(natsOptions *opts, hodei_bus *bus, const char
     return s;
 }
 
-static hodei_status bus_connect(const char *url, const char *client_name,
-                                int64_t connect_timeout_ms, bool send_asap, hodei_bus **out,
-                                hodei_err *err)
+static hodei_status bus_connect(const char *url, const hodei_bus_auth *auth,
+                                const char *client_name, int64_t connect_timeout_ms, bool send_asap,
+                                hodei_bus **out, hodei_err *err)
 {
     hodei_status st = HODEI_ERR_NOMEM;
     natsOptions *opts = NULL;
@@ -201,7 +204,7 @@ static hodei_status bus_connect(const char *url, const char *client_name,
 
     s = natsOptions_Create(&opts);
     if (s == NATS_OK)
-        s = bus_options_fill(opts, bus, url, connect_timeout_ms);
+        s = bus_options_fill(opts, bus, url, auth, connect_timeout_ms);
     if (s == NATS_OK && send_asap)
         s = natsOptions_SetSendAsap(opts, true);
     if (s != NATS_OK) {
@@ -228,16 +231,17 @@ out_free:
     return st;
 }
 
-hodei_status hodei_bus_connect(const char *url, const char *client_name, int64_t connect_timeout_ms,
-                               hodei_bus **out, hodei_err *err)
+hodei_status hodei_bus_connect(const char *url, const hodei_bus_auth *auth, const char *client_name,
+                               int64_t connect_timeout_ms, hodei_bus **out, hodei_err *err)
 {
-    return bus_connect(url, client_name, connect_timeout_ms, false, out, err);
+    return bus_connect(url, auth, client_name, connect_timeout_ms, false, out, err);
 }
 
-hodei_status hodei_bus_connect_asap(const char *url, const char *client_name,
-                                    int64_t connect_timeout_ms, hodei_bus **out, hodei_err *err)
+hodei_status hodei_bus_connect_asap(const char *url, const hodei_bus_auth *auth,
+                                    const char *client_name, int64_t connect_timeout_ms,
+                                    hodei_bus **out, hodei_err *err)
 {
-    return bus_connect(url, client_name, connect_timeout_ms, true, out, err);
+    return bus_connect(url, auth, client_name, connect_timeout_ms, true, out, err);
 }
 
 /* nats.c runs the connection callbacks on its own thread after Close

@@ -62,8 +62,14 @@ static void config_table_free(config_table *t)
     for (size_t i = 0; i < t->n_slots; i++)
         free(t->slots[i].text);
     free(t->slots);
-    t->slots = NULL;
-    t->n_slots = 0;
+    free(t->file_params);
+    free(t->file_names);
+    memset(t, 0, sizeof *t);
+}
+
+static bool config_param_has_file(const hodei_cfg_param *p)
+{
+    return p->secret && p->type == HODEI_CFG_STRING;
 }
 
 static hodei_status config_table_add(config_table *t, const hodei_cfg_param *p, void *base,
@@ -80,17 +86,52 @@ static hodei_status config_table_add(config_table *t, const hodei_cfg_param *p, 
     return config_slot_set(s, config_default_text(p), "default", err);
 }
 
+/* The companion "<name>_file" of each secret string parameter, unless one
+ * of that name is declared (e.g. an agent's own otp_file). */
+static hodei_status config_table_add_files(config_table *t, hodei_err *err)
+{
+    size_t n_declared = t->n_slots;
+    for (size_t i = 0; i < n_declared; i++) {
+        const hodei_cfg_param *p = t->slots[i].param;
+        if (!config_param_has_file(p))
+            continue;
+        size_t k = t->n_slots - n_declared;
+        int n = snprintf(t->file_names[k], CONFIG_NAME_MAX, "%s_file", p->name);
+        if (n < 0 || n >= CONFIG_NAME_MAX)
+            return hodei_err_set(err, HODEI_ERR_INTERNAL, "parameter name '%s' is too long",
+                                 p->name);
+        if (config_table_find(t, t->file_names[k]))
+            continue;
+        t->file_params[k] = (hodei_cfg_param){.name = t->file_names[k],
+                                              .type = HODEI_CFG_STRING,
+                                              .max = CONFIG_STRING_MAX_DEFAULT,
+                                              .help = "file holding the value"};
+        config_slot *s = &t->slots[t->n_slots++];
+        s->param = &t->file_params[k];
+        s->file_of = &t->slots[i];
+        hodei_status st = config_slot_set(s, "", "default", err);
+        if (st != HODEI_OK)
+            return st;
+    }
+    return HODEI_OK;
+}
+
 static hodei_status config_table_build(config_table *t, const hodei_cfg_section *secs,
                                        size_t n_secs, hodei_err *err)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < n_secs; i++)
+    size_t total = 0, n_files = 0;
+    for (size_t i = 0; i < n_secs; i++) {
         total += secs[i].n_params;
-    if (total > CONFIG_PARAMS_MAX)
+        for (size_t k = 0; k < secs[i].n_params; k++)
+            n_files += config_param_has_file(&secs[i].params[k]);
+    }
+    if (total + n_files > CONFIG_PARAMS_MAX)
         return hodei_err_set(err, HODEI_ERR_LIMIT, "%zu parameters declared, above the maximum %d",
-                             total, CONFIG_PARAMS_MAX);
-    t->slots = calloc(total ? total : 1, sizeof *t->slots);
-    if (!t->slots)
+                             total + n_files, CONFIG_PARAMS_MAX);
+    t->slots = calloc(total + n_files + 1, sizeof *t->slots);
+    t->file_params = calloc(n_files + 1, sizeof *t->file_params);
+    t->file_names = calloc(n_files + 1, sizeof *t->file_names);
+    if (!t->slots || !t->file_params || !t->file_names)
         return hodei_err_set(err, HODEI_ERR_NOMEM, "configuration: out of memory");
     for (size_t i = 0; i < n_secs; i++) {
         for (size_t k = 0; k < secs[i].n_params; k++) {
@@ -99,7 +140,8 @@ static hodei_status config_table_build(config_table *t, const hodei_cfg_section 
                 return st;
         }
     }
-    return HODEI_OK;
+    t->n_declared = t->n_slots;
+    return config_table_add_files(t, err);
 }
 
 static hodei_status config_env_apply(config_table *t, hodei_err *err)
@@ -154,7 +196,9 @@ hodei_status hodei_config_load(const hodei_cfg_section *sections, size_t n_secti
         st = config_yaml_apply(&t, yaml_path, err);
     if (st == HODEI_OK)
         st = config_env_apply(&t, err);
-    for (size_t i = 0; st == HODEI_OK && i < t.n_slots; i++)
+    if (st == HODEI_OK)
+        st = config_files_apply(&t, err);
+    for (size_t i = 0; st == HODEI_OK && i < t.n_declared; i++)
         st = config_value_store(&t.slots[i], err);
     if (st == HODEI_OK)
         st = config_register(&t, sections, n_sections, err);

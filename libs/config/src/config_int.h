@@ -11,22 +11,35 @@
 #define CONFIG_SOURCE_MAX 600 /* "default", "HODEI_X" or "<path>:<line>" */
 #define CONFIG_RECORDS_MAX 64 /* loaded sections remembered for print */
 
-typedef struct {
+typedef struct config_slot {
     const hodei_cfg_param *param;
     void *base;
     char *text; /* heap; the winning value as text */
     char source[CONFIG_SOURCE_MAX];
     bool from_file; /* set by the YAML file (duplicate check) */
+    /* For the companion "<name>_file" of a secret string parameter: the
+     * slot whose value that file holds (NULL for a declared parameter). */
+    struct config_slot *file_of;
 } config_slot;
 
+/* Slots of the declared parameters first (in section order), then one
+ * "<name>_file" slot per secret string parameter that does not declare its
+ * own; file_params and file_names back those slots' parameters. */
 typedef struct {
     config_slot *slots;
     size_t n_slots;
+    size_t n_declared;
+    hodei_cfg_param *file_params;
+    char (*file_names)[CONFIG_NAME_MAX];
 } config_table;
 
 config_slot *config_table_find(const config_table *t, const char *name);
 /* Replaces the slot's text (copied) and source. */
 hodei_status config_slot_set(config_slot *s, const char *text, const char *source, hodei_err *err);
+
+/* Reads each set "<name>_file" into its parameter's slot; refuses a
+ * parameter set both ways, naming both. */
+hodei_status config_files_apply(config_table *t, hodei_err *err);
 
 /* Applies the YAML file at path to the table. */
 hodei_status config_yaml_apply(config_table *t, const char *path, hodei_err *err);

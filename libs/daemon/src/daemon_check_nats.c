@@ -39,12 +39,14 @@ static void check_nats_redact_url(const char *url, char *out, size_t out_len, ch
     out[n] = '\0';
 }
 
-static natsStatus check_nats_connect(const char *url, natsConnection **nc)
+static natsStatus check_nats_connect(const hodei_common_config *c, natsConnection **nc)
 {
     natsOptions *opts = NULL;
     natsStatus s = natsOptions_Create(&opts);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(opts, url);
+        s = natsOptions_SetURL(opts, c->nats_url);
+    if (s == NATS_OK && c->nats_user && c->nats_user[0])
+        s = natsOptions_SetUserInfo(opts, c->nats_user, c->nats_password ? c->nats_password : "");
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(opts, DAEMON_NATS_CHECK_TIMEOUT_MS);
     if (s == NATS_OK)
@@ -75,14 +77,18 @@ static bool check_nats(hodei_daemon *d)
     char shown[DAEMON_DESCRIBE_MAX], secret[DAEMON_DESCRIBE_MAX], reason[DAEMON_REASON_MAX];
     natsConnection *nc = NULL;
     check_nats_redact_url(d->common.nats_url, shown, sizeof shown, secret, sizeof secret);
-    natsStatus s = check_nats_connect(d->common.nats_url, &nc);
+    natsStatus s = check_nats_connect(&d->common, &nc);
     natsConnection_Destroy(nc);
     if (s == NATS_OK) {
         HLOG_INFO("NATS reachable at %s", shown);
         return true;
     }
     daemon_redact(check_nats_reason(s), secret, reason, sizeof reason);
-    fprintf(stderr, "%s: cannot reach NATS at %s: %s\n", d->svc->name, shown, reason);
+    if (s == NATS_CONNECTION_AUTH_FAILED)
+        fprintf(stderr, "%s: NATS at %s refused the credentials (nats.user, nats.password): %s\n",
+                d->svc->name, shown, reason);
+    else
+        fprintf(stderr, "%s: cannot reach NATS at %s: %s\n", d->svc->name, shown, reason);
     return false;
 }
 

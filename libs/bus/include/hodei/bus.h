@@ -31,18 +31,28 @@ typedef struct hodei_bus hodei_bus;
 hodei_status hodei_bus_consumer_refilter(hodei_bus *bus, const char *stream, const char *durable,
                                          const char *filter, hodei_err *err);
 
+/* Credentials for the NATS server (nats.user / nats.password). user NULL
+ * or "" = none; the strings are only read during the connect call. */
+typedef struct {
+    const char *user;
+    const char *password;
+} hodei_bus_auth;
+
 /* Connects to url (comma-separated servers allowed) with reconnection
- * forever (backoff with jitter), and opens a JetStream context.
- * HODEI_ERR_UNAVAILABLE when no server answers within connect_timeout_ms. */
-hodei_status hodei_bus_connect(const char *url, const char *client_name, int64_t connect_timeout_ms,
-                               hodei_bus **out, hodei_err *err);
+ * forever (backoff with jitter), and opens a JetStream context. auth may be
+ * NULL. HODEI_ERR_UNAVAILABLE when no server answers within
+ * connect_timeout_ms; HODEI_ERR_UNAUTHENTICATED when the server refuses the
+ * credentials (or their absence). */
+hodei_status hodei_bus_connect(const char *url, const hodei_bus_auth *auth, const char *client_name,
+                               int64_t connect_timeout_ms, hodei_bus **out, hodei_err *err);
 /* As hodei_bus_connect, but each publish is written to the socket at once.
  * By default nats.c hands publishes to a flusher thread that waits 1 ms for
  * more before it writes: right for bulk senders (the relay, log batches),
  * a floor of a millisecond for a latency-bound one (the scheduler's
  * post-commit hints, on the path of every dispatch). */
-hodei_status hodei_bus_connect_asap(const char *url, const char *client_name,
-                                    int64_t connect_timeout_ms, hodei_bus **out, hodei_err *err);
+hodei_status hodei_bus_connect_asap(const char *url, const hodei_bus_auth *auth,
+                                    const char *client_name, int64_t connect_timeout_ms,
+                                    hodei_bus **out, hodei_err *err);
 void hodei_bus_destroy(hodei_bus *bus);
 
 natsConnection *hodei_bus_conn(hodei_bus *bus);

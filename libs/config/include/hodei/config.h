@@ -5,6 +5,8 @@
  *      "database.url"); an unknown key is an error naming it
  *   3. the environment: "database.url" <- HODEI_DATABASE_URL
  *      (dots and dashes become underscores, upper case)
+ * A secret string parameter X may instead be given as X_file, a file holding
+ * the value (YAML key or HODEI_X_FILE); setting both is refused.
  * Every value is validated; the first bad one is reported naming the
  * parameter and its source, e.g.
  *   "grpc.threads: 0 is below the minimum 1 (from HODEI_GRPC_THREADS)". */
@@ -33,7 +35,8 @@ typedef struct {
     size_t offset;             /* offsetof(struct, field) within the section base */
     const char *help;
     bool required;              /* must be non-empty after all sources */
-    bool secret;                /* shown as "***" by hodei_config_print */
+    bool secret;                /* shown as "***" by hodei_config_print; a STRING one may also be
+                                   given as "<name>_file" (a file holding the value) */
     const char *const *choices; /* STRING only: NULL-terminated allowed values, or NULL */
 } hodei_cfg_param;
 
@@ -62,6 +65,8 @@ typedef struct {
     int64_t database_connect_timeout_ms;
     bool database_prepare; /* database.prepare: statements prepared per connection */
     char *nats_url;        /* nats.url */
+    char *nats_user;       /* nats.user: "" = no credentials */
+    char *nats_password;   /* nats.password (secret) */
     char *instance_id;     /* instance.id: "" = hostname-pid */
     char *health_listen;   /* health.listen: "" = off, else address:port */
 } hodei_common_config;
