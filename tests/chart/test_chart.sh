@@ -72,6 +72,11 @@ for (const docs of [def, multi]) {
     check(!!env.HODEI_DATABASE_URL?.valueFrom?.secretKeyRef && !!env.HODEI_NATS_URL?.valueFrom?.secretKeyRef,
       `${d.metadata.name}: database and NATS URLs from a Secret, never in clear`);
     check(env.HODEI_HEALTH_LISTEN?.value === "0.0.0.0:9090", `${d.metadata.name}: health.listen set`);
+    if (docs === multi)
+      check(env.HODEI_NATS_USER?.value === "hodei" &&
+            env.HODEI_NATS_PASSWORD?.valueFrom?.secretKeyRef?.name === "hodei-nats" &&
+            env.HODEI_NATS_PASSWORD?.valueFrom?.secretKeyRef?.key === "nats-password",
+        `${d.metadata.name}: NATS user, and its password from the Secret hodei-nats`);
     const sa = d.spec.template.spec;
     check(comp(d) === "provisioner" ? sa.automountServiceAccountToken === true : sa.automountServiceAccountToken === false,
       `${d.metadata.name}: a service account token only for the provisioner`);

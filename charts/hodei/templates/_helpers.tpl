@@ -103,6 +103,15 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 - name: HODEI_NATS_URL
   valueFrom:
     secretKeyRef: {name: {{ include "hodei.natsSecret" . | quote }}, key: {{ include "hodei.natsSecretKey" . | quote }}}
+{{- if .Values.nats.user }}
+- name: HODEI_NATS_USER
+  value: {{ .Values.nats.user | quote }}
+{{- end }}
+{{- if or .Values.nats.password .Values.nats.passwordExistingSecret }}
+- name: HODEI_NATS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ if .Values.nats.passwordExistingSecret }}{{ .Values.nats.passwordExistingSecret | quote }}{{ else }}{{ include "hodei.secretName" . | quote }}{{ end }}, key: {{ if .Values.nats.passwordExistingSecret }}{{ .Values.nats.passwordExistingSecretKey | quote }}{{ else }}"nats-password"{{ end }}}
+{{- end }}
 - name: HODEI_DATABASE_POOL_SIZE
   value: {{ .Values.postgresql.poolSize | quote }}
 - name: HODEI_DATABASE_PREPARE
