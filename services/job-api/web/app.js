@@ -191,22 +191,48 @@ async function workersView() {
     el('tr', {}, ['Worker', 'Provider', 'State', 'Host', 'CPU', 'Memory', 'Last heartbeat']
       .map((h) => el('th', { scope: 'col' }, h)))), tbody));
   async function refresh() {
-    const r = await api('GET', '/v1/workers');
-    tbody.replaceChildren(...(r.workers || []).map((w) => el('tr', {},
+    const [r, snap] = await Promise.all([api('GET', '/v1/workers'), metricsSnapshot()]);
+    const used = new Map(((snap && snap.workers) || []).map((u) => [u.workerId, u]));
+    tbody.replaceChildren(...(r.workers || []).map((w) => el('tr', { 'data-id': w.id },
       el('td', {}, el('code', {}, w.id)), el('td', {}, w.provider || ''),
       el('td', { class: 'state ' + short(w.state) }, short(w.state)), el('td', {}, w.hostname || ''),
-      el('td', {}, usage(w, 'cpu')), el('td', {}, usage(w, 'mem')), el('td', {}, fmt(w.lastHeartbeat)))));
+      el('td', { class: 'cpu' }, usage(w, used.get(w.id), 'cpu')),
+      el('td', { class: 'mem' }, usage(w, used.get(w.id), 'mem')), el('td', {}, fmt(w.lastHeartbeat)))));
   }
   await refresh();
   const t = setInterval(() => refresh().catch(() => {}), 2000);
   return () => clearInterval(t);
 }
 
-function usage(w, what) {
-  const c = w.capacity || {}, u = w.usage || {};
-  if (what === 'cpu') return (u.cpuPercent !== undefined ? u.cpuPercent.toFixed(0) + ' % of ' : '') + (c.cpuCores || 0) + ' cores';
+// The live workers' usage from their last heartbeats: the first snapshot of
+// MetricsService.StreamMetrics (GET /v1/metrics:stream), then the stream is closed.
+async function metricsSnapshot() {
+  const ctl = new AbortController();
+  try {
+    const r = await fetch('/v1/metrics:stream?intervalMs=1000', { signal: ctl.signal,
+      headers: { Authorization: 'Bearer ' + key() } });
+    if (!r.ok) return null;
+    const rd = r.body.getReader(), dec = new TextDecoder();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await rd.read();
+      if (done) return null;
+      buf += dec.decode(value, { stream: true });
+      const i = buf.indexOf('\n\n');
+      if (i < 0) continue;
+      const data = buf.slice(0, i).split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+      if (data) return JSON.parse(data);
+      buf = buf.slice(i + 2);
+    }
+  } catch { return null; } finally { ctl.abort(); }
+}
+
+// "0.12 of 2 cores", "0.3 of 23.5 GiB": used (last heartbeat) of capacity.
+function usage(w, u, what) {
+  const c = w.capacity || {};
+  if (what === 'cpu') return (u ? Number(u.cpuCoresUsed || 0).toFixed(2) + ' of ' : '') + (c.cpuCores || 0) + ' cores';
   const gib = (x) => (Number(x || 0) / 2 ** 30).toFixed(1) + ' GiB';
-  return (u.memoryBytes ? gib(u.memoryBytes) + ' of ' : '') + gib(c.memoryBytes);
+  return (u ? gib(u.memoryBytesUsed) + ' of ' : '') + gib(u && Number(u.memoryBytesTotal) ? u.memoryBytesTotal : c.memoryBytes);
 }
 
 async function providersView() {
@@ -248,7 +274,8 @@ async function metricsView() {
     const s = r.series || [];
     const depth = s.map((b) => [b.start, Math.max(0, Number(b.jobsPending || 0))]);
     const thr = s.map((b) => [b.start, Number(b.jobsSucceeded || 0) + Number(b.jobsFailed || 0) + Number(b.jobsCancelled || 0)]);
-    const by = el('dl', { class: 'kv' }, (r.jobsByState || []).flatMap((c) => [el('dt', {}, short(c.state)), el('dd', {}, String(c.count || 0))]));
+    // JobStateCount's count is `jobs` (proto3 JSON: an int64 is a string, a zero is left out).
+    const by = el('dl', { class: 'kv', id: 'bystate' }, (r.jobsByState || []).flatMap((c) => [el('dt', {}, short(c.state)), el('dd', {}, String(Number(c.jobs || 0)))]));
     main.replaceChildren(el('h1', {}, 'Metrics'), el('div', { class: 'charts' },
       chart('Queue depth (pending jobs)', depth), chart('Throughput (jobs ended per bucket)', thr)),
       el('h2', {}, 'Jobs by state'), by);
