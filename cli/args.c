@@ -7,6 +7,7 @@
 #include "args_int.h"
 #include "hodei/assert.h"
 #include "hodei/id.h"
+#include "hodei/job_spec.h"
 #include "hodei/job_state.h"
 #include "hodei/util.h"
 
@@ -444,10 +445,52 @@ static hodei_status args_older_than(cli_args *a, const char *flag, const char *v
     return HODEI_OK;
 }
 
+/* --label K=V (repeatable): only jobs carrying every one of these labels;
+ * checked as the server checks them (libs/domain) before anything is sent. */
+static hodei_status args_list_label(cli_args *a, const char *flag, const char *value,
+                                    hodei_err *err)
+{
+    Hodei__V1__ListJobsRequest *l = &a->list;
+    const char *k = NULL, *v = NULL;
+    size_t k_len = 0;
+    char q[ARGS_QUOTE_BUF];
+    if (!cli_parse_kv(value, &k, &k_len, &v))
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: must be KEY=VALUE, got %s", flag,
+                             args_quote(value, q));
+    if (l->n_labels >= HODEI_JOB_LABELS_MAX)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s: given more than %d times", flag,
+                             HODEI_JOB_LABELS_MAX);
+    if (!l->labels &&
+        !(l->labels = cli_arena_alloc(&a->arena, HODEI_JOB_LABELS_MAX * sizeof *l->labels)))
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
+    Hodei__V1__ListJobsRequest__LabelsEntry *e = cli_arena_alloc(&a->arena, sizeof *e);
+    char *key = cli_arena_strndup(&a->arena, k, k_len);
+    if (!e || !key)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
+    hodei__v1__list_jobs_request__labels_entry__init(e);
+    e->key = key;
+    e->value = (char *)v;
+    l->labels[l->n_labels++] = e;
+    hodei_err why;
+    if (hodei_job_labels_filter_validate(l, &why) != HODEI_OK) {
+        /* "labels[\"k\"]: key must ..." -> "--label (labels[\"k\"]): key must ..." */
+        const char *sep = strstr(why.msg, ": ");
+        if (!sep)
+            return hodei_err_set(err, HODEI_ERR_INVALID, "%s: %s", flag, why.msg);
+        return hodei_err_set(err, HODEI_ERR_INVALID, "%s (%.*s): %s", flag, (int)(sep - why.msg),
+                             why.msg, sep + 2);
+    }
+    return HODEI_OK;
+}
+
 static const args_flag args_jobs_flags[] = {
-    {"--state", NULL, true, args_state}, {"--older-than", NULL, true, args_older_than},
-    {"--limit", NULL, true, args_limit}, {"--page-token", NULL, true, args_page_token},
-    {"--help", "-h", false, NULL},       {NULL, NULL, false, NULL},
+    {"--state", NULL, true, args_state},
+    {"--older-than", NULL, true, args_older_than},
+    {"--label", "-l", true, args_list_label},
+    {"--limit", NULL, true, args_limit},
+    {"--page-token", NULL, true, args_page_token},
+    {"--help", "-h", false, NULL},
+    {NULL, NULL, false, NULL},
 };
 
 /* ------------------------------------------------------------ commands */

@@ -117,7 +117,8 @@ static const char help_artifacts[] =
     "With -o json: {\"artifacts\":[...]}. Exit code 1 when a download fails.\n";
 
 static const char help_jobs[] =
-    "Usage: hodei jobs [--state S]... [--older-than DUR] [--limit N] [--page-token T]\n"
+    "Usage: hodei jobs [--state S]... [--label K=V]... [--older-than DUR] [--limit N]\n"
+    "                  [--page-token T]\n"
     "\n"
     "Lists jobs, newest first, as a table: ID, STATE (* = cancel requested),\n"
     "PRIO, ATTEMPT, AGE, COMMAND/NAME; then the token of the next page, if any.\n"
@@ -125,6 +126,8 @@ static const char help_jobs[] =
     "Flags:\n"
     "  --state S        only jobs in state S: pending, assigned, running, succeeded,\n"
     "                   failed, cancelled, timeout (repeatable, or comma-separated)\n"
+    "  -l, --label K=V  only jobs labelled K=V (hodei submit --label); repeatable:\n"
+    "                   every one must match\n"
     "  --older-than DUR only jobs that finished more than DUR ago (30d, 12h): what\n"
     "                   the supervisor's retention.jobs of DUR deletes\n"
     "  --limit N        at most N jobs, 1..1000 (default: the server's, 50)\n"

@@ -368,6 +368,19 @@ Test(args, submit_env_and_maps)
                  "--secret", "A/b", "--", "x");
 }
 
+Test(args, jobs_label_filter)
+{
+    EXPECT_OK("jobs", "--label", "team=ml", "-l", "tier=");
+    cr_assert_eq(A.list.n_labels, 2);
+    cr_assert_str_eq(A.list.labels[0]->key, "team");
+    cr_assert_str_eq(A.list.labels[0]->value, "ml");
+    cr_assert_str_eq(A.list.labels[1]->key, "tier");
+    cr_assert_str_eq(A.list.labels[1]->value, "");
+    EXPECT_USAGE("--label: must be KEY=VALUE, got \"team\"", "jobs", "--label", "team");
+    EXPECT_USAGE("--label (labels[\"bad key\"]): key must be", "jobs", "--label", "bad key=1");
+    EXPECT_USAGE("--label (labels[\"k\"]): duplicate key", "jobs", "-l", "k=1", "-l", "k=2");
+}
+
 /* Artifacts: --input/--output, and the flags that apply to the last one. */
 Test(args, submit_artifacts)
 {

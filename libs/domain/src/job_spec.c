@@ -231,6 +231,7 @@ static hodei_status spec_check_env(const Hodei__V1__JobSpec *spec, hodei_err *er
     }
 static const spec_map_rule spec_labels_rule = SPEC_LABEL_RULE("spec.labels");
 static const spec_map_rule spec_constraints_rule = SPEC_LABEL_RULE("spec.constraints");
+static const spec_map_rule spec_labels_filter_rule = SPEC_LABEL_RULE("labels");
 
 static hodei_status spec_check_labels(const Hodei__V1__JobSpec *spec, hodei_err *err)
 {
@@ -627,4 +628,20 @@ int64_t hodei_job_spec_timeout_ms(const Hodei__V1__JobSpec *spec)
     if (!spec || spec->timeout_ms <= 0)
         return HODEI_JOB_DEFAULT_TIMEOUT_MS;
     return spec->timeout_ms;
+}
+
+hodei_status hodei_job_labels_filter_validate(const Hodei__V1__ListJobsRequest *req, hodei_err *err)
+{
+    const spec_map_rule *rule = &spec_labels_filter_rule;
+    hodei_status st = spec_check_count(rule->path, req->n_labels, rule->count_max, err);
+    if (st != HODEI_OK)
+        return st;
+    const char *keys[HODEI_JOB_LABELS_MAX], *values[HODEI_JOB_LABELS_MAX];
+    for (size_t i = 0; i < req->n_labels; i++) {
+        if (!req->labels[i])
+            return spec_missing_entry(rule->path, i, err);
+        keys[i] = spec_str(req->labels[i]->key);
+        values[i] = spec_str(req->labels[i]->value);
+    }
+    return spec_check_map(rule, HODEI_JOB_LABEL_KEY_MAX, req->n_labels, keys, values, err);
 }

@@ -26,6 +26,7 @@
 #define LIST_PAGE_MAX 1000
 #define CANCEL_REASON_MAX 1024
 #define PAGE_TOKEN_MAX 64
+#define LIST_LABELS_SQL_MAX (64 * 1024) /* the label filter's keys (or values) as an array */
 
 #define SVC "/hodei.v1.JobExecutionService/"
 
@@ -316,8 +317,34 @@ typedef struct {
     char after_id[HODEI_ID_BUF];
     char limit[16];
     char finished_before_us[32]; /* "" = any */
+    hodei_buf label_keys;        /* array literals, len 0 = no label filter */
+    hodei_buf label_values;
     int page_size;
 } list_query;
+
+static void list_query_fini(list_query *q)
+{
+    hodei_buf_fini(&q->label_keys);
+    hodei_buf_fini(&q->label_values);
+}
+
+/* labels (validated as spec.labels are) as two arrays for jsonb_object(). */
+static hodei_status list_labels(const Hodei__V1__ListJobsRequest *req, list_query *q,
+                                hodei_err *err)
+{
+    hodei_status st = hodei_job_labels_filter_validate(req, err);
+    if (st != HODEI_OK || req->n_labels == 0)
+        return st;
+    hodei_sqlarr_begin(&q->label_keys);
+    hodei_sqlarr_begin(&q->label_values);
+    for (size_t i = 0; i < req->n_labels; i++) {
+        hodei_sqlarr_str(&q->label_keys, req->labels[i]->key);
+        hodei_sqlarr_str(&q->label_values, req->labels[i]->value);
+    }
+    if (!hodei_sqlarr_end(&q->label_keys) || !hodei_sqlarr_end(&q->label_values))
+        return hodei_err_set(err, HODEI_ERR_INVALID, "labels: too long");
+    return HODEI_OK;
+}
 
 /* A namespace asked for must be one the caller may see; none = all it may. */
 static hodei_status list_namespaces(const Hodei__V1__ListJobsRequest *req,
@@ -342,6 +369,8 @@ static hodei_status list_parse(const Hodei__V1__ListJobsRequest *req, const hode
                                list_query *q, hodei_err *err)
 {
     memset(q, 0, sizeof *q);
+    hodei_buf_init(&q->label_keys, LIST_LABELS_SQL_MAX);
+    hodei_buf_init(&q->label_values, LIST_LABELS_SQL_MAX);
     hodei_status nst = list_namespaces(req, who, q, err);
     if (nst != HODEI_OK)
         return nst;
@@ -377,6 +406,9 @@ static hodei_status list_parse(const Hodei__V1__ListJobsRequest *req, const hode
         snprintf(q->finished_before_us, sizeof q->finished_before_us, "%" PRId64,
                  fb->seconds * 1000000 + fb->nanos / 1000);
     }
+    hodei_status lst = list_labels(req, q, err);
+    if (lst != HODEI_OK)
+        return lst;
     if (req->page_token && req->page_token[0])
         return list_parse_token(req->page_token, q->after_us, sizeof q->after_us, q->after_id, err);
     return HODEI_OK;
@@ -431,30 +463,37 @@ static void jobs_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *c
         goto fail;
     if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
-    const char *params[6] = {q.states[0] ? q.states : NULL,
+    bool by_label = q.label_keys.len > 0;
+    const char *params[8] = {q.states[0] ? q.states : NULL,
                              q.after_us[0] ? q.after_us : NULL,
                              q.after_id[0] ? q.after_id : NULL,
                              q.limit,
                              q.namespaces[0] ? q.namespaces : NULL,
-                             q.finished_before_us[0] ? q.finished_before_us : NULL};
-    st = hodei_db_exec(conn,
-                       "SELECT " JOB_ROW_COLUMNS " FROM jobs"
-                       " WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))"
-                       "   AND ($5::text[] IS NULL OR namespace = ANY($5::text[]))"
-                       "   AND ($2::bigint IS NULL OR (created_at, id) <"
-                       "        ('epoch'::timestamptz + $2::bigint * interval '1 microsecond',"
-                       "         $3::uuid))"
-                       "   AND ($6::bigint IS NULL OR finished_at <"
-                       "        'epoch'::timestamptz + $6::bigint * interval '1 microsecond')"
-                       " ORDER BY created_at DESC, id DESC LIMIT $4::int",
-                       6, params, &res, &err);
+                             q.finished_before_us[0] ? q.finished_before_us : NULL,
+                             by_label ? q.label_keys.data : NULL,
+                             by_label ? q.label_values.data : NULL};
+    st = hodei_db_exec(
+        conn,
+        "SELECT " JOB_ROW_COLUMNS " FROM jobs"
+        " WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))"
+        "   AND ($5::text[] IS NULL OR namespace = ANY($5::text[]))"
+        "   AND ($2::bigint IS NULL OR (created_at, id) <"
+        "        ('epoch'::timestamptz + $2::bigint * interval '1 microsecond',"
+        "         $3::uuid))"
+        "   AND ($6::bigint IS NULL OR finished_at <"
+        "        'epoch'::timestamptz + $6::bigint * interval '1 microsecond')"
+        "   AND ($7::text[] IS NULL OR labels @> jsonb_object($7::text[], $8::text[]))"
+        " ORDER BY created_at DESC, id DESC LIMIT $4::int",
+        8, params, &res, &err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
     list_reply(call, res, q.page_size);
     PQclear(res);
+    list_query_fini(&q);
     return;
 fail:
+    list_query_fini(&q);
     hodei_rpc_call_fail_err(call, &err);
 }
 

@@ -64,6 +64,12 @@ hodei_status hodei_queue_request_validate(const Hodei__V1__QueueJobRequest *req,
  * A NULL spec is "spec: required". */
 hodei_status hodei_job_spec_validate(const Hodei__V1__JobSpec *spec, hodei_err *err);
 
+/* Checks ListJobsRequest.labels (the filter) as spec.labels is checked:
+ * at most HODEI_JOB_LABELS_MAX entries, each key and value as a label's
+ * ("labels[...]: key must be ..."). */
+hodei_status hodei_job_labels_filter_validate(const Hodei__V1__ListJobsRequest *req,
+                                              hodei_err *err);
+
 /* Attempts the job may start: max_attempts, with 0 (unset) meaning 1. */
 int32_t hodei_job_spec_max_attempts(const Hodei__V1__JobSpec *spec);
 
