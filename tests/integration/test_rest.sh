@@ -121,6 +121,34 @@ expect 200 "list"
 call GET "/v1/jobs?state=JOB_STATE_FAILED"
 expect 200 "list failed"
 [ "$(j 'len(d.get("jobs",[]))')" = 0 ] || fail "a FAILED filter lists: $body"
+step "ListJobs by label: ?label=key=value (every one must match); over gRPC: hodei jobs --label"
+call GET "/v1/jobs?label=team=rest"
+expect 200 "list by label"
+[ "$(j '[x["id"] for x in d.get("jobs", [])]')" = "['$job']" ] || fail "label team=rest: $body"
+call GET "/v1/jobs?labels=team=rest&state=JOB_STATE_SUCCEEDED"
+[ "$(j '[x["id"] for x in d.get("jobs", [])]')" = "['$job']" ] || fail "labels (proto name) and state: $body"
+call GET "/v1/jobs?label=team=rest&label=tier=gpu"
+expect 200 "two labels"
+[ "$(j 'len(d.get("jobs", []))')" = 0 ] || fail "team=rest AND tier=gpu matched: $body"
+call GET "/v1/jobs?label=team=other"
+[ "$(j 'len(d.get("jobs", []))')" = 0 ] || fail "team=other matched: $body"
+call GET "/v1/jobs?label=team=rest&state=JOB_STATE_FAILED"
+[ "$(j 'len(d.get("jobs", []))')" = 0 ] || fail "a label and a state the job is not in: $body"
+call GET "/v1/jobs?label=bad%20key=1"
+expect_error 400 INVALID_ARGUMENT 'labels["bad key"]: key must be 1 to 63 characters of [a-zA-Z0-9._/-]' 'labels["bad key"]'
+call GET "/v1/jobs?label=novalue"
+expect 400 "a label without ="
+[ "$(j 'd["field"]')" = labels ] || fail "label without '=': $body"
+jobs_json=$("$HODEI_BIN/hodei" -o json jobs --label team=rest) || fail "hodei jobs --label: $jobs_json"
+[ "$(python3 -c 'import json,sys; print([x["id"] for x in json.loads(sys.argv[1])["jobs"]])' "$jobs_json")" = "['$job']" ] ||
+  fail "hodei jobs --label team=rest: $jobs_json"
+jobs_json=$("$HODEI_BIN/hodei" -o json jobs --label team=rest --label tier=gpu) || fail "hodei jobs, two labels"
+[ "$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["jobs"]))' "$jobs_json")" = 0 ] ||
+  fail "hodei jobs with two labels: $jobs_json"
+rc=0; "$HODEI_BIN/hodei" jobs --label 'bad key=1' 2>"$state/err" || rc=$?
+[ $rc -eq 2 ] && grep -qF -- '--label (labels["bad key"]): key must be' "$state/err" ||
+  fail "hodei jobs --label 'bad key=1': exit $rc, $(cat "$state/err")"
+
 call GET "/v1/jobs/$job/logs?maxLines=5"
 expect 200 "logs page"
 [ "$(j '[base64.b64decode(x["data"]).decode() for x in d["lines"]]')" = "['line 1', 'line 2', 'line 3', 'line 4', 'line 5']" ] ||
@@ -282,6 +310,11 @@ echo "    $n resources refuse a missing key and a missing scope"
 HODEI_API_KEY=$read_key call GET "/v1/jobs/$job"
 expect 200 "a jobs:read key reads a job"
 HODEI_API_KEY=$admin_key
+
+step "the OpenAPI document: generated at build time, served, every route in it and answering"
+curl -sf -o "$state/openapi.json" "$H/v1/openapi.json" || fail "GET /v1/openapi.json"
+python3 "$HODEI_ROOT/tests/integration/check_openapi.py" "$state/openapi.json" \
+  "$HODEI_BIN/../docs/openapi.json" "$H" "${routes[@]}" || fail "the OpenAPI document"
 
 step "dashboard"
 call GET /

@@ -2,6 +2,7 @@
 #ifndef HODEI_JOB_API_REST_INT_H
 #define HODEI_JOB_API_REST_INT_H
 
+#include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@ typedef struct {
     const char *method;  /* "GET", "POST", "PUT", "DELETE" */
     const char *pattern; /* "/v1/jobs/{job_id}:cancel": {x} = a request field */
     const char *rpc;     /* gRPC method path */
+    const ProtobufCMessageDescriptor *request; /* the handler's (rest_server.c checks) */
     const ProtobufCMessageDescriptor *response;
     rest_kind kind;
     bool body;                /* the request message comes from the JSON body (else the query) */
@@ -36,8 +38,16 @@ const rest_route *rest_route_find(const char *method, const char *path, rest_par
 /* All routes (for the index at GET /v1). */
 const rest_route *rest_routes(size_t *n);
 
-/* Query aliases: "state" for ListJobsRequest.states. */
+/* Query aliases: "state" for ListJobsRequest.states, "label" for labels;
+ * other names are returned as they are. */
 const char *rest_query_alias(const rest_route *r, const char *name);
+/* The alias of a request field, or NULL (for the OpenAPI document). */
+const char *rest_query_alias_of(const rest_route *r, const char *field);
+
+/* The REST door as an OpenAPI 3.0 document (rest_openapi.c), from the
+ * route table and the messages' descriptors; a new reference, NULL when
+ * out of memory. */
+json_t *rest_openapi(void);
 
 /* The dashboard's files, embedded at build time (rest_assets.c, generated). */
 typedef struct {

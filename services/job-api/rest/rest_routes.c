@@ -25,49 +25,58 @@
 #define D(x) &hodei__v1__##x##__descriptor
 
 static const rest_route routes[] = {
-    {"POST", "/v1/jobs", JOBS "QueueJob", D(queue_job_response), REST_UNARY, true, NULL},
-    {"GET", "/v1/jobs", JOBS "ListJobs", D(list_jobs_response), REST_UNARY, false, NULL},
-    {"GET", "/v1/jobs/{job_id}", JOBS "GetJobStatus", D(get_job_status_response), REST_UNARY, false,
-     NULL},
-    {"POST", "/v1/jobs/{job_id}:cancel", JOBS "CancelJob", D(cancel_job_response), REST_UNARY, true,
-     NULL},
-    {"POST", "/v1/jobs/{job_id}:schedule", SCHED "ScheduleJob", D(schedule_job_response),
-     REST_UNARY, true, NULL},
-    {"GET", "/v1/jobs/{job_id}/logs", LOGS "GetLogs", D(get_logs_response), REST_UNARY, false,
-     NULL},
-    {"GET", "/v1/jobs/{job_id}/logs:follow", LOGS "SubscribeLogs", D(log_chunk), REST_SSE, false,
-     "from_sequence"},
-    {"GET", "/v1/templates", TPL "ListTemplates", D(list_templates_response), REST_UNARY, false,
-     NULL},
-    {"POST", "/v1/templates", TPL "CreateTemplate", D(create_template_response), REST_UNARY, true,
-     NULL},
-    {"GET", "/v1/templates/{name}", TPL "GetTemplate", D(get_template_response), REST_UNARY, false,
-     NULL},
-    {"POST", "/v1/templates/{name}:run", TPL "RunTemplate", D(run_template_response), REST_UNARY,
+    {"POST", "/v1/jobs", JOBS "QueueJob", D(queue_job_request), D(queue_job_response), REST_UNARY,
      true, NULL},
-    {"GET", "/v1/secrets", SEC "ListSecrets", D(list_secrets_response), REST_UNARY, false, NULL},
-    {"PUT", "/v1/secrets/{name}", SEC "SetSecret", D(set_secret_response), REST_UNARY, true, NULL},
-    {"DELETE", "/v1/secrets/{name}", SEC "DeleteSecret", D(delete_secret_response), REST_UNARY,
+    {"GET", "/v1/jobs", JOBS "ListJobs", D(list_jobs_request), D(list_jobs_response), REST_UNARY,
      false, NULL},
-    {"GET", "/v1/workers", SCHED "GetAvailableWorkers", D(get_available_workers_response),
+    {"GET", "/v1/jobs/{job_id}", JOBS "GetJobStatus", D(get_job_status_request),
+     D(get_job_status_response), REST_UNARY, false, NULL},
+    {"POST", "/v1/jobs/{job_id}:cancel", JOBS "CancelJob", D(cancel_job_request),
+     D(cancel_job_response), REST_UNARY, true, NULL},
+    {"POST", "/v1/jobs/{job_id}:schedule", SCHED "ScheduleJob", D(schedule_job_request),
+     D(schedule_job_response), REST_UNARY, true, NULL},
+    {"GET", "/v1/jobs/{job_id}/logs", LOGS "GetLogs", D(get_logs_request), D(get_logs_response),
      REST_UNARY, false, NULL},
-    {"PUT", "/v1/scheduler", SCHED "ConfigureScheduler", D(configure_scheduler_response),
+    {"GET", "/v1/jobs/{job_id}/logs:follow", LOGS "SubscribeLogs", D(subscribe_logs_request),
+     D(log_chunk), REST_SSE, false, "from_sequence"},
+    {"GET", "/v1/templates", TPL "ListTemplates", D(list_templates_request),
+     D(list_templates_response), REST_UNARY, false, NULL},
+    {"POST", "/v1/templates", TPL "CreateTemplate", D(create_template_request),
+     D(create_template_response), REST_UNARY, true, NULL},
+    {"GET", "/v1/templates/{name}", TPL "GetTemplate", D(get_template_request),
+     D(get_template_response), REST_UNARY, false, NULL},
+    {"POST", "/v1/templates/{name}:run", TPL "RunTemplate", D(run_template_request),
+     D(run_template_response), REST_UNARY, true, NULL},
+    {"GET", "/v1/secrets", SEC "ListSecrets", D(list_secrets_request), D(list_secrets_response),
+     REST_UNARY, false, NULL},
+    {"PUT", "/v1/secrets/{name}", SEC "SetSecret", D(set_secret_request), D(set_secret_response),
      REST_UNARY, true, NULL},
-    {"GET", "/v1/providers", PROV "ListProviders", D(list_providers_response), REST_UNARY, false,
-     NULL},
-    {"POST", "/v1/providers", PROV "RegisterProvider", D(register_provider_response), REST_UNARY,
-     true, NULL},
-    {"GET", "/v1/providers/{name}/health", PROV "GetProviderHealth",
+    {"DELETE", "/v1/secrets/{name}", SEC "DeleteSecret", D(delete_secret_request),
+     D(delete_secret_response), REST_UNARY, false, NULL},
+    {"GET", "/v1/workers", SCHED "GetAvailableWorkers", D(get_available_workers_request),
+     D(get_available_workers_response), REST_UNARY, false, NULL},
+    {"PUT", "/v1/scheduler", SCHED "ConfigureScheduler", D(configure_scheduler_request),
+     D(configure_scheduler_response), REST_UNARY, true, NULL},
+    {"GET", "/v1/providers", PROV "ListProviders", D(list_providers_request),
+     D(list_providers_response), REST_UNARY, false, NULL},
+    {"POST", "/v1/providers", PROV "RegisterProvider", D(register_provider_request),
+     D(register_provider_response), REST_UNARY, true, NULL},
+    {"GET", "/v1/providers/{name}/health", PROV "GetProviderHealth", D(get_provider_health_request),
      D(get_provider_health_response), REST_UNARY, false, NULL},
-    {"GET", "/v1/metrics", MET "GetAggregatedMetrics", D(get_aggregated_metrics_response),
-     REST_UNARY, false, NULL},
-    {"GET", "/v1/metrics:stream", MET "StreamMetrics", D(metrics_snapshot), REST_SSE, false, NULL},
-    {"GET", "/v1/keys", KEYS "ListKeys", D(list_keys_response), REST_UNARY, false, NULL},
-    {"POST", "/v1/keys", KEYS "CreateKey", D(create_key_response), REST_UNARY, true, NULL},
-    {"POST", "/v1/keys/{id}:revoke", KEYS "RevokeKey", D(revoke_key_response), REST_UNARY, true,
+    {"GET", "/v1/metrics", MET "GetAggregatedMetrics", D(get_aggregated_metrics_request),
+     D(get_aggregated_metrics_response), REST_UNARY, false, NULL},
+    {"GET", "/v1/metrics:stream", MET "StreamMetrics", D(stream_metrics_request),
+     D(metrics_snapshot), REST_SSE, false, NULL},
+    {"GET", "/v1/keys", KEYS "ListKeys", D(list_keys_request), D(list_keys_response), REST_UNARY,
+     false, NULL},
+    {"POST", "/v1/keys", KEYS "CreateKey", D(create_key_request), D(create_key_response),
+     REST_UNARY, true, NULL},
+    {"POST", "/v1/keys/{id}:revoke", KEYS "RevokeKey", D(revoke_key_request),
+     D(revoke_key_response), REST_UNARY, true, NULL},
+    {"GET", "/v1/whoami", KEYS "WhoAmI", D(who_am_irequest), D(who_am_iresponse), REST_UNARY, false,
      NULL},
-    {"GET", "/v1/whoami", KEYS "WhoAmI", D(who_am_iresponse), REST_UNARY, false, NULL},
-    {"GET", "/v1/audit", AUDIT "QueryAudit", D(query_audit_response), REST_UNARY, false, NULL},
+    {"GET", "/v1/audit", AUDIT "QueryAudit", D(query_audit_request), D(query_audit_response),
+     REST_UNARY, false, NULL},
 };
 
 const rest_route *rest_routes(size_t *n)
@@ -120,9 +129,27 @@ const rest_route *rest_route_find(const char *method, const char *path, rest_par
     return NULL;
 }
 
+/* Query parameters in the singular, one value per occurrence, for a
+ * repeated or map field: ?state=A&state=B, ?label=team=ml. */
+static const struct {
+    const char *rpc, *alias, *field;
+} aliases[] = {
+    {JOBS "ListJobs", "state", "states"},
+    {JOBS "ListJobs", "label", "labels"},
+};
+
 const char *rest_query_alias(const rest_route *r, const char *name)
 {
-    if (strcmp(r->rpc, JOBS "ListJobs") == 0 && strcmp(name, "state") == 0)
-        return "states";
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcmp(r->rpc, aliases[i].rpc) == 0 && strcmp(name, aliases[i].alias) == 0)
+            return aliases[i].field;
     return name;
+}
+
+const char *rest_query_alias_of(const rest_route *r, const char *field)
+{
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcmp(r->rpc, aliases[i].rpc) == 0 && strcmp(field, aliases[i].field) == 0)
+            return aliases[i].alias;
+    return NULL;
 }

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hodei/assert.h"
 #include "hodei/buf.h"
 #include "hodei/log.h"
 #include "hodei/pbjson.h"
@@ -88,10 +89,18 @@ static json_t *rest_error_field(const char *msg)
     const char *colon = strstr(msg, ": ");
     if (!colon || colon == msg)
         return NULL;
-    for (const char *p = msg; p < colon; p++)
+    for (const char *p = msg; p < colon; p++) {
+        if (*p == '[') { /* an index or a quoted map key: spec.env["A B"] */
+            const char *close = memchr(p, ']', (size_t)(colon - p));
+            if (!close)
+                return NULL;
+            p = close;
+            continue;
+        }
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '.' || *p == '[' || *p == ']'))
+              *p == '_' || *p == '.'))
             return NULL;
+    }
     return json_stringn(msg, (size_t)(colon - msg));
 }
 
@@ -450,6 +459,8 @@ static enum MHD_Result rest_api(rest_server *rs, struct MHD_Connection *conn, co
     size_t n_params = 0;
     bool path_known;
     char msg[REST_STATUS_MSG_MAX];
+    if (strcmp(url, "/v1/openapi.json") == 0 && strcmp(method, "GET") == 0)
+        return rest_send_json(conn, MHD_HTTP_OK, rest_openapi()); /* public, as the dashboard */
     const rest_route *rt = rest_route_find(method, url, params, &n_params, &path_known);
     if (!rt) {
         snprintf(msg, sizeof msg, "%s %s: %s", method, url,
@@ -466,6 +477,7 @@ static enum MHD_Result rest_api(rest_server *rs, struct MHD_Connection *conn, co
         snprintf(msg, sizeof msg, "%s: not served by this edge", rt->rpc);
         return rest_fail_grpc(conn, HODEI_GRPC_UNIMPLEMENTED, msg);
     }
+    HODEI_ASSERT(m->request == rt->request); /* the route table names the handler's request */
     ProtobufCMessage *req = NULL;
     hodei_err err = {0};
     rest_caller c;
