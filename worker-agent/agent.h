@@ -74,6 +74,7 @@ typedef struct {
     char *tls_key;       /* worker.tls_key */
     char *tmp_dir;       /* worker.tmp_dir: script files; "" = $TMPDIR or /tmp */
     char *job_user;      /* worker.job_user: "" = the agent's own user */
+    char *job_uids;      /* worker.job_uids: "FIRST-LAST", a uid per running job; "" = off */
     int64_t batch_lines; /* worker.batch_lines */
     int64_t batch_interval_ms; /* worker.batch_interval */
     int64_t reconnect_min_ms;  /* worker.reconnect_min */
@@ -224,8 +225,10 @@ typedef struct agent {
     char servers[AGENT_SERVERS_MAX][AGENT_SERVER_MAX];
     int n_servers, server_at;
     char otp[AGENT_OTP_MAX + 1];
-    hodei_exec_user job_user; /* worker.job_user, resolved */
-    bool has_job_user;        /* false: jobs run as the agent's user */
+    hodei_exec_user job_user;          /* worker.job_user, resolved */
+    bool has_job_user;                 /* false: jobs run as the agent's user */
+    uid_t job_uid_first, job_uid_last; /* worker.job_uids; has_job_uids false = off */
+    bool has_job_uids;
     char session_token[AGENT_SESSION_TOKEN_MAX + 1];
     int64_t heartbeat_ms;
     char hostname[AGENT_HOSTNAME_MAX];
@@ -310,11 +313,29 @@ void *agent_runner_main(void *arg);
 /* After the runner thread ended: frees a job it never started. */
 void agent_runner_fini(agent *a);
 
+/* job_uid.c: with worker.job_uids, each job runs under a uid of its own,
+ * held (flock on AGENT_JOB_UID_DIR/<uid>) by one job of this host at a
+ * time, so that no job reaches another's processes (/proc/<pid>/cwd, ptrace)
+ * or workspace. A uid is swept of processes left by its previous job before
+ * it is handed out. */
+#define AGENT_JOB_UID_DIR "/run/hodei-job-uids"
+typedef struct {
+    int lock_fd; /* -1 = none held */
+    hodei_exec_user user;
+} agent_job_uid;
+/* Parses worker.job_uids and makes the lock folder (at start-up). */
+hodei_status agent_job_uids_config(agent *a, hodei_err *err);
+/* out->user is worker.job_user with the uid of a free slot (or
+ * worker.job_user itself when job_uids is off). */
+hodei_status agent_job_uid_acquire(agent *a, agent_job_uid *out, hodei_err *err);
+void agent_job_uid_release(agent_job_uid *u);
+
 /* artifacts.c: the job's workspace, inputs staged before it runs and
  * outputs collected after (runner thread). */
 typedef struct {
-    char workspace[4096]; /* "" = the job has no artifacts */
-    int64_t deadline_ms;  /* monotonic: the attempt's start + its timeout */
+    char workspace[4096];        /* "" = the job has no artifacts */
+    int64_t deadline_ms;         /* monotonic: the attempt's start + its timeout */
+    const hodei_exec_user *user; /* the job's user (workspace handed to it); NULL = ours */
 } agent_artifacts;
 /* Makes the workspace and stages the inputs. Not HODEI_OK: *res holds the
  * attempt's result (FAILED naming the input, TIMEOUT or CANCELLED). */

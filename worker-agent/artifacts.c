@@ -112,9 +112,9 @@ hodei_status agent_artifacts_stage(agent *a, agent_job *job, agent_artifacts *ar
     }
     /* The job runs as worker.job_user: its workspace (and the inputs in it)
      * become that user's, or it could write nothing there. */
-    if (st == HODEI_OK && a->has_job_user)
-        st = hodei_artifact_workspace_hand(a->work_root, art->workspace, a->job_user.uid,
-                                           a->job_user.gid, &err);
+    if (st == HODEI_OK && art->user)
+        st = hodei_artifact_workspace_hand(a->work_root, art->workspace, art->user->uid,
+                                           art->user->gid, &err);
     if (st != HODEI_OK) {
         HLOG_WARN("job=%s epoch=%lld: inputs not staged: %s", job->job_id, (long long)job->epoch,
                   err.msg);

@@ -42,6 +42,11 @@ const hodei_cfg_param agent_params[] = {
     {"worker.job_user", HODEI_CFG_STRING, "", 0, HODEI_EXEC_USER_NAME_MAX, P(job_user),
      "user jobs run as (the agent must be root to switch); empty = the agent's own user", false,
      false, NULL},
+    {"worker.job_uids", HODEI_CFG_STRING, "", 0, 32, P(job_uids),
+     "FIRST-LAST: each running job gets a uid of its own from this range (ids no account"
+     " uses; worker.job_user gives the group and home), so jobs cannot reach each other's"
+     " processes or workspaces; empty = every job runs as worker.job_user",
+     false, false, NULL},
     {"worker.batch_lines", HODEI_CFG_INT, "100", 1, HODEI_EXEC_BATCH_LINES_LIMIT, P(batch_lines),
      "most output lines in one LogBatch", false, false, NULL},
     {"worker.batch_interval", HODEI_CFG_DURATION_MS, "100ms", 1, 10000, P(batch_interval_ms),
@@ -361,7 +366,7 @@ hodei_status agent_config_apply(agent *a, hodei_err *err)
                              (long long)c->reconnect_min_ms);
     if (config_servers(a, err) != HODEI_OK || config_tls(c, err) != HODEI_OK ||
         config_otp(a, err) != HODEI_OK || config_job_user(a, err) != HODEI_OK ||
-        config_artifacts(a, err) != HODEI_OK)
+        agent_job_uids_config(a, err) != HODEI_OK || config_artifacts(a, err) != HODEI_OK)
         return err->code;
     return config_labels(a, err);
 }

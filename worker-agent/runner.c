@@ -371,6 +371,16 @@ static bool runner_time_left(const agent_artifacts *art, Hodei__V1__JobSpec *spe
     return false;
 }
 
+/* An attempt that could not start: FAILED with the reason. */
+static void runner_fail(hodei_exec_result *res, const char *why)
+{
+    memset(res, 0, sizeof *res);
+    res->state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED;
+    res->exit_code = HODEI_EXEC_EXIT_NONE;
+    res->finished_us = hodei_wall_us();
+    hodei_strlcpy(res->error, why, sizeof res->error);
+}
+
 static void runner_exec(agent *a, agent_job *job, hodei_exec_result *res, agent_records *recs)
 {
     hodei_exec_opts o;
@@ -385,9 +395,16 @@ static void runner_exec(agent *a, agent_job *job, hodei_exec_result *res, agent_
         o.batch_bytes_max = (size_t)a->cfg->buffer_bytes_max / 4;
     if (a->cfg->tmp_dir && a->cfg->tmp_dir[0])
         o.tmp_dir = a->cfg->tmp_dir;
+    agent_job_uid uid = {.lock_fd = -1};
+    art.user = NULL;
     if (a->has_job_user) {
-        o.user = &a->job_user;
-        o.home = a->job_user.home;
+        if (agent_job_uid_acquire(a, &uid, &err) != HODEI_OK) {
+            runner_fail(res, err.msg);
+            goto out;
+        }
+        o.user = &uid.user;
+        o.home = uid.user.home;
+        art.user = &uid.user;
     }
     if (agent_artifacts_stage(a, job, &art, res) != HODEI_OK)
         goto out;
@@ -409,6 +426,7 @@ static void runner_exec(agent *a, agent_job *job, hodei_exec_result *res, agent_
 out_collect:
     agent_artifacts_collect(a, job, &art, res, recs);
 out:
+    agent_job_uid_release(&uid);
     agent_secrets_free(&job->secrets);
     agent_secrets_free(&job->artifact_secrets);
 }

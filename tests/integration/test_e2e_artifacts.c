@@ -107,6 +107,8 @@ static void servers_start(void)
                  servers.log_path);
 }
 
+static bool job_user_on; /* worker.job_user: hodei-job (the local stack's) */
+
 static void setup(void)
 {
     size_t n = 0;
@@ -123,9 +125,19 @@ static void setup(void)
     env_add(&n, "HODEI_WORKER_S3_PATH_STYLE=true");
     env_add(&n, "HODEI_WORKER_FILE_INPUTS=%s/allowed", dir);
     env_add(&n, "HODEI_WORKER_ARTIFACT_RETRIES=2");
+    if (job_user_on) { /* as the local stack's workers */
+        env_add(&n, "HODEI_WORKER_JOB_USER=hodei-job");
+        env_add(&n, "HODEI_WORKER_JOB_UIDS=2000000-2099999");
+    }
     cluster_start(&cl, env);
     cluster_provider(&cl, 2, 5000, 0);
     servers_start();
+}
+
+static void setup_job_user(void)
+{
+    job_user_on = true;
+    setup();
 }
 
 static void teardown(void)
@@ -246,6 +258,20 @@ static void job_output(const char *id, char *out, size_t out_len)
         n += (size_t)w;
     }
     protobuf_c_message_free_unpacked(resp, NULL);
+}
+
+/* Waits for the job's end; a state other than want fails with its error
+ * and output. */
+static void wait_state(const char *id, const char *want_state)
+{
+    char state[32], log[OUT_MAX];
+    cr_assert(cluster_wait_job(&cl, id, JOB_WAIT_MS, state, sizeof state), "job did not end");
+    if (strcmp(state, want_state) != 0) {
+        Hodei__V1__Job *j = job_get(id);
+        job_output(id, log, sizeof log);
+        cr_assert_fail("job %s: %s, expected %s; error: %s; output:\n%s", id, state, want_state,
+                       j->error, log);
+    }
 }
 
 static void run_job(const char *script, const art *in, size_t n_in, const art *out, size_t n_out,
@@ -520,4 +546,86 @@ Test(e2e_artifacts, paths_never_lead_out_of_the_workspace)
     j = job_get(id);
     cr_assert_not_null(strstr(j->error, "symbolic link"), "%s", j->error);
     hodei__v1__job__free_unpacked(j, NULL);
+}
+
+/* Jobs run as worker.job_user (hodei-job, not root): inputs staged by the
+ * root agent are the job's to read, its outputs are collected, and a job
+ * running beside it cannot reach its workspace, neither by path nor through
+ * /proc/<pid>/cwd: each runs under a uid of its own (worker.job_uids). */
+Test(e2e_artifacts, job_user_artifacts_and_no_reach_into_another_job, .init = setup_job_user)
+{
+    char a_id[HODEI_ID_BUF], b_id[HODEI_ID_BUF], msg[MSG_MAX], out[OUT_MAX], sum[80], want[96],
+        url[600], path[600], script[4096], ws[600] = "";
+    set_secret("s3-cred", "S3RVER:S3RVER");
+    sh(NULL, 0,
+       "head -c 200000 /dev/urandom > %s/files/data.bin && mkdir -m 1777 %s/shared &&"
+       " chmod 711 %s",
+       dir, dir, dir);
+    snprintf(path, sizeof path, "%s/files/data.bin", dir);
+    file_sha(path, sum, sizeof sum);
+    snprintf(want, sizeof want, "sha256:%s", sum);
+    s3_put_file(path, "ju/in.bin");
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/files/data.bin", https_port);
+
+    /* A: reads its inputs, writes an output and a private file, then waits
+     * until B has probed (or 60 s). */
+    art in[] = {{url, "", want}, {"s3://bkt/ju/in.bin", "in/s3.bin", NULL, "s3-cred"}};
+    art outs[] = {{"result.txt", "s3://bkt/ju/result.txt", NULL, "s3-cred"}};
+    snprintf(script, sizeof script,
+             "echo uid=$(id -u); echo ws=$(pwd); stat -c 'mode %%u:%%G %%a' .;"
+             " stat -c 'root %%U:%%G %%a' ..; sha256sum data.bin in/s3.bin;"
+             " echo private-$$ > secret.txt; chmod 600 secret.txt; echo made-by-$(id -u) >"
+             " result.txt; i=0; while [ ! -e %s/shared/b-done ] && [ $i -lt 600 ]; do"
+             " sleep 0.1; i=$((i+1)); done",
+             dir);
+    cr_assert_eq(queue(script, in, 2, outs, 1, a_id, msg), HODEI_GRPC_OK, "QueueJob: %s", msg);
+    for (int i = 0; i < 1200 && !ws[0]; i++) {
+        usleep(100000);
+        job_output(a_id, out, sizeof out);
+        const char *w = strstr(out, "ws=");
+        if (w && strchr(w, '\n'))
+            snprintf(ws, sizeof ws, "%.*s", (int)(strchr(w, '\n') - w - 3), w + 3);
+    }
+    cr_assert(ws[0], "job A did not start: %s", out);
+
+    /* B: the same user, on another worker, while A runs. */
+    snprintf(script, sizeof script,
+             "echo uid=$(id -u); cat %s/secret.txt 2>&1; ls %s 2>&1; ls %s/.. 2>&1;"
+             " for p in /proc/[0-9]*; do cat $p/cwd/secret.txt 2>/dev/null; done;"
+             " echo probed; touch %s/shared/b-done",
+             ws, ws, ws, dir);
+    cr_assert_eq(queue(script, NULL, 0, NULL, 0, b_id, msg), HODEI_GRPC_OK, "QueueJob: %s", msg);
+    wait_state(b_id, "SUCCEEDED");
+    wait_state(a_id, "SUCCEEDED");
+
+    job_output(a_id, out, sizeof out);
+    cr_log_info("job A (workspace %s):\n%s", ws, out);
+    /* A runs as a uid of worker.job_uids, with hodei-job's group; its
+     * workspace is 0700 and its own */
+    const char *u = strstr(out, "uid=");
+    cr_assert_not_null(u, "%s", out);
+    long a_uid = strtol(u + 4, NULL, 10);
+    cr_assert(a_uid >= 2000000 && a_uid <= 2099999, "job A's uid %ld", a_uid);
+    char want_mode[64];
+    snprintf(want_mode, sizeof want_mode, "mode %ld:hodei-job 700", a_uid);
+    cr_assert_not_null(strstr(out, want_mode), "%s", out);
+    cr_assert_not_null(strstr(out, "root root:root 711"), "%s", out);
+    char line[200];
+    snprintf(line, sizeof line, "%s  data.bin\n%s  in/s3.bin", sum, sum);
+    cr_assert_not_null(strstr(out, line), "both inputs readable by the job: %s", out);
+    cr_assert_not_null(strstr(out, "outputs: 1 uploaded"), "%s", out);
+    char got[64];
+    sh(got, sizeof got, S3CURL " http://127.0.0.1:%d/bkt/ju/result.txt", s3_port);
+    char want_got[64];
+    snprintf(want_got, sizeof want_got, "made-by-%ld\n", a_uid);
+    cr_assert_str_eq(got, want_got);
+
+    job_output(b_id, out, sizeof out);
+    cr_log_info("job B:\n%s", out);
+    cr_assert_not_null(strstr(out, "probed"), "%s", out);
+    u = strstr(out, "uid=");
+    cr_assert_not_null(u, "%s", out);
+    cr_assert_neq(strtol(u + 4, NULL, 10), a_uid, "job B runs under a uid of its own");
+    cr_assert_null(strstr(out, "private-"), "job B read job A's workspace:\n%s", out);
+    cr_assert_null(strstr(out, "result.txt"), "job B listed job A's workspace:\n%s", out);
 }
