@@ -119,6 +119,10 @@ static hodei_status arch_read_subject(jsCtx *js, const char *subject, arch_read 
     hodei_status st = arch_probe_subject(js, subject, r, &last_seq, &done, err);
     if (st != HODEI_OK || done)
         return st;
+    /* 32 MiB of pointers: only for a subject with lines to read */
+    r->all.lines = malloc(ARCH_LINES_MAX * sizeof *r->all.lines);
+    if (!r->all.lines)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = HODEI_STREAM_LOGS;
@@ -265,10 +269,7 @@ static hodei_status arch_job(log_archive *la, const char *job_id, hodei_err *err
     logs_subject(job_id, subject);
     logs_arena_init(&r.arena);
     logs_filter_init(&r.filt, 0, 0);
-    r.all.lines = malloc(ARCH_LINES_MAX * sizeof *r.all.lines);
-    hodei_status st = r.all.lines ? HODEI_OK : hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
-    if (st == HODEI_OK)
-        st = arch_read_subject(hodei_bus_js(la->e->bus), subject, &r, err);
+    hodei_status st = arch_read_subject(hodei_bus_js(la->e->bus), subject, &r, err);
     if (st == HODEI_OK && !r.ended && arch_too_early(la, job_id))
         st = hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "its end marker is not stored yet");
     if (st == HODEI_OK && r.cut)
