@@ -86,18 +86,35 @@ static const char *pc_docker(const char *key, const char *v, bool *known)
     return NULL;
 }
 
+#define PC_KEY_SHOWN_MAX 64
+
+/* The key as an error message may show it (to a person): at most
+ * PC_KEY_SHOWN_MAX bytes, control bytes, quotes and backslashes as '?'. */
+static void pc_key_shown(const char *key, char out[PC_KEY_SHOWN_MAX + 1])
+{
+    size_t n = 0;
+    for (; key && key[n] && n < PC_KEY_SHOWN_MAX; n++) {
+        unsigned char c = (unsigned char)key[n];
+        out[n] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+    }
+    out[n] = '\0';
+}
+
 hodei_status hodei_provider_config_check(const char *type, const char *key, const char *value,
                                          hodei_err *err)
 {
     bool known = true;
     const char *why = NULL;
+    char shown[PC_KEY_SHOWN_MAX + 1];
     if (type && strcmp(type, "docker") == 0)
         why = pc_docker(key, value ? value : "", &known);
+    if (!known || why)
+        pc_key_shown(key, shown);
     if (!known)
         return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "provider.config[\"%.64s\"]: unknown key for type %s (%s)", key, type,
+                             "provider.config[\"%s\"]: unknown key for type %s (%s)", shown, type,
                              HODEI_DOCKER_CONFIG_KEYS);
     if (why)
-        return hodei_err_set(err, HODEI_ERR_INVALID, "provider.config[\"%.64s\"]: %s", key, why);
+        return hodei_err_set(err, HODEI_ERR_INVALID, "provider.config[\"%s\"]: %s", shown, why);
     return HODEI_OK;
 }
