@@ -86,6 +86,9 @@ static inline void edge_db_release(edge *e, PGconn *conn, hodei_status st)
 }
 
 /* Registers the JobExecutionService methods (jobs_rpc.c). */
+/* edge_limits.c: each method's largest request, set after every method
+ * is registered and before the server starts. */
+hodei_status edge_request_limits_apply(edge *e, hodei_err *err);
 hodei_status jobs_rpc_register(edge *e, hodei_err *err);
 
 #endif

@@ -157,6 +157,8 @@ static hodei_status edge_start_server(edge *e, hodei_err *err)
     if (st == HODEI_OK)
         st = metrics_rpc_register(e, err);
     if (st == HODEI_OK)
+        st = edge_request_limits_apply(e, err);
+    if (st == HODEI_OK)
         st = hodei_rpc_server_start(e->server, err);
     if (st == HODEI_OK)
         HLOG_INFO("listening on %s (port %d)%s", cfg.grpc_listen, hodei_rpc_server_port(e->server),

@@ -357,3 +357,60 @@ Test(validation, malformed_message_is_invalid_argument, .init = setup, .fini = t
     cr_assert_eq(res.code, HODEI_GRPC_INVALID_ARGUMENT, "%s", res.message);
     cr_assert_eq(harness_sql_i64(&stack, "SELECT count(*) FROM jobs"), 0);
 }
+
+/* GetJobStatus with a job id of id_len bytes: the code and message. */
+static hodei_grpc_code status_with_id_len(size_t id_len, char *msg, size_t msg_len)
+{
+    char *id = malloc(id_len + 1);
+    cr_assert(id);
+    memset(id, 'a', id_len);
+    id[id_len] = '\0';
+    Hodei__V1__GetJobStatusRequest req = HODEI__V1__GET_JOB_STATUS_REQUEST__INIT;
+    req.job_id = id;
+    cr_assert_eq(hodei__v1__get_job_status_request__get_packed_size(&req),
+                 1 + 3 + id_len); /* tag, 3-byte length, bytes */
+    hodei_grpc_code code =
+        edge_call(&edge, "GetJobStatus", &req.base, &hodei__v1__get_job_status_response__descriptor,
+                  NULL, msg, msg_len);
+    free(id);
+    return code;
+}
+
+/* Each method has a largest request (services/job-api/edge_limits.c),
+ * checked before decoding: at it, the call goes on to its own checks; one
+ * byte past it, RESOURCE_EXHAUSTED naming the maximum; a spec-carrying call
+ * may be as large as the largest spec, no larger. Nothing is written and the
+ * next call is served. */
+Test(validation, each_method_refuses_a_request_above_its_maximum, .init = setup, .fini = teardown,
+     .timeout = 180)
+{
+    char msg[512];
+    hodei_grpc_code code = status_with_id_len(65536 - 4, msg, sizeof msg);
+    cr_expect_neq(code, HODEI_GRPC_RESOURCE_EXHAUSTED, "at the maximum: %s", msg);
+    code = status_with_id_len(65536 - 3, msg, sizeof msg);
+    cr_expect_eq(code, HODEI_GRPC_RESOURCE_EXHAUSTED, "one past: code %d (%s)", (int)code, msg);
+    cr_expect(strstr(msg, "65537 bytes, above this method's maximum of 65536 bytes"), "%s", msg);
+
+    /* QueueJob: a script past the largest spec and its room */
+    size_t big = 1024 * 1024 + 64 * 1024 + 16;
+    char *content = malloc(big + 1);
+    cr_assert(content);
+    memset(content, 'e', big);
+    content[big] = '\0';
+    fixture_build();
+    fx.spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_SCRIPT;
+    fx.spec.script = &fx.script;
+    fx.script.interpreter = "/bin/sh";
+    fx.script.content = content;
+    code = edge_call(&edge, "QueueJob", &fx.req.base, &hodei__v1__queue_job_response__descriptor,
+                     NULL, msg, sizeof msg);
+    free(content);
+    cr_expect_eq(code, HODEI_GRPC_RESOURCE_EXHAUSTED, "code %d (%s)", (int)code, msg);
+    cr_expect(strstr(msg, "maximum of 1114112 bytes"), "%s", msg);
+    cr_assert_eq(harness_sql_i64(&stack, "SELECT count(*) FROM jobs"), 0, "nothing was written");
+
+    fixture_build();
+    cr_assert_eq(edge_call(&edge, "QueueJob", &fx.req.base,
+                           &hodei__v1__queue_job_response__descriptor, NULL, msg, sizeof msg),
+                 HODEI_GRPC_OK, "the next call is served: %s", msg);
+}

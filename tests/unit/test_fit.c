@@ -79,6 +79,7 @@ Test(fit_labels, refuses_what_is_not_a_flat_object)
                          "{\"a\": [1]}",
                          "{\"a\": \"b\",}",
                          "{\"a\": \"b\"} x",
+                         "{\"a\": \"b\", \"a\": \"b\"}",
                          "{\"a\": \"b"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_expect_not(hodei_fit_labels_parse(bad[i], strlen(bad[i]), &l), "accepted %s", bad[i]);

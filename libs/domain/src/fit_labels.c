@@ -1,5 +1,5 @@
 /* Flat JSON objects (jobs.constraints, workers.labels) read as spans for
- * the fit rule (hodei/fit.h). */
+ * the fit rule (hodei/fit.h). A key given twice is refused. */
 #include <string.h>
 
 #include "hodei/fit.h"
@@ -63,6 +63,17 @@ static bool fit_cur_scalar(fit_cursor *c, hodei_fit_span *raw)
     return true;
 }
 
+/* A key already read: refused, since the fit rule compares a constraint
+ * with the first worker label of its name (PostgreSQL's jsonb never prints
+ * one twice; anything else that does is not such an object). */
+static bool fit_labels_has(const hodei_fit_labels *l, const hodei_fit_span *key)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->key[i].len == key->len && memcmp(l->key[i].p, key->p, key->len) == 0)
+            return true;
+    return false;
+}
+
 static bool fit_labels_pairs(fit_cursor *c, hodei_fit_labels *out)
 {
     for (;;) {
@@ -70,6 +81,8 @@ static bool fit_labels_pairs(fit_cursor *c, hodei_fit_labels *out)
             return false;
         if (!fit_cur_string(c, &out->key[out->n]) || !fit_cur_eat(c, ':') ||
             !fit_cur_scalar(c, &out->value[out->n]))
+            return false;
+        if (fit_labels_has(out, &out->key[out->n]))
             return false;
         out->n++;
         if (fit_cur_eat(c, '}'))

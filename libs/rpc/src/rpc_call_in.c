@@ -106,6 +106,7 @@ void rpc_call_on_new(hodei_rpc_call *call)
     }
     call->method = *m;
     call->method.path = NULL;
+    call->request_max = srv->request_max[m - srv->methods];
     call->known = true;
     if (m->kind != HODEI_RPC_BIDI) {
         call_post_recv_locked(call);
@@ -125,6 +126,16 @@ void rpc_call_on_new(hodei_rpc_call *call)
 static ProtobufCMessage *call_unpack_or_fail(hodei_rpc_call *call, grpc_byte_buffer *bb)
 {
     const ProtobufCMessageDescriptor *d = call->method.request;
+    size_t max = call->request_max ? call->request_max : HODEI_RPC_MESSAGE_MAX;
+    size_t len = grpc_byte_buffer_length(bb);
+    if (len > max) {
+        grpc_byte_buffer_destroy(bb);
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                            "request message is %zu bytes, above this method's maximum of %zu"
+                            " bytes (%s)",
+                            len, max, d->name);
+        return NULL;
+    }
     ProtobufCMessage *msg = rpc_msg_unpack(d, bb);
     grpc_byte_buffer_destroy(bb);
     if (!msg)

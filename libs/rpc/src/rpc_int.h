@@ -48,6 +48,7 @@ struct hodei_rpc_call {
     grpc_metadata_array md;
     char **md_values;        /* NUL-terminated copies, built on demand */
     hodei_rpc_method method; /* copy; path not used after dispatch */
+    size_t request_max;      /* the method's, set at dispatch */
     bool known;              /* method found */
     rpc_tag tag_new, tag_recv, tag_send, tag_close;
 
@@ -95,6 +96,7 @@ struct hodei_rpc_server {
     int threads_started;
     hodei_rpc_method methods[RPC_METHODS_MAX];
     char *method_paths[RPC_METHODS_MAX];
+    size_t request_max[RPC_METHODS_MAX]; /* 0 = HODEI_RPC_MESSAGE_MAX */
     size_t method_count;
     hodei_rpc_authorize_fn authorize;
     void *authorize_ctx;

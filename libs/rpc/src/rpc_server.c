@@ -125,6 +125,26 @@ hodei_status hodei_rpc_server_add_all(hodei_rpc_server *srv, const hodei_rpc_met
     return HODEI_OK;
 }
 
+hodei_status hodei_rpc_server_request_max(hodei_rpc_server *srv, const char *path, size_t max,
+                                          hodei_err *err)
+{
+    if (srv->started)
+        return hodei_err_set(err, HODEI_ERR_PRECONDITION, "rpc server: limit set after start");
+    if (max == 0 || max > HODEI_RPC_MESSAGE_MAX)
+        return hodei_err_set(err, HODEI_ERR_INVALID, "rpc server: request_max must be 1..%d",
+                             HODEI_RPC_MESSAGE_MAX);
+    bool found = false;
+    for (size_t i = 0; i < srv->method_count; i++) {
+        if (path ? strcmp(srv->method_paths[i], path) == 0 : srv->request_max[i] == 0) {
+            srv->request_max[i] = max;
+            found = true;
+        }
+    }
+    if (!found && path)
+        return hodei_err_set(err, HODEI_ERR_NOT_FOUND, "rpc server: no method %s", path);
+    return HODEI_OK;
+}
+
 /* The path is the peer's bytes, not a C string: it may hold a NUL (a
  * strncmp would stop there and the length check then read past mp). */
 const hodei_rpc_method *rpc_server_find(const hodei_rpc_server *srv, grpc_slice path)

@@ -46,7 +46,7 @@ typedef struct {
 } hodei_fit_labels;
 
 /* Parses `{"k": "v", ...}` (len bytes). false when it is not a flat object
- * of scalars or holds more than HODEI_FIT_LABELS_MAX keys (*out then
+ * of scalars, names a key twice or holds more than HODEI_FIT_LABELS_MAX keys (*out then
  * empty). */
 bool hodei_fit_labels_parse(const char *json, size_t len, hodei_fit_labels *out);
 

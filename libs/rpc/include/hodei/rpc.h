@@ -121,6 +121,13 @@ hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts, hodei_rp
 /* Register before start. path must be unique. */
 hodei_status hodei_rpc_server_add(hodei_rpc_server *srv, const hodei_rpc_method *method,
                                   hodei_err *err);
+/* The most bytes one client message of the method at path may have,
+ * checked before it is decoded: a larger one ends the call
+ * RESOURCE_EXHAUSTED naming the maximum. path NULL: every registered method
+ * that has no maximum yet. Before start; without one a method takes
+ * HODEI_RPC_MESSAGE_MAX. HODEI_ERR_NOT_FOUND when no method has that path. */
+hodei_status hodei_rpc_server_request_max(hodei_rpc_server *srv, const char *path, size_t max,
+                                          hodei_err *err);
 /* hodei_rpc_server_add for methods[0..n), stopping at the first error. */
 hodei_status hodei_rpc_server_add_all(hodei_rpc_server *srv, const hodei_rpc_method *methods,
                                       size_t n, hodei_err *err);
