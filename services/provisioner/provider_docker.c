@@ -285,8 +285,9 @@ static hodei_status dk_create_pulling(dk_driver *d, const prov_worker_env *w, co
     long status = 0;
     hodei_status st = HODEI_OK;
     bool pulled = false, cleared = false;
-    if (d->cfg.pull == DOCKER_PULL_ALWAYS ||
-        (d->cfg.pull == DOCKER_PULL_MISSING && !dk_image_present(d, image))) {
+    /* pull = missing: no look-up first (one engine round trip less per cold
+     * start); a create answered 404 (no such image) pulls, then creates */
+    if (d->cfg.pull == DOCKER_PULL_ALWAYS) {
         if ((st = dk_pull(d, image, err)) != HODEI_OK)
             return st;
         pulled = true;
