@@ -18,17 +18,18 @@
 #include "hodei/worker_state.h"
 #include "prov.h"
 
-#define DESTROY_STATE_MAX 16
 #define DESTROY_JOBS_MAX 64 /* attempts ended per destroyed worker */
 #define DESTROY_REASON "worker destroyed"
 
 typedef struct {
-    char state[DESTROY_STATE_MAX];
+    Hodei__V1__WorkerState state; /* UNSPECIFIED when there is no row */
     char provider[PROV_NAME_MAX];
     char ref[PROV_REF_MAX];
     char scope[PROV_SCOPE_MAX]; /* "" = none recorded */
     bool exists;
 } destroy_row;
+
+enum { LOCK_STATE, LOCK_PROVIDER, LOCK_REF, LOCK_SCOPE };
 
 static hodei_status destroy_lock(PGconn *conn, const char *worker_id, destroy_row *row,
                                  hodei_err *err)
@@ -43,11 +44,12 @@ static hodei_status destroy_lock(PGconn *conn, const char *worker_id, destroy_ro
     if (st != HODEI_OK)
         return st;
     row->exists = PQntuples(res) > 0;
+    row->state = HODEI__V1__WORKER_STATE__WORKER_STATE_UNSPECIFIED;
     if (row->exists) {
-        hodei_strlcpy(row->state, hodei_db_get_str(res, 0, 0), sizeof row->state);
-        hodei_strlcpy(row->provider, hodei_db_get_str(res, 0, 1), sizeof row->provider);
-        hodei_strlcpy(row->ref, hodei_db_get_str(res, 0, 2), sizeof row->ref);
-        hodei_strlcpy(row->scope, hodei_db_get_str(res, 0, 3), sizeof row->scope);
+        hodei_worker_state_parse(hodei_db_get_str(res, 0, LOCK_STATE), &row->state);
+        hodei_strlcpy(row->provider, hodei_db_get_str(res, 0, LOCK_PROVIDER), sizeof row->provider);
+        hodei_strlcpy(row->ref, hodei_db_get_str(res, 0, LOCK_REF), sizeof row->ref);
+        hodei_strlcpy(row->scope, hodei_db_get_str(res, 0, LOCK_SCOPE), sizeof row->scope);
     }
     PQclear(res);
     return HODEI_OK;
@@ -65,6 +67,8 @@ static hodei_status destroy_lock_jobs(PGconn *conn, const char *worker_id, hodei
                          1, params, NULL, err);
 }
 
+enum { LIVE_JOB, LIVE_EPOCH };
+
 /* Ends the attempts still running on the worker (its process is going). */
 static hodei_status destroy_end_attempts(PGconn *conn, const char *worker_id, hodei_err *err)
 {
@@ -76,16 +80,15 @@ static hodei_status destroy_end_attempts(PGconn *conn, const char *worker_id, ho
                       " AND state IN ('ASSIGNED','RUNNING') LIMIT " HODEI_STR(DESTROY_JOBS_MAX),
                       1, params, &res, err);
     for (int i = 0; st == HODEI_OK && i < PQntuples(res) && i < DESTROY_JOBS_MAX; i++) {
-        hodei_attempt_end end = {
-            .job_id = hodei_db_get_str(res, i, 0),
+        hodei_attempt end = {
+            .job_id = hodei_db_get_str(res, i, LIVE_JOB),
             .worker_id = worker_id,
-            .epoch = hodei_db_get_i64(res, i, 1),
+            .epoch = hodei_db_get_i64(res, i, LIVE_EPOCH),
             .state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED,
             .exit_code = -1,
             .error = DESTROY_REASON,
-            .free_worker = false,
         };
-        st = hodei_store_attempt_end(conn, &end, NULL, err);
+        st = hodei_store_attempt_end(conn, &end, NULL, err); /* the worker is going */
         if (st == HODEI_OK)
             HLOG_WARN("job %s: attempt ended FAILED: its worker %s is destroyed", end.job_id,
                       worker_id);
@@ -94,15 +97,13 @@ static hodei_status destroy_end_attempts(PGconn *conn, const char *worker_id, ho
     return st;
 }
 
-static hodei_status destroy_step(PGconn *conn, const char *worker_id, const char *from,
+static hodei_status destroy_step(PGconn *conn, const char *worker_id, Hodei__V1__WorkerState from,
                                  Hodei__V1__WorkerState to, hodei_err *err)
 {
-    const char *const states[] = {from, NULL};
-    return hodei_store_worker_transition(conn, worker_id, states, to, err);
+    return hodei_store_worker_transition(conn, worker_id, HODEI_WSET(from), to, err);
 }
 
-hodei_status prov_worker_to_terminating(PGconn *conn, const char *worker_id, char *was_out,
-                                        size_t was_len, hodei_err *err)
+hodei_status prov_worker_to_terminating(PGconn *conn, const char *worker_id, hodei_err *err)
 {
     destroy_row row = {0};
     hodei_status st = destroy_lock_jobs(conn, worker_id, err);
@@ -110,32 +111,30 @@ hodei_status prov_worker_to_terminating(PGconn *conn, const char *worker_id, cha
         st = destroy_lock(conn, worker_id, &row, err);
     if (st != HODEI_OK)
         return st;
-    if (was_out)
-        hodei_strlcpy(was_out, row.exists ? row.state : "", was_len);
-    const char *s = row.state;
-    if (!row.exists || strcmp(s, "TERMINATING") == 0 || strcmp(s, "TERMINATED") == 0 ||
-        strcmp(s, "LOST") == 0)
+    Hodei__V1__WorkerState s = row.state;
+    if (!row.exists ||
+        hodei_worker_state_in(s, HODEI_WSET_TERMINATING | HODEI_WSET_TERMINATED | HODEI_WSET_LOST))
         return HODEI_OK;
-    if (strcmp(s, "CREATING") == 0 || strcmp(s, "CONNECTING") == 0) {
+    if (hodei_worker_state_in(s, HODEI_WSET_CREATING | HODEI_WSET_CONNECTING)) {
         st = prov_token_revoke(conn, worker_id, err);
         return st == HODEI_OK ? destroy_step(conn, worker_id, s,
                                              HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING, err)
                               : st;
     }
     st = destroy_end_attempts(conn, worker_id, err);
-    if (st == HODEI_OK && strcmp(s, "DRAINING") != 0)
+    if (st == HODEI_OK && s != HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING)
         st = destroy_step(conn, worker_id, s, HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, err);
     if (st == HODEI_OK)
-        st = destroy_step(conn, worker_id, "DRAINING",
+        st = destroy_step(conn, worker_id, HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING,
                           HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING, err);
     return st;
 }
 
 hodei_status prov_worker_to_terminated(PGconn *conn, const char *worker_id, hodei_err *err)
 {
-    static const char *const from[] = {"TERMINATING", "LOST", NULL};
-    hodei_status st = hodei_store_worker_transition(
-        conn, worker_id, from, HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATED, err);
+    hodei_status st =
+        hodei_store_worker_transition(conn, worker_id, HODEI_WSET_TERMINATING | HODEI_WSET_LOST,
+                                      HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATED, err);
     /* already TERMINATED, or no row: nothing to do */
     if (st == HODEI_ERR_NOT_FOUND)
         return HODEI_OK;
@@ -144,10 +143,10 @@ hodei_status prov_worker_to_terminated(PGconn *conn, const char *worker_id, hode
         hodei_status rst = destroy_lock(conn, worker_id, &row, err);
         if (rst != HODEI_OK)
             return rst;
-        if (strcmp(row.state, "TERMINATED") == 0)
+        if (row.state == HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATED)
             return HODEI_OK;
         return hodei_err_set(err, HODEI_ERR_PRECONDITION, "worker %s is %s, not TERMINATING",
-                             worker_id, row.state);
+                             worker_id, hodei_worker_state_name(row.state));
     }
     return st;
 }
@@ -164,7 +163,7 @@ static hodei_status destroy_begin_tx(PGconn *conn, void *ctx, hodei_err *err)
     destroy_ctx *c = ctx;
     hodei_status st = destroy_lock(conn, c->worker_id, &c->row, err);
     if (st == HODEI_OK && c->row.exists)
-        st = prov_worker_to_terminating(conn, c->worker_id, NULL, 0, err);
+        st = prov_worker_to_terminating(conn, c->worker_id, err);
     return st;
 }
 
@@ -190,7 +189,9 @@ hodei_status prov_destroy_requested(prov *p, PGconn *conn, const char *worker_id
         HLOG_INFO("worker %s (provider %s) runs where a provisioner of scope %s sees it: left"
                   " %s for that one to destroy",
                   worker_id, provider, c.row.scope,
-                  strcmp(c.row.state, "LOST") == 0 ? "LOST" : "TERMINATING");
+                  hodei_worker_state_name(c.row.state == HODEI__V1__WORKER_STATE__WORKER_STATE_LOST
+                                              ? HODEI__V1__WORKER_STATE__WORKER_STATE_LOST
+                                              : HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING));
         return HODEI_OK;
     }
     if (st == HODEI_OK) {
@@ -204,7 +205,7 @@ hodei_status prov_destroy_requested(prov *p, PGconn *conn, const char *worker_id
     if ((st = prov_tx(conn, destroy_end_tx, &c, err)) != HODEI_OK)
         return st;
     HLOG_INFO("worker %s destroyed (provider %s, was %s): TERMINATED", worker_id, provider,
-              c.row.exists ? c.row.state : "not in the registry");
+              c.row.exists ? hodei_worker_state_name(c.row.state) : "not in the registry");
     hodei_metric_add(hodei_metric_with(p->m.destroyed, provider), 1);
     return HODEI_OK;
 }

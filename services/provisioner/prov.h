@@ -95,11 +95,10 @@ hodei_status prov_token_revoke(PGconn *conn, const char *worker_id, hodei_err *e
  * TERMINATED. Idempotent. */
 hodei_status prov_destroy_requested(prov *p, PGconn *conn, const char *worker_id,
                                     const char *provider_hint, hodei_err *err);
-/* Inside the caller's transaction: LOST/TERMINATING -> TERMINATED; other
- * live states first to TERMINATING (see above). *was_out (may be NULL) gets
- * the state found ("" when there is no row). */
-hodei_status prov_worker_to_terminating(PGconn *conn, const char *worker_id, char *was_out,
-                                        size_t was_len, hodei_err *err);
+/* Inside the caller's transaction: a live worker to TERMINATING through
+ * the state machine (see above); LOST, TERMINATING, TERMINATED or no row
+ * stay as they are. */
+hodei_status prov_worker_to_terminating(PGconn *conn, const char *worker_id, hodei_err *err);
 hodei_status prov_worker_to_terminated(PGconn *conn, const char *worker_id, hodei_err *err);
 
 /* ---- saga_db.c / saga.c ---- */

@@ -38,7 +38,6 @@
 #include "prov.h"
 
 #define REC_PROVIDERS_MAX 256
-#define REC_STATE_MAX 16
 #define REC_IDS_TEXT_MAX ((size_t)PROV_LIST_MAX * (HODEI_ID_LEN + 4) + 8)
 
 typedef struct {
@@ -48,6 +47,8 @@ typedef struct {
 /* ---------------------------------------------------------------- orphans */
 
 /* The rows of the listed workers: id, state, scope ("" = none). */
+enum { KNOWN_ID, KNOWN_STATE, KNOWN_SCOPE };
+
 static hodei_status rec_known(PGconn *conn, const prov_worker_ref *refs, size_t n, PGresult **res,
                               hodei_err *err)
 {
@@ -73,7 +74,7 @@ static hodei_status rec_known(PGconn *conn, const prov_worker_ref *refs, size_t 
 static int rec_row_of(const PGresult *res, const char *id)
 {
     for (int i = 0; i < PQntuples(res); i++)
-        if (strcmp(hodei_db_get_str(res, i, 0), id) == 0)
+        if (strcmp(hodei_db_get_str(res, i, KNOWN_ID), id) == 0)
             return i;
     return -1;
 }
@@ -100,13 +101,13 @@ static const char *rec_orphan_why(prov_driver *drv, const PGresult *res, int row
     *claim_out = false;
     if (row < 0)
         return "has no registry row";
-    const char *state = hodei_db_get_str(res, row, 1);
-    const char *scope = hodei_db_get_str(res, row, 2);
-    if (strcmp(state, "TERMINATED") == 0)
+    const char *state = hodei_db_get_str(res, row, KNOWN_STATE);
+    const char *scope = hodei_db_get_str(res, row, KNOWN_SCOPE);
+    if (hodei_worker_state_is(state, HODEI_WSET_TERMINATED))
         return "is TERMINATED in the registry";
     if (prov_scope_elsewhere(drv, scope))
         return "was made again by a provisioner of another scope";
-    *claim_out = drv->scope[0] && !scope[0] && strcmp(state, "CREATING") != 0;
+    *claim_out = drv->scope[0] && !scope[0] && !hodei_worker_state_is(state, HODEI_WSET_CREATING);
     return NULL;
 }
 
@@ -141,8 +142,9 @@ static hodei_status rec_orphans(PGconn *conn, prov_driver *drv, const prov_worke
 static hodei_status rec_mark(PGconn *conn, const char *worker_id, const char *state,
                              rec_counts *cnt, hodei_err *err)
 {
-    static const char *const live[] = {"CONNECTING", "READY", "BUSY", "DRAINING", NULL};
-    bool ending = strcmp(state, "TERMINATING") == 0 || strcmp(state, "LOST") == 0;
+    const hodei_worker_state_set live =
+        HODEI_WSET_CONNECTING | HODEI_WSET_READY | HODEI_WSET_BUSY | HODEI_WSET_DRAINING;
+    bool ending = hodei_worker_state_is(state, HODEI_WSET_TERMINATING | HODEI_WSET_LOST);
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
         return st;
@@ -178,7 +180,7 @@ static hodei_status rec_leftover(prov *p, PGconn *conn, prov_driver *drv, const 
 {
     const char *id = hodei_db_get_str(snap, i, REC_ID);
     const char *state = hodei_db_get_str(snap, i, REC_STATE);
-    if ((strcmp(state, "TERMINATING") != 0 && strcmp(state, "LOST") != 0) ||
+    if (!hodei_worker_state_is(state, HODEI_WSET_TERMINATING | HODEI_WSET_LOST) ||
         hodei_db_get_i64(snap, i, REC_AGE_MS) < 2 * p->cfg->destroy_grace_ms)
         return HODEI_OK;
     hodei_err e = {0};

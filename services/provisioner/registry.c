@@ -87,6 +87,8 @@ static hodei_status reg_answer(const reg_entry *e, prov_driver **out, hodei_err 
     return HODEI_OK;
 }
 
+enum { REG_COL_TYPE, REG_COL_CONFIG }; /* a provider row, as reg_load reads it */
+
 /* Reads the provider row and makes its entry (mu held). */
 static hodei_status reg_load(prov_registry *reg, PGconn *conn, const char *name, reg_entry **out,
                              hodei_err *err)
@@ -108,11 +110,11 @@ static hodei_status reg_load(prov_registry *reg, PGconn *conn, const char *name,
     reg_entry *e = &reg->entries[reg->len];
     memset(e, 0, sizeof *e);
     hodei_strlcpy(e->name, name, sizeof e->name);
-    hodei_strlcpy(e->type, hodei_db_get_str(res, 0, 0), sizeof e->type);
+    hodei_strlcpy(e->type, hodei_db_get_str(res, 0, REG_COL_TYPE), sizeof e->type);
     const prov_driver_ops *ops = prov_driver_ops_find(e->type);
     prov_driver_params dp = {
         .name = name,
-        .config_json = hodei_db_get_str(res, 0, 1),
+        .config_json = hodei_db_get_str(res, 0, REG_COL_CONFIG),
         .state_dir = reg->p->state_dir,
         .worker_binary = reg->p->worker_binary,
         .destroy_grace_ms = reg->p->cfg->destroy_grace_ms,

@@ -25,7 +25,7 @@
 
 #include <openssl/crypto.h>
 
-#include "hodei/bus.h"
+#include "hodei/events.h"
 #include "hodei/log.h"
 #include "hodei/store.h"
 #include "hodei/time.h"
@@ -33,17 +33,20 @@
 #include "hodei/worker_state.h"
 #include "saga_int.h"
 
-#define SAGA_STATE_NAME_MAX 16
+#define SAGA_WS(x) HODEI__V1__WORKER_STATE__WORKER_STATE_##x
+#define SAGA_WORKER_GONE SAGA_WS(UNSPECIFIED) /* no row */
 
 /* reason: a word of hodei_provisioner_sagas_failed_total's reason label. */
 static void saga_fail(prov *p, PGconn *conn, prov_saga *s, const char *reason, const char *why);
 
 /* ---------------------------------------------------------------- worker row */
 
-/* The worker's state ("" when there is no row) and, when scope is not
- * NULL, the scope that made it ("" = none recorded). */
+enum { SAGA_ROW_STATE, SAGA_ROW_SCOPE };
+
+/* The worker's state (SAGA_WORKER_GONE when there is no row) and, when
+ * scope is not NULL, the scope that made it ("" = none recorded). */
 static hodei_status saga_worker_state(PGconn *conn, const char *worker_id, bool lock,
-                                      char state[SAGA_STATE_NAME_MAX], char *scope, hodei_err *err)
+                                      Hodei__V1__WorkerState *state, char *scope, hodei_err *err)
 {
     const char *params[1] = {worker_id};
     PGresult *res = NULL;
@@ -55,18 +58,26 @@ static hodei_status saga_worker_state(PGconn *conn, const char *worker_id, bool 
         1, params, &res, err);
     if (st == HODEI_OK) {
         bool row = PQntuples(res) > 0;
-        hodei_strlcpy(state, row ? hodei_db_get_str(res, 0, 0) : "", SAGA_STATE_NAME_MAX);
+        *state = SAGA_WORKER_GONE;
+        if (row)
+            hodei_worker_state_parse(hodei_db_get_str(res, 0, SAGA_ROW_STATE), state);
         if (scope)
-            hodei_strlcpy(scope, row ? hodei_db_get_str(res, 0, 1) : "", PROV_SCOPE_MAX);
+            hodei_strlcpy(scope, row ? hodei_db_get_str(res, 0, SAGA_ROW_SCOPE) : "",
+                          PROV_SCOPE_MAX);
     }
     PQclear(res);
     return st;
 }
 
-static bool saga_registered(const char *state)
+static bool saga_registered(Hodei__V1__WorkerState state)
 {
-    return strcmp(state, "READY") == 0 || strcmp(state, "BUSY") == 0 ||
-           strcmp(state, "DRAINING") == 0;
+    return hodei_worker_state_in(state, HODEI_WSET_READY | HODEI_WSET_BUSY | HODEI_WSET_DRAINING);
+}
+
+/* For messages: the state's name, or "gone". */
+static const char *saga_state_shown(Hodei__V1__WorkerState state)
+{
+    return state == SAGA_WORKER_GONE ? "gone" : hodei_worker_state_name(state);
 }
 
 /* ---------------------------------------------------------------- token + create */
@@ -75,18 +86,18 @@ typedef struct {
     prov *p;
     prov_saga *s;
     char otp[PROV_TOKEN_HEX_BUF];
-    char state[SAGA_STATE_NAME_MAX];
+    Hodei__V1__WorkerState state;
 } saga_mint_ctx;
 
 static hodei_status saga_mint_tx(PGconn *conn, void *ctx, hodei_err *err)
 {
     saga_mint_ctx *m = ctx;
-    hodei_status st = saga_worker_state(conn, m->s->worker_id, true, m->state, NULL, err);
+    hodei_status st = saga_worker_state(conn, m->s->worker_id, true, &m->state, NULL, err);
     if (st != HODEI_OK)
         return st;
-    if (strcmp(m->state, "CREATING") != 0)
+    if (m->state != SAGA_WS(CREATING))
         return hodei_err_set(err, HODEI_ERR_PRECONDITION, "worker is %s, not CREATING",
-                             m->state[0] ? m->state : "gone");
+                             saga_state_shown(m->state));
     st = prov_token_mint(conn, m->s->worker_id, m->s->provider, m->p->cfg->token_ttl_ms, m->otp,
                          err);
     if (st == HODEI_OK)
@@ -107,18 +118,17 @@ typedef struct {
 static hodei_status saga_connecting_tx(PGconn *conn, void *ctx, hodei_err *err)
 {
     saga_connecting_ctx *c = ctx;
-    static const char *const from[] = {"CREATING", NULL};
-    char state[SAGA_STATE_NAME_MAX];
+    Hodei__V1__WorkerState state;
     const char *params[3] = {c->s->worker_id, c->ref, c->scope};
-    hodei_status st = saga_worker_state(conn, c->s->worker_id, true, state, NULL, err);
+    hodei_status st = saga_worker_state(conn, c->s->worker_id, true, &state, NULL, err);
     if (st != HODEI_OK)
         return st;
-    if (strcmp(state, "CREATING") == 0)
-        st = hodei_store_worker_transition(conn, c->s->worker_id, from,
-                                           HODEI__V1__WORKER_STATE__WORKER_STATE_CONNECTING, err);
-    else if (strcmp(state, "CONNECTING") != 0 && !saga_registered(state))
+    if (state == SAGA_WS(CREATING))
+        st = hodei_store_worker_transition(conn, c->s->worker_id, HODEI_WSET_CREATING,
+                                           SAGA_WS(CONNECTING), err);
+    else if (state != SAGA_WS(CONNECTING) && !saga_registered(state))
         return hodei_err_set(err, HODEI_ERR_PRECONDITION, "worker became %s while being created",
-                             state[0] ? state : "gone");
+                             saga_state_shown(state));
     if (st == HODEI_OK)
         st = hodei_db_exec(conn,
                            "UPDATE workers SET provider_ref = $2, provider_scope = nullif($3, '')"
@@ -168,6 +178,8 @@ static bool saga_adopt(prov *p, PGconn *conn, prov_saga *s, prov_driver *drv)
     return true;
 }
 
+enum { SPEC_CPU, SPEC_MEMORY, SPEC_STORAGE, SPEC_GPU, SPEC_ARCH, SPEC_LABELS, SPEC_IMAGE };
+
 /* What the worker row asks of the worker; the strings point into *res_out
  * (PQclear it after create_worker). */
 static hodei_status saga_worker_spec(PGconn *conn, const char *worker_id, prov_worker_spec *spec,
@@ -187,13 +199,13 @@ static hodei_status saga_worker_spec(PGconn *conn, const char *worker_id, prov_w
         return hodei_err_set(err, HODEI_ERR_NOT_FOUND, "worker %s: no row", worker_id);
     }
     *spec = (prov_worker_spec){
-        .cpu_millis = hodei_db_get_i64(*res_out, 0, 0),
-        .memory_bytes = hodei_db_get_i64(*res_out, 0, 1),
-        .storage_bytes = hodei_db_get_i64(*res_out, 0, 2),
-        .gpu_count = hodei_db_get_i64(*res_out, 0, 3),
-        .architecture = hodei_db_get_str(*res_out, 0, 4),
-        .labels_json = hodei_db_get_str(*res_out, 0, 5),
-        .image = hodei_db_get_str(*res_out, 0, 6),
+        .cpu_millis = hodei_db_get_i64(*res_out, 0, SPEC_CPU),
+        .memory_bytes = hodei_db_get_i64(*res_out, 0, SPEC_MEMORY),
+        .storage_bytes = hodei_db_get_i64(*res_out, 0, SPEC_STORAGE),
+        .gpu_count = hodei_db_get_i64(*res_out, 0, SPEC_GPU),
+        .architecture = hodei_db_get_str(*res_out, 0, SPEC_ARCH),
+        .labels_json = hodei_db_get_str(*res_out, 0, SPEC_LABELS),
+        .image = hodei_db_get_str(*res_out, 0, SPEC_IMAGE),
     };
     return HODEI_OK;
 }
@@ -294,11 +306,12 @@ static void saga_create(prov *p, PGconn *conn, prov_saga *s)
 
 /* ---------------------------------------------------------------- wait */
 
-static void saga_succeed(prov *p, PGconn *conn, prov_saga *s, const char *state)
+static void saga_succeed(prov *p, PGconn *conn, prov_saga *s, Hodei__V1__WorkerState state)
 {
     hodei_err err = {0};
     if (saga_db_finish(p, conn, s, "SUCCEEDED", &err) == HODEI_OK) {
-        HLOG_INFO("saga %s: worker %s registered (%s); saga SUCCEEDED", s->id, s->worker_id, state);
+        HLOG_INFO("saga %s: worker %s registered (%s); saga SUCCEEDED", s->id, s->worker_id,
+                  hodei_worker_state_name(state));
         hodei_metric_add(p->m.succeeded, 1);
     } else
         HLOG_WARN("saga %s: finishing: %s", s->id, err.msg);
@@ -309,9 +322,10 @@ static void saga_succeed(prov *p, PGconn *conn, prov_saga *s, const char *state)
  * deadline, and never takes the worker for gone. */
 static void saga_wait(prov *p, PGconn *conn, prov_saga *s)
 {
-    char state[SAGA_STATE_NAME_MAX], why[PROV_ERROR_MAX], scope[PROV_SCOPE_MAX] = "";
+    Hodei__V1__WorkerState state;
+    char why[PROV_ERROR_MAX], scope[PROV_SCOPE_MAX] = "";
     hodei_err err = {0};
-    if (saga_worker_state(conn, s->worker_id, false, state, scope, &err) != HODEI_OK) {
+    if (saga_worker_state(conn, s->worker_id, false, &state, scope, &err) != HODEI_OK) {
         HLOG_WARN("saga %s: reading worker %s: %s", s->id, s->worker_id, err.msg);
         return;
     }
@@ -319,8 +333,8 @@ static void saga_wait(prov *p, PGconn *conn, prov_saga *s)
         saga_succeed(p, conn, s, state);
         return;
     }
-    if (strcmp(state, "CONNECTING") != 0) {
-        snprintf(why, sizeof why, "worker became %s before registering", state[0] ? state : "gone");
+    if (state != SAGA_WS(CONNECTING)) {
+        snprintf(why, sizeof why, "worker became %s before registering", saga_state_shown(state));
         saga_fail(p, conn, s, "superseded", why);
         return;
     }
@@ -350,7 +364,7 @@ typedef struct {
     prov *p;
     prov_saga *s;
     const char *why;
-    char state[SAGA_STATE_NAME_MAX];
+    Hodei__V1__WorkerState state;
     bool registered;
 } saga_comp_ctx;
 
@@ -362,13 +376,13 @@ static hodei_status saga_comp_begin_tx(PGconn *conn, void *ctx, hodei_err *err)
     saga_comp_ctx *c = ctx;
     hodei_status st = prov_token_revoke(conn, c->s->worker_id, err);
     if (st == HODEI_OK)
-        st = saga_worker_state(conn, c->s->worker_id, true, c->state, NULL, err);
+        st = saga_worker_state(conn, c->s->worker_id, true, &c->state, NULL, err);
     if (st != HODEI_OK)
         return st;
     c->registered = saga_registered(c->state);
     if (c->registered)
         return saga_db_finish(c->p, conn, c->s, "SUCCEEDED", err);
-    st = prov_worker_to_terminating(conn, c->s->worker_id, NULL, 0, err);
+    st = prov_worker_to_terminating(conn, c->s->worker_id, err);
     if (st == HODEI_OK)
         st = saga_db_compensating(c->p, conn, c->s, c->why, err);
     return st;
@@ -377,18 +391,10 @@ static hodei_status saga_comp_begin_tx(PGconn *conn, void *ctx, hodei_err *err)
 static hodei_status saga_comp_end_tx(PGconn *conn, void *ctx, hodei_err *err)
 {
     saga_comp_ctx *c = ctx;
-    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-    Hodei__V1__ProvisionFailed f = HODEI__V1__PROVISION_FAILED__INIT;
     hodei_status st = prov_worker_to_terminated(conn, c->s->worker_id, err);
-    if (st != HODEI_OK)
-        return st;
-    f.worker_id = c->s->worker_id;
-    f.provider = c->s->provider;
-    f.error = c->s->error;
-    ev.body_case = HODEI__V1__EVENT__BODY_PROVISION_FAILED;
-    ev.provision_failed = &f;
-    st = hodei_outbox_append(conn, &ev, HODEI_SUBJ_PROVISION_FAILED, "worker", c->s->worker_id,
-                             "ProvisionFailed", err);
+    if (st == HODEI_OK)
+        st = hodei_event_provision_failed(HODEI_OUTBOX_WRITE(conn), c->s->worker_id, c->s->provider,
+                                          c->s->error, err);
     if (st == HODEI_OK)
         st = saga_db_finish(c->p, conn, c->s, "COMPENSATED", err);
     return st;
@@ -400,7 +406,8 @@ static hodei_status saga_comp_end_tx(PGconn *conn, void *ctx, hodei_err *err)
 static void saga_compensate(prov *p, PGconn *conn, prov_saga *s)
 {
     prov_driver *drv = NULL;
-    char state[SAGA_STATE_NAME_MAX], scope[PROV_SCOPE_MAX] = "";
+    Hodei__V1__WorkerState state;
+    char scope[PROV_SCOPE_MAX] = "";
     hodei_err err = {0};
     hodei_status st = prov_registry_get(p->reg, conn, s->provider, &drv, &err);
     if (st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_UNAVAILABLE || st == HODEI_ERR_INVALID) {
@@ -411,7 +418,7 @@ static void saga_compensate(prov *p, PGconn *conn, prov_saga *s)
         drv = NULL;
         st = HODEI_OK;
     } else if (st == HODEI_OK) {
-        st = saga_worker_state(conn, s->worker_id, false, state, scope, &err);
+        st = saga_worker_state(conn, s->worker_id, false, &state, scope, &err);
     }
     if (st == HODEI_OK && drv && prov_scope_elsewhere(drv, scope))
         HLOG_INFO("saga %s: worker %s was made by a provisioner of scope %s: left to it", s->id,
@@ -445,7 +452,7 @@ static void saga_fail(prov *p, PGconn *conn, prov_saga *s, const char *reason, c
     }
     if (c.registered) {
         HLOG_INFO("saga %s: worker %s registered (%s) just in time; saga SUCCEEDED", s->id,
-                  s->worker_id, c.state);
+                  s->worker_id, hodei_worker_state_name(c.state));
         hodei_metric_add(p->m.succeeded, 1);
         return;
     }

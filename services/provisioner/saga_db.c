@@ -109,18 +109,31 @@ hodei_status prov_saga_insert(prov *p, PGconn *conn, const char *worker_id, bool
     " coalesce(s.data->>'provider', ''), coalesce(s.data->>'provider_ref', ''),"                   \
     " coalesce(s.deadline_at <= now(), false), c.prev, coalesce(s.error, '')"
 
+enum {
+    CLAIM_ID,
+    CLAIM_STATE,
+    CLAIM_STEP,
+    CLAIM_WORKER,
+    CLAIM_PROVIDER,
+    CLAIM_REF,
+    CLAIM_PAST_DEADLINE,
+    CLAIM_PREV_OWNER,
+    CLAIM_ERROR
+};
+
 static void saga_fill(prov_saga *s, const PGresult *res, int row)
 {
     memset(s, 0, sizeof *s);
-    hodei_strlcpy(s->id, hodei_db_get_str(res, row, 0), sizeof s->id);
-    s->compensating = strcmp(hodei_db_get_str(res, row, 1), "COMPENSATING") == 0;
-    hodei_strlcpy(s->step, hodei_db_get_str(res, row, 2), sizeof s->step);
-    hodei_strlcpy(s->worker_id, hodei_db_get_str(res, row, 3), sizeof s->worker_id);
-    hodei_strlcpy(s->provider, hodei_db_get_str(res, row, 4), sizeof s->provider);
-    hodei_strlcpy(s->ref, hodei_db_get_str(res, row, 5), sizeof s->ref);
-    s->past_deadline = hodei_db_get_str(res, row, 6)[0] == 't';
-    hodei_strlcpy(s->prev_owner, hodei_db_get_str(res, row, 7), sizeof s->prev_owner);
-    hodei_strlcpy(s->error, hodei_db_get_str(res, row, 8), sizeof s->error);
+    hodei_strlcpy(s->id, hodei_db_get_str(res, row, CLAIM_ID), sizeof s->id);
+    s->compensating = strcmp(hodei_db_get_str(res, row, CLAIM_STATE), "COMPENSATING") == 0;
+    hodei_strlcpy(s->step, hodei_db_get_str(res, row, CLAIM_STEP), sizeof s->step);
+    hodei_strlcpy(s->worker_id, hodei_db_get_str(res, row, CLAIM_WORKER), sizeof s->worker_id);
+    hodei_strlcpy(s->provider, hodei_db_get_str(res, row, CLAIM_PROVIDER), sizeof s->provider);
+    hodei_strlcpy(s->ref, hodei_db_get_str(res, row, CLAIM_REF), sizeof s->ref);
+    s->past_deadline = hodei_db_get_str(res, row, CLAIM_PAST_DEADLINE)[0] == 't';
+    hodei_strlcpy(s->prev_owner, hodei_db_get_str(res, row, CLAIM_PREV_OWNER),
+                  sizeof s->prev_owner);
+    hodei_strlcpy(s->error, hodei_db_get_str(res, row, CLAIM_ERROR), sizeof s->error);
 }
 
 hodei_status saga_db_claim(prov *p, PGconn *conn, prov_saga *out, int cap, int *n_out,

@@ -115,7 +115,6 @@ static bool sched_db_ready(sched *s)
         return true;
     if (hodei_db_connect(s->common->database_url, s->common->database_connect_timeout_ms, &s->conn,
                          &e) != HODEI_OK ||
-        sched_pass_prepare(s->conn, &e) != HODEI_OK ||
         hodei_db_exec(s->conn, "LISTEN " SCHED_OUTBOX_CHANNEL, 0, NULL, NULL, &e) != HODEI_OK) {
         HLOG_WARN("database unavailable, retrying: %s", e.msg);
         hodei_daemon_report(s->d, "database", false, e.msg);
@@ -210,7 +209,8 @@ static void sched_stats(sched *s)
  * comma-separated; empty from an older schema) calls for a pass. */
 static bool sched_payload_triggers(const char *payload)
 {
-    static const char *const types[] = {"JobQueued", "WorkerReady", "ProvisionFailed"};
+    static const char *const types[] = {HODEI_EVT_JOB_QUEUED, HODEI_EVT_WORKER_READY,
+                                        HODEI_EVT_PROVISION_FAILED};
     if (!payload || !payload[0])
         return true;
     for (const char *p = payload; *p;) {
@@ -309,7 +309,8 @@ static bool sched_alloc(sched *s)
     s->seen = calloc(1, sizeof *s->seen);
     for (int a = 0; a < SCHED_ARRAYS; a++)
         hodei_buf_init(&s->arr[a], SCHED_ARRAY_TEXT_MAX);
-    hodei_buf_init(&s->hex, HODEI_OUTBOX_EVENT_HEX_MAX);
+    hodei_assign_set_init(&s->assign_set, SCHED_ARRAY_TEXT_MAX);
+    hodei_outbox_rows_init(&s->provision_events, SCHED_ARRAY_TEXT_MAX);
     return s->jobs && s->job_epoch && s->job_due_ns && s->assign && s->workers && s->taken &&
            s->seen;
 }
@@ -325,7 +326,8 @@ static void sched_free(sched *s)
     free(s->seen);
     for (int a = 0; a < SCHED_ARRAYS; a++)
         hodei_buf_fini(&s->arr[a]);
-    hodei_buf_fini(&s->hex);
+    hodei_assign_set_fini(&s->assign_set);
+    hodei_outbox_rows_fini(&s->provision_events);
     free(s);
 }
 
@@ -385,5 +387,5 @@ void sched_fini(hodei_daemon *d)
     PQfinish(s->conn);
     sched_free(s);
     hodei_daemon_set_state(d, NULL);
-    hodei_bus_global_shutdown(); /* needs_nats is false: the skeleton leaves nats.c to us */
+    hodei_bus_global_shutdown(); /* no nats_probe: the skeleton leaves nats.c to us */
 }

@@ -3,8 +3,6 @@
  *   sched_bus.c        the durable JetStream consumer (wake-ups)
  *   sched_pass.c       one pass: lock, match, assign (one transaction)
  *   sched_provision.c  unmet needs: CREATING workers + ProvisionRequested
- *   sched_event.c      packing events for set-based outbox inserts
- *   sched_pipe.c       a few statements in one round trip
  *   sched_seen.c       "log once per job" memory
  *   match.c            the pure fit rules and strategies */
 #ifndef HODEI_SCHED_INT_H
@@ -16,9 +14,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hodei/assign.h"
 #include "hodei/buf.h"
 #include "hodei/bus.h"
 #include "hodei/daemon.h"
+#include "hodei/events.h"
 #include "hodei/id.h"
 #include "hodei/v1/events.pb-c.h"
 #include "match.h"
@@ -30,7 +30,7 @@
 #define SCHED_PROVISION_MAX 1024         /* scheduler.provision_max upper bound */
 #define SCHED_PROVIDERS_MAX 64           /* providers with unmet jobs handled per pass */
 #define SCHED_ARRAY_TEXT_MAX (16u << 20) /* one array-literal parameter */
-#define SCHED_ARRAYS 8                   /* array parameters of the widest statement */
+#define SCHED_ARRAYS 6                   /* array parameters of the provisioning insert */
 #define SCHED_SEEN_MAX 4096              /* job ids remembered per generation (log once) */
 #define SCHED_SEEN_SLOTS (2 * SCHED_SEEN_MAX)
 #define SCHED_PROVIDER_NAME_MAX 63 /* as providers.name allows */
@@ -114,9 +114,10 @@ typedef struct {
     match_worker *workers;
     bool *taken;
     int *assign;
-    char rr_after[HODEI_ID_BUF]; /* round-robin cursor, kept across passes */
-    hodei_buf arr[SCHED_ARRAYS]; /* array-literal parameters */
-    hodei_buf hex;               /* one packed event, hex */
+    char rr_after[HODEI_ID_BUF];        /* round-robin cursor, kept across passes */
+    hodei_assign_set assign_set;        /* the pass's assignments */
+    hodei_buf arr[SCHED_ARRAYS];        /* array-literal parameters */
+    hodei_outbox_rows provision_events; /* the pass's ProvisionRequested events */
 
     sched_seen *seen;
     sched_full full[SCHED_FULL_MAX];
@@ -140,35 +141,12 @@ typedef struct {
  * rolled back; a status for which hodei_db_status_broken() holds means the
  * connection must be dropped. */
 hodei_status sched_pass_run(sched *s, sched_pass_stats *out, hodei_err *err);
-/* Prepares the pass's hot statements on a new connection. */
-hodei_status sched_pass_prepare(PGconn *conn, hodei_err *err);
 
 /* sched_provision.c: inside the pass's transaction, for the n_jobs locked
  * jobs whose s->assign[i] < 0, with the n_workers locked ready workers
  * (s->taken[w] = given a job in this pass). */
 hodei_status sched_provision(sched *s, size_t n_jobs, size_t n_workers, size_t *created,
                              hodei_err *err);
-
-/* sched_event.c: fills ev's event_id (a new UUIDv7, copied to event_id),
- * aggregate_id and occurred_at, packs it and appends it as one hex element
- * to the array literal arr. false when it does not fit. */
-bool sched_event_append(sched *s, Hodei__V1__Event *ev, const char *aggregate_id,
-                        char event_id[HODEI_ID_BUF], hodei_buf *arr);
-
-/* sched_pipe.c: sends cmds in one round trip (libpq pipeline mode) and
- * reads every result. Each command is a parameterless command (sql) or a
- * prepared statement (stmt + params); its rows go to *res when res is set
- * (NULL on failure). Returns the first failure; statuses as hodei_db_exec.
- * A failure inside an explicit transaction leaves it aborted: roll back. */
-typedef struct {
-    const char *sql;
-    const char *stmt;
-    int n_params;
-    const char *const *params;
-    PGresult **res;
-} sched_pipe_cmd;
-
-hodei_status sched_pipe_run(PGconn *conn, const sched_pipe_cmd *cmds, size_t n, hodei_err *err);
 
 /* sched_bus.c: after an assignment committed, tells the edge holding the
  * worker at once (core NATS, best effort: the JobAssigned event follows

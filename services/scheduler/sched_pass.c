@@ -9,12 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hodei/assign.h"
 #include "hodei/db.h"
 #include "hodei/job_state.h"
 #include "hodei/log.h"
 #include "hodei/sched_strategy.h"
-#include "hodei/sqlarr.h"
-#include "hodei/store.h"
 #include "hodei/time.h"
 #include "hodei/worker_state.h"
 #include "sched_int.h"
@@ -82,41 +81,8 @@ enum {
     L_IMAGE
 };
 
-#define LOCK_STMT "sched_lock"
 #define LOCK_NPARAMS 4
 #define LOCK_JOBS_PER_WORKER 4 /* jobs offered to each ready worker per pass */
-#define ASSIGN_STMT "sched_assign"
-
-/* Every proposed pair is checked again (job still PENDING at the epoch the
- * event names, worker still READY; both hold under our locks) and applies
- * whole or not at all: job, worker and event together. */
-static const char assign_sql[] =
-    "WITH a AS ("
-    "  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[])"
-    "    AS t(job_id, worker_id, epoch, event_id, event)"
-    "), p AS ("
-    "  SELECT a.* FROM a"
-    "    JOIN jobs j ON j.id = a.job_id AND j.state = 'PENDING' AND j.epoch = a.epoch"
-    "    JOIN workers w ON w.id = a.worker_id AND w.state = 'READY'"
-    "), j AS ("
-    "  UPDATE jobs SET state = 'ASSIGNED', worker_id = p.worker_id, epoch = p.epoch + 1,"
-    "         attempt = jobs.attempt + 1, updated_at = now()"
-    "    FROM p WHERE jobs.id = p.job_id"
-    "), w AS ("
-    "  UPDATE workers SET " HODEI_STORE_WORKER_TAKES_SQL(
-        "p.job_id", "$6") "    FROM p WHERE workers.id = p.worker_id"
-                          "), o AS ("
-                          "  INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, "
-                          "event_type, payload)"
-                          "  SELECT p.event_id, '" HODEI_SUBJ_JOB_ASSIGNED_PREFIX
-                          "' || p.worker_id::text, 'job',"
-                          "         p.job_id::text, 'JobAssigned', decode(p.event, 'hex') FROM p"
-                          ")"
-                          "SELECT count(*) FROM p";
-
-#define ASSIGN_NPARAMS 6
-#define ASSIGN_ARRAYS 5
-_Static_assert(ASSIGN_ARRAYS <= SCHED_ARRAYS, "sched.arr holds every array parameter");
 
 /* ------------------------------------------------------------------ lock */
 
@@ -190,11 +156,11 @@ static hodei_status pass_lock(sched *s, PGresult **res, sched_pass_stats *out, h
     snprintf(per_worker, sizeof per_worker, "%d", LOCK_JOBS_PER_WORKER);
     snprintf(lookahead, sizeof lookahead, "%" PRId64,
              hodei_mono_ms() < s->lookahead_off_until_ms ? 0 : s->cfg->lookahead);
-    const sched_pipe_cmd cmds[2] = {
+    const hodei_db_cmd cmds[2] = {
         {.sql = "BEGIN"},
-        {.stmt = LOCK_STMT, .n_params = LOCK_NPARAMS, .params = params, .res = res},
+        {.sql = lock_sql, .n_params = LOCK_NPARAMS, .params = params, .res = res},
     };
-    if ((st = sched_pipe_run(s->conn, cmds, 2, err)) != HODEI_OK)
+    if ((st = hodei_db_pipeline(s->conn, cmds, 2, err)) != HODEI_OK)
         return st;
     for (int r = 0; r < PQntuples(*res); r++) {
         if (hodei_db_get_str(*res, r, L_KIND)[0] == 'w') {
@@ -207,14 +173,6 @@ static hodei_status pass_lock(sched *s, PGresult **res, sched_pass_stats *out, h
         }
     }
     return HODEI_OK;
-}
-
-hodei_status sched_pass_prepare(PGconn *conn, hodei_err *err)
-{
-    hodei_status st = hodei_db_prepare(conn, LOCK_STMT, lock_sql, LOCK_NPARAMS, err);
-    if (st == HODEI_OK)
-        st = hodei_db_prepare(conn, ASSIGN_STMT, assign_sql, ASSIGN_NPARAMS, err);
-    return st;
 }
 
 /* ---------------------------------------------------------------- assign */
@@ -236,40 +194,12 @@ static size_t pass_match(sched *s, size_t n_jobs, size_t n_workers)
     return assigned;
 }
 
-static bool pass_assign_params(sched *s, size_t n_jobs)
-{
-    char event_id[HODEI_ID_BUF];
-    bool ok = true;
-
-    for (int a = 0; a < ASSIGN_ARRAYS; a++)
-        hodei_sqlarr_begin(&s->arr[a]);
-    for (size_t i = 0; i < n_jobs && ok; i++) {
-        if (s->assign[i] < 0)
-            continue;
-        const match_worker *w = &s->workers[s->assign[i]];
-        Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-        Hodei__V1__JobAssigned body = HODEI__V1__JOB_ASSIGNED__INIT;
-        body.job_id = (char *)s->jobs[i].id;
-        body.worker_id = (char *)w->id;
-        body.epoch = s->job_epoch[i] + 1;
-        ev.body_case = HODEI__V1__EVENT__BODY_JOB_ASSIGNED;
-        ev.job_assigned = &body;
-        hodei_sqlarr_str(&s->arr[0], s->jobs[i].id);
-        hodei_sqlarr_str(&s->arr[1], w->id);
-        hodei_sqlarr_i64(&s->arr[2], s->job_epoch[i]);
-        ok = sched_event_append(s, &ev, s->jobs[i].id, event_id, &s->arr[4]);
-        hodei_sqlarr_str(&s->arr[3], event_id);
-    }
-    for (int a = 0; a < ASSIGN_ARRAYS; a++)
-        ok = hodei_sqlarr_end(&s->arr[a]) && ok;
-    return ok;
-}
-
-/* Writes the assignments; with commit, COMMIT rides in the same round trip. */
+/* Writes the assignments (libs/store's one assignment statement); with
+ * commit, COMMIT rides in the same round trip. */
 static hodei_status pass_assign(sched *s, size_t n_jobs, size_t assigned, bool commit,
                                 hodei_err *err)
 {
-    char tau[PASS_INT_TEXT_MAX];
+    const char *params[HODEI_ASSIGN_NPARAMS];
     PGresult *res = NULL;
     hodei_status st;
 
@@ -280,23 +210,26 @@ static hodei_status pass_assign(sched *s, size_t n_jobs, size_t assigned, bool c
                                             HODEI__V1__WORKER_STATE__WORKER_STATE_BUSY, err)) !=
             HODEI_OK)
         return st;
-    if (!pass_assign_params(s, n_jobs))
-        return hodei_err_set(err, HODEI_ERR_LIMIT, "assignments of one pass exceed %u bytes",
-                             SCHED_ARRAY_TEXT_MAX);
-    snprintf(tau, sizeof tau, "%g", HODEI_SCHED_LOAD_TAU_S);
-    const char *params[ASSIGN_NPARAMS] = {s->arr[0].data, s->arr[1].data, s->arr[2].data,
-                                          s->arr[3].data, s->arr[4].data, tau};
-    const sched_pipe_cmd cmds[2] = {
-        {.stmt = ASSIGN_STMT, .n_params = ASSIGN_NPARAMS, .params = params, .res = &res},
+    hodei_assign_set_reset(&s->assign_set);
+    for (size_t i = 0; i < n_jobs && st == HODEI_OK; i++) {
+        if (s->assign[i] >= 0)
+            st = hodei_assign_set_add(&s->assign_set, s->jobs[i].id, s->workers[s->assign[i]].id,
+                                      s->job_epoch[i], err);
+    }
+    if (st != HODEI_OK)
+        return st;
+    hodei_assign_set_params(&s->assign_set, false, params);
+    const hodei_db_cmd cmds[2] = {
+        {.sql = hodei_assign_sql, .n_params = HODEI_ASSIGN_NPARAMS, .params = params, .res = &res},
         {.sql = "COMMIT"},
     };
-    if ((st = sched_pipe_run(s->conn, cmds, commit ? 2 : 1, err)) != HODEI_OK)
+    if ((st = hodei_db_pipeline(s->conn, cmds, commit ? 2 : 1, err)) != HODEI_OK)
         return st;
-    int64_t applied = hodei_db_get_i64(res, 0, 0);
+    int applied = PQntuples(res);
     PQclear(res);
-    if (applied != (int64_t)assigned) /* cannot happen under our locks */
-        HLOG_ERROR("assignment applied %" PRId64 " of %zu pairs (the rest changed under a lock?)",
-                   applied, assigned);
+    if (applied != (int)assigned) /* cannot happen under our locks */
+        HLOG_ERROR("assignment applied %d of %zu pairs (the rest changed under a lock?)", applied,
+                   assigned);
     return HODEI_OK;
 }
 

@@ -27,6 +27,8 @@
 #include <string.h>
 
 #include "hodei/db.h"
+#include "hodei/events.h"
+#include "hodei/id.h"
 #include "hodei/log.h"
 #include "hodei/sqlarr.h"
 #include "hodei/store.h"
@@ -35,7 +37,7 @@
 #include "sched_int.h"
 
 #define MILLIS_PER_CORE 1000.0
-#define PROV_ARRAYS 8
+#define PROV_ARRAYS 6 /* and the events, a parameter of their own */
 #define PROV_TYPE_MAX 16
 #define PROV_WHY_MAX 512
 /* A need whose provisions keep failing (an engine away, a broken image)
@@ -69,12 +71,16 @@ static const char count_sql[] =
     "  FROM workers WHERE provider = ANY($1::text[]) AND state = 'TERMINATED'"
     "   AND session_token_hash IS NULL AND updated_at > now() - interval '" PROV_FAIL_WINDOW "'"
     " GROUP BY provider, image";
+enum { C_PROVIDER, C_IMAGE, C_IN_FLIGHT, C_LIVE, C_READY, C_FAILED, C_FAILED_AGO_MS };
 
+/* $1 worker ids, $2 their providers, $3 their images, $4..$6 their cpu,
+ * memory and gpus, $7 their ProvisionRequested events (written for the rows
+ * inserted). */
 static const char insert_sql[] =
     "WITH n AS ("
-    "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[],"
-    "                       $6::int[], $7::bigint[], $8::int[])"
-    "    AS t(id, provider, event_id, event, image, cpu_millis, memory_bytes, gpu_count)"
+    "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[],"
+    "                       $6::int[])"
+    "    AS t(id, provider, image, cpu_millis, memory_bytes, gpu_count)"
     "), w AS ("
     "  INSERT INTO workers (id, provider, state, cpu_millis, memory_bytes, storage_bytes,"
     "                       gpu_count, architecture, image)"
@@ -82,10 +88,9 @@ static const char insert_sql[] =
     "         p.worker_storage_bytes, n.gpu_count, p.worker_architecture, n.image"
     "    FROM n JOIN providers p ON p.name = n.provider"
     "  RETURNING id"
-    ")"
-    "INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type, payload)"
-    "SELECT n.event_id, '" HODEI_SUBJ_PROVISION_REQUESTED "', 'provision', n.id::text,"
-    "       'ProvisionRequested', decode(n.event, 'hex') FROM n JOIN w USING (id)";
+    "), o AS (" HODEI_OUTBOX_INSERT_SQL(
+        "$7", "e.aggregate_id::uuid IN (SELECT id FROM w)") ")"
+                                                            "SELECT count(*) FROM w";
 
 /* A provider row as locked, and what this pass did with it. */
 typedef struct {
@@ -302,16 +307,16 @@ static hodei_status prov_count_workers(sched *s, prov_table *t, PGresult **res, 
     if (st != HODEI_OK)
         return st;
     for (int r = 0; r < PQntuples(*res); r++) {
-        const char *name = hodei_db_get_str(*res, r, 0);
+        const char *name = hodei_db_get_str(*res, r, C_PROVIDER);
         prov_row *p = row_find(t, name);
-        prov_need *n = need_find(t, name, hodei_db_get_str(*res, r, 1));
+        prov_need *n = need_find(t, name, hodei_db_get_str(*res, r, C_IMAGE));
         if (p)
-            p->live += hodei_db_get_i64(*res, r, 3);
+            p->live += hodei_db_get_i64(*res, r, C_LIVE);
         if (n) {
-            n->in_flight += hodei_db_get_i64(*res, r, 2);
-            n->ready_now += hodei_db_get_i64(*res, r, 4);
-            n->failed += hodei_db_get_i64(*res, r, 5);
-            n->failed_ago_ms += hodei_db_get_i64(*res, r, 6);
+            n->in_flight += hodei_db_get_i64(*res, r, C_IN_FLIGHT);
+            n->ready_now += hodei_db_get_i64(*res, r, C_READY);
+            n->failed += hodei_db_get_i64(*res, r, C_FAILED);
+            n->failed_ago_ms += hodei_db_get_i64(*res, r, C_FAILED_AGO_MS);
         }
     }
     for (size_t i = 0; i < t->n_rows; i++) {
@@ -372,67 +377,65 @@ static int64_t size_of(int64_t tmpl, int64_t need)
     return tmpl > 0 ? tmpl : (need > 0 ? need : 0);
 }
 
-static bool prov_request_append(sched *s, const prov_need *n, const match_job *j)
+/* One worker for need n, sized for job j (the k-th unmet one) where the
+ * provider's template leaves a size to the job. */
+static hodei_status prov_request_add(sched *s, const prov_need *n, const match_job *j,
+                                     hodei_err *err)
 {
-    char worker_id[HODEI_ID_BUF], event_id[HODEI_ID_BUF];
-    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-    Hodei__V1__ProvisionRequested body = HODEI__V1__PROVISION_REQUESTED__INIT;
-    Hodei__V1__ResourceRequirements res = HODEI__V1__RESOURCE_REQUIREMENTS__INIT;
+    char worker_id[HODEI_ID_BUF];
     const hodei_fit_resources *t = &n->prov->tmpl;
-    int64_t cpu = size_of(t->cpu_millis, j ? j->fit.need.cpu_millis : 0);
-    int64_t mem = size_of(t->memory_bytes, j ? j->fit.need.memory_bytes : 0);
-    int64_t gpu = size_of(t->gpu_count, j ? j->fit.need.gpu_count : 0);
-
+    const hodei_fit_resources size = {
+        .cpu_millis = size_of(t->cpu_millis, j ? j->fit.need.cpu_millis : 0),
+        .memory_bytes = size_of(t->memory_bytes, j ? j->fit.need.memory_bytes : 0),
+        .storage_bytes = t->storage_bytes,
+        .gpu_count = size_of(t->gpu_count, j ? j->fit.need.gpu_count : 0),
+        .architecture = t->architecture};
     hodei_id_new(worker_id);
-    res.cpu_cores = (double)cpu / MILLIS_PER_CORE;
-    res.memory_bytes = mem;
-    res.storage_bytes = t->storage_bytes;
-    res.gpu_count = (int32_t)gpu;
-    res.architecture = (char *)t->architecture;
-    body.request_id = worker_id;
-    body.worker_id = worker_id;
-    body.provider = (char *)n->prov->name;
-    body.resources = &res;
-    ev.body_case = HODEI__V1__EVENT__BODY_PROVISION_REQUESTED;
-    ev.provision_requested = &body;
+    hodei_status st = hodei_event_provision_requested(HODEI_OUTBOX_ADD(&s->provision_events),
+                                                      worker_id, n->prov->name, &size, err);
+    if (st != HODEI_OK)
+        return st;
     hodei_sqlarr_str(&s->arr[0], worker_id);
     hodei_sqlarr_str(&s->arr[1], n->prov->name);
-    bool ok = sched_event_append(s, &ev, worker_id, event_id, &s->arr[3]);
-    hodei_sqlarr_str(&s->arr[2], event_id);
-    hodei_sqlarr_str(&s->arr[4], n->image);
-    hodei_sqlarr_i64(&s->arr[5], cpu);
-    hodei_sqlarr_i64(&s->arr[6], mem);
-    hodei_sqlarr_i64(&s->arr[7], gpu);
-    return ok;
+    hodei_sqlarr_str(&s->arr[2], n->image);
+    hodei_sqlarr_i64(&s->arr[3], size.cpu_millis);
+    hodei_sqlarr_i64(&s->arr[4], size.memory_bytes);
+    hodei_sqlarr_i64(&s->arr[5], size.gpu_count);
+    return HODEI_OK;
 }
 
 static hodei_status prov_insert(sched *s, prov_table *t, size_t n_jobs, size_t *created,
                                 hodei_err *err)
 {
     size_t budget = (size_t)s->cfg->provision_max;
-    bool ok = true;
+    hodei_status st = HODEI_OK;
 
     for (int a = 0; a < PROV_ARRAYS; a++)
         hodei_sqlarr_begin(&s->arr[a]);
+    hodei_outbox_rows_reset(&s->provision_events);
     for (size_t i = 0; i < t->n_needs; i++) {
         prov_need *n = &t->needs[i];
         n->create = prov_decide(n, budget - *created);
-        for (size_t k = 0; k < n->create && ok; k++)
-            ok = prov_request_append(s, n, need_job(s, n, n_jobs, (size_t)n->in_flight + k));
+        for (size_t k = 0; k < n->create && st == HODEI_OK; k++)
+            st = prov_request_add(s, n, need_job(s, n, n_jobs, (size_t)n->in_flight + k), err);
         n->prov->created += (int64_t)n->create;
         *created += n->create;
     }
+    bool ok = true;
     for (int a = 0; a < PROV_ARRAYS; a++)
         ok = hodei_sqlarr_end(&s->arr[a]) && ok;
+    if (st != HODEI_OK)
+        return st;
     if (!ok)
         return hodei_err_set(err, HODEI_ERR_LIMIT, "provision requests of one pass exceed %u bytes",
                              SCHED_ARRAY_TEXT_MAX);
     if (*created == 0)
         return HODEI_OK;
-    const char *params[PROV_ARRAYS];
+    const char *params[PROV_ARRAYS + 1];
     for (int a = 0; a < PROV_ARRAYS; a++)
         params[a] = s->arr[a].data;
-    return hodei_db_exec(s->conn, insert_sql, PROV_ARRAYS, params, NULL, err);
+    params[PROV_ARRAYS] = hodei_outbox_rows_param(&s->provision_events);
+    return hodei_db_exec(s->conn, insert_sql, PROV_ARRAYS + 1, params, NULL, err);
 }
 
 /* Ends the jobs set aside by prov_count_unmet, each with its own reason. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "hodei/db.h"
+#include "hodei/events.h"
 #include "hodei/job_state.h"
 #include "hodei/log.h"
 #include "hodei/store.h"
@@ -53,8 +54,8 @@ enum { SUP_OPEN_ID = 0, SUP_OPEN_EPOCH, SUP_OPEN_CANCEL };
     " ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED"
 enum { SUP_UNREG_ID = 0, SUP_UNREG_PROVIDER, SUP_UNREG_STATE, SUP_UNREG_AGE_MS };
 
-static const char *const sup_live_states[] = {"READY", "BUSY", "DRAINING", NULL};
-static const char *const sup_unregistered_states[] = {"CREATING", "CONNECTING", NULL};
+#define SUP_LIVE_STATES (HODEI_WSET_READY | HODEI_WSET_BUSY | HODEI_WSET_DRAINING)
+#define SUP_UNREGISTERED_STATES (HODEI_WSET_CREATING | HODEI_WSET_CONNECTING)
 
 static hodei_status sup_worker_provider(sup *s, const char *worker_id, char *out, size_t out_len,
                                         hodei_err *err)
@@ -74,7 +75,7 @@ hodei_status sup_worker_lose(sup *s, const char *worker_id, const char *reason, 
 {
     char provider[SUP_PROVIDER_MAX];
     hodei_status st = hodei_store_worker_transition(
-        s->conn, worker_id, sup_live_states, HODEI__V1__WORKER_STATE__WORKER_STATE_LOST, err);
+        s->conn, worker_id, SUP_LIVE_STATES, HODEI__V1__WORKER_STATE__WORKER_STATE_LOST, err);
     *lost = st == HODEI_OK;
     if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
         return HODEI_OK; /* already lost, draining away or gone: nothing to add */
@@ -82,7 +83,8 @@ hodei_status sup_worker_lose(sup *s, const char *worker_id, const char *reason, 
         return st;
     if ((st = sup_worker_provider(s, worker_id, provider, sizeof provider, err)) != HODEI_OK)
         return st;
-    return hodei_store_worker_destroy_request(s->conn, worker_id, provider, reason, err);
+    return hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(s->conn), worker_id, provider,
+                                                reason, err);
 }
 
 /* Appends " job=<id> job_state=<its new state>" to text. */
@@ -125,10 +127,11 @@ static hodei_status sup_lost_one(sup *s, const PGresult *res, int row, hodei_err
 
     hodei_status st = sup_lost_jobs_end(s, worker_id, jobs, sizeof jobs, err);
     if (st == HODEI_OK)
-        st = hodei_store_worker_transition(s->conn, worker_id, sup_live_states,
+        st = hodei_store_worker_transition(s->conn, worker_id, SUP_LIVE_STATES,
                                            HODEI__V1__WORKER_STATE__WORKER_STATE_LOST, err);
     if (st == HODEI_OK)
-        st = hodei_store_worker_destroy_request(s->conn, worker_id, provider, "worker lost", err);
+        st = hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(s->conn), worker_id, provider,
+                                                  "worker lost", err);
     if (st == HODEI_OK)
         sup_note(s,
                  "worker lost: worker=%s provider=%s heartbeat_age_ms=%" PRId64
@@ -202,11 +205,11 @@ static hodei_status sup_unregistered_one(sup *s, const PGresult *res, int row, h
     const char *provider = hodei_db_get_str(res, row, SUP_UNREG_PROVIDER);
 
     hodei_status st =
-        hodei_store_worker_transition(s->conn, worker_id, sup_unregistered_states,
+        hodei_store_worker_transition(s->conn, worker_id, SUP_UNREGISTERED_STATES,
                                       HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING, err);
     if (st == HODEI_OK)
-        st = hodei_store_worker_destroy_request(s->conn, worker_id, provider,
-                                                "registration timeout", err);
+        st = hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(s->conn), worker_id, provider,
+                                                  "registration timeout", err);
     if (st == HODEI_OK)
         sup_note(s,
                  "registration timeout: worker=%s provider=%s state=%s age_ms=%" PRId64

@@ -16,8 +16,8 @@
 #include <stdio.h>
 
 #include "hodei/db.h"
+#include "hodei/events.h"
 #include "hodei/id.h"
-#include "hodei/names.h"
 #include "hodei/sqlarr.h"
 #include "hodei/store.h"
 #include "sup_int.h"
@@ -98,9 +98,6 @@ enum {
     " worker_storage_bytes, worker_gpu_count, worker_architecture, " SUP_WARM_IMAGE                \
     " FROM providers p WHERE name = $2"
 
-static const char *const sup_ready_states[] = {"READY", NULL};
-static const char *const sup_draining_states[] = {"DRAINING", NULL};
-
 /* ---- idle TTL ---- */
 
 static hodei_status sup_idle_one(sup *s, const PGresult *res, int row, hodei_err *err)
@@ -109,12 +106,13 @@ static hodei_status sup_idle_one(sup *s, const PGresult *res, int row, hodei_err
     const char *provider = hodei_db_get_str(res, row, SUP_IDLE_PROVIDER);
 
     hodei_status st = hodei_store_worker_transition(
-        s->conn, worker_id, sup_ready_states, HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, err);
+        s->conn, worker_id, HODEI_WSET_READY, HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, err);
     if (st == HODEI_OK)
-        st = hodei_store_worker_transition(s->conn, worker_id, sup_draining_states,
+        st = hodei_store_worker_transition(s->conn, worker_id, HODEI_WSET_DRAINING,
                                            HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING, err);
     if (st == HODEI_OK)
-        st = hodei_store_worker_destroy_request(s->conn, worker_id, provider, "idle ttl", err);
+        st = hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(s->conn), worker_id, provider,
+                                                  "idle ttl", err);
     if (st == HODEI_OK)
         sup_note(s,
                  "idle ttl: worker=%s provider=%s idle_ms=%" PRId64 " idle_ttl_ms=%" PRId64
@@ -159,23 +157,15 @@ static int64_t sup_pool_need(const PGresult *res, int row)
 static hodei_status sup_provision_request(sup *s, const PGresult *res, int row,
                                           const char *worker_id, hodei_err *err)
 {
-    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-    Hodei__V1__ProvisionRequested pr = HODEI__V1__PROVISION_REQUESTED__INIT;
-    Hodei__V1__ResourceRequirements rr = HODEI__V1__RESOURCE_REQUIREMENTS__INIT;
-
-    rr.cpu_cores = (double)hodei_db_get_i64(res, row, SUP_POOL_CPU) / 1000.0;
-    rr.memory_bytes = hodei_db_get_i64(res, row, SUP_POOL_MEMORY);
-    rr.storage_bytes = hodei_db_get_i64(res, row, SUP_POOL_STORAGE);
-    rr.gpu_count = (int32_t)hodei_db_get_i64(res, row, SUP_POOL_GPU);
-    rr.architecture = (char *)hodei_db_get_str(res, row, SUP_POOL_ARCH);
-    pr.request_id = (char *)worker_id;
-    pr.worker_id = (char *)worker_id;
-    pr.provider = (char *)hodei_db_get_str(res, row, SUP_POOL_NAME);
-    pr.resources = &rr;
-    ev.body_case = HODEI__V1__EVENT__BODY_PROVISION_REQUESTED;
-    ev.provision_requested = &pr;
-    return hodei_outbox_append(s->conn, &ev, HODEI_SUBJ_PROVISION_REQUESTED, "provision", worker_id,
-                               "ProvisionRequested", err);
+    const hodei_fit_resources tmpl = {
+        .cpu_millis = hodei_db_get_i64(res, row, SUP_POOL_CPU),
+        .memory_bytes = hodei_db_get_i64(res, row, SUP_POOL_MEMORY),
+        .storage_bytes = hodei_db_get_i64(res, row, SUP_POOL_STORAGE),
+        .gpu_count = hodei_db_get_i64(res, row, SUP_POOL_GPU),
+        .architecture = hodei_db_get_str(res, row, SUP_POOL_ARCH),
+    };
+    return hodei_event_provision_requested(HODEI_OUTBOX_WRITE(s->conn), worker_id,
+                                           hodei_db_get_str(res, row, SUP_POOL_NAME), &tmpl, err);
 }
 
 static hodei_status sup_pool_insert(sup *s, const char *provider, char ids[][HODEI_ID_BUF],
@@ -227,7 +217,7 @@ static hodei_status sup_pool_add(sup *s, const PGresult *res, hodei_err *err)
 static hodei_status sup_pool_fill(sup *s, const PGresult *cands, int row, hodei_err *err)
 {
     char retry[SUP_INT_TEXT_MAX];
-    const char *params[] = {retry, hodei_db_get_str(cands, row, 0)};
+    const char *params[] = {retry, hodei_db_get_str(cands, row, SUP_ROW_NAME)};
     PGresult *res = NULL;
 
     sup_i64_text(s->cfg->warm_pool_retry_ms, retry);

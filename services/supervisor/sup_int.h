@@ -121,6 +121,7 @@ hodei_status sup_tick(sup *s, bool *more, hodei_err *err);
  * the row in logs), each under a savepoint: a row that fails for any reason
  * but a broken connection is undone alone, logged and skipped (retried next
  * tick); the others still commit. */
+#define SUP_ROW_NAME 0 /* the column that names a check's row */
 typedef hodei_status (*sup_row_fn)(sup *s, const PGresult *res, int row, hodei_err *err);
 hodei_status sup_rows_each(sup *s, const char *what, const PGresult *res, sup_row_fn one,
                            hodei_err *err);

@@ -128,7 +128,7 @@ hodei_status sup_rows_each(sup *s, const char *what, const PGresult *res, sup_ro
         if ((st = sup_item_begin(s, err)) != HODEI_OK)
             break;
         hodei_status item = one(s, res, i, &item_err);
-        snprintf(label, sizeof label, "%s %s", what, hodei_db_get_str(res, i, 0));
+        snprintf(label, sizeof label, "%s %s", what, hodei_db_get_str(res, i, SUP_ROW_NAME));
         st = sup_item_end(s, label, item, &item_err, err);
         if (item != HODEI_OK)
             s->items_failed++;

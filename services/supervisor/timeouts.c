@@ -17,12 +17,11 @@
 #include <stdio.h>
 
 #include "hodei/db.h"
+#include "hodei/events.h"
 #include "hodei/job_state.h"
-#include "hodei/names.h"
 #include "hodei/store.h"
 #include "sup_int.h"
 
-#define SUP_SUBJECT_MAX 128
 #define SUP_ERROR_TEXT_MAX 128
 
 #define SUP_EXPIRED_SQL                                                                            \
@@ -63,7 +62,7 @@ hodei_status sup_job_fail(sup *s, const char *job_id, const char *worker_id, int
                           bool cancel_requested, const char *error, Hodei__V1__JobState *final_out,
                           hodei_err *err)
 {
-    const hodei_attempt_end end = {
+    const hodei_attempt a = {
         .job_id = job_id,
         .worker_id = worker_id,
         .epoch = epoch,
@@ -72,9 +71,8 @@ hodei_status sup_job_fail(sup *s, const char *job_id, const char *worker_id, int
                                   : HODEI__V1__JOB_STATE__JOB_STATE_FAILED,
         .exit_code = SUP_EXIT_CODE_NONE,
         .error = error,
-        .free_worker = false,
     };
-    return hodei_store_attempt_end(s->conn, &end, final_out, err);
+    return hodei_store_attempt_end(s->conn, &a, final_out, err); /* the worker is gone */
 }
 
 /* JobCancelRequested on the worker's own subject: the edge holding it
@@ -82,19 +80,8 @@ hodei_status sup_job_fail(sup *s, const char *job_id, const char *worker_id, int
 static hodei_status sup_cancel_send(sup *s, const char *job_id, const char *worker_id,
                                     int64_t epoch, const char *reason, hodei_err *err)
 {
-    char subject[SUP_SUBJECT_MAX];
-    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-    Hodei__V1__JobCancelRequested cr = HODEI__V1__JOB_CANCEL_REQUESTED__INIT;
-
-    snprintf(subject, sizeof subject, "%s%s", HODEI_SUBJ_JOB_CANCEL_PREFIX,
-             worker_id[0] ? worker_id : "none");
-    cr.job_id = (char *)job_id;
-    cr.worker_id = (char *)worker_id;
-    cr.epoch = epoch;
-    cr.reason = (char *)reason;
-    ev.body_case = HODEI__V1__EVENT__BODY_JOB_CANCEL_REQUESTED;
-    ev.job_cancel_requested = &cr;
-    return hodei_outbox_append(s->conn, &ev, subject, "job", job_id, "JobCancelRequested", err);
+    return hodei_event_job_cancel_requested(HODEI_OUTBOX_WRITE(s->conn), job_id, worker_id, epoch,
+                                            reason, err);
 }
 
 static hodei_status sup_expired_one(sup *s, const PGresult *res, int row, hodei_err *err)
@@ -107,16 +94,16 @@ static hodei_status sup_expired_one(sup *s, const PGresult *res, int row, hodei_
     char error[SUP_ERROR_TEXT_MAX];
 
     snprintf(error, sizeof error, "timed out after %" PRId64 " ms", timeout_ms);
-    const hodei_attempt_end end = {
+    const hodei_attempt a = {
         .job_id = job_id,
         .worker_id = worker_id,
         .epoch = epoch,
         .state = HODEI__V1__JOB_STATE__JOB_STATE_TIMEOUT,
         .exit_code = SUP_EXIT_CODE_NONE,
         .error = error,
-        .free_worker = false, /* the worker is still busy killing it */
     };
-    hodei_status st = hodei_store_attempt_end(s->conn, &end, &final, err);
+    /* the worker stays BUSY: it is still killing the job */
+    hodei_status st = hodei_store_attempt_end(s->conn, &a, &final, err);
     if (st == HODEI_OK)
         st = sup_cancel_send(s, job_id, worker_id, epoch, "timeout", err);
     if (st == HODEI_OK)

@@ -24,6 +24,7 @@
 #include "edge_client.h"
 #include "harness.h"
 #include "hodei/db.h"
+#include "hodei/events.h"
 #include "hodei/id.h"
 #include "hodei/names.h"
 #include "hodei/store.h"
@@ -288,16 +289,9 @@ static void t_tx_commit(void)
 static void t_provision_event(const char *id)
 {
     hodei_err err = {0};
-    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-    Hodei__V1__ProvisionRequested r = HODEI__V1__PROVISION_REQUESTED__INIT;
-    r.request_id = (char *)id;
-    r.worker_id = (char *)id;
-    r.provider = "process";
-    ev.body_case = HODEI__V1__EVENT__BODY_PROVISION_REQUESTED;
-    ev.provision_requested = &r;
-    cr_assert_eq(hodei_outbox_append(g_db, &ev, HODEI_SUBJ_PROVISION_REQUESTED, "worker", id,
-                                     "ProvisionRequested", &err),
-                 HODEI_OK, "%s", err.msg);
+    cr_assert_eq(
+        hodei_event_provision_requested(HODEI_OUTBOX_WRITE(g_db), id, "process", NULL, &err),
+        HODEI_OK, "%s", err.msg);
 }
 
 /* As the scheduler does: a CREATING worker row and ProvisionRequested. */
@@ -549,8 +543,9 @@ Test(provisioner, destroy_request_kills_the_session_and_terminates_a_busy_worker
 
     hodei_err err = {0};
     t_tx_begin();
-    cr_assert_eq(hodei_store_worker_destroy_request(g_db, id, "process", "test", &err), HODEI_OK,
-                 "%s", err.msg);
+    cr_assert_eq(
+        hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(g_db), id, "process", "test", &err),
+        HODEI_OK, "%s", err.msg);
     t_tx_commit();
     t_worker_state_wait(id, "TERMINATED");
     cr_assert(!t_pid_alive(pid), "worker %d killed", (int)pid);
@@ -563,8 +558,9 @@ Test(provisioner, destroy_request_kills_the_session_and_terminates_a_busy_worker
 
     /* a second request (redelivery) changes nothing */
     t_tx_begin();
-    cr_assert_eq(hodei_store_worker_destroy_request(g_db, id, "process", "again", &err), HODEI_OK,
-                 "%s", err.msg);
+    cr_assert_eq(hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(g_db), id, "process",
+                                                      "again", &err),
+                 HODEI_OK, "%s", err.msg);
     t_tx_commit();
     char needle[128];
     snprintf(needle, sizeof needle, "worker %s destroyed (provider process, was TERMINATED)", id);
@@ -883,8 +879,9 @@ Test(provisioner, real_worker_registers_and_is_destroyed)
 
     hodei_err err = {0};
     t_tx_begin();
-    cr_assert_eq(hodei_store_worker_destroy_request(g_db, id, "process", "test", &err), HODEI_OK,
-                 "%s", err.msg);
+    cr_assert_eq(
+        hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(g_db), id, "process", "test", &err),
+        HODEI_OK, "%s", err.msg);
     t_tx_commit();
     t_worker_state_wait(id, "TERMINATED");
     cr_assert(!t_pid_alive((pid_t)pid), "hodei-worker %d stopped", (int)pid);

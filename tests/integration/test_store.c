@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "harness.h"
+#include "hodei/assign.h"
 #include "hodei/db.h"
+#include "hodei/events.h"
 #include "hodei/store.h"
 
 static harness_stack stack;
@@ -56,16 +58,16 @@ TestSuite(store, .init = setup, .fini = teardown, .timeout = 120);
 static hodei_status end_attempt(Hodei__V1__JobState state, int64_t epoch, const char *worker,
                                 Hodei__V1__JobState *final, hodei_err *err)
 {
-    hodei_attempt_end e = {.job_id = JOB,
-                           .worker_id = worker,
-                           .epoch = epoch,
-                           .state = state,
-                           .exit_code = state == HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED ? 0 : 3,
-                           .error = "",
-                           .free_worker = true};
+    const hodei_attempt e = {.job_id = JOB,
+                             .worker_id = worker,
+                             .epoch = epoch,
+                             .state = state,
+                             .exit_code =
+                                 state == HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED ? 0 : 3,
+                             .error = ""};
     hodei_status st = hodei_db_begin(conn, err);
     cr_assert_eq(st, HODEI_OK);
-    st = hodei_store_attempt_end(conn, &e, final, err);
+    st = hodei_store_attempt_end_free(conn, &e, final, err);
     if (st == HODEI_OK)
         cr_assert_eq(hodei_db_commit(conn, err), HODEI_OK, "%s", err->msg);
     else
@@ -158,7 +160,7 @@ Test(store, spent_attempts_or_cancel_end_the_job)
 Test(store, worker_transitions_follow_the_state_machine)
 {
     hodei_err err;
-    const char *from_ready[] = {"READY", NULL};
+    const hodei_worker_state_set from_ready = HODEI_WSET_READY;
     cr_assert_eq(hodei_store_worker_transition(
                      conn, OTHER, from_ready, HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, &err),
                  HODEI_OK, "%s", err.msg);
@@ -166,7 +168,7 @@ Test(store, worker_transitions_follow_the_state_machine)
                                                HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING,
                                                &err),
                  HODEI_ERR_PRECONDITION, "it is DRAINING now, not READY");
-    const char *from_draining[] = {"DRAINING", NULL};
+    const hodei_worker_state_set from_draining = HODEI_WSET_DRAINING;
     cr_assert_eq(hodei_store_worker_transition(conn, OTHER, from_draining,
                                                HODEI__V1__WORKER_STATE__WORKER_STATE_BUSY, &err),
                  HODEI_ERR_PRECONDITION, "DRAINING -> BUSY is not a legal transition");
@@ -174,7 +176,8 @@ Test(store, worker_transitions_follow_the_state_machine)
         hodei_store_worker_transition(conn, "0190b1c2-0000-7000-8000-0000000000ff", from_ready,
                                       HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, &err),
         HODEI_ERR_NOT_FOUND);
-    cr_assert_eq(hodei_store_worker_destroy_request(conn, OTHER, "process", "idle", &err),
+    cr_assert_eq(hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(conn), OTHER, "process",
+                                                      "idle", &err),
                  HODEI_OK);
     cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'WorkerDestroyRequested'"
                      " AND subject = 'hodei.evt.provision.destroy'"),
@@ -209,4 +212,129 @@ Test(store, a_worker_whose_result_ended_nothing_is_freed_only_from_that_job)
     /* Again: nothing to do. */
     cr_assert_eq(hodei_store_worker_release(conn, WORKER, JOB, &released, &err), HODEI_OK);
     cr_assert_not(released);
+}
+
+/* ------------------------------------------------------------ hand-off */
+
+static const char *NEXT = "0190b1c2-0000-7000-8000-00000000000b";
+
+static void next_job_pending(void)
+{
+    char q[256];
+    snprintf(q, sizeof q,
+             "INSERT INTO jobs (id, state, spec, timeout_ms, epoch) VALUES"
+             " ('%s', 'PENDING', '\\x0a0178', 60000, 4)",
+             NEXT);
+    sql(q);
+}
+
+static hodei_status handoff(Hodei__V1__JobState state, hodei_handoff *h, hodei_err *err)
+{
+    const hodei_attempt a = {.job_id = JOB,
+                             .worker_id = WORKER,
+                             .epoch = 1,
+                             .state = state,
+                             .exit_code = 0,
+                             .error = ""};
+    cr_assert_eq(hodei_db_begin(conn, err), HODEI_OK);
+    hodei_status st = hodei_handoff_result(conn, &a, h, err);
+    if (st == HODEI_OK)
+        cr_assert_eq(hodei_db_commit(conn, err), HODEI_OK, "%s", err->msg);
+    else
+        hodei_db_rollback(conn);
+    return st;
+}
+
+/* The next job is the worker's, at epoch + 1, with its JobAssigned and no
+ * WorkerReady; the run row says so. */
+static void handed_to_worker(const hodei_handoff *h)
+{
+    char q[512];
+    cr_assert(h->run, "a job was handed");
+    cr_assert_str_eq(PQgetvalue(h->run, 0, HODEI_RUN_COL_JOB_ID), NEXT);
+    cr_assert_str_eq(PQgetvalue(h->run, 0, HODEI_RUN_COL_EPOCH), "5");
+    cr_assert_str_eq(PQgetvalue(h->run, 0, HODEI_RUN_COL_SPEC_HEX), "0a0178", "RunJob's spec");
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM jobs j JOIN workers w ON w.current_job_id = j.id"
+             " WHERE j.id = '%s' AND j.state = 'ASSIGNED' AND j.epoch = 5 AND j.attempt = 1"
+             " AND j.worker_id = w.id AND w.id = '%s' AND w.state = 'BUSY'",
+             NEXT, WORKER);
+    cr_assert_eq(val(q), 1);
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'JobAssigned'"
+                     " AND subject LIKE 'hodei.evt.job.assigned.%'"),
+                 1);
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'WorkerReady'"), 0);
+}
+
+Test(store, a_success_hands_the_worker_its_next_job_in_one_statement)
+{
+    hodei_err err;
+    hodei_handoff h;
+    next_job_pending();
+    cr_assert_eq(handoff(HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, &h, &err), HODEI_OK, "%s",
+                 err.msg);
+    cr_assert_eq(h.final, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+    handed_to_worker(&h);
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'JobFinished'"), 1);
+    PQclear(h.run);
+}
+
+Test(store, a_failure_hands_the_next_job_through_the_pass_statement)
+{
+    hodei_err err;
+    hodei_handoff h;
+    next_job_pending();
+    sql("UPDATE jobs SET attempt = 2 WHERE state = 'ASSIGNED'"); /* no attempt left */
+    cr_assert_eq(handoff(HODEI__V1__JOB_STATE__JOB_STATE_FAILED, &h, &err), HODEI_OK, "%s",
+                 err.msg);
+    cr_assert_eq(h.final, HODEI__V1__JOB_STATE__JOB_STATE_FAILED);
+    handed_to_worker(&h);
+    PQclear(h.run);
+}
+
+Test(store, with_nothing_waiting_the_worker_goes_ready)
+{
+    hodei_err err;
+    hodei_handoff h;
+    cr_assert_eq(handoff(HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, &h, &err), HODEI_OK, "%s",
+                 err.msg);
+    cr_assert_null(h.run);
+    cr_assert_eq(val("SELECT count(*) FROM workers WHERE state = 'READY'"), 2);
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'WorkerReady'"), 1);
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'JobFinished'"), 1);
+}
+
+Test(store, a_stale_result_hands_nothing)
+{
+    hodei_err err;
+    hodei_handoff h;
+    next_job_pending();
+    sql("UPDATE jobs SET epoch = 2 WHERE state = 'ASSIGNED'");
+    cr_assert_eq(handoff(HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, &h, &err),
+                 HODEI_ERR_PRECONDITION);
+    cr_assert_eq(val("SELECT count(*) FROM jobs WHERE state = 'PENDING'"), 1);
+    cr_assert_eq(val("SELECT count(*) FROM outbox"), 0);
+}
+
+Test(store, the_pass_statement_applies_only_pairs_still_free)
+{
+    hodei_err err;
+    hodei_assign_set set;
+    PGresult *rows = NULL;
+    next_job_pending();
+    hodei_assign_set_init(&set, 1 << 20);
+    cr_assert_eq(hodei_assign_set_add(&set, NEXT, OTHER, 3, &err), HODEI_OK); /* epoch moved on */
+    cr_assert_eq(hodei_assign_run(conn, &set, false, &rows, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_eq(PQntuples(rows), 0);
+    PQclear(rows);
+    hodei_assign_set_reset(&set);
+    cr_assert_eq(hodei_assign_set_add(&set, NEXT, OTHER, 4, &err), HODEI_OK);
+    cr_assert_eq(hodei_assign_run(conn, &set, false, &rows, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_eq(PQntuples(rows), 1);
+    cr_assert_str_eq(PQgetvalue(rows, 0, HODEI_RUN_COL_SPEC_HEX), "", "not asked for");
+    PQclear(rows);
+    hodei_assign_set_fini(&set);
+    cr_assert_eq(val("SELECT count(*) FROM jobs WHERE state = 'ASSIGNED' AND epoch = 5"), 1);
+    cr_assert_eq(val("SELECT count(*) FROM workers WHERE state = 'BUSY'"), 2);
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'JobAssigned'"), 1);
 }

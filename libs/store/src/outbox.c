@@ -1,96 +1,124 @@
-#include "hodei/store.h"
-
+/* Sets of outbox rows (hodei/events.h): a two-dimensional text array
+ * literal, one inner array per row, built as the builders add rows. */
 #include <stdlib.h>
 
-#include "hodei/buf.h"
+#include "events_int.h"
 #include "hodei/db.h"
+#include "hodei/events.h"
 #include "hodei/id.h"
 #include "hodei/pb.h"
 #include "hodei/sqlarr.h"
 #include "hodei/time.h"
 
-hodei_status hodei_outbox_pack(Hodei__V1__Event *ev, const char *aggregate_id, char *event_id,
-                               hodei_buf *hex, hodei_err *err)
+#define OUTBOX_PACK_STACK 512 /* packed events up to this size need no allocation */
+
+void hodei_outbox_rows_init(hodei_outbox_rows *rows, size_t text_max)
 {
+    hodei_buf_init(&rows->text, text_max);
+    hodei_outbox_rows_reset(rows);
+}
+
+void hodei_outbox_rows_reset(hodei_outbox_rows *rows)
+{
+    hodei_buf_reset(&rows->text);
+    hodei_buf_putc(&rows->text, '{');
+    rows->n = 0;
+    rows->open = rows->text.len;
+}
+
+void hodei_outbox_rows_fini(hodei_outbox_rows *rows)
+{
+    hodei_buf_fini(&rows->text);
+}
+
+const char *hodei_outbox_rows_param(hodei_outbox_rows *rows)
+{
+    rows->text.len = rows->open;
+    hodei_buf_putc(&rows->text, '}');
+    return rows->text.data;
+}
+
+/* Packs ev as lower-case hex into out. */
+static hodei_status outbox_pack_hex(const Hodei__V1__Event *ev, hodei_buf *out, hodei_err *err)
+{
+    uint8_t stack[OUTBOX_PACK_STACK];
+    size_t len = protobuf_c_message_get_packed_size(&ev->base);
+    if (len > HODEI_OUTBOX_EVENT_MAX)
+        return hodei_err_set(err, HODEI_ERR_LIMIT, "event of %zu bytes, more than %u", len,
+                             HODEI_OUTBOX_EVENT_MAX);
+    uint8_t *raw = len <= sizeof stack ? stack : malloc(len);
+    if (!raw)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory packing an event");
+    protobuf_c_message_pack(&ev->base, raw);
+    bool ok = hodei_buf_hex(out, raw, len);
+    if (raw != stack)
+        free(raw);
+    return ok ? HODEI_OK : hodei_err_set(err, HODEI_ERR_LIMIT, "event set full");
+}
+
+static hodei_status outbox_rows_add(hodei_outbox_rows *rows, Hodei__V1__Event *ev,
+                                    const char *subject, const char *aggregate_type,
+                                    const char *aggregate_id, const char *event_type,
+                                    hodei_err *err)
+{
+    char event_id[HODEI_ID_BUF];
     Hodei__V1__Timestamp ts;
+    hodei_buf *t = &rows->text;
     hodei_id_new(event_id);
     hodei_pb_time(&ts, hodei_wall_us());
     ev->event_id = event_id;
     ev->aggregate_id = (char *)aggregate_id;
     ev->occurred_at = &ts;
-    size_t len = protobuf_c_message_get_packed_size(&ev->base);
-    hodei_status st = HODEI_OK;
-    uint8_t *raw = malloc(len ? len : 1);
-    if (!raw)
-        st = hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
-    else if (protobuf_c_message_pack(&ev->base, raw), !hodei_buf_hex(hex, raw, len))
-        st = hodei_err_set(err, HODEI_ERR_LIMIT, "event larger than %u bytes",
-                           HODEI_OUTBOX_EVENT_MAX);
+    /* the inner array {"id","subject","type","aggregate","event type","hex"} */
+    t->len = rows->open;
+    if (rows->n > 0)
+        hodei_buf_putc(t, ',');
+    const char *text[] = {event_id, subject, aggregate_type, aggregate_id, event_type};
+    hodei_buf_putc(t, '{');
+    for (size_t i = 0; i < sizeof text / sizeof text[0]; i++) {
+        hodei_sqlarr_quote(t, text[i]);
+        hodei_buf_putc(t, ',');
+    }
+    hodei_buf_putc(t, '"'); /* hex needs no escaping */
+    hodei_status st = outbox_pack_hex(ev, t, err);
+    hodei_buf_puts(t, "\"}");
     ev->event_id = NULL;
     ev->aggregate_id = NULL;
     ev->occurred_at = NULL;
-    free(raw);
+    if (st == HODEI_OK && t->failed)
+        st =
+            hodei_err_set(err, HODEI_ERR_LIMIT, "events of one statement exceed %zu bytes", t->max);
+    if (st != HODEI_OK) { /* the set stays as it was */
+        t->len = rows->open;
+        t->failed = false;
+        return st;
+    }
+    rows->open = t->len;
+    rows->n++;
+    return HODEI_OK;
+}
+
+hodei_status events_row_add(hodei_outbox *to, Hodei__V1__Event *ev, const char *subject,
+                            const char *aggregate_type, const char *aggregate_id,
+                            const char *event_type, hodei_err *err)
+{
+    if (to->rows)
+        return outbox_rows_add(to->rows, ev, subject, aggregate_type, aggregate_id, event_type,
+                               err);
+    hodei_outbox_rows one;
+    hodei_outbox_rows_init(&one, HODEI_OUTBOX_ROWS_TEXT_MAX);
+    hodei_status st =
+        outbox_rows_add(&one, ev, subject, aggregate_type, aggregate_id, event_type, err);
+    if (st == HODEI_OK)
+        st = hodei_outbox_write(to->conn, &one, err);
+    hodei_outbox_rows_fini(&one);
     return st;
 }
 
-void hodei_outbox_rows_init(hodei_outbox_rows *rows)
+hodei_status hodei_outbox_write(PGconn *conn, hodei_outbox_rows *rows, hodei_err *err)
 {
-    for (int i = 0; i < HODEI_OUTBOX_ROWS_COLS; i++) {
-        hodei_buf_init(&rows->cols[i], 2 * HODEI_OUTBOX_EVENT_MAX + 64);
-        hodei_sqlarr_begin(&rows->cols[i]);
-    }
-    rows->n = 0;
-}
-
-hodei_status hodei_outbox_rows_add(hodei_outbox_rows *rows, Hodei__V1__Event *ev,
-                                   const char *subject, const char *aggregate_type,
-                                   const char *aggregate_id, const char *event_type, hodei_err *err)
-{
-    char event_id[HODEI_ID_BUF];
-    hodei_buf hex;
-    hodei_buf_init(&hex, HODEI_OUTBOX_EVENT_HEX_MAX);
-    hodei_status st = hodei_outbox_pack(ev, aggregate_id, event_id, &hex, err);
-    if (st == HODEI_OK) {
-        const char *vals[HODEI_OUTBOX_ROWS_COLS] = {event_id,     subject,    aggregate_type,
-                                                    aggregate_id, event_type, hex.data};
-        for (int i = 0; i < HODEI_OUTBOX_ROWS_COLS; i++)
-            hodei_sqlarr_str(&rows->cols[i], vals[i]);
-        rows->n++;
-    }
-    hodei_buf_fini(&hex);
-    return st;
-}
-
-void hodei_outbox_rows_params(hodei_outbox_rows *rows, const char **params)
-{
-    for (int i = 0; i < HODEI_OUTBOX_ROWS_COLS; i++) {
-        hodei_sqlarr_end(&rows->cols[i]);
-        params[i] = rows->cols[i].data;
-    }
-}
-
-void hodei_outbox_rows_fini(hodei_outbox_rows *rows)
-{
-    for (int i = 0; i < HODEI_OUTBOX_ROWS_COLS; i++)
-        hodei_buf_fini(&rows->cols[i]);
-}
-
-hodei_status hodei_outbox_append(PGconn *conn, Hodei__V1__Event *ev, const char *subject,
-                                 const char *aggregate_type, const char *aggregate_id,
-                                 const char *event_type, hodei_err *err)
-{
-    char event_id[HODEI_ID_BUF];
-    hodei_buf hex;
-    hodei_buf_init(&hex, HODEI_OUTBOX_EVENT_HEX_MAX);
-    hodei_status st = hodei_outbox_pack(ev, aggregate_id, event_id, &hex, err);
-    if (st == HODEI_OK) {
-        const char *params[6] = {event_id,     subject,    aggregate_type,
-                                 aggregate_id, event_type, hex.data};
-        st = hodei_db_exec(conn,
-                           "INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id,"
-                           " event_type, payload) VALUES ($1, $2, $3, $4, $5, decode($6, 'hex'))",
-                           6, params, NULL, err);
-    }
-    hodei_buf_fini(&hex);
-    return st;
+    if (rows->n == 0)
+        return HODEI_OK;
+    const char *params[1] = {hodei_outbox_rows_param(rows)};
+    return hodei_db_exec(conn, HODEI_OUTBOX_INSERT_SQL("$1", "true"), 1, params, NULL, err);
 }

@@ -10,44 +10,30 @@
 
 #include "hodei/buf.h"
 #include "hodei/db.h"
+#include "hodei/events.h"
 #include "hodei/job_state.h"
-#include "hodei/names.h"
 #include "hodei/sqlarr.h"
 #include "hodei/store.h"
 
 #define PENDING_IDS_TEXT_MAX ((size_t)HODEI_STORE_FAIL_MAX * (HODEI_ID_LEN + 4) + 8)
-#define PENDING_EXIT_CODE "127"
+#define PENDING_EXIT_CODE 127
+#define PENDING_EXIT_CODE_SQL "127"
 
+/* The jobs ended, as the UPDATE returns them. */
+enum { PEND_ID, PEND_EPOCH };
+
+/* The JobFinished of each job ended (rows of id, epoch). */
 static hodei_status pending_events(PGconn *conn, const PGresult *res, hodei_err *err)
 {
     hodei_outbox_rows rows;
     hodei_status st = HODEI_OK;
-    hodei_outbox_rows_init(&rows);
-    for (int i = 0; i < PQntuples(res) && st == HODEI_OK; i++) {
-        Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-        Hodei__V1__JobFinished fin = HODEI__V1__JOB_FINISHED__INIT;
-        fin.job_id = PQgetvalue(res, i, 0);
-        fin.state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED;
-        fin.exit_code = 127;
-        fin.epoch = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-        ev.body_case = HODEI__V1__EVENT__BODY_JOB_FINISHED;
-        ev.job_finished = &fin;
-        st = hodei_outbox_rows_add(&rows, &ev, HODEI_SUBJ_JOB_FINISHED, "job", fin.job_id,
-                                   "JobFinished", err);
-    }
-    if (st == HODEI_OK && PQntuples(res) > 0) {
-        const char *params[HODEI_OUTBOX_ROWS_COLS];
-        hodei_outbox_rows_params(&rows, params);
-        st = hodei_db_exec(conn,
-                           "INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id,"
-                           " event_type, payload)"
-                           " SELECT e.id, e.subject, e.agg_type, e.agg_id, e.type,"
-                           "        decode(e.payload, 'hex')"
-                           "   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
-                           "               $5::text[], $6::text[])"
-                           "     AS e(id, subject, agg_type, agg_id, type, payload)",
-                           HODEI_OUTBOX_ROWS_COLS, params, NULL, err);
-    }
+    hodei_outbox_rows_init(&rows, HODEI_OUTBOX_ROWS_TEXT_MAX); /* HODEI_STORE_FAIL_MAX events fit */
+    for (int i = 0; i < PQntuples(res) && st == HODEI_OK; i++)
+        st = hodei_event_job_finished(HODEI_OUTBOX_ADD(&rows), hodei_db_get_str(res, i, PEND_ID),
+                                      HODEI__V1__JOB_STATE__JOB_STATE_FAILED, PENDING_EXIT_CODE, "",
+                                      hodei_db_get_i64(res, i, PEND_EPOCH), err);
+    if (st == HODEI_OK)
+        st = hodei_outbox_write(conn, &rows, err);
     hodei_outbox_rows_fini(&rows);
     return st;
 }
@@ -77,7 +63,8 @@ hodei_status hodei_store_pending_fail(PGconn *conn, const char *const *job_ids, 
     const char *params[2] = {ids.data, error};
     st = hodei_db_exec(conn,
                        "UPDATE jobs SET state = 'FAILED', error = $2,"
-                       " exit_code = " PENDING_EXIT_CODE ", finished_at = now(), updated_at = now()"
+                       " exit_code = " PENDING_EXIT_CODE_SQL
+                       ", finished_at = now(), updated_at = now()"
                        " WHERE id = ANY($1::uuid[]) AND state = 'PENDING'"
                        " RETURNING id::text, epoch",
                        2, params, &res, err);

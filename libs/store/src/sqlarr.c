@@ -17,10 +17,14 @@ void hodei_sqlarr_begin(hodei_buf *b)
 void hodei_sqlarr_str(hodei_buf *b, const char *s)
 {
     hodei_sqlarr_sep(b);
-    if (!s) {
+    if (!s)
         hodei_buf_puts(b, "NULL");
-        return;
-    }
+    else
+        hodei_sqlarr_quote(b, s);
+}
+
+void hodei_sqlarr_quote(hodei_buf *b, const char *s)
+{
     hodei_buf_putc(b, '"');
     for (const char *p = s; *p; p++) {
         if (*p == '"' || *p == '\\')

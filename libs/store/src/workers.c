@@ -2,10 +2,11 @@
 #include <string.h>
 
 #include "hodei/db.h"
-#include "hodei/names.h"
+#include "hodei/events.h"
 #include "hodei/store.h"
 #include "hodei/util.h"
-#include "hodei/worker_state.h"
+
+enum { LOCK_STATE, LOCK_PROVIDER };
 
 static hodei_status worker_lock(PGconn *conn, const char *worker_id, Hodei__V1__WorkerState *state,
                                 char *provider, size_t provider_len, hodei_err *err)
@@ -20,46 +21,23 @@ static hodei_status worker_lock(PGconn *conn, const char *worker_id, Hodei__V1__
         PQclear(res);
         return hodei_err_set(err, HODEI_ERR_NOT_FOUND, "worker %s not found", worker_id);
     }
-    if (!hodei_worker_state_parse(hodei_db_get_str(res, 0, 0), state))
+    if (!hodei_worker_state_parse(hodei_db_get_str(res, 0, LOCK_STATE), state))
         *state = HODEI__V1__WORKER_STATE__WORKER_STATE_UNSPECIFIED;
-    hodei_strlcpy(provider, hodei_db_get_str(res, 0, 1), provider_len);
+    hodei_strlcpy(provider, hodei_db_get_str(res, 0, LOCK_PROVIDER), provider_len);
     PQclear(res);
     return HODEI_OK;
 }
 
-static bool state_in(Hodei__V1__WorkerState s, const char *const *from)
-{
-    for (size_t i = 0; from && from[i]; i++) {
-        Hodei__V1__WorkerState f;
-        if (hodei_worker_state_parse(from[i], &f) && f == s)
-            return true;
-    }
-    return false;
-}
-
-hodei_status hodei_store_worker_ready_event(PGconn *conn, const char *worker_id,
-                                            const char *provider, hodei_err *err)
-{
-    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-    Hodei__V1__WorkerReady r = HODEI__V1__WORKER_READY__INIT;
-    r.worker_id = (char *)worker_id;
-    r.provider = (char *)provider;
-    ev.body_case = HODEI__V1__EVENT__BODY_WORKER_READY;
-    ev.worker_ready = &r;
-    return hodei_outbox_append(conn, &ev, HODEI_SUBJ_WORKER_READY, "worker", worker_id,
-                               "WorkerReady", err);
-}
-
 hodei_status hodei_store_worker_transition(PGconn *conn, const char *worker_id,
-                                           const char *const *from, Hodei__V1__WorkerState to,
+                                           hodei_worker_state_set from, Hodei__V1__WorkerState to,
                                            hodei_err *err)
 {
     Hodei__V1__WorkerState cur;
-    char provider[80];
+    char provider[HODEI_STORE_PROVIDER_MAX + 1];
     hodei_status st = worker_lock(conn, worker_id, &cur, provider, sizeof provider, err);
     if (st != HODEI_OK)
         return st;
-    if (!state_in(cur, from))
+    if (!hodei_worker_state_in(cur, from))
         return hodei_err_set(err, HODEI_ERR_PRECONDITION, "worker %s is %s", worker_id,
                              hodei_worker_state_name(cur));
     if ((st = hodei_worker_transition_check(cur, to, err)) != HODEI_OK)
@@ -73,7 +51,7 @@ hodei_status hodei_store_worker_transition(PGconn *conn, const char *worker_id,
                        " WHERE id = $1",
                        3, params, NULL, err);
     if (st == HODEI_OK && ready)
-        st = hodei_store_worker_ready_event(conn, worker_id, provider, err);
+        st = hodei_event_worker_ready(HODEI_OUTBOX_WRITE(conn), worker_id, provider, err);
     return st;
 }
 
@@ -95,25 +73,9 @@ hodei_status hodei_store_worker_release(PGconn *conn, const char *worker_id, con
     PQclear(res);
     if (!busy_with_it)
         return HODEI_OK;
-    const char *from[] = {"BUSY", NULL};
-    st = hodei_store_worker_transition(conn, worker_id, from,
+    st = hodei_store_worker_transition(conn, worker_id, HODEI_WSET_BUSY,
                                        HODEI__V1__WORKER_STATE__WORKER_STATE_READY, err);
     if (st == HODEI_OK && released)
         *released = true;
     return st;
-}
-
-hodei_status hodei_store_worker_destroy_request(PGconn *conn, const char *worker_id,
-                                                const char *provider, const char *reason,
-                                                hodei_err *err)
-{
-    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-    Hodei__V1__WorkerDestroyRequested d = HODEI__V1__WORKER_DESTROY_REQUESTED__INIT;
-    d.worker_id = (char *)worker_id;
-    d.provider = (char *)provider;
-    d.reason = (char *)reason;
-    ev.body_case = HODEI__V1__EVENT__BODY_WORKER_DESTROY_REQUESTED;
-    ev.worker_destroy_requested = &d;
-    return hodei_outbox_append(conn, &ev, HODEI_SUBJ_WORKER_DESTROY, "worker", worker_id,
-                               "WorkerDestroyRequested", err);
 }

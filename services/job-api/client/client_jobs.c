@@ -12,6 +12,7 @@
 #include "edge_auth.h"
 #include "hodei/buf.h"
 #include "hodei/bus.h"
+#include "hodei/events.h"
 #include "hodei/id.h"
 #include "hodei/job_spec.h"
 #include "hodei/job_state.h"
@@ -138,13 +139,8 @@ static hodei_status cancel_pending(PGconn *conn, const char *id, const char *rea
                        2, params, NULL, err);
     if (st != HODEI_OK)
         return st;
-    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-    Hodei__V1__JobFinished fin = HODEI__V1__JOB_FINISHED__INIT;
-    fin.job_id = (char *)id;
-    fin.state = HODEI__V1__JOB_STATE__JOB_STATE_CANCELLED;
-    ev.body_case = HODEI__V1__EVENT__BODY_JOB_FINISHED;
-    ev.job_finished = &fin;
-    return hodei_outbox_append(conn, &ev, HODEI_SUBJ_JOB_FINISHED, "job", id, "JobFinished", err);
+    return hodei_event_job_finished(HODEI_OUTBOX_WRITE(conn), id,
+                                    HODEI__V1__JOB_STATE__JOB_STATE_CANCELLED, 0, "", 0, err);
 }
 
 /* ASSIGNED or RUNNING: marked, and the worker holding it is told through
@@ -161,18 +157,8 @@ static hodei_status cancel_running(PGconn *conn, const char *id, const hodei_job
                                     2, params, NULL, err);
     if (st != HODEI_OK)
         return st;
-    char subject[128];
-    snprintf(subject, sizeof subject, "%s%s", HODEI_SUBJ_JOB_CANCEL_PREFIX,
-             v->worker_id[0] ? v->worker_id : "none");
-    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-    Hodei__V1__JobCancelRequested cr = HODEI__V1__JOB_CANCEL_REQUESTED__INIT;
-    cr.job_id = (char *)id;
-    cr.worker_id = (char *)v->worker_id;
-    cr.epoch = v->epoch;
-    cr.reason = (char *)reason;
-    ev.body_case = HODEI__V1__EVENT__BODY_JOB_CANCEL_REQUESTED;
-    ev.job_cancel_requested = &cr;
-    return hodei_outbox_append(conn, &ev, subject, "job", id, "JobCancelRequested", err);
+    return hodei_event_job_cancel_requested(HODEI_OUTBOX_WRITE(conn), id, v->worker_id, v->epoch,
+                                            reason, err);
 }
 
 /* The job's namespace, if the caller may see it; else NOT_FOUND, exactly as

@@ -11,6 +11,7 @@
 #include "edge_audit.h"
 #include "edge_auth.h"
 #include "hodei/bus.h"
+#include "hodei/events.h"
 #include "hodei/id.h"
 #include "hodei/job_state.h"
 #include "hodei/log.h"
@@ -50,18 +51,10 @@ static hodei_status srpc_schedule_tx(PGconn *conn, const hodei_identity *who, co
         goto out_rollback;
     if ((st = hodei_store_job_read(conn, id, false, j, err)) != HODEI_OK)
         goto out_rollback;
-    if (j->state == HODEI__V1__JOB_STATE__JOB_STATE_PENDING) {
-        Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-        Hodei__V1__JobQueued q = HODEI__V1__JOB_QUEUED__INIT;
-        q.job_id = (char *)id;
-        q.priority = j->priority;
-        q.provider = j->provider;
-        ev.body_case = HODEI__V1__EVENT__BODY_JOB_QUEUED;
-        ev.job_queued = &q;
-        st = hodei_outbox_append(conn, &ev, HODEI_SUBJ_JOB_QUEUED, "job", id, "JobQueued", err);
-        if (st != HODEI_OK)
-            goto out_rollback;
-    }
+    if (j->state == HODEI__V1__JOB_STATE__JOB_STATE_PENDING &&
+        (st = hodei_event_job_queued(HODEI_OUTBOX_WRITE(conn), id, j->priority, j->provider,
+                                     err)) != HODEI_OK)
+        goto out_rollback;
     return hodei_db_commit(conn, err);
 out_rollback:
     hodei_db_rollback(conn);

@@ -8,8 +8,8 @@
 #include "edge_auth.h"
 #include "hodei/assert.h"
 #include "hodei/buf.h"
-#include "hodei/bus.h"
 #include "hodei/db.h"
+#include "hodei/events.h"
 #include "hodei/id.h"
 #include "hodei/job_state.h"
 #include "hodei/log.h"
@@ -30,10 +30,8 @@ typedef struct submit_item {
     struct submit_item *next;
     hodei_rpc_call *call;
     char id[HODEI_ID_BUF];
-    char event_id[HODEI_ID_BUF];
     char *name;
     char *spec_hex;
-    char *event_hex;
     int32_t priority;
     int32_t max_attempts;
     int64_t timeout_ms;
@@ -113,23 +111,6 @@ static char *pack_hex(const ProtobufCMessage *m)
     return hodei_buf_take(&b, NULL);
 }
 
-static char *queued_event_hex(const submit_item *it)
-{
-    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-    Hodei__V1__JobQueued q = HODEI__V1__JOB_QUEUED__INIT;
-    Hodei__V1__Timestamp ts;
-    hodei_pb_time(&ts, hodei_wall_us());
-    q.job_id = (char *)it->id;
-    q.priority = it->priority;
-    q.provider = it->provider;
-    ev.event_id = (char *)it->event_id;
-    ev.aggregate_id = (char *)it->id;
-    ev.occurred_at = &ts;
-    ev.body_case = HODEI__V1__EVENT__BODY_JOB_QUEUED;
-    ev.job_queued = &q;
-    return pack_hex(&ev.base);
-}
-
 /* The audit row's summary: what was queued, never a value of the spec. */
 static char *audit_detail(const Hodei__V1__JobSpec *spec, const char *template_name)
 {
@@ -176,7 +157,6 @@ static submit_item *item_from_request(const Hodei__V1__QueueJobRequest *req,
     submit_item *it = calloc(1, sizeof *it);
     HODEI_ASSERT(it);
     hodei_id_new(it->id);
-    hodei_id_new(it->event_id);
     it->name = strdup(spec->name ? spec->name : "");
     it->spec_hex = pack_hex(&spec->base);
     it->priority = spec->priority;
@@ -195,7 +175,6 @@ static submit_item *item_from_request(const Hodei__V1__QueueJobRequest *req,
     it->labels_json = map_json((void **)spec->labels, spec->n_labels);
     it->idem_key =
         req->idempotency_key && req->idempotency_key[0] ? strdup(req->idempotency_key) : NULL;
-    it->event_hex = queued_event_hex(it);
     HODEI_ASSERT(it->name && it->architecture && it->provider && it->image);
     return it;
 }
@@ -204,7 +183,6 @@ static void item_free(submit_item *it)
 {
     free(it->name);
     free(it->spec_hex);
-    free(it->event_hex);
     free(it->architecture);
     free(it->provider);
     free(it->image);
@@ -269,12 +247,12 @@ static const char insert_sql[] =
     "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[],"
     "                       $6::bigint[], $7::int[], $8::bigint[], $9::bigint[], $10::int[],"
     "                       $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],"
-    "                       $16::uuid[], $17::text[], $18::text[], $19::uuid[], $20::text[],"
-    "                       $21::text[], $22::text[], $23::text[], $24::text[], $25::text[])"
+    "                       $16::text[], $17::uuid[], $18::text[], $19::text[], $20::text[],"
+    "                       $21::text[], $22::text[], $23::text[])"
     "    WITH ORDINALITY AS t(id, name, spec, priority, max_attempts, timeout_ms, cpu_millis,"
     "                         memory_bytes, storage_bytes, gpu_count, architecture, provider,"
-    "                         constraints, labels, idem, event_id, event, namespace,"
-    "                         owner_key_id, owner, actor, peer, action, detail, image, ord)"
+    "                         constraints, labels, idem, namespace, owner_key_id, owner, actor,"
+    "                         peer, action, detail, image, ord)"
     "), ins AS ("
     "  INSERT INTO jobs (id, name, state, spec, priority, max_attempts, timeout_ms, cpu_millis,"
     "                    memory_bytes, storage_bytes, gpu_count, architecture, provider,"
@@ -286,60 +264,74 @@ static const char insert_sql[] =
     "  FROM input ORDER BY ord"
     "  ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
     "  RETURNING id"
-    "), ob AS ("
-    "  INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, event_type, payload)"
-    "  SELECT i.event_id, '" HODEI_SUBJ_JOB_QUEUED "', 'job', i.id::text, 'JobQueued',"
-    "         decode(i.event, 'hex')"
-    "  FROM input i JOIN ins USING (id) ORDER BY i.ord"
     "), au AS ("
     "  INSERT INTO audit_log (actor, actor_id, peer, namespace, action, object_type, object_id,"
     "                         detail)"
     "  SELECT i.actor, coalesce(i.owner_key_id::text, ''), i.peer, i.namespace, i.action, 'job',"
     "         i.id::text, i.detail::jsonb"
     "  FROM input i JOIN ins USING (id) ORDER BY i.ord"
-    ")"
-    "SELECT id::text FROM ins";
+    "), ob AS (" HODEI_OUTBOX_INSERT_SQL(
+        "$24", "e.aggregate_id::uuid IN (SELECT id FROM ins)") ")"
+                                                               " SELECT id::text FROM ins";
 
-#define INSERT_NPARAMS 25
+#define INSERT_ARRAYS 23 /* $1..$23; $24: the JobQueued events */
+#define INSERT_NPARAMS 24
 
-static bool group_build_params(submit_item **items, size_t n, hodei_buf arr[INSERT_NPARAMS])
+typedef struct {
+    hodei_buf arr[INSERT_ARRAYS];
+    hodei_outbox_rows events; /* JobQueued, one per row, written for the rows inserted */
+} group_params;
+
+static hodei_status group_build_params(submit_item **items, size_t n, group_params *g,
+                                       hodei_err *err)
 {
-    for (int p = 0; p < INSERT_NPARAMS; p++) {
-        hodei_buf_init(&arr[p], SUBMIT_SQL_MAX);
-        hodei_sqlarr_begin(&arr[p]);
+    hodei_status st = HODEI_OK;
+    for (int p = 0; p < INSERT_ARRAYS; p++) {
+        hodei_buf_init(&g->arr[p], SUBMIT_SQL_MAX);
+        hodei_sqlarr_begin(&g->arr[p]);
     }
-    for (size_t i = 0; i < n; i++) {
+    hodei_outbox_rows_init(&g->events, SUBMIT_SQL_MAX);
+    for (size_t i = 0; i < n && st == HODEI_OK; i++) {
         const submit_item *it = items[i];
-        hodei_sqlarr_str(&arr[0], it->id);
-        hodei_sqlarr_str(&arr[1], it->name);
-        hodei_sqlarr_str(&arr[2], it->spec_hex);
-        hodei_sqlarr_i64(&arr[3], it->priority);
-        hodei_sqlarr_i64(&arr[4], it->max_attempts);
-        hodei_sqlarr_i64(&arr[5], it->timeout_ms);
-        hodei_sqlarr_i64(&arr[6], it->cpu_millis);
-        hodei_sqlarr_i64(&arr[7], it->memory_bytes);
-        hodei_sqlarr_i64(&arr[8], it->storage_bytes);
-        hodei_sqlarr_i64(&arr[9], it->gpu_count);
-        hodei_sqlarr_str(&arr[10], it->architecture);
-        hodei_sqlarr_str(&arr[11], it->provider);
-        hodei_sqlarr_str(&arr[12], it->constraints_json);
-        hodei_sqlarr_str(&arr[13], it->labels_json);
-        hodei_sqlarr_str(&arr[14], it->idem_key);
-        hodei_sqlarr_str(&arr[15], it->event_id);
-        hodei_sqlarr_str(&arr[16], it->event_hex);
-        hodei_sqlarr_str(&arr[17], it->ns);
-        hodei_sqlarr_str(&arr[18], it->owner_key_id[0] ? it->owner_key_id : NULL);
-        hodei_sqlarr_str(&arr[19], it->owner);
-        hodei_sqlarr_str(&arr[20], it->actor);
-        hodei_sqlarr_str(&arr[21], it->peer);
-        hodei_sqlarr_str(&arr[22], it->action);
-        hodei_sqlarr_str(&arr[23], it->detail_json);
-        hodei_sqlarr_str(&arr[24], it->image);
+        hodei_sqlarr_str(&g->arr[0], it->id);
+        hodei_sqlarr_str(&g->arr[1], it->name);
+        hodei_sqlarr_str(&g->arr[2], it->spec_hex);
+        hodei_sqlarr_i64(&g->arr[3], it->priority);
+        hodei_sqlarr_i64(&g->arr[4], it->max_attempts);
+        hodei_sqlarr_i64(&g->arr[5], it->timeout_ms);
+        hodei_sqlarr_i64(&g->arr[6], it->cpu_millis);
+        hodei_sqlarr_i64(&g->arr[7], it->memory_bytes);
+        hodei_sqlarr_i64(&g->arr[8], it->storage_bytes);
+        hodei_sqlarr_i64(&g->arr[9], it->gpu_count);
+        hodei_sqlarr_str(&g->arr[10], it->architecture);
+        hodei_sqlarr_str(&g->arr[11], it->provider);
+        hodei_sqlarr_str(&g->arr[12], it->constraints_json);
+        hodei_sqlarr_str(&g->arr[13], it->labels_json);
+        hodei_sqlarr_str(&g->arr[14], it->idem_key);
+        hodei_sqlarr_str(&g->arr[15], it->ns);
+        hodei_sqlarr_str(&g->arr[16], it->owner_key_id[0] ? it->owner_key_id : NULL);
+        hodei_sqlarr_str(&g->arr[17], it->owner);
+        hodei_sqlarr_str(&g->arr[18], it->actor);
+        hodei_sqlarr_str(&g->arr[19], it->peer);
+        hodei_sqlarr_str(&g->arr[20], it->action);
+        hodei_sqlarr_str(&g->arr[21], it->detail_json);
+        hodei_sqlarr_str(&g->arr[22], it->image);
+        st = hodei_event_job_queued(HODEI_OUTBOX_ADD(&g->events), it->id, it->priority,
+                                    it->provider, err);
     }
     bool ok = true;
-    for (int p = 0; p < INSERT_NPARAMS; p++)
-        ok = hodei_sqlarr_end(&arr[p]) && ok;
-    return ok;
+    for (int p = 0; p < INSERT_ARRAYS; p++)
+        ok = hodei_sqlarr_end(&g->arr[p]) && ok;
+    if (st == HODEI_OK && !ok)
+        st = hodei_err_set(err, HODEI_ERR_LIMIT, "group too large");
+    return st;
+}
+
+static void group_params_fini(group_params *g)
+{
+    for (int p = 0; p < INSERT_ARRAYS; p++)
+        hodei_buf_fini(&g->arr[p]);
+    hodei_outbox_rows_fini(&g->events);
 }
 
 /* Marks items whose idempotency key (in the same namespace) repeats an
@@ -515,18 +507,16 @@ static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, ho
 {
     submit_item **leaders = w->leaders;
     size_t nl = group_dedupe(items, n, leaders);
-    hodei_buf arr[INSERT_NPARAMS];
-    hodei_status st = writer_connect(w, err);
-    bool built = group_build_params(leaders, nl, arr);
+    group_params g;
+    hodei_status st = group_build_params(leaders, nl, &g, err);
+    if (st == HODEI_OK)
+        st = writer_connect(w, err);
     if (st != HODEI_OK)
         goto out;
-    if (!built) {
-        st = hodei_err_set(err, HODEI_ERR_LIMIT, "group too large");
-        goto out;
-    }
     const char *params[INSERT_NPARAMS];
-    for (int p = 0; p < INSERT_NPARAMS; p++)
-        params[p] = arr[p].data;
+    for (int p = 0; p < INSERT_ARRAYS; p++)
+        params[p] = g.arr[p].data;
+    params[INSERT_ARRAYS] = hodei_outbox_rows_param(&g.events);
     PGresult *res = NULL;
     st = hodei_db_exec_prepared(w->conn, SUBMIT_STMT, INSERT_NPARAMS, params, &res, err);
     if (hodei_db_status_broken(st)) {
@@ -541,8 +531,7 @@ static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, ho
     if (hodei_db_status_broken(st))
         writer_drop(w);
 out:
-    for (int p = 0; p < INSERT_NPARAMS; p++)
-        hodei_buf_fini(&arr[p]);
+    group_params_fini(&g);
     return st;
 }
 

@@ -50,12 +50,13 @@ static const char acks_sql[] =
     " WHERE j.id = a.id AND j.state = 'ASSIGNED' AND j.worker_id = a.worker_id"
     "  AND j.epoch = a.epoch"
     " RETURNING j.id::text, j.epoch";
+enum { ACKS_COL_ID, ACKS_COL_EPOCH };
 
 static bool acks_taken(const PGresult *res, const ack_item *it)
 {
     for (int r = 0; res && r < PQntuples(res); r++) {
-        if (hodei_db_get_i64(res, r, 1) == it->ref.epoch &&
-            strcasecmp(hodei_db_get_str(res, r, 0), it->ref.job_id) == 0)
+        if (hodei_db_get_i64(res, r, ACKS_COL_EPOCH) == it->ref.epoch &&
+            strcasecmp(hodei_db_get_str(res, r, ACKS_COL_ID), it->ref.job_id) == 0)
             return true;
     }
     return false;

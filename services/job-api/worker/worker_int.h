@@ -163,11 +163,12 @@ void worker_stream_log_drops(worker_session *s, const char *job_id, int64_t epoc
 
 /* true when (job, epoch) is this worker's current attempt (cached). */
 bool worker_jobs_owned(worker_session *s, const char *job_id, int64_t epoch);
-/* Ends one attempt FAILED with `why` in its own transaction; publishes the
- * end-of-log marker when the job reached a terminal state. Stale = OK. */
+/* Ends one attempt FAILED with `why` and frees its worker, in its own
+ * transaction; publishes the end-of-log marker when the job reached a
+ * terminal state. Stale = OK. */
 hodei_status worker_jobs_fail_attempt(edge *e, log_pub *pub, const char *job_id,
                                       const char *worker_id, int64_t epoch, const char *why,
-                                      bool free_worker, hodei_err *err);
+                                      hodei_err *err);
 
 /* Inside the caller's transaction: ends every ASSIGNED/RUNNING attempt of
  * the worker FAILED with `why` (re-queued when attempts remain). ends has

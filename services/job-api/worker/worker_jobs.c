@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "client/client_secrets.h"
+#include "hodei/assign.h"
 #include "hodei/buf.h"
 #include "hodei/bus.h"
 #include "hodei/db.h"
@@ -14,15 +15,17 @@
 #include "hodei/job_state.h"
 #include "hodei/log.h"
 #include "hodei/pb.h"
-#include "hodei/sched_strategy.h"
-#include "hodei/store.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
+#include "hodei/worker_state.h"
 #include "worker_int.h"
 
 #define JOBS_EXIT_NONE (-1)    /* exit code of an attempt that never exited */
 #define JOBS_SECRETS_NONE "{}" /* a job that names no secret */
 #define JOBS_LOST_WHY "worker restarted"
+
+/* A worker's live attempts, as read here: SELECT id::text, epoch. */
+enum { JOBS_LIVE_ID, JOBS_LIVE_EPOCH };
 
 static hodei_status jobs_acquire(worker_session *s, PGconn **conn, hodei_err *err)
 {
@@ -69,7 +72,7 @@ static bool resend_secrets(worker_session *s, const Hodei__V1__RunJob *run, char
     }
     HLOG_WARN("job %s epoch %" PRId64 ": %s; ending the attempt", run->job_id, run->epoch, err.msg);
     if (worker_jobs_fail_attempt(e, worker_hub_pub(s->hub), run->job_id, worker_id, run->epoch,
-                                 err.msg, true, &end_err) != HODEI_OK)
+                                 err.msg, &end_err) != HODEI_OK)
         HLOG_WARN("job %s: %s", run->job_id, end_err.msg);
     return false;
 }
@@ -94,21 +97,19 @@ static size_t resend_artifact_secret_names(const Hodei__V1__JobSpec *spec, char 
     return n;
 }
 
-/* RunJob from a row of (id, state, epoch, attempt, cancel_requested,
- * cancel_reason, spec hex, worker state, µs since the job became due)
- * starting at column col. */
-static void resend_run(worker_session *s, const PGresult *res, int row, int col)
+/* RunJob from a run row (hodei/assign.h, HODEI_RUN_COL_*). */
+static void resend_run(worker_session *s, const PGresult *res, int row)
 {
     Hodei__V1__RunJob run = HODEI__V1__RUN_JOB__INIT;
     Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
     char *secrets = NULL, *art_secrets = NULL;
     size_t secrets_len = 0, art_secrets_len = 0;
     char *art_names[2 * HODEI_JOB_ARTIFACTS_MAX];
-    run.job_id = (char *)hodei_db_get_str(res, row, col);
-    run.epoch = hodei_db_get_i64(res, row, col + 2);
-    run.attempt = (int32_t)hodei_db_get_i64(res, row, col + 3);
-    run.spec = (Hodei__V1__JobSpec *)hodei_pb_unpack_hex(&hodei__v1__job_spec__descriptor,
-                                                         hodei_db_get_str(res, row, col + 6));
+    run.job_id = (char *)hodei_db_get_str(res, row, HODEI_RUN_COL_JOB_ID);
+    run.epoch = hodei_db_get_i64(res, row, HODEI_RUN_COL_EPOCH);
+    run.attempt = (int32_t)hodei_db_get_i64(res, row, HODEI_RUN_COL_ATTEMPT);
+    run.spec = (Hodei__V1__JobSpec *)hodei_pb_unpack_hex(
+        &hodei__v1__job_spec__descriptor, hodei_db_get_str(res, row, HODEI_RUN_COL_SPEC_HEX));
     if (!run.spec) {
         HLOG_ERROR("job %s: stored spec does not unpack; not sent", run.job_id);
         return;
@@ -126,8 +127,8 @@ static void resend_run(worker_session *s, const PGresult *res, int row, int col)
     m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_RUN_JOB;
     m.run_job = &run;
     int64_t due_ns = INT64_MIN;
-    if (PQnfields(res) > col + 8 && !PQgetisnull(res, row, col + 8))
-        due_ns = hodei_mono_ns() - hodei_db_get_i64(res, row, col + 8) * 1000;
+    if (!PQgetisnull(res, row, HODEI_RUN_COL_DUE_AGE_US))
+        due_ns = hodei_mono_ns() - hodei_db_get_i64(res, row, HODEI_RUN_COL_DUE_AGE_US) * 1000;
     if (worker_session_send(s, &m))
         worker_session_note_sent(s, run.job_id, run.epoch, due_ns);
     secret_json_free(art_secrets, art_secrets_len);
@@ -154,8 +155,8 @@ void worker_jobs_send_cancel(worker_session *s, const char *job_id, int64_t epoc
  * stream to finish its job and leave. */
 static void resend_drain(worker_session *s, const char *worker_state)
 {
-    if (strcmp(worker_state, "DRAINING") != 0 && strcmp(worker_state, "TERMINATING") != 0 &&
-        strcmp(worker_state, "LOST") != 0)
+    if (!hodei_worker_state_is(worker_state,
+                               HODEI_WSET_DRAINING | HODEI_WSET_TERMINATING | HODEI_WSET_LOST))
         return;
     pthread_mutex_lock(&s->mu);
     bool first = !s->drain_sent;
@@ -193,7 +194,7 @@ static void resend_check_suspects(worker_session *s, const char *worker_id)
         HLOG_WARN("job %s epoch %" PRId64 ": worker %s no longer runs it; ending the attempt",
                   sus[i].job_id, sus[i].epoch, worker_id);
         if (worker_jobs_fail_attempt(e, worker_hub_pub(s->hub), sus[i].job_id, worker_id,
-                                     sus[i].epoch, JOBS_LOST_WHY, true, &err) != HODEI_OK)
+                                     sus[i].epoch, JOBS_LOST_WHY, &err) != HODEI_OK)
             HLOG_WARN("job %s: %s", sus[i].job_id, err.msg);
     }
 }
@@ -209,6 +210,7 @@ void worker_jobs_resend(worker_session *s)
     if (st != HODEI_OK)
         goto fail;
     const char *params[2] = {worker_id, "64"};
+    /* run rows (hodei/assign.h): one per live job, one with a NULL job when none */
     st = hodei_db_exec(
         conn,
         "SELECT j.id::text, j.state, j.epoch, j.attempt, j.cancel_requested,"
@@ -225,15 +227,18 @@ void worker_jobs_resend(worker_session *s)
     if (st != HODEI_OK)
         goto fail;
     if (PQntuples(res) > 0)
-        resend_drain(s, hodei_db_get_str(res, 0, 7));
+        resend_drain(s, hodei_db_get_str(res, 0, HODEI_RUN_COL_WORKER_STATE));
     for (int i = 0; i < PQntuples(res); i++) {
-        if (!hodei_db_get_str(res, i, 0)[0])
+        const char *job_id = hodei_db_get_str(res, i, HODEI_RUN_COL_JOB_ID);
+        Hodei__V1__JobState state;
+        if (!job_id[0] ||
+            !hodei_job_state_parse(hodei_db_get_str(res, i, HODEI_RUN_COL_STATE), &state))
             continue; /* the worker has no job */
-        if (strcmp(hodei_db_get_str(res, i, 1), "ASSIGNED") == 0)
-            resend_run(s, res, i, 0);
-        if (hodei_db_get_str(res, i, 4)[0] == 't')
-            worker_jobs_send_cancel(s, hodei_db_get_str(res, i, 0), hodei_db_get_i64(res, i, 2),
-                                    hodei_db_get_str(res, i, 5));
+        if (state == HODEI__V1__JOB_STATE__JOB_STATE_ASSIGNED)
+            resend_run(s, res, i);
+        if (hodei_db_get_str(res, i, HODEI_RUN_COL_CANCEL_REQUESTED)[0] == 't')
+            worker_jobs_send_cancel(s, job_id, hodei_db_get_i64(res, i, HODEI_RUN_COL_EPOCH),
+                                    hodei_db_get_str(res, i, HODEI_RUN_COL_CANCEL_REASON));
     }
     PQclear(res);
     resend_check_suspects(s, worker_id);
@@ -270,8 +275,8 @@ hodei_status worker_jobs_hello(worker_session *s, const Hodei__V1__Hello *hello,
         return st;
     edge *e = worker_hub_edge(s->hub);
     for (int i = 0; i < PQntuples(res); i++) {
-        const char *job = hodei_db_get_str(res, i, 0);
-        int64_t epoch = hodei_db_get_i64(res, i, 1);
+        const char *job = hodei_db_get_str(res, i, JOBS_LIVE_ID);
+        int64_t epoch = hodei_db_get_i64(res, i, JOBS_LIVE_EPOCH);
         if (hello_names(hello, job)) {
             worker_session_own(s, job, epoch);
             continue;
@@ -340,118 +345,46 @@ bool worker_jobs_ack_write(PGconn *conn, worker_session *s, const char *worker_i
 
 /* ------------------------------------------------------ JobResult, hand-off */
 
-/* A worker whose result freed it takes the next pending job in the same
- * transaction, so a busy queue does not wait for a scheduling pass and the
- * relay before each job. Only jobs the scheduler would give this worker
- * qualify: the oldest of the highest priority that no scheduler holds,
- * due, without label constraints (those are the scheduler's), fitting the
- * worker's resources, architecture and provider. The pick
- * (hodei_store_handoff_pick, migration 0014) comes first in the result's
- * transaction and locks the ending job, the worker and that job (one
- * another transaction holds is skipped, never waited for). */
-
-/* As the scheduler's assignment (services/scheduler/sched_pass.c): the job
- * ($1, locked by the pick, PENDING at epoch $3) goes ASSIGNED
- * to worker $2 at epoch + 1 with the JobAssigned event ($4 id, $5 payload);
- * answers the row RunJob is sent from, laid out as the store's fast end
- * answers it (from column HODEI_STORE_NEXT_RUN_COL). */
-static const char handoff_assign_sql[] = "WITH j AS (" HODEI_STORE_HANDOFF_JOB_SQL(
-    "$1::uuid", "$2::uuid", "$3::bigint",
-    "true") "), w AS ("
-            " UPDATE workers SET " HODEI_STORE_WORKER_TAKES_SQL(
-                "$1::uuid",
-                "$6") " WHERE id = $2::uuid AND state = 'READY' AND EXISTS (SELECT 1 FROM j)"
-                      "), o AS ("
-                      " INSERT INTO outbox (event_id, subject, aggregate_type, aggregate_id, "
-                      "event_type, payload)"
-                      " SELECT $4::uuid, '" HODEI_SUBJ_JOB_ASSIGNED_PREFIX
-                      "' || $2::text, 'job', $1::text,"
-                      "  'JobAssigned', decode($5, 'hex') FROM j"
-                      ")"
-                      " SELECT 1, 1, '', " HODEI_STORE_HANDOFF_ROW_SQL("j") " FROM j";
-
-static hodei_status handoff_assign(PGconn *conn, const char *worker_id, const char *job_id,
-                                   int64_t epoch, PGresult **run, hodei_err *err)
-{
-    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
-    Hodei__V1__JobAssigned a = HODEI__V1__JOB_ASSIGNED__INIT;
-    a.job_id = (char *)job_id;
-    a.worker_id = (char *)worker_id;
-    a.epoch = epoch + 1;
-    ev.body_case = HODEI__V1__EVENT__BODY_JOB_ASSIGNED;
-    ev.job_assigned = &a;
-    char event_id[HODEI_ID_BUF], epoch_text[24], tau[32];
-    hodei_buf hex;
-    hodei_buf_init(&hex, HODEI_OUTBOX_EVENT_HEX_MAX);
-    hodei_status st = hodei_outbox_pack(&ev, job_id, event_id, &hex, err);
-    if (st == HODEI_OK) {
-        snprintf(epoch_text, sizeof epoch_text, "%" PRId64, epoch);
-        snprintf(tau, sizeof tau, "%g", HODEI_SCHED_LOAD_TAU_S);
-        const char *params[6] = {job_id, worker_id, epoch_text, event_id, hex.data, tau};
-        st = hodei_db_exec(conn, handoff_assign_sql, 6, params, run, err);
-    }
-    hodei_buf_fini(&hex);
-    return st;
-}
-
-/* A result implies the ack: when the RunJobAck was lost (the edge that got
+/* The result's transaction. With worker.handoff, the worker freed by it
+ * takes its next pending job in the same transaction (libs/store,
+ * hodei_handoff_result), so a busy queue does not wait for a scheduling
+ * pass and the relay before each job; *next gets that job's run row. A
+ * result implies the ack: when the RunJobAck was lost (the edge that got
  * it died before recording it), the job is still ASSIGNED to this worker at
- * this epoch, and the attempt end counts it as started (implies_started).
- * Anything else (stale, already ended) is for hodei_store_attempt_end to
- * judge. */
-static hodei_status result_tx(PGconn *conn, const hodei_attempt_end *end,
-                              const Hodei__V1__JobResult *res, bool handoff,
-                              Hodei__V1__JobState *final, PGresult **next, hodei_err *err)
+ * this epoch, and the end counts it as started. Anything else (stale,
+ * already ended) is for the store to judge. The result's artifact records
+ * (res) are written in the same transaction. */
+static hodei_status result_tx(PGconn *conn, const hodei_attempt *a, const Hodei__V1__JobResult *res,
+                              bool handoff, Hodei__V1__JobState *final, PGresult **next,
+                              hodei_err *err)
 {
-    bool from_worker = res != NULL;
-    hodei_attempt_end e = *end;
-    bool released = false, picked = false;
-    char provider[HODEI_STORE_PROVIDER_MAX + 1] = "";
-    hodei_handoff_pick pick;
-    e.implies_started = from_worker;
-    e.no_ready_event = handoff && e.free_worker;
-    e.released = &released;
-    e.worker_provider = provider;
-    e.picked = &picked;
-    e.next_run = next;
+    hodei_handoff h = {0};
     *next = NULL;
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
         return st;
-    /* The pick first. A SUCCEEDED end (the common case) then ends the
-     * attempt and hands the worker the picked job, or frees it READY, in
-     * one statement; any other end frees it first and the picked job is
-     * assigned after. */
-    if (e.no_ready_event) {
-        st = hodei_store_handoff_pick(conn, e.worker_id, e.job_id, &pick, err);
-        if (st == HODEI_OK && pick.ok)
-            e.pick = &pick;
-    }
+    if (handoff)
+        st = hodei_handoff_result(conn, a, &h, err);
+    else
+        st = hodei_store_attempt_result(conn, a, &h.final, err);
     if (st == HODEI_OK)
-        st = hodei_store_attempt_end(conn, &e, final, err);
-    if (st == HODEI_OK && res)
         st = worker_records_insert(conn, res, err);
-    if (st == HODEI_OK && !picked && e.no_ready_event && released) {
-        if (e.pick && pick.job_id[0])
-            st = handoff_assign(conn, e.worker_id, pick.job_id, pick.epoch, next, err);
-        /* READY only if no job was handed to it */
-        if (st == HODEI_OK && (!*next || PQntuples(*next) == 0))
-            st = hodei_store_worker_ready_event(conn, e.worker_id, provider, err);
-    }
     if (st == HODEI_OK)
         st = hodei_db_commit(conn, err);
     else
         hodei_db_rollback(conn);
     if (st != HODEI_OK) {
-        PQclear(*next);
-        *next = NULL;
+        PQclear(h.run);
+        return st;
     }
-    return st;
+    *final = h.final;
+    *next = h.run;
+    return HODEI_OK;
 }
 
 /* A refused result may be a repeat of one already recorded (the worker
  * re-sends until acked): the job ended at this worker's epoch. */
-static bool result_already_recorded(PGconn *conn, const hodei_attempt_end *end,
+static bool result_already_recorded(PGconn *conn, const hodei_attempt *end,
                                     Hodei__V1__JobState *final)
 {
     hodei_job_view v;
@@ -466,7 +399,7 @@ static bool result_already_recorded(PGconn *conn, const hodei_attempt_end *end,
 /* A result that ended nothing (stale, or the supervisor ended the attempt
  * first) still means the worker is done with that job: free it, or it would
  * stay BUSY for good while it keeps beating. */
-static hodei_status result_release_worker(PGconn *conn, const hodei_attempt_end *end)
+static hodei_status result_release_worker(PGconn *conn, const hodei_attempt *end)
 {
     hodei_err err;
     bool released = false;
@@ -503,13 +436,12 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
 {
     char worker_id[HODEI_ID_BUF];
     jobs_worker_id(s, worker_id);
-    hodei_attempt_end end = {.job_id = r->job_id,
-                             .worker_id = worker_id,
-                             .epoch = r->epoch,
-                             .state = r->state,
-                             .exit_code = r->exit_code,
-                             .error = r->error ? r->error : "",
-                             .free_worker = true};
+    const hodei_attempt end = {.job_id = r->job_id,
+                               .worker_id = worker_id,
+                               .epoch = r->epoch,
+                               .state = r->state,
+                               .exit_code = r->exit_code,
+                               .error = r->error ? r->error : ""};
     /* An ack still waiting to be written is implied by this result. */
     worker_acks_drop(worker_hub_acks(s->hub), worker_id, r->job_id, r->epoch);
     Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
@@ -548,13 +480,13 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
     if (accepted && hodei_job_state_terminal(final) &&
         log_pub_end(worker_hub_pub(s->hub), r->job_id, r->epoch, final, &err) != HODEI_OK)
         HLOG_WARN("job %s: end-of-log marker not published: %s", r->job_id, err.msg);
-    if (next && PQntuples(next) == 1 && !PQgetisnull(next, 0, HODEI_STORE_NEXT_RUN_COL)) {
+    if (next) {
         edge *e = worker_hub_edge(s->hub);
         hodei_metric_add(e->m.handoffs, 1);
-        if (PQnfields(next) > HODEI_STORE_NEXT_RUN_COL + 8)
+        if (!PQgetisnull(next, 0, HODEI_RUN_COL_DUE_AGE_US))
             hodei_metric_observe_micro(e->m.queue_wait_seconds,
-                                       hodei_db_get_i64(next, 0, HODEI_STORE_NEXT_RUN_COL + 8));
-        resend_run(s, next, 0, HODEI_STORE_NEXT_RUN_COL);
+                                       hodei_db_get_i64(next, 0, HODEI_RUN_COL_DUE_AGE_US));
+        resend_run(s, next, 0);
     }
     PQclear(next);
 }
@@ -591,22 +523,24 @@ bool worker_jobs_owned(worker_session *s, const char *job_id, int64_t epoch)
 
 hodei_status worker_jobs_fail_attempt(edge *e, log_pub *pub, const char *job_id,
                                       const char *worker_id, int64_t epoch, const char *why,
-                                      bool free_worker, hodei_err *err)
+                                      hodei_err *err)
 {
-    hodei_attempt_end end = {.job_id = job_id,
+    const hodei_attempt a = {.job_id = job_id,
                              .worker_id = worker_id,
                              .epoch = epoch,
                              .state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED,
                              .exit_code = JOBS_EXIT_NONE,
-                             .error = why,
-                             .free_worker = free_worker};
+                             .error = why};
     Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
     PGconn *conn = NULL;
     hodei_status st = edge_db_acquire(e, &conn, err);
     if (st != HODEI_OK)
         return st;
-    PGresult *none = NULL;
-    st = result_tx(conn, &end, NULL, false, &final, &none, err);
+    if ((st = hodei_db_begin(conn, err)) == HODEI_OK &&
+        (st = hodei_store_attempt_end_free(conn, &a, &final, err)) == HODEI_OK)
+        st = hodei_db_commit(conn, err);
+    else
+        hodei_db_rollback(conn);
     edge_db_release(e, conn, st);
     if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
         return HODEI_OK; /* moved on meanwhile (its result came, or it was re-assigned) */
@@ -628,13 +562,14 @@ hodei_status worker_jobs_end_all(PGconn *conn, const char *worker_id, const char
     if (st != HODEI_OK)
         return st;
     for (int i = 0; i < PQntuples(res) && st == HODEI_OK; i++) {
-        hodei_attempt_end end = {.job_id = hodei_db_get_str(res, i, 0),
-                                 .worker_id = worker_id,
-                                 .epoch = hodei_db_get_i64(res, i, 1),
-                                 .state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED,
-                                 .exit_code = JOBS_EXIT_NONE,
-                                 .error = why};
+        const hodei_attempt end = {.job_id = hodei_db_get_str(res, i, JOBS_LIVE_ID),
+                                   .worker_id = worker_id,
+                                   .epoch = hodei_db_get_i64(res, i, JOBS_LIVE_EPOCH),
+                                   .state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED,
+                                   .exit_code = JOBS_EXIT_NONE,
+                                   .error = why};
         Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
+        /* the worker is going away: it stays as it is */
         st = hodei_store_attempt_end(conn, &end, &final, err);
         if (st == HODEI_ERR_PRECONDITION) {
             st = HODEI_OK;

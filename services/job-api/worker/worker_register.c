@@ -12,6 +12,7 @@
 #include "edge_workers.h"
 #include "hodei/buf.h"
 #include "hodei/db.h"
+#include "hodei/events.h"
 #include "hodei/log.h"
 #include "hodei/sqlarr.h"
 #include "hodei/store.h"
@@ -103,13 +104,12 @@ static hodei_status reg_consume_token(PGconn *conn, const Hodei__V1__RegisterReq
 /* CREATING -> CONNECTING -> READY (the state machine has no shortcut). */
 static hodei_status reg_worker_ready(PGconn *conn, const char *worker_id, hodei_err *err)
 {
-    const char *const creating[] = {"CREATING", NULL};
-    const char *const connecting[] = {"CONNECTING", NULL};
-    hodei_status st = hodei_store_worker_transition(
-        conn, worker_id, creating, HODEI__V1__WORKER_STATE__WORKER_STATE_CONNECTING, err);
+    hodei_status st =
+        hodei_store_worker_transition(conn, worker_id, HODEI_WSET_CREATING,
+                                      HODEI__V1__WORKER_STATE__WORKER_STATE_CONNECTING, err);
     if (st != HODEI_OK && st != HODEI_ERR_PRECONDITION)
         return st;
-    st = hodei_store_worker_transition(conn, worker_id, connecting,
+    st = hodei_store_worker_transition(conn, worker_id, HODEI_WSET_CONNECTING,
                                        HODEI__V1__WORKER_STATE__WORKER_STATE_READY, err);
     if (st == HODEI_ERR_PRECONDITION) {
         char why[HODEI_ERR_MSG_MAX];
@@ -269,19 +269,19 @@ static hodei_status unreg_lock(PGconn *conn, const Hodei__V1__UnregisterWorkerRe
 static hodei_status unreg_worker(PGconn *conn, const char *worker_id, const char *provider,
                                  hodei_err *err)
 {
-    const char *const live[] = {"READY", "BUSY", NULL};
-    const char *const leaving[] = {"DRAINING", "LOST", NULL};
-    hodei_status st = hodei_store_worker_transition(
-        conn, worker_id, live, HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, err);
+    hodei_status st =
+        hodei_store_worker_transition(conn, worker_id, HODEI_WSET_READY | HODEI_WSET_BUSY,
+                                      HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, err);
     if (st != HODEI_OK && st != HODEI_ERR_PRECONDITION)
         return st;
-    st = hodei_store_worker_transition(conn, worker_id, leaving,
+    st = hodei_store_worker_transition(conn, worker_id, HODEI_WSET_DRAINING | HODEI_WSET_LOST,
                                        HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING, err);
     if (st == HODEI_ERR_PRECONDITION)
         return HODEI_OK;
     if (st != HODEI_OK)
         return st;
-    return hodei_store_worker_destroy_request(conn, worker_id, provider, UNREGISTER_WHY, err);
+    return hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(conn), worker_id, provider,
+                                                UNREGISTER_WHY, err);
 }
 
 static hodei_status unreg_tx(PGconn *conn, const Hodei__V1__UnregisterWorkerRequest *r,

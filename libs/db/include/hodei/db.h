@@ -72,6 +72,21 @@ hodei_status hodei_db_prepare(PGconn *conn, const char *name, const char *sql, i
 hodei_status hodei_db_exec_prepared(PGconn *conn, const char *name, int n_params,
                                     const char *const *params, PGresult **res, hodei_err *err);
 
+/* Statements sent together and answered in one round trip (libpq pipeline
+ * mode), run in order; each text goes through the statement cache as with
+ * hodei_db_exec. Its rows go to *res when res is set (NULL on failure).
+ * Returns the first failure (statuses as hodei_db_exec); the statements
+ * after it are skipped. Inside an explicit transaction a failure leaves it
+ * aborted: roll back. A pipeline holds at most HODEI_DB_PIPELINE_MAX. */
+#define HODEI_DB_PIPELINE_MAX 8
+typedef struct {
+    const char *sql;
+    int n_params;
+    const char *const *params;
+    PGresult **res;
+} hodei_db_cmd;
+hodei_status hodei_db_pipeline(PGconn *conn, const hodei_db_cmd *cmds, size_t n, hodei_err *err);
+
 hodei_status hodei_db_begin(PGconn *conn, hodei_err *err);
 hodei_status hodei_db_commit(PGconn *conn, hodei_err *err);
 void hodei_db_rollback(PGconn *conn);

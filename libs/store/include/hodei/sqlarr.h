@@ -14,6 +14,9 @@ void hodei_sqlarr_begin(hodei_buf *b);
 /* s NULL appends SQL NULL. */
 void hodei_sqlarr_str(hodei_buf *b, const char *s);
 void hodei_sqlarr_i64(hodei_buf *b, int64_t v);
+/* s quoted and escaped as one element, without a separator (for nested
+ * arrays built by hand). */
+void hodei_sqlarr_quote(hodei_buf *b, const char *s);
 /* Closes the literal; false when the buffer hit its maximum. */
 bool hodei_sqlarr_end(hodei_buf *b);
 

@@ -1,0 +1,205 @@
+/* Every assignment of a job to a worker (hodei/assign.h): the set-based
+ * statement of the scheduler's pass, the hand-off's pick, and the hand-off
+ * itself. The assignment's writes are STORE_ASSIGN_CTES_SQL (store_int.h),
+ * which the fast end of an attempt (attempt.c) embeds too. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hodei/db.h"
+#include "hodei/fit.h"
+#include "hodei/sched_strategy.h"
+#include "hodei/sqlarr.h"
+#include "hodei/util.h"
+#include "store_int.h"
+
+/* ---------------------------------------------------------- set of pairs */
+
+/* $1 jobs, $2 workers, $3 epochs (the jobs' epochs as locked), $4 the
+ * load's tau, $5 JobAssigned events (the n-th for pair n), $6 spec wanted.
+ * Each pair is checked again (job PENDING at its epoch, worker READY; both
+ * hold under the caller's locks) and applies whole or not at all. */
+const char hodei_assign_sql[] =
+    "WITH a AS ("
+    " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[])"
+    "  WITH ORDINALITY AS t(job_id, worker_id, epoch, n)"
+    "), p AS ("
+    " SELECT a.* FROM a"
+    "  JOIN jobs j ON j.id = a.job_id AND j.state = 'PENDING' AND j.epoch = a.epoch"
+    "  JOIN workers w ON w.id = a.worker_id AND w.state = 'READY'"
+    "), " STORE_ASSIGN_CTES_SQL("$4", "$5") " SELECT " STORE_RUN_ROW_SQL("$6::bool") " FROM aj";
+
+void hodei_assign_set_init(hodei_assign_set *set, size_t text_max)
+{
+    hodei_buf_init(&set->jobs, text_max);
+    hodei_buf_init(&set->workers, text_max);
+    hodei_buf_init(&set->epochs, text_max);
+    hodei_outbox_rows_init(&set->events, text_max);
+    hodei_assign_set_reset(set);
+}
+
+void hodei_assign_set_reset(hodei_assign_set *set)
+{
+    hodei_sqlarr_begin(&set->jobs);
+    hodei_sqlarr_begin(&set->workers);
+    hodei_sqlarr_begin(&set->epochs);
+    hodei_outbox_rows_reset(&set->events);
+    set->n = 0;
+}
+
+void hodei_assign_set_fini(hodei_assign_set *set)
+{
+    hodei_buf_fini(&set->jobs);
+    hodei_buf_fini(&set->workers);
+    hodei_buf_fini(&set->epochs);
+    hodei_outbox_rows_fini(&set->events);
+}
+
+hodei_status hodei_assign_set_add(hodei_assign_set *set, const char *job_id, const char *worker_id,
+                                  int64_t epoch, hodei_err *err)
+{
+    hodei_status st =
+        hodei_event_job_assigned(HODEI_OUTBOX_ADD(&set->events), job_id, worker_id, epoch + 1, err);
+    if (st != HODEI_OK)
+        return st;
+    hodei_sqlarr_str(&set->jobs, job_id);
+    hodei_sqlarr_str(&set->workers, worker_id);
+    hodei_sqlarr_i64(&set->epochs, epoch);
+    set->n++;
+    if (set->jobs.failed || set->workers.failed || set->epochs.failed)
+        return hodei_err_set(err, HODEI_ERR_LIMIT, "assignments of one statement exceed %zu bytes",
+                             set->jobs.max);
+    return HODEI_OK;
+}
+
+/* Closes the array literal for the statement; the brace is written past
+ * the end, so the next add writes over it and a second close is the same. */
+static const char *assign_arr_close(hodei_buf *b)
+{
+    hodei_sqlarr_end(b);
+    b->len--;
+    return b->data;
+}
+
+void hodei_assign_set_params(hodei_assign_set *set, bool spec_wanted,
+                             const char *params[HODEI_ASSIGN_NPARAMS])
+{
+    snprintf(set->tau, sizeof set->tau, "%g", HODEI_SCHED_LOAD_TAU_S);
+    params[0] = assign_arr_close(&set->jobs);
+    params[1] = assign_arr_close(&set->workers);
+    params[2] = assign_arr_close(&set->epochs);
+    params[3] = set->tau;
+    params[4] = hodei_outbox_rows_param(&set->events);
+    params[5] = spec_wanted ? "t" : "f";
+}
+
+hodei_status hodei_assign_run(PGconn *conn, hodei_assign_set *set, bool spec_wanted,
+                              PGresult **rows, hodei_err *err)
+{
+    const char *params[HODEI_ASSIGN_NPARAMS];
+    hodei_assign_set_params(set, spec_wanted, params);
+    return hodei_db_exec(conn, hodei_assign_sql, HODEI_ASSIGN_NPARAMS, params, rows, err);
+}
+
+/* ---------------------------------------------------------------- pick */
+
+/* The walk of jobs_pending in the scheduler's order, whatever the last
+ * ANALYZE saw: planned from statistics, the pick turned into a bitmap scan
+ * and a sort whenever they showed a short queue, and then cost
+ * milliseconds on a long one (queue depth changes faster than statistics).
+ * Local to the transaction, whose other statements find rows by key. */
+static const char pick_pin_sql[] = "SELECT set_config('enable_bitmapscan', 'off', true),"
+                                   " set_config('enable_sort', 'off', true),"
+                                   " set_config('enable_seqscan', 'off', true)";
+
+static const char pick_lock_ending_sql[] = "SELECT 1 FROM jobs WHERE id = $1::uuid FOR UPDATE";
+
+/* The worker, locked, then (the outer side of a lateral join runs first)
+ * the best job it fits, locked unless another transaction holds it. */
+static const char pick_next_sql[] =
+    "WITH w AS MATERIALIZED ("
+    " SELECT id, provider, cpu_millis, memory_bytes, storage_bytes, gpu_count, architecture,"
+    "  image, labels FROM workers"
+    " WHERE id = $1::uuid AND state = 'BUSY' AND current_job_id = $2::uuid FOR UPDATE"
+    ") SELECT w.provider, coalesce(n.id::text, ''), coalesce(n.epoch, 0) FROM w"
+    " LEFT JOIN LATERAL (SELECT jobs.id, jobs.epoch FROM jobs"
+    "  WHERE jobs.state = 'PENDING' AND (jobs.not_before IS NULL OR jobs.not_before <= now())"
+    "   AND " HODEI_FIT_SQL("jobs", "w") " ORDER BY jobs.priority DESC, jobs.created_at, jobs.id"
+                                         "  LIMIT 1 FOR UPDATE OF jobs SKIP LOCKED) n ON true";
+
+enum { PICK_PROVIDER, PICK_JOB, PICK_EPOCH };
+
+hodei_status hodei_handoff_pick_next(PGconn *conn, const char *worker_id, const char *ending_job,
+                                     hodei_handoff_pick *out, hodei_err *err)
+{
+    const char *ending[1] = {ending_job};
+    const char *both[2] = {worker_id, ending_job};
+    PGresult *res = NULL;
+    const hodei_db_cmd cmds[] = {
+        {.sql = pick_pin_sql},
+        {.sql = pick_lock_ending_sql, .n_params = 1, .params = ending},
+        {.sql = pick_next_sql, .n_params = 2, .params = both, .res = &res},
+    };
+    memset(out, 0, sizeof *out);
+    hodei_status st = hodei_db_pipeline(conn, cmds, sizeof cmds / sizeof cmds[0], err);
+    if (st == HODEI_OK && PQntuples(res) == 1) {
+        out->ok = true;
+        hodei_strlcpy(out->job_id, hodei_db_get_str(res, 0, PICK_JOB), sizeof out->job_id);
+        out->epoch = hodei_db_get_i64(res, 0, PICK_EPOCH);
+        hodei_strlcpy(out->provider, hodei_db_get_str(res, 0, PICK_PROVIDER), sizeof out->provider);
+    }
+    PQclear(res);
+    return st;
+}
+
+/* ------------------------------------------------------------ hand-off */
+
+/* The general way ended the attempt and freed the worker: it takes the
+ * picked job through the set-based statement (one pair), or, with none,
+ * goes on READY with its WorkerReady. */
+static hodei_status handoff_after(PGconn *conn, const hodei_attempt *a,
+                                  const hodei_handoff_pick *pick, const store_end_out *end,
+                                  PGresult **run, hodei_err *err)
+{
+    hodei_status st = HODEI_OK;
+    if (pick->ok && pick->job_id[0]) {
+        hodei_assign_set one;
+        hodei_assign_set_init(&one, HODEI_OUTBOX_ROWS_TEXT_MAX);
+        st = hodei_assign_set_add(&one, pick->job_id, a->worker_id, pick->epoch, err);
+        if (st == HODEI_OK)
+            st = hodei_assign_run(conn, &one, true, run, err);
+        hodei_assign_set_fini(&one);
+        if (st == HODEI_OK && PQntuples(*run) == 0) {
+            PQclear(*run);
+            *run = NULL;
+        }
+    }
+    if (st == HODEI_OK && !*run)
+        st = hodei_event_worker_ready(HODEI_OUTBOX_WRITE(conn), a->worker_id, end->worker_provider,
+                                      err);
+    return st;
+}
+
+hodei_status hodei_handoff_result(PGconn *conn, const hodei_attempt *a, hodei_handoff *out,
+                                  hodei_err *err)
+{
+    hodei_handoff_pick pick;
+    store_end_out end;
+    out->final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
+    out->run = NULL;
+    hodei_status st = hodei_handoff_pick_next(conn, a->worker_id, a->job_id, &pick, err);
+    if (st != HODEI_OK)
+        return st;
+    const store_end_how how = {
+        .a = a, .free_worker = true, .implies_started = true, .pick = pick.ok ? &pick : NULL};
+    st = store_attempt_end(conn, &how, &end, err);
+    if (st == HODEI_OK && !end.worker_done && end.released)
+        st = handoff_after(conn, a, &pick, &end, &end.run, err);
+    if (st != HODEI_OK) {
+        PQclear(end.run);
+        return st;
+    }
+    out->final = end.final;
+    out->run = end.run;
+    return HODEI_OK;
+}
