@@ -112,6 +112,14 @@ static const char pick_pin_sql[] = "SELECT set_config('enable_bitmapscan', 'off'
                                    " set_config('enable_sort', 'off', true),"
                                    " set_config('enable_seqscan', 'off', true)";
 
+/* ... and back as they were, for the rest of the transaction (as the SET
+ * clauses of migration 0014's function did): left off, they priced the
+ * attempt end's statements above jit_above_cost, and each then spent
+ * seconds compiling. */
+static const char pick_unpin_sql[] =
+    "SELECT set_config(name, reset_val, true) FROM pg_settings"
+    " WHERE name IN ('enable_bitmapscan', 'enable_sort', 'enable_seqscan')";
+
 static const char pick_lock_ending_sql[] = "SELECT 1 FROM jobs WHERE id = $1::uuid FOR UPDATE";
 
 /* The worker, locked, then (the outer side of a lateral join runs first)
@@ -139,6 +147,7 @@ hodei_status hodei_handoff_pick_next(PGconn *conn, const char *worker_id, const 
         {.sql = pick_pin_sql},
         {.sql = pick_lock_ending_sql, .n_params = 1, .params = ending},
         {.sql = pick_next_sql, .n_params = 2, .params = both, .res = &res},
+        {.sql = pick_unpin_sql},
     };
     memset(out, 0, sizeof *out);
     hodei_status st = hodei_db_pipeline(conn, cmds, sizeof cmds / sizeof cmds[0], err);
