@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The edge's REST/JSON door with curl, as a user of docs/api.md would: every
-# resource answers, a bad request gets the gRPC door's own message naming
-# the field, errors carry the HTTP status of their gRPC code, and a log
-# followed over Server-Sent Events gives every line once. Real nats-server,
-# PostgreSQL and daemons (the process provider runs the jobs). CTest sets
-# HODEI_ROOT/HODEI_BIN.
+# The edge's REST/JSON door with curl, as a user of its OpenAPI document
+# (GET /v1/openapi.json) would: every resource answers, a bad request gets
+# the gRPC door's own message naming the field, errors carry the HTTP status
+# of their gRPC code, a log followed over Server-Sent Events gives every line
+# once, jobs filter by label, metrics count the jobs run, and the document
+# lists every route. Real nats-server, PostgreSQL and daemons (the process
+# provider runs the jobs). CTest sets HODEI_ROOT/HODEI_BIN.
 set -euo pipefail
 : "${HODEI_ROOT:?set HODEI_ROOT to the source tree}" "${HODEI_BIN:?set HODEI_BIN to the built binaries}"
 
