@@ -32,19 +32,20 @@ typedef struct {
     char *tls_cert;
     char *tls_key;
     char *tls_client_ca;
-    int64_t worker_heartbeat_ms; /* worker.heartbeat_interval: told to workers at Register */
-    int64_t worker_keepalive_ms; /* worker.keepalive_interval: idle stream gets a Keepalive */
-    int64_t worker_resend_ms;    /* worker.resend_interval: RunJob/CancelJob re-sent from SQL */
-    bool worker_handoff;         /* worker.handoff: a result takes the next pending job */
-    int64_t worker_ack_delay_ms; /* worker.ack_delay: RunJobAcks written grouped; 0 = at once */
-    char *secrets_master_key;    /* secrets.master_key: 64 hex digits; empty = secrets off */
-    char *secrets_old_keys;      /* secrets.old_master_keys: retiring keys, comma-separated */
-    int64_t secrets_rekey_ms;    /* secrets.rekey_interval: re-seal pass period; 0 = off */
-    int64_t auth_cache_ttl_ms;   /* auth.cache_ttl: API key answers kept this long (<= 5 s) */
-    bool auth_worker_cert_check; /* auth.worker_cert_check: a worker's certificate names it */
-    int64_t logs_job_max;        /* logs.job_max: bytes of output kept per attempt */
-    char *logs_archive_store;    /* logs.archive_store: database | s3 */
-    char *logs_s3_bucket;        /* logs.archive_s3_*: the store of archives when s3 */
+    int64_t worker_heartbeat_ms;  /* worker.heartbeat_interval: told to workers at Register */
+    int64_t worker_keepalive_ms;  /* worker.keepalive_interval: idle stream gets a Keepalive */
+    int64_t worker_resend_ms;     /* worker.resend_interval: RunJob/CancelJob re-sent from SQL */
+    bool worker_handoff;          /* worker.handoff: a result takes the next pending job */
+    int64_t worker_ack_delay_ms;  /* worker.ack_delay: RunJobAcks written grouped; 0 = at once */
+    char *secrets_master_key;     /* secrets.master_key: 64 hex digits; empty = secrets off */
+    char *secrets_old_keys;       /* secrets.old_master_keys: retiring keys, comma-separated */
+    int64_t secrets_rekey_ms;     /* secrets.rekey_interval: re-seal pass period; 0 = off */
+    int64_t auth_cache_ttl_ms;    /* auth.cache_ttl: API key answers kept this long (<= 5 s) */
+    bool auth_worker_cert_check;  /* auth.worker_cert_check: a worker's certificate names it */
+    int64_t logs_job_max;         /* logs.job_max: bytes of output kept per attempt */
+    int64_t logs_follows_per_key; /* logs.follows_per_key: SubscribeLogs streams of one key */
+    char *logs_archive_store;     /* logs.archive_store: database | s3 */
+    char *logs_s3_bucket;         /* logs.archive_s3_*: the store of archives when s3 */
     char *logs_s3_prefix;
     char *logs_s3_endpoint;
     char *logs_s3_region;

@@ -765,3 +765,57 @@ Test(auth, a_client_certificate_acts_as_its_key_and_a_worker_certificate_names_i
     hodei_rpc_channel_destroy(own);
     edge_stop(&m);
 }
+
+/* ------------------------------------------------- streams held by one key */
+
+static void setup_follow_cap(void)
+{
+    const char *env[] = {"HODEI_LOGS_FOLLOWS_PER_KEY=2", NULL};
+    edge_stack_start(&stack, &edge, env);
+}
+
+static hodei_rpc_stream *follow_open(hodei_rpc_channel *ch, const char *job)
+{
+    Hodei__V1__SubscribeLogsRequest req = HODEI__V1__SUBSCRIBE_LOGS_REQUEST__INIT;
+    req.job_id = (char *)job;
+    hodei_rpc_stream *st = NULL;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_stream_open(ch, "/hodei.v1.LogStreamService/SubscribeLogs", &req.base,
+                                       &hodei__v1__log_chunk__descriptor, 30000, &st, &err),
+                 HODEI_OK, "%s", err.msg);
+    return st;
+}
+
+/* logs.follows_per_key: one key holds at most that many SubscribeLogs
+ * streams; the next is RESOURCE_EXHAUSTED naming the limit, and a closed
+ * one makes room. (The job stays PENDING: no worker, so nothing is sent.) */
+Test(auth_limits, a_key_holds_at_most_logs_follows_per_key_log_streams, .init = setup_follow_cap,
+     .fini = teardown, .timeout = 300)
+{
+    hodei_rpc_channel *ch = chan(&edge, stack.api_key);
+    char job[37];
+    queue_as(ch, NULL, NULL, job);
+    hodei_rpc_stream *open[2] = {follow_open(ch, job), follow_open(ch, job)};
+    hodei_sleep_ms(1500); /* both are held by the edge */
+    hodei_rpc_stream *third = follow_open(ch, job);
+    ProtobufCMessage *m = NULL;
+    hodei_rpc_result res;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_stream_recv(third, 20000, &m, &res, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_null(m);
+    cr_assert_eq(res.code, HODEI_GRPC_RESOURCE_EXHAUSTED, "%s", res.message);
+    cr_assert(strstr(res.message, "at most 2: logs.follows_per_key"), "%s", res.message);
+    hodei_rpc_stream_destroy(third);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(hodei_rpc_stream_recv(open[i], 200, &m, &res, &err), HODEI_ERR_TIMEOUT,
+                     "stream %d still open", i);
+    }
+    hodei_rpc_stream_destroy(open[0]);
+    hodei_sleep_ms(1500); /* the edge saw it close */
+    hodei_rpc_stream *again = follow_open(ch, job);
+    cr_assert_eq(hodei_rpc_stream_recv(again, 1500, &m, &res, &err), HODEI_ERR_TIMEOUT,
+                 "a closed stream makes room (%s)", res.message);
+    hodei_rpc_stream_destroy(again);
+    hodei_rpc_stream_destroy(open[1]);
+    hodei_rpc_channel_destroy(ch);
+}

@@ -49,6 +49,7 @@ struct log_follower {
     pthread_mutex_t mu; /* guards below */
     bool done;          /* the end was sent or the call is gone */
     char job_id[HODEI_ID_BUF];
+    char key_id[HODEI_ID_BUF]; /* the caller's key ("" for none): logs.follows_per_key */
     logs_filter filt;
     logs_arena arena;
     logs_lines chunk;
@@ -169,10 +170,25 @@ static void follow_on_sub_done(void *closure)
 
 /* ----------------------------------------------------------------- the hub */
 
-static bool hub_add(log_hub *h, log_follower *f)
+/* Followers of one key (hub->mu held). */
+static int64_t hub_count_key(const log_hub *h, const char *key_id)
+{
+    int64_t n = 0;
+    for (const log_follower *f = h->head; f; f = f->next)
+        n += strcmp(f->key_id, key_id) == 0;
+    return n;
+}
+
+typedef enum { HUB_ADDED = 0, HUB_FULL, HUB_KEY_FULL } hub_verdict;
+
+static hub_verdict hub_add(log_hub *h, log_follower *f)
 {
     pthread_mutex_lock(&h->mu);
-    bool ok = !h->stopping && h->n < LOGS_FOLLOWERS_MAX;
+    hub_verdict v = h->stopping || h->n >= LOGS_FOLLOWERS_MAX ? HUB_FULL : HUB_ADDED;
+    if (v == HUB_ADDED && f->key_id[0] &&
+        hub_count_key(h, f->key_id) >= h->e->cfg->logs_follows_per_key)
+        v = HUB_KEY_FULL;
+    bool ok = v == HUB_ADDED;
     if (ok) {
         f->next = h->head;
         h->head = f;
@@ -180,7 +196,7 @@ static bool hub_add(log_hub *h, log_follower *f)
         hodei_metric_set(h->m_followers, (int64_t)h->n);
     }
     pthread_mutex_unlock(&h->mu);
-    return ok;
+    return v;
 }
 
 static bool hub_remove(log_hub *h, log_follower *f)
@@ -318,9 +334,19 @@ static void follow_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
     if (follow_archived(e, call, req, ended)) /* a finished job with an archive */
         return;
     log_follower *f = follower_create(h, call, req);
-    if (!f || !hub_add(h, f)) {
-        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
-                            "too many log followers (at most %d)", LOGS_FOLLOWERS_MAX);
+    const hodei_identity *who = edge_caller(call);
+    if (f && who && who->kind != HODEI_PRINCIPAL_NONE)
+        hodei_strlcpy(f->key_id, who->key_id, sizeof f->key_id);
+    hub_verdict v = f ? hub_add(h, f) : HUB_FULL;
+    if (v != HUB_ADDED) {
+        if (v == HUB_KEY_FULL)
+            hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                                "too many log streams open with this key (at most %lld:"
+                                " logs.follows_per_key)",
+                                (long long)e->cfg->logs_follows_per_key);
+        else
+            hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                                "too many log followers (at most %d)", LOGS_FOLLOWERS_MAX);
         if (f)
             follower_unref(f);
         return;
