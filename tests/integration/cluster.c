@@ -98,6 +98,9 @@ void cluster_stop(cluster *c)
     for (int d = CL_DAEMON_COUNT - 1; d >= 0; d--) {
         if (c->procs[d].pid <= 0)
             continue;
+        /* A SIGTERM that lands before the daemon's main has blocked it
+         * kills the process outright: wait until it says it is starting. */
+        harness_log_contains(&c->procs[d], "starting version=", 15000);
         int st = harness_proc_stop(&c->procs[d], SIGTERM, 15000);
         cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "%s exited uncleanly (0x%x); see %s", cl_names[d], st, c->procs[d].log_path);
