@@ -121,8 +121,15 @@ Test(db, concurrent_migrates_both_succeed_one_applies)
     int rc = harness_sh(&stack, out, sizeof out,
                         "psql -X -q -d \"$HODEI_DATABASE_URL\" -c 'CREATE DATABASE fresh' 2>&1");
     cr_assert_eq(rc, 0, "%s", out);
+    /* the stack's URL (its credentials) with another database's name */
     char url[600];
-    snprintf(url, sizeof url, "postgresql://hodei@127.0.0.1:%d/fresh", stack.pg_port);
+    const char *q = strchr(stack.db_url, '?');
+    cr_assert_not_null(q, "database URL %s", stack.db_url);
+    const char *slash = q;
+    while (slash > stack.db_url && *slash != '/')
+        slash--;
+    cr_assert(*slash == '/', "database URL %s", stack.db_url);
+    snprintf(url, sizeof url, "%.*s/fresh%s", (int)(slash - stack.db_url), stack.db_url, q);
 
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, 2);
@@ -147,7 +154,7 @@ Test(db, concurrent_migrate_tools_both_succeed_one_applies)
     int rc = harness_sh(
         &stack, out, sizeof out,
         "psql -X -q -d \"$HODEI_DATABASE_URL\" -c 'CREATE DATABASE fresh2' >&2 || exit 9;"
-        " url=\"postgresql://hodei@127.0.0.1:$HODEI_PG_PORT/fresh2\";"
+        " url=$(printf %%s \"$HODEI_DATABASE_URL\" | sed 's#/[^/?]*?#/fresh2?#');"
         " \"$HODEI_BIN/hodei-migrate\" --database-url \"$url\" > \"$HODEI_STATE_DIR/m1\" 2>&1 &"
         " p1=$!;"
         " \"$HODEI_BIN/hodei-migrate\" --database-url \"$url\" > \"$HODEI_STATE_DIR/m2\" 2>&1 &"
