@@ -11,6 +11,26 @@
 
 #define EDGE_START_WAIT_MS 60000 /* a restart under a loaded machine (sanitizers) */
 
+#define EDGE_LOG_TAIL 2048 /* bytes of a log shown when the edge did not start */
+
+/* The last bytes of a log file (the stack folder is removed after a test). */
+static void edge_log_tail(const char *path, char *out, size_t len)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long size = ftell(f);
+        long from = size > (long)len - 1 ? size - ((long)len - 1) : 0;
+        if (fseek(f, from, SEEK_SET) == 0) {
+            size_t n = fread(out, 1, len - 1, f);
+            out[n] = '\0';
+        }
+    }
+    fclose(f);
+}
+
 void edge_launch(harness_stack *st, edge_handle *e, const char *const *extra_env)
 {
     char listen[64], health[64];
@@ -23,8 +43,12 @@ void edge_launch(harness_stack *st, edge_handle *e, const char *const *extra_env
     env[n] = NULL;
     const char *argv[] = {"hodei-job-api", NULL};
     harness_proc_start(st, &e->proc, argv, env);
-    cr_assert(harness_log_contains(&e->proc, "listening on", EDGE_START_WAIT_MS),
-              "job-api did not start; see %s", e->proc.log_path);
+    if (!harness_log_contains(&e->proc, "listening on", EDGE_START_WAIT_MS)) {
+        char tail[EDGE_LOG_TAIL + 1];
+        edge_log_tail(e->proc.log_path, tail, sizeof tail);
+        cr_assert_fail("job-api did not start (alive: %s); the end of %s:\n%s",
+                       harness_proc_alive(&e->proc) ? "yes" : "no", e->proc.log_path, tail);
+    }
 }
 
 void edge_start(harness_stack *st, edge_handle *e, const char *const *extra_env)
