@@ -366,21 +366,18 @@ hodei_status hodei_rpc_call_send(hodei_rpc_call *call, const ProtobufCMessage *m
     grpc_byte_buffer *bb = rpc_msg_pack(msg);
     if (!bb)
         return HODEI_ERR_INVALID;
-    hodei_status st = HODEI_OK;
     pthread_mutex_lock(&call->mu);
-    if (call->close_seen || call->finished) {
-        st = HODEI_ERR_CANCELLED;
-    } else if (call->q_len >= call->q_max) {
-        st = HODEI_ERR_LIMIT;
-    } else if (!call->send_busy) {
+    hodei_status st = rpc_call_send_admit_locked(call);
+    if (st == HODEI_OK && !call->send_busy) {
         call_start_message_locked(call, bb);
         bb = NULL;
         if (!call->send_busy)
             st = HODEI_ERR_CANCELLED;
-    } else if (call_enqueue_locked(call, bb)) {
-        bb = NULL;
-    } else {
-        st = HODEI_ERR_NOMEM;
+    } else if (st == HODEI_OK) {
+        if (call_enqueue_locked(call, bb))
+            bb = NULL;
+        else
+            st = HODEI_ERR_NOMEM;
     }
     pthread_mutex_unlock(&call->mu);
     if (bb)

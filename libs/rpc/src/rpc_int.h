@@ -150,6 +150,15 @@ hodei_grpc_code rpc_call_authorize(hodei_rpc_call *call, const hodei_rpc_method 
 
 /* rpc_local.c: what rpc_call.c hands over for an in-process call */
 void rpc_local_reply(hodei_rpc_call *call, const ProtobufCMessage *resp);
+/* Whether one more outgoing message may be queued on call (held mu):
+ * CANCELLED once the call is closed or finished, LIMIT at q_max. */
+static inline hodei_status rpc_call_send_admit_locked(const hodei_rpc_call *call)
+{
+    if (call->close_seen || call->finished)
+        return HODEI_ERR_CANCELLED;
+    return call->q_len >= call->q_max ? HODEI_ERR_LIMIT : HODEI_OK;
+}
+
 hodei_status rpc_local_send(hodei_rpc_call *call, const ProtobufCMessage *msg);
 void rpc_local_status(hodei_rpc_call *call, hodei_grpc_code code, const char *msg);
 const char *rpc_local_metadata(hodei_rpc_call *call, const char *key);

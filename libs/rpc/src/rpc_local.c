@@ -155,13 +155,9 @@ hodei_status rpc_local_send(hodei_rpc_call *call, const ProtobufCMessage *msg)
     rpc_local_msg *m = local_pack(msg);
     if (!m)
         return HODEI_ERR_INVALID;
-    hodei_status st = HODEI_OK;
     pthread_mutex_lock(&call->mu);
-    if (call->close_seen || call->finished) {
-        st = HODEI_ERR_CANCELLED;
-    } else if (call->q_len >= call->q_max) {
-        st = HODEI_ERR_LIMIT;
-    } else {
+    hodei_status st = rpc_call_send_admit_locked(call);
+    if (st == HODEI_OK) {
         local_enqueue(call, m);
         pthread_cond_broadcast(&call->local->cond);
         m = NULL;
