@@ -18,8 +18,8 @@
 #include "hodei/util.h"
 
 /* Reads at most max bytes (one more is read to notice a longer file). */
-static hodei_status config_file_read(const char *param, const char *path, size_t max, char **out,
-                                     hodei_err *err)
+hodei_status hodei_config_read_file(const char *param, const char *path, size_t max, char **out,
+                                    hodei_err *err)
 {
     hodei_status st = HODEI_ERR_IO;
     *out = NULL;
@@ -87,7 +87,7 @@ static hodei_status config_file_apply(config_slot *fs, hodei_err *err)
             p->name, fs->param->name, p->name, target->source, fs->param->name, fs->source);
     size_t max = p->max > 0 ? (size_t)p->max : CONFIG_STRING_MAX_DEFAULT;
     char *value = NULL;
-    hodei_status st = config_file_read(fs->param->name, fs->text, max, &value, err);
+    hodei_status st = hodei_config_read_file(fs->param->name, fs->text, max, &value, err);
     if (st != HODEI_OK)
         return st;
     char source[CONFIG_SOURCE_MAX];

@@ -6,7 +6,6 @@
  * read once at start-up; they never reach a log line. Objects of rows that
  * were deleted (retention) are queued by a trigger in
  * log_archive_deletions and removed here (log_store_drain). */
-#include <errno.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 
 #include "client/client_secrets.h"
 #include "hodei/artifact.h"
+#include "hodei/config.h"
 #include "hodei/log.h"
 #include "hodei/s3.h"
 #include "hodei/util.h"
@@ -29,31 +29,6 @@ struct log_store {
     char bucket[64];
     char prefix[513];
 };
-
-static hodei_status store_read_file(const char *path, char **out, hodei_err *err)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return hodei_err_set(err, HODEI_ERR_INVALID, "logs.archive_s3_credentials_file: %s: %s",
-                             path, strerror(errno));
-    char *b = calloc(1, STORE_CRED_FILE_MAX + 1);
-    size_t n = b ? fread(b, 1, STORE_CRED_FILE_MAX + 1, f) : 0;
-    fclose(f);
-    if (!b)
-        return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
-    if (n == 0 || n > STORE_CRED_FILE_MAX) {
-        OPENSSL_cleanse(b, STORE_CRED_FILE_MAX + 1);
-        free(b);
-        return hodei_err_set(err, HODEI_ERR_INVALID,
-                             "logs.archive_s3_credentials_file: %s: empty or larger than %d "
-                             "bytes",
-                             path, STORE_CRED_FILE_MAX);
-    }
-    while (n > 0 && (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' '))
-        b[--n] = '\0';
-    *out = b;
-    return HODEI_OK;
-}
 
 static void store_wipe(char *s)
 {
@@ -98,7 +73,8 @@ hodei_status log_store_create(edge *e, log_store **out, hodei_err *err)
     if (st == HODEI_OK)
         st = hodei_artifact_global_init(err);
     if (st == HODEI_OK && c->logs_s3_credentials_file[0])
-        st = store_read_file(c->logs_s3_credentials_file, &cred, err);
+        st = hodei_config_read_file("logs.archive_s3_credentials_file", c->logs_s3_credentials_file,
+                                    STORE_CRED_FILE_MAX, &cred, err);
     if (st == HODEI_OK && c->logs_s3_credentials[0] &&
         (st = secret_value_load(e, c->logs_s3_credentials, &cred, err)) != HODEI_OK)
         hodei_err_set(err, st, "logs.archive_s3_credentials: %s", err->msg);

@@ -54,6 +54,11 @@ hodei_status hodei_config_load(const hodei_cfg_section *sections, size_t n_secti
 void hodei_config_print(const hodei_cfg_section *sections, size_t n_sections, FILE *out);
 /* Frees the strings the load allocated and zeroes their fields. */
 void hodei_config_free(const hodei_cfg_section *sections, size_t n_sections);
+/* A secret held in a file, as "<name>_file" settings read it: a regular
+ * file of 1..max bytes without NUL, one trailing newline dropped; errors
+ * name param and path, never the content. *out: free after wiping. */
+hodei_status hodei_config_read_file(const char *param, const char *path, size_t max, char **out,
+                                    hodei_err *err);
 /* Environment variable name for a parameter: "database.url" -> "HODEI_DATABASE_URL". */
 void hodei_config_env_name(const char *param, char *out, size_t out_len);
 
