@@ -106,6 +106,22 @@ static void live_sampler_stop(live_sampler *ls)
     PQfinish(ls->conn);
 }
 
+/* What a job that did not finish and the workers looked like, for the
+ * failure message: the rows, and every daemon log line that names the job. */
+static void dump_unfinished(void)
+{
+    static char out[1 << 16];
+    harness_sh(&cl.stack, out, sizeof out,
+               "psql -X -q -d '%s' -c \"SELECT id, state, attempt, worker_id, epoch, error, "
+               "not_before, updated_at FROM jobs WHERE state <> 'SUCCEEDED'\" "
+               "-c \"SELECT id, state, hostname, updated_at FROM workers WHERE state <> "
+               "'TERMINATED'\" -c \"SELECT count(*) AS unpublished FROM outbox\"; "
+               "for id in $(psql -X -qtA -d '%s' -c \"SELECT id FROM jobs WHERE state <> "
+               "'SUCCEEDED' LIMIT 3\"); do grep -h \"$id\" '%s'/*.log | tail -n 40; done",
+               cl.stack.db_url, cl.stack.db_url, cl.stack.state_dir);
+    cr_log_error("unfinished jobs:\n%s", out);
+}
+
 /* The value of an unlabelled sample in a daemon's GET /metrics; -1 when
  * the daemon did not answer or has no such metric. */
 static double metric(int port, const char *name)
@@ -132,11 +148,13 @@ Test(e2e, thousand_jobs_each_run_exactly_once_on_at_most_eight_workers, .timeout
     snprintf(script, sizeof script, "echo \"$HODEI_JOB_ID\" >> '%s'", file);
     for (int i = 0; i < N; i++)
         cluster_queue(&cl, script, 1, 0, ids[i]);
-    cr_assert(
-        cluster_wait_sql(&cl, "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'", N, 600000),
-        "all %d jobs succeed (%lld did)", N,
-        (long long)sqlf("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'"));
+    bool all =
+        cluster_wait_sql(&cl, "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'", N, 600000);
     live_sampler_stop(&ls);
+    if (!all)
+        dump_unfinished();
+    cr_assert(all, "all %d jobs succeed (%lld did)", N,
+              (long long)sqlf("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'"));
     for (int i = 0; i < N; i++)
         cr_expect_eq(count_lines(file, ids[i]), 1, "job %s ran once", ids[i]);
     cr_assert_gt(ls.samples, 10, "the live-worker count was sampled");

@@ -461,20 +461,23 @@ static void beats_add_locked(hub_beats *b, worker_session *s)
     "   THEN now() ELSE edges.up_since END"
 #define HUB_PRESENCE_GAP_BEATS 3
 
-/* A worker row locked by a write in flight (a result, a hand-off) is
- * skipped rather than waited for: this statement runs on the thread that
- * also delivers jobs, and the worker beats again next interval, well
- * inside the supervisor's heartbeat timeout. */
+/* The statement waits for a worker row locked by a write in flight (a
+ * result, a hand-off) rather than skipping it: a worker that runs job after
+ * job holds its row locked most of the time, and skipping its beat there
+ * let its last heartbeat age past the supervisor's timeout while it was
+ * busiest, so it was taken for lost. The rows are locked in id order, so
+ * two statements that lock several workers never wait on each other in a
+ * cycle. */
 static const char beats_sql[] = "WITH presence AS (" HUB_PRESENCE_SQL "),"
                                 " u AS (SELECT * FROM unnest($4::uuid[], $5::float8[],"
                                 "  $6::bigint[], $7::bigint[], $8::int[])"
                                 "  AS u(id, cpu, mem, total, running)),"
-                                " free AS (SELECT w.id FROM workers w JOIN u ON w.id = u.id"
-                                "  FOR UPDATE OF w SKIP LOCKED)"
+                                " locked AS (SELECT w.id FROM workers w JOIN u ON w.id = u.id"
+                                "  ORDER BY w.id FOR UPDATE OF w)"
                                 " UPDATE workers w SET last_heartbeat_at = now(),"
                                 " usage_cpu_cores = u.cpu, usage_memory_bytes = u.mem,"
                                 " usage_memory_total = u.total, usage_running_jobs = u.running"
-                                " FROM u JOIN free ON free.id = u.id WHERE w.id = u.id";
+                                " FROM u JOIN locked ON locked.id = u.id WHERE w.id = u.id";
 
 /* Writes the heartbeats gathered since the last flush and this edge's
  * presence, in one statement; presence alone when no worker beat. */
