@@ -1054,3 +1054,26 @@ Test(spec, arch_helper)
     cr_assert(hodei_job_arch_valid(NULL));
     cr_assert_not(hodei_job_arch_valid("riscv64"));
 }
+
+/* The one parser of a secret reference: the job's validation, the edge's
+ * cross-namespace check and its own secrets all split a reference with it. */
+Test(spec, secret_ref_parse_splits_namespace_and_name)
+{
+    char ns[HODEI_SECRET_REF_NS_BUF], name[HODEI_SECRET_REF_NAME_BUF];
+    cr_assert(hodei_secret_ref_parse("db.password", "team-a", ns, name));
+    cr_expect_str_eq(ns, "team-a");
+    cr_expect_str_eq(name, "db.password");
+    cr_assert(hodei_secret_ref_parse("team-b/db.password", "team-a", ns, name));
+    cr_expect_str_eq(ns, "team-b");
+    cr_expect_str_eq(name, "db.password");
+    cr_expect(hodei_secret_ref_parse("x", NULL, NULL, NULL), "a check alone needs no buffers");
+    char longest[HODEI_JOB_SECRET_NS_MAX + HODEI_JOB_SECRET_REF_MAX + 2];
+    snprintf(longest, sizeof longest, "%s/%s", fx_rep('n', HODEI_JOB_SECRET_NS_MAX),
+             fx_rep('s', HODEI_JOB_SECRET_REF_MAX));
+    cr_assert(hodei_secret_ref_parse(longest, "", ns, name), "the longest reference fits");
+    cr_expect_eq(strlen(ns), HODEI_JOB_SECRET_NS_MAX);
+    cr_expect_eq(strlen(name), HODEI_JOB_SECRET_REF_MAX);
+    const char *bad[] = {"", "a b", "A/b", "-a/b", "a-/b", "/b", "a/", "a/b/c"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect(!hodei_secret_ref_parse(bad[i], "team-a", ns, name), "%s refused", bad[i]);
+}

@@ -123,21 +123,39 @@ static bool spec_provider_ok(const char *s)
     return spec_charset_ok(s, 1, HODEI_JOB_PROVIDER_MAX, false, "-");
 }
 
-/* NAME, or NAMESPACE/NAME for a secret another namespace shares. */
+bool hodei_secret_ref_parse(const char *ref, const char *default_ns,
+                            char ns[HODEI_SECRET_REF_NS_BUF], char name[HODEI_SECRET_REF_NAME_BUF])
+{
+    const char *slash = strchr(ref, '/');
+    const char *name_part = slash ? slash + 1 : ref;
+    size_t ns_len = slash ? (size_t)(slash - ref) : 0;
+    if (slash) {
+        if (ns_len == 0 || ns_len > HODEI_JOB_SECRET_NS_MAX || ref[0] == '-' || slash[-1] == '-')
+            return false;
+        for (size_t i = 0; i < ns_len; i++) {
+            char c = ref[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+                return false;
+        }
+    }
+    if (!spec_charset_ok(name_part, 1, HODEI_JOB_SECRET_REF_MAX, true, "_.-"))
+        return false;
+    if (ns) {
+        if (slash) {
+            memcpy(ns, ref, ns_len);
+            ns[ns_len] = '\0';
+        } else if (!hodei_strlcpy(ns, default_ns ? default_ns : "", HODEI_SECRET_REF_NS_BUF)) {
+            return false;
+        }
+    }
+    if (name)
+        memcpy(name, name_part, strlen(name_part) + 1);
+    return true;
+}
+
 static bool spec_secret_ref_ok(const char *s)
 {
-    const char *slash = strchr(s, '/');
-    if (!slash)
-        return spec_charset_ok(s, 1, HODEI_JOB_SECRET_REF_MAX, true, "_.-");
-    size_t ns_len = (size_t)(slash - s);
-    if (ns_len == 0 || ns_len > HODEI_JOB_SECRET_NS_MAX || s[0] == '-' || slash[-1] == '-')
-        return false;
-    for (size_t i = 0; i < ns_len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-            return false;
-    }
-    return spec_charset_ok(slash + 1, 1, HODEI_JOB_SECRET_REF_MAX, true, "_.-");
+    return hodei_secret_ref_parse(s, NULL, NULL, NULL);
 }
 
 bool hodei_job_arch_valid(const char *arch)

@@ -23,6 +23,7 @@
 #include "edge_auth.h"
 #include "edge_seal.h"
 #include "hodei/buf.h"
+#include "hodei/job_spec.h"
 #include "hodei/log.h"
 #include "hodei/pb.h"
 #include "hodei/sqlarr.h"
@@ -308,27 +309,17 @@ fail:
 
 /* --------------------------------------------------------- submit-time check */
 
-/* Splits "ns/name" (or "name", in job_ns). */
-static void ref_split(const char *ref, const char *job_ns, char ns[HODEI_NS_BUF], const char **name)
-{
-    const char *slash = strchr(ref, '/');
-    if (!slash) {
-        hodei_strlcpy(ns, job_ns, HODEI_NS_BUF);
-        *name = ref;
-        return;
-    }
-    size_t len = (size_t)(slash - ref);
-    snprintf(ns, HODEI_NS_BUF, "%.*s", (int)(len < HODEI_NS_BUF ? len : HODEI_NS_BUF - 1), ref);
-    *name = slash + 1;
-}
+_Static_assert(HODEI_SECRET_REF_NS_BUF == HODEI_NS_BUF, "a reference's namespace is a namespace");
+_Static_assert(HODEI_SECRET_REF_NAME_BUF == SECRETS_NAME_MAX + 1, "a reference names a secret");
 
 hodei_status secret_refs_check(edge *e, const char *ns, const Hodei__V1__JobSpec *spec,
                                hodei_err *err)
 {
     for (size_t i = 0; spec && i < spec->n_secret_refs; i++) {
-        char owner_ns[HODEI_NS_BUF];
-        const char *name;
-        ref_split(spec->secret_refs[i], ns, owner_ns, &name);
+        char owner_ns[HODEI_SECRET_REF_NS_BUF], name[HODEI_SECRET_REF_NAME_BUF];
+        if (!hodei_secret_ref_parse(spec->secret_refs[i], ns, owner_ns, name))
+            return hodei_err_set(err, HODEI_ERR_INVALID,
+                                 "spec.secret_refs[%zu]: must be NAME or NAMESPACE/NAME", i);
         if (strcmp(owner_ns, ns) == 0)
             continue; /* its own namespace: looked up when the job runs */
         PGconn *conn = NULL;
@@ -533,19 +524,11 @@ void secret_json_free(char *json, size_t len)
 
 hodei_status secret_value_load(edge *e, const char *ref, char **value, hodei_err *err)
 {
-    char ns[HODEI_NS_BUF], name[SECRETS_NAME_MAX + 1];
-    const char *slash = strchr(ref, '/');
+    char ns[HODEI_SECRET_REF_NS_BUF], name[HODEI_SECRET_REF_NAME_BUF];
     PGconn *conn = NULL;
     PGresult *res = NULL;
     *value = NULL;
-    if (slash && (size_t)(slash - ref) < sizeof ns) {
-        memcpy(ns, ref, (size_t)(slash - ref));
-        ns[slash - ref] = '\0';
-    } else {
-        hodei_strlcpy(ns, slash ? "" : HODEI_NS_DEFAULT, sizeof ns);
-    }
-    if (!ns[0] || !hodei_strlcpy(name, slash ? slash + 1 : ref, sizeof name) ||
-        !secrets_name_ok(name))
+    if (!hodei_secret_ref_parse(ref, HODEI_NS_DEFAULT, ns, name))
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "secret reference %s: must be NAME or NAMESPACE/NAME", ref);
     hodei_status st = secret_check_key(e, err);

@@ -53,6 +53,15 @@
  * exactly HODEI_JOB_SCRIPT_MAX bytes plus any other field is over it. */
 #define HODEI_JOB_SPEC_PACKED_MAX (1024 * 1024)
 
+/* A secret reference, NAME or NAMESPACE/NAME (a secret another namespace
+ * shares): true when it is well formed, and then ns is its namespace
+ * (default_ns when it names none; may be NULL when only the check is
+ * wanted) and name its name. */
+#define HODEI_SECRET_REF_NS_BUF (HODEI_JOB_SECRET_NS_MAX + 1)
+#define HODEI_SECRET_REF_NAME_BUF (HODEI_JOB_SECRET_REF_MAX + 1)
+bool hodei_secret_ref_parse(const char *ref, const char *default_ns,
+                            char ns[HODEI_SECRET_REF_NS_BUF], char name[HODEI_SECRET_REF_NAME_BUF]);
+
 /* Architectures a job may ask for ("" = any): amd64, arm64, x86_64, aarch64. */
 bool hodei_job_arch_valid(const char *arch);
 
