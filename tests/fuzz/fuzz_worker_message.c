@@ -1,13 +1,13 @@
 /* What a worker agent sends, as the edge decodes it: the first byte picks
  * the door (even: a WorkerStream message, odd: a RegisterRequest), the rest
- * is unpacked with protobuf-c and checked with the edge's own worker_check_*
+ * is unpacked with protobuf-c and checked with libs/domain's hodei_worker_check_*
  * functions. Properties: a refusal is HODEI_ERR_INVALID with a printable,
  * non-empty message; a token is never echoed in it. */
 #include <string.h>
 
 #include "fuzz.h"
 #include "hodei/v1/worker.pb-c.h"
-#include "worker_int.h"
+#include "hodei/worker_msg.h"
 
 static void check_refusal(hodei_status st, const hodei_err *err, const char *token)
 {
@@ -32,20 +32,20 @@ static void fuzz_stream_message(const uint8_t *data, size_t size)
     const char *token = NULL;
     switch (m->body_case) {
     case HODEI__V1__WORKER_MESSAGE__BODY_HELLO:
-        st = worker_check_hello(m->hello, &err);
+        st = hodei_worker_check_hello(m->hello, &err);
         token = m->hello ? m->hello->session_token : NULL;
         break;
     case HODEI__V1__WORKER_MESSAGE__BODY_HEARTBEAT:
-        st = worker_check_heartbeat(m->heartbeat, &err);
+        st = hodei_worker_check_heartbeat(m->heartbeat, &err);
         break;
     case HODEI__V1__WORKER_MESSAGE__BODY_RUN_JOB_ACK:
-        st = worker_check_ack(m->run_job_ack, &err);
+        st = hodei_worker_check_ack(m->run_job_ack, &err);
         break;
     case HODEI__V1__WORKER_MESSAGE__BODY_LOG_BATCH:
-        st = worker_check_log_batch(m->log_batch, &err);
+        st = hodei_worker_check_log_batch(m->log_batch, &err);
         break;
     case HODEI__V1__WORKER_MESSAGE__BODY_JOB_RESULT:
-        st = worker_check_result(m->job_result, &err);
+        st = hodei_worker_check_result(m->job_result, &err);
         break;
     default:
         break;
@@ -61,7 +61,7 @@ static void fuzz_register(const uint8_t *data, size_t size)
     if (!r)
         return;
     hodei_err err = {0};
-    hodei_status st = worker_check_register(r, &err);
+    hodei_status st = hodei_worker_check_register(r, &err);
     if (st != HODEI_OK)
         check_refusal(st, &err, r->token);
     hodei__v1__register_request__free_unpacked(r, NULL);

@@ -17,6 +17,7 @@
 #include "hodei/job_spec.h"
 #include "hodei/job_state.h"
 #include "hodei/log.h"
+#include "hodei/page_token.h"
 #include "hodei/sqlarr.h"
 #include "hodei/store.h"
 #include "hodei/util.h"
@@ -26,7 +27,6 @@
 #define LIST_PAGE_DEFAULT 50
 #define LIST_PAGE_MAX 1000
 #define CANCEL_REASON_MAX 1024
-#define PAGE_TOKEN_MAX 64
 #define LIST_LABELS_SQL_MAX (64 * 1024) /* the label filter's keys (or values) as an array */
 
 #define SVC "/hodei.v1.JobExecutionService/"
@@ -275,25 +275,17 @@ fail:
 
 /* ----------------------------------------------------------------- ListJobs */
 
-/* Page tokens are "<created_at µs>.<job id>" of the last job returned:
- * keyset paging, stable while new jobs arrive. */
+/* Page tokens (hodei/page_token.h) are the position of the last job
+ * returned: keyset paging, stable while new jobs arrive. */
 static hodei_status list_parse_token(const char *tok, char *us_out, size_t us_len, char *id_out,
                                      hodei_err *err)
 {
-    const char *dot = strchr(tok, '.');
     int64_t us;
-    char num[32];
-    if (!dot || (size_t)(dot - tok) >= sizeof num || strlen(tok) > PAGE_TOKEN_MAX)
-        goto bad;
-    memcpy(num, tok, (size_t)(dot - tok));
-    num[dot - tok] = '\0';
-    if (!hodei_parse_i64(num, 0, INT64_MAX, &us) || !hodei_id_valid(dot + 1))
-        goto bad;
+    if (!hodei_page_token_decode(tok, &us, id_out))
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "page_token: not a token this server returned");
     snprintf(us_out, us_len, "%" PRId64, us);
-    hodei_strlcpy(id_out, dot + 1, HODEI_ID_BUF);
     return HODEI_OK;
-bad:
-    return hodei_err_set(err, HODEI_ERR_INVALID, "page_token: not a token this server returned");
 }
 
 typedef struct {
@@ -406,7 +398,7 @@ static void list_reply(hodei_rpc_call *call, const PGresult *res, int page_size)
     int n = rows > page_size ? page_size : rows;
     job_row *jrows = calloc((size_t)(n ? n : 1), sizeof *jrows);
     Hodei__V1__Job **jobs = calloc((size_t)(n ? n : 1), sizeof *jobs);
-    char token[PAGE_TOKEN_MAX + 1] = "";
+    char token[HODEI_PAGE_TOKEN_BUF] = "";
     hodei_err err;
     int filled = 0;
     if (!jrows || !jobs) {
@@ -422,8 +414,8 @@ static void list_reply(hodei_rpc_call *call, const PGresult *res, int page_size)
         jobs[filled] = &jrows[filled].job;
     }
     if (rows > page_size && n > 0)
-        snprintf(token, sizeof token, "%" PRId64 ".%s", hodei_db_get_i64(res, n - 1, 11),
-                 hodei_db_get_str(res, n - 1, 0));
+        hodei_page_token_encode(hodei_db_get_i64(res, n - 1, 11), hodei_db_get_str(res, n - 1, 0),
+                                token);
     Hodei__V1__ListJobsResponse resp = HODEI__V1__LIST_JOBS_RESPONSE__INIT;
     resp.n_jobs = (size_t)n;
     resp.jobs = jobs;

@@ -11,6 +11,7 @@
 #include "edge_audit.h"
 #include "edge_auth.h"
 #include "hodei/log.h"
+#include "hodei/page_token.h"
 #include "hodei/pb.h"
 #include "hodei/store_keys.h"
 #include "hodei/time.h"
@@ -21,7 +22,6 @@
 #define KEYS "/hodei.v1.KeyService/"
 #define KEYS_PAGE_DEFAULT 100
 #define KEYS_PAGE_MAX 1000
-#define KEYS_TOKEN_MAX 64
 #define KEYS_LIST_TEXT_MAX 4096 /* scopes or namespaces of one key, comma-joined */
 
 static int64_t pb_us(const Hodei__V1__Timestamp *t)
@@ -215,20 +215,12 @@ fail:
 
 static hodei_status list_token(const char *tok, char *us, size_t us_len, char *id, hodei_err *err)
 {
-    const char *dot = tok ? strchr(tok, '.') : NULL;
     int64_t v;
-    char num[24];
-    if (!dot || (size_t)(dot - tok) >= sizeof num || strlen(tok) > KEYS_TOKEN_MAX)
-        goto bad;
-    memcpy(num, tok, (size_t)(dot - tok));
-    num[dot - tok] = '\0';
-    if (!hodei_parse_i64(num, 0, INT64_MAX, &v) || !hodei_id_valid(dot + 1))
-        goto bad;
+    if (!hodei_page_token_decode(tok, &v, id))
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "page_token: not a token this server returned");
     snprintf(us, us_len, "%" PRId64, v);
-    hodei_strlcpy(id, dot + 1, HODEI_ID_BUF);
     return HODEI_OK;
-bad:
-    return hodei_err_set(err, HODEI_ERR_INVALID, "page_token: not a token this server returned");
 }
 
 static void keys_list_reply(hodei_rpc_call *call, const PGresult *res, int page)
@@ -236,7 +228,7 @@ static void keys_list_reply(hodei_rpc_call *call, const PGresult *res, int page)
     int rows = PQntuples(res), n = rows > page ? page : rows;
     key_msg *ms = calloc((size_t)(n ? n : 1), sizeof *ms);
     Hodei__V1__ApiKey **ptrs = calloc((size_t)(n ? n : 1), sizeof *ptrs);
-    char token[KEYS_TOKEN_MAX + 1] = "";
+    char token[HODEI_PAGE_TOKEN_BUF] = "";
     if (!ms || !ptrs) {
         hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
@@ -246,8 +238,8 @@ static void keys_list_reply(hodei_rpc_call *call, const PGresult *res, int page)
         ptrs[i] = &ms[i].key;
     }
     if (rows > page && n > 0)
-        snprintf(token, sizeof token, "%" PRId64 ".%s", hodei_db_get_i64(res, n - 1, K_CREATED),
-                 hodei_db_get_str(res, n - 1, K_ID));
+        hodei_page_token_encode(hodei_db_get_i64(res, n - 1, K_CREATED),
+                                hodei_db_get_str(res, n - 1, K_ID), token);
     Hodei__V1__ListKeysResponse resp = HODEI__V1__LIST_KEYS_RESPONSE__INIT;
     resp.n_keys = (size_t)n;
     resp.keys = ptrs;

@@ -49,87 +49,6 @@ static hodei_status tpl_check_name(const char *field, const char *name, hodei_er
     return HODEI_OK;
 }
 
-/* --------------------------------------------------------- substitution */
-
-typedef struct {
-    char *const *names;
-    size_t n;
-    const char *const *values; /* NULL: only mark what is used */
-    bool used[HODEI_TEMPLATE_PARAMS_MAX];
-    bool failed; /* out of memory, or a string past the limits */
-} tpl_subst;
-
-static int tpl_find(const tpl_subst *t, const char *name, size_t len)
-{
-    for (size_t i = 0; i < t->n; i++)
-        if (strlen(t->names[i]) == len && memcmp(t->names[i], name, len) == 0)
-            return (int)i;
-    return -1;
-}
-
-/* One string: marks the declared parameters it names and, with values,
- * replaces *s (freed unless it is protobuf-c's shared empty string) by the
- * filled-in copy. */
-static void tpl_string(tpl_subst *t, char **s)
-{
-    const char *in = *s;
-    hodei_buf out;
-    bool changed = false;
-    if (!in || !strstr(in, "${"))
-        return;
-    hodei_buf_init(&out, HODEI_JOB_SPEC_PACKED_MAX);
-    for (size_t i = 0; in[i];) {
-        const char *end = in[i] == '$' && in[i + 1] == '{' ? strchr(in + i + 2, '}') : NULL;
-        int k = end ? tpl_find(t, in + i + 2, (size_t)(end - in - i - 2)) : -1;
-        if (k < 0) {
-            hodei_buf_putc(&out, in[i++]);
-            continue;
-        }
-        t->used[k] = true;
-        changed = true;
-        if (t->values)
-            hodei_buf_puts(&out, t->values[k]);
-        i = (size_t)(end - in) + 1;
-    }
-    if (out.failed)
-        t->failed = true;
-    else if (changed && t->values) {
-        size_t len = 0;
-        char *filled = hodei_buf_take(&out, &len);
-        if (!filled)
-            filled = strdup("");
-        if (!filled) {
-            t->failed = true;
-        } else {
-            if (*s != protobuf_c_empty_string)
-                free(*s);
-            *s = filled;
-        }
-    }
-    hodei_buf_fini(&out);
-}
-
-/* Every string of the spec that may hold a placeholder. */
-static void tpl_spec_strings(tpl_subst *t, Hodei__V1__JobSpec *spec)
-{
-    tpl_string(t, &spec->name);
-    if (spec->payload_case == HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND && spec->command) {
-        tpl_string(t, &spec->command->command);
-        for (size_t i = 0; i < spec->command->n_args; i++)
-            tpl_string(t, &spec->command->args[i]);
-    }
-    if (spec->payload_case == HODEI__V1__JOB_SPEC__PAYLOAD_SCRIPT && spec->script) {
-        tpl_string(t, &spec->script->interpreter);
-        tpl_string(t, &spec->script->content);
-    }
-    for (size_t i = 0; i < spec->n_env; i++)
-        tpl_string(t, &spec->env[i]->value);
-    for (size_t i = 0; i < spec->n_labels; i++)
-        tpl_string(t, &spec->labels[i]->value);
-    tpl_string(t, &spec->working_dir);
-    tpl_string(t, &spec->image);
-}
-
 /* --------------------------------------------------------------- replies */
 
 /* Columns of every template read. */
@@ -263,8 +182,8 @@ static hodei_status tpl_create_check(const Hodei__V1__Template *t, hodei_err *er
         return hodei_err_set(err, HODEI_ERR_INVALID, "template.spec: required");
     if ((st = hodei_job_spec_validate(t->spec, err)) != HODEI_OK)
         return tpl_err_prefix(err, "template.");
-    tpl_subst use = {.names = t->parameters, .n = t->n_parameters};
-    tpl_spec_strings(&use, t->spec);
+    hodei_template_subst use = {.names = t->parameters, .n = t->n_parameters};
+    hodei_template_subst_spec(&use, t->spec);
     for (size_t i = 0; i < t->n_parameters; i++)
         if (!use.used[i])
             return hodei_err_set(err, HODEI_ERR_INVALID,
@@ -491,8 +410,9 @@ static void tpl_run(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx
         return;
     hodei_status st = tpl_values(req, &row, values, &err);
     if (st == HODEI_OK) {
-        tpl_subst fill = {.names = row.params, .n = row.t.n_parameters, .values = values};
-        tpl_spec_strings(&fill, row.t.spec);
+        hodei_template_subst fill = {
+            .names = row.params, .n = row.t.n_parameters, .values = values};
+        hodei_template_subst_spec(&fill, row.t.spec);
         if (fill.failed)
             st = hodei_err_set(&err, HODEI_ERR_INVALID,
                                "parameters: the filled-in spec is over %d bytes",

@@ -53,7 +53,7 @@ struct log_archive {
 
 typedef struct {
     logs_arena arena;
-    logs_filter filt;
+    hodei_log_filter filt;
     logs_lines all;
     bool cut;
     bool ended; /* the end marker was read */
@@ -268,7 +268,7 @@ static hodei_status arch_job(log_archive *la, const char *job_id, hodei_err *err
     PGconn *conn = NULL;
     logs_subject(job_id, subject);
     logs_arena_init(&r.arena);
-    logs_filter_init(&r.filt, 0, 0);
+    hodei_log_filter_init(&r.filt, 0, 0);
     hodei_status st = arch_read_subject(hodei_bus_js(la->e->bus), subject, &r, err);
     if (st == HODEI_OK && !r.ended && arch_too_early(la, job_id))
         st = hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "its end marker is not stored yet");
@@ -427,7 +427,7 @@ void log_archive_destroy(log_archive *la)
 /* One archive's compressed bytes: decompressed, unpacked into the arena,
  * its lines through the filter into out. */
 static hodei_status logs_archive_unpack(int64_t epoch, int64_t raw_len, const uint8_t *z,
-                                        size_t z_len, logs_filter *f, logs_arena *arena,
+                                        size_t z_len, hodei_log_filter *f, logs_arena *arena,
                                         logs_lines *out, size_t room, hodei_err *err)
 {
     hodei_status st = HODEI_OK;
@@ -449,7 +449,7 @@ static hodei_status logs_archive_unpack(int64_t epoch, int64_t raw_len, const ui
     }
     for (size_t i = 0; i < r->n_lines && out->n < room; i++) {
         Hodei__V1__LogLine *l = r->lines[i];
-        if (!logs_filter_pass(f, epoch, l->sequence))
+        if (!hodei_log_filter_pass(f, epoch, l->sequence))
             continue;
         l->epoch = epoch;
         out->lines[out->n++] = l;
@@ -462,9 +462,9 @@ out:
 
 /* One archive row (epoch, raw_bytes, data as hex, state, location): its
  * bytes from the row or from the store, then unpacked. */
-static hodei_status logs_archive_unpack_row(edge *e, const PGresult *res, int row, logs_filter *f,
-                                            logs_arena *arena, logs_lines *out, size_t room,
-                                            hodei_err *err)
+static hodei_status logs_archive_unpack_row(edge *e, const PGresult *res, int row,
+                                            hodei_log_filter *f, logs_arena *arena, logs_lines *out,
+                                            size_t room, hodei_err *err)
 {
     int64_t epoch = hodei_db_get_i64(res, row, 0);
     int64_t raw_len = hodei_db_get_i64(res, row, 1);
@@ -494,7 +494,7 @@ static hodei_status logs_archive_unpack_row(edge *e, const PGresult *res, int ro
     return st;
 }
 
-hodei_status logs_archive_load(edge *e, const char *job_id, logs_filter *f, logs_arena *arena,
+hodei_status logs_archive_load(edge *e, const char *job_id, hodei_log_filter *f, logs_arena *arena,
                                logs_lines *out, size_t room, bool *found,
                                Hodei__V1__JobState *final_state, hodei_err *err)
 {

@@ -50,7 +50,7 @@ struct log_follower {
     bool done;          /* the end was sent or the call is gone */
     char job_id[HODEI_ID_BUF];
     char key_id[HODEI_ID_BUF]; /* the caller's key ("" for none): logs.follows_per_key */
-    logs_filter filt;
+    hodei_log_filter filt;
     logs_arena arena;
     logs_lines chunk;
 };
@@ -262,7 +262,7 @@ static log_follower *follower_create(log_hub *h, hodei_rpc_call *call,
     pthread_mutex_init(&f->mu, NULL);
     for (size_t i = 0; i <= HODEI_ID_LEN; i++)
         f->job_id[i] = (char)tolower((unsigned char)req->job_id[i]);
-    logs_filter_init(&f->filt, req->from_sequence, req->from_epoch);
+    hodei_log_filter_init(&f->filt, req->from_sequence, req->from_epoch);
     logs_arena_init(&f->arena);
     f->chunk.lines = lines;
     return f;
@@ -274,7 +274,7 @@ static bool follow_archived(edge *e, hodei_rpc_call *call,
                             const Hodei__V1__SubscribeLogsRequest *req, Hodei__V1__JobState ended)
 {
     logs_arena arena;
-    logs_filter filt;
+    hodei_log_filter filt;
     logs_lines out = {0};
     hodei_err err;
     bool found = false;
@@ -282,7 +282,7 @@ static bool follow_archived(edge *e, hodei_rpc_call *call,
     for (size_t i = 0; i <= HODEI_ID_LEN; i++)
         job_id[i] = (char)tolower((unsigned char)req->job_id[i]);
     logs_arena_init(&arena);
-    logs_filter_init(&filt, req->from_sequence, req->from_epoch);
+    hodei_log_filter_init(&filt, req->from_sequence, req->from_epoch);
     out.lines = malloc(LOGS_ARCHIVE_LINES_MAX * sizeof *out.lines);
     Hodei__V1__JobState final_state = ended;
     hodei_status st = out.lines

@@ -20,7 +20,7 @@
 
 typedef struct {
     logs_arena arena;
-    logs_filter filt;
+    hodei_log_filter filt;
     logs_lines out;
     size_t room;
     bool ended;     /* the end marker was read */
@@ -107,7 +107,7 @@ static void logs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
     uint64_t last_seq = 0;
     logs_get_state g = {0};
     logs_arena_init(&g.arena);
-    logs_filter_init(&g.filt, req->from_sequence, req->from_epoch);
+    hodei_log_filter_init(&g.filt, req->from_sequence, req->from_epoch);
     hodei_status st = get_check(req, &err);
     if (st != HODEI_OK)
         goto fail;

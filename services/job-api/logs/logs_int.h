@@ -3,10 +3,8 @@
  *
  * A job's subject holds the LogBatches of every attempt, each attempt's
  * lines numbered from 1, then (once the job ended) one end marker. Readers
- * pass each line through a log_filter: lines of an older epoch than one
- * already seen and repeats within an epoch are dropped; with from_epoch,
- * lines of older epochs and lines of from_epoch below from_sequence are
- * skipped; without it, lines below from_sequence (in every attempt). */
+ * pass each line through libs/domain's hodei_log_filter (hodei/log_filter.h
+ * says which lines it delivers). */
 #ifndef HODEI_JOB_API_LOGS_INT_H
 #define HODEI_JOB_API_LOGS_INT_H
 
@@ -18,6 +16,7 @@
 #include "hodei/auth.h"
 #include "hodei/bus.h"
 #include "hodei/id.h"
+#include "hodei/log_filter.h"
 #include "hodei/v1/logs.pb-c.h"
 #include "hodei/v1/worker.pb-c.h"
 
@@ -49,17 +48,6 @@ void logs_arena_fini(logs_arena *a);
 logs_arena_mark logs_arena_mark_get(const logs_arena *a);
 void logs_arena_rollback(logs_arena *a, logs_arena_mark m);
 
-typedef struct {
-    uint64_t from_sequence;
-    int64_t from_epoch; /* 0 = from_sequence in every attempt */
-    int64_t epoch;
-    uint64_t last_sequence;
-} logs_filter;
-
-void logs_filter_init(logs_filter *f, uint64_t from_sequence, int64_t from_epoch);
-/* true when the line must be delivered. */
-bool logs_filter_pass(logs_filter *f, int64_t epoch, uint64_t sequence);
-
 /* Lines collected for one response or chunk (the array has
  * LOGS_CHUNK_LINES_MAX slots; lines point into an arena). */
 typedef struct {
@@ -73,7 +61,7 @@ typedef struct {
 Hodei__V1__LogBatch *logs_unpack(natsMsg *msg, logs_arena *a, Hodei__V1__JobState *end_state);
 /* Appends the lines of b that pass f, while out has fewer than `room`;
  * returns how many lines of b were left unread (0 = all taken). */
-size_t logs_append(const Hodei__V1__LogBatch *b, logs_filter *f, logs_lines *out, size_t room);
+size_t logs_append(const Hodei__V1__LogBatch *b, hodei_log_filter *f, logs_lines *out, size_t room);
 
 /* Looks the job up: HODEI_ERR_NOT_FOUND when there is none, or when it is
  * in a namespace `who` may not see (the same answer). *ended_state gets its
@@ -85,7 +73,7 @@ hodei_status logs_job_check(edge *e, const hodei_identity *who, const char *job_
  * archive (then it is the whole log, and *final_state its state; may be
  * NULL). Archives exist only for finished jobs. Call after logs_job_check
  * (which checks the caller may see the job). */
-hodei_status logs_archive_load(edge *e, const char *job_id, logs_filter *f, logs_arena *arena,
+hodei_status logs_archive_load(edge *e, const char *job_id, hodei_log_filter *f, logs_arena *arena,
                                logs_lines *out, size_t room, bool *found,
                                Hodei__V1__JobState *final_state, hodei_err *err);
 typedef struct log_archive log_archive;

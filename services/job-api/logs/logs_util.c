@@ -102,30 +102,6 @@ void logs_arena_fini(logs_arena *a)
     a->bytes = 0;
 }
 
-void logs_filter_init(logs_filter *f, uint64_t from_sequence, int64_t from_epoch)
-{
-    f->from_sequence = from_sequence;
-    f->from_epoch = from_epoch;
-    f->epoch = 0;
-    f->last_sequence = 0;
-}
-
-bool logs_filter_pass(logs_filter *f, int64_t epoch, uint64_t sequence)
-{
-    if (epoch < f->epoch)
-        return false; /* a late batch of an attempt that has been replaced */
-    if (epoch > f->epoch) {
-        f->epoch = epoch;
-        f->last_sequence = 0;
-    }
-    if (sequence <= f->last_sequence)
-        return false; /* a batch re-sent in other pieces after a reconnect */
-    f->last_sequence = sequence;
-    if (f->from_epoch > 0 && epoch != f->from_epoch)
-        return epoch > f->from_epoch; /* an older attempt: skipped; a later one: whole */
-    return sequence >= f->from_sequence;
-}
-
 Hodei__V1__LogBatch *logs_unpack(natsMsg *msg, logs_arena *a, Hodei__V1__JobState *end_state)
 {
     const char *end = NULL;
@@ -137,13 +113,13 @@ Hodei__V1__LogBatch *logs_unpack(natsMsg *msg, logs_arena *a, Hodei__V1__JobStat
                                         (const uint8_t *)natsMsg_GetData(msg));
 }
 
-size_t logs_append(const Hodei__V1__LogBatch *b, logs_filter *f, logs_lines *out, size_t room)
+size_t logs_append(const Hodei__V1__LogBatch *b, hodei_log_filter *f, logs_lines *out, size_t room)
 {
     for (size_t i = 0; i < b->n_lines; i++) {
         if (out->n >= room)
             return b->n_lines - i;
         Hodei__V1__LogLine *l = b->lines[i];
-        if (!logs_filter_pass(f, b->epoch, l->sequence))
+        if (!hodei_log_filter_pass(f, b->epoch, l->sequence))
             continue;
         l->epoch = b->epoch;
         out->lines[out->n++] = l;

@@ -17,13 +17,12 @@
 #include "edge.h"
 #include "hodei/id.h"
 #include "hodei/v1/worker.pb-c.h"
+#include "hodei/worker_msg.h"
 #include "logs/logs_pub.h"
 
 #define WORKER_SESSION_JOBS_MAX 64    /* (job, epoch) pairs a session remembers as its own */
 #define WORKER_SUSPECTS_MAX 64        /* RUNNING jobs missing from a Hello, checked later */
 #define WORKER_SENT_MAX 8             /* RunJobs a session remembers having sent */
-#define WORKER_RUNNING_IDS_MAX 256    /* Hello.running_job_ids entries */
-#define WORKER_TOKEN_MAX 512          /* bootstrap and session tokens, bytes */
 #define WORKER_SESSION_TOKEN_BYTES 32 /* random bytes; sent as 64 hex characters */
 #define WORKER_HASH_HEX_LEN 64        /* SHA-256 as hex, without the NUL */
 #define WORKER_STALE_WHY "assignment no longer current"
@@ -204,17 +203,5 @@ void worker_token_hash_hex(const char *token, char out[WORKER_HASH_HEX_LEN + 1])
 /* Checks a session token against workers.session_token_hash. Any failure
  * is HODEI_ERR_UNAUTHENTICATED with one message that names no check. */
 hodei_status worker_session_auth(edge *e, const char *worker_id, const char *token, hodei_err *err);
-
-/* ---------------------------------------------------------- worker_check.c */
-
-/* Door checks for every worker message; HODEI_ERR_INVALID naming the field. */
-hodei_status worker_check_token(const char *field, const char *token, hodei_err *err);
-hodei_status worker_check_id(const char *field, const char *id, hodei_err *err);
-hodei_status worker_check_register(const Hodei__V1__RegisterRequest *r, hodei_err *err);
-hodei_status worker_check_hello(const Hodei__V1__Hello *h, hodei_err *err);
-hodei_status worker_check_heartbeat(const Hodei__V1__Heartbeat *h, hodei_err *err);
-hodei_status worker_check_ack(const Hodei__V1__RunJobAck *a, hodei_err *err);
-hodei_status worker_check_log_batch(const Hodei__V1__LogBatch *b, hodei_err *err);
-hodei_status worker_check_result(const Hodei__V1__JobResult *r, hodei_err *err);
 
 #endif

@@ -212,7 +212,7 @@ static void worker_register(hodei_rpc_call *call, const ProtobufCMessage *msg, v
     char session[2 * WORKER_SESSION_TOKEN_BYTES + 1];
     char hash[WORKER_HASH_HEX_LEN + 1];
     PGconn *conn = NULL;
-    hodei_status st = worker_check_register(r, &err);
+    hodei_status st = hodei_worker_check_register(r, &err);
     if (st == HODEI_OK)
         st = worker_cert_check(e, call, r->worker_id, &err);
     if (st == HODEI_OK)
@@ -312,9 +312,9 @@ static void worker_unregister(hodei_rpc_call *call, const ProtobufCMessage *msg,
     worker_job_end ends[WORKER_SESSION_JOBS_MAX];
     size_t n_ends = 0;
     PGconn *conn = NULL;
-    hodei_status st = worker_check_id("worker_id", r->worker_id, &err);
+    hodei_status st = hodei_worker_check_id("worker_id", r->worker_id, &err);
     if (st == HODEI_OK)
-        st = worker_check_token("session_token", r->session_token, &err);
+        st = hodei_worker_check_token("session_token", r->session_token, &err);
     if (st == HODEI_OK)
         st = worker_cert_check(e, call, r->worker_id, &err);
     if (st == HODEI_OK)

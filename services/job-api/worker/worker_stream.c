@@ -42,7 +42,7 @@ static hodei_status stream_hello(worker_session *s, const Hodei__V1__WorkerMessa
         return hodei_err_set(err, HODEI_ERR_UNAUTHENTICATED,
                              "the first message on a worker stream must be hello");
     Hodei__V1__Hello *hello = m->hello;
-    hodei_status st = worker_check_hello(hello, err);
+    hodei_status st = hodei_worker_check_hello(hello, err);
     if (st != HODEI_OK)
         return st;
     stream_lower(hello->worker_id);
@@ -68,7 +68,7 @@ static hodei_status stream_hello(worker_session *s, const Hodei__V1__WorkerMessa
 static hodei_status stream_heartbeat(worker_session *s, const Hodei__V1__Heartbeat *hb,
                                      hodei_err *err)
 {
-    hodei_status st = worker_check_heartbeat(hb, err);
+    hodei_status st = hodei_worker_check_heartbeat(hb, err);
     if (st != HODEI_OK)
         return st;
     pthread_mutex_lock(&s->mu);
@@ -143,7 +143,7 @@ void worker_stream_log_drops(worker_session *s, const char *job_id, int64_t epoc
 static hodei_status stream_logs(worker_session *s, Hodei__V1__LogBatch *b, hodei_err *err)
 {
     static atomic_long dropped;
-    hodei_status st = worker_check_log_batch(b, err);
+    hodei_status st = hodei_worker_check_log_batch(b, err);
     if (st != HODEI_OK)
         return st;
     stream_lower(b->job_id);
@@ -192,7 +192,7 @@ static hodei_status stream_dispatch(worker_session *s, const Hodei__V1__WorkerMe
     case HODEI__V1__WORKER_MESSAGE__BODY_HEARTBEAT:
         return stream_heartbeat(s, m->heartbeat, err);
     case HODEI__V1__WORKER_MESSAGE__BODY_RUN_JOB_ACK:
-        if ((st = worker_check_ack(m->run_job_ack, err)) == HODEI_OK) {
+        if ((st = hodei_worker_check_ack(m->run_job_ack, err)) == HODEI_OK) {
             stream_lower(m->run_job_ack->job_id);
             worker_jobs_ack(s, m->run_job_ack);
         }
@@ -200,7 +200,7 @@ static hodei_status stream_dispatch(worker_session *s, const Hodei__V1__WorkerMe
     case HODEI__V1__WORKER_MESSAGE__BODY_LOG_BATCH:
         return stream_logs(s, m->log_batch, err);
     case HODEI__V1__WORKER_MESSAGE__BODY_JOB_RESULT:
-        if ((st = worker_check_result(m->job_result, err)) == HODEI_OK) {
+        if ((st = hodei_worker_check_result(m->job_result, err)) == HODEI_OK) {
             stream_lower(m->job_result->job_id);
             worker_jobs_result(s, m->job_result);
         }

@@ -1,11 +1,13 @@
 /* Job templates (TemplateService): names and parameter names, with the
- * limits the edge enforces and the CLI checks before sending. Pure
- * functions, no I/O. */
+ * limits the edge enforces and the CLI checks before sending, and the
+ * substitution of ${param} in a spec's strings. Pure functions, no I/O. */
 #ifndef HODEI_TEMPLATE_H
 #define HODEI_TEMPLATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "hodei/v1/job.pb-c.h"
 
 #define HODEI_TEMPLATE_NAME_MAX 63          /* bytes */
 #define HODEI_TEMPLATE_DESCRIPTION_MAX 1024 /* bytes */
@@ -17,5 +19,30 @@
 bool hodei_template_name_valid(const char *s);
 /* s[0..len) is a parameter name: [A-Za-z_][A-Za-z0-9_]*, 1..64 bytes. */
 bool hodei_template_param_valid(const char *s, size_t len);
+
+/* A substitution: names[0..n) are a template's declared parameters,
+ * values[i] the value of names[i] (values NULL: only find which are used).
+ * Only a declared name is a placeholder: "${HOME}" in a script stays as it
+ * is, and so does "${" without a closing brace; a value is never scanned
+ * again. */
+typedef struct {
+    char *const *names;
+    size_t n;                  /* at most HODEI_TEMPLATE_PARAMS_MAX */
+    const char *const *values; /* NULL: only mark what is used */
+    bool used[HODEI_TEMPLATE_PARAMS_MAX];
+    bool failed; /* out of memory, or a string past HODEI_JOB_SPEC_PACKED_MAX */
+} hodei_template_subst;
+
+/* One string: marks in t->used the declared parameters *s names and, with
+ * values, replaces *s by the filled-in copy (malloc'd). The old *s is freed
+ * unless it is protobuf-c's shared empty string, so it must come from the
+ * default allocator (or be that empty string). A NULL *s is left alone.
+ * Sets t->failed (and leaves *s) when the result would pass
+ * HODEI_JOB_SPEC_PACKED_MAX bytes or memory runs out. */
+void hodei_template_subst_string(hodei_template_subst *t, char **s);
+/* Every string of the spec that may hold a placeholder: name, command and
+ * args, script interpreter and content, env and label values, working_dir,
+ * image; each as hodei_template_subst_string. */
+void hodei_template_subst_spec(hodei_template_subst *t, Hodei__V1__JobSpec *spec);
 
 #endif

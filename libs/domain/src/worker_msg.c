@@ -1,12 +1,15 @@
-/* Door checks for what worker agents send. Every error is HODEI_ERR_INVALID
- * and starts with the field's path; tokens are never echoed. */
+/* Door checks for what worker agents send (hodei/worker_msg.h). Every error
+ * is HODEI_ERR_INVALID and starts with the field's path; tokens are never
+ * echoed. */
+#include "hodei/worker_msg.h"
+
 #include <math.h>
 #include <string.h>
 
 #include "hodei/artifact_ref.h"
+#include "hodei/id.h"
 #include "hodei/job_spec.h"
 #include "hodei/util.h"
-#include "worker_int.h"
 
 #define CHECK_HOSTNAME_MAX 255
 #define CHECK_AGENT_VERSION_MAX 64
@@ -40,19 +43,19 @@ static bool check_text(const char *s)
     return hodei_utf8_valid(s, n);
 }
 
-hodei_status worker_check_id(const char *field, const char *id, hodei_err *err)
+hodei_status hodei_worker_check_id(const char *field, const char *id, hodei_err *err)
 {
     return hodei_id_check(field, id, "an id", err);
 }
 
-hodei_status worker_check_token(const char *field, const char *token, hodei_err *err)
+hodei_status hodei_worker_check_token(const char *field, const char *token, hodei_err *err)
 {
     if (!token || !token[0])
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: required", field);
-    if (strlen(token) > WORKER_TOKEN_MAX || !check_printable(token))
+    if (strlen(token) > HODEI_WORKER_TOKEN_MAX || !check_printable(token))
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "%s: must be at most %d printable ASCII characters", field,
-                             WORKER_TOKEN_MAX);
+                             HODEI_WORKER_TOKEN_MAX);
     return HODEI_OK;
 }
 
@@ -119,11 +122,11 @@ static hodei_status check_labels(const Hodei__V1__RegisterRequest *r, hodei_err 
     return HODEI_OK;
 }
 
-hodei_status worker_check_register(const Hodei__V1__RegisterRequest *r, hodei_err *err)
+hodei_status hodei_worker_check_register(const Hodei__V1__RegisterRequest *r, hodei_err *err)
 {
-    hodei_status st = worker_check_token("token", r->token, err);
+    hodei_status st = hodei_worker_check_token("token", r->token, err);
     if (st == HODEI_OK)
-        st = worker_check_id("worker_id", r->worker_id, err);
+        st = hodei_worker_check_id("worker_id", r->worker_id, err);
     if (st != HODEI_OK)
         return st;
     const char *host = check_str(r->hostname);
@@ -141,17 +144,17 @@ hodei_status worker_check_register(const Hodei__V1__RegisterRequest *r, hodei_er
     return check_labels(r, err);
 }
 
-hodei_status worker_check_hello(const Hodei__V1__Hello *h, hodei_err *err)
+hodei_status hodei_worker_check_hello(const Hodei__V1__Hello *h, hodei_err *err)
 {
-    hodei_status st = worker_check_id("hello.worker_id", h->worker_id, err);
+    hodei_status st = hodei_worker_check_id("hello.worker_id", h->worker_id, err);
     if (st == HODEI_OK)
-        st = worker_check_token("hello.session_token", h->session_token, err);
+        st = hodei_worker_check_token("hello.session_token", h->session_token, err);
     if (st != HODEI_OK)
         return st;
-    if (h->n_running_job_ids > WORKER_RUNNING_IDS_MAX)
+    if (h->n_running_job_ids > HODEI_WORKER_RUNNING_IDS_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "hello.running_job_ids: at most %d entries, got %zu",
-                             WORKER_RUNNING_IDS_MAX, h->n_running_job_ids);
+                             HODEI_WORKER_RUNNING_IDS_MAX, h->n_running_job_ids);
     for (size_t i = 0; i < h->n_running_job_ids; i++) {
         if (!hodei_id_valid(check_str(h->running_job_ids[i])))
             return hodei_err_set(err, HODEI_ERR_INVALID,
@@ -160,7 +163,7 @@ hodei_status worker_check_hello(const Hodei__V1__Hello *h, hodei_err *err)
     return HODEI_OK;
 }
 
-hodei_status worker_check_heartbeat(const Hodei__V1__Heartbeat *h, hodei_err *err)
+hodei_status hodei_worker_check_heartbeat(const Hodei__V1__Heartbeat *h, hodei_err *err)
 {
     const Hodei__V1__ResourceUsage *u = h->usage;
     if (!u)
@@ -176,10 +179,10 @@ hodei_status worker_check_heartbeat(const Hodei__V1__Heartbeat *h, hodei_err *er
         return hodei_err_set(
             err, HODEI_ERR_INVALID,
             "heartbeat.usage.memory_bytes_used/total: must be between 0 and 1 PiB");
-    if (u->running_jobs < 0 || u->running_jobs > WORKER_SESSION_JOBS_MAX)
+    if (u->running_jobs < 0 || u->running_jobs > HODEI_WORKER_RUNNING_JOBS_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "heartbeat.usage.running_jobs: must be between 0 and %d",
-                             WORKER_SESSION_JOBS_MAX);
+                             HODEI_WORKER_RUNNING_JOBS_MAX);
     return HODEI_OK;
 }
 
@@ -191,9 +194,9 @@ static hodei_status check_epoch(const char *field, int64_t epoch, hodei_err *err
     return HODEI_OK;
 }
 
-hodei_status worker_check_ack(const Hodei__V1__RunJobAck *a, hodei_err *err)
+hodei_status hodei_worker_check_ack(const Hodei__V1__RunJobAck *a, hodei_err *err)
 {
-    hodei_status st = worker_check_id("run_job_ack.job_id", a->job_id, err);
+    hodei_status st = hodei_worker_check_id("run_job_ack.job_id", a->job_id, err);
     return st == HODEI_OK ? check_epoch("run_job_ack.epoch", a->epoch, err) : st;
 }
 
@@ -214,9 +217,9 @@ static hodei_status check_line(size_t i, const Hodei__V1__LogLine *l, hodei_err 
     return HODEI_OK;
 }
 
-hodei_status worker_check_log_batch(const Hodei__V1__LogBatch *b, hodei_err *err)
+hodei_status hodei_worker_check_log_batch(const Hodei__V1__LogBatch *b, hodei_err *err)
 {
-    hodei_status st = worker_check_id("log_batch.job_id", b->job_id, err);
+    hodei_status st = hodei_worker_check_id("log_batch.job_id", b->job_id, err);
     if (st == HODEI_OK)
         st = check_epoch("log_batch.epoch", b->epoch, err);
     if (st != HODEI_OK)
@@ -284,9 +287,9 @@ static hodei_status check_records(const Hodei__V1__JobResult *r, hodei_err *err)
     return HODEI_OK;
 }
 
-hodei_status worker_check_result(const Hodei__V1__JobResult *r, hodei_err *err)
+hodei_status hodei_worker_check_result(const Hodei__V1__JobResult *r, hodei_err *err)
 {
-    hodei_status st = worker_check_id("job_result.job_id", r->job_id, err);
+    hodei_status st = hodei_worker_check_id("job_result.job_id", r->job_id, err);
     if (st == HODEI_OK)
         st = check_epoch("job_result.epoch", r->epoch, err);
     if (st != HODEI_OK)
