@@ -36,6 +36,7 @@ typedef struct {
     int64_t worker_keepalive_ms;  /* worker.keepalive_interval: idle stream gets a Keepalive */
     int64_t worker_resend_ms;     /* worker.resend_interval: RunJob/CancelJob re-sent from SQL */
     bool worker_handoff;          /* worker.handoff: a result takes the next pending job */
+    bool submit_assign;           /* submit.assign: a new job goes to an idle worker here */
     int64_t worker_ack_delay_ms;  /* worker.ack_delay: RunJobAcks written grouped; 0 = at once */
     char *secrets_master_key;     /* secrets.master_key: 64 hex digits; empty = secrets off */
     char *secrets_old_keys;       /* secrets.old_master_keys: retiring keys, comma-separated */

@@ -38,6 +38,9 @@ void edge_metrics_register(edge_metrics *m, hodei_daemon *d)
         fast, n_fast);
     m->handoffs = hodei_daemon_counter(d, "hodei_edge_handoffs_total",
                                        "Results that handed their worker the next pending job.");
+    m->submit_assigned = hodei_daemon_counter(
+        d, "hodei_edge_submit_assigned_total",
+        "Jobs given to an idle worker of this edge in their submit transaction.");
 }
 
 void edge_metrics_rpc_observe(void *ctx, const char *path, hodei_grpc_code code, int64_t elapsed_us)

@@ -19,6 +19,7 @@ typedef struct {
     hodei_metric *dispatch_seconds;
     hodei_metric *queue_wait_seconds;
     hodei_metric *handoffs;
+    hodei_metric *submit_assigned;
 } edge_metrics;
 
 /* Registers every family; in init(). */

@@ -49,6 +49,31 @@ void edge_workers_stop(edge *e)
     e->bus = NULL;
 }
 
+static edge *dispatch_edge;
+
+void edge_workers_dispatch_ctx(edge *e)
+{
+    dispatch_edge = e;
+}
+
+/* e->workers is set before the server takes its first call, and every
+ * submit comes from a call. */
+static size_t dispatch_workers(void *ctx, hodei_buf *arr)
+{
+    (void)ctx;
+    return dispatch_edge && dispatch_edge->workers ? worker_hub_ids(dispatch_edge->workers, arr)
+                                                   : 0;
+}
+
+static void dispatch_run(void *ctx, const char *worker_id, const PGresult *run, int row)
+{
+    (void)ctx;
+    hodei_metric_add(dispatch_edge->m.submit_assigned, 1);
+    worker_hub_send_run(dispatch_edge->workers, worker_id, run, row);
+}
+
+const submit_dispatch edge_workers_dispatch = {.workers = dispatch_workers, .run = dispatch_run};
+
 hodei_status logs_rpc_register(edge *e, hodei_err *err)
 {
     hodei_rpc_method methods[2];

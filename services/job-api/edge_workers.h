@@ -4,6 +4,7 @@
 #ifndef HODEI_JOB_API_EDGE_WORKERS_H
 #define HODEI_JOB_API_EDGE_WORKERS_H
 
+#include "client/client_submit.h"
 #include "edge.h"
 
 /* Connects NATS (as `instance`), makes sure the streams exist, and starts
@@ -13,6 +14,12 @@ hodei_status edge_workers_start(edge *e, const char *instance, hodei_err *err);
 /* Call after the gRPC server is destroyed (every stream has closed). Safe
  * after a partial start. */
 void edge_workers_stop(edge *e);
+
+/* The hand-off at submit over the worker streams this edge holds
+ * (client_submit.h); its context is the edge, set once by
+ * edge_workers_dispatch_ctx before the writers start. */
+extern const submit_dispatch edge_workers_dispatch;
+void edge_workers_dispatch_ctx(edge *e);
 
 /* Registers WorkerAgentService (worker_stream.c, worker_register.c). */
 hodei_status worker_rpc_register(edge *e, hodei_err *err);

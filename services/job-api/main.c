@@ -59,6 +59,10 @@ static const hodei_cfg_param edge_params[] = {
      "RunJob/CancelJob re-sent from PostgreSQL to each connected worker", false, false, NULL},
     {"worker.handoff", HODEI_CFG_BOOL, "true", 0, 0, P(worker_handoff),
      "a worker's result hands it the next pending job in the same transaction", false, false, NULL},
+    {"submit.assign", HODEI_CFG_BOOL, "true", 0, 0, P(submit_assign),
+     "a queued job goes to an idle worker streaming to this job-api in its submit"
+     " transaction, without waiting for a scheduler",
+     false, false, NULL},
     {"worker.ack_delay", HODEI_CFG_DURATION_MS, "10ms", 0, 1000, P(worker_ack_delay_ms),
      "RunJobAcks are written grouped within this (a result that comes first makes its"
      " ack unneeded); 0 = each at once",
@@ -200,7 +204,9 @@ static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
                                        "Jobs QueueJob committed (not idempotent repeats)."),
         .refused = hodei_daemon_counter(d, "hodei_jobs_refused_total",
                                         "QueueJobs refused as the submit queue was full."),
+        .dispatch = cfg.submit_assign ? &edge_workers_dispatch : NULL,
     };
+    edge_workers_dispatch_ctx(e);
     if ((st = submitter_create(&so, &e->submit, err)) != HODEI_OK)
         return st;
     edge_auth_opts ao = {
@@ -240,8 +246,9 @@ static void edge_fini(hodei_daemon *d)
     hodei_rpc_server_destroy(e->server);
     secret_rekey_stop(e->rekey);
     metrics_hub_destroy(e);
-    edge_workers_stop(e);
+    /* The writers hand jobs to the worker streams: they go first. */
     submitter_destroy(e->submit);
+    edge_workers_stop(e);
     edge_auth_destroy(e->auth);
     hodei_db_destroy(e->db);
     secrets_keyring_wipe(&e->keys);

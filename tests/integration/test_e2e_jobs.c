@@ -168,8 +168,9 @@ Test(e2e, thousand_jobs_each_run_exactly_once_on_at_most_eight_workers, .timeout
     cr_expect_eq(metric(edge, "hodei_jobs_queued_total"), N);
     cr_expect_eq(metric(edge, "hodei_jobs_finished_total{state=\"SUCCEEDED\"}"), N);
     cr_expect_eq(metric(cl.health_port[CL_SCHEDULER], "hodei_scheduler_jobs_assigned_total") +
-                     metric(edge, "hodei_edge_handoffs_total"),
-                 N, "each job assigned once, by a pass or by a hand-off");
+                     metric(edge, "hodei_edge_handoffs_total") +
+                     metric(edge, "hodei_edge_submit_assigned_total"),
+                 N, "each job assigned once, by a pass, a hand-off or at submit");
     cr_expect_eq(metric(cl.health_port[CL_PROVISIONER], "hodei_provisioner_sagas_succeeded_total"),
                  (double)sqlf("SELECT count(*) FROM workers WHERE hostname <> ''"),
                  "one saga per registered worker");

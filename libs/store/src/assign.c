@@ -101,6 +101,63 @@ hodei_status hodei_assign_run(PGconn *conn, hodei_assign_set *set, bool spec_wan
     return hodei_db_exec(conn, hodei_assign_sql, HODEI_ASSIGN_NPARAMS, params, rows, err);
 }
 
+/* ------------------------------------------------------------ at submit */
+
+enum { SUBMIT_PICK_JOB, SUBMIT_PICK_EPOCH, SUBMIT_PICK_WORKER };
+
+const char hodei_submit_pick_sql[] =
+    "WITH w AS MATERIALIZED ("
+    " SELECT id, provider, cpu_millis, memory_bytes, storage_bytes, gpu_count, architecture,"
+    "  image, labels, last_assigned_at FROM workers"
+    " WHERE id = ANY($2::uuid[]) AND state = 'READY' FOR UPDATE SKIP LOCKED"
+    "), j AS MATERIALIZED ("
+    " SELECT jobs.*, t.n FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)"
+    "  JOIN jobs ON jobs.id = t.id AND jobs.state = 'PENDING' AND jobs.not_before IS NULL"
+    ") SELECT j.id::text, j.epoch, w.id::text FROM j JOIN w ON " HODEI_FIT_SQL(
+        "j", "w") " WHERE NOT EXISTS (SELECT 1 FROM jobs o WHERE o.state = 'PENDING'"
+                  "  AND o.priority >= j.priority AND o.id <> ALL($1::uuid[])"
+                  "  AND (o.not_before IS NULL OR o.not_before <= now()) AND " HODEI_FIT_SQL(
+                      "o",
+                      "w") ")"
+                           " ORDER BY j.priority DESC, j.n, w.last_assigned_at NULLS FIRST, w.id"
+                           " LIMIT " HODEI_SUBMIT_PICK_ROWS_MAX_SQL;
+
+/* Whether row r's value in col is among the rows already kept. */
+static bool submit_kept(const PGresult *pick, const int *kept, size_t n_kept, int r, int col)
+{
+    const char *value = hodei_db_get_str(pick, r, col);
+    for (size_t i = 0; i < n_kept; i++)
+        if (strcmp(hodei_db_get_str(pick, kept[i], col), value) == 0)
+            return true;
+    return false;
+}
+
+hodei_status hodei_submit_pairs(const PGresult *pick, hodei_assign_set *set, int *kept,
+                                size_t *n_kept, hodei_err *err)
+{
+    hodei_status st = HODEI_OK;
+    *n_kept = 0;
+    for (int r = 0; r < PQntuples(pick) && st == HODEI_OK; r++) {
+        if (submit_kept(pick, kept, *n_kept, r, SUBMIT_PICK_JOB) ||
+            submit_kept(pick, kept, *n_kept, r, SUBMIT_PICK_WORKER))
+            continue;
+        kept[(*n_kept)++] = r;
+        st = hodei_assign_set_add(set, hodei_db_get_str(pick, r, SUBMIT_PICK_JOB),
+                                  hodei_db_get_str(pick, r, SUBMIT_PICK_WORKER),
+                                  hodei_db_get_i64(pick, r, SUBMIT_PICK_EPOCH), err);
+    }
+    return st;
+}
+
+const char *hodei_submit_worker_of(const PGresult *pick, const int *kept, size_t n_kept,
+                                   const char *job_id)
+{
+    for (size_t i = 0; i < n_kept; i++)
+        if (strcmp(hodei_db_get_str(pick, kept[i], SUBMIT_PICK_JOB), job_id) == 0)
+            return hodei_db_get_str(pick, kept[i], SUBMIT_PICK_WORKER);
+    return NULL;
+}
+
 /* ---------------------------------------------------------------- pick */
 
 /* The walk of jobs_pending in the scheduler's order, whatever the last

@@ -7,6 +7,7 @@
 
 #include "edge_auth.h"
 #include "hodei/assert.h"
+#include "hodei/assign.h"
 #include "hodei/buf.h"
 #include "hodei/db.h"
 #include "hodei/events.h"
@@ -76,6 +77,11 @@ typedef struct {
     submitter *s;
     PGconn *conn;
     submit_item **leaders; /* batch_max slots */
+    /* Jobs given to this edge's idle workers in the group's transaction
+     * (opts.dispatch), their RunJobs sent after the answers. */
+    PGresult *pick, *runs;
+    int *kept;
+    size_t n_kept;
 } writer_ctx;
 
 /* ------------------------------------------------------------ enqueue side */
@@ -503,11 +509,73 @@ static hodei_status group_resolve_in_doubt(writer_ctx *w, submit_item **leaders,
     return group_resolve_duplicates(w->conn, leaders, nl, err);
 }
 
+/* The group's insert alone, one statement committing by itself. */
+static hodei_status group_insert(writer_ctx *w, const char **params, PGresult **res, hodei_err *err)
+{
+    return hodei_db_exec_prepared(w->conn, SUBMIT_STMT, INSERT_NPARAMS, params, res, err);
+}
+
+/* The group's insert with the hand-off to this edge's idle workers, in one
+ * transaction: BEGIN, the insert and the pick in one round trip, then the
+ * assignments and COMMIT in another (hodei/assign.h, "at submit"). *res:
+ * the insert's rows. A failure rolls back; a broken connection is for the
+ * caller to resolve. */
+static hodei_status group_insert_assign(writer_ctx *w, const char **params, const char *workers,
+                                        PGresult **res, hodei_err *err)
+{
+    const char *pick_params[HODEI_SUBMIT_PICK_NPARAMS] = {params[0], workers};
+    const hodei_db_cmd first[] = {
+        {.sql = "BEGIN"},
+        {.sql = insert_sql, .n_params = INSERT_NPARAMS, .params = params, .res = res},
+        {.sql = hodei_submit_pick_sql,
+         .n_params = HODEI_SUBMIT_PICK_NPARAMS,
+         .params = pick_params,
+         .res = &w->pick},
+    };
+    hodei_status st = hodei_db_pipeline(w->conn, first, 3, err);
+    if (st != HODEI_OK)
+        goto out_rollback;
+    hodei_assign_set set;
+    hodei_assign_set_init(&set, SUBMIT_SQL_MAX);
+    w->kept = calloc((size_t)PQntuples(w->pick) + 1, sizeof *w->kept);
+    HODEI_ASSERT(w->kept);
+    st = hodei_submit_pairs(w->pick, &set, w->kept, &w->n_kept, err);
+    if (st == HODEI_OK && set.n > 0) {
+        const char *ap[HODEI_ASSIGN_NPARAMS];
+        hodei_assign_set_params(&set, true, ap);
+        const hodei_db_cmd second[] = {
+            {.sql = hodei_assign_sql,
+             .n_params = HODEI_ASSIGN_NPARAMS,
+             .params = ap,
+             .res = &w->runs},
+            {.sql = "COMMIT"},
+        };
+        st = hodei_db_pipeline(w->conn, second, 2, err);
+    } else if (st == HODEI_OK) {
+        st = hodei_db_commit(w->conn, err);
+    }
+    hodei_assign_set_fini(&set);
+    if (st == HODEI_OK)
+        return HODEI_OK;
+out_rollback:
+    if (!hodei_db_status_broken(st))
+        hodei_db_rollback(w->conn);
+    PQclear(*res);
+    *res = NULL;
+    PQclear(w->runs);
+    w->runs = NULL;
+    return st;
+}
+
 static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, hodei_err *err)
 {
     submit_item **leaders = w->leaders;
     size_t nl = group_dedupe(items, n, leaders);
     group_params g;
+    hodei_buf workers;
+    const submit_dispatch *dp = w->s->opts.dispatch;
+    hodei_buf_init(&workers, SUBMIT_SQL_MAX);
+    bool assign = dp && dp->workers(dp->ctx, &workers) > 0;
     hodei_status st = group_build_params(leaders, nl, &g, err);
     if (st == HODEI_OK)
         st = writer_connect(w, err);
@@ -518,7 +586,8 @@ static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, ho
         params[p] = g.arr[p].data;
     params[INSERT_ARRAYS] = hodei_outbox_rows_param(&g.events);
     PGresult *res = NULL;
-    st = hodei_db_exec_prepared(w->conn, SUBMIT_STMT, INSERT_NPARAMS, params, &res, err);
+    st = assign ? group_insert_assign(w, params, workers.data, &res, err)
+                : group_insert(w, params, &res, err);
     if (hodei_db_status_broken(st)) {
         st = group_resolve_in_doubt(w, leaders, nl, err);
         goto out;
@@ -531,8 +600,28 @@ static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, ho
     if (hodei_db_status_broken(st))
         writer_drop(w);
 out:
+    hodei_buf_fini(&workers);
     group_params_fini(&g);
     return st;
+}
+
+/* RunJob of each job the group gave an idle worker of this edge, after the
+ * commit; then the pick is done with. */
+static void group_dispatch(writer_ctx *w)
+{
+    const submit_dispatch *dp = w->s->opts.dispatch;
+    for (int r = 0; w->runs && r < PQntuples(w->runs); r++) {
+        const char *job = hodei_db_get_str(w->runs, r, HODEI_RUN_COL_JOB_ID);
+        const char *worker = hodei_submit_worker_of(w->pick, w->kept, w->n_kept, job);
+        if (worker)
+            dp->run(dp->ctx, worker, w->runs, r);
+    }
+    PQclear(w->runs);
+    PQclear(w->pick);
+    free(w->kept);
+    w->runs = w->pick = NULL;
+    w->kept = NULL;
+    w->n_kept = 0;
 }
 
 static void group_answer(const submitter *s, submit_item **items, size_t n, hodei_status st,
@@ -599,6 +688,7 @@ static void *writer_main(void *arg)
         if (st != HODEI_OK)
             HLOG_ERROR("submit group of %zu failed: %s", n, err.msg);
         group_answer(s, items, n, st, &err);
+        group_dispatch(&w);
         for (size_t i = 0; i < n; i++)
             item_free(items[i]);
     }

@@ -9,12 +9,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
+#include "hodei/buf.h"
 #include "hodei/daemon.h"
 #include "hodei/rpc.h"
 #include "hodei/status.h"
 #include "hodei/v1/job.pb-c.h"
 
 typedef struct submitter submitter;
+
+/* The hand-off at submit (hodei/assign.h, "at submit"): a group's new jobs
+ * go to idle workers whose streams this edge holds, in the group's
+ * transaction, and their RunJobs go out right after the commit. */
+typedef struct {
+    void *ctx;
+    /* The workers streaming to this edge, as a PostgreSQL uuid[] literal
+     * appended to arr (empty); returns how many. */
+    size_t (*workers)(void *ctx, hodei_buf *arr);
+    /* After the commit: RunJob from run row `row` (hodei/assign.h,
+     * HODEI_RUN_COL_*) to worker_id's stream, if this edge still holds it
+     * (otherwise the worker's re-send on reconnect delivers it). */
+    void (*run)(void *ctx, const char *worker_id, const PGresult *run, int row);
+} submit_dispatch;
 
 typedef struct {
     const char *db_url; /* each writer holds its own connection */
@@ -24,8 +41,9 @@ typedef struct {
     int writers;      /* writer threads, each with its own connection */
     int64_t default_timeout_ms;
     int64_t db_wait_ms;
-    hodei_metric *queued;  /* new jobs committed (GET /metrics); may be NULL */
-    hodei_metric *refused; /* QueueJobs answered RESOURCE_EXHAUSTED; may be NULL */
+    hodei_metric *queued;            /* new jobs committed (GET /metrics); may be NULL */
+    hodei_metric *refused;           /* QueueJobs answered RESOURCE_EXHAUSTED; may be NULL */
+    const submit_dispatch *dispatch; /* NULL = every job waits for a scheduler */
 } submitter_opts;
 
 hodei_status submitter_create(const submitter_opts *opts, submitter **out, hodei_err *err);

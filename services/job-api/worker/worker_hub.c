@@ -313,6 +313,32 @@ void worker_hub_close_worker(worker_hub *h, const char *worker_id, hodei_grpc_co
     worker_session_unref(s);
 }
 
+size_t worker_hub_ids(worker_hub *h, hodei_buf *arr)
+{
+    size_t n = 0;
+    hodei_sqlarr_begin(arr);
+    pthread_mutex_lock(&h->mu);
+    for (worker_session *s = h->head; s && n < WORKER_LOCAL_IDS_MAX; s = s->next) {
+        pthread_mutex_lock(&s->mu);
+        if (s->authed && !s->ended && !s->drain_sent) {
+            hodei_sqlarr_str(arr, s->worker_id);
+            n++;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return hodei_sqlarr_end(arr) ? n : 0;
+}
+
+void worker_hub_send_run(worker_hub *h, const char *worker_id, const PGresult *run, int row)
+{
+    worker_session *s = hub_find(h, worker_id);
+    if (!s)
+        return;
+    worker_jobs_send_run(s, run, row);
+    worker_session_unref(s);
+}
+
 /* ------------------------------------------------------------------ sending */
 
 bool worker_session_send(worker_session *s, const Hodei__V1__ServerMessage *m)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "edge.h"
+#include "hodei/buf.h"
 #include "hodei/id.h"
 #include "hodei/v1/worker.pb-c.h"
 #include "hodei/worker_msg.h"
@@ -22,6 +23,7 @@
 
 #define WORKER_SESSION_JOBS_MAX 64    /* (job, epoch) pairs a session remembers as its own */
 #define WORKER_SUSPECTS_MAX 64        /* RUNNING jobs missing from a Hello, checked later */
+#define WORKER_LOCAL_IDS_MAX 256      /* workers offered to the submit path's hand-off */
 #define WORKER_SENT_MAX 8             /* RunJobs a session remembers having sent */
 #define WORKER_SESSION_TOKEN_BYTES 32 /* random bytes; sent as 64 hex characters */
 #define WORKER_HASH_HEX_LEN 64        /* SHA-256 as hex, without the NUL */
@@ -111,6 +113,13 @@ void worker_hub_kick(worker_hub *h, const char *worker_id);
 void worker_hub_close_worker(worker_hub *h, const char *worker_id, hodei_grpc_code code,
                              const char *why);
 
+/* The workers streaming here (Hello accepted, not told to drain), at most
+ * WORKER_LOCAL_IDS_MAX, as a PostgreSQL array literal into arr; how many. */
+size_t worker_hub_ids(worker_hub *h, hodei_buf *arr);
+/* RunJob from run row `row` (hodei/assign.h) to worker_id's stream, when
+ * this edge holds it. */
+void worker_hub_send_run(worker_hub *h, const char *worker_id, const PGresult *run, int row);
+
 /* Sends one message on the session's stream; a stream that cannot take it
  * is finished. false when the stream is gone. */
 bool worker_session_send(worker_session *s, const Hodei__V1__ServerMessage *m);
@@ -138,6 +147,9 @@ int64_t worker_session_take_due(worker_session *s, const char *job_id, int64_t e
  * cancel requested, Drain (once per stream) for a DRAINING, TERMINATING or
  * LOST worker, and the restarted-worker check when due. */
 void worker_jobs_resend(worker_session *s);
+/* RunJob from a run row (hodei/assign.h, HODEI_RUN_COL_*), with its
+ * secrets; noted as sent. */
+void worker_jobs_send_run(worker_session *s, const PGresult *res, int row);
 /* Hello: RUNNING jobs named in running_job_ids become this stream's; the
  * others are suspects, failed at the check one re-send interval later
  * unless their result arrives first. */

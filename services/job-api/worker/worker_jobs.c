@@ -98,7 +98,7 @@ static size_t resend_artifact_secret_names(const Hodei__V1__JobSpec *spec, char 
 }
 
 /* RunJob from a run row (hodei/assign.h, HODEI_RUN_COL_*). */
-static void resend_run(worker_session *s, const PGresult *res, int row)
+void worker_jobs_send_run(worker_session *s, const PGresult *res, int row)
 {
     Hodei__V1__RunJob run = HODEI__V1__RUN_JOB__INIT;
     Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
@@ -235,7 +235,7 @@ void worker_jobs_resend(worker_session *s)
             !hodei_job_state_parse(hodei_db_get_str(res, i, HODEI_RUN_COL_STATE), &state))
             continue; /* the worker has no job */
         if (state == HODEI__V1__JOB_STATE__JOB_STATE_ASSIGNED)
-            resend_run(s, res, i);
+            worker_jobs_send_run(s, res, i);
         if (hodei_db_get_str(res, i, HODEI_RUN_COL_CANCEL_REQUESTED)[0] == 't')
             worker_jobs_send_cancel(s, job_id, hodei_db_get_i64(res, i, HODEI_RUN_COL_EPOCH),
                                     hodei_db_get_str(res, i, HODEI_RUN_COL_CANCEL_REASON));
@@ -486,7 +486,7 @@ void worker_jobs_result(worker_session *s, const Hodei__V1__JobResult *r)
         if (!PQgetisnull(next, 0, HODEI_RUN_COL_DUE_AGE_US))
             hodei_metric_observe_micro(e->m.queue_wait_seconds,
                                        hodei_db_get_i64(next, 0, HODEI_RUN_COL_DUE_AGE_US));
-        resend_run(s, next, 0);
+        worker_jobs_send_run(s, next, 0);
     }
     PQclear(next);
 }

@@ -69,6 +69,34 @@ void hodei_assign_set_params(hodei_assign_set *set, bool spec_wanted,
 hodei_status hodei_assign_run(PGconn *conn, hodei_assign_set *set, bool spec_wanted,
                               PGresult **rows, hodei_err *err);
 
+/* ------------------------------------------------------------ at submit */
+
+/* A submitting edge gives jobs it has just inserted (in the submit
+ * transaction, still PENDING) to idle workers whose streams it holds, so
+ * an idle system does not wait for the relay and a scheduler's pass. The
+ * pick answers the fitting (job, worker) pairs (HODEI_FIT_SQL), jobs in
+ * the scheduler's order (priority, then the group's order), each job's
+ * workers least recently assigned first; workers are taken READY and
+ * locked, skipping any another transaction holds (a scheduler's pass,
+ * another edge: never waiting for it). A worker that an older due PENDING
+ * job of at least the same priority fits is left to the scheduler, which
+ * gives it that job. hodei_submit_pairs then keeps, walking the rows, each
+ * job's first worker not taken by an earlier job, into set (and the rows
+ * kept into kept); the caller
+ * writes the set (hodei_assign_run) before its COMMIT. A job is inserted
+ * by one edge only and its worker is locked: no two writers assign it.
+ * $1: the jobs (uuid[]), $2: the edge's workers (uuid[]). */
+#define HODEI_SUBMIT_PICK_NPARAMS 2
+/* Rows the pick answers at most (pairs beyond them are the scheduler's). */
+#define HODEI_SUBMIT_PICK_ROWS_MAX_SQL "4096"
+extern const char hodei_submit_pick_sql[];
+hodei_status hodei_submit_pairs(const PGresult *pick, hodei_assign_set *set, int *kept,
+                                size_t *n_kept, hodei_err *err);
+/* kept: room for PQntuples(pick) row numbers, the rows kept (*n_kept).
+ * The worker kept for job_id, or NULL. */
+const char *hodei_submit_worker_of(const PGresult *pick, const int *kept, size_t n_kept,
+                                   const char *job_id);
+
 /* ------------------------------------------------------------ hand-off */
 
 /* The first statements of a worker's result transaction (one round trip):
