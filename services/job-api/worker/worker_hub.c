@@ -1,7 +1,9 @@
 /* The worker streams this edge holds (worker id -> live call), their NATS
- * subscriptions, and one ticker thread that re-sends from PostgreSQL, sends
- * keepalives, times out silent streams and writes heartbeats grouped: one
- * UPDATE per interval for every worker that beat. */
+ * subscriptions, one ticker thread that re-sends from PostgreSQL, sends
+ * keepalives and times out silent streams, and one beater thread that
+ * writes heartbeats grouped: one UPDATE per interval for every worker that
+ * beat. The heartbeat waits for a worker row a result holds; on its own
+ * thread, that wait never delays a RunJob the ticker sends. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,14 +35,14 @@ struct worker_hub {
     log_pub *pub;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t beat_cv; /* the beater's wait (stopping) */
     worker_session *head;
     size_t n_sessions;
     bool stopping;
     bool kicked;
-    pthread_t ticker;
-    bool ticker_started;
+    pthread_t ticker, beater;
+    bool ticker_started, beater_started;
     atomic_int subs_live;
-    int64_t next_beat_ms;
     bool present;             /* this edge's row in edges was written */
     natsSubscription *hints;  /* HODEI_SUBJ_HINT_ASSIGNED_ALL, NULL when NATS was away */
     hodei_metric *m_sessions; /* GET /metrics: workers streaming to this edge */
@@ -566,8 +568,7 @@ static bool snap_push(worker_session **arr, size_t *n, worker_session *s)
 }
 
 /* Sorts one session into what the tick must do with it. s->mu held. */
-static void snap_classify_locked(worker_hub *h, hub_snapshot *snap, worker_session *s, int64_t now,
-                                 hub_beats *beats)
+static void snap_classify_locked(worker_hub *h, hub_snapshot *snap, worker_session *s, int64_t now)
 {
     const edge_config *cfg = h->e->cfg;
     int64_t silence = HUB_SILENCE_FACTOR * (cfg->worker_keepalive_ms > cfg->worker_heartbeat_ms
@@ -586,18 +587,16 @@ static void snap_classify_locked(worker_hub *h, hub_snapshot *snap, worker_sessi
         s->resend_due_ms = now + cfg->worker_resend_ms;
     if (now - s->last_send_ms >= cfg->worker_keepalive_ms)
         snap_push(snap->keepalive, &snap->n_keepalive, s);
-    if (beats)
-        beats_add_locked(beats, s);
 }
 
-static void hub_snapshot_take(worker_hub *h, hub_snapshot *snap, hub_beats *beats)
+static void hub_snapshot_take(worker_hub *h, hub_snapshot *snap)
 {
     int64_t now = hodei_mono_ms();
     memset(snap, 0, sizeof *snap);
     pthread_mutex_lock(&h->mu);
     for (worker_session *s = h->head; s; s = s->next) {
         pthread_mutex_lock(&s->mu);
-        snap_classify_locked(h, snap, s, now, beats);
+        snap_classify_locked(h, snap, s, now);
         pthread_mutex_unlock(&s->mu);
     }
     pthread_mutex_unlock(&h->mu);
@@ -618,18 +617,7 @@ static void hub_send_keepalive(worker_session *s)
 
 static void hub_tick(worker_hub *h, hub_snapshot *snap)
 {
-    int64_t now = hodei_mono_ms();
-    bool beat_due = now >= h->next_beat_ms;
-    hub_beats beats;
-    if (beat_due) {
-        beats_init(&beats);
-        h->next_beat_ms = now + h->e->cfg->worker_heartbeat_ms;
-    }
-    hub_snapshot_take(h, snap, beat_due ? &beats : NULL);
-    if (beat_due) {
-        beats_flush(h, &beats);
-        beats_fini(&beats);
-    }
+    hub_snapshot_take(h, snap);
     for (size_t i = 0; i < snap->n_silent; i++) {
         worker_session_end(snap->silent[i], HODEI_GRPC_UNAVAILABLE,
                            "no hello or no message from the worker for too long");
@@ -666,6 +654,44 @@ static void *hub_ticker(void *arg)
     return NULL;
 }
 
+/* Every heartbeat interval: the beats gathered since the last, and this
+ * edge's presence, in one statement. */
+static void hub_beat(worker_hub *h)
+{
+    hub_beats beats;
+    beats_init(&beats);
+    pthread_mutex_lock(&h->mu);
+    for (worker_session *s = h->head; s; s = s->next) {
+        pthread_mutex_lock(&s->mu);
+        if (!s->ended)
+            beats_add_locked(&beats, s);
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    beats_flush(h, &beats);
+    beats_fini(&beats);
+}
+
+static void *hub_beater(void *arg)
+{
+    worker_hub *h = arg;
+    int64_t next_ms = 0;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stopping) {
+        int64_t now = hodei_mono_ms();
+        if (now < next_ms) {
+            hodei_cond_wait_ms(&h->beat_cv, &h->mu, next_ms - now);
+            continue;
+        }
+        next_ms = now + h->e->cfg->worker_heartbeat_ms;
+        pthread_mutex_unlock(&h->mu);
+        hub_beat(h);
+        pthread_mutex_lock(&h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_err *err)
@@ -680,6 +706,7 @@ hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_er
     atomic_init(&h->subs_live, 0);
     pthread_mutex_init(&h->mu, NULL);
     hodei_cond_init_monotonic(&h->cv);
+    hodei_cond_init_monotonic(&h->beat_cv);
     hodei_status st = worker_acks_create(e, &h->acks, err);
     if (st != HODEI_OK) {
         worker_hub_destroy(h);
@@ -690,6 +717,11 @@ hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_er
         return hodei_err_set(err, HODEI_ERR_INTERNAL, "worker hub: cannot start its thread");
     }
     h->ticker_started = true;
+    if (pthread_create(&h->beater, NULL, hub_beater, h) != 0) {
+        worker_hub_destroy(h);
+        return hodei_err_set(err, HODEI_ERR_INTERNAL, "worker hub: cannot start its thread");
+    }
+    h->beater_started = true;
     /* The schedulers' post-commit hints, for every worker (the hub keeps
      * those it holds). Best effort: without it, the JobAssigned event and
      * the periodic re-send still deliver. */
@@ -710,9 +742,12 @@ void worker_hub_destroy(worker_hub *h)
     pthread_mutex_lock(&h->mu);
     h->stopping = true;
     pthread_cond_signal(&h->cv);
+    pthread_cond_signal(&h->beat_cv);
     pthread_mutex_unlock(&h->mu);
     if (h->ticker_started)
         pthread_join(h->ticker, NULL);
+    if (h->beater_started)
+        pthread_join(h->beater, NULL);
     worker_acks_destroy(h->acks); /* writes the acks still pending */
     h->acks = NULL;
     hub_unsubscribe(h->hints);
@@ -737,6 +772,7 @@ void worker_hub_destroy(worker_hub *h)
         return;
     }
     pthread_cond_destroy(&h->cv);
+    pthread_cond_destroy(&h->beat_cv);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
