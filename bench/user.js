@@ -219,13 +219,14 @@ async function idleDispatch(sql, stamps, client, n) {
     await waitDone(sql, [r.job_id]);
     if (i >= 0) rows.push({ id: r.job_id, call: t0, answered: t1, stamp: at });
   }
-  // Per hop, from what the system keeps: the outbox rows' insert times
-  // (clock_timestamp() in the statement), the relay's publish time, and the
-  // agent's "job accepted" log line (ms resolution).
+  // Per hop, from what the system keeps: the job's insert (its transaction's
+  // start, now()), the outbox rows' insert times (clock_timestamp() in the
+  // statement), the relay's publish time of JobQueued (a job assigned at
+  // submit has none), and the agent's "job accepted" log line (ms resolution).
   const ids = rows.map((r) => `'${r.id}'`).join(',');
   const out = await sql.query(
     'SELECT j.id,'
-    + " (SELECT (extract(epoch FROM o.created_at) * 1e6)::bigint FROM outbox o WHERE o.aggregate_id = j.id::text AND o.event_type = 'JobQueued' LIMIT 1),"
+    + ' (extract(epoch FROM j.created_at) * 1e6)::bigint,'
     + " (SELECT (extract(epoch FROM o.published_at) * 1e6)::bigint FROM outbox o WHERE o.aggregate_id = j.id::text AND o.event_type = 'JobQueued' LIMIT 1),"
     + " (SELECT (extract(epoch FROM min(o.created_at)) * 1e6)::bigint FROM outbox o WHERE o.aggregate_id = j.id::text AND o.event_type = 'JobAssigned')"
     + ` FROM jobs j WHERE j.id IN (${ids})`);
@@ -243,7 +244,7 @@ async function idleDispatch(sql, stamps, client, n) {
     h.to_submit_stmt.push(ms(queued - r.call));
     h.submit_to_answered.push(ms(r.answered - queued));
     h.submit_to_assign_stmt.push(ms(assigned - queued));
-    h.relay_publish.push(ms(published - queued));
+    if (published) h.relay_publish.push(ms(published - queued)); // none: assigned at submit
     if (acc) {
       h.assign_to_agent.push(ms(acc - assigned));
       h.agent_to_running.push(ms(r.stamp - acc));

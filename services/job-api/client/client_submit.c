@@ -515,18 +515,31 @@ static hodei_status group_insert(writer_ctx *w, const char **params, PGresult **
     return hodei_db_exec_prepared(w->conn, SUBMIT_STMT, INSERT_NPARAMS, params, res, err);
 }
 
+/* The JobQueued events of the group's jobs still PENDING once the
+ * assignments are written: $1 the events (one per job), $2 the jobs. A job
+ * given to a worker at submit has none: nothing needs it (its JobAssigned
+ * commits with it, and a JobQueued would only wake a scheduler for a pass
+ * with nothing to do). */
+static const char queued_events_sql[] =
+    HODEI_OUTBOX_INSERT_SQL("$1", "e.aggregate_id::uuid IN (SELECT id FROM jobs"
+                                  " WHERE id = ANY($2::uuid[]) AND state = 'PENDING')");
+
 /* The group's insert with the hand-off to this edge's idle workers, in one
- * transaction: BEGIN, the insert and the pick in one round trip, then the
- * assignments and COMMIT in another (hodei/assign.h, "at submit"). *res:
- * the insert's rows. A failure rolls back; a broken connection is for the
+ * transaction: BEGIN, the insert (without its events) and the pick in one
+ * round trip, then the assignments, the JobQueued events of the jobs left
+ * PENDING and COMMIT in another (hodei/assign.h, "at submit"). *res: the
+ * insert's rows. A failure rolls back; a broken connection is for the
  * caller to resolve. */
 static hodei_status group_insert_assign(writer_ctx *w, const char **params, const char *workers,
                                         PGresult **res, hodei_err *err)
 {
     const char *pick_params[HODEI_SUBMIT_PICK_NPARAMS] = {params[0], workers};
+    const char *insert_params[INSERT_NPARAMS];
+    memcpy(insert_params, params, sizeof insert_params);
+    insert_params[INSERT_ARRAYS] = "{}"; /* no events here: see queued_events_sql */
     const hodei_db_cmd first[] = {
         {.sql = "BEGIN"},
-        {.sql = insert_sql, .n_params = INSERT_NPARAMS, .params = params, .res = res},
+        {.sql = insert_sql, .n_params = INSERT_NPARAMS, .params = insert_params, .res = res},
         {.sql = hodei_submit_pick_sql,
          .n_params = HODEI_SUBMIT_PICK_NPARAMS,
          .params = pick_params,
@@ -540,19 +553,22 @@ static hodei_status group_insert_assign(writer_ctx *w, const char **params, cons
     w->kept = calloc((size_t)PQntuples(w->pick) + 1, sizeof *w->kept);
     HODEI_ASSERT(w->kept);
     st = hodei_submit_pairs(w->pick, &set, w->kept, &w->n_kept, err);
-    if (st == HODEI_OK && set.n > 0) {
+    if (st == HODEI_OK) {
         const char *ap[HODEI_ASSIGN_NPARAMS];
-        hodei_assign_set_params(&set, true, ap);
-        const hodei_db_cmd second[] = {
-            {.sql = hodei_assign_sql,
-             .n_params = HODEI_ASSIGN_NPARAMS,
-             .params = ap,
-             .res = &w->runs},
-            {.sql = "COMMIT"},
-        };
-        st = hodei_db_pipeline(w->conn, second, 2, err);
-    } else if (st == HODEI_OK) {
-        st = hodei_db_commit(w->conn, err);
+        const char *qp[2] = {params[INSERT_ARRAYS], params[0]};
+        hodei_db_cmd second[3];
+        size_t n = 0;
+        if (set.n > 0) {
+            hodei_assign_set_params(&set, true, ap);
+            second[n++] = (hodei_db_cmd){.sql = hodei_assign_sql,
+                                         .n_params = HODEI_ASSIGN_NPARAMS,
+                                         .params = ap,
+                                         .res = &w->runs};
+        }
+        if (set.n < (size_t)PQntuples(*res))
+            second[n++] = (hodei_db_cmd){.sql = queued_events_sql, .n_params = 2, .params = qp};
+        second[n++] = (hodei_db_cmd){.sql = "COMMIT"};
+        st = hodei_db_pipeline(w->conn, second, n, err);
     }
     hodei_assign_set_fini(&set);
     if (st == HODEI_OK)
