@@ -13,6 +13,9 @@
 #include "hodei/rpc.h"
 
 typedef struct submitter submitter;
+
+/* The least replies.buffer_max may be: two replies of the largest size. */
+#define EDGE_REPLY_BUFFER_MIN (2 * HODEI_RPC_MESSAGE_MAX)
 typedef struct edge_auth edge_auth;       /* edge_auth.c: the door check */
 typedef struct secret_rekey secret_rekey; /* client_secrets.c: re-seal after a rotation */
 typedef struct worker_hub worker_hub;     /* worker_hub.c: live worker streams */
@@ -32,21 +35,27 @@ typedef struct {
     char *tls_cert;
     char *tls_key;
     char *tls_client_ca;
-    int64_t worker_heartbeat_ms;  /* worker.heartbeat_interval: told to workers at Register */
-    int64_t worker_keepalive_ms;  /* worker.keepalive_interval: idle stream gets a Keepalive */
-    int64_t worker_resend_ms;     /* worker.resend_interval: RunJob/CancelJob re-sent from SQL */
-    bool worker_handoff;          /* worker.handoff: a result takes the next pending job */
-    bool submit_assign;           /* submit.assign: a new job goes to an idle worker here */
-    int64_t worker_ack_delay_ms;  /* worker.ack_delay: RunJobAcks written grouped; 0 = at once */
-    char *secrets_master_key;     /* secrets.master_key: 64 hex digits; empty = secrets off */
-    char *secrets_old_keys;       /* secrets.old_master_keys: retiring keys, comma-separated */
-    int64_t secrets_rekey_ms;     /* secrets.rekey_interval: re-seal pass period; 0 = off */
-    int64_t auth_cache_ttl_ms;    /* auth.cache_ttl: API key answers kept this long (<= 5 s) */
-    bool auth_worker_cert_check;  /* auth.worker_cert_check: a worker's certificate names it */
-    int64_t logs_job_max;         /* logs.job_max: bytes of output kept per attempt */
-    int64_t logs_follows_per_key; /* logs.follows_per_key: SubscribeLogs streams of one key */
-    char *logs_archive_store;     /* logs.archive_store: database | s3 */
-    char *logs_s3_bucket;         /* logs.archive_s3_*: the store of archives when s3 */
+    int64_t worker_heartbeat_ms;     /* worker.heartbeat_interval: told to workers at Register */
+    int64_t worker_keepalive_ms;     /* worker.keepalive_interval: idle stream gets a Keepalive */
+    int64_t worker_resend_ms;        /* worker.resend_interval: RunJob/CancelJob re-sent from SQL */
+    bool worker_handoff;             /* worker.handoff: a result takes the next pending job */
+    bool submit_assign;              /* submit.assign: a new job goes to an idle worker here */
+    int64_t worker_ack_delay_ms;     /* worker.ack_delay: RunJobAcks written grouped; 0 = at once */
+    char *secrets_master_key;        /* secrets.master_key: 64 hex digits; empty = secrets off */
+    char *secrets_old_keys;          /* secrets.old_master_keys: retiring keys, comma-separated */
+    int64_t secrets_rekey_ms;        /* secrets.rekey_interval: re-seal pass period; 0 = off */
+    int64_t auth_cache_ttl_ms;       /* auth.cache_ttl: API key answers kept this long (<= 5 s) */
+    bool auth_worker_cert_check;     /* auth.worker_cert_check: a worker's certificate names it */
+    int64_t logs_job_max;            /* logs.job_max: bytes of output kept per attempt */
+    int64_t logs_follows_per_key;    /* logs.follows_per_key: SubscribeLogs streams of one key */
+    int64_t logs_follow_backlog_max; /* logs.follow_backlog_max: bytes a follower lets wait */
+    int64_t metrics_streams_per_key; /* metrics.streams_per_key: StreamMetrics streams of one key */
+    int64_t streams_idle_ms;         /* streams.idle_timeout: a stream whose client reads nothing */
+    int64_t reply_buffer_max;        /* replies.buffer_max: reply bytes held for clients */
+    int64_t submit_queue_bytes_max;  /* submit.queue_bytes_max: bytes of jobs waiting to commit */
+    int64_t submit_batch_bytes_max;  /* submit.batch_bytes_max: bytes of one group commit */
+    char *logs_archive_store;        /* logs.archive_store: database | s3 */
+    char *logs_s3_bucket;            /* logs.archive_s3_*: the store of archives when s3 */
     char *logs_s3_prefix;
     char *logs_s3_endpoint;
     char *logs_s3_region;
@@ -91,6 +100,21 @@ static inline void edge_db_release(edge *e, PGconn *conn, hodei_status st)
 /* edge_limits.c: each method's largest request, set after every method
  * is registered and before the server starts. */
 hodei_status edge_request_limits_apply(edge *e, hodei_err *err);
+/* edge_limits.c, for the server-streaming calls (SubscribeLogs,
+ * StreamMetrics, over gRPC or the REST door's Server-Sent Events): true when
+ * call's client has taken nothing for streams.idle_timeout while messages
+ * wait for it; the call is then ended RESOURCE_EXHAUSTED naming the
+ * setting (its on_close follows). */
+bool edge_stream_idle_end(edge *e, hodei_rpc_call *call);
+/* Waits while call has queue_max or more messages unsent; false when the
+ * call was ended for idleness meanwhile (edge_stream_idle_end). */
+bool edge_stream_wait_room(edge *e, hodei_rpc_call *call, size_t queue_max);
+/* Sends msg on a server stream once fewer than queue_max messages wait
+ * (edge_stream_wait_room). HODEI_OK, or HODEI_ERR_CANCELLED when the call is
+ * gone or was ended: for idleness, or because replies.buffer_max is spent
+ * (RESOURCE_EXHAUSTED naming it). */
+hodei_status edge_stream_send(edge *e, hodei_rpc_call *call, const ProtobufCMessage *msg,
+                              size_t queue_max);
 hodei_status jobs_rpc_register(edge *e, hodei_err *err);
 
 #endif

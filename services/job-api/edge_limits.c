@@ -8,6 +8,7 @@
 #include "edge.h"
 
 #include "hodei/job_spec.h"
+#include "hodei/time.h"
 
 #define EDGE_REQUEST_SMALL_MAX (64 * 1024)
 #define EDGE_REQUEST_SPEC_MAX (HODEI_JOB_SPEC_PACKED_MAX + 64 * 1024)
@@ -36,4 +37,44 @@ hodei_status edge_request_limits_apply(edge *e, hodei_err *err)
     }
     /* every other method: a small client call */
     return hodei_rpc_server_request_max(e->server, NULL, EDGE_REQUEST_SMALL_MAX, err);
+}
+
+#define EDGE_STREAM_WAIT_STEP_MS 1 /* a stream waiting for its client polls this often */
+
+bool edge_stream_idle_end(edge *e, hodei_rpc_call *call)
+{
+    int64_t stalled = hodei_rpc_call_stalled_ms(call);
+    if (stalled < e->cfg->streams_idle_ms)
+        return false;
+    hodei_rpc_call_abort(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                         "the client read nothing for %lld ms while messages waited for it"
+                         " (at most %lld ms: streams.idle_timeout)",
+                         (long long)stalled, (long long)e->cfg->streams_idle_ms);
+    return true;
+}
+
+bool edge_stream_wait_room(edge *e, hodei_rpc_call *call, size_t queue_max)
+{
+    while (hodei_rpc_call_pending(call) >= queue_max) {
+        if (edge_stream_idle_end(e, call))
+            return false;
+        hodei_sleep_ms(EDGE_STREAM_WAIT_STEP_MS);
+    }
+    return true;
+}
+
+hodei_status edge_stream_send(edge *e, hodei_rpc_call *call, const ProtobufCMessage *msg,
+                              size_t queue_max)
+{
+    if (!edge_stream_wait_room(e, call, queue_max))
+        return HODEI_ERR_CANCELLED;
+    hodei_status st = hodei_rpc_call_send(call, msg);
+    if (st == HODEI_ERR_LIMIT) {
+        hodei_rpc_call_abort(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                             "the edge holds too many replies not yet read by their clients"
+                             " (at most %lld bytes: replies.buffer_max); retry later",
+                             (long long)e->cfg->reply_buffer_max);
+        return HODEI_ERR_CANCELLED;
+    }
+    return st == HODEI_OK ? HODEI_OK : HODEI_ERR_CANCELLED;
 }

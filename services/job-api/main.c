@@ -45,6 +45,15 @@ static const hodei_cfg_param edge_params[] = {
      "most jobs written in one group commit", false, false, NULL},
     {"submit.queue_max", HODEI_CFG_INT, "20000", 1, 1000000, P(submit_queue_max),
      "jobs waiting for a commit before QueueJob answers RESOURCE_EXHAUSTED", false, false, NULL},
+    {"submit.queue_bytes_max", HODEI_CFG_INT, "536870912", SUBMIT_BYTES_MIN, INT64_C(1) << 36,
+     P(submit_queue_bytes_max),
+     "bytes of jobs waiting for a commit before QueueJob answers RESOURCE_EXHAUSTED", false, false,
+     NULL},
+    {"submit.batch_bytes_max", HODEI_CFG_INT, "67108864", SUBMIT_BYTES_MIN, SUBMIT_BATCH_BYTES_MAX,
+     P(submit_batch_bytes_max),
+     "bytes of jobs written in one group commit (a group ends at submit.batch_max jobs or"
+     " at this, whichever comes first)",
+     false, false, NULL},
     {"submit.writers", HODEI_CFG_INT, "1", 1, 16, P(submit_writers),
      "writer threads (database connections) for group commits; more pay off only when"
      " commit latency, not CPU, is the bound",
@@ -92,6 +101,23 @@ static const hodei_cfg_param edge_params[] = {
     {"logs.follows_per_key", HODEI_CFG_INT, "64", 1, 1024, P(logs_follows_per_key),
      "SubscribeLogs streams one API key may hold open on this edge; past it RESOURCE_EXHAUSTED",
      false, false, NULL},
+    {"logs.follow_backlog_max", HODEI_CFG_INT, "16777216", 1048576, INT64_C(1) << 30,
+     P(logs_follow_backlog_max),
+     "bytes of a job's output one SubscribeLogs stream lets wait at the edge while its client"
+     " reads slower than the job writes; past it the stream is ended RESOURCE_EXHAUSTED",
+     false, false, NULL},
+    {"metrics.streams_per_key", HODEI_CFG_INT, "16", 1, 256, P(metrics_streams_per_key),
+     "StreamMetrics streams one API key may hold open on this edge; past it RESOURCE_EXHAUSTED",
+     false, false, NULL},
+    {"streams.idle_timeout", HODEI_CFG_DURATION_MS, "60s", 1000, 3600000, P(streams_idle_ms),
+     "a log or metrics stream (gRPC or Server-Sent Events) whose client reads nothing this long"
+     " while messages wait for it is ended RESOURCE_EXHAUSTED",
+     false, false, NULL},
+    {"replies.buffer_max", HODEI_CFG_INT, "268435456", EDGE_REPLY_BUFFER_MIN, INT64_C(1) << 36,
+     P(reply_buffer_max),
+     "bytes of replies and stream messages the edge holds for clients that have not read them;"
+     " past it a reply is answered RESOURCE_EXHAUSTED",
+     false, false, NULL},
     {"logs.archive_store", HODEI_CFG_STRING, "database", 1, 16, P(logs_archive_store),
      "where finished jobs' log archives are kept: database (PostgreSQL) or s3", false, false,
      log_store_choices},
@@ -132,6 +158,8 @@ static hodei_status edge_start_server(edge *e, hodei_err *err)
         .principal_free = free,
         .observe = edge_metrics_rpc_observe,
         .observe_ctx = &e->m,
+        .reply_buffer_max = (size_t)cfg.reply_buffer_max,
+        .reply_buffer_name = "replies.buffer_max",
     };
     if ((o.tls_cert_file == NULL) != (o.tls_key_file == NULL))
         return hodei_err_set(err, HODEI_ERR_INVALID,
@@ -198,6 +226,8 @@ static hodei_status edge_init(hodei_daemon *d, hodei_err *err)
         .connect_timeout_ms = e->common->database_connect_timeout_ms,
         .batch_max = (size_t)cfg.submit_batch_max,
         .queue_max = (size_t)cfg.submit_queue_max,
+        .queue_bytes_max = (size_t)cfg.submit_queue_bytes_max,
+        .batch_bytes_max = (size_t)cfg.submit_batch_bytes_max,
         .writers = (int)cfg.submit_writers,
         .default_timeout_ms = cfg.default_timeout_ms,
         .queued = hodei_daemon_counter(d, "hodei_jobs_queued_total",

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hodei/assert.h"
 #include "hodei/log.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
@@ -33,12 +34,65 @@ hodei_rpc_call *rpc_call_create(hodei_rpc_server *srv)
     return call;
 }
 
+/* ------------------------------------------------------ response bytes */
+
+bool rpc_call_out_charge_locked(hodei_rpc_call *call, size_t len, bool first_free)
+{
+    hodei_rpc_server *srv = call->srv;
+    size_t was = atomic_fetch_add(&srv->out_bytes, len);
+    bool free_pass = first_free && call->out_bytes == 0;
+    if (srv->reply_buffer_max && was + len > srv->reply_buffer_max && !free_pass) {
+        atomic_fetch_sub(&srv->out_bytes, len);
+        return false;
+    }
+    if (call->out_bytes == 0)
+        call->out_progress_ms = hodei_mono_ms();
+    call->out_bytes += len;
+    return true;
+}
+
+void rpc_call_out_credit_locked(hodei_rpc_call *call, size_t len, bool taken)
+{
+    HODEI_ASSERT(len <= call->out_bytes);
+    call->out_bytes -= len;
+    atomic_fetch_sub(&call->srv->out_bytes, len);
+    if (taken)
+        call->out_progress_ms = hodei_mono_ms();
+}
+
+void rpc_call_out_refusal(const hodei_rpc_call *call, size_t len, char *msg, size_t msg_len)
+{
+    snprintf(msg, msg_len,
+             "the server holds too many replies not yet read by their clients: this one (%zu"
+             " bytes) would pass %zu bytes (%s); retry later",
+             len, call->srv->reply_buffer_max, call->srv->reply_buffer_name);
+}
+
+size_t hodei_rpc_server_reply_bytes(const hodei_rpc_server *srv)
+{
+    return atomic_load(&srv->out_bytes);
+}
+
+static void call_out_drop_locked(hodei_rpc_call *call, grpc_byte_buffer *bb, bool taken)
+{
+    rpc_call_out_credit_locked(call, grpc_byte_buffer_length(bb), taken);
+    grpc_byte_buffer_destroy(bb);
+}
+
+int64_t hodei_rpc_call_stalled_ms(hodei_rpc_call *call)
+{
+    pthread_mutex_lock(&call->mu);
+    int64_t ms = call->out_bytes ? hodei_mono_ms() - call->out_progress_ms : 0;
+    pthread_mutex_unlock(&call->mu);
+    return ms;
+}
+
 void rpc_call_queue_clear_locked(hodei_rpc_call *call)
 {
     while (call->q_head) {
         rpc_send_node *n = call->q_head;
         call->q_head = n->next;
-        grpc_byte_buffer_destroy(n->bb);
+        call_out_drop_locked(call, n->bb, false);
         free(n);
     }
     call->q_tail = NULL;
@@ -56,9 +110,12 @@ static void call_free(hodei_rpc_call *call)
     grpc_call_details_destroy(&call->details);
     if (call->gcall)
         grpc_call_unref(call->gcall);
-    rpc_call_queue_clear_locked(call);
+    if (call->srv)
+        rpc_call_queue_clear_locked(call);
     if (call->send_bb)
         grpc_byte_buffer_destroy(call->send_bb);
+    if (call->srv && call->out_bytes)
+        atomic_fetch_sub(&call->srv->out_bytes, call->out_bytes);
     if (call->recv_bb)
         grpc_byte_buffer_destroy(call->recv_bb);
     if (call->req)
@@ -194,7 +251,7 @@ static void call_start_message_locked(hodei_rpc_call *call, grpc_byte_buffer *bb
     call->send_bb = bb;
     call->send_busy = rpc_call_start_locked(call, ops, n, &call->tag_send);
     if (!call->send_busy) {
-        grpc_byte_buffer_destroy(bb);
+        call_out_drop_locked(call, bb, false);
         call->send_bb = NULL;
     }
 }
@@ -246,7 +303,7 @@ void rpc_call_on_send(hodei_rpc_call *call, bool ok)
 {
     pthread_mutex_lock(&call->mu);
     if (call->send_bb) {
-        grpc_byte_buffer_destroy(call->send_bb);
+        call_out_drop_locked(call, call->send_bb, ok);
         call->send_bb = NULL;
     }
     if (call->status_started)
@@ -318,7 +375,7 @@ static void call_start_reply_locked(hodei_rpc_call *call, grpc_byte_buffer *bb)
     call->send_bb = bb;
     call->send_busy = rpc_call_start_locked(call, ops, n + 2, &call->tag_send);
     if (!call->send_busy) {
-        grpc_byte_buffer_destroy(bb);
+        call_out_drop_locked(call, bb, false);
         call->send_bb = NULL;
     }
 }
@@ -345,6 +402,15 @@ void hodei_rpc_call_reply(hodei_rpc_call *call, const ProtobufCMessage *resp)
         rpc_call_settle(call);
         return;
     }
+    size_t len = grpc_byte_buffer_length(bb);
+    if (!rpc_call_out_charge_locked(call, len, false)) {
+        pthread_mutex_unlock(&call->mu);
+        grpc_byte_buffer_destroy(bb);
+        char msg[RPC_STATUS_MSG_MAX];
+        rpc_call_out_refusal(call, len, msg, sizeof msg);
+        call_end(call, HODEI_GRPC_RESOURCE_EXHAUSTED, msg);
+        return;
+    }
     call->finished = true;
     if (!call->send_busy && !call->q_head) {
         call_start_reply_locked(call, bb);
@@ -353,7 +419,7 @@ void hodei_rpc_call_reply(hodei_rpc_call *call, const ProtobufCMessage *resp)
         call->status_msg[0] = '\0';
         call->status_pending = true;
     } else {
-        grpc_byte_buffer_destroy(bb);
+        call_out_drop_locked(call, bb, false);
         grpc_call_cancel(call->gcall, NULL);
     }
     rpc_call_settle(call);
@@ -368,16 +434,20 @@ hodei_status hodei_rpc_call_send(hodei_rpc_call *call, const ProtobufCMessage *m
         return HODEI_ERR_INVALID;
     pthread_mutex_lock(&call->mu);
     hodei_status st = rpc_call_send_admit_locked(call);
+    if (st == HODEI_OK && !rpc_call_out_charge_locked(call, grpc_byte_buffer_length(bb), true))
+        st = HODEI_ERR_LIMIT;
     if (st == HODEI_OK && !call->send_busy) {
         call_start_message_locked(call, bb);
         bb = NULL;
         if (!call->send_busy)
             st = HODEI_ERR_CANCELLED;
     } else if (st == HODEI_OK) {
-        if (call_enqueue_locked(call, bb))
+        if (call_enqueue_locked(call, bb)) {
             bb = NULL;
-        else
+        } else {
+            rpc_call_out_credit_locked(call, grpc_byte_buffer_length(bb), false);
             st = HODEI_ERR_NOMEM;
+        }
     }
     pthread_mutex_unlock(&call->mu);
     if (bb)
@@ -398,4 +468,26 @@ size_t hodei_rpc_call_pending(hodei_rpc_call *call)
     size_t n = call->q_len + (call->send_bb ? 1 : 0);
     pthread_mutex_unlock(&call->mu);
     return n;
+}
+
+void hodei_rpc_call_abort(hodei_rpc_call *call, hodei_grpc_code code, const char *fmt, ...)
+{
+    char msg[RPC_STATUS_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (call->local) {
+        rpc_local_abort(call, code, msg);
+        return;
+    }
+    pthread_mutex_lock(&call->mu);
+    if (!call->close_seen) {
+        rpc_call_queue_clear_locked(call);
+        call->finished = true;
+        call->status_pending = false;
+        rpc_call_observe_locked(call, code);
+        grpc_call_cancel_with_status(call->gcall, (grpc_status_code)code, msg, NULL);
+    }
+    pthread_mutex_unlock(&call->mu);
 }

@@ -72,6 +72,8 @@ struct hodei_rpc_call {
     grpc_slice status_slice; /* kept until the status batch completes */
     rpc_send_node *q_head, *q_tail;
     size_t q_len, q_max;
+    size_t out_bytes;        /* response bytes held for the peer (in srv->out_bytes) */
+    int64_t out_progress_ms; /* when the peer last took a message, or the first waited */
 
     ProtobufCMessage *req; /* first request, freed after on_call */
     char *peer;            /* cached peer identity */
@@ -105,6 +107,9 @@ struct hodei_rpc_server {
     bool started;
     void (*observe)(void *ctx, const char *path, hodei_grpc_code code, int64_t elapsed_us);
     void *observe_ctx;
+    size_t reply_buffer_max; /* 0 = none */
+    char reply_buffer_name[64];
+    atomic_size_t out_bytes; /* response bytes held for peers, all calls */
 
     atomic_int outstanding; /* tags handed to gRPC, not yet completed */
     atomic_bool shutting_down;
@@ -159,8 +164,20 @@ static inline hodei_status rpc_call_send_admit_locked(const hodei_rpc_call *call
     return call->q_len >= call->q_max ? HODEI_ERR_LIMIT : HODEI_OK;
 }
 
+/* Response bytes (rpc_call.c), under call->mu: charge len to the call and
+ * the server when the server's budget allows (false: refused, nothing
+ * charged; with first_free, a stream message is always let in when the call
+ * holds nothing: a client that reads is never starved by ones that do not);
+ * credit them back when the peer took them or they are dropped.
+ * Whatever a call still holds is credited when it is freed. */
+bool rpc_call_out_charge_locked(hodei_rpc_call *call, size_t len, bool first_free);
+void rpc_call_out_credit_locked(hodei_rpc_call *call, size_t len, bool taken);
+/* The message naming the budget, for a refused reply. */
+void rpc_call_out_refusal(const hodei_rpc_call *call, size_t len, char *msg, size_t msg_len);
+
 hodei_status rpc_local_send(hodei_rpc_call *call, const ProtobufCMessage *msg);
 void rpc_local_status(hodei_rpc_call *call, hodei_grpc_code code, const char *msg);
+void rpc_local_abort(hodei_rpc_call *call, hodei_grpc_code code, const char *msg);
 const char *rpc_local_metadata(hodei_rpc_call *call, const char *key);
 void rpc_local_free(struct rpc_local *l);
 

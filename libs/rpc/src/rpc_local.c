@@ -43,6 +43,7 @@ static void local_queue_clear(hodei_rpc_call *call)
     while (l->head) {
         rpc_local_msg *m = l->head;
         l->head = m->next;
+        rpc_call_out_credit_locked(call, m->len, false);
         free(m->data);
         free(m);
     }
@@ -107,7 +108,7 @@ static rpc_local_msg *local_pack(const ProtobufCMessage *msg)
     return m;
 }
 
-/* Under call->mu. */
+/* Under call->mu; m's bytes already charged. */
 static void local_enqueue(hodei_rpc_call *call, rpc_local_msg *m)
 {
     rpc_local *l = call->local;
@@ -143,6 +144,12 @@ void rpc_local_reply(hodei_rpc_call *call, const ProtobufCMessage *resp)
         free(m);
     } else if (!m) {
         local_set_status(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "response is too large");
+    } else if (!rpc_call_out_charge_locked(call, m->len, false)) {
+        char msg[RPC_STATUS_MSG_MAX];
+        rpc_call_out_refusal(call, m->len, msg, sizeof msg);
+        local_set_status(call, HODEI_GRPC_RESOURCE_EXHAUSTED, msg);
+        free(m->data);
+        free(m);
     } else {
         local_enqueue(call, m);
         local_set_status(call, HODEI_GRPC_OK, "");
@@ -157,6 +164,8 @@ hodei_status rpc_local_send(hodei_rpc_call *call, const ProtobufCMessage *msg)
         return HODEI_ERR_INVALID;
     pthread_mutex_lock(&call->mu);
     hodei_status st = rpc_call_send_admit_locked(call);
+    if (st == HODEI_OK && !rpc_call_out_charge_locked(call, m->len, true))
+        st = HODEI_ERR_LIMIT;
     if (st == HODEI_OK) {
         local_enqueue(call, m);
         pthread_cond_broadcast(&call->local->cond);
@@ -183,6 +192,16 @@ void rpc_local_status(hodei_rpc_call *call, hodei_grpc_code code, const char *ms
         call->finished = true;
     else
         local_set_status(call, code, msg);
+    local_unlock_settle(call);
+}
+
+void rpc_local_abort(hodei_rpc_call *call, hodei_grpc_code code, const char *msg)
+{
+    pthread_mutex_lock(&call->mu);
+    if (!call->close_seen) {
+        local_queue_clear(call);
+        local_set_status(call, code, msg);
+    }
     local_unlock_settle(call);
 }
 
@@ -336,6 +355,7 @@ hodei_status hodei_rpc_local_next(hodei_rpc_call *call, int64_t timeout_ms, uint
             if (!l->head)
                 l->tail = NULL;
             call->q_len--;
+            rpc_call_out_credit_locked(call, m->len, true);
             pthread_mutex_unlock(&call->mu);
             *data = m->data;
             *len = m->len;

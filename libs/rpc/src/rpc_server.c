@@ -71,6 +71,11 @@ hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts, hodei_rp
     srv->principal_free = opts->principal_free ? opts->principal_free : free;
     srv->observe = opts->observe;
     srv->observe_ctx = opts->observe_ctx;
+    srv->reply_buffer_max = opts->reply_buffer_max;
+    hodei_strlcpy(srv->reply_buffer_name,
+                  opts->reply_buffer_name ? opts->reply_buffer_name : "the reply buffer",
+                  sizeof srv->reply_buffer_name);
+    atomic_init(&srv->out_bytes, 0);
     srv->tag_shutdown.kind = RPC_TAG_SHUTDOWN;
     st = server_tls_load(srv, opts, err);
     if (st != HODEI_OK)

@@ -54,6 +54,7 @@ typedef struct submit_item {
     const char *action;    /* "job.queue" or "template.run" */
     char *detail_json;     /* the audit row's summary */
     submit_reply_fn reply; /* NULL = a QueueJobResponse */
+    size_t bytes;          /* what this item holds: submit.queue_bytes_max, batch_bytes_max */
     /* Result. */
     struct submit_item *leader; /* same idempotency key earlier in the group */
     bool inserted;
@@ -68,6 +69,7 @@ struct submitter {
     pthread_cond_t cv;
     submit_item *head, *tail;
     size_t queued;
+    size_t queued_bytes;
     bool stopping;
     int n_writers;
     pthread_t writers[SUBMIT_WRITERS_MAX];
@@ -185,6 +187,22 @@ static submit_item *item_from_request(const Hodei__V1__QueueJobRequest *req,
     return it;
 }
 
+static size_t str_bytes(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+/* The memory the item holds (its strings are what a large spec makes
+ * large), which is also about what its group's parameters carry. */
+static size_t item_bytes(const submit_item *it)
+{
+    return sizeof *it + str_bytes(it->name) + str_bytes(it->spec_hex) +
+           str_bytes(it->architecture) + str_bytes(it->provider) + str_bytes(it->image) +
+           str_bytes(it->constraints_json) + str_bytes(it->labels_json) + str_bytes(it->idem_key) +
+           str_bytes(it->owner) + str_bytes(it->actor) + str_bytes(it->peer) +
+           str_bytes(it->detail_json);
+}
+
 static void item_free(submit_item *it)
 {
     free(it->name);
@@ -235,7 +253,22 @@ void submitter_enqueue_reply(submitter *s, hodei_rpc_call *call,
     it->action = template_name ? "template.run" : "job.queue";
     it->detail_json = audit_detail(req->spec, template_name);
     HODEI_ASSERT(it->detail_json);
+    it->bytes = item_bytes(it);
     pthread_mutex_lock(&s->mu);
+    size_t waiting = s->queued_bytes;
+    full = s->queued >= s->opts.queue_max || waiting + it->bytes > s->opts.queue_bytes_max;
+    if (full) {
+        pthread_mutex_unlock(&s->mu);
+        if (s->opts.refused)
+            hodei_metric_add(s->opts.refused, 1);
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                            "submit queue is full (%zu bytes of jobs waiting, this one %zu; at"
+                            " most %zu: submit.queue_bytes_max); retry with backoff",
+                            waiting, it->bytes, s->opts.queue_bytes_max);
+        item_free(it);
+        return;
+    }
+    s->queued_bytes += it->bytes;
     if (s->tail)
         s->tail->next = it;
     else
@@ -676,7 +709,11 @@ static size_t writer_take(submitter *s, submit_item **items)
     while (!s->head && !s->stopping)
         pthread_cond_wait(&s->cv, &s->mu);
     size_t n = 0;
-    while (s->head && n < s->opts.batch_max) {
+    size_t bytes = 0; /* a group holds at least one job, however large */
+    while (s->head && n < s->opts.batch_max &&
+           (n == 0 || bytes + s->head->bytes <= s->opts.batch_bytes_max)) {
+        bytes += s->head->bytes;
+        s->queued_bytes -= s->head->bytes;
         items[n++] = s->head;
         s->head = s->head->next;
         s->queued--;
@@ -716,7 +753,8 @@ static void *writer_main(void *arg)
 
 hodei_status submitter_create(const submitter_opts *opts, submitter **out, hodei_err *err)
 {
-    if (opts->writers < 1 || opts->writers > SUBMIT_WRITERS_MAX || opts->batch_max < 1)
+    if (opts->writers < 1 || opts->writers > SUBMIT_WRITERS_MAX || opts->batch_max < 1 ||
+        opts->queue_bytes_max < SUBMIT_BYTES_MIN || opts->batch_bytes_max < SUBMIT_BYTES_MIN)
         return hodei_err_set(err, HODEI_ERR_INVALID, "submitter: bad options");
     submitter *s = calloc(1, sizeof *s);
     if (!s)

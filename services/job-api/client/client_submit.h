@@ -33,12 +33,21 @@ typedef struct {
     void (*run)(void *ctx, const char *worker_id, const PGresult *run, int row);
 } submit_dispatch;
 
+/* The least either byte budget may be: one job of the largest spec
+ * (HODEI_JOB_SPEC_PACKED_MAX, written out in hex) and all it carries. */
+#define SUBMIT_BYTES_MIN (8 * 1024 * 1024)
+/* The most one group may carry: each of its statement's parameters is built
+ * in a buffer of at most 256 MiB, and quoting may double a string. */
+#define SUBMIT_BATCH_BYTES_MAX (100 * 1024 * 1024)
+
 typedef struct {
     const char *db_url; /* each writer holds its own connection */
     int64_t connect_timeout_ms;
-    size_t batch_max; /* jobs per transaction */
-    size_t queue_max; /* jobs waiting before QueueJob answers RESOURCE_EXHAUSTED */
-    int writers;      /* writer threads, each with its own connection */
+    size_t batch_max;       /* jobs per transaction */
+    size_t queue_max;       /* jobs waiting before QueueJob answers RESOURCE_EXHAUSTED */
+    size_t queue_bytes_max; /* bytes of jobs waiting, likewise (>= SUBMIT_BYTES_MIN) */
+    size_t batch_bytes_max; /* bytes of one group (SUBMIT_BYTES_MIN..SUBMIT_BATCH_BYTES_MAX) */
+    int writers;            /* writer threads, each with its own connection */
     int64_t default_timeout_ms;
     int64_t db_wait_ms;
     hodei_metric *queued;            /* new jobs committed (GET /metrics); may be NULL */

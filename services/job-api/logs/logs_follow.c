@@ -45,6 +45,7 @@ struct log_follower {
     hodei_rpc_call *call; /* referenced until freed */
     log_follower *next;   /* hub list (hub->mu) */
     natsSubscription *sub;
+    natsSubscription *cb_sub; /* the callback's (f->mu): sub may not be set yet */
     atomic_llong last_msg_ms;
     pthread_mutex_t mu; /* guards below */
     bool done;          /* the end was sent or the call is gone */
@@ -81,12 +82,36 @@ static void follower_unref(log_follower *f)
     free(f);
 }
 
-/* Waits while the client has LOGS_SEND_QUEUE_MAX chunks queued (the queue
- * empties when the call goes away). */
-static void follow_wait_room(log_follower *f)
+/* While the follower waits for its client, JetStream keeps delivering:
+ * what waits in the subscription is bounded by logs.follow_backlog_max,
+ * past which the stream is ended (the client may resume from the last line
+ * it got). false when it was ended. f->mu held. */
+static bool follow_backlog_ok(log_follower *f)
 {
-    while (hodei_rpc_call_pending(f->call) >= LOGS_SEND_QUEUE_MAX)
+    int msgs = 0, bytes = 0;
+    edge *e = f->hub->e;
+    if (!f->cb_sub || natsSubscription_GetPending(f->cb_sub, &msgs, &bytes) != NATS_OK ||
+        bytes <= e->cfg->logs_follow_backlog_max)
+        return true;
+    hodei_rpc_call_abort(f->call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                         "the client reads this job's output slower than it is written: %d bytes"
+                         " wait at the edge (at most %lld: logs.follow_backlog_max); follow"
+                         " again from the last line received (from_sequence)",
+                         bytes, (long long)e->cfg->logs_follow_backlog_max);
+    return false;
+}
+
+/* Waits while the client has LOGS_SEND_QUEUE_MAX chunks queued; false when
+ * the call was ended meanwhile (idle client, backlog). f->mu held. */
+static bool follow_wait_room(log_follower *f)
+{
+    edge *e = f->hub->e;
+    while (hodei_rpc_call_pending(f->call) >= LOGS_SEND_QUEUE_MAX) {
+        if (edge_stream_idle_end(e, f->call) || !follow_backlog_ok(f))
+            return false;
         hodei_sleep_ms(LOGS_SEND_WAIT_MS);
+    }
+    return follow_backlog_ok(f);
 }
 
 /* Sends the chunk collected so far. f->mu held. */
@@ -97,8 +122,8 @@ static void follow_flush(log_follower *f, bool reset_arena)
         c.job_id = f->job_id;
         c.lines = f->chunk.lines;
         c.n_lines = f->chunk.n;
-        follow_wait_room(f);
-        if (hodei_rpc_call_send(f->call, &c.base) != HODEI_OK)
+        if (!follow_wait_room(f) ||
+            edge_stream_send(f->hub->e, f->call, &c.base, LOGS_SEND_QUEUE_MAX) != HODEI_OK)
             f->done = true;
     }
     f->chunk.n = 0;
@@ -154,6 +179,7 @@ static void follow_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *ms
     log_follower *f = closure;
     atomic_store(&f->last_msg_ms, hodei_mono_ms());
     pthread_mutex_lock(&f->mu);
+    f->cb_sub = sub;
     if (!f->done)
         follow_take(f, sub, msg);
     pthread_mutex_unlock(&f->mu);
@@ -299,9 +325,7 @@ static bool follow_archived(edge *e, hodei_rpc_call *call,
             c.job_id = job_id;
             c.lines = out.lines + from;
             c.n_lines = n;
-            while (hodei_rpc_call_pending(call) >= LOGS_SEND_QUEUE_MAX)
-                hodei_sleep_ms(LOGS_SEND_WAIT_MS);
-            st = hodei_rpc_call_send(call, &c.base);
+            st = edge_stream_send(e, call, &c.base, LOGS_SEND_QUEUE_MAX);
             from += n;
         }
         Hodei__V1__LogChunk end = HODEI__V1__LOG_CHUNK__INIT;

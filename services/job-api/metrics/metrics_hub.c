@@ -24,6 +24,7 @@
 #include "hodei/log.h"
 #include "hodei/sync.h"
 #include "hodei/time.h"
+#include "hodei/util.h"
 #include "metrics.h"
 #include "metrics_int.h"
 
@@ -49,6 +50,7 @@ typedef struct metrics_sub {
     bool job_ids; /* the caller spans every namespace (admin): workers' current jobs shown */
     int64_t due_ms;
     bool listed;
+    char key_id[HODEI_ID_BUF]; /* the caller's key ("" for none): metrics.streams_per_key */
 } metrics_sub;
 
 typedef struct {
@@ -106,6 +108,15 @@ static bool sub_unlist_locked(metrics_hub *h, metrics_sub *s)
     return false;
 }
 
+/* Listed subscribers of one key. */
+static int64_t hub_count_key_locked(const metrics_hub *h, const char *key_id)
+{
+    int64_t n = 0;
+    for (const metrics_sub *s = h->subs; s; s = s->next)
+        n += strcmp(s->key_id, key_id) == 0;
+    return n;
+}
+
 /* ------------------------------------------------------------- the thread */
 
 /* Subscribers due now, referenced; *workers_max the most any asks for;
@@ -136,8 +147,10 @@ static size_t hub_due_locked(metrics_hub *h, metrics_sub **out, int *workers_max
 static void hub_send_one(metrics_hub *h, metrics_sub *s, Hodei__V1__MetricsSnapshot *snap,
                          size_t n_workers)
 {
-    if (hodei_rpc_call_pending(s->call) >= HUB_PENDING_MAX)
-        return; /* a slow reader: this snapshot is skipped */
+    if (hodei_rpc_call_pending(s->call) >= HUB_PENDING_MAX) {
+        edge_stream_idle_end(h->e, s->call); /* reads nothing: ended (on_close unlists) */
+        return;                              /* a slow reader: this snapshot is skipped */
+    }
     size_t keep = snap->n_workers;
     snap->n_workers = n_workers < keep ? n_workers : keep;
     /* A job id is another namespace's to see: only a caller spanning every
@@ -149,7 +162,7 @@ static void hub_send_one(metrics_hub *h, metrics_sub *s, Hodei__V1__MetricsSnaps
             job_ids[i] = snap->workers[i]->current_job_id;
             snap->workers[i]->current_job_id = "";
         }
-    hodei_status st = hodei_rpc_call_send(s->call, &snap->base);
+    hodei_status st = edge_stream_send(h->e, s->call, &snap->base, HUB_PENDING_MAX);
     if (!s->job_ids)
         for (size_t i = 0; i < snap->n_workers; i++)
             snap->workers[i]->current_job_id = job_ids[i];
@@ -363,10 +376,16 @@ static void stream_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
     s->call = call;
     s->interval_ms = r->interval_ms ? r->interval_ms : METRICS_INTERVAL_DEFAULT_MS;
     s->workers_max = r->workers_max ? r->workers_max : METRICS_WORKERS_DEFAULT;
-    s->job_ids = hodei_identity_is_admin(edge_caller(call));
+    const hodei_identity *who = edge_caller(call);
+    s->job_ids = hodei_identity_is_admin(who);
+    if (who && who->kind != HODEI_PRINCIPAL_NONE)
+        hodei_strlcpy(s->key_id, who->key_id, sizeof s->key_id);
     s->refs = 2; /* the list's and the call's */
     pthread_mutex_lock(&h->mu);
     bool ok = !h->stopping && h->n_subs < HUB_SUBS_MAX;
+    bool key_full = ok && s->key_id[0] &&
+                    hub_count_key_locked(h, s->key_id) >= h->e->cfg->metrics_streams_per_key;
+    ok = ok && !key_full;
     if (ok) {
         hodei_rpc_call_ref(call);
         hodei_rpc_call_set_user(call, s);
@@ -380,9 +399,15 @@ static void stream_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
     pthread_mutex_unlock(&h->mu);
     if (!ok) {
         free(s);
-        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
-                            "metrics: %d StreamMetrics calls already open on this edge",
-                            HUB_SUBS_MAX);
+        if (key_full)
+            hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                                "too many metrics streams open with this key (at most %lld:"
+                                " metrics.streams_per_key)",
+                                (long long)e->cfg->metrics_streams_per_key);
+        else
+            hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                                "metrics: %d StreamMetrics calls already open on this edge",
+                                HUB_SUBS_MAX);
     }
 }
 

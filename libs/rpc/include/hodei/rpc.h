@@ -114,6 +114,15 @@ typedef struct {
      * it short and call nothing of this library from it. */
     void (*observe)(void *ctx, const char *path, hodei_grpc_code code, int64_t elapsed_us);
     void *observe_ctx;
+    /* The most bytes of response messages the server holds for all calls
+     * (gRPC and in-process) that their peers have not taken yet: packed,
+     * queued or being written. A reply or stream message that would pass it
+     * is refused (a reply ends the call RESOURCE_EXHAUSTED naming
+     * reply_buffer_name; a stream send returns HODEI_ERR_LIMIT, except on a
+     * stream holding nothing yet: one that reads always gets its next
+     * message). 0 = no budget. */
+    size_t reply_buffer_max;
+    const char *reply_buffer_name; /* the setting that holds it, for errors */
 } hodei_rpc_server_opts;
 
 hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts, hodei_rpc_server **out,
@@ -155,6 +164,20 @@ void hodei_rpc_call_finish(hodei_rpc_call *call, hodei_grpc_code code, const cha
 void hodei_rpc_call_set_queue_max(hodei_rpc_call *call, size_t queue_max);
 /* Messages queued and not yet written (for flow control). */
 size_t hodei_rpc_call_pending(hodei_rpc_call *call);
+/* Streaming kinds: how long (ms) messages have been waiting for the peer
+ * without one of them being taken (written to the wire, or read by an
+ * in-process caller); 0 when nothing waits. A peer that reads nothing makes
+ * it grow; a quiet stream with nothing to send keeps it at 0. */
+int64_t hodei_rpc_call_stalled_ms(hodei_rpc_call *call);
+/* Any kind: ends the call at once with code and msg, dropping every message
+ * still queued for it (a finish already asked for is overridden): for a peer
+ * that takes nothing, whose queued messages would otherwise hold the call
+ * open. on_close follows as for a cancelled call. */
+void hodei_rpc_call_abort(hodei_rpc_call *call, hodei_grpc_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Bytes of response messages the server holds for its calls' peers now
+ * (what reply_buffer_max bounds). */
+size_t hodei_rpc_server_reply_bytes(const hodei_rpc_server *srv);
 
 /* UNARY and SERVER_STREAM, inside on_call only: takes ownership of the
  * request message (free with protobuf_c_message_free_unpacked(msg, NULL)). */

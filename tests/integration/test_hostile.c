@@ -1,0 +1,383 @@
+/* Hostile clients against the whole product (real workers, real streams):
+ * - a slow reader that never reads its SubscribeLogs streams: each is
+ *   ended RESOURCE_EXHAUSTED naming streams.idle_timeout (it reads over the
+ *   REST door's Server-Sent Events: see sse_open), while a client
+ *   that reads gets the whole output, other calls answer, the worker stays
+ *   READY, and the edge's RSS stays under a generous ceiling above its idle
+ *   RSS (the exact figure is `make bench`'s, bench/hostile);
+ * - many streams of one key: past metrics.streams_per_key a StreamMetrics
+ *   stream is RESOURCE_EXHAUSTED naming it, over gRPC and as HTTP 429 on
+ *   the REST door's Server-Sent Events (the same count); a closed stream
+ *   makes room;
+ * - a message past its method's maximum: RESOURCE_EXHAUSTED, and the next
+ *   call of the same client answers. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "hodei/id.h"
+#include "hodei/time.h"
+#include "hodei/v1/logs.pb-c.h"
+#include "hodei/v1/metrics.pb-c.h"
+
+#define MSG_MAX 1024
+#define JOB_WAIT_MS 300000
+#define IDLE_MS 10000
+#define ROUNDS 30         /* the big job writes ROUNDS times ROUND_LINES lines */
+#define ROUND_LINES 10000 /* of 100 bytes: 1 MB, then a pause of 0.2 s */
+#define LINES (ROUNDS * ROUND_LINES)
+#define SLOW_STREAMS 6
+/* Generous: an ASan build's RSS moves with its quarantine; what is checked is
+ * that six blocked streams of 10 MB each do not make the edge hold them. */
+#define RSS_CEILING_KB (384 * 1024)
+
+static cluster cl;
+static int http_port;
+static char http_env[64];
+static char asan_env[1024];
+
+static void setup_env(const char *extra, const char *extra2)
+{
+    http_port = harness_free_port();
+    snprintf(http_env, sizeof http_env, "HODEI_HTTP_LISTEN=127.0.0.1:%d", http_port);
+    /* ASan keeps up to 256 MB of freed memory by default: a small
+     * quarantine, so that RSS shows what the edge holds */
+    const char *asan = getenv("ASAN_OPTIONS");
+    snprintf(asan_env, sizeof asan_env, "ASAN_OPTIONS=%s%squarantine_size_mb=4", asan ? asan : "",
+             asan && *asan ? ":" : "");
+    static const char *env[7];
+    int n = 0;
+    env[n++] = "HODEI_STREAMS_IDLE_TIMEOUT=10s";
+    env[n++] = "HODEI_METRICS_STREAMS_PER_KEY=2";
+    env[n++] = http_env;
+    env[n++] = asan_env;
+    env[n++] = extra;
+    env[n++] = extra2;
+    env[n] = NULL;
+    cluster_start(&cl, env);
+}
+
+static void setup(void)
+{
+    setup_env(NULL, NULL);
+}
+
+/* logs.follow_backlog_max at 8 MiB; streams.idle_timeout long enough that
+ * the backlog comes first however slowly a loaded machine runs the job. */
+static void setup_backlog(void)
+{
+    setup_env("HODEI_LOGS_FOLLOW_BACKLOG_MAX=8388608", "HODEI_STREAMS_IDLE_TIMEOUT=600s");
+}
+
+static void teardown(void)
+{
+    cluster_stop(&cl);
+}
+
+static long rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = strtol(line + 6, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* A client of the REST door that asks for a job's logs as Server-Sent
+ * Events and then reads nothing: a small receive buffer, so the kernel
+ * cannot take much of it in its stead. (A gRPC client is no good here: its
+ * transport's flow-control window grows with what the connection carries
+ * and it buffers a whole job's output for the stream it does not read.) */
+static int sse_open(const char *job)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 16 * 1024;
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET /v1/jobs/%s/logs:follow HTTP/1.1\r\nHost: x\r\n"
+                     "Authorization: Bearer %s\r\nConnection: close\r\n\r\n",
+                     job, cl.stack.api_key);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    return fd;
+}
+
+/* Reads an SSE answer to its end; tail gets its last bytes (NUL-ended). */
+static size_t sse_drain(int fd, char *tail, size_t tail_len)
+{
+    struct timeval tv = {.tv_sec = 60};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    size_t total = 0, used = 0;
+    char buf[65536];
+    for (;;) {
+        ssize_t got = read(fd, buf, sizeof buf);
+        if (got <= 0)
+            break;
+        total += (size_t)got;
+        size_t g = (size_t)got;
+        if (g >= tail_len - 1) {
+            memcpy(tail, buf + g - (tail_len - 1), tail_len - 1);
+            used = tail_len - 1;
+        } else {
+            if (used + g > tail_len - 1) {
+                size_t drop = used + g - (tail_len - 1);
+                memmove(tail, tail + drop, used - drop);
+                used -= drop;
+            }
+            memcpy(tail + used, buf, g);
+            used += g;
+        }
+    }
+    tail[used] = '\0';
+    close(fd);
+    return total;
+}
+
+static hodei_rpc_channel *chan(void)
+{
+    hodei_rpc_channel_opts o = {.target = cl.edge.target, .api_key = cl.stack.api_key};
+    hodei_rpc_channel *ch = NULL;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_channel_create(&o, &ch, &err), HODEI_OK, "%s", err.msg);
+    return ch;
+}
+
+static hodei_rpc_stream *stream_open(hodei_rpc_channel *ch, const char *path,
+                                     const ProtobufCMessage *req,
+                                     const ProtobufCMessageDescriptor *desc)
+{
+    hodei_rpc_stream *st = NULL;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_stream_open(ch, path, req, desc, 600000, &st, &err), HODEI_OK, "%s",
+                 err.msg);
+    return st;
+}
+
+static hodei_rpc_stream *follow(hodei_rpc_channel *ch, const char *job)
+{
+    Hodei__V1__SubscribeLogsRequest req = HODEI__V1__SUBSCRIBE_LOGS_REQUEST__INIT;
+    req.job_id = (char *)job;
+    return stream_open(ch, "/hodei.v1.LogStreamService/SubscribeLogs", &req.base,
+                       &hodei__v1__log_chunk__descriptor);
+}
+
+static void list_jobs_ok(void)
+{
+    Hodei__V1__ListJobsRequest req = HODEI__V1__LIST_JOBS_REQUEST__INIT;
+    char msg[MSG_MAX];
+    req.page_size = 5;
+    cr_assert_eq(edge_call(&cl.edge, "ListJobs", &req.base,
+                           &hodei__v1__list_jobs_response__descriptor, NULL, msg, sizeof msg),
+                 HODEI_GRPC_OK, "another client's call: %s", msg);
+}
+
+/* Reads a stream to its end; returns the lines received, the status in res. */
+static size_t drain(hodei_rpc_stream *st, hodei_rpc_result *res, long *rss_max)
+{
+    size_t lines = 0;
+    for (;;) {
+        ProtobufCMessage *m = NULL;
+        hodei_err err;
+        hodei_status s = hodei_rpc_stream_recv(st, 120000, &m, res, &err);
+        cr_assert_eq(s, HODEI_OK, "%s", err.msg);
+        if (!m)
+            return lines;
+        lines += ((Hodei__V1__LogChunk *)m)->n_lines;
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (rss_max && (lines % 1000) == 0) {
+            long kb = rss_kb(cl.edge.proc.pid);
+            if (kb > *rss_max)
+                *rss_max = kb;
+        }
+    }
+}
+
+/* Queues the big job with SLOW_STREAMS streams that do not read and one that
+ * reads it all (asserted); returns the edge's largest RSS meanwhile. */
+static long big_job_with_blocked_readers(int *blocked, long idle_kb, int rounds, int pause_s)
+{
+    char big[HODEI_ID_BUF], state[32], script[512];
+    snprintf(script, sizeof script,
+             "sleep 2; for r in $(seq %d); do yes %099d | head -n %d; sleep 0.2; done;"
+             " sleep %d; echo last-line",
+             rounds, 0, ROUND_LINES, pause_s);
+    cluster_queue(&cl, script, 1, 0, big);
+    for (int i = 0; i < SLOW_STREAMS; i++)
+        blocked[i] = sse_open(big); /* never read while the job runs */
+    hodei_rpc_channel *good = chan();
+    hodei_rpc_stream *reader = follow(good, big);
+    hodei_rpc_result res;
+    long rss_max = idle_kb;
+    size_t got = drain(reader, &res, &rss_max);
+    cr_assert_eq(res.code, HODEI_GRPC_OK, "the reading client: %s", res.message);
+    cr_assert_eq(got, (size_t)rounds * ROUND_LINES + 1, "the reading client gets every line");
+    hodei_rpc_stream_destroy(reader);
+    hodei_rpc_channel_destroy(good);
+    cr_assert(cluster_wait_job(&cl, big, JOB_WAIT_MS, state, sizeof state));
+    cr_assert_str_eq(state, "SUCCEEDED");
+    return rss_max;
+}
+
+Test(hostile, a_reader_that_never_reads_is_cut_off_and_the_edge_stays_bounded, .init = setup,
+     .fini = teardown, .timeout = 900)
+{
+    cluster_provider(&cl, 1, 600000, 0);
+    char warm[HODEI_ID_BUF], state[32];
+    cluster_queue(&cl, "echo warm", 1, 0, warm);
+    cr_assert(cluster_wait_job(&cl, warm, JOB_WAIT_MS, state, sizeof state));
+    cr_assert_str_eq(state, "SUCCEEDED");
+    hodei_sleep_ms(1000);
+    long idle_kb = rss_kb(cl.edge.proc.pid);
+    cr_assert_gt(idle_kb, 0);
+
+    int blocked[SLOW_STREAMS];
+    /* 12 MB (more than the sockets take), then quiet for longer than
+     * streams.idle_timeout: the streams are idle, under any backlog cap */
+    long rss_max = big_job_with_blocked_readers(blocked, idle_kb, 12, 14);
+    list_jobs_ok();
+
+    hodei_sleep_ms(IDLE_MS + 2000); /* past streams.idle_timeout for every blocked stream */
+    long kb = rss_kb(cl.edge.proc.pid);
+    if (kb > rss_max)
+        rss_max = kb;
+    for (int i = 0; i < SLOW_STREAMS; i++) {
+        char tail[2048];
+        size_t bytes = sse_drain(blocked[i], tail, sizeof tail);
+        cr_assert(strstr(tail, "event: end"), "stream %d ends: ...%s", i, tail);
+        cr_assert(strstr(tail, "RESOURCE_EXHAUSTED") && strstr(tail, "streams.idle_timeout"),
+                  "stream %d: ...%s", i, tail);
+        cr_assert_lt(bytes, (size_t)12 * ROUND_LINES * 100, "stream %d was cut off", i);
+    }
+    cr_log_info("edge RSS: idle %ld kB, most %ld kB with %d blocked readers", idle_kb, rss_max,
+                SLOW_STREAMS);
+    cr_assert_lt(rss_max - idle_kb, RSS_CEILING_KB, "edge RSS grew from %ld kB to %ld kB", idle_kb,
+                 rss_max);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM workers WHERE state IN ('READY', 'BUSY')");
+    cr_assert(cluster_wait_sql(&cl, sql, 1, 30000), "the worker stays READY");
+    list_jobs_ok();
+}
+
+/* logs.follow_backlog_max: a follower whose client reads nothing (or less
+ * than the job writes) is ended once that much of the job's output waits
+ * for it, before streams.idle_timeout; the client that reads gets every
+ * line; the edge's RSS stays under the ceiling. */
+Test(hostile, a_reader_slower_than_the_job_is_ended_past_logs_follow_backlog_max,
+     .init = setup_backlog, .fini = teardown, .timeout = 900)
+{
+    cluster_provider(&cl, 1, 600000, 0);
+    char warm[HODEI_ID_BUF], state[32];
+    cluster_queue(&cl, "echo warm", 1, 0, warm);
+    cr_assert(cluster_wait_job(&cl, warm, JOB_WAIT_MS, state, sizeof state));
+    hodei_sleep_ms(1000);
+    long idle_kb = rss_kb(cl.edge.proc.pid);
+    int blocked[SLOW_STREAMS];
+    long rss_max = big_job_with_blocked_readers(blocked, idle_kb, ROUNDS, 0);
+    list_jobs_ok();
+    for (int i = 0; i < SLOW_STREAMS; i++) {
+        char tail[2048];
+        sse_drain(blocked[i], tail, sizeof tail);
+        cr_assert(strstr(tail, "RESOURCE_EXHAUSTED") && strstr(tail, "logs.follow_backlog_max"),
+                  "stream %d: ...%s", i, tail);
+    }
+    cr_log_info("edge RSS: idle %ld kB, most %ld kB with %d readers %d MB behind", idle_kb, rss_max,
+                SLOW_STREAMS, ROUNDS);
+    cr_assert_lt(rss_max - idle_kb, RSS_CEILING_KB, "edge RSS grew from %ld kB to %ld kB", idle_kb,
+                 rss_max);
+}
+
+/* One HTTP/1.1 GET with the key; returns the status code. */
+static int http_get_status(const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[512], buf[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "Connection: close\r\n\r\n",
+                     path, cl.stack.api_key);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    ssize_t got = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    cr_assert_gt(got, 12, "an answer");
+    buf[got] = '\0';
+    return (int)strtol(buf + 9, NULL, 10);
+}
+
+static void expect_exhausted(hodei_rpc_stream *st, const char *text)
+{
+    ProtobufCMessage *m = NULL;
+    hodei_rpc_result res;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_stream_recv(st, 20000, &m, &res, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_null(m, "no snapshot for a stream past the limit");
+    cr_assert_eq(res.code, HODEI_GRPC_RESOURCE_EXHAUSTED, "%s", res.message);
+    cr_assert(strstr(res.message, text), "%s", res.message);
+}
+
+static void expect_snapshot(hodei_rpc_stream *st)
+{
+    ProtobufCMessage *m = NULL;
+    hodei_rpc_result res;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_stream_recv(st, 20000, &m, &res, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_not_null(m, "a snapshot: %s", res.message);
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
+Test(hostile, one_key_holds_at_most_metrics_streams_per_key_on_both_doors, .init = setup,
+     .fini = teardown, .timeout = 600)
+{
+    hodei_rpc_channel *ch = chan();
+    Hodei__V1__StreamMetricsRequest req = HODEI__V1__STREAM_METRICS_REQUEST__INIT;
+    const char *path = "/hodei.v1.MetricsService/StreamMetrics";
+    const ProtobufCMessageDescriptor *d = &hodei__v1__metrics_snapshot__descriptor;
+    hodei_rpc_stream *open[2] = {stream_open(ch, path, &req.base, d),
+                                 stream_open(ch, path, &req.base, d)};
+    expect_snapshot(open[0]);
+    expect_snapshot(open[1]);
+    hodei_rpc_stream *third = stream_open(ch, path, &req.base, d);
+    expect_exhausted(third, "at most 2: metrics.streams_per_key");
+    hodei_rpc_stream_destroy(third);
+    cr_assert_eq(http_get_status("/v1/metrics:stream"), 429, "the REST door counts the same");
+    list_jobs_ok();
+
+    hodei_rpc_stream_destroy(open[0]);
+    hodei_sleep_ms(1000); /* the edge saw it close */
+    hodei_rpc_stream *again = stream_open(ch, path, &req.base, d);
+    expect_snapshot(again);
+    hodei_rpc_stream_destroy(again);
+    hodei_rpc_stream_destroy(open[1]);
+
+    /* A message past its method's maximum (64 KiB for ListJobs). */
+    Hodei__V1__ListJobsRequest big = HODEI__V1__LIST_JOBS_REQUEST__INIT;
+    char *token = malloc(200 * 1024);
+    memset(token, 'a', 200 * 1024 - 1);
+    token[200 * 1024 - 1] = '\0';
+    big.page_token = token;
+    char msg[MSG_MAX];
+    cr_assert_eq(edge_call(&cl.edge, "ListJobs", &big.base,
+                           &hodei__v1__list_jobs_response__descriptor, NULL, msg, sizeof msg),
+                 HODEI_GRPC_RESOURCE_EXHAUSTED, "%s", msg);
+    cr_assert(strstr(msg, "above this method's maximum"), "%s", msg);
+    free(token);
+    list_jobs_ok();
+    hodei_rpc_channel_destroy(ch);
+}
