@@ -58,11 +58,12 @@ void edge_workers_dispatch_ctx(edge *e)
 
 /* e->workers is set before the server takes its first call, and every
  * submit comes from a call. */
-static size_t dispatch_workers(void *ctx, hodei_buf *arr)
+static size_t dispatch_workers(void *ctx, char (*ids)[HODEI_ID_BUF], size_t max)
 {
     (void)ctx;
-    return dispatch_edge && dispatch_edge->workers ? worker_hub_ids(dispatch_edge->workers, arr)
-                                                   : 0;
+    return dispatch_edge && dispatch_edge->workers
+               ? worker_hub_ids(dispatch_edge->workers, ids, max)
+               : 0;
 }
 
 static void dispatch_run(void *ctx, const char *worker_id, const PGresult *run, int row)

@@ -122,6 +122,38 @@ const char hodei_submit_pick_sql[] =
                            " ORDER BY j.priority DESC, j.n, w.last_assigned_at NULLS FIRST, w.id"
                            " LIMIT " HODEI_SUBMIT_PICK_ROWS_MAX_SQL;
 
+/* The older job that keeps a worker for the scheduler (see assign.h). */
+#define SUBMIT_OLDER_WAITS_SQL(j, w, not_self)                                                     \
+    "EXISTS (SELECT 1 FROM jobs o WHERE o.state = 'PENDING' AND o.priority >= " j ".priority"      \
+    " AND " not_self                                                                               \
+    " AND (o.not_before IS NULL OR o.not_before <= now()) AND " HODEI_FIT_SQL("o", w) ")"
+
+const char hodei_submit_one_sql[] =
+    "WITH c AS (SELECT * FROM unnest($2::uuid[]) WITH ORDINALITY AS c(id, n)),"
+    " j AS MATERIALIZED (SELECT * FROM jobs WHERE id = $1::uuid AND state = 'PENDING'"
+    "  AND epoch = 0 AND not_before IS NULL),"
+    " pw AS MATERIALIZED (SELECT w.id, c.n FROM j, workers w JOIN c ON c.id = w.id"
+    "  WHERE w.state = 'READY' AND " HODEI_FIT_SQL("j", "w") " AND NOT " SUBMIT_OLDER_WAITS_SQL(
+        "j", "w",
+        "o.id <> j.id") " ORDER BY w.last_assigned_at NULLS FIRST, w.id"
+                        "  LIMIT 1 FOR UPDATE OF w SKIP LOCKED),"
+                        " p AS (SELECT j.id AS job_id, pw.id AS worker_id, j.epoch, pw.n"
+                        "  FROM j, pw), " STORE_ASSIGN_CTES_SQL(
+                            "$3", "$4") " SELECT " STORE_RUN_ROW_SQL("true") ", p.worker_id::text "
+                                                                             "FROM aj JOIN p ON "
+                                                                             "p.job_id = aj.id";
+
+hodei_status hodei_submit_one_params(const char *job_id, const char (*workers)[HODEI_ID_BUF],
+                                     size_t n, hodei_outbox_rows *events, char tau[32],
+                                     hodei_err *err)
+{
+    hodei_status st = HODEI_OK;
+    snprintf(tau, 32, "%g", HODEI_SCHED_LOAD_TAU_S);
+    for (size_t i = 0; i < n && st == HODEI_OK; i++)
+        st = hodei_event_job_assigned(HODEI_OUTBOX_ADD(events), job_id, workers[i], 1, err);
+    return st;
+}
+
 /* Whether row r's value in col is among the rows already kept. */
 static bool submit_kept(const PGresult *pick, const int *kept, size_t n_kept, int r, int col)
 {

@@ -24,6 +24,7 @@
 #define SUBMIT_SQL_MAX (256u * 1024 * 1024) /* one group's parameters, all arrays */
 #define SUBMIT_RECONNECT_WAIT_MS 2000
 #define SUBMIT_STMT "hodei_submit_group"
+#define SUBMIT_WORKERS_MAX 256 /* of this edge's workers, offered to the hand-off at submit */
 
 /* One QueueJob waiting for its group's commit. Everything the SQL needs is
  * copied out of the request at enqueue time, so the request can go. */
@@ -81,9 +82,10 @@ typedef struct {
     submit_item **leaders; /* batch_max slots */
     /* Jobs given to this edge's idle workers in the group's transaction
      * (opts.dispatch), their RunJobs sent after the answers. */
-    PGresult *pick, *runs;
+    PGresult *pick, *runs; /* runs without pick: the worker's id in column HODEI_RUN_COLS */
     int *kept;
     size_t n_kept;
+    char (*ids)[HODEI_ID_BUF]; /* SUBMIT_WORKERS_MAX: the workers streaming to this edge */
 } writer_ctx;
 
 /* ------------------------------------------------------------ enqueue side */
@@ -616,6 +618,50 @@ out_rollback:
     return st;
 }
 
+/* A group of one job: the insert, the pick and assignment in one statement
+ * (hodei_submit_one_sql), the JobQueued when no worker took it, and COMMIT,
+ * all in one round trip. *res: the insert's rows. */
+static hodei_status group_insert_assign_one(writer_ctx *w, const char **params, const char *job_id,
+                                            size_t n_ids, const char *workers, PGresult **res,
+                                            hodei_err *err)
+{
+    const char *insert_params[INSERT_NPARAMS];
+    memcpy(insert_params, params, sizeof insert_params);
+    insert_params[INSERT_ARRAYS] = "{}"; /* no events here: see queued_events_sql */
+    hodei_outbox_rows assigned;
+    char tau[32];
+    hodei_outbox_rows_init(&assigned, SUBMIT_SQL_MAX);
+    hodei_status st = hodei_submit_one_params(job_id, (const char(*)[HODEI_ID_BUF])w->ids, n_ids,
+                                              &assigned, tau, err);
+    if (st != HODEI_OK)
+        goto out;
+    const char *one_params[HODEI_SUBMIT_ONE_NPARAMS] = {job_id, workers, tau,
+                                                        hodei_outbox_rows_param(&assigned)};
+    const char *qp[2] = {params[INSERT_ARRAYS], params[0]};
+    const hodei_db_cmd cmds[] = {
+        {.sql = "BEGIN"},
+        {.sql = insert_sql, .n_params = INSERT_NPARAMS, .params = insert_params, .res = res},
+        {.sql = hodei_submit_one_sql,
+         .n_params = HODEI_SUBMIT_ONE_NPARAMS,
+         .params = one_params,
+         .res = &w->runs},
+        {.sql = queued_events_sql, .n_params = 2, .params = qp},
+        {.sql = "COMMIT"},
+    };
+    st = hodei_db_pipeline(w->conn, cmds, sizeof cmds / sizeof cmds[0], err);
+    if (st != HODEI_OK) {
+        if (!hodei_db_status_broken(st))
+            hodei_db_rollback(w->conn);
+        PQclear(*res);
+        *res = NULL;
+        PQclear(w->runs);
+        w->runs = NULL;
+    }
+out:
+    hodei_outbox_rows_fini(&assigned);
+    return st;
+}
+
 static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, hodei_err *err)
 {
     submit_item **leaders = w->leaders;
@@ -623,8 +669,12 @@ static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, ho
     group_params g;
     hodei_buf workers;
     const submit_dispatch *dp = w->s->opts.dispatch;
+    size_t n_ids = dp ? dp->workers(dp->ctx, w->ids, SUBMIT_WORKERS_MAX) : 0;
     hodei_buf_init(&workers, SUBMIT_SQL_MAX);
-    bool assign = dp && dp->workers(dp->ctx, &workers) > 0;
+    hodei_sqlarr_begin(&workers);
+    for (size_t i = 0; i < n_ids; i++)
+        hodei_sqlarr_str(&workers, w->ids[i]);
+    hodei_sqlarr_end(&workers);
     hodei_status st = group_build_params(leaders, nl, &g, err);
     if (st == HODEI_OK)
         st = writer_connect(w, err);
@@ -635,8 +685,12 @@ static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, ho
         params[p] = g.arr[p].data;
     params[INSERT_ARRAYS] = hodei_outbox_rows_param(&g.events);
     PGresult *res = NULL;
-    st = assign ? group_insert_assign(w, params, workers.data, &res, err)
-                : group_insert(w, params, &res, err);
+    if (n_ids == 0)
+        st = group_insert(w, params, &res, err);
+    else if (nl == 1)
+        st = group_insert_assign_one(w, params, leaders[0]->id, n_ids, workers.data, &res, err);
+    else
+        st = group_insert_assign(w, params, workers.data, &res, err);
     if (hodei_db_status_broken(st)) {
         st = group_resolve_in_doubt(w, leaders, nl, err);
         goto out;
@@ -661,7 +715,8 @@ static void group_dispatch(writer_ctx *w)
     const submit_dispatch *dp = w->s->opts.dispatch;
     for (int r = 0; w->runs && r < PQntuples(w->runs); r++) {
         const char *job = hodei_db_get_str(w->runs, r, HODEI_RUN_COL_JOB_ID);
-        const char *worker = hodei_submit_worker_of(w->pick, w->kept, w->n_kept, job);
+        const char *worker = w->pick ? hodei_submit_worker_of(w->pick, w->kept, w->n_kept, job)
+                                     : hodei_db_get_str(w->runs, r, HODEI_RUN_COLS);
         if (worker)
             dp->run(dp->ctx, worker, w->runs, r);
     }
@@ -730,7 +785,8 @@ static void *writer_main(void *arg)
     submitter *s = w.s;
     submit_item **items = calloc(s->opts.batch_max, sizeof *items);
     w.leaders = calloc(s->opts.batch_max, sizeof *w.leaders);
-    HODEI_ASSERT(items && w.leaders);
+    w.ids = calloc(SUBMIT_WORKERS_MAX, sizeof *w.ids);
+    HODEI_ASSERT(items && w.leaders && w.ids);
     for (;;) {
         size_t n = writer_take(s, items);
         if (n == 0)
@@ -747,6 +803,7 @@ static void *writer_main(void *arg)
     }
     free(items);
     free(w.leaders);
+    free(w.ids);
     writer_drop(&w);
     return NULL;
 }

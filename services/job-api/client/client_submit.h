@@ -11,8 +11,8 @@
 
 #include <libpq-fe.h>
 
-#include "hodei/buf.h"
 #include "hodei/daemon.h"
+#include "hodei/id.h"
 #include "hodei/rpc.h"
 #include "hodei/status.h"
 #include "hodei/v1/job.pb-c.h"
@@ -24,9 +24,8 @@ typedef struct submitter submitter;
  * transaction, and their RunJobs go out right after the commit. */
 typedef struct {
     void *ctx;
-    /* The workers streaming to this edge, as a PostgreSQL uuid[] literal
-     * appended to arr (empty); returns how many. */
-    size_t (*workers)(void *ctx, hodei_buf *arr);
+    /* The workers streaming to this edge, at most max, into ids; how many. */
+    size_t (*workers)(void *ctx, char (*ids)[HODEI_ID_BUF], size_t max);
     /* After the commit: RunJob from run row `row` (hodei/assign.h,
      * HODEI_RUN_COL_*) to worker_id's stream, if this edge still holds it
      * (otherwise the worker's re-send on reconnect delivers it). */

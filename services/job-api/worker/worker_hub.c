@@ -315,21 +315,18 @@ void worker_hub_close_worker(worker_hub *h, const char *worker_id, hodei_grpc_co
     worker_session_unref(s);
 }
 
-size_t worker_hub_ids(worker_hub *h, hodei_buf *arr)
+size_t worker_hub_ids(worker_hub *h, char (*ids)[HODEI_ID_BUF], size_t max)
 {
     size_t n = 0;
-    hodei_sqlarr_begin(arr);
     pthread_mutex_lock(&h->mu);
-    for (worker_session *s = h->head; s && n < WORKER_LOCAL_IDS_MAX; s = s->next) {
+    for (worker_session *s = h->head; s && n < max; s = s->next) {
         pthread_mutex_lock(&s->mu);
-        if (s->authed && !s->ended && !s->drain_sent) {
-            hodei_sqlarr_str(arr, s->worker_id);
-            n++;
-        }
+        if (s->authed && !s->ended && !s->drain_sent)
+            hodei_strlcpy(ids[n++], s->worker_id, HODEI_ID_BUF);
         pthread_mutex_unlock(&s->mu);
     }
     pthread_mutex_unlock(&h->mu);
-    return hodei_sqlarr_end(arr) ? n : 0;
+    return n;
 }
 
 void worker_hub_send_run(worker_hub *h, const char *worker_id, const PGresult *run, int row)

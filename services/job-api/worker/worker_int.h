@@ -15,7 +15,6 @@
 #include <stdint.h>
 
 #include "edge.h"
-#include "hodei/buf.h"
 #include "hodei/id.h"
 #include "hodei/v1/worker.pb-c.h"
 #include "hodei/worker_msg.h"
@@ -23,7 +22,6 @@
 
 #define WORKER_SESSION_JOBS_MAX 64    /* (job, epoch) pairs a session remembers as its own */
 #define WORKER_SUSPECTS_MAX 64        /* RUNNING jobs missing from a Hello, checked later */
-#define WORKER_LOCAL_IDS_MAX 256      /* workers offered to the submit path's hand-off */
 #define WORKER_SENT_MAX 8             /* RunJobs a session remembers having sent */
 #define WORKER_SESSION_TOKEN_BYTES 32 /* random bytes; sent as 64 hex characters */
 #define WORKER_HASH_HEX_LEN 64        /* SHA-256 as hex, without the NUL */
@@ -114,8 +112,8 @@ void worker_hub_close_worker(worker_hub *h, const char *worker_id, hodei_grpc_co
                              const char *why);
 
 /* The workers streaming here (Hello accepted, not told to drain), at most
- * WORKER_LOCAL_IDS_MAX, as a PostgreSQL array literal into arr; how many. */
-size_t worker_hub_ids(worker_hub *h, hodei_buf *arr);
+ * max, into ids; how many. */
+size_t worker_hub_ids(worker_hub *h, char (*ids)[HODEI_ID_BUF], size_t max);
 /* RunJob from run row `row` (hodei/assign.h) to worker_id's stream, when
  * this edge holds it. */
 void worker_hub_send_run(worker_hub *h, const char *worker_id, const PGresult *run, int row);

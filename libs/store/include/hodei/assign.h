@@ -97,6 +97,19 @@ hodei_status hodei_submit_pairs(const PGresult *pick, hodei_assign_set *set, int
 const char *hodei_submit_worker_of(const PGresult *pick, const int *kept, size_t n_kept,
                                    const char *job_id);
 
+/* The same for a group of one new job, pick and assignment in one
+ * statement (no round trip between them: the whole submit is one). $1 the
+ * job (epoch 0, as inserted), $2 the edge's workers (uuid[]), $3 the load's
+ * tau, $4 one JobAssigned per worker of $2, in its order (both from
+ * hodei_submit_one_params). Answers the run row (HODEI_RUN_COL_*, the spec
+ * included) with the worker's id after it (column HODEI_RUN_COLS), or no
+ * row when no worker was taken. */
+#define HODEI_SUBMIT_ONE_NPARAMS 4
+extern const char hodei_submit_one_sql[];
+hodei_status hodei_submit_one_params(const char *job_id, const char (*workers)[HODEI_ID_BUF],
+                                     size_t n, hodei_outbox_rows *events, char tau[32],
+                                     hodei_err *err);
+
 /* ------------------------------------------------------------ hand-off */
 
 /* The first statements of a worker's result transaction (one round trip):
