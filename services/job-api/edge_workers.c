@@ -3,7 +3,10 @@
 
 #include "hodei/log.h"
 #include "logs/logs_int.h"
-#include "worker/worker_int.h"
+#include "logs/logs_pub.h"
+#include "worker/worker_hub.h"
+#include "worker/worker_rpc.h"
+#include "worker/worker_run.h"
 
 #define EDGE_NATS_CONNECT_TIMEOUT_MS 5000
 
@@ -23,7 +26,7 @@ hodei_status edge_workers_start(edge *e, const char *instance, hodei_err *err)
     if (st == HODEI_OK)
         st = log_pub_create(e->bus, &edge_log_pub, err);
     if (st == HODEI_OK)
-        st = worker_hub_create(e, edge_log_pub, &e->workers, err);
+        st = worker_rpc_start(e, edge_log_pub, err);
     if (st == HODEI_OK)
         st = log_hub_create(e, &e->logs, err);
     if (st == HODEI_OK)
@@ -41,8 +44,7 @@ void edge_workers_stop(edge *e)
     e->log_store = NULL;
     log_hub_destroy(e->logs);
     e->logs = NULL;
-    worker_hub_destroy(e->workers);
-    e->workers = NULL;
+    worker_rpc_stop(e);
     log_pub_destroy(edge_log_pub);
     edge_log_pub = NULL;
     hodei_bus_destroy(e->bus);
@@ -70,7 +72,7 @@ static void dispatch_run(void *ctx, const char *worker_id, const PGresult *run, 
 {
     (void)ctx;
     hodei_metric_add(dispatch_edge->m.submit_assigned, 1);
-    worker_hub_send_run(dispatch_edge->workers, worker_id, run, row);
+    worker_run_send_to(dispatch_edge->workers, worker_id, run, row);
 }
 
 const submit_dispatch edge_workers_dispatch = {.workers = dispatch_workers, .run = dispatch_run};

@@ -21,8 +21,6 @@ void edge_workers_stop(edge *e);
 extern const submit_dispatch edge_workers_dispatch;
 void edge_workers_dispatch_ctx(edge *e);
 
-/* Registers WorkerAgentService (worker_stream.c, worker_register.c). */
-hodei_status worker_rpc_register(edge *e, hodei_err *err);
 /* Registers LogStreamService (logs_get.c, logs_follow.c). */
 hodei_status logs_rpc_register(edge *e, hodei_err *err);
 

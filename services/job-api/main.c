@@ -20,6 +20,7 @@
 #include "hodei/log.h"
 #include "metrics/metrics.h"
 #include "rest/rest.h"
+#include "worker/worker_rpc.h"
 
 static edge_config cfg;
 static edge the_edge;

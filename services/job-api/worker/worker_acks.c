@@ -1,4 +1,4 @@
-/* RunJobAcks written grouped (see worker_int.h). A short job's result often
+/* RunJobAcks written grouped (worker_acks.h). A short job's result often
  * comes before its ack is written: the ack is then dropped, the result's
  * transaction counts the job as started, and the job costs one commit less.
  * Every other ack is written within worker.ack_delay, all pending ones (up
@@ -6,6 +6,8 @@
  * judged alone, as an ungrouped ack would be: a CancelJob when the worker
  * does not hold that attempt, and a database failure ends only that
  * worker's stream. */
+#include "worker_acks.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,6 @@
 #include "hodei/sync.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
-#include "worker_int.h"
 
 #define ACKS_PENDING_MAX 4096      /* more pending: written at once */
 #define ACKS_SQL_MAX (1024 * 1024) /* one flush's array literals */
@@ -92,6 +93,28 @@ static void acks_update(PGconn *conn, ack_item *list, PGresult **res)
         hodei_buf_fini(all[i]);
 }
 
+/* One ack written and judged on conn: true when the job went (or was)
+ * RUNNING at this worker and epoch; an attempt the worker does not hold gets
+ * a CancelJob, a database failure ends the stream (the worker reconnects and
+ * acks the re-sent RunJob). */
+static bool acks_write_one(PGconn *conn, worker_session *s, const char *worker_id,
+                           const char *job_id, int64_t epoch)
+{
+    hodei_err err;
+    hodei_status st = hodei_store_job_started(conn, job_id, worker_id, epoch, &err);
+    if (st == HODEI_OK)
+        return true;
+    if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_INVALID) {
+        HLOG_INFO("worker %s acked job %s epoch %" PRId64 " it does not hold (%s); cancelling",
+                  worker_id, job_id, epoch, err.msg);
+        worker_session_send_cancel(s, job_id, epoch, WORKER_STALE_WHY);
+        return false;
+    }
+    HLOG_WARN("worker %s: ack of job %s not recorded: %s", worker_id, job_id, err.msg);
+    worker_session_end(s, HODEI_GRPC_UNAVAILABLE, WORKER_DB_TROUBLE);
+    return false;
+}
+
 /* Writes the list and frees it. */
 static void acks_flush(worker_acks *a, ack_item *list)
 {
@@ -108,8 +131,7 @@ static void acks_flush(worker_acks *a, ack_item *list)
         if (st != HODEI_OK)
             worker_session_end(list->s, HODEI_GRPC_UNAVAILABLE, WORKER_DB_TROUBLE);
         else if (!acks_taken(res, list))
-            worker_jobs_ack_write(conn, list->s, list->worker_id, list->ref.job_id,
-                                  list->ref.epoch);
+            acks_write_one(conn, list->s, list->worker_id, list->ref.job_id, list->ref.epoch);
         worker_session_unref(list->s);
         free(list);
         list = next;
@@ -194,7 +216,9 @@ void worker_acks_destroy(worker_acks *a)
     free(a);
 }
 
-bool worker_acks_add(worker_acks *a, worker_session *s, const char *worker_id, const char *job_id,
+/* Queues worker_id's ack of (job_id, epoch); false when the writer is
+ * stopping or memory ran out (the caller writes it itself). */
+static bool acks_add(worker_acks *a, worker_session *s, const char *worker_id, const char *job_id,
                      int64_t epoch)
 {
     ack_item *it = calloc(1, sizeof *it);
@@ -247,4 +271,33 @@ bool worker_acks_drop(worker_acks *a, const char *worker_id, const char *job_id,
         free(found);
     }
     return found != NULL;
+}
+
+void worker_acks_on_ack(worker_session *s, const Hodei__V1__RunJobAck *ack)
+{
+    char worker_id[HODEI_ID_BUF];
+    worker_session_worker_id(s, worker_id);
+    int64_t due_ns = worker_session_take_due(s, ack->job_id, ack->epoch);
+    if (due_ns != INT64_MIN)
+        hodei_metric_observe_micro(worker_hub_edge(s->hub)->m.dispatch_seconds,
+                                   (hodei_mono_ns() - due_ns) / 1000);
+    /* Grouped (worker.ack_delay): an attempt this stream was sent is its own
+     * at once, so its log batches need no lookup meanwhile. */
+    if (worker_hub_edge(s->hub)->cfg->worker_ack_delay_ms > 0 &&
+        acks_add(worker_hub_edge(s->hub)->acks, s, worker_id, ack->job_id, ack->epoch)) {
+        if (worker_session_was_sent(s, ack->job_id, ack->epoch))
+            worker_session_own(s, ack->job_id, ack->epoch);
+        return;
+    }
+    PGconn *conn = NULL;
+    hodei_err err;
+    if (edge_db_acquire(worker_hub_edge(s->hub), &conn, &err) != HODEI_OK) {
+        HLOG_WARN("worker %s: ack of job %s not recorded: %s", worker_id, ack->job_id, err.msg);
+        worker_session_end(s, HODEI_GRPC_UNAVAILABLE, WORKER_DB_TROUBLE);
+        return;
+    }
+    bool recorded = acks_write_one(conn, s, worker_id, ack->job_id, ack->epoch);
+    edge_db_release(worker_hub_edge(s->hub), conn, hodei_db_conn_status(conn));
+    if (recorded)
+        worker_session_own(s, ack->job_id, ack->epoch);
 }

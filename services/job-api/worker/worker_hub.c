@@ -19,7 +19,7 @@
 #include "hodei/time.h"
 #include "hodei/util.h"
 #include "hodei/v1/events.pb-c.h"
-#include "worker_int.h"
+#include "worker_hub.h"
 
 #define HUB_TICK_MS 100         /* the ticker's longest sleep */
 #define HUB_SNAPSHOT_MAX 1024   /* sessions handled per tick; the rest next tick */
@@ -46,7 +46,7 @@ struct worker_hub {
     bool present;             /* this edge's row in edges was written */
     natsSubscription *hints;  /* HODEI_SUBJ_HINT_ASSIGNED_ALL, NULL when NATS was away */
     hodei_metric *m_sessions; /* GET /metrics: workers streaming to this edge */
-    worker_acks *acks;        /* RunJobAcks waiting to be written */
+    worker_resend_fn *resend; /* worker_run.c: the re-send from PostgreSQL */
 };
 
 edge *worker_hub_edge(worker_hub *h)
@@ -56,10 +56,6 @@ edge *worker_hub_edge(worker_hub *h)
 log_pub *worker_hub_pub(worker_hub *h)
 {
     return h->pub;
-}
-worker_acks *worker_hub_acks(worker_hub *h)
-{
-    return h->acks;
 }
 
 /* ---------------------------------------------------------------- sessions */
@@ -125,8 +121,6 @@ static bool hub_unlist_locked(worker_hub *h, worker_session *s)
 
 /* ------------------------------------------------------------ subscriptions */
 
-static worker_session *hub_find(worker_hub *h, const char *worker_id);
-
 /* true when msg (an event or a hint) names a JobAssigned whose RunJob this
  * edge already sent to the worker (a hand-off, or an earlier hint): nothing
  * to re-read. The payload only ever saves a re-read, so a forged one is
@@ -137,7 +131,7 @@ static bool hub_assigned_known(worker_hub *h, const char *worker_id, natsMsg *ms
                                                     (const uint8_t *)natsMsg_GetData(msg));
     bool known = false;
     if (ev && ev->body_case == HODEI__V1__EVENT__BODY_JOB_ASSIGNED && ev->job_assigned->job_id) {
-        worker_session *s = hub_find(h, worker_id);
+        worker_session *s = worker_hub_find(h, worker_id);
         if (s) {
             known = worker_session_was_sent(s, ev->job_assigned->job_id, ev->job_assigned->epoch);
             worker_session_unref(s);
@@ -273,8 +267,7 @@ void worker_session_end(worker_session *s, hodei_grpc_code code, const char *why
     worker_hub_detach(s);
 }
 
-/* Finds the live session of worker_id and takes a reference (NULL: none). */
-static worker_session *hub_find(worker_hub *h, const char *worker_id)
+worker_session *worker_hub_find(worker_hub *h, const char *worker_id)
 {
     worker_session *found = NULL;
     pthread_mutex_lock(&h->mu);
@@ -292,7 +285,7 @@ static worker_session *hub_find(worker_hub *h, const char *worker_id)
 
 void worker_hub_kick(worker_hub *h, const char *worker_id)
 {
-    worker_session *s = hub_find(h, worker_id);
+    worker_session *s = worker_hub_find(h, worker_id);
     if (!s)
         return;
     pthread_mutex_lock(&s->mu);
@@ -308,7 +301,7 @@ void worker_hub_kick(worker_hub *h, const char *worker_id)
 void worker_hub_close_worker(worker_hub *h, const char *worker_id, hodei_grpc_code code,
                              const char *why)
 {
-    worker_session *s = hub_find(h, worker_id);
+    worker_session *s = worker_hub_find(h, worker_id);
     if (!s)
         return;
     worker_session_end(s, code, why);
@@ -329,15 +322,6 @@ size_t worker_hub_ids(worker_hub *h, char (*ids)[HODEI_ID_BUF], size_t max)
     return n;
 }
 
-void worker_hub_send_run(worker_hub *h, const char *worker_id, const PGresult *run, int row)
-{
-    worker_session *s = hub_find(h, worker_id);
-    if (!s)
-        return;
-    worker_jobs_send_run(s, run, row);
-    worker_session_unref(s);
-}
-
 /* ------------------------------------------------------------------ sending */
 
 bool worker_session_send(worker_session *s, const Hodei__V1__ServerMessage *m)
@@ -356,6 +340,26 @@ bool worker_session_send(worker_session *s, const Hodei__V1__ServerMessage *m)
         HLOG_WARN("worker stream: cannot send a %d message: %s", (int)m->body_case,
                   hodei_status_str(st));
     return false;
+}
+
+void worker_session_send_cancel(worker_session *s, const char *job_id, int64_t epoch,
+                                const char *reason)
+{
+    Hodei__V1__CancelJob c = HODEI__V1__CANCEL_JOB__INIT;
+    Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
+    c.job_id = (char *)job_id;
+    c.epoch = epoch;
+    c.reason = (char *)reason;
+    m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_CANCEL_JOB;
+    m.cancel_job = &c;
+    worker_session_send(s, &m);
+}
+
+void worker_session_worker_id(worker_session *s, char out[HODEI_ID_BUF])
+{
+    pthread_mutex_lock(&s->mu);
+    hodei_strlcpy(out, s->worker_id, HODEI_ID_BUF);
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* ------------------------------------------------------------------- owning */
@@ -621,7 +625,7 @@ static void hub_tick(worker_hub *h, hub_snapshot *snap)
         worker_session_unref(snap->silent[i]);
     }
     for (size_t i = 0; i < snap->n_resend; i++) {
-        worker_jobs_resend(snap->resend[i]);
+        h->resend(snap->resend[i]);
         worker_session_unref(snap->resend[i]);
     }
     for (size_t i = 0; i < snap->n_keepalive; i++) {
@@ -691,7 +695,8 @@ static void *hub_beater(void *arg)
 
 /* ---------------------------------------------------------------- lifecycle */
 
-hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_err *err)
+hodei_status worker_hub_create(edge *e, log_pub *pub, worker_resend_fn *resend, worker_hub **out,
+                               hodei_err *err)
 {
     worker_hub *h = calloc(1, sizeof *h);
     if (!h)
@@ -700,15 +705,11 @@ hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_er
     h->m_sessions = hodei_daemon_gauge(e->d, "hodei_edge_worker_streams",
                                        "Workers holding a stream to this job-api.");
     h->pub = pub;
+    h->resend = resend;
     atomic_init(&h->subs_live, 0);
     pthread_mutex_init(&h->mu, NULL);
     hodei_cond_init_monotonic(&h->cv);
     hodei_cond_init_monotonic(&h->beat_cv);
-    hodei_status st = worker_acks_create(e, &h->acks, err);
-    if (st != HODEI_OK) {
-        worker_hub_destroy(h);
-        return st;
-    }
     if (pthread_create(&h->ticker, NULL, hub_ticker, h) != 0) {
         worker_hub_destroy(h);
         return hodei_err_set(err, HODEI_ERR_INTERNAL, "worker hub: cannot start its thread");
@@ -732,7 +733,7 @@ hodei_status worker_hub_create(edge *e, log_pub *pub, worker_hub **out, hodei_er
     return HODEI_OK;
 }
 
-void worker_hub_destroy(worker_hub *h)
+void worker_hub_stop(worker_hub *h)
 {
     if (!h)
         return;
@@ -743,10 +744,17 @@ void worker_hub_destroy(worker_hub *h)
     pthread_mutex_unlock(&h->mu);
     if (h->ticker_started)
         pthread_join(h->ticker, NULL);
+    h->ticker_started = false;
     if (h->beater_started)
         pthread_join(h->beater, NULL);
-    worker_acks_destroy(h->acks); /* writes the acks still pending */
-    h->acks = NULL;
+    h->beater_started = false;
+}
+
+void worker_hub_destroy(worker_hub *h)
+{
+    if (!h)
+        return;
+    worker_hub_stop(h);
     hub_unsubscribe(h->hints);
     h->hints = NULL;
     /* Sessions still listed were never closed by the server: end them. */

@@ -2,11 +2,11 @@
  * job_artifacts, inside the result's own transaction, so a job's end and
  * the list of what it produced commit together. A repeated result writes
  * nothing twice (primary key job, epoch, index). */
+#include "worker_records.h"
+
 #include <stdio.h>
 
-#include "hodei/db.h"
 #include "hodei/sqlarr.h"
-#include "worker_int.h"
 
 #define RECORDS_COL_MAX (8u << 20) /* one array literal */
 

@@ -2,6 +2,8 @@
  * check WorkerStream uses. Tokens are stored only as SHA-256 hashes; every
  * authentication failure answers UNAUTHENTICATED with one message that does
  * not say which check failed, and changes nothing. */
+#include "worker_register.h"
+
 #include <math.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -9,7 +11,6 @@
 #include <string.h>
 
 #include "edge_auth.h"
-#include "edge_workers.h"
 #include "hodei/buf.h"
 #include "hodei/db.h"
 #include "hodei/events.h"
@@ -17,8 +18,9 @@
 #include "hodei/sqlarr.h"
 #include "hodei/store.h"
 #include "hodei/util.h"
+#include "hodei/worker_msg.h"
 #include "hodei/worker_state.h"
-#include "worker_int.h"
+#include "worker_attempts.h"
 
 #define REG_LABELS_SQL_MAX (64 * 1024) /* one labels array literal */
 #define REG_NUM_MAX 32
@@ -293,7 +295,7 @@ static hodei_status unreg_tx(PGconn *conn, const Hodei__V1__UnregisterWorkerRequ
         return st;
     if ((st = unreg_lock(conn, r, provider, sizeof provider, err)) != HODEI_OK)
         goto rollback;
-    if ((st = worker_jobs_end_all(conn, r->worker_id, UNREGISTER_WHY, ends, n_ends, err)) !=
+    if ((st = worker_attempts_end_all(conn, r->worker_id, UNREGISTER_WHY, ends, n_ends, err)) !=
         HODEI_OK)
         goto rollback;
     if ((st = unreg_worker(conn, r->worker_id, provider, err)) != HODEI_OK)
@@ -325,7 +327,7 @@ static void worker_unregister(hodei_rpc_call *call, const ProtobufCMessage *msg,
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
-    worker_jobs_publish_ends(worker_hub_pub(e->workers), ends, n_ends);
+    worker_attempts_publish_ends(worker_hub_pub(e->workers), ends, n_ends);
     worker_hub_close_worker(e->workers, r->worker_id, HODEI_GRPC_OK, UNREGISTER_WHY);
     HLOG_INFO("worker %s unregistered", r->worker_id);
     Hodei__V1__UnregisterWorkerResponse resp = HODEI__V1__UNREGISTER_WORKER_RESPONSE__INIT;
@@ -335,18 +337,28 @@ fail:
     hodei_rpc_call_fail_err(call, &err);
 }
 
-/* ------------------------------------------------------------- registration */
+/* ------------------------------------------------------------- method table */
 
 #define SVC "/hodei.v1.WorkerAgentService/"
 
-hodei_status worker_rpc_register(edge *e, hodei_err *err)
+void worker_register_method(edge *e, hodei_rpc_method *out)
 {
-    hodei_rpc_method methods[3] = {
-        {SVC "Register", HODEI_RPC_UNARY, &hodei__v1__register_request__descriptor, worker_register,
-         NULL, NULL, e},
-        {SVC "UnregisterWorker", HODEI_RPC_UNARY, &hodei__v1__unregister_worker_request__descriptor,
-         worker_unregister, NULL, NULL, e},
-    };
-    worker_stream_method(e, &methods[2]);
-    return hodei_rpc_server_add_all(e->server, methods, sizeof methods / sizeof methods[0], err);
+    *out = (hodei_rpc_method){SVC "Register",
+                              HODEI_RPC_UNARY,
+                              &hodei__v1__register_request__descriptor,
+                              worker_register,
+                              NULL,
+                              NULL,
+                              e};
+}
+
+void worker_unregister_method(edge *e, hodei_rpc_method *out)
+{
+    *out = (hodei_rpc_method){SVC "UnregisterWorker",
+                              HODEI_RPC_UNARY,
+                              &hodei__v1__unregister_worker_request__descriptor,
+                              worker_unregister,
+                              NULL,
+                              NULL,
+                              e};
 }

@@ -2,7 +2,11 @@
  * worker. The first message must be a Hello with a valid session token;
  * then heartbeats, acks, log batches and results. A bad message ends the
  * stream INVALID_ARGUMENT naming the field. Messages of one stream are
- * handled one at a time (libs/rpc posts one receive at a time). */
+ * handled one at a time (libs/rpc posts one receive at a time). Each is
+ * checked and its ids put in lower case here, then handed to its owner
+ * (worker_stream.h). */
+#include "worker_stream.h"
+
 #include <ctype.h>
 #include <inttypes.h>
 #include <string.h>
@@ -10,9 +14,13 @@
 #include "hodei/log.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
-#include "worker_int.h"
-
-#define STREAM_LOG_DROP_EVERY 1000 /* stale log batches: log the first, then every Nth */
+#include "hodei/worker_msg.h"
+#include "worker_acks.h"
+#include "worker_heartbeat.h"
+#include "worker_hello.h"
+#include "worker_hub.h"
+#include "worker_logs.h"
+#include "worker_results.h"
 
 /* Ids travel in subjects and are compared as text: keep the canonical
  * lower-case form. The message is the library's heap copy, ours to edit
@@ -48,138 +56,7 @@ static hodei_status stream_hello(worker_session *s, const Hodei__V1__WorkerMessa
     stream_lower(hello->worker_id);
     for (size_t i = 0; i < hello->n_running_job_ids; i++)
         stream_lower(hello->running_job_ids[i]);
-    edge *e = worker_hub_edge(s->hub);
-    if ((st = worker_cert_check(e, s->call, hello->worker_id, err)) != HODEI_OK)
-        return st;
-    if ((st = worker_session_auth(e, hello->worker_id, hello->session_token, err)) != HODEI_OK)
-        return st;
-    pthread_mutex_lock(&s->mu);
-    hodei_strlcpy(s->worker_id, hello->worker_id, sizeof s->worker_id);
-    pthread_mutex_unlock(&s->mu);
-    if ((st = worker_jobs_hello(s, hello, err)) != HODEI_OK)
-        return st;
-    if ((st = worker_hub_attach(s, err)) != HODEI_OK)
-        return st;
-    HLOG_INFO("worker %s connected (%zu running jobs reported)", hello->worker_id,
-              hello->n_running_job_ids);
-    return HODEI_OK;
-}
-
-static hodei_status stream_heartbeat(worker_session *s, const Hodei__V1__Heartbeat *hb,
-                                     hodei_err *err)
-{
-    hodei_status st = hodei_worker_check_heartbeat(hb, err);
-    if (st != HODEI_OK)
-        return st;
-    pthread_mutex_lock(&s->mu);
-    hodei__v1__resource_usage__init(&s->usage);
-    if (hb->usage) {
-        s->usage.cpu_cores_used = hb->usage->cpu_cores_used;
-        s->usage.memory_bytes_used = hb->usage->memory_bytes_used;
-        s->usage.memory_bytes_total = hb->usage->memory_bytes_total;
-        s->usage.running_jobs = hb->usage->running_jobs;
-    }
-    s->beat_pending = true;
-    pthread_mutex_unlock(&s->mu);
-    return HODEI_OK;
-}
-
-/* logs.job_max: the lines of b past the attempt's byte limit are cut off
- * and counted; the count becomes one marker line. The kept lines are a
- * prefix of b (nothing is kept after the first drop): b->n_lines shrinks
- * to them, and the caller puts it back before b is freed. */
-static void stream_log_limit(worker_session *s, Hodei__V1__LogBatch *b)
-{
-    int64_t max = worker_hub_edge(s->hub)->cfg->logs_job_max;
-    if (strcmp(s->log.job_id, b->job_id) != 0 || s->log.epoch != b->epoch) {
-        memset(&s->log, 0, sizeof s->log);
-        hodei_strlcpy(s->log.job_id, b->job_id, sizeof s->log.job_id);
-        s->log.epoch = b->epoch;
-    }
-    size_t keep = 0;
-    for (size_t i = 0; i < b->n_lines; i++) {
-        Hodei__V1__LogLine *l = b->lines[i];
-        int64_t cost = (int64_t)l->data.len + 1;
-        if (l->sequence > s->log.last_sequence)
-            s->log.last_sequence = l->sequence;
-        if (s->log.dropped == 0 && s->log.bytes + cost <= max) {
-            s->log.bytes += cost;
-            b->lines[keep++] = l;
-        } else {
-            s->log.dropped++;
-            s->log.dropped_bytes += cost;
-        }
-    }
-    b->n_lines = keep;
-}
-
-void worker_stream_log_drops(worker_session *s, const char *job_id, int64_t epoch)
-{
-    if (strcmp(s->log.job_id, job_id) != 0 || s->log.epoch != epoch || s->log.dropped == 0)
-        return;
-    char text[256];
-    snprintf(text, sizeof text,
-             "hodei: %llu lines (%lld bytes) of output were dropped: the job reached the log "
-             "limit of %lld bytes (logs.job_max)",
-             (unsigned long long)s->log.dropped, (long long)s->log.dropped_bytes,
-             (long long)worker_hub_edge(s->hub)->cfg->logs_job_max);
-    Hodei__V1__LogLine line = HODEI__V1__LOG_LINE__INIT;
-    Hodei__V1__LogLine *lines[1] = {&line};
-    Hodei__V1__LogBatch b = HODEI__V1__LOG_BATCH__INIT;
-    line.sequence = s->log.last_sequence; /* the last dropped: sequences keep increasing */
-    line.stream = HODEI__V1__LOG_STREAM__LOG_STREAM_SYSTEM;
-    line.data.data = (uint8_t *)text;
-    line.data.len = strlen(text);
-    b.job_id = (char *)job_id;
-    b.epoch = epoch;
-    b.lines = lines;
-    b.n_lines = 1;
-    hodei_err err;
-    if (log_pub_batch(worker_hub_pub(s->hub), &b, &err) != HODEI_OK)
-        HLOG_WARN("job %s: log limit marker not published: %s", job_id, err.msg);
-    s->log.dropped = 0;
-}
-
-static hodei_status stream_logs(worker_session *s, Hodei__V1__LogBatch *b, hodei_err *err)
-{
-    static atomic_long dropped;
-    hodei_status st = hodei_worker_check_log_batch(b, err);
-    if (st != HODEI_OK)
-        return st;
-    stream_lower(b->job_id);
-    if (!worker_jobs_owned(s, b->job_id, b->epoch)) {
-        long n = atomic_fetch_add(&dropped, 1);
-        if (n % STREAM_LOG_DROP_EVERY == 0)
-            HLOG_INFO("log batch of job %s epoch %" PRId64 " dropped: not this worker's"
-                      " current attempt (%ld dropped so far)",
-                      b->job_id, b->epoch, n + 1);
-        return HODEI_OK;
-    }
-    size_t n_lines = b->n_lines;
-    stream_log_limit(s, b);
-    hodei_err perr;
-    if (b->n_lines > 0 && log_pub_batch(worker_hub_pub(s->hub), b, &perr) != HODEI_OK)
-        HLOG_WARN("job %s: log batch not published: %s", b->job_id, perr.msg);
-    b->n_lines = n_lines; /* every line is freed with the message */
-    return HODEI_OK;
-}
-
-/* A worker's Keepalive is answered with its nonce (the agent takes the
- * answer as proof that the edge read everything before it), unless it is
- * the echo of the edge's own: two peers that both answer never loop. */
-static void stream_keepalive(worker_session *s, const Hodei__V1__Keepalive *k)
-{
-    pthread_mutex_lock(&s->mu);
-    bool echo = k && k->nonce == s->keepalive_nonce;
-    pthread_mutex_unlock(&s->mu);
-    if (!k || echo)
-        return;
-    Hodei__V1__Keepalive answer = HODEI__V1__KEEPALIVE__INIT;
-    Hodei__V1__ServerMessage m = HODEI__V1__SERVER_MESSAGE__INIT;
-    answer.nonce = k->nonce;
-    m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_KEEPALIVE;
-    m.keepalive = &answer;
-    worker_session_send(s, &m);
+    return worker_hello_on(s, hello, err);
 }
 
 static hodei_status stream_dispatch(worker_session *s, const Hodei__V1__WorkerMessage *m,
@@ -190,23 +67,29 @@ static hodei_status stream_dispatch(worker_session *s, const Hodei__V1__WorkerMe
     case HODEI__V1__WORKER_MESSAGE__BODY_HELLO:
         return hodei_err_set(err, HODEI_ERR_INVALID, "hello: sent twice on one stream");
     case HODEI__V1__WORKER_MESSAGE__BODY_HEARTBEAT:
-        return stream_heartbeat(s, m->heartbeat, err);
+        if ((st = hodei_worker_check_heartbeat(m->heartbeat, err)) == HODEI_OK)
+            worker_heartbeat_on(s, m->heartbeat);
+        return st;
     case HODEI__V1__WORKER_MESSAGE__BODY_RUN_JOB_ACK:
         if ((st = hodei_worker_check_ack(m->run_job_ack, err)) == HODEI_OK) {
             stream_lower(m->run_job_ack->job_id);
-            worker_jobs_ack(s, m->run_job_ack);
+            worker_acks_on_ack(s, m->run_job_ack);
         }
         return st;
     case HODEI__V1__WORKER_MESSAGE__BODY_LOG_BATCH:
-        return stream_logs(s, m->log_batch, err);
+        if ((st = hodei_worker_check_log_batch(m->log_batch, err)) == HODEI_OK) {
+            stream_lower(m->log_batch->job_id);
+            worker_logs_on_batch(s, m->log_batch);
+        }
+        return st;
     case HODEI__V1__WORKER_MESSAGE__BODY_JOB_RESULT:
         if ((st = hodei_worker_check_result(m->job_result, err)) == HODEI_OK) {
             stream_lower(m->job_result->job_id);
-            worker_jobs_result(s, m->job_result);
+            worker_results_on_result(s, m->job_result);
         }
         return st;
     case HODEI__V1__WORKER_MESSAGE__BODY_KEEPALIVE:
-        stream_keepalive(s, m->keepalive);
+        worker_keepalive_on(s, m->keepalive);
         return HODEI_OK;
     default:
         return hodei_err_set(err, HODEI_ERR_INVALID,
