@@ -1,4 +1,6 @@
-/* The provisioner's shared state and the parts main.c puts together:
+/* The provisioner's shared state and the parts prov_service.c puts together:
+ *   prov_params.c  every parameter (prov_conf)
+ *   prov_service.c start-up, run, shutdown (handed to the skeleton by main.c)
  *   consumer.c   durable JetStream pull consumer, dispatch of events
  *   saga.c       the provisioning saga's steps (token, create, wait, compensate)
  *   saga_db.c    the saga rows: insert, claim/renew leases, step updates
@@ -27,6 +29,7 @@
 #define PROV_TOKEN_BYTES 32
 #define PROV_TOKEN_HEX_BUF (2 * PROV_TOKEN_BYTES + 1)
 #define PROV_INT_TEXT_MAX 24
+#define PROV_STATE_DIR_DEFAULT "/tmp/hodei-provisioner"
 
 typedef struct {
     char *worker_binary;    /* provisioner.worker_binary ("" = next to us) */
@@ -125,5 +128,15 @@ void prov_release(prov *p, PGconn *conn, hodei_status st);
 /* Runs fn inside BEGIN/COMMIT (ROLLBACK on failure). */
 typedef hodei_status (*prov_tx_fn)(PGconn *conn, void *ctx, hodei_err *err);
 hodei_status prov_tx(PGconn *conn, prov_tx_fn fn, void *ctx, hodei_err *err);
+
+/* prov_params.c: the configuration and its parameter table. */
+extern prov_config prov_conf;
+extern const hodei_cfg_param prov_params[];
+extern const size_t prov_params_len;
+
+/* prov_service.c: the daemon's start-up, work and shutdown. */
+hodei_status prov_init(hodei_daemon *d, hodei_err *err);
+hodei_status prov_run(hodei_daemon *d, hodei_err *err);
+void prov_fini(hodei_daemon *d);
 
 #endif

@@ -1,0 +1,91 @@
+/* Every parameter of the provisioner, declared once (prov.h). */
+#include <stddef.h>
+
+#include "prov.h"
+
+prov_config prov_conf;
+
+static const char *const prov_log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+#define P(field) .offset = offsetof(prov_config, field)
+const hodei_cfg_param prov_params[] = {
+    {.name = "provisioner.worker_binary",
+     .type = HODEI_CFG_STRING,
+     .max = 4000,
+     P(worker_binary),
+     .help = "hodei-worker the process provider starts; empty = the one next to this binary"},
+    {.name = "provisioner.edge_address",
+     .type = HODEI_CFG_STRING,
+     .default_value = "127.0.0.1:50051",
+     .min = 1,
+     .max = 4000,
+     P(edge_address),
+     .required = true,
+     .help = "the job-api address workers connect to (their HODEI_SERVER); several edges:"
+             " host:port,host:port"},
+    {.name = "provisioner.state_dir",
+     .type = HODEI_CFG_STRING,
+     .max = 4000,
+     P(state_dir),
+     .help = "folder for workers/<id>.pid and .log; empty = $HODEI_STATE_DIR "
+             "or " PROV_STATE_DIR_DEFAULT},
+    {.name = "provisioner.worker_log_level",
+     .type = HODEI_CFG_STRING,
+     .default_value = "info",
+     .max = 16,
+     P(worker_log_level),
+     .choices = prov_log_levels,
+     .help = "log level handed to workers (HODEI_LOG_LEVEL)"},
+    {.name = "provisioner.token_ttl",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "60s",
+     .min = 1000,
+     .max = 3600000,
+     P(token_ttl_ms),
+     .help = "life of a bootstrap token; a worker not registered by then is compensated"},
+    {.name = "provisioner.reconcile_interval",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "10s",
+     .min = 100,
+     .max = 3600000,
+     P(reconcile_interval_ms),
+     .help = "how often providers' real workers are compared with the registry"},
+    {.name = "provisioner.reconcile_lock_key",
+     .type = HODEI_CFG_INT,
+     .default_value = "4848484850",
+     .min = INT64_MIN,
+     .max = INT64_MAX,
+     P(reconcile_lock_key),
+     .help = "seed of the advisory lock keys: one reconciling replica per provider and scope"},
+    {.name = "provisioner.saga_lease",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "10s",
+     .min = 500,
+     .max = 600000,
+     P(saga_lease_ms),
+     .help = "a saga whose owner stopped renewing for this long is taken over"},
+    {.name = "provisioner.saga_poll",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "250ms",
+     .min = 10,
+     .max = 10000,
+     P(saga_poll_ms),
+     .help = "how often running sagas are advanced (e.g. waiting for registration)"},
+    {.name = "provisioner.destroy_grace",
+     .type = HODEI_CFG_DURATION_MS,
+     .default_value = "5s",
+     .min = 0,
+     .max = 300000,
+     P(destroy_grace_ms),
+     .help = "SIGTERM (graceful stop) to SIGKILL when destroying a worker"},
+    {.name = "provisioner.fetch_batch",
+     .type = HODEI_CFG_INT,
+     .default_value = "64",
+     .min = 1,
+     .max = 256,
+     P(fetch_batch),
+     .help = "events fetched from the consumer at once"},
+};
+#undef P
+
+const size_t prov_params_len = sizeof prov_params / sizeof prov_params[0];
