@@ -268,7 +268,7 @@ typedef struct agent {
     int64_t ka_answered_nonce; /* the last server Keepalive we answered */
 } agent;
 
-/* main.c: (re)creates the channel to the edge; the session thread's own. */
+/* session.c: (re)creates the channel to the edge; the session thread's own. */
 hodei_status agent_channel_open(agent *a, hodei_err *err);
 /* The edge the channel goes to now. */
 const char *agent_server(const agent *a);
@@ -365,5 +365,10 @@ void agent_unregister(agent *a);
 
 /* session.c: Register, the stream, reconnects, the stop; the daemon's run. */
 hodei_status agent_session_run(agent *a, hodei_err *err);
+
+/* agent_service.c: the daemon's start-up, work (the session) and shutdown. */
+hodei_status agent_init(hodei_daemon *d, hodei_err *err);
+hodei_status agent_run(hodei_daemon *d, hodei_err *err);
+void agent_fini(hodei_daemon *d);
 
 #endif

@@ -363,3 +363,38 @@ hodei_status agent_session_run(agent *a, hodei_err *err)
                              "stopped before the server acknowledged every job result");
     return HODEI_OK;
 }
+
+/* ------------------------------------------------------------- the channel */
+
+const char *agent_server(const agent *a)
+{
+    return a->servers[a->server_at];
+}
+
+/* A new channel for every retry after a failure: gRPC's own reconnect
+ * backoff (1 s growing to 2 min, per channel) would otherwise answer our
+ * retries with the cached failure long after the edge is back. The new
+ * channel replaces the old one only when it could be made. With several
+ * edges, each new channel after the first goes to the next one: a worker
+ * whose edge died is back on another within its reconnect backoff. */
+hodei_status agent_channel_open(agent *a, hodei_err *err)
+{
+    const agent_config *c = a->cfg;
+    if (a->ch && a->n_servers > 1) {
+        a->server_at = (a->server_at + 1) % a->n_servers;
+        HLOG_INFO("next edge: %s", agent_server(a));
+    }
+    hodei_rpc_channel_opts o = {
+        .target = agent_server(a),
+        .tls_ca_file = c->tls_ca[0] ? c->tls_ca : NULL,
+        .tls_cert_file = c->tls_cert[0] ? c->tls_cert : NULL,
+        .tls_key_file = c->tls_key[0] ? c->tls_key : NULL,
+    };
+    hodei_rpc_channel *ch = NULL;
+    hodei_status st = hodei_rpc_channel_create(&o, &ch, err);
+    if (st != HODEI_OK)
+        return st;
+    hodei_rpc_channel_destroy(a->ch);
+    a->ch = ch;
+    return HODEI_OK;
+}
