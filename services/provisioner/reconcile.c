@@ -153,7 +153,8 @@ static hodei_status rec_mark(PGconn *conn, const char *worker_id, const char *st
                                                 HODEI__V1__WORKER_STATE__WORKER_STATE_LOST, err);
     if (st == HODEI_OK && (st = hodei_db_commit(conn, err)) == HODEI_OK) {
         HLOG_WARN("worker %s was %s but its provider no longer runs it: %s", worker_id, state,
-                  ending ? "TERMINATED" : "LOST");
+                  hodei_worker_state_name(ending ? HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATED
+                                                 : HODEI__V1__WORKER_STATE__WORKER_STATE_LOST));
         ending ? cnt->terminated++ : cnt->lost++;
         return HODEI_OK;
     }

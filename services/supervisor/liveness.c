@@ -21,7 +21,6 @@
 #include "hodei/util.h"
 #include "sup_int.h"
 
-#define SUP_PROVIDER_MAX 80 /* providers.name: at most 63 characters */
 #define SUP_JOBS_TEXT_MAX (SUP_JOBS_PER_WORKER_MAX * 96)
 
 /* A worker is judged by its last heartbeat, or by when it entered its
@@ -57,34 +56,16 @@ enum { SUP_UNREG_ID = 0, SUP_UNREG_PROVIDER, SUP_UNREG_STATE, SUP_UNREG_AGE_MS }
 #define SUP_LIVE_STATES (HODEI_WSET_READY | HODEI_WSET_BUSY | HODEI_WSET_DRAINING)
 #define SUP_UNREGISTERED_STATES (HODEI_WSET_CREATING | HODEI_WSET_CONNECTING)
 
-static hodei_status sup_worker_provider(sup *s, const char *worker_id, char *out, size_t out_len,
-                                        hodei_err *err)
-{
-    const char *params[] = {worker_id};
-    PGresult *res = NULL;
-    hodei_status st =
-        hodei_db_exec(s->conn, "SELECT provider FROM workers WHERE id = $1", 1, params, &res, err);
-    if (st == HODEI_OK)
-        hodei_strlcpy(out, PQntuples(res) ? hodei_db_get_str(res, 0, 0) : "", out_len);
-    PQclear(res);
-    return st;
-}
-
 hodei_status sup_worker_lose(sup *s, const char *worker_id, const char *reason, bool *lost,
                              hodei_err *err)
 {
-    char provider[SUP_PROVIDER_MAX];
-    hodei_status st = hodei_store_worker_transition(
-        s->conn, worker_id, SUP_LIVE_STATES, HODEI__V1__WORKER_STATE__WORKER_STATE_LOST, err);
+    hodei_status st =
+        hodei_store_worker_retire(s->conn, worker_id, SUP_LIVE_STATES,
+                                  HODEI__V1__WORKER_STATE__WORKER_STATE_LOST, reason, err);
     *lost = st == HODEI_OK;
     if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
         return HODEI_OK; /* already lost, draining away or gone: nothing to add */
-    if (st != HODEI_OK)
-        return st;
-    if ((st = sup_worker_provider(s, worker_id, provider, sizeof provider, err)) != HODEI_OK)
-        return st;
-    return hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(s->conn), worker_id, provider,
-                                                reason, err);
+    return st;
 }
 
 /* Appends " job=<id> job_state=<its new state>" to text. */
@@ -127,11 +108,9 @@ static hodei_status sup_lost_one(sup *s, const PGresult *res, int row, hodei_err
 
     hodei_status st = sup_lost_jobs_end(s, worker_id, jobs, sizeof jobs, err);
     if (st == HODEI_OK)
-        st = hodei_store_worker_transition(s->conn, worker_id, SUP_LIVE_STATES,
-                                           HODEI__V1__WORKER_STATE__WORKER_STATE_LOST, err);
-    if (st == HODEI_OK)
-        st = hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(s->conn), worker_id, provider,
-                                                  "worker lost", err);
+        st = hodei_store_worker_retire(s->conn, worker_id, SUP_LIVE_STATES,
+                                       HODEI__V1__WORKER_STATE__WORKER_STATE_LOST, "worker lost",
+                                       err);
     if (st == HODEI_OK)
         sup_note(s,
                  "worker lost: worker=%s provider=%s heartbeat_age_ms=%" PRId64
@@ -204,12 +183,9 @@ static hodei_status sup_unregistered_one(sup *s, const PGresult *res, int row, h
     const char *worker_id = hodei_db_get_str(res, row, SUP_UNREG_ID);
     const char *provider = hodei_db_get_str(res, row, SUP_UNREG_PROVIDER);
 
-    hodei_status st =
-        hodei_store_worker_transition(s->conn, worker_id, SUP_UNREGISTERED_STATES,
-                                      HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING, err);
-    if (st == HODEI_OK)
-        st = hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(s->conn), worker_id, provider,
-                                                  "registration timeout", err);
+    hodei_status st = hodei_store_worker_retire(s->conn, worker_id, SUP_UNREGISTERED_STATES,
+                                                HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING,
+                                                "registration timeout", err);
     if (st == HODEI_OK)
         sup_note(s,
                  "registration timeout: worker=%s provider=%s state=%s age_ms=%" PRId64

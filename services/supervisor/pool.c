@@ -108,11 +108,9 @@ static hodei_status sup_idle_one(sup *s, const PGresult *res, int row, hodei_err
     hodei_status st = hodei_store_worker_transition(
         s->conn, worker_id, HODEI_WSET_READY, HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, err);
     if (st == HODEI_OK)
-        st = hodei_store_worker_transition(s->conn, worker_id, HODEI_WSET_DRAINING,
-                                           HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING, err);
-    if (st == HODEI_OK)
-        st = hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(s->conn), worker_id, provider,
-                                                  "idle ttl", err);
+        st = hodei_store_worker_retire(s->conn, worker_id, HODEI_WSET_DRAINING,
+                                       HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING,
+                                       "idle ttl", err);
     if (st == HODEI_OK)
         sup_note(s,
                  "idle ttl: worker=%s provider=%s idle_ms=%" PRId64 " idle_ttl_ms=%" PRId64

@@ -28,13 +28,14 @@ static hodei_status worker_lock(PGconn *conn, const char *worker_id, Hodei__V1__
     return HODEI_OK;
 }
 
-hodei_status hodei_store_worker_transition(PGconn *conn, const char *worker_id,
-                                           hodei_worker_state_set from, Hodei__V1__WorkerState to,
-                                           hodei_err *err)
+/* The transition; *provider gets the worker's (HODEI_STORE_PROVIDER_MAX + 1
+ * bytes). */
+static hodei_status worker_move(PGconn *conn, const char *worker_id, hodei_worker_state_set from,
+                                Hodei__V1__WorkerState to, char *provider, hodei_err *err)
 {
     Hodei__V1__WorkerState cur;
-    char provider[HODEI_STORE_PROVIDER_MAX + 1];
-    hodei_status st = worker_lock(conn, worker_id, &cur, provider, sizeof provider, err);
+    hodei_status st =
+        worker_lock(conn, worker_id, &cur, provider, HODEI_STORE_PROVIDER_MAX + 1, err);
     if (st != HODEI_OK)
         return st;
     if (!hodei_worker_state_in(cur, from))
@@ -52,6 +53,26 @@ hodei_status hodei_store_worker_transition(PGconn *conn, const char *worker_id,
                        3, params, NULL, err);
     if (st == HODEI_OK && ready)
         st = hodei_event_worker_ready(HODEI_OUTBOX_WRITE(conn), worker_id, provider, err);
+    return st;
+}
+
+hodei_status hodei_store_worker_transition(PGconn *conn, const char *worker_id,
+                                           hodei_worker_state_set from, Hodei__V1__WorkerState to,
+                                           hodei_err *err)
+{
+    char provider[HODEI_STORE_PROVIDER_MAX + 1];
+    return worker_move(conn, worker_id, from, to, provider, err);
+}
+
+hodei_status hodei_store_worker_retire(PGconn *conn, const char *worker_id,
+                                       hodei_worker_state_set from, Hodei__V1__WorkerState to,
+                                       const char *reason, hodei_err *err)
+{
+    char provider[HODEI_STORE_PROVIDER_MAX + 1];
+    hodei_status st = worker_move(conn, worker_id, from, to, provider, err);
+    if (st == HODEI_OK)
+        st = hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(conn), worker_id, provider,
+                                                  reason, err);
     return st;
 }
 

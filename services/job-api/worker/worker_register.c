@@ -246,59 +246,51 @@ fail:
 /* ---------------------------------------------------------- UnregisterWorker */
 
 static hodei_status unreg_lock(PGconn *conn, const Hodei__V1__UnregisterWorkerRequest *r,
-                               char *provider, size_t provider_len, hodei_err *err)
+                               hodei_err *err)
 {
     char hash[WORKER_HASH_HEX_LEN + 1];
     worker_token_hash_hex(r->session_token, hash);
     const char *params[2] = {r->worker_id, hash};
     PGresult *res = NULL;
     hodei_status st = hodei_db_exec(conn,
-                                    "SELECT provider FROM workers WHERE id = $1::uuid"
+                                    "SELECT 1 FROM workers WHERE id = $1::uuid"
                                     " AND session_token_hash = decode($2, 'hex') FOR UPDATE",
                                     2, params, &res, err);
     if (st != HODEI_OK)
         return st;
     if (PQntuples(res) != 1)
         st = hodei_err_set(err, HODEI_ERR_UNAUTHENTICATED, SESSION_REFUSED);
-    else
-        hodei_strlcpy(provider, hodei_db_get_str(res, 0, 0), provider_len);
     PQclear(res);
     return st;
 }
 
 /* READY/BUSY -> DRAINING -> TERMINATING (+ destroy request); LOST ->
  * TERMINATING. A worker already going away keeps its state. */
-static hodei_status unreg_worker(PGconn *conn, const char *worker_id, const char *provider,
-                                 hodei_err *err)
+static hodei_status unreg_worker(PGconn *conn, const char *worker_id, hodei_err *err)
 {
     hodei_status st =
         hodei_store_worker_transition(conn, worker_id, HODEI_WSET_READY | HODEI_WSET_BUSY,
                                       HODEI__V1__WORKER_STATE__WORKER_STATE_DRAINING, err);
     if (st != HODEI_OK && st != HODEI_ERR_PRECONDITION)
         return st;
-    st = hodei_store_worker_transition(conn, worker_id, HODEI_WSET_DRAINING | HODEI_WSET_LOST,
-                                       HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING, err);
-    if (st == HODEI_ERR_PRECONDITION)
-        return HODEI_OK;
-    if (st != HODEI_OK)
-        return st;
-    return hodei_event_worker_destroy_requested(HODEI_OUTBOX_WRITE(conn), worker_id, provider,
-                                                UNREGISTER_WHY, err);
+    st = hodei_store_worker_retire(conn, worker_id, HODEI_WSET_DRAINING | HODEI_WSET_LOST,
+                                   HODEI__V1__WORKER_STATE__WORKER_STATE_TERMINATING,
+                                   UNREGISTER_WHY, err);
+    return st == HODEI_ERR_PRECONDITION ? HODEI_OK : st;
 }
 
 static hodei_status unreg_tx(PGconn *conn, const Hodei__V1__UnregisterWorkerRequest *r,
                              worker_job_end *ends, size_t *n_ends, hodei_err *err)
 {
-    char provider[128];
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
         return st;
-    if ((st = unreg_lock(conn, r, provider, sizeof provider, err)) != HODEI_OK)
+    if ((st = unreg_lock(conn, r, err)) != HODEI_OK)
         goto rollback;
     if ((st = worker_attempts_end_all(conn, r->worker_id, UNREGISTER_WHY, ends, n_ends, err)) !=
         HODEI_OK)
         goto rollback;
-    if ((st = unreg_worker(conn, r->worker_id, provider, err)) != HODEI_OK)
+    if ((st = unreg_worker(conn, r->worker_id, err)) != HODEI_OK)
         goto rollback;
     return hodei_db_commit(conn, err);
 rollback:

@@ -98,6 +98,14 @@ hodei_status hodei_store_worker_transition(PGconn *conn, const char *worker_id,
                                            hodei_worker_state_set from, Hodei__V1__WorkerState to,
                                            hodei_err *err);
 
+/* A worker that must go: from any state in `from` to `to` (LOST, or
+ * TERMINATING on the way out), as hodei_store_worker_transition, then a
+ * WorkerDestroyRequested (the worker's provider, `reason`) for the
+ * provisioner. */
+hodei_status hodei_store_worker_retire(PGconn *conn, const char *worker_id,
+                                       hodei_worker_state_set from, Hodei__V1__WorkerState to,
+                                       const char *reason, hodei_err *err);
+
 /* A worker reported a result the job no longer needs (stale, or the attempt
  * was already ended by the supervisor): it has finished that work, so if it
  * is still BUSY with that job (or with none), it goes READY (+ WorkerReady).
