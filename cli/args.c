@@ -461,10 +461,10 @@ static hodei_status args_list_label(cli_args *a, const char *flag, const char *v
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: given more than %d times", flag,
                              HODEI_JOB_LABELS_MAX);
     if (!l->labels &&
-        !(l->labels = cli_arena_alloc(&a->arena, HODEI_JOB_LABELS_MAX * sizeof *l->labels)))
+        !(l->labels = hodei_arena_calloc(&a->arena, 1, HODEI_JOB_LABELS_MAX * sizeof *l->labels)))
         return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
-    Hodei__V1__ListJobsRequest__LabelsEntry *e = cli_arena_alloc(&a->arena, sizeof *e);
-    char *key = cli_arena_strndup(&a->arena, k, k_len);
+    Hodei__V1__ListJobsRequest__LabelsEntry *e = hodei_arena_calloc(&a->arena, 1, sizeof *e);
+    char *key = hodei_arena_strndup(&a->arena, k, k_len);
     if (!e || !key)
         return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
     hodei__v1__list_jobs_request__labels_entry__init(e);
@@ -631,7 +631,7 @@ static void args_init(cli_args *a)
     hodei__v1__query_audit_request__init(&a->audit);
     hodei__v1__stream_metrics_request__init(&a->top_stream);
     hodei__v1__get_aggregated_metrics_request__init(&a->top_window);
-    cli_arena_init(&a->arena, CLI_ARENA_MAX);
+    hodei_arena_init(&a->arena, 0, CLI_ARENA_MAX);
 }
 
 /* --namespace goes into every request that names one ("" = the key's first). */
@@ -672,5 +672,5 @@ void cli_args_fini(cli_args *a)
     if (a->secret_set.value.data)
         explicit_bzero(a->secret_set.value.data, a->secret_set.value.len);
     a->secret_set.value.data = NULL;
-    cli_arena_fini(&a->arena);
+    hodei_arena_fini(&a->arena);
 }

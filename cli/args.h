@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "arena.h"
+#include "hodei/arena.h"
 #include "hodei/auth.h"
 #include "hodei/status.h"
 #include "hodei/template.h"
@@ -187,7 +187,7 @@ typedef struct {
     int dev_argc;
     char **dev_argv;
 
-    cli_arena arena;
+    hodei_arena arena;
 } cli_args;
 
 /* How the parser reads the environment (getenv in the tool, a table in tests). */

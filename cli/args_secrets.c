@@ -116,7 +116,7 @@ hodei_status args_parse_secrets(cli_args *a, int argc, char **argv, int i, hodei
 static hodei_status secrets_read(cli_args *a, FILE *f, const char *what, size_t *len,
                                  hodei_err *err)
 {
-    char *buf = cli_arena_alloc(&a->arena, CLI_SECRET_VALUE_MAX + 2);
+    char *buf = hodei_arena_calloc(&a->arena, 1, CLI_SECRET_VALUE_MAX + 2);
     if (!buf)
         return args_nomem(err);
     *len = fread(buf, 1, CLI_SECRET_VALUE_MAX + 1, f);

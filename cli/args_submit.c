@@ -23,7 +23,7 @@ static hodei_status submit_kv(cli_args *a, const char *flag, const char *value, 
     }
     if (n >= max)
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: given more than %zu times", flag, max);
-    *key = cli_arena_strndup(&a->arena, k, k_len);
+    *key = hodei_arena_strndup(&a->arena, k, k_len);
     return *key ? HODEI_OK : args_nomem(err);
 }
 
@@ -35,9 +35,9 @@ static hodei_status submit_env(cli_args *a, const char *flag, const char *value,
     hodei_status st = submit_kv(a, flag, value, s->n_env, HODEI_JOB_ENV_MAX, &key, &val, err);
     if (st != HODEI_OK)
         return st;
-    if (!s->env && !(s->env = cli_arena_alloc(&a->arena, HODEI_JOB_ENV_MAX * sizeof *s->env)))
+    if (!s->env && !(s->env = hodei_arena_calloc(&a->arena, 1, HODEI_JOB_ENV_MAX * sizeof *s->env)))
         return args_nomem(err);
-    Hodei__V1__JobSpec__EnvEntry *e = cli_arena_alloc(&a->arena, sizeof *e);
+    Hodei__V1__JobSpec__EnvEntry *e = hodei_arena_calloc(&a->arena, 1, sizeof *e);
     if (!e)
         return args_nomem(err);
     hodei__v1__job_spec__env_entry__init(e);
@@ -56,9 +56,9 @@ static hodei_status submit_label(cli_args *a, const char *flag, const char *valu
     if (st != HODEI_OK)
         return st;
     if (!s->labels &&
-        !(s->labels = cli_arena_alloc(&a->arena, HODEI_JOB_LABELS_MAX * sizeof *s->labels)))
+        !(s->labels = hodei_arena_calloc(&a->arena, 1, HODEI_JOB_LABELS_MAX * sizeof *s->labels)))
         return args_nomem(err);
-    Hodei__V1__JobSpec__LabelsEntry *e = cli_arena_alloc(&a->arena, sizeof *e);
+    Hodei__V1__JobSpec__LabelsEntry *e = hodei_arena_calloc(&a->arena, 1, sizeof *e);
     if (!e)
         return args_nomem(err);
     hodei__v1__job_spec__labels_entry__init(e);
@@ -78,10 +78,10 @@ static hodei_status submit_constraint(cli_args *a, const char *flag, const char 
         submit_kv(a, flag, value, s->n_constraints, HODEI_JOB_LABELS_MAX, &key, &val, err);
     if (st != HODEI_OK)
         return st;
-    if (!s->constraints && !(s->constraints = cli_arena_alloc(
-                                 &a->arena, HODEI_JOB_LABELS_MAX * sizeof *s->constraints)))
+    if (!s->constraints && !(s->constraints = hodei_arena_calloc(
+                                 &a->arena, 1, HODEI_JOB_LABELS_MAX * sizeof *s->constraints)))
         return args_nomem(err);
-    Hodei__V1__JobSpec__ConstraintsEntry *e = cli_arena_alloc(&a->arena, sizeof *e);
+    Hodei__V1__JobSpec__ConstraintsEntry *e = hodei_arena_calloc(&a->arena, 1, sizeof *e);
     if (!e)
         return args_nomem(err);
     hodei__v1__job_spec__constraints_entry__init(e);
@@ -97,8 +97,8 @@ static hodei_status submit_secret(cli_args *a, const char *flag, const char *val
     if (s->n_secret_refs >= HODEI_JOB_SECRET_REFS_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: given more than %d times", flag,
                              HODEI_JOB_SECRET_REFS_MAX);
-    if (!s->secret_refs && !(s->secret_refs = cli_arena_alloc(
-                                 &a->arena, HODEI_JOB_SECRET_REFS_MAX * sizeof *s->secret_refs)))
+    if (!s->secret_refs && !(s->secret_refs = hodei_arena_calloc(
+                                 &a->arena, 1, HODEI_JOB_SECRET_REFS_MAX * sizeof *s->secret_refs)))
         return args_nomem(err);
     s->secret_refs[s->n_secret_refs++] = (char *)value;
     return HODEI_OK;
@@ -117,9 +117,10 @@ static hodei_status submit_artifact(cli_args *a, const char *flag, bool output, 
     if (*n >= HODEI_JOB_ARTIFACTS_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: given more than %d times", flag,
                              HODEI_JOB_ARTIFACTS_MAX);
-    if (!*list && !(*list = cli_arena_alloc(&a->arena, HODEI_JOB_ARTIFACTS_MAX * sizeof **list)))
+    if (!*list &&
+        !(*list = hodei_arena_calloc(&a->arena, 1, HODEI_JOB_ARTIFACTS_MAX * sizeof **list)))
         return args_nomem(err);
-    Hodei__V1__Artifact *art = cli_arena_alloc(&a->arena, sizeof *art);
+    Hodei__V1__Artifact *art = hodei_arena_calloc(&a->arena, 1, sizeof *art);
     if (!art)
         return args_nomem(err);
     hodei__v1__artifact__init(art);
@@ -136,7 +137,7 @@ static hodei_status submit_input(cli_args *a, const char *flag, const char *valu
     const char *scheme = strstr(value, "://");
     const char *eq = strchr(value, '=');
     if (eq && scheme && eq < scheme) {
-        char *dest = cli_arena_strndup(&a->arena, value, (size_t)(eq - value));
+        char *dest = hodei_arena_strndup(&a->arena, value, (size_t)(eq - value));
         if (!dest)
             return args_nomem(err);
         return submit_artifact(a, flag, false, (char *)eq + 1, dest, err);
@@ -152,7 +153,7 @@ static hodei_status submit_output(cli_args *a, const char *flag, const char *val
         return hodei_err_set(err, HODEI_ERR_INVALID,
                              "%s: expected PATH=URL (e.g. out/*.csv=s3://bucket/run/), got \"%s\"",
                              flag, value);
-    char *src = cli_arena_strndup(&a->arena, value, (size_t)(eq - value));
+    char *src = hodei_arena_strndup(&a->arena, value, (size_t)(eq - value));
     if (!src)
         return args_nomem(err);
     return submit_artifact(a, flag, true, src, (char *)eq + 1, err);
@@ -338,7 +339,7 @@ static hodei_status submit_script(cli_args *a, const char *flag, const char *pat
     char q[ARGS_QUOTE_BUF];
     if (a->spec.payload_case != HODEI__V1__JOB_SPEC__PAYLOAD__NOT_SET)
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: given twice", flag);
-    char *buf = cli_arena_alloc(&a->arena, HODEI_JOB_SCRIPT_MAX + 2);
+    char *buf = hodei_arena_calloc(&a->arena, 1, HODEI_JOB_SCRIPT_MAX + 2);
     if (!buf)
         return args_nomem(err);
     size_t n = 0;

@@ -61,8 +61,8 @@ static hodei_status templates_value(cli_args *a, const char *flag, const char *v
     if (r->n_parameters >= HODEI_TEMPLATE_PARAMS_MAX)
         return hodei_err_set(err, HODEI_ERR_INVALID, "%s: given more than %d times", flag,
                              HODEI_TEMPLATE_PARAMS_MAX);
-    Hodei__V1__RunTemplateRequest__ParametersEntry *e = cli_arena_alloc(&a->arena, sizeof *e);
-    char *key = cli_arena_strndup(&a->arena, k, k_len);
+    Hodei__V1__RunTemplateRequest__ParametersEntry *e = hodei_arena_calloc(&a->arena, 1, sizeof *e);
+    char *key = hodei_arena_strndup(&a->arena, k, k_len);
     if (!e || !key)
         return args_nomem(err);
     for (size_t i = 0; i < r->n_parameters; i++)

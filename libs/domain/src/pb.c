@@ -35,3 +35,31 @@ ProtobufCMessage *hodei_pb_unpack_hex(const ProtobufCMessageDescriptor *d, const
     free(raw);
     return m;
 }
+
+static void *pb_arena_alloc(void *data, size_t size)
+{
+    return hodei_arena_alloc(data, size);
+}
+
+static void pb_arena_free(void *data, void *p)
+{
+    (void)data;
+    (void)p; /* everything goes with the arena */
+}
+
+ProtobufCAllocator hodei_pb_arena(hodei_arena *a)
+{
+    return (ProtobufCAllocator){
+        .alloc = pb_arena_alloc, .free = pb_arena_free, .allocator_data = a};
+}
+
+ProtobufCMessage *hodei_pb_unpack_hex_arena(const ProtobufCMessageDescriptor *d, const char *hex,
+                                            hodei_arena *a)
+{
+    size_t len = strlen(hex) / 2;
+    uint8_t *raw = hodei_arena_alloc(a, len ? len : 1);
+    if (!raw || hodei_hex_decode(hex, len * 2, raw, len) < 0)
+        return NULL;
+    ProtobufCAllocator pa = hodei_pb_arena(a);
+    return protobuf_c_message_unpack(d, &pa, len, raw);
+}

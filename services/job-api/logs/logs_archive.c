@@ -23,6 +23,7 @@
 #include "hodei/db.h"
 #include "hodei/job_state.h"
 #include "hodei/log.h"
+#include "hodei/pb.h"
 #include "hodei/time.h"
 #include "hodei/v1/events.pb-c.h"
 #include "logs_int.h"
@@ -52,7 +53,7 @@ struct log_archive {
 /* ------------------------------------------------------------ read */
 
 typedef struct {
-    logs_arena arena;
+    hodei_arena arena;
     hodei_log_filter filt;
     logs_lines all;
     bool cut;
@@ -267,7 +268,7 @@ static hodei_status arch_job(log_archive *la, const char *job_id, hodei_err *err
     arch_read r = {0};
     PGconn *conn = NULL;
     logs_subject(job_id, subject);
-    logs_arena_init(&r.arena);
+    hodei_arena_init(&r.arena, LOGS_ARENA_BLOCK, SIZE_MAX);
     hodei_log_filter_init(&r.filt, 0, 0);
     hodei_status st = arch_read_subject(hodei_bus_js(la->e->bus), subject, &r, err);
     if (st == HODEI_OK && !r.ended && arch_too_early(la, job_id))
@@ -288,7 +289,7 @@ static hodei_status arch_job(log_archive *la, const char *job_id, hodei_err *err
         edge_db_release(la->e, conn, st);
     }
     free(r.all.lines);
-    logs_arena_fini(&r.arena);
+    hodei_arena_fini(&r.arena);
     return st;
 }
 
@@ -427,7 +428,7 @@ void log_archive_destroy(log_archive *la)
 /* One archive's compressed bytes: decompressed, unpacked into the arena,
  * its lines through the filter into out. */
 static hodei_status logs_archive_unpack(int64_t epoch, int64_t raw_len, const uint8_t *z,
-                                        size_t z_len, hodei_log_filter *f, logs_arena *arena,
+                                        size_t z_len, hodei_log_filter *f, hodei_arena *arena,
                                         logs_lines *out, size_t room, hodei_err *err)
 {
     hodei_status st = HODEI_OK;
@@ -440,8 +441,8 @@ static hodei_status logs_archive_unpack(int64_t epoch, int64_t raw_len, const ui
                            (long long)epoch);
         goto out;
     }
-    Hodei__V1__GetLogsResponse *r =
-        hodei__v1__get_logs_response__unpack(&arena->alloc, (size_t)raw_len, raw);
+    ProtobufCAllocator pa = hodei_pb_arena(arena);
+    Hodei__V1__GetLogsResponse *r = hodei__v1__get_logs_response__unpack(&pa, (size_t)raw_len, raw);
     if (!r) {
         st = hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive of epoch %lld does not unpack",
                            (long long)epoch);
@@ -463,8 +464,8 @@ out:
 /* One archive row (epoch, raw_bytes, data as hex, state, location): its
  * bytes from the row or from the store, then unpacked. */
 static hodei_status logs_archive_unpack_row(edge *e, const PGresult *res, int row,
-                                            hodei_log_filter *f, logs_arena *arena, logs_lines *out,
-                                            size_t room, hodei_err *err)
+                                            hodei_log_filter *f, hodei_arena *arena,
+                                            logs_lines *out, size_t room, hodei_err *err)
 {
     int64_t epoch = hodei_db_get_i64(res, row, 0);
     int64_t raw_len = hodei_db_get_i64(res, row, 1);
@@ -494,7 +495,7 @@ static hodei_status logs_archive_unpack_row(edge *e, const PGresult *res, int ro
     return st;
 }
 
-hodei_status logs_archive_load(edge *e, const char *job_id, hodei_log_filter *f, logs_arena *arena,
+hodei_status logs_archive_load(edge *e, const char *job_id, hodei_log_filter *f, hodei_arena *arena,
                                logs_lines *out, size_t room, bool *found,
                                Hodei__V1__JobState *final_state, hodei_err *err)
 {

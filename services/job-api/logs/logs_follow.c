@@ -52,7 +52,7 @@ struct log_follower {
     char job_id[HODEI_ID_BUF];
     char key_id[HODEI_ID_BUF]; /* the caller's key ("" for none): logs.follows_per_key */
     hodei_log_filter filt;
-    logs_arena arena;
+    hodei_arena arena;
     logs_lines chunk;
 };
 
@@ -75,7 +75,7 @@ static void follower_unref(log_follower *f)
 {
     if (atomic_fetch_sub(&f->refs, 1) != 1)
         return;
-    logs_arena_fini(&f->arena);
+    hodei_arena_fini(&f->arena);
     free(f->chunk.lines);
     hodei_rpc_call_unref(f->call);
     pthread_mutex_destroy(&f->mu);
@@ -129,7 +129,7 @@ static void follow_flush(log_follower *f, bool reset_arena)
     f->chunk.n = 0;
     f->chunk.bytes = 0;
     if (reset_arena)
-        logs_arena_reset(&f->arena);
+        hodei_arena_reset(&f->arena);
 }
 
 /* The last chunk: end_of_stream with the final state. f->mu held. */
@@ -164,7 +164,7 @@ static void follow_take(log_follower *f, natsSubscription *sub, natsMsg *msg)
         return;
     }
     if (f->chunk.n == 0) {
-        logs_arena_reset(&f->arena); /* nothing kept (repeats, below from_sequence) */
+        hodei_arena_reset(&f->arena); /* nothing kept (repeats, below from_sequence) */
         return;
     }
     int queued = 0;
@@ -289,7 +289,7 @@ static log_follower *follower_create(log_hub *h, hodei_rpc_call *call,
     for (size_t i = 0; i <= HODEI_ID_LEN; i++)
         f->job_id[i] = (char)tolower((unsigned char)req->job_id[i]);
     hodei_log_filter_init(&f->filt, req->from_sequence, req->from_epoch);
-    logs_arena_init(&f->arena);
+    hodei_arena_init(&f->arena, LOGS_ARENA_BLOCK, SIZE_MAX);
     f->chunk.lines = lines;
     return f;
 }
@@ -299,7 +299,7 @@ static log_follower *follower_create(log_hub *h, hodei_rpc_call *call,
 static bool follow_archived(edge *e, hodei_rpc_call *call,
                             const Hodei__V1__SubscribeLogsRequest *req, Hodei__V1__JobState ended)
 {
-    logs_arena arena;
+    hodei_arena arena;
     hodei_log_filter filt;
     logs_lines out = {0};
     hodei_err err;
@@ -307,7 +307,7 @@ static bool follow_archived(edge *e, hodei_rpc_call *call,
     char job_id[HODEI_ID_BUF];
     for (size_t i = 0; i <= HODEI_ID_LEN; i++)
         job_id[i] = (char)tolower((unsigned char)req->job_id[i]);
-    logs_arena_init(&arena);
+    hodei_arena_init(&arena, LOGS_ARENA_BLOCK, SIZE_MAX);
     hodei_log_filter_init(&filt, req->from_sequence, req->from_epoch);
     out.lines = malloc(LOGS_ARCHIVE_LINES_MAX * sizeof *out.lines);
     Hodei__V1__JobState final_state = ended;
@@ -337,7 +337,7 @@ static bool follow_archived(edge *e, hodei_rpc_call *call,
         hodei_rpc_call_finish(call, HODEI_GRPC_OK, "");
     }
     free(out.lines);
-    logs_arena_fini(&arena);
+    hodei_arena_fini(&arena);
     return found;
 }
 

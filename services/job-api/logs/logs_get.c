@@ -19,7 +19,7 @@
 #define LOGS_GET_ARENA_MAX (64 * 1024 * 1024) /* unpacked batches held for one response */
 
 typedef struct {
-    logs_arena arena;
+    hodei_arena arena;
     hodei_log_filter filt;
     logs_lines out;
     size_t room;
@@ -31,12 +31,12 @@ typedef struct {
 static bool get_take(logs_get_state *g, natsMsg *m)
 {
     Hodei__V1__JobState end;
-    logs_arena_mark mark = logs_arena_mark_get(&g->arena);
+    hodei_arena_mark mark = hodei_arena_mark_get(&g->arena);
     size_t before = g->out.n;
     Hodei__V1__LogBatch *b = logs_unpack(m, &g->arena, &end);
     if (!b) {
         HLOG_WARN("%s: a stored message is not a LogBatch; skipped", natsMsg_GetSubject(m));
-        logs_arena_rollback(&g->arena, mark);
+        hodei_arena_rollback(&g->arena, mark);
         return false;
     }
     if (end) {
@@ -45,7 +45,7 @@ static bool get_take(logs_get_state *g, natsMsg *m)
     }
     bool cut = logs_append(b, &g->filt, &g->out, g->room) > 0;
     if (g->out.n == before)
-        logs_arena_rollback(&g->arena, mark); /* nothing of it is kept */
+        hodei_arena_rollback(&g->arena, mark); /* nothing of it is kept */
     if (cut || g->out.bytes >= LOGS_GET_BYTES_MAX || g->arena.bytes >= LOGS_GET_ARENA_MAX) {
         g->truncated = true;
         return true;
@@ -106,7 +106,7 @@ static void logs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
     Hodei__V1__JobState ended_state;
     uint64_t last_seq = 0;
     logs_get_state g = {0};
-    logs_arena_init(&g.arena);
+    hodei_arena_init(&g.arena, LOGS_ARENA_BLOCK, SIZE_MAX);
     hodei_log_filter_init(&g.filt, req->from_sequence, req->from_epoch);
     hodei_status st = get_check(req, &err);
     if (st != HODEI_OK)
@@ -146,7 +146,7 @@ fail:
     hodei_rpc_call_fail_err(call, &err);
 out:
     free(g.out.lines);
-    logs_arena_fini(&g.arena);
+    hodei_arena_fini(&g.arena);
 }
 
 void logs_get_method(edge *e, hodei_rpc_method *out)

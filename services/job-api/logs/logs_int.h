@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "edge.h"
+#include "hodei/arena.h"
 #include "hodei/auth.h"
 #include "hodei/bus.h"
 #include "hodei/id.h"
@@ -27,26 +28,10 @@
 #define LOGS_LINE_OVERHEAD 48             /* bytes a line costs on the wire beyond its data */
 #define LOGS_ARCHIVE_LINES_MAX (4u << 20) /* lines of one finished job served from its archive */
 
-/* Bump allocator handed to protobuf-c: unpacking a batch costs a few
- * block allocations, not one per line; reset frees all at once. */
-typedef struct logs_arena_block logs_arena_block;
-typedef struct {
-    ProtobufCAllocator alloc;
-    logs_arena_block *head;
-    size_t bytes; /* handed out since the last reset */
-} logs_arena;
-
-/* A point to roll back to: everything allocated after it goes. */
-typedef struct {
-    logs_arena_block *block;
-    size_t used, bytes;
-} logs_arena_mark;
-
-void logs_arena_init(logs_arena *a);
-void logs_arena_reset(logs_arena *a);
-void logs_arena_fini(logs_arena *a);
-logs_arena_mark logs_arena_mark_get(const logs_arena *a);
-void logs_arena_rollback(logs_arena *a, logs_arena_mark m);
+/* Unpacked batches live in a libs/core arena handed to protobuf-c
+ * (hodei_pb_arena): a batch costs a few block allocations, not one per
+ * line; reset or rollback frees them at once. */
+#define LOGS_ARENA_BLOCK (256 * 1024)
 
 /* Lines collected for one response or chunk (the array has
  * LOGS_CHUNK_LINES_MAX slots; lines point into an arena). */
@@ -58,7 +43,7 @@ typedef struct {
 
 /* Unpacks one stored message into the arena (NULL when it is not a
  * LogBatch). *end_state gets the Hodei-Log-End header's state, or 0. */
-Hodei__V1__LogBatch *logs_unpack(natsMsg *msg, logs_arena *a, Hodei__V1__JobState *end_state);
+Hodei__V1__LogBatch *logs_unpack(natsMsg *msg, hodei_arena *a, Hodei__V1__JobState *end_state);
 /* Appends the lines of b that pass f, while out has fewer than `room`;
  * returns how many lines of b were left unread (0 = all taken). */
 size_t logs_append(const Hodei__V1__LogBatch *b, hodei_log_filter *f, logs_lines *out, size_t room);
@@ -73,7 +58,7 @@ hodei_status logs_job_check(edge *e, const hodei_identity *who, const char *job_
  * archive (then it is the whole log, and *final_state its state; may be
  * NULL). Archives exist only for finished jobs. Call after logs_job_check
  * (which checks the caller may see the job). */
-hodei_status logs_archive_load(edge *e, const char *job_id, hodei_log_filter *f, logs_arena *arena,
+hodei_status logs_archive_load(edge *e, const char *job_id, hodei_log_filter *f, hodei_arena *arena,
                                logs_lines *out, size_t room, bool *found,
                                Hodei__V1__JobState *final_state, hodei_err *err);
 typedef struct log_archive log_archive;

@@ -8,108 +8,18 @@
 #include "hodei/db.h"
 #include "hodei/id.h"
 #include "hodei/job_state.h"
+#include "hodei/pb.h"
 #include "logs_int.h"
 
-#define LOGS_ARENA_BLOCK (256 * 1024)
-#define LOGS_ARENA_ALIGN 16
-
-struct logs_arena_block {
-    logs_arena_block *next;
-    size_t cap, used;
-    _Alignas(LOGS_ARENA_ALIGN) unsigned char data[];
-};
-
-static void *arena_alloc(void *data, size_t size)
-{
-    logs_arena *a = data;
-    size = (size + LOGS_ARENA_ALIGN - 1) & ~(size_t)(LOGS_ARENA_ALIGN - 1);
-    logs_arena_block *b = a->head;
-    if (!b || b->cap - b->used < size) {
-        size_t cap = size > LOGS_ARENA_BLOCK ? size : LOGS_ARENA_BLOCK;
-        b = malloc(sizeof *b + cap);
-        if (!b)
-            return NULL;
-        b->cap = cap;
-        b->used = 0;
-        b->next = a->head;
-        a->head = b;
-    }
-    void *p = b->data + b->used;
-    b->used += size;
-    a->bytes += size;
-    return p;
-}
-
-static void arena_free(void *data, void *p)
-{
-    (void)data;
-    (void)p; /* everything goes at reset */
-}
-
-void logs_arena_init(logs_arena *a)
-{
-    a->alloc.alloc = arena_alloc;
-    a->alloc.free = arena_free;
-    a->alloc.allocator_data = a;
-    a->head = NULL;
-    a->bytes = 0;
-}
-
-/* Keeps one standard block for the next round, frees the rest. */
-void logs_arena_reset(logs_arena *a)
-{
-    logs_arena_block *keep = NULL;
-    for (logs_arena_block *b = a->head, *next; b; b = next) {
-        next = b->next;
-        if (!keep && b->cap == LOGS_ARENA_BLOCK) {
-            keep = b;
-            continue;
-        }
-        free(b);
-    }
-    if (keep) {
-        keep->used = 0;
-        keep->next = NULL;
-    }
-    a->head = keep;
-    a->bytes = 0;
-}
-
-logs_arena_mark logs_arena_mark_get(const logs_arena *a)
-{
-    return (logs_arena_mark){a->head, a->head ? a->head->used : 0, a->bytes};
-}
-
-void logs_arena_rollback(logs_arena *a, logs_arena_mark m)
-{
-    while (a->head && a->head != m.block) {
-        logs_arena_block *b = a->head;
-        a->head = b->next;
-        free(b);
-    }
-    if (a->head)
-        a->head->used = m.used;
-    a->bytes = m.bytes;
-}
-
-void logs_arena_fini(logs_arena *a)
-{
-    for (logs_arena_block *b = a->head, *next; b; b = next) {
-        next = b->next;
-        free(b);
-    }
-    a->head = NULL;
-    a->bytes = 0;
-}
-
-Hodei__V1__LogBatch *logs_unpack(natsMsg *msg, logs_arena *a, Hodei__V1__JobState *end_state)
+Hodei__V1__LogBatch *logs_unpack(natsMsg *msg, hodei_arena *a, Hodei__V1__JobState *end_state)
 {
     const char *end = NULL;
     *end_state = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
     if (natsMsgHeader_Get(msg, HODEI_HDR_LOG_END, &end) == NATS_OK && end &&
         !hodei_job_state_parse(end, end_state))
         *end_state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED; /* unknown name: still the end */
-    return hodei__v1__log_batch__unpack(&a->alloc, (size_t)natsMsg_GetDataLength(msg),
+    ProtobufCAllocator pa = hodei_pb_arena(a);
+    return hodei__v1__log_batch__unpack(&pa, (size_t)natsMsg_GetDataLength(msg),
                                         (const uint8_t *)natsMsg_GetData(msg));
 }
 

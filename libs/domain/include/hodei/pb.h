@@ -9,6 +9,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "hodei/arena.h"
 #include "hodei/buf.h"
 #include "hodei/v1/common.pb-c.h"
 
@@ -21,5 +22,17 @@ bool hodei_pb_hex(hodei_buf *b, const ProtobufCMessage *m);
  * (free with protobuf_c_message_free_unpacked); NULL when hex is not hex
  * or does not unpack as d. */
 ProtobufCMessage *hodei_pb_unpack_hex(const ProtobufCMessageDescriptor *d, const char *hex);
+
+/* protobuf-c's allocator over an arena: a message unpacked with it lives in
+ * the arena (never free_unpacked it; it goes with the arena). A failed
+ * allocation (the arena's maximum) makes the unpack return NULL. The
+ * returned struct refers to a; it may be a local of the unpacking call. */
+ProtobufCAllocator hodei_pb_arena(hodei_arena *a);
+
+/* hodei_pb_unpack_hex into an arena: the message and every piece of it
+ * (the decoded bytes too) come from a and go with it. NULL when hex is not
+ * hex, does not unpack as d, or the arena's maximum is reached. */
+ProtobufCMessage *hodei_pb_unpack_hex_arena(const ProtobufCMessageDescriptor *d, const char *hex,
+                                            hodei_arena *a);
 
 #endif
