@@ -7,10 +7,16 @@
 
 #include "edge_metrics.h"
 #include "edge_seal.h"
+#include "hodei/arena.h"
 #include "hodei/bus.h"
 #include "hodei/daemon.h"
 #include "hodei/db.h"
 #include "hodei/rpc.h"
+
+/* One client reply's memory (its arrays, rows, unpacked specs) comes from
+ * one arena, freed once the reply is sent. A reply cannot pass gRPC's
+ * message cap; unpacked, it takes at most a few times its packed size. */
+#define EDGE_REPLY_ARENA_MAX ((size_t)4 * HODEI_RPC_MESSAGE_MAX)
 
 typedef struct submitter submitter;
 

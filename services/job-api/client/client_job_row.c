@@ -14,16 +14,17 @@ static void job_row_time(Hodei__V1__Timestamp *ts, int64_t us, Hodei__V1__Timest
     *slot = us == 0 ? NULL : ts;
 }
 
-static hodei_status job_row_spec(job_row *r, const char *hex, hodei_err *err)
+static hodei_status job_row_spec(job_row *r, const char *hex, hodei_arena *a, hodei_err *err)
 {
-    r->job.spec = (Hodei__V1__JobSpec *)hodei_pb_unpack_hex(&hodei__v1__job_spec__descriptor, hex);
+    r->job.spec =
+        (Hodei__V1__JobSpec *)hodei_pb_unpack_hex_arena(&hodei__v1__job_spec__descriptor, hex, a);
     if (!r->job.spec)
         return hodei_err_set(err, HODEI_ERR_INTERNAL, "stored spec of job %s does not unpack",
                              r->job.id);
     return HODEI_OK;
 }
 
-hodei_status job_row_fill(job_row *r, const PGresult *res, int row, hodei_err *err)
+hodei_status job_row_fill(job_row *r, const PGresult *res, int row, hodei_arena *a, hodei_err *err)
 {
     memset(r, 0, sizeof *r);
     hodei__v1__job__init(&r->job);
@@ -47,29 +48,16 @@ hodei_status job_row_fill(job_row *r, const PGresult *res, int row, hodei_err *e
     r->job.namespace_ = (char *)hodei_db_get_str(res, row, 15);
     r->job.owner = (char *)hodei_db_get_str(res, row, 16);
     r->job.owner_key_id = (char *)hodei_db_get_str(res, row, 17);
-    return job_row_spec(r, hodei_db_get_str(res, row, 1), err);
+    return job_row_spec(r, hodei_db_get_str(res, row, 1), a, err);
 }
 
-void job_row_fini(job_row *r)
-{
-    if (r->job.spec)
-        hodei__v1__job_spec__free_unpacked(r->job.spec, NULL);
-    r->job.spec = NULL;
-    free(r->recs);
-    free(r->rec_ptrs);
-    r->recs = NULL;
-    r->rec_ptrs = NULL;
-    r->job.n_artifacts = 0;
-    r->job.artifacts = NULL;
-}
-
-hodei_status job_row_artifacts(job_row *r, const PGresult *res, hodei_err *err)
+hodei_status job_row_artifacts(job_row *r, const PGresult *res, hodei_arena *arena, hodei_err *err)
 {
     int n = PQntuples(res);
     if (n == 0)
         return HODEI_OK;
-    r->recs = calloc((size_t)n, sizeof *r->recs);
-    r->rec_ptrs = calloc((size_t)n, sizeof *r->rec_ptrs);
+    r->recs = hodei_arena_calloc(arena, (size_t)n, sizeof *r->recs);
+    r->rec_ptrs = hodei_arena_calloc(arena, (size_t)n, sizeof *r->rec_ptrs);
     if (!r->recs || !r->rec_ptrs)
         return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory for %d artifact records", n);
     for (int i = 0; i < n; i++) {

@@ -4,6 +4,7 @@
 
 #include <libpq-fe.h>
 
+#include "hodei/arena.h"
 #include "hodei/status.h"
 #include "hodei/v1/job.pb-c.h"
 
@@ -19,7 +20,8 @@
     " namespace, owner, coalesce(owner_key_id::text, '')"
 
 /* A Job message and the memory behind it. Strings point into the PGresult
- * the row came from: keep it until the message has been sent. */
+ * the row came from: keep it until the message has been sent; the spec and
+ * the artifact records live in the reply's arena. */
 typedef struct {
     Hodei__V1__Job job;
     Hodei__V1__Timestamp created_at, updated_at, started_at, finished_at;
@@ -34,12 +36,11 @@ typedef struct {
     " WHERE job_id = $1 AND epoch = (SELECT max(epoch) FROM job_artifacts WHERE job_id = $1)"      \
     " ORDER BY idx LIMIT 1000"
 
-/* Fills r from row `row` of res. Unpacks the stored spec. */
-hodei_status job_row_fill(job_row *r, const PGresult *res, int row, hodei_err *err);
+/* Fills r from row `row` of res. Unpacks the stored spec into a. */
+hodei_status job_row_fill(job_row *r, const PGresult *res, int row, hodei_arena *a, hodei_err *err);
 /* Sets r->job.artifacts from the rows of JOB_ROW_ARTIFACTS_SQL (strings
- * point into res: keep it until the message has been sent). */
-hodei_status job_row_artifacts(job_row *r, const PGresult *res, hodei_err *err);
-/* Frees what job_row_fill and job_row_artifacts allocated. */
-void job_row_fini(job_row *r);
+ * point into res: keep it until the message has been sent; the records
+ * come from a). */
+hodei_status job_row_artifacts(job_row *r, const PGresult *res, hodei_arena *a, hodei_err *err);
 
 #endif

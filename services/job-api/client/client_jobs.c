@@ -40,13 +40,13 @@ static void jobs_reply_row(hodei_rpc_call *call, const PGresult *res, jobs_wrap_
 {
     job_row row;
     hodei_err err;
-    if (job_row_fill(&row, res, 0, &err) != HODEI_OK) {
-        job_row_fini(&row);
+    hodei_arena a;
+    hodei_arena_init(&a, 0, EDGE_REPLY_ARENA_MAX);
+    if (job_row_fill(&row, res, 0, &a, &err) == HODEI_OK)
+        wrap(call, &row.job);
+    else
         hodei_rpc_call_fail_err(call, &err);
-        return;
-    }
-    wrap(call, &row.job);
-    job_row_fini(&row);
+    hodei_arena_fini(&a);
 }
 
 /* ----------------------------------------------------------------- QueueJob */
@@ -84,6 +84,8 @@ static void jobs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
     PGconn *conn = NULL;
     PGresult *res = NULL, *arts = NULL;
     job_row row = {0};
+    hodei_arena a;
+    hodei_arena_init(&a, 0, EDGE_REPLY_ARENA_MAX);
     hodei_status st = hodei_id_check("job_id", req->job_id, "a job id", &err);
     if (st != HODEI_OK)
         goto fail;
@@ -105,12 +107,12 @@ static void jobs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
         hodei_rpc_call_fail(call, HODEI_GRPC_NOT_FOUND, "job %s not found", req->job_id);
         return;
     }
-    st = job_row_fill(&row, res, 0, &err);
+    st = job_row_fill(&row, res, 0, &a, &err);
     if (st == HODEI_OK)
-        st = job_row_artifacts(&row, arts, &err);
+        st = job_row_artifacts(&row, arts, &a, &err);
     if (st == HODEI_OK)
         jobs_wrap_status(call, &row.job);
-    job_row_fini(&row);
+    hodei_arena_fini(&a);
     if (st == HODEI_OK) {
         PQclear(arts);
         PQclear(res);
@@ -396,22 +398,22 @@ static void list_reply(hodei_rpc_call *call, const PGresult *res, int page_size)
 {
     int rows = PQntuples(res);
     int n = rows > page_size ? page_size : rows;
-    job_row *jrows = calloc((size_t)(n ? n : 1), sizeof *jrows);
-    Hodei__V1__Job **jobs = calloc((size_t)(n ? n : 1), sizeof *jobs);
+    hodei_arena a;
+    hodei_arena_init(&a, 0, EDGE_REPLY_ARENA_MAX);
+    job_row *jrows = hodei_arena_calloc(&a, (size_t)n, sizeof *jrows);
+    Hodei__V1__Job **jobs = hodei_arena_calloc(&a, (size_t)n, sizeof *jobs);
     char token[HODEI_PAGE_TOKEN_BUF] = "";
     hodei_err err;
-    int filled = 0;
     if (!jrows || !jobs) {
         hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
-    for (; filled < n; filled++) {
-        if (job_row_fill(&jrows[filled], res, filled, &err) != HODEI_OK) {
-            job_row_fini(&jrows[filled]);
+    for (int i = 0; i < n; i++) {
+        if (job_row_fill(&jrows[i], res, i, &a, &err) != HODEI_OK) {
             hodei_rpc_call_fail_err(call, &err);
             goto out;
         }
-        jobs[filled] = &jrows[filled].job;
+        jobs[i] = &jrows[i].job;
     }
     if (rows > page_size && n > 0)
         hodei_page_token_encode(hodei_db_get_i64(res, n - 1, 11), hodei_db_get_str(res, n - 1, 0),
@@ -422,10 +424,7 @@ static void list_reply(hodei_rpc_call *call, const PGresult *res, int page_size)
     resp.next_page_token = token;
     hodei_rpc_call_reply(call, &resp.base);
 out:
-    for (int i = 0; i < filled; i++)
-        job_row_fini(&jrows[i]);
-    free(jrows);
-    free(jobs);
+    hodei_arena_fini(&a);
 }
 
 static void jobs_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)

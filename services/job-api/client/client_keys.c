@@ -226,8 +226,10 @@ static hodei_status list_token(const char *tok, char *us, size_t us_len, char *i
 static void keys_list_reply(hodei_rpc_call *call, const PGresult *res, int page)
 {
     int rows = PQntuples(res), n = rows > page ? page : rows;
-    key_msg *ms = calloc((size_t)(n ? n : 1), sizeof *ms);
-    Hodei__V1__ApiKey **ptrs = calloc((size_t)(n ? n : 1), sizeof *ptrs);
+    hodei_arena arena;
+    hodei_arena_init(&arena, 0, EDGE_REPLY_ARENA_MAX);
+    key_msg *ms = hodei_arena_calloc(&arena, (size_t)n, sizeof *ms);
+    Hodei__V1__ApiKey **ptrs = hodei_arena_calloc(&arena, (size_t)n, sizeof *ptrs);
     char token[HODEI_PAGE_TOKEN_BUF] = "";
     if (!ms || !ptrs) {
         hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -246,8 +248,7 @@ static void keys_list_reply(hodei_rpc_call *call, const PGresult *res, int page)
     resp.next_page_token = token;
     hodei_rpc_call_reply(call, &resp.base);
 out:
-    free(ms);
-    free(ptrs);
+    hodei_arena_fini(&arena);
 }
 
 static void keys_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
@@ -478,9 +479,11 @@ static hodei_status audit_parse(const Hodei__V1__QueryAuditRequest *req, audit_q
 static void audit_reply(hodei_rpc_call *call, const PGresult *res, int page)
 {
     int rows = PQntuples(res), n = rows > page ? page : rows;
-    Hodei__V1__AuditEntry *es = calloc((size_t)(n ? n : 1), sizeof *es);
-    Hodei__V1__AuditEntry **ptrs = calloc((size_t)(n ? n : 1), sizeof *ptrs);
-    Hodei__V1__Timestamp *ts = calloc((size_t)(n ? n : 1), sizeof *ts);
+    hodei_arena arena;
+    hodei_arena_init(&arena, 0, EDGE_REPLY_ARENA_MAX);
+    Hodei__V1__AuditEntry *es = hodei_arena_calloc(&arena, (size_t)n, sizeof *es);
+    Hodei__V1__AuditEntry **ptrs = hodei_arena_calloc(&arena, (size_t)n, sizeof *ptrs);
+    Hodei__V1__Timestamp *ts = hodei_arena_calloc(&arena, (size_t)n, sizeof *ts);
     char token[24] = "";
     if (!es || !ptrs || !ts) {
         hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -510,9 +513,7 @@ static void audit_reply(hodei_rpc_call *call, const PGresult *res, int page)
     resp.next_page_token = token;
     hodei_rpc_call_reply(call, &resp.base);
 out:
-    free(es);
-    free(ptrs);
-    free(ts);
+    hodei_arena_fini(&arena);
 }
 
 static void audit_query_rpc(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
