@@ -1,9 +1,10 @@
 /* The edge's worker side, at its base: one session per WorkerStream call,
  * and the hub that holds the authenticated ones (worker id -> live call),
- * their NATS subscriptions, and one ticker thread (keepalives, silent
- * streams, heartbeats written grouped, and the periodic re-send, which it
- * hands to the function given at create). Every other file of worker/
- * builds on this one; it calls none of them.
+ * their NATS subscriptions, one ticker thread (keepalives, silent streams,
+ * and the periodic re-send, which it hands to the function given at
+ * create) and one beater thread (heartbeats written grouped, this edge's
+ * presence). Every other file of worker/ builds on this one; it calls none
+ * of them.
  *
  * Locking: hub->mu (the list) before session->mu; neither is held while a
  * database call runs. Sessions are reference counted: the call's user
