@@ -353,15 +353,12 @@ typedef struct {
     Hodei__V1__Provider__ConfigEntry *entries;
     Hodei__V1__Provider__ConfigEntry **entry_ptrs;
     size_t n_providers;
+    hodei_arena arena; /* everything above; zeroed = empty */
 } provider_list;
 
 static void provider_list_fini(provider_list *l)
 {
-    free(l->providers);
-    free(l->provider_ptrs);
-    free(l->caps);
-    free(l->entries);
-    free(l->entry_ptrs);
+    hodei_arena_fini(&l->arena);
 }
 
 static void provider_row_fill(const PGresult *res, int row, Hodei__V1__Provider *p,
@@ -388,11 +385,12 @@ static void provider_row_fill(const PGresult *res, int row, Hodei__V1__Provider 
 static hodei_status provider_list_build(const PGresult *res, provider_list *l, hodei_err *err)
 {
     size_t rows = (size_t)PQntuples(res), np = 0, ne = 0;
-    l->providers = calloc(rows + 1, sizeof *l->providers);
-    l->provider_ptrs = calloc(rows + 1, sizeof *l->provider_ptrs);
-    l->caps = calloc(rows + 1, sizeof *l->caps);
-    l->entries = calloc(rows + 1, sizeof *l->entries);
-    l->entry_ptrs = calloc(rows + 1, sizeof *l->entry_ptrs);
+    hodei_arena_init(&l->arena, 0, EDGE_REPLY_ARENA_MAX);
+    l->providers = hodei_arena_calloc(&l->arena, rows + 1, sizeof *l->providers);
+    l->provider_ptrs = hodei_arena_calloc(&l->arena, rows + 1, sizeof *l->provider_ptrs);
+    l->caps = hodei_arena_calloc(&l->arena, rows + 1, sizeof *l->caps);
+    l->entries = hodei_arena_calloc(&l->arena, rows + 1, sizeof *l->entries);
+    l->entry_ptrs = hodei_arena_calloc(&l->arena, rows + 1, sizeof *l->entry_ptrs);
     if (!l->providers || !l->provider_ptrs || !l->caps || !l->entries || !l->entry_ptrs)
         return hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
     for (size_t r = 0; r < rows; r++) {

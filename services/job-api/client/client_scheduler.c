@@ -125,29 +125,26 @@ typedef struct {
     Hodei__V1__Worker__LabelsEntry *labels;
     Hodei__V1__Worker__LabelsEntry **label_ptrs;
     size_t n_workers, n_labels;
+    hodei_arena arena; /* everything above */
 } srpc_workers;
 
 static bool srpc_workers_alloc(srpc_workers *w, size_t rows)
 {
     size_t n = rows ? rows : 1;
     memset(w, 0, sizeof *w);
-    w->workers = calloc(n, sizeof *w->workers);
-    w->worker_ptrs = calloc(n, sizeof *w->worker_ptrs);
-    w->caps = calloc(n, sizeof *w->caps);
-    w->times = calloc(2 * n, sizeof *w->times);
-    w->labels = calloc(n, sizeof *w->labels);
-    w->label_ptrs = calloc(n, sizeof *w->label_ptrs);
+    hodei_arena_init(&w->arena, 0, EDGE_REPLY_ARENA_MAX);
+    w->workers = hodei_arena_calloc(&w->arena, n, sizeof *w->workers);
+    w->worker_ptrs = hodei_arena_calloc(&w->arena, n, sizeof *w->worker_ptrs);
+    w->caps = hodei_arena_calloc(&w->arena, n, sizeof *w->caps);
+    w->times = hodei_arena_calloc(&w->arena, 2 * n, sizeof *w->times);
+    w->labels = hodei_arena_calloc(&w->arena, n, sizeof *w->labels);
+    w->label_ptrs = hodei_arena_calloc(&w->arena, n, sizeof *w->label_ptrs);
     return w->workers && w->worker_ptrs && w->caps && w->times && w->labels && w->label_ptrs;
 }
 
 static void srpc_workers_free(srpc_workers *w)
 {
-    free(w->workers);
-    free(w->worker_ptrs);
-    free(w->caps);
-    free(w->times);
-    free(w->labels);
-    free(w->label_ptrs);
+    hodei_arena_fini(&w->arena);
 }
 
 static Hodei__V1__Worker *srpc_worker_start(srpc_workers *w, const PGresult *res, int r)

@@ -198,12 +198,13 @@ static void secret_list_reply(hodei_rpc_call *call, const char *ns, const PGresu
 {
     Hodei__V1__ListSecretsResponse resp = HODEI__V1__LIST_SECRETS_RESPONSE__INIT;
     size_t n = (size_t)PQntuples(res);
-    Hodei__V1__SecretInfo *infos = calloc(n ? n : 1, sizeof *infos);
-    Hodei__V1__SecretInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
-    Hodei__V1__Timestamp *times = calloc(n ? n : 1, sizeof *times);
-    char **shared = calloc(n ? n : 1, sizeof *shared);
-    char **share_ptrs = calloc((n ? n : 1) * SECRET_SHARE_MAX, sizeof *share_ptrs);
-    if (!infos || !ptrs || !times || !shared || !share_ptrs) {
+    hodei_arena arena;
+    hodei_arena_init(&arena, 0, EDGE_REPLY_ARENA_MAX);
+    Hodei__V1__SecretInfo *infos = hodei_arena_calloc(&arena, n, sizeof *infos);
+    Hodei__V1__SecretInfo **ptrs = hodei_arena_calloc(&arena, n, sizeof *ptrs);
+    Hodei__V1__Timestamp *times = hodei_arena_calloc(&arena, n, sizeof *times);
+    char **share_ptrs = hodei_arena_calloc(&arena, n * SECRET_SHARE_MAX, sizeof *share_ptrs);
+    if (!infos || !ptrs || !times || !share_ptrs) {
         hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
@@ -214,9 +215,9 @@ static void secret_list_reply(hodei_rpc_call *call, const char *ns, const PGresu
         hodei_pb_time(&times[i], hodei_db_get_i64(res, (int)i, L_US));
         infos[i].updated_at = &times[i];
         infos[i].key_id = (char *)hodei_db_get_str(res, (int)i, L_KEY_ID);
-        shared[i] = strdup(hodei_db_get_str(res, (int)i, L_SHARED));
+        char *shared = hodei_arena_strdup(&arena, hodei_db_get_str(res, (int)i, L_SHARED));
         infos[i].shared_with = &share_ptrs[i * SECRET_SHARE_MAX];
-        for (char *save = NULL, *tok = shared[i] ? strtok_r(shared[i], ",", &save) : NULL;
+        for (char *save = NULL, *tok = shared ? strtok_r(shared, ",", &save) : NULL;
              tok && infos[i].n_shared_with < SECRET_SHARE_MAX; tok = strtok_r(NULL, ",", &save))
             infos[i].shared_with[infos[i].n_shared_with++] = tok;
         ptrs[i] = &infos[i];
@@ -225,13 +226,7 @@ static void secret_list_reply(hodei_rpc_call *call, const char *ns, const PGresu
     resp.secrets = ptrs;
     hodei_rpc_call_reply(call, &resp.base);
 out:
-    for (size_t i = 0; shared && i < n; i++)
-        free(shared[i]);
-    free(shared);
-    free(share_ptrs);
-    free(infos);
-    free(ptrs);
-    free(times);
+    hodei_arena_fini(&arena);
 }
 
 static void secret_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
