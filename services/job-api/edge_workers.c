@@ -1,6 +1,8 @@
 /* Start and stop of the edge's worker side and logs (edge_workers.h). */
 #include "edge_workers.h"
 
+#include "hodei/assign.h"
+#include "hodei/db.h"
 #include "hodei/log.h"
 #include "logs/logs_int.h"
 #include "logs/logs_pub.h"
@@ -72,6 +74,10 @@ static void dispatch_run(void *ctx, const char *worker_id, const PGresult *run, 
 {
     (void)ctx;
     hodei_metric_add(dispatch_edge->m.submit_assigned, 1);
+    /* an assignment like a pass's or a hand-off's: its wait in the queue */
+    if (!PQgetisnull(run, row, HODEI_RUN_COL_DUE_AGE_US))
+        hodei_metric_observe_micro(dispatch_edge->m.queue_wait_seconds,
+                                   hodei_db_get_i64(run, row, HODEI_RUN_COL_DUE_AGE_US));
     worker_run_send_to(dispatch_edge->workers, worker_id, run, row);
 }
 
