@@ -802,3 +802,20 @@ bool harness_http_wait(int port, const char *path, int want, const char *text, i
         hodei_sleep_ms(50);
     }
 }
+
+void harness_log_tail(const char *path, char *out, size_t len)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long size = ftell(f);
+        long from = size > (long)len - 1 ? size - ((long)len - 1) : 0;
+        if (fseek(f, from, SEEK_SET) == 0) {
+            size_t n = fread(out, 1, len - 1, f);
+            out[n] = '\0';
+        }
+    }
+    fclose(f);
+}

@@ -62,6 +62,11 @@ bool harness_proc_alive(harness_proc *p);
 int harness_proc_wait(harness_proc *p, int64_t timeout_ms);
 /* true when the log file contains needle (polls up to timeout_ms). */
 bool harness_log_contains(harness_proc *p, const char *needle, int64_t timeout_ms);
+/* The last len - 1 bytes of a log file, NUL-terminated ("" when unreadable):
+ * a failed test's stack folder, and the log with it, is removed afterwards,
+ * so a message about a daemon quotes the end of its log. */
+#define HARNESS_LOG_TAIL 2048
+void harness_log_tail(const char *path, char *out, size_t len);
 
 /* Runs a shell command with the stack's environment; returns its exit code;
  * stdout captured into out (NUL-terminated, truncated to out_len) when out != NULL. */

@@ -102,8 +102,12 @@ void cluster_stop(cluster *c)
          * kills the process outright: wait until it says it is starting. */
         harness_log_contains(&c->procs[d], "starting version=", 15000);
         int st = harness_proc_stop(&c->procs[d], SIGTERM, 15000);
-        cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "%s exited uncleanly (0x%x); see %s", cl_names[d], st, c->procs[d].log_path);
+        if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            char tail[HARNESS_LOG_TAIL];
+            harness_log_tail(c->procs[d].log_path, tail, sizeof tail);
+            cr_expect_fail("%s exited uncleanly (0x%x); the end of %s:\n%s", cl_names[d], st,
+                           c->procs[d].log_path, tail);
+        }
         c->procs[d].pid = 0;
     }
     edge_stop(&c->edge);

@@ -11,26 +11,6 @@
 
 #define EDGE_START_WAIT_MS 60000 /* a restart under a loaded machine (sanitizers) */
 
-#define EDGE_LOG_TAIL 2048 /* bytes of a log shown when the edge did not start */
-
-/* The last bytes of a log file (the stack folder is removed after a test). */
-static void edge_log_tail(const char *path, char *out, size_t len)
-{
-    out[0] = '\0';
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long size = ftell(f);
-        long from = size > (long)len - 1 ? size - ((long)len - 1) : 0;
-        if (fseek(f, from, SEEK_SET) == 0) {
-            size_t n = fread(out, 1, len - 1, f);
-            out[n] = '\0';
-        }
-    }
-    fclose(f);
-}
-
 void edge_launch(harness_stack *st, edge_handle *e, const char *const *extra_env)
 {
     char listen[64], health[64];
@@ -44,8 +24,8 @@ void edge_launch(harness_stack *st, edge_handle *e, const char *const *extra_env
     const char *argv[] = {"hodei-job-api", NULL};
     harness_proc_start(st, &e->proc, argv, env);
     if (!harness_log_contains(&e->proc, "listening on", EDGE_START_WAIT_MS)) {
-        char tail[EDGE_LOG_TAIL + 1];
-        edge_log_tail(e->proc.log_path, tail, sizeof tail);
+        char tail[HARNESS_LOG_TAIL];
+        harness_log_tail(e->proc.log_path, tail, sizeof tail);
         cr_assert_fail("job-api did not start (alive: %s); the end of %s:\n%s",
                        harness_proc_alive(&e->proc) ? "yes" : "no", e->proc.log_path, tail);
     }
@@ -71,8 +51,12 @@ void edge_stop(edge_handle *e)
         return;
     int status = harness_proc_stop(&e->proc, SIGTERM, 10000);
     cr_assert(status != -1, "job-api did not stop on SIGTERM");
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-              "job-api exited uncleanly (status 0x%x); see %s", status, e->proc.log_path);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char tail[HARNESS_LOG_TAIL];
+        harness_log_tail(e->proc.log_path, tail, sizeof tail);
+        cr_assert_fail("job-api exited uncleanly (status 0x%x); the end of %s:\n%s", status,
+                       e->proc.log_path, tail);
+    }
     e->proc.pid = 0;
 }
 

@@ -195,8 +195,12 @@ void fleet_term(fleet *f, fleet_kind k, int i)
     } else {
         st = harness_proc_stop(p, SIGTERM, FL_STOP_WAIT_MS);
     }
-    cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-              "%s %d exited uncleanly (0x%x); see %s", fl_kind_name[k], i, st, p->log_path);
+    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char tail[HARNESS_LOG_TAIL];
+        harness_log_tail(p->log_path, tail, sizeof tail);
+        cr_expect_fail("%s %d exited uncleanly (0x%x); the end of %s:\n%s", fl_kind_name[k], i, st,
+                       p->log_path, tail);
+    }
     p->pid = 0;
     m->running = false;
 }
