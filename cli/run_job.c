@@ -12,9 +12,16 @@
 #include "output.h"
 #include "run_int.h"
 
-#define RUN_WAIT_POLL_MS 500  /* GetJobStatus while the job waits */
-#define RUN_WAIT_VIEW_EVERY 4 /* ...and the queue and workers every 4th time */
-#define RUN_SLEEP_STEP_MS 50  /* a sleep notices Ctrl-C this fast */
+/* GetJobStatus while the job waits: first after RUN_WAIT_POLL_FIRST_MS,
+ * the wait doubling up to RUN_WAIT_POLL_MS, so a job that starts at once is
+ * seen at once and a job that waits long costs two calls a second. */
+#define RUN_WAIT_POLL_FIRST_MS 5
+#define RUN_WAIT_POLL_MS 500
+/* The queue position and the workers (two more calls) are looked up once
+ * the job has waited RUN_WAIT_LOOK_FIRST_MS, then every RUN_WAIT_LOOK_MS. */
+#define RUN_WAIT_LOOK_FIRST_MS 250
+#define RUN_WAIT_LOOK_MS 2000
+#define RUN_SLEEP_STEP_MS 50 /* a sleep notices Ctrl-C this fast */
 #define RUN_CANCEL_REASON "interrupted by the user (Ctrl-C in hodei run)"
 
 static volatile sig_atomic_t run_job_sigints;
@@ -76,8 +83,8 @@ static void run_job_tick(void *ctx)
 
 static void run_job_sleep(run_job *j, int64_t ms)
 {
-    for (int64_t until = hodei_mono_ms() + ms; hodei_mono_ms() < until;) {
-        hodei_sleep_ms(RUN_SLEEP_STEP_MS);
+    for (int64_t now = hodei_mono_ms(), until = now + ms; now < until; now = hodei_mono_ms()) {
+        hodei_sleep_ms(until - now < RUN_SLEEP_STEP_MS ? until - now : RUN_SLEEP_STEP_MS);
         run_job_cancel(j);
     }
 }
@@ -215,9 +222,10 @@ static bool run_job_refresh(run_job *j, int64_t *down_since_ms, int *rc)
 /* Until the job runs or has ended. */
 static int run_job_wait(run_job *j)
 {
-    int64_t down_since_ms = 0;
+    int64_t down_since_ms = 0, poll_ms = RUN_WAIT_POLL_FIRST_MS;
+    int64_t look_at_ms = hodei_mono_ms() + RUN_WAIT_LOOK_FIRST_MS;
     int rc = CLI_EXIT_OK;
-    for (int round = 0;; round++) {
+    for (;;) {
         run_job_cancel(j);
         if (!run_job_refresh(j, &down_since_ms, &rc))
             return rc;
@@ -225,9 +233,15 @@ static int run_job_wait(run_job *j)
         if (job && (job->state == HODEI__V1__JOB_STATE__JOB_STATE_RUNNING ||
                     hodei_job_state_terminal(job->state)))
             return CLI_EXIT_OK;
-        if (job && !down_since_ms)
-            run_job_show(j, job, round % RUN_WAIT_VIEW_EVERY == 0);
-        run_job_sleep(j, RUN_WAIT_POLL_MS);
+        if (job && !down_since_ms) {
+            int64_t now = hodei_mono_ms();
+            bool look = now >= look_at_ms;
+            if (look)
+                look_at_ms = now + RUN_WAIT_LOOK_MS;
+            run_job_show(j, job, look);
+        }
+        run_job_sleep(j, poll_ms);
+        poll_ms = poll_ms * 2 > RUN_WAIT_POLL_MS ? RUN_WAIT_POLL_MS : poll_ms * 2;
     }
 }
 
@@ -238,6 +252,7 @@ static int run_job_wait(run_job *j)
 static int run_job_final(run_job *j)
 {
     int64_t down_since_ms = 0, until = hodei_mono_ms() + RUN_FOLLOW_END_GRACE_MS;
+    int64_t poll_ms = RUN_WAIT_POLL_FIRST_MS;
     int rc = CLI_EXIT_OK;
     for (;;) {
         if (!run_job_refresh(j, &down_since_ms, &rc))
@@ -245,7 +260,8 @@ static int run_job_final(run_job *j)
         bool done = j->last && hodei_job_state_terminal(j->last->job->state);
         if (done || (!down_since_ms && hodei_mono_ms() >= until))
             return CLI_EXIT_OK;
-        run_job_sleep(j, RUN_WAIT_POLL_MS);
+        run_job_sleep(j, poll_ms);
+        poll_ms = poll_ms * 2 > RUN_WAIT_POLL_MS ? RUN_WAIT_POLL_MS : poll_ms * 2;
     }
 }
 
