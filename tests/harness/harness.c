@@ -819,3 +819,18 @@ void harness_log_tail(const char *path, char *out, size_t len)
     }
     fclose(f);
 }
+
+int harness_file_count_lines(const char *path, const char *line)
+{
+    FILE *f = fopen(path, "r");
+    char buf[128];
+    int n = 0;
+    if (!f)
+        return 0;
+    while (fgets(buf, sizeof buf, f)) {
+        buf[strcspn(buf, "\n")] = '\0';
+        n += strcmp(buf, line) == 0;
+    }
+    fclose(f);
+    return n;
+}

@@ -62,6 +62,9 @@ bool harness_proc_alive(harness_proc *p);
 int harness_proc_wait(harness_proc *p, int64_t timeout_ms);
 /* true when the log file contains needle (polls up to timeout_ms). */
 bool harness_log_contains(harness_proc *p, const char *needle, int64_t timeout_ms);
+/* How many lines of the file at path (up to 127 bytes each) equal line;
+ * 0 when it cannot be read. Tests count a job's runs this way. */
+int harness_file_count_lines(const char *path, const char *line);
 /* The last len - 1 bytes of a log file, NUL-terminated ("" when unreadable):
  * a failed test's stack folder, and the log with it, is removed afterwards,
  * so a message about a daemon quotes the end of its log. */

@@ -40,22 +40,6 @@ static int64_t sqlf(const char *fmt, ...)
     return harness_sql_i64(&cl.stack, q);
 }
 
-/* Counts lines of `path` equal to `line`. */
-static int count_lines(const char *path, const char *line)
-{
-    FILE *f = fopen(path, "r");
-    char buf[128];
-    int n = 0;
-    if (!f)
-        return 0;
-    while (fgets(buf, sizeof buf, f)) {
-        buf[strcspn(buf, "\n")] = '\0';
-        n += strcmp(buf, line) == 0;
-    }
-    fclose(f);
-    return n;
-}
-
 /* Samples, every 20 ms, how many workers are live (not TERMINATED; the
  * count providers.max_workers bounds), each sample one snapshot, and keeps
  * the largest. The total of worker rows is not that bound: a worker idle
@@ -161,7 +145,7 @@ Test(e2e, thousand_jobs_each_run_exactly_once_on_at_most_eight_workers, .timeout
     cr_assert(all, "all %d jobs succeed (%lld did)", N,
               (long long)sqlf("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'"));
     for (int i = 0; i < N; i++)
-        cr_expect_eq(count_lines(file, ids[i]), 1, "job %s ran once", ids[i]);
+        cr_expect_eq(harness_file_count_lines(file, ids[i]), 1, "job %s ran once", ids[i]);
     cr_assert_gt(ls.samples, 10, "the live-worker count was sampled");
     cr_expect_leq(ls.max_live, 8, "never more than 8 live workers at once (%d samples)",
                   ls.samples);
@@ -372,7 +356,7 @@ Test(e2e, every_daemon_killed_twice_while_jobs_run_loses_and_doubles_nothing, .t
     cr_expect_eq(sqlf("SELECT count(*) FROM jobs"), N, "none lost");
     int twice = 0;
     for (int i = 0; i < N; i++) {
-        if (count_lines(file, ids[i]) <= 1)
+        if (harness_file_count_lines(file, ids[i]) <= 1)
             continue;
         char why[512] = "";
         harness_sh(&cl.stack, why, sizeof why,
@@ -414,7 +398,7 @@ static void away_check(const char *id, const char *file)
     cr_assert(cluster_wait_job(&cl, id, 60000, state, sizeof state), "the job ends");
     cr_expect_str_eq(state, "SUCCEEDED");
     cr_expect_eq(sqlf("SELECT attempt FROM jobs WHERE id = '%s'", id), 1, "one attempt");
-    cr_expect_eq(count_lines(file, id), 1, "the command ran once");
+    cr_expect_eq(harness_file_count_lines(file, id), 1, "the command ran once");
     cr_expect_eq(sqlf("SELECT count(*) FROM workers WHERE state = 'LOST'"), 0, "no worker LOST");
 }
 
@@ -453,7 +437,7 @@ Test(e2e, postgres_away_past_the_heartbeat_timeout_loses_no_worker_and_runs_noth
     hodei_sleep_ms(4000); /* past another heartbeat timeout, with PostgreSQL back */
     cr_expect_eq(sqlf("SELECT count(*) FROM workers WHERE state = 'LOST'"), 0,
                  "no worker LOST later either");
-    cr_expect_eq(count_lines(file, id), 1, "the command ran once, later too");
+    cr_expect_eq(harness_file_count_lines(file, id), 1, "the command ran once, later too");
     cluster_stop(&cl);
 }
 

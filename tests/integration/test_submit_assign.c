@@ -33,21 +33,6 @@ static const char *const env[] = {
     NULL,
 };
 
-static int count_lines(const char *path, const char *line)
-{
-    FILE *f = fopen(path, "r");
-    char buf[128];
-    int n = 0;
-    if (!f)
-        return 0;
-    while (fgets(buf, sizeof buf, f)) {
-        buf[strcspn(buf, "\n")] = '\0';
-        n += strcmp(buf, line) == 0;
-    }
-    fclose(f);
-    return n;
-}
-
 /* One client: bursts of SA_BURST jobs (more than the idle workers of one
  * edge, so some wait for the scheduler), each burst to the other edge,
  * with short pauses (so workers go idle and the edges assign at submit). */
@@ -137,7 +122,7 @@ Test(submit_assign, two_edges_and_a_scheduler_never_assign_a_job_twice, .timeout
                                 " HAVING count(*) <> 1) x"),
                  0, "one JobAssigned per job");
     for (int i = 0; i < SA_JOBS; i++)
-        cr_expect_eq(count_lines(ran_file, ids[i]), 1, "job %s ran once", ids[i]);
+        cr_expect_eq(harness_file_count_lines(ran_file, ids[i]), 1, "job %s ran once", ids[i]);
 
     double at_submit[2];
     for (int i = 0; i < 2; i++)

@@ -22,21 +22,6 @@ static const char *const env[] = {
     NULL,
 };
 
-static int count_lines(const char *path, const char *line)
-{
-    FILE *f = fopen(path, "r");
-    char buf[128];
-    int n = 0;
-    if (!f)
-        return 0;
-    while (fgets(buf, sizeof buf, f)) {
-        buf[strcspn(buf, "\n")] = '\0';
-        n += strcmp(buf, line) == 0;
-    }
-    fclose(f);
-    return n;
-}
-
 #define LIVE "state IN ('READY','BUSY')"
 
 Test(two_hosts, neither_provisioner_takes_the_others_workers_for_lost_and_a_job_runs_once,
@@ -93,7 +78,7 @@ Test(two_hosts, neither_provisioner_takes_the_others_workers_for_lost_and_a_job_
         fleet_wait_sql(&fl, 40, 120000, "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'"),
         "every job succeeds at its only attempt");
     for (int i = 0; i < 40; i++)
-        cr_expect_eq(count_lines(file, ids[i]), 1, "job %s ran once", ids[i]);
+        cr_expect_eq(harness_file_count_lines(file, ids[i]), 1, "job %s ran once", ids[i]);
     cr_expect_eq(fleet_sql(&fl, "SELECT count(DISTINCT w.provider_scope) FROM jobs j"
                                 " JOIN workers w ON w.id = j.worker_id"),
                  2, "jobs ran on both hosts' workers");
