@@ -49,6 +49,10 @@ static void fl_env(fleet *f, fleet_kind k, int i)
     int n = 0;
     m->env[0] = NULL;
     fl_env_add(m, &n, "HODEI_INSTANCE_ID=%s-%d", fl_kind_name[k], i);
+    /* A replica restarted while the rest of the fleet is busy may wait
+     * seconds for PostgreSQL on a loaded machine; the default 5 s start-up
+     * check then ends it (exit 1) before the test can see it take over. */
+    fl_env_add(m, &n, "HODEI_DATABASE_CONNECT_TIMEOUT=30s");
     if (k != FL_EDGE)
         fl_env_add(m, &n, "HODEI_HEALTH_LISTEN=127.0.0.1:%d", m->health_port);
     if (k == FL_PROVISIONER) {
