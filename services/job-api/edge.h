@@ -82,6 +82,10 @@ typedef struct {
     edge_auth *auth;
     hodei_rpc_server *server;
     hodei_bus *bus; /* worker commands, log streams (edge_workers.c) */
+    /* Readers of stored logs (SubscribeLogs, GetLogs) on a connection of
+     * their own: what clients read slowly piles up on it, and a server that
+     * drops it as a slow consumer must not take workers' output with it. */
+    hodei_bus *readers_bus;
     worker_hub *workers;
     worker_acks *acks;
     log_hub *logs;

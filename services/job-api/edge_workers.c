@@ -1,6 +1,8 @@
 /* Start and stop of the edge's worker side and logs (edge_workers.h). */
 #include "edge_workers.h"
 
+#include <stdio.h>
+
 #include "hodei/assign.h"
 #include "hodei/db.h"
 #include "hodei/log.h"
@@ -11,6 +13,7 @@
 #include "worker/worker_run.h"
 
 #define EDGE_NATS_CONNECT_TIMEOUT_MS 5000
+#define EDGE_NATS_NAME_MAX 128
 
 /* The log publisher lives as long as the worker hub; kept here, with the
  * log archiver. */
@@ -25,6 +28,12 @@ hodei_status edge_workers_start(edge *e, const char *instance, hodei_err *err)
         instance, EDGE_NATS_CONNECT_TIMEOUT_MS, &e->bus, err);
     if (st == HODEI_OK)
         st = hodei_bus_ensure_streams(e->bus, err);
+    char readers[EDGE_NATS_NAME_MAX];
+    snprintf(readers, sizeof readers, "%s-log-readers", instance);
+    if (st == HODEI_OK)
+        st = hodei_bus_connect(e->common->nats_url,
+                               &(hodei_bus_auth){e->common->nats_user, e->common->nats_password},
+                               readers, EDGE_NATS_CONNECT_TIMEOUT_MS, &e->readers_bus, err);
     if (st == HODEI_OK)
         st = log_pub_create(e->bus, &edge_log_pub, err);
     if (st == HODEI_OK)
@@ -46,6 +55,8 @@ void edge_workers_stop(edge *e)
     e->log_store = NULL;
     log_hub_destroy(e->logs);
     e->logs = NULL;
+    hodei_bus_destroy(e->readers_bus);
+    e->readers_bus = NULL;
     worker_rpc_stop(e);
     log_pub_destroy(edge_log_pub);
     edge_log_pub = NULL;

@@ -10,7 +10,10 @@
  *   the REST door's Server-Sent Events (the same count); a closed stream
  *   makes room;
  * - a message past its method's maximum: RESOURCE_EXHAUSTED, and the next
- *   call of the same client answers. */
+ *   call of the same client answers;
+ * - a follower that waits for its client past the job's end (longer than
+ *   the grace after which a job with no end marker is ended) still gets
+ *   every line, then the end. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
@@ -74,6 +77,12 @@ static void setup(void)
 static void setup_backlog(void)
 {
     setup_env("HODEI_LOGS_FOLLOW_BACKLOG_MAX=8388608", "HODEI_STREAMS_IDLE_TIMEOUT=600s");
+}
+
+/* streams.idle_timeout far longer than the pauses of a reader below. */
+static void setup_patient(void)
+{
+    setup_env("HODEI_STREAMS_IDLE_TIMEOUT=300s", NULL);
 }
 
 static void teardown(void)
@@ -380,4 +389,118 @@ Test(hostile, one_key_holds_at_most_metrics_streams_per_key_on_both_doors, .init
     free(token);
     list_jobs_ok();
     hodei_rpc_channel_destroy(ch);
+}
+
+#define SSE_ANSWER_MAX (64u << 20)
+
+/* Reads a whole HTTP answer (at most SSE_ANSWER_MAX bytes); returns its
+ * body, de-chunked when it came with chunked transfer encoding (the REST
+ * door's streams do over HTTP/1.1), NUL-ended; free() it. */
+static char *http_read_body(int fd, size_t *len_out)
+{
+    struct timeval tv = {.tv_sec = 120};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char *raw = malloc(SSE_ANSWER_MAX + 1);
+    cr_assert_not_null(raw);
+    size_t len = 0;
+    for (ssize_t got;
+         len < SSE_ANSWER_MAX && (got = read(fd, raw + len, SSE_ANSWER_MAX - len)) > 0;)
+        len += (size_t)got;
+    close(fd);
+    raw[len] = '\0';
+    char *body = strstr(raw, "\r\n\r\n");
+    cr_assert_not_null(body, "an HTTP answer: %.200s", raw);
+    *body = '\0';
+    bool chunked = strstr(raw, "Transfer-Encoding: chunked") != NULL;
+    body += 4;
+    size_t n = len - (size_t)(body - raw), out = 0;
+    if (!chunked) {
+        memmove(raw, body, n);
+        out = n;
+    } else {
+        for (size_t i = 0; i < n;) { /* size line, data, CRLF */
+            char *end = NULL;
+            size_t size = strtoul(body + i, &end, 16);
+            char *eol = strstr(end, "\r\n");
+            if (!eol || size == 0)
+                break;
+            i = (size_t)(eol + 2 - body);
+            cr_assert_leq(i + size, n, "a chunk past the answer's end");
+            memmove(raw + out, body + i, size);
+            out += size;
+            i += size + 2;
+        }
+    }
+    raw[out] = '\0';
+    *len_out = out;
+    return raw;
+}
+
+/* Reads an SSE answer of LogChunks to its end: returns the lines
+ * ("sequence":"N") counted; *gaps says how many times a line's sequence
+ * was not the one after the last (*first_gap the line expected then); tail
+ * gets the answer's last bytes (NUL-ended). */
+static size_t sse_count_lines(int fd, size_t *gaps, uint64_t *first_gap, char *tail,
+                              size_t tail_len)
+{
+    static const char needle[] = "\"sequence\":\"";
+    size_t len = 0, count = 0;
+    uint64_t last = 0;
+    char *body = http_read_body(fd, &len);
+    *gaps = 0;
+    *first_gap = 0;
+    for (const char *q = body; (q = strstr(q, needle)) != NULL; q += sizeof needle - 1) {
+        uint64_t seq = strtoull(q + sizeof needle - 1, NULL, 10);
+        if (seq != last + 1 && (*gaps)++ == 0)
+            *first_gap = last + 1;
+        last = seq;
+        count++;
+    }
+    size_t t = len < tail_len - 1 ? len : tail_len - 1;
+    memcpy(tail, body + len - t, t);
+    tail[t] = '\0';
+    free(body);
+    return count;
+}
+
+/* The follower of a job waits for its client (8 chunks queued) while the
+ * job ends; the client reads nothing until well past LOGS_END_GRACE_MS
+ * (3 s) after the job's end, with lines still waiting at the edge. The
+ * hub's checker, which ends the follower of a job finished without an end
+ * marker, must not take that wait for the end: the client gets every
+ * line, then the end with OK. (It used to end such a follower OK without
+ * the lines still waiting in its subscription.) */
+Test(hostile, a_follower_waiting_for_its_client_past_the_jobs_end_gets_every_line,
+     .init = setup_patient, .fini = teardown, .timeout = 900)
+{
+    cluster_provider(&cl, 1, 600000, 0);
+    char warm[HODEI_ID_BUF], big[HODEI_ID_BUF], state[32], script[256];
+    cluster_queue(&cl, "echo warm", 1, 0, warm);
+    cr_assert(cluster_wait_job(&cl, warm, JOB_WAIT_MS, state, sizeof state));
+    /* 16 MB: more than the edge queues for one client and the sockets
+     * take, less than logs.follow_backlog_max beyond that */
+    const int lines = 160000;
+    snprintf(script, sizeof script, "sleep 2; yes %099d | head -n %d", 0, lines);
+    cluster_queue(&cl, script, 1, 0, big);
+    int fd = sse_open(big);
+    cr_assert(cluster_wait_job(&cl, big, JOB_WAIT_MS, state, sizeof state));
+    cr_assert_str_eq(state, "SUCCEEDED");
+    hodei_sleep_ms(3000 + 1000 + 3000); /* the grace, the checker's period, and more */
+    char tail[512];
+    size_t gaps = 0;
+    uint64_t first_gap = 0;
+    size_t got = sse_count_lines(fd, &gaps, &first_gap, tail, sizeof tail);
+    cr_assert(strstr(tail, "event: end") && strstr(tail, "\"code\":\"OK\""), "the end: ...%s",
+              tail);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM job_log_archives WHERE job_id = '%s' AND lines = %d", big,
+             lines);
+    cr_assert(cluster_wait_sql(&cl, sql, 1, 60000), "the stored log holds every line");
+    cr_assert_eq(got, (size_t)lines,
+                 "every line reaches the client that waited: %zu of %d (%zu gaps, the first"
+                 " at line %llu)",
+                 got, lines, gaps, (unsigned long long)first_gap);
+    cr_assert_eq(gaps, 0, "in order, with no gap");
+    list_jobs_ok();
 }

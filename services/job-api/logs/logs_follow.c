@@ -9,7 +9,11 @@
  *
  * A job that finished without a marker (an attempt ended by the supervisor,
  * an edge that died before publishing it) is ended by the hub's checker
- * once the job has been finished for LOGS_END_GRACE_MS and nothing came. */
+ * once the job has been finished for LOGS_END_GRACE_MS, nothing came for
+ * as long, and the follower has taken the subject's last stored message:
+ * "nothing came" alone is also what a follower waiting for its client (or
+ * for JetStream's delivery) looks like, and ending it then would end the
+ * stream OK without the lines still on their way. */
 #include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -47,8 +51,9 @@ struct log_follower {
     natsSubscription *sub;
     natsSubscription *cb_sub; /* the callback's (f->mu): sub may not be set yet */
     atomic_llong last_msg_ms;
-    pthread_mutex_t mu; /* guards below */
-    bool done;          /* the end was sent or the call is gone */
+    atomic_ullong last_seq; /* stream sequence of the last message taken (0: none) */
+    pthread_mutex_t mu;     /* guards below */
+    bool done;              /* the end was sent or the call is gone */
     char job_id[HODEI_ID_BUF];
     char key_id[HODEI_ID_BUF]; /* the caller's key ("" for none): logs.follows_per_key */
     hodei_log_filter filt;
@@ -178,11 +183,17 @@ static void follow_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *ms
 {
     log_follower *f = closure;
     atomic_store(&f->last_msg_ms, hodei_mono_ms());
+    jsMsgMetaData *meta = NULL;
+    uint64_t seq = natsMsg_GetMetaData(&meta, msg) == NATS_OK ? meta->Sequence.Stream : 0;
+    jsMsgMetaData_Destroy(meta);
     pthread_mutex_lock(&f->mu);
     f->cb_sub = sub;
     if (!f->done)
         follow_take(f, sub, msg);
     pthread_mutex_unlock(&f->mu);
+    if (seq > atomic_load(&f->last_seq))
+        atomic_store(&f->last_seq, seq);
+    atomic_store(&f->last_msg_ms, hodei_mono_ms());
     natsMsg_Destroy(msg);
 }
 
@@ -254,8 +265,8 @@ static hodei_status follow_subscribe(log_hub *h, log_follower *f, hodei_err *err
     jsErrCode jerr = 0;
     atomic_fetch_add(&f->refs, 1); /* the subscription's */
     atomic_fetch_add(&h->subs_live, 1);
-    natsStatus s =
-        js_Subscribe(&f->sub, hodei_bus_js(h->e->bus), subject, follow_on_msg, f, NULL, &so, &jerr);
+    natsStatus s = js_Subscribe(&f->sub, hodei_bus_js(h->e->readers_bus), subject, follow_on_msg, f,
+                                NULL, &so, &jerr);
     if (s == NATS_OK)
         s = natsSubscription_SetOnCompleteCB(f->sub, follow_on_sub_done, f);
     if (s == NATS_OK)
@@ -457,22 +468,42 @@ static PGresult *check_query(log_hub *h, log_follower **fs, size_t n)
     return st == HODEI_OK ? res : NULL;
 }
 
-static void check_end(log_follower **fs, size_t n, const PGresult *res)
+/* Whether f has taken every message stored on its job's subject: false
+ * while some are still on their way to it (or the store cannot say). */
+static bool check_caught_up(log_hub *h, log_follower *f)
+{
+    char subject[LOGS_SUBJECT_MAX];
+    uint64_t stored = 0;
+    hodei_err err;
+    logs_subject(f->job_id, subject);
+    if (logs_last_seq(hodei_bus_js(h->e->readers_bus), subject, &stored, &err) != HODEI_OK) {
+        HLOG_WARN("log followers: job %s: %s", f->job_id, err.msg);
+        return false;
+    }
+    return atomic_load(&f->last_seq) >= stored;
+}
+
+/* Ends the followers of jobs finished without a marker that have taken all
+ * there is. One in a callback (f->mu taken: it waits for its client or
+ * takes a message) is not idle: left for a later period. */
+static void check_end(log_hub *h, log_follower **fs, size_t n, const PGresult *res)
 {
     for (int r = 0; res && r < PQntuples(res); r++) {
         Hodei__V1__JobState state;
         if (!hodei_job_state_parse(hodei_db_get_str(res, r, 1), &state))
             continue;
         for (size_t i = 0; i < n; i++) {
-            if (strcmp(fs[i]->job_id, hodei_db_get_str(res, r, 0)) != 0)
+            log_follower *f = fs[i];
+            if (strcmp(f->job_id, hodei_db_get_str(res, r, 0)) != 0 || !check_caught_up(h, f))
                 continue;
-            pthread_mutex_lock(&fs[i]->mu);
-            if (!fs[i]->done) {
+            if (pthread_mutex_trylock(&f->mu) != 0)
+                continue;
+            if (!f->done && hodei_mono_ms() - atomic_load(&f->last_msg_ms) >= LOGS_END_GRACE_MS) {
                 HLOG_INFO("job %s finished without an end-of-log marker; ending its follower",
-                          fs[i]->job_id);
-                follow_finish(fs[i], state);
+                          f->job_id);
+                follow_finish(f, state);
             }
-            pthread_mutex_unlock(&fs[i]->mu);
+            pthread_mutex_unlock(&f->mu);
         }
     }
 }
@@ -484,7 +515,7 @@ static void check_once(log_hub *h)
     if (n == 0)
         return;
     PGresult *res = check_query(h, fs, n);
-    check_end(fs, n, res);
+    check_end(h, fs, n, res);
     PQclear(res);
     for (size_t i = 0; i < n; i++)
         follower_unref(fs[i]);

@@ -131,10 +131,11 @@ static void logs_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
     if (archived) { /* the whole log of a finished job */
         g.ended = true;
         g.truncated = g.out.n >= g.room;
-    } else if ((st = logs_last_seq(hodei_bus_js(e->bus), subject, &last_seq, &err)) != HODEI_OK)
+    } else if ((st = logs_last_seq(hodei_bus_js(e->readers_bus), subject, &last_seq, &err)) !=
+               HODEI_OK)
         goto fail;
     if (!archived && last_seq > 0 &&
-        (st = get_read(hodei_bus_js(e->bus), subject, last_seq, &g, &err)) != HODEI_OK)
+        (st = get_read(hodei_bus_js(e->readers_bus), subject, last_seq, &g, &err)) != HODEI_OK)
         goto fail;
     Hodei__V1__GetLogsResponse resp = HODEI__V1__GET_LOGS_RESPONSE__INIT;
     resp.lines = g.out.lines;
