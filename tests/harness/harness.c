@@ -450,6 +450,29 @@ static void harness_env_file_read(harness_stack *st)
     harness_nats_client_url(st);
 }
 
+/* Points hodei-stack up at the build's template cluster (HODEI_STACK_PG_TEMPLATE, made once by
+ * tests/harness/pg-template): a copy instead of initdb and every migration per test case.
+ * HODEI_TEST_PG_TEMPLATE=0 turns it off; without a template, stacks start the ordinary way. */
+static void harness_pg_template_use(const harness_stack *st)
+{
+    const char *off = getenv("HODEI_TEST_PG_TEMPLATE");
+    if ((off && strcmp(off, "0") == 0) || getenv("HODEI_STACK_PG_TEMPLATE"))
+        return;
+    char script[600];
+    char out[1024];
+    snprintf(script, sizeof script, "%s/tests/harness/pg-template", st->root);
+    char *argv[] = {"bash", script, (char *)st->bin, NULL};
+    harness_run_req req = {
+        .path = "bash", .argv = argv, .envp = environ, .out = out, .out_len = sizeof out};
+    int rc = harness_run(&req);
+    out[strcspn(out, "\n")] = '\0';
+    if (rc != 0 || out[0] != '/') {
+        fprintf(stderr, "harness: pg-template exited %d; each stack runs initdb\n", rc);
+        return;
+    }
+    setenv("HODEI_STACK_PG_TEMPLATE", out, 1);
+}
+
 void harness_stack_start(harness_stack *st)
 {
     char out[HARNESS_OUT_MAX];
@@ -459,6 +482,7 @@ void harness_stack_start(harness_stack *st)
     HARNESS_CHECK(mkdtemp(st->state_dir) != NULL, "mkdtemp: %s", strerror(errno));
     harness_live *l = harness_live_add(st);
     harness_watchdog_start(l);
+    harness_pg_template_use(st);
     int rc = harness_stack_script(st->root, st->bin, st->state_dir, "up", NULL, out, sizeof out);
     HARNESS_CHECK(rc == 0, "hodei-stack up --state-dir %s exited %d:\n%s", st->state_dir, rc, out);
     harness_env_file_read(st);
