@@ -9,6 +9,13 @@
  *   hodei-bench-jobs throughput --target H:P[,H:P...] --db URL [--jobs N] [--clients C]
  *     N trivial jobs (`true`) queued by C clients (spread over the edges
  *     given); time until all SUCCEEDED.
+ *   ... throughput --in-flight K [--marks M]
+ *     closed loop instead of a burst: no more than K jobs queued or running
+ *     at once, so every stretch of the run does the same work (submit,
+ *     assign, run, finish) at the same queue depth. With --marks, a line
+ *     {"mark":F,"seconds":S} at the start and each time the
+ *     finished count F passes a multiple of M (for CPU samples between
+ *     marks: the cost per job at 1,000 jobs and at 10,000 in one run).
  *   hodei-bench-jobs coldstart --target H:P --db URL --stamp FILE [--jobs N]
  *     as dispatch, but each job waits until no worker is alive first, so a
  *     worker is provisioned for it.
@@ -36,6 +43,7 @@
 #define BJ_JOBS_MAX 100000
 #define BJ_CLIENTS_MAX 64
 #define BJ_WAIT_MS 120000
+#define BJ_POLL_MS 25 /* unfinished jobs counted (closed loop, the end) */
 
 typedef struct {
     const char *target;
@@ -46,6 +54,8 @@ typedef struct {
     const char *prefix; /* of the scenario's name with an image */
     int64_t jobs;
     int64_t clients;
+    int64_t in_flight; /* 0 = burst */
+    int64_t marks;     /* 0 = none */
 } bj_opts;
 
 static bool bj_queue(hodei_rpc_channel *ch, const char *image, char *const *argv, int argc,
@@ -198,12 +208,40 @@ static int bj_latency(const bj_opts *o, PGconn *pg, hodei_rpc_channel *ch, bool 
     return n == (size_t)o->jobs ? 0 : 1;
 }
 
+/* The closed loop's shared count: a client takes a slot (issued) only
+ * while issued - finished < in_flight; the poller raises finished. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t issued;   /* guarded by mu */
+    int64_t finished; /* guarded by mu */
+    int64_t total;
+    int64_t in_flight;
+} bj_loop;
+
 typedef struct {
     const bj_opts *o;
     int64_t count;
     atomic_int *failed;
-    int index; /* client i uses the (i mod n)-th of --target a,b,... */
+    int index;     /* client i uses the (i mod n)-th of --target a,b,... */
+    bj_loop *loop; /* NULL: a burst of count jobs */
+    atomic_llong *answered;
 } bj_client;
+
+/* Waits for a free slot in the closed loop; false when every job is issued. */
+static bool bj_loop_take(bj_loop *l)
+{
+    bool ok = false;
+    pthread_mutex_lock(&l->mu);
+    while (l->issued < l->total && l->issued - l->finished >= l->in_flight)
+        pthread_cond_wait(&l->cv, &l->mu);
+    if (l->issued < l->total) {
+        l->issued++;
+        ok = true;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return ok;
+}
 
 /* The n-th address of a comma-separated list (wrapping around). */
 static void bj_target_nth(const char *list, int n, char *out, size_t out_len)
@@ -232,11 +270,41 @@ static void *bj_client_main(void *arg)
     char *argv[] = {"true"};
     if (hodei_rpc_channel_create(&co, &ch, &err) != HODEI_OK)
         return NULL;
-    for (int64_t i = 0; i < c->count; i++)
-        if (!bj_queue(ch, NULL, argv, 1, NULL))
+    for (int64_t i = 0; c->loop ? bj_loop_take(c->loop) : i < c->count; i++) {
+        if (bj_queue(ch, NULL, argv, 1, NULL))
+            atomic_fetch_add(c->answered, 1);
+        else
             atomic_fetch_add(c->failed, 1);
+    }
     hodei_rpc_channel_destroy(ch);
     return NULL;
+}
+
+/* Closed loop: every BJ_POLL_MS, finished = answered - open (answered read
+ * first, so a job answered meanwhile is not counted finished too early);
+ * frees slots and prints the marks passed. */
+static void bj_loop_poll(const bj_opts *o, PGconn *pg, bj_loop *l, atomic_llong *answered,
+                         const char *open_q, int64_t t0)
+{
+    int64_t next_mark = 0;
+    for (;;) {
+        int64_t a = atomic_load(answered), open = bj_sql(pg, open_q);
+        pthread_mutex_lock(&l->mu);
+        if (open >= 0 && a - open > l->finished)
+            l->finished = a - open;
+        int64_t f = l->finished, issued = l->issued;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        if (o->marks && f >= next_mark) {
+            printf("{\"mark\":%" PRId64 ",\"seconds\":%.3f}\n", f,
+                   (double)(hodei_mono_ns() - t0) / 1e9);
+            fflush(stdout);
+            next_mark = (f / o->marks + 1) * o->marks;
+        }
+        if (issued >= l->total && f >= issued)
+            return;
+        hodei_sleep_ms(BJ_POLL_MS);
+    }
 }
 
 static int bj_throughput(const bj_opts *o, PGconn *pg)
@@ -244,6 +312,10 @@ static int bj_throughput(const bj_opts *o, PGconn *pg)
     pthread_t th[BJ_CLIENTS_MAX];
     bj_client cs[BJ_CLIENTS_MAX];
     atomic_int failed = 0;
+    atomic_llong answered = 0;
+    bj_loop loop = {.total = o->jobs, .in_flight = o->in_flight};
+    pthread_mutex_init(&loop.mu, NULL);
+    pthread_cond_init(&loop.cv, NULL);
     /* Only unfinished jobs are counted while waiting (through the partial
      * indexes of waiting and running jobs), every 25 ms: a count of SUCCEEDED
      * rows would walk an index that grows with every job and load the
@@ -253,23 +325,28 @@ static int bj_throughput(const bj_opts *o, PGconn *pg)
     int64_t before = bj_sql(pg, "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'");
     int64_t t0 = hodei_mono_ns();
     for (int i = 0; i < o->clients; i++) {
-        cs[i] = (bj_client){o, o->jobs / o->clients, &failed, i};
+        cs[i] = (bj_client){o, o->jobs / o->clients,        &failed,
+                            i, o->in_flight ? &loop : NULL, &answered};
         pthread_create(&th[i], NULL, bj_client_main, &cs[i]);
     }
+    if (o->in_flight)
+        bj_loop_poll(o, pg, &loop, &answered, open_q, t0);
     for (int i = 0; i < o->clients; i++)
         pthread_join(th[i], NULL);
-    int64_t total = (o->jobs / o->clients) * o->clients - atomic_load(&failed);
+    int64_t total = atomic_load(&answered);
     int64_t until = hodei_mono_ms() + BJ_WAIT_MS, done = 0;
     while (hodei_mono_ms() < until && bj_sql(pg, open_q) != 0)
-        hodei_sleep_ms(25);
+        hodei_sleep_ms(BJ_POLL_MS);
     done = bj_sql(pg, "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'") - before;
     double secs = (double)(hodei_mono_ns() - t0) / 1e9;
     printf("{\"scenario\":\"throughput\",\"jobs\":%" PRId64 ",\"succeeded\":%" PRId64
-           ",\"clients\":%" PRId64 ",\"seconds\":%.2f,\"jobs_per_s\":%.0f,"
-           "\"workers\":%" PRId64 "}\n",
-           total, done, o->clients, secs, (double)done / secs,
+           ",\"clients\":%" PRId64 ",\"in_flight\":%" PRId64 ",\"seconds\":%.2f,"
+           "\"jobs_per_s\":%.0f,\"workers\":%" PRId64 "}\n",
+           total, done, o->clients, o->in_flight, secs, (double)done / secs,
            bj_sql(pg, "SELECT count(*) FROM workers WHERE state IN ('READY','BUSY')"));
-    return done == total ? 0 : 1;
+    pthread_mutex_destroy(&loop.mu);
+    pthread_cond_destroy(&loop.cv);
+    return done == total && atomic_load(&failed) == 0 ? 0 : 1;
 }
 
 static bool bj_parse(int argc, char **argv, bj_opts *o)
@@ -290,6 +367,10 @@ static bool bj_parse(int argc, char **argv, bj_opts *o)
             continue;
         else if (strcmp(k, "--clients") == 0 && hodei_parse_i64(v, 1, BJ_CLIENTS_MAX, &o->clients))
             continue;
+        else if (strcmp(k, "--in-flight") == 0 && hodei_parse_i64(v, 1, BJ_JOBS_MAX, &o->in_flight))
+            continue;
+        else if (strcmp(k, "--marks") == 0 && hodei_parse_i64(v, 1, BJ_JOBS_MAX, &o->marks))
+            continue;
         else {
             fprintf(stderr, "hodei-bench-jobs: bad argument %s\n", k);
             return false;
@@ -302,8 +383,9 @@ int main(int argc, char **argv)
 {
     bj_opts o = {.jobs = 200, .clients = 16, .self = argv[0], .prefix = "container"};
     if (argc < 2 || !bj_parse(argc, argv, &o)) {
-        fprintf(stderr, "usage: hodei-bench-jobs dispatch|coldstart|throughput --target H:P"
-                        " --db URL [--stamp FILE] [--jobs N] [--clients C]\n");
+        fprintf(stderr,
+                "usage: hodei-bench-jobs dispatch|coldstart|throughput --target H:P"
+                " --db URL [--stamp FILE] [--jobs N] [--clients C] [--in-flight K [--marks M]]\n");
         return 2;
     }
     char self[4096];
