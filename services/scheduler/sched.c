@@ -98,6 +98,14 @@ const hodei_cfg_param sched_params[SCHED_PARAMS_LEN] = {
      .max = 3600000,
      .offset = offsetof(sched_config, stats_interval_ms),
      .help = "how often the counters line is logged (when anything happened)"},
+    {.name = "scheduler.lock_key",
+     .type = HODEI_CFG_INT,
+     .default_value = "4848484852",
+     .min = INT64_MIN,
+     .max = INT64_MAX - 1,
+     .offset = offsetof(sched_config, lock_key),
+     .help = "PostgreSQL advisory lock keys (this one and the next) by which replicas sharing"
+             " them run one pass at a time and skip a pass another one is about to run"},
 };
 
 /* ------------------------------------------------------------- database */
@@ -144,6 +152,11 @@ static void sched_db_drop(sched *s, const char *why)
 
 static void sched_count(sched *s, const sched_pass_stats *ps, int64_t us)
 {
+    if (ps->skipped) {
+        s->skipped++;
+        hodei_metric_add(s->m.skipped, 1);
+        return;
+    }
     s->passes++;
     s->assigned += ps->assigned;
     s->provisioned += ps->provisioned;
@@ -182,7 +195,8 @@ static bool sched_passes(sched *s)
             return false;
         }
         sched_count(s, &ps, (hodei_mono_ns() - t0) / 1000);
-        if (ps.jobs < (size_t)s->cfg->batch_max || ps.assigned == 0 || hodei_daemon_stopping(s->d))
+        if (ps.skipped || ps.jobs < (size_t)s->cfg->batch_max || ps.assigned == 0 ||
+            hodei_daemon_stopping(s->d))
             return true;
     }
 }
@@ -194,14 +208,15 @@ static void sched_stats(sched *s)
     if (now < s->next_stats_ms)
         return;
     s->next_stats_ms = now + s->cfg->stats_interval_ms;
-    if (s->passes == 0 && s->events == 0)
+    if (s->passes == 0 && s->skipped == 0 && s->events == 0)
         return;
-    HLOG_INFO("stats: passes=%" PRIu64 " assigned=%" PRIu64 " provisioned=%" PRIu64
-              " events=%" PRIu64 " pass_avg_us=%" PRId64 " pass_max_us=%" PRId64 " strategy=%s",
-              s->passes, s->assigned, s->provisioned, s->events,
+    HLOG_INFO("stats: passes=%" PRIu64 " skipped=%" PRIu64 " assigned=%" PRIu64
+              " provisioned=%" PRIu64 " events=%" PRIu64 " pass_avg_us=%" PRId64
+              " pass_max_us=%" PRId64 " strategy=%s",
+              s->passes, s->skipped, s->assigned, s->provisioned, s->events,
               s->passes ? s->pass_us_sum / (int64_t)s->passes : 0, s->pass_us_max,
               hodei_sched_strategy_name(s->strategy));
-    s->passes = s->assigned = s->provisioned = s->events = 0;
+    s->passes = s->skipped = s->assigned = s->provisioned = s->events = 0;
     s->pass_us_sum = s->pass_us_max = 0;
 }
 
@@ -352,6 +367,9 @@ hodei_status sched_init(hodei_daemon *d, hodei_err *err)
     s->feed.event_fd = -1;
     s->m.passes = hodei_daemon_counter(d, "hodei_scheduler_passes_total",
                                        "Scheduling passes run (each one transaction).");
+    s->m.skipped =
+        hodei_daemon_counter(d, "hodei_scheduler_passes_skipped_total",
+                             "Wake-ups that ran no pass: another replica was about to run one.");
     s->m.assigned = hodei_daemon_counter(d, "hodei_scheduler_jobs_assigned_total",
                                          "Jobs assigned to a worker by a pass.");
     s->m.provisioned = hodei_daemon_counter(d, "hodei_scheduler_workers_requested_total",

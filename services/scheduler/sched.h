@@ -22,12 +22,13 @@ typedef struct {
     char *default_provider;   /* scheduler.default_provider: for jobs naming none */
     char *default_image_provider; /* scheduler.default_image_provider: for jobs with an image */
     int64_t stats_interval_ms;    /* scheduler.stats_interval: counters log line */
+    int64_t lock_key; /* scheduler.lock_key: advisory locks of the pass gate (key, key + 1) */
 } sched_config;
 
 /* Filled by the daemon skeleton from sched_params. */
 extern sched_config sched_conf;
 extern const hodei_cfg_param sched_params[];
-#define SCHED_PARAMS_LEN 10
+#define SCHED_PARAMS_LEN 11
 
 hodei_status sched_init(hodei_daemon *d, hodei_err *err);
 hodei_status sched_run(hodei_daemon *d, hodei_err *err);

@@ -85,6 +85,7 @@ typedef struct {
 } sched_feed;
 
 typedef struct {
+    bool skipped;   /* another replica was about to run a pass: none run here */
     size_t jobs;    /* pending jobs locked */
     size_t workers; /* ready workers locked */
     size_t assigned;
@@ -128,11 +129,11 @@ typedef struct {
     int64_t lookahead_off_until_ms;
 
     struct { /* GET /metrics */
-        hodei_metric *passes, *assigned, *provisioned, *events, *pass_seconds;
+        hodei_metric *passes, *skipped, *assigned, *provisioned, *events, *pass_seconds;
         hodei_metric *queue_wait, *pass_duration;
     } m;
     /* counters since the last stats line */
-    uint64_t passes, assigned, provisioned, events;
+    uint64_t passes, skipped, assigned, provisioned, events;
     int64_t pass_us_sum, pass_us_max;
     int64_t next_stats_ms;
 } sched;

@@ -1,8 +1,20 @@
 /* One scheduling pass, one transaction: lock the best pending jobs and the
- * ready workers (FOR UPDATE SKIP LOCKED, so replicas never wait on each
- * other and never take the same row), match them in C, write every
- * assignment and its JobAssigned event with one set-based statement, hand
- * the unmet jobs to sched_provision, commit. */
+ * ready workers (FOR UPDATE SKIP LOCKED, so no two passes ever take the
+ * same row), match them in C, write every assignment and its JobAssigned
+ * event with one set-based statement, hand the unmet jobs to
+ * sched_provision, commit.
+ *
+ * The gate: replicas that share scheduler.lock_key run one pass at a time
+ * and skip a pass another replica is about to run. Two advisory locks:
+ * RUN (key, transaction-level) is held by the pass running; NEXT (key + 1,
+ * session-level) by the one replica waiting to run the next pass, from
+ * before it waits for RUN until just before its pass reads anything. A
+ * replica woken (a notification, an event, its timer) first tries NEXT:
+ * held means a pass will start after this wake-up and see what woke it, so
+ * it runs none; free, it takes NEXT, waits for RUN, lets NEXT go and reads
+ * (one round trip). One wake-up of every replica by the same commit so
+ * costs one pass, not one per replica, and none is lost: whatever committed
+ * before a replica found NEXT held is seen by the pass of NEXT's holder. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -84,6 +96,28 @@ enum {
 #define LOCK_NPARAMS 4
 #define LOCK_JOBS_PER_WORKER 4 /* jobs offered to each ready worker per pass */
 
+static const char gate_next_sql[] = "SELECT pg_try_advisory_lock($1::bigint)";
+static const char gate_run_sql[] = "SELECT pg_advisory_xact_lock($1::bigint)";
+static const char gate_next_unlock_sql[] = "SELECT pg_advisory_unlock($1::bigint)";
+
+/* ------------------------------------------------------------------ gate */
+
+/* Takes NEXT; *go = false when another replica holds it. */
+static hodei_status pass_gate(sched *s, bool *go, hodei_err *err)
+{
+    char next[PASS_INT_TEXT_MAX];
+    const char *params[1] = {next};
+    PGresult *res = NULL;
+    hodei_status st;
+
+    snprintf(next, sizeof next, "%" PRId64, s->cfg->lock_key + 1);
+    if ((st = hodei_db_exec(s->conn, gate_next_sql, 1, params, &res, err)) != HODEI_OK)
+        return st;
+    *go = PQntuples(res) == 1 && hodei_db_get_str(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return HODEI_OK;
+}
+
 /* ------------------------------------------------------------------ lock */
 
 static bool pass_job_fill(sched *s, const PGresult *res, int row, match_job *j)
@@ -148,7 +182,9 @@ static hodei_status pass_lock(sched *s, PGresult **res, sched_pass_stats *out, h
 {
     char jobs_max[PASS_INT_TEXT_MAX], workers_max[PASS_INT_TEXT_MAX];
     char per_worker[PASS_INT_TEXT_MAX], lookahead[PASS_INT_TEXT_MAX];
+    char run[PASS_INT_TEXT_MAX], next[PASS_INT_TEXT_MAX];
     const char *params[LOCK_NPARAMS] = {jobs_max, workers_max, per_worker, lookahead};
+    const char *run_params[1] = {run}, *next_params[1] = {next};
     hodei_status st;
 
     snprintf(jobs_max, sizeof jobs_max, "%" PRId64, s->cfg->batch_max);
@@ -156,11 +192,15 @@ static hodei_status pass_lock(sched *s, PGresult **res, sched_pass_stats *out, h
     snprintf(per_worker, sizeof per_worker, "%d", LOCK_JOBS_PER_WORKER);
     snprintf(lookahead, sizeof lookahead, "%" PRId64,
              hodei_mono_ms() < s->lookahead_off_until_ms ? 0 : s->cfg->lookahead);
-    const hodei_db_cmd cmds[2] = {
+    snprintf(run, sizeof run, "%" PRId64, s->cfg->lock_key);
+    snprintf(next, sizeof next, "%" PRId64, s->cfg->lock_key + 1);
+    const hodei_db_cmd cmds[4] = {
         {.sql = "BEGIN"},
+        {.sql = gate_run_sql, .n_params = 1, .params = run_params},
+        {.sql = gate_next_unlock_sql, .n_params = 1, .params = next_params},
         {.sql = lock_sql, .n_params = LOCK_NPARAMS, .params = params, .res = res},
     };
-    if ((st = hodei_db_pipeline(s->conn, cmds, 2, err)) != HODEI_OK)
+    if ((st = hodei_db_pipeline(s->conn, cmds, 4, err)) != HODEI_OK)
         return st;
     for (int r = 0; r < PQntuples(*res); r++) {
         if (hodei_db_get_str(*res, r, L_KIND)[0] == 'w') {
@@ -235,16 +275,22 @@ static hodei_status pass_assign(sched *s, size_t n_jobs, size_t assigned, bool c
 
 /* ------------------------------------------------------------------ pass */
 
-/* Round trips: BEGIN + lock; then the assignment + COMMIT, or, when jobs
- * are left without a worker, the assignment, the provisioning statements
- * and COMMIT. */
+/* Round trips: the gate's try; BEGIN + the gate + lock; then the
+ * assignment + COMMIT, or, when jobs are left without a worker, the
+ * assignment, the provisioning statements and COMMIT. */
 hodei_status sched_pass_run(sched *s, sched_pass_stats *out, hodei_err *err)
 {
     PGresult *locked = NULL;
     hodei_status st;
-    bool unmet;
+    bool unmet, go = false;
 
     memset(out, 0, sizeof *out);
+    if ((st = pass_gate(s, &go, err)) != HODEI_OK)
+        return st;
+    if (!go) {
+        out->skipped = true;
+        return HODEI_OK;
+    }
     if ((st = pass_lock(s, &locked, out, err)) != HODEI_OK)
         goto out_rollback;
     for (size_t i = 0; i < out->jobs; i++)
@@ -269,8 +315,11 @@ hodei_status sched_pass_run(sched *s, sched_pass_stats *out, hodei_err *err)
         goto out_clear;
     }
 out_rollback:
-    if (!hodei_db_status_broken(st))
+    if (!hodei_db_status_broken(st)) {
         hodei_db_rollback(s->conn);
+        /* NEXT, when the pipeline failed before letting it go */
+        PQclear(PQexec(s->conn, "SELECT pg_advisory_unlock_all()"));
+    }
 out_clear:
     PQclear(locked);
     return st;
