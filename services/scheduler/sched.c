@@ -102,7 +102,7 @@ const hodei_cfg_param sched_params[SCHED_PARAMS_LEN] = {
      .type = HODEI_CFG_INT,
      .default_value = "4848484852",
      .min = INT64_MIN,
-     .max = INT64_MAX - 1,
+     .max = INT64_MAX - 2,
      .offset = offsetof(sched_config, lock_key),
      .help = "PostgreSQL advisory lock keys (this one and the next) by which replicas sharing"
              " them run one pass at a time and skip a pass another one is about to run"},
@@ -121,9 +121,12 @@ static bool sched_db_ready(sched *s)
 
     if (s->conn)
         return true;
+    /* The gate's locks (sched_pass.c) stop every replica's passes while a
+     * pass holds them: a replica whose host vanished must lose them within
+     * seconds, not the kernel's two hours (hodei_db_lock_session). */
     if (hodei_db_connect(s->common->database_url, s->common->database_connect_timeout_ms, &s->conn,
                          &e) != HODEI_OK ||
-        hodei_db_exec(s->conn, "LISTEN " SCHED_OUTBOX_CHANNEL, 0, NULL, NULL, &e) != HODEI_OK) {
+        hodei_db_lock_session(s->conn, &e) != HODEI_OK) {
         HLOG_WARN("database unavailable, retrying: %s", e.msg);
         hodei_daemon_report(s->d, "database", false, e.msg);
         PQfinish(s->conn);
@@ -136,6 +139,8 @@ static bool sched_db_ready(sched *s)
     s->db_backoff_ms = 0;
     hodei_daemon_report(s->d, "database", true, NULL);
     s->listen_pid = PQbackendPID(s->conn);
+    s->listening = false;
+    s->next_listen_try_ms = 0;
     s->next_pass_ms = 0; /* notifications may have been missed meanwhile */
     return true;
 }
@@ -146,6 +151,41 @@ static void sched_db_drop(sched *s, const char *why)
     hodei_daemon_report(s->d, "database", false, why);
     PQfinish(s->conn);
     s->conn = NULL;
+}
+
+/* One replica listens: every outbox commit notifies every listener, and
+ * woken together N replicas ran N passes for one commit (the pass gate
+ * then made all but one skip or wait). The listener holds session lock
+ * lock_key + 2; the others try it every SCHED_LISTEN_RETRY_MS, so when the
+ * listener's session ends (a stop, a crash, a lost host) another one
+ * listens within a second and runs a pass at once for what it missed. */
+static void sched_listen_try(sched *s)
+{
+    char key[24];
+    const char *params[1] = {key};
+    PGresult *res = NULL;
+    hodei_err e = {0};
+
+    s->next_listen_try_ms = hodei_mono_ms() + SCHED_LISTEN_RETRY_MS;
+    snprintf(key, sizeof key, "%" PRId64, s->cfg->lock_key + 2);
+    hodei_status st =
+        hodei_db_exec(s->conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, params, &res, &e);
+    bool got = st == HODEI_OK && PQntuples(res) == 1 && hodei_db_get_str(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (got)
+        st = hodei_db_exec(s->conn, "LISTEN " SCHED_OUTBOX_CHANNEL, 0, NULL, NULL, &e);
+    if (st != HODEI_OK) {
+        if (hodei_db_status_broken(st))
+            sched_db_drop(s, e.msg);
+        else
+            HLOG_WARN("listener lock: %s", e.msg);
+        return;
+    }
+    if (got) {
+        s->listening = true;
+        s->next_pass_ms = 0; /* what committed before we listened */
+        HLOG_INFO("listening on %s: this replica is woken by commits", SCHED_OUTBOX_CHANNEL);
+    }
 }
 
 /* --------------------------------------------------------------- passes */
@@ -297,13 +337,20 @@ hodei_status sched_run(hodei_daemon *d, hodei_err *err)
     while (st == HODEI_OK && !hodei_daemon_stopping(d)) {
         if (!sched_db_ready(s))
             continue;
+        if (!s->listening && hodei_mono_ms() >= s->next_listen_try_ms) {
+            sched_listen_try(s);
+            continue;
+        }
         int64_t now = hodei_mono_ms();
         if (now >= s->next_pass_ms) {
             if (!sched_passes(s) && !hodei_daemon_stopping(d))
                 sched_db_backoff(s);
             continue;
         }
-        sched_wait(s, s->next_pass_ms - now);
+        int64_t until = s->next_pass_ms;
+        if (!s->listening && s->next_listen_try_ms < until)
+            until = s->next_listen_try_ms;
+        sched_wait(s, until > now ? until - now : 0);
         sched_stats(s);
     }
     return st;

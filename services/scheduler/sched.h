@@ -22,7 +22,8 @@ typedef struct {
     char *default_provider;   /* scheduler.default_provider: for jobs naming none */
     char *default_image_provider; /* scheduler.default_image_provider: for jobs with an image */
     int64_t stats_interval_ms;    /* scheduler.stats_interval: counters log line */
-    int64_t lock_key; /* scheduler.lock_key: advisory locks of the pass gate (key, key + 1) */
+    int64_t lock_key; /* scheduler.lock_key: advisory locks: the pass gate (key, key + 1), the
+                         listener (key + 2) */
 } sched_config;
 
 /* Filled by the daemon skeleton from sched_params. */

@@ -37,7 +37,8 @@
 /* Every outbox insert notifies this channel (migration 0002's trigger, the
  * relay's wake-up): the scheduler's fastest wake-up, ahead of the events. */
 #define SCHED_OUTBOX_CHANNEL "hodei_outbox"
-#define SCHED_FULL_MAX 16 /* providers remembered as at max_workers */
+#define SCHED_FULL_MAX 16          /* providers remembered as at max_workers */
+#define SCHED_LISTEN_RETRY_MS 1000 /* a replica not listening tries the listener lock */
 
 /* A provider found at its max_workers: not counted again until until_ms
  * (one pass interval), so a saturated pool costs a pass no extra queries. */
@@ -105,6 +106,11 @@ typedef struct {
 
     sched_feed feed; /* the JetStream wake-ups (sched_bus.c) */
     int listen_pid;  /* backend of conn: its own NOTIFYs are ignored */
+    /* This replica LISTENs (it holds the listener lock, lock_key + 2): one
+     * replica is woken by commits, the others by events and their timers;
+     * they try the lock every SCHED_LISTEN_RETRY_MS. */
+    bool listening;
+    int64_t next_listen_try_ms;
 
     int64_t next_pass_ms; /* fallback timer */
 

@@ -99,6 +99,12 @@ enum {
 static const char gate_next_sql[] = "SELECT pg_try_advisory_lock($1::bigint)";
 static const char gate_run_sql[] = "SELECT pg_advisory_xact_lock($1::bigint)";
 static const char gate_next_unlock_sql[] = "SELECT pg_advisory_unlock($1::bigint)";
+/* The same when held (a bigint key is classid:objid, objsubid 1), without
+ * the warning pg_advisory_unlock gives for a lock not held. */
+static const char gate_next_release_sql[] =
+    "SELECT pg_advisory_unlock($1::bigint) FROM pg_locks"
+    " WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1"
+    "   AND (classid::bigint << 32 | objid::bigint) = $1::bigint";
 
 /* ------------------------------------------------------------------ gate */
 
@@ -116,6 +122,19 @@ static hodei_status pass_gate(sched *s, bool *go, hodei_err *err)
     *go = PQntuples(res) == 1 && hodei_db_get_str(res, 0, 0)[0] == 't';
     PQclear(res);
     return HODEI_OK;
+}
+
+/* After a failed pass: lets NEXT go if the pipeline failed before doing so
+ * (and only NEXT: the listener lock is held by the same session). */
+static void pass_gate_release(sched *s)
+{
+    char next[PASS_INT_TEXT_MAX];
+    const char *params[1] = {next};
+    hodei_err e = {0};
+
+    snprintf(next, sizeof next, "%" PRId64, s->cfg->lock_key + 1);
+    if (hodei_db_exec(s->conn, gate_next_release_sql, 1, params, NULL, &e) != HODEI_OK)
+        HLOG_WARN("pass gate: %s", e.msg);
 }
 
 /* ------------------------------------------------------------------ lock */
@@ -317,8 +336,7 @@ hodei_status sched_pass_run(sched *s, sched_pass_stats *out, hodei_err *err)
 out_rollback:
     if (!hodei_db_status_broken(st)) {
         hodei_db_rollback(s->conn);
-        /* NEXT, when the pipeline failed before letting it go */
-        PQclear(PQexec(s->conn, "SELECT pg_advisory_unlock_all()"));
+        pass_gate_release(s);
     }
 out_clear:
     PQclear(locked);

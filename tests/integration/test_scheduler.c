@@ -810,57 +810,17 @@ Test(scheduler, two_replicas_never_assign_a_job_twice_or_a_worker_two_jobs, .tim
     stack_down();
 }
 
-/* Sum of "skipped=N" over a scheduler's stats lines. */
-static int64_t log_skipped(const harness_proc *p)
+/* Assigns jobs one at a time, then in bursts, each on its commit's
+ * notification alone (the caller keeps the fallback timer out of the way). */
+static void assign_on_notifications(int singles, int bursts, int burst)
 {
-    FILE *f = fopen(p->log_path, "r");
-    char line[2048];
-    int64_t n = 0;
-    cr_assert_not_null(f, "%s", p->log_path);
-    while (fgets(line, sizeof line, f)) {
-        const char *at = strstr(line, " skipped=");
-        if (at)
-            n += strtoll(at + 9, NULL, 10);
-    }
-    fclose(f);
-    return n;
-}
-
-/* Three replicas woken by every commit run one pass at a time and skip the
- * passes another replica is about to run, and no wake-up is lost: with the
- * fallback timer out of the way (60 s) and no relay (no events), each job
- * is assigned on its commit's notification alone, one at a time and in
- * bursts. */
-Test(scheduler, three_replicas_skip_a_pass_another_will_run_and_lose_no_wakeup, .timeout = 300)
-{
-    harness_proc s[3];
-    char w[ID_LEN], j[ID_LEN], got[ID_LEN];
-    const char *pass_env = "HODEI_SCHEDULER_PASS_INTERVAL=60s";
-    enum { SINGLES = 30, BURSTS = 5, BURST = 10 };
-
-    stack_up();
-    provider_add("process", 0, "0", false, 0); /* no provisioning in this test */
-    for (int i = 0; i < SINGLES + BURSTS * BURST; i++)
-        worker_add(w, "process", 1000, "{}", i);
-    for (int i = 0; i < 3; i++) {
-        char inst[8];
-        snprintf(inst, sizeof inst, "s%d", i + 1);
-        const char *argv[] = {"hodei-scheduler", NULL};
-        char inst_env[32];
-        snprintf(inst_env, sizeof inst_env, "HODEI_INSTANCE_ID=%s", inst);
-        const char *env[] = {pass_env, inst_env, "HODEI_LOG_LEVEL=info",
-                             "HODEI_SCHEDULER_STATS_INTERVAL=100ms", NULL};
-        harness_proc_start(&stack, &s[i], argv, env);
-        cr_assert(harness_log_contains(&s[i], "consuming " HODEI_STREAM_EVENTS, WAIT_MS),
-                  "scheduler did not subscribe; see %s", s[i].log_path);
-    }
-    hodei_sleep_ms(500); /* the passes at start are behind us */
-    for (int i = 0; i < SINGLES; i++) {
+    char j[ID_LEN], got[ID_LEN];
+    for (int i = 0; i < singles; i++) {
         job_add(j, 0, 0, "", "{}", 0);
         cr_assert(job_wait_assigned(j, got, 10000), "job %d waited: a wake-up was lost", i);
     }
-    for (int b = 0; b < BURSTS; b++) {
-        for (int i = 0; i < BURST; i++)
+    for (int b = 0; b < bursts; b++) {
+        for (int i = 0; i < burst; i++)
             job_add(j, 0, 0, "", "{}", 0);
         int64_t until = hodei_mono_ms() + 10000;
         while (q_i64("SELECT count(*) FROM jobs WHERE state = 'PENDING'", 0, NULL) > 0 &&
@@ -869,16 +829,64 @@ Test(scheduler, three_replicas_skip_a_pass_another_will_run_and_lose_no_wakeup, 
         cr_assert_eq(q_i64("SELECT count(*) FROM jobs WHERE state = 'PENDING'", 0, NULL), 0,
                      "burst %d: a job waited (a wake-up was lost)", b);
     }
+}
+
+/* Three replicas: one listens for commits (the others would run a pass
+ * each for the same commit), every job is assigned on its commit's
+ * notification alone (fallback timer at 60 s, no relay, so no events), and
+ * when the listener is SIGKILLed another replica listens within seconds. */
+Test(scheduler, one_of_three_replicas_listens_and_another_takes_over, .timeout = 300)
+{
+    harness_proc s[3];
+    char w[ID_LEN];
+    enum { SINGLES = 20, BURSTS = 4, BURST = 10 };
+    const char *listening = "listening on hodei_outbox";
+
+    stack_up();
+    provider_add("process", 0, "0", false, 0); /* no provisioning in this test */
+    for (int i = 0; i < 2 * (SINGLES + BURSTS * BURST); i++)
+        worker_add(w, "process", 1000, "{}", i);
+    for (int i = 0; i < 3; i++) {
+        char inst_env[32];
+        snprintf(inst_env, sizeof inst_env, "HODEI_INSTANCE_ID=s%d", i + 1);
+        const char *argv[] = {"hodei-scheduler", NULL};
+        const char *env[] = {"HODEI_SCHEDULER_PASS_INTERVAL=60s", inst_env, "HODEI_LOG_LEVEL=info",
+                             NULL};
+        harness_proc_start(&stack, &s[i], argv, env);
+        cr_assert(harness_log_contains(&s[i], "consuming " HODEI_STREAM_EVENTS, WAIT_MS),
+                  "scheduler did not subscribe; see %s", s[i].log_path);
+    }
+    hodei_sleep_ms(2500); /* every replica tried the listener lock */
+    int listener = -1, n = 0;
+    for (int i = 0; i < 3; i++) {
+        if (log_count(&s[i], listening) > 0) {
+            listener = i;
+            n++;
+        }
+    }
+    cr_assert_eq(n, 1, "one replica listens, not %d", n);
+    assign_on_notifications(SINGLES, BURSTS, BURST);
+
+    harness_proc_stop(&s[listener], SIGKILL, 10000);
+    int64_t until = hodei_mono_ms() + 15000;
+    int next = -1;
+    while (next < 0 && hodei_mono_ms() < until) {
+        for (int i = 0; i < 3; i++)
+            if (i != listener && log_count(&s[i], listening) > 0)
+                next = i;
+        hodei_sleep_ms(100);
+    }
+    cr_assert(next >= 0, "no replica listens after the listener was killed");
+    assign_on_notifications(SINGLES, BURSTS, BURST);
+
     check_no_double_booking();
     cr_expect_eq(q_i64("SELECT count(*) FROM jobs WHERE epoch = 1 AND attempt = 1"
                        " AND state = 'ASSIGNED'",
                        0, NULL),
-                 SINGLES + BURSTS * BURST, "every job assigned exactly once");
-    hodei_sleep_ms(300); /* the last stats lines */
-    int64_t skipped = log_skipped(&s[0]) + log_skipped(&s[1]) + log_skipped(&s[2]);
-    cr_expect_gt(skipped, 0, "every replica ran a pass on every notification");
+                 2 * (SINGLES + BURSTS * BURST), "every job assigned exactly once");
     for (int i = 0; i < 3; i++)
-        proc_stop_clean(&s[i]);
+        if (i != listener)
+            proc_stop_clean(&s[i]);
     stack_down();
 }
 
