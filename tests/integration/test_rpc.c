@@ -761,3 +761,149 @@ RPC_TEST(bad_options_are_refused_with_a_clear_error)
                  "a port in use must be refused");
     hodei_rpc_server_destroy(s);
 }
+
+/* ------------------------------------------------------------ reply budget */
+
+#define BUDGET 100000 /* reply_buffer_max of the server below */
+
+static void budget_setup(void)
+{
+    hodei_rpc_global_init();
+    hodei_rpc_server_opts o = {.listen_addr = "127.0.0.1:0",
+                               .threads = 2,
+                               .reply_buffer_max = BUDGET,
+                               .reply_buffer_name = "replies.buffer_max"};
+    server_up(&o);
+    channel_up("k-123");
+}
+
+/* An in-process call (its messages count until it takes them). */
+static hodei_rpc_call *local_open(const char *path, const ProtobufCMessage *tmpl)
+{
+    size_t n = protobuf_c_message_get_packed_size(tmpl);
+    uint8_t *buf = malloc(n + 1);
+    cr_assert_not_null(buf);
+    protobuf_c_message_pack(tmpl, buf);
+    ProtobufCMessage *req = protobuf_c_message_unpack(tmpl->descriptor, NULL, n, buf);
+    free(buf);
+    hodei_rpc_call *c = NULL;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_local_start(srv, path, req, NULL, 0, "test", &c, &err), HODEI_OK, "%s",
+                 err.msg);
+    return c;
+}
+
+static hodei_rpc_call *local_hold(void)
+{
+    Hodei__V1__SubscribeLogsRequest req = HODEI__V1__SUBSCRIBE_LOGS_REQUEST__INIT;
+    req.job_id = "hold";
+    return local_open(PATH_LOGS, &req.base);
+}
+
+/* GetJobStatus(job_id) in process: its status, msg set. */
+static hodei_grpc_code local_get(const char *job_id, char *msg, size_t msg_len)
+{
+    Hodei__V1__GetJobStatusRequest req = HODEI__V1__GET_JOB_STATUS_REQUEST__INIT;
+    req.job_id = (char *)job_id;
+    hodei_rpc_call *c = local_open(PATH_GET, &req.base);
+    hodei_grpc_code code = HODEI_GRPC_OK;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    msg[0] = '\0';
+    cr_assert_eq(hodei_rpc_local_next(c, 5000, &data, &len, &code, msg, msg_len), HODEI_OK);
+    free(data);
+    if (data) /* the reply; then its status */
+        cr_assert_eq(hodei_rpc_local_next(c, 5000, &data, &len, &code, msg, msg_len), HODEI_OK);
+    hodei_rpc_local_end(c);
+    return code;
+}
+
+/* The packed size of local_get's reply for an id of n characters. */
+static size_t reply_size(size_t n, char *id)
+{
+    memset(id, 'r', n);
+    id[n] = '\0';
+    Hodei__V1__Job job = HODEI__V1__JOB__INIT;
+    Hodei__V1__GetJobStatusResponse resp = HODEI__V1__GET_JOB_STATUS_RESPONSE__INIT;
+    job.id = id;
+    resp.job = &job;
+    return protobuf_c_message_get_packed_size(&resp.base);
+}
+
+/* reply_buffer_max at its boundaries: streams that are not read fill three
+ * quarters of it (exactly: the message that would pass is refused), a
+ * stream holding nothing still gets its next message, replies use the last
+ * quarter, a reply exactly at the budget is sent and one byte more is
+ * RESOURCE_EXHAUSTED naming the setting; what the callers take is given
+ * back. */
+Test(rpc_budget, reply_buffer_max_at_its_boundaries, .init = budget_setup, .fini = teardown,
+     .timeout = 60)
+{
+    static uint8_t data[9000];
+    memset(data, 'x', sizeof data);
+    Hodei__V1__LogLine line = HODEI__V1__LOG_LINE__INIT;
+    Hodei__V1__LogLine *lines[1] = {&line};
+    Hodei__V1__LogChunk chunk = HODEI__V1__LOG_CHUNK__INIT;
+    line.sequence = 1;
+    line.data.data = data;
+    line.data.len = sizeof data;
+    chunk.job_id = "budget";
+    chunk.n_lines = 1;
+    chunk.lines = lines;
+    const size_t each = protobuf_c_message_get_packed_size(&chunk.base);
+    const size_t streams_max = BUDGET - BUDGET / 4;
+
+    hodei_rpc_call *unread = local_hold();
+    size_t n = 0;
+    hodei_status st;
+    while ((st = hodei_rpc_call_send(unread, &chunk.base)) == HODEI_OK)
+        n++;
+    cr_assert_eq(st, HODEI_ERR_LIMIT);
+    cr_assert_eq(n, streams_max / each, "streams fill up to three quarters: %zu messages", n);
+    cr_assert_eq(hodei_rpc_server_reply_bytes(srv), n * each);
+
+    /* Streams holding nothing: one message each, past the streams' share. */
+    hodei_rpc_call *fresh[3];
+    for (int i = 0; i < 3; i++) {
+        fresh[i] = local_hold();
+        cr_assert_eq(hodei_rpc_call_send(fresh[i], &chunk.base), HODEI_OK, "a reader's next");
+        cr_assert_eq(hodei_rpc_call_send(fresh[i], &chunk.base), HODEI_ERR_LIMIT);
+    }
+    size_t used = hodei_rpc_server_reply_bytes(srv);
+    cr_assert_eq(used, (n + 3) * each);
+    cr_assert_lt(used, (size_t)BUDGET, "the test's figures leave room for a reply");
+
+    /* Replies: exactly up to the budget, and one byte past it. */
+    static char id[BUDGET];
+    size_t k = 1;
+    while (reply_size(k + 1, id) <= BUDGET - used)
+        k++;
+    cr_assert_eq(reply_size(k, id), BUDGET - used, "an id that makes the reply fill the budget");
+    char msg[512];
+    cr_assert_eq(local_get(id, msg, sizeof msg), HODEI_GRPC_OK, "at the budget: %s", msg);
+    cr_assert_eq(hodei_rpc_server_reply_bytes(srv), used, "a reply taken is given back");
+    reply_size(k + 1, id);
+    cr_assert_eq(local_get(id, msg, sizeof msg), HODEI_GRPC_RESOURCE_EXHAUSTED, "one byte past");
+    cr_assert(strstr(msg, "replies.buffer_max"), "%s", msg);
+    cr_assert_eq(local_get("small", msg, sizeof msg), HODEI_GRPC_OK, "%s", msg);
+
+    /* The unread stream's caller takes its messages: room again. */
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *d = NULL;
+        size_t len = 0;
+        hodei_grpc_code code;
+        cr_assert_eq(hodei_rpc_local_next(unread, 5000, &d, &len, &code, msg, sizeof msg),
+                     HODEI_OK);
+        cr_assert_not_null(d);
+        free(d);
+    }
+    cr_assert_eq(hodei_rpc_server_reply_bytes(srv), 3 * each);
+    reply_size(k + 1, id);
+    cr_assert_eq(local_get(id, msg, sizeof msg), HODEI_GRPC_OK, "%s", msg);
+    cr_assert_eq(hodei_rpc_call_send(unread, &chunk.base), HODEI_OK);
+    hodei_rpc_local_end(unread);
+    for (int i = 0; i < 3; i++)
+        hodei_rpc_local_end(fresh[i]);
+    cr_assert_eq(hodei_rpc_server_reply_bytes(srv), 0, "every byte given back");
+    teardown();
+}

@@ -36,12 +36,15 @@ hodei_rpc_call *rpc_call_create(hodei_rpc_server *srv)
 
 /* ------------------------------------------------------ response bytes */
 
-bool rpc_call_out_charge_locked(hodei_rpc_call *call, size_t len, bool first_free)
+bool rpc_call_out_charge_locked(hodei_rpc_call *call, size_t len, bool stream_msg)
 {
     hodei_rpc_server *srv = call->srv;
+    size_t max = srv->reply_buffer_max;
+    if (stream_msg) /* streams leave the last part to replies */
+        max -= max / RPC_REPLY_RESERVE_DIV;
     size_t was = atomic_fetch_add(&srv->out_bytes, len);
-    bool free_pass = first_free && call->out_bytes == 0;
-    if (srv->reply_buffer_max && was + len > srv->reply_buffer_max && !free_pass) {
+    bool free_pass = stream_msg && call->out_bytes == 0;
+    if (max && was + len > max && !free_pass) {
         atomic_fetch_sub(&srv->out_bytes, len);
         return false;
     }

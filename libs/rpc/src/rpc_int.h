@@ -166,11 +166,15 @@ static inline hodei_status rpc_call_send_admit_locked(const hodei_rpc_call *call
 
 /* Response bytes (rpc_call.c), under call->mu: charge len to the call and
  * the server when the server's budget allows (false: refused, nothing
- * charged; with first_free, a stream message is always let in when the call
- * holds nothing: a client that reads is never starved by ones that do not);
- * credit them back when the peer took them or they are dropped.
- * Whatever a call still holds is credited when it is freed. */
-bool rpc_call_out_charge_locked(hodei_rpc_call *call, size_t len, bool first_free);
+ * charged). A stream's message (stream_msg; a reply otherwise) may fill
+ * only (1 - 1/RPC_REPLY_RESERVE_DIV) of the budget, the rest being kept
+ * for replies: clients that leave streams unread cannot fail other
+ * clients' calls; and it is always let in when the call holds nothing: a
+ * client that reads is never starved by ones that do not. Credit them back
+ * when the peer took them or they are dropped. Whatever a call still holds
+ * is credited when it is freed. */
+#define RPC_REPLY_RESERVE_DIV 4
+bool rpc_call_out_charge_locked(hodei_rpc_call *call, size_t len, bool stream_msg);
 void rpc_call_out_credit_locked(hodei_rpc_call *call, size_t len, bool taken);
 /* The message naming the budget, for a refused reply. */
 void rpc_call_out_refusal(const hodei_rpc_call *call, size_t len, char *msg, size_t msg_len);

@@ -40,6 +40,7 @@
 #define LOGS_SUBS_WAIT_MS 5000   /* destroy waits for the consumers' last callbacks */
 #define LOGS_CHECK_SQL_MAX (64 * 1024)
 #define LOGS_FOLLOW_ARENA_MAX (4 * LOGS_CHUNK_BYTES_MAX) /* unpacked batches held at once */
+#define LOGS_ARCHIVE_WAIT_MS 2000 /* an archive's client takes nothing: ended (below) */
 
 typedef struct log_follower log_follower;
 
@@ -305,6 +306,30 @@ static log_follower *follower_create(log_hub *h, hodei_rpc_call *call,
     return f;
 }
 
+/* Sends one chunk of an archive. It is sent on the server thread that took
+ * the call (one of grpc.threads, which also serve workers' streams): its
+ * client may hold that thread at most LOGS_ARCHIVE_WAIT_MS without taking
+ * a message (not streams.idle_timeout), then the stream ends
+ * RESOURCE_EXHAUSTED and the client follows again from the last line it
+ * got. A client that reads, however slowly, takes a chunk (up to 1 MiB)
+ * at least that often. */
+static hodei_status archive_send(edge *e, hodei_rpc_call *call, const ProtobufCMessage *m)
+{
+    while (hodei_rpc_call_pending(call) >= LOGS_SEND_QUEUE_MAX) {
+        int64_t stalled = hodei_rpc_call_stalled_ms(call);
+        if (stalled >= LOGS_ARCHIVE_WAIT_MS) {
+            hodei_rpc_call_abort(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                                 "the client took nothing for %lld ms of a finished job's log"
+                                 " (at most %d ms: it is sent on a server thread); follow again"
+                                 " from the last line received (from_sequence)",
+                                 (long long)stalled, LOGS_ARCHIVE_WAIT_MS);
+            return HODEI_ERR_CANCELLED;
+        }
+        hodei_sleep_ms(1);
+    }
+    return edge_stream_send(e, call, m, LOGS_SEND_QUEUE_MAX);
+}
+
 /* A finished job with an archive is served from it: its lines in chunks,
  * then end_of_stream. false when it has none (follow the stream). */
 static bool follow_archived(edge *e, hodei_rpc_call *call,
@@ -336,7 +361,7 @@ static bool follow_archived(edge *e, hodei_rpc_call *call,
             c.job_id = job_id;
             c.lines = out.lines + from;
             c.n_lines = n;
-            st = edge_stream_send(e, call, &c.base, LOGS_SEND_QUEUE_MAX);
+            st = archive_send(e, call, &c.base);
             from += n;
         }
         Hodei__V1__LogChunk end = HODEI__V1__LOG_CHUNK__INIT;

@@ -120,7 +120,9 @@ typedef struct {
      * is refused (a reply ends the call RESOURCE_EXHAUSTED naming
      * reply_buffer_name; a stream send returns HODEI_ERR_LIMIT, except on a
      * stream holding nothing yet: one that reads always gets its next
-     * message). 0 = no budget. */
+     * message). Stream messages may fill only three quarters of it: the
+     * last quarter is kept for replies, so clients that leave streams
+     * unread cannot fail other clients' calls. 0 = no budget. */
     size_t reply_buffer_max;
     const char *reply_buffer_name; /* the setting that holds it, for errors */
 } hodei_rpc_server_opts;
