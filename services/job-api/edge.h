@@ -26,9 +26,11 @@ typedef struct edge_auth edge_auth;       /* edge_auth.c: the door check */
 typedef struct secret_rekey secret_rekey; /* client_secrets.c: re-seal after a rotation */
 typedef struct worker_hub worker_hub;     /* worker/worker_hub.c: live worker streams */
 typedef struct worker_acks worker_acks;   /* worker/worker_acks.c: RunJobAcks being written */
-typedef struct log_hub log_hub;           /* logs_follow.c: SubscribeLogs followers */
-typedef struct metrics_hub metrics_hub;   /* metrics/metrics_hub.c: MetricsService */
-typedef struct log_store log_store;       /* logs/logs_store.c: where archives are kept */
+typedef struct worker_results
+    worker_results;                     /* worker/worker_results.c: JobResults being written */
+typedef struct log_hub log_hub;         /* logs_follow.c: SubscribeLogs followers */
+typedef struct metrics_hub metrics_hub; /* metrics/metrics_hub.c: MetricsService */
+typedef struct log_store log_store;     /* logs/logs_store.c: where archives are kept */
 
 typedef struct {
     char *grpc_listen;
@@ -88,6 +90,7 @@ typedef struct {
     hodei_bus *readers_bus;
     worker_hub *workers;
     worker_acks *acks;
+    worker_results *results;
     log_hub *logs;
     log_store *log_store; /* logs.archive_store */
     secrets_keyring keys; /* secrets.master_key (+ old_master_keys); keys.on = secrets on */
