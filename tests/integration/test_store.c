@@ -338,3 +338,86 @@ Test(store, the_pass_statement_applies_only_pairs_still_free)
     cr_assert_eq(val("SELECT count(*) FROM workers WHERE state = 'BUSY'"), 2);
     cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'JobAssigned'"), 1);
 }
+
+/* The supervisor's way with a silent worker: the attempt ends FAILED
+ * "worker lost" (re-queued: attempts are left) and the worker is retired. */
+static void lose_worker(void)
+{
+    hodei_err err;
+    Hodei__V1__JobState final = 0;
+    const hodei_attempt a = {.job_id = JOB,
+                             .worker_id = WORKER,
+                             .epoch = 1,
+                             .state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED,
+                             .exit_code = -1,
+                             .error = "worker lost"};
+    cr_assert_eq(hodei_db_begin(conn, &err), HODEI_OK);
+    cr_assert_eq(hodei_store_attempt_end(conn, &a, &final, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_eq(hodei_store_worker_retire(
+                     conn, WORKER, HODEI_WSET_READY | HODEI_WSET_BUSY | HODEI_WSET_DRAINING,
+                     HODEI__V1__WORKER_STATE__WORKER_STATE_LOST, "worker lost", &err),
+                 HODEI_OK, "%s", err.msg);
+    cr_assert_eq(hodei_db_commit(conn, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_eq(final, HODEI__V1__JOB_STATE__JOB_STATE_PENDING, "re-queued for its retry");
+}
+
+static bool late(Hodei__V1__JobState state, const char *worker, int64_t epoch)
+{
+    hodei_err err;
+    bool ended = false;
+    const hodei_attempt a = {.job_id = JOB,
+                             .worker_id = worker,
+                             .epoch = epoch,
+                             .state = state,
+                             .exit_code =
+                                 state == HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED ? 0 : 3,
+                             .error = ""};
+    cr_assert_eq(hodei_store_attempt_late_success(conn, &a, &ended, &err), HODEI_OK, "%s", err.msg);
+    return ended;
+}
+
+Test(store, a_late_success_of_a_worker_taken_for_lost_ends_the_job_before_its_retry)
+{
+    lose_worker();
+    cr_assert(!late(HODEI__V1__JOB_STATE__JOB_STATE_FAILED, WORKER, 1),
+              "a late failure leaves the retry to run");
+    cr_assert(!late(HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, OTHER, 1),
+              "only the worker that held the attempt");
+    cr_assert(!late(HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, WORKER, 2), "only its own epoch");
+    cr_assert_eq(val("SELECT count(*) FROM jobs WHERE state = 'PENDING' AND worker_id IS NULL"), 1,
+                 "refused claims change nothing");
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'JobFinished'"), 0);
+
+    cr_assert(late(HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, WORKER, 1));
+    char q[512];
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED' AND worker_id = '%s'"
+             " AND epoch = 1 AND exit_code = 0 AND error IS NULL AND finished_at IS NOT NULL",
+             WORKER);
+    cr_assert_eq(val(q), 1, "the job ends with the late result, at its epoch");
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'JobFinished'"), 1);
+    cr_assert(!late(HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, WORKER, 1), "once");
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'JobFinished'"), 1);
+}
+
+Test(store, a_late_success_after_the_retry_was_handed_out_or_cancelled_changes_nothing)
+{
+    lose_worker();
+    char q[512];
+    snprintf(q, sizeof q,
+             "UPDATE jobs SET state = 'ASSIGNED', worker_id = '%s', epoch = 2, attempt = 2", OTHER);
+    sql(q);
+    cr_assert(!late(HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, WORKER, 1));
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM jobs WHERE state = 'ASSIGNED' AND worker_id = '%s'"
+             " AND epoch = 2",
+             OTHER);
+    cr_assert_eq(val(q), 1, "the retry keeps its worker");
+
+    sql("UPDATE jobs SET state = 'PENDING', worker_id = NULL, epoch = 1, attempt = 1,"
+        " cancel_requested = true");
+    cr_assert(!late(HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, WORKER, 1),
+              "a cancel asked for meanwhile is not overridden");
+    cr_assert_eq(val("SELECT count(*) FROM jobs WHERE state = 'PENDING'"), 1);
+    cr_assert_eq(val("SELECT count(*) FROM outbox WHERE event_type = 'JobFinished'"), 0);
+}

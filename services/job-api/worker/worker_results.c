@@ -143,6 +143,38 @@ static bool result_already_recorded(PGconn *conn, const hodei_attempt *end,
            v.epoch == end->epoch;
 }
 
+/* A success refused as stale may be late rather than stale: its worker was
+ * taken for lost (its heartbeats stopped reaching the database) while it
+ * ran the job, and the job waits for its retry. Until the retry is handed
+ * out, this success ends the job (libs/store late.c), with the result's
+ * artifact records, so the job does not run twice. */
+static bool result_late(PGconn *conn, const hodei_attempt *end, const Hodei__V1__JobResult *res)
+{
+    hodei_err err;
+    bool ended = false;
+    hodei_status st = hodei_db_begin(conn, &err);
+    if (st != HODEI_OK)
+        return false;
+    st = hodei_store_attempt_late_success(conn, end, &ended, &err);
+    if (st == HODEI_OK && ended)
+        st = worker_records_insert(conn, res, &err);
+    if (st == HODEI_OK && ended)
+        st = hodei_db_commit(conn, &err);
+    else
+        hodei_db_rollback(conn);
+    if (st != HODEI_OK) {
+        HLOG_WARN("worker %s: late result of job %s not recorded: %s", end->worker_id, end->job_id,
+                  err.msg);
+        return false;
+    }
+    if (ended)
+        HLOG_INFO("worker %s: result of job %s epoch %" PRId64
+                  " recorded late: the worker was taken for lost while it ran the job, and the"
+                  " job had not been handed out again",
+                  end->worker_id, end->job_id, end->epoch);
+    return ended;
+}
+
 /* A result that ended nothing (stale, or the supervisor ended the attempt
  * first) still means the worker is done with that job: free it, or it would
  * stay BUSY for good while it keeps beating. */
@@ -236,6 +268,11 @@ static void result_alone(worker_session *s, const char *worker_id, const Hodei__
         st = result_tx(conn, &end, r, e->cfg->worker_handoff, &final, &next, &err);
         accepted = st == HODEI_OK ||
                    (st == HODEI_ERR_PRECONDITION && result_already_recorded(conn, &end, &final));
+        if (!accepted && st == HODEI_ERR_PRECONDITION && result_late(conn, &end, r)) {
+            accepted = true;
+            st = HODEI_OK;
+            final = HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
+        }
         /* Refused, or a repeat: the worker is done with that job either way
          * (on the same connection). */
         hodei_status rel = HODEI_OK;

@@ -90,6 +90,16 @@ hodei_status hodei_store_attempt_end_free(PGconn *conn, const hodei_attempt *a,
 hodei_status hodei_store_attempt_result(PGconn *conn, const hodei_attempt *a,
                                         Hodei__V1__JobState *final, hodei_err *err);
 
+/* A SUCCEEDED result that the attempt's end refused as stale because the
+ * supervisor took its worker for lost and re-queued the job: when the job
+ * is still PENDING at that epoch with no worker (not handed to another one
+ * yet, not cancelled) and the reporting worker is the lost one that held
+ * it, the job ends SUCCEEDED with this result and its JobFinished, instead
+ * of running a second time. *ended says whether it did; any other result or
+ * state changes nothing (late.c). */
+hodei_status hodei_store_attempt_late_success(PGconn *conn, const hodei_attempt *a, bool *ended,
+                                              hodei_err *err);
+
 /* Worker state change from any state in `from` to `to`, checked by the
  * worker state machine. HODEI_ERR_PRECONDITION when the worker is in none of
  * `from`; HODEI_ERR_NOT_FOUND when there is no such worker. READY sets
