@@ -17,6 +17,7 @@ typedef struct {
     int64_t heartbeat_timeout_ms;    /* supervisor.heartbeat_timeout: READY/BUSY/DRAINING -> LOST */
     int64_t timeout_grace_ms;        /* supervisor.timeout_grace: added to a job's timeout_ms */
     int64_t assign_timeout_ms;       /* supervisor.assign_timeout: ASSIGNED never acknowledged */
+    int64_t lost_retry_delay_ms;     /* supervisor.lost_retry_delay: a lost worker's job waits */
     int64_t registration_timeout_ms; /* supervisor.registration_timeout: CREATING/CONNECTING */
     int64_t warm_pool_retry_ms;      /* supervisor.warm_pool_retry: after a provision failed */
     int64_t batch_max;               /* supervisor.batch_max: rows per check per tick */
@@ -32,7 +33,7 @@ typedef struct {
 /* Filled by the daemon skeleton from sup_params. */
 extern sup_config sup_conf;
 extern const hodei_cfg_param sup_params[];
-#define SUP_PARAMS_LEN 14
+#define SUP_PARAMS_LEN 15
 
 hodei_status sup_init(hodei_daemon *d, hodei_err *err);
 hodei_status sup_run(hodei_daemon *d, hodei_err *err);

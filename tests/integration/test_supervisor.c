@@ -33,10 +33,15 @@
 /* Fast settings: ticks of 100 ms and short timeouts. A test that must not
  * trip one check keeps its rows far from that check's threshold. */
 static const char *const t_env_fast[] = {
-    "HODEI_SUPERVISOR_TICK_INTERVAL=100ms",      "HODEI_SUPERVISOR_HEARTBEAT_TIMEOUT=1s",
-    "HODEI_SUPERVISOR_TIMEOUT_GRACE=1s",         "HODEI_SUPERVISOR_ASSIGN_TIMEOUT=2s",
-    "HODEI_SUPERVISOR_REGISTRATION_TIMEOUT=30s", NULL,
+    "HODEI_SUPERVISOR_TICK_INTERVAL=100ms",
+    "HODEI_SUPERVISOR_HEARTBEAT_TIMEOUT=1s",
+    "HODEI_SUPERVISOR_TIMEOUT_GRACE=1s",
+    "HODEI_SUPERVISOR_ASSIGN_TIMEOUT=2s",
+    "HODEI_SUPERVISOR_REGISTRATION_TIMEOUT=30s",
+    "HODEI_SUPERVISOR_LOST_RETRY_DELAY=3s",
+    NULL,
 };
+#define T_LOST_RETRY_DELAY_MS 3000
 
 static harness_stack g_st;
 static harness_proc g_sups[T_SUPS_MAX];
@@ -285,10 +290,14 @@ Test(supervisor, lost_worker_requeues_its_job)
 
     t_wait_str("LOST", T_WORKER_STATE_SQL, T_ARGS(w));
     char state[T_TEXT_MAX];
-    /* The backoff is measured from the re-queue's own transaction (not from
-     * now), so a slow machine cannot make it look already spent. */
+    /* The wait is measured from the re-queue's own transaction (not from
+     * now), so a slow machine cannot make it look already spent: the longer
+     * of attempt 1's backoff and supervisor.lost_retry_delay, in which a
+     * worker that was only slow may still report its success. */
     char backoff[24];
-    snprintf(backoff, sizeof backoff, "%d", HODEI_RETRY_BACKOFF_BASE_MS); /* attempt 1's */
+    snprintf(backoff, sizeof backoff, "%d",
+             T_LOST_RETRY_DELAY_MS > HODEI_RETRY_BACKOFF_BASE_MS ? T_LOST_RETRY_DELAY_MS
+                                                                 : HODEI_RETRY_BACKOFF_BASE_MS);
     t_str("SELECT state || ' ' || coalesce(worker_id::text, '-') || ' ' || attempt"
           " || ' ' || (not_before = updated_at + $2::bigint * interval '1 millisecond')::text"
           " FROM jobs WHERE id = $1",
