@@ -71,24 +71,11 @@ hodei_status sup_job_fail(sup *s, const char *job_id, const char *worker_id, int
                                   : HODEI__V1__JOB_STATE__JOB_STATE_FAILED,
         .exit_code = SUP_EXIT_CODE_NONE,
         .error = error,
+        /* The worker may only have been slow: its success can still arrive
+         * and end the job (libs/store late.c) while the retry waits. */
+        .retry_wait_min_ms = s->cfg->lost_retry_delay_ms,
     };
-    Hodei__V1__JobState final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
-    hodei_status st = hodei_store_attempt_end(s->conn, &a, &final, err); /* the worker is gone */
-    if (final_out)
-        *final_out = final;
-    if (st != HODEI_OK || final != HODEI__V1__JOB_STATE__JOB_STATE_PENDING ||
-        s->cfg->lost_retry_delay_ms <= 0)
-        return st;
-    /* The worker may only have been slow: its success can still arrive and
-     * end the job (libs/store late.c) while the retry waits. */
-    char delay[SUP_INT_TEXT_MAX];
-    sup_i64_text(s->cfg->lost_retry_delay_ms, delay);
-    const char *params[] = {job_id, delay};
-    return hodei_db_exec(s->conn,
-                         "UPDATE jobs SET not_before = greatest(not_before,"
-                         " now() + $2::bigint * interval '1 millisecond')"
-                         " WHERE id = $1::uuid AND state = 'PENDING'",
-                         2, params, NULL, err);
+    return hodei_store_attempt_end(s->conn, &a, final_out, err); /* the worker is gone */
 }
 
 /* JobCancelRequested on the worker's own subject: the edge holding it

@@ -122,7 +122,10 @@ static hodei_status end_write(PGconn *conn, const store_end_how *how, const hode
     if (st == HODEI_OK) {
         char code[STORE_INT_TEXT_MAX], backoff[STORE_INT_TEXT_MAX];
         snprintf(code, sizeof code, "%" PRId32, a->exit_code);
-        snprintf(backoff, sizeof backoff, "%" PRId64, hodei_retry_backoff_ms(v->attempt));
+        int64_t wait_ms = hodei_retry_backoff_ms(v->attempt);
+        if (a->retry_wait_min_ms > wait_ms)
+            wait_ms = a->retry_wait_min_ms;
+        snprintf(backoff, sizeof backoff, "%" PRId64, wait_ms);
         const char *params[END_PARAMS] = {
             a->job_id, hodei_job_state_name(next),   code,         a->error ? a->error : "",
             backoff,   how->free_worker ? "t" : "f", a->worker_id, hodei_outbox_rows_param(&rows)};

@@ -63,6 +63,9 @@ typedef struct {
     Hodei__V1__JobState state; /* SUCCEEDED, FAILED, TIMEOUT or CANCELLED */
     int32_t exit_code;
     const char *error; /* "" = none */
+    /* A re-queue waits at least this long (ms; 0: the backoff alone): the
+     * supervisor's supervisor.lost_retry_delay for a lost worker's job. */
+    int64_t retry_wait_min_ms;
 } hodei_attempt;
 
 /* The end of an attempt, in three plain forms. Each locks the job, then its
