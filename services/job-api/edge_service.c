@@ -115,6 +115,11 @@ hodei_status edge_init(hodei_daemon *d, hodei_err *err)
                                        "Jobs QueueJob committed (not idempotent repeats)."),
         .refused = hodei_daemon_counter(d, "hodei_jobs_refused_total",
                                         "QueueJobs refused as the submit queue was full."),
+        .waiting_jobs = hodei_daemon_gauge(d, "hodei_edge_submit_waiting_jobs",
+                                           "Jobs waiting for a submit writer."),
+        .waiting_bytes = hodei_daemon_gauge(d, "hodei_edge_submit_waiting_bytes",
+                                            "Bytes of the jobs waiting for a submit writer "
+                                            "(at most submit.queue_bytes_max)."),
         .dispatch = edge_conf.submit_assign ? &edge_workers_dispatch : NULL,
     };
     edge_workers_dispatch_ctx(e);

@@ -222,6 +222,13 @@ static void item_free(submit_item *it)
     free(it);
 }
 
+/* The queue's gauges, under s->mu. */
+static void submit_gauges(submitter *s)
+{
+    hodei_metric_set(s->opts.waiting_jobs, (int64_t)s->queued);
+    hodei_metric_set(s->opts.waiting_bytes, (int64_t)s->queued_bytes);
+}
+
 void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req,
                        const char *ns)
 {
@@ -277,6 +284,7 @@ void submitter_enqueue_reply(submitter *s, hodei_rpc_call *call,
         s->head = it;
     s->tail = it;
     s->queued++;
+    submit_gauges(s);
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
@@ -662,7 +670,10 @@ out:
     return st;
 }
 
-static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, hodei_err *err)
+/* *unwritten: on failure, true when nothing of the group was committed and
+ * the connection is intact (the database refused the statement). */
+static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, bool *unwritten,
+                                hodei_err *err)
 {
     submit_item **leaders = w->leaders;
     size_t nl = group_dedupe(items, n, leaders);
@@ -675,7 +686,9 @@ static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, ho
     for (size_t i = 0; i < n_ids; i++)
         hodei_sqlarr_str(&workers, w->ids[i]);
     hodei_sqlarr_end(&workers);
+    *unwritten = false;
     hodei_status st = group_build_params(leaders, nl, &g, err);
+    *unwritten = st != HODEI_OK;
     if (st == HODEI_OK)
         st = writer_connect(w, err);
     if (st != HODEI_OK)
@@ -695,8 +708,10 @@ static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, ho
         st = group_resolve_in_doubt(w, leaders, nl, err);
         goto out;
     }
-    if (st != HODEI_OK)
+    if (st != HODEI_OK) {
+        *unwritten = true;
         goto out;
+    }
     group_mark_inserted(leaders, nl, res);
     PQclear(res);
     st = group_resolve_duplicates(w->conn, leaders, nl, err);
@@ -775,8 +790,33 @@ static size_t writer_take(submitter *s, submit_item **items)
     }
     if (!s->head)
         s->tail = NULL;
+    submit_gauges(s);
     pthread_mutex_unlock(&s->mu);
     return n;
+}
+
+/* Writes a group and answers its calls. A group is one statement, so a
+ * row the database refuses would fail every job of the group, most of
+ * them other callers': when a group of several fails with its connection
+ * intact (nothing was committed), its jobs are written again one by one,
+ * and only the job the database refuses fails. */
+static void writer_run(writer_ctx *w, submit_item **items, size_t n)
+{
+    hodei_err err;
+    hodei_err_clear(&err);
+    bool unwritten = false;
+    hodei_status st = group_write(w, items, n, &unwritten, &err);
+    if (st != HODEI_OK && n > 1 && unwritten) {
+        HLOG_WARN("submit group of %zu failed (%s); writing its jobs one by one", n, err.msg);
+        group_dispatch(w);
+        for (size_t i = 0; i < n; i++)
+            writer_run(w, &items[i], 1);
+        return;
+    }
+    if (st != HODEI_OK)
+        HLOG_ERROR("submit group of %zu failed: %s", n, err.msg);
+    group_answer(w->s, items, n, st, &err);
+    group_dispatch(w);
 }
 
 static void *writer_main(void *arg)
@@ -791,13 +831,7 @@ static void *writer_main(void *arg)
         size_t n = writer_take(s, items);
         if (n == 0)
             break;
-        hodei_err err;
-        hodei_err_clear(&err);
-        hodei_status st = group_write(&w, items, n, &err);
-        if (st != HODEI_OK)
-            HLOG_ERROR("submit group of %zu failed: %s", n, err.msg);
-        group_answer(s, items, n, st, &err);
-        group_dispatch(&w);
+        writer_run(&w, items, n);
         for (size_t i = 0; i < n; i++)
             item_free(items[i]);
     }

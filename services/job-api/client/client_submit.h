@@ -51,6 +51,8 @@ typedef struct {
     int64_t db_wait_ms;
     hodei_metric *queued;            /* new jobs committed (GET /metrics); may be NULL */
     hodei_metric *refused;           /* QueueJobs answered RESOURCE_EXHAUSTED; may be NULL */
+    hodei_metric *waiting_jobs;      /* gauge: jobs waiting for a writer; may be NULL */
+    hodei_metric *waiting_bytes;     /* gauge: their bytes (submit.queue_bytes_max); may be NULL */
     const submit_dispatch *dispatch; /* NULL = every job waits for a scheduler */
 } submitter_opts;
 
