@@ -36,7 +36,7 @@ void prov_release(prov *p, PGconn *conn, hodei_status st)
     hodei_db_release(p->db, conn, hodei_db_status_broken(st));
 }
 
-hodei_status prov_tx(PGconn *conn, prov_tx_fn fn, void *ctx, hodei_err *err)
+static hodei_status prov_tx_once(PGconn *conn, prov_tx_fn fn, void *ctx, hodei_err *err)
 {
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
@@ -44,6 +44,18 @@ hodei_status prov_tx(PGconn *conn, prov_tx_fn fn, void *ctx, hodei_err *err)
     if ((st = fn(conn, ctx, err)) == HODEI_OK && (st = hodei_db_commit(conn, err)) == HODEI_OK)
         return HODEI_OK;
     hodei_db_rollback(conn);
+    return st;
+}
+
+/* A transaction that lost a deadlock is run again (fn must start from
+ * scratch each time), never taken for a refusal. */
+hodei_status prov_tx(PGconn *conn, prov_tx_fn fn, void *ctx, hodei_err *err)
+{
+    hodei_status st;
+    int tries = 0;
+    do
+        st = prov_tx_once(conn, fn, ctx, err);
+    while (hodei_db_conflict_retry(st, &tries));
     return st;
 }
 

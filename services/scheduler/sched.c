@@ -20,7 +20,6 @@
 
 #define SCHED_BACKOFF_MIN_MS 50
 #define SCHED_BACKOFF_MAX_MS 2000
-#define SCHED_RETRY_MAX 3 /* passes retried after a serialization failure */
 #define US_PER_MS 1000
 
 sched_config sched_conf;
@@ -225,8 +224,8 @@ static bool sched_passes(sched *s)
         sched_pass_stats ps;
         int64_t t0 = hodei_mono_ns();
         hodei_status st = sched_pass_run(s, &ps, &e);
-        if (st == HODEI_ERR_PRECONDITION && ++retries <= SCHED_RETRY_MAX)
-            continue; /* serialization failure or deadlock: retry */
+        if (hodei_db_conflict_retry(st, &retries))
+            continue; /* serialization failure or deadlock: nothing written, run again */
         if (st != HODEI_OK) {
             if (hodei_db_status_broken(st))
                 sched_db_drop(s, e.msg);

@@ -3,6 +3,7 @@
  * the worker agent through the product's gRPC client), GetLogs and
  * SubscribeLogs. */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <nats/nats.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "edge_client.h"
 #include "harness.h"
+#include "hodei/db.h"
 #include "hodei/id.h"
 #include "hodei/time.h"
 #include "hodei/v1/events.pb-c.h"
@@ -1199,5 +1201,102 @@ Test(worker_edge, a_reader_resuming_inside_an_attempt_gets_no_earlier_attempt_an
                        msg, sizeof msg),
                  HODEI_GRPC_INVALID_ARGUMENT);
     cr_assert(strstr(msg, "from_epoch") != NULL, "%s", msg);
+    hodei_rpc_stream_destroy(st);
+}
+
+/* ------------------------------------------------- conflicts in the database */
+
+/* The test's own transaction, on a connection of its own. */
+static PGconn *tx_open(void)
+{
+    PGconn *c = NULL;
+    hodei_err err;
+    cr_assert_eq(hodei_db_connect(stack.db_url, 5000, &c, &err), HODEI_OK, "%s", err.msg);
+    return c;
+}
+
+static void tx_exec(PGconn *c, const char *sql)
+{
+    hodei_err err;
+    cr_assert_eq(hodei_db_exec(c, sql, 0, NULL, NULL, &err), HODEI_OK, "%s: %s", sql, err.msg);
+}
+
+static int64_t deadlocks(void)
+{
+    return harness_sql_i64(&stack, "SELECT deadlocks FROM pg_stat_database"
+                                   " WHERE datname = current_database()");
+}
+
+/* Waits until another backend waits for the transaction id xid (a row it
+ * locked) to end. */
+static void wait_for_waiter(const char *xid)
+{
+    char q[256];
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"
+             " AND transactionid::text = '%s'",
+             xid);
+    cr_assert(sql_wait(1, q), "the edge never waited for the test's row lock");
+}
+
+/* A deadlock (SQLSTATE 40P01) is a conflict between two transactions, not a
+ * judgement on the result: the edge runs its transaction again, and the
+ * worker's result is accepted, never refused. The test's transaction locks
+ * the worker row, the edge's result locks the job row and waits for the
+ * worker row, then the test asks for the job row: PostgreSQL aborts the
+ * edge's transaction (the test's session waits a minute before it looks for
+ * deadlocks, the edge's one second). Twice, so a single retry is not
+ * enough. */
+Test(worker_edge, a_result_that_loses_a_deadlock_is_retried_not_refused)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], reason[512], q[512];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_ack(st, job, 1);
+    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", job);
+    cr_assert(sql_wait(1, q), "the ack did not make the job RUNNING");
+    int64_t deadlocks_before = deadlocks();
+
+    PGconn *a = tx_open();
+    tx_exec(a, "BEGIN");
+    tx_exec(a, "SET LOCAL deadlock_timeout = '1min'");
+    char lock_worker[256], lock_job[256], xid[32];
+    snprintf(lock_worker, sizeof lock_worker, "SELECT 1 FROM workers WHERE id = '%s' FOR UPDATE",
+             w);
+    snprintf(lock_job, sizeof lock_job, "SELECT 1 FROM jobs WHERE id = '%s' FOR UPDATE", job);
+    tx_exec(a, lock_worker);
+    PGresult *r = NULL;
+    hodei_err err;
+    cr_assert_eq(hodei_db_exec(a, "SELECT pg_current_xact_id()::text", 0, NULL, &r, &err), HODEI_OK,
+                 "%s", err.msg);
+    snprintf(xid, sizeof xid, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    for (int round = 0; round < 2; round++) {
+        if (round > 0)
+            tx_exec(a, "ROLLBACK TO SAVEPOINT s"); /* lets the edge's retry take the job */
+        wait_for_waiter(xid);                      /* it holds the job, waits for the worker */
+        tx_exec(a, "SAVEPOINT s");
+        tx_exec(a, lock_job); /* returns once the edge's transaction was aborted */
+    }
+    tx_exec(a, "COMMIT");
+    PQfinish(a);
+
+    cr_assert(ws_result_ack(st, job, reason, sizeof reason), "refused: %s", reason);
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'SUCCEEDED'"
+                      " AND exit_code = 0",
+                      job),
+                 1);
+    cr_assert_eq(sqlf("SELECT count(*) FROM workers WHERE id = '%s' AND state = 'READY'", w), 1);
+    snprintf(q, sizeof q,
+             "SELECT (deadlocks >= %" PRId64 ")::int FROM pg_stat_database"
+             " WHERE datname = current_database()",
+             deadlocks_before + 2);
+    cr_assert(sql_wait(1, q), "PostgreSQL saw %" PRId64 " deadlocks, not 2",
+              deadlocks() - deadlocks_before);
+    cr_assert(hodei_rpc_stream_close_send(st, NULL) == HODEI_OK);
+    cr_assert_eq(ws_end(st, NULL, 0), HODEI_GRPC_OK);
     hodei_rpc_stream_destroy(st);
 }

@@ -18,6 +18,7 @@ static const char *const status_names[HODEI_STATUS_COUNT_] = {
     [HODEI_ERR_IO] = "io",
     [HODEI_ERR_CANCELLED] = "cancelled",
     [HODEI_ERR_INTERNAL] = "internal",
+    [HODEI_ERR_CONFLICT] = "conflict",
 };
 
 const char *hodei_status_str(hodei_status st)

@@ -6,6 +6,7 @@
 
 #include "hodei/assert.h"
 #include "hodei/db.h"
+#include "hodei/time.h"
 #include "hodei/util.h"
 
 /* SQLSTATE (five characters) to suite status, as documented in db.h. */
@@ -20,7 +21,7 @@ static hodei_status db_sqlstate_map(const char *s)
     if (strncmp(s, "08", 2) == 0 || strncmp(s, "57P0", 4) == 0)
         return HODEI_ERR_UNAVAILABLE;
     if (strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0)
-        return HODEI_ERR_PRECONDITION;
+        return HODEI_ERR_CONFLICT;
     return HODEI_ERR_INTERNAL;
 }
 
@@ -121,6 +122,34 @@ void hodei_db_rollback(PGconn *conn)
     if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) == PQTRANS_IDLE)
         return;
     PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+/* Jitter for the conflict retries: xorshift per thread, seeded from the
+ * clock and the thread's own address (two losers of one deadlock must not
+ * come back in step). */
+static uint32_t db_jitter(uint32_t bound)
+{
+    static _Thread_local uint32_t x;
+    if (x == 0) {
+        x = (uint32_t)hodei_mono_ns() ^ (uint32_t)(uintptr_t)&x;
+        if (x == 0)
+            x = 0x9e3779b9u;
+    }
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return bound ? x % bound : 0;
+}
+
+bool hodei_db_conflict_retry(hodei_status st, int *tries)
+{
+    HODEI_ASSERT(tries && *tries >= 0);
+    if (st != HODEI_ERR_CONFLICT || *tries >= HODEI_DB_CONFLICT_RETRY_MAX)
+        return false;
+    int64_t base_ms = (int64_t)2 << *tries; /* 2, 4, 8, 16, 32 */
+    (*tries)++;
+    hodei_sleep_ms(base_ms + db_jitter((uint32_t)base_ms + 1));
+    return true;
 }
 
 bool hodei_db_status_broken(hodei_status st)

@@ -64,6 +64,8 @@ hodei_grpc_code hodei_rpc_code_from_status(hodei_status st)
         return HODEI_GRPC_RESOURCE_EXHAUSTED;
     case HODEI_ERR_CANCELLED:
         return HODEI_GRPC_CANCELLED;
+    case HODEI_ERR_CONFLICT:
+        return HODEI_GRPC_ABORTED; /* gRPC's "retry the whole sequence" */
     default:
         return HODEI_GRPC_INTERNAL;
     }

@@ -698,12 +698,20 @@ static hodei_status group_write(writer_ctx *w, submit_item **items, size_t n, bo
         params[p] = g.arr[p].data;
     params[INSERT_ARRAYS] = hodei_outbox_rows_param(&g.events);
     PGresult *res = NULL;
-    if (n_ids == 0)
-        st = group_insert(w, params, &res, err);
-    else if (nl == 1)
-        st = group_insert_assign_one(w, params, leaders[0]->id, n_ids, workers.data, &res, err);
-    else
-        st = group_insert_assign(w, params, workers.data, &res, err);
+    int tries = 0;
+    do { /* a deadlock rolled the group back: write it again */
+        PQclear(w->pick);
+        free(w->kept);
+        w->pick = NULL;
+        w->kept = NULL;
+        w->n_kept = 0;
+        if (n_ids == 0)
+            st = group_insert(w, params, &res, err);
+        else if (nl == 1)
+            st = group_insert_assign_one(w, params, leaders[0]->id, n_ids, workers.data, &res, err);
+        else
+            st = group_insert_assign(w, params, workers.data, &res, err);
+    } while (hodei_db_conflict_retry(st, &tries));
     if (hodei_db_status_broken(st)) {
         st = group_resolve_in_doubt(w, leaders, nl, err);
         goto out;

@@ -101,7 +101,11 @@ static bool acks_write_one(PGconn *conn, worker_session *s, const char *worker_i
                            const char *job_id, int64_t epoch)
 {
     hodei_err err;
-    hodei_status st = hodei_store_job_started(conn, job_id, worker_id, epoch, &err);
+    hodei_status st;
+    int tries = 0;
+    do
+        st = hodei_store_job_started(conn, job_id, worker_id, epoch, &err);
+    while (hodei_db_conflict_retry(st, &tries));
     if (st == HODEI_OK)
         return true;
     if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND || st == HODEI_ERR_INVALID) {

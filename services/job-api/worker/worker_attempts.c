@@ -27,11 +27,14 @@ hodei_status worker_attempts_fail(edge *e, log_pub *pub, const char *job_id, con
     hodei_status st = edge_db_acquire(e, &conn, err);
     if (st != HODEI_OK)
         return st;
-    if ((st = hodei_db_begin(conn, err)) == HODEI_OK &&
-        (st = hodei_store_attempt_end_free(conn, &a, &final, err)) == HODEI_OK)
-        st = hodei_db_commit(conn, err);
-    else
-        hodei_db_rollback(conn);
+    int tries = 0;
+    do {
+        if ((st = hodei_db_begin(conn, err)) == HODEI_OK &&
+            (st = hodei_store_attempt_end_free(conn, &a, &final, err)) == HODEI_OK)
+            st = hodei_db_commit(conn, err);
+        else
+            hodei_db_rollback(conn);
+    } while (hodei_db_conflict_retry(st, &tries));
     edge_db_release(e, conn, st);
     if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
         return HODEI_OK; /* moved on meanwhile (its result came, or it was re-assigned) */

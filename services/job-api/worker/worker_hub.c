@@ -529,13 +529,13 @@ static void beats_flush(worker_hub *h, hub_beats *b)
     hodei_status st = edge_db_acquire(h->e, &conn, &err);
     if (st == HODEI_OK) {
         const char *params[8] = {h->e->instance, h->present ? "f" : "t", gap};
-        if (b->n > 0) {
-            for (size_t i = 0; i < 5; i++)
-                params[3 + i] = all[i]->data;
-            st = hodei_db_exec(conn, beats_sql, 8, params, NULL, &err);
-        } else {
-            st = hodei_db_exec(conn, HUB_PRESENCE_SQL, 3, params, NULL, &err);
-        }
+        for (size_t i = 0; b->n > 0 && i < 5; i++)
+            params[3 + i] = all[i]->data;
+        int tries = 0;
+        do
+            st = b->n > 0 ? hodei_db_exec(conn, beats_sql, 8, params, NULL, &err)
+                          : hodei_db_exec(conn, HUB_PRESENCE_SQL, 3, params, NULL, &err);
+        while (hodei_db_conflict_retry(st, &tries));
         edge_db_release(h->e, conn, st);
     }
     if (st == HODEI_OK)

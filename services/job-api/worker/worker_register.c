@@ -224,7 +224,10 @@ static void worker_register(hodei_rpc_call *call, const ProtobufCMessage *msg, v
     if (st != HODEI_OK)
         goto fail;
     worker_token_hash_hex(session, hash);
-    st = reg_tx(conn, r, hash, &err);
+    int tries = 0;
+    do
+        st = reg_tx(conn, r, hash, &err);
+    while (hodei_db_conflict_retry(st, &tries));
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
@@ -315,7 +318,10 @@ static void worker_unregister(hodei_rpc_call *call, const ProtobufCMessage *msg,
         st = edge_db_acquire(e, &conn, &err);
     if (st != HODEI_OK)
         goto fail;
-    st = unreg_tx(conn, r, ends, &n_ends, &err);
+    int tries = 0;
+    do
+        st = unreg_tx(conn, r, ends, &n_ends, &err);
+    while (hodei_db_conflict_retry(st, &tries));
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;

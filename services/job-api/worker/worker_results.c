@@ -109,9 +109,9 @@ static hodei_status result_writes(PGconn *conn, const hodei_attempt *a,
 }
 
 /* The result alone in a transaction of its own. */
-static hodei_status result_tx(PGconn *conn, const hodei_attempt *a, const Hodei__V1__JobResult *res,
-                              bool handoff, Hodei__V1__JobState *final, PGresult **next,
-                              hodei_err *err)
+static hodei_status result_tx_once(PGconn *conn, const hodei_attempt *a,
+                                   const Hodei__V1__JobResult *res, bool handoff,
+                                   Hodei__V1__JobState *final, PGresult **next, hodei_err *err)
 {
     *next = NULL;
     hodei_status st = hodei_db_begin(conn, err);
@@ -126,6 +126,21 @@ static hodei_status result_tx(PGconn *conn, const hodei_attempt *a, const Hodei_
         PQclear(*next);
         *next = NULL;
     }
+    return st;
+}
+
+/* As result_tx_once, run again while it loses a conflict (a deadlock with
+ * another writer of the same rows): such a result was not refused, it was
+ * not judged at all. */
+static hodei_status result_tx(PGconn *conn, const hodei_attempt *a, const Hodei__V1__JobResult *res,
+                              bool handoff, Hodei__V1__JobState *final, PGresult **next,
+                              hodei_err *err)
+{
+    hodei_status st;
+    int tries = 0;
+    do
+        st = result_tx_once(conn, a, res, handoff, final, next, err);
+    while (hodei_db_conflict_retry(st, &tries));
     return st;
 }
 
@@ -152,16 +167,20 @@ static bool result_late(PGconn *conn, const hodei_attempt *end, const Hodei__V1_
 {
     hodei_err err;
     bool ended = false;
-    hodei_status st = hodei_db_begin(conn, &err);
-    if (st != HODEI_OK)
-        return false;
-    st = hodei_store_attempt_late_success(conn, end, &ended, &err);
-    if (st == HODEI_OK && ended)
-        st = worker_records_insert(conn, res, &err);
-    if (st == HODEI_OK && ended)
-        st = hodei_db_commit(conn, &err);
-    else
-        hodei_db_rollback(conn);
+    hodei_status st;
+    int tries = 0;
+    do {
+        ended = false;
+        if ((st = hodei_db_begin(conn, &err)) != HODEI_OK)
+            return false;
+        st = hodei_store_attempt_late_success(conn, end, &ended, &err);
+        if (st == HODEI_OK && ended)
+            st = worker_records_insert(conn, res, &err);
+        if (st == HODEI_OK && ended)
+            st = hodei_db_commit(conn, &err);
+        else
+            hodei_db_rollback(conn);
+    } while (hodei_db_conflict_retry(st, &tries));
     if (st != HODEI_OK) {
         HLOG_WARN("worker %s: late result of job %s not recorded: %s", end->worker_id, end->job_id,
                   err.msg);
@@ -182,13 +201,18 @@ static hodei_status result_release_worker(PGconn *conn, const hodei_attempt *end
 {
     hodei_err err;
     bool released = false;
-    hodei_status st = hodei_db_begin(conn, &err);
-    if (st == HODEI_OK)
-        st = hodei_store_worker_release(conn, end->worker_id, end->job_id, &released, &err);
-    if (st == HODEI_OK)
-        st = hodei_db_commit(conn, &err);
-    else
-        hodei_db_rollback(conn);
+    hodei_status st;
+    int tries = 0;
+    do {
+        released = false;
+        st = hodei_db_begin(conn, &err);
+        if (st == HODEI_OK)
+            st = hodei_store_worker_release(conn, end->worker_id, end->job_id, &released, &err);
+        if (st == HODEI_OK)
+            st = hodei_db_commit(conn, &err);
+        else
+            hodei_db_rollback(conn);
+    } while (hodei_db_conflict_retry(st, &tries));
     if (st != HODEI_OK)
         HLOG_WARN("worker %s: not freed after result of job %s: %s", end->worker_id, end->job_id,
                   err.msg);
@@ -313,7 +337,7 @@ static hodei_status group_tx(PGconn *conn, result_item *list, bool handoff, hode
         if (!alone && (st = group_exec(conn, "SAVEPOINT r", err)) != HODEI_OK)
             break;
         it->st = result_writes(conn, &a, it->r, handoff, &it->final, &it->next_run, &item_err);
-        if (hodei_db_status_broken(it->st))
+        if (hodei_db_status_broken(it->st) || (alone && it->st == HODEI_ERR_CONFLICT))
             st = hodei_err_set(err, it->st, "%s", item_err.msg);
         else if (it->st != HODEI_OK && !alone)
             st = group_exec(conn, "ROLLBACK TO SAVEPOINT r", err);

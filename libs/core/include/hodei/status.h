@@ -21,6 +21,10 @@ typedef enum {
     HODEI_ERR_IO,
     HODEI_ERR_CANCELLED,
     HODEI_ERR_INTERNAL,
+    /* a transient conflict with another transaction (PostgreSQL deadlock
+     * 40P01, serialization failure 40001): nothing was written, running the
+     * whole transaction again is correct and usually succeeds */
+    HODEI_ERR_CONFLICT,
     HODEI_STATUS_COUNT_
 } hodei_status;
 

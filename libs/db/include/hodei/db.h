@@ -48,7 +48,8 @@ hodei_status hodei_db_lock_session(PGconn *conn, hodei_err *err);
  * holds the result (PQclear it); res may be NULL when no rows are wanted.
  * Errors: HODEI_ERR_EXISTS (23505 unique violation), HODEI_ERR_INVALID (22xxx,
  * 23xxx other), HODEI_ERR_UNAVAILABLE (connection lost, 08xxx, 57P0x),
- * HODEI_ERR_PRECONDITION (40001/40P01 serialization/deadlock: retry),
+ * HODEI_ERR_CONFLICT (40001/40P01 serialization failure, deadlock: the
+ * server rolled the transaction back; see hodei_db_conflict_retry),
  * HODEI_ERR_INTERNAL otherwise; err->msg holds PostgreSQL's primary message. */
 hodei_status hodei_db_exec(PGconn *conn, const char *sql, int n_params, const char *const *params,
                            PGresult **res, hodei_err *err);
@@ -90,6 +91,22 @@ hodei_status hodei_db_pipeline(PGconn *conn, const hodei_db_cmd *cmds, size_t n,
 hodei_status hodei_db_begin(PGconn *conn, hodei_err *err);
 hodei_status hodei_db_commit(PGconn *conn, hodei_err *err);
 void hodei_db_rollback(PGconn *conn);
+
+/* A transaction that lost a conflict (HODEI_ERR_CONFLICT: a deadlock or a
+ * serialization failure) wrote nothing and is run again from BEGIN, never
+ * judged as refused:
+ *
+ *     int tries = 0;
+ *     do
+ *         st = my_transaction(conn, ..., err); // rolled back on failure
+ *     while (hodei_db_conflict_retry(st, &tries));
+ *
+ * true (after a jittered wait of 2-4 ms, doubling with each try) while st is
+ * HODEI_ERR_CONFLICT and fewer than HODEI_DB_CONFLICT_RETRY_MAX retries were
+ * made; the caller's status after the last try stays HODEI_ERR_CONFLICT, a
+ * transient error (gRPC ABORTED) its own caller retries later. */
+#define HODEI_DB_CONFLICT_RETRY_MAX 5
+bool hodei_db_conflict_retry(hodei_status st, int *tries);
 
 /* true when the status means "the connection is gone; release(broken)". */
 bool hodei_db_status_broken(hodei_status st);
