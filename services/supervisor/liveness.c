@@ -26,7 +26,7 @@
 /* A worker is judged by its last heartbeat, or by when it entered its
  * current state when it never sent one, and only for the time an edge was
  * up to hear it (SUP_SILENT_WHILE_EDGE_UP_SQL). */
-#define SUP_LOST_SQL                                                                               \
+#define SUP_LOST_SQL_(ONE, LOCK)                                                                   \
     "SELECT id::text, provider,"                                                                   \
     " (extract(epoch FROM now() - coalesce(last_heartbeat_at, updated_at)) * 1000)::int8"          \
     " FROM workers WHERE state IN ('READY', 'BUSY', 'DRAINING')"                                   \
@@ -34,10 +34,10 @@
     "  OR (last_heartbeat_at IS NULL"                                                              \
     "   AND updated_at < now() - $1::bigint * interval '1 millisecond'))"                          \
     " AND " SUP_SILENT_WHILE_EDGE_UP_SQL(                                                          \
-        "coalesce(workers.last_heartbeat_at, workers.updated_at)") " ORDER BY "                    \
-                                                                   "coalesce(last_heartbeat_at, "  \
-                                                                   "updated_at) LIMIT $2 FOR "     \
-                                                                   "UPDATE SKIP LOCKED"
+        "coalesce(workers.last_heartbeat_at, workers.updated_at)") ONE                             \
+        " ORDER BY coalesce(last_heartbeat_at, updated_at) LIMIT $2" LOCK
+#define SUP_LOST_SQL SUP_LOST_SQL_("", "")
+#define SUP_LOST_ONE_SQL SUP_LOST_SQL_(" AND id = $3::uuid", " FOR UPDATE SKIP LOCKED")
 enum { SUP_LOST_ID = 0, SUP_LOST_PROVIDER, SUP_LOST_AGE_MS };
 
 #define SUP_OPEN_JOBS_SQL                                                                          \
@@ -46,11 +46,14 @@ enum { SUP_LOST_ID = 0, SUP_LOST_PROVIDER, SUP_LOST_AGE_MS };
     " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
 enum { SUP_OPEN_ID = 0, SUP_OPEN_EPOCH, SUP_OPEN_CANCEL };
 
-#define SUP_UNREGISTERED_SQL                                                                       \
+#define SUP_UNREGISTERED_SQL_(ONE, LOCK)                                                           \
     "SELECT id::text, provider, state, (extract(epoch FROM now() - created_at) * 1000)::int8"      \
     " FROM workers WHERE state IN ('CREATING', 'CONNECTING')"                                      \
-    " AND created_at < now() - $1::bigint * interval '1 millisecond'"                              \
-    " ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+    " AND created_at < now() - $1::bigint * interval '1 millisecond'" ONE                          \
+    " ORDER BY created_at LIMIT $2" LOCK
+#define SUP_UNREGISTERED_SQL SUP_UNREGISTERED_SQL_("", "")
+#define SUP_UNREGISTERED_ONE_SQL                                                                   \
+    SUP_UNREGISTERED_SQL_(" AND id = $3::uuid", " FOR UPDATE SKIP LOCKED")
 enum { SUP_UNREG_ID = 0, SUP_UNREG_PROVIDER, SUP_UNREG_STATE, SUP_UNREG_AGE_MS };
 
 #define SUP_LIVE_STATES (HODEI_WSET_READY | HODEI_WSET_BUSY | HODEI_WSET_DRAINING)
@@ -175,7 +178,8 @@ hodei_status sup_check_lost_workers(sup *s, int *n_out, hodei_err *err)
     if (st != HODEI_OK || !ok)
         return st;
     sup_i64_text(s->cfg->heartbeat_timeout_ms, setting);
-    return sup_select_each(s, "lost worker", SUP_LOST_SQL, setting, sup_lost_one, n_out, err);
+    return sup_judge_each(s, "lost worker", SUP_LOST_SQL, SUP_LOST_ONE_SQL, setting, sup_lost_one,
+                          n_out, err);
 }
 
 static hodei_status sup_unregistered_one(sup *s, const PGresult *res, int row, hodei_err *err)
@@ -200,6 +204,6 @@ hodei_status sup_check_registration(sup *s, int *n_out, hodei_err *err)
     char setting[SUP_INT_TEXT_MAX];
 
     sup_i64_text(s->cfg->registration_timeout_ms, setting);
-    return sup_select_each(s, "unregistered worker", SUP_UNREGISTERED_SQL, setting,
-                           sup_unregistered_one, n_out, err);
+    return sup_judge_each(s, "unregistered worker", SUP_UNREGISTERED_SQL, SUP_UNREGISTERED_ONE_SQL,
+                          setting, sup_unregistered_one, n_out, err);
 }

@@ -28,7 +28,7 @@
 
 /* rank = position among the provider's expired idle workers, oldest first;
  * only the first (live - warm_pool_min) of them go. */
-#define SUP_IDLE_SQL                                                                               \
+#define SUP_IDLE_SQL_(ONE, LOCK)                                                                   \
     "WITH live AS (SELECT provider, count(*) AS n FROM workers"                                    \
     "  WHERE state IN " SUP_LIVE_STATES " GROUP BY provider),"                                     \
     " idle AS (SELECT w.id, p.idle_ttl_ms, p.warm_pool_min, l.n AS live,"                          \
@@ -40,8 +40,10 @@
     " SELECT w.id::text, w.provider, (extract(epoch FROM now() - w.idle_since) * 1000)::int8,"     \
     " i.idle_ttl_ms, i.live, i.warm_pool_min"                                                      \
     " FROM workers w JOIN idle i ON i.id = w.id"                                                   \
-    " WHERE w.state = 'READY' AND i.rank <= i.live - i.warm_pool_min"                              \
-    " ORDER BY w.idle_since LIMIT $1 FOR UPDATE OF w SKIP LOCKED"
+    " WHERE w.state = 'READY' AND i.rank <= i.live - i.warm_pool_min" ONE                          \
+    " ORDER BY w.idle_since LIMIT $1" LOCK
+#define SUP_IDLE_SQL SUP_IDLE_SQL_("", "")
+#define SUP_IDLE_ONE_SQL SUP_IDLE_SQL_(" AND w.id = $2::uuid", " FOR UPDATE OF w SKIP LOCKED")
 enum {
     SUP_IDLE_ID = 0,
     SUP_IDLE_PROVIDER,
@@ -125,7 +127,8 @@ static hodei_status sup_idle_one(sup *s, const PGresult *res, int row, hodei_err
 
 hodei_status sup_check_idle(sup *s, int *n_out, hodei_err *err)
 {
-    return sup_select_each(s, "idle worker", SUP_IDLE_SQL, NULL, sup_idle_one, n_out, err);
+    return sup_judge_each(s, "idle worker", SUP_IDLE_SQL, SUP_IDLE_ONE_SQL, NULL, sup_idle_one,
+                          n_out, err);
 }
 
 /* ---- warm pool ---- */

@@ -57,6 +57,7 @@ typedef struct {
     size_t notes_mark;     /* notes length when the current item began */
     int64_t notes_dropped; /* lines that did not fit into notes */
     int items_failed;      /* rows of the current check that were skipped */
+    int items_passed;      /* rows that no longer needed action once locked */
     char last_err[SUP_CHECKS_MAX][HODEI_ERR_MSG_MAX]; /* per check: logged once while it lasts */
     hodei_metric *m_checks[SUP_CHECKS_MAX];           /* GET /metrics: rows each check acted on */
     hodei_metric *m_active;
@@ -130,6 +131,19 @@ hodei_status sup_rows_each(sup *s, const char *what, const PGresult *res, sup_ro
  * and runs one on each as sup_rows_each does. */
 hodei_status sup_select_each(sup *s, const char *what, const char *sql, const char *setting,
                              sup_row_fn one, int *n_out, hodei_err *err);
+/* As sup_select_each, but each row is judged in a transaction of its own,
+ * so a check never holds a row (a worker that heartbeats, a job whose
+ * result comes) longer than its own judgement takes. sql (parameters as
+ * sup_select_each's) lists the candidates without locking them; one_sql is
+ * the same selection narrowed to one row (its id as one more parameter)
+ * that locks it (FOR UPDATE ... SKIP LOCKED): the condition is checked
+ * again under the lock, in the transaction that acts, so an action commits
+ * only while it still holds (a worker that beat meanwhile is not LOST). A
+ * row locked by someone else, or no longer matching, is passed over. The
+ * check's own transaction is committed before the rows, and a new one is
+ * open on return. */
+hodei_status sup_judge_each(sup *s, const char *what, const char *sql, const char *one_sql,
+                            const char *setting, sup_row_fn one, int *n_out, hodei_err *err);
 /* Records one action line; logged after the transaction commits. */
 void sup_note(sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* An int64 as decimal text for a query parameter. */

@@ -1,6 +1,7 @@
-/* One tick of the active supervisor: every check in its own short
- * transaction, each item of a check under a savepoint, and the action lines
- * logged only once their transaction committed. */
+/* One tick of the active supervisor: each check lists its candidates, then
+ * judges each row in a transaction of its own (sup_judge_each; the warm
+ * pool: one transaction, a savepoint per provider), and the action lines
+ * are logged only once their transaction committed. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -151,6 +152,75 @@ hodei_status sup_select_each(sup *s, const char *what, const char *sql, const ch
     return st;
 }
 
+/* One candidate judged and acted on in its own transaction (sup_judge_each);
+ * a lost conflict runs it again. Returns a status only for a broken
+ * connection. */
+static hodei_status sup_judge_one(sup *s, const char *what, const char *one_sql,
+                                  const char *const *params, int n_params, sup_row_fn one,
+                                  hodei_err *err)
+{
+    hodei_err item_err = {0};
+    hodei_status item;
+    bool found;
+    int tries = 0;
+    do {
+        PGresult *res = NULL;
+        found = false;
+        sup_notes_reset(s);
+        item = hodei_db_begin(s->conn, &item_err);
+        if (item == HODEI_OK)
+            item = hodei_db_exec(s->conn, one_sql, n_params, params, &res, &item_err);
+        if (item == HODEI_OK && PQntuples(res) == 1) {
+            found = true;
+            item = one(s, res, 0, &item_err);
+        }
+        PQclear(res);
+        if (item == HODEI_OK)
+            item = hodei_db_commit(s->conn, &item_err);
+        else
+            hodei_db_rollback(s->conn);
+    } while (hodei_db_conflict_retry(item, &tries));
+    if (item == HODEI_OK) {
+        sup_notes_flush(s);
+        if (!found)
+            s->items_passed++;
+        return HODEI_OK;
+    }
+    sup_notes_reset(s); /* its actions are undone: so are their lines */
+    if (hodei_db_status_broken(item)) {
+        *err = item_err;
+        return item;
+    }
+    s->items_failed++;
+    HLOG_WARN("%s %s: skipped this tick, undone: %s (%s)", what, params[n_params - 1], item_err.msg,
+              hodei_status_str(item));
+    return HODEI_OK;
+}
+
+hodei_status sup_judge_each(sup *s, const char *what, const char *sql, const char *one_sql,
+                            const char *setting, sup_row_fn one, int *n_out, hodei_err *err)
+{
+    const char *params[3] = {setting ? setting : s->batch_max_text, s->batch_max_text, NULL};
+    int n_params = setting ? 2 : 1;
+    PGresult *res = NULL;
+
+    hodei_status st = hodei_db_exec(s->conn, sql, n_params, params, &res, err);
+    if (st != HODEI_OK)
+        return st;
+    *n_out = PQntuples(res);
+    /* what the check did so far (a gate, a prune) commits before the rows */
+    if ((st = hodei_db_commit(s->conn, err)) == HODEI_OK)
+        sup_notes_flush(s);
+    for (int i = 0; st == HODEI_OK && i < PQntuples(res) && !hodei_daemon_stopping(s->d); i++) {
+        params[n_params] = hodei_db_get_str(res, i, SUP_ROW_NAME);
+        st = sup_judge_one(s, what, one_sql, params, n_params + 1, one, err);
+    }
+    PQclear(res);
+    if (st == HODEI_OK)
+        st = hodei_db_begin(s->conn, err);
+    return st;
+}
+
 /* A failed check is logged when its error first appears (or changes), not
  * on every tick while it lasts. */
 static void sup_check_failed(sup *s, size_t i, const hodei_err *e)
@@ -180,6 +250,7 @@ static hodei_status sup_check_run(sup *s, size_t i, bool *more, hodei_err *err)
 
     sup_notes_reset(s);
     s->items_failed = 0;
+    s->items_passed = 0;
     st = hodei_db_begin(s->conn, err);
     if (st == HODEI_OK)
         st = sup_checks[i].run(s, &n, err);
@@ -189,10 +260,10 @@ static hodei_status sup_check_run(sup *s, size_t i, bool *more, hodei_err *err)
     }
     if (st == HODEI_OK) {
         sup_check_ok(s, i);
-        if (n > s->items_failed)
-            hodei_metric_add(s->m_checks[i], (uint64_t)(n - s->items_failed));
+        if (n > s->items_failed + s->items_passed)
+            hodei_metric_add(s->m_checks[i], (uint64_t)(n - s->items_failed - s->items_passed));
         /* a full batch may hide more rows; one with failures waits a tick */
-        *more = *more || (n >= s->cfg->batch_max && s->items_failed == 0);
+        *more = *more || (n >= s->cfg->batch_max && s->items_failed == 0 && s->items_passed < n);
         return HODEI_OK;
     }
     if (s->notes.len > 0)

@@ -24,11 +24,13 @@
 
 #define SUP_ERROR_TEXT_MAX 128
 
-#define SUP_EXPIRED_SQL                                                                            \
+#define SUP_EXPIRED_SQL_(ONE, LOCK)                                                                \
     "SELECT id::text, coalesce(worker_id::text, ''), epoch, attempt, max_attempts,"                \
     " timeout_ms FROM jobs WHERE state = 'RUNNING' AND timeout_ms > 0"                             \
-    " AND started_at < now() - (timeout_ms + $1::bigint) * interval '1 millisecond'"               \
-    " ORDER BY started_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+    " AND started_at < now() - (timeout_ms + $1::bigint) * interval '1 millisecond'" ONE           \
+    " ORDER BY started_at LIMIT $2" LOCK
+#define SUP_EXPIRED_SQL SUP_EXPIRED_SQL_("", "")
+#define SUP_EXPIRED_ONE_SQL SUP_EXPIRED_SQL_(" AND id = $3::uuid", " FOR UPDATE SKIP LOCKED")
 enum {
     SUP_EXP_ID = 0,
     SUP_EXP_WORKER,
@@ -40,22 +42,27 @@ enum {
 
 /* The assignment is the last write to an ASSIGNED job (a cancel request
  * only moves updated_at later), so updated_at is when it was assigned. */
-#define SUP_UNACKED_SQL                                                                            \
+#define SUP_UNACKED_SQL_(ONE, LOCK)                                                                \
     "SELECT id::text, coalesce(worker_id::text, ''), epoch, cancel_requested,"                     \
     " (extract(epoch FROM now() - updated_at) * 1000)::int8"                                       \
     " FROM jobs WHERE state = 'ASSIGNED'"                                                          \
     " AND updated_at < now() - $1::bigint * interval '1 millisecond'"                              \
-    " AND " SUP_SILENT_WHILE_EDGE_UP_SQL(                                                          \
-        "jobs.updated_at") " ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+    " AND " SUP_SILENT_WHILE_EDGE_UP_SQL("jobs.updated_at") ONE                                    \
+        " ORDER BY updated_at LIMIT $2" LOCK
+#define SUP_UNACKED_SQL SUP_UNACKED_SQL_("", "")
+#define SUP_UNACKED_ONE_SQL SUP_UNACKED_SQL_(" AND id = $3::uuid", " FOR UPDATE SKIP LOCKED")
 enum { SUP_UNACK_ID = 0, SUP_UNACK_WORKER, SUP_UNACK_EPOCH, SUP_UNACK_CANCEL, SUP_UNACK_AGE_MS };
 
-#define SUP_ORPHANED_SQL                                                                           \
+#define SUP_ORPHANED_SQL_(ONE, LOCK)                                                               \
     "SELECT j.id::text, coalesce(j.worker_id::text, ''), j.epoch, j.cancel_requested,"             \
     " coalesce(w.state, 'missing')"                                                                \
     " FROM jobs j LEFT JOIN workers w ON w.id = j.worker_id"                                       \
     " WHERE j.state IN ('ASSIGNED', 'RUNNING')"                                                    \
-    " AND (w.id IS NULL OR w.state IN ('LOST', 'TERMINATING', 'TERMINATED'))"                      \
-    " ORDER BY j.updated_at LIMIT $1 FOR UPDATE OF j SKIP LOCKED"
+    " AND (w.id IS NULL OR w.state IN ('LOST', 'TERMINATING', 'TERMINATED'))" ONE                  \
+    " ORDER BY j.updated_at LIMIT $1" LOCK
+#define SUP_ORPHANED_SQL SUP_ORPHANED_SQL_("", "")
+#define SUP_ORPHANED_ONE_SQL                                                                       \
+    SUP_ORPHANED_SQL_(" AND j.id = $2::uuid", " FOR UPDATE OF j SKIP LOCKED")
 enum { SUP_ORPH_ID = 0, SUP_ORPH_WORKER, SUP_ORPH_EPOCH, SUP_ORPH_CANCEL, SUP_ORPH_WSTATE };
 
 hodei_status sup_job_fail(sup *s, const char *job_id, const char *worker_id, int64_t epoch,
@@ -124,8 +131,8 @@ hodei_status sup_check_job_timeouts(sup *s, int *n_out, hodei_err *err)
     char setting[SUP_INT_TEXT_MAX];
 
     sup_i64_text(s->cfg->timeout_grace_ms, setting);
-    return sup_select_each(s, "timed-out job", SUP_EXPIRED_SQL, setting, sup_expired_one, n_out,
-                           err);
+    return sup_judge_each(s, "timed-out job", SUP_EXPIRED_SQL, SUP_EXPIRED_ONE_SQL, setting,
+                          sup_expired_one, n_out, err);
 }
 
 static hodei_status sup_unacked_one(sup *s, const PGresult *res, int row, hodei_err *err)
@@ -162,8 +169,8 @@ hodei_status sup_check_assign_timeouts(sup *s, int *n_out, hodei_err *err)
         return st;
 
     sup_i64_text(s->cfg->assign_timeout_ms, setting);
-    return sup_select_each(s, "unacknowledged job", SUP_UNACKED_SQL, setting, sup_unacked_one,
-                           n_out, err);
+    return sup_judge_each(s, "unacknowledged job", SUP_UNACKED_SQL, SUP_UNACKED_ONE_SQL, setting,
+                          sup_unacked_one, n_out, err);
 }
 
 static hodei_status sup_orphaned_one(sup *s, const PGresult *res, int row, hodei_err *err)
@@ -184,5 +191,6 @@ static hodei_status sup_orphaned_one(sup *s, const PGresult *res, int row, hodei
 
 hodei_status sup_check_orphaned_jobs(sup *s, int *n_out, hodei_err *err)
 {
-    return sup_select_each(s, "orphaned job", SUP_ORPHANED_SQL, NULL, sup_orphaned_one, n_out, err);
+    return sup_judge_each(s, "orphaned job", SUP_ORPHANED_SQL, SUP_ORPHANED_ONE_SQL, NULL,
+                          sup_orphaned_one, n_out, err);
 }

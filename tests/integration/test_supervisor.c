@@ -325,6 +325,57 @@ Test(supervisor, lost_worker_requeues_its_job)
     sup_stop_clean(p);
 }
 
+/* Each worker is judged in a transaction of its own, so a heartbeat never
+ * waits for the judgement of another worker. The test holds the outbox
+ * (SHARE lock) so the tick stops inside the first silent worker's
+ * judgement (its WorkerDestroyRequested); meanwhile the second silent
+ * worker's heartbeat (the edge's UPDATE of its row) goes through at once
+ * (it waited for the whole tick when the check locked its batch up front),
+ * and once it beat it is not taken for lost. */
+Test(supervisor, a_heartbeat_is_not_held_up_by_the_judgement_of_another_worker)
+{
+    char first[HODEI_ID_BUF], second[HODEI_ID_BUF];
+    t_worker(first, "p1", "READY", "600000", "60000", "0");
+    t_worker(second, "p1", "READY", "600000", "50000", "0"); /* judged after first */
+    PGconn *holder = NULL;
+    hodei_err err = {0};
+    cr_assert_eq(hodei_db_connect(g_st.db_url, 5000, &holder, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_eq(hodei_db_exec(holder, "BEGIN", 0, NULL, NULL, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_eq(hodei_db_exec(holder, "LOCK TABLE outbox IN SHARE MODE", 0, NULL, NULL, &err),
+                 HODEI_OK, "%s", err.msg);
+    harness_proc *p = sup_start_active(NULL);
+    cr_assert(t_wait_i64(1, T_WAIT_MS,
+                         "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                         " WHERE c.relname = 'outbox' AND NOT l.granted",
+                         T_NOARGS),
+              "the tick never reached the first worker's event");
+
+    t_exec("SET lock_timeout = '1s'", T_NOARGS);
+    int64_t t0 = hodei_mono_ms();
+    PGresult *res = NULL;
+    const char *id[] = {second};
+    /* it beats "for the whole test" (the timeout is 1 s here) */
+    hodei_status st = hodei_db_exec(g_conn,
+                                    "UPDATE workers SET last_heartbeat_at = now() + interval '1 h'"
+                                    " WHERE id = $1",
+                                    1, id, &res, &err);
+    int64_t beat_ms = hodei_mono_ms() - t0;
+    PQclear(res);
+    t_exec("RESET lock_timeout", T_NOARGS);
+    cr_assert_eq(st, HODEI_OK, "the heartbeat waited for the tick: %s", err.msg);
+    cr_assert(beat_ms < 1000, "the heartbeat took %" PRId64 " ms", beat_ms);
+
+    cr_assert_eq(hodei_db_exec(holder, "COMMIT", 0, NULL, NULL, &err), HODEI_OK, "%s", err.msg);
+    PQfinish(holder);
+    t_wait_str("LOST", T_WORKER_STATE_SQL, T_ARGS(first));
+    hodei_sleep_ms(T_QUIET_MS);
+    char state[T_TEXT_MAX];
+    t_str(T_WORKER_STATE_SQL, T_ARGS(second), state, sizeof state);
+    cr_assert_str_eq(state, "READY", "a worker that beat was taken for lost");
+    cr_assert_eq(t_outbox_count("WorkerDestroyRequested", second), 0);
+    sup_stop_clean(p);
+}
+
 /* Silence counts against a worker only while an edge was there to hear it:
  * an edge seen within half the heartbeat timeout (1 s here) and up for all
  * of it. Times in the future keep a row fresh for the whole test. */
