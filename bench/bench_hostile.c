@@ -6,7 +6,9 @@
  * end; samples the edge's RSS (--pid) every 50 ms from before the job (its
  * idle RSS: the ceiling the figure is read against) until 2 s after the
  * reader's end. Prints one JSON line: idle and largest RSS, their ratio,
- * and what the reader got. Needs workers (run after the jobs scenarios). */
+ * what the reader got and how fast (lines/s from its first line to its
+ * last; bench/run prints the JetStream publish ceiling of the same run).
+ * Needs workers (run after the jobs scenarios). */
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -167,15 +169,20 @@ int main(int argc, char **argv)
     for (int64_t i = 0; i < n; i++)
         blocked[i] = sse_open((int)http, job);
     hodei_rpc_stream *reader = follow(good, job);
-    int64_t lines = 0;
+    int64_t lines = 0, first_us = 0, last_us = 0;
     hodei_rpc_result res = {0};
     for (;;) {
         ProtobufCMessage *m = NULL;
         hodei_err err;
         if (hodei_rpc_stream_recv(reader, BH_TIMEOUT_MS, &m, &res, &err) != HODEI_OK || !m)
             break;
-        lines += (int64_t)((Hodei__V1__LogChunk *)m)->n_lines;
+        size_t got = ((Hodei__V1__LogChunk *)m)->n_lines;
         protobuf_c_message_free_unpacked(m, NULL);
+        if (got > 0 && lines == 0)
+            first_us = (hodei_mono_ns() / 1000);
+        if (got > 0)
+            last_us = (hodei_mono_ns() / 1000);
+        lines += (int64_t)got;
     }
     hodei_sleep_ms(BH_AFTER_MS);
     atomic_store(&sampling, false);
@@ -184,9 +191,10 @@ int main(int argc, char **argv)
     printf("{\"scenario\":\"hostile_rss_kib\",\"blocked_streams\":%" PRId64
            ",\"job_output_mb\":%" PRId64 ",\"reader_lines\":%" PRId64
            ",\"reader_status\":\"%s\",\"idle_kib\":%ld,\"max_kib\":%ld,\"growth_kib\":%ld,"
-           "\"max_to_idle_ratio\":%.2f}\n",
+           "\"max_to_idle_ratio\":%.2f,\"reader_lines_per_s\":%.0f}\n",
            n, mb, lines, hodei_grpc_code_str(res.code), idle_kib, max_kib, max_kib - idle_kib,
-           idle_kib > 0 ? (double)max_kib / (double)idle_kib : 0.0);
+           idle_kib > 0 ? (double)max_kib / (double)idle_kib : 0.0,
+           last_us > first_us ? (double)lines * 1e6 / (double)(last_us - first_us) : 0.0);
     fflush(stdout);
     hodei_rpc_stream_destroy(reader);
     for (int64_t i = 0; i < n; i++)
