@@ -57,7 +57,7 @@ typedef struct {
     bool auth_worker_cert_check;     /* auth.worker_cert_check: a worker's certificate names it */
     int64_t logs_job_max;            /* logs.job_max: bytes of output kept per attempt */
     int64_t logs_follows_per_key;    /* logs.follows_per_key: SubscribeLogs streams of one key */
-    int64_t logs_follow_backlog_max; /* logs.follow_backlog_max: bytes a follower lets wait */
+    int64_t logs_follow_backlog_max; /* logs.follow_backlog_max: bytes a follower may lag */
     int64_t metrics_streams_per_key; /* metrics.streams_per_key: StreamMetrics streams of one key */
     int64_t streams_idle_ms;         /* streams.idle_timeout: a stream whose client reads nothing */
     int64_t reply_buffer_max;        /* replies.buffer_max: reply bytes held for clients */

@@ -88,8 +88,9 @@ const hodei_cfg_param edge_params[] = {
      false, false, NULL},
     {"logs.follow_backlog_max", HODEI_CFG_INT, "16777216", 1048576, INT64_C(1) << 30,
      P(logs_follow_backlog_max),
-     "bytes of a job's output one SubscribeLogs stream lets wait at the edge while its client"
-     " reads slower than the job writes; past it the stream is ended RESOURCE_EXHAUSTED",
+     "bytes of a job's output one SubscribeLogs stream may fall behind (stored, not yet taken by"
+     " its client) while its client reads slower than the job writes; past it the stream is"
+     " ended RESOURCE_EXHAUSTED",
      false, false, NULL},
     {"metrics.streams_per_key", HODEI_CFG_INT, "16", 1, 256, P(metrics_streams_per_key),
      "StreamMetrics streams one API key may hold open on this edge; past it RESOURCE_EXHAUSTED",

@@ -519,3 +519,72 @@ Test(hostile, a_follower_waiting_for_its_client_past_the_jobs_end_gets_every_lin
     cr_assert_lt(got, (size_t)lines);
     list_jobs_ok();
 }
+
+/* Reads a stream to its end, asserting each line follows the one before
+ * (sequence + 1, from 1) and carries its own number (`seq` output); returns
+ * the lines, the status in res. */
+static size_t drain_in_order(hodei_rpc_stream *st, hodei_rpc_result *res)
+{
+    uint64_t next = 1;
+    for (;;) {
+        ProtobufCMessage *m = NULL;
+        hodei_err err;
+        cr_assert_eq(hodei_rpc_stream_recv(st, 120000, &m, res, &err), HODEI_OK, "%s", err.msg);
+        if (!m)
+            return (size_t)(next - 1);
+        const Hodei__V1__LogChunk *c = (const Hodei__V1__LogChunk *)m;
+        for (size_t i = 0; i < c->n_lines; i++, next++) {
+            char want[32];
+            int len = snprintf(want, sizeof want, "%llu", (unsigned long long)next);
+            cr_assert_eq(c->lines[i]->sequence, next, "line %llu comes after %llu",
+                         (unsigned long long)c->lines[i]->sequence, (unsigned long long)next - 1);
+            cr_assert(c->lines[i]->data.len == (size_t)len &&
+                          memcmp(c->lines[i]->data.data, want, (size_t)len) == 0,
+                      "line %llu holds its number", (unsigned long long)next);
+        }
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+}
+
+/* A SubscribeLogs that opens while the edge's NATS connection is down (the
+ * server restarting) waits for it instead of failing, then gets every line
+ * in order and the end; one already following when the server goes away
+ * goes on from where it was (its consumer is made anew). */
+Test(hostile, a_follower_opened_while_nats_restarts_gets_every_line, .init = setup_patient,
+     .fini = teardown, .timeout = 900)
+{
+    cluster_provider(&cl, 1, 600000, 0);
+    char warm[HODEI_ID_BUF], job[HODEI_ID_BUF], state[32], sql[256];
+    cluster_queue(&cl, "echo warm", 1, 0, warm);
+    cr_assert(cluster_wait_job(&cl, warm, JOB_WAIT_MS, state, sizeof state));
+    const int lines = 20000;
+    char script[256];
+    /* lines before and after the restart, none while the server is down */
+    snprintf(script, sizeof script, "seq 1 %d; sleep 20; seq %d %d", lines / 2, lines / 2 + 1,
+             lines);
+    cluster_queue(&cl, script, 1, 0, job);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'",
+             job);
+    cr_assert(cluster_wait_sql(&cl, sql, 1, JOB_WAIT_MS), "the job runs");
+    hodei_rpc_channel *ch = chan();
+    hodei_rpc_stream *before = follow(ch, job);
+    hodei_sleep_ms(2000); /* it has the first half */
+    harness_nats_stop(&cl.stack);
+    hodei_sleep_ms(500);
+    hodei_rpc_stream *during = follow(ch, job);
+    hodei_sleep_ms(7000); /* longer than a JetStream API request waits (5 s) */
+    harness_nats_start(&cl.stack);
+    hodei_rpc_result res;
+    size_t got = drain_in_order(during, &res);
+    cr_assert_eq(res.code, HODEI_GRPC_OK, "the follower opened while NATS was down: %s",
+                 res.message);
+    cr_assert_eq(got, (size_t)lines, "it gets every line: %zu of %d", got, lines);
+    got = drain_in_order(before, &res);
+    cr_assert_eq(res.code, HODEI_GRPC_OK, "the follower already open: %s", res.message);
+    cr_assert_eq(got, (size_t)lines, "it gets every line: %zu of %d", got, lines);
+    hodei_rpc_stream_destroy(during);
+    hodei_rpc_stream_destroy(before);
+    hodei_rpc_channel_destroy(ch);
+    cr_assert(cluster_wait_job(&cl, job, JOB_WAIT_MS, state, sizeof state));
+    cr_assert_str_eq(state, "SUCCEEDED");
+}

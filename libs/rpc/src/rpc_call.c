@@ -302,12 +302,40 @@ void rpc_call_start_status(hodei_rpc_call *call)
     rpc_call_settle(call);
 }
 
+void rpc_call_fire_taken_locked(hodei_rpc_call *call)
+{
+    hodei_rpc_taken_fn fn = call->on_taken;
+    if (!fn)
+        return;
+    void *arg = call->on_taken_arg;
+    call->on_taken_running++;
+    pthread_mutex_unlock(&call->mu);
+    fn(call, arg);
+    pthread_mutex_lock(&call->mu);
+    call->on_taken_running--;
+}
+
+void hodei_rpc_call_set_on_taken(hodei_rpc_call *call, hodei_rpc_taken_fn fn, void *arg)
+{
+    pthread_mutex_lock(&call->mu);
+    call->on_taken = fn;
+    call->on_taken_arg = arg;
+    while (!fn && call->on_taken_running > 0) { /* rare and short: the old one returns */
+        pthread_mutex_unlock(&call->mu);
+        hodei_sleep_ms(1);
+        pthread_mutex_lock(&call->mu);
+    }
+    pthread_mutex_unlock(&call->mu);
+}
+
 void rpc_call_on_send(hodei_rpc_call *call, bool ok)
 {
     pthread_mutex_lock(&call->mu);
+    bool taken = false;
     if (call->send_bb) {
         call_out_drop_locked(call, call->send_bb, ok);
         call->send_bb = NULL;
+        taken = ok;
     }
     if (call->status_started)
         grpc_slice_unref(call->status_slice);
@@ -316,7 +344,16 @@ void rpc_call_on_send(hodei_rpc_call *call, bool ok)
         call_pump_locked(call);
     else
         rpc_call_queue_clear_locked(call);
+    bool fire = taken && call->on_taken;
+    if (fire)
+        call->refs++; /* kept across settle for the callback */
     rpc_call_settle(call);
+    if (!fire)
+        return;
+    pthread_mutex_lock(&call->mu);
+    rpc_call_fire_taken_locked(call);
+    pthread_mutex_unlock(&call->mu);
+    hodei_rpc_call_unref(call);
 }
 
 /* Ends the call with a status (after queued messages). */

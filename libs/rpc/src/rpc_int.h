@@ -86,6 +86,9 @@ struct hodei_rpc_call {
     int64_t arrived_ns;      /* hodei_mono_ns() when the call was matched */
     bool observed;           /* the server's observe hook has seen this call */
     struct rpc_local *local; /* in-process calls only (rpc_local.c); NULL over gRPC */
+    hodei_rpc_taken_fn on_taken; /* hodei_rpc_call_set_on_taken */
+    void *on_taken_arg;
+    int on_taken_running; /* runs of on_taken in progress */
 };
 
 struct hodei_rpc_server {
@@ -178,6 +181,10 @@ bool rpc_call_out_charge_locked(hodei_rpc_call *call, size_t len, bool stream_ms
 void rpc_call_out_credit_locked(hodei_rpc_call *call, size_t len, bool taken);
 /* The message naming the budget, for a refused reply. */
 void rpc_call_out_refusal(const hodei_rpc_call *call, size_t len, char *msg, size_t msg_len);
+
+/* Entered locked, returns locked: runs on_taken (unlocked) when one is
+ * set; the caller holds a reference. */
+void rpc_call_fire_taken_locked(hodei_rpc_call *call);
 
 hodei_status rpc_local_send(hodei_rpc_call *call, const ProtobufCMessage *msg);
 void rpc_local_status(hodei_rpc_call *call, hodei_grpc_code code, const char *msg);

@@ -356,6 +356,7 @@ hodei_status hodei_rpc_local_next(hodei_rpc_call *call, int64_t timeout_ms, uint
                 l->tail = NULL;
             call->q_len--;
             rpc_call_out_credit_locked(call, m->len, true);
+            rpc_call_fire_taken_locked(call); /* the caller holds a reference */
             pthread_mutex_unlock(&call->mu);
             *data = m->data;
             *len = m->len;

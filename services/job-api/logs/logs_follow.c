@@ -1,11 +1,22 @@
-/* LogStreamService.SubscribeLogs: follows hodei.logs.<job> with an ordered
- * push consumer from the start, replaying what is stored and then the live
- * lines, batched into chunks, and ends with end_of_stream and the final
- * state at the end marker.
+/* LogStreamService.SubscribeLogs: follows hodei.logs.<job> from the start,
+ * replaying what is stored and then the live lines, batched into chunks,
+ * and ends with end_of_stream and the final state at the end marker.
  *
- * Flow control: the consumer's callback waits while LOGS_SEND_QUEUE_MAX
- * chunks are queued for the client; the consumer's own flow control then
- * stops JetStream, so a slow follower holds at most a few chunks here.
+ * Each follower reads through its own pull consumer on the readers' NATS
+ * connection, and asks JetStream for messages only when its client has room
+ * for them: a pull request asks for at most as many messages as chunks the
+ * client can still take (LOGS_SEND_QUEUE_MAX less those waiting), and the
+ * next one goes out when the client took a chunk (the rpc layer's taken
+ * signal) or the request ended. So a client that reads nothing holds at
+ * most LOGS_SEND_QUEUE_MAX chunks at the edge and nothing in the
+ * connection; the rest of the job's output waits in JetStream. Nothing
+ * here waits: the consumer's create, pull and delete requests are
+ * published with the follower's inbox as their reply subject, and the
+ * answers come back to its subscription. A request that meets a
+ * reconnecting connection is sent once it is back (nats.c keeps it); after
+ * any reconnection, or a request unanswered past its expiry, the consumer
+ * is made anew from the message after the last one taken (so no message
+ * is lost or repeated, whatever the server forgot).
  *
  * A job that finished without a marker (an attempt ended by the supervisor,
  * an edge that died before publishing it) is ended by the hub's checker
@@ -13,10 +24,15 @@
  * as long, and the follower has taken the subject's last stored message:
  * "nothing came" alone is also what a follower waiting for its client (or
  * for JetStream's delivery) looks like, and ending it then would end the
- * stream OK without the lines still on their way. */
+ * stream OK without the lines still on their way. The checker also ends a
+ * follower whose client takes nothing (streams.idle_timeout) or is too far
+ * behind the job (logs.follow_backlog_max), retries consumers that were
+ * not made, and remakes them after a reconnection. */
 #include <ctype.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,28 +49,49 @@
 #include "logs_int.h"
 
 #define LOGS_FOLLOWERS_MAX 1024  /* SubscribeLogs calls open at once */
-#define LOGS_SEND_QUEUE_MAX 8    /* chunks queued for one client before we wait */
-#define LOGS_SEND_WAIT_MS 1      /* poll step while waiting for the client */
+#define LOGS_SEND_QUEUE_MAX 8    /* chunks queued for one client: what one pull may fill */
 #define LOGS_CHECK_MS 1000       /* the checker's period */
 #define LOGS_CHECK_BATCH_MAX 256 /* followers checked per period */
-#define LOGS_SUBS_WAIT_MS 5000   /* destroy waits for the consumers' last callbacks */
+#define LOGS_SUBS_WAIT_MS 5000   /* destroy waits for the subscriptions' last callbacks */
 #define LOGS_CHECK_SQL_MAX (64 * 1024)
 #define LOGS_FOLLOW_ARENA_MAX (4 * LOGS_CHUNK_BYTES_MAX) /* unpacked batches held at once */
 #define LOGS_ARCHIVE_WAIT_MS 2000 /* an archive's client takes nothing: ended (below) */
+#define LOGS_PULL_EXPIRES_MS 5000 /* a pull request waits this long for live lines */
+#define LOGS_PULL_LOST_MS (LOGS_PULL_EXPIRES_MS + 3000) /* unanswered: consumer made anew */
+#define LOGS_CREATE_RETRY_MS 3000                       /* consumer create unanswered: again */
+#define LOGS_OPEN_WAIT_MS 60000     /* no consumer made for this long: UNAVAILABLE */
+#define LOGS_CONSUMER_IDLE_MS 60000 /* beyond streams.idle_timeout: a dead edge's consumers go */
+#define LOGS_INBOX_MAX 128
+#define LOGS_API_SUBJECT_MAX 256
+#define LOGS_CREATE_JSON_MAX 1024
 
 typedef struct log_follower log_follower;
+
+/* Where a follower's consumer stands (f->mu). */
+typedef enum {
+    FOLLOW_CREATING = 0, /* create request sent, no answer yet */
+    FOLLOW_READY,        /* consumer made: pulls may go */
+} follow_phase;
 
 struct log_follower {
     atomic_int refs; /* the hub list's, the subscription's */
     log_hub *hub;
-    hodei_rpc_call *call; /* referenced until freed */
-    log_follower *next;   /* hub list (hub->mu) */
-    natsSubscription *sub;
-    natsSubscription *cb_sub; /* the callback's (f->mu): sub may not be set yet */
+    hodei_rpc_call *call;  /* referenced until freed */
+    log_follower *next;    /* hub list (hub->mu) */
+    natsSubscription *sub; /* the inbox's: consumer answers and delivered messages */
+    char inbox[LOGS_INBOX_MAX];
     atomic_llong last_msg_ms;
     atomic_ullong last_seq; /* stream sequence of the last message taken (0: none) */
     pthread_mutex_t mu;     /* guards below */
     bool done;              /* the end was sent or the call is gone */
+    follow_phase phase;
+    char consumer[HODEI_ID_BUF];      /* this follower's consumer now ("" before the first) */
+    uint64_t reconnects;              /* the connection's reconnections when it was made */
+    int64_t creating_since_ms;        /* when it began to be made (0: made) */
+    int64_t sent_ms;                  /* when the last create or pull request went */
+    bool pull_open;                   /* a pull request is still owed messages */
+    int pull_left;                    /* messages it may still bring */
+    uint64_t taken_msgs, taken_bytes; /* delivered messages (for the backlog estimate) */
     char job_id[HODEI_ID_BUF];
     char key_id[HODEI_ID_BUF]; /* the caller's key ("" for none): logs.follows_per_key */
     hodei_log_filter filt;
@@ -72,7 +109,10 @@ struct log_hub {
     pthread_t checker;
     bool started;
     atomic_int subs_live;
-    hodei_metric *m_followers; /* GET /metrics */
+    natsStatistics *stats;    /* the checker's */
+    atomic_ullong reconnects; /* of the readers' connection, as the checker last saw them */
+    log_follower *all[LOGS_FOLLOWERS_MAX]; /* the checker's */
+    hodei_metric *m_followers;             /* GET /metrics */
 };
 
 /* ---------------------------------------------------------------- follower */
@@ -88,39 +128,24 @@ static void follower_unref(log_follower *f)
     free(f);
 }
 
-/* While the follower waits for its client, JetStream keeps delivering:
- * what waits in the subscription is bounded by logs.follow_backlog_max,
- * past which the stream is ended (the client may resume from the last line
- * it got). false when it was ended. f->mu held. */
-static bool follow_backlog_ok(log_follower *f)
+static natsConnection *follow_conn(const log_follower *f)
 {
-    int msgs = 0, bytes = 0;
-    edge *e = f->hub->e;
-    if (!f->cb_sub || natsSubscription_GetPending(f->cb_sub, &msgs, &bytes) != NATS_OK ||
-        bytes <= e->cfg->logs_follow_backlog_max)
-        return true;
-    hodei_rpc_call_abort(f->call, HODEI_GRPC_RESOURCE_EXHAUSTED,
-                         "the client reads this job's output slower than it is written: %d bytes"
-                         " wait at the edge (at most %lld: logs.follow_backlog_max); follow"
-                         " again from the last line received (from_sequence)",
-                         bytes, (long long)e->cfg->logs_follow_backlog_max);
-    return false;
+    return hodei_bus_conn(f->hub->e->readers_bus);
 }
 
-/* Waits while the client has LOGS_SEND_QUEUE_MAX chunks queued; false when
- * the call was ended meanwhile (idle client, backlog). f->mu held. */
-static bool follow_wait_room(log_follower *f)
+/* Reconnections of the readers' connection so far. */
+static uint64_t follow_reconnects(natsConnection *nc, natsStatistics *stats)
 {
-    edge *e = f->hub->e;
-    while (hodei_rpc_call_pending(f->call) >= LOGS_SEND_QUEUE_MAX) {
-        if (edge_stream_idle_end(e, f->call) || !follow_backlog_ok(f))
-            return false;
-        hodei_sleep_ms(LOGS_SEND_WAIT_MS);
-    }
-    return follow_backlog_ok(f);
+    uint64_t n = 0;
+    if (stats && natsConnection_GetStats(nc, stats) == NATS_OK)
+        natsStatistics_GetCounts(stats, NULL, NULL, NULL, NULL, &n);
+    return n;
 }
 
-/* Sends the chunk collected so far. f->mu held. */
+/* Sends the chunk collected so far. Room was asked for before the pull
+ * (at most one chunk per message it brings, plus one when a message
+ * overflows a chunk: within the call's queue of 2 * LOGS_SEND_QUEUE_MAX).
+ * f->mu held. */
 static void follow_flush(log_follower *f, bool reset_arena)
 {
     if (f->chunk.n > 0 && !f->done) {
@@ -128,8 +153,7 @@ static void follow_flush(log_follower *f, bool reset_arena)
         c.job_id = f->job_id;
         c.lines = f->chunk.lines;
         c.n_lines = f->chunk.n;
-        if (!follow_wait_room(f) ||
-            edge_stream_send(f->hub->e, f->call, &c.base, LOGS_SEND_QUEUE_MAX) != HODEI_OK)
+        if (edge_stream_send(f->hub->e, f->call, &c.base, 2 * LOGS_SEND_QUEUE_MAX) != HODEI_OK)
             f->done = true;
     }
     f->chunk.n = 0;
@@ -153,7 +177,98 @@ static void follow_finish(log_follower *f, Hodei__V1__JobState final_state)
     f->done = true;
 }
 
-static void follow_take(log_follower *f, natsSubscription *sub, natsMsg *msg)
+/* Asks for the consumer to be removed, without waiting (a consumer that
+ * stays, e.g. while the connection is down, goes after
+ * LOGS_CONSUMER_IDLE_MS). f->mu held. */
+static void follow_delete_consumer(log_follower *f)
+{
+    if (!f->consumer[0])
+        return;
+    char subject[LOGS_API_SUBJECT_MAX];
+    snprintf(subject, sizeof subject, "%s%s.%s", HODEI_JS_API_CONSUMER_DELETE, HODEI_STREAM_LOGS,
+             f->consumer);
+    natsConnection_Publish(follow_conn(f), subject, NULL, 0);
+    f->consumer[0] = '\0';
+}
+
+/* Makes the follower's consumer (anew): from the message after the last one
+ * taken, filtered on the job's subject, acknowledging nothing (the
+ * follower keeps its place itself). The answer comes to inbox ".c".
+ * f->mu held. */
+static void follow_create(log_follower *f, uint64_t reconnects)
+{
+    follow_delete_consumer(f);
+    hodei_id_new(f->consumer);
+    if (f->phase != FOLLOW_CREATING || f->creating_since_ms == 0)
+        f->creating_since_ms = hodei_mono_ms();
+    f->phase = FOLLOW_CREATING;
+    f->pull_open = false;
+    f->pull_left = 0;
+    f->reconnects = reconnects;
+    f->sent_ms = hodei_mono_ms();
+    char subject[LOGS_API_SUBJECT_MAX], reply[LOGS_INBOX_MAX + 4], body[LOGS_CREATE_JSON_MAX],
+        from[64] = "\"deliver_policy\":\"all\"";
+    uint64_t last = atomic_load(&f->last_seq);
+    if (last > 0)
+        snprintf(from, sizeof from,
+                 "\"deliver_policy\":\"by_start_sequence\",\"opt_start_seq\":%" PRIu64, last + 1);
+    int64_t idle_ms = f->hub->e->cfg->streams_idle_ms + LOGS_CONSUMER_IDLE_MS;
+    snprintf(subject, sizeof subject, "%s%s.%s", HODEI_JS_API_CONSUMER_CREATE, HODEI_STREAM_LOGS,
+             f->consumer);
+    snprintf(reply, sizeof reply, "%s.c", f->inbox);
+    snprintf(body, sizeof body,
+             "{\"stream_name\":\"%s\",\"config\":{\"name\":\"%s\",%s,\"ack_policy\":\"none\","
+             "\"filter_subject\":\"%s%s\",\"inactive_threshold\":%" PRId64
+             ",\"mem_storage\":true,\"num_replicas\":1}}",
+             HODEI_STREAM_LOGS, f->consumer, from, HODEI_SUBJ_LOGS_PREFIX, f->job_id,
+             idle_ms * 1000000);
+    natsStatus s =
+        natsConnection_PublishRequest(follow_conn(f), subject, reply, body, (int)strlen(body));
+    if (s != NATS_OK) /* retried by the checker */
+        HLOG_WARN("log follower of job %s: consumer create not sent: %s", f->job_id,
+                  natsStatus_GetText(s));
+}
+
+/* Asks for as many messages as the client has room for chunks, when no
+ * pull is open. f->mu held. */
+static void follow_pull(log_follower *f)
+{
+    if (f->done || f->phase != FOLLOW_READY || f->pull_open)
+        return;
+    size_t pending = hodei_rpc_call_pending(f->call);
+    if (pending >= LOGS_SEND_QUEUE_MAX)
+        return; /* the taken signal (or the checker) pulls again */
+    int batch = (int)(LOGS_SEND_QUEUE_MAX - pending);
+    char subject[LOGS_API_SUBJECT_MAX], reply[LOGS_INBOX_MAX + 4], body[128];
+    snprintf(subject, sizeof subject, "%s%s.%s", HODEI_JS_API_CONSUMER_NEXT, HODEI_STREAM_LOGS,
+             f->consumer);
+    snprintf(reply, sizeof reply, "%s.p", f->inbox);
+    snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%" PRId64 "}", batch,
+             (int64_t)LOGS_PULL_EXPIRES_MS * 1000000);
+    f->pull_open = true;
+    f->pull_left = batch;
+    f->sent_ms = hodei_mono_ms();
+    natsStatus s =
+        natsConnection_PublishRequest(follow_conn(f), subject, reply, body, (int)strlen(body));
+    if (s != NATS_OK) /* unanswered: the checker makes the consumer anew */
+        HLOG_WARN("log follower of job %s: pull not sent: %s", f->job_id, natsStatus_GetText(s));
+}
+
+/* The client took a chunk (the rpc layer's signal, on the thread that saw
+ * it): pull when the last pull is over. */
+static void follow_on_taken(hodei_rpc_call *call, void *arg)
+{
+    (void)call;
+    log_follower *f = arg;
+    pthread_mutex_lock(&f->mu);
+    follow_pull(f);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* One delivered message: its lines into the chunk, sent when the pull
+ * brings nothing more at once (num_pending 0, or the pull is filled) or the
+ * chunk is full. f->mu held. */
+static void follow_take(log_follower *f, natsMsg *msg, uint64_t num_pending)
 {
     Hodei__V1__JobState end;
     Hodei__V1__LogBatch *b = logs_unpack(msg, &f->arena, &end);
@@ -173,28 +288,95 @@ static void follow_take(log_follower *f, natsSubscription *sub, natsMsg *msg)
         hodei_arena_reset(&f->arena); /* nothing kept (repeats, below from_sequence) */
         return;
     }
-    int queued = 0;
-    natsSubscription_GetPending(sub, &queued, NULL);
-    if (overflow || queued == 0 || f->chunk.bytes >= LOGS_CHUNK_BYTES_MAX ||
-        f->arena.bytes >= LOGS_FOLLOW_ARENA_MAX)
+    if (overflow || num_pending == 0 || f->pull_left == 0 ||
+        f->chunk.bytes >= LOGS_CHUNK_BYTES_MAX || f->arena.bytes >= LOGS_FOLLOW_ARENA_MAX)
         follow_flush(f, true);
+}
+
+/* A message the consumer delivered. f->mu held. */
+static void follow_on_data(log_follower *f, natsMsg *msg)
+{
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, msg) != NATS_OK)
+        return;
+    bool current = meta->Consumer && strcmp(meta->Consumer, f->consumer) == 0;
+    uint64_t seq = meta->Sequence.Stream, num_pending = meta->NumPending;
+    jsMsgMetaData_Destroy(meta);
+    if (!current || f->phase != FOLLOW_READY)
+        return; /* a consumer made before (its pull may still deliver) */
+    if (f->pull_left > 0 && --f->pull_left == 0)
+        f->pull_open = false;
+    if (seq > atomic_load(&f->last_seq)) { /* else already taken */
+        f->taken_msgs++;
+        f->taken_bytes += (uint64_t)natsMsg_GetDataLength(msg);
+        follow_take(f, msg, num_pending);
+        atomic_store(&f->last_seq, seq);
+        atomic_store(&f->last_msg_ms, hodei_mono_ms());
+    }
+    if (!f->pull_open) {
+        follow_flush(f, true);
+        follow_pull(f);
+    }
+}
+
+/* A status JetStream sent for a pull (no data): 408, the request expired
+ * (pull again); 100, a heartbeat; any other (409: the consumer was removed
+ * or is full of requests), the consumer is made anew. f->mu held. */
+static void follow_on_status(log_follower *f, const char *status, natsMsg *msg)
+{
+    if (strcmp(status, "100") == 0 || f->phase != FOLLOW_READY)
+        return;
+    if (strcmp(status, "408") == 0 || strcmp(status, "404") == 0) {
+        f->pull_open = false;
+        follow_flush(f, true);
+        follow_pull(f);
+        return;
+    }
+    const char *why = NULL;
+    natsMsgHeader_Get(msg, "Description", &why);
+    HLOG_INFO("log follower of job %s: pull ended %s %s; consumer made anew", f->job_id, status,
+              why ? why : "");
+    follow_flush(f, true);
+    follow_create(f, f->reconnects);
+}
+
+/* The answer to a consumer create: an older consumer's is ignored; an
+ * error ends the call. f->mu held. */
+static void follow_on_created(log_follower *f, natsMsg *msg)
+{
+    const char *data = natsMsg_GetData(msg);
+    int len = natsMsg_GetDataLength(msg);
+    char name[HODEI_ID_BUF + 16];
+    snprintf(name, sizeof name, "\"name\":\"%s\"", f->consumer);
+    if (f->phase != FOLLOW_CREATING || !data || !memmem(data, (size_t)len, name, strlen(name)))
+        return;
+    if (memmem(data, (size_t)len, "\"error\"", 7)) {
+        hodei_rpc_call_fail(f->call, HODEI_GRPC_UNAVAILABLE, "log store: consumer: %.*s",
+                            len > 300 ? 300 : len, data);
+        f->done = true;
+        return;
+    }
+    f->phase = FOLLOW_READY;
+    follow_pull(f);
 }
 
 static void follow_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
+    (void)nc;
+    (void)sub;
     log_follower *f = closure;
-    atomic_store(&f->last_msg_ms, hodei_mono_ms());
-    jsMsgMetaData *meta = NULL;
-    uint64_t seq = natsMsg_GetMetaData(&meta, msg) == NATS_OK ? meta->Sequence.Stream : 0;
-    jsMsgMetaData_Destroy(meta);
+    const char *reply = natsMsg_GetReply(msg), *status = NULL, *subject = natsMsg_GetSubject(msg);
+    size_t sl = strlen(subject);
     pthread_mutex_lock(&f->mu);
-    f->cb_sub = sub;
-    if (!f->done)
-        follow_take(f, sub, msg);
+    if (f->done)
+        ;
+    else if (reply && strncmp(reply, HODEI_JS_ACK_PREFIX, strlen(HODEI_JS_ACK_PREFIX)) == 0)
+        follow_on_data(f, msg);
+    else if (natsMsgHeader_Get(msg, "Status", &status) == NATS_OK && status)
+        follow_on_status(f, status, msg);
+    else if (sl >= 2 && strcmp(subject + sl - 2, ".c") == 0)
+        follow_on_created(f, msg);
     pthread_mutex_unlock(&f->mu);
-    if (seq > atomic_load(&f->last_seq))
-        atomic_store(&f->last_seq, seq);
-    atomic_store(&f->last_msg_ms, hodei_mono_ms());
     natsMsg_Destroy(msg);
 }
 
@@ -254,24 +436,32 @@ static bool hub_remove(log_hub *h, log_follower *f)
     return found;
 }
 
+/* Subscribes the follower's inbox and sends its consumer's create; the
+ * rest happens in follow_on_msg. Nothing here waits for the server: on a
+ * reconnecting connection both go out once it is back. */
 static hodei_status follow_subscribe(log_hub *h, log_follower *f, hodei_err *err)
 {
-    char subject[LOGS_SUBJECT_MAX];
-    logs_subject(f->job_id, subject);
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = HODEI_STREAM_LOGS;
-    so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverAll;
-    jsErrCode jerr = 0;
+    natsConnection *nc = hodei_bus_conn(h->e->readers_bus);
+    natsInbox *inbox = NULL;
+    natsStatus s = natsInbox_Create(&inbox);
+    if (s == NATS_OK) {
+        snprintf(f->inbox, sizeof f->inbox, "%s", inbox);
+        natsInbox_Destroy(inbox);
+    }
+    char pattern[LOGS_INBOX_MAX + 4];
+    snprintf(pattern, sizeof pattern, "%s.*", f->inbox);
     atomic_fetch_add(&f->refs, 1); /* the subscription's */
     atomic_fetch_add(&h->subs_live, 1);
-    natsStatus s = js_Subscribe(&f->sub, hodei_bus_js(h->e->readers_bus), subject, follow_on_msg, f,
-                                NULL, &so, &jerr);
+    if (s == NATS_OK)
+        s = natsConnection_Subscribe(&f->sub, nc, pattern, follow_on_msg, f);
     if (s == NATS_OK)
         s = natsSubscription_SetOnCompleteCB(f->sub, follow_on_sub_done, f);
-    if (s == NATS_OK)
+    if (s == NATS_OK) {
+        pthread_mutex_lock(&f->mu);
+        follow_create(f, atomic_load(&h->reconnects));
+        pthread_mutex_unlock(&f->mu);
         return HODEI_OK;
+    }
     if (f->sub) {
         natsSubscription_Unsubscribe(f->sub);
         natsSubscription_Destroy(f->sub);
@@ -413,7 +603,9 @@ static void follow_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
     }
     hodei_rpc_call_set_queue_max(call, 2 * LOGS_SEND_QUEUE_MAX);
     hodei_rpc_call_set_user(call, f);
+    hodei_rpc_call_set_on_taken(call, follow_on_taken, f);
     if (follow_subscribe(h, f, &err) != HODEI_OK) {
+        hodei_rpc_call_set_on_taken(call, NULL, NULL);
         hodei_rpc_call_set_user(call, NULL);
         hub_remove(h, f);
         follower_unref(f);
@@ -427,8 +619,10 @@ static void follow_on_close(hodei_rpc_call *call, bool cancelled, void *ctx)
     if (!f)
         return;
     hodei_rpc_call_set_user(call, NULL);
+    hodei_rpc_call_set_on_taken(call, NULL, NULL); /* returns once a run in progress did */
     pthread_mutex_lock(&f->mu);
     f->done = true;
+    follow_delete_consumer(f);
     pthread_mutex_unlock(&f->mu);
     natsSubscription_Unsubscribe(f->sub);
     natsSubscription_Destroy(f->sub);
@@ -533,8 +727,108 @@ static void check_end(log_hub *h, log_follower **fs, size_t n, const PGresult *r
     }
 }
 
+/* Every follower, referenced (at most LOGS_FOLLOWERS_MAX). */
+static size_t check_collect_all(log_hub *h, log_follower **out)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&h->mu);
+    for (log_follower *f = h->head; f && n < LOGS_FOLLOWERS_MAX; f = f->next) {
+        atomic_fetch_add(&f->refs, 1);
+        out[n++] = f;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
+/* Bytes of the job's output stored past what f took, estimated from its
+ * consumer's pending messages and the mean size of those it took (a
+ * JetStream API call: on the checker only, without f->mu). */
+static int64_t check_behind_bytes(log_hub *h, log_follower *f)
+{
+    char consumer[HODEI_ID_BUF];
+    uint64_t msgs, bytes;
+    pthread_mutex_lock(&f->mu);
+    hodei_strlcpy(consumer, f->consumer, sizeof consumer);
+    msgs = f->taken_msgs;
+    bytes = f->taken_bytes;
+    pthread_mutex_unlock(&f->mu);
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    if (msgs == 0 || !consumer[0] ||
+        js_GetConsumerInfo(&ci, hodei_bus_js(h->e->readers_bus), HODEI_STREAM_LOGS, consumer, NULL,
+                           &jerr) != NATS_OK)
+        return 0;
+    int64_t behind = (int64_t)(ci->NumPending * (bytes / msgs));
+    jsConsumerInfo_Destroy(ci);
+    return behind;
+}
+
+/* A follower waiting for its client: ended past streams.idle_timeout, or
+ * when the job's output stored past what it took passes
+ * logs.follow_backlog_max (the client may resume from the last line it
+ * got). */
+static void check_stalled(log_hub *h, log_follower *f)
+{
+    edge *e = h->e;
+    if (hodei_rpc_call_pending(f->call) < LOGS_SEND_QUEUE_MAX || edge_stream_idle_end(e, f->call))
+        return;
+    int64_t behind = check_behind_bytes(h, f);
+    if (behind <= e->cfg->logs_follow_backlog_max)
+        return;
+    hodei_rpc_call_abort(f->call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                         "the client reads this job's output slower than it is written: about"
+                         " %lld bytes wait for it (at most %lld: logs.follow_backlog_max); follow"
+                         " again from the last line received (from_sequence)",
+                         (long long)behind, (long long)e->cfg->logs_follow_backlog_max);
+}
+
+/* Keeps each follower's consumer going: makes it anew after a
+ * reconnection or when a request went unanswered, fails a call whose
+ * consumer could not be made for LOGS_OPEN_WAIT_MS (the connection
+ * down all along), pulls when a taken signal was missed, and ends
+ * followers whose clients stall (check_stalled). */
+static void check_pulls(log_hub *h, log_follower **fs, size_t n)
+{
+    uint64_t reconnects = follow_reconnects(hodei_bus_conn(h->e->readers_bus), h->stats);
+    atomic_store(&h->reconnects, reconnects);
+    bool up = hodei_bus_connected(h->e->readers_bus);
+    for (size_t i = 0; i < n; i++) {
+        log_follower *f = fs[i];
+        int64_t now = hodei_mono_ms();
+        bool stalled = false;
+        pthread_mutex_lock(&f->mu);
+        if (f->done) {
+        } else if (up && f->reconnects != reconnects) {
+            follow_flush(f, true);
+            follow_create(f, reconnects);
+        } else if (f->phase == FOLLOW_CREATING && now - f->creating_since_ms >= LOGS_OPEN_WAIT_MS) {
+            hodei_rpc_call_fail(f->call, HODEI_GRPC_UNAVAILABLE,
+                                "log store: no consumer could be made for %d ms (NATS unreachable)",
+                                LOGS_OPEN_WAIT_MS);
+            f->done = true;
+        } else if (up && f->phase == FOLLOW_CREATING && now - f->sent_ms >= LOGS_CREATE_RETRY_MS) {
+            follow_create(f, reconnects);
+        } else if (up && f->pull_open && now - f->sent_ms >= LOGS_PULL_LOST_MS) {
+            follow_flush(f, true);
+            follow_create(f, reconnects);
+        } else if (f->phase == FOLLOW_READY && !f->pull_open) {
+            follow_pull(f);
+            stalled = !f->pull_open;
+        }
+        pthread_mutex_unlock(&f->mu);
+        if (stalled)
+            check_stalled(h, f);
+    }
+}
+
 static void check_once(log_hub *h)
 {
+    log_follower **all = h->all;
+    size_t n_all = check_collect_all(h, all);
+    check_pulls(h, all, n_all);
+    for (size_t i = 0; i < n_all; i++)
+        follower_unref(all[i]);
+
     log_follower *fs[LOGS_CHECK_BATCH_MAX];
     size_t n = check_collect(h, fs);
     if (n == 0)
@@ -571,6 +865,11 @@ hodei_status log_hub_create(edge *e, log_hub **out, hodei_err *err)
     h->m_followers = hodei_daemon_gauge(e->d, "hodei_edge_log_followers",
                                         "SubscribeLogs calls following a job on this job-api.");
     atomic_init(&h->subs_live, 0);
+    if (natsStatistics_Create(&h->stats) != NATS_OK) {
+        free(h);
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "log followers: out of memory");
+    }
+    atomic_store(&h->reconnects, follow_reconnects(hodei_bus_conn(e->readers_bus), h->stats));
     pthread_mutex_init(&h->mu, NULL);
     hodei_cond_init_monotonic(&h->cv);
     if (pthread_create(&h->checker, NULL, check_thread, h) != 0) {
@@ -599,6 +898,7 @@ void log_hub_destroy(log_hub *h)
         HLOG_ERROR("log followers still open at exit; leaking them");
         return;
     }
+    natsStatistics_Destroy(h->stats);
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
     free(h);

@@ -14,6 +14,12 @@
 #define HODEI_STREAM_LOGS "HODEI_LOGS"
 #define HODEI_SUBJ_LOGS_ALL "hodei.logs.>"
 #define HODEI_SUBJ_LOGS_PREFIX "hodei.logs." /* + job id */
+/* JetStream's API, for readers that speak it without waiting (the edge's
+ * log followers): + stream "." consumer. */
+#define HODEI_JS_API_CONSUMER_CREATE "$JS.API.CONSUMER.CREATE."
+#define HODEI_JS_API_CONSUMER_NEXT "$JS.API.CONSUMER.MSG.NEXT."
+#define HODEI_JS_API_CONSUMER_DELETE "$JS.API.CONSUMER.DELETE."
+#define HODEI_JS_ACK_PREFIX "$JS.ACK." /* reply subject of a message a consumer delivered */
 
 /* Event subjects: hodei.evt.<aggregate>.<type>[.<routing key>] */
 #define HODEI_SUBJ_JOB_QUEUED "hodei.evt.job.queued"

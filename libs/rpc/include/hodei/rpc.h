@@ -171,6 +171,16 @@ size_t hodei_rpc_call_pending(hodei_rpc_call *call);
  * in-process caller); 0 when nothing waits. A peer that reads nothing makes
  * it grow; a quiet stream with nothing to send keeps it at 0. */
 int64_t hodei_rpc_call_stalled_ms(hodei_rpc_call *call);
+/* Streaming kinds: fn(call, arg) runs each time the peer took one of the
+ * call's messages (written to the wire, or read by an in-process caller),
+ * on the thread that saw it, with no lock of the library held: a handler
+ * waiting for room is woken rather than polling. It may send, ask for
+ * pending and stalled, and take its own locks; it must not set or clear
+ * the callback itself. fn NULL clears it; clearing (from any other
+ * thread) returns once a run of the old one in progress has returned, so
+ * arg may be freed then. Calls with no callback pay nothing. */
+typedef void (*hodei_rpc_taken_fn)(hodei_rpc_call *call, void *arg);
+void hodei_rpc_call_set_on_taken(hodei_rpc_call *call, hodei_rpc_taken_fn fn, void *arg);
 /* Any kind: ends the call at once with code and msg, dropping every message
  * still queued for it (a finish already asked for is overridden): for a peer
  * that takes nothing, whose queued messages would otherwise hold the call
