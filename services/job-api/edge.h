@@ -3,6 +3,7 @@
 #ifndef HODEI_JOB_API_EDGE_H
 #define HODEI_JOB_API_EDGE_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "edge_metrics.h"
@@ -11,6 +12,7 @@
 #include "hodei/bus.h"
 #include "hodei/daemon.h"
 #include "hodei/db.h"
+#include "hodei/id.h"
 #include "hodei/rpc.h"
 
 /* One client reply's memory (its arrays, rows, unpacked specs) comes from
@@ -74,6 +76,22 @@ typedef struct {
     char *logs_s3_ca_file;
 } edge_config;
 
+/* Server streams open per API key (edge_limits.c), one count per kind,
+ * whichever door opened them (gRPC, or the REST door's Server-Sent Events
+ * through the same handlers): SubscribeLogs (live followers and reads of a
+ * finished job's archive alike, logs.follows_per_key) and StreamMetrics
+ * (metrics.streams_per_key). Calls without a key are not counted. */
+typedef enum { EDGE_STREAM_LOGS = 0, EDGE_STREAM_METRICS, EDGE_STREAM_KINDS } edge_stream_kind;
+#define EDGE_STREAM_KEYS_MAX 1024 /* API keys holding streams at once */
+typedef struct {
+    char key_id[HODEI_ID_BUF]; /* "" = a free slot */
+    int64_t open[EDGE_STREAM_KINDS];
+} edge_key_streams_slot;
+typedef struct {
+    pthread_mutex_t mu; /* guards slots; held for a scan, never across a call out */
+    edge_key_streams_slot slots[EDGE_STREAM_KEYS_MAX];
+} edge_key_streams;
+
 typedef struct {
     hodei_daemon *d; /* for hodei_daemon_report (/readyz) */
     const edge_config *cfg;
@@ -96,7 +114,8 @@ typedef struct {
     secrets_keyring keys; /* secrets.master_key (+ old_master_keys); keys.on = secrets on */
     secret_rekey *rekey;
     metrics_hub *metrics;
-    edge_metrics m; /* GET /metrics (edge_metrics.c) */
+    edge_key_streams key_streams; /* edge_stream_key_take / _give */
+    edge_metrics m;               /* GET /metrics (edge_metrics.c) */
 } edge;
 
 /* A pooled connection for one RPC's work (waits up to database.wait), and
@@ -130,6 +149,14 @@ bool edge_stream_wait_room(edge *e, hodei_rpc_call *call, size_t queue_max);
  * (RESOURCE_EXHAUSTED naming it). */
 hodei_status edge_stream_send(edge *e, hodei_rpc_call *call, const ProtobufCMessage *msg,
                               size_t queue_max);
+/* One more stream of kind for call's API key: true, with key_out set to
+ * the key counted ("" when the call has none: not counted), or false with
+ * the call failed RESOURCE_EXHAUSTED naming the setting (the key holds its
+ * maximum) or the table's size. Give it back once with
+ * edge_stream_key_give when the stream ends. */
+bool edge_stream_key_take(edge *e, hodei_rpc_call *call, edge_stream_kind kind,
+                          char key_out[HODEI_ID_BUF]);
+void edge_stream_key_give(edge *e, edge_stream_kind kind, const char *key_id); /* "": no-op */
 hodei_status jobs_rpc_register(edge *e, hodei_err *err);
 
 #endif

@@ -7,8 +7,13 @@
  * place (README, "Limits"). */
 #include "edge.h"
 
+#include <string.h>
+
+#include "edge_auth.h"
+#include "hodei/assert.h"
 #include "hodei/job_spec.h"
 #include "hodei/time.h"
+#include "hodei/util.h"
 
 #define EDGE_REQUEST_SMALL_MAX (64 * 1024)
 #define EDGE_REQUEST_SPEC_MAX (HODEI_JOB_SPEC_PACKED_MAX + 64 * 1024)
@@ -77,4 +82,81 @@ hodei_status edge_stream_send(edge *e, hodei_rpc_call *call, const ProtobufCMess
         return HODEI_ERR_CANCELLED;
     }
     return st == HODEI_OK ? HODEI_OK : HODEI_ERR_CANCELLED;
+}
+
+/* ------------------------------------------------ streams per API key */
+
+static int64_t stream_key_max(const edge *e, edge_stream_kind kind, const char **setting,
+                              const char **what)
+{
+    if (kind == EDGE_STREAM_METRICS) {
+        *setting = "metrics.streams_per_key";
+        *what = "metrics";
+        return e->cfg->metrics_streams_per_key;
+    }
+    *setting = "logs.follows_per_key";
+    *what = "log";
+    return e->cfg->logs_follows_per_key;
+}
+
+bool edge_stream_key_take(edge *e, hodei_rpc_call *call, edge_stream_kind kind,
+                          char key_out[HODEI_ID_BUF])
+{
+    const hodei_identity *who = edge_caller(call);
+    key_out[0] = '\0';
+    if (!who || who->kind == HODEI_PRINCIPAL_NONE || !who->key_id[0])
+        return true;
+    const char *setting, *what;
+    int64_t max = stream_key_max(e, kind, &setting, &what);
+    edge_key_streams *ks = &e->key_streams;
+    edge_key_streams_slot *slot = NULL, *free_slot = NULL;
+    pthread_mutex_lock(&ks->mu);
+    for (size_t i = 0; i < EDGE_STREAM_KEYS_MAX && !slot; i++) {
+        if (strcmp(ks->slots[i].key_id, who->key_id) == 0)
+            slot = &ks->slots[i];
+        else if (!free_slot && !ks->slots[i].key_id[0])
+            free_slot = &ks->slots[i];
+    }
+    if (!slot && free_slot) {
+        slot = free_slot;
+        memset(slot, 0, sizeof *slot);
+        hodei_strlcpy(slot->key_id, who->key_id, sizeof slot->key_id);
+    }
+    bool ok = slot && slot->open[kind] < max;
+    if (ok) {
+        slot->open[kind]++;
+        hodei_strlcpy(key_out, who->key_id, HODEI_ID_BUF);
+    }
+    pthread_mutex_unlock(&ks->mu);
+    if (!slot)
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                            "too many API keys hold streams on this edge (at most %d)",
+                            EDGE_STREAM_KEYS_MAX);
+    else if (!ok)
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                            "too many %s streams open with this key (at most %lld: %s)", what,
+                            (long long)max, setting);
+    return ok;
+}
+
+void edge_stream_key_give(edge *e, edge_stream_kind kind, const char *key_id)
+{
+    if (!key_id || !key_id[0])
+        return;
+    edge_key_streams *ks = &e->key_streams;
+    pthread_mutex_lock(&ks->mu);
+    for (size_t i = 0; i < EDGE_STREAM_KEYS_MAX; i++) {
+        edge_key_streams_slot *slot = &ks->slots[i];
+        if (strcmp(slot->key_id, key_id) != 0)
+            continue;
+        HODEI_ASSERT(slot->open[kind] > 0);
+        slot->open[kind]--;
+        bool empty = true;
+        for (int k = 0; k < EDGE_STREAM_KINDS; k++)
+            empty = empty && slot->open[k] == 0;
+        if (empty)
+            slot->key_id[0] = '\0';
+        break;
+    }
+    pthread_mutex_unlock(&ks->mu);
 }

@@ -87,6 +87,7 @@ hodei_status edge_init(hodei_daemon *d, hodei_err *err)
     edge *e = &the_edge;
     e->d = d;
     e->cfg = &edge_conf;
+    pthread_mutex_init(&e->key_streams.mu, NULL);
     edge_metrics_register(&e->m, d);
     e->common = hodei_daemon_common(d);
     hodei_db_statement_cache(e->common->database_prepare);

@@ -588,3 +588,67 @@ Test(hostile, a_follower_opened_while_nats_restarts_gets_every_line, .init = set
     cr_assert(cluster_wait_job(&cl, job, JOB_WAIT_MS, state, sizeof state));
     cr_assert_str_eq(state, "SUCCEEDED");
 }
+
+/* logs.follows_per_key at 2. */
+static void setup_two_follows(void)
+{
+    setup_env("HODEI_LOGS_FOLLOWS_PER_KEY=2", "HODEI_STREAMS_IDLE_TIMEOUT=300s");
+}
+
+/* The first chunk of a live follower (so the edge holds it). */
+static hodei_rpc_stream *follow_live(hodei_rpc_channel *ch, const char *job)
+{
+    hodei_rpc_stream *st = follow(ch, job);
+    expect_snapshot(st);
+    return st;
+}
+
+/* logs.follows_per_key counts every SubscribeLogs stream of a key, live
+ * followers and reads of a finished job's archive alike, on both doors: at
+ * the cap (one live, one archive) both are served; past it (two live) an
+ * archive read is RESOURCE_EXHAUSTED naming the setting (HTTP 429 on the
+ * REST door); a closed follower makes room, and an archive read gives its
+ * place back when it ends. */
+Test(hostile, logs_follows_per_key_counts_archive_reads_at_its_boundary, .init = setup_two_follows,
+     .fini = teardown, .timeout = 600)
+{
+    cluster_provider(&cl, 2, 600000, 0);
+    char done[HODEI_ID_BUF], live[HODEI_ID_BUF], state[32], sql[256], path[128];
+    cluster_queue(&cl, "seq 1 3000", 1, 0, done);
+    cr_assert(cluster_wait_job(&cl, done, JOB_WAIT_MS, state, sizeof state));
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM job_log_archives WHERE job_id = '%s'", done);
+    cr_assert(cluster_wait_sql(&cl, sql, 1, 60000), "the finished job is archived");
+    hodei_sleep_ms(4000); /* past the grace after which a finished job is read from its archive */
+    cluster_queue(&cl, "echo start; sleep 300", 1, 0, live);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'",
+             live);
+    cr_assert(cluster_wait_sql(&cl, sql, 1, JOB_WAIT_MS), "the live job runs");
+
+    hodei_rpc_channel *ch = chan();
+    hodei_rpc_result res;
+    hodei_rpc_stream *l1 = follow_live(ch, live);
+    hodei_rpc_stream *a = follow(ch, done); /* the second: at the cap */
+    cr_assert_eq(drain_in_order(a, &res), 3000);
+    cr_assert_eq(res.code, HODEI_GRPC_OK, "%s", res.message);
+    hodei_rpc_stream_destroy(a);
+    hodei_rpc_stream *l2 = follow_live(ch, live); /* the archive read gave its place back */
+    a = follow(ch, done);                         /* the third */
+    expect_exhausted(a, "logs.follows_per_key");
+    hodei_rpc_stream_destroy(a);
+    snprintf(path, sizeof path, "/v1/jobs/%s/logs:follow", done);
+    cr_assert_eq(http_get_status(path), 429, "the REST door counts the same");
+
+    hodei_rpc_stream_destroy(l2); /* makes room, once the edge sees it closed */
+    int64_t until = hodei_mono_ms() + 20000;
+    size_t got = 0;
+    do {
+        hodei_sleep_ms(200);
+        a = follow(ch, done);
+        got = drain_in_order(a, &res);
+        hodei_rpc_stream_destroy(a);
+    } while (res.code == HODEI_GRPC_RESOURCE_EXHAUSTED && hodei_mono_ms() < until);
+    cr_assert_eq(res.code, HODEI_GRPC_OK, "room after a follower closed: %s", res.message);
+    cr_assert_eq(got, 3000);
+    hodei_rpc_stream_destroy(l1);
+    hodei_rpc_channel_destroy(ch);
+}

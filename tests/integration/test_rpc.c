@@ -907,3 +907,45 @@ Test(rpc_budget, reply_buffer_max_at_its_boundaries, .init = budget_setup, .fini
     cr_assert_eq(hodei_rpc_server_reply_bytes(srv), 0, "every byte given back");
     teardown();
 }
+
+static void taken_count(hodei_rpc_call *call, void *arg)
+{
+    (void)call;
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+/* hodei_rpc_call_set_on_taken: the callback runs once per message the
+ * caller takes, not for messages queued or dropped, and no more once it is
+ * cleared. */
+Test(rpc_budget, the_taken_signal_runs_once_per_message_taken, .init = budget_setup,
+     .fini = teardown, .timeout = 60)
+{
+    Hodei__V1__LogChunk chunk = HODEI__V1__LOG_CHUNK__INIT;
+    chunk.job_id = "taken";
+    atomic_int taken = 0;
+    hodei_rpc_call *c = local_hold();
+    hodei_rpc_call_set_on_taken(c, taken_count, &taken);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(hodei_rpc_call_send(c, &chunk.base), HODEI_OK);
+    cr_assert_eq(atomic_load(&taken), 0, "nothing taken yet");
+    char msg[128];
+    for (int i = 1; i <= 2; i++) {
+        uint8_t *d = NULL;
+        size_t len = 0;
+        hodei_grpc_code code;
+        cr_assert_eq(hodei_rpc_local_next(c, 5000, &d, &len, &code, msg, sizeof msg), HODEI_OK);
+        cr_assert_not_null(d);
+        free(d);
+        cr_assert_eq(atomic_load(&taken), i, "one run per message taken");
+        cr_assert_eq(hodei_rpc_call_pending(c), (size_t)(3 - i));
+    }
+    hodei_rpc_call_set_on_taken(c, NULL, NULL);
+    uint8_t *d = NULL;
+    size_t len = 0;
+    hodei_grpc_code code;
+    cr_assert_eq(hodei_rpc_local_next(c, 5000, &d, &len, &code, msg, sizeof msg), HODEI_OK);
+    free(d);
+    cr_assert_eq(atomic_load(&taken), 2, "none once cleared");
+    hodei_rpc_local_end(c);
+    teardown();
+}

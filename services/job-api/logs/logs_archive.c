@@ -25,6 +25,7 @@
 #include "hodei/log.h"
 #include "hodei/pb.h"
 #include "hodei/time.h"
+#include "hodei/util.h"
 #include "hodei/v1/events.pb-c.h"
 #include "logs_int.h"
 
@@ -425,101 +426,298 @@ void log_archive_destroy(log_archive *la)
 
 /* ------------------------------------------------------------ load */
 
-/* One archive's compressed bytes: decompressed, unpacked into the arena,
- * its lines through the filter into out. */
-static hodei_status logs_archive_unpack(int64_t epoch, int64_t raw_len, const uint8_t *z,
-                                        size_t z_len, hodei_log_filter *f, hodei_arena *arena,
-                                        logs_lines *out, size_t room, hodei_err *err)
+/* A finished job's archive read back in bounded pieces: the rows' sizes
+ * first (one query), then each row's compressed bytes in slices of
+ * ARCH_SLICE_BYTES (a query each; an S3 object is fetched whole, its
+ * compressed size), inflated into a window that holds at least one whole
+ * record (ARCH_WINDOW_BYTES, grown to the largest line, at most
+ * HODEI_RPC_MESSAGE_MAX), and unpacked one LogLine at a time: the
+ * GetLogsResponse is never held whole. */
+#define ARCH_SLICE_BYTES (256 * 1024)
+#define ARCH_WINDOW_BYTES (1024 * 1024)
+
+enum { AR_EPOCH = 0, AR_RAW, AR_STATE, AR_LOCATION, AR_LEN };
+
+struct logs_archive_reader {
+    edge *e;
+    char job_id[HODEI_ID_BUF];
+    PGresult *rows;
+    int row, n_rows;
+    bool row_open;   /* inflating rows[row] */
+    bool row_in_end; /* inflate saw the end of rows[row]'s stream */
+    z_stream zs;
+    uint8_t *z;             /* compressed bytes at hand */
+    size_t z_len;           /* bytes in z */
+    int64_t z_off, z_total; /* next slice's offset in the row's data; its length */
+    uint8_t *win;
+    size_t win_cap, win_start, win_end; /* inflated bytes [win_start, win_end) not parsed */
+};
+
+static hodei_status arch_slice(logs_archive_reader *r, hodei_err *err)
 {
+    const PGresult *rows = r->rows;
+    const char *location = hodei_db_get_str(rows, r->row, AR_LOCATION);
+    free(r->z);
+    r->z = NULL;
+    r->z_len = 0;
+    if (location[0]) { /* S3: the whole object, once */
+        hodei_status st =
+            log_store_get(r->e->log_store, location, ARCH_ARENA_MAX, &r->z, &r->z_len, err);
+        r->z_off = r->z_total;
+        return st == HODEI_ERR_NOT_FOUND ? hodei_err_set(err, HODEI_ERR_INTERNAL, "%s", err->msg)
+                                         : st;
+    }
+    char off[32], len[32];
+    snprintf(off, sizeof off, "%lld", (long long)r->z_off + 1);
+    snprintf(len, sizeof len, "%d", ARCH_SLICE_BYTES);
+    const char *params[4] = {r->job_id, hodei_db_get_str(rows, r->row, AR_EPOCH), off, len};
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    hodei_status st = edge_db_acquire(r->e, &conn, err);
+    if (st != HODEI_OK)
+        return st;
+    st = hodei_db_exec(conn,
+                       "SELECT encode(substring(data from $3::int for $4::int), 'hex')"
+                       " FROM job_log_archives WHERE job_id = $1::uuid AND epoch = $2::bigint",
+                       4, params, &res, err);
+    edge_db_release(r->e, conn, st);
+    if (st == HODEI_OK && PQntuples(res) == 1) {
+        const char *hex = hodei_db_get_str(res, 0, 0);
+        size_t hex_len = strlen(hex);
+        long n = (r->z = malloc(hex_len / 2 + 1))
+                     ? hodei_hex_decode(hex, hex_len, r->z, hex_len / 2 + 1)
+                     : -1;
+        if (n <= 0)
+            st = hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive does not read back");
+        else {
+            r->z_len = (size_t)n;
+            r->z_off += n;
+        }
+    } else if (st == HODEI_OK) {
+        st = hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive row went away while read");
+    }
+    PQclear(res);
+    return st;
+}
+
+/* Inflates more of the current row into the window; fetches the next
+ * slice when inflate needs input. */
+static hodei_status arch_inflate_more(logs_archive_reader *r, hodei_err *err)
+{
+    if (r->win_start > 0) { /* parsed bytes leave the window */
+        memmove(r->win, r->win + r->win_start, r->win_end - r->win_start);
+        r->win_end -= r->win_start;
+        r->win_start = 0;
+    }
+    if (r->win_end == r->win_cap) { /* one record larger than the window: grow it */
+        size_t cap = r->win_cap * 2;
+        uint8_t *w = cap <= HODEI_RPC_MESSAGE_MAX ? realloc(r->win, cap) : NULL;
+        if (!w)
+            return hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive: a line past %d bytes",
+                                 HODEI_RPC_MESSAGE_MAX);
+        r->win = w;
+        r->win_cap = cap;
+    }
+    if (r->zs.avail_in == 0 && r->z_off < r->z_total) {
+        hodei_status st = arch_slice(r, err);
+        if (st != HODEI_OK)
+            return st;
+        r->zs.next_in = r->z;
+        r->zs.avail_in = (uInt)r->z_len;
+    }
+    size_t before = r->win_end;
+    r->zs.next_out = r->win + r->win_end;
+    r->zs.avail_out = (uInt)(r->win_cap - r->win_end);
+    int zr = inflate(&r->zs, Z_NO_FLUSH);
+    r->win_end = r->win_cap - r->zs.avail_out;
+    if (zr == Z_STREAM_END)
+        r->row_in_end = true;
+    else if (zr != Z_OK && zr != Z_BUF_ERROR)
+        return hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive does not inflate (%d)", zr);
+    else if (r->win_end == before && r->zs.avail_in == 0 && r->z_off >= r->z_total)
+        return hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive is cut short");
+    return HODEI_OK;
+}
+
+/* A varint at p[0..n): its value and length, or 0 when incomplete. */
+static size_t arch_varint(const uint8_t *p, size_t n, uint64_t *v)
+{
+    *v = 0;
+    for (size_t i = 0; i < n && i < 10; i++) {
+        *v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80))
+            return i + 1;
+    }
+    return 0;
+}
+
+/* The next whole record of the window: *field, and its bytes (wire type
+ * 2) in [*data, *data + *len); false when the window holds none whole. */
+static bool arch_record(logs_archive_reader *r, uint64_t *field, const uint8_t **data, size_t *len,
+                        hodei_err *err, hodei_status *st)
+{
+    const uint8_t *p = r->win + r->win_start;
+    size_t n = r->win_end - r->win_start, used, used2;
+    uint64_t tag, v;
+    *st = HODEI_OK;
+    if (!(used = arch_varint(p, n, &tag)))
+        return false;
+    *field = tag >> 3;
+    switch (tag & 7) {
+    case 0:
+        if (!(used2 = arch_varint(p + used, n - used, &v)))
+            return false;
+        *data = NULL;
+        *len = 0;
+        r->win_start += used + used2;
+        return true;
+    case 2:
+        if (!(used2 = arch_varint(p + used, n - used, &v)))
+            return false;
+        if (v > HODEI_RPC_MESSAGE_MAX) {
+            *st = hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive: a record of %llu bytes",
+                                (unsigned long long)v);
+            return false;
+        }
+        if (n - used - used2 < v)
+            return false;
+        *data = p + used + used2;
+        *len = (size_t)v;
+        r->win_start += used + used2 + (size_t)v;
+        return true;
+    default:
+        *st = hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive: wire type %u",
+                            (unsigned)(tag & 7));
+        return false;
+    }
+}
+
+static void arch_row_close(logs_archive_reader *r)
+{
+    if (r->row_open)
+        inflateEnd(&r->zs);
+    r->row_open = false;
+    free(r->z);
+    r->z = NULL;
+    r->z_len = 0;
+    r->win_start = r->win_end = 0;
+}
+
+static hodei_status arch_row_open(logs_archive_reader *r, hodei_err *err)
+{
+    memset(&r->zs, 0, sizeof r->zs);
+    if (inflateInit(&r->zs) != Z_OK)
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "log archive: inflate: out of memory");
+    r->row_open = true;
+    r->row_in_end = false;
+    r->z_off = 0;
+    r->z_total = hodei_db_get_i64(r->rows, r->row, AR_LEN);
+    if (hodei_db_get_str(r->rows, r->row, AR_LOCATION)[0])
+        r->z_total = 1; /* one fetch of the whole object */
+    return HODEI_OK;
+}
+
+hodei_status logs_archive_open(edge *e, const char *job_id, logs_archive_reader **out,
+                               Hodei__V1__JobState *final_state, hodei_err *err)
+{
+    *out = NULL;
+    logs_archive_reader *r = calloc(1, sizeof *r);
+    if (!r || !(r->win = malloc(ARCH_WINDOW_BYTES))) {
+        free(r);
+        return hodei_err_set(err, HODEI_ERR_NOMEM, "log archive: out of memory");
+    }
+    r->e = e;
+    r->win_cap = ARCH_WINDOW_BYTES;
+    hodei_strlcpy(r->job_id, job_id, sizeof r->job_id);
+    PGconn *conn = NULL;
+    const char *params[1] = {job_id};
+    hodei_status st = edge_db_acquire(e, &conn, err);
+    if (st == HODEI_OK) {
+        st = hodei_db_exec(conn,
+                           "SELECT a.epoch, a.raw_bytes, j.state, a.location, octet_length(a.data)"
+                           " FROM job_log_archives a JOIN jobs j ON j.id = a.job_id"
+                           " WHERE a.job_id = $1::uuid ORDER BY a.epoch",
+                           1, params, &r->rows, err);
+        edge_db_release(e, conn, st);
+    }
+    if (st != HODEI_OK || PQntuples(r->rows) == 0) {
+        logs_archive_close(r);
+        return st;
+    }
+    r->n_rows = PQntuples(r->rows);
+    if (final_state && !hodei_job_state_parse(hodei_db_get_str(r->rows, 0, AR_STATE), final_state))
+        *final_state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED;
+    *out = r;
+    return HODEI_OK;
+}
+
+hodei_status logs_archive_next(logs_archive_reader *r, hodei_log_filter *f, hodei_arena *arena,
+                               logs_lines *out, size_t room, bool *eof, hodei_err *err)
+{
+    size_t bytes0 = out->bytes;
     hodei_status st = HODEI_OK;
-    uint8_t *raw = NULL;
-    uLongf got = (uLongf)raw_len;
-    if (raw_len < 0 || raw_len > ARCH_ARENA_MAX ||
-        !(raw = malloc(raw_len > 0 ? (size_t)raw_len : 1)) ||
-        uncompress(raw, &got, z, (uLong)z_len) != Z_OK || got != (uLongf)raw_len) {
-        st = hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive of epoch %lld does not read back",
-                           (long long)epoch);
-        goto out;
-    }
     ProtobufCAllocator pa = hodei_pb_arena(arena);
-    Hodei__V1__GetLogsResponse *r = hodei__v1__get_logs_response__unpack(&pa, (size_t)raw_len, raw);
-    if (!r) {
-        st = hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive of epoch %lld does not unpack",
-                           (long long)epoch);
-        goto out;
-    }
-    for (size_t i = 0; i < r->n_lines && out->n < room; i++) {
-        Hodei__V1__LogLine *l = r->lines[i];
+    *eof = false;
+    while (out->n < room && out->bytes - bytes0 < LOGS_CHUNK_BYTES_MAX) {
+        if (r->row >= r->n_rows) {
+            *eof = true;
+            return HODEI_OK;
+        }
+        if (!r->row_open && (st = arch_row_open(r, err)) != HODEI_OK)
+            return st;
+        uint64_t field;
+        const uint8_t *data;
+        size_t len;
+        if (!arch_record(r, &field, &data, &len, err, &st)) {
+            if (st != HODEI_OK)
+                return st;
+            if (!r->row_in_end) {
+                if ((st = arch_inflate_more(r, err)) != HODEI_OK)
+                    return st;
+                continue;
+            }
+            if (r->win_end != r->win_start)
+                return hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive ends inside a line");
+            arch_row_close(r);
+            r->row++;
+            continue;
+        }
+        if (field != 1 || !data)
+            continue; /* `complete`, or what a later release adds */
+        int64_t epoch = hodei_db_get_i64(r->rows, r->row, AR_EPOCH);
+        Hodei__V1__LogLine *l = hodei__v1__log_line__unpack(&pa, len, data);
+        if (!l)
+            return hodei_err_set(err, HODEI_ERR_INTERNAL,
+                                 "log archive of epoch %lld does not unpack", (long long)epoch);
         if (!hodei_log_filter_pass(f, epoch, l->sequence))
             continue;
         l->epoch = epoch;
         out->lines[out->n++] = l;
         out->bytes += l->data.len + LOGS_LINE_OVERHEAD;
     }
-out:
-    free(raw);
-    return st;
+    return HODEI_OK;
 }
 
-/* One archive row (epoch, raw_bytes, data as hex, state, location): its
- * bytes from the row or from the store, then unpacked. */
-static hodei_status logs_archive_unpack_row(edge *e, const PGresult *res, int row,
-                                            hodei_log_filter *f, hodei_arena *arena,
-                                            logs_lines *out, size_t room, hodei_err *err)
+void logs_archive_close(logs_archive_reader *r)
 {
-    int64_t epoch = hodei_db_get_i64(res, row, 0);
-    int64_t raw_len = hodei_db_get_i64(res, row, 1);
-    const char *location = hodei_db_get_str(res, row, 4);
-    uint8_t *z = NULL;
-    size_t z_len = 0;
-    hodei_status st = HODEI_OK;
-    if (location[0]) {
-        st = log_store_get(e->log_store, location, ARCH_ARENA_MAX, &z, &z_len, err);
-        if (st != HODEI_OK)
-            return hodei_err_set(err, st == HODEI_ERR_NOT_FOUND ? HODEI_ERR_INTERNAL : st,
-                                 "log archive of epoch %lld: %s", (long long)epoch, err->msg);
-    } else {
-        const char *hex = hodei_db_get_str(res, row, 2);
-        size_t hex_len = strlen(hex);
-        long n =
-            (z = malloc(hex_len / 2 + 1)) ? hodei_hex_decode(hex, hex_len, z, hex_len / 2 + 1) : -1;
-        if (n < 0) {
-            free(z);
-            return hodei_err_set(err, HODEI_ERR_INTERNAL,
-                                 "log archive of epoch %lld does not read back", (long long)epoch);
-        }
-        z_len = (size_t)n;
-    }
-    st = logs_archive_unpack(epoch, raw_len, z, z_len, f, arena, out, room, err);
-    free(z);
-    return st;
+    if (!r)
+        return;
+    arch_row_close(r);
+    PQclear(r->rows);
+    free(r->win);
+    free(r);
 }
 
 hodei_status logs_archive_load(edge *e, const char *job_id, hodei_log_filter *f, hodei_arena *arena,
                                logs_lines *out, size_t room, bool *found,
                                Hodei__V1__JobState *final_state, hodei_err *err)
 {
-    PGconn *conn = NULL;
-    PGresult *res = NULL;
-    const char *params[1] = {job_id};
-    *found = false;
-    hodei_status st = edge_db_acquire(e, &conn, err);
-    if (st != HODEI_OK)
-        return st;
-    st = hodei_db_exec(conn,
-                       "SELECT a.epoch, a.raw_bytes, encode(a.data, 'hex'), j.state, a.location"
-                       " FROM job_log_archives a JOIN jobs j ON j.id = a.job_id"
-                       " WHERE a.job_id = $1::uuid ORDER BY a.epoch",
-                       1, params, &res, err);
-    edge_db_release(e, conn, st);
-    if (st != HODEI_OK)
-        return st;
-    for (int i = 0; i < PQntuples(res) && st == HODEI_OK; i++) {
-        *found = true;
-        if (final_state && !hodei_job_state_parse(hodei_db_get_str(res, i, 3), final_state))
-            *final_state = HODEI__V1__JOB_STATE__JOB_STATE_FAILED;
-        st = logs_archive_unpack_row(e, res, i, f, arena, out, room, err);
-    }
-    PQclear(res);
+    logs_archive_reader *r = NULL;
+    bool eof = false;
+    hodei_status st = logs_archive_open(e, job_id, &r, final_state, err);
+    *found = r != NULL;
+    while (st == HODEI_OK && r && !eof && out->n < room)
+        st = logs_archive_next(r, f, arena, out, room, &eof, err);
+    logs_archive_close(r);
     return st;
 }

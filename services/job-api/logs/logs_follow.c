@@ -91,9 +91,9 @@ struct log_follower {
     int64_t sent_ms;                  /* when the last create or pull request went */
     bool pull_open;                   /* a pull request is still owed messages */
     int pull_left;                    /* messages it may still bring */
-    uint64_t taken_msgs, taken_bytes; /* delivered messages (for the backlog estimate) */
+    uint64_t taken_msgs, taken_bytes; /* messages taken, their lines' bytes (backlog estimate) */
     char job_id[HODEI_ID_BUF];
-    char key_id[HODEI_ID_BUF]; /* the caller's key ("" for none): logs.follows_per_key */
+    char key_id[HODEI_ID_BUF]; /* the key counted (edge_stream_key_take; "" for none) */
     hodei_log_filter filt;
     hodei_arena arena;
     logs_lines chunk;
@@ -276,6 +276,8 @@ static void follow_take(log_follower *f, natsMsg *msg, uint64_t num_pending)
         HLOG_WARN("%s: a stored message is not a LogBatch; skipped", natsMsg_GetSubject(msg));
         return;
     }
+    for (size_t i = 0; i < b->n_lines; i++)
+        f->taken_bytes += b->lines[i]->data.len;
     bool overflow = f->chunk.n + b->n_lines > LOGS_CHUNK_LINES_MAX;
     if (overflow)
         follow_flush(f, false); /* b lives in the arena: keep it */
@@ -308,7 +310,6 @@ static void follow_on_data(log_follower *f, natsMsg *msg)
         f->pull_open = false;
     if (seq > atomic_load(&f->last_seq)) { /* else already taken */
         f->taken_msgs++;
-        f->taken_bytes += (uint64_t)natsMsg_GetDataLength(msg);
         follow_take(f, msg, num_pending);
         atomic_store(&f->last_seq, seq);
         atomic_store(&f->last_msg_ms, hodei_mono_ms());
@@ -390,25 +391,12 @@ static void follow_on_sub_done(void *closure)
 
 /* ----------------------------------------------------------------- the hub */
 
-/* Followers of one key (hub->mu held). */
-static int64_t hub_count_key(const log_hub *h, const char *key_id)
-{
-    int64_t n = 0;
-    for (const log_follower *f = h->head; f; f = f->next)
-        n += strcmp(f->key_id, key_id) == 0;
-    return n;
-}
-
-typedef enum { HUB_ADDED = 0, HUB_FULL, HUB_KEY_FULL } hub_verdict;
-
-static hub_verdict hub_add(log_hub *h, log_follower *f)
+/* Adds f to the list: false when LOGS_FOLLOWERS_MAX follow already (or
+ * the hub stops). */
+static bool hub_add(log_hub *h, log_follower *f)
 {
     pthread_mutex_lock(&h->mu);
-    hub_verdict v = h->stopping || h->n >= LOGS_FOLLOWERS_MAX ? HUB_FULL : HUB_ADDED;
-    if (v == HUB_ADDED && f->key_id[0] &&
-        hub_count_key(h, f->key_id) >= h->e->cfg->logs_follows_per_key)
-        v = HUB_KEY_FULL;
-    bool ok = v == HUB_ADDED;
+    bool ok = !h->stopping && h->n < LOGS_FOLLOWERS_MAX;
     if (ok) {
         f->next = h->head;
         h->head = f;
@@ -416,7 +404,7 @@ static hub_verdict hub_add(log_hub *h, log_follower *f)
         hodei_metric_set(h->m_followers, (int64_t)h->n);
     }
     pthread_mutex_unlock(&h->mu);
-    return v;
+    return ok;
 }
 
 static bool hub_remove(log_hub *h, log_follower *f)
@@ -496,18 +484,38 @@ static log_follower *follower_create(log_hub *h, hodei_rpc_call *call,
     return f;
 }
 
+/* Woken when an archive's client takes a chunk (the rpc layer's taken
+ * signal). */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} archive_room;
+
+static void archive_on_taken(hodei_rpc_call *call, void *arg)
+{
+    (void)call;
+    archive_room *room = arg;
+    pthread_mutex_lock(&room->mu);
+    pthread_cond_signal(&room->cv);
+    pthread_mutex_unlock(&room->mu);
+}
+
 /* Sends one chunk of an archive. It is sent on the server thread that took
  * the call (one of grpc.threads, which also serve workers' streams): its
  * client may hold that thread at most LOGS_ARCHIVE_WAIT_MS without taking
  * a message (not streams.idle_timeout), then the stream ends
  * RESOURCE_EXHAUSTED and the client follows again from the last line it
  * got. A client that reads, however slowly, takes a chunk (up to 1 MiB)
- * at least that often. */
-static hodei_status archive_send(edge *e, hodei_rpc_call *call, const ProtobufCMessage *m)
+ * at least that often. While the client has LOGS_SEND_QUEUE_MAX chunks,
+ * the thread sleeps until it takes one. */
+static hodei_status archive_send(edge *e, hodei_rpc_call *call, archive_room *room,
+                                 const ProtobufCMessage *m)
 {
+    pthread_mutex_lock(&room->mu);
     while (hodei_rpc_call_pending(call) >= LOGS_SEND_QUEUE_MAX) {
         int64_t stalled = hodei_rpc_call_stalled_ms(call);
         if (stalled >= LOGS_ARCHIVE_WAIT_MS) {
+            pthread_mutex_unlock(&room->mu);
             hodei_rpc_call_abort(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
                                  "the client took nothing for %lld ms of a finished job's log"
                                  " (at most %d ms: it is sent on a server thread); follow again"
@@ -515,9 +523,63 @@ static hodei_status archive_send(edge *e, hodei_rpc_call *call, const ProtobufCM
                                  (long long)stalled, LOGS_ARCHIVE_WAIT_MS);
             return HODEI_ERR_CANCELLED;
         }
-        hodei_sleep_ms(1);
+        hodei_cond_wait_ms(&room->cv, &room->mu, LOGS_ARCHIVE_WAIT_MS - stalled);
     }
+    pthread_mutex_unlock(&room->mu);
     return edge_stream_send(e, call, m, LOGS_SEND_QUEUE_MAX);
+}
+
+/* Sends an open archive's lines in chunks (one LOGS_CHUNK_LINES_MAX table
+ * and the lines of about one chunk in the arena at a time), then
+ * end_of_stream; any error ends the call. */
+static void archive_stream(edge *e, hodei_rpc_call *call, logs_archive_reader *r,
+                           const char *job_id, hodei_log_filter *filt,
+                           Hodei__V1__JobState final_state)
+{
+    hodei_arena arena;
+    hodei_err err;
+    archive_room room;
+    logs_lines out = {0};
+    bool eof = false;
+    hodei_status st = HODEI_OK;
+    hodei_arena_init(&arena, LOGS_ARENA_BLOCK, SIZE_MAX);
+    pthread_mutex_init(&room.mu, NULL);
+    hodei_cond_init_monotonic(&room.cv);
+    hodei_rpc_call_set_on_taken(call, archive_on_taken, &room);
+    out.lines = malloc(LOGS_CHUNK_LINES_MAX * sizeof *out.lines);
+    if (!out.lines)
+        st = hodei_err_set(&err, HODEI_ERR_NOMEM, "out of memory");
+    while (st == HODEI_OK && !eof) {
+        out.n = 0;
+        out.bytes = 0;
+        hodei_arena_reset(&arena);
+        st = logs_archive_next(r, filt, &arena, &out, LOGS_CHUNK_LINES_MAX, &eof, &err);
+        if (st == HODEI_OK && out.n > 0) {
+            Hodei__V1__LogChunk c = HODEI__V1__LOG_CHUNK__INIT;
+            c.job_id = (char *)job_id;
+            c.lines = out.lines;
+            c.n_lines = out.n;
+            if (archive_send(e, call, &room, &c.base) != HODEI_OK)
+                break; /* the call is gone or was ended */
+        }
+    }
+    if (st != HODEI_OK) {
+        hodei_rpc_call_fail_err(call, &err);
+    } else if (eof) {
+        Hodei__V1__LogChunk end = HODEI__V1__LOG_CHUNK__INIT;
+        end.job_id = (char *)job_id;
+        end.end_of_stream = true;
+        end.final_state = final_state;
+        hodei_rpc_call_send(call, &end.base);
+        hodei_rpc_call_finish(call, HODEI_GRPC_OK, "");
+    } else {
+        hodei_rpc_call_finish(call, HODEI_GRPC_OK, ""); /* gone or ended: only releases it */
+    }
+    hodei_rpc_call_set_on_taken(call, NULL, NULL);
+    pthread_cond_destroy(&room.cv);
+    pthread_mutex_destroy(&room.mu);
+    free(out.lines);
+    hodei_arena_fini(&arena);
 }
 
 /* A finished job with an archive is served from it: its lines in chunks,
@@ -525,46 +587,23 @@ static hodei_status archive_send(edge *e, hodei_rpc_call *call, const ProtobufCM
 static bool follow_archived(edge *e, hodei_rpc_call *call,
                             const Hodei__V1__SubscribeLogsRequest *req, Hodei__V1__JobState ended)
 {
-    hodei_arena arena;
     hodei_log_filter filt;
-    logs_lines out = {0};
     hodei_err err;
-    bool found = false;
     char job_id[HODEI_ID_BUF];
     for (size_t i = 0; i <= HODEI_ID_LEN; i++)
         job_id[i] = (char)tolower((unsigned char)req->job_id[i]);
-    hodei_arena_init(&arena, LOGS_ARENA_BLOCK, SIZE_MAX);
     hodei_log_filter_init(&filt, req->from_sequence, req->from_epoch);
-    out.lines = malloc(LOGS_ARCHIVE_LINES_MAX * sizeof *out.lines);
     Hodei__V1__JobState final_state = ended;
-    hodei_status st = out.lines
-                          ? logs_archive_load(e, job_id, &filt, &arena, &out,
-                                              LOGS_ARCHIVE_LINES_MAX, &found, &final_state, &err)
-                          : hodei_err_set(&err, HODEI_ERR_NOMEM, "out of memory");
-    if (st != HODEI_OK) {
+    logs_archive_reader *r = NULL;
+    if (logs_archive_open(e, job_id, &r, &final_state, &err) != HODEI_OK) {
         hodei_rpc_call_fail_err(call, &err);
-        found = true;
-    } else if (found) {
-        for (size_t from = 0; from < out.n && st == HODEI_OK;) {
-            Hodei__V1__LogChunk c = HODEI__V1__LOG_CHUNK__INIT;
-            size_t n = out.n - from < LOGS_CHUNK_LINES_MAX ? out.n - from : LOGS_CHUNK_LINES_MAX;
-            c.job_id = job_id;
-            c.lines = out.lines + from;
-            c.n_lines = n;
-            st = archive_send(e, call, &c.base);
-            from += n;
-        }
-        Hodei__V1__LogChunk end = HODEI__V1__LOG_CHUNK__INIT;
-        end.job_id = job_id;
-        end.end_of_stream = true;
-        end.final_state = final_state;
-        if (st == HODEI_OK)
-            hodei_rpc_call_send(call, &end.base);
-        hodei_rpc_call_finish(call, HODEI_GRPC_OK, "");
+        return true;
     }
-    free(out.lines);
-    hodei_arena_fini(&arena);
-    return found;
+    if (!r)
+        return false;
+    archive_stream(e, call, r, job_id, &filt, final_state);
+    logs_archive_close(r);
+    return true;
 }
 
 static void follow_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx)
@@ -581,32 +620,30 @@ static void follow_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
         hodei_rpc_call_fail_err(call, &err);
         return;
     }
-    if (follow_archived(e, call, req, ended)) /* a finished job with an archive */
+    char key_id[HODEI_ID_BUF];
+    if (!edge_stream_key_take(e, call, EDGE_STREAM_LOGS, key_id))
         return;
+    if (follow_archived(e, call, req, ended)) { /* a finished job with an archive */
+        edge_stream_key_give(e, EDGE_STREAM_LOGS, key_id);
+        return;
+    }
     log_follower *f = follower_create(h, call, req);
-    const hodei_identity *who = edge_caller(call);
-    if (f && who && who->kind != HODEI_PRINCIPAL_NONE)
-        hodei_strlcpy(f->key_id, who->key_id, sizeof f->key_id);
-    hub_verdict v = f ? hub_add(h, f) : HUB_FULL;
-    if (v != HUB_ADDED) {
-        if (v == HUB_KEY_FULL)
-            hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
-                                "too many log streams open with this key (at most %lld:"
-                                " logs.follows_per_key)",
-                                (long long)e->cfg->logs_follows_per_key);
-        else
-            hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
-                                "too many log followers (at most %d)", LOGS_FOLLOWERS_MAX);
+    if (!f || !hub_add(h, f)) {
+        edge_stream_key_give(e, EDGE_STREAM_LOGS, key_id);
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                            "too many log followers on this edge (at most %d)", LOGS_FOLLOWERS_MAX);
         if (f)
             follower_unref(f);
         return;
     }
+    hodei_strlcpy(f->key_id, key_id, sizeof f->key_id);
     hodei_rpc_call_set_queue_max(call, 2 * LOGS_SEND_QUEUE_MAX);
     hodei_rpc_call_set_user(call, f);
     hodei_rpc_call_set_on_taken(call, follow_on_taken, f);
     if (follow_subscribe(h, f, &err) != HODEI_OK) {
         hodei_rpc_call_set_on_taken(call, NULL, NULL);
         hodei_rpc_call_set_user(call, NULL);
+        edge_stream_key_give(e, EDGE_STREAM_LOGS, key_id);
         hub_remove(h, f);
         follower_unref(f);
         hodei_rpc_call_fail_err(call, &err);
@@ -620,6 +657,7 @@ static void follow_on_close(hodei_rpc_call *call, bool cancelled, void *ctx)
         return;
     hodei_rpc_call_set_user(call, NULL);
     hodei_rpc_call_set_on_taken(call, NULL, NULL); /* returns once a run in progress did */
+    edge_stream_key_give(f->hub->e, EDGE_STREAM_LOGS, f->key_id);
     pthread_mutex_lock(&f->mu);
     f->done = true;
     follow_delete_consumer(f);
@@ -740,9 +778,10 @@ static size_t check_collect_all(log_hub *h, log_follower **out)
     return n;
 }
 
-/* Bytes of the job's output stored past what f took, estimated from its
- * consumer's pending messages and the mean size of those it took (a
- * JetStream API call: on the checker only, without f->mu). */
+/* Bytes of the job's output (its lines' data) stored past what f took,
+ * estimated from its consumer's pending messages and the mean output of
+ * those it took (a JetStream API call: on the checker only, without
+ * f->mu). */
 static int64_t check_behind_bytes(log_hub *h, log_follower *f)
 {
     char consumer[HODEI_ID_BUF];
@@ -777,7 +816,7 @@ static void check_stalled(log_hub *h, log_follower *f)
         return;
     hodei_rpc_call_abort(f->call, HODEI_GRPC_RESOURCE_EXHAUSTED,
                          "the client reads this job's output slower than it is written: about"
-                         " %lld bytes wait for it (at most %lld: logs.follow_backlog_max); follow"
+                         " %lld bytes of it wait (at most %lld: logs.follow_backlog_max); follow"
                          " again from the last line received (from_sequence)",
                          (long long)behind, (long long)e->cfg->logs_follow_backlog_max);
 }

@@ -25,8 +25,7 @@
 #define LOGS_CHUNK_LINES_MAX 16384         /* > the 10,000 lines of one LogBatch */
 #define LOGS_END_GRACE_MS 3000             /* a finished job with no end marker: wait */
 #define LOGS_SUBJECT_MAX 128
-#define LOGS_LINE_OVERHEAD 48             /* bytes a line costs on the wire beyond its data */
-#define LOGS_ARCHIVE_LINES_MAX (4u << 20) /* lines of one finished job served from its archive */
+#define LOGS_LINE_OVERHEAD 48 /* bytes a line costs on the wire beyond its data */
 
 /* Unpacked batches live in a libs/core arena handed to protobuf-c
  * (hodei_pb_arena): a batch costs a few block allocations, not one per
@@ -61,6 +60,18 @@ hodei_status logs_job_check(edge *e, const hodei_identity *who, const char *job_
 hodei_status logs_archive_load(edge *e, const char *job_id, hodei_log_filter *f, hodei_arena *arena,
                                logs_lines *out, size_t room, bool *found,
                                Hodei__V1__JobState *final_state, hodei_err *err);
+/* The same archive read in bounded pieces (logs_archive.c says how):
+ * open finds it (*out NULL when the job has none; then HODEI_OK), next
+ * appends the lines after the last one it gave that pass f, while out has
+ * fewer than `room` and it added less than LOGS_CHUNK_BYTES_MAX (lines
+ * unpacked into arena, which the caller may reset once it sent them), *eof
+ * once every line was read. close(NULL) is a no-op. */
+typedef struct logs_archive_reader logs_archive_reader;
+hodei_status logs_archive_open(edge *e, const char *job_id, logs_archive_reader **out,
+                               Hodei__V1__JobState *final_state, hodei_err *err);
+hodei_status logs_archive_next(logs_archive_reader *r, hodei_log_filter *f, hodei_arena *arena,
+                               logs_lines *out, size_t room, bool *eof, hodei_err *err);
+void logs_archive_close(logs_archive_reader *r);
 typedef struct log_archive log_archive;
 /* The archiver thread: JobFinished events -> job_log_archives. */
 hodei_status log_archive_create(edge *e, log_archive **out, hodei_err *err);

@@ -50,7 +50,7 @@ typedef struct metrics_sub {
     bool job_ids; /* the caller spans every namespace (admin): workers' current jobs shown */
     int64_t due_ms;
     bool listed;
-    char key_id[HODEI_ID_BUF]; /* the caller's key ("" for none): metrics.streams_per_key */
+    char key_id[HODEI_ID_BUF]; /* the key counted (edge_stream_key_take; "" for none) */
 } metrics_sub;
 
 typedef struct {
@@ -106,15 +106,6 @@ static bool sub_unlist_locked(metrics_hub *h, metrics_sub *s)
         }
     }
     return false;
-}
-
-/* Listed subscribers of one key. */
-static int64_t hub_count_key_locked(const metrics_hub *h, const char *key_id)
-{
-    int64_t n = 0;
-    for (const metrics_sub *s = h->subs; s; s = s->next)
-        n += strcmp(s->key_id, key_id) == 0;
-    return n;
 }
 
 /* ------------------------------------------------------------- the thread */
@@ -378,14 +369,13 @@ static void stream_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
     s->workers_max = r->workers_max ? r->workers_max : METRICS_WORKERS_DEFAULT;
     const hodei_identity *who = edge_caller(call);
     s->job_ids = hodei_identity_is_admin(who);
-    if (who && who->kind != HODEI_PRINCIPAL_NONE)
-        hodei_strlcpy(s->key_id, who->key_id, sizeof s->key_id);
+    if (!edge_stream_key_take(e, call, EDGE_STREAM_METRICS, s->key_id)) {
+        free(s);
+        return;
+    }
     s->refs = 2; /* the list's and the call's */
     pthread_mutex_lock(&h->mu);
     bool ok = !h->stopping && h->n_subs < HUB_SUBS_MAX;
-    bool key_full = ok && s->key_id[0] &&
-                    hub_count_key_locked(h, s->key_id) >= h->e->cfg->metrics_streams_per_key;
-    ok = ok && !key_full;
     if (ok) {
         hodei_rpc_call_ref(call);
         hodei_rpc_call_set_user(call, s);
@@ -398,16 +388,11 @@ static void stream_on_call(hodei_rpc_call *call, const ProtobufCMessage *msg, vo
     }
     pthread_mutex_unlock(&h->mu);
     if (!ok) {
+        edge_stream_key_give(e, EDGE_STREAM_METRICS, s->key_id);
         free(s);
-        if (key_full)
-            hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
-                                "too many metrics streams open with this key (at most %lld:"
-                                " metrics.streams_per_key)",
-                                (long long)e->cfg->metrics_streams_per_key);
-        else
-            hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
-                                "metrics: %d StreamMetrics calls already open on this edge",
-                                HUB_SUBS_MAX);
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                            "metrics: %d StreamMetrics calls already open on this edge",
+                            HUB_SUBS_MAX);
     }
 }
 
@@ -420,6 +405,7 @@ static void stream_on_close(hodei_rpc_call *call, bool cancelled, void *ctx)
     if (!s)
         return;
     hodei_rpc_call_set_user(call, NULL);
+    edge_stream_key_give(e, EDGE_STREAM_METRICS, s->key_id);
     pthread_mutex_lock(&h->mu);
     bool listed = sub_unlist_locked(h, s);
     pthread_mutex_unlock(&h->mu);
