@@ -90,6 +90,7 @@ struct log_follower {
     int64_t creating_since_ms;        /* when it began to be made (0: made) */
     int64_t sent_ms;                  /* when the last create or pull request went */
     bool pull_open;                   /* a pull request is still owed messages */
+    unsigned pull_gen;                /* its number: its reply subject is inbox ".p<n>" */
     int pull_left;                    /* messages it may still bring */
     uint64_t taken_msgs, taken_bytes; /* messages taken, their lines' bytes (backlog estimate) */
     char job_id[HODEI_ID_BUF];
@@ -239,10 +240,10 @@ static void follow_pull(log_follower *f)
     if (pending >= LOGS_SEND_QUEUE_MAX)
         return; /* the taken signal (or the checker) pulls again */
     int batch = (int)(LOGS_SEND_QUEUE_MAX - pending);
-    char subject[LOGS_API_SUBJECT_MAX], reply[LOGS_INBOX_MAX + 4], body[128];
+    char subject[LOGS_API_SUBJECT_MAX], reply[LOGS_INBOX_MAX + 16], body[128];
     snprintf(subject, sizeof subject, "%s%s.%s", HODEI_JS_API_CONSUMER_NEXT, HODEI_STREAM_LOGS,
              f->consumer);
-    snprintf(reply, sizeof reply, "%s.p", f->inbox);
+    snprintf(reply, sizeof reply, "%s.p%u", f->inbox, ++f->pull_gen);
     snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%" PRId64 "}", batch,
              (int64_t)LOGS_PULL_EXPIRES_MS * 1000000);
     f->pull_open = true;
@@ -325,8 +326,11 @@ static void follow_on_data(log_follower *f, natsMsg *msg)
  * or is full of requests), the consumer is made anew. f->mu held. */
 static void follow_on_status(log_follower *f, const char *status, natsMsg *msg)
 {
-    if (strcmp(status, "100") == 0 || f->phase != FOLLOW_READY)
-        return;
+    char current[LOGS_INBOX_MAX + 16];
+    snprintf(current, sizeof current, "%s.p%u", f->inbox, f->pull_gen);
+    if (strcmp(status, "100") == 0 || f->phase != FOLLOW_READY || !f->pull_open ||
+        strcmp(natsMsg_GetSubject(msg), current) != 0)
+        return; /* a heartbeat, or about a pull that is over (an older consumer's) */
     if (strcmp(status, "408") == 0 || strcmp(status, "404") == 0) {
         f->pull_open = false;
         follow_flush(f, true);
