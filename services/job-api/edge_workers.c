@@ -35,7 +35,12 @@ hodei_status edge_workers_start(edge *e, const char *instance, hodei_err *err)
                                &(hodei_bus_auth){e->common->nats_user, e->common->nats_password},
                                readers, EDGE_NATS_CONNECT_TIMEOUT_MS, &e->readers_bus, err);
     if (st == HODEI_OK)
-        st = log_pub_create(e->bus, &edge_log_pub, err);
+        st = log_pub_create(e->bus,
+                            hodei_daemon_counter(e->d, "hodei_log_lines_lost_total",
+                                                 "Workers' log lines the log store (JetStream) did"
+                                                 " not take, after retries; each attempt's readers"
+                                                 " get a line naming the lost sequences."),
+                            &edge_log_pub, err);
     if (st == HODEI_OK)
         st = worker_rpc_start(e, edge_log_pub, err);
     if (st == HODEI_OK)

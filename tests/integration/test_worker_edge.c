@@ -1300,3 +1300,199 @@ Test(worker_edge, a_result_that_loses_a_deadlock_is_retried_not_refused)
     cr_assert_eq(ws_end(st, NULL, 0), HODEI_GRPC_OK);
     hodei_rpc_stream_destroy(st);
 }
+
+/* ------------------------------------------------ logs across a NATS restart */
+
+/* Lines first..last in batches of ten. */
+static void ws_logs_tens(hodei_rpc_stream *st, const char *job, int64_t epoch, uint64_t first,
+                         uint64_t last)
+{
+    for (uint64_t from = first; from <= last; from += 10)
+        ws_logs(st, job, epoch, from, from + 9 <= last ? from + 9 : last);
+}
+
+/* A job's output goes on while nats-server is stopped and started again:
+ * every line reaches the log, in order, once. */
+Test(worker_edge, log_lines_sent_across_a_nats_restart_all_reach_the_log)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], reason[512], q[256];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_ack(st, job, 1);
+    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", job);
+    cr_assert(sql_wait(1, q), "the ack did not make the job RUNNING");
+    ws_logs_tens(st, job, 1, 1, 100);
+    wait_logs(job, 100, false);
+
+    harness_nats_stop(&stack);
+    ws_logs_tens(st, job, 1, 101, 200);
+    hodei_sleep_ms(300);
+    harness_nats_start(&stack);
+    ws_logs_tens(st, job, 1, 201, 300);
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    cr_assert(ws_result_ack(st, job, reason, sizeof reason), "refused: %s", reason);
+    wait_logs(job, 300, true);
+    cr_assert(hodei_rpc_stream_close_send(st, NULL) == HODEI_OK);
+    hodei_rpc_stream_destroy(st);
+}
+
+/* The largest message HODEI_LOGS takes (-1: no limit of its own). */
+static void logs_stream_max_msg_size(int32_t max)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL, *updated = NULL;
+    jsErrCode jerr = 0;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, stack.nats_url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(js_GetStreamInfo(&si, js, "HODEI_LOGS", NULL, &jerr), NATS_OK, "%d", (int)jerr);
+    si->Config->MaxMsgSize = max;
+    cr_assert_eq(js_UpdateStream(&updated, js, si->Config, NULL, &jerr), NATS_OK, "%s (%d)",
+                 nats_GetLastError(NULL), (int)jerr);
+    jsStreamInfo_Destroy(updated);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+/* Lines JetStream refuses are not lost in silence: counted, logged, and
+ * the attempt's readers get a SYSTEM line naming the lost sequences, after
+ * the lines that did arrive. Here the stream refuses messages over 256
+ * bytes while one batch (lines 6-45) goes by. */
+Test(worker_edge, log_lines_the_log_store_refuses_are_named_to_the_reader)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], reason[512], q[256];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_ack(st, job, 1);
+    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", job);
+    cr_assert(sql_wait(1, q), "the ack did not make the job RUNNING");
+    ws_logs(st, job, 1, 1, 5);
+    wait_logs(job, 5, false);
+    logs_stream_max_msg_size(256);
+    ws_logs(st, job, 1, 6, 45); /* ~500 bytes: refused */
+    cr_assert(harness_log_contains(&edge.proc, "40 log lines lost (sequences 6-45)", POLL_MS),
+              "the edge did not report the lost lines (log %s)", edge.proc.log_path);
+    logs_stream_max_msg_size(-1);
+    ws_logs(st, job, 1, 46, 50);
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    cr_assert(ws_result_ack(st, job, reason, sizeof reason), "refused: %s", reason);
+
+    int64_t until = hodei_mono_ms() + POLL_MS;
+    Hodei__V1__GetLogsResponse *r = NULL;
+    for (;;) {
+        r = get_logs(job);
+        if (r->complete)
+            break;
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        cr_assert(hodei_mono_ms() < until, "the log never completed");
+        hodei_sleep_ms(50);
+    }
+    cr_assert_eq(r->n_lines, 11, "%zu lines", r->n_lines);
+    for (size_t i = 0; i < 10; i++) {
+        uint64_t want = i < 5 ? i + 1 : i + 41;
+        cr_assert_eq(r->lines[i]->sequence, want, "line %zu: sequence %llu", i,
+                     (unsigned long long)r->lines[i]->sequence);
+        cr_assert_eq(r->lines[i]->stream, HODEI__V1__LOG_STREAM__LOG_STREAM_STDOUT);
+    }
+    const Hodei__V1__LogLine *note = r->lines[10];
+    cr_assert_eq(note->stream, HODEI__V1__LOG_STREAM__LOG_STREAM_SYSTEM);
+    cr_assert_eq(note->sequence, 51);
+    char text[512];
+    snprintf(text, sizeof text, "%.*s", (int)note->data.len, (const char *)note->data.data);
+    cr_assert(strstr(text, "40 lines of output were lost (sequences 6-45)") != NULL, "%s", text);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    cr_assert(hodei_rpc_stream_close_send(st, NULL) == HODEI_OK);
+    hodei_rpc_stream_destroy(st);
+}
+
+/* "... lost (sequences 11-20, 31-40): ...": marks each run of a notice's
+ * sequences in lost[] (index = sequence); returns how many it named. */
+static size_t notice_runs(const char *text, bool *lost, size_t n)
+{
+    const char *p = strstr(text, "(sequences ");
+    cr_assert_not_null(p, "%s", text);
+    p += strlen("(sequences ");
+    size_t named = 0;
+    for (;;) {
+        char *end = NULL;
+        unsigned long long a = strtoull(p, &end, 10), b = a;
+        if (*end == '-')
+            b = strtoull(end + 1, &end, 10);
+        cr_assert(a >= 1 && a <= b && b < n, "%s", text);
+        for (unsigned long long s = a; s <= b; s++) {
+            cr_assert(!lost[s], "sequence %llu named twice: %s", s, text);
+            lost[s] = true;
+            named++;
+        }
+        if (strncmp(end, ", ", 2) != 0)
+            break;
+        p = end + 2;
+    }
+    return named;
+}
+
+/* While nats-server is away the edge's publishes wait for their acks; past
+ * 4096 of them a publish is refused at once (after a 2 s stall), tried
+ * again, then its lines are a gap. Every line of the job is accounted for:
+ * it reached the log, or the SYSTEM line at the end names it, never both. */
+Test(worker_edge, lines_the_edge_cannot_hand_to_nats_are_named_to_the_reader, .timeout = 300)
+{
+    enum { BATCHES = 4104, TOTAL = 10 + BATCHES + 10 };
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], reason[512], q[256];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_ack(st, job, 1);
+    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", job);
+    cr_assert(sql_wait(1, q), "the ack did not make the job RUNNING");
+    ws_logs(st, job, 1, 1, 10);
+    wait_logs(job, 10, false);
+    harness_nats_stop(&stack);
+    for (uint64_t s = 11; s < 11 + BATCHES; s++)
+        ws_logs(st, job, 1, s, s); /* one line a batch: one publish each */
+    cr_assert(harness_log_contains(&edge.proc, "log lines lost", 60000),
+              "no publish was refused (log %s)", edge.proc.log_path);
+    harness_nats_start(&stack);
+    ws_logs(st, job, 1, 11 + BATCHES, TOTAL);
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    cr_assert(ws_result_ack(st, job, reason, sizeof reason), "refused: %s", reason);
+
+    int64_t until = hodei_mono_ms() + 60000;
+    Hodei__V1__GetLogsResponse *r = NULL;
+    for (;;) {
+        r = get_logs(job);
+        if (r->complete)
+            break;
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        cr_assert(hodei_mono_ms() < until, "the log never completed");
+        hodei_sleep_ms(200);
+    }
+    static bool seen[TOTAL + 2], lost[TOTAL + 2];
+    memset(seen, 0, sizeof seen);
+    memset(lost, 0, sizeof lost);
+    size_t named = 0, notices = 0;
+    for (size_t i = 0; i < r->n_lines; i++) {
+        const Hodei__V1__LogLine *l = r->lines[i];
+        if (l->stream == HODEI__V1__LOG_STREAM__LOG_STREAM_SYSTEM) {
+            char text[1024];
+            snprintf(text, sizeof text, "%.*s", (int)l->data.len, (const char *)l->data.data);
+            named += notice_runs(text, lost, TOTAL + 1);
+            notices++;
+            continue;
+        }
+        cr_assert(l->sequence >= 1 && l->sequence <= TOTAL && !seen[l->sequence],
+                  "line sequence %llu", (unsigned long long)l->sequence);
+        seen[l->sequence] = true;
+    }
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    cr_assert_eq(notices, 1, "one notice of lost lines");
+    cr_assert(named > 0);
+    for (size_t s = 1; s <= TOTAL; s++)
+        cr_assert(seen[s] != lost[s], "sequence %zu: %s", s,
+                  seen[s] ? "arrived and named lost" : "missing and not named");
+    cr_assert(hodei_rpc_stream_close_send(st, NULL) == HODEI_OK);
+    hodei_rpc_stream_destroy(st);
+}

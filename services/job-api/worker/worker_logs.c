@@ -1,5 +1,6 @@
 /* LogBatch (worker_logs.h): the attempt's owner checked, logs.job_max
- * applied, the lines published. */
+ * applied, the lines published; at the attempt's end, what was dropped or
+ * lost is told in SYSTEM lines. */
 #include "worker_logs.h"
 
 #include <inttypes.h>
@@ -41,31 +42,51 @@ static void logs_limit(worker_session *s, Hodei__V1__LogBatch *b)
     b->n_lines = keep;
 }
 
+/* "sequences 11-20, 31-40": the runs of a gap. */
+static void logs_gap_runs(const log_pub_gap *g, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < g->n_ranges && len < cap; i++) {
+        int n = g->first[i] == g->last[i]
+                    ? snprintf(out + len, cap - len, "%s%" PRIu64, i ? ", " : "", g->first[i])
+                    : snprintf(out + len, cap - len, "%s%" PRIu64 "-%" PRIu64, i ? ", " : "",
+                               g->first[i], g->last[i]);
+        len += n > 0 ? (size_t)n : 0;
+    }
+}
+
 void worker_logs_drops(worker_session *s, const char *job_id, int64_t epoch)
 {
-    if (strcmp(s->log.job_id, job_id) != 0 || s->log.epoch != epoch || s->log.dropped == 0)
-        return;
-    char text[256];
-    snprintf(text, sizeof text,
-             "hodei: %llu lines (%lld bytes) of output were dropped: the job reached the log "
-             "limit of %lld bytes (logs.job_max)",
-             (unsigned long long)s->log.dropped, (long long)s->log.dropped_bytes,
-             (long long)worker_hub_edge(s->hub)->cfg->logs_job_max);
-    Hodei__V1__LogLine line = HODEI__V1__LOG_LINE__INIT;
-    Hodei__V1__LogLine *lines[1] = {&line};
-    Hodei__V1__LogBatch b = HODEI__V1__LOG_BATCH__INIT;
-    line.sequence = s->log.last_sequence; /* the last dropped: sequences keep increasing */
-    line.stream = HODEI__V1__LOG_STREAM__LOG_STREAM_SYSTEM;
-    line.data.data = (uint8_t *)text;
-    line.data.len = strlen(text);
-    b.job_id = (char *)job_id;
-    b.epoch = epoch;
-    b.lines = lines;
-    b.n_lines = 1;
+    log_pub *pub = worker_hub_pub(s->hub);
+    bool mine = strcmp(s->log.job_id, job_id) == 0 && s->log.epoch == epoch;
+    uint64_t next = mine ? s->log.last_sequence + 1 : 1; /* after every line of the attempt */
+    char text[512];
     hodei_err err;
-    if (log_pub_batch(worker_hub_pub(s->hub), &b, &err) != HODEI_OK)
-        HLOG_WARN("job %s: log limit marker not published: %s", job_id, err.msg);
-    s->log.dropped = 0;
+    if (mine && s->log.dropped > 0) {
+        snprintf(text, sizeof text,
+                 "hodei: %llu lines (%lld bytes) of output were dropped: the job reached the log "
+                 "limit of %lld bytes (logs.job_max)",
+                 (unsigned long long)s->log.dropped, (long long)s->log.dropped_bytes,
+                 (long long)worker_hub_edge(s->hub)->cfg->logs_job_max);
+        /* the last dropped line's sequence: sequences keep increasing */
+        if (log_pub_notice(pub, job_id, epoch, s->log.last_sequence, text, &err) != HODEI_OK)
+            HLOG_WARN("job %s: log limit marker not published: %s", job_id, err.msg);
+        s->log.dropped = 0;
+    }
+    log_pub_gap gap;
+    if (!log_pub_gap_take(pub, job_id, epoch, &gap))
+        return;
+    char runs[256];
+    logs_gap_runs(&gap, runs, sizeof runs);
+    if (gap.n_ranges > 0 && gap.last[gap.n_ranges - 1] >= next)
+        next = gap.last[gap.n_ranges - 1] + 1;
+    snprintf(text, sizeof text, "hodei: %llu lines of output were lost (sequences %s%s): %s",
+             (unsigned long long)gap.lines, runs, gap.more ? ", with holes between" : "", gap.why);
+    if (log_pub_notice(pub, job_id, epoch, next, text, &err) != HODEI_OK)
+        HLOG_ERROR("job %s epoch %" PRId64 ": the notice of %llu lost log lines was not"
+                   " published either: %s",
+                   job_id, epoch, (unsigned long long)gap.lines, err.msg);
 }
 
 void worker_logs_on_batch(worker_session *s, Hodei__V1__LogBatch *b)
@@ -82,7 +103,7 @@ void worker_logs_on_batch(worker_session *s, Hodei__V1__LogBatch *b)
     size_t n_lines = b->n_lines;
     logs_limit(s, b);
     hodei_err perr;
-    if (b->n_lines > 0 && log_pub_batch(worker_hub_pub(s->hub), b, &perr) != HODEI_OK)
-        HLOG_WARN("job %s: log batch not published: %s", b->job_id, perr.msg);
+    if (b->n_lines > 0)
+        (void)log_pub_batch(worker_hub_pub(s->hub), b, &perr); /* a failure is a gap, logged */
     b->n_lines = n_lines; /* every line is freed with the message */
 }

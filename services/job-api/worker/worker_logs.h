@@ -13,7 +13,8 @@
  * heap copy: its line array is reordered in place, never freed here. */
 void worker_logs_on_batch(worker_session *s, Hodei__V1__LogBatch *b);
 /* After an attempt's result: one SYSTEM line saying how much output
- * logs.job_max dropped (nothing when none was). */
+ * logs.job_max dropped, and one saying which lines the log store lost
+ * (logs/logs_pub.h), each only when there were some. */
 void worker_logs_drops(worker_session *s, const char *job_id, int64_t epoch);
 
 #endif
