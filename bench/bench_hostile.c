@@ -5,7 +5,9 @@
  * buffer the output itself), and one gRPC SubscribeLogs that reads to the
  * end; samples the edge's RSS (--pid) every 50 ms from before the job (its
  * idle RSS: the ceiling the figure is read against) until 2 s after the
- * reader's end. Prints one JSON line: idle and largest RSS, their ratio,
+ * reader's end. With --archive, the same again once the job finished
+ * (its log then read back from its archive: hostile_archive_rss_kib).
+ * Prints one JSON line each: idle and largest RSS, their ratio,
  * what the reader got and how fast (lines/s from its first line to its
  * last; bench/run prints the JetStream publish ceiling of the same run).
  * Needs workers (run after the jobs scenarios). */
@@ -31,6 +33,7 @@
 #define BH_SAMPLE_MS 50
 #define BH_AFTER_MS 2000
 #define BH_TIMEOUT_MS 600000
+#define BH_ARCHIVE_WAIT_MS 15000 /* the job's end to its archive, with room */
 
 static atomic_bool sampling = true;
 static atomic_long rss_max_kib;
@@ -130,44 +133,17 @@ static hodei_rpc_channel *channel(const char *target)
     return ch;
 }
 
-int main(int argc, char **argv)
+/* n SSE streams of job that read nothing and one gRPC reader that reads
+ * it all, the edge's RSS sampled from idle_kib on; one JSON line. */
+static void bh_phase(hodei_rpc_channel *good, int http, const char *job, int64_t n, int64_t mb,
+                     long idle_kib, const char *scenario)
 {
-    const char *target = NULL;
-    int64_t mb = 30, n = 16, pid = 0, http = 0;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--target") == 0)
-            target = argv[i + 1];
-        else if (strcmp(argv[i], "--pid") == 0 && hodei_parse_i64(argv[i + 1], 1, INT32_MAX, &pid))
-            ;
-        else if (strcmp(argv[i], "--http") == 0 && hodei_parse_i64(argv[i + 1], 1, 65535, &http))
-            ;
-        else if (strcmp(argv[i], "--mb") == 0 && hodei_parse_i64(argv[i + 1], 1, 1024, &mb))
-            ;
-        else if (strcmp(argv[i], "--streams") == 0 &&
-                 hodei_parse_i64(argv[i + 1], 1, BH_STREAMS_MAX, &n))
-            ;
-        else {
-            fprintf(stderr, "hodei-bench-hostile: bad argument %s\n", argv[i]);
-            return 2;
-        }
-    }
-    if (!target || pid == 0 || http == 0) {
-        fprintf(stderr, "usage: hodei-bench-hostile --target HOST:PORT --http PORT --pid EDGE_PID"
-                        " [--mb 30] [--streams 16]\n");
-        return 2;
-    }
-    edge_pid = (int)pid;
-    hodei_rpc_global_init();
-    hodei_rpc_channel *good = channel(target);
-    long idle_kib = rss_kib();
-    atomic_store(&rss_max_kib, idle_kib);
     pthread_t t;
+    atomic_store(&sampling, true);
     HODEI_ASSERT(pthread_create(&t, NULL, sampler, NULL) == 0);
-    char job[64];
-    queue_job(good, mb, job, sizeof job);
     int blocked[BH_STREAMS_MAX];
     for (int64_t i = 0; i < n; i++)
-        blocked[i] = sse_open((int)http, job);
+        blocked[i] = sse_open(http, job);
     hodei_rpc_stream *reader = follow(good, job);
     int64_t lines = 0, first_us = 0, last_us = 0;
     hodei_rpc_result res = {0};
@@ -188,17 +164,66 @@ int main(int argc, char **argv)
     atomic_store(&sampling, false);
     pthread_join(t, NULL);
     long max_kib = atomic_load(&rss_max_kib);
-    printf("{\"scenario\":\"hostile_rss_kib\",\"blocked_streams\":%" PRId64
-           ",\"job_output_mb\":%" PRId64 ",\"reader_lines\":%" PRId64
+    printf("{\"scenario\":\"%s\",\"blocked_streams\":%" PRId64 ",\"job_output_mb\":%" PRId64
+           ",\"reader_lines\":%" PRId64
            ",\"reader_status\":\"%s\",\"idle_kib\":%ld,\"max_kib\":%ld,\"growth_kib\":%ld,"
            "\"max_to_idle_ratio\":%.2f,\"reader_lines_per_s\":%.0f}\n",
-           n, mb, lines, hodei_grpc_code_str(res.code), idle_kib, max_kib, max_kib - idle_kib,
-           idle_kib > 0 ? (double)max_kib / (double)idle_kib : 0.0,
+           scenario, n, mb, lines, hodei_grpc_code_str(res.code), idle_kib, max_kib,
+           max_kib - idle_kib, idle_kib > 0 ? (double)max_kib / (double)idle_kib : 0.0,
            last_us > first_us ? (double)lines * 1e6 / (double)(last_us - first_us) : 0.0);
     fflush(stdout);
     hodei_rpc_stream_destroy(reader);
     for (int64_t i = 0; i < n; i++)
         close(blocked[i]);
+}
+
+int main(int argc, char **argv)
+{
+    const char *target = NULL;
+    int64_t mb = 30, n = 16, pid = 0, http = 0;
+    bool archive = false;
+    for (int i = 1; i < argc; i += 2) {
+        if (strcmp(argv[i], "--archive") == 0) {
+            archive = true;
+            i--;
+        } else if (i + 1 == argc) {
+            fprintf(stderr, "hodei-bench-hostile: %s needs a value\n", argv[i]);
+            return 2;
+        } else if (strcmp(argv[i], "--target") == 0)
+            target = argv[i + 1];
+        else if (strcmp(argv[i], "--pid") == 0 && hodei_parse_i64(argv[i + 1], 1, INT32_MAX, &pid))
+            ;
+        else if (strcmp(argv[i], "--http") == 0 && hodei_parse_i64(argv[i + 1], 1, 65535, &http))
+            ;
+        else if (strcmp(argv[i], "--mb") == 0 && hodei_parse_i64(argv[i + 1], 1, 1024, &mb))
+            ;
+        else if (strcmp(argv[i], "--streams") == 0 &&
+                 hodei_parse_i64(argv[i + 1], 1, BH_STREAMS_MAX, &n))
+            ;
+        else {
+            fprintf(stderr, "hodei-bench-hostile: bad argument %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!target || pid == 0 || http == 0) {
+        fprintf(stderr, "usage: hodei-bench-hostile --target HOST:PORT --http PORT --pid EDGE_PID"
+                        " [--mb 30] [--streams 16] [--archive]\n");
+        return 2;
+    }
+    edge_pid = (int)pid;
+    hodei_rpc_global_init();
+    hodei_rpc_channel *good = channel(target);
+    char job[64];
+    long idle_kib = rss_kib();
+    atomic_store(&rss_max_kib, idle_kib);
+    queue_job(good, mb, job, sizeof job);
+    bh_phase(good, (int)http, job, n, mb, idle_kib, "hostile_rss_kib");
+    if (archive) { /* the same job again, finished: read from its archive */
+        hodei_sleep_ms(BH_ARCHIVE_WAIT_MS);
+        idle_kib = rss_kib();
+        atomic_store(&rss_max_kib, idle_kib);
+        bh_phase(good, (int)http, job, n, mb, idle_kib, "hostile_archive_rss_kib");
+    }
     hodei_rpc_channel_destroy(good);
     hodei_rpc_global_shutdown();
     return 0;
