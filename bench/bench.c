@@ -5,11 +5,19 @@
  *     queue_job: N concurrent clients (one channel each) call QueueJob as
  *     fast as answers come; throughput and latency percentiles.
  *     relay_lag: for the same jobs, QueueJob answered (the commit happened
- *     before) -> JobQueued delivered from JetStream to a subscriber. */
+ *     before) -> JobQueued delivered from JetStream to a subscriber.
+ *
+ *   hodei-bench idle --target HOST:PORT [--jobs N] [--pause-ms MS]
+ *     queue_job_idle: one client of gRPC core's C API (beside bench/user.js's
+ *     grpc-js one, to tell the server's share from the client's) calls
+ *     QueueJob of `true` N times, each after a random pause of 0..MS ms (an
+ *     idle system: thread and process wake-ups dominate); the round trip's
+ *     percentiles. */
 #include <inttypes.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,15 +259,77 @@ static int bench_queue(const char *target, const char *nats_url, int clients, in
     return failed ? 1 : 0;
 }
 
+static int bench_idle(const char *target, int jobs, int pause_ms)
+{
+    hodei_rpc_channel *ch = NULL;
+    hodei_rpc_channel_opts o = {.target = target, .api_key = getenv("HODEI_API_KEY")};
+    hodei_err err;
+    if (hodei_rpc_channel_create(&o, &ch, &err) != HODEI_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
+    Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
+    Hodei__V1__ShellCommand cmd = HODEI__V1__SHELL_COMMAND__INIT;
+    cmd.command = "true";
+    spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
+    spec.command = &cmd;
+    spec.name = "bench-idle";
+    req.spec = &spec;
+    int64_t *lat = calloc((size_t)jobs, sizeof *lat);
+    HODEI_ASSERT(lat);
+    size_t ok = 0;
+    int failed = 0;
+    srand((unsigned)hodei_mono_ns());
+    for (int i = -3; i < jobs; i++) { /* 3 warm-up calls */
+        hodei_sleep_ms(pause_ms ? rand() % (pause_ms + 1) : 0);
+        ProtobufCMessage *resp = NULL;
+        hodei_rpc_result res;
+        int64_t t0 = hodei_mono_ns();
+        hodei_status st =
+            hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/QueueJob", &req.base,
+                            &hodei__v1__queue_job_response__descriptor, 10000, &resp, &res, &err);
+        int64_t t1 = hodei_mono_ns();
+        if (st != HODEI_OK || res.code != HODEI_GRPC_OK) {
+            if (failed++ < 5)
+                fprintf(stderr, "QueueJob failed: %s %s\n", err.msg, res.message);
+            continue;
+        }
+        protobuf_c_message_free_unpacked(resp, NULL);
+        if (i >= 0)
+            lat[ok++] = t1 - t0;
+    }
+    qsort(lat, ok, sizeof *lat, cmp_i64);
+    /* BENCH_PG_COMMIT_MS: the same run's durable commit ceiling (bench/run) */
+    const char *commit = getenv("BENCH_PG_COMMIT_MS");
+    double commit_ms = commit ? strtod(commit, NULL) : 0;
+    printf("{\"scenario\":\"queue_job_idle\",\"client\":\"grpc-core-c\",\"jobs\":%zu,"
+           "\"failed\":%d,\"pause_ms\":%d,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
+           "\"max_ms\":%.3f",
+           ok, failed, pause_ms, pct_ms(lat, ok, 0.5), pct_ms(lat, ok, 0.9), pct_ms(lat, ok, 0.99),
+           pct_ms(lat, ok, 1.0));
+    if (commit_ms > 0)
+        printf(",\"pg_commit_p50_ms\":%.3f,\"p50_in_pg_commits\":%.2f", commit_ms,
+               pct_ms(lat, ok, 0.5) / commit_ms);
+    printf("}\n");
+    free(lat);
+    hodei_rpc_channel_destroy(ch);
+    return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *target = NULL, *nats_url = NULL;
-    int64_t clients = 16, jobs = 20000;
-    if (argc < 2 || strcmp(argv[1], "queue") != 0) {
+    int64_t clients = 16, jobs = 20000, pause_ms = 1000;
+    bool idle = argc >= 2 && strcmp(argv[1], "idle") == 0;
+    if (argc < 2 || (strcmp(argv[1], "queue") != 0 && !idle)) {
         fprintf(stderr, "usage: hodei-bench queue --target HOST:PORT --nats URL"
-                        " [--clients N] [--jobs N]\n");
+                        " [--clients N] [--jobs N]\n"
+                        "       hodei-bench idle --target HOST:PORT [--jobs N] [--pause-ms MS]\n");
         return 2;
     }
+    if (idle)
+        jobs = 100;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--target") == 0)
             target = argv[i + 1];
@@ -271,17 +341,21 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--jobs") == 0 &&
                  hodei_parse_i64(argv[i + 1], 1, BENCH_JOBS_MAX, &jobs))
             continue;
+        else if (idle && strcmp(argv[i], "--pause-ms") == 0 &&
+                 hodei_parse_i64(argv[i + 1], 0, 60000, &pause_ms))
+            continue;
         else {
             fprintf(stderr, "hodei-bench: bad argument %s\n", argv[i]);
             return 2;
         }
     }
-    if (!target || !nats_url) {
-        fprintf(stderr, "hodei-bench: --target and --nats are required\n");
+    if (!target || (!nats_url && !idle)) {
+        fprintf(stderr, "hodei-bench: --target%s required\n", idle ? " is" : " and --nats are");
         return 2;
     }
     hodei_rpc_global_init();
-    int rc = bench_queue(target, nats_url, (int)clients, (int)jobs);
+    int rc = idle ? bench_idle(target, (int)jobs, (int)pause_ms)
+                  : bench_queue(target, nats_url, (int)clients, (int)jobs);
     hodei_rpc_global_shutdown();
     return rc;
 }
