@@ -317,7 +317,9 @@ void agent_runner_fini(agent *a);
  * held (flock on AGENT_JOB_UID_DIR/<uid>) by one job of this host at a
  * time, so that no job reaches another's processes (/proc/<pid>/cwd, ptrace)
  * or workspace. A uid is swept of processes left by its previous job before
- * it is handed out. */
+ * it is handed out, unless that job's agent released it clean (the lock
+ * file's first byte: 'c' once every process of the job was gone, 'd' while
+ * a job holds it or after one that left something). */
 #define AGENT_JOB_UID_DIR "/run/hodei-job-uids"
 typedef struct {
     int lock_fd; /* -1 = none held */
@@ -328,7 +330,8 @@ hodei_status agent_job_uids_config(agent *a, hodei_err *err);
 /* out->user is worker.job_user with the uid of a free slot (or
  * worker.job_user itself when job_uids is off). */
 hodei_status agent_job_uid_acquire(agent *a, agent_job_uid *out, hodei_err *err);
-void agent_job_uid_release(agent_job_uid *u);
+/* clean: nothing the job started is left (agent_kill_leftovers). */
+void agent_job_uid_release(agent_job_uid *u, bool clean);
 
 /* artifacts.c: the job's workspace, inputs staged before it runs and
  * outputs collected after (runner thread). */
@@ -353,8 +356,9 @@ void agent_system_line(agent *a, agent_job *job, const char *text);
 void agent_reaper_init(void);
 void agent_reap_orphans(agent *a);
 /* At the end of a job: SIGKILLs and reaps every process still below the
- * agent (what the job left outside its process group). */
-void agent_kill_leftovers(const char *job_id);
+ * agent (what the job left outside its process group). Returns how many
+ * were still there after the last round (0: none is left). */
+int agent_kill_leftovers(const char *job_id);
 
 /* register.c: backoff, Register (retried while the edge is unavailable;
  * *registered false when a stop came first), UnregisterWorker. */

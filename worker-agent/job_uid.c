@@ -24,6 +24,8 @@
 #define JOB_UID_MAX 2147483646
 #define JOB_UID_COUNT_MAX 1000000
 #define JOB_UID_SWEEP_ROUNDS 3
+#define JOB_UID_CLEAN 'c' /* the lock file's first byte (agent.h) */
+#define JOB_UID_DIRTY 'd'
 
 static hodei_status job_uids_parse(const char *text, uid_t *first, uid_t *last, hodei_err *err)
 {
@@ -143,8 +145,18 @@ hodei_status agent_job_uid_acquire(agent *a, agent_job_uid *out, hodei_err *err)
         int fd = job_uid_try(uid);
         if (fd < 0)
             continue;
-        for (int r = 0; r < JOB_UID_SWEEP_ROUNDS && job_uid_sweep(uid) > 0; r++)
+        /* Released clean: none of its earlier job's processes is left (they
+         * all stay below their agent, a child subreaper, which killed them
+         * before). Else (a new slot, an agent that died holding it, a job
+         * that left something) sweep /proc, which costs milliseconds. */
+        char mark = 0;
+        bool clean = pread(fd, &mark, 1, 0) == 1 && mark == JOB_UID_CLEAN;
+        for (int r = 0; !clean && r < JOB_UID_SWEEP_ROUNDS && job_uid_sweep(uid) > 0; r++)
             hodei_sleep_ms(10);
+        mark = JOB_UID_DIRTY;
+        if (pwrite(fd, &mark, 1, 0) != 1)
+            HLOG_WARN("worker.job_uids: cannot mark uid %u taken: %s", (unsigned)uid,
+                      strerror(errno));
         out->lock_fd = fd;
         out->user.uid = uid;
         return HODEI_OK;
@@ -154,8 +166,12 @@ hodei_status agent_job_uid_acquire(agent *a, agent_job_uid *out, hodei_err *err)
                          (unsigned long long)n, a->cfg->job_uids);
 }
 
-void agent_job_uid_release(agent_job_uid *u)
+void agent_job_uid_release(agent_job_uid *u, bool clean)
 {
+    char mark = JOB_UID_CLEAN;
+    if (u->lock_fd >= 0 && clean && pwrite(u->lock_fd, &mark, 1, 0) != 1)
+        HLOG_WARN("worker.job_uids: cannot mark uid %u clean: %s", (unsigned)u->user.uid,
+                  strerror(errno));
     if (u->lock_fd >= 0)
         close(u->lock_fd);
     u->lock_fd = -1;

@@ -72,6 +72,7 @@ void agent_reap_orphans(agent *a)
 #define REAPER_STAT_MAX 512
 #define REAPER_KILL_ROUNDS_MAX 200
 #define REAPER_KILL_WAIT_MS 5
+#define REAPER_CHILDREN_BUF 4096
 
 /* Parent pid of pid from /proc/<pid>/stat ("pid (comm) S ppid ..."; comm
  * may hold spaces and parentheses: the last ')' ends it). -1 = unknown. */
@@ -95,9 +96,63 @@ static pid_t reaper_ppid_of(const char *pid_name)
     return (pid_t)ppid;
 }
 
-/* SIGKILLs every child of this process and reaps those already dead;
- * returns how many children there were. */
-static int reaper_kill_round(pid_t self)
+/* SIGKILLs and reaps (when already dead) one child. */
+static void reaper_kill(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    (void)waitpid(pid, NULL, WNOHANG);
+}
+
+/* The children of this process from /proc/self/task/<tid>/children (one
+ * file per thread: an orphan goes to any thread of its subreaper): a few
+ * reads, where a scan of /proc reads one file per process of the host
+ * (milliseconds per job). -1 when the kernel has no such files
+ * (CONFIG_PROC_CHILDREN). An empty answer is exact: every process a job
+ * starts stays below the agent, so none below it means none is left. */
+static int reaper_kill_children(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int found = 0;
+    bool have = false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        char path[sizeof "/proc/self/task//children" + 256], buf[REAPER_CHILDREN_BUF];
+        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* a thread that just ended */
+        have = true;
+        ssize_t n;
+        size_t len = 0;
+        while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+            len += (size_t)n;
+        close(fd);
+        buf[len] = '\0';
+        /* A list cut at the buffer's end loses its last pid: the next round
+         * reads it again. */
+        char *end = len == sizeof buf - 1 ? strrchr(buf, ' ') : NULL;
+        if (end)
+            *end = '\0';
+        for (char *p = buf, *next; *p; p = next) {
+            long pid = strtol(p, &next, 10);
+            if (next == p)
+                break;
+            if (pid > 0) {
+                reaper_kill((pid_t)pid);
+                found++;
+            }
+        }
+    }
+    closedir(d);
+    return have ? found : -1;
+}
+
+/* The same by a scan of /proc (kernels without the children files). */
+static int reaper_kill_scan(pid_t self)
 {
     DIR *d = opendir("/proc");
     if (!d)
@@ -109,16 +164,22 @@ static int reaper_kill_round(pid_t self)
             continue;
         if (reaper_ppid_of(e->d_name) != self)
             continue;
-        pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
+        reaper_kill((pid_t)strtol(e->d_name, NULL, 10));
         found++;
-        kill(pid, SIGKILL);
-        (void)waitpid(pid, NULL, WNOHANG);
     }
     closedir(d);
     return found;
 }
 
-void agent_kill_leftovers(const char *job_id)
+/* SIGKILLs every child of this process and reaps those already dead;
+ * returns how many children there were. */
+static int reaper_kill_round(pid_t self)
+{
+    int found = reaper_kill_children();
+    return found >= 0 ? found : reaper_kill_scan(self);
+}
+
+int agent_kill_leftovers(const char *job_id)
 {
     pid_t self = getpid();
     int killed = 0, rounds = 0, n;
@@ -133,4 +194,5 @@ void agent_kill_leftovers(const char *job_id)
     else if (killed > 0)
         HLOG_INFO("killed what job=%s left running (%d process%s, outside its process group)",
                   job_id, killed, killed == 1 ? "" : "es");
+    return n;
 }

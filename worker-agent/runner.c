@@ -426,7 +426,9 @@ static void runner_exec(agent *a, agent_job *job, hodei_exec_result *res, agent_
 out_collect:
     agent_artifacts_collect(a, job, &art, res, recs);
 out:
-    agent_job_uid_release(&uid);
+    /* Before the result (so before any next job here) and before the uid
+     * goes back: a uid released clean is not swept by its next holder. */
+    agent_job_uid_release(&uid, agent_kill_leftovers(job->job_id) == 0);
     agent_secrets_free(&job->secrets);
     agent_secrets_free(&job->artifact_secrets);
 }
@@ -446,7 +448,6 @@ void *agent_runner_main(void *arg)
         hodei_exec_result res;
         agent_records recs = {0};
         runner_exec(a, job, &res, &recs);
-        agent_kill_leftovers(job->job_id); /* before the result: before any next job */
         HLOG_INFO("job finished job=%s epoch=%lld state=%s exit_code=%d lines=%llu", job->job_id,
                   (long long)job->epoch, hodei_job_state_name(res.state), res.exit_code,
                   (unsigned long long)res.lines);

@@ -8,12 +8,15 @@
  * The agent runs under the sanitizers of the test build: every test that
  * stops it asserts exit status 0 (LeakSanitizer turns a leak into exit 23). */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +24,7 @@
 #include "hodei/id.h"
 #include "hodei/rpc.h"
 #include "hodei/time.h"
+#include "hodei/util.h"
 #include "hodei/v1/worker.pb-c.h"
 
 #define WORKER_ID "0190a0c0-0000-7000-8000-0000000000aa"
@@ -1100,6 +1104,51 @@ Test(worker_agent, a_leftover_of_one_job_is_killed_before_the_next_job)
     cr_assert_null(strstr(buf, "leftover-steal-zz"), "the first job's leftover read the secret");
     cr_assert(harness_log_contains(&AGENT, "outside its process group", 0),
               "the agent says what it killed");
+    assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
+}
+
+/* worker.job_uids: a uid's lock file says whether its last job left it
+ * clean. A slot taken after an agent that died holding it (here: marked
+ * 'd', and a process of that uid outside any agent) is swept of that
+ * process before the job runs; a job that ends with nothing left marks it
+ * 'c', so the next holder need not read /proc. */
+#define SWEEP_UID 2100000 /* outside the range the stack and other tests use */
+Test(worker_agent, a_job_uid_left_dirty_is_swept_and_a_clean_one_is_marked)
+{
+    if (geteuid() != 0 || !getpwnam("hodei-job"))
+        cr_skip_test("needs root and the user hodei-job (scripts/hodei-stack up makes it)");
+    char lock[128], job[HODEI_ID_BUF];
+    snprintf(lock, sizeof lock, "/run/hodei-job-uids/%d", SWEEP_UID);
+    (void)mkdir("/run/hodei-job-uids", 0700);
+    int fd = open(lock, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert(fd >= 0 && write(fd, "d", 1) == 1, "cannot write %s", lock);
+    close(fd);
+    pid_t stray = fork();
+    cr_assert(stray >= 0);
+    if (stray == 0) {
+        if (setresgid(SWEEP_UID, SWEEP_UID, SWEEP_UID) == 0 &&
+            setresuid(SWEEP_UID, SWEEP_UID, SWEEP_UID) == 0)
+            pause();
+        _exit(1);
+    }
+    const char *env[] = {"HODEI_WORKER_JOB_USER=hodei-job",
+                         "HODEI_WORKER_JOB_UIDS=" HODEI_STR(SWEEP_UID) "-" HODEI_STR(SWEEP_UID),
+                         NULL};
+    agent_start_env(OTP_GOOD, env);
+    agent_ready();
+    new_job(job);
+    send_sh(job, 1, "id -u");
+    const Hodei__V1__JobResult *r = wait_result(job, 0, WAIT_MS, NULL);
+    cr_assert_eq(r->state, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, "error %s", r->error);
+    int status = 0;
+    cr_assert_eq(waitpid(stray, &status, WNOHANG), stray,
+                 "the process left under uid %d still runs after a job took that uid", SWEEP_UID);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    char mark = 0;
+    fd = open(lock, O_RDONLY | O_CLOEXEC);
+    cr_assert(fd >= 0 && read(fd, &mark, 1) == 1);
+    close(fd);
+    cr_assert_eq(mark, 'c', "a job that left nothing marks its uid clean (got '%c')", mark);
     assert_clean_exit(agent_stop(SIGTERM, WAIT_MS));
 }
 
