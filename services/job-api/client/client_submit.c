@@ -823,8 +823,10 @@ static void writer_run(writer_ctx *w, submit_item **items, size_t n)
     }
     if (st != HODEI_OK)
         HLOG_ERROR("submit group of %zu failed: %s", n, err.msg);
-    group_answer(w->s, items, n, st, &err);
+    /* RunJob first: the job starts sooner (each answer waits ~0.1 ms per
+     * job handed off). */
     group_dispatch(w);
+    group_answer(w->s, items, n, st, &err);
 }
 
 static void *writer_main(void *arg)

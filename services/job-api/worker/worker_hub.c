@@ -415,6 +415,7 @@ void worker_session_note_sent(worker_session *s, const char *job_id, int64_t epo
         hodei_strlcpy(r->job_id, job_id, sizeof r->job_id);
         r->epoch = epoch;
         s->sent_due_ns[s->sent_next] = due_ns;
+        s->sent_ms[s->sent_next] = hodei_mono_ms();
         s->sent_next = (s->sent_next + 1) % WORKER_SENT_MAX;
     }
     pthread_mutex_unlock(&s->mu);
@@ -429,6 +430,27 @@ int64_t worker_session_take_due(worker_session *s, const char *job_id, int64_t e
         s->sent_due_ns[slot] = INT64_MIN;
     pthread_mutex_unlock(&s->mu);
     return due;
+}
+
+bool worker_session_claim_send(worker_session *s, const char *job_id, int64_t epoch, int64_t due_ns,
+                               int64_t within_ms)
+{
+    int64_t now = hodei_mono_ms();
+    pthread_mutex_lock(&s->mu);
+    int slot = session_sent_slot(s, job_id, epoch);
+    bool claim = slot < 0 || now - s->sent_ms[slot] >= within_ms;
+    if (slot >= 0 && claim) {
+        s->sent_ms[slot] = now; /* sent again: the ack's due time stays */
+    } else if (slot < 0) {
+        worker_job_ref *r = &s->sent[s->sent_next];
+        hodei_strlcpy(r->job_id, job_id, sizeof r->job_id);
+        r->epoch = epoch;
+        s->sent_due_ns[s->sent_next] = due_ns;
+        s->sent_ms[s->sent_next] = now;
+        s->sent_next = (s->sent_next + 1) % WORKER_SENT_MAX;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return claim;
 }
 
 bool worker_session_was_sent(worker_session *s, const char *job_id, int64_t epoch)

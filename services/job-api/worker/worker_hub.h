@@ -57,6 +57,7 @@ struct worker_session {
     size_t n_jobs, jobs_next;
     worker_job_ref sent[WORKER_SENT_MAX]; /* RunJobs sent lately (ring) */
     int64_t sent_due_ns[WORKER_SENT_MAX]; /* when each became due; INT64_MIN = taken */
+    int64_t sent_ms[WORKER_SENT_MAX];     /* when each was last sent (hodei_mono_ms) */
     size_t sent_next;
     worker_job_ref suspects[WORKER_SUSPECTS_MAX];
     size_t n_suspects;
@@ -139,6 +140,11 @@ bool worker_session_owns(worker_session *s, const char *job_id, int64_t epoch);
  * a repeated send keeps the first. */
 void worker_session_note_sent(worker_session *s, const char *job_id, int64_t epoch, int64_t due_ns);
 bool worker_session_was_sent(worker_session *s, const char *job_id, int64_t epoch);
+/* Notes the RunJob as sent, as worker_session_note_sent, unless this stream
+ * was sent it less than within_ms ago: then false, and it is not sent
+ * again (each path that may send one claims it first). */
+bool worker_session_claim_send(worker_session *s, const char *job_id, int64_t epoch, int64_t due_ns,
+                               int64_t within_ms);
 /* The due time noted with the send of (job_id, epoch), once: the first ack
  * takes it (for the dispatch latency); INT64_MIN when unknown or taken. */
 int64_t worker_session_take_due(worker_session *s, const char *job_id, int64_t epoch);

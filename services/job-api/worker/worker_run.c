@@ -95,6 +95,20 @@ void worker_run_send(worker_session *s, const PGresult *res, int row)
     char *art_names[2 * HODEI_JOB_ARTIFACTS_MAX];
     run.job_id = (char *)hodei_db_get_str(res, row, HODEI_RUN_COL_JOB_ID);
     run.epoch = hodei_db_get_i64(res, row, HODEI_RUN_COL_EPOCH);
+    int64_t due_ns = INT64_MIN;
+    if (!PQgetisnull(res, row, HODEI_RUN_COL_DUE_AGE_US))
+        due_ns = hodei_mono_ns() - hodei_db_get_i64(res, row, HODEI_RUN_COL_DUE_AGE_US) * 1000;
+    /* Claimed (noted sent) before it goes: a hand-off (submit, result) and
+     * a re-read kicked by the assignment's event or hint race for it, and
+     * the writer of a hand-off is often the slower one on a busy machine;
+     * whichever comes first sends it, the other one skips it (under load
+     * one job in ten got two RunJobs, two acks and an extra query). The
+     * ticker's re-send, a re-send interval later, still sends it again
+     * (a worker may set a RunJob aside). A send that fails ends the stream,
+     * and its notes with it. */
+    if (!worker_session_claim_send(s, run.job_id, run.epoch, due_ns,
+                                   worker_hub_edge(s->hub)->cfg->worker_resend_ms))
+        return;
     run.attempt = (int32_t)hodei_db_get_i64(res, row, HODEI_RUN_COL_ATTEMPT);
     run.spec = (Hodei__V1__JobSpec *)hodei_pb_unpack_hex(
         &hodei__v1__job_spec__descriptor, hodei_db_get_str(res, row, HODEI_RUN_COL_SPEC_HEX));
@@ -114,11 +128,7 @@ void worker_run_send(worker_session *s, const PGresult *res, int row)
     run.secrets_json.len = secrets ? secrets_len : strlen(RUN_SECRETS_NONE);
     m.body_case = HODEI__V1__SERVER_MESSAGE__BODY_RUN_JOB;
     m.run_job = &run;
-    int64_t due_ns = INT64_MIN;
-    if (!PQgetisnull(res, row, HODEI_RUN_COL_DUE_AGE_US))
-        due_ns = hodei_mono_ns() - hodei_db_get_i64(res, row, HODEI_RUN_COL_DUE_AGE_US) * 1000;
-    if (worker_session_send(s, &m))
-        worker_session_note_sent(s, run.job_id, run.epoch, due_ns);
+    worker_session_send(s, &m);
     secret_json_free(art_secrets, art_secrets_len);
 out_free_secrets:
     secret_json_free(secrets, secrets_len);
