@@ -317,9 +317,10 @@ void agent_runner_fini(agent *a);
  * held (flock on AGENT_JOB_UID_DIR/<uid>) by one job of this host at a
  * time, so that no job reaches another's processes (/proc/<pid>/cwd, ptrace)
  * or workspace. A uid is swept of processes left by its previous job before
- * it is handed out, unless that job's agent released it clean (the lock
- * file's first byte: 'c' once every process of the job was gone, 'd' while
- * a job holds it or after one that left something). */
+ * it is handed out, unless its lock file is new (no job ran under it) or
+ * its last job's agent released it clean (the file's first byte: 'c' once
+ * every process of the job was gone, 'd' while a job holds it or after one
+ * that left something). */
 #define AGENT_JOB_UID_DIR "/run/hodei-job-uids"
 typedef struct {
     int lock_fd; /* -1 = none held */

@@ -117,12 +117,17 @@ static int job_uid_sweep(uid_t uid)
     return killed;
 }
 
-/* Takes uid's slot: its lock file, held with a non-blocking flock. */
-static int job_uid_try(uid_t uid)
+/* Takes uid's slot: its lock file, held with a non-blocking flock.
+ * *fresh: this call made the file, so no job of any agent has run under
+ * that uid since the folder was made (each makes it before its job). */
+static int job_uid_try(uid_t uid, bool *fresh)
 {
     char path[sizeof AGENT_JOB_UID_DIR + 16];
     snprintf(path, sizeof path, AGENT_JOB_UID_DIR "/%u", (unsigned)uid);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    *fresh = fd >= 0;
+    if (fd < 0 && errno == EEXIST)
+        fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -1;
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -142,15 +147,17 @@ hodei_status agent_job_uid_acquire(agent *a, agent_job_uid *out, hodei_err *err)
     uint64_t start = (uint64_t)hodei_mono_ns() % n; /* agents spread over the range */
     for (uint64_t i = 0; i < n; i++) {
         uid_t uid = a->job_uid_first + (uid_t)((start + i) % n);
-        int fd = job_uid_try(uid);
+        bool fresh = false;
+        int fd = job_uid_try(uid, &fresh);
         if (fd < 0)
             continue;
-        /* Released clean: none of its earlier job's processes is left (they
-         * all stay below their agent, a child subreaper, which killed them
-         * before). Else (a new slot, an agent that died holding it, a job
-         * that left something) sweep /proc, which costs milliseconds. */
+        /* A new slot, or one released clean (every process of its earlier
+         * job stayed below its agent, a child subreaper, which killed them
+         * before): nothing of that uid can be left. Else (an agent that
+         * died holding it, a job that left something, an agent of an older
+         * version) sweep /proc, which costs milliseconds. */
         char mark = 0;
-        bool clean = pread(fd, &mark, 1, 0) == 1 && mark == JOB_UID_CLEAN;
+        bool clean = fresh || (pread(fd, &mark, 1, 0) == 1 && mark == JOB_UID_CLEAN);
         for (int r = 0; !clean && r < JOB_UID_SWEEP_ROUNDS && job_uid_sweep(uid) > 0; r++)
             hodei_sleep_ms(10);
         mark = JOB_UID_DIRTY;
