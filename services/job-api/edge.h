@@ -144,9 +144,11 @@ bool edge_stream_idle_end(edge *e, hodei_rpc_call *call);
  * call was ended for idleness meanwhile (edge_stream_idle_end). */
 bool edge_stream_wait_room(edge *e, hodei_rpc_call *call, size_t queue_max);
 /* Sends msg on a server stream once fewer than queue_max messages wait
- * (edge_stream_wait_room). HODEI_OK, or HODEI_ERR_CANCELLED when the call is
- * gone or was ended: for idleness, or because replies.buffer_max is spent
- * (RESOURCE_EXHAUSTED naming it). */
+ * (edge_stream_wait_room). When replies.buffer_max is spent and the stream
+ * holds at most two messages, waits (at most 2 s) for its client to take
+ * them. HODEI_OK, or HODEI_ERR_CANCELLED when the call is gone or was
+ * ended: for idleness, or because replies.buffer_max is spent and the
+ * stream holds more (RESOURCE_EXHAUSTED naming it). */
 hodei_status edge_stream_send(edge *e, hodei_rpc_call *call, const ProtobufCMessage *msg,
                               size_t queue_max);
 /* One more stream of kind for call's API key: true, with key_out set to

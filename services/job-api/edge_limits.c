@@ -44,7 +44,9 @@ hodei_status edge_request_limits_apply(edge *e, hodei_err *err)
     return hodei_rpc_server_request_max(e->server, NULL, EDGE_REQUEST_SMALL_MAX, err);
 }
 
-#define EDGE_STREAM_WAIT_STEP_MS 1 /* a stream waiting for its client polls this often */
+#define EDGE_STREAM_WAIT_STEP_MS 1        /* a stream waiting for its client polls this often */
+#define EDGE_STREAM_BUDGET_WAIT_MS 2000   /* edge_stream_wait_budget */
+#define EDGE_STREAM_BUDGET_WAIT_PENDING 2 /* likewise */
 
 bool edge_stream_idle_end(edge *e, hodei_rpc_call *call)
 {
@@ -58,6 +60,12 @@ bool edge_stream_idle_end(edge *e, hodei_rpc_call *call)
     return true;
 }
 
+/* hodei_edge_reply_bytes: set where stream messages are sent or wait. */
+static void edge_reply_gauge(edge *e)
+{
+    hodei_metric_set(e->m.reply_bytes, (int64_t)hodei_rpc_server_reply_bytes(e->server));
+}
+
 bool edge_stream_wait_room(edge *e, hodei_rpc_call *call, size_t queue_max)
 {
     while (hodei_rpc_call_pending(call) >= queue_max) {
@@ -68,12 +76,37 @@ bool edge_stream_wait_room(edge *e, hodei_rpc_call *call, size_t queue_max)
     return true;
 }
 
+/* The streams' share of replies.buffer_max is spent, by this stream or
+ * others. A stream whose client reads holds the message being written and
+ * perhaps the next: the send waits (at most EDGE_STREAM_BUDGET_WAIT_MS) for
+ * the client to take them, and then passes (a stream holding nothing
+ * always gets its next message), so clients that read nothing cannot cut
+ * off one that reads. The wait is short and for at most
+ * EDGE_STREAM_BUDGET_WAIT_PENDING messages: a follower's callback holds its
+ * lock meanwhile, and each signal that its client took a message waits for
+ * that lock on a gRPC thread (of grpc.threads, which also serve workers).
+ * HODEI_ERR_LIMIT when the stream holds more, or its client did not take
+ * them in time. */
+static hodei_status edge_stream_wait_budget(edge *e, hodei_rpc_call *call,
+                                            const ProtobufCMessage *msg)
+{
+    int64_t until = hodei_mono_ms() + EDGE_STREAM_BUDGET_WAIT_MS;
+    size_t pending;
+    while ((pending = hodei_rpc_call_pending(call)) > 0 &&
+           pending <= EDGE_STREAM_BUDGET_WAIT_PENDING && hodei_mono_ms() < until)
+        hodei_sleep_ms(EDGE_STREAM_WAIT_STEP_MS);
+    return pending == 0 ? hodei_rpc_call_send(call, msg) : HODEI_ERR_LIMIT;
+}
+
 hodei_status edge_stream_send(edge *e, hodei_rpc_call *call, const ProtobufCMessage *msg,
                               size_t queue_max)
 {
     if (!edge_stream_wait_room(e, call, queue_max))
         return HODEI_ERR_CANCELLED;
     hodei_status st = hodei_rpc_call_send(call, msg);
+    if (st == HODEI_ERR_LIMIT)
+        st = edge_stream_wait_budget(e, call, msg);
+    edge_reply_gauge(e);
     if (st == HODEI_ERR_LIMIT) {
         hodei_rpc_call_abort(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
                              "the edge holds too many replies not yet read by their clients"

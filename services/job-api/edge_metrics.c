@@ -41,6 +41,10 @@ void edge_metrics_register(edge_metrics *m, hodei_daemon *d)
     m->submit_assigned = hodei_daemon_counter(
         d, "hodei_edge_submit_assigned_total",
         "Jobs given to an idle worker of this edge in their submit transaction.");
+    m->reply_bytes = hodei_daemon_gauge(
+        d, "hodei_edge_reply_bytes",
+        "Bytes of replies and stream messages held for clients that have not taken them"
+        " (replies.buffer_max), as of the last stream message sent.");
 }
 
 void edge_metrics_rpc_observe(void *ctx, const char *path, hodei_grpc_code code, int64_t elapsed_us)

@@ -14,7 +14,13 @@
  * - a follower that waits for its client past the job's end (longer than
  *   the grace after which a job with no end marker is ended) still gets
  *   every line, then the end; a reader of the finished job's archive that
- *   takes nothing is ended after 2 s (it holds a server thread). */
+ *   takes nothing is ended after 2 s (it holds a server thread);
+ * - streams whose clients read nothing fill replies.buffer_max (their
+ *   three quarters of it) and are ended RESOURCE_EXHAUSTED naming it or
+ *   streams.idle_timeout or logs.follow_backlog_max, while a client that
+ *   reads gets every line (it is not cut off), other clients' calls
+ *   answer, the edge's RSS stays bounded and the worker's heartbeats keep
+ *   it READY. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
@@ -47,7 +53,7 @@ static int http_port;
 static char http_env[64];
 static char asan_env[1024];
 
-static void setup_env(const char *extra, const char *extra2)
+static void setup_env3(const char *extra, const char *extra2, const char *extra3)
 {
     http_port = harness_free_port();
     snprintf(http_env, sizeof http_env, "HODEI_HTTP_LISTEN=127.0.0.1:%d", http_port);
@@ -56,7 +62,7 @@ static void setup_env(const char *extra, const char *extra2)
     const char *asan = getenv("ASAN_OPTIONS");
     snprintf(asan_env, sizeof asan_env, "ASAN_OPTIONS=%s%squarantine_size_mb=4", asan ? asan : "",
              asan && *asan ? ":" : "");
-    static const char *env[7];
+    static const char *env[8];
     int n = 0;
     env[n++] = "HODEI_STREAMS_IDLE_TIMEOUT=10s";
     env[n++] = "HODEI_METRICS_STREAMS_PER_KEY=2";
@@ -64,8 +70,14 @@ static void setup_env(const char *extra, const char *extra2)
     env[n++] = asan_env;
     env[n++] = extra;
     env[n++] = extra2;
+    env[n++] = extra3;
     env[n] = NULL;
     cluster_start(&cl, env);
+}
+
+static void setup_env(const char *extra, const char *extra2)
+{
+    setup_env3(extra, extra2, NULL);
 }
 
 static void setup(void)
@@ -651,4 +663,135 @@ Test(hostile, logs_follows_per_key_counts_archive_reads_at_its_boundary, .init =
     cr_assert_eq(got, 3000);
     hodei_rpc_stream_destroy(l1);
     hodei_rpc_channel_destroy(ch);
+}
+
+/* replies.buffer_max at its least (32 MiB, of which streams may fill 24);
+ * an unread stream is ended by it, streams.idle_timeout or
+ * logs.follow_backlog_max (its default, 16 MiB), whichever comes first. */
+static void setup_reply_budget(void)
+{
+    setup_env3("HODEI_REPLIES_BUFFER_MAX=33554432", "HODEI_STREAMS_IDLE_TIMEOUT=20s", NULL);
+}
+
+#define REPLY_BUDGET (32 << 20)
+#define REPLY_STREAM_SHARE (REPLY_BUDGET - REPLY_BUDGET / 4)
+#define BUDGET_ROUNDS 20 /* MB the job writes before its quiet time */
+#define BUDGET_STREAMS 6 /* unread followers: 8 MB each they would hold */
+
+/* The edge's gauge hodei_edge_reply_bytes (-1: not found). */
+static long long reply_bytes(void)
+{
+    static char body[256 * 1024];
+    if (harness_http(cl.edge.health_port, "GET", "/metrics", body, sizeof body) != 200)
+        return -1;
+    const char *p = strstr(body, "\nhodei_edge_reply_bytes ");
+    return p ? strtoll(p + strlen("\nhodei_edge_reply_bytes "), NULL, 10) : -1;
+}
+
+/* While the unread streams hold what they may: another client's calls are
+ * answered, the worker's last heartbeat is recent. */
+static void budget_checks(const char *big, hodei_rpc_channel *other)
+{
+    list_jobs_ok();
+    Hodei__V1__GetJobStatusRequest gs = HODEI__V1__GET_JOB_STATUS_REQUEST__INIT;
+    gs.job_id = (char *)big;
+    hodei_rpc_result res;
+    hodei_err err;
+    ProtobufCMessage *out = NULL;
+    cr_assert_eq(hodei_rpc_unary(other, "/hodei.v1.JobExecutionService/GetJobStatus", &gs.base,
+                                 &hodei__v1__get_job_status_response__descriptor, 20000, &out, &res,
+                                 &err),
+                 HODEI_OK, "%s", err.msg);
+    cr_assert_eq(res.code, HODEI_GRPC_OK, "another client's GetJobStatus: %s", res.message);
+    protobuf_c_message_free_unpacked(out, NULL);
+    char id[HODEI_ID_BUF];
+    cluster_queue(&cl, "echo other-client", 1, 0, id);
+    cr_assert(cluster_wait_sql(&cl,
+                               "SELECT count(*) FROM workers WHERE state IN ('READY', 'BUSY') AND"
+                               " last_heartbeat_at > now() - interval '8 seconds'",
+                               1, 5000),
+              "the worker's heartbeats arrive");
+}
+
+Test(hostile, unread_streams_fill_replies_buffer_max_and_other_clients_are_still_answered,
+     .init = setup_reply_budget, .fini = teardown, .timeout = 900)
+{
+    cluster_provider(&cl, 1, 600000, 0);
+    char warm[HODEI_ID_BUF], big[HODEI_ID_BUF], state[32], script[512];
+    cluster_queue(&cl, "echo warm", 1, 0, warm);
+    cr_assert(cluster_wait_job(&cl, warm, JOB_WAIT_MS, state, sizeof state));
+    hodei_sleep_ms(1000);
+    long idle_kb = rss_kb(cl.edge.proc.pid);
+    /* BUDGET_ROUNDS MB, then quiet for longer than streams.idle_timeout */
+    snprintf(script, sizeof script,
+             "sleep 2; for r in $(seq %d); do yes %099d | head -n %d; sleep 0.5; done;"
+             " sleep 30; echo last-line",
+             BUDGET_ROUNDS, 0, ROUND_LINES);
+    cluster_queue(&cl, script, 1, 0, big);
+    int blocked[BUDGET_STREAMS];
+    for (int i = 0; i < BUDGET_STREAMS; i++)
+        blocked[i] = sse_open(big); /* never read while the job runs */
+    hodei_rpc_channel *good = chan();
+    hodei_rpc_channel *other = chan();
+    hodei_rpc_stream *reader = follow(good, big);
+    size_t lines = 0;
+    long rss_max = idle_kb;
+    long long held_max = 0;
+    int64_t sampled_ms = 0;
+    bool checked = false;
+    hodei_rpc_result res;
+    for (;;) {
+        ProtobufCMessage *m = NULL;
+        hodei_err err;
+        cr_assert_eq(hodei_rpc_stream_recv(reader, 120000, &m, &res, &err), HODEI_OK, "%s",
+                     err.msg);
+        if (!m)
+            break;
+        lines += ((Hodei__V1__LogChunk *)m)->n_lines;
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (hodei_mono_ms() < sampled_ms + 250)
+            continue; /* sampling is slow: it must not make this reader slow */
+        sampled_ms = hodei_mono_ms();
+        long kb = rss_kb(cl.edge.proc.pid);
+        if (kb > rss_max)
+            rss_max = kb;
+        long long held = reply_bytes();
+        if (held > held_max)
+            held_max = held;
+        /* the streams' share is spent (less one chunk): the others' turn */
+        if (!checked && held >= REPLY_STREAM_SHARE - (1 << 20)) {
+            checked = true;
+            budget_checks(big, other);
+        }
+    }
+    cr_assert_eq(res.code, HODEI_GRPC_OK, "the reading client, after %zu lines: %s", lines,
+                 res.message);
+    cr_assert_eq(lines, (size_t)BUDGET_ROUNDS * ROUND_LINES + 1,
+                 "the reading client gets every line");
+    cr_assert(checked, "the unread streams filled the budget (at most %lld bytes held)", held_max);
+    hodei_rpc_stream_destroy(reader);
+    for (int i = 0; i < BUDGET_STREAMS; i++) {
+        char tail[2048];
+        size_t bytes = sse_drain(blocked[i], tail, sizeof tail);
+        cr_assert(strstr(tail, "RESOURCE_EXHAUSTED") && (strstr(tail, "streams.idle_timeout") ||
+                                                         strstr(tail, "logs.follow_backlog_max") ||
+                                                         strstr(tail, "replies.buffer_max")),
+                  "stream %d: ...%s", i, tail);
+        cr_assert_lt(bytes, (size_t)BUDGET_ROUNDS * ROUND_LINES * 100, "stream %d", i);
+    }
+    cr_log_info("edge RSS: idle %ld kB, most %ld kB; replies held for clients: at most %lld"
+                " bytes (replies.buffer_max %d)",
+                idle_kb, rss_max, held_max, REPLY_BUDGET);
+    /* at most the streams' share, plus one message for each stream holding
+     * nothing (a reading stream always gets its next), plus replies */
+    cr_assert_leq(held_max, (long long)REPLY_BUDGET + (BUDGET_STREAMS + 1) * (2 << 20));
+    cr_assert_lt(rss_max - idle_kb, RSS_CEILING_KB, "edge RSS grew from %ld kB to %ld kB", idle_kb,
+                 rss_max);
+    cr_assert(cluster_wait_job(&cl, big, JOB_WAIT_MS, state, sizeof state));
+    cr_assert_str_eq(state, "SUCCEEDED");
+    cr_assert_eq(harness_sql_i64(&cl.stack, "SELECT count(*) FROM workers WHERE state = 'LOST'"), 0,
+                 "the worker was never LOST");
+    list_jobs_ok();
+    hodei_rpc_channel_destroy(other);
+    hodei_rpc_channel_destroy(good);
 }
