@@ -22,6 +22,10 @@
 
 typedef struct submitter submitter;
 
+/* replies.page_bytes_max's bounds: a page always fits one reply. */
+#define EDGE_PAGE_BYTES_MIN 1024
+#define EDGE_PAGE_BYTES_MAX (HODEI_RPC_MESSAGE_MAX / 2)
+
 /* The least replies.buffer_max may be: two replies of the largest size. */
 #define EDGE_REPLY_BUFFER_MIN (2 * HODEI_RPC_MESSAGE_MAX)
 typedef struct edge_auth edge_auth;       /* edge_auth.c: the door check */
@@ -63,6 +67,7 @@ typedef struct {
     int64_t metrics_streams_per_key; /* metrics.streams_per_key: StreamMetrics streams of one key */
     int64_t streams_idle_ms;         /* streams.idle_timeout: a stream whose client reads nothing */
     int64_t reply_buffer_max;        /* replies.buffer_max: reply bytes held for clients */
+    int64_t reply_page_bytes_max;    /* replies.page_bytes_max: bytes of one list page */
     int64_t submit_queue_bytes_max;  /* submit.queue_bytes_max: bytes of jobs waiting to commit */
     int64_t submit_batch_bytes_max;  /* submit.batch_bytes_max: bytes of one group commit */
     char *logs_archive_store;        /* logs.archive_store: database | s3 */
@@ -159,6 +164,10 @@ hodei_status edge_stream_send(edge *e, hodei_rpc_call *call, const ProtobufCMess
 bool edge_stream_key_take(edge *e, hodei_rpc_call *call, edge_stream_kind kind,
                           char key_out[HODEI_ID_BUF]);
 void edge_stream_key_give(edge *e, edge_stream_kind kind, const char *key_id); /* "": no-op */
+/* edge_limits.c, for list replies paged by bytes (ListJobs, ListTemplates):
+ * the bytes a field of number 1..15 holding len bytes (a message or a
+ * string) takes in its reply; 0 for an empty string field (len 0, !always). */
+size_t edge_page_field_bytes(size_t len, bool always);
 hodei_status jobs_rpc_register(edge *e, hodei_err *err);
 
 #endif

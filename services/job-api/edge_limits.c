@@ -193,3 +193,13 @@ void edge_stream_key_give(edge *e, edge_stream_kind kind, const char *key_id)
     }
     pthread_mutex_unlock(&ks->mu);
 }
+
+size_t edge_page_field_bytes(size_t len, bool always)
+{
+    if (len == 0 && !always)
+        return 0;
+    size_t varint = 1;
+    for (size_t v = len; v >= 0x80; v >>= 7)
+        varint++;
+    return 1 + varint + len; /* key (field 1..15, one byte), length, bytes */
+}

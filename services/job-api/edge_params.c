@@ -104,6 +104,11 @@ const hodei_cfg_param edge_params[] = {
      "bytes of replies and stream messages the edge holds for clients that have not read them;"
      " past it a reply is answered RESOURCE_EXHAUSTED",
      false, false, NULL},
+    {"replies.page_bytes_max", HODEI_CFG_INT, "4194304", EDGE_PAGE_BYTES_MIN, EDGE_PAGE_BYTES_MAX,
+     P(reply_page_bytes_max),
+     "bytes of one ListJobs or ListTemplates reply (its items and page token): a page ends"
+     " before it would pass this, and holds at least one item however large",
+     false, false, NULL},
     {"logs.archive_store", HODEI_CFG_STRING, "database", 1, 16, P(logs_archive_store),
      "where finished jobs' log archives are kept: database (PostgreSQL) or s3", false, false,
      log_store_choices},

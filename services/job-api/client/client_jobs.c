@@ -394,28 +394,52 @@ static hodei_status list_parse(const Hodei__V1__ListJobsRequest *req, const hode
     return HODEI_OK;
 }
 
-static void list_reply(hodei_rpc_call *call, const PGresult *res, int page_size)
+/* Column of the query's row count before the byte cut (page_total_). */
+#define LIST_COL_TOTAL 18
+
+/* The page: at most page_size jobs, ending before the reply (its jobs and
+ * its page token) would pass replies.page_bytes_max, and at least one job.
+ * res holds the query's first rows, up to one past the page_size, cut
+ * where their stored bytes pass the budget (see jobs_list); its
+ * LIST_COL_TOTAL says how many rows there were before that cut, so a job
+ * left out by either cut makes a next page. */
+static void list_reply(hodei_rpc_call *call, const PGresult *res, int page_size, size_t budget)
 {
     int rows = PQntuples(res);
-    int n = rows > page_size ? page_size : rows;
+    int64_t total = rows > 0 ? hodei_db_get_i64(res, 0, LIST_COL_TOTAL) : 0;
+    int max = rows > page_size ? page_size : rows;
     hodei_arena a;
     hodei_arena_init(&a, 0, EDGE_REPLY_ARENA_MAX);
-    job_row *jrows = hodei_arena_calloc(&a, (size_t)n, sizeof *jrows);
-    Hodei__V1__Job **jobs = hodei_arena_calloc(&a, (size_t)n, sizeof *jobs);
+    job_row *jrows = hodei_arena_calloc(&a, (size_t)max + 1, sizeof *jrows);
+    Hodei__V1__Job **jobs = hodei_arena_calloc(&a, (size_t)max + 1, sizeof *jobs);
     char token[HODEI_PAGE_TOKEN_BUF] = "";
     hodei_err err;
     if (!jrows || !jobs) {
         hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
-    for (int i = 0; i < n; i++) {
-        if (job_row_fill(&jrows[i], res, i, &a, &err) != HODEI_OK) {
+    int n = 0;
+    size_t used = 0;
+    for (; n < max; n++) {
+        if (job_row_fill(&jrows[n], res, n, &a, &err) != HODEI_OK) {
             hodei_rpc_call_fail_err(call, &err);
             goto out;
         }
-        jobs[i] = &jrows[i].job;
+        size_t item =
+            edge_page_field_bytes(protobuf_c_message_get_packed_size(&jrows[n].job.base), true);
+        size_t tok = 0;
+        if (n + 1 < total) { /* a token follows a page that ends here */
+            hodei_page_token_encode(hodei_db_get_i64(res, n, 11), hodei_db_get_str(res, n, 0),
+                                    token);
+            tok = edge_page_field_bytes(strlen(token), false);
+        }
+        if (n > 0 && used + item + tok > budget)
+            break;
+        used += item;
+        jobs[n] = &jrows[n].job;
     }
-    if (rows > page_size && n > 0)
+    token[0] = '\0';
+    if (n < total && n > 0)
         hodei_page_token_encode(hodei_db_get_i64(res, n - 1, 11), hodei_db_get_str(res, n - 1, 0),
                                 token);
     Hodei__V1__ListJobsResponse resp = HODEI__V1__LIST_JOBS_RESPONSE__INIT;
@@ -441,17 +465,30 @@ static void jobs_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *c
     if ((st = edge_db_acquire(e, &conn, &err)) != HODEI_OK)
         goto fail;
     bool by_label = q.label_keys.len > 0;
-    const char *params[8] = {q.states[0] ? q.states : NULL,
+    char budget[32];
+    snprintf(budget, sizeof budget, "%" PRId64, e->cfg->reply_page_bytes_max);
+    const char *params[9] = {q.states[0] ? q.states : NULL,
                              q.after_us[0] ? q.after_us : NULL,
                              q.after_id[0] ? q.after_id : NULL,
                              q.limit,
                              q.namespaces[0] ? q.namespaces : NULL,
                              q.finished_before_us[0] ? q.finished_before_us : NULL,
                              by_label ? q.label_keys.data : NULL,
-                             by_label ? q.label_values.data : NULL};
+                             by_label ? q.label_values.data : NULL,
+                             budget};
+    /* The database's answer is bounded as the reply is: of the first
+     * page_size + 1 rows (their specs not yet read: TOAST pointers), only
+     * those starting within the byte budget by their stored bytes (which a
+     * Job's reply bytes never fall below) are read out; page_total_ counts
+     * them all, so list_reply knows a next page exists. */
     st = hodei_db_exec(
         conn,
-        "SELECT " JOB_ROW_COLUMNS " FROM jobs"
+        "SELECT " JOB_ROW_COLUMNS ", page_total_ FROM ("
+        " SELECT *, count(*) OVER () AS page_total_,"
+        "  sum(est_) OVER (ORDER BY created_at DESC, id DESC ROWS UNBOUNDED PRECEDING)"
+        "   - est_ AS page_start_"
+        " FROM (SELECT jobs.*,"
+        "  octet_length(spec)::bigint + coalesce(octet_length(error), 0) AS est_ FROM jobs"
         " WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))"
         "   AND ($5::text[] IS NULL OR namespace = ANY($5::text[]))"
         "   AND ($2::bigint IS NULL OR (created_at, id) <"
@@ -460,12 +497,13 @@ static void jobs_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *c
         "   AND ($6::bigint IS NULL OR finished_at <"
         "        'epoch'::timestamptz + $6::bigint * interval '1 microsecond')"
         "   AND ($7::text[] IS NULL OR labels @> jsonb_object($7::text[], $8::text[]))"
-        " ORDER BY created_at DESC, id DESC LIMIT $4::int",
-        8, params, &res, &err);
+        " ORDER BY created_at DESC, id DESC LIMIT $4::int) s) p"
+        " WHERE page_start_ <= $9::bigint ORDER BY created_at DESC, id DESC",
+        9, params, &res, &err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK)
         goto fail;
-    list_reply(call, res, q.page_size);
+    list_reply(call, res, q.page_size, (size_t)e->cfg->reply_page_bytes_max);
     PQclear(res);
     list_query_fini(&q);
     return;

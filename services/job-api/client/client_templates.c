@@ -286,29 +286,49 @@ static void tpl_get(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ctx
 
 /* ----------------------------------------------------------- ListTemplates */
 
-static void tpl_list_reply(hodei_rpc_call *call, const PGresult *res, int page_size)
+/* Column of the query's row count before the byte cut (page_total_). */
+#define C_PAGE_TOTAL (C_NAMESPACE + 1)
+
+/* The page: at most page_size templates, ending before the reply (its
+ * templates and its page token) would pass budget, and at least one. res
+ * holds the query's first rows (up to one past page_size) cut where their
+ * stored bytes pass the budget; C_PAGE_TOTAL counts the rows before that
+ * cut, so a template left out by either cut makes a next page. */
+static void tpl_list_reply(hodei_rpc_call *call, const PGresult *res, int page_size, size_t budget)
 {
     Hodei__V1__ListTemplatesResponse resp = HODEI__V1__LIST_TEMPLATES_RESPONSE__INIT;
-    int n = PQntuples(res) > page_size ? page_size : PQntuples(res);
-    tpl_row *rows = calloc(n > 0 ? (size_t)n : 1, sizeof *rows);
-    Hodei__V1__Template **ptrs = calloc(n > 0 ? (size_t)n : 1, sizeof *ptrs);
+    int max = PQntuples(res) > page_size ? page_size : PQntuples(res);
+    int64_t total = PQntuples(res) > 0 ? hodei_db_get_i64(res, 0, C_PAGE_TOTAL) : 0;
+    tpl_row *rows = calloc((size_t)max + 1, sizeof *rows);
+    Hodei__V1__Template **ptrs = calloc((size_t)max + 1, sizeof *ptrs);
     hodei_err err = {0};
-    int filled = 0;
+    int filled = 0, n = 0;
+    size_t used = 0;
     if (!rows || !ptrs) {
         hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
-    for (; filled < n; filled++) {
+    for (; filled < max; filled++) {
         if (tpl_row_fill(&rows[filled], res, filled, &err) != HODEI_OK) {
             hodei_rpc_call_fail_err(call, &err);
             goto out;
         }
+        size_t item =
+            edge_page_field_bytes(protobuf_c_message_get_packed_size(&rows[filled].t.base), true);
+        /* a page that ends here carries this name as its token */
+        size_t tok =
+            filled + 1 < total ? edge_page_field_bytes(strlen(rows[filled].t.name), false) : 0;
+        if (filled > 0 && used + item + tok > budget) {
+            filled++; /* freed below */
+            break;
+        }
+        used += item;
         ptrs[filled] = &rows[filled].t;
+        n = filled + 1;
     }
     resp.n_templates = (size_t)n;
     resp.templates = ptrs;
-    /* one row more than the page was read: there is a next page */
-    resp.next_page_token = PQntuples(res) > page_size && n > 0 ? rows[n - 1].t.name : "";
+    resp.next_page_token = n < total && n > 0 ? rows[n - 1].t.name : "";
     hodei_rpc_call_reply(call, &resp.base);
 out:
     for (int i = 0; rows && i < filled; i++)
@@ -345,17 +365,28 @@ static void tpl_list(hodei_rpc_call *call, const ProtobufCMessage *msg, void *ct
         return;
     }
     snprintf(limit, sizeof limit, "%d", page_size + 1);
-    const char *params[3] = {after, limit, ns};
-    st = hodei_db_exec(conn,
-                       "SELECT " TPL_COLS " FROM templates WHERE namespace = $3 AND name > $1"
-                       " ORDER BY name LIMIT $2::int",
-                       3, params, &res, &err);
+    char budget[TPL_INT_TEXT_MAX];
+    snprintf(budget, sizeof budget, "%" PRId64, e->cfg->reply_page_bytes_max);
+    const char *params[4] = {after, limit, ns, budget};
+    /* Bounded as the reply is: of the first page_size + 1 rows, only those
+     * starting within the byte budget by their stored bytes (below their
+     * reply bytes) are read out; page_total_ counts them all. */
+    st = hodei_db_exec(
+        conn,
+        "SELECT " TPL_COLS ", page_total_ FROM ("
+        " SELECT *, count(*) OVER () AS page_total_,"
+        "  sum(est_) OVER (ORDER BY name ROWS UNBOUNDED PRECEDING) - est_ AS page_start_"
+        " FROM (SELECT templates.*, octet_length(spec)::bigint + octet_length(description)"
+        "  + octet_length(name) AS est_ FROM templates WHERE namespace = $3 AND name > $1"
+        "  ORDER BY name LIMIT $2::int) s) p"
+        " WHERE page_start_ <= $4::bigint ORDER BY name",
+        4, params, &res, &err);
     edge_db_release(e, conn, st);
     if (st != HODEI_OK) {
         hodei_rpc_call_fail_err(call, &err);
         return;
     }
-    tpl_list_reply(call, res, page_size);
+    tpl_list_reply(call, res, page_size, (size_t)e->cfg->reply_page_bytes_max);
     PQclear(res);
 }
 
