@@ -265,3 +265,109 @@ Test(templates, bad_requests_name_the_field_and_change_nothing)
     cr_assert(strstr(msg, "page_size"), "%s", msg);
     cr_assert_eq(sql("SELECT count(*) FROM jobs"), 0, "no job queued");
 }
+
+/* ---------------------------------------- ListTemplates paged by bytes */
+
+/* Bytes a message or string of len bytes takes as field 1 or 2 of a reply. */
+static size_t field_bytes(size_t len)
+{
+    size_t v = 1;
+    for (size_t x = len; x >= 0x80; x >>= 7)
+        v++;
+    return 1 + v + len;
+}
+
+static Hodei__V1__ListTemplatesResponse *list_page(int size, const char *token)
+{
+    Hodei__V1__ListTemplatesRequest req = HODEI__V1__LIST_TEMPLATES_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    char msg[MSG_MAX];
+    req.page_size = size;
+    req.page_token = (char *)token;
+    cr_assert_eq(call(SVC "ListTemplates", &req.base,
+                      &hodei__v1__list_templates_response__descriptor, &resp, msg),
+                 HODEI_GRPC_OK, "%s", msg);
+    return (Hodei__V1__ListTemplatesResponse *)resp;
+}
+
+/* Pages through every template under budget, each page as many as fit
+ * before the reply (templates and token) would pass it, at least one;
+ * every template once, in name order. Returns the first page's count. */
+static int page_all(const size_t *sz, int n, size_t tok, size_t budget)
+{
+    char token[64] = "";
+    int seen = 0, first = -1;
+    do {
+        Hodei__V1__ListTemplatesResponse *l = list_page(1000, token);
+        size_t used = 0;
+        int want = seen;
+        for (; want < n; want++) {
+            size_t t = want + 1 < n ? tok : 0;
+            if (want > seen && used + sz[want] + t > budget)
+                break;
+            used += sz[want];
+        }
+        want -= seen;
+        cr_assert_eq((int)l->n_templates, want,
+                     "page at %d: %zu templates, the budget %zu holds %d", seen, l->n_templates,
+                     budget, want);
+        size_t packed = protobuf_c_message_get_packed_size(&l->base);
+        cr_assert(packed <= budget || l->n_templates == 1, "page at %d: %zu bytes", seen, packed);
+        for (size_t i = 0; i < l->n_templates; i++, seen++) {
+            char name[8];
+            snprintf(name, sizeof name, "t%02d", seen);
+            cr_assert_str_eq(l->templates[i]->name, name, "position %d", seen);
+        }
+        if (first < 0)
+            first = (int)l->n_templates;
+        hodei_strlcpy(token, l->next_page_token, sizeof token);
+        cr_assert_eq(token[0] != '\0', seen < n, "a token exactly while templates remain");
+        protobuf_c_message_free_unpacked(&l->base, NULL);
+    } while (token[0]);
+    cr_assert_eq(seen, n);
+    return first;
+}
+
+static void restart_with_budget(size_t budget)
+{
+    char env0[64];
+    snprintf(env0, sizeof env0, "HODEI_REPLIES_PAGE_BYTES_MAX=%zu", budget);
+    const char *env[] = {env0, NULL};
+    edge_stop(&edge);
+    edge_start(&stack, &edge, env);
+}
+
+Test(templates, list_pages_end_at_the_reply_byte_budget)
+{
+    /* in name order; t04 alone is larger than the budget of t00..t02 */
+    static const size_t script_len[] = {9000, 3000, 14000, 2000, 60000, 5000, 11000, 800};
+    enum { N = sizeof script_len / sizeof script_len[0] };
+    static char script[N][61000];
+    char name[N][8], msg[MSG_MAX];
+    for (int i = 0; i < N; i++) {
+        memset(script[i], '#', script_len[i]);
+        memcpy(script[i], "true ", 5);
+        script[i][script_len[i]] = '\0';
+        snprintf(name[i], sizeof name[i], "t%02d", i);
+        tpl x;
+        tpl_init(&x, name[i], script[i], NULL, 0);
+        cr_assert_eq(create(&x, msg, NULL), HODEI_GRPC_OK, "%s", msg);
+    }
+    size_t sz[N], tok = field_bytes(3);
+    Hodei__V1__ListTemplatesResponse *l = list_page(1000, "");
+    cr_assert_eq(l->n_templates, N);
+    for (int i = 0; i < N; i++)
+        sz[i] = field_bytes(protobuf_c_message_get_packed_size(&l->templates[i]->base));
+    protobuf_c_message_free_unpacked(&l->base, NULL);
+
+    size_t exact = sz[0] + sz[1] + sz[2] + tok; /* a page exactly at the budget */
+    cr_assert_gt(sz[4], exact);
+    restart_with_budget(exact);
+    cr_assert_eq(page_all(sz, N, tok, exact), 3);
+    restart_with_budget(exact - 1);
+    cr_assert_eq(page_all(sz, N, tok, exact - 1), 2);
+    l = list_page(1, ""); /* page_size still ends a page first */
+    cr_assert_eq(l->n_templates, 1);
+    cr_assert_str_eq(l->next_page_token, "t00");
+    protobuf_c_message_free_unpacked(&l->base, NULL);
+}
