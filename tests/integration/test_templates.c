@@ -314,7 +314,7 @@ static int page_all(const size_t *sz, int n, size_t tok, size_t budget)
         size_t packed = protobuf_c_message_get_packed_size(&l->base);
         cr_assert(packed <= budget || l->n_templates == 1, "page at %d: %zu bytes", seen, packed);
         for (size_t i = 0; i < l->n_templates; i++, seen++) {
-            char name[8];
+            char name[16];
             snprintf(name, sizeof name, "t%02d", seen);
             cr_assert_str_eq(l->templates[i]->name, name, "position %d", seen);
         }
@@ -343,7 +343,7 @@ Test(templates, list_pages_end_at_the_reply_byte_budget)
     static const size_t script_len[] = {9000, 3000, 14000, 2000, 60000, 5000, 11000, 800};
     enum { N = sizeof script_len / sizeof script_len[0] };
     static char script[N][61000];
-    char name[N][8], msg[MSG_MAX];
+    char name[N][16], msg[MSG_MAX];
     for (int i = 0; i < N; i++) {
         memset(script[i], '#', script_len[i]);
         memcpy(script[i], "true ", 5);
