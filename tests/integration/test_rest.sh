@@ -39,6 +39,7 @@ gport=$(free_port)
 hport=$(free_port)
 export HODEI_GRPC_LISTEN=127.0.0.1:$gport HODEI_SERVER=127.0.0.1:$gport
 export HODEI_HTTP_LISTEN=127.0.0.1:$hport
+export HODEI_REPLIES_PAGE_BYTES_MAX=32768 # ListJobs pages by bytes (the last step)
 export HODEI_PROVISIONER_EDGE_ADDRESS=127.0.0.1:$gport HODEI_PROVISIONER_STATE_DIR=$state
 export HODEI_SECRETS_MASTER_KEY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 for d in job-api outbox-relay scheduler provisioner supervisor; do
@@ -329,4 +330,23 @@ call GET /style.css
 expect 200 "the dashboard's style sheet"
 call POST /
 expect 405 "POST /"
+step "ListJobs pages end at replies.page_bytes_max (32 KiB here), at least one job each"
+pad() { python3 -c "print('true ' + '#' * ($1 - 5))"; }
+paged=()
+for n in 40000 15000 15000 15000; do # oldest first; the first alone passes the budget
+  call POST /v1/jobs '{"spec":{"name":"rest-page","command":{"command":"sh","args":["-c","'"$(pad $n)"'"]},"labels":{"team":"pages"}}}'
+  expect 200 "queue a $n-byte job"
+  paged=("$(j 'd["jobId"]')" "${paged[@]}")
+done
+token="" sizes="" listed=()
+while :; do
+  call GET "/v1/jobs?label=team=pages&pageSize=1000&pageToken=$token"
+  expect 200 "a page of large jobs"
+  sizes="$sizes$(j 'len(d.get("jobs", []))') "
+  for id in $(j '" ".join(x["id"] for x in d.get("jobs", []))'); do listed+=("$id"); done
+  token=$(j 'd.get("nextPageToken", "")')
+  [ -n "$token" ] || break
+done
+[ "$sizes" = "2 1 1 " ] || fail "pages of $sizes jobs, want 2 1 1"
+[ "${listed[*]}" = "${paged[*]}" ] || fail "listed ${listed[*]}, want ${paged[*]} (newest first, each once)"
 echo "rest: all passed"
