@@ -1496,3 +1496,98 @@ Test(worker_edge, lines_the_edge_cannot_hand_to_nats_are_named_to_the_reader, .t
     cr_assert(hodei_rpc_stream_close_send(st, NULL) == HODEI_OK);
     hodei_rpc_stream_destroy(st);
 }
+
+/* GetLogs pages by bytes at the edge: a reply stops growing once it holds
+ * 8 MiB of output (one stored batch may pass it), is then not complete, and
+ * from_sequence = the last line's + 1 gives the rest: every line once. */
+#define BIG_LINE (64 * 1024)
+#define BIG_LINES 160 /* 10 MiB */
+#define BIG_BATCH 8   /* lines (512 KiB) per LogBatch */
+#define GETLOGS_BYTES (8 * 1024 * 1024)
+
+static void ws_big_logs(hodei_rpc_stream *st, const char *job, uint64_t first, size_t n)
+{
+    static uint8_t text[BIG_LINE];
+    memset(text, 'x', sizeof text);
+    Hodei__V1__LogLine lines[BIG_BATCH], *ptrs[BIG_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        hodei__v1__log_line__init(&lines[i]);
+        lines[i].sequence = first + i;
+        lines[i].stream = HODEI__V1__LOG_STREAM__LOG_STREAM_STDOUT;
+        lines[i].data.data = text;
+        lines[i].data.len = sizeof text;
+        ptrs[i] = &lines[i];
+    }
+    Hodei__V1__WorkerMessage m = HODEI__V1__WORKER_MESSAGE__INIT;
+    Hodei__V1__LogBatch b = HODEI__V1__LOG_BATCH__INIT;
+    b.job_id = (char *)job;
+    b.epoch = 1;
+    b.n_lines = n;
+    b.lines = ptrs;
+    m.body_case = HODEI__V1__WORKER_MESSAGE__BODY_LOG_BATCH;
+    m.log_batch = &b;
+    ws_send(st, &m);
+}
+
+static Hodei__V1__GetLogsResponse *get_logs_from(const char *job, uint64_t from)
+{
+    Hodei__V1__GetLogsRequest req = HODEI__V1__GET_LOGS_REQUEST__INIT;
+    req.job_id = (char *)job;
+    req.from_sequence = from;
+    ProtobufCMessage *resp = NULL;
+    char msg[512];
+    cr_assert_eq(unary(LSVC "GetLogs", &req.base, &hodei__v1__get_logs_response__descriptor, &resp,
+                       msg, sizeof msg),
+                 HODEI_GRPC_OK, "%s", msg);
+    return (Hodei__V1__GetLogsResponse *)resp;
+}
+
+Test(worker_edge, get_logs_pages_end_past_8_mib_and_resume_exactly, .timeout = 300)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_ack(st, job, 1);
+    for (uint64_t s = 1; s <= BIG_LINES; s += BIG_BATCH)
+        ws_big_logs(st, job, s, BIG_BATCH);
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    cr_assert(ws_result_ack(st, job, NULL, 0));
+    /* Page until a complete page: once everything is stored, the first
+     * page holds 8 MiB and at most one batch more, the second the rest. */
+    int64_t until = hodei_mono_ms() + POLL_MS;
+    for (;;) {
+        uint64_t from = 1;
+        size_t pages = 0, first_bytes = 0;
+        bool complete = false;
+        while (!complete && pages < 4) {
+            Hodei__V1__GetLogsResponse *r = get_logs_from(job, from);
+            size_t bytes = 0;
+            for (size_t i = 0; i < r->n_lines; i++) {
+                cr_assert_eq(r->lines[i]->sequence, from + i, "page %zu line %zu", pages, i);
+                cr_assert_eq(r->lines[i]->data.len, BIG_LINE);
+                bytes += r->lines[i]->data.len;
+            }
+            if (pages == 0)
+                first_bytes = bytes;
+            complete = r->complete;
+            bool empty = r->n_lines == 0;
+            from += r->n_lines;
+            pages++;
+            protobuf_c_message_free_unpacked(&r->base, NULL);
+            if (empty)
+                break;
+        }
+        if (complete && from == BIG_LINES + 1) {
+            cr_assert_eq(pages, 2, "10 MiB of output in %zu pages", pages);
+            cr_assert(first_bytes >= GETLOGS_BYTES &&
+                          first_bytes <= GETLOGS_BYTES + BIG_BATCH * BIG_LINE,
+                      "the first page holds %zu bytes", first_bytes);
+            break;
+        }
+        cr_assert(hodei_mono_ms() < until, "GetLogs: up to line %llu (complete=%d)",
+                  (unsigned long long)from - 1, complete);
+        hodei_sleep_ms(100);
+    }
+    hodei_rpc_stream_destroy(st);
+}
