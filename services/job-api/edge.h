@@ -70,8 +70,9 @@ typedef struct {
     int64_t reply_page_bytes_max;    /* replies.page_bytes_max: bytes of one list page */
     int64_t submit_queue_bytes_max;  /* submit.queue_bytes_max: bytes of jobs waiting to commit */
     int64_t submit_batch_bytes_max;  /* submit.batch_bytes_max: bytes of one group commit */
-    char *logs_archive_store;        /* logs.archive_store: database | s3 */
-    char *logs_s3_bucket;            /* logs.archive_s3_*: the store of archives when s3 */
+    int64_t submit_queue_bytes_per_key; /* submit.queue_bytes_per_key: one caller's share */
+    char *logs_archive_store;           /* logs.archive_store: database | s3 */
+    char *logs_s3_bucket;               /* logs.archive_s3_*: the store of archives when s3 */
     char *logs_s3_prefix;
     char *logs_s3_endpoint;
     char *logs_s3_region;

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "client/client_submit.h"
 #include "edge_auth.h"
@@ -34,6 +35,13 @@ const hodei_cfg_param edge_params[] = {
      P(submit_queue_bytes_max),
      "bytes of jobs waiting for a commit before QueueJob answers RESOURCE_EXHAUSTED", false, false,
      NULL},
+    {"submit.queue_bytes_per_key", HODEI_CFG_INT, "134217728", SUBMIT_BYTES_MIN, INT64_C(1) << 36,
+     P(submit_queue_bytes_per_key),
+     "bytes of one caller's jobs (an API key's, a certificate's, or those of calls with"
+     " neither) waiting for a commit before that caller's QueueJob answers"
+     " RESOURCE_EXHAUSTED; at most submit.queue_bytes_max; unset = a quarter of it (at"
+     " least 8 MiB)",
+     false, false, NULL},
     {"submit.batch_bytes_max", HODEI_CFG_INT, "67108864", SUBMIT_BYTES_MIN, SUBMIT_BATCH_BYTES_MAX,
      P(submit_batch_bytes_max),
      "bytes of jobs written in one group commit (a group ends at submit.batch_max jobs or"
@@ -137,3 +145,22 @@ const hodei_cfg_param edge_params[] = {
 #undef P
 
 const size_t edge_params_len = sizeof edge_params / sizeof edge_params[0];
+
+/* The checks between parameters, and the defaults made from others. */
+hodei_status edge_params_check(const hodei_cfg_section *sec, hodei_err *err)
+{
+    edge_config *c = sec->base;
+    char source[64];
+    hodei_config_source(sec, "submit.queue_bytes_per_key", source, sizeof source);
+    if (strcmp(source, "default") == 0) {
+        int64_t quarter = c->submit_queue_bytes_max / 4;
+        c->submit_queue_bytes_per_key = quarter < SUBMIT_BYTES_MIN ? SUBMIT_BYTES_MIN : quarter;
+    }
+    if (c->submit_queue_bytes_per_key > c->submit_queue_bytes_max)
+        return hodei_err_set(err, HODEI_ERR_INVALID,
+                             "submit.queue_bytes_per_key: %lld is above submit.queue_bytes_max"
+                             " (%lld): one caller's share cannot exceed the whole queue (from %s)",
+                             (long long)c->submit_queue_bytes_per_key,
+                             (long long)c->submit_queue_bytes_max, source);
+    return HODEI_OK;
+}

@@ -111,17 +111,23 @@ hodei_status edge_init(hodei_daemon *d, hodei_err *err)
         .queue_max = (size_t)edge_conf.submit_queue_max,
         .queue_bytes_max = (size_t)edge_conf.submit_queue_bytes_max,
         .batch_bytes_max = (size_t)edge_conf.submit_batch_bytes_max,
+        .queue_bytes_per_key = (size_t)edge_conf.submit_queue_bytes_per_key,
         .writers = (int)edge_conf.submit_writers,
         .default_timeout_ms = edge_conf.default_timeout_ms,
         .queued = hodei_daemon_counter(d, "hodei_jobs_queued_total",
                                        "Jobs QueueJob committed (not idempotent repeats)."),
         .refused = hodei_daemon_counter(d, "hodei_jobs_refused_total",
-                                        "QueueJobs refused as the submit queue was full."),
+                                        "QueueJobs refused as the submit queue, or the"
+                                        " caller's share of it, was full."),
         .waiting_jobs = hodei_daemon_gauge(d, "hodei_edge_submit_waiting_jobs",
                                            "Jobs waiting for a submit writer."),
         .waiting_bytes = hodei_daemon_gauge(d, "hodei_edge_submit_waiting_bytes",
                                             "Bytes of the jobs waiting for a submit writer "
                                             "(at most submit.queue_bytes_max)."),
+        .waiting_keys = hodei_daemon_gauge(d, "hodei_edge_submit_waiting_keys",
+                                           "Callers (API keys, certificate subjects, anonymous)"
+                                           " with jobs waiting for a submit writer; each holds"
+                                           " at most submit.queue_bytes_per_key."),
         .dispatch = edge_conf.submit_assign ? &edge_workers_dispatch : NULL,
     };
     edge_workers_dispatch_ctx(e);

@@ -16,6 +16,7 @@ int main(int argc, char **argv)
         .params = edge_params,
         .n_params = edge_params_len,
         .config = &edge_conf,
+        .check_config = edge_params_check,
         .needs_db = true,
         .nats_probe = &hodei_daemon_nats_probe,
         .init = edge_init,

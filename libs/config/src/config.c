@@ -206,6 +206,17 @@ hodei_status hodei_config_load(const hodei_cfg_section *sections, size_t n_secti
     return st;
 }
 
+void hodei_config_source(const hodei_cfg_section *sec, const char *name, char *out, size_t out_len)
+{
+    for (size_t k = 0; k < sec->n_params; k++) {
+        if (strcmp(sec->params[k].name, name) == 0) {
+            config_registry_source(sec, k, out, out_len);
+            return;
+        }
+    }
+    hodei_strlcpy(out, "?", out_len);
+}
+
 void hodei_config_print(const hodei_cfg_section *sections, size_t n_sections, FILE *out)
 {
     for (size_t i = 0; i < n_sections; i++) {

@@ -100,7 +100,10 @@ static int daemon_config_load(hodei_daemon *d, const char *path)
         d->sections[1] = (hodei_cfg_section){svc->params, svc->n_params, svc->config};
         d->n_sections = 2;
     }
-    if (hodei_config_load(d->sections, d->n_sections, path, &err) != HODEI_OK) {
+    hodei_status st = hodei_config_load(d->sections, d->n_sections, path, &err);
+    if (st == HODEI_OK && svc->check_config && d->n_sections == 2)
+        st = svc->check_config(&d->sections[1], &err);
+    if (st != HODEI_OK) {
         fprintf(stderr, "%s: configuration error: %s\n", svc->name, err.msg);
         return DAEMON_EXIT_USAGE;
     }

@@ -1,5 +1,7 @@
 #include "client_submit.h"
 
+#include "client_shares.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -52,6 +54,7 @@ typedef struct submit_item {
     char *owner;                     /* the key's name */
     char *actor;                     /* for the audit row: the key's name or cert:<name> */
     char *peer;
+    char *who;             /* whose share of the queue it counts in (client_shares.h) */
     const char *action;    /* "job.queue" or "template.run" */
     char *detail_json;     /* the audit row's summary */
     submit_reply_fn reply; /* NULL = a QueueJobResponse */
@@ -71,6 +74,7 @@ struct submitter {
     submit_item *head, *tail;
     size_t queued;
     size_t queued_bytes;
+    submit_shares *shares; /* each caller's queued bytes (submit.queue_bytes_per_key) */
     bool stopping;
     int n_writers;
     pthread_t writers[SUBMIT_WRITERS_MAX];
@@ -150,13 +154,16 @@ static void item_who(submit_item *it, hodei_rpc_call *call, const char *ns)
 {
     const hodei_identity *id = edge_caller(call);
     char actor[HODEI_CERT_SAN_BUF + 8];
+    char who[SUBMIT_SHARE_WHO_BUF];
     hodei_identity_actor(id, actor, sizeof actor);
+    submit_share_who(id, who);
     hodei_strlcpy(it->ns, ns, sizeof it->ns);
     hodei_strlcpy(it->owner_key_id, id->key_id, sizeof it->owner_key_id);
     it->owner = strdup(id->name);
     it->actor = strdup(actor);
     it->peer = strdup(id->peer);
-    HODEI_ASSERT(it->owner && it->actor && it->peer);
+    it->who = strdup(who);
+    HODEI_ASSERT(it->owner && it->actor && it->peer && it->who);
 }
 
 static submit_item *item_from_request(const Hodei__V1__QueueJobRequest *req,
@@ -201,7 +208,7 @@ static size_t item_bytes(const submit_item *it)
     return sizeof *it + str_bytes(it->name) + str_bytes(it->spec_hex) +
            str_bytes(it->architecture) + str_bytes(it->provider) + str_bytes(it->image) +
            str_bytes(it->constraints_json) + str_bytes(it->labels_json) + str_bytes(it->idem_key) +
-           str_bytes(it->owner) + str_bytes(it->actor) + str_bytes(it->peer) +
+           str_bytes(it->owner) + str_bytes(it->actor) + str_bytes(it->peer) + str_bytes(it->who) +
            str_bytes(it->detail_json);
 }
 
@@ -218,6 +225,7 @@ static void item_free(submit_item *it)
     free(it->owner);
     free(it->actor);
     free(it->peer);
+    free(it->who);
     free(it->detail_json);
     free(it);
 }
@@ -227,6 +235,32 @@ static void submit_gauges(submitter *s)
 {
     hodei_metric_set(s->opts.waiting_jobs, (int64_t)s->queued);
     hodei_metric_set(s->opts.waiting_bytes, (int64_t)s->queued_bytes);
+    hodei_metric_set(s->opts.waiting_keys, (int64_t)submit_shares_keys(s->shares));
+}
+
+/* Answers a QueueJob the queue has no room for: the whole queue's bytes
+ * (share OK), the caller's share of them, or the table of callers. */
+static void submit_refuse(submitter *s, hodei_rpc_call *call, const submit_item *it, size_t waiting,
+                          submit_share_verdict share, size_t held)
+{
+    if (s->opts.refused)
+        hodei_metric_add(s->opts.refused, 1);
+    if (share == SUBMIT_SHARE_OVER)
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                            "this caller's share of the submit queue is used (%zu bytes of its"
+                            " jobs waiting, this one %zu; at most %zu: submit.queue_bytes_per_key);"
+                            " retry with backoff",
+                            held, it->bytes, s->opts.queue_bytes_per_key);
+    else if (share == SUBMIT_SHARE_FULL)
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                            "submit queue is full (jobs of %d callers waiting, the most one edge"
+                            " keeps); retry with backoff",
+                            SUBMIT_SHARE_KEYS_MAX);
+    else
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                            "submit queue is full (%zu bytes of jobs waiting, this one %zu; at"
+                            " most %zu: submit.queue_bytes_max); retry with backoff",
+                            waiting, it->bytes, s->opts.queue_bytes_max);
 }
 
 void submitter_enqueue(submitter *s, hodei_rpc_call *call, const Hodei__V1__QueueJobRequest *req,
@@ -264,16 +298,15 @@ void submitter_enqueue_reply(submitter *s, hodei_rpc_call *call,
     HODEI_ASSERT(it->detail_json);
     it->bytes = item_bytes(it);
     pthread_mutex_lock(&s->mu);
-    size_t waiting = s->queued_bytes;
+    size_t waiting = s->queued_bytes, held = 0;
+    submit_share_verdict share = SUBMIT_SHARE_OK;
     full = s->queued >= s->opts.queue_max || waiting + it->bytes > s->opts.queue_bytes_max;
-    if (full) {
+    if (!full)
+        share =
+            submit_shares_take(s->shares, it->who, it->bytes, s->opts.queue_bytes_per_key, &held);
+    if (full || share != SUBMIT_SHARE_OK) {
         pthread_mutex_unlock(&s->mu);
-        if (s->opts.refused)
-            hodei_metric_add(s->opts.refused, 1);
-        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
-                            "submit queue is full (%zu bytes of jobs waiting, this one %zu; at"
-                            " most %zu: submit.queue_bytes_max); retry with backoff",
-                            waiting, it->bytes, s->opts.queue_bytes_max);
+        submit_refuse(s, call, it, waiting, full ? SUBMIT_SHARE_OK : share, held);
         item_free(it);
         return;
     }
@@ -792,6 +825,7 @@ static size_t writer_take(submitter *s, submit_item **items)
            (n == 0 || bytes + s->head->bytes <= s->opts.batch_bytes_max)) {
         bytes += s->head->bytes;
         s->queued_bytes -= s->head->bytes;
+        submit_shares_give(s->shares, s->head->who, s->head->bytes);
         items[n++] = s->head;
         s->head = s->head->next;
         s->queued--;
@@ -855,11 +889,18 @@ static void *writer_main(void *arg)
 hodei_status submitter_create(const submitter_opts *opts, submitter **out, hodei_err *err)
 {
     if (opts->writers < 1 || opts->writers > SUBMIT_WRITERS_MAX || opts->batch_max < 1 ||
-        opts->queue_bytes_max < SUBMIT_BYTES_MIN || opts->batch_bytes_max < SUBMIT_BYTES_MIN)
+        opts->queue_bytes_max < SUBMIT_BYTES_MIN || opts->batch_bytes_max < SUBMIT_BYTES_MIN ||
+        opts->queue_bytes_per_key < SUBMIT_BYTES_MIN ||
+        opts->queue_bytes_per_key > opts->queue_bytes_max)
         return hodei_err_set(err, HODEI_ERR_INVALID, "submitter: bad options");
     submitter *s = calloc(1, sizeof *s);
     if (!s)
         return hodei_err_set(err, HODEI_ERR_NOMEM, "submitter: out of memory");
+    hodei_status st = submit_shares_create(SUBMIT_SHARE_KEYS_MAX, &s->shares, err);
+    if (st != HODEI_OK) {
+        free(s);
+        return st;
+    }
     s->opts = *opts;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -892,5 +933,6 @@ void submitter_destroy(submitter *s)
     }
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
+    submit_shares_destroy(s->shares);
     free(s);
 }

@@ -46,13 +46,19 @@ typedef struct {
     size_t queue_max;       /* jobs waiting before QueueJob answers RESOURCE_EXHAUSTED */
     size_t queue_bytes_max; /* bytes of jobs waiting, likewise (>= SUBMIT_BYTES_MIN) */
     size_t batch_bytes_max; /* bytes of one group (SUBMIT_BYTES_MIN..SUBMIT_BATCH_BYTES_MAX) */
-    int writers;            /* writer threads, each with its own connection */
+    /* Bytes of one caller's jobs waiting (SUBMIT_BYTES_MIN..queue_bytes_max):
+     * past it that caller's QueueJob answers RESOURCE_EXHAUSTED while the
+     * others' still fit up to queue_bytes_max. A caller is an API key, a
+     * certificate subject, or the calls without either (client_shares.h). */
+    size_t queue_bytes_per_key;
+    int writers; /* writer threads, each with its own connection */
     int64_t default_timeout_ms;
     int64_t db_wait_ms;
     hodei_metric *queued;            /* new jobs committed (GET /metrics); may be NULL */
     hodei_metric *refused;           /* QueueJobs answered RESOURCE_EXHAUSTED; may be NULL */
     hodei_metric *waiting_jobs;      /* gauge: jobs waiting for a writer; may be NULL */
     hodei_metric *waiting_bytes;     /* gauge: their bytes (submit.queue_bytes_max); may be NULL */
+    hodei_metric *waiting_keys;      /* gauge: callers with jobs waiting; may be NULL */
     const submit_dispatch *dispatch; /* NULL = every job waits for a scheduler */
 } submitter_opts;
 

@@ -50,6 +50,11 @@ typedef struct {
  * freeing beyond hodei_config_free (which is safe on partly filled sections). */
 hodei_status hodei_config_load(const hodei_cfg_section *sections, size_t n_sections,
                                const char *yaml_path, hodei_err *err);
+/* Where a loaded section's parameter `name` got its value: "default", a
+ * file position "FILE:LINE", or an environment variable's name ("?" for a
+ * section not loaded or a name it lacks). Cross-parameter checks use it
+ * to tell a value left at its default from one given. */
+void hodei_config_source(const hodei_cfg_section *sec, const char *name, char *out, size_t out_len);
 /* Prints "name = value  # source" lines; secrets masked. */
 void hodei_config_print(const hodei_cfg_section *sections, size_t n_sections, FILE *out);
 /* Frees the strings the load allocated and zeroes their fields. */

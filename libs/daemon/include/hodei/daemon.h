@@ -41,7 +41,12 @@ typedef struct {
     const char *summary;           /* one line for --help */
     const hodei_cfg_param *params; /* the service's own parameters (may be NULL) */
     size_t n_params;
-    void *config;                         /* the struct those parameters fill */
+    void *config; /* the struct those parameters fill */
+    /* After loading (may be NULL): checks between the service's parameters
+     * and fills defaults derived from others (sec: its loaded section, for
+     * hodei_config_source). An error names the parameter; the daemon then
+     * exits 2 as for any bad value, --check-config included. */
+    hodei_status (*check_config)(const hodei_cfg_section *sec, hodei_err *err);
     bool needs_db;                        /* check database.url is reachable before init */
     const hodei_daemon_probe *nats_probe; /* check nats.url before init; NULL = no check */
     hodei_status (*init)(hodei_daemon *d, hodei_err *err);
