@@ -2,13 +2,20 @@
  * - submit.batch_bytes_max: a group commit of jobs holding exactly that
  *   many bytes is one transaction; one byte more and the last job goes to
  *   the next group;
+ * - submit.queue_bytes_per_key: a client whose waiting jobs would hold one
+ *   byte more than its share is refused RESOURCE_EXHAUSTED naming the
+ *   setting and its figures, exactly its share is queued, and meanwhile
+ *   another client's jobs are still queued;
  * - submit.queue_bytes_max: a QueueJob that would make the waiting jobs
- *   hold one byte more is refused RESOURCE_EXHAUSTED naming the setting
- *   and its figures, and nothing of it reaches the database; one that
+ *   hold one byte more is refused likewise naming that setting; one that
  *   makes them hold exactly that many is queued;
- * - another client's small jobs queued among the large ones are all
- *   committed, even when the database refuses a job of the same group
- *   (the group is then written again one job at a time);
+ * - nothing of a refused call reaches the database; every queued job of
+ *   both clients is there exactly once, as its client's, and runs;
+ * - another client's jobs queued among the large ones are all committed,
+ *   even when the database refuses a job of the same group (the group is
+ *   then written again one job at a time);
+ * - the gauges of the waiting jobs, bytes and clients are back to 0 once
+ *   the queue drained;
  * - meanwhile the edge's RSS stays bounded and the worker stays READY.
  * The writer is held by a test transaction that inserts a job with the
  * idempotency key of the first QueueJob (the writer waits on the unique
@@ -28,8 +35,10 @@
 #include "hodei/v1/keys.pb-c.h"
 
 #define MSG_MAX 1024
-#define QUEUE_BYTES (20 * 1024 * 1024)
+#define QUEUE_BYTES (26 * 1024 * 1024)
+#define SHARE_BYTES (14 * 1024 * 1024) /* submit.queue_bytes_per_key */
 #define BATCH_BYTES (8 * 1024 * 1024)
+#define SMALL_PAD 100    /* script bytes of a small job */
 #define PAD_BASE 700000  /* script bytes of a large job (about 1.4 MB waiting) */
 #define PAD_MAX 1000000  /* below the 1 MiB spec */
 #define ROOM_MIN 200000  /* the job that fills a group or the queue exactly: */
@@ -37,7 +46,7 @@
 #define IDEM_LEN 24
 #define CALLS_MAX 64
 #define JOB_WAIT_MS 300000
-/* Generous, for an ASan build: what is checked is that 20 MiB of waiting
+/* Generous, for an ASan build: what is checked is that 26 MiB of waiting
  * jobs do not cost the edge many times that. */
 #define RSS_CEILING_KB (256 * 1024)
 
@@ -50,8 +59,9 @@ static void setup(void)
     snprintf(asan_env, sizeof asan_env, "ASAN_OPTIONS=%s%squarantine_size_mb=4", asan ? asan : "",
              asan && *asan ? ":" : "");
     static const char *env[] = {
-        "HODEI_SUBMIT_QUEUE_BYTES_MAX=20971520", /* QUEUE_BYTES */
-        "HODEI_SUBMIT_BATCH_BYTES_MAX=8388608",  /* BATCH_BYTES */
+        "HODEI_SUBMIT_QUEUE_BYTES_MAX=27262976",     /* QUEUE_BYTES */
+        "HODEI_SUBMIT_QUEUE_BYTES_PER_KEY=14680064", /* SHARE_BYTES */
+        "HODEI_SUBMIT_BATCH_BYTES_MAX=8388608",      /* BATCH_BYTES */
         "HODEI_SUBMIT_WRITERS=1",
         asan_env,
         NULL,
@@ -93,8 +103,16 @@ static int64_t metric(const char *name)
     return -1;
 }
 
+/* A client of the test: its channel (its API key) and what its jobs hold. */
 typedef struct {
     hodei_rpc_channel *ch;
+    int64_t large; /* bytes a job of script pad PAD_BASE and key IDEM_LEN holds */
+    int64_t small; /* likewise with pad SMALL_PAD */
+    int64_t held;  /* bytes of its jobs waiting (its share used) */
+} client;
+
+typedef struct {
+    client *cli;
     char name[16];
     char idem[IDEM_LEN + 8];
     size_t pad; /* script bytes */
@@ -130,7 +148,7 @@ static void *qcall_main(void *arg)
     hodei_err err;
     ProtobufCMessage *out = NULL;
     hodei_status st =
-        hodei_rpc_unary(c->ch, "/hodei.v1.JobExecutionService/QueueJob", &req.base,
+        hodei_rpc_unary(c->cli->ch, "/hodei.v1.JobExecutionService/QueueJob", &req.base,
                         &hodei__v1__queue_job_response__descriptor, 600000, &out, &res, &err);
     free(content);
     if (st != HODEI_OK) {
@@ -147,16 +165,17 @@ static void *qcall_main(void *arg)
     return NULL;
 }
 
-/* Starts a QueueJob with idempotency key `idem`; unless `held` (a job the
- * writer takes at once), waits until it is either queued (the gauge counts
- * it; its bytes are recorded) or refused. */
-static qcall *qcall_start_key(hodei_rpc_channel *ch, const char *name, size_t pad, const char *idem,
+/* Starts a QueueJob of client `cli` with idempotency key `idem`; unless
+ * `held` (a job the writer takes at once), waits until it is either queued
+ * (the gauge counts it; its bytes are recorded, and added to what the
+ * client holds) or refused. */
+static qcall *qcall_start_key(client *cli, const char *name, size_t pad, const char *idem,
                               bool held)
 {
     cr_assert_lt(n_calls, CALLS_MAX);
     qcall *c = &calls[n_calls];
     memset(c, 0, sizeof *c);
-    c->ch = ch;
+    c->cli = cli;
     c->pad = pad;
     c->code = -1;
     hodei_strlcpy(c->name, name, sizeof c->name);
@@ -171,6 +190,7 @@ static qcall *qcall_start_key(hodei_rpc_channel *ch, const char *name, size_t pa
             break; /* answered already: refused */
         if (metric("hodei_edge_submit_waiting_jobs") == jobs + 1) {
             c->bytes = metric("hodei_edge_submit_waiting_bytes") - bytes;
+            cli->held += c->bytes;
             return c;
         }
         hodei_sleep_ms(20);
@@ -185,15 +205,14 @@ static qcall *qcall_start_key(hodei_rpc_channel *ch, const char *name, size_t pa
 
 /* The same with a key of idem_len bytes made from `prefix` ('k': to be
  * queued, 'r': to be refused) and the call's number. */
-static qcall *qcall_start(hodei_rpc_channel *ch, const char *name, size_t pad, size_t idem_len,
-                          char prefix)
+static qcall *qcall_start(client *cli, const char *name, size_t pad, size_t idem_len, char prefix)
 {
     char idem[IDEM_LEN + 8];
     cr_assert(idem_len >= 8 && idem_len < sizeof idem);
     snprintf(idem, sizeof idem, "%c%03d-", prefix, n_calls);
     memset(idem + 5, 'i', idem_len - 5);
     idem[idem_len] = '\0';
-    return qcall_start_key(ch, name, pad, idem, false);
+    return qcall_start_key(cli, name, pad, idem, false);
 }
 
 static void qcall_join(qcall *c)
@@ -203,14 +222,12 @@ static void qcall_join(qcall *c)
     c->thread = 0;
 }
 
-/* The bytes a job of client A with script pad p and key length k holds,
- * from a measured one (base at PAD_BASE, IDEM_LEN): the spec is stored as
- * hex (two bytes a script byte), the key once. */
-static int64_t base_bytes;
-
-static void shape_for(int64_t bytes, size_t *pad, size_t *idem_len)
+/* The script pad and key length of a job of `cli` holding `bytes`, from
+ * its measured large job (PAD_BASE, IDEM_LEN): the spec is stored as hex
+ * (two bytes a script byte), the key once. */
+static void shape_for(const client *cli, int64_t bytes, size_t *pad, size_t *idem_len)
 {
-    int64_t d = bytes - base_bytes;
+    int64_t d = bytes - cli->large;
     *idem_len = IDEM_LEN;
     if (d % 2 != 0) {
         d += 1;
@@ -221,34 +238,46 @@ static void shape_for(int64_t bytes, size_t *pad, size_t *idem_len)
     *pad = (size_t)(PAD_BASE + d / 2);
 }
 
-/* Queues client A's job of exactly `bytes`, asserting the gauge agrees. */
-static qcall *queue_exact(hodei_rpc_channel *ch, const char *name, int64_t bytes)
+/* Queues a job of `cli` of exactly `bytes`, asserting the gauge agrees. */
+static qcall *queue_exact(client *cli, const char *name, int64_t bytes)
 {
     size_t pad, idem_len;
-    shape_for(bytes, &pad, &idem_len);
-    qcall *c = qcall_start(ch, name, pad, idem_len, 'k');
+    shape_for(cli, bytes, &pad, &idem_len);
+    qcall *c = qcall_start(cli, name, pad, idem_len, 'k');
     cr_assert_eq(c->bytes, bytes, "%s: %lld bytes waiting, expected %lld (%s)", name,
                  (long long)c->bytes, (long long)bytes, c->msg);
     return c;
 }
 
-/* Queues large jobs of A and small ones of B alternately, names tagged
- * `tag`, until `target` minus the bytes queued since `from` is within
- * ROOM_MIN..ROOM_MAX; returns the bytes queued since. */
-static int64_t fill_until_room(hodei_rpc_channel *a, hodei_rpc_channel *b, const char *tag,
-                               int64_t target, int64_t small_bytes)
+/* The job of `cli` one byte larger than `bytes`, expected refused. */
+static qcall *refuse_past(client *cli, const char *name, int64_t bytes)
+{
+    size_t pad, idem_len;
+    shape_for(cli, bytes + 1, &pad, &idem_len);
+    qcall *c = qcall_start(cli, name, pad, idem_len, 'r');
+    cr_assert_eq(c->code, HODEI_GRPC_RESOURCE_EXHAUSTED, "%s, one byte past: %s", name, c->msg);
+    return c;
+}
+
+/* Queues large jobs of `big` and small ones of `little` alternately (only
+ * large ones when little is NULL), names tagged `tag`, until `target`
+ * minus the bytes queued since is within ROOM_MIN..ROOM_MAX; returns the
+ * bytes queued since. */
+static int64_t fill_until_room(client *big, client *little, const char *tag, int64_t target)
 {
     int64_t sum = 0;
     char name[16];
     for (int i = 0; target - sum > ROOM_MAX; i++) {
-        bool small = i % 2 == 1 && target - sum - small_bytes >= ROOM_MIN;
-        int64_t next = small ? small_bytes : base_bytes;
+        bool small = little && i % 2 == 1 && target - sum - little->small >= ROOM_MIN;
+        int64_t next = small ? little->small : big->large;
         if (!small && target - sum - next < ROOM_MIN) {
-            next = small_bytes;
+            cr_assert_not_null(little, "%s: no small job to fill with", tag);
+            next = little->small;
             small = true;
         }
         snprintf(name, sizeof name, "%s-%c", tag, small ? 'b' : 'L');
-        qcall *c = qcall_start(small ? b : a, name, small ? 100 : PAD_BASE, IDEM_LEN, 'k');
+        client *cli = small ? little : big;
+        qcall *c = qcall_start(cli, name, small ? SMALL_PAD : PAD_BASE, IDEM_LEN, 'k');
         cr_assert_eq(c->bytes, next, "%s: %lld bytes, expected %lld (%s)", name,
                      (long long)c->bytes, (long long)next, c->msg);
         sum += next;
@@ -313,6 +342,19 @@ static int64_t sql_i64(const char *fmt, const char *arg)
     return harness_sql_i64(&cl.stack, sql);
 }
 
+/* The job of a queued call is in the database exactly once, with its key,
+ * as its client's. */
+static void assert_stored_once(const qcall *c, bool of_b)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM jobs WHERE id = '%s' AND idempotency_key = '%s'"
+             " AND (owner = 'small-client') = %s",
+             c->job_id, c->idem, of_b ? "true" : "false");
+    cr_assert_eq(harness_sql_i64(&cl.stack, sql), 1, "%s (%s): job %s, once, as its client's",
+                 c->name, c->idem, c->job_id);
+}
+
 Test(submit_budgets, byte_budgets_hold_at_their_boundaries_and_spare_other_clients, .init = setup,
      .fini = teardown, .timeout = 900)
 {
@@ -327,8 +369,8 @@ Test(submit_budgets, byte_budgets_hold_at_their_boundaries_and_spare_other_clien
 
     char key_b[128];
     make_small_client_key(key_b, sizeof key_b);
-    hodei_rpc_channel *a = chan_key(cl.stack.api_key);
-    hodei_rpc_channel *b = chan_key(key_b);
+    client a = {.ch = chan_key(cl.stack.api_key)};
+    client b = {.ch = chan_key(key_b)};
 
     /* A job the database refuses (a trigger stands for any row-level
      * refusal): it must fail alone, not its group. */
@@ -344,63 +386,95 @@ Test(submit_budgets, byte_budgets_hold_at_their_boundaries_and_spare_other_clien
     sql_ok(db, "BEGIN");
     sql_ok(db, "INSERT INTO jobs (id, state, spec, timeout_ms, idempotency_key)"
                " VALUES (gen_random_uuid(), 'PENDING', '\\x00', 1000, 'hold-the-writer')");
-    qcall *blocker = qcall_start_key(a, "g0-hold", 100, "hold-the-writer", true);
+    qcall *blocker = qcall_start_key(&a, "g0-hold", SMALL_PAD, "hold-the-writer", true);
     cr_assert(cluster_wait_sql(&cl,
                                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
                                " 'Lock' AND query LIKE '%INSERT INTO jobs%'",
                                1, 60000),
               "the writer waits for the test's transaction");
     cr_assert_eq(metric("hodei_edge_submit_waiting_bytes"), 0, "the writer took its job");
+    cr_assert_eq(metric("hodei_edge_submit_waiting_keys"), 0);
 
-    /* The sizes of a large job of A and a small one of B. */
-    qcall *first = qcall_start(a, "g1-L", PAD_BASE, IDEM_LEN, 'k');
-    base_bytes = first->bytes;
-    cr_assert_gt(base_bytes, 2 * PAD_BASE);
-    qcall *small = qcall_start(b, "g1-b", 100, IDEM_LEN, 'k');
-    int64_t small_bytes = small->bytes;
-    cr_assert_gt(small_bytes, 0);
-    cr_log_info("a large job holds %lld bytes waiting, a small one %lld", (long long)base_bytes,
-                (long long)small_bytes);
+    /* The sizes of a large and a small job of each client (the key's name
+     * and the connection's address are part of what a job holds). */
+    a.large = qcall_start(&a, "g1-L", PAD_BASE, IDEM_LEN, 'k')->bytes;
+    b.small = qcall_start(&b, "g1-b", SMALL_PAD, IDEM_LEN, 'k')->bytes;
+    b.large = qcall_start(&b, "g1-B", PAD_BASE, IDEM_LEN, 'k')->bytes;
+    a.small = qcall_start(&a, "g1-a", SMALL_PAD, IDEM_LEN, 'k')->bytes;
+    cr_assert(a.large > 2 * PAD_BASE && b.large > 2 * PAD_BASE);
+    cr_assert(a.small > 0 && b.small > 0);
+    cr_assert_eq(metric("hodei_edge_submit_waiting_keys"), 2, "two clients have jobs waiting");
+    cr_log_info("a large job holds %lld bytes waiting (B: %lld), a small one %lld (A: %lld)",
+                (long long)a.large, (long long)b.large, (long long)b.small, (long long)a.small);
 
     /* Group 1 holds exactly submit.batch_bytes_max. */
-    int64_t g1 = base_bytes + small_bytes;
-    g1 += fill_until_room(a, b, "g1", BATCH_BYTES - g1, small_bytes);
-    queue_exact(a, "g1-X", BATCH_BYTES - g1);
-    /* Group 2 would hold one byte more with its last job: that job starts group 3. */
-    int64_t g2 = fill_until_room(a, b, "g2", BATCH_BYTES, small_bytes);
-    queue_exact(a, "g3-X", BATCH_BYTES - g2 + 1);
-    qcall *poison = qcall_start(a, "g3-poison", 100, IDEM_LEN, 'k');
+    int64_t g1 = a.held + b.held;
+    g1 += fill_until_room(&a, &b, "g1", BATCH_BYTES - g1);
+    queue_exact(&a, "g1-X", BATCH_BYTES - g1);
+    /* Group 2 (B's large jobs, A's small ones) would hold one byte more
+     * with its last job: that job starts group 3. */
+    int64_t g2 = fill_until_room(&b, &a, "g2", BATCH_BYTES);
+    queue_exact(&a, "g3-X", BATCH_BYTES - g2 + 1);
+    qcall *poison = qcall_start(&a, "g3-poison", SMALL_PAD, IDEM_LEN, 'k');
     cr_assert_gt(poison->bytes, 0);
-    qcall_start(b, "g3-b", 100, IDEM_LEN, 'k');
+    qcall_start(&b, "g3-b", SMALL_PAD, IDEM_LEN, 'k');
+
+    /* A's share: one byte past it is refused naming
+     * submit.queue_bytes_per_key, exactly it is queued; then even A's
+     * small job is refused, while B's are still queued. */
+    int64_t waiting = metric("hodei_edge_submit_waiting_bytes");
+    cr_assert_eq(waiting, a.held + b.held, "the clients' bytes add up to the gauge");
+    fill_until_room(&a, NULL, "g3", SHARE_BYTES - a.held);
+    int64_t room = SHARE_BYTES - a.held;
+    cr_assert_lt(a.held + b.held + room, QUEUE_BYTES, "A's share ends before the queue does");
+    qcall *over = refuse_past(&a, "g3-R", room);
+    char want[256];
+    snprintf(want, sizeof want,
+             "(%lld bytes of its jobs waiting, this one %lld; at most %d:"
+             " submit.queue_bytes_per_key)",
+             (long long)a.held, (long long)room + 1, SHARE_BYTES);
+    cr_assert(strstr(over->msg, want), "one byte past A's share: %s (expected %s)", over->msg,
+              want);
+    queue_exact(&a, "g3-A", room);
+    cr_assert_eq(a.held, SHARE_BYTES, "A holds exactly its share");
+    qcall *a_small = qcall_start(&a, "g3-a", SMALL_PAD, IDEM_LEN, 'r');
+    cr_assert_eq(a_small->code, HODEI_GRPC_RESOURCE_EXHAUSTED, "A past its share: %s",
+                 a_small->msg);
+    snprintf(want, sizeof want, "(%d bytes of its jobs waiting, this one %lld; at most %d",
+             SHARE_BYTES, (long long)a.small, SHARE_BYTES);
+    cr_assert(strstr(a_small->msg, want) && strstr(a_small->msg, "submit.queue_bytes_per_key"),
+              "%s (expected %s)", a_small->msg, want);
+    qcall *b_more = qcall_start(&b, "g3-b", SMALL_PAD, IDEM_LEN, 'k');
+    cr_assert_eq(b_more->bytes, b.small, "B is queued while A is at its share: %s", b_more->msg);
 
     /* The queue: one byte past submit.queue_bytes_max is refused, exactly
-     * that many is queued. */
-    int64_t waiting = metric("hodei_edge_submit_waiting_bytes");
-    waiting += fill_until_room(a, b, "g3", QUEUE_BYTES - waiting, small_bytes);
+     * that many is queued (B's jobs, within B's share). */
+    waiting = metric("hodei_edge_submit_waiting_bytes");
+    cr_assert_eq(waiting, a.held + b.held);
+    cr_assert_lt(QUEUE_BYTES - waiting, SHARE_BYTES - b.held, "B's share outlasts the queue");
+    waiting += fill_until_room(&b, &b, "g3", QUEUE_BYTES - waiting);
     cr_assert_eq(metric("hodei_edge_submit_waiting_bytes"), waiting);
-    int64_t room = QUEUE_BYTES - waiting;
-    size_t pad, idem_len;
-    shape_for(room + 1, &pad, &idem_len);
-    qcall *past = qcall_start(a, "g3-R", pad, idem_len, 'r');
-    char want[256];
+    room = QUEUE_BYTES - waiting;
+    qcall *past = refuse_past(&b, "g3-R", room);
     snprintf(want, sizeof want,
              "(%lld bytes of jobs waiting, this one %lld; at most %d: submit.queue_bytes_max)",
              (long long)waiting, (long long)room + 1, QUEUE_BYTES);
-    cr_assert_eq(past->code, HODEI_GRPC_RESOURCE_EXHAUSTED, "one byte past: %s", past->msg);
     cr_assert(strstr(past->msg, want), "one byte past: %s (expected %s)", past->msg, want);
-    queue_exact(a, "g3-Z", room);
+    queue_exact(&b, "g3-Z", room);
     cr_assert_eq(metric("hodei_edge_submit_waiting_bytes"), QUEUE_BYTES, "exactly at the limit");
-    qcall *full = qcall_start(a, "g3-r", 100, IDEM_LEN, 'r');
+    cr_assert_eq(a.held + b.held, QUEUE_BYTES);
+    qcall *full = qcall_start(&b, "g3-r", SMALL_PAD, IDEM_LEN, 'r');
     cr_assert_eq(full->code, HODEI_GRPC_RESOURCE_EXHAUSTED, "a full queue: %s", full->msg);
     snprintf(want, sizeof want, "(%d bytes of jobs waiting", QUEUE_BYTES);
     cr_assert(strstr(full->msg, want) && strstr(full->msg, "submit.queue_bytes_max"), "%s",
               full->msg);
+    cr_assert_eq(metric("hodei_edge_submit_waiting_keys"), 2);
 
     long full_kb = status_kb(cl.edge.proc.pid, "VmRSS:");
     cr_assert(cluster_wait_sql(&cl, "SELECT count(*) FROM workers WHERE state = 'READY'", 1, 30000),
               "the worker stays READY while the writer is held");
     int64_t refused = metric("hodei_jobs_refused_total");
-    cr_assert_geq(refused, 2);
+    cr_assert_geq(refused, 4);
 
     /* Release the writer: every queued call is answered. */
     sql_ok(db, "ROLLBACK");
@@ -413,12 +487,15 @@ Test(submit_budgets, byte_budgets_hold_at_their_boundaries_and_spare_other_clien
         if (c->idem[0] == 'r' || c == poison)
             continue;
         cr_assert_eq(c->code, HODEI_GRPC_OK, "%s (%s): %s", c->name, c->idem, c->msg);
+        assert_stored_once(c, c->cli == &b);
         queued++;
-        queued_b += c->ch == b;
+        queued_b += c->cli == &b;
     }
     cr_assert_neq(poison->code, HODEI_GRPC_OK, "the job the database refused");
     cr_assert(strstr(poison->msg, "poisoned"), "%s", poison->msg);
     cr_assert_gt(queued_b, 2);
+    cr_log_info("%d jobs queued (%d of B), %lld QueueJobs refused", queued, queued_b,
+                (long long)metric("hodei_jobs_refused_total"));
 
     /* The database: the refused calls left nothing; the groups are as the
      * budget says; the other client's jobs are all there, as its own. */
@@ -438,18 +515,22 @@ Test(submit_budgets, byte_budgets_hold_at_their_boundaries_and_spare_other_clien
     cr_assert_eq(groups_of("^g2-"), 1);
     cr_assert_eq(groups_of("^(g2-|g3-X$)"), 2, "one byte more starts the next group");
 
-    /* The jobs run; the worker was never LOST. */
+    /* The jobs run; the worker was never LOST; the queue's gauges are back
+     * to 0. */
     cr_assert(cluster_wait_sql(&cl, "SELECT count(*) FROM jobs WHERE state <> 'SUCCEEDED'", 0,
                                JOB_WAIT_MS),
               "every queued job runs");
     cr_assert_eq(harness_sql_i64(&cl.stack, "SELECT count(*) FROM workers WHERE state = 'LOST'"),
                  0);
+    cr_assert_eq(metric("hodei_edge_submit_waiting_jobs"), 0);
+    cr_assert_eq(metric("hodei_edge_submit_waiting_bytes"), 0);
+    cr_assert_eq(metric("hodei_edge_submit_waiting_keys"), 0);
     long hwm_kb = status_kb(cl.edge.proc.pid, "VmHWM:");
     cr_log_info("edge RSS: idle %ld kB, %ld kB with %d bytes of jobs waiting (peak %ld kB)",
                 idle_kb, full_kb, QUEUE_BYTES, hwm_kb);
     cr_assert_lt(full_kb - idle_kb, RSS_CEILING_KB, "edge RSS grew from %ld kB to %ld kB", idle_kb,
                  full_kb);
     PQfinish(db);
-    hodei_rpc_channel_destroy(a);
-    hodei_rpc_channel_destroy(b);
+    hodei_rpc_channel_destroy(a.ch);
+    hodei_rpc_channel_destroy(b.ch);
 }
