@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "cluster.h"
 #include "hodei/id.h"
@@ -533,4 +534,56 @@ Test(submit_budgets, byte_budgets_hold_at_their_boundaries_and_spare_other_clien
     PQfinish(db);
     hodei_rpc_channel_destroy(a.ch);
     hodei_rpc_channel_destroy(b.ch);
+}
+
+/* hodei-job-api --check-config with the environment entries `env` (and a
+ * database URL); its exit code, stdout and stderr in out. */
+static int job_api_check(const char *env, char *out, size_t out_len)
+{
+    const char *bin = getenv("HODEI_BIN");
+    cr_assert_not_null(bin, "HODEI_BIN is not set (run through ctest)");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "env -i HODEI_DATABASE_URL=postgresql://hodei@127.0.0.1:1/hodei %s"
+             " %s/hodei-job-api --check-config 2>&1",
+             env, bin);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "%s", cmd);
+    size_t n = fread(out, 1, out_len - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    cr_assert(WIFEXITED(status), "%s", cmd);
+    return WEXITSTATUS(status);
+}
+
+/* The share is checked at start-up against the queue, and when unset it is
+ * a quarter of the queue, at least one job of the largest spec. */
+Test(submit_budgets, the_share_is_checked_at_start_up)
+{
+    static char out[64 * 1024];
+    cr_assert_eq(job_api_check("", out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "submit.queue_bytes_per_key = 134217728  # default\n"), "%s", out);
+    cr_assert_eq(job_api_check("HODEI_SUBMIT_QUEUE_BYTES_MAX=1073741824", out, sizeof out), 0);
+    cr_assert(strstr(out, "submit.queue_bytes_per_key = 268435456  # default\n"), "%s", out);
+    cr_assert_eq(job_api_check("HODEI_SUBMIT_QUEUE_BYTES_MAX=20971520", out, sizeof out), 0);
+    cr_assert(strstr(out, "submit.queue_bytes_per_key = 8388608  # default\n"), "%s", out);
+    cr_assert_eq(job_api_check("HODEI_SUBMIT_QUEUE_BYTES_MAX=20971520"
+                               " HODEI_SUBMIT_QUEUE_BYTES_PER_KEY=20971520",
+                               out, sizeof out),
+                 0, "%s", out);
+    cr_assert(strstr(out, "submit.queue_bytes_per_key = 20971520  #"
+                          " HODEI_SUBMIT_QUEUE_BYTES_PER_KEY\n"),
+              "%s", out);
+    cr_assert_eq(job_api_check("HODEI_SUBMIT_QUEUE_BYTES_MAX=20971520"
+                               " HODEI_SUBMIT_QUEUE_BYTES_PER_KEY=20971521",
+                               out, sizeof out),
+                 2, "%s", out);
+    cr_assert(strstr(out, "job-api: configuration error: submit.queue_bytes_per_key: 20971521"
+                          " is above submit.queue_bytes_max (20971520)"),
+              "%s", out);
+    cr_assert_eq(job_api_check("HODEI_SUBMIT_QUEUE_BYTES_PER_KEY=0", out, sizeof out), 2, "%s",
+                 out);
+    cr_assert(strstr(out, "job-api: configuration error: submit.queue_bytes_per_key: 0 is below"
+                          " the minimum 8388608"),
+              "%s", out);
 }
