@@ -238,14 +238,20 @@ static void submit_gauges(submitter *s)
     hodei_metric_set(s->opts.waiting_keys, (int64_t)submit_shares_keys(s->shares));
 }
 
-/* Answers a QueueJob the queue has no room for: the whole queue's bytes
- * (share OK), the caller's share of them, or the table of callers. */
-static void submit_refuse(submitter *s, hodei_rpc_call *call, const submit_item *it, size_t waiting,
-                          submit_share_verdict share, size_t held)
+/* Answers a QueueJob the queue has no room for: its count (jobs =
+ * submit.queue_max), its bytes (share OK), the caller's share of them, or
+ * the table of callers. */
+static void submit_refuse(submitter *s, hodei_rpc_call *call, const submit_item *it, size_t jobs,
+                          size_t waiting, submit_share_verdict share, size_t held)
 {
     if (s->opts.refused)
         hodei_metric_add(s->opts.refused, 1);
-    if (share == SUBMIT_SHARE_OVER)
+    if (jobs >= s->opts.queue_max)
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                            "submit queue is full (%zu jobs waiting: submit.queue_max); retry"
+                            " with backoff",
+                            jobs);
+    else if (share == SUBMIT_SHARE_OVER)
         hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
                             "this caller's share of the submit queue is used (%zu bytes of its"
                             " jobs waiting, this one %zu; at most %zu: submit.queue_bytes_per_key);"
@@ -285,7 +291,8 @@ void submitter_enqueue_reply(submitter *s, hodei_rpc_call *call,
         if (s->opts.refused)
             hodei_metric_add(s->opts.refused, 1);
         hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
-                            "submit queue is full (%zu jobs waiting); retry with backoff",
+                            "submit queue is full (%zu jobs waiting: submit.queue_max); retry"
+                            " with backoff",
                             s->opts.queue_max);
         return;
     }
@@ -298,7 +305,7 @@ void submitter_enqueue_reply(submitter *s, hodei_rpc_call *call,
     HODEI_ASSERT(it->detail_json);
     it->bytes = item_bytes(it);
     pthread_mutex_lock(&s->mu);
-    size_t waiting = s->queued_bytes, held = 0;
+    size_t jobs = s->queued, waiting = s->queued_bytes, held = 0;
     submit_share_verdict share = SUBMIT_SHARE_OK;
     full = s->queued >= s->opts.queue_max || waiting + it->bytes > s->opts.queue_bytes_max;
     if (!full)
@@ -306,7 +313,7 @@ void submitter_enqueue_reply(submitter *s, hodei_rpc_call *call,
             submit_shares_take(s->shares, it->who, it->bytes, s->opts.queue_bytes_per_key, &held);
     if (full || share != SUBMIT_SHARE_OK) {
         pthread_mutex_unlock(&s->mu);
-        submit_refuse(s, call, it, waiting, full ? SUBMIT_SHARE_OK : share, held);
+        submit_refuse(s, call, it, jobs, waiting, full ? SUBMIT_SHARE_OK : share, held);
         item_free(it);
         return;
     }
