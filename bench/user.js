@@ -303,6 +303,68 @@ function agentPids() {
     .map((f) => Number(fs.readFileSync(path.join(dir, f), 'utf8').split(' ')[0]));
 }
 
+// nats-server's messages in and out, in all and per named connection (its
+// monitoring port: /connz). Null without one.
+function natsCounts() {
+  const port = env.HODEI_NATS_MONITOR_PORT;
+  if (!port) return Promise.resolve(null);
+  return new Promise((ok) => {
+    require('http').get(`http://127.0.0.1:${port}/connz?limit=1024`, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => {
+        try {
+          const c = JSON.parse(body);
+          const by = {};
+          for (const x of c.connections || []) {
+            const name = (x.name || 'unnamed').replace(/[-.]?[0-9a-f]{8,}.*$/, '');
+            const e = by[name] || (by[name] = { in: 0, out: 0 });
+            e.in += x.in_msgs;
+            e.out += x.out_msgs;
+          }
+          ok(by);
+        } catch { ok(null); }
+      });
+    }).on('error', () => ok(null));
+  });
+}
+
+// With BENCH_STATEMENTS=1 (bench/run loads pg_stat_statements): the
+// statements of the span, per job: calls, execution time, rows.
+async function statementsPerJob(sql, jobs) {
+  const out = await sql.query('SELECT calls, round(total_exec_time::numeric, 3), rows,'
+    + " left(regexp_replace(query, '\\s+', ' ', 'g'), 160) FROM pg_stat_statements"
+    + " WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT 40");
+  const [calls, time] = (await sql.query('SELECT sum(calls), sum(total_exec_time)'
+    + " FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'")).split('|').map(Number);
+  const rows = [];
+  for (const line of out.split('\n').filter(Boolean)) {
+    const [c, t, r, q] = line.split('|');
+    rows.push({ calls_per_job: round(Number(c) / jobs), ms_per_job: round(Number(t) / jobs, 4),
+      rows_per_job: round(Number(r) / jobs), query: q });
+  }
+  return { calls_per_job: round(calls / jobs), exec_ms_per_job: round(time / jobs, 4), top: rows };
+}
+
+function natsPerJob(before, after, jobs) {
+  if (!before || !after) return null;
+  const per = {};
+  let inT = 0;
+  let outT = 0;
+  for (const k of Object.keys(after)) {
+    const b = before[k] || { in: 0, out: 0 };
+    const i = after[k].in - b.in;
+    const o = after[k].out - b.out;
+    inT += i;
+    outT += o;
+    per[k] = { in: round(i / jobs, 2), out: round(o / jobs, 2) };
+  }
+  // A client's in is the server's out: in_msgs of a connection are what
+  // the server received from it.
+  return { server_in_per_job: round(inT / jobs, 2), server_out_per_job: round(outT / jobs, 2),
+    by_connection: per };
+}
+
 async function backlog(sql, clients, n) {
   const agents = agentPids();
   for (const p of agents) process.kill(p, 'SIGSTOP');
@@ -312,15 +374,22 @@ async function backlog(sql, clients, n) {
   } finally {
     await sleep(200);
   }
+  const profile = env.BENCH_STATEMENTS === '1';
+  if (profile) await sql.query('SELECT pg_stat_statements_reset()');
+  const natsBefore = await natsCounts();
   const before = cpuSnapshot();
   const t0 = wallUs();
   for (const p of agents) process.kill(p, 'SIGCONT');
   const t1 = await waitNoOpen(sql);
   const after = cpuSnapshot();
-  return { scenario: 'backlog_drain', jobs: ids.length, workers: agents.length,
+  const natsAfter = await natsCounts();
+  const res = { scenario: 'backlog_drain', jobs: ids.length, workers: agents.length,
     seconds: round((t1 - t0) / 1e6), jobs_per_s: Math.round(ids.length / ((t1 - t0) / 1e6)),
     method: 'N queued while the workers are stopped (SIGSTOP), then released: until the last ends',
-    ...cpuPerJob(before, after, ids.length) };
+    ...cpuPerJob(before, after, ids.length),
+    nats_msgs: natsPerJob(natsBefore, natsAfter, ids.length) };
+  if (profile) res.statements = await statementsPerJob(sql, ids.length);
+  return res;
 }
 
 // Each figure against this machine's ceilings of the same run, and the

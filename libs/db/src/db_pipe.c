@@ -49,6 +49,8 @@ static void db_pipe_take(PGconn *conn, const hodei_db_cmd *c, const char *name, 
         if (name && state && (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0))
             db_stmt_forget(conn, c->sql); /* stale after a schema change: prepare afresh */
     }
+    if (c->ran)
+        *c->ran = ok && *st == HODEI_OK;
     if (ok && c->res && *st == HODEI_OK)
         *c->res = r;
     else
@@ -67,6 +69,8 @@ hodei_status hodei_db_pipeline(PGconn *conn, const hodei_db_cmd *cmds, size_t n,
     for (size_t i = 0; i < n; i++) {
         if (cmds[i].res)
             *cmds[i].res = NULL;
+        if (cmds[i].ran)
+            *cmds[i].ran = false;
     }
     if ((st = db_pipe_prepare(conn, cmds, n, names, err)) != HODEI_OK)
         return st;

@@ -204,10 +204,13 @@ static const char pick_pin_sql[] = "SELECT set_config('enable_bitmapscan', 'off'
 /* ... and back as they were, for the rest of the transaction (as the SET
  * clauses of migration 0014's function did): left off, they priced the
  * attempt end's statements above jit_above_cost, and each then spent
- * seconds compiling. */
-static const char pick_unpin_sql[] =
-    "SELECT set_config(name, reset_val, true) FROM pg_settings"
-    " WHERE name IN ('enable_bitmapscan', 'enable_sort', 'enable_seqscan')";
+ * seconds compiling. SET LOCAL ... TO DEFAULT is the session's value (what
+ * RESET gives: the server's, the role's or the database's setting), as
+ * pg_settings' reset_val was, without building the whole pg_settings view
+ * for each result (the costliest statement of a backlog drain per job). */
+static const char pick_unpin_bitmapscan_sql[] = "SET LOCAL enable_bitmapscan TO DEFAULT";
+static const char pick_unpin_sort_sql[] = "SET LOCAL enable_sort TO DEFAULT";
+static const char pick_unpin_seqscan_sql[] = "SET LOCAL enable_seqscan TO DEFAULT";
 
 static const char pick_lock_ending_sql[] = "SELECT 1 FROM jobs WHERE id = $1::uuid FOR UPDATE";
 
@@ -226,20 +229,34 @@ static const char pick_next_sql[] =
 
 enum { PICK_PROVIDER, PICK_JOB, PICK_EPOCH };
 
-hodei_status hodei_handoff_pick_next(PGconn *conn, const char *worker_id, const char *ending_job,
-                                     hodei_handoff_pick *out, hodei_err *err)
+/* The pick, after first_sql (NULL: none) in the same round trip. A
+ * failure of first_sql itself answers HODEI_ERR_UNAVAILABLE: the caller's
+ * transaction is then not where it thinks (e.g. no savepoint was taken). */
+static hodei_status pick_next_after(PGconn *conn, const char *first_sql, const char *worker_id,
+                                    const char *ending_job, hodei_handoff_pick *out, hodei_err *err)
 {
     const char *ending[1] = {ending_job};
     const char *both[2] = {worker_id, ending_job};
     PGresult *res = NULL;
-    const hodei_db_cmd cmds[] = {
+    bool first_ran = false;
+    const hodei_db_cmd all[] = {
+        {.sql = first_sql, .ran = &first_ran},
         {.sql = pick_pin_sql},
         {.sql = pick_lock_ending_sql, .n_params = 1, .params = ending},
         {.sql = pick_next_sql, .n_params = 2, .params = both, .res = &res},
-        {.sql = pick_unpin_sql},
+        {.sql = pick_unpin_bitmapscan_sql},
+        {.sql = pick_unpin_sort_sql},
+        {.sql = pick_unpin_seqscan_sql},
     };
+    const hodei_db_cmd *cmds = first_sql ? all : all + 1;
+    size_t n = sizeof all / sizeof all[0] - (first_sql ? 0 : 1);
     memset(out, 0, sizeof *out);
-    hodei_status st = hodei_db_pipeline(conn, cmds, sizeof cmds / sizeof cmds[0], err);
+    hodei_status st = hodei_db_pipeline(conn, cmds, n, err);
+    if (st != HODEI_OK && first_sql && !first_ran && !hodei_db_status_broken(st)) {
+        char why[sizeof err->msg];
+        hodei_strlcpy(why, err->msg, sizeof why);
+        st = hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "%s: %s", first_sql, why);
+    }
     if (st == HODEI_OK && PQntuples(res) == 1) {
         out->ok = true;
         hodei_strlcpy(out->job_id, hodei_db_get_str(res, 0, PICK_JOB), sizeof out->job_id);
@@ -248,6 +265,12 @@ hodei_status hodei_handoff_pick_next(PGconn *conn, const char *worker_id, const 
     }
     PQclear(res);
     return st;
+}
+
+hodei_status hodei_handoff_pick_next(PGconn *conn, const char *worker_id, const char *ending_job,
+                                     hodei_handoff_pick *out, hodei_err *err)
+{
+    return pick_next_after(conn, NULL, worker_id, ending_job, out, err);
 }
 
 /* ------------------------------------------------------------ hand-off */
@@ -278,14 +301,14 @@ static hodei_status handoff_after(PGconn *conn, const hodei_attempt *a,
     return st;
 }
 
-hodei_status hodei_handoff_result(PGconn *conn, const hodei_attempt *a, hodei_handoff *out,
-                                  hodei_err *err)
+hodei_status hodei_handoff_result_after(PGconn *conn, const char *first_sql, const hodei_attempt *a,
+                                        hodei_handoff *out, hodei_err *err)
 {
     hodei_handoff_pick pick;
     store_end_out end;
     out->final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
     out->run = NULL;
-    hodei_status st = hodei_handoff_pick_next(conn, a->worker_id, a->job_id, &pick, err);
+    hodei_status st = pick_next_after(conn, first_sql, a->worker_id, a->job_id, &pick, err);
     if (st != HODEI_OK)
         return st;
     const store_end_how how = {
@@ -300,4 +323,10 @@ hodei_status hodei_handoff_result(PGconn *conn, const hodei_attempt *a, hodei_ha
     out->final = end.final;
     out->run = end.run;
     return HODEI_OK;
+}
+
+hodei_status hodei_handoff_result(PGconn *conn, const hodei_attempt *a, hodei_handoff *out,
+                                  hodei_err *err)
+{
+    return hodei_handoff_result_after(conn, NULL, a, out, err);
 }

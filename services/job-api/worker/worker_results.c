@@ -86,17 +86,22 @@ static void item_attempt(const result_item *it, hodei_attempt *a)
  * ASSIGNED to this worker at this epoch, and the end counts it as started.
  * Anything else (stale, already ended) is for the store to judge. The
  * result's artifact records (res) are written in the same transaction. */
-static hodei_status result_writes(PGconn *conn, const hodei_attempt *a,
+static hodei_status result_writes(PGconn *conn, const char *first_sql, const hodei_attempt *a,
                                   const Hodei__V1__JobResult *res, bool handoff,
                                   Hodei__V1__JobState *final, PGresult **next, hodei_err *err)
 {
     hodei_handoff h = {0};
     *next = NULL;
     hodei_status st;
-    if (handoff)
-        st = hodei_handoff_result(conn, a, &h, err);
-    else
-        st = hodei_store_attempt_result(conn, a, &h.final, err);
+    if (handoff) {
+        st = hodei_handoff_result_after(conn, first_sql, a, &h, err);
+    } else {
+        st = first_sql ? hodei_db_exec(conn, first_sql, 0, NULL, NULL, err) : HODEI_OK;
+        if (st == HODEI_OK)
+            st = hodei_store_attempt_result(conn, a, &h.final, err);
+        else if (!hodei_db_status_broken(st))
+            st = HODEI_ERR_UNAVAILABLE; /* as hodei_handoff_result_after */
+    }
     if (st == HODEI_OK)
         st = worker_records_insert(conn, res, err);
     if (st != HODEI_OK) {
@@ -117,7 +122,7 @@ static hodei_status result_tx_once(PGconn *conn, const hodei_attempt *a,
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
         return st;
-    st = result_writes(conn, a, res, handoff, final, next, err);
+    st = result_writes(conn, NULL, a, res, handoff, final, next, err);
     if (st == HODEI_OK)
         st = hodei_db_commit(conn, err);
     else
@@ -334,9 +339,10 @@ static hodei_status group_tx(PGconn *conn, result_item *list, bool handoff, hode
         hodei_err item_err;
         item_attempt(it, &a);
         bool alone = it == list && !it->next;
-        if (!alone && (st = group_exec(conn, "SAVEPOINT r", err)) != HODEI_OK)
-            break;
-        it->st = result_writes(conn, &a, it->r, handoff, &it->final, &it->next_run, &item_err);
+        /* The savepoint goes in the same round trip as the result's first
+         * statements; when it fails, so does the whole group (UNAVAILABLE). */
+        it->st = result_writes(conn, alone ? NULL : "SAVEPOINT r", &a, it->r, handoff, &it->final,
+                               &it->next_run, &item_err);
         if (hodei_db_status_broken(it->st) || (alone && it->st == HODEI_ERR_CONFLICT))
             st = hodei_err_set(err, it->st, "%s", item_err.msg);
         else if (it->st != HODEI_OK && !alone)

@@ -75,7 +75,9 @@ hodei_status hodei_db_exec_prepared(PGconn *conn, const char *name, int n_params
 
 /* Statements sent together and answered in one round trip (libpq pipeline
  * mode), run in order; each text goes through the statement cache as with
- * hodei_db_exec. Its rows go to *res when res is set (NULL on failure).
+ * hodei_db_exec. Its rows go to *res when res is set (NULL on failure);
+ * *ran, when set, says whether that statement ran and succeeded (so a
+ * caller can tell which one failed).
  * Returns the first failure (statuses as hodei_db_exec); the statements
  * after it are skipped. Inside an explicit transaction a failure leaves it
  * aborted: roll back. A pipeline holds at most HODEI_DB_PIPELINE_MAX. */
@@ -85,6 +87,7 @@ typedef struct {
     int n_params;
     const char *const *params;
     PGresult **res;
+    bool *ran;
 } hodei_db_cmd;
 hodei_status hodei_db_pipeline(PGconn *conn, const hodei_db_cmd *cmds, size_t n, hodei_err *err);
 

@@ -145,4 +145,12 @@ typedef struct {
 hodei_status hodei_handoff_result(PGconn *conn, const hodei_attempt *a, hodei_handoff *out,
                                   hodei_err *err);
 
+/* As hodei_handoff_result, with first_sql (no parameters; e.g. the
+ * caller's SAVEPOINT) sent in the same round trip before the pick, so a
+ * grouped result costs no round trip of its own for it. When first_sql
+ * itself fails, the answer is HODEI_ERR_UNAVAILABLE (the transaction is not
+ * where the caller thinks: give it up). */
+hodei_status hodei_handoff_result_after(PGconn *conn, const char *first_sql, const hodei_attempt *a,
+                                        hodei_handoff *out, hodei_err *err);
+
 #endif
