@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hodei/assert.h"
 #include "hodei/db.h"
 #include "hodei/fit.h"
 #include "hodei/sched_strategy.h"
@@ -229,33 +230,37 @@ static const char pick_next_sql[] =
 
 enum { PICK_PROVIDER, PICK_JOB, PICK_EPOCH };
 
-/* The pick, after first_sql (NULL: none) in the same round trip. A
- * failure of first_sql itself answers HODEI_ERR_UNAVAILABLE: the caller's
- * transaction is then not where it thinks (e.g. no savepoint was taken). */
-static hodei_status pick_next_after(PGconn *conn, const char *first_sql, const char *worker_id,
-                                    const char *ending_job, hodei_handoff_pick *out, hodei_err *err)
+/* The pick, after the n_first statements of first (no parameters) in the
+ * same round trip. A failure of one of those answers HODEI_ERR_UNAVAILABLE:
+ * the caller's transaction is then not where it thinks (e.g. no savepoint
+ * was taken). */
+static hodei_status pick_next_after(PGconn *conn, const char *const *first, size_t n_first,
+                                    const char *worker_id, const char *ending_job,
+                                    hodei_handoff_pick *out, hodei_err *err)
 {
     const char *ending[1] = {ending_job};
     const char *both[2] = {worker_id, ending_job};
     PGresult *res = NULL;
-    bool first_ran = false;
-    const hodei_db_cmd all[] = {
-        {.sql = first_sql, .ran = &first_ran},
-        {.sql = pick_pin_sql},
-        {.sql = pick_lock_ending_sql, .n_params = 1, .params = ending},
-        {.sql = pick_next_sql, .n_params = 2, .params = both, .res = &res},
-        {.sql = pick_unpin_bitmapscan_sql},
-        {.sql = pick_unpin_sort_sql},
-        {.sql = pick_unpin_seqscan_sql},
-    };
-    const hodei_db_cmd *cmds = first_sql ? all : all + 1;
-    size_t n = sizeof all / sizeof all[0] - (first_sql ? 0 : 1);
+    bool first_ran[HODEI_HANDOFF_FIRST_MAX] = {false};
+    hodei_db_cmd cmds[HODEI_HANDOFF_FIRST_MAX + 6];
+    size_t n = 0;
+    HODEI_ASSERT(n_first <= HODEI_HANDOFF_FIRST_MAX);
+    for (size_t i = 0; i < n_first; i++)
+        cmds[n++] = (hodei_db_cmd){.sql = first[i], .ran = &first_ran[i]};
+    cmds[n++] = (hodei_db_cmd){.sql = pick_pin_sql};
+    cmds[n++] = (hodei_db_cmd){.sql = pick_lock_ending_sql, .n_params = 1, .params = ending};
+    cmds[n++] = (hodei_db_cmd){.sql = pick_next_sql, .n_params = 2, .params = both, .res = &res};
+    cmds[n++] = (hodei_db_cmd){.sql = pick_unpin_bitmapscan_sql};
+    cmds[n++] = (hodei_db_cmd){.sql = pick_unpin_sort_sql};
+    cmds[n++] = (hodei_db_cmd){.sql = pick_unpin_seqscan_sql};
     memset(out, 0, sizeof *out);
     hodei_status st = hodei_db_pipeline(conn, cmds, n, err);
-    if (st != HODEI_OK && first_sql && !first_ran && !hodei_db_status_broken(st)) {
+    for (size_t i = 0; i < n_first && st != HODEI_OK && !hodei_db_status_broken(st); i++) {
+        if (first_ran[i])
+            continue;
         char why[sizeof err->msg];
         hodei_strlcpy(why, err->msg, sizeof why);
-        st = hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "%s: %s", first_sql, why);
+        st = hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "%s: %s", first[i], why);
     }
     if (st == HODEI_OK && PQntuples(res) == 1) {
         out->ok = true;
@@ -270,7 +275,7 @@ static hodei_status pick_next_after(PGconn *conn, const char *first_sql, const c
 hodei_status hodei_handoff_pick_next(PGconn *conn, const char *worker_id, const char *ending_job,
                                      hodei_handoff_pick *out, hodei_err *err)
 {
-    return pick_next_after(conn, NULL, worker_id, ending_job, out, err);
+    return pick_next_after(conn, NULL, 0, worker_id, ending_job, out, err);
 }
 
 /* ------------------------------------------------------------ hand-off */
@@ -301,14 +306,14 @@ static hodei_status handoff_after(PGconn *conn, const hodei_attempt *a,
     return st;
 }
 
-hodei_status hodei_handoff_result_after(PGconn *conn, const char *first_sql, const hodei_attempt *a,
-                                        hodei_handoff *out, hodei_err *err)
+hodei_status hodei_handoff_result_after(PGconn *conn, const char *const *first, size_t n_first,
+                                        const hodei_attempt *a, hodei_handoff *out, hodei_err *err)
 {
     hodei_handoff_pick pick;
     store_end_out end;
     out->final = HODEI__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
     out->run = NULL;
-    hodei_status st = pick_next_after(conn, first_sql, a->worker_id, a->job_id, &pick, err);
+    hodei_status st = pick_next_after(conn, first, n_first, a->worker_id, a->job_id, &pick, err);
     if (st != HODEI_OK)
         return st;
     const store_end_how how = {
@@ -328,5 +333,5 @@ hodei_status hodei_handoff_result_after(PGconn *conn, const char *first_sql, con
 hodei_status hodei_handoff_result(PGconn *conn, const hodei_attempt *a, hodei_handoff *out,
                                   hodei_err *err)
 {
-    return hodei_handoff_result_after(conn, NULL, a, out, err);
+    return hodei_handoff_result_after(conn, NULL, 0, a, out, err);
 }

@@ -86,17 +86,19 @@ static void item_attempt(const result_item *it, hodei_attempt *a)
  * ASSIGNED to this worker at this epoch, and the end counts it as started.
  * Anything else (stale, already ended) is for the store to judge. The
  * result's artifact records (res) are written in the same transaction. */
-static hodei_status result_writes(PGconn *conn, const char *first_sql, const hodei_attempt *a,
-                                  const Hodei__V1__JobResult *res, bool handoff,
-                                  Hodei__V1__JobState *final, PGresult **next, hodei_err *err)
+static hodei_status result_writes(PGconn *conn, const char *const *first, size_t n_first,
+                                  const hodei_attempt *a, const Hodei__V1__JobResult *res,
+                                  bool handoff, Hodei__V1__JobState *final, PGresult **next,
+                                  hodei_err *err)
 {
     hodei_handoff h = {0};
     *next = NULL;
-    hodei_status st;
+    hodei_status st = HODEI_OK;
     if (handoff) {
-        st = hodei_handoff_result_after(conn, first_sql, a, &h, err);
+        st = hodei_handoff_result_after(conn, first, n_first, a, &h, err);
     } else {
-        st = first_sql ? hodei_db_exec(conn, first_sql, 0, NULL, NULL, err) : HODEI_OK;
+        for (size_t i = 0; i < n_first && st == HODEI_OK; i++)
+            st = hodei_db_exec(conn, first[i], 0, NULL, NULL, err);
         if (st == HODEI_OK)
             st = hodei_store_attempt_result(conn, a, &h.final, err);
         else if (!hodei_db_status_broken(st))
@@ -122,7 +124,7 @@ static hodei_status result_tx_once(PGconn *conn, const hodei_attempt *a,
     hodei_status st = hodei_db_begin(conn, err);
     if (st != HODEI_OK)
         return st;
-    st = result_writes(conn, NULL, a, res, handoff, final, next, err);
+    st = result_writes(conn, NULL, 0, a, res, handoff, final, next, err);
     if (st == HODEI_OK)
         st = hodei_db_commit(conn, err);
     else
@@ -329,20 +331,26 @@ static hodei_status group_exec(PGconn *conn, const char *sql, hodei_err *err)
  * before it and never released (the savepoints nest, each the latest of
  * its name: a rollback to it undoes that item's writes only, and a
  * released one would keep its subtransaction id all the same); it->st says
- * how each went (HODEI_OK: recorded). Returns the transaction's own status (not
+ * how each went (HODEI_OK: recorded). The BEGIN and each SAVEPOINT go in
+ * the same round trip as the item's first statements; when one of them
+ * fails, so does the whole group. Returns the transaction's own status (not
  * OK: nothing was recorded; the connection's trouble, or the commit's). */
 static hodei_status group_tx(PGconn *conn, result_item *list, bool handoff, hodei_err *err)
 {
-    hodei_status st = hodei_db_begin(conn, err);
+    hodei_status st = HODEI_OK;
     for (result_item *it = list; it && st == HODEI_OK; it = it->next) {
         hodei_attempt a;
         hodei_err item_err;
         item_attempt(it, &a);
         bool alone = it == list && !it->next;
-        /* The savepoint goes in the same round trip as the result's first
-         * statements; when it fails, so does the whole group (UNAVAILABLE). */
-        it->st = result_writes(conn, alone ? NULL : "SAVEPOINT r", &a, it->r, handoff, &it->final,
-                               &it->next_run, &item_err);
+        const char *first[2];
+        size_t n_first = 0;
+        if (it == list)
+            first[n_first++] = "BEGIN";
+        if (!alone)
+            first[n_first++] = "SAVEPOINT r";
+        it->st = result_writes(conn, first, n_first, &a, it->r, handoff, &it->final, &it->next_run,
+                               &item_err);
         if (hodei_db_status_broken(it->st) || (alone && it->st == HODEI_ERR_CONFLICT))
             st = hodei_err_set(err, it->st, "%s", item_err.msg);
         else if (it->st != HODEI_OK && !alone)

@@ -145,12 +145,14 @@ typedef struct {
 hodei_status hodei_handoff_result(PGconn *conn, const hodei_attempt *a, hodei_handoff *out,
                                   hodei_err *err);
 
-/* As hodei_handoff_result, with first_sql (no parameters; e.g. the
- * caller's SAVEPOINT) sent in the same round trip before the pick, so a
- * grouped result costs no round trip of its own for it. When first_sql
- * itself fails, the answer is HODEI_ERR_UNAVAILABLE (the transaction is not
- * where the caller thinks: give it up). */
-hodei_status hodei_handoff_result_after(PGconn *conn, const char *first_sql, const hodei_attempt *a,
-                                        hodei_handoff *out, hodei_err *err);
+/* As hodei_handoff_result, with the n_first (at most
+ * HODEI_HANDOFF_FIRST_MAX) statements of first (no parameters; e.g. the
+ * caller's BEGIN and SAVEPOINT) sent in the same round trip before the
+ * pick, so a grouped result costs no round trip of its own for them. When
+ * one of them fails, the answer is HODEI_ERR_UNAVAILABLE (the transaction
+ * is not where the caller thinks: give it up). */
+#define HODEI_HANDOFF_FIRST_MAX 2
+hodei_status hodei_handoff_result_after(PGconn *conn, const char *const *first, size_t n_first,
+                                        const hodei_attempt *a, hodei_handoff *out, hodei_err *err);
 
 #endif
