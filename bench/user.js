@@ -365,8 +365,16 @@ function natsPerJob(before, after, jobs) {
     by_connection: per };
 }
 
+// The warm workers READY (alone, this scenario may start before the
+// provisioner has brought them all up), then the pids of their agents.
+async function readyAgents(sql, want) {
+  const q = "SELECT count(*) FROM workers WHERE state = 'READY'";
+  for (let i = 0; i < 1200 && Number(await sql.query(q)) < want; i++) await sleep(100);
+  return agentPids().filter((p) => { try { process.kill(p, 0); return true; } catch { return false; } });
+}
+
 async function backlog(sql, clients, n) {
-  const agents = agentPids();
+  const agents = await readyAgents(sql, num(env.BENCH_WORKERS, 8));
   for (const p of agents) process.kill(p, 'SIGSTOP');
   let ids;
   try {
