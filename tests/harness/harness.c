@@ -473,10 +473,100 @@ static void harness_pg_template_use(const harness_stack *st)
     setenv("HODEI_STACK_PG_TEMPLATE", out, 1);
 }
 
+/* The environment variable naming the shared servers' state folder (set by the runner
+ * process, inherited by each case's process). */
+#define HARNESS_SHARED_ENV "HODEI_TEST_SHARED_SERVERS"
+
+static int harness_psql_admin(const harness_stack *st, const char *sql, char *out, size_t out_len)
+{
+    /* the role is a superuser; the maintenance database, not the one being copied */
+    char url[sizeof st->db_url + 16];
+    const char *db = strstr(st->db_url, "/hodei?");
+    HARNESS_CHECK(db != NULL, "unexpected database URL %s", st->db_url);
+    snprintf(url, sizeof url, "%.*s/postgres?%s", (int)(db - st->db_url), st->db_url,
+             db + strlen("/hodei?"));
+    char *argv[] = {"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", (char *)sql, NULL};
+    harness_run_req req = {.path = "psql",
+                           .argv = argv,
+                           .envp = environ,
+                           .out = out,
+                           .out_len = out_len,
+                           .merge_stderr = true};
+    return harness_run(&req);
+}
+
+/* A case on the shared servers: its own folder in theirs, its own copy of the migrated
+ * database (CREATE DATABASE ... TEMPLATE: nobody else connects to that one), and NATS
+ * restarted on an empty store on the same ports. */
+static void harness_case_start(harness_stack *st, const char *servers)
+{
+    hodei_strlcpy(st->state_dir, servers, sizeof st->state_dir);
+    harness_env_file_read(st);
+    hodei_strlcpy(st->servers_dir, servers, sizeof st->servers_dir);
+    st->shared = true;
+    int n = snprintf(st->state_dir, sizeof st->state_dir, "%s/case-XXXXXX", servers);
+    HARNESS_CHECK(n > 0 && (size_t)n < sizeof st->state_dir, "state folder path too long");
+    HARNESS_CHECK(mkdtemp(st->state_dir) != NULL, "mkdtemp: %s", strerror(errno));
+    char db[64], sql[160], out[1024];
+    snprintf(db, sizeof db, "hodei_case_%d", (int)getpid());
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
+    if (harness_psql_admin(st, sql, out, sizeof out) != 0) {
+        /* an earlier case that failed between harness_pg_stop and harness_pg_start */
+        harness_pg_start(st);
+        int rc = harness_psql_admin(st, sql, out, sizeof out);
+        HARNESS_CHECK(rc == 0, "psql %s: exit %d: %s", sql, rc, out);
+    }
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s TEMPLATE hodei", db);
+    int rc = harness_psql_admin(st, sql, out, sizeof out);
+    HARNESS_CHECK(rc == 0, "psql %s: exit %d: %s", sql, rc, out);
+    char *at = strstr(st->db_url, "/hodei?");
+    char url[sizeof st->db_url];
+    n = snprintf(url, sizeof url, "%.*s/%s?%s", (int)(at - st->db_url), st->db_url, db,
+                 at + strlen("/hodei?"));
+    HARNESS_CHECK(n > 0 && (size_t)n < sizeof url, "database URL too long");
+    memcpy(st->db_url, url, sizeof url);
+    harness_nats_stop(st);
+    char store[600];
+    snprintf(store, sizeof store, "%s/nats", servers);
+    char *argv[] = {"rm", "-rf", "--", store, NULL};
+    harness_run_req req = {.path = "rm", .argv = argv, .envp = environ};
+    HARNESS_CHECK(harness_run(&req) == 0, "rm -rf %s failed", store);
+    harness_nats_start(st);
+}
+
+static void harness_case_stop(harness_stack *st)
+{
+    harness_children_kill(st->state_dir);
+    const char *keep_env = getenv("HODEI_TEST_KEEP");
+    if (keep_env && keep_env[0] && strcmp(keep_env, "0") != 0) {
+        fprintf(stderr, "harness: kept %s (HODEI_TEST_KEEP)\n", st->state_dir);
+    } else {
+        char *argv[] = {"rm", "-rf", "--", st->state_dir, NULL};
+        harness_run_req req = {.path = "rm", .argv = argv, .envp = environ};
+        harness_run(&req);
+    }
+    st->state_dir[0] = '\0';
+}
+
+static harness_stack harness_shared;
+
+/* In the runner process; its atexit handler (or the stack's watchdog) stops the servers. */
+void harness_servers_share(void)
+{
+    harness_stack_start(&harness_shared);
+    setenv(HARNESS_SHARED_ENV, harness_shared.state_dir, 1);
+}
+
 void harness_stack_start(harness_stack *st)
 {
     char out[HARNESS_OUT_MAX];
     memset(st, 0, sizeof *st);
+    const char *servers = getenv(HARNESS_SHARED_ENV);
+    if (servers && servers[0]) {
+        harness_paths_from_env(st);
+        harness_case_start(st, servers);
+        return;
+    }
     harness_paths_from_env(st);
     hodei_strlcpy(st->state_dir, "/tmp/hodei-test-XXXXXX", sizeof st->state_dir);
     HARNESS_CHECK(mkdtemp(st->state_dir) != NULL, "mkdtemp: %s", strerror(errno));
@@ -486,12 +576,17 @@ void harness_stack_start(harness_stack *st)
     int rc = harness_stack_script(st->root, st->bin, st->state_dir, "up", NULL, out, sizeof out);
     HARNESS_CHECK(rc == 0, "hodei-stack up --state-dir %s exited %d:\n%s", st->state_dir, rc, out);
     harness_env_file_read(st);
+    hodei_strlcpy(st->servers_dir, st->state_dir, sizeof st->servers_dir);
 }
 
 void harness_stack_stop(harness_stack *st)
 {
     if (!st || !st->state_dir[0])
         return;
+    if (st->shared) {
+        harness_case_stop(st);
+        return;
+    }
     harness_live *l = harness_live_find(st->state_dir);
     if (l)
         harness_live_teardown(l);
@@ -502,8 +597,8 @@ static void harness_stack_sub(harness_stack *st, const char *cmd)
 {
     char out[HARNESS_OUT_MAX];
     HARNESS_CHECK(st->state_dir[0], "%s on a stack that is not running", cmd);
-    int rc = harness_stack_script(st->root, st->bin, st->state_dir, cmd, NULL, out, sizeof out);
-    HARNESS_CHECK(rc == 0, "hodei-stack %s --state-dir %s exited %d:\n%s", cmd, st->state_dir, rc,
+    int rc = harness_stack_script(st->root, st->bin, st->servers_dir, cmd, NULL, out, sizeof out);
+    HARNESS_CHECK(rc == 0, "hodei-stack %s --state-dir %s exited %d:\n%s", cmd, st->servers_dir, rc,
                   out);
 }
 

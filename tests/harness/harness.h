@@ -25,10 +25,30 @@ typedef struct {
     char nats_password_file[600]; /* HODEI_NATS_PASSWORD_FILE */
     int pg_port;
     int nats_port;
-    char root[512];   /* HODEI_ROOT */
-    char bin[512];    /* HODEI_BIN */
-    char api_key[96]; /* HODEI_API_KEY: the stack's admin key (hodei-stack up made it) */
+    char root[512];        /* HODEI_ROOT */
+    char bin[512];         /* HODEI_BIN */
+    char api_key[96];      /* HODEI_API_KEY: the stack's admin key (hodei-stack up made it) */
+    char servers_dir[512]; /* hodei-stack's --state-dir: state_dir, or on shared servers
+                              (HARNESS_SHARED_SERVERS) the binary's one stack */
+    bool shared;           /* a case on the binary's shared servers */
 } harness_stack;
+
+/* Shared servers: HARNESS_SHARED_SERVERS() at file scope in a test file (after including
+ * criterion) starts one stack before the binary's first case (in Criterion's runner process;
+ * stopped when that process exits, like any stack); each case's harness_stack_start then
+ * gets, instead of new servers, its own database (a copy of the migrated one, with the admin
+ * key: what a new stack's database is), a NATS server restarted on an empty store, and its own
+ * state folder. Cases stay independent (nothing of a case's database, streams, logs or
+ * processes reaches the next) and skip ~2-4 s of server start and stop each. For suites whose
+ * cases may stop and start a server of their stack (harness_nats_stop, ...) but never remove
+ * it. */
+void harness_servers_share(void);
+#define HARNESS_SHARED_SERVERS()                                                                   \
+    ReportHook(PRE_ALL)(struct criterion_test_set * harness_set_)                                  \
+    {                                                                                              \
+        (void)harness_set_;                                                                        \
+        harness_servers_share();                                                                   \
+    }
 
 /* Starts a fresh stack with migrations applied. Aborts the test (cr_fatal
  * style, via HODEI_ASSERT) when it cannot. */

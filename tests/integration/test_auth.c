@@ -42,6 +42,9 @@ static void teardown(void)
     edge_stack_stop(&stack, &edge);
 }
 
+/* Each case its own database and an emptied NATS of one stack (tests/harness). */
+HARNESS_SHARED_SERVERS()
+
 TestSuite(auth, .init = setup, .fini = teardown, .timeout = 300);
 
 /* ------------------------------------------------------------------ helpers */

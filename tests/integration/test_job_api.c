@@ -24,6 +24,9 @@ static void teardown(void)
     edge_stack_stop(&stack, &edge);
 }
 
+/* Each case its own database and an emptied NATS of one stack (tests/harness). */
+HARNESS_SHARED_SERVERS()
+
 TestSuite(job_api, .init = setup, .fini = teardown, .timeout = 180);
 
 static int64_t sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -389,6 +389,9 @@ static void teardown(void)
     hodei_rpc_global_shutdown();
 }
 
+/* Each case its own database and an emptied NATS of one stack (tests/harness). */
+HARNESS_SHARED_SERVERS()
+
 TestSuite(provisioner, .init = setup, .fini = teardown, .timeout = 300);
 
 /* ------------------------------------------------------------ tests */

@@ -65,6 +65,9 @@ static void teardown(void)
     hodei_bus_global_shutdown();
 }
 
+/* Each case its own database and an emptied NATS of one stack (tests/harness). */
+HARNESS_SHARED_SERVERS()
+
 TestSuite(relay, .init = setup, .fini = teardown, .timeout = 600);
 
 /* ---- the relay process ---- */

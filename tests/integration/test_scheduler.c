@@ -176,6 +176,9 @@ static int64_t workers_free_all(void)
 
 /* ---------------------------------------------------------------- processes */
 
+/* Each case its own database and an emptied NATS of one stack (tests/harness). */
+HARNESS_SHARED_SERVERS()
+
 static void stack_up(void)
 {
     harness_stack_start(&stack);

@@ -53,6 +53,9 @@ static void teardown(void)
     harness_stack_stop(&stack);
 }
 
+/* Each case its own database and an emptied NATS of one stack (tests/harness). */
+HARNESS_SHARED_SERVERS()
+
 TestSuite(store, .init = setup, .fini = teardown, .timeout = 120);
 
 static hodei_status end_attempt(Hodei__V1__JobState state, int64_t epoch, const char *worker,

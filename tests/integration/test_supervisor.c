@@ -66,6 +66,9 @@ static void teardown(void)
     harness_stack_stop(&g_st);
 }
 
+/* Each case its own database and an emptied NATS of one stack (tests/harness). */
+HARNESS_SHARED_SERVERS()
+
 TestSuite(supervisor, .init = setup, .fini = teardown, .timeout = 180);
 
 /* ---- SQL with parameters ---- */

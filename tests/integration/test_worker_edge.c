@@ -57,6 +57,9 @@ static void teardown(void)
     hodei_rpc_global_shutdown();
 }
 
+/* Every case starts its own edge on its own database and an emptied NATS of one stack. */
+HARNESS_SHARED_SERVERS()
+
 TestSuite(worker_edge, .init = setup, .fini = teardown, .timeout = 120);
 TestSuite(worker_edge_fast, .init = setup_fast, .fini = teardown, .timeout = 120);
 
