@@ -33,10 +33,12 @@ typedef struct secret_rekey secret_rekey; /* client_secrets.c: re-seal after a r
 typedef struct worker_hub worker_hub;     /* worker/worker_hub.c: live worker streams */
 typedef struct worker_acks worker_acks;   /* worker/worker_acks.c: RunJobAcks being written */
 typedef struct worker_results
-    worker_results;                     /* worker/worker_results.c: JobResults being written */
-typedef struct log_hub log_hub;         /* logs_follow.c: SubscribeLogs followers */
-typedef struct metrics_hub metrics_hub; /* metrics/metrics_hub.c: MetricsService */
-typedef struct log_store log_store;     /* logs/logs_store.c: where archives are kept */
+    worker_results;                       /* worker/worker_results.c: JobResults being written */
+typedef struct log_hub log_hub;           /* logs_follow.c: SubscribeLogs followers */
+typedef struct metrics_hub metrics_hub;   /* metrics/metrics_hub.c: MetricsService */
+typedef struct log_store log_store;       /* logs/logs_store.c: where archives are kept */
+typedef struct logs_readers logs_readers; /* logs/logs_get.c: GetLogs' reader threads */
+#define EDGE_LOG_READERS_MAX 64           /* logs.readers' bound */
 
 typedef struct {
     char *grpc_listen;
@@ -64,10 +66,13 @@ typedef struct {
     int64_t logs_job_max;            /* logs.job_max: bytes of output kept per attempt */
     int64_t logs_follows_per_key;    /* logs.follows_per_key: SubscribeLogs streams of one key */
     int64_t logs_follow_backlog_max; /* logs.follow_backlog_max: bytes a follower may lag */
+    int64_t logs_readers;            /* logs.readers: GetLogs' reader threads */
+    int64_t logs_readers_queue_max;  /* logs.readers_queue_max: GetLogs calls waiting for one */
     int64_t metrics_streams_per_key; /* metrics.streams_per_key: StreamMetrics streams of one key */
     int64_t streams_idle_ms;         /* streams.idle_timeout: a stream whose client reads nothing */
     int64_t reply_buffer_max;        /* replies.buffer_max: reply bytes held for clients */
     int64_t reply_page_bytes_max;    /* replies.page_bytes_max: bytes of one list page */
+    int64_t reply_logs_page_bytes;   /* replies.logs_page_bytes: bytes of one GetLogs reply */
     int64_t submit_queue_bytes_max;  /* submit.queue_bytes_max: bytes of jobs waiting to commit */
     int64_t submit_batch_bytes_max;  /* submit.batch_bytes_max: bytes of one group commit */
     int64_t submit_queue_bytes_per_key; /* submit.queue_bytes_per_key: one caller's share */
@@ -116,8 +121,9 @@ typedef struct {
     worker_acks *acks;
     worker_results *results;
     log_hub *logs;
-    log_store *log_store; /* logs.archive_store */
-    secrets_keyring keys; /* secrets.master_key (+ old_master_keys); keys.on = secrets on */
+    log_store *log_store;      /* logs.archive_store */
+    logs_readers *log_readers; /* GetLogs' reading, off the gRPC threads */
+    secrets_keyring keys;      /* secrets.master_key (+ old_master_keys); keys.on = secrets on */
     secret_rekey *rekey;
     metrics_hub *metrics;
     edge_key_streams key_streams; /* edge_stream_key_take / _give */

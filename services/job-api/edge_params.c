@@ -100,6 +100,14 @@ const hodei_cfg_param edge_params[] = {
      " its client) while its client reads slower than the job writes; past it the stream is"
      " ended RESOURCE_EXHAUSTED",
      false, false, NULL},
+    {"logs.readers", HODEI_CFG_INT, "4", 1, EDGE_LOG_READERS_MAX, P(logs_readers),
+     "threads that read stored logs for GetLogs (the job's row, JetStream, a finished job's"
+     " archive), off the gRPC threads that serve workers; a reply that waits for the log store"
+     " holds one",
+     false, false, NULL},
+    {"logs.readers_queue_max", HODEI_CFG_INT, "64", 1, 100000, P(logs_readers_queue_max),
+     "GetLogs calls waiting for a free log reader (logs.readers); past it RESOURCE_EXHAUSTED",
+     false, false, NULL},
     {"metrics.streams_per_key", HODEI_CFG_INT, "16", 1, 256, P(metrics_streams_per_key),
      "StreamMetrics streams one API key may hold open on this edge; past it RESOURCE_EXHAUSTED",
      false, false, NULL},
@@ -116,6 +124,11 @@ const hodei_cfg_param edge_params[] = {
      P(reply_page_bytes_max),
      "bytes of one ListJobs or ListTemplates reply (its items and page token): a page ends"
      " before it would pass this, and holds at least one item however large",
+     false, false, NULL},
+    {"replies.logs_page_bytes", HODEI_CFG_INT, "8388608", EDGE_PAGE_BYTES_MIN, EDGE_PAGE_BYTES_MAX,
+     P(reply_logs_page_bytes),
+     "bytes of one GetLogs reply: it ends before it would pass this (complete = false; ask again"
+     " from the next line), and holds at least one line however large",
      false, false, NULL},
     {"logs.archive_store", HODEI_CFG_STRING, "database", 1, 16, P(logs_archive_store),
      "where finished jobs' log archives are kept: database (PostgreSQL) or s3", false, false,

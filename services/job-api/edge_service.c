@@ -184,6 +184,7 @@ void edge_fini(hodei_daemon *d)
     /* Stop taking calls first; calls already queued are committed and
      * answered by the writers before they exit. */
     rest_stop(the_rest);
+    edge_workers_quiesce(e);
     hodei_rpc_server_destroy(e->server);
     secret_rekey_stop(e->rekey);
     metrics_hub_destroy(e);

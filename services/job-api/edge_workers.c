@@ -49,11 +49,20 @@ hodei_status edge_workers_start(edge *e, const char *instance, hodei_err *err)
         st = log_store_create(e, &e->log_store, err);
     if (st == HODEI_OK)
         st = log_archive_create(e, &edge_log_archive, err);
+    if (st == HODEI_OK)
+        st = logs_readers_create(e, &e->log_readers, err);
     return st;
+}
+
+void edge_workers_quiesce(edge *e)
+{
+    logs_readers_stop(e->log_readers);
 }
 
 void edge_workers_stop(edge *e)
 {
+    logs_readers_destroy(e->log_readers);
+    e->log_readers = NULL;
     log_archive_destroy(edge_log_archive);
     edge_log_archive = NULL;
     log_store_destroy(e->log_store);

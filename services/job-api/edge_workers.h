@@ -11,6 +11,9 @@
  * the registry of worker streams and the log followers. Call before the
  * gRPC server starts. */
 hodei_status edge_workers_start(edge *e, const char *instance, hodei_err *err);
+/* Call before the gRPC server is destroyed: GetLogs' readers answer and
+ * release the calls they hold (later calls are answered UNAVAILABLE). */
+void edge_workers_quiesce(edge *e);
 /* Call after the gRPC server is destroyed (every stream has closed). Safe
  * after a partial start. */
 void edge_workers_stop(edge *e);

@@ -105,6 +105,16 @@ hodei_status logs_last_seq(jsCtx *js, const char *subject, uint64_t *seq, hodei_
 
 hodei_status logs_check_request(const char *id, int64_t from_epoch, hodei_err *err);
 
+/* logs_get.c: the threads GetLogs' reading runs on (logs.readers), off
+ * the gRPC threads, with a queue of at most logs.readers_queue_max calls.
+ * Create before the gRPC server starts; stop (queued calls answered
+ * UNAVAILABLE, threads joined once their call is answered; calls arriving
+ * later are answered UNAVAILABLE) before it is destroyed, as the calls
+ * held must be released first; destroy after. NULL is a no-op. */
+hodei_status logs_readers_create(edge *e, logs_readers **out, hodei_err *err);
+void logs_readers_stop(logs_readers *r);
+void logs_readers_destroy(logs_readers *r);
+
 /* Method entries (logs_get.c, logs_follow.c). */
 void logs_get_method(edge *e, hodei_rpc_method *out);
 void logs_follow_method(edge *e, hodei_rpc_method *out);
