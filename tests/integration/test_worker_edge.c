@@ -1500,13 +1500,30 @@ Test(worker_edge, lines_the_edge_cannot_hand_to_nats_are_named_to_the_reader, .t
     hodei_rpc_stream_destroy(st);
 }
 
-/* GetLogs pages by bytes at the edge: a reply stops growing once it holds
- * 8 MiB of output (one stored batch may pass it), is then not complete, and
- * from_sequence = the last line's + 1 gives the rest: every line once. */
+/* GetLogs pages by bytes at the edge (replies.logs_page_bytes, 8 MiB by
+ * default): a reply ends before its packed size would pass the page, is
+ * then not complete, and from_sequence = the last line's + 1 gives the
+ * rest: every line once. */
 #define BIG_LINE (64 * 1024)
 #define BIG_LINES 160 /* 10 MiB */
 #define BIG_BATCH 8   /* lines (512 KiB) per LogBatch */
 #define GETLOGS_BYTES (8 * 1024 * 1024)
+
+/* The bytes a line of the given packed size takes in a GetLogsResponse. */
+static size_t line_field_bytes(size_t len)
+{
+    size_t varint = 1;
+    for (size_t v = len; v >= 0x80; v >>= 7)
+        varint++;
+    return 1 + varint + len;
+}
+
+/* A page's packed size, with `complete` counted as set (the edge keeps
+ * room for it). */
+static size_t page_bytes(const Hodei__V1__GetLogsResponse *r)
+{
+    return hodei__v1__get_logs_response__get_packed_size(r) + (r->complete ? 0 : 2);
+}
 
 static void ws_big_logs(hodei_rpc_stream *st, const char *job, uint64_t first, size_t n)
 {
@@ -1545,7 +1562,7 @@ static Hodei__V1__GetLogsResponse *get_logs_from(const char *job, uint64_t from)
     return (Hodei__V1__GetLogsResponse *)resp;
 }
 
-Test(worker_edge, get_logs_pages_end_past_8_mib_and_resume_exactly, .timeout = 300)
+Test(worker_edge, get_logs_pages_end_before_8_mib_and_resume_exactly, .timeout = 300)
 {
     char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];
     ready_worker(w, session);
@@ -1561,7 +1578,7 @@ Test(worker_edge, get_logs_pages_end_past_8_mib_and_resume_exactly, .timeout = 3
     int64_t until = hodei_mono_ms() + POLL_MS;
     for (;;) {
         uint64_t from = 1;
-        size_t pages = 0, first_bytes = 0;
+        size_t pages = 0, first_bytes = 0, first_packed = 0, line_bytes = 0;
         bool complete = false;
         while (!complete && pages < 4) {
             Hodei__V1__GetLogsResponse *r = get_logs_from(job, from);
@@ -1571,8 +1588,13 @@ Test(worker_edge, get_logs_pages_end_past_8_mib_and_resume_exactly, .timeout = 3
                 cr_assert_eq(r->lines[i]->data.len, BIG_LINE);
                 bytes += r->lines[i]->data.len;
             }
-            if (pages == 0)
+            if (pages == 0) {
                 first_bytes = bytes;
+                first_packed = page_bytes(r);
+                if (r->n_lines > 0)
+                    line_bytes = line_field_bytes(
+                        hodei__v1__log_line__get_packed_size(r->lines[r->n_lines - 1]));
+            }
             complete = r->complete;
             bool empty = r->n_lines == 0;
             from += r->n_lines;
@@ -1583,9 +1605,9 @@ Test(worker_edge, get_logs_pages_end_past_8_mib_and_resume_exactly, .timeout = 3
         }
         if (complete && from == BIG_LINES + 1) {
             cr_assert_eq(pages, 2, "10 MiB of output in %zu pages", pages);
-            cr_assert(first_bytes >= GETLOGS_BYTES &&
-                          first_bytes <= GETLOGS_BYTES + BIG_BATCH * BIG_LINE,
-                      "the first page holds %zu bytes", first_bytes);
+            /* the page is a bound: it ends before the next line would pass it */
+            cr_assert(first_packed <= GETLOGS_BYTES && first_packed + line_bytes > GETLOGS_BYTES,
+                      "the first page is %zu bytes (%zu of output)", first_packed, first_bytes);
             break;
         }
         cr_assert(hodei_mono_ms() < until, "GetLogs: up to line %llu (complete=%d)",
@@ -1593,4 +1615,129 @@ Test(worker_edge, get_logs_pages_end_past_8_mib_and_resume_exactly, .timeout = 3
         hodei_sleep_ms(100);
     }
     hodei_rpc_stream_destroy(st);
+}
+
+/* replies.logs_page_bytes at its boundary: lines of varied sizes, read in
+ * pages of at most 32 KiB; each page ends before the next line would pass
+ * it, and a line larger than the page comes alone. Out-of-range values of
+ * the setting (and of logs.readers) are refused at start-up. */
+#define SMALL_PAGE 32768 /* below a line's 64 KiB maximum */
+
+static void setup_small_page(void)
+{
+    const char *env[] = {"HODEI_WORKER_RESEND_INTERVAL=30s", "HODEI_WORKER_KEEPALIVE_INTERVAL=10s",
+                         "HODEI_WORKER_HEARTBEAT_INTERVAL=200ms",
+                         "HODEI_REPLIES_LOGS_PAGE_BYTES=32768", NULL};
+    hodei_rpc_global_init();
+    harness_stack_start(&stack);
+    edge_start(&stack, &edge, env);
+}
+
+TestSuite(worker_edge_page, .init = setup_small_page, .fini = teardown, .timeout = 300);
+
+/* One LogBatch of lines first..first+n-1, line i holding len(i) bytes. */
+static void ws_sized_logs(hodei_rpc_stream *st, const char *job, uint64_t first, size_t n,
+                          size_t (*len)(uint64_t))
+{
+    static uint8_t text[65536];
+    memset(text, 'y', sizeof text);
+    Hodei__V1__LogLine lines[BIG_BATCH], *ptrs[BIG_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        hodei__v1__log_line__init(&lines[i]);
+        lines[i].sequence = first + i;
+        lines[i].stream = HODEI__V1__LOG_STREAM__LOG_STREAM_STDOUT;
+        lines[i].data.data = text;
+        lines[i].data.len = len(first + i);
+        ptrs[i] = &lines[i];
+    }
+    Hodei__V1__WorkerMessage m = HODEI__V1__WORKER_MESSAGE__INIT;
+    Hodei__V1__LogBatch b = HODEI__V1__LOG_BATCH__INIT;
+    b.job_id = (char *)job;
+    b.epoch = 1;
+    b.n_lines = n;
+    b.lines = ptrs;
+    m.body_case = HODEI__V1__WORKER_MESSAGE__BODY_LOG_BATCH;
+    m.log_batch = &b;
+    ws_send(st, &m);
+}
+
+#define SIZED_LINES 96
+#define HUGE_LINE 40 /* this one is larger than the page */
+
+static size_t sized_len(uint64_t seq)
+{
+    return seq == HUGE_LINE ? 65536 : 1000 + (size_t)(seq * 7919 % 9000);
+}
+
+Test(worker_edge_page, get_logs_pages_stop_before_the_page_and_a_huge_line_goes_alone)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];
+    ready_worker(w, session);
+    make_job(job, w, "ASSIGNED", 1, 1, 1);
+    hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
+    ws_ack(st, job, 1);
+    for (uint64_t s = 1; s <= SIZED_LINES; s += BIG_BATCH)
+        ws_sized_logs(st, job, s, BIG_BATCH, sized_len);
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
+    cr_assert(ws_result_ack(st, job, NULL, 0));
+    int64_t until = hodei_mono_ms() + POLL_MS;
+    for (;;) {
+        uint64_t from = 1;
+        size_t pages = 0;
+        bool complete = false, huge_alone = false;
+        size_t prev_bytes = 0; /* the previous page's size, when it was not complete */
+        while (!complete && pages < 64) {
+            Hodei__V1__GetLogsResponse *r = get_logs_from(job, from);
+            if (r->n_lines == 0) {
+                protobuf_c_message_free_unpacked(&r->base, NULL);
+                break;
+            }
+            size_t bytes = page_bytes(r);
+            for (size_t i = 0; i < r->n_lines; i++) {
+                cr_assert_eq(r->lines[i]->sequence, from + i, "page %zu line %zu", pages, i);
+                cr_assert_eq(r->lines[i]->data.len, sized_len(from + i));
+            }
+            if (r->n_lines == 1 && r->lines[0]->sequence == HUGE_LINE) {
+                huge_alone = true;
+                cr_assert_gt(bytes, SMALL_PAGE);
+            } else {
+                cr_assert_leq(bytes, SMALL_PAGE, "page %zu is %zu bytes", pages, bytes);
+                cr_assert(r->lines[0]->sequence != HUGE_LINE || r->n_lines == 1);
+            }
+            /* the previous page ended because this page's first line would
+             * have passed it */
+            if (prev_bytes > 0)
+                cr_assert_gt(prev_bytes + line_field_bytes(
+                                              hodei__v1__log_line__get_packed_size(r->lines[0])),
+                             SMALL_PAGE, "page %zu ended early at %zu bytes", pages - 1,
+                             prev_bytes);
+            prev_bytes = r->complete ? 0 : bytes;
+            complete = r->complete;
+            from += r->n_lines;
+            pages++;
+            protobuf_c_message_free_unpacked(&r->base, NULL);
+        }
+        if (complete && from == SIZED_LINES + 1) {
+            cr_assert(huge_alone, "the line larger than the page came alone");
+            cr_assert_geq(pages, 6, "%zu pages", pages);
+            break;
+        }
+        cr_assert(hodei_mono_ms() < until, "GetLogs: up to line %llu (complete=%d)",
+                  (unsigned long long)from - 1, complete);
+        hodei_sleep_ms(100);
+    }
+    hodei_rpc_stream_destroy(st);
+    /* out-of-range settings are refused, naming them */
+    char out[4096];
+    const char *bad[] = {"HODEI_REPLIES_LOGS_PAGE_BYTES=1023",
+                         "HODEI_REPLIES_LOGS_PAGE_BYTES=8388609", "HODEI_LOGS_READERS=0",
+                         "HODEI_LOGS_READERS=65", "HODEI_LOGS_READERS_QUEUE_MAX=0"};
+    const char *names[] = {"replies.logs_page_bytes", "replies.logs_page_bytes", "logs.readers",
+                           "logs.readers", "logs.readers_queue_max"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = harness_sh(&stack, out, sizeof out, "%s '%s/hodei-job-api' --check-config 2>&1",
+                            bad[i], stack.bin);
+        cr_assert_neq(rc, 0, "%s was accepted", bad[i]);
+        cr_assert(strstr(out, names[i]), "%s: %s", bad[i], out);
+    }
 }
