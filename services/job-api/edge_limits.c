@@ -44,9 +44,9 @@ hodei_status edge_request_limits_apply(edge *e, hodei_err *err)
     return hodei_rpc_server_request_max(e->server, NULL, EDGE_REQUEST_SMALL_MAX, err);
 }
 
-#define EDGE_STREAM_WAIT_STEP_MS 1        /* a stream waiting for its client polls this often */
-#define EDGE_STREAM_BUDGET_WAIT_MS 2000   /* edge_stream_wait_budget */
-#define EDGE_STREAM_BUDGET_WAIT_PENDING 2 /* likewise */
+#define EDGE_STREAM_WAIT_STEP_MS                                                                   \
+    1000 /* a waiting stream looks at streams.idle_timeout this often */
+#define EDGE_STREAM_BUDGET_WAIT_PENDING 2 /* edge_stream_try_send */
 
 bool edge_stream_idle_end(edge *e, hodei_rpc_call *call)
 {
@@ -66,55 +66,74 @@ static void edge_reply_gauge(edge *e)
     hodei_metric_set(e->m.reply_bytes, (int64_t)hodei_rpc_server_reply_bytes(e->server));
 }
 
+bool edge_stream_wait_taken(edge *e, hodei_rpc_call *call, int64_t max_ms)
+{
+    size_t pending = hodei_rpc_call_pending(call);
+    if (pending == 0)
+        return true;
+    if (edge_stream_idle_end(e, call))
+        return false;
+    int64_t wait_ms = e->cfg->streams_idle_ms - hodei_rpc_call_stalled_ms(call);
+    if (wait_ms > max_ms)
+        wait_ms = max_ms;
+    hodei_rpc_call_wait_pending(call, pending - 1, wait_ms > 1 ? wait_ms : 1);
+    return !edge_stream_idle_end(e, call);
+}
+
 bool edge_stream_wait_room(edge *e, hodei_rpc_call *call, size_t queue_max)
 {
-    while (hodei_rpc_call_pending(call) >= queue_max) {
-        if (edge_stream_idle_end(e, call))
+    while (hodei_rpc_call_pending(call) >= queue_max)
+        if (!edge_stream_wait_taken(e, call, EDGE_STREAM_WAIT_STEP_MS))
             return false;
-        hodei_sleep_ms(EDGE_STREAM_WAIT_STEP_MS);
-    }
     return true;
 }
 
-/* The streams' share of replies.buffer_max is spent, by this stream or
- * others. A stream whose client reads holds the message being written and
- * perhaps the next: the send waits (at most EDGE_STREAM_BUDGET_WAIT_MS) for
- * the client to take them, and then passes (a stream holding nothing
- * always gets its next message), so clients that read nothing cannot cut
- * off one that reads. The wait is short and for at most
- * EDGE_STREAM_BUDGET_WAIT_PENDING messages: a follower's callback holds its
- * lock meanwhile, and each signal that its client took a message waits for
- * that lock on a gRPC thread (of grpc.threads, which also serve workers).
- * HODEI_ERR_LIMIT when the stream holds more, or its client did not take
- * them in time. */
-static hodei_status edge_stream_wait_budget(edge *e, hodei_rpc_call *call,
-                                            const ProtobufCMessage *msg)
+/* When the streams' share of replies.buffer_max is spent, by this stream or
+ * others, a stream whose client reads holds the message being written and
+ * perhaps the next: it waits for its client like any stream
+ * (streams.idle_timeout) and then sends (a stream holding nothing always
+ * gets its next message), so clients that read nothing cannot cut off one
+ * that reads. A stream holding more is ended RESOURCE_EXHAUSTED naming
+ * the budget. */
+hodei_status edge_stream_try_send(edge *e, hodei_rpc_call *call, const ProtobufCMessage *msg)
 {
-    int64_t until = hodei_mono_ms() + EDGE_STREAM_BUDGET_WAIT_MS;
-    size_t pending;
-    while ((pending = hodei_rpc_call_pending(call)) > 0 &&
-           pending <= EDGE_STREAM_BUDGET_WAIT_PENDING && hodei_mono_ms() < until)
-        hodei_sleep_ms(EDGE_STREAM_WAIT_STEP_MS);
-    return pending == 0 ? hodei_rpc_call_send(call, msg) : HODEI_ERR_LIMIT;
+    hodei_status st = hodei_rpc_call_send(call, msg);
+    edge_reply_gauge(e);
+    if (st == HODEI_OK)
+        return HODEI_OK;
+    if (st != HODEI_ERR_LIMIT)
+        return HODEI_ERR_CANCELLED;
+    if (hodei_rpc_call_pending(call) <= EDGE_STREAM_BUDGET_WAIT_PENDING)
+        return HODEI_ERR_LIMIT; /* 1 or 2 held (or 0: taken since, the next passes) */
+    hodei_rpc_call_abort(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                         "the edge holds too many replies not yet read by their clients"
+                         " (at most %lld bytes: replies.buffer_max); retry later",
+                         (long long)e->cfg->reply_buffer_max);
+    return HODEI_ERR_CANCELLED;
 }
 
 hodei_status edge_stream_send(edge *e, hodei_rpc_call *call, const ProtobufCMessage *msg,
-                              size_t queue_max)
+                              size_t queue_max, int64_t wait_max_ms)
 {
-    if (!edge_stream_wait_room(e, call, queue_max))
-        return HODEI_ERR_CANCELLED;
-    hodei_status st = hodei_rpc_call_send(call, msg);
-    if (st == HODEI_ERR_LIMIT)
-        st = edge_stream_wait_budget(e, call, msg);
-    edge_reply_gauge(e);
-    if (st == HODEI_ERR_LIMIT) {
-        hodei_rpc_call_abort(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
-                             "the edge holds too many replies not yet read by their clients"
-                             " (at most %lld bytes: replies.buffer_max); retry later",
-                             (long long)e->cfg->reply_buffer_max);
-        return HODEI_ERR_CANCELLED;
+    int64_t until = hodei_mono_ms() + wait_max_ms;
+    for (;;) {
+        if (!edge_stream_wait_room(e, call, queue_max))
+            return HODEI_ERR_CANCELLED;
+        hodei_status st = edge_stream_try_send(e, call, msg);
+        if (st != HODEI_ERR_LIMIT)
+            return st;
+        int64_t left = until - hodei_mono_ms();
+        if (left <= 0) {
+            hodei_rpc_call_abort(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                                 "the edge holds too many replies not yet read by their clients"
+                                 " (at most %lld bytes: replies.buffer_max) and this client took"
+                                 " nothing for %lld ms; retry later",
+                                 (long long)e->cfg->reply_buffer_max, (long long)wait_max_ms);
+            return HODEI_ERR_CANCELLED;
+        }
+        if (!edge_stream_wait_taken(e, call, left))
+            return HODEI_ERR_CANCELLED;
     }
-    return st == HODEI_OK ? HODEI_OK : HODEI_ERR_CANCELLED;
 }
 
 /* ------------------------------------------------ streams per API key */

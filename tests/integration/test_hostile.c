@@ -40,8 +40,9 @@
 #define MSG_MAX 1024
 #define JOB_WAIT_MS 300000
 #define IDLE_MS 10000
-#define ROUNDS 30         /* the big job writes ROUNDS times ROUND_LINES lines */
-#define ROUND_LINES 10000 /* of 100 bytes: 1 MB, then a pause of 0.2 s */
+#define ROUNDS 30 /* the big job writes ROUNDS times ROUND_LINES lines */
+#define ROUND_LINES                                                                                \
+    10000 /* of 100 bytes: 1 MB, then a pause of 0.5 s (a reader on a loaded machine keeps up) */
 #define LINES (ROUNDS * ROUND_LINES)
 #define SLOW_STREAMS 6
 /* Generous: an ASan build's RSS moves with its quarantine; what is checked is
@@ -235,7 +236,7 @@ static long big_job_with_blocked_readers(int *blocked, long idle_kb, int rounds,
 {
     char big[HODEI_ID_BUF], state[32], script[512];
     snprintf(script, sizeof script,
-             "sleep 2; for r in $(seq %d); do yes %099d | head -n %d; sleep 0.2; done;"
+             "sleep 2; for r in $(seq %d); do yes %099d | head -n %d; sleep 0.5; done;"
              " sleep %d; echo last-line",
              rounds, 0, ROUND_LINES, pause_s);
     cluster_queue(&cl, script, 1, 0, big);
@@ -762,6 +763,10 @@ Test(hostile, unread_streams_fill_replies_buffer_max_and_other_clients_are_still
         if (!checked && held >= REPLY_STREAM_SHARE - (1 << 20)) {
             checked = true;
             budget_checks(big, other);
+            /* a reader that pauses while the budget is spent (here for 3 s
+             * more) waits like any stream, for streams.idle_timeout: it is
+             * not cut off */
+            hodei_sleep_ms(3000);
         }
     }
     cr_assert_eq(res.code, HODEI_GRPC_OK, "the reading client, after %zu lines: %s", lines,

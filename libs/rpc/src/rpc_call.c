@@ -12,6 +12,7 @@
 
 #include "hodei/assert.h"
 #include "hodei/log.h"
+#include "hodei/sync.h"
 #include "hodei/time.h"
 #include "hodei/util.h"
 #include "rpc_int.h"
@@ -23,6 +24,7 @@ hodei_rpc_call *rpc_call_create(hodei_rpc_server *srv)
         return NULL;
     call->srv = srv;
     pthread_mutex_init(&call->mu, NULL);
+    hodei_cond_init_monotonic(&call->taken_cv);
     call->refs = 1;
     grpc_call_details_init(&call->details);
     grpc_metadata_array_init(&call->md);
@@ -61,6 +63,7 @@ void rpc_call_out_credit_locked(hodei_rpc_call *call, size_t len, bool taken)
     atomic_fetch_sub(&call->srv->out_bytes, len);
     if (taken)
         call->out_progress_ms = hodei_mono_ms();
+    pthread_cond_broadcast(&call->taken_cv); /* hodei_rpc_call_wait_pending */
 }
 
 void rpc_call_out_refusal(const hodei_rpc_call *call, size_t len, char *msg, size_t msg_len)
@@ -128,6 +131,7 @@ static void call_free(hodei_rpc_call *call)
     if (call->principal)
         call->principal_free(call->principal);
     rpc_local_free(call->local);
+    pthread_cond_destroy(&call->taken_cv);
     pthread_mutex_destroy(&call->mu);
     free(call);
 }
@@ -312,7 +316,8 @@ void rpc_call_fire_taken_locked(hodei_rpc_call *call)
     pthread_mutex_unlock(&call->mu);
     fn(call, arg);
     pthread_mutex_lock(&call->mu);
-    call->on_taken_running--;
+    if (--call->on_taken_running == 0)
+        pthread_cond_broadcast(&call->taken_cv); /* hodei_rpc_call_set_on_taken */
 }
 
 void hodei_rpc_call_set_on_taken(hodei_rpc_call *call, hodei_rpc_taken_fn fn, void *arg)
@@ -320,11 +325,8 @@ void hodei_rpc_call_set_on_taken(hodei_rpc_call *call, hodei_rpc_taken_fn fn, vo
     pthread_mutex_lock(&call->mu);
     call->on_taken = fn;
     call->on_taken_arg = arg;
-    while (!fn && call->on_taken_running > 0) { /* rare and short: the old one returns */
-        pthread_mutex_unlock(&call->mu);
-        hodei_sleep_ms(1);
-        pthread_mutex_lock(&call->mu);
-    }
+    while (!fn && call->on_taken_running > 0) /* rare and short: the old one returns */
+        pthread_cond_wait(&call->taken_cv, &call->mu);
     pthread_mutex_unlock(&call->mu);
 }
 
@@ -506,6 +508,22 @@ size_t hodei_rpc_call_pending(hodei_rpc_call *call)
 {
     pthread_mutex_lock(&call->mu);
     size_t n = call->q_len + (call->send_bb ? 1 : 0);
+    pthread_mutex_unlock(&call->mu);
+    return n;
+}
+
+size_t hodei_rpc_call_wait_pending(hodei_rpc_call *call, size_t pending_max, int64_t timeout_ms)
+{
+    int64_t until = hodei_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    pthread_mutex_lock(&call->mu);
+    size_t n;
+    for (;;) {
+        n = call->q_len + (call->send_bb ? 1 : 0);
+        int64_t left = until - hodei_mono_ms();
+        if (n <= pending_max || call->close_seen || left <= 0)
+            break;
+        hodei_cond_wait_ms(&call->taken_cv, &call->mu, left);
+    }
     pthread_mutex_unlock(&call->mu);
     return n;
 }

@@ -210,6 +210,7 @@ void rpc_call_on_close(hodei_rpc_call *call, bool ok)
 {
     pthread_mutex_lock(&call->mu);
     call->close_seen = true;
+    pthread_cond_broadcast(&call->taken_cv);
     if (!ok)
         call->close_cancelled = 1;
     if (!call->status_started)

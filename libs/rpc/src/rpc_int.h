@@ -88,7 +88,8 @@ struct hodei_rpc_call {
     struct rpc_local *local; /* in-process calls only (rpc_local.c); NULL over gRPC */
     hodei_rpc_taken_fn on_taken; /* hodei_rpc_call_set_on_taken */
     void *on_taken_arg;
-    int on_taken_running; /* runs of on_taken in progress */
+    int on_taken_running;    /* runs of on_taken in progress */
+    pthread_cond_t taken_cv; /* with mu: a message was taken or dropped, or the call closed */
 };
 
 struct hodei_rpc_server {

@@ -385,6 +385,7 @@ void hodei_rpc_local_end(hodei_rpc_call *call)
         return;
     pthread_mutex_lock(&call->mu);
     call->close_seen = true;
+    pthread_cond_broadcast(&call->taken_cv);
     local_queue_clear(call);
     local_fire_close(call, !call->local->status_set);
     local_unlock_settle(call);

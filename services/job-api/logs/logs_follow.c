@@ -84,6 +84,7 @@ struct log_follower {
     atomic_ullong last_seq; /* stream sequence of the last message taken (0: none) */
     pthread_mutex_t mu;     /* guards below */
     bool done;              /* the end was sent or the call is gone */
+    bool sending; /* its subscription's thread waits (without mu) for the client: follow_send */
     follow_phase phase;
     char consumer[HODEI_ID_BUF];      /* this follower's consumer now ("" before the first) */
     uint64_t reconnects;              /* the connection's reconnections when it was made */
@@ -143,38 +144,76 @@ static uint64_t follow_reconnects(natsConnection *nc, natsStatistics *stats)
     return n;
 }
 
+#define FOLLOW_WAIT_STEP_MS 1000 /* follow_send looks at streams.idle_timeout this often */
+
+/* Sends m once the client has room. When replies.buffer_max is spent and
+ * the client holds one or two chunks, waits for it to take one (up to
+ * streams.idle_timeout, edge_stream_wait_taken) when may_wait — only on the
+ * subscription's own thread, and without f->mu, so the taken signal, the
+ * checker and the close never wait for a slow client; f->sending meanwhile
+ * keeps the others off the chunk. Otherwise (the checker) HODEI_ERR_LIMIT:
+ * not sent, try later. HODEI_ERR_CANCELLED once the call is gone or was
+ * ended. f->mu held. */
+static hodei_status follow_send(log_follower *f, const ProtobufCMessage *m, bool may_wait)
+{
+    edge *e = f->hub->e;
+    for (;;) {
+        if (hodei_rpc_call_pending(f->call) < 2 * LOGS_SEND_QUEUE_MAX) {
+            hodei_status st = edge_stream_try_send(e, f->call, m);
+            if (st != HODEI_ERR_LIMIT || !may_wait)
+                return st;
+        } else if (!may_wait) {
+            return HODEI_ERR_LIMIT;
+        }
+        f->sending = true;
+        pthread_mutex_unlock(&f->mu);
+        bool alive = edge_stream_wait_taken(e, f->call, FOLLOW_WAIT_STEP_MS);
+        pthread_mutex_lock(&f->mu);
+        f->sending = false;
+        if (!alive || f->done)
+            return HODEI_ERR_CANCELLED;
+    }
+}
+
 /* Sends the chunk collected so far. Room was asked for before the pull
  * (at most one chunk per message it brings, plus one when a message
  * overflows a chunk: within the call's queue of 2 * LOGS_SEND_QUEUE_MAX).
- * f->mu held. */
-static void follow_flush(log_follower *f, bool reset_arena)
+ * A chunk the checker could not send yet (!may_wait) stays, lines and
+ * arena, for the next flush; false then. f->mu held. */
+static bool follow_flush(log_follower *f, bool reset_arena, bool may_wait)
 {
     if (f->chunk.n > 0 && !f->done) {
         Hodei__V1__LogChunk c = HODEI__V1__LOG_CHUNK__INIT;
         c.job_id = f->job_id;
         c.lines = f->chunk.lines;
         c.n_lines = f->chunk.n;
-        if (edge_stream_send(f->hub->e, f->call, &c.base, 2 * LOGS_SEND_QUEUE_MAX) != HODEI_OK)
+        hodei_status st = follow_send(f, &c.base, may_wait);
+        if (st == HODEI_ERR_LIMIT)
+            return false;
+        if (st != HODEI_OK)
             f->done = true;
     }
     f->chunk.n = 0;
     f->chunk.bytes = 0;
     if (reset_arena)
         hodei_arena_reset(&f->arena);
+    return true;
 }
 
-/* The last chunk: end_of_stream with the final state. f->mu held. */
-static void follow_finish(log_follower *f, Hodei__V1__JobState final_state)
+/* The last chunk: end_of_stream with the final state (not yet when the
+ * checker could not send, !may_wait: a later period does). f->mu held. */
+static void follow_finish(log_follower *f, Hodei__V1__JobState final_state, bool may_wait)
 {
-    follow_flush(f, true);
-    if (f->done)
+    if (!follow_flush(f, true, may_wait) || f->done)
         return;
     Hodei__V1__LogChunk c = HODEI__V1__LOG_CHUNK__INIT;
     c.job_id = f->job_id;
     c.end_of_stream = true;
     c.final_state = final_state;
-    hodei_rpc_call_send(f->call, &c.base);
-    hodei_rpc_call_finish(f->call, HODEI_GRPC_OK, "");
+    hodei_status st = follow_send(f, &c.base, may_wait);
+    if (st == HODEI_ERR_LIMIT)
+        return;
+    hodei_rpc_call_finish(f->call, HODEI_GRPC_OK, ""); /* gone or ended: only releases it */
     f->done = true;
 }
 
@@ -234,7 +273,7 @@ static void follow_create(log_follower *f, uint64_t reconnects)
  * pull is open. f->mu held. */
 static void follow_pull(log_follower *f)
 {
-    if (f->done || f->phase != FOLLOW_READY || f->pull_open)
+    if (f->done || f->sending || f->phase != FOLLOW_READY || f->pull_open)
         return;
     size_t pending = hodei_rpc_call_pending(f->call);
     if (pending >= LOGS_SEND_QUEUE_MAX)
@@ -281,10 +320,10 @@ static void follow_take(log_follower *f, natsMsg *msg, uint64_t num_pending)
         f->taken_bytes += b->lines[i]->data.len;
     bool overflow = f->chunk.n + b->n_lines > LOGS_CHUNK_LINES_MAX;
     if (overflow)
-        follow_flush(f, false); /* b lives in the arena: keep it */
+        follow_flush(f, false, true); /* b lives in the arena: keep it */
     logs_append(b, &f->filt, &f->chunk, LOGS_CHUNK_LINES_MAX);
     if (end) {
-        follow_finish(f, end);
+        follow_finish(f, end, true);
         return;
     }
     if (f->chunk.n == 0) {
@@ -293,7 +332,7 @@ static void follow_take(log_follower *f, natsMsg *msg, uint64_t num_pending)
     }
     if (overflow || num_pending == 0 || f->pull_left == 0 ||
         f->chunk.bytes >= LOGS_CHUNK_BYTES_MAX || f->arena.bytes >= LOGS_FOLLOW_ARENA_MAX)
-        follow_flush(f, true);
+        follow_flush(f, true, true);
 }
 
 /* A message the consumer delivered. f->mu held. */
@@ -316,7 +355,7 @@ static void follow_on_data(log_follower *f, natsMsg *msg)
         atomic_store(&f->last_msg_ms, hodei_mono_ms());
     }
     if (!f->pull_open) {
-        follow_flush(f, true);
+        follow_flush(f, true, true);
         follow_pull(f);
     }
 }
@@ -333,7 +372,7 @@ static void follow_on_status(log_follower *f, const char *status, natsMsg *msg)
         return; /* a heartbeat, or about a pull that is over (an older consumer's) */
     if (strcmp(status, "408") == 0 || strcmp(status, "404") == 0) {
         f->pull_open = false;
-        follow_flush(f, true);
+        follow_flush(f, true, true);
         follow_pull(f);
         return;
     }
@@ -341,7 +380,7 @@ static void follow_on_status(log_follower *f, const char *status, natsMsg *msg)
     natsMsgHeader_Get(msg, "Description", &why);
     HLOG_INFO("log follower of job %s: pull ended %s %s; consumer made anew", f->job_id, status,
               why ? why : "");
-    follow_flush(f, true);
+    follow_flush(f, true, true);
     follow_create(f, f->reconnects);
 }
 
@@ -488,22 +527,6 @@ static log_follower *follower_create(log_hub *h, hodei_rpc_call *call,
     return f;
 }
 
-/* Woken when an archive's client takes a chunk (the rpc layer's taken
- * signal). */
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-} archive_room;
-
-static void archive_on_taken(hodei_rpc_call *call, void *arg)
-{
-    (void)call;
-    archive_room *room = arg;
-    pthread_mutex_lock(&room->mu);
-    pthread_cond_signal(&room->cv);
-    pthread_mutex_unlock(&room->mu);
-}
-
 /* Sends one chunk of an archive. It is sent on the server thread that took
  * the call (one of grpc.threads, which also serve workers' streams): its
  * client may hold that thread at most LOGS_ARCHIVE_WAIT_MS without taking
@@ -512,14 +535,11 @@ static void archive_on_taken(hodei_rpc_call *call, void *arg)
  * got. A client that reads, however slowly, takes a chunk (up to 1 MiB)
  * at least that often. While the client has LOGS_SEND_QUEUE_MAX chunks,
  * the thread sleeps until it takes one. */
-static hodei_status archive_send(edge *e, hodei_rpc_call *call, archive_room *room,
-                                 const ProtobufCMessage *m)
+static hodei_status archive_send(edge *e, hodei_rpc_call *call, const ProtobufCMessage *m)
 {
-    pthread_mutex_lock(&room->mu);
     while (hodei_rpc_call_pending(call) >= LOGS_SEND_QUEUE_MAX) {
         int64_t stalled = hodei_rpc_call_stalled_ms(call);
         if (stalled >= LOGS_ARCHIVE_WAIT_MS) {
-            pthread_mutex_unlock(&room->mu);
             hodei_rpc_call_abort(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
                                  "the client took nothing for %lld ms of a finished job's log"
                                  " (at most %d ms: it is sent on a server thread); follow again"
@@ -527,10 +547,9 @@ static hodei_status archive_send(edge *e, hodei_rpc_call *call, archive_room *ro
                                  (long long)stalled, LOGS_ARCHIVE_WAIT_MS);
             return HODEI_ERR_CANCELLED;
         }
-        hodei_cond_wait_ms(&room->cv, &room->mu, LOGS_ARCHIVE_WAIT_MS - stalled);
+        hodei_rpc_call_wait_pending(call, LOGS_SEND_QUEUE_MAX - 1, LOGS_ARCHIVE_WAIT_MS - stalled);
     }
-    pthread_mutex_unlock(&room->mu);
-    return edge_stream_send(e, call, m, LOGS_SEND_QUEUE_MAX);
+    return edge_stream_send(e, call, m, LOGS_SEND_QUEUE_MAX, LOGS_ARCHIVE_WAIT_MS);
 }
 
 /* Sends an open archive's lines in chunks (one LOGS_CHUNK_LINES_MAX table
@@ -542,14 +561,10 @@ static void archive_stream(edge *e, hodei_rpc_call *call, logs_archive_reader *r
 {
     hodei_arena arena;
     hodei_err err;
-    archive_room room;
     logs_lines out = {0};
     bool eof = false;
     hodei_status st = HODEI_OK;
     hodei_arena_init(&arena, LOGS_ARENA_BLOCK, SIZE_MAX);
-    pthread_mutex_init(&room.mu, NULL);
-    hodei_cond_init_monotonic(&room.cv);
-    hodei_rpc_call_set_on_taken(call, archive_on_taken, &room);
     out.lines = malloc(LOGS_CHUNK_LINES_MAX * sizeof *out.lines);
     if (!out.lines)
         st = hodei_err_set(&err, HODEI_ERR_NOMEM, "out of memory");
@@ -563,7 +578,7 @@ static void archive_stream(edge *e, hodei_rpc_call *call, logs_archive_reader *r
             c.job_id = (char *)job_id;
             c.lines = out.lines;
             c.n_lines = out.n;
-            if (archive_send(e, call, &room, &c.base) != HODEI_OK)
+            if (archive_send(e, call, &c.base) != HODEI_OK)
                 break; /* the call is gone or was ended */
         }
     }
@@ -579,9 +594,6 @@ static void archive_stream(edge *e, hodei_rpc_call *call, logs_archive_reader *r
     } else {
         hodei_rpc_call_finish(call, HODEI_GRPC_OK, ""); /* gone or ended: only releases it */
     }
-    hodei_rpc_call_set_on_taken(call, NULL, NULL);
-    pthread_cond_destroy(&room.cv);
-    pthread_mutex_destroy(&room.mu);
     free(out.lines);
     hodei_arena_fini(&arena);
 }
@@ -759,10 +771,11 @@ static void check_end(log_hub *h, log_follower **fs, size_t n, const PGresult *r
                 continue;
             if (pthread_mutex_trylock(&f->mu) != 0)
                 continue;
-            if (!f->done && hodei_mono_ms() - atomic_load(&f->last_msg_ms) >= LOGS_END_GRACE_MS) {
+            if (!f->done && !f->sending &&
+                hodei_mono_ms() - atomic_load(&f->last_msg_ms) >= LOGS_END_GRACE_MS) {
                 HLOG_INFO("job %s finished without an end-of-log marker; ending its follower",
                           f->job_id);
-                follow_finish(f, state);
+                follow_finish(f, state, false);
             }
             pthread_mutex_unlock(&f->mu);
         }
@@ -840,9 +853,9 @@ static void check_pulls(log_hub *h, log_follower **fs, size_t n)
         int64_t now = hodei_mono_ms();
         bool stalled = false;
         pthread_mutex_lock(&f->mu);
-        if (f->done) {
+        if (f->done || f->sending) { /* a sender waiting for its client: left to it */
         } else if (up && f->reconnects != reconnects) {
-            follow_flush(f, true);
+            follow_flush(f, true, false);
             follow_create(f, reconnects);
         } else if (f->phase == FOLLOW_CREATING && now - f->creating_since_ms >= LOGS_OPEN_WAIT_MS) {
             hodei_rpc_call_fail(f->call, HODEI_GRPC_UNAVAILABLE,
@@ -852,7 +865,7 @@ static void check_pulls(log_hub *h, log_follower **fs, size_t n)
         } else if (up && f->phase == FOLLOW_CREATING && now - f->sent_ms >= LOGS_CREATE_RETRY_MS) {
             follow_create(f, reconnects);
         } else if (up && f->pull_open && now - f->sent_ms >= LOGS_PULL_LOST_MS) {
-            follow_flush(f, true);
+            follow_flush(f, true, false);
             follow_create(f, reconnects);
         } else if (f->phase == FOLLOW_READY && !f->pull_open) {
             follow_pull(f);

@@ -153,7 +153,9 @@ static void hub_send_one(metrics_hub *h, metrics_sub *s, Hodei__V1__MetricsSnaps
             job_ids[i] = snap->workers[i]->current_job_id;
             snap->workers[i]->current_job_id = "";
         }
-    hodei_status st = edge_stream_send(h->e, s->call, &snap->base, HUB_PENDING_MAX);
+    /* room was checked above; replies.buffer_max spent (HODEI_ERR_LIMIT):
+     * this snapshot is skipped, the hub's thread does not wait */
+    hodei_status st = edge_stream_try_send(h->e, s->call, &snap->base);
     if (!s->job_ids)
         for (size_t i = 0; i < snap->n_workers; i++)
             snap->workers[i]->current_job_id = job_ids[i];

@@ -166,6 +166,11 @@ void hodei_rpc_call_finish(hodei_rpc_call *call, hodei_grpc_code code, const cha
 void hodei_rpc_call_set_queue_max(hodei_rpc_call *call, size_t queue_max);
 /* Messages queued and not yet written (for flow control). */
 size_t hodei_rpc_call_pending(hodei_rpc_call *call);
+/* Streaming kinds: waits until at most pending_max of the call's messages
+ * wait for the peer, the peer is gone, or timeout_ms passed; returns the
+ * number waiting then. Woken by each message the peer takes (no polling);
+ * any thread, holding none of the library's locks. */
+size_t hodei_rpc_call_wait_pending(hodei_rpc_call *call, size_t pending_max, int64_t timeout_ms);
 /* Streaming kinds: how long (ms) messages have been waiting for the peer
  * without one of them being taken (written to the wire, or read by an
  * in-process caller); 0 when nothing waits. A peer that reads nothing makes
