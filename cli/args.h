@@ -15,6 +15,7 @@
 
 #include "hodei/arena.h"
 #include "hodei/auth.h"
+#include "hodei/limits.h"
 #include "hodei/status.h"
 #include "hodei/template.h"
 #include "hodei/v1/audit.pb-c.h"
@@ -38,9 +39,9 @@
 #define CLI_STATES_MAX 7 /* distinct job states */
 #define CLI_ARENA_MAX (4 * 1024 * 1024)
 #define CLI_DEFAULT_INTERPRETER "/bin/sh"
-#define CLI_PROVIDER_NAME_MAX 63  /* bytes; [a-z0-9-] */
-#define CLI_SECRET_NAME_MAX 128   /* bytes; [A-Za-z0-9_.-] */
-#define CLI_SECRET_VALUE_MAX 8192 /* bytes of a secret value */
+#define CLI_PROVIDER_NAME_MAX HODEI_PROVIDER_NAME_MAX /* bytes; [a-z0-9-] */
+#define CLI_SECRET_NAME_MAX 128                       /* bytes; [A-Za-z0-9_.-] */
+#define CLI_SECRET_VALUE_MAX 8192                     /* bytes of a secret value */
 #define CLI_TOP_INTERVAL_DEFAULT_MS 1000
 #define CLI_TOP_INTERVAL_MIN_MS 100
 #define CLI_TOP_INTERVAL_MAX_MS 60000

@@ -93,10 +93,10 @@ const hodei_cfg_param agent_params[] = {
     {"worker.artifact_part", HODEI_CFG_INT, "8388608", HODEI_ARTIFACT_PART_MIN, 1073741824,
      P(artifact_part), "S3 multipart part size; files of twice this size or more go in parts",
      false, false, NULL},
-    {"worker.cpu_millis", HODEI_CFG_INT, "0", 0, 1024000, P(cpu_millis),
+    {"worker.cpu_millis", HODEI_CFG_INT, "0", 0, HODEI_CPU_MILLIS_MAX, P(cpu_millis),
      "CPU (millicores) this worker offers, as its provider sized it; 0 = measured", false, false,
      NULL},
-    {"worker.memory_bytes", HODEI_CFG_INT, "0", 0, INT64_C(1) << 50, P(memory_bytes),
+    {"worker.memory_bytes", HODEI_CFG_INT, "0", 0, HODEI_RESOURCE_BYTES_MAX, P(memory_bytes),
      "memory this worker offers, as its provider sized it; 0 = measured", false, false, NULL},
     {"worker.job_cgroups", HODEI_CFG_STRING, "auto", 0, 8, P(job_cgroups),
      "auto: each job with cpu or memory asked runs in a cgroup of its own with those limits"

@@ -20,6 +20,7 @@
 #include "hodei/daemon.h"
 #include "hodei/events.h"
 #include "hodei/id.h"
+#include "hodei/limits.h"
 #include "hodei/v1/events.pb-c.h"
 #include "match.h"
 #include "sched.h"
@@ -33,7 +34,7 @@
 #define SCHED_ARRAYS 6                   /* array parameters of the provisioning insert */
 #define SCHED_SEEN_MAX 4096              /* job ids remembered per generation (log once) */
 #define SCHED_SEEN_SLOTS (2 * SCHED_SEEN_MAX)
-#define SCHED_PROVIDER_NAME_MAX 63 /* as providers.name allows */
+#define SCHED_PROVIDER_NAME_MAX HODEI_PROVIDER_NAME_MAX /* as providers.name allows */
 /* Every outbox insert notifies this channel (migration 0002's trigger, the
  * relay's wake-up): the scheduler's fastest wake-up, ahead of the events. */
 #define SCHED_OUTBOX_CHANNEL "hodei_outbox"

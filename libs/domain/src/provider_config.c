@@ -4,9 +4,10 @@
 #include <string.h>
 
 #include "hodei/image_ref.h"
+#include "hodei/limits.h"
 #include "hodei/util.h"
 
-#define PC_BYTES_MAX (INT64_C(1) << 50)
+#define PC_BYTES_MAX HODEI_RESOURCE_BYTES_MAX
 #define PC_NAME_MAX 255
 
 bool hodei_bytes_parse(const char *s, int64_t *out)
