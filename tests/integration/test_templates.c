@@ -4,6 +4,7 @@
  * nothing written. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "edge_client.h"
@@ -264,6 +265,60 @@ Test(templates, bad_requests_name_the_field_and_change_nothing)
                  HODEI_GRPC_INVALID_ARGUMENT);
     cr_assert(strstr(msg, "page_size"), "%s", msg);
     cr_assert_eq(sql("SELECT count(*) FROM jobs"), 0, "no job queued");
+}
+
+/* ---------------------------------------- RunTemplate fills in at most one spec */
+
+/* n copies of "${v}" (caller frees). */
+static char *placeholders(size_t n)
+{
+    char *s = malloc(4 * n + 1);
+    cr_assert_not_null(s);
+    for (size_t i = 0; i < n; i++)
+        memcpy(s + 4 * i, "${v}", 4);
+    s[4 * n] = '\0';
+    return s;
+}
+
+/* The strings RunTemplate fills in share one budget, the largest spec
+ * (HODEI_JOB_SPEC_PACKED_MAX): a script and an env value of 40 KiB each
+ * once filled in are queued; a script of 800 KiB and an env value of
+ * 400 KiB (each string under the budget, together past it) are refused
+ * naming it before anything else is checked, and nothing is queued. (The
+ * exact boundary: unit_template.) */
+Test(templates, run_fills_in_at_most_the_largest_spec)
+{
+    char msg[MSG_MAX], id[37], *who[] = {"v"};
+    char *value = malloc(4097);
+    memset(value, 'x', 4096);
+    value[4096] = '\0';
+    const char *kv[] = {"v", value, NULL};
+    static const size_t script_n[2] = {10, 200}, env_n[2] = {10, 100};
+    for (int past = 0; past <= 1; past++) {
+        tpl a;
+        char name[16];
+        char *script = placeholders(script_n[past]), *env_value = placeholders(env_n[past]);
+        Hodei__V1__JobSpec__EnvEntry env = HODEI__V1__JOB_SPEC__ENV_ENTRY__INIT, *envs[] = {&env};
+        snprintf(name, sizeof name, "fill-%d", past);
+        tpl_init(&a, name, script, who, 1);
+        env.key = "V";
+        env.value = env_value;
+        a.spec.env = envs;
+        a.spec.n_env = 1;
+        cr_assert_eq(create(&a, msg, NULL), HODEI_GRPC_OK, "%s", msg);
+        hodei_grpc_code code = run(name, kv, NULL, id, msg);
+        if (!past) {
+            cr_assert_eq(code, HODEI_GRPC_OK, "80 KiB filled in: %s", msg);
+        } else {
+            cr_assert_eq(code, HODEI_GRPC_INVALID_ARGUMENT, "1.2 MiB filled in: %d %s", code, msg);
+            cr_assert(strstr(msg, "parameters: the filled-in spec is over 1048576 bytes"), "%s",
+                      msg);
+        }
+        free(script);
+        free(env_value);
+    }
+    cr_assert_eq(sql("SELECT count(*) FROM jobs"), 1, "only the spec within the budget queued");
+    free(value);
 }
 
 /* ---------------------------------------- ListTemplates paged by bytes */

@@ -121,3 +121,32 @@ Test(template, one_string_and_its_limit)
     free(big);
     free(s);
 }
+
+/* The strings filled in for one spec share one budget: exactly
+ * HODEI_JOB_SPEC_PACKED_MAX bytes together are filled in, one byte more
+ * fails (however many strings repeat a placeholder, one RunTemplate never
+ * makes more than the largest spec). */
+Test(template, the_filled_in_strings_of_a_spec_share_one_budget)
+{
+    size_t half = HODEI_JOB_SPEC_PACKED_MAX / 2;
+    char *big = malloc(half + 1);
+    memset(big, 'x', half);
+    big[half] = '\0';
+    for (int past = 0; past <= 1; past++) {
+        Hodei__V1__JobSpec *s = spec_new("${who}", "${who}", "${n}");
+        const char *values[] = {big, past ? "1" : ""};
+        hodei_template_subst t = {.names = names, .n = 2, .values = values};
+        hodei_template_subst_spec(&t, s);
+        cr_assert_eq(t.failed, past == 1, "%zu bytes filled in, past %d", t.filled_bytes, past);
+        if (!past) {
+            cr_assert_eq(t.filled_bytes, (size_t)HODEI_JOB_SPEC_PACKED_MAX);
+            cr_assert_eq(strlen(s->command->command), half);
+            cr_assert_eq(strlen(s->command->args[0]), half);
+            cr_assert_str_eq(s->env[0]->value, "");
+        } else {
+            cr_assert_str_eq(s->env[0]->value, "${n}", "the string past the budget stays");
+        }
+        spec_free(s);
+    }
+    free(big);
+}

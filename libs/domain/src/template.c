@@ -48,9 +48,14 @@ void hodei_template_subst_string(hodei_template_subst *t, char **s)
     const char *in = *s;
     hodei_buf out;
     bool changed = false;
-    if (!in || !strstr(in, "${"))
+    if (!in || t->failed || !strstr(in, "${"))
         return;
-    hodei_buf_init(&out, HODEI_JOB_SPEC_PACKED_MAX);
+    /* filling in: every string filled so far counts against one budget,
+     * so the edge never holds more than the largest spec for one call */
+    size_t budget = HODEI_JOB_SPEC_PACKED_MAX;
+    if (t->values)
+        budget = t->filled_bytes < budget ? budget - t->filled_bytes : 0;
+    hodei_buf_init(&out, budget);
     for (size_t i = 0; in[i];) {
         const char *end = in[i] == '$' && in[i + 1] == '{' ? strchr(in + i + 2, '}') : NULL;
         int k = end ? subst_find(t, in + i + 2, (size_t)(end - in - i - 2)) : -1;
@@ -69,6 +74,7 @@ void hodei_template_subst_string(hodei_template_subst *t, char **s)
     else if (changed && t->values) {
         size_t len = 0;
         char *filled = hodei_buf_take(&out, &len);
+        t->filled_bytes += len;
         if (!filled)
             filled = strdup("");
         if (!filled) {

@@ -30,15 +30,19 @@ typedef struct {
     size_t n;                  /* at most HODEI_TEMPLATE_PARAMS_MAX */
     const char *const *values; /* NULL: only mark what is used */
     bool used[HODEI_TEMPLATE_PARAMS_MAX];
-    bool failed; /* out of memory, or a string past HODEI_JOB_SPEC_PACKED_MAX */
+    bool failed; /* out of memory, or the strings filled in past HODEI_JOB_SPEC_PACKED_MAX */
+    size_t filled_bytes; /* bytes of the strings filled in so far (start at 0) */
 } hodei_template_subst;
 
 /* One string: marks in t->used the declared parameters *s names and, with
  * values, replaces *s by the filled-in copy (malloc'd). The old *s is freed
  * unless it is protobuf-c's shared empty string, so it must come from the
  * default allocator (or be that empty string). A NULL *s is left alone.
- * Sets t->failed (and leaves *s) when the result would pass
- * HODEI_JOB_SPEC_PACKED_MAX bytes or memory runs out. */
+ * Sets t->failed (and leaves *s) when the strings filled in with t so far,
+ * this one included, would pass HODEI_JOB_SPEC_PACKED_MAX bytes together (a
+ * spec holding them could not be valid: so one RunTemplate never makes more
+ * than that, however many placeholders its strings repeat), or memory runs
+ * out. */
 void hodei_template_subst_string(hodei_template_subst *t, char **s);
 /* Every string of the spec that may hold a placeholder: name, command and
  * args, script interpreter and content, env and label values, working_dir,
