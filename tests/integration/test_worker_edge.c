@@ -1248,8 +1248,9 @@ static void wait_for_waiter(const char *xid)
  * the worker row, the edge's result locks the job row and waits for the
  * worker row, then the test asks for the job row: PostgreSQL aborts the
  * edge's transaction (the test's session waits a minute before it looks for
- * deadlocks, the edge's one second). Twice, so a single retry is not
- * enough. */
+ * deadlocks, the edge's five seconds: PostgreSQL looks once per wait, so
+ * the test must ask for the job row before the edge's backend looks, even
+ * on a loaded machine). Twice, so a single retry is not enough. */
 Test(worker_edge, a_result_that_loses_a_deadlock_is_retried_not_refused)
 {
     char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], reason[512], q[512];
@@ -1260,8 +1261,11 @@ Test(worker_edge, a_result_that_loses_a_deadlock_is_retried_not_refused)
     snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", job);
     cr_assert(sql_wait(1, q), "the ack did not make the job RUNNING");
     int64_t deadlocks_before = deadlocks();
-
     PGconn *a = tx_open();
+    /* every session, the edge's open ones included (they read it at the
+     * reload); put back below */
+    tx_exec(a, "ALTER SYSTEM SET deadlock_timeout = '5s'");
+    tx_exec(a, "SELECT pg_reload_conf()");
     tx_exec(a, "BEGIN");
     tx_exec(a, "SET LOCAL deadlock_timeout = '1min'");
     char lock_worker[256], lock_job[256], xid[32];
@@ -1285,6 +1289,8 @@ Test(worker_edge, a_result_that_loses_a_deadlock_is_retried_not_refused)
         tx_exec(a, lock_job); /* returns once the edge's transaction was aborted */
     }
     tx_exec(a, "COMMIT");
+    tx_exec(a, "ALTER SYSTEM RESET deadlock_timeout");
+    tx_exec(a, "SELECT pg_reload_conf()");
     PQfinish(a);
 
     cr_assert(ws_result_ack(st, job, reason, sizeof reason), "refused: %s", reason);
