@@ -23,6 +23,8 @@ hodei_rpc_call *rpc_call_create(hodei_rpc_server *srv)
     if (!call)
         return NULL;
     call->srv = srv;
+    if (srv)
+        atomic_fetch_add(&srv->refs, 1); /* call_free gives it back */
     pthread_mutex_init(&call->mu, NULL);
     hodei_cond_init_monotonic(&call->taken_cv);
     call->refs = 1;
@@ -133,6 +135,8 @@ static void call_free(hodei_rpc_call *call)
     rpc_local_free(call->local);
     pthread_cond_destroy(&call->taken_cv);
     pthread_mutex_destroy(&call->mu);
+    if (call->srv)
+        rpc_server_unref(call->srv);
     free(call);
 }
 

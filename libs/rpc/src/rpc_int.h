@@ -114,6 +114,7 @@ struct hodei_rpc_server {
     size_t reply_buffer_max; /* 0 = none */
     char reply_buffer_name[64];
     atomic_size_t out_bytes; /* response bytes held for peers, all calls */
+    atomic_int refs;         /* the owner's and one per call: freed at 0 (rpc_server_unref) */
 
     atomic_int outstanding; /* tags handed to gRPC, not yet completed */
     atomic_bool shutting_down;
@@ -194,6 +195,9 @@ const char *rpc_local_metadata(hodei_rpc_call *call, const char *key);
 void rpc_local_free(struct rpc_local *l);
 
 /* rpc_server.c, used by rpc_call.c */
+/* Drops a call's (or the owner's) reference; the last one frees srv, so
+ * a call a handler still holds when the server is destroyed may end later. */
+void rpc_server_unref(hodei_rpc_server *srv);
 const hodei_rpc_method *rpc_server_find(const hodei_rpc_server *srv, grpc_slice path);
 const hodei_rpc_method *rpc_server_find_str(const hodei_rpc_server *srv, const char *path);
 void rpc_server_request_next(hodei_rpc_server *srv);

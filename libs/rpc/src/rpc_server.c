@@ -62,6 +62,7 @@ hodei_status hodei_rpc_server_create(const hodei_rpc_server_opts *opts, hodei_rp
     hodei_rpc_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return hodei_err_set(err, HODEI_ERR_NOMEM, "rpc server: out of memory");
+    atomic_init(&srv->refs, 1);
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cond, NULL);
     hodei_strlcpy(srv->listen_addr, opts->listen_addr, sizeof srv->listen_addr);
@@ -349,5 +350,11 @@ void hodei_rpc_server_destroy(hodei_rpc_server *srv)
         } while (ev.type != GRPC_QUEUE_SHUTDOWN);
     }
     grpc_completion_queue_destroy(srv->cq);
-    server_free(srv);
+    rpc_server_unref(srv);
+}
+
+void rpc_server_unref(hodei_rpc_server *srv)
+{
+    if (atomic_fetch_sub(&srv->refs, 1) == 1)
+        server_free(srv);
 }
