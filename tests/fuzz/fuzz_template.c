@@ -115,9 +115,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
     hodei_template_subst ts = {.names = names, .n = n, .values = values};
     hodei_template_subst_spec(&ts, &spec);
+    /* the strings filled in for one spec share one budget, the largest
+     * spec: each field is the one string filled in or left as it was, as
+     * many filled as fit, all of them when nothing was refused */
     const char *fields[3] = {spec.name, cmd.command, args[0]};
-    for (int f = 0; f < 3; f++)
-        FUZZ_CHECK(strcmp(fields[f], s) == 0, "spec field %d differs from the one string", f);
+    size_t filled = 0;
+    for (int f = 0; f < 3; f++) {
+        bool is_filled = strcmp(fields[f], s) == 0;
+        FUZZ_CHECK(is_filled || strcmp(fields[f], piece[0]) == 0,
+                   "spec field %d is neither the one string nor left alone", f);
+        filled += is_filled;
+        FUZZ_CHECK(ts.failed || is_filled, "spec field %d differs from the one string", f);
+    }
+    if (ts.failed)
+        FUZZ_CHECK(3 * want_len > HODEI_JOB_SPEC_PACKED_MAX, "3 strings of %zu bytes were refused",
+                   want_len);
+    if (ts.failed && strcmp(s, piece[0]) != 0)
+        FUZZ_CHECK(filled * want_len <= HODEI_JOB_SPEC_PACKED_MAX &&
+                       (filled + 1) * want_len > HODEI_JOB_SPEC_PACKED_MAX,
+                   "%zu strings of %zu bytes filled in", filled, want_len);
     free(spec.name);
     free(cmd.command);
     free(args[0]);
