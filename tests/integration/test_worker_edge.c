@@ -545,6 +545,67 @@ Test(worker_edge, a_stream_needs_hello_with_a_valid_session)
     hodei_rpc_stream_destroy(st);
 }
 
+/* The edge's gauge hodei_edge_worker_streams (-1: not read). */
+static long long worker_streams(void)
+{
+    static char body[256 * 1024];
+    if (harness_http(edge.health_port, "GET", "/metrics", body, sizeof body) != 200)
+        return -1;
+    const char *p = strstr(body, "\nhodei_edge_worker_streams ");
+    return p ? strtoll(p + strlen("\nhodei_edge_worker_streams "), NULL, 10) : -1;
+}
+
+static bool worker_streams_wait(long long want)
+{
+    for (int64_t until = hodei_mono_ms() + 20000; hodei_mono_ms() < until; hodei_sleep_ms(50))
+        if (worker_streams() == want)
+            return true;
+    return false;
+}
+
+/* One address may hold HUB_HELLO_PENDING_PER_PEER (64) worker streams that
+ * have not said Hello: the 65th is refused naming the limit, so one host
+ * cannot fill the edge's table of streams before its silent ones time out;
+ * once one of them goes, a worker from that address says Hello and is
+ * served. */
+Test(worker_edge, one_address_holds_at_most_64_streams_before_hello)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], msg[512];
+    ready_worker(w, session);
+    hodei_rpc_stream *silent[64];
+    for (int i = 0; i < 64; i++)
+        silent[i] = ws_open();
+    cr_assert(worker_streams_wait(64), "the edge holds the 64 silent streams (%lld)",
+              worker_streams());
+    hodei_rpc_stream *st = ws_open();
+    cr_assert_eq(ws_end(st, msg, sizeof msg), HODEI_GRPC_RESOURCE_EXHAUSTED, "%s", msg);
+    cr_assert(strstr(msg, "have not said hello (at most 64") != NULL, "%s", msg);
+    hodei_rpc_stream_destroy(st);
+    cr_assert_eq(worker_streams(), 64, "the refused stream was not kept");
+
+    hodei_rpc_stream_destroy(silent[63]); /* cancelled: its slot goes */
+    cr_assert(worker_streams_wait(63));
+    st = ws_open();
+    ws_hello(st, w, session, NULL);
+    Hodei__V1__WorkerMessage ka = HODEI__V1__WORKER_MESSAGE__INIT;
+    Hodei__V1__Keepalive k = HODEI__V1__KEEPALIVE__INIT;
+    k.nonce = 9;
+    ka.body_case = HODEI__V1__WORKER_MESSAGE__BODY_KEEPALIVE;
+    ka.keepalive = &k;
+    ws_send(st, &ka);
+    ProtobufCMessage *reply = NULL;
+    hodei_rpc_result res;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_stream_recv(st, RECV_MS, &reply, &res, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_not_null(reply, "the worker is served: %s", res.message);
+    cr_assert_eq(((Hodei__V1__ServerMessage *)reply)->body_case,
+                 HODEI__V1__SERVER_MESSAGE__BODY_KEEPALIVE);
+    protobuf_c_message_free_unpacked(reply, NULL);
+    hodei_rpc_stream_destroy(st);
+    for (int i = 0; i < 63; i++)
+        hodei_rpc_stream_destroy(silent[i]);
+}
+
 Test(worker_edge, a_job_runs_end_to_end_and_a_stale_result_is_refused)
 {
     char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], reason[512];

@@ -60,29 +60,64 @@ log_pub *worker_hub_pub(worker_hub *h)
 
 /* ---------------------------------------------------------------- sessions */
 
-worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call)
+/* Streams from host that have not said Hello. Call with h->mu held. */
+static size_t hub_hello_pending_locked(worker_hub *h, const char *host)
 {
-    pthread_mutex_lock(&h->mu);
-    bool room = h->n_sessions < HUB_SESSIONS_MAX;
-    pthread_mutex_unlock(&h->mu);
-    worker_session *s = room ? calloc(1, sizeof *s) : NULL;
-    if (!s)
+    size_t n = 0;
+    for (worker_session *o = h->head; o; o = o->next) {
+        pthread_mutex_lock(&o->mu);
+        n += !o->authed && !o->ended && strcmp(o->peer_host, host) == 0;
+        pthread_mutex_unlock(&o->mu);
+    }
+    return n;
+}
+
+worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call, hodei_err *err)
+{
+    worker_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
         return NULL;
+    }
+    /* "ipv4:10.0.0.7:40000" -> "ipv4:10.0.0.7" */
+    hodei_strlcpy(s->peer_host, hodei_rpc_call_peer_address(call), sizeof s->peer_host);
+    char *port = strrchr(s->peer_host, ':');
+    if (port && port != strchr(s->peer_host, ':'))
+        *port = '\0';
     atomic_init(&s->refs, 2); /* the caller's and the list's */
     s->hub = h;
     s->call = call;
-    hodei_rpc_call_ref(call);
     pthread_mutex_init(&s->mu, NULL);
     s->opened_ms = s->last_send_ms = s->last_recv_ms = hodei_mono_ms();
     s->resend_due_ms = INT64_MAX;
     s->suspects_due_ms = INT64_MAX;
+    /* counted and listed under one hold of h->mu: concurrent opens cannot
+     * pass a limit together */
     pthread_mutex_lock(&h->mu);
-    s->next = h->head;
-    h->head = s;
-    h->n_sessions++;
-    hodei_metric_set(h->m_sessions, (int64_t)h->n_sessions);
-    s->listed = true;
+    bool full = h->n_sessions >= HUB_SESSIONS_MAX;
+    bool crowded = !full && hub_hello_pending_locked(h, s->peer_host) >= HUB_HELLO_PENDING_PER_PEER;
+    if (!full && !crowded) {
+        s->next = h->head;
+        h->head = s;
+        h->n_sessions++;
+        hodei_metric_set(h->m_sessions, (int64_t)h->n_sessions);
+        s->listed = true;
+    }
     pthread_mutex_unlock(&h->mu);
+    if (full || crowded) {
+        if (full)
+            hodei_err_set(err, HODEI_ERR_LIMIT, "too many worker streams on this edge (at most %d)",
+                          HUB_SESSIONS_MAX);
+        else
+            hodei_err_set(err, HODEI_ERR_LIMIT,
+                          "too many worker streams from %s that have not said hello (at most %d"
+                          " at once, each for at most %d ms)",
+                          s->peer_host, HUB_HELLO_PENDING_PER_PEER, HUB_HELLO_WAIT_MS);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return NULL;
+    }
+    hodei_rpc_call_ref(call);
     return s;
 }
 

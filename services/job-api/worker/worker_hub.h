@@ -48,6 +48,7 @@ struct worker_session {
     bool authed;        /* Hello accepted */
     bool ended;         /* the stream was finished or closed */
     char worker_id[HODEI_ID_BUF];
+    char peer_host[96]; /* the call's address without its port (set once, at create) */
     natsSubscription *sub_assigned, *sub_cancel;
     int64_t opened_ms, last_send_ms, last_recv_ms;
     int64_t resend_due_ms; /* INT64_MAX until Hello */
@@ -94,8 +95,13 @@ edge *worker_hub_edge(worker_hub *h);
 log_pub *worker_hub_pub(worker_hub *h);
 
 /* A session for a new WorkerStream call (refs = 1, the caller's). Listed at
- * once so a stream that never says Hello is timed out. */
-worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call);
+ * once so a stream that never says Hello is timed out. NULL with err set
+ * (RESOURCE_EXHAUSTED) when the edge holds HUB_SESSIONS_MAX streams, or the
+ * call's address already has HUB_HELLO_PENDING_PER_PEER streams that have
+ * not said Hello yet (so one host cannot fill the table before its streams
+ * time out), or memory runs out. */
+#define HUB_HELLO_PENDING_PER_PEER 64
+worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call, hodei_err *err);
 void worker_session_ref(worker_session *s);
 void worker_session_unref(worker_session *s);
 

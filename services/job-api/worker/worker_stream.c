@@ -34,10 +34,10 @@ static void stream_lower(char *s)
 static void stream_on_call(hodei_rpc_call *call, const ProtobufCMessage *req, void *ctx)
 {
     edge *e = ctx;
-    worker_session *s = worker_session_create(e->workers, call);
+    hodei_err err;
+    worker_session *s = worker_session_create(e->workers, call, &err);
     if (!s) {
-        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
-                            "too many worker streams on this edge (or out of memory)");
+        hodei_rpc_call_fail(call, HODEI_GRPC_RESOURCE_EXHAUSTED, "%s", err.msg);
         return;
     }
     hodei_rpc_call_set_user(call, s);
