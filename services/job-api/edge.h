@@ -156,9 +156,6 @@ bool edge_stream_idle_end(edge *e, hodei_rpc_call *call);
  * (blocked, not polling: the rpc layer wakes it); false when the call was
  * ended for idleness meanwhile (edge_stream_idle_end). */
 bool edge_stream_wait_taken(edge *e, hodei_rpc_call *call, int64_t max_ms);
-/* Waits while call has queue_max or more messages unsent; false when the
- * call was ended for idleness meanwhile. */
-bool edge_stream_wait_room(edge *e, hodei_rpc_call *call, size_t queue_max);
 /* Sends msg on a server stream without waiting (the caller made room).
  * HODEI_OK; HODEI_ERR_LIMIT when replies.buffer_max is spent and the stream
  * holds at most two messages: not sent, the call intact: wait for its
@@ -167,14 +164,6 @@ bool edge_stream_wait_room(edge *e, hodei_rpc_call *call, size_t queue_max);
  * budget is spent and the stream holds more: RESOURCE_EXHAUSTED naming
  * replies.buffer_max). */
 hodei_status edge_stream_try_send(edge *e, hodei_rpc_call *call, const ProtobufCMessage *msg);
-/* Waits for room (edge_stream_wait_room), then sends as
- * edge_stream_try_send, waiting for the client at most wait_max_ms in
- * all while the budget is spent (for a caller holding a thread others
- * need: past it the call is ended RESOURCE_EXHAUSTED naming
- * replies.buffer_max). HODEI_OK, or HODEI_ERR_CANCELLED when the call is
- * gone or was ended. */
-hodei_status edge_stream_send(edge *e, hodei_rpc_call *call, const ProtobufCMessage *msg,
-                              size_t queue_max, int64_t wait_max_ms);
 /* One more stream of kind for call's API key: true, with key_out set to
  * the key counted ("" when the call has none: not counted), or false with
  * the call failed RESOURCE_EXHAUSTED naming the setting (the key holds its

@@ -12,7 +12,6 @@
 #include "edge_auth.h"
 #include "hodei/assert.h"
 #include "hodei/job_spec.h"
-#include "hodei/time.h"
 #include "hodei/util.h"
 
 #define EDGE_REQUEST_SMALL_MAX (64 * 1024)
@@ -44,8 +43,6 @@ hodei_status edge_request_limits_apply(edge *e, hodei_err *err)
     return hodei_rpc_server_request_max(e->server, NULL, EDGE_REQUEST_SMALL_MAX, err);
 }
 
-#define EDGE_STREAM_WAIT_STEP_MS                                                                   \
-    1000 /* a waiting stream looks at streams.idle_timeout this often */
 #define EDGE_STREAM_BUDGET_WAIT_PENDING 2 /* edge_stream_try_send */
 
 bool edge_stream_idle_end(edge *e, hodei_rpc_call *call)
@@ -80,14 +77,6 @@ bool edge_stream_wait_taken(edge *e, hodei_rpc_call *call, int64_t max_ms)
     return !edge_stream_idle_end(e, call);
 }
 
-bool edge_stream_wait_room(edge *e, hodei_rpc_call *call, size_t queue_max)
-{
-    while (hodei_rpc_call_pending(call) >= queue_max)
-        if (!edge_stream_wait_taken(e, call, EDGE_STREAM_WAIT_STEP_MS))
-            return false;
-    return true;
-}
-
 /* When the streams' share of replies.buffer_max is spent, by this stream or
  * others, a stream whose client reads holds the message being written and
  * perhaps the next: it waits for its client like any stream
@@ -110,30 +99,6 @@ hodei_status edge_stream_try_send(edge *e, hodei_rpc_call *call, const ProtobufC
                          " (at most %lld bytes: replies.buffer_max); retry later",
                          (long long)e->cfg->reply_buffer_max);
     return HODEI_ERR_CANCELLED;
-}
-
-hodei_status edge_stream_send(edge *e, hodei_rpc_call *call, const ProtobufCMessage *msg,
-                              size_t queue_max, int64_t wait_max_ms)
-{
-    int64_t until = hodei_mono_ms() + wait_max_ms;
-    for (;;) {
-        if (!edge_stream_wait_room(e, call, queue_max))
-            return HODEI_ERR_CANCELLED;
-        hodei_status st = edge_stream_try_send(e, call, msg);
-        if (st != HODEI_ERR_LIMIT)
-            return st;
-        int64_t left = until - hodei_mono_ms();
-        if (left <= 0) {
-            hodei_rpc_call_abort(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
-                                 "the edge holds too many replies not yet read by their clients"
-                                 " (at most %lld bytes: replies.buffer_max) and this client took"
-                                 " nothing for %lld ms; retry later",
-                                 (long long)e->cfg->reply_buffer_max, (long long)wait_max_ms);
-            return HODEI_ERR_CANCELLED;
-        }
-        if (!edge_stream_wait_taken(e, call, left))
-            return HODEI_ERR_CANCELLED;
-    }
 }
 
 /* ------------------------------------------------ streams per API key */

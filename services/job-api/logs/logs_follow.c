@@ -549,7 +549,27 @@ static hodei_status archive_send(edge *e, hodei_rpc_call *call, const ProtobufCM
         }
         hodei_rpc_call_wait_pending(call, LOGS_SEND_QUEUE_MAX - 1, LOGS_ARCHIVE_WAIT_MS - stalled);
     }
-    return edge_stream_send(e, call, m, LOGS_SEND_QUEUE_MAX, LOGS_ARCHIVE_WAIT_MS);
+    /* Room made (only this thread sends on call, so it stays). While the
+     * streams' share of replies.buffer_max is spent the chunk waits for
+     * this client to take one (edge_stream_try_send, edge_stream_wait_taken),
+     * at most LOGS_ARCHIVE_WAIT_MS in all. */
+    int64_t until = hodei_mono_ms() + LOGS_ARCHIVE_WAIT_MS;
+    for (;;) {
+        hodei_status st = edge_stream_try_send(e, call, m);
+        if (st != HODEI_ERR_LIMIT)
+            return st;
+        int64_t left = until - hodei_mono_ms();
+        if (left <= 0) {
+            hodei_rpc_call_abort(call, HODEI_GRPC_RESOURCE_EXHAUSTED,
+                                 "the edge holds too many replies not yet read by their clients"
+                                 " (at most %lld bytes: replies.buffer_max) and this client took"
+                                 " nothing for %d ms; retry later",
+                                 (long long)e->cfg->reply_buffer_max, LOGS_ARCHIVE_WAIT_MS);
+            return HODEI_ERR_CANCELLED;
+        }
+        if (!edge_stream_wait_taken(e, call, left))
+            return HODEI_ERR_CANCELLED;
+    }
 }
 
 /* Sends an open archive's lines in chunks (one LOGS_CHUNK_LINES_MAX table
