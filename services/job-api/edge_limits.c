@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "client/client_providers.h"
 #include "edge_auth.h"
 #include "hodei/assert.h"
 #include "hodei/job_spec.h"
@@ -17,7 +18,18 @@
 #define EDGE_REQUEST_SMALL_MAX (64 * 1024)
 #define EDGE_REQUEST_SPEC_MAX (HODEI_JOB_SPEC_PACKED_MAX + 64 * 1024)
 #define EDGE_REQUEST_RUN_TEMPLATE_MAX (512 * 1024) /* 64 parameters of 4 KiB */
-#define EDGE_REQUEST_PROVIDER_MAX (256 * 1024)     /* a config may carry PEM files */
+/* RegisterProvider: the largest valid Provider fits (client_providers.h).
+ * Its config holds at most PROVIDER_CONFIG_MAX entries of a key of at most
+ * PROVIDER_CONFIG_KEY_MAX bytes and a value of PROVIDER_CONFIG_VALUE_MAX
+ * (PEM files, say); each is a map entry whose tag and length, and its key's
+ * and value's, take at most 1 + 2, 1 + 2 and 1 + 2 bytes (16 counted). The
+ * rest is under 1 KiB: the name (63 bytes), the type, five numbers and
+ * enabled (11 bytes each at most), the worker capacity (under 64) and the
+ * request's and Provider's own tags and lengths; 4 KiB counted.
+ * 64 * (128 + 4096 + 16) + 4096 = 275,456 bytes (269 KiB). */
+#define EDGE_REQUEST_PROVIDER_MAX                                                                  \
+    ((size_t)PROVIDER_CONFIG_MAX * (PROVIDER_CONFIG_KEY_MAX + PROVIDER_CONFIG_VALUE_MAX + 16) +    \
+     4096)
 
 static const struct {
     const char *path;

@@ -9,6 +9,8 @@
 
 #include "edge_client.h"
 #include "harness.h"
+#include "hodei/limits.h"
+#include "hodei/v1/provider.pb-c.h"
 
 static harness_stack stack;
 static edge_handle edge;
@@ -413,4 +415,129 @@ Test(validation, each_method_refuses_a_request_above_its_maximum, .init = setup,
     cr_assert_eq(edge_call(&edge, "QueueJob", &fx.req.base,
                            &hodei__v1__queue_job_response__descriptor, NULL, msg, sizeof msg),
                  HODEI_GRPC_OK, "the next call is served: %s", msg);
+}
+
+/* ------------------------------------------------------------ RegisterProvider's size */
+
+#define PV_ENTRIES_MAX 64     /* PROVIDER_CONFIG_MAX */
+#define PV_KEY_MAX 128        /* PROVIDER_CONFIG_KEY_MAX */
+#define PV_VALUE_MAX 4096     /* PROVIDER_CONFIG_VALUE_MAX */
+#define PV_REQUEST_MAX 275456 /* EDGE_REQUEST_PROVIDER_MAX */
+#define PV_ENTRIES (PV_ENTRIES_MAX + 2)
+
+typedef struct {
+    Hodei__V1__RegisterProviderRequest req;
+    Hodei__V1__Provider p;
+    Hodei__V1__ResourceRequirements cap;
+    Hodei__V1__Provider__ConfigEntry entries[PV_ENTRIES];
+    Hodei__V1__Provider__ConfigEntry *ptrs[PV_ENTRIES];
+    char keys[PV_ENTRIES][PV_KEY_MAX + 1];
+    char values[PV_ENTRIES][PV_VALUE_MAX + 1];
+    char name[HODEI_PROVIDER_NAME_MAX + 1];
+} pv_request;
+
+static pv_request pv; /* large: static */
+
+/* A process provider with every field at its largest valid value: a name of
+ * 63 bytes, 64 config entries of a 128-byte key and a 4,096-byte value. */
+static void pv_build(char first)
+{
+    memset(&pv, 0, sizeof pv);
+    hodei__v1__register_provider_request__init(&pv.req);
+    hodei__v1__provider__init(&pv.p);
+    hodei__v1__resource_requirements__init(&pv.cap);
+    memset(pv.name, 'n', HODEI_PROVIDER_NAME_MAX);
+    pv.name[0] = first;
+    pv.p.name = pv.name;
+    pv.p.type = HODEI__V1__PROVIDER_TYPE__PROVIDER_TYPE_PROCESS;
+    pv.p.max_workers = pv.p.warm_pool_max = HODEI_PROVIDER_WORKERS_MAX;
+    pv.p.warm_pool_min = HODEI_PROVIDER_WORKERS_MAX;
+    pv.p.idle_ttl_ms = HODEI_PROVIDER_IDLE_TTL_MS_MAX;
+    pv.p.cost_per_hour = HODEI_PROVIDER_COST_MAX;
+    pv.p.enabled = false;
+    pv.cap.cpu_cores = HODEI_CPU_CORES_MAX;
+    pv.cap.memory_bytes = pv.cap.storage_bytes = HODEI_RESOURCE_BYTES_MAX;
+    pv.cap.gpu_count = HODEI_GPU_COUNT_MAX;
+    pv.cap.architecture = "aarch64";
+    pv.p.worker_capacity = &pv.cap;
+    for (size_t i = 0; i < PV_ENTRIES; i++) {
+        hodei__v1__provider__config_entry__init(&pv.entries[i]);
+        memset(pv.keys[i], 'k', PV_KEY_MAX);
+        snprintf(pv.keys[i] + PV_KEY_MAX - 3, 4, "%03zu", i);
+        memset(pv.values[i], 'v', PV_VALUE_MAX);
+        pv.entries[i].key = pv.keys[i];
+        pv.entries[i].value = pv.values[i];
+        pv.ptrs[i] = &pv.entries[i];
+    }
+    pv.p.config = pv.ptrs;
+    pv.p.n_config = PV_ENTRIES_MAX;
+    pv.req.provider = &pv.p;
+}
+
+static size_t pv_size(void)
+{
+    return hodei__v1__register_provider_request__get_packed_size(&pv.req);
+}
+
+/* Past the entries' cap, the last entry's value cut so the request is
+ * exactly `bytes` long. */
+static void pv_sized(size_t bytes)
+{
+    pv.p.n_config = PV_ENTRIES;
+    for (size_t len = PV_VALUE_MAX; len > 0; len--) {
+        pv.values[PV_ENTRIES - 1][len] = '\0';
+        if (pv_size() == bytes)
+            return;
+    }
+    cr_assert(false, "no request of exactly %zu bytes", bytes);
+}
+
+static hodei_grpc_code pv_register(char *msg, size_t msg_len)
+{
+    return edge_call_path(&edge, "/hodei.v1.ProviderManagementService/RegisterProvider",
+                          &pv.req.base, &hodei__v1__register_provider_response__descriptor, NULL,
+                          msg, msg_len);
+}
+
+/* RegisterProvider's largest message is derived from the provider's caps
+ * (services/job-api/edge_limits.c): a provider with every cap reached at
+ * once is accepted and stored whole; a message one byte past the maximum
+ * is refused RESOURCE_EXHAUSTED naming it, and at the maximum it reaches
+ * the provider's checks (65 entries: INVALID_ARGUMENT); neither writes
+ * anything. */
+Test(validation, register_provider_takes_the_largest_valid_config, .init = setup, .fini = teardown,
+     .timeout = 180)
+{
+    char msg[512];
+    pv_build('a');
+    size_t largest = pv_size();
+    cr_assert_gt(largest, 256 * 1024, "the largest valid request is past 256 KiB (%zu)", largest);
+    cr_assert_leq(largest, PV_REQUEST_MAX, "and within the maximum (%zu)", largest);
+    hodei_grpc_code code = pv_register(msg, sizeof msg);
+    cr_assert_eq(code, HODEI_GRPC_OK, "%d %s", (int)code, msg);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM providers p, jsonb_each_text(p.config) e"
+             " WHERE p.name = '%s' AND length(e.key) = %d AND length(e.value) = %d",
+             pv.name, PV_KEY_MAX, PV_VALUE_MAX);
+    cr_assert_eq(harness_sql_i64(&stack, sql), PV_ENTRIES_MAX, "every entry stored whole");
+    int64_t audits = harness_sql_i64(
+        &stack, "SELECT count(*) FROM audit_log WHERE action = 'provider.register'");
+    cr_assert_eq(audits, 1);
+
+    pv_build('b');
+    pv_sized(PV_REQUEST_MAX + 1);
+    code = pv_register(msg, sizeof msg);
+    cr_assert_eq(code, HODEI_GRPC_RESOURCE_EXHAUSTED, "%d %s", (int)code, msg);
+    cr_assert(strstr(msg, "275457 bytes, above this method's maximum of 275456 bytes"), "%s", msg);
+    pv_build('b');
+    pv_sized(PV_REQUEST_MAX);
+    code = pv_register(msg, sizeof msg);
+    cr_assert_eq(code, HODEI_GRPC_INVALID_ARGUMENT, "%d %s", (int)code, msg);
+    cr_assert(strstr(msg, "provider.config: at most 64 entries"), "%s", msg);
+    cr_assert_eq(harness_sql_i64(&stack, "SELECT count(*) FROM providers WHERE name LIKE 'bn%'"), 0,
+                 "nothing was written");
+    cr_assert_eq(harness_sql_i64(
+                     &stack, "SELECT count(*) FROM audit_log WHERE action = 'provider.register'"),
+                 audits, "nothing was audited");
 }

@@ -497,7 +497,7 @@ static void t_pool_register(int max_workers, int warm_min, int warm_max)
 
 /* Refused registrations of the pool's provider, past the caps of its warm
  * pool and of its config values, about 240 KB each (under the method's
- * 256 KiB): the edge holds none of it. */
+ * maximum): the edge holds none of it. */
 static void t_refused_calls(long *growth_kb)
 {
     t_prov t;
