@@ -856,6 +856,27 @@ void harness_pg_bin(char *out, size_t out_len)
     HARNESS_CHECK(n > 0 && (size_t)n < out_len, "PostgreSQL path too long");
 }
 
+long harness_status_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    size_t n = strlen(field);
+    long kb = -1;
+    FILE *f = fopen(path, "r");
+    while (f && kb < 0 && fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':')
+            kb = strtol(line + n + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    HARNESS_CHECK(kb >= 0, "no %s in %s", field, path);
+    return kb;
+}
+
+long harness_rss_kb(pid_t pid)
+{
+    return harness_status_kb(pid, "VmRSS");
+}
+
 int harness_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -105,6 +105,12 @@ int64_t harness_sql_i64(harness_stack *st, const char *sql);
  * Aborts the test when there is none. */
 void harness_pg_bin(char *out, size_t out_len);
 
+/* A field of /proc/<pid>/status in kB ("VmRSS", "VmHWM"). Fails the test,
+ * naming pid and field, when the file or the field cannot be read. */
+long harness_status_kb(pid_t pid, const char *field);
+/* The resident set of pid in kB (VmRSS), as harness_status_kb. */
+long harness_rss_kb(pid_t pid);
+
 /* A free TCP port on 127.0.0.1. */
 int harness_free_port(void);
 

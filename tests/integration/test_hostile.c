@@ -104,20 +104,6 @@ static void teardown(void)
     cluster_stop(&cl);
 }
 
-static long rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kb = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 /* A client of the REST door that asks for a job's logs as Server-Sent
  * Events and then reads nothing: a small receive buffer, so the kernel
  * cannot take much of it in its stead. (A gRPC client is no good here: its
@@ -223,7 +209,7 @@ static size_t drain(hodei_rpc_stream *st, hodei_rpc_result *res, long *rss_max)
         lines += ((Hodei__V1__LogChunk *)m)->n_lines;
         protobuf_c_message_free_unpacked(m, NULL);
         if (rss_max && (lines % 1000) == 0) {
-            long kb = rss_kb(cl.edge.proc.pid);
+            long kb = harness_rss_kb(cl.edge.proc.pid);
             if (kb > *rss_max)
                 *rss_max = kb;
         }
@@ -265,7 +251,7 @@ Test(hostile, a_reader_that_never_reads_is_cut_off_and_the_edge_stays_bounded, .
     cr_assert(cluster_wait_job(&cl, warm, JOB_WAIT_MS, state, sizeof state));
     cr_assert_str_eq(state, "SUCCEEDED");
     hodei_sleep_ms(1000);
-    long idle_kb = rss_kb(cl.edge.proc.pid);
+    long idle_kb = harness_rss_kb(cl.edge.proc.pid);
     cr_assert_gt(idle_kb, 0);
 
     int blocked[SLOW_STREAMS];
@@ -275,7 +261,7 @@ Test(hostile, a_reader_that_never_reads_is_cut_off_and_the_edge_stays_bounded, .
     list_jobs_ok();
 
     hodei_sleep_ms(IDLE_MS + 2000); /* past streams.idle_timeout for every blocked stream */
-    long kb = rss_kb(cl.edge.proc.pid);
+    long kb = harness_rss_kb(cl.edge.proc.pid);
     if (kb > rss_max)
         rss_max = kb;
     for (int i = 0; i < SLOW_STREAMS; i++) {
@@ -308,7 +294,7 @@ Test(hostile, a_reader_slower_than_the_job_is_ended_past_logs_follow_backlog_max
     cluster_queue(&cl, "echo warm", 1, 0, warm);
     cr_assert(cluster_wait_job(&cl, warm, JOB_WAIT_MS, state, sizeof state));
     hodei_sleep_ms(1000);
-    long idle_kb = rss_kb(cl.edge.proc.pid);
+    long idle_kb = harness_rss_kb(cl.edge.proc.pid);
     int blocked[SLOW_STREAMS];
     long rss_max = big_job_with_blocked_readers(blocked, idle_kb, ROUNDS, 0);
     list_jobs_ok();
@@ -722,7 +708,7 @@ Test(hostile, unread_streams_fill_replies_buffer_max_and_other_clients_are_still
     cluster_queue(&cl, "echo warm", 1, 0, warm);
     cr_assert(cluster_wait_job(&cl, warm, JOB_WAIT_MS, state, sizeof state));
     hodei_sleep_ms(1000);
-    long idle_kb = rss_kb(cl.edge.proc.pid);
+    long idle_kb = harness_rss_kb(cl.edge.proc.pid);
     /* BUDGET_ROUNDS MB, then quiet for longer than streams.idle_timeout */
     snprintf(script, sizeof script,
              "sleep 2; for r in $(seq %d); do yes %099d | head -n %d; sleep 0.5; done;"
@@ -753,7 +739,7 @@ Test(hostile, unread_streams_fill_replies_buffer_max_and_other_clients_are_still
         if (hodei_mono_ms() < sampled_ms + 250)
             continue; /* sampling is slow: it must not make this reader slow */
         sampled_ms = hodei_mono_ms();
-        long kb = rss_kb(cl.edge.proc.pid);
+        long kb = harness_rss_kb(cl.edge.proc.pid);
         if (kb > rss_max)
             rss_max = kb;
         long long held = reply_bytes();

@@ -444,20 +444,6 @@ static int t_live_processes(void)
     return n;
 }
 
-static long t_rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kb = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 #define T_NOT_ENDED                                                                                \
     "SELECT count(*) FROM workers WHERE provider = 'process' AND state <> 'TERMINATED'"
 #define T_READY "SELECT count(*) FROM workers WHERE provider = 'process' AND state = 'READY'"
@@ -502,7 +488,7 @@ static void t_refused_calls(long *growth_kb)
 {
     t_prov t;
     char msg[MSG_MAX];
-    long rss0 = t_rss_kb(cl.edge.proc.pid);
+    long rss0 = harness_rss_kb(cl.edge.proc.pid);
     for (int i = 0; i < RSS_CALLS; i++) {
         t_prov_init(&t, "process");
         t.p.enabled = true;
@@ -515,7 +501,7 @@ static void t_refused_calls(long *growth_kb)
         cr_assert_eq(code, HODEI_GRPC_INVALID_ARGUMENT, "call %d: %d %s", i, code, msg);
         cr_assert(strstr(msg, "provider.config[\"key000\"]") && strstr(msg, "4096"), "%s", msg);
     }
-    *growth_kb = t_rss_kb(cl.edge.proc.pid) - rss0;
+    *growth_kb = harness_rss_kb(cl.edge.proc.pid) - rss0;
 }
 
 Test(provider_limits, a_pool_at_its_maximum_gets_that_many_workers_and_no_more, .init = setup,

@@ -75,21 +75,6 @@ static void teardown(void)
     cluster_stop(&cl);
 }
 
-static long status_kb(pid_t pid, const char *field)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    size_t n = strlen(field);
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, field, n) == 0)
-            kb = strtol(line + n, NULL, 10);
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 /* A gauge or counter of the edge's GET /metrics. */
 static int64_t metric(const char *name)
 {
@@ -365,7 +350,7 @@ Test(submit_budgets, byte_budgets_hold_at_their_boundaries_and_spare_other_clien
     cr_assert(cluster_wait_job(&cl, warm, JOB_WAIT_MS, state, sizeof state));
     cr_assert_str_eq(state, "SUCCEEDED");
     hodei_sleep_ms(1000);
-    long idle_kb = status_kb(cl.edge.proc.pid, "VmRSS:");
+    long idle_kb = harness_rss_kb(cl.edge.proc.pid);
     cr_assert_gt(idle_kb, 0);
 
     char key_b[128];
@@ -471,7 +456,7 @@ Test(submit_budgets, byte_budgets_hold_at_their_boundaries_and_spare_other_clien
               full->msg);
     cr_assert_eq(metric("hodei_edge_submit_waiting_keys"), 2);
 
-    long full_kb = status_kb(cl.edge.proc.pid, "VmRSS:");
+    long full_kb = harness_rss_kb(cl.edge.proc.pid);
     cr_assert(cluster_wait_sql(&cl, "SELECT count(*) FROM workers WHERE state = 'READY'", 1, 30000),
               "the worker stays READY while the writer is held");
     int64_t refused = metric("hodei_jobs_refused_total");
@@ -526,7 +511,7 @@ Test(submit_budgets, byte_budgets_hold_at_their_boundaries_and_spare_other_clien
     cr_assert_eq(metric("hodei_edge_submit_waiting_jobs"), 0);
     cr_assert_eq(metric("hodei_edge_submit_waiting_bytes"), 0);
     cr_assert_eq(metric("hodei_edge_submit_waiting_keys"), 0);
-    long hwm_kb = status_kb(cl.edge.proc.pid, "VmHWM:");
+    long hwm_kb = harness_status_kb(cl.edge.proc.pid, "VmHWM");
     cr_log_info("edge RSS: idle %ld kB, %ld kB with %d bytes of jobs waiting (peak %ld kB)",
                 idle_kb, full_kb, QUEUE_BYTES, hwm_kb);
     cr_assert_lt(full_kb - idle_kb, RSS_CEILING_KB, "edge RSS grew from %ld kB to %ld kB", idle_kb,
