@@ -943,6 +943,49 @@ bool harness_http_wait(int port, const char *path, int want, const char *text, i
     }
 }
 
+/* The value of sample name in a /metrics answer; fails the test when there is
+ * none or it is not a number. */
+static double harness_metric_parse(int port, const char *body, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = body; (p = strstr(p, name)) != NULL; p += n) {
+        if ((p != body && p[-1] != '\n') || p[n] != ' ')
+            continue;
+        char *end = NULL;
+        double v = strtod(p + n + 1, &end);
+        HARNESS_CHECK(end != p + n + 1 && (*end == '\n' || *end == ' ' || *end == '\0'),
+                      "GET /metrics on port %d: %s has no number: %.*s", port, name,
+                      (int)strcspn(p, "\n"), p);
+        return v;
+    }
+    HARNESS_CHECK(false, "GET /metrics on port %d: no sample %s", port, name);
+    return -1;
+}
+
+bool harness_metric_try(int port, const char *name, double *value)
+{
+    char *body = malloc(HARNESS_METRICS_MAX);
+    HARNESS_CHECK(body, "out of memory");
+    int code = harness_http(port, "GET", "/metrics", body, HARNESS_METRICS_MAX);
+    bool ok = code == 200;
+    if (ok) {
+        HARNESS_CHECK(strlen(body) < HARNESS_METRICS_MAX - 1,
+                      "GET /metrics on port %d: more than %d bytes (HARNESS_METRICS_MAX)", port,
+                      HARNESS_METRICS_MAX);
+        *value = harness_metric_parse(port, body, name);
+    }
+    free(body);
+    return ok;
+}
+
+double harness_metric(int port, const char *name)
+{
+    double v = -1;
+    HARNESS_CHECK(harness_metric_try(port, name, &v),
+                  "GET /metrics on port %d did not answer 200 (reading %s)", port, name);
+    return v;
+}
+
 void harness_log_tail(const char *path, char *out, size_t len)
 {
     out[0] = '\0';

@@ -123,4 +123,16 @@ int harness_http(int port, const char *method, const char *path, char *body, siz
 bool harness_http_wait(int port, const char *path, int want, const char *text, int64_t timeout_ms,
                        char *body, size_t body_len);
 
+/* One sample of a daemon's GET /metrics on 127.0.0.1:port (its health.listen). name
+ * is the sample as the exposition writes it, labels and all:
+ * "hodei_jobs_queued_total", "hodei_jobs_finished_total{state=\"SUCCEEDED\"}". */
+#define HARNESS_METRICS_MAX (1 << 20) /* the largest answer read */
+/* Its value. Fails the test, naming port and sample, when the daemon does not answer
+ * 200, has no such sample, or the sample's value is not a number. */
+double harness_metric(int port, const char *name);
+/* The same for a poll of a daemon that may be starting or gone: false when it did not
+ * answer 200 (value untouched). A sample missing from an answer, or one whose value is
+ * not a number, still fails the test. */
+bool harness_metric_try(int port, const char *name, double *value);
+
 #endif

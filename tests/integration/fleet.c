@@ -261,14 +261,10 @@ void fleet_stop(fleet *f)
 
 double fleet_metric(fleet *f, fleet_kind k, int i, const char *name)
 {
-    static char body[1 << 20];
-    char key[128];
-    if (!f->m[k][i].running ||
-        harness_http(f->m[k][i].health_port, "GET", "/metrics", body, sizeof body) != 200)
+    double v = -1;
+    if (!f->m[k][i].running || !harness_metric_try(f->m[k][i].health_port, name, &v))
         return -1;
-    snprintf(key, sizeof key, "\n%s ", name);
-    const char *at = strstr(body, key);
-    return at ? strtod(at + strlen(key), NULL) : -1;
+    return v;
 }
 
 int fleet_active(fleet *f, fleet_kind k, const char *name)

@@ -59,7 +59,8 @@ void fleet_launch(fleet *f, fleet_kind k, int i);
 /* SIGTERM, asserting a clean exit. */
 void fleet_term(fleet *f, fleet_kind k, int i);
 
-/* A metric of member (k, i) (GET /metrics), -1 when it does not answer. */
+/* A metric of member (k, i) (harness_metric_try), -1 when it is not running or
+ * does not answer; a sample missing from its answer fails the test. */
 double fleet_metric(fleet *f, fleet_kind k, int i, const char *name);
 /* The replica of kind k whose gauge `name` is 1 (the active relay or
  * supervisor), or -1. */

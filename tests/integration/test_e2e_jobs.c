@@ -106,19 +106,6 @@ static void dump_unfinished(void)
     cr_log_error("unfinished jobs:\n%s", out);
 }
 
-/* The value of an unlabelled sample in a daemon's GET /metrics; -1 when
- * the daemon did not answer or has no such metric. */
-static double metric(int port, const char *name)
-{
-    static char body[1 << 20];
-    char key[128];
-    if (harness_http(port, "GET", "/metrics", body, sizeof body) != 200)
-        return -1;
-    snprintf(key, sizeof key, "\n%s ", name);
-    const char *at = strstr(body, key);
-    return at ? strtod(at + strlen(key), NULL) : -1;
-}
-
 Test(e2e, thousand_jobs_each_run_exactly_once_on_at_most_eight_workers, .timeout = 900)
 {
     enum { N = 1000 };
@@ -154,18 +141,20 @@ Test(e2e, thousand_jobs_each_run_exactly_once_on_at_most_eight_workers, .timeout
                 (long long)sqlf("SELECT count(*) FROM workers"), (long long)ls.max_live);
     /* The daemons' counters agree with the database. */
     int edge = cl.edge.health_port;
-    cr_expect_eq(metric(edge, "hodei_jobs_queued_total"), N);
-    cr_expect_eq(metric(edge, "hodei_jobs_finished_total{state=\"SUCCEEDED\"}"), N);
-    cr_expect_eq(metric(cl.health_port[CL_SCHEDULER], "hodei_scheduler_jobs_assigned_total") +
-                     metric(edge, "hodei_edge_handoffs_total") +
-                     metric(edge, "hodei_edge_submit_assigned_total"),
-                 N, "each job assigned once, by a pass, a hand-off or at submit");
-    cr_expect_eq(metric(cl.health_port[CL_PROVISIONER], "hodei_provisioner_sagas_succeeded_total"),
-                 (double)sqlf("SELECT count(*) FROM workers WHERE hostname <> ''"),
-                 "one saga per registered worker");
-    cr_expect_eq(metric(cl.health_port[CL_RELAY], "hodei_relay_active"), 1);
-    cr_expect_geq(metric(cl.health_port[CL_RELAY], "hodei_outbox_published_total"), 2 * N);
-    cr_expect_eq(metric(cl.health_port[CL_SUPERVISOR], "hodei_supervisor_active"), 1);
+    cr_expect_eq(harness_metric(edge, "hodei_jobs_queued_total"), N);
+    cr_expect_eq(harness_metric(edge, "hodei_jobs_finished_total{state=\"SUCCEEDED\"}"), N);
+    cr_expect_eq(
+        harness_metric(cl.health_port[CL_SCHEDULER], "hodei_scheduler_jobs_assigned_total") +
+            harness_metric(edge, "hodei_edge_handoffs_total") +
+            harness_metric(edge, "hodei_edge_submit_assigned_total"),
+        N, "each job assigned once, by a pass, a hand-off or at submit");
+    cr_expect_eq(
+        harness_metric(cl.health_port[CL_PROVISIONER], "hodei_provisioner_sagas_succeeded_total"),
+        (double)sqlf("SELECT count(*) FROM workers WHERE hostname <> ''"),
+        "one saga per registered worker");
+    cr_expect_eq(harness_metric(cl.health_port[CL_RELAY], "hodei_relay_active"), 1);
+    cr_expect_geq(harness_metric(cl.health_port[CL_RELAY], "hodei_outbox_published_total"), 2 * N);
+    cr_expect_eq(harness_metric(cl.health_port[CL_SUPERVISOR], "hodei_supervisor_active"), 1);
     cr_expect(cluster_wait_sql(
                   &cl, "SELECT count(*) FROM workers WHERE state NOT IN ('TERMINATED')", 0, 30000),
               "no worker is left after the idle TTL");

@@ -665,14 +665,10 @@ static void setup_reply_budget(void)
 #define BUDGET_ROUNDS 20 /* MB the job writes before its quiet time */
 #define BUDGET_STREAMS 6 /* unread followers: 8 MB each they would hold */
 
-/* The edge's gauge hodei_edge_reply_bytes (-1: not found). */
+/* The edge's gauge hodei_edge_reply_bytes. */
 static long long reply_bytes(void)
 {
-    static char body[256 * 1024];
-    if (harness_http(cl.edge.health_port, "GET", "/metrics", body, sizeof body) != 200)
-        return -1;
-    const char *p = strstr(body, "\nhodei_edge_reply_bytes ");
-    return p ? strtoll(p + strlen("\nhodei_edge_reply_bytes "), NULL, 10) : -1;
+    return (long long)harness_metric(cl.edge.health_port, "hodei_edge_reply_bytes");
 }
 
 /* While the unread streams hold what they may: another client's calls are

@@ -78,15 +78,7 @@ static void teardown(void)
 /* A gauge or counter of the edge's GET /metrics. */
 static int64_t metric(const char *name)
 {
-    static char body[256 * 1024];
-    int code = harness_http(cl.edge.health_port, "GET", "/metrics", body, sizeof body);
-    cr_assert_eq(code, 200, "GET /metrics: %d", code);
-    size_t n = strlen(name);
-    for (const char *p = body; (p = strstr(p, name)) != NULL; p += n)
-        if ((p == body || p[-1] == '\n') && p[n] == ' ')
-            return strtoll(p + n + 1, NULL, 10);
-    cr_assert_fail("no %s in /metrics", name);
-    return -1;
+    return (int64_t)harness_metric(cl.edge.health_port, name);
 }
 
 /* A client of the test: its channel (its API key) and what its jobs hold. */

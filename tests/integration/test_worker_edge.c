@@ -545,14 +545,10 @@ Test(worker_edge, a_stream_needs_hello_with_a_valid_session)
     hodei_rpc_stream_destroy(st);
 }
 
-/* The edge's gauge hodei_edge_worker_streams (-1: not read). */
+/* The edge's gauge hodei_edge_worker_streams. */
 static long long worker_streams(void)
 {
-    static char body[256 * 1024];
-    if (harness_http(edge.health_port, "GET", "/metrics", body, sizeof body) != 200)
-        return -1;
-    const char *p = strstr(body, "\nhodei_edge_worker_streams ");
-    return p ? strtoll(p + strlen("\nhodei_edge_worker_streams "), NULL, 10) : -1;
+    return (long long)harness_metric(edge.health_port, "hodei_edge_worker_streams");
 }
 
 static bool worker_streams_wait(long long want)
