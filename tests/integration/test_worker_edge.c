@@ -304,6 +304,29 @@ static Hodei__V1__ServerMessage *ws_next(hodei_rpc_stream *st, int64_t timeout_m
     }
 }
 
+/* The worker's Keepalive with nonce: the edge's very next message is a
+ * Keepalive with the same nonce. */
+static void ws_keepalive_round_trip(hodei_rpc_stream *st, int64_t nonce)
+{
+    Hodei__V1__WorkerMessage ka = HODEI__V1__WORKER_MESSAGE__INIT;
+    Hodei__V1__Keepalive k = HODEI__V1__KEEPALIVE__INIT;
+    k.nonce = nonce;
+    ka.body_case = HODEI__V1__WORKER_MESSAGE__BODY_KEEPALIVE;
+    ka.keepalive = &k;
+    ws_send(st, &ka);
+    ProtobufCMessage *reply = NULL;
+    hodei_rpc_result res;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_stream_recv(st, RECV_MS, &reply, &res, &err), HODEI_OK, "%s", err.msg);
+    cr_assert_not_null(reply, "the stream ended: %s %s", hodei_grpc_code_str(res.code),
+                       res.message);
+    Hodei__V1__ServerMessage *sm = (Hodei__V1__ServerMessage *)reply;
+    cr_assert_eq(sm->body_case, HODEI__V1__SERVER_MESSAGE__BODY_KEEPALIVE,
+                 "expected a keepalive, got server message %d", (int)sm->body_case);
+    cr_assert_eq(sm->keepalive->nonce, nonce, "the keepalive's nonce");
+    protobuf_c_message_free_unpacked(reply, NULL);
+}
+
 /* Reads until the stream ends; returns its status code. */
 static hodei_grpc_code ws_end(hodei_rpc_stream *st, char *msg, size_t msg_len)
 {
@@ -524,21 +547,7 @@ Test(worker_edge, a_stream_needs_hello_with_a_valid_session)
      * a malformed message then ends the stream naming the field. */
     st = ws_open();
     ws_hello(st, w, session, NULL);
-    Hodei__V1__WorkerMessage ka = HODEI__V1__WORKER_MESSAGE__INIT;
-    Hodei__V1__Keepalive k = HODEI__V1__KEEPALIVE__INIT;
-    k.nonce = 7;
-    ka.body_case = HODEI__V1__WORKER_MESSAGE__BODY_KEEPALIVE;
-    ka.keepalive = &k;
-    ws_send(st, &ka);
-    ProtobufCMessage *reply = NULL;
-    hodei_rpc_result res;
-    hodei_err err;
-    cr_assert_eq(hodei_rpc_stream_recv(st, RECV_MS, &reply, &res, &err), HODEI_OK, "%s", err.msg);
-    cr_assert_not_null(reply);
-    Hodei__V1__ServerMessage *sm = (Hodei__V1__ServerMessage *)reply;
-    cr_assert_eq(sm->body_case, HODEI__V1__SERVER_MESSAGE__BODY_KEEPALIVE);
-    cr_assert_eq(sm->keepalive->nonce, 7);
-    protobuf_c_message_free_unpacked(reply, NULL);
+    ws_keepalive_round_trip(st, 7);
     ws_logs(st, w, 0, 1, 1);
     cr_assert_eq(ws_end(st, msg, sizeof msg), HODEI_GRPC_INVALID_ARGUMENT, "%s", msg);
     cr_assert(strstr(msg, "log_batch.epoch") != NULL, "%s", msg);
@@ -583,20 +592,7 @@ Test(worker_edge, one_address_holds_at_most_64_streams_before_hello)
     cr_assert(worker_streams_wait(63));
     st = ws_open();
     ws_hello(st, w, session, NULL);
-    Hodei__V1__WorkerMessage ka = HODEI__V1__WORKER_MESSAGE__INIT;
-    Hodei__V1__Keepalive k = HODEI__V1__KEEPALIVE__INIT;
-    k.nonce = 9;
-    ka.body_case = HODEI__V1__WORKER_MESSAGE__BODY_KEEPALIVE;
-    ka.keepalive = &k;
-    ws_send(st, &ka);
-    ProtobufCMessage *reply = NULL;
-    hodei_rpc_result res;
-    hodei_err err;
-    cr_assert_eq(hodei_rpc_stream_recv(st, RECV_MS, &reply, &res, &err), HODEI_OK, "%s", err.msg);
-    cr_assert_not_null(reply, "the worker is served: %s", res.message);
-    cr_assert_eq(((Hodei__V1__ServerMessage *)reply)->body_case,
-                 HODEI__V1__SERVER_MESSAGE__BODY_KEEPALIVE);
-    protobuf_c_message_free_unpacked(reply, NULL);
+    ws_keepalive_round_trip(st, 9); /* the worker is served */
     hodei_rpc_stream_destroy(st);
     for (int i = 0; i < 63; i++)
         hodei_rpc_stream_destroy(silent[i]);
