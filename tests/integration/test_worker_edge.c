@@ -239,24 +239,14 @@ static void ws_ack(hodei_rpc_stream *st, const char *job, int64_t epoch)
     ws_send(st, &m);
 }
 
-/* Lines first..last ("line <n>") in one batch. */
-static void ws_logs(hodei_rpc_stream *st, const char *job, int64_t epoch, uint64_t first,
-                    uint64_t last)
+/* The n lines as one LogBatch of (job, epoch). */
+static void ws_batch(hodei_rpc_stream *st, const char *job, int64_t epoch,
+                     Hodei__V1__LogLine *lines, size_t n)
 {
-    size_t n = (size_t)(last - first + 1);
-    Hodei__V1__LogLine *lines = calloc(n, sizeof *lines);
     Hodei__V1__LogLine **ptrs = calloc(n, sizeof *ptrs);
-    char(*text)[32] = calloc(n, sizeof *text);
-    cr_assert(lines && ptrs && text);
-    for (size_t i = 0; i < n; i++) {
-        hodei__v1__log_line__init(&lines[i]);
-        lines[i].sequence = first + i;
-        lines[i].stream = HODEI__V1__LOG_STREAM__LOG_STREAM_STDOUT;
-        int len = snprintf(text[i], sizeof text[i], "line %llu", (unsigned long long)(first + i));
-        lines[i].data.data = (uint8_t *)text[i];
-        lines[i].data.len = (size_t)len;
+    cr_assert(ptrs);
+    for (size_t i = 0; i < n; i++)
         ptrs[i] = &lines[i];
-    }
     Hodei__V1__WorkerMessage m = HODEI__V1__WORKER_MESSAGE__INIT;
     Hodei__V1__LogBatch b = HODEI__V1__LOG_BATCH__INIT;
     b.job_id = (char *)job;
@@ -266,9 +256,51 @@ static void ws_logs(hodei_rpc_stream *st, const char *job, int64_t epoch, uint64
     m.body_case = HODEI__V1__WORKER_MESSAGE__BODY_LOG_BATCH;
     m.log_batch = &b;
     ws_send(st, &m);
-    free(lines);
     free(ptrs);
+}
+
+/* Lines first..last ("line <n>") in one batch. */
+static void ws_logs(hodei_rpc_stream *st, const char *job, int64_t epoch, uint64_t first,
+                    uint64_t last)
+{
+    size_t n = (size_t)(last - first + 1);
+    Hodei__V1__LogLine *lines = calloc(n, sizeof *lines);
+    char(*text)[32] = calloc(n, sizeof *text);
+    cr_assert(lines && text);
+    for (size_t i = 0; i < n; i++) {
+        hodei__v1__log_line__init(&lines[i]);
+        lines[i].sequence = first + i;
+        lines[i].stream = HODEI__V1__LOG_STREAM__LOG_STREAM_STDOUT;
+        int len = snprintf(text[i], sizeof text[i], "line %llu", (unsigned long long)(first + i));
+        lines[i].data.data = (uint8_t *)text[i];
+        lines[i].data.len = (size_t)len;
+    }
+    ws_batch(st, job, epoch, lines, n);
+    free(lines);
     free(text);
+}
+
+#define SIZED_LINE_MAX 65536 /* the longest line ws_sized_logs sends */
+
+/* Lines first..first+n-1 of (job, epoch) in one batch on stream, line seq
+ * holding len(seq) bytes (at most SIZED_LINE_MAX). */
+static void ws_sized_logs(hodei_rpc_stream *st, const char *job, int64_t epoch, uint64_t first,
+                          size_t n, Hodei__V1__LogStream stream, size_t (*len)(uint64_t))
+{
+    static uint8_t text[SIZED_LINE_MAX];
+    memset(text, 'y', sizeof text);
+    Hodei__V1__LogLine *lines = calloc(n, sizeof *lines);
+    cr_assert(lines);
+    for (size_t i = 0; i < n; i++) {
+        hodei__v1__log_line__init(&lines[i]);
+        lines[i].sequence = first + i;
+        lines[i].stream = stream;
+        lines[i].data.data = text;
+        lines[i].data.len = len(first + i);
+        cr_assert_leq(lines[i].data.len, sizeof text);
+    }
+    ws_batch(st, job, epoch, lines, n);
+    free(lines);
 }
 
 static void ws_result(hodei_rpc_stream *st, const char *job, int64_t epoch,
@@ -901,6 +933,15 @@ Test(worker_edge_fast, a_draining_worker_is_told_and_unregister_terminates_it)
     hodei_rpc_stream_destroy(st);
 }
 
+#define SPLIT_LINES 40
+#define SPLIT_LINE (60 * 1024)
+
+static size_t split_len(uint64_t seq)
+{
+    (void)seq;
+    return SPLIT_LINE;
+}
+
 /* 40 lines of 60 KiB in one batch: more than a NATS message holds. */
 Test(worker_edge, a_batch_larger_than_a_nats_message_is_split_and_kept_whole)
 {
@@ -909,29 +950,8 @@ Test(worker_edge, a_batch_larger_than_a_nats_message_is_split_and_kept_whole)
     make_job(job, w, "ASSIGNED", 1, 1, 1);
     hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
     ws_ack(st, job, 1);
-    enum { N = 40, LEN = 60 * 1024 };
-    uint8_t *data = malloc(LEN);
-    cr_assert_not_null(data);
-    memset(data, 'y', LEN);
-    Hodei__V1__LogLine lines[N], *ptrs[N];
-    for (size_t i = 0; i < N; i++) {
-        hodei__v1__log_line__init(&lines[i]);
-        lines[i].sequence = i + 1;
-        lines[i].stream = HODEI__V1__LOG_STREAM__LOG_STREAM_STDERR;
-        lines[i].data.data = data;
-        lines[i].data.len = LEN;
-        ptrs[i] = &lines[i];
-    }
-    Hodei__V1__WorkerMessage m = HODEI__V1__WORKER_MESSAGE__INIT;
-    Hodei__V1__LogBatch b = HODEI__V1__LOG_BATCH__INIT;
-    b.job_id = job;
-    b.epoch = 1;
-    b.n_lines = N;
-    b.lines = ptrs;
-    m.body_case = HODEI__V1__WORKER_MESSAGE__BODY_LOG_BATCH;
-    m.log_batch = &b;
-    ws_send(st, &m);
-    free(data);
+    enum { N = SPLIT_LINES, LEN = SPLIT_LINE };
+    ws_sized_logs(st, job, 1, 1, N, HODEI__V1__LOG_STREAM__LOG_STREAM_STDERR, split_len);
     ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
     cr_assert(ws_result_ack(st, job, NULL, 0));
     int64_t until = hodei_mono_ms() + POLL_MS;
@@ -1584,28 +1604,10 @@ static size_t page_bytes(const Hodei__V1__GetLogsResponse *r)
     return hodei__v1__get_logs_response__get_packed_size(r) + (r->complete ? 0 : 2);
 }
 
-static void ws_big_logs(hodei_rpc_stream *st, const char *job, uint64_t first, size_t n)
+static size_t big_len(uint64_t seq)
 {
-    static uint8_t text[BIG_LINE];
-    memset(text, 'x', sizeof text);
-    Hodei__V1__LogLine lines[BIG_BATCH], *ptrs[BIG_BATCH];
-    for (size_t i = 0; i < n; i++) {
-        hodei__v1__log_line__init(&lines[i]);
-        lines[i].sequence = first + i;
-        lines[i].stream = HODEI__V1__LOG_STREAM__LOG_STREAM_STDOUT;
-        lines[i].data.data = text;
-        lines[i].data.len = sizeof text;
-        ptrs[i] = &lines[i];
-    }
-    Hodei__V1__WorkerMessage m = HODEI__V1__WORKER_MESSAGE__INIT;
-    Hodei__V1__LogBatch b = HODEI__V1__LOG_BATCH__INIT;
-    b.job_id = (char *)job;
-    b.epoch = 1;
-    b.n_lines = n;
-    b.lines = ptrs;
-    m.body_case = HODEI__V1__WORKER_MESSAGE__BODY_LOG_BATCH;
-    m.log_batch = &b;
-    ws_send(st, &m);
+    (void)seq;
+    return BIG_LINE;
 }
 
 static Hodei__V1__GetLogsResponse *get_logs_from(const char *job, uint64_t from)
@@ -1629,7 +1631,7 @@ Test(worker_edge, get_logs_pages_end_before_8_mib_and_resume_exactly, .timeout =
     hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
     ws_ack(st, job, 1);
     for (uint64_t s = 1; s <= BIG_LINES; s += BIG_BATCH)
-        ws_big_logs(st, job, s, BIG_BATCH);
+        ws_sized_logs(st, job, 1, s, BIG_BATCH, HODEI__V1__LOG_STREAM__LOG_STREAM_STDOUT, big_len);
     ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
     cr_assert(ws_result_ack(st, job, NULL, 0));
     /* Page until a complete page: once everything is stored, the first
@@ -1694,32 +1696,6 @@ static void setup_small_page(void)
 
 TestSuite(worker_edge_page, .init = setup_small_page, .fini = teardown, .timeout = 300);
 
-/* One LogBatch of lines first..first+n-1, line i holding len(i) bytes. */
-static void ws_sized_logs(hodei_rpc_stream *st, const char *job, uint64_t first, size_t n,
-                          size_t (*len)(uint64_t))
-{
-    static uint8_t text[65536];
-    memset(text, 'y', sizeof text);
-    Hodei__V1__LogLine lines[BIG_BATCH], *ptrs[BIG_BATCH];
-    for (size_t i = 0; i < n; i++) {
-        hodei__v1__log_line__init(&lines[i]);
-        lines[i].sequence = first + i;
-        lines[i].stream = HODEI__V1__LOG_STREAM__LOG_STREAM_STDOUT;
-        lines[i].data.data = text;
-        lines[i].data.len = len(first + i);
-        ptrs[i] = &lines[i];
-    }
-    Hodei__V1__WorkerMessage m = HODEI__V1__WORKER_MESSAGE__INIT;
-    Hodei__V1__LogBatch b = HODEI__V1__LOG_BATCH__INIT;
-    b.job_id = (char *)job;
-    b.epoch = 1;
-    b.n_lines = n;
-    b.lines = ptrs;
-    m.body_case = HODEI__V1__WORKER_MESSAGE__BODY_LOG_BATCH;
-    m.log_batch = &b;
-    ws_send(st, &m);
-}
-
 #define SIZED_LINES 96
 #define HUGE_LINE 40 /* this one is larger than the page */
 
@@ -1736,7 +1712,8 @@ Test(worker_edge_page, get_logs_pages_stop_before_the_page_and_a_huge_line_goes_
     hodei_rpc_stream *st = ws_connect_run(w, session, job, 1);
     ws_ack(st, job, 1);
     for (uint64_t s = 1; s <= SIZED_LINES; s += BIG_BATCH)
-        ws_sized_logs(st, job, s, BIG_BATCH, sized_len);
+        ws_sized_logs(st, job, 1, s, BIG_BATCH, HODEI__V1__LOG_STREAM__LOG_STREAM_STDOUT,
+                      sized_len);
     ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0);
     cr_assert(ws_result_ack(st, job, NULL, 0));
     int64_t until = hodei_mono_ms() + POLL_MS;
