@@ -17,28 +17,29 @@ static submit_shares *shares_new(size_t keys_max)
     return t;
 }
 
+/* One take of bytes by who against a share of share_max: asserts its verdict
+ * and the bytes who held before it. */
+static void take(submit_shares *t, const char *who, size_t bytes, size_t share_max,
+                 submit_share_verdict want, size_t held_want, const char *why)
+{
+    size_t held = 99;
+    cr_assert_eq(submit_shares_take(t, who, bytes, share_max, &held), want, "%s takes %zu: %s", who,
+                 bytes, why);
+    cr_assert_eq(held, held_want, "%s held before taking %zu: %s", who, bytes, why);
+}
+
 Test(submit_shares, a_share_holds_exactly_its_bytes_and_spares_others)
 {
     submit_shares *t = shares_new(8);
-    size_t held = 99;
-    cr_assert_eq(submit_shares_take(t, "key:a", 600, 1000, &held), SUBMIT_SHARE_OK);
-    cr_assert_eq(held, 0);
-    cr_assert_eq(submit_shares_take(t, "key:a", 401, 1000, &held), SUBMIT_SHARE_OVER,
-                 "one byte past the share");
-    cr_assert_eq(held, 600);
-    cr_assert_eq(submit_shares_take(t, "key:a", 400, 1000, &held), SUBMIT_SHARE_OK,
-                 "exactly the share");
-    cr_assert_eq(submit_shares_take(t, "key:a", 1, 1000, &held), SUBMIT_SHARE_OVER);
-    cr_assert_eq(held, 1000);
-    cr_assert_eq(submit_shares_take(t, "key:b", 1000, 1000, &held), SUBMIT_SHARE_OK,
-                 "another caller has its own share");
-    cr_assert_eq(held, 0);
-    cr_assert_eq(submit_shares_take(t, "key:c", 1001, 1000, &held), SUBMIT_SHARE_OVER,
-                 "a job larger than a share");
+    take(t, "key:a", 600, 1000, SUBMIT_SHARE_OK, 0, "a first job");
+    take(t, "key:a", 401, 1000, SUBMIT_SHARE_OVER, 600, "one byte past the share");
+    take(t, "key:a", 400, 1000, SUBMIT_SHARE_OK, 600, "exactly the share");
+    take(t, "key:a", 1, 1000, SUBMIT_SHARE_OVER, 1000, "a full share");
+    take(t, "key:b", 1000, 1000, SUBMIT_SHARE_OK, 0, "another caller has its own share");
+    take(t, "key:c", 1001, 1000, SUBMIT_SHARE_OVER, 0, "a job larger than a share");
     cr_assert_eq(submit_shares_keys(t), 2, "a refused caller is not kept");
     submit_shares_give(t, "key:a", 600);
-    cr_assert_eq(submit_shares_take(t, "key:a", 600, 1000, &held), SUBMIT_SHARE_OK);
-    cr_assert_eq(held, 400);
+    take(t, "key:a", 600, 1000, SUBMIT_SHARE_OK, 400, "bytes given back are free again");
     submit_shares_give(t, "key:a", 1000);
     submit_shares_give(t, "key:b", 1000);
     cr_assert_eq(submit_shares_keys(t), 0, "callers with nothing waiting leave");
@@ -49,17 +50,14 @@ Test(submit_shares, a_share_holds_exactly_its_bytes_and_spares_others)
 Test(submit_shares, a_full_table_refuses_new_callers_only)
 {
     submit_shares *t = shares_new(3);
-    size_t held;
-    cr_assert_eq(submit_shares_take(t, "key:1", 10, 100, &held), SUBMIT_SHARE_OK);
-    cr_assert_eq(submit_shares_take(t, "key:2", 10, 100, &held), SUBMIT_SHARE_OK);
-    cr_assert_eq(submit_shares_take(t, "anonymous", 10, 100, &held), SUBMIT_SHARE_OK);
-    cr_assert_eq(submit_shares_take(t, "cert:w1", 10, 100, &held), SUBMIT_SHARE_FULL);
-    cr_assert_eq(submit_shares_take(t, "key:2", 10, 100, &held), SUBMIT_SHARE_OK,
-                 "a caller already in the table still has its share");
-    cr_assert_eq(held, 10);
+    take(t, "key:1", 10, 100, SUBMIT_SHARE_OK, 0, "a first caller");
+    take(t, "key:2", 10, 100, SUBMIT_SHARE_OK, 0, "a second caller");
+    take(t, "anonymous", 10, 100, SUBMIT_SHARE_OK, 0, "a third caller fills the table");
+    take(t, "cert:w1", 10, 100, SUBMIT_SHARE_FULL, 0, "a fourth caller");
+    take(t, "key:2", 10, 100, SUBMIT_SHARE_OK, 10,
+         "a caller already in the table still has its share");
     submit_shares_give(t, "key:1", 10);
-    cr_assert_eq(submit_shares_take(t, "cert:w1", 10, 100, &held), SUBMIT_SHARE_OK,
-                 "a slot freed is taken");
+    take(t, "cert:w1", 10, 100, SUBMIT_SHARE_OK, 0, "a slot freed is taken");
     cr_assert_eq(submit_shares_keys(t), 3);
     submit_shares_destroy(t);
 }
