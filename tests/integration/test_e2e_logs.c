@@ -19,9 +19,11 @@
 #include "cluster.h"
 #include "hodei/bus.h"
 #include "hodei/id.h"
+#include "hodei/names.h"
 #include "hodei/util.h"
 #include "hodei/v1/logs.pb-c.h"
 #include "hodei/v1/secret.pb-c.h"
+#include "hodei/v1/worker.pb-c.h"
 
 #define MSG_MAX 1024
 #define JOB_WAIT_MS 180000
@@ -135,6 +137,150 @@ Test(e2e_logs, archived_logs_read_back_after_a_purge_and_limits_hold, .timeout =
     for (size_t i = 0; i < r->n_lines; i++)
         cr_assert_eq(r->lines[i]->sequence, i + 1);
     protobuf_c_message_free_unpacked(&r->base, NULL);
+    cluster_stop(&cl);
+}
+
+/* ------------------------------------------------- silent jobs, cheaply */
+
+/* An unlabelled sample of the edge's GET /metrics (-1: none). */
+static double edge_metric(const char *name)
+{
+    static char body[1 << 20];
+    char key[128];
+    cr_assert_eq(harness_http(cl.edge.health_port, "GET", "/metrics", body, sizeof body), 200);
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *at = strstr(body, key);
+    return at ? strtod(at + strlen(key), NULL) : -1;
+}
+
+/* The messages on the job's log subject, and its last one's headers. */
+static uint64_t subject_state(const char *id, bool *last_is_end, bool *last_alone)
+{
+    char subject[128];
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsErrCode jerr = 0;
+    jsOptions o;
+    jsStreamInfo *si = NULL;
+    natsMsg *last = NULL;
+    const char *v = NULL;
+    snprintf(subject, sizeof subject, "%s%s", HODEI_SUBJ_LOGS_PREFIX, id);
+    cr_assert_eq(natsConnection_ConnectTo(&nc, cl.stack.nats_url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsOptions_Init(&o);
+    o.Stream.Info.SubjectsFilter = subject;
+    cr_assert_eq(js_GetStreamInfo(&si, js, HODEI_STREAM_LOGS, &o, &jerr), NATS_OK);
+    uint64_t n = 0;
+    for (int i = 0; si->State.Subjects && i < si->State.Subjects->Count; i++)
+        if (strcmp(si->State.Subjects->List[i].Subject, subject) == 0)
+            n = si->State.Subjects->List[i].Msgs;
+    jsStreamInfo_Destroy(si);
+    cr_assert_eq(js_GetLastMsg(&last, js, HODEI_STREAM_LOGS, subject, NULL, &jerr), NATS_OK);
+    *last_is_end = natsMsgHeader_Get(last, HODEI_HDR_LOG_END, &v) == NATS_OK;
+    *last_alone = natsMsgHeader_Get(last, HODEI_HDR_EXPECT_LAST_SUBJ_SEQ, &v) == NATS_OK;
+    natsMsg_Destroy(last);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return n;
+}
+
+/* One line of (id, epoch 1) published straight onto the job's subject, as
+ * an earlier stream of the attempt would have. */
+static void publish_line(const char *id, const char *text)
+{
+    char subject[128], msg_id[128];
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsErrCode jerr = 0;
+    jsPubAck *pa = NULL;
+    Hodei__V1__LogLine line = HODEI__V1__LOG_LINE__INIT;
+    Hodei__V1__LogLine *lines[1] = {&line};
+    Hodei__V1__LogBatch b = HODEI__V1__LOG_BATCH__INIT;
+    uint8_t buf[512];
+    line.sequence = 1; /* epoch: the batch's, as a worker sends it */
+    line.stream = HODEI__V1__LOG_STREAM__LOG_STREAM_STDOUT;
+    line.data.data = (uint8_t *)text;
+    line.data.len = strlen(text);
+    b.job_id = (char *)id;
+    b.epoch = 1;
+    b.lines = lines;
+    b.n_lines = 1;
+    size_t len = hodei__v1__log_batch__pack(&b, buf);
+    cr_assert_lt(len, sizeof buf);
+    snprintf(subject, sizeof subject, "%s%s", HODEI_SUBJ_LOGS_PREFIX, id);
+    snprintf(msg_id, sizeof msg_id, "%s:1:1", id);
+    natsMsg *m = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, cl.stack.nats_url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(natsMsg_Create(&m, subject, NULL, (const char *)buf, (int)len), NATS_OK);
+    cr_assert_eq(natsMsgHeader_Set(m, HODEI_HDR_MSG_ID, msg_id), NATS_OK);
+    cr_assert_eq(js_PublishMsg(&pa, js, m, NULL, &jerr), NATS_OK, "publish: %d", (int)jerr);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+/* A job that printed nothing ends with a marker stored on the condition
+ * that its subject was empty, and the log archive settles it from that
+ * marker alone; when lines of the attempt reached the subject by another
+ * way, the conditional marker is refused and stored again after them, and
+ * the archive keeps them. */
+Test(e2e_logs, a_silent_job_is_settled_by_its_end_marker_alone, .timeout = 600)
+{
+    char quiet[HODEI_ID_BUF], other[HODEI_ID_BUF], sql[512], out[4096];
+    bool is_end = false, alone = false;
+    cluster_start(&cl, NULL);
+    cluster_provider(&cl, 2, 60000, 0);
+    double silent0 = edge_metric("hodei_logs_archive_silent_by_marker_total");
+    cr_assert_eq(silent0, 0);
+
+    cluster_queue(&cl, "true", 1, 0, quiet);
+    wait_done(quiet, "SUCCEEDED");
+    for (int i = 0; i < 600 && edge_metric("hodei_logs_archive_silent_by_marker_total") < 1; i++)
+        usleep(100000);
+    cr_assert_eq(edge_metric("hodei_logs_archive_silent_by_marker_total"), 1,
+                 "the archive settled the silent job from its marker");
+    cr_assert_eq(subject_state(quiet, &is_end, &alone), 1, "only the end marker is stored");
+    cr_assert(is_end && alone, "stored on the condition of an empty subject");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM job_log_archives WHERE job_id = '%s'", quiet);
+    cr_assert_eq(harness_sql_i64(&cl.stack, sql), 0, "nothing to archive");
+    Hodei__V1__GetLogsResponse *r = get_logs(quiet);
+    cr_assert_eq(r->n_lines, 0);
+    cr_assert(r->complete, "the log of a silent job is complete");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    /* Silent on its stream, but a line of the attempt is on the subject. */
+    char go[128], script[256];
+    snprintf(go, sizeof go, "/tmp/hodei-e2e-logs-go-%d", (int)getpid());
+    unlink(go);
+    snprintf(script, sizeof script, "while [ ! -e %s ]; do sleep 0.1; done", go);
+    cluster_queue(&cl, script, 1, 0, other);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'",
+             other);
+    cr_assert(cluster_wait_sql(&cl, sql, 1, JOB_WAIT_MS), "job %s did not run", other);
+    publish_line(other, "from-elsewhere");
+    FILE *f = fopen(go, "w"); /* the job ends after the line is stored */
+    cr_assert_not_null(f);
+    fclose(f);
+    wait_done(other, "SUCCEEDED");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM job_log_archives WHERE job_id = '%s'", other);
+    cr_assert(cluster_wait_sql(&cl, sql, 1, 60000), "no archive row for job %s", other);
+    cr_assert_eq(subject_state(other, &is_end, &alone), 2, "the line, then the marker");
+    cr_assert(is_end, "the end marker was stored after the line");
+    cr_assert(!alone, "... without the condition");
+    cr_assert_eq(edge_metric("hodei_logs_archive_silent_by_marker_total"), 1);
+    purge_logs();
+    r = get_logs(other);
+    cr_assert_eq(r->n_lines, 1, "the archive kept the line");
+    cr_assert(r->complete);
+    cr_assert_eq(r->lines[0]->data.len, strlen("from-elsewhere"));
+    cr_assert(memcmp(r->lines[0]->data.data, "from-elsewhere", r->lines[0]->data.len) == 0);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    unlink(go);
+    cr_assert_neq(harness_sh(&cl.stack, out, sizeof out, "grep -c 'marker not stored' '%s'",
+                             cl.edge.proc.log_path),
+                  0, "no end marker was lost: %s", out);
     cluster_stop(&cl);
 }
 

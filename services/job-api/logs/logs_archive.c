@@ -47,7 +47,7 @@ struct log_archive {
     pthread_mutex_t mu;
     bool quit;
     natsSubscription *sub;
-    hodei_metric *archived, *raw_bytes, *stored_bytes, *deleted;
+    hodei_metric *archived, *raw_bytes, *stored_bytes, *deleted, *silent_by_marker;
     int64_t next_drain_ms;
 };
 
@@ -59,6 +59,7 @@ typedef struct {
     logs_lines all;
     bool cut;
     bool ended; /* the end marker was read */
+    bool alone; /* ... and it was stored on an empty subject (one request) */
 } arch_read;
 
 /* How many messages the subject holds (one stream info request). */
@@ -82,14 +83,16 @@ static hodei_status arch_subject_count(jsCtx *js, const char *subject, uint64_t 
 
 /* The subject's last sequence (0: none). A subject whose only message is
  * its end marker (a job that printed nothing: most short jobs) is read
- * here in full, with two requests, instead of through a consumer made and
- * removed for it; then *done. */
+ * here in full instead of through a consumer made and removed for it; then
+ * *done. One request when the marker was stored on the condition that the
+ * subject was empty (HODEI_HDR_EXPECT_LAST_SUBJ_SEQ "0", log_pub_end), two
+ * otherwise (the subject's count). */
 static hodei_status arch_probe_subject(jsCtx *js, const char *subject, arch_read *r,
                                        uint64_t *last_seq, bool *done, hodei_err *err)
 {
     natsMsg *last = NULL;
     jsErrCode jerr = 0;
-    const char *end = NULL;
+    const char *end = NULL, *expect = NULL;
     *last_seq = 0;
     *done = false;
     natsStatus s = js_GetLastMsg(&last, js, HODEI_STREAM_LOGS, subject, NULL, &jerr);
@@ -101,8 +104,16 @@ static hodei_status arch_probe_subject(jsCtx *js, const char *subject, arch_read
         return hodei_bus_err(s, "log store", err);
     *last_seq = natsMsg_GetSequence(last);
     bool is_end = natsMsgHeader_Get(last, HODEI_HDR_LOG_END, &end) == NATS_OK;
+    bool alone = is_end &&
+                 natsMsgHeader_Get(last, HODEI_HDR_EXPECT_LAST_SUBJ_SEQ, &expect) == NATS_OK &&
+                 strcmp(expect, "0") == 0;
     natsMsg_Destroy(last);
-    if (!is_end)
+    if (alone) {
+        r->ended = true;
+        r->alone = true;
+        *done = true;
+    }
+    if (!is_end || alone)
         return HODEI_OK;
     uint64_t n = 0;
     hodei_status st = arch_subject_count(js, subject, &n, err);
@@ -272,6 +283,8 @@ static hodei_status arch_job(log_archive *la, const char *job_id, hodei_err *err
     hodei_arena_init(&r.arena, LOGS_ARENA_BLOCK, SIZE_MAX);
     hodei_log_filter_init(&r.filt, 0, 0);
     hodei_status st = arch_read_subject(hodei_bus_js(la->e->bus), subject, &r, err);
+    if (st == HODEI_OK && r.alone)
+        hodei_metric_add(la->silent_by_marker, 1);
     if (st == HODEI_OK && !r.ended && arch_too_early(la, job_id))
         st = hodei_err_set(err, HODEI_ERR_UNAVAILABLE, "its end marker is not stored yet");
     if (st == HODEI_OK && r.cut)
@@ -400,6 +413,10 @@ hodei_status log_archive_create(edge *e, log_archive **out, hodei_err *err)
     la->deleted = hodei_daemon_counter(e->d, "hodei_logs_archive_objects_deleted_total",
                                        "Log archive objects removed from S3 after their job was "
                                        "deleted.");
+    la->silent_by_marker =
+        hodei_daemon_counter(e->d, "hodei_logs_archive_silent_by_marker_total",
+                             "Finished jobs found to have printed nothing from their end marker "
+                             "alone (stored on an empty subject): one request, no count.");
     if (pthread_create(&la->thread, NULL, arch_main, la) != 0) {
         free(la);
         return hodei_err_set(err, HODEI_ERR_INTERNAL, "log archive: cannot start its thread");

@@ -133,7 +133,6 @@ bool log_pub_gap_take(log_pub *p, const char *job_id, int64_t epoch, log_pub_gap
  * logged (its followers end at the job's state instead). */
 static void pub_on_error(jsCtx *js, jsPubAckErr *pae, void *closure)
 {
-    (void)js;
     log_pub *p = closure;
     char why[LOG_PUB_WHY_MAX];
     snprintf(why, sizeof why, "the log store refused them: %.120s",
@@ -145,8 +144,16 @@ static void pub_on_error(jsCtx *js, jsPubAckErr *pae, void *closure)
         HLOG_ERROR("log publish failed on %s: %s", subject ? subject : "?", why);
         return;
     }
-    const char *end = NULL;
+    const char *end = NULL, *expect = NULL;
     if (natsMsgHeader_Get(m, HODEI_HDR_LOG_END, &end) == NATS_OK) {
+        /* published as the subject's only message, and lines were there
+         * after all (the attempt printed on another stream): again, as an
+         * end marker after them (the documented way to resend from here) */
+        if (pae->ErrCode == JSStreamWrongLastSequenceErr &&
+            natsMsgHeader_Get(m, HODEI_HDR_EXPECT_LAST_SUBJ_SEQ, &expect) == NATS_OK &&
+            natsMsgHeader_Delete(m, HODEI_HDR_EXPECT_LAST_SUBJ_SEQ) == NATS_OK &&
+            js_PublishMsgAsync(js, &pae->Msg, NULL) == NATS_OK)
+            return;
         HLOG_ERROR("job %s: end-of-log marker not stored: %s", subject + prefix, why);
         return;
     }
@@ -201,7 +208,8 @@ void log_pub_destroy(log_pub *p)
 /* Packs msg (len = its packed size, or 0 to compute it) and publishes it
  * asynchronously with the given headers. */
 static hodei_status pub_send(log_pub *p, const char *job_id, const ProtobufCMessage *msg,
-                             size_t len, const char *msg_id, const char *end_state, hodei_err *err)
+                             size_t len, const char *msg_id, const char *end_state, bool alone,
+                             hodei_err *err)
 {
     char subject[LOG_PUB_SUBJECT_MAX];
     snprintf(subject, sizeof subject, "%s%s", HODEI_SUBJ_LOGS_PREFIX, job_id);
@@ -218,6 +226,8 @@ static hodei_status pub_send(log_pub *p, const char *job_id, const ProtobufCMess
         s = natsMsgHeader_Set(m, HODEI_HDR_MSG_ID, msg_id);
     if (s == NATS_OK && end_state)
         s = natsMsgHeader_Set(m, HODEI_HDR_LOG_END, end_state);
+    if (s == NATS_OK && alone)
+        s = natsMsgHeader_Set(m, HODEI_HDR_EXPECT_LAST_SUBJ_SEQ, "0");
     if (s == NATS_OK)
         s = js_PublishMsgAsync(p->js, &m, NULL);
     natsMsg_Destroy(m); /* NULL when the library took it */
@@ -239,14 +249,14 @@ static hodei_status pub_part(log_pub *p, const Hodei__V1__LogBatch *b, size_t fr
     snprintf(id, sizeof id, "%s:%" PRId64 ":%" PRIu64, b->job_id, b->epoch,
              b->lines[from]->sequence);
     int64_t t0 = hodei_mono_ms();
-    hodei_status st = pub_send(p, b->job_id, &part.base, len, id, NULL, err);
+    hodei_status st = pub_send(p, b->job_id, &part.base, len, id, NULL, false, err);
     for (int tries = 0; st != HODEI_OK && st != HODEI_ERR_NOMEM && tries < LOG_PUB_RETRY_MAX;
          tries++) {
         int64_t wait_ms = (int64_t)LOG_PUB_RETRY_BASE_MS << tries;
         if (hodei_mono_ms() - t0 + wait_ms > LOG_PUB_RETRY_BUDGET_MS)
             break;
         hodei_sleep_ms(wait_ms);
-        st = pub_send(p, b->job_id, &part.base, len, id, NULL, err);
+        st = pub_send(p, b->job_id, &part.base, len, id, NULL, false, err);
     }
     if (st != HODEI_OK) {
         char why[LOG_PUB_WHY_MAX];
@@ -302,16 +312,16 @@ hodei_status log_pub_notice(log_pub *p, const char *job_id, int64_t epoch, uint6
     b.n_lines = 1;
     char id[LOG_PUB_MSG_ID_MAX];
     snprintf(id, sizeof id, "%s:%" PRId64 ":note:%" PRIu64, job_id, epoch, seq);
-    return pub_send(p, job_id, &b.base, 0, id, NULL, err);
+    return pub_send(p, job_id, &b.base, 0, id, NULL, false, err);
 }
 
 hodei_status log_pub_end(log_pub *p, const char *job_id, int64_t epoch,
-                         Hodei__V1__JobState final_state, hodei_err *err)
+                         Hodei__V1__JobState final_state, bool alone, hodei_err *err)
 {
     Hodei__V1__LogBatch marker = HODEI__V1__LOG_BATCH__INIT;
     marker.job_id = (char *)job_id;
     marker.epoch = epoch;
     char id[LOG_PUB_MSG_ID_MAX];
     snprintf(id, sizeof id, "%s:%" PRId64 ":end", job_id, epoch);
-    return pub_send(p, job_id, &marker.base, 0, id, hodei_job_state_name(final_state), err);
+    return pub_send(p, job_id, &marker.base, 0, id, hodei_job_state_name(final_state), alone, err);
 }

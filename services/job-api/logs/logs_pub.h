@@ -61,8 +61,13 @@ bool log_pub_gap_take(log_pub *p, const char *job_id, int64_t epoch, log_pub_gap
 hodei_status log_pub_notice(log_pub *p, const char *job_id, int64_t epoch, uint64_t seq,
                             const char *text, hodei_err *err);
 /* The end-of-log marker: an empty LogBatch with header Hodei-Log-End set to
- * the job's final state name ("SUCCEEDED", ...). */
+ * the job's final state name ("SUCCEEDED", ...). alone: the caller saw no
+ * line of the job (its first attempt, from its first line on), so the
+ * marker should be the subject's only message: it is published on that
+ * condition (HODEI_HDR_EXPECT_LAST_SUBJ_SEQ "0"), and when the subject
+ * holds lines after all, JetStream refuses it and it is published again
+ * without the condition. */
 hodei_status log_pub_end(log_pub *p, const char *job_id, int64_t epoch,
-                         Hodei__V1__JobState final_state, hodei_err *err);
+                         Hodei__V1__JobState final_state, bool alone, hodei_err *err);
 
 #endif

@@ -39,7 +39,7 @@ hodei_status worker_attempts_fail(edge *e, log_pub *pub, const char *job_id, con
     if (st == HODEI_ERR_PRECONDITION || st == HODEI_ERR_NOT_FOUND)
         return HODEI_OK; /* moved on meanwhile (its result came, or it was re-assigned) */
     if (st == HODEI_OK && hodei_job_state_terminal(final))
-        st = log_pub_end(pub, job_id, epoch, final, err);
+        st = log_pub_end(pub, job_id, epoch, final, false, err);
     return st;
 }
 
@@ -85,7 +85,7 @@ void worker_attempts_publish_ends(log_pub *pub, const worker_job_end *ends, size
     for (size_t i = 0; i < n; i++) {
         hodei_err err;
         if (hodei_job_state_terminal(ends[i].state) &&
-            log_pub_end(pub, ends[i].ref.job_id, ends[i].ref.epoch, ends[i].state, &err) !=
+            log_pub_end(pub, ends[i].ref.job_id, ends[i].ref.epoch, ends[i].state, false, &err) !=
                 HODEI_OK)
             HLOG_WARN("job %s: end-of-log marker not published: %s", ends[i].ref.job_id, err.msg);
     }

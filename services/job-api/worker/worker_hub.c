@@ -399,6 +399,15 @@ void worker_session_worker_id(worker_session *s, char out[HODEI_ID_BUF])
 
 /* ------------------------------------------------------------------- owning */
 
+/* The jobs[] entry of (job_id, epoch), or NULL. s->mu held. */
+static worker_job_ref *session_job_locked(worker_session *s, const char *job_id, int64_t epoch)
+{
+    for (size_t i = 0; i < s->n_jobs; i++)
+        if (s->jobs[i].epoch == epoch && strcasecmp(s->jobs[i].job_id, job_id) == 0)
+            return &s->jobs[i];
+    return NULL;
+}
+
 void worker_session_own(worker_session *s, const char *job_id, int64_t epoch)
 {
     if (worker_session_owns(s, job_id, epoch))
@@ -407,6 +416,7 @@ void worker_session_own(worker_session *s, const char *job_id, int64_t epoch)
     worker_job_ref *r = &s->jobs[s->jobs_next];
     hodei_strlcpy(r->job_id, job_id, sizeof r->job_id);
     r->epoch = epoch;
+    r->printed = false;
     s->jobs_next = (s->jobs_next + 1) % WORKER_SESSION_JOBS_MAX;
     if (s->n_jobs < WORKER_SESSION_JOBS_MAX)
         s->n_jobs++;
@@ -425,12 +435,28 @@ void worker_session_forget(worker_session *s, const char *job_id)
 
 bool worker_session_owns(worker_session *s, const char *job_id, int64_t epoch)
 {
-    bool owns = false;
     pthread_mutex_lock(&s->mu);
-    for (size_t i = 0; i < s->n_jobs && !owns; i++)
-        owns = s->jobs[i].epoch == epoch && strcasecmp(s->jobs[i].job_id, job_id) == 0;
+    bool owns = session_job_locked(s, job_id, epoch) != NULL;
     pthread_mutex_unlock(&s->mu);
     return owns;
+}
+
+void worker_session_printed(worker_session *s, const char *job_id, int64_t epoch)
+{
+    pthread_mutex_lock(&s->mu);
+    worker_job_ref *r = session_job_locked(s, job_id, epoch);
+    if (r)
+        r->printed = true;
+    pthread_mutex_unlock(&s->mu);
+}
+
+bool worker_session_silent(worker_session *s, const char *job_id, int64_t epoch)
+{
+    pthread_mutex_lock(&s->mu);
+    const worker_job_ref *r = session_job_locked(s, job_id, epoch);
+    bool silent = r && !r->printed;
+    pthread_mutex_unlock(&s->mu);
+    return silent;
 }
 
 /* The ring slot of (job_id, epoch), or -1. s->mu held. */

@@ -33,6 +33,7 @@
 typedef struct {
     char job_id[HODEI_ID_BUF];
     int64_t epoch;
+    bool printed; /* in a session's jobs[]: a line of it came on this stream */
 } worker_job_ref;
 
 typedef struct worker_session worker_session;
@@ -140,6 +141,10 @@ void worker_session_worker_id(worker_session *s, char out[HODEI_ID_BUF]);
 void worker_session_own(worker_session *s, const char *job_id, int64_t epoch);
 void worker_session_forget(worker_session *s, const char *job_id);
 bool worker_session_owns(worker_session *s, const char *job_id, int64_t epoch);
+/* A line of (job, epoch), owned, came on this stream. */
+void worker_session_printed(worker_session *s, const char *job_id, int64_t epoch);
+/* (job, epoch) is owned by this stream and no line of it came on it. */
+bool worker_session_silent(worker_session *s, const char *job_id, int64_t epoch);
 /* RunJob of job_id at epoch went out on this stream (remembered for the last
  * WORKER_SENT_MAX): an assignment event naming it needs no re-read. due_ns
  * (hodei_mono_ns terms; INT64_MIN = unknown) is when the job became due;

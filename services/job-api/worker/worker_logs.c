@@ -101,6 +101,8 @@ void worker_logs_on_batch(worker_session *s, Hodei__V1__LogBatch *b)
         return;
     }
     size_t n_lines = b->n_lines;
+    if (n_lines > 0)
+        worker_session_printed(s, b->job_id, b->epoch);
     logs_limit(s, b);
     hodei_err perr;
     if (b->n_lines > 0)

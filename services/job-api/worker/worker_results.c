@@ -252,6 +252,10 @@ static void result_answer(worker_session *s, const Hodei__V1__JobResult *r, hode
     char worker_id[HODEI_ID_BUF];
     worker_session_worker_id(s, worker_id);
     edge *e = worker_hub_edge(s->hub);
+    /* every line of the attempt came before its result, on this stream:
+     * none on it, and none before (its job's first), its end marker is the
+     * subject's only message (the log archive then reads nothing more) */
+    bool alone = r->epoch == 1 && worker_session_silent(s, r->job_id, r->epoch);
     worker_session_forget(s, r->job_id);
     result_ack(s, r, accepted, accepted ? "" : err->msg);
     if (st == HODEI_OK)
@@ -263,7 +267,8 @@ static void result_answer(worker_session *s, const Hodei__V1__JobResult *r, hode
         worker_logs_drops(s, r->job_id, r->epoch);
     hodei_err pub_err;
     if (accepted && hodei_job_state_terminal(final) &&
-        log_pub_end(worker_hub_pub(s->hub), r->job_id, r->epoch, final, &pub_err) != HODEI_OK)
+        log_pub_end(worker_hub_pub(s->hub), r->job_id, r->epoch, final, alone, &pub_err) !=
+            HODEI_OK)
         HLOG_WARN("job %s: end-of-log marker not published: %s", r->job_id, pub_err.msg);
     if (next) {
         hodei_metric_add(e->m.handoffs, 1);

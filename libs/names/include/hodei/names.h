@@ -76,5 +76,11 @@
 /* On hodei.logs.<job>: the last message of an attempt's log carries this
  * header with the final state name ("SUCCEEDED", ...); followers stop there. */
 #define HODEI_HDR_LOG_END "Hodei-Log-End"
+/* JetStream stores a message carrying this header only when the subject's
+ * last sequence is its value. An end marker published with "0" (an attempt
+ * that printed nothing, its job's first) is stored only on an empty subject,
+ * and keeps the header: the log archive reads such a marker as the whole
+ * subject. */
+#define HODEI_HDR_EXPECT_LAST_SUBJ_SEQ "Nats-Expected-Last-Subject-Sequence"
 
 #endif
