@@ -142,17 +142,6 @@ Test(e2e_logs, archived_logs_read_back_after_a_purge_and_limits_hold, .timeout =
 
 /* ------------------------------------------------- silent jobs, cheaply */
 
-/* An unlabelled sample of the edge's GET /metrics (-1: none). */
-static double edge_metric(const char *name)
-{
-    static char body[1 << 20];
-    char key[128];
-    cr_assert_eq(harness_http(cl.edge.health_port, "GET", "/metrics", body, sizeof body), 200);
-    snprintf(key, sizeof key, "\n%s ", name);
-    const char *at = strstr(body, key);
-    return at ? strtod(at + strlen(key), NULL) : -1;
-}
-
 /* The messages on the job's log subject, and its last one's headers. */
 static uint64_t subject_state(const char *id, bool *last_is_end, bool *last_alone)
 {
@@ -232,15 +221,18 @@ Test(e2e_logs, a_silent_job_is_settled_by_its_end_marker_alone, .timeout = 600)
     bool is_end = false, alone = false;
     cluster_start(&cl, NULL);
     cluster_provider(&cl, 2, 60000, 0);
-    double silent0 = edge_metric("hodei_logs_archive_silent_by_marker_total");
+    double silent0 =
+        harness_metric(cl.edge.health_port, "hodei_logs_archive_silent_by_marker_total");
     cr_assert_eq(silent0, 0);
 
     cluster_queue(&cl, "true", 1, 0, quiet);
     wait_done(quiet, "SUCCEEDED");
-    for (int i = 0; i < 600 && edge_metric("hodei_logs_archive_silent_by_marker_total") < 1; i++)
+    for (int i = 0; i < 600 && harness_metric(cl.edge.health_port,
+                                              "hodei_logs_archive_silent_by_marker_total") < 1;
+         i++)
         usleep(100000);
-    cr_assert_eq(edge_metric("hodei_logs_archive_silent_by_marker_total"), 1,
-                 "the archive settled the silent job from its marker");
+    cr_assert_eq(harness_metric(cl.edge.health_port, "hodei_logs_archive_silent_by_marker_total"),
+                 1, "the archive settled the silent job from its marker");
     cr_assert_eq(subject_state(quiet, &is_end, &alone), 1, "only the end marker is stored");
     cr_assert(is_end && alone, "stored on the condition of an empty subject");
     snprintf(sql, sizeof sql, "SELECT count(*) FROM job_log_archives WHERE job_id = '%s'", quiet);
@@ -269,7 +261,8 @@ Test(e2e_logs, a_silent_job_is_settled_by_its_end_marker_alone, .timeout = 600)
     cr_assert_eq(subject_state(other, &is_end, &alone), 2, "the line, then the marker");
     cr_assert(is_end, "the end marker was stored after the line");
     cr_assert(!alone, "... without the condition");
-    cr_assert_eq(edge_metric("hodei_logs_archive_silent_by_marker_total"), 1);
+    cr_assert_eq(harness_metric(cl.edge.health_port, "hodei_logs_archive_silent_by_marker_total"),
+                 1);
     purge_logs();
     r = get_logs(other);
     cr_assert_eq(r->n_lines, 1, "the archive kept the line");
