@@ -166,29 +166,21 @@ static bool cl_transient(hodei_grpc_code code)
 void cluster_queue(cluster *c, const char *script, int max_attempts, int64_t timeout_ms,
                    char *id_out)
 {
-    Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
-    Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
-    Hodei__V1__ShellCommand cmd = HODEI__V1__SHELL_COMMAND__INIT;
-    char *args[] = {"-c", (char *)script};
-    cmd.command = "sh";
-    cmd.n_args = 2;
-    cmd.args = args;
-    spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
-    spec.command = &cmd;
-    spec.max_attempts = max_attempts;
-    spec.timeout_ms = timeout_ms;
-    req.spec = &spec;
+    edge_job j;
+    edge_job_shell(&j, script);
+    j.spec.max_attempts = max_attempts;
+    j.spec.timeout_ms = timeout_ms;
     /* As a careful client does: an idempotency key, and retries while the
      * edge is unreachable (it may be restarting). */
     char key[HODEI_ID_BUF];
     hodei_id_new(key);
-    req.idempotency_key = key;
+    j.req.idempotency_key = key;
     ProtobufCMessage *resp = NULL;
     char msg[512];
     hodei_grpc_code code;
     int64_t until = hodei_mono_ms() + 60000;
     do {
-        code = edge_call(&c->edge, "QueueJob", &req.base,
+        code = edge_call(&c->edge, "QueueJob", &j.req.base,
                          &hodei__v1__queue_job_response__descriptor, &resp, msg, sizeof msg);
         if (cl_transient(code))
             hodei_sleep_ms(100);

@@ -87,10 +87,17 @@ hodei_grpc_code edge_call_path(edge_handle *e, const char *path, const ProtobufC
                                const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                                char *msg, size_t msg_len)
 {
+    return edge_call_on(e->ch, path, req, resp_desc, resp, msg, msg_len, 10000);
+}
+
+hodei_grpc_code edge_call_on(hodei_rpc_channel *ch, const char *path, const ProtobufCMessage *req,
+                             const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                             char *msg, size_t msg_len, int64_t timeout_ms)
+{
     hodei_rpc_result res;
     hodei_err err;
     ProtobufCMessage *out = NULL;
-    hodei_status st = hodei_rpc_unary(e->ch, path, req, resp_desc, 10000, &out, &res, &err);
+    hodei_status st = hodei_rpc_unary(ch, path, req, resp_desc, timeout_ms, &out, &res, &err);
     cr_assert_eq(st, HODEI_OK, "call %s could not be made: %s", path, err.msg);
     if (msg)
         hodei_strlcpy(msg, res.message, msg_len);
@@ -101,24 +108,41 @@ hodei_grpc_code edge_call_path(edge_handle *e, const char *path, const ProtobufC
     return res.code;
 }
 
+static void edge_job_init(edge_job *j, const char *command)
+{
+    *j = (edge_job){.req = HODEI__V1__QUEUE_JOB_REQUEST__INIT,
+                    .spec = HODEI__V1__JOB_SPEC__INIT,
+                    .cmd = HODEI__V1__SHELL_COMMAND__INIT};
+    j->cmd.command = (char *)command;
+    j->spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
+    j->spec.command = &j->cmd;
+    j->req.spec = &j->spec;
+}
+
+void edge_job_true(edge_job *j)
+{
+    edge_job_init(j, "true");
+}
+
+void edge_job_shell(edge_job *j, const char *script)
+{
+    edge_job_init(j, "sh");
+    j->args[0] = "-c";
+    j->args[1] = (char *)script;
+    j->cmd.n_args = 2;
+    j->cmd.args = j->args;
+}
+
 void edge_queue_shell(edge_handle *e, const char *script, const char *idem_key, char *id_out)
 {
-    Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
-    Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
-    Hodei__V1__ShellCommand cmd = HODEI__V1__SHELL_COMMAND__INIT;
-    char *args[] = {"-c", (char *)script};
-    cmd.command = "sh";
-    cmd.n_args = 2;
-    cmd.args = args;
-    spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
-    spec.command = &cmd;
-    req.spec = &spec;
-    req.idempotency_key = (char *)(idem_key ? idem_key : "");
+    edge_job j;
+    edge_job_shell(&j, script);
+    j.req.idempotency_key = (char *)(idem_key ? idem_key : "");
     ProtobufCMessage *resp = NULL;
     char msg[512];
     hodei_grpc_code code =
-        edge_call(e, "QueueJob", &req.base, &hodei__v1__queue_job_response__descriptor, &resp, msg,
-                  sizeof msg);
+        edge_call(e, "QueueJob", &j.req.base, &hodei__v1__queue_job_response__descriptor, &resp,
+                  msg, sizeof msg);
     cr_assert_eq(code, HODEI_GRPC_OK, "QueueJob failed: %s", msg);
     Hodei__V1__QueueJobResponse *r = (Hodei__V1__QueueJobResponse *)resp;
     hodei_strlcpy(id_out, r->job_id, 37);

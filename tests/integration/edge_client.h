@@ -30,7 +30,13 @@ void edge_stop(edge_handle *e);
 void edge_stack_start(harness_stack *st, edge_handle *e, const char *const *extra_env);
 void edge_stack_stop(harness_stack *st, edge_handle *e);
 
-/* Unary call of JobExecutionService/method; asserts the call could be made.
+/* Unary call of a full method path on channel ch (another key's, another edge's) with
+ * timeout_ms; asserts the call could be made. Returns the gRPC code; the response (on
+ * OK) in *resp (caller frees; NULL: freed here), the status text in msg (may be NULL). */
+hodei_grpc_code edge_call_on(hodei_rpc_channel *ch, const char *path, const ProtobufCMessage *req,
+                             const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                             char *msg, size_t msg_len, int64_t timeout_ms);
+/* Unary call of JobExecutionService/method on e's channel; asserts the call could be made.
  * Returns the gRPC code; the response (on OK) in *resp (caller frees; NULL:
  * freed here), the status text in msg (may be NULL). */
 hodei_grpc_code edge_call(edge_handle *e, const char *method, const ProtobufCMessage *req,
@@ -40,6 +46,19 @@ hodei_grpc_code edge_call(edge_handle *e, const char *method, const ProtobufCMes
 hodei_grpc_code edge_call_path(edge_handle *e, const char *path, const ProtobufCMessage *req,
                                const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                                char *msg, size_t msg_len);
+
+/* A QueueJob request with the spec and command it points at: j->req is the message
+ * to send (j must not move once made); fields of j->req and j->spec may be set after. */
+typedef struct {
+    Hodei__V1__QueueJobRequest req;
+    Hodei__V1__JobSpec spec;
+    Hodei__V1__ShellCommand cmd;
+    char *args[2];
+} edge_job;
+/* `true`: a job that runs nothing and succeeds. */
+void edge_job_true(edge_job *j);
+/* `sh -c script` (script is not copied). */
+void edge_job_shell(edge_job *j, const char *script);
 
 /* Queues `sh -c script` and returns the job id (asserts OK). */
 void edge_queue_shell(edge_handle *e, const char *script, const char *idem_key, char *id_out);

@@ -350,18 +350,10 @@ void fleet_client_fini(fleet *f, fleet_client *c)
 bool fleet_queue(fleet *f, fleet_client *c, int at, const char *script, int max_attempts,
                  const char *key, char id_out[37], int64_t timeout_ms)
 {
-    Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
-    Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
-    Hodei__V1__ShellCommand cmd = HODEI__V1__SHELL_COMMAND__INIT;
-    char *args[] = {"-c", (char *)script};
-    cmd.command = "sh";
-    cmd.n_args = 2;
-    cmd.args = args;
-    spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
-    spec.command = &cmd;
-    spec.max_attempts = max_attempts;
-    req.spec = &spec;
-    req.idempotency_key = (char *)key;
+    edge_job j;
+    edge_job_shell(&j, script);
+    j.spec.max_attempts = max_attempts;
+    j.req.idempotency_key = (char *)key;
     int64_t until = hodei_mono_ms() + timeout_ms;
     int n = f->count[FL_EDGE];
     for (int tries = 0; hodei_mono_ms() < until; tries++) {
@@ -370,7 +362,7 @@ bool fleet_queue(fleet *f, fleet_client *c, int at, const char *script, int max_
         hodei_err err;
         ProtobufCMessage *out = NULL;
         hodei_status st =
-            hodei_rpc_unary(c->ch[i], "/hodei.v1.JobExecutionService/QueueJob", &req.base,
+            hodei_rpc_unary(c->ch[i], "/hodei.v1.JobExecutionService/QueueJob", &j.req.base,
                             &hodei__v1__queue_job_response__descriptor, 5000, &out, &res, &err);
         if (st == HODEI_OK && res.code == HODEI_GRPC_OK && out) {
             hodei_strlcpy(id_out, ((Hodei__V1__QueueJobResponse *)out)->job_id, 37);

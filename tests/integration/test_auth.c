@@ -62,18 +62,7 @@ static hodei_grpc_code call(hodei_rpc_channel *ch, const char *path, const Proto
                             const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                             char *msg)
 {
-    hodei_rpc_result res;
-    hodei_err err;
-    ProtobufCMessage *out = NULL;
-    hodei_status st = hodei_rpc_unary(ch, path, req, resp_desc, 20000, &out, &res, &err);
-    cr_assert_eq(st, HODEI_OK, "call %s could not be made: %s", path, err.msg);
-    if (msg)
-        hodei_strlcpy(msg, res.message, MSG_MAX);
-    if (resp)
-        *resp = out;
-    else if (out)
-        protobuf_c_message_free_unpacked(out, NULL);
-    return res.code;
+    return edge_call_on(ch, path, req, resp_desc, resp, msg, MSG_MAX, 20000);
 }
 
 typedef struct {
@@ -283,18 +272,13 @@ Test(auth, a_revocation_reaches_another_edge_within_the_cache_ttl)
 
 static void queue_as(hodei_rpc_channel *ch, const char *ns, const char *idem, char id[37])
 {
-    Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
-    Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
-    Hodei__V1__ShellCommand cmd = HODEI__V1__SHELL_COMMAND__INIT;
-    cmd.command = "true";
-    spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
-    spec.command = &cmd;
-    req.spec = &spec;
-    req.namespace_ = (char *)(ns ? ns : "");
-    req.idempotency_key = (char *)(idem ? idem : "");
+    edge_job j;
+    edge_job_true(&j);
+    j.req.namespace_ = (char *)(ns ? ns : "");
+    j.req.idempotency_key = (char *)(idem ? idem : "");
     ProtobufCMessage *resp = NULL;
     char msg[MSG_MAX];
-    cr_assert_eq(call(ch, JOBS "QueueJob", &req.base, &hodei__v1__queue_job_response__descriptor,
+    cr_assert_eq(call(ch, JOBS "QueueJob", &j.req.base, &hodei__v1__queue_job_response__descriptor,
                       &resp, msg),
                  HODEI_GRPC_OK, "QueueJob: %s", msg);
     hodei_strlcpy(id, ((Hodei__V1__QueueJobResponse *)resp)->job_id, 37);
@@ -375,17 +359,12 @@ Test(auth, a_key_cannot_read_follow_or_cancel_another_namespaces_job)
     cr_assert_eq(list_count(cb, NULL, &code), 1, "bob lists his own job only");
     list_count(cb, "team-a", &code);
     cr_assert_eq(code, HODEI_GRPC_PERMISSION_DENIED);
-    Hodei__V1__QueueJobRequest q = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
-    Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
-    Hodei__V1__ShellCommand cmd = HODEI__V1__SHELL_COMMAND__INIT;
-    cmd.command = "true";
-    spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
-    spec.command = &cmd;
-    q.spec = &spec;
-    q.namespace_ = "team-a";
-    cr_assert_eq(
-        call(cb, JOBS "QueueJob", &q.base, &hodei__v1__queue_job_response__descriptor, NULL, msg),
-        HODEI_GRPC_PERMISSION_DENIED, "%s", msg);
+    edge_job q;
+    edge_job_true(&q);
+    q.req.namespace_ = "team-a";
+    cr_assert_eq(call(cb, JOBS "QueueJob", &q.req.base, &hodei__v1__queue_job_response__descriptor,
+                      NULL, msg),
+                 HODEI_GRPC_PERMISSION_DENIED, "%s", msg);
     cr_assert(strstr(msg, "namespace team-a") != NULL, "%s", msg);
     cr_assert_eq(harness_sql_i64(&stack, "SELECT count(*) FROM jobs"), 2, "nothing queued");
 
@@ -412,13 +391,10 @@ Test(auth, templates_belong_to_a_namespace)
     made_key a = make_key("alice", user, ns_a, 0), b = make_key("bob", user, ns_b, 0);
     hodei_rpc_channel *ca = chan(&edge, a.key), *cb = chan(&edge, b.key);
     Hodei__V1__Template t = HODEI__V1__TEMPLATE__INIT;
-    Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
-    Hodei__V1__ShellCommand cmd = HODEI__V1__SHELL_COMMAND__INIT;
-    cmd.command = "true";
-    spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
-    spec.command = &cmd;
+    edge_job job;
+    edge_job_true(&job);
     t.name = "build";
-    t.spec = &spec;
+    t.spec = &job.spec;
     Hodei__V1__CreateTemplateRequest cr = HODEI__V1__CREATE_TEMPLATE_REQUEST__INIT;
     cr.template_ = &t;
     char msg[MSG_MAX];

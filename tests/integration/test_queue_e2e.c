@@ -35,18 +35,13 @@ static void *client_main(void *arg)
     hodei_rpc_channel_opts o = {.target = edge.target, .api_key = stack.api_key};
     hodei_err err;
     cr_assert_eq(hodei_rpc_channel_create(&o, &ch, &err), HODEI_OK);
-    Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
-    Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
-    Hodei__V1__ShellCommand cmd = HODEI__V1__SHELL_COMMAND__INIT;
-    cmd.command = "true";
-    spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
-    spec.command = &cmd;
-    req.spec = &spec;
+    edge_job j;
+    edge_job_true(&j);
     for (int i = k; i < E2E_JOBS; i += E2E_CLIENTS) {
         ProtobufCMessage *resp = NULL;
         hodei_rpc_result res;
         hodei_status st =
-            hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/QueueJob", &req.base,
+            hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/QueueJob", &j.req.base,
                             &hodei__v1__queue_job_response__descriptor, 30000, &resp, &res, &err);
         if (st != HODEI_OK || res.code != HODEI_GRPC_OK) {
             atomic_fetch_add(&failed, 1);

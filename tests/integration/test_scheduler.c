@@ -309,19 +309,14 @@ static hodei_grpc_code configure(edge_handle *e, Hodei__V1__SchedulingStrategy s
 /* Queues `true` with cpu_cores through the edge; returns the job id. */
 static void edge_queue(edge_handle *e, double cpu_cores, char id[ID_LEN])
 {
-    Hodei__V1__QueueJobRequest req = HODEI__V1__QUEUE_JOB_REQUEST__INIT;
-    Hodei__V1__JobSpec spec = HODEI__V1__JOB_SPEC__INIT;
-    Hodei__V1__ShellCommand cmd = HODEI__V1__SHELL_COMMAND__INIT;
+    edge_job j;
     Hodei__V1__ResourceRequirements res = HODEI__V1__RESOURCE_REQUIREMENTS__INIT;
     ProtobufCMessage *out = NULL;
     char msg[256];
-    cmd.command = "true";
+    edge_job_true(&j);
     res.cpu_cores = cpu_cores;
-    spec.payload_case = HODEI__V1__JOB_SPEC__PAYLOAD_COMMAND;
-    spec.command = &cmd;
-    spec.resources = &res;
-    req.spec = &spec;
-    cr_assert_eq(edge_call(e, "QueueJob", &req.base, &hodei__v1__queue_job_response__descriptor,
+    j.spec.resources = &res;
+    cr_assert_eq(edge_call(e, "QueueJob", &j.req.base, &hodei__v1__queue_job_response__descriptor,
                            &out, msg, sizeof msg),
                  HODEI_GRPC_OK, "QueueJob: %s", msg);
     snprintf(id, ID_LEN, "%s", ((Hodei__V1__QueueJobResponse *)out)->job_id);
