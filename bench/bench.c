@@ -115,6 +115,27 @@ static void bench_on_event(natsConnection *nc, natsSubscription *sub, natsMsg *m
     natsMsg_Destroy(msg);
 }
 
+/* One QueueJob of req on ch, timed: true when the job was queued, with the
+ * answer in *resp (caller frees), when it came in *at_ns and the round trip in
+ * *lat_ns; otherwise counts the failure in *failed and prints the first few. */
+static bool bench_queue_one(hodei_rpc_channel *ch, const Hodei__V1__QueueJobRequest *req,
+                            ProtobufCMessage **resp, int64_t *at_ns, int64_t *lat_ns, int *failed)
+{
+    hodei_rpc_result res;
+    hodei_err err;
+    int64_t t0 = hodei_mono_ns();
+    hodei_status st =
+        hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/QueueJob", &req->base,
+                        &hodei__v1__queue_job_response__descriptor, 10000, resp, &res, &err);
+    *at_ns = hodei_mono_ns();
+    *lat_ns = *at_ns - t0;
+    if (st == HODEI_OK && res.code == HODEI_GRPC_OK)
+        return true;
+    if ((*failed)++ < 5)
+        fprintf(stderr, "QueueJob failed: %s %s\n", st == HODEI_OK ? "" : err.msg, res.message);
+    return false;
+}
+
 static void *bench_client_main(void *arg)
 {
     bench_client *c = arg;
@@ -135,22 +156,10 @@ static void *bench_client_main(void *arg)
     req.spec = &spec;
     for (int i = 0; i < c->jobs_per_client; i++) {
         ProtobufCMessage *resp = NULL;
-        hodei_rpc_result res;
-        int64_t t0 = hodei_mono_ns();
-        hodei_status st =
-            hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/QueueJob", &req.base,
-                            &hodei__v1__queue_job_response__descriptor, 10000, &resp, &res, &err);
-        int64_t t1 = hodei_mono_ns();
-        if (st != HODEI_OK || res.code != HODEI_GRPC_OK) {
-            c->failed++;
-            if (c->failed < 5)
-                fprintf(stderr, "QueueJob failed: %s %s\n", err.msg, res.message);
-            continue;
-        }
         bench_job *j = &c->jobs[i];
+        if (!bench_queue_one(ch, &req, &resp, &j->acked_ns, &c->lat_ns[i], &c->failed))
+            continue;
         hodei_strlcpy(j->id, ((Hodei__V1__QueueJobResponse *)resp)->job_id, sizeof j->id);
-        j->acked_ns = t1;
-        c->lat_ns[i] = t1 - t0;
         bench_index(j->id, j);
         protobuf_c_message_free_unpacked(resp, NULL);
     }
@@ -284,20 +293,12 @@ static int bench_idle(const char *target, int jobs, int pause_ms)
     for (int i = -3; i < jobs; i++) { /* 3 warm-up calls */
         hodei_sleep_ms(pause_ms ? rand() % (pause_ms + 1) : 0);
         ProtobufCMessage *resp = NULL;
-        hodei_rpc_result res;
-        int64_t t0 = hodei_mono_ns();
-        hodei_status st =
-            hodei_rpc_unary(ch, "/hodei.v1.JobExecutionService/QueueJob", &req.base,
-                            &hodei__v1__queue_job_response__descriptor, 10000, &resp, &res, &err);
-        int64_t t1 = hodei_mono_ns();
-        if (st != HODEI_OK || res.code != HODEI_GRPC_OK) {
-            if (failed++ < 5)
-                fprintf(stderr, "QueueJob failed: %s %s\n", err.msg, res.message);
+        int64_t at_ns, lat_ns;
+        if (!bench_queue_one(ch, &req, &resp, &at_ns, &lat_ns, &failed))
             continue;
-        }
         protobuf_c_message_free_unpacked(resp, NULL);
         if (i >= 0)
-            lat[ok++] = t1 - t0;
+            lat[ok++] = lat_ns;
     }
     qsort(lat, ok, sizeof *lat, cmp_i64);
     /* BENCH_PG_COMMIT_MS: the same run's durable commit ceiling (bench/run) */
