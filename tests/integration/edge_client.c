@@ -148,3 +148,33 @@ void edge_queue_shell(edge_handle *e, const char *script, const char *idem_key, 
     hodei_strlcpy(id_out, r->job_id, 37);
     protobuf_c_message_free_unpacked(resp, NULL);
 }
+
+size_t edge_field_bytes(size_t len)
+{
+    size_t v = 1;
+    for (size_t x = len; x >= 0x80; x >>= 7)
+        v++;
+    return 1 + v + len;
+}
+
+int edge_page_model(const size_t *sz, int n, int p, size_t tok, size_t budget)
+{
+    size_t used = 0;
+    int i = p;
+    for (; i < n; i++) {
+        size_t t = i + 1 < n ? tok : 0;
+        if (i > p && used + sz[i] + t > budget)
+            break;
+        used += sz[i];
+    }
+    return i - p;
+}
+
+void edge_restart_page_bytes(harness_stack *st, edge_handle *e, size_t budget)
+{
+    char env0[64];
+    snprintf(env0, sizeof env0, "HODEI_REPLIES_PAGE_BYTES_MAX=%zu", budget);
+    const char *env[] = {env0, NULL};
+    edge_stop(e);
+    edge_start(st, e, env);
+}

@@ -63,4 +63,14 @@ void edge_job_shell(edge_job *j, const char *script);
 /* Queues `sh -c script` and returns the job id (asserts OK). */
 void edge_queue_shell(edge_handle *e, const char *script, const char *idem_key, char *id_out);
 
+/* Paging by bytes (replies.page_bytes_max), as the List calls do it. */
+/* Bytes a message or string of len bytes takes as field 1 or 2 of a reply. */
+size_t edge_field_bytes(size_t len);
+/* How many items from position p a page of budget bytes holds, item i taking sz[i]
+ * bytes of the reply and the next page's token tok bytes (when an item follows): it
+ * ends before its items and its token would pass the budget, and holds at least one. */
+int edge_page_model(const size_t *sz, int n, int p, size_t tok, size_t budget);
+/* Restarts e's job-api with HODEI_REPLIES_PAGE_BYTES_MAX=budget. */
+void edge_restart_page_bytes(harness_stack *st, edge_handle *e, size_t budget);
+
 #endif

@@ -295,40 +295,6 @@ Test(job_api, list_refuses_bad_arguments)
 
 /* ---------------------------------------------- ListJobs paged by bytes */
 
-/* Bytes a message or string of len bytes takes as field 1 or 2 of a reply. */
-static size_t field_bytes(size_t len)
-{
-    size_t v = 1;
-    for (size_t x = len; x >= 0x80; x >>= 7)
-        v++;
-    return 1 + v + len;
-}
-
-/* How many jobs from position p a page of budget bytes holds: it ends
- * before its jobs and its token (tok bytes, when a job follows) would pass
- * the budget, and holds at least one. */
-static int model_page(const size_t *sz, int n, int p, size_t tok, size_t budget)
-{
-    size_t used = 0;
-    int i = p;
-    for (; i < n; i++) {
-        size_t t = i + 1 < n ? tok : 0;
-        if (i > p && used + sz[i] + t > budget)
-            break;
-        used += sz[i];
-    }
-    return i - p;
-}
-
-static void restart_with_budget(size_t budget)
-{
-    char env0[64];
-    snprintf(env0, sizeof env0, "HODEI_REPLIES_PAGE_BYTES_MAX=%zu", budget);
-    const char *env[] = {env0, NULL};
-    edge_stop(&edge);
-    edge_start(&stack, &edge, env);
-}
-
 /* Pages through every job under the running budget; checks each page
  * against the model, every job once and newest first. Returns the first
  * page's job count. */
@@ -340,7 +306,7 @@ static int page_all(char (*ids)[37], const size_t *sz, int n, size_t tok, size_t
     do {
         Hodei__V1__ListJobsResponse *r = list(NULL, 0, 1000, token, &code, msg);
         cr_assert_eq(code, HODEI_GRPC_OK, "%s", msg);
-        int want = model_page(sz, n, seen, tok, budget);
+        int want = edge_page_model(sz, n, seen, tok, budget);
         cr_assert_eq((int)r->n_jobs, want, "page at %d: %zu jobs, the budget %zu holds %d", seen,
                      r->n_jobs, budget, want);
         size_t packed = protobuf_c_message_get_packed_size(&r->base);
@@ -351,7 +317,7 @@ static int page_all(char (*ids)[37], const size_t *sz, int n, size_t tok, size_t
         if (first < 0)
             first = (int)r->n_jobs;
         snprintf(token, sizeof token, "%s", r->next_page_token);
-        cr_assert(token[0] == '\0' || field_bytes(strlen(token)) == tok, "token %s", token);
+        cr_assert(token[0] == '\0' || edge_field_bytes(strlen(token)) == tok, "token %s", token);
         cr_assert_eq(token[0] != '\0', seen < n, "a token exactly while jobs remain (%d)", seen);
         protobuf_c_message_free_unpacked(&r->base, NULL);
     } while (token[0]);
@@ -384,22 +350,22 @@ Test(job_api, list_pages_end_at_the_reply_byte_budget)
     cr_assert_eq(r->n_jobs, N);
     cr_assert_str_eq(r->next_page_token, "");
     for (int i = 0; i < N; i++)
-        sz[i] = field_bytes(protobuf_c_message_get_packed_size(&r->jobs[i]->base));
+        sz[i] = edge_field_bytes(protobuf_c_message_get_packed_size(&r->jobs[i]->base));
     protobuf_c_message_free_unpacked(&r->base, NULL);
     r = list(NULL, 0, 1, NULL, &code, msg);
     cr_assert_eq(code, HODEI_GRPC_OK, "%s", msg);
-    tok = field_bytes(strlen(r->next_page_token));
+    tok = edge_field_bytes(strlen(r->next_page_token));
     protobuf_c_message_free_unpacked(&r->base, NULL);
 
     /* A budget exactly the first three jobs and the token: they are one
      * page; the larger job comes alone; every job once, in order. */
     size_t exact = sz[0] + sz[1] + sz[2] + tok;
     cr_assert_gt(sz[N - 1 - 5], exact, "the large job is larger than the budget");
-    restart_with_budget(exact);
+    edge_restart_page_bytes(&stack, &edge, exact);
     cr_assert_eq(page_all(ids, sz, N, tok, exact), 3);
 
     /* One byte less: the third job goes to the next page. */
-    restart_with_budget(exact - 1);
+    edge_restart_page_bytes(&stack, &edge, exact - 1);
     cr_assert_eq(page_all(ids, sz, N, tok, exact - 1), 2);
 
     /* page_size still ends a page first; the edge still takes jobs. */

@@ -323,15 +323,6 @@ Test(templates, run_fills_in_at_most_the_largest_spec)
 
 /* ---------------------------------------- ListTemplates paged by bytes */
 
-/* Bytes a message or string of len bytes takes as field 1 or 2 of a reply. */
-static size_t field_bytes(size_t len)
-{
-    size_t v = 1;
-    for (size_t x = len; x >= 0x80; x >>= 7)
-        v++;
-    return 1 + v + len;
-}
-
 static Hodei__V1__ListTemplatesResponse *list_page(int size, const char *token)
 {
     Hodei__V1__ListTemplatesRequest req = HODEI__V1__LIST_TEMPLATES_REQUEST__INIT;
@@ -354,15 +345,7 @@ static int page_all(const size_t *sz, int n, size_t tok, size_t budget)
     int seen = 0, first = -1;
     do {
         Hodei__V1__ListTemplatesResponse *l = list_page(1000, token);
-        size_t used = 0;
-        int want = seen;
-        for (; want < n; want++) {
-            size_t t = want + 1 < n ? tok : 0;
-            if (want > seen && used + sz[want] + t > budget)
-                break;
-            used += sz[want];
-        }
-        want -= seen;
+        int want = edge_page_model(sz, n, seen, tok, budget);
         cr_assert_eq((int)l->n_templates, want,
                      "page at %d: %zu templates, the budget %zu holds %d", seen, l->n_templates,
                      budget, want);
@@ -383,15 +366,6 @@ static int page_all(const size_t *sz, int n, size_t tok, size_t budget)
     return first;
 }
 
-static void restart_with_budget(size_t budget)
-{
-    char env0[64];
-    snprintf(env0, sizeof env0, "HODEI_REPLIES_PAGE_BYTES_MAX=%zu", budget);
-    const char *env[] = {env0, NULL};
-    edge_stop(&edge);
-    edge_start(&stack, &edge, env);
-}
-
 Test(templates, list_pages_end_at_the_reply_byte_budget)
 {
     /* in name order; t04 alone is larger than the budget of t00..t02 */
@@ -408,18 +382,18 @@ Test(templates, list_pages_end_at_the_reply_byte_budget)
         tpl_init(&x, name[i], script[i], NULL, 0);
         cr_assert_eq(create(&x, msg, NULL), HODEI_GRPC_OK, "%s", msg);
     }
-    size_t sz[N], tok = field_bytes(3);
+    size_t sz[N], tok = edge_field_bytes(3);
     Hodei__V1__ListTemplatesResponse *l = list_page(1000, "");
     cr_assert_eq(l->n_templates, N);
     for (int i = 0; i < N; i++)
-        sz[i] = field_bytes(protobuf_c_message_get_packed_size(&l->templates[i]->base));
+        sz[i] = edge_field_bytes(protobuf_c_message_get_packed_size(&l->templates[i]->base));
     protobuf_c_message_free_unpacked(&l->base, NULL);
 
     size_t exact = sz[0] + sz[1] + sz[2] + tok; /* a page exactly at the budget */
     cr_assert_gt(sz[4], exact);
-    restart_with_budget(exact);
+    edge_restart_page_bytes(&stack, &edge, exact);
     cr_assert_eq(page_all(sz, N, tok, exact), 3);
-    restart_with_budget(exact - 1);
+    edge_restart_page_bytes(&stack, &edge, exact - 1);
     cr_assert_eq(page_all(sz, N, tok, exact - 1), 2);
     l = list_page(1, ""); /* page_size still ends a page first */
     cr_assert_eq(l->n_templates, 1);
