@@ -630,6 +630,67 @@ Test(worker_edge, one_address_holds_at_most_64_streams_before_hello)
         hodei_rpc_stream_destroy(silent[i]);
 }
 
+/* The refused stream past an address's 64 before Hello: RESOURCE_EXHAUSTED
+ * naming the limit, and not kept. */
+static void ws_refused_past_64(long long held)
+{
+    char msg[512];
+    hodei_rpc_stream *st = ws_open();
+    cr_assert_eq(ws_end(st, msg, sizeof msg), HODEI_GRPC_RESOURCE_EXHAUSTED, "%s", msg);
+    cr_assert(strstr(msg, "have not said hello (at most 64") != NULL, "%s", msg);
+    hodei_rpc_stream_destroy(st);
+    cr_assert_eq(worker_streams(), held, "the refused stream was not kept");
+}
+
+/* An address's count of streams before Hello goes down by one when one of
+ * them says Hello and when one ends, never further: with 64 silent, one
+ * saying Hello lets one more in (and the next is refused); once all of them
+ * ended, 64 new silent streams from that address are held again and the
+ * 65th refused (the count came back to 0, not below). */
+Test(worker_edge, an_address_whose_streams_said_hello_or_ended_holds_64_again)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1];
+    ready_worker(w, session);
+    hodei_rpc_stream *silent[64];
+    for (int i = 0; i < 64; i++)
+        silent[i] = ws_open();
+    cr_assert(worker_streams_wait(64), "the edge holds the 64 silent streams (%lld)",
+              worker_streams());
+    ws_refused_past_64(64);
+
+    /* one of them says Hello (answered: the edge took it) */
+    ws_hello(silent[0], w, session, NULL);
+    Hodei__V1__WorkerMessage ka = HODEI__V1__WORKER_MESSAGE__INIT;
+    Hodei__V1__Keepalive k = HODEI__V1__KEEPALIVE__INIT;
+    k.nonce = 9;
+    ka.body_case = HODEI__V1__WORKER_MESSAGE__BODY_KEEPALIVE;
+    ka.keepalive = &k;
+    ws_send(silent[0], &ka);
+    ProtobufCMessage *reply = NULL;
+    hodei_rpc_result res;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_stream_recv(silent[0], RECV_MS, &reply, &res, &err), HODEI_OK, "%s",
+                 err.msg);
+    cr_assert_not_null(reply, "the worker is served: %s", res.message);
+    protobuf_c_message_free_unpacked(reply, NULL);
+    hodei_rpc_stream *one_more = ws_open();
+    cr_assert(worker_streams_wait(65), "63 silent, the worker and one more (%lld)",
+              worker_streams());
+    ws_refused_past_64(65);
+
+    /* all of them end: the worker's stream and the 64 silent ones */
+    for (int i = 0; i < 64; i++)
+        hodei_rpc_stream_destroy(silent[i]);
+    hodei_rpc_stream_destroy(one_more);
+    cr_assert(worker_streams_wait(0), "every stream went (%lld)", worker_streams());
+    for (int i = 0; i < 64; i++)
+        silent[i] = ws_open();
+    cr_assert(worker_streams_wait(64), "64 silent streams held again (%lld)", worker_streams());
+    ws_refused_past_64(64);
+    for (int i = 0; i < 64; i++)
+        hodei_rpc_stream_destroy(silent[i]);
+}
+
 Test(worker_edge, a_job_runs_end_to_end_and_a_stale_result_is_refused)
 {
     char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF], reason[512];

@@ -29,6 +29,15 @@
 #define HUB_SUBJECT_MAX 128
 #define HUB_SUBS_WAIT_MS 5000  /* destroy waits for subscriptions' last callbacks */
 #define HUB_SESSIONS_MAX 10000 /* worker streams held at once */
+#define HUB_PEER_BUCKETS 256   /* the table of addresses with streams before Hello */
+
+/* The streams from one address that have not said Hello (hub->mu): in the
+ * hub's table while pending > 0, freed when it falls to 0. */
+typedef struct hub_peer {
+    struct hub_peer *next; /* same bucket */
+    size_t pending;
+    char host[WORKER_PEER_HOST_BUF];
+} hub_peer;
 
 struct worker_hub {
     edge *e;
@@ -38,6 +47,7 @@ struct worker_hub {
     pthread_cond_t beat_cv; /* the beater's wait (stopping) */
     worker_session *head;
     size_t n_sessions;
+    hub_peer *peers[HUB_PEER_BUCKETS]; /* by peer_host: streams before Hello */
     bool stopping;
     bool kicked;
     pthread_t ticker, beater;
@@ -60,16 +70,33 @@ log_pub *worker_hub_pub(worker_hub *h)
 
 /* ---------------------------------------------------------------- sessions */
 
-/* Streams from host that have not said Hello. Call with h->mu held. */
-static size_t hub_hello_pending_locked(worker_hub *h, const char *host)
+/* Where host's count of streams before Hello is, or would be linked (FNV-1a
+ * of the address). Call with h->mu held. */
+static hub_peer **hub_peer_find_locked(worker_hub *h, const char *host)
 {
-    size_t n = 0;
-    for (worker_session *o = h->head; o; o = o->next) {
-        pthread_mutex_lock(&o->mu);
-        n += !o->authed && !o->ended && strcmp(o->peer_host, host) == 0;
-        pthread_mutex_unlock(&o->mu);
+    uint32_t hash = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)host; *c; c++)
+        hash = (hash ^ *c) * 16777619u;
+    hub_peer **pp = &h->peers[hash % HUB_PEER_BUCKETS];
+    while (*pp && strcmp((*pp)->host, host) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* s no longer waits for Hello (it said it, or it is being unlisted): its
+ * address counts one stream less, once. Call with h->mu held. */
+static void hub_hello_done_locked(worker_hub *h, worker_session *s)
+{
+    if (!s->hello_pending)
+        return;
+    s->hello_pending = false;
+    hub_peer **pp = hub_peer_find_locked(h, s->peer_host);
+    hub_peer *p = *pp;
+    HODEI_ASSERT(p && p->pending > 0);
+    if (--p->pending == 0) {
+        *pp = p->next;
+        free(p);
     }
-    return n;
 }
 
 worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call, hodei_err *err)
@@ -92,11 +119,23 @@ worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call, hodei
     s->resend_due_ms = INT64_MAX;
     s->suspects_due_ms = INT64_MAX;
     /* counted and listed under one hold of h->mu: concurrent opens cannot
-     * pass a limit together */
+     * pass a limit together; the address's count drops when the stream
+     * says Hello or is unlisted (hub_hello_done_locked) */
     pthread_mutex_lock(&h->mu);
+    hub_peer **pp = hub_peer_find_locked(h, s->peer_host);
     bool full = h->n_sessions >= HUB_SESSIONS_MAX;
-    bool crowded = !full && hub_hello_pending_locked(h, s->peer_host) >= HUB_HELLO_PENDING_PER_PEER;
-    if (!full && !crowded) {
+    bool crowded = !full && *pp && (*pp)->pending >= HUB_HELLO_PENDING_PER_PEER;
+    bool nomem = false;
+    if (!full && !crowded && !*pp) {
+        *pp = calloc(1, sizeof **pp);
+        nomem = !*pp;
+        if (*pp)
+            hodei_strlcpy((*pp)->host, s->peer_host, sizeof(*pp)->host);
+    }
+    bool refused = full || crowded || nomem;
+    if (!refused) {
+        (*pp)->pending++;
+        s->hello_pending = true;
         s->next = h->head;
         h->head = s;
         h->n_sessions++;
@@ -104,15 +143,17 @@ worker_session *worker_session_create(worker_hub *h, hodei_rpc_call *call, hodei
         s->listed = true;
     }
     pthread_mutex_unlock(&h->mu);
-    if (full || crowded) {
+    if (refused) {
         if (full)
             hodei_err_set(err, HODEI_ERR_LIMIT, "too many worker streams on this edge (at most %d)",
                           HUB_SESSIONS_MAX);
-        else
+        else if (crowded)
             hodei_err_set(err, HODEI_ERR_LIMIT,
                           "too many worker streams from %s that have not said hello (at most %d"
                           " at once, each for at most %d ms)",
                           s->peer_host, HUB_HELLO_PENDING_PER_PEER, HUB_HELLO_WAIT_MS);
+        else
+            hodei_err_set(err, HODEI_ERR_NOMEM, "out of memory");
         pthread_mutex_destroy(&s->mu);
         free(s);
         return NULL;
@@ -147,6 +188,7 @@ static bool hub_unlist_locked(worker_hub *h, worker_session *s)
             break;
         }
     }
+    hub_hello_done_locked(h, s);
     s->listed = false;
     s->next = NULL;
     h->n_sessions--;
@@ -260,6 +302,7 @@ hodei_status worker_hub_attach(worker_session *s, hodei_err *err)
     s->resend_due_ms = 0;
     pthread_mutex_unlock(&s->mu);
     pthread_mutex_lock(&h->mu);
+    hub_hello_done_locked(h, s);
     worker_session *older = hub_take_older_locked(h, s);
     if (older)
         worker_session_ref(older);
@@ -859,6 +902,8 @@ void worker_hub_destroy(worker_hub *h)
         HLOG_ERROR("worker hub: NATS subscriptions still open; leaking the hub");
         return;
     }
+    for (size_t i = 0; i < HUB_PEER_BUCKETS; i++)
+        HODEI_ASSERT(!h->peers[i]); /* every session was unlisted: every count fell to 0 */
     pthread_cond_destroy(&h->cv);
     pthread_cond_destroy(&h->beat_cv);
     pthread_mutex_destroy(&h->mu);

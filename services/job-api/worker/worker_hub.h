@@ -27,6 +27,7 @@
 #define WORKER_SESSION_JOBS_MAX 64 /* (job, epoch) pairs a session remembers as its own */
 #define WORKER_SUSPECTS_MAX 64     /* RUNNING jobs missing from a Hello, checked later */
 #define WORKER_SENT_MAX 8          /* RunJobs a session remembers having sent */
+#define WORKER_PEER_HOST_BUF 96    /* a peer's address without its port, and its NUL */
 #define WORKER_STALE_WHY "assignment no longer current"
 #define WORKER_DB_TROUBLE "cannot reach the database; reconnect and re-send"
 
@@ -44,12 +45,13 @@ struct worker_session {
     hodei_rpc_call *call; /* referenced until the session is freed */
     worker_session *next; /* hub list (guarded by hub->mu) */
     bool listed;          /* in the hub list (hub->mu) */
+    bool hello_pending;   /* counted among its address's streams before Hello (hub->mu) */
 
     pthread_mutex_t mu; /* guards everything below */
     bool authed;        /* Hello accepted */
     bool ended;         /* the stream was finished or closed */
     char worker_id[HODEI_ID_BUF];
-    char peer_host[96]; /* the call's address without its port (set once, at create) */
+    char peer_host[WORKER_PEER_HOST_BUF]; /* the call's address without its port (set once) */
     natsSubscription *sub_assigned, *sub_cancel;
     int64_t opened_ms, last_send_ms, last_recv_ms;
     int64_t resend_due_ms; /* INT64_MAX until Hello */
