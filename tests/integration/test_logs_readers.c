@@ -10,8 +10,13 @@
  *   GetJobStatus and QueueJob are answered in bounded time;
  * - GetLogs calls past the readers and their queue are refused at once,
  *   RESOURCE_EXHAUSTED naming logs.readers_queue_max; once the store
- *   answers again both logs read back whole. */
+ *   answers again both logs read back whole.
+ * And the queue's exact bound, on an edge alone: with every reader held
+ * (the jobs table locked, so each waits in PostgreSQL for as long as the
+ * test holds it), exactly logs.readers_queue_max calls wait and are
+ * answered once the readers go on; the next one is refused at once. */
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -347,5 +352,137 @@ Test(logs_readers, slow_get_logs_leave_heartbeats_and_other_calls_alone)
     fclose(f);
     cr_assert(cluster_wait_job(&cl, running, JOB_WAIT_MS, state, sizeof state));
     cr_expect_str_eq(state, "SUCCEEDED", "the running job (its worker was not lost)");
+    hodei_rpc_channel_destroy(ch);
+}
+
+/* ------------------------------------------------------- the queue's bound */
+
+#define Q_READERS 2
+#define Q_MAX 3 /* logs.readers_queue_max */
+#define Q_CALLS (Q_READERS + Q_MAX)
+#define Q_WAIT_MS 30000
+
+static harness_stack qstack;
+static edge_handle qedge;
+
+static void q_setup(void)
+{
+    static const char *const env[] = {"HODEI_LOGS_READERS=2", "HODEI_LOGS_READERS_QUEUE_MAX=3",
+                                      NULL};
+    edge_stack_start(&qstack, &qedge, env);
+}
+
+static void q_teardown(void)
+{
+    edge_stack_stop(&qstack, &qedge);
+}
+
+TestSuite(logs_readers_queue, .init = q_setup, .fini = q_teardown, .timeout = 300);
+
+static hodei_rpc_channel *q_channel(void)
+{
+    hodei_rpc_channel_opts o = {.target = qedge.target, .api_key = qstack.api_key};
+    hodei_rpc_channel *ch = NULL;
+    hodei_err err;
+    cr_assert_eq(hodei_rpc_channel_create(&o, &ch, &err), HODEI_OK, "%s", err.msg);
+    return ch;
+}
+
+/* A value of the edge's /metrics (-1: not read). */
+static long long q_metric(const char *name)
+{
+    static char body[256 * 1024];
+    char needle[128];
+    if (harness_http(qedge.health_port, "GET", "/metrics", body, sizeof body) != 200)
+        return -1;
+    snprintf(needle, sizeof needle, "\n%s ", name);
+    const char *p = strstr(body, needle);
+    return p ? strtoll(p + strlen(needle), NULL, 10) : -1;
+}
+
+typedef struct {
+    const char *job;
+    atomic_int *answered;
+    hodei_grpc_code code;
+    char msg[MSG_MAX];
+} q_call;
+
+static void *q_call_main(void *arg)
+{
+    q_call *c = arg;
+    hodei_rpc_channel *ch = q_channel();
+    size_t n = 0;
+    bool complete = false;
+    c->code = get_logs(ch, c->job, &n, &complete, c->msg, sizeof c->msg);
+    atomic_fetch_add(c->answered, 1);
+    hodei_rpc_channel_destroy(ch);
+    return NULL;
+}
+
+/* Readers busy and the queue full: Q_MAX calls wait (the gauge says so, and
+ * none is answered), the next is refused RESOURCE_EXHAUSTED naming
+ * logs.readers_queue_max; once the readers go on, every waiting call is
+ * answered OK. */
+Test(logs_readers_queue, exactly_queue_max_calls_wait_and_the_next_is_refused)
+{
+    char job[HODEI_ID_BUF], msg[MSG_MAX];
+    edge_queue_shell(&qedge, "true", NULL, job);
+    hodei_rpc_channel *ch = q_channel();
+    size_t n = 0;
+    bool complete = false;
+    cr_assert_eq(get_logs(ch, job, &n, &complete, msg, sizeof msg), HODEI_GRPC_OK, "%s", msg);
+
+    /* The readers' first read (the job's row) waits for the lock. */
+    PGconn *db = PQconnectdb(qstack.db_url);
+    cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+    PGresult *r = PQexec(db, "BEGIN; LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(db));
+    PQclear(r);
+    atomic_int answered = 0;
+    q_call calls[Q_CALLS];
+    pthread_t threads[Q_CALLS];
+    for (int i = 0; i < Q_CALLS; i++) {
+        calls[i] = (q_call){.job = job, .answered = &answered};
+        cr_assert_eq(pthread_create(&threads[i], NULL, q_call_main, &calls[i]), 0);
+    }
+    int64_t until = hodei_mono_ms() + Q_WAIT_MS;
+    int64_t blocked = -1;
+    long long waiting = -1;
+    while (hodei_mono_ms() < until) {
+        blocked = harness_sql_i64(&qstack, "SELECT count(*) FROM pg_locks"
+                                           " WHERE relation = 'jobs'::regclass AND NOT granted");
+        waiting = q_metric("hodei_edge_log_reads_waiting");
+        /* both readers wait for the lock (they hold their calls until it
+         * goes), then the queue is full: a steady state */
+        if (blocked >= Q_READERS && waiting == Q_MAX)
+            break;
+        hodei_sleep_ms(50);
+    }
+    cr_assert(blocked >= Q_READERS && waiting == Q_MAX,
+              "%d readers held and %d calls waiting (%lld held, %lld waiting)", Q_READERS, Q_MAX,
+              (long long)blocked, waiting);
+    cr_assert_eq(atomic_load(&answered), 0, "no call was answered while the readers were held");
+
+    /* the next one: refused at once, naming the setting and its value */
+    hodei_grpc_code code = get_logs(ch, job, &n, &complete, msg, sizeof msg);
+    cr_assert_eq(code, HODEI_GRPC_RESOURCE_EXHAUSTED, "%d %s", (int)code, msg);
+    cr_assert(strstr(msg, "logs.readers_queue_max: 3 GetLogs calls already wait"), "%s", msg);
+    cr_assert_eq(q_metric("hodei_edge_log_reads_refused_total"), 1);
+    cr_assert_eq(q_metric("hodei_edge_log_reads_waiting"), Q_MAX, "the refused call did not wait");
+    cr_assert_eq(atomic_load(&answered), 0);
+
+    /* the readers go on: every call that waited is answered */
+    r = PQexec(db, "COMMIT");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(db));
+    PQclear(r);
+    PQfinish(db);
+    for (int i = 0; i < Q_CALLS; i++) {
+        pthread_join(threads[i], NULL);
+        cr_expect_eq(calls[i].code, HODEI_GRPC_OK, "call %d: %d %s", i, (int)calls[i].code,
+                     calls[i].msg);
+    }
+    cr_assert_eq(q_metric("hodei_edge_log_reads_waiting"), 0);
+    cr_assert_eq(q_metric("hodei_edge_log_reads_refused_total"), 1);
+    cr_assert_eq(get_logs(ch, job, &n, &complete, msg, sizeof msg), HODEI_GRPC_OK, "%s", msg);
     hodei_rpc_channel_destroy(ch);
 }
