@@ -41,6 +41,11 @@ void edge_metrics_register(edge_metrics *m, hodei_daemon *d)
     m->submit_assigned = hodei_daemon_counter(
         d, "hodei_edge_submit_assigned_total",
         "Jobs given to an idle worker of this edge in their submit transaction.");
+    m->hints = hodei_daemon_counter(
+        d, "hodei_edge_hints_total",
+        "Schedulers' post-commit hints naming a worker this edge holds and a RunJob it had not"
+        " sent: each made the edge re-read that worker's commands at once, without waiting for"
+        " the relay's event or worker.resend_interval.");
     m->reply_bytes = hodei_daemon_gauge(
         d, "hodei_edge_reply_bytes",
         "Bytes of replies and stream messages held for clients that have not taken them"

@@ -20,6 +20,7 @@ typedef struct {
     hodei_metric *queue_wait_seconds;
     hodei_metric *handoffs;
     hodei_metric *submit_assigned;
+    hodei_metric *hints;       /* schedulers' hints that made the hub re-read a worker at once */
     hodei_metric *reply_bytes; /* gauge, set by edge_limits.c's stream sends */
 } edge_metrics;
 

@@ -224,12 +224,13 @@ static void hub_on_event(natsConnection *nc, natsSubscription *sub, natsMsg *msg
     worker_hub *h = closure;
     const char *subject = natsMsg_GetSubject(msg);
     const char *dot = subject ? strrchr(subject, '.') : NULL;
-    bool assigned = subject && (strncmp(subject, HODEI_SUBJ_JOB_ASSIGNED_PREFIX,
-                                        strlen(HODEI_SUBJ_JOB_ASSIGNED_PREFIX)) == 0 ||
-                                strncmp(subject, HODEI_SUBJ_HINT_ASSIGNED_PREFIX,
-                                        strlen(HODEI_SUBJ_HINT_ASSIGNED_PREFIX)) == 0);
-    if (dot && hodei_id_valid(dot + 1) && !(assigned && hub_assigned_known(h, dot + 1, msg)))
-        worker_hub_kick(h, dot + 1);
+    bool hint = subject && strncmp(subject, HODEI_SUBJ_HINT_ASSIGNED_PREFIX,
+                                   strlen(HODEI_SUBJ_HINT_ASSIGNED_PREFIX)) == 0;
+    bool assigned = hint || (subject && strncmp(subject, HODEI_SUBJ_JOB_ASSIGNED_PREFIX,
+                                                strlen(HODEI_SUBJ_JOB_ASSIGNED_PREFIX)) == 0);
+    if (dot && hodei_id_valid(dot + 1) && !(assigned && hub_assigned_known(h, dot + 1, msg)) &&
+        worker_hub_kick(h, dot + 1) && hint)
+        hodei_metric_add(h->e->m.hints, 1);
     natsMsg_Destroy(msg);
 }
 
@@ -361,11 +362,11 @@ worker_session *worker_hub_find(worker_hub *h, const char *worker_id)
     return found;
 }
 
-void worker_hub_kick(worker_hub *h, const char *worker_id)
+bool worker_hub_kick(worker_hub *h, const char *worker_id)
 {
     worker_session *s = worker_hub_find(h, worker_id);
     if (!s)
-        return;
+        return false;
     pthread_mutex_lock(&s->mu);
     s->resend_due_ms = 0;
     pthread_mutex_unlock(&s->mu);
@@ -374,6 +375,7 @@ void worker_hub_kick(worker_hub *h, const char *worker_id)
     h->kicked = true;
     pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
+    return true;
 }
 
 void worker_hub_close_worker(worker_hub *h, const char *worker_id, hodei_grpc_code code,

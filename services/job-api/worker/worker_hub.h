@@ -113,8 +113,9 @@ void worker_session_unref(worker_session *s);
 hodei_status worker_hub_attach(worker_session *s, hodei_err *err);
 /* The stream is over: unlisted and unsubscribed. Idempotent. */
 void worker_hub_detach(worker_session *s);
-/* Re-send from PostgreSQL at the next tick (NATS said something changed). */
-void worker_hub_kick(worker_hub *h, const char *worker_id);
+/* Re-send from PostgreSQL at the next tick (NATS said something changed);
+ * false when this edge holds no stream of worker_id (nothing to do). */
+bool worker_hub_kick(worker_hub *h, const char *worker_id);
 /* The live (authenticated, not ended) session of worker_id, with a
  * reference the caller drops (worker_session_unref); NULL when this edge
  * holds none. */
