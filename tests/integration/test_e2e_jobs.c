@@ -273,41 +273,79 @@ Test(e2e, a_warm_worker_gets_its_job_from_the_schedulers_hint_without_the_relay,
     cluster_stop(&cl);
 }
 
-Test(e2e, timeout_and_cancel_end_the_job_and_its_process_tree, .timeout = 300)
+/* Waits up to wait_ms for pid to be gone; true when it is. */
+static bool proc_gone_within(pid_t pid, int64_t wait_ms)
 {
-    char id[37], id2[37], state[32], q[512], pidfile[700], script[900];
-    cluster_start(&cl, fast_env);
-    cluster_provider(&cl, 4, 60000, 0);
+    int64_t until = hodei_mono_ms() + wait_ms;
+    while (proc_alive(pid) && hodei_mono_ms() < until)
+        hodei_sleep_ms(100);
+    return !proc_alive(pid);
+}
 
-    snprintf(pidfile, sizeof pidfile, "%s/tree.pid", cl.stack.state_dir);
-    snprintf(script, sizeof script, "sleep 30 & echo $! > '%s'; wait", pidfile);
-    cluster_queue(&cl, script, 1, 1000, id);
-    snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", id);
-    cr_assert(cluster_wait_sql(&cl, q, 1, 60000), "the job starts");
-    int64_t t0 = hodei_mono_ms();
-    cr_assert(cluster_wait_job(&cl, id, 10000, state, sizeof state));
-    cr_expect_str_eq(state, "TIMEOUT");
-    cr_expect_leq(hodei_mono_ms() - t0, 3000, "TIMEOUT within 3 s of starting a 1 s job");
+/* The process whose pid a job wrote to pidfile is gone within a minute
+ * (it would live 10); killed here if not, so that a failure leaves none. */
+static void expect_child_gone(const char *pidfile, const char *what)
+{
     FILE *f = fopen(pidfile, "r");
     long child = 0;
-    cr_assert(f && fscanf(f, "%ld", &child) == 1);
+    cr_assert(f && fscanf(f, "%ld", &child) == 1, "%s: the job wrote its child's pid", what);
     fclose(f);
-    hodei_sleep_ms(500);
-    cr_expect(!proc_alive((pid_t)child), "the job's child process is gone too");
+    bool gone = proc_gone_within((pid_t)child, 60000);
+    if (!gone)
+        kill((pid_t)child, SIGKILL);
+    cr_expect(gone, "%s", what);
+}
 
-    cluster_queue(&cl, "sleep 30", 1, 0, id2);
+/* A job's timeout and a cancel end it and its whole process tree, and it
+ * is the worker that ends it: the edge counts the job ended by the worker's
+ * result (hodei_jobs_finished_total), which the supervisor's server-side
+ * timeout (timeout_ms + supervisor.timeout_grace, here 60 s) does not go
+ * through. No time is asserted: the product promises the state and who
+ * ends it, not how fast a loaded machine gets there. The jobs' processes
+ * would live 10 minutes by themselves, longer than every wait here. */
+Test(e2e, timeout_and_cancel_end_the_job_and_its_process_tree, .timeout = 600)
+{
+    static const char *const env[] = {
+        "HODEI_SUPERVISOR_TIMEOUT_GRACE=60s",
+        "HODEI_SUPERVISOR_TICK_INTERVAL=200ms",
+        "HODEI_LOG_LEVEL=info",
+        NULL,
+    };
+    char id[37], id2[37], state[32], q[512], pidfile[700], script[900];
+    cluster_start(&cl, env);
+    cluster_provider(&cl, 4, 600000, 0);
+    int edge = cl.edge.health_port;
+
+    snprintf(pidfile, sizeof pidfile, "%s/tree.pid", cl.stack.state_dir);
+    snprintf(script, sizeof script, "sleep 600 & echo $! > '%s'; wait", pidfile);
+    cluster_queue(&cl, script, 1, 5000, id);
+    cr_assert(cluster_wait_job(&cl, id, 180000, state, sizeof state), "the job ends");
+    cr_expect_str_eq(state, "TIMEOUT");
+    cr_expect_eq(harness_metric(edge, "hodei_jobs_finished_total{state=\"TIMEOUT\"}"), 1,
+                 "the worker's own timeout ended the job, not the supervisor's");
+    expect_child_gone(pidfile, "the timed-out job's child process is gone too");
+
+    snprintf(pidfile, sizeof pidfile, "%s/tree2.pid", cl.stack.state_dir);
+    snprintf(script, sizeof script, "sleep 600 & echo $! > '%s'; wait", pidfile);
+    cluster_queue(&cl, script, 1, 0, id2);
     snprintf(q, sizeof q, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'RUNNING'", id2);
-    cr_assert(cluster_wait_sql(&cl, q, 1, 60000), "the second job starts");
+    cr_assert(cluster_wait_sql(&cl, q, 1, 120000), "the second job starts");
+    int64_t until = hodei_mono_ms() + 120000;
+    struct stat sb;
+    while ((stat(pidfile, &sb) != 0 || sb.st_size == 0) && hodei_mono_ms() < until)
+        hodei_sleep_ms(100);
+    cr_assert(stat(pidfile, &sb) == 0 && sb.st_size > 0, "the second job started its child");
     Hodei__V1__CancelJobRequest req = HODEI__V1__CANCEL_JOB_REQUEST__INIT;
     req.job_id = id2;
     char msg[256];
     cr_assert_eq(edge_call(&cl.edge, "CancelJob", &req.base,
                            &hodei__v1__cancel_job_response__descriptor, NULL, msg, sizeof msg),
                  HODEI_GRPC_OK, "%s", msg);
-    t0 = hodei_mono_ms();
-    cr_assert(cluster_wait_job(&cl, id2, 10000, state, sizeof state));
+    cr_assert(cluster_wait_job(&cl, id2, 180000, state, sizeof state), "the cancelled job ends");
     cr_expect_str_eq(state, "CANCELLED");
-    cr_expect_leq(hodei_mono_ms() - t0, 3000, "CANCELLED within 3 s");
+    cr_expect_eq(harness_metric(edge, "hodei_jobs_finished_total{state=\"CANCELLED\"}"), 1,
+                 "the worker ended the cancelled job");
+    expect_child_gone(pidfile, "the cancelled job's child process is gone too");
     cluster_stop(&cl);
 }
 
