@@ -42,7 +42,7 @@
 #define IDLE_MS 10000
 #define ROUNDS 30 /* the big job writes ROUNDS times ROUND_LINES lines */
 #define ROUND_LINES                                                                                \
-    10000 /* of 100 bytes: 1 MB, then a pause of 0.5 s (a reader on a loaded machine keeps up) */
+    10000 /* of 100 bytes: 1 MB, then the job waits for the reading client to have them */
 #define LINES (ROUNDS * ROUND_LINES)
 #define SLOW_STREAMS 6
 /* Generous: an ASan build's RSS moves with its quarantine; what is checked is
@@ -195,10 +195,12 @@ static void list_jobs_ok(void)
                  HODEI_GRPC_OK, "another client's call: %s", msg);
 }
 
-/* Reads a stream to its end; returns the lines received, the status in res. */
-static size_t drain(hodei_rpc_stream *st, hodei_rpc_result *res, long *rss_max)
+/* Reads a stream to its end; returns the lines received, the status in res.
+ * Each time ROUND_LINES more lines have arrived, creates gate.<round> (1, 2,
+ * ...), the file the big job waits for before it writes its next round. */
+static size_t drain(hodei_rpc_stream *st, hodei_rpc_result *res, long *rss_max, const char *gate)
 {
-    size_t lines = 0;
+    size_t lines = 0, round = 1;
     for (;;) {
         ProtobufCMessage *m = NULL;
         hodei_err err;
@@ -208,6 +210,13 @@ static size_t drain(hodei_rpc_stream *st, hodei_rpc_result *res, long *rss_max)
             return lines;
         lines += ((Hodei__V1__LogChunk *)m)->n_lines;
         protobuf_c_message_free_unpacked(m, NULL);
+        for (; gate && lines >= round * ROUND_LINES; round++) {
+            char path[800];
+            snprintf(path, sizeof path, "%s.%zu", gate, round);
+            FILE *f = fopen(path, "w");
+            cr_assert_not_null(f, "%s", path);
+            fclose(f);
+        }
         if (rss_max && (lines % 1000) == 0) {
             long kb = harness_rss_kb(cl.edge.proc.pid);
             if (kb > *rss_max)
@@ -217,14 +226,21 @@ static size_t drain(hodei_rpc_stream *st, hodei_rpc_result *res, long *rss_max)
 }
 
 /* Queues the big job with SLOW_STREAMS streams that do not read and one that
- * reads it all (asserted); returns the edge's largest RSS meanwhile. */
+ * reads it all (asserted); returns the edge's largest RSS meanwhile. The job
+ * writes a round only once the reading client has every line of the one
+ * before (it waits for drain's gate file, at most 2 minutes): that client
+ * keeps up with the job however loaded the machine, which is what a client
+ * that reads relies on (it is never ended for being behind), while the
+ * streams that read nothing fall behind by the whole job. */
 static long big_job_with_blocked_readers(int *blocked, long idle_kb, int rounds, int pause_s)
 {
-    char big[HODEI_ID_BUF], state[32], script[512];
+    char big[HODEI_ID_BUF], state[32], script[1536], gate[700];
+    snprintf(gate, sizeof gate, "%s/read-round", cl.stack.state_dir);
     snprintf(script, sizeof script,
-             "sleep 2; for r in $(seq %d); do yes %099d | head -n %d; sleep 0.5; done;"
+             "sleep 2; for r in $(seq %d); do yes %099d | head -n %d; i=0;"
+             " while [ ! -e '%s.'$r ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; done;"
              " sleep %d; echo last-line",
-             rounds, 0, ROUND_LINES, pause_s);
+             rounds, 0, ROUND_LINES, gate, pause_s);
     cluster_queue(&cl, script, 1, 0, big);
     for (int i = 0; i < SLOW_STREAMS; i++)
         blocked[i] = sse_open(big); /* never read while the job runs */
@@ -232,7 +248,7 @@ static long big_job_with_blocked_readers(int *blocked, long idle_kb, int rounds,
     hodei_rpc_stream *reader = follow(good, big);
     hodei_rpc_result res;
     long rss_max = idle_kb;
-    size_t got = drain(reader, &res, &rss_max);
+    size_t got = drain(reader, &res, &rss_max, gate);
     cr_assert_eq(res.code, HODEI_GRPC_OK, "the reading client: %s", res.message);
     cr_assert_eq(got, (size_t)rounds * ROUND_LINES + 1, "the reading client gets every line");
     hodei_rpc_stream_destroy(reader);
