@@ -933,6 +933,96 @@ Test(worker_edge, a_job_assigned_event_reaches_the_worker_without_waiting_for_th
     nats_Close();
 }
 
+/* The supervisor's JobCancelRequested for (job, epoch 1) on the worker's subject. */
+static void publish_cancel(const char *w, const char *job)
+{
+    natsConnection *nc = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, stack.nats_url), NATS_OK);
+    Hodei__V1__Event ev = HODEI__V1__EVENT__INIT;
+    Hodei__V1__JobCancelRequested c = HODEI__V1__JOB_CANCEL_REQUESTED__INIT;
+    c.job_id = (char *)job;
+    c.worker_id = (char *)w;
+    c.epoch = 1;
+    c.reason = "timeout";
+    ev.body_case = HODEI__V1__EVENT__BODY_JOB_CANCEL_REQUESTED;
+    ev.job_cancel_requested = &c;
+    uint8_t buf[512];
+    size_t n = hodei__v1__event__pack(&ev, buf);
+    char subject[128];
+    snprintf(subject, sizeof subject, "hodei.evt.job.cancel.%s", w);
+    cr_assert_eq(natsConnection_Publish(nc, subject, buf, (int)n), NATS_OK);
+    cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+    natsConnection_Destroy(nc);
+}
+
+/* As the supervisor ends a running attempt past its timeout and grace: the
+ * job TIMEOUT, the worker left BUSY with it (it is still running it). */
+static void server_ends_attempt(const char *job)
+{
+    cr_assert_eq(sqlf("UPDATE jobs SET state = 'TIMEOUT', finished_at = now(),"
+                      " error = 'timed out after 60000 ms' WHERE id = '%s' RETURNING 1",
+                      job),
+                 1);
+}
+
+static void expect_cancel_of_ended(hodei_rpc_stream *st, const char *job)
+{
+    Hodei__V1__ServerMessage *m = ws_expect(st, HODEI__V1__SERVER_MESSAGE__BODY_CANCEL_JOB);
+    cr_assert_str_eq(m->cancel_job->job_id, job);
+    cr_assert_eq(m->cancel_job->epoch, 1);
+    cr_assert_not_null(strstr(m->cancel_job->reason, "TIMEOUT"), "%s", m->cancel_job->reason);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+}
+
+/* The worker's result for the ended attempt frees it and leaves the job as
+ * the server ended it. */
+static void result_frees_worker(hodei_rpc_stream *st, const char *w, const char *job)
+{
+    ws_result(st, job, 1, HODEI__V1__JOB_STATE__JOB_STATE_CANCELLED, 137);
+    (void)ws_result_ack(st, job, NULL, 0);
+    cr_assert_eq(sqlf("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'TIMEOUT'", job), 1,
+                 "the worker's late result changed the ended job");
+    cr_assert_eq(sqlf("SELECT count(*) FROM workers WHERE id = '%s' AND state = 'READY'"
+                      " AND current_job_id IS NULL",
+                      w),
+                 1, "the result freed the worker");
+}
+
+/* The supervisor ended a running attempt on the server (a timeout past its
+ * grace) and its JobCancelRequested reached the edge: the worker still
+ * running it is told to kill it. */
+Test(worker_edge, a_running_attempt_the_server_ended_gets_cancel_job)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];
+    ready_worker(w, session);
+    make_job(job, w, "RUNNING", 1, 1, 1);
+    hodei_rpc_stream *st = ws_open();
+    ws_hello(st, w, session, job);
+    hodei_sleep_ms(300); /* the Hello's own re-send has passed; the next is 30 s away */
+    server_ends_attempt(job);
+    publish_cancel(w, job);
+    expect_cancel_of_ended(st, job);
+    result_frees_worker(st, w, job);
+    hodei_rpc_stream_destroy(st);
+    nats_Close();
+}
+
+/* ... and told again at each re-send while it holds the attempt, whether
+ * or not the event arrived. */
+Test(worker_edge_fast, a_held_attempt_the_server_ended_gets_cancel_job_at_each_resend)
+{
+    char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];
+    ready_worker(w, session);
+    make_job(job, w, "RUNNING", 1, 1, 1);
+    hodei_rpc_stream *st = ws_open();
+    ws_hello(st, w, session, job);
+    server_ends_attempt(job);
+    for (int i = 0; i < 3; i++)
+        expect_cancel_of_ended(st, job);
+    result_frees_worker(st, w, job);
+    hodei_rpc_stream_destroy(st);
+}
+
 Test(worker_edge_fast, a_restarted_worker_loses_its_running_job_and_idle_streams_get_keepalives)
 {
     char w[HODEI_ID_BUF], session[SESSION_HEX + 1], job[HODEI_ID_BUF];

@@ -486,6 +486,17 @@ bool worker_session_owns(worker_session *s, const char *job_id, int64_t epoch)
     return owns;
 }
 
+int64_t worker_session_owned_epoch(worker_session *s, const char *job_id)
+{
+    int64_t epoch = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_jobs; i++)
+        if (s->jobs[i].epoch > epoch && strcasecmp(s->jobs[i].job_id, job_id) == 0)
+            epoch = s->jobs[i].epoch;
+    pthread_mutex_unlock(&s->mu);
+    return epoch;
+}
+
 void worker_session_printed(worker_session *s, const char *job_id, int64_t epoch)
 {
     pthread_mutex_lock(&s->mu);

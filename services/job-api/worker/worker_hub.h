@@ -144,6 +144,8 @@ void worker_session_worker_id(worker_session *s, char out[HODEI_ID_BUF]);
 void worker_session_own(worker_session *s, const char *job_id, int64_t epoch);
 void worker_session_forget(worker_session *s, const char *job_id);
 bool worker_session_owns(worker_session *s, const char *job_id, int64_t epoch);
+/* The highest epoch of job_id this stream owns; 0 when none. */
+int64_t worker_session_owned_epoch(worker_session *s, const char *job_id);
 /* A line of (job, epoch), owned, came on this stream. */
 void worker_session_printed(worker_session *s, const char *job_id, int64_t epoch);
 /* (job, epoch) is owned by this stream and no line of it came on it. */

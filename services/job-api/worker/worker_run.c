@@ -193,6 +193,34 @@ static void resend_check_suspects(worker_session *s, const char *worker_id)
     }
 }
 
+/* After the run row's columns: the job the worker still holds (BUSY, its
+ * current_job_id) when that job's attempt at this worker is over: the
+ * supervisor ended it (a timeout past its grace, say) and the worker is
+ * still running it. Its state and epoch ('' and 0 when there is none). */
+#define RESEND_HELD_SQL " coalesce(h.id::text, ''), coalesce(h.state, ''), coalesce(h.epoch, 0)"
+#define RESEND_HELD_JOIN_SQL                                                                       \
+    " LEFT JOIN jobs h ON w.state = 'BUSY' AND h.id = w.current_job_id"                            \
+    "  AND NOT (h.state IN ('ASSIGNED', 'RUNNING') AND h.worker_id = w.id)"
+enum { RESEND_COL_HELD_JOB = HODEI_RUN_COLS, RESEND_COL_HELD_STATE, RESEND_COL_HELD_EPOCH };
+
+/* The worker holds an attempt the server ended: CancelJob, at every
+ * re-send until its result frees the worker (the agent kills it once). The
+ * epoch is the one this stream ran it at, else the job's (not re-assigned
+ * yet, or ended at this worker). */
+static void resend_cancel_held(worker_session *s, const PGresult *res)
+{
+    const char *job_id = hodei_db_get_str(res, 0, RESEND_COL_HELD_JOB);
+    if (!job_id[0])
+        return;
+    int64_t epoch = worker_session_owned_epoch(s, job_id);
+    if (epoch == 0)
+        epoch = hodei_db_get_i64(res, 0, RESEND_COL_HELD_EPOCH);
+    char why[96];
+    snprintf(why, sizeof why, "the attempt was ended by the server: %s",
+             hodei_db_get_str(res, 0, RESEND_COL_HELD_STATE));
+    worker_session_send_cancel(s, job_id, epoch, why);
+}
+
 void worker_run_resend(worker_session *s)
 {
     char worker_id[HODEI_ID_BUF];
@@ -211,17 +239,18 @@ void worker_run_resend(worker_session *s)
         " coalesce(j.cancel_reason, ''),"
         " CASE WHEN j.state = 'ASSIGNED' THEN encode(j.spec, 'hex') ELSE '' END,"
         " w.state, " HODEI_STORE_JOB_DUE_AGE_SQL(
-            "j") " FROM workers w LEFT JOIN LATERAL"
+            "j") "," RESEND_HELD_SQL " FROM workers w LEFT JOIN LATERAL"
                  "  (SELECT * FROM jobs WHERE worker_id = w.id"
                  "    AND state IN ('ASSIGNED', 'RUNNING') ORDER BY created_at LIMIT $2::int)"
-                 "  j ON true"
-                 " WHERE w.id = $1::uuid",
+                 "  j ON true" RESEND_HELD_JOIN_SQL " WHERE w.id = $1::uuid",
         2, params, &res, &err);
     run_release(s, conn, st);
     if (st != HODEI_OK)
         goto fail;
-    if (PQntuples(res) > 0)
+    if (PQntuples(res) > 0) {
         resend_drain(s, hodei_db_get_str(res, 0, HODEI_RUN_COL_WORKER_STATE));
+        resend_cancel_held(s, res);
+    }
     for (int i = 0; i < PQntuples(res); i++) {
         const char *job_id = hodei_db_get_str(res, i, HODEI_RUN_COL_JOB_ID);
         Hodei__V1__JobState state;
