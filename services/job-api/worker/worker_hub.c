@@ -497,13 +497,14 @@ int64_t worker_session_owned_epoch(worker_session *s, const char *job_id)
     return epoch;
 }
 
-void worker_session_printed(worker_session *s, const char *job_id, int64_t epoch)
+bool worker_session_owns_mark(worker_session *s, const char *job_id, int64_t epoch, bool printed)
 {
     pthread_mutex_lock(&s->mu);
     worker_job_ref *r = session_job_locked(s, job_id, epoch);
-    if (r)
+    if (r && printed)
         r->printed = true;
     pthread_mutex_unlock(&s->mu);
+    return r != NULL;
 }
 
 bool worker_session_silent(worker_session *s, const char *job_id, int64_t epoch)

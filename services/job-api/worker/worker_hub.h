@@ -146,8 +146,9 @@ void worker_session_forget(worker_session *s, const char *job_id);
 bool worker_session_owns(worker_session *s, const char *job_id, int64_t epoch);
 /* The highest epoch of job_id this stream owns; 0 when none. */
 int64_t worker_session_owned_epoch(worker_session *s, const char *job_id);
-/* A line of (job, epoch), owned, came on this stream. */
-void worker_session_printed(worker_session *s, const char *job_id, int64_t epoch);
+/* worker_session_owns, and when it does and printed, notes that a line of
+ * (job, epoch) came on this stream: one hold of the lock per log batch. */
+bool worker_session_owns_mark(worker_session *s, const char *job_id, int64_t epoch, bool printed);
 /* (job, epoch) is owned by this stream and no line of it came on it. */
 bool worker_session_silent(worker_session *s, const char *job_id, int64_t epoch);
 /* RunJob of job_id at epoch went out on this stream (remembered for the last

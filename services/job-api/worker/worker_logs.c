@@ -92,7 +92,14 @@ void worker_logs_drops(worker_session *s, const char *job_id, int64_t epoch)
 void worker_logs_on_batch(worker_session *s, Hodei__V1__LogBatch *b)
 {
     static atomic_long dropped;
-    if (!worker_run_owned(s, b->job_id, b->epoch)) {
+    bool printed = b->n_lines > 0;
+    /* owned and marked in one look; the database is asked only on a miss */
+    bool owned = worker_session_owns_mark(s, b->job_id, b->epoch, printed);
+    if (!owned && worker_run_owned(s, b->job_id, b->epoch)) {
+        owned = true;
+        (void)worker_session_owns_mark(s, b->job_id, b->epoch, printed); /* the entry it added */
+    }
+    if (!owned) {
         long n = atomic_fetch_add(&dropped, 1);
         if (n % LOGS_DROP_EVERY == 0)
             HLOG_INFO("log batch of job %s epoch %" PRId64 " dropped: not this worker's"
@@ -101,8 +108,6 @@ void worker_logs_on_batch(worker_session *s, Hodei__V1__LogBatch *b)
         return;
     }
     size_t n_lines = b->n_lines;
-    if (n_lines > 0)
-        worker_session_printed(s, b->job_id, b->epoch);
     logs_limit(s, b);
     hodei_err perr;
     if (b->n_lines > 0)
