@@ -45,21 +45,32 @@ static Hodei__V1__GetLogsResponse *get_logs(const char *id)
     return (Hodei__V1__GetLogsResponse *)resp;
 }
 
+/* A connection to the stack's NATS and its JetStream context. */
+static void js_open(natsConnection **nc, jsCtx **js)
+{
+    cr_assert_eq(natsConnection_ConnectTo(nc, cl.stack.nats_url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(js, *nc, NULL), NATS_OK);
+}
+
+static void js_close(natsConnection *nc, jsCtx *js)
+{
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
 static void purge_logs(void)
 {
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
     jsErrCode jerr = 0;
-    cr_assert_eq(natsConnection_ConnectTo(&nc, cl.stack.nats_url), NATS_OK);
-    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    js_open(&nc, &js);
     cr_assert_eq(js_PurgeStream(js, HODEI_STREAM_LOGS, NULL, &jerr), NATS_OK, "purge: %d",
                  (int)jerr);
     jsStreamInfo *si = NULL;
     cr_assert_eq(js_GetStreamInfo(&si, js, HODEI_STREAM_LOGS, NULL, &jerr), NATS_OK);
     cr_assert_eq(si->State.Msgs, 0, "the stream holds nothing after the purge");
     jsStreamInfo_Destroy(si);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
+    js_close(nc, js);
 }
 
 static void wait_done(const char *id, const char *want)
@@ -154,8 +165,7 @@ static uint64_t subject_state(const char *id, bool *last_is_end, bool *last_alon
     natsMsg *last = NULL;
     const char *v = NULL;
     snprintf(subject, sizeof subject, "%s%s", HODEI_SUBJ_LOGS_PREFIX, id);
-    cr_assert_eq(natsConnection_ConnectTo(&nc, cl.stack.nats_url), NATS_OK);
-    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    js_open(&nc, &js);
     jsOptions_Init(&o);
     o.Stream.Info.SubjectsFilter = subject;
     cr_assert_eq(js_GetStreamInfo(&si, js, HODEI_STREAM_LOGS, &o, &jerr), NATS_OK);
@@ -168,8 +178,7 @@ static uint64_t subject_state(const char *id, bool *last_is_end, bool *last_alon
     *last_is_end = natsMsgHeader_Get(last, HODEI_HDR_LOG_END, &v) == NATS_OK;
     *last_alone = natsMsgHeader_Get(last, HODEI_HDR_EXPECT_LAST_SUBJ_SEQ, &v) == NATS_OK;
     natsMsg_Destroy(last);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
+    js_close(nc, js);
     return n;
 }
 
@@ -199,15 +208,13 @@ static void publish_line(const char *id, const char *text)
     snprintf(subject, sizeof subject, "%s%s", HODEI_SUBJ_LOGS_PREFIX, id);
     snprintf(msg_id, sizeof msg_id, "%s:1:1", id);
     natsMsg *m = NULL;
-    cr_assert_eq(natsConnection_ConnectTo(&nc, cl.stack.nats_url), NATS_OK);
-    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    js_open(&nc, &js);
     cr_assert_eq(natsMsg_Create(&m, subject, NULL, (const char *)buf, (int)len), NATS_OK);
     cr_assert_eq(natsMsgHeader_Set(m, HODEI_HDR_MSG_ID, msg_id), NATS_OK);
     cr_assert_eq(js_PublishMsg(&pa, js, m, NULL, &jerr), NATS_OK, "publish: %d", (int)jerr);
     jsPubAck_Destroy(pa);
     natsMsg_Destroy(m);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
+    js_close(nc, js);
 }
 
 /* A job that printed nothing ends with a marker stored on the condition
